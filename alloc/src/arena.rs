@@ -1,0 +1,155 @@
+//! [`HorizonArena`]: a bump arena that runs destructors when it is reset.
+
+use std::cell::{Cell, UnsafeCell};
+use std::fmt;
+use std::ptr::NonNull;
+
+use bumpalo::Bump;
+
+/// A type-erased pending destructor: where the value lives and how to drop it.
+struct DropEntry {
+    ptr: NonNull<u8>,
+    drop_fn: unsafe fn(NonNull<u8>),
+}
+
+/// Drops the `T` at `ptr` in place.
+///
+/// # Safety
+/// `ptr` must point to a live, initialised `T` that nobody will use again.
+unsafe fn drop_in_place_erased<T>(ptr: NonNull<u8>) {
+    // SAFETY: the caller guarantees `ptr` is a live `T` that is never used again (see the function contract).
+    unsafe { std::ptr::drop_in_place(ptr.cast::<T>().as_ptr()) }
+}
+
+/// A bump arena for the graph nodes of one horizon window.
+///
+/// Allocation is a pointer bump; values that need dropping also push one entry onto a destructor list, which
+/// [`reset`](Self::reset) (or dropping the arena) walks in allocation order. The arena never frees single values.
+///
+/// # Examples
+/// ```
+/// use celer_alloc::HorizonArena;
+/// let mut arena = HorizonArena::new();
+/// let v = arena.alloc(vec![1, 2, 3]);
+/// v.push(4);
+/// assert_eq!(v.len(), 4);
+/// assert_eq!(arena.live_values(), 1);
+/// arena.reset(); // the Vec is dropped here, its heap buffer freed
+/// assert_eq!(arena.live_values(), 0);
+/// ```
+#[derive(Default)]
+pub struct HorizonArena {
+    bump: Bump,
+    /// Destructors still to run; only touched by `alloc` (no reference escapes) and by `&mut self` methods.
+    drops: UnsafeCell<Vec<DropEntry>>,
+    values: Cell<usize>,
+}
+
+impl HorizonArena {
+    /// Creates an empty arena; the first allocation takes its first chunk from the system.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves `value` into the arena and returns a reference that lives as long as the arena is not reset.
+    #[allow(clippy::mut_from_ref)] // every call hands out a fresh allocation, as bumpalo's `alloc` does.
+    pub fn alloc<T>(&self, value: T) -> &mut T {
+        let slot = self.bump.alloc(value);
+        if std::mem::needs_drop::<T>() {
+            let entry = DropEntry { ptr: NonNull::from(&mut *slot).cast(), drop_fn: drop_in_place_erased::<T> };
+            // SAFETY: the only other users of `drops` take `&mut self`, and no reference into it escapes this
+            // statement, so this unique borrow aliases nothing. The arena is `!Sync` (it holds a `Bump`), so no
+            // other thread can be here at the same time.
+            unsafe { (*self.drops.get()).push(entry) };
+        }
+        self.values.set(self.values.get() + 1);
+        slot
+    }
+
+    /// Copies a slice into the arena.
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
+        self.bump.alloc_slice_copy(src)
+    }
+
+    /// How many values were allocated since the last reset (slices not counted).
+    pub fn live_values(&self) -> usize {
+        self.values.get()
+    }
+
+    /// Bytes the arena holds from the system, including unused space in its chunks.
+    pub fn allocated_bytes(&self) -> usize {
+        self.bump.allocated_bytes()
+    }
+
+    /// Drops every value and rewinds the arena, keeping its largest chunk for reuse.
+    ///
+    /// Takes `&mut self`, so no reference handed out by [`alloc`](Self::alloc) can still be alive.
+    pub fn reset(&mut self) {
+        self.run_drops();
+        self.bump.reset();
+        self.values.set(0);
+    }
+
+    fn run_drops(&mut self) {
+        for entry in self.drops.get_mut().drain(..) {
+            // SAFETY: each entry was pushed by `alloc` for a value of the matching type that is still live: values
+            // are dropped only here, exactly once (drain removes the entry), and `&mut self` proves no borrow exists.
+            unsafe { (entry.drop_fn)(entry.ptr) };
+        }
+    }
+}
+
+impl Drop for HorizonArena {
+    fn drop(&mut self) {
+        self.run_drops();
+    }
+}
+
+impl fmt::Debug for HorizonArena {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HorizonArena")
+            .field("values", &self.values.get())
+            .field("allocated_bytes", &self.bump.allocated_bytes())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    #[test]
+    fn reset_runs_every_destructor_once() {
+        let counter = Rc::new(());
+        let mut arena = HorizonArena::new();
+        for _ in 0..100 {
+            arena.alloc(Rc::clone(&counter));
+        }
+        assert_eq!(Rc::strong_count(&counter), 101);
+        arena.reset();
+        assert_eq!(Rc::strong_count(&counter), 1);
+        arena.alloc(Rc::clone(&counter));
+        drop(arena);
+        assert_eq!(Rc::strong_count(&counter), 1);
+    }
+
+    #[test]
+    fn memory_stays_flat_over_many_reset_cycles() {
+        let mut arena = HorizonArena::new();
+        let mut high_water = 0;
+        for cycle in 0..1000 {
+            for i in 0..256u64 {
+                let v = arena.alloc([i; 8]);
+                assert_eq!(v[7], i);
+            }
+            if cycle == 10 {
+                high_water = arena.allocated_bytes();
+            }
+            if cycle > 10 {
+                assert!(arena.allocated_bytes() <= high_water, "arena grew after reset at cycle {cycle}");
+            }
+            arena.reset();
+        }
+    }
+}

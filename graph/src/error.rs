@@ -1,0 +1,139 @@
+//! Errors and warnings of graph generation. Every message names the task, and where it applies the buffer and the
+//! region at fault, e.g. `In task T4 "stencil": buffer B0 "u" is read in {[0] - [8]}, which no task has written`.
+
+use std::fmt;
+
+use crate::geometry::{GridBox, Region};
+use crate::ids::{BufferId, HostObjectId};
+use crate::task::{MapperError, ResourceIdent, TaskIdent};
+
+/// How a class of suspicious input is treated.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ErrorPolicy {
+    /// Say nothing.
+    Ignore,
+    /// Record a [`Diagnostic`] and go on.
+    Warn,
+    /// Refuse the task with an error.
+    Error,
+}
+
+/// A task that could not be recorded, and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("In {task}: {inner}")]
+pub struct TaskError {
+    /// The task at fault.
+    pub task: TaskIdent,
+    /// What is wrong.
+    #[source]
+    pub inner: TaskErrorKind,
+}
+
+/// What is wrong with a task.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TaskErrorKind {
+    /// Horizons and epochs are created by the runtime, never submitted.
+    #[error("{kind} tasks are created by the runtime and cannot be submitted")]
+    ReservedKind {
+        /// The kind submitted.
+        kind: &'static str,
+    },
+    /// A kernel or host task over no index at all.
+    #[error("the index space {range} is empty; kernels and host tasks need at least one item")]
+    EmptyRange {
+        /// The range given.
+        range: GridBox,
+    },
+    /// More than three dimensions.
+    #[error("{dims} dimensions requested, at most 3 are supported")]
+    TooManyDimensions {
+        /// Dimensions asked for.
+        dims: usize,
+    },
+    /// A split granularity of zero.
+    #[error("the split granularity must be at least 1 in every dimension")]
+    ZeroGranularity,
+    /// The buffer does not exist (never created, or already dropped).
+    #[error("buffer {buffer} does not exist (never created, or already dropped)")]
+    UnknownBuffer {
+        /// The id used.
+        buffer: BufferId,
+    },
+    /// The host object does not exist.
+    #[error("host object {host_object} does not exist (never created, or already dropped)")]
+    UnknownHostObject {
+        /// The id used.
+        host_object: HostObjectId,
+    },
+    /// A range mapper that does not fit the buffer.
+    #[error("{mode} access to {buffer}: {source}")]
+    Mapper {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The access mode.
+        mode: &'static str,
+        /// What failed.
+        source: MapperError,
+    },
+    /// A range mapper returned cells outside the buffer.
+    #[error(
+        "range mapper {mapper} maps to {region} in {buffer}, but {outside} lies outside the buffer's extent {extent}; \
+         use a mapper that stays in bounds (neighborhood clamps for you)"
+    )]
+    OutOfBounds {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The mapper's name.
+        mapper: &'static str,
+        /// What the mapper returned.
+        region: Region,
+        /// The part outside the buffer.
+        outside: Region,
+        /// The buffer's extent.
+        extent: GridBox,
+    },
+    /// A read of cells nobody wrote (an error only under [`ErrorPolicy::Error`]).
+    #[error(
+        "{buffer} is read in {region}, which no task has written; initialize the buffer from host data, or write it \
+         first (use a write-only access if the old contents are not needed)"
+    )]
+    UninitializedRead {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The cells read before any write.
+        region: Region,
+    },
+    /// Reductions write a single value.
+    #[error("{buffer} has extent {extent}, but a reduction needs a buffer of exactly one element")]
+    ReductionNotScalar {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// Its extent.
+        extent: GridBox,
+    },
+    /// A buffer both reduced into and accessed in one task.
+    #[error("{buffer} is both reduced into and accessed by the same task")]
+    ReductionAndAccess {
+        /// The buffer.
+        buffer: ResourceIdent,
+    },
+}
+
+/// A warning about a task that was recorded anyway.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    /// The task and what is suspicious about it.
+    pub error: TaskError,
+}
+
+impl From<TaskError> for Diagnostic {
+    fn from(error: TaskError) -> Self {
+        Self { error }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "warning: {}", self.error)
+    }
+}

@@ -1,0 +1,514 @@
+//! Index-space geometry: [`GridBox`] (a half-open box) and [`Region`] (a normalized set of disjoint boxes).
+//!
+//! Everything is stored in three dimensions; 1D and 2D objects leave their unused trailing dimensions at `[0, 1)`,
+//! and a 0D object is the single point `[0,0,0]..[1,1,1]`. That keeps every operation dimension-agnostic and lets a
+//! 1D kernel access a 2D buffer.
+//!
+//! A region's boxes are kept in one canonical form (see [`Region::from_boxes`]): two regions covering the same cells
+//! hold identical box lists, so equality is a plain comparison.
+//!
+//! # Examples
+//! ```
+//! use celer_graph::{GridBox, Region};
+//! let a = Region::from(GridBox::d2([0, 0], [4, 4]));
+//! let b = Region::from(GridBox::d2([2, 2], [6, 6]));
+//! let u = a.union(&b);
+//! assert_eq!(u.area(), 16 + 16 - 4);
+//! assert_eq!(u.difference(&b), a.difference(&b));
+//! assert_eq!(a.intersection(&b), Region::from(GridBox::d2([2, 2], [4, 4])));
+//! ```
+
+use std::fmt;
+
+use smallvec::SmallVec;
+
+/// The largest number of dimensions celer supports.
+pub const MAX_DIMS: usize = 3;
+
+/// A half-open box `[min, max)` of cells in a 3D index space. Empty boxes are normalized to all zeros.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct GridBox {
+    min: [usize; MAX_DIMS],
+    max: [usize; MAX_DIMS],
+}
+
+impl GridBox {
+    /// The empty box.
+    pub const EMPTY: GridBox = GridBox { min: [0; 3], max: [0; 3] };
+
+    /// A box from corner coordinates; any dimension with `max <= min` makes the whole box empty.
+    pub fn new(min: [usize; MAX_DIMS], max: [usize; MAX_DIMS]) -> Self {
+        if (0..MAX_DIMS).any(|d| max[d] <= min[d]) {
+            Self::EMPTY
+        } else {
+            Self { min, max }
+        }
+    }
+
+    /// A 1D box `[min, max)`.
+    pub fn d1(min: usize, max: usize) -> Self {
+        Self::new([min, 0, 0], [max, 1, 1])
+    }
+
+    /// A 2D box.
+    pub fn d2(min: [usize; 2], max: [usize; 2]) -> Self {
+        Self::new([min[0], min[1], 0], [max[0], max[1], 1])
+    }
+
+    /// A 3D box.
+    pub fn d3(min: [usize; 3], max: [usize; 3]) -> Self {
+        Self::new(min, max)
+    }
+
+    /// The box at `offset` with extent `range`, given in `offset.len()` (0 to 3) dimensions.
+    ///
+    /// # Panics
+    /// If the slices differ in length or are longer than three.
+    pub fn from_subrange(offset: &[usize], range: &[usize]) -> Self {
+        assert_eq!(offset.len(), range.len(), "offset and range must have the same dimensionality");
+        assert!(offset.len() <= MAX_DIMS, "at most {MAX_DIMS} dimensions are supported");
+        let mut min = [0; 3];
+        let mut max = [1; 3];
+        for d in 0..offset.len() {
+            min[d] = offset[d];
+            max[d] = offset[d].saturating_add(range[d]);
+        }
+        Self::new(min, max)
+    }
+
+    /// The box `[0, extent)`, in `extent.len()` dimensions.
+    pub fn from_extent(extent: &[usize]) -> Self {
+        Self::from_subrange(&[0; 3][..extent.len()], extent)
+    }
+
+    /// Lower corner (inclusive).
+    pub fn min(&self) -> [usize; MAX_DIMS] {
+        self.min
+    }
+
+    /// Upper corner (exclusive).
+    pub fn max(&self) -> [usize; MAX_DIMS] {
+        self.max
+    }
+
+    /// Extent along each dimension.
+    pub fn range(&self) -> [usize; MAX_DIMS] {
+        [self.max[0] - self.min[0], self.max[1] - self.min[1], self.max[2] - self.min[2]]
+    }
+
+    /// Whether the box holds no cell.
+    pub fn is_empty(&self) -> bool {
+        self.max[0] == 0
+    }
+
+    /// Number of cells.
+    pub fn area(&self) -> usize {
+        let r = self.range();
+        r[0] * r[1] * r[2]
+    }
+
+    /// The cells both boxes hold (possibly empty).
+    pub fn intersection(&self, other: &GridBox) -> GridBox {
+        let mut min = [0; 3];
+        let mut max = [0; 3];
+        for d in 0..MAX_DIMS {
+            min[d] = self.min[d].max(other.min[d]);
+            max[d] = self.max[d].min(other.max[d]);
+        }
+        GridBox::new(min, max)
+    }
+
+    /// Whether the boxes share at least one cell.
+    pub fn intersects(&self, other: &GridBox) -> bool {
+        (0..MAX_DIMS).all(|d| self.min[d] < other.max[d] && other.min[d] < self.max[d])
+    }
+
+    /// Whether `other` lies entirely inside `self` (the empty box lies inside every box).
+    pub fn contains(&self, other: &GridBox) -> bool {
+        other.is_empty() || (0..MAX_DIMS).all(|d| self.min[d] <= other.min[d] && other.max[d] <= self.max[d])
+    }
+
+    /// The smallest box holding both.
+    pub fn bounding_box(&self, other: &GridBox) -> GridBox {
+        if self.is_empty() {
+            return *other;
+        }
+        if other.is_empty() {
+            return *self;
+        }
+        let mut min = [0; 3];
+        let mut max = [0; 3];
+        for d in 0..MAX_DIMS {
+            min[d] = self.min[d].min(other.min[d]);
+            max[d] = self.max[d].max(other.max[d]);
+        }
+        GridBox { min, max }
+    }
+
+    /// Calls `f` with the up to six disjoint pieces of `self` that lie outside `other`.
+    pub fn subtract_into(&self, other: &GridBox, mut f: impl FnMut(GridBox)) {
+        if !self.intersects(other) {
+            if !self.is_empty() {
+                f(*self);
+            }
+            return;
+        }
+        let mut rest = *self;
+        for d in 0..MAX_DIMS {
+            if rest.min[d] < other.min[d] {
+                let mut piece = rest;
+                piece.max[d] = other.min[d];
+                f(piece);
+                rest.min[d] = other.min[d];
+            }
+            if other.max[d] < rest.max[d] {
+                let mut piece = rest;
+                piece.min[d] = other.max[d];
+                f(piece);
+                rest.max[d] = other.max[d];
+            }
+        }
+    }
+
+    /// Number of leading dimensions that are not trivially `[0, 1)`, i.e. the smallest dimensionality that holds it.
+    pub fn effective_dims(&self) -> usize {
+        (0..MAX_DIMS).rev().find(|&d| self.min[d] != 0 || self.max[d] != 1).map_or(0, |d| d + 1)
+    }
+
+    /// The box with dimensions `d0` and `d1` swapped.
+    pub fn transposed(&self, d0: usize, d1: usize) -> GridBox {
+        let mut b = *self;
+        b.min.swap(d0, d1);
+        b.max.swap(d0, d1);
+        b
+    }
+}
+
+impl fmt::Debug for GridBox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for GridBox {
+    /// Prints `[0,0] - [4,4]` in the box's effective dimensionality (at least 1).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return write!(f, "[]");
+        }
+        let dims = self.effective_dims().max(1);
+        let list = |c: &[usize]| c[..dims].iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
+        write!(f, "[{}] - [{}]", list(&self.min), list(&self.max))
+    }
+}
+
+/// Storage of a region's boxes: most regions are one box, which then needs no heap allocation.
+pub type BoxList = SmallVec<[GridBox; 1]>;
+
+/// A set of cells, held as a canonical list of disjoint boxes.
+///
+/// The canonical form slices the union along dimension 0 into maximal slabs with identical cross-sections, and each
+/// cross-section recursively the same way along the next dimension; boxes are ordered by slab. Unions, intersections
+/// and differences cost `O(n·k)` per dimension for `n` input boxes and `k` distinct coordinates, which is cheap for the
+/// few-box regions command generation sees.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Region {
+    boxes: BoxList,
+}
+
+impl Region {
+    /// The empty region.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The union of arbitrary (possibly overlapping, possibly empty) boxes, normalized.
+    pub fn from_boxes(boxes: impl IntoIterator<Item = GridBox>) -> Self {
+        let mut list: Vec<GridBox> = boxes.into_iter().filter(|b| !b.is_empty()).collect();
+        match list.len() {
+            0 => Self::new(),
+            1 => Self { boxes: smallvec::smallvec![list[0]] },
+            _ => {
+                let mut out = Vec::with_capacity(list.len());
+                normalize_dim(&mut list, 0, &mut out);
+                Self { boxes: BoxList::from_vec(out) }
+            }
+        }
+    }
+
+    /// The boxes, in canonical order.
+    pub fn boxes(&self) -> &[GridBox] {
+        &self.boxes
+    }
+
+    /// Whether the region holds no cell.
+    pub fn is_empty(&self) -> bool {
+        self.boxes.is_empty()
+    }
+
+    /// Number of cells.
+    pub fn area(&self) -> usize {
+        self.boxes.iter().map(GridBox::area).sum()
+    }
+
+    /// The smallest box holding the region (empty for the empty region).
+    pub fn bounding_box(&self) -> GridBox {
+        self.boxes.iter().fold(GridBox::EMPTY, |acc, b| acc.bounding_box(b))
+    }
+
+    /// Cells in either region.
+    pub fn union(&self, other: &Region) -> Region {
+        if self.is_empty() {
+            return other.clone();
+        }
+        if other.is_empty() || self == other {
+            return self.clone();
+        }
+        Region::from_boxes(self.boxes.iter().chain(other.boxes.iter()).copied())
+    }
+
+    /// Cells in both regions.
+    pub fn intersection(&self, other: &Region) -> Region {
+        if self.is_empty() || other.is_empty() {
+            return Region::new();
+        }
+        if self.boxes.len() == 1 && other.boxes.len() == 1 {
+            return Region::from(self.boxes[0].intersection(&other.boxes[0]));
+        }
+        let mut out = Vec::new();
+        for a in &self.boxes {
+            for b in &other.boxes {
+                let i = a.intersection(b);
+                if !i.is_empty() {
+                    out.push(i);
+                }
+            }
+        }
+        Region::from_boxes(out)
+    }
+
+    /// Cells in both the region and the box.
+    pub fn intersect_box(&self, b: &GridBox) -> Region {
+        if self.boxes.len() == 1 {
+            return Region::from(self.boxes[0].intersection(b));
+        }
+        Region::from_boxes(self.boxes.iter().map(|a| a.intersection(b)))
+    }
+
+    /// Cells in `self` but not in `other`.
+    pub fn difference(&self, other: &Region) -> Region {
+        if self.is_empty() || other.is_empty() {
+            return self.clone();
+        }
+        let mut pieces: Vec<GridBox> = self.boxes.to_vec();
+        let mut next = Vec::new();
+        for b in &other.boxes {
+            for p in &pieces {
+                p.subtract_into(b, |q| next.push(q));
+            }
+            std::mem::swap(&mut pieces, &mut next);
+            next.clear();
+            if pieces.is_empty() {
+                return Region::new();
+            }
+        }
+        if pieces.len() == self.boxes.len() && pieces[..] == self.boxes[..] {
+            return self.clone();
+        }
+        Region::from_boxes(pieces)
+    }
+
+    /// Whether every cell of `other` is in `self`.
+    pub fn contains(&self, other: &Region) -> bool {
+        other.difference(self).is_empty()
+    }
+
+    /// Whether every cell of the box is in `self`.
+    pub fn contains_box(&self, b: &GridBox) -> bool {
+        if b.is_empty() {
+            return true;
+        }
+        if self.boxes.iter().any(|a| a.contains(b)) {
+            return true;
+        }
+        Region::from(*b).difference(self).is_empty()
+    }
+
+    /// Whether the regions share a cell.
+    pub fn intersects(&self, other: &Region) -> bool {
+        self.boxes.iter().any(|a| other.boxes.iter().any(|b| a.intersects(b)))
+    }
+
+    /// Whether the region shares a cell with the box.
+    pub fn intersects_box(&self, b: &GridBox) -> bool {
+        self.boxes.iter().any(|a| a.intersects(b))
+    }
+
+    /// The region with dimensions `d0` and `d1` swapped.
+    pub fn transposed(&self, d0: usize, d1: usize) -> Region {
+        Region::from_boxes(self.boxes.iter().map(|b| b.transposed(d0, d1)))
+    }
+}
+
+impl From<GridBox> for Region {
+    fn from(b: GridBox) -> Self {
+        if b.is_empty() {
+            Region::new()
+        } else {
+            Region { boxes: smallvec::smallvec![b] }
+        }
+    }
+}
+
+impl FromIterator<GridBox> for Region {
+    fn from_iter<I: IntoIterator<Item = GridBox>>(iter: I) -> Self {
+        Region::from_boxes(iter)
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{")?;
+        for (i, b) in self.boxes.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{b}")?;
+        }
+        write!(f, "}}")
+    }
+}
+
+/// Appends the canonical decomposition of the union of `boxes` (all non-empty) to `out`.
+///
+/// Only dimensions `d..` of the output are meaningful; the caller owns dimensions below `d` and overwrites them.
+fn normalize_dim(boxes: &mut [GridBox], d: usize, out: &mut Vec<GridBox>) {
+    if d == MAX_DIMS - 1 {
+        boxes.sort_unstable_by_key(|b| (b.min[d], b.max[d]));
+        let mut cur = boxes[0];
+        for b in &boxes[1..] {
+            if b.min[d] <= cur.max[d] {
+                cur.max[d] = cur.max[d].max(b.max[d]);
+            } else {
+                out.push(cur);
+                cur = *b;
+            }
+        }
+        out.push(cur);
+        return;
+    }
+    // Fast path: every box spans the same interval along `d`, so there is a single slab.
+    let (lo, hi) = (boxes[0].min[d], boxes[0].max[d]);
+    if boxes.iter().all(|b| b.min[d] == lo && b.max[d] == hi) {
+        let start = out.len();
+        normalize_dim(boxes, d + 1, out);
+        for b in &mut out[start..] {
+            b.min[d] = lo;
+            b.max[d] = hi;
+        }
+        return;
+    }
+    let mut cuts: SmallVec<[usize; 16]> = boxes.iter().flat_map(|b| [b.min[d], b.max[d]]).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut sub: Vec<GridBox> = Vec::with_capacity(boxes.len());
+    // The previous slab: its end coordinate and where its boxes start in `out`.
+    let mut prev: Option<(usize, usize)> = None;
+    for w in cuts.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        sub.clear();
+        sub.extend(boxes.iter().filter(|x| x.min[d] <= a && x.max[d] >= b).copied());
+        if sub.is_empty() {
+            prev = None;
+            continue;
+        }
+        let start = out.len();
+        normalize_dim(&mut sub, d + 1, out);
+        if let Some((prev_end, prev_start)) = prev {
+            let same = prev_end == a
+                && start - prev_start == out.len() - start
+                && (0..start - prev_start).all(|i| same_above(&out[prev_start + i], &out[start + i], d));
+            if same {
+                out.truncate(start);
+                for x in &mut out[prev_start..] {
+                    x.max[d] = b;
+                }
+                prev = Some((b, prev_start));
+                continue;
+            }
+        }
+        for x in &mut out[start..] {
+            x.min[d] = a;
+            x.max[d] = b;
+        }
+        prev = Some((b, start));
+    }
+}
+
+/// Whether two boxes agree in every dimension above `d`.
+fn same_above(x: &GridBox, y: &GridBox, d: usize) -> bool {
+    (d + 1..MAX_DIMS).all(|e| x.min[e] == y.min[e] && x.max[e] == y.max[e])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_boxes_normalize_to_zero() {
+        assert_eq!(GridBox::d1(5, 5), GridBox::EMPTY);
+        assert_eq!(GridBox::d2([0, 3], [4, 2]), GridBox::EMPTY);
+        assert!(Region::from(GridBox::EMPTY).is_empty());
+    }
+
+    #[test]
+    fn adjacent_boxes_merge_into_one() {
+        let r = Region::from_boxes([GridBox::d2([0, 0], [2, 4]), GridBox::d2([2, 0], [4, 4])]);
+        assert_eq!(r.boxes(), &[GridBox::d2([0, 0], [4, 4])]);
+        let r = Region::from_boxes([GridBox::d1(0, 3), GridBox::d1(3, 7), GridBox::d1(9, 10)]);
+        assert_eq!(r.boxes(), &[GridBox::d1(0, 7), GridBox::d1(9, 10)]);
+    }
+
+    #[test]
+    fn canonical_form_ignores_how_the_region_was_built() {
+        let a = Region::from_boxes([GridBox::d2([0, 0], [4, 2]), GridBox::d2([0, 2], [2, 4])]);
+        let b = Region::from_boxes([GridBox::d2([0, 0], [2, 4]), GridBox::d2([2, 0], [4, 2])]);
+        assert_eq!(a, b);
+        assert_eq!(a.area(), 12);
+    }
+
+    #[test]
+    fn box_difference_yields_disjoint_pieces() {
+        let outer = GridBox::d3([0, 0, 0], [3, 3, 3]);
+        let hole = GridBox::d3([1, 1, 1], [2, 2, 2]);
+        let mut pieces = vec![];
+        outer.subtract_into(&hole, |p| pieces.push(p));
+        assert_eq!(pieces.len(), 6);
+        assert_eq!(pieces.iter().map(GridBox::area).sum::<usize>(), 26);
+        for (i, p) in pieces.iter().enumerate() {
+            assert!(!p.intersects(&hole));
+            for q in &pieces[i + 1..] {
+                assert!(!p.intersects(q));
+            }
+        }
+    }
+
+    #[test]
+    fn zero_dimensional_box_is_one_cell() {
+        let b = GridBox::from_extent(&[]);
+        assert_eq!(b.area(), 1);
+        assert_eq!(b.effective_dims(), 0);
+    }
+
+    #[test]
+    fn display_uses_effective_dimensions() {
+        assert_eq!(GridBox::d2([0, 1], [4, 5]).to_string(), "[0,1] - [4,5]");
+        assert_eq!(Region::from(GridBox::d1(2, 3)).to_string(), "{[2] - [3]}");
+    }
+}

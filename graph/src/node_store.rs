@@ -1,0 +1,169 @@
+//! [`NodeStore`]: graph nodes owned by epoch, in one [`HorizonArena`] per horizon window.
+//!
+//! Nodes get dense, increasing ids (task or command ids). Each horizon or epoch starts a new window
+//! ([`begin_epoch`](NodeStore::begin_epoch)); once the runtime has passed a horizon, every window before it goes at
+//! once ([`erase_before_epoch`](NodeStore::erase_before_epoch)), its arena reset in one step.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::ptr::NonNull;
+
+use celer_alloc::HorizonArena;
+
+/// One horizon window: the id of the horizon or epoch that opened it, and the arena its nodes live in.
+struct Window {
+    first_id: u64,
+    arena: HorizonArena,
+}
+
+/// Nodes of type `N` keyed by a dense `u64` id, freed a horizon window at a time.
+pub struct NodeStore<N> {
+    windows: VecDeque<Window>,
+    /// `index[i]` is the node with id `base + i`, if it is still alive.
+    index: VecDeque<Option<NonNull<N>>>,
+    base: u64,
+}
+
+// SAFETY: the store owns its nodes exclusively (the pointers are never shared outside `&self`/`&mut self` borrows),
+// so sending the store sends the `N`s, which is fine when `N: Send`.
+unsafe impl<N: Send> Send for NodeStore<N> {}
+
+impl<N> Default for NodeStore<N> {
+    fn default() -> Self {
+        Self { windows: VecDeque::new(), index: VecDeque::new(), base: 0 }
+    }
+}
+
+impl<N> NodeStore<N> {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Opens a new window starting at node `id`. Call this before inserting the horizon or epoch node `id`.
+    pub fn begin_epoch(&mut self, id: u64) {
+        debug_assert!(
+            self.windows.back().is_none_or(|w| w.first_id < id),
+            "epoch ids must grow: {id} after {:?}",
+            self.windows.back().map(|w| w.first_id)
+        );
+        self.windows.push_back(Window { first_id: id, arena: HorizonArena::new() });
+    }
+
+    /// Moves `node` with id `id` into the current window. Ids must be inserted in increasing order.
+    ///
+    /// # Panics
+    /// If no window was opened, or `id` is not above every id inserted so far.
+    pub fn insert(&mut self, id: u64, node: N) -> &mut N {
+        let window = self.windows.back().expect("begin_epoch must be called before the first insert");
+        if self.index.is_empty() && self.base <= id {
+            self.base = id;
+        }
+        let slot = id.checked_sub(self.base).expect("node id below the erased range") as usize;
+        assert!(slot >= self.index.len(), "node ids must be inserted in increasing order (got {id})");
+        while self.index.len() < slot {
+            self.index.push_back(None);
+        }
+        let ptr = NonNull::from(window.arena.alloc(node));
+        self.index.push_back(Some(ptr));
+        // SAFETY: `ptr` points into the arena of a window this store owns; it was just created, and the returned
+        // borrow of `self` keeps every other access (and any reset) away while it lives.
+        unsafe { &mut *ptr.as_ptr() }
+    }
+
+    /// The node `id`, if it was inserted and has not been erased.
+    pub fn get(&self, id: u64) -> Option<&N> {
+        let slot = id.checked_sub(self.base)? as usize;
+        let ptr = (*self.index.get(slot)?)?;
+        // SAFETY: live index entries point to nodes in arenas this store owns and resets only through `&mut self`
+        // (`erase_before_epoch`, which also clears their entries); the returned borrow is tied to `&self`.
+        Some(unsafe { &*ptr.as_ptr() })
+    }
+
+    /// The node `id`, mutably.
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut N> {
+        let slot = id.checked_sub(self.base)? as usize;
+        let ptr = (*self.index.get(slot)?)?;
+        // SAFETY: as in `get`; `&mut self` makes this the only borrow of any node.
+        Some(unsafe { &mut *ptr.as_ptr() })
+    }
+
+    /// Frees every window that ends before the window opened by `id`, and all their nodes.
+    ///
+    /// Call this once the runtime has passed horizon or epoch `id`; nothing may refer to the freed nodes by then.
+    pub fn erase_before_epoch(&mut self, id: u64) {
+        while self.windows.len() > 1 && self.windows[1].first_id <= id {
+            let first_kept = self.windows[1].first_id;
+            while self.base < first_kept {
+                self.index.pop_front();
+                self.base += 1;
+            }
+            // Dropping the window resets its arena, which runs the nodes' destructors.
+            self.windows.pop_front();
+        }
+    }
+
+    /// Number of live nodes.
+    pub fn len(&self) -> usize {
+        self.index.iter().filter(|p| p.is_some()).count()
+    }
+
+    /// Whether no node is alive.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of live windows (horizons and epochs not yet erased).
+    pub fn window_count(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Bytes held by the windows' arenas.
+    pub fn arena_bytes(&self) -> usize {
+        self.windows.iter().map(|w| w.arena.allocated_bytes()).sum()
+    }
+
+    /// Live nodes in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &N> + '_ {
+        // SAFETY: as in `get`.
+        self.index.iter().flatten().map(|p| unsafe { &*p.as_ptr() })
+    }
+}
+
+impl<N> fmt::Debug for NodeStore<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeStore")
+            .field("windows", &self.windows.len())
+            .field("base", &self.base)
+            .field("live", &self.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erasing_drops_whole_windows_only() {
+        let mut s = NodeStore::new();
+        s.begin_epoch(0);
+        for i in 0..5 {
+            s.insert(i, vec![i]);
+        }
+        s.begin_epoch(5);
+        for i in 5..9 {
+            s.insert(i, vec![i]);
+        }
+        s.begin_epoch(9);
+        s.insert(9, vec![9]);
+        s.erase_before_epoch(7); // 7 lies inside window 5: only window 0 goes.
+        assert!(s.get(4).is_none());
+        assert_eq!(s.get(5), Some(&vec![5]));
+        assert_eq!(s.window_count(), 2);
+        s.erase_before_epoch(9);
+        assert!(s.get(8).is_none());
+        assert_eq!(s.get(9), Some(&vec![9]));
+        assert_eq!(s.len(), 1);
+    }
+}

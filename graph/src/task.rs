@@ -1,0 +1,516 @@
+//! Tasks as recorded by the application: kinds, buffer accesses, range mappers, reductions, side effects.
+//!
+//! A [`TaskSpec`] is what a submission records; the [`TaskManager`](crate::TaskManager) turns it into a [`Task`] node
+//! with an id and dependencies. Everything here is dimension-erased (see [`crate::geometry`]); the facade crate adds
+//! the typed, const-generic surface.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use crate::geometry::{GridBox, Region, MAX_DIMS};
+use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, ReductionId, TaskId};
+
+/// How a task touches a buffer.
+///
+/// Only two facts matter to the graphs: does the task *consume* the old contents (read), and does it *produce* new
+/// contents (write). `Write` and `DiscardWrite` are the same here: a writer promises to overwrite its whole mapped
+/// region, so the old contents are never needed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum AccessMode {
+    /// Reads the mapped region.
+    Read,
+    /// Overwrites the mapped region.
+    Write,
+    /// Reads and then overwrites the mapped region.
+    ReadWrite,
+    /// Overwrites the mapped region, ignoring its old contents (same as [`AccessMode::Write`]).
+    DiscardWrite,
+}
+
+impl AccessMode {
+    /// Whether the old contents are read.
+    pub fn consumes(self) -> bool {
+        matches!(self, AccessMode::Read | AccessMode::ReadWrite)
+    }
+
+    /// Whether new contents are written.
+    pub fn produces(self) -> bool {
+        !matches!(self, AccessMode::Read)
+    }
+
+    /// Lower-case name, as in DOT dumps and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessMode::Read => "read",
+            AccessMode::Write => "write",
+            AccessMode::ReadWrite => "read_write",
+            AccessMode::DiscardWrite => "discard_write",
+        }
+    }
+}
+
+/// Which cells the accessed neighbourhood of a cell holds.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum NeighborhoodShape {
+    /// The whole box `[i - extent, i + extent]` (diagonal neighbours included).
+    BoundingBox,
+    /// Only the cells along each axis through `i` (a "+" stencil; no diagonal neighbours).
+    AlongAxes,
+}
+
+/// A user-defined range mapper: from a chunk of the kernel's index space and the buffer's extent to a region.
+pub type CustomMapperFn = dyn Fn(&GridBox, &GridBox) -> Region + Send + Sync;
+
+/// Maps a chunk of a task's index space to the part of a buffer the chunk touches.
+#[derive(Clone)]
+pub enum RangeMapper {
+    /// The chunk's own index range (kernel and buffer must have the same dimensionality).
+    OneToOne,
+    /// A fixed box, whatever the chunk.
+    Fixed(GridBox),
+    /// The whole buffer.
+    All,
+    /// The chunk, extended to the buffer's whole extent along dimension `.0`.
+    Slice(usize),
+    /// The chunk grown by `extent` cells on each side, clamped to the buffer.
+    Neighborhood {
+        /// Cells added on each side, per dimension.
+        extent: [usize; MAX_DIMS],
+        /// Which neighbours are included.
+        shape: NeighborhoodShape,
+    },
+    /// The chunk with dimensions 0 and 1 swapped (2D only).
+    Transposed,
+    /// A user closure; `name` appears in errors and graph dumps.
+    Custom {
+        /// Shown in diagnostics.
+        name: &'static str,
+        /// The mapping.
+        f: Arc<CustomMapperFn>,
+    },
+}
+
+impl RangeMapper {
+    /// Short name for diagnostics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RangeMapper::OneToOne => "one_to_one",
+            RangeMapper::Fixed(_) => "fixed",
+            RangeMapper::All => "all",
+            RangeMapper::Slice(_) => "slice",
+            RangeMapper::Neighborhood { .. } => "neighborhood",
+            RangeMapper::Transposed => "transposed",
+            RangeMapper::Custom { name, .. } => name,
+        }
+    }
+
+    /// Applies the mapper to `chunk` (in a `kernel_dims`-dimensional index space) for a buffer of `buffer_dims`
+    /// dimensions and extent `buffer`. Returns the region, not yet checked against the buffer's bounds.
+    ///
+    /// # Errors
+    /// [`MapperError::DimensionMismatch`] when a chunk-shaped mapper is used between spaces of different
+    /// dimensionality, [`MapperError::BadDimension`] for a slice or transpose along a dimension the buffer lacks.
+    pub fn apply(
+        &self,
+        chunk: &GridBox,
+        kernel_dims: usize,
+        buffer: &GridBox,
+        buffer_dims: usize,
+    ) -> Result<Region, MapperError> {
+        let same_dims = || {
+            if kernel_dims == buffer_dims {
+                Ok(())
+            } else {
+                Err(MapperError::DimensionMismatch { mapper: self.name(), kernel_dims, buffer_dims })
+            }
+        };
+        if chunk.is_empty() {
+            return Ok(Region::new());
+        }
+        Ok(match self {
+            RangeMapper::OneToOne => {
+                same_dims()?;
+                Region::from(*chunk)
+            }
+            RangeMapper::Fixed(b) => Region::from(*b),
+            RangeMapper::All => Region::from(*buffer),
+            RangeMapper::Slice(dim) => {
+                same_dims()?;
+                if *dim >= buffer_dims {
+                    return Err(MapperError::BadDimension { mapper: self.name(), dim: *dim, buffer_dims });
+                }
+                let (mut min, mut max) = (chunk.min(), chunk.max());
+                min[*dim] = buffer.min()[*dim];
+                max[*dim] = buffer.max()[*dim];
+                Region::from(GridBox::new(min, max))
+            }
+            RangeMapper::Neighborhood { extent, shape } => {
+                same_dims()?;
+                let grow = |dims: &[usize]| {
+                    let (mut min, mut max) = (chunk.min(), chunk.max());
+                    for &d in dims {
+                        min[d] = min[d].saturating_sub(extent[d]);
+                        max[d] = max[d].saturating_add(extent[d]);
+                    }
+                    GridBox::new(min, max).intersection(buffer)
+                };
+                match shape {
+                    NeighborhoodShape::BoundingBox => Region::from(grow(&[0, 1, 2][..buffer_dims])),
+                    NeighborhoodShape::AlongAxes => {
+                        Region::from_boxes((0..buffer_dims).map(|d| grow(&[d])).chain([chunk.intersection(buffer)]))
+                    }
+                }
+            }
+            RangeMapper::Transposed => {
+                same_dims()?;
+                if buffer_dims != 2 {
+                    return Err(MapperError::BadDimension { mapper: self.name(), dim: 1, buffer_dims });
+                }
+                Region::from(chunk.transposed(0, 1))
+            }
+            RangeMapper::Custom { f, .. } => f(chunk, buffer),
+        })
+    }
+}
+
+impl fmt::Debug for RangeMapper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RangeMapper::Fixed(b) => write!(f, "fixed({b})"),
+            RangeMapper::Slice(d) => write!(f, "slice({d})"),
+            RangeMapper::Neighborhood { extent, shape } => write!(f, "neighborhood({extent:?}, {shape:?})"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// Why a range mapper could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MapperError {
+    /// A chunk-shaped mapper between index spaces of different dimensionality.
+    #[error("range mapper {mapper} maps a {kernel_dims}D index space, but the buffer is {buffer_dims}D")]
+    DimensionMismatch {
+        /// Mapper name.
+        mapper: &'static str,
+        /// Dimensionality of the task's index space.
+        kernel_dims: usize,
+        /// Dimensionality of the buffer.
+        buffer_dims: usize,
+    },
+    /// A mapper parameter names a dimension the buffer does not have.
+    #[error("range mapper {mapper} refers to dimension {dim}, but the buffer is {buffer_dims}D")]
+    BadDimension {
+        /// Mapper name.
+        mapper: &'static str,
+        /// The dimension named.
+        dim: usize,
+        /// Dimensionality of the buffer.
+        buffer_dims: usize,
+    },
+}
+
+/// One buffer access of a task.
+#[derive(Clone, Debug)]
+pub struct BufferAccess {
+    /// The buffer.
+    pub buffer: BufferId,
+    /// Read, write or both.
+    pub mode: AccessMode,
+    /// Which part of the buffer each chunk touches.
+    pub mapper: RangeMapper,
+}
+
+/// A built-in reduction operator (user-defined ones come with the executor).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ReductionOp {
+    /// Sum.
+    Sum,
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+}
+
+/// A reduction of a task's chunks into a one-element buffer.
+#[derive(Clone, Debug)]
+pub struct ReductionSpec {
+    /// Unique per program.
+    pub id: ReductionId,
+    /// The one-element result buffer.
+    pub buffer: BufferId,
+    /// How partial results combine.
+    pub op: ReductionOp,
+    /// Whether the buffer's current value is combined in (otherwise it is overwritten).
+    pub include_current_value: bool,
+}
+
+/// Whether a side effect needs exclusive access to its host object (the only order supported, as in Celerity).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum SideEffectOrder {
+    /// Serialized with every other side effect on the same object.
+    Sequential,
+}
+
+/// What kind of node a task is.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum TaskKind {
+    /// A kernel split across ranks and devices.
+    DeviceCompute,
+    /// A host task split across ranks like a kernel.
+    HostCompute,
+    /// A host task run once, on rank 0.
+    Once,
+    /// A host task run once on every rank, in a collective group.
+    Collective(CollectiveGroupId),
+    /// Returns buffer contents or a host object to the application.
+    Fence,
+    /// Bounds the graph; inserted by the task manager.
+    Horizon,
+    /// A hard synchronization point.
+    Epoch(EpochAction),
+}
+
+impl TaskKind {
+    /// Lower-case name, as in DOT dumps and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::DeviceCompute => "device-compute",
+            TaskKind::HostCompute => "host-compute",
+            TaskKind::Once => "once",
+            TaskKind::Collective(_) => "collective",
+            TaskKind::Fence => "fence",
+            TaskKind::Horizon => "horizon",
+            TaskKind::Epoch(_) => "epoch",
+        }
+    }
+}
+
+/// What an epoch does besides ordering.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum EpochAction {
+    /// The first task of every program.
+    Init,
+    /// Wait for everything before it (`wait()`).
+    None,
+    /// Like `None`, plus a barrier across ranks.
+    Barrier,
+    /// The last task of every program.
+    Shutdown,
+}
+
+/// How a task's index space is split into chunks.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum SplitHint {
+    /// Along dimension 0 (the default).
+    #[default]
+    OneD,
+    /// Into a near-square grid over dimensions 0 and 1.
+    TwoD,
+}
+
+/// Opaque data the executors need (a kernel, a host closure); the graphs only carry it.
+pub type Payload = Arc<dyn Any + Send + Sync>;
+
+/// A submission as recorded from the application, before it gets an id and dependencies.
+#[derive(Clone)]
+pub struct TaskSpec {
+    /// Kind of task; must not be [`TaskKind::Horizon`] or [`TaskKind::Epoch`] (those come from the task manager).
+    pub kind: TaskKind,
+    /// Dimensionality of the index space (0 to 3).
+    pub dims: usize,
+    /// The index space (offset and range).
+    pub range: GridBox,
+    /// Chunks are multiples of this along each dimension.
+    pub granularity: [usize; MAX_DIMS],
+    /// How to split.
+    pub hint: SplitHint,
+    /// Buffer accesses.
+    pub accesses: Vec<BufferAccess>,
+    /// Reductions.
+    pub reductions: Vec<ReductionSpec>,
+    /// Host objects touched.
+    pub side_effects: Vec<(HostObjectId, SideEffectOrder)>,
+    /// Debug name.
+    pub name: Option<String>,
+    /// What the executor runs.
+    pub payload: Option<Payload>,
+}
+
+impl TaskSpec {
+    /// A spec of `kind` over `range` in `dims` dimensions, with nothing accessed.
+    pub fn new(kind: TaskKind, dims: usize, range: GridBox) -> Self {
+        Self {
+            kind,
+            dims,
+            range,
+            granularity: [1; MAX_DIMS],
+            hint: SplitHint::OneD,
+            accesses: Vec::new(),
+            reductions: Vec::new(),
+            side_effects: Vec::new(),
+            name: None,
+            payload: None,
+        }
+    }
+
+    /// A kernel over `[0, extent)`.
+    pub fn device_compute(extent: &[usize]) -> Self {
+        Self::new(TaskKind::DeviceCompute, extent.len(), GridBox::from_extent(extent))
+    }
+
+    /// Adds an access.
+    pub fn access(mut self, buffer: BufferId, mode: AccessMode, mapper: RangeMapper) -> Self {
+        self.accesses.push(BufferAccess { buffer, mode, mapper });
+        self
+    }
+
+    /// Sets the debug name.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl fmt::Debug for TaskSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskSpec")
+            .field("kind", &self.kind)
+            .field("range", &self.range)
+            .field("accesses", &self.accesses)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a dependency carries data or only orders.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum DependencyKind {
+    /// Read after write (or ordering that must hold like one: epochs, horizons, side effects).
+    True,
+    /// Write after read.
+    Anti,
+    /// Write after write with no read in between.
+    Output,
+}
+
+/// Why a dependency exists.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum DependencyOrigin {
+    /// Buffer data flow.
+    Dataflow,
+    /// A horizon or epoch collecting the execution front.
+    ExecutionFront,
+    /// A task with no other true dependency hangs off the last epoch or applied horizon.
+    LastEpoch,
+    /// Collective host tasks of one group run in order.
+    CollectiveGroupSerialization,
+    /// Side effects on one host object run in order.
+    SideEffect,
+}
+
+/// An edge to an earlier task.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Dependency {
+    /// The earlier task.
+    pub task: TaskId,
+    /// True, anti or output.
+    pub kind: DependencyKind,
+    /// Why.
+    pub origin: DependencyOrigin,
+}
+
+/// The buffer regions one access touches over the whole task (all chunks together).
+#[derive(Clone, Debug)]
+pub struct AccessRegions {
+    /// The buffer.
+    pub buffer: BufferId,
+    /// Cells whose old contents are read.
+    pub consumed: Region,
+    /// Cells written.
+    pub produced: Region,
+}
+
+/// A node of the task graph.
+#[derive(Debug)]
+pub struct Task {
+    /// Id, the same on every rank.
+    pub id: TaskId,
+    /// What was submitted (for horizons and epochs: an empty spec of that kind).
+    pub spec: TaskSpec,
+    /// Per buffer, the union over the accesses of what the whole task consumes and produces.
+    pub regions: Vec<AccessRegions>,
+    /// Edges to earlier tasks.
+    pub dependencies: SmallVec<[Dependency; 4]>,
+    /// Pseudo critical path length: one more than the longest among the dependencies.
+    pub critical_path_length: u32,
+}
+
+impl Task {
+    /// The kind.
+    pub fn kind(&self) -> TaskKind {
+        self.spec.kind
+    }
+
+    /// What the task consumes of `buffer` (empty if it does not read it).
+    pub fn consumed(&self, buffer: BufferId) -> Option<&Region> {
+        self.regions.iter().find(|r| r.buffer == buffer).map(|r| &r.consumed)
+    }
+
+    /// Names the task in messages: `task T4 "stencil"`.
+    pub fn ident(&self) -> TaskIdent {
+        TaskIdent { id: self.id, name: self.spec.name.clone() }
+    }
+
+    /// Whether the task has a dependency on `other` of any kind.
+    pub fn depends_on(&self, other: TaskId) -> bool {
+        self.dependencies.iter().any(|d| d.task == other)
+    }
+}
+
+/// Identifies a task in error messages.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TaskIdent {
+    /// Id.
+    pub id: TaskId,
+    /// Debug name, if the user gave one.
+    pub name: Option<String>,
+}
+
+impl fmt::Display for TaskIdent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "task {} \"{}\"", self.id, n),
+            None => write!(f, "task {}", self.id),
+        }
+    }
+}
+
+/// Identifies a buffer (or another resource) in error messages: `buffer B3 "velocity"`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ResourceIdent {
+    /// "buffer" or "host object".
+    pub kind: &'static str,
+    /// The id, printed.
+    pub id: String,
+    /// Debug name, if the user gave one.
+    pub name: Option<String>,
+}
+
+impl ResourceIdent {
+    /// A buffer's identity.
+    pub fn buffer(id: BufferId, name: Option<&str>) -> Self {
+        Self { kind: "buffer", id: id.to_string(), name: name.map(str::to_owned) }
+    }
+}
+
+impl fmt::Display for ResourceIdent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{} {} \"{}\"", self.kind, self.id, n),
+            None => write!(f, "{} {}", self.kind, self.id),
+        }
+    }
+}

@@ -1,0 +1,604 @@
+//! [`TaskManager`]: builds the task graph from submissions, with dependencies, horizons and epochs.
+//!
+//! Every rank runs the same task manager over the same submissions and so builds the same graph. Dependencies come
+//! from two region maps per buffer: the last writer of every cell and the readers since that write. A task that reads
+//! gets a true dependency on each last writer of what it reads; a task that writes gets an anti-dependency on each
+//! reader since the last write, or an output dependency on the last writer where nobody read.
+//!
+//! Horizons bound the graph. After each submission the manager checks the critical path (grown by
+//! [`TaskManagerConfig::horizon_step`] since the last horizon) and the execution front (at least
+//! [`TaskManagerConfig::horizon_max_parallelism`] tasks wide); either one inserts a horizon that depends on the whole
+//! front. The *previous* horizon is then applied: every older writer, reader and side effect in the maps is rewritten
+//! to it, so the maps collapse and nothing refers to older tasks, which can be erased once the runtime reports the
+//! horizon reached. Epochs do the same at once. This one-horizon delay follows Celerity (Thoman et al., "Horizons",
+//! SN Computer Science 2024), so that in-flight work before the newest horizon is never waited on.
+//!
+//! # Examples
+//! ```
+//! use celer_graph::{AccessMode, BufferId, GridBox, RangeMapper, TaskManager, TaskManagerConfig, TaskSpec};
+//! let mut tm = TaskManager::new(TaskManagerConfig::default());
+//! let buf = BufferId(0);
+//! tm.create_buffer(buf, 1, GridBox::d1(0, 64), false, Some("x".into()));
+//! let w = tm.submit(TaskSpec::device_compute(&[64]).access(buf, AccessMode::DiscardWrite, RangeMapper::OneToOne)).unwrap();
+//! let r = tm.submit(TaskSpec::device_compute(&[64]).access(buf, AccessMode::Read, RangeMapper::All)).unwrap();
+//! assert!(tm.task(r).unwrap().depends_on(w));
+//! ```
+
+use std::fmt;
+
+use hashbrown::{HashMap, HashSet};
+use smallvec::SmallVec;
+
+use crate::error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
+use crate::geometry::{GridBox, Region};
+use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, TaskId};
+use crate::node_store::NodeStore;
+use crate::region_map::RegionMap;
+use crate::task::{
+    AccessRegions, Dependency, DependencyKind, DependencyOrigin, EpochAction, ResourceIdent, Task, TaskKind, TaskSpec,
+};
+
+/// The default horizon step: a new horizon once the critical path grew by this much since the last one.
+/// Celerity's default, justified in Thoman et al., "Horizons" (SN Computer Science 2024); see
+/// `../shared/reference/celerity-notes.md` §3.
+pub const DEFAULT_HORIZON_STEP: u32 = 4;
+
+/// The default parallelism limit: a new horizon once this many tasks have no successor (Celerity's default).
+pub const DEFAULT_HORIZON_MAX_PARALLELISM: usize = 64;
+
+/// Settings of a [`TaskManager`].
+#[derive(Clone, Debug)]
+pub struct TaskManagerConfig {
+    /// Critical-path growth that triggers a horizon (at least 1).
+    pub horizon_step: u32,
+    /// Execution-front width that triggers a horizon (at least 1).
+    pub horizon_max_parallelism: usize,
+    /// Number of ranks (collective host tasks get one chunk each).
+    pub num_ranks: usize,
+    /// What to do when a task reads cells nobody wrote.
+    pub uninitialized_read: ErrorPolicy,
+}
+
+impl Default for TaskManagerConfig {
+    fn default() -> Self {
+        Self {
+            horizon_step: DEFAULT_HORIZON_STEP,
+            horizon_max_parallelism: DEFAULT_HORIZON_MAX_PARALLELISM,
+            num_ranks: 1,
+            uninitialized_read: ErrorPolicy::Warn,
+        }
+    }
+}
+
+/// A set of task ids, sorted; most cells have zero to two readers.
+type ReaderSet = SmallVec<[TaskId; 2]>;
+
+/// What the task manager tracks per buffer.
+#[derive(Debug)]
+struct BufferState {
+    dims: usize,
+    extent: GridBox,
+    name: Option<String>,
+    /// Last writer of every cell; `None` where nothing was ever written (reads there are uninitialized reads).
+    last_writers: RegionMap<Option<TaskId>>,
+    /// Readers since the last write of every cell: later writers must wait for them (anti-dependencies).
+    readers: RegionMap<ReaderSet>,
+}
+
+/// Builds the task graph; see the [module docs](self).
+pub struct TaskManager {
+    config: TaskManagerConfig,
+    tasks: NodeStore<Task>,
+    next_id: u64,
+    buffers: HashMap<BufferId, BufferState>,
+    /// Last task with a side effect on each host object.
+    host_objects: HashMap<HostObjectId, Option<TaskId>>,
+    /// Last task of each collective group.
+    collective_groups: HashMap<CollectiveGroupId, TaskId>,
+    /// Tasks nothing depends on yet.
+    execution_front: HashSet<TaskId>,
+    /// The last applied horizon or epoch: tasks without another true dependency depend on it.
+    epoch_for_new_tasks: TaskId,
+    /// The newest horizon, not yet applied.
+    current_horizon: Option<TaskId>,
+    max_critical_path: u32,
+    critical_path_at_horizon: u32,
+    latest_epoch_reached: TaskId,
+    /// Tasks created since the last [`TaskManager::drain_new_tasks`], in order.
+    new_tasks: Vec<TaskId>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl TaskManager {
+    /// A task manager holding only the initial epoch `T0`.
+    ///
+    /// # Panics
+    /// If the horizon step or parallelism limit is zero, or `num_ranks` is zero.
+    pub fn new(config: TaskManagerConfig) -> Self {
+        assert!(config.horizon_step >= 1, "horizon step must be at least 1");
+        assert!(config.horizon_max_parallelism >= 1, "horizon parallelism limit must be at least 1");
+        assert!(config.num_ranks >= 1, "there must be at least one rank");
+        let mut tm = Self {
+            config,
+            tasks: NodeStore::new(),
+            next_id: 0,
+            buffers: HashMap::new(),
+            host_objects: HashMap::new(),
+            collective_groups: HashMap::new(),
+            execution_front: HashSet::new(),
+            epoch_for_new_tasks: TaskId(0),
+            current_horizon: None,
+            max_critical_path: 0,
+            critical_path_at_horizon: 0,
+            latest_epoch_reached: TaskId(0),
+            new_tasks: Vec::new(),
+            diagnostics: Vec::new(),
+        };
+        let init = tm.insert_sync_task(TaskKind::Epoch(EpochAction::Init));
+        debug_assert_eq!(init, TaskId(0));
+        tm
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TaskManagerConfig {
+        &self.config
+    }
+
+    /// Registers a buffer of `dims` dimensions covering `extent`. A host-initialized buffer counts as written by the
+    /// current epoch; otherwise reading it before a write is an uninitialized read.
+    pub fn create_buffer(
+        &mut self,
+        id: BufferId,
+        dims: usize,
+        extent: GridBox,
+        host_initialized: bool,
+        name: Option<String>,
+    ) {
+        let writer = host_initialized.then_some(self.epoch_for_new_tasks);
+        self.buffers.insert(
+            id,
+            BufferState {
+                dims,
+                extent,
+                name,
+                last_writers: RegionMap::new(extent, writer),
+                readers: RegionMap::new(extent, ReaderSet::new()),
+            },
+        );
+    }
+
+    /// Forgets a buffer; later tasks that access it get [`TaskErrorKind::UnknownBuffer`].
+    pub fn destroy_buffer(&mut self, id: BufferId) {
+        self.buffers.remove(&id);
+    }
+
+    /// Sets a buffer's debug name.
+    pub fn set_buffer_name(&mut self, id: BufferId, name: impl Into<String>) {
+        if let Some(b) = self.buffers.get_mut(&id) {
+            b.name = Some(name.into());
+        }
+    }
+
+    /// Registers a host object.
+    pub fn create_host_object(&mut self, id: HostObjectId) {
+        self.host_objects.insert(id, None);
+    }
+
+    /// Forgets a host object.
+    pub fn destroy_host_object(&mut self, id: HostObjectId) {
+        self.host_objects.remove(&id);
+    }
+
+    /// Names a buffer in messages.
+    pub fn buffer_ident(&self, id: BufferId) -> ResourceIdent {
+        ResourceIdent::buffer(id, self.buffers.get(&id).and_then(|b| b.name.as_deref()))
+    }
+
+    /// The task `id`, unless it was erased.
+    pub fn task(&self, id: TaskId) -> Option<&Task> {
+        self.tasks.get(id.0)
+    }
+
+    /// Live tasks in id order.
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> + '_ {
+        self.tasks.iter()
+    }
+
+    /// Number of live tasks.
+    pub fn live_task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Number of live horizon windows (horizons and epochs not yet erased).
+    pub fn live_window_count(&self) -> usize {
+        self.tasks.window_count()
+    }
+
+    /// Bytes held by the arenas of live tasks.
+    pub fn arena_bytes(&self) -> usize {
+        self.tasks.arena_bytes()
+    }
+
+    /// The horizon or epoch that new tasks hang off.
+    pub fn epoch_for_new_tasks(&self) -> TaskId {
+        self.epoch_for_new_tasks
+    }
+
+    /// The newest horizon, which will be applied when the next one is generated.
+    pub fn current_horizon(&self) -> Option<TaskId> {
+        self.current_horizon
+    }
+
+    /// Takes the ids of the tasks created since the last call (user tasks, horizons, epochs), in creation order.
+    pub fn drain_new_tasks(&mut self) -> std::vec::Drain<'_, TaskId> {
+        self.new_tasks.drain(..)
+    }
+
+    /// Takes the warnings collected since the last call.
+    pub fn take_diagnostics(&mut self) -> Vec<Diagnostic> {
+        std::mem::take(&mut self.diagnostics)
+    }
+
+    /// Total boxes over all buffers' writer and reader maps (a measure of tracking state).
+    pub fn region_map_boxes(&self) -> usize {
+        self.buffers.values().map(|b| b.last_writers.len() + b.readers.len()).sum()
+    }
+
+    /// Tells the manager the runtime has passed horizon or epoch `id`: all tasks before it are erased.
+    ///
+    /// `id` must not be newer than [`epoch_for_new_tasks`](Self::epoch_for_new_tasks), since only older tasks are
+    /// guaranteed to be unreferenced.
+    pub fn notify_epoch_reached(&mut self, id: TaskId) {
+        debug_assert!(
+            id <= self.epoch_for_new_tasks,
+            "{id} reached, but only tasks before the applied epoch {} may be erased",
+            self.epoch_for_new_tasks
+        );
+        if id > self.latest_epoch_reached {
+            self.latest_epoch_reached = id;
+            self.tasks.erase_before_epoch(id.0);
+        }
+    }
+
+    /// Records a user task: validates it, computes its dependencies, and inserts a horizon when one is due.
+    ///
+    /// # Errors
+    /// [`TaskError`] naming the task and, where it applies, the buffer and region at fault. Nothing is recorded then.
+    pub fn submit(&mut self, spec: TaskSpec) -> Result<TaskId, TaskError> {
+        let id = TaskId(self.next_id);
+        let regions = self.validate(id, &spec)?;
+        let id = self.insert_task(spec, regions);
+        if self.need_horizon() {
+            self.generate_horizon();
+        }
+        Ok(id)
+    }
+
+    /// Inserts an epoch that depends on everything before it, applied at once.
+    pub fn epoch(&mut self, action: EpochAction) -> TaskId {
+        self.insert_sync_task(TaskKind::Epoch(action))
+    }
+
+    fn need_horizon(&self) -> bool {
+        self.max_critical_path - self.critical_path_at_horizon >= self.config.horizon_step
+            || self.execution_front.len() >= self.config.horizon_max_parallelism
+    }
+
+    /// Checks a submission and computes its per-buffer regions, without changing any state.
+    fn validate(&mut self, id: TaskId, spec: &TaskSpec) -> Result<Vec<AccessRegions>, TaskError> {
+        let err = |inner| TaskError { task: crate::task::TaskIdent { id, name: spec.name.clone() }, inner };
+        match spec.kind {
+            TaskKind::Horizon | TaskKind::Epoch(_) => {
+                return Err(err(TaskErrorKind::ReservedKind { kind: spec.kind.name() }));
+            }
+            TaskKind::DeviceCompute | TaskKind::HostCompute if spec.range.is_empty() => {
+                return Err(err(TaskErrorKind::EmptyRange { range: spec.range }));
+            }
+            _ => {}
+        }
+        if spec.dims > 3 {
+            return Err(err(TaskErrorKind::TooManyDimensions { dims: spec.dims }));
+        }
+        if spec.granularity.contains(&0) {
+            return Err(err(TaskErrorKind::ZeroGranularity));
+        }
+        let mut regions: Vec<AccessRegions> = Vec::with_capacity(spec.accesses.len());
+        for access in &spec.accesses {
+            let buf = self
+                .buffers
+                .get(&access.buffer)
+                .ok_or_else(|| err(TaskErrorKind::UnknownBuffer { buffer: access.buffer }))?;
+            let ident = || ResourceIdent::buffer(access.buffer, buf.name.as_deref());
+            let region = access.mapper.apply(&spec.range, spec.dims, &buf.extent, buf.dims).map_err(|e| {
+                err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), source: e })
+            })?;
+            if !Region::from(buf.extent).contains(&region) {
+                return Err(err(TaskErrorKind::OutOfBounds {
+                    buffer: ident(),
+                    mapper: access.mapper.name(),
+                    region: region.clone(),
+                    outside: region.difference(&Region::from(buf.extent)),
+                    extent: buf.extent,
+                }));
+            }
+            let entry = match regions.iter_mut().position(|r| r.buffer == access.buffer) {
+                Some(i) => &mut regions[i],
+                None => {
+                    regions.push(AccessRegions {
+                        buffer: access.buffer,
+                        consumed: Region::new(),
+                        produced: Region::new(),
+                    });
+                    regions.last_mut().unwrap()
+                }
+            };
+            if access.mode.consumes() {
+                entry.consumed = entry.consumed.union(&region);
+            }
+            if access.mode.produces() {
+                entry.produced = entry.produced.union(&region);
+            }
+        }
+        for red in &spec.reductions {
+            let buf = self
+                .buffers
+                .get(&red.buffer)
+                .ok_or_else(|| err(TaskErrorKind::UnknownBuffer { buffer: red.buffer }))?;
+            let ident = ResourceIdent::buffer(red.buffer, buf.name.as_deref());
+            if buf.extent.area() != 1 {
+                return Err(err(TaskErrorKind::ReductionNotScalar { buffer: ident, extent: buf.extent }));
+            }
+            if regions.iter().any(|r| r.buffer == red.buffer) {
+                return Err(err(TaskErrorKind::ReductionAndAccess { buffer: ident }));
+            }
+            let whole = Region::from(buf.extent);
+            regions.push(AccessRegions {
+                buffer: red.buffer,
+                consumed: if red.include_current_value { whole.clone() } else { Region::new() },
+                produced: whole,
+            });
+        }
+        for (ho, _) in &spec.side_effects {
+            if !self.host_objects.contains_key(ho) {
+                return Err(err(TaskErrorKind::UnknownHostObject { host_object: *ho }));
+            }
+        }
+        // Uninitialized reads: cells read whose last writer is nobody.
+        for r in &regions {
+            if r.consumed.is_empty() {
+                continue;
+            }
+            let buf = &self.buffers[&r.buffer];
+            let mut missing = Vec::new();
+            buf.last_writers.for_each_in(&r.consumed, |b, w| {
+                if w.is_none() {
+                    missing.push(b);
+                }
+            });
+            if !missing.is_empty() {
+                let inner = TaskErrorKind::UninitializedRead {
+                    buffer: ResourceIdent::buffer(r.buffer, buf.name.as_deref()),
+                    region: Region::from_boxes(missing),
+                };
+                match self.config.uninitialized_read {
+                    ErrorPolicy::Ignore => {}
+                    ErrorPolicy::Warn => self.diagnostics.push(Diagnostic::from(err(inner))),
+                    ErrorPolicy::Error => return Err(err(inner)),
+                }
+            }
+        }
+        Ok(regions)
+    }
+
+    /// Inserts a validated user task and computes its dependencies.
+    fn insert_task(&mut self, spec: TaskSpec, regions: Vec<AccessRegions>) -> TaskId {
+        let id = TaskId(self.next_id);
+        let mut deps = DepBuilder::default();
+        for r in &regions {
+            let buf = self.buffers.get_mut(&r.buffer).expect("validated");
+            // True dependencies on the last writers of what is read.
+            buf.last_writers.for_each_in(&r.consumed, |_, w| {
+                if let Some(w) = w {
+                    deps.add(*w, DependencyKind::True, DependencyOrigin::Dataflow);
+                }
+            });
+            if !r.produced.is_empty() {
+                // Anti-dependencies on readers since the last write; output dependencies where nobody read.
+                let mut read_boxes = Vec::new();
+                buf.readers.for_each_in(&r.produced, |b, readers| {
+                    if !readers.is_empty() {
+                        read_boxes.push(b);
+                        for &reader in readers {
+                            if reader != id {
+                                deps.add(reader, DependencyKind::Anti, DependencyOrigin::Dataflow);
+                            }
+                        }
+                    }
+                });
+                let unread = r.produced.difference(&Region::from_boxes(read_boxes));
+                buf.last_writers.for_each_in(&unread, |_, w| {
+                    if let Some(w) = w {
+                        deps.add(*w, DependencyKind::Output, DependencyOrigin::Dataflow);
+                    }
+                });
+            }
+            // Record this task as reader, then as writer (a read-write task's own read ends at its write).
+            if !r.consumed.is_empty() {
+                for (b, mut readers) in buf.readers.query(&r.consumed) {
+                    if let Err(pos) = readers.binary_search(&id) {
+                        readers.insert(pos, id);
+                    }
+                    buf.readers.update_box(&b, readers);
+                }
+            }
+            if !r.produced.is_empty() {
+                buf.readers.update_region(&r.produced, ReaderSet::new());
+                buf.last_writers.update_region(&r.produced, Some(id));
+            }
+        }
+        for (ho, _) in &spec.side_effects {
+            let last = self.host_objects.get_mut(ho).expect("validated");
+            if let Some(prev) = last.replace(id) {
+                deps.add(prev, DependencyKind::True, DependencyOrigin::SideEffect);
+            }
+        }
+        if let TaskKind::Collective(group) = spec.kind {
+            if let Some(prev) = self.collective_groups.insert(group, id) {
+                deps.add(prev, DependencyKind::True, DependencyOrigin::CollectiveGroupSerialization);
+            }
+        }
+        if !deps.has_true() {
+            deps.add(self.epoch_for_new_tasks, DependencyKind::True, DependencyOrigin::LastEpoch);
+        }
+        self.insert_node(id, spec, regions, deps.0)
+    }
+
+    /// Creates the node, updates the execution front and critical path.
+    fn insert_node(
+        &mut self,
+        id: TaskId,
+        spec: TaskSpec,
+        regions: Vec<AccessRegions>,
+        dependencies: SmallVec<[Dependency; 4]>,
+    ) -> TaskId {
+        debug_assert_eq!(id.0, self.next_id);
+        self.next_id += 1;
+        let mut cpl = 0;
+        for d in &dependencies {
+            self.execution_front.remove(&d.task);
+            cpl = cpl.max(self.tasks.get(d.task.0).map_or(0, |t| t.critical_path_length));
+        }
+        let critical_path_length = cpl + 1;
+        self.max_critical_path = self.max_critical_path.max(critical_path_length);
+        self.execution_front.insert(id);
+        if matches!(spec.kind, TaskKind::Horizon | TaskKind::Epoch(_)) {
+            self.tasks.begin_epoch(id.0);
+        }
+        self.tasks.insert(id.0, Task { id, spec, regions, dependencies, critical_path_length });
+        self.new_tasks.push(id);
+        id
+    }
+
+    /// Creates a horizon or epoch depending on the whole execution front.
+    fn insert_sync_task(&mut self, kind: TaskKind) -> TaskId {
+        let id = TaskId(self.next_id);
+        let mut front: SmallVec<[Dependency; 4]> = self
+            .execution_front
+            .iter()
+            .map(|&task| Dependency { task, kind: DependencyKind::True, origin: DependencyOrigin::ExecutionFront })
+            .collect();
+        front.sort_unstable_by_key(|d| d.task);
+        let spec = TaskSpec::new(kind, 0, GridBox::from_extent(&[]));
+        self.insert_node(id, spec, Vec::new(), front);
+        debug_assert_eq!(self.execution_front.len(), 1);
+        if let TaskKind::Epoch(_) = kind {
+            // An epoch applies at once and starts the horizon count afresh.
+            self.apply_epoch(id);
+            self.current_horizon = None;
+            self.critical_path_at_horizon = self.max_critical_path;
+        }
+        id
+    }
+
+    fn generate_horizon(&mut self) {
+        let h = self.insert_sync_task(TaskKind::Horizon);
+        self.critical_path_at_horizon = self.max_critical_path;
+        if let Some(previous) = self.current_horizon.replace(h) {
+            self.apply_epoch(previous);
+        }
+    }
+
+    /// Rewrites every tracked task older than `epoch` to `epoch`, which new tasks then hang off.
+    fn apply_epoch(&mut self, epoch: TaskId) {
+        let older = |t: TaskId| if t < epoch { epoch } else { t };
+        for buf in self.buffers.values_mut() {
+            buf.last_writers.apply_to_values(|w| w.map(older));
+            buf.readers.apply_to_values(|set| {
+                if set.first().is_some_and(|&t| t < epoch) {
+                    let mut out: ReaderSet = set.iter().map(|&t| older(t)).collect();
+                    out.dedup();
+                    out
+                } else {
+                    set.clone()
+                }
+            });
+        }
+        for last in self.host_objects.values_mut() {
+            *last = last.map(older);
+        }
+        for last in self.collective_groups.values_mut() {
+            *last = older(*last);
+        }
+        self.epoch_for_new_tasks = epoch;
+    }
+
+    /// The task graph as Graphviz DOT: one node per live task, edges styled by kind (anti dashed, output dotted).
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from("digraph TaskGraph {\n  label=\"task graph\";\n  node [shape=box fontname=monospace];\n");
+        for t in self.tasks.iter() {
+            let mut label = format!("{} {}", t.id, t.kind().name());
+            if let Some(n) = &t.spec.name {
+                label += &format!(" \"{n}\"");
+            }
+            if matches!(t.kind(), TaskKind::DeviceCompute | TaskKind::HostCompute) {
+                label += &format!("\\n{}", t.spec.range);
+            }
+            for a in &t.spec.accesses {
+                let region = t.regions.iter().find(|r| r.buffer == a.buffer);
+                let shown = region.map(|r| r.consumed.union(&r.produced)).unwrap_or_default();
+                label += &format!("\\n{} {} {:?} {}", a.mode.name(), self.buffer_ident(a.buffer), a.mapper, shown);
+            }
+            let shape = match t.kind() {
+                TaskKind::Horizon | TaskKind::Epoch(_) => "ellipse",
+                _ => "box",
+            };
+            out += &format!("  {} [shape={shape} label=\"{}\"];\n", t.id, label.replace('"', "\\\""));
+            for d in &t.dependencies {
+                if self.tasks.get(d.task.0).is_none() {
+                    continue;
+                }
+                let style = match (d.kind, d.origin) {
+                    (DependencyKind::Anti, _) => "style=dashed",
+                    (DependencyKind::Output, _) => "style=dotted",
+                    (_, DependencyOrigin::Dataflow) => "",
+                    _ => "color=gray",
+                };
+                out += &format!("  {} -> {} [{style}];\n", d.task, t.id);
+            }
+        }
+        out += "}\n";
+        out
+    }
+}
+
+impl fmt::Debug for TaskManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskManager")
+            .field("next_id", &self.next_id)
+            .field("live_tasks", &self.tasks.len())
+            .field("epoch_for_new_tasks", &self.epoch_for_new_tasks)
+            .field("current_horizon", &self.current_horizon)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Collects a task's dependencies, keeping one edge per predecessor (the strongest kind).
+#[derive(Default)]
+struct DepBuilder(SmallVec<[Dependency; 4]>);
+
+impl DepBuilder {
+    fn add(&mut self, task: TaskId, kind: DependencyKind, origin: DependencyOrigin) {
+        match self.0.iter_mut().find(|d| d.task == task) {
+            Some(d) if kind < d.kind => {
+                d.kind = kind;
+                d.origin = origin;
+            }
+            Some(_) => {}
+            None => self.0.push(Dependency { task, kind, origin }),
+        }
+    }
+
+    fn has_true(&self) -> bool {
+        self.0.iter().any(|d| d.kind == DependencyKind::True)
+    }
+}

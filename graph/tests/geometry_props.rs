@@ -1,0 +1,153 @@
+//! Property tests: regions and region maps against a brute-force cell-by-cell model, in 1, 2 and 3 dimensions.
+
+use std::collections::BTreeSet;
+
+use celer_graph::{GridBox, Region, RegionMap};
+use proptest::prelude::*;
+
+/// Cells are small so the brute-force model stays cheap.
+const SIDE: usize = 7;
+
+type Cell = [usize; 3];
+
+fn cells_of_box(b: &GridBox) -> BTreeSet<Cell> {
+    let (min, max) = (b.min(), b.max());
+    let mut out = BTreeSet::new();
+    if b.is_empty() {
+        return out;
+    }
+    for x in min[0]..max[0] {
+        for y in min[1]..max[1] {
+            for z in min[2]..max[2] {
+                out.insert([x, y, z]);
+            }
+        }
+    }
+    out
+}
+
+fn cells(r: &Region) -> BTreeSet<Cell> {
+    r.boxes().iter().flat_map(cells_of_box).collect()
+}
+
+fn arb_box(dims: usize) -> impl Strategy<Value = GridBox> {
+    let coord = || (0..SIDE, 0..SIDE).prop_map(|(a, b)| (a.min(b), a.max(b) + 1));
+    (coord(), coord(), coord()).prop_map(move |(x, y, z)| match dims {
+        1 => GridBox::d1(x.0, x.1),
+        2 => GridBox::d2([x.0, y.0], [x.1, y.1]),
+        _ => GridBox::d3([x.0, y.0, z.0], [x.1, y.1, z.1]),
+    })
+}
+
+fn arb_region(dims: usize) -> impl Strategy<Value = Region> {
+    prop::collection::vec(arb_box(dims), 0..6).prop_map(Region::from_boxes)
+}
+
+fn arb_dims_and_regions() -> impl Strategy<Value = (Region, Region)> {
+    (1usize..=3).prop_flat_map(|d| (arb_region(d), arb_region(d)))
+}
+
+fn assert_disjoint(r: &Region) {
+    let total: usize = r.boxes().iter().map(GridBox::area).sum();
+    assert_eq!(total, cells(r).len(), "boxes of {r} overlap");
+    assert!(r.boxes().iter().all(|b| !b.is_empty()), "{r} holds an empty box");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn set_operations_match_the_cell_model((a, b) in arb_dims_and_regions()) {
+        let (ca, cb) = (cells(&a), cells(&b));
+        let u = a.union(&b);
+        let i = a.intersection(&b);
+        let d = a.difference(&b);
+        for r in [&a, &b, &u, &i, &d] {
+            assert_disjoint(r);
+        }
+        prop_assert_eq!(cells(&u), ca.union(&cb).copied().collect::<BTreeSet<_>>());
+        prop_assert_eq!(cells(&i), ca.intersection(&cb).copied().collect::<BTreeSet<_>>());
+        prop_assert_eq!(cells(&d), ca.difference(&cb).copied().collect::<BTreeSet<_>>());
+        prop_assert_eq!(a.area(), ca.len());
+        prop_assert_eq!(a.contains(&b), cb.is_subset(&ca));
+        prop_assert_eq!(a.intersects(&b), !ca.is_disjoint(&cb));
+        // Union and intersection are commutative up to the canonical form.
+        prop_assert_eq!(&u, &b.union(&a));
+        prop_assert_eq!(&i, &b.intersection(&a));
+    }
+
+    #[test]
+    fn equal_cell_sets_give_equal_regions((a, b) in arb_dims_and_regions()) {
+        // Build the same set two different ways: a ∪ b, and (a \ b) ∪ (b \ a) ∪ (a ∩ b) assembled box by box.
+        let direct = a.union(&b);
+        let pieces: Vec<GridBox> = a.difference(&b).boxes().iter()
+            .chain(b.difference(&a).boxes())
+            .chain(a.intersection(&b).boxes())
+            .copied().collect();
+        let rebuilt = Region::from_boxes(pieces.into_iter().rev());
+        prop_assert_eq!(direct, rebuilt);
+    }
+
+    #[test]
+    fn bounding_box_holds_every_cell(a in (1usize..=3).prop_flat_map(arb_region)) {
+        let bb = a.bounding_box();
+        for c in cells(&a) {
+            prop_assert!(bb.contains(&GridBox::new(c, [c[0] + 1, c[1] + 1, c[2] + 1])));
+        }
+        if !a.is_empty() {
+            // Tight: every face of the bounding box touches the region.
+            let (min, max) = (bb.min(), bb.max());
+            for d in 0..3 {
+                prop_assert!(cells(&a).iter().any(|c| c[d] == min[d]));
+                prop_assert!(cells(&a).iter().any(|c| c[d] + 1 == max[d]));
+            }
+        }
+    }
+
+    #[test]
+    fn region_map_matches_a_dense_array(
+        dims in 1usize..=3,
+        updates in prop::collection::vec((0usize..1000, 0u8..4), 1..12),
+        query_seed in 0usize..1000,
+    ) {
+        let extent = match dims { 1 => GridBox::d1(0, SIDE), 2 => GridBox::d2([0, 0], [SIDE, SIDE]), _ => GridBox::d3([0; 3], [SIDE; 3]) };
+        let boxes: Vec<GridBox> = {
+            // Deterministic pseudo-random boxes from the seeds, so shrinking stays meaningful.
+            let mk = |s: usize| {
+                let c = |k: usize| { let a = (s / k) % SIDE; let b = (s / (k * 7)) % SIDE; (a.min(b), a.max(b) + 1) };
+                let (x, y, z) = (c(1), c(3), c(11));
+                match dims { 1 => GridBox::d1(x.0, x.1), 2 => GridBox::d2([x.0, y.0], [x.1, y.1]), _ => GridBox::d3([x.0, y.0, z.0], [x.1, y.1, z.1]) }
+            };
+            updates.iter().map(|(s, _)| mk(*s)).chain([mk(query_seed)]).collect()
+        };
+        let mut map = RegionMap::new(extent, 9u8);
+        let mut model = std::collections::BTreeMap::new();
+        for c in cells_of_box(&extent) { model.insert(c, 9u8); }
+        for ((_, v), b) in updates.iter().zip(&boxes) {
+            map.update_box(b, *v);
+            for c in cells_of_box(b) { model.insert(c, *v); }
+            // Entries stay disjoint and cover the extent exactly.
+            let covered: usize = map.entries().iter().map(|e| e.0.area()).sum();
+            prop_assert_eq!(covered, extent.area());
+        }
+        for (c, v) in &model {
+            prop_assert_eq!(map.get(*c), v);
+        }
+        let q = *boxes.last().unwrap();
+        let mut seen = 0;
+        for (b, v) in map.query(&Region::from(q)) {
+            prop_assert!(q.contains(&b));
+            for c in cells_of_box(&b) { prop_assert_eq!(model[&c], v); seen += 1; }
+        }
+        prop_assert_eq!(seen, q.area());
+        // Equal neighbours are merged: each value is held in exactly the boxes of its canonical region.
+        for v in 0u8..10 {
+            let region = Region::from_boxes(map.entries().iter().filter(|e| e.1 == v).map(|e| e.0));
+            let n = map.entries().iter().filter(|e| e.1 == v).count();
+            prop_assert_eq!(n, region.boxes().len(), "value {} is held in {} boxes, its canonical form has {}", v, n, region.boxes().len());
+        }
+        // A horizon-like rewrite collapses everything to one box.
+        map.apply_to_values(|_| 1);
+        prop_assert_eq!(map.len(), 1);
+    }
+}
