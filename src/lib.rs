@@ -1,4 +1,47 @@
 //! celer: one ordinary-looking Rust program that uses every GPU of a cluster.
-#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+//!
+//! The program runs SPMD (the same binary on every MPI rank, or alone as one rank). It creates typed [`Buffer`]s and
+//! submits tasks through a [`Queue`]; a submission only *records* the kernel, its index space and, per buffer, an
+//! access mode and a range mapper ([`access`]). celer derives the dependencies, splits tasks across ranks and
+//! devices and moves the data each chunk needs.
+//!
+//! - Misuse the types can see does not compile: buffers borrow their queue, range mappers are typed by the
+//!   dimensionality of the kernel and the buffer ([`access::Mapper`]).
+//! - The rest is a [`TaskError`] naming the task, buffer and region at fault.
+//! - This crate is a small facade: the graphs live in `celer-graph`, scheduling in `celer-scheduler`, backends in
+//!   `celer-exec`.
+//!
+//! # Misuse that does not compile
+//! A one-to-one mapper between a 1D kernel and a 2D buffer:
+//! ```compile_fail
+//! use celer::{access, task, Kernel, Queue};
+//! let q = Queue::new();
+//! let grid = q.buffer::<f32, 2>([8, 8]);
+//! let _ = q.submit(task::parallel_for(&Kernel::named("k"), [64]).read(&grid, access::one_to_one()));
+//! ```
+//! A buffer used after its queue (the runtime) is gone:
+//! ```compile_fail
+//! use celer::Queue;
+//! let buf = {
+//!     let q = Queue::new();
+//!     q.buffer::<f32, 1>([8])
+//! };
+//! ```
+//! Transposing a 1D buffer:
+//! ```compile_fail
+//! use celer::{access, task, Kernel, Queue};
+//! let q = Queue::new();
+//! let v = q.buffer::<f32, 1>([8]);
+//! let _ = q.submit(task::parallel_for(&Kernel::named("k"), [8]).read(&v, access::transposed()));
+//! ```
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
-pub use celer_scheduler as scheduler;
+pub mod access;
+mod queue;
+
+pub use celer_graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
+pub use queue::{task, Buffer, CollectiveGroup, Element, Fence, HostObject, Kernel, Queue, QueueConfig, TaskBuilder};
+
+/// The graph layer, for tools and tests that need more than the facade.
+pub use celer_scheduler::graph;

@@ -24,9 +24,9 @@ pub enum ErrorPolicy {
 pub struct TaskError {
     /// The task at fault.
     pub task: TaskIdent,
-    /// What is wrong.
+    /// What is wrong (boxed: errors are rare, and results stay small on the hot path).
     #[source]
-    pub inner: TaskErrorKind,
+    pub inner: Box<TaskErrorKind>,
 }
 
 /// What is wrong with a task.

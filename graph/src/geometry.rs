@@ -224,10 +224,15 @@ impl Region {
 
     /// The union of arbitrary (possibly overlapping, possibly empty) boxes, normalized.
     pub fn from_boxes(boxes: impl IntoIterator<Item = GridBox>) -> Self {
-        let mut list: Vec<GridBox> = boxes.into_iter().filter(|b| !b.is_empty()).collect();
+        let mut list: SmallVec<[GridBox; 8]> = boxes.into_iter().filter(|b| !b.is_empty()).collect();
         match list.len() {
             0 => Self::new(),
             1 => Self { boxes: smallvec::smallvec![list[0]] },
+            // Fast path: one box holds all the others (clamped stencils, repeated accesses).
+            n if n <= 8 && list.iter().any(|a| list.iter().all(|b| a.contains(b))) => {
+                let a = *list.iter().find(|a| list.iter().all(|b| a.contains(b))).unwrap();
+                Self { boxes: smallvec::smallvec![a] }
+            }
             _ => {
                 let mut out = Vec::with_capacity(list.len());
                 normalize_dim(&mut list, 0, &mut out);
@@ -320,6 +325,12 @@ impl Region {
 
     /// Whether every cell of `other` is in `self`.
     pub fn contains(&self, other: &Region) -> bool {
+        if other.boxes.iter().all(|b| self.boxes.iter().any(|a| a.contains(b))) {
+            return true;
+        }
+        if self.boxes.len() == 1 {
+            return false;
+        }
         other.difference(self).is_empty()
     }
 

@@ -14,6 +14,7 @@ pub mod error;
 pub mod geometry;
 pub mod ids;
 pub mod node_store;
+pub mod patterns;
 pub mod region_map;
 pub mod task;
 pub mod task_manager;

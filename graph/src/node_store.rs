@@ -10,6 +10,9 @@ use std::ptr::NonNull;
 
 use celer_alloc::HorizonArena;
 
+/// How many reset arenas to keep for reuse; a handful covers the two or three windows alive in steady state.
+const MAX_SPARE_ARENAS: usize = 4;
+
 /// One horizon window: the id of the horizon or epoch that opened it, and the arena its nodes live in.
 struct Window {
     first_id: u64,
@@ -22,6 +25,8 @@ pub struct NodeStore<N> {
     /// `index[i]` is the node with id `base + i`, if it is still alive.
     index: VecDeque<Option<NonNull<N>>>,
     base: u64,
+    /// Arenas of erased windows, reset and kept for reuse so steady state allocates no new chunks.
+    spare: Vec<HorizonArena>,
 }
 
 // SAFETY: the store owns its nodes exclusively (the pointers are never shared outside `&self`/`&mut self` borrows),
@@ -30,7 +35,7 @@ unsafe impl<N: Send> Send for NodeStore<N> {}
 
 impl<N> Default for NodeStore<N> {
     fn default() -> Self {
-        Self { windows: VecDeque::new(), index: VecDeque::new(), base: 0 }
+        Self { windows: VecDeque::new(), index: VecDeque::new(), base: 0, spare: Vec::new() }
     }
 }
 
@@ -47,7 +52,8 @@ impl<N> NodeStore<N> {
             "epoch ids must grow: {id} after {:?}",
             self.windows.back().map(|w| w.first_id)
         );
-        self.windows.push_back(Window { first_id: id, arena: HorizonArena::new() });
+        let arena = self.spare.pop().unwrap_or_default();
+        self.windows.push_back(Window { first_id: id, arena });
     }
 
     /// Moves `node` with id `id` into the current window. Ids must be inserted in increasing order.
@@ -98,8 +104,12 @@ impl<N> NodeStore<N> {
                 self.index.pop_front();
                 self.base += 1;
             }
-            // Dropping the window resets its arena, which runs the nodes' destructors.
-            self.windows.pop_front();
+            // Resetting the arena runs the nodes' destructors; the arena itself is kept for a later window.
+            let mut window = self.windows.pop_front().expect("at least two windows");
+            window.arena.reset();
+            if self.spare.len() < MAX_SPARE_ARENAS {
+                self.spare.push(window.arena);
+            }
         }
     }
 

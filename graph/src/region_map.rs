@@ -20,12 +20,15 @@
 
 use std::fmt;
 
+use smallvec::SmallVec;
+
 use crate::geometry::{GridBox, Region};
 
 /// A total map from the cells of `extent` to values of `V`, as disjoint `(box, value)` entries.
 ///
-/// Cost: updates and queries are linear in the number of entries (which horizons keep small); merging after an update
-/// re-normalizes only the boxes of the values the update touched.
+/// Cost: updates and queries are linear in the number of entries (which horizons keep small). After an update, the
+/// new and cut boxes merge with equal-valued neighbours that share a whole face; [`apply_to_values`](Self::apply_to_values)
+/// re-normalizes every value fully, so horizons always bring the map back to its fewest-box form.
 #[derive(Clone)]
 pub struct RegionMap<V> {
     extent: GridBox,
@@ -70,10 +73,9 @@ impl<V: Clone + PartialEq> RegionMap<V> {
             if e.1 == value {
                 return;
             }
-            let old = std::mem::replace(&mut e.1, value.clone());
-            self.merge_value(&value);
-            // The old value's remaining boxes may now merge differently.
-            self.merge_value(&old);
+            e.1 = value;
+            let i = self.entries.iter().position(|e| e.0 == b).expect("just found");
+            self.merge_locally(smallvec::smallvec![i]);
             return;
         }
         self.update_boxes(std::slice::from_ref(&b), value);
@@ -93,38 +95,69 @@ impl<V: Clone + PartialEq> RegionMap<V> {
     }
 
     fn update_boxes(&mut self, boxes: &[GridBox], value: V) {
-        let mut split_values: Vec<V> = Vec::new();
-        let mut i = 0;
         let old_len = self.entries.len();
-        let mut kept = Vec::with_capacity(old_len + boxes.len());
-        while i < old_len {
-            let (eb, ev) = &self.entries[i];
-            if boxes.iter().any(|b| b.intersects(eb)) {
-                // Cut the new boxes out of this entry; what remains keeps the old value.
-                let mut pieces = vec![*eb];
-                let mut next = Vec::new();
-                for b in boxes {
-                    for p in &pieces {
-                        p.subtract_into(b, |q| next.push(q));
-                    }
-                    std::mem::swap(&mut pieces, &mut next);
-                    next.clear();
-                }
-                // Every value that lost cells must be re-merged, whether or not pieces of it remain here.
-                if *ev != value && !split_values.contains(ev) {
-                    split_values.push(ev.clone());
-                }
-                kept.extend(pieces.into_iter().map(|p| (p, ev.clone())));
-            } else {
-                kept.push((*eb, ev.clone()));
+        let mut kept = Vec::with_capacity(old_len + boxes.len() + 4);
+        // Indices (in `kept`) of boxes that are new or were cut: only these can have become mergeable.
+        let mut touched: WorkList = SmallVec::new();
+        let mut pieces: SmallVec<[GridBox; 8]> = SmallVec::new();
+        let mut next: SmallVec<[GridBox; 8]> = SmallVec::new();
+        for (eb, ev) in self.entries.drain(..) {
+            if !boxes.iter().any(|b| b.intersects(&eb)) {
+                kept.push((eb, ev));
+                continue;
             }
-            i += 1;
+            // Cut the new boxes out of this entry; what remains keeps the old value.
+            pieces.clear();
+            pieces.push(eb);
+            for b in boxes {
+                for p in &pieces {
+                    p.subtract_into(b, |q| next.push(q));
+                }
+                std::mem::swap(&mut pieces, &mut next);
+                next.clear();
+            }
+            for p in &pieces {
+                touched.push(kept.len());
+                kept.push((*p, ev.clone()));
+            }
         }
-        kept.extend(boxes.iter().map(|b| (*b, value.clone())));
+        for b in boxes {
+            touched.push(kept.len());
+            kept.push((*b, value.clone()));
+        }
         self.entries = kept;
-        self.merge_value(&value);
-        for v in &split_values {
-            self.merge_value(v);
+        self.merge_locally(touched);
+    }
+
+    /// Merges the entries at `work` with equal-valued neighbours they share a whole face with, repeatedly.
+    ///
+    /// This is local (cost: entries × merges), unlike [`merge_value`](Self::merge_value): the result need not be the
+    /// fewest boxes, but every rank performing the same updates gets the same entries.
+    fn merge_locally(&mut self, mut work: WorkList) {
+        while let Some(i) = work.pop() {
+            if i >= self.entries.len() {
+                continue;
+            }
+            let (bi, ref vi) = self.entries[i];
+            let found = self.entries.iter().enumerate().find_map(|(j, (bj, vj))| {
+                if j != i && vj == vi {
+                    merge_boxes(&bi, bj).map(|m| (j, m))
+                } else {
+                    None
+                }
+            });
+            if let Some((j, merged)) = found {
+                self.entries[i].0 = merged;
+                self.entries.swap_remove(j);
+                // swap_remove moved the last entry into `j`; keep the work list pointing at the right entries.
+                let last = self.entries.len();
+                for w in &mut work {
+                    if *w == last {
+                        *w = j;
+                    }
+                }
+                work.push(if i == last { j } else { i });
+            }
         }
     }
 
@@ -222,6 +255,25 @@ impl<V: Clone + PartialEq> RegionMap<V> {
             self.merge_value(v);
         }
     }
+}
+
+/// Entry indices still to be merged.
+type WorkList = SmallVec<[usize; 8]>;
+
+/// The union of two boxes if it is itself a box: they touch along one dimension and agree in all others.
+fn merge_boxes(a: &GridBox, b: &GridBox) -> Option<GridBox> {
+    let (amin, amax, bmin, bmax) = (a.min(), a.max(), b.min(), b.max());
+    let mut dim = None;
+    for d in 0..3 {
+        if amin[d] == bmin[d] && amax[d] == bmax[d] {
+            continue;
+        }
+        if dim.is_some() || !(amax[d] == bmin[d] || bmax[d] == amin[d]) {
+            return None;
+        }
+        dim = Some(d);
+    }
+    dim.map(|_| a.bounding_box(b))
 }
 
 impl<V: fmt::Debug> fmt::Debug for RegionMap<V> {

@@ -264,7 +264,13 @@ impl TaskManager {
     ///
     /// # Errors
     /// [`TaskError`] naming the task and, where it applies, the buffer and region at fault. Nothing is recorded then.
-    pub fn submit(&mut self, spec: TaskSpec) -> Result<TaskId, TaskError> {
+    pub fn submit(&mut self, mut spec: TaskSpec) -> Result<TaskId, TaskError> {
+        match spec.kind {
+            // One chunk per rank, and one item for a rank-0 task.
+            TaskKind::Collective(_) => (spec.dims, spec.range) = (1, GridBox::d1(0, self.config.num_ranks)),
+            TaskKind::Once | TaskKind::Fence => (spec.dims, spec.range) = (0, GridBox::from_extent(&[])),
+            _ => {}
+        }
         let id = TaskId(self.next_id);
         let regions = self.validate(id, &spec)?;
         let id = self.insert_task(spec, regions);
@@ -286,7 +292,8 @@ impl TaskManager {
 
     /// Checks a submission and computes its per-buffer regions, without changing any state.
     fn validate(&mut self, id: TaskId, spec: &TaskSpec) -> Result<Vec<AccessRegions>, TaskError> {
-        let err = |inner| TaskError { task: crate::task::TaskIdent { id, name: spec.name.clone() }, inner };
+        let err =
+            |inner| TaskError { task: crate::task::TaskIdent { id, name: spec.name.clone() }, inner: Box::new(inner) };
         match spec.kind {
             TaskKind::Horizon | TaskKind::Epoch(_) => {
                 return Err(err(TaskErrorKind::ReservedKind { kind: spec.kind.name() }));
@@ -309,9 +316,10 @@ impl TaskManager {
                 .get(&access.buffer)
                 .ok_or_else(|| err(TaskErrorKind::UnknownBuffer { buffer: access.buffer }))?;
             let ident = || ResourceIdent::buffer(access.buffer, buf.name.as_deref());
-            let region = access.mapper.apply(&spec.range, spec.dims, &buf.extent, buf.dims).map_err(|e| {
-                err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), source: e })
-            })?;
+            let region = access
+                .mapper
+                .apply(&spec.range, spec.dims, &buf.extent, buf.dims)
+                .map_err(|e| err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), source: e }))?;
             if !Region::from(buf.extent).contains(&region) {
                 return Err(err(TaskErrorKind::OutOfBounds {
                     buffer: ident(),
@@ -404,7 +412,7 @@ impl TaskManager {
             });
             if !r.produced.is_empty() {
                 // Anti-dependencies on readers since the last write; output dependencies where nobody read.
-                let mut read_boxes = Vec::new();
+                let mut read_boxes: SmallVec<[GridBox; 4]> = SmallVec::new();
                 buf.readers.for_each_in(&r.produced, |b, readers| {
                     if !readers.is_empty() {
                         read_boxes.push(b);
@@ -415,7 +423,11 @@ impl TaskManager {
                         }
                     }
                 });
-                let unread = r.produced.difference(&Region::from_boxes(read_boxes));
+                let unread = if read_boxes.is_empty() {
+                    r.produced.clone()
+                } else {
+                    r.produced.difference(&Region::from_boxes(read_boxes))
+                };
                 buf.last_writers.for_each_in(&unread, |_, w| {
                     if let Some(w) = w {
                         deps.add(*w, DependencyKind::Output, DependencyOrigin::Dataflow);
@@ -424,7 +436,9 @@ impl TaskManager {
             }
             // Record this task as reader, then as writer (a read-write task's own read ends at its write).
             if !r.consumed.is_empty() {
-                for (b, mut readers) in buf.readers.query(&r.consumed) {
+                let mut current: SmallVec<[(GridBox, ReaderSet); 2]> = SmallVec::new();
+                buf.readers.for_each_in(&r.consumed, |b, set| current.push((b, set.clone())));
+                for (b, mut readers) in current {
                     if let Err(pos) = readers.binary_search(&id) {
                         readers.insert(pos, id);
                     }
@@ -534,7 +548,8 @@ impl TaskManager {
 
     /// The task graph as Graphviz DOT: one node per live task, edges styled by kind (anti dashed, output dotted).
     pub fn to_dot(&self) -> String {
-        let mut out = String::from("digraph TaskGraph {\n  label=\"task graph\";\n  node [shape=box fontname=monospace];\n");
+        let mut out =
+            String::from("digraph TaskGraph {\n  label=\"task graph\";\n  node [shape=box fontname=monospace];\n");
         for t in self.tasks.iter() {
             let mut label = format!("{} {}", t.id, t.kind().name());
             if let Some(n) = &t.spec.name {

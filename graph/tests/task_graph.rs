@@ -71,7 +71,11 @@ fn a_read_write_task_depends_truly_on_the_previous_writer() {
     tm.create_buffer(b, 1, GridBox::d1(0, 10), true, None);
     let t1 = tm.submit(kernel1(10, &[(b, ReadWrite, RangeMapper::OneToOne)])).unwrap();
     let t2 = tm.submit(kernel1(10, &[(b, ReadWrite, RangeMapper::OneToOne)])).unwrap();
-    assert_eq!(dep_kind(&tm, t1, TaskId(0)), Some(DependencyKind::True), "host data counts as written by the init epoch");
+    assert_eq!(
+        dep_kind(&tm, t1, TaskId(0)),
+        Some(DependencyKind::True),
+        "host data counts as written by the init epoch"
+    );
     assert_eq!(dep_kind(&tm, t2, t1), Some(DependencyKind::True));
     assert!(tm.take_diagnostics().is_empty());
 }
@@ -177,8 +181,11 @@ fn a_long_program_keeps_its_tracking_state_bounded() {
         let mut early = (0, 0, 0);
         let mut late = (0, 0, 0);
         for t in 0..100 {
-            let mut spec = TaskSpec::device_compute(&[1, 8])
-                .access(b, DiscardWrite, RangeMapper::Fixed(GridBox::d2([t, 0], [t + 1, 8])));
+            let mut spec = TaskSpec::device_compute(&[1, 8]).access(
+                b,
+                DiscardWrite,
+                RangeMapper::Fixed(GridBox::d2([t, 0], [t + 1, 8])),
+            );
             if t > 0 {
                 spec = spec.access(b, Read, RangeMapper::Fixed(GridBox::d2([0, 0], [t, 8])));
             }
@@ -208,7 +215,7 @@ fn out_of_bounds_mappers_are_refused_naming_task_buffer_and_region() {
     let b = BufferId(3);
     tm.create_buffer(b, 1, GridBox::d1(0, 10), true, Some("u".into()));
     let err = tm.submit(kernel1(20, &[(b, Read, RangeMapper::OneToOne)]).named("stencil")).unwrap_err();
-    assert!(matches!(err.inner, TaskErrorKind::OutOfBounds { .. }));
+    assert!(matches!(*err.inner, TaskErrorKind::OutOfBounds { .. }));
     let msg = err.to_string();
     assert!(msg.contains("task T1 \"stencil\""), "{msg}");
     assert!(msg.contains("buffer B3 \"u\""), "{msg}");
@@ -253,12 +260,10 @@ fn uninitialized_reads_warn_or_fail_by_policy() {
     let msg = warnings[0].to_string();
     assert!(msg.contains("buffer B0 \"x\" is read in {[4] - [10]}"), "{msg}");
 
-    let mut strict = TaskManager::new(TaskManagerConfig {
-        uninitialized_read: ErrorPolicy::Error,
-        ..TaskManagerConfig::default()
-    });
+    let mut strict =
+        TaskManager::new(TaskManagerConfig { uninitialized_read: ErrorPolicy::Error, ..TaskManagerConfig::default() });
     strict.create_buffer(b, 1, GridBox::d1(0, 10), false, None);
-    assert!(matches!(strict.submit(spec()).unwrap_err().inner, TaskErrorKind::UninitializedRead { .. }));
+    assert!(matches!(*strict.submit(spec()).unwrap_err().inner, TaskErrorKind::UninitializedRead { .. }));
 }
 
 #[test]
@@ -267,7 +272,7 @@ fn other_bad_input_gets_clear_errors() {
     let b = BufferId(0);
     tm.create_buffer(b, 1, GridBox::d1(0, 10), true, None);
     let empty = tm.submit(TaskSpec::device_compute(&[0])).unwrap_err();
-    assert!(matches!(empty.inner, TaskErrorKind::EmptyRange { .. }), "{empty}");
+    assert!(matches!(*empty.inner, TaskErrorKind::EmptyRange { .. }), "{empty}");
     let unknown = tm.submit(kernel1(1, &[(BufferId(9), Read, RangeMapper::All)])).unwrap_err();
     assert!(unknown.to_string().contains("buffer B9 does not exist"), "{unknown}");
     let mut red = TaskSpec::device_compute(&[10]);
@@ -278,7 +283,7 @@ fn other_bad_input_gets_clear_errors() {
         include_current_value: false,
     });
     let not_scalar = tm.submit(red).unwrap_err();
-    assert!(matches!(not_scalar.inner, TaskErrorKind::ReductionNotScalar { .. }), "{not_scalar}");
+    assert!(matches!(*not_scalar.inner, TaskErrorKind::ReductionNotScalar { .. }), "{not_scalar}");
 }
 
 #[test]

@@ -1,0 +1,134 @@
+//! Standard task-graph workloads for benchmarks and tests, after Celerity's DAG benchmarks.
+//!
+//! Each builder returns a [`Workload`]: buffers to create and task specs to submit in order. The shapes are the
+//! same as Celerity's so per-task figures can be compared: `soup` (independent tasks), `chain` (all-to-all each
+//! step), `wave_sim` (2D stencil with neighbourhood reads) and `jacobi` (row/column slices).
+
+use crate::geometry::GridBox;
+use crate::ids::BufferId;
+use crate::task::{AccessMode, NeighborhoodShape, RangeMapper, TaskSpec};
+use crate::task_manager::TaskManager;
+
+/// A buffer a workload uses.
+#[derive(Clone, Debug)]
+pub struct WorkloadBuffer {
+    /// Id.
+    pub id: BufferId,
+    /// Dimensionality.
+    pub dims: usize,
+    /// Extent.
+    pub extent: GridBox,
+    /// Whether it starts with host data.
+    pub host_initialized: bool,
+    /// Name.
+    pub name: &'static str,
+}
+
+/// Buffers plus the tasks to submit, in order.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Pattern name.
+    pub name: &'static str,
+    /// Buffers to create first.
+    pub buffers: Vec<WorkloadBuffer>,
+    /// Tasks to submit.
+    pub tasks: Vec<TaskSpec>,
+}
+
+impl Workload {
+    /// Creates the workload's buffers in `tm`.
+    pub fn create_buffers(&self, tm: &mut TaskManager) {
+        for b in &self.buffers {
+            tm.create_buffer(b.id, b.dims, b.extent, b.host_initialized, Some(b.name.to_owned()));
+        }
+    }
+
+    /// Creates the buffers and submits every task.
+    ///
+    /// # Panics
+    /// If a task is refused (the workloads are valid by construction).
+    pub fn run(&self, tm: &mut TaskManager) {
+        self.create_buffers(tm);
+        for t in &self.tasks {
+            tm.submit(t.clone()).expect("workload tasks are valid");
+        }
+    }
+}
+
+fn buffer(id: u64, dims: usize, extent: GridBox, name: &'static str) -> WorkloadBuffer {
+    WorkloadBuffer { id: BufferId(id), dims, extent, host_initialized: true, name }
+}
+
+/// 100 independent tasks, task `i` read-writing column `i` of a `width × 100` buffer (split over its rows).
+pub fn soup(width: usize) -> Workload {
+    let b = buffer(0, 2, GridBox::d2([0, 0], [width, 100]), "soup");
+    let tasks = (0..100)
+        .map(|i| {
+            let mut t = TaskSpec::new(crate::TaskKind::DeviceCompute, 2, GridBox::d2([0, i], [width, i + 1]));
+            t = t.access(b.id, AccessMode::ReadWrite, RangeMapper::OneToOne);
+            t.named("soup")
+        })
+        .collect();
+    Workload { name: "soup", buffers: vec![b], tasks }
+}
+
+/// 30 tasks over an `n × n` buffer pair, each reading the other buffer transposed: all-to-all data flow every step.
+pub fn chain(n: usize) -> Workload {
+    let a = buffer(0, 2, GridBox::d2([0, 0], [n, n]), "a");
+    let b = buffer(1, 2, GridBox::d2([0, 0], [n, n]), "b");
+    let tasks = (0..30)
+        .map(|i| {
+            let (src, dst) = if i % 2 == 0 { (a.id, b.id) } else { (b.id, a.id) };
+            TaskSpec::device_compute(&[n, n])
+                .access(src, AccessMode::Read, RangeMapper::Transposed)
+                .access(dst, AccessMode::DiscardWrite, RangeMapper::OneToOne)
+                .named("chain")
+        })
+        .collect();
+    Workload { name: "chain", buffers: vec![a, b], tasks }
+}
+
+/// The 2D wave equation on an `n × n` grid for `steps` steps: read `u` as a "+" stencil, read-write `up` one to one,
+/// then swap the two (Celerity's wave_sim benchmark uses n = 512 and about 200 steps).
+pub fn wave_sim(n: usize, steps: usize) -> Workload {
+    let u = buffer(0, 2, GridBox::d2([0, 0], [n, n]), "u");
+    let up = buffer(1, 2, GridBox::d2([0, 0], [n, n]), "up");
+    let stencil = RangeMapper::Neighborhood { extent: [1, 1, 0], shape: NeighborhoodShape::AlongAxes };
+    let tasks = (0..steps)
+        .map(|i| {
+            let (cur, prev) = if i % 2 == 0 { (u.id, up.id) } else { (up.id, u.id) };
+            TaskSpec::device_compute(&[n, n])
+                .access(prev, AccessMode::ReadWrite, RangeMapper::OneToOne)
+                .access(cur, AccessMode::Read, stencil.clone())
+                .named("step")
+        })
+        .collect();
+    Workload { name: "wave_sim", buffers: vec![u, up], tasks }
+}
+
+/// Jacobi iteration on an `n × n` system for `steps` steps: each row reads its row of `A`, its `b`, all of `x`,
+/// and writes its element of `x_new`; then `x` and `x_new` swap.
+pub fn jacobi(n: usize, steps: usize) -> Workload {
+    let a = buffer(0, 2, GridBox::d2([0, 0], [n, n]), "A");
+    let b = buffer(1, 1, GridBox::d1(0, n), "b");
+    let x = buffer(2, 1, GridBox::d1(0, n), "x");
+    let x_new = buffer(3, 1, GridBox::d1(0, n), "x_new");
+    let rows = RangeMapper::Custom {
+        name: "rows",
+        f: std::sync::Arc::new(|chunk: &GridBox, buf: &GridBox| {
+            crate::Region::from(GridBox::d2([chunk.min()[0], 0], [chunk.max()[0], buf.max()[1]]))
+        }),
+    };
+    let tasks = (0..steps)
+        .map(|i| {
+            let (src, dst) = if i % 2 == 0 { (x.id, x_new.id) } else { (x_new.id, x.id) };
+            TaskSpec::device_compute(&[n])
+                .access(a.id, AccessMode::Read, rows.clone())
+                .access(b.id, AccessMode::Read, RangeMapper::OneToOne)
+                .access(src, AccessMode::Read, RangeMapper::All)
+                .access(dst, AccessMode::DiscardWrite, RangeMapper::OneToOne)
+                .named("jacobi")
+        })
+        .collect();
+    Workload { name: "jacobi", buffers: vec![a, b, x, x_new], tasks }
+}

@@ -1,0 +1,155 @@
+//! Range mappers: which part of a buffer each chunk of a task's index space touches.
+//!
+//! Each mapper is a small type that implements [`Mapper<KD, BD>`] for the kernel and buffer dimensionalities it
+//! supports, so a mismatch — say [`one_to_one`] from a 1D kernel onto a 2D buffer — is a compile error, not a
+//! runtime one. [`custom`] takes any closure and is checked at run time instead.
+//!
+//! | mapper | chunk `[o, o+r)` touches |
+//! |---|---|
+//! | [`one_to_one`] | the same cells `[o, o+r)` |
+//! | [`all`] | the whole buffer |
+//! | [`fixed`] | one fixed box, whatever the chunk |
+//! | [`slice`] | the chunk, extended to the whole buffer along one dimension |
+//! | [`neighborhood`] | the chunk grown by `k` cells on every side (clamped to the buffer) |
+//! | [`neighborhood_along_axes`] | the same, without the diagonal corners (a "+" stencil) |
+//! | [`transposed`] | the chunk with dimensions 0 and 1 swapped (2D) |
+
+use std::sync::Arc;
+
+use celer_graph::{GridBox, NeighborhoodShape, RangeMapper, Region};
+
+/// A range mapper from a `KD`-dimensional index space onto a `BD`-dimensional buffer.
+pub trait Mapper<const KD: usize, const BD: usize> {
+    /// The dimension-erased form the task graph records.
+    fn into_range_mapper(self) -> RangeMapper;
+}
+
+/// Each chunk touches exactly its own index range.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OneToOne;
+
+/// Each chunk touches [`one_to_one`]'s cells.
+pub fn one_to_one() -> OneToOne {
+    OneToOne
+}
+
+impl<const D: usize> Mapper<D, D> for OneToOne {
+    fn into_range_mapper(self) -> RangeMapper {
+        RangeMapper::OneToOne
+    }
+}
+
+/// Every chunk touches the whole buffer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct All;
+
+/// Every chunk touches the whole buffer.
+pub fn all() -> All {
+    All
+}
+
+impl<const KD: usize, const BD: usize> Mapper<KD, BD> for All {
+    fn into_range_mapper(self) -> RangeMapper {
+        RangeMapper::All
+    }
+}
+
+/// Every chunk touches one fixed box.
+#[derive(Clone, Copy, Debug)]
+pub struct Fixed<const BD: usize> {
+    offset: [usize; BD],
+    range: [usize; BD],
+}
+
+/// Every chunk touches the box at `offset` of extent `range`.
+pub fn fixed<const BD: usize>(offset: [usize; BD], range: [usize; BD]) -> Fixed<BD> {
+    Fixed { offset, range }
+}
+
+impl<const KD: usize, const BD: usize> Mapper<KD, BD> for Fixed<BD> {
+    fn into_range_mapper(self) -> RangeMapper {
+        RangeMapper::Fixed(GridBox::from_subrange(&self.offset, &self.range))
+    }
+}
+
+/// The chunk, extended along one dimension to the buffer's whole extent.
+#[derive(Clone, Copy, Debug)]
+pub struct Slice(usize);
+
+/// The chunk, extended along dimension `dim` to the buffer's whole extent (rows of a matrix: `slice(1)`).
+pub fn slice(dim: usize) -> Slice {
+    Slice(dim)
+}
+
+impl<const D: usize> Mapper<D, D> for Slice {
+    fn into_range_mapper(self) -> RangeMapper {
+        RangeMapper::Slice(self.0)
+    }
+}
+
+/// The chunk grown on each side.
+#[derive(Clone, Copy, Debug)]
+pub struct Neighborhood<const D: usize> {
+    extent: [usize; D],
+    shape: NeighborhoodShape,
+}
+
+/// The chunk grown by `extent[d]` cells on both sides along each dimension `d`, diagonal corners included.
+pub fn neighborhood<const D: usize>(extent: [usize; D]) -> Neighborhood<D> {
+    Neighborhood { extent, shape: NeighborhoodShape::BoundingBox }
+}
+
+/// The chunk grown along each axis separately, without the diagonal corners: what a "+" stencil reads.
+pub fn neighborhood_along_axes<const D: usize>(extent: [usize; D]) -> Neighborhood<D> {
+    Neighborhood { extent, shape: NeighborhoodShape::AlongAxes }
+}
+
+impl<const D: usize> Mapper<D, D> for Neighborhood<D> {
+    fn into_range_mapper(self) -> RangeMapper {
+        let mut extent = [0; 3];
+        extent[..D].copy_from_slice(&self.extent);
+        RangeMapper::Neighborhood { extent, shape: self.shape }
+    }
+}
+
+/// The chunk with dimensions 0 and 1 swapped.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Transposed;
+
+/// The chunk with dimensions 0 and 1 swapped: item `[i, j]` touches cell `[j, i]`.
+pub fn transposed() -> Transposed {
+    Transposed
+}
+
+impl Mapper<2, 2> for Transposed {
+    fn into_range_mapper(self) -> RangeMapper {
+        RangeMapper::Transposed
+    }
+}
+
+/// A user-defined mapper (see [`custom`]).
+#[derive(Clone)]
+pub struct Custom(RangeMapper);
+
+impl std::fmt::Debug for Custom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Custom({})", self.0.name())
+    }
+}
+
+/// A user-defined mapper: `f(chunk, buffer_extent)` returns the region the chunk touches. `name` appears in errors.
+///
+/// Every rank evaluates the closure for every chunk (its own and the others'), so it must be a pure function of
+/// its arguments. A region outside the buffer is refused with an error naming the task and buffer.
+pub fn custom<F>(name: &'static str, f: F) -> Custom
+where
+    F: Fn(&GridBox, &GridBox) -> Region + Send + Sync + 'static,
+{
+    Custom(RangeMapper::Custom { name, f: Arc::new(f) })
+}
+
+impl<const KD: usize, const BD: usize> Mapper<KD, BD> for Custom {
+    fn into_range_mapper(self) -> RangeMapper {
+        self.0
+    }
+}

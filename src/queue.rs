@@ -1,0 +1,439 @@
+//! [`Queue`], [`Buffer`] and the task builders: the typed surface over the task graph.
+//!
+//! Until the executor lands, a queue only *records*: it builds the task graph and treats every applied horizon as
+//! reached at once (a dry run), so a program of any length runs in bounded memory and its graph can be printed.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+
+use celer_graph::{
+    AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, ReductionOp,
+    ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
+};
+
+use crate::access::Mapper;
+
+/// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
+///
+/// # Safety
+/// Implementors must be `Copy`, have no padding and accept every bit pattern (they are filled from raw bytes).
+pub unsafe trait Element: Copy + Send + Sync + 'static {}
+
+macro_rules! impl_element {
+    ($($t:ty),*) => { $(
+        // SAFETY: a primitive number: no padding, every bit pattern valid.
+        unsafe impl Element for $t {}
+    )* };
+}
+impl_element!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+
+/// Settings of a [`Queue`].
+#[derive(Clone, Debug, Default)]
+pub struct QueueConfig {
+    /// Task-graph settings: horizon step, parallelism limit, uninitialized-read policy.
+    pub task_graph: TaskManagerConfig,
+}
+
+struct Recorder {
+    tm: TaskManager,
+    next_buffer: u64,
+    next_host_object: u64,
+    next_reduction: u64,
+    next_group: u64,
+}
+
+/// The handle a program submits work through.
+///
+/// Buffers and host objects borrow the queue, so none can outlive it: using a buffer after the runtime shut down
+/// does not compile. Dropping the queue records the shutdown epoch.
+///
+/// # Examples
+/// ```
+/// use celer::{access, task, Kernel, Queue};
+/// let q = Queue::new();
+/// let u = q.buffer_from(&vec![1.0f32; 64], [8, 8]).named("u");
+/// let v = q.buffer::<f32, 2>([8, 8]).named("v");
+/// let step = Kernel::named("step");
+/// q.submit(
+///     task::parallel_for(&step, [8, 8])
+///         .read(&u, access::neighborhood_along_axes([1, 1]))
+///         .discard_write(&v, access::one_to_one()),
+/// )?;
+/// assert!(q.task_graph_dot().contains("step"));
+/// # Ok::<(), celer::TaskError>(())
+/// ```
+pub struct Queue {
+    rec: RefCell<Recorder>,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Queue {
+    /// A queue for one rank with default settings.
+    pub fn new() -> Self {
+        Self::with_config(QueueConfig::default())
+    }
+
+    /// A queue with explicit settings.
+    pub fn with_config(config: QueueConfig) -> Self {
+        let rec = Recorder {
+            tm: TaskManager::new(config.task_graph),
+            next_buffer: 0,
+            next_host_object: 0,
+            next_reduction: 0,
+            next_group: 1,
+        };
+        Self { rec: RefCell::new(rec) }
+    }
+
+    fn create_buffer<T: Element, const D: usize>(&self, range: [usize; D], host_init: bool) -> Buffer<'_, T, D> {
+        const { assert!(D <= 3, "buffers have at most 3 dimensions") };
+        let mut rec = self.rec.borrow_mut();
+        let id = BufferId(rec.next_buffer);
+        rec.next_buffer += 1;
+        rec.tm.create_buffer(id, D, GridBox::from_extent(&range), host_init, None);
+        Buffer { id, range, queue: self, _element: PhantomData }
+    }
+
+    /// A buffer of extent `range` with no contents yet (reading it before a write is an uninitialized read).
+    pub fn buffer<T: Element, const D: usize>(&self, range: [usize; D]) -> Buffer<'_, T, D> {
+        self.create_buffer(range, false)
+    }
+
+    /// A buffer initialized from `data` in row-major order.
+    ///
+    /// # Panics
+    /// If `data.len()` is not the product of `range`.
+    pub fn buffer_from<T: Element, const D: usize>(&self, data: &[T], range: [usize; D]) -> Buffer<'_, T, D> {
+        let cells: usize = range.iter().product();
+        assert_eq!(data.len(), cells, "buffer_from: {} elements given for a range of {cells} cells", data.len());
+        self.create_buffer(range, true)
+    }
+
+    /// A host object: state that host tasks change through side effects, in submission order.
+    pub fn host_object<T: Send + 'static>(&self, value: T) -> HostObject<'_, T> {
+        let mut rec = self.rec.borrow_mut();
+        let id = HostObjectId(rec.next_host_object);
+        rec.next_host_object += 1;
+        rec.tm.create_host_object(id);
+        HostObject { id, value: Some(value), queue: self }
+    }
+
+    /// A new group for collective host tasks: tasks of one group run in order, groups run independently.
+    pub fn collective_group(&self) -> CollectiveGroup {
+        let mut rec = self.rec.borrow_mut();
+        let id = CollectiveGroupId(rec.next_group);
+        rec.next_group += 1;
+        CollectiveGroup(id)
+    }
+
+    /// Records a task.
+    ///
+    /// # Errors
+    /// A [`TaskError`] naming the task, buffer and region when the task cannot run as written (a range mapper
+    /// outside its buffer, an empty index space, a reduction into a buffer of more than one element, …).
+    pub fn submit<const KD: usize>(&self, task: TaskBuilder<KD>) -> Result<TaskId, TaskError> {
+        let mut rec = self.rec.borrow_mut();
+        let mut spec = task.spec;
+        for r in &mut spec.reductions {
+            r.id = ReductionId(rec.next_reduction);
+            rec.next_reduction += 1;
+        }
+        let id = rec.tm.submit(spec)?;
+        rec.after_submit();
+        Ok(id)
+    }
+
+    /// Records a fence that will hand the buffer's contents back to the program.
+    pub fn fence<'q, T: Element, const D: usize>(
+        &'q self,
+        buffer: &Buffer<'q, T, D>,
+    ) -> Result<Fence<T, D>, TaskError> {
+        let mut spec = TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[]));
+        spec.accesses.push(celer_graph::BufferAccess {
+            buffer: buffer.id,
+            mode: AccessMode::Read,
+            mapper: RangeMapper::All,
+        });
+        let mut rec = self.rec.borrow_mut();
+        let task = rec.tm.submit(spec)?;
+        rec.after_submit();
+        Ok(Fence { task, range: buffer.range, _element: PhantomData })
+    }
+
+    /// Records an epoch: everything submitted before it completes before anything after it starts.
+    pub fn wait(&self) -> TaskId {
+        self.rec.borrow_mut().epoch(EpochAction::None)
+    }
+
+    /// Like [`wait`](Self::wait), and every rank meets at a barrier.
+    pub fn barrier(&self) -> TaskId {
+        self.rec.borrow_mut().epoch(EpochAction::Barrier)
+    }
+
+    /// The task graph so far (the tasks not yet pruned) as Graphviz DOT.
+    pub fn task_graph_dot(&self) -> String {
+        self.rec.borrow().tm.to_dot()
+    }
+
+    /// Number of tasks currently held in memory.
+    pub fn live_tasks(&self) -> usize {
+        self.rec.borrow().tm.live_task_count()
+    }
+}
+
+impl Recorder {
+    /// Reports warnings and, in this recording-only runtime, treats the applied horizon as reached.
+    fn after_submit(&mut self) {
+        for d in self.tm.take_diagnostics() {
+            // Until structured logging lands (diagnostics issue), warnings go straight to stderr.
+            eprintln!("celer: {d}");
+        }
+        let applied = self.tm.epoch_for_new_tasks();
+        self.tm.notify_epoch_reached(applied);
+    }
+
+    fn epoch(&mut self, action: EpochAction) -> TaskId {
+        let e = self.tm.epoch(action);
+        self.tm.notify_epoch_reached(e);
+        e
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.rec.get_mut().epoch(EpochAction::Shutdown);
+    }
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue").field("tasks", &self.rec.borrow().tm).finish()
+    }
+}
+
+/// A typed buffer of `D` dimensions, owned by the program and distributed by celer.
+pub struct Buffer<'q, T: Element, const D: usize> {
+    id: BufferId,
+    range: [usize; D],
+    queue: &'q Queue,
+    _element: PhantomData<T>,
+}
+
+impl<T: Element, const D: usize> Buffer<'_, T, D> {
+    /// Gives the buffer a name for errors and graph dumps.
+    pub fn named(self, name: &str) -> Self {
+        self.queue.rec.borrow_mut().tm.set_buffer_name(self.id, name);
+        self
+    }
+
+    /// The buffer's id.
+    pub fn id(&self) -> BufferId {
+        self.id
+    }
+
+    /// The buffer's extent.
+    pub fn range(&self) -> [usize; D] {
+        self.range
+    }
+}
+
+impl<T: Element, const D: usize> Drop for Buffer<'_, T, D> {
+    fn drop(&mut self) {
+        self.queue.rec.borrow_mut().tm.destroy_buffer(self.id);
+    }
+}
+
+impl<T: Element, const D: usize> fmt::Debug for Buffer<'_, T, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Buffer<{}, {D}>({}, {:?})", std::any::type_name::<T>(), self.id, self.range)
+    }
+}
+
+/// Non-buffer state touched by host tasks through side effects.
+pub struct HostObject<'q, T> {
+    id: HostObjectId,
+    value: Option<T>,
+    queue: &'q Queue,
+}
+
+impl<T> HostObject<'_, T> {
+    /// The object's id.
+    pub fn id(&self) -> HostObjectId {
+        self.id
+    }
+}
+
+impl<T> Drop for HostObject<'_, T> {
+    fn drop(&mut self) {
+        self.value.take();
+        self.queue.rec.borrow_mut().tm.destroy_host_object(self.id);
+    }
+}
+
+impl<T> fmt::Debug for HostObject<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HostObject({})", self.id)
+    }
+}
+
+/// A group of collective host tasks (see [`Queue::collective_group`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CollectiveGroup(CollectiveGroupId);
+
+/// A recorded fence; the executor will hand the buffer's contents back through it.
+#[derive(Debug)]
+pub struct Fence<T, const D: usize> {
+    task: TaskId,
+    range: [usize; D],
+    _element: PhantomData<T>,
+}
+
+impl<T, const D: usize> Fence<T, D> {
+    /// The fence task.
+    pub fn task(&self) -> TaskId {
+        self.task
+    }
+
+    /// The extent of the data the fence will return.
+    pub fn range(&self) -> [usize; D] {
+        self.range
+    }
+}
+
+/// A compute kernel, named for graph dumps and errors. The executor attaches its compiled shader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kernel {
+    name: String,
+}
+
+impl Kernel {
+    /// A kernel known by `name`.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+
+    /// The kernel's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A task being described: kind, index space of `KD` dimensions, accesses. Submit it with [`Queue::submit`].
+#[must_use = "a task does nothing until it is passed to Queue::submit"]
+#[derive(Debug)]
+pub struct TaskBuilder<const KD: usize> {
+    spec: TaskSpec,
+}
+
+/// Task builders.
+pub mod task {
+    use super::*;
+
+    /// A kernel over `[0, range)`, split across ranks and devices.
+    pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
+        let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name());
+        TaskBuilder { spec }
+    }
+
+    /// A host task over `[0, range)`, split across ranks like a kernel.
+    pub fn host_for<const KD: usize>(range: [usize; KD]) -> TaskBuilder<KD> {
+        TaskBuilder { spec: TaskSpec::new(TaskKind::HostCompute, KD, GridBox::from_extent(&range)) }
+    }
+
+    /// A host task run once, on rank 0.
+    pub fn host_once() -> TaskBuilder<0> {
+        TaskBuilder { spec: TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[])) }
+    }
+
+    /// A host task run once on every rank (item `i` on rank `i`), in the default collective group.
+    pub fn host_collective() -> TaskBuilder<1> {
+        host_collective_in(CollectiveGroup(CollectiveGroupId(0)))
+    }
+
+    /// A collective host task in `group`.
+    pub fn host_collective_in(group: CollectiveGroup) -> TaskBuilder<1> {
+        // The rank count is filled in at submission by the task manager's configuration.
+        TaskBuilder { spec: TaskSpec::new(TaskKind::Collective(group.0), 1, GridBox::d1(0, 1)) }
+    }
+}
+
+impl<const KD: usize> TaskBuilder<KD> {
+    fn access<T: Element, const BD: usize>(
+        mut self,
+        buffer: &Buffer<'_, T, BD>,
+        mode: AccessMode,
+        mapper: impl Mapper<KD, BD>,
+    ) -> Self {
+        self.spec.accesses.push(celer_graph::BufferAccess {
+            buffer: buffer.id,
+            mode,
+            mapper: mapper.into_range_mapper(),
+        });
+        self
+    }
+
+    /// Reads the mapped part of `buffer`.
+    pub fn read<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
+        self.access(buffer, AccessMode::Read, m)
+    }
+
+    /// Overwrites the mapped part of `buffer` (its old contents are not needed).
+    pub fn write<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
+        self.access(buffer, AccessMode::Write, m)
+    }
+
+    /// Reads, then overwrites the mapped part of `buffer`.
+    pub fn read_write<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
+        self.access(buffer, AccessMode::ReadWrite, m)
+    }
+
+    /// Overwrites the mapped part of `buffer`, discarding its old contents.
+    pub fn discard_write<T: Element, const BD: usize>(
+        self,
+        buffer: &Buffer<'_, T, BD>,
+        m: impl Mapper<KD, BD>,
+    ) -> Self {
+        self.access(buffer, AccessMode::DiscardWrite, m)
+    }
+
+    /// Reduces every item's contribution into the one-element `buffer` with `op`, overwriting its old value.
+    pub fn reduce<T: Element, const BD: usize>(mut self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
+        self.spec.reductions.push(ReductionSpec {
+            id: ReductionId(0),
+            buffer: buffer.id,
+            op,
+            include_current_value: false,
+        });
+        self
+    }
+
+    /// Declares a side effect on a host object: such tasks run in submission order.
+    pub fn side_effect<T>(mut self, object: &HostObject<'_, T>) -> Self {
+        self.spec.side_effects.push((object.id, SideEffectOrder::Sequential));
+        self
+    }
+
+    /// Names the task for errors and graph dumps.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.spec.name = Some(name.into());
+        self
+    }
+
+    /// Splits the index space into a near-square 2D grid instead of slabs along dimension 0.
+    pub fn split_2d(mut self) -> Self {
+        self.spec.hint = SplitHint::TwoD;
+        self
+    }
+
+    /// Makes every chunk a multiple of `granularity` along each dimension (e.g. the work-group size).
+    pub fn granularity(mut self, granularity: [usize; KD]) -> Self {
+        self.spec.granularity[..KD].copy_from_slice(&granularity);
+        self
+    }
+}

@@ -1,0 +1,65 @@
+//! The typed API records what it should and refuses bad input with messages naming task, buffer and region.
+
+use celer::graph::TaskId;
+use celer::{access, task, Kernel, Queue, ReductionOp, TaskErrorKind};
+
+#[test]
+fn errors_name_the_task_the_buffer_and_the_region() {
+    let q = Queue::new();
+    let v = q.buffer_from(&[0u32; 16], [16]).named("values");
+    let k = Kernel::named("shift");
+    let err =
+        q.submit(task::parallel_for(&k, [16]).read(&v, access::fixed([8], [16])).name("shift_right")).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::OutOfBounds { .. }));
+    let msg = err.to_string();
+    assert!(msg.contains("task T1 \"shift_right\""), "{msg}");
+    assert!(msg.contains("buffer B0 \"values\""), "{msg}");
+    assert!(msg.contains("{[16] - [24]}"), "{msg}");
+}
+
+#[test]
+fn custom_mappers_are_checked_at_run_time() {
+    let q = Queue::new();
+    let v = q.buffer_from(&[0f32; 8], [8]);
+    let spill = access::custom("spill", |chunk, _| {
+        celer::graph::Region::from(celer::graph::GridBox::d1(chunk.min()[0], chunk.max()[0] + 1))
+    });
+    let err = q.submit(task::parallel_for(&Kernel::named("k"), [8]).read(&v, spill)).unwrap_err();
+    assert!(err.to_string().contains("range mapper spill maps to {[0] - [9]}"), "{err}");
+}
+
+#[test]
+fn reductions_need_a_one_element_buffer() {
+    let q = Queue::new();
+    let data = q.buffer_from(&[1.0f32; 32], [32]);
+    let sum = q.buffer::<f32, 1>([1]).named("sum");
+    let wide = q.buffer::<f32, 1>([2]).named("wide");
+    let k = Kernel::named("sum");
+    q.submit(task::parallel_for(&k, [32]).read(&data, access::one_to_one()).reduce(&sum, ReductionOp::Sum)).unwrap();
+    let err = q
+        .submit(task::parallel_for(&k, [32]).read(&data, access::one_to_one()).reduce(&wide, ReductionOp::Sum))
+        .unwrap_err();
+    assert!(err.to_string().contains("buffer B2 \"wide\" has extent [0] - [2]"), "{err}");
+}
+
+#[test]
+fn host_tasks_with_side_effects_run_in_order() {
+    let q = Queue::new();
+    let log = q.host_object(Vec::<String>::new());
+    let a = q.submit(task::host_once().side_effect(&log)).unwrap();
+    let b = q.submit(task::host_collective().side_effect(&log)).unwrap();
+    let dot = q.task_graph_dot();
+    assert!(dot.contains(&format!("{a} -> {b}")), "{dot}");
+}
+
+#[test]
+fn waits_are_epochs_and_prune_the_graph() {
+    let q = Queue::new();
+    let v = q.buffer_from(&[0i32; 4], [4]);
+    for _ in 0..10 {
+        q.submit(task::parallel_for(&Kernel::named("inc"), [4]).read_write(&v, access::one_to_one())).unwrap();
+    }
+    let e = q.wait();
+    assert!(e > TaskId(10));
+    assert_eq!(q.live_tasks(), 1, "after a reached epoch only the epoch itself is held");
+}
