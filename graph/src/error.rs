@@ -111,6 +111,36 @@ pub enum TaskErrorKind {
         /// Its extent.
         extent: GridBox,
     },
+    /// Two ranks write the same cells in one task (e.g. a split kernel writing through `all` or `neighborhood`).
+    #[error(
+        "{buffer} is written in {region} by the chunk on {first} and by the chunk on {second}; \
+         writes of one task must not overlap between ranks (write through one_to_one, or read with neighborhood)"
+    )]
+    OverlappingWrite {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The cells written twice.
+        region: Region,
+        /// One writer's rank.
+        first: crate::ids::NodeId,
+        /// The other writer's rank.
+        second: crate::ids::NodeId,
+    },
+    /// A pending reduction read by some ranks but not all (nor exactly one).
+    #[error(
+        "{buffer} holds the pending result of reduction {reduction}, which is read by {readers} of {ranks} ranks; \
+         a reduction result must be read by all ranks or by exactly one"
+    )]
+    ReductionReadBySubset {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The reduction.
+        reduction: crate::ids::ReductionId,
+        /// How many ranks read it.
+        readers: usize,
+        /// How many ranks there are.
+        ranks: usize,
+    },
     /// A buffer both reduced into and accessed in one task.
     #[error("{buffer} is both reduced into and accessed by the same task")]
     ReductionAndAccess {

@@ -1,4 +1,4 @@
-//! celer's pure data layer: geometry, region maps, the task graph and (later) the command graph.
+//! celer's pure data layer: geometry, region maps, the task graph and the command-graph node types.
 //!
 //! - No threads, no MPI, no Vulkan: every generator here is a plain synchronous struct, so the whole pipeline from
 //!   submissions to one rank's commands can be unit-tested (and simulated for many ranks) in one process.
@@ -10,6 +10,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod command;
 pub mod error;
 pub mod geometry;
 pub mod ids;
@@ -19,6 +20,7 @@ pub mod region_map;
 pub mod task;
 pub mod task_manager;
 
+pub use command::{Command, CommandDependency, CommandKind, TransferId};
 pub use error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
 pub use geometry::{GridBox, Region, MAX_DIMS};
 pub use ids::{BufferId, CollectiveGroupId, CommandId, HostObjectId, NodeId, ReductionId, TaskId};

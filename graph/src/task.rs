@@ -434,7 +434,7 @@ pub struct AccessRegions {
 }
 
 /// A node of the task graph.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Task {
     /// Id, the same on every rank.
     pub id: TaskId,

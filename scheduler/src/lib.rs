@@ -4,3 +4,11 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub use celer_graph as graph;
+
+pub mod cdag;
+pub mod check;
+pub mod sim;
+pub mod split;
+
+pub use cdag::{CdagConfig, CommandGraphGenerator};
+pub use sim::Simulation;

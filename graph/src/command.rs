@@ -1,0 +1,136 @@
+//! Commands: one rank's share of the work of a task, and the transfers between ranks.
+//!
+//! Each rank builds its own command graph from the (identical) task graph. Execution commands run a chunk of a task;
+//! a push sends data this rank produced to the ranks that read it; an await-push receives, for one task and buffer,
+//! the whole region the local chunks read but other ranks wrote; a reduction command combines partial results.
+
+use std::fmt;
+
+use smallvec::SmallVec;
+
+use crate::geometry::{GridBox, Region};
+use crate::ids::{BufferId, CommandId, NodeId, ReductionId, TaskId};
+use crate::task::{DependencyKind, DependencyOrigin, EpochAction};
+
+/// Names one transfer: the task that needs the data, the buffer, and the reduction it belongs to, if any.
+///
+/// Every push and await-push of one (task, buffer) pair shares it, so a receiver can match incoming data to what it
+/// awaits in any order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct TransferId {
+    /// The consuming task.
+    pub task: TaskId,
+    /// The buffer.
+    pub buffer: BufferId,
+    /// The reduction whose partial results travel, if any.
+    pub reduction: Option<ReductionId>,
+}
+
+impl fmt::Display for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reduction {
+            Some(r) => write!(f, "{}.{}.{}", self.task, self.buffer, r),
+            None => write!(f, "{}.{}", self.task, self.buffer),
+        }
+    }
+}
+
+/// What a command does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommandKind {
+    /// A hard synchronization point (mirrors an epoch task).
+    Epoch {
+        /// The epoch task.
+        task: TaskId,
+        /// What else it does.
+        action: EpochAction,
+    },
+    /// Bounds the command graph (mirrors a horizon task).
+    Horizon {
+        /// The horizon task.
+        task: TaskId,
+    },
+    /// Runs one chunk of a kernel or host task.
+    Execution {
+        /// The task.
+        task: TaskId,
+        /// The part of the task's index space this rank runs.
+        chunk: GridBox,
+        /// Whether this chunk folds the buffer's current value into a reduction (rank 0 only).
+        initializes_reductions: bool,
+    },
+    /// Returns data to the application (one per rank).
+    Fence {
+        /// The fence task.
+        task: TaskId,
+    },
+    /// Sends data this rank produced to other ranks.
+    Push {
+        /// Which transfer the data belongs to.
+        transfer: TransferId,
+        /// The receivers and what each gets.
+        targets: Vec<(NodeId, Region)>,
+    },
+    /// Receives the whole region of one buffer that local chunks of one task read but other ranks wrote.
+    AwaitPush {
+        /// Which transfer to wait for.
+        transfer: TransferId,
+        /// Everything that must arrive (from one or more senders).
+        region: Region,
+    },
+    /// Combines the partial results of a reduction from every rank, in rank order.
+    Reduction {
+        /// The reduction.
+        reduction: ReductionId,
+        /// The result buffer.
+        buffer: BufferId,
+        /// Whether this rank computed a partial result itself.
+        has_local_contribution: bool,
+    },
+}
+
+impl CommandKind {
+    /// Short lower-case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CommandKind::Epoch { .. } => "epoch",
+            CommandKind::Horizon { .. } => "horizon",
+            CommandKind::Execution { .. } => "execution",
+            CommandKind::Fence { .. } => "fence",
+            CommandKind::Push { .. } => "push",
+            CommandKind::AwaitPush { .. } => "await-push",
+            CommandKind::Reduction { .. } => "reduction",
+        }
+    }
+}
+
+/// An edge to an earlier command on the same rank.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct CommandDependency {
+    /// The earlier command.
+    pub command: CommandId,
+    /// True, anti or output.
+    pub kind: DependencyKind,
+    /// Why.
+    pub origin: DependencyOrigin,
+}
+
+/// A node of one rank's command graph.
+#[derive(Clone, Debug)]
+pub struct Command {
+    /// Id, unique on its rank.
+    pub id: CommandId,
+    /// The task it was generated for.
+    pub task: TaskId,
+    /// What it does.
+    pub kind: CommandKind,
+    /// Edges to earlier commands.
+    pub dependencies: SmallVec<[CommandDependency; 4]>,
+}
+
+impl Command {
+    /// Whether the command has a dependency on `other`.
+    pub fn depends_on(&self, other: CommandId) -> bool {
+        self.dependencies.iter().any(|d| d.command == other)
+    }
+}

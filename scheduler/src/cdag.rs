@@ -1,0 +1,867 @@
+//! [`CommandGraphGenerator`]: turns each task into the commands one rank runs, with no message between ranks.
+//!
+//! Every rank splits every task the same way ([`ChunkGrid`]) and can evaluate any chunk's range mappers, so each
+//! rank knows, without asking, who holds the newest copy of every cell. Per buffer a rank tracks:
+//!
+//! - `last_writer`: the local command that last wrote each cell, and whether the local copy is *fresh* (the newest
+//!   anywhere) and *replicated* (received from another rank, as opposed to produced here). Only the original
+//!   producer of fresh data ever pushes it.
+//! - `replicated_to`: which ranks already received the data this rank produced, so nothing is sent twice.
+//! - `readers`: local commands that read each cell since its last local write (anti-dependencies).
+//!
+//! For each task: pushes go to remote chunks that read what this rank produced, one await-push per buffer covers
+//! everything local chunks read but other ranks wrote, then one execution command per local chunk; finally cells
+//! written by other ranks become stale here. Remote chunks are only evaluated where they can matter: a shaped range
+//! mapper (one_to_one, neighborhood, slice, transposed) tells which chunks of the regular grid can touch this rank's
+//! data, found by binary search, so the cost per task does not grow with the rank count for nearest-neighbour
+//! patterns (see `../shared/DESIGN-NOTES.md` §1).
+//!
+//! Reductions follow Celerity: partial results stay pending until a task reads the buffer; then every rank pushes
+//! its partial (an empty notification where it has none) to the readers, which await and combine them in rank order.
+
+use std::fmt;
+
+use celer_graph::{
+    AccessMode, BufferId, CollectiveGroupId, Command, CommandDependency, CommandId, CommandKind, DependencyKind,
+    DependencyOrigin, EpochAction, GridBox, HostObjectId, NodeId, NodeStore, RangeMapper, ReductionId, Region,
+    RegionMap, ResourceIdent, Task, TaskError, TaskErrorKind, TaskId, TaskKind, TransferId,
+};
+use hashbrown::{HashMap, HashSet};
+use smallvec::SmallVec;
+
+use crate::split::ChunkGrid;
+
+/// Settings of one rank's generator.
+#[derive(Clone, Debug)]
+pub struct CdagConfig {
+    /// Number of ranks.
+    pub num_ranks: usize,
+    /// The rank this generator builds commands for.
+    pub local: NodeId,
+    /// Keep a copy of every generated command (tests, graph dumps), surviving pruning.
+    pub record: bool,
+}
+
+/// Where a rank's copy of a cell stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct WriterState {
+    /// The local command that last wrote the cell (`None`: never written locally, e.g. uninitialized).
+    cmd: Option<CommandId>,
+    /// The local copy is the newest anywhere.
+    fresh: bool,
+    /// The local copy was received (or is host data every rank has), so this rank never pushes it.
+    replicated: bool,
+}
+
+type RankSet = SmallVec<[u32; 4]>;
+type CommandSet = SmallVec<[CommandId; 2]>;
+
+/// A reduction whose partial results wait on their ranks until a task reads the buffer.
+#[derive(Clone, Debug)]
+struct PendingReduction {
+    id: ReductionId,
+    /// Ranks that ran a chunk and so hold a partial result.
+    contributors: RankSet,
+}
+
+#[derive(Debug)]
+struct BufferState {
+    dims: usize,
+    extent: GridBox,
+    name: Option<String>,
+    last_writer: RegionMap<WriterState>,
+    replicated_to: RegionMap<RankSet>,
+    readers: RegionMap<CommandSet>,
+    pending_reduction: Option<PendingReduction>,
+}
+
+impl BufferState {
+    fn ident(&self, id: BufferId) -> ResourceIdent {
+        ResourceIdent::buffer(id, self.name.as_deref())
+    }
+}
+
+/// How a task's index space is divided among ranks.
+enum Chunking {
+    /// Chunk `i` of the grid runs on rank `i`.
+    Grid(ChunkGrid),
+    /// Every rank runs the same box (fences: the data goes to every rank).
+    Replicated(GridBox),
+}
+
+impl Chunking {
+    fn len(&self, num_ranks: usize) -> usize {
+        match self {
+            Chunking::Grid(g) => g.len(),
+            Chunking::Replicated(_) => num_ranks,
+        }
+    }
+
+    fn chunk(&self, i: usize) -> GridBox {
+        match self {
+            Chunking::Grid(g) => g.chunk(i),
+            Chunking::Replicated(b) => *b,
+        }
+    }
+}
+
+/// Collects one command's dependencies, one edge per predecessor (the strongest kind wins).
+#[derive(Default)]
+struct Deps(SmallVec<[CommandDependency; 4]>);
+
+impl Deps {
+    fn add(&mut self, command: CommandId, kind: DependencyKind, origin: DependencyOrigin) {
+        match self.0.iter_mut().find(|d| d.command == command) {
+            Some(d) if kind < d.kind => {
+                d.kind = kind;
+                d.origin = origin;
+            }
+            Some(_) => {}
+            None => self.0.push(CommandDependency { command, kind, origin }),
+        }
+    }
+
+    fn has_true(&self) -> bool {
+        self.0.iter().any(|d| d.kind == DependencyKind::True)
+    }
+}
+
+/// Builds one rank's command graph; see the [module docs](self).
+pub struct CommandGraphGenerator {
+    config: CdagConfig,
+    me: u32,
+    commands: NodeStore<Command>,
+    next_id: u64,
+    buffers: HashMap<BufferId, BufferState>,
+    host_objects: HashMap<HostObjectId, CommandId>,
+    collective_groups: HashMap<CollectiveGroupId, CommandId>,
+    execution_front: HashSet<CommandId>,
+    epoch_for_new_commands: CommandId,
+    current_horizon: Option<CommandId>,
+    /// Horizon and epoch commands by task, to prune when the runtime reports a task reached.
+    sync_commands: std::collections::VecDeque<(TaskId, CommandId)>,
+    /// Commands generated by the current `build_task` call.
+    batch: Vec<CommandId>,
+    records: Vec<Command>,
+}
+
+impl CommandGraphGenerator {
+    /// A generator holding the initial epoch command `C0` (for the init epoch task `T0`).
+    ///
+    /// # Panics
+    /// If `local` is not below `num_ranks`.
+    pub fn new(config: CdagConfig) -> Self {
+        assert!((config.local.0 as usize) < config.num_ranks, "rank {} of {}", config.local, config.num_ranks);
+        let me = config.local.0 as u32;
+        let mut gen = Self {
+            config,
+            me,
+            commands: NodeStore::new(),
+            next_id: 0,
+            buffers: HashMap::new(),
+            host_objects: HashMap::new(),
+            collective_groups: HashMap::new(),
+            execution_front: HashSet::new(),
+            epoch_for_new_commands: CommandId(0),
+            current_horizon: None,
+            sync_commands: Default::default(),
+            batch: Vec::new(),
+            records: Vec::new(),
+        };
+        gen.generate_sync(TaskId(0), CommandKind::Epoch { task: TaskId(0), action: EpochAction::Init });
+        gen.batch.clear();
+        gen
+    }
+
+    /// The rank this generator works for.
+    pub fn local(&self) -> NodeId {
+        self.config.local
+    }
+
+    /// Registers a buffer. Host-initialized data is present on every rank; other cells start uninitialized.
+    pub fn create_buffer(
+        &mut self,
+        id: BufferId,
+        dims: usize,
+        extent: GridBox,
+        host_initialized: bool,
+        name: Option<String>,
+    ) {
+        let cmd = host_initialized.then_some(self.epoch_for_new_commands);
+        let state = WriterState { cmd, fresh: true, replicated: true };
+        self.buffers.insert(
+            id,
+            BufferState {
+                dims,
+                extent,
+                name,
+                last_writer: RegionMap::new(extent, state),
+                replicated_to: RegionMap::new(extent, RankSet::new()),
+                readers: RegionMap::new(extent, CommandSet::new()),
+                pending_reduction: None,
+            },
+        );
+    }
+
+    /// Forgets a buffer.
+    pub fn destroy_buffer(&mut self, id: BufferId) {
+        self.buffers.remove(&id);
+    }
+
+    /// The command `id`, unless pruned.
+    pub fn command(&self, id: CommandId) -> Option<&Command> {
+        self.commands.get(id.0)
+    }
+
+    /// Every command generated so far, if recording is on (in generation order).
+    pub fn records(&self) -> &[Command] {
+        &self.records
+    }
+
+    /// Number of live commands.
+    pub fn live_command_count(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// Total boxes in all tracking maps (a measure of the generator's state).
+    pub fn region_map_boxes(&self) -> usize {
+        self.buffers.values().map(|b| b.last_writer.len() + b.replicated_to.len() + b.readers.len()).sum()
+    }
+
+    /// Tells the generator the runtime reached the horizon or epoch of task `task`: older commands are freed.
+    ///
+    /// Only horizons up to the applied one (the one new commands hang off) may be reported.
+    pub fn notify_epoch_reached(&mut self, task: TaskId) {
+        while self.sync_commands.len() > 1 && self.sync_commands[1].0 <= task {
+            self.sync_commands.pop_front();
+        }
+        if let Some(&(t, c)) = self.sync_commands.front() {
+            if t == task {
+                debug_assert!(c <= self.epoch_for_new_commands, "{c} reached before it was applied");
+                self.commands.erase_before_epoch(c.0);
+            }
+        }
+    }
+
+    /// Generates this rank's commands for `task` and returns their ids in a valid execution order.
+    ///
+    /// # Errors
+    /// [`TaskErrorKind::OverlappingWrite`] when two ranks write the same cells, [`TaskErrorKind::ReductionReadBySubset`]
+    /// when a reduction result is read by some ranks but not all (nor one), out-of-bounds custom mappers.
+    pub fn build_task(&mut self, task: &Task) -> Result<&[CommandId], TaskError> {
+        self.batch.clear();
+        match task.kind() {
+            TaskKind::Epoch(action) => {
+                self.generate_sync(task.id, CommandKind::Epoch { task: task.id, action });
+            }
+            TaskKind::Horizon => {
+                self.generate_sync(task.id, CommandKind::Horizon { task: task.id });
+            }
+            _ => self.generate_compute(task)?,
+        }
+        Ok(&self.batch)
+    }
+
+    fn new_command(&mut self, task: TaskId, kind: CommandKind, deps: Deps) -> CommandId {
+        let id = CommandId(self.next_id);
+        self.next_id += 1;
+        for d in &deps.0 {
+            self.execution_front.remove(&d.command);
+        }
+        self.execution_front.insert(id);
+        if matches!(kind, CommandKind::Horizon { .. } | CommandKind::Epoch { .. }) {
+            self.commands.begin_epoch(id.0);
+        }
+        let cmd = Command { id, task, kind, dependencies: deps.0 };
+        if self.config.record {
+            self.records.push(cmd.clone());
+        }
+        self.commands.insert(id.0, cmd);
+        self.batch.push(id);
+        id
+    }
+
+    fn generate_sync(&mut self, task: TaskId, kind: CommandKind) {
+        let mut deps = Deps::default();
+        let mut front: Vec<CommandId> = self.execution_front.iter().copied().collect();
+        front.sort_unstable();
+        for c in front {
+            deps.add(c, DependencyKind::True, DependencyOrigin::ExecutionFront);
+        }
+        let is_epoch = matches!(kind, CommandKind::Epoch { .. });
+        let id = self.new_command(task, kind, deps);
+        self.sync_commands.push_back((task, id));
+        if is_epoch {
+            self.apply_epoch(id);
+            self.current_horizon = None;
+        } else if let Some(previous) = self.current_horizon.replace(id) {
+            self.apply_epoch(previous);
+        }
+    }
+
+    /// Rewrites every tracked command older than `epoch` to `epoch`.
+    fn apply_epoch(&mut self, epoch: CommandId) {
+        let older = |c: CommandId| if c < epoch { epoch } else { c };
+        for b in self.buffers.values_mut() {
+            b.last_writer.apply_to_values(|w| WriterState { cmd: w.cmd.map(older), ..*w });
+            b.readers.apply_to_values(|set| {
+                if set.first().is_some_and(|&c| c < epoch) {
+                    let mut out: CommandSet = set.iter().map(|&c| older(c)).collect();
+                    out.sort_unstable();
+                    out.dedup();
+                    out
+                } else {
+                    set.clone()
+                }
+            });
+        }
+        for c in self.host_objects.values_mut() {
+            *c = older(*c);
+        }
+        for c in self.collective_groups.values_mut() {
+            *c = older(*c);
+        }
+        self.epoch_for_new_commands = epoch;
+    }
+
+    fn chunking(&self, task: &Task) -> Chunking {
+        let n = self.config.num_ranks;
+        match task.kind() {
+            TaskKind::Fence => Chunking::Replicated(task.spec.range),
+            TaskKind::Once => Chunking::Grid(ChunkGrid::new(task.spec.range, 1, task.spec.hint, [1; 3])),
+            TaskKind::Collective(_) => Chunking::Grid(ChunkGrid::new(GridBox::d1(0, n), n, Default::default(), [1; 3])),
+            _ => Chunking::Grid(ChunkGrid::new(task.spec.range, n, task.spec.hint, task.spec.granularity)),
+        }
+    }
+
+    /// What chunk `chunk` (run by rank `rank`) consumes and produces of `buffer`.
+    fn chunk_regions(
+        &self,
+        task: &Task,
+        buffer: BufferId,
+        chunk: &GridBox,
+        rank: u32,
+    ) -> Result<(Region, Region), TaskError> {
+        let state = &self.buffers[&buffer];
+        let mut consumed = Region::new();
+        let mut produced = Region::new();
+        for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer) {
+            let r = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| TaskError {
+                task: task.ident(),
+                inner: Box::new(TaskErrorKind::Mapper { buffer: state.ident(buffer), mode: a.mode.name(), source: e }),
+            })?;
+            if matches!(a.mapper, RangeMapper::Custom { .. }) && !Region::from(state.extent).contains(&r) {
+                return Err(TaskError {
+                    task: task.ident(),
+                    inner: Box::new(TaskErrorKind::OutOfBounds {
+                        buffer: state.ident(buffer),
+                        mapper: a.mapper.name(),
+                        outside: r.difference(&Region::from(state.extent)),
+                        region: r,
+                        extent: state.extent,
+                    }),
+                });
+            }
+            if a.mode.consumes() {
+                consumed = consumed.union(&r);
+            }
+            if a.mode.produces() {
+                produced = produced.union(&r);
+            }
+        }
+        for red in task.spec.reductions.iter().filter(|r| r.buffer == buffer) {
+            produced = Region::from(state.extent);
+            if red.include_current_value && rank == 0 {
+                consumed = Region::from(state.extent);
+            }
+        }
+        Ok((consumed, produced))
+    }
+
+    /// A box of kernel indices outside which no chunk's accesses of `buffer` (with modes `filter`) can touch `r`.
+    fn reach(&self, task: &Task, buffer: BufferId, r: &GridBox, filter: impl Fn(AccessMode) -> bool) -> GridBox {
+        let mut out = GridBox::EMPTY;
+        for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer && filter(a.mode)) {
+            let b = match &a.mapper {
+                RangeMapper::OneToOne => *r,
+                RangeMapper::Neighborhood { extent, .. } => {
+                    let (mut min, mut max) = (r.min(), r.max());
+                    for d in 0..3 {
+                        min[d] = min[d].saturating_sub(extent[d]);
+                        max[d] = max[d].saturating_add(extent[d]);
+                    }
+                    GridBox::new(min, max)
+                }
+                RangeMapper::Slice(dim) => {
+                    let (mut min, mut max) = (r.min(), r.max());
+                    min[*dim] = task.spec.range.min()[*dim];
+                    max[*dim] = task.spec.range.max()[*dim];
+                    GridBox::new(min, max)
+                }
+                RangeMapper::Transposed => r.transposed(0, 1),
+                RangeMapper::Fixed(_) | RangeMapper::All | RangeMapper::Custom { .. } => task.spec.range,
+            };
+            out = out.bounding_box(&b);
+        }
+        if task.spec.reductions.iter().any(|red| red.buffer == buffer) {
+            out = task.spec.range;
+        }
+        out
+    }
+
+    /// Whether every access of `buffer` uses a mapper whose union over chunks equals its image of the whole range.
+    fn shaped(task: &Task, buffer: BufferId) -> bool {
+        task.spec
+            .accesses
+            .iter()
+            .filter(|a| a.buffer == buffer)
+            .all(|a| !matches!(a.mapper, RangeMapper::Custom { .. }))
+    }
+
+    /// Chunk indices (other than `skip`) that may touch `r` of `buffer` through accesses passing `filter`.
+    fn candidates(
+        &self,
+        task: &Task,
+        chunking: &Chunking,
+        buffer: BufferId,
+        r: &Region,
+        skip: Option<usize>,
+        filter: impl Fn(AccessMode) -> bool,
+    ) -> Vec<usize> {
+        let n = self.config.num_ranks;
+        let mut out: Vec<usize> = match chunking {
+            Chunking::Replicated(_) => (0..n).collect(),
+            Chunking::Grid(g) => {
+                let reach = self.reach(task, buffer, &r.bounding_box(), filter);
+                g.chunks_intersecting(&reach).collect()
+            }
+        };
+        out.retain(|&i| Some(i) != skip);
+        out
+    }
+
+    fn generate_compute(&mut self, task: &Task) -> Result<(), TaskError> {
+        let chunking = self.chunking(task);
+        let n_chunks = chunking.len(self.config.num_ranks);
+        let me = self.me as usize;
+        let local_chunk = (me < n_chunks).then(|| chunking.chunk(me));
+        let buffers: SmallVec<[BufferId; 4]> = task.regions.iter().map(|r| r.buffer).collect();
+
+        // Local requirements per buffer.
+        let mut local: SmallVec<[(BufferId, Region, Region); 4]> = SmallVec::new();
+        for &b in &buffers {
+            let (c, p) = match &local_chunk {
+                Some(chunk) => self.chunk_regions(task, b, chunk, self.me)?,
+                None => (Region::new(), Region::new()),
+            };
+            local.push((b, c, p));
+        }
+        let is_reduction = |b: BufferId| task.spec.reductions.iter().any(|r| r.buffer == b);
+
+        // Overlapping writes between ranks (reductions write partial results, which is their point).
+        if n_chunks > 1 {
+            for (b, _, produced) in local.iter().filter(|l| !l.2.is_empty() && !is_reduction(l.0)) {
+                for i in self.candidates(task, &chunking, *b, produced, Some(me), AccessMode::produces) {
+                    let (_, other) = self.chunk_regions(task, *b, &chunking.chunk(i), i as u32)?;
+                    let overlap = other.intersection(produced);
+                    if !overlap.is_empty() {
+                        let (first, second) = (NodeId(me.min(i) as u64), NodeId(me.max(i) as u64));
+                        return Err(TaskError {
+                            task: task.ident(),
+                            inner: Box::new(TaskErrorKind::OverlappingWrite {
+                                buffer: self.buffers[b].ident(*b),
+                                region: overlap,
+                                first,
+                                second,
+                            }),
+                        });
+                    }
+                }
+            }
+        }
+
+        // Pending reductions that this task reads.
+        for (i, &b) in buffers.iter().enumerate() {
+            if self.buffers[&b].pending_reduction.is_some() && !task.regions[i].consumed.is_empty() {
+                self.resolve_reduction(task, &chunking, b)?;
+            }
+        }
+
+        // Pushes: data this rank produced that remote chunks read.
+        for (i, &b) in buffers.iter().enumerate() {
+            if task.regions[i].consumed.is_empty() {
+                continue;
+            }
+            self.generate_push(task, &chunking, b, me)?;
+        }
+
+        // Await-pushes: what local chunks read that is stale here.
+        for (b, consumed, _) in &local {
+            if consumed.is_empty() {
+                continue;
+            }
+            let state = &self.buffers[b];
+            let mut missing: SmallVec<[GridBox; 4]> = SmallVec::new();
+            state.last_writer.for_each_in(consumed, |bx, w| {
+                if !w.fresh {
+                    missing.push(bx);
+                }
+            });
+            if missing.is_empty() {
+                continue;
+            }
+            let region = Region::from_boxes(missing);
+            let mut deps = Deps::default();
+            self.write_dependencies(*b, &region, &mut deps);
+            let transfer = TransferId { task: task.id, buffer: *b, reduction: None };
+            self.add_epoch_dependency(&mut deps);
+            let cmd = self.new_command(task.id, CommandKind::AwaitPush { transfer, region: region.clone() }, deps);
+            let state = self.buffers.get_mut(b).unwrap();
+            state.last_writer.update_region(&region, WriterState { cmd: Some(cmd), fresh: true, replicated: true });
+            state.readers.update_region(&region, CommandSet::new());
+            state.replicated_to.update_region(&region, RankSet::new());
+        }
+
+        // The local chunk.
+        if let Some(chunk) = local_chunk {
+            let mut deps = Deps::default();
+            for (b, consumed, produced) in &local {
+                let state = &self.buffers[b];
+                state.last_writer.for_each_in(consumed, |_, w| {
+                    debug_assert!(w.fresh, "{b}: a local read of stale data survived the await-pushes");
+                    if let Some(c) = w.cmd {
+                        deps.add(c, DependencyKind::True, DependencyOrigin::Dataflow);
+                    }
+                });
+                self.write_dependencies(*b, produced, &mut deps);
+            }
+            for (ho, _) in &task.spec.side_effects {
+                if let Some(&c) = self.host_objects.get(ho) {
+                    deps.add(c, DependencyKind::True, DependencyOrigin::SideEffect);
+                }
+            }
+            if let TaskKind::Collective(g) = task.kind() {
+                if let Some(&c) = self.collective_groups.get(&g) {
+                    deps.add(c, DependencyKind::True, DependencyOrigin::CollectiveGroupSerialization);
+                }
+            }
+            self.add_epoch_dependency(&mut deps);
+            let kind = match task.kind() {
+                TaskKind::Fence => CommandKind::Fence { task: task.id },
+                _ => CommandKind::Execution {
+                    task: task.id,
+                    chunk,
+                    initializes_reductions: self.me == 0
+                        && task.spec.reductions.iter().any(|r| r.include_current_value),
+                },
+            };
+            let cmd = self.new_command(task.id, kind, deps);
+            for (ho, _) in &task.spec.side_effects {
+                self.host_objects.insert(*ho, cmd);
+            }
+            if let TaskKind::Collective(g) = task.kind() {
+                self.collective_groups.insert(g, cmd);
+            }
+            for (b, consumed, produced) in &local {
+                let state = self.buffers.get_mut(b).unwrap();
+                if !consumed.is_empty() {
+                    add_reader(&mut state.readers, consumed, cmd);
+                }
+                if !produced.is_empty() {
+                    state
+                        .last_writer
+                        .update_region(produced, WriterState { cmd: Some(cmd), fresh: true, replicated: false });
+                    state.readers.update_region(produced, CommandSet::new());
+                    state.replicated_to.update_region(produced, RankSet::new());
+                }
+            }
+        }
+
+        // Cells other ranks wrote are stale here; reductions over several chunks stay pending.
+        for (i, (b, _, local_produced)) in local.iter().enumerate() {
+            if task.regions[i].produced.is_empty() {
+                continue;
+            }
+            if let Some(red) = task.spec.reductions.iter().find(|r| r.buffer == *b) {
+                let state = self.buffers.get_mut(b).unwrap();
+                if n_chunks > 1 {
+                    state.pending_reduction =
+                        Some(PendingReduction { id: red.id, contributors: (0..n_chunks as u32).collect() });
+                    if local_produced.is_empty() {
+                        mark_stale(state, &Region::from(state.extent));
+                    }
+                } else {
+                    state.pending_reduction = None;
+                    if local_produced.is_empty() {
+                        mark_stale(state, &Region::from(state.extent));
+                    }
+                }
+                continue;
+            }
+            let global = if Self::shaped(task, *b) {
+                task.regions[i].produced.clone()
+            } else {
+                let mut all = Region::new();
+                for c in 0..n_chunks {
+                    let (_, p) = self.chunk_regions(task, *b, &chunking.chunk(c), c as u32)?;
+                    all = all.union(&p);
+                }
+                all
+            };
+            let state = self.buffers.get_mut(b).unwrap();
+            // Overwriting a pending reduction's buffer discards the reduction.
+            state.pending_reduction = None;
+            let elsewhere = global.difference(local_produced);
+            if !elsewhere.is_empty() {
+                mark_stale(state, &elsewhere);
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes for `b`: the cells this rank originally produced that remote chunks of `task` read and do not have.
+    fn generate_push(&mut self, task: &Task, chunking: &Chunking, b: BufferId, me: usize) -> Result<(), TaskError> {
+        let state = &self.buffers[&b];
+        let mut owned_boxes: SmallVec<[GridBox; 4]> = SmallVec::new();
+        for (bx, w) in state.last_writer.entries() {
+            if w.fresh && !w.replicated && w.cmd.is_some() {
+                owned_boxes.push(*bx);
+            }
+        }
+        if owned_boxes.is_empty() {
+            return Ok(());
+        }
+        let owned = Region::from_boxes(owned_boxes);
+        let n_chunks = chunking.len(self.config.num_ranks);
+        let mut targets: Vec<(NodeId, Region)> = Vec::new();
+        for i in self.candidates(task, chunking, b, &owned, Some(me), AccessMode::consumes) {
+            if i >= n_chunks {
+                continue;
+            }
+            let (consumed, _) = self.chunk_regions(task, b, &chunking.chunk(i), i as u32)?;
+            let need = consumed.intersection(&owned);
+            if need.is_empty() {
+                continue;
+            }
+            let state = &self.buffers[&b];
+            let mut send: SmallVec<[GridBox; 4]> = SmallVec::new();
+            state.replicated_to.for_each_in(&need, |bx, ranks| {
+                if ranks.binary_search(&(i as u32)).is_err() {
+                    send.push(bx);
+                }
+            });
+            if send.is_empty() {
+                continue;
+            }
+            let send = Region::from_boxes(send);
+            let state = self.buffers.get_mut(&b).unwrap();
+            let mut current: SmallVec<[(GridBox, RankSet); 4]> = SmallVec::new();
+            state.replicated_to.for_each_in(&send, |bx, ranks| current.push((bx, ranks.clone())));
+            for (bx, mut ranks) in current {
+                if let Err(pos) = ranks.binary_search(&(i as u32)) {
+                    ranks.insert(pos, i as u32);
+                }
+                state.replicated_to.update_box(&bx, ranks);
+            }
+            targets.push((NodeId(i as u64), send));
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let mut deps = Deps::default();
+        let state = &self.buffers[&b];
+        for (_, r) in &targets {
+            state.last_writer.for_each_in(r, |_, w| {
+                if let Some(c) = w.cmd {
+                    deps.add(c, DependencyKind::True, DependencyOrigin::Dataflow);
+                }
+            });
+        }
+        let read = Region::from_boxes(targets.iter().flat_map(|(_, r)| r.boxes().iter().copied()));
+        let transfer = TransferId { task: task.id, buffer: b, reduction: None };
+        let cmd = self.new_command(task.id, CommandKind::Push { transfer, targets }, deps);
+        add_reader(&mut self.buffers.get_mut(&b).unwrap().readers, &read, cmd);
+        Ok(())
+    }
+
+    /// Pushes partial results to the reading ranks, and on reading ranks awaits and combines them.
+    fn resolve_reduction(&mut self, task: &Task, chunking: &Chunking, b: BufferId) -> Result<(), TaskError> {
+        let n = self.config.num_ranks;
+        let pending = self.buffers[&b].pending_reduction.clone().expect("checked by caller");
+        let mut readers: RankSet = RankSet::new();
+        for i in 0..chunking.len(n) {
+            let (consumed, _) = self.chunk_regions(task, b, &chunking.chunk(i), i as u32)?;
+            if !consumed.is_empty() {
+                readers.push(i as u32);
+            }
+        }
+        if readers.len() != n && readers.len() != 1 {
+            return Err(TaskError {
+                task: task.ident(),
+                inner: Box::new(TaskErrorKind::ReductionReadBySubset {
+                    buffer: self.buffers[&b].ident(b),
+                    reduction: pending.id,
+                    readers: readers.len(),
+                    ranks: n,
+                }),
+            });
+        }
+        let extent = Region::from(self.buffers[&b].extent);
+        let transfer = TransferId { task: task.id, buffer: b, reduction: Some(pending.id) };
+        let has_partial = pending.contributors.contains(&self.me);
+        let partial_writer = self.buffers[&b].last_writer.entries()[0].1.cmd;
+        // Every rank tells every other reading rank its partial result, or that it has none.
+        let targets: Vec<(NodeId, Region)> = readers
+            .iter()
+            .filter(|&&r| r != self.me)
+            .map(|&r| (NodeId(r as u64), if has_partial { extent.clone() } else { Region::new() }))
+            .collect();
+        if !targets.is_empty() {
+            let mut deps = Deps::default();
+            if has_partial {
+                if let Some(c) = partial_writer {
+                    deps.add(c, DependencyKind::True, DependencyOrigin::Dataflow);
+                }
+            }
+            self.add_epoch_dependency(&mut deps);
+            let cmd = self.new_command(task.id, CommandKind::Push { transfer, targets }, deps);
+            if has_partial {
+                add_reader(&mut self.buffers.get_mut(&b).unwrap().readers, &extent, cmd);
+            }
+        }
+        let reads_here = readers.contains(&self.me);
+        if reads_here {
+            let mut deps = Deps::default();
+            self.write_dependencies(b, &extent, &mut deps);
+            self.add_epoch_dependency(&mut deps);
+            let await_cmd = if n > 1 {
+                Some(self.new_command(task.id, CommandKind::AwaitPush { transfer, region: extent.clone() }, deps))
+            } else {
+                None
+            };
+            let mut deps = Deps::default();
+            if let Some(a) = await_cmd {
+                deps.add(a, DependencyKind::True, DependencyOrigin::Dataflow);
+            }
+            if has_partial {
+                if let Some(c) = partial_writer {
+                    deps.add(c, DependencyKind::True, DependencyOrigin::Dataflow);
+                }
+            }
+            self.add_epoch_dependency(&mut deps);
+            let kind = CommandKind::Reduction { reduction: pending.id, buffer: b, has_local_contribution: has_partial };
+            let cmd = self.new_command(task.id, kind, deps);
+            let state = self.buffers.get_mut(&b).unwrap();
+            // With every rank reading, everyone holds the result and nobody pushes it; a single reader owns it.
+            let replicated = readers.len() > 1;
+            state.last_writer.update_region(&extent, WriterState { cmd: Some(cmd), fresh: true, replicated });
+            state.readers.update_region(&extent, CommandSet::new());
+            state.replicated_to.update_region(&extent, RankSet::new());
+        } else {
+            mark_stale(self.buffers.get_mut(&b).unwrap(), &extent);
+        }
+        self.buffers.get_mut(&b).unwrap().pending_reduction = None;
+        Ok(())
+    }
+
+    /// Anti-dependencies on local readers of `region` since its last write, output ones where nobody read.
+    fn write_dependencies(&self, b: BufferId, region: &Region, deps: &mut Deps) {
+        if region.is_empty() {
+            return;
+        }
+        let state = &self.buffers[&b];
+        let mut read: SmallVec<[GridBox; 4]> = SmallVec::new();
+        state.readers.for_each_in(region, |bx, set| {
+            if !set.is_empty() {
+                read.push(bx);
+                for &c in set {
+                    deps.add(c, DependencyKind::Anti, DependencyOrigin::Dataflow);
+                }
+            }
+        });
+        let unread = if read.is_empty() { region.clone() } else { region.difference(&Region::from_boxes(read)) };
+        state.last_writer.for_each_in(&unread, |_, w| {
+            if let Some(c) = w.cmd {
+                deps.add(c, DependencyKind::Output, DependencyOrigin::Dataflow);
+            }
+        });
+    }
+
+    fn add_epoch_dependency(&self, deps: &mut Deps) {
+        if !deps.has_true() {
+            deps.add(self.epoch_for_new_commands, DependencyKind::True, DependencyOrigin::LastEpoch);
+        }
+    }
+
+    /// The commands recorded so far as Graphviz DOT (needs `record`).
+    pub fn to_dot(&self) -> String {
+        let mut out = format!(
+            "digraph CommandGraph_{} {{\n  label=\"command graph of {}\";\n  node [shape=box fontname=monospace];\n",
+            self.config.local.0, self.config.local
+        );
+        for c in &self.records {
+            let detail = match &c.kind {
+                CommandKind::Execution { chunk, .. } => format!("\\n{chunk}"),
+                CommandKind::Push { transfer, targets } => {
+                    let t: Vec<String> = targets.iter().map(|(n, r)| format!("{n} {r}")).collect();
+                    format!(" {transfer}\\n{}", t.join("\\n"))
+                }
+                CommandKind::AwaitPush { transfer, region } => format!(" {transfer}\\n{region}"),
+                CommandKind::Reduction { reduction, buffer, .. } => format!(" {reduction} {buffer}"),
+                _ => String::new(),
+            };
+            out += &format!(
+                "  {}_{} [label=\"{} {} {}{}\"];\n",
+                self.config.local,
+                c.id,
+                c.id,
+                c.task,
+                c.kind.name(),
+                detail
+            );
+            for d in &c.dependencies {
+                let style = match d.kind {
+                    DependencyKind::True => "",
+                    DependencyKind::Anti => "style=dashed",
+                    DependencyKind::Output => "style=dotted",
+                };
+                out += &format!("  {0}_{1} -> {0}_{2} [{3}];\n", self.config.local, d.command, c.id, style);
+            }
+        }
+        out += "}\n";
+        out
+    }
+}
+
+fn add_reader(readers: &mut RegionMap<CommandSet>, region: &Region, cmd: CommandId) {
+    let mut current: SmallVec<[(GridBox, CommandSet); 4]> = SmallVec::new();
+    readers.for_each_in(region, |bx, set| current.push((bx, set.clone())));
+    for (bx, mut set) in current {
+        if let Err(pos) = set.binary_search(&cmd) {
+            set.insert(pos, cmd);
+        }
+        readers.update_box(&bx, set);
+    }
+}
+
+/// Marks `region` as written elsewhere: the local copy is no longer the newest, and no longer ours to push.
+fn mark_stale(state: &mut BufferState, region: &Region) {
+    let mut current: SmallVec<[(GridBox, WriterState); 4]> = SmallVec::new();
+    state.last_writer.for_each_in(region, |bx, w| current.push((bx, *w)));
+    for (bx, w) in current {
+        if w.fresh {
+            state.last_writer.update_box(&bx, WriterState { fresh: false, ..w });
+        }
+    }
+    state.replicated_to.update_region(region, RankSet::new());
+}
+
+impl fmt::Debug for CommandGraphGenerator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommandGraphGenerator")
+            .field("local", &self.config.local)
+            .field("num_ranks", &self.config.num_ranks)
+            .field("live_commands", &self.commands.len())
+            .finish_non_exhaustive()
+    }
+}

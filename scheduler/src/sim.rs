@@ -1,0 +1,141 @@
+//! [`Simulation`]: many ranks' command generators driven in one process from one task stream.
+//!
+//! Tests use it to check the ranks' graphs against each other ([`crate::check`]); benchmarks use it to measure one
+//! rank's scheduling cost at rank counts no machine here has. Applied horizons are reported reached at once (a dry
+//! run), so memory stays bounded however long the program.
+
+use celer_graph::patterns::Workload;
+use celer_graph::{
+    BufferId, EpochAction, GridBox, HostObjectId, NodeId, Task, TaskError, TaskId, TaskManager, TaskManagerConfig,
+    TaskSpec,
+};
+
+use crate::cdag::{CdagConfig, CommandGraphGenerator};
+
+/// The task manager plus the command generators of some (or all) ranks.
+#[derive(Debug)]
+pub struct Simulation {
+    /// The shared task graph.
+    pub tm: TaskManager,
+    /// One generator per simulated rank, in the order given.
+    pub ranks: Vec<CommandGraphGenerator>,
+    num_ranks: usize,
+    record: bool,
+    /// Copies of every task (kept only when recording), for checkers.
+    tasks: Vec<Task>,
+    /// Buffers created, for checkers: (id, dims, extent, host initialized).
+    buffers: Vec<(BufferId, usize, GridBox, bool)>,
+}
+
+impl Simulation {
+    /// Simulates all `num_ranks` ranks; `record` keeps every command and task for checking and dumps.
+    pub fn new(num_ranks: usize, record: bool) -> Self {
+        let all: Vec<NodeId> = (0..num_ranks as u64).map(NodeId).collect();
+        Self::with_ranks(num_ranks, &all, record, TaskManagerConfig::default())
+    }
+
+    /// Simulates only `ranks` out of `num_ranks` (a benchmark needs just one).
+    pub fn with_ranks(num_ranks: usize, ranks: &[NodeId], record: bool, config: TaskManagerConfig) -> Self {
+        let mut tm = TaskManager::new(TaskManagerConfig { num_ranks, ..config });
+        // The init epoch T0 exists in every generator from the start.
+        tm.drain_new_tasks().for_each(drop);
+        let ranks =
+            ranks.iter().map(|&local| CommandGraphGenerator::new(CdagConfig { num_ranks, local, record })).collect();
+        let tasks = if record { tm.tasks().cloned().collect() } else { Vec::new() };
+        Self { tm, ranks, num_ranks, record, tasks, buffers: Vec::new() }
+    }
+
+    /// Number of ranks in the simulated program.
+    pub fn num_ranks(&self) -> usize {
+        self.num_ranks
+    }
+
+    /// Creates a buffer on every simulated rank.
+    pub fn create_buffer(&mut self, id: BufferId, dims: usize, extent: GridBox, host_init: bool, name: Option<&str>) {
+        self.tm.create_buffer(id, dims, extent, host_init, name.map(str::to_owned));
+        for g in &mut self.ranks {
+            g.create_buffer(id, dims, extent, host_init, name.map(str::to_owned));
+        }
+        self.buffers.push((id, dims, extent, host_init));
+    }
+
+    /// Creates a host object.
+    pub fn create_host_object(&mut self, id: HostObjectId) {
+        self.tm.create_host_object(id);
+    }
+
+    /// Submits a task and generates every simulated rank's commands for it (and for any horizon it triggered).
+    ///
+    /// # Errors
+    /// The task manager's or any rank's generator's [`TaskError`].
+    pub fn submit(&mut self, spec: TaskSpec) -> Result<TaskId, TaskError> {
+        let id = self.tm.submit(spec)?;
+        self.flush()?;
+        Ok(id)
+    }
+
+    /// Inserts an epoch.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub fn epoch(&mut self, action: EpochAction) -> Result<TaskId, TaskError> {
+        let id = self.tm.epoch(action);
+        self.flush()?;
+        Ok(id)
+    }
+
+    /// Creates a workload's buffers and submits its tasks.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub fn run_workload(&mut self, w: &Workload) -> Result<(), TaskError> {
+        for b in &w.buffers {
+            self.create_buffer(b.id, b.dims, b.extent, b.host_initialized, Some(b.name));
+        }
+        for t in &w.tasks {
+            self.submit(t.clone())?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        let new: Vec<TaskId> = self.tm.drain_new_tasks().collect();
+        for id in new {
+            let task = self.tm.task(id).expect("new tasks are live");
+            for g in &mut self.ranks {
+                g.build_task(task)?;
+            }
+            if self.record {
+                self.tasks.push(task.clone());
+            }
+        }
+        let applied = self.tm.epoch_for_new_tasks();
+        self.tm.notify_epoch_reached(applied);
+        for g in &mut self.ranks {
+            g.notify_epoch_reached(applied);
+        }
+        Ok(())
+    }
+
+    /// Every task so far (when recording), in id order.
+    pub fn recorded_tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    /// Buffers created so far: (id, dims, extent, host initialized).
+    pub fn buffers(&self) -> &[(BufferId, usize, GridBox, bool)] {
+        &self.buffers
+    }
+
+    /// Every simulated rank's command graph as one Graphviz DOT file (clusters per rank; needs recording).
+    pub fn command_graphs_dot(&self) -> String {
+        let mut out = String::from("digraph CommandGraphs {\n");
+        for g in &self.ranks {
+            let dot = g.to_dot();
+            let body: Vec<&str> = dot.lines().skip(1).filter(|l| *l != "}").collect();
+            out += &format!("subgraph cluster_{} {{\n{}\n}}\n", g.local().0, body.join("\n"));
+        }
+        out += "}\n";
+        out
+    }
+}

@@ -1,0 +1,159 @@
+//! Property test: random programs on 1 to 8 simulated ranks read exactly what the one-rank run reads, and pass the
+//! transfer and dependency checks of the symbolic executor.
+
+use celer_graph::{
+    AccessMode, BufferId, EpochAction, GridBox, NeighborhoodShape, RangeMapper, ReductionId, ReductionOp,
+    ReductionSpec, SplitHint, TaskKind, TaskSpec,
+};
+use celer_scheduler::check::equivalent_to_one_rank;
+use celer_scheduler::Simulation;
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+enum Step {
+    Kernel { hint_2d: bool, accesses: Vec<(usize, u8, u8)> },
+    Once { buffer: usize, mapper: u8 },
+    Reduce { source: usize, read_by_all: bool },
+    Fence { buffer: usize },
+    Epoch,
+}
+
+#[derive(Clone, Debug)]
+struct Program {
+    dims: usize,
+    extent: [usize; 2],
+    host_init: Vec<bool>,
+    steps: Vec<Step>,
+}
+
+fn arb_step(buffers: usize) -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (any::<bool>(), prop::collection::vec((0..buffers, 0u8..3, 0u8..8), 1..3))
+            .prop_map(|(hint_2d, accesses)| Step::Kernel { hint_2d, accesses }),
+        1 => (0..buffers, 0u8..2).prop_map(|(buffer, mapper)| Step::Once { buffer, mapper }),
+        1 => (0..buffers, any::<bool>()).prop_map(|(source, read_by_all)| Step::Reduce { source, read_by_all }),
+        1 => (0..buffers).prop_map(|buffer| Step::Fence { buffer }),
+        1 => Just(Step::Epoch),
+    ]
+}
+
+fn arb_program() -> impl Strategy<Value = Program> {
+    (1usize..=2, 1usize..=9, 1usize..=7, 1usize..=3).prop_flat_map(|(dims, a, b, buffers)| {
+        (prop::collection::vec(any::<bool>(), buffers), prop::collection::vec(arb_step(buffers), 1..12)).prop_map(
+            move |(host_init, steps)| Program { dims, extent: [a, if dims == 2 { b } else { 1 }], host_init, steps },
+        )
+    })
+}
+
+fn extent_box(p: &Program) -> GridBox {
+    if p.dims == 1 {
+        GridBox::d1(0, p.extent[0])
+    } else {
+        GridBox::d2([0, 0], p.extent)
+    }
+}
+
+/// A read mapper chosen by `m` that is valid for the program's shape.
+fn read_mapper(p: &Program, m: u8) -> RangeMapper {
+    let e = extent_box(p);
+    match m % 7 {
+        0 => RangeMapper::OneToOne,
+        1 => RangeMapper::All,
+        2 => RangeMapper::Fixed(GridBox::new([0; 3], [e.max()[0].div_ceil(2), e.max()[1], 1])),
+        3 => RangeMapper::Neighborhood { extent: [1, 1, 0], shape: NeighborhoodShape::BoundingBox },
+        4 => RangeMapper::Neighborhood { extent: [1, 2, 0], shape: NeighborhoodShape::AlongAxes },
+        5 => RangeMapper::Slice(p.dims - 1),
+        _ if p.dims == 2 && p.extent[0] == p.extent[1] => RangeMapper::Transposed,
+        _ => RangeMapper::Slice(0),
+    }
+}
+
+fn mode(m: u8) -> AccessMode {
+    [AccessMode::Read, AccessMode::ReadWrite, AccessMode::DiscardWrite][m as usize % 3]
+}
+
+fn run(p: &Program, sim: &mut Simulation) -> Result<(), celer_graph::TaskError> {
+    let e = extent_box(p);
+    for (i, &host) in p.host_init.iter().enumerate() {
+        sim.create_buffer(BufferId(i as u64), p.dims, e, host, None);
+    }
+    let scalar = BufferId(100);
+    sim.create_buffer(scalar, 1, GridBox::d1(0, 1), false, Some("scalar"));
+    let mut next_reduction = 0;
+    for step in &p.steps {
+        match step {
+            Step::Kernel { hint_2d, accesses } => {
+                let mut t = TaskSpec::new(TaskKind::DeviceCompute, p.dims, e);
+                if *hint_2d {
+                    t.hint = SplitHint::TwoD;
+                }
+                let mut written = Vec::new();
+                for &(b, m, mapper) in accesses {
+                    let mode = mode(m);
+                    // Writers use one_to_one (distributed writes must not overlap); each buffer written once.
+                    let mapper = if mode.produces() { RangeMapper::OneToOne } else { read_mapper(p, mapper) };
+                    if mode.produces() {
+                        if written.contains(&b) {
+                            continue;
+                        }
+                        written.push(b);
+                    }
+                    t = t.access(BufferId(b as u64), mode, mapper);
+                }
+                sim.submit(t)?;
+            }
+            Step::Once { buffer, mapper } => {
+                let m = if *mapper == 0 { RangeMapper::All } else { read_mapper(p, 2) };
+                let t = TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[])).access(
+                    BufferId(*buffer as u64),
+                    AccessMode::ReadWrite,
+                    m,
+                );
+                sim.submit(t)?;
+            }
+            Step::Reduce { source, read_by_all } => {
+                let mut t = TaskSpec::new(TaskKind::DeviceCompute, p.dims, e).access(
+                    BufferId(*source as u64),
+                    AccessMode::Read,
+                    RangeMapper::OneToOne,
+                );
+                t.reductions.push(ReductionSpec {
+                    id: ReductionId(next_reduction),
+                    buffer: scalar,
+                    op: ReductionOp::Sum,
+                    include_current_value: next_reduction % 2 == 1,
+                });
+                next_reduction += 1;
+                sim.submit(t)?;
+                let reader = if *read_by_all {
+                    TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[]))
+                } else {
+                    TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[]))
+                };
+                sim.submit(reader.access(scalar, AccessMode::Read, RangeMapper::All))?;
+            }
+            Step::Fence { buffer } => {
+                let t = TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[])).access(
+                    BufferId(*buffer as u64),
+                    AccessMode::Read,
+                    RangeMapper::All,
+                );
+                sim.submit(t)?;
+            }
+            Step::Epoch => {
+                sim.epoch(EpochAction::None)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_programs_read_the_same_data_on_any_rank_count(p in arb_program(), ranks in 1usize..=8) {
+        let result = equivalent_to_one_rank(ranks, |sim| run(&p, sim));
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+}
