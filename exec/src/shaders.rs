@@ -1,0 +1,80 @@
+//! The compute kernels of `exec/shaders/*.wgsl`, compiled to SPIR-V by naga in `build.rs`.
+//!
+//! Each shader file becomes one [`KernelSource`] constant named after the file in upper case
+//! (`saxpy.wgsl` → [`SAXPY`]). Load one on a device with
+//! [`Device::load_kernel`](crate::vulkan::Device::load_kernel).
+//!
+//! Conventions for the WGSL files: storage buffers in `@group(0)`, bound in binding order;
+//! push constants declared as `var<immediate>` (naga 30's spelling of `var<push_constant>`);
+//! SPIR-V 1.3 output, so subgroup operations are available.
+
+/// A compute entry point of a [`KernelSource`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryPointDesc {
+    /// The WGSL function name, e.g. `"main"`.
+    pub name: &'static str,
+    /// Its `@workgroup_size(x, y, z)`.
+    pub workgroup_size: [u32; 3],
+}
+
+/// One compiled shader file: SPIR-V bytes plus what the build script learnt about its entry points.
+///
+/// Only `build.rs` makes these (the fields are private), so every `KernelSource` holds SPIR-V that
+/// naga produced from a validated module with bounds-checked indexing; [`Device::load_kernel`]
+/// and [`Device::dispatch`] rely on that to be safe functions.
+///
+/// [`Device::load_kernel`]: crate::vulkan::Device::load_kernel
+/// [`Device::dispatch`]: crate::vulkan::Device::dispatch
+#[derive(Debug, Clone, Copy)]
+pub struct KernelSource {
+    /// The file stem, e.g. `"saxpy"` for `exec/shaders/saxpy.wgsl`.
+    name: &'static str,
+    /// The SPIR-V module as little-endian bytes (length a multiple of 4; not necessarily aligned).
+    spirv: &'static [u8],
+    /// The module's `@compute` entry points, in source order.
+    entry_points: &'static [EntryPointDesc],
+}
+
+impl KernelSource {
+    /// The file stem, e.g. `"saxpy"` for `exec/shaders/saxpy.wgsl`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The SPIR-V module as little-endian bytes (length a multiple of 4; not necessarily aligned).
+    pub fn spirv(&self) -> &'static [u8] {
+        self.spirv
+    }
+
+    /// The module's `@compute` entry points, in source order.
+    pub fn entry_points(&self) -> &'static [EntryPointDesc] {
+        self.entry_points
+    }
+
+    /// The SPIR-V module as 32-bit words, the form Vulkan takes.
+    pub fn spirv_words(&self) -> Vec<u32> {
+        self.spirv.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect()
+    }
+
+    /// The entry point called `name`, if the module has one.
+    pub fn entry_point(&self, name: &str) -> Option<&'static EntryPointDesc> {
+        self.entry_points.iter().find(|ep| ep.name == name)
+    }
+}
+
+include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saxpy_is_compiled_to_spirv_with_its_workgroup_size() {
+        let words = SAXPY.spirv_words();
+        assert_eq!(SAXPY.spirv.len() % 4, 0, "SPIR-V byte length must be a multiple of 4");
+        assert_eq!(words[0], 0x0723_0203, "SPIR-V magic number");
+        let main = SAXPY.entry_point("main").expect("saxpy.wgsl has an entry point `main`");
+        assert_eq!(main.workgroup_size, [64, 1, 1]);
+        assert!(SAXPY.entry_point("nope").is_none());
+    }
+}
