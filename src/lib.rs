@@ -43,5 +43,7 @@ mod queue;
 pub use celer_graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
 pub use queue::{task, Buffer, CollectiveGroup, Element, Fence, HostObject, Kernel, Queue, QueueConfig, TaskBuilder};
 
+/// The scheduler layer (command generation, simulation of many ranks), for tools and benchmarks.
+pub use celer_scheduler as scheduler;
 /// The graph layer, for tools and tests that need more than the facade.
 pub use celer_scheduler::graph;

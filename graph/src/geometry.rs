@@ -37,6 +37,7 @@ impl GridBox {
     pub const EMPTY: GridBox = GridBox { min: [0; 3], max: [0; 3] };
 
     /// A box from corner coordinates; any dimension with `max <= min` makes the whole box empty.
+    #[inline]
     pub fn new(min: [usize; MAX_DIMS], max: [usize; MAX_DIMS]) -> Self {
         if (0..MAX_DIMS).any(|d| max[d] <= min[d]) {
             Self::EMPTY
@@ -46,16 +47,19 @@ impl GridBox {
     }
 
     /// A 1D box `[min, max)`.
+    #[inline]
     pub fn d1(min: usize, max: usize) -> Self {
         Self::new([min, 0, 0], [max, 1, 1])
     }
 
     /// A 2D box.
+    #[inline]
     pub fn d2(min: [usize; 2], max: [usize; 2]) -> Self {
         Self::new([min[0], min[1], 0], [max[0], max[1], 1])
     }
 
     /// A 3D box.
+    #[inline]
     pub fn d3(min: [usize; 3], max: [usize; 3]) -> Self {
         Self::new(min, max)
     }
@@ -64,6 +68,7 @@ impl GridBox {
     ///
     /// # Panics
     /// If the slices differ in length or are longer than three.
+    #[inline]
     pub fn from_subrange(offset: &[usize], range: &[usize]) -> Self {
         assert_eq!(offset.len(), range.len(), "offset and range must have the same dimensionality");
         assert!(offset.len() <= MAX_DIMS, "at most {MAX_DIMS} dimensions are supported");
@@ -77,37 +82,44 @@ impl GridBox {
     }
 
     /// The box `[0, extent)`, in `extent.len()` dimensions.
+    #[inline]
     pub fn from_extent(extent: &[usize]) -> Self {
         Self::from_subrange(&[0; 3][..extent.len()], extent)
     }
 
     /// Lower corner (inclusive).
+    #[inline]
     pub fn min(&self) -> [usize; MAX_DIMS] {
         self.min
     }
 
     /// Upper corner (exclusive).
+    #[inline]
     pub fn max(&self) -> [usize; MAX_DIMS] {
         self.max
     }
 
     /// Extent along each dimension.
+    #[inline]
     pub fn range(&self) -> [usize; MAX_DIMS] {
         [self.max[0] - self.min[0], self.max[1] - self.min[1], self.max[2] - self.min[2]]
     }
 
     /// Whether the box holds no cell.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.max[0] == 0
     }
 
     /// Number of cells.
+    #[inline]
     pub fn area(&self) -> usize {
         let r = self.range();
         r[0] * r[1] * r[2]
     }
 
     /// The cells both boxes hold (possibly empty).
+    #[inline]
     pub fn intersection(&self, other: &GridBox) -> GridBox {
         let mut min = [0; 3];
         let mut max = [0; 3];
@@ -119,16 +131,19 @@ impl GridBox {
     }
 
     /// Whether the boxes share at least one cell.
+    #[inline]
     pub fn intersects(&self, other: &GridBox) -> bool {
         (0..MAX_DIMS).all(|d| self.min[d] < other.max[d] && other.min[d] < self.max[d])
     }
 
     /// Whether `other` lies entirely inside `self` (the empty box lies inside every box).
+    #[inline]
     pub fn contains(&self, other: &GridBox) -> bool {
         other.is_empty() || (0..MAX_DIMS).all(|d| self.min[d] <= other.min[d] && other.max[d] <= self.max[d])
     }
 
     /// The smallest box holding both.
+    #[inline]
     pub fn bounding_box(&self, other: &GridBox) -> GridBox {
         if self.is_empty() {
             return *other;
@@ -146,6 +161,7 @@ impl GridBox {
     }
 
     /// Calls `f` with the up to six disjoint pieces of `self` that lie outside `other`.
+    #[inline]
     pub fn subtract_into(&self, other: &GridBox, mut f: impl FnMut(GridBox)) {
         if !self.intersects(other) {
             if !self.is_empty() {
@@ -171,11 +187,13 @@ impl GridBox {
     }
 
     /// Number of leading dimensions that are not trivially `[0, 1)`, i.e. the smallest dimensionality that holds it.
+    #[inline]
     pub fn effective_dims(&self) -> usize {
         (0..MAX_DIMS).rev().find(|&d| self.min[d] != 0 || self.max[d] != 1).map_or(0, |d| d + 1)
     }
 
     /// The box with dimensions `d0` and `d1` swapped.
+    #[inline]
     pub fn transposed(&self, d0: usize, d1: usize) -> GridBox {
         let mut b = *self;
         b.min.swap(d0, d1);
@@ -224,7 +242,12 @@ impl Region {
 
     /// The union of arbitrary (possibly overlapping, possibly empty) boxes, normalized.
     pub fn from_boxes(boxes: impl IntoIterator<Item = GridBox>) -> Self {
-        let mut list: SmallVec<[GridBox; 8]> = boxes.into_iter().filter(|b| !b.is_empty()).collect();
+        let mut list: Scratch = SmallVec::new();
+        for b in boxes {
+            if !b.is_empty() {
+                list.push(b);
+            }
+        }
         match list.len() {
             0 => Self::new(),
             1 => Self { boxes: smallvec::smallvec![list[0]] },
@@ -234,14 +257,15 @@ impl Region {
                 Self { boxes: smallvec::smallvec![a] }
             }
             _ => {
-                let mut out = Vec::with_capacity(list.len());
+                let mut out: Scratch = SmallVec::new();
                 normalize_dim(&mut list, 0, &mut out);
-                Self { boxes: BoxList::from_vec(out) }
+                Self { boxes: BoxList::from_slice(&out) }
             }
         }
     }
 
     /// The boxes, in canonical order.
+    #[inline]
     pub fn boxes(&self) -> &[GridBox] {
         &self.boxes
     }
@@ -280,7 +304,7 @@ impl Region {
         if self.boxes.len() == 1 && other.boxes.len() == 1 {
             return Region::from(self.boxes[0].intersection(&other.boxes[0]));
         }
-        let mut out = Vec::new();
+        let mut out: Scratch = SmallVec::new();
         for a in &self.boxes {
             for b in &other.boxes {
                 let i = a.intersection(b);
@@ -305,8 +329,8 @@ impl Region {
         if self.is_empty() || other.is_empty() {
             return self.clone();
         }
-        let mut pieces: Vec<GridBox> = self.boxes.to_vec();
-        let mut next = Vec::new();
+        let mut pieces: Scratch = SmallVec::from_slice(&self.boxes);
+        let mut next: Scratch = SmallVec::new();
         for b in &other.boxes {
             for p in &pieces {
                 p.subtract_into(b, |q| next.push(q));
@@ -396,10 +420,13 @@ impl fmt::Display for Region {
     }
 }
 
+/// Box lists that stay on the stack for the small regions command generation handles.
+type Scratch = SmallVec<[GridBox; 8]>;
+
 /// Appends the canonical decomposition of the union of `boxes` (all non-empty) to `out`.
 ///
 /// Only dimensions `d..` of the output are meaningful; the caller owns dimensions below `d` and overwrites them.
-fn normalize_dim(boxes: &mut [GridBox], d: usize, out: &mut Vec<GridBox>) {
+fn normalize_dim(boxes: &mut [GridBox], d: usize, out: &mut Scratch) {
     if d == MAX_DIMS - 1 {
         boxes.sort_unstable_by_key(|b| (b.min[d], b.max[d]));
         let mut cur = boxes[0];
@@ -428,17 +455,26 @@ fn normalize_dim(boxes: &mut [GridBox], d: usize, out: &mut Vec<GridBox>) {
     let mut cuts: SmallVec<[usize; 16]> = boxes.iter().flat_map(|b| [b.min[d], b.max[d]]).collect();
     cuts.sort_unstable();
     cuts.dedup();
-    let mut sub: Vec<GridBox> = Vec::with_capacity(boxes.len());
+    // Sweep along `d`: boxes enter at their min and leave at their max; no box starts or ends inside a window.
+    boxes.sort_unstable_by_key(|b| b.min[d]);
+    let mut next_box = 0;
+    let mut active: Scratch = SmallVec::new();
+    let mut sub: Scratch = SmallVec::new();
     // The previous slab: its end coordinate and where its boxes start in `out`.
     let mut prev: Option<(usize, usize)> = None;
     for w in cuts.windows(2) {
         let (a, b) = (w[0], w[1]);
-        sub.clear();
-        sub.extend(boxes.iter().filter(|x| x.min[d] <= a && x.max[d] >= b).copied());
-        if sub.is_empty() {
+        active.retain(|x| x.max[d] > a);
+        while next_box < boxes.len() && boxes[next_box].min[d] <= a {
+            active.push(boxes[next_box]);
+            next_box += 1;
+        }
+        if active.is_empty() {
             prev = None;
             continue;
         }
+        sub.clear();
+        sub.extend_from_slice(&active);
         let start = out.len();
         normalize_dim(&mut sub, d + 1, out);
         if let Some((prev_end, prev_start)) = prev {
@@ -463,6 +499,7 @@ fn normalize_dim(boxes: &mut [GridBox], d: usize, out: &mut Vec<GridBox>) {
 }
 
 /// Whether two boxes agree in every dimension above `d`.
+#[inline]
 fn same_above(x: &GridBox, y: &GridBox, d: usize) -> bool {
     (d + 1..MAX_DIMS).all(|e| x.min[e] == y.min[e] && x.max[e] == y.max[e])
 }

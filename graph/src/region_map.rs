@@ -35,7 +35,7 @@ pub struct RegionMap<V> {
     entries: Vec<(GridBox, V)>,
 }
 
-impl<V: Clone + PartialEq> RegionMap<V> {
+impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     /// A map over `extent` with every cell set to `default`.
     pub fn new(extent: GridBox, default: V) -> Self {
         let entries = if extent.is_empty() { vec![] } else { vec![(extent, default)] };
@@ -69,13 +69,11 @@ impl<V: Clone + PartialEq> RegionMap<V> {
             return;
         }
         // Fast path: the box is exactly one entry.
-        if let Some(e) = self.entries.iter_mut().find(|e| e.0 == b) {
-            if e.1 == value {
-                return;
+        if let Some(i) = self.entries.iter().position(|e| e.0 == b) {
+            if self.entries[i].1 != value {
+                self.entries[i].1 = value;
+                self.merge_locally(smallvec::smallvec![i]);
             }
-            e.1 = value;
-            let i = self.entries.iter().position(|e| e.0 == b).expect("just found");
-            self.merge_locally(smallvec::smallvec![i]);
             return;
         }
         self.update_boxes(std::slice::from_ref(&b), value);
@@ -95,17 +93,20 @@ impl<V: Clone + PartialEq> RegionMap<V> {
     }
 
     fn update_boxes(&mut self, boxes: &[GridBox], value: V) {
-        let old_len = self.entries.len();
-        let mut kept = Vec::with_capacity(old_len + boxes.len() + 4);
-        // Indices (in `kept`) of boxes that are new or were cut: only these can have become mergeable.
-        let mut touched: WorkList = SmallVec::new();
+        let overlaps = |eb: &GridBox| boxes.iter().any(|b| b.intersects(eb));
+        // Nothing to do when every overlapped entry already holds the value (common: clearing cleared state).
+        if self.entries.iter().all(|(eb, ev)| *ev == value || !overlaps(eb)) {
+            return;
+        }
+        let mut added: SmallVec<[(GridBox, V); 8]> = SmallVec::new();
         let mut pieces: SmallVec<[GridBox; 8]> = SmallVec::new();
         let mut next: SmallVec<[GridBox; 8]> = SmallVec::new();
-        for (eb, ev) in self.entries.drain(..) {
-            if !boxes.iter().any(|b| b.intersects(&eb)) {
-                kept.push((eb, ev));
+        // Walk down so that swap_remove only ever moves an entry already visited.
+        for i in (0..self.entries.len()).rev() {
+            if !overlaps(&self.entries[i].0) {
                 continue;
             }
+            let (eb, ev) = self.entries.swap_remove(i);
             // Cut the new boxes out of this entry; what remains keeps the old value.
             pieces.clear();
             pieces.push(eb);
@@ -116,24 +117,78 @@ impl<V: Clone + PartialEq> RegionMap<V> {
                 std::mem::swap(&mut pieces, &mut next);
                 next.clear();
             }
-            for p in &pieces {
-                touched.push(kept.len());
-                kept.push((*p, ev.clone()));
+            added.extend(pieces.iter().map(|p| (*p, ev.clone())));
+        }
+        // Only the new boxes and the cut remainders can have become mergeable.
+        let first_touched = self.entries.len();
+        self.entries.extend(added);
+        self.entries.extend(boxes.iter().map(|b| (*b, value.clone())));
+        self.merge_locally((first_touched..self.entries.len()).collect());
+    }
+
+    /// Rewrites the value of every cell of `region` (clamped to the extent) through `f`, splitting entries at the
+    /// region's border; cheaper than querying and updating box by box.
+    pub fn update_values_in(&mut self, region: &Region, mut f: impl FnMut(&V) -> V) {
+        let boxes = region.boxes();
+        let overlaps = |eb: &GridBox| boxes.iter().any(|b| b.intersects(eb));
+        let mut added: SmallVec<[(GridBox, V); 4]> = SmallVec::new();
+        let mut pieces: SmallVec<[GridBox; 8]> = SmallVec::new();
+        let mut next: SmallVec<[GridBox; 8]> = SmallVec::new();
+        let mut touched_in_place: WorkList = SmallVec::new();
+        for i in (0..self.entries.len()).rev() {
+            if !overlaps(&self.entries[i].0) {
+                continue;
             }
+            let nv = f(&self.entries[i].1);
+            if nv == self.entries[i].1 {
+                continue;
+            }
+            // Entirely inside the region: rewrite in place, nothing to split.
+            if boxes.iter().any(|b| b.contains(&self.entries[i].0)) {
+                self.entries[i].1 = nv;
+                touched_in_place.push(i);
+                continue;
+            }
+            let (eb, ev) = self.entries.swap_remove(i);
+            pieces.clear();
+            pieces.push(eb);
+            for b in boxes {
+                let inside = eb.intersection(b);
+                if !inside.is_empty() {
+                    added.push((inside, nv.clone()));
+                }
+                for p in &pieces {
+                    p.subtract_into(b, |q| next.push(q));
+                }
+                std::mem::swap(&mut pieces, &mut next);
+                next.clear();
+            }
+            added.extend(pieces.iter().map(|p| (*p, ev.clone())));
         }
-        for b in boxes {
-            touched.push(kept.len());
-            kept.push((*b, value.clone()));
+        if added.is_empty() && touched_in_place.is_empty() {
+            return;
         }
-        self.entries = kept;
-        self.merge_locally(touched);
+        // A later swap_remove may have moved an in-place entry; a stale index then only makes merging look at
+        // another entry, which is harmless (any merge of equal, face-sharing neighbours is valid).
+        let first_touched = self.entries.len();
+        for (b, v) in added {
+            self.entries.push((b, v));
+        }
+        if self.entries.len() > LAZY_MERGE_LIMIT {
+            let mut work: WorkList = (first_touched..self.entries.len()).collect();
+            work.extend(touched_in_place.into_iter().filter(|&i| i < first_touched));
+            self.merge_locally(work);
+        }
     }
 
     /// Merges the entries at `work` with equal-valued neighbours they share a whole face with, repeatedly.
     ///
-    /// This is local (cost: entries × merges), unlike [`merge_value`](Self::merge_value): the result need not be the
+    /// This is local (cost: entries × merges), unlike the full re-normalization at horizons: the result need not be the
     /// fewest boxes, but every rank performing the same updates gets the same entries.
     fn merge_locally(&mut self, mut work: WorkList) {
+        if self.entries.len() <= LAZY_MERGE_LIMIT {
+            return;
+        }
         while let Some(i) = work.pop() {
             if i >= self.entries.len() {
                 continue;
@@ -159,20 +214,6 @@ impl<V: Clone + PartialEq> RegionMap<V> {
                 work.push(if i == last { j } else { i });
             }
         }
-    }
-
-    /// Re-normalizes all boxes holding `value`, so equal neighbours become one box.
-    fn merge_value(&mut self, value: &V) {
-        let count = self.entries.iter().filter(|e| e.1 == *value).count();
-        if count < 2 {
-            return;
-        }
-        let region = Region::from_boxes(self.entries.iter().filter(|e| e.1 == *value).map(|e| e.0));
-        if region.boxes().len() == count {
-            return;
-        }
-        self.entries.retain(|e| e.1 != *value);
-        self.entries.extend(region.boxes().iter().map(|b| (*b, value.clone())));
     }
 
     /// The `(box, value)` pairs covering `region` (clamped to the extent), each box cut to the region, sorted by box.
@@ -243,24 +284,46 @@ impl<V: Clone + PartialEq> RegionMap<V> {
         }
     }
 
-    /// Re-normalizes every group of equal values.
+    /// Brings the map to its fewest-box form: each value held in the boxes of its canonical region.
+    ///
+    /// Updates merge only lazily (see `LAZY_MERGE_LIMIT`); horizons call this through
+    /// [`apply_to_values`](Self::apply_to_values).
+    pub fn compact(&mut self) {
+        self.merge_all();
+    }
+
+    /// Re-normalizes every group of equal values (one pass to group, one normalization per group).
     fn merge_all(&mut self) {
-        let mut values: Vec<V> = Vec::new();
-        for e in &self.entries {
-            if !values.contains(&e.1) {
-                values.push(e.1.clone());
+        // Fast path: no two entries share a value, so nothing can merge.
+        let n = self.entries.len();
+        if n < 2 || (n <= 16 && (0..n).all(|i| (i + 1..n).all(|j| self.entries[i].1 != self.entries[j].1))) {
+            return;
+        }
+        let mut groups: hashbrown::HashMap<V, SmallVec<[GridBox; 4]>> = hashbrown::HashMap::new();
+        for (b, v) in self.entries.drain(..) {
+            groups.entry(v).or_default().push(b);
+        }
+        for (v, boxes) in groups {
+            if boxes.len() == 1 {
+                self.entries.push((boxes[0], v));
+            } else {
+                self.entries.extend(Region::from_boxes(boxes).boxes().iter().map(|b| (*b, v.clone())));
             }
         }
-        for v in &values {
-            self.merge_value(v);
-        }
+        // Keep the order independent of hashing, so every rank holds identical maps.
+        self.entries.sort_unstable_by_key(|e| (e.0.min(), e.0.max()));
     }
 }
+
+/// Below this many entries, updates skip merging: scanning a few extra boxes is cheaper than merging them, and
+/// horizons re-normalize every map anyway. TODO(perf): tune with the command_graph benchmark.
+const LAZY_MERGE_LIMIT: usize = 16;
 
 /// Entry indices still to be merged.
 type WorkList = SmallVec<[usize; 8]>;
 
 /// The union of two boxes if it is itself a box: they touch along one dimension and agree in all others.
+#[inline]
 fn merge_boxes(a: &GridBox, b: &GridBox) -> Option<GridBox> {
     let (amin, amax, bmin, bmax) = (a.min(), a.max(), b.min(), b.max());
     let mut dim = None;
@@ -292,6 +355,7 @@ mod tests {
         m.update_box(&GridBox::d2([2, 2], [4, 4]), 1);
         assert_eq!(m.query_box(&GridBox::d2([3, 3], [4, 4])), vec![(GridBox::d2([3, 3], [4, 4]), 1)]);
         m.update_box(&GridBox::d2([2, 2], [4, 4]), 0);
+        m.compact();
         assert_eq!(m.len(), 1, "filling the hole must merge back into one box: {m:?}");
     }
 

@@ -160,7 +160,17 @@ impl RangeMapper {
                 match shape {
                     NeighborhoodShape::BoundingBox => Region::from(grow(&[0, 1, 2][..buffer_dims])),
                     NeighborhoodShape::AlongAxes => {
-                        Region::from_boxes((0..buffer_dims).map(|d| grow(&[d])).chain([chunk.intersection(buffer)]))
+                        let mut arms = [GridBox::EMPTY; MAX_DIMS + 1];
+                        arms[0] = chunk.intersection(buffer);
+                        for d in 0..buffer_dims {
+                            arms[d + 1] = grow(&[d]);
+                        }
+                        let arms = &arms[..buffer_dims + 1];
+                        // Usually one arm holds the rest (a chunk at the buffer's edge, or a 1D stencil).
+                        match arms.iter().find(|a| arms.iter().all(|b| a.contains(b))) {
+                            Some(a) => Region::from(*a),
+                            None => Region::from_boxes(arms.iter().copied()),
+                        }
                     }
                 }
             }

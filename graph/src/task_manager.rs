@@ -436,14 +436,13 @@ impl TaskManager {
             }
             // Record this task as reader, then as writer (a read-write task's own read ends at its write).
             if !r.consumed.is_empty() {
-                let mut current: SmallVec<[(GridBox, ReaderSet); 2]> = SmallVec::new();
-                buf.readers.for_each_in(&r.consumed, |b, set| current.push((b, set.clone())));
-                for (b, mut readers) in current {
+                buf.readers.update_values_in(&r.consumed, |readers| {
+                    let mut readers = readers.clone();
                     if let Err(pos) = readers.binary_search(&id) {
                         readers.insert(pos, id);
                     }
-                    buf.readers.update_box(&b, readers);
-                }
+                    readers
+                });
             }
             if !r.produced.is_empty() {
                 buf.readers.update_region(&r.produced, ReaderSet::new());

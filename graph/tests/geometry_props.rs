@@ -140,15 +140,15 @@ proptest! {
             for c in cells_of_box(&b) { prop_assert_eq!(model[&c], v); seen += 1; }
         }
         prop_assert_eq!(seen, q.area());
-        // Equal neighbours are merged: no two boxes of one value could be joined into a single box.
-        let e = map.entries();
-        for (i, (a, va)) in e.iter().enumerate() {
-            for (b, vb) in &e[i + 1..] {
-                if va == vb {
-                    let joined = Region::from_boxes([*a, *b]);
-                    prop_assert!(joined.boxes().len() > 1, "{} and {} hold {} and could merge", a, b, va);
-                }
-            }
+        // Compacting leaves each value in exactly the boxes of its canonical region, without changing any cell.
+        map.compact();
+        for v in 0u8..10 {
+            let region = Region::from_boxes(map.entries().iter().filter(|e| e.1 == v).map(|e| e.0));
+            let n = map.entries().iter().filter(|e| e.1 == v).count();
+            prop_assert_eq!(n, region.boxes().len(), "value {} is held in {} boxes, its canonical form has {}", v, n, region.boxes().len());
+        }
+        for (c, v) in &model {
+            prop_assert_eq!(map.get(*c), v);
         }
         // A horizon-like rewrite collapses everything to one box.
         map.apply_to_values(|_| 1);

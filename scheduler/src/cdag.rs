@@ -43,7 +43,7 @@ pub struct CdagConfig {
 }
 
 /// Where a rank's copy of a cell stands.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct WriterState {
     /// The local command that last wrote the cell (`None`: never written locally, e.g. uninitialized).
     cmd: Option<CommandId>,
@@ -221,6 +221,11 @@ impl CommandGraphGenerator {
     /// Number of live commands.
     pub fn live_command_count(&self) -> usize {
         self.commands.len()
+    }
+
+    /// The tracking state of one buffer, for debugging.
+    pub fn debug_buffer(&self, b: BufferId) -> String {
+        format!("{:#?}", self.buffers.get(&b))
     }
 
     /// Total boxes in all tracking maps (a measure of the generator's state).
@@ -492,7 +497,7 @@ impl CommandGraphGenerator {
             if task.regions[i].consumed.is_empty() {
                 continue;
             }
-            self.generate_push(task, &chunking, b, me)?;
+            self.generate_push(task, &chunking, b, &task.regions[i].consumed, me)?;
         }
 
         // Await-pushes: what local chunks read that is stale here.
@@ -620,14 +625,26 @@ impl CommandGraphGenerator {
     }
 
     /// Pushes for `b`: the cells this rank originally produced that remote chunks of `task` read and do not have.
-    fn generate_push(&mut self, task: &Task, chunking: &Chunking, b: BufferId, me: usize) -> Result<(), TaskError> {
+    fn generate_push(
+        &mut self,
+        task: &Task,
+        chunking: &Chunking,
+        b: BufferId,
+        global_consumed: &Region,
+        me: usize,
+    ) -> Result<(), TaskError> {
+        if self.config.num_ranks == 1 {
+            return Ok(());
+        }
+        // Only what this rank originally produced and somebody reads matters; look nowhere else.
         let state = &self.buffers[&b];
         let mut owned_boxes: SmallVec<[GridBox; 4]> = SmallVec::new();
-        for (bx, w) in state.last_writer.entries() {
+        let within = if Self::shaped(task, b) { global_consumed.clone() } else { Region::from(state.extent) };
+        state.last_writer.for_each_in(&within, |bx, w| {
             if w.fresh && !w.replicated && w.cmd.is_some() {
-                owned_boxes.push(*bx);
+                owned_boxes.push(bx);
             }
-        }
+        });
         if owned_boxes.is_empty() {
             return Ok(());
         }
@@ -655,14 +672,13 @@ impl CommandGraphGenerator {
             }
             let send = Region::from_boxes(send);
             let state = self.buffers.get_mut(&b).unwrap();
-            let mut current: SmallVec<[(GridBox, RankSet); 4]> = SmallVec::new();
-            state.replicated_to.for_each_in(&send, |bx, ranks| current.push((bx, ranks.clone())));
-            for (bx, mut ranks) in current {
+            state.replicated_to.update_values_in(&send, |ranks| {
+                let mut ranks = ranks.clone();
                 if let Err(pos) = ranks.binary_search(&(i as u32)) {
                     ranks.insert(pos, i as u32);
                 }
-                state.replicated_to.update_box(&bx, ranks);
-            }
+                ranks
+            });
             targets.push((NodeId(i as u64), send));
         }
         if targets.is_empty() {
@@ -834,25 +850,18 @@ impl CommandGraphGenerator {
 }
 
 fn add_reader(readers: &mut RegionMap<CommandSet>, region: &Region, cmd: CommandId) {
-    let mut current: SmallVec<[(GridBox, CommandSet); 4]> = SmallVec::new();
-    readers.for_each_in(region, |bx, set| current.push((bx, set.clone())));
-    for (bx, mut set) in current {
+    readers.update_values_in(region, |set| {
+        let mut set = set.clone();
         if let Err(pos) = set.binary_search(&cmd) {
             set.insert(pos, cmd);
         }
-        readers.update_box(&bx, set);
-    }
+        set
+    });
 }
 
 /// Marks `region` as written elsewhere: the local copy is no longer the newest, and no longer ours to push.
 fn mark_stale(state: &mut BufferState, region: &Region) {
-    let mut current: SmallVec<[(GridBox, WriterState); 4]> = SmallVec::new();
-    state.last_writer.for_each_in(region, |bx, w| current.push((bx, *w)));
-    for (bx, w) in current {
-        if w.fresh {
-            state.last_writer.update_box(&bx, WriterState { fresh: false, ..w });
-        }
-    }
+    state.last_writer.update_values_in(region, |w| WriterState { fresh: false, ..*w });
     state.replicated_to.update_region(region, RankSet::new());
 }
 

@@ -1,0 +1,80 @@
+//! Prints the scheduling cost per task — task graph alone, and task graph plus one rank's command graph — for
+//! Celerity's benchmark patterns at 1 to 4096 simulated ranks (best of several repetitions, one thread).
+//!
+//! ```text
+//! cargo run --release --example scheduling_cost -- [--reps N] [--max-ranks N]
+//! ```
+
+use std::time::Instant;
+
+use celer::graph::patterns::{self, Workload};
+use celer::graph::{NodeId, TaskManager, TaskManagerConfig};
+use celer::scheduler::Simulation;
+
+fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn tdag_only(w: &Workload) {
+    let mut tm = TaskManager::new(TaskManagerConfig::default());
+    w.create_buffers(&mut tm);
+    for t in w.tasks.iter().cloned() {
+        tm.submit(t).expect("valid workload");
+        let applied = tm.epoch_for_new_tasks();
+        tm.notify_epoch_reached(applied);
+    }
+}
+
+fn with_cdag(w: &Workload, ranks: usize) {
+    let mut sim = Simulation::with_ranks(ranks, &[NodeId(ranks as u64 / 2)], false, TaskManagerConfig::default());
+    for b in &w.buffers {
+        sim.create_buffer(b.id, b.dims, b.extent, b.host_initialized, Some(b.name));
+    }
+    for t in w.tasks.iter().cloned() {
+        sim.submit(t).expect("valid workload");
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut reps = 20usize;
+    let mut max_ranks = 4096usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().and_then(|v| v.parse().ok()).ok_or(format!("{a} needs a number"));
+        match a.as_str() {
+            "--reps" => reps = value()?,
+            "--max-ranks" => max_ranks = value()?,
+            "--bench" => {} // passed by `cargo bench`-style runners; ignored
+            other => return Err(format!("unknown argument {other}; use --reps N --max-ranks N").into()),
+        }
+    }
+    let rank_counts: Vec<usize> = [1, 4, 16, 64, 256, 1024, 4096].into_iter().filter(|&r| r <= max_ranks).collect();
+    print!("{:<10} {:>10}", "pattern", "TDAG µs");
+    for r in &rank_counts {
+        print!(" {:>9}", format!("+C@{r}"));
+    }
+    println!("   (µs per task; +C@N: task graph + one rank's command graph at N ranks)");
+    for name in ["soup", "chain", "wave_sim", "jacobi"] {
+        let make = |ranks: usize| match name {
+            "soup" => patterns::soup(ranks),
+            "chain" => patterns::chain(ranks),
+            "wave_sim" => patterns::wave_sim(512, 200),
+            _ => patterns::jacobi(1024, 50),
+        };
+        let w1 = make(1);
+        let per_task = |secs: f64, w: &Workload| secs * 1e6 / w.tasks.len() as f64;
+        print!("{name:<10} {:>10.3}", per_task(best_of(reps, || tdag_only(&w1)), &w1));
+        for &r in &rank_counts {
+            let w = make(r);
+            print!(" {:>9.3}", per_task(best_of(reps.min(1 + 20_000 / r), || with_cdag(&w, r)), &w));
+        }
+        println!();
+    }
+    Ok(())
+}
