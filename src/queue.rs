@@ -1,7 +1,8 @@
 //! [`Queue`], [`Buffer`] and the task builders: the typed surface over the task graph.
 //!
-//! Until the executor lands, a queue only *records*: it builds the task graph and treats every applied horizon as
-//! reached at once (a dry run), so a program of any length runs in bounded memory and its graph can be printed.
+//! Until the executor lands, a queue only *records*: it builds the task graph and the command graphs of one or more
+//! simulated ranks ([`QueueConfig::dry_run_ranks`]) and treats every applied horizon as reached at once (a dry run),
+//! so a program of any length runs in bounded memory and its graphs can be printed.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -9,8 +10,9 @@ use std::marker::PhantomData;
 
 use celer_graph::{
     AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, ReductionOp,
-    ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
+    ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskManagerConfig, TaskSpec,
 };
+use celer_scheduler::Simulation;
 
 use crate::access::Mapper;
 
@@ -29,14 +31,24 @@ macro_rules! impl_element {
 impl_element!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
 
 /// Settings of a [`Queue`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct QueueConfig {
     /// Task-graph settings: horizon step, parallelism limit, uninitialized-read policy.
     pub task_graph: TaskManagerConfig,
+    /// How many ranks to simulate: every rank's command graph is generated (nothing runs).
+    pub dry_run_ranks: usize,
+    /// Keep every generated command, for [`Queue::command_graphs_dot`] and [`Queue::command_counts`].
+    pub record_commands: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self { task_graph: TaskManagerConfig::default(), dry_run_ranks: 1, record_commands: false }
+    }
 }
 
 struct Recorder {
-    tm: TaskManager,
+    sim: Simulation,
     next_buffer: u64,
     next_host_object: u64,
     next_reduction: u64,
@@ -81,8 +93,10 @@ impl Queue {
 
     /// A queue with explicit settings.
     pub fn with_config(config: QueueConfig) -> Self {
+        let ranks: Vec<celer_graph::NodeId> =
+            (0..config.dry_run_ranks.max(1) as u64).map(celer_graph::NodeId).collect();
         let rec = Recorder {
-            tm: TaskManager::new(config.task_graph),
+            sim: Simulation::with_ranks(ranks.len(), &ranks, config.record_commands, config.task_graph),
             next_buffer: 0,
             next_host_object: 0,
             next_reduction: 0,
@@ -96,7 +110,7 @@ impl Queue {
         let mut rec = self.rec.borrow_mut();
         let id = BufferId(rec.next_buffer);
         rec.next_buffer += 1;
-        rec.tm.create_buffer(id, D, GridBox::from_extent(&range), host_init, None);
+        rec.sim.create_buffer(id, D, GridBox::from_extent(&range), host_init, None);
         Buffer { id, range, queue: self, _element: PhantomData }
     }
 
@@ -120,7 +134,7 @@ impl Queue {
         let mut rec = self.rec.borrow_mut();
         let id = HostObjectId(rec.next_host_object);
         rec.next_host_object += 1;
-        rec.tm.create_host_object(id);
+        rec.sim.create_host_object(id);
         HostObject { id, value: Some(value), queue: self }
     }
 
@@ -144,7 +158,7 @@ impl Queue {
             r.id = ReductionId(rec.next_reduction);
             rec.next_reduction += 1;
         }
-        let id = rec.tm.submit(spec)?;
+        let id = rec.sim.submit(spec)?;
         rec.after_submit();
         Ok(id)
     }
@@ -161,7 +175,7 @@ impl Queue {
             mapper: RangeMapper::All,
         });
         let mut rec = self.rec.borrow_mut();
-        let task = rec.tm.submit(spec)?;
+        let task = rec.sim.submit(spec)?;
         rec.after_submit();
         Ok(Fence { task, range: buffer.range, _element: PhantomData })
     }
@@ -178,30 +192,47 @@ impl Queue {
 
     /// The task graph so far (the tasks not yet pruned) as Graphviz DOT.
     pub fn task_graph_dot(&self) -> String {
-        self.rec.borrow().tm.to_dot()
+        self.rec.borrow().sim.tm.to_dot()
+    }
+
+    /// Every simulated rank's command graph as Graphviz DOT (needs [`QueueConfig::record_commands`]).
+    pub fn command_graphs_dot(&self) -> String {
+        self.rec.borrow().sim.command_graphs_dot()
+    }
+
+    /// Per simulated rank, how many commands of each kind it generated (needs [`QueueConfig::record_commands`]).
+    pub fn command_counts(&self) -> Vec<std::collections::BTreeMap<&'static str, usize>> {
+        let rec = self.rec.borrow();
+        rec.sim
+            .ranks
+            .iter()
+            .map(|g| {
+                let mut counts = std::collections::BTreeMap::new();
+                for c in g.records() {
+                    *counts.entry(c.kind.name()).or_insert(0) += 1;
+                }
+                counts
+            })
+            .collect()
     }
 
     /// Number of tasks currently held in memory.
     pub fn live_tasks(&self) -> usize {
-        self.rec.borrow().tm.live_task_count()
+        self.rec.borrow().sim.tm.live_task_count()
     }
 }
 
 impl Recorder {
-    /// Reports warnings and, in this recording-only runtime, treats the applied horizon as reached.
+    /// Reports warnings (the simulation already treated the applied horizon as reached).
     fn after_submit(&mut self) {
-        for d in self.tm.take_diagnostics() {
+        for d in self.sim.tm.take_diagnostics() {
             // Until structured logging lands (diagnostics issue), warnings go straight to stderr.
             eprintln!("celer: {d}");
         }
-        let applied = self.tm.epoch_for_new_tasks();
-        self.tm.notify_epoch_reached(applied);
     }
 
     fn epoch(&mut self, action: EpochAction) -> TaskId {
-        let e = self.tm.epoch(action);
-        self.tm.notify_epoch_reached(e);
-        e
+        self.sim.epoch(action).expect("epochs cannot fail to generate")
     }
 }
 
@@ -213,7 +244,7 @@ impl Drop for Queue {
 
 impl fmt::Debug for Queue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Queue").field("tasks", &self.rec.borrow().tm).finish()
+        f.debug_struct("Queue").field("tasks", &self.rec.borrow().sim.tm).finish()
     }
 }
 
@@ -228,7 +259,7 @@ pub struct Buffer<'q, T: Element, const D: usize> {
 impl<T: Element, const D: usize> Buffer<'_, T, D> {
     /// Gives the buffer a name for errors and graph dumps.
     pub fn named(self, name: &str) -> Self {
-        self.queue.rec.borrow_mut().tm.set_buffer_name(self.id, name);
+        self.queue.rec.borrow_mut().sim.set_buffer_name(self.id, name);
         self
     }
 
@@ -245,7 +276,7 @@ impl<T: Element, const D: usize> Buffer<'_, T, D> {
 
 impl<T: Element, const D: usize> Drop for Buffer<'_, T, D> {
     fn drop(&mut self) {
-        self.queue.rec.borrow_mut().tm.destroy_buffer(self.id);
+        self.queue.rec.borrow_mut().sim.destroy_buffer(self.id);
     }
 }
 
@@ -272,7 +303,7 @@ impl<T> HostObject<'_, T> {
 impl<T> Drop for HostObject<'_, T> {
     fn drop(&mut self) {
         self.value.take();
-        self.queue.rec.borrow_mut().tm.destroy_host_object(self.id);
+        self.queue.rec.borrow_mut().sim.destroy_host_object(self.id);
     }
 }
 

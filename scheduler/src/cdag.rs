@@ -203,6 +203,13 @@ impl CommandGraphGenerator {
         );
     }
 
+    /// Names a buffer in errors.
+    pub fn set_buffer_name(&mut self, id: BufferId, name: &str) {
+        if let Some(b) = self.buffers.get_mut(&id) {
+            b.name = Some(name.to_owned());
+        }
+    }
+
     /// Forgets a buffer.
     pub fn destroy_buffer(&mut self, id: BufferId) {
         self.buffers.remove(&id);

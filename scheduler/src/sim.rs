@@ -64,6 +64,27 @@ impl Simulation {
         self.tm.create_host_object(id);
     }
 
+    /// Forgets a host object.
+    pub fn destroy_host_object(&mut self, id: HostObjectId) {
+        self.tm.destroy_host_object(id);
+    }
+
+    /// Names a buffer in errors and dumps.
+    pub fn set_buffer_name(&mut self, id: BufferId, name: &str) {
+        self.tm.set_buffer_name(id, name);
+        for g in &mut self.ranks {
+            g.set_buffer_name(id, name);
+        }
+    }
+
+    /// Forgets a buffer on every simulated rank.
+    pub fn destroy_buffer(&mut self, id: BufferId) {
+        self.tm.destroy_buffer(id);
+        for g in &mut self.ranks {
+            g.destroy_buffer(id);
+        }
+    }
+
     /// Submits a task and generates every simulated rank's commands for it (and for any horizon it triggered).
     ///
     /// # Errors
