@@ -1,5 +1,6 @@
 //! Task graph plus one rank's command graph, per task, for Celerity's DAG-benchmark patterns at 1 to 1024
-//! simulated ranks. The measured rank sits in the middle of the rank range (it has neighbours on both sides).
+//! simulated ranks. The measured rank is N1 (with neighbours on both sides from 3 ranks on); grids grow with the rank count so that
+//! every rank owns a chunk.
 //! Throughput reads as tasks per second. `cargo run --release --example scheduling_cost` prints the same as a table.
 
 use celer::graph::patterns::{self, Workload};
@@ -8,7 +9,8 @@ use celer::scheduler::Simulation;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 fn run(w: &Workload, ranks: usize, tasks: Vec<celer::graph::TaskSpec>) -> Simulation {
-    let mut sim = Simulation::with_ranks(ranks, &[NodeId(ranks as u64 / 2)], false, TaskManagerConfig::default());
+    let mut sim =
+        Simulation::with_ranks(ranks, &[NodeId(ranks.min(2) as u64 - 1)], false, TaskManagerConfig::default());
     for b in &w.buffers {
         sim.create_buffer(b.id, b.dims, b.extent, b.host_initialized, Some(b.name));
     }
@@ -21,8 +23,12 @@ fn run(w: &Workload, ranks: usize, tasks: Vec<celer::graph::TaskSpec>) -> Simula
 fn command_graph(c: &mut Criterion) {
     let mut group = c.benchmark_group("command_graph");
     for ranks in [1usize, 4, 16, 64, 1024] {
-        let workloads =
-            [patterns::soup(ranks), patterns::chain(ranks), patterns::wave_sim(512, 200), patterns::jacobi(1024, 50)];
+        let workloads = [
+            patterns::soup(ranks),
+            patterns::chain(ranks),
+            patterns::wave_sim(512.max(2 * ranks), 200),
+            patterns::jacobi(1024.max(2 * ranks), 50),
+        ];
         for w in &workloads {
             group.throughput(Throughput::Elements(w.tasks.len() as u64));
             group.bench_function(format!("{}/{ranks}", w.name), |b| {

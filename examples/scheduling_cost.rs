@@ -1,5 +1,7 @@
 //! Prints the scheduling cost per task — task graph alone, and task graph plus one rank's command graph — for
-//! Celerity's benchmark patterns at 1 to 4096 simulated ranks (best of several repetitions, one thread).
+//! Celerity's benchmark patterns at 1 to 4096 simulated ranks (best of several repetitions, one thread). The
+//! measured rank is N1 (neighbours on both sides from 3 ranks on); grids grow with the rank count so every rank
+//! owns a chunk.
 //!
 //! ```text
 //! cargo run --release --example scheduling_cost -- [--reps N] [--max-ranks N]
@@ -32,7 +34,8 @@ fn tdag_only(w: &Workload) {
 }
 
 fn with_cdag(w: &Workload, ranks: usize) {
-    let mut sim = Simulation::with_ranks(ranks, &[NodeId(ranks as u64 / 2)], false, TaskManagerConfig::default());
+    let mut sim =
+        Simulation::with_ranks(ranks, &[NodeId(ranks.min(2) as u64 - 1)], false, TaskManagerConfig::default());
     for b in &w.buffers {
         sim.create_buffer(b.id, b.dims, b.extent, b.host_initialized, Some(b.name));
     }
@@ -64,8 +67,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let make = |ranks: usize| match name {
             "soup" => patterns::soup(ranks),
             "chain" => patterns::chain(ranks),
-            "wave_sim" => patterns::wave_sim(512, 200),
-            _ => patterns::jacobi(1024, 50),
+            "wave_sim" => patterns::wave_sim(512.max(2 * ranks), 200),
+            _ => patterns::jacobi(1024.max(2 * ranks), 50),
         };
         let w1 = make(1);
         let per_task = |secs: f64, w: &Workload| secs * 1e6 / w.tasks.len() as f64;

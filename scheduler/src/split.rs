@@ -8,20 +8,68 @@
 
 use celer_graph::{GridBox, SplitHint};
 
+/// One axis of the grid: `[lo, hi)` cut into `parts` runs of whole granules, as evenly as possible.
+///
+/// Cut `i` lies at `lo + (i · granules / parts) · granularity` (clamped to `hi`), computed on demand, so a grid of
+/// thousands of chunks costs nothing to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Axis {
+    lo: usize,
+    hi: usize,
+    parts: usize,
+    granules: usize,
+    granularity: usize,
+}
+
+impl Axis {
+    fn new(lo: usize, hi: usize, parts: usize, granularity: usize) -> Self {
+        let granules = (hi - lo).div_ceil(granularity);
+        Self { lo, hi, parts: parts.clamp(1, granules.max(1)), granules, granularity }
+    }
+
+    fn whole(lo: usize, hi: usize) -> Self {
+        Self { lo, hi, parts: 1, granules: 1, granularity: (hi - lo).max(1) }
+    }
+
+    /// Position of cut `i` (`0..=parts`).
+    fn cut(&self, i: usize) -> usize {
+        if i >= self.parts {
+            return self.hi;
+        }
+        (self.lo + (i * self.granules / self.parts) * self.granularity).min(self.hi)
+    }
+
+    /// The runs overlapping `[a, b)`, as a range of run indices.
+    fn span(&self, a: usize, b: usize) -> std::ops::Range<usize> {
+        if a >= b {
+            return 0..0;
+        }
+        // First run whose end lies above `a`; first run whose start is at or above `b`.
+        let first = partition_point(self.parts, |i| self.cut(i + 1) <= a);
+        let end = partition_point(self.parts, |i| self.cut(i) < b);
+        first..end.max(first)
+    }
+}
+
+/// The first `i` in `0..n` for which `pred` is false (`pred` must be true on a prefix).
+fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// A regular grid of chunks over a task's index space.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkGrid {
     range: GridBox,
-    /// Cut positions along dimensions 0 and 1, including both ends.
-    cuts: [Vec<usize>; 2],
-}
-
-/// Cut positions splitting `[lo, hi)` into at most `parts` pieces of whole granules, as evenly as possible.
-fn split_axis(lo: usize, hi: usize, parts: usize, granularity: usize) -> Vec<usize> {
-    let len = hi - lo;
-    let granules = len.div_ceil(granularity);
-    let parts = parts.clamp(1, granules.max(1));
-    (0..=parts).map(|i| (lo + (i * granules / parts) * granularity).min(hi)).collect()
+    axes: [Axis; 2],
 }
 
 /// Factors `n` into `(a, b)`, `a ≤ b`, `a·b = n`, with `a` as large as possible.
@@ -35,7 +83,7 @@ fn near_square(n: usize) -> (usize, usize) {
 }
 
 impl ChunkGrid {
-    /// Splits `range` into at most `parts` chunks.
+    /// Splits `range` into at most `parts` chunks. Costs O(1): chunks are computed when asked for.
     ///
     /// # Panics
     /// If `parts` is zero or a granularity is zero.
@@ -43,20 +91,19 @@ impl ChunkGrid {
         assert!(parts >= 1, "at least one chunk");
         assert!(granularity.iter().all(|&g| g >= 1), "granularity must be at least 1");
         let (min, max) = (range.min(), range.max());
-        let whole = |d: usize| vec![min[d], max[d]];
         if range.is_empty() {
-            return Self { range, cuts: [vec![0, 0], vec![0, 0]] };
+            return Self { range, axes: [Axis::whole(0, 0), Axis::whole(0, 0)] };
         }
-        let cuts = match hint {
+        let axes = match hint {
             SplitHint::TwoD if range.effective_dims() >= 2 && parts > 1 => {
                 let (small, large) = near_square(parts);
                 // Give the larger factor to the longer dimension.
                 let (p0, p1) = if max[0] - min[0] >= max[1] - min[1] { (large, small) } else { (small, large) };
-                [split_axis(min[0], max[0], p0, granularity[0]), split_axis(min[1], max[1], p1, granularity[1])]
+                [Axis::new(min[0], max[0], p0, granularity[0]), Axis::new(min[1], max[1], p1, granularity[1])]
             }
-            _ => [split_axis(min[0], max[0], parts, granularity[0]), whole(1)],
+            _ => [Axis::new(min[0], max[0], parts, granularity[0]), Axis::whole(min[1], max[1])],
         };
-        Self { range, cuts }
+        Self { range, axes }
     }
 
     /// The whole index space.
@@ -69,7 +116,7 @@ impl ChunkGrid {
         if self.range.is_empty() {
             return 0;
         }
-        (self.cuts[0].len() - 1) * (self.cuts[1].len() - 1)
+        self.axes[0].parts * self.axes[1].parts
     }
 
     /// Whether there are no chunks.
@@ -79,33 +126,26 @@ impl ChunkGrid {
 
     /// Chunk `i` (row-major: dimension 0 outer).
     pub fn chunk(&self, i: usize) -> GridBox {
-        let n1 = self.cuts[1].len() - 1;
+        let n1 = self.axes[1].parts;
         let (i0, i1) = (i / n1, i % n1);
         let (mut min, mut max) = (self.range.min(), self.range.max());
-        min[0] = self.cuts[0][i0];
-        max[0] = self.cuts[0][i0 + 1];
-        min[1] = self.cuts[1][i1];
-        max[1] = self.cuts[1][i1 + 1];
+        min[0] = self.axes[0].cut(i0);
+        max[0] = self.axes[0].cut(i0 + 1);
+        min[1] = self.axes[1].cut(i1);
+        max[1] = self.axes[1].cut(i1 + 1);
         GridBox::new(min, max)
     }
 
-    /// Indices of the chunks that intersect `b`, in increasing order.
+    /// Indices of the chunks that intersect `b`, in increasing order (found by binary search, not by scanning).
     pub fn chunks_intersecting(&self, b: &GridBox) -> impl Iterator<Item = usize> + '_ {
         let b = b.intersection(&self.range);
-        let span = |d: usize| -> (usize, usize) {
-            if b.is_empty() {
-                return (0, 0);
-            }
-            let c = &self.cuts[d];
-            // First chunk whose end lies above b.min, last chunk whose start lies below b.max.
-            let first = c[1..].partition_point(|&end| end <= b.min()[d]);
-            let last = c[..c.len() - 1].partition_point(|&start| start < b.max()[d]);
-            (first, last.max(first))
+        let (s0, s1) = if b.is_empty() {
+            (0..0, 0..0)
+        } else {
+            (self.axes[0].span(b.min()[0], b.max()[0]), self.axes[1].span(b.min()[1], b.max()[1]))
         };
-        let (a0, e0) = span(0);
-        let (a1, e1) = span(1);
-        let n1 = self.cuts[1].len() - 1;
-        (a0..e0).flat_map(move |i0| (a1..e1).map(move |i1| i0 * n1 + i1))
+        let n1 = self.axes[1].parts;
+        s0.flat_map(move |i0| s1.clone().map(move |i1| i0 * n1 + i1))
     }
 }
 
@@ -136,7 +176,7 @@ mod tests {
         assert_eq!(g.len(), 4);
         assert_eq!(g.chunk(3), GridBox::d2([4, 4], [8, 8]));
         let g = ChunkGrid::new(GridBox::d2([0, 0], [100, 10]), 6, SplitHint::TwoD, [1; 3]);
-        assert_eq!((g.cuts[0].len() - 1, g.cuts[1].len() - 1), (3, 2));
+        assert_eq!((g.axes[0].parts, g.axes[1].parts), (3, 2));
     }
 
     #[test]
