@@ -251,12 +251,35 @@ impl Region {
         match list.len() {
             0 => Self::new(),
             1 => Self { boxes: smallvec::smallvec![list[0]] },
+            // Fast path: two boxes that together form one box.
+            2 if merged_pair(&list[0], &list[1]).is_some() => {
+                Self { boxes: smallvec::smallvec![merged_pair(&list[0], &list[1]).unwrap()] }
+            }
             // Fast path: one box holds all the others (clamped stencils, repeated accesses).
             n if n <= 8 && list.iter().any(|a| list.iter().all(|b| a.contains(b))) => {
                 let a = *list.iter().find(|a| list.iter().all(|b| a.contains(b))).unwrap();
                 Self { boxes: smallvec::smallvec![a] }
             }
             _ => {
+                // Fast path: the boxes differ along one dimension only (slabs of a 1D split): a sorted interval merge.
+                let varying: SmallVec<[usize; 3]> =
+                    (0..MAX_DIMS).filter(|&d| list.iter().any(|b| !same_in(b, &list[0], d))).collect();
+                if varying.len() <= 1 {
+                    let d = varying.first().copied().unwrap_or(0);
+                    list.sort_unstable_by_key(|b| b.min[d]);
+                    let mut out: BoxList = SmallVec::new();
+                    let mut cur = list[0];
+                    for b in &list[1..] {
+                        if b.min[d] <= cur.max[d] {
+                            cur.max[d] = cur.max[d].max(b.max[d]);
+                        } else {
+                            out.push(cur);
+                            cur = *b;
+                        }
+                    }
+                    out.push(cur);
+                    return Self { boxes: out };
+                }
                 let mut out: Scratch = SmallVec::new();
                 normalize_dim(&mut list, 0, &mut out);
                 Self { boxes: BoxList::from_slice(&out) }
@@ -420,6 +443,22 @@ impl fmt::Display for Region {
     }
 }
 
+/// The union of two boxes if it is itself a box: they touch or overlap along one dimension and agree in all others.
+#[inline]
+fn merged_pair(a: &GridBox, b: &GridBox) -> Option<GridBox> {
+    let mut dim = None;
+    for d in 0..MAX_DIMS {
+        if a.min[d] == b.min[d] && a.max[d] == b.max[d] {
+            continue;
+        }
+        if dim.is_some() || a.max[d] < b.min[d] || b.max[d] < a.min[d] {
+            return None;
+        }
+        dim = Some(d);
+    }
+    Some(a.bounding_box(b))
+}
+
 /// Box lists that stay on the stack for the small regions command generation handles.
 type Scratch = SmallVec<[GridBox; 8]>;
 
@@ -496,6 +535,12 @@ fn normalize_dim(boxes: &mut [GridBox], d: usize, out: &mut Scratch) {
         }
         prev = Some((b, start));
     }
+}
+
+/// Whether two boxes span the same interval along dimension `d`.
+#[inline]
+fn same_in(a: &GridBox, b: &GridBox, d: usize) -> bool {
+    a.min[d] == b.min[d] && a.max[d] == b.max[d]
 }
 
 /// Whether two boxes agree in every dimension above `d`.

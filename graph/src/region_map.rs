@@ -85,8 +85,13 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
             [] => {}
             [b] => self.update_box(b, value),
             boxes => {
-                let clamped: Vec<GridBox> =
-                    boxes.iter().map(|b| b.intersection(&self.extent)).filter(|b| !b.is_empty()).collect();
+                let mut clamped: SmallVec<[GridBox; 8]> = SmallVec::new();
+                for b in boxes {
+                    let c = b.intersection(&self.extent);
+                    if !c.is_empty() {
+                        clamped.push(c);
+                    }
+                }
                 self.update_boxes(&clamped, value);
             }
         }
@@ -107,6 +112,9 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
                 continue;
             }
             let (eb, ev) = self.entries.swap_remove(i);
+            if boxes.iter().any(|b| b.contains(&eb)) {
+                continue; // entirely overwritten
+            }
             // Cut the new boxes out of this entry; what remains keeps the old value.
             pieces.clear();
             pieces.push(eb);
@@ -284,6 +292,14 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         }
     }
 
+    fn push_group(&mut self, v: V, boxes: SmallVec<[GridBox; 4]>) {
+        if boxes.len() == 1 {
+            self.entries.push((boxes[0], v));
+        } else {
+            self.entries.extend(Region::from_boxes(boxes).boxes().iter().map(|b| (*b, v.clone())));
+        }
+    }
+
     /// Brings the map to its fewest-box form: each value held in the boxes of its canonical region.
     ///
     /// Updates merge only lazily (see `LAZY_MERGE_LIMIT`); horizons call this through
@@ -299,15 +315,25 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         if n < 2 || (n <= 16 && (0..n).all(|i| (i + 1..n).all(|j| self.entries[i].1 != self.entries[j].1))) {
             return;
         }
-        let mut groups: hashbrown::HashMap<V, SmallVec<[GridBox; 4]>> = hashbrown::HashMap::new();
-        for (b, v) in self.entries.drain(..) {
-            groups.entry(v).or_default().push(b);
-        }
-        for (v, boxes) in groups {
-            if boxes.len() == 1 {
-                self.entries.push((boxes[0], v));
-            } else {
-                self.entries.extend(Region::from_boxes(boxes).boxes().iter().map(|b| (*b, v.clone())));
+        if n <= 16 {
+            // Few entries: group by linear search, no hashing and no map allocation.
+            let mut groups: SmallVec<[(V, SmallVec<[GridBox; 4]>); 8]> = SmallVec::new();
+            for (b, v) in self.entries.drain(..) {
+                match groups.iter_mut().find(|g| g.0 == v) {
+                    Some(g) => g.1.push(b),
+                    None => groups.push((v, smallvec::smallvec![b])),
+                }
+            }
+            for (v, boxes) in groups {
+                self.push_group(v, boxes);
+            }
+        } else {
+            let mut groups: hashbrown::HashMap<V, SmallVec<[GridBox; 4]>> = hashbrown::HashMap::new();
+            for (b, v) in self.entries.drain(..) {
+                groups.entry(v).or_default().push(b);
+            }
+            for (v, boxes) in groups {
+                self.push_group(v, boxes);
             }
         }
         // Keep the order independent of hashing, so every rank holds identical maps.

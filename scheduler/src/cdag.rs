@@ -576,7 +576,8 @@ impl CommandGraphGenerator {
             }
             for (b, consumed, produced) in &local {
                 let state = self.buffers.get_mut(b).unwrap();
-                if !consumed.is_empty() {
+                // A read of cells this command also writes ends with its own write: no reader to remember.
+                if !consumed.is_empty() && consumed != produced {
                     add_reader(&mut state.readers, consumed, cmd);
                 }
                 if !produced.is_empty() {
@@ -787,23 +788,21 @@ impl CommandGraphGenerator {
         Ok(())
     }
 
-    /// Anti-dependencies on local readers of `region` since its last write, output ones where nobody read.
+    /// Anti-dependencies on local readers of `region` since its last write, output ones on its last writers.
+    ///
+    /// An output edge to a writer whose data was read is redundant (the reader already depends on the writer), but
+    /// cheaper to add than to rule out; the strongest kind wins when a command is both reader and writer.
     fn write_dependencies(&self, b: BufferId, region: &Region, deps: &mut Deps) {
         if region.is_empty() {
             return;
         }
         let state = &self.buffers[&b];
-        let mut read: SmallVec<[GridBox; 4]> = SmallVec::new();
-        state.readers.for_each_in(region, |bx, set| {
-            if !set.is_empty() {
-                read.push(bx);
-                for &c in set {
-                    deps.add(c, DependencyKind::Anti, DependencyOrigin::Dataflow);
-                }
+        state.readers.for_each_in(region, |_, set| {
+            for &c in set {
+                deps.add(c, DependencyKind::Anti, DependencyOrigin::Dataflow);
             }
         });
-        let unread = if read.is_empty() { region.clone() } else { region.difference(&Region::from_boxes(read)) };
-        state.last_writer.for_each_in(&unread, |_, w| {
+        state.last_writer.for_each_in(region, |_, w| {
             if let Some(c) = w.cmd {
                 deps.add(c, DependencyKind::Output, DependencyOrigin::Dataflow);
             }
