@@ -2,6 +2,8 @@
 //!
 //! - [`mpi`]: a minimal communicator over `mpi-sys`; non-blocking byte messages, completion by
 //!   polling `MPI_Test`.
+//! - [`transfer`]: the transfer engine behind push and await-push: boxes of buffer cells
+//!   announced by headers, payloads on their own tags, all requests polled with `MPI_Testsome`.
 //! - [`vulkan`]: one Vulkan compute device over vulkano; kernels, storage buffers, and dispatches
 //!   whose completion is found by polling a fence.
 //! - [`shaders`]: the WGSL kernels of `exec/shaders/`, compiled to SPIR-V by naga at build time.
@@ -18,4 +20,5 @@
 
 pub mod mpi;
 pub mod shaders;
+pub mod transfer;
 pub mod vulkan;

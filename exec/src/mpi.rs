@@ -20,7 +20,17 @@
 //! | [`Communicator::isend`] / [`Communicator::irecv`] | `MPI_Isend` / `MPI_Irecv` of `MPI_UINT8_T` on `MPI_COMM_WORLD` |
 //! | [`Request::test`] | `MPI_Test` |
 //! | dropping an unfinished [`Request`] | `MPI_Cancel` (receives only), then `MPI_Test` until done |
+//! | [`Communicator::tag_ub`] | the `MPI_TAG_UB` attribute of `MPI_COMM_WORLD` (`MPI_Comm_get_attr`) |
+//! | [`Communicator::isend_raw`] / [`Communicator::irecv_raw`] | `MPI_Isend` / `MPI_Irecv` into memory the caller owns, as a [`RawRequest`] |
+//! | [`Testsome::test`] | `MPI_Testsome` over an array of [`RawRequest`]s, then `MPI_Get_count` per completion |
+//! | [`RawRequest::cancel`] / [`RawRequest::free`] | `MPI_Cancel` / `MPI_Request_free` |
+//!
+//! [`Request`] borrows its buffer and completes itself on drop, for code that waits on one message
+//! at a time. [`RawRequest`] does neither: it is the building block for a loop that keeps many
+//! requests in one array and polls them together with [`Testsome`] (see [`crate::transfer`]); its
+//! owner keeps the buffer alive and must complete, cancel or free every request it starts.
 
+use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::marker::PhantomData;
 use std::ptr;
@@ -33,6 +43,9 @@ pub type Rank = i32;
 
 /// A message tag. MPI guarantees at least `0..=32767`.
 pub type Tag = i32;
+
+/// Receives from any rank (`MPI_ANY_SOURCE`), for [`Communicator::irecv_raw`].
+pub const ANY_SOURCE: Rank = ffi::MPI_ANY_SOURCE as Rank;
 
 /// Set by the first call to [`init`]; MPI cannot be initialised twice in one process.
 static INIT_CALLED: AtomicBool = AtomicBool::new(false);
@@ -147,7 +160,8 @@ pub fn init() -> Result<Communicator, MpiError> {
         ffi::MPI_Init_thread(ptr::null_mut(), ptr::null_mut(), required, &mut provided)
     })?;
     // From here on `comm` finalises MPI when dropped, also on the error paths below.
-    let mut comm = Communicator { rank: 0, size: 1, _not_send: PhantomData };
+    let mut comm =
+        Communicator { rank: 0, size: 1, tag_ub: 32767, engine_claimed: Cell::new(false), _not_send: PhantomData };
     // The thread levels are ordered: SINGLE < FUNNELED < SERIALIZED < MULTIPLE (MPI-3.1 §12.4.3).
     if provided < required {
         return Err(MpiError::ThreadLevel { required, provided });
@@ -160,7 +174,34 @@ pub fn init() -> Result<Communicator, MpiError> {
     check("MPI_Comm_rank", unsafe { ffi::MPI_Comm_rank(ffi::RSMPI_COMM_WORLD, &mut comm.rank) })?;
     // SAFETY: as above.
     check("MPI_Comm_size", unsafe { ffi::MPI_Comm_size(ffi::RSMPI_COMM_WORLD, &mut comm.size) })?;
+    comm.tag_ub = query_tag_ub()?;
     Ok(comm)
+}
+
+/// The largest tag `MPI_COMM_WORLD` accepts: the `MPI_TAG_UB` attribute (MPI-3.1 §8.1.2), at least
+/// 32767 by the standard; OpenMPI reports `i32::MAX`.
+fn query_tag_ub() -> Result<Tag, MpiError> {
+    let mut value: *mut c_int = ptr::null_mut();
+    let mut flag: c_int = 0;
+    // SAFETY: called from `init` after MPI_Init_thread succeeded, on the initialising thread. For a
+    // predefined attribute such as MPI_TAG_UB, MPI stores a pointer to an int in `attribute_val`,
+    // so passing the address of a `*mut c_int` is the documented calling convention; `flag` is a
+    // valid out-pointer.
+    check("MPI_Comm_get_attr", unsafe {
+        ffi::MPI_Comm_get_attr(
+            ffi::RSMPI_COMM_WORLD,
+            ffi::MPI_TAG_UB as c_int,
+            (&mut value as *mut *mut c_int).cast::<c_void>(),
+            &mut flag,
+        )
+    })?;
+    if flag == 0 || value.is_null() {
+        // Every MPI library must set MPI_TAG_UB; fall back to the guaranteed minimum all the same.
+        return Ok(32767);
+    }
+    // SAFETY: `flag` is set, so MPI has stored in `value` a pointer to its own int, which stays
+    // valid while MPI is initialised (MPI-3.1 §8.1.2).
+    Ok(unsafe { *value })
 }
 
 /// This process's handle to `MPI_COMM_WORLD`; MPI is finalised when it is dropped.
@@ -171,6 +212,10 @@ pub fn init() -> Result<Communicator, MpiError> {
 pub struct Communicator {
     rank: Rank,
     size: i32,
+    /// The `MPI_TAG_UB` attribute, queried once in [`init`].
+    tag_ub: Tag,
+    /// Whether a [`crate::transfer::TransferEngine`] owns the header tag of this communicator.
+    engine_claimed: Cell<bool>,
     /// Keeps the communicator on the thread that initialised MPI.
     _not_send: PhantomData<*const ()>,
 }
@@ -184,6 +229,22 @@ impl Communicator {
     /// The number of ranks in `MPI_COMM_WORLD`.
     pub fn size(&self) -> i32 {
         self.size
+    }
+
+    /// The largest tag this communicator accepts (`MPI_TAG_UB`; at least 32767). Valid tags are
+    /// `0..=tag_ub()`.
+    pub fn tag_ub(&self) -> Tag {
+        self.tag_ub
+    }
+
+    /// Marks the communicator as used by a transfer engine; `false` if one already uses it.
+    pub(crate) fn claim_for_engine(&self) -> bool {
+        !self.engine_claimed.replace(true)
+    }
+
+    /// Undoes [`claim_for_engine`](Self::claim_for_engine).
+    pub(crate) fn release_from_engine(&self) {
+        self.engine_claimed.set(false);
     }
 
     /// Starts sending `bytes` to rank `dest` with tag `tag` (`MPI_Isend`) and returns at once.
@@ -251,6 +312,77 @@ impl Communicator {
                 tag,
                 ffi::RSMPI_COMM_WORLD,
                 &mut request.raw,
+            )
+        })?;
+        Ok(request)
+    }
+
+    /// Starts sending `len` bytes at `ptr` to rank `dest` with tag `tag` (`MPI_Isend`) and returns
+    /// the bare request, for an array polled with [`Testsome`].
+    ///
+    /// # Errors
+    ///
+    /// [`MpiError::TooLong`] for more than `i32::MAX` bytes; [`MpiError::Call`] if MPI refuses
+    /// (for example an invalid rank or tag).
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` is valid for reads of `len` bytes, and those bytes are neither written nor freed
+    ///   until the request has completed (reported by [`Testsome::test`]) or been freed with
+    ///   [`RawRequest::free`] (after which the memory must never be reused or freed: leak it).
+    /// - The request is completed or freed before this communicator is dropped; a [`RawRequest`]
+    ///   does nothing on drop.
+    pub unsafe fn isend_raw(&self, ptr: *const u8, len: usize, dest: Rank, tag: Tag) -> Result<RawRequest, MpiError> {
+        let count = count_of(len)?;
+        let mut request = RawRequest::null();
+        // SAFETY: MPI is initialised (we hold the Communicator, on its thread). The caller upholds
+        // that `ptr` is readable for `len` bytes and stays so until the request completes or is
+        // freed (this function's contract).
+        check("MPI_Isend", unsafe {
+            ffi::MPI_Isend(
+                ptr.cast::<c_void>(),
+                count,
+                ffi::RSMPI_UINT8_T,
+                dest,
+                tag,
+                ffi::RSMPI_COMM_WORLD,
+                &mut request.0,
+            )
+        })?;
+        Ok(request)
+    }
+
+    /// Starts receiving up to `len` bytes into `ptr` from rank `src` (or [`ANY_SOURCE`]) with tag
+    /// `tag` (`MPI_Irecv`) and returns the bare request, for an array polled with [`Testsome`].
+    ///
+    /// A longer message than `len` completes the request with MPI's truncation error.
+    ///
+    /// # Errors
+    ///
+    /// [`MpiError::TooLong`] for more than `i32::MAX` bytes; [`MpiError::Call`] if MPI refuses.
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` is valid for writes of `len` bytes, and nothing else reads, writes or frees them
+    ///   until the request has completed (reported by [`Testsome::test`]), also after
+    ///   [`RawRequest::cancel`].
+    /// - The request is completed before this communicator is dropped; a [`RawRequest`] does
+    ///   nothing on drop.
+    pub unsafe fn irecv_raw(&self, ptr: *mut u8, len: usize, src: Rank, tag: Tag) -> Result<RawRequest, MpiError> {
+        let count = count_of(len)?;
+        let mut request = RawRequest::null();
+        // SAFETY: MPI is initialised (we hold the Communicator, on its thread). The caller upholds
+        // that `ptr` is writable for `len` bytes and untouched until the request completes (this
+        // function's contract).
+        check("MPI_Irecv", unsafe {
+            ffi::MPI_Irecv(
+                ptr.cast::<c_void>(),
+                count,
+                ffi::RSMPI_UINT8_T,
+                src,
+                tag,
+                ffi::RSMPI_COMM_WORLD,
+                &mut request.0,
             )
         })?;
         Ok(request)
@@ -350,5 +482,174 @@ impl Drop for Request<'_> {
         while let Ok(false) = self.test() {
             std::hint::spin_loop();
         }
+    }
+}
+
+/// A bare MPI request handle, for arrays polled together with [`Testsome`].
+///
+/// Unlike [`Request`] it borrows nothing and does nothing on drop: whoever started it (with
+/// [`Communicator::isend_raw`] or [`Communicator::irecv_raw`]) keeps its buffer alive and must see
+/// it complete, or [`free`](Self::free) it. A completed or freed request is the null request.
+#[derive(Debug)]
+#[repr(transparent)]
+pub struct RawRequest(ffi::MPI_Request);
+
+impl RawRequest {
+    /// The null request (`MPI_REQUEST_NULL`): already complete; [`Testsome`] skips it.
+    pub fn null() -> Self {
+        // SAFETY: reading an immutable extern constant that rsmpi.c defines.
+        RawRequest(unsafe { ffi::RSMPI_REQUEST_NULL })
+    }
+
+    /// Whether this is the null request (completed, freed, or never started).
+    pub fn is_null(&self) -> bool {
+        // SAFETY: reading an immutable extern constant that rsmpi.c defines.
+        self.0 == unsafe { ffi::RSMPI_REQUEST_NULL }
+    }
+
+    /// Asks MPI to cancel the operation (`MPI_Cancel`); it still has to be completed with
+    /// [`Testsome::test`], which for a cancelled receive happens without the sender's help
+    /// (MPI-3.1 §3.8.4). Does nothing for the null request.
+    ///
+    /// # Errors
+    ///
+    /// [`MpiError::Call`] if MPI refuses.
+    pub fn cancel(&mut self, _comm: &Communicator) -> Result<(), MpiError> {
+        if self.is_null() {
+            return Ok(());
+        }
+        // SAFETY: `self.0` is an active request started on this thread (not null, checked above),
+        // and MPI is initialised: the `_comm` borrow proves a live Communicator on its thread.
+        check("MPI_Cancel", unsafe { ffi::MPI_Cancel(&mut self.0) })
+    }
+
+    /// Lets go of the request without waiting for it (`MPI_Request_free`); the operation still
+    /// runs to completion inside MPI, so its buffer must never be reused or freed (leak it).
+    /// Leaves the null request. Does nothing for the null request.
+    ///
+    /// # Errors
+    ///
+    /// [`MpiError::Call`] if MPI refuses.
+    pub fn free(&mut self, _comm: &Communicator) -> Result<(), MpiError> {
+        if self.is_null() {
+            return Ok(());
+        }
+        // SAFETY: `self.0` is an active request started on this thread; MPI is initialised (the
+        // `_comm` borrow). MPI sets the handle to MPI_REQUEST_NULL. Keeping the buffer alive is
+        // the caller's duty (documented above).
+        check("MPI_Request_free", unsafe { ffi::MPI_Request_free(&mut self.0) })
+    }
+}
+
+/// One request that [`Testsome::test`] found complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completed {
+    /// Its index in the array passed to [`Testsome::test`].
+    pub index: usize,
+    /// For a receive, the rank the message came from (meaningful for [`ANY_SOURCE`] receives).
+    pub source: Rank,
+    /// For a receive, the message's tag.
+    pub tag: Tag,
+    /// For a receive, the number of bytes that arrived (`MPI_Get_count` of `MPI_UINT8_T`).
+    pub bytes: usize,
+    /// `MPI_SUCCESS`, or the error code of a failed operation (see [`Completed::result`]).
+    pub error: i32,
+}
+
+impl Completed {
+    /// `Ok` if the operation succeeded, else the [`MpiError::Call`] that describes its error code.
+    ///
+    /// # Errors
+    ///
+    /// The operation's own error, e.g. `MPI_ERR_TRUNCATE` for a message longer than the buffer.
+    pub fn result(&self) -> Result<(), MpiError> {
+        check("MPI_Testsome (operation status)", self.error)
+    }
+}
+
+/// Polls many [`RawRequest`]s at once with `MPI_Testsome`, keeping its index and status arrays
+/// between calls so that a steady-state poll allocates nothing.
+#[derive(Debug, Default)]
+pub struct Testsome {
+    indices: Vec<c_int>,
+    statuses: Vec<ffi::MPI_Status>,
+}
+
+impl Testsome {
+    /// Empty scratch arrays; they grow to the largest request array seen.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tests every request in `requests` once (`MPI_Testsome`, never blocks) and appends one
+    /// [`Completed`] per request that has finished since the last call; MPI sets those entries to
+    /// the null request. Null requests are skipped. An operation that failed is reported with its
+    /// error code in [`Completed::error`], not as an `Err`, so its owner can name what failed.
+    ///
+    /// # Errors
+    ///
+    /// [`MpiError::Call`] if `MPI_Testsome` itself fails, or [`MpiError::TooLong`] for more than
+    /// `i32::MAX` requests.
+    pub fn test(
+        &mut self,
+        _comm: &Communicator,
+        requests: &mut [RawRequest],
+        out: &mut Vec<Completed>,
+    ) -> Result<(), MpiError> {
+        let n = requests.len();
+        let incount = count_of(n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if self.statuses.len() < n {
+            // SAFETY: MPI_Status is a plain C struct of integers, for which all-zero bytes is a
+            // valid value; MPI overwrites the entries it reports.
+            let zero: ffi::MPI_Status = unsafe { std::mem::zeroed() };
+            self.statuses.resize(n, zero);
+            self.indices.resize(n, 0);
+        }
+        let mut outcount: c_int = 0;
+        // SAFETY: MPI is initialised (the `_comm` borrow proves a live Communicator on its thread).
+        // `requests` is `n` valid handles (RawRequest is repr(transparent) over MPI_Request, and
+        // every value is either null or an active request started by this module); `indices` and
+        // `statuses` have room for `n` entries, as MPI_Testsome may write up to `incount`.
+        let rc = unsafe {
+            ffi::MPI_Testsome(
+                incount,
+                requests.as_mut_ptr().cast::<ffi::MPI_Request>(),
+                &mut outcount,
+                self.indices.as_mut_ptr(),
+                self.statuses.as_mut_ptr(),
+            )
+        };
+        // MPI_ERR_IN_STATUS: some operation failed; each status's MPI_ERROR says which.
+        let in_status = rc == ffi::MPI_ERR_IN_STATUS as c_int;
+        if !in_status {
+            check("MPI_Testsome", rc)?;
+        }
+        // MPI_UNDEFINED: every request was null.
+        let done = usize::try_from(outcount).unwrap_or(0).min(n);
+        for k in 0..done {
+            let status = &self.statuses[k];
+            let error = if in_status { status.MPI_ERROR } else { ffi::MPI_SUCCESS as c_int };
+            let mut count: c_int = 0;
+            if error == ffi::MPI_SUCCESS as c_int {
+                // SAFETY: `status` was filled in by MPI_Testsome for a completed request; MPI is
+                // initialised; `count` is a valid out-pointer. For a send the count is
+                // meaningless but harmless.
+                let rc = unsafe { ffi::MPI_Get_count(status, ffi::RSMPI_UINT8_T, &mut count) };
+                if rc != ffi::MPI_SUCCESS as c_int {
+                    count = 0;
+                }
+            }
+            out.push(Completed {
+                index: usize::try_from(self.indices[k]).unwrap_or(usize::MAX),
+                source: status.MPI_SOURCE,
+                tag: status.MPI_TAG,
+                bytes: usize::try_from(count).unwrap_or(0),
+                error,
+            });
+        }
+        Ok(())
     }
 }

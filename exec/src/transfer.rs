@@ -1,0 +1,1369 @@
+//! The transfer engine behind push and await-push: moves boxes of buffer cells between ranks over
+//! MPI, driven by one thread that calls the non-blocking [`TransferEngine::poll`] in its loop.
+//!
+//! - **Knows no graphs.** A transfer is named by an opaque [`TransferKey`] (the executor packs task,
+//!   buffer and reduction ids into it); a box is a [`CellBox`]; host memory is a base address plus
+//!   an [`AllocLayout`] (which cells it holds, bytes per cell).
+//! - **Headers announce payloads** (Celerity's "pilots", `include/pilot.h`): the receiver need
+//!   not know who sends what, or in which order; headers and expects match in any order.
+//! - **One request array, one `MPI_Testsome`.** Every active request lives in one array polled by
+//!   [`Testsome`]; nothing calls `MPI_Wait` or a blocking receive.
+//! - **MPI only touches memory the engine owns.** Payloads are packed into (and received into)
+//!   pooled staging buffers; user memory is read in [`send`](TransferEngine::send) and written in
+//!   [`poll`](TransferEngine::poll), synchronously, never by MPI behind the caller's back.
+//! - **Mismatches are errors, never corruption.** A header whose box lies outside the expected
+//!   region, or covers cells that already arrived, is reported with the key, the sender and the box.
+//!
+//! # Protocol
+//!
+//! **Tags.** Headers travel on tag [`HEADER_TAG`] (0). Each non-empty payload gets its own tag from
+//! a wrapping counter in `1..=tag_ub`, where `tag_ub` is the communicator's `MPI_TAG_UB`
+//! ([`Communicator::tag_ub`]). The receiver matches payloads by (sender, tag), so a tag is reused
+//! only after `tag_ub` further transfers from the same sender (2³¹ − 1 with OpenMPI).
+//!
+//! **Header** (104 bytes, little-endian; `header.rs`):
+//!
+//! | offset | bytes | field |
+//! |---|---|---|
+//! | 0 | 4 | magic `"celr"` |
+//! | 4 | 4 | sender rank (`i32`), checked against the source MPI reports |
+//! | 8 | 4 | payload tag (`i32`) |
+//! | 12 | 4 | reserved, 0 |
+//! | 16 | 24 | transfer key (3 × `u64`) |
+//! | 40 | 24 | box `min` (3 × `u64`), buffer coordinates |
+//! | 64 | 24 | box `max` (3 × `u64`); an empty box is all zeros |
+//! | 88 | 8 | payload length in bytes (`u64`) |
+//! | 96 | 8 | message size (`u64`): the payload is `ceil(length / size)` messages |
+//!
+//! **Sender** ([`send`](TransferEngine::send)): packs the box row-major into a staging buffer
+//! whose first 104 bytes are the header, `MPI_Isend`s the header on tag 0, then the payload in
+//! consecutive messages of at most `i32::MAX` bytes (MPI's `int` count) on the payload tag. An
+//! empty box sends the header alone: "nothing from me", which reductions need. The transfer
+//! completes when all of its messages have been sent.
+//!
+//! **Receiver.** [`HEADER_SLOTS`] receives of `MPI_ANY_SOURCE` on tag 0 are always posted; each is
+//! re-posted as soon as its header is read. A header is matched by its key:
+//!
+//! - With no active expect for the key, it is kept ([`unmatched_headers`](TransferEngine::unmatched_headers))
+//!   and matched when [`expect`](TransferEngine::expect) or
+//!   [`expect_gather`](TransferEngine::expect_gather) registers the key.
+//! - For a region expect, a non-empty box must lie inside the union of the expected boxes, must
+//!   not overlap a box already received for the key, and its length must be the box's volume
+//!   times the element size. Empty boxes are accepted and ignored. The expect completes once the
+//!   received boxes cover the region and every payload has been unpacked into the destination.
+//! - For a gather of `n` senders, each rank may announce once (an empty box counts); the gather
+//!   completes once `n` headers have arrived and their payloads have been received. Its bytes are
+//!   then handed out per sender, in rank order ([`take_gathered`](TransferEngine::take_gathered)).
+//! - On a match, one `MPI_Irecv` per payload message is posted from the header's sender on its
+//!   payload tag, into a pooled staging buffer. MPI's non-overtaking rule (same sender, tag and
+//!   communicator match in order, MPI-3.1 §3.5) keeps the messages of one payload in order.
+//!
+//! One key has at most one active expect; a key may be expected again after its expect completed.
+//! Headers that arrive for a key after its expect completed are kept as unmatched.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use celer_exec::mpi;
+//! use celer_exec::transfer::{AllocLayout, CellBox, Token, TransferEngine, TransferKey};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let comm = mpi::init()?;
+//! let mut engine = TransferEngine::new(&comm)?;
+//! let layout = AllocLayout { bounds: CellBox::d1(0, 1024), elem_size: 4 };
+//! let key = TransferKey(1, 0, 0);
+//! let mut dst = vec![0u8; 4096];
+//! if comm.rank() == 0 {
+//!     let src = vec![1u8; 4096];
+//!     engine.send(key, 1, CellBox::d1(0, 512), &layout, &src, Token(1))?;
+//! } else if comm.rank() == 1 {
+//!     // SAFETY: `dst` outlives the expect and is not touched until it completes (the loop below).
+//!     unsafe { engine.expect(key, &[CellBox::d1(0, 512)], &layout, dst.as_mut_ptr(), Token(2))? };
+//! }
+//! let mut completions = Vec::new();
+//! while !engine.is_idle() {
+//!     engine.poll(&mut completions)?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::mpi::{Communicator, Completed, MpiError, Rank, RawRequest, Tag, Testsome, ANY_SOURCE};
+
+mod geometry;
+mod header;
+
+pub use geometry::{pack, unpack, AllocLayout, BoxList, CellBox};
+use header::{Header, HEADER_LEN};
+
+/// The tag every header travels on; payload tags start at 1.
+pub const HEADER_TAG: Tag = 0;
+
+/// How many header receives are posted at once. Headers beyond these wait in MPI's unexpected
+/// queue, so this bounds nothing but how many are taken in per [`TransferEngine::poll`].
+// TODO(perf): measure whether more slots help with many ranks announcing at once.
+pub const HEADER_SLOTS: usize = 16;
+
+/// The largest payload message: MPI counts bytes in an `int`.
+const MAX_MESSAGE_BYTES: usize = i32::MAX as usize;
+
+/// Staging buffers kept for reuse at most; more are freed when returned.
+// TODO(perf): bound the pool by bytes rather than by count once real workloads show its size.
+const MAX_POOLED: usize = 64;
+
+/// Names one transfer; opaque to the engine. The executor packs (task id, buffer id, reduction id)
+/// into it. Prints as `(1, 0, 0)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransferKey(pub u64, pub u64, pub u64);
+
+impl fmt::Display for TransferKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({}, {}, {})", self.0, self.1, self.2)
+    }
+}
+
+/// A value the caller attaches to a send or an expect, handed back in its [`Completion`] (like
+/// mio's `Token`): the engine never looks at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Token(pub u64);
+
+/// What finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompletionKind {
+    /// A [`send`](TransferEngine::send): every message has left, and its memory was never needed
+    /// after `send` returned anyway.
+    Sent,
+    /// An [`expect`](TransferEngine::expect): every cell of the region is in the destination.
+    Received,
+    /// An [`expect_gather`](TransferEngine::expect_gather): every sender's bytes have arrived;
+    /// collect them with [`take_gathered`](TransferEngine::take_gathered).
+    Gathered,
+}
+
+/// A finished send or expect, as [`TransferEngine::poll`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The token passed to the call that started it.
+    pub token: Token,
+    /// The transfer's key.
+    pub key: TransferKey,
+    /// Which kind of call finished.
+    pub kind: CompletionKind,
+}
+
+/// One sender's contribution to a gather.
+#[derive(Debug)]
+pub struct GatherPiece {
+    sender: Rank,
+    bounds: CellBox,
+    bytes: Vec<u8>,
+}
+
+impl GatherPiece {
+    /// The rank that sent it.
+    pub fn sender(&self) -> Rank {
+        self.sender
+    }
+
+    /// The box the sender announced (empty for "nothing from me").
+    pub fn bounds(&self) -> CellBox {
+        self.bounds
+    }
+
+    /// The payload: the box's cells, packed row-major; empty for an empty box.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The result of a completed gather: one piece per sender, in rank order. Give it back with
+/// [`TransferEngine::recycle`] so its buffers are reused.
+#[derive(Debug)]
+pub struct Gathered {
+    key: TransferKey,
+    pieces: Vec<GatherPiece>,
+}
+
+impl Gathered {
+    /// The gather's key.
+    pub fn key(&self) -> TransferKey {
+        self.key
+    }
+
+    /// Each sender's piece, sorted by rank.
+    pub fn pieces(&self) -> &[GatherPiece] {
+        &self.pieces
+    }
+}
+
+/// An error of the transfer engine. Errors returned by [`TransferEngine::poll`] name the transfer;
+/// the others come from the call that was given bad arguments.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// A second engine was created for a communicator that already has one.
+    #[error("A transfer engine already uses this communicator; create one per communicator, as engines would steal each other's headers")]
+    EngineExists,
+    /// Starting an MPI operation failed (the message names the MPI call and MPI's own description).
+    #[error(transparent)]
+    Mpi(#[from] MpiError),
+    /// A send of transfer `key` completed with an MPI error.
+    #[error("Sending transfer {key} to rank {target} failed: {source}")]
+    SendFailed {
+        /// The transfer.
+        key: TransferKey,
+        /// The rank it was sent to.
+        target: Rank,
+        /// MPI's error.
+        source: MpiError,
+    },
+    /// A payload receive completed with an MPI error (e.g. truncation).
+    #[error("Receiving the payload of transfer {key} ({bounds}) from rank {sender} failed: {source}")]
+    ReceiveFailed {
+        /// The transfer.
+        key: TransferKey,
+        /// The rank it came from.
+        sender: Rank,
+        /// The box the payload holds.
+        bounds: CellBox,
+        /// MPI's error.
+        source: MpiError,
+    },
+    /// A header receive completed with an MPI error (e.g. a longer message on the header tag).
+    #[error("Receiving a transfer header failed: {source}")]
+    HeaderReceiveFailed {
+        /// MPI's error.
+        source: MpiError,
+    },
+    /// A message on the header tag is not a valid header; something else uses tag 0.
+    #[error("A message of {len} bytes from rank {sender} on the header tag is not a transfer header: {reason}")]
+    BadHeader {
+        /// The rank MPI says it came from.
+        sender: Rank,
+        /// Its length in bytes.
+        len: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A header announces cells the receiver does not expect for this key.
+    #[error("Transfer {key}: rank {sender} announces {bounds}, which lies outside the expected region {region}")]
+    OutsideRegion {
+        /// The transfer.
+        key: TransferKey,
+        /// The announcing rank.
+        sender: Rank,
+        /// The announced box.
+        bounds: CellBox,
+        /// The region the receiver expects.
+        region: BoxList,
+    },
+    /// A header announces cells that have already been received for this key.
+    #[error("Transfer {key}: rank {sender} announces {bounds}, but its cells {overlap} have already been received")]
+    Duplicate {
+        /// The transfer.
+        key: TransferKey,
+        /// The announcing rank.
+        sender: Rank,
+        /// The announced box.
+        bounds: CellBox,
+        /// Cells that arrive twice.
+        overlap: CellBox,
+    },
+    /// A header's byte length disagrees with its box and the destination's element size.
+    #[error(
+        "Transfer {key}: rank {sender} announces {bounds} as {bytes} bytes, but with {elem_size}-byte elements \
+         it is {expected} bytes; sender and receiver disagree on the element size"
+    )]
+    LengthMismatch {
+        /// The transfer.
+        key: TransferKey,
+        /// The announcing rank.
+        sender: Rank,
+        /// The announced box.
+        bounds: CellBox,
+        /// The announced length.
+        bytes: usize,
+        /// The destination's bytes per cell.
+        elem_size: usize,
+        /// The length the receiver computes.
+        expected: usize,
+    },
+    /// A rank announced a second piece for the same gather.
+    #[error("Transfer {key}: rank {sender} announces {bounds}, but it has already sent its piece of this gather")]
+    DuplicateSender {
+        /// The transfer.
+        key: TransferKey,
+        /// The announcing rank.
+        sender: Rank,
+        /// The announced box.
+        bounds: CellBox,
+    },
+    /// More ranks announced pieces of a gather than it expects.
+    #[error("Transfer {key}: rank {sender} announces {bounds}, but the gather expects only {expected} senders")]
+    TooManySenders {
+        /// The transfer.
+        key: TransferKey,
+        /// The announcing rank.
+        sender: Rank,
+        /// The announced box.
+        bounds: CellBox,
+        /// The number of senders the gather expects.
+        expected: usize,
+    },
+    /// A payload message has a different length than its header announced.
+    #[error("Transfer {key}: a payload message of {bounds} from rank {sender} has {got} bytes instead of {expected}")]
+    PayloadLength {
+        /// The transfer.
+        key: TransferKey,
+        /// The sending rank.
+        sender: Rank,
+        /// The box the payload holds.
+        bounds: CellBox,
+        /// Bytes that arrived.
+        got: usize,
+        /// Bytes announced for this message.
+        expected: usize,
+    },
+    /// `expect` was called for a key whose expect has not completed yet.
+    #[error("Transfer {key} is already expected; expect each key once and wait for its completion")]
+    DuplicateExpect {
+        /// The transfer.
+        key: TransferKey,
+    },
+    /// The boxes passed to `expect` overlap each other.
+    #[error("Transfer {key}: the expected region {region} overlaps itself in {overlap}; pass disjoint boxes")]
+    RegionOverlap {
+        /// The transfer.
+        key: TransferKey,
+        /// The boxes passed.
+        region: BoxList,
+        /// Cells in two of them.
+        overlap: CellBox,
+    },
+    /// A rank outside the communicator was named.
+    #[error("Rank {rank} does not exist: the communicator has {size} ranks")]
+    NoSuchRank {
+        /// The rank named.
+        rank: Rank,
+        /// The number of ranks.
+        size: i32,
+    },
+    /// A gather was asked for more senders than there are ranks.
+    #[error("Transfer {key}: a gather from {senders} senders can never complete with {size} ranks")]
+    TooManyGatherSenders {
+        /// The transfer.
+        key: TransferKey,
+        /// The senders asked for.
+        senders: usize,
+        /// The number of ranks.
+        size: i32,
+    },
+    /// A box does not lie inside the allocation it is packed from or unpacked into.
+    #[error("Box {bounds} lies outside the allocation {allocation}")]
+    BoxOutsideAllocation {
+        /// The box.
+        bounds: CellBox,
+        /// The cells the allocation holds.
+        allocation: CellBox,
+    },
+    /// An allocation layout has a zero element size, or its size overflows `usize`.
+    #[error("The allocation layout {layout:?} is invalid: its element size is 0 or its size overflows usize")]
+    InvalidLayout {
+        /// The layout.
+        layout: AllocLayout,
+    },
+    /// An allocation is shorter than its layout says.
+    #[error("An allocation of {len} bytes cannot hold the layout {layout:?}, which needs {needed} bytes")]
+    AllocationTooSmall {
+        /// The layout.
+        layout: AllocLayout,
+        /// The bytes given.
+        len: usize,
+        /// The bytes the layout needs.
+        needed: usize,
+    },
+    /// A packed buffer does not have the size of the box it holds.
+    #[error("A packed buffer of {len} bytes cannot hold box {bounds}, which is {expected} bytes")]
+    StagingSize {
+        /// The box.
+        bounds: CellBox,
+        /// The buffer's length.
+        len: usize,
+        /// The box's byte size.
+        expected: usize,
+    },
+}
+
+/// What an entry of the request array belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    /// The header receive of slot `slot` of `header_bufs`.
+    Header { slot: usize },
+    /// The header or one payload message of outbound transfer `out`.
+    Send { out: usize },
+    /// One payload message of `len` bytes for inbound payload `inb`.
+    RecvChunk { inb: usize, len: usize },
+}
+
+/// A send whose messages are in flight.
+#[derive(Debug)]
+struct Outbound {
+    key: TransferKey,
+    token: Token,
+    target: Rank,
+    /// The header (first [`HEADER_LEN`] bytes), then the packed payload. MPI reads it until every
+    /// message has completed.
+    staging: Vec<u8>,
+    /// Messages not yet completed.
+    pending: usize,
+}
+
+/// A payload being received for an expect.
+#[derive(Debug)]
+struct Inbound {
+    /// Index of the expect in `expects`.
+    expect: usize,
+    sender: Rank,
+    bounds: CellBox,
+    /// MPI writes the payload here until every message has completed.
+    staging: Vec<u8>,
+    /// Messages not yet completed.
+    pending: usize,
+    /// For a gather: the index of the sender's piece.
+    piece: Option<usize>,
+}
+
+/// Where an expect's data goes.
+#[derive(Debug, Clone, Copy)]
+enum ExpectKind {
+    /// Unpacked into the caller's allocation at `dst`.
+    Region { layout: AllocLayout, dst: *mut u8 },
+    /// Kept per sender; complete after `senders` headers.
+    Gather { senders: usize },
+}
+
+/// A registered expect.
+#[derive(Debug)]
+struct Expect {
+    key: TransferKey,
+    token: Token,
+    kind: ExpectKind,
+    /// The expected boxes, disjoint and non-empty (region expects only).
+    region: Vec<CellBox>,
+    region_volume: usize,
+    /// Boxes announced so far (region expects only).
+    received: Vec<CellBox>,
+    received_volume: usize,
+    /// One piece per announcing sender (gathers only).
+    pieces: Vec<GatherPiece>,
+    /// Payloads announced but not yet fully received.
+    outstanding: usize,
+}
+
+/// A vector with stable indices and a free list.
+#[derive(Debug)]
+struct Slab<T> {
+    entries: Vec<Option<T>>,
+    free: Vec<usize>,
+    live: usize,
+}
+
+impl<T> Slab<T> {
+    fn new() -> Self {
+        Slab { entries: Vec::new(), free: Vec::new(), live: 0 }
+    }
+
+    fn insert(&mut self, value: T) -> usize {
+        self.live += 1;
+        match self.free.pop() {
+            Some(i) => {
+                self.entries[i] = Some(value);
+                i
+            }
+            None => {
+                self.entries.push(Some(value));
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, i: usize) -> T {
+        let value = self.entries[i].take().expect("slab entry is live");
+        self.free.push(i);
+        self.live -= 1;
+        value
+    }
+
+    fn get(&self, i: usize) -> &T {
+        self.entries[i].as_ref().expect("slab entry is live")
+    }
+
+    fn get_mut(&mut self, i: usize) -> &mut T {
+        self.entries[i].as_mut().expect("slab entry is live")
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().flatten()
+    }
+}
+
+/// Staging buffers kept for reuse, so that a steady state allocates nothing.
+#[derive(Debug, Default)]
+struct StagingPool {
+    free: Vec<Vec<u8>>,
+}
+
+impl StagingPool {
+    /// A buffer of exactly `len` bytes (contents unspecified): the smallest pooled one that holds
+    /// `len` without growing, else the largest one, grown.
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        let fit = self
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i)
+            .or_else(|| self.free.iter().enumerate().max_by_key(|(_, b)| b.capacity()).map(|(i, _)| i));
+        let mut buf = match fit {
+            Some(i) => self.free.swap_remove(i),
+            None => Vec::new(),
+        };
+        // Shrinking only truncates; growing zero-fills the new part once. TODO(perf): skip the
+        // zero-fill of buffers MPI is about to overwrite.
+        buf.resize(len, 0);
+        buf
+    }
+
+    /// Returns a buffer for reuse.
+    fn give(&mut self, buf: Vec<u8>) {
+        if buf.capacity() > 0 && self.free.len() < MAX_POOLED {
+            self.free.push(buf);
+        }
+    }
+}
+
+/// Moves boxes of buffer cells between ranks: [`send`](Self::send) pushes, [`expect`](Self::expect)
+/// and [`expect_gather`](Self::expect_gather) await, and [`poll`](Self::poll) makes progress and
+/// reports what finished. See the [module documentation](self) for the protocol.
+///
+/// Lives on the thread that initialised MPI (it borrows the [`Communicator`], which is not
+/// `Send`). One engine at a time per communicator: two would steal each other's headers.
+///
+/// # Errors and dropping
+///
+/// After an error from [`poll`](Self::poll), the offending header or message is dropped and the
+/// engine keeps going; the transfer it belonged to may then never complete. Dropping the engine
+/// cancels every receive and polls until the cancellations are done (MPI completes them locally;
+/// at most a second); sends still in flight (and any receive MPI would not cancel) are released
+/// with `MPI_Request_free` and their staging buffers leaked, so MPI never touches freed memory.
+/// Let sends complete before dropping to avoid the leak.
+#[derive(Debug)]
+pub struct TransferEngine<'c> {
+    comm: &'c Communicator,
+    /// Every active MPI request; `ops[i]` says what `requests[i]` belongs to.
+    requests: Vec<RawRequest>,
+    ops: Vec<Op>,
+    testsome: Testsome,
+    /// Scratch: what the last `MPI_Testsome` found complete.
+    done: Vec<Completed>,
+    /// Completed requests (already out of `requests`) still to be handled; `finished_pos` is the
+    /// next one. Kept across calls so that an error does not lose the completions after it.
+    finished: Vec<(Op, Completed)>,
+    finished_pos: usize,
+    /// [`HEADER_SLOTS`] header receive buffers of [`HEADER_LEN`] bytes each. Allocated once,
+    /// never resized, and accessed only through raw pointers, because MPI may write any slot
+    /// whose receive is active.
+    header_bufs: Vec<u8>,
+    outbound: Slab<Outbound>,
+    inbound: Slab<Inbound>,
+    expects: Slab<Expect>,
+    expect_by_key: HashMap<TransferKey, usize>,
+    /// Headers that arrived before their expect.
+    unmatched: Vec<Header>,
+    /// Completions to hand out at the end of the next `poll`.
+    ready: Vec<Completion>,
+    /// Completed gathers not yet taken.
+    gathered: Vec<Gathered>,
+    pool: StagingPool,
+    spare_boxes: Vec<Vec<CellBox>>,
+    spare_pieces: Vec<Vec<GatherPiece>>,
+    next_tag: Tag,
+    /// The largest payload message; [`MAX_MESSAGE_BYTES`] except in tests.
+    max_message_bytes: usize,
+    /// Payload messages started so far (for tests).
+    payload_messages_sent: u64,
+}
+
+impl<'c> TransferEngine<'c> {
+    /// Creates the engine and posts its [`HEADER_SLOTS`] header receives.
+    ///
+    /// # Errors
+    ///
+    /// [`TransferError::EngineExists`] if another engine uses `comm`; [`TransferError::Mpi`] if
+    /// posting a receive fails.
+    pub fn new(comm: &'c Communicator) -> Result<Self, TransferError> {
+        if !comm.claim_for_engine() {
+            return Err(TransferError::EngineExists);
+        }
+        // From here on, dropping `engine` releases the claim.
+        let mut engine = TransferEngine {
+            comm,
+            requests: Vec::new(),
+            ops: Vec::new(),
+            testsome: Testsome::new(),
+            done: Vec::new(),
+            finished: Vec::new(),
+            finished_pos: 0,
+            header_bufs: vec![0; HEADER_SLOTS * HEADER_LEN],
+            outbound: Slab::new(),
+            inbound: Slab::new(),
+            expects: Slab::new(),
+            expect_by_key: HashMap::new(),
+            unmatched: Vec::new(),
+            ready: Vec::new(),
+            gathered: Vec::new(),
+            pool: StagingPool::default(),
+            spare_boxes: Vec::new(),
+            spare_pieces: Vec::new(),
+            next_tag: HEADER_TAG + 1,
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            payload_messages_sent: 0,
+        };
+        for slot in 0..HEADER_SLOTS {
+            engine.post_header_recv(slot)?;
+        }
+        Ok(engine)
+    }
+
+    /// Sends the cells `bounds` of the allocation `src` (laid out as `layout`) to rank `target` as
+    /// transfer `key`. The cells are copied before this returns; `token` comes back in a
+    /// [`CompletionKind::Sent`] completion once every message has left.
+    ///
+    /// An empty `bounds` sends only a header ("nothing from me", for reductions); `layout` and
+    /// `src` are then not looked at (see also [`send_empty`](Self::send_empty)).
+    ///
+    /// # Errors
+    ///
+    /// [`TransferError::NoSuchRank`], [`TransferError::InvalidLayout`],
+    /// [`TransferError::AllocationTooSmall`] if `src` is shorter than `layout` says, [`TransferError::BoxOutsideAllocation`], or [`TransferError::Mpi`].
+    pub fn send(
+        &mut self,
+        key: TransferKey,
+        target: Rank,
+        bounds: CellBox,
+        layout: &AllocLayout,
+        src: &[u8],
+        token: Token,
+    ) -> Result<(), TransferError> {
+        if !bounds.is_empty() {
+            layout.check(src.len())?;
+        }
+        // SAFETY: `src` is a live shared borrow covering the whole layout (checked just above when
+        // `bounds` is non-empty; nothing is read otherwise), so no one writes it during the call.
+        unsafe { self.send_raw(key, target, bounds, layout, src.as_ptr(), token) }
+    }
+
+    /// Sends an empty box to `target` as transfer `key`: the header alone, meaning "nothing from
+    /// me". Completes like [`send`](Self::send).
+    ///
+    /// # Errors
+    ///
+    /// [`TransferError::NoSuchRank`] or [`TransferError::Mpi`].
+    pub fn send_empty(&mut self, key: TransferKey, target: Rank, token: Token) -> Result<(), TransferError> {
+        let layout = AllocLayout { bounds: CellBox::EMPTY, elem_size: 1 };
+        self.send(key, target, CellBox::EMPTY, &layout, &[], token)
+    }
+
+    /// [`send`](Self::send) from a base address, for allocations that other parts of the program
+    /// may be using at the same time (it reads only the cells of `bounds`).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), except that the length of the allocation cannot be checked.
+    ///
+    /// # Safety
+    ///
+    /// Unless `bounds` is empty, `src` points to an allocation laid out as `layout`, and its cells
+    /// in `bounds` are readable and not written by anyone during this call.
+    pub unsafe fn send_raw(
+        &mut self,
+        key: TransferKey,
+        target: Rank,
+        bounds: CellBox,
+        layout: &AllocLayout,
+        src: *const u8,
+        token: Token,
+    ) -> Result<(), TransferError> {
+        if !(0..self.comm.size()).contains(&target) {
+            return Err(TransferError::NoSuchRank { rank: target, size: self.comm.size() });
+        }
+        let bytes = if bounds.is_empty() {
+            0
+        } else {
+            // The allocation's length is the caller's to uphold (see # Safety).
+            layout.validate()?;
+            layout.box_bytes(&bounds)?
+        };
+        let mut staging = self.pool.take(HEADER_LEN + bytes);
+        if bytes > 0 {
+            // SAFETY: the caller upholds that `src` holds `layout` and that the cells of `bounds`
+            // are readable and unwritten during the call; `box_bytes` checked that `bounds` lies in
+            // `layout.bounds`, and the staging slice has exactly its byte size.
+            unsafe { geometry::pack_from_ptr(layout, src, &bounds, &mut staging[HEADER_LEN..]) };
+        }
+        let tag = if bytes > 0 { self.next_payload_tag() } else { HEADER_TAG };
+        let header = Header {
+            sender: self.comm.rank(),
+            tag,
+            key,
+            bounds,
+            bytes,
+            chunk: if bytes > 0 { self.max_message_bytes } else { 0 },
+        };
+        let head: &mut [u8; HEADER_LEN] = (&mut staging[..HEADER_LEN]).try_into().expect("staging holds a header");
+        header.encode(head);
+        let chunks = header.chunks();
+        let out = self.outbound.insert(Outbound { key, token, target, staging, pending: 1 + chunks });
+        let base = self.outbound.get_mut(out).staging.as_ptr();
+        // SAFETY: `base` points to the outbound staging buffer of HEADER_LEN + bytes bytes, owned by
+        // `self.outbound[out]`, which is neither resized nor written until all of its requests
+        // have completed (`pending` reaches 0 in `handle`), nor freed while one is in flight
+        // (`Drop` frees unfinished sends with MPI_Request_free and leaks their buffers).
+        let request = unsafe { self.comm.isend_raw(base, HEADER_LEN, target, HEADER_TAG) }?;
+        self.push_request(request, Op::Send { out });
+        for k in 0..chunks {
+            let offset = k * header.chunk;
+            let len = header.chunk.min(bytes - offset);
+            // SAFETY: as for the header: `HEADER_LEN + offset + len <= HEADER_LEN + bytes` lies in
+            // the outbound staging buffer, which stays untouched and alive until completion.
+            let request = unsafe { self.comm.isend_raw(base.add(HEADER_LEN + offset), len, target, tag) }?;
+            self.push_request(request, Op::Send { out });
+            self.payload_messages_sent += 1;
+        }
+        Ok(())
+    }
+
+    /// Registers that the cells `region` (disjoint boxes) of transfer `key` are to be received into
+    /// the allocation at `dst`, laid out as `layout`. Headers for `key` that already arrived are
+    /// matched now; `token` comes back in a [`CompletionKind::Received`] completion once every
+    /// cell of `region` has been written to `dst`.
+    ///
+    /// # Errors
+    ///
+    /// [`TransferError::DuplicateExpect`] if `key` is already expected,
+    /// [`TransferError::InvalidLayout`], [`TransferError::BoxOutsideAllocation`] if a box of `region`
+    /// is not inside `layout.bounds`, [`TransferError::RegionOverlap`], a header error (such as
+    /// [`TransferError::OutsideRegion`]) for a header that arrived earlier, in which case nothing
+    /// is registered, or [`TransferError::Mpi`].
+    ///
+    /// # Safety
+    ///
+    /// `dst` points to an allocation laid out as `layout` that stays valid until the completion
+    /// for `token` has been returned by [`poll`](Self::poll) or the engine is dropped; until then
+    /// nothing else reads or writes its cells in `region` (the engine writes them during `poll`).
+    pub unsafe fn expect(
+        &mut self,
+        key: TransferKey,
+        region: &[CellBox],
+        layout: &AllocLayout,
+        dst: *mut u8,
+        token: Token,
+    ) -> Result<(), TransferError> {
+        let layout = *layout;
+        if self.expect_by_key.contains_key(&key) {
+            return Err(TransferError::DuplicateExpect { key });
+        }
+        layout.validate()?;
+        let mut boxes = self.spare_boxes.pop().unwrap_or_default();
+        boxes.extend(region.iter().copied().filter(|b| !b.is_empty()));
+        let mut volume = 0;
+        for (i, b) in boxes.iter().enumerate() {
+            if let Err(e) = layout.box_bytes(b) {
+                self.spare_boxes.push(boxes);
+                return Err(e);
+            }
+            if let Some(other) = boxes[..i].iter().find(|o| o.intersects(b)) {
+                let overlap = other.intersection(b);
+                return Err(TransferError::RegionOverlap { key, region: BoxList(boxes), overlap });
+            }
+            volume += b.volume();
+        }
+        let expect = Expect {
+            key,
+            token,
+            kind: ExpectKind::Region { layout, dst },
+            region: boxes,
+            region_volume: volume,
+            received: self.spare_boxes.pop().unwrap_or_default(),
+            received_volume: 0,
+            pieces: Vec::new(),
+            outstanding: 0,
+        };
+        self.register(expect)
+    }
+
+    /// Registers a gather for transfer `key`: it completes once `senders` ranks have each
+    /// announced one box (empty boxes count) and their payloads have arrived. Then `token` comes
+    /// back in a [`CompletionKind::Gathered`] completion and
+    /// [`take_gathered`](Self::take_gathered) hands out each sender's bytes in rank order.
+    ///
+    /// # Errors
+    ///
+    /// [`TransferError::DuplicateExpect`], [`TransferError::TooManyGatherSenders`], a header error
+    /// for a header that arrived earlier (nothing is registered then), or [`TransferError::Mpi`].
+    pub fn expect_gather(&mut self, key: TransferKey, senders: usize, token: Token) -> Result<(), TransferError> {
+        if self.expect_by_key.contains_key(&key) {
+            return Err(TransferError::DuplicateExpect { key });
+        }
+        if senders > usize::try_from(self.comm.size()).unwrap_or(0) {
+            return Err(TransferError::TooManyGatherSenders { key, senders, size: self.comm.size() });
+        }
+        let expect = Expect {
+            key,
+            token,
+            kind: ExpectKind::Gather { senders },
+            region: Vec::new(),
+            region_volume: 0,
+            received: Vec::new(),
+            received_volume: 0,
+            pieces: self.spare_pieces.pop().unwrap_or_default(),
+            outstanding: 0,
+        };
+        self.register(expect)
+    }
+
+    /// Makes progress without blocking: tests every active MPI request once (`MPI_Testsome`),
+    /// matches arrived headers, posts payload receives, unpacks finished payloads, and appends a
+    /// [`Completion`] for each send and expect that finished. Allocates nothing in a steady state
+    /// (staging buffers come from a pool).
+    ///
+    /// # Errors
+    ///
+    /// An MPI error, or a header that does not fit what is expected (see [`TransferError`]). The
+    /// offending header or message is dropped; call `poll` again to go on with the rest, which an
+    /// error does not lose. Completions of this call not yet appended come with the next call.
+    pub fn poll(&mut self, completed: &mut Vec<Completion>) -> Result<(), TransferError> {
+        // What an earlier call left after an error.
+        self.handle_finished()?;
+        if !self.requests.is_empty() {
+            self.done.clear();
+            self.testsome.test(self.comm, &mut self.requests, &mut self.done)?;
+            self.remove_done();
+            self.handle_finished()?;
+        }
+        completed.append(&mut self.ready);
+        Ok(())
+    }
+
+    /// Hands out the result of the completed gather `key`, or `None` if there is none (not
+    /// complete yet, not a gather, or already taken).
+    pub fn take_gathered(&mut self, key: TransferKey) -> Option<Gathered> {
+        let i = self.gathered.iter().position(|g| g.key == key)?;
+        Some(self.gathered.swap_remove(i))
+    }
+
+    /// Gives a [`Gathered`] back, so that its buffers are reused by later transfers.
+    pub fn recycle(&mut self, mut gathered: Gathered) {
+        for piece in gathered.pieces.drain(..) {
+            self.pool.give(piece.bytes);
+        }
+        self.spare_pieces.push(gathered.pieces);
+    }
+
+    /// Whether nothing is in flight or pending: no send still sending, no expect waiting, no
+    /// header waiting for its expect, and no completion not yet returned by [`poll`](Self::poll).
+    /// Completed gathers not yet taken do not count.
+    pub fn is_idle(&self) -> bool {
+        self.outbound.live == 0
+            && self.expects.live == 0
+            && self.unmatched.is_empty()
+            && self.ready.is_empty()
+            && self.finished_pos == self.finished.len()
+    }
+
+    /// Headers that arrived with no expect for their key yet, as (key, sender, box): for
+    /// diagnosing transfers that never complete.
+    pub fn unmatched_headers(&self) -> impl Iterator<Item = (TransferKey, Rank, CellBox)> + '_ {
+        self.unmatched.iter().map(|h| (h.key, h.sender, h.bounds))
+    }
+
+    /// Expects registered and not yet complete, as (key, token).
+    pub fn pending_expects(&self) -> impl Iterator<Item = (TransferKey, Token)> + '_ {
+        self.expects.iter().map(|e| (e.key, e.token))
+    }
+
+    // ---- internals ----
+
+    /// The next payload tag: `1..=tag_ub`, wrapping.
+    fn next_payload_tag(&mut self) -> Tag {
+        let tag = self.next_tag;
+        self.next_tag = if tag >= self.comm.tag_ub() { HEADER_TAG + 1 } else { tag + 1 };
+        tag
+    }
+
+    fn push_request(&mut self, request: RawRequest, op: Op) {
+        self.requests.push(request);
+        self.ops.push(op);
+    }
+
+    /// Posts the header receive of `slot`.
+    fn post_header_recv(&mut self, slot: usize) -> Result<(), TransferError> {
+        debug_assert!(slot < HEADER_SLOTS);
+        // SAFETY: `header_bufs` holds HEADER_SLOTS * HEADER_LEN bytes, so the slot's range is in
+        // bounds. The buffer is allocated once in `new`, never resized, read only through raw
+        // pointers after the slot's receive completed (`handle`), and freed only after every
+        // receive has completed or been leaked (`Drop`). No other receive uses this slot: a slot
+        // is re-posted only after its previous receive completed.
+        let ptr = unsafe { self.header_bufs.as_mut_ptr().add(slot * HEADER_LEN) };
+        // SAFETY: as above: the slot is writable for HEADER_LEN bytes and untouched until the
+        // request completes.
+        let request = unsafe { self.comm.irecv_raw(ptr, HEADER_LEN, ANY_SOURCE, HEADER_TAG) }?;
+        self.push_request(request, Op::Header { slot });
+        Ok(())
+    }
+
+    /// Moves the requests `MPI_Testsome` found complete out of the request array, into `finished`.
+    fn remove_done(&mut self) {
+        // Descending, so that each swap_remove moves an entry that is not complete.
+        self.done.sort_unstable_by_key(|c| std::cmp::Reverse(c.index));
+        if self.finished_pos == self.finished.len() {
+            self.finished.clear();
+            self.finished_pos = 0;
+        }
+        for c in &self.done {
+            debug_assert!(self.requests[c.index].is_null(), "MPI_Testsome nulls completed requests");
+            self.requests.swap_remove(c.index);
+            let op = self.ops.swap_remove(c.index);
+            self.finished.push((op, *c));
+        }
+    }
+
+    /// Handles completed requests in `finished`, stopping at the first error.
+    fn handle_finished(&mut self) -> Result<(), TransferError> {
+        while self.finished_pos < self.finished.len() {
+            let (op, c) = self.finished[self.finished_pos];
+            self.finished_pos += 1;
+            self.handle(op, &c)?;
+        }
+        Ok(())
+    }
+
+    /// Handles one completed request.
+    fn handle(&mut self, op: Op, c: &Completed) -> Result<(), TransferError> {
+        match op {
+            Op::Header { slot } => {
+                let mut raw = [0u8; HEADER_LEN];
+                if c.result().is_ok() {
+                    // SAFETY: the slot's receive has completed, so MPI no longer writes it; the
+                    // range lies in `header_bufs` (see `post_header_recv`), and `raw` is a local.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            self.header_bufs.as_ptr().add(slot * HEADER_LEN),
+                            raw.as_mut_ptr(),
+                            HEADER_LEN,
+                        )
+                    };
+                }
+                // Keep receiving headers whatever this one holds.
+                self.post_header_recv(slot)?;
+                c.result().map_err(|source| TransferError::HeaderReceiveFailed { source })?;
+                let bad = |reason| TransferError::BadHeader { sender: c.source, len: c.bytes, reason };
+                if c.bytes != HEADER_LEN {
+                    return Err(bad("its length is not the header length (104 bytes)"));
+                }
+                let header = Header::decode(&raw).map_err(|e| bad(e.reason()))?;
+                if header.sender != c.source {
+                    return Err(bad("the sender rank it names is not the rank it came from"));
+                }
+                match self.expect_by_key.get(&header.key) {
+                    Some(&idx) => {
+                        check_header(self.expects.get(idx), &header)?;
+                        self.accept(idx, &header)?;
+                        self.complete_if_done(idx);
+                    }
+                    None => self.unmatched.push(header),
+                }
+            }
+            Op::Send { out } => {
+                let o = self.outbound.get_mut(out);
+                c.result().map_err(|source| TransferError::SendFailed { key: o.key, target: o.target, source })?;
+                o.pending -= 1;
+                if o.pending == 0 {
+                    let o = self.outbound.remove(out);
+                    self.pool.give(o.staging);
+                    self.ready.push(Completion { token: o.token, key: o.key, kind: CompletionKind::Sent });
+                }
+            }
+            Op::RecvChunk { inb, len } => {
+                let i = self.inbound.get_mut(inb);
+                let key = self.expects.get(i.expect).key;
+                c.result().map_err(|source| TransferError::ReceiveFailed {
+                    key,
+                    sender: i.sender,
+                    bounds: i.bounds,
+                    source,
+                })?;
+                if c.bytes != len {
+                    return Err(TransferError::PayloadLength {
+                        key,
+                        sender: i.sender,
+                        bounds: i.bounds,
+                        got: c.bytes,
+                        expected: len,
+                    });
+                }
+                i.pending -= 1;
+                if i.pending == 0 {
+                    self.finish_inbound(inb);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers `expect`, matches the headers that arrived before it, and checks whether it is
+    /// already complete. On a header error nothing stays registered and the headers stay kept.
+    fn register(&mut self, expect: Expect) -> Result<(), TransferError> {
+        let key = expect.key;
+        let idx = self.expects.insert(expect);
+        // Check all early headers before accepting any, so that an error leaves no trace. They
+        // are entered provisionally so that they are also checked against each other.
+        let mut check = Ok(());
+        for h in self.unmatched.iter().filter(|h| h.key == key) {
+            let e = self.expects.get_mut(idx);
+            check = check_header(e, h);
+            if check.is_err() {
+                break;
+            }
+            match e.kind {
+                ExpectKind::Region { .. } => e.received.push(h.bounds),
+                ExpectKind::Gather { .. } => {
+                    e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() })
+                }
+            }
+        }
+        let e = self.expects.get_mut(idx);
+        e.received.clear();
+        e.pieces.clear();
+        if let Err(err) = check {
+            let e = self.expects.remove(idx);
+            self.recycle_expect(e);
+            return Err(err);
+        }
+        self.expect_by_key.insert(key, idx);
+        let mut i = 0;
+        while i < self.unmatched.len() {
+            if self.unmatched[i].key == key {
+                let h = self.unmatched.swap_remove(i);
+                self.accept(idx, &h)?;
+            } else {
+                i += 1;
+            }
+        }
+        self.complete_if_done(idx);
+        Ok(())
+    }
+
+    /// Enters header `h` (already checked) into expect `idx` and posts its payload receives. The
+    /// caller then calls `complete_if_done`: an empty header may have been the last one missing.
+    fn accept(&mut self, idx: usize, h: &Header) -> Result<(), TransferError> {
+        let e = self.expects.get_mut(idx);
+        let piece = match e.kind {
+            ExpectKind::Region { .. } => {
+                if h.bounds.is_empty() {
+                    return Ok(());
+                }
+                e.received.push(h.bounds);
+                e.received_volume += h.bounds.volume();
+                None
+            }
+            ExpectKind::Gather { .. } => {
+                e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() });
+                Some(e.pieces.len() - 1)
+            }
+        };
+        if h.bytes == 0 {
+            return Ok(());
+        }
+        e.outstanding += 1;
+        let staging = self.pool.take(h.bytes);
+        let inb = self.inbound.insert(Inbound {
+            expect: idx,
+            sender: h.sender,
+            bounds: h.bounds,
+            staging,
+            pending: h.chunks(),
+            piece,
+        });
+        let base = self.inbound.get_mut(inb).staging.as_mut_ptr();
+        for k in 0..h.chunks() {
+            let offset = k * h.chunk;
+            let len = h.chunk.min(h.bytes - offset);
+            // SAFETY: `offset + len <= h.bytes`, the length of the inbound staging buffer, which
+            // `self.inbound[inb]` owns. It is neither resized nor read until all of its receives
+            // have completed (`pending` reaches 0, then `finish_inbound`), and `Drop` completes or
+            // leaks it before freeing. Distinct chunks are disjoint ranges.
+            let request = unsafe { self.comm.irecv_raw(base.add(offset), len, h.sender, h.tag) }?;
+            self.push_request(request, Op::RecvChunk { inb, len });
+        }
+        Ok(())
+    }
+
+    /// A payload has fully arrived: unpack it (region) or keep it (gather).
+    fn finish_inbound(&mut self, inb: usize) {
+        let Inbound { expect, bounds, staging, piece, .. } = self.inbound.remove(inb);
+        let e = self.expects.get_mut(expect);
+        match e.kind {
+            ExpectKind::Region { layout, dst } => {
+                // SAFETY: `expect`'s caller guaranteed that `dst` holds `layout` and that the cells
+                // of the region are ours to write until the completion is returned, which has not
+                // happened yet (this payload is outstanding). `check_header` proved `bounds` lies
+                // in the region (so in `layout.bounds`) and that `staging` has its byte size.
+                unsafe { geometry::unpack_to_ptr(&layout, dst, &bounds, &staging) };
+                self.pool.give(staging);
+            }
+            ExpectKind::Gather { .. } => {
+                e.pieces[piece.expect("gather payloads belong to a piece")].bytes = staging;
+            }
+        }
+        e.outstanding -= 1;
+        self.complete_if_done(expect);
+    }
+
+    /// Completes expect `idx` if all its data is in.
+    fn complete_if_done(&mut self, idx: usize) {
+        let e = self.expects.get(idx);
+        let done = e.outstanding == 0
+            && match e.kind {
+                ExpectKind::Region { .. } => e.received_volume == e.region_volume,
+                ExpectKind::Gather { senders } => e.pieces.len() == senders,
+            };
+        if !done {
+            return;
+        }
+        let mut e = self.expects.remove(idx);
+        self.expect_by_key.remove(&e.key);
+        let kind = match e.kind {
+            ExpectKind::Region { .. } => CompletionKind::Received,
+            ExpectKind::Gather { .. } => {
+                let mut pieces = std::mem::take(&mut e.pieces);
+                pieces.sort_unstable_by_key(|p| p.sender);
+                self.gathered.push(Gathered { key: e.key, pieces });
+                CompletionKind::Gathered
+            }
+        };
+        self.ready.push(Completion { token: e.token, key: e.key, kind });
+        self.recycle_expect(e);
+    }
+
+    /// Keeps an expect's vectors for reuse.
+    fn recycle_expect(&mut self, mut e: Expect) {
+        for mut v in [std::mem::take(&mut e.region), std::mem::take(&mut e.received)] {
+            if v.capacity() > 0 {
+                v.clear();
+                self.spare_boxes.push(v);
+            }
+        }
+        if e.pieces.capacity() > 0 {
+            for piece in e.pieces.drain(..) {
+                self.pool.give(piece.bytes);
+            }
+            self.spare_pieces.push(e.pieces);
+        }
+    }
+}
+
+/// Checks header `h` against expect `e` (and the boxes or senders it has already seen): the
+/// matching rules of the module documentation.
+fn check_header(e: &Expect, h: &Header) -> Result<(), TransferError> {
+    let (key, sender, bounds) = (e.key, h.sender, h.bounds);
+    match e.kind {
+        ExpectKind::Region { layout, .. } => {
+            let expected = bounds.checked_volume().and_then(|v| v.checked_mul(layout.elem_size));
+            if expected != Some(h.bytes) {
+                return Err(TransferError::LengthMismatch {
+                    key,
+                    sender,
+                    bounds,
+                    bytes: h.bytes,
+                    elem_size: layout.elem_size,
+                    expected: expected.unwrap_or(usize::MAX),
+                });
+            }
+            if bounds.is_empty() {
+                return Ok(());
+            }
+            // The region's boxes are disjoint, so `bounds` lies in their union exactly when the
+            // parts of it inside each box add up to all of it.
+            let inside: usize = e.region.iter().map(|r| r.intersection(&bounds).volume()).sum();
+            if inside != bounds.volume() {
+                return Err(TransferError::OutsideRegion { key, sender, bounds, region: BoxList(e.region.clone()) });
+            }
+            if let Some(r) = e.received.iter().find(|r| r.intersects(&bounds)) {
+                return Err(TransferError::Duplicate { key, sender, bounds, overlap: r.intersection(&bounds) });
+            }
+        }
+        ExpectKind::Gather { senders } => {
+            if e.pieces.iter().any(|p| p.sender == sender) {
+                return Err(TransferError::DuplicateSender { key, sender, bounds });
+            }
+            if e.pieces.len() >= senders {
+                return Err(TransferError::TooManySenders { key, sender, bounds, expected: senders });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Drop for TransferEngine<'_> {
+    fn drop(&mut self) {
+        // Receives can always be cancelled, and a cancelled receive completes without the
+        // sender's help (MPI-3.1 §3.8.4), so this loop ends once only sends are left.
+        for (request, op) in self.requests.iter_mut().zip(&self.ops) {
+            if !matches!(op, Op::Send { .. }) {
+                let _ = request.cancel(self.comm);
+            }
+        }
+        // Bounded all the same, in case MPI refused a cancellation: what is left is leaked below.
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while self.ops.iter().any(|op| !matches!(op, Op::Send { .. })) && std::time::Instant::now() < give_up {
+            self.done.clear();
+            if self.testsome.test(self.comm, &mut self.requests, &mut self.done).is_err() {
+                break;
+            }
+            self.remove_done();
+            self.finished.clear();
+            self.finished_pos = 0;
+        }
+        // What is left (sends whose receiver never came, or anything after an MPI error or a
+        // refused cancellation): let MPI finish it on its own and leak its buffer, so MPI never
+        // touches freed memory.
+        let mut leak_headers = false;
+        for (request, op) in self.requests.iter_mut().zip(&self.ops) {
+            let _ = request.free(self.comm);
+            match *op {
+                Op::Send { out } => std::mem::forget(std::mem::take(&mut self.outbound.get_mut(out).staging)),
+                Op::RecvChunk { inb, .. } => std::mem::forget(std::mem::take(&mut self.inbound.get_mut(inb).staging)),
+                Op::Header { .. } => leak_headers = true,
+            }
+        }
+        if leak_headers {
+            std::mem::forget(std::mem::take(&mut self.header_bufs));
+        }
+        self.comm.release_from_engine();
+        // Staging buffers whose requests all completed are freed normally with their slabs.
+    }
+}
+
+/// Test-only knobs (Celerity's "testspy"): not part of the API, compiled only for celer-exec's own
+/// tests or with the `test-utils` feature.
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testspy {
+    use super::TransferEngine;
+
+    /// Makes `engine` split payloads into messages of at most `bytes` bytes (instead of
+    /// `i32::MAX`), so that tests can exercise the split without sending gigabytes.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0 or larger than `i32::MAX`.
+    pub fn set_max_message_bytes(engine: &mut TransferEngine<'_>, bytes: usize) {
+        assert!(bytes > 0 && bytes <= super::MAX_MESSAGE_BYTES, "message size must be in 1..=i32::MAX");
+        engine.max_message_bytes = bytes;
+    }
+
+    /// The number of payload messages `engine` has started (headers not counted).
+    pub fn payload_messages_sent(engine: &TransferEngine<'_>) -> u64 {
+        engine.payload_messages_sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region_expect(region: &[CellBox], elem_size: usize) -> Expect {
+        Expect {
+            key: TransferKey(4, 1, 0),
+            token: Token(0),
+            kind: ExpectKind::Region {
+                layout: AllocLayout { bounds: CellBox::d2([0, 0], [100, 100]), elem_size },
+                dst: std::ptr::null_mut(),
+            },
+            region: region.to_vec(),
+            region_volume: region.iter().map(CellBox::volume).sum(),
+            received: Vec::new(),
+            received_volume: 0,
+            pieces: Vec::new(),
+            outstanding: 0,
+        }
+    }
+
+    fn header(sender: Rank, bounds: CellBox, bytes: usize) -> Header {
+        Header { sender, tag: 1, key: TransferKey(4, 1, 0), bounds, bytes, chunk: 1 << 20 }
+    }
+
+    #[test]
+    fn a_box_spanning_two_expected_boxes_is_accepted() {
+        let e = region_expect(&[CellBox::d2([0, 0], [10, 5]), CellBox::d2([0, 5], [10, 10])], 4);
+        check_header(&e, &header(1, CellBox::d2([2, 2], [8, 8]), 36 * 4)).unwrap();
+    }
+
+    #[test]
+    fn a_box_outside_the_region_is_an_error_naming_key_sender_and_box() {
+        let e = region_expect(&[CellBox::d2([0, 0], [10, 5])], 4);
+        let err = check_header(&e, &header(2, CellBox::d2([0, 4], [2, 6]), 4 * 4)).unwrap_err();
+        assert!(matches!(err, TransferError::OutsideRegion { sender: 2, .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "Transfer (4, 1, 0): rank 2 announces [0,4] - [2,6], which lies outside the expected region {[0,0] - [10,5]}"
+        );
+    }
+
+    #[test]
+    fn cells_that_arrive_twice_are_an_error() {
+        let mut e = region_expect(&[CellBox::d1(0, 100)], 8);
+        e.received.push(CellBox::d1(0, 10));
+        let err = check_header(&e, &header(1, CellBox::d1(5, 20), 15 * 8)).unwrap_err();
+        assert!(matches!(err, TransferError::Duplicate { overlap, .. } if overlap == CellBox::d1(5, 10)), "{err}");
+        check_header(&e, &header(1, CellBox::d1(10, 20), 10 * 8)).unwrap();
+    }
+
+    #[test]
+    fn a_length_that_disagrees_with_the_element_size_is_an_error() {
+        let e = region_expect(&[CellBox::d1(0, 100)], 8);
+        let err = check_header(&e, &header(1, CellBox::d1(0, 10), 40)).unwrap_err();
+        assert!(matches!(err, TransferError::LengthMismatch { expected: 80, .. }), "{err}");
+        // An empty box with a payload is malformed too.
+        assert!(check_header(&e, &header(1, CellBox::EMPTY, 8)).is_err());
+        check_header(&e, &header(1, CellBox::EMPTY, 0)).unwrap();
+    }
+
+    #[test]
+    fn a_gather_takes_one_piece_per_sender_up_to_its_count() {
+        let mut e = region_expect(&[], 1);
+        e.kind = ExpectKind::Gather { senders: 2 };
+        check_header(&e, &header(0, CellBox::EMPTY, 0)).unwrap();
+        e.pieces.push(GatherPiece { sender: 0, bounds: CellBox::EMPTY, bytes: Vec::new() });
+        let err = check_header(&e, &header(0, CellBox::d1(0, 1), 8)).unwrap_err();
+        assert!(matches!(err, TransferError::DuplicateSender { sender: 0, .. }), "{err}");
+        e.pieces.push(GatherPiece { sender: 1, bounds: CellBox::EMPTY, bytes: Vec::new() });
+        let err = check_header(&e, &header(2, CellBox::d1(0, 1), 8)).unwrap_err();
+        assert!(matches!(err, TransferError::TooManySenders { expected: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn the_staging_pool_reuses_the_best_fitting_buffer() {
+        let mut pool = StagingPool::default();
+        pool.give(Vec::with_capacity(100));
+        pool.give(Vec::with_capacity(1000));
+        let b = pool.take(50);
+        assert!(b.capacity() >= 100 && b.capacity() < 1000);
+        assert_eq!(b.len(), 50);
+        let big = pool.take(5000);
+        assert_eq!(big.len(), 5000);
+        assert!(pool.free.is_empty());
+    }
+}

@@ -1,0 +1,663 @@
+//! The transfer engine on real MPI: strided boxes between every pair of ranks, headers and expects
+//! in both orders, gathers with "nothing from me" notices, payloads split into several messages,
+//! and the errors for headers that do not fit what is expected.
+//!
+//! A `harness = false` binary (MPI can be initialised only once per process). `./x test` runs it
+//! under `mpirun -n 2` and `mpirun -n 3`; run alone (as `cargo test` does) it is one rank that
+//! transfers to itself. Every rank builds the same plan from [`SEED`], then:
+//!
+//! 1. posts the expects marked "early" and the even ranks' gathers, then waits on a gather of empty
+//!    boxes from every rank, so that every early expect is in place before any data is sent;
+//! 2. sends its pieces in a shuffled order (polling now and then);
+//! 3. for each "late" expect, waits until all of its headers have arrived, then posts it;
+//! 4. polls until everything completed and checks every cell of every destination allocation
+//!    (cells outside the expected region must be untouched) and every gathered byte;
+//! 5. runs the error cases against itself.
+//!
+//! Exits non-zero with a message naming the rank, the transfer and the cell on any mismatch, and
+//! after [`TIME_LIMIT`] instead of hanging. To see those failures, set `TRANSFER_MPI_FAULT=mismatch`
+//! (the last rank corrupts one byte of its first piece) or `TRANSFER_MPI_FAULT=hang` (the last rank
+//! never sends its last piece) and run it under `mpirun -n 2`.
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use celer_exec::mpi::{self, Rank};
+use celer_exec::transfer::{
+    pack, testspy, AllocLayout, CellBox, Completion, CompletionKind, Token, TransferEngine, TransferError, TransferKey,
+};
+
+/// The watchdog ends the process after this long.
+const TIME_LIMIT: Duration = Duration::from_secs(30);
+/// Polling loops give up (with a diagnostic) this long after the start, before the watchdog fires.
+const POLL_LIMIT: Duration = Duration::from_secs(25);
+/// When polling loops give up: [`POLL_LIMIT`] after the start.
+static DEADLINE: OnceLock<Instant> = OnceLock::new();
+
+fn deadline() -> Instant {
+    *DEADLINE.get_or_init(|| Instant::now() + POLL_LIMIT)
+}
+/// Seed of the plan every rank builds.
+const SEED: u64 = 0x5EED_CE1E_2026;
+/// The message size the test forces, so that the large transfers are split (and, being larger
+/// than OpenMPI's shared-memory eager limit, also use the rendezvous protocol).
+const MESSAGE_LIMIT: usize = 20_000;
+
+/// Key spaces, in the first key component.
+const READY: u64 = u64::MAX;
+const GATHER: u64 = u64::MAX - 1;
+const ERRORS: u64 = u64::MAX - 2;
+
+/// SplitMix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// The value of byte `b` of `cell` in transfer `key`: what senders hold and receivers check.
+fn cell_byte(key: TransferKey, cell: [usize; 3], b: usize) -> u8 {
+    let mut h = key.0 ^ key.1.rotate_left(21) ^ key.2.rotate_left(42);
+    for c in cell {
+        h = (h ^ c as u64).wrapping_mul(0x100_0000_01B3).rotate_left(17);
+    }
+    h = (h ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    (h >> (8 * (b % 8))) as u8 ^ (b / 8) as u8
+}
+
+/// Every cell of `b`, row-major.
+fn cells(b: CellBox) -> impl Iterator<Item = [usize; 3]> {
+    let (lo, hi) = (b.min(), b.max());
+    let empty = b.is_empty();
+    (lo[0]..if empty { lo[0] } else { hi[0] })
+        .flat_map(move |i| (lo[1]..hi[1]).flat_map(move |j| (lo[2]..hi[2]).map(move |k| [i, j, k])))
+}
+
+/// An allocation of `layout` holding `cell_byte(key, ..)` in every cell, or its complement.
+fn fill(key: TransferKey, layout: &AllocLayout, complement: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(layout.bytes().unwrap());
+    for cell in cells(layout.bounds) {
+        for b in 0..layout.elem_size {
+            let v = cell_byte(key, cell, b);
+            out.push(if complement { !v } else { v });
+        }
+    }
+    out
+}
+
+/// `b` grown by up to `margin` cells on each side of its first `dims` dimensions.
+fn grow(rng: &mut Rng, b: CellBox, dims: usize, margin: usize) -> CellBox {
+    let (mut lo, mut hi) = (b.min(), b.max());
+    for d in 0..dims {
+        lo[d] -= rng.below(margin + 1).min(lo[d]);
+        hi[d] += rng.below(margin + 1);
+    }
+    CellBox::new(lo, hi)
+}
+
+/// A random box of `dims` dimensions with extents in `1..=max_extent`, away from the origin.
+fn random_box(rng: &mut Rng, dims: usize, max_extent: usize) -> CellBox {
+    let (mut lo, mut hi) = ([0; 3], [1; 3]);
+    for d in 0..dims {
+        lo[d] = 3 + rng.below(10);
+        hi[d] = lo[d] + 1 + rng.below(max_extent);
+    }
+    CellBox::new(lo, hi)
+}
+
+/// Splits `b` into up to `parts` slabs along dimension `dim`.
+fn split(b: CellBox, dim: usize, parts: usize) -> Vec<CellBox> {
+    let (lo, hi) = (b.min(), b.max());
+    let n = parts.min(hi[dim] - lo[dim]).max(1);
+    let step = (hi[dim] - lo[dim]).div_ceil(n);
+    let mut out = Vec::new();
+    let mut at = lo[dim];
+    while at < hi[dim] {
+        let (mut l, mut h) = (lo, hi);
+        l[dim] = at;
+        h[dim] = (at + step).min(hi[dim]);
+        out.push(CellBox::new(l, h));
+        at = h[dim];
+    }
+    out
+}
+
+/// One piece of a transfer: `sender` sends `bounds` from its allocation `layout`.
+struct Piece {
+    sender: Rank,
+    bounds: CellBox,
+    layout: AllocLayout,
+}
+
+/// One transfer of the plan: `receiver` expects `region` into an allocation of `layout`.
+struct Transfer {
+    key: TransferKey,
+    receiver: Rank,
+    layout: AllocLayout,
+    region: Vec<CellBox>,
+    pieces: Vec<Piece>,
+    /// Whether the expect is posted before the data is sent (else after its headers arrived).
+    early: bool,
+}
+
+/// The plan, the same on every rank.
+fn plan(size: Rank) -> Vec<Transfer> {
+    let mut rng = Rng(SEED ^ size as u64);
+    let mut plan = Vec::new();
+    let mut add = |rng: &mut Rng,
+                   receiver: Rank,
+                   region_box: CellBox,
+                   region: Vec<CellBox>,
+                   senders: &[Rank],
+                   pieces: Vec<CellBox>,
+                   dims: usize,
+                   elem_size: usize| {
+        let id = plan.len() as u64;
+        let key = TransferKey(id, receiver as u64, id % 3);
+        let layout = AllocLayout { bounds: grow(rng, region_box, dims, 3), elem_size };
+        let pieces = pieces
+            .into_iter()
+            .zip(senders)
+            .map(|(bounds, &sender)| Piece {
+                sender,
+                bounds,
+                layout: AllocLayout { bounds: grow(rng, bounds, dims, 3), elem_size },
+            })
+            .collect();
+        plan.push(Transfer { key, receiver, layout, region, pieces, early: rng.below(2) == 0 });
+    };
+    for receiver in 0..size {
+        for sender in 0..size {
+            // One strided sub-box per pair and dimensionality.
+            for dims in 1..=3 {
+                let b = random_box(&mut rng, dims, [40, 12, 6][dims - 1]);
+                let elem_size = [1, 4, 8, 12][rng.below(4)];
+                add(&mut rng, receiver, b, vec![b], &[sender], vec![b], dims, elem_size);
+            }
+            // A large one, split into several messages.
+            let b = if (sender + receiver) % 2 == 0 {
+                CellBox::d2([5, 3], [75, 93]) // 70 × 90 × 8 B = 50 400 B: 3 messages
+            } else {
+                CellBox::d3([1, 2, 3], [21, 32, 43]) // 20 × 30 × 40 × 4 B = 96 000 B: 5 messages
+            };
+            let (dims, elem_size) = if (sender + receiver) % 2 == 0 { (2, 8) } else { (3, 4) };
+            add(&mut rng, receiver, b, vec![b], &[sender], vec![b], dims, elem_size);
+        }
+        // Regions gathered from several senders, cut differently on the two sides: each sent box
+        // spans several of the expected boxes.
+        for dims in 2..=3 {
+            for _ in 0..2 {
+                let b = random_box(&mut rng, dims, [40, 12, 6][dims - 1].max(4));
+                let region = split(b, 1, 2);
+                let pieces = split(b, 0, 3);
+                let senders: Vec<Rank> = pieces.iter().map(|_| rng.below(size as usize) as Rank).collect();
+                let elem_size = [2, 4, 8][rng.below(3)];
+                add(&mut rng, receiver, b, region, &senders, pieces, dims, elem_size);
+            }
+        }
+    }
+    plan
+}
+
+/// The piece rank `sender` contributes to rank `receiver`'s gather: empty for some pairs.
+fn gather_piece(sender: Rank, receiver: Rank) -> CellBox {
+    if (sender + receiver) % 3 == 0 {
+        CellBox::EMPTY
+    } else {
+        let lo = sender as usize * 4;
+        CellBox::d1(lo, lo + 1 + ((sender + receiver) % 4) as usize)
+    }
+}
+
+/// Layout of every rank's gather source: 1D, 8-byte values.
+fn gather_layout(size: Rank) -> AllocLayout {
+    AllocLayout { bounds: CellBox::d1(0, size as usize * 4 + 4), elem_size: 8 }
+}
+
+fn gather_key(receiver: Rank) -> TransferKey {
+    TransferKey(GATHER, receiver as u64, 1)
+}
+
+/// Everything that finished, by token.
+#[derive(Default)]
+struct Done {
+    tokens: HashSet<Token>,
+    buf: Vec<Completion>,
+}
+
+/// Polls until `cond` holds; a diagnostic error after [`POLL_LIMIT`].
+fn poll_until(
+    engine: &mut TransferEngine<'_>,
+    done: &mut Done,
+    what: &str,
+    mut cond: impl FnMut(&TransferEngine<'_>, &Done) -> bool,
+) -> Result<(), String> {
+    while !cond(engine, done) {
+        poll_once(engine, done)?;
+        if Instant::now() > deadline() {
+            let unmatched: Vec<String> =
+                engine.unmatched_headers().map(|(k, s, b)| format!("{k} from rank {s}: {b}")).collect();
+            let pending: Vec<String> = engine.pending_expects().map(|(k, t)| format!("{k} ({t:?})")).collect();
+            return Err(format!(
+                "{what}: not done {POLL_LIMIT:?} after the start; pending expects: [{}]; unmatched headers: [{}]",
+                pending.join(", "),
+                unmatched.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One `poll`, recording the completions.
+fn poll_once(engine: &mut TransferEngine<'_>, done: &mut Done) -> Result<(), String> {
+    engine.poll(&mut done.buf).map_err(|e| format!("poll failed: {e}"))?;
+    for c in done.buf.drain(..) {
+        if c.kind != kind_of(c.token) {
+            return Err(format!("completion {c:?} should be of kind {:?}", kind_of(c.token)));
+        }
+        if !done.tokens.insert(c.token) {
+            return Err(format!("completion {c:?} reported twice"));
+        }
+    }
+    Ok(())
+}
+
+/// Polls until `poll` returns an error, and returns it.
+fn poll_until_error(engine: &mut TransferEngine<'_>, done: &mut Done, what: &str) -> Result<TransferError, String> {
+    loop {
+        match engine.poll(&mut done.buf) {
+            Err(e) => return Ok(e),
+            Ok(()) => {
+                for c in done.buf.drain(..) {
+                    done.tokens.insert(c.token);
+                }
+            }
+        }
+        if Instant::now() > deadline() {
+            return Err(format!("{what}: expected an error, but poll kept succeeding"));
+        }
+    }
+}
+
+/// Tokens: sends and expects of plan entry `i`, and a few fixed ones.
+fn send_token(i: usize, piece: usize) -> Token {
+    Token((i as u64) << 8 | piece as u64)
+}
+fn expect_token(i: usize) -> Token {
+    Token(1 << 40 | i as u64)
+}
+const READY_TOKEN: Token = Token(1 << 50);
+const GATHER_TOKEN: Token = Token(1 << 51);
+/// Tokens of the error cases: 1 to 3 are expects, 4 a gather, from 101 sends.
+fn error_token(n: u64) -> Token {
+    Token(1 << 54 | n)
+}
+
+/// The kind of completion each token must come back with.
+fn kind_of(token: Token) -> CompletionKind {
+    let t = token.0;
+    if token == READY_TOKEN || token == GATHER_TOKEN || token == error_token(4) {
+        CompletionKind::Gathered
+    } else if (t & 1 << 40 != 0 && t < 1 << 50) || (t >> 54 == 1 && (1..=3).contains(&(t & 0xff))) {
+        CompletionKind::Received
+    } else {
+        CompletionKind::Sent
+    }
+}
+
+/// Checks every cell of the destination of transfer `t`.
+fn check_destination(me: Rank, t: &Transfer, dst: &[u8]) -> Result<(), String> {
+    let es = t.layout.elem_size;
+    for (n, cell) in cells(t.layout.bounds).enumerate() {
+        let inside = t.region.iter().any(|r| r.contains(&CellBox::new(cell, [cell[0] + 1, cell[1] + 1, cell[2] + 1])));
+        for b in 0..es {
+            let want = if inside { cell_byte(t.key, cell, b) } else { !cell_byte(t.key, cell, b) };
+            let got = dst[n * es + b];
+            if got != want {
+                return Err(format!(
+                    "rank {me}, transfer {}: byte {b} of cell {cell:?} ({} the expected region {:?}) is {got:#04x}, expected {want:#04x}",
+                    t.key,
+                    if inside { "inside" } else { "outside" },
+                    t.region,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Steps 1 to 4 of the module documentation. Returns a summary.
+fn exchange(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<String, String> {
+    let plan = plan(size);
+    let mut rng = Rng(SEED.wrapping_mul(31) ^ me as u64);
+    let mut done = Done::default();
+    testspy::set_max_message_bytes(engine, MESSAGE_LIMIT);
+
+    // Destination allocations, filled with the complement of what will arrive. Not touched again
+    // until every expect has completed.
+    let mine: Vec<usize> = (0..plan.len()).filter(|&i| plan[i].receiver == me).collect();
+    let mut dsts: Vec<Vec<u8>> = mine.iter().map(|&i| fill(plan[i].key, &plan[i].layout, true)).collect();
+    let mut dst_ptrs: Vec<*mut u8> = dsts.iter_mut().map(|d| d.as_mut_ptr()).collect();
+    let post = |engine: &mut TransferEngine<'_>, k: usize, dst: *mut u8| -> Result<(), String> {
+        let t = &plan[mine[k]];
+        // SAFETY: `dst` points to `dsts[k]`, which holds `t.layout`, outlives the engine's use of it
+        // (it is only read after every expect has completed, and dropped after the engine) and is
+        // not accessed until then.
+        unsafe { engine.expect(t.key, &t.region, &t.layout, dst, expect_token(mine[k])) }
+            .map_err(|e| format!("expect {}: {e}", t.key))
+    };
+
+    // 1. Early expects, the even ranks' gathers, then a gather of empty boxes as a barrier.
+    let mut order: Vec<usize> = (0..mine.len()).collect();
+    rng.shuffle(&mut order);
+    for &k in &order {
+        if plan[mine[k]].early {
+            post(engine, k, dst_ptrs[k])?;
+        }
+    }
+    if me % 2 == 0 {
+        engine.expect_gather(gather_key(me), size as usize, GATHER_TOKEN).map_err(|e| e.to_string())?;
+    }
+    let ready = TransferKey(READY, 0, 0);
+    engine.expect_gather(ready, size as usize, READY_TOKEN).map_err(|e| e.to_string())?;
+    for r in 0..size {
+        engine.send_empty(ready, r, Token(1 << 52 | r as u64)).map_err(|e| e.to_string())?;
+    }
+    poll_until(engine, &mut done, "the ready gather", |_, d| d.tokens.contains(&READY_TOKEN))?;
+    let g = engine.take_gathered(ready).ok_or("the ready gather completed but has no result")?;
+    let senders: Vec<Rank> = g.pieces().iter().map(|p| p.sender()).collect();
+    if senders != (0..size).collect::<Vec<_>>()
+        || g.pieces().iter().any(|p| !p.bounds().is_empty() || !p.bytes().is_empty())
+    {
+        return Err(format!("the ready gather should hold one empty piece per rank in rank order: {g:?}"));
+    }
+    engine.recycle(g);
+
+    // 2. Sends, shuffled, polling now and then.
+    let mut sends: Vec<(usize, usize)> = Vec::new();
+    for (i, t) in plan.iter().enumerate() {
+        for (p, piece) in t.pieces.iter().enumerate() {
+            if piece.sender == me {
+                sends.push((i, p));
+            }
+        }
+    }
+    let gather_layout = gather_layout(size);
+    for r in 0..size {
+        sends.push((usize::MAX, r as usize));
+    }
+    rng.shuffle(&mut sends);
+    let fault = std::env::var("TRANSFER_MPI_FAULT").ok().filter(|_| me == size - 1);
+    if fault.as_deref() == Some("hang") {
+        if let Some(last) = sends.iter().rposition(|&(i, _)| i != usize::MAX) {
+            let (i, p) = sends.remove(last);
+            eprintln!("transfer_mpi: rank {me} will not send piece {p} of {} (TRANSFER_MPI_FAULT=hang)", plan[i].key);
+        }
+    }
+    let mut corrupt = fault.as_deref() == Some("mismatch");
+    let mut expected_messages = 0u64;
+    let mut split_sends = 0;
+    for &(i, p) in &sends {
+        if i == usize::MAX {
+            let r = p as Rank;
+            let key = gather_key(r);
+            let src = fill(key, &gather_layout, false);
+            let b = gather_piece(me, r);
+            expected_messages += (b.volume() * 8).div_ceil(MESSAGE_LIMIT) as u64;
+            engine.send(key, r, b, &gather_layout, &src, Token(1 << 53 | r as u64)).map_err(|e| e.to_string())?;
+        } else {
+            let t = &plan[i];
+            let piece = &t.pieces[p];
+            let mut src = fill(t.key, &piece.layout, false);
+            if corrupt && !piece.bounds.is_empty() {
+                // The first cell of the piece, at its offset in the sender's allocation.
+                let offset = cells(piece.layout.bounds).position(|c| c == piece.bounds.min()).unwrap();
+                src[offset * piece.layout.elem_size] ^= 0x10;
+                corrupt = false;
+                eprintln!(
+                    "transfer_mpi: rank {me} corrupts cell {:?} of {} (TRANSFER_MPI_FAULT=mismatch)",
+                    piece.bounds.min(),
+                    t.key
+                );
+            }
+            let messages = (piece.bounds.volume() * piece.layout.elem_size).div_ceil(MESSAGE_LIMIT) as u64;
+            expected_messages += messages;
+            split_sends += usize::from(messages > 1);
+            engine
+                .send(t.key, t.receiver, piece.bounds, &piece.layout, &src, send_token(i, p))
+                .map_err(|e| format!("send {}: {e}", t.key))?;
+        }
+        if rng.below(3) == 0 {
+            poll_once(engine, &mut done)?;
+        }
+    }
+    let sent = testspy::payload_messages_sent(engine);
+    if sent != expected_messages {
+        return Err(format!("rank {me} sent {sent} payload messages, expected {expected_messages}"));
+    }
+    if split_sends == 0 {
+        return Err(format!("rank {me}: no payload was split; the large transfers do not exercise the split"));
+    }
+
+    // 3. Late expects, each once all of its headers are in.
+    for &k in &order {
+        let t = &plan[mine[k]];
+        if t.early {
+            continue;
+        }
+        let n = t.pieces.len();
+        poll_until(engine, &mut done, &format!("the headers of {}", t.key), |e, _| {
+            e.unmatched_headers().filter(|(key, _, _)| *key == t.key).count() == n
+        })?;
+        post(engine, k, dst_ptrs[k])?;
+    }
+    if me % 2 == 1 {
+        let key = gather_key(me);
+        poll_until(engine, &mut done, "the headers of the gather", |e, _| {
+            e.unmatched_headers().filter(|(k, _, _)| *k == key).count() == size as usize
+        })?;
+        engine.expect_gather(key, size as usize, GATHER_TOKEN).map_err(|e| e.to_string())?;
+    }
+
+    // 4. Everything completes; then check every byte.
+    poll_until(engine, &mut done, "all transfers", |e, _| e.is_idle())?;
+    for &k in &mine {
+        if !done.tokens.contains(&expect_token(k)) {
+            return Err(format!("the expect of {} never reported completion", plan[k].key));
+        }
+    }
+    for &(i, p) in &sends {
+        let token = if i == usize::MAX { Token(1 << 53 | p as u64) } else { send_token(i, p) };
+        if !done.tokens.contains(&token) {
+            return Err(format!("send {token:?} never reported completion"));
+        }
+    }
+    dst_ptrs.clear();
+    for (k, &i) in mine.iter().enumerate() {
+        check_destination(me, &plan[i], &dsts[k])?;
+    }
+    let g = engine.take_gathered(gather_key(me)).ok_or("the gather has no result")?;
+    if g.pieces().len() != size as usize {
+        return Err(format!("the gather has {} pieces, expected {size}", g.pieces().len()));
+    }
+    for (s, piece) in g.pieces().iter().enumerate() {
+        let s = s as Rank;
+        let b = gather_piece(s, me);
+        let mut want = vec![0u8; b.volume() * 8];
+        pack(&gather_layout, &fill(gather_key(me), &gather_layout, false), &b, &mut want).map_err(|e| e.to_string())?;
+        if piece.sender() != s || piece.bounds() != b || piece.bytes() != want {
+            return Err(format!(
+                "rank {me}: gather piece {s} is from rank {} with {} and {} bytes; expected rank {s} with {b} and {} bytes{}",
+                piece.sender(),
+                piece.bounds(),
+                piece.bytes().len(),
+                want.len(),
+                if piece.bytes().len() == want.len() { " (the bytes differ)" } else { "" }
+            ));
+        }
+    }
+    engine.recycle(g);
+    let transfers = plan.len();
+    Ok(format!(
+        "{size} rank(s): {transfers} transfers ({} pieces, {split_sends} split sends on rank {me}), {size} gathers verified",
+        plan.iter().map(|t| t.pieces.len()).sum::<usize>()
+    ))
+}
+
+/// Checks that `err` is the expected variant and that its message names the key, the sender and
+/// the box.
+fn expect_error(
+    err: &TransferError,
+    matches: bool,
+    key: TransferKey,
+    sender: Rank,
+    bounds: CellBox,
+) -> Result<(), String> {
+    let message = err.to_string();
+    let names = [key.to_string(), format!("rank {sender}"), bounds.to_string()];
+    if !matches || names.iter().any(|n| !message.contains(n.as_str())) {
+        return Err(format!("unexpected error (it must name {names:?}): {message} ({err:?})"));
+    }
+    Ok(())
+}
+
+/// Step 5: headers that do not fit, sent by this rank to itself.
+fn error_cases(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<usize, String> {
+    let mut done = Done::default();
+    let layout = AllocLayout { bounds: CellBox::d1(0, 100), elem_size: 4 };
+    let src: Vec<u8> = (0..400).map(|i| (i * 7 + 3) as u8).collect();
+    let mut dst = vec![0u8; 400];
+    let dst_ptr = dst.as_mut_ptr();
+    let key = |n| TransferKey(ERRORS, me as u64, n);
+    let e = |r: Result<(), TransferError>| r.map_err(|e| e.to_string());
+    let mut cases = 0;
+
+    // a. A header outside the region of an active expect; then the right box still completes.
+    let (k, region, bad) = (key(1), CellBox::d1(0, 10), CellBox::d1(5, 15));
+    // SAFETY: `dst` holds `layout`, outlives the engine, and is read only after the completions
+    // of the expects into it (which use disjoint regions, one after another).
+    e(unsafe { engine.expect(k, &[region], &layout, dst_ptr, error_token(1)) })?;
+    e(engine.send(k, me, bad, &layout, &src, error_token(101)))?;
+    let err = poll_until_error(engine, &mut done, "a header outside the region")?;
+    expect_error(&err, matches!(err, TransferError::OutsideRegion { .. }), k, me, bad)?;
+    e(engine.send(k, me, region, &layout, &src, error_token(102)))?;
+    poll_until(engine, &mut done, "the expect after an outside header", |_, d| d.tokens.contains(&error_token(1)))?;
+    cases += 1;
+
+    // b. The same cells twice.
+    let (k, a, b) = (key(2), CellBox::d1(20, 30), CellBox::d1(30, 40));
+    // SAFETY: as above; cells 20..40 are not used by any other expect.
+    e(unsafe { engine.expect(k, &[a, b], &layout, dst_ptr, error_token(2)) })?;
+    e(engine.send(k, me, a, &layout, &src, error_token(103)))?;
+    e(engine.send(k, me, a, &layout, &src, error_token(104)))?;
+    let err = poll_until_error(engine, &mut done, "a box sent twice")?;
+    expect_error(&err, matches!(err, TransferError::Duplicate { overlap, .. } if overlap == a), k, me, a)?;
+    e(engine.send(k, me, b, &layout, &src, error_token(105)))?;
+    poll_until(engine, &mut done, "the expect after a duplicate", |_, d| d.tokens.contains(&error_token(2)))?;
+    cases += 1;
+
+    // c. A header that arrived early and does not fit the expect: `expect` fails, registers
+    //    nothing and keeps the header, which a fitting expect then takes.
+    let (k, bad_region, good) = (key(3), CellBox::d1(0, 10), CellBox::d1(50, 60));
+    e(engine.send(k, me, good, &layout, &src, error_token(106)))?;
+    poll_until(engine, &mut done, "an early header", |eng, _| eng.unmatched_headers().any(|(kk, _, _)| kk == k))?;
+    // SAFETY: as above (the expect is rejected, so nothing is written).
+    match unsafe { engine.expect(k, &[bad_region], &layout, dst_ptr, error_token(3)) } {
+        Err(err) => expect_error(&err, matches!(err, TransferError::OutsideRegion { .. }), k, me, good)?,
+        Ok(()) => return Err("expect accepted an early header outside its region".into()),
+    }
+    if !engine.unmatched_headers().any(|(kk, _, _)| kk == k) {
+        return Err("a rejected expect consumed the early header".into());
+    }
+    // SAFETY: as above; cells 50..60 are not used by any other expect.
+    e(unsafe { engine.expect(k, &[good], &layout, dst_ptr, error_token(3)) })?;
+    poll_until(engine, &mut done, "the expect after a rejected one", |_, d| d.tokens.contains(&error_token(3)))?;
+    cases += 1;
+
+    // d. A gather piece sent twice by the same rank (needs a gather of at least two senders; it
+    //    is left incomplete).
+    if size >= 2 {
+        let k = key(4);
+        e(engine.expect_gather(k, size as usize, error_token(4)))?;
+        e(engine.send_empty(k, me, error_token(107)))?;
+        e(engine.send_empty(k, me, error_token(108)))?;
+        let err = poll_until_error(engine, &mut done, "a gather piece sent twice")?;
+        expect_error(&err, matches!(err, TransferError::DuplicateSender { .. }), k, me, CellBox::EMPTY)?;
+        cases += 1;
+    }
+
+    // The sends whose headers were rejected have no receiver for their payload, but such small
+    // payloads go out eagerly, so every send completes.
+    poll_until(engine, &mut done, "the error cases' sends", |_, d| {
+        (101..=106).all(|t| d.tokens.contains(&error_token(t)))
+    })?;
+    for (cells, what) in [(0..10, "a"), (20..40, "b"), (50..60, "c")] {
+        let range = cells.start * 4..cells.end * 4;
+        if dst[range.clone()] != src[range] {
+            return Err(format!("error case {what}: the destination holds the wrong bytes"));
+        }
+    }
+    Ok(cases)
+}
+
+fn main() -> ExitCode {
+    let finished = &*Box::leak(Box::new(AtomicBool::new(false)));
+    std::thread::spawn(move || {
+        std::thread::sleep(TIME_LIMIT);
+        if !finished.load(Ordering::SeqCst) {
+            eprintln!("transfer_mpi: FAILED: still running after {TIME_LIMIT:?} (a transfer never completed?)");
+            std::process::exit(3);
+        }
+    });
+
+    deadline();
+    let comm = match mpi::init() {
+        Ok(comm) => comm,
+        Err(e) => {
+            eprintln!("transfer_mpi: FAILED: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (me, size) = (comm.rank(), comm.size());
+    let result = TransferEngine::new(&comm).map_err(|e| e.to_string()).and_then(|mut engine| {
+        if !matches!(TransferEngine::new(&comm), Err(TransferError::EngineExists)) {
+            return Err("a second engine on the same communicator was not refused".into());
+        }
+        let summary = exchange(&mut engine, me, size)?;
+        let cases = error_cases(&mut engine, me, size)?;
+        Ok(format!("{summary}; {cases} error cases reported correctly"))
+    });
+    match result {
+        Ok(summary) => {
+            drop(comm);
+            finished.store(true, Ordering::SeqCst);
+            if me == 0 {
+                println!("transfer_mpi: ok: {summary}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("transfer_mpi: FAILED on rank {me}: {message}");
+            comm.abort(1)
+        }
+    }
+}
