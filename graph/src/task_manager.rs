@@ -435,7 +435,8 @@ impl TaskManager {
                 });
             }
             // Record this task as reader, then as writer (a read-write task's own read ends at its write).
-            if !r.consumed.is_empty() {
+            // A read of cells the task also writes ends with its own write: no reader to remember.
+            if !r.consumed.is_empty() && r.consumed != r.produced {
                 buf.readers.update_values_in(&r.consumed, |readers| {
                     let mut readers = readers.clone();
                     if let Err(pos) = readers.binary_search(&id) {
