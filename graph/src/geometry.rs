@@ -265,19 +265,8 @@ impl Region {
                 let varying: SmallVec<[usize; 3]> =
                     (0..MAX_DIMS).filter(|&d| list.iter().any(|b| !same_in(b, &list[0], d))).collect();
                 if varying.len() <= 1 {
-                    let d = varying.first().copied().unwrap_or(0);
-                    list.sort_unstable_by_key(|b| b.min[d]);
                     let mut out: BoxList = SmallVec::new();
-                    let mut cur = list[0];
-                    for b in &list[1..] {
-                        if b.min[d] <= cur.max[d] {
-                            cur.max[d] = cur.max[d].max(b.max[d]);
-                        } else {
-                            out.push(cur);
-                            cur = *b;
-                        }
-                    }
-                    out.push(cur);
+                    merge_intervals(&mut list, varying.first().copied().unwrap_or(0), |b| out.push(b));
                     return Self { boxes: out };
                 }
                 let mut out: Scratch = SmallVec::new();
@@ -462,22 +451,27 @@ fn merged_pair(a: &GridBox, b: &GridBox) -> Option<GridBox> {
 /// Box lists that stay on the stack for the small regions command generation handles.
 type Scratch = SmallVec<[GridBox; 8]>;
 
+/// Sorts boxes that differ only along `d` and emits their union as maximal runs, in order.
+fn merge_intervals(boxes: &mut [GridBox], d: usize, mut emit: impl FnMut(GridBox)) {
+    boxes.sort_unstable_by_key(|b| (b.min[d], b.max[d]));
+    let mut cur = boxes[0];
+    for b in &boxes[1..] {
+        if b.min[d] <= cur.max[d] {
+            cur.max[d] = cur.max[d].max(b.max[d]);
+        } else {
+            emit(cur);
+            cur = *b;
+        }
+    }
+    emit(cur);
+}
+
 /// Appends the canonical decomposition of the union of `boxes` (all non-empty) to `out`.
 ///
 /// Only dimensions `d..` of the output are meaningful; the caller owns dimensions below `d` and overwrites them.
 fn normalize_dim(boxes: &mut [GridBox], d: usize, out: &mut Scratch) {
     if d == MAX_DIMS - 1 {
-        boxes.sort_unstable_by_key(|b| (b.min[d], b.max[d]));
-        let mut cur = boxes[0];
-        for b in &boxes[1..] {
-            if b.min[d] <= cur.max[d] {
-                cur.max[d] = cur.max[d].max(b.max[d]);
-            } else {
-                out.push(cur);
-                cur = *b;
-            }
-        }
-        out.push(cur);
+        merge_intervals(boxes, d, |b| out.push(b));
         return;
     }
     // Fast path: every box spans the same interval along `d`, so there is a single slab.

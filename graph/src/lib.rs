@@ -27,8 +27,8 @@ pub use ids::{BufferId, CollectiveGroupId, CommandId, HostObjectId, NodeId, Redu
 pub use node_store::NodeStore;
 pub use region_map::RegionMap;
 pub use task::{
-    AccessMode, AccessRegions, BufferAccess, Dependency, DependencyKind, DependencyOrigin, EpochAction,
-    NeighborhoodShape, RangeMapper, ReductionOp, ReductionSpec, ResourceIdent, SideEffectOrder, SplitHint, Task,
-    TaskIdent, TaskKind, TaskSpec,
+    AccessMode, AccessRegions, BufferAccess, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin,
+    EpochAction, NeighborhoodShape, RangeMapper, ReductionOp, ReductionSpec, ResourceIdent, SideEffectOrder, SplitHint,
+    Task, TaskIdent, TaskKind, TaskSpec,
 };
 pub use task_manager::{TaskManager, TaskManagerConfig};

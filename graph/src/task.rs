@@ -432,6 +432,43 @@ pub struct Dependency {
     pub origin: DependencyOrigin,
 }
 
+/// Collects a node's edges to earlier nodes (tasks or commands), keeping one edge per predecessor: the strongest
+/// kind wins (true over anti over output), with that kind's origin.
+#[derive(Debug)]
+pub struct DependencyBuilder<I> {
+    edges: SmallVec<[(I, DependencyKind, DependencyOrigin); 4]>,
+}
+
+impl<I> Default for DependencyBuilder<I> {
+    fn default() -> Self {
+        Self { edges: SmallVec::new() }
+    }
+}
+
+impl<I: Copy + PartialEq> DependencyBuilder<I> {
+    /// Adds an edge to `target`, or strengthens the existing one.
+    pub fn add(&mut self, target: I, kind: DependencyKind, origin: DependencyOrigin) {
+        match self.edges.iter_mut().find(|e| e.0 == target) {
+            Some(e) if kind < e.1 => {
+                e.1 = kind;
+                e.2 = origin;
+            }
+            Some(_) => {}
+            None => self.edges.push((target, kind, origin)),
+        }
+    }
+
+    /// Whether some edge is a true dependency.
+    pub fn has_true(&self) -> bool {
+        self.edges.iter().any(|e| e.1 == DependencyKind::True)
+    }
+
+    /// The edges, in the order first added.
+    pub fn iter(&self) -> impl Iterator<Item = (I, DependencyKind, DependencyOrigin)> + '_ {
+        self.edges.iter().copied()
+    }
+}
+
 /// The buffer regions one access touches over the whole task (all chunks together).
 #[derive(Clone, Debug)]
 pub struct AccessRegions {

@@ -35,7 +35,8 @@ use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, TaskId};
 use crate::node_store::NodeStore;
 use crate::region_map::RegionMap;
 use crate::task::{
-    AccessRegions, Dependency, DependencyKind, DependencyOrigin, EpochAction, ResourceIdent, Task, TaskKind, TaskSpec,
+    AccessRegions, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin, EpochAction, ResourceIdent, Task,
+    TaskKind, TaskSpec,
 };
 
 /// The default horizon step: a new horizon once the critical path grew by this much since the last one.
@@ -401,7 +402,7 @@ impl TaskManager {
     /// Inserts a validated user task and computes its dependencies.
     fn insert_task(&mut self, spec: TaskSpec, regions: Vec<AccessRegions>) -> TaskId {
         let id = TaskId(self.next_id);
-        let mut deps = DepBuilder::default();
+        let mut deps = DependencyBuilder::default();
         for r in &regions {
             let buf = self.buffers.get_mut(&r.buffer).expect("validated");
             // True dependencies on the last writers of what is read.
@@ -464,7 +465,8 @@ impl TaskManager {
         if !deps.has_true() {
             deps.add(self.epoch_for_new_tasks, DependencyKind::True, DependencyOrigin::LastEpoch);
         }
-        self.insert_node(id, spec, regions, deps.0)
+        let deps = deps.iter().map(|(task, kind, origin)| Dependency { task, kind, origin }).collect();
+        self.insert_node(id, spec, regions, deps)
     }
 
     /// Creates the node, updates the execution front and critical path.
@@ -594,26 +596,5 @@ impl fmt::Debug for TaskManager {
             .field("epoch_for_new_tasks", &self.epoch_for_new_tasks)
             .field("current_horizon", &self.current_horizon)
             .finish_non_exhaustive()
-    }
-}
-
-/// Collects a task's dependencies, keeping one edge per predecessor (the strongest kind).
-#[derive(Default)]
-struct DepBuilder(SmallVec<[Dependency; 4]>);
-
-impl DepBuilder {
-    fn add(&mut self, task: TaskId, kind: DependencyKind, origin: DependencyOrigin) {
-        match self.0.iter_mut().find(|d| d.task == task) {
-            Some(d) if kind < d.kind => {
-                d.kind = kind;
-                d.origin = origin;
-            }
-            Some(_) => {}
-            None => self.0.push(Dependency { task, kind, origin }),
-        }
-    }
-
-    fn has_true(&self) -> bool {
-        self.0.iter().any(|d| d.kind == DependencyKind::True)
     }
 }

@@ -105,26 +105,7 @@ impl Chunking {
     }
 }
 
-/// Collects one command's dependencies, one edge per predecessor (the strongest kind wins).
-#[derive(Default)]
-struct Deps(SmallVec<[CommandDependency; 4]>);
-
-impl Deps {
-    fn add(&mut self, command: CommandId, kind: DependencyKind, origin: DependencyOrigin) {
-        match self.0.iter_mut().find(|d| d.command == command) {
-            Some(d) if kind < d.kind => {
-                d.kind = kind;
-                d.origin = origin;
-            }
-            Some(_) => {}
-            None => self.0.push(CommandDependency { command, kind, origin }),
-        }
-    }
-
-    fn has_true(&self) -> bool {
-        self.0.iter().any(|d| d.kind == DependencyKind::True)
-    }
-}
+type Deps = celer_graph::DependencyBuilder<CommandId>;
 
 /// Builds one rank's command graph; see the [module docs](self).
 pub struct CommandGraphGenerator {
@@ -277,14 +258,16 @@ impl CommandGraphGenerator {
     fn new_command(&mut self, task: TaskId, kind: CommandKind, deps: Deps) -> CommandId {
         let id = CommandId(self.next_id);
         self.next_id += 1;
-        for d in &deps.0 {
-            self.execution_front.remove(&d.command);
+        for (d, _, _) in deps.iter() {
+            self.execution_front.remove(&d);
         }
         self.execution_front.insert(id);
         if matches!(kind, CommandKind::Horizon { .. } | CommandKind::Epoch { .. }) {
             self.commands.begin_epoch(id.0);
         }
-        let cmd = Command { id, task, kind, dependencies: deps.0 };
+        let dependencies =
+            deps.iter().map(|(command, kind, origin)| CommandDependency { command, kind, origin }).collect();
+        let cmd = Command { id, task, kind, dependencies };
         if self.config.record {
             self.records.push(cmd.clone());
         }
