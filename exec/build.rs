@@ -2,6 +2,10 @@
 //! `src/shaders.rs` includes: one [`KernelSource`] constant per shader file, named after the file
 //! in upper case (`saxpy.wgsl` → `SAXPY`).
 //!
+//! `shaders/prelude.wgsl` is not a kernel: its text is appended to every kernel before parsing,
+//! so kernels can call its `celer_*` helpers (WGSL has no include). Appended rather than
+//! prepended, so naga's diagnostics keep each kernel's own line numbers.
+//!
 //! The SPIR-V clamps out-of-bounds buffer and array indices (naga's `Restrict` policy), so a kernel
 //! cannot touch memory outside the buffers bound to it.
 //!
@@ -22,10 +26,12 @@ fn main() {
     let shader_dir = manifest_dir.join("shaders");
     println!("cargo:rerun-if-changed={}", shader_dir.display());
 
+    let prelude_path = shader_dir.join(PRELUDE);
+    let prelude = fs::read_to_string(&prelude_path).unwrap_or_default();
     let mut paths: Vec<PathBuf> = fs::read_dir(&shader_dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", shader_dir.display()))
         .map(|entry| entry.expect("readable directory entry").path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "wgsl"))
+        .filter(|p| p.extension().is_some_and(|ext| ext == "wgsl") && *p != prelude_path)
         .collect();
     // Sorted, so the generated file is the same on every machine.
     paths.sort();
@@ -34,7 +40,7 @@ fn main() {
     let mut failures = Vec::new();
     for path in &paths {
         println!("cargo:rerun-if-changed={}", path.display());
-        match compile(path, &out_dir) {
+        match compile(path, &prelude, &out_dir) {
             Ok(item) => generated.push_str(&item),
             Err(message) => failures.push(message),
         }
@@ -54,23 +60,37 @@ fn main() {
     fs::write(out_dir.join("shaders.rs"), generated).expect("write $OUT_DIR/shaders.rs");
 }
 
-/// Compiles one WGSL file to `$OUT_DIR/<stem>.spv` and returns the Rust item that describes it.
-fn compile(path: &Path, out_dir: &Path) -> Result<String, String> {
+/// The helper functions appended to every kernel (see the module docs).
+const PRELUDE: &str = "prelude.wgsl";
+
+/// Compiles one WGSL file, with `prelude` appended, to `$OUT_DIR/<stem>.spv` and returns the Rust
+/// item that describes it.
+fn compile(path: &Path, prelude: &str, out_dir: &Path) -> Result<String, String> {
     let shown = format!("exec/shaders/{}", path.file_name().unwrap().to_string_lossy());
     let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
     let ident = stem.to_uppercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_");
     if ident.is_empty() || ident.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(format!("error: {shown}: the file name must start with a letter to name a Rust constant"));
     }
-    let source = fs::read_to_string(path).map_err(|e| format!("error: cannot read {shown}: {e}"))?;
+    let mut source = fs::read_to_string(path).map_err(|e| format!("error: cannot read {shown}: {e}"))?;
+    let own_lines = source.lines().count();
+    if !prelude.is_empty() {
+        source.push('\n');
+        source.push_str(prelude);
+    }
+    let note = if prelude.is_empty() {
+        String::new()
+    } else {
+        format!(" (lines after {own_lines} are exec/shaders/{PRELUDE}, appended by build.rs)")
+    };
 
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| {
-        format!("error: {shown} does not parse as WGSL:\n{}", e.emit_to_string_with_path(&source, &shown))
+        format!("error: {shown} does not parse as WGSL{note}:\n{}", e.emit_to_string_with_path(&source, &shown))
     })?;
     // All capabilities: the device checks at pipeline creation whether it supports what a kernel uses
     // (f64, subgroups, ...), with an error that names the missing feature.
     let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).map_err(|e| {
-        format!("error: {shown} fails naga validation:\n{}", e.emit_to_string_with_path(&source, &shown))
+        format!("error: {shown} fails naga validation{note}:\n{}", e.emit_to_string_with_path(&source, &shown))
     })?;
     // Out-of-bounds indices are clamped (`Restrict`) instead of left undefined (naga's default,
     // `Unchecked`): this is what lets `Device::dispatch` be a safe function. It costs a `min` per
@@ -101,11 +121,21 @@ fn compile(path: &Path, out_dir: &Path) -> Result<String, String> {
     if entry_points.is_empty() {
         return Err(format!("error: {shown} has no @compute entry point"));
     }
+    // The bindings the file declares in @group(0), used or not: 1 + the highest binding number.
+    let group0_bindings = module
+        .global_variables
+        .iter()
+        .filter_map(|(_, var)| var.binding.as_ref())
+        .filter(|binding| binding.group == 0)
+        .map(|binding| binding.binding + 1)
+        .max()
+        .unwrap_or(0);
     Ok(format!(
         "\n/// SPIR-V of `exec/shaders/{stem}.wgsl`, compiled by naga at build time.\n\
          pub const {ident}: KernelSource = KernelSource {{\n    \
          name: {stem:?},\n    \
          spirv: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.spv\")),\n    \
-         entry_points: &[{entry_points}],\n}};\n"
+         entry_points: &[{entry_points}],\n    \
+         group0_bindings: {group0_bindings},\n}};\n"
     ))
 }

@@ -6,6 +6,9 @@
 //!   announced by headers, payloads on their own tags, all requests polled with `MPI_Testsome`.
 //! - [`vulkan`]: one Vulkan compute device over vulkano; kernels, storage buffers, and dispatches
 //!   whose completion is found by polling a fence.
+//! - [`gpu`]: the GPU side of the executor: device allocations holding boxes of buffers, staged
+//!   box copies, kernel dispatches in buffer coordinates, batches completed by polling one
+//!   timeline semaphore.
 //! - [`shaders`]: the WGSL kernels of `exec/shaders/`, compiled to SPIR-V by naga at build time.
 //!
 //! Nothing here blocks on a completion: the scheduler's loop thread polls MPI requests and Vulkan
@@ -18,6 +21,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+pub mod gpu;
 pub mod mpi;
 pub mod shaders;
 pub mod transfer;

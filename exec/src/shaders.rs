@@ -6,7 +6,8 @@
 //!
 //! Conventions for the WGSL files: storage buffers in `@group(0)`, bound in binding order;
 //! push constants declared as `var<immediate>` (naga 30's spelling of `var<push_constant>`);
-//! SPIR-V 1.3 output, so subgroup operations are available.
+//! SPIR-V 1.3 output, so subgroup operations are available. `prelude.wgsl` is not a kernel: build.rs
+//! appends it to every kernel, so kernels may call its `celer_*` helpers (see [`gpu`](crate::gpu)).
 
 /// A compute entry point of a [`KernelSource`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub struct KernelSource {
     spirv: &'static [u8],
     /// The module's `@compute` entry points, in source order.
     entry_points: &'static [EntryPointDesc],
+    /// 1 + the highest binding number the file declares in `@group(0)`, used or not.
+    group0_bindings: u32,
 }
 
 impl KernelSource {
@@ -49,6 +52,13 @@ impl KernelSource {
     /// The module's `@compute` entry points, in source order.
     pub fn entry_points(&self) -> &'static [EntryPointDesc] {
         self.entry_points
+    }
+
+    /// How many bindings the file declares in `@group(0)`: 1 + the highest binding number,
+    /// counting bindings no entry point uses (0 if it declares none). The
+    /// [`gpu`](crate::gpu) module binds one accessor per binding.
+    pub fn group0_bindings(&self) -> u32 {
+        self.group0_bindings
     }
 
     /// The SPIR-V module as 32-bit words, the form Vulkan takes.
@@ -76,5 +86,6 @@ mod tests {
         let main = SAXPY.entry_point("main").expect("saxpy.wgsl has an entry point `main`");
         assert_eq!(main.workgroup_size, [64, 1, 1]);
         assert!(SAXPY.entry_point("nope").is_none());
+        assert_eq!(SAXPY.group0_bindings(), 2);
     }
 }

@@ -1,0 +1,606 @@
+//! Recording a batch into one command buffer, deriving its barriers, and submitting it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ash::vk;
+use vulkano::buffer::Subbuffer;
+use vulkano::command_buffer::{
+    CommandBuffer, CommandBufferBeginInfo, CommandBufferLevel, CommandBufferUsage, RecordingCommandBuffer,
+};
+use vulkano::descriptor_set::DescriptorSet;
+use vulkano::sync::fence::Fence;
+use vulkano::{VulkanError, VulkanObject};
+
+use super::kernel::{prepare_dispatch, Access, KernelEntry, KernelId};
+use super::{check_host_slice, copy_runs, during, AllocationId, BatchId, Box3, CopyRun, DeviceAllocation};
+use super::{DownloadId, Gpu, GpuError, RegionOutside};
+
+/// Scratch vectors reused by every operation, so recording allocates nothing in steady state.
+#[derive(Default)]
+pub(super) struct Scratch {
+    pub(super) runs: Vec<CopyRun>,
+    pub(super) regions: Vec<vk::BufferCopy>,
+    pub(super) words: Vec<u32>,
+    pub(super) key: Vec<AllocationId>,
+    accesses: Vec<(AllocationId, bool)>,
+}
+
+/// What a submitted batch holds until [`Gpu::poll`] sees it complete.
+#[derive(Default)]
+pub(super) struct InFlight {
+    /// The value it signals on the timeline semaphore: its [`BatchId`].
+    pub(super) id: u64,
+    /// Its fence, in [`CompletionMode::Fences`](super::CompletionMode::Fences).
+    pub(super) fence: Option<Fence>,
+    pub(super) command_buffer: Option<CommandBuffer>,
+    /// Allocations its copies use (dispatches hold theirs through `sets`).
+    pub(super) buffers: Vec<Subbuffer<[u8]>>,
+    /// Descriptor sets its dispatches bound; each holds the allocations it binds.
+    pub(super) sets: Vec<Arc<DescriptorSet>>,
+    /// Staging buffers to return to the pool at completion.
+    pub(super) uploads: Vec<Subbuffer<[u8]>>,
+    /// Downloads that become readable at completion: id, staging, region, cell size.
+    pub(super) downloads: Vec<(DownloadId, Subbuffer<[u8]>, Box3, usize)>,
+}
+
+impl InFlight {
+    /// Drops what it holds, keeping the vectors' memory for the next batch.
+    pub(super) fn clear(&mut self) {
+        self.id = 0;
+        self.fence = None;
+        self.command_buffer = None;
+        self.buffers.clear();
+        self.sets.clear();
+        self.uploads.clear();
+        self.downloads.clear();
+    }
+}
+
+/// The allocations read and written since the last barrier of a batch.
+#[derive(Default, Debug)]
+struct Hazards {
+    read: Vec<AllocationId>,
+    written: Vec<AllocationId>,
+}
+
+impl Hazards {
+    /// Whether an operation with these `(allocation, writes)` accesses must wait for an earlier
+    /// operation since the last barrier: read-after-write, write-after-write or write-after-read
+    /// on the same allocation.
+    fn conflicts(&self, accesses: &[(AllocationId, bool)]) -> bool {
+        accesses.iter().any(|&(id, writes)| self.written.contains(&id) || (writes && self.read.contains(&id)))
+    }
+
+    fn note(&mut self, accesses: &[(AllocationId, bool)]) {
+        for &(id, writes) in accesses {
+            let list = if writes { &mut self.written } else { &mut self.read };
+            if !list.contains(&id) {
+                list.push(id);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.read.clear();
+        self.written.clear();
+    }
+}
+
+/// Stages of the operations a batch records.
+const WORK_STAGES: vk::PipelineStageFlags = vk::PipelineStageFlags::from_raw(
+    vk::PipelineStageFlags::COMPUTE_SHADER.as_raw() | vk::PipelineStageFlags::TRANSFER.as_raw(),
+);
+/// Writes a barrier makes available.
+const WORK_WRITES: vk::AccessFlags =
+    vk::AccessFlags::from_raw(vk::AccessFlags::SHADER_WRITE.as_raw() | vk::AccessFlags::TRANSFER_WRITE.as_raw());
+/// Accesses a barrier makes those writes visible to.
+const WORK_ACCESSES: vk::AccessFlags = vk::AccessFlags::from_raw(
+    vk::AccessFlags::SHADER_READ.as_raw()
+        | vk::AccessFlags::SHADER_WRITE.as_raw()
+        | vk::AccessFlags::TRANSFER_READ.as_raw()
+        | vk::AccessFlags::TRANSFER_WRITE.as_raw(),
+);
+
+/// Copies and dispatches recorded into one command buffer, submitted together with
+/// [`submit`](Self::submit); made by [`Gpu::batch`]. See the [module docs](super) for the
+/// barrier policy.
+///
+/// Every method validates its arguments before recording anything, so after an error the
+/// batch is unchanged and can still be submitted. Dropping a batch without submitting it
+/// discards what it recorded.
+pub struct Batch<'g> {
+    gpu: &'g mut Gpu,
+    /// `None` once submitted.
+    recording: Option<RecordingCommandBuffer>,
+    record: InFlight,
+    hazards: Hazards,
+    ops: usize,
+    barriers: usize,
+    /// What is bound in the command buffer, to skip redundant binds.
+    bound_pipeline: vk::Pipeline,
+    bound_set: (vk::PipelineLayout, vk::DescriptorSet),
+    /// Whether a download needs the final transfer→host barrier.
+    downloads: bool,
+}
+
+impl fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("ops", &self.ops)
+            .field("barriers", &self.barriers)
+            .field("hazards", &self.hazards)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'g> Batch<'g> {
+    pub(super) fn new(gpu: &'g mut Gpu) -> Result<Self, GpuError> {
+        let recording = RecordingCommandBuffer::new(
+            gpu.command_buffers.clone(),
+            gpu.queue.queue_family_index(),
+            CommandBufferLevel::Primary,
+            CommandBufferBeginInfo { usage: CommandBufferUsage::OneTimeSubmit, ..Default::default() },
+        )
+        .map_err(during("allocating a command buffer for a batch"))?;
+        let record = gpu.spare.pop().unwrap_or_default();
+        let mut batch = Batch {
+            gpu,
+            recording: Some(recording),
+            record,
+            hazards: Hazards::default(),
+            ops: 0,
+            barriers: 0,
+            bound_pipeline: vk::Pipeline::null(),
+            bound_set: (vk::PipelineLayout::null(), vk::DescriptorSet::null()),
+            downloads: false,
+        };
+        // Orders this batch after everything submitted before it on the queue, so batches in
+        // flight may depend on each other. TODO(perf): skip it when the batch touches nothing
+        // that batches in flight write.
+        batch.record_barrier(WORK_STAGES, WORK_WRITES, WORK_STAGES, WORK_ACCESSES);
+        batch.barriers = 0;
+        Ok(batch)
+    }
+
+    /// Operations recorded so far (empty-region copies and empty launches not counted).
+    pub fn len(&self) -> usize {
+        self.ops
+    }
+
+    /// Whether nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.ops == 0
+    }
+
+    /// Pipeline barriers derived so far between this batch's operations.
+    pub fn barriers(&self) -> usize {
+        self.barriers
+    }
+
+    /// Copies the cells of `region` from `src`, a host slice holding the cells of `src_bounds`
+    /// row-major, into `dst`. The bytes are copied into a staging buffer now (packed, one
+    /// `memcpy` per contiguous run), so `src` may be reused at once; the device copies them into
+    /// the allocation with one region per contiguous run ([`copy_runs`]).
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::RegionOutside`] if `region` is not inside both `dst`'s box and `src_bounds`,
+    /// [`GpuError::HostSliceTooShort`], [`GpuError::AllocationFailed`] for staging memory.
+    pub fn upload(
+        &mut self,
+        dst: &DeviceAllocation,
+        region: Box3,
+        src: &[u8],
+        src_bounds: Box3,
+    ) -> Result<(), GpuError> {
+        let e = dst.elem_size;
+        check_inside("upload", format!("allocation {}", dst.id), &region, &dst.bounds)?;
+        check_inside("upload", "host slice".into(), &region, &src_bounds)?;
+        check_host_slice("upload", src.len(), &src_bounds, e)?;
+        if region.is_empty() {
+            return Ok(());
+        }
+        let staging = self.gpu.staging.acquire(region.volume() * e)?;
+        let written = staging.write().map(|mut guard| {
+            let runs = &mut self.gpu.scratch.runs;
+            runs.clear();
+            copy_runs(&src_bounds, &region, &region, e, runs);
+            for run in runs.iter() {
+                guard[run.dst_offset..run.dst_offset + run.len]
+                    .copy_from_slice(&src[run.src_offset..run.src_offset + run.len]);
+            }
+        });
+        if let Err(err) = written {
+            self.gpu.staging.release(staging);
+            return Err(GpuError::Vulkan {
+                during: "mapping a staging buffer for an upload".into(),
+                message: err.to_string(),
+            });
+        }
+        self.access(&[(dst.id, true)]);
+        self.record_copy(&staging, &region, &dst.buffer, &dst.bounds, &region, e);
+        self.record.buffers.push(dst.buffer.clone());
+        self.record.uploads.push(staging);
+        self.ops += 1;
+        Ok(())
+    }
+
+    /// Copies the cells of `region` from `src` into a staging buffer, packed; once
+    /// [`Gpu::poll`] reports this batch complete, [`Gpu::read_download`] copies them out.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::RegionOutside`] if `region` is not inside `src`'s box,
+    /// [`GpuError::AllocationFailed`] for staging memory.
+    pub fn download(&mut self, src: &DeviceAllocation, region: Box3) -> Result<DownloadId, GpuError> {
+        let e = src.elem_size;
+        check_inside("download", format!("allocation {}", src.id), &region, &src.bounds)?;
+        let staging = self.gpu.staging.acquire(region.checked_volume().unwrap_or(0) * e)?;
+        if !region.is_empty() {
+            self.access(&[(src.id, false)]);
+            self.record_copy(&src.buffer, &src.bounds, &staging, &region, &region, e);
+            self.record.buffers.push(src.buffer.clone());
+            self.downloads = true;
+            self.ops += 1;
+        }
+        let id = DownloadId(self.gpu.next_download);
+        self.gpu.next_download += 1;
+        self.record.downloads.push((id, staging, region, e));
+        Ok(id)
+    }
+
+    /// Copies the cells of `region` from `src` to `dst` on the device; the two allocations may
+    /// hold different boxes (as when an allocation is resized), and `region` must lie in both.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::RegionOutside`], or [`GpuError::BadDeviceCopy`] if `src` and `dst` are the
+    /// same allocation or have different cell sizes.
+    pub fn copy(&mut self, src: &DeviceAllocation, dst: &DeviceAllocation, region: Box3) -> Result<(), GpuError> {
+        let bad = |reason| GpuError::BadDeviceCopy {
+            src: src.id,
+            src_elem: src.elem_size,
+            dst: dst.id,
+            dst_elem: dst.elem_size,
+            reason,
+        };
+        if src.id == dst.id {
+            return Err(bad("an allocation cannot be copied onto itself"));
+        }
+        if src.elem_size != dst.elem_size {
+            return Err(bad("the cell sizes differ"));
+        }
+        check_inside("device copy", format!("source allocation {}", src.id), &region, &src.bounds)?;
+        check_inside("device copy", format!("destination allocation {}", dst.id), &region, &dst.bounds)?;
+        if region.is_empty() {
+            return Ok(());
+        }
+        self.access(&[(src.id, false), (dst.id, true)]);
+        self.record_copy(&src.buffer, &src.bounds, &dst.buffer, &dst.bounds, &region, src.elem_size);
+        self.record.buffers.push(src.buffer.clone());
+        self.record.buffers.push(dst.buffer.clone());
+        self.ops += 1;
+        Ok(())
+    }
+
+    /// Records a dispatch of `kernel` over `launch`, with `accessors` bound in order to
+    /// `@group(0)` bindings 0.. and push constants laid out as the
+    /// [module docs](super#push-constant-layout) describe, ending with `scalars`.
+    ///
+    /// # Errors
+    ///
+    /// Each names the kernel: [`GpuError::BindingMismatch`] if the number of accessors differs
+    /// from the bindings the kernel declares, [`GpuError::PushConstantsTooLarge`] beyond the
+    /// device's push-constant limit, [`GpuError::PushConstantsTooSmall`] if the kernel declares
+    /// more, [`GpuError::CoordinateOverflow`], [`GpuError::StorageBufferTooLarge`],
+    /// [`GpuError::TooManyWorkgroups`]; [`GpuError::UnknownKernel`] for a kernel of another `Gpu`.
+    pub fn dispatch(
+        &mut self,
+        kernel: KernelId,
+        launch: super::Launch,
+        accessors: &[Access<'_>],
+        scalars: &[u32],
+    ) -> Result<(), GpuError> {
+        let gpu = &mut *self.gpu;
+        let entry = lookup(&gpu.kernels, gpu.serial, kernel)?;
+        let groups = prepare_dispatch(entry, &launch, accessors, scalars, &gpu.limits, &mut gpu.scratch.words)?;
+        if launch.chunk().is_empty() {
+            return Ok(());
+        }
+        // The pipeline and its layout live in the Gpu's cache as long as the Gpu, which outlives
+        // every batch in flight (Gpu's Drop waits for them), so raw handles suffice.
+        let (pipeline, layout, bindings) = (entry.pipeline.handle(), entry.layout.handle(), entry.bindings);
+        let set = if bindings > 0 {
+            let set_layout =
+                gpu.layouts[bindings].as_ref().expect("load_kernel created the layout for its bindings").set.clone();
+            Some(gpu.descriptor_set(&set_layout, accessors)?)
+        } else {
+            None
+        };
+
+        let mut accesses = std::mem::take(&mut self.gpu.scratch.accesses);
+        accesses.clear();
+        accesses.extend(accessors.iter().map(|a| (a.alloc.id, a.mode.writes())));
+        self.access(&accesses);
+        self.gpu.scratch.accesses = accesses;
+
+        let cb = self.command_buffer();
+        let fns = self.gpu.device.fns();
+        if self.bound_pipeline != pipeline {
+            // SAFETY: `cb` is in the recording state (this batch owns it until submit); the
+            // pipeline is a compute pipeline of this device, alive as long as the Gpu (see above).
+            unsafe { (fns.v1_0.cmd_bind_pipeline)(cb, vk::PipelineBindPoint::COMPUTE, pipeline) };
+            self.bound_pipeline = pipeline;
+        }
+        if let Some(set) = set {
+            let handle = set.handle();
+            if self.bound_set != (layout, handle) {
+                // SAFETY: `cb` is recording; `set` was allocated with set layout 0 of `layout`
+                // (Gpu::layout_for shares one pair per binding count) and is written with a
+                // buffer per binding; `self.record.sets` keeps it, and through it the bound
+                // allocations, alive until poll sees this batch complete.
+                unsafe {
+                    (fns.v1_0.cmd_bind_descriptor_sets)(
+                        cb,
+                        vk::PipelineBindPoint::COMPUTE,
+                        layout,
+                        0,
+                        1,
+                        &handle,
+                        0,
+                        std::ptr::null(),
+                    )
+                };
+                self.bound_set = (layout, handle);
+                self.record.sets.push(set);
+            }
+        }
+        let words = &self.gpu.scratch.words;
+        // SAFETY: `cb` is recording; `layout` has one compute push-constant range of
+        // `maxPushConstantsSize` bytes at offset 0, and prepare_dispatch checked that the
+        // words fit it; `words` outlives the call (Vulkan copies them into the command buffer).
+        unsafe {
+            (fns.v1_0.cmd_push_constants)(
+                cb,
+                layout,
+                vk::ShaderStageFlags::COMPUTE,
+                0,
+                (words.len() * 4) as u32,
+                words.as_ptr().cast(),
+            )
+        };
+        // SAFETY: `cb` is recording, with the kernel's pipeline bound, its descriptor set bound
+        // (bindings 0..n, one per declared binding, checked by prepare_dispatch) and all its
+        // push constants set (the kernel declares no more than were pushed, also checked). The
+        // kernel's SPIR-V comes from build.rs with bounds-checked indexing (`Restrict`), so it
+        // stays inside the bound allocations; the hazard tracker put a barrier before this
+        // dispatch if an earlier operation of the batch conflicts, and the batch's first
+        // barrier orders it after earlier batches. Group counts are within the device limits.
+        unsafe { (fns.v1_0.cmd_dispatch)(cb, groups[0], groups[1], groups[2]) };
+        self.ops += 1;
+        Ok(())
+    }
+
+    /// Forces a pipeline barrier before the next operation, whatever it touches.
+    pub fn barrier(&mut self) {
+        if !self.hazards.read.is_empty() || !self.hazards.written.is_empty() {
+            self.record_barrier(WORK_STAGES, WORK_WRITES, WORK_STAGES, WORK_ACCESSES);
+            self.hazards.clear();
+        }
+    }
+
+    /// Submits the batch to the queue and returns its id at once; [`Gpu::poll`] reports when it
+    /// completes.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::Vulkan`] if ending the command buffer or the submission fails (device lost,
+    /// out of memory); the batch is then discarded.
+    pub fn submit(mut self) -> Result<BatchId, GpuError> {
+        if self.downloads {
+            // Makes the downloads' transfer writes visible to host reads after completion.
+            self.record_barrier(
+                vk::PipelineStageFlags::TRANSFER,
+                vk::AccessFlags::TRANSFER_WRITE,
+                vk::PipelineStageFlags::HOST,
+                vk::AccessFlags::HOST_READ,
+            );
+        }
+        let recording = self.recording.take().expect("a batch is submitted once");
+        // SAFETY: the command buffer is in the recording state with no render pass, query or
+        // debug label open (this module records none), which is what `end` asks.
+        let command_buffer = unsafe { recording.end() }.map_err(during("ending a batch's command buffer"))?;
+        let mut record = std::mem::take(&mut self.record);
+        let gpu = &mut *self.gpu;
+        let id = gpu.last_submitted + 1;
+        let command_buffers = [command_buffer.handle()];
+        let fns = gpu.device.fns();
+        let queue = &gpu.queue;
+        let result = if let Some(timeline) = &gpu.timeline {
+            let values = [id];
+            let semaphores = [timeline.handle()];
+            let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&values);
+            let submit_info = vk::SubmitInfo::default()
+                .command_buffers(&command_buffers)
+                .signal_semaphores(&semaphores)
+                .push_next(&mut timeline_info);
+            // SAFETY: the queue is locked by `with` (external synchronisation); the command
+            // buffer is executable, one-time-submit and never submitted before; everything it
+            // uses is kept alive by `record` in `gpu.in_flight` until poll sees the semaphore
+            // reach `id`, and the Gpu's Drop waits for the queue before destroying the rest.
+            // `id` is greater than every value signalled before (ids increase by one per
+            // successful submission), as timeline signals require.
+            queue.with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, vk::Fence::null()) })
+        } else {
+            let fence = Fence::from_pool(gpu.device.clone()).map_err(during("taking a fence for a batch"))?;
+            let submit_info = vk::SubmitInfo::default().command_buffers(&command_buffers);
+            // SAFETY: as above; the fence comes unsignalled from vulkano's pool (reset on
+            // reuse) and `record.fence` keeps it until poll has seen it signalled.
+            let result = queue
+                .with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, fence.handle()) });
+            record.fence = Some(fence);
+            result
+        };
+        result.result().map_err(|e| GpuError::Vulkan {
+            during: format!("submitting batch G{id}"),
+            message: VulkanError::from(e).to_string(),
+        })?;
+        gpu.last_submitted = id;
+        record.id = id;
+        record.command_buffer = Some(command_buffer);
+        gpu.in_flight.push_back(record);
+        Ok(BatchId(id))
+    }
+
+    /// Notes an operation's accesses, recording a barrier first if it conflicts with one since
+    /// the last barrier.
+    fn access(&mut self, accesses: &[(AllocationId, bool)]) {
+        if self.hazards.conflicts(accesses) {
+            self.record_barrier(WORK_STAGES, WORK_WRITES, WORK_STAGES, WORK_ACCESSES);
+            self.hazards.clear();
+        }
+        self.hazards.note(accesses);
+    }
+
+    fn command_buffer(&self) -> vk::CommandBuffer {
+        self.recording.as_ref().expect("only submit takes the recording").handle()
+    }
+
+    /// Records one global memory barrier.
+    fn record_barrier(
+        &mut self,
+        src_stages: vk::PipelineStageFlags,
+        src_access: vk::AccessFlags,
+        dst_stages: vk::PipelineStageFlags,
+        dst_access: vk::AccessFlags,
+    ) {
+        let barrier = vk::MemoryBarrier::default().src_access_mask(src_access).dst_access_mask(dst_access);
+        let cb = self.command_buffer();
+        let fns = self.gpu.device.fns();
+        // SAFETY: `cb` is recording and outside a render pass; the stages are supported by a
+        // compute queue (compute, transfer, host) and the access masks match them.
+        unsafe {
+            (fns.v1_0.cmd_pipeline_barrier)(
+                cb,
+                src_stages,
+                dst_stages,
+                vk::DependencyFlags::empty(),
+                1,
+                &barrier,
+                0,
+                std::ptr::null(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        self.barriers += 1;
+    }
+
+    /// Records the copy of `region` between a `src` buffer laid out as `src_bounds` and a `dst`
+    /// buffer laid out as `dst_bounds`, one `VkBufferCopy` per contiguous run.
+    fn record_copy(
+        &mut self,
+        src: &Subbuffer<[u8]>,
+        src_bounds: &Box3,
+        dst: &Subbuffer<[u8]>,
+        dst_bounds: &Box3,
+        region: &Box3,
+        elem_size: usize,
+    ) {
+        let scratch = &mut self.gpu.scratch;
+        scratch.runs.clear();
+        copy_runs(src_bounds, dst_bounds, region, elem_size, &mut scratch.runs);
+        scratch.regions.clear();
+        scratch.regions.extend(scratch.runs.iter().map(|run| vk::BufferCopy {
+            src_offset: src.offset() + run.src_offset as u64,
+            dst_offset: dst.offset() + run.dst_offset as u64,
+            size: run.len as u64,
+        }));
+        let cb = self.command_buffer();
+        let fns = self.gpu.device.fns();
+        let regions = &self.gpu.scratch.regions;
+        // SAFETY: `cb` is recording; both buffers were created with TRANSFER_SRC and
+        // TRANSFER_DST usage; callers checked that `region` lies inside both layouts, which the
+        // buffers hold exactly (staging: at least the packed region), so every region is in
+        // bounds, and the two are different buffers (device copies refuse src == dst, staging
+        // buffers are distinct from allocations) so regions cannot overlap. The caller pushes
+        // both buffers into the batch's record, which keeps them alive until completion, and
+        // noted the accesses with the hazard tracker first.
+        unsafe {
+            (fns.v1_0.cmd_copy_buffer)(
+                cb,
+                src.buffer().handle(),
+                dst.buffer().handle(),
+                regions.len() as u32,
+                regions.as_ptr(),
+            )
+        };
+    }
+}
+
+impl Drop for Batch<'_> {
+    /// Discards an unsubmitted batch: its staging returns to the pool, its command buffer to
+    /// vulkano's allocator (never submitted, so the device never saw either).
+    fn drop(&mut self) {
+        if self.recording.take().is_some() {
+            for staging in self.record.uploads.drain(..) {
+                self.gpu.staging.release(staging);
+            }
+            for (_, staging, _, _) in self.record.downloads.drain(..) {
+                self.gpu.staging.release(staging);
+            }
+            let mut record = std::mem::take(&mut self.record);
+            record.clear();
+            self.gpu.spare.push(record);
+        }
+    }
+}
+
+/// The kernel `id` refers to, if it was loaded on the `Gpu` with serial number `serial`.
+fn lookup(kernels: &[KernelEntry], serial: u32, id: KernelId) -> Result<&KernelEntry, GpuError> {
+    if id.gpu != serial {
+        return Err(GpuError::UnknownKernel(id));
+    }
+    kernels.get(id.index as usize).ok_or(GpuError::UnknownKernel(id))
+}
+
+/// Checks that a copy's `region` lies inside one side's `bounds`.
+fn check_inside(op: &'static str, side: String, region: &Box3, bounds: &Box3) -> Result<(), GpuError> {
+    if bounds.contains(region) {
+        Ok(())
+    } else {
+        Err(GpuError::RegionOutside(Box::new(RegionOutside { op, side, region: *region, bounds: *bounds })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<AllocationId> {
+        // AllocationId has no public constructor; tests make them through its tuple field.
+        (0..n as u64).map(super::super::memory::test_id).collect()
+    }
+
+    #[test]
+    fn reads_after_reads_need_no_barrier() {
+        let a = ids(2);
+        let mut h = Hazards::default();
+        h.note(&[(a[0], false)]);
+        assert!(!h.conflicts(&[(a[0], false), (a[1], true)]));
+    }
+
+    #[test]
+    fn read_after_write_write_after_read_and_write_after_write_need_a_barrier() {
+        let a = ids(3);
+        let mut h = Hazards::default();
+        h.note(&[(a[0], true), (a[1], false)]);
+        assert!(h.conflicts(&[(a[0], false)]), "read after write");
+        assert!(h.conflicts(&[(a[0], true)]), "write after write");
+        assert!(h.conflicts(&[(a[1], true)]), "write after read");
+        assert!(!h.conflicts(&[(a[2], true)]), "an untouched allocation");
+        h.clear();
+        assert!(!h.conflicts(&[(a[0], true)]), "after a barrier");
+    }
+}

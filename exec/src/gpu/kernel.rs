@@ -1,0 +1,419 @@
+//! Kernels: pipelines cached per (kernel, entry point), one pipeline layout per binding count,
+//! launches, accessors and the push constants that tie them together.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use vulkano::descriptor_set::layout::{
+    DescriptorSetLayout, DescriptorSetLayoutBinding, DescriptorSetLayoutCreateInfo, DescriptorType,
+};
+use vulkano::device::Device as VkDevice;
+use vulkano::pipeline::compute::ComputePipelineCreateInfo;
+use vulkano::pipeline::layout::{PipelineLayoutCreateInfo, PushConstantRange};
+use vulkano::pipeline::{ComputePipeline, PipelineLayout, PipelineShaderStageCreateInfo};
+use vulkano::shader::{ShaderModule, ShaderModuleCreateInfo, ShaderStages};
+
+use super::{during, AllocationId, Box3, DeviceAllocation, GpuError};
+use crate::shaders::KernelSource;
+
+/// Push-constant words before the accessors' boxes: the chunk's offset and range.
+pub const CHUNK_WORDS: usize = 6;
+/// Push-constant words per accessor: its allocation's offset and range in buffer coordinates.
+pub const ACCESSOR_WORDS: usize = 6;
+
+/// The push-constant bytes a dispatch with `accessors` accessors and `scalars` user words
+/// pushes: `4 * (6 + 6 * accessors + scalars)`.
+///
+/// # Examples
+///
+/// ```
+/// // A kernel with two accessors and one scalar pushes 19 words.
+/// assert_eq!(celer_exec::gpu::push_constant_bytes(2, 1), 76);
+/// ```
+pub fn push_constant_bytes(accessors: usize, scalars: usize) -> usize {
+    4 * (CHUNK_WORDS + ACCESSOR_WORDS * accessors + scalars)
+}
+
+/// A kernel loaded on a [`Gpu`](super::Gpu) with [`Gpu::load_kernel`](super::Gpu::load_kernel);
+/// valid only on that `Gpu`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct KernelId {
+    /// Index into the `Gpu`'s kernel table.
+    pub(super) index: u32,
+    /// The `Gpu`'s serial number, so an id from another `Gpu` is refused, not misused.
+    pub(super) gpu: u32,
+}
+
+/// One loaded (kernel, entry point).
+pub(super) struct KernelEntry {
+    /// `file::entry`, e.g. `gpu_stencil::main`, as errors name it.
+    pub(super) name: String,
+    pub(super) source_name: &'static str,
+    pub(super) entry_point: String,
+    pub(super) workgroup_size: [u32; 3],
+    /// How many accessors it takes: the bindings its file declares in `@group(0)`.
+    pub(super) bindings: usize,
+    /// The push-constant bytes the entry point declares (0 if none), from SPIR-V reflection.
+    pub(super) declared_push_bytes: usize,
+    pub(super) pipeline: Arc<ComputePipeline>,
+    pub(super) layout: Arc<PipelineLayout>,
+}
+
+impl fmt::Debug for KernelEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KernelEntry")
+            .field("name", &self.name)
+            .field("workgroup_size", &self.workgroup_size)
+            .field("bindings", &self.bindings)
+            .field("declared_push_bytes", &self.declared_push_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The descriptor-set and pipeline layouts shared by every kernel with the same binding count,
+/// so descriptor sets are shared across kernels and stay bound when the pipeline changes.
+#[derive(Debug, Clone)]
+pub(super) struct LayoutPair {
+    pub(super) set: Arc<DescriptorSetLayout>,
+    pub(super) pipeline: Arc<PipelineLayout>,
+}
+
+impl LayoutPair {
+    /// `bindings` storage buffers in set 0 (none: no set), and one push-constant range of the
+    /// device's whole `push_bytes` limit, so any kernel whose block fits the device fits it.
+    pub(super) fn new(device: &Arc<VkDevice>, bindings: usize, push_bytes: u32) -> Result<Self, GpuError> {
+        let what = || format!("creating the pipeline layout for {bindings} storage buffers");
+        let binding = DescriptorSetLayoutBinding {
+            stages: ShaderStages::COMPUTE,
+            ..DescriptorSetLayoutBinding::descriptor_type(DescriptorType::StorageBuffer)
+        };
+        let set = DescriptorSetLayout::new(
+            device.clone(),
+            DescriptorSetLayoutCreateInfo {
+                bindings: (0..bindings as u32).map(|i| (i, binding.clone())).collect::<BTreeMap<_, _>>(),
+                ..Default::default()
+            },
+        )
+        .map_err(during(what()))?;
+        let pipeline = PipelineLayout::new(
+            device.clone(),
+            PipelineLayoutCreateInfo {
+                set_layouts: if bindings == 0 { Vec::new() } else { vec![set.clone()] },
+                push_constant_ranges: vec![PushConstantRange {
+                    stages: ShaderStages::COMPUTE,
+                    offset: 0,
+                    size: push_bytes,
+                }],
+                ..Default::default()
+            },
+        )
+        .map_err(during(what()))?;
+        Ok(LayoutPair { set, pipeline })
+    }
+}
+
+/// Creates the pipeline of `entry_point` of `source` with the shared layout for its bindings.
+pub(super) fn create_kernel(
+    device: &Arc<VkDevice>,
+    source: &KernelSource,
+    entry_point: &str,
+    layout: &LayoutPair,
+    max_push_bytes: u32,
+) -> Result<KernelEntry, GpuError> {
+    let name = format!("{}::{entry_point}", source.name());
+    let no_entry_point = || GpuError::NoEntryPoint {
+        kernel: source.name(),
+        entry_point: entry_point.to_owned(),
+        available: source.entry_points().iter().map(|ep| ep.name).collect::<Vec<_>>().join(", "),
+    };
+    let desc = source.entry_point(entry_point).ok_or_else(no_entry_point)?;
+    let words = source.spirv_words();
+    // SAFETY: `words` is SPIR-V that naga produced from a WGSL module it had validated
+    // (exec/build.rs; KernelSource cannot be built elsewhere), which is the validity
+    // ShaderModule::new asks for; vulkano also parses it and checks its capabilities.
+    let module = unsafe { ShaderModule::new(device.clone(), ShaderModuleCreateInfo::new(&words)) }
+        .map_err(during(format!("creating the shader module of kernel {name}")))?;
+    let entry = module.entry_point(entry_point).ok_or_else(no_entry_point)?;
+    let declared_push_bytes =
+        entry.info().push_constant_requirements.as_ref().map_or(0, |r| (r.offset + r.size) as usize);
+    if declared_push_bytes > max_push_bytes as usize {
+        return Err(GpuError::PushConstantsTooLarge {
+            kernel: name,
+            bytes: declared_push_bytes,
+            limit: max_push_bytes,
+            detail: "its push-constant block alone".into(),
+        });
+    }
+    let stage = PipelineShaderStageCreateInfo::new(entry);
+    let pipeline = ComputePipeline::new(
+        device.clone(),
+        None,
+        ComputePipelineCreateInfo::stage_layout(stage, layout.pipeline.clone()),
+    )
+    .map_err(during(format!(
+        "creating the compute pipeline of kernel {name} (accessors bind to @group(0) storage buffers \
+         0..{}, push constants to one block)",
+        source.group0_bindings()
+    )))?;
+    Ok(KernelEntry {
+        name,
+        source_name: source.name(),
+        entry_point: entry_point.to_owned(),
+        workgroup_size: desc.workgroup_size,
+        bindings: source.group0_bindings() as usize,
+        declared_push_bytes,
+        pipeline,
+        layout: layout.pipeline.clone(),
+    })
+}
+
+/// What range a dispatch covers and how its invocations map to buffer dimensions.
+///
+/// Invocation ids map back to front, so `global_invocation_id.x` runs along the launch's fastest
+/// dimension: 1D item = `(x)`, 2D = `(y, x)`, 3D = `(z, y, x)`, each offset by the chunk's start
+/// (prelude.wgsl's `celer_item_1d/2d/3d`). Workgroup counts round the chunk up; kernels skip the
+/// extra invocations with `celer_contains(pc.chunk, item)`.
+///
+/// # Examples
+///
+/// ```
+/// use celer_exec::gpu::{Box3, Launch};
+/// let l = Launch::d2([16, 0], [48, 100]);
+/// assert_eq!(l.chunk(), Box3::d2([16, 0], [48, 100]));
+/// // 8x8 workgroups: x covers dimension 1 (100 cells), y covers dimension 0 (32 cells).
+/// assert_eq!(l.group_counts([8, 8, 1]), [13, 4, 1]);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Launch {
+    chunk: Box3,
+    dims: usize,
+}
+
+impl Launch {
+    /// A launch of `dims` (1, 2 or 3) dimensions over `chunk`, whose dimensions from `dims` on
+    /// must be `[0, 1)` (as `Box3::d1`/`d2` make them).
+    ///
+    /// # Panics
+    ///
+    /// If `dims` is not 1, 2 or 3, or `chunk` is not empty and extends beyond `dims` dimensions.
+    pub fn new(chunk: Box3, dims: usize) -> Self {
+        assert!((1..=3).contains(&dims), "a launch has 1, 2 or 3 dimensions, not {dims}");
+        assert!(
+            chunk.is_empty() || (dims..3).all(|d| chunk.min()[d] == 0 && chunk.max()[d] == 1),
+            "a {dims}D launch cannot cover {chunk}"
+        );
+        Launch { chunk, dims }
+    }
+
+    /// A 1D launch over `[min, max)`.
+    pub fn d1(min: usize, max: usize) -> Self {
+        Self::new(Box3::d1(min, max), 1)
+    }
+
+    /// A 2D launch over `[min, max)`.
+    pub fn d2(min: [usize; 2], max: [usize; 2]) -> Self {
+        Self::new(Box3::d2(min, max), 2)
+    }
+
+    /// A 3D launch over `[min, max)`.
+    pub fn d3(min: [usize; 3], max: [usize; 3]) -> Self {
+        Self::new(Box3::d3(min, max), 3)
+    }
+
+    /// The cells it covers, in buffer coordinates.
+    pub fn chunk(&self) -> Box3 {
+        self.chunk
+    }
+
+    /// Its dimensionality.
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    /// The workgroup counts `[x, y, z]` that cover the chunk with workgroups of
+    /// `workgroup_size`, mapping dimensions back to front.
+    pub fn group_counts(&self, workgroup_size: [u32; 3]) -> [u64; 3] {
+        let r = self.chunk.range();
+        let mut counts = [1u64; 3];
+        for (axis, count) in counts.iter_mut().enumerate().take(self.dims) {
+            let dim = self.dims - 1 - axis;
+            *count = (r[dim] as u64).div_ceil(u64::from(workgroup_size[axis].max(1)));
+        }
+        counts
+    }
+}
+
+/// How a kernel uses an accessor; the batch's hazard tracking reads it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AccessMode {
+    /// The kernel only reads the allocation.
+    Read,
+    /// The kernel only writes it (Celerity's `discard_write`).
+    Write,
+    /// The kernel reads and writes it.
+    ReadWrite,
+}
+
+impl AccessMode {
+    /// Whether the kernel may write.
+    pub fn writes(self) -> bool {
+        !matches!(self, AccessMode::Read)
+    }
+}
+
+/// One accessor of a dispatch: an allocation bound to the next `@group(0)` binding.
+#[derive(Clone, Copy, Debug)]
+pub struct Access<'a> {
+    pub(super) alloc: &'a DeviceAllocation,
+    pub(super) mode: AccessMode,
+}
+
+impl<'a> Access<'a> {
+    /// An accessor that only reads `alloc`.
+    pub fn read(alloc: &'a DeviceAllocation) -> Self {
+        Access { alloc, mode: AccessMode::Read }
+    }
+
+    /// An accessor that only writes `alloc`.
+    pub fn write(alloc: &'a DeviceAllocation) -> Self {
+        Access { alloc, mode: AccessMode::Write }
+    }
+
+    /// An accessor that reads and writes `alloc`.
+    pub fn read_write(alloc: &'a DeviceAllocation) -> Self {
+        Access { alloc, mode: AccessMode::ReadWrite }
+    }
+
+    /// The allocation it binds.
+    pub fn allocation(&self) -> &'a DeviceAllocation {
+        self.alloc
+    }
+
+    /// How the kernel uses it.
+    pub fn mode(&self) -> AccessMode {
+        self.mode
+    }
+}
+
+/// Pushes the six words of a box (offset, then range) onto `out`; the caller has checked that
+/// its coordinates fit `u32`.
+fn push_box(out: &mut Vec<u32>, b: &Box3) {
+    let (m, r) = (b.min(), b.range());
+    out.extend([m[0], m[1], m[2], r[0], r[1], r[2]].map(|v| v as u32));
+}
+
+/// Checks a dispatch of `kernel` and writes its push constants into `words` (cleared first).
+///
+/// Returns the workgroup counts.
+pub(super) fn prepare_dispatch(
+    kernel: &KernelEntry,
+    launch: &Launch,
+    accessors: &[Access<'_>],
+    scalars: &[u32],
+    limits: &super::GpuLimits,
+    words: &mut Vec<u32>,
+) -> Result<[u32; 3], GpuError> {
+    if accessors.len() != kernel.bindings {
+        return Err(GpuError::BindingMismatch {
+            kernel: kernel.name.clone(),
+            declared: kernel.bindings,
+            given: accessors.len(),
+        });
+    }
+    let bytes = push_constant_bytes(accessors.len(), scalars.len());
+    if bytes > limits.max_push_constant_bytes as usize {
+        return Err(GpuError::PushConstantsTooLarge {
+            kernel: kernel.name.clone(),
+            bytes,
+            limit: limits.max_push_constant_bytes,
+            detail: format!(
+                "4 * ({CHUNK_WORDS} + {ACCESSOR_WORDS} * {} accessors + {} scalars)",
+                accessors.len(),
+                scalars.len()
+            ),
+        });
+    }
+    if kernel.declared_push_bytes > bytes {
+        return Err(GpuError::PushConstantsTooSmall {
+            kernel: kernel.name.clone(),
+            declared: kernel.declared_push_bytes,
+            provided: bytes,
+            scalars: scalars.len(),
+        });
+    }
+    let overflow = |what: String| GpuError::CoordinateOverflow { kernel: kernel.name.clone(), what };
+    if !launch.chunk.fits_u32() {
+        return Err(overflow(format!("the chunk {}", launch.chunk)));
+    }
+    for (i, a) in accessors.iter().enumerate() {
+        let alloc = a.alloc;
+        if !alloc.bounds.fits_u32() || u32::try_from(alloc.bounds.volume() - 1).is_err() {
+            return Err(overflow(format!("accessor {i}'s allocation {} of box {}", alloc.id, alloc.bounds)));
+        }
+        if alloc.bytes() as u64 > u64::from(limits.max_storage_buffer_range) {
+            return Err(GpuError::StorageBufferTooLarge {
+                kernel: kernel.name.clone(),
+                accessor: i,
+                bytes: alloc.bytes(),
+                limit: limits.max_storage_buffer_range,
+            });
+        }
+    }
+    let counts = launch.group_counts(kernel.workgroup_size);
+    let mut groups = [0u32; 3];
+    for axis in 0..3 {
+        groups[axis] =
+            u32::try_from(counts[axis]).ok().filter(|&c| c <= limits.max_workgroup_count[axis]).ok_or_else(|| {
+                GpuError::TooManyWorkgroups {
+                    kernel: kernel.name.clone(),
+                    groups: counts,
+                    limit: limits.max_workgroup_count,
+                }
+            })?;
+    }
+    words.clear();
+    push_box(words, &launch.chunk);
+    for a in accessors {
+        push_box(words, &a.alloc.bounds);
+    }
+    words.extend_from_slice(scalars);
+    Ok(groups)
+}
+
+/// The allocations a dispatch binds, in binding order, as the descriptor-set cache key.
+pub(super) fn binding_key(accessors: &[Access<'_>], key: &mut Vec<AllocationId>) {
+    key.clear();
+    key.extend(accessors.iter().map(|a| a.alloc.id));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launches_map_the_fastest_dimension_to_x() {
+        assert_eq!(Launch::d1(10, 139).group_counts([64, 1, 1]), [3, 1, 1]);
+        assert_eq!(Launch::d2([0, 0], [9, 17]).group_counts([8, 4, 1]), [3, 3, 1]);
+        assert_eq!(Launch::d3([0, 0, 0], [2, 3, 4]).group_counts([4, 3, 2]), [1, 1, 1]);
+        assert_eq!(Launch::d3([0, 0, 0], [5, 7, 9]).group_counts([4, 4, 4]), [3, 2, 2]);
+    }
+
+    #[test]
+    fn an_empty_launch_has_no_workgroups() {
+        assert_eq!(Launch::d1(5, 5).group_counts([64, 1, 1]), [0, 1, 1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "a 1D launch cannot cover")]
+    fn a_launch_refuses_a_box_wider_than_its_dimensions() {
+        let _ = Launch::new(Box3::d2([0, 0], [4, 4]), 1);
+    }
+
+    #[test]
+    fn push_constants_are_six_words_per_box_then_scalars() {
+        assert_eq!(push_constant_bytes(0, 0), 24);
+        assert_eq!(push_constant_bytes(1, 1), 52);
+        assert_eq!(push_constant_bytes(3, 4), 4 * (6 + 18 + 4));
+    }
+}

@@ -1,0 +1,228 @@
+//! Device-local allocations and the pool of host-visible staging buffers.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use vulkano::buffer::{Buffer, BufferCreateInfo, BufferUsage, Subbuffer};
+use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter, StandardMemoryAllocator};
+use vulkano::Validated;
+
+use super::{Box3, GpuError};
+
+/// Source of [`AllocationId`]s: unique per process, so ids of different [`Gpu`](super::Gpu)s
+/// never collide in a cache key.
+static NEXT_ALLOCATION_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The identity of a [`DeviceAllocation`], unique in the process; hazard tracking and the
+/// descriptor-set cache key on it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AllocationId(u64);
+
+impl fmt::Display for AllocationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "A{}", self.0)
+    }
+}
+
+impl fmt::Debug for AllocationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// An id for unit tests, which cannot allocate.
+#[cfg(test)]
+pub(super) fn test_id(n: u64) -> AllocationId {
+    AllocationId(n)
+}
+
+/// Device-local memory holding one box of a buffer, row-major, `elem_size` bytes per cell:
+/// what a kernel's accessor binds to.
+///
+/// The host cannot map it: fill and read it with [`Batch::upload`](super::Batch::upload) and
+/// [`Batch::download`](super::Batch::download). Its contents start undefined.
+///
+/// Dropping it is always safe: batches in flight that use it keep the memory alive until they
+/// complete. Prefer [`Gpu::free`](super::Gpu::free), which also drops the cached descriptor
+/// sets that name it; otherwise those keep the memory until the cache is next trimmed.
+pub struct DeviceAllocation {
+    pub(super) id: AllocationId,
+    pub(super) bounds: Box3,
+    pub(super) elem_size: usize,
+    pub(super) buffer: Subbuffer<[u8]>,
+    /// Lives exactly as long as this handle; the descriptor-set cache holds `Weak`s to learn
+    /// which entries name dropped allocations.
+    pub(super) alive: Arc<()>,
+}
+
+impl fmt::Debug for DeviceAllocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceAllocation")
+            .field("id", &self.id)
+            .field("bounds", &self.bounds)
+            .field("elem_size", &self.elem_size)
+            .field("bytes", &self.bytes())
+            .finish()
+    }
+}
+
+impl DeviceAllocation {
+    /// Allocates device-local memory for the cells of `bounds`, `elem_size` bytes each.
+    pub(super) fn new(memory: &Arc<StandardMemoryAllocator>, bounds: Box3, elem_size: usize) -> Result<Self, GpuError> {
+        let bytes = bounds
+            .checked_volume()
+            .and_then(|v| v.checked_mul(elem_size))
+            .filter(|&b| b > 0)
+            .ok_or(GpuError::BadAllocation { bounds, elem_size })?;
+        let buffer = Buffer::new_slice::<u8>(
+            memory.clone(),
+            BufferCreateInfo {
+                usage: BufferUsage::STORAGE_BUFFER | BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
+                ..Default::default()
+            },
+            AllocationCreateInfo { memory_type_filter: MemoryTypeFilter::PREFER_DEVICE, ..Default::default() },
+            bytes as u64,
+        )
+        .map_err(|e| allocation_failed("device allocation", bytes, e))?;
+        Ok(DeviceAllocation {
+            id: AllocationId(NEXT_ALLOCATION_ID.fetch_add(1, Ordering::Relaxed)),
+            bounds,
+            elem_size,
+            buffer,
+            alive: Arc::new(()),
+        })
+    }
+
+    /// Its identity.
+    pub fn id(&self) -> AllocationId {
+        self.id
+    }
+
+    /// The box of buffer cells it holds.
+    pub fn bounds(&self) -> Box3 {
+        self.bounds
+    }
+
+    /// Bytes per cell.
+    pub fn elem_size(&self) -> usize {
+        self.elem_size
+    }
+
+    /// Its size in bytes: `bounds().volume() * elem_size()`.
+    pub fn bytes(&self) -> usize {
+        self.buffer.len() as usize
+    }
+}
+
+/// Turns a failed buffer allocation into [`GpuError::AllocationFailed`].
+fn allocation_failed(what: &'static str, bytes: usize, e: Validated<vulkano::buffer::AllocateBufferError>) -> GpuError {
+    let message = match e {
+        Validated::Error(e) => format!("{e:?}"),
+        Validated::ValidationError(e) => e.to_string(),
+    };
+    GpuError::AllocationFailed { what, bytes, message }
+}
+
+/// The smallest staging buffer the pool hands out; smaller requests share its size class.
+pub(super) const MIN_STAGING_BYTES: usize = 4096;
+
+/// Idle staging memory the pool keeps for reuse; buffers returned beyond it are freed.
+/// TODO(perf): size it from the executor's look-ahead once it exists; 256 MiB is a guess.
+pub(super) const MAX_IDLE_STAGING_BYTES: usize = 256 << 20;
+
+/// Host-visible buffers for uploads and downloads, reused across batches.
+///
+/// Size classes are powers of two from [`MIN_STAGING_BYTES`]; a request takes an idle buffer of
+/// its class or allocates one. A buffer goes back when the batch that used it completes (upload)
+/// or when its download has been read.
+pub(super) struct StagingPool {
+    memory: Arc<StandardMemoryAllocator>,
+    /// `idle[c]` holds idle buffers of `MIN_STAGING_BYTES << c` bytes.
+    idle: Vec<Vec<Subbuffer<[u8]>>>,
+    idle_bytes: usize,
+    /// Buffers allocated over the pool's life, for tests and statistics.
+    allocated: u64,
+}
+
+impl fmt::Debug for StagingPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StagingPool")
+            .field("idle_bytes", &self.idle_bytes)
+            .field("allocated", &self.allocated)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StagingPool {
+    pub(super) fn new(memory: Arc<StandardMemoryAllocator>) -> Self {
+        StagingPool { memory, idle: Vec::new(), idle_bytes: 0, allocated: 0 }
+    }
+
+    /// The size class of a request of `bytes`.
+    fn class(bytes: usize) -> usize {
+        let size = bytes.max(MIN_STAGING_BYTES).next_power_of_two();
+        (size / MIN_STAGING_BYTES).trailing_zeros() as usize
+    }
+
+    /// An idle buffer of at least `bytes` bytes (the whole buffer, which may be larger).
+    pub(super) fn acquire(&mut self, bytes: usize) -> Result<Subbuffer<[u8]>, GpuError> {
+        let class = Self::class(bytes);
+        if let Some(buffer) = self.idle.get_mut(class).and_then(Vec::pop) {
+            self.idle_bytes -= buffer.len() as usize;
+            return Ok(buffer);
+        }
+        let size = MIN_STAGING_BYTES
+            .checked_shl(class as u32)
+            .filter(|s| *s >= bytes)
+            .ok_or(GpuError::AllocationFailed { what: "staging buffer", bytes, message: "too large".into() })?;
+        let buffer = Buffer::new_slice::<u8>(
+            self.memory.clone(),
+            BufferCreateInfo { usage: BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST, ..Default::default() },
+            AllocationCreateInfo {
+                // Random access: cached host memory where the device has it, good for read-back,
+                // and as fast as write-combined memory for the sequential writes of uploads.
+                memory_type_filter: MemoryTypeFilter::PREFER_HOST | MemoryTypeFilter::HOST_RANDOM_ACCESS,
+                ..Default::default()
+            },
+            size as u64,
+        )
+        .map_err(|e| allocation_failed("staging buffer", size, e))?;
+        self.allocated += 1;
+        Ok(buffer)
+    }
+
+    /// Takes back a buffer that no batch in flight uses any more.
+    pub(super) fn release(&mut self, buffer: Subbuffer<[u8]>) {
+        let bytes = buffer.len() as usize;
+        if self.idle_bytes + bytes > MAX_IDLE_STAGING_BYTES {
+            return; // dropped: frees its memory
+        }
+        let class = Self::class(bytes);
+        if self.idle.len() <= class {
+            self.idle.resize_with(class + 1, Vec::new);
+        }
+        self.idle[class].push(buffer);
+        self.idle_bytes += bytes;
+    }
+
+    /// Buffers allocated over the pool's life.
+    pub(super) fn allocated(&self) -> u64 {
+        self.allocated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes_are_powers_of_two_from_the_minimum() {
+        assert_eq!(StagingPool::class(0), 0);
+        assert_eq!(StagingPool::class(1), 0);
+        assert_eq!(StagingPool::class(MIN_STAGING_BYTES), 0);
+        assert_eq!(StagingPool::class(MIN_STAGING_BYTES + 1), 1);
+        assert_eq!(StagingPool::class(4 * MIN_STAGING_BYTES), 2);
+        assert_eq!(StagingPool::class(4 * MIN_STAGING_BYTES + 1), 3);
+    }
+}

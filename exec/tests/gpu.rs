@@ -1,0 +1,330 @@
+//! The GPU executor backend (`celer_exec::gpu`) on this machine's Vulkan device (lavapipe without
+//! a GPU): strided box copies, kernels written in buffer coordinates on allocations that do not
+//! start at 0, batches in flight completed by polling only (timeline semaphore and fence
+//! fallback), device→device copies into a resized allocation, and the errors that name kernels.
+
+use std::time::{Duration, Instant};
+
+use celer_exec::gpu::{push_constant_bytes, Access, BatchId, Box3, CompletionMode, Gpu, GpuError, GpuOptions, Launch};
+use celer_exec::shaders;
+
+/// How long a batch may take before a test fails instead of hanging.
+const TIME_LIMIT: Duration = Duration::from_secs(30);
+
+fn open_gpu() -> Gpu {
+    let gpu = Gpu::new().expect("a Vulkan device (on Debian: libvulkan1 + mesa-vulkan-drivers)");
+    eprintln!("gpu tests: {} ({:?})", gpu.info(), gpu.completion_mode());
+    gpu
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+fn u32_bytes(values: &[u32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn u32s(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Polls (never waits) until every batch of `ids` completed, and returns the completion order.
+fn poll_all(gpu: &mut Gpu, ids: &[BatchId]) -> Vec<BatchId> {
+    let start = Instant::now();
+    let mut completed = Vec::new();
+    while !ids.iter().all(|&id| gpu.is_complete(id)) {
+        assert!(start.elapsed() < TIME_LIMIT, "batches {ids:?} incomplete after {TIME_LIMIT:?}; done: {completed:?}");
+        if gpu.poll(&mut completed).expect("poll") == 0 {
+            std::thread::yield_now();
+        }
+    }
+    completed
+}
+
+/// The 2D test buffer: 32 rows of 40 cells, small integers so every result is exact in f32.
+const ROWS: usize = 32;
+const COLS: usize = 40;
+
+fn initial(i: usize, j: usize) -> f32 {
+    ((i * COLS + j) % 17) as f32
+}
+
+#[test]
+fn a_kernel_in_buffer_coordinates_runs_on_allocations_that_do_not_start_at_zero() {
+    let mut gpu = open_gpu();
+    let stencil = gpu.load_kernel(&shaders::GPU_STENCIL, "main").expect("load gpu_stencil");
+    let whole = Box3::d2([0, 0], [ROWS, COLS]);
+    let host: Vec<f32> = (0..ROWS * COLS).map(|k| initial(k / COLS, k % COLS)).collect();
+    const SENTINEL: f32 = -1.0;
+
+    // src holds rows 4..20, columns 6..30; dst a different box, rows 2..24, columns 4..36.
+    let src_box = Box3::d2([4, 6], [20, 30]);
+    let dst_box = Box3::d2([2, 4], [24, 36]);
+    let src = gpu.allocate(src_box, 4).expect("src allocation");
+    let dst = gpu.allocate(dst_box, 4).expect("dst allocation");
+    // The kernel covers rows 5..19 and all of src's columns, so its neighbours at columns 5 and
+    // 30 fall outside src (they count as 0) and rows 4 and 19 of src are not computed.
+    let chunk = Box3::d2([5, 6], [19, 30]);
+    // Downloaded: a sub-box of dst that covers the chunk and a border of untouched cells.
+    let region = Box3::d2([3, 5], [21, 33]);
+    let scale = 0.5f32;
+
+    let mut batch = gpu.batch().expect("batch");
+    // A strided sub-box of the host's whole buffer: one run per row.
+    batch.upload(&src, src_box, &f32_bytes(&host), whole).expect("upload src");
+    batch.upload(&dst, dst_box, &f32_bytes(&vec![SENTINEL; dst_box.volume()]), dst_box).expect("upload dst");
+    batch
+        .dispatch(stencil, Launch::new(chunk, 2), &[Access::read(&src), Access::write(&dst)], &[scale.to_bits()])
+        .expect("dispatch gpu_stencil");
+    let download = batch.download(&dst, region).expect("download");
+    // The dispatch reads src after its upload: one barrier; the download reads dst after the
+    // dispatch: another. The two uploads are independent.
+    assert_eq!(batch.barriers(), 2);
+    let id = batch.submit().expect("submit");
+
+    // Read back into the whole host buffer (strided again), pre-filled with NaN.
+    let mut out = f32_bytes(&vec![f32::NAN; ROWS * COLS]);
+    let early = gpu.read_download(download, &mut out, whole).unwrap_err();
+    assert!(matches!(early, GpuError::DownloadNotReady(_)), "{early}");
+    assert_eq!(poll_all(&mut gpu, &[id]), [id]);
+    gpu.read_download(download, &mut out, whole).expect("read download");
+    let out = f32s(&out);
+
+    let src_at = |i: usize, j: usize| {
+        let inside = (4..20).contains(&i) && (6..30).contains(&j);
+        if inside {
+            initial(i, j)
+        } else {
+            0.0
+        }
+    };
+    for i in 0..ROWS {
+        for j in 0..COLS {
+            let got = out[i * COLS + j];
+            let in_region = (3..21).contains(&i) && (5..33).contains(&j);
+            let in_chunk = (5..19).contains(&i) && (6..30).contains(&j);
+            if !in_region {
+                assert!(got.is_nan(), "({i}, {j}) lies outside the downloaded region but holds {got}");
+            } else if in_chunk {
+                let want = src_at(i, j - 1) + 2.0 * src_at(i, j) + src_at(i, j + 1) + scale * i as f32;
+                assert_eq!(got, want, "stencil at ({i}, {j})");
+            } else {
+                assert_eq!(got, SENTINEL, "({i}, {j}) lies outside the chunk, so the kernel must not write it");
+            }
+        }
+    }
+    // A download is read once.
+    assert!(matches!(gpu.read_download(download, &mut [0u8; 4], region), Err(GpuError::UnknownDownload(_))));
+}
+
+/// Submits four batches on `gpu` without waiting, three of them depending on earlier ones, and
+/// checks what each downloads once polling alone has seen them complete.
+fn batches_in_flight(gpu: &mut Gpu) {
+    let add = gpu.load_kernel(&shaders::GPU_ADD, "main").expect("load gpu_add");
+    let bounds = Box3::d1(1000, 1256);
+    let data = gpu.allocate(bounds, 4).expect("allocation");
+    let zeros = u32_bytes(&[0; 256]);
+    let mut ids = Vec::new();
+    let mut downloads = Vec::new();
+
+    let mut b = gpu.batch().expect("batch 1");
+    b.upload(&data, bounds, &zeros, bounds).unwrap();
+    b.dispatch(add, Launch::d1(1000, 1256), &[Access::read_write(&data)], &[1]).unwrap();
+    downloads.push(b.download(&data, bounds).unwrap());
+    ids.push(b.submit().unwrap());
+
+    // Two dispatches on disjoint halves of one allocation still get a barrier (tracking is per
+    // allocation); a dispatch on another allocation does not.
+    let other = gpu.allocate(Box3::d1(0, 64), 4).expect("allocation");
+    let mut b = gpu.batch().expect("batch 2");
+    b.dispatch(add, Launch::d1(1000, 1100), &[Access::read_write(&data)], &[10]).unwrap();
+    b.dispatch(add, Launch::d1(0, 64), &[Access::read_write(&other)], &[5]).unwrap();
+    assert_eq!(b.barriers(), 0, "independent dispatches need no barrier");
+    b.dispatch(add, Launch::d1(1100, 1256), &[Access::read_write(&data)], &[100]).unwrap();
+    assert_eq!(b.barriers(), 1);
+    downloads.push(b.download(&data, bounds).unwrap());
+    ids.push(b.submit().unwrap());
+
+    // Sixteen dependent dispatches in one batch.
+    let mut b = gpu.batch().expect("batch 3");
+    for _ in 0..16 {
+        b.dispatch(add, Launch::d1(1000, 1256), &[Access::read_write(&data)], &[1000]).unwrap();
+    }
+    assert_eq!(b.barriers(), 15);
+    downloads.push(b.download(&data, Box3::d1(1090, 1110)).unwrap());
+    ids.push(b.submit().unwrap());
+
+    // An empty batch completes too.
+    ids.push(gpu.batch().expect("batch 4").submit().unwrap());
+    assert_eq!(gpu.in_flight(), 4);
+
+    assert_eq!(poll_all(gpu, &ids), ids, "batches complete in submission order");
+    assert_eq!(gpu.in_flight(), 0);
+
+    let read = |gpu: &mut Gpu, id, region: Box3| {
+        let mut out = vec![0u8; region.volume() * 4];
+        gpu.read_download(id, &mut out, region).expect("read download");
+        u32s(&out)
+    };
+    assert_eq!(read(gpu, downloads[0], bounds), vec![1; 256]);
+    let after_2: Vec<u32> = (1000..1256).map(|i| if i < 1100 { 11 } else { 101 }).collect();
+    assert_eq!(read(gpu, downloads[1], bounds), after_2);
+    let after_3: Vec<u32> = (1090..1110).map(|i| if i < 1100 { 16_011 } else { 16_101 }).collect();
+    assert_eq!(read(gpu, downloads[2], Box3::d1(1090, 1110)), after_3);
+}
+
+#[test]
+fn several_batches_in_flight_complete_by_polling_the_timeline_semaphore() {
+    let mut gpu = open_gpu();
+    batches_in_flight(&mut gpu);
+    let staging = gpu.staging_buffers_allocated();
+    batches_in_flight(&mut gpu);
+    assert_eq!(gpu.staging_buffers_allocated(), staging, "the second round reuses the staging buffers");
+}
+
+#[test]
+fn several_batches_in_flight_complete_by_polling_fences_without_timeline_semaphores() {
+    let mut gpu = Gpu::with_options(GpuOptions { force_fences: true }).expect("a Vulkan device");
+    assert_eq!(gpu.completion_mode(), CompletionMode::Fences);
+    batches_in_flight(&mut gpu);
+}
+
+#[test]
+fn a_device_to_device_copy_moves_a_sub_box_into_a_resized_allocation() {
+    let mut gpu = open_gpu();
+    // The old allocation: rows 4..12, columns 0..8 of a 16x16 buffer of u32 (value = cell index).
+    let old_box = Box3::d2([4, 0], [12, 8]);
+    let old_host: Vec<u32> = (4..12).flat_map(|i| (0..8).map(move |j| (i * 16 + j) as u32)).collect();
+    let old = gpu.allocate(old_box, 4).unwrap();
+    // Resized: all 16x16 cells (rows no longer contiguous), and a taller one (rows still are).
+    let wide_box = Box3::d2([0, 0], [16, 16]);
+    let tall_box = Box3::d2([0, 0], [20, 8]);
+    let wide = gpu.allocate(wide_box, 4).unwrap();
+    let tall = gpu.allocate(tall_box, 4).unwrap();
+    let sentinel = u32::MAX;
+
+    let mut b = gpu.batch().unwrap();
+    b.upload(&old, old_box, &u32_bytes(&old_host), old_box).unwrap();
+    b.upload(&wide, wide_box, &u32_bytes(&vec![sentinel; 256]), wide_box).unwrap();
+    b.upload(&tall, tall_box, &u32_bytes(&vec![sentinel; 160]), tall_box).unwrap();
+    b.copy(&old, &wide, old_box).unwrap();
+    b.copy(&old, &tall, Box3::d2([5, 2], [11, 7])).unwrap();
+    let wide_dl = b.download(&wide, wide_box).unwrap();
+    let tall_dl = b.download(&tall, tall_box).unwrap();
+    let id = b.submit().unwrap();
+    gpu.poll_until_complete(id, TIME_LIMIT).unwrap();
+
+    let mut out = vec![0u8; 256 * 4];
+    gpu.read_download(wide_dl, &mut out, wide_box).unwrap();
+    for (k, v) in u32s(&out).into_iter().enumerate() {
+        let (i, j) = (k / 16, k % 16);
+        let want = if (4..12).contains(&i) && j < 8 { k as u32 } else { sentinel };
+        assert_eq!(v, want, "wide allocation at ({i}, {j})");
+    }
+    let mut out = vec![0u8; 160 * 4];
+    gpu.read_download(tall_dl, &mut out, tall_box).unwrap();
+    for (k, v) in u32s(&out).into_iter().enumerate() {
+        let (i, j) = (k / 8, k % 8);
+        let want = if (5..11).contains(&i) && (2..7).contains(&j) { (i * 16 + j) as u32 } else { sentinel };
+        assert_eq!(v, want, "tall allocation at ({i}, {j})");
+    }
+
+    // Copies that cannot be: onto itself, or a region outside one side.
+    let mut b = gpu.batch().unwrap();
+    let err = b.copy(&old, &old, old_box).unwrap_err();
+    assert!(err.to_string().contains("onto itself"), "{err}");
+    let err = b.copy(&old, &tall, Box3::d2([4, 0], [12, 9])).unwrap_err();
+    assert!(matches!(err, GpuError::RegionOutside { .. }), "{err}");
+    assert!(b.is_empty());
+}
+
+#[test]
+fn push_constants_beyond_the_device_limit_are_refused_naming_the_kernel() {
+    let mut gpu = open_gpu();
+    let add = gpu.load_kernel(&shaders::GPU_ADD, "main").unwrap();
+    let data = gpu.allocate(Box3::d1(0, 64), 4).unwrap();
+    let limit = gpu.limits().max_push_constant_bytes as usize;
+    // The most scalars that fit with one accessor, then one more.
+    let fit = (limit - push_constant_bytes(1, 0)) / 4;
+    let mut b = gpu.batch().unwrap();
+    b.dispatch(add, Launch::d1(0, 64), &[Access::read_write(&data)], &vec![7; fit]).expect("fits exactly");
+    let err = b.dispatch(add, Launch::d1(0, 64), &[Access::read_write(&data)], &vec![7; fit + 1]).unwrap_err();
+    eprintln!("{err}");
+    assert!(matches!(err, GpuError::PushConstantsTooLarge { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("gpu_add::main"), "{message}");
+    assert!(message.contains(&format!("limit of {limit}")), "{message}");
+    // The refused dispatch recorded nothing: the batch still runs the first one.
+    assert_eq!(b.len(), 1);
+    let id = b.submit().unwrap();
+    gpu.poll_until_complete(id, TIME_LIMIT).unwrap();
+}
+
+#[test]
+fn accessors_that_do_not_match_the_kernel_bindings_are_refused_naming_the_kernel() {
+    let mut gpu = open_gpu();
+    let stencil = gpu.load_kernel(&shaders::GPU_STENCIL, "main").unwrap();
+    let a = gpu.allocate(Box3::d2([0, 0], [8, 8]), 4).unwrap();
+    let c = gpu.allocate(Box3::d2([0, 0], [8, 8]), 4).unwrap();
+    let mut b = gpu.batch().unwrap();
+    let launch = Launch::d2([0, 0], [8, 8]);
+    let err = b.dispatch(stencil, launch, &[Access::read(&a)], &[0]).unwrap_err();
+    eprintln!("{err}");
+    assert!(matches!(err, GpuError::BindingMismatch { declared: 2, given: 1, .. }), "{err}");
+    assert!(err.to_string().contains("gpu_stencil::main"), "{err}");
+
+    // The right accessors but no scale: the kernel declares more push constants than given.
+    let err = b.dispatch(stencil, launch, &[Access::read(&a), Access::write(&c)], &[]).unwrap_err();
+    eprintln!("{err}");
+    assert!(matches!(err, GpuError::PushConstantsTooSmall { declared: 76, provided: 72, .. }), "{err}");
+    assert!(err.to_string().contains("gpu_stencil::main"), "{err}");
+    assert!(b.is_empty());
+}
+
+#[test]
+fn kernels_are_cached_and_ids_do_not_cross_gpus() {
+    let mut gpu = open_gpu();
+    let first = gpu.load_kernel(&shaders::GPU_ADD, "main").unwrap();
+    assert_eq!(gpu.load_kernel(&shaders::GPU_ADD, "main").unwrap(), first);
+    assert_eq!(gpu.kernel_name(first).unwrap(), "gpu_add::main");
+    let err = gpu.load_kernel(&shaders::GPU_ADD, "nope").unwrap_err();
+    assert!(err.to_string().contains("\"nope\""), "{err}");
+
+    let mut other = open_gpu();
+    let data = other.allocate(Box3::d1(0, 64), 4).unwrap();
+    let mut b = other.batch().unwrap();
+    let err = b.dispatch(first, Launch::d1(0, 64), &[Access::read_write(&data)], &[1]).unwrap_err();
+    assert!(matches!(err, GpuError::UnknownKernel(_)), "{err}");
+}
+
+#[test]
+fn an_allocation_that_cannot_be_had_is_an_error_naming_its_size() {
+    let gpu = open_gpu();
+    let err = gpu.allocate(Box3::d1(0, 1 << 40), 4).unwrap_err();
+    eprintln!("{err}");
+    assert!(matches!(err, GpuError::AllocationFailed { bytes: 4_398_046_511_104, .. }), "{err}");
+    assert!(err.to_string().contains("4398046511104 bytes"), "{err}");
+    let err = gpu.allocate(Box3::d1(3, 3), 4).unwrap_err();
+    assert!(matches!(err, GpuError::BadAllocation { .. }), "{err}");
+}
+
+#[test]
+fn copies_outside_the_host_slice_or_allocation_are_refused() {
+    let mut gpu = open_gpu();
+    let bounds = Box3::d2([2, 2], [6, 6]);
+    let a = gpu.allocate(bounds, 4).unwrap();
+    let mut b = gpu.batch().unwrap();
+    let host = vec![0u8; 16 * 4];
+    let err = b.upload(&a, Box3::d2([1, 2], [6, 6]), &host, Box3::d2([0, 0], [8, 8])).unwrap_err();
+    assert!(err.to_string().contains("allocation"), "{err}");
+    let err = b.upload(&a, bounds, &host, Box3::d2([0, 0], [8, 8])).unwrap_err();
+    assert!(matches!(err, GpuError::HostSliceTooShort { needed: 256, .. }), "{err}");
+    let err = b.download(&a, Box3::d2([2, 2], [7, 6])).unwrap_err();
+    assert!(matches!(err, GpuError::RegionOutside { .. }), "{err}");
+    assert!(b.is_empty());
+}
