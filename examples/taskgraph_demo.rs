@@ -48,8 +48,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // 1. The full program, every rank's commands generated and counted.
-    let config = QueueConfig { dry_run_ranks: ranks, record_commands: true, ..QueueConfig::default() };
-    let q = Queue::with_config(config.clone());
+    let config = QueueConfig { dry_run_ranks: ranks, record_commands: true, execute: false, ..QueueConfig::default() };
+    let q = Queue::with_config(config.clone())?;
     let start = Instant::now();
     let tasks = wave(&q, n, steps)?;
     let elapsed = start.elapsed();
@@ -81,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 3. Graphs of a short run, small enough to look at.
     std::fs::create_dir_all(&out)?;
-    let q = Queue::with_config(config);
+    let q = Queue::with_config(config)?;
     wave(&q, 16, 3)?;
     std::fs::write(format!("{out}/taskgraph.dot"), q.task_graph_dot())?;
     std::fs::write(format!("{out}/commandgraphs.dot"), q.command_graphs_dot())?;

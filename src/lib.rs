@@ -15,7 +15,7 @@
 //! A one-to-one mapper between a 1D kernel and a 2D buffer:
 //! ```compile_fail
 //! use celer::{access, task, Kernel, Queue};
-//! let q = Queue::new();
+//! let q = Queue::dry_run();
 //! let grid = q.buffer::<f32, 2>([8, 8]);
 //! let _ = q.submit(task::parallel_for(&Kernel::named("k"), [64]).read(&grid, access::one_to_one()));
 //! ```
@@ -23,14 +23,14 @@
 //! ```compile_fail
 //! use celer::Queue;
 //! let buf = {
-//!     let q = Queue::new();
+//!     let q = Queue::dry_run();
 //!     q.buffer::<f32, 1>([8])
 //! };
 //! ```
 //! Transposing a 1D buffer:
 //! ```compile_fail
 //! use celer::{access, task, Kernel, Queue};
-//! let q = Queue::new();
+//! let q = Queue::dry_run();
 //! let v = q.buffer::<f32, 1>([8]);
 //! let _ = q.submit(task::parallel_for(&Kernel::named("k"), [8]).read(&v, access::transposed()));
 //! ```
@@ -41,7 +41,12 @@ pub mod access;
 mod queue;
 
 pub use celer_graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
-pub use queue::{task, Buffer, CollectiveGroup, Element, Fence, HostObject, Kernel, Queue, QueueConfig, TaskBuilder};
+pub use queue::{
+    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, TaskBuilder,
+};
+
+/// The kernels compiled into celer (WGSL from `exec/shaders/`, compiled to SPIR-V at build time).
+pub use celer_exec::shaders as kernels;
 
 /// The scheduler layer (command generation, simulation of many ranks), for tools and benchmarks.
 pub use celer_scheduler as scheduler;

@@ -1,8 +1,13 @@
 //! [`Queue`], [`Buffer`] and the task builders: the typed surface over the task graph.
 //!
-//! Until the executor lands, a queue only *records*: it builds the task graph and the command graphs of one or more
-//! simulated ranks ([`QueueConfig::dry_run_ranks`]) and treats every applied horizon as reached at once (a dry run),
-//! so a program of any length runs in bounded memory and its graphs can be printed.
+//! A queue built with [`Queue::new`] runs the program: it starts the runtime thread (MPI, the GPU, the loop; see
+//! `celer_scheduler::runtime`) and hands it every submission. Submissions are also checked on the calling thread
+//! against a shadow task graph, so a bad task is refused at once with an error naming it.
+//! TODO(perf): build the task graph once, on this thread, and ship tasks instead of checking twice.
+//!
+//! A queue built with [`Queue::dry_run`] only *records*: it builds the task graph and the command graphs of one or
+//! more simulated ranks ([`QueueConfig::dry_run_ranks`]) and treats every applied horizon as reached at once, so a
+//! program of any length runs in bounded memory and its graphs can be printed.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -12,9 +17,12 @@ use celer_graph::{
     AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, ReductionOp,
     ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskManagerConfig, TaskSpec,
 };
+use celer_scheduler::runtime::{KernelPayload, Message, RuntimeHandle};
 use celer_scheduler::Simulation;
+use std::sync::{mpsc, Arc};
 
 use crate::access::Mapper;
+use celer_exec::shaders::KernelSource;
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
 ///
@@ -39,12 +47,28 @@ pub struct QueueConfig {
     pub dry_run_ranks: usize,
     /// Keep every generated command, for [`Queue::command_graphs_dot`] and [`Queue::command_counts`].
     pub record_commands: bool,
+    /// Run the program (start MPI, the GPU and the runtime thread); otherwise only record and simulate.
+    pub execute: bool,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self { task_graph: TaskManagerConfig::default(), dry_run_ranks: 1, record_commands: false }
+        Self { task_graph: TaskManagerConfig::default(), dry_run_ranks: 1, record_commands: false, execute: true }
     }
+}
+
+/// Why a queue could not start or a result could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The runtime (MPI, the GPU) did not start.
+    #[error("celer could not start: {0}")]
+    Start(String),
+    /// A fence's data is only available when the program runs (not in a dry run).
+    #[error("{0} was only recorded (dry run), so it has no data")]
+    DryRun(TaskId),
+    /// The runtime stopped before delivering a result.
+    #[error("the runtime stopped before {0} completed")]
+    Stopped(TaskId),
 }
 
 struct Recorder {
@@ -63,7 +87,7 @@ struct Recorder {
 /// # Examples
 /// ```
 /// use celer::{access, task, Kernel, Queue};
-/// let q = Queue::new();
+/// let q = Queue::dry_run();
 /// let u = q.buffer_from(&vec![1.0f32; 64], [8, 8]).named("u");
 /// let v = q.buffer::<f32, 2>([8, 8]).named("v");
 /// let step = Kernel::named("step");
@@ -77,46 +101,93 @@ struct Recorder {
 /// ```
 pub struct Queue {
     rec: RefCell<Recorder>,
-}
-
-impl Default for Queue {
-    fn default() -> Self {
-        Self::new()
-    }
+    runtime: Option<RuntimeHandle>,
 }
 
 impl Queue {
-    /// A queue for one rank with default settings.
-    pub fn new() -> Self {
+    /// Starts celer on this rank (as one rank without `mpirun`) with default settings. One queue per process: MPI
+    /// cannot be started twice.
+    ///
+    /// # Errors
+    /// [`Error::Start`] when MPI or the GPU cannot be set up.
+    pub fn new() -> Result<Self, Error> {
         Self::with_config(QueueConfig::default())
     }
 
+    /// A queue that records and simulates one rank without running anything (no MPI, no GPU).
+    pub fn dry_run() -> Self {
+        Self::with_config(QueueConfig { execute: false, ..QueueConfig::default() }).expect("a dry run starts nothing")
+    }
+
     /// A queue with explicit settings.
-    pub fn with_config(config: QueueConfig) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::Start`] when `execute` is set and MPI or the GPU cannot be set up.
+    pub fn with_config(config: QueueConfig) -> Result<Self, Error> {
+        let runtime = if config.execute {
+            Some(RuntimeHandle::start(config.task_graph.clone()).map_err(Error::Start)?)
+        } else {
+            None
+        };
+        let mut config = config;
+        if let Some(rt) = &runtime {
+            // The shadow graph must split tasks as the real ranks do.
+            config.task_graph.num_ranks = rt.ranks() as usize;
+        }
         let ranks: Vec<celer_graph::NodeId> =
             (0..config.dry_run_ranks.max(1) as u64).map(celer_graph::NodeId).collect();
         let rec = Recorder {
-            sim: Simulation::with_ranks(ranks.len(), &ranks, config.record_commands, config.task_graph),
+            sim: Simulation::with_ranks(
+                if runtime.is_some() { config.task_graph.num_ranks } else { ranks.len() },
+                &ranks,
+                config.record_commands,
+                config.task_graph,
+            ),
             next_buffer: 0,
             next_host_object: 0,
             next_reduction: 0,
             next_group: 1,
         };
-        Self { rec: RefCell::new(rec) }
+        Ok(Self { rec: RefCell::new(rec), runtime })
     }
 
-    fn create_buffer<T: Element, const D: usize>(&self, range: [usize; D], host_init: bool) -> Buffer<'_, T, D> {
+    /// This process's rank (0 in a dry run).
+    pub fn rank(&self) -> usize {
+        self.runtime.as_ref().map_or(0, |r| r.rank() as usize)
+    }
+
+    /// Number of ranks (1 in a dry run).
+    pub fn ranks(&self) -> usize {
+        self.runtime.as_ref().map_or(1, |r| r.ranks() as usize)
+    }
+
+    fn create_buffer<T: Element, const D: usize>(&self, range: [usize; D], data: Option<&[T]>) -> Buffer<'_, T, D> {
         const { assert!(D <= 3, "buffers have at most 3 dimensions") };
         let mut rec = self.rec.borrow_mut();
         let id = BufferId(rec.next_buffer);
         rec.next_buffer += 1;
-        rec.sim.create_buffer(id, D, GridBox::from_extent(&range), host_init, None);
+        let extent = GridBox::from_extent(&range);
+        rec.sim.create_buffer(id, D, extent, data.is_some(), None);
+        if let Some(rt) = &self.runtime {
+            let bytes = data.map(|d| {
+                // SAFETY: `T: Element` has no padding, so every byte of the slice is initialized.
+                unsafe { std::slice::from_raw_parts(d.as_ptr().cast::<u8>(), std::mem::size_of_val(d)) }.to_vec()
+            });
+            rt.send(Message::CreateBuffer {
+                id,
+                dims: D,
+                extent,
+                elem_size: std::mem::size_of::<T>(),
+                data: bytes,
+                name: None,
+            });
+        }
         Buffer { id, range, queue: self, _element: PhantomData }
     }
 
     /// A buffer of extent `range` with no contents yet (reading it before a write is an uninitialized read).
     pub fn buffer<T: Element, const D: usize>(&self, range: [usize; D]) -> Buffer<'_, T, D> {
-        self.create_buffer(range, false)
+        self.create_buffer(range, None)
     }
 
     /// A buffer initialized from `data` in row-major order.
@@ -126,7 +197,7 @@ impl Queue {
     pub fn buffer_from<T: Element, const D: usize>(&self, data: &[T], range: [usize; D]) -> Buffer<'_, T, D> {
         let cells: usize = range.iter().product();
         assert_eq!(data.len(), cells, "buffer_from: {} elements given for a range of {cells} cells", data.len());
-        self.create_buffer(range, true)
+        self.create_buffer(range, Some(data))
     }
 
     /// A host object: state that host tasks change through side effects, in submission order.
@@ -158,12 +229,21 @@ impl Queue {
             r.id = ReductionId(rec.next_reduction);
             rec.next_reduction += 1;
         }
-        let id = rec.sim.submit(spec)?;
+        if let Some((source, entry)) = task.kernel {
+            spec.payload = Some(Arc::new(KernelPayload { source, entry, scalars: task.scalars }));
+        }
+        let id = rec.sim.submit(spec.clone())?;
         rec.after_submit();
+        if let Some(rt) = &self.runtime {
+            rt.send(Message::Submit(spec));
+        }
         Ok(id)
     }
 
-    /// Records a fence that will hand the buffer's contents back to the program.
+    /// Records a fence that hands the buffer's contents back to the program through [`Fence::wait`].
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
     pub fn fence<'q, T: Element, const D: usize>(
         &'q self,
         buffer: &Buffer<'q, T, D>,
@@ -175,19 +255,35 @@ impl Queue {
             mapper: RangeMapper::All,
         });
         let mut rec = self.rec.borrow_mut();
-        let task = rec.sim.submit(spec)?;
+        let task = rec.sim.submit(spec.clone())?;
         rec.after_submit();
-        Ok(Fence { task, range: buffer.range, _element: PhantomData })
+        let data = self.runtime.as_ref().map(|rt| {
+            let (tx, rx) = mpsc::sync_channel(1);
+            rt.send(Message::Fence(spec, tx));
+            rx
+        });
+        Ok(Fence { task, range: buffer.range, data, _element: PhantomData })
     }
 
-    /// Records an epoch: everything submitted before it completes before anything after it starts.
+    /// Records an epoch and, when running, blocks until everything submitted before it has completed.
     pub fn wait(&self) -> TaskId {
-        self.rec.borrow_mut().epoch(EpochAction::None)
+        self.epoch(EpochAction::None)
     }
 
     /// Like [`wait`](Self::wait), and every rank meets at a barrier.
     pub fn barrier(&self) -> TaskId {
-        self.rec.borrow_mut().epoch(EpochAction::Barrier)
+        self.epoch(EpochAction::Barrier)
+    }
+
+    fn epoch(&self, action: EpochAction) -> TaskId {
+        let id = self.rec.borrow_mut().epoch(action);
+        if let Some(rt) = &self.runtime {
+            let (tx, rx) = mpsc::sync_channel(1);
+            rt.send(Message::Epoch(action, tx));
+            // The runtime aborts the process on errors, so a closed channel only means it is gone already.
+            let _ = rx.recv();
+        }
+        id
     }
 
     /// The task graph so far (the tasks not yet pruned) as Graphviz DOT.
@@ -239,6 +335,9 @@ impl Recorder {
 impl Drop for Queue {
     fn drop(&mut self) {
         self.rec.get_mut().epoch(EpochAction::Shutdown);
+        if let Some(mut rt) = self.runtime.take() {
+            rt.shutdown();
+        }
     }
 }
 
@@ -277,6 +376,9 @@ impl<T: Element, const D: usize> Buffer<'_, T, D> {
 impl<T: Element, const D: usize> Drop for Buffer<'_, T, D> {
     fn drop(&mut self) {
         self.queue.rec.borrow_mut().sim.destroy_buffer(self.id);
+        if let Some(rt) = &self.queue.runtime {
+            rt.send(Message::DestroyBuffer(self.id));
+        }
     }
 }
 
@@ -317,36 +419,62 @@ impl<T> fmt::Debug for HostObject<'_, T> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CollectiveGroup(CollectiveGroupId);
 
-/// A recorded fence; the executor will hand the buffer's contents back through it.
+/// A fence: the buffer's contents as of the fence, once everything before it has run.
 #[derive(Debug)]
 pub struct Fence<T, const D: usize> {
     task: TaskId,
     range: [usize; D],
+    data: Option<mpsc::Receiver<Result<Vec<u8>, String>>>,
     _element: PhantomData<T>,
 }
 
-impl<T, const D: usize> Fence<T, D> {
+impl<T: Element, const D: usize> Fence<T, D> {
     /// The fence task.
     pub fn task(&self) -> TaskId {
         self.task
     }
 
-    /// The extent of the data the fence will return.
+    /// The extent of the data the fence returns.
     pub fn range(&self) -> [usize; D] {
         self.range
     }
+
+    /// Blocks until the fence has run and returns the buffer's elements in row-major order.
+    ///
+    /// # Errors
+    /// [`Error::DryRun`] in a dry run, [`Error::Stopped`] if the runtime stopped first.
+    pub fn wait(self) -> Result<Vec<T>, Error> {
+        let rx = self.data.ok_or(Error::DryRun(self.task))?;
+        let bytes = rx.recv().map_err(|_| Error::Stopped(self.task))?.map_err(|_| Error::Stopped(self.task))?;
+        let n = bytes.len() / std::mem::size_of::<T>();
+        let mut out: Vec<T> = Vec::with_capacity(n);
+        // SAFETY: `T: Element` accepts every bit pattern and has no padding; `out` has room for `n` elements,
+        // which is exactly `bytes.len()` bytes rounded down, and the copy fills them before `set_len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), n * std::mem::size_of::<T>());
+            out.set_len(n);
+        }
+        Ok(out)
+    }
 }
 
-/// A compute kernel, named for graph dumps and errors. The executor attaches its compiled shader.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A compute kernel: a WGSL entry point compiled to SPIR-V at build time (see `celer::kernels`), or, in a dry run,
+/// just a name.
+#[derive(Clone, Debug)]
 pub struct Kernel {
     name: String,
+    source: Option<(&'static KernelSource, &'static str)>,
 }
 
 impl Kernel {
-    /// A kernel known by `name`.
+    /// A kernel known only by `name` (enough for a dry run; a running queue refuses to execute it).
     pub fn named(name: impl Into<String>) -> Self {
-        Self { name: name.into() }
+        Self { name: name.into(), source: None }
+    }
+
+    /// The entry point `entry` of a compiled kernel file.
+    pub fn wgsl(source: &'static KernelSource, entry: &'static str) -> Self {
+        Self { name: source.name().to_owned(), source: Some((source, entry)) }
     }
 
     /// The kernel's name.
@@ -360,6 +488,8 @@ impl Kernel {
 #[derive(Debug)]
 pub struct TaskBuilder<const KD: usize> {
     spec: TaskSpec,
+    kernel: Option<(&'static KernelSource, &'static str)>,
+    scalars: Vec<u32>,
 }
 
 /// Task builders.
@@ -369,17 +499,17 @@ pub mod task {
     /// A kernel over `[0, range)`, split across ranks and devices.
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
         let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name());
-        TaskBuilder { spec }
+        TaskBuilder { spec, kernel: kernel.source, scalars: Vec::new() }
     }
 
     /// A host task over `[0, range)`, split across ranks like a kernel.
     pub fn host_for<const KD: usize>(range: [usize; KD]) -> TaskBuilder<KD> {
-        TaskBuilder { spec: TaskSpec::new(TaskKind::HostCompute, KD, GridBox::from_extent(&range)) }
+        TaskBuilder::host(TaskSpec::new(TaskKind::HostCompute, KD, GridBox::from_extent(&range)))
     }
 
     /// A host task run once, on rank 0.
     pub fn host_once() -> TaskBuilder<0> {
-        TaskBuilder { spec: TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[])) }
+        TaskBuilder::host(TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[])))
     }
 
     /// A host task run once on every rank (item `i` on rank `i`), in the default collective group.
@@ -390,11 +520,26 @@ pub mod task {
     /// A collective host task in `group`.
     pub fn host_collective_in(group: CollectiveGroup) -> TaskBuilder<1> {
         // The rank count is filled in at submission by the task manager's configuration.
-        TaskBuilder { spec: TaskSpec::new(TaskKind::Collective(group.0), 1, GridBox::d1(0, 1)) }
+        TaskBuilder::host(TaskSpec::new(TaskKind::Collective(group.0), 1, GridBox::d1(0, 1)))
     }
 }
 
 impl<const KD: usize> TaskBuilder<KD> {
+    fn host(spec: TaskSpec) -> Self {
+        Self { spec, kernel: None, scalars: Vec::new() }
+    }
+
+    /// Appends scalar arguments, pushed to the kernel after the accessor windows (u32 words).
+    pub fn scalars(mut self, words: &[u32]) -> Self {
+        self.scalars.extend_from_slice(words);
+        self
+    }
+
+    /// Appends an `f32` scalar argument.
+    pub fn scalar_f32(self, value: f32) -> Self {
+        self.scalars(&[value.to_bits()])
+    }
+
     fn access<T: Element, const BD: usize>(
         mut self,
         buffer: &Buffer<'_, T, BD>,

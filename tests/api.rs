@@ -5,7 +5,7 @@ use celer::{access, task, Kernel, Queue, ReductionOp, TaskErrorKind};
 
 #[test]
 fn errors_name_the_task_the_buffer_and_the_region() {
-    let q = Queue::new();
+    let q = Queue::dry_run();
     let v = q.buffer_from(&[0u32; 16], [16]).named("values");
     let k = Kernel::named("shift");
     let err =
@@ -19,7 +19,7 @@ fn errors_name_the_task_the_buffer_and_the_region() {
 
 #[test]
 fn custom_mappers_are_checked_at_run_time() {
-    let q = Queue::new();
+    let q = Queue::dry_run();
     let v = q.buffer_from(&[0f32; 8], [8]);
     let spill = access::custom("spill", |chunk, _| {
         celer::graph::Region::from(celer::graph::GridBox::d1(chunk.min()[0], chunk.max()[0] + 1))
@@ -30,7 +30,7 @@ fn custom_mappers_are_checked_at_run_time() {
 
 #[test]
 fn reductions_need_a_one_element_buffer() {
-    let q = Queue::new();
+    let q = Queue::dry_run();
     let data = q.buffer_from(&[1.0f32; 32], [32]);
     let sum = q.buffer::<f32, 1>([1]).named("sum");
     let wide = q.buffer::<f32, 1>([2]).named("wide");
@@ -44,7 +44,7 @@ fn reductions_need_a_one_element_buffer() {
 
 #[test]
 fn host_tasks_with_side_effects_run_in_order() {
-    let q = Queue::new();
+    let q = Queue::dry_run();
     let log = q.host_object(Vec::<String>::new());
     let a = q.submit(task::host_once().side_effect(&log)).unwrap();
     let b = q.submit(task::host_collective().side_effect(&log)).unwrap();
@@ -54,7 +54,7 @@ fn host_tasks_with_side_effects_run_in_order() {
 
 #[test]
 fn waits_are_epochs_and_prune_the_graph() {
-    let q = Queue::new();
+    let q = Queue::dry_run();
     let v = q.buffer_from(&[0i32; 4], [4]);
     for _ in 0..10 {
         q.submit(task::parallel_for(&Kernel::named("inc"), [4]).read_write(&v, access::one_to_one())).unwrap();

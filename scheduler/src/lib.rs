@@ -1,12 +1,17 @@
 //! celer's per-rank scheduler: turns the task graph into this rank's commands and drives the executors.
 //!
-//! Placeholder until command generation lands (issue 4); it only re-exports the graph layer.
+//! - [`split`]: chunk grids (1D or near-square 2D, granularity, never empty), searched by binary search.
+//! - [`cdag`]: the command-graph generator, one per rank, with no communication between ranks.
+//! - [`sim`]: many ranks' generators in one process, for tests and benchmarks at any rank count.
+//! - [`check`]: the symbolic executor that checks simulated ranks against the one-rank run.
+//! - [`runtime`]: the runtime thread and the loop that runs a rank's commands on the GPU and MPI.
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub use celer_graph as graph;
 
 pub mod cdag;
 pub mod check;
+pub mod runtime;
 pub mod sim;
 pub mod split;
 

@@ -1,0 +1,542 @@
+//! The per-rank runtime: one thread that owns MPI, the GPU, the task and command graphs, and runs commands.
+//!
+//! - The application thread only sends [`Message`]s through a lock-free [`SegQueue`]; answers (fence data, reached
+//!   epochs) come back on one-shot channels, which only `wait`-style calls block on.
+//! - The runtime thread runs [`RankLoop::step`] in a loop: take new messages → build the task and command graphs →
+//!   progress the command at the head of the queue → poll the GPU and MPI. Nothing blocks; it spins (with
+//!   `spin_loop` hints) while waiting for completions.
+//! - MPI is initialised on the runtime thread with `MPI_THREAD_FUNNELED`: it is the only thread that calls MPI.
+//!
+//! This first executor runs each rank's commands **in order, one at a time** (a kernel's batch completes before
+//! the next command starts); sends complete in the background. That is correct because every rank generates the
+//! pushes of a task before its await-pushes, so no rank waits for data another rank has not yet been able to send.
+//! It leaves overlap on the table: the out-of-order engine that keeps several batches in flight comes next (see
+//! docs/ARCHITECTURE.md). Memory is also simple for now: every buffer has one device allocation of its whole extent
+//! on each rank, plus a host copy of the same size used as staging for transfers.
+//! TODO(perf): allocations sized to the accessed bounding boxes; batching of ready kernels.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use celer_exec::gpu::{Access, Box3, DeviceAllocation, Gpu, Launch};
+use celer_exec::mpi::Communicator;
+use celer_exec::shaders::KernelSource;
+use celer_exec::transfer::{AllocLayout, CellBox, CompletionKind, Token, TransferEngine, TransferKey};
+use celer_graph::{
+    AccessMode, BufferId, Command, CommandKind, EpochAction, GridBox, NodeId, Region, TaskError, TaskId, TaskKind,
+    TaskManager, TaskManagerConfig, TaskSpec,
+};
+use crossbeam_queue::SegQueue;
+use hashbrown::HashMap;
+
+use crate::cdag::{CdagConfig, CommandGraphGenerator};
+
+/// What a device-compute task runs: a WGSL kernel compiled at build time, and its scalar arguments.
+#[derive(Debug, Clone)]
+pub struct KernelPayload {
+    /// The compiled kernel file.
+    pub source: &'static KernelSource,
+    /// The entry point.
+    pub entry: &'static str,
+    /// Scalars pushed after the accessor windows (u32 words; pass `f32` as `to_bits`).
+    pub scalars: Vec<u32>,
+}
+
+/// A message from the application thread to the runtime thread.
+#[derive(Debug)]
+pub enum Message {
+    /// A new buffer, with its initial contents (row-major bytes of the whole extent) if any.
+    CreateBuffer {
+        /// Id.
+        id: BufferId,
+        /// Dimensionality.
+        dims: usize,
+        /// Extent.
+        extent: GridBox,
+        /// Bytes per element.
+        elem_size: usize,
+        /// Initial contents.
+        data: Option<Vec<u8>>,
+        /// Debug name.
+        name: Option<String>,
+    },
+    /// The buffer is dropped by the program.
+    DestroyBuffer(BufferId),
+    /// A task to record and run.
+    Submit(TaskSpec),
+    /// A fence task; its data (row-major bytes of the fenced box) is sent back once it ran.
+    Fence(TaskSpec, mpsc::SyncSender<Result<Vec<u8>, String>>),
+    /// An epoch; the sender fires once everything before it has run.
+    Epoch(EpochAction, mpsc::SyncSender<()>),
+}
+
+/// What the runtime thread owns for one buffer.
+struct BufferState {
+    extent: GridBox,
+    elem_size: usize,
+    device: DeviceAllocation,
+    /// Staging for transfers, holding the whole extent row-major.
+    host: Vec<u8>,
+}
+
+/// The command in progress and what it waits for.
+enum InFlight {
+    /// Waiting for a GPU batch; `then` says what to do once it completes.
+    Gpu(celer_exec::gpu::BatchId, AfterGpu),
+    /// Waiting for the transfer engine to deliver an await-push into host staging.
+    Receive { buffer: BufferId, region: Region, token: Token },
+}
+
+enum AfterGpu {
+    Done,
+    /// Downloads to copy into host staging, then send.
+    Push {
+        buffer: BufferId,
+        downloads: Vec<(celer_exec::gpu::DownloadId, NodeId, GridBox)>,
+        key: TransferKey,
+    },
+    /// A fence read-back to hand to the application.
+    Fence {
+        download: celer_exec::gpu::DownloadId,
+        bytes: usize,
+        task: TaskId,
+    },
+}
+
+fn box3(b: &GridBox) -> Box3 {
+    Box3::new(b.min(), b.max())
+}
+
+fn cell_box(b: &GridBox) -> CellBox {
+    CellBox::new(b.min(), b.max())
+}
+
+fn key_of(t: &celer_graph::TransferId) -> TransferKey {
+    TransferKey(t.task.0, t.buffer.0, t.reduction.map_or(u64::MAX, |r| r.0))
+}
+
+/// One rank's loop state; see the [module docs](self).
+pub struct RankLoop<'c> {
+    comm: &'c Communicator,
+    engine: TransferEngine<'c>,
+    gpu: Gpu,
+    tm: TaskManager,
+    cdag: CommandGraphGenerator,
+    buffers: HashMap<BufferId, BufferState>,
+    commands: VecDeque<Command>,
+    in_flight: Option<InFlight>,
+    fences: HashMap<TaskId, mpsc::SyncSender<Result<Vec<u8>, String>>>,
+    epochs: HashMap<TaskId, mpsc::SyncSender<()>>,
+    /// The previous horizon executed: when the next one runs, everything before this one is pruned.
+    last_horizon: Option<TaskId>,
+    completions: Vec<celer_exec::transfer::Completion>,
+    batches: Vec<celer_exec::gpu::BatchId>,
+    next_token: u64,
+    shutdown: bool,
+}
+
+impl<'c> RankLoop<'c> {
+    /// Sets up a rank on an initialised communicator and a GPU.
+    ///
+    /// # Errors
+    /// Transfer-engine start-up errors, as text.
+    pub fn new(comm: &'c Communicator, gpu: Gpu, config: TaskManagerConfig) -> Result<Self, String> {
+        let num_ranks = comm.size() as usize;
+        let local = NodeId(comm.rank() as u64);
+        let mut tm = TaskManager::new(TaskManagerConfig { num_ranks, ..config });
+        tm.drain_new_tasks().for_each(drop);
+        Ok(Self {
+            comm,
+            engine: TransferEngine::new(comm).map_err(|e| e.to_string())?,
+            gpu,
+            tm,
+            cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: false }),
+            buffers: HashMap::new(),
+            commands: VecDeque::new(),
+            in_flight: None,
+            fences: HashMap::new(),
+            epochs: HashMap::new(),
+            last_horizon: None,
+            completions: Vec::new(),
+            batches: Vec::new(),
+            next_token: 0,
+            shutdown: false,
+        })
+    }
+
+    /// Whether the shutdown epoch has run.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown
+    }
+
+    /// Handles one message from the application thread.
+    ///
+    /// # Errors
+    /// Task errors (naming task, buffer and region) and backend errors, as text.
+    pub fn handle(&mut self, msg: Message) -> Result<(), String> {
+        match msg {
+            Message::CreateBuffer { id, dims, extent, elem_size, data, name } => {
+                self.tm.create_buffer(id, dims, extent, data.is_some(), name.clone());
+                self.cdag.create_buffer(id, dims, extent, data.is_some(), name);
+                let device = self.gpu.allocate(box3(&extent), elem_size).map_err(|e| e.to_string())?;
+                let host = data.unwrap_or_else(|| vec![0; extent.area() * elem_size]);
+                let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
+                batch.upload(&device, box3(&extent), &host, box3(&extent)).map_err(|e| e.to_string())?;
+                let id_batch = batch.submit().map_err(|e| e.to_string())?;
+                // Creation is rare: finish the upload before anything uses the buffer.
+                self.wait_batch(id_batch)?;
+                self.buffers.insert(id, BufferState { extent, elem_size, device, host });
+            }
+            Message::DestroyBuffer(id) => {
+                self.tm.destroy_buffer(id);
+                self.cdag.destroy_buffer(id);
+                // The allocation is freed once no queued command can use it: at shutdown, for now.
+            }
+            Message::Submit(spec) => {
+                self.tm.submit(spec).map_err(|e| e.to_string())?;
+                self.generate()?;
+            }
+            Message::Fence(spec, reply) => {
+                let id = self.tm.submit(spec).map_err(|e| e.to_string())?;
+                self.fences.insert(id, reply);
+                self.generate()?;
+            }
+            Message::Epoch(action, reply) => {
+                let id = self.tm.epoch(action);
+                self.epochs.insert(id, reply);
+                self.generate()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn generate(&mut self) -> Result<(), String> {
+        let new: Vec<TaskId> = self.tm.drain_new_tasks().collect();
+        for id in new {
+            let task = self.tm.task(id).expect("new tasks are live");
+            let ids: Vec<_> = self.cdag.build_task(task).map_err(|e: TaskError| e.to_string())?.to_vec();
+            for c in ids {
+                self.commands.push_back(self.cdag.command(c).expect("just generated").clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_batch(&mut self, id: celer_exec::gpu::BatchId) -> Result<(), String> {
+        while !self.gpu.is_complete(id) {
+            self.batches.clear();
+            self.gpu.poll(&mut self.batches).map_err(|e| e.to_string())?;
+            std::hint::spin_loop();
+        }
+        Ok(())
+    }
+
+    fn token(&mut self) -> Token {
+        self.next_token += 1;
+        Token(self.next_token)
+    }
+
+    /// Makes progress: polls the backends, finishes the command in flight, starts the next. Returns whether
+    /// anything happened.
+    ///
+    /// # Errors
+    /// Backend errors and unsupported commands, as text naming the command.
+    pub fn step(&mut self) -> Result<bool, String> {
+        self.completions.clear();
+        self.engine.poll(&mut self.completions).map_err(|e| e.to_string())?;
+        self.batches.clear();
+        self.gpu.poll(&mut self.batches).map_err(|e| e.to_string())?;
+        let mut progressed = !self.completions.is_empty() || !self.batches.is_empty();
+        if let Some(flight) = self.in_flight.take() {
+            match self.finish(flight)? {
+                Some(still) => {
+                    self.in_flight = Some(still);
+                    return Ok(progressed);
+                }
+                None => progressed = true,
+            }
+        }
+        if let Some(cmd) = self.commands.pop_front() {
+            self.in_flight = self.start(&cmd)?;
+            progressed = true;
+        }
+        Ok(progressed)
+    }
+
+    /// Whether no command is queued or in flight and all sends have left.
+    pub fn is_idle(&self) -> bool {
+        self.commands.is_empty() && self.in_flight.is_none() && self.engine.is_idle()
+    }
+
+    fn start(&mut self, cmd: &Command) -> Result<Option<InFlight>, String> {
+        let rank = self.comm.rank();
+        let fail = |what: String| format!("N{rank} {} ({}): {what}", cmd.id, cmd.task);
+        match &cmd.kind {
+            CommandKind::Execution { task, chunk, .. } => {
+                let task = self.tm.task(*task).ok_or_else(|| fail("its task was pruned".into()))?;
+                if task.kind() != TaskKind::DeviceCompute {
+                    return Err(fail(format!("{} tasks are not supported by this executor yet", task.kind().name())));
+                }
+                let payload = task
+                    .spec
+                    .payload
+                    .as_ref()
+                    .and_then(|p| p.downcast_ref::<KernelPayload>())
+                    .ok_or_else(|| fail(format!("{} has no kernel to run", task.ident())))?
+                    .clone();
+                if !task.spec.reductions.is_empty() {
+                    return Err(fail("reductions are not supported by this executor yet".into()));
+                }
+                let accesses: Vec<(BufferId, AccessMode)> =
+                    task.spec.accesses.iter().map(|a| (a.buffer, a.mode)).collect();
+                let dims = task.spec.dims.max(1);
+                let kernel = self.gpu.load_kernel(payload.source, payload.entry).map_err(|e| fail(e.to_string()))?;
+                let mut list = Vec::with_capacity(accesses.len());
+                for (b, mode) in &accesses {
+                    let state = self.buffers.get(b).ok_or_else(|| fail(format!("unknown buffer {b}")))?;
+                    list.push(match mode {
+                        AccessMode::Read => Access::read(&state.device),
+                        AccessMode::ReadWrite => Access::read_write(&state.device),
+                        AccessMode::Write | AccessMode::DiscardWrite => Access::write(&state.device),
+                    });
+                }
+                let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
+                batch
+                    .dispatch(kernel, Launch::new(box3(chunk), dims), &list, &payload.scalars)
+                    .map_err(|e| fail(e.to_string()))?;
+                let id = batch.submit().map_err(|e| fail(e.to_string()))?;
+                Ok(Some(InFlight::Gpu(id, AfterGpu::Done)))
+            }
+            CommandKind::Push { transfer, targets } => {
+                if transfer.reduction.is_some() {
+                    return Err(fail("reductions are not supported by this executor yet".into()));
+                }
+                let state = &self.buffers[&transfer.buffer];
+                let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
+                let mut downloads = Vec::new();
+                for (target, region) in targets {
+                    for b in region.boxes() {
+                        let d = batch.download(&state.device, box3(b)).map_err(|e| fail(e.to_string()))?;
+                        downloads.push((d, *target, *b));
+                    }
+                }
+                let id = batch.submit().map_err(|e| fail(e.to_string()))?;
+                Ok(Some(InFlight::Gpu(
+                    id,
+                    AfterGpu::Push { buffer: transfer.buffer, downloads, key: key_of(transfer) },
+                )))
+            }
+            CommandKind::AwaitPush { transfer, region } => {
+                if transfer.reduction.is_some() {
+                    return Err(fail("reductions are not supported by this executor yet".into()));
+                }
+                let token = self.token();
+                let state = self.buffers.get_mut(&transfer.buffer).expect("buffer exists");
+                let layout = AllocLayout { bounds: cell_box(&state.extent), elem_size: state.elem_size };
+                let boxes: Vec<CellBox> = region.boxes().iter().map(cell_box).collect();
+                // SAFETY: `host` is a Vec owned by this buffer's state, never resized while the runtime runs, and
+                // laid out as `layout`; the buffer state lives until shutdown, after every expect completed (the
+                // in-order loop waits for this one before starting another command), and nothing else touches
+                // these cells meanwhile.
+                unsafe { self.engine.expect(key_of(transfer), &boxes, &layout, state.host.as_mut_ptr(), token) }
+                    .map_err(|e| fail(e.to_string()))?;
+                Ok(Some(InFlight::Receive { buffer: transfer.buffer, region: region.clone(), token }))
+            }
+            CommandKind::Fence { task } => {
+                let t = self.tm.task(*task).ok_or_else(|| fail("its task was pruned".into()))?;
+                let access = t.regions.first().ok_or_else(|| fail("a fence without a buffer".into()))?;
+                let fenced = access.consumed.bounding_box();
+                let state = &self.buffers[&access.buffer];
+                let bytes = fenced.area() * state.elem_size;
+                let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
+                let download = batch.download(&state.device, box3(&fenced)).map_err(|e| fail(e.to_string()))?;
+                let id = batch.submit().map_err(|e| fail(e.to_string()))?;
+                Ok(Some(InFlight::Gpu(id, AfterGpu::Fence { download, bytes, task: *task })))
+            }
+            CommandKind::Horizon { task } => {
+                // In order, everything before this horizon has run: the previous one is reached.
+                if let Some(prev) = self.last_horizon.replace(*task) {
+                    self.tm.notify_epoch_reached(prev);
+                    self.cdag.notify_epoch_reached(prev);
+                }
+                Ok(None)
+            }
+            CommandKind::Epoch { task, action } => {
+                // TODO: EpochAction::Barrier needs a non-blocking MPI barrier; in-order execution already waits for
+                // everything local before it.
+                self.last_horizon = None;
+                self.tm.notify_epoch_reached(*task);
+                self.cdag.notify_epoch_reached(*task);
+                if let Some(reply) = self.epochs.remove(task) {
+                    let _ = reply.send(());
+                }
+                if *action == EpochAction::Shutdown {
+                    self.shutdown = true;
+                }
+                Ok(None)
+            }
+            CommandKind::Reduction { .. } => Err(fail("reductions are not supported by this executor yet".into())),
+        }
+    }
+
+    /// Advances the command in flight; returns it back if it is not finished.
+    fn finish(&mut self, flight: InFlight) -> Result<Option<InFlight>, String> {
+        match flight {
+            InFlight::Gpu(id, after) => {
+                if !self.gpu.is_complete(id) {
+                    return Ok(Some(InFlight::Gpu(id, after)));
+                }
+                match after {
+                    AfterGpu::Done => {}
+                    AfterGpu::Push { buffer, downloads, key } => {
+                        let state = self.buffers.get_mut(&buffer).expect("buffer exists");
+                        let layout = AllocLayout { bounds: cell_box(&state.extent), elem_size: state.elem_size };
+                        for (d, _, _) in &downloads {
+                            self.gpu
+                                .read_download(*d, &mut state.host, box3(&state.extent))
+                                .map_err(|e| e.to_string())?;
+                        }
+                        for (_, target, b) in downloads {
+                            self.next_token += 1;
+                            self.engine
+                                .send(key, target.0 as i32, cell_box(&b), &layout, &state.host, Token(self.next_token))
+                                .map_err(|e| e.to_string())?;
+                        }
+                    }
+                    AfterGpu::Fence { download, bytes, task } => {
+                        let mut data = vec![0u8; bytes];
+                        let t = self.tm.task(task).expect("fence task is live until its epoch");
+                        let fenced = t.regions[0].consumed.bounding_box();
+                        self.gpu.read_download(download, &mut data, box3(&fenced)).map_err(|e| e.to_string())?;
+                        if let Some(reply) = self.fences.remove(&task) {
+                            let _ = reply.send(Ok(data));
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            InFlight::Receive { buffer, region, token } => {
+                let arrived = self.completions.iter().any(|c| c.token == token && c.kind == CompletionKind::Received);
+                if !arrived {
+                    return Ok(Some(InFlight::Receive { buffer, region, token }));
+                }
+                let state = &self.buffers[&buffer];
+                let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
+                for b in region.boxes() {
+                    batch
+                        .upload(&state.device, box3(b), &state.host, box3(&state.extent))
+                        .map_err(|e| e.to_string())?;
+                }
+                let id = batch.submit().map_err(|e| e.to_string())?;
+                Ok(Some(InFlight::Gpu(id, AfterGpu::Done)))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for RankLoop<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RankLoop")
+            .field("rank", &self.comm.rank())
+            .field("queued", &self.commands.len())
+            .field("busy", &self.in_flight.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The application's handle on the runtime thread.
+#[derive(Debug)]
+pub struct RuntimeHandle {
+    queue: Arc<SegQueue<Message>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    rank: i32,
+    ranks: i32,
+}
+
+impl RuntimeHandle {
+    /// Starts the runtime thread: MPI (as one rank without `mpirun`), the GPU, the loop.
+    ///
+    /// # Errors
+    /// Start-up failures (MPI, Vulkan), as text.
+    pub fn start(config: TaskManagerConfig) -> Result<Self, String> {
+        let queue = Arc::new(SegQueue::new());
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), String>>(1);
+        let q = Arc::clone(&queue);
+        let thread = std::thread::Builder::new()
+            .name("celer-runtime".into())
+            .spawn(move || run(q, config, ready_tx))
+            .map_err(|e| format!("could not start the runtime thread: {e}"))?;
+        let (rank, ranks) = ready_rx.recv().map_err(|_| "the runtime thread died during start-up".to_string())??;
+        Ok(Self { queue, thread: Some(thread), rank, ranks })
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> i32 {
+        self.rank
+    }
+
+    /// Number of ranks.
+    pub fn ranks(&self) -> i32 {
+        self.ranks
+    }
+
+    /// Hands a message to the runtime thread (lock-free, never blocks).
+    pub fn send(&self, msg: Message) {
+        self.queue.push(msg);
+    }
+
+    /// Records the shutdown epoch and waits for the runtime thread to finish everything and finalize MPI.
+    pub fn shutdown(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let (tx, rx) = mpsc::sync_channel(1);
+            self.queue.push(Message::Epoch(EpochAction::Shutdown, tx));
+            let _ = rx.recv();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RuntimeHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The runtime thread's body. Any error aborts every rank with a message naming this rank.
+fn run(queue: Arc<SegQueue<Message>>, config: TaskManagerConfig, ready: mpsc::SyncSender<Result<(i32, i32), String>>) {
+    let comm = match celer_exec::mpi::init() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(format!("MPI start-up failed: {e}")));
+            return;
+        }
+    };
+    let rank = comm.rank();
+    let abort = |what: String| -> ! {
+        eprintln!("celer: rank {rank}: {what}");
+        comm.abort(1)
+    };
+    let gpu = Gpu::new().unwrap_or_else(|e| abort(format!("GPU start-up failed: {e}")));
+    let mut rank_loop = RankLoop::new(&comm, gpu, config).unwrap_or_else(|e| abort(e));
+    let _ = ready.send(Ok((rank, comm.size())));
+    loop {
+        while let Some(msg) = queue.pop() {
+            if let Err(e) = rank_loop.handle(msg) {
+                abort(e);
+            }
+        }
+        match rank_loop.step() {
+            Ok(true) => {}
+            Ok(false) => {
+                if rank_loop.is_shut_down() && rank_loop.is_idle() {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            Err(e) => abort(e),
+        }
+    }
+    drop(rank_loop);
+    drop(comm);
+}

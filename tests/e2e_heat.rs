@@ -1,0 +1,121 @@
+//! End to end, on real ranks and a real Vulkan device: explicit heat-equation steps in 1D and 2D (neighbourhood
+//! reads, so halos move between ranks every step), read back through fences on every rank and compared with a
+//! serial reference computed here. Run alone (one rank) or under `mpirun -n N`; `./x test` does both.
+
+use std::process::ExitCode;
+
+use celer::{access, kernels, task, Kernel, Queue};
+
+/// The serial reference for one step, with the kernel's arithmetic.
+fn step_1d(src: &[f32], alpha: f32) -> Vec<f32> {
+    let n = src.len();
+    (0..n)
+        .map(|i| {
+            let c = src[i];
+            let l = if i > 0 { src[i - 1] } else { c };
+            let r = if i + 1 < n { src[i + 1] } else { c };
+            c + alpha * (l - 2.0 * c + r)
+        })
+        .collect()
+}
+
+fn step_2d(src: &[f32], h: usize, w: usize, alpha: f32) -> Vec<f32> {
+    let at = |i: usize, j: usize| src[i * w + j];
+    let mut out = vec![0.0; h * w];
+    for i in 0..h {
+        for j in 0..w {
+            let c = at(i, j);
+            let n = if i > 0 { at(i - 1, j) } else { c }
+                + if i + 1 < h { at(i + 1, j) } else { c }
+                + if j > 0 { at(i, j - 1) } else { c }
+                + if j + 1 < w { at(i, j + 1) } else { c };
+            out[i * w + j] = c + alpha * (n - 4.0 * c);
+        }
+    }
+    out
+}
+
+fn compare(what: &str, got: &[f32], want: &[f32]) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("{what}: {} values returned, {} expected", got.len(), want.len()));
+    }
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        if (g - w).abs() > 1e-5 * w.abs().max(1.0) {
+            return Err(format!("{what}: cell {i} is {g}, the serial reference says {w}"));
+        }
+    }
+    Ok(())
+}
+
+fn run(q: &Queue) -> Result<(), String> {
+    let alpha = 0.2f32;
+    // 1D: 1000 cells, 40 steps.
+    let n = 1000;
+    let init: Vec<f32> = (0..n).map(|i| if (300..500).contains(&i) { 100.0 } else { (i % 7) as f32 }).collect();
+    let heat1 = Kernel::wgsl(&kernels::HEAT_1D, "main");
+    let mut a = q.buffer_from(&init, [n]).named("a");
+    let mut b = q.buffer::<f32, 1>([n]).named("b");
+    for _ in 0..40 {
+        q.submit(
+            task::parallel_for(&heat1, [n])
+                .read(&a, access::neighborhood([1]))
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(alpha),
+        )
+        .map_err(|e| e.to_string())?;
+        std::mem::swap(&mut a, &mut b);
+    }
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let want = (0..40).fold(init, |u, _| step_1d(&u, alpha));
+    compare("1D heat, 40 steps", &got, &want)?;
+
+    // 2D: 48 × 64, 25 steps, split into a 2D grid of chunks.
+    let (h, w) = (48, 64);
+    let init: Vec<f32> = (0..h * w).map(|k| ((k / w) * 3 + (k % w)) as f32 % 17.0).collect();
+    let heat2 = Kernel::wgsl(&kernels::HEAT_2D, "main");
+    let mut u = q.buffer_from(&init, [h, w]).named("u");
+    let mut v = q.buffer::<f32, 2>([h, w]).named("v");
+    for _ in 0..25 {
+        q.submit(
+            task::parallel_for(&heat2, [h, w])
+                .read(&u, access::neighborhood_along_axes([1, 1]))
+                .discard_write(&v, access::one_to_one())
+                .scalar_f32(alpha)
+                .split_2d(),
+        )
+        .map_err(|e| e.to_string())?;
+        std::mem::swap(&mut u, &mut v);
+    }
+    let got = q.fence(&u).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let want = (0..25).fold(init, |x, _| step_2d(&x, h, w, alpha));
+    compare("2D heat, 25 steps", &got, &want)?;
+    q.wait();
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    // A hung run must fail, not block CI: give up after two minutes.
+    std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        eprintln!("e2e_heat: no result after 120 s, giving up");
+        std::process::exit(2);
+    });
+    let q = match Queue::new() {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("e2e_heat: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (rank, ranks) = (q.rank(), q.ranks());
+    match run(&q) {
+        Ok(()) => {
+            println!("e2e_heat: rank {rank} of {ranks}: 1D and 2D heat verified against the serial reference");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("e2e_heat: rank {rank} of {ranks}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
