@@ -486,10 +486,23 @@ impl fmt::Debug for Gpu {
     }
 }
 
+/// Environment variables that MPI launchers set to a process's rank among the ranks of its host.
+const LOCAL_RANK_ENV: [&str; 3] = ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"];
+
+/// This process's rank among the ranks on its host, from the MPI launcher's environment (0 without one).
+fn local_rank() -> usize {
+    LOCAL_RANK_ENV.iter().find_map(|v| std::env::var(v).ok()?.trim().parse().ok()).unwrap_or(0)
+}
+
 /// Picks a device among `(kind, has_compute_queue)` in loader order: `requested` (the value of
-/// `CELER_DEVICE`) if given, else the first of the most preferred [`DeviceKind`] that can
-/// compute; the rule of [`vulkan::Device::new`](crate::vulkan::Device::new).
-fn choose_device(candidates: &[(DeviceKind, bool)], requested: Option<&str>) -> Result<Option<usize>, &'static str> {
+/// `CELER_DEVICE`) if given, else among the devices of the most preferred [`DeviceKind`] that can
+/// compute, the `local_rank`-th (modulo their number), so ranks sharing a host spread over its
+/// GPUs; the rule of [`vulkan::Device::new`](crate::vulkan::Device::new) plus that spreading.
+fn choose_device(
+    candidates: &[(DeviceKind, bool)],
+    requested: Option<&str>,
+    local_rank: usize,
+) -> Result<Option<usize>, &'static str> {
     if let Some(value) = requested {
         let index: usize = value.trim().parse().map_err(|_| "is not a device index")?;
         return match candidates.get(index) {
@@ -498,12 +511,16 @@ fn choose_device(candidates: &[(DeviceKind, bool)], requested: Option<&str>) -> 
             Some((_, true)) => Ok(Some(index)),
         };
     }
-    Ok(candidates
+    let Some(best) = candidates.iter().filter(|(_, compute)| *compute).map(|(kind, _)| *kind).min() else {
+        return Ok(None);
+    };
+    let same: Vec<usize> = candidates
         .iter()
         .enumerate()
-        .filter(|(_, (_, compute))| *compute)
-        .min_by_key(|(index, (kind, _))| (*kind, *index))
-        .map(|(index, _)| index))
+        .filter(|(_, (kind, compute))| *compute && *kind == best)
+        .map(|(i, _)| i)
+        .collect();
+    Ok(Some(same[local_rank % same.len()]))
 }
 
 impl Gpu {
@@ -543,7 +560,7 @@ impl Gpu {
             })
             .collect();
         let requested = std::env::var(DEVICE_ENV).ok();
-        let index = choose_device(&candidates, requested.as_deref())
+        let index = choose_device(&candidates, requested.as_deref(), local_rank())
             .map_err(|problem| DeviceError::BadDeviceChoice {
                 value: requested.clone().unwrap_or_default(),
                 problem,
@@ -944,10 +961,15 @@ mod tests {
     #[test]
     fn device_choice_follows_the_vulkan_module() {
         let devices = [(Cpu, true), (IntegratedGpu, true), (DiscreteGpu, true)];
-        assert_eq!(choose_device(&devices, None), Ok(Some(2)));
-        assert_eq!(choose_device(&devices, Some("0")), Ok(Some(0)));
-        assert_eq!(choose_device(&devices, Some("9")), Err("is out of range"));
-        assert_eq!(choose_device(&[(DiscreteGpu, false)], None), Ok(None));
+        assert_eq!(choose_device(&devices, None, 0), Ok(Some(2)));
+        assert_eq!(choose_device(&devices, Some("0"), 0), Ok(Some(0)));
+        assert_eq!(choose_device(&devices, Some("9"), 0), Err("is out of range"));
+        assert_eq!(choose_device(&[(DiscreteGpu, false)], None, 0), Ok(None));
+        // Ranks sharing a host spread over its GPUs of the preferred kind.
+        let two = [(Cpu, true), (DiscreteGpu, true), (DiscreteGpu, true)];
+        assert_eq!(choose_device(&two, None, 0), Ok(Some(1)));
+        assert_eq!(choose_device(&two, None, 1), Ok(Some(2)));
+        assert_eq!(choose_device(&two, None, 2), Ok(Some(1)));
     }
 
     #[test]

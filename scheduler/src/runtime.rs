@@ -518,6 +518,9 @@ fn run(queue: Arc<SegQueue<Message>>, config: TaskManagerConfig, ready: mpsc::Sy
         comm.abort(1)
     };
     let gpu = Gpu::new().unwrap_or_else(|e| abort(format!("GPU start-up failed: {e}")));
+    if std::env::var_os("CELER_PRINT_DEVICE").is_some() {
+        eprintln!("celer: rank {rank} of {} runs on {}", comm.size(), gpu.info());
+    }
     let mut rank_loop = RankLoop::new(&comm, gpu, config).unwrap_or_else(|e| abort(e));
     let _ = ready.send(Ok((rank, comm.size())));
     loop {
