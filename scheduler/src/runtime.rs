@@ -7,13 +7,11 @@
 //!   `spin_loop` hints) while waiting for completions.
 //! - MPI is initialised on the runtime thread with `MPI_THREAD_FUNNELED`: it is the only thread that calls MPI.
 //!
-//! This first executor runs each rank's commands **in order, one at a time** (a kernel's batch completes before
-//! the next command starts); sends complete in the background. That is correct because every rank generates the
-//! pushes of a task before its await-pushes, so no rank waits for data another rank has not yet been able to send.
-//! It leaves overlap on the table: the out-of-order engine that keeps several batches in flight comes next (see
-//! docs/ARCHITECTURE.md). Memory is also simple for now: every buffer has one device allocation of its whole extent
-//! on each rank, plus a host copy of the same size used as staging for transfers.
-//! TODO(perf): allocations sized to the accessed bounding boxes; batching of ready kernels.
+//! Commands start **out of order**, as soon as their dependencies allow (see [`RankLoop::step`]); several GPU
+//! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory is
+//! simple for now: every buffer has one device allocation of its whole extent on each rank, plus a host copy of the
+//! same size used as staging for transfers; the command graph's dependencies keep conflicting uses of both apart.
+//! TODO(perf): allocations sized to the accessed bounding boxes; several ready kernels in one batch.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
@@ -24,8 +22,8 @@ use celer_exec::mpi::Communicator;
 use celer_exec::shaders::KernelSource;
 use celer_exec::transfer::{AllocLayout, CellBox, CompletionKind, Token, TransferEngine, TransferKey};
 use celer_graph::{
-    AccessMode, BufferId, Command, CommandKind, EpochAction, GridBox, NodeId, Region, TaskError, TaskId, TaskKind,
-    TaskManager, TaskManagerConfig, TaskSpec,
+    AccessMode, BufferId, Command, CommandId, CommandKind, EpochAction, GridBox, NodeId, Region, TaskError, TaskId,
+    TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
 };
 use crossbeam_queue::SegQueue;
 use hashbrown::HashMap;
@@ -70,6 +68,9 @@ pub enum Message {
     /// An epoch; the sender fires once everything before it has run.
     Epoch(EpochAction, mpsc::SyncSender<()>),
 }
+
+/// How many queued commands the loop looks at for ready ones in one step.
+const LOOKAHEAD: usize = 256;
 
 /// What the runtime thread owns for one buffer.
 struct BufferState {
@@ -125,7 +126,11 @@ pub struct RankLoop<'c> {
     cdag: CommandGraphGenerator,
     buffers: HashMap<BufferId, BufferState>,
     commands: VecDeque<Command>,
-    in_flight: Option<InFlight>,
+    /// Commands started and not yet complete.
+    in_flight: Vec<(CommandId, InFlight)>,
+    /// Completed commands above the watermark; every command below `watermark` is complete.
+    done: hashbrown::HashSet<CommandId>,
+    watermark: u64,
     fences: HashMap<TaskId, mpsc::SyncSender<Result<Vec<u8>, String>>>,
     epochs: HashMap<TaskId, mpsc::SyncSender<()>>,
     /// The previous horizon executed: when the next one runs, everything before this one is pruned.
@@ -154,7 +159,10 @@ impl<'c> RankLoop<'c> {
             cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: false }),
             buffers: HashMap::new(),
             commands: VecDeque::new(),
-            in_flight: None,
+            in_flight: Vec::new(),
+            done: hashbrown::HashSet::new(),
+            // C0 (the initial epoch) is complete from the start.
+            watermark: 1,
             fences: HashMap::new(),
             epochs: HashMap::new(),
             last_horizon: None,
@@ -237,8 +245,13 @@ impl<'c> RankLoop<'c> {
         Token(self.next_token)
     }
 
-    /// Makes progress: polls the backends, finishes the command in flight, starts the next. Returns whether
-    /// anything happened.
+    /// Makes progress: polls the backends, finishes what completed, starts every command whose dependencies allow
+    /// it. Returns whether anything happened.
+    ///
+    /// A command that begins with GPU work (a kernel, or the download of a push or fence) may start as soon as the
+    /// commands it depends on have *submitted* their last GPU batch: batches run in submission order on the one
+    /// queue, so dependent kernels go to the GPU back to back instead of one round trip each. Everything else
+    /// waits for its dependencies to complete.
     ///
     /// # Errors
     /// Backend errors and unsupported commands, as text naming the command.
@@ -248,25 +261,60 @@ impl<'c> RankLoop<'c> {
         self.batches.clear();
         self.gpu.poll(&mut self.batches).map_err(|e| e.to_string())?;
         let mut progressed = !self.completions.is_empty() || !self.batches.is_empty();
-        if let Some(flight) = self.in_flight.take() {
+        let flights = std::mem::take(&mut self.in_flight);
+        for (id, flight) in flights {
             match self.finish(flight)? {
-                Some(still) => {
-                    self.in_flight = Some(still);
-                    return Ok(progressed);
+                Some(still) => self.in_flight.push((id, still)),
+                None => {
+                    self.mark_done(id);
+                    progressed = true;
                 }
-                None => progressed = true,
             }
         }
-        if let Some(cmd) = self.commands.pop_front() {
-            self.in_flight = self.start(&cmd)?;
+        // Start ready commands, in generation order, within a window at the front of the queue (dependencies
+        // point backwards, so the front always becomes ready first).
+        let mut i = 0;
+        while i < self.commands.len().min(LOOKAHEAD) {
+            let gpu_first = matches!(
+                self.commands[i].kind,
+                CommandKind::Execution { .. } | CommandKind::Push { .. } | CommandKind::Fence { .. }
+            );
+            let ready = self.commands[i].dependencies.iter().all(|d| {
+                self.is_done(d.command)
+                    || (gpu_first
+                        && self
+                            .in_flight
+                            .iter()
+                            .any(|(id, f)| *id == d.command && matches!(f, InFlight::Gpu(_, AfterGpu::Done))))
+            });
+            if !ready {
+                i += 1;
+                continue;
+            }
+            let cmd = self.commands.remove(i).expect("index in range");
+            match self.start(&cmd)? {
+                Some(flight) => self.in_flight.push((cmd.id, flight)),
+                None => self.mark_done(cmd.id),
+            }
             progressed = true;
         }
         Ok(progressed)
     }
 
+    fn is_done(&self, id: CommandId) -> bool {
+        id.0 < self.watermark || self.done.contains(&id)
+    }
+
+    fn mark_done(&mut self, id: CommandId) {
+        self.done.insert(id);
+        while self.done.remove(&CommandId(self.watermark)) {
+            self.watermark += 1;
+        }
+    }
+
     /// Whether no command is queued or in flight and all sends have left.
     pub fn is_idle(&self) -> bool {
-        self.commands.is_empty() && self.in_flight.is_none() && self.engine.is_idle()
+        self.commands.is_empty() && self.in_flight.is_empty() && self.engine.is_idle()
     }
 
     fn start(&mut self, cmd: &Command) -> Result<Option<InFlight>, String> {
@@ -337,8 +385,8 @@ impl<'c> RankLoop<'c> {
                 let boxes: Vec<CellBox> = region.boxes().iter().map(cell_box).collect();
                 // SAFETY: `host` is a Vec owned by this buffer's state, never resized while the runtime runs, and
                 // laid out as `layout`; the buffer state lives until shutdown, after every expect completed (the
-                // in-order loop waits for this one before starting another command), and nothing else touches
-                // these cells meanwhile.
+                // loop only stops once nothing is in flight), and no other command touches these cells meanwhile:
+                // the command graph orders every other access to them after this await-push (anti-dependencies).
                 unsafe { self.engine.expect(key_of(transfer), &boxes, &layout, state.host.as_mut_ptr(), token) }
                     .map_err(|e| fail(e.to_string()))?;
                 Ok(Some(InFlight::Receive { buffer: transfer.buffer, region: region.clone(), token }))
@@ -440,7 +488,7 @@ impl std::fmt::Debug for RankLoop<'_> {
         f.debug_struct("RankLoop")
             .field("rank", &self.comm.rank())
             .field("queued", &self.commands.len())
-            .field("busy", &self.in_flight.is_some())
+            .field("in_flight", &self.in_flight.len())
             .finish_non_exhaustive()
     }
 }
