@@ -45,6 +45,9 @@ pub use queue::{
     task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, TaskBuilder,
 };
 
+/// What a host task's closure sees: its chunk and its accessors' cells.
+pub use celer_scheduler::runtime::HostContext;
+
 /// The kernels compiled into celer (WGSL from `exec/shaders/`, compiled to SPIR-V at build time).
 pub use celer_exec::shaders as kernels;
 

@@ -17,7 +17,7 @@ use celer_graph::{
     AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, ReductionOp,
     ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskManagerConfig, TaskSpec,
 };
-use celer_scheduler::runtime::{KernelPayload, Message, RuntimeHandle};
+use celer_scheduler::runtime::{HostContext, HostPayload, KernelPayload, Message, RuntimeHandle};
 use celer_scheduler::Simulation;
 use std::sync::{mpsc, Arc};
 
@@ -527,6 +527,13 @@ pub mod task {
 impl<const KD: usize> TaskBuilder<KD> {
     fn host(spec: TaskSpec) -> Self {
         Self { spec, kernel: None, scalars: Vec::new() }
+    }
+
+    /// Sets what a host task runs: `f` gets each accessor's cells (in declaration order) through the
+    /// [`HostContext`], on the runtime's host worker thread, once per chunk on the chunk's rank.
+    pub fn run(mut self, f: impl Fn(&mut HostContext) + Send + Sync + 'static) -> Self {
+        self.spec.payload = Some(Arc::new(HostPayload(Arc::new(f))));
+        self
     }
 
     /// Appends scalar arguments, pushed to the kernel after the accessor windows (u32 words).

@@ -1,8 +1,11 @@
 //! End to end, on real ranks and a real Vulkan device: explicit heat-equation steps in 1D and 2D (neighbourhood
 //! reads, so halos move between ranks every step), read back through fences on every rank and compared with a
-//! serial reference computed here. Run alone (one rank) or under `mpirun -n N`; `./x test` does both.
+//! serial reference computed here; then a buffer written by a host task on rank 0 and fenced on every rank, and a
+//! collective host task that reads a whole buffer on every rank. Run alone (one rank) or under `mpirun -n N`;
+//! `./x test` does both.
 
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use celer::{access, kernels, task, Kernel, Queue};
 
@@ -89,7 +92,28 @@ fn run(q: &Queue) -> Result<(), String> {
     let got = q.fence(&u).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     let want = (0..25).fold(init, |x, _| step_2d(&x, h, w, alpha));
     compare("2D heat, 25 steps", &got, &want)?;
+
+    // A buffer written by a host task on rank 0 and read by every rank.
+    let table = q.buffer::<f32, 1>([64]).named("table");
+    q.submit(task::host_once().discard_write(&table, access::all()).run(|ctx| {
+        for (i, x) in ctx.data_mut::<f32>(0).iter_mut().enumerate() {
+            *x = i as f32 * 0.5;
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&table).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    compare("table written on rank 0", &got, &(0..64).map(|i| i as f32 * 0.5).collect::<Vec<_>>())?;
+
+    // A collective host task on every rank, reading the whole 2D field.
+    let seen = Arc::new(Mutex::new(None));
+    let seen_in_task = Arc::clone(&seen);
+    q.submit(task::host_collective().read(&u, access::all()).run(move |ctx| {
+        *seen_in_task.lock().unwrap() = Some(ctx.data::<f32>(0).to_vec());
+    }))
+    .map_err(|e| e.to_string())?;
     q.wait();
+    let seen = seen.lock().unwrap().take().ok_or("the collective host task did not run on this rank")?;
+    compare("collective host task reading all", &seen, &want)?;
     Ok(())
 }
 
@@ -110,7 +134,9 @@ fn main() -> ExitCode {
     let (rank, ranks) = (q.rank(), q.ranks());
     match run(&q) {
         Ok(()) => {
-            println!("e2e_heat: rank {rank} of {ranks}: 1D and 2D heat verified against the serial reference");
+            println!(
+                "e2e_heat: rank {rank} of {ranks}: 1D and 2D heat and host tasks verified against the serial reference"
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -41,6 +41,147 @@ pub struct KernelPayload {
     pub scalars: Vec<u32>,
 }
 
+/// The closure a host task runs, on the host worker thread.
+pub type HostFn = dyn Fn(&mut HostContext) + Send + Sync;
+
+/// What a host task runs.
+#[derive(Clone)]
+pub struct HostPayload(pub Arc<HostFn>);
+
+impl std::fmt::Debug for HostPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostPayload(..)")
+    }
+}
+
+/// One accessor's data as a host task sees it: the bounding box of what its chunk maps to, row-major.
+#[derive(Debug)]
+struct HostView {
+    buffer: BufferId,
+    bounds: GridBox,
+    elem_size: usize,
+    bytes: Vec<u8>,
+    produces: bool,
+}
+
+/// What a host task's closure gets: its chunk, and per accessor (in declaration order) the cells it maps to.
+///
+/// Read accessors hold the buffer's current contents; write accessors start zeroed and everything in their box
+/// is written back when the closure returns (so a write accessor must cover exactly the cells the task owns).
+#[derive(Debug)]
+pub struct HostContext {
+    chunk: GridBox,
+    rank: usize,
+    ranks: usize,
+    views: Vec<HostView>,
+}
+
+impl HostContext {
+    /// The part of the task's index space this invocation handles.
+    pub fn chunk(&self) -> GridBox {
+        self.chunk
+    }
+
+    /// This rank and the number of ranks.
+    pub fn rank(&self) -> (usize, usize) {
+        (self.rank, self.ranks)
+    }
+
+    /// The box of buffer cells accessor `i` holds.
+    ///
+    /// # Panics
+    /// If the task has no accessor `i`.
+    pub fn bounds(&self, i: usize) -> GridBox {
+        self.views[i].bounds
+    }
+
+    /// Accessor `i`'s cells as a slice of `T` (row-major over [`bounds`](Self::bounds)).
+    ///
+    /// # Panics
+    /// If the task has no accessor `i`, or `T`'s size is not the buffer's element size.
+    pub fn data<T: Copy>(&self, i: usize) -> &[T] {
+        let v = &self.views[i];
+        assert_eq!(std::mem::size_of::<T>(), v.elem_size, "accessor {i} holds {}-byte elements", v.elem_size);
+        let n = v.bytes.len() / v.elem_size;
+        // SAFETY: the bytes hold `n` elements of the buffer's element type, which the facade only lets programs
+        // create for plain-old-data types of this size; `Vec<u8>` storage from the allocator is aligned for them
+        // (at least 8 bytes on the platforms celer supports, checked below).
+        assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
+        unsafe { std::slice::from_raw_parts(v.bytes.as_ptr().cast::<T>(), n) }
+    }
+
+    /// Accessor `i`'s cells, writable; written back to the buffer after the closure returns (write accessors only).
+    ///
+    /// # Panics
+    /// As [`data`](Self::data), and if accessor `i` only reads.
+    pub fn data_mut<T: Copy>(&mut self, i: usize) -> &mut [T] {
+        let v = &mut self.views[i];
+        assert!(v.produces, "accessor {i} of this host task only reads; declare it write or read_write");
+        assert_eq!(std::mem::size_of::<T>(), v.elem_size, "accessor {i} holds {}-byte elements", v.elem_size);
+        assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
+        let n = v.bytes.len() / v.elem_size;
+        // SAFETY: as in `data`, and `&mut self` makes this the only borrow of the bytes.
+        unsafe { std::slice::from_raw_parts_mut(v.bytes.as_mut_ptr().cast::<T>(), n) }
+    }
+}
+
+/// A host task for the worker thread.
+struct HostJob {
+    cmd: CommandId,
+    f: Arc<HostFn>,
+    ctx: HostContext,
+}
+
+/// The host worker: one thread that runs host tasks so a long one never stalls MPI progress or GPU submission.
+/// Jobs and results travel through lock-free queues; the loop unparks the worker when it hands it a job.
+struct HostWorker {
+    jobs: Arc<SegQueue<HostJob>>,
+    done: Arc<SegQueue<(CommandId, Result<HostContext, String>)>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostWorker {
+    fn start() -> Self {
+        let jobs: Arc<SegQueue<HostJob>> = Arc::new(SegQueue::new());
+        let done = Arc::new(SegQueue::new());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (j, d, st) = (Arc::clone(&jobs), Arc::clone(&done), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("celer-host".into())
+            .spawn(move || loop {
+                while let Some(mut job) = j.pop() {
+                    let f = Arc::clone(&job.f);
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
+                    d.push((job.cmd, result.map(|()| job.ctx).map_err(|_| "the host task panicked".to_string())));
+                }
+                if st.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
+                std::thread::park_timeout(std::time::Duration::from_millis(1));
+            })
+            .expect("starting the host worker thread");
+        Self { jobs, done, stop, thread: Some(thread) }
+    }
+
+    fn submit(&self, job: HostJob) {
+        self.jobs.push(job);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+}
+
+impl Drop for HostWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
 /// A message from the application thread to the runtime thread.
 #[derive(Debug)]
 pub enum Message {
@@ -74,6 +215,7 @@ const LOOKAHEAD: usize = 256;
 
 /// What the runtime thread owns for one buffer.
 struct BufferState {
+    dims: usize,
     extent: GridBox,
     elem_size: usize,
     device: DeviceAllocation,
@@ -87,6 +229,8 @@ enum InFlight {
     Gpu(celer_exec::gpu::BatchId, AfterGpu),
     /// Waiting for the transfer engine to deliver an await-push into host staging.
     Receive { buffer: BufferId, region: Region, token: Token },
+    /// A host task running on the worker thread.
+    Host(CommandId),
 }
 
 enum AfterGpu {
@@ -96,6 +240,11 @@ enum AfterGpu {
         buffer: BufferId,
         downloads: Vec<(celer_exec::gpu::DownloadId, NodeId, GridBox)>,
         key: TransferKey,
+    },
+    /// Downloads of a host task's inputs; then the task goes to the worker.
+    HostInputs {
+        downloads: Vec<(usize, celer_exec::gpu::DownloadId)>,
+        job: Box<HostJob>,
     },
     /// A fence read-back to hand to the application.
     Fence {
@@ -139,6 +288,9 @@ pub struct RankLoop<'c> {
     batches: Vec<celer_exec::gpu::BatchId>,
     next_token: u64,
     shutdown: bool,
+    host: HostWorker,
+    /// Host tasks the worker finished, by command.
+    host_done: HashMap<CommandId, Result<HostContext, String>>,
 }
 
 impl<'c> RankLoop<'c> {
@@ -170,6 +322,8 @@ impl<'c> RankLoop<'c> {
             batches: Vec::new(),
             next_token: 0,
             shutdown: false,
+            host: HostWorker::start(),
+            host_done: HashMap::new(),
         })
     }
 
@@ -194,7 +348,7 @@ impl<'c> RankLoop<'c> {
                 let id_batch = batch.submit().map_err(|e| e.to_string())?;
                 // Creation is rare: finish the upload before anything uses the buffer.
                 self.wait_batch(id_batch)?;
-                self.buffers.insert(id, BufferState { extent, elem_size, device, host });
+                self.buffers.insert(id, BufferState { dims, extent, elem_size, device, host });
             }
             Message::DestroyBuffer(id) => {
                 self.tm.destroy_buffer(id);
@@ -261,6 +415,10 @@ impl<'c> RankLoop<'c> {
         self.batches.clear();
         self.gpu.poll(&mut self.batches).map_err(|e| e.to_string())?;
         let mut progressed = !self.completions.is_empty() || !self.batches.is_empty();
+        while let Some((cmd, result)) = self.host.done.pop() {
+            self.host_done.insert(cmd, result);
+            progressed = true;
+        }
         let flights = std::mem::take(&mut self.in_flight);
         for (id, flight) in flights {
             match self.finish(flight)? {
@@ -324,7 +482,54 @@ impl<'c> RankLoop<'c> {
             CommandKind::Execution { task, chunk, .. } => {
                 let task = self.tm.task(*task).ok_or_else(|| fail("its task was pruned".into()))?;
                 if task.kind() != TaskKind::DeviceCompute {
-                    return Err(fail(format!("{} tasks are not supported by this executor yet", task.kind().name())));
+                    let payload = task
+                        .spec
+                        .payload
+                        .as_ref()
+                        .and_then(|p| p.downcast_ref::<HostPayload>())
+                        .ok_or_else(|| fail(format!("{} has no host closure to run", task.ident())))?
+                        .clone();
+                    let mut views = Vec::new();
+                    let mut wanted = Vec::new();
+                    for (i, a) in task.spec.accesses.iter().enumerate() {
+                        let state =
+                            self.buffers.get(&a.buffer).ok_or_else(|| fail(format!("unknown buffer {}", a.buffer)))?;
+                        let region = a
+                            .mapper
+                            .apply(chunk, task.spec.dims, &state.extent, state.dims)
+                            .map_err(|e| fail(e.to_string()))?;
+                        let bounds = region.bounding_box();
+                        if a.mode.consumes() && !bounds.is_empty() {
+                            wanted.push((i, a.buffer, bounds));
+                        }
+                        views.push(HostView {
+                            buffer: a.buffer,
+                            bounds,
+                            elem_size: state.elem_size,
+                            bytes: vec![0; bounds.area() * state.elem_size],
+                            produces: a.mode.produces(),
+                        });
+                    }
+                    let ctx = HostContext {
+                        chunk: *chunk,
+                        rank: self.comm.rank() as usize,
+                        ranks: self.comm.size() as usize,
+                        views,
+                    };
+                    let job = Box::new(HostJob { cmd: cmd.id, f: payload.0, ctx });
+                    if wanted.is_empty() {
+                        self.host.submit(*job);
+                        return Ok(Some(InFlight::Host(cmd.id)));
+                    }
+                    let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
+                    let mut downloads = Vec::new();
+                    for (i, b, bounds) in wanted {
+                        let d =
+                            batch.download(&self.buffers[&b].device, box3(&bounds)).map_err(|e| fail(e.to_string()))?;
+                        downloads.push((i, d));
+                    }
+                    let id = batch.submit().map_err(|e| fail(e.to_string()))?;
+                    return Ok(Some(InFlight::Gpu(id, AfterGpu::HostInputs { downloads, job })));
                 }
                 let payload = task
                     .spec
@@ -452,6 +657,15 @@ impl<'c> RankLoop<'c> {
                                 .map_err(|e| e.to_string())?;
                         }
                     }
+                    AfterGpu::HostInputs { downloads, mut job } => {
+                        for (i, d) in downloads {
+                            let v = &mut job.ctx.views[i];
+                            self.gpu.read_download(d, &mut v.bytes, box3(&v.bounds)).map_err(|e| e.to_string())?;
+                        }
+                        let cmd = job.cmd;
+                        self.host.submit(*job);
+                        return Ok(Some(InFlight::Host(cmd)));
+                    }
                     AfterGpu::Fence { download, bytes, task } => {
                         let mut data = vec![0u8; bytes];
                         let t = self.tm.task(task).expect("fence task is live until its epoch");
@@ -463,6 +677,25 @@ impl<'c> RankLoop<'c> {
                     }
                 }
                 Ok(None)
+            }
+            InFlight::Host(cmd) => {
+                let Some(result) = self.host_done.remove(&cmd) else {
+                    return Ok(Some(InFlight::Host(cmd)));
+                };
+                let ctx = result.map_err(|e| format!("N{} {cmd}: {e}", self.comm.rank()))?;
+                let outputs: Vec<&HostView> = ctx.views.iter().filter(|v| v.produces && !v.bounds.is_empty()).collect();
+                if outputs.is_empty() {
+                    return Ok(None);
+                }
+                let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
+                for v in outputs {
+                    let state = &self.buffers[&v.buffer];
+                    batch
+                        .upload(&state.device, box3(&v.bounds), &v.bytes, box3(&v.bounds))
+                        .map_err(|e| e.to_string())?;
+                }
+                let id = batch.submit().map_err(|e| e.to_string())?;
+                Ok(Some(InFlight::Gpu(id, AfterGpu::Done)))
             }
             InFlight::Receive { buffer, region, token } => {
                 let arrived = self.completions.iter().any(|c| c.token == token && c.kind == CompletionKind::Received);
