@@ -42,7 +42,8 @@ mod queue;
 
 pub use celer_graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
 pub use queue::{
-    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, TaskBuilder,
+    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, Reducible,
+    TaskBuilder,
 };
 
 /// What a host task's closure sees: its chunk and its accessors' cells.

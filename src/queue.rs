@@ -17,7 +17,7 @@ use celer_graph::{
     AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, ReductionOp,
     ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskManagerConfig, TaskSpec,
 };
-use celer_scheduler::runtime::{HostContext, HostPayload, KernelPayload, Message, RuntimeHandle};
+use celer_scheduler::runtime::{HostContext, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind};
 use celer_scheduler::Simulation;
 use std::sync::{mpsc, Arc};
 
@@ -37,6 +37,17 @@ macro_rules! impl_element {
     )* };
 }
 impl_element!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+
+/// Element types reductions can combine across ranks.
+pub trait Reducible: Element {
+    /// How the runtime combines partial results of this type.
+    const KIND: ScalarKind;
+}
+
+macro_rules! impl_reducible {
+    ($($t:ty => $k:ident),*) => { $( impl Reducible for $t { const KIND: ScalarKind = ScalarKind::$k; } )* };
+}
+impl_reducible!(i32 => I32, u32 => U32, i64 => I64, u64 => U64, f32 => F32, f64 => F64);
 
 /// Settings of a [`Queue`].
 #[derive(Clone, Debug)]
@@ -230,7 +241,12 @@ impl Queue {
             rec.next_reduction += 1;
         }
         if let Some((source, entry)) = task.kernel {
-            spec.payload = Some(Arc::new(KernelPayload { source, entry, scalars: task.scalars }));
+            spec.payload = Some(Arc::new(KernelPayload {
+                source,
+                entry,
+                scalars: task.scalars,
+                reduction_kinds: task.reduction_kinds,
+            }));
         }
         let id = rec.sim.submit(spec.clone())?;
         rec.after_submit();
@@ -490,6 +506,7 @@ pub struct TaskBuilder<const KD: usize> {
     spec: TaskSpec,
     kernel: Option<(&'static KernelSource, &'static str)>,
     scalars: Vec<u32>,
+    reduction_kinds: Vec<ScalarKind>,
 }
 
 /// Task builders.
@@ -499,7 +516,7 @@ pub mod task {
     /// A kernel over `[0, range)`, split across ranks and devices.
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
         let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name());
-        TaskBuilder { spec, kernel: kernel.source, scalars: Vec::new() }
+        TaskBuilder { spec, kernel: kernel.source, scalars: Vec::new(), reduction_kinds: Vec::new() }
     }
 
     /// A host task over `[0, range)`, split across ranks like a kernel.
@@ -526,7 +543,7 @@ pub mod task {
 
 impl<const KD: usize> TaskBuilder<KD> {
     fn host(spec: TaskSpec) -> Self {
-        Self { spec, kernel: None, scalars: Vec::new() }
+        Self { spec, kernel: None, scalars: Vec::new(), reduction_kinds: Vec::new() }
     }
 
     /// Sets what a host task runs: `f` gets each accessor's cells (in declaration order) through the
@@ -586,13 +603,18 @@ impl<const KD: usize> TaskBuilder<KD> {
     }
 
     /// Reduces every item's contribution into the one-element `buffer` with `op`, overwriting its old value.
-    pub fn reduce<T: Element, const BD: usize>(mut self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
+    ///
+    /// The kernel binds the buffer after its accessors; it starts from `op`'s identity on every rank, the kernel
+    /// combines its chunk's items into element 0 (e.g. with atomics), and celer combines the ranks' partial results
+    /// in rank order, so every rank reads the same bits.
+    pub fn reduce<T: Reducible, const BD: usize>(mut self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
         self.spec.reductions.push(ReductionSpec {
             id: ReductionId(0),
             buffer: buffer.id,
             op,
             include_current_value: false,
         });
+        self.reduction_kinds.push(T::KIND);
         self
     }
 

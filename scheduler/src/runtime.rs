@@ -22,13 +22,65 @@ use celer_exec::mpi::Communicator;
 use celer_exec::shaders::KernelSource;
 use celer_exec::transfer::{AllocLayout, CellBox, CompletionKind, Token, TransferEngine, TransferKey};
 use celer_graph::{
-    AccessMode, BufferId, Command, CommandId, CommandKind, EpochAction, GridBox, NodeId, Region, TaskError, TaskId,
-    TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
+    AccessMode, BufferId, Command, CommandId, CommandKind, EpochAction, GridBox, NodeId, ReductionId, ReductionOp,
+    Region, TaskError, TaskId, TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
 };
 use crossbeam_queue::SegQueue;
 use hashbrown::HashMap;
 
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
+
+/// The element type of a reduction result, which decides how partial results combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalarKind {
+    /// `i32`.
+    I32,
+    /// `u32`.
+    U32,
+    /// `i64`.
+    I64,
+    /// `u64`.
+    U64,
+    /// `f32`.
+    F32,
+    /// `f64`.
+    F64,
+}
+
+macro_rules! reduce_as {
+    ($kind:expr, $op:expr, $bytes:expr, $($k:ident => $t:ty),*) => {
+        match $kind { $(ScalarKind::$k => {
+            let vals = $bytes.iter().map(|b: &&[u8]| <$t>::from_ne_bytes((*b).try_into().expect("one element")));
+            let r = match $op {
+                ReductionOp::Sum => vals.fold(0 as $t, |a, b| a + b),
+                ReductionOp::Min => vals.fold(<$t>::MAX, |a, b| if b < a { b } else { a }),
+                ReductionOp::Max => vals.fold(<$t>::MIN, |a, b| if b > a { b } else { a }),
+            };
+            r.to_ne_bytes().to_vec()
+        })* }
+    };
+}
+
+impl ScalarKind {
+    /// Bytes of one element.
+    pub fn size(self) -> usize {
+        match self {
+            ScalarKind::I32 | ScalarKind::U32 | ScalarKind::F32 => 4,
+            _ => 8,
+        }
+    }
+
+    /// The identity of `op` (what a rank's partial starts from).
+    fn identity(self, op: ReductionOp) -> Vec<u8> {
+        self.combine(op, &[])
+    }
+
+    /// Folds `parts` (one element each, in rank order) with `op`, starting from the identity.
+    fn combine(self, op: ReductionOp, parts: &[&[u8]]) -> Vec<u8> {
+        // Float min/max start from the largest/smallest finite values, which any real number beats.
+        reduce_as!(self, op, parts, I32 => i32, U32 => u32, I64 => i64, U64 => u64, F32 => f32, F64 => f64)
+    }
+}
 
 /// What a device-compute task runs: a WGSL kernel compiled at build time, and its scalar arguments.
 #[derive(Debug, Clone)]
@@ -39,6 +91,10 @@ pub struct KernelPayload {
     pub entry: &'static str,
     /// Scalars pushed after the accessor windows (u32 words; pass `f32` as `to_bits`).
     pub scalars: Vec<u32>,
+    /// The element type of each of the task's reductions, in order. A reduction's buffer binds after the accessors;
+    /// it holds the operation's identity (or, on rank 0, the current value when that is included) when the kernel
+    /// starts, and the kernel combines its items into element 0 (e.g. with atomics).
+    pub reduction_kinds: Vec<ScalarKind>,
 }
 
 /// The closure a host task runs, on the host worker thread.
@@ -231,6 +287,8 @@ enum InFlight {
     Receive { buffer: BufferId, region: Region, token: Token },
     /// A host task running on the worker thread.
     Host(CommandId),
+    /// Waiting for every other rank's partial result of a reduction.
+    Gather { key: TransferKey, reduction: ReductionId },
 }
 
 enum AfterGpu {
@@ -240,6 +298,12 @@ enum AfterGpu {
         buffer: BufferId,
         downloads: Vec<(celer_exec::gpu::DownloadId, NodeId, GridBox)>,
         key: TransferKey,
+    },
+    /// The local partial result of a reduction, to combine with the gathered ones.
+    Reduce {
+        buffer: BufferId,
+        reduction: ReductionId,
+        download: Option<celer_exec::gpu::DownloadId>,
     },
     /// Downloads of a host task's inputs; then the task goes to the worker.
     HostInputs {
@@ -289,6 +353,10 @@ pub struct RankLoop<'c> {
     next_token: u64,
     shutdown: bool,
     host: HostWorker,
+    /// Operation and element type of every reduction submitted, known on every rank.
+    reductions: HashMap<ReductionId, (ReductionOp, ScalarKind)>,
+    /// Partial results gathered from the other ranks, until the reduction command combines them.
+    gathered: HashMap<ReductionId, celer_exec::transfer::Gathered>,
     /// Host tasks the worker finished, by command.
     host_done: HashMap<CommandId, Result<HostContext, String>>,
 }
@@ -323,6 +391,8 @@ impl<'c> RankLoop<'c> {
             next_token: 0,
             shutdown: false,
             host: HostWorker::start(),
+            reductions: HashMap::new(),
+            gathered: HashMap::new(),
             host_done: HashMap::new(),
         })
     }
@@ -356,6 +426,20 @@ impl<'c> RankLoop<'c> {
                 // The allocation is freed once no queued command can use it: at shutdown, for now.
             }
             Message::Submit(spec) => {
+                if !spec.reductions.is_empty() {
+                    let kinds = spec
+                        .payload
+                        .as_ref()
+                        .and_then(|p| p.downcast_ref::<KernelPayload>())
+                        .map(|k| k.reduction_kinds.clone())
+                        .unwrap_or_default();
+                    for (i, r) in spec.reductions.iter().enumerate() {
+                        let kind = *kinds.get(i).ok_or_else(|| {
+                            format!("a reduction into {} has no element type (reductions need a kernel)", r.buffer)
+                        })?;
+                        self.reductions.insert(r.id, (r.op, kind));
+                    }
+                }
                 self.tm.submit(spec).map_err(|e| e.to_string())?;
                 self.generate()?;
             }
@@ -538,11 +622,18 @@ impl<'c> RankLoop<'c> {
                     .and_then(|p| p.downcast_ref::<KernelPayload>())
                     .ok_or_else(|| fail(format!("{} has no kernel to run", task.ident())))?
                     .clone();
-                if !task.spec.reductions.is_empty() {
-                    return Err(fail("reductions are not supported by this executor yet".into()));
-                }
-                let accesses: Vec<(BufferId, AccessMode)> =
+                let mut accesses: Vec<(BufferId, AccessMode)> =
                     task.spec.accesses.iter().map(|a| (a.buffer, a.mode)).collect();
+                // Reduction buffers bind after the accessors and start from the identity, except where rank 0
+                // folds in the current value.
+                let mut identities = Vec::new();
+                for r in &task.spec.reductions {
+                    accesses.push((r.buffer, AccessMode::ReadWrite));
+                    if !(r.include_current_value && rank == 0) {
+                        let (op, kind) = self.reductions[&r.id];
+                        identities.push((r.buffer, kind.identity(op)));
+                    }
+                }
                 let dims = task.spec.dims.max(1);
                 let kernel = self.gpu.load_kernel(payload.source, payload.entry).map_err(|e| fail(e.to_string()))?;
                 let mut list = Vec::with_capacity(accesses.len());
@@ -555,6 +646,12 @@ impl<'c> RankLoop<'c> {
                     });
                 }
                 let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
+                for (b, bytes) in &identities {
+                    let state = &self.buffers[b];
+                    batch
+                        .upload(&state.device, box3(&state.extent), bytes, box3(&state.extent))
+                        .map_err(|e| fail(e.to_string()))?;
+                }
                 batch
                     .dispatch(kernel, Launch::new(box3(chunk), dims), &list, &payload.scalars)
                     .map_err(|e| fail(e.to_string()))?;
@@ -562,8 +659,15 @@ impl<'c> RankLoop<'c> {
                 Ok(Some(InFlight::Gpu(id, AfterGpu::Done)))
             }
             CommandKind::Push { transfer, targets } => {
-                if transfer.reduction.is_some() {
-                    return Err(fail("reductions are not supported by this executor yet".into()));
+                // Empty regions are "nothing from me" notices of reductions: a header alone.
+                for (target, _) in targets.iter().filter(|(_, r)| r.is_empty()) {
+                    let token = self.token();
+                    self.engine
+                        .send_empty(key_of(transfer), target.0 as i32, token)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                if targets.iter().all(|(_, r)| r.is_empty()) {
+                    return Ok(None);
                 }
                 let state = &self.buffers[&transfer.buffer];
                 let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
@@ -581,8 +685,12 @@ impl<'c> RankLoop<'c> {
                 )))
             }
             CommandKind::AwaitPush { transfer, region } => {
-                if transfer.reduction.is_some() {
-                    return Err(fail("reductions are not supported by this executor yet".into()));
+                if let Some(reduction) = transfer.reduction {
+                    let token = self.token();
+                    let key = key_of(transfer);
+                    let senders = self.comm.size() as usize - 1;
+                    self.engine.expect_gather(key, senders, token).map_err(|e| fail(e.to_string()))?;
+                    return Ok(Some(InFlight::Gather { key, reduction }));
                 }
                 let token = self.token();
                 let state = self.buffers.get_mut(&transfer.buffer).expect("buffer exists");
@@ -629,7 +737,22 @@ impl<'c> RankLoop<'c> {
                 }
                 Ok(None)
             }
-            CommandKind::Reduction { .. } => Err(fail("reductions are not supported by this executor yet".into())),
+            CommandKind::Reduction { reduction, buffer, has_local_contribution } => {
+                if !*has_local_contribution {
+                    return Ok(Some(InFlight::Gpu(
+                        self.gpu.batch().and_then(|b| b.submit()).map_err(|e| fail(e.to_string()))?,
+                        AfterGpu::Reduce { buffer: *buffer, reduction: *reduction, download: None },
+                    )));
+                }
+                let state = &self.buffers[buffer];
+                let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
+                let d = batch.download(&state.device, box3(&state.extent)).map_err(|e| fail(e.to_string()))?;
+                let id = batch.submit().map_err(|e| fail(e.to_string()))?;
+                Ok(Some(InFlight::Gpu(
+                    id,
+                    AfterGpu::Reduce { buffer: *buffer, reduction: *reduction, download: Some(d) },
+                )))
+            }
         }
     }
 
@@ -657,6 +780,39 @@ impl<'c> RankLoop<'c> {
                                 .map_err(|e| e.to_string())?;
                         }
                     }
+                    AfterGpu::Reduce { buffer, reduction, download } => {
+                        let (op, kind) = self.reductions[&reduction];
+                        let me = self.comm.rank();
+                        let mut local = vec![0u8; kind.size()];
+                        let extent = self.buffers[&buffer].extent;
+                        if let Some(d) = download {
+                            self.gpu.read_download(d, &mut local, box3(&extent)).map_err(|e| e.to_string())?;
+                        }
+                        let gathered = self.gathered.remove(&reduction);
+                        // Combine in rank order, so every rank computes bit-identical results.
+                        let mut parts: Vec<(i32, &[u8])> = Vec::new();
+                        if download.is_some() {
+                            parts.push((me, &local));
+                        }
+                        if let Some(g) = &gathered {
+                            parts.extend(
+                                g.pieces().iter().filter(|p| !p.bytes().is_empty()).map(|p| (p.sender(), p.bytes())),
+                            );
+                        }
+                        parts.sort_by_key(|p| p.0);
+                        let slices: Vec<&[u8]> = parts.iter().map(|p| p.1).collect();
+                        let result = kind.combine(op, &slices);
+                        if let Some(g) = gathered {
+                            self.engine.recycle(g);
+                        }
+                        let state = &self.buffers[&buffer];
+                        let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
+                        batch
+                            .upload(&state.device, box3(&extent), &result, box3(&extent))
+                            .map_err(|e| e.to_string())?;
+                        let id = batch.submit().map_err(|e| e.to_string())?;
+                        return Ok(Some(InFlight::Gpu(id, AfterGpu::Done)));
+                    }
                     AfterGpu::HostInputs { downloads, mut job } => {
                         for (i, d) in downloads {
                             let v = &mut job.ctx.views[i];
@@ -678,6 +834,13 @@ impl<'c> RankLoop<'c> {
                 }
                 Ok(None)
             }
+            InFlight::Gather { key, reduction } => match self.engine.take_gathered(key) {
+                Some(g) => {
+                    self.gathered.insert(reduction, g);
+                    Ok(None)
+                }
+                None => Ok(Some(InFlight::Gather { key, reduction })),
+            },
             InFlight::Host(cmd) => {
                 let Some(result) = self.host_done.remove(&cmd) else {
                     return Ok(Some(InFlight::Host(cmd)));

@@ -1,0 +1,80 @@
+//! End to end, on real ranks and a real Vulkan device: sum, minimum and maximum reductions of an i32 buffer split
+//! over every rank, read by every rank (a fence) and by rank 0 alone (a host task), compared with the serial result.
+//! Run alone (one rank) or under `mpirun -n N`; `./x test` does both.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
+
+fn run(q: &Queue) -> Result<(), String> {
+    let n = 1000usize;
+    let values: Vec<i32> = (0..n as i32).map(|i| (i * 7919) % 1009 - 300).collect();
+    let data = q.buffer_from(&values, [n]).named("data");
+    let cases = [
+        ("reduce_sum", ReductionOp::Sum, values.iter().sum::<i32>()),
+        ("reduce_min", ReductionOp::Min, *values.iter().min().unwrap()),
+        ("reduce_max", ReductionOp::Max, *values.iter().max().unwrap()),
+    ];
+    for (entry, op, want) in cases {
+        let result = q.buffer::<i32, 1>([1]).named(entry);
+        let kernel = Kernel::wgsl(&kernels::REDUCE_I32, entry);
+        // Twice into the same buffer: a reduction overwrites, it does not accumulate onto the old value.
+        for round in 0..2 {
+            q.submit(task::parallel_for(&kernel, [n]).read(&data, access::one_to_one()).reduce(&result, op))
+                .map_err(|e| e.to_string())?;
+            let got = q.fence(&result).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+            if got != [want] {
+                return Err(format!(
+                    "{entry} (round {round}) read by every rank: got {got:?}, the serial result is {want}"
+                ));
+            }
+        }
+    }
+    // A reduction read by rank 0 alone.
+    let result = q.buffer::<i32, 1>([1]).named("sum_on_rank_0");
+    let kernel = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum");
+    q.submit(task::parallel_for(&kernel, [n]).read(&data, access::one_to_one()).reduce(&result, ReductionOp::Sum))
+        .map_err(|e| e.to_string())?;
+    let seen = Arc::new(Mutex::new(None));
+    let seen_in_task = Arc::clone(&seen);
+    q.submit(task::host_once().read(&result, access::all()).run(move |ctx| {
+        *seen_in_task.lock().unwrap() = Some(ctx.data::<i32>(0)[0]);
+    }))
+    .map_err(|e| e.to_string())?;
+    q.wait();
+    let want = values.iter().sum::<i32>();
+    match (q.rank(), *seen.lock().unwrap()) {
+        (0, Some(v)) if v == want => {}
+        (0, other) => return Err(format!("sum read by a host task on rank 0: got {other:?}, want {want}")),
+        (_, None) => {}
+        (r, Some(_)) => return Err(format!("the rank-0 host task ran on rank {r}")),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        eprintln!("e2e_reduce: no result after 120 s, giving up");
+        std::process::exit(2);
+    });
+    let q = match Queue::new() {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("e2e_reduce: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (rank, ranks) = (q.rank(), q.ranks());
+    match run(&q) {
+        Ok(()) => {
+            println!("e2e_reduce: rank {rank} of {ranks}: sum, min and max reductions verified");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("e2e_reduce: rank {rank} of {ranks}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
