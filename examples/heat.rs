@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A hot square in the middle of a cold plate.
     let hot = |i: usize| i.abs_diff(n / 2) < n / 8;
     let init: Vec<f32> = (0..n * n).map(|k| if hot(k / n) && hot(k % n) { 100.0 } else { 0.0 }).collect();
-    let heat = Kernel::wgsl(&kernels::HEAT_2D, "main");
+    let heat = Kernel::wgsl(&kernels::HEAT_2D, "main")?;
     let mut u = q.buffer_from(&init, [n, n]).named("u");
     let mut v = q.buffer::<f32, 2>([n, n]).named("v");
     q.wait();

@@ -77,6 +77,16 @@ pub enum Error {
     /// A fence's data is only available when the program runs (not in a dry run).
     #[error("{0} was only recorded (dry run), so it has no data")]
     DryRun(TaskId),
+    /// A kernel file without the entry point asked for.
+    #[error("kernel file {kernel} has no compute entry point `{entry}` (it has: {known})")]
+    NoEntryPoint {
+        /// The kernel file.
+        kernel: &'static str,
+        /// The entry point asked for.
+        entry: &'static str,
+        /// The entry points it has.
+        known: String,
+    },
     /// The runtime stopped before delivering a result.
     #[error("the runtime stopped before {0} completed")]
     Stopped(TaskId),
@@ -241,6 +251,19 @@ impl Queue {
             rec.next_reduction += 1;
         }
         if let Some((source, entry)) = task.kernel {
+            let given = spec.accesses.len() + spec.reductions.len();
+            if source.group0_bindings() as usize != given {
+                return Err(TaskError {
+                    task: celer_graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
+                    inner: Box::new(celer_graph::TaskErrorKind::KernelBindings {
+                        kernel: format!("{}::{entry}", source.name()),
+                        declared: source.group0_bindings(),
+                        given,
+                        accessors: spec.accesses.len(),
+                        reductions: spec.reductions.len(),
+                    }),
+                });
+            }
             spec.payload = Some(Arc::new(KernelPayload {
                 source,
                 entry,
@@ -489,8 +512,15 @@ impl Kernel {
     }
 
     /// The entry point `entry` of a compiled kernel file.
-    pub fn wgsl(source: &'static KernelSource, entry: &'static str) -> Self {
-        Self { name: source.name().to_owned(), source: Some((source, entry)) }
+    ///
+    /// # Errors
+    /// [`Error::NoEntryPoint`] when the file has no compute entry point of that name.
+    pub fn wgsl(source: &'static KernelSource, entry: &'static str) -> Result<Self, Error> {
+        if source.entry_point(entry).is_none() {
+            let known: Vec<&str> = source.entry_points().iter().map(|e| e.name).collect();
+            return Err(Error::NoEntryPoint { kernel: source.name(), entry, known: known.join(", ") });
+        }
+        Ok(Self { name: source.name().to_owned(), source: Some((source, entry)) })
     }
 
     /// The kernel's name.

@@ -63,3 +63,21 @@ fn waits_are_epochs_and_prune_the_graph() {
     assert!(e > TaskId(10));
     assert_eq!(q.live_tasks(), 1, "after a reached epoch only the epoch itself is held");
 }
+
+#[test]
+fn a_missing_entry_point_is_refused_naming_the_kernel() {
+    let err = Kernel::wgsl(&celer::kernels::HEAT_1D, "mian").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("heat_1d") && msg.contains("`mian`") && msg.contains("main"), "{msg}");
+}
+
+#[test]
+fn a_kernel_whose_bindings_do_not_match_the_accessors_is_refused_at_submit() {
+    let q = Queue::dry_run();
+    let v = q.buffer_from(&[0f32; 8], [8]).named("v");
+    let heat = Kernel::wgsl(&celer::kernels::HEAT_1D, "main").unwrap();
+    let err = q.submit(task::parallel_for(&heat, [8]).read(&v, access::all()).name("lonely")).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::KernelBindings { declared: 2, given: 1, .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("task T1 \"lonely\"") && msg.contains("heat_1d::main"), "{msg}");
+}

@@ -55,7 +55,7 @@ fn run(q: &Queue) -> Result<(), String> {
     // 1D: 1000 cells, 40 steps.
     let n = 1000;
     let init: Vec<f32> = (0..n).map(|i| if (300..500).contains(&i) { 100.0 } else { (i % 7) as f32 }).collect();
-    let heat1 = Kernel::wgsl(&kernels::HEAT_1D, "main");
+    let heat1 = Kernel::wgsl(&kernels::HEAT_1D, "main").map_err(|e| e.to_string())?;
     let mut a = q.buffer_from(&init, [n]).named("a");
     let mut b = q.buffer::<f32, 1>([n]).named("b");
     for _ in 0..40 {
@@ -75,7 +75,7 @@ fn run(q: &Queue) -> Result<(), String> {
     // 2D: 48 × 64, 25 steps, split into a 2D grid of chunks.
     let (h, w) = (48, 64);
     let init: Vec<f32> = (0..h * w).map(|k| ((k / w) * 3 + (k % w)) as f32 % 17.0).collect();
-    let heat2 = Kernel::wgsl(&kernels::HEAT_2D, "main");
+    let heat2 = Kernel::wgsl(&kernels::HEAT_2D, "main").map_err(|e| e.to_string())?;
     let mut u = q.buffer_from(&init, [h, w]).named("u");
     let mut v = q.buffer::<f32, 2>([h, w]).named("v");
     for _ in 0..25 {

@@ -18,7 +18,7 @@ fn run(q: &Queue) -> Result<(), String> {
     ];
     for (entry, op, want) in cases {
         let result = q.buffer::<i32, 1>([1]).named(entry);
-        let kernel = Kernel::wgsl(&kernels::REDUCE_I32, entry);
+        let kernel = Kernel::wgsl(&kernels::REDUCE_I32, entry).map_err(|e| e.to_string())?;
         // Twice into the same buffer: a reduction overwrites, it does not accumulate onto the old value.
         for round in 0..2 {
             q.submit(task::parallel_for(&kernel, [n]).read(&data, access::one_to_one()).reduce(&result, op))
@@ -33,7 +33,7 @@ fn run(q: &Queue) -> Result<(), String> {
     }
     // A reduction read by rank 0 alone.
     let result = q.buffer::<i32, 1>([1]).named("sum_on_rank_0");
-    let kernel = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum");
+    let kernel = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").map_err(|e| e.to_string())?;
     q.submit(task::parallel_for(&kernel, [n]).read(&data, access::one_to_one()).reduce(&result, ReductionOp::Sum))
         .map_err(|e| e.to_string())?;
     let seen = Arc::new(Mutex::new(None));

@@ -141,6 +141,23 @@ pub enum TaskErrorKind {
         /// How many ranks there are.
         ranks: usize,
     },
+    /// A kernel that declares a different number of buffer bindings than the task has accessors and reductions.
+    #[error(
+        "kernel {kernel} declares {declared} storage bindings in @group(0), but the task binds {given} \
+         ({accessors} accessors and {reductions} reductions, in that order)"
+    )]
+    KernelBindings {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// Bindings the kernel file declares.
+        declared: u32,
+        /// Bindings the task provides.
+        given: usize,
+        /// Of which accessors.
+        accessors: usize,
+        /// Of which reduction buffers.
+        reductions: usize,
+    },
     /// A buffer both reduced into and accessed in one task.
     #[error("{buffer} is both reduced into and accessed by the same task")]
     ReductionAndAccess {

@@ -220,6 +220,11 @@ impl TaskManager {
         self.tasks.arena_bytes()
     }
 
+    /// The id the next submitted task will get.
+    pub fn next_task_id(&self) -> TaskId {
+        TaskId(self.next_id)
+    }
+
     /// The horizon or epoch that new tasks hang off.
     pub fn epoch_for_new_tasks(&self) -> TaskId {
         self.epoch_for_new_tasks

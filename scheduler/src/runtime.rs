@@ -652,9 +652,10 @@ impl<'c> RankLoop<'c> {
                         .upload(&state.device, box3(&state.extent), bytes, box3(&state.extent))
                         .map_err(|e| fail(e.to_string()))?;
                 }
+                let ident = task.ident();
                 batch
                     .dispatch(kernel, Launch::new(box3(chunk), dims), &list, &payload.scalars)
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(|e| fail(format!("in {ident}: {e}")))?;
                 let id = batch.submit().map_err(|e| fail(e.to_string()))?;
                 Ok(Some(InFlight::Gpu(id, AfterGpu::Done)))
             }
