@@ -266,6 +266,22 @@ pub enum Message {
     Epoch(EpochAction, mpsc::SyncSender<()>),
 }
 
+/// A kernel dispatch whose command started in this step, recorded with the others of the step into one batch.
+struct PreparedKernel {
+    cmd: CommandId,
+    kernel: celer_exec::gpu::KernelId,
+    launch: Launch,
+    accesses: Vec<(BufferId, AccessMode)>,
+    scalars: Vec<u32>,
+    /// Reduction buffers to reset to the operation's identity first.
+    identities: Vec<(BufferId, Vec<u8>)>,
+    /// Names rank, command and task in errors.
+    context: String,
+}
+
+/// The batch id of kernels started in this step and not yet submitted.
+const PENDING_BATCH: celer_exec::gpu::BatchId = celer_exec::gpu::BatchId(u64::MAX);
+
 /// How many queued commands the loop looks at for ready ones in one step.
 const LOOKAHEAD: usize = 256;
 
@@ -353,6 +369,8 @@ pub struct RankLoop<'c> {
     next_token: u64,
     shutdown: bool,
     host: HostWorker,
+    /// Kernels started in this step, submitted together by `flush_kernels`.
+    pending_kernels: Vec<PreparedKernel>,
     /// Operation and element type of every reduction submitted, known on every rank.
     reductions: HashMap<ReductionId, (ReductionOp, ScalarKind)>,
     /// Partial results gathered from the other ranks, until the reduction command combines them.
@@ -391,6 +409,7 @@ impl<'c> RankLoop<'c> {
             next_token: 0,
             shutdown: false,
             host: HostWorker::start(),
+            pending_kernels: Vec::new(),
             reductions: HashMap::new(),
             gathered: HashMap::new(),
             host_done: HashMap::new(),
@@ -534,13 +553,58 @@ impl<'c> RankLoop<'c> {
                 continue;
             }
             let cmd = self.commands.remove(i).expect("index in range");
+            // Kernels started in one step share one batch; anything else that submits GPU work goes after them,
+            // so submission order stays start order.
+            let device_kernel = matches!(cmd.kind, CommandKind::Execution { .. })
+                && self.tm.task(cmd.task).is_some_and(|t| t.kind() == TaskKind::DeviceCompute);
+            if !device_kernel {
+                self.flush_kernels()?;
+            }
             match self.start(&cmd)? {
                 Some(flight) => self.in_flight.push((cmd.id, flight)),
                 None => self.mark_done(cmd.id),
             }
             progressed = true;
         }
+        self.flush_kernels()?;
         Ok(progressed)
+    }
+
+    /// Records every kernel started since the last flush into one batch (barriers between dependent ones come
+    /// from the batch's hazard tracking) and submits it.
+    fn flush_kernels(&mut self) -> Result<(), String> {
+        if self.pending_kernels.is_empty() {
+            return Ok(());
+        }
+        let kernels = std::mem::take(&mut self.pending_kernels);
+        let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
+        for k in &kernels {
+            for (b, bytes) in &k.identities {
+                let state = &self.buffers[b];
+                batch
+                    .upload(&state.device, box3(&state.extent), bytes, box3(&state.extent))
+                    .map_err(|e| format!("{}: {e}", k.context))?;
+            }
+            let mut list = Vec::with_capacity(k.accesses.len());
+            for (b, mode) in &k.accesses {
+                let state = self.buffers.get(b).ok_or_else(|| format!("{}: unknown buffer {b}", k.context))?;
+                list.push(match mode {
+                    AccessMode::Read => Access::read(&state.device),
+                    AccessMode::ReadWrite => Access::read_write(&state.device),
+                    AccessMode::Write | AccessMode::DiscardWrite => Access::write(&state.device),
+                });
+            }
+            batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(|e| format!("{}: {e}", k.context))?;
+        }
+        let id = batch.submit().map_err(|e| e.to_string())?;
+        for (cmd, flight) in &mut self.in_flight {
+            if let InFlight::Gpu(b, _) = flight {
+                if *b == PENDING_BATCH && kernels.iter().any(|k| k.cmd == *cmd) {
+                    *b = id;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn is_done(&self, id: CommandId) -> bool {
@@ -636,28 +700,16 @@ impl<'c> RankLoop<'c> {
                 }
                 let dims = task.spec.dims.max(1);
                 let kernel = self.gpu.load_kernel(payload.source, payload.entry).map_err(|e| fail(e.to_string()))?;
-                let mut list = Vec::with_capacity(accesses.len());
-                for (b, mode) in &accesses {
-                    let state = self.buffers.get(b).ok_or_else(|| fail(format!("unknown buffer {b}")))?;
-                    list.push(match mode {
-                        AccessMode::Read => Access::read(&state.device),
-                        AccessMode::ReadWrite => Access::read_write(&state.device),
-                        AccessMode::Write | AccessMode::DiscardWrite => Access::write(&state.device),
-                    });
-                }
-                let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
-                for (b, bytes) in &identities {
-                    let state = &self.buffers[b];
-                    batch
-                        .upload(&state.device, box3(&state.extent), bytes, box3(&state.extent))
-                        .map_err(|e| fail(e.to_string()))?;
-                }
-                let ident = task.ident();
-                batch
-                    .dispatch(kernel, Launch::new(box3(chunk), dims), &list, &payload.scalars)
-                    .map_err(|e| fail(format!("in {ident}: {e}")))?;
-                let id = batch.submit().map_err(|e| fail(e.to_string()))?;
-                Ok(Some(InFlight::Gpu(id, AfterGpu::Done)))
+                self.pending_kernels.push(PreparedKernel {
+                    cmd: cmd.id,
+                    kernel,
+                    launch: Launch::new(box3(chunk), dims),
+                    accesses,
+                    scalars: payload.scalars,
+                    identities,
+                    context: fail(format!("in {}", task.ident())),
+                });
+                Ok(Some(InFlight::Gpu(PENDING_BATCH, AfterGpu::Done)))
             }
             CommandKind::Push { transfer, targets } => {
                 // Empty regions are "nothing from me" notices of reductions: a header alone.
