@@ -111,7 +111,7 @@ fn run(q: &Queue) -> Result<(), String> {
         *seen_in_task.lock().unwrap() = Some(ctx.data::<f32>(0).to_vec());
     }))
     .map_err(|e| e.to_string())?;
-    q.wait();
+    q.barrier();
     let seen = seen.lock().unwrap().take().ok_or("the collective host task did not run on this rank")?;
     compare("collective host task reading all", &seen, &want)?;
     Ok(())

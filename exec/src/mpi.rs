@@ -388,6 +388,20 @@ impl Communicator {
         Ok(request)
     }
 
+    /// Starts a barrier across all ranks without waiting for it (`MPI_Ibarrier`); poll the request with
+    /// [`RawRequest::test`].
+    ///
+    /// # Errors
+    ///
+    /// [`MpiError::Call`] if MPI refuses.
+    pub fn ibarrier(&self) -> Result<RawRequest, MpiError> {
+        let mut request = RawRequest::null();
+        // SAFETY: MPI is initialised (we hold the Communicator, on its thread); the request handle is a valid
+        // out-pointer, and a barrier touches no user buffer.
+        check("MPI_Ibarrier", unsafe { ffi::MPI_Ibarrier(ffi::RSMPI_COMM_WORLD, &mut request.0) })?;
+        Ok(request)
+    }
+
     /// Ends every rank of the job at once with `code` (`MPI_Abort`), for unrecoverable errors.
     ///
     /// Use it instead of returning an error from `main` when other ranks may be waiting for this
@@ -505,6 +519,23 @@ impl RawRequest {
     pub fn is_null(&self) -> bool {
         // SAFETY: reading an immutable extern constant that rsmpi.c defines.
         self.0 == unsafe { ffi::RSMPI_REQUEST_NULL }
+    }
+
+    /// Tests the request once (`MPI_Test`, never blocks); true once it completed, after which it is the null
+    /// request. The null request counts as complete.
+    ///
+    /// # Errors
+    ///
+    /// [`MpiError::Call`] if MPI reports a failure.
+    pub fn test(&mut self, _comm: &Communicator) -> Result<bool, MpiError> {
+        if self.is_null() {
+            return Ok(true);
+        }
+        let mut flag: c_int = 0;
+        // SAFETY: `self.0` is an active request started on this thread; MPI is initialised (the `_comm` borrow);
+        // `flag` is a valid out-pointer and the status is ignored through MPI's predefined constant.
+        check("MPI_Test", unsafe { ffi::MPI_Test(&mut self.0, &mut flag, ffi::RSMPI_STATUS_IGNORE) })?;
+        Ok(flag != 0)
     }
 
     /// Asks MPI to cancel the operation (`MPI_Cancel`); it still has to be completed with

@@ -305,6 +305,8 @@ enum InFlight {
     Host(CommandId),
     /// Waiting for every other rank's partial result of a reduction.
     Gather { key: TransferKey, reduction: ReductionId },
+    /// A barrier epoch waiting for every rank (then it completes like any epoch).
+    Barrier { request: celer_exec::mpi::RawRequest, task: TaskId },
 }
 
 enum AfterGpu {
@@ -776,18 +778,13 @@ impl<'c> RankLoop<'c> {
                 }
                 Ok(None)
             }
+            CommandKind::Epoch { task, action: EpochAction::Barrier } => {
+                // Everything local before the epoch has completed (its dependencies); now meet the other ranks.
+                let request = self.comm.ibarrier().map_err(|e| fail(e.to_string()))?;
+                Ok(Some(InFlight::Barrier { request, task: *task }))
+            }
             CommandKind::Epoch { task, action } => {
-                // TODO: EpochAction::Barrier needs a non-blocking MPI barrier; in-order execution already waits for
-                // everything local before it.
-                self.last_horizon = None;
-                self.tm.notify_epoch_reached(*task);
-                self.cdag.notify_epoch_reached(*task);
-                if let Some(reply) = self.epochs.remove(task) {
-                    let _ = reply.send(());
-                }
-                if *action == EpochAction::Shutdown {
-                    self.shutdown = true;
-                }
+                self.epoch_reached(*task, *action);
                 Ok(None)
             }
             CommandKind::Reduction { reduction, buffer, has_local_contribution } => {
@@ -806,6 +803,19 @@ impl<'c> RankLoop<'c> {
                     AfterGpu::Reduce { buffer: *buffer, reduction: *reduction, download: Some(d) },
                 )))
             }
+        }
+    }
+
+    /// Everything before epoch `task` has completed: prune, answer a waiting application, stop at shutdown.
+    fn epoch_reached(&mut self, task: TaskId, action: EpochAction) {
+        self.last_horizon = None;
+        self.tm.notify_epoch_reached(task);
+        self.cdag.notify_epoch_reached(task);
+        if let Some(reply) = self.epochs.remove(&task) {
+            let _ = reply.send(());
+        }
+        if action == EpochAction::Shutdown {
+            self.shutdown = true;
         }
     }
 
@@ -885,6 +895,13 @@ impl<'c> RankLoop<'c> {
                         }
                     }
                 }
+                Ok(None)
+            }
+            InFlight::Barrier { mut request, task } => {
+                if !request.test(self.comm).map_err(|e| e.to_string())? {
+                    return Ok(Some(InFlight::Barrier { request, task }));
+                }
+                self.epoch_reached(task, EpochAction::Barrier);
                 Ok(None)
             }
             InFlight::Gather { key, reduction } => match self.engine.take_gathered(key) {
