@@ -93,6 +93,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             fence.as_secs_f64(),
         );
     }
+    if let Some(stats) = q.stats() {
+        println!("heat: {stats}");
+    }
     if verify {
         let want = serial(&init, n, steps, alpha);
         let worst = field.iter().zip(&want).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0f32, f32::max);

@@ -47,7 +47,7 @@ pub use queue::{
 };
 
 /// What a host task's closure sees: its chunk and its accessors' cells.
-pub use celer_scheduler::runtime::HostContext;
+pub use celer_scheduler::runtime::{HostContext, RankStats};
 
 /// The kernels compiled into celer (WGSL from `exec/shaders/`, compiled to SPIR-V at build time).
 pub use celer_exec::shaders as kernels;

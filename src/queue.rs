@@ -177,6 +177,12 @@ impl Queue {
         self.runtime.as_ref().map_or(0, |r| r.rank() as usize)
     }
 
+    /// What this rank's runtime did so far (None in a dry run): tasks, commands, kernels, bytes moved, and how its
+    /// loop spent its time.
+    pub fn stats(&self) -> Option<celer_scheduler::runtime::RankStats> {
+        self.runtime.as_ref().and_then(|r| r.stats())
+    }
+
     /// Number of ranks (1 in a dry run).
     pub fn ranks(&self) -> usize {
         self.runtime.as_ref().map_or(1, |r| r.ranks() as usize)

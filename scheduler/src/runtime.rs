@@ -238,6 +238,51 @@ impl Drop for HostWorker {
     }
 }
 
+/// What one rank's runtime did so far: work done, bytes moved, and how its loop spent its time.
+#[derive(Debug, Clone, Default)]
+pub struct RankStats {
+    /// This rank.
+    pub rank: usize,
+    /// Tasks recorded (user tasks, horizons, epochs).
+    pub tasks: u64,
+    /// Commands run.
+    pub commands: u64,
+    /// Kernel dispatches.
+    pub kernels: u64,
+    /// GPU batches submitted for kernels (each holds the kernels started in one loop step).
+    pub kernel_batches: u64,
+    /// Host tasks run.
+    pub host_tasks: u64,
+    /// Bytes of buffer data sent to other ranks.
+    pub bytes_sent: u64,
+    /// Bytes of buffer data received from other ranks.
+    pub bytes_received: u64,
+    /// Time the loop spent in steps that made progress (scheduling, submitting, copying).
+    pub busy: std::time::Duration,
+    /// Time the loop spent polling with nothing to do but wait for the GPU, the network or the host worker.
+    pub idle: std::time::Duration,
+}
+
+impl std::fmt::Display for RankStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rank {}: {} tasks, {} commands, {} kernels in {} batches, {} host tasks; sent {} B, received {} B; \
+             loop busy {:.3} s, waiting {:.3} s",
+            self.rank,
+            self.tasks,
+            self.commands,
+            self.kernels,
+            self.kernel_batches,
+            self.host_tasks,
+            self.bytes_sent,
+            self.bytes_received,
+            self.busy.as_secs_f64(),
+            self.idle.as_secs_f64()
+        )
+    }
+}
+
 /// A message from the application thread to the runtime thread.
 #[derive(Debug)]
 pub enum Message {
@@ -264,6 +309,8 @@ pub enum Message {
     Fence(TaskSpec, mpsc::SyncSender<Result<Vec<u8>, String>>),
     /// An epoch; the sender fires once everything before it has run.
     Epoch(EpochAction, mpsc::SyncSender<()>),
+    /// A snapshot of the rank's [`RankStats`].
+    Stats(mpsc::SyncSender<RankStats>),
 }
 
 /// A kernel dispatch whose command started in this step, recorded with the others of the step into one batch.
@@ -373,6 +420,8 @@ pub struct RankLoop<'c> {
     host: HostWorker,
     /// Kernels started in this step, submitted together by `flush_kernels`.
     pending_kernels: Vec<PreparedKernel>,
+    /// Counters for the summary programs print.
+    pub(crate) stats: RankStats,
     /// Operation and element type of every reduction submitted, known on every rank.
     reductions: HashMap<ReductionId, (ReductionOp, ScalarKind)>,
     /// Partial results gathered from the other ranks, until the reduction command combines them.
@@ -412,6 +461,7 @@ impl<'c> RankLoop<'c> {
             shutdown: false,
             host: HostWorker::start(),
             pending_kernels: Vec::new(),
+            stats: RankStats { rank: comm.rank() as usize, ..RankStats::default() },
             reductions: HashMap::new(),
             gathered: HashMap::new(),
             host_done: HashMap::new(),
@@ -469,6 +519,9 @@ impl<'c> RankLoop<'c> {
                 self.fences.insert(id, reply);
                 self.generate()?;
             }
+            Message::Stats(reply) => {
+                let _ = reply.send(self.stats.clone());
+            }
             Message::Epoch(action, reply) => {
                 let id = self.tm.epoch(action);
                 self.epochs.insert(id, reply);
@@ -480,6 +533,7 @@ impl<'c> RankLoop<'c> {
 
     fn generate(&mut self) -> Result<(), String> {
         let new: Vec<TaskId> = self.tm.drain_new_tasks().collect();
+        self.stats.tasks += new.len() as u64;
         for id in new {
             let task = self.tm.task(id).expect("new tasks are live");
             let ids: Vec<_> = self.cdag.build_task(task).map_err(|e: TaskError| e.to_string())?.to_vec();
@@ -599,6 +653,8 @@ impl<'c> RankLoop<'c> {
             batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(|e| format!("{}: {e}", k.context))?;
         }
         let id = batch.submit().map_err(|e| e.to_string())?;
+        self.stats.kernels += kernels.len() as u64;
+        self.stats.kernel_batches += 1;
         for (cmd, flight) in &mut self.in_flight {
             if let InFlight::Gpu(b, _) = flight {
                 if *b == PENDING_BATCH && kernels.iter().any(|k| k.cmd == *cmd) {
@@ -614,6 +670,7 @@ impl<'c> RankLoop<'c> {
     }
 
     fn mark_done(&mut self, id: CommandId) {
+        self.stats.commands += 1;
         self.done.insert(id);
         while self.done.remove(&CommandId(self.watermark)) {
             self.watermark += 1;
@@ -838,6 +895,7 @@ impl<'c> RankLoop<'c> {
                         }
                         for (_, target, b) in downloads {
                             self.next_token += 1;
+                            self.stats.bytes_sent += (b.area() * state.elem_size) as u64;
                             self.engine
                                 .send(key, target.0 as i32, cell_box(&b), &layout, &state.host, Token(self.next_token))
                                 .map_err(|e| e.to_string())?;
@@ -916,6 +974,7 @@ impl<'c> RankLoop<'c> {
                     return Ok(Some(InFlight::Host(cmd)));
                 };
                 let ctx = result.map_err(|e| format!("N{} {cmd}: {e}", self.comm.rank()))?;
+                self.stats.host_tasks += 1;
                 let outputs: Vec<&HostView> = ctx.views.iter().filter(|v| v.produces && !v.bounds.is_empty()).collect();
                 if outputs.is_empty() {
                     return Ok(None);
@@ -936,6 +995,7 @@ impl<'c> RankLoop<'c> {
                     return Ok(Some(InFlight::Receive { buffer, region, token }));
                 }
                 let state = &self.buffers[&buffer];
+                self.stats.bytes_received += (region.area() * state.elem_size) as u64;
                 let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
                 for b in region.boxes() {
                     batch
@@ -995,6 +1055,13 @@ impl RuntimeHandle {
         self.ranks
     }
 
+    /// Asks the runtime thread for its [`RankStats`] (blocks until the loop answers, which it does at once).
+    pub fn stats(&self) -> Option<RankStats> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.queue.push(Message::Stats(tx));
+        rx.recv().ok()
+    }
+
     /// Hands a message to the runtime thread (lock-free, never blocks).
     pub fn send(&self, msg: Message) {
         self.queue.push(msg);
@@ -1037,13 +1104,24 @@ fn run(queue: Arc<SegQueue<Message>>, config: TaskManagerConfig, ready: mpsc::Sy
     }
     let mut rank_loop = RankLoop::new(&comm, gpu, config).unwrap_or_else(|e| abort(e));
     let _ = ready.send(Ok((rank, comm.size())));
+    let mut last = std::time::Instant::now();
     loop {
+        let mut busy = false;
         while let Some(msg) = queue.pop() {
+            busy = true;
             if let Err(e) = rank_loop.handle(msg) {
                 abort(e);
             }
         }
-        match rank_loop.step() {
+        let stepped = rank_loop.step();
+        let now = std::time::Instant::now();
+        if busy || matches!(stepped, Ok(true)) {
+            rank_loop.stats.busy += now - last;
+        } else {
+            rank_loop.stats.idle += now - last;
+        }
+        last = now;
+        match stepped {
             Ok(true) => {}
             Ok(false) => {
                 if rank_loop.is_shut_down() && rank_loop.is_idle() {
