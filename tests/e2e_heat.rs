@@ -7,6 +7,8 @@
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+mod common;
+
 use celer::{access, kernels, task, Kernel, Queue};
 
 /// The serial reference for one step, with the kernel's arithmetic.
@@ -118,30 +120,5 @@ fn run(q: &Queue) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    // A hung run must fail, not block CI: give up after two minutes.
-    std::thread::spawn(|| {
-        std::thread::sleep(std::time::Duration::from_secs(120));
-        eprintln!("e2e_heat: no result after 120 s, giving up");
-        std::process::exit(2);
-    });
-    let q = match Queue::new() {
-        Ok(q) => q,
-        Err(e) => {
-            eprintln!("e2e_heat: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (rank, ranks) = (q.rank(), q.ranks());
-    match run(&q) {
-        Ok(()) => {
-            println!(
-                "e2e_heat: rank {rank} of {ranks}: 1D and 2D heat and host tasks verified against the serial reference"
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("e2e_heat: rank {rank} of {ranks}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_on_every_rank("e2e_heat", "1D and 2D heat and host tasks verified against the serial reference", run)
 }

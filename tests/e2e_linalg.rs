@@ -4,6 +4,8 @@
 
 use std::process::ExitCode;
 
+mod common;
+
 use celer::{access, kernels, task, Kernel, Queue};
 
 fn matmul(a: &[f32], b: &[f32], n: usize) -> Vec<f32> {
@@ -76,27 +78,5 @@ fn run(q: &Queue) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    std::thread::spawn(|| {
-        std::thread::sleep(std::time::Duration::from_secs(120));
-        eprintln!("e2e_linalg: no result after 120 s, giving up");
-        std::process::exit(2);
-    });
-    let q = match Queue::new() {
-        Ok(q) => q,
-        Err(e) => {
-            eprintln!("e2e_linalg: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (rank, ranks) = (q.rank(), q.ranks());
-    match run(&q) {
-        Ok(()) => {
-            println!("e2e_linalg: rank {rank} of {ranks}: transpose and two matrix products verified");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("e2e_linalg: rank {rank} of {ranks}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_on_every_rank("e2e_linalg", "transpose and two matrix products verified", run)
 }

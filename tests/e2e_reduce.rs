@@ -5,6 +5,8 @@
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+mod common;
+
 use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
 
 fn run(q: &Queue) -> Result<(), String> {
@@ -54,27 +56,5 @@ fn run(q: &Queue) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    std::thread::spawn(|| {
-        std::thread::sleep(std::time::Duration::from_secs(120));
-        eprintln!("e2e_reduce: no result after 120 s, giving up");
-        std::process::exit(2);
-    });
-    let q = match Queue::new() {
-        Ok(q) => q,
-        Err(e) => {
-            eprintln!("e2e_reduce: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (rank, ranks) = (q.rank(), q.ranks());
-    match run(&q) {
-        Ok(()) => {
-            println!("e2e_reduce: rank {rank} of {ranks}: sum, min and max reductions verified");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("e2e_reduce: rank {rank} of {ranks}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_on_every_rank("e2e_reduce", "sum, min and max reductions verified", run)
 }

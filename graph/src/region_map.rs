@@ -341,6 +341,21 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     }
 }
 
+/// A sorted set of node ids (readers of a cell) with every id older than `epoch` replaced by `epoch`: what applying
+/// a horizon or epoch does to reader sets. Returns the set unchanged (cloned) when nothing is older.
+pub fn collapse_before<T: Copy + Ord, const N: usize>(set: &SmallVec<[T; N]>, epoch: T) -> SmallVec<[T; N]>
+where
+    [T; N]: smallvec::Array<Item = T>,
+{
+    if set.first().is_none_or(|&t| t >= epoch) {
+        return set.clone();
+    }
+    let mut out: SmallVec<[T; N]> = set.iter().map(|&t| if t < epoch { epoch } else { t }).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Below this many entries, updates skip merging: scanning a few extra boxes is cheaper than merging them, and
 /// horizons re-normalize every map anyway. TODO(perf): tune with the command_graph benchmark.
 const LAZY_MERGE_LIMIT: usize = 16;

@@ -534,15 +534,7 @@ impl TaskManager {
         let older = |t: TaskId| if t < epoch { epoch } else { t };
         for buf in self.buffers.values_mut() {
             buf.last_writers.apply_to_values(|w| w.map(older));
-            buf.readers.apply_to_values(|set| {
-                if set.first().is_some_and(|&t| t < epoch) {
-                    let mut out: ReaderSet = set.iter().map(|&t| older(t)).collect();
-                    out.dedup();
-                    out
-                } else {
-                    set.clone()
-                }
-            });
+            buf.readers.apply_to_values(|set| crate::region_map::collapse_before(set, epoch));
         }
         for last in self.host_objects.values_mut() {
             *last = last.map(older);

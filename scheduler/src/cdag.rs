@@ -299,16 +299,7 @@ impl CommandGraphGenerator {
         let older = |c: CommandId| if c < epoch { epoch } else { c };
         for b in self.buffers.values_mut() {
             b.last_writer.apply_to_values(|w| WriterState { cmd: w.cmd.map(older), ..*w });
-            b.readers.apply_to_values(|set| {
-                if set.first().is_some_and(|&c| c < epoch) {
-                    let mut out: CommandSet = set.iter().map(|&c| older(c)).collect();
-                    out.sort_unstable();
-                    out.dedup();
-                    out
-                } else {
-                    set.clone()
-                }
-            });
+            b.readers.apply_to_values(|set| celer_graph::region_map::collapse_before(set, epoch));
         }
         for c in self.host_objects.values_mut() {
             *c = older(*c);
