@@ -20,7 +20,7 @@ use std::sync::Arc;
 use celer_exec::gpu::{Access, Box3, DeviceAllocation, Gpu, Launch};
 use celer_exec::mpi::Communicator;
 use celer_exec::shaders::KernelSource;
-use celer_exec::transfer::{AllocLayout, CellBox, CompletionKind, Token, TransferEngine, TransferKey};
+use celer_exec::transfer::{AllocLayout, CompletionKind, Token, TransferEngine, TransferKey};
 use celer_graph::{
     AccessMode, BufferId, Command, CommandId, CommandKind, EpochAction, GridBox, NodeId, ReductionId, ReductionOp,
     Region, TaskError, TaskId, TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
@@ -383,12 +383,9 @@ enum AfterGpu {
     },
 }
 
+/// A graph box as the backends' box type (the same layout: trailing dimensions `[0, 1)`).
 fn box3(b: &GridBox) -> Box3 {
     Box3::new(b.min(), b.max())
-}
-
-fn cell_box(b: &GridBox) -> CellBox {
-    CellBox::new(b.min(), b.max())
 }
 
 fn key_of(t: &celer_graph::TransferId) -> TransferKey {
@@ -806,8 +803,8 @@ impl<'c> RankLoop<'c> {
                 }
                 let token = self.token();
                 let state = self.buffers.get_mut(&transfer.buffer).expect("buffer exists");
-                let layout = AllocLayout { bounds: cell_box(&state.extent), elem_size: state.elem_size };
-                let boxes: Vec<CellBox> = region.boxes().iter().map(cell_box).collect();
+                let layout = AllocLayout { bounds: box3(&state.extent), elem_size: state.elem_size };
+                let boxes: Vec<Box3> = region.boxes().iter().map(box3).collect();
                 // SAFETY: `host` is a Vec owned by this buffer's state, never resized while the runtime runs, and
                 // laid out as `layout`; the buffer state lives until shutdown, after every expect completed (the
                 // loop only stops once nothing is in flight), and no other command touches these cells meanwhile:
@@ -887,7 +884,7 @@ impl<'c> RankLoop<'c> {
                     AfterGpu::Done => {}
                     AfterGpu::Push { buffer, downloads, key } => {
                         let state = self.buffers.get_mut(&buffer).expect("buffer exists");
-                        let layout = AllocLayout { bounds: cell_box(&state.extent), elem_size: state.elem_size };
+                        let layout = AllocLayout { bounds: box3(&state.extent), elem_size: state.elem_size };
                         for (d, _, _) in &downloads {
                             self.gpu
                                 .read_download(*d, &mut state.host, box3(&state.extent))
@@ -897,7 +894,7 @@ impl<'c> RankLoop<'c> {
                             self.next_token += 1;
                             self.stats.bytes_sent += (b.area() * state.elem_size) as u64;
                             self.engine
-                                .send(key, target.0 as i32, cell_box(&b), &layout, &state.host, Token(self.next_token))
+                                .send(key, target.0 as i32, box3(&b), &layout, &state.host, Token(self.next_token))
                                 .map_err(|e| e.to_string())?;
                         }
                     }

@@ -4,14 +4,12 @@
 //! Layout is row-major like celer-graph's boxes: dimension 0 varies slowest, dimension 2
 //! fastest; 1D and 2D boxes leave their trailing dimensions at `[0, 1)`.
 
-use std::fmt;
-
-/// A half-open box `[min, max)` of buffer cells in three dimensions; empty boxes are normalised
-/// to all zeros.
+/// A half-open box `[min, max)` of buffer cells in three dimensions: the transfer engine's
+/// [`CellBox`](crate::transfer::CellBox) under the name this module's API uses, so boxes pass
+/// between the two without conversion.
 ///
-/// The convention of `celer_graph::GridBox` (which exec cannot name) and of
-/// [`transfer::CellBox`](crate::transfer::CellBox): 1D and 2D boxes leave their trailing
-/// dimensions at `[0, 1)`, so converting is `Box3::new(b.min(), b.max())`.
+/// The convention of `celer_graph::GridBox` (which exec cannot name): 1D and 2D boxes leave their
+/// trailing dimensions at `[0, 1)`, so converting is `Box3::new(b.min(), b.max())`.
 ///
 /// # Examples
 ///
@@ -22,101 +20,9 @@ use std::fmt;
 /// assert_eq!(b.volume(), 24);
 /// assert!(Box3::d2([0, 0], [8, 16]).contains(&b));
 /// assert!(Box3::d1(3, 3).is_empty());
-/// assert_eq!(b.to_string(), "[2,4,0] - [6,10,1]");
+/// assert_eq!(b.to_string(), "[2,4] - [6,10]");
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Box3 {
-    min: [usize; 3],
-    max: [usize; 3],
-}
-
-impl Box3 {
-    /// The empty box.
-    pub const EMPTY: Box3 = Box3 { min: [0; 3], max: [0; 3] };
-
-    /// The box `[min, max)`; any dimension with `max <= min` makes it [`EMPTY`](Self::EMPTY).
-    pub fn new(min: [usize; 3], max: [usize; 3]) -> Self {
-        if (0..3).any(|d| max[d] <= min[d]) {
-            Self::EMPTY
-        } else {
-            Box3 { min, max }
-        }
-    }
-
-    /// The 1D box `[min, max)`.
-    pub fn d1(min: usize, max: usize) -> Self {
-        Self::new([min, 0, 0], [max, 1, 1])
-    }
-
-    /// The 2D box `[min, max)`.
-    pub fn d2(min: [usize; 2], max: [usize; 2]) -> Self {
-        Self::new([min[0], min[1], 0], [max[0], max[1], 1])
-    }
-
-    /// The 3D box `[min, max)` (the same as [`new`](Self::new)).
-    pub fn d3(min: [usize; 3], max: [usize; 3]) -> Self {
-        Self::new(min, max)
-    }
-
-    /// The first cell, inclusive.
-    pub fn min(&self) -> [usize; 3] {
-        self.min
-    }
-
-    /// One past the last cell in every dimension.
-    pub fn max(&self) -> [usize; 3] {
-        self.max
-    }
-
-    /// The extent per dimension, `max - min`.
-    pub fn range(&self) -> [usize; 3] {
-        [self.max[0] - self.min[0], self.max[1] - self.min[1], self.max[2] - self.min[2]]
-    }
-
-    /// Whether the box holds no cell.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::EMPTY
-    }
-
-    /// The number of cells, or `None` if it overflows `usize`.
-    pub fn checked_volume(&self) -> Option<usize> {
-        let [a, b, c] = self.range();
-        a.checked_mul(b)?.checked_mul(c)
-    }
-
-    /// The number of cells.
-    ///
-    /// # Panics
-    ///
-    /// If it overflows `usize`; see [`checked_volume`](Self::checked_volume).
-    pub fn volume(&self) -> usize {
-        self.checked_volume().expect("box volume overflows usize")
-    }
-
-    /// Whether every cell of `other` lies in `self` (the empty box lies in every box).
-    pub fn contains(&self, other: &Box3) -> bool {
-        other.is_empty() || (0..3).all(|d| self.min[d] <= other.min[d] && other.max[d] <= self.max[d])
-    }
-
-    /// Whether any coordinate of `max` exceeds `u32::MAX`, the width kernels see.
-    pub(crate) fn fits_u32(&self) -> bool {
-        self.max.iter().all(|&m| u32::try_from(m).is_ok())
-    }
-}
-
-impl fmt::Display for Box3 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c] = self.min;
-        let [x, y, z] = self.max;
-        write!(f, "[{a},{b},{c}] - [{x},{y},{z}]")
-    }
-}
-
-impl fmt::Debug for Box3 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+pub use crate::transfer::CellBox as Box3;
 
 /// One contiguous byte range copied from a source layout to a destination layout: the unit of
 /// a `VkBufferCopy` region and of a host `memcpy`.

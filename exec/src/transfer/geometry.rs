@@ -109,6 +109,11 @@ impl CellBox {
             && (0..3).all(|d| self.min[d] < other.max[d] && other.min[d] < self.max[d])
     }
 
+    /// Whether every coordinate of `max` fits a `u32`, the width kernels see.
+    pub(crate) fn fits_u32(&self) -> bool {
+        self.max.iter().all(|&m| u32::try_from(m).is_ok())
+    }
+
     /// Whether `other` lies entirely inside `self` (the empty box lies inside every box).
     pub fn contains(&self, other: &CellBox) -> bool {
         other.is_empty() || (0..3).all(|d| self.min[d] <= other.min[d] && other.max[d] <= self.max[d])
