@@ -134,15 +134,14 @@ use std::time::{Duration, Instant};
 use vulkano::command_buffer::allocator::StandardCommandBufferAllocator;
 use vulkano::descriptor_set::allocator::StandardDescriptorSetAllocator;
 use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
+use vulkano::device::QueueCreateInfo;
 use vulkano::device::{Device as VkDevice, DeviceCreateInfo, DeviceExtensions, DeviceFeatures, Queue};
-use vulkano::device::{QueueCreateInfo, QueueFlags};
-use vulkano::instance::{Instance, InstanceCreateInfo};
 use vulkano::memory::allocator::StandardMemoryAllocator;
 use vulkano::sync::semaphore::{Semaphore, SemaphoreCreateInfo, SemaphoreType};
-use vulkano::{Validated, ValidationError, Version, VulkanError, VulkanLibrary};
+use vulkano::{Validated, ValidationError, Version, VulkanError};
 
 use crate::shaders::KernelSource;
-use crate::vulkan::{DeviceError, DeviceInfo, DeviceKind, DEVICE_ENV};
+use crate::vulkan::{DeviceError, DeviceInfo};
 
 mod batch;
 mod geometry;
@@ -486,43 +485,6 @@ impl fmt::Debug for Gpu {
     }
 }
 
-/// Environment variables that MPI launchers set to a process's rank among the ranks of its host.
-const LOCAL_RANK_ENV: [&str; 3] = ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"];
-
-/// This process's rank among the ranks on its host, from the MPI launcher's environment (0 without one).
-fn local_rank() -> usize {
-    LOCAL_RANK_ENV.iter().find_map(|v| std::env::var(v).ok()?.trim().parse().ok()).unwrap_or(0)
-}
-
-/// Picks a device among `(kind, has_compute_queue)` in loader order: `requested` (the value of
-/// `CELER_DEVICE`) if given, else among the devices of the most preferred [`DeviceKind`] that can
-/// compute, the `local_rank`-th (modulo their number), so ranks sharing a host spread over its
-/// GPUs; the rule of [`vulkan::Device::new`](crate::vulkan::Device::new) plus that spreading.
-fn choose_device(
-    candidates: &[(DeviceKind, bool)],
-    requested: Option<&str>,
-    local_rank: usize,
-) -> Result<Option<usize>, &'static str> {
-    if let Some(value) = requested {
-        let index: usize = value.trim().parse().map_err(|_| "is not a device index")?;
-        return match candidates.get(index) {
-            None => Err("is out of range"),
-            Some((_, false)) => Err("names a device without a compute queue"),
-            Some((_, true)) => Ok(Some(index)),
-        };
-    }
-    let Some(best) = candidates.iter().filter(|(_, compute)| *compute).map(|(kind, _)| *kind).min() else {
-        return Ok(None);
-    };
-    let same: Vec<usize> = candidates
-        .iter()
-        .enumerate()
-        .filter(|(_, (kind, compute))| *compute && *kind == best)
-        .map(|(i, _)| i)
-        .collect();
-    Ok(Some(same[local_rank % same.len()]))
-}
-
 impl Gpu {
     /// Opens the preferred device (the choice of [`vulkan::Device::new`]: `CELER_DEVICE`, else
     /// discrete, integrated, virtual GPU, then CPU) with timeline semaphores where available.
@@ -543,52 +505,7 @@ impl Gpu {
     ///
     /// As [`new`](Self::new).
     pub fn with_options(options: GpuOptions) -> Result<Self, GpuError> {
-        let library = VulkanLibrary::new().map_err(DeviceError::from)?;
-        let create_info = InstanceCreateInfo {
-            application_name: Some("celer".into()),
-            engine_name: Some("celer".into()),
-            ..Default::default()
-        };
-        let instance = Instance::new(library, create_info).map_err(during("creating the Vulkan instance"))?;
-        let physical: Vec<_> =
-            instance.enumerate_physical_devices().map_err(during("listing the physical devices"))?.collect();
-        let candidates: Vec<(DeviceKind, bool)> = physical
-            .iter()
-            .map(|p| {
-                let compute = p.queue_family_properties().iter().any(|q| q.queue_flags.intersects(QueueFlags::COMPUTE));
-                (p.properties().device_type.into(), compute)
-            })
-            .collect();
-        let requested = std::env::var(DEVICE_ENV).ok();
-        let index = choose_device(&candidates, requested.as_deref(), local_rank())
-            .map_err(|problem| DeviceError::BadDeviceChoice {
-                value: requested.clone().unwrap_or_default(),
-                problem,
-                devices: physical
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| format!("{i}: {} ({:?})", p.properties().device_name, p.properties().device_type))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?
-            .ok_or_else(|| DeviceError::NoDevice { driver_files: std::env::var("VK_DRIVER_FILES").ok() })?;
-        let physical = physical[index].clone();
-
-        // A dedicated compute family (no graphics) first: on GPUs it runs beside graphics work.
-        let families = physical.queue_family_properties();
-        let is_compute = |i: &usize| families[*i].queue_flags.intersects(QueueFlags::COMPUTE);
-        let queue_family_index = (0..families.len())
-            .filter(is_compute)
-            .find(|&i| !families[i].queue_flags.intersects(QueueFlags::GRAPHICS))
-            .or_else(|| (0..families.len()).find(is_compute))
-            .expect("choose_device only picks devices with a compute family") as u32;
-
-        let info = DeviceInfo {
-            index,
-            name: physical.properties().device_name.clone(),
-            kind: physical.properties().device_type.into(),
-            api_version: physical.api_version().to_string(),
-        };
+        let (physical, info, queue_family_index) = crate::vulkan::pick_device()?;
         let supported = physical.supported_features();
         let core_1_2 = physical.api_version() >= Version::V1_2;
         let timeline = !options.force_fences
@@ -956,21 +873,6 @@ impl Drop for Gpu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use DeviceKind::*;
-
-    #[test]
-    fn device_choice_follows_the_vulkan_module() {
-        let devices = [(Cpu, true), (IntegratedGpu, true), (DiscreteGpu, true)];
-        assert_eq!(choose_device(&devices, None, 0), Ok(Some(2)));
-        assert_eq!(choose_device(&devices, Some("0"), 0), Ok(Some(0)));
-        assert_eq!(choose_device(&devices, Some("9"), 0), Err("is out of range"));
-        assert_eq!(choose_device(&[(DiscreteGpu, false)], None, 0), Ok(None));
-        // Ranks sharing a host spread over its GPUs of the preferred kind.
-        let two = [(Cpu, true), (DiscreteGpu, true), (DiscreteGpu, true)];
-        assert_eq!(choose_device(&two, None, 0), Ok(Some(1)));
-        assert_eq!(choose_device(&two, None, 1), Ok(Some(2)));
-        assert_eq!(choose_device(&two, None, 2), Ok(Some(1)));
-    }
 
     #[test]
     fn a_gpu_can_move_to_the_loop_thread() {

@@ -45,7 +45,7 @@ use vulkano::command_buffer::allocator::StandardCommandBufferAllocator;
 use vulkano::command_buffer::{AutoCommandBufferBuilder, CommandBufferExecFuture, CommandBufferUsage};
 use vulkano::descriptor_set::allocator::StandardDescriptorSetAllocator;
 use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
-use vulkano::device::physical::PhysicalDeviceType;
+use vulkano::device::physical::{PhysicalDevice, PhysicalDeviceType};
 use vulkano::device::{Device as VkDevice, DeviceCreateInfo, Queue, QueueCreateInfo, QueueFlags};
 use vulkano::instance::{Instance, InstanceCreateInfo};
 use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter, StandardMemoryAllocator};
@@ -200,11 +200,23 @@ impl fmt::Display for DeviceInfo {
     }
 }
 
+/// Environment variables that MPI launchers set to a process's rank among the ranks of its host.
+const LOCAL_RANK_ENV: [&str; 3] = ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"];
+
+/// This process's rank among the ranks on its host, from the MPI launcher's environment (0 without one).
+fn local_rank() -> usize {
+    LOCAL_RANK_ENV.iter().find_map(|v| std::env::var(v).ok()?.trim().parse().ok()).unwrap_or(0)
+}
+
 /// Picks a device among `(kind, has_compute_queue)` in loader order: `requested` (the value of
-/// `CELER_DEVICE`) if given, else the first of the most preferred [`DeviceKind`] that can compute.
-///
-/// Returns the index, or the problem with `requested`, or `None` if nothing can compute.
-fn choose_device(candidates: &[(DeviceKind, bool)], requested: Option<&str>) -> Result<Option<usize>, &'static str> {
+/// `CELER_DEVICE`) if given, else among the devices of the most preferred [`DeviceKind`] that can
+/// compute, the `local_rank`-th (modulo their number), so ranks sharing a host spread over its
+/// GPUs; the rule of [`Device::new`] plus that spreading.
+fn choose_device(
+    candidates: &[(DeviceKind, bool)],
+    requested: Option<&str>,
+    local_rank: usize,
+) -> Result<Option<usize>, &'static str> {
     if let Some(value) = requested {
         let index: usize = value.trim().parse().map_err(|_| "is not a device index")?;
         return match candidates.get(index) {
@@ -213,12 +225,16 @@ fn choose_device(candidates: &[(DeviceKind, bool)], requested: Option<&str>) -> 
             Some((_, true)) => Ok(Some(index)),
         };
     }
-    Ok(candidates
+    let Some(best) = candidates.iter().filter(|(_, compute)| *compute).map(|(kind, _)| *kind).min() else {
+        return Ok(None);
+    };
+    let same: Vec<usize> = candidates
         .iter()
         .enumerate()
-        .filter(|(_, (_, compute))| *compute)
-        .min_by_key(|(index, (kind, _))| (*kind, *index))
-        .map(|(index, _)| index))
+        .filter(|(_, (kind, compute))| *compute && *kind == best)
+        .map(|(i, _)| i)
+        .collect();
+    Ok(Some(same[local_rank % same.len()]))
 }
 
 /// One Vulkan device with a compute queue and the allocators that dispatches need.
@@ -240,6 +256,64 @@ impl fmt::Debug for Device {
     }
 }
 
+/// Opens the Vulkan loader and picks this process's device: `CELER_DEVICE=<index>` if set, else among the
+/// devices of the most preferred kind that can compute, the node-local rank's one (modulo their number). Returns
+/// the device, what it is, and its compute queue family (a dedicated one, without graphics, first).
+///
+/// # Errors
+/// [`DeviceError`] without a loader, a device that can compute, or for a bad `CELER_DEVICE`.
+pub(crate) fn pick_device() -> Result<(Arc<PhysicalDevice>, DeviceInfo, u32), DeviceError> {
+    let library = VulkanLibrary::new()?;
+    // Not `InstanceCreateInfo::application_from_cargo_toml()`: its env! is expanded in vulkano,
+    // so it would name the application "vulkano".
+    let create_info = InstanceCreateInfo {
+        application_name: Some("celer".into()),
+        engine_name: Some("celer".into()),
+        ..Default::default()
+    };
+    let instance = Instance::new(library, create_info).map_err(during("creating the Vulkan instance"))?;
+    let physical: Vec<_> =
+        instance.enumerate_physical_devices().map_err(during("listing the physical devices"))?.collect();
+    let candidates: Vec<(DeviceKind, bool)> = physical
+        .iter()
+        .map(|p| {
+            let compute = p.queue_family_properties().iter().any(|q| q.queue_flags.intersects(QueueFlags::COMPUTE));
+            (p.properties().device_type.into(), compute)
+        })
+        .collect();
+    let requested = std::env::var(DEVICE_ENV).ok();
+    let index = choose_device(&candidates, requested.as_deref(), local_rank())
+        .map_err(|problem| DeviceError::BadDeviceChoice {
+            value: requested.clone().unwrap_or_default(),
+            problem,
+            devices: physical
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("{i}: {} ({:?})", p.properties().device_name, p.properties().device_type))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?
+        .ok_or_else(|| DeviceError::NoDevice { driver_files: std::env::var("VK_DRIVER_FILES").ok() })?;
+    let physical = physical[index].clone();
+
+    // A dedicated compute family (no graphics) first: on GPUs it runs beside graphics work.
+    let families = physical.queue_family_properties();
+    let is_compute = |i: &usize| families[*i].queue_flags.intersects(QueueFlags::COMPUTE);
+    let queue_family_index = (0..families.len())
+        .filter(is_compute)
+        .find(|&i| !families[i].queue_flags.intersects(QueueFlags::GRAPHICS))
+        .or_else(|| (0..families.len()).find(is_compute))
+        .expect("choose_device only picks devices with a compute family") as u32;
+
+    let info = DeviceInfo {
+        index,
+        name: physical.properties().device_name.clone(),
+        kind: physical.properties().device_type.into(),
+        api_version: physical.api_version().to_string(),
+    };
+    Ok((physical, info, queue_family_index))
+}
+
 impl Device {
     /// Opens the preferred Vulkan device: `CELER_DEVICE=<index>` if set, else the first discrete
     /// GPU, then integrated GPU, then virtual GPU, then CPU implementation, in loader order.
@@ -250,54 +324,7 @@ impl Device {
     /// device that can compute, [`DeviceError::BadDeviceChoice`] for a bad `CELER_DEVICE`, and
     /// [`DeviceError::Vulkan`] if creating the instance or device fails.
     pub fn new() -> Result<Self, DeviceError> {
-        let library = VulkanLibrary::new()?;
-        // Not `InstanceCreateInfo::application_from_cargo_toml()`: its env! is expanded in vulkano,
-        // so it would name the application "vulkano".
-        let create_info = InstanceCreateInfo {
-            application_name: Some("celer".into()),
-            engine_name: Some("celer".into()),
-            ..Default::default()
-        };
-        let instance = Instance::new(library, create_info).map_err(during("creating the Vulkan instance"))?;
-        let physical: Vec<_> =
-            instance.enumerate_physical_devices().map_err(during("listing the physical devices"))?.collect();
-        let candidates: Vec<(DeviceKind, bool)> = physical
-            .iter()
-            .map(|p| {
-                let compute = p.queue_family_properties().iter().any(|q| q.queue_flags.intersects(QueueFlags::COMPUTE));
-                (p.properties().device_type.into(), compute)
-            })
-            .collect();
-        let requested = std::env::var(DEVICE_ENV).ok();
-        let index = choose_device(&candidates, requested.as_deref())
-            .map_err(|problem| DeviceError::BadDeviceChoice {
-                value: requested.clone().unwrap_or_default(),
-                problem,
-                devices: physical
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| format!("{i}: {} ({:?})", p.properties().device_name, p.properties().device_type))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?
-            .ok_or_else(|| DeviceError::NoDevice { driver_files: std::env::var("VK_DRIVER_FILES").ok() })?;
-        let physical = physical[index].clone();
-
-        // A dedicated compute family (no graphics) first: on GPUs it runs beside graphics work.
-        let families = physical.queue_family_properties();
-        let is_compute = |i: &usize| families[*i].queue_flags.intersects(QueueFlags::COMPUTE);
-        let queue_family_index = (0..families.len())
-            .filter(is_compute)
-            .find(|&i| !families[i].queue_flags.intersects(QueueFlags::GRAPHICS))
-            .or_else(|| (0..families.len()).find(is_compute))
-            .expect("choose_device only picks devices with a compute family") as u32;
-
-        let info = DeviceInfo {
-            index,
-            name: physical.properties().device_name.clone(),
-            kind: physical.properties().device_type.into(),
-            api_version: physical.api_version().to_string(),
-        };
+        let (physical, info, queue_family_index) = pick_device()?;
         let (device, mut queues) = VkDevice::new(
             physical,
             DeviceCreateInfo {
@@ -543,25 +570,33 @@ mod tests {
     #[test]
     fn prefers_discrete_then_integrated_then_cpu() {
         let devices = [(Cpu, true), (IntegratedGpu, true), (DiscreteGpu, true), (DiscreteGpu, true)];
-        assert_eq!(choose_device(&devices, None), Ok(Some(2)));
-        assert_eq!(choose_device(&devices[..2], None), Ok(Some(1)));
-        assert_eq!(choose_device(&devices[..1], None), Ok(Some(0)));
+        assert_eq!(choose_device(&devices, None, 0), Ok(Some(2)));
+        assert_eq!(choose_device(&devices[..2], None, 0), Ok(Some(1)));
+        assert_eq!(choose_device(&devices[..1], None, 0), Ok(Some(0)));
     }
 
     #[test]
     fn skips_devices_without_a_compute_queue() {
-        assert_eq!(choose_device(&[(DiscreteGpu, false), (Cpu, true)], None), Ok(Some(1)));
-        assert_eq!(choose_device(&[(DiscreteGpu, false)], None), Ok(None));
-        assert_eq!(choose_device(&[], None), Ok(None));
+        assert_eq!(choose_device(&[(DiscreteGpu, false), (Cpu, true)], None, 0), Ok(Some(1)));
+        assert_eq!(choose_device(&[(DiscreteGpu, false)], None, 0), Ok(None));
+        assert_eq!(choose_device(&[], None, 0), Ok(None));
     }
 
     #[test]
     fn celer_device_overrides_the_preference_and_is_checked() {
         let devices = [(Cpu, true), (DiscreteGpu, true), (IntegratedGpu, false)];
-        assert_eq!(choose_device(&devices, Some("0")), Ok(Some(0)));
-        assert_eq!(choose_device(&devices, Some(" 1 ")), Ok(Some(1)));
-        assert_eq!(choose_device(&devices, Some("3")), Err("is out of range"));
-        assert_eq!(choose_device(&devices, Some("gpu")), Err("is not a device index"));
-        assert_eq!(choose_device(&devices, Some("2")), Err("names a device without a compute queue"));
+        assert_eq!(choose_device(&devices, Some("0"), 0), Ok(Some(0)));
+        assert_eq!(choose_device(&devices, Some(" 1 "), 0), Ok(Some(1)));
+        assert_eq!(choose_device(&devices, Some("3"), 0), Err("is out of range"));
+        assert_eq!(choose_device(&devices, Some("gpu"), 0), Err("is not a device index"));
+        assert_eq!(choose_device(&devices, Some("2"), 0), Err("names a device without a compute queue"));
+    }
+
+    #[test]
+    fn ranks_sharing_a_host_spread_over_its_gpus() {
+        let two = [(Cpu, true), (DiscreteGpu, true), (DiscreteGpu, true)];
+        assert_eq!(choose_device(&two, None, 0), Ok(Some(1)));
+        assert_eq!(choose_device(&two, None, 1), Ok(Some(2)));
+        assert_eq!(choose_device(&two, None, 2), Ok(Some(1)));
     }
 }
