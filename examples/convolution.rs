@@ -1,0 +1,167 @@
+//! Image filters: a Gaussian blur, then a sharpen, on an image split over every rank. Each filter reads a
+//! neighbourhood of its pixels, so borders between ranks travel each pass. The image is generated, or read from a
+//! binary PPM (`--input`); the result is written as PPM and checked against a serial reference.
+//!
+//! Shows: neighbourhood reads of different radii, two kernels from one file, a 2D split, a PPM round trip.
+//!
+//! ```text
+//! cargo run --release --example convolution -- [--size 512] [--radius 3] [--input in.ppm] [--out out/convolution.ppm]
+//! mpirun -n 2 target/release/examples/convolution
+//! ```
+
+use std::io::{Read, Write};
+
+use celer::{access, kernels, task, Kernel, Queue};
+
+/// A grayscale image in [0, 1], row-major.
+struct Image {
+    h: usize,
+    w: usize,
+    px: Vec<f32>,
+}
+
+fn generated(n: usize) -> Image {
+    let px = (0..n * n)
+        .map(|k| {
+            let (i, j) = ((k / n) as f32 / n as f32, (k % n) as f32 / n as f32);
+            let checker = (((i * 8.0) as usize + (j * 8.0) as usize) % 2) as f32 * 0.5;
+            let disc = if (i - 0.5).powi(2) + (j - 0.5).powi(2) < 0.09 { 0.4 } else { 0.0 };
+            checker + disc
+        })
+        .collect();
+    Image { h: n, w: n, px }
+}
+
+fn read_ppm(path: &str) -> Result<Image, Box<dyn std::error::Error>> {
+    let mut data = Vec::new();
+    std::fs::File::open(path)?.read_to_end(&mut data)?;
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        while data.get(at).is_some_and(|c| c.is_ascii_whitespace()) {
+            at += 1;
+        }
+        if data.get(at) == Some(&b'#') {
+            while data.get(at).is_some_and(|&c| c != b'\n') {
+                at += 1;
+            }
+            continue;
+        }
+        let start = at;
+        while data.get(at).is_some_and(|c| !c.is_ascii_whitespace()) {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&data[start..at]).to_string());
+    }
+    if fields[0] != "P6" || fields[3] != "255" {
+        return Err(format!("{path}: only binary 8-bit PPM (P6, maxval 255) is read").into());
+    }
+    let (w, h): (usize, usize) = (fields[1].parse()?, fields[2].parse()?);
+    let pixels = data.get(at + 1..at + 1 + 3 * w * h).ok_or(format!("{path}: truncated"))?;
+    let px =
+        pixels.chunks(3).map(|c| (0.299 * c[0] as f32 + 0.587 * c[1] as f32 + 0.114 * c[2] as f32) / 255.0).collect();
+    Ok(Image { h, w, px })
+}
+
+fn write_ppm(path: &str, img: &Image) -> std::io::Result<()> {
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    write!(out, "P6\n{} {}\n255\n", img.w, img.h)?;
+    for &v in &img.px {
+        let g = (v.clamp(0.0, 1.0) * 255.0) as u8;
+        out.write_all(&[g, g, g])?;
+    }
+    out.flush()
+}
+
+/// Serial reference with the kernels' arithmetic.
+fn filter(img: &Image, r: usize, sharpen: bool) -> Vec<f32> {
+    let (h, w) = (img.h as i64, img.w as i64);
+    let px = |i: i64, j: i64| img.px[(i.clamp(0, h - 1) * w + j.clamp(0, w - 1)) as usize];
+    let mut out = vec![0.0f32; img.px.len()];
+    for i in 0..h {
+        for j in 0..w {
+            out[(i * w + j) as usize] = if sharpen {
+                5.0 * px(i, j) - (px(i - 1, j) + px(i + 1, j) + px(i, j - 1) + px(i, j + 1))
+            } else {
+                let r = r as i64;
+                let s2 = 2.0 * (r as f32 * 0.5).powi(2);
+                let (mut sum, mut wsum) = (0.0f32, 0.0f32);
+                for di in -r..=r {
+                    for dj in -r..=r {
+                        let wt = (-((di * di + dj * dj) as f32) / s2).exp();
+                        sum += wt * px(i + di, j + dj);
+                        wsum += wt;
+                    }
+                }
+                sum / wsum
+            };
+        }
+    }
+    out
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut n = if cfg!(debug_assertions) { 64 } else { 512 };
+    let mut r = 3usize;
+    let mut input = None;
+    let mut out_path = String::from("out/convolution.ppm");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--size" => n = value()?.parse()?,
+            "--radius" => r = value()?.parse()?,
+            "--input" => input = Some(value()?),
+            "--out" => out_path = value()?,
+            other => return Err(format!("unknown argument {other}; use --size --radius --input --out").into()),
+        }
+    }
+    let img = match &input {
+        Some(path) => read_ppm(path)?,
+        None => generated(n),
+    };
+    let (h, w) = (img.h, img.w);
+    let q = Queue::new()?;
+    let src = q.buffer_from(&img.px, [h, w]).named("image");
+    let blurred = q.buffer::<f32, 2>([h, w]).named("blurred");
+    let sharp = q.buffer::<f32, 2>([h, w]).named("sharpened");
+    let blur = Kernel::wgsl(&kernels::CONVOLUTION, "blur")?;
+    let sharpen = Kernel::wgsl(&kernels::CONVOLUTION, "sharpen")?;
+    q.submit(
+        task::parallel_for(&blur, [h, w])
+            .read(&src, access::neighborhood([r, r]))
+            .discard_write(&blurred, access::one_to_one())
+            .scalars(&[r as u32, h as u32, w as u32])
+            .split_2d(),
+    )?;
+    q.submit(
+        task::parallel_for(&sharpen, [h, w])
+            .read(&blurred, access::neighborhood_along_axes([1, 1]))
+            .discard_write(&sharp, access::one_to_one())
+            .scalars(&[0, h as u32, w as u32])
+            .split_2d(),
+    )?;
+    let result = Image { h, w, px: q.fence(&sharp)?.wait()? };
+    let rank = q.rank();
+    if rank == 0 {
+        write_ppm(&out_path, &result)?;
+        println!(
+            "convolution: {h}x{w} image, blur radius {r}, then sharpen, on {} rank(s); wrote {out_path}",
+            q.ranks()
+        );
+    }
+    if let Some(stats) = q.stats() {
+        println!("convolution: {stats}");
+    }
+    let want = filter(&Image { h, w, px: filter(&img, r, false) }, 1, true);
+    let worst = result.px.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    if worst > 1e-4 {
+        eprintln!("convolution: rank {rank}: MISMATCH: largest difference from the serial reference {worst:e}");
+        std::process::exit(1);
+    }
+    println!("convolution: rank {rank}: verified against the serial reference (largest difference {worst:.1e})");
+    Ok(())
+}
