@@ -78,6 +78,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("distr_io: rank {rank}: MISMATCH at cell {i}: {} instead of {}", got[i], want[i]);
         std::process::exit(1);
     }
+    if let Some(stats) = q.stats() {
+        println!("distr_io: {stats}");
+    }
     println!("distr_io: rank {rank} of {ranks}: wrote its rows of a {n}x{n} matrix to {path} and read the transpose back: verified");
     Ok(())
 }

@@ -22,6 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         q.ranks(),
         if ok { "verified (each cell holds the square of its index)" } else { "MISMATCH" }
     );
+    if let Some(stats) = q.stats() {
+        println!("hello: {stats}");
+    }
     if !ok {
         std::process::exit(1);
     }
