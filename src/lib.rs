@@ -56,3 +56,8 @@ pub use celer_exec::shaders as kernels;
 pub use celer_scheduler as scheduler;
 /// The graph layer, for tools and tests that need more than the facade.
 pub use celer_scheduler::graph;
+
+/// Compiles every Rust block of `docs/GUIDE.md` as a doctest, so the guide cannot drift from the API.
+#[doc = include_str!("../docs/GUIDE.md")]
+#[cfg(doctest)]
+pub struct GuideDoctests;
