@@ -4,10 +4,12 @@
 //! image viewers open) and prints where the time went on every rank.
 //!
 //! Shows: three-buffer rotation, a kernel with three accessors and a scalar, a 2D split, a fence that returns the
-//! field to every rank, and the runtime's per-rank statistics.
+//! field to every rank, the runtime's per-rank statistics, and with `--every K` a host task on rank 0 that writes
+//! a frame every K steps (it reads the whole field, which travels to rank 0 for it).
 //!
 //! ```text
-//! cargo run --release --example wave_sim -- [--size 512] [--steps 300] [--out out/wave_sim.ppm] [--no-verify]
+//! cargo run --release --example wave_sim -- [--size 512] [--steps 300] [--out out/wave_sim.ppm] [--every K]
+//!     [--no-verify]
 //! mpirun -n 2 target/release/examples/wave_sim
 //! ```
 
@@ -62,6 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut steps = 300usize;
     let mut out_path = Some(String::from("out/wave_sim.ppm"));
     let mut verify = true;
+    let mut every = 0usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or(format!("{a} needs a value"));
@@ -71,9 +74,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--out" => out_path = Some(value()?),
             "--no-picture" => out_path = None,
             "--no-verify" => verify = false,
+            "--every" => every = value()?.parse()?,
             other => {
                 return Err(format!(
-                    "unknown argument {other}; use --size N --steps N --out FILE --no-picture --no-verify"
+                    "unknown argument {other}; use --size N --steps N --out FILE --no-picture --every K --no-verify"
                 )
                 .into())
             }
@@ -115,6 +119,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         std::mem::swap(&mut prev, &mut cur);
         std::mem::swap(&mut cur, &mut next);
+        if every > 0 && (step + 1) % every == 0 {
+            let frame = format!("out/wave_sim_{:05}.ppm", step + 1);
+            q.submit(task::host_once().read(&cur, access::all()).name("write_frame").run(move |ctx| {
+                if let Err(e) = write_ppm(&frame, ctx.data::<f32>(0), n) {
+                    eprintln!("wave_sim: could not write {frame}: {e}");
+                }
+            }))?;
+        }
     }
     q.wait();
     let elapsed = start.elapsed();
