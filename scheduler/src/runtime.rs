@@ -257,6 +257,11 @@ pub struct RankStats {
     pub bytes_sent: u64,
     /// Bytes of buffer data received from other ranks.
     pub bytes_received: u64,
+    /// Time from submitting each kernel batch to seeing it complete, summed (GPU time plus queueing; batches in
+    /// flight together overlap, so this can exceed wall time).
+    pub kernel_time: std::time::Duration,
+    /// Time from posting each await-push to the data's arrival, summed (waiting for other ranks).
+    pub receive_time: std::time::Duration,
     /// Time the loop spent in steps that made progress (scheduling, submitting, copying).
     pub busy: std::time::Duration,
     /// Time the loop spent polling with nothing to do but wait for the GPU, the network or the host worker.
@@ -268,7 +273,7 @@ impl std::fmt::Display for RankStats {
         write!(
             f,
             "rank {}: {} tasks, {} commands, {} kernels in {} batches, {} host tasks; sent {} B, received {} B; \
-             loop busy {:.3} s, waiting {:.3} s",
+             kernels {:.3} s, receives {:.3} s; loop busy {:.3} s, idle {:.3} s",
             self.rank,
             self.tasks,
             self.commands,
@@ -277,6 +282,8 @@ impl std::fmt::Display for RankStats {
             self.host_tasks,
             self.bytes_sent,
             self.bytes_received,
+            self.kernel_time.as_secs_f64(),
+            self.receive_time.as_secs_f64(),
             self.busy.as_secs_f64(),
             self.idle.as_secs_f64()
         )
@@ -347,7 +354,7 @@ enum InFlight {
     /// Waiting for a GPU batch; `then` says what to do once it completes.
     Gpu(celer_exec::gpu::BatchId, AfterGpu),
     /// Waiting for the transfer engine to deliver an await-push into host staging.
-    Receive { buffer: BufferId, region: Region, token: Token },
+    Receive { buffer: BufferId, region: Region, token: Token, since: std::time::Instant },
     /// A host task running on the worker thread.
     Host(CommandId),
     /// Waiting for every other rank's partial result of a reduction.
@@ -417,6 +424,8 @@ pub struct RankLoop<'c> {
     host: HostWorker,
     /// Kernels started in this step, submitted together by `flush_kernels`.
     pending_kernels: Vec<PreparedKernel>,
+    /// Kernel batches in flight and when they were submitted (for `RankStats::kernel_time`).
+    kernel_batches: Vec<(celer_exec::gpu::BatchId, std::time::Instant)>,
     /// Counters for the summary programs print.
     pub(crate) stats: RankStats,
     /// Operation and element type of every reduction submitted, known on every rank.
@@ -458,6 +467,7 @@ impl<'c> RankLoop<'c> {
             shutdown: false,
             host: HostWorker::start(),
             pending_kernels: Vec::new(),
+            kernel_batches: Vec::new(),
             stats: RankStats { rank: comm.rank() as usize, ..RankStats::default() },
             reductions: HashMap::new(),
             gathered: HashMap::new(),
@@ -571,6 +581,18 @@ impl<'c> RankLoop<'c> {
         self.batches.clear();
         self.gpu.poll(&mut self.batches).map_err(|e| e.to_string())?;
         let mut progressed = !self.completions.is_empty() || !self.batches.is_empty();
+        if !self.batches.is_empty() && !self.kernel_batches.is_empty() {
+            let now = std::time::Instant::now();
+            let gpu = &self.gpu;
+            let stats = &mut self.stats;
+            self.kernel_batches.retain(|(id, since)| {
+                let done = gpu.is_complete(*id);
+                if done {
+                    stats.kernel_time += now - *since;
+                }
+                !done
+            });
+        }
         while let Some((cmd, result)) = self.host.done.pop() {
             self.host_done.insert(cmd, result);
             progressed = true;
@@ -652,6 +674,7 @@ impl<'c> RankLoop<'c> {
         let id = batch.submit().map_err(|e| e.to_string())?;
         self.stats.kernels += kernels.len() as u64;
         self.stats.kernel_batches += 1;
+        self.kernel_batches.push((id, std::time::Instant::now()));
         for (cmd, flight) in &mut self.in_flight {
             if let InFlight::Gpu(b, _) = flight {
                 if *b == PENDING_BATCH && kernels.iter().any(|k| k.cmd == *cmd) {
@@ -811,7 +834,12 @@ impl<'c> RankLoop<'c> {
                 // the command graph orders every other access to them after this await-push (anti-dependencies).
                 unsafe { self.engine.expect(key_of(transfer), &boxes, &layout, state.host.as_mut_ptr(), token) }
                     .map_err(|e| fail(e.to_string()))?;
-                Ok(Some(InFlight::Receive { buffer: transfer.buffer, region: region.clone(), token }))
+                Ok(Some(InFlight::Receive {
+                    buffer: transfer.buffer,
+                    region: region.clone(),
+                    token,
+                    since: std::time::Instant::now(),
+                }))
             }
             CommandKind::Fence { task } => {
                 let t = self.tm.task(*task).ok_or_else(|| fail("its task was pruned".into()))?;
@@ -986,13 +1014,14 @@ impl<'c> RankLoop<'c> {
                 let id = batch.submit().map_err(|e| e.to_string())?;
                 Ok(Some(InFlight::Gpu(id, AfterGpu::Done)))
             }
-            InFlight::Receive { buffer, region, token } => {
+            InFlight::Receive { buffer, region, token, since } => {
                 let arrived = self.completions.iter().any(|c| c.token == token && c.kind == CompletionKind::Received);
                 if !arrived {
-                    return Ok(Some(InFlight::Receive { buffer, region, token }));
+                    return Ok(Some(InFlight::Receive { buffer, region, token, since }));
                 }
                 let state = &self.buffers[&buffer];
                 self.stats.bytes_received += (region.area() * state.elem_size) as u64;
+                self.stats.receive_time += since.elapsed();
                 let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
                 for b in region.boxes() {
                     batch
