@@ -17,7 +17,9 @@ use celer_graph::{
     AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, ReductionOp,
     ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskManagerConfig, TaskSpec,
 };
-use celer_scheduler::runtime::{HostContext, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind};
+use celer_scheduler::runtime::{
+    HostContext, HostFn, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject,
+};
 use celer_scheduler::Simulation;
 use std::sync::{mpsc, Arc};
 
@@ -77,6 +79,9 @@ pub enum Error {
     /// A fence's data is only available when the program runs (not in a dry run).
     #[error("{0} was only recorded (dry run), so it has no data")]
     DryRun(TaskId),
+    /// A task could not be recorded.
+    #[error(transparent)]
+    Task(Box<TaskError>),
     /// A kernel file without the entry point asked for.
     #[error("kernel file {kernel} has no compute entry point `{entry}` (it has: {known})")]
     NoEntryPoint {
@@ -233,7 +238,10 @@ impl Queue {
         let id = HostObjectId(rec.next_host_object);
         rec.next_host_object += 1;
         rec.sim.create_host_object(id);
-        HostObject { id, value: Some(value), queue: self }
+        if let Some(rt) = &self.runtime {
+            rt.send(Message::CreateHostObject(id));
+        }
+        HostObject { id, value: Arc::new(std::sync::Mutex::new(value)), queue: self }
     }
 
     /// A new group for collective host tasks: tasks of one group run in order, groups run independently.
@@ -255,6 +263,9 @@ impl Queue {
         for r in &mut spec.reductions {
             r.id = ReductionId(rec.next_reduction);
             rec.next_reduction += 1;
+        }
+        if let Some(f) = task.host_fn {
+            spec.payload = Some(Arc::new(HostPayload(f, task.objects)));
         }
         if let Some((source, entry)) = task.kernel {
             let given = spec.accesses.len() + spec.reductions.len();
@@ -308,6 +319,28 @@ impl Queue {
             rx
         });
         Ok(Fence { task, range: buffer.range, data, _element: PhantomData })
+    }
+
+    /// A copy of this rank's instance of `object` once every host task submitted before with a side effect on it
+    /// has run (a collective host task that clones it, so every rank gets its own instance's value).
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit); [`Error::DryRun`] in a dry run.
+    pub fn fence_object<T: Clone + Send + 'static>(&self, object: &HostObject<'_, T>) -> Result<T, Error> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let tx = std::sync::Mutex::new(Some(tx));
+        let id = self
+            .submit(task::host_collective().side_effect(object).name("fence_object").run(move |ctx| {
+                let value = ctx.with_object::<T, T>(0, |v| v.clone());
+                if let Some(tx) = tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    let _ = tx.send(value);
+                }
+            }))
+            .map_err(|e| Error::Task(Box::new(e)))?;
+        if self.runtime.is_none() {
+            return Err(Error::DryRun(id));
+        }
+        rx.recv().map_err(|_| Error::Stopped(id))
     }
 
     /// Records an epoch and, when running, blocks until everything submitted before it has completed.
@@ -433,24 +466,31 @@ impl<T: Element, const D: usize> fmt::Debug for Buffer<'_, T, D> {
     }
 }
 
-/// Non-buffer state touched by host tasks through side effects.
+/// Non-buffer state touched by host tasks through side effects: one instance per rank; host tasks that declare a
+/// side effect on it run one at a time, in submission order, and reach it through [`HostContext::with_object`].
 pub struct HostObject<'q, T> {
     id: HostObjectId,
-    value: Option<T>,
+    value: Arc<std::sync::Mutex<T>>,
     queue: &'q Queue,
 }
 
-impl<T> HostObject<'_, T> {
+impl<T: Send + 'static> HostObject<'_, T> {
     /// The object's id.
     pub fn id(&self) -> HostObjectId {
         self.id
+    }
+
+    fn shared(&self) -> SharedObject {
+        Arc::clone(&self.value) as SharedObject
     }
 }
 
 impl<T> Drop for HostObject<'_, T> {
     fn drop(&mut self) {
-        self.value.take();
         self.queue.rec.borrow_mut().sim.destroy_host_object(self.id);
+        if let Some(rt) = &self.queue.runtime {
+            rt.send(Message::DestroyHostObject(self.id));
+        }
     }
 }
 
@@ -537,12 +577,23 @@ impl Kernel {
 
 /// A task being described: kind, index space of `KD` dimensions, accesses. Submit it with [`Queue::submit`].
 #[must_use = "a task does nothing until it is passed to Queue::submit"]
-#[derive(Debug)]
 pub struct TaskBuilder<const KD: usize> {
     spec: TaskSpec,
     kernel: Option<(&'static KernelSource, &'static str)>,
     scalars: Vec<u32>,
     reduction_kinds: Vec<ScalarKind>,
+    host_fn: Option<Arc<HostFn>>,
+    objects: Vec<SharedObject>,
+}
+
+impl<const KD: usize> fmt::Debug for TaskBuilder<KD> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskBuilder")
+            .field("spec", &self.spec)
+            .field("scalars", &self.scalars)
+            .field("host_task", &self.host_fn.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Task builders.
@@ -552,7 +603,14 @@ pub mod task {
     /// A kernel over `[0, range)`, split across ranks and devices.
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
         let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name());
-        TaskBuilder { spec, kernel: kernel.source, scalars: Vec::new(), reduction_kinds: Vec::new() }
+        TaskBuilder {
+            spec,
+            kernel: kernel.source,
+            scalars: Vec::new(),
+            reduction_kinds: Vec::new(),
+            host_fn: None,
+            objects: Vec::new(),
+        }
     }
 
     /// A host task over `[0, range)`, split across ranks like a kernel.
@@ -579,13 +637,20 @@ pub mod task {
 
 impl<const KD: usize> TaskBuilder<KD> {
     fn host(spec: TaskSpec) -> Self {
-        Self { spec, kernel: None, scalars: Vec::new(), reduction_kinds: Vec::new() }
+        Self {
+            spec,
+            kernel: None,
+            scalars: Vec::new(),
+            reduction_kinds: Vec::new(),
+            host_fn: None,
+            objects: Vec::new(),
+        }
     }
 
     /// Sets what a host task runs: `f` gets each accessor's cells (in declaration order) through the
     /// [`HostContext`], on the runtime's host worker thread, once per chunk on the chunk's rank.
     pub fn run(mut self, f: impl Fn(&mut HostContext) + Send + Sync + 'static) -> Self {
-        self.spec.payload = Some(Arc::new(HostPayload(Arc::new(f))));
+        self.host_fn = Some(Arc::new(f));
         self
     }
 
@@ -655,8 +720,9 @@ impl<const KD: usize> TaskBuilder<KD> {
     }
 
     /// Declares a side effect on a host object: such tasks run in submission order.
-    pub fn side_effect<T>(mut self, object: &HostObject<'_, T>) -> Self {
+    pub fn side_effect<T: Send + 'static>(mut self, object: &HostObject<'_, T>) -> Self {
         self.spec.side_effects.push((object.id, SideEffectOrder::Sequential));
+        self.objects.push(object.shared());
         self
     }
 

@@ -116,9 +116,22 @@ fn run(q: &Queue) -> Result<(), String> {
     q.barrier();
     let seen = seen.lock().unwrap().take().ok_or("the collective host task did not run on this rank")?;
     compare("collective host task reading all", &seen, &want)?;
+
+    // A host object: side effects run in order on every rank's instance; a fence hands back a copy.
+    let counter = q.host_object(Vec::<u32>::new());
+    for i in 0..5u32 {
+        q.submit(task::host_collective().side_effect(&counter).run(move |ctx| {
+            ctx.with_object::<Vec<u32>, _>(0, |log| log.push(i));
+        }))
+        .map_err(|e| e.to_string())?;
+    }
+    let log = q.fence_object(&counter).map_err(|e| e.to_string())?;
+    if log != [0, 1, 2, 3, 4] {
+        return Err(format!("host object side effects ran as {log:?}, expected [0, 1, 2, 3, 4] in order"));
+    }
     Ok(())
 }
 
 fn main() -> ExitCode {
-    common::run_on_every_rank("e2e_heat", "1D and 2D heat and host tasks verified against the serial reference", run)
+    common::run_on_every_rank("e2e_heat", "1D and 2D heat, host tasks and host objects verified", run)
 }

@@ -100,9 +100,13 @@ pub struct KernelPayload {
 /// The closure a host task runs, on the host worker thread.
 pub type HostFn = dyn Fn(&mut HostContext) + Send + Sync;
 
-/// What a host task runs.
+/// A host object's value as the runtime carries it: one instance per rank, shared between the application thread
+/// and the host tasks that declare a side effect on it (which the task graph runs one at a time, in order).
+pub type SharedObject = Arc<std::sync::Mutex<dyn std::any::Any + Send>>;
+
+/// What a host task runs: the closure and the host objects it has side effects on (in declaration order).
 #[derive(Clone)]
-pub struct HostPayload(pub Arc<HostFn>);
+pub struct HostPayload(pub Arc<HostFn>, pub Vec<SharedObject>);
 
 impl std::fmt::Debug for HostPayload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,6 +134,7 @@ pub struct HostContext {
     rank: usize,
     ranks: usize,
     views: Vec<HostView>,
+    objects: Vec<SharedObject>,
 }
 
 impl HostContext {
@@ -164,6 +169,15 @@ impl HostContext {
         // (at least 8 bytes on the platforms celer supports, checked below).
         assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
         unsafe { std::slice::from_raw_parts(v.bytes.as_ptr().cast::<T>(), n) }
+    }
+
+    /// Runs `f` on host object `i` (in the order the task declared its side effects).
+    ///
+    /// # Panics
+    /// If the task has no side effect `i`, or the object is not a `T`.
+    pub fn with_object<T: 'static, R>(&self, i: usize, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut guard = self.objects[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(guard.downcast_mut::<T>().expect("host object of another type"))
     }
 
     /// Accessor `i`'s cells, writable; written back to the buffer after the closure returns (write accessors only).
@@ -310,6 +324,10 @@ pub enum Message {
     },
     /// The buffer is dropped by the program.
     DestroyBuffer(BufferId),
+    /// A new host object.
+    CreateHostObject(celer_graph::HostObjectId),
+    /// The host object is dropped by the program.
+    DestroyHostObject(celer_graph::HostObjectId),
     /// A task to record and run.
     Submit(TaskSpec),
     /// A fence task; its data (row-major bytes of the fenced box) is sent back once it ran.
@@ -526,6 +544,8 @@ impl<'c> RankLoop<'c> {
                 self.fences.insert(id, reply);
                 self.generate()?;
             }
+            Message::CreateHostObject(id) => self.tm.create_host_object(id),
+            Message::DestroyHostObject(id) => self.tm.destroy_host_object(id),
             Message::Stats(reply) => {
                 let _ = reply.send(self.stats.clone());
             }
@@ -742,6 +762,7 @@ impl<'c> RankLoop<'c> {
                         rank: self.comm.rank() as usize,
                         ranks: self.comm.size() as usize,
                         views,
+                        objects: payload.1,
                     };
                     let job = Box::new(HostJob { cmd: cmd.id, f: payload.0, ctx });
                     if wanted.is_empty() {
