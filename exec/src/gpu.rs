@@ -138,10 +138,10 @@ use vulkano::device::QueueCreateInfo;
 use vulkano::device::{Device as VkDevice, DeviceCreateInfo, DeviceExtensions, DeviceFeatures, Queue};
 use vulkano::memory::allocator::StandardMemoryAllocator;
 use vulkano::sync::semaphore::{Semaphore, SemaphoreCreateInfo, SemaphoreType};
-use vulkano::{Validated, ValidationError, Version, VulkanError};
+use vulkano::Version;
 
 use crate::shaders::KernelSource;
-use crate::vulkan::{DeviceError, DeviceInfo};
+use crate::vulkan::{Describe, DeviceError, DeviceInfo};
 
 mod batch;
 mod geometry;
@@ -340,32 +340,6 @@ pub struct RegionOutside {
     pub region: Box3,
     /// The side's box.
     pub bounds: Box3,
-}
-
-/// Describes vulkano's error types; `Validated`'s own `Display` hides the cause.
-trait Describe {
-    fn describe(&self) -> String;
-}
-
-impl<E: fmt::Display> Describe for Validated<E> {
-    fn describe(&self) -> String {
-        match self {
-            Validated::Error(e) => e.to_string(),
-            Validated::ValidationError(e) => e.to_string(),
-        }
-    }
-}
-
-impl Describe for Box<ValidationError> {
-    fn describe(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Describe for VulkanError {
-    fn describe(&self) -> String {
-        self.to_string()
-    }
 }
 
 /// `map_err` helper: turns a vulkano error into [`GpuError::Vulkan`] saying what was being done.

@@ -118,7 +118,7 @@ pub enum DeviceError {
 }
 
 /// Describes vulkano's error types; `Validated`'s own `Display` hides the cause.
-trait Describe {
+pub(crate) trait Describe {
     fn describe(&self) -> String;
 }
 
