@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use celer_graph::{GridBox, NeighborhoodShape, RangeMapper, Region};
+use celer_scheduler::graph::{GridBox, NeighborhoodShape, RangeMapper, Region};
 
 /// A range mapper from a `KD`-dimensional index space onto a `BD`-dimensional buffer.
 pub trait Mapper<const KD: usize, const BD: usize> {

@@ -40,7 +40,7 @@
 pub mod access;
 mod queue;
 
-pub use celer_graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
+pub use celer_scheduler::graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
 pub use queue::{
     task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, Reducible,
     TaskBuilder,
@@ -50,7 +50,7 @@ pub use queue::{
 pub use celer_scheduler::runtime::{HostContext, RankStats};
 
 /// The kernels compiled into celer (WGSL from `exec/shaders/`, compiled to SPIR-V at build time).
-pub use celer_exec::shaders as kernels;
+pub use celer_scheduler::exec::shaders as kernels;
 
 /// The scheduler layer (command generation, simulation of many ranks), for tools and benchmarks.
 pub use celer_scheduler as scheduler;

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 
-use celer_graph::{
+use celer_scheduler::graph::{
     AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, ReductionOp,
     ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskManagerConfig, TaskSpec,
 };
@@ -24,7 +24,7 @@ use celer_scheduler::Simulation;
 use std::sync::{mpsc, Arc};
 
 use crate::access::Mapper;
-use celer_exec::shaders::KernelSource;
+use celer_scheduler::exec::shaders::KernelSource;
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
 ///
@@ -160,8 +160,8 @@ impl Queue {
             // The shadow graph must split tasks as the real ranks do.
             config.task_graph.num_ranks = rt.ranks() as usize;
         }
-        let ranks: Vec<celer_graph::NodeId> =
-            (0..config.dry_run_ranks.max(1) as u64).map(celer_graph::NodeId).collect();
+        let ranks: Vec<celer_scheduler::graph::NodeId> =
+            (0..config.dry_run_ranks.max(1) as u64).map(celer_scheduler::graph::NodeId).collect();
         let rec = Recorder {
             sim: Simulation::with_ranks(
                 if runtime.is_some() { config.task_graph.num_ranks } else { ranks.len() },
@@ -271,8 +271,8 @@ impl Queue {
             let given = spec.accesses.len() + spec.reductions.len();
             if source.group0_bindings() as usize != given {
                 return Err(TaskError {
-                    task: celer_graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
-                    inner: Box::new(celer_graph::TaskErrorKind::KernelBindings {
+                    task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
+                    inner: Box::new(celer_scheduler::graph::TaskErrorKind::KernelBindings {
                         kernel: format!("{}::{entry}", source.name()),
                         declared: source.group0_bindings(),
                         given,
@@ -305,7 +305,7 @@ impl Queue {
         buffer: &Buffer<'q, T, D>,
     ) -> Result<Fence<T, D>, TaskError> {
         let mut spec = TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[]));
-        spec.accesses.push(celer_graph::BufferAccess {
+        spec.accesses.push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
             mode: AccessMode::Read,
             mapper: RangeMapper::All,
@@ -671,7 +671,7 @@ impl<const KD: usize> TaskBuilder<KD> {
         mode: AccessMode,
         mapper: impl Mapper<KD, BD>,
     ) -> Self {
-        self.spec.accesses.push(celer_graph::BufferAccess {
+        self.spec.accesses.push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
             mode,
             mapper: mapper.into_range_mapper(),

@@ -7,6 +7,7 @@
 //! - [`runtime`]: the runtime thread and the loop that runs a rank's commands on the GPU and MPI.
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub use celer_exec as exec;
 pub use celer_graph as graph;
 
 pub mod cdag;
