@@ -53,7 +53,58 @@ struct WriterState {
     replicated: bool,
 }
 
-type RankSet = SmallVec<[u32; 4]>;
+/// A set of ranks as sorted, disjoint, non-adjacent half-open intervals: "every rank below 900" is one interval,
+/// so the all-to-all patterns, where a region's receivers grow rank by rank, cost O(1) per update instead of O(ranks).
+#[derive(Clone, PartialEq, Eq, Hash, Default, Debug)]
+struct RankSet(SmallVec<[(u32, u32); 2]>);
+
+impl RankSet {
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// The ranks `[0, n)`.
+    fn below(n: u32) -> Self {
+        if n == 0 {
+            Self::new()
+        } else {
+            Self(smallvec::smallvec![(0, n)])
+        }
+    }
+
+    fn contains(&self, r: u32) -> bool {
+        let i = self.0.partition_point(|&(_, end)| end <= r);
+        self.0.get(i).is_some_and(|&(start, _)| start <= r)
+    }
+
+    /// Adds `r`, merging with neighbouring intervals.
+    fn insert(&mut self, r: u32) {
+        let i = self.0.partition_point(|&(_, end)| end < r);
+        match self.0.get(i).copied() {
+            Some((start, end)) if start <= r && r < end => {}
+            Some((start, end)) if end == r => {
+                // Extends interval i upwards; it may now touch interval i + 1.
+                self.0[i] = (start, end + 1);
+                if let Some(&(next_start, next_end)) = self.0.get(i + 1) {
+                    if next_start == end + 1 {
+                        self.0[i] = (start, next_end);
+                        self.0.remove(i + 1);
+                    }
+                }
+            }
+            Some((start, end)) if start == r + 1 => self.0[i] = (r, end),
+            _ => self.0.insert(i, (r, r + 1)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.iter().map(|&(a, b)| (b - a) as usize).sum()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().flat_map(|&(a, b)| a..b)
+    }
+}
 type CommandSet = SmallVec<[CommandId; 2]>;
 
 /// A reduction whose partial results wait on their ranks until a task reads the buffer.
@@ -573,7 +624,7 @@ impl CommandGraphGenerator {
                 let state = self.buffers.get_mut(b).unwrap();
                 if n_chunks > 1 {
                     state.pending_reduction =
-                        Some(PendingReduction { id: red.id, contributors: (0..n_chunks as u32).collect() });
+                        Some(PendingReduction { id: red.id, contributors: RankSet::below(n_chunks as u32) });
                     if local_produced.is_empty() {
                         mark_stale(state, &Region::from(state.extent));
                     }
@@ -645,7 +696,7 @@ impl CommandGraphGenerator {
             let state = &self.buffers[&b];
             let mut send: SmallVec<[GridBox; 4]> = SmallVec::new();
             state.replicated_to.for_each_in(&need, |bx, ranks| {
-                if ranks.binary_search(&(i as u32)).is_err() {
+                if !ranks.contains(i as u32) {
                     send.push(bx);
                 }
             });
@@ -656,9 +707,7 @@ impl CommandGraphGenerator {
             let state = self.buffers.get_mut(&b).unwrap();
             state.replicated_to.update_values_in(&send, |ranks| {
                 let mut ranks = ranks.clone();
-                if let Err(pos) = ranks.binary_search(&(i as u32)) {
-                    ranks.insert(pos, i as u32);
-                }
+                ranks.insert(i as u32);
                 ranks
             });
             targets.push((NodeId(i as u64), send));
@@ -690,7 +739,7 @@ impl CommandGraphGenerator {
         for i in 0..chunking.len(n) {
             let (consumed, _) = self.chunk_regions(task, b, &chunking.chunk(i), i as u32)?;
             if !consumed.is_empty() {
-                readers.push(i as u32);
+                readers.insert(i as u32);
             }
         }
         if readers.len() != n && readers.len() != 1 {
@@ -706,13 +755,13 @@ impl CommandGraphGenerator {
         }
         let extent = Region::from(self.buffers[&b].extent);
         let transfer = TransferId { task: task.id, buffer: b, reduction: Some(pending.id) };
-        let has_partial = pending.contributors.contains(&self.me);
+        let has_partial = pending.contributors.contains(self.me);
         let partial_writer = self.buffers[&b].last_writer.entries()[0].1.cmd;
         // Every rank tells every other reading rank its partial result, or that it has none.
         let targets: Vec<(NodeId, Region)> = readers
             .iter()
-            .filter(|&&r| r != self.me)
-            .map(|&r| (NodeId(r as u64), if has_partial { extent.clone() } else { Region::new() }))
+            .filter(|&r| r != self.me)
+            .map(|r| (NodeId(r as u64), if has_partial { extent.clone() } else { Region::new() }))
             .collect();
         if !targets.is_empty() {
             let mut deps = Deps::default();
@@ -727,7 +776,7 @@ impl CommandGraphGenerator {
                 add_reader(&mut self.buffers.get_mut(&b).unwrap().readers, &extent, cmd);
             }
         }
-        let reads_here = readers.contains(&self.me);
+        let reads_here = readers.contains(self.me);
         if reads_here {
             let mut deps = Deps::default();
             self.write_dependencies(b, &extent, &mut deps);
@@ -852,5 +901,35 @@ impl fmt::Debug for CommandGraphGenerator {
             .field("num_ranks", &self.config.num_ranks)
             .field("live_commands", &self.commands.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RankSet;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn rank_sets_match_a_plain_set_and_stay_merged() {
+        let mut set = RankSet::new();
+        let mut model = BTreeSet::new();
+        // A fixed scramble of 0..64, with repeats.
+        for k in 0..200u32 {
+            let r = (k * 37 + k / 3) % 64;
+            set.insert(r);
+            model.insert(r);
+            assert_eq!(set.iter().collect::<BTreeSet<_>>(), model);
+            assert_eq!(set.len(), model.len());
+            for q in 0..66 {
+                assert_eq!(set.contains(q), model.contains(&q), "rank {q} after inserting {r}");
+            }
+            // Intervals are sorted, disjoint and never adjacent.
+            assert!(set.0.windows(2).all(|w| w[0].1 < w[1].0), "{:?}", set.0);
+        }
+        for r in 0..64 {
+            set.insert(r);
+        }
+        assert_eq!(set.0.as_slice(), &[(0, 64)], "all of 0..64 is one interval");
+        assert_eq!(RankSet::below(5).iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     }
 }
