@@ -1,7 +1,7 @@
 //! Per-task overhead of celer against the same work dispatched by hand, measured in one run.
 //!
-//! A chain of `--tasks` tiny kernels (each adds 1 to the 64 cells of a buffer, so each depends on the previous)
-//! runs (1) through celer on every rank, and, on one rank, hand-written through the same GPU layer: (2) 64
+//! A 1D stencil of `--tasks` tiny steps (256 cells, halos between ranks) runs through celer; then a chain of
+//! `--tasks` tiny kernels (each adds 1 to the 64 cells of a buffer, so each depends on the previous) runs (1) through celer on every rank, and, on one rank, hand-written through the same GPU layer: (2) 64
 //! dispatches per submission, (3) one dispatch per submission, all submitted back to back, waiting only for the
 //! last, and (4) the same, waiting for each dispatch before the next (the round trip a naive runtime pays). Results are checked; prints µs per task.
 //!
@@ -100,23 +100,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if got.iter().any(|&v| v != (tasks + WARM_UP) as u32) {
             return Err(format!("celer chain computed {:?}…, expected {}", &got[..4], tasks + WARM_UP).into());
         }
+        // A 1D stencil of tiny steps: on several ranks every step also exchanges one halo cell with each neighbour.
+        let cells = 256;
+        let mut a = q.buffer_from(&vec![1.0f32; cells], [cells]).named("a");
+        let mut b = q.buffer::<f32, 1>([cells]).named("b");
+        let heat = Kernel::wgsl(&kernels::HEAT_1D, "main")?;
+        let stencil_step = |a: &mut celer::Buffer<'_, f32, 1>, b: &mut celer::Buffer<'_, f32, 1>| {
+            q.submit(
+                task::parallel_for(&heat, [cells])
+                    .read(a, access::neighborhood([1]))
+                    .discard_write(b, access::one_to_one())
+                    .scalar_f32(0.1),
+            )
+        };
+        for _ in 0..WARM_UP {
+            stencil_step(&mut a, &mut b)?;
+            std::mem::swap(&mut a, &mut b);
+        }
+        q.wait();
+        let start = Instant::now();
+        for _ in 0..tasks {
+            stencil_step(&mut a, &mut b)?;
+            std::mem::swap(&mut a, &mut b);
+        }
+        q.wait();
+        let stencil_us = start.elapsed().as_secs_f64() * 1e6 / tasks as f64;
+        let field = q.fence(&a)?.wait()?;
+        if field.iter().any(|&v| (v - 1.0).abs() > 1e-5) {
+            return Err("the stencil of a constant field changed it".into());
+        }
         let (rank, ranks) = (q.rank(), q.ranks());
         if rank != 0 {
             return Ok(());
         }
-        println!("overhead: chain of {tasks} dependent tiny kernels (64 cells), {ranks} rank(s), results checked");
-        println!("  celer                                          {us:8.2} µs per task");
+        println!("overhead: {tasks} tasks each, {ranks} rank(s), results checked");
+        println!("  celer, 1D stencil of tiny steps ({cells} cells)   {stencil_us:8.2} µs per task");
+        println!("  celer, chain of tiny kernels (64 cells)          {us:8.2} µs per task");
         us
     };
     // The hand-written baselines need no MPI; run them on rank 0 after the queue shut down.
     let batched = by_hand(tasks, Mode::Batched)?;
     let pipelined = by_hand(tasks, Mode::BackToBack)?;
     let naive = by_hand(tasks, Mode::WaitEach)?;
-    println!("  by hand, 64 dispatches per submission          {batched:8.2} µs per task");
-    println!("  by hand, one per submission, back to back      {pipelined:8.2} µs per task");
-    println!("  by hand, one per submission, waiting for each  {naive:8.2} µs per task");
+    println!("  chain by hand, 64 dispatches per submission      {batched:8.2} µs per task");
+    println!("  chain by hand, one per submission, back to back  {pipelined:8.2} µs per task");
+    println!("  chain by hand, one per submission, waiting       {naive:8.2} µs per task");
     println!(
-        "  celer ÷ batched: {:.2}×   ÷ back to back: {:.2}×   ÷ waiting: {:.2}×",
+        "  chain: celer ÷ batched: {:.2}×   ÷ back to back: {:.2}×   ÷ waiting: {:.2}×",
         celer_us / batched,
         celer_us / pipelined,
         celer_us / naive
