@@ -11,7 +11,7 @@
 //! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory is
 //! simple for now: every buffer has one device allocation of its whole extent on each rank, plus a host copy of the
 //! same size used as staging for transfers; the command graph's dependencies keep conflicting uses of both apart.
-//! TODO(perf): allocations sized to the accessed bounding boxes; several ready kernels in one batch.
+//! TODO(perf): allocations sized to the accessed bounding boxes.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
@@ -338,9 +338,9 @@ pub enum Message {
     Stats(mpsc::SyncSender<RankStats>),
 }
 
-/// A kernel dispatch whose command started in this step, recorded with the others of the step into one batch.
+/// A kernel dispatch whose command started in this step, recorded with the other GPU work of the step into one
+/// batch.
 struct PreparedKernel {
-    cmd: CommandId,
     kernel: celer_exec::gpu::KernelId,
     launch: Launch,
     accesses: Vec<(BufferId, AccessMode)>,
@@ -351,8 +351,56 @@ struct PreparedKernel {
     context: String,
 }
 
-/// The batch id of kernels started in this step and not yet submitted.
-const PENDING_BATCH: celer_exec::gpu::BatchId = celer_exec::gpu::BatchId(u64::MAX);
+/// GPU work a command started in this loop step. The step collects all of it and submits it as one batch at its
+/// end ([`RankLoop::flush`]), in the order the commands started, so a step that uploads a received halo, runs the
+/// kernels that read it and downloads what the next push sends costs one submission, not three.
+enum GpuOp {
+    Kernel(PreparedKernel),
+    /// Copies a box of the buffer's host staging (or of owned bytes holding exactly that box) to the device.
+    Upload {
+        buffer: BufferId,
+        region: GridBox,
+        bytes: Option<Vec<u8>>,
+        context: String,
+    },
+    /// Copies a box of the device allocation back; filled into download slot `slot` of the step.
+    Download {
+        buffer: BufferId,
+        region: GridBox,
+        slot: usize,
+        context: String,
+    },
+}
+
+/// Where a command's GPU work is: in a submitted batch, or in the one this step is still collecting (every step
+/// submits what it collected before it ends, and [`RankLoop::flush`] turns `Open` into `Submitted`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum GpuRef {
+    Submitted(celer_exec::gpu::BatchId),
+    Open,
+}
+
+/// A download of a command's GPU work: a slot of the step's collected batch until it is submitted.
+#[derive(Clone, Copy, Debug)]
+enum Dl {
+    Slot(usize),
+    Ready(celer_exec::gpu::DownloadId),
+}
+
+impl Dl {
+    fn id(self) -> Result<celer_exec::gpu::DownloadId, String> {
+        match self {
+            Dl::Ready(id) => Ok(id),
+            Dl::Slot(_) => Err("internal error: a download was read before its batch was submitted".into()),
+        }
+    }
+
+    fn resolve(&mut self, ids: &[celer_exec::gpu::DownloadId]) {
+        if let Dl::Slot(i) = *self {
+            *self = Dl::Ready(ids[i]);
+        }
+    }
+}
 
 /// How many queued commands the loop looks at for ready ones in one step.
 const LOOKAHEAD: usize = 256;
@@ -370,7 +418,7 @@ struct BufferState {
 /// The command in progress and what it waits for.
 enum InFlight {
     /// Waiting for a GPU batch; `then` says what to do once it completes.
-    Gpu(celer_exec::gpu::BatchId, AfterGpu),
+    Gpu(GpuRef, AfterGpu),
     /// Waiting for the transfer engine to deliver an await-push into host staging.
     Receive { buffer: BufferId, region: Region, token: Token, since: std::time::Instant },
     /// A host task running on the worker thread.
@@ -386,23 +434,23 @@ enum AfterGpu {
     /// Downloads to copy into host staging, then send.
     Push {
         buffer: BufferId,
-        downloads: Vec<(celer_exec::gpu::DownloadId, NodeId, GridBox)>,
+        downloads: Vec<(Dl, NodeId, GridBox)>,
         key: TransferKey,
     },
     /// The local partial result of a reduction, to combine with the gathered ones.
     Reduce {
         buffer: BufferId,
         reduction: ReductionId,
-        download: Option<celer_exec::gpu::DownloadId>,
+        download: Option<Dl>,
     },
     /// Downloads of a host task's inputs; then the task goes to the worker.
     HostInputs {
-        downloads: Vec<(usize, celer_exec::gpu::DownloadId)>,
+        downloads: Vec<(usize, Dl)>,
         job: Box<HostJob>,
     },
     /// A fence read-back to hand to the application.
     Fence {
-        download: celer_exec::gpu::DownloadId,
+        download: Dl,
         bytes: usize,
         task: TaskId,
     },
@@ -440,8 +488,12 @@ pub struct RankLoop<'c> {
     next_token: u64,
     shutdown: bool,
     host: HostWorker,
-    /// Kernels started in this step, submitted together by `flush_kernels`.
-    pending_kernels: Vec<PreparedKernel>,
+    /// GPU work started in this step, submitted together by `flush` at its end.
+    pending: Vec<GpuOp>,
+    /// How many downloads `pending` holds (the next download slot).
+    pending_downloads: usize,
+    /// Whether a command started in this step waits for the collected batch (even an empty one).
+    open_refs: bool,
     /// Kernel batches in flight and when they were submitted (for `RankStats::kernel_time`).
     kernel_batches: Vec<(celer_exec::gpu::BatchId, std::time::Instant)>,
     /// Counters for the summary programs print.
@@ -484,7 +536,9 @@ impl<'c> RankLoop<'c> {
             next_token: 0,
             shutdown: false,
             host: HostWorker::start(),
-            pending_kernels: Vec::new(),
+            pending: Vec::new(),
+            pending_downloads: 0,
+            open_refs: false,
             kernel_batches: Vec::new(),
             stats: RankStats { rank: comm.rank() as usize, ..RankStats::default() },
             reductions: HashMap::new(),
@@ -648,57 +702,100 @@ impl<'c> RankLoop<'c> {
                 continue;
             }
             let cmd = self.commands.remove(i).expect("index in range");
-            // Kernels started in one step share one batch; anything else that submits GPU work goes after them,
-            // so submission order stays start order.
-            let device_kernel = matches!(cmd.kind, CommandKind::Execution { .. })
-                && self.tm.task(cmd.task).is_some_and(|t| t.kind() == TaskKind::DeviceCompute);
-            if !device_kernel {
-                self.flush_kernels()?;
-            }
+            // GPU work of every command started in this step goes into one batch, in start order.
             match self.start(&cmd)? {
                 Some(flight) => self.in_flight.push((cmd.id, flight)),
                 None => self.mark_done(cmd.id),
             }
             progressed = true;
         }
-        self.flush_kernels()?;
+        self.flush()?;
         Ok(progressed)
     }
 
-    /// Records every kernel started since the last flush into one batch (barriers between dependent ones come
-    /// from the batch's hazard tracking) and submits it.
-    fn flush_kernels(&mut self) -> Result<(), String> {
-        if self.pending_kernels.is_empty() {
+    /// Adds a download to the step's batch; returns its slot.
+    fn pend_download(&mut self, buffer: BufferId, region: GridBox, context: &str) -> Dl {
+        let slot = self.pending_downloads;
+        self.pending_downloads += 1;
+        self.pending.push(GpuOp::Download { buffer, region, slot, context: context.to_string() });
+        Dl::Slot(slot)
+    }
+
+    /// Hands out a reference to the step's batch.
+    fn open(&mut self) -> GpuRef {
+        self.open_refs = true;
+        GpuRef::Open
+    }
+
+    /// Records the GPU work started in this step into one batch (barriers between dependent operations come from
+    /// the batch's hazard tracking), submits it, and points the commands waiting for it at the submitted batch.
+    fn flush(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() && !self.open_refs {
             return Ok(());
         }
-        let kernels = std::mem::take(&mut self.pending_kernels);
+        let ops = std::mem::take(&mut self.pending);
+        let mut downloads = Vec::with_capacity(self.pending_downloads);
+        let mut kernels = 0u64;
         let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
-        for k in &kernels {
-            for (b, bytes) in &k.identities {
-                let state = &self.buffers[b];
-                batch
-                    .upload(&state.device, box3(&state.extent), bytes, box3(&state.extent))
-                    .map_err(|e| format!("{}: {e}", k.context))?;
+        for op in &ops {
+            match op {
+                GpuOp::Kernel(k) => {
+                    for (b, bytes) in &k.identities {
+                        let state = &self.buffers[b];
+                        batch
+                            .upload(&state.device, box3(&state.extent), bytes, box3(&state.extent))
+                            .map_err(|e| format!("{}: {e}", k.context))?;
+                    }
+                    let mut list = Vec::with_capacity(k.accesses.len());
+                    for (b, mode) in &k.accesses {
+                        let state = self.buffers.get(b).ok_or_else(|| format!("{}: unknown buffer {b}", k.context))?;
+                        list.push(match mode {
+                            AccessMode::Read => Access::read(&state.device),
+                            AccessMode::ReadWrite => Access::read_write(&state.device),
+                            AccessMode::Write | AccessMode::DiscardWrite => Access::write(&state.device),
+                        });
+                    }
+                    batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(|e| format!("{}: {e}", k.context))?;
+                    kernels += 1;
+                }
+                GpuOp::Upload { buffer, region, bytes, context } => {
+                    let state = &self.buffers[buffer];
+                    let result = match bytes {
+                        Some(bytes) => batch.upload(&state.device, box3(region), bytes, box3(region)),
+                        None => batch.upload(&state.device, box3(region), &state.host, box3(&state.extent)),
+                    };
+                    result.map_err(|e| format!("{context}: {e}"))?;
+                }
+                GpuOp::Download { buffer, region, slot, context } => {
+                    debug_assert_eq!(*slot, downloads.len());
+                    let state = &self.buffers[buffer];
+                    downloads.push(batch.download(&state.device, box3(region)).map_err(|e| format!("{context}: {e}"))?);
+                }
             }
-            let mut list = Vec::with_capacity(k.accesses.len());
-            for (b, mode) in &k.accesses {
-                let state = self.buffers.get(b).ok_or_else(|| format!("{}: unknown buffer {b}", k.context))?;
-                list.push(match mode {
-                    AccessMode::Read => Access::read(&state.device),
-                    AccessMode::ReadWrite => Access::read_write(&state.device),
-                    AccessMode::Write | AccessMode::DiscardWrite => Access::write(&state.device),
-                });
-            }
-            batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(|e| format!("{}: {e}", k.context))?;
         }
         let id = batch.submit().map_err(|e| e.to_string())?;
-        self.stats.kernels += kernels.len() as u64;
-        self.stats.kernel_batches += 1;
-        self.kernel_batches.push((id, std::time::Instant::now()));
-        for (cmd, flight) in &mut self.in_flight {
-            if let InFlight::Gpu(b, _) = flight {
-                if *b == PENDING_BATCH && kernels.iter().any(|k| k.cmd == *cmd) {
-                    *b = id;
+        self.pending_downloads = 0;
+        self.open_refs = false;
+        if kernels > 0 {
+            self.stats.kernels += kernels;
+            self.stats.kernel_batches += 1;
+            self.kernel_batches.push((id, std::time::Instant::now()));
+        }
+        for (_, flight) in &mut self.in_flight {
+            if let InFlight::Gpu(r, after) = flight {
+                if *r == GpuRef::Open {
+                    *r = GpuRef::Submitted(id);
+                    match after {
+                        AfterGpu::Done => {}
+                        AfterGpu::Push { downloads: d, .. } => d.iter_mut().for_each(|x| x.0.resolve(&downloads)),
+                        AfterGpu::Reduce { download, .. } => {
+                            if let Some(d) = download {
+                                d.resolve(&downloads);
+                            }
+                        }
+                        AfterGpu::HostInputs { downloads: d, .. } => d.iter_mut().for_each(|x| x.1.resolve(&downloads)),
+                        AfterGpu::Fence { download, .. } => download.resolve(&downloads),
+                    }
                 }
             }
         }
@@ -769,15 +866,11 @@ impl<'c> RankLoop<'c> {
                         self.host.submit(*job);
                         return Ok(Some(InFlight::Host(cmd.id)));
                     }
-                    let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
-                    let mut downloads = Vec::new();
-                    for (i, b, bounds) in wanted {
-                        let d =
-                            batch.download(&self.buffers[&b].device, box3(&bounds)).map_err(|e| fail(e.to_string()))?;
-                        downloads.push((i, d));
-                    }
-                    let id = batch.submit().map_err(|e| fail(e.to_string()))?;
-                    return Ok(Some(InFlight::Gpu(id, AfterGpu::HostInputs { downloads, job })));
+                    let context = fail("host task inputs".into());
+                    let downloads =
+                        wanted.into_iter().map(|(i, b, bounds)| (i, self.pend_download(b, bounds, &context)));
+                    let downloads = downloads.collect();
+                    return Ok(Some(InFlight::Gpu(self.open(), AfterGpu::HostInputs { downloads, job })));
                 }
                 let payload = task
                     .spec
@@ -800,16 +893,15 @@ impl<'c> RankLoop<'c> {
                 }
                 let dims = task.spec.dims.max(1);
                 let kernel = self.gpu.load_kernel(payload.source, payload.entry).map_err(|e| fail(e.to_string()))?;
-                self.pending_kernels.push(PreparedKernel {
-                    cmd: cmd.id,
+                self.pending.push(GpuOp::Kernel(PreparedKernel {
                     kernel,
                     launch: Launch::new(box3(chunk), dims),
                     accesses,
                     scalars: payload.scalars,
                     identities,
                     context: fail(format!("in {}", task.ident())),
-                });
-                Ok(Some(InFlight::Gpu(PENDING_BATCH, AfterGpu::Done)))
+                }));
+                Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
             }
             CommandKind::Push { transfer, targets } => {
                 // Empty regions are "nothing from me" notices of reductions: a header alone.
@@ -822,18 +914,15 @@ impl<'c> RankLoop<'c> {
                 if targets.iter().all(|(_, r)| r.is_empty()) {
                     return Ok(None);
                 }
-                let state = &self.buffers[&transfer.buffer];
-                let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
+                let context = fail("push".into());
                 let mut downloads = Vec::new();
                 for (target, region) in targets {
                     for b in region.boxes() {
-                        let d = batch.download(&state.device, box3(b)).map_err(|e| fail(e.to_string()))?;
-                        downloads.push((d, *target, *b));
+                        downloads.push((self.pend_download(transfer.buffer, *b, &context), *target, *b));
                     }
                 }
-                let id = batch.submit().map_err(|e| fail(e.to_string()))?;
                 Ok(Some(InFlight::Gpu(
-                    id,
+                    self.open(),
                     AfterGpu::Push { buffer: transfer.buffer, downloads, key: key_of(transfer) },
                 )))
             }
@@ -868,10 +957,9 @@ impl<'c> RankLoop<'c> {
                 let fenced = access.consumed.bounding_box();
                 let state = &self.buffers[&access.buffer];
                 let bytes = fenced.area() * state.elem_size;
-                let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
-                let download = batch.download(&state.device, box3(&fenced)).map_err(|e| fail(e.to_string()))?;
-                let id = batch.submit().map_err(|e| fail(e.to_string()))?;
-                Ok(Some(InFlight::Gpu(id, AfterGpu::Fence { download, bytes, task: *task })))
+                let buffer = access.buffer;
+                let download = self.pend_download(buffer, fenced, &fail("fence".into()));
+                Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Fence { download, bytes, task: *task })))
             }
             CommandKind::Horizon { task } => {
                 // In order, everything before this horizon has run: the previous one is reached.
@@ -891,19 +979,15 @@ impl<'c> RankLoop<'c> {
                 Ok(None)
             }
             CommandKind::Reduction { reduction, buffer, has_local_contribution } => {
-                if !*has_local_contribution {
-                    return Ok(Some(InFlight::Gpu(
-                        self.gpu.batch().and_then(|b| b.submit()).map_err(|e| fail(e.to_string()))?,
-                        AfterGpu::Reduce { buffer: *buffer, reduction: *reduction, download: None },
-                    )));
-                }
-                let state = &self.buffers[buffer];
-                let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
-                let d = batch.download(&state.device, box3(&state.extent)).map_err(|e| fail(e.to_string()))?;
-                let id = batch.submit().map_err(|e| fail(e.to_string()))?;
+                let download = if *has_local_contribution {
+                    let extent = self.buffers[buffer].extent;
+                    Some(self.pend_download(*buffer, extent, &fail("reduction".into())))
+                } else {
+                    None
+                };
                 Ok(Some(InFlight::Gpu(
-                    id,
-                    AfterGpu::Reduce { buffer: *buffer, reduction: *reduction, download: Some(d) },
+                    self.open(),
+                    AfterGpu::Reduce { buffer: *buffer, reduction: *reduction, download },
                 )))
             }
         }
@@ -925,9 +1009,12 @@ impl<'c> RankLoop<'c> {
     /// Advances the command in flight; returns it back if it is not finished.
     fn finish(&mut self, flight: InFlight) -> Result<Option<InFlight>, String> {
         match flight {
-            InFlight::Gpu(id, after) => {
+            InFlight::Gpu(r, after) => {
+                let GpuRef::Submitted(id) = r else {
+                    return Err("internal error: GPU work of a command was never submitted".into());
+                };
                 if !self.gpu.is_complete(id) {
-                    return Ok(Some(InFlight::Gpu(id, after)));
+                    return Ok(Some(InFlight::Gpu(r, after)));
                 }
                 match after {
                     AfterGpu::Done => {}
@@ -936,7 +1023,7 @@ impl<'c> RankLoop<'c> {
                         let layout = AllocLayout { bounds: box3(&state.extent), elem_size: state.elem_size };
                         for (d, _, _) in &downloads {
                             self.gpu
-                                .read_download(*d, &mut state.host, box3(&state.extent))
+                                .read_download(d.id()?, &mut state.host, box3(&state.extent))
                                 .map_err(|e| e.to_string())?;
                         }
                         for (_, target, b) in downloads {
@@ -953,7 +1040,7 @@ impl<'c> RankLoop<'c> {
                         let mut local = vec![0u8; kind.size()];
                         let extent = self.buffers[&buffer].extent;
                         if let Some(d) = download {
-                            self.gpu.read_download(d, &mut local, box3(&extent)).map_err(|e| e.to_string())?;
+                            self.gpu.read_download(d.id()?, &mut local, box3(&extent)).map_err(|e| e.to_string())?;
                         }
                         let gathered = self.gathered.remove(&reduction);
                         // Combine in rank order, so every rank computes bit-identical results.
@@ -972,18 +1059,20 @@ impl<'c> RankLoop<'c> {
                         if let Some(g) = gathered {
                             self.engine.recycle(g);
                         }
-                        let state = &self.buffers[&buffer];
-                        let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
-                        batch
-                            .upload(&state.device, box3(&extent), &result, box3(&extent))
-                            .map_err(|e| e.to_string())?;
-                        let id = batch.submit().map_err(|e| e.to_string())?;
-                        return Ok(Some(InFlight::Gpu(id, AfterGpu::Done)));
+                        self.pending.push(GpuOp::Upload {
+                            buffer,
+                            region: extent,
+                            bytes: Some(result),
+                            context: format!("reduction {reduction}"),
+                        });
+                        return Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)));
                     }
                     AfterGpu::HostInputs { downloads, mut job } => {
                         for (i, d) in downloads {
                             let v = &mut job.ctx.views[i];
-                            self.gpu.read_download(d, &mut v.bytes, box3(&v.bounds)).map_err(|e| e.to_string())?;
+                            self.gpu
+                                .read_download(d.id()?, &mut v.bytes, box3(&v.bounds))
+                                .map_err(|e| e.to_string())?;
                         }
                         let cmd = job.cmd;
                         self.host.submit(*job);
@@ -993,7 +1082,7 @@ impl<'c> RankLoop<'c> {
                         let mut data = vec![0u8; bytes];
                         let t = self.tm.task(task).expect("fence task is live until its epoch");
                         let fenced = t.regions[0].consumed.bounding_box();
-                        self.gpu.read_download(download, &mut data, box3(&fenced)).map_err(|e| e.to_string())?;
+                        self.gpu.read_download(download.id()?, &mut data, box3(&fenced)).map_err(|e| e.to_string())?;
                         if let Some(reply) = self.fences.remove(&task) {
                             let _ = reply.send(Ok(data));
                         }
@@ -1021,19 +1110,17 @@ impl<'c> RankLoop<'c> {
                 };
                 let ctx = result.map_err(|e| format!("N{} {cmd}: {e}", self.comm.rank()))?;
                 self.stats.host_tasks += 1;
-                let outputs: Vec<&HostView> = ctx.views.iter().filter(|v| v.produces && !v.bounds.is_empty()).collect();
-                if outputs.is_empty() {
-                    return Ok(None);
+                let mut any = false;
+                for v in ctx.views.into_iter().filter(|v| v.produces && !v.bounds.is_empty()) {
+                    any = true;
+                    self.pending.push(GpuOp::Upload {
+                        buffer: v.buffer,
+                        region: v.bounds,
+                        bytes: Some(v.bytes),
+                        context: format!("outputs of host task {cmd}"),
+                    });
                 }
-                let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
-                for v in outputs {
-                    let state = &self.buffers[&v.buffer];
-                    batch
-                        .upload(&state.device, box3(&v.bounds), &v.bytes, box3(&v.bounds))
-                        .map_err(|e| e.to_string())?;
-                }
-                let id = batch.submit().map_err(|e| e.to_string())?;
-                Ok(Some(InFlight::Gpu(id, AfterGpu::Done)))
+                Ok(any.then(|| InFlight::Gpu(self.open(), AfterGpu::Done)))
             }
             InFlight::Receive { buffer, region, token, since } => {
                 let arrived = self.completions.iter().any(|c| c.token == token && c.kind == CompletionKind::Received);
@@ -1043,14 +1130,17 @@ impl<'c> RankLoop<'c> {
                 let state = &self.buffers[&buffer];
                 self.stats.bytes_received += (region.area() * state.elem_size) as u64;
                 self.stats.receive_time += since.elapsed();
-                let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
+                // The staging cells stay as received until the step's batch is recorded: the engine only writes
+                // while polled, at the start of a step, and the command graph keeps other uses of them ordered.
                 for b in region.boxes() {
-                    batch
-                        .upload(&state.device, box3(b), &state.host, box3(&state.extent))
-                        .map_err(|e| e.to_string())?;
+                    self.pending.push(GpuOp::Upload {
+                        buffer,
+                        region: *b,
+                        bytes: None,
+                        context: format!("await-push into {buffer}"),
+                    });
                 }
-                let id = batch.submit().map_err(|e| e.to_string())?;
-                Ok(Some(InFlight::Gpu(id, AfterGpu::Done)))
+                Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
             }
         }
     }

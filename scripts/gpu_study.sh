@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The GPU study of docs/PERFORMANCE.md: METG sweeps, GPU efficiency and scaling runs on one machine.
+#
+#   scripts/gpu_study.sh BIN_DIR OUT_DIR GPUS PART...
+#
+# BIN_DIR holds release builds of the examples metg, gpu_efficiency, wave_sim, nbody, matmul, overhead
+# (cargo build --release --example NAME); OUT_DIR receives one text file per run (and metg's SVG/summary);
+# GPUS is how many GPUs (= ranks) to scale to; PART is any of: metg efficiency scaling overhead.
+# Ranks are started with `mpirun --bind-to none`: OpenMPI's default binds each rank of a small job to one core,
+# which its runtime, application and driver threads would then share.
+set -u
+bin="$1" out="$2" gpus="$3"
+shift 3
+mkdir -p "$out"
+mpi=(mpirun --bind-to none)
+ranks_list() { local r=1; while [ "$r" -le "$gpus" ]; do echo "$r"; r=$((r * 2)); done; }
+run() { # run NAME CMD...: runs CMD with a time limit, output to OUT/NAME.txt and a line on stdout
+    local name="$1"
+    shift
+    local t0=$SECONDS
+    timeout -k 5 240 "$@" >"$out/$name.txt" 2>&1
+    echo "$name: exit $? in $((SECONDS - t0)) s"
+}
+nvidia-smi -L >"$out/gpus.txt" 2>&1
+for part in "$@"; do
+    case "$part" in
+    metg)
+        run metg_r1 "$bin/metg" --ranks 1 --cpu-ranks 16 --mpirun "${mpi[*]}" --out-dir "$out/metg_r1"
+        for r in $(ranks_list); do
+            [ "$r" -gt 1 ] || continue
+            run "metg_r$r" "$bin/metg" --ranks "$r" --backends celer,vulkan --mpirun "${mpi[*]}" --out-dir "$out/metg_r$r"
+        done
+        # The same 2-rank stencil with OpenMPI's default core binding, to show what binding costs.
+        run metg_r2_bound "$bin/metg" --ranks 2 --backends celer,vulkan --patterns stencil_1d --out-dir "$out/metg_r2_bound"
+        ;;
+    efficiency)
+        run gpu_efficiency "$bin/gpu_efficiency"
+        ;;
+    scaling)
+        for r in $(ranks_list); do
+            # Weak: 8192² cells per GPU; strong: 16384² in all.
+            s=$(awk -v r="$r" 'BEGIN { printf "%d", 8192 * sqrt(r) }')
+            run "wave_weak_r$r" "${mpi[@]}" -n "$r" "$bin/wave_sim" --size "$s" --steps 200 --no-verify --no-picture
+            run "wave_strong_r$r" "${mpi[@]}" -n "$r" "$bin/wave_sim" --size 16384 --steps 200 --no-verify --no-picture
+            run "matmul_r$r" "${mpi[@]}" -n "$r" "$bin/matmul" --size 4096 --no-verify
+            run "nbody_r$r" "${mpi[@]}" -n "$r" "$bin/nbody" --bodies 65536 --steps 10 --no-verify
+        done
+        ;;
+    overhead)
+        run overhead_r1 "$bin/overhead"
+        run overhead_r2 "${mpi[@]}" -n 2 "$bin/overhead"
+        ;;
+    *) echo "unknown part $part" >&2 ;;
+    esac
+done
