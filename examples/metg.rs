@@ -288,6 +288,10 @@ fn run_celer(params: &Params) -> Res<Vec<Sample>> {
             });
         }
     }
+    // Where each rank's runtime spent the sweep (on stderr, beside the results).
+    if let Some(stats) = q.stats() {
+        eprintln!("metg: celer {stats}");
+    }
     Ok(samples)
 }
 
