@@ -180,6 +180,11 @@ impl TaskManager {
         }
     }
 
+    /// The debug name of buffer `id`, if it is live and has one.
+    pub fn buffer_name(&self, id: BufferId) -> Option<&str> {
+        self.buffers.get(&id)?.name.as_deref()
+    }
+
     /// Registers a host object.
     pub fn create_host_object(&mut self, id: HostObjectId) {
         self.host_objects.insert(id, None);

@@ -22,13 +22,14 @@ use celer_exec::mpi::Communicator;
 use celer_exec::shaders::KernelSource;
 use celer_exec::transfer::{AllocLayout, CompletionKind, Token, TransferEngine, TransferKey};
 use celer_graph::{
-    AccessMode, BufferId, Command, CommandId, CommandKind, EpochAction, GridBox, NodeId, ReductionId, ReductionOp,
-    Region, TaskError, TaskId, TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
+    AccessMode, BufferId, Command, CommandId, CommandKind, DependencyKind, EpochAction, GridBox, NodeId, ReductionId,
+    ReductionOp, Region, TaskError, TaskId, TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
 };
 use crossbeam_queue::SegQueue;
 use hashbrown::HashMap;
 
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
+use crate::config::RuntimeConfig;
 
 /// The element type of a reduction result, which decides how partial results combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,6 +323,8 @@ pub enum Message {
         /// Debug name.
         name: Option<String>,
     },
+    /// The program named the buffer (for messages and graph dumps).
+    NameBuffer(BufferId, String),
     /// The buffer is dropped by the program.
     DestroyBuffer(BufferId),
     /// A new host object.
@@ -373,8 +376,8 @@ enum InFlight {
     Gpu(celer_exec::gpu::BatchId, AfterGpu),
     /// Waiting for the transfer engine to deliver an await-push into host staging.
     Receive { buffer: BufferId, region: Region, token: Token, since: std::time::Instant },
-    /// A host task running on the worker thread.
-    Host(CommandId),
+    /// A host task running on the worker thread since the instant.
+    Host(CommandId, std::time::Instant),
     /// Waiting for every other rank's partial result of a reduction.
     Gather { key: TransferKey, reduction: ReductionId },
     /// A barrier epoch waiting for every rank (then it completes like any epoch).
@@ -515,6 +518,10 @@ impl<'c> RankLoop<'c> {
                 // Creation is rare: finish the upload before anything uses the buffer.
                 self.wait_batch(id_batch)?;
                 self.buffers.insert(id, BufferState { dims, extent, elem_size, device, host });
+            }
+            Message::NameBuffer(id, name) => {
+                self.tm.set_buffer_name(id, name.clone());
+                self.cdag.set_buffer_name(id, &name);
             }
             Message::DestroyBuffer(id) => {
                 self.tm.destroy_buffer(id);
@@ -767,7 +774,7 @@ impl<'c> RankLoop<'c> {
                     let job = Box::new(HostJob { cmd: cmd.id, f: payload.0, ctx });
                     if wanted.is_empty() {
                         self.host.submit(*job);
-                        return Ok(Some(InFlight::Host(cmd.id)));
+                        return Ok(Some(InFlight::Host(cmd.id, std::time::Instant::now())));
                     }
                     let mut batch = self.gpu.batch().map_err(|e| fail(e.to_string()))?;
                     let mut downloads = Vec::new();
@@ -987,7 +994,7 @@ impl<'c> RankLoop<'c> {
                         }
                         let cmd = job.cmd;
                         self.host.submit(*job);
-                        return Ok(Some(InFlight::Host(cmd)));
+                        return Ok(Some(InFlight::Host(cmd, std::time::Instant::now())));
                     }
                     AfterGpu::Fence { download, bytes, task } => {
                         let mut data = vec![0u8; bytes];
@@ -1015,9 +1022,9 @@ impl<'c> RankLoop<'c> {
                 }
                 None => Ok(Some(InFlight::Gather { key, reduction })),
             },
-            InFlight::Host(cmd) => {
+            InFlight::Host(cmd, since) => {
                 let Some(result) = self.host_done.remove(&cmd) else {
-                    return Ok(Some(InFlight::Host(cmd)));
+                    return Ok(Some(InFlight::Host(cmd, since)));
                 };
                 let ctx = result.map_err(|e| format!("N{} {cmd}: {e}", self.comm.rank()))?;
                 self.stats.host_tasks += 1;
@@ -1056,6 +1063,129 @@ impl<'c> RankLoop<'c> {
     }
 }
 
+/// How many queued commands a stall report lists (the rest are counted).
+const STALL_REPORT_QUEUED: usize = 8;
+
+impl RankLoop<'_> {
+    /// Names command `id` for messages: `C7 await-push of task T3 "consume"`.
+    fn command_ident(&self, id: CommandId) -> String {
+        match self.cdag.command(id) {
+            Some(c) => match self.tm.task(c.task) {
+                Some(t) => format!("{id} {} of {}", c.kind.name(), t.ident()),
+                None => format!("{id} {} of {}", c.kind.name(), c.task),
+            },
+            None => format!("{id}"),
+        }
+    }
+
+    /// Names buffer `b` for messages: `buffer B0 "data"`.
+    fn buffer_ident(&self, b: BufferId) -> String {
+        match self.tm.buffer_name(b) {
+            Some(name) => format!("buffer {b} \"{name}\""),
+            None => format!("buffer {b}"),
+        }
+    }
+
+    /// The ranks expected to send `region` of `buffer` to the await-push of `task`: the producers among the task's
+    /// true dependencies (found only while they are in memory).
+    fn expected_senders(&self, task: TaskId, buffer: BufferId, region: &Region) -> Vec<NodeId> {
+        let me = NodeId(self.comm.rank() as u64);
+        let Some(t) = self.tm.task(task) else { return Vec::new() };
+        let mut ranks: Vec<NodeId> = Vec::new();
+        for d in t.dependencies.iter().filter(|d| d.kind == DependencyKind::True) {
+            if let Some(p) = self.tm.task(d.task) {
+                if p.regions.iter().any(|r| r.buffer == buffer && !r.produced.intersection(region).is_empty()) {
+                    ranks.extend(self.cdag.producer_ranks(p, buffer, region));
+                }
+            }
+        }
+        ranks.sort();
+        ranks.dedup();
+        ranks.retain(|&r| r != me);
+        ranks
+    }
+
+    /// What this rank waits for, one line each: commands in flight (await-pushes with their transfer and expected
+    /// senders, GPU work, host tasks, gathers, barriers), sends not yet delivered, data that arrived unasked, and
+    /// the queued commands with the dependencies they wait for. For stall reports; costs what formatting costs.
+    pub fn waiting_for(&self) -> Vec<String> {
+        let now = std::time::Instant::now();
+        let mut lines = Vec::new();
+        for (id, flight) in &self.in_flight {
+            let what = self.command_ident(*id);
+            lines.push(match flight {
+                InFlight::Receive { buffer, region, since, .. } => {
+                    let transfer = self.cdag.command(*id).map_or(String::new(), |c| match &c.kind {
+                        CommandKind::AwaitPush { transfer, .. } => format!(" (transfer {transfer})"),
+                        _ => String::new(),
+                    });
+                    let task = self.cdag.command(*id).map(|c| c.task);
+                    let senders = task.map(|t| self.expected_senders(t, *buffer, region)).unwrap_or_default();
+                    let from = if senders.is_empty() {
+                        "from another rank (its producer is no longer in memory here)".to_string()
+                    } else {
+                        let names: Vec<String> = senders.iter().map(|n| format!("rank {}", n.0)).collect();
+                        format!("from {}", names.join(", "))
+                    };
+                    format!(
+                        "{what}: awaits {} {region}{transfer} {from}, for {:.1} s",
+                        self.buffer_ident(*buffer),
+                        (now - *since).as_secs_f64()
+                    )
+                }
+                InFlight::Gpu(batch, after) => {
+                    let stage = match after {
+                        AfterGpu::Done => "GPU work (kernel or copy)",
+                        AfterGpu::Push { .. } => "the GPU download of data to send",
+                        AfterGpu::Reduce { .. } => "the GPU download of a partial reduction result",
+                        AfterGpu::HostInputs { .. } => "the GPU download of a host task's inputs",
+                        AfterGpu::Fence { .. } => "the GPU download of a fence",
+                    };
+                    let submitted = if *batch == PENDING_BATCH { ", not yet submitted" } else { "" };
+                    format!("{what}: waits for {stage}{submitted}")
+                }
+                InFlight::Host(_, since) => {
+                    format!("{what}: host task running for {:.1} s", (now - *since).as_secs_f64())
+                }
+                InFlight::Gather { reduction, .. } => {
+                    format!("{what}: awaits the partial results of reduction {reduction} from every other rank")
+                }
+                InFlight::Barrier { task, .. } => format!("{what}: barrier epoch {task} waits for every other rank"),
+            });
+        }
+        for (key, target) in self.engine.pending_sends() {
+            lines.push(format!("a send of transfer T{}.B{} to rank {target} is not yet received", key.0, key.1));
+        }
+        for (key, sender, bounds) in self.engine.unmatched_headers() {
+            lines.push(format!(
+                "rank {sender} sent {bounds:?} of transfer T{}.B{} which no await-push here expects (yet)",
+                key.0, key.1
+            ));
+        }
+        for c in self.commands.iter().take(STALL_REPORT_QUEUED) {
+            let blockers: Vec<String> = c
+                .dependencies
+                .iter()
+                .filter(|d| !self.is_done(d.command))
+                .map(|d| {
+                    let state =
+                        if self.in_flight.iter().any(|(id, _)| *id == d.command) { "running" } else { "queued" };
+                    format!("{} ({state})", d.command)
+                })
+                .collect();
+            lines.push(if blockers.is_empty() {
+                format!("{} is queued and ready to start", self.command_ident(c.id))
+            } else {
+                format!("{} is queued behind {}", self.command_ident(c.id), blockers.join(", "))
+            });
+        }
+        if self.commands.len() > STALL_REPORT_QUEUED {
+            lines.push(format!("... and {} more queued commands", self.commands.len() - STALL_REPORT_QUEUED));
+        }
+        lines
+    }
+}
+
 impl std::fmt::Debug for RankLoop<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RankLoop")
@@ -1076,17 +1206,18 @@ pub struct RuntimeHandle {
 }
 
 impl RuntimeHandle {
-    /// Starts the runtime thread: MPI (as one rank without `mpirun`), the GPU, the loop.
+    /// Starts the runtime thread: MPI (as one rank without `mpirun`), the GPU, the loop. `runtime` holds the
+    /// diagnostics settings (stall timeout, divergence check, device printing; see [`crate::config`]).
     ///
     /// # Errors
     /// Start-up failures (MPI, Vulkan), as text.
-    pub fn start(config: TaskManagerConfig) -> Result<Self, String> {
+    pub fn start(config: TaskManagerConfig, runtime: RuntimeConfig) -> Result<Self, String> {
         let queue = Arc::new(SegQueue::new());
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), String>>(1);
         let q = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
             .name("celer-runtime".into())
-            .spawn(move || run(q, config, ready_tx))
+            .spawn(move || run(q, config, runtime, ready_tx))
             .map_err(|e| format!("could not start the runtime thread: {e}"))?;
         let (rank, ranks) = ready_rx.recv().map_err(|_| "the runtime thread died during start-up".to_string())??;
         Ok(Self { queue, thread: Some(thread), rank, ranks })
@@ -1131,8 +1262,17 @@ impl Drop for RuntimeHandle {
     }
 }
 
+/// How long a rank that found a stall waits before aborting the job, so that the other ranks, whose own timers
+/// run out at about the same time, print what they wait for too.
+const STALL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The runtime thread's body. Any error aborts every rank with a message naming this rank.
-fn run(queue: Arc<SegQueue<Message>>, config: TaskManagerConfig, ready: mpsc::SyncSender<Result<(i32, i32), String>>) {
+fn run(
+    queue: Arc<SegQueue<Message>>,
+    config: TaskManagerConfig,
+    runtime: RuntimeConfig,
+    ready: mpsc::SyncSender<Result<(i32, i32), String>>,
+) {
     let comm = match celer_exec::mpi::init() {
         Ok(c) => c,
         Err(e) => {
@@ -1141,17 +1281,22 @@ fn run(queue: Arc<SegQueue<Message>>, config: TaskManagerConfig, ready: mpsc::Sy
         }
     };
     let rank = comm.rank();
+    crate::logging::set_rank(rank);
     let abort = |what: String| -> ! {
-        eprintln!("celer: rank {rank}: {what}");
+        crate::logging::fatal(&what);
         comm.abort(1)
     };
     let gpu = Gpu::new().unwrap_or_else(|e| abort(format!("GPU start-up failed: {e}")));
-    if std::env::var_os("CELER_PRINT_DEVICE").is_some() {
-        eprintln!("celer: rank {rank} of {} runs on {}", comm.size(), gpu.info());
+    if runtime.print_device {
+        crate::logging::always(log::Level::Info, &format!("rank {rank} of {} runs on {}", comm.size(), gpu.info()));
+    } else {
+        log::info!("rank {rank} of {} runs on {}", comm.size(), gpu.info());
     }
     let mut rank_loop = RankLoop::new(&comm, gpu, config).unwrap_or_else(|e| abort(e));
     let _ = ready.send(Ok((rank, comm.size())));
     let mut last = std::time::Instant::now();
+    // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
+    let mut last_progress = last;
     loop {
         let mut busy = false;
         while let Some(msg) = queue.pop() {
@@ -1164,8 +1309,15 @@ fn run(queue: Arc<SegQueue<Message>>, config: TaskManagerConfig, ready: mpsc::Sy
         let now = std::time::Instant::now();
         if busy || matches!(stepped, Ok(true)) {
             rank_loop.stats.busy += now - last;
+            last_progress = now;
         } else {
             rank_loop.stats.idle += now - last;
+            if let Some(limit) = runtime.stall_timeout {
+                if now - last_progress > limit && !rank_loop.is_idle() {
+                    let lines = rank_loop.waiting_for();
+                    abort_stalled(&comm, now - last_progress, &lines);
+                }
+            }
         }
         last = now;
         match stepped {
@@ -1181,4 +1333,20 @@ fn run(queue: Arc<SegQueue<Message>>, config: TaskManagerConfig, ready: mpsc::Sy
     }
     drop(rank_loop);
     drop(comm);
+}
+
+/// Reports a stall (what this rank waits for) and ends every rank.
+fn abort_stalled(comm: &Communicator, idle: std::time::Duration, lines: &[String]) -> ! {
+    let mut msg = format!(
+        "stalled: no progress for {:.1} s with work pending (CELER_STALL_TIMEOUT; raise it or set it to off if a \
+         kernel, host task or another rank's application thread legitimately takes this long). This rank waits for:",
+        idle.as_secs_f64()
+    );
+    for l in lines {
+        msg.push_str("\n    ");
+        msg.push_str(l);
+    }
+    crate::logging::fatal(&msg);
+    std::thread::sleep(STALL_GRACE);
+    comm.abort(1)
 }
