@@ -67,10 +67,10 @@ fn diverge() -> Result<(), String> {
     let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
     for i in 0..12 {
         let range = if q.rank() == 1 && i == 5 { 32 } else { 64 };
-        q.submit(task::host_for([range]).read(&a, access::one_to_one()).name("reader").run(|_| {}))
+        q.submit(task::host_for([range]).read_write(&a, access::one_to_one()).name("step").run(|_| {}))
             .map_err(|e| e.to_string())?;
         if q.rank() == 1 && i == 7 {
-            q.submit(task::host_for([64]).read(&a, access::one_to_one()).name("extra").run(|_| {}))
+            q.submit(task::host_for([64]).read_write(&a, access::one_to_one()).name("extra").run(|_| {}))
                 .map_err(|e| e.to_string())?;
         }
     }

@@ -30,6 +30,7 @@ use hashbrown::HashMap;
 
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
 use crate::config::RuntimeConfig;
+use crate::divergence::{read_check, StreamHash};
 
 /// The element type of a reduction result, which decides how partial results combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -455,15 +456,53 @@ pub struct RankLoop<'c> {
     gathered: HashMap<ReductionId, celer_exec::transfer::Gathered>,
     /// Host tasks the worker finished, by command.
     host_done: HashMap<CommandId, Result<HostContext, String>>,
+    /// The divergence check (with more than one rank).
+    divergence: Option<DivergenceCheck<'c>>,
 }
+
+/// A rank's side of the divergence check (see [`crate::divergence`]).
+struct DivergenceCheck<'c> {
+    /// Whether windows are compared (`CELER_CHECK_DIVERGENCE`); the communicators exist either way, since
+    /// creating them is collective.
+    enabled: bool,
+    /// For the per-window reductions.
+    side: celer_exec::mpi::SideComm<'c>,
+    /// For the one reduction that finds the first diverging task, so that it cannot pair with a window's
+    /// reduction on a rank that closed more windows.
+    detail: celer_exec::mpi::SideComm<'c>,
+    stream: StreamHash,
+    /// One reduction per window of `stream`'s pending ones, oldest first.
+    reductions: VecDeque<celer_exec::mpi::MinReduce>,
+}
+
+/// How long a rank that found a divergence waits for the other ranks' part of the second reduction.
+const DIVERGENCE_DETAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<'c> RankLoop<'c> {
     /// Sets up a rank on an initialised communicator and a GPU.
     ///
     /// # Errors
     /// Transfer-engine start-up errors, as text.
-    pub fn new(comm: &'c Communicator, gpu: Gpu, config: TaskManagerConfig) -> Result<Self, String> {
+    /// With more than one rank, creates the divergence check's communicators (collective: every rank must do it)
+    /// and compares windows if `check_divergence`.
+    pub fn new(
+        comm: &'c Communicator,
+        gpu: Gpu,
+        config: TaskManagerConfig,
+        check_divergence: bool,
+    ) -> Result<Self, String> {
         let num_ranks = comm.size() as usize;
+        let divergence = if num_ranks > 1 {
+            Some(DivergenceCheck {
+                enabled: check_divergence,
+                side: comm.duplicate().map_err(|e| e.to_string())?,
+                detail: comm.duplicate().map_err(|e| e.to_string())?,
+                stream: StreamHash::new(),
+                reductions: VecDeque::new(),
+            })
+        } else {
+            None
+        };
         let local = NodeId(comm.rank() as u64);
         let mut tm = TaskManager::new(TaskManagerConfig { num_ranks, ..config });
         tm.drain_new_tasks().for_each(drop);
@@ -493,6 +532,7 @@ impl<'c> RankLoop<'c> {
             reductions: HashMap::new(),
             gathered: HashMap::new(),
             host_done: HashMap::new(),
+            divergence,
         })
     }
 
@@ -570,6 +610,12 @@ impl<'c> RankLoop<'c> {
         self.stats.tasks += new.len() as u64;
         for id in new {
             let task = self.tm.task(id).expect("new tasks are live");
+            if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
+                if d.stream.record(task) {
+                    let values = d.stream.close(id);
+                    d.reductions.push_back(d.side.iallreduce_min(values).map_err(|e| e.to_string())?);
+                }
+            }
             let ids: Vec<_> = self.cdag.build_task(task).map_err(|e: TaskError| e.to_string())?.to_vec();
             for c in ids {
                 self.commands.push_back(self.cdag.command(c).expect("just generated").clone());
@@ -623,6 +669,19 @@ impl<'c> RankLoop<'c> {
         while let Some((cmd, result)) = self.host.done.pop() {
             self.host_done.insert(cmd, result);
             progressed = true;
+        }
+        if let Some(d) = &mut self.divergence {
+            if let Some(r) = d.reductions.front_mut() {
+                if let Some(min) = r.test(self.comm).map_err(|e| e.to_string())? {
+                    let (h_min, h_max, c_min, c_max) = read_check(min);
+                    if h_min != h_max || c_min != c_max {
+                        self.diverged();
+                    }
+                    d.reductions.pop_front();
+                    d.stream.confirm_oldest();
+                    progressed = true;
+                }
+            }
         }
         let flights = std::mem::take(&mut self.in_flight);
         for (id, flight) in flights {
@@ -724,9 +783,18 @@ impl<'c> RankLoop<'c> {
         }
     }
 
-    /// Whether no command is queued or in flight and all sends have left.
+    /// Whether commands are queued or in flight, or transfers pending: what stall detection watches. Divergence
+    /// checks do not count: a rank that reached shutdown waits for the others' checks as long as they take.
+    pub fn has_pending_work(&self) -> bool {
+        !self.commands.is_empty() || !self.in_flight.is_empty() || !self.engine.is_idle()
+    }
+
+    /// Whether no command is queued or in flight, all sends have left and every divergence check completed.
     pub fn is_idle(&self) -> bool {
-        self.commands.is_empty() && self.in_flight.is_empty() && self.engine.is_idle()
+        self.commands.is_empty()
+            && self.in_flight.is_empty()
+            && self.engine.is_idle()
+            && self.divergence.as_ref().is_none_or(|d| d.reductions.is_empty())
     }
 
     fn start(&mut self, cmd: &Command) -> Result<Option<InFlight>, String> {
@@ -1063,6 +1131,86 @@ impl<'c> RankLoop<'c> {
     }
 }
 
+impl RankLoop<'_> {
+    /// Describes task `id` as this rank recorded it, for divergence reports.
+    fn describe_task(&self, id: TaskId) -> String {
+        let Some(t) = self.tm.task(id) else { return format!("{id} (no longer in memory)") };
+        let s = &t.spec;
+        let mut out = format!("{} ({}) over {}", t.ident(), s.kind.name(), s.range);
+        for a in &s.accesses {
+            out.push_str(&format!("; {} {} {}", a.mode.name(), self.buffer_ident(a.buffer), a.mapper.name()));
+        }
+        for r in &s.reductions {
+            out.push_str(&format!("; reduction {:?} into {}", r.op, self.buffer_ident(r.buffer)));
+        }
+        out
+    }
+
+    /// The ranks' task streams differ in the oldest pending window: finds the first differing task with a
+    /// second reduction (every rank saw the same result, so every rank takes part), reports this rank's side and
+    /// ends every rank.
+    fn diverged(&mut self) -> ! {
+        let d = self.divergence.as_ref().expect("the divergence check is on");
+        let window = d.stream.oldest().expect("a pending window").clone();
+        let detail =
+            d.detail.iallreduce_min(StreamHash::window_detail(&window)).map_err(|e| e.to_string()).and_then(|mut r| {
+                let deadline = std::time::Instant::now() + DIVERGENCE_DETAIL_TIMEOUT;
+                loop {
+                    if let Some(min) = r.test(self.comm).map_err(|e| e.to_string())? {
+                        return Ok(Some(min.to_vec()));
+                    }
+                    if std::time::Instant::now() > deadline {
+                        return Ok(None);
+                    }
+                    std::hint::spin_loop();
+                }
+            });
+        let after = window.after.map_or("the start of the program".to_string(), |t| format!("checkpoint {t}"));
+        let checkpoint = window.tasks.last().map_or(String::new(), |t| format!("; here it ends with {}", t.0));
+        let mut msg = format!(
+            "the ranks submitted different tasks (CELER_CHECK_DIVERGENCE): task window {} (after {after}{checkpoint}) \
+             differs between ranks",
+            window.ordinal
+        );
+        match detail {
+            Ok(Some(min)) => {
+                let (first, lo, hi) = StreamHash::first_difference(&min);
+                if lo != hi {
+                    msg.push_str(&format!("; the window holds {lo} to {hi} tasks across ranks"));
+                }
+                match first {
+                    Some(i) => {
+                        let agree = match i {
+                            0 => "Its first task already differs".to_string(),
+                            1 => "Its first task agrees".to_string(),
+                            _ => format!("Its first {i} tasks agree"),
+                        };
+                        match window.tasks.get(i) {
+                            Some(&(id, _)) => msg.push_str(&format!(
+                                ". {agree}; task {} of the window differs, here: {}",
+                                i + 1,
+                                self.describe_task(id)
+                            )),
+                            None => msg.push_str(&format!(
+                                ". {agree}; here the window ends there, other ranks have more tasks"
+                            )),
+                        }
+                    }
+                    None => msg.push_str(&format!(
+                        ". Its first {} tasks agree; a later one differs",
+                        crate::divergence::DETAIL_TASKS
+                    )),
+                }
+            }
+            Ok(None) => msg.push_str(" (the other ranks did not answer the search for the first differing task)"),
+            Err(e) => msg.push_str(&format!(" (searching for the first differing task failed: {e})")),
+        }
+        crate::logging::fatal(&msg);
+        std::thread::sleep(STALL_GRACE);
+        self.comm.abort(1)
+    }
+}
+
 /// How many queued commands a stall report lists (the rest are counted).
 const STALL_REPORT_QUEUED: usize = 8;
 
@@ -1122,10 +1270,11 @@ impl RankLoop<'_> {
                     let task = self.cdag.command(*id).map(|c| c.task);
                     let senders = task.map(|t| self.expected_senders(t, *buffer, region)).unwrap_or_default();
                     let from = if senders.is_empty() {
-                        "from another rank (its producer is no longer in memory here)".to_string()
+                        "expected from another rank (its producer is no longer in memory here)".to_string()
                     } else {
-                        let names: Vec<String> = senders.iter().map(|n| format!("rank {}", n.0)).collect();
-                        format!("from {}", names.join(", "))
+                        let names: Vec<String> = senders.iter().map(|n| n.0.to_string()).collect();
+                        let s = if senders.len() == 1 { "" } else { "s" };
+                        format!("expected from rank{s} {}", names.join(", "))
                     };
                     format!(
                         "{what}: awaits {} {region}{transfer} {from}, for {:.1} s",
@@ -1178,6 +1327,13 @@ impl RankLoop<'_> {
             } else {
                 format!("{} is queued behind {}", self.command_ident(c.id), blockers.join(", "))
             });
+        }
+        if let Some(w) = self.divergence.as_ref().and_then(|d| d.stream.oldest()) {
+            let checkpoint = w.tasks.last().map_or(String::new(), |t| format!(" (up to {})", t.0));
+            lines.push(format!(
+                "the divergence check of task window {}{checkpoint} waits for the other ranks to reach it",
+                w.ordinal
+            ));
         }
         if self.commands.len() > STALL_REPORT_QUEUED {
             lines.push(format!("... and {} more queued commands", self.commands.len() - STALL_REPORT_QUEUED));
@@ -1292,7 +1448,7 @@ fn run(
     } else {
         log::info!("rank {rank} of {} runs on {}", comm.size(), gpu.info());
     }
-    let mut rank_loop = RankLoop::new(&comm, gpu, config).unwrap_or_else(|e| abort(e));
+    let mut rank_loop = RankLoop::new(&comm, gpu, config, runtime.check_divergence).unwrap_or_else(|e| abort(e));
     let _ = ready.send(Ok((rank, comm.size())));
     let mut last = std::time::Instant::now();
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
@@ -1313,7 +1469,7 @@ fn run(
         } else {
             rank_loop.stats.idle += now - last;
             if let Some(limit) = runtime.stall_timeout {
-                if now - last_progress > limit && !rank_loop.is_idle() {
+                if now - last_progress > limit && rank_loop.has_pending_work() {
                     let lines = rank_loop.waiting_for();
                     abort_stalled(&comm, now - last_progress, &lines);
                 }
