@@ -65,13 +65,13 @@ pub const VARIABLES: &[EnvVar] = &[
         name: TRACE,
         accepted: "a file path",
         default: "unset (no trace)",
-        effect: "rank 0 writes a Chrome trace-event JSON of every rank's kernels, transfers, host tasks and idle time",
+        effect: "accepted, but the timeline trace is not implemented yet (issue 8)",
     },
     EnvVar {
         name: DUMP_GRAPHS,
         accepted: "a directory",
         default: "unset (no dumps)",
-        effect: "writes the task graph and each rank's command graph as Graphviz DOT files there at shutdown",
+        effect: "at shutdown, rank 0 writes tasks.dot (every task of the run) and each rank commands-rank<N>.dot",
     },
     EnvVar {
         name: DEVICE,
@@ -131,7 +131,7 @@ pub struct RuntimeConfig {
     pub stall_timeout: Option<Duration>,
     /// `CELER_CHECK_DIVERGENCE`.
     pub check_divergence: bool,
-    /// `CELER_TRACE`: where rank 0 writes the merged trace.
+    /// `CELER_TRACE`: where rank 0 is to write the merged trace (not implemented yet).
     pub trace: Option<PathBuf>,
     /// `CELER_DUMP_GRAPHS`: where the DOT files go.
     pub dump_graphs: Option<PathBuf>,

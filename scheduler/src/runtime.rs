@@ -458,6 +458,9 @@ pub struct RankLoop<'c> {
     host_done: HashMap<CommandId, Result<HostContext, String>>,
     /// The divergence check (with more than one rank).
     divergence: Option<DivergenceCheck<'c>>,
+    /// `CELER_DUMP_GRAPHS`: where the DOT files go at shutdown, and a copy of every task (the command generator
+    /// records its commands meanwhile). Memory grows with the program: a debugging aid.
+    dump: Option<(std::path::PathBuf, Vec<celer_graph::Task>)>,
 }
 
 /// A rank's side of the divergence check (see [`crate::divergence`]).
@@ -484,13 +487,14 @@ impl<'c> RankLoop<'c> {
     /// # Errors
     /// Transfer-engine start-up errors, as text.
     /// With more than one rank, creates the divergence check's communicators (collective: every rank must do it)
-    /// and compares windows if `check_divergence`.
+    /// and compares windows if `runtime.check_divergence`; records tasks and commands if `runtime.dump_graphs`.
     pub fn new(
         comm: &'c Communicator,
         gpu: Gpu,
         config: TaskManagerConfig,
-        check_divergence: bool,
+        runtime: &RuntimeConfig,
     ) -> Result<Self, String> {
+        let check_divergence = runtime.check_divergence;
         let num_ranks = comm.size() as usize;
         let divergence = if num_ranks > 1 {
             Some(DivergenceCheck {
@@ -511,7 +515,7 @@ impl<'c> RankLoop<'c> {
             engine: TransferEngine::new(comm).map_err(|e| e.to_string())?,
             gpu,
             tm,
-            cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: false }),
+            cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: runtime.dump_graphs.is_some() }),
             buffers: HashMap::new(),
             commands: VecDeque::new(),
             in_flight: Vec::new(),
@@ -533,6 +537,7 @@ impl<'c> RankLoop<'c> {
             gathered: HashMap::new(),
             host_done: HashMap::new(),
             divergence,
+            dump: runtime.dump_graphs.clone().map(|dir| (dir, Vec::new())),
         })
     }
 
@@ -610,6 +615,9 @@ impl<'c> RankLoop<'c> {
         self.stats.tasks += new.len() as u64;
         for id in new {
             let task = self.tm.task(id).expect("new tasks are live");
+            if let Some((_, tasks)) = &mut self.dump {
+                tasks.push(task.clone());
+            }
             if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
                 if d.stream.record(task) {
                     let values = d.stream.close(id);
@@ -781,6 +789,24 @@ impl<'c> RankLoop<'c> {
         while self.done.remove(&CommandId(self.watermark)) {
             self.watermark += 1;
         }
+    }
+
+    /// With `CELER_DUMP_GRAPHS`, writes `commands-rank<N>.dot` (this rank's command graph) and, on rank 0,
+    /// `tasks.dot` (the task graph, the same on every rank) into the directory; returns the files written.
+    ///
+    /// # Errors
+    /// File-system errors, naming the path.
+    pub fn write_graph_dumps(&self) -> Result<Vec<std::path::PathBuf>, String> {
+        let Some((dir, tasks)) = &self.dump else { return Ok(Vec::new()) };
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut files = vec![(dir.join(format!("commands-rank{}.dot", self.comm.rank())), self.cdag.to_dot())];
+        if self.comm.rank() == 0 {
+            files.push((dir.join("tasks.dot"), self.tm.tasks_to_dot(tasks.iter())));
+        }
+        for (path, dot) in &files {
+            std::fs::write(path, dot).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        Ok(files.into_iter().map(|f| f.0).collect())
     }
 
     /// Whether commands are queued or in flight, or transfers pending: what stall detection watches. Divergence
@@ -1448,7 +1474,7 @@ fn run(
     } else {
         log::info!("rank {rank} of {} runs on {}", comm.size(), gpu.info());
     }
-    let mut rank_loop = RankLoop::new(&comm, gpu, config, runtime.check_divergence).unwrap_or_else(|e| abort(e));
+    let mut rank_loop = RankLoop::new(&comm, gpu, config, &runtime).unwrap_or_else(|e| abort(e));
     let _ = ready.send(Ok((rank, comm.size())));
     let mut last = std::time::Instant::now();
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
@@ -1486,6 +1512,14 @@ fn run(
             }
             Err(e) => abort(e),
         }
+    }
+    match rank_loop.write_graph_dumps() {
+        Ok(files) => {
+            for f in files {
+                log::info!("wrote {}", f.display());
+            }
+        }
+        Err(e) => log::warn!("CELER_DUMP_GRAPHS: {e}"),
     }
     drop(rank_loop);
     drop(comm);
