@@ -107,6 +107,20 @@ pub fn is_checkpoint(kind: TaskKind) -> bool {
     matches!(kind, TaskKind::Horizon | TaskKind::Epoch(_))
 }
 
+/// One task of a window: its id and hash, and the kind and range (copied, since the task may be pruned before
+/// its window is compared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowTask {
+    /// The task.
+    pub id: TaskId,
+    /// Its [`task_hash`].
+    pub hash: u64,
+    /// Its kind.
+    pub kind: TaskKind,
+    /// Its index space.
+    pub range: celer_graph::GridBox,
+}
+
 /// A window whose comparison is under way.
 #[derive(Debug, Clone)]
 pub struct Window {
@@ -114,15 +128,15 @@ pub struct Window {
     pub ordinal: u64,
     /// The checkpoint that closed the previous window (`None` for the first).
     pub after: Option<TaskId>,
-    /// The tasks of the window in order, with their hashes; the last is the checkpoint.
-    pub tasks: Vec<(TaskId, u64)>,
+    /// The tasks of the window in order; the last is the checkpoint.
+    pub tasks: Vec<WindowTask>,
 }
 
 /// A rank's running hash of its task stream and the windows not yet compared.
 #[derive(Debug, Default)]
 pub struct StreamHash {
     running: u64,
-    current: Vec<(TaskId, u64)>,
+    current: Vec<WindowTask>,
     last_checkpoint: Option<TaskId>,
     closed: u64,
     /// Windows closed and not yet found equal on every rank, oldest first.
@@ -141,7 +155,7 @@ impl StreamHash {
         let mut f = FoldHasher::new(self.running);
         f.write_u64(h);
         self.running = f.finish();
-        self.current.push((task.id, h));
+        self.current.push(WindowTask { id: task.id, hash: h, kind: task.kind(), range: task.spec.range });
         is_checkpoint(task.kind())
     }
 
@@ -171,7 +185,7 @@ impl StreamHash {
         let n = window.tasks.len() as u64;
         let mut out = vec![n, !n];
         for i in 0..DETAIL_TASKS {
-            let h = window.tasks.get(i).map_or(0, |t| t.1);
+            let h = window.tasks.get(i).map_or(0, |t| t.hash);
             out.extend([h, !h]);
         }
         out
@@ -238,7 +252,16 @@ mod tests {
         let w = |hashes: &[u64]| Window {
             ordinal: 1,
             after: None,
-            tasks: hashes.iter().enumerate().map(|(i, &h)| (TaskId(i as u64), h)).collect(),
+            tasks: hashes
+                .iter()
+                .enumerate()
+                .map(|(i, &hash)| WindowTask {
+                    id: TaskId(i as u64),
+                    hash,
+                    kind: TaskKind::HostCompute,
+                    range: GridBox::d1(0, 1),
+                })
+                .collect(),
         };
         let ranks = [StreamHash::window_detail(&w(&[1, 2, 3])), StreamHash::window_detail(&w(&[1, 2, 4, 5]))];
         let min: Vec<u64> = (0..ranks[0].len()).map(|i| ranks.iter().map(|r| r[i]).min().unwrap()).collect();

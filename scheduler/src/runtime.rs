@@ -1159,8 +1159,10 @@ impl<'c> RankLoop<'c> {
 
 impl RankLoop<'_> {
     /// Describes task `id` as this rank recorded it, for divergence reports.
-    fn describe_task(&self, id: TaskId) -> String {
-        let Some(t) = self.tm.task(id) else { return format!("{id} (no longer in memory)") };
+    fn describe_task(&self, w: &crate::divergence::WindowTask) -> String {
+        let Some(t) = self.tm.task(w.id) else {
+            return format!("{} ({}) over {} (pruned already: no more detail)", w.id, w.kind.name(), w.range);
+        };
         let s = &t.spec;
         let mut out = format!("{} ({}) over {}", t.ident(), s.kind.name(), s.range);
         for a in &s.accesses {
@@ -1192,7 +1194,7 @@ impl RankLoop<'_> {
                 }
             });
         let after = window.after.map_or("the start of the program".to_string(), |t| format!("checkpoint {t}"));
-        let checkpoint = window.tasks.last().map_or(String::new(), |t| format!("; here it ends with {}", t.0));
+        let checkpoint = window.tasks.last().map_or(String::new(), |t| format!("; here it ends with {}", t.id));
         let mut msg = format!(
             "the ranks submitted different tasks (CELER_CHECK_DIVERGENCE): task window {} (after {after}{checkpoint}) \
              differs between ranks",
@@ -1212,10 +1214,10 @@ impl RankLoop<'_> {
                             _ => format!("Its first {i} tasks agree"),
                         };
                         match window.tasks.get(i) {
-                            Some(&(id, _)) => msg.push_str(&format!(
+                            Some(t) => msg.push_str(&format!(
                                 ". {agree}; task {} of the window differs, here: {}",
                                 i + 1,
-                                self.describe_task(id)
+                                self.describe_task(t)
                             )),
                             None => msg.push_str(&format!(
                                 ". {agree}; here the window ends there, other ranks have more tasks"
@@ -1355,7 +1357,7 @@ impl RankLoop<'_> {
             });
         }
         if let Some(w) = self.divergence.as_ref().and_then(|d| d.stream.oldest()) {
-            let checkpoint = w.tasks.last().map_or(String::new(), |t| format!(" (up to {})", t.0));
+            let checkpoint = w.tasks.last().map_or(String::new(), |t| format!(" (up to {})", t.id));
             lines.push(format!(
                 "the divergence check of task window {}{checkpoint} waits for the other ranks to reach it",
                 w.ordinal
