@@ -20,7 +20,7 @@ use celer_scheduler::graph::{
 use celer_scheduler::runtime::{
     HostContext, HostFn, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject,
 };
-use celer_scheduler::Simulation;
+use celer_scheduler::{ConfigError, RuntimeConfig, Simulation};
 use std::sync::{mpsc, Arc};
 
 use crate::access::Mapper;
@@ -62,11 +62,38 @@ pub struct QueueConfig {
     pub record_commands: bool,
     /// Run the program (start MPI, the GPU and the runtime thread); otherwise only record and simulate.
     pub execute: bool,
+    /// Diagnostics and logging settings, usually from the `CELER_*` environment variables
+    /// ([`QueueConfig::from_env`]; the default is what applies with none set).
+    pub runtime: RuntimeConfig,
 }
 
 impl Default for QueueConfig {
+    /// Default settings, ignoring the environment.
     fn default() -> Self {
-        Self { task_graph: TaskManagerConfig::default(), dry_run_ranks: 1, record_commands: false, execute: true }
+        Self {
+            task_graph: TaskManagerConfig::default(),
+            dry_run_ranks: 1,
+            record_commands: false,
+            execute: true,
+            runtime: RuntimeConfig::default(),
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Default settings changed by the `CELER_*` environment variables (the table in the README); what
+    /// [`Queue::new`] uses.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable with a bad value and what it accepts.
+    pub fn from_env() -> Result<Self, Error> {
+        let runtime = RuntimeConfig::from_env()?;
+        let mut config = Self::default();
+        if let Some(step) = runtime.horizon_step {
+            config.task_graph.horizon_step = step;
+        }
+        config.runtime = runtime;
+        Ok(config)
     }
 }
 
@@ -76,6 +103,9 @@ pub enum Error {
     /// The runtime (MPI, the GPU) did not start.
     #[error("celer could not start: {0}")]
     Start(String),
+    /// A `CELER_*` environment variable has a value celer does not accept.
+    #[error("celer could not start: {0}")]
+    Config(#[from] ConfigError),
     /// A fence's data is only available when the program runs (not in a dry run).
     #[error("{0} was only recorded (dry run), so it has no data")]
     DryRun(TaskId),
@@ -131,13 +161,14 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Starts celer on this rank (as one rank without `mpirun`) with default settings. One queue per process: MPI
-    /// cannot be started twice.
+    /// Starts celer on this rank (as one rank without `mpirun`) with the settings of the `CELER_*` environment
+    /// variables ([`QueueConfig::from_env`]). One queue per process: MPI cannot be started twice.
     ///
     /// # Errors
-    /// [`Error::Start`] when MPI or the GPU cannot be set up.
+    /// [`Error::Config`] for a bad `CELER_*` value (checked before anything starts), [`Error::Start`] when MPI or
+    /// the GPU cannot be set up.
     pub fn new() -> Result<Self, Error> {
-        Self::with_config(QueueConfig::default())
+        Self::with_config(QueueConfig::from_env()?)
     }
 
     /// A queue that records and simulates one rank without running anything (no MPI, no GPU).
@@ -150,8 +181,9 @@ impl Queue {
     /// # Errors
     /// [`Error::Start`] when `execute` is set and MPI or the GPU cannot be set up.
     pub fn with_config(config: QueueConfig) -> Result<Self, Error> {
+        celer_scheduler::logging::init(config.runtime.log_level);
         let runtime = if config.execute {
-            Some(RuntimeHandle::start(config.task_graph.clone()).map_err(Error::Start)?)
+            Some(RuntimeHandle::start(config.task_graph.clone(), config.runtime.clone()).map_err(Error::Start)?)
         } else {
             None
         };
@@ -400,8 +432,7 @@ impl Recorder {
     /// Reports warnings (the simulation already treated the applied horizon as reached).
     fn after_submit(&mut self) {
         for d in self.sim.tm.take_diagnostics() {
-            // Until structured logging lands (diagnostics issue), warnings go straight to stderr.
-            eprintln!("celer: {d}");
+            log::warn!("{d}");
         }
     }
 
@@ -437,6 +468,9 @@ impl<T: Element, const D: usize> Buffer<'_, T, D> {
     /// Gives the buffer a name for errors and graph dumps.
     pub fn named(self, name: &str) -> Self {
         self.queue.rec.borrow_mut().sim.set_buffer_name(self.id, name);
+        if let Some(rt) = &self.queue.runtime {
+            rt.send(Message::NameBuffer(self.id, name.to_owned()));
+        }
         self
     }
 

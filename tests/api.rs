@@ -81,3 +81,14 @@ fn a_kernel_whose_bindings_do_not_match_the_accessors_is_refused_at_submit() {
     let msg = err.to_string();
     assert!(msg.contains("task T1 \"lonely\"") && msg.contains("heat_1d::main"), "{msg}");
 }
+
+#[test]
+fn the_readme_and_the_guide_list_every_celer_variable() {
+    for (file, text) in
+        [("README.md", include_str!("../README.md")), ("docs/GUIDE.md", include_str!("../docs/GUIDE.md"))]
+    {
+        for v in celer::scheduler::config::VARIABLES {
+            assert!(text.contains(&format!("| `{}` |", v.name)), "{file} has no table row for {}", v.name);
+        }
+    }
+}

@@ -1,9 +1,20 @@
 //! Errors found while running abort every rank with a message naming the rank, command, task and kernel, instead
-//! of hanging the others. With `--case push-constants` this program makes one; without arguments it runs itself as
-//! one rank with that argument and checks the failure (what `cargo test` does). `./x test` also runs the failing
-//! case under `mpirun -n 2` and checks that both ranks stop with the message.
+//! of hanging the others; so do stalls and ranks whose programs diverge. With `--case NAME` this program runs one
+//! failing case; without arguments it runs each case as one rank in a child process and checks how it ends (what
+//! `cargo test` does). `./x test` also runs the cases under `mpirun -n 2` (`MPI_FAIL_TESTS` in `./x`) and checks
+//! that every rank stops with the message.
+//!
+//! Cases:
+//! - `push-constants`: a kernel with more push-constant words than any device allows.
+//! - `bad-env`: `CELER_LOG=loud`: `Queue::new` refuses it, naming the variable and the accepted values.
+//! - `stall`: the last rank's host task sleeps 20 s while rank 0 awaits its data; with `CELER_STALL_TIMEOUT=2`
+//!   every rank reports what it waits for (rank 0: the await-push and the rank it expects the data from) and the
+//!   run aborts within seconds.
+//! - `diverge`: rank 1 submits a task over another range, then one task more; the divergence check stops every
+//!   rank. On one rank nothing diverges, so the same program must finish silently.
 
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 use celer::{access, kernels, task, Kernel, Queue};
 
@@ -25,37 +36,144 @@ fn push_constant_overflow() -> Result<(), String> {
     Err("the runtime accepted 200 scalar words of push constants".into())
 }
 
+/// Starts a queue with the environment as it is (the parent sets `CELER_LOG=loud`).
+fn bad_env() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    drop(q);
+    Err("Queue::new accepted the environment".into())
+}
+
+/// The last rank's chunk of a host task sleeps far longer than the stall timeout; rank 0 then reads the whole
+/// buffer, so it awaits the sleeping rank's part.
+fn stall() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let data = q.buffer::<f32, 1>([64]).named("data");
+    q.submit(task::host_for([64]).discard_write(&data, access::one_to_one()).name("sleepy_producer").run(|ctx| {
+        let (rank, ranks) = ctx.rank();
+        if rank + 1 == ranks {
+            std::thread::sleep(Duration::from_secs(20));
+        }
+        ctx.data_mut::<f32>(0).fill(1.0);
+    }))
+    .map_err(|e| e.to_string())?;
+    q.submit(task::host_once().read(&data, access::all()).name("consumer").run(|_| {})).map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the stalled program finished".into())
+}
+
+/// Rank 1 submits one task over another range and one task more than the others.
+fn diverge() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
+    for i in 0..12 {
+        let range = if q.rank() == 1 && i == 5 { 32 } else { 64 };
+        q.submit(task::host_for([range]).read_write(&a, access::one_to_one()).name("step").run(|_| {}))
+            .map_err(|e| e.to_string())?;
+        if q.rank() == 1 && i == 7 {
+            q.submit(task::host_for([64]).read_write(&a, access::one_to_one()).name("extra").run(|_| {}))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    q.wait();
+    Ok(())
+}
+
+/// Runs `--case NAME` in a child process (one rank) with `env`, and returns its exit status, stderr and how long
+/// it took.
+fn run_case(name: &str, env: &[(&str, &str)]) -> (std::process::ExitStatus, String, Duration) {
+    let exe = std::env::current_exe().expect("own path");
+    let start = Instant::now();
+    let out = Command::new(exe)
+        .args(["--case", name])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("running case {name}: {e}"));
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned(), start.elapsed())
+}
+
+/// Checks each case as one rank; returns the failures.
+fn check_cases() -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut check = |case: &str, ok: bool, what: &str, stderr: &str| {
+        if ok {
+            println!("e2e_errors: {case}: {what}");
+        } else {
+            failures.push(format!("{case}: expected {what}; stderr:\n{stderr}"));
+        }
+    };
+
+    let (status, stderr, _) = run_case("push-constants", &[]);
+    let named = stderr.contains("task") && stderr.contains("too_many_scalars") && stderr.contains("heat_1d");
+    check(
+        "push-constants",
+        !status.success() && named && stderr.contains("push constants"),
+        "a failure naming the task and kernel",
+        &stderr,
+    );
+
+    let (status, stderr, _) = run_case("bad-env", &[("CELER_LOG", "loud")]);
+    check(
+        "bad-env",
+        !status.success()
+            && stderr.contains("CELER_LOG=\"loud\"")
+            && stderr.contains("error, warn, info, debug, trace"),
+        "Queue::new to refuse CELER_LOG=loud, naming the variable and the accepted values",
+        &stderr,
+    );
+
+    let (status, stderr, took) = run_case("stall", &[("CELER_STALL_TIMEOUT", "2")]);
+    check(
+        "stall",
+        !status.success()
+            && took < Duration::from_secs(15)
+            && stderr.contains("stalled: no progress for")
+            && stderr.contains("sleepy_producer")
+            && stderr.contains("host task running for"),
+        "an abort within 15 s (the host task sleeps 20 s) naming the running host task",
+        &stderr,
+    );
+
+    let (status, stderr, _) = run_case("diverge", &[]);
+    check(
+        "diverge (one rank)",
+        status.success() && !stderr.contains("diverge"),
+        "one rank to finish silently: nothing can diverge",
+        &stderr,
+    );
+    failures
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--case") {
-        return match args.get(2).map(String::as_str) {
-            Some("push-constants") => {
-                if let Err(e) = push_constant_overflow() {
-                    eprintln!("e2e_errors: {e}");
+        let result = match args.get(2).map(String::as_str) {
+            Some("push-constants") => push_constant_overflow(),
+            Some("bad-env") => bad_env(),
+            Some("stall") => {
+                if std::env::var_os("CELER_STALL_TIMEOUT").is_none() {
+                    // Before any other thread starts, so nothing reads the environment meanwhile.
+                    std::env::set_var("CELER_STALL_TIMEOUT", "2");
                 }
-                ExitCode::FAILURE
+                stall()
             }
-            other => {
-                eprintln!("e2e_errors: unknown case {other:?}");
+            Some("diverge") => diverge(),
+            other => Err(format!("unknown case {other:?}")),
+        };
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("e2e_errors: {e}");
                 ExitCode::FAILURE
             }
         };
     }
-    // As a plain test: run the failing case in a child process and check how it fails.
-    let exe = std::env::current_exe().expect("own path");
-    let out = Command::new(exe).args(["--case", "push-constants"]).output().expect("running the failing case");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let named = stderr.contains("task") && stderr.contains("too_many_scalars") && stderr.contains("heat_1d");
-    if out.status.success() || !named || !stderr.contains("push constants") {
-        eprintln!(
-            "e2e_errors: expected a failure naming the task and kernel; exit {:?}, stderr:\n{stderr}",
-            out.status
-        );
-        return ExitCode::FAILURE;
+    let failures = check_cases();
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for f in &failures {
+            eprintln!("e2e_errors: FAILED {f}");
+        }
+        ExitCode::FAILURE
     }
-    println!(
-        "e2e_errors: a push-constant overflow stops the run with: {}",
-        stderr.lines().find(|l| l.contains("too_many_scalars")).unwrap_or("")
-    );
-    ExitCode::SUCCESS
 }

@@ -894,6 +894,11 @@ impl<'c> TransferEngine<'c> {
         self.expects.iter().map(|e| (e.key, e.token))
     }
 
+    /// Sends not yet complete, as (key, target rank): for diagnosing transfers that never complete.
+    pub fn pending_sends(&self) -> impl Iterator<Item = (TransferKey, Rank)> + '_ {
+        self.outbound.iter().map(|o| (o.key, o.target))
+    }
+
     // ---- internals ----
 
     /// The next payload tag: `1..=tag_ub`, wrapping.

@@ -180,6 +180,11 @@ impl TaskManager {
         }
     }
 
+    /// The debug name of buffer `id`, if it is live and has one.
+    pub fn buffer_name(&self, id: BufferId) -> Option<&str> {
+        self.buffers.get(&id)?.name.as_deref()
+    }
+
     /// Registers a host object.
     pub fn create_host_object(&mut self, id: HostObjectId) {
         self.host_objects.insert(id, None);
@@ -547,9 +552,18 @@ impl TaskManager {
 
     /// The task graph as Graphviz DOT: one node per live task, edges styled by kind (anti dashed, output dotted).
     pub fn to_dot(&self) -> String {
+        self.tasks_to_dot(self.tasks.iter())
+    }
+
+    /// `tasks` (e.g. copies recorded over a whole run, including pruned ones) as Graphviz DOT, like
+    /// [`to_dot`](Self::to_dot); buffers are named as this task manager knows them, edges to tasks not in `tasks`
+    /// are left out.
+    pub fn tasks_to_dot<'a>(&self, tasks: impl IntoIterator<Item = &'a Task>) -> String {
+        let tasks: Vec<&Task> = tasks.into_iter().collect();
+        let present: HashSet<TaskId> = tasks.iter().map(|t| t.id).collect();
         let mut out =
             String::from("digraph TaskGraph {\n  label=\"task graph\";\n  node [shape=box fontname=monospace];\n");
-        for t in self.tasks.iter() {
+        for t in tasks {
             let mut label = format!("{} {}", t.id, t.kind().name());
             if let Some(n) = &t.spec.name {
                 label += &format!(" \"{n}\"");
@@ -568,7 +582,7 @@ impl TaskManager {
             };
             out += &format!("  {} [shape={shape} label=\"{}\"];\n", t.id, label.replace('"', "\\\""));
             for d in &t.dependencies {
-                if self.tasks.get(d.task.0).is_none() {
+                if !present.contains(&d.task) {
                     continue;
                 }
                 let style = match (d.kind, d.origin) {

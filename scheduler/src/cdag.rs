@@ -262,6 +262,27 @@ impl CommandGraphGenerator {
         self.commands.len()
     }
 
+    /// The ranks whose chunks of `producer` write some of `region` of `buffer` (for diagnostics: who an
+    /// await-push waits for). Empty for an unknown buffer; costs what generating the task's pushes costs.
+    pub fn producer_ranks(&self, producer: &Task, buffer: BufferId, region: &Region) -> Vec<NodeId> {
+        if !self.buffers.contains_key(&buffer)
+            || producer.spec.accesses.is_empty() && producer.spec.reductions.is_empty()
+        {
+            return Vec::new();
+        }
+        let chunking = self.chunking(producer);
+        let n_chunks = chunking.len(self.config.num_ranks);
+        self.candidates(producer, &chunking, buffer, region, None, AccessMode::produces)
+            .into_iter()
+            .filter(|&i| i < n_chunks)
+            .filter(|&i| {
+                self.chunk_regions(producer, buffer, &chunking.chunk(i), i as u32)
+                    .is_ok_and(|(_, produced)| !produced.intersection(region).is_empty())
+            })
+            .map(|i| NodeId(i as u64))
+            .collect()
+    }
+
     /// The tracking state of one buffer, for debugging.
     pub fn debug_buffer(&self, b: BufferId) -> String {
         format!("{:#?}", self.buffers.get(&b))

@@ -4,6 +4,9 @@
 //! - [`cdag`]: the command-graph generator, one per rank, with no communication between ranks.
 //! - [`sim`]: many ranks' generators in one process, for tests and benchmarks at any rank count.
 //! - [`check`]: the symbolic executor that checks simulated ranks against the one-rank run.
+//! - [`config`]: the `CELER_*` environment variables, parsed and validated in one place.
+//! - [`divergence`]: the running hash of the task stream that ranks compare at horizons and epochs.
+//! - [`logging`]: the `log` logger that prefixes every line with the rank.
 //! - [`runtime`]: the runtime thread and the loop that runs a rank's commands on the GPU and MPI.
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
@@ -12,9 +15,13 @@ pub use celer_graph as graph;
 
 pub mod cdag;
 pub mod check;
+pub mod config;
+pub mod divergence;
+pub mod logging;
 pub mod runtime;
 pub mod sim;
 pub mod split;
 
 pub use cdag::{CdagConfig, CommandGraphGenerator};
+pub use config::{ConfigError, RuntimeConfig};
 pub use sim::Simulation;

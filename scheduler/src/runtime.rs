@@ -22,13 +22,15 @@ use celer_exec::mpi::Communicator;
 use celer_exec::shaders::KernelSource;
 use celer_exec::transfer::{AllocLayout, CompletionKind, Token, TransferEngine, TransferKey};
 use celer_graph::{
-    AccessMode, BufferId, Command, CommandId, CommandKind, EpochAction, GridBox, NodeId, ReductionId, ReductionOp,
-    Region, TaskError, TaskId, TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
+    AccessMode, BufferId, Command, CommandId, CommandKind, DependencyKind, EpochAction, GridBox, NodeId, ReductionId,
+    ReductionOp, Region, TaskError, TaskId, TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
 };
 use crossbeam_queue::SegQueue;
 use hashbrown::HashMap;
 
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
+use crate::config::RuntimeConfig;
+use crate::divergence::{read_check, StreamHash};
 
 /// The element type of a reduction result, which decides how partial results combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,6 +324,8 @@ pub enum Message {
         /// Debug name.
         name: Option<String>,
     },
+    /// The program named the buffer (for messages and graph dumps).
+    NameBuffer(BufferId, String),
     /// The buffer is dropped by the program.
     DestroyBuffer(BufferId),
     /// A new host object.
@@ -421,8 +425,8 @@ enum InFlight {
     Gpu(GpuRef, AfterGpu),
     /// Waiting for the transfer engine to deliver an await-push into host staging.
     Receive { buffer: BufferId, region: Region, token: Token, since: std::time::Instant },
-    /// A host task running on the worker thread.
-    Host(CommandId),
+    /// A host task running on the worker thread since the instant.
+    Host(CommandId, std::time::Instant),
     /// Waiting for every other rank's partial result of a reduction.
     Gather { key: TransferKey, reduction: ReductionId },
     /// A barrier epoch waiting for every rank (then it completes like any epoch).
@@ -504,15 +508,57 @@ pub struct RankLoop<'c> {
     gathered: HashMap<ReductionId, celer_exec::transfer::Gathered>,
     /// Host tasks the worker finished, by command.
     host_done: HashMap<CommandId, Result<HostContext, String>>,
+    /// The divergence check (with more than one rank).
+    divergence: Option<DivergenceCheck<'c>>,
+    /// `CELER_DUMP_GRAPHS`: where the DOT files go at shutdown, and a copy of every task (the command generator
+    /// records its commands meanwhile). Memory grows with the program: a debugging aid.
+    dump: Option<(std::path::PathBuf, Vec<celer_graph::Task>)>,
 }
+
+/// A rank's side of the divergence check (see [`crate::divergence`]).
+struct DivergenceCheck<'c> {
+    /// Whether windows are compared (`CELER_CHECK_DIVERGENCE`); the communicators exist either way, since
+    /// creating them is collective.
+    enabled: bool,
+    /// For the per-window reductions.
+    side: celer_exec::mpi::SideComm<'c>,
+    /// For the one reduction that finds the first diverging task, so that it cannot pair with a window's
+    /// reduction on a rank that closed more windows.
+    detail: celer_exec::mpi::SideComm<'c>,
+    stream: StreamHash,
+    /// One reduction per window of `stream`'s pending ones, oldest first.
+    reductions: VecDeque<celer_exec::mpi::MinReduce>,
+}
+
+/// How long a rank that found a divergence waits for the other ranks' part of the second reduction.
+const DIVERGENCE_DETAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<'c> RankLoop<'c> {
     /// Sets up a rank on an initialised communicator and a GPU.
     ///
     /// # Errors
     /// Transfer-engine start-up errors, as text.
-    pub fn new(comm: &'c Communicator, gpu: Gpu, config: TaskManagerConfig) -> Result<Self, String> {
+    /// With more than one rank, creates the divergence check's communicators (collective: every rank must do it)
+    /// and compares windows if `runtime.check_divergence`; records tasks and commands if `runtime.dump_graphs`.
+    pub fn new(
+        comm: &'c Communicator,
+        gpu: Gpu,
+        config: TaskManagerConfig,
+        runtime: &RuntimeConfig,
+    ) -> Result<Self, String> {
+        let check_divergence = runtime.check_divergence;
         let num_ranks = comm.size() as usize;
+        let divergence = if num_ranks > 1 {
+            Some(DivergenceCheck {
+                enabled: check_divergence,
+                side: comm.duplicate().map_err(|e| e.to_string())?,
+                detail: comm.duplicate().map_err(|e| e.to_string())?,
+                stream: StreamHash::new(),
+                reductions: VecDeque::new(),
+            })
+        } else {
+            None
+        };
         let local = NodeId(comm.rank() as u64);
         let mut tm = TaskManager::new(TaskManagerConfig { num_ranks, ..config });
         tm.drain_new_tasks().for_each(drop);
@@ -521,7 +567,7 @@ impl<'c> RankLoop<'c> {
             engine: TransferEngine::new(comm).map_err(|e| e.to_string())?,
             gpu,
             tm,
-            cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: false }),
+            cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: runtime.dump_graphs.is_some() }),
             buffers: HashMap::new(),
             commands: VecDeque::new(),
             in_flight: Vec::new(),
@@ -544,6 +590,8 @@ impl<'c> RankLoop<'c> {
             reductions: HashMap::new(),
             gathered: HashMap::new(),
             host_done: HashMap::new(),
+            divergence,
+            dump: runtime.dump_graphs.clone().map(|dir| (dir, Vec::new())),
         })
     }
 
@@ -569,6 +617,10 @@ impl<'c> RankLoop<'c> {
                 // Creation is rare: finish the upload before anything uses the buffer.
                 self.wait_batch(id_batch)?;
                 self.buffers.insert(id, BufferState { dims, extent, elem_size, device, host });
+            }
+            Message::NameBuffer(id, name) => {
+                self.tm.set_buffer_name(id, name.clone());
+                self.cdag.set_buffer_name(id, &name);
             }
             Message::DestroyBuffer(id) => {
                 self.tm.destroy_buffer(id);
@@ -617,6 +669,15 @@ impl<'c> RankLoop<'c> {
         self.stats.tasks += new.len() as u64;
         for id in new {
             let task = self.tm.task(id).expect("new tasks are live");
+            if let Some((_, tasks)) = &mut self.dump {
+                tasks.push(task.clone());
+            }
+            if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
+                if d.stream.record(task) {
+                    let values = d.stream.close(id);
+                    d.reductions.push_back(d.side.iallreduce_min(values).map_err(|e| e.to_string())?);
+                }
+            }
             let ids: Vec<_> = self.cdag.build_task(task).map_err(|e: TaskError| e.to_string())?.to_vec();
             for c in ids {
                 self.commands.push_back(self.cdag.command(c).expect("just generated").clone());
@@ -670,6 +731,19 @@ impl<'c> RankLoop<'c> {
         while let Some((cmd, result)) = self.host.done.pop() {
             self.host_done.insert(cmd, result);
             progressed = true;
+        }
+        if let Some(d) = &mut self.divergence {
+            if let Some(r) = d.reductions.front_mut() {
+                if let Some(min) = r.test(self.comm).map_err(|e| e.to_string())? {
+                    let (h_min, h_max, c_min, c_max) = read_check(min);
+                    if h_min != h_max || c_min != c_max {
+                        self.diverged();
+                    }
+                    d.reductions.pop_front();
+                    d.stream.confirm_oldest();
+                    progressed = true;
+                }
+            }
         }
         let flights = std::mem::take(&mut self.in_flight);
         for (id, flight) in flights {
@@ -814,9 +888,36 @@ impl<'c> RankLoop<'c> {
         }
     }
 
-    /// Whether no command is queued or in flight and all sends have left.
+    /// With `CELER_DUMP_GRAPHS`, writes `commands-rank<N>.dot` (this rank's command graph) and, on rank 0,
+    /// `tasks.dot` (the task graph, the same on every rank) into the directory; returns the files written.
+    ///
+    /// # Errors
+    /// File-system errors, naming the path.
+    pub fn write_graph_dumps(&self) -> Result<Vec<std::path::PathBuf>, String> {
+        let Some((dir, tasks)) = &self.dump else { return Ok(Vec::new()) };
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut files = vec![(dir.join(format!("commands-rank{}.dot", self.comm.rank())), self.cdag.to_dot())];
+        if self.comm.rank() == 0 {
+            files.push((dir.join("tasks.dot"), self.tm.tasks_to_dot(tasks.iter())));
+        }
+        for (path, dot) in &files {
+            std::fs::write(path, dot).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        Ok(files.into_iter().map(|f| f.0).collect())
+    }
+
+    /// Whether commands are queued or in flight, or transfers pending: what stall detection watches. Divergence
+    /// checks do not count: a rank that reached shutdown waits for the others' checks as long as they take.
+    pub fn has_pending_work(&self) -> bool {
+        !self.commands.is_empty() || !self.in_flight.is_empty() || !self.engine.is_idle()
+    }
+
+    /// Whether no command is queued or in flight, all sends have left and every divergence check completed.
     pub fn is_idle(&self) -> bool {
-        self.commands.is_empty() && self.in_flight.is_empty() && self.engine.is_idle()
+        self.commands.is_empty()
+            && self.in_flight.is_empty()
+            && self.engine.is_idle()
+            && self.divergence.as_ref().is_none_or(|d| d.reductions.is_empty())
     }
 
     fn start(&mut self, cmd: &Command) -> Result<Option<InFlight>, String> {
@@ -864,7 +965,7 @@ impl<'c> RankLoop<'c> {
                     let job = Box::new(HostJob { cmd: cmd.id, f: payload.0, ctx });
                     if wanted.is_empty() {
                         self.host.submit(*job);
-                        return Ok(Some(InFlight::Host(cmd.id)));
+                        return Ok(Some(InFlight::Host(cmd.id, std::time::Instant::now())));
                     }
                     let context = fail("host task inputs".into());
                     let downloads =
@@ -1076,7 +1177,7 @@ impl<'c> RankLoop<'c> {
                         }
                         let cmd = job.cmd;
                         self.host.submit(*job);
-                        return Ok(Some(InFlight::Host(cmd)));
+                        return Ok(Some(InFlight::Host(cmd, std::time::Instant::now())));
                     }
                     AfterGpu::Fence { download, bytes, task } => {
                         let mut data = vec![0u8; bytes];
@@ -1104,9 +1205,9 @@ impl<'c> RankLoop<'c> {
                 }
                 None => Ok(Some(InFlight::Gather { key, reduction })),
             },
-            InFlight::Host(cmd) => {
+            InFlight::Host(cmd, since) => {
                 let Some(result) = self.host_done.remove(&cmd) else {
-                    return Ok(Some(InFlight::Host(cmd)));
+                    return Ok(Some(InFlight::Host(cmd, since)));
                 };
                 let ctx = result.map_err(|e| format!("N{} {cmd}: {e}", self.comm.rank()))?;
                 self.stats.host_tasks += 1;
@@ -1146,6 +1247,219 @@ impl<'c> RankLoop<'c> {
     }
 }
 
+impl RankLoop<'_> {
+    /// Describes task `id` as this rank recorded it, for divergence reports.
+    fn describe_task(&self, w: &crate::divergence::WindowTask) -> String {
+        let Some(t) = self.tm.task(w.id) else {
+            return format!("{} ({}) over {} (pruned already: no more detail)", w.id, w.kind.name(), w.range);
+        };
+        let s = &t.spec;
+        let mut out = format!("{} ({}) over {}", t.ident(), s.kind.name(), s.range);
+        for a in &s.accesses {
+            out.push_str(&format!("; {} {} {}", a.mode.name(), self.buffer_ident(a.buffer), a.mapper.name()));
+        }
+        for r in &s.reductions {
+            out.push_str(&format!("; reduction {:?} into {}", r.op, self.buffer_ident(r.buffer)));
+        }
+        out
+    }
+
+    /// The ranks' task streams differ in the oldest pending window: finds the first differing task with a
+    /// second reduction (every rank saw the same result, so every rank takes part), reports this rank's side and
+    /// ends every rank.
+    fn diverged(&mut self) -> ! {
+        let d = self.divergence.as_ref().expect("the divergence check is on");
+        let window = d.stream.oldest().expect("a pending window").clone();
+        let detail =
+            d.detail.iallreduce_min(StreamHash::window_detail(&window)).map_err(|e| e.to_string()).and_then(|mut r| {
+                let deadline = std::time::Instant::now() + DIVERGENCE_DETAIL_TIMEOUT;
+                loop {
+                    if let Some(min) = r.test(self.comm).map_err(|e| e.to_string())? {
+                        return Ok(Some(min.to_vec()));
+                    }
+                    if std::time::Instant::now() > deadline {
+                        return Ok(None);
+                    }
+                    std::hint::spin_loop();
+                }
+            });
+        let after = window.after.map_or("the start of the program".to_string(), |t| format!("checkpoint {t}"));
+        let checkpoint = window.tasks.last().map_or(String::new(), |t| format!("; here it ends with {}", t.id));
+        let mut msg = format!(
+            "the ranks submitted different tasks (CELER_CHECK_DIVERGENCE): task window {} (after {after}{checkpoint}) \
+             differs between ranks",
+            window.ordinal
+        );
+        match detail {
+            Ok(Some(min)) => {
+                let (first, lo, hi) = StreamHash::first_difference(&min);
+                if lo != hi {
+                    msg.push_str(&format!("; the window holds {lo} to {hi} tasks across ranks"));
+                }
+                match first {
+                    Some(i) => {
+                        let agree = match i {
+                            0 => "Its first task already differs".to_string(),
+                            1 => "Its first task agrees".to_string(),
+                            _ => format!("Its first {i} tasks agree"),
+                        };
+                        match window.tasks.get(i) {
+                            Some(t) => msg.push_str(&format!(
+                                ". {agree}; task {} of the window differs, here: {}",
+                                i + 1,
+                                self.describe_task(t)
+                            )),
+                            None => msg.push_str(&format!(
+                                ". {agree}; here the window ends there, other ranks have more tasks"
+                            )),
+                        }
+                    }
+                    None => msg.push_str(&format!(
+                        ". Its first {} tasks agree; a later one differs",
+                        crate::divergence::DETAIL_TASKS
+                    )),
+                }
+            }
+            Ok(None) => msg.push_str(" (the other ranks did not answer the search for the first differing task)"),
+            Err(e) => msg.push_str(&format!(" (searching for the first differing task failed: {e})")),
+        }
+        crate::logging::fatal(&msg);
+        std::thread::sleep(STALL_GRACE);
+        self.comm.abort(1)
+    }
+}
+
+/// How many queued commands a stall report lists (the rest are counted).
+const STALL_REPORT_QUEUED: usize = 8;
+
+impl RankLoop<'_> {
+    /// Names command `id` for messages: `C7 await-push of task T3 "consume"`.
+    fn command_ident(&self, id: CommandId) -> String {
+        match self.cdag.command(id) {
+            Some(c) => match self.tm.task(c.task) {
+                Some(t) => format!("{id} {} of {}", c.kind.name(), t.ident()),
+                None => format!("{id} {} of {}", c.kind.name(), c.task),
+            },
+            None => format!("{id}"),
+        }
+    }
+
+    /// Names buffer `b` for messages: `buffer B0 "data"`.
+    fn buffer_ident(&self, b: BufferId) -> String {
+        match self.tm.buffer_name(b) {
+            Some(name) => format!("buffer {b} \"{name}\""),
+            None => format!("buffer {b}"),
+        }
+    }
+
+    /// The ranks expected to send `region` of `buffer` to the await-push of `task`: the producers among the task's
+    /// true dependencies (found only while they are in memory).
+    fn expected_senders(&self, task: TaskId, buffer: BufferId, region: &Region) -> Vec<NodeId> {
+        let me = NodeId(self.comm.rank() as u64);
+        let Some(t) = self.tm.task(task) else { return Vec::new() };
+        let mut ranks: Vec<NodeId> = Vec::new();
+        for d in t.dependencies.iter().filter(|d| d.kind == DependencyKind::True) {
+            if let Some(p) = self.tm.task(d.task) {
+                if p.regions.iter().any(|r| r.buffer == buffer && !r.produced.intersection(region).is_empty()) {
+                    ranks.extend(self.cdag.producer_ranks(p, buffer, region));
+                }
+            }
+        }
+        ranks.sort();
+        ranks.dedup();
+        ranks.retain(|&r| r != me);
+        ranks
+    }
+
+    /// What this rank waits for, one line each: commands in flight (await-pushes with their transfer and expected
+    /// senders, GPU work, host tasks, gathers, barriers), sends not yet delivered, data that arrived unasked, and
+    /// the queued commands with the dependencies they wait for. For stall reports; costs what formatting costs.
+    pub fn waiting_for(&self) -> Vec<String> {
+        let now = std::time::Instant::now();
+        let mut lines = Vec::new();
+        for (id, flight) in &self.in_flight {
+            let what = self.command_ident(*id);
+            lines.push(match flight {
+                InFlight::Receive { buffer, region, since, .. } => {
+                    let transfer = self.cdag.command(*id).map_or(String::new(), |c| match &c.kind {
+                        CommandKind::AwaitPush { transfer, .. } => format!(" (transfer {transfer})"),
+                        _ => String::new(),
+                    });
+                    let task = self.cdag.command(*id).map(|c| c.task);
+                    let senders = task.map(|t| self.expected_senders(t, *buffer, region)).unwrap_or_default();
+                    let from = if senders.is_empty() {
+                        "expected from another rank (its producer is no longer in memory here)".to_string()
+                    } else {
+                        let names: Vec<String> = senders.iter().map(|n| n.0.to_string()).collect();
+                        let s = if senders.len() == 1 { "" } else { "s" };
+                        format!("expected from rank{s} {}", names.join(", "))
+                    };
+                    format!(
+                        "{what}: awaits {} {region}{transfer} {from}, for {:.1} s",
+                        self.buffer_ident(*buffer),
+                        (now - *since).as_secs_f64()
+                    )
+                }
+                InFlight::Gpu(batch, after) => {
+                    let stage = match after {
+                        AfterGpu::Done => "GPU work (kernel or copy)",
+                        AfterGpu::Push { .. } => "the GPU download of data to send",
+                        AfterGpu::Reduce { .. } => "the GPU download of a partial reduction result",
+                        AfterGpu::HostInputs { .. } => "the GPU download of a host task's inputs",
+                        AfterGpu::Fence { .. } => "the GPU download of a fence",
+                    };
+                    let submitted = if *batch == PENDING_BATCH { ", not yet submitted" } else { "" };
+                    format!("{what}: waits for {stage}{submitted}")
+                }
+                InFlight::Host(_, since) => {
+                    format!("{what}: host task running for {:.1} s", (now - *since).as_secs_f64())
+                }
+                InFlight::Gather { reduction, .. } => {
+                    format!("{what}: awaits the partial results of reduction {reduction} from every other rank")
+                }
+                InFlight::Barrier { task, .. } => format!("{what}: barrier epoch {task} waits for every other rank"),
+            });
+        }
+        for (key, target) in self.engine.pending_sends() {
+            lines.push(format!("a send of transfer T{}.B{} to rank {target} is not yet received", key.0, key.1));
+        }
+        for (key, sender, bounds) in self.engine.unmatched_headers() {
+            lines.push(format!(
+                "rank {sender} sent {bounds:?} of transfer T{}.B{} which no await-push here expects (yet)",
+                key.0, key.1
+            ));
+        }
+        for c in self.commands.iter().take(STALL_REPORT_QUEUED) {
+            let blockers: Vec<String> = c
+                .dependencies
+                .iter()
+                .filter(|d| !self.is_done(d.command))
+                .map(|d| {
+                    let state =
+                        if self.in_flight.iter().any(|(id, _)| *id == d.command) { "running" } else { "queued" };
+                    format!("{} ({state})", d.command)
+                })
+                .collect();
+            lines.push(if blockers.is_empty() {
+                format!("{} is queued and ready to start", self.command_ident(c.id))
+            } else {
+                format!("{} is queued behind {}", self.command_ident(c.id), blockers.join(", "))
+            });
+        }
+        if let Some(w) = self.divergence.as_ref().and_then(|d| d.stream.oldest()) {
+            let checkpoint = w.tasks.last().map_or(String::new(), |t| format!(" (up to {})", t.id));
+            lines.push(format!(
+                "the divergence check of task window {}{checkpoint} waits for the other ranks to reach it",
+                w.ordinal
+            ));
+        }
+        if self.commands.len() > STALL_REPORT_QUEUED {
+            lines.push(format!("... and {} more queued commands", self.commands.len() - STALL_REPORT_QUEUED));
+        }
+        lines
+    }
+}
+
 impl std::fmt::Debug for RankLoop<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RankLoop")
@@ -1166,17 +1480,18 @@ pub struct RuntimeHandle {
 }
 
 impl RuntimeHandle {
-    /// Starts the runtime thread: MPI (as one rank without `mpirun`), the GPU, the loop.
+    /// Starts the runtime thread: MPI (as one rank without `mpirun`), the GPU, the loop. `runtime` holds the
+    /// diagnostics settings (stall timeout, divergence check, device printing; see [`crate::config`]).
     ///
     /// # Errors
     /// Start-up failures (MPI, Vulkan), as text.
-    pub fn start(config: TaskManagerConfig) -> Result<Self, String> {
+    pub fn start(config: TaskManagerConfig, runtime: RuntimeConfig) -> Result<Self, String> {
         let queue = Arc::new(SegQueue::new());
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), String>>(1);
         let q = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
             .name("celer-runtime".into())
-            .spawn(move || run(q, config, ready_tx))
+            .spawn(move || run(q, config, runtime, ready_tx))
             .map_err(|e| format!("could not start the runtime thread: {e}"))?;
         let (rank, ranks) = ready_rx.recv().map_err(|_| "the runtime thread died during start-up".to_string())??;
         Ok(Self { queue, thread: Some(thread), rank, ranks })
@@ -1221,8 +1536,17 @@ impl Drop for RuntimeHandle {
     }
 }
 
+/// How long a rank that found a stall waits before aborting the job, so that the other ranks, whose own timers
+/// run out at about the same time, print what they wait for too.
+const STALL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The runtime thread's body. Any error aborts every rank with a message naming this rank.
-fn run(queue: Arc<SegQueue<Message>>, config: TaskManagerConfig, ready: mpsc::SyncSender<Result<(i32, i32), String>>) {
+fn run(
+    queue: Arc<SegQueue<Message>>,
+    config: TaskManagerConfig,
+    runtime: RuntimeConfig,
+    ready: mpsc::SyncSender<Result<(i32, i32), String>>,
+) {
     let comm = match celer_exec::mpi::init() {
         Ok(c) => c,
         Err(e) => {
@@ -1231,17 +1555,22 @@ fn run(queue: Arc<SegQueue<Message>>, config: TaskManagerConfig, ready: mpsc::Sy
         }
     };
     let rank = comm.rank();
+    crate::logging::set_rank(rank);
     let abort = |what: String| -> ! {
-        eprintln!("celer: rank {rank}: {what}");
+        crate::logging::fatal(&what);
         comm.abort(1)
     };
     let gpu = Gpu::new().unwrap_or_else(|e| abort(format!("GPU start-up failed: {e}")));
-    if std::env::var_os("CELER_PRINT_DEVICE").is_some() {
-        eprintln!("celer: rank {rank} of {} runs on {}", comm.size(), gpu.info());
+    if runtime.print_device {
+        crate::logging::always(log::Level::Info, &format!("rank {rank} of {} runs on {}", comm.size(), gpu.info()));
+    } else {
+        log::info!("rank {rank} of {} runs on {}", comm.size(), gpu.info());
     }
-    let mut rank_loop = RankLoop::new(&comm, gpu, config).unwrap_or_else(|e| abort(e));
+    let mut rank_loop = RankLoop::new(&comm, gpu, config, &runtime).unwrap_or_else(|e| abort(e));
     let _ = ready.send(Ok((rank, comm.size())));
     let mut last = std::time::Instant::now();
+    // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
+    let mut last_progress = last;
     loop {
         let mut busy = false;
         while let Some(msg) = queue.pop() {
@@ -1254,8 +1583,15 @@ fn run(queue: Arc<SegQueue<Message>>, config: TaskManagerConfig, ready: mpsc::Sy
         let now = std::time::Instant::now();
         if busy || matches!(stepped, Ok(true)) {
             rank_loop.stats.busy += now - last;
+            last_progress = now;
         } else {
             rank_loop.stats.idle += now - last;
+            if let Some(limit) = runtime.stall_timeout {
+                if now - last_progress > limit && rank_loop.has_pending_work() {
+                    let lines = rank_loop.waiting_for();
+                    abort_stalled(&comm, now - last_progress, &lines);
+                }
+            }
         }
         last = now;
         match stepped {
@@ -1269,6 +1605,30 @@ fn run(queue: Arc<SegQueue<Message>>, config: TaskManagerConfig, ready: mpsc::Sy
             Err(e) => abort(e),
         }
     }
+    match rank_loop.write_graph_dumps() {
+        Ok(files) => {
+            for f in files {
+                log::info!("wrote {}", f.display());
+            }
+        }
+        Err(e) => log::warn!("CELER_DUMP_GRAPHS: {e}"),
+    }
     drop(rank_loop);
     drop(comm);
+}
+
+/// Reports a stall (what this rank waits for) and ends every rank.
+fn abort_stalled(comm: &Communicator, idle: std::time::Duration, lines: &[String]) -> ! {
+    let mut msg = format!(
+        "stalled: no progress for {:.1} s with work pending (CELER_STALL_TIMEOUT; raise it or set it to off if a \
+         kernel, host task or another rank's application thread legitimately takes this long). This rank waits for:",
+        idle.as_secs_f64()
+    );
+    for l in lines {
+        msg.push_str("\n    ");
+        msg.push_str(l);
+    }
+    crate::logging::fatal(&msg);
+    std::thread::sleep(STALL_GRACE);
+    comm.abort(1)
 }

@@ -1,0 +1,315 @@
+//! celer's `CELER_*` environment variables, parsed and validated in one place.
+//!
+//! - [`RuntimeConfig::from_env`] reads every variable once, when a queue starts; nothing else in celer reads the
+//!   environment (except `CELER_DEVICE`, which the Vulkan layer also reads to pick the device, after this module
+//!   has checked its syntax).
+//! - A bad value is a [`ConfigError`] naming the variable, the value and what it accepts, never a panic.
+//! - An empty value counts as unset, so `CELER_TRACE= ./prog` turns a setting off.
+//! - [`VARIABLES`] is the table the README and the guide show; a test checks that it covers every variable.
+//!
+//! # Examples
+//! ```
+//! use celer_scheduler::config::RuntimeConfig;
+//! let env = |name: &str| (name == "CELER_STALL_TIMEOUT").then(|| "2.5".to_string());
+//! let config = RuntimeConfig::from_lookup(env)?;
+//! assert_eq!(config.stall_timeout, Some(std::time::Duration::from_millis(2500)));
+//! let bad = RuntimeConfig::from_lookup(|name| (name == "CELER_LOG").then(|| "loud".to_string()));
+//! assert!(bad.unwrap_err().to_string().contains("CELER_LOG"));
+//! # Ok::<(), celer_scheduler::config::ConfigError>(())
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One `CELER_*` variable as the documentation lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    /// The variable's name.
+    pub name: &'static str,
+    /// The values it accepts.
+    pub accepted: &'static str,
+    /// What applies when it is unset.
+    pub default: &'static str,
+    /// What it does.
+    pub effect: &'static str,
+}
+
+/// Every variable celer reads, in the order of the documentation's table.
+pub const VARIABLES: &[EnvVar] = &[
+    EnvVar {
+        name: LOG,
+        accepted: "error, warn, info, debug, trace",
+        default: "warn",
+        effect: "how much celer logs to stderr, each line as `celer[rank N] LEVEL: ...`",
+    },
+    EnvVar {
+        name: HORIZON_STEP,
+        accepted: "an integer >= 1",
+        default: "4",
+        effect: "critical-path growth between horizons (smaller: less memory, more overhead)",
+    },
+    EnvVar {
+        name: STALL_TIMEOUT,
+        accepted: "seconds (a number > 0) or off",
+        default: "30",
+        effect: "with work pending and no progress for this long, every rank prints what it waits for and the run \
+                 aborts",
+    },
+    EnvVar {
+        name: CHECK_DIVERGENCE,
+        accepted: "on, off",
+        default: "on",
+        effect: "ranks compare a hash of their submitted tasks at every horizon and epoch; a mismatch stops the run",
+    },
+    EnvVar {
+        name: TRACE,
+        accepted: "a file path",
+        default: "unset (no trace)",
+        effect: "accepted, but the timeline trace is not implemented yet (issue 8)",
+    },
+    EnvVar {
+        name: DUMP_GRAPHS,
+        accepted: "a directory",
+        default: "unset (no dumps)",
+        effect: "at shutdown, rank 0 writes tasks.dot (every task of the run) and each rank commands-rank<N>.dot",
+    },
+    EnvVar {
+        name: DEVICE,
+        accepted: "a device index >= 0",
+        default: "unset (first discrete GPU, spread by node-local rank)",
+        effect: "picks a Vulkan device by its index in the loader's list",
+    },
+    EnvVar {
+        name: PRINT_DEVICE,
+        accepted: "on, off (also 1, 0, true, false)",
+        default: "off",
+        effect: "logs each rank's device (at any log level)",
+    },
+];
+
+/// `CELER_LOG`.
+pub const LOG: &str = "CELER_LOG";
+/// `CELER_HORIZON_STEP`.
+pub const HORIZON_STEP: &str = "CELER_HORIZON_STEP";
+/// `CELER_STALL_TIMEOUT`.
+pub const STALL_TIMEOUT: &str = "CELER_STALL_TIMEOUT";
+/// `CELER_CHECK_DIVERGENCE`.
+pub const CHECK_DIVERGENCE: &str = "CELER_CHECK_DIVERGENCE";
+/// `CELER_TRACE`.
+pub const TRACE: &str = "CELER_TRACE";
+/// `CELER_DUMP_GRAPHS`.
+pub const DUMP_GRAPHS: &str = "CELER_DUMP_GRAPHS";
+/// `CELER_DEVICE` (the Vulkan layer's `DEVICE_ENV`).
+pub const DEVICE: &str = "CELER_DEVICE";
+/// `CELER_PRINT_DEVICE`.
+pub const PRINT_DEVICE: &str = "CELER_PRINT_DEVICE";
+
+/// The stall timeout when `CELER_STALL_TIMEOUT` is unset: long enough for any single kernel or transfer of a
+/// sane program, short enough that a hung CI job says why well before it is killed.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `CELER_*` variable with a value celer does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}={value:?} is not valid: {variable} accepts {accepted}")]
+pub struct ConfigError {
+    /// The variable.
+    pub variable: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What it accepts.
+    pub accepted: &'static str,
+}
+
+/// The settings the `CELER_*` variables give (see [`VARIABLES`] for what each does).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeConfig {
+    /// `CELER_LOG`: the most verbose level logged.
+    pub log_level: log::LevelFilter,
+    /// `CELER_HORIZON_STEP`, if set (else the task manager's default).
+    pub horizon_step: Option<u32>,
+    /// `CELER_STALL_TIMEOUT`; `None` is `off`.
+    pub stall_timeout: Option<Duration>,
+    /// `CELER_CHECK_DIVERGENCE`.
+    pub check_divergence: bool,
+    /// `CELER_TRACE`: where rank 0 is to write the merged trace (not implemented yet).
+    pub trace: Option<PathBuf>,
+    /// `CELER_DUMP_GRAPHS`: where the DOT files go.
+    pub dump_graphs: Option<PathBuf>,
+    /// `CELER_DEVICE`: the Vulkan device index, if one is forced.
+    pub device: Option<usize>,
+    /// `CELER_PRINT_DEVICE`.
+    pub print_device: bool,
+}
+
+impl Default for RuntimeConfig {
+    /// What applies with no `CELER_*` variable set.
+    fn default() -> Self {
+        Self {
+            log_level: log::LevelFilter::Warn,
+            horizon_step: None,
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+            check_divergence: true,
+            trace: None,
+            dump_graphs: None,
+            device: None,
+            print_device: false,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Reads every `CELER_*` variable from the process environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for the first variable (in [`VARIABLES`] order) with a bad value, or with a value that is
+    /// not UTF-8.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        for v in VARIABLES {
+            if let Some(value) = std::env::var_os(v.name) {
+                if value.to_str().is_none() {
+                    return Err(ConfigError {
+                        variable: v.name,
+                        value: value.to_string_lossy().into_owned(),
+                        accepted: "UTF-8 text",
+                    });
+                }
+            }
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `get` (the environment, or a map in tests); unset and empty values mean the
+    /// default.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for the first variable (in [`VARIABLES`] order) with a bad value.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let bad = |variable: &'static str, value: &str| ConfigError {
+            variable,
+            value: value.to_string(),
+            accepted: VARIABLES.iter().find(|v| v.name == variable).map_or("", |v| v.accepted),
+        };
+        let mut config = Self::default();
+        if let Some(v) = get(LOG) {
+            config.log_level = match v.to_ascii_lowercase().as_str() {
+                "error" => log::LevelFilter::Error,
+                "warn" => log::LevelFilter::Warn,
+                "info" => log::LevelFilter::Info,
+                "debug" => log::LevelFilter::Debug,
+                "trace" => log::LevelFilter::Trace,
+                _ => return Err(bad(LOG, &v)),
+            };
+        }
+        if let Some(v) = get(HORIZON_STEP) {
+            config.horizon_step = Some(v.parse::<u32>().ok().filter(|&s| s >= 1).ok_or_else(|| bad(HORIZON_STEP, &v))?);
+        }
+        if let Some(v) = get(STALL_TIMEOUT) {
+            config.stall_timeout = if v.eq_ignore_ascii_case("off") {
+                None
+            } else {
+                let secs = v.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9);
+                Some(Duration::from_secs_f64(secs.ok_or_else(|| bad(STALL_TIMEOUT, &v))?))
+            };
+        }
+        if let Some(v) = get(CHECK_DIVERGENCE) {
+            config.check_divergence = switch(&v).ok_or_else(|| bad(CHECK_DIVERGENCE, &v))?;
+        }
+        config.trace = get(TRACE).map(PathBuf::from);
+        config.dump_graphs = get(DUMP_GRAPHS).map(PathBuf::from);
+        if let Some(v) = get(DEVICE) {
+            config.device = Some(v.parse::<usize>().map_err(|_| bad(DEVICE, &v))?);
+        }
+        if let Some(v) = get(PRINT_DEVICE) {
+            config.print_device = switch(&v).ok_or_else(|| bad(PRINT_DEVICE, &v))?;
+        }
+        Ok(config)
+    }
+}
+
+/// An on/off value.
+fn switch(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "1" | "true" | "yes" => Some(true),
+        "off" | "0" | "false" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<RuntimeConfig, ConfigError> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        RuntimeConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn no_variables_give_the_documented_defaults() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c, RuntimeConfig::default());
+        assert_eq!(c.log_level, log::LevelFilter::Warn);
+        assert_eq!(c.stall_timeout, Some(Duration::from_secs(30)));
+        assert!(c.check_divergence);
+    }
+
+    #[test]
+    fn every_variable_is_parsed() {
+        let c = with(&[
+            (LOG, "Debug"),
+            (HORIZON_STEP, "2"),
+            (STALL_TIMEOUT, "0.5"),
+            (CHECK_DIVERGENCE, "off"),
+            (TRACE, "/tmp/t.json"),
+            (DUMP_GRAPHS, "out"),
+            (DEVICE, "1"),
+            (PRINT_DEVICE, "1"),
+        ])
+        .unwrap();
+        assert_eq!(c.log_level, log::LevelFilter::Debug);
+        assert_eq!(c.horizon_step, Some(2));
+        assert_eq!(c.stall_timeout, Some(Duration::from_millis(500)));
+        assert!(!c.check_divergence);
+        assert_eq!(c.trace, Some(PathBuf::from("/tmp/t.json")));
+        assert_eq!(c.dump_graphs, Some(PathBuf::from("out")));
+        assert_eq!(c.device, Some(1));
+        assert!(c.print_device);
+        assert_eq!(with(&[(STALL_TIMEOUT, "OFF")]).unwrap().stall_timeout, None);
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        assert_eq!(with(&[(LOG, ""), (TRACE, " "), (STALL_TIMEOUT, "")]).unwrap(), RuntimeConfig::default());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_what_it_accepts() {
+        for (var, value, accepted) in [
+            (LOG, "loud", "error, warn, info, debug, trace"),
+            (HORIZON_STEP, "0", "an integer >= 1"),
+            (HORIZON_STEP, "four", "an integer >= 1"),
+            (STALL_TIMEOUT, "-1", "seconds"),
+            (STALL_TIMEOUT, "0", "seconds"),
+            (STALL_TIMEOUT, "soon", "or off"),
+            (CHECK_DIVERGENCE, "maybe", "on, off"),
+            (DEVICE, "gpu0", "device index"),
+            (PRINT_DEVICE, "2", "on, off"),
+        ] {
+            let e = with(&[(var, value)]).unwrap_err();
+            assert_eq!(e.variable, var);
+            let msg = e.to_string();
+            assert!(msg.contains(var) && msg.contains(value) && msg.contains(accepted), "{msg}");
+        }
+    }
+
+    #[test]
+    fn the_table_lists_each_variable_once() {
+        let names: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        for n in [LOG, HORIZON_STEP, STALL_TIMEOUT, CHECK_DIVERGENCE, TRACE, DUMP_GRAPHS, DEVICE, PRINT_DEVICE] {
+            assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
+        }
+        assert_eq!(names.len(), 8);
+    }
+}

@@ -1,0 +1,282 @@
+//! Divergence detection: every rank folds each task it records into a running hash, and the ranks compare hashes
+//! at every horizon and epoch without blocking (issue "Diagnostics"; design notes §4).
+//!
+//! - A *window* is the run of tasks since the previous checkpoint (horizon or epoch), ending with the checkpoint
+//!   itself. [`StreamHash::record`] folds a task and says whether it closes a window; [`StreamHash::close`] hands
+//!   out the values to reduce for that window: `[h, !h, t, !t]` with `h` the running hash and `t` the checkpoint's
+//!   task id, whose element-wise minimum over the ranks gives the minimum and maximum of both.
+//! - The hash covers what SPMD ranks must agree on: kind, dimensions, range, granularity, split hint, accesses
+//!   (buffer, mode, mapper and its parameters; a custom mapper by name), reductions, side effects and the name.
+//!   Kernel scalars and closures are not hashed.
+//! - On a mismatch, [`StreamHash::window_detail`] gives per-task hashes of the diverging window for a second
+//!   reduction that finds the first task that differs.
+//! - Ranks that diverge may record different numbers of checkpoints; the reductions run on their own duplicate
+//!   communicator, so unmatched ones cannot pair with barrier epochs, and the first mismatch is found at the first
+//!   checkpoint both ranks reach after the divergence (the shutdown epoch at the latest).
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+
+use celer_graph::{RangeMapper, Task, TaskId, TaskKind};
+
+/// How many tasks of a diverging window the second reduction compares.
+pub const DETAIL_TASKS: usize = 64;
+
+/// A word-at-a-time multiplicative fold (the FxHash step of rustc): fast, and plenty to tell task streams apart.
+#[derive(Debug, Clone, Copy)]
+pub struct FoldHasher(u64);
+
+impl FoldHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    /// A hasher starting from `state`.
+    pub fn new(state: u64) -> Self {
+        Self(state)
+    }
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.add(v);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.add(v as u64);
+    }
+}
+
+/// The hash of one task record: what every rank must agree on (see the module docs).
+pub fn task_hash(task: &Task) -> u64 {
+    let mut h = FoldHasher::new(0);
+    let s = &task.spec;
+    task.id.hash(&mut h);
+    s.kind.hash(&mut h);
+    s.dims.hash(&mut h);
+    s.range.hash(&mut h);
+    s.granularity.hash(&mut h);
+    s.hint.hash(&mut h);
+    s.accesses.len().hash(&mut h);
+    for a in &s.accesses {
+        a.buffer.hash(&mut h);
+        a.mode.hash(&mut h);
+        a.mapper.name().hash(&mut h);
+        match &a.mapper {
+            RangeMapper::Fixed(b) => b.hash(&mut h),
+            RangeMapper::Slice(d) => d.hash(&mut h),
+            RangeMapper::Neighborhood { extent, shape } => {
+                extent.hash(&mut h);
+                shape.hash(&mut h);
+            }
+            RangeMapper::OneToOne | RangeMapper::All | RangeMapper::Transposed | RangeMapper::Custom { .. } => {}
+        }
+    }
+    s.reductions.len().hash(&mut h);
+    for r in &s.reductions {
+        r.buffer.hash(&mut h);
+        r.op.hash(&mut h);
+        r.include_current_value.hash(&mut h);
+    }
+    s.side_effects.hash(&mut h);
+    s.name.hash(&mut h);
+    h.finish()
+}
+
+/// Whether `kind` closes a window.
+pub fn is_checkpoint(kind: TaskKind) -> bool {
+    matches!(kind, TaskKind::Horizon | TaskKind::Epoch(_))
+}
+
+/// One task of a window: its id and hash, and the kind and range (copied, since the task may be pruned before
+/// its window is compared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowTask {
+    /// The task.
+    pub id: TaskId,
+    /// Its [`task_hash`].
+    pub hash: u64,
+    /// Its kind.
+    pub kind: TaskKind,
+    /// Its index space.
+    pub range: celer_graph::GridBox,
+}
+
+/// A window whose comparison is under way.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// 1 for the first window of the program.
+    pub ordinal: u64,
+    /// The checkpoint that closed the previous window (`None` for the first).
+    pub after: Option<TaskId>,
+    /// The tasks of the window in order; the last is the checkpoint.
+    pub tasks: Vec<WindowTask>,
+}
+
+/// A rank's running hash of its task stream and the windows not yet compared.
+#[derive(Debug, Default)]
+pub struct StreamHash {
+    running: u64,
+    current: Vec<WindowTask>,
+    last_checkpoint: Option<TaskId>,
+    closed: u64,
+    /// Windows closed and not yet found equal on every rank, oldest first.
+    pending: VecDeque<Window>,
+}
+
+impl StreamHash {
+    /// An empty stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Folds `task` into the stream; true if it is a checkpoint (then call [`close`](Self::close)).
+    pub fn record(&mut self, task: &Task) -> bool {
+        let h = task_hash(task);
+        let mut f = FoldHasher::new(self.running);
+        f.write_u64(h);
+        self.running = f.finish();
+        self.current.push(WindowTask { id: task.id, hash: h, kind: task.kind(), range: task.spec.range });
+        is_checkpoint(task.kind())
+    }
+
+    /// Closes the window at checkpoint `checkpoint` and returns the values to minimise over the ranks.
+    pub fn close(&mut self, checkpoint: TaskId) -> Vec<u64> {
+        self.closed += 1;
+        let window =
+            Window { ordinal: self.closed, after: self.last_checkpoint, tasks: std::mem::take(&mut self.current) };
+        self.pending.push_back(window);
+        self.last_checkpoint = Some(checkpoint);
+        vec![self.running, !self.running, checkpoint.0, !checkpoint.0]
+    }
+
+    /// The oldest window still being compared.
+    pub fn oldest(&self) -> Option<&Window> {
+        self.pending.front()
+    }
+
+    /// The oldest window compared equal on every rank: forget it.
+    pub fn confirm_oldest(&mut self) {
+        self.pending.pop_front();
+    }
+
+    /// The values of the second reduction for `window`: `[n, !n]` (its task count), then `[h, !h]` per task for
+    /// its first [`DETAIL_TASKS`] tasks, padded with zeros.
+    pub fn window_detail(window: &Window) -> Vec<u64> {
+        let n = window.tasks.len() as u64;
+        let mut out = vec![n, !n];
+        for i in 0..DETAIL_TASKS {
+            let h = window.tasks.get(i).map_or(0, |t| t.hash);
+            out.extend([h, !h]);
+        }
+        out
+    }
+
+    /// From the second reduction's result: the index of the first task of the window that differs between
+    /// ranks (`None` if the first [`DETAIL_TASKS`] agree), and the smallest and largest task count.
+    pub fn first_difference(min: &[u64]) -> (Option<usize>, u64, u64) {
+        let (lo, hi) = (min[0], !min[1]);
+        let first = (0..DETAIL_TASKS).find(|i| min[2 + 2 * i] != !min[3 + 2 * i]);
+        (first, lo, hi)
+    }
+}
+
+/// Reads the first reduction's result: `(hash_min, hash_max, checkpoint_min, checkpoint_max)`.
+pub fn read_check(min: &[u64]) -> (u64, u64, u64, u64) {
+    (min[0], !min[1], min[2], !min[3])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use celer_graph::{BufferAccess, GridBox, TaskManager, TaskManagerConfig, TaskSpec};
+
+    /// Records `ranges` as host tasks reading buffer B0 one-to-one, and returns each task's hash in order.
+    fn stream(ranges: &[usize]) -> Vec<(TaskId, u64, bool)> {
+        let mut tm = TaskManager::new(TaskManagerConfig { horizon_step: 2, ..TaskManagerConfig::default() });
+        tm.create_buffer(celer_graph::BufferId(0), 1, GridBox::d1(0, 64), true, Some("a".into()));
+        for &r in ranges {
+            let mut spec = TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, r));
+            spec.accesses.push(BufferAccess {
+                buffer: celer_graph::BufferId(0),
+                mode: celer_graph::AccessMode::Read,
+                mapper: RangeMapper::OneToOne,
+            });
+            tm.submit(spec).unwrap();
+        }
+        let ids: Vec<TaskId> = tm.drain_new_tasks().collect();
+        let mut sh = StreamHash::new();
+        ids.iter()
+            .map(|&id| {
+                let t = tm.task(id).unwrap();
+                let cp = sh.record(t);
+                (id, sh.running, cp)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn equal_streams_hash_equally_and_a_different_range_changes_every_later_hash() {
+        let a = stream(&[64, 64, 64, 64]);
+        let b = stream(&[64, 64, 64, 64]);
+        let c = stream(&[64, 32, 64, 64]);
+        assert_eq!(a, b);
+        assert_eq!(a[..2], c[..2], "the tasks before the change agree");
+        for (x, y) in a.iter().zip(&c).skip(2) {
+            assert_ne!(x.1, y.1, "the running hash differs from the changed task on");
+        }
+        assert!(a.iter().any(|t| t.2), "horizons close windows");
+    }
+
+    #[test]
+    fn the_detail_reduction_finds_the_first_differing_task() {
+        let w = |hashes: &[u64]| Window {
+            ordinal: 1,
+            after: None,
+            tasks: hashes
+                .iter()
+                .enumerate()
+                .map(|(i, &hash)| WindowTask {
+                    id: TaskId(i as u64),
+                    hash,
+                    kind: TaskKind::HostCompute,
+                    range: GridBox::d1(0, 1),
+                })
+                .collect(),
+        };
+        let ranks = [StreamHash::window_detail(&w(&[1, 2, 3])), StreamHash::window_detail(&w(&[1, 2, 4, 5]))];
+        let min: Vec<u64> = (0..ranks[0].len()).map(|i| ranks.iter().map(|r| r[i]).min().unwrap()).collect();
+        assert_eq!(StreamHash::first_difference(&min), (Some(2), 3, 4));
+        let same = StreamHash::window_detail(&w(&[1, 2]));
+        assert_eq!(StreamHash::first_difference(&same), (None, 2, 2));
+    }
+
+    #[test]
+    fn close_reports_hash_and_checkpoint_as_min_and_complemented_max() {
+        let mut sh = StreamHash::new();
+        let v = sh.close(TaskId(7));
+        assert_eq!(read_check(&v), (0, 0, 7, 7));
+        assert_eq!(sh.oldest().unwrap().ordinal, 1);
+        sh.confirm_oldest();
+        assert!(sh.oldest().is_none());
+    }
+}

@@ -1,0 +1,86 @@
+//! Diagnostics stay silent on a correct program: a run with many horizons, where rank 0's application thread
+//! dawdles for twice the stall timeout before shutting down while the other ranks wait for it at shutdown, must
+//! finish without a stall or divergence report. With `CELER_DUMP_GRAPHS` set, each rank then finds its command
+//! graph and rank 0 the task graph in the directory. Run alone by `cargo test`, under `mpirun -n 2` by `./x test`.
+
+mod common;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use celer::{access, task, Queue};
+
+fn body(q: &Queue) -> Result<(), String> {
+    let counter = q.buffer_from(&[0u32; 64], [64]).named("counter");
+    for _ in 0..40 {
+        q.submit(task::host_for([64]).read_write(&counter, access::one_to_one()).name("increment").run(|ctx| {
+            for v in ctx.data_mut::<u32>(0) {
+                *v += 1;
+            }
+        }))
+        .map_err(|e| e.to_string())?;
+    }
+    let values = q.fence(&counter).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if values != vec![40u32; 64] {
+        return Err(format!("expected 40 everywhere, got {values:?}"));
+    }
+    if q.rank() == 0 {
+        // Longer than the stall timeout: the other ranks wait at shutdown meanwhile, which is no stall.
+        std::thread::sleep(Duration::from_secs(4));
+    }
+    Ok(())
+}
+
+/// This rank as the MPI launcher tells it (MPI is finalized by the time the dumps are checked).
+fn launcher_rank() -> usize {
+    std::env::var("OMPI_COMM_WORLD_RANK").ok().and_then(|r| r.parse().ok()).unwrap_or(0)
+}
+
+/// Checks the DOT files the run wrote.
+fn check_dumps(dir: &std::path::Path, rank: usize) -> Result<(), String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .map_err(|e| format!("{} was not written: {e}", dir.join(name).display()))
+    };
+    let commands = read(&format!("commands-rank{rank}.dot"))?;
+    if !commands.starts_with("digraph") || commands.matches("execution").count() < 40 {
+        return Err(format!("commands-rank{rank}.dot lacks the 40 executions:\n{commands}"));
+    }
+    if rank == 0 {
+        let tasks = read("tasks.dot")?;
+        // Every task of the run, including those pruned long before shutdown.
+        if tasks.matches(r#"\"increment\""#).count() != 40 || !tasks.contains("horizon") {
+            return Err(format!("tasks.dot lacks the 40 increments or the horizons:\n{tasks}"));
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let rank = launcher_rank();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_diag_graphs");
+    let _ = std::fs::remove_file(dir.join(format!("commands-rank{rank}.dot")));
+    if rank == 0 {
+        let _ = std::fs::remove_file(dir.join("tasks.dot"));
+    }
+    // Before any other thread starts, so nothing reads the environment meanwhile.
+    if std::env::var_os("CELER_STALL_TIMEOUT").is_none() {
+        std::env::set_var("CELER_STALL_TIMEOUT", "2");
+    }
+    std::env::set_var("CELER_DUMP_GRAPHS", &dir);
+    let code =
+        common::run_on_every_rank("e2e_diag", "40 dependent host tasks and a late shutdown, no false alarm", body);
+    if code != ExitCode::SUCCESS {
+        return code;
+    }
+    match check_dumps(&dir, rank) {
+        Ok(()) => {
+            println!("e2e_diag: rank {rank}: graph dumps written to {}", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("e2e_diag: rank {rank}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
