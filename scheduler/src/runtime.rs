@@ -1408,7 +1408,7 @@ impl RankLoop<'_> {
                         AfterGpu::HostInputs { .. } => "the GPU download of a host task's inputs",
                         AfterGpu::Fence { .. } => "the GPU download of a fence",
                     };
-                    let submitted = if *batch == PENDING_BATCH { ", not yet submitted" } else { "" };
+                    let submitted = if *batch == GpuRef::Open { ", not yet submitted" } else { "" };
                     format!("{what}: waits for {stage}{submitted}")
                 }
                 InFlight::Host(_, since) => {
