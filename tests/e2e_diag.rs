@@ -1,7 +1,8 @@
 //! Diagnostics stay silent on a correct program: a run with many horizons, where rank 0's application thread
 //! dawdles for twice the stall timeout before shutting down while the other ranks wait for it at shutdown, must
 //! finish without a stall or divergence report. With `CELER_DUMP_GRAPHS` set, each rank then finds its command
-//! graph and rank 0 the task graph in the directory. Run alone by `cargo test`, under `mpirun -n 2` by `./x test`.
+//! graph and rank 0 the task graph in the directory, and with `CELER_TRACE` rank 0 finds one timeline of every rank.
+//! Run alone by `cargo test`, under `mpirun -n 2` by `./x test`.
 
 mod common;
 
@@ -56,6 +57,29 @@ fn check_dumps(dir: &std::path::Path, rank: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks the merged timeline: valid JSON, a process per rank, the host tasks of every rank.
+fn check_trace(path: &std::path::Path, ranks: usize) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{} was not written: {e}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    let events = json["traceEvents"].as_array().ok_or("the trace has no traceEvents array")?;
+    for r in 0..ranks {
+        let named = events.iter().any(|e| e["name"] == "process_name" && e["args"]["name"] == format!("rank {r}"));
+        let host_tasks = events
+            .iter()
+            .filter(|e| {
+                e["pid"] == r && e["ph"] == "X" && e["name"].as_str().is_some_and(|n| n.starts_with("host task"))
+            })
+            .count();
+        if !named || host_tasks != 40 {
+            return Err(format!(
+                "the trace has {host_tasks} host task spans of rank {r} (40 expected), named: {named}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let rank = launcher_rank();
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_diag_graphs");
@@ -68,14 +92,21 @@ fn main() -> ExitCode {
         std::env::set_var("CELER_STALL_TIMEOUT", "2");
     }
     std::env::set_var("CELER_DUMP_GRAPHS", &dir);
+    let trace = dir.join("trace.json");
+    if rank == 0 {
+        let _ = std::fs::remove_file(&trace);
+    }
+    std::env::set_var("CELER_TRACE", &trace);
     let code =
         common::run_on_every_rank("e2e_diag", "40 dependent host tasks and a late shutdown, no false alarm", body);
     if code != ExitCode::SUCCESS {
         return code;
     }
-    match check_dumps(&dir, rank) {
+    let ranks = std::env::var("OMPI_COMM_WORLD_SIZE").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
+    let checked = check_dumps(&dir, rank).and_then(|()| if rank == 0 { check_trace(&trace, ranks) } else { Ok(()) });
+    match checked {
         Ok(()) => {
-            println!("e2e_diag: rank {rank}: graph dumps written to {}", dir.display());
+            println!("e2e_diag: rank {rank}: graph dumps (and on rank 0 the timeline) written to {}", dir.display());
             ExitCode::SUCCESS
         }
         Err(e) => {

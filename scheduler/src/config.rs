@@ -65,7 +65,7 @@ pub const VARIABLES: &[EnvVar] = &[
         name: TRACE,
         accepted: "a file path",
         default: "unset (no trace)",
-        effect: "accepted, but the timeline trace is not implemented yet (issue 8)",
+        effect: "rank 0 writes every rank's timeline there at shutdown, as Chrome trace-event JSON",
     },
     EnvVar {
         name: DUMP_GRAPHS,
@@ -131,7 +131,7 @@ pub struct RuntimeConfig {
     pub stall_timeout: Option<Duration>,
     /// `CELER_CHECK_DIVERGENCE`.
     pub check_divergence: bool,
-    /// `CELER_TRACE`: where rank 0 is to write the merged trace (not implemented yet).
+    /// `CELER_TRACE`: where rank 0 writes the merged timeline of every rank at shutdown.
     pub trace: Option<PathBuf>,
     /// `CELER_DUMP_GRAPHS`: where the DOT files go.
     pub dump_graphs: Option<PathBuf>,

@@ -21,6 +21,7 @@ pub mod logging;
 pub mod runtime;
 pub mod sim;
 pub mod split;
+pub mod trace;
 
 pub use cdag::{CdagConfig, CommandGraphGenerator};
 pub use config::{ConfigError, RuntimeConfig};

@@ -284,6 +284,41 @@ pub struct RankStats {
     pub idle: std::time::Duration,
 }
 
+impl RankStats {
+    /// A table of where the rank's time went, printed at shutdown when `CELER_LOG` is `info` or more detailed.
+    pub fn summary(&self) -> String {
+        let wall = (self.busy + self.idle).as_secs_f64().max(1e-9);
+        let pct = |d: std::time::Duration| 100.0 * d.as_secs_f64() / wall;
+        format!(
+            "summary of rank {} over {wall:.3} s of loop time:\n\
+             \x20 loop busy (scheduling, submitting, copying) {:8.3} s {:5.1}%\n\
+             \x20 loop idle (waiting for GPU, network, host)  {:8.3} s {:5.1}%\n\
+             \x20 GPU batches in flight (summed)               {:8.3} s {:5.1}%\n\
+             \x20 await-pushes pending (summed)                {:8.3} s {:5.1}%\n\
+             \x20 {} tasks ({:.0}/s), {} commands ({:.0}/s), {} kernels in {} batches, {} host tasks\n\
+             \x20 sent {} B, received {} B",
+            self.rank,
+            self.busy.as_secs_f64(),
+            pct(self.busy),
+            self.idle.as_secs_f64(),
+            pct(self.idle),
+            self.kernel_time.as_secs_f64(),
+            pct(self.kernel_time),
+            self.receive_time.as_secs_f64(),
+            pct(self.receive_time),
+            self.tasks,
+            self.tasks as f64 / wall,
+            self.commands,
+            self.commands as f64 / wall,
+            self.kernels,
+            self.kernel_batches,
+            self.host_tasks,
+            self.bytes_sent,
+            self.bytes_received
+        )
+    }
+}
+
 impl std::fmt::Display for RankStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -498,6 +533,10 @@ pub struct RankLoop<'c> {
     pending_downloads: usize,
     /// Whether a command started in this step waits for the collected batch (even an empty one).
     open_refs: bool,
+    /// The timeline of `CELER_TRACE`, when it is on.
+    pub(crate) trace: Option<crate::trace::Trace>,
+    /// Batches in flight with their submission time and what they hold, for the trace.
+    traced_batches: Vec<(celer_exec::gpu::BatchId, std::time::Instant, String)>,
     /// Kernel batches in flight and when they were submitted (for `RankStats::kernel_time`).
     kernel_batches: Vec<(celer_exec::gpu::BatchId, std::time::Instant)>,
     /// Counters for the summary programs print.
@@ -585,6 +624,8 @@ impl<'c> RankLoop<'c> {
             pending: Vec::new(),
             pending_downloads: 0,
             open_refs: false,
+            trace: runtime.trace.as_ref().map(|_| crate::trace::Trace::new(comm.rank())),
+            traced_batches: Vec::new(),
             kernel_batches: Vec::new(),
             stats: RankStats { rank: comm.rank() as usize, ..RankStats::default() },
             reductions: HashMap::new(),
@@ -716,6 +757,17 @@ impl<'c> RankLoop<'c> {
         self.batches.clear();
         self.gpu.poll(&mut self.batches).map_err(|e| e.to_string())?;
         let mut progressed = !self.completions.is_empty() || !self.batches.is_empty();
+        if let (Some(trace), false) = (&mut self.trace, self.batches.is_empty()) {
+            let now = std::time::Instant::now();
+            let gpu = &self.gpu;
+            self.traced_batches.retain_mut(|(id, since, what)| {
+                let done = gpu.is_complete(*id);
+                if done {
+                    trace.span(crate::trace::Row::Gpu, std::mem::take(what), *since, now);
+                }
+                !done
+            });
+        }
         if !self.batches.is_empty() && !self.kernel_batches.is_empty() {
             let now = std::time::Instant::now();
             let gpu = &self.gpu;
@@ -848,6 +900,11 @@ impl<'c> RankLoop<'c> {
             }
         }
         let id = batch.submit().map_err(|e| e.to_string())?;
+        if self.trace.is_some() {
+            let uploads = ops.iter().filter(|op| matches!(op, GpuOp::Upload { .. })).count();
+            let what = format!("{kernels} kernel(s), {uploads} upload(s), {} download(s)", downloads.len());
+            self.traced_batches.push((id, std::time::Instant::now(), what));
+        }
         self.pending_downloads = 0;
         self.open_refs = false;
         if kernels > 0 {
@@ -1063,6 +1120,9 @@ impl<'c> RankLoop<'c> {
                 Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Fence { download, bytes, task: *task })))
             }
             CommandKind::Horizon { task } => {
+                if let Some(trace) = &mut self.trace {
+                    trace.instant(crate::trace::Row::Loop, format!("horizon {task}"), std::time::Instant::now());
+                }
                 // In order, everything before this horizon has run: the previous one is reached.
                 if let Some(prev) = self.last_horizon.replace(*task) {
                     self.tm.notify_epoch_reached(prev);
@@ -1096,6 +1156,9 @@ impl<'c> RankLoop<'c> {
 
     /// Everything before epoch `task` has completed: prune, answer a waiting application, stop at shutdown.
     fn epoch_reached(&mut self, task: TaskId, action: EpochAction) {
+        if let Some(trace) = &mut self.trace {
+            trace.instant(crate::trace::Row::Loop, format!("epoch {task} ({action:?})"), std::time::Instant::now());
+        }
         self.last_horizon = None;
         self.tm.notify_epoch_reached(task);
         self.cdag.notify_epoch_reached(task);
@@ -1130,6 +1193,10 @@ impl<'c> RankLoop<'c> {
                         for (_, target, b) in downloads {
                             self.next_token += 1;
                             self.stats.bytes_sent += (b.area() * state.elem_size) as u64;
+                            if let Some(trace) = &mut self.trace {
+                                let what = format!("push {buffer} {b} to rank {}", target.0);
+                                trace.instant(crate::trace::Row::Send, what, std::time::Instant::now());
+                            }
                             self.engine
                                 .send(key, target.0 as i32, box3(&b), &layout, &state.host, Token(self.next_token))
                                 .map_err(|e| e.to_string())?;
@@ -1211,6 +1278,9 @@ impl<'c> RankLoop<'c> {
                 };
                 let ctx = result.map_err(|e| format!("N{} {cmd}: {e}", self.comm.rank()))?;
                 self.stats.host_tasks += 1;
+                if let Some(trace) = &mut self.trace {
+                    trace.span(crate::trace::Row::Host, format!("host task {cmd}"), since, std::time::Instant::now());
+                }
                 let mut any = false;
                 for v in ctx.views.into_iter().filter(|v| v.produces && !v.bounds.is_empty()) {
                     any = true;
@@ -1231,6 +1301,10 @@ impl<'c> RankLoop<'c> {
                 let state = &self.buffers[&buffer];
                 self.stats.bytes_received += (region.area() * state.elem_size) as u64;
                 self.stats.receive_time += since.elapsed();
+                if let Some(trace) = &mut self.trace {
+                    let what = format!("await-push {buffer} ({} cells)", region.area());
+                    trace.span(crate::trace::Row::Receive, what, since, std::time::Instant::now());
+                }
                 // The staging cells stay as received until the step's batch is recorded: the engine only writes
                 // while polled, at the start of a step, and the command graph keeps other uses of them ordered.
                 for b in region.boxes() {
@@ -1581,6 +1655,9 @@ fn run(
         }
         let stepped = rank_loop.step();
         let now = std::time::Instant::now();
+        if let Some(trace) = &mut rank_loop.trace {
+            trace.loop_state(busy || matches!(stepped, Ok(true)), now);
+        }
         if busy || matches!(stepped, Ok(true)) {
             rank_loop.stats.busy += now - last;
             last_progress = now;
@@ -1613,7 +1690,17 @@ fn run(
         }
         Err(e) => log::warn!("CELER_DUMP_GRAPHS: {e}"),
     }
+    let trace = rank_loop.trace.take();
+    let stats = rank_loop.stats.clone();
     drop(rank_loop);
+    log::info!("{}", stats.summary());
+    if let (Some(trace), Some(path)) = (trace, &runtime.trace) {
+        match crate::trace::gather_and_write(&comm, &trace, path) {
+            Ok(()) if rank == 0 => log::info!("wrote the timeline of every rank to {}", path.display()),
+            Ok(()) => {}
+            Err(e) => log::warn!("{e}"),
+        }
+    }
     drop(comm);
 }
 
