@@ -88,8 +88,8 @@
 //! |---|---|
 //! | [`DeviceAllocation`] | a `VkBuffer` in device-local memory (vulkano's `StandardMemoryAllocator`) |
 //! | staging pool | host-visible `VkBuffer`s, cached memory where available |
-//! | [`Batch::upload`] | host `memcpy` per contiguous run into staging, then `vkCmdCopyBuffer` with one region per run in the allocation ([`copy_runs`]) |
-//! | [`Batch::download`] | `vkCmdCopyBuffer` into staging, then a transfer→host barrier; [`Gpu::read_download`] copies out after completion |
+//! | [`Batch::upload`] | host `memcpy` per contiguous run into staging, then `vkCmdCopyBuffer` with one region per run in the allocation ([`copy_runs`]); a box of more than 16 runs (a column, a 3D face) is scattered by one dispatch of `shaders/pack.wgsl` instead |
+//! | [`Batch::download`] | `vkCmdCopyBuffer` into staging (or, for a box of many runs, one dispatch of `pack.wgsl` that gathers it), then a barrier to host reads; [`Gpu::read_download`] copies out after completion |
 //! | [`Batch::dispatch`] | `vkCmdBindPipeline` / `vkCmdBindDescriptorSets` (when changed), `vkCmdPushConstants`, `vkCmdDispatch` |
 //! | hazards | `vkCmdPipelineBarrier` with one global `VkMemoryBarrier` |
 //! | [`Batch::submit`] | `vkQueueSubmit` signalling the timeline semaphore to the batch id (or a fence) |

@@ -8,11 +8,11 @@ use vulkano::buffer::Subbuffer;
 use vulkano::command_buffer::{
     CommandBuffer, CommandBufferBeginInfo, CommandBufferLevel, CommandBufferUsage, RecordingCommandBuffer,
 };
-use vulkano::descriptor_set::DescriptorSet;
+use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
 use vulkano::sync::fence::Fence;
 use vulkano::{VulkanError, VulkanObject};
 
-use super::kernel::{prepare_dispatch, Access, KernelEntry, KernelId};
+use super::kernel::{prepare_dispatch, push_box, Access, KernelEntry, KernelId};
 use super::{check_host_slice, copy_runs, during, AllocationId, BatchId, Box3, CopyRun, DeviceAllocation};
 use super::{DownloadId, Gpu, GpuError, RegionOutside};
 
@@ -86,6 +86,9 @@ impl Hazards {
         self.written.clear();
     }
 }
+
+/// Strided boxes with more contiguous runs than this are packed by a kernel rather than copied run by run.
+const PACK_MIN_RUNS: usize = 16;
 
 /// Stages of the operations a batch records.
 const WORK_STAGES: vk::PipelineStageFlags = vk::PipelineStageFlags::from_raw(
@@ -218,8 +221,17 @@ impl<'g> Batch<'g> {
                 message: err.to_string(),
             });
         }
-        self.access(&[(dst.id, true)]);
-        self.record_copy(&staging, &region, &dst.buffer, &dst.bounds, &region, e);
+        match self.record_packed(dst, &staging, &region, true) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.access(&[(dst.id, true)]);
+                self.record_copy(&staging, &region, &dst.buffer, &dst.bounds, &region, e);
+            }
+            Err(err) => {
+                self.gpu.staging.release(staging);
+                return Err(err);
+            }
+        }
         self.record.buffers.push(dst.buffer.clone());
         self.record.uploads.push(staging);
         self.ops += 1;
@@ -238,8 +250,17 @@ impl<'g> Batch<'g> {
         check_inside("download", format!("allocation {}", src.id), &region, &src.bounds)?;
         let staging = self.gpu.staging.acquire(region.checked_volume().unwrap_or(0) * e)?;
         if !region.is_empty() {
-            self.access(&[(src.id, false)]);
-            self.record_copy(&src.buffer, &src.bounds, &staging, &region, &region, e);
+            match self.record_packed(src, &staging, &region, false) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.access(&[(src.id, false)]);
+                    self.record_copy(&src.buffer, &src.bounds, &staging, &region, &region, e);
+                }
+                Err(err) => {
+                    self.gpu.staging.release(staging);
+                    return Err(err);
+                }
+            }
             self.record.buffers.push(src.buffer.clone());
             self.downloads = true;
             self.ops += 1;
@@ -399,13 +420,8 @@ impl<'g> Batch<'g> {
     /// out of memory); the batch is then discarded.
     pub fn submit(mut self) -> Result<BatchId, GpuError> {
         if self.downloads {
-            // Makes the downloads' transfer writes visible to host reads after completion.
-            self.record_barrier(
-                vk::PipelineStageFlags::TRANSFER,
-                vk::AccessFlags::TRANSFER_WRITE,
-                vk::PipelineStageFlags::HOST,
-                vk::AccessFlags::HOST_READ,
-            );
+            // Makes the downloads' writes (transfers, or the pack kernel's) visible to host reads after completion.
+            self.record_barrier(WORK_STAGES, WORK_WRITES, vk::PipelineStageFlags::HOST, vk::AccessFlags::HOST_READ);
         }
         let recording = self.recording.take().expect("a batch is submitted once");
         // SAFETY: the command buffer is in the recording state with no render pass, query or
@@ -495,6 +511,98 @@ impl<'g> Batch<'g> {
             )
         };
         self.barriers += 1;
+    }
+
+    /// Records the copy of a strided `region` between `alloc` and a packed `staging` buffer (`unpack`: staging →
+    /// allocation) as one dispatch of the `pack.wgsl` kernels, instead of one copy region per contiguous run.
+    /// Returns `false`, recording nothing, where that does not pay or cannot be done: few runs, cells that are not
+    /// whole 32-bit words, coordinates or sizes beyond what a kernel can address.
+    fn record_packed(
+        &mut self,
+        alloc: &DeviceAllocation,
+        staging: &Subbuffer<[u8]>,
+        region: &Box3,
+        unpack: bool,
+    ) -> Result<bool, GpuError> {
+        let e = alloc.elem_size;
+        if !e.is_multiple_of(4) || !region.fits_u32() || !alloc.bounds.fits_u32() {
+            return Ok(false);
+        }
+        let limits = &self.gpu.limits;
+        let range = u64::from(limits.max_storage_buffer_range);
+        let words = (region.volume() as u64) * (e as u64 / 4);
+        if alloc.bytes() as u64 > range || staging.len() > range || words > u64::from(u32::MAX) {
+            return Ok(false);
+        }
+        let groups = (region.volume() as u64).div_ceil(64);
+        let gx = groups.min(u64::from(limits.max_workgroup_count[0]));
+        let gy = groups.div_ceil(gx.max(1));
+        if gy > u64::from(limits.max_workgroup_count[1]) {
+            return Ok(false);
+        }
+        let scratch = &mut self.gpu.scratch;
+        scratch.runs.clear();
+        copy_runs(&alloc.bounds, region, region, e, &mut scratch.runs);
+        if scratch.runs.len() <= PACK_MIN_RUNS {
+            return Ok(false);
+        }
+        let kernel = self.gpu.load_kernel(&crate::shaders::PACK, if unpack { "unpack" } else { "pack" })?;
+        let gpu = &mut *self.gpu;
+        let entry = lookup(&gpu.kernels, gpu.serial, kernel)?;
+        let (pipeline, layout) = (entry.pipeline.handle(), entry.layout.handle());
+        let set_layout = gpu.layouts[2].as_ref().expect("load_kernel created the layout for 2 bindings").set.clone();
+        let set = DescriptorSet::new(
+            gpu.descriptor_sets.clone(),
+            set_layout,
+            [WriteDescriptorSet::buffer(0, alloc.buffer.clone()), WriteDescriptorSet::buffer(1, staging.clone())],
+            [],
+        )
+        .map_err(during("creating a descriptor set to pack a strided box"))?;
+        self.access(&[(alloc.id, unpack)]);
+        let mut push = std::mem::take(&mut self.gpu.scratch.words);
+        push.clear();
+        push_box(&mut push, region);
+        push_box(&mut push, &alloc.bounds);
+        push.push((e / 4) as u32);
+        let cb = self.command_buffer();
+        let fns = self.gpu.device.fns();
+        // SAFETY: `cb` is recording; the pipeline and its layout live in the Gpu's kernel cache, which outlives
+        // every batch in flight; the set was allocated for set layout 0 of that layout (2 storage buffers) and
+        // written with the allocation and the staging buffer, both created with storage usage, and
+        // `self.record.sets` keeps it (and through it both buffers) alive until completion. The 13 push-constant
+        // words fit the range (at least 128 bytes) and match what pack.wgsl declares. pack.wgsl comes from
+        // build.rs with bounds-checked indexing; it touches the cells of `region`, which lies inside the
+        // allocation (callers checked) and fills the staging buffer's first `words` words (the staging holds at
+        // least the packed region). The hazard tracker ordered it after conflicting operations of this batch,
+        // and the batch's first barrier after earlier batches. Group counts are within the device limits.
+        unsafe {
+            (fns.v1_0.cmd_bind_pipeline)(cb, vk::PipelineBindPoint::COMPUTE, pipeline);
+            let handle = set.handle();
+            (fns.v1_0.cmd_bind_descriptor_sets)(
+                cb,
+                vk::PipelineBindPoint::COMPUTE,
+                layout,
+                0,
+                1,
+                &handle,
+                0,
+                std::ptr::null(),
+            );
+            (fns.v1_0.cmd_push_constants)(
+                cb,
+                layout,
+                vk::ShaderStageFlags::COMPUTE,
+                0,
+                (push.len() * 4) as u32,
+                push.as_ptr().cast(),
+            );
+            (fns.v1_0.cmd_dispatch)(cb, gx as u32, gy as u32, 1);
+        }
+        self.bound_pipeline = pipeline;
+        self.bound_set = (layout, set.handle());
+        self.gpu.scratch.words = push;
+        self.record.sets.push(set);
+        Ok(true)
     }
 
     /// Records the copy of `region` between a `src` buffer laid out as `src_bounds` and a `dst`

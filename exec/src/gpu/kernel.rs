@@ -298,7 +298,7 @@ impl<'a> Access<'a> {
 
 /// Pushes the six words of a box (offset, then range) onto `out`; the caller has checked that
 /// its coordinates fit `u32`.
-fn push_box(out: &mut Vec<u32>, b: &Box3) {
+pub(super) fn push_box(out: &mut Vec<u32>, b: &Box3) {
     let (m, r) = (b.min(), b.range());
     out.extend([m[0], m[1], m[2], r[0], r[1], r[2]].map(|v| v as u32));
 }

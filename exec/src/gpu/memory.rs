@@ -178,7 +178,11 @@ impl StagingPool {
             .ok_or(GpuError::AllocationFailed { what: "staging buffer", bytes, message: "too large".into() })?;
         let buffer = Buffer::new_slice::<u8>(
             self.memory.clone(),
-            BufferCreateInfo { usage: BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST, ..Default::default() },
+            // Storage too: strided boxes are packed into (and unpacked from) staging by a kernel (Batch).
+            BufferCreateInfo {
+                usage: BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST | BufferUsage::STORAGE_BUFFER,
+                ..Default::default()
+            },
             AllocationCreateInfo {
                 // Random access: cached host memory where the device has it, good for read-back,
                 // and as fast as write-combined memory for the sequential writes of uploads.
