@@ -40,10 +40,12 @@ for part in "$@"; do
         for r in $(ranks_list); do
             # Weak: 8192² cells per GPU; strong: 16384² in all.
             s=$(awk -v r="$r" 'BEGIN { printf "%d", 8192 * sqrt(r) }')
-            run "wave_weak_r$r" "${mpi[@]}" -n "$r" "$bin/wave_sim" --size "$s" --steps 200 --no-verify --no-picture
-            run "wave_strong_r$r" "${mpi[@]}" -n "$r" "$bin/wave_sim" --size 16384 --steps 200 --no-verify --no-picture
-            run "matmul_r$r" "${mpi[@]}" -n "$r" "$bin/matmul" --size 4096 --no-verify
-            run "nbody_r$r" "${mpi[@]}" -n "$r" "$bin/nbody" --bodies 65536 --steps 10 --no-verify
+            # 300 steps: the first ones run while the GPU's clocks ramp up.
+            run "wave_weak_r$r" "${mpi[@]}" -n "$r" "$bin/wave_sim" --size "$s" --steps 300 --no-verify --no-picture
+            run "wave_strong_r$r" "${mpi[@]}" -n "$r" "$bin/wave_sim" --size 16384 --steps 300 --no-verify --no-picture
+            run "matmul_r$r" "${mpi[@]}" -n "$r" "$bin/matmul" --size 8192 --no-verify
+            # 262144 bodies: with fewer, a quarter of the bodies is too few threads to fill an H200.
+            run "nbody_r$r" "${mpi[@]}" -n "$r" "$bin/nbody" --bodies 262144 --steps 5 --no-verify
         done
         ;;
     overhead)
