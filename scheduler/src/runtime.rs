@@ -9,8 +9,9 @@
 //!
 //! Commands start **out of order**, as soon as their dependencies allow (see [`RankLoop::step`]); several GPU
 //! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory is
-//! simple for now: every buffer has one device allocation of its whole extent on each rank, plus a host copy of the
-//! same size used as staging for transfers; the command graph's dependencies keep conflicting uses of both apart.
+//! simple for now: every buffer has one device allocation of its whole extent on each rank; transfers move packed
+//! boxes (a push's download, an await-push's receive buffer of the region's bounding box), never a host copy of the
+//! whole buffer.
 //! TODO(perf): allocations sized to the accessed bounding boxes.
 
 use std::collections::VecDeque;
@@ -395,11 +396,13 @@ struct PreparedKernel {
 /// kernels that read it and downloads what the next push sends costs one submission, not three.
 enum GpuOp {
     Kernel(PreparedKernel),
-    /// Copies a box of the buffer's host staging (or of owned bytes holding exactly that box) to the device.
+    /// Copies `region` to the device from host bytes holding the cells of box `bounds` (which contains `region`)
+    /// row-major; several uploads may share one received buffer.
     Upload {
         buffer: BufferId,
         region: GridBox,
-        bytes: Option<Vec<u8>>,
+        bytes: Arc<Vec<u8>>,
+        bounds: GridBox,
         context: String,
     },
     /// Copies a box of the device allocation back; filled into download slot `slot` of the step.
@@ -450,8 +453,6 @@ struct BufferState {
     extent: GridBox,
     elem_size: usize,
     device: DeviceAllocation,
-    /// Staging for transfers, holding the whole extent row-major.
-    host: Vec<u8>,
 }
 
 /// The command in progress and what it waits for.
@@ -459,7 +460,14 @@ enum InFlight {
     /// Waiting for a GPU batch; `then` says what to do once it completes.
     Gpu(GpuRef, AfterGpu),
     /// Waiting for the transfer engine to deliver an await-push into host staging.
-    Receive { buffer: BufferId, region: Region, token: Token, since: std::time::Instant },
+    Receive {
+        buffer: BufferId,
+        region: Region,
+        token: Token,
+        since: std::time::Instant,
+        data: Vec<u8>,
+        bounds: GridBox,
+    },
     /// A host task running on the worker thread since the instant.
     Host(CommandId, std::time::Instant),
     /// Waiting for every other rank's partial result of a reduction.
@@ -533,6 +541,8 @@ pub struct RankLoop<'c> {
     pending_downloads: usize,
     /// Whether a command started in this step waits for the collected batch (even an empty one).
     open_refs: bool,
+    /// Reused buffer for a push's packed cells between the download and the engine's send buffer.
+    send_scratch: Vec<u8>,
     /// The timeline of `CELER_TRACE`, when it is on.
     pub(crate) trace: Option<crate::trace::Trace>,
     /// Batches in flight with their submission time and what they hold, for the trace.
@@ -624,6 +634,7 @@ impl<'c> RankLoop<'c> {
             pending: Vec::new(),
             pending_downloads: 0,
             open_refs: false,
+            send_scratch: Vec::new(),
             trace: runtime.trace.as_ref().map(|_| crate::trace::Trace::new(comm.rank())),
             traced_batches: Vec::new(),
             kernel_batches: Vec::new(),
@@ -657,7 +668,7 @@ impl<'c> RankLoop<'c> {
                 let id_batch = batch.submit().map_err(|e| e.to_string())?;
                 // Creation is rare: finish the upload before anything uses the buffer.
                 self.wait_batch(id_batch)?;
-                self.buffers.insert(id, BufferState { dims, extent, elem_size, device, host });
+                self.buffers.insert(id, BufferState { dims, extent, elem_size, device });
             }
             Message::NameBuffer(id, name) => {
                 self.tm.set_buffer_name(id, name.clone());
@@ -884,13 +895,11 @@ impl<'c> RankLoop<'c> {
                     batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(|e| format!("{}: {e}", k.context))?;
                     kernels += 1;
                 }
-                GpuOp::Upload { buffer, region, bytes, context } => {
+                GpuOp::Upload { buffer, region, bytes, bounds, context } => {
                     let state = &self.buffers[buffer];
-                    let result = match bytes {
-                        Some(bytes) => batch.upload(&state.device, box3(region), bytes, box3(region)),
-                        None => batch.upload(&state.device, box3(region), &state.host, box3(&state.extent)),
-                    };
-                    result.map_err(|e| format!("{context}: {e}"))?;
+                    batch
+                        .upload(&state.device, box3(region), bytes, box3(bounds))
+                        .map_err(|e| format!("{context}: {e}"))?;
                 }
                 GpuOp::Download { buffer, region, slot, context } => {
                     debug_assert_eq!(*slot, downloads.len());
@@ -1093,20 +1102,25 @@ impl<'c> RankLoop<'c> {
                     return Ok(Some(InFlight::Gather { key, reduction }));
                 }
                 let token = self.token();
-                let state = self.buffers.get_mut(&transfer.buffer).expect("buffer exists");
-                let layout = AllocLayout { bounds: box3(&state.extent), elem_size: state.elem_size };
+                let elem_size = self.buffers[&transfer.buffer].elem_size;
+                // The data lands in a buffer of the region's bounding box, not in a copy of the whole buffer: a
+                // halo column of a large field then touches a few pages, not one page per row.
+                let bounds = region.bounding_box();
+                let layout = AllocLayout { bounds: box3(&bounds), elem_size };
+                let mut data = vec![0u8; bounds.area() * elem_size];
                 let boxes: Vec<Box3> = region.boxes().iter().map(box3).collect();
-                // SAFETY: `host` is a Vec owned by this buffer's state, never resized while the runtime runs, and
-                // laid out as `layout`; the buffer state lives until shutdown, after every expect completed (the
-                // loop only stops once nothing is in flight), and no other command touches these cells meanwhile:
-                // the command graph orders every other access to them after this await-push (anti-dependencies).
-                unsafe { self.engine.expect(key_of(transfer), &boxes, &layout, state.host.as_mut_ptr(), token) }
+                // SAFETY: `data` is laid out as `layout`; its heap block stays where it is (the Vec moves into the
+                // InFlight::Receive below and is never resized) until the receive completes: the loop keeps the
+                // flight until the engine reports completion, and only stops once nothing is in flight.
+                unsafe { self.engine.expect(key_of(transfer), &boxes, &layout, data.as_mut_ptr(), token) }
                     .map_err(|e| fail(e.to_string()))?;
                 Ok(Some(InFlight::Receive {
                     buffer: transfer.buffer,
                     region: region.clone(),
                     token,
                     since: std::time::Instant::now(),
+                    data,
+                    bounds,
                 }))
             }
             CommandKind::Fence { task } => {
@@ -1183,23 +1197,25 @@ impl<'c> RankLoop<'c> {
                 match after {
                     AfterGpu::Done => {}
                     AfterGpu::Push { buffer, downloads, key } => {
-                        let state = self.buffers.get_mut(&buffer).expect("buffer exists");
-                        let layout = AllocLayout { bounds: box3(&state.extent), elem_size: state.elem_size };
-                        for (d, _, _) in &downloads {
-                            self.gpu
-                                .read_download(d.id()?, &mut state.host, box3(&state.extent))
-                                .map_err(|e| e.to_string())?;
-                        }
-                        for (_, target, b) in downloads {
+                        let elem_size = self.buffers[&buffer].elem_size;
+                        for (d, target, b) in downloads {
+                            // Packed: the box's cells only (a strided column of a large field would otherwise be
+                            // scattered into, and gathered from, a copy of the whole buffer, one page per row).
+                            let mut packed = std::mem::take(&mut self.send_scratch);
+                            packed.resize(b.area() * elem_size, 0);
+                            self.gpu.read_download(d.id()?, &mut packed, box3(&b)).map_err(|e| e.to_string())?;
+                            let layout = AllocLayout { bounds: box3(&b), elem_size };
                             self.next_token += 1;
-                            self.stats.bytes_sent += (b.area() * state.elem_size) as u64;
+                            self.stats.bytes_sent += (b.area() * elem_size) as u64;
                             if let Some(trace) = &mut self.trace {
                                 let what = format!("push {buffer} {b} to rank {}", target.0);
                                 trace.instant(crate::trace::Row::Send, what, std::time::Instant::now());
                             }
+                            // The engine copies the cells into its own send buffer before returning.
                             self.engine
-                                .send(key, target.0 as i32, box3(&b), &layout, &state.host, Token(self.next_token))
+                                .send(key, target.0 as i32, box3(&b), &layout, &packed, Token(self.next_token))
                                 .map_err(|e| e.to_string())?;
+                            self.send_scratch = packed;
                         }
                     }
                     AfterGpu::Reduce { buffer, reduction, download } => {
@@ -1230,7 +1246,8 @@ impl<'c> RankLoop<'c> {
                         self.pending.push(GpuOp::Upload {
                             buffer,
                             region: extent,
-                            bytes: Some(result),
+                            bytes: Arc::new(result),
+                            bounds: extent,
                             context: format!("reduction {reduction}"),
                         });
                         return Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)));
@@ -1287,16 +1304,17 @@ impl<'c> RankLoop<'c> {
                     self.pending.push(GpuOp::Upload {
                         buffer: v.buffer,
                         region: v.bounds,
-                        bytes: Some(v.bytes),
+                        bytes: Arc::new(v.bytes),
+                        bounds: v.bounds,
                         context: format!("outputs of host task {cmd}"),
                     });
                 }
                 Ok(any.then(|| InFlight::Gpu(self.open(), AfterGpu::Done)))
             }
-            InFlight::Receive { buffer, region, token, since } => {
+            InFlight::Receive { buffer, region, token, since, data, bounds } => {
                 let arrived = self.completions.iter().any(|c| c.token == token && c.kind == CompletionKind::Received);
                 if !arrived {
-                    return Ok(Some(InFlight::Receive { buffer, region, token, since }));
+                    return Ok(Some(InFlight::Receive { buffer, region, token, since, data, bounds }));
                 }
                 let state = &self.buffers[&buffer];
                 self.stats.bytes_received += (region.area() * state.elem_size) as u64;
@@ -1305,13 +1323,13 @@ impl<'c> RankLoop<'c> {
                     let what = format!("await-push {buffer} ({} cells)", region.area());
                     trace.span(crate::trace::Row::Receive, what, since, std::time::Instant::now());
                 }
-                // The staging cells stay as received until the step's batch is recorded: the engine only writes
-                // while polled, at the start of a step, and the command graph keeps other uses of them ordered.
+                let data = Arc::new(data);
                 for b in region.boxes() {
                     self.pending.push(GpuOp::Upload {
                         buffer,
                         region: *b,
-                        bytes: None,
+                        bytes: Arc::clone(&data),
+                        bounds,
                         context: format!("await-push into {buffer}"),
                     });
                 }
