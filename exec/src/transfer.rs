@@ -441,6 +441,9 @@ enum ExpectKind {
     Region { layout: AllocLayout, dst: *mut u8 },
     /// Kept per sender; complete after `senders` headers.
     Gather { senders: usize },
+    /// A region whose payloads are kept as they arrive (packed, one piece per box sent), for the caller to take
+    /// with [`TransferEngine::take_gathered`] once every cell is in.
+    Pieces { elem_size: usize },
 }
 
 /// A registered expect.
@@ -804,6 +807,54 @@ impl<'c> TransferEngine<'c> {
         self.register(expect)
     }
 
+    /// Registers that the cells `region` (disjoint boxes) of transfer `key`, of `elem_size` bytes each, are to be
+    /// received and kept as they arrive: no copy into an allocation. `token` comes back in a
+    /// [`CompletionKind::Received`] completion once every cell is in; then
+    /// [`take_gathered`](Self::take_gathered) hands out the pieces (each a box a sender sent and its cells,
+    /// packed row-major), to be given back with [`recycle`](Self::recycle).
+    ///
+    /// # Errors
+    ///
+    /// As [`expect`](Self::expect) (the boxes must fit `usize` byte counts; there is no allocation to lie in).
+    pub fn expect_pieces(
+        &mut self,
+        key: TransferKey,
+        region: &[CellBox],
+        elem_size: usize,
+        token: Token,
+    ) -> Result<(), TransferError> {
+        if self.expect_by_key.contains_key(&key) {
+            return Err(TransferError::DuplicateExpect { key });
+        }
+        let mut boxes = self.spare_boxes.pop().unwrap_or_default();
+        boxes.extend(region.iter().copied().filter(|b| !b.is_empty()));
+        let mut volume = 0;
+        for (i, b) in boxes.iter().enumerate() {
+            let fits = AllocLayout { bounds: *b, elem_size };
+            if let Err(e) = fits.validate().and_then(|_| fits.box_bytes(b)) {
+                self.spare_boxes.push(boxes);
+                return Err(e);
+            }
+            if let Some(other) = boxes[..i].iter().find(|o| o.intersects(b)) {
+                let overlap = other.intersection(b);
+                return Err(TransferError::RegionOverlap { key, region: BoxList(boxes), overlap });
+            }
+            volume += b.volume();
+        }
+        let expect = Expect {
+            key,
+            token,
+            kind: ExpectKind::Pieces { elem_size },
+            region: boxes,
+            region_volume: volume,
+            received: self.spare_boxes.pop().unwrap_or_default(),
+            received_volume: 0,
+            pieces: self.spare_pieces.pop().unwrap_or_default(),
+            outstanding: 0,
+        };
+        self.register(expect)
+    }
+
     /// Registers a gather for transfer `key`: it completes once `senders` ranks have each
     /// announced one box (empty boxes count) and their payloads have arrived. Then `token` comes
     /// back in a [`CompletionKind::Gathered`] completion and
@@ -1043,7 +1094,7 @@ impl<'c> TransferEngine<'c> {
                 break;
             }
             match e.kind {
-                ExpectKind::Region { .. } => e.received.push(h.bounds),
+                ExpectKind::Region { .. } | ExpectKind::Pieces { .. } => e.received.push(h.bounds),
                 ExpectKind::Gather { .. } => {
                     e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() })
                 }
@@ -1083,6 +1134,15 @@ impl<'c> TransferEngine<'c> {
                 e.received.push(h.bounds);
                 e.received_volume += h.bounds.volume();
                 None
+            }
+            ExpectKind::Pieces { .. } => {
+                if h.bounds.is_empty() {
+                    return Ok(());
+                }
+                e.received.push(h.bounds);
+                e.received_volume += h.bounds.volume();
+                e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() });
+                Some(e.pieces.len() - 1)
             }
             ExpectKind::Gather { .. } => {
                 e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() });
@@ -1129,8 +1189,8 @@ impl<'c> TransferEngine<'c> {
                 unsafe { geometry::unpack_to_ptr(&layout, dst, &bounds, &staging) };
                 self.pool.give(staging);
             }
-            ExpectKind::Gather { .. } => {
-                e.pieces[piece.expect("gather payloads belong to a piece")].bytes = staging;
+            ExpectKind::Gather { .. } | ExpectKind::Pieces { .. } => {
+                e.pieces[piece.expect("gather and piece payloads belong to a piece")].bytes = staging;
             }
         }
         e.outstanding -= 1;
@@ -1142,7 +1202,7 @@ impl<'c> TransferEngine<'c> {
         let e = self.expects.get(idx);
         let done = e.outstanding == 0
             && match e.kind {
-                ExpectKind::Region { .. } => e.received_volume == e.region_volume,
+                ExpectKind::Region { .. } | ExpectKind::Pieces { .. } => e.received_volume == e.region_volume,
                 ExpectKind::Gather { senders } => e.pieces.len() == senders,
             };
         if !done {
@@ -1152,6 +1212,11 @@ impl<'c> TransferEngine<'c> {
         self.expect_by_key.remove(&e.key);
         let kind = match e.kind {
             ExpectKind::Region { .. } => CompletionKind::Received,
+            ExpectKind::Pieces { .. } => {
+                let pieces = std::mem::take(&mut e.pieces);
+                self.gathered.push(Gathered { key: e.key, pieces });
+                CompletionKind::Received
+            }
             ExpectKind::Gather { .. } => {
                 let mut pieces = std::mem::take(&mut e.pieces);
                 pieces.sort_unstable_by_key(|p| p.sender);
@@ -1185,15 +1250,15 @@ impl<'c> TransferEngine<'c> {
 fn check_header(e: &Expect, h: &Header) -> Result<(), TransferError> {
     let (key, sender, bounds) = (e.key, h.sender, h.bounds);
     match e.kind {
-        ExpectKind::Region { layout, .. } => {
-            let expected = bounds.checked_volume().and_then(|v| v.checked_mul(layout.elem_size));
+        ExpectKind::Region { layout: AllocLayout { elem_size, .. }, .. } | ExpectKind::Pieces { elem_size } => {
+            let expected = bounds.checked_volume().and_then(|v| v.checked_mul(elem_size));
             if expected != Some(h.bytes) {
                 return Err(TransferError::LengthMismatch {
                     key,
                     sender,
                     bounds,
                     bytes: h.bytes,
-                    elem_size: layout.elem_size,
+                    elem_size,
                     expected: expected.unwrap_or(usize::MAX),
                 });
             }

@@ -324,6 +324,11 @@ fn kind_of(token: Token) -> CompletionKind {
     }
 }
 
+/// Whether plan entry `i` is received with `expect_pieces` (kept packed as sent) rather than `expect`.
+fn kept_as_pieces(i: usize) -> bool {
+    i % 2 == 1
+}
+
 /// Checks every cell of the destination of transfer `t`.
 fn check_destination(me: Rank, t: &Transfer, dst: &[u8]) -> Result<(), String> {
     let es = t.layout.elem_size;
@@ -359,6 +364,11 @@ fn exchange(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<Str
     let mut dst_ptrs: Vec<*mut u8> = dsts.iter_mut().map(|d| d.as_mut_ptr()).collect();
     let post = |engine: &mut TransferEngine<'_>, k: usize, dst: *mut u8| -> Result<(), String> {
         let t = &plan[mine[k]];
+        if kept_as_pieces(mine[k]) {
+            return engine
+                .expect_pieces(t.key, &t.region, t.layout.elem_size, expect_token(mine[k]))
+                .map_err(|e| format!("expect_pieces {}: {e}", t.key));
+        }
         // SAFETY: `dst` points to `dsts[k]`, which holds `t.layout`, outlives the engine's use of it
         // (it is only read after every expect has completed, and dropped after the engine) and is
         // not accessed until then.
@@ -493,6 +503,26 @@ fn exchange(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<Str
     }
     dst_ptrs.clear();
     for (k, &i) in mine.iter().enumerate() {
+        if kept_as_pieces(i) {
+            // The engine kept the payloads: copy each piece into the destination as the runtime uploads them.
+            let t = &plan[i];
+            let g = engine.take_gathered(t.key).ok_or_else(|| format!("{} kept no pieces", t.key))?;
+            let es = t.layout.elem_size;
+            let mut cells_in = 0;
+            for piece in g.pieces() {
+                for (n, cell) in cells(piece.bounds()).enumerate() {
+                    let (lo, r) = (t.layout.bounds.min(), t.layout.bounds.range());
+                    let at = ((cell[0] - lo[0]) * r[1] + (cell[1] - lo[1])) * r[2] + (cell[2] - lo[2]);
+                    dsts[k][at * es..(at + 1) * es].copy_from_slice(&piece.bytes()[n * es..(n + 1) * es]);
+                    cells_in += 1;
+                }
+            }
+            let want: usize = t.region.iter().map(|b| b.volume()).sum();
+            if cells_in != want {
+                return Err(format!("{}: the pieces hold {cells_in} cells, the region {want}", t.key));
+            }
+            engine.recycle(g);
+        }
         check_destination(me, &plan[i], &dsts[k])?;
     }
     let g = engine.take_gathered(gather_key(me)).ok_or("the gather has no result")?;

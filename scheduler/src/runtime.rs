@@ -460,14 +460,7 @@ enum InFlight {
     /// Waiting for a GPU batch; `then` says what to do once it completes.
     Gpu(GpuRef, AfterGpu),
     /// Waiting for the transfer engine to deliver an await-push into host staging.
-    Receive {
-        buffer: BufferId,
-        region: Region,
-        token: Token,
-        since: std::time::Instant,
-        data: Vec<u8>,
-        bounds: GridBox,
-    },
+    Receive { buffer: BufferId, region: Region, token: Token, since: std::time::Instant, key: TransferKey },
     /// A host task running on the worker thread since the instant.
     Host(CommandId, std::time::Instant),
     /// Waiting for every other rank's partial result of a reduction.
@@ -1103,24 +1096,17 @@ impl<'c> RankLoop<'c> {
                 }
                 let token = self.token();
                 let elem_size = self.buffers[&transfer.buffer].elem_size;
-                // The data lands in a buffer of the region's bounding box, not in a copy of the whole buffer: a
-                // halo column of a large field then touches a few pages, not one page per row.
-                let bounds = region.bounding_box();
-                let layout = AllocLayout { bounds: box3(&bounds), elem_size };
-                let mut data = vec![0u8; bounds.area() * elem_size];
+                // The engine keeps the payloads packed as they arrive; each is uploaded from there. No host copy
+                // of the buffer: a halo column of a large field touches a few pages, not one page per row.
                 let boxes: Vec<Box3> = region.boxes().iter().map(box3).collect();
-                // SAFETY: `data` is laid out as `layout`; its heap block stays where it is (the Vec moves into the
-                // InFlight::Receive below and is never resized) until the receive completes: the loop keeps the
-                // flight until the engine reports completion, and only stops once nothing is in flight.
-                unsafe { self.engine.expect(key_of(transfer), &boxes, &layout, data.as_mut_ptr(), token) }
-                    .map_err(|e| fail(e.to_string()))?;
+                let key = key_of(transfer);
+                self.engine.expect_pieces(key, &boxes, elem_size, token).map_err(|e| fail(e.to_string()))?;
                 Ok(Some(InFlight::Receive {
                     buffer: transfer.buffer,
                     region: region.clone(),
                     token,
                     since: std::time::Instant::now(),
-                    data,
-                    bounds,
+                    key,
                 }))
             }
             CommandKind::Fence { task } => {
@@ -1311,10 +1297,10 @@ impl<'c> RankLoop<'c> {
                 }
                 Ok(any.then(|| InFlight::Gpu(self.open(), AfterGpu::Done)))
             }
-            InFlight::Receive { buffer, region, token, since, data, bounds } => {
+            InFlight::Receive { buffer, region, token, since, key } => {
                 let arrived = self.completions.iter().any(|c| c.token == token && c.kind == CompletionKind::Received);
                 if !arrived {
-                    return Ok(Some(InFlight::Receive { buffer, region, token, since, data, bounds }));
+                    return Ok(Some(InFlight::Receive { buffer, region, token, since, key }));
                 }
                 let state = &self.buffers[&buffer];
                 self.stats.bytes_received += (region.area() * state.elem_size) as u64;
@@ -1323,16 +1309,22 @@ impl<'c> RankLoop<'c> {
                     let what = format!("await-push {buffer} ({} cells)", region.area());
                     trace.span(crate::trace::Row::Receive, what, since, std::time::Instant::now());
                 }
-                let data = Arc::new(data);
-                for b in region.boxes() {
+                let pieces = self
+                    .engine
+                    .take_gathered(key)
+                    .ok_or_else(|| format!("internal error: await-push into {buffer} completed without its data"))?;
+                for piece in pieces.pieces().iter().filter(|p| !p.bounds().is_empty()) {
+                    let b = piece.bounds();
+                    let bounds = GridBox::new(b.min(), b.max());
                     self.pending.push(GpuOp::Upload {
                         buffer,
-                        region: *b,
-                        bytes: Arc::clone(&data),
+                        region: bounds,
+                        bytes: Arc::new(piece.bytes().to_vec()),
                         bounds,
                         context: format!("await-push into {buffer}"),
                     });
                 }
+                self.engine.recycle(pieces);
                 Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
             }
         }
