@@ -133,6 +133,27 @@ struct Recorder {
     next_host_object: u64,
     next_reduction: u64,
     next_group: u64,
+    /// Tasks submitted and `wait`s or `barrier`s, for the frequent-wait warning.
+    submitted: u64,
+    waits: u64,
+    warned_waits: bool,
+}
+
+/// After this many waits, a program that waits more often than every [`FREQUENT_WAIT_TASKS`] tasks is warned.
+const FREQUENT_WAIT_MIN: u64 = 32;
+/// See [`FREQUENT_WAIT_MIN`].
+const FREQUENT_WAIT_TASKS: u64 = 4;
+
+/// The warning for a program that waits every few tasks, if `waits` and `tasks` say so.
+fn frequent_wait_warning(waits: u64, tasks: u64) -> Option<String> {
+    (waits >= FREQUENT_WAIT_MIN && tasks < FREQUENT_WAIT_TASKS * waits).then(|| {
+        format!(
+            "frequent waits: {waits} wait()/barrier() calls for {tasks} tasks (one every {:.1} tasks); each wait \
+             drains this rank's pipeline, so the GPU idles while the next tasks are recorded: submit more work \
+             between waits, or read results with a fence instead",
+            tasks as f64 / waits as f64
+        )
+    })
 }
 
 /// The handle a program submits work through.
@@ -205,6 +226,9 @@ impl Queue {
             next_host_object: 0,
             next_reduction: 0,
             next_group: 1,
+            submitted: 0,
+            waits: 0,
+            warned_waits: false,
         };
         Ok(Self { rec: RefCell::new(rec), runtime })
     }
@@ -431,12 +455,22 @@ impl Queue {
 impl Recorder {
     /// Reports warnings (the simulation already treated the applied horizon as reached).
     fn after_submit(&mut self) {
+        self.submitted += 1;
         for d in self.sim.tm.take_diagnostics() {
             log::warn!("{d}");
         }
     }
 
     fn epoch(&mut self, action: EpochAction) -> TaskId {
+        if action != EpochAction::Shutdown {
+            self.waits += 1;
+            if !self.warned_waits {
+                if let Some(w) = frequent_wait_warning(self.waits, self.submitted) {
+                    log::warn!("{w}");
+                    self.warned_waits = true;
+                }
+            }
+        }
         self.sim.epoch(action).expect("epochs cannot fail to generate")
     }
 }
@@ -776,5 +810,18 @@ impl<const KD: usize> TaskBuilder<KD> {
     pub fn granularity(mut self, granularity: [usize; KD]) -> Self {
         self.spec.granularity[..KD].copy_from_slice(&granularity);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frequent_wait_warning;
+
+    #[test]
+    fn waiting_every_few_tasks_is_warned_once_enough_waits_were_seen() {
+        assert!(frequent_wait_warning(31, 31).is_none(), "too few waits to judge");
+        let w = frequent_wait_warning(32, 64).expect("a wait every 2 tasks");
+        assert!(w.contains("32 wait()/barrier() calls for 64 tasks") && w.contains("every 2.0 tasks"), "{w}");
+        assert!(frequent_wait_warning(32, 128).is_none(), "a wait every 4 tasks is fine");
     }
 }

@@ -7,6 +7,8 @@
 //! Cases:
 //! - `push-constants`: a kernel with more push-constant words than any device allows.
 //! - `bad-env`: `CELER_LOG=loud`: `Queue::new` refuses it, naming the variable and the accepted values.
+//! - `waits-1` / `waits-8`: 40 host tasks with a `wait()` after every one (the frequent-wait warning must fire)
+//!   or after every 8th (it must not); both finish with the right counts.
 //! - `stall`: the last rank's host task sleeps 20 s while rank 0 awaits its data; with `CELER_STALL_TIMEOUT=2`
 //!   every rank reports what it waits for (rank 0: the await-push and the rank it expects the data from) and the
 //!   run aborts within seconds.
@@ -78,6 +80,28 @@ fn diverge() -> Result<(), String> {
     Ok(())
 }
 
+/// 40 host tasks with a `wait()` after every `every`-th: the frequent-wait warning must fire for 1 and not for 8.
+fn waits(every: usize) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[0u32; 16], [16]).named("counts");
+    for i in 0..40 * every {
+        q.submit(task::host_for([16]).read_write(&a, access::one_to_one()).name("count").run(|ctx| {
+            for v in ctx.data_mut::<u32>(0) {
+                *v += 1;
+            }
+        }))
+        .map_err(|e| e.to_string())?;
+        if (i + 1) % every == 0 {
+            q.wait();
+        }
+    }
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != vec![(40 * every) as u32; 16] {
+        return Err(format!("expected {} everywhere, got {got:?}", 40 * every));
+    }
+    Ok(())
+}
+
 /// Runs `--case NAME` in a child process (one rank) with `env`, and returns its exit status, stderr and how long
 /// it took.
 fn run_case(name: &str, env: &[(&str, &str)]) -> (std::process::ExitStatus, String, Duration) {
@@ -133,6 +157,21 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    let (status, stderr, _) = run_case("waits-1", &[]);
+    check(
+        "waits-1",
+        status.success() && stderr.contains("frequent waits: 32 wait()/barrier() calls for 32 tasks"),
+        "a warning about waiting after every task",
+        &stderr,
+    );
+    let (status, stderr, _) = run_case("waits-8", &[]);
+    check(
+        "waits-8",
+        status.success() && !stderr.contains("frequent waits"),
+        "no warning for a wait every 8 tasks",
+        &stderr,
+    );
+
     let (status, stderr, _) = run_case("diverge", &[]);
     check(
         "diverge (one rank)",
@@ -157,6 +196,8 @@ fn main() -> ExitCode {
                 stall()
             }
             Some("diverge") => diverge(),
+            Some("waits-1") => waits(1),
+            Some("waits-8") => waits(8),
             other => Err(format!("unknown case {other:?}")),
         };
         return match result {

@@ -285,6 +285,23 @@ pub struct RankStats {
     pub idle: std::time::Duration,
 }
 
+/// The warning for a rank whose loop was busier than its GPU: scheduler-bound (tasks too small for the runtime's
+/// per-task cost), if the statistics of a long enough run say so.
+pub fn scheduler_bound_warning(stats: &RankStats) -> Option<String> {
+    let wall = (stats.busy + stats.idle).as_secs_f64();
+    let (busy, gpu) = (stats.busy.as_secs_f64(), stats.kernel_time.as_secs_f64());
+    (stats.kernels >= 1000 && wall > 0.0 && busy > 0.5 * wall && gpu < 0.5 * wall).then(|| {
+        format!(
+            "scheduler-bound: the runtime loop was busy {:.0}% of the time while kernels were in flight {:.0}% \
+             ({} kernels, {:.1} µs of loop time each): the GPU waited for the scheduler; fewer, larger tasks help",
+            100.0 * busy / wall,
+            100.0 * gpu / wall,
+            stats.kernels,
+            1e6 * busy / stats.kernels as f64
+        )
+    })
+}
+
 impl RankStats {
     /// A table of where the rank's time went, printed at shutdown when `CELER_LOG` is `info` or more detailed.
     pub fn summary(&self) -> String {
@@ -1704,6 +1721,9 @@ fn run(
     let stats = rank_loop.stats.clone();
     drop(rank_loop);
     log::info!("{}", stats.summary());
+    if let Some(w) = scheduler_bound_warning(&stats) {
+        log::warn!("{w}");
+    }
     if let (Some(trace), Some(path)) = (trace, &runtime.trace) {
         match crate::trace::gather_and_write(&comm, &trace, path) {
             Ok(()) if rank == 0 => log::info!("wrote the timeline of every rank to {}", path.display()),
@@ -1728,4 +1748,30 @@ fn abort_stalled(comm: &Communicator, idle: std::time::Duration, lines: &[String
     crate::logging::fatal(&msg);
     std::thread::sleep(STALL_GRACE);
     comm.abort(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn stats(kernels: u64, busy_ms: u64, idle_ms: u64, gpu_ms: u64) -> RankStats {
+        RankStats {
+            kernels,
+            busy: Duration::from_millis(busy_ms),
+            idle: Duration::from_millis(idle_ms),
+            kernel_time: Duration::from_millis(gpu_ms),
+            ..RankStats::default()
+        }
+    }
+
+    #[test]
+    fn a_busy_loop_beside_an_idle_gpu_is_called_scheduler_bound() {
+        let w = scheduler_bound_warning(&stats(5000, 800, 200, 300)).expect("busy 80 %, GPU 30 %");
+        assert!(w.contains("busy 80%") && w.contains("in flight 30%") && w.contains("5000 kernels"), "{w}");
+        // GPU-bound, idle loop, or too short a run: silent.
+        assert!(scheduler_bound_warning(&stats(5000, 800, 200, 900)).is_none());
+        assert!(scheduler_bound_warning(&stats(5000, 200, 800, 100)).is_none());
+        assert!(scheduler_bound_warning(&stats(999, 800, 200, 100)).is_none());
+    }
 }
