@@ -7,6 +7,8 @@
 //! Cases:
 //! - `push-constants`: a kernel with more push-constant words than any device allows.
 //! - `bad-env`: `CELER_LOG=loud`: `Queue::new` refuses it, naming the variable and the accepted values.
+//! - `rank-dies`: the last of several ranks aborts in the middle of a stencil; the others must not hang (`./x test`
+//!   checks that the run ends within 10 s naming the lost rank).
 //! - `waits-1` / `waits-8`: 40 host tasks with a `wait()` after every one (the frequent-wait warning must fire)
 //!   or after every 8th (it must not); both finish with the right counts.
 //! - `stall`: the last rank's host task sleeps 20 s while rank 0 awaits its data; with `CELER_STALL_TIMEOUT=2`
@@ -75,6 +77,34 @@ fn diverge() -> Result<(), String> {
             q.submit(task::host_for([64]).read_write(&a, access::one_to_one()).name("extra").run(|_| {}))
                 .map_err(|e| e.to_string())?;
         }
+    }
+    q.wait();
+    Ok(())
+}
+
+/// A 1D stencil over the ranks in which the last rank (when there are several) dies abruptly after a few steps,
+/// as a crashed or killed process would: the other ranks, waiting for its halos, must not hang (mpirun ends the
+/// job and names the lost rank).
+fn rank_dies() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let (rank, ranks) = (q.rank(), q.ranks());
+    let heat = Kernel::wgsl(&kernels::HEAT_1D, "main").map_err(|e| e.to_string())?;
+    let mut a = q.buffer_from(&[1.0f32; 256], [256]).named("a");
+    let mut b = q.buffer::<f32, 1>([256]).named("b");
+    for step in 0..200 {
+        if ranks > 1 && rank == ranks - 1 && step == 20 {
+            // No wait() first: an epoch on this rank alone would be a divergent submission (and reported so).
+            eprintln!("e2e_errors: rank {rank} dies now (abort)");
+            std::process::abort();
+        }
+        q.submit(
+            task::parallel_for(&heat, [256])
+                .read(&a, access::neighborhood([1]))
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(0.1),
+        )
+        .map_err(|e| e.to_string())?;
+        std::mem::swap(&mut a, &mut b);
     }
     q.wait();
     Ok(())
@@ -172,6 +202,9 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    let (status, stderr, _) = run_case("rank-dies", &[]);
+    check("rank-dies (one rank)", status.success(), "one rank, which nobody kills, to finish", &stderr);
+
     let (status, stderr, _) = run_case("diverge", &[]);
     check(
         "diverge (one rank)",
@@ -197,6 +230,7 @@ fn main() -> ExitCode {
             }
             Some("diverge") => diverge(),
             Some("waits-1") => waits(1),
+            Some("rank-dies") => rank_dies(),
             Some("waits-8") => waits(8),
             other => Err(format!("unknown case {other:?}")),
         };

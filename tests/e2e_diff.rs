@@ -1,0 +1,306 @@
+//! Differential testing: random celer programs must give bit-identical fenced results on 1, 2 and 3 ranks.
+//!
+//! A program is generated from its seed (the same on every rank): a few 1D `i32` buffers (one of them the target
+//! of sum reductions) and 2D `f32` square buffers, then 6–14 operations drawn from: a GPU add, a GPU write of
+//! squares, host tasks that update a buffer in place, read a neighbourhood of another buffer, or read all of one
+//! buffer on one rank and write a fixed part of another, a GPU sum reduction, a GPU transpose, a host update of a 2D
+//! buffer, and fences in between; at the end every buffer is fenced. Every fence's bytes are folded into a digest.
+//!
+//! Modes:
+//! - `e2e_diff --worker --programs N --seed S --out FILE` (under `mpirun -n R`, or alone): runs programs S..S+N;
+//!   rank 0 writes `seed digest` lines to FILE.
+//! - `e2e_diff [--programs N] [--seed S] [--ranks 1,2,3]` (the driver, not under mpirun): runs the workers on each
+//!   rank count and compares the digests program by program; the first difference fails the run, naming the seed
+//!   (rerun it alone with `--programs 1 --seed SEED`). `cargo test` runs 20 programs on 1 and 2 ranks; `./x test`
+//!   runs 200 on 1, 2 and 3; `scripts/diff_soak.sh` runs more.
+
+use std::process::{Command, ExitCode};
+
+use celer::{access, kernels, task, Buffer, Kernel, Queue, ReductionOp};
+
+/// SplitMix64: the same numbers on every rank for the same seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..hi`.
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo) as u64) as usize
+    }
+}
+
+/// FNV-1a over the fenced bytes.
+struct Digest(u64);
+
+impl Digest {
+    fn add(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3);
+        }
+    }
+}
+
+fn i32_bytes(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Runs program `seed` on this queue; returns its digest and a one-line description of what it did.
+fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
+    let err = |e: &dyn std::fmt::Display| format!("program {seed}: {e}");
+    let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xC0FFEE);
+    let mut digest = Digest(0xCBF2_9CE4_8422_2325);
+    let mut ops = Vec::new();
+    // The last int buffer holds reduction results: one cell.
+    let n_int = rng.range(2, 5);
+    let mut ints: Vec<Buffer<'_, i32, 1>> = (0..n_int)
+        .map(|_| {
+            let n = rng.range(5, 48);
+            let init: Vec<i32> = (0..n).map(|_| rng.range(0, 1000) as i32 - 500).collect();
+            q.buffer_from(&init, [n])
+        })
+        .collect();
+    ints.push(q.buffer_from(&[0i32], [1]).named("sum"));
+    let red = ints.len() - 1;
+    let m = rng.range(3, 13);
+    let floats: Vec<Buffer<'_, f32, 2>> = (0..rng.range(2, 4))
+        .map(|_| {
+            let init: Vec<f32> = (0..m * m).map(|_| rng.range(0, 64) as f32 / 8.0).collect();
+            q.buffer_from(&init, [m, m])
+        })
+        .collect();
+    let add = Kernel::wgsl(&kernels::GPU_ADD, "main").map_err(|e| err(&e))?;
+    let squares = Kernel::wgsl(&kernels::SQUARES, "main").map_err(|e| err(&e))?;
+    let sum = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").map_err(|e| err(&e))?;
+    let transpose = Kernel::wgsl(&kernels::TRANSPOSE, "main").map_err(|e| err(&e))?;
+    let fence_int = |b: &Buffer<'_, i32, 1>, digest: &mut Digest| -> Result<(), String> {
+        let v = q.fence(b).map_err(|e| err(&e))?.wait().map_err(|e| err(&e))?;
+        digest.add(&i32_bytes(&v));
+        Ok(())
+    };
+    let fence_float = |b: &Buffer<'_, f32, 2>, digest: &mut Digest| -> Result<(), String> {
+        let v = q.fence(b).map_err(|e| err(&e))?.wait().map_err(|e| err(&e))?;
+        digest.add(&f32_bytes(&v));
+        Ok(())
+    };
+    for _ in 0..rng.range(6, 15) {
+        let a = rng.range(0, red);
+        let b = (a + rng.range(1, red.max(2))) % red;
+        let len = |i: usize| ints[i].range()[0];
+        match rng.range(0, 9) {
+            0 => {
+                let amount = rng.range(1, 100) as u32;
+                q.submit(
+                    task::parallel_for(&add, [len(a)]).read_write(&ints[a], access::one_to_one()).scalars(&[amount]),
+                )
+                .map_err(|e| err(&e))?;
+                ops.push("add");
+            }
+            1 => {
+                q.submit(task::parallel_for(&squares, [len(a)]).discard_write(&ints[a], access::one_to_one()))
+                    .map_err(|e| err(&e))?;
+                ops.push("squares");
+            }
+            2 => {
+                q.submit(task::host_for([len(a)]).read_write(&ints[a], access::one_to_one()).name("scale").run(
+                    |ctx| {
+                        let first = ctx.chunk().min()[0];
+                        for (k, v) in ctx.data_mut::<i32>(0).iter_mut().enumerate() {
+                            *v = v.wrapping_mul(3).wrapping_add((first + k) as i32);
+                        }
+                    },
+                ))
+                .map_err(|e| err(&e))?;
+                ops.push("host scale");
+            }
+            3 if a != b => {
+                let r = rng.range(1, 3);
+                let n = len(a).min(len(b));
+                let src_len = len(a);
+                q.submit(
+                    task::host_for([n])
+                        .read(&ints[a], access::neighborhood([r]))
+                        .write(&ints[b], access::one_to_one())
+                        .name("window sum")
+                        .run(move |ctx| {
+                            let chunk = ctx.chunk();
+                            let src_box = ctx.bounds(0);
+                            let src: Vec<i32> = ctx.data::<i32>(0).to_vec();
+                            let out = ctx.data_mut::<i32>(1);
+                            for (k, o) in out.iter_mut().enumerate() {
+                                let i = chunk.min()[0] + k;
+                                let (lo, hi) = (i.saturating_sub(r), (i + r + 1).min(src_len));
+                                *o = (lo..hi).fold(0i32, |s, j| s.wrapping_add(src[j - src_box.min()[0]]));
+                            }
+                        }),
+                )
+                .map_err(|e| err(&e))?;
+                ops.push("host window");
+            }
+            4 if a != b => {
+                let k = len(b).min(4);
+                // Also reads the reduction result sometimes.
+                let from = if rng.range(0, 3) == 0 { red } else { a };
+                q.submit(
+                    task::host_once()
+                        .read(&ints[from], access::all())
+                        .write(&ints[b], access::fixed([0], [k]))
+                        .name("total")
+                        .run(|ctx| {
+                            let total = ctx.data::<i32>(0).iter().fold(0i32, |s, v| s.wrapping_add(*v));
+                            for (j, o) in ctx.data_mut::<i32>(1).iter_mut().enumerate() {
+                                *o = total.wrapping_add(j as i32);
+                            }
+                        }),
+                )
+                .map_err(|e| err(&e))?;
+                ops.push("host once");
+            }
+            5 => {
+                q.submit(
+                    task::parallel_for(&sum, [len(a)])
+                        .read(&ints[a], access::one_to_one())
+                        .reduce(&ints[red], ReductionOp::Sum),
+                )
+                .map_err(|e| err(&e))?;
+                ops.push("sum");
+            }
+            6 if floats.len() > 1 => {
+                let (s, d) = (rng.range(0, floats.len()), rng.range(0, floats.len()));
+                if s != d {
+                    q.submit(
+                        task::parallel_for(&transpose, [m, m])
+                            .read(&floats[s], access::transposed())
+                            .discard_write(&floats[d], access::one_to_one()),
+                    )
+                    .map_err(|e| err(&e))?;
+                    ops.push("transpose");
+                }
+            }
+            7 => {
+                let f = rng.range(0, floats.len());
+                q.submit(task::host_for([m, m]).read_write(&floats[f], access::one_to_one()).name("relax").run(
+                    |ctx| {
+                        let chunk = ctx.chunk();
+                        let cols = chunk.range()[1];
+                        for (k, v) in ctx.data_mut::<f32>(0).iter_mut().enumerate() {
+                            let (i, j) = (chunk.min()[0] + k / cols, chunk.min()[1] + k % cols);
+                            *v = *v * 0.5 + (i + 2 * j) as f32;
+                        }
+                    },
+                ))
+                .map_err(|e| err(&e))?;
+                ops.push("host relax");
+            }
+            _ => {
+                if rng.range(0, 2) == 0 {
+                    fence_int(&ints[rng.range(0, ints.len())], &mut digest)?;
+                } else {
+                    fence_float(&floats[rng.range(0, floats.len())], &mut digest)?;
+                }
+                ops.push("fence");
+            }
+        }
+    }
+    for b in &ints {
+        fence_int(b, &mut digest)?;
+    }
+    for b in &floats {
+        fence_float(b, &mut digest)?;
+    }
+    Ok((digest.0, ops.join(", ")))
+}
+
+fn worker(programs: u64, seed: u64, out: Option<&str>) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let mut lines = String::new();
+    for s in seed..seed + programs {
+        let (d, ops) = program(&q, s)?;
+        lines.push_str(&format!("{s} {d:016x} {ops}\n"));
+    }
+    if q.rank() == 0 {
+        match out {
+            Some(path) => std::fs::write(path, lines).map_err(|e| format!("writing {path}: {e}"))?,
+            None => print!("{lines}"),
+        }
+    }
+    Ok(())
+}
+
+fn driver(programs: u64, seed: u64, ranks: &[usize]) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_diff");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut results: Vec<(usize, Vec<String>)> = Vec::new();
+    for &r in ranks {
+        let out = dir.join(format!("ranks{r}.txt"));
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = Command::new("mpirun");
+        cmd.args(["-n", &r.to_string()]).arg(&exe);
+        cmd.args(["--worker", "--programs", &programs.to_string(), "--seed", &seed.to_string(), "--out"]).arg(&out);
+        let status = cmd.status().map_err(|e| format!("could not start mpirun: {e}"))?;
+        if !status.success() {
+            return Err(format!("the run on {r} rank(s) failed ({status})"));
+        }
+        let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        results.push((r, text.lines().map(str::to_string).collect()));
+    }
+    let (base_ranks, base) = &results[0];
+    if base.len() as u64 != programs {
+        return Err(format!("{base_ranks} rank(s) reported {} programs, expected {programs}", base.len()));
+    }
+    for (r, lines) in &results[1..] {
+        for (want, got) in base.iter().zip(lines) {
+            if want != got {
+                return Err(format!(
+                    "program results differ between {base_ranks} and {r} rank(s):\n  {want}\n  {got}\n\
+                     (rerun: e2e_diff --programs 1 --seed {} --ranks {base_ranks},{r})",
+                    want.split_whitespace().next().unwrap_or("?")
+                ));
+            }
+        }
+        if lines.len() != base.len() {
+            return Err(format!("{r} rank(s) reported {} programs, expected {}", lines.len(), base.len()));
+        }
+    }
+    Ok(format!(
+        "{programs} random programs (seeds {seed}..{}) gave bit-identical fenced results on {ranks:?} rank(s)",
+        seed + programs
+    ))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let programs: u64 = value("--programs").and_then(|v| v.parse().ok()).unwrap_or(20);
+    let seed: u64 = value("--seed").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let result = if args.iter().any(|a| a == "--worker") {
+        worker(programs, seed, value("--out").as_deref()).map(|()| String::new())
+    } else {
+        let ranks: Vec<usize> =
+            value("--ranks").unwrap_or_else(|| "1,2".into()).split(',').filter_map(|r| r.parse().ok()).collect();
+        driver(programs, seed, &ranks)
+    };
+    match result {
+        Ok(summary) => {
+            if !summary.is_empty() {
+                println!("e2e_diff: {summary}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("e2e_diff: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
