@@ -49,6 +49,13 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "critical-path growth between horizons (smaller: less memory, more overhead)",
     },
     EnvVar {
+        name: LOOKAHEAD,
+        accepted: "an integer >= 1",
+        default: "256",
+        effect: "how many queued commands the runtime loop scans for ready ones in each step (larger: more \
+                 out-of-order start, more scanning)",
+    },
+    EnvVar {
         name: STALL_TIMEOUT,
         accepted: "seconds (a number > 0) or off",
         default: "30",
@@ -93,6 +100,10 @@ pub const LOG: &str = "CELER_LOG";
 pub const HORIZON_STEP: &str = "CELER_HORIZON_STEP";
 /// `CELER_STALL_TIMEOUT`.
 pub const STALL_TIMEOUT: &str = "CELER_STALL_TIMEOUT";
+/// `CELER_LOOKAHEAD`.
+pub const LOOKAHEAD: &str = "CELER_LOOKAHEAD";
+/// The default of `CELER_LOOKAHEAD`.
+pub const DEFAULT_LOOKAHEAD: usize = 256;
 /// `CELER_CHECK_DIVERGENCE`.
 pub const CHECK_DIVERGENCE: &str = "CELER_CHECK_DIVERGENCE";
 /// `CELER_TRACE`.
@@ -127,6 +138,8 @@ pub struct RuntimeConfig {
     pub log_level: log::LevelFilter,
     /// `CELER_HORIZON_STEP`, if set (else the task manager's default).
     pub horizon_step: Option<u32>,
+    /// `CELER_LOOKAHEAD`: queued commands scanned for ready ones per loop step.
+    pub lookahead: usize,
     /// `CELER_STALL_TIMEOUT`; `None` is `off`.
     pub stall_timeout: Option<Duration>,
     /// `CELER_CHECK_DIVERGENCE`.
@@ -147,6 +160,7 @@ impl Default for RuntimeConfig {
         Self {
             log_level: log::LevelFilter::Warn,
             horizon_step: None,
+            lookahead: DEFAULT_LOOKAHEAD,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             check_divergence: true,
             trace: None,
@@ -204,6 +218,9 @@ impl RuntimeConfig {
         if let Some(v) = get(HORIZON_STEP) {
             config.horizon_step = Some(v.parse::<u32>().ok().filter(|&s| s >= 1).ok_or_else(|| bad(HORIZON_STEP, &v))?);
         }
+        if let Some(v) = get(LOOKAHEAD) {
+            config.lookahead = v.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| bad(LOOKAHEAD, &v))?;
+        }
         if let Some(v) = get(STALL_TIMEOUT) {
             config.stall_timeout = if v.eq_ignore_ascii_case("off") {
                 None
@@ -260,6 +277,7 @@ mod tests {
         let c = with(&[
             (LOG, "Debug"),
             (HORIZON_STEP, "2"),
+            (LOOKAHEAD, "64"),
             (STALL_TIMEOUT, "0.5"),
             (CHECK_DIVERGENCE, "off"),
             (TRACE, "/tmp/t.json"),
@@ -270,6 +288,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.log_level, log::LevelFilter::Debug);
         assert_eq!(c.horizon_step, Some(2));
+        assert_eq!(c.lookahead, 64);
         assert_eq!(c.stall_timeout, Some(Duration::from_millis(500)));
         assert!(!c.check_divergence);
         assert_eq!(c.trace, Some(PathBuf::from("/tmp/t.json")));
@@ -290,6 +309,7 @@ mod tests {
             (LOG, "loud", "error, warn, info, debug, trace"),
             (HORIZON_STEP, "0", "an integer >= 1"),
             (HORIZON_STEP, "four", "an integer >= 1"),
+            (LOOKAHEAD, "0", "an integer >= 1"),
             (STALL_TIMEOUT, "-1", "seconds"),
             (STALL_TIMEOUT, "0", "seconds"),
             (STALL_TIMEOUT, "soon", "or off"),
@@ -307,9 +327,11 @@ mod tests {
     #[test]
     fn the_table_lists_each_variable_once() {
         let names: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
-        for n in [LOG, HORIZON_STEP, STALL_TIMEOUT, CHECK_DIVERGENCE, TRACE, DUMP_GRAPHS, DEVICE, PRINT_DEVICE] {
+        for n in
+            [LOG, HORIZON_STEP, LOOKAHEAD, STALL_TIMEOUT, CHECK_DIVERGENCE, TRACE, DUMP_GRAPHS, DEVICE, PRINT_DEVICE]
+        {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 9);
     }
 }

@@ -461,9 +461,6 @@ impl Dl {
     }
 }
 
-/// How many queued commands the loop looks at for ready ones in one step.
-const LOOKAHEAD: usize = 256;
-
 /// What the runtime thread owns for one buffer.
 struct BufferState {
     dims: usize,
@@ -551,6 +548,8 @@ pub struct RankLoop<'c> {
     pending_downloads: usize,
     /// Whether a command started in this step waits for the collected batch (even an empty one).
     open_refs: bool,
+    /// How many queued commands a step scans for ready ones (`CELER_LOOKAHEAD`).
+    lookahead: usize,
     /// Reused buffer for a push's packed cells between the download and the engine's send buffer.
     send_scratch: Vec<u8>,
     /// The timeline of `CELER_TRACE`, when it is on.
@@ -645,6 +644,7 @@ impl<'c> RankLoop<'c> {
             pending_downloads: 0,
             open_refs: false,
             send_scratch: Vec::new(),
+            lookahead: runtime.lookahead,
             trace: runtime.trace.as_ref().map(|_| crate::trace::Trace::new(comm.rank())),
             traced_batches: Vec::new(),
             kernel_batches: Vec::new(),
@@ -831,7 +831,7 @@ impl<'c> RankLoop<'c> {
         // Start ready commands, in generation order, within a window at the front of the queue (dependencies
         // point backwards, so the front always becomes ready first).
         let mut i = 0;
-        while i < self.commands.len().min(LOOKAHEAD) {
+        while i < self.commands.len().min(self.lookahead) {
             let gpu_first = matches!(
                 self.commands[i].kind,
                 CommandKind::Execution { .. } | CommandKind::Push { .. } | CommandKind::Fence { .. }
