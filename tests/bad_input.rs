@@ -1,0 +1,156 @@
+//! The table of misuse celer rejects, each with the error it gets (docs/GUIDE.md, "Bad input", lists the same).
+//!
+//! Every row builds the misuse on a dry-run queue (one rank, or several simulated ones where the misuse needs
+//! them) and checks the message for the parts that name what is at fault. Misuse that does not compile is in the
+//! `compile_fail` examples of the crate documentation (src/lib.rs); misuse found only on the GPU (push-constant
+//! overflow) and whole-run failures (stalls, divergence, a dying rank) are in tests/e2e_errors.rs.
+
+use celer::graph::{ErrorPolicy, TaskManagerConfig};
+use celer::{access, kernels, task, Kernel, Queue, QueueConfig, ReductionOp};
+
+/// A dry-run queue simulating `ranks` ranks.
+fn queue(ranks: usize) -> Queue {
+    Queue::with_config(QueueConfig { dry_run_ranks: ranks, execute: false, ..QueueConfig::default() })
+        .expect("a dry run starts")
+}
+
+/// One row: what is wrong, and the error's text (or why there is none).
+type Row = (&'static str, Result<String, String>);
+
+fn rows() -> Vec<Row> {
+    let err = |r: Result<celer::TaskId, celer::TaskError>| match r {
+        Ok(t) => Err(format!("accepted as {t}")),
+        Err(e) => Ok(e.to_string()),
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    let k = Kernel::named("k");
+
+    let q = queue(1);
+    let v = q.buffer_from(&[0u32; 16], [16]).named("values");
+    rows.push((
+        "a range mapper's result outside the buffer",
+        err(q.submit(task::parallel_for(&k, [16]).read(&v, access::fixed([8], [16])).name("shift_right"))),
+    ));
+    let spill = access::custom("spill", |chunk, _| {
+        celer::graph::Region::from(celer::graph::GridBox::d1(chunk.min()[0], chunk.max()[0] + 1))
+    });
+    rows.push((
+        "a custom mapper's result outside the buffer",
+        err(q.submit(task::parallel_for(&k, [16]).read(&v, spill))),
+    ));
+    let grid = q.buffer::<f32, 2>([4, 4]).named("grid");
+    rows.push((
+        "a slice along a dimension the buffer lacks",
+        err(q.submit(task::parallel_for(&k, [4, 4]).read(&grid, access::slice(2)).name("slicer"))),
+    ));
+    rows.push(("an empty index space", err(q.submit(task::parallel_for(&k, [0]).write(&v, access::one_to_one())))));
+    rows.push((
+        "a split granularity of zero",
+        err(q.submit(task::parallel_for(&k, [16]).write(&v, access::one_to_one()).granularity([0]))),
+    ));
+    let wide = q.buffer::<u32, 1>([2]).named("wide");
+    rows.push((
+        "a reduction into a buffer of more than one element",
+        err(q.submit(task::parallel_for(&k, [16]).read(&v, access::one_to_one()).reduce(&wide, ReductionOp::Sum))),
+    ));
+    let sum = q.buffer::<u32, 1>([1]).named("sum");
+    rows.push((
+        "a buffer both reduced into and accessed by one task",
+        err(q.submit(task::parallel_for(&k, [16]).read(&sum, access::all()).reduce(&sum, ReductionOp::Sum))),
+    ));
+    let heat = Kernel::wgsl(&kernels::HEAT_1D, "main").expect("heat_1d::main exists");
+    rows.push((
+        "a kernel whose bindings do not match the accessors",
+        err(q.submit(task::parallel_for(&heat, [16]).read(&v, access::all()).name("lonely"))),
+    ));
+    rows.push((
+        "a kernel entry point the shader lacks",
+        Kernel::wgsl(&kernels::HEAT_1D, "mian")
+            .map(|_| "accepted".to_string())
+            .map_err(|e| e.to_string())
+            .map_or_else(Ok, Err),
+    ));
+
+    let q = Queue::with_config(QueueConfig {
+        task_graph: TaskManagerConfig { uninitialized_read: ErrorPolicy::Error, ..TaskManagerConfig::default() },
+        execute: false,
+        ..QueueConfig::default()
+    })
+    .expect("a dry run starts");
+    let fresh = q.buffer::<f32, 1>([8]).named("fresh");
+    rows.push((
+        "reading cells nothing wrote (policy: error; the default warns)",
+        err(q.submit(task::parallel_for(&k, [8]).read(&fresh, access::one_to_one()).name("early_read"))),
+    ));
+
+    let q = queue(2);
+    let shared = q.buffer::<f32, 1>([16]).named("shared");
+    rows.push((
+        "a distributed kernel writing cells another rank's chunk also writes",
+        err(q.submit(task::parallel_for(&k, [16]).write(&shared, access::all()).name("everyone_writes_all"))),
+    ));
+
+    let q = queue(4);
+    let data = q.buffer_from(&[1i32; 16], [16]).named("data");
+    let total = q.buffer::<i32, 1>([1]).named("total");
+    let out = q.buffer::<i32, 1>([3]).named("out");
+    let reduced = q.submit(
+        task::parallel_for(&k, [16]).read(&data, access::one_to_one()).reduce(&total, ReductionOp::Sum).name("sum"),
+    );
+    rows.push((
+        "(setup: a reduction on 4 ranks)",
+        reduced.map(|t| format!("accepted as {t}")).map_err(|e| e.to_string()),
+    ));
+    rows.push((
+        "a reduction result read by some ranks but not all (nor exactly one)",
+        err(q.submit(
+            task::parallel_for(&k, [3])
+                .read(&total, access::all())
+                .write(&out, access::one_to_one())
+                .name("three_readers"),
+        )),
+    ));
+
+    rows.push((
+        "an invalid CELER_* value",
+        celer::scheduler::RuntimeConfig::from_lookup(|n| (n == "CELER_LOOKAHEAD").then(|| "many".to_string()))
+            .map(|_| "accepted".to_string())
+            .map_err(|e| e.to_string())
+            .map_or_else(Ok, Err),
+    ));
+    rows
+}
+
+#[test]
+fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
+    // What each message must contain: the task, buffer or setting at fault, and what is wrong.
+    let expected: &[(&str, &[&str])] = &[
+        ("a range mapper's result outside", &["task T1 \"shift_right\"", "buffer B0 \"values\"", "{[16] - [24]}"]),
+        ("a custom mapper's", &["range mapper spill maps to {[0] - [17]}", "buffer B0 \"values\""]),
+        ("a slice along", &["\"slicer\"", "B1 \"grid\"", "refers to dimension 2, but the buffer is 2D"]),
+        ("an empty index space", &["index space", "is empty"]),
+        ("a split granularity of zero", &["granularity must be at least 1"]),
+        ("a reduction into a buffer of more", &["B2 \"wide\"", "exactly one element"]),
+        ("a buffer both reduced", &["B3 \"sum\"", "both reduced into and accessed"]),
+        ("a kernel whose bindings", &["task", "\"lonely\"", "heat_1d::main"]),
+        ("a kernel entry point", &["heat_1d", "`mian`", "main"]),
+        ("reading cells nothing wrote", &["\"early_read\"", "B0 \"fresh\""]),
+        ("a distributed kernel writing", &["\"everyone_writes_all\"", "B0 \"shared\""]),
+        ("(setup", &["accepted"]),
+        ("a reduction result read by some", &["\"three_readers\"", "B1 \"total\""]),
+        ("an invalid CELER_*", &["CELER_LOOKAHEAD", "\"many\"", "an integer >= 1"]),
+    ];
+    let rows = rows();
+    assert_eq!(rows.len(), expected.len(), "one expectation per row");
+    let mut table = String::from("| misuse | error |\n|---|---|\n");
+    for ((what, result), (prefix, parts)) in rows.iter().zip(expected) {
+        assert!(what.starts_with(prefix), "row order: {what} vs {prefix}");
+        let msg = result.as_ref().unwrap_or_else(|e| panic!("{what}: no error ({e})"));
+        for p in *parts {
+            assert!(msg.contains(p), "{what}: the error lacks {p:?}: {msg}");
+        }
+        table.push_str(&format!("| {what} | {msg} |\n"));
+    }
+    // `cargo test --test bad_input -- --nocapture` prints the table the guide shows.
+    println!("{table}");
+}
