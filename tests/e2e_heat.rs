@@ -70,6 +70,18 @@ fn run(q: &Queue) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
         std::mem::swap(&mut a, &mut b);
     }
+    // Before the fence, which needs the whole field everywhere, each rank holds only its chunk and the halos:
+    // two buffers of at most n / ranks + 1 (rounding) + 2 cells each.
+    q.wait();
+    let stats = q.stats().ok_or("no runtime statistics")?;
+    let bound = 2 * (n.div_ceil(q.ranks()) + 3) * 4;
+    if stats.device_bytes as usize > bound {
+        return Err(format!(
+            "rank {} holds {} bytes of device memory for the 1D heat, more than its chunks and halos ({bound})",
+            q.rank(),
+            stats.device_bytes
+        ));
+    }
     let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     let want = (0..40).fold(init, |u, _| step_1d(&u, alpha));
     compare("1D heat, 40 steps", &got, &want)?;

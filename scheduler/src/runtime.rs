@@ -8,11 +8,12 @@
 //! - MPI is initialised on the runtime thread with `MPI_THREAD_FUNNELED`: it is the only thread that calls MPI.
 //!
 //! Commands start **out of order**, as soon as their dependencies allow (see [`RankLoop::step`]); several GPU
-//! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory is
-//! simple for now: every buffer has one device allocation of its whole extent on each rank; transfers move packed
-//! boxes (a push's download, an await-push's receive buffer of the region's bounding box), never a host copy of the
-//! whole buffer.
-//! TODO(perf): allocations sized to the accessed bounding boxes.
+//! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory:
+//! each buffer has at most one device allocation per rank, allocated when a command first touches the buffer and
+//! covering the bounding box of what this rank's commands touched so far; a command that needs more grows it
+//! with a device copy ([`RankLoop::cover`]). Transfers move packed boxes (a push sends its download, an
+//! await-push uploads the pieces as they arrived), never a host copy of the whole buffer.
+//! TODO(perf): look ahead at queued commands before allocating, so that a growing access pattern allocates once.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
@@ -270,6 +271,11 @@ pub struct RankStats {
     pub kernel_batches: u64,
     /// Host tasks run.
     pub host_tasks: u64,
+    /// Times a buffer's device allocation grew (beyond its first) to cover what a command needed.
+    pub growths: u64,
+    /// Bytes of device memory this rank's buffers hold now (each buffer's allocation covers what this rank's
+    /// commands touched, not the whole buffer).
+    pub device_bytes: u64,
     /// Bytes of buffer data sent to other ranks.
     pub bytes_sent: u64,
     /// Bytes of buffer data received from other ranks.
@@ -318,7 +324,7 @@ impl RankStats {
              \x20 GPU batches in flight (summed)               {:8.3} s {:5.1}%\n\
              \x20 await-pushes pending (summed)                {:8.3} s {:5.1}%\n\
              \x20 {} tasks ({:.0}/s), {} commands ({:.0}/s), {} kernels in {} batches, {} host tasks\n\
-             \x20 sent {} B, received {} B",
+             \x20 sent {} B, received {} B; device memory {} B, allocations grew {} times",
             self.rank,
             self.busy.as_secs_f64(),
             pct(self.busy),
@@ -336,7 +342,9 @@ impl RankStats {
             self.kernel_batches,
             self.host_tasks,
             self.bytes_sent,
-            self.bytes_received
+            self.bytes_received,
+            self.device_bytes,
+            self.growths
         )
     }
 }
@@ -426,6 +434,12 @@ enum GpuOp {
         bounds: GridBox,
         context: String,
     },
+    /// Copies what the buffer's previous allocation held into its new one (a growth); the old one is freed once
+    /// the batch is submitted (batches in flight keep its memory until they complete).
+    Grow {
+        buffer: BufferId,
+        old: DeviceAllocation,
+    },
     /// Copies a box of the device allocation back; filled into download slot `slot` of the step.
     Download {
         buffer: BufferId,
@@ -470,8 +484,17 @@ struct BufferState {
     dims: usize,
     extent: GridBox,
     elem_size: usize,
-    device: DeviceAllocation,
+    /// The device allocation: the bounding box of what this rank's commands touched so far (none before the
+    /// first), grown with a copy when a command needs more ([`RankLoop::cover`]).
+    device: Option<DeviceAllocation>,
+    /// The data the buffer was created with (every rank holds it): cells an allocation newly covers start from it.
+    init: Option<Arc<Vec<u8>>>,
+    /// How often the allocation grew after its first, for the regrowth warning.
+    growths: u32,
 }
+
+/// After this many growths of one buffer's allocation, a rank warns (once per buffer).
+const GROWTH_WARNING: u32 = 4;
 
 /// The command in progress and what it waits for.
 enum InFlight {
@@ -675,14 +698,9 @@ impl<'c> RankLoop<'c> {
             Message::CreateBuffer { id, dims, extent, elem_size, data, name } => {
                 self.tm.create_buffer(id, dims, extent, data.is_some(), name.clone());
                 self.cdag.create_buffer(id, dims, extent, data.is_some(), name);
-                let device = self.gpu.allocate(box3(&extent), elem_size).map_err(|e| e.to_string())?;
-                let host = data.unwrap_or_else(|| vec![0; extent.area() * elem_size]);
-                let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
-                batch.upload(&device, box3(&extent), &host, box3(&extent)).map_err(|e| e.to_string())?;
-                let id_batch = batch.submit().map_err(|e| e.to_string())?;
-                // Creation is rare: finish the upload before anything uses the buffer.
-                self.wait_batch(id_batch)?;
-                self.buffers.insert(id, BufferState { dims, extent, elem_size, device });
+                // No device memory yet: the first command that touches the buffer allocates what it needs.
+                let init = data.map(Arc::new);
+                self.buffers.insert(id, BufferState { dims, extent, elem_size, device: None, init, growths: 0 });
             }
             Message::NameBuffer(id, name) => {
                 self.tm.set_buffer_name(id, name.clone());
@@ -748,15 +766,6 @@ impl<'c> RankLoop<'c> {
             for c in ids {
                 self.commands.push_back(self.cdag.command(c).expect("just generated").clone());
             }
-        }
-        Ok(())
-    }
-
-    fn wait_batch(&mut self, id: celer_exec::gpu::BatchId) -> Result<(), String> {
-        while !self.gpu.is_complete(id) {
-            self.batches.clear();
-            self.gpu.poll(&mut self.batches).map_err(|e| e.to_string())?;
-            std::hint::spin_loop();
         }
         Ok(())
     }
@@ -864,6 +873,68 @@ impl<'c> RankLoop<'c> {
         Ok(progressed)
     }
 
+    /// Makes `buffer`'s allocation cover `region` (a buffer's first allocation is the first region a command needs;
+    /// one that does not cover a later region grows to the bounding box of both, copying what it held). The batch
+    /// collected so far is submitted first, so that each operation of a batch names one allocation of its buffer.
+    /// Cells an allocation newly covers start from the buffer's creation data (zeros without), which is what every
+    /// rank holds of cells no task wrote; cells written elsewhere arrive by await-push before anything reads them.
+    /// Call it before adding the command's own operations.
+    fn cover(&mut self, buffer: BufferId, region: &GridBox) -> Result<(), String> {
+        let state = self.buffers.get(&buffer).ok_or_else(|| format!("unknown buffer {buffer}"))?;
+        let want = if region.is_empty() {
+            if state.device.is_some() {
+                return Ok(());
+            }
+            // An accessor that touches nothing still binds an allocation: its first cell.
+            let lo = state.extent.min();
+            GridBox::new(lo, [lo[0] + 1, lo[1] + 1, lo[2] + 1])
+        } else {
+            *region
+        };
+        if state.device.as_ref().is_some_and(|d| d.bounds().contains(&box3(&want))) {
+            return Ok(());
+        }
+        self.flush()?;
+        let state = self.buffers.get_mut(&buffer).expect("checked above");
+        let old = state.device.take();
+        let old_box = old.as_ref().map(|d| GridBox::new(d.bounds().min(), d.bounds().max()));
+        let bounds = old_box.map_or(want, |o| o.bounding_box(&want));
+        let new = self
+            .gpu
+            .allocate(box3(&bounds), state.elem_size)
+            .map_err(|e| format!("allocating {bounds} of buffer {buffer} on the GPU: {e}"))?;
+        self.stats.device_bytes += new.bytes() as u64;
+        if let Some(old) = &old {
+            self.stats.device_bytes -= old.bytes() as u64;
+        }
+        state.device = Some(new);
+        let mut fresh = Vec::new();
+        match old_box {
+            Some(o) => bounds.subtract_into(&o, |b| fresh.push(b)),
+            None => fresh.push(bounds),
+        }
+        if let Some(old) = old {
+            state.growths += 1;
+            self.stats.growths += 1;
+            if state.growths == GROWTH_WARNING {
+                log::warn!(
+                    "buffer {buffer}'s allocation on this rank grew {GROWTH_WARNING} times (now {bounds}); each growth \
+                     copies it: access the whole region a rank will use early (or in larger pieces)"
+                );
+            }
+            self.pending.push(GpuOp::Grow { buffer, old });
+        }
+        for b in fresh {
+            let (bytes, src) = match &state.init {
+                Some(init) => (Arc::clone(init), state.extent),
+                None => (Arc::new(vec![0u8; b.area() * state.elem_size]), b),
+            };
+            let context = format!("initial contents of buffer {buffer}");
+            self.pending.push(GpuOp::Upload { buffer, region: b, bytes, bounds: src, context });
+        }
+        Ok(())
+    }
+
     /// Adds a download to the step's batch; returns its slot.
     fn pend_download(&mut self, buffer: BufferId, region: GridBox, context: &str) -> Dl {
         let slot = self.pending_downloads;
@@ -887,44 +958,64 @@ impl<'c> RankLoop<'c> {
         let ops = std::mem::take(&mut self.pending);
         let mut downloads = Vec::with_capacity(self.pending_downloads);
         let mut kernels = 0u64;
+        let mut uploads = 0usize;
+        let mut grown = Vec::new();
+        let buffers = &self.buffers;
+        // Every op of a batch names its buffer's current allocation: `cover` submits what was collected before it
+        // grows one.
+        let device = |b: &BufferId, context: &str| -> Result<&DeviceAllocation, String> {
+            buffers
+                .get(b)
+                .and_then(|s| s.device.as_ref())
+                .ok_or_else(|| format!("{context}: internal error: buffer {b} has no allocation"))
+        };
         let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
-        for op in &ops {
+        for op in ops {
             match op {
                 GpuOp::Kernel(k) => {
                     for (b, bytes) in &k.identities {
-                        let state = &self.buffers[b];
-                        batch
-                            .upload(&state.device, box3(&state.extent), bytes, box3(&state.extent))
-                            .map_err(|e| format!("{}: {e}", k.context))?;
+                        let d = device(b, &k.context)?;
+                        let extent = box3(&buffers[b].extent);
+                        batch.upload(d, extent, bytes, extent).map_err(|e| format!("{}: {e}", k.context))?;
                     }
                     let mut list = Vec::with_capacity(k.accesses.len());
                     for (b, mode) in &k.accesses {
-                        let state = self.buffers.get(b).ok_or_else(|| format!("{}: unknown buffer {b}", k.context))?;
+                        let d = device(b, &k.context)?;
                         list.push(match mode {
-                            AccessMode::Read => Access::read(&state.device),
-                            AccessMode::ReadWrite => Access::read_write(&state.device),
-                            AccessMode::Write | AccessMode::DiscardWrite => Access::write(&state.device),
+                            AccessMode::Read => Access::read(d),
+                            AccessMode::ReadWrite => Access::read_write(d),
+                            AccessMode::Write | AccessMode::DiscardWrite => Access::write(d),
                         });
                     }
                     batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(|e| format!("{}: {e}", k.context))?;
                     kernels += 1;
                 }
                 GpuOp::Upload { buffer, region, bytes, bounds, context } => {
-                    let state = &self.buffers[buffer];
                     batch
-                        .upload(&state.device, box3(region), bytes, box3(bounds))
+                        .upload(device(&buffer, &context)?, box3(&region), &bytes, box3(&bounds))
                         .map_err(|e| format!("{context}: {e}"))?;
+                    uploads += 1;
+                }
+                GpuOp::Grow { buffer, old } => {
+                    let context = format!("growing the allocation of {buffer}");
+                    batch
+                        .copy(&old, device(&buffer, &context)?, old.bounds())
+                        .map_err(|e| format!("{context}: {e}"))?;
+                    grown.push(old);
                 }
                 GpuOp::Download { buffer, region, slot, context } => {
-                    debug_assert_eq!(*slot, downloads.len());
-                    let state = &self.buffers[buffer];
-                    downloads.push(batch.download(&state.device, box3(region)).map_err(|e| format!("{context}: {e}"))?);
+                    debug_assert_eq!(slot, downloads.len());
+                    let d = device(&buffer, &context)?;
+                    downloads.push(batch.download(d, box3(&region)).map_err(|e| format!("{context}: {e}"))?);
                 }
             }
         }
         let id = batch.submit().map_err(|e| e.to_string())?;
+        // The submitted batch keeps the old allocations' memory until it completes.
+        for old in grown {
+            self.gpu.free(old);
+        }
         if self.trace.is_some() {
-            let uploads = ops.iter().filter(|op| matches!(op, GpuOp::Upload { .. })).count();
             let what = format!("{kernels} kernel(s), {uploads} upload(s), {} download(s)", downloads.len());
             self.traced_batches.push((id, std::time::Instant::now(), what));
         }
@@ -1043,6 +1134,12 @@ impl<'c> RankLoop<'c> {
                         objects: payload.1,
                     };
                     let job = Box::new(HostJob { cmd: cmd.id, f: payload.0, ctx });
+                    for v in &job.ctx.views {
+                        if !v.bounds.is_empty() {
+                            let (buffer, bounds) = (v.buffer, v.bounds);
+                            self.cover(buffer, &bounds).map_err(fail)?;
+                        }
+                    }
                     if wanted.is_empty() {
                         self.host.submit(*job);
                         return Ok(Some(InFlight::Host(cmd.id, std::time::Instant::now())));
@@ -1072,7 +1169,25 @@ impl<'c> RankLoop<'c> {
                         identities.push((r.buffer, kind.identity(op)));
                     }
                 }
+                // What each accessor touches on this rank: its allocation must hold it.
+                let mut needs = Vec::with_capacity(accesses.len());
+                for a in &task.spec.accesses {
+                    let state =
+                        self.buffers.get(&a.buffer).ok_or_else(|| fail(format!("unknown buffer {}", a.buffer)))?;
+                    let region = a
+                        .mapper
+                        .apply(chunk, task.spec.dims, &state.extent, state.dims)
+                        .map_err(|e| fail(e.to_string()))?;
+                    needs.push((a.buffer, region.bounding_box()));
+                }
+                for r in &task.spec.reductions {
+                    needs.push((r.buffer, self.buffers[&r.buffer].extent));
+                }
                 let dims = task.spec.dims.max(1);
+                let context = fail(format!("in {}", task.ident()));
+                for (buffer, bounds) in needs {
+                    self.cover(buffer, &bounds).map_err(fail)?;
+                }
                 let kernel = self.gpu.load_kernel(payload.source, payload.entry).map_err(|e| fail(e.to_string()))?;
                 self.pending.push(GpuOp::Kernel(PreparedKernel {
                     kernel,
@@ -1080,7 +1195,7 @@ impl<'c> RankLoop<'c> {
                     accesses,
                     scalars: payload.scalars,
                     identities,
-                    context: fail(format!("in {}", task.ident())),
+                    context,
                 }));
                 Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
             }
@@ -1094,6 +1209,11 @@ impl<'c> RankLoop<'c> {
                 }
                 if targets.iter().all(|(_, r)| r.is_empty()) {
                     return Ok(None);
+                }
+                for (_, region) in targets {
+                    for b in region.boxes() {
+                        self.cover(transfer.buffer, b).map_err(fail)?;
+                    }
                 }
                 let context = fail("push".into());
                 let mut downloads = Vec::new();
@@ -1137,6 +1257,9 @@ impl<'c> RankLoop<'c> {
                 let state = &self.buffers[&access.buffer];
                 let bytes = fenced.area() * state.elem_size;
                 let buffer = access.buffer;
+                if !fenced.is_empty() {
+                    self.cover(buffer, &fenced).map_err(fail)?;
+                }
                 let download = self.pend_download(buffer, fenced, &fail("fence".into()));
                 Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Fence { download, bytes, task: *task })))
             }
@@ -1163,6 +1286,7 @@ impl<'c> RankLoop<'c> {
             CommandKind::Reduction { reduction, buffer, has_local_contribution } => {
                 let download = if *has_local_contribution {
                     let extent = self.buffers[buffer].extent;
+                    self.cover(*buffer, &extent).map_err(fail)?;
                     Some(self.pend_download(*buffer, extent, &fail("reduction".into())))
                 } else {
                     None
@@ -1250,6 +1374,7 @@ impl<'c> RankLoop<'c> {
                         if let Some(g) = gathered {
                             self.engine.recycle(g);
                         }
+                        self.cover(buffer, &extent)?;
                         self.pending.push(GpuOp::Upload {
                             buffer,
                             region: extent,
@@ -1308,6 +1433,7 @@ impl<'c> RankLoop<'c> {
                 let mut any = false;
                 for v in ctx.views.into_iter().filter(|v| v.produces && !v.bounds.is_empty()) {
                     any = true;
+                    self.cover(v.buffer, &v.bounds)?;
                     self.pending.push(GpuOp::Upload {
                         buffer: v.buffer,
                         region: v.bounds,
@@ -1337,6 +1463,7 @@ impl<'c> RankLoop<'c> {
                 for piece in pieces.pieces().iter().filter(|p| !p.bounds().is_empty()) {
                     let b = piece.bounds();
                     let bounds = GridBox::new(b.min(), b.max());
+                    self.cover(buffer, &bounds)?;
                     self.pending.push(GpuOp::Upload {
                         buffer,
                         region: bounds,
