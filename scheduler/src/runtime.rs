@@ -11,7 +11,7 @@
 //! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory:
 //! each buffer has at most one device allocation per rank, allocated when a command first touches the buffer and
 //! covering the bounding box of what this rank's commands touched so far; a command that needs more grows it
-//! with a device copy ([`RankLoop::cover`]). Transfers move packed boxes (a push sends its download, an
+//! with a device copy (`RankLoop::cover`). Transfers move packed boxes (a push sends its download, an
 //! await-push uploads the pieces as they arrived), never a host copy of the whole buffer.
 //! TODO(perf): look ahead at queued commands before allocating, so that a growing access pattern allocates once.
 
