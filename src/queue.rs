@@ -18,7 +18,7 @@ use celer_scheduler::graph::{
     ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskManagerConfig, TaskSpec,
 };
 use celer_scheduler::runtime::{
-    HostContext, HostFn, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject,
+    CustomReduction, HostContext, HostFn, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject,
 };
 use celer_scheduler::{ConfigError, RuntimeConfig, Simulation};
 use std::sync::{mpsc, Arc};
@@ -342,6 +342,7 @@ impl Queue {
                 entry,
                 scalars: task.scalars,
                 reduction_kinds: task.reduction_kinds,
+                custom_reductions: task.custom_reductions,
             }));
         }
         let id = rec.sim.submit(spec.clone())?;
@@ -650,6 +651,7 @@ pub struct TaskBuilder<const KD: usize> {
     kernel: Option<(&'static KernelSource, &'static str)>,
     scalars: Vec<u32>,
     reduction_kinds: Vec<ScalarKind>,
+    custom_reductions: Vec<Option<CustomReduction>>,
     host_fn: Option<Arc<HostFn>>,
     objects: Vec<SharedObject>,
 }
@@ -676,6 +678,7 @@ pub mod task {
             kernel: kernel.source,
             scalars: Vec::new(),
             reduction_kinds: Vec::new(),
+            custom_reductions: Vec::new(),
             host_fn: None,
             objects: Vec::new(),
         }
@@ -710,6 +713,7 @@ impl<const KD: usize> TaskBuilder<KD> {
             kernel: None,
             scalars: Vec::new(),
             reduction_kinds: Vec::new(),
+            custom_reductions: Vec::new(),
             host_fn: None,
             objects: Vec::new(),
         }
@@ -784,6 +788,53 @@ impl<const KD: usize> TaskBuilder<KD> {
             include_current_value: false,
         });
         self.reduction_kinds.push(T::KIND);
+        self.custom_reductions.push(None);
+        self
+    }
+
+    /// Reduces every item's contribution into the one-element `buffer` with an operation of your own: the kernel
+    /// combines its chunk's items into element 0 starting from `identity` (which the buffer holds when it starts),
+    /// and celer folds the ranks' partial results with `combine`, in rank order, starting from `identity`, so
+    /// every rank reads the same bits. `combine` must be associative, and agree with what the kernel does.
+    ///
+    /// ```no_run
+    /// # use celer::{access, kernels, task, Kernel, Queue};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let q = Queue::new()?;
+    /// let flags = q.buffer_from(&[1u32, 4, 16, 4], [4]);
+    /// let any = q.buffer::<u32, 1>([1]);
+    /// let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or")?; // atomicOr of every item into element 0
+    /// q.submit(task::parallel_for(&or, [4]).read(&flags, access::one_to_one()).reduce_with(&any, 0, |a, b| a | b))?;
+    /// assert_eq!(q.fence(&any)?.wait()?, vec![21]);
+    /// # Ok(()) }
+    /// ```
+    pub fn reduce_with<T: Reducible, const BD: usize>(
+        mut self,
+        buffer: &Buffer<'_, T, BD>,
+        identity: T,
+        combine: impl Fn(T, T) -> T + Send + Sync + 'static,
+    ) -> Self {
+        self.spec.reductions.push(ReductionSpec {
+            id: ReductionId(0),
+            buffer: buffer.id,
+            op: ReductionOp::Custom,
+            include_current_value: false,
+        });
+        self.reduction_kinds.push(T::KIND);
+        let read = |b: &[u8]| -> T {
+            assert_eq!(b.len(), std::mem::size_of::<T>(), "a reduction element has the buffer's element size");
+            // SAFETY: `b` holds exactly one `T` (checked above); `T: Element` accepts every bit pattern, and
+            // `read_unaligned` needs no alignment.
+            unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) }
+        };
+        let bytes = |v: T| -> Vec<u8> {
+            // SAFETY: `T: Element` has no padding, so all `size_of::<T>()` bytes of `v` are initialised.
+            unsafe { std::slice::from_raw_parts((&v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }.to_vec()
+        };
+        self.custom_reductions.push(Some(CustomReduction {
+            identity: bytes(identity),
+            combine: Arc::new(move |a: &[u8], b: &[u8]| bytes(combine(read(a), read(b)))),
+        }));
         self
     }
 

@@ -1,5 +1,6 @@
 //! End to end, on real ranks and a real Vulkan device: sum, minimum and maximum reductions of an i32 buffer split
-//! over every rank, read by every rank (a fence) and by rank 0 alone (a host task), compared with the serial result.
+//! over every rank, read by every rank (a fence) and by rank 0 alone (a host task), and user-defined reductions
+//! (bitwise OR and AND through `reduce_with`), compared with the serial result.
 //! Run alone (one rank) or under `mpirun -n N`; `./x test` does both.
 
 use std::process::ExitCode;
@@ -33,6 +34,28 @@ fn run(q: &Queue) -> Result<(), String> {
             }
         }
     }
+    // User-defined reductions (bitwise OR and AND, identities 0 and !0): item i carries bit 32 i / n, so each
+    // rank's partial holds only its chunk's bits and the cross-rank combine matters.
+    let bits: Vec<u32> = (0..n).map(|i| 1u32 << (32 * i / n)).collect();
+    let flags = q.buffer_from(&bits, [n]).named("flags");
+    let cleared = q.buffer_from(&bits.iter().map(|b| !b).collect::<Vec<_>>(), [n]).named("cleared");
+    let any = q.buffer::<u32, 1>([1]).named("any");
+    let all = q.buffer::<u32, 1>([1]).named("all");
+    let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or").map_err(|e| e.to_string())?;
+    let and = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_and").map_err(|e| e.to_string())?;
+    q.submit(task::parallel_for(&or, [n]).read(&flags, access::one_to_one()).reduce_with(&any, 0, |a, b| a | b))
+        .map_err(|e| e.to_string())?;
+    q.submit(task::parallel_for(&and, [n]).read(&cleared, access::one_to_one()).reduce_with(&all, !0, |a, b| a & b))
+        .map_err(|e| e.to_string())?;
+    let got_or = q.fence(&any).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let got_and = q.fence(&all).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let (want_or, want_and) = (bits.iter().fold(0, |a, b| a | b), bits.iter().fold(!0, |a, b| a & !b));
+    if got_or != [want_or] || got_and != [want_and] {
+        return Err(format!(
+            "user-defined reductions: OR {got_or:x?} (want {want_or:#x}), AND {got_and:x?} (want {want_and:#x})"
+        ));
+    }
+
     // A reduction read by rank 0 alone.
     let result = q.buffer::<i32, 1>([1]).named("sum_on_rank_0");
     let kernel = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").map_err(|e| e.to_string())?;
@@ -56,5 +79,5 @@ fn run(q: &Queue) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    common::run_on_every_rank("e2e_reduce", "sum, min and max reductions verified", run)
+    common::run_on_every_rank("e2e_reduce", "sum, min, max and user-defined reductions verified", run)
 }

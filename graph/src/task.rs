@@ -233,7 +233,7 @@ pub struct BufferAccess {
     pub mapper: RangeMapper,
 }
 
-/// A built-in reduction operator (user-defined ones come with the executor).
+/// A reduction operator.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum ReductionOp {
     /// Sum.
@@ -242,6 +242,9 @@ pub enum ReductionOp {
     Min,
     /// Maximum.
     Max,
+    /// User-defined: the kernel combines its items with it, and the runtime folds the ranks' partial results with
+    /// the identity and combining function the task brought (the facade's `TaskBuilder::reduce_with`).
+    Custom,
 }
 
 /// A reduction of a task's chunks into a one-element buffer.

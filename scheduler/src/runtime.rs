@@ -59,6 +59,8 @@ macro_rules! reduce_as {
                 ReductionOp::Sum => vals.fold(0 as $t, |a, b| a + b),
                 ReductionOp::Min => vals.fold(<$t>::MAX, |a, b| if b < a { b } else { a }),
                 ReductionOp::Max => vals.fold(<$t>::MIN, |a, b| if b > a { b } else { a }),
+                // Custom reductions fold with their own function (`ReductionInfo::combine`), never here.
+                ReductionOp::Custom => vals.fold(0 as $t, |a, _| a),
             };
             r.to_ne_bytes().to_vec()
         })* }
@@ -86,6 +88,51 @@ impl ScalarKind {
     }
 }
 
+/// How a user-defined reduction combines two elements (their bytes) into one.
+pub type CombineFn = dyn Fn(&[u8], &[u8]) -> Vec<u8> + Send + Sync;
+
+/// A user-defined reduction's host side: the identity every rank's partial result starts from, and how two results
+/// combine (one element each, as bytes); the runtime folds the ranks' partials with it in rank order.
+#[derive(Clone)]
+pub struct CustomReduction {
+    /// The identity element's bytes.
+    pub identity: Vec<u8>,
+    /// Combines two elements' bytes into one.
+    pub combine: Arc<CombineFn>,
+}
+
+impl std::fmt::Debug for CustomReduction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomReduction").field("identity", &self.identity).finish_non_exhaustive()
+    }
+}
+
+/// What the runtime knows of a reduction: its operator and element type, and for user-defined ones how to combine.
+#[derive(Clone, Debug)]
+struct ReductionInfo {
+    op: ReductionOp,
+    kind: ScalarKind,
+    custom: Option<CustomReduction>,
+}
+
+impl ReductionInfo {
+    /// The identity a rank's partial result starts from.
+    fn identity(&self) -> Vec<u8> {
+        match &self.custom {
+            Some(c) => c.identity.clone(),
+            None => self.kind.identity(self.op),
+        }
+    }
+
+    /// Folds `parts` (one element each, in rank order), starting from the identity.
+    fn combine(&self, parts: &[&[u8]]) -> Vec<u8> {
+        match &self.custom {
+            Some(c) => parts.iter().fold(c.identity.clone(), |acc, p| (c.combine)(&acc, p)),
+            None => self.kind.combine(self.op, parts),
+        }
+    }
+}
+
 /// What a device-compute task runs: a WGSL kernel compiled at build time, and its scalar arguments.
 #[derive(Debug, Clone)]
 pub struct KernelPayload {
@@ -99,6 +146,8 @@ pub struct KernelPayload {
     /// it holds the operation's identity (or, on rank 0, the current value when that is included) when the kernel
     /// starts, and the kernel combines its items into element 0 (e.g. with atomics).
     pub reduction_kinds: Vec<ScalarKind>,
+    /// For each of the task's reductions, in order: how a user-defined one ([`ReductionOp::Custom`]) combines.
+    pub custom_reductions: Vec<Option<CustomReduction>>,
 }
 
 /// The closure a host task runs, on the host worker thread.
@@ -588,7 +637,7 @@ pub struct RankLoop<'c> {
     /// Counters for the summary programs print.
     pub(crate) stats: RankStats,
     /// Operation and element type of every reduction submitted, known on every rank.
-    reductions: HashMap<ReductionId, (ReductionOp, ScalarKind)>,
+    reductions: HashMap<ReductionId, ReductionInfo>,
     /// Partial results gathered from the other ranks, until the reduction command combines them.
     gathered: HashMap<ReductionId, celer_exec::transfer::Gathered>,
     /// Host tasks the worker finished, by command.
@@ -713,17 +762,19 @@ impl<'c> RankLoop<'c> {
             }
             Message::Submit(spec) => {
                 if !spec.reductions.is_empty() {
-                    let kinds = spec
-                        .payload
-                        .as_ref()
-                        .and_then(|p| p.downcast_ref::<KernelPayload>())
-                        .map(|k| k.reduction_kinds.clone())
-                        .unwrap_or_default();
+                    let payload = spec.payload.as_ref().and_then(|p| p.downcast_ref::<KernelPayload>());
                     for (i, r) in spec.reductions.iter().enumerate() {
-                        let kind = *kinds.get(i).ok_or_else(|| {
+                        let kind = *payload.and_then(|k| k.reduction_kinds.get(i)).ok_or_else(|| {
                             format!("a reduction into {} has no element type (reductions need a kernel)", r.buffer)
                         })?;
-                        self.reductions.insert(r.id, (r.op, kind));
+                        let custom = payload.and_then(|k| k.custom_reductions.get(i).cloned().flatten());
+                        if r.op == ReductionOp::Custom && custom.is_none() {
+                            return Err(format!(
+                                "a user-defined reduction into {} has no combining function",
+                                r.buffer
+                            ));
+                        }
+                        self.reductions.insert(r.id, ReductionInfo { op: r.op, kind, custom });
                     }
                 }
                 self.tm.submit(spec).map_err(|e| e.to_string())?;
@@ -1165,8 +1216,7 @@ impl<'c> RankLoop<'c> {
                 for r in &task.spec.reductions {
                     accesses.push((r.buffer, AccessMode::ReadWrite));
                     if !(r.include_current_value && rank == 0) {
-                        let (op, kind) = self.reductions[&r.id];
-                        identities.push((r.buffer, kind.identity(op)));
+                        identities.push((r.buffer, self.reductions[&r.id].identity()));
                     }
                 }
                 // What each accessor touches on this rank: its allocation must hold it.
@@ -1350,9 +1400,9 @@ impl<'c> RankLoop<'c> {
                         }
                     }
                     AfterGpu::Reduce { buffer, reduction, download } => {
-                        let (op, kind) = self.reductions[&reduction];
+                        let info = self.reductions[&reduction].clone();
                         let me = self.comm.rank();
-                        let mut local = vec![0u8; kind.size()];
+                        let mut local = vec![0u8; info.kind.size()];
                         let extent = self.buffers[&buffer].extent;
                         if let Some(d) = download {
                             self.gpu.read_download(d.id()?, &mut local, box3(&extent)).map_err(|e| e.to_string())?;
@@ -1370,7 +1420,7 @@ impl<'c> RankLoop<'c> {
                         }
                         parts.sort_by_key(|p| p.0);
                         let slices: Vec<&[u8]> = parts.iter().map(|p| p.1).collect();
-                        let result = kind.combine(op, &slices);
+                        let result = info.combine(&slices);
                         if let Some(g) = gathered {
                             self.engine.recycle(g);
                         }
