@@ -45,7 +45,7 @@ for part in "$@"; do
             run "wave_strong_r$r" "${mpi[@]}" -n "$r" "$bin/wave_sim" --size 16384 --steps 300 --no-verify --no-picture
             run "matmul_r$r" "${mpi[@]}" -n "$r" "$bin/matmul" --size 8192 --no-verify
             # 262144 bodies: with fewer, a quarter of the bodies is too few threads to fill an H200.
-            run "nbody_r$r" "${mpi[@]}" -n "$r" "$bin/nbody" --bodies 262144 --steps 5 --no-verify
+            run "nbody_r$r" "${mpi[@]}" -n "$r" "$bin/nbody" --bodies 262144 --steps 5 --no-verify --no-energy
         done
         ;;
     overhead)
