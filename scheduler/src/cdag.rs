@@ -6,7 +6,9 @@
 //! - `last_writer`: the local command that last wrote each cell, and whether the local copy is *fresh* (the newest
 //!   anywhere) and *replicated* (received from another rank, as opposed to produced here). Only the original
 //!   producer of fresh data ever pushes it.
-//! - `replicated_to`: which ranks already received the data this rank produced, so nothing is sent twice.
+//! - `sent_to`: per target rank, the region of this rank's data it already received, so nothing is sent twice
+//!   (per target rather than per cell: when every rank reads a different part, as in a transpose, a map of cells
+//!   would split into a box per target and each push would scan them all, O(ranks²) per task).
 //! - `readers`: local commands that read each cell since its last local write (anti-dependencies).
 //!
 //! For each task: pushes go to remote chunks that read what this rank produced, one await-push per buffer covers
@@ -108,6 +110,44 @@ impl RankSet {
 type CommandSet = SmallVec<[CommandId; 2]>;
 
 /// A reduction whose partial results wait on their ranks until a task reads the buffer.
+/// Per target rank, the region of this rank's data that rank already received and nobody rewrote since.
+#[derive(Debug, Default)]
+struct SentTo(hashbrown::HashMap<u32, Region>);
+
+impl SentTo {
+    /// Forgets what was sent of `region` (it was rewritten, or is no longer ours to send).
+    fn clear(&mut self, region: &Region) {
+        if self.0.is_empty() {
+            return;
+        }
+        self.0.retain(|_, sent| {
+            if sent.intersects(region) {
+                *sent = sent.difference(region);
+            }
+            !sent.is_empty()
+        });
+    }
+
+    /// The part of `need` that `target` has not received yet.
+    fn unsent(&self, target: u32, need: &Region) -> Region {
+        match self.0.get(&target) {
+            Some(sent) if sent.intersects(need) => need.difference(sent),
+            _ => need.clone(),
+        }
+    }
+
+    /// Notes that `target` received `region`.
+    fn record(&mut self, target: u32, region: &Region) {
+        let sent = self.0.entry(target).or_default();
+        *sent = sent.union(region);
+    }
+
+    /// Boxes held, for the state-size measure.
+    fn boxes(&self) -> usize {
+        self.0.values().map(|r| r.boxes().len()).sum()
+    }
+}
+
 #[derive(Clone, Debug)]
 struct PendingReduction {
     id: ReductionId,
@@ -121,7 +161,7 @@ struct BufferState {
     extent: GridBox,
     name: Option<String>,
     last_writer: RegionMap<WriterState>,
-    replicated_to: RegionMap<RankSet>,
+    sent_to: SentTo,
     readers: RegionMap<CommandSet>,
     pending_reduction: Option<PendingReduction>,
 }
@@ -228,7 +268,7 @@ impl CommandGraphGenerator {
                 extent,
                 name,
                 last_writer: RegionMap::new(extent, state),
-                replicated_to: RegionMap::new(extent, RankSet::new()),
+                sent_to: SentTo::default(),
                 readers: RegionMap::new(extent, CommandSet::new()),
                 pending_reduction: None,
             },
@@ -290,7 +330,7 @@ impl CommandGraphGenerator {
 
     /// Total boxes in all tracking maps (a measure of the generator's state).
     pub fn region_map_boxes(&self) -> usize {
-        self.buffers.values().map(|b| b.last_writer.len() + b.replicated_to.len() + b.readers.len()).sum()
+        self.buffers.values().map(|b| b.last_writer.len() + b.sent_to.boxes() + b.readers.len()).sum()
     }
 
     /// Tells the generator the runtime reached the horizon or epoch of task `task`: older commands are freed.
@@ -577,7 +617,7 @@ impl CommandGraphGenerator {
             let state = self.buffers.get_mut(b).unwrap();
             state.last_writer.update_region(&region, WriterState { cmd: Some(cmd), fresh: true, replicated: true });
             state.readers.update_region(&region, CommandSet::new());
-            state.replicated_to.update_region(&region, RankSet::new());
+            state.sent_to.clear(&region);
         }
 
         // The local chunk.
@@ -631,7 +671,7 @@ impl CommandGraphGenerator {
                         .last_writer
                         .update_region(produced, WriterState { cmd: Some(cmd), fresh: true, replicated: false });
                     state.readers.update_region(produced, CommandSet::new());
-                    state.replicated_to.update_region(produced, RankSet::new());
+                    state.sent_to.clear(produced);
                 }
             }
         }
@@ -714,23 +754,12 @@ impl CommandGraphGenerator {
             if need.is_empty() {
                 continue;
             }
-            let state = &self.buffers[&b];
-            let mut send: SmallVec<[GridBox; 4]> = SmallVec::new();
-            state.replicated_to.for_each_in(&need, |bx, ranks| {
-                if !ranks.contains(i as u32) {
-                    send.push(bx);
-                }
-            });
+            let state = self.buffers.get_mut(&b).unwrap();
+            let send = state.sent_to.unsent(i as u32, &need);
             if send.is_empty() {
                 continue;
             }
-            let send = Region::from_boxes(send);
-            let state = self.buffers.get_mut(&b).unwrap();
-            state.replicated_to.update_values_in(&send, |ranks| {
-                let mut ranks = ranks.clone();
-                ranks.insert(i as u32);
-                ranks
-            });
+            state.sent_to.record(i as u32, &send);
             targets.push((NodeId(i as u64), send));
         }
         if targets.is_empty() {
@@ -824,7 +853,7 @@ impl CommandGraphGenerator {
             let replicated = readers.len() > 1;
             state.last_writer.update_region(&extent, WriterState { cmd: Some(cmd), fresh: true, replicated });
             state.readers.update_region(&extent, CommandSet::new());
-            state.replicated_to.update_region(&extent, RankSet::new());
+            state.sent_to.clear(&extent);
         } else {
             mark_stale(self.buffers.get_mut(&b).unwrap(), &extent);
         }
@@ -912,7 +941,7 @@ fn add_reader(readers: &mut RegionMap<CommandSet>, region: &Region, cmd: Command
 /// Marks `region` as written elsewhere: the local copy is no longer the newest, and no longer ours to push.
 fn mark_stale(state: &mut BufferState, region: &Region) {
     state.last_writer.update_values_in(region, |w| WriterState { fresh: false, ..*w });
-    state.replicated_to.update_region(region, RankSet::new());
+    state.sent_to.clear(region);
 }
 
 impl fmt::Debug for CommandGraphGenerator {
