@@ -593,7 +593,9 @@ impl CommandGraphGenerator {
             self.generate_push(task, &chunking, b, &task.regions[i].consumed, me)?;
         }
 
-        // Await-pushes: what local chunks read that is stale here.
+        // Await-pushes: what local chunks read that is stale here. The same pass collects the local chunk's true
+        // dependencies on the fresh part (the await-push itself covers the rest).
+        let mut exec_deps = Deps::default();
         for (b, consumed, _) in &local {
             if consumed.is_empty() {
                 continue;
@@ -603,6 +605,8 @@ impl CommandGraphGenerator {
             state.last_writer.for_each_in(consumed, |bx, w| {
                 if !w.fresh {
                     missing.push(bx);
+                } else if let Some(c) = w.cmd {
+                    exec_deps.add(c, DependencyKind::True, DependencyOrigin::Dataflow);
                 }
             });
             if missing.is_empty() {
@@ -614,6 +618,7 @@ impl CommandGraphGenerator {
             let transfer = TransferId { task: task.id, buffer: *b, reduction: None };
             self.add_epoch_dependency(&mut deps);
             let cmd = self.new_command(task.id, CommandKind::AwaitPush { transfer, region: region.clone() }, deps);
+            exec_deps.add(cmd, DependencyKind::True, DependencyOrigin::Dataflow);
             let state = self.buffers.get_mut(b).unwrap();
             state.last_writer.update_region(&region, WriterState { cmd: Some(cmd), fresh: true, replicated: true });
             state.readers.update_region(&region, CommandSet::new());
@@ -622,15 +627,8 @@ impl CommandGraphGenerator {
 
         // The local chunk.
         if let Some(chunk) = local_chunk {
-            let mut deps = Deps::default();
-            for (b, consumed, produced) in &local {
-                let state = &self.buffers[b];
-                state.last_writer.for_each_in(consumed, |_, w| {
-                    debug_assert!(w.fresh, "{b}: a local read of stale data survived the await-pushes");
-                    if let Some(c) = w.cmd {
-                        deps.add(c, DependencyKind::True, DependencyOrigin::Dataflow);
-                    }
-                });
+            let mut deps = exec_deps;
+            for (b, _, produced) in &local {
                 self.write_dependencies(*b, produced, &mut deps);
             }
             for (ho, _) in &task.spec.side_effects {
