@@ -695,6 +695,11 @@ impl CommandGraphGenerator {
                 }
                 continue;
             }
+            if n_chunks == 1 && local_chunk.is_some() {
+                // The only chunk is ours: nothing was written elsewhere.
+                self.buffers.get_mut(b).unwrap().pending_reduction = None;
+                continue;
+            }
             let global = if Self::shaped(task, *b) {
                 task.regions[i].produced.clone()
             } else {
