@@ -556,9 +556,19 @@ impl CommandGraphGenerator {
         }
         let is_reduction = |b: BufferId| task.spec.reductions.iter().any(|r| r.buffer == b);
 
-        // Overlapping writes between ranks (reductions write partial results, which is their point).
+        // Overlapping writes between ranks (reductions write partial results, which is their point). Chunks are
+        // disjoint, so buffers written only one to one cannot overlap: no need to look.
+        let disjoint_writes = |b: BufferId| {
+            task.spec
+                .accesses
+                .iter()
+                .filter(|a| a.buffer == b && a.mode.produces())
+                .all(|a| matches!(a.mapper, RangeMapper::OneToOne))
+        };
         if n_chunks > 1 {
-            for (b, _, produced) in local.iter().filter(|l| !l.2.is_empty() && !is_reduction(l.0)) {
+            for (b, _, produced) in
+                local.iter().filter(|l| !l.2.is_empty() && !is_reduction(l.0) && !disjoint_writes(l.0))
+            {
                 for i in self.candidates(task, &chunking, *b, produced, Some(me), AccessMode::produces) {
                     let (_, other) = self.chunk_regions(task, *b, &chunking.chunk(i), i as u32)?;
                     let overlap = other.intersection(produced);
