@@ -5,7 +5,7 @@
 //! iterations (16 FLOP per GPU thread per iteration) and depends on points of the previous step chosen by a pattern:
 //! `trivial` (none), `no_comm` (itself), `stencil_1d` (p−1, p, p+1), `fft` (butterfly: p and p xor 2^k), `tree`
 //! (p / 2), `nearest` (the `radix` points centred on p) or `spread` (`radix` points spaced width / radix apart).
-//! Every task checks that its inputs carry the tags its predecessors wrote (exec/shaders/metg.wgsl); the final tags
+//! Every task checks that its inputs carry the tags its predecessors wrote (kernels/metg.wgsl); the final tags
 //! are checked on the host, so a wrong schedule fails the run.
 //!
 //! The sweep halves `iters` from `--iters-max` down to `--iters-min`. For each size, efficiency = achieved FLOP/s ÷
@@ -37,7 +37,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use celer::graph::{GridBox, Region};
-use celer::{access, kernels, task, Kernel, Queue};
+use celer::{access, task, Kernel, Queue};
+
+/// The harness's own kernel, `kernels/metg.wgsl`, compiled by the package's build script as a program's would be.
+mod kernels {
+    celer::include_kernels!();
+}
 use celer_exec::gpu::{Access, Box3, Gpu, Launch};
 use celer_exec::mpi::Communicator;
 
@@ -46,7 +51,7 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 /// FLOP per GPU thread (or CPU point) per iteration: 8 chains of one multiply-add each.
 const FLOP_PER_ITER: f64 = 16.0;
 
-/// The dependence patterns, numbered as in exec/shaders/metg.wgsl.
+/// The dependence patterns, numbered as in kernels/metg.wgsl.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Pattern {
     Trivial = 0,

@@ -9,7 +9,7 @@
 //! | [`one_to_one`] | the same cells `[o, o+r)` |
 //! | [`all`] | the whole buffer |
 //! | [`fixed`] | one fixed box, whatever the chunk |
-//! | [`slice`] | the chunk, extended to the whole buffer along one dimension |
+//! | [`slice()`] | the chunk, extended to the whole buffer along one dimension |
 //! | [`neighborhood`] | the chunk grown by `k` cells on every side (clamped to the buffer) |
 //! | [`neighborhood_along_axes`] | the same, without the diagonal corners (a "+" stencil) |
 //! | [`transposed`] | the chunk with dimensions 0 and 1 swapped (2D) |

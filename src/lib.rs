@@ -52,6 +52,23 @@ pub use celer_scheduler::runtime::{HostContext, RankStats};
 /// The kernels compiled into celer (WGSL from `exec/shaders/`, compiled to SPIR-V at build time).
 pub use celer_scheduler::exec::shaders as kernels;
 
+/// Declares the kernels a program's build script compiled with `celer_kernel_build::compile_dir`: one
+/// [`kernels::KernelSource`] constant per WGSL file, named after it in capitals (`heat.wgsl` → `HEAT`), for
+/// [`Kernel::wgsl`].
+///
+/// ```ignore
+/// mod my_kernels {
+///     celer::include_kernels!();
+/// }
+/// let heat = celer::Kernel::wgsl(&my_kernels::HEAT, "main")?;
+/// ```
+#[macro_export]
+macro_rules! include_kernels {
+    () => {
+        include!(concat!(env!("OUT_DIR"), "/celer_kernels.rs"));
+    };
+}
+
 /// The scheduler layer (command generation, simulation of many ranks), for tools and benchmarks.
 pub use celer_scheduler as scheduler;
 /// The graph layer, for tools and tests that need more than the facade.

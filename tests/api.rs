@@ -92,3 +92,27 @@ fn the_readme_and_the_guide_list_every_celer_variable() {
         }
     }
 }
+
+/// The kernels of `kernels/`, compiled by this package's build script through `celer-kernel-build`, as a program
+/// using celer compiles its own.
+mod own_kernels {
+    celer::include_kernels!();
+}
+
+#[test]
+fn a_programs_own_kernels_are_compiled_at_build_time_and_checked_like_celers() {
+    let metg = &own_kernels::METG;
+    assert_eq!(metg.name(), "metg");
+    assert_eq!(metg.group0_bindings(), 3, "prev, next, scratch");
+    assert_eq!(metg.entry_point("main").map(|e| e.workgroup_size), Some([64, 1, 1]));
+    assert_eq!(metg.spirv_words()[0], 0x0723_0203, "SPIR-V magic number");
+    let k = Kernel::wgsl(metg, "main").unwrap();
+    let q = Queue::dry_run();
+    let tags = q.buffer_from(&[0u32; 4], [4]);
+    let scratch = q.buffer_from(&[0f32; 64], [4, 16]);
+    // Bindings are checked against what the build script found: two accessors for three bindings is refused.
+    let err = q
+        .submit(task::parallel_for(&k, [4, 16]).read(&tags, access::all()).read_write(&scratch, access::one_to_one()))
+        .unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::KernelBindings { declared: 3, given: 2, .. }), "{err}");
+}

@@ -20,8 +20,9 @@ pub struct EntryPointDesc {
 
 /// One compiled shader file: SPIR-V bytes plus what the build script learnt about its entry points.
 ///
-/// Only `build.rs` makes these (the fields are private), so every `KernelSource` holds SPIR-V that
-/// naga produced from a validated module with bounds-checked indexing; [`Device::load_kernel`]
+/// Only `celer-kernel-build` makes these (the fields are private; its generated code calls the unsafe
+/// `from_build`), so every `KernelSource` holds SPIR-V that naga produced from a validated module with
+/// bounds-checked indexing; [`Device::load_kernel`]
 /// and [`Device::dispatch`] rely on that to be safe functions.
 ///
 /// [`Device::load_kernel`]: crate::vulkan::Device::load_kernel
@@ -39,6 +40,22 @@ pub struct KernelSource {
 }
 
 impl KernelSource {
+    /// What the constants `celer-kernel-build` generates are made of (it writes the call; programs do not).
+    ///
+    /// # Safety
+    /// `spirv` is a SPIR-V module that naga wrote from a validated WGSL module with bounds-checked indexing
+    /// (`celer-kernel-build` does exactly that), and `entry_points` and `group0_bindings` describe it: the GPU
+    /// layer dispatches it through safe functions on the strength of it.
+    #[doc(hidden)]
+    pub const unsafe fn from_build(
+        name: &'static str,
+        spirv: &'static [u8],
+        entry_points: &'static [EntryPointDesc],
+        group0_bindings: u32,
+    ) -> Self {
+        Self { name, spirv, entry_points, group0_bindings }
+    }
+
     /// The file stem, e.g. `"saxpy"` for `exec/shaders/saxpy.wgsl`.
     pub fn name(&self) -> &'static str {
         self.name
