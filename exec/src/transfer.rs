@@ -779,20 +779,7 @@ impl<'c> TransferEngine<'c> {
             return Err(TransferError::DuplicateExpect { key });
         }
         layout.validate()?;
-        let mut boxes = self.spare_boxes.pop().unwrap_or_default();
-        boxes.extend(region.iter().copied().filter(|b| !b.is_empty()));
-        let mut volume = 0;
-        for (i, b) in boxes.iter().enumerate() {
-            if let Err(e) = layout.box_bytes(b) {
-                self.spare_boxes.push(boxes);
-                return Err(e);
-            }
-            if let Some(other) = boxes[..i].iter().find(|o| o.intersects(b)) {
-                let overlap = other.intersection(b);
-                return Err(TransferError::RegionOverlap { key, region: BoxList(boxes), overlap });
-            }
-            volume += b.volume();
-        }
+        let (boxes, volume) = self.region_boxes(key, region, |b| layout.box_bytes(b))?;
         let expect = Expect {
             key,
             token,
@@ -826,21 +813,10 @@ impl<'c> TransferEngine<'c> {
         if self.expect_by_key.contains_key(&key) {
             return Err(TransferError::DuplicateExpect { key });
         }
-        let mut boxes = self.spare_boxes.pop().unwrap_or_default();
-        boxes.extend(region.iter().copied().filter(|b| !b.is_empty()));
-        let mut volume = 0;
-        for (i, b) in boxes.iter().enumerate() {
+        let (boxes, volume) = self.region_boxes(key, region, |b| {
             let fits = AllocLayout { bounds: *b, elem_size };
-            if let Err(e) = fits.validate().and_then(|_| fits.box_bytes(b)) {
-                self.spare_boxes.push(boxes);
-                return Err(e);
-            }
-            if let Some(other) = boxes[..i].iter().find(|o| o.intersects(b)) {
-                let overlap = other.intersection(b);
-                return Err(TransferError::RegionOverlap { key, region: BoxList(boxes), overlap });
-            }
-            volume += b.volume();
-        }
+            fits.validate().and_then(|_| fits.box_bytes(b))
+        })?;
         let expect = Expect {
             key,
             token,
@@ -853,6 +829,33 @@ impl<'c> TransferEngine<'c> {
             outstanding: 0,
         };
         self.register(expect)
+    }
+
+    /// The non-empty boxes of an expected `region` (in a vector from the spare pool) and their total volume, after
+    /// checking each with `fits` and that no two overlap.
+    fn region_boxes(
+        &mut self,
+        key: TransferKey,
+        region: &[CellBox],
+        fits: impl Fn(&CellBox) -> Result<usize, TransferError>,
+    ) -> Result<(Vec<CellBox>, usize), TransferError> {
+        let mut boxes = self.spare_boxes.pop().unwrap_or_default();
+        boxes.extend(region.iter().copied().filter(|b| !b.is_empty()));
+        let mut volume = 0;
+        for (i, b) in boxes.iter().enumerate() {
+            if let Err(e) = fits(b) {
+                // Back to the pool empty: a later expect extends whatever it pops.
+                boxes.clear();
+                self.spare_boxes.push(boxes);
+                return Err(e);
+            }
+            if let Some(other) = boxes[..i].iter().find(|o| o.intersects(b)) {
+                let overlap = other.intersection(b);
+                return Err(TransferError::RegionOverlap { key, region: BoxList(boxes), overlap });
+            }
+            volume += b.volume();
+        }
+        Ok((boxes, volume))
     }
 
     /// Registers a gather for transfer `key`: it completes once `senders` ranks have each
