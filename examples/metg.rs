@@ -195,6 +195,23 @@ struct Sample {
 }
 
 impl Sample {
+    /// A measurement of `steps` steps of `iters` iterations on `width` points of `threads` lanes each (16 FLOP per
+    /// lane and iteration).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        backend: &str,
+        pattern: Pattern,
+        ranks: usize,
+        width: usize,
+        threads: usize,
+        iters: u32,
+        steps: u32,
+        seconds: f64,
+    ) -> Sample {
+        let flop = f64::from(iters) * FLOP_PER_ITER * (width * threads) as f64 * f64::from(steps);
+        Sample { backend: backend.into(), pattern: pattern.name().into(), ranks, width, iters, steps, seconds, flop }
+    }
+
     fn line(&self) -> String {
         format!(
             "{} {} {} {} {} {} {:.9} {:.6e}",
@@ -281,16 +298,7 @@ fn run_celer(params: &Params) -> Res<Vec<Sample>> {
             let seconds = start.elapsed().as_secs_f64();
             let got = q.fence(&tags[t as usize % 2])?.wait()?;
             check_tags(&got, t, width, 0..width, "celer", pattern)?;
-            samples.push(Sample {
-                backend: "celer".into(),
-                pattern: pattern.name().into(),
-                ranks,
-                width,
-                iters,
-                steps,
-                seconds,
-                flop: f64::from(iters) * FLOP_PER_ITER * (width * n) as f64 * f64::from(steps),
-            });
+            samples.push(Sample::new("celer", pattern, ranks, width, n, iters, steps, seconds));
         }
     }
     // Where each rank's runtime spent the sweep (on stderr, beside the results).
@@ -512,16 +520,7 @@ fn run_vulkan(params: &Params) -> Res<Vec<Sample>> {
                 got[p] = u32::from_ne_bytes(b.try_into()?);
             }
             check_tags(&got, t, width, p0..p1, "hand-written vulkan", pattern)?;
-            samples.push(Sample {
-                backend: "vulkan".into(),
-                pattern: pattern.name().into(),
-                ranks,
-                width,
-                iters,
-                steps,
-                seconds,
-                flop: f64::from(iters) * FLOP_PER_ITER * (width * n) as f64 * f64::from(steps),
-            });
+            samples.push(Sample::new("vulkan", pattern, ranks, width, n, iters, steps, seconds));
         }
         // A download recorded for a step that never came must not hold its staging buffer (the closure borrowing
         // it ends before this).
@@ -589,16 +588,7 @@ fn run_cpu(params: &Params) -> Res<Vec<Sample>> {
             }
             let seconds = start.elapsed().as_secs_f64();
             check_tags(&cur, t, width, p0..p1, "cpu", pattern)?;
-            samples.push(Sample {
-                backend: "cpu".into(),
-                pattern: pattern.name().into(),
-                ranks,
-                width,
-                iters,
-                steps,
-                seconds,
-                flop: f64::from(iters) * FLOP_PER_ITER * width as f64 * f64::from(steps),
-            });
+            samples.push(Sample::new("cpu", pattern, ranks, width, 1, iters, steps, seconds));
         }
         checksum += state.iter().flatten().sum::<f32>();
     }
