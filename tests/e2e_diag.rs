@@ -9,7 +9,7 @@ mod common;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use celer::{access, task, Queue};
+use celer::{access, kernels, task, Kernel, Queue};
 
 fn body(q: &Queue) -> Result<(), String> {
     let counter = q.buffer_from(&[0u32; 64], [64]).named("counter");
@@ -24,6 +24,15 @@ fn body(q: &Queue) -> Result<(), String> {
     let values = q.fence(&counter).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     if values != vec![40u32; 64] {
         return Err(format!("expected 40 everywhere, got {values:?}"));
+    }
+    // A kernel on every rank, for the trace's row of device-timed GPU operations.
+    let squares = Kernel::wgsl(&kernels::SQUARES, "main").map_err(|e| e.to_string())?;
+    let out = q.buffer::<u32, 1>([256]).named("squares");
+    q.submit(task::parallel_for(&squares, [256]).discard_write(&out, access::one_to_one()).name("squares"))
+        .map_err(|e| e.to_string())?;
+    let got = q.fence(&out).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got.iter().enumerate().any(|(i, &v)| v != (i * i) as u32) {
+        return Err(format!("squares computed wrongly: {got:?}"));
     }
     if q.rank() == 0 {
         // Longer than the stall timeout: the other ranks wait at shutdown meanwhile, which is no stall.
@@ -57,7 +66,8 @@ fn check_dumps(dir: &std::path::Path, rank: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks the merged timeline: valid JSON, a process per rank, the host tasks of every rank.
+/// Checks the merged timeline: valid JSON, a process per rank, the host tasks of every rank, and each rank's
+/// kernel among the device-timed GPU operations.
 fn check_trace(path: &std::path::Path, ranks: usize) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{} was not written: {e}", path.display()))?;
     let json: serde_json::Value =
@@ -75,6 +85,16 @@ fn check_trace(path: &std::path::Path, ranks: usize) -> Result<(), String> {
             return Err(format!(
                 "the trace has {host_tasks} host task spans of rank {r} (40 expected), named: {named}"
             ));
+        }
+        let timed_kernel = events.iter().any(|e| {
+            e["pid"] == r
+                && e["ph"] == "X"
+                && e["tid"] == 5
+                && e["name"].as_str().is_some_and(|n| n.starts_with("kernel squares"))
+                && e["dur"].as_f64().is_some_and(|d| d > 0.0)
+        });
+        if !timed_kernel {
+            return Err(format!("the trace has no device-timed span of rank {r}'s squares kernel"));
         }
     }
     Ok(())

@@ -148,7 +148,7 @@ mod geometry;
 mod kernel;
 mod memory;
 
-pub use batch::Batch;
+pub use batch::{Batch, OpKind, OpTime};
 pub use geometry::{copy_runs, Box3, CopyRun};
 pub use kernel::{push_constant_bytes, Access, AccessMode, KernelId, Launch, ACCESSOR_WORDS, CHUNK_WORDS};
 pub use memory::{AllocationId, DeviceAllocation};
@@ -444,6 +444,13 @@ pub struct Gpu {
     next_download: u64,
     /// Scratch space reused by every dispatch and copy, so steady state allocates little.
     scratch: batch::Scratch,
+    /// With [`enable_timestamps`](Self::enable_timestamps): the query pool, ns per tick, the mask of valid bits.
+    timestamps: Option<Arc<vulkano::query::QueryPool>>,
+    tick_ns: f64,
+    tick_mask: u64,
+    /// Completed batches' operation times, until [`take_timings`](Self::take_timings).
+    timings: Vec<(BatchId, Vec<OpTime>)>,
+    stamp_values: Vec<u64>,
 }
 
 impl fmt::Debug for Gpu {
@@ -543,6 +550,11 @@ impl Gpu {
             ready_downloads: HashMap::new(),
             next_download: 0,
             scratch: batch::Scratch::default(),
+            timestamps: None,
+            tick_ns: 1.0,
+            tick_mask: u64::MAX,
+            timings: Vec::new(),
+            stamp_values: Vec::new(),
         })
     }
 
@@ -683,6 +695,7 @@ impl Gpu {
     fn retire(&mut self, mut record: InFlight) -> BatchId {
         let id = BatchId(record.id);
         self.completed_upto = record.id;
+        self.read_stamps(&mut record);
         for staging in record.uploads.drain(..) {
             self.staging.release(staging);
         }
@@ -692,6 +705,69 @@ impl Gpu {
         record.clear();
         self.spare.push(record);
         id
+    }
+
+    /// Turns on device timestamps: every later batch records when each of its operations finished on the device,
+    /// which [`take_timings`](Self::take_timings) hands out once the batch completed (for timelines; it costs a
+    /// timestamp write per operation). Returns `false`, changing nothing, where the queue cannot write timestamps.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::Vulkan`] if the query pool cannot be created.
+    pub fn enable_timestamps(&mut self) -> Result<bool, GpuError> {
+        if self.timestamps.is_some() {
+            return Ok(true);
+        }
+        let physical = self.device.physical_device();
+        let family = &physical.queue_family_properties()[self.queue.queue_family_index() as usize];
+        let Some(bits) = family.timestamp_valid_bits.filter(|&b| b > 0) else {
+            return Ok(false);
+        };
+        let pool = vulkano::query::QueryPool::new(
+            self.device.clone(),
+            vulkano::query::QueryPoolCreateInfo {
+                query_count: batch::STAMP_SLOTS * batch::STAMPS_PER_BATCH,
+                ..vulkano::query::QueryPoolCreateInfo::query_type(vulkano::query::QueryType::Timestamp)
+            },
+        )
+        .map_err(during("creating the timestamp query pool"))?;
+        self.tick_ns = f64::from(physical.properties().timestamp_period);
+        self.tick_mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        self.timestamps = Some(pool);
+        Ok(true)
+    }
+
+    /// Moves the operation times of the batches completed since the last call into `out` (nothing unless
+    /// [`enable_timestamps`](Self::enable_timestamps) is on).
+    pub fn take_timings(&mut self, out: &mut Vec<(BatchId, Vec<OpTime>)>) {
+        out.append(&mut self.timings);
+    }
+
+    /// Reads a completed batch's timestamps into `timings`.
+    fn read_stamps(&mut self, record: &mut InFlight) {
+        let (Some(base), Some(pool)) = (record.stamps, &self.timestamps) else { return };
+        let n = record.stamped.len() as u32 + 1;
+        self.stamp_values.clear();
+        self.stamp_values.resize(n as usize, 0);
+        // Without WAIT: the batch completed, so its queries are available; if not, the batch goes untimed.
+        match pool.get_results(base..base + n, &mut self.stamp_values, vulkano::query::QueryResultFlags::empty()) {
+            Ok(true) => {}
+            _ => return,
+        }
+        let (mask, tick) = (self.tick_mask, self.tick_ns);
+        let start = self.stamp_values[0] & mask;
+        let at = |v: u64| ((v & mask).wrapping_sub(start) & mask) as f64 * tick;
+        let ops = record
+            .stamped
+            .iter()
+            .enumerate()
+            .map(|(i, &kind)| OpTime {
+                kind,
+                start_ns: at(self.stamp_values[i]) as u64,
+                end_ns: at(self.stamp_values[i + 1]) as u64,
+            })
+            .collect();
+        self.timings.push((BatchId(record.id), ops));
     }
 
     /// Whether `poll` has seen batch `id` complete.

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use celer_exec::gpu::{Access, Box3, DeviceAllocation, Gpu, Launch};
+use celer_exec::gpu::{Access, Box3, DeviceAllocation, Gpu, Launch, OpKind};
 use celer_exec::mpi::Communicator;
 use celer_exec::shaders::KernelSource;
 use celer_exec::transfer::{AllocLayout, CompletionKind, Token, TransferEngine, TransferKey};
@@ -632,6 +632,8 @@ pub struct RankLoop<'c> {
     pub(crate) trace: Option<crate::trace::Trace>,
     /// Batches in flight with their submission time and what they hold, for the trace.
     traced_batches: Vec<(celer_exec::gpu::BatchId, std::time::Instant, String)>,
+    /// Device times of completed batches' operations (tracing only).
+    timings: Vec<(celer_exec::gpu::BatchId, Vec<celer_exec::gpu::OpTime>)>,
     /// Kernel batches in flight and when they were submitted (for `RankStats::kernel_time`).
     kernel_batches: Vec<(celer_exec::gpu::BatchId, std::time::Instant)>,
     /// Counters for the summary programs print.
@@ -676,10 +678,14 @@ impl<'c> RankLoop<'c> {
     /// and compares windows if `runtime.check_divergence`; records tasks and commands if `runtime.dump_graphs`.
     pub fn new(
         comm: &'c Communicator,
-        gpu: Gpu,
+        mut gpu: Gpu,
         config: TaskManagerConfig,
         runtime: &RuntimeConfig,
     ) -> Result<Self, String> {
+        if runtime.trace.is_some() {
+            // The trace shows each batch's operations as the device timed them, where the device can.
+            gpu.enable_timestamps().map_err(|e| e.to_string())?;
+        }
         let check_divergence = runtime.check_divergence;
         let num_ranks = comm.size() as usize;
         let divergence = if num_ranks > 1 {
@@ -723,6 +729,7 @@ impl<'c> RankLoop<'c> {
             lookahead: runtime.lookahead,
             trace: runtime.trace.as_ref().map(|_| crate::trace::Trace::new(comm.rank())),
             traced_batches: Vec::new(),
+            timings: Vec::new(),
             kernel_batches: Vec::new(),
             stats: RankStats { rank: comm.rank() as usize, ..RankStats::default() },
             reductions: HashMap::new(),
@@ -852,6 +859,23 @@ impl<'c> RankLoop<'c> {
                 }
                 !done
             });
+            let mut timings = std::mem::take(&mut self.timings);
+            self.gpu.take_timings(&mut timings);
+            for (_, ops) in timings.drain(..) {
+                let last = ops.last().map_or(0, |op| op.end_ns);
+                for op in ops {
+                    let name = match op.kind {
+                        OpKind::Kernel(k) => format!("kernel {}", self.gpu.kernel_name(k).unwrap_or("?")),
+                        OpKind::Upload { bytes } => format!("upload {bytes} B"),
+                        OpKind::Download { bytes } => format!("download {bytes} B"),
+                        OpKind::Copy { bytes } => format!("device copy {bytes} B"),
+                    };
+                    let end = now.checked_sub(std::time::Duration::from_nanos(last - op.end_ns)).unwrap_or(now);
+                    let len = std::time::Duration::from_nanos(op.end_ns.saturating_sub(op.start_ns));
+                    trace.span_ending(crate::trace::Row::GpuOps, name, end, len);
+                }
+            }
+            self.timings = timings;
         }
         if !self.batches.is_empty() && !self.kernel_batches.is_empty() {
             let now = std::time::Instant::now();

@@ -23,11 +23,15 @@ pub enum Row {
     Send = 3,
     /// Host tasks on the worker thread.
     Host = 4,
+    /// Each operation of a GPU batch as the device timed it (kernels, copies), placed so that the batch's last
+    /// operation ends when the loop saw the batch complete.
+    GpuOps = 5,
 }
 
-const ROWS: [(Row, &str); 5] = [
+const ROWS: [(Row, &str); 6] = [
     (Row::Loop, "loop (idle spans, horizons)"),
     (Row::Gpu, "GPU batches"),
+    (Row::GpuOps, "GPU operations (device time)"),
     (Row::Receive, "receives"),
     (Row::Send, "sends"),
     (Row::Host, "host tasks"),
@@ -95,6 +99,13 @@ impl Trace {
     pub fn span(&mut self, row: Row, name: impl Into<String>, start: Instant, end: Instant) {
         let (s, e) = (self.at(start), self.at(end));
         self.push(Event { name: name.into(), row, start: s, dur: Some((e - s).max(0.0)) });
+    }
+
+    /// Records work on `row` of `len` ending at `end`.
+    pub fn span_ending(&mut self, row: Row, name: impl Into<String>, end: Instant, len: Duration) {
+        let e = self.at(end);
+        let d = len.as_secs_f64() * 1e6;
+        self.push(Event { name: name.into(), row, start: (e - d).max(0.0), dur: Some(d) });
     }
 
     /// Records a moment on `row`.

@@ -16,6 +16,44 @@ use super::kernel::{prepare_dispatch, push_box, Access, KernelEntry, KernelId};
 use super::{check_host_slice, copy_runs, during, AllocationId, BatchId, Box3, CopyRun, DeviceAllocation};
 use super::{DownloadId, Gpu, GpuError, RegionOutside};
 
+/// Batches that can carry timestamps at once (a batch beyond that many in flight goes untimed).
+pub(super) const STAMP_SLOTS: u32 = 64;
+/// Timestamps per batch: its start, then one after each operation (later operations go untimed).
+pub(super) const STAMPS_PER_BATCH: u32 = 64;
+
+/// What a timed operation of a batch was ([`Gpu::enable_timestamps`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// A dispatch of this kernel.
+    Kernel(KernelId),
+    /// A host-to-device copy of this many bytes.
+    Upload {
+        /// Bytes copied.
+        bytes: usize,
+    },
+    /// A device-to-host copy of this many bytes.
+    Download {
+        /// Bytes copied.
+        bytes: usize,
+    },
+    /// A device-to-device copy of this many bytes.
+    Copy {
+        /// Bytes copied.
+        bytes: usize,
+    },
+}
+
+/// The device time of one operation of a completed batch, in ns after the batch started on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpTime {
+    /// What it was.
+    pub kind: OpKind,
+    /// When the operation before it (or the batch's start) had finished.
+    pub start_ns: u64,
+    /// When it had finished.
+    pub end_ns: u64,
+}
+
 /// Scratch vectors reused by every operation, so recording allocates nothing in steady state.
 #[derive(Default)]
 pub(super) struct Scratch {
@@ -42,6 +80,9 @@ pub(super) struct InFlight {
     pub(super) uploads: Vec<Subbuffer<[u8]>>,
     /// Downloads that become readable at completion: id, staging, region, cell size.
     pub(super) downloads: Vec<(DownloadId, Subbuffer<[u8]>, Box3, usize)>,
+    /// With timestamps on: the first query of its slot, and what each later query follows.
+    pub(super) stamps: Option<u32>,
+    pub(super) stamped: Vec<OpKind>,
 }
 
 impl InFlight {
@@ -54,6 +95,8 @@ impl InFlight {
         self.sets.clear();
         self.uploads.clear();
         self.downloads.clear();
+        self.stamps = None;
+        self.stamped.clear();
     }
 }
 
@@ -163,6 +206,7 @@ impl<'g> Batch<'g> {
         // that batches in flight write.
         batch.record_barrier(WORK_STAGES, WORK_WRITES, WORK_STAGES, WORK_ACCESSES);
         batch.barriers = 0;
+        batch.start_stamps();
         Ok(batch)
     }
 
@@ -235,6 +279,7 @@ impl<'g> Batch<'g> {
         self.record.buffers.push(dst.buffer.clone());
         self.record.uploads.push(staging);
         self.ops += 1;
+        self.stamp(OpKind::Upload { bytes: region.volume() * e });
         Ok(())
     }
 
@@ -264,6 +309,7 @@ impl<'g> Batch<'g> {
             self.record.buffers.push(src.buffer.clone());
             self.downloads = true;
             self.ops += 1;
+            self.stamp(OpKind::Download { bytes: region.volume() * e });
         }
         let id = DownloadId(self.gpu.next_download);
         self.gpu.next_download += 1;
@@ -302,6 +348,7 @@ impl<'g> Batch<'g> {
         self.record.buffers.push(src.buffer.clone());
         self.record.buffers.push(dst.buffer.clone());
         self.ops += 1;
+        self.stamp(OpKind::Copy { bytes: region.volume() * src.elem_size });
         Ok(())
     }
 
@@ -400,6 +447,7 @@ impl<'g> Batch<'g> {
         // barrier orders it after earlier batches. Group counts are within the device limits.
         unsafe { (fns.v1_0.cmd_dispatch)(cb, groups[0], groups[1], groups[2]) };
         self.ops += 1;
+        self.stamp(OpKind::Kernel(kernel));
         Ok(())
     }
 
@@ -477,6 +525,42 @@ impl<'g> Batch<'g> {
             self.hazards.clear();
         }
         self.hazards.note(accesses);
+    }
+
+    /// With timestamps on ([`Gpu::enable_timestamps`]) and a free slot, resets this batch's slot of queries and
+    /// writes its first timestamp.
+    fn start_stamps(&mut self) {
+        let gpu = &*self.gpu;
+        let Some(pool) = &gpu.timestamps else { return };
+        // Slots go round by batch id; ids in flight are consecutive, so fewer in flight than slots means no clash.
+        if gpu.in_flight.len() >= STAMP_SLOTS as usize {
+            return;
+        }
+        let base = ((gpu.last_submitted + 1) % u64::from(STAMP_SLOTS)) as u32 * STAMPS_PER_BATCH;
+        let (cb, fns, handle) = (self.command_buffer(), gpu.device.fns(), pool.handle());
+        // SAFETY: `cb` is recording, outside a render pass; the queries lie in the pool (base + STAMPS_PER_BATCH
+        // <= STAMP_SLOTS * STAMPS_PER_BATCH), none is used by a batch in flight (checked above), and the pool,
+        // owned by the Gpu, outlives every batch (the Gpu's Drop waits for the queue). The queue family has
+        // timestamp bits (enable_timestamps checked).
+        unsafe {
+            (fns.v1_0.cmd_reset_query_pool)(cb, handle, base, STAMPS_PER_BATCH);
+            (fns.v1_0.cmd_write_timestamp)(cb, vk::PipelineStageFlags::BOTTOM_OF_PIPE, handle, base);
+        }
+        self.record.stamps = Some(base);
+    }
+
+    /// Writes a timestamp after the operation just recorded, while the batch's slot has room.
+    fn stamp(&mut self, kind: OpKind) {
+        let Some(base) = self.record.stamps else { return };
+        let next = self.record.stamped.len() as u32 + 1;
+        let Some(pool) = &self.gpu.timestamps else { return };
+        if next >= STAMPS_PER_BATCH {
+            return;
+        }
+        let (cb, fns, handle) = (self.command_buffer(), self.gpu.device.fns(), pool.handle());
+        // SAFETY: as in start_stamps; query base + next was reset at the batch's start and is written once.
+        unsafe { (fns.v1_0.cmd_write_timestamp)(cb, vk::PipelineStageFlags::BOTTOM_OF_PIPE, handle, base + next) };
+        self.record.stamped.push(kind);
     }
 
     fn command_buffer(&self) -> vk::CommandBuffer {
