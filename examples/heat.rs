@@ -70,12 +70,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..warm_up {
         step()?;
     }
-    q.wait();
+    // Every rank starts the clock together (a barrier), so one rank's late start-up is not counted.
+    q.barrier();
     let start = Instant::now();
     for _ in warm_up..steps {
         step()?;
     }
-    q.wait();
+    q.barrier();
     let elapsed = start.elapsed();
     let fence_start = Instant::now();
     let field = q.fence(&u)?.wait()?;

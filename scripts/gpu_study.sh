@@ -40,9 +40,12 @@ for part in "$@"; do
         for r in $(ranks_list); do
             # Weak: 8192² cells per GPU; strong: 16384² in all.
             s=$(awk -v r="$r" 'BEGIN { printf "%d", 8192 * sqrt(r) }')
-            # 300 steps: the first ones run while the GPU's clocks ramp up.
-            run "wave_weak_r$r" "${mpi[@]}" -n "$r" "$bin/wave_sim" --size "$s" --steps 300 --no-verify --no-picture
-            run "wave_strong_r$r" "${mpi[@]}" -n "$r" "$bin/wave_sim" --size 16384 --steps 300 --no-verify --no-picture
+            # 500 untimed warm-up steps: device timestamps showed GPUs that wait between steps (halo exchanges) run
+            # kernels up to 2.7x slower for the first 100-200 ms under load, until their clocks come up.
+            run "wave_weak_r$r" "${mpi[@]}" -n "$r" "$bin/wave_sim" --size "$s" --warmup 500 --steps 300 --no-verify \
+                --no-picture
+            run "wave_strong_r$r" "${mpi[@]}" -n "$r" "$bin/wave_sim" --size 16384 --warmup 500 --steps 300 \
+                --no-verify --no-picture
             run "matmul_r$r" "${mpi[@]}" -n "$r" "$bin/matmul" --size 8192 --no-verify
             # 262144 bodies: with fewer, a quarter of the bodies is too few threads to fill an H200.
             run "nbody_r$r" "${mpi[@]}" -n "$r" "$bin/nbody" --bodies 262144 --steps 5 --no-verify --no-energy

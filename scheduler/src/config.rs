@@ -56,6 +56,13 @@ pub const VARIABLES: &[EnvVar] = &[
                  out-of-order start, more scanning)",
     },
     EnvVar {
+        name: OVERLAP,
+        accepted: "on, off",
+        default: "on",
+        effect: "a kernel waiting for halo data from other ranks first runs the part of its chunk that needs none \
+                 (its interior), so the transfer overlaps it; the rest (its border) runs when the data arrived",
+    },
+    EnvVar {
         name: STALL_TIMEOUT,
         accepted: "seconds (a number > 0) or off",
         default: "30",
@@ -104,6 +111,8 @@ pub const STALL_TIMEOUT: &str = "CELER_STALL_TIMEOUT";
 pub const LOOKAHEAD: &str = "CELER_LOOKAHEAD";
 /// The default of `CELER_LOOKAHEAD`.
 pub const DEFAULT_LOOKAHEAD: usize = 256;
+/// `CELER_OVERLAP`.
+pub const OVERLAP: &str = "CELER_OVERLAP";
 /// `CELER_CHECK_DIVERGENCE`.
 pub const CHECK_DIVERGENCE: &str = "CELER_CHECK_DIVERGENCE";
 /// `CELER_TRACE`.
@@ -140,6 +149,8 @@ pub struct RuntimeConfig {
     pub horizon_step: Option<u32>,
     /// `CELER_LOOKAHEAD`: queued commands scanned for ready ones per loop step.
     pub lookahead: usize,
+    /// `CELER_OVERLAP`: kernels waiting for transfers run their interior first.
+    pub overlap: bool,
     /// `CELER_STALL_TIMEOUT`; `None` is `off`.
     pub stall_timeout: Option<Duration>,
     /// `CELER_CHECK_DIVERGENCE`.
@@ -161,6 +172,7 @@ impl Default for RuntimeConfig {
             log_level: log::LevelFilter::Warn,
             horizon_step: None,
             lookahead: DEFAULT_LOOKAHEAD,
+            overlap: true,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             check_divergence: true,
             trace: None,
@@ -221,6 +233,9 @@ impl RuntimeConfig {
         if let Some(v) = get(LOOKAHEAD) {
             config.lookahead = v.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| bad(LOOKAHEAD, &v))?;
         }
+        if let Some(v) = get(OVERLAP) {
+            config.overlap = switch(&v).ok_or_else(|| bad(OVERLAP, &v))?;
+        }
         if let Some(v) = get(STALL_TIMEOUT) {
             config.stall_timeout = if v.eq_ignore_ascii_case("off") {
                 None
@@ -278,6 +293,7 @@ mod tests {
             (LOG, "Debug"),
             (HORIZON_STEP, "2"),
             (LOOKAHEAD, "64"),
+            (OVERLAP, "off"),
             (STALL_TIMEOUT, "0.5"),
             (CHECK_DIVERGENCE, "off"),
             (TRACE, "/tmp/t.json"),
@@ -289,6 +305,7 @@ mod tests {
         assert_eq!(c.log_level, log::LevelFilter::Debug);
         assert_eq!(c.horizon_step, Some(2));
         assert_eq!(c.lookahead, 64);
+        assert!(!c.overlap);
         assert_eq!(c.stall_timeout, Some(Duration::from_millis(500)));
         assert!(!c.check_divergence);
         assert_eq!(c.trace, Some(PathBuf::from("/tmp/t.json")));
@@ -310,6 +327,7 @@ mod tests {
             (HORIZON_STEP, "0", "an integer >= 1"),
             (HORIZON_STEP, "four", "an integer >= 1"),
             (LOOKAHEAD, "0", "an integer >= 1"),
+            (OVERLAP, "sometimes", "on, off"),
             (STALL_TIMEOUT, "-1", "seconds"),
             (STALL_TIMEOUT, "0", "seconds"),
             (STALL_TIMEOUT, "soon", "or off"),
@@ -327,11 +345,20 @@ mod tests {
     #[test]
     fn the_table_lists_each_variable_once() {
         let names: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
-        for n in
-            [LOG, HORIZON_STEP, LOOKAHEAD, STALL_TIMEOUT, CHECK_DIVERGENCE, TRACE, DUMP_GRAPHS, DEVICE, PRINT_DEVICE]
-        {
+        for n in [
+            LOG,
+            HORIZON_STEP,
+            LOOKAHEAD,
+            OVERLAP,
+            STALL_TIMEOUT,
+            CHECK_DIVERGENCE,
+            TRACE,
+            DUMP_GRAPHS,
+            DEVICE,
+            PRINT_DEVICE,
+        ] {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 9);
+        assert_eq!(names.len(), 10);
     }
 }

@@ -13,6 +13,8 @@
 //! covering the bounding box of what this rank's commands touched so far; a command that needs more grows it
 //! with a device copy (`RankLoop::cover`). Transfers move packed boxes (a push sends its download, an
 //! await-push uploads the pieces as they arrived), never a host copy of the whole buffer.
+//! A kernel that waits for data from other ranks first runs the part of its chunk that needs none of it (its
+//! interior, `RankLoop::start_interior`; `CELER_OVERLAP`), so halo exchanges overlap computation.
 //! TODO(perf): look ahead at queued commands before allocating, so that a growing access pattern allocates once.
 
 use std::collections::VecDeque;
@@ -320,6 +322,9 @@ pub struct RankStats {
     pub kernel_batches: u64,
     /// Host tasks run.
     pub host_tasks: u64,
+    /// Kernels whose interior ran before the data they awaited from other ranks arrived (`CELER_OVERLAP`); the
+    /// rest of their chunk ran later, so they count two or more dispatches in `kernels`.
+    pub early_interiors: u64,
     /// Times a buffer's device allocation grew (beyond its first) to cover what a command needed.
     pub growths: u64,
     /// Bytes of device memory this rank's buffers hold now (each buffer's allocation covers what this rank's
@@ -372,7 +377,8 @@ impl RankStats {
              \x20 loop idle (waiting for GPU, network, host)  {:8.3} s {:5.1}%\n\
              \x20 GPU batches in flight (summed)               {:8.3} s {:5.1}%\n\
              \x20 await-pushes pending (summed)                {:8.3} s {:5.1}%\n\
-             \x20 {} tasks ({:.0}/s), {} commands ({:.0}/s), {} kernels in {} batches, {} host tasks\n\
+             \x20 {} tasks ({:.0}/s), {} commands ({:.0}/s), {} kernels in {} batches ({} interiors run early), {} \
+             host tasks\n\
              \x20 sent {} B, received {} B; device memory {} B, allocations grew {} times",
             self.rank,
             self.busy.as_secs_f64(),
@@ -389,6 +395,7 @@ impl RankStats {
             self.commands as f64 / wall,
             self.kernels,
             self.kernel_batches,
+            self.early_interiors,
             self.host_tasks,
             self.bytes_sent,
             self.bytes_received,
@@ -626,6 +633,11 @@ pub struct RankLoop<'c> {
     open_refs: bool,
     /// How many queued commands a step scans for ready ones (`CELER_LOOKAHEAD`).
     lookahead: usize,
+    /// `CELER_OVERLAP`: run the interior of kernels that wait for transfers early.
+    overlap: bool,
+    /// Execution commands whose interior already runs (or was collected), with that interior; the rest of the
+    /// chunk runs when the command is ready.
+    interiors: HashMap<CommandId, GridBox>,
     /// Reused buffer for a push's packed cells between the download and the engine's send buffer.
     send_scratch: Vec<u8>,
     /// The timeline of `CELER_TRACE`, when it is on.
@@ -727,6 +739,8 @@ impl<'c> RankLoop<'c> {
             open_refs: false,
             send_scratch: Vec::new(),
             lookahead: runtime.lookahead,
+            overlap: runtime.overlap,
+            interiors: HashMap::new(),
             trace: runtime.trace.as_ref().map(|_| crate::trace::Trace::new(comm.rank())),
             traced_batches: Vec::new(),
             timings: Vec::new(),
@@ -933,6 +947,9 @@ impl<'c> RankLoop<'c> {
                             .any(|(id, f)| *id == d.command && matches!(f, InFlight::Gpu(_, AfterGpu::Done))))
             });
             if !ready {
+                if self.overlap && !self.interiors.contains_key(&self.commands[i].id) {
+                    progressed |= self.start_interior(i)?;
+                }
                 i += 1;
                 continue;
             }
@@ -1225,52 +1242,13 @@ impl<'c> RankLoop<'c> {
                     let downloads = downloads.collect();
                     return Ok(Some(InFlight::Gpu(self.open(), AfterGpu::HostInputs { downloads, job })));
                 }
-                let payload = task
-                    .spec
-                    .payload
-                    .as_ref()
-                    .and_then(|p| p.downcast_ref::<KernelPayload>())
-                    .ok_or_else(|| fail(format!("{} has no kernel to run", task.ident())))?
-                    .clone();
-                let mut accesses: Vec<(BufferId, AccessMode)> =
-                    task.spec.accesses.iter().map(|a| (a.buffer, a.mode)).collect();
-                // Reduction buffers bind after the accessors and start from the identity, except where rank 0
-                // folds in the current value.
-                let mut identities = Vec::new();
-                for r in &task.spec.reductions {
-                    accesses.push((r.buffer, AccessMode::ReadWrite));
-                    if !(r.include_current_value && rank == 0) {
-                        identities.push((r.buffer, self.reductions[&r.id].identity()));
-                    }
+                // With an interior already running (start_interior), the rest of the chunk: its border.
+                let mut launches = Vec::new();
+                match self.interiors.remove(&cmd.id) {
+                    Some(interior) => chunk.subtract_into(&interior, |b| launches.push(b)),
+                    None => launches.push(*chunk),
                 }
-                // What each accessor touches on this rank: its allocation must hold it.
-                let mut needs = Vec::with_capacity(accesses.len());
-                for a in &task.spec.accesses {
-                    let state =
-                        self.buffers.get(&a.buffer).ok_or_else(|| fail(format!("unknown buffer {}", a.buffer)))?;
-                    let region = a
-                        .mapper
-                        .apply(chunk, task.spec.dims, &state.extent, state.dims)
-                        .map_err(|e| fail(e.to_string()))?;
-                    needs.push((a.buffer, region.bounding_box()));
-                }
-                for r in &task.spec.reductions {
-                    needs.push((r.buffer, self.buffers[&r.buffer].extent));
-                }
-                let dims = task.spec.dims.max(1);
-                let context = fail(format!("in {}", task.ident()));
-                for (buffer, bounds) in needs {
-                    self.cover(buffer, &bounds).map_err(fail)?;
-                }
-                let kernel = self.gpu.load_kernel(payload.source, payload.entry).map_err(|e| fail(e.to_string()))?;
-                self.pending.push(GpuOp::Kernel(PreparedKernel {
-                    kernel,
-                    launch: Launch::new(box3(chunk), dims),
-                    accesses,
-                    scalars: payload.scalars,
-                    identities,
-                    context,
-                }));
+                self.collect_kernel(cmd, *chunk, &launches)?;
                 Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
             }
             CommandKind::Push { transfer, targets } => {
@@ -1550,6 +1528,177 @@ impl<'c> RankLoop<'c> {
                 Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
             }
         }
+    }
+}
+
+impl RankLoop<'_> {
+    /// Collects the GPU work of device-compute execution `cmd` over `chunk`: its allocations cover what the whole
+    /// chunk touches, and one dispatch per box of `launches` (the chunk, or a part of it).
+    fn collect_kernel(&mut self, cmd: &Command, chunk: GridBox, launches: &[GridBox]) -> Result<(), String> {
+        let rank = self.comm.rank();
+        let fail = |what: String| format!("N{rank} {} ({}): {what}", cmd.id, cmd.task);
+        let CommandKind::Execution { task, .. } = &cmd.kind else {
+            return Err(fail("internal error: not an execution".into()));
+        };
+        let task = self.tm.task(*task).ok_or_else(|| fail("its task was pruned".into()))?;
+        let payload = task
+            .spec
+            .payload
+            .as_ref()
+            .and_then(|p| p.downcast_ref::<KernelPayload>())
+            .ok_or_else(|| fail(format!("{} has no kernel to run", task.ident())))?
+            .clone();
+        let mut accesses: Vec<(BufferId, AccessMode)> = task.spec.accesses.iter().map(|a| (a.buffer, a.mode)).collect();
+        // Reduction buffers bind after the accessors and start from the identity, except where rank 0
+        // folds in the current value.
+        let mut identities = Vec::new();
+        for r in &task.spec.reductions {
+            accesses.push((r.buffer, AccessMode::ReadWrite));
+            if !(r.include_current_value && rank == 0) {
+                identities.push((r.buffer, self.reductions[&r.id].identity()));
+            }
+        }
+        // What each accessor touches on this rank: its allocation must hold it.
+        let mut needs = Vec::with_capacity(accesses.len());
+        for a in &task.spec.accesses {
+            let state = self.buffers.get(&a.buffer).ok_or_else(|| fail(format!("unknown buffer {}", a.buffer)))?;
+            let region =
+                a.mapper.apply(&chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| fail(e.to_string()))?;
+            needs.push((a.buffer, region.bounding_box()));
+        }
+        for r in &task.spec.reductions {
+            needs.push((r.buffer, self.buffers[&r.buffer].extent));
+        }
+        let dims = task.spec.dims.max(1);
+        let context = fail(format!("in {}", task.ident()));
+        for (buffer, bounds) in needs {
+            self.cover(buffer, &bounds).map_err(fail)?;
+        }
+        let kernel = self.gpu.load_kernel(payload.source, payload.entry).map_err(|e| fail(e.to_string()))?;
+        for (n, launch) in launches.iter().enumerate() {
+            self.pending.push(GpuOp::Kernel(PreparedKernel {
+                kernel,
+                launch: Launch::new(box3(launch), dims),
+                accesses: accesses.clone(),
+                scalars: payload.scalars.clone(),
+                // Reductions never split (start_interior), so the one launch resets them.
+                identities: if n == 0 { std::mem::take(&mut identities) } else { Vec::new() },
+                context: context.clone(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// For queued command `i` (not ready yet): if it is a kernel whose only unfinished dependencies are
+    /// await-pushes still receiving, and a box of its chunk (its interior) reads and writes none of the awaited
+    /// cells, collects the interior's dispatch now, so it runs while the data travels; [`start`](Self::start)
+    /// runs the rest of the chunk once the data arrived. Returns whether it did.
+    fn start_interior(&mut self, i: usize) -> Result<bool, String> {
+        let cmd = &self.commands[i];
+        let CommandKind::Execution { task, chunk, .. } = &cmd.kind else { return Ok(false) };
+        let Some(task) = self.tm.task(*task) else { return Ok(false) };
+        if task.kind() != TaskKind::DeviceCompute || !task.spec.reductions.is_empty() {
+            return Ok(false);
+        }
+        // Every dependency must be done or on the GPU queue already, except await-pushes still receiving.
+        let mut awaited: Vec<(BufferId, &Region)> = Vec::new();
+        for d in &cmd.dependencies {
+            if self.is_done(d.command) {
+                continue;
+            }
+            let flight = self.in_flight.iter().find(|(id, _)| *id == d.command).map(|(_, f)| f);
+            match flight {
+                Some(InFlight::Gpu(_, AfterGpu::Done)) => {}
+                Some(InFlight::Receive { buffer, region, .. }) => awaited.push((*buffer, region)),
+                _ => {
+                    let queued = self.commands.iter().find(|c| c.id == d.command).map(|c| &c.kind);
+                    match queued {
+                        Some(CommandKind::AwaitPush { transfer, region }) => awaited.push((transfer.buffer, region)),
+                        _ => return Ok(false),
+                    }
+                }
+            }
+        }
+        if awaited.is_empty() {
+            return Ok(false);
+        }
+        let Some(interior) = self.interior_box(task, chunk, &awaited) else { return Ok(false) };
+        let cmd = self.commands[i].clone();
+        let CommandKind::Execution { chunk, .. } = &cmd.kind else { return Ok(false) };
+        // In a batch of its own: what was collected before (typically a border and the download its push sends)
+        // completes without waiting for the interior.
+        self.flush()?;
+        self.collect_kernel(&cmd, *chunk, &[interior])?;
+        self.interiors.insert(cmd.id, interior);
+        self.stats.early_interiors += 1;
+        Ok(true)
+    }
+
+    /// The largest box of `chunk` left after cutting away, face by face, the slabs whose accesses reach an
+    /// `awaited` region, or `None` (nothing to gain, or accesses of a shape this does not see through). Each
+    /// accessor's reach is measured as how far its mapped region extends past the chunk on each side; the result
+    /// is then checked against the real range mappers, so a wrong guess only loses the overlap, never correctness.
+    fn interior_box(
+        &self,
+        task: &celer_graph::Task,
+        chunk: &GridBox,
+        awaited: &[(BufferId, &Region)],
+    ) -> Option<GridBox> {
+        let dims = task.spec.dims.max(1);
+        let mut interior = *chunk;
+        for a in &task.spec.accesses {
+            let state = self.buffers.get(&a.buffer)?;
+            let waits: Vec<&GridBox> =
+                awaited.iter().filter(|(b, _)| *b == a.buffer).flat_map(|(_, r)| r.boxes()).collect();
+            if waits.is_empty() {
+                continue;
+            }
+            if state.dims != dims {
+                return None;
+            }
+            let mapped = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).ok()?.bounding_box();
+            let (cmin, cmax, mmin, mmax) = (chunk.min(), chunk.max(), mapped.min(), mapped.max());
+            for w in waits {
+                // The chunk cells whose accesses can reach `w`: `w` grown by the reach on the opposite side.
+                let (mut lo, mut hi) = (w.min(), w.max());
+                for d in 0..dims {
+                    lo[d] = lo[d].saturating_sub(mmax[d].saturating_sub(cmax[d]));
+                    hi[d] = hi[d].saturating_add(cmin[d].saturating_sub(mmin[d]));
+                }
+                let slab = GridBox::new(lo, hi).intersection(&interior);
+                if slab.is_empty() {
+                    continue;
+                }
+                // It must span the interior in every dimension but one, and touch one of its faces there.
+                let (smin, smax, imin, imax) = (slab.min(), slab.max(), interior.min(), interior.max());
+                let partial: Vec<usize> = (0..dims).filter(|&d| smin[d] > imin[d] || smax[d] < imax[d]).collect();
+                let [d] = partial[..] else { return None };
+                let (mut new_min, mut new_max) = (imin, imax);
+                if smin[d] == imin[d] {
+                    new_min[d] = smax[d];
+                } else if smax[d] == imax[d] {
+                    new_max[d] = smin[d];
+                } else {
+                    return None;
+                }
+                interior = GridBox::new(new_min, new_max);
+                if interior.is_empty() {
+                    return None;
+                }
+            }
+        }
+        if interior == *chunk {
+            return None;
+        }
+        // The check that makes the guess safe: no accessor of the interior touches an awaited cell.
+        for a in &task.spec.accesses {
+            let state = self.buffers.get(&a.buffer)?;
+            let region = a.mapper.apply(&interior, task.spec.dims, &state.extent, state.dims).ok()?;
+            if awaited.iter().any(|(b, r)| *b == a.buffer && r.intersects(&region)) {
+                return None;
+            }
+        }
+        Some(interior)
     }
 }
 
