@@ -57,10 +57,11 @@ pub const VARIABLES: &[EnvVar] = &[
     },
     EnvVar {
         name: OVERLAP,
-        accepted: "on, off",
-        default: "on",
+        accepted: "on, off, or a number of cells",
+        default: "on (1048576 cells)",
         effect: "a kernel waiting for halo data from other ranks first runs the part of its chunk that needs none \
-                 (its interior), so the transfer overlaps it; the rest (its border) runs when the data arrived",
+                 (its interior, if it has at least this many cells), so the transfer overlaps it; the rest (its \
+                 border) runs when the data arrived",
     },
     EnvVar {
         name: STALL_TIMEOUT,
@@ -113,6 +114,10 @@ pub const LOOKAHEAD: &str = "CELER_LOOKAHEAD";
 pub const DEFAULT_LOOKAHEAD: usize = 256;
 /// `CELER_OVERLAP`.
 pub const OVERLAP: &str = "CELER_OVERLAP";
+/// The smallest interior `CELER_OVERLAP=on` runs early: splitting costs a dispatch and a batch (some 10-20 µs on
+/// a GPU), which only a kernel of this many cells or more hides (measured with the METG stencil, whose 65 536-cell
+/// tasks lost more to the split than they gained, and wave_sim, whose 67-million-cell chunks gained 10-22 %).
+pub const DEFAULT_OVERLAP_CELLS: usize = 1 << 20;
 /// `CELER_CHECK_DIVERGENCE`.
 pub const CHECK_DIVERGENCE: &str = "CELER_CHECK_DIVERGENCE";
 /// `CELER_TRACE`.
@@ -149,8 +154,9 @@ pub struct RuntimeConfig {
     pub horizon_step: Option<u32>,
     /// `CELER_LOOKAHEAD`: queued commands scanned for ready ones per loop step.
     pub lookahead: usize,
-    /// `CELER_OVERLAP`: kernels waiting for transfers run their interior first.
-    pub overlap: bool,
+    /// `CELER_OVERLAP`: kernels waiting for transfers run their interior first if it has at least this many cells;
+    /// `None` is `off`.
+    pub overlap: Option<usize>,
     /// `CELER_STALL_TIMEOUT`; `None` is `off`.
     pub stall_timeout: Option<Duration>,
     /// `CELER_CHECK_DIVERGENCE`.
@@ -172,7 +178,7 @@ impl Default for RuntimeConfig {
             log_level: log::LevelFilter::Warn,
             horizon_step: None,
             lookahead: DEFAULT_LOOKAHEAD,
-            overlap: true,
+            overlap: Some(DEFAULT_OVERLAP_CELLS),
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             check_divergence: true,
             trace: None,
@@ -234,7 +240,11 @@ impl RuntimeConfig {
             config.lookahead = v.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| bad(LOOKAHEAD, &v))?;
         }
         if let Some(v) = get(OVERLAP) {
-            config.overlap = switch(&v).ok_or_else(|| bad(OVERLAP, &v))?;
+            config.overlap = match (switch(&v), v.parse::<usize>()) {
+                (_, Ok(cells)) => Some(cells),
+                (Some(on), _) => on.then_some(DEFAULT_OVERLAP_CELLS),
+                (None, _) => return Err(bad(OVERLAP, &v)),
+            };
         }
         if let Some(v) = get(STALL_TIMEOUT) {
             config.stall_timeout = if v.eq_ignore_ascii_case("off") {
@@ -305,7 +315,9 @@ mod tests {
         assert_eq!(c.log_level, log::LevelFilter::Debug);
         assert_eq!(c.horizon_step, Some(2));
         assert_eq!(c.lookahead, 64);
-        assert!(!c.overlap);
+        assert_eq!(c.overlap, None);
+        assert_eq!(with(&[(OVERLAP, "64")]).unwrap().overlap, Some(64));
+        assert_eq!(with(&[(OVERLAP, "on")]).unwrap().overlap, Some(DEFAULT_OVERLAP_CELLS));
         assert_eq!(c.stall_timeout, Some(Duration::from_millis(500)));
         assert!(!c.check_divergence);
         assert_eq!(c.trace, Some(PathBuf::from("/tmp/t.json")));
@@ -327,7 +339,7 @@ mod tests {
             (HORIZON_STEP, "0", "an integer >= 1"),
             (HORIZON_STEP, "four", "an integer >= 1"),
             (LOOKAHEAD, "0", "an integer >= 1"),
-            (OVERLAP, "sometimes", "on, off"),
+            (OVERLAP, "sometimes", "on, off, or a number of cells"),
             (STALL_TIMEOUT, "-1", "seconds"),
             (STALL_TIMEOUT, "0", "seconds"),
             (STALL_TIMEOUT, "soon", "or off"),

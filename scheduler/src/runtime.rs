@@ -633,8 +633,8 @@ pub struct RankLoop<'c> {
     open_refs: bool,
     /// How many queued commands a step scans for ready ones (`CELER_LOOKAHEAD`).
     lookahead: usize,
-    /// `CELER_OVERLAP`: run the interior of kernels that wait for transfers early.
-    overlap: bool,
+    /// `CELER_OVERLAP`: run the interior of kernels that wait for transfers early, if it has this many cells.
+    overlap: Option<usize>,
     /// Execution commands whose interior already runs (or was collected), with that interior; the rest of the
     /// chunk runs when the command is ready.
     interiors: HashMap<CommandId, GridBox>,
@@ -947,7 +947,7 @@ impl<'c> RankLoop<'c> {
                             .any(|(id, f)| *id == d.command && matches!(f, InFlight::Gpu(_, AfterGpu::Done))))
             });
             if !ready {
-                if self.overlap && !self.interiors.contains_key(&self.commands[i].id) {
+                if self.overlap.is_some() && !self.interiors.contains_key(&self.commands[i].id) {
                     progressed |= self.start_interior(i)?;
                 }
                 i += 1;
@@ -1623,6 +1623,9 @@ impl RankLoop<'_> {
             return Ok(false);
         }
         let Some(interior) = self.interior_box(task, chunk, &awaited) else { return Ok(false) };
+        if interior.area() < self.overlap.unwrap_or(usize::MAX) {
+            return Ok(false);
+        }
         let cmd = self.commands[i].clone();
         let CommandKind::Execution { chunk, .. } = &cmd.kind else { return Ok(false) };
         // In a batch of its own: what was collected before (typically a border and the download its push sends)
