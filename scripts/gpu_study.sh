@@ -5,7 +5,7 @@
 #
 # BIN_DIR holds release builds of the examples metg, gpu_efficiency, wave_sim, nbody, matmul, overhead
 # (cargo build --release --example NAME); OUT_DIR receives one text file per run (and metg's SVG/summary);
-# GPUS is how many GPUs (= ranks) to scale to; PART is any of: metg efficiency scaling overhead.
+# GPUS is how many GPUs (= ranks) to scale to; PART is any of: metg efficiency scaling overlap overhead.
 # Ranks are started with `mpirun --bind-to none`: OpenMPI's default binds each rank of a small job to one core,
 # which its runtime, application and driver threads would then share.
 set -u
@@ -49,6 +49,22 @@ for part in "$@"; do
             run "matmul_r$r" "${mpi[@]}" -n "$r" "$bin/matmul" --size 8192 --no-verify
             # 262144 bodies: with fewer, a quarter of the bodies is too few threads to fill an H200.
             run "nbody_r$r" "${mpi[@]}" -n "$r" "$bin/nbody" --bodies 262144 --steps 5 --no-verify --no-energy
+        done
+        ;;
+    overlap)
+        # wave_sim weak and strong scaling with CELER_OVERLAP on and off, and the 2-rank stencil METG both ways.
+        for r in $(ranks_list); do
+            s=$(awk -v r="$r" 'BEGIN { printf "%d", 8192 * sqrt(r) }')
+            for ov in on off; do
+                run "overlap_weak_r${r}_$ov" "${mpi[@]}" -x CELER_OVERLAP="$ov" -n "$r" "$bin/wave_sim" --size "$s" \
+                    --warmup 500 --steps 300 --no-verify --no-picture
+                run "overlap_strong_r${r}_$ov" "${mpi[@]}" -x CELER_OVERLAP="$ov" -n "$r" "$bin/wave_sim" --size 16384 \
+                    --warmup 500 --steps 300 --no-verify --no-picture
+            done
+        done
+        for ov in on off; do
+            CELER_OVERLAP=$ov run "overlap_metg_r2_$ov" "$bin/metg" --ranks 2 --backends celer,vulkan \
+                --patterns stencil_1d --mpirun "${mpi[*]} -x CELER_OVERLAP" --out-dir "$out/overlap_metg_r2_$ov"
         done
         ;;
     overhead)
