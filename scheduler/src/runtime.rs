@@ -15,7 +15,8 @@
 //! await-push uploads the pieces as they arrived), never a host copy of the whole buffer.
 //! A kernel that waits for data from other ranks first runs the part of its chunk that needs none of it (its
 //! interior, `RankLoop::start_interior`; `CELER_OVERLAP`), so halo exchanges overlap computation.
-//! TODO(perf): look ahead at queued commands before allocating, so that a growing access pattern allocates once.
+//! An allocation also covers what the queued commands (`CELER_LOOKAHEAD` of them) will need of the buffer, so an
+//! access pattern that widens over the next steps allocates once.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
@@ -986,11 +987,17 @@ impl<'c> RankLoop<'c> {
         if state.device.as_ref().is_some_and(|d| d.bounds().contains(&box3(&want))) {
             return Ok(());
         }
+        // Look ahead: the queued commands' needs of this buffer join the allocation now, so that an access pattern
+        // that widens over the next commands (a buffer read one to one, then with a halo) allocates once.
+        let ahead = self.needs_ahead(buffer);
         self.flush()?;
         let state = self.buffers.get_mut(&buffer).expect("checked above");
         let old = state.device.take();
         let old_box = old.as_ref().map(|d| GridBox::new(d.bounds().min(), d.bounds().max()));
-        let bounds = old_box.map_or(want, |o| o.bounding_box(&want));
+        let mut bounds = old_box.map_or(want, |o| o.bounding_box(&want));
+        if let Some(ahead) = ahead {
+            bounds = bounds.bounding_box(&ahead);
+        }
         let new = self
             .gpu
             .allocate(box3(&bounds), state.elem_size)
@@ -1028,6 +1035,38 @@ impl<'c> RankLoop<'c> {
     }
 
     /// Adds a download to the step's batch; returns its slot.
+    /// The bounding box of what the first `lookahead` queued commands will need of `buffer` on this rank (their
+    /// executions' mapped regions, pushes, await-pushes), or `None`.
+    fn needs_ahead(&self, buffer: BufferId) -> Option<GridBox> {
+        let state = self.buffers.get(&buffer)?;
+        let mut bounds: Option<GridBox> = None;
+        let mut add = |b: GridBox| {
+            if !b.is_empty() {
+                bounds = Some(bounds.map_or(b, |a| a.bounding_box(&b)));
+            }
+        };
+        for cmd in self.commands.iter().take(self.lookahead) {
+            match &cmd.kind {
+                CommandKind::Execution { task, chunk, .. } => {
+                    let Some(task) = self.tm.task(*task) else { continue };
+                    for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer) {
+                        if let Ok(region) = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims) {
+                            add(region.bounding_box());
+                        }
+                    }
+                }
+                CommandKind::Push { transfer, targets } if transfer.buffer == buffer => {
+                    for (_, region) in targets {
+                        add(region.bounding_box());
+                    }
+                }
+                CommandKind::AwaitPush { transfer, region } if transfer.buffer == buffer => add(region.bounding_box()),
+                _ => {}
+            }
+        }
+        bounds
+    }
+
     fn pend_download(&mut self, buffer: BufferId, region: GridBox, context: &str) -> Dl {
         let slot = self.pending_downloads;
         self.pending_downloads += 1;
