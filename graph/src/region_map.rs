@@ -245,20 +245,19 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     /// Appends the `(box, value)` pairs covering `b` to `out`.
     pub fn query_box_into(&self, b: &GridBox, out: &mut Vec<(GridBox, V)>) {
         for (eb, ev) in &self.entries {
-            let i = eb.intersection(b);
-            if !i.is_empty() {
-                out.push((i, ev.clone()));
+            if eb.intersects(b) {
+                out.push((eb.intersection(b), ev.clone()));
             }
         }
     }
 
     /// Calls `f` for every `(box, value)` pair overlapping `region`, boxes cut to the region, without allocating.
     pub fn for_each_in(&self, region: &Region, mut f: impl FnMut(GridBox, &V)) {
+        // Testing for overlap first is cheaper than building every (mostly empty) intersection.
         for q in region.boxes() {
             for (eb, ev) in &self.entries {
-                let i = eb.intersection(q);
-                if !i.is_empty() {
-                    f(i, ev);
+                if eb.intersects(q) {
+                    f(eb.intersection(q), ev);
                 }
             }
         }

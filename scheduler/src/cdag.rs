@@ -30,7 +30,7 @@ use celer_graph::{
     DependencyOrigin, EpochAction, GridBox, HostObjectId, NodeId, NodeStore, RangeMapper, ReductionId, Region,
     RegionMap, ResourceIdent, Task, TaskError, TaskErrorKind, TaskId, TaskKind, TransferId,
 };
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 use crate::split::ChunkGrid;
@@ -269,7 +269,8 @@ pub struct CommandGraphGenerator {
     buffers: HashMap<BufferId, BufferState>,
     host_objects: HashMap<HostObjectId, CommandId>,
     collective_groups: HashMap<CollectiveGroupId, CommandId>,
-    execution_front: HashSet<CommandId>,
+    /// Commands nothing depends on yet, in id order (a sorted vector: ids only grow, and the front stays small).
+    execution_front: Vec<CommandId>,
     epoch_for_new_commands: CommandId,
     current_horizon: Option<CommandId>,
     /// Horizon and epoch commands by task, to prune when the runtime reports a task reached.
@@ -295,7 +296,7 @@ impl CommandGraphGenerator {
             buffers: HashMap::new(),
             host_objects: HashMap::new(),
             collective_groups: HashMap::new(),
-            execution_front: HashSet::new(),
+            execution_front: Vec::new(),
             epoch_for_new_commands: CommandId(0),
             current_horizon: None,
             sync_commands: Default::default(),
@@ -433,9 +434,12 @@ impl CommandGraphGenerator {
         let id = CommandId(self.next_id);
         self.next_id += 1;
         for (d, _, _) in deps.iter() {
-            self.execution_front.remove(&d);
+            if let Ok(i) = self.execution_front.binary_search(&d) {
+                self.execution_front.remove(i);
+            }
         }
-        self.execution_front.insert(id);
+        debug_assert!(self.execution_front.last().is_none_or(|&l| l < id), "command ids must grow: {id}");
+        self.execution_front.push(id);
         if matches!(kind, CommandKind::Horizon { .. } | CommandKind::Epoch { .. }) {
             self.commands.begin_epoch(id.0);
         }
@@ -452,9 +456,7 @@ impl CommandGraphGenerator {
 
     fn generate_sync(&mut self, task: TaskId, kind: CommandKind) {
         let mut deps = Deps::default();
-        let mut front: Vec<CommandId> = self.execution_front.iter().copied().collect();
-        front.sort_unstable();
-        for c in front {
+        for &c in &self.execution_front {
             deps.add(c, DependencyKind::True, DependencyOrigin::ExecutionFront);
         }
         let is_epoch = matches!(kind, CommandKind::Epoch { .. });
