@@ -229,9 +229,22 @@ pub type BoxList = SmallVec<[GridBox; 1]>;
 /// cross-section recursively the same way along the next dimension; boxes are ordered by slab. Unions, intersections
 /// and differences cost `O(n·k)` per dimension for `n` input boxes and `k` distinct coordinates, which is cheap for the
 /// few-box regions command generation sees.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(PartialEq, Eq, Hash, Default)]
 pub struct Region {
     boxes: BoxList,
+}
+
+impl Clone for Region {
+    /// Copies the boxes; a one-box region (the common case) is a plain copy, without `SmallVec`'s generic
+    /// element-by-element clone.
+    #[inline]
+    fn clone(&self) -> Self {
+        match self.boxes.as_slice() {
+            [] => Region::new(),
+            [b] => Region { boxes: smallvec::smallvec![*b] },
+            boxes => Region { boxes: BoxList::from_slice(boxes) },
+        }
+    }
 }
 
 impl Region {
@@ -248,6 +261,12 @@ impl Region {
                 list.push(b);
             }
         }
+        Self::from_scratch(&mut list)
+    }
+
+    /// [`from_boxes`](Self::from_boxes) of non-empty boxes already collected on the stack (reordered in place);
+    /// taking them by reference spares moving the whole inline buffer.
+    fn from_scratch(list: &mut Scratch) -> Self {
         match list.len() {
             0 => Self::new(),
             1 => Self { boxes: smallvec::smallvec![list[0]] },
@@ -262,15 +281,21 @@ impl Region {
             }
             _ => {
                 // Fast path: the boxes differ along one dimension only (slabs of a 1D split): a sorted interval merge.
-                let varying: SmallVec<[usize; 3]> =
-                    (0..MAX_DIMS).filter(|&d| list.iter().any(|b| !same_in(b, &list[0], d))).collect();
-                if varying.len() <= 1 {
+                let first = list[0];
+                let mut varying = [false; MAX_DIMS];
+                for b in list.iter() {
+                    for (d, v) in varying.iter_mut().enumerate() {
+                        *v |= !same_in(b, &first, d);
+                    }
+                }
+                if varying.iter().filter(|&&v| v).count() <= 1 {
+                    let d = varying.iter().position(|&v| v).unwrap_or(0);
                     let mut out: BoxList = SmallVec::new();
-                    merge_intervals(&mut list, varying.first().copied().unwrap_or(0), |b| out.push(b));
+                    merge_intervals(list, d, |b| out.push(b));
                     return Self { boxes: out };
                 }
                 let mut out: Scratch = SmallVec::new();
-                normalize_dim(&mut list, 0, &mut out);
+                normalize_dim(list, 0, &mut out);
                 Self { boxes: BoxList::from_slice(&out) }
             }
         }
@@ -305,7 +330,18 @@ impl Region {
         if other.is_empty() || self == other {
             return self.clone();
         }
-        Region::from_boxes(self.boxes.iter().chain(other.boxes.iter()).copied())
+        if let ([a], [b]) = (self.boxes(), other.boxes()) {
+            if a.contains(b) {
+                return self.clone();
+            }
+            if b.contains(a) {
+                return other.clone();
+            }
+        }
+        let mut list: Scratch = SmallVec::new();
+        list.extend_from_slice(&self.boxes);
+        list.extend_from_slice(&other.boxes);
+        Region::from_scratch(&mut list)
     }
 
     /// Cells in both regions.
@@ -325,7 +361,7 @@ impl Region {
                 }
             }
         }
-        Region::from_boxes(out)
+        Region::from_scratch(&mut out)
     }
 
     /// Cells in both the region and the box.
@@ -340,6 +376,9 @@ impl Region {
     pub fn difference(&self, other: &Region) -> Region {
         if self.is_empty() || other.is_empty() {
             return self.clone();
+        }
+        if let ([a], [b]) = (self.boxes(), other.boxes()) {
+            return Region::box_difference(a, b);
         }
         let mut pieces: Scratch = SmallVec::from_slice(&self.boxes);
         let mut next: Scratch = SmallVec::new();
@@ -356,7 +395,22 @@ impl Region {
         if pieces.len() == self.boxes.len() && pieces[..] == self.boxes[..] {
             return self.clone();
         }
-        Region::from_boxes(pieces)
+        Region::from_scratch(&mut pieces)
+    }
+
+    /// `a` minus `b`, both single boxes. The pieces [`GridBox::subtract_into`] cuts (below and above `b` along
+    /// dimension 0, then along 1 within `b`'s slab, then along 2) are already the canonical slabs; only their order
+    /// differs, so sorting them by lower corner gives the canonical form without normalizing.
+    fn box_difference(a: &GridBox, b: &GridBox) -> Region {
+        if !a.intersects(b) {
+            return Region::from(*a);
+        }
+        let mut pieces: BoxList = SmallVec::new();
+        a.subtract_into(b, |p| pieces.push(p));
+        if pieces.len() > 1 {
+            pieces.sort_unstable_by_key(|p| p.min);
+        }
+        Region { boxes: pieces }
     }
 
     /// Whether every cell of `other` is in `self`.

@@ -72,7 +72,9 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         if let Some(i) = self.entries.iter().position(|e| e.0 == b) {
             if self.entries[i].1 != value {
                 self.entries[i].1 = value;
-                self.merge_locally(smallvec::smallvec![i]);
+                if self.entries.len() > LAZY_MERGE_LIMIT {
+                    self.merge_locally(smallvec::smallvec![i]);
+                }
             }
             return;
         }
@@ -129,9 +131,12 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         }
         // Only the new boxes and the cut remainders can have become mergeable.
         let first_touched = self.entries.len();
-        self.entries.extend(added);
+        // Drained rather than moved: moving the SmallVec would copy its whole inline buffer.
+        self.entries.extend(added.drain(..));
         self.entries.extend(boxes.iter().map(|b| (*b, value.clone())));
-        self.merge_locally((first_touched..self.entries.len()).collect());
+        if self.entries.len() > LAZY_MERGE_LIMIT {
+            self.merge_locally((first_touched..self.entries.len()).collect());
+        }
     }
 
     /// Rewrites the value of every cell of `region` (clamped to the extent) through `f`, splitting entries at the
@@ -179,9 +184,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         // A later swap_remove may have moved an in-place entry; a stale index then only makes merging look at
         // another entry, which is harmless (any merge of equal, face-sharing neighbours is valid).
         let first_touched = self.entries.len();
-        for (b, v) in added {
-            self.entries.push((b, v));
-        }
+        self.entries.extend(added.drain(..));
         if self.entries.len() > LAZY_MERGE_LIMIT {
             let mut work: WorkList = (first_touched..self.entries.len()).collect();
             work.extend(touched_in_place.into_iter().filter(|&i| i < first_touched));
@@ -194,9 +197,6 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     /// This is local (cost: entries × merges), unlike the full re-normalization at horizons: the result need not be the
     /// fewest boxes, but every rank performing the same updates gets the same entries.
     fn merge_locally(&mut self, mut work: WorkList) {
-        if self.entries.len() <= LAZY_MERGE_LIMIT {
-            return;
-        }
         while let Some(i) = work.pop() {
             if i >= self.entries.len() {
                 continue;
@@ -245,20 +245,19 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     /// Appends the `(box, value)` pairs covering `b` to `out`.
     pub fn query_box_into(&self, b: &GridBox, out: &mut Vec<(GridBox, V)>) {
         for (eb, ev) in &self.entries {
-            let i = eb.intersection(b);
-            if !i.is_empty() {
-                out.push((i, ev.clone()));
+            if eb.intersects(b) {
+                out.push((eb.intersection(b), ev.clone()));
             }
         }
     }
 
     /// Calls `f` for every `(box, value)` pair overlapping `region`, boxes cut to the region, without allocating.
     pub fn for_each_in(&self, region: &Region, mut f: impl FnMut(GridBox, &V)) {
+        // Testing for overlap first is cheaper than building every (mostly empty) intersection.
         for q in region.boxes() {
             for (eb, ev) in &self.entries {
-                let i = eb.intersection(q);
-                if !i.is_empty() {
-                    f(i, ev);
+                if eb.intersects(q) {
+                    f(eb.intersection(q), ev);
                 }
             }
         }

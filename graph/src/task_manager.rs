@@ -96,8 +96,9 @@ pub struct TaskManager {
     host_objects: HashMap<HostObjectId, Option<TaskId>>,
     /// Last task of each collective group.
     collective_groups: HashMap<CollectiveGroupId, TaskId>,
-    /// Tasks nothing depends on yet.
-    execution_front: HashSet<TaskId>,
+    /// Tasks nothing depends on yet, in id order (a sorted vector: ids only grow, and horizons keep the front
+    /// below `horizon_max_parallelism`).
+    execution_front: Vec<TaskId>,
     /// The last applied horizon or epoch: tasks without another true dependency depend on it.
     epoch_for_new_tasks: TaskId,
     /// The newest horizon, not yet applied.
@@ -126,7 +127,7 @@ impl TaskManager {
             buffers: HashMap::new(),
             host_objects: HashMap::new(),
             collective_groups: HashMap::new(),
-            execution_front: HashSet::new(),
+            execution_front: Vec::new(),
             epoch_for_new_tasks: TaskId(0),
             current_horizon: None,
             max_critical_path: 0,
@@ -491,12 +492,15 @@ impl TaskManager {
         self.next_id += 1;
         let mut cpl = 0;
         for d in &dependencies {
-            self.execution_front.remove(&d.task);
+            if let Ok(i) = self.execution_front.binary_search(&d.task) {
+                self.execution_front.remove(i);
+            }
             cpl = cpl.max(self.tasks.get(d.task.0).map_or(0, |t| t.critical_path_length));
         }
         let critical_path_length = cpl + 1;
         self.max_critical_path = self.max_critical_path.max(critical_path_length);
-        self.execution_front.insert(id);
+        debug_assert!(self.execution_front.last().is_none_or(|&l| l < id), "task ids must grow: {id}");
+        self.execution_front.push(id);
         if matches!(spec.kind, TaskKind::Horizon | TaskKind::Epoch(_)) {
             self.tasks.begin_epoch(id.0);
         }
@@ -508,12 +512,12 @@ impl TaskManager {
     /// Creates a horizon or epoch depending on the whole execution front.
     fn insert_sync_task(&mut self, kind: TaskKind) -> TaskId {
         let id = TaskId(self.next_id);
-        let mut front: SmallVec<[Dependency; 4]> = self
+        // Already in id order.
+        let front: SmallVec<[Dependency; 4]> = self
             .execution_front
             .iter()
             .map(|&task| Dependency { task, kind: DependencyKind::True, origin: DependencyOrigin::ExecutionFront })
             .collect();
-        front.sort_unstable_by_key(|d| d.task);
         let spec = TaskSpec::new(kind, 0, GridBox::from_extent(&[]));
         self.insert_node(id, spec, Vec::new(), front);
         debug_assert_eq!(self.execution_front.len(), 1);

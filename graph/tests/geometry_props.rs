@@ -64,6 +64,8 @@ proptest! {
         let d = a.difference(&b);
         for r in [&a, &b, &u, &i, &d] {
             assert_disjoint(r);
+            // Every result is in canonical form: normalizing its boxes again (in another order) changes nothing.
+            prop_assert_eq!(r, &Region::from_boxes(r.boxes().iter().rev().copied()));
         }
         prop_assert_eq!(cells(&u), ca.union(&cb).copied().collect::<BTreeSet<_>>());
         prop_assert_eq!(cells(&i), ca.intersection(&cb).copied().collect::<BTreeSet<_>>());

@@ -9,7 +9,9 @@
 //! - `sent_to`: per target rank, the region of this rank's data it already received, so nothing is sent twice
 //!   (per target rather than per cell: when every rank reads a different part, as in a transpose, a map of cells
 //!   would split into a box per target and each push would scan them all, O(ranks²) per task).
-//! - `readers`: local commands that read each cell since its last local write (anti-dependencies).
+//! - `readers`: local commands that read each cell since its last local write (anti-dependencies), kept as a log
+//!   of (command, region still unwritten) rather than a map of cells to command sets: adding a reader is an append
+//!   instead of a split of every entry it overlaps.
 //!
 //! For each task: pushes go to remote chunks that read what this rank produced, one await-push per buffer covers
 //! everything local chunks read but other ranks wrote, then one execution command per local chunk; finally cells
@@ -28,7 +30,7 @@ use celer_graph::{
     DependencyOrigin, EpochAction, GridBox, HostObjectId, NodeId, NodeStore, RangeMapper, ReductionId, Region,
     RegionMap, ResourceIdent, Task, TaskError, TaskErrorKind, TaskId, TaskKind, TransferId,
 };
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 use crate::split::ChunkGrid;
@@ -107,7 +109,67 @@ impl RankSet {
         self.0.iter().flat_map(|&(a, b)| a..b)
     }
 }
-type CommandSet = SmallVec<[CommandId; 2]>;
+
+/// The local commands that read a buffer since the last local write of what they read: per reading command, the
+/// part of its read that no later local write covered yet. The log holds one entry per such command (a horizon or
+/// epoch folds every older one into one entry), so it stays as short as the commands in flight, and adding a reader
+/// appends instead of splitting the boxes of a region map it overlaps.
+#[derive(Debug, Default)]
+struct Readers(Vec<(CommandId, Region)>);
+
+impl Readers {
+    /// Notes that `cmd` reads `region`.
+    fn add(&mut self, cmd: CommandId, region: &Region) {
+        if region.is_empty() {
+            return;
+        }
+        match self.0.last_mut() {
+            Some((c, r)) if *c == cmd => *r = r.union(region),
+            _ => self.0.push((cmd, region.clone())),
+        }
+    }
+
+    /// Forgets the reads of `region` (it was rewritten locally: later writers order after the writer instead).
+    fn clear(&mut self, region: &Region) {
+        self.0.retain_mut(|(_, r)| {
+            if r.intersects(region) {
+                *r = r.difference(region);
+            }
+            !r.is_empty()
+        });
+    }
+
+    /// Calls `f` with every command that read some of `region` since its last local write.
+    fn for_each_in(&self, region: &Region, mut f: impl FnMut(CommandId)) {
+        for (c, r) in &self.0 {
+            if r.intersects(region) {
+                f(*c);
+            }
+        }
+    }
+
+    /// Rewrites every reader older than `epoch` to `epoch` (one entry holding all their reads).
+    fn collapse_before(&mut self, epoch: CommandId) {
+        if self.0.iter().all(|(c, _)| *c >= epoch) {
+            return;
+        }
+        let mut older = Region::new();
+        self.0.retain(|(c, r)| {
+            if *c <= epoch {
+                older = older.union(r);
+                false
+            } else {
+                true
+            }
+        });
+        self.0.insert(0, (epoch, older));
+    }
+
+    /// Boxes held, for the state-size measure.
+    fn boxes(&self) -> usize {
+        self.0.iter().map(|(_, r)| r.boxes().len()).sum()
+    }
+}
 
 /// A reduction whose partial results wait on their ranks until a task reads the buffer.
 /// Per target rank, the region of this rank's data that rank already received and nobody rewrote since.
@@ -162,7 +224,7 @@ struct BufferState {
     name: Option<String>,
     last_writer: RegionMap<WriterState>,
     sent_to: SentTo,
-    readers: RegionMap<CommandSet>,
+    readers: Readers,
     pending_reduction: Option<PendingReduction>,
 }
 
@@ -207,7 +269,8 @@ pub struct CommandGraphGenerator {
     buffers: HashMap<BufferId, BufferState>,
     host_objects: HashMap<HostObjectId, CommandId>,
     collective_groups: HashMap<CollectiveGroupId, CommandId>,
-    execution_front: HashSet<CommandId>,
+    /// Commands nothing depends on yet, in id order (a sorted vector: ids only grow, and the front stays small).
+    execution_front: Vec<CommandId>,
     epoch_for_new_commands: CommandId,
     current_horizon: Option<CommandId>,
     /// Horizon and epoch commands by task, to prune when the runtime reports a task reached.
@@ -233,7 +296,7 @@ impl CommandGraphGenerator {
             buffers: HashMap::new(),
             host_objects: HashMap::new(),
             collective_groups: HashMap::new(),
-            execution_front: HashSet::new(),
+            execution_front: Vec::new(),
             epoch_for_new_commands: CommandId(0),
             current_horizon: None,
             sync_commands: Default::default(),
@@ -269,7 +332,7 @@ impl CommandGraphGenerator {
                 name,
                 last_writer: RegionMap::new(extent, state),
                 sent_to: SentTo::default(),
-                readers: RegionMap::new(extent, CommandSet::new()),
+                readers: Readers::default(),
                 pending_reduction: None,
             },
         );
@@ -330,7 +393,7 @@ impl CommandGraphGenerator {
 
     /// Total boxes in all tracking maps (a measure of the generator's state).
     pub fn region_map_boxes(&self) -> usize {
-        self.buffers.values().map(|b| b.last_writer.len() + b.sent_to.boxes() + b.readers.len()).sum()
+        self.buffers.values().map(|b| b.last_writer.len() + b.sent_to.boxes() + b.readers.boxes()).sum()
     }
 
     /// Tells the generator the runtime reached the horizon or epoch of task `task`: older commands are freed.
@@ -371,9 +434,12 @@ impl CommandGraphGenerator {
         let id = CommandId(self.next_id);
         self.next_id += 1;
         for (d, _, _) in deps.iter() {
-            self.execution_front.remove(&d);
+            if let Ok(i) = self.execution_front.binary_search(&d) {
+                self.execution_front.remove(i);
+            }
         }
-        self.execution_front.insert(id);
+        debug_assert!(self.execution_front.last().is_none_or(|&l| l < id), "command ids must grow: {id}");
+        self.execution_front.push(id);
         if matches!(kind, CommandKind::Horizon { .. } | CommandKind::Epoch { .. }) {
             self.commands.begin_epoch(id.0);
         }
@@ -390,9 +456,7 @@ impl CommandGraphGenerator {
 
     fn generate_sync(&mut self, task: TaskId, kind: CommandKind) {
         let mut deps = Deps::default();
-        let mut front: Vec<CommandId> = self.execution_front.iter().copied().collect();
-        front.sort_unstable();
-        for c in front {
+        for &c in &self.execution_front {
             deps.add(c, DependencyKind::True, DependencyOrigin::ExecutionFront);
         }
         let is_epoch = matches!(kind, CommandKind::Epoch { .. });
@@ -411,7 +475,7 @@ impl CommandGraphGenerator {
         let older = |c: CommandId| if c < epoch { epoch } else { c };
         for b in self.buffers.values_mut() {
             b.last_writer.apply_to_values(|w| WriterState { cmd: w.cmd.map(older), ..*w });
-            b.readers.apply_to_values(|set| celer_graph::region_map::collapse_before(set, epoch));
+            b.readers.collapse_before(epoch);
         }
         for c in self.host_objects.values_mut() {
             *c = older(*c);
@@ -631,7 +695,7 @@ impl CommandGraphGenerator {
             exec_deps.add(cmd, DependencyKind::True, DependencyOrigin::Dataflow);
             let state = self.buffers.get_mut(b).unwrap();
             state.last_writer.update_region(&region, WriterState { cmd: Some(cmd), fresh: true, replicated: true });
-            state.readers.update_region(&region, CommandSet::new());
+            state.readers.clear(&region);
             state.sent_to.clear(&region);
         }
 
@@ -672,13 +736,13 @@ impl CommandGraphGenerator {
                 let state = self.buffers.get_mut(b).unwrap();
                 // A read of cells this command also writes ends with its own write: no reader to remember.
                 if !consumed.is_empty() && consumed != produced {
-                    add_reader(&mut state.readers, consumed, cmd);
+                    state.readers.add(cmd, consumed);
                 }
                 if !produced.is_empty() {
                     state
                         .last_writer
                         .update_region(produced, WriterState { cmd: Some(cmd), fresh: true, replicated: false });
-                    state.readers.update_region(produced, CommandSet::new());
+                    state.readers.clear(produced);
                     state.sent_to.clear(produced);
                 }
             }
@@ -790,7 +854,7 @@ impl CommandGraphGenerator {
         let read = Region::from_boxes(targets.iter().flat_map(|(_, r)| r.boxes().iter().copied()));
         let transfer = TransferId { task: task.id, buffer: b, reduction: None };
         let cmd = self.new_command(task.id, CommandKind::Push { transfer, targets }, deps);
-        add_reader(&mut self.buffers.get_mut(&b).unwrap().readers, &read, cmd);
+        self.buffers.get_mut(&b).unwrap().readers.add(cmd, &read);
         Ok(())
     }
 
@@ -836,7 +900,7 @@ impl CommandGraphGenerator {
             self.add_epoch_dependency(&mut deps);
             let cmd = self.new_command(task.id, CommandKind::Push { transfer, targets }, deps);
             if has_partial {
-                add_reader(&mut self.buffers.get_mut(&b).unwrap().readers, &extent, cmd);
+                self.buffers.get_mut(&b).unwrap().readers.add(cmd, &extent);
             }
         }
         let reads_here = readers.contains(self.me);
@@ -865,7 +929,7 @@ impl CommandGraphGenerator {
             // With every rank reading, everyone holds the result and nobody pushes it; a single reader owns it.
             let replicated = readers.len() > 1;
             state.last_writer.update_region(&extent, WriterState { cmd: Some(cmd), fresh: true, replicated });
-            state.readers.update_region(&extent, CommandSet::new());
+            state.readers.clear(&extent);
             state.sent_to.clear(&extent);
         } else {
             mark_stale(self.buffers.get_mut(&b).unwrap(), &extent);
@@ -883,11 +947,7 @@ impl CommandGraphGenerator {
             return;
         }
         let state = &self.buffers[&b];
-        state.readers.for_each_in(region, |_, set| {
-            for &c in set {
-                deps.add(c, DependencyKind::Anti, DependencyOrigin::Dataflow);
-            }
-        });
+        state.readers.for_each_in(region, |c| deps.add(c, DependencyKind::Anti, DependencyOrigin::Dataflow));
         state.last_writer.for_each_in(region, |_, w| {
             if let Some(c) = w.cmd {
                 deps.add(c, DependencyKind::Output, DependencyOrigin::Dataflow);
@@ -939,16 +999,6 @@ impl CommandGraphGenerator {
         out += "}\n";
         out
     }
-}
-
-fn add_reader(readers: &mut RegionMap<CommandSet>, region: &Region, cmd: CommandId) {
-    readers.update_values_in(region, |set| {
-        let mut set = set.clone();
-        if let Err(pos) = set.binary_search(&cmd) {
-            set.insert(pos, cmd);
-        }
-        set
-    });
 }
 
 /// Marks `region` as written elsewhere: the local copy is no longer the newest, and no longer ours to push.
