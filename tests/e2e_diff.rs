@@ -9,10 +9,11 @@
 //! Modes:
 //! - `e2e_diff --worker --programs N --seed S --out FILE` (under `mpirun -n R`, or alone): runs programs S..S+N;
 //!   rank 0 writes `seed digest` lines to FILE.
-//! - `e2e_diff [--programs N] [--seed S] [--ranks 1,2,3]` (the driver, not under mpirun): runs the workers on each
-//!   rank count and compares the digests program by program; the first difference fails the run, naming the seed
-//!   (rerun it alone with `--programs 1 --seed SEED`). `cargo test` runs 20 programs on 1 and 2 ranks; `./x test`
-//!   runs 200 on 1, 2 and 3; `scripts/diff_soak.sh` runs more.
+//! - `e2e_diff [--programs N] [--seed S] [--ranks 1,2,3,2x2]` (the driver, not under mpirun): runs the workers on
+//!   each rank count (`RxD`: R ranks driving D devices each, `CELER_DEVICES=D`) and compares the digests program by
+//!   program; the first difference fails the run, naming the seed (rerun it alone with `--programs 1 --seed SEED`).
+//!   `cargo test` runs 20 programs on 1 and 2 ranks; `./x test` runs 200 on 1, 2 and 3 ranks and on 1 and 2 ranks
+//!   of 2 devices; `scripts/diff_soak.sh` runs more.
 
 use std::process::{Command, ExitCode};
 
@@ -237,23 +238,25 @@ fn worker(programs: u64, seed: u64, out: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
-fn driver(programs: u64, seed: u64, ranks: &[usize]) -> Result<String, String> {
+fn driver(programs: u64, seed: u64, ranks: &[String]) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_diff");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let mut results: Vec<(usize, Vec<String>)> = Vec::new();
-    for &r in ranks {
+    let mut results: Vec<(&str, Vec<String>)> = Vec::new();
+    for r in ranks {
+        let (n, devices) = r.split_once('x').unwrap_or((r, "1"));
         let out = dir.join(format!("ranks{r}.txt"));
         let _ = std::fs::remove_file(&out);
         let mut cmd = Command::new("mpirun");
-        cmd.args(["-n", &r.to_string()]).arg(&exe);
+        cmd.env("CELER_DEVICES", devices);
+        cmd.args(["-n", n]).arg(&exe);
         cmd.args(["--worker", "--programs", &programs.to_string(), "--seed", &seed.to_string(), "--out"]).arg(&out);
         let status = cmd.status().map_err(|e| format!("could not start mpirun: {e}"))?;
         if !status.success() {
             return Err(format!("the run on {r} rank(s) failed ({status})"));
         }
         let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-        results.push((r, text.lines().map(str::to_string).collect()));
+        results.push((r.as_str(), text.lines().map(str::to_string).collect()));
     }
     let (base_ranks, base) = &results[0];
     if base.len() as u64 != programs {
@@ -287,8 +290,8 @@ fn main() -> ExitCode {
     let result = if args.iter().any(|a| a == "--worker") {
         worker(programs, seed, value("--out").as_deref()).map(|()| String::new())
     } else {
-        let ranks: Vec<usize> =
-            value("--ranks").unwrap_or_else(|| "1,2".into()).split(',').filter_map(|r| r.parse().ok()).collect();
+        let ranks: Vec<String> =
+            value("--ranks").unwrap_or_else(|| "1,2".into()).split(',').map(str::to_string).collect();
         driver(programs, seed, &ranks)
     };
     match result {

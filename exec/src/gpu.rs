@@ -375,6 +375,10 @@ pub struct GpuOptions {
     /// Use [`CompletionMode::Fences`] even where timeline semaphores exist (to test the
     /// fallback, or to compare costs).
     pub force_fences: bool,
+    /// Which of this rank's devices to open, and how many the rank drives (`(0, 1)` when both are 0): with
+    /// `CELER_DEVICE=i` the device `i + k`, else the `(local rank × n + k)`-th device of the preferred kind (modulo
+    /// their number).
+    pub device_of_rank: (usize, usize),
 }
 
 /// A submitted batch, numbered from 1 in submission order on its [`Gpu`]; a batch's id is the
@@ -486,7 +490,8 @@ impl Gpu {
     ///
     /// As [`new`](Self::new).
     pub fn with_options(options: GpuOptions) -> Result<Self, GpuError> {
-        let (physical, info, queue_family_index) = crate::vulkan::pick_device()?;
+        let (k, n) = options.device_of_rank;
+        let (physical, info, queue_family_index) = crate::vulkan::pick_device_of(k, n.max(1))?;
         let supported = physical.supported_features();
         let core_1_2 = physical.api_version() >= Version::V1_2;
         let timeline = !options.force_fences

@@ -162,8 +162,16 @@ pub fn init() -> Result<Communicator, MpiError> {
         ffi::MPI_Init_thread(ptr::null_mut(), ptr::null_mut(), required, &mut provided)
     })?;
     // From here on `comm` finalises MPI when dropped, also on the error paths below.
-    let mut comm =
-        Communicator { rank: 0, size: 1, tag_ub: 32767, engine_claimed: Cell::new(false), _not_send: PhantomData };
+    let mut comm = Communicator {
+        // SAFETY: reading an immutable extern constant that rsmpi.c defines.
+        handle: unsafe { ffi::RSMPI_COMM_WORLD },
+        is_duplicate: false,
+        rank: 0,
+        size: 1,
+        tag_ub: 32767,
+        engine_claimed: Cell::new(false),
+        _not_send: PhantomData,
+    };
     // The thread levels are ordered: SINGLE < FUNNELED < SERIALIZED < MULTIPLE (MPI-3.1 §12.4.3).
     if provided < required {
         return Err(MpiError::ThreadLevel { required, provided });
@@ -212,6 +220,10 @@ fn query_tag_ub() -> Result<Tag, MpiError> {
 /// thread may call MPI.
 #[derive(Debug)]
 pub struct Communicator {
+    /// `MPI_COMM_WORLD`, or a duplicate of it ([`Communicator::duplicate_full`]).
+    handle: ffi::MPI_Comm,
+    /// Whether `handle` is a duplicate this value frees when dropped (else dropping finalises MPI).
+    is_duplicate: bool,
     rank: Rank,
     size: i32,
     /// The `MPI_TAG_UB` attribute, queried once in [`init`].
@@ -277,7 +289,7 @@ impl Communicator {
                 ffi::RSMPI_UINT8_T,
                 dest,
                 tag,
-                ffi::RSMPI_COMM_WORLD,
+                self.handle,
                 &mut request.raw,
             )
         })?;
@@ -312,7 +324,7 @@ impl Communicator {
                 ffi::RSMPI_UINT8_T,
                 src,
                 tag,
-                ffi::RSMPI_COMM_WORLD,
+                self.handle,
                 &mut request.raw,
             )
         })?;
@@ -341,15 +353,7 @@ impl Communicator {
         // that `ptr` is readable for `len` bytes and stays so until the request completes or is
         // freed (this function's contract).
         check("MPI_Isend", unsafe {
-            ffi::MPI_Isend(
-                ptr.cast::<c_void>(),
-                count,
-                ffi::RSMPI_UINT8_T,
-                dest,
-                tag,
-                ffi::RSMPI_COMM_WORLD,
-                &mut request.0,
-            )
+            ffi::MPI_Isend(ptr.cast::<c_void>(), count, ffi::RSMPI_UINT8_T, dest, tag, self.handle, &mut request.0)
         })?;
         Ok(request)
     }
@@ -377,15 +381,7 @@ impl Communicator {
         // that `ptr` is writable for `len` bytes and untouched until the request completes (this
         // function's contract).
         check("MPI_Irecv", unsafe {
-            ffi::MPI_Irecv(
-                ptr.cast::<c_void>(),
-                count,
-                ffi::RSMPI_UINT8_T,
-                src,
-                tag,
-                ffi::RSMPI_COMM_WORLD,
-                &mut request.0,
-            )
+            ffi::MPI_Irecv(ptr.cast::<c_void>(), count, ffi::RSMPI_UINT8_T, src, tag, self.handle, &mut request.0)
         })?;
         Ok(request)
     }
@@ -400,7 +396,7 @@ impl Communicator {
         let mut request = RawRequest::null();
         // SAFETY: MPI is initialised (we hold the Communicator, on its thread); the request handle is a valid
         // out-pointer, and a barrier touches no user buffer.
-        check("MPI_Ibarrier", unsafe { ffi::MPI_Ibarrier(ffi::RSMPI_COMM_WORLD, &mut request.0) })?;
+        check("MPI_Ibarrier", unsafe { ffi::MPI_Ibarrier(self.handle, &mut request.0) })?;
         Ok(request)
     }
 
@@ -415,12 +411,39 @@ impl Communicator {
     pub fn duplicate(&self) -> Result<SideComm<'_>, MpiError> {
         // SAFETY: reading an immutable extern constant that rsmpi.c defines.
         let mut comm = unsafe { ffi::RSMPI_COMM_NULL };
-        // SAFETY: MPI is initialised (we hold the Communicator, on its thread); RSMPI_COMM_WORLD is a predefined
-        // handle and `comm` a valid out-pointer.
-        check("MPI_Comm_dup", unsafe { ffi::MPI_Comm_dup(ffi::RSMPI_COMM_WORLD, &mut comm) })?;
+        // SAFETY: MPI is initialised (we hold the Communicator, on its thread); `self.handle` is live (the world or
+        // a duplicate not yet freed) and `comm` a valid out-pointer.
+        check("MPI_Comm_dup", unsafe { ffi::MPI_Comm_dup(self.handle, &mut comm) })?;
         // SAFETY: `comm` was just created by MPI_Comm_dup; errors on it return codes like those on the world.
         check("MPI_Comm_set_errhandler", unsafe { ffi::MPI_Comm_set_errhandler(comm, ffi::RSMPI_ERRORS_RETURN) })?;
         Ok(SideComm { comm, _world: PhantomData })
+    }
+
+    /// A full duplicate of this communicator (`MPI_Comm_dup`, collective: every rank must call it, in the same
+    /// order): the same ranks, its own matching space for messages and collectives. The communicator of a
+    /// rank's second (third, ...) device (`CELER_DEVICES`). Drop it before the world communicator (which
+    /// finalises MPI); dropping frees the duplicate (`MPI_Comm_free`).
+    ///
+    /// # Errors
+    ///
+    /// [`MpiError::Call`] if MPI refuses.
+    pub fn duplicate_full(&self) -> Result<Communicator, MpiError> {
+        // SAFETY: reading an immutable extern constant that rsmpi.c defines.
+        let mut handle = unsafe { ffi::RSMPI_COMM_NULL };
+        // SAFETY: MPI is initialised (we hold the Communicator, on its thread); `self.handle` is live and
+        // `handle` a valid out-pointer.
+        check("MPI_Comm_dup", unsafe { ffi::MPI_Comm_dup(self.handle, &mut handle) })?;
+        // SAFETY: `handle` was just created by MPI_Comm_dup.
+        check("MPI_Comm_set_errhandler", unsafe { ffi::MPI_Comm_set_errhandler(handle, ffi::RSMPI_ERRORS_RETURN) })?;
+        Ok(Communicator {
+            handle,
+            is_duplicate: true,
+            rank: self.rank,
+            size: self.size,
+            tag_ub: self.tag_ub,
+            engine_claimed: Cell::new(false),
+            _not_send: PhantomData,
+        })
     }
 
     /// Ends every rank of the job at once with `code` (`MPI_Abort`), for unrecoverable errors.
@@ -439,6 +462,13 @@ impl Communicator {
 impl Drop for Communicator {
     fn drop(&mut self) {
         // Every Request borrows the Communicator, so none is pending here.
+        if self.is_duplicate {
+            // SAFETY: `handle` came from MPI_Comm_dup and is freed once, here; MPI is still initialised as long as
+            // the world communicator lives (duplicate_full's contract: drop duplicates first).
+            let rc = unsafe { ffi::MPI_Comm_free(&mut self.handle) };
+            debug_assert_eq!(rc, ffi::MPI_SUCCESS as c_int, "MPI_Comm_free failed: {}", error_string(rc));
+            return;
+        }
         // SAFETY: MPI was initialised by `init`, which creates at most one Communicator per process,
         // so MPI_Finalize runs exactly once, on the initialising thread (the type is !Send).
         let rc = unsafe { ffi::MPI_Finalize() };

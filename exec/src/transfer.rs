@@ -21,12 +21,17 @@
 //! ([`Communicator::tag_ub`]). The receiver matches payloads by (sender, tag), so a tag is reused
 //! only after `tag_ub` further transfers from the same sender (2³¹ − 1 with OpenMPI).
 //!
+//! **Several devices per rank** ([`TransferEngine::for_device`]): each device is a node with an
+//! engine of its own; device `d` of every rank receives on the `d`-th communicator, so a node is
+//! reached by (communicator, rank); the payload tags of a rank's devices fall in different residue
+//! classes modulo the device count, so a receiver tells apart payloads from two devices of one rank.
+//!
 //! **Header** (104 bytes, little-endian; `header.rs`):
 //!
 //! | offset | bytes | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `"celr"` |
-//! | 4 | 4 | sender rank (`i32`), checked against the source MPI reports |
+//! | 4 | 4 | sender node (`i32`: rank × devices + device), checked against the source rank MPI reports |
 //! | 8 | 4 | payload tag (`i32`) |
 //! | 12 | 4 | reserved, 0 |
 //! | 16 | 24 | transfer key (3 × `u64`) |
@@ -564,7 +569,13 @@ impl StagingPool {
 /// Let sends complete before dropping to avoid the leak.
 #[derive(Debug)]
 pub struct TransferEngine<'c> {
+    /// Where this engine receives: its device's communicator.
     comm: &'c Communicator,
+    /// Where it sends to node `n`: `comms[n % comms.len()]`, rank `n / comms.len()` (one communicator per device
+    /// index; [`for_device`](Self::for_device)). Just `[comm]` with one device per rank.
+    comms: Vec<&'c Communicator>,
+    /// This engine's device index among its rank's `comms.len()`.
+    device: usize,
     /// Every active MPI request; `ops[i]` says what `requests[i]` belongs to.
     requests: Vec<RawRequest>,
     ops: Vec<Op>,
@@ -607,12 +618,30 @@ impl<'c> TransferEngine<'c> {
     /// [`TransferError::EngineExists`] if another engine uses `comm`; [`TransferError::Mpi`] if
     /// posting a receive fails.
     pub fn new(comm: &'c Communicator) -> Result<Self, TransferError> {
+        Self::for_device(&[comm], 0)
+    }
+
+    /// The engine of device `device` of a rank that drives `comms.len()` devices, each a node of its own: node
+    /// `rank × comms.len() + device`. `comms[d]` is the communicator every rank's device `d` receives on (all over
+    /// the same ranks); this engine claims `comms[device]` and sends to node `n` on `comms[n % comms.len()]`.
+    /// Ranks and senders in this engine's API are node numbers; payload tags of different devices of one rank
+    /// stay apart (tag ≡ device + 1 modulo the device count), so one receiver tells their payloads apart.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new); [`TransferError::EngineExists`] also if `device` is out of range.
+    pub fn for_device(comms: &[&'c Communicator], device: usize) -> Result<Self, TransferError> {
+        let Some(&comm) = comms.get(device) else {
+            return Err(TransferError::EngineExists);
+        };
         if !comm.claim_for_engine() {
             return Err(TransferError::EngineExists);
         }
         // From here on, dropping `engine` releases the claim.
         let mut engine = TransferEngine {
             comm,
+            comms: comms.to_vec(),
+            device,
             requests: Vec::new(),
             ops: Vec::new(),
             testsome: Testsome::new(),
@@ -630,7 +659,7 @@ impl<'c> TransferEngine<'c> {
             pool: StagingPool::default(),
             spare_boxes: Vec::new(),
             spare_pieces: Vec::new(),
-            next_tag: HEADER_TAG + 1,
+            next_tag: HEADER_TAG + 1 + device as Tag,
             max_message_bytes: MAX_MESSAGE_BYTES,
             payload_messages_sent: 0,
         };
@@ -699,8 +728,8 @@ impl<'c> TransferEngine<'c> {
         src: *const u8,
         token: Token,
     ) -> Result<(), TransferError> {
-        if !(0..self.comm.size()).contains(&target) {
-            return Err(TransferError::NoSuchRank { rank: target, size: self.comm.size() });
+        if !(0..self.nodes()).contains(&target) {
+            return Err(TransferError::NoSuchRank { rank: target, size: self.nodes() });
         }
         let bytes = if bounds.is_empty() {
             0
@@ -718,7 +747,7 @@ impl<'c> TransferEngine<'c> {
         }
         let tag = if bytes > 0 { self.next_payload_tag() } else { HEADER_TAG };
         let header = Header {
-            sender: self.comm.rank(),
+            sender: self.node(),
             tag,
             key,
             bounds,
@@ -730,18 +759,19 @@ impl<'c> TransferEngine<'c> {
         let chunks = header.chunks();
         let out = self.outbound.insert(Outbound { key, token, target, staging, pending: 1 + chunks });
         let base = self.outbound.get_mut(out).staging.as_ptr();
+        let (comm, rank) = self.route(target);
         // SAFETY: `base` points to the outbound staging buffer of HEADER_LEN + bytes bytes, owned by
         // `self.outbound[out]`, which is neither resized nor written until all of its requests
         // have completed (`pending` reaches 0 in `handle`), nor freed while one is in flight
         // (`Drop` frees unfinished sends with MPI_Request_free and leaks their buffers).
-        let request = unsafe { self.comm.isend_raw(base, HEADER_LEN, target, HEADER_TAG) }?;
+        let request = unsafe { comm.isend_raw(base, HEADER_LEN, rank, HEADER_TAG) }?;
         self.push_request(request, Op::Send { out });
         for k in 0..chunks {
             let offset = k * header.chunk;
             let len = header.chunk.min(bytes - offset);
             // SAFETY: as for the header: `HEADER_LEN + offset + len <= HEADER_LEN + bytes` lies in
             // the outbound staging buffer, which stays untouched and alive until completion.
-            let request = unsafe { self.comm.isend_raw(base.add(HEADER_LEN + offset), len, target, tag) }?;
+            let request = unsafe { comm.isend_raw(base.add(HEADER_LEN + offset), len, rank, tag) }?;
             self.push_request(request, Op::Send { out });
             self.payload_messages_sent += 1;
         }
@@ -871,8 +901,8 @@ impl<'c> TransferEngine<'c> {
         if self.expect_by_key.contains_key(&key) {
             return Err(TransferError::DuplicateExpect { key });
         }
-        if senders > usize::try_from(self.comm.size()).unwrap_or(0) {
-            return Err(TransferError::TooManyGatherSenders { key, senders, size: self.comm.size() });
+        if senders > usize::try_from(self.nodes()).unwrap_or(0) {
+            return Err(TransferError::TooManyGatherSenders { key, senders, size: self.nodes() });
         }
         let expect = Expect {
             key,
@@ -955,11 +985,29 @@ impl<'c> TransferEngine<'c> {
 
     // ---- internals ----
 
-    /// The next payload tag: `1..=tag_ub`, wrapping.
+    /// The next payload tag: `1..=tag_ub`, wrapping, in this device's residue class (`device + 1` modulo the
+    /// device count), so payloads from different devices of one rank never share a tag.
     fn next_payload_tag(&mut self) -> Tag {
         let tag = self.next_tag;
-        self.next_tag = if tag >= self.comm.tag_ub() { HEADER_TAG + 1 } else { tag + 1 };
+        let step = self.comms.len() as Tag;
+        self.next_tag = if tag > self.comm.tag_ub() - step { HEADER_TAG + 1 + self.device as Tag } else { tag + step };
         tag
+    }
+
+    /// This engine's node: `rank × devices + device`.
+    fn node(&self) -> Rank {
+        self.comm.rank() * self.comms.len() as Rank + self.device as Rank
+    }
+
+    /// How many nodes there are: ranks × devices.
+    fn nodes(&self) -> Rank {
+        self.comm.size() * self.comms.len() as Rank
+    }
+
+    /// The communicator and rank that reach node `n`.
+    fn route(&self, n: Rank) -> (&'c Communicator, Rank) {
+        let d = self.comms.len() as Rank;
+        (self.comms[(n % d) as usize], n / d)
     }
 
     fn push_request(&mut self, request: RawRequest, op: Op) {
@@ -1033,7 +1081,7 @@ impl<'c> TransferEngine<'c> {
                     return Err(bad("its length is not the header length (104 bytes)"));
                 }
                 let header = Header::decode(&raw).map_err(|e| bad(e.reason()))?;
-                if header.sender != c.source {
+                if header.sender / self.comms.len() as Rank != c.source {
                     return Err(bad("the sender rank it names is not the rank it came from"));
                 }
                 match self.expect_by_key.get(&header.key) {
@@ -1169,11 +1217,12 @@ impl<'c> TransferEngine<'c> {
         for k in 0..h.chunks() {
             let offset = k * h.chunk;
             let len = h.chunk.min(h.bytes - offset);
+            let source = h.sender / self.comms.len() as Rank;
             // SAFETY: `offset + len <= h.bytes`, the length of the inbound staging buffer, which
             // `self.inbound[inb]` owns. It is neither resized nor read until all of its receives
             // have completed (`pending` reaches 0, then `finish_inbound`), and `Drop` completes or
             // leaks it before freeing. Distinct chunks are disjoint ranges.
-            let request = unsafe { self.comm.irecv_raw(base.add(offset), len, h.sender, h.tag) }?;
+            let request = unsafe { self.comm.irecv_raw(base.add(offset), len, source, h.tag) }?;
             self.push_request(request, Op::RecvChunk { inb, len });
         }
         Ok(())

@@ -212,13 +212,26 @@ fn local_rank() -> usize {
 /// `CELER_DEVICE`) if given, else among the devices of the most preferred [`DeviceKind`] that can
 /// compute, the `local_rank`-th (modulo their number), so ranks sharing a host spread over its
 /// GPUs; the rule of [`Device::new`] plus that spreading.
+#[cfg(test)]
 fn choose_device(
     candidates: &[(DeviceKind, bool)],
     requested: Option<&str>,
     local_rank: usize,
 ) -> Result<Option<usize>, &'static str> {
+    choose_device_for(candidates, requested, local_rank, 0)
+}
+
+/// [`choose_device`] for device `k` of a rank that drives several: `requested + k`, or the `local_rank`-th device
+/// (the caller passes `local rank × devices per rank + k`).
+fn choose_device_for(
+    candidates: &[(DeviceKind, bool)],
+    requested: Option<&str>,
+    local_rank: usize,
+    k: usize,
+) -> Result<Option<usize>, &'static str> {
     if let Some(value) = requested {
         let index: usize = value.trim().parse().map_err(|_| "is not a device index")?;
+        let index = index + k;
         return match candidates.get(index) {
             None => Err("is out of range"),
             Some((_, false)) => Err("names a device without a compute queue"),
@@ -263,6 +276,13 @@ impl fmt::Debug for Device {
 /// # Errors
 /// [`DeviceError`] without a loader, a device that can compute, or for a bad `CELER_DEVICE`.
 pub(crate) fn pick_device() -> Result<(Arc<PhysicalDevice>, DeviceInfo, u32), DeviceError> {
+    pick_device_of(0, 1)
+}
+
+/// [`pick_device`] for device `k` of the `per_rank` devices each rank drives: with `CELER_DEVICE=i`, device `i + k`;
+/// else the `(local rank × per_rank + k)`-th of the preferred kind (modulo their number, so on a machine with fewer
+/// devices several logical devices share one).
+pub(crate) fn pick_device_of(k: usize, per_rank: usize) -> Result<(Arc<PhysicalDevice>, DeviceInfo, u32), DeviceError> {
     let library = VulkanLibrary::new()?;
     // Not `InstanceCreateInfo::application_from_cargo_toml()`: its env! is expanded in vulkano,
     // so it would name the application "vulkano".
@@ -282,7 +302,7 @@ pub(crate) fn pick_device() -> Result<(Arc<PhysicalDevice>, DeviceInfo, u32), De
         })
         .collect();
     let requested = std::env::var(DEVICE_ENV).ok();
-    let index = choose_device(&candidates, requested.as_deref(), local_rank())
+    let index = choose_device_for(&candidates, requested.as_deref(), local_rank() * per_rank + k, k)
         .map_err(|problem| DeviceError::BadDeviceChoice {
             value: requested.clone().unwrap_or_default(),
             problem,
@@ -598,5 +618,10 @@ mod tests {
         assert_eq!(choose_device(&two, None, 0), Ok(Some(1)));
         assert_eq!(choose_device(&two, None, 1), Ok(Some(2)));
         assert_eq!(choose_device(&two, None, 2), Ok(Some(1)));
+        // Rank with local rank 1 driving 2 devices: its devices 2 and 3 of the list of GPUs, modulo their number.
+        assert_eq!(choose_device_for(&two, None, 2, 0), Ok(Some(1)));
+        assert_eq!(choose_device_for(&two, None, 3, 1), Ok(Some(2)));
+        assert_eq!(choose_device_for(&two, Some("1"), 0, 1), Ok(Some(2)));
+        assert_eq!(choose_device_for(&two, Some("2"), 0, 1), Err("is out of range"));
     }
 }

@@ -95,6 +95,13 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "picks a Vulkan device by its index in the loader's list",
     },
     EnvVar {
+        name: DEVICES,
+        accepted: "an integer >= 1",
+        default: "1",
+        effect: "how many devices each rank drives; each is a node of the command graph of its own (the rank's chunk \
+                 splits over them), from CELER_DEVICE on, or from local rank × this number",
+    },
+    EnvVar {
         name: PRINT_DEVICE,
         accepted: "on, off (also 1, 0, true, false)",
         default: "off",
@@ -126,6 +133,8 @@ pub const TRACE: &str = "CELER_TRACE";
 pub const DUMP_GRAPHS: &str = "CELER_DUMP_GRAPHS";
 /// `CELER_DEVICE` (the Vulkan layer's `DEVICE_ENV`).
 pub const DEVICE: &str = "CELER_DEVICE";
+/// `CELER_DEVICES`.
+pub const DEVICES: &str = "CELER_DEVICES";
 /// `CELER_PRINT_DEVICE`.
 pub const PRINT_DEVICE: &str = "CELER_PRINT_DEVICE";
 
@@ -167,6 +176,8 @@ pub struct RuntimeConfig {
     pub dump_graphs: Option<PathBuf>,
     /// `CELER_DEVICE`: the Vulkan device index, if one is forced.
     pub device: Option<usize>,
+    /// `CELER_DEVICES`: devices per rank.
+    pub devices: usize,
     /// `CELER_PRINT_DEVICE`.
     pub print_device: bool,
 }
@@ -184,6 +195,7 @@ impl Default for RuntimeConfig {
             trace: None,
             dump_graphs: None,
             device: None,
+            devices: 1,
             print_device: false,
         }
     }
@@ -262,6 +274,9 @@ impl RuntimeConfig {
         if let Some(v) = get(DEVICE) {
             config.device = Some(v.parse::<usize>().map_err(|_| bad(DEVICE, &v))?);
         }
+        if let Some(v) = get(DEVICES) {
+            config.devices = v.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| bad(DEVICES, &v))?;
+        }
         if let Some(v) = get(PRINT_DEVICE) {
             config.print_device = switch(&v).ok_or_else(|| bad(PRINT_DEVICE, &v))?;
         }
@@ -309,6 +324,7 @@ mod tests {
             (TRACE, "/tmp/t.json"),
             (DUMP_GRAPHS, "out"),
             (DEVICE, "1"),
+            (DEVICES, "2"),
             (PRINT_DEVICE, "1"),
         ])
         .unwrap();
@@ -323,6 +339,7 @@ mod tests {
         assert_eq!(c.trace, Some(PathBuf::from("/tmp/t.json")));
         assert_eq!(c.dump_graphs, Some(PathBuf::from("out")));
         assert_eq!(c.device, Some(1));
+        assert_eq!(c.devices, 2);
         assert!(c.print_device);
         assert_eq!(with(&[(STALL_TIMEOUT, "OFF")]).unwrap().stall_timeout, None);
     }
@@ -345,6 +362,7 @@ mod tests {
             (STALL_TIMEOUT, "soon", "or off"),
             (CHECK_DIVERGENCE, "maybe", "on, off"),
             (DEVICE, "gpu0", "device index"),
+            (DEVICES, "0", "an integer >= 1"),
             (PRINT_DEVICE, "2", "on, off"),
         ] {
             let e = with(&[(var, value)]).unwrap_err();
@@ -367,10 +385,11 @@ mod tests {
             TRACE,
             DUMP_GRAPHS,
             DEVICE,
+            DEVICES,
             PRINT_DEVICE,
         ] {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 11);
     }
 }

@@ -6,6 +6,10 @@
 //!   progress the command at the head of the queue → poll the GPU and MPI. Nothing blocks; it spins (with
 //!   `spin_loop` hints) while waiting for completions.
 //! - MPI is initialised on the runtime thread with `MPI_THREAD_FUNNELED`: it is the only thread that calls MPI.
+//! - A rank that drives several devices (`CELER_DEVICES`) runs one [`RankLoop`] per device on the same thread, each
+//!   a node of the command graph (node `rank × devices + device`) with its own communicator, transfer engine and
+//!   GPU: the task's split over nodes splits the rank's chunk over its devices, and data moves between devices
+//!   like between ranks (through MPI, which copies within the process).
 //!
 //! Commands start **out of order**, as soon as their dependencies allow (see [`RankLoop::step`]); several GPU
 //! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory:
@@ -368,6 +372,24 @@ pub fn scheduler_bound_warning(stats: &RankStats) -> Option<String> {
 }
 
 impl RankStats {
+    /// Adds `other`'s counts and times to these (the loops of one rank's devices, `CELER_DEVICES`).
+    pub fn absorb(&mut self, other: &RankStats) {
+        self.tasks = self.tasks.max(other.tasks);
+        self.commands += other.commands;
+        self.kernels += other.kernels;
+        self.kernel_batches += other.kernel_batches;
+        self.host_tasks += other.host_tasks;
+        self.early_interiors += other.early_interiors;
+        self.growths += other.growths;
+        self.device_bytes += other.device_bytes;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.kernel_time += other.kernel_time;
+        self.receive_time += other.receive_time;
+        self.busy += other.busy;
+        self.idle += other.idle;
+    }
+
     /// A table of where the rank's time went, printed at shutdown when `CELER_LOG` is `info` or more detailed.
     pub fn summary(&self) -> String {
         let wall = (self.busy + self.idle).as_secs_f64().max(1e-9);
@@ -605,7 +627,11 @@ fn key_of(t: &celer_graph::TransferId) -> TransferKey {
 
 /// One rank's loop state; see the [module docs](self).
 pub struct RankLoop<'c> {
+    /// This loop's device's communicator (collectives: barriers, divergence checks).
     comm: &'c Communicator,
+    /// This loop's node in the command graph: `rank × devices + device`; `nodes` of them in all.
+    node: i32,
+    nodes: i32,
     engine: TransferEngine<'c>,
     gpu: Gpu,
     tm: TaskManager,
@@ -691,16 +717,35 @@ impl<'c> RankLoop<'c> {
     /// and compares windows if `runtime.check_divergence`; records tasks and commands if `runtime.dump_graphs`.
     pub fn new(
         comm: &'c Communicator,
+        gpu: Gpu,
+        config: TaskManagerConfig,
+        runtime: &RuntimeConfig,
+    ) -> Result<Self, String> {
+        Self::for_device(&[comm], 0, gpu, config, runtime)
+    }
+
+    /// The loop of device `device` of a rank that drives `comms.len()` devices (`CELER_DEVICES`): each device is
+    /// a node of the command graph of its own (node `rank × devices + device`) with its own loop, communicator
+    /// `comms[device]` (every rank's device `d` shares `comms[d]`) and transfer engine; one runtime thread steps
+    /// the loops of all its devices in turn.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn for_device(
+        comms: &[&'c Communicator],
+        device: usize,
         mut gpu: Gpu,
         config: TaskManagerConfig,
         runtime: &RuntimeConfig,
     ) -> Result<Self, String> {
+        let comm =
+            *comms.get(device).ok_or_else(|| format!("device {device} of {} has no communicator", comms.len()))?;
         if runtime.trace.is_some() {
             // The trace shows each batch's operations as the device timed them, where the device can.
             gpu.enable_timestamps().map_err(|e| e.to_string())?;
         }
         let check_divergence = runtime.check_divergence;
-        let num_ranks = comm.size() as usize;
+        let num_ranks = comm.size() as usize * comms.len().max(1);
         let divergence = if num_ranks > 1 {
             Some(DivergenceCheck {
                 enabled: check_divergence,
@@ -712,12 +757,15 @@ impl<'c> RankLoop<'c> {
         } else {
             None
         };
-        let local = NodeId(comm.rank() as u64);
+        let node = comm.rank() * comms.len().max(1) as i32 + device as i32;
+        let local = NodeId(node as u64);
         let mut tm = TaskManager::new(TaskManagerConfig { num_ranks, ..config });
         tm.drain_new_tasks().for_each(drop);
         Ok(Self {
             comm,
-            engine: TransferEngine::new(comm).map_err(|e| e.to_string())?,
+            node,
+            nodes: num_ranks as i32,
+            engine: TransferEngine::for_device(comms, device).map_err(|e| e.to_string())?,
             gpu,
             tm,
             cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: runtime.dump_graphs.is_some() }),
@@ -742,11 +790,11 @@ impl<'c> RankLoop<'c> {
             lookahead: runtime.lookahead,
             overlap: runtime.overlap,
             interiors: HashMap::new(),
-            trace: runtime.trace.as_ref().map(|_| crate::trace::Trace::new(comm.rank())),
+            trace: runtime.trace.as_ref().map(|_| crate::trace::Trace::new(node)),
             traced_batches: Vec::new(),
             timings: Vec::new(),
             kernel_batches: Vec::new(),
-            stats: RankStats { rank: comm.rank() as usize, ..RankStats::default() },
+            stats: RankStats { rank: node as usize, ..RankStats::default() },
             reductions: HashMap::new(),
             gathered: HashMap::new(),
             host_done: HashMap::new(),
@@ -1198,8 +1246,8 @@ impl<'c> RankLoop<'c> {
     pub fn write_graph_dumps(&self) -> Result<Vec<std::path::PathBuf>, String> {
         let Some((dir, tasks)) = &self.dump else { return Ok(Vec::new()) };
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let mut files = vec![(dir.join(format!("commands-rank{}.dot", self.comm.rank())), self.cdag.to_dot())];
-        if self.comm.rank() == 0 {
+        let mut files = vec![(dir.join(format!("commands-rank{}.dot", self.node)), self.cdag.to_dot())];
+        if self.node == 0 {
             files.push((dir.join("tasks.dot"), self.tm.tasks_to_dot(tasks.iter())));
         }
         for (path, dot) in &files {
@@ -1223,7 +1271,7 @@ impl<'c> RankLoop<'c> {
     }
 
     fn start(&mut self, cmd: &Command) -> Result<Option<InFlight>, String> {
-        let rank = self.comm.rank();
+        let rank = self.node;
         let fail = |what: String| format!("N{rank} {} ({}): {what}", cmd.id, cmd.task);
         match &cmd.kind {
             CommandKind::Execution { task, chunk, .. } => {
@@ -1259,8 +1307,8 @@ impl<'c> RankLoop<'c> {
                     }
                     let ctx = HostContext {
                         chunk: *chunk,
-                        rank: self.comm.rank() as usize,
-                        ranks: self.comm.size() as usize,
+                        rank: self.node as usize,
+                        ranks: self.nodes as usize,
                         views,
                         objects: payload.1,
                     };
@@ -1322,7 +1370,7 @@ impl<'c> RankLoop<'c> {
                 if let Some(reduction) = transfer.reduction {
                     let token = self.token();
                     let key = key_of(transfer);
-                    let senders = self.comm.size() as usize - 1;
+                    let senders = self.nodes as usize - 1;
                     self.engine.expect_gather(key, senders, token).map_err(|e| fail(e.to_string()))?;
                     return Ok(Some(InFlight::Gather { key, reduction }));
                 }
@@ -1442,7 +1490,7 @@ impl<'c> RankLoop<'c> {
                     }
                     AfterGpu::Reduce { buffer, reduction, download } => {
                         let info = self.reductions[&reduction].clone();
-                        let me = self.comm.rank();
+                        let me = self.node;
                         let mut local = vec![0u8; info.kind.size()];
                         let extent = self.buffers[&buffer].extent;
                         if let Some(d) = download {
@@ -1516,7 +1564,7 @@ impl<'c> RankLoop<'c> {
                 let Some(result) = self.host_done.remove(&cmd) else {
                     return Ok(Some(InFlight::Host(cmd, since)));
                 };
-                let ctx = result.map_err(|e| format!("N{} {cmd}: {e}", self.comm.rank()))?;
+                let ctx = result.map_err(|e| format!("N{} {cmd}: {e}", self.node))?;
                 self.stats.host_tasks += 1;
                 if let Some(trace) = &mut self.trace {
                     trace.span(crate::trace::Row::Host, format!("host task {cmd}"), since, std::time::Instant::now());
@@ -1574,7 +1622,7 @@ impl RankLoop<'_> {
     /// Collects the GPU work of device-compute execution `cmd` over `chunk`: its allocations cover what the whole
     /// chunk touches, and one dispatch per box of `launches` (the chunk, or a part of it).
     fn collect_kernel(&mut self, cmd: &Command, chunk: GridBox, launches: &[GridBox]) -> Result<(), String> {
-        let rank = self.comm.rank();
+        let rank = self.node;
         let fail = |what: String| format!("N{rank} {} ({}): {what}", cmd.id, cmd.task);
         let CommandKind::Execution { task, .. } = &cmd.kind else {
             return Err(fail("internal error: not an execution".into()));
@@ -1852,7 +1900,7 @@ impl RankLoop<'_> {
     /// The ranks expected to send `region` of `buffer` to the await-push of `task`: the producers among the task's
     /// true dependencies (found only while they are in memory).
     fn expected_senders(&self, task: TaskId, buffer: BufferId, region: &Region) -> Vec<NodeId> {
-        let me = NodeId(self.comm.rank() as u64);
+        let me = NodeId(self.node as u64);
         let Some(t) = self.tm.task(task) else { return Vec::new() };
         let mut ranks: Vec<NodeId> = Vec::new();
         for d in t.dependencies.iter().filter(|d| d.kind == DependencyKind::True) {
@@ -1960,7 +2008,7 @@ impl RankLoop<'_> {
 impl std::fmt::Debug for RankLoop<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RankLoop")
-            .field("rank", &self.comm.rank())
+            .field("node", &self.node)
             .field("queued", &self.commands.len())
             .field("in_flight", &self.in_flight.len())
             .finish_non_exhaustive()
@@ -2038,6 +2086,98 @@ impl Drop for RuntimeHandle {
 const STALL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The runtime thread's body. Any error aborts every rank with a message naming this rank.
+/// Epoch and statistics requests answered once every device's loop has answered (`CELER_DEVICES` > 1).
+enum Joined {
+    Epoch(Vec<mpsc::Receiver<()>>, mpsc::SyncSender<()>),
+    Stats(Vec<mpsc::Receiver<RankStats>>, Vec<RankStats>, mpsc::SyncSender<RankStats>),
+}
+
+impl Joined {
+    /// Collects what arrived; answers and returns `true` once every loop has.
+    fn poll(&mut self) -> bool {
+        match self {
+            Joined::Epoch(waiting, reply) => {
+                waiting.retain(|r| !matches!(r.try_recv(), Ok(()) | Err(mpsc::TryRecvError::Disconnected)));
+                if waiting.is_empty() {
+                    let _ = reply.send(());
+                }
+                waiting.is_empty()
+            }
+            Joined::Stats(waiting, got, reply) => {
+                waiting.retain(|r| match r.try_recv() {
+                    Ok(stats) => {
+                        got.push(stats);
+                        false
+                    }
+                    Err(mpsc::TryRecvError::Empty) => true,
+                    Err(mpsc::TryRecvError::Disconnected) => false,
+                });
+                if waiting.is_empty() {
+                    let mut all = got.first().cloned().unwrap_or_default();
+                    for other in got.iter().skip(1) {
+                        all.absorb(other);
+                    }
+                    let _ = reply.send(all);
+                }
+                waiting.is_empty()
+            }
+        }
+    }
+}
+
+/// Hands `msg` to every device's loop (`loops.len()` > 1): copies of buffers and tasks to each; epochs and
+/// statistics through per-loop channels joined in `joined`; a fence's data from the first loop (every node
+/// receives the same data).
+fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec<Joined>) -> Result<(), String> {
+    let n = loops.len();
+    match msg {
+        Message::Epoch(action, reply) => {
+            let mut waiting = Vec::with_capacity(n);
+            for l in loops.iter_mut() {
+                let (tx, rx) = mpsc::sync_channel(1);
+                waiting.push(rx);
+                l.handle(Message::Epoch(action, tx))?;
+            }
+            joined.push(Joined::Epoch(waiting, reply));
+        }
+        Message::Stats(reply) => {
+            let mut waiting = Vec::with_capacity(n);
+            for l in loops.iter_mut() {
+                let (tx, rx) = mpsc::sync_channel(1);
+                waiting.push(rx);
+                l.handle(Message::Stats(tx))?;
+            }
+            joined.push(Joined::Stats(waiting, Vec::new(), reply));
+        }
+        Message::Fence(spec, reply) => {
+            for (i, l) in loops.iter_mut().enumerate() {
+                let reply = if i == 0 { reply.clone() } else { mpsc::sync_channel(1).0 };
+                l.handle(Message::Fence(spec.clone(), reply))?;
+            }
+        }
+        Message::CreateBuffer { id, dims, extent, elem_size, data, name } => {
+            for l in loops.iter_mut() {
+                let (data, name) = (data.clone(), name.clone());
+                l.handle(Message::CreateBuffer { id, dims, extent, elem_size, data, name })?;
+            }
+        }
+        Message::NameBuffer(id, name) => {
+            for l in loops.iter_mut() {
+                l.handle(Message::NameBuffer(id, name.clone()))?;
+            }
+        }
+        Message::DestroyBuffer(id) => loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyBuffer(id)))?,
+        Message::CreateHostObject(id) => {
+            loops.iter_mut().try_for_each(|l| l.handle(Message::CreateHostObject(id)))?;
+        }
+        Message::DestroyHostObject(id) => {
+            loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyHostObject(id)))?;
+        }
+        Message::Submit(spec) => loops.iter_mut().try_for_each(|l| l.handle(Message::Submit(spec.clone())))?,
+    }
+    Ok(())
+}
+
 fn run(
     queue: Arc<SegQueue<Message>>,
     config: TaskManagerConfig,
@@ -2057,14 +2197,29 @@ fn run(
         crate::logging::fatal(&what);
         comm.abort(1)
     };
-    let gpu = Gpu::new().unwrap_or_else(|e| abort(format!("GPU start-up failed: {e}")));
-    if runtime.print_device {
-        crate::logging::always(log::Level::Info, &format!("rank {rank} of {} runs on {}", comm.size(), gpu.info()));
-    } else {
-        log::info!("rank {rank} of {} runs on {}", comm.size(), gpu.info());
+    // One communicator per device index (every rank's device d receives on the d-th), duplicated in the same
+    // order on every rank.
+    let devices = runtime.devices.max(1);
+    let dups: Vec<Communicator> = (1..devices)
+        .map(|_| comm.duplicate_full().unwrap_or_else(|e| abort(format!("MPI communicator for a device: {e}"))))
+        .collect();
+    let comms: Vec<&Communicator> = std::iter::once(&comm).chain(dups.iter()).collect();
+    let mut loops = Vec::with_capacity(devices);
+    for k in 0..devices {
+        let options = celer_exec::gpu::GpuOptions { device_of_rank: (k, devices), ..Default::default() };
+        let gpu = Gpu::with_options(options).unwrap_or_else(|e| abort(format!("GPU start-up failed: {e}")));
+        let which = if devices > 1 { format!("rank {rank} (device {k} of {devices})") } else { format!("rank {rank}") };
+        let line = format!("{which} of {} runs on {}", comm.size(), gpu.info());
+        if runtime.print_device {
+            crate::logging::always(log::Level::Info, &line);
+        } else {
+            log::info!("{line}");
+        }
+        let l = RankLoop::for_device(&comms, k, gpu, config.clone(), &runtime).unwrap_or_else(|e| abort(e));
+        loops.push(l);
     }
-    let mut rank_loop = RankLoop::new(&comm, gpu, config, &runtime).unwrap_or_else(|e| abort(e));
     let _ = ready.send(Ok((rank, comm.size())));
+    let mut joined: Vec<Joined> = Vec::new();
     let mut last = std::time::Instant::now();
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
     let mut last_progress = last;
@@ -2072,65 +2227,80 @@ fn run(
         let mut busy = false;
         while let Some(msg) = queue.pop() {
             busy = true;
-            if let Err(e) = rank_loop.handle(msg) {
+            let handled = if devices == 1 { loops[0].handle(msg) } else { fan_out(msg, &mut loops, &mut joined) };
+            if let Err(e) = handled {
                 abort(e);
             }
         }
-        let stepped = rank_loop.step();
-        let now = std::time::Instant::now();
-        if let Some(trace) = &mut rank_loop.trace {
-            trace.loop_state(busy || matches!(stepped, Ok(true)), now);
+        if !joined.is_empty() {
+            joined.retain_mut(|j| !j.poll());
         }
-        if busy || matches!(stepped, Ok(true)) {
-            rank_loop.stats.busy += now - last;
+        let mut progressed = busy;
+        let mut done = true;
+        for rank_loop in loops.iter_mut() {
+            let stepped = rank_loop.step();
+            let now = std::time::Instant::now();
+            let stepped = stepped.unwrap_or_else(|e| abort(e));
+            if let Some(trace) = &mut rank_loop.trace {
+                trace.loop_state(busy || stepped, now);
+            }
+            if busy || stepped {
+                rank_loop.stats.busy += now - last;
+            } else {
+                rank_loop.stats.idle += now - last;
+            }
+            progressed |= stepped;
+            done &= rank_loop.is_shut_down() && rank_loop.is_idle();
+        }
+        let now = std::time::Instant::now();
+        if progressed {
             last_progress = now;
-        } else {
-            rank_loop.stats.idle += now - last;
-            if let Some(limit) = runtime.stall_timeout {
-                if now - last_progress > limit && rank_loop.has_pending_work() {
-                    let lines = rank_loop.waiting_for();
-                    abort_stalled(&comm, now - last_progress, &lines);
-                }
+        } else if let Some(limit) = runtime.stall_timeout {
+            if now - last_progress > limit && loops.iter().any(|l| l.has_pending_work()) {
+                let lines: Vec<String> = loops.iter().flat_map(|l| l.waiting_for()).collect();
+                abort_stalled(&comm, now - last_progress, &lines);
             }
         }
         last = now;
-        match stepped {
-            Ok(true) => {}
-            Ok(false) => {
-                if rank_loop.is_shut_down() && rank_loop.is_idle() {
-                    break;
+        if !progressed {
+            if done && joined.is_empty() {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    let mut traces = Vec::new();
+    let mut all_stats = Vec::new();
+    for mut rank_loop in loops {
+        match rank_loop.write_graph_dumps() {
+            Ok(files) => {
+                for f in files {
+                    log::info!("wrote {}", f.display());
                 }
-                std::hint::spin_loop();
             }
-            Err(e) => abort(e),
+            Err(e) => log::warn!("CELER_DUMP_GRAPHS: {e}"),
+        }
+        traces.extend(rank_loop.trace.take());
+        all_stats.push(rank_loop.stats.clone());
+    }
+    for stats in &all_stats {
+        log::info!("{}", stats.summary());
+        if let Some(w) = scheduler_bound_warning(stats) {
+            log::warn!("{w}");
         }
     }
-    match rank_loop.write_graph_dumps() {
-        Ok(files) => {
-            for f in files {
-                log::info!("wrote {}", f.display());
-            }
-        }
-        Err(e) => log::warn!("CELER_DUMP_GRAPHS: {e}"),
-    }
-    let trace = rank_loop.trace.take();
-    let stats = rank_loop.stats.clone();
-    drop(rank_loop);
-    log::info!("{}", stats.summary());
-    if let Some(w) = scheduler_bound_warning(&stats) {
-        log::warn!("{w}");
-    }
-    if let (Some(trace), Some(path)) = (trace, &runtime.trace) {
-        match crate::trace::gather_and_write(&comm, &trace, path) {
+    if let Some(path) = &runtime.trace {
+        let traces: Vec<&crate::trace::Trace> = traces.iter().collect();
+        match crate::trace::gather_all_and_write(&comm, &traces, path) {
             Ok(()) if rank == 0 => log::info!("wrote the timeline of every rank to {}", path.display()),
             Ok(()) => {}
             Err(e) => log::warn!("{e}"),
         }
     }
+    drop(dups);
     drop(comm);
 }
 
-/// Reports a stall (what this rank waits for) and ends every rank.
 fn abort_stalled(comm: &Communicator, idle: std::time::Duration, lines: &[String]) -> ! {
     let mut msg = format!(
         "stalled: no progress for {:.1} s with work pending (CELER_STALL_TIMEOUT; raise it or set it to off if a \

@@ -193,7 +193,16 @@ const TAG_BODY: i32 = 32_002;
 /// # Errors
 /// MPI errors and I/O errors writing the file, as text.
 pub fn gather_and_write(comm: &Communicator, trace: &Trace, path: &std::path::Path) -> Result<(), String> {
-    let mine = trace.to_json_items();
+    gather_all_and_write(comm, &[trace], path)
+}
+
+/// [`gather_and_write`] for a rank with several loops (one per device, `CELER_DEVICES`), each a process of the
+/// trace named after its node.
+///
+/// # Errors
+/// As [`gather_and_write`].
+pub fn gather_all_and_write(comm: &Communicator, traces: &[&Trace], path: &std::path::Path) -> Result<(), String> {
+    let mine = traces.iter().map(|t| t.to_json_items()).collect::<Vec<_>>().join(",");
     let wait = |req: &mut celer_exec::mpi::Request<'_>| -> Result<(), String> {
         while !req.test().map_err(|e| e.to_string())? {
             std::hint::spin_loop();
