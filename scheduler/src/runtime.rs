@@ -665,6 +665,8 @@ pub struct RankLoop<'c> {
     /// Execution commands whose interior already runs (or was collected), with that interior; the rest of the
     /// chunk runs when the command is ready.
     interiors: HashMap<CommandId, GridBox>,
+    /// Waiting execution commands found not to split (removed when they start).
+    no_interior: hashbrown::HashSet<CommandId>,
     /// Reused buffer for a push's packed cells between the download and the engine's send buffer.
     send_scratch: Vec<u8>,
     /// The timeline of `CELER_TRACE`, when it is on.
@@ -790,6 +792,7 @@ impl<'c> RankLoop<'c> {
             lookahead: runtime.lookahead,
             overlap: runtime.overlap,
             interiors: HashMap::new(),
+            no_interior: hashbrown::HashSet::new(),
             trace: runtime.trace.as_ref().map(|_| crate::trace::Trace::new(node)),
             traced_batches: Vec::new(),
             timings: Vec::new(),
@@ -1331,6 +1334,7 @@ impl<'c> RankLoop<'c> {
                 }
                 // With an interior already running (start_interior), the rest of the chunk: its border.
                 let mut launches = Vec::new();
+                self.no_interior.remove(&cmd.id);
                 match self.interiors.remove(&cmd.id) {
                     Some(interior) => chunk.subtract_into(&interior, |b| launches.push(b)),
                     None => launches.push(*chunk),
@@ -1683,8 +1687,16 @@ impl RankLoop<'_> {
     fn start_interior(&mut self, i: usize) -> Result<bool, String> {
         let cmd = &self.commands[i];
         let CommandKind::Execution { task, chunk, .. } = &cmd.kind else { return Ok(false) };
+        // This runs for every waiting kernel in every loop step: what cannot split is ruled out once, cheaply.
+        if self.no_interior.contains(&cmd.id) {
+            return Ok(false);
+        }
         let Some(task) = self.tm.task(*task) else { return Ok(false) };
-        if task.kind() != TaskKind::DeviceCompute || !task.spec.reductions.is_empty() {
+        if task.kind() != TaskKind::DeviceCompute
+            || !task.spec.reductions.is_empty()
+            || chunk.area() <= self.overlap.unwrap_or(usize::MAX)
+        {
+            self.no_interior.insert(cmd.id);
             return Ok(false);
         }
         // Every dependency must be done or on the GPU queue already, except await-pushes still receiving.
@@ -1709,10 +1721,12 @@ impl RankLoop<'_> {
         if awaited.is_empty() {
             return Ok(false);
         }
-        let Some(interior) = self.interior_box(task, chunk, &awaited) else { return Ok(false) };
-        if interior.area() < self.overlap.unwrap_or(usize::MAX) {
+        let interior = self.interior_box(task, chunk, &awaited);
+        let Some(interior) = interior.filter(|b| b.area() >= self.overlap.unwrap_or(usize::MAX)) else {
+            let id = self.commands[i].id;
+            self.no_interior.insert(id);
             return Ok(false);
-        }
+        };
         let cmd = self.commands[i].clone();
         let CommandKind::Execution { chunk, .. } = &cmd.kind else { return Ok(false) };
         // In a batch of its own: what was collected before (typically a border and the download its push sends)
