@@ -192,6 +192,88 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         }
     }
 
+    /// Sets every cell of `inner` (clamped to the extent) to `value` and rewrites every other cell of `outer` through
+    /// `f`, in one pass over the entries: the same result as [`update_region`](Self::update_region) of `inner`
+    /// followed by [`update_values_in`](Self::update_values_in) of `outer` minus `inner`, without computing that
+    /// difference or scanning twice (a chunk's write plus "everything the other chunks wrote is stale here").
+    pub fn update_split(&mut self, inner: &Region, value: V, outer: &Region, mut f: impl FnMut(&V) -> V) {
+        let mut inner_boxes: SmallVec<[GridBox; 8]> = SmallVec::new();
+        for b in inner.boxes() {
+            let c = b.intersection(&self.extent);
+            if !c.is_empty() {
+                inner_boxes.push(c);
+            }
+        }
+        let outer_boxes = outer.boxes();
+        let mut added: SmallVec<[(GridBox, V); 8]> = SmallVec::new();
+        let mut pieces: SmallVec<[GridBox; 8]> = SmallVec::new();
+        let mut next: SmallVec<[GridBox; 8]> = SmallVec::new();
+        let mut touched_in_place: WorkList = SmallVec::new();
+        // Walk down so that swap_remove only ever moves an entry already visited.
+        for i in (0..self.entries.len()).rev() {
+            let eb = self.entries[i].0;
+            let hits_inner = inner_boxes.iter().any(|b| b.intersects(&eb));
+            if !hits_inner && !outer_boxes.iter().any(|b| b.intersects(&eb)) {
+                continue;
+            }
+            if hits_inner && inner_boxes.iter().any(|b| b.contains(&eb)) {
+                self.entries.swap_remove(i);
+                continue; // entirely overwritten
+            }
+            let nv = f(&self.entries[i].1);
+            let changes = nv != self.entries[i].1;
+            if !hits_inner {
+                if !changes {
+                    continue;
+                }
+                // Entirely inside `outer` and untouched by `inner`: rewrite in place, nothing to split.
+                if outer_boxes.iter().any(|b| b.contains(&eb)) {
+                    self.entries[i].1 = nv;
+                    touched_in_place.push(i);
+                    continue;
+                }
+            }
+            let (eb, ev) = self.entries.swap_remove(i);
+            // What lies outside `inner` keeps its place ...
+            pieces.clear();
+            pieces.push(eb);
+            for b in &inner_boxes {
+                for p in &pieces {
+                    p.subtract_into(b, |q| next.push(q));
+                }
+                std::mem::swap(&mut pieces, &mut next);
+                next.clear();
+            }
+            if !changes {
+                added.extend(pieces.iter().map(|p| (*p, ev.clone())));
+                continue;
+            }
+            // ... and takes the rewritten value where it lies inside `outer`.
+            for b in outer_boxes {
+                for p in &pieces {
+                    let inside = p.intersection(b);
+                    if !inside.is_empty() {
+                        added.push((inside, nv.clone()));
+                    }
+                    p.subtract_into(b, |q| next.push(q));
+                }
+                std::mem::swap(&mut pieces, &mut next);
+                next.clear();
+            }
+            added.extend(pieces.iter().map(|p| (*p, ev.clone())));
+        }
+        // A later swap_remove may have moved an in-place entry; as in `update_values_in`, a stale index only makes
+        // merging look at another entry.
+        let first_touched = self.entries.len();
+        self.entries.extend(added.drain(..));
+        self.entries.extend(inner_boxes.iter().map(|b| (*b, value.clone())));
+        if self.entries.len() > LAZY_MERGE_LIMIT {
+            let mut work: WorkList = (first_touched..self.entries.len()).collect();
+            work.extend(touched_in_place.into_iter().filter(|&i| i < first_touched));
+            self.merge_locally(work);
+        }
+    }
+
     /// Merges the entries at `work` with equal-valued neighbours they share a whole face with, repeatedly.
     ///
     /// This is local (cost: entries × merges), unlike the full re-normalization at horizons: the result need not be the

@@ -156,4 +156,29 @@ proptest! {
         map.apply_to_values(|_| 1);
         prop_assert_eq!(map.len(), 1);
     }
+
+    #[test]
+    fn region_map_split_update_matches_two_updates(
+        (dims, regions) in (1usize..=3).prop_flat_map(|d| (Just(d), prop::collection::vec(arb_region(d), 3..8))),
+        values in prop::collection::vec(0u8..4, 8),
+    ) {
+        let extent = match dims { 1 => GridBox::d1(0, SIDE), 2 => GridBox::d2([0, 0], [SIDE, SIDE]), _ => GridBox::d3([0; 3], [SIDE; 3]) };
+        // Some history first, so the split update meets several entries of several values.
+        let mut map = RegionMap::new(extent, 9u8);
+        let (history, split) = regions.split_at(regions.len() - 2);
+        for (r, v) in history.iter().zip(&values) {
+            map.update_region(r, *v);
+        }
+        let (inner, outer) = (&split[0], &split[1]);
+        let f = |v: &u8| if *v == 9 { 9 } else { v + 10 };
+        let mut expected = map.clone();
+        expected.update_region(inner, 7);
+        expected.update_values_in(&outer.difference(inner), f);
+        map.update_split(inner, 7, outer, f);
+        let covered: usize = map.entries().iter().map(|e| e.0.area()).sum();
+        prop_assert_eq!(covered, extent.area(), "entries overlap or leave gaps: {:?}", map);
+        for c in cells_of_box(&extent) {
+            prop_assert_eq!(map.get(c), expected.get(c), "cell {:?}", c);
+        }
+    }
 }

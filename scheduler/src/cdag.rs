@@ -23,6 +23,7 @@
 //! Reductions follow Celerity: partial results stay pending until a task reads the buffer; then every rank pushes
 //! its partial (an empty notification where it has none) to the readers, which await and combine them in rank order.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use celer_graph::{
@@ -171,10 +172,11 @@ impl Readers {
     }
 }
 
-/// A reduction whose partial results wait on their ranks until a task reads the buffer.
-/// Per target rank, the region of this rank's data that rank already received and nobody rewrote since.
+/// Per target rank, the region of this rank's data that rank already received and nobody rewrote since; sorted by
+/// rank. A sorted vector rather than a hash map: nearest-neighbour patterns hold two targets, where clearing by
+/// walking a vector costs a fraction of a hash map's `retain`, and all-to-all patterns look targets up by binary search.
 #[derive(Debug, Default)]
-struct SentTo(hashbrown::HashMap<u32, Region>);
+struct SentTo(Vec<(u32, Region)>);
 
 impl SentTo {
     /// Forgets what was sent of `region` (it was rewritten, or is no longer ours to send).
@@ -182,7 +184,7 @@ impl SentTo {
         if self.0.is_empty() {
             return;
         }
-        self.0.retain(|_, sent| {
+        self.0.retain_mut(|(_, sent)| {
             if sent.intersects(region) {
                 *sent = sent.difference(region);
             }
@@ -192,24 +194,30 @@ impl SentTo {
 
     /// The part of `need` that `target` has not received yet.
     fn unsent(&self, target: u32, need: &Region) -> Region {
-        match self.0.get(&target) {
-            Some(sent) if sent.intersects(need) => need.difference(sent),
+        match self.0.binary_search_by_key(&target, |e| e.0) {
+            Ok(i) if self.0[i].1.intersects(need) => need.difference(&self.0[i].1),
             _ => need.clone(),
         }
     }
 
     /// Notes that `target` received `region`.
     fn record(&mut self, target: u32, region: &Region) {
-        let sent = self.0.entry(target).or_default();
-        *sent = sent.union(region);
+        match self.0.binary_search_by_key(&target, |e| e.0) {
+            Ok(i) => {
+                let sent = &mut self.0[i].1;
+                *sent = sent.union(region);
+            }
+            Err(i) => self.0.insert(i, (target, region.clone())),
+        }
     }
 
     /// Boxes held, for the state-size measure.
     fn boxes(&self) -> usize {
-        self.0.values().map(|r| r.boxes().len()).sum()
+        self.0.iter().map(|(_, r)| r.boxes().len()).sum()
     }
 }
 
+/// A reduction whose partial results wait on their ranks until a task reads the buffer.
 #[derive(Clone, Debug)]
 struct PendingReduction {
     id: ReductionId,
@@ -259,6 +267,9 @@ impl Chunking {
 }
 
 type Deps = celer_graph::DependencyBuilder<CommandId>;
+
+/// Chunk indices that may touch a region: a stencil's own chunk and its neighbours stay on the stack.
+type Candidates = SmallVec<[usize; 8]>;
 
 /// Builds one rank's command graph; see the [module docs](self).
 pub struct CommandGraphGenerator {
@@ -524,11 +535,15 @@ impl CommandGraphGenerator {
                     }),
                 });
             }
-            if a.mode.consumes() {
-                consumed = consumed.union(&r);
-            }
-            if a.mode.produces() {
-                produced = produced.union(&r);
+            // Most buffers have one access: the first region is moved in, no union and no copy.
+            match (a.mode.consumes(), a.mode.produces()) {
+                (true, true) => {
+                    accumulate(&mut consumed, r.clone());
+                    accumulate(&mut produced, r);
+                }
+                (true, false) => accumulate(&mut consumed, r),
+                (false, true) => accumulate(&mut produced, r),
+                (false, false) => {}
             }
         }
         for red in task.spec.reductions.iter().filter(|r| r.buffer == buffer) {
@@ -589,16 +604,16 @@ impl CommandGraphGenerator {
         r: &Region,
         skip: Option<usize>,
         filter: impl Fn(AccessMode) -> bool,
-    ) -> Vec<usize> {
+    ) -> Candidates {
         let n = self.config.num_ranks;
-        let mut out: Vec<usize> = match chunking {
+        let mut out: Candidates = match chunking {
             Chunking::Replicated(_) => (0..n).collect(),
             Chunking::Grid(g) => {
                 let reach = self.reach(task, buffer, &r.bounding_box(), filter);
                 g.chunks_intersecting(&reach).collect()
             }
         };
-        out.retain(|&i| Some(i) != skip);
+        out.retain(|i| Some(*i) != skip);
         out
     }
 
@@ -676,9 +691,15 @@ impl CommandGraphGenerator {
             }
             let state = &self.buffers[b];
             let mut missing: SmallVec<[GridBox; 4]> = SmallVec::new();
+            // The stale cells' last local writers: the await-push overwrites them (output dependencies, as
+            // `write_dependencies` would find them, without scanning the map again).
+            let mut overwritten: SmallVec<[CommandId; 4]> = SmallVec::new();
             state.last_writer.for_each_in(consumed, |bx, w| {
                 if !w.fresh {
                     missing.push(bx);
+                    if let Some(c) = w.cmd {
+                        overwritten.push(c);
+                    }
                 } else if let Some(c) = w.cmd {
                     exec_deps.add(c, DependencyKind::True, DependencyOrigin::Dataflow);
                 }
@@ -688,15 +709,22 @@ impl CommandGraphGenerator {
             }
             let region = Region::from_boxes(missing);
             let mut deps = Deps::default();
-            self.write_dependencies(*b, &region, &mut deps);
+            state.readers.for_each_in(&region, |c| deps.add(c, DependencyKind::Anti, DependencyOrigin::Dataflow));
+            for c in overwritten {
+                deps.add(c, DependencyKind::Output, DependencyOrigin::Dataflow);
+            }
             let transfer = TransferId { task: task.id, buffer: *b, reduction: None };
             self.add_epoch_dependency(&mut deps);
-            let cmd = self.new_command(task.id, CommandKind::AwaitPush { transfer, region: region.clone() }, deps);
+            let cmd = self.new_command(task.id, CommandKind::AwaitPush { transfer, region }, deps);
             exec_deps.add(cmd, DependencyKind::True, DependencyOrigin::Dataflow);
+            // The region now lives in the command; borrow it from there rather than keeping a copy.
+            let Some(Command { kind: CommandKind::AwaitPush { region, .. }, .. }) = self.commands.get(cmd.0) else {
+                unreachable!("{cmd} was just inserted as an await-push");
+            };
             let state = self.buffers.get_mut(b).unwrap();
-            state.last_writer.update_region(&region, WriterState { cmd: Some(cmd), fresh: true, replicated: true });
-            state.readers.clear(&region);
-            state.sent_to.clear(&region);
+            state.last_writer.update_region(region, WriterState { cmd: Some(cmd), fresh: true, replicated: true });
+            state.readers.clear(region);
+            state.sent_to.clear(region);
         }
 
         // The local chunk.
@@ -732,18 +760,33 @@ impl CommandGraphGenerator {
             if let TaskKind::Collective(g) = task.kind() {
                 self.collective_groups.insert(g, cmd);
             }
-            for (b, consumed, produced) in &local {
+            for (i, (b, consumed, produced)) in local.iter().enumerate() {
+                let global = if produced.is_empty() {
+                    None
+                } else {
+                    self.written_elsewhere(task, &chunking, i, n_chunks, true)?
+                };
                 let state = self.buffers.get_mut(b).unwrap();
                 // A read of cells this command also writes ends with its own write: no reader to remember.
                 if !consumed.is_empty() && consumed != produced {
                     state.readers.add(cmd, consumed);
                 }
                 if !produced.is_empty() {
-                    state
-                        .last_writer
-                        .update_region(produced, WriterState { cmd: Some(cmd), fresh: true, replicated: false });
+                    let value = WriterState { cmd: Some(cmd), fresh: true, replicated: false };
+                    match global {
+                        // Written here, and the rest of what the task writes is stale here (see `mark_stale`).
+                        Some(global) => {
+                            state
+                                .last_writer
+                                .update_split(produced, value, &global, |w| WriterState { fresh: false, ..*w });
+                            state.sent_to.clear(&global);
+                        }
+                        None => {
+                            state.last_writer.update_region(produced, value);
+                            state.sent_to.clear(produced);
+                        }
+                    }
                     state.readers.clear(produced);
-                    state.sent_to.clear(produced);
                 }
             }
         }
@@ -774,25 +817,45 @@ impl CommandGraphGenerator {
                 self.buffers.get_mut(b).unwrap().pending_reduction = None;
                 continue;
             }
-            let global = if Self::shaped(task, *b) {
-                task.regions[i].produced.clone()
-            } else {
-                let mut all = Region::new();
-                for c in 0..n_chunks {
-                    let (_, p) = self.chunk_regions(task, *b, &chunking.chunk(c), c as u32)?;
-                    all = all.union(&p);
-                }
-                all
-            };
-            let state = self.buffers.get_mut(b).unwrap();
             // Overwriting a pending reduction's buffer discards the reduction.
-            state.pending_reduction = None;
-            let elsewhere = global.difference(local_produced);
-            if !elsewhere.is_empty() {
-                mark_stale(state, &elsewhere);
+            self.buffers.get_mut(b).unwrap().pending_reduction = None;
+            // Where this rank wrote some of it, the local chunk's update above already marked the rest stale.
+            if local_produced.is_empty() {
+                if let Some(global) = self.written_elsewhere(task, &chunking, i, n_chunks, local_chunk.is_some())? {
+                    mark_stale(self.buffers.get_mut(b).unwrap(), &global);
+                }
             }
         }
         Ok(())
+    }
+
+    /// What the whole task writes of its `i`th buffer, when other ranks write some of it (`None` when nothing is
+    /// written, the only chunk is local, or the buffer is reduced: partial results stay pending). The local chunk's
+    /// write and "the rest is stale here" then become one region-map update, with no difference computed.
+    fn written_elsewhere<'t>(
+        &self,
+        task: &'t Task,
+        chunking: &Chunking,
+        i: usize,
+        n_chunks: usize,
+        has_local_chunk: bool,
+    ) -> Result<Option<Cow<'t, Region>>, TaskError> {
+        let r = &task.regions[i];
+        if r.produced.is_empty()
+            || (n_chunks == 1 && has_local_chunk)
+            || task.spec.reductions.iter().any(|red| red.buffer == r.buffer)
+        {
+            return Ok(None);
+        }
+        if Self::shaped(task, r.buffer) {
+            return Ok(Some(Cow::Borrowed(&r.produced)));
+        }
+        let mut all = Region::new();
+        for c in 0..n_chunks {
+            let (_, p) = self.chunk_regions(task, r.buffer, &chunking.chunk(c), c as u32)?;
+            accumulate(&mut all, p);
+        }
+        Ok(Some(Cow::Owned(all)))
     }
 
     /// Pushes for `b`: the cells this rank originally produced that remote chunks of `task` read and do not have.
@@ -998,6 +1061,15 @@ impl CommandGraphGenerator {
         }
         out += "}\n";
         out
+    }
+}
+
+/// Adds `r` to `acc`: a move when `acc` is still empty (the common single access), else a union.
+fn accumulate(acc: &mut Region, r: Region) {
+    if acc.is_empty() {
+        *acc = r;
+    } else if !r.is_empty() {
+        *acc = acc.union(&r);
     }
 }
 
