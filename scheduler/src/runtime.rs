@@ -1666,6 +1666,12 @@ impl RankLoop<'_> {
             self.cover(buffer, &bounds).map_err(fail)?;
         }
         let kernel = self.gpu.load_kernel(payload.source, payload.entry).map_err(|e| fail(e.to_string()))?;
+        // A download collected before this kernel (typically for a push of the previous step) goes out in a batch
+        // of its own: in one batch with the kernel, its data would leave only after the kernel, and the rank
+        // waiting for it would idle for a whole kernel.
+        if self.pending.iter().any(|op| matches!(op, GpuOp::Download { .. })) {
+            self.flush()?;
+        }
         for (n, launch) in launches.iter().enumerate() {
             self.pending.push(GpuOp::Kernel(PreparedKernel {
                 kernel,
