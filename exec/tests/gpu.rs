@@ -189,7 +189,7 @@ fn several_batches_in_flight_complete_by_polling_the_timeline_semaphore() {
 
 #[test]
 fn several_batches_in_flight_complete_by_polling_fences_without_timeline_semaphores() {
-    let mut gpu = Gpu::with_options(GpuOptions { force_fences: true }).expect("a Vulkan device");
+    let mut gpu = Gpu::with_options(GpuOptions { force_fences: true, ..Default::default() }).expect("a Vulkan device");
     assert_eq!(gpu.completion_mode(), CompletionMode::Fences);
     batches_in_flight(&mut gpu);
 }
