@@ -128,7 +128,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let single_total = total.min(1024);
 
     let mut gpu = Gpu::new()?;
-    let mut fenced = Gpu::with_options(GpuOptions { force_fences: true })?;
+    let mut fenced = Gpu::with_options(GpuOptions { force_fences: true, ..GpuOptions::default() })?;
     println!("dispatch_cost: {} ({:?} completion)", gpu.info(), gpu.completion_mode());
     println!(
         "tiny dispatch = gpu_add on {CELLS} u32 cells (1 workgroup); median of {REPS} runs after a warm-up; \
