@@ -69,6 +69,14 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "ranks compare a hash of their submitted tasks at every horizon and epoch; a mismatch stops the run",
     },
     EnvVar {
+        name: CHECK_BOUNDS,
+        accepted: "on, off (also 1, 0, true, false)",
+        default: "off",
+        effect: "kernels run their checked variant, which records every celer_index access outside the region the \
+                 accessor's range mapper declared for the chunk; the run stops on every rank naming the task, the \
+                 buffer and the box of cells touched outside (slower: a debugging aid, like Celerity's debug builds)",
+    },
+    EnvVar {
         name: TRACE,
         accepted: "a file path",
         default: "unset (no trace)",
@@ -92,6 +100,14 @@ pub const VARIABLES: &[EnvVar] = &[
         default: "off",
         effect: "logs each rank's device (at any log level)",
     },
+    EnvVar {
+        name: INJECT_FAULT,
+        accepted: "device-lost@N (N an integer >= 1)",
+        default: "unset (no fault)",
+        effect: "for testing the failure path only: the GPU layer reports VK_ERROR_DEVICE_LOST at its N-th poll with \
+                 work in flight, as if the device had been lost; the run stops on every rank naming the device and \
+                 the lost work",
+    },
 ];
 
 /// `CELER_LOG`.
@@ -114,6 +130,10 @@ pub const DUMP_GRAPHS: &str = "CELER_DUMP_GRAPHS";
 pub const DEVICE: &str = "CELER_DEVICE";
 /// `CELER_PRINT_DEVICE`.
 pub const PRINT_DEVICE: &str = "CELER_PRINT_DEVICE";
+/// `CELER_CHECK_BOUNDS`.
+pub const CHECK_BOUNDS: &str = "CELER_CHECK_BOUNDS";
+/// `CELER_INJECT_FAULT`.
+pub const INJECT_FAULT: &str = "CELER_INJECT_FAULT";
 
 /// The stall timeout when `CELER_STALL_TIMEOUT` is unset: long enough for any single kernel or transfer of a
 /// sane program, short enough that a hung CI job says why well before it is killed.
@@ -152,6 +172,10 @@ pub struct RuntimeConfig {
     pub device: Option<usize>,
     /// `CELER_PRINT_DEVICE`.
     pub print_device: bool,
+    /// `CELER_CHECK_BOUNDS`: run kernels' checked variants and stop at the first out-of-bounds access.
+    pub check_bounds: bool,
+    /// `CELER_INJECT_FAULT=device-lost@N`: the GPU poll at which to simulate a lost device (testing only).
+    pub inject_device_lost: Option<u64>,
 }
 
 impl Default for RuntimeConfig {
@@ -167,6 +191,8 @@ impl Default for RuntimeConfig {
             dump_graphs: None,
             device: None,
             print_device: false,
+            check_bounds: false,
+            inject_device_lost: None,
         }
     }
 }
@@ -240,6 +266,13 @@ impl RuntimeConfig {
         if let Some(v) = get(PRINT_DEVICE) {
             config.print_device = switch(&v).ok_or_else(|| bad(PRINT_DEVICE, &v))?;
         }
+        if let Some(v) = get(CHECK_BOUNDS) {
+            config.check_bounds = switch(&v).ok_or_else(|| bad(CHECK_BOUNDS, &v))?;
+        }
+        if let Some(v) = get(INJECT_FAULT) {
+            let n = v.strip_prefix("device-lost@").and_then(|n| n.parse::<u64>().ok()).filter(|&n| n >= 1);
+            config.inject_device_lost = Some(n.ok_or_else(|| bad(INJECT_FAULT, &v))?);
+        }
         Ok(config)
     }
 }
@@ -284,6 +317,8 @@ mod tests {
             (DUMP_GRAPHS, "out"),
             (DEVICE, "1"),
             (PRINT_DEVICE, "1"),
+            (CHECK_BOUNDS, "on"),
+            (INJECT_FAULT, "device-lost@3"),
         ])
         .unwrap();
         assert_eq!(c.log_level, log::LevelFilter::Debug);
@@ -295,6 +330,8 @@ mod tests {
         assert_eq!(c.dump_graphs, Some(PathBuf::from("out")));
         assert_eq!(c.device, Some(1));
         assert!(c.print_device);
+        assert!(c.check_bounds);
+        assert_eq!(c.inject_device_lost, Some(3));
         assert_eq!(with(&[(STALL_TIMEOUT, "OFF")]).unwrap().stall_timeout, None);
     }
 
@@ -316,6 +353,9 @@ mod tests {
             (CHECK_DIVERGENCE, "maybe", "on, off"),
             (DEVICE, "gpu0", "device index"),
             (PRINT_DEVICE, "2", "on, off"),
+            (CHECK_BOUNDS, "debug", "on, off"),
+            (INJECT_FAULT, "device-lost@0", "device-lost@N"),
+            (INJECT_FAULT, "oom", "device-lost@N"),
         ] {
             let e = with(&[(var, value)]).unwrap_err();
             assert_eq!(e.variable, var);
@@ -327,11 +367,21 @@ mod tests {
     #[test]
     fn the_table_lists_each_variable_once() {
         let names: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
-        for n in
-            [LOG, HORIZON_STEP, LOOKAHEAD, STALL_TIMEOUT, CHECK_DIVERGENCE, TRACE, DUMP_GRAPHS, DEVICE, PRINT_DEVICE]
-        {
+        for n in [
+            LOG,
+            HORIZON_STEP,
+            LOOKAHEAD,
+            STALL_TIMEOUT,
+            CHECK_DIVERGENCE,
+            CHECK_BOUNDS,
+            TRACE,
+            DUMP_GRAPHS,
+            DEVICE,
+            PRINT_DEVICE,
+            INJECT_FAULT,
+        ] {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 9);
+        assert_eq!(names.len(), 11);
     }
 }

@@ -467,6 +467,30 @@ struct PreparedKernel {
     identities: Vec<(BufferId, Vec<u8>)>,
     /// Names rank, command and task in errors.
     context: String,
+    /// With `CELER_CHECK_BOUNDS`: what the checked dispatch compares against and names in its report.
+    check: Option<Box<CheckInfo>>,
+}
+
+/// What a checked kernel dispatch (`CELER_CHECK_BOUNDS`) declared, to check its accesses against and to name in the
+/// report.
+struct CheckInfo {
+    /// Per accessor (then reduction), in binding order: the bounding box of the region its range mapper gave for
+    /// this chunk (the whole buffer for a reduction).
+    declared: Vec<GridBox>,
+    /// Per accessor: how to name it, e.g. `read of buffer B0 "src" through one_to_one`.
+    names: Vec<String>,
+    /// Per accessor: its buffer.
+    buffers: Vec<BufferId>,
+    /// `task T1 "shift" (C3 on N0, kernel shift::main, chunk [0] - [32])`.
+    what: String,
+}
+
+/// A checked dispatch's bounds record, downloaded with its batch and read once that completes.
+struct PendingCheck {
+    batch: celer_exec::gpu::BatchId,
+    download: celer_exec::gpu::DownloadId,
+    record: DeviceAllocation,
+    info: Box<CheckInfo>,
 }
 
 /// GPU work a command started in this loop step. The step collects all of it and submits it as one batch at its
@@ -591,6 +615,16 @@ fn box3(b: &GridBox) -> Box3 {
     Box3::new(b.min(), b.max())
 }
 
+/// A backend box as a graph box of a `dims`-dimensional buffer (trailing dimensions `[0, 1)`).
+fn grid_box(b: &Box3, dims: usize) -> GridBox {
+    let (mut min, mut max) = (b.min(), b.max());
+    for d in dims.max(1)..3 {
+        min[d] = 0;
+        max[d] = 1;
+    }
+    GridBox::new(min, max)
+}
+
 fn key_of(t: &celer_graph::TransferId) -> TransferKey {
     TransferKey(t.task.0, t.buffer.0, t.reduction.map_or(u64::MAX, |r| r.0))
 }
@@ -649,6 +683,13 @@ pub struct RankLoop<'c> {
     /// `CELER_DUMP_GRAPHS`: where the DOT files go at shutdown, and a copy of every task (the command generator
     /// records its commands meanwhile). Memory grows with the program: a debugging aid.
     dump: Option<(std::path::PathBuf, Vec<celer_graph::Task>)>,
+    /// `CELER_CHECK_BOUNDS`: kernels run their checked variant; `checks` holds the records of batches in flight.
+    check_bounds: bool,
+    checks: Vec<PendingCheck>,
+    /// Set with an error that every rank is likely to hit at about the same time (an out-of-bounds access of a
+    /// distributed kernel, a lost device): the runtime thread then waits [`FAULT_GRACE`] before ending the job, so
+    /// that the other ranks print theirs too.
+    pub(crate) fault_grace: bool,
 }
 
 /// A rank's side of the divergence check (see [`crate::divergence`]).
@@ -737,6 +778,9 @@ impl<'c> RankLoop<'c> {
             host_done: HashMap::new(),
             divergence,
             dump: runtime.dump_graphs.clone().map(|dir| (dir, Vec::new())),
+            check_bounds: runtime.check_bounds,
+            checks: Vec::new(),
+            fault_grace: false,
         })
     }
 
@@ -847,8 +891,13 @@ impl<'c> RankLoop<'c> {
         self.completions.clear();
         self.engine.poll(&mut self.completions).map_err(|e| e.to_string())?;
         self.batches.clear();
-        self.gpu.poll(&mut self.batches).map_err(|e| e.to_string())?;
+        if let Err(e) = self.gpu.poll(&mut self.batches) {
+            return Err(self.gpu_failed(e));
+        }
         let mut progressed = !self.completions.is_empty() || !self.batches.is_empty();
+        if !self.checks.is_empty() && !self.batches.is_empty() {
+            self.read_checks()?;
+        }
         if let (Some(trace), false) = (&mut self.trace, self.batches.is_empty()) {
             let now = std::time::Instant::now();
             let gpu = &self.gpu;
@@ -1031,6 +1080,21 @@ impl<'c> RankLoop<'c> {
             return Ok(());
         }
         let ops = std::mem::take(&mut self.pending);
+        // Checked kernels' bounds records, allocated before the batch borrows the GPU. TODO(perf): pool them; this
+        // is a debugging mode.
+        let mut records = Vec::new();
+        for op in &ops {
+            if let GpuOp::Kernel(PreparedKernel { check: Some(info), context, .. }) = op {
+                let words = celer_exec::gpu::bounds_record_words(info.declared.len());
+                let record = self
+                    .gpu
+                    .allocate(Box3::d1(0, words), 4)
+                    .map_err(|e| format!("{context}: the bounds record of CELER_CHECK_BOUNDS: {e}"))?;
+                records.push(record);
+            }
+        }
+        let mut records = records.into_iter();
+        let mut checks = Vec::new();
         let mut downloads = Vec::with_capacity(self.pending_downloads);
         let mut kernels = 0u64;
         let mut uploads = 0usize;
@@ -1062,7 +1126,24 @@ impl<'c> RankLoop<'c> {
                             AccessMode::Write | AccessMode::DiscardWrite => Access::write(d),
                         });
                     }
-                    batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(|e| format!("{}: {e}", k.context))?;
+                    if let Some(info) = k.check {
+                        let record = records.next().expect("one record per checked kernel");
+                        let declared: Vec<Box3> = info.declared.iter().map(box3).collect();
+                        let allocations: Vec<Box3> = list.iter().map(|a| a.allocation().bounds()).collect();
+                        let words = celer_exec::gpu::bounds_record_init(&declared, &allocations);
+                        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+                        let all = record.bounds();
+                        batch.upload(&record, all, &bytes, all).map_err(|e| format!("{}: {e}", k.context))?;
+                        batch
+                            .dispatch_checked(k.kernel, k.launch, &list, &k.scalars, &record)
+                            .map_err(|e| format!("{}: {e}", k.context))?;
+                        let download = batch.download(&record, all).map_err(|e| format!("{}: {e}", k.context))?;
+                        checks.push((download, record, info));
+                    } else {
+                        batch
+                            .dispatch(k.kernel, k.launch, &list, &k.scalars)
+                            .map_err(|e| format!("{}: {e}", k.context))?;
+                    }
                     kernels += 1;
                 }
                 GpuOp::Upload { buffer, region, bytes, bounds, context } => {
@@ -1086,6 +1167,12 @@ impl<'c> RankLoop<'c> {
             }
         }
         let id = batch.submit().map_err(|e| e.to_string())?;
+        self.checks.extend(checks.into_iter().map(|(download, record, info)| PendingCheck {
+            batch: id,
+            download,
+            record,
+            info,
+        }));
         // The submitted batch keeps the old allocations' memory until it completes.
         for old in grown {
             self.gpu.free(old);
@@ -1120,6 +1207,101 @@ impl<'c> RankLoop<'c> {
             }
         }
         Ok(())
+    }
+
+    /// Reads the bounds records of checked kernels whose batch completed (`CELER_CHECK_BOUNDS`).
+    ///
+    /// # Errors
+    /// An out-of-bounds access, naming the task, command, kernel and chunk, and for each accessor at fault its
+    /// buffer, what it declared and the bounding box of the cells the kernel touched outside that.
+    fn read_checks(&mut self) -> Result<(), String> {
+        let mut failures = Vec::new();
+        let mut i = 0;
+        while i < self.checks.len() {
+            if !self.gpu.is_complete(self.checks[i].batch) {
+                i += 1;
+                continue;
+            }
+            let check = self.checks.swap_remove(i);
+            let mut bytes = vec![0u8; check.record.bytes()];
+            let all = check.record.bounds();
+            self.gpu.read_download(check.download, &mut bytes, all).map_err(|e| e.to_string())?;
+            self.gpu.free(check.record);
+            let words: Vec<u32> = bytes.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
+            let report = celer_exec::gpu::read_bounds_record(&words);
+            if report.unattributed > 0 {
+                log::warn!(
+                    "CELER_CHECK_BOUNDS: {} indexed {} time(s) with a box that is no accessor's allocation box, so \
+                     those accesses could not be checked",
+                    check.info.what,
+                    report.unattributed
+                );
+            }
+            let info = &check.info;
+            let mut lines = Vec::new();
+            for (k, outside) in report.accessors.iter().enumerate() {
+                if let Some((count, cells)) = outside {
+                    let dims = info.buffers.get(k).and_then(|b| self.buffers.get(b)).map_or(3, |b| b.dims);
+                    let cells = grid_box(cells, dims);
+                    lines.push(format!(
+                        "accessor {k} ({}) accessed {cells} ({count} access(es) outside), but its range mapper \
+                         declared only {} for this chunk",
+                        info.names.get(k).map_or("?", String::as_str),
+                        info.declared[k]
+                    ));
+                }
+            }
+            if !lines.is_empty() {
+                failures.push(format!(
+                    "out-of-bounds access in {}: {}; declare a range mapper that covers every cell the kernel touches \
+                     (e.g. neighborhood for a stencil), or fix the kernel's indexing (found by CELER_CHECK_BOUNDS)",
+                    info.what,
+                    lines.join("; ")
+                ));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            self.fault_grace = true;
+            Err(failures.join("\n"))
+        }
+    }
+
+    /// Turns a failed GPU poll into the error that ends the run; for a lost device it names the GPU work that was
+    /// in flight, command by command.
+    fn gpu_failed(&mut self, e: celer_exec::gpu::GpuError) -> String {
+        let celer_exec::gpu::GpuError::DeviceLost { batches, .. } = &e else { return e.to_string() };
+        self.fault_grace = true;
+        let mut lines = vec![format!("N{}: {e}. The lost work:", self.comm.rank())];
+        for b in batches {
+            let mut held = Vec::new();
+            for (id, flight) in &self.in_flight {
+                if let InFlight::Gpu(GpuRef::Submitted(batch), after) = flight {
+                    if batch == b {
+                        let stage = match after {
+                            AfterGpu::Done => match self.kernel_of(*id) {
+                                Some(kernel) => format!("kernel {kernel}"),
+                                None => "upload or copy".to_string(),
+                            },
+                            AfterGpu::Push { .. } => "download of data to send".to_string(),
+                            AfterGpu::Reduce { .. } => "download of a partial reduction result".to_string(),
+                            AfterGpu::HostInputs { .. } => "download of a host task's inputs".to_string(),
+                            AfterGpu::Fence { .. } => "download of a fence".to_string(),
+                        };
+                        held.push(format!("{} ({stage})", self.command_ident(*id)));
+                    }
+                }
+            }
+            if held.len() > LOST_WORK_LISTED {
+                let more = held.len() - LOST_WORK_LISTED;
+                held.truncate(LOST_WORK_LISTED);
+                held.push(format!("and {more} more"));
+            }
+            let held = if held.is_empty() { "uploads and copies only".to_string() } else { held.join(", ") };
+            lines.push(format!("    batch {b}: {held}"));
+        }
+        lines.join("\n")
     }
 
     fn is_done(&self, id: CommandId) -> bool {
@@ -1259,10 +1441,33 @@ impl<'c> RankLoop<'c> {
                 }
                 let dims = task.spec.dims.max(1);
                 let context = fail(format!("in {}", task.ident()));
+                let check = self.check_bounds.then(|| {
+                    let mut names: Vec<String> = task
+                        .spec
+                        .accesses
+                        .iter()
+                        .map(|a| {
+                            let mode = format!("{:?}", a.mode).to_lowercase().replace("discardwrite", "discard_write");
+                            format!("{mode} of {} through {}", self.buffer_ident(a.buffer), a.mapper.name())
+                        })
+                        .collect();
+                    names.extend(
+                        task.spec.reductions.iter().map(|r| format!("reduction into {}", self.buffer_ident(r.buffer))),
+                    );
+                    let kernel = format!("{}::{}", payload.source.name(), payload.entry);
+                    let what = format!("{} ({} on N{rank}, kernel {kernel}, chunk {chunk})", task.ident(), cmd.id);
+                    let (declared, buffers) = needs.iter().map(|&(b, d)| (d, b)).unzip();
+                    Box::new(CheckInfo { declared, names, buffers, what })
+                });
                 for (buffer, bounds) in needs {
                     self.cover(buffer, &bounds).map_err(fail)?;
                 }
-                let kernel = self.gpu.load_kernel(payload.source, payload.entry).map_err(|e| fail(e.to_string()))?;
+                let kernel = if self.check_bounds {
+                    self.gpu.load_kernel_checked(payload.source, payload.entry)
+                } else {
+                    self.gpu.load_kernel(payload.source, payload.entry)
+                };
+                let kernel = kernel.map_err(|e| fail(e.to_string()))?;
                 self.pending.push(GpuOp::Kernel(PreparedKernel {
                     kernel,
                     launch: Launch::new(box3(chunk), dims),
@@ -1270,6 +1475,7 @@ impl<'c> RankLoop<'c> {
                     scalars: payload.scalars,
                     identities,
                     context,
+                    check,
                 }));
                 Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
             }
@@ -1635,6 +1841,9 @@ impl RankLoop<'_> {
     }
 }
 
+/// How many commands of one lost batch a device-loss report lists (the rest are counted).
+const LOST_WORK_LISTED: usize = 8;
+
 /// How many queued commands a stall report lists (the rest are counted).
 const STALL_REPORT_QUEUED: usize = 8;
 
@@ -1648,6 +1857,13 @@ impl RankLoop<'_> {
             },
             None => format!("{id}"),
         }
+    }
+
+    /// The kernel (`file::entry`) an execution command runs, while its task is in memory.
+    fn kernel_of(&self, id: CommandId) -> Option<String> {
+        let CommandKind::Execution { task, .. } = &self.cdag.command(id)?.kind else { return None };
+        let payload = self.tm.task(*task)?.spec.payload.as_ref()?.downcast_ref::<KernelPayload>()?;
+        Some(format!("{}::{}", payload.source.name(), payload.entry))
     }
 
     /// Names buffer `b` for messages: `buffer B0 "data"`.
@@ -1708,11 +1924,14 @@ impl RankLoop<'_> {
                 }
                 InFlight::Gpu(batch, after) => {
                     let stage = match after {
-                        AfterGpu::Done => "GPU work (kernel or copy)",
-                        AfterGpu::Push { .. } => "the GPU download of data to send",
-                        AfterGpu::Reduce { .. } => "the GPU download of a partial reduction result",
-                        AfterGpu::HostInputs { .. } => "the GPU download of a host task's inputs",
-                        AfterGpu::Fence { .. } => "the GPU download of a fence",
+                        AfterGpu::Done => match self.kernel_of(*id) {
+                            Some(kernel) => format!("GPU work (kernel {kernel})"),
+                            None => "GPU work (kernel or copy)".to_string(),
+                        },
+                        AfterGpu::Push { .. } => "the GPU download of data to send".to_string(),
+                        AfterGpu::Reduce { .. } => "the GPU download of a partial reduction result".to_string(),
+                        AfterGpu::HostInputs { .. } => "the GPU download of a host task's inputs".to_string(),
+                        AfterGpu::Fence { .. } => "the GPU download of a fence".to_string(),
                     };
                     let submitted = if *batch == GpuRef::Open { ", not yet submitted" } else { "" };
                     format!("{what}: waits for {stage}{submitted}")
@@ -1842,6 +2061,10 @@ impl Drop for RuntimeHandle {
     }
 }
 
+/// How long a rank that found a fault every rank may hit (an out-of-bounds access, a lost device) waits before
+/// aborting the job, so that the other ranks report theirs too.
+const FAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long a rank that found a stall waits before aborting the job, so that the other ranks, whose own timers
 /// run out at about the same time, print what they wait for too.
 const STALL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -1866,7 +2089,8 @@ fn run(
         crate::logging::fatal(&what);
         comm.abort(1)
     };
-    let gpu = Gpu::new().unwrap_or_else(|e| abort(format!("GPU start-up failed: {e}")));
+    let options = celer_exec::gpu::GpuOptions { lose_device_at_poll: runtime.inject_device_lost, ..Default::default() };
+    let gpu = Gpu::with_options(options).unwrap_or_else(|e| abort(format!("GPU start-up failed: {e}")));
     if runtime.print_device {
         crate::logging::always(log::Level::Info, &format!("rank {rank} of {} runs on {}", comm.size(), gpu.info()));
     } else {
@@ -1911,7 +2135,14 @@ fn run(
                 }
                 std::hint::spin_loop();
             }
-            Err(e) => abort(e),
+            Err(e) => {
+                if rank_loop.fault_grace {
+                    crate::logging::fatal(&e);
+                    std::thread::sleep(FAULT_GRACE);
+                    comm.abort(1)
+                }
+                abort(e)
+            }
         }
     }
     match rank_loop.write_graph_dumps() {
