@@ -13,10 +13,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PROPTEST_CASES="${PROPTEST_CASES:-4}"
-# Proptest reads PROPTEST_CASES; isolation stays on otherwise (no clock, no files: regressions files are skipped).
-export MIRIFLAGS="${MIRIFLAGS:--Zmiri-env-forward=PROPTEST_CASES}"
+# Without isolation: proptest reads PROPTEST_CASES, the working directory and its regressions files.
+export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}"
 start=$SECONDS
 cargo +nightly miri setup >/dev/null
-cargo +nightly miri test -p celer-alloc -p celer-graph -- "$@" 2>&1 | tee /tmp/miri.log
+status=0
+cargo +nightly miri test --no-fail-fast -p celer-alloc -p celer-graph -- "$@" 2>&1 | tee /tmp/miri.log || status=1
 echo "miri.sh: $(grep -o '[0-9]* passed' /tmp/miri.log | awk '{s+=$1} END {print s}') tests passed under Miri" \
     "in $((SECONDS - start)) s (log: /tmp/miri.log)"
+exit "$status"
