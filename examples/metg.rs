@@ -40,6 +40,7 @@ use celer::graph::{GridBox, Region};
 use celer::{access, task, Kernel, Queue};
 
 /// The harness's own kernel, `kernels/metg.wgsl`, compiled by the package's build script as a program's would be.
+#[allow(dead_code)] // kernels/ also holds the reliability tests' faulty.wgsl
 mod kernels {
     celer::include_kernels!();
 }

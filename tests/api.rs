@@ -95,6 +95,7 @@ fn the_readme_and_the_guide_list_every_celer_variable() {
 
 /// The kernels of `kernels/`, compiled by this package's build script through `celer-kernel-build`, as a program
 /// using celer compiles its own.
+#[allow(dead_code)] // kernels/ also holds the reliability tests' faulty.wgsl
 mod own_kernels {
     celer::include_kernels!();
 }

@@ -16,11 +16,114 @@
 //!   run aborts within seconds.
 //! - `diverge`: rank 1 submits a task over another range, then one task more; the divergence check stops every
 //!   rank. On one rank nothing diverges, so the same program must finish silently.
+//! - `oob-read` / `oob-write` (with `CELER_CHECK_BOUNDS=on`, which the case sets if unset): a kernel reads `i + 1`
+//!   (inside its allocation, outside what `one_to_one` declared) or writes `i + 1`; every rank stops naming the
+//!   task, the buffer and the box of cells touched outside. `oob-clean`: the same read declared with
+//!   `neighborhood`, which must pass silently with the right result.
+//! - `spin`: a kernel that never finishes; with `CELER_STALL_TIMEOUT=2` the stall detection names the GPU work.
+//! - `device-lost`: `CELER_INJECT_FAULT=device-lost@5` (set by the case if unset) makes the GPU layer report a lost
+//!   device; every rank stops naming the device and the work that was in flight.
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use celer::{access, kernels, task, Kernel, Queue};
+
+/// The kernels of `kernels/` (`faulty.wgsl` holds the deliberately wrong ones).
+#[allow(dead_code)] // METG is the examples'
+mod own_kernels {
+    celer::include_kernels!();
+}
+
+/// Items of the shifting task: fewer than the buffer's 64 cells, so that on one rank too the chunk's last read
+/// (cell 48) lies inside the allocation, which a fence made cover the whole buffer.
+const SHIFT_ITEMS: usize = 48;
+
+/// `dst[i] = src[i + 1]` over 48 items, reading `src` through `one_to_one` (wrong: out of bounds at each chunk's
+/// end) or `neighborhood([1])` (right); the clean version checks the result.
+fn shift(declared_right: bool) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let src = q.buffer_from(&(0..64u32).collect::<Vec<_>>(), [64]).named("src");
+    let dst = q.buffer_from(&[0u32; 64], [64]).named("dst");
+    // Every rank now holds all of src: its allocation is larger than what one chunk declares.
+    q.fence(&src).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let k = Kernel::wgsl(&own_kernels::FAULTY, "shift_left").map_err(|e| e.to_string())?;
+    let t = task::parallel_for(&k, [SHIFT_ITEMS]).name("shift_left");
+    let t = if declared_right { t.read(&src, access::neighborhood([1])) } else { t.read(&src, access::one_to_one()) };
+    q.submit(t.discard_write(&dst, access::one_to_one())).map_err(|e| e.to_string())?;
+    let got = q.fence(&dst).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let want: Vec<u32> = (0..64u32).map(|i| if (i as usize) < SHIFT_ITEMS { i + 1 } else { 0 }).collect();
+    if got != want {
+        return Err(format!("shift_left computed {got:?}, expected {want:?}"));
+    }
+    if !declared_right {
+        return Err("the out-of-bounds read was not reported".into());
+    }
+    Ok(())
+}
+
+/// `dst[i + 1] = src[i]` over the whole buffer: the last item of each chunk writes outside what it declared.
+fn write_next() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let src = q.buffer_from(&[7u32; 64], [64]).named("src");
+    let dst = q.buffer::<u32, 1>([64]).named("dst");
+    let k = Kernel::wgsl(&own_kernels::FAULTY, "write_next").map_err(|e| e.to_string())?;
+    q.submit(
+        task::parallel_for(&k, [64])
+            .read(&src, access::one_to_one())
+            .discard_write(&dst, access::one_to_one())
+            .name("write_next"),
+    )
+    .map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the out-of-bounds write was not reported".into())
+}
+
+/// A kernel that never finishes (on lavapipe, that takes minutes: see `kernels/faulty.wgsl`), 65536 items per rank.
+fn spin() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let n = 65536 * q.ranks();
+    let src = q.buffer_from(&vec![0u32; n], [n]).named("flag");
+    let dst = q.buffer::<u32, 1>([n]).named("out");
+    let k = Kernel::wgsl(&own_kernels::FAULTY, "spin").map_err(|e| e.to_string())?;
+    q.submit(
+        task::parallel_for(&k, [n])
+            .read(&src, access::one_to_one())
+            .discard_write(&dst, access::one_to_one())
+            .name("endless"),
+    )
+    .map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the endless kernel finished".into())
+}
+
+/// A 1D stencil of 100 steps, during which the injected device loss strikes.
+fn stencil() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let heat = Kernel::wgsl(&kernels::HEAT_1D, "main").map_err(|e| e.to_string())?;
+    let mut a = q.buffer_from(&[1.0f32; 256], [256]).named("a");
+    let mut b = q.buffer::<f32, 1>([256]).named("b");
+    for _ in 0..100 {
+        q.submit(
+            task::parallel_for(&heat, [256])
+                .read(&a, access::neighborhood([1]))
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("step"),
+        )
+        .map_err(|e| e.to_string())?;
+        std::mem::swap(&mut a, &mut b);
+    }
+    q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Sets `name` to `value` unless the environment already sets it; call before any other thread starts.
+fn default_env(name: &str, value: &str) {
+    if std::env::var_os(name).is_none() {
+        std::env::set_var(name, value);
+    }
+}
 
 /// Submits a kernel with more push-constant words than any device allows; the runtime refuses it at dispatch.
 fn push_constant_overflow() -> Result<(), String> {
@@ -205,6 +308,68 @@ fn check_cases() -> Vec<String> {
     let (status, stderr, _) = run_case("rank-dies", &[]);
     check("rank-dies (one rank)", status.success(), "one rank, which nobody kills, to finish", &stderr);
 
+    let (status, stderr, took) = run_case("oob-read", &[]);
+    check(
+        "oob-read",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("out-of-bounds access in task T2 \"shift_left\"")
+            && stderr.contains("read of buffer B0 \"src\" through one_to_one")
+            && stderr.contains("accessed [48] - [49] (1 access(es) outside)")
+            && stderr.contains("declared only [0] - [48]"),
+        "an abort naming the task, the buffer, the cells read outside ([48] - [49]) and what was declared",
+        &stderr,
+    );
+    let (status, stderr, took) = run_case("oob-write", &[]);
+    check(
+        "oob-write",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("out-of-bounds access in task T1 \"write_next\"")
+            && stderr.contains("discard_write of buffer B1 \"dst\"")
+            && stderr.contains("accessed [64] - [65]"),
+        "an abort naming the task, the buffer and the cell written outside ([64] - [65])",
+        &stderr,
+    );
+    let (status, stderr, _) = run_case("oob-clean", &[]);
+    check(
+        "oob-clean",
+        status.success() && !stderr.contains("out-of-bounds") && !stderr.contains("CELER_CHECK_BOUNDS"),
+        "the correctly declared program to pass silently in checked mode",
+        &stderr,
+    );
+    let (status, stderr, _) = run_case("oob-read", &[("CELER_CHECK_BOUNDS", "off")]);
+    check(
+        "oob-read unchecked",
+        !status.success() && stderr.contains("the out-of-bounds read was not reported"),
+        "the faulty program to go unnoticed without CELER_CHECK_BOUNDS (so the check is what catches it)",
+        &stderr,
+    );
+
+    let (status, stderr, took) = run_case("spin", &[("CELER_STALL_TIMEOUT", "2")]);
+    check(
+        "spin",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("stalled: no progress for")
+            && stderr.contains("execution of task T1 \"endless\": waits for GPU work (kernel faulty::spin)"),
+        "an abort within 10 s naming the endless kernel",
+        &stderr,
+    );
+
+    let (status, stderr, took) = run_case("device-lost", &[]);
+    check(
+        "device-lost",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("The Vulkan device was lost (VK_ERROR_DEVICE_LOST, injected for testing")
+            && stderr.contains("The lost work:")
+            && stderr.contains("execution of task")
+            && stderr.contains("\"step\" (kernel heat_1d::main)"),
+        "an abort naming the device and the kernels that were in flight",
+        &stderr,
+    );
+
     let (status, stderr, _) = run_case("diverge", &[]);
     check(
         "diverge (one rank)",
@@ -229,6 +394,22 @@ fn main() -> ExitCode {
                 stall()
             }
             Some("diverge") => diverge(),
+            Some(case @ ("oob-read" | "oob-write" | "oob-clean")) => {
+                default_env("CELER_CHECK_BOUNDS", "on");
+                match case {
+                    "oob-read" => shift(false),
+                    "oob-clean" => shift(true),
+                    _ => write_next(),
+                }
+            }
+            Some("spin") => {
+                default_env("CELER_STALL_TIMEOUT", "2");
+                spin()
+            }
+            Some("device-lost") => {
+                default_env("CELER_INJECT_FAULT", "device-lost@5");
+                stencil()
+            }
             Some("waits-1") => waits(1),
             Some("rank-dies") => rank_dies(),
             Some("waits-8") => waits(8),

@@ -40,6 +40,8 @@
 //! whole allocation, whose cells are the allocation's box in row-major order (dimension 0
 //! slowest). The number of accessors must equal the number of bindings the file declares in
 //! `@group(0)` (1 + the highest binding number; [`KernelSource::group0_bindings`]), used or not.
+//! A kernel's checked variant ([`Gpu::load_kernel_checked`], [`Batch::dispatch_checked`]) binds one more
+//! storage buffer after the accessors, its bounds record ([`bounds_record_init`], [`read_bounds_record`]).
 //!
 //! # Push-constant layout
 //!
@@ -150,7 +152,10 @@ mod memory;
 
 pub use batch::{Batch, OpKind, OpTime};
 pub use geometry::{copy_runs, Box3, CopyRun};
-pub use kernel::{push_constant_bytes, Access, AccessMode, KernelId, Launch, ACCESSOR_WORDS, CHUNK_WORDS};
+pub use kernel::{
+    bounds_record_init, bounds_record_words, push_constant_bytes, read_bounds_record, Access, AccessMode, BoundsReport,
+    KernelId, Launch, ACCESSOR_WORDS, CHUNK_WORDS,
+};
 pub use memory::{AllocationId, DeviceAllocation};
 
 use batch::InFlight;
@@ -237,6 +242,36 @@ pub enum GpuError {
         /// The entry points it has.
         available: String,
     },
+    /// A checked kernel dispatched without a bounds record, or a plain one with one.
+    #[error(
+        "Kernel {kernel} is {}the checked variant, but the dispatch {} a bounds record (use {})",
+        if *checked { "" } else { "not " },
+        if *checked { "gives no" } else { "gives" },
+        if *checked { "Batch::dispatch_checked" } else { "Gpu::load_kernel_checked" }
+    )]
+    CheckedMismatch {
+        /// `file::entry_point`.
+        kernel: String,
+        /// Whether the kernel is the checked variant.
+        checked: bool,
+    },
+    /// A bounds record too small for the dispatch's accessors, or not of 4-byte cells.
+    #[error(
+        "Kernel {kernel}'s bounds record holds {bytes} bytes of {elem_size}-byte cells, but {accessors} accessors \
+         need {needed} bytes of 4-byte cells"
+    )]
+    BadBoundsRecord {
+        /// `file::entry_point`.
+        kernel: String,
+        /// The record allocation's size.
+        bytes: usize,
+        /// Its cell size.
+        elem_size: usize,
+        /// The dispatch's accessors.
+        accessors: usize,
+        /// What they need ([`bounds_record_words`] * 4).
+        needed: usize,
+    },
     /// A [`KernelId`] from another [`Gpu`].
     #[error("Kernel id {0:?} was not loaded on this Gpu")]
     UnknownKernel(KernelId),
@@ -317,6 +352,22 @@ pub enum GpuError {
     /// [`Gpu::read_download`] of an id that was already read, discarded, or never issued here.
     #[error("Download {0:?} is unknown: already read or discarded, or from another Gpu")]
     UnknownDownload(DownloadId),
+    /// The device was lost (`VK_ERROR_DEVICE_LOST`): a kernel faulted or ran into a driver timeout, the driver
+    /// reset the GPU, or [`GpuOptions::lose_device_at_poll`] simulated it. Every batch in flight is lost.
+    #[error(
+        "The Vulkan device was lost (VK_ERROR_DEVICE_LOST{}) on {device} with batch(es) {} in flight; their work \
+         did not complete",
+        if *injected { ", injected for testing by CELER_INJECT_FAULT" } else { "" },
+        batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    DeviceLost {
+        /// The device, as [`DeviceInfo`] prints it.
+        device: String,
+        /// The batches in flight, oldest first.
+        batches: Vec<BatchId>,
+        /// Whether [`GpuOptions::lose_device_at_poll`] made it up.
+        injected: bool,
+    },
     /// [`Gpu::poll_until_complete`] gave up.
     #[error("Batch {id} did not complete within {timeout:?}")]
     Timeout {
@@ -379,6 +430,9 @@ pub struct GpuOptions {
     /// `CELER_DEVICE=i` the device `i + k`, else the `(local rank × n + k)`-th device of the preferred kind (modulo
     /// their number).
     pub device_of_rank: (usize, usize),
+    /// Fault injection, for testing how failures surface: the `n`-th [`Gpu::poll`] with batches in flight (and
+    /// every later one) fails with [`GpuError::DeviceLost`] as if the device had been lost, whatever the device did.
+    pub lose_device_at_poll: Option<u64>,
 }
 
 /// A submitted batch, numbered from 1 in submission order on its [`Gpu`]; a batch's id is the
@@ -455,6 +509,9 @@ pub struct Gpu {
     /// Completed batches' operation times, until [`take_timings`](Self::take_timings).
     timings: Vec<(BatchId, Vec<OpTime>)>,
     stamp_values: Vec<u64>,
+    /// [`GpuOptions::lose_device_at_poll`], and the polls with batches in flight so far.
+    lose_device_at_poll: Option<u64>,
+    polls: u64,
 }
 
 impl fmt::Debug for Gpu {
@@ -499,6 +556,10 @@ impl Gpu {
             && (core_1_2 || physical.supported_extensions().khr_timeline_semaphore);
         let enabled_features = DeviceFeatures {
             timeline_semaphore: timeline,
+            // Accesses outside a bound buffer read zeros or go nowhere, instead of touching another allocation:
+            // kernels already clamp their indices (`Restrict`), this also covers what the clamping cannot (a
+            // faulty driver, hand-written SPIR-V). Free on most devices.
+            robust_buffer_access: supported.robust_buffer_access,
             // Free to enable where supported, and kernels in f64 / i64 need them.
             shader_float64: supported.shader_float64,
             shader_int64: supported.shader_int64,
@@ -560,6 +621,8 @@ impl Gpu {
             tick_mask: u64::MAX,
             timings: Vec::new(),
             stamp_values: Vec::new(),
+            lose_device_at_poll: options.lose_device_at_poll,
+            polls: 0,
         })
     }
 
@@ -608,16 +671,33 @@ impl Gpu {
     /// device rejects the module or its bindings do not follow the
     /// [binding convention](self#binding-convention).
     pub fn load_kernel(&mut self, source: &KernelSource, entry_point: &str) -> Result<KernelId, GpuError> {
+        self.load(source, entry_point, false)
+    }
+
+    /// [`load_kernel`](Self::load_kernel) for the kernel's checked variant
+    /// ([`KernelSource::checked_spirv`]), which [`Batch::dispatch_checked`] dispatches with a bounds record.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_kernel`](Self::load_kernel).
+    pub fn load_kernel_checked(&mut self, source: &KernelSource, entry_point: &str) -> Result<KernelId, GpuError> {
+        self.load(source, entry_point, true)
+    }
+
+    fn load(&mut self, source: &KernelSource, entry_point: &str, checked: bool) -> Result<KernelId, GpuError> {
         let serial = self.serial;
         let id = |index: usize| KernelId { index: index as u32, gpu: serial };
-        if let Some(index) =
-            self.kernels.iter().position(|k| k.source_name == source.name() && k.entry_point == entry_point)
+        if let Some(index) = self
+            .kernels
+            .iter()
+            .position(|k| k.source_name == source.name() && k.entry_point == entry_point && k.checked == checked)
         {
             return Ok(id(index));
         }
-        let layout = self.layout_for(source.group0_bindings() as usize)?;
-        let entry =
-            kernel::create_kernel(&self.device, source, entry_point, &layout, self.limits.max_push_constant_bytes)?;
+        // The checked variant binds its bounds record after the accessors.
+        let layout = self.layout_for(source.group0_bindings() as usize + usize::from(checked))?;
+        let limit = self.limits.max_push_constant_bytes;
+        let entry = kernel::create_kernel(&self.device, source, entry_point, &layout, limit, checked)?;
         self.kernels.push(entry);
         Ok(id(self.kernels.len() - 1))
     }
@@ -671,14 +751,23 @@ impl Gpu {
     ///
     /// # Errors
     ///
-    /// [`GpuError::Vulkan`] if the device was lost.
+    /// [`GpuError::DeviceLost`] if the device was lost (naming it and the batches in flight),
+    /// [`GpuError::Vulkan`] for other failures.
     pub fn poll(&mut self, completed: &mut Vec<BatchId>) -> Result<usize, GpuError> {
         if self.in_flight.is_empty() {
             return Ok(0);
         }
+        self.polls += 1;
+        if self.lose_device_at_poll.is_some_and(|n| self.polls >= n) {
+            return Err(self.device_lost(true));
+        }
         let before = completed.len();
         if let Some(timeline) = &self.timeline {
-            let value = timeline.counter_value().map_err(during("reading the timeline semaphore"))?;
+            let value = match timeline.counter_value() {
+                Ok(v) => v,
+                Err(vulkano::Validated::Error(vulkano::VulkanError::DeviceLost)) => return Err(self.device_lost(false)),
+                Err(e) => return Err(during("reading the timeline semaphore")(e)),
+            };
             while self.in_flight.front().is_some_and(|b| b.id <= value) {
                 let record = self.in_flight.pop_front().expect("front exists");
                 completed.push(self.retire(record));
@@ -686,14 +775,26 @@ impl Gpu {
         } else {
             while let Some(front) = self.in_flight.front() {
                 let fence = front.fence.as_ref().expect("fence mode records a fence per batch");
-                if !fence.is_signaled().map_err(during("polling a batch's fence"))? {
-                    break;
+                match fence.is_signaled() {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(vulkano::VulkanError::DeviceLost) => return Err(self.device_lost(false)),
+                    Err(e) => return Err(during("polling a batch's fence")(e)),
                 }
                 let record = self.in_flight.pop_front().expect("front exists");
                 completed.push(self.retire(record));
             }
         }
         Ok(completed.len() - before)
+    }
+
+    /// The error for a lost device, naming it and the batches in flight.
+    fn device_lost(&self, injected: bool) -> GpuError {
+        GpuError::DeviceLost {
+            device: self.info.to_string(),
+            batches: self.in_flight.iter().map(|b| BatchId(b.id)).collect(),
+            injected,
+        }
     }
 
     /// Releases what a completed batch held and returns its id.
@@ -879,18 +980,19 @@ impl Gpu {
         self.staging.allocated()
     }
 
-    /// The cached descriptor set binding `accessors`, or a new one.
+    /// The cached descriptor set binding `accessors` (then `record`, for a checked dispatch), or a new one.
     fn descriptor_set(
         &mut self,
         layout: &Arc<vulkano::descriptor_set::layout::DescriptorSetLayout>,
         accessors: &[Access<'_>],
+        record: Option<&DeviceAllocation>,
     ) -> Result<Arc<DescriptorSet>, GpuError> {
-        kernel::binding_key(accessors, &mut self.scratch.key);
+        kernel::binding_key(accessors, record, &mut self.scratch.key);
         if let Some(cached) = self.sets.get(self.scratch.key.as_slice()) {
             return Ok(cached.set.clone());
         }
-        let writes =
-            accessors.iter().enumerate().map(|(i, a)| WriteDescriptorSet::buffer(i as u32, a.alloc.buffer.clone()));
+        let allocations = accessors.iter().map(|a| a.alloc).chain(record);
+        let writes = allocations.enumerate().map(|(i, a)| WriteDescriptorSet::buffer(i as u32, a.buffer.clone()));
         let set = DescriptorSet::new(self.descriptor_sets.clone(), layout.clone(), writes, [])
             .map_err(during("creating a descriptor set"))?;
         if self.sets.len() >= SET_CACHE_LIMIT {
@@ -900,7 +1002,7 @@ impl Gpu {
                 self.sets.clear(); // batches in flight hold their own references
             }
         }
-        let alive = accessors.iter().map(|a| Arc::downgrade(&a.alloc.alive)).collect();
+        let alive = accessors.iter().map(|a| a.alloc).chain(record).map(|a| Arc::downgrade(&a.alive)).collect();
         self.sets.insert(self.scratch.key.as_slice().into(), CachedSet { set: set.clone(), alive });
         Ok(set)
     }

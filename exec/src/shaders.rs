@@ -33,6 +33,9 @@ pub struct KernelSource {
     name: &'static str,
     /// The SPIR-V module as little-endian bytes (length a multiple of 4; not necessarily aligned).
     spirv: &'static [u8],
+    /// The checked variant (`CELER_CHECK_BOUNDS`): the same kernel recording out-of-bounds accesses in one more
+    /// storage buffer, bound at `@group(0) @binding(group0_bindings)`; see `celer_kernel_build::checked_module`.
+    checked_spirv: &'static [u8],
     /// The module's `@compute` entry points, in source order.
     entry_points: &'static [EntryPointDesc],
     /// 1 + the highest binding number the file declares in `@group(0)`, used or not.
@@ -43,17 +46,19 @@ impl KernelSource {
     /// What the constants `celer-kernel-build` generates are made of (it writes the call; programs do not).
     ///
     /// # Safety
-    /// `spirv` is a SPIR-V module that naga wrote from a validated WGSL module with bounds-checked indexing
-    /// (`celer-kernel-build` does exactly that), and `entry_points` and `group0_bindings` describe it: the GPU
-    /// layer dispatches it through safe functions on the strength of it.
+    /// `spirv` and `checked_spirv` are SPIR-V modules that naga wrote from validated WGSL modules with
+    /// bounds-checked indexing (`celer-kernel-build` does exactly that), `checked_spirv` the checked variant of
+    /// `spirv` (with one more storage binding, `group0_bindings`), and `entry_points` and `group0_bindings` describe
+    /// them: the GPU layer dispatches them through safe functions on the strength of it.
     #[doc(hidden)]
     pub const unsafe fn from_build(
         name: &'static str,
         spirv: &'static [u8],
+        checked_spirv: &'static [u8],
         entry_points: &'static [EntryPointDesc],
         group0_bindings: u32,
     ) -> Self {
-        Self { name, spirv, entry_points, group0_bindings }
+        Self { name, spirv, checked_spirv, entry_points, group0_bindings }
     }
 
     /// The file stem, e.g. `"saxpy"` for `exec/shaders/saxpy.wgsl`.
@@ -78,15 +83,32 @@ impl KernelSource {
         self.group0_bindings
     }
 
+    /// The checked variant's SPIR-V as little-endian bytes: the kernel with every `celer_index` call also recording
+    /// accesses outside the region its accessor declared, in a storage buffer bound right after the accessors
+    /// (`@group(0) @binding(group0_bindings())`; layout in `exec/shaders/checked.wgsl.in`).
+    pub fn checked_spirv(&self) -> &'static [u8] {
+        self.checked_spirv
+    }
+
     /// The SPIR-V module as 32-bit words, the form Vulkan takes.
     pub fn spirv_words(&self) -> Vec<u32> {
-        self.spirv.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect()
+        words(self.spirv)
+    }
+
+    /// The checked variant as 32-bit words.
+    pub fn checked_spirv_words(&self) -> Vec<u32> {
+        words(self.checked_spirv)
     }
 
     /// The entry point called `name`, if the module has one.
     pub fn entry_point(&self, name: &str) -> Option<&'static EntryPointDesc> {
         self.entry_points.iter().find(|ep| ep.name == name)
     }
+}
+
+/// Little-endian bytes as 32-bit words.
+fn words(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect()
 }
 
 include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
@@ -104,5 +126,7 @@ mod tests {
         assert_eq!(main.workgroup_size, [64, 1, 1]);
         assert!(SAXPY.entry_point("nope").is_none());
         assert_eq!(SAXPY.group0_bindings(), 2);
+        assert_eq!(SAXPY.checked_spirv_words()[0], 0x0723_0203, "the checked variant is SPIR-V too");
+        assert_ne!(SAXPY.checked_spirv(), SAXPY.spirv(), "the checked variant differs");
     }
 }

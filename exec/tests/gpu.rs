@@ -5,7 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use celer_exec::gpu::{push_constant_bytes, Access, BatchId, Box3, CompletionMode, Gpu, GpuError, GpuOptions, Launch};
+use celer_exec::gpu::{
+    bounds_record_init, bounds_record_words, push_constant_bytes, read_bounds_record, Access, BatchId, Box3,
+    CompletionMode, Gpu, GpuError, GpuOptions, Launch,
+};
 use celer_exec::shaders;
 
 /// How long a batch may take before a test fails instead of hanging.
@@ -388,4 +391,58 @@ fn strided_boxes_are_packed_by_a_kernel_and_land_exactly_in_their_cells() {
         assert_eq!(packed, cells_of(&region, 1), "strided download of {region} ({e}-byte cells)");
         gpu.free(alloc);
     }
+}
+
+#[test]
+fn a_checked_dispatch_records_the_cells_it_touched_outside_the_declared_box() {
+    let mut gpu = open_gpu();
+    let plain = gpu.load_kernel(&shaders::GPU_ADD, "main").unwrap();
+    let add = gpu.load_kernel_checked(&shaders::GPU_ADD, "main").unwrap();
+    assert_ne!(plain, add, "the checked variant is a kernel of its own");
+    let bounds = Box3::d1(100, 164);
+    let data = gpu.allocate(bounds, 4).unwrap();
+    let words = bounds_record_words(1);
+    let record = gpu.allocate(Box3::d1(0, words), 4).unwrap();
+    // The launch covers 110..120 of the allocation, but the accessor declared only 110..115.
+    let init = u32_bytes(&bounds_record_init(&[Box3::d1(110, 115)], &[bounds]));
+    let all = record.bounds();
+    let mut batch = gpu.batch().unwrap();
+    batch.upload(&data, bounds, &u32_bytes(&[0; 64]), bounds).unwrap();
+    batch.upload(&record, all, &init, all).unwrap();
+    let missing = batch.dispatch(add, Launch::d1(110, 120), &[Access::read_write(&data)], &[1]).unwrap_err();
+    assert!(matches!(missing, GpuError::CheckedMismatch { checked: true, .. }), "{missing}");
+    let misplaced = batch.dispatch_checked(plain, Launch::d1(110, 120), &[Access::read_write(&data)], &[1], &record);
+    assert!(matches!(misplaced, Err(GpuError::CheckedMismatch { checked: false, .. })));
+    batch.dispatch_checked(add, Launch::d1(110, 120), &[Access::read_write(&data)], &[1], &record).unwrap();
+    let download = batch.download(&record, all).unwrap();
+    let id = batch.submit().unwrap();
+    poll_all(&mut gpu, &[id]);
+    let mut out = vec![0u8; 4 * words];
+    gpu.read_download(download, &mut out, all).unwrap();
+    let report = read_bounds_record(&u32s(&out));
+    assert_eq!(report.accessors, vec![Some((5, Box3::d1(115, 120)))]);
+    assert_eq!(report.unattributed, 0);
+}
+
+#[test]
+fn an_injected_device_loss_fails_the_poll_naming_the_device_and_the_batches_in_flight() {
+    let options = GpuOptions { lose_device_at_poll: Some(1), ..GpuOptions::default() };
+    let mut gpu = Gpu::with_options(options).expect("a Vulkan device");
+    let mut completed = Vec::new();
+    assert_eq!(gpu.poll(&mut completed).unwrap(), 0, "no poll counts without batches in flight");
+    let data = gpu.allocate(Box3::d1(0, 64), 4).unwrap();
+    let mut batch = gpu.batch().unwrap();
+    batch.upload(&data, Box3::d1(0, 64), &u32_bytes(&[0; 64]), Box3::d1(0, 64)).unwrap();
+    let id = batch.submit().unwrap();
+    // Only poll retires batches, so `id` is in flight at this first poll with work, whatever the device did.
+    match gpu.poll(&mut completed) {
+        Err(e @ GpuError::DeviceLost { injected: true, .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("VK_ERROR_DEVICE_LOST") && msg.contains(&gpu.info().to_string()), "{msg}");
+            assert!(msg.contains(&format!("batch(es) {id} in flight")), "{msg}");
+        }
+        other => panic!("expected the injected device loss, got {other:?}"),
+    }
+    assert!(completed.is_empty());
+    assert!(gpu.poll(&mut completed).is_err(), "a lost device stays lost");
 }

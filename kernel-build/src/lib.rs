@@ -17,9 +17,18 @@
 //! The SPIR-V clamps out-of-bounds buffer and array indices (naga's `Restrict` policy), so a kernel cannot touch
 //! memory outside the buffers bound to it: what lets celer dispatch it safely. A kernel that fails to parse or
 //! validate stops the build with naga's diagnostic, naming the file and pointing at the line.
+//!
+//! Every kernel is compiled twice: as written, and as a *checked* variant that celer runs with
+//! `CELER_CHECK_BOUNDS=on`. In the checked variant (see [`checked_module`]) each call of the prelude's
+//! `celer_index(box, item)` becomes `celer_index_checked(box, item, accessor)` (from `exec/shaders/checked.wgsl.in`),
+//! which also records `item` when it lies outside the region the accessor declared for the chunk, in one more
+//! storage buffer bound after the accessors. The accessor is derived from the IR at build time: the push-constant
+//! member the box is loaded from (member `m` is accessor `m - 1`), followed through function parameters when every
+//! call site agrees; where it cannot be traced, the checked function finds the accessor by the box's value.
 
 #![warn(missing_docs)]
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
@@ -27,9 +36,14 @@ use std::{env, fs};
 use naga::back::spv;
 use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
+use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement};
 
 /// celer's prelude, appended to every kernel (the same file the GPU layer documents).
 pub const PRELUDE: &str = include_str!("../../exec/shaders/prelude.wgsl");
+
+/// The checked-mode prelude appended after [`PRELUDE`] for the checked variant of each kernel, with
+/// `CELER_CHECK_BINDING` standing for the kernel's number of `@group(0)` bindings.
+pub const CHECKED_PRELUDE: &str = include_str!("../../exec/shaders/checked.wgsl.in");
 
 /// The file, in `$OUT_DIR`, that [`compile_dir`] writes and `celer::include_kernels!()` includes.
 pub const GENERATED: &str = "celer_kernels.rs";
@@ -121,26 +135,8 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, types: &str) -> Result<Stri
     let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).map_err(|e| {
         format!("error: {shown} fails naga validation{note}:\n{}", e.emit_to_string_with_path(&source, shown))
     })?;
-    // Out-of-bounds indices are clamped (`Restrict`) instead of left undefined (naga's default, `Unchecked`): this
-    // is what lets the GPU layer dispatch kernels through safe functions. It costs a `min` per access.
-    let restrict = BoundsCheckPolicy::Restrict;
-    let options = spv::Options {
-        // SPIR-V 1.3 (Vulkan 1.1) so kernels may use subgroup operations.
-        lang_version: (1, 3),
-        bounds_check_policies: BoundsCheckPolicies {
-            index: restrict,
-            buffer: restrict,
-            image_load: restrict,
-            binding_array: restrict,
-        },
-        ..spv::Options::default()
-    };
-    let words = spv::write_vec(&module, &info, &options, None)
-        .map_err(|e| format!("error: {shown}: naga cannot write SPIR-V: {e}"))?;
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let spv_path = out_dir.join(format!("{stem}.spv"));
-    fs::write(&spv_path, bytes).map_err(|e| format!("error: cannot write {}: {e}", spv_path.display()))?;
-
+    let words = write_spirv(&module, &info).map_err(|e| format!("error: {shown}: naga cannot write SPIR-V: {e}"))?;
+    write_words(&out_dir.join(format!("{stem}.spv")), &words)?;
     let mut entry_points = String::new();
     for ep in module.entry_points.iter().filter(|ep| ep.stage == naga::ShaderStage::Compute) {
         let [x, y, z] = ep.workgroup_size;
@@ -162,17 +158,292 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, types: &str) -> Result<Stri
         .map(|binding| binding.binding + 1)
         .max()
         .unwrap_or(0);
+    // The preludes first: naga wants a function defined before its callers, and the kernel's functions will call
+    // celer_index_checked.
+    let checked_prelude = CHECKED_PRELUDE.replace("CELER_CHECK_BINDING", &group0_bindings.to_string());
+    let own = &source[..source.len() - PRELUDE.len() - 1];
+    let checked_source = format!("{PRELUDE}\n{checked_prelude}\n{own}");
+    let mut checked = naga::front::wgsl::parse_str(&checked_source).map_err(|e| {
+        format!("error: {shown}: its checked variant does not parse: {}", e.emit_to_string(&checked_source))
+    })?;
+    checked_module(&mut checked)?;
+    let checked_info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&checked).map_err(|e| {
+        format!("error: {shown}: its checked variant fails naga validation:\n{}", e.emit_to_string(&checked_source))
+    })?;
+    let checked_words = write_spirv(&checked, &checked_info)
+        .map_err(|e| format!("error: {shown}: naga cannot write the checked variant's SPIR-V: {e}"))?;
+    write_words(&out_dir.join(format!("{stem}.checked.spv")), &checked_words)?;
     Ok(format!(
         "\n/// SPIR-V of `{shown}`, compiled by naga at build time.\n\
          pub const {ident}: {types}::KernelSource = {{\n    \
-         // SAFETY: the SPIR-V comes from naga, from a validated module, with bounds-checked indexing.\n    \
+         // SAFETY: both SPIR-V modules come from naga, from validated modules, with bounds-checked indexing.\n    \
          unsafe {{\n        \
          {types}::KernelSource::from_build(\n            \
          {stem:?},\n            \
          include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.spv\")),\n            \
+         include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.checked.spv\")),\n            \
          &[{entry_points}],\n            \
          {group0_bindings},\n        \
          )\n    \
          }}\n}};\n"
     ))
+}
+
+/// SPIR-V 1.3 of a validated module, with out-of-bounds indices clamped.
+fn write_spirv(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<Vec<u32>, spv::Error> {
+    // Out-of-bounds indices are clamped (`Restrict`) instead of left undefined (naga's default, `Unchecked`): this
+    // is what lets the GPU layer dispatch kernels through safe functions. It costs a `min` per access.
+    let restrict = BoundsCheckPolicy::Restrict;
+    let options = spv::Options {
+        // SPIR-V 1.3 (Vulkan 1.1) so kernels may use subgroup operations.
+        lang_version: (1, 3),
+        bounds_check_policies: BoundsCheckPolicies {
+            index: restrict,
+            buffer: restrict,
+            image_load: restrict,
+            binding_array: restrict,
+        },
+        ..spv::Options::default()
+    };
+    spv::write_vec(module, info, &options, None)
+}
+
+/// Writes SPIR-V words as little-endian bytes.
+fn write_words(path: &Path, words: &[u32]) -> Result<(), String> {
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    fs::write(path, bytes).map_err(|e| format!("error: cannot write {}: {e}", path.display()))
+}
+
+/// The accessor argument that tells `celer_index_checked` to find the accessor by the box's value.
+pub const UNTRACED_ACCESSOR: u32 = u32::MAX;
+
+/// Where a function lives in a module.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum FnRef {
+    Function(Handle<Function>),
+    EntryPoint(usize),
+}
+
+fn function(module: &naga::Module, f: FnRef) -> &Function {
+    match f {
+        FnRef::Function(h) => &module.functions[h],
+        FnRef::EntryPoint(i) => &module.entry_points[i].function,
+    }
+}
+
+fn all_functions(module: &naga::Module) -> Vec<FnRef> {
+    let mut all: Vec<FnRef> = module.functions.iter().map(|(h, _)| FnRef::Function(h)).collect();
+    all.extend((0..module.entry_points.len()).map(FnRef::EntryPoint));
+    all
+}
+
+/// Calls `visit` on every statement of `block`, nested blocks included.
+fn each_statement(block: &naga::Block, visit: &mut impl FnMut(&Statement)) {
+    for s in block.iter() {
+        visit(s);
+        match s {
+            Statement::Block(b) => each_statement(b, visit),
+            Statement::If { accept, reject, .. } => {
+                each_statement(accept, visit);
+                each_statement(reject, visit);
+            }
+            Statement::Switch { cases, .. } => cases.iter().for_each(|c| each_statement(&c.body, visit)),
+            Statement::Loop { body, continuing, .. } => {
+                each_statement(body, visit);
+                each_statement(continuing, visit);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// [`each_statement`] with mutable statements.
+fn each_statement_mut(block: &mut naga::Block, visit: &mut impl FnMut(&mut Statement)) {
+    for s in block.iter_mut() {
+        visit(s);
+        match s {
+            Statement::Block(b) => each_statement_mut(b, visit),
+            Statement::If { accept, reject, .. } => {
+                each_statement_mut(accept, visit);
+                each_statement_mut(reject, visit);
+            }
+            Statement::Switch { cases, .. } => cases.iter_mut().for_each(|c| each_statement_mut(&mut c.body, visit)),
+            Statement::Loop { body, continuing, .. } => {
+                each_statement_mut(body, visit);
+                each_statement_mut(continuing, visit);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The accessor whose push-constant box `expr` (in function `f`) is, if the IR shows it: a load of member `m >= 1`
+/// of the `var<immediate>` struct is accessor `m - 1`; a parameter is followed to every call site, which must agree.
+fn accessor_of(module: &naga::Module, f: FnRef, expr: Handle<Expression>, depth: u32) -> Option<u32> {
+    let exprs = &function(module, f).expressions;
+    let immediate = |e: Handle<Expression>| matches!(exprs[e], Expression::GlobalVariable(g) if module.global_variables[g].space == AddressSpace::Immediate);
+    match exprs[expr] {
+        // `pc.src`: a load through a pointer to the member, or a member of the loaded struct.
+        Expression::Load { pointer } => match exprs[pointer] {
+            Expression::AccessIndex { base, index } if immediate(base) => index.checked_sub(1),
+            _ => None,
+        },
+        Expression::AccessIndex { base, index } => match exprs[base] {
+            Expression::Load { pointer } if immediate(pointer) => index.checked_sub(1),
+            _ => None,
+        },
+        Expression::FunctionArgument(arg) if depth < 8 => {
+            let FnRef::Function(callee) = f else { return None };
+            let mut found: Option<Option<u32>> = None;
+            for caller in all_functions(module) {
+                each_statement(&function(module, caller).body, &mut |s| {
+                    if let Statement::Call { function: called, arguments, .. } = s {
+                        if *called == callee {
+                            let a =
+                                arguments.get(arg as usize).and_then(|&e| accessor_of(module, caller, e, depth + 1));
+                            found = Some(match found {
+                                None => a,
+                                Some(prev) if prev == a => a,
+                                Some(_) => None,
+                            });
+                        }
+                    }
+                });
+            }
+            found.flatten()
+        }
+        _ => None,
+    }
+}
+
+/// Turns a module parsed with [`PRELUDE`] and [`CHECKED_PRELUDE`] into the checked variant: every call of
+/// `celer_index(box, item)` becomes `celer_index_checked(box, item, accessor)`, with `accessor` from the IR
+/// ([`UNTRACED_ACCESSOR`] where it cannot be traced). Returns how many calls it rewrote.
+///
+/// # Errors
+/// If the module lacks the two functions (it was not parsed with both preludes).
+pub fn checked_module(module: &mut naga::Module) -> Result<usize, String> {
+    let find = |name: &str| {
+        module
+            .functions
+            .iter()
+            .find(|(_, f)| f.name.as_deref() == Some(name))
+            .map(|(h, _)| h)
+            .ok_or_else(|| format!("error: the checked variant has no function {name} (prelude missing)"))
+    };
+    let (index, checked) = (find("celer_index")?, find("celer_index_checked")?);
+    // First the accessors of every call (reading the whole module), by function and call result...
+    let mut accessors: HashMap<(FnRef, Handle<Expression>), u32> = HashMap::new();
+    for f in all_functions(module) {
+        if f == FnRef::Function(checked) {
+            continue;
+        }
+        each_statement(&function(module, f).body, &mut |s| {
+            if let Statement::Call { function: called, arguments, result: Some(result) } = s {
+                if *called == index {
+                    let accessor = accessor_of(module, f, arguments[0], 0).unwrap_or(UNTRACED_ACCESSOR);
+                    accessors.insert((f, *result), accessor);
+                }
+            }
+        });
+    }
+    // naga's validator wants callees before their callers in the arena (the parse puts the preludes first).
+    if let Some(&(FnRef::Function(caller), _)) =
+        accessors.keys().find(|(f, _)| matches!(f, FnRef::Function(h) if *h < checked))
+    {
+        return Err(format!(
+            "error: function {:?} calls celer_index but comes before celer_index_checked in the module",
+            module.functions[caller].name
+        ));
+    }
+    // ... then the rewrite: a literal needs no `Emit`, so appending one to the arena is enough.
+    let rewritten = accessors.len();
+    for f in all_functions(module) {
+        let func = match f {
+            FnRef::Function(h) => &mut module.functions[h],
+            FnRef::EntryPoint(i) => &mut module.entry_points[i].function,
+        };
+        let (expressions, body) = (&mut func.expressions, &mut func.body);
+        each_statement_mut(body, &mut |s| {
+            if let Statement::Call { function: called, arguments, result: Some(result) } = s {
+                if let Some(&accessor) = accessors.get(&(f, *result)) {
+                    let literal = expressions.append(Expression::Literal(Literal::U32(accessor)), Span::UNDEFINED);
+                    *called = checked;
+                    arguments.push(literal);
+                    expressions[*result] = Expression::CallResult(checked);
+                }
+            }
+        });
+    }
+    Ok(rewritten)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `source` with both preludes (record at binding 2), made checked and validated; the accessor argument of
+    /// every `celer_index_checked` call, sorted.
+    fn accessors(source: &str) -> Vec<u32> {
+        let text = format!("{PRELUDE}\n{}\n{source}", CHECKED_PRELUDE.replace("CELER_CHECK_BINDING", "2"));
+        let mut module = naga::front::wgsl::parse_str(&text).expect("parses");
+        checked_module(&mut module).expect("rewrites");
+        Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).expect("validates");
+        let checked =
+            module.functions.iter().find(|(_, f)| f.name.as_deref() == Some("celer_index_checked")).unwrap().0;
+        let mut found = Vec::new();
+        for f in all_functions(&module) {
+            let exprs = &function(&module, f).expressions;
+            each_statement(&function(&module, f).body, &mut |s| {
+                if let Statement::Call { function, arguments, .. } = s {
+                    assert_ne!(
+                        module.functions[*function].name.as_deref(),
+                        Some("celer_index"),
+                        "a celer_index call was left unchecked"
+                    );
+                    if *function == checked {
+                        match exprs[*arguments.last().unwrap()] {
+                            Expression::Literal(Literal::U32(a)) => found.push(a),
+                            ref other => panic!("the accessor argument is {other:?}"),
+                        }
+                    }
+                }
+            });
+        }
+        found.sort_unstable();
+        found
+    }
+
+    const HEADER: &str = "struct Params { chunk: CelerBox, src: CelerBox, dst: CelerBox }
+        @group(0) @binding(0) var<storage, read> src: array<f32>;
+        @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+        var<immediate> pc: Params;";
+
+    #[test]
+    fn each_celer_index_call_names_the_accessor_of_its_push_constant_member() {
+        let source = format!(
+            "{HEADER}
+            @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+                let item = celer_item_1d(pc.chunk, gid);
+                dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)];
+            }}"
+        );
+        assert_eq!(accessors(&source), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_box_passed_as_a_parameter_is_followed_to_its_call_sites() {
+        // `load` is only ever called with pc.src: accessor 0. `any` gets both boxes: found by value at run time.
+        let source = format!(
+            "{HEADER}
+            fn load(b: CelerBox, item: vec3<u32>) -> f32 {{ return src[celer_index(b, item)]; }}
+            fn any(b: CelerBox, item: vec3<u32>) -> u32 {{ return celer_index(b, item); }}
+            @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+                let item = celer_item_1d(pc.chunk, gid);
+                let i = any(pc.src, item) + any(pc.dst, item);
+                dst[celer_index(pc.dst, item)] = load(pc.src, item) + f32(i);
+            }}"
+        );
+        assert_eq!(accessors(&source), vec![0, 1, UNTRACED_ACCESSOR]);
+    }
 }

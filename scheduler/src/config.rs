@@ -77,6 +77,14 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "ranks compare a hash of their submitted tasks at every horizon and epoch; a mismatch stops the run",
     },
     EnvVar {
+        name: CHECK_BOUNDS,
+        accepted: "on, off (also 1, 0, true, false)",
+        default: "off",
+        effect: "kernels run their checked variant, which records every celer_index access outside the region the \
+                 accessor's range mapper declared for the chunk; the run stops on every rank naming the task, the \
+                 buffer and the box of cells touched outside (slower: a debugging aid, like Celerity's debug builds)",
+    },
+    EnvVar {
         name: TRACE,
         accepted: "a file path",
         default: "unset (no trace)",
@@ -106,6 +114,14 @@ pub const VARIABLES: &[EnvVar] = &[
         accepted: "on, off (also 1, 0, true, false)",
         default: "off",
         effect: "logs each rank's device (at any log level)",
+    },
+    EnvVar {
+        name: INJECT_FAULT,
+        accepted: "device-lost@N (N an integer >= 1)",
+        default: "unset (no fault)",
+        effect: "for testing the failure path only: the GPU layer reports VK_ERROR_DEVICE_LOST at its N-th poll with \
+                 work in flight, as if the device had been lost; the run stops on every rank naming the device and \
+                 the lost work",
     },
 ];
 
@@ -137,6 +153,10 @@ pub const DEVICE: &str = "CELER_DEVICE";
 pub const DEVICES: &str = "CELER_DEVICES";
 /// `CELER_PRINT_DEVICE`.
 pub const PRINT_DEVICE: &str = "CELER_PRINT_DEVICE";
+/// `CELER_CHECK_BOUNDS`.
+pub const CHECK_BOUNDS: &str = "CELER_CHECK_BOUNDS";
+/// `CELER_INJECT_FAULT`.
+pub const INJECT_FAULT: &str = "CELER_INJECT_FAULT";
 
 /// The stall timeout when `CELER_STALL_TIMEOUT` is unset: long enough for any single kernel or transfer of a
 /// sane program, short enough that a hung CI job says why well before it is killed.
@@ -180,6 +200,10 @@ pub struct RuntimeConfig {
     pub devices: usize,
     /// `CELER_PRINT_DEVICE`.
     pub print_device: bool,
+    /// `CELER_CHECK_BOUNDS`: run kernels' checked variants and stop at the first out-of-bounds access.
+    pub check_bounds: bool,
+    /// `CELER_INJECT_FAULT=device-lost@N`: the GPU poll at which to simulate a lost device (testing only).
+    pub inject_device_lost: Option<u64>,
 }
 
 impl Default for RuntimeConfig {
@@ -197,6 +221,8 @@ impl Default for RuntimeConfig {
             device: None,
             devices: 1,
             print_device: false,
+            check_bounds: false,
+            inject_device_lost: None,
         }
     }
 }
@@ -280,6 +306,13 @@ impl RuntimeConfig {
         if let Some(v) = get(PRINT_DEVICE) {
             config.print_device = switch(&v).ok_or_else(|| bad(PRINT_DEVICE, &v))?;
         }
+        if let Some(v) = get(CHECK_BOUNDS) {
+            config.check_bounds = switch(&v).ok_or_else(|| bad(CHECK_BOUNDS, &v))?;
+        }
+        if let Some(v) = get(INJECT_FAULT) {
+            let n = v.strip_prefix("device-lost@").and_then(|n| n.parse::<u64>().ok()).filter(|&n| n >= 1);
+            config.inject_device_lost = Some(n.ok_or_else(|| bad(INJECT_FAULT, &v))?);
+        }
         Ok(config)
     }
 }
@@ -326,6 +359,8 @@ mod tests {
             (DEVICE, "1"),
             (DEVICES, "2"),
             (PRINT_DEVICE, "1"),
+            (CHECK_BOUNDS, "on"),
+            (INJECT_FAULT, "device-lost@3"),
         ])
         .unwrap();
         assert_eq!(c.log_level, log::LevelFilter::Debug);
@@ -341,6 +376,8 @@ mod tests {
         assert_eq!(c.device, Some(1));
         assert_eq!(c.devices, 2);
         assert!(c.print_device);
+        assert!(c.check_bounds);
+        assert_eq!(c.inject_device_lost, Some(3));
         assert_eq!(with(&[(STALL_TIMEOUT, "OFF")]).unwrap().stall_timeout, None);
     }
 
@@ -364,6 +401,9 @@ mod tests {
             (DEVICE, "gpu0", "device index"),
             (DEVICES, "0", "an integer >= 1"),
             (PRINT_DEVICE, "2", "on, off"),
+            (CHECK_BOUNDS, "debug", "on, off"),
+            (INJECT_FAULT, "device-lost@0", "device-lost@N"),
+            (INJECT_FAULT, "oom", "device-lost@N"),
         ] {
             let e = with(&[(var, value)]).unwrap_err();
             assert_eq!(e.variable, var);
@@ -382,14 +422,16 @@ mod tests {
             OVERLAP,
             STALL_TIMEOUT,
             CHECK_DIVERGENCE,
+            CHECK_BOUNDS,
             TRACE,
             DUMP_GRAPHS,
             DEVICE,
             DEVICES,
             PRINT_DEVICE,
+            INJECT_FAULT,
         ] {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 13);
     }
 }

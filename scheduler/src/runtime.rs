@@ -497,6 +497,31 @@ struct PreparedKernel {
     identities: Vec<(BufferId, Vec<u8>)>,
     /// Names rank, command and task in errors.
     context: String,
+    /// With `CELER_CHECK_BOUNDS`: what the checked dispatch compares against and names in its report.
+    check: Option<Box<CheckInfo>>,
+}
+
+/// What a checked kernel dispatch (`CELER_CHECK_BOUNDS`) declared, to check its accesses against and to name in the
+/// report.
+#[derive(Clone)]
+struct CheckInfo {
+    /// Per accessor (then reduction), in binding order: the bounding box of the region its range mapper gave for
+    /// this chunk (the whole buffer for a reduction).
+    declared: Vec<GridBox>,
+    /// Per accessor: how to name it, e.g. `read of buffer B0 "src" through one_to_one`.
+    names: Vec<String>,
+    /// Per accessor: its buffer.
+    buffers: Vec<BufferId>,
+    /// `task T1 "shift" (C3 on N0, kernel shift::main, chunk [0] - [32])`.
+    what: String,
+}
+
+/// A checked dispatch's bounds record, downloaded with its batch and read once that completes.
+struct PendingCheck {
+    batch: celer_exec::gpu::BatchId,
+    download: celer_exec::gpu::DownloadId,
+    record: DeviceAllocation,
+    info: Box<CheckInfo>,
 }
 
 /// GPU work a command started in this loop step. The step collects all of it and submits it as one batch at its
@@ -621,6 +646,16 @@ fn box3(b: &GridBox) -> Box3 {
     Box3::new(b.min(), b.max())
 }
 
+/// A backend box as a graph box of a `dims`-dimensional buffer (trailing dimensions `[0, 1)`).
+fn grid_box(b: &Box3, dims: usize) -> GridBox {
+    let (mut min, mut max) = (b.min(), b.max());
+    for d in dims.max(1)..3 {
+        min[d] = 0;
+        max[d] = 1;
+    }
+    GridBox::new(min, max)
+}
+
 fn key_of(t: &celer_graph::TransferId) -> TransferKey {
     TransferKey(t.task.0, t.buffer.0, t.reduction.map_or(u64::MAX, |r| r.0))
 }
@@ -690,6 +725,13 @@ pub struct RankLoop<'c> {
     /// `CELER_DUMP_GRAPHS`: where the DOT files go at shutdown, and a copy of every task (the command generator
     /// records its commands meanwhile). Memory grows with the program: a debugging aid.
     dump: Option<(std::path::PathBuf, Vec<celer_graph::Task>)>,
+    /// `CELER_CHECK_BOUNDS`: kernels run their checked variant; `checks` holds the records of batches in flight.
+    check_bounds: bool,
+    checks: Vec<PendingCheck>,
+    /// Set with an error that every rank is likely to hit at about the same time (an out-of-bounds access of a
+    /// distributed kernel, a lost device): the runtime thread then waits [`FAULT_GRACE`] before ending the job, so
+    /// that the other ranks print theirs too.
+    pub(crate) fault_grace: bool,
 }
 
 /// A rank's side of the divergence check (see [`crate::divergence`]).
@@ -803,6 +845,9 @@ impl<'c> RankLoop<'c> {
             host_done: HashMap::new(),
             divergence,
             dump: runtime.dump_graphs.clone().map(|dir| (dir, Vec::new())),
+            check_bounds: runtime.check_bounds,
+            checks: Vec::new(),
+            fault_grace: false,
         })
     }
 
@@ -913,8 +958,13 @@ impl<'c> RankLoop<'c> {
         self.completions.clear();
         self.engine.poll(&mut self.completions).map_err(|e| e.to_string())?;
         self.batches.clear();
-        self.gpu.poll(&mut self.batches).map_err(|e| e.to_string())?;
+        if let Err(e) = self.gpu.poll(&mut self.batches) {
+            return Err(self.gpu_failed(e));
+        }
         let mut progressed = !self.completions.is_empty() || !self.batches.is_empty();
+        if !self.checks.is_empty() && !self.batches.is_empty() {
+            self.read_checks()?;
+        }
         if let (Some(trace), false) = (&mut self.trace, self.batches.is_empty()) {
             let now = std::time::Instant::now();
             let gpu = &self.gpu;
@@ -1138,6 +1188,21 @@ impl<'c> RankLoop<'c> {
             return Ok(());
         }
         let ops = std::mem::take(&mut self.pending);
+        // Checked kernels' bounds records, allocated before the batch borrows the GPU. TODO(perf): pool them; this
+        // is a debugging mode.
+        let mut records = Vec::new();
+        for op in &ops {
+            if let GpuOp::Kernel(PreparedKernel { check: Some(info), context, .. }) = op {
+                let words = celer_exec::gpu::bounds_record_words(info.declared.len());
+                let record = self
+                    .gpu
+                    .allocate(Box3::d1(0, words), 4)
+                    .map_err(|e| format!("{context}: the bounds record of CELER_CHECK_BOUNDS: {e}"))?;
+                records.push(record);
+            }
+        }
+        let mut records = records.into_iter();
+        let mut checks = Vec::new();
         let mut downloads = Vec::with_capacity(self.pending_downloads);
         let mut kernels = 0u64;
         let mut uploads = 0usize;
@@ -1169,7 +1234,24 @@ impl<'c> RankLoop<'c> {
                             AccessMode::Write | AccessMode::DiscardWrite => Access::write(d),
                         });
                     }
-                    batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(|e| format!("{}: {e}", k.context))?;
+                    if let Some(info) = k.check {
+                        let record = records.next().expect("one record per checked kernel");
+                        let declared: Vec<Box3> = info.declared.iter().map(box3).collect();
+                        let allocations: Vec<Box3> = list.iter().map(|a| a.allocation().bounds()).collect();
+                        let words = celer_exec::gpu::bounds_record_init(&declared, &allocations);
+                        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+                        let all = record.bounds();
+                        batch.upload(&record, all, &bytes, all).map_err(|e| format!("{}: {e}", k.context))?;
+                        batch
+                            .dispatch_checked(k.kernel, k.launch, &list, &k.scalars, &record)
+                            .map_err(|e| format!("{}: {e}", k.context))?;
+                        let download = batch.download(&record, all).map_err(|e| format!("{}: {e}", k.context))?;
+                        checks.push((download, record, info));
+                    } else {
+                        batch
+                            .dispatch(k.kernel, k.launch, &list, &k.scalars)
+                            .map_err(|e| format!("{}: {e}", k.context))?;
+                    }
                     kernels += 1;
                 }
                 GpuOp::Upload { buffer, region, bytes, bounds, context } => {
@@ -1193,6 +1275,12 @@ impl<'c> RankLoop<'c> {
             }
         }
         let id = batch.submit().map_err(|e| e.to_string())?;
+        self.checks.extend(checks.into_iter().map(|(download, record, info)| PendingCheck {
+            batch: id,
+            download,
+            record,
+            info,
+        }));
         // The submitted batch keeps the old allocations' memory until it completes.
         for old in grown {
             self.gpu.free(old);
@@ -1227,6 +1315,101 @@ impl<'c> RankLoop<'c> {
             }
         }
         Ok(())
+    }
+
+    /// Reads the bounds records of checked kernels whose batch completed (`CELER_CHECK_BOUNDS`).
+    ///
+    /// # Errors
+    /// An out-of-bounds access, naming the task, command, kernel and chunk, and for each accessor at fault its
+    /// buffer, what it declared and the bounding box of the cells the kernel touched outside that.
+    fn read_checks(&mut self) -> Result<(), String> {
+        let mut failures = Vec::new();
+        let mut i = 0;
+        while i < self.checks.len() {
+            if !self.gpu.is_complete(self.checks[i].batch) {
+                i += 1;
+                continue;
+            }
+            let check = self.checks.swap_remove(i);
+            let mut bytes = vec![0u8; check.record.bytes()];
+            let all = check.record.bounds();
+            self.gpu.read_download(check.download, &mut bytes, all).map_err(|e| e.to_string())?;
+            self.gpu.free(check.record);
+            let words: Vec<u32> = bytes.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
+            let report = celer_exec::gpu::read_bounds_record(&words);
+            if report.unattributed > 0 {
+                log::warn!(
+                    "CELER_CHECK_BOUNDS: {} indexed {} time(s) with a box that is no accessor's allocation box, so \
+                     those accesses could not be checked",
+                    check.info.what,
+                    report.unattributed
+                );
+            }
+            let info = &check.info;
+            let mut lines = Vec::new();
+            for (k, outside) in report.accessors.iter().enumerate() {
+                if let Some((count, cells)) = outside {
+                    let dims = info.buffers.get(k).and_then(|b| self.buffers.get(b)).map_or(3, |b| b.dims);
+                    let cells = grid_box(cells, dims);
+                    lines.push(format!(
+                        "accessor {k} ({}) accessed {cells} ({count} access(es) outside), but its range mapper \
+                         declared only {} for this chunk",
+                        info.names.get(k).map_or("?", String::as_str),
+                        info.declared[k]
+                    ));
+                }
+            }
+            if !lines.is_empty() {
+                failures.push(format!(
+                    "out-of-bounds access in {}: {}; declare a range mapper that covers every cell the kernel touches \
+                     (e.g. neighborhood for a stencil), or fix the kernel's indexing (found by CELER_CHECK_BOUNDS)",
+                    info.what,
+                    lines.join("; ")
+                ));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            self.fault_grace = true;
+            Err(failures.join("\n"))
+        }
+    }
+
+    /// Turns a failed GPU poll into the error that ends the run; for a lost device it names the GPU work that was
+    /// in flight, command by command.
+    fn gpu_failed(&mut self, e: celer_exec::gpu::GpuError) -> String {
+        let celer_exec::gpu::GpuError::DeviceLost { batches, .. } = &e else { return e.to_string() };
+        self.fault_grace = true;
+        let mut lines = vec![format!("N{}: {e}. The lost work:", self.node)];
+        for b in batches {
+            let mut held = Vec::new();
+            for (id, flight) in &self.in_flight {
+                if let InFlight::Gpu(GpuRef::Submitted(batch), after) = flight {
+                    if batch == b {
+                        let stage = match after {
+                            AfterGpu::Done => match self.kernel_of(*id) {
+                                Some(kernel) => format!("kernel {kernel}"),
+                                None => "upload or copy".to_string(),
+                            },
+                            AfterGpu::Push { .. } => "download of data to send".to_string(),
+                            AfterGpu::Reduce { .. } => "download of a partial reduction result".to_string(),
+                            AfterGpu::HostInputs { .. } => "download of a host task's inputs".to_string(),
+                            AfterGpu::Fence { .. } => "download of a fence".to_string(),
+                        };
+                        held.push(format!("{} ({stage})", self.command_ident(*id)));
+                    }
+                }
+            }
+            if held.len() > LOST_WORK_LISTED {
+                let more = held.len() - LOST_WORK_LISTED;
+                held.truncate(LOST_WORK_LISTED);
+                held.push(format!("and {more} more"));
+            }
+            let held = if held.is_empty() { "uploads and copies only".to_string() } else { held.join(", ") };
+            lines.push(format!("    batch {b}: {held}"));
+        }
+        lines.join("\n")
     }
 
     fn is_done(&self, id: CommandId) -> bool {
@@ -1662,10 +1845,32 @@ impl RankLoop<'_> {
         }
         let dims = task.spec.dims.max(1);
         let context = fail(format!("in {}", task.ident()));
+        let check = self.check_bounds.then(|| {
+            let mut names: Vec<String> = task
+                .spec
+                .accesses
+                .iter()
+                .map(|a| {
+                    let mode = format!("{:?}", a.mode).to_lowercase().replace("discardwrite", "discard_write");
+                    format!("{mode} of {} through {}", self.buffer_ident(a.buffer), a.mapper.name())
+                })
+                .collect();
+            names
+                .extend(task.spec.reductions.iter().map(|r| format!("reduction into {}", self.buffer_ident(r.buffer))));
+            let kernel = format!("{}::{}", payload.source.name(), payload.entry);
+            let what = format!("{} ({} on N{rank}, kernel {kernel}, chunk {chunk})", task.ident(), cmd.id);
+            let (declared, buffers) = needs.iter().map(|&(b, d)| (d, b)).unzip();
+            Box::new(CheckInfo { declared, names, buffers, what })
+        });
         for (buffer, bounds) in needs {
             self.cover(buffer, &bounds).map_err(fail)?;
         }
-        let kernel = self.gpu.load_kernel(payload.source, payload.entry).map_err(|e| fail(e.to_string()))?;
+        let kernel = if self.check_bounds {
+            self.gpu.load_kernel_checked(payload.source, payload.entry)
+        } else {
+            self.gpu.load_kernel(payload.source, payload.entry)
+        };
+        let kernel = kernel.map_err(|e| fail(e.to_string()))?;
         // A download collected before this kernel (typically for a push of the previous step) goes out in a batch
         // of its own: in one batch with the kernel, its data would leave only after the kernel, and the rank
         // waiting for it would idle for a whole kernel.
@@ -1681,6 +1886,7 @@ impl RankLoop<'_> {
                 // Reductions never split (start_interior), so the one launch resets them.
                 identities: if n == 0 { std::mem::take(&mut identities) } else { Vec::new() },
                 context: context.clone(),
+                check: check.clone(),
             }));
         }
         Ok(())
@@ -1894,6 +2100,9 @@ impl RankLoop<'_> {
     }
 }
 
+/// How many commands of one lost batch a device-loss report lists (the rest are counted).
+const LOST_WORK_LISTED: usize = 8;
+
 /// How many queued commands a stall report lists (the rest are counted).
 const STALL_REPORT_QUEUED: usize = 8;
 
@@ -1907,6 +2116,13 @@ impl RankLoop<'_> {
             },
             None => format!("{id}"),
         }
+    }
+
+    /// The kernel (`file::entry`) an execution command runs, while its task is in memory.
+    fn kernel_of(&self, id: CommandId) -> Option<String> {
+        let CommandKind::Execution { task, .. } = &self.cdag.command(id)?.kind else { return None };
+        let payload = self.tm.task(*task)?.spec.payload.as_ref()?.downcast_ref::<KernelPayload>()?;
+        Some(format!("{}::{}", payload.source.name(), payload.entry))
     }
 
     /// Names buffer `b` for messages: `buffer B0 "data"`.
@@ -1967,11 +2183,14 @@ impl RankLoop<'_> {
                 }
                 InFlight::Gpu(batch, after) => {
                     let stage = match after {
-                        AfterGpu::Done => "GPU work (kernel or copy)",
-                        AfterGpu::Push { .. } => "the GPU download of data to send",
-                        AfterGpu::Reduce { .. } => "the GPU download of a partial reduction result",
-                        AfterGpu::HostInputs { .. } => "the GPU download of a host task's inputs",
-                        AfterGpu::Fence { .. } => "the GPU download of a fence",
+                        AfterGpu::Done => match self.kernel_of(*id) {
+                            Some(kernel) => format!("GPU work (kernel {kernel})"),
+                            None => "GPU work (kernel or copy)".to_string(),
+                        },
+                        AfterGpu::Push { .. } => "the GPU download of data to send".to_string(),
+                        AfterGpu::Reduce { .. } => "the GPU download of a partial reduction result".to_string(),
+                        AfterGpu::HostInputs { .. } => "the GPU download of a host task's inputs".to_string(),
+                        AfterGpu::Fence { .. } => "the GPU download of a fence".to_string(),
                     };
                     let submitted = if *batch == GpuRef::Open { ", not yet submitted" } else { "" };
                     format!("{what}: waits for {stage}{submitted}")
@@ -2101,6 +2320,10 @@ impl Drop for RuntimeHandle {
     }
 }
 
+/// How long a rank that found a fault every rank may hit (an out-of-bounds access, a lost device) waits before
+/// aborting the job, so that the other ranks report theirs too.
+const FAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long a rank that found a stall waits before aborting the job, so that the other ranks, whose own timers
 /// run out at about the same time, print what they wait for too.
 const STALL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -2226,7 +2449,11 @@ fn run(
     let comms: Vec<&Communicator> = std::iter::once(&comm).chain(dups.iter()).collect();
     let mut loops = Vec::with_capacity(devices);
     for k in 0..devices {
-        let options = celer_exec::gpu::GpuOptions { device_of_rank: (k, devices), ..Default::default() };
+        let options = celer_exec::gpu::GpuOptions {
+            device_of_rank: (k, devices),
+            lose_device_at_poll: runtime.inject_device_lost,
+            ..Default::default()
+        };
         let gpu = Gpu::with_options(options).unwrap_or_else(|e| abort(format!("GPU start-up failed: {e}")));
         let which = if devices > 1 { format!("rank {rank} (device {k} of {devices})") } else { format!("rank {rank}") };
         let line = format!("{which} of {} runs on {}", comm.size(), gpu.info());
@@ -2260,7 +2487,14 @@ fn run(
         for rank_loop in loops.iter_mut() {
             let stepped = rank_loop.step();
             let now = std::time::Instant::now();
-            let stepped = stepped.unwrap_or_else(|e| abort(e));
+            let stepped = stepped.unwrap_or_else(|e| {
+                if rank_loop.fault_grace {
+                    crate::logging::fatal(&e);
+                    std::thread::sleep(FAULT_GRACE);
+                    comm.abort(1)
+                }
+                abort(e)
+            });
             if let Some(trace) = &mut rank_loop.trace {
                 trace.loop_state(busy || stepped, now);
             }

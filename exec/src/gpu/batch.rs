@@ -370,19 +370,68 @@ impl<'g> Batch<'g> {
         accessors: &[Access<'_>],
         scalars: &[u32],
     ) -> Result<(), GpuError> {
+        self.record_dispatch(kernel, launch, accessors, scalars, None)
+    }
+
+    /// [`dispatch`](Self::dispatch) of a kernel's checked variant ([`Gpu::load_kernel_checked`]), which also
+    /// records every `celer_index` access outside the box its accessor declared into `record`: an allocation of
+    /// at least [`bounds_record_words`](super::bounds_record_words) 4-byte cells, bound after the accessors. Upload
+    /// [`bounds_record_init`](super::bounds_record_init) into it first and download it afterwards (in this batch
+    /// or a later one; the hazard tracking orders them), then decode it with
+    /// [`read_bounds_record`](super::read_bounds_record).
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch`](Self::dispatch); [`GpuError::CheckedMismatch`] for a kernel loaded with
+    /// [`Gpu::load_kernel`], [`GpuError::BadBoundsRecord`] for a record too small.
+    pub fn dispatch_checked(
+        &mut self,
+        kernel: KernelId,
+        launch: super::Launch,
+        accessors: &[Access<'_>],
+        scalars: &[u32],
+        record: &DeviceAllocation,
+    ) -> Result<(), GpuError> {
+        self.record_dispatch(kernel, launch, accessors, scalars, Some(record))
+    }
+
+    fn record_dispatch(
+        &mut self,
+        kernel: KernelId,
+        launch: super::Launch,
+        accessors: &[Access<'_>],
+        scalars: &[u32],
+        record: Option<&DeviceAllocation>,
+    ) -> Result<(), GpuError> {
         let gpu = &mut *self.gpu;
         let entry = lookup(&gpu.kernels, gpu.serial, kernel)?;
+        if entry.checked != record.is_some() {
+            return Err(GpuError::CheckedMismatch { kernel: entry.name.clone(), checked: entry.checked });
+        }
+        if let Some(r) = record {
+            let needed = 4 * super::bounds_record_words(accessors.len());
+            if r.elem_size != 4 || r.bytes() < needed {
+                return Err(GpuError::BadBoundsRecord {
+                    kernel: entry.name.clone(),
+                    bytes: r.bytes(),
+                    elem_size: r.elem_size,
+                    accessors: accessors.len(),
+                    needed,
+                });
+            }
+        }
         let groups = prepare_dispatch(entry, &launch, accessors, scalars, &gpu.limits, &mut gpu.scratch.words)?;
         if launch.chunk().is_empty() {
             return Ok(());
         }
         // The pipeline and its layout live in the Gpu's cache as long as the Gpu, which outlives
         // every batch in flight (Gpu's Drop waits for them), so raw handles suffice.
-        let (pipeline, layout, bindings) = (entry.pipeline.handle(), entry.layout.handle(), entry.bindings);
+        let (pipeline, layout) = (entry.pipeline.handle(), entry.layout.handle());
+        let bindings = entry.bindings + usize::from(entry.checked);
         let set = if bindings > 0 {
             let set_layout =
                 gpu.layouts[bindings].as_ref().expect("load_kernel created the layout for its bindings").set.clone();
-            Some(gpu.descriptor_set(&set_layout, accessors)?)
+            Some(gpu.descriptor_set(&set_layout, accessors, record)?)
         } else {
             None
         };
@@ -390,6 +439,7 @@ impl<'g> Batch<'g> {
         let mut accesses = std::mem::take(&mut self.gpu.scratch.accesses);
         accesses.clear();
         accesses.extend(accessors.iter().map(|a| (a.alloc.id, a.mode.writes())));
+        accesses.extend(record.map(|r| (r.id, true)));
         self.access(&accesses);
         self.gpu.scratch.accesses = accesses;
 
@@ -439,7 +489,8 @@ impl<'g> Batch<'g> {
             )
         };
         // SAFETY: `cb` is recording, with the kernel's pipeline bound, its descriptor set bound
-        // (bindings 0..n, one per declared binding, checked by prepare_dispatch) and all its
+        // (bindings 0..n, one per declared binding, checked by prepare_dispatch, and for the checked
+        // variant the bounds record at binding n, checked above to hold the words it indexes) and all its
         // push constants set (the kernel declares no more than were pushed, also checked). The
         // kernel's SPIR-V comes from build.rs with bounds-checked indexing (`Restrict`), so it
         // stays inside the bound allocations; the hazard tracker put a barrier before this

@@ -54,6 +54,8 @@ pub(super) struct KernelEntry {
     pub(super) workgroup_size: [u32; 3],
     /// How many accessors it takes: the bindings its file declares in `@group(0)`.
     pub(super) bindings: usize,
+    /// Whether this is the checked variant, which binds a bounds record after the accessors.
+    pub(super) checked: bool,
     /// The push-constant bytes the entry point declares (0 if none), from SPIR-V reflection.
     pub(super) declared_push_bytes: usize,
     pub(super) pipeline: Arc<ComputePipeline>,
@@ -120,6 +122,7 @@ pub(super) fn create_kernel(
     entry_point: &str,
     layout: &LayoutPair,
     max_push_bytes: u32,
+    checked: bool,
 ) -> Result<KernelEntry, GpuError> {
     let name = format!("{}::{entry_point}", source.name());
     let no_entry_point = || GpuError::NoEntryPoint {
@@ -128,9 +131,9 @@ pub(super) fn create_kernel(
         available: source.entry_points().iter().map(|ep| ep.name).collect::<Vec<_>>().join(", "),
     };
     let desc = source.entry_point(entry_point).ok_or_else(no_entry_point)?;
-    let words = source.spirv_words();
+    let words = if checked { source.checked_spirv_words() } else { source.spirv_words() };
     // SAFETY: `words` is SPIR-V that naga produced from a WGSL module it had validated
-    // (exec/build.rs; KernelSource cannot be built elsewhere), which is the validity
+    // (celer-kernel-build; KernelSource cannot be built elsewhere), which is the validity
     // ShaderModule::new asks for; vulkano also parses it and checks its capabilities.
     let module = unsafe { ShaderModule::new(device.clone(), ShaderModuleCreateInfo::new(&words)) }
         .map_err(during(format!("creating the shader module of kernel {name}")))?;
@@ -162,6 +165,7 @@ pub(super) fn create_kernel(
         entry_point: entry_point.to_owned(),
         workgroup_size: desc.workgroup_size,
         bindings: source.group0_bindings() as usize,
+        checked,
         declared_push_bytes,
         pipeline,
         layout: layout.pipeline.clone(),
@@ -381,10 +385,91 @@ pub(super) fn prepare_dispatch(
     Ok(groups)
 }
 
-/// The allocations a dispatch binds, in binding order, as the descriptor-set cache key.
-pub(super) fn binding_key(accessors: &[Access<'_>], key: &mut Vec<AllocationId>) {
+/// The allocations a dispatch binds, in binding order (a checked dispatch's bounds record last), as the
+/// descriptor-set cache key.
+pub(super) fn binding_key(accessors: &[Access<'_>], record: Option<&DeviceAllocation>, key: &mut Vec<AllocationId>) {
     key.clear();
     key.extend(accessors.iter().map(|a| a.alloc.id));
+    key.extend(record.map(|r| r.id));
+}
+
+/// Words of a bounds record before the accessors' entries: the accessor count, the unattributed-access count and
+/// two unused words.
+const RECORD_HEADER_WORDS: usize = 4;
+/// Words per accessor in a bounds record: declared box (6), allocation box (6), count (1), min (3), max (3), 5 unused.
+const RECORD_ACCESSOR_WORDS: usize = 24;
+
+/// The 32-bit words of the bounds record a checked dispatch ([`Batch::dispatch_checked`](super::Batch::dispatch_checked))
+/// with `accessors` accessors binds (the layout is documented in `exec/shaders/checked.wgsl.in`).
+pub fn bounds_record_words(accessors: usize) -> usize {
+    RECORD_HEADER_WORDS + RECORD_ACCESSOR_WORDS * accessors
+}
+
+/// The initial contents of a bounds record: for accessor `i`, the box it declared (`declared[i]`) and the box of
+/// the allocation bound to it (`allocations[i]`), no access recorded yet. Upload it before the checked dispatch.
+///
+/// # Panics
+/// If the two slices differ in length, or a box does not fit `u32` (dispatches check allocations; a declared box
+/// lies inside the buffer, whose allocation fits).
+///
+/// # Examples
+/// ```
+/// use celer_exec::gpu::{bounds_record_init, read_bounds_record, Box3};
+/// let words = bounds_record_init(&[Box3::d1(0, 8)], &[Box3::d1(0, 16)]);
+/// let report = read_bounds_record(&words);
+/// assert_eq!(report.unattributed, 0);
+/// assert_eq!(report.accessors, vec![None]);
+/// ```
+pub fn bounds_record_init(declared: &[Box3], allocations: &[Box3]) -> Vec<u32> {
+    assert_eq!(declared.len(), allocations.len(), "one declared box per allocation");
+    let mut words = Vec::with_capacity(bounds_record_words(declared.len()));
+    words.extend([declared.len() as u32, 0, 0, 0]);
+    for (d, a) in declared.iter().zip(allocations) {
+        assert!(d.fits_u32() && a.fits_u32(), "boxes of a bounds record must fit u32: {d}, {a}");
+        push_box(&mut words, d);
+        push_box(&mut words, a);
+        words.push(0);
+        words.extend([u32::MAX; 3]);
+        words.extend([0; 3]);
+        words.extend([0; 5]);
+    }
+    words
+}
+
+/// What a checked dispatch recorded ([`read_bounds_record`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundsReport {
+    /// Per accessor: `None` if all its accesses lay inside its declared box, else how many did not and the bounding
+    /// box of the cells they touched.
+    pub accessors: Vec<Option<(u32, Box3)>>,
+    /// Accesses through a box that was no accessor's allocation box (so none could be blamed).
+    pub unattributed: u32,
+}
+
+/// Decodes a bounds record read back after a checked dispatch.
+///
+/// # Panics
+/// If `words` is shorter than its accessor count says.
+pub fn read_bounds_record(words: &[u32]) -> BoundsReport {
+    let n = words[0] as usize;
+    assert!(
+        words.len() >= bounds_record_words(n),
+        "a bounds record of {n} accessors needs {} words",
+        bounds_record_words(n)
+    );
+    let accessors = (0..n)
+        .map(|k| {
+            let e = &words[RECORD_HEADER_WORDS + RECORD_ACCESSOR_WORDS * k..];
+            let count = e[12];
+            (count > 0).then(|| {
+                let (lo, hi) = (&e[13..16], &e[16..19]);
+                let min = [lo[0] as usize, lo[1] as usize, lo[2] as usize];
+                let max = [hi[0] as usize + 1, hi[1] as usize + 1, hi[2] as usize + 1];
+                (count, Box3::new(min, max))
+            })
+        })
+        .collect();
+    BoundsReport { accessors, unattributed: words[1] }
 }
 
 #[cfg(test)]
