@@ -1,8 +1,8 @@
 //! End to end, on real ranks and a real Vulkan device: explicit heat-equation steps in 1D and 2D (neighbourhood
 //! reads, so halos move between ranks every step), read back through fences on every rank and compared with a
 //! serial reference computed here; then a buffer written by a host task on rank 0 and fenced on every rank, and a
-//! collective host task that reads a whole buffer on every rank. Run alone (one rank) or under `mpirun -n N`;
-//! `./x test` does both.
+//! collective host task that reads a whole buffer on every rank. Run alone (one rank) or under `mpirun -n N`, with
+//! `--devices N` for N devices per rank; `./x test` does all three.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -152,6 +152,12 @@ fn main() -> ExitCode {
     // Interiors of any size run early (the default skips chunks this small), before any other thread starts.
     if std::env::var_os("CELER_OVERLAP").is_none() {
         std::env::set_var("CELER_OVERLAP", "1");
+    }
+    // `--devices N`: every rank drives N devices (CELER_DEVICES); the results must not change, and a collective
+    // host task's side effects must still run once per rank.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(n) = args.iter().position(|a| a == "--devices").and_then(|i| args.get(i + 1)) {
+        std::env::set_var("CELER_DEVICES", n);
     }
     common::run_on_every_rank("e2e_heat", "1D and 2D heat, host tasks and host objects verified", run)
 }

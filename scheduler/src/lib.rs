@@ -7,6 +7,7 @@
 //! - [`config`]: the `CELER_*` environment variables, parsed and validated in one place.
 //! - [`divergence`]: the running hash of the task stream that ranks compare at horizons and epochs.
 //! - [`logging`]: the `log` logger that prefixes every line with the rank.
+//! - [`overlap`]: the interior of a chunk, which a kernel can run before the data it awaits arrives.
 //! - [`runtime`]: the runtime thread and the loop that runs a rank's commands on the GPU and MPI.
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
@@ -18,6 +19,7 @@ pub mod check;
 pub mod config;
 pub mod divergence;
 pub mod logging;
+pub mod overlap;
 pub mod runtime;
 pub mod sim;
 pub mod split;

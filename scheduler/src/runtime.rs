@@ -667,6 +667,9 @@ pub struct RankLoop<'c> {
     /// This loop's node in the command graph: `rank × devices + device`; `nodes` of them in all.
     node: i32,
     nodes: i32,
+    /// This loop's device among the rank's `devices` (`CELER_DEVICES`).
+    device: usize,
+    devices: usize,
     engine: TransferEngine<'c>,
     gpu: Gpu,
     tm: TaskManager,
@@ -809,6 +812,8 @@ impl<'c> RankLoop<'c> {
             comm,
             node,
             nodes: num_ranks as i32,
+            device,
+            devices: comms.len().max(1),
             engine: TransferEngine::for_device(comms, device).map_err(|e| e.to_string())?,
             gpu,
             tm,
@@ -1463,6 +1468,19 @@ impl<'c> RankLoop<'c> {
             CommandKind::Execution { task, chunk, .. } => {
                 let task = self.tm.task(*task).ok_or_else(|| fail("its task was pruned".into()))?;
                 if task.kind() != TaskKind::DeviceCompute {
+                    // With several devices per rank, a collective host task is the rank's, not each device's: its
+                    // closure runs on device 0 only (once per rank, so host objects see each side effect once),
+                    // unless it writes buffers, which every node's chunk must then do.
+                    let collective = matches!(task.kind(), TaskKind::Collective(_)) && self.devices > 1;
+                    if collective && self.device != 0 && !task.spec.accesses.iter().any(|a| a.mode.produces()) {
+                        return Ok(None);
+                    }
+                    let (host_rank, host_ranks) = if collective && !task.spec.accesses.iter().any(|a| a.mode.produces())
+                    {
+                        (self.node as usize / self.devices, self.nodes as usize / self.devices)
+                    } else {
+                        (self.node as usize, self.nodes as usize)
+                    };
                     let payload = task
                         .spec
                         .payload
@@ -1491,13 +1509,8 @@ impl<'c> RankLoop<'c> {
                             produces: a.mode.produces(),
                         });
                     }
-                    let ctx = HostContext {
-                        chunk: *chunk,
-                        rank: self.node as usize,
-                        ranks: self.nodes as usize,
-                        views,
-                        objects: payload.1,
-                    };
+                    let ctx =
+                        HostContext { chunk: *chunk, rank: host_rank, ranks: host_ranks, views, objects: payload.1 };
                     let job = Box::new(HostJob { cmd: cmd.id, f: payload.0, ctx });
                     for v in &job.ctx.views {
                         if !v.bounds.is_empty() {
@@ -1950,71 +1963,24 @@ impl RankLoop<'_> {
         Ok(true)
     }
 
-    /// The largest box of `chunk` left after cutting away, face by face, the slabs whose accesses reach an
-    /// `awaited` region, or `None` (nothing to gain, or accesses of a shape this does not see through). Each
-    /// accessor's reach is measured as how far its mapped region extends past the chunk on each side; the result
-    /// is then checked against the real range mappers, so a wrong guess only loses the overlap, never correctness.
+    /// The interior of `chunk` for `task` given the `awaited` regions ([`crate::overlap::interior`]).
     fn interior_box(
         &self,
         task: &celer_graph::Task,
         chunk: &GridBox,
         awaited: &[(BufferId, &Region)],
     ) -> Option<GridBox> {
-        let dims = task.spec.dims.max(1);
-        let mut interior = *chunk;
+        let mut accessors = Vec::with_capacity(task.spec.accesses.len());
         for a in &task.spec.accesses {
             let state = self.buffers.get(&a.buffer)?;
-            let waits: Vec<&GridBox> =
-                awaited.iter().filter(|(b, _)| *b == a.buffer).flat_map(|(_, r)| r.boxes()).collect();
-            if waits.is_empty() {
-                continue;
-            }
-            if state.dims != dims {
-                return None;
-            }
-            let mapped = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).ok()?.bounding_box();
-            let (cmin, cmax, mmin, mmax) = (chunk.min(), chunk.max(), mapped.min(), mapped.max());
-            for w in waits {
-                // The chunk cells whose accesses can reach `w`: `w` grown by the reach on the opposite side.
-                let (mut lo, mut hi) = (w.min(), w.max());
-                for d in 0..dims {
-                    lo[d] = lo[d].saturating_sub(mmax[d].saturating_sub(cmax[d]));
-                    hi[d] = hi[d].saturating_add(cmin[d].saturating_sub(mmin[d]));
-                }
-                let slab = GridBox::new(lo, hi).intersection(&interior);
-                if slab.is_empty() {
-                    continue;
-                }
-                // It must span the interior in every dimension but one, and touch one of its faces there.
-                let (smin, smax, imin, imax) = (slab.min(), slab.max(), interior.min(), interior.max());
-                let partial: Vec<usize> = (0..dims).filter(|&d| smin[d] > imin[d] || smax[d] < imax[d]).collect();
-                let [d] = partial[..] else { return None };
-                let (mut new_min, mut new_max) = (imin, imax);
-                if smin[d] == imin[d] {
-                    new_min[d] = smax[d];
-                } else if smax[d] == imax[d] {
-                    new_max[d] = smin[d];
-                } else {
-                    return None;
-                }
-                interior = GridBox::new(new_min, new_max);
-                if interior.is_empty() {
-                    return None;
-                }
-            }
+            accessors.push(crate::overlap::Accessor {
+                buffer: a.buffer,
+                mapper: &a.mapper,
+                dims: state.dims,
+                extent: state.extent,
+            });
         }
-        if interior == *chunk {
-            return None;
-        }
-        // The check that makes the guess safe: no accessor of the interior touches an awaited cell.
-        for a in &task.spec.accesses {
-            let state = self.buffers.get(&a.buffer)?;
-            let region = a.mapper.apply(&interior, task.spec.dims, &state.extent, state.dims).ok()?;
-            if awaited.iter().any(|(b, r)| *b == a.buffer && r.intersects(&region)) {
-                return None;
-            }
-        }
-        Some(interior)
+        crate::overlap::interior(chunk, task.spec.dims, &accessors, awaited)
     }
 }
 
