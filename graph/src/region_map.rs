@@ -118,15 +118,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
                 continue; // entirely overwritten
             }
             // Cut the new boxes out of this entry; what remains keeps the old value.
-            pieces.clear();
-            pieces.push(eb);
-            for b in boxes {
-                for p in &pieces {
-                    p.subtract_into(b, |q| next.push(q));
-                }
-                std::mem::swap(&mut pieces, &mut next);
-                next.clear();
-            }
+            cut_out(eb, boxes, &mut pieces, &mut next);
             added.extend(pieces.iter().map(|p| (*p, ev.clone())));
         }
         // Only the new boxes and the cut remainders can have become mergeable.
@@ -235,15 +227,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
             }
             let (eb, ev) = self.entries.swap_remove(i);
             // What lies outside `inner` keeps its place ...
-            pieces.clear();
-            pieces.push(eb);
-            for b in &inner_boxes {
-                for p in &pieces {
-                    p.subtract_into(b, |q| next.push(q));
-                }
-                std::mem::swap(&mut pieces, &mut next);
-                next.clear();
-            }
+            cut_out(eb, &inner_boxes, &mut pieces, &mut next);
             if !changes {
                 added.extend(pieces.iter().map(|p| (*p, ev.clone())));
                 continue;
@@ -464,6 +448,19 @@ fn merge_boxes(a: &GridBox, b: &GridBox) -> Option<GridBox> {
 impl<V: fmt::Debug> fmt::Debug for RegionMap<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.entries.iter().map(|(b, v)| (b, v))).finish()
+    }
+}
+
+/// Sets `pieces` to the parts of `b` outside every box of `boxes` (`next` is scratch; both keep their memory).
+fn cut_out(b: GridBox, boxes: &[GridBox], pieces: &mut SmallVec<[GridBox; 8]>, next: &mut SmallVec<[GridBox; 8]>) {
+    pieces.clear();
+    pieces.push(b);
+    for c in boxes {
+        for p in pieces.iter() {
+            p.subtract_into(c, |q| next.push(q));
+        }
+        std::mem::swap(pieces, next);
+        next.clear();
     }
 }
 
