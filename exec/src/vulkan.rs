@@ -211,19 +211,9 @@ fn local_rank() -> usize {
 /// Picks a device among `(kind, has_compute_queue)` in loader order: `requested` (the value of
 /// `CELER_DEVICE`) if given, else among the devices of the most preferred [`DeviceKind`] that can
 /// compute, the `local_rank`-th (modulo their number), so ranks sharing a host spread over its
-/// GPUs; the rule of [`Device::new`] plus that spreading.
-#[cfg(test)]
+/// GPUs; the rule of [`Device::new`] plus that spreading. For device `k` of a rank that drives several:
+/// `requested + k`, or the `local_rank`-th device (the caller passes `local rank × devices per rank + k`).
 fn choose_device(
-    candidates: &[(DeviceKind, bool)],
-    requested: Option<&str>,
-    local_rank: usize,
-) -> Result<Option<usize>, &'static str> {
-    choose_device_for(candidates, requested, local_rank, 0)
-}
-
-/// [`choose_device`] for device `k` of a rank that drives several: `requested + k`, or the `local_rank`-th device
-/// (the caller passes `local rank × devices per rank + k`).
-fn choose_device_for(
     candidates: &[(DeviceKind, bool)],
     requested: Option<&str>,
     local_rank: usize,
@@ -302,7 +292,7 @@ pub(crate) fn pick_device_of(k: usize, per_rank: usize) -> Result<(Arc<PhysicalD
         })
         .collect();
     let requested = std::env::var(DEVICE_ENV).ok();
-    let index = choose_device_for(&candidates, requested.as_deref(), local_rank() * per_rank + k, k)
+    let index = choose_device(&candidates, requested.as_deref(), local_rank() * per_rank + k, k)
         .map_err(|problem| DeviceError::BadDeviceChoice {
             value: requested.clone().unwrap_or_default(),
             problem,
@@ -590,38 +580,38 @@ mod tests {
     #[test]
     fn prefers_discrete_then_integrated_then_cpu() {
         let devices = [(Cpu, true), (IntegratedGpu, true), (DiscreteGpu, true), (DiscreteGpu, true)];
-        assert_eq!(choose_device(&devices, None, 0), Ok(Some(2)));
-        assert_eq!(choose_device(&devices[..2], None, 0), Ok(Some(1)));
-        assert_eq!(choose_device(&devices[..1], None, 0), Ok(Some(0)));
+        assert_eq!(choose_device(&devices, None, 0, 0), Ok(Some(2)));
+        assert_eq!(choose_device(&devices[..2], None, 0, 0), Ok(Some(1)));
+        assert_eq!(choose_device(&devices[..1], None, 0, 0), Ok(Some(0)));
     }
 
     #[test]
     fn skips_devices_without_a_compute_queue() {
-        assert_eq!(choose_device(&[(DiscreteGpu, false), (Cpu, true)], None, 0), Ok(Some(1)));
-        assert_eq!(choose_device(&[(DiscreteGpu, false)], None, 0), Ok(None));
-        assert_eq!(choose_device(&[], None, 0), Ok(None));
+        assert_eq!(choose_device(&[(DiscreteGpu, false), (Cpu, true)], None, 0, 0), Ok(Some(1)));
+        assert_eq!(choose_device(&[(DiscreteGpu, false)], None, 0, 0), Ok(None));
+        assert_eq!(choose_device(&[], None, 0, 0), Ok(None));
     }
 
     #[test]
     fn celer_device_overrides_the_preference_and_is_checked() {
         let devices = [(Cpu, true), (DiscreteGpu, true), (IntegratedGpu, false)];
-        assert_eq!(choose_device(&devices, Some("0"), 0), Ok(Some(0)));
-        assert_eq!(choose_device(&devices, Some(" 1 "), 0), Ok(Some(1)));
-        assert_eq!(choose_device(&devices, Some("3"), 0), Err("is out of range"));
-        assert_eq!(choose_device(&devices, Some("gpu"), 0), Err("is not a device index"));
-        assert_eq!(choose_device(&devices, Some("2"), 0), Err("names a device without a compute queue"));
+        assert_eq!(choose_device(&devices, Some("0"), 0, 0), Ok(Some(0)));
+        assert_eq!(choose_device(&devices, Some(" 1 "), 0, 0), Ok(Some(1)));
+        assert_eq!(choose_device(&devices, Some("3"), 0, 0), Err("is out of range"));
+        assert_eq!(choose_device(&devices, Some("gpu"), 0, 0), Err("is not a device index"));
+        assert_eq!(choose_device(&devices, Some("2"), 0, 0), Err("names a device without a compute queue"));
     }
 
     #[test]
     fn ranks_sharing_a_host_spread_over_its_gpus() {
         let two = [(Cpu, true), (DiscreteGpu, true), (DiscreteGpu, true)];
-        assert_eq!(choose_device(&two, None, 0), Ok(Some(1)));
-        assert_eq!(choose_device(&two, None, 1), Ok(Some(2)));
-        assert_eq!(choose_device(&two, None, 2), Ok(Some(1)));
-        // Rank with local rank 1 driving 2 devices: its devices 2 and 3 of the list of GPUs, modulo their number.
-        assert_eq!(choose_device_for(&two, None, 2, 0), Ok(Some(1)));
-        assert_eq!(choose_device_for(&two, None, 3, 1), Ok(Some(2)));
-        assert_eq!(choose_device_for(&two, Some("1"), 0, 1), Ok(Some(2)));
-        assert_eq!(choose_device_for(&two, Some("2"), 0, 1), Err("is out of range"));
+        assert_eq!(choose_device(&two, None, 0, 0), Ok(Some(1)));
+        assert_eq!(choose_device(&two, None, 1, 0), Ok(Some(2)));
+        assert_eq!(choose_device(&two, None, 2, 0), Ok(Some(1)));
+        // Rank with local rank 1 driving 2 devices: its devices 2 (the case above) and 3 of the list of GPUs, modulo
+        // their number.
+        assert_eq!(choose_device(&two, None, 3, 1), Ok(Some(2)));
+        assert_eq!(choose_device(&two, Some("1"), 0, 1), Ok(Some(2)));
+        assert_eq!(choose_device(&two, Some("2"), 0, 1), Err("is out of range"));
     }
 }
