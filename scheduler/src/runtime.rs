@@ -641,6 +641,19 @@ enum AfterGpu {
     },
 }
 
+impl AfterGpu {
+    /// What the GPU work downloads, for messages (`None`: a kernel, upload or copy, nothing to read back).
+    fn download(&self) -> Option<&'static str> {
+        match self {
+            AfterGpu::Done => None,
+            AfterGpu::Push { .. } => Some("download of data to send"),
+            AfterGpu::Reduce { .. } => Some("download of a partial reduction result"),
+            AfterGpu::HostInputs { .. } => Some("download of a host task's inputs"),
+            AfterGpu::Fence { .. } => Some("download of a fence"),
+        }
+    }
+}
+
 /// A graph box as the backends' box type (the same layout: trailing dimensions `[0, 1)`).
 fn box3(b: &GridBox) -> Box3 {
     Box3::new(b.min(), b.max())
@@ -1392,15 +1405,9 @@ impl<'c> RankLoop<'c> {
             for (id, flight) in &self.in_flight {
                 if let InFlight::Gpu(GpuRef::Submitted(batch), after) = flight {
                     if batch == b {
-                        let stage = match after {
-                            AfterGpu::Done => match self.kernel_of(*id) {
-                                Some(kernel) => format!("kernel {kernel}"),
-                                None => "upload or copy".to_string(),
-                            },
-                            AfterGpu::Push { .. } => "download of data to send".to_string(),
-                            AfterGpu::Reduce { .. } => "download of a partial reduction result".to_string(),
-                            AfterGpu::HostInputs { .. } => "download of a host task's inputs".to_string(),
-                            AfterGpu::Fence { .. } => "download of a fence".to_string(),
+                        let stage = match after.download() {
+                            Some(download) => download.to_string(),
+                            None => self.kernel_of(*id).map_or("upload or copy".into(), |k| format!("kernel {k}")),
                         };
                         held.push(format!("{} ({stage})", self.command_ident(*id)));
                     }
@@ -1471,12 +1478,13 @@ impl<'c> RankLoop<'c> {
                     // With several devices per rank, a collective host task is the rank's, not each device's: its
                     // closure runs on device 0 only (once per rank, so host objects see each side effect once),
                     // unless it writes buffers, which every node's chunk must then do.
-                    let collective = matches!(task.kind(), TaskKind::Collective(_)) && self.devices > 1;
-                    if collective && self.device != 0 && !task.spec.accesses.iter().any(|a| a.mode.produces()) {
+                    let per_rank = matches!(task.kind(), TaskKind::Collective(_))
+                        && self.devices > 1
+                        && !task.spec.accesses.iter().any(|a| a.mode.produces());
+                    if per_rank && self.device != 0 {
                         return Ok(None);
                     }
-                    let (host_rank, host_ranks) = if collective && !task.spec.accesses.iter().any(|a| a.mode.produces())
-                    {
+                    let (host_rank, host_ranks) = if per_rank {
                         (self.node as usize / self.devices, self.nodes as usize / self.devices)
                     } else {
                         (self.node as usize, self.nodes as usize)
@@ -2148,15 +2156,12 @@ impl RankLoop<'_> {
                     )
                 }
                 InFlight::Gpu(batch, after) => {
-                    let stage = match after {
-                        AfterGpu::Done => match self.kernel_of(*id) {
-                            Some(kernel) => format!("GPU work (kernel {kernel})"),
-                            None => "GPU work (kernel or copy)".to_string(),
-                        },
-                        AfterGpu::Push { .. } => "the GPU download of data to send".to_string(),
-                        AfterGpu::Reduce { .. } => "the GPU download of a partial reduction result".to_string(),
-                        AfterGpu::HostInputs { .. } => "the GPU download of a host task's inputs".to_string(),
-                        AfterGpu::Fence { .. } => "the GPU download of a fence".to_string(),
+                    let stage = match after.download() {
+                        Some(download) => format!("the GPU {download}"),
+                        None => {
+                            let kernel = self.kernel_of(*id).map_or("kernel or copy".into(), |k| format!("kernel {k}"));
+                            format!("GPU work ({kernel})")
+                        }
                     };
                     let submitted = if *batch == GpuRef::Open { ", not yet submitted" } else { "" };
                     format!("{what}: waits for {stage}{submitted}")
