@@ -616,13 +616,13 @@ impl<T: Element, const D: usize> Fence<T, D> {
 /// just a name.
 #[derive(Clone, Debug)]
 pub struct Kernel {
-    name: String,
+    name: Arc<str>,
     source: Option<(&'static KernelSource, &'static str)>,
 }
 
 impl Kernel {
     /// A kernel known only by `name` (enough for a dry run; a running queue refuses to execute it).
-    pub fn named(name: impl Into<String>) -> Self {
+    pub fn named(name: impl Into<Arc<str>>) -> Self {
         Self { name: name.into(), source: None }
     }
 
@@ -635,7 +635,7 @@ impl Kernel {
             let known: Vec<&str> = source.entry_points().iter().map(|e| e.name).collect();
             return Err(Error::NoEntryPoint { kernel: source.name(), entry, known: known.join(", ") });
         }
-        Ok(Self { name: source.name().to_owned(), source: Some((source, entry)) })
+        Ok(Self { name: source.name().into(), source: Some((source, entry)) })
     }
 
     /// The kernel's name.
@@ -672,7 +672,7 @@ pub mod task {
 
     /// A kernel over `[0, range)`, split across ranks and devices.
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
-        let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name());
+        let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name.clone());
         TaskBuilder {
             spec,
             kernel: kernel.source,
@@ -846,7 +846,7 @@ impl<const KD: usize> TaskBuilder<KD> {
     }
 
     /// Names the task for errors and graph dumps.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.spec.name = Some(name.into());
         self
     }

@@ -290,13 +290,14 @@ impl Region {
                 }
                 if varying.iter().filter(|&&v| v).count() <= 1 {
                     let d = varying.iter().position(|&v| v).unwrap_or(0);
-                    let mut out: BoxList = SmallVec::new();
+                    // Collected on the stack first: growing the one-box inline list would reallocate per box.
+                    let mut out: Scratch = SmallVec::new();
                     merge_intervals(list, d, |b| out.push(b));
-                    return Self { boxes: out };
+                    return Self::from_canonical(&out);
                 }
                 let mut out: Scratch = SmallVec::new();
                 normalize_dim(list, 0, &mut out);
-                Self { boxes: BoxList::from_slice(&out) }
+                Self::from_canonical(&out)
             }
         }
     }
@@ -380,6 +381,10 @@ impl Region {
         if let ([a], [b]) = (self.boxes(), other.boxes()) {
             return Region::box_difference(a, b);
         }
+        // Fast path: each box lies inside one box of `other` (a halo or boundary row cleared by a larger write).
+        if self.boxes.iter().all(|a| other.boxes.iter().any(|b| b.contains(a))) {
+            return Region::new();
+        }
         let mut pieces: Scratch = SmallVec::from_slice(&self.boxes);
         let mut next: Scratch = SmallVec::new();
         for b in &other.boxes {
@@ -405,12 +410,21 @@ impl Region {
         if !a.intersects(b) {
             return Region::from(*a);
         }
-        let mut pieces: BoxList = SmallVec::new();
+        let mut pieces: Scratch = SmallVec::new();
         a.subtract_into(b, |p| pieces.push(p));
         if pieces.len() > 1 {
             pieces.sort_unstable_by_key(|p| p.min);
         }
-        Region { boxes: pieces }
+        Region::from_canonical(&pieces)
+    }
+
+    /// A region of boxes already in canonical form, with one exact allocation where they do not fit inline.
+    #[inline]
+    fn from_canonical(boxes: &[GridBox]) -> Region {
+        match boxes {
+            [b] => Region { boxes: smallvec::smallvec![*b] },
+            boxes => Region { boxes: BoxList::from_slice(boxes) },
+        }
     }
 
     /// Whether every cell of `other` is in `self`.

@@ -149,29 +149,40 @@ impl RangeMapper {
             }
             RangeMapper::Neighborhood { extent, shape } => {
                 same_dims()?;
-                let grow = |dims: &[usize]| {
-                    let (mut min, mut max) = (chunk.min(), chunk.max());
-                    for &d in dims {
-                        min[d] = min[d].saturating_sub(extent[d]);
-                        max[d] = max[d].saturating_add(extent[d]);
-                    }
-                    GridBox::new(min, max).intersection(buffer)
-                };
+                let core = chunk.intersection(buffer);
+                if core.is_empty() {
+                    // A chunk beside the buffer: only the grown arms reach into it.
+                    let arm = |d: usize| {
+                        let (mut min, mut max) = (chunk.min(), chunk.max());
+                        let dims: &[usize] = if *shape == NeighborhoodShape::AlongAxes { &[d] } else { &[0, 1, 2] };
+                        for &e in dims.iter().filter(|&&e| e < buffer_dims) {
+                            min[e] = min[e].saturating_sub(extent[e]);
+                            max[e] = max[e].saturating_add(extent[e]);
+                        }
+                        GridBox::new(min, max).intersection(buffer)
+                    };
+                    return Ok(Region::from_boxes((0..buffer_dims).map(arm)));
+                }
+                // Per dimension, the chunk grown by the extent and clamped to the buffer.
+                let (cmin, cmax) = (core.min(), core.max());
+                let (bmin, bmax) = (buffer.min(), buffer.max());
+                let (mut gmin, mut gmax) = (cmin, cmax);
+                let mut growing = 0;
+                for d in 0..buffer_dims {
+                    gmin[d] = chunk.min()[d].saturating_sub(extent[d]).max(bmin[d]);
+                    gmax[d] = chunk.max()[d].saturating_add(extent[d]).min(bmax[d]);
+                    growing += usize::from(gmin[d] < cmin[d] || gmax[d] > cmax[d]);
+                }
                 match shape {
-                    NeighborhoodShape::BoundingBox => Region::from(grow(&[0, 1, 2][..buffer_dims])),
-                    NeighborhoodShape::AlongAxes => {
-                        let mut arms = [GridBox::EMPTY; MAX_DIMS + 1];
-                        arms[0] = chunk.intersection(buffer);
-                        for d in 0..buffer_dims {
-                            arms[d + 1] = grow(&[d]);
-                        }
-                        let arms = &arms[..buffer_dims + 1];
-                        // Usually one arm holds the rest (a chunk at the buffer's edge, or a 1D stencil).
-                        match arms.iter().find(|a| arms.iter().all(|b| a.contains(b))) {
-                            Some(a) => Region::from(*a),
-                            None => Region::from_boxes(arms.iter().copied()),
-                        }
-                    }
+                    NeighborhoodShape::BoundingBox => Region::from(GridBox::new(gmin, gmax)),
+                    // A "+" of one arm per dimension; where at most one dimension can grow (a 1D stencil, a chunk
+                    // spanning the buffer along all but one dimension) that arm holds the others, and it is one box.
+                    NeighborhoodShape::AlongAxes if growing <= 1 => Region::from(GridBox::new(gmin, gmax)),
+                    NeighborhoodShape::AlongAxes => Region::from_boxes((0..buffer_dims).map(|d| {
+                        let (mut min, mut max) = (cmin, cmax);
+                        (min[d], max[d]) = (gmin[d], gmax[d]);
+                        GridBox::new(min, max)
+                    })),
                 }
             }
             RangeMapper::Transposed => {
@@ -346,8 +357,9 @@ pub struct TaskSpec {
     pub reductions: Vec<ReductionSpec>,
     /// Host objects touched.
     pub side_effects: Vec<(HostObjectId, SideEffectOrder)>,
-    /// Debug name.
-    pub name: Option<String>,
+    /// Debug name; shared, so that copying a spec (the application's validating copy, graph records) does not
+    /// copy the string.
+    pub name: Option<Arc<str>>,
     /// What the executor runs.
     pub payload: Option<Payload>,
 }
@@ -381,7 +393,7 @@ impl TaskSpec {
     }
 
     /// Sets the debug name.
-    pub fn named(mut self, name: impl Into<String>) -> Self {
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = Some(name.into());
         self
     }
@@ -526,7 +538,7 @@ pub struct TaskIdent {
     /// Id.
     pub id: TaskId,
     /// Debug name, if the user gave one.
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
 }
 
 impl fmt::Display for TaskIdent {

@@ -24,6 +24,7 @@
 //! assert!(tm.task(r).unwrap().depends_on(w));
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 
 use hashbrown::{HashMap, HashSet};
@@ -70,6 +71,9 @@ impl Default for TaskManagerConfig {
         }
     }
 }
+
+/// Dependencies of a task being inserted.
+type Deps = DependencyBuilder<TaskId>;
 
 /// A set of task ids, sorted; most cells have zero to two readers.
 type ReaderSet = SmallVec<[TaskId; 2]>;
@@ -284,8 +288,8 @@ impl TaskManager {
             _ => {}
         }
         let id = TaskId(self.next_id);
-        let regions = self.validate(id, &spec)?;
-        let id = self.insert_task(spec, regions);
+        let (regions, deps) = self.validate(id, &spec)?;
+        let id = self.insert_task(spec, regions, deps);
         if self.need_horizon() {
             self.generate_horizon();
         }
@@ -302,8 +306,9 @@ impl TaskManager {
             || self.execution_front.len() >= self.config.horizon_max_parallelism
     }
 
-    /// Checks a submission and computes its per-buffer regions, without changing any state.
-    fn validate(&mut self, id: TaskId, spec: &TaskSpec) -> Result<Vec<AccessRegions>, TaskError> {
+    /// Checks a submission and computes its per-buffer regions and its true dependencies on the last writers of what
+    /// it reads (the walk that finds uninitialized reads finds them too), without changing any state.
+    fn validate(&mut self, id: TaskId, spec: &TaskSpec) -> Result<(Vec<AccessRegions>, Deps), TaskError> {
         let err =
             |inner| TaskError { task: crate::task::TaskIdent { id, name: spec.name.clone() }, inner: Box::new(inner) };
         match spec.kind {
@@ -332,7 +337,7 @@ impl TaskManager {
                 .mapper
                 .apply(&spec.range, spec.dims, &buf.extent, buf.dims)
                 .map_err(|e| err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), source: e }))?;
-            if !Region::from(buf.extent).contains(&region) {
+            if !region.boxes().iter().all(|b| buf.extent.contains(b)) {
                 return Err(err(TaskErrorKind::OutOfBounds {
                     buffer: ident(),
                     mapper: access.mapper.name(),
@@ -383,17 +388,17 @@ impl TaskManager {
                 return Err(err(TaskErrorKind::UnknownHostObject { host_object: *ho }));
             }
         }
-        // Uninitialized reads: cells read whose last writer is nobody.
+        // True dependencies on the last writers of what is read; uninitialized reads where that is nobody.
+        let mut deps = Deps::default();
         for r in &regions {
             if r.consumed.is_empty() {
                 continue;
             }
             let buf = &self.buffers[&r.buffer];
             let mut missing = Vec::new();
-            buf.last_writers.for_each_in(&r.consumed, |b, w| {
-                if w.is_none() {
-                    missing.push(b);
-                }
+            buf.last_writers.for_each_in(&r.consumed, |b, w| match w {
+                Some(w) => deps.add(*w, DependencyKind::True, DependencyOrigin::Dataflow),
+                None => missing.push(b),
             });
             if !missing.is_empty() {
                 let inner = TaskErrorKind::UninitializedRead {
@@ -407,27 +412,22 @@ impl TaskManager {
                 }
             }
         }
-        Ok(regions)
+        Ok((regions, deps))
     }
 
-    /// Inserts a validated user task and computes its dependencies.
-    fn insert_task(&mut self, spec: TaskSpec, regions: Vec<AccessRegions>) -> TaskId {
+    /// Inserts a validated user task; `deps` holds its true dependencies on last writers already.
+    fn insert_task(&mut self, spec: TaskSpec, regions: Vec<AccessRegions>, mut deps: Deps) -> TaskId {
         let id = TaskId(self.next_id);
-        let mut deps = DependencyBuilder::default();
         for r in &regions {
             let buf = self.buffers.get_mut(&r.buffer).expect("validated");
-            // True dependencies on the last writers of what is read.
-            buf.last_writers.for_each_in(&r.consumed, |_, w| {
-                if let Some(w) = w {
-                    deps.add(*w, DependencyKind::True, DependencyOrigin::Dataflow);
-                }
-            });
             if !r.produced.is_empty() {
                 // Anti-dependencies on readers since the last write; output dependencies where nobody read.
                 let mut read_boxes: SmallVec<[GridBox; 4]> = SmallVec::new();
+                let mut read_area = 0;
                 buf.readers.for_each_in(&r.produced, |b, readers| {
                     if !readers.is_empty() {
                         read_boxes.push(b);
+                        read_area += b.area();
                         for &reader in readers {
                             if reader != id {
                                 deps.add(reader, DependencyKind::Anti, DependencyOrigin::Dataflow);
@@ -435,10 +435,13 @@ impl TaskManager {
                         }
                     }
                 });
+                // The map's boxes are disjoint and cut to `produced`: equal areas mean every cell was read.
                 let unread = if read_boxes.is_empty() {
-                    r.produced.clone()
+                    Cow::Borrowed(&r.produced)
+                } else if read_area == r.produced.area() {
+                    Cow::Owned(Region::new())
                 } else {
-                    r.produced.difference(&Region::from_boxes(read_boxes))
+                    Cow::Owned(r.produced.difference(&Region::from_boxes(read_boxes)))
                 };
                 buf.last_writers.for_each_in(&unread, |_, w| {
                     if let Some(w) = w {

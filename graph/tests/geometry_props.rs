@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use celer_graph::{GridBox, Region, RegionMap};
+use celer_graph::{GridBox, NeighborhoodShape, RangeMapper, Region, RegionMap};
 use proptest::prelude::*;
 
 /// Cells are small so the brute-force model stays cheap.
@@ -180,5 +180,33 @@ proptest! {
         for c in cells_of_box(&extent) {
             prop_assert_eq!(map.get(c), expected.get(c), "cell {:?}", c);
         }
+    }
+
+    #[test]
+    fn neighborhood_mapper_matches_the_cell_model(
+        (dims, chunk, buffer) in (1usize..=3).prop_flat_map(|d| (Just(d), arb_box(d), arb_box(d))),
+        ext in prop::array::uniform3(0usize..3),
+        along_axes in any::<bool>(),
+    ) {
+        let shape = if along_axes { NeighborhoodShape::AlongAxes } else { NeighborhoodShape::BoundingBox };
+        let mut extent = ext;
+        extent[dims..].fill(0);
+        let mapper = RangeMapper::Neighborhood { extent, shape };
+        let got = mapper.apply(&chunk, dims, &buffer, dims).unwrap();
+        assert_disjoint(&got);
+        // A buffer cell is in the neighbourhood when some chunk cell lies within the extent of it: along every
+        // dimension for the bounding box, along at most one dimension for the "+" shape.
+        let chunk_cells = cells_of_box(&chunk);
+        let expected: BTreeSet<Cell> = cells_of_box(&buffer)
+            .into_iter()
+            .filter(|c| {
+                chunk_cells.iter().any(|k| {
+                    let off: Vec<usize> = (0..3).map(|d| c[d].abs_diff(k[d])).collect();
+                    let within = (0..3).all(|d| off[d] <= extent[d]);
+                    within && (!along_axes || off.iter().filter(|&&o| o > 0).count() <= 1)
+                })
+            })
+            .collect();
+        prop_assert_eq!(cells(&got), expected, "{:?} of {} in {}", mapper, chunk, buffer);
     }
 }
