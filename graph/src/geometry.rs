@@ -365,6 +365,24 @@ impl Region {
         Region::from_scratch(&mut out)
     }
 
+    /// Cells in both the region and the union of `boxes` (disjoint boxes, in any order), without normalizing them
+    /// into a region first.
+    pub fn intersect_boxes(&self, boxes: &[GridBox]) -> Region {
+        if let ([a], [b]) = (self.boxes(), boxes) {
+            return Region::from(a.intersection(b));
+        }
+        let mut out: Scratch = SmallVec::new();
+        for a in &self.boxes {
+            for b in boxes {
+                let i = a.intersection(b);
+                if !i.is_empty() {
+                    out.push(i);
+                }
+            }
+        }
+        Region::from_scratch(&mut out)
+    }
+
     /// Cells in both the region and the box.
     pub fn intersect_box(&self, b: &GridBox) -> Region {
         if self.boxes.len() == 1 {

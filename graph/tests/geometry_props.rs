@@ -76,6 +76,9 @@ proptest! {
         // Union and intersection are commutative up to the canonical form.
         prop_assert_eq!(&u, &b.union(&a));
         prop_assert_eq!(&i, &b.intersection(&a));
+        // Intersecting with the boxes of a region, in any order, is intersecting with the region.
+        let reversed: Vec<GridBox> = b.boxes().iter().rev().copied().collect();
+        prop_assert_eq!(&a.intersect_boxes(&reversed), &i);
     }
 
     #[test]

@@ -386,7 +386,7 @@ impl CommandGraphGenerator {
         }
         let chunking = self.chunking(producer);
         let n_chunks = chunking.len(self.config.num_ranks);
-        self.candidates(producer, &chunking, buffer, region, None, AccessMode::produces)
+        self.candidates(producer, &chunking, buffer, &region.bounding_box(), None, AccessMode::produces)
             .into_iter()
             .filter(|&i| i < n_chunks)
             .filter(|&i| {
@@ -595,13 +595,13 @@ impl CommandGraphGenerator {
             .all(|a| !matches!(a.mapper, RangeMapper::Custom { .. }))
     }
 
-    /// Chunk indices (other than `skip`) that may touch `r` of `buffer` through accesses passing `filter`.
+    /// Chunk indices (other than `skip`) that may touch the box `bbox` of `buffer` through accesses passing `filter`.
     fn candidates(
         &self,
         task: &Task,
         chunking: &Chunking,
         buffer: BufferId,
-        r: &Region,
+        bbox: &GridBox,
         skip: Option<usize>,
         filter: impl Fn(AccessMode) -> bool,
     ) -> Candidates {
@@ -609,7 +609,7 @@ impl CommandGraphGenerator {
         let mut out: Candidates = match chunking {
             Chunking::Replicated(_) => (0..n).collect(),
             Chunking::Grid(g) => {
-                let reach = self.reach(task, buffer, &r.bounding_box(), filter);
+                let reach = self.reach(task, buffer, bbox, filter);
                 g.chunks_intersecting(&reach).collect()
             }
         };
@@ -648,7 +648,8 @@ impl CommandGraphGenerator {
             for (b, _, produced) in
                 local.iter().filter(|l| !l.2.is_empty() && !is_reduction(l.0) && !disjoint_writes(l.0))
             {
-                for i in self.candidates(task, &chunking, *b, produced, Some(me), AccessMode::produces) {
+                for i in self.candidates(task, &chunking, *b, &produced.bounding_box(), Some(me), AccessMode::produces)
+                {
                     let (_, other) = self.chunk_regions(task, *b, &chunking.chunk(i), i as u32)?;
                     let overlap = other.intersection(produced);
                     if !overlap.is_empty() {
@@ -882,15 +883,17 @@ impl CommandGraphGenerator {
         if owned_boxes.is_empty() {
             return Ok(());
         }
-        let owned = Region::from_boxes(owned_boxes);
+        // The map's boxes are disjoint, so `owned_boxes` is the owned region without normalizing it: only its
+        // bounding box and its intersections with what remote chunks read are needed.
+        let owned_bbox = owned_boxes.iter().fold(GridBox::EMPTY, |acc, b| acc.bounding_box(b));
         let n_chunks = chunking.len(self.config.num_ranks);
         let mut targets: Vec<(NodeId, Region)> = Vec::new();
-        for i in self.candidates(task, chunking, b, &owned, Some(me), AccessMode::consumes) {
+        for i in self.candidates(task, chunking, b, &owned_bbox, Some(me), AccessMode::consumes) {
             if i >= n_chunks {
                 continue;
             }
             let (consumed, _) = self.chunk_regions(task, b, &chunking.chunk(i), i as u32)?;
-            let need = consumed.intersection(&owned);
+            let need = consumed.intersect_boxes(&owned_boxes);
             if need.is_empty() {
                 continue;
             }
