@@ -396,12 +396,12 @@ impl Region {
         if self.is_empty() || other.is_empty() {
             return self.clone();
         }
-        if let ([a], [b]) = (self.boxes(), other.boxes()) {
-            return Region::box_difference(a, b);
-        }
         // Fast path: each box lies inside one box of `other` (a halo or boundary row cleared by a larger write).
         if self.boxes.iter().all(|a| other.boxes.iter().any(|b| b.contains(a))) {
             return Region::new();
+        }
+        if let ([a], [b]) = (self.boxes(), other.boxes()) {
+            return Region::box_difference(a, b);
         }
         let mut pieces: Scratch = SmallVec::from_slice(&self.boxes);
         let mut next: Scratch = SmallVec::new();
@@ -469,7 +469,10 @@ impl Region {
 
     /// Whether the regions share a cell.
     pub fn intersects(&self, other: &Region) -> bool {
-        self.boxes.iter().any(|a| other.boxes.iter().any(|b| a.intersects(b)))
+        match (self.boxes(), other.boxes()) {
+            ([a], [b]) => a.intersects(b),
+            (boxes, others) => boxes.iter().any(|a| others.iter().any(|b| a.intersects(b))),
+        }
     }
 
     /// Whether the region shares a cell with the box.

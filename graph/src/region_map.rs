@@ -357,11 +357,22 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         }
     }
 
-    fn push_group(&mut self, v: V, boxes: SmallVec<[GridBox; 4]>) {
-        if boxes.len() == 1 {
-            self.entries.push((boxes[0], v));
-        } else {
-            self.entries.extend(Region::from_boxes(boxes).boxes().iter().map(|b| (*b, v.clone())));
+    /// Appends the canonical boxes of the union of `boxes` (disjoint), all holding `v`.
+    fn push_group(&mut self, v: &V, boxes: &[GridBox]) {
+        match boxes {
+            [b] => self.entries.push((*b, v.clone())),
+            // Two boxes (a chunk's stale neighbours, its two halo rows): either they form one box, or they lie apart
+            // along the one dimension they differ in, which is their canonical form already; anything else is
+            // normalized.
+            [a, b] if merge_boxes(a, b).is_some() => self.entries.push((merge_boxes(a, b).unwrap(), v.clone())),
+            [a, b] if apart_along_one_dimension(a, b) => {
+                let (first, second) = if a.min() <= b.min() { (a, b) } else { (b, a) };
+                self.entries.push((*first, v.clone()));
+                self.entries.push((*second, v.clone()));
+            }
+            boxes => {
+                self.entries.extend(Region::from_boxes(boxes.iter().copied()).boxes().iter().map(|b| (*b, v.clone())))
+            }
         }
     }
 
@@ -389,7 +400,8 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
                     None => groups.push((v, smallvec::smallvec![b])),
                 }
             }
-            for (v, boxes) in groups {
+            // By reference: moving the groups would copy their inline buffers.
+            for (v, boxes) in &groups {
                 self.push_group(v, boxes);
             }
         } else {
@@ -397,7 +409,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
             for (b, v) in self.entries.drain(..) {
                 groups.entry(v).or_default().push(b);
             }
-            for (v, boxes) in groups {
+            for (v, boxes) in &groups {
                 self.push_group(v, boxes);
             }
         }
@@ -427,6 +439,18 @@ const LAZY_MERGE_LIMIT: usize = 16;
 
 /// Entry indices still to be merged.
 type WorkList = SmallVec<[usize; 8]>;
+
+/// Whether two disjoint boxes agree in all dimensions but one, along which a gap separates them: then no canonical
+/// form cuts or joins them.
+#[inline]
+fn apart_along_one_dimension(a: &GridBox, b: &GridBox) -> bool {
+    let (amin, amax, bmin, bmax) = (a.min(), a.max(), b.min(), b.max());
+    let mut differing = (0..3).filter(|&d| !(amin[d] == bmin[d] && amax[d] == bmax[d]));
+    match (differing.next(), differing.next()) {
+        (Some(d), None) => amax[d] < bmin[d] || bmax[d] < amin[d],
+        _ => false,
+    }
+}
 
 /// The union of two boxes if it is itself a box: they touch along one dimension and agree in all others.
 #[inline]
