@@ -184,6 +184,39 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         }
     }
 
+    /// Like [`update_values_in`](Self::update_values_in), with `f` changing a value in place: entries inside the region
+    /// are modified where they lie, without copying and comparing their values (a reader joining reader sets).
+    pub fn modify_in(&mut self, region: &Region, mut f: impl FnMut(&mut V)) {
+        let boxes = region.boxes();
+        let mut split = false;
+        let mut touched_in_place: WorkList = SmallVec::new();
+        for i in 0..self.entries.len() {
+            let eb = self.entries[i].0;
+            if !boxes.iter().any(|b| b.intersects(&eb)) {
+                continue;
+            }
+            if boxes.iter().any(|b| b.contains(&eb)) {
+                f(&mut self.entries[i].1);
+                touched_in_place.push(i);
+            } else {
+                split = true;
+            }
+        }
+        if split {
+            // Entries cut by the region's border: the general path, for the cells not modified above.
+            let done: SmallVec<[GridBox; 8]> = touched_in_place.iter().map(|&i| self.entries[i].0).collect();
+            let rest = region.difference(&Region::from_boxes(done));
+            self.update_values_in(&rest, |v| {
+                let mut nv = v.clone();
+                f(&mut nv);
+                nv
+            });
+        }
+        if self.entries.len() > LAZY_MERGE_LIMIT && !touched_in_place.is_empty() {
+            self.merge_locally(touched_in_place);
+        }
+    }
+
     /// Sets every cell of `inner` (clamped to the extent) to `value` and rewrites every other cell of `outer` through
     /// `f`, in one pass over the entries: the same result as [`update_region`](Self::update_region) of `inner`
     /// followed by [`update_values_in`](Self::update_values_in) of `outer` minus `inner`, without computing that

@@ -452,12 +452,10 @@ impl TaskManager {
             // Record this task as reader, then as writer (a read-write task's own read ends at its write).
             // A read of cells the task also writes ends with its own write: no reader to remember.
             if !r.consumed.is_empty() && r.consumed != r.produced {
-                buf.readers.update_values_in(&r.consumed, |readers| {
-                    let mut readers = readers.clone();
+                buf.readers.modify_in(&r.consumed, |readers| {
                     if let Err(pos) = readers.binary_search(&id) {
                         readers.insert(pos, id);
                     }
-                    readers
                 });
             }
             if !r.produced.is_empty() {

@@ -212,4 +212,25 @@ proptest! {
             .collect();
         prop_assert_eq!(cells(&got), expected, "{:?} of {} in {}", mapper, chunk, buffer);
     }
+
+    #[test]
+    fn region_map_modify_in_matches_update_values_in(
+        (dims, regions) in (1usize..=3).prop_flat_map(|d| (Just(d), prop::collection::vec(arb_region(d), 2..7))),
+        values in prop::collection::vec(0u8..4, 6),
+    ) {
+        let extent = match dims { 1 => GridBox::d1(0, SIDE), 2 => GridBox::d2([0, 0], [SIDE, SIDE]), _ => GridBox::d3([0; 3], [SIDE; 3]) };
+        let mut map = RegionMap::new(extent, 9u8);
+        let (history, target) = regions.split_at(regions.len() - 1);
+        for (r, v) in history.iter().zip(&values) {
+            map.update_region(r, *v);
+        }
+        let mut expected = map.clone();
+        expected.update_values_in(&target[0], |v| v.wrapping_mul(3) % 7);
+        map.modify_in(&target[0], |v| *v = v.wrapping_mul(3) % 7);
+        let covered: usize = map.entries().iter().map(|e| e.0.area()).sum();
+        prop_assert_eq!(covered, extent.area(), "entries overlap or leave gaps: {:?}", map);
+        for c in cells_of_box(&extent) {
+            prop_assert_eq!(map.get(c), expected.get(c), "cell {:?}", c);
+        }
+    }
 }
