@@ -270,9 +270,15 @@ impl Region {
         match list.len() {
             0 => Self::new(),
             1 => Self { boxes: smallvec::smallvec![list[0]] },
-            // Fast path: two boxes that together form one box.
+            // Fast paths for two boxes: together they form one box, or they lie apart along the one dimension they
+            // differ in (two halo rows), which is their canonical form already.
             2 if merged_pair(&list[0], &list[1]).is_some() => {
                 Self { boxes: smallvec::smallvec![merged_pair(&list[0], &list[1]).unwrap()] }
+            }
+            2 if apart_along_one_dimension(&list[0], &list[1]) => {
+                let (a, b) = (list[0], list[1]);
+                let pair = if a.min <= b.min { [a, b] } else { [b, a] };
+                Self { boxes: BoxList::from_slice(&pair) }
             }
             // Fast path: one box holds all the others (clamped stencils, repeated accesses).
             n if n <= 8 && list.iter().any(|a| list.iter().all(|b| a.contains(b))) => {
@@ -518,6 +524,17 @@ impl fmt::Display for Region {
             write!(f, "{b}")?;
         }
         write!(f, "}}")
+    }
+}
+
+/// Whether two boxes agree in all dimensions but one, along which a gap separates them: then no canonical form cuts
+/// or joins them, and sorted they are their union's canonical form.
+#[inline]
+pub(crate) fn apart_along_one_dimension(a: &GridBox, b: &GridBox) -> bool {
+    let mut differing = (0..MAX_DIMS).filter(|&d| !same_in(a, b, d));
+    match (differing.next(), differing.next()) {
+        (Some(d), None) => a.max[d] < b.min[d] || b.max[d] < a.min[d],
+        _ => false,
     }
 }
 

@@ -22,7 +22,7 @@ use std::fmt;
 
 use smallvec::SmallVec;
 
-use crate::geometry::{GridBox, Region};
+use crate::geometry::{apart_along_one_dimension, GridBox, Region};
 
 /// A total map from the cells of `extent` to values of `V`, as disjoint `(box, value)` entries.
 ///
@@ -472,18 +472,6 @@ const LAZY_MERGE_LIMIT: usize = 16;
 
 /// Entry indices still to be merged.
 type WorkList = SmallVec<[usize; 8]>;
-
-/// Whether two disjoint boxes agree in all dimensions but one, along which a gap separates them: then no canonical
-/// form cuts or joins them.
-#[inline]
-fn apart_along_one_dimension(a: &GridBox, b: &GridBox) -> bool {
-    let (amin, amax, bmin, bmax) = (a.min(), a.max(), b.min(), b.max());
-    let mut differing = (0..3).filter(|&d| !(amin[d] == bmin[d] && amax[d] == bmax[d]));
-    match (differing.next(), differing.next()) {
-        (Some(d), None) => amax[d] < bmin[d] || bmax[d] < amin[d],
-        _ => false,
-    }
-}
 
 /// The union of two boxes if it is itself a box: they touch along one dimension and agree in all others.
 #[inline]
