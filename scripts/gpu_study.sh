@@ -4,8 +4,9 @@
 #   scripts/gpu_study.sh BIN_DIR OUT_DIR GPUS PART...
 #
 # BIN_DIR holds release builds of the examples metg, gpu_efficiency, wave_sim, nbody, matmul, overhead
-# (cargo build --release --example NAME); OUT_DIR receives one text file per run (and metg's SVG/summary);
-# GPUS is how many GPUs (= ranks) to scale to; PART is any of: metg efficiency scaling overlap overhead.
+# (cargo build --release --example NAME) and, for the verify part, of the e2e_diff test (cargo test --release
+# --no-run --test e2e_diff); OUT_DIR receives one text file per run (and metg's SVG/summary);
+# GPUS is how many GPUs (= ranks) to scale to; PART is any of: metg efficiency scaling overlap overhead nbody verify.
 # Ranks are started with `mpirun --bind-to none`: OpenMPI's default binds each rank of a small job to one core,
 # which its runtime, application and driver threads would then share.
 set -u
@@ -66,6 +67,35 @@ for part in "$@"; do
             CELER_OVERLAP=$ov run "overlap_metg_r2_$ov" "$bin/metg" --ranks 2 --backends celer,vulkan \
                 --patterns stencil_1d --mpirun "${mpi[*]} -x CELER_OVERLAP" --out-dir "$out/overlap_metg_r2_$ov"
         done
+        ;;
+    nbody)
+        # Strong (262 144 bodies in all) and weak (131 072·√R bodies: the same pair interactions per GPU) scaling,
+        # after 3 untimed steps (compilation, clock ramp).
+        for r in $(ranks_list); do
+            w=$(awk -v r="$r" 'BEGIN { printf "%d", int(131072 * sqrt(r) / 1024) * 1024 }')
+            run "nbody_strong_r$r" "${mpi[@]}" -n "$r" "$bin/nbody" --bodies 262144 --warmup 3 --steps 20 --no-verify \
+                --no-energy
+            run "nbody_weak_r$r" "${mpi[@]}" -n "$r" "$bin/nbody" --bodies "$w" --warmup 3 --steps 20 --no-verify \
+                --no-energy
+        done
+        ;;
+    verify)
+        # Results checked on the GPUs, several devices per rank included: random programs bit-identical on every
+        # layout (R ranks, or RxD: R ranks of D devices each), and examples against their serial references.
+        layouts=1
+        for r in $(ranks_list); do [ "$r" -gt 1 ] && layouts="$layouts,$r,1x$r"; done
+        [ "$gpus" -ge 4 ] && layouts="$layouts,2x2"
+        run diff_gpu "$bin/e2e_diff" --programs 60 --ranks "$layouts"
+        for d in 2 "$gpus"; do
+            [ "$d" -le "$gpus" ] || continue
+            run "wave_verify_1x$d" "${mpi[@]}" -x CELER_DEVICES="$d" -n 1 "$bin/wave_sim" --size 2048 --steps 100 \
+                --no-picture
+            run "nbody_verify_1x$d" "${mpi[@]}" -x CELER_DEVICES="$d" -n 1 "$bin/nbody" --bodies 4096 --steps 10
+            run "matmul_verify_1x$d" "${mpi[@]}" -x CELER_DEVICES="$d" -n 1 "$bin/matmul" --size 1024
+        done
+        if [ "$gpus" -ge 4 ]; then
+            run wave_verify_2x2 "${mpi[@]}" -x CELER_DEVICES=2 -n 2 "$bin/wave_sim" --size 2048 --steps 100 --no-picture
+        fi
         ;;
     overhead)
         run overhead_r1 "$bin/overhead"
