@@ -11,7 +11,7 @@ fn main() {
     let w = match name.as_str() {
         "soup" => patterns::soup(ranks),
         "chain" => patterns::chain(ranks),
-        "jacobi" => patterns::jacobi(1024, 50),
+        "jacobi" => patterns::jacobi(1024.max(2 * ranks), 50),
         _ => patterns::wave_sim(512, 200),
     };
     let reps = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or((20_000 / ranks).clamp(5, 500));
