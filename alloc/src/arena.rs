@@ -54,10 +54,18 @@ impl HorizonArena {
     /// Moves `value` into the arena and returns a reference that lives as long as the arena is not reset.
     #[allow(clippy::mut_from_ref)] // every call hands out a fresh allocation, as bumpalo's `alloc` does.
     pub fn alloc<T>(&self, value: T) -> &mut T {
+        self.alloc_with(|| value)
+    }
+
+    /// Like [`alloc`](Self::alloc), building the value with `make` where it will live: a large value (a graph node)
+    /// is then written once instead of moved through the call.
+    #[allow(clippy::mut_from_ref)] // as `alloc`.
+    #[inline]
+    pub fn alloc_with<T>(&self, make: impl FnOnce() -> T) -> &mut T {
         // One raw pointer, from which both the destructor entry and the returned reference derive: a pointer taken
         // from a reborrow of the returned `&mut T` would be invalidated when that reference is retagged on return
         // (Stacked Borrows; Miri reported it at `reset`).
-        let slot = NonNull::from(self.bump.alloc(value));
+        let slot = NonNull::from(self.bump.alloc_with(make));
         if std::mem::needs_drop::<T>() {
             let entry = DropEntry { ptr: slot.cast(), drop_fn: drop_in_place_erased::<T> };
             // SAFETY: the only other users of `drops` take `&mut self`, and no reference into it escapes this

@@ -61,6 +61,15 @@ impl<N> NodeStore<N> {
     /// # Panics
     /// If no window was opened, or `id` is not above every id inserted so far.
     pub fn insert(&mut self, id: u64, node: N) -> &mut N {
+        self.insert_with(id, || node)
+    }
+
+    /// Like [`insert`](Self::insert), building the node with `make` in its arena slot (no move of a large node).
+    ///
+    /// # Panics
+    /// As [`insert`](Self::insert).
+    #[inline]
+    pub fn insert_with(&mut self, id: u64, make: impl FnOnce() -> N) -> &mut N {
         let window = self.windows.back().expect("begin_epoch must be called before the first insert");
         if self.index.is_empty() && self.base <= id {
             self.base = id;
@@ -70,7 +79,7 @@ impl<N> NodeStore<N> {
         while self.index.len() < slot {
             self.index.push_back(None);
         }
-        let ptr = NonNull::from(window.arena.alloc(node));
+        let ptr = NonNull::from(window.arena.alloc_with(make));
         self.index.push_back(Some(ptr));
         // SAFETY: `ptr` points into the arena of a window this store owns; it was just created, and the returned
         // borrow of `self` keeps every other access (and any reset) away while it lives.

@@ -505,7 +505,7 @@ impl TaskManager {
         if matches!(spec.kind, TaskKind::Horizon | TaskKind::Epoch(_)) {
             self.tasks.begin_epoch(id.0);
         }
-        self.tasks.insert(id.0, Task { id, spec, regions, dependencies, critical_path_length });
+        self.tasks.insert_with(id.0, || Task { id, spec, regions, dependencies, critical_path_length });
         self.new_tasks.push(id);
         id
     }

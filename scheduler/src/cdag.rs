@@ -456,11 +456,10 @@ impl CommandGraphGenerator {
         }
         let dependencies =
             deps.iter().map(|(command, kind, origin)| CommandDependency { command, kind, origin }).collect();
-        let cmd = Command { id, task, kind, dependencies };
+        let cmd = self.commands.insert_with(id.0, || Command { id, task, kind, dependencies });
         if self.config.record {
             self.records.push(cmd.clone());
         }
-        self.commands.insert(id.0, cmd);
         self.batch.push(id);
         id
     }
