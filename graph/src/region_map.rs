@@ -87,6 +87,24 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
             [] => {}
             [b] => self.update_box(b, value),
             boxes => {
+                // Fast path: every box is exactly one entry (an await-push refreshing the halo rows it refreshed
+                // before): set the values in place.
+                let mut exact: WorkList = SmallVec::new();
+                for b in boxes {
+                    match self.entries.iter().position(|e| e.0 == *b) {
+                        Some(i) => exact.push(i),
+                        None => break,
+                    }
+                }
+                if exact.len() == boxes.len() {
+                    for &i in &exact {
+                        self.entries[i].1 = value.clone();
+                    }
+                    if self.entries.len() > LAZY_MERGE_LIMIT {
+                        self.merge_locally(exact);
+                    }
+                    return;
+                }
                 let mut clamped: SmallVec<[GridBox; 8]> = SmallVec::new();
                 for b in boxes {
                     let c = b.intersection(&self.extent);

@@ -233,4 +233,32 @@ proptest! {
             prop_assert_eq!(map.get(c), expected.get(c), "cell {:?}", c);
         }
     }
+
+    #[test]
+    fn region_map_update_of_existing_entries_matches_the_cell_model(
+        (dims, regions) in (1usize..=3).prop_flat_map(|d| (Just(d), prop::collection::vec(arb_region(d), 1..6))),
+        values in prop::collection::vec(0u8..4, 6),
+        pick in prop::collection::vec(any::<bool>(), 16),
+    ) {
+        let extent = match dims { 1 => GridBox::d1(0, SIDE), 2 => GridBox::d2([0, 0], [SIDE, SIDE]), _ => GridBox::d3([0; 3], [SIDE; 3]) };
+        let mut map = RegionMap::new(extent, 9u8);
+        for (r, v) in regions.iter().zip(&values) {
+            map.update_region(r, *v);
+        }
+        // Rewrite some of the map's own boxes (often exactly its entries: the in-place path).
+        let chosen: Vec<GridBox> =
+            map.entries().iter().zip(pick.iter().cycle()).filter(|(_, p)| **p).map(|(e, _)| e.0).collect();
+        let target = Region::from_boxes(chosen);
+        let mut expected: std::collections::BTreeMap<Cell, u8> =
+            cells_of_box(&extent).into_iter().map(|c| (c, *map.get(c))).collect();
+        for c in cells(&target) {
+            expected.insert(c, 5);
+        }
+        map.update_region(&target, 5);
+        let covered: usize = map.entries().iter().map(|e| e.0.area()).sum();
+        prop_assert_eq!(covered, extent.area(), "entries overlap or leave gaps: {:?}", map);
+        for (c, v) in &expected {
+            prop_assert_eq!(map.get(*c), v, "cell {:?}", c);
+        }
+    }
 }
