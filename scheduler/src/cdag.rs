@@ -514,6 +514,13 @@ impl CommandGraphGenerator {
         chunk: &GridBox,
         rank: u32,
     ) -> Result<(Region, Region), TaskError> {
+        // A chunk that is the whole index space (one rank, a task of one chunk, a fence) touches what the task graph
+        // already computed for the task, except where a reduction reads its current value on rank 0 only.
+        if *chunk == task.spec.range && (rank == 0 || !task.spec.reductions.iter().any(|r| r.buffer == buffer)) {
+            if let Some(r) = task.regions.iter().find(|r| r.buffer == buffer) {
+                return Ok((r.consumed.clone(), r.produced.clone()));
+            }
+        }
         let state = &self.buffers[&buffer];
         let mut consumed = Region::new();
         let mut produced = Region::new();
