@@ -362,7 +362,7 @@ impl Queue {
         buffer: &Buffer<'q, T, D>,
     ) -> Result<Fence<T, D>, TaskError> {
         let mut spec = TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[]));
-        spec.accesses.push(celer_scheduler::graph::BufferAccess {
+        std::sync::Arc::make_mut(&mut spec.accesses).push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
             mode: AccessMode::Read,
             mapper: RangeMapper::All,
@@ -743,7 +743,7 @@ impl<const KD: usize> TaskBuilder<KD> {
         mode: AccessMode,
         mapper: impl Mapper<KD, BD>,
     ) -> Self {
-        self.spec.accesses.push(celer_scheduler::graph::BufferAccess {
+        std::sync::Arc::make_mut(&mut self.spec.accesses).push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
             mode,
             mapper: mapper.into_range_mapper(),

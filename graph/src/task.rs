@@ -351,8 +351,9 @@ pub struct TaskSpec {
     pub granularity: [usize; MAX_DIMS],
     /// How to split.
     pub hint: SplitHint,
-    /// Buffer accesses.
-    pub accesses: Vec<BufferAccess>,
+    /// Buffer accesses; shared, so that copying a spec (the application's validating copy, the task node) does not
+    /// copy them. Add one with [`TaskSpec::access`] or `Arc::make_mut(&mut spec.accesses).push(..)`.
+    pub accesses: Arc<Vec<BufferAccess>>,
     /// Reductions.
     pub reductions: Vec<ReductionSpec>,
     /// Host objects touched.
@@ -373,7 +374,7 @@ impl TaskSpec {
             range,
             granularity: [1; MAX_DIMS],
             hint: SplitHint::OneD,
-            accesses: Vec::new(),
+            accesses: Arc::default(),
             reductions: Vec::new(),
             side_effects: Vec::new(),
             name: None,
@@ -388,7 +389,7 @@ impl TaskSpec {
 
     /// Adds an access.
     pub fn access(mut self, buffer: BufferId, mode: AccessMode, mapper: RangeMapper) -> Self {
-        self.accesses.push(BufferAccess { buffer, mode, mapper });
+        Arc::make_mut(&mut self.accesses).push(BufferAccess { buffer, mode, mapper });
         self
     }
 

@@ -327,7 +327,7 @@ impl TaskManager {
             return Err(err(TaskErrorKind::ZeroGranularity));
         }
         let mut regions: Vec<AccessRegions> = Vec::with_capacity(spec.accesses.len());
-        for access in &spec.accesses {
+        for access in spec.accesses.iter() {
             let buf = self
                 .buffers
                 .get(&access.buffer)
@@ -576,7 +576,7 @@ impl TaskManager {
             if matches!(t.kind(), TaskKind::DeviceCompute | TaskKind::HostCompute) {
                 label += &format!("\\n{}", t.spec.range);
             }
-            for a in &t.spec.accesses {
+            for a in t.spec.accesses.iter() {
                 let region = t.regions.iter().find(|r| r.buffer == a.buffer);
                 let shown = region.map(|r| r.consumed.union(&r.produced)).unwrap_or_default();
                 label += &format!("\\n{} {} {:?} {}", a.mode.name(), self.buffer_ident(a.buffer), a.mapper, shown);

@@ -77,7 +77,7 @@ pub fn task_hash(task: &Task) -> u64 {
     s.granularity.hash(&mut h);
     s.hint.hash(&mut h);
     s.accesses.len().hash(&mut h);
-    for a in &s.accesses {
+    for a in s.accesses.iter() {
         a.buffer.hash(&mut h);
         a.mode.hash(&mut h);
         a.mapper.name().hash(&mut h);
@@ -216,7 +216,7 @@ mod tests {
         tm.create_buffer(celer_graph::BufferId(0), 1, GridBox::d1(0, 64), true, Some("a".into()));
         for &r in ranges {
             let mut spec = TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, r));
-            spec.accesses.push(BufferAccess {
+            std::sync::Arc::make_mut(&mut spec.accesses).push(BufferAccess {
                 buffer: celer_graph::BufferId(0),
                 mode: celer_graph::AccessMode::Read,
                 mapper: RangeMapper::OneToOne,

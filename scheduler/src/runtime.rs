@@ -1244,7 +1244,7 @@ impl<'c> RankLoop<'c> {
                         batch.upload(d, extent, bytes, extent).map_err(|e| format!("{}: {e}", k.context))?;
                     }
                     let mut list = Vec::with_capacity(k.accesses.len());
-                    for (b, mode) in &k.accesses {
+                    for (b, mode) in k.accesses.iter() {
                         let d = device(b, &k.context)?;
                         list.push(match mode {
                             AccessMode::Read => Access::read(d),
@@ -1855,7 +1855,7 @@ impl RankLoop<'_> {
         }
         // What each accessor touches on this rank: its allocation must hold it.
         let mut needs = Vec::with_capacity(accesses.len());
-        for a in &task.spec.accesses {
+        for a in task.spec.accesses.iter() {
             let state = self.buffers.get(&a.buffer).ok_or_else(|| fail(format!("unknown buffer {}", a.buffer)))?;
             let region =
                 a.mapper.apply(&chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| fail(e.to_string()))?;
@@ -1979,7 +1979,7 @@ impl RankLoop<'_> {
         awaited: &[(BufferId, &Region)],
     ) -> Option<GridBox> {
         let mut accessors = Vec::with_capacity(task.spec.accesses.len());
-        for a in &task.spec.accesses {
+        for a in task.spec.accesses.iter() {
             let state = self.buffers.get(&a.buffer)?;
             accessors.push(crate::overlap::Accessor {
                 buffer: a.buffer,
@@ -2000,7 +2000,7 @@ impl RankLoop<'_> {
         };
         let s = &t.spec;
         let mut out = format!("{} ({}) over {}", t.ident(), s.kind.name(), s.range);
-        for a in &s.accesses {
+        for a in s.accesses.iter() {
             out.push_str(&format!("; {} {} {}", a.mode.name(), self.buffer_ident(a.buffer), a.mapper.name()));
         }
         for r in &s.reductions {
