@@ -119,14 +119,15 @@ impl RankSet {
 struct Readers(Vec<(CommandId, Region)>);
 
 impl Readers {
-    /// Notes that `cmd` reads `region`.
-    fn add(&mut self, cmd: CommandId, region: &Region) {
+    /// Notes that `cmd` reads `region` (taken by value: a halo's boxes live on the heap, and the caller is done
+    /// with them).
+    fn add(&mut self, cmd: CommandId, region: Region) {
         if region.is_empty() {
             return;
         }
         match self.0.last_mut() {
-            Some((c, r)) if *c == cmd => *r = r.union(region),
-            _ => self.0.push((cmd, region.clone())),
+            Some((c, r)) if *c == cmd => *r = r.union(&region),
+            _ => self.0.push((cmd, region)),
         }
     }
 
@@ -767,7 +768,7 @@ impl CommandGraphGenerator {
             if let TaskKind::Collective(g) = task.kind() {
                 self.collective_groups.insert(g, cmd);
             }
-            for (i, (b, consumed, produced)) in local.iter().enumerate() {
+            for (i, (b, consumed, produced)) in local.iter_mut().enumerate() {
                 let global = if produced.is_empty() {
                     None
                 } else {
@@ -776,7 +777,8 @@ impl CommandGraphGenerator {
                 let state = self.buffers.get_mut(b).unwrap();
                 // A read of cells this command also writes ends with its own write: no reader to remember.
                 if !consumed.is_empty() && consumed != produced {
-                    state.readers.add(cmd, consumed);
+                    // Not needed below: the rest of this function looks at what the chunk produces only.
+                    state.readers.add(cmd, std::mem::take(consumed));
                 }
                 if !produced.is_empty() {
                     let value = WriterState { cmd: Some(cmd), fresh: true, replicated: false };
@@ -926,7 +928,7 @@ impl CommandGraphGenerator {
         let read = Region::from_boxes(targets.iter().flat_map(|(_, r)| r.boxes().iter().copied()));
         let transfer = TransferId { task: task.id, buffer: b, reduction: None };
         let cmd = self.new_command(task.id, CommandKind::Push { transfer, targets }, deps);
-        self.buffers.get_mut(&b).unwrap().readers.add(cmd, &read);
+        self.buffers.get_mut(&b).unwrap().readers.add(cmd, read);
         Ok(())
     }
 
@@ -972,7 +974,7 @@ impl CommandGraphGenerator {
             self.add_epoch_dependency(&mut deps);
             let cmd = self.new_command(task.id, CommandKind::Push { transfer, targets }, deps);
             if has_partial {
-                self.buffers.get_mut(&b).unwrap().readers.add(cmd, &extent);
+                self.buffers.get_mut(&b).unwrap().readers.add(cmd, extent.clone());
             }
         }
         let reads_here = readers.contains(self.me);
