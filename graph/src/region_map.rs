@@ -437,9 +437,15 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
 
     /// Re-normalizes every group of equal values (one pass to group, one normalization per group).
     fn merge_all(&mut self) {
-        // Fast path: no two entries share a value, so nothing can merge.
+        // Fast path: any two entries that share a value lie apart along the one dimension they differ in (a chunk's
+        // stale neighbours, its halo rows), so nothing can merge and each value's boxes are its canonical form
+        // already (with three or more boxes, pairs apart along one dimension must all differ along the same one).
         let n = self.entries.len();
-        if n < 2 || (n <= 16 && (0..n).all(|i| (i + 1..n).all(|j| self.entries[i].1 != self.entries[j].1))) {
+        let settled = |i: usize, j: usize| {
+            let (a, b) = (&self.entries[i], &self.entries[j]);
+            a.1 != b.1 || apart_along_one_dimension(&a.0, &b.0)
+        };
+        if n < 2 || (n <= 16 && (0..n).all(|i| (i + 1..n).all(|j| settled(i, j)))) {
             return;
         }
         if n <= 16 {
