@@ -185,6 +185,13 @@ impl SentTo {
         if self.0.is_empty() {
             return;
         }
+        // Fast path: one box covers everything sent (a task rewrote the whole buffer).
+        if let [b] = region.boxes() {
+            if self.0.iter().all(|(_, sent)| sent.boxes().iter().all(|s| b.contains(s))) {
+                self.0.clear();
+                return;
+            }
+        }
         self.0.retain_mut(|(_, sent)| {
             if sent.intersects(region) {
                 *sent = sent.difference(region);
