@@ -204,7 +204,7 @@ proptest! {
             .into_iter()
             .filter(|c| {
                 chunk_cells.iter().any(|k| {
-                    let off: Vec<usize> = (0..3).map(|d| c[d].abs_diff(k[d])).collect();
+                    let off = [c[0].abs_diff(k[0]), c[1].abs_diff(k[1]), c[2].abs_diff(k[2])];
                     let within = (0..3).all(|d| off[d] <= extent[d]);
                     within && (!along_axes || off.iter().filter(|&&o| o > 0).count() <= 1)
                 })
