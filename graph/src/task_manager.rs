@@ -357,11 +357,22 @@ impl TaskManager {
                     regions.last_mut().unwrap()
                 }
             };
-            if access.mode.consumes() {
-                entry.consumed = entry.consumed.union(&region);
-            }
-            if access.mode.produces() {
-                entry.produced = entry.produced.union(&region);
+            // Most buffers have one access: its region is moved in, not unioned with an empty one.
+            let accumulate = |acc: &mut Region, r: Region| {
+                if acc.is_empty() {
+                    *acc = r;
+                } else if !r.is_empty() {
+                    *acc = acc.union(&r);
+                }
+            };
+            match (access.mode.consumes(), access.mode.produces()) {
+                (true, true) => {
+                    accumulate(&mut entry.consumed, region.clone());
+                    accumulate(&mut entry.produced, region);
+                }
+                (true, false) => accumulate(&mut entry.consumed, region),
+                (false, true) => accumulate(&mut entry.produced, region),
+                (false, false) => {}
             }
         }
         for red in &spec.reductions {
