@@ -142,6 +142,11 @@ impl GridBox {
         other.is_empty() || (0..MAX_DIMS).all(|d| self.min[d] <= other.min[d] && other.max[d] <= self.max[d])
     }
 
+    /// The smallest box holding all of `boxes` (empty for none).
+    pub fn bounding_box_of(boxes: &[GridBox]) -> GridBox {
+        boxes.iter().fold(GridBox::EMPTY, |acc, b| acc.bounding_box(b))
+    }
+
     /// The smallest box holding both.
     #[inline]
     pub fn bounding_box(&self, other: &GridBox) -> GridBox {
@@ -326,7 +331,7 @@ impl Region {
 
     /// The smallest box holding the region (empty for the empty region).
     pub fn bounding_box(&self) -> GridBox {
-        self.boxes.iter().fold(GridBox::EMPTY, |acc, b| acc.bounding_box(b))
+        GridBox::bounding_box_of(&self.boxes)
     }
 
     /// Cells in either region.
@@ -351,28 +356,28 @@ impl Region {
         Region::from_scratch(&mut list)
     }
 
+    /// Adds `other`'s cells: a move when `self` is still empty (a buffer's single access, the common case), else a
+    /// union.
+    #[inline]
+    pub fn absorb(&mut self, other: Region) {
+        if self.is_empty() {
+            *self = other;
+        } else if !other.is_empty() {
+            *self = self.union(&other);
+        }
+    }
+
     /// Cells in both regions.
     pub fn intersection(&self, other: &Region) -> Region {
         if self.is_empty() || other.is_empty() {
             return Region::new();
         }
-        if self.boxes.len() == 1 && other.boxes.len() == 1 {
-            return Region::from(self.boxes[0].intersection(&other.boxes[0]));
-        }
-        let mut out: Scratch = SmallVec::new();
-        for a in &self.boxes {
-            for b in &other.boxes {
-                let i = a.intersection(b);
-                if !i.is_empty() {
-                    out.push(i);
-                }
-            }
-        }
-        Region::from_scratch(&mut out)
+        self.intersect_boxes(&other.boxes)
     }
 
     /// Cells in both the region and the union of `boxes` (disjoint boxes, in any order), without normalizing them
     /// into a region first.
+    #[inline]
     pub fn intersect_boxes(&self, boxes: &[GridBox]) -> Region {
         if let ([a], [b]) = (self.boxes(), boxes) {
             return Region::from(a.intersection(b));

@@ -496,6 +496,27 @@ pub struct AccessRegions {
     pub produced: Region,
 }
 
+impl AccessRegions {
+    /// Nothing of `buffer` touched yet.
+    pub fn new(buffer: BufferId) -> Self {
+        Self { buffer, consumed: Region::new(), produced: Region::new() }
+    }
+
+    /// Adds what an access of mode `mode` touches: to what is consumed, what is produced, or both.
+    #[inline]
+    pub fn add(&mut self, mode: AccessMode, region: Region) {
+        match (mode.consumes(), mode.produces()) {
+            (true, true) => {
+                self.consumed.absorb(region.clone());
+                self.produced.absorb(region);
+            }
+            (true, false) => self.consumed.absorb(region),
+            (false, true) => self.produced.absorb(region),
+            (false, false) => {}
+        }
+    }
+}
+
 /// A node of the task graph.
 #[derive(Clone, Debug)]
 pub struct Task {

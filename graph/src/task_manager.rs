@@ -349,31 +349,11 @@ impl TaskManager {
             let entry = match regions.iter_mut().position(|r| r.buffer == access.buffer) {
                 Some(i) => &mut regions[i],
                 None => {
-                    regions.push(AccessRegions {
-                        buffer: access.buffer,
-                        consumed: Region::new(),
-                        produced: Region::new(),
-                    });
+                    regions.push(AccessRegions::new(access.buffer));
                     regions.last_mut().unwrap()
                 }
             };
-            // Most buffers have one access: its region is moved in, not unioned with an empty one.
-            let accumulate = |acc: &mut Region, r: Region| {
-                if acc.is_empty() {
-                    *acc = r;
-                } else if !r.is_empty() {
-                    *acc = acc.union(&r);
-                }
-            };
-            match (access.mode.consumes(), access.mode.produces()) {
-                (true, true) => {
-                    accumulate(&mut entry.consumed, region.clone());
-                    accumulate(&mut entry.produced, region);
-                }
-                (true, false) => accumulate(&mut entry.consumed, region),
-                (false, true) => accumulate(&mut entry.produced, region),
-                (false, false) => {}
-            }
+            entry.add(access.mode, region);
         }
         for red in &spec.reductions {
             let buf = self

@@ -27,9 +27,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use celer_graph::{
-    AccessMode, BufferId, CollectiveGroupId, Command, CommandDependency, CommandId, CommandKind, DependencyKind,
-    DependencyOrigin, EpochAction, GridBox, HostObjectId, NodeId, NodeStore, RangeMapper, ReductionId, Region,
-    RegionMap, ResourceIdent, Task, TaskError, TaskErrorKind, TaskId, TaskKind, TransferId,
+    AccessMode, AccessRegions, BufferId, CollectiveGroupId, Command, CommandDependency, CommandId, CommandKind,
+    DependencyKind, DependencyOrigin, EpochAction, GridBox, HostObjectId, NodeId, NodeStore, RangeMapper, ReductionId,
+    Region, RegionMap, ResourceIdent, Task, TaskError, TaskErrorKind, TaskId, TaskKind, TransferId,
 };
 use hashbrown::HashMap;
 use smallvec::SmallVec;
@@ -530,8 +530,7 @@ impl CommandGraphGenerator {
             }
         }
         let state = &self.buffers[&buffer];
-        let mut consumed = Region::new();
-        let mut produced = Region::new();
+        let mut acc = AccessRegions::new(buffer);
         for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer) {
             let r = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| TaskError {
                 task: task.ident(),
@@ -549,24 +548,15 @@ impl CommandGraphGenerator {
                     }),
                 });
             }
-            // Most buffers have one access: the first region is moved in, no union and no copy.
-            match (a.mode.consumes(), a.mode.produces()) {
-                (true, true) => {
-                    accumulate(&mut consumed, r.clone());
-                    accumulate(&mut produced, r);
-                }
-                (true, false) => accumulate(&mut consumed, r),
-                (false, true) => accumulate(&mut produced, r),
-                (false, false) => {}
-            }
+            acc.add(a.mode, r);
         }
         for red in task.spec.reductions.iter().filter(|r| r.buffer == buffer) {
-            produced = Region::from(state.extent);
+            acc.produced = Region::from(state.extent);
             if red.include_current_value && rank == 0 {
-                consumed = Region::from(state.extent);
+                acc.consumed = Region::from(state.extent);
             }
         }
-        Ok((consumed, produced))
+        Ok((acc.consumed, acc.produced))
     }
 
     /// A box of kernel indices outside which no chunk's accesses of `buffer` (with modes `filter`) can touch `r`.
@@ -869,7 +859,7 @@ impl CommandGraphGenerator {
         let mut all = Region::new();
         for c in 0..n_chunks {
             let (_, p) = self.chunk_regions(task, r.buffer, &chunking.chunk(c), c as u32)?;
-            accumulate(&mut all, p);
+            all.absorb(p);
         }
         Ok(Some(Cow::Owned(all)))
     }
@@ -900,7 +890,7 @@ impl CommandGraphGenerator {
         }
         // The map's boxes are disjoint, so `owned_boxes` is the owned region without normalizing it: only its
         // bounding box and its intersections with what remote chunks read are needed.
-        let owned_bbox = owned_boxes.iter().fold(GridBox::EMPTY, |acc, b| acc.bounding_box(b));
+        let owned_bbox = GridBox::bounding_box_of(&owned_boxes);
         let n_chunks = chunking.len(self.config.num_ranks);
         let mut targets: Vec<(NodeId, Region)> = Vec::new();
         for i in self.candidates(task, chunking, b, &owned_bbox, Some(me), AccessMode::consumes) {
@@ -1079,15 +1069,6 @@ impl CommandGraphGenerator {
         }
         out += "}\n";
         out
-    }
-}
-
-/// Adds `r` to `acc`: a move when `acc` is still empty (the common single access), else a union.
-fn accumulate(acc: &mut Region, r: Region) {
-    if acc.is_empty() {
-        *acc = r;
-    } else if !r.is_empty() {
-        *acc = acc.union(&r);
     }
 }
 
