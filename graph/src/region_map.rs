@@ -412,15 +412,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     fn push_group(&mut self, v: &V, boxes: &[GridBox]) {
         match boxes {
             [b] => self.entries.push((*b, v.clone())),
-            // Two boxes (a chunk's stale neighbours, its two halo rows): either they form one box, or they lie apart
-            // along the one dimension they differ in, which is their canonical form already; anything else is
-            // normalized.
-            [a, b] if merge_boxes(a, b).is_some() => self.entries.push((merge_boxes(a, b).unwrap(), v.clone())),
-            [a, b] if apart_along_one_dimension(a, b) => {
-                let (first, second) = if a.min() <= b.min() { (a, b) } else { (b, a) };
-                self.entries.push((*first, v.clone()));
-                self.entries.push((*second, v.clone()));
-            }
+            // `from_boxes` has the fast paths for two boxes that join or lie apart.
             boxes => {
                 self.entries.extend(Region::from_boxes(boxes.iter().copied()).boxes().iter().map(|b| (*b, v.clone())))
             }
