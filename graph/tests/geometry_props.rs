@@ -47,6 +47,25 @@ fn arb_dims_and_regions() -> impl Strategy<Value = (Region, Region)> {
     (1usize..=3).prop_flat_map(|d| (arb_region(d), arb_region(d)))
 }
 
+/// The map's extent in `dims` dimensions: `SIDE` cells along each.
+fn cube(dims: usize) -> GridBox {
+    match dims {
+        1 => GridBox::d1(0, SIDE),
+        2 => GridBox::d2([0, 0], [SIDE, SIDE]),
+        _ => GridBox::d3([0; 3], [SIDE; 3]),
+    }
+}
+
+/// Checks that `map`'s entries cover its extent exactly once and hold `expected` in every cell.
+fn holds_exactly(map: &RegionMap<u8>, expected: impl Fn(Cell) -> u8) -> Result<(), TestCaseError> {
+    let covered: usize = map.entries().iter().map(|e| e.0.area()).sum();
+    prop_assert_eq!(covered, map.extent().area(), "entries overlap or leave gaps: {:?}", map);
+    for c in cells_of_box(&map.extent()) {
+        prop_assert_eq!(*map.get(c), expected(c), "cell {:?}", c);
+    }
+    Ok(())
+}
+
 fn assert_disjoint(r: &Region) {
     let total: usize = r.boxes().iter().map(GridBox::area).sum();
     assert_eq!(total, cells(r).len(), "boxes of {r} overlap");
@@ -115,7 +134,7 @@ proptest! {
         updates in prop::collection::vec((0usize..1000, 0u8..4), 1..12),
         query_seed in 0usize..1000,
     ) {
-        let extent = match dims { 1 => GridBox::d1(0, SIDE), 2 => GridBox::d2([0, 0], [SIDE, SIDE]), _ => GridBox::d3([0; 3], [SIDE; 3]) };
+        let extent = cube(dims);
         let boxes: Vec<GridBox> = {
             // Deterministic pseudo-random boxes from the seeds, so shrinking stays meaningful.
             let mk = |s: usize| {
@@ -165,7 +184,7 @@ proptest! {
         (dims, regions) in (1usize..=3).prop_flat_map(|d| (Just(d), prop::collection::vec(arb_region(d), 3..8))),
         values in prop::collection::vec(0u8..4, 8),
     ) {
-        let extent = match dims { 1 => GridBox::d1(0, SIDE), 2 => GridBox::d2([0, 0], [SIDE, SIDE]), _ => GridBox::d3([0; 3], [SIDE; 3]) };
+        let extent = cube(dims);
         // Some history first, so the split update meets several entries of several values.
         let mut map = RegionMap::new(extent, 9u8);
         let (history, split) = regions.split_at(regions.len() - 2);
@@ -178,11 +197,7 @@ proptest! {
         expected.update_region(inner, 7);
         expected.update_values_in(&outer.difference(inner), f);
         map.update_split(inner, 7, outer, f);
-        let covered: usize = map.entries().iter().map(|e| e.0.area()).sum();
-        prop_assert_eq!(covered, extent.area(), "entries overlap or leave gaps: {:?}", map);
-        for c in cells_of_box(&extent) {
-            prop_assert_eq!(map.get(c), expected.get(c), "cell {:?}", c);
-        }
+        holds_exactly(&map, |c| *expected.get(c))?;
     }
 
     #[test]
@@ -218,7 +233,7 @@ proptest! {
         (dims, regions) in (1usize..=3).prop_flat_map(|d| (Just(d), prop::collection::vec(arb_region(d), 2..7))),
         values in prop::collection::vec(0u8..4, 6),
     ) {
-        let extent = match dims { 1 => GridBox::d1(0, SIDE), 2 => GridBox::d2([0, 0], [SIDE, SIDE]), _ => GridBox::d3([0; 3], [SIDE; 3]) };
+        let extent = cube(dims);
         let mut map = RegionMap::new(extent, 9u8);
         let (history, target) = regions.split_at(regions.len() - 1);
         for (r, v) in history.iter().zip(&values) {
@@ -227,11 +242,7 @@ proptest! {
         let mut expected = map.clone();
         expected.update_values_in(&target[0], |v| v.wrapping_mul(3) % 7);
         map.modify_in(&target[0], |v| *v = v.wrapping_mul(3) % 7);
-        let covered: usize = map.entries().iter().map(|e| e.0.area()).sum();
-        prop_assert_eq!(covered, extent.area(), "entries overlap or leave gaps: {:?}", map);
-        for c in cells_of_box(&extent) {
-            prop_assert_eq!(map.get(c), expected.get(c), "cell {:?}", c);
-        }
+        holds_exactly(&map, |c| *expected.get(c))?;
     }
 
     #[test]
@@ -240,7 +251,7 @@ proptest! {
         values in prop::collection::vec(0u8..4, 6),
         pick in prop::collection::vec(any::<bool>(), 16),
     ) {
-        let extent = match dims { 1 => GridBox::d1(0, SIDE), 2 => GridBox::d2([0, 0], [SIDE, SIDE]), _ => GridBox::d3([0; 3], [SIDE; 3]) };
+        let extent = cube(dims);
         let mut map = RegionMap::new(extent, 9u8);
         for (r, v) in regions.iter().zip(&values) {
             map.update_region(r, *v);
@@ -255,10 +266,6 @@ proptest! {
             expected.insert(c, 5);
         }
         map.update_region(&target, 5);
-        let covered: usize = map.entries().iter().map(|e| e.0.area()).sum();
-        prop_assert_eq!(covered, extent.area(), "entries overlap or leave gaps: {:?}", map);
-        for (c, v) in &expected {
-            prop_assert_eq!(map.get(*c), v, "cell {:?}", c);
-        }
+        holds_exactly(&map, |c| expected[&c])?;
     }
 }
