@@ -133,12 +133,7 @@ impl Readers {
 
     /// Forgets the reads of `region` (it was rewritten locally: later writers order after the writer instead).
     fn clear(&mut self, region: &Region) {
-        self.0.retain_mut(|(_, r)| {
-            if r.intersects(region) {
-                *r = r.difference(region);
-            }
-            !r.is_empty()
-        });
+        cut_from(&mut self.0, region);
     }
 
     /// Calls `f` with every command that read some of `region` since its last local write.
@@ -185,19 +180,15 @@ impl SentTo {
         if self.0.is_empty() {
             return;
         }
-        // Fast path: one box covers everything sent (a task rewrote the whole buffer).
+        // Fast path: one box covers everything sent (a task rewrote the whole buffer). Not worth it for the reader
+        // log, whose entries a write rarely covers all at once (its check cost 0.7 % at 4 ranks).
         if let [b] = region.boxes() {
             if self.0.iter().all(|(_, sent)| sent.boxes().iter().all(|s| b.contains(s))) {
                 self.0.clear();
                 return;
             }
         }
-        self.0.retain_mut(|(_, sent)| {
-            if sent.intersects(region) {
-                *sent = sent.difference(region);
-            }
-            !sent.is_empty()
-        });
+        cut_from(&mut self.0, region);
     }
 
     /// The part of `need` that `target` has not received yet.
@@ -1070,6 +1061,17 @@ impl CommandGraphGenerator {
         out += "}\n";
         out
     }
+}
+
+/// Removes `region` from every entry's region, dropping entries left empty (what the reader log and the sent-to
+/// record forget when cells are rewritten).
+fn cut_from<K>(entries: &mut Vec<(K, Region)>, region: &Region) {
+    entries.retain_mut(|(_, r)| {
+        if r.intersects(region) {
+            *r = r.difference(region);
+        }
+        !r.is_empty()
+    });
 }
 
 /// Marks `region` as written elsewhere: the local copy is no longer the newest, and no longer ours to push.
