@@ -408,7 +408,7 @@ impl Region {
             return self.clone();
         }
         // Fast path: each box lies inside one box of `other` (a halo or boundary row cleared by a larger write).
-        if self.boxes.iter().all(|a| other.boxes.iter().any(|b| b.contains(a))) {
+        if other.holds_each_box_of(self) {
             return Region::new();
         }
         if let ([a], [b]) = (self.boxes(), other.boxes()) {
@@ -458,13 +458,19 @@ impl Region {
 
     /// Whether every cell of `other` is in `self`.
     pub fn contains(&self, other: &Region) -> bool {
-        if other.boxes.iter().all(|b| self.boxes.iter().any(|a| a.contains(b))) {
+        if self.holds_each_box_of(other) {
             return true;
         }
         if self.boxes.len() == 1 {
             return false;
         }
         other.difference(self).is_empty()
+    }
+
+    /// Whether each box of `other` lies inside one box of `self`: enough for `self` to contain `other`, and cheap.
+    #[inline]
+    fn holds_each_box_of(&self, other: &Region) -> bool {
+        other.boxes.iter().all(|b| self.boxes.iter().any(|a| a.contains(b)))
     }
 
     /// Whether every cell of the box is in `self`.
