@@ -24,7 +24,7 @@ pub use command::{Command, CommandDependency, CommandKind, TransferId};
 pub use error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
 pub use geometry::{GridBox, Region, MAX_DIMS};
 pub use ids::{BufferId, CollectiveGroupId, CommandId, HostObjectId, NodeId, ReductionId, TaskId};
-pub use node_store::NodeStore;
+pub use node_store::{ExecutionFront, NodeStore};
 pub use region_map::RegionMap;
 pub use task::{
     AccessMode, AccessRegions, BufferAccess, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin,

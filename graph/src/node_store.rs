@@ -2,7 +2,8 @@
 //!
 //! Nodes get dense, increasing ids (task or command ids). Each horizon or epoch starts a new window
 //! ([`begin_epoch`](NodeStore::begin_epoch)); once the runtime has passed a horizon, every window before it goes at
-//! once ([`erase_before_epoch`](NodeStore::erase_before_epoch)), its arena reset in one step.
+//! once ([`erase_before_epoch`](NodeStore::erase_before_epoch)), its arena reset in one step. [`ExecutionFront`]
+//! tracks which nodes of the newest window nothing depends on yet.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -149,6 +150,70 @@ impl<N> NodeStore<N> {
     }
 }
 
+/// The nodes nothing depends on yet (what the next horizon or epoch must wait for), kept as one "followed" flag per
+/// node of the current horizon window: marking a dependency is an index, not a search and removal in a sorted list.
+///
+/// Every horizon or epoch depends on the whole front, so the front never holds a node older than the newest of them;
+/// edges to older nodes need no bookkeeping.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionFront {
+    /// Id of the newest horizon or epoch (the window's first node).
+    base: u64,
+    /// `followed[i]`: node `base + i` has a dependent.
+    followed: Vec<bool>,
+    /// Nodes of the window without a dependent.
+    len: usize,
+}
+
+impl ExecutionFront {
+    /// An empty front.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Notes that a new node depends on node `id`, which leaves the front.
+    #[inline]
+    pub fn follow(&mut self, id: u64) {
+        if let Some(f) = id.checked_sub(self.base).and_then(|i| self.followed.get_mut(i as usize)) {
+            if !*f {
+                *f = true;
+                self.len -= 1;
+            }
+        }
+    }
+
+    /// Adds node `id`, above every node added before; a horizon or epoch (`sync`) starts a new window holding only
+    /// itself (it depends on the whole front).
+    pub fn push(&mut self, id: u64, sync: bool) {
+        if sync || self.followed.is_empty() {
+            self.base = id;
+            self.followed.clear();
+            self.len = 0;
+        }
+        let slot = id.checked_sub(self.base).expect("node ids must grow") as usize;
+        assert!(slot >= self.followed.len(), "node ids must grow (got {id})");
+        // Ids between the last node and this one name no node: never in the front.
+        self.followed.resize(slot, true);
+        self.followed.push(false);
+        self.len += 1;
+    }
+
+    /// Number of nodes without a dependent.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no node is in the front.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The nodes without a dependent, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.followed.iter().enumerate().filter(|(_, f)| !**f).map(|(i, _)| self.base + i as u64)
+    }
+}
+
 impl<N> fmt::Debug for NodeStore<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NodeStore")
@@ -184,5 +249,27 @@ mod tests {
         assert!(s.get(8).is_none());
         assert_eq!(s.get(9), Some(&vec![9]));
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn the_front_holds_exactly_the_nodes_without_dependents() {
+        let mut f = ExecutionFront::new();
+        f.push(0, true);
+        // 1 and 2 depend on 0; 3 depends on 1; 5 (4 is no node) depends on 3 and on 0 again.
+        for (id, deps) in [(1, vec![0]), (2, vec![0]), (3, vec![1]), (5, vec![3, 0])] {
+            for d in deps {
+                f.follow(d);
+            }
+            f.push(id, false);
+        }
+        assert_eq!(f.iter().collect::<Vec<_>>(), vec![2, 5]);
+        assert_eq!(f.len(), 2);
+        // A horizon depends on the front and becomes all of it; edges to older nodes change nothing.
+        f.follow(2);
+        f.follow(5);
+        f.push(6, true);
+        f.follow(3);
+        assert_eq!(f.iter().collect::<Vec<_>>(), vec![6]);
+        assert_eq!(f.len(), 1);
     }
 }

@@ -33,7 +33,7 @@ use smallvec::SmallVec;
 use crate::error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
 use crate::geometry::{GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, TaskId};
-use crate::node_store::NodeStore;
+use crate::node_store::{ExecutionFront, NodeStore};
 use crate::region_map::RegionMap;
 use crate::task::{
     AccessRegions, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin, EpochAction, ResourceIdent, Task,
@@ -100,9 +100,8 @@ pub struct TaskManager {
     host_objects: HashMap<HostObjectId, Option<TaskId>>,
     /// Last task of each collective group.
     collective_groups: HashMap<CollectiveGroupId, TaskId>,
-    /// Tasks nothing depends on yet, in id order (a sorted vector: ids only grow, and horizons keep the front
-    /// below `horizon_max_parallelism`).
-    execution_front: Vec<TaskId>,
+    /// Tasks nothing depends on yet (horizons keep it below `horizon_max_parallelism`).
+    execution_front: ExecutionFront,
     /// The last applied horizon or epoch: tasks without another true dependency depend on it.
     epoch_for_new_tasks: TaskId,
     /// The newest horizon, not yet applied.
@@ -131,7 +130,7 @@ impl TaskManager {
             buffers: HashMap::new(),
             host_objects: HashMap::new(),
             collective_groups: HashMap::new(),
-            execution_front: Vec::new(),
+            execution_front: ExecutionFront::new(),
             epoch_for_new_tasks: TaskId(0),
             current_horizon: None,
             max_critical_path: 0,
@@ -484,16 +483,14 @@ impl TaskManager {
         self.next_id += 1;
         let mut cpl = 0;
         for d in &dependencies {
-            if let Ok(i) = self.execution_front.binary_search(&d.task) {
-                self.execution_front.remove(i);
-            }
+            self.execution_front.follow(d.task.0);
             cpl = cpl.max(self.tasks.get(d.task.0).map_or(0, |t| t.critical_path_length));
         }
         let critical_path_length = cpl + 1;
         self.max_critical_path = self.max_critical_path.max(critical_path_length);
-        debug_assert!(self.execution_front.last().is_none_or(|&l| l < id), "task ids must grow: {id}");
-        self.execution_front.push(id);
-        if matches!(spec.kind, TaskKind::Horizon | TaskKind::Epoch(_)) {
+        let sync = matches!(spec.kind, TaskKind::Horizon | TaskKind::Epoch(_));
+        self.execution_front.push(id.0, sync);
+        if sync {
             self.tasks.begin_epoch(id.0);
         }
         self.tasks.insert_with(id.0, || Task { id, spec, regions, dependencies, critical_path_length });
@@ -508,7 +505,11 @@ impl TaskManager {
         let front: SmallVec<[Dependency; 4]> = self
             .execution_front
             .iter()
-            .map(|&task| Dependency { task, kind: DependencyKind::True, origin: DependencyOrigin::ExecutionFront })
+            .map(|t| Dependency {
+                task: TaskId(t),
+                kind: DependencyKind::True,
+                origin: DependencyOrigin::ExecutionFront,
+            })
             .collect();
         let spec = TaskSpec::new(kind, 0, GridBox::from_extent(&[]));
         self.insert_node(id, spec, Vec::new(), front);

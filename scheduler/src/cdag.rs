@@ -28,8 +28,9 @@ use std::fmt;
 
 use celer_graph::{
     AccessMode, AccessRegions, BufferId, CollectiveGroupId, Command, CommandDependency, CommandId, CommandKind,
-    DependencyKind, DependencyOrigin, EpochAction, GridBox, HostObjectId, NodeId, NodeStore, RangeMapper, ReductionId,
-    Region, RegionMap, ResourceIdent, Task, TaskError, TaskErrorKind, TaskId, TaskKind, TransferId,
+    DependencyKind, DependencyOrigin, EpochAction, ExecutionFront, GridBox, HostObjectId, NodeId, NodeStore,
+    RangeMapper, ReductionId, Region, RegionMap, ResourceIdent, Task, TaskError, TaskErrorKind, TaskId, TaskKind,
+    TransferId,
 };
 use hashbrown::HashMap;
 use smallvec::SmallVec;
@@ -279,8 +280,8 @@ pub struct CommandGraphGenerator {
     buffers: HashMap<BufferId, BufferState>,
     host_objects: HashMap<HostObjectId, CommandId>,
     collective_groups: HashMap<CollectiveGroupId, CommandId>,
-    /// Commands nothing depends on yet, in id order (a sorted vector: ids only grow, and the front stays small).
-    execution_front: Vec<CommandId>,
+    /// Commands nothing depends on yet (what the next horizon or epoch waits for).
+    execution_front: ExecutionFront,
     epoch_for_new_commands: CommandId,
     current_horizon: Option<CommandId>,
     /// Horizon and epoch commands by task, to prune when the runtime reports a task reached.
@@ -306,7 +307,7 @@ impl CommandGraphGenerator {
             buffers: HashMap::new(),
             host_objects: HashMap::new(),
             collective_groups: HashMap::new(),
-            execution_front: Vec::new(),
+            execution_front: ExecutionFront::new(),
             epoch_for_new_commands: CommandId(0),
             current_horizon: None,
             sync_commands: Default::default(),
@@ -444,13 +445,11 @@ impl CommandGraphGenerator {
         let id = CommandId(self.next_id);
         self.next_id += 1;
         for (d, _, _) in deps.iter() {
-            if let Ok(i) = self.execution_front.binary_search(&d) {
-                self.execution_front.remove(i);
-            }
+            self.execution_front.follow(d.0);
         }
-        debug_assert!(self.execution_front.last().is_none_or(|&l| l < id), "command ids must grow: {id}");
-        self.execution_front.push(id);
-        if matches!(kind, CommandKind::Horizon { .. } | CommandKind::Epoch { .. }) {
+        let sync = matches!(kind, CommandKind::Horizon { .. } | CommandKind::Epoch { .. });
+        self.execution_front.push(id.0, sync);
+        if sync {
             self.commands.begin_epoch(id.0);
         }
         let dependencies =
@@ -465,8 +464,8 @@ impl CommandGraphGenerator {
 
     fn generate_sync(&mut self, task: TaskId, kind: CommandKind) {
         let mut deps = Deps::default();
-        for &c in &self.execution_front {
-            deps.add(c, DependencyKind::True, DependencyOrigin::ExecutionFront);
+        for c in self.execution_front.iter() {
+            deps.add(CommandId(c), DependencyKind::True, DependencyOrigin::ExecutionFront);
         }
         let is_epoch = matches!(kind, CommandKind::Epoch { .. });
         let id = self.new_command(task, kind, deps);

@@ -3,8 +3,8 @@
 //! [`ChunkGrid`] splits along dimension 0 (or a near-square grid over dimensions 0 and 1), honours a granularity
 //! (every chunk boundary is a multiple of it, counted from the range's start) and never makes an empty chunk: with
 //! fewer granules than ranks, fewer chunks come out. Chunk `i` (row-major over the grid) goes to rank `i`. Because
-//! the grid is regular, the chunks touching a box are found by binary search on the cut positions, without
-//! visiting all of them.
+//! the grid is regular, the chunks touching a box are found by inverting the cut formula, without visiting all of
+//! them.
 
 use celer_graph::{GridBox, SplitHint};
 
@@ -44,10 +44,22 @@ impl Axis {
         if a >= b {
             return 0..0;
         }
-        // First run whose end lies above `a`; first run whose start is at or above `b`.
-        let first = partition_point(self.parts, |i| self.cut(i + 1) <= a);
-        let end = partition_point(self.parts, |i| self.cut(i) < b);
-        first..end.max(first)
+        let (a, b) = (a.max(self.lo), b.min(self.hi));
+        if a >= b {
+            return 0..0;
+        }
+        self.run_of(a)..self.run_of(b - 1) + 1
+    }
+
+    /// The run holding position `x` (`lo ≤ x < hi`), by inverting the cut formula: run `i` holds granule `k` when
+    /// `⌊i·G/P⌋ ≤ k < ⌊(i+1)·G/P⌋`, that is `i = ⌈(k+1)·P/G⌉ − 1`. A binary search on the cuts serves where the
+    /// product would overflow.
+    fn run_of(&self, x: usize) -> usize {
+        let k = (x - self.lo) / self.granularity;
+        match (k + 1).checked_mul(self.parts) {
+            Some(p) => ((p - 1) / self.granules).min(self.parts - 1),
+            None => partition_point(self.parts, |i| self.cut(i + 1) <= x),
+        }
     }
 }
 
@@ -136,7 +148,7 @@ impl ChunkGrid {
         GridBox::new(min, max)
     }
 
-    /// Indices of the chunks that intersect `b`, in increasing order (found by binary search, not by scanning).
+    /// Indices of the chunks that intersect `b`, in increasing order (found by arithmetic, not by scanning).
     pub fn chunks_intersecting(&self, b: &GridBox) -> impl Iterator<Item = usize> + '_ {
         let b = b.intersection(&self.range);
         let (s0, s1) = if b.is_empty() {
@@ -177,6 +189,24 @@ mod tests {
         assert_eq!(g.chunk(3), GridBox::d2([4, 4], [8, 8]));
         let g = ChunkGrid::new(GridBox::d2([0, 0], [100, 10]), 6, SplitHint::TwoD, [1; 3]);
         assert_eq!((g.axes[0].parts, g.axes[1].parts), (3, 2));
+    }
+
+    #[test]
+    fn runs_found_by_formula_match_a_scan_of_the_cuts() {
+        for (len, parts, granularity) in [(10, 4, 1), (10, 8, 4), (1000, 7, 3), (17, 17, 1), (5, 9, 1), (999, 64, 10)] {
+            let axis = Axis::new(3, 3 + len, parts, granularity);
+            for x in 3..3 + len {
+                let scanned = (0..axis.parts).find(|&i| axis.cut(i) <= x && x < axis.cut(i + 1)).unwrap();
+                assert_eq!(axis.run_of(x), scanned, "x {x} in {axis:?}");
+            }
+            for a in 0..len + 6 {
+                for b in a..len + 6 {
+                    let want: Vec<_> =
+                        (0..axis.parts).filter(|&i| axis.cut(i).max(a) < axis.cut(i + 1).min(b)).collect();
+                    assert_eq!(axis.span(a, b).collect::<Vec<_>>(), want, "[{a}, {b}) in {axis:?}");
+                }
+            }
+        }
     }
 
     #[test]
