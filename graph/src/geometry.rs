@@ -144,7 +144,12 @@ impl GridBox {
 
     /// The smallest box holding all of `boxes` (empty for none).
     pub fn bounding_box_of(boxes: &[GridBox]) -> GridBox {
-        boxes.iter().fold(GridBox::EMPTY, |acc, b| acc.bounding_box(b))
+        Self::bounding_box_of_iter(boxes.iter().copied())
+    }
+
+    /// [`bounding_box_of`](Self::bounding_box_of) for boxes from an iterator.
+    pub fn bounding_box_of_iter(boxes: impl IntoIterator<Item = GridBox>) -> GridBox {
+        boxes.into_iter().fold(GridBox::EMPTY, |acc, b| acc.bounding_box(&b))
     }
 
     /// The smallest box holding both.

@@ -59,6 +59,13 @@ struct WriterState {
     replicated: bool,
 }
 
+impl WriterState {
+    /// This rank produced the cell and holds its newest copy: the data this rank pushes.
+    fn is_original(&self) -> bool {
+        self.fresh && !self.replicated && self.cmd.is_some()
+    }
+}
+
 /// A set of ranks as sorted, disjoint, non-adjacent half-open intervals: "every rank below 900" is one interval,
 /// so the all-to-all patterns, where a region's receivers grow rank by rank, cost O(1) per update instead of O(ranks).
 #[derive(Clone, PartialEq, Eq, Hash, Default, Debug)]
@@ -231,6 +238,10 @@ struct BufferState {
     extent: GridBox,
     name: Option<String>,
     last_writer: RegionMap<WriterState>,
+    /// A box holding every cell this rank originally produced and still holds fresh (what it may have to push).
+    /// Writes grow it, and only horizons and epochs shrink it back to the exact hull, so in between it may be loose;
+    /// tasks whose remote chunks cannot read anything inside it skip the search for owned data altogether.
+    owned_hull: GridBox,
     sent_to: SentTo,
     readers: Readers,
     pending_reduction: Option<PendingReduction>,
@@ -342,6 +353,7 @@ impl CommandGraphGenerator {
                 extent,
                 name,
                 last_writer: RegionMap::new(extent, state),
+                owned_hull: GridBox::EMPTY,
                 sent_to: SentTo::default(),
                 readers: Readers::default(),
                 pending_reduction: None,
@@ -483,6 +495,9 @@ impl CommandGraphGenerator {
         let older = |c: CommandId| if c < epoch { epoch } else { c };
         for b in self.buffers.values_mut() {
             b.last_writer.apply_to_values(|w| WriterState { cmd: w.cmd.map(older), ..*w });
+            b.owned_hull = GridBox::bounding_box_of_iter(
+                b.last_writer.entries().iter().filter(|(_, w)| w.is_original()).map(|(bx, _)| *bx),
+            );
             b.readers.collapse_before(epoch);
         }
         for c in self.host_objects.values_mut() {
@@ -769,6 +784,7 @@ impl CommandGraphGenerator {
                 }
                 if !produced.is_empty() {
                     let value = WriterState { cmd: Some(cmd), fresh: true, replicated: false };
+                    state.owned_hull = state.owned_hull.bounding_box(&produced.bounding_box());
                     match global {
                         // Written here, and the rest of what the task writes is stale here (see `mark_stale`).
                         Some(global) => {
@@ -866,28 +882,35 @@ impl CommandGraphGenerator {
         if self.config.num_ranks == 1 {
             return Ok(());
         }
-        // Only what this rank originally produced and somebody reads matters; look nowhere else.
+        // Only what this rank originally produced and somebody reads matters; look nowhere else. Which remote
+        // chunks can read any of it follows from the hull of the owned data, before looking for the data itself
+        // (a one-to-one read of what this rank wrote last needs nothing from it).
         let state = &self.buffers[&b];
+        if state.owned_hull.is_empty() {
+            return Ok(());
+        }
+        let n_chunks = chunking.len(self.config.num_ranks);
+        let mut candidates = self.candidates(task, chunking, b, &state.owned_hull, Some(me), AccessMode::consumes);
+        candidates.retain(|i| *i < n_chunks);
+        if candidates.is_empty() {
+            return Ok(());
+        }
         let mut owned_boxes: SmallVec<[GridBox; 4]> = SmallVec::new();
         let within = if Self::shaped(task, b) { global_consumed.clone() } else { Region::from(state.extent) };
         state.last_writer.for_each_in(&within, |bx, w| {
-            if w.fresh && !w.replicated && w.cmd.is_some() {
+            if w.is_original() {
                 owned_boxes.push(bx);
             }
         });
+        debug_assert!(owned_boxes.iter().all(|o| state.owned_hull.contains(o)), "{b}: owned data outside its hull");
         if owned_boxes.is_empty() {
             return Ok(());
         }
         // The map's boxes are disjoint, so `owned_boxes` is the owned region without normalizing it: only its
-        // bounding box and its intersections with what remote chunks read are needed.
-        let owned_bbox = GridBox::bounding_box_of(&owned_boxes);
-        let n_chunks = chunking.len(self.config.num_ranks);
+        // intersections with what remote chunks read are needed.
         let mut targets: Vec<(NodeId, Region)> = Vec::new();
-        for i in self.candidates(task, chunking, b, &owned_bbox, Some(me), AccessMode::consumes) {
-            if i >= n_chunks {
-                continue;
-            }
-            let (consumed, _) = self.chunk_regions(task, b, &chunking.chunk(i), i as u32)?;
+        for i in candidates {
+            let consumed = self.chunk_regions(task, b, &chunking.chunk(i), i as u32)?.0;
             let need = consumed.intersect_boxes(&owned_boxes);
             if need.is_empty() {
                 continue;
@@ -925,7 +948,7 @@ impl CommandGraphGenerator {
         let pending = self.buffers[&b].pending_reduction.clone().expect("checked by caller");
         let mut readers: RankSet = RankSet::new();
         for i in 0..chunking.len(n) {
-            let (consumed, _) = self.chunk_regions(task, b, &chunking.chunk(i), i as u32)?;
+            let consumed = self.chunk_regions(task, b, &chunking.chunk(i), i as u32)?.0;
             if !consumed.is_empty() {
                 readers.insert(i as u32);
             }
@@ -990,6 +1013,9 @@ impl CommandGraphGenerator {
             // With every rank reading, everyone holds the result and nobody pushes it; a single reader owns it.
             let replicated = readers.len() > 1;
             state.last_writer.update_region(&extent, WriterState { cmd: Some(cmd), fresh: true, replicated });
+            if !replicated {
+                state.owned_hull = state.extent;
+            }
             state.readers.clear(&extent);
             state.sent_to.clear(&extent);
         } else {
