@@ -196,6 +196,19 @@ impl GridBox {
         }
     }
 
+    /// Calls `f` with disjoint pieces of `self` that together hold exactly its cells outside every box of `cut`
+    /// (which may overlap), without building a region: a box a write cut into keeps its pieces as they come.
+    pub fn subtract_all_into(&self, cut: &[GridBox], mut f: impl FnMut(GridBox)) {
+        fn pieces(b: GridBox, cut: &[GridBox], f: &mut dyn FnMut(GridBox)) {
+            match cut.split_first() {
+                None => f(b),
+                Some((c, rest)) if b.intersects(c) => b.subtract_into(c, |p| pieces(p, rest, f)),
+                Some((_, rest)) => pieces(b, rest, f),
+            }
+        }
+        pieces(*self, cut, &mut f);
+    }
+
     /// Number of leading dimensions that are not trivially `[0, 1)`, i.e. the smallest dimensionality that holds it.
     #[inline]
     pub fn effective_dims(&self) -> usize {

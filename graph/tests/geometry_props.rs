@@ -113,6 +113,29 @@ proptest! {
     }
 
     #[test]
+    fn box_minus_overlapping_boxes_matches_the_cell_model(
+        (b, cut) in (1usize..=3).prop_flat_map(|d| (arb_box(d), prop::collection::vec(arb_box(d), 0..4)))
+    ) {
+        // The cut boxes may overlap each other; the pieces must be disjoint and hold exactly b's cells outside them.
+        let mut pieces = Vec::new();
+        b.subtract_all_into(&cut, |p| pieces.push(p));
+        let mut seen = BTreeSet::new();
+        for p in &pieces {
+            prop_assert!(!p.is_empty());
+            for c in cells_of_box(p) {
+                prop_assert!(seen.insert(c), "cell {:?} in two pieces", c);
+            }
+        }
+        let mut expected = cells_of_box(&b);
+        for c in &cut {
+            for cell in cells_of_box(c) {
+                expected.remove(&cell);
+            }
+        }
+        prop_assert_eq!(seen, expected);
+    }
+
+    #[test]
     fn bounding_box_holds_every_cell(a in (1usize..=3).prop_flat_map(arb_region)) {
         let bb = a.bounding_box();
         for c in cells(&a) {

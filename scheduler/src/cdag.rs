@@ -10,8 +10,8 @@
 //!   (per target rather than per cell: when every rank reads a different part, as in a transpose, a map of cells
 //!   would split into a box per target and each push would scan them all, O(ranks²) per task).
 //! - `readers`: local commands that read each cell since its last local write (anti-dependencies), kept as a log
-//!   of (command, region still unwritten) rather than a map of cells to command sets: adding a reader is an append
-//!   instead of a split of every entry it overlaps.
+//!   of (command, box still unwritten) rather than a map of cells to command sets: adding a reader is an append
+//!   instead of a split of every entry it overlaps, and a write cuts boxes without normalizing any region.
 //!
 //! For each task: pushes go to remote chunks that read what this rank produced, one await-push per buffer covers
 //! everything local chunks read but other ranks wrote, then one execution command per local chunk; finally cells
@@ -119,60 +119,71 @@ impl RankSet {
     }
 }
 
-/// The local commands that read a buffer since the last local write of what they read: per reading command, the
-/// part of its read that no later local write covered yet. The log holds one entry per such command (a horizon or
-/// epoch folds every older one into one entry), so it stays as short as the commands in flight, and adding a reader
-/// appends instead of splitting the boxes of a region map it overlaps.
+/// The local commands that read a buffer since the last local write of what they read, as a log of (command, box)
+/// entries: the boxes of each read that no later local write covered yet. Adding a read appends its boxes; a write
+/// replaces each box it cuts by the box's pieces outside it, in place. No region is normalized or allocated on the
+/// way (a halo's rows stay two entries), and a horizon or epoch folds every older entry into the boxes of one
+/// region, so the log stays as short as the reads in flight.
 #[derive(Debug, Default)]
-struct Readers(Vec<(CommandId, Region)>);
+struct Readers {
+    log: Vec<(CommandId, GridBox)>,
+    /// The previous log's storage, reused by the next rewrite.
+    spare: Vec<(CommandId, GridBox)>,
+}
 
 impl Readers {
-    /// Notes that `cmd` reads `region` (taken by value: a halo's boxes live on the heap, and the caller is done
-    /// with them).
-    fn add(&mut self, cmd: CommandId, region: Region) {
-        if region.is_empty() {
-            return;
-        }
-        match self.0.last_mut() {
-            Some((c, r)) if *c == cmd => *r = r.union(&region),
-            _ => self.0.push((cmd, region)),
-        }
+    /// Notes that `cmd` reads `boxes` (they may overlap each other; that only costs entries).
+    fn add(&mut self, cmd: CommandId, boxes: impl IntoIterator<Item = GridBox>) {
+        self.log.extend(boxes.into_iter().filter(|b| !b.is_empty()).map(|b| (cmd, b)));
     }
 
     /// Forgets the reads of `region` (it was rewritten locally: later writers order after the writer instead).
     fn clear(&mut self, region: &Region) {
-        cut_from(&mut self.0, region);
-    }
-
-    /// Calls `f` with every command that read some of `region` since its last local write.
-    fn for_each_in(&self, region: &Region, mut f: impl FnMut(CommandId)) {
-        for (c, r) in &self.0 {
-            if r.intersects(region) {
-                f(*c);
-            }
-        }
-    }
-
-    /// Rewrites every reader older than `epoch` to `epoch` (one entry holding all their reads).
-    fn collapse_before(&mut self, epoch: CommandId) {
-        if self.0.iter().all(|(c, _)| *c >= epoch) {
+        let cut = region.boxes();
+        let hit = |b: &GridBox| cut.iter().any(|c| c.intersects(b));
+        if !self.log.iter().any(|(_, b)| hit(b)) {
             return;
         }
-        let mut older = Region::new();
-        self.0.retain(|(c, r)| {
-            if *c <= epoch {
-                older = older.union(r);
-                false
+        let mut out = std::mem::take(&mut self.spare);
+        out.clear();
+        for &(c, b) in &self.log {
+            if hit(&b) {
+                b.subtract_all_into(cut, |p| out.push((c, p)));
             } else {
-                true
+                out.push((c, b));
             }
-        });
-        self.0.insert(0, (epoch, older));
+        }
+        self.spare = std::mem::replace(&mut self.log, out);
+    }
+
+    /// Calls `f` with every command that read some of `region` since its last local write (a command may come
+    /// more than once).
+    fn for_each_in(&self, region: &Region, mut f: impl FnMut(CommandId)) {
+        let mut last = None;
+        for &(c, b) in &self.log {
+            if last != Some(c) && region.intersects_box(&b) {
+                f(c);
+                last = Some(c);
+            }
+        }
+    }
+
+    /// Rewrites every reader older than `epoch` to `epoch` (the boxes of one region holding all their reads).
+    fn collapse_before(&mut self, epoch: CommandId) {
+        if self.log.iter().all(|(c, _)| *c >= epoch) {
+            return;
+        }
+        let older = Region::from_boxes(self.log.iter().filter(|(c, _)| *c <= epoch).map(|(_, b)| *b));
+        let mut out = std::mem::take(&mut self.spare);
+        out.clear();
+        out.extend(older.boxes().iter().map(|b| (epoch, *b)));
+        out.extend(self.log.iter().filter(|(c, _)| *c > epoch).copied());
+        self.spare = std::mem::replace(&mut self.log, out);
     }
 
     /// Boxes held, for the state-size measure.
     fn boxes(&self) -> usize {
-        self.0.iter().map(|(_, r)| r.boxes().len()).sum()
+        self.log.len()
     }
 }
 
@@ -779,8 +790,7 @@ impl CommandGraphGenerator {
                 let state = self.buffers.get_mut(b).unwrap();
                 // A read of cells this command also writes ends with its own write: no reader to remember.
                 if !consumed.is_empty() && consumed != produced {
-                    // Not needed below: the rest of this function looks at what the chunk produces only.
-                    state.readers.add(cmd, std::mem::take(consumed));
+                    state.readers.add(cmd, consumed.boxes().iter().copied());
                 }
                 if !produced.is_empty() {
                     let value = WriterState { cmd: Some(cmd), fresh: true, replicated: false };
@@ -935,10 +945,24 @@ impl CommandGraphGenerator {
                 }
             });
         }
-        let read = Region::from_boxes(targets.iter().flat_map(|(_, r)| r.boxes().iter().copied()));
+        // The push reads what it sends. Sends to one or two neighbours are logged as they are; more targets log
+        // their union, so a region every rank receives is one entry rather than one per rank.
+        let read = match &targets[..] {
+            [_] | [_, _] => None,
+            _ => Some(Region::from_boxes(targets.iter().flat_map(|(_, r)| r.boxes().iter().copied()))),
+        };
         let transfer = TransferId { task: task.id, buffer: b, reduction: None };
         let cmd = self.new_command(task.id, CommandKind::Push { transfer, targets }, deps);
-        self.buffers.get_mut(&b).unwrap().readers.add(cmd, read);
+        let readers = &mut self.buffers.get_mut(&b).unwrap().readers;
+        match read {
+            Some(read) => readers.add(cmd, read.boxes().iter().copied()),
+            None => {
+                let Some(Command { kind: CommandKind::Push { targets, .. }, .. }) = self.commands.get(cmd.0) else {
+                    unreachable!("{cmd} was just inserted as a push");
+                };
+                readers.add(cmd, targets.iter().flat_map(|(_, r)| r.boxes().iter().copied()));
+            }
+        }
         Ok(())
     }
 
@@ -984,7 +1008,7 @@ impl CommandGraphGenerator {
             self.add_epoch_dependency(&mut deps);
             let cmd = self.new_command(task.id, CommandKind::Push { transfer, targets }, deps);
             if has_partial {
-                self.buffers.get_mut(&b).unwrap().readers.add(cmd, extent.clone());
+                self.buffers.get_mut(&b).unwrap().readers.add(cmd, extent.boxes().iter().copied());
             }
         }
         let reads_here = readers.contains(self.me);
