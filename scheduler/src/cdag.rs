@@ -140,6 +140,13 @@ impl Readers {
     /// Forgets the reads of `region` (it was rewritten locally: later writers order after the writer instead).
     fn clear(&mut self, region: &Region) {
         let cut = region.boxes();
+        // Fast path: one box covers every entry (a task rewrote the whole buffer, as on one rank).
+        if let [c] = cut {
+            if self.log.iter().all(|(_, b)| c.contains(b)) {
+                self.log.clear();
+                return;
+            }
+        }
         let hit = |b: &GridBox| cut.iter().any(|c| c.intersects(b));
         if !self.log.iter().any(|(_, b)| hit(b)) {
             return;
@@ -251,7 +258,8 @@ struct BufferState {
     last_writer: RegionMap<WriterState>,
     /// A box holding every cell this rank originally produced and still holds fresh (what it may have to push).
     /// Writes grow it, and only horizons and epochs shrink it back to the exact hull, so in between it may be loose;
-    /// tasks whose remote chunks cannot read anything inside it skip the search for owned data altogether.
+    /// tasks whose remote chunks cannot read anything inside it skip the search for owned data altogether. Not kept
+    /// on a single rank, which never pushes.
     owned_hull: GridBox,
     sent_to: SentTo,
     readers: Readers,
@@ -506,9 +514,11 @@ impl CommandGraphGenerator {
         let older = |c: CommandId| if c < epoch { epoch } else { c };
         for b in self.buffers.values_mut() {
             b.last_writer.apply_to_values(|w| WriterState { cmd: w.cmd.map(older), ..*w });
-            b.owned_hull = GridBox::bounding_box_of_iter(
-                b.last_writer.entries().iter().filter(|(_, w)| w.is_original()).map(|(bx, _)| *bx),
-            );
+            if self.config.num_ranks > 1 {
+                b.owned_hull = GridBox::bounding_box_of_iter(
+                    b.last_writer.entries().iter().filter(|(_, w)| w.is_original()).map(|(bx, _)| *bx),
+                );
+            }
             b.readers.collapse_before(epoch);
         }
         for c in self.host_objects.values_mut() {
@@ -794,7 +804,9 @@ impl CommandGraphGenerator {
                 }
                 if !produced.is_empty() {
                     let value = WriterState { cmd: Some(cmd), fresh: true, replicated: false };
-                    state.owned_hull = state.owned_hull.bounding_box(&produced.bounding_box());
+                    if self.config.num_ranks > 1 {
+                        state.owned_hull = state.owned_hull.bounding_box(&produced.bounding_box());
+                    }
                     match global {
                         // Written here, and the rest of what the task writes is stale here (see `mark_stale`).
                         Some(global) => {
