@@ -206,7 +206,10 @@ impl GridBox {
                 Some((_, rest)) => pieces(b, rest, f),
             }
         }
-        pieces(*self, cut, &mut f);
+        match cut {
+            [c] => self.subtract_into(c, f),
+            _ => pieces(*self, cut, &mut f),
+        }
     }
 
     /// Number of leading dimensions that are not trivially `[0, 1)`, i.e. the smallest dimensionality that holds it.
