@@ -249,6 +249,13 @@ impl TaskManager {
         self.new_tasks.drain(..)
     }
 
+    /// Like [`drain_new_tasks`](Self::drain_new_tasks), into `out` (cleared first) by swapping buffers: a caller
+    /// that keeps `out` between calls allocates nothing once both have grown.
+    pub fn take_new_tasks(&mut self, out: &mut Vec<TaskId>) {
+        out.clear();
+        std::mem::swap(out, &mut self.new_tasks);
+    }
+
     /// Takes the warnings collected since the last call.
     pub fn take_diagnostics(&mut self) -> Vec<Diagnostic> {
         std::mem::take(&mut self.diagnostics)

@@ -748,6 +748,8 @@ pub struct RankLoop<'c> {
     /// distributed kernel, a lost device): the runtime thread then waits [`FAULT_GRACE`] before ending the job, so
     /// that the other ranks print theirs too.
     pub(crate) fault_grace: bool,
+    /// The ids of the tasks being turned into commands (kept to reuse its storage).
+    new_tasks: Vec<TaskId>,
 }
 
 /// A rank's side of the divergence check (see [`crate::divergence`]).
@@ -866,6 +868,7 @@ impl<'c> RankLoop<'c> {
             check_bounds: runtime.check_bounds,
             checks: Vec::new(),
             fault_grace: false,
+            new_tasks: Vec::new(),
         })
     }
 
@@ -936,9 +939,10 @@ impl<'c> RankLoop<'c> {
     }
 
     fn generate(&mut self) -> Result<(), String> {
-        let new: Vec<TaskId> = self.tm.drain_new_tasks().collect();
+        let mut new = std::mem::take(&mut self.new_tasks);
+        self.tm.take_new_tasks(&mut new);
         self.stats.tasks += new.len() as u64;
-        for id in new {
+        for &id in &new {
             let task = self.tm.task(id).expect("new tasks are live");
             if let Some((_, tasks)) = &mut self.dump {
                 tasks.push(task.clone());
@@ -954,6 +958,7 @@ impl<'c> RankLoop<'c> {
                 self.commands.push_back(self.cdag.command(c).expect("just generated").clone());
             }
         }
+        self.new_tasks = new;
         Ok(())
     }
 

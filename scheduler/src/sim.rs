@@ -25,6 +25,8 @@ pub struct Simulation {
     tasks: Vec<Task>,
     /// Buffers created, for checkers: (id, dims, extent, host initialized).
     buffers: Vec<(BufferId, usize, GridBox, bool)>,
+    /// The ids of the tasks being flushed (kept to reuse its storage).
+    new_tasks: Vec<TaskId>,
 }
 
 impl Simulation {
@@ -42,7 +44,7 @@ impl Simulation {
         let ranks =
             ranks.iter().map(|&local| CommandGraphGenerator::new(CdagConfig { num_ranks, local, record })).collect();
         let tasks = if record { tm.tasks().cloned().collect() } else { Vec::new() };
-        Self { tm, ranks, num_ranks, record, tasks, buffers: Vec::new() }
+        Self { tm, ranks, num_ranks, record, tasks, buffers: Vec::new(), new_tasks: Vec::new() }
     }
 
     /// Number of ranks in the simulated program.
@@ -120,8 +122,9 @@ impl Simulation {
     }
 
     fn flush(&mut self) -> Result<(), TaskError> {
-        let new: Vec<TaskId> = self.tm.drain_new_tasks().collect();
-        for id in new {
+        let mut new = std::mem::take(&mut self.new_tasks);
+        self.tm.take_new_tasks(&mut new);
+        for &id in &new {
             let task = self.tm.task(id).expect("new tasks are live");
             for g in &mut self.ranks {
                 g.build_task(task)?;
@@ -130,6 +133,7 @@ impl Simulation {
                 self.tasks.push(task.clone());
             }
         }
+        self.new_tasks = new;
         let applied = self.tm.epoch_for_new_tasks();
         self.tm.notify_epoch_reached(applied);
         for g in &mut self.ranks {
