@@ -39,7 +39,8 @@ impl GridBox {
     /// A box from corner coordinates; any dimension with `max <= min` makes the whole box empty.
     #[inline]
     pub fn new(min: [usize; MAX_DIMS], max: [usize; MAX_DIMS]) -> Self {
-        if (0..MAX_DIMS).any(|d| max[d] <= min[d]) {
+        // Spelled out per dimension: the iterator form is not always unrolled, and this runs on every box op.
+        if max[0] <= min[0] || max[1] <= min[1] || max[2] <= min[2] {
             Self::EMPTY
         } else {
             Self { min, max }
@@ -133,13 +134,26 @@ impl GridBox {
     /// Whether the boxes share at least one cell.
     #[inline]
     pub fn intersects(&self, other: &GridBox) -> bool {
-        (0..MAX_DIMS).all(|d| self.min[d] < other.max[d] && other.min[d] < self.max[d])
+        let (a, b) = (self, other);
+        a.min[0] < b.max[0]
+            && b.min[0] < a.max[0]
+            && a.min[1] < b.max[1]
+            && b.min[1] < a.max[1]
+            && a.min[2] < b.max[2]
+            && b.min[2] < a.max[2]
     }
 
     /// Whether `other` lies entirely inside `self` (the empty box lies inside every box).
     #[inline]
     pub fn contains(&self, other: &GridBox) -> bool {
-        other.is_empty() || (0..MAX_DIMS).all(|d| self.min[d] <= other.min[d] && other.max[d] <= self.max[d])
+        let (a, b) = (self, other);
+        b.is_empty()
+            || (a.min[0] <= b.min[0]
+                && b.max[0] <= a.max[0]
+                && a.min[1] <= b.min[1]
+                && b.max[1] <= a.max[1]
+                && a.min[2] <= b.min[2]
+                && b.max[2] <= a.max[2])
     }
 
     /// The smallest box holding all of `boxes` (empty for none).
