@@ -761,8 +761,14 @@ impl CommandGraphGenerator {
         // The local chunk.
         if let Some(chunk) = local_chunk {
             let mut deps = exec_deps;
-            for (b, _, produced) in &local {
-                self.write_dependencies(*b, produced, &mut deps);
+            for (b, consumed, produced) in &local {
+                // A chunk writing only what it read already depends on every last writer of it: on the fresh ones
+                // directly, and on the await-push that replaced the stale ones. Only its readers are left to find.
+                if consumed == produced {
+                    self.reader_dependencies(*b, produced, &mut deps);
+                } else {
+                    self.write_dependencies(*b, produced, &mut deps);
+                }
             }
             for (ho, _) in &task.spec.side_effects {
                 if let Some(&c) = self.host_objects.get(ho) {
@@ -917,11 +923,14 @@ impl CommandGraphGenerator {
         if candidates.is_empty() {
             return Ok(());
         }
+        // The owned boxes and, at the same index, their writers (what a push of them depends on).
         let mut owned_boxes: SmallVec<[GridBox; 4]> = SmallVec::new();
+        let mut owned_writers: SmallVec<[CommandId; 4]> = SmallVec::new();
         let within = if Self::shaped(task, b) { global_consumed.clone() } else { Region::from(state.extent) };
         state.last_writer.for_each_in(&within, |bx, w| {
-            if w.is_original() {
+            if let (true, Some(c)) = (w.is_original(), w.cmd) {
                 owned_boxes.push(bx);
+                owned_writers.push(c);
             }
         });
         debug_assert!(owned_boxes.iter().all(|o| state.owned_hull.contains(o)), "{b}: owned data outside its hull");
@@ -949,13 +958,12 @@ impl CommandGraphGenerator {
             return Ok(());
         }
         let mut deps = Deps::default();
-        let state = &self.buffers[&b];
         for (_, r) in &targets {
-            state.last_writer.for_each_in(r, |_, w| {
-                if let Some(c) = w.cmd {
+            for (ob, &c) in owned_boxes.iter().zip(&owned_writers) {
+                if r.intersects_box(ob) {
                     deps.add(c, DependencyKind::True, DependencyOrigin::Dataflow);
                 }
-            });
+            }
         }
         // The push reads what it sends. Sends to one or two neighbours are logged as they are; more targets log
         // their union, so a region every rank receives is one entry rather than one per rank.
@@ -1069,13 +1077,20 @@ impl CommandGraphGenerator {
         if region.is_empty() {
             return;
         }
-        let state = &self.buffers[&b];
-        state.readers.for_each_in(region, |c| deps.add(c, DependencyKind::Anti, DependencyOrigin::Dataflow));
-        state.last_writer.for_each_in(region, |_, w| {
+        self.reader_dependencies(b, region, deps);
+        self.buffers[&b].last_writer.for_each_in(region, |_, w| {
             if let Some(c) = w.cmd {
                 deps.add(c, DependencyKind::Output, DependencyOrigin::Dataflow);
             }
         });
+    }
+
+    /// Anti-dependencies on local readers of `region` since its last write.
+    fn reader_dependencies(&self, b: BufferId, region: &Region, deps: &mut Deps) {
+        if !region.is_empty() {
+            let state = &self.buffers[&b];
+            state.readers.for_each_in(region, |c| deps.add(c, DependencyKind::Anti, DependencyOrigin::Dataflow));
+        }
     }
 
     fn add_epoch_dependency(&self, deps: &mut Deps) {
