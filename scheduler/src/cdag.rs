@@ -166,9 +166,10 @@ impl Readers {
     /// Calls `f` with every command that read some of `region` since its last local write (a command may come
     /// more than once).
     fn for_each_in(&self, region: &Region, mut f: impl FnMut(CommandId)) {
+        let query = region.boxes();
         let mut last = None;
         for &(c, b) in &self.log {
-            if last != Some(c) && region.intersects_box(&b) {
+            if last != Some(c) && query.iter().any(|q| q.intersects(&b)) {
                 f(c);
                 last = Some(c);
             }
@@ -208,13 +209,17 @@ impl SentTo {
         }
         // Fast path: one box covers everything sent (a task rewrote the whole buffer). Not worth it for the reader
         // log, whose entries a write rarely covers all at once (its check cost 0.7 % at 4 ranks).
-        if let [b] = region.boxes() {
+        let cut = region.boxes();
+        if let [b] = cut {
             if self.0.iter().all(|(_, sent)| sent.boxes().iter().all(|s| b.contains(s))) {
                 self.0.clear();
                 return;
             }
         }
-        cut_from(&mut self.0, region);
+        // Most rewrites (the halo an await-push brings) miss everything sent: look before rewriting.
+        if self.0.iter().any(|(_, sent)| sent.boxes().iter().any(|s| cut.iter().any(|c| c.intersects(s)))) {
+            cut_from(&mut self.0, region);
+        }
     }
 
     /// The part of `need` that `target` has not received yet.
@@ -635,15 +640,15 @@ impl CommandGraphGenerator {
         skip: Option<usize>,
         filter: impl Fn(AccessMode) -> bool,
     ) -> Candidates {
-        let n = self.config.num_ranks;
-        let mut out: Candidates = match chunking {
-            Chunking::Replicated(_) => (0..n).collect(),
-            Chunking::Grid(g) => {
-                let reach = self.reach(task, buffer, bbox, filter);
-                g.chunks_intersecting(&reach).collect()
-            }
-        };
-        out.retain(|i| Some(*i) != skip);
+        let mut out = Candidates::new();
+        match chunking {
+            Chunking::Replicated(_) => out.extend((0..self.config.num_ranks).filter(|&i| Some(i) != skip)),
+            Chunking::Grid(g) => g.for_each_intersecting(&self.reach(task, buffer, bbox, filter), |i| {
+                if Some(i) != skip {
+                    out.push(i);
+                }
+            }),
+        }
         out
     }
 

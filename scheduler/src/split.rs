@@ -148,16 +148,20 @@ impl ChunkGrid {
         GridBox::new(min, max)
     }
 
-    /// Indices of the chunks that intersect `b`, in increasing order (found by arithmetic, not by scanning).
-    pub fn chunks_intersecting(&self, b: &GridBox) -> impl Iterator<Item = usize> + '_ {
+    /// Calls `f` with the index of every chunk that intersects `b`, in increasing order (found by arithmetic, not
+    /// by scanning).
+    pub fn for_each_intersecting(&self, b: &GridBox, mut f: impl FnMut(usize)) {
         let b = b.intersection(&self.range);
-        let (s0, s1) = if b.is_empty() {
-            (0..0, 0..0)
-        } else {
-            (self.axes[0].span(b.min()[0], b.max()[0]), self.axes[1].span(b.min()[1], b.max()[1]))
-        };
+        if b.is_empty() {
+            return;
+        }
+        let (s0, s1) = (self.axes[0].span(b.min()[0], b.max()[0]), self.axes[1].span(b.min()[1], b.max()[1]));
         let n1 = self.axes[1].parts;
-        s0.flat_map(move |i0| s1.clone().map(move |i1| i0 * n1 + i1))
+        for i0 in s0 {
+            for i1 in s1.clone() {
+                f(i0 * n1 + i1);
+            }
+        }
     }
 }
 
@@ -212,7 +216,8 @@ mod tests {
     #[test]
     fn intersecting_chunks_are_found_without_scanning() {
         let g = ChunkGrid::new(GridBox::d2([0, 0], [64, 64]), 16, SplitHint::TwoD, [1; 3]);
-        let hits: Vec<_> = g.chunks_intersecting(&GridBox::d2([15, 15], [17, 17])).collect();
+        let mut hits = Vec::new();
+        g.for_each_intersecting(&GridBox::d2([15, 15], [17, 17]), |i| hits.push(i));
         assert_eq!(hits, vec![0, 1, 4, 5]);
         for i in 0..g.len() {
             let b = GridBox::d2([15, 15], [17, 17]);
