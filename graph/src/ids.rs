@@ -64,3 +64,29 @@ define_id!(
     CollectiveGroupId,
     "CG"
 );
+
+/// Hashes one id (a `u64`) with a single multiplication by an odd constant near 2⁶⁴/φ, which spreads consecutive ids
+/// over the high bits a hash table probes by: ids are small dense numbers, not attacker-chosen keys, so the
+/// general-purpose hasher's extra mixing buys nothing on lookups that run several times per task.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by the id types (they hash one `u64`); kept correct for any other key.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A hash map keyed by ids, hashed with [`IdHasher`].
+pub type IdMap<K, V> = hashbrown::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;

@@ -27,12 +27,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashSet;
 use smallvec::SmallVec;
 
 use crate::error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
 use crate::geometry::{GridBox, Region};
-use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, TaskId};
+use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, IdMap, TaskId};
 use crate::node_store::{ExecutionFront, NodeStore};
 use crate::region_map::RegionMap;
 use crate::task::{
@@ -95,11 +95,11 @@ pub struct TaskManager {
     config: TaskManagerConfig,
     tasks: NodeStore<Task>,
     next_id: u64,
-    buffers: HashMap<BufferId, BufferState>,
+    buffers: IdMap<BufferId, BufferState>,
     /// Last task with a side effect on each host object.
-    host_objects: HashMap<HostObjectId, Option<TaskId>>,
+    host_objects: IdMap<HostObjectId, Option<TaskId>>,
     /// Last task of each collective group.
-    collective_groups: HashMap<CollectiveGroupId, TaskId>,
+    collective_groups: IdMap<CollectiveGroupId, TaskId>,
     /// Tasks nothing depends on yet (horizons keep it below `horizon_max_parallelism`).
     execution_front: ExecutionFront,
     /// The last applied horizon or epoch: tasks without another true dependency depend on it.
@@ -127,9 +127,9 @@ impl TaskManager {
             config,
             tasks: NodeStore::new(),
             next_id: 0,
-            buffers: HashMap::new(),
-            host_objects: HashMap::new(),
-            collective_groups: HashMap::new(),
+            buffers: IdMap::default(),
+            host_objects: IdMap::default(),
+            collective_groups: IdMap::default(),
             execution_front: ExecutionFront::new(),
             epoch_for_new_tasks: TaskId(0),
             current_horizon: None,

@@ -28,11 +28,11 @@ use std::fmt;
 
 use celer_graph::{
     AccessMode, AccessRegions, BufferId, CollectiveGroupId, Command, CommandDependency, CommandId, CommandKind,
-    DependencyKind, DependencyOrigin, EpochAction, ExecutionFront, GridBox, HostObjectId, NodeId, NodeStore,
+    DependencyKind, DependencyOrigin, EpochAction, ExecutionFront, GridBox, HostObjectId, IdMap, NodeId, NodeStore,
     RangeMapper, ReductionId, Region, RegionMap, ResourceIdent, Task, TaskError, TaskErrorKind, TaskId, TaskKind,
     TransferId,
 };
-use hashbrown::HashMap;
+
 use smallvec::SmallVec;
 
 use crate::split::ChunkGrid;
@@ -312,9 +312,9 @@ pub struct CommandGraphGenerator {
     me: u32,
     commands: NodeStore<Command>,
     next_id: u64,
-    buffers: HashMap<BufferId, BufferState>,
-    host_objects: HashMap<HostObjectId, CommandId>,
-    collective_groups: HashMap<CollectiveGroupId, CommandId>,
+    buffers: IdMap<BufferId, BufferState>,
+    host_objects: IdMap<HostObjectId, CommandId>,
+    collective_groups: IdMap<CollectiveGroupId, CommandId>,
     /// Commands nothing depends on yet (what the next horizon or epoch waits for).
     execution_front: ExecutionFront,
     epoch_for_new_commands: CommandId,
@@ -339,9 +339,9 @@ impl CommandGraphGenerator {
             me,
             commands: NodeStore::new(),
             next_id: 0,
-            buffers: HashMap::new(),
-            host_objects: HashMap::new(),
-            collective_groups: HashMap::new(),
+            buffers: IdMap::default(),
+            host_objects: IdMap::default(),
+            collective_groups: IdMap::default(),
             execution_front: ExecutionFront::new(),
             epoch_for_new_commands: CommandId(0),
             current_horizon: None,
