@@ -931,8 +931,14 @@ impl CommandGraphGenerator {
         // The owned boxes and, at the same index, their writers (what a push of them depends on).
         let mut owned_boxes: SmallVec<[GridBox; 4]> = SmallVec::new();
         let mut owned_writers: SmallVec<[CommandId; 4]> = SmallVec::new();
-        let within = if Self::shaped(task, b) { global_consumed.clone() } else { Region::from(state.extent) };
-        state.last_writer.for_each_in(&within, |bx, w| {
+        let whole;
+        let within = if Self::shaped(task, b) {
+            global_consumed
+        } else {
+            whole = Region::from(state.extent);
+            &whole
+        };
+        state.last_writer.for_each_in(within, |bx, w| {
             if let (true, Some(c)) = (w.is_original(), w.cmd) {
                 owned_boxes.push(bx);
                 owned_writers.push(c);
