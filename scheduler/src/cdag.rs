@@ -140,24 +140,19 @@ impl Readers {
     /// Forgets the reads of `region` (it was rewritten locally: later writers order after the writer instead).
     fn clear(&mut self, region: &Region) {
         let cut = region.boxes();
-        // Fast path: one box covers every entry (a task rewrote the whole buffer, as on one rank).
-        if let [c] = cut {
-            if self.log.iter().all(|(_, b)| c.contains(b)) {
-                self.log.clear();
-                return;
-            }
-        }
         let hit = |b: &GridBox| cut.iter().any(|c| c.intersects(b));
-        if !self.log.iter().any(|(_, b)| hit(b)) {
+        let Some(first) = self.log.iter().position(|(_, b)| hit(b)) else {
             return;
-        }
+        };
         let mut out = std::mem::take(&mut self.spare);
         out.clear();
-        for &(c, b) in &self.log {
-            if hit(&b) {
-                b.subtract_all_into(cut, |p| out.push((c, p)));
-            } else {
-                out.push((c, b));
+        out.extend_from_slice(&self.log[..first]);
+        for &(c, b) in &self.log[first..] {
+            match cut {
+                // Covered by the one cut box (the common case of a chunk rewriting what it read): gone.
+                [x] if x.contains(&b) => {}
+                _ if hit(&b) => b.subtract_all_into(cut, |p| out.push((c, p))),
+                _ => out.push((c, b)),
             }
         }
         self.spare = std::mem::replace(&mut self.log, out);
