@@ -16,6 +16,7 @@ pub mod geometry;
 pub mod ids;
 pub mod node_store;
 pub mod patterns;
+pub mod reader_log;
 pub mod region_map;
 pub mod task;
 pub mod task_manager;
@@ -25,6 +26,7 @@ pub use error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
 pub use geometry::{GridBox, Region, MAX_DIMS};
 pub use ids::{BufferId, CollectiveGroupId, CommandId, HostObjectId, IdHasher, IdMap, NodeId, ReductionId, TaskId};
 pub use node_store::{ExecutionFront, NodeStore};
+pub use reader_log::ReaderLog;
 pub use region_map::RegionMap;
 pub use task::{
     AccessMode, AccessRegions, BufferAccess, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin,

@@ -202,39 +202,6 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         }
     }
 
-    /// Like [`update_values_in`](Self::update_values_in), with `f` changing a value in place: entries inside the region
-    /// are modified where they lie, without copying and comparing their values (a reader joining reader sets).
-    pub fn modify_in(&mut self, region: &Region, mut f: impl FnMut(&mut V)) {
-        let boxes = region.boxes();
-        let mut split = false;
-        let mut touched_in_place: WorkList = SmallVec::new();
-        for i in 0..self.entries.len() {
-            let eb = self.entries[i].0;
-            if !boxes.iter().any(|b| b.intersects(&eb)) {
-                continue;
-            }
-            if boxes.iter().any(|b| b.contains(&eb)) {
-                f(&mut self.entries[i].1);
-                touched_in_place.push(i);
-            } else {
-                split = true;
-            }
-        }
-        if split {
-            // Entries cut by the region's border: the general path, for the cells not modified above.
-            let done: SmallVec<[GridBox; 8]> = touched_in_place.iter().map(|&i| self.entries[i].0).collect();
-            let rest = region.difference(&Region::from_boxes(done));
-            self.update_values_in(&rest, |v| {
-                let mut nv = v.clone();
-                f(&mut nv);
-                nv
-            });
-        }
-        if self.entries.len() > LAZY_MERGE_LIMIT && !touched_in_place.is_empty() {
-            self.merge_locally(touched_in_place);
-        }
-    }
-
     /// Sets every cell of `inner` (clamped to the extent) to `value` and rewrites every other cell of `outer` through
     /// `f`, in one pass over the entries: the same result as [`update_region`](Self::update_region) of `inner`
     /// followed by [`update_values_in`](Self::update_values_in) of `outer` minus `inner`, without computing that
@@ -465,21 +432,6 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         // Keep the order independent of hashing, so every rank holds identical maps.
         self.entries.sort_unstable_by_key(|e| (e.0.min(), e.0.max()));
     }
-}
-
-/// A sorted set of node ids (readers of a cell) with every id older than `epoch` replaced by `epoch`: what applying
-/// a horizon or epoch does to reader sets. Returns the set unchanged (cloned) when nothing is older.
-pub fn collapse_before<T: Copy + Ord, const N: usize>(set: &SmallVec<[T; N]>, epoch: T) -> SmallVec<[T; N]>
-where
-    [T; N]: smallvec::Array<Item = T>,
-{
-    if set.first().is_none_or(|&t| t >= epoch) {
-        return set.clone();
-    }
-    let mut out: SmallVec<[T; N]> = set.iter().map(|&t| if t < epoch { epoch } else { t }).collect();
-    out.sort_unstable();
-    out.dedup();
-    out
 }
 
 /// Below this many entries, updates skip merging: scanning a few extra boxes is cheaper than merging them, and

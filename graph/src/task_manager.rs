@@ -1,7 +1,8 @@
 //! [`TaskManager`]: builds the task graph from submissions, with dependencies, horizons and epochs.
 //!
 //! Every rank runs the same task manager over the same submissions and so builds the same graph. Dependencies come
-//! from two region maps per buffer: the last writer of every cell and the readers since that write. A task that reads
+//! from a region map of the last writer of every cell and a [`ReaderLog`] of the readers since that write, per
+//! buffer. A task that reads
 //! gets a true dependency on each last writer of what it reads; a task that writes gets an anti-dependency on each
 //! reader since the last write, or an output dependency on the last writer where nobody read.
 //!
@@ -34,6 +35,7 @@ use crate::error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
 use crate::geometry::{GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, IdMap, TaskId};
 use crate::node_store::{ExecutionFront, NodeStore};
+use crate::reader_log::ReaderLog;
 use crate::region_map::RegionMap;
 use crate::task::{
     AccessRegions, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin, EpochAction, ResourceIdent, Task,
@@ -75,9 +77,6 @@ impl Default for TaskManagerConfig {
 /// Dependencies of a task being inserted.
 type Deps = DependencyBuilder<TaskId>;
 
-/// A set of task ids, sorted; most cells have zero to two readers.
-type ReaderSet = SmallVec<[TaskId; 2]>;
-
 /// What the task manager tracks per buffer.
 #[derive(Debug)]
 struct BufferState {
@@ -87,7 +86,7 @@ struct BufferState {
     /// Last writer of every cell; `None` where nothing was ever written (reads there are uninitialized reads).
     last_writers: RegionMap<Option<TaskId>>,
     /// Readers since the last write of every cell: later writers must wait for them (anti-dependencies).
-    readers: RegionMap<ReaderSet>,
+    readers: ReaderLog<TaskId>,
 }
 
 /// Builds the task graph; see the [module docs](self).
@@ -162,13 +161,7 @@ impl TaskManager {
         let writer = host_initialized.then_some(self.epoch_for_new_tasks);
         self.buffers.insert(
             id,
-            BufferState {
-                dims,
-                extent,
-                name,
-                last_writers: RegionMap::new(extent, writer),
-                readers: RegionMap::new(extent, ReaderSet::new()),
-            },
+            BufferState { dims, extent, name, last_writers: RegionMap::new(extent, writer), readers: ReaderLog::new() },
         );
     }
 
@@ -420,22 +413,22 @@ impl TaskManager {
             if !r.produced.is_empty() {
                 // Anti-dependencies on readers since the last write; output dependencies where nobody read.
                 let mut read_boxes: SmallVec<[GridBox; 4]> = SmallVec::new();
-                let mut read_area = 0;
-                buf.readers.for_each_in(&r.produced, |b, readers| {
-                    if !readers.is_empty() {
-                        read_boxes.push(b);
-                        read_area += b.area();
-                        for &reader in readers {
-                            if reader != id {
-                                deps.add(reader, DependencyKind::Anti, DependencyOrigin::Dataflow);
-                            }
-                        }
+                let whole = match r.produced.boxes() {
+                    [b] => Some(*b),
+                    _ => None,
+                };
+                let mut all_read = false;
+                buf.readers.for_each_overlap(&r.produced, |reader, b| {
+                    if reader != id {
+                        deps.add(reader, DependencyKind::Anti, DependencyOrigin::Dataflow);
                     }
+                    // One read covering the whole write (the usual case) settles it without a region.
+                    all_read |= whole == Some(b);
+                    read_boxes.push(b);
                 });
-                // The map's boxes are disjoint and cut to `produced`: equal areas mean every cell was read.
                 let unread = if read_boxes.is_empty() {
                     Cow::Borrowed(&r.produced)
-                } else if read_area == r.produced.area() {
+                } else if all_read {
                     Cow::Owned(Region::new())
                 } else {
                     Cow::Owned(r.produced.difference(&Region::from_boxes(read_boxes)))
@@ -449,14 +442,10 @@ impl TaskManager {
             // Record this task as reader, then as writer (a read-write task's own read ends at its write).
             // A read of cells the task also writes ends with its own write: no reader to remember.
             if !r.consumed.is_empty() && r.consumed != r.produced {
-                buf.readers.modify_in(&r.consumed, |readers| {
-                    if let Err(pos) = readers.binary_search(&id) {
-                        readers.insert(pos, id);
-                    }
-                });
+                buf.readers.add(id, r.consumed.boxes().iter().copied());
             }
             if !r.produced.is_empty() {
-                buf.readers.update_region(&r.produced, ReaderSet::new());
+                buf.readers.clear(&r.produced);
                 buf.last_writers.update_region(&r.produced, Some(id));
             }
         }
@@ -543,7 +532,7 @@ impl TaskManager {
         let older = |t: TaskId| if t < epoch { epoch } else { t };
         for buf in self.buffers.values_mut() {
             buf.last_writers.apply_to_values(|w| w.map(older));
-            buf.readers.apply_to_values(|set| crate::region_map::collapse_before(set, epoch));
+            buf.readers.collapse_before(epoch);
         }
         for last in self.host_objects.values_mut() {
             *last = last.map(older);

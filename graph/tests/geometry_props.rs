@@ -252,23 +252,6 @@ proptest! {
     }
 
     #[test]
-    fn region_map_modify_in_matches_update_values_in(
-        (dims, regions) in (1usize..=3).prop_flat_map(|d| (Just(d), prop::collection::vec(arb_region(d), 2..7))),
-        values in prop::collection::vec(0u8..4, 6),
-    ) {
-        let extent = cube(dims);
-        let mut map = RegionMap::new(extent, 9u8);
-        let (history, target) = regions.split_at(regions.len() - 1);
-        for (r, v) in history.iter().zip(&values) {
-            map.update_region(r, *v);
-        }
-        let mut expected = map.clone();
-        expected.update_values_in(&target[0], |v| v.wrapping_mul(3) % 7);
-        map.modify_in(&target[0], |v| *v = v.wrapping_mul(3) % 7);
-        holds_exactly(&map, |c| *expected.get(c))?;
-    }
-
-    #[test]
     fn region_map_update_of_existing_entries_matches_the_cell_model(
         (dims, regions) in (1usize..=3).prop_flat_map(|d| (Just(d), prop::collection::vec(arb_region(d), 1..6))),
         values in prop::collection::vec(0u8..4, 6),

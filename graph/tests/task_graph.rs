@@ -62,6 +62,18 @@ fn writers_wait_for_earlier_readers_through_anti_dependencies() {
     let w_right = tm.submit(kernel1(1, &[(b, DiscardWrite, fixed(50, 60))])).unwrap();
     assert_eq!(dep_kind(&tm, w_right, r_left), None);
     assert_eq!(dep_kind(&tm, w_right, w2), Some(DependencyKind::Output));
+    // Rewriting cells only partly read: the reader is waited for, and so is the last writer (of the unread part).
+    let r_part = tm.submit(kernel1(1, &[(b, Read, fixed(50, 55))])).unwrap();
+    let w3 = tm.submit(kernel1(1, &[(b, DiscardWrite, fixed(50, 60))])).unwrap();
+    assert_eq!(dep_kind(&tm, w3, r_part), Some(DependencyKind::Anti));
+    assert_eq!(dep_kind(&tm, w3, w_right), Some(DependencyKind::Output));
+    // Read whole by two overlapping reads: only the readers are waited for.
+    let r_a = tm.submit(kernel1(1, &[(b, Read, fixed(50, 58))])).unwrap();
+    let r_b = tm.submit(kernel1(1, &[(b, Read, fixed(52, 60))])).unwrap();
+    let w4 = tm.submit(kernel1(1, &[(b, DiscardWrite, fixed(50, 60))])).unwrap();
+    assert_eq!(dep_kind(&tm, w4, r_a), Some(DependencyKind::Anti));
+    assert_eq!(dep_kind(&tm, w4, r_b), Some(DependencyKind::Anti));
+    assert_eq!(dep_kind(&tm, w4, w3), None, "the readers already order the two writers");
 }
 
 #[test]

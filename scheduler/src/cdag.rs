@@ -29,8 +29,8 @@ use std::fmt;
 use celer_graph::{
     AccessMode, AccessRegions, BufferId, CollectiveGroupId, Command, CommandDependency, CommandId, CommandKind,
     DependencyKind, DependencyOrigin, EpochAction, ExecutionFront, GridBox, HostObjectId, IdMap, NodeId, NodeStore,
-    RangeMapper, ReductionId, Region, RegionMap, ResourceIdent, Task, TaskError, TaskErrorKind, TaskId, TaskKind,
-    TransferId,
+    RangeMapper, ReaderLog, ReductionId, Region, RegionMap, ResourceIdent, Task, TaskError, TaskErrorKind, TaskId,
+    TaskKind, TransferId,
 };
 
 use smallvec::SmallVec;
@@ -119,77 +119,6 @@ impl RankSet {
     }
 }
 
-/// The local commands that read a buffer since the last local write of what they read, as a log of (command, box)
-/// entries: the boxes of each read that no later local write covered yet. Adding a read appends its boxes; a write
-/// replaces each box it cuts by the box's pieces outside it, in place. No region is normalized or allocated on the
-/// way (a halo's rows stay two entries), and a horizon or epoch folds every older entry into the boxes of one
-/// region, so the log stays as short as the reads in flight.
-#[derive(Debug, Default)]
-struct Readers {
-    log: Vec<(CommandId, GridBox)>,
-    /// The previous log's storage, reused by the next rewrite.
-    spare: Vec<(CommandId, GridBox)>,
-}
-
-impl Readers {
-    /// Notes that `cmd` reads `boxes` (they may overlap each other; that only costs entries).
-    fn add(&mut self, cmd: CommandId, boxes: impl IntoIterator<Item = GridBox>) {
-        self.log.extend(boxes.into_iter().filter(|b| !b.is_empty()).map(|b| (cmd, b)));
-    }
-
-    /// Forgets the reads of `region` (it was rewritten locally: later writers order after the writer instead).
-    fn clear(&mut self, region: &Region) {
-        let cut = region.boxes();
-        let hit = |b: &GridBox| cut.iter().any(|c| c.intersects(b));
-        let Some(first) = self.log.iter().position(|(_, b)| hit(b)) else {
-            return;
-        };
-        let mut out = std::mem::take(&mut self.spare);
-        out.clear();
-        out.extend_from_slice(&self.log[..first]);
-        for &(c, b) in &self.log[first..] {
-            match cut {
-                // Covered by the one cut box (the common case of a chunk rewriting what it read): gone.
-                [x] if x.contains(&b) => {}
-                _ if hit(&b) => b.subtract_all_into(cut, |p| out.push((c, p))),
-                _ => out.push((c, b)),
-            }
-        }
-        self.spare = std::mem::replace(&mut self.log, out);
-    }
-
-    /// Calls `f` with every command that read some of `region` since its last local write (a command may come
-    /// more than once).
-    fn for_each_in(&self, region: &Region, mut f: impl FnMut(CommandId)) {
-        let query = region.boxes();
-        let mut last = None;
-        for &(c, b) in &self.log {
-            if last != Some(c) && query.iter().any(|q| q.intersects(&b)) {
-                f(c);
-                last = Some(c);
-            }
-        }
-    }
-
-    /// Rewrites every reader older than `epoch` to `epoch` (the boxes of one region holding all their reads).
-    fn collapse_before(&mut self, epoch: CommandId) {
-        if self.log.iter().all(|(c, _)| *c >= epoch) {
-            return;
-        }
-        let older = Region::from_boxes(self.log.iter().filter(|(c, _)| *c <= epoch).map(|(_, b)| *b));
-        let mut out = std::mem::take(&mut self.spare);
-        out.clear();
-        out.extend(older.boxes().iter().map(|b| (epoch, *b)));
-        out.extend(self.log.iter().filter(|(c, _)| *c > epoch).copied());
-        self.spare = std::mem::replace(&mut self.log, out);
-    }
-
-    /// Boxes held, for the state-size measure.
-    fn boxes(&self) -> usize {
-        self.log.len()
-    }
-}
-
 /// Per target rank, the region of this rank's data that rank already received and nobody rewrote since; sorted by
 /// rank. A sorted vector rather than a hash map: nearest-neighbour patterns hold two targets, where clearing by
 /// walking a vector costs a fraction of a hash map's `retain`, and all-to-all patterns look targets up by binary search.
@@ -262,7 +191,8 @@ struct BufferState {
     /// on a single rank, which never pushes.
     owned_hull: GridBox,
     sent_to: SentTo,
-    readers: Readers,
+    /// Local commands that read each cell since its last local write.
+    readers: ReaderLog<CommandId>,
     pending_reduction: Option<PendingReduction>,
 }
 
@@ -374,7 +304,7 @@ impl CommandGraphGenerator {
                 last_writer: RegionMap::new(extent, state),
                 owned_hull: GridBox::EMPTY,
                 sent_to: SentTo::default(),
-                readers: Readers::default(),
+                readers: ReaderLog::new(),
                 pending_reduction: None,
             },
         );
@@ -435,7 +365,7 @@ impl CommandGraphGenerator {
 
     /// Total boxes in all tracking maps (a measure of the generator's state).
     pub fn region_map_boxes(&self) -> usize {
-        self.buffers.values().map(|b| b.last_writer.len() + b.sent_to.boxes() + b.readers.boxes()).sum()
+        self.buffers.values().map(|b| b.last_writer.len() + b.sent_to.boxes() + b.readers.len()).sum()
     }
 
     /// Tells the generator the runtime reached the horizon or epoch of task `task`: older commands are freed.
