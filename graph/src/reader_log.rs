@@ -36,6 +36,13 @@ impl<I: Copy + Ord> ReaderLog<I> {
     /// Forgets the reads of `region`: it was rewritten, and later writers order after that writer instead.
     pub fn clear(&mut self, region: &Region) {
         let cut = region.boxes();
+        // Fast path: one box covers every entry (a task graph's whole-buffer rewrite, a single rank's chunk).
+        if let [x] = cut {
+            if self.log.iter().all(|(_, b)| x.contains(b)) {
+                self.log.clear();
+                return;
+            }
+        }
         let hit = |b: &GridBox| cut.iter().any(|c| c.intersects(b));
         let Some(first) = self.log.iter().position(|(_, b)| hit(b)) else {
             return;

@@ -412,25 +412,26 @@ impl TaskManager {
             let buf = self.buffers.get_mut(&r.buffer).expect("validated");
             if !r.produced.is_empty() {
                 // Anti-dependencies on readers since the last write; output dependencies where nobody read.
-                let mut read_boxes: SmallVec<[GridBox; 4]> = SmallVec::new();
                 let whole = match r.produced.boxes() {
                     [b] => Some(*b),
                     _ => None,
                 };
-                let mut all_read = false;
+                let (mut any_read, mut all_read) = (false, false);
                 buf.readers.for_each_overlap(&r.produced, |reader, b| {
                     if reader != id {
                         deps.add(reader, DependencyKind::Anti, DependencyOrigin::Dataflow);
                     }
+                    any_read = true;
                     // One read covering the whole write (the usual case) settles it without a region.
                     all_read |= whole == Some(b);
-                    read_boxes.push(b);
                 });
-                let unread = if read_boxes.is_empty() {
+                let unread = if !any_read {
                     Cow::Borrowed(&r.produced)
                 } else if all_read {
                     Cow::Owned(Region::new())
                 } else {
+                    let mut read_boxes: SmallVec<[GridBox; 4]> = SmallVec::new();
+                    buf.readers.for_each_overlap(&r.produced, |_, b| read_boxes.push(b));
                     Cow::Owned(r.produced.difference(&Region::from_boxes(read_boxes)))
                 };
                 buf.last_writers.for_each_in(&unread, |_, w| {
