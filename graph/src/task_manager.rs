@@ -469,6 +469,7 @@ impl TaskManager {
     }
 
     /// Creates the node, updates the execution front and critical path.
+    #[inline(always)] // lets the task be built in its arena slot with fewer copies of the spec
     fn insert_node(
         &mut self,
         id: TaskId,
