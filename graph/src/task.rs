@@ -365,6 +365,13 @@ pub struct TaskSpec {
     pub payload: Option<Payload>,
 }
 
+/// One shared empty access list: specs without accesses (horizons, epochs, fences before their first access) then
+/// cost a reference count, not an allocation; the first `access` copies it out (`Arc::make_mut`), as before.
+fn no_accesses() -> Arc<Vec<BufferAccess>> {
+    static EMPTY: std::sync::OnceLock<Arc<Vec<BufferAccess>>> = std::sync::OnceLock::new();
+    Arc::clone(EMPTY.get_or_init(Arc::default))
+}
+
 impl TaskSpec {
     /// A spec of `kind` over `range` in `dims` dimensions, with nothing accessed.
     pub fn new(kind: TaskKind, dims: usize, range: GridBox) -> Self {
@@ -374,7 +381,7 @@ impl TaskSpec {
             range,
             granularity: [1; MAX_DIMS],
             hint: SplitHint::OneD,
-            accesses: Arc::default(),
+            accesses: no_accesses(),
             reductions: Vec::new(),
             side_effects: Vec::new(),
             name: None,
