@@ -17,8 +17,8 @@
 //! everything local chunks read but other ranks wrote, then one execution command per local chunk; finally cells
 //! written by other ranks become stale here. Remote chunks are only evaluated where they can matter: a shaped range
 //! mapper (one_to_one, neighborhood, slice, transposed) tells which chunks of the regular grid can touch this rank's
-//! data, found by binary search, so the cost per task does not grow with the rank count for nearest-neighbour
-//! patterns (see `../shared/DESIGN-NOTES.md` §1).
+//! data, found by arithmetic on the grid's cuts, so the cost per task does not grow with the rank count for
+//! nearest-neighbour patterns (see `../shared/DESIGN-NOTES.md` §1).
 //!
 //! Reductions follow Celerity: partial results stay pending until a task reads the buffer; then every rank pushes
 //! its partial (an empty notification where it has none) to the readers, which await and combine them in rank order.

@@ -1,6 +1,6 @@
 //! celer's per-rank scheduler: turns the task graph into this rank's commands and drives the executors.
 //!
-//! - [`split`]: chunk grids (1D or near-square 2D, granularity, never empty), searched by binary search.
+//! - [`split`]: chunk grids (1D or near-square 2D, granularity, never empty), searched by arithmetic on their cuts.
 //! - [`cdag`]: the command-graph generator, one per rank, with no communication between ranks.
 //! - [`sim`]: many ranks' generators in one process, for tests and benchmarks at any rank count.
 //! - [`check`]: the symbolic executor that checks simulated ranks against the one-rank run.
