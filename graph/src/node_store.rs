@@ -108,10 +108,21 @@ impl<N> NodeStore<N> {
     ///
     /// Call this once the runtime has passed horizon or epoch `id`; nothing may refer to the freed nodes by then.
     pub fn erase_before_epoch(&mut self, id: u64) {
+        self.erase_before_epoch_with(id, |_| {});
+    }
+
+    /// Like [`erase_before_epoch`](Self::erase_before_epoch), handing each node to `recycle` just before it is
+    /// dropped, so that the caller can take back storage the node owns (a buffer to reuse for a later node).
+    pub fn erase_before_epoch_with(&mut self, id: u64, mut recycle: impl FnMut(&mut N)) {
         while self.windows.len() > 1 && self.windows[1].first_id <= id {
             let first_kept = self.windows[1].first_id;
             while self.base < first_kept {
-                self.index.pop_front();
+                if let Some(Some(ptr)) = self.index.pop_front() {
+                    // SAFETY: live index entries point to nodes in arenas this store owns; the node is still
+                    // initialized (its window is reset below, after this loop) and `&mut self` makes this the
+                    // only reference to it.
+                    recycle(unsafe { &mut *ptr.as_ptr() });
+                }
                 self.base += 1;
             }
             // Resetting the arena runs the nodes' destructors; the arena itself is kept for a later window.
@@ -249,6 +260,22 @@ mod tests {
         assert!(s.get(8).is_none());
         assert_eq!(s.get(9), Some(&vec![9]));
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn erased_nodes_are_handed_back_once_before_they_drop() {
+        let mut s = NodeStore::new();
+        for (first, ids) in [(0, 0..3), (3, 3..5), (5, 5..6)] {
+            s.begin_epoch(first);
+            for i in ids {
+                s.insert(i, vec![i]);
+            }
+        }
+        let mut taken = Vec::new();
+        s.erase_before_epoch_with(5, |v: &mut Vec<u64>| taken.push(std::mem::take(v)));
+        assert_eq!(taken, vec![vec![0], vec![1], vec![2], vec![3], vec![4]]);
+        s.erase_before_epoch_with(5, |_| panic!("nothing left to erase before 5"));
+        assert_eq!(s.get(5), Some(&vec![5]));
     }
 
     #[test]

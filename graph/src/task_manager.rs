@@ -74,6 +74,9 @@ impl Default for TaskManagerConfig {
     }
 }
 
+/// How many emptied region lists of erased tasks to keep (a horizon window's worth is plenty).
+const REGION_LIST_POOL: usize = 64;
+
 /// Dependencies of a task being inserted.
 type Deps = DependencyBuilder<TaskId>;
 
@@ -110,6 +113,8 @@ pub struct TaskManager {
     latest_epoch_reached: TaskId,
     /// Tasks created since the last [`TaskManager::drain_new_tasks`], in order.
     new_tasks: Vec<TaskId>,
+    /// Emptied region lists of erased tasks, for new submissions to fill.
+    region_lists: Vec<Vec<AccessRegions>>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -136,6 +141,7 @@ impl TaskManager {
             critical_path_at_horizon: 0,
             latest_epoch_reached: TaskId(0),
             new_tasks: Vec::new(),
+            region_lists: Vec::new(),
             diagnostics: Vec::new(),
         };
         let init = tm.insert_sync_task(TaskKind::Epoch(EpochAction::Init));
@@ -271,7 +277,15 @@ impl TaskManager {
         );
         if id > self.latest_epoch_reached {
             self.latest_epoch_reached = id;
-            self.tasks.erase_before_epoch(id.0);
+            // Erased tasks hand back their region lists: submissions reuse them instead of allocating.
+            let pool = &mut self.region_lists;
+            self.tasks.erase_before_epoch_with(id.0, |t| {
+                if pool.len() < REGION_LIST_POOL && t.regions.capacity() > 0 {
+                    let mut list = std::mem::take(&mut t.regions);
+                    list.clear();
+                    pool.push(list);
+                }
+            });
         }
     }
 
@@ -325,7 +339,8 @@ impl TaskManager {
         if spec.granularity.contains(&0) {
             return Err(err(TaskErrorKind::ZeroGranularity));
         }
-        let mut regions: Vec<AccessRegions> = Vec::with_capacity(spec.accesses.len());
+        let mut regions: Vec<AccessRegions> = self.region_lists.pop().unwrap_or_default();
+        regions.reserve(spec.accesses.len());
         for access in spec.accesses.iter() {
             let buf = self
                 .buffers
