@@ -225,6 +225,44 @@ impl ExecutionFront {
     }
 }
 
+/// Emptied vectors handed back by erased nodes (see [`NodeStore::erase_before_epoch_with`]), for new nodes to fill
+/// instead of allocating. Keeps at most a horizon window's worth.
+#[derive(Debug)]
+pub struct VecPool<T> {
+    spare: Vec<Vec<T>>,
+}
+
+impl<T> Default for VecPool<T> {
+    fn default() -> Self {
+        Self { spare: Vec::new() }
+    }
+}
+
+impl<T> VecPool<T> {
+    /// How many vectors the pool keeps.
+    const LIMIT: usize = 64;
+
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty vector, with a spare one's storage if there is one.
+    pub fn take(&mut self) -> Vec<T> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Takes `v`'s storage (leaving `v` empty and unallocated) for a later [`take`](Self::take), unless it has none
+    /// or the pool is full.
+    pub fn give(&mut self, v: &mut Vec<T>) {
+        if v.capacity() > 0 && self.spare.len() < Self::LIMIT {
+            let mut kept = std::mem::take(v);
+            kept.clear();
+            self.spare.push(kept);
+        }
+    }
+}
+
 impl<N> fmt::Debug for NodeStore<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NodeStore")
@@ -276,6 +314,19 @@ mod tests {
         assert_eq!(taken, vec![vec![0], vec![1], vec![2], vec![3], vec![4]]);
         s.erase_before_epoch_with(5, |_| panic!("nothing left to erase before 5"));
         assert_eq!(s.get(5), Some(&vec![5]));
+    }
+
+    #[test]
+    fn a_pool_hands_storage_back_emptied() {
+        let mut pool = VecPool::new();
+        let mut v = Vec::with_capacity(8);
+        v.push(1u8);
+        pool.give(&mut v);
+        assert_eq!(v.capacity(), 0, "the storage moved into the pool");
+        let reused = pool.take();
+        assert!(reused.is_empty() && reused.capacity() >= 8);
+        pool.give(&mut Vec::new());
+        assert_eq!(pool.take().capacity(), 0, "storage-less vectors are not kept");
     }
 
     #[test]

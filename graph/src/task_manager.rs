@@ -2,9 +2,8 @@
 //!
 //! Every rank runs the same task manager over the same submissions and so builds the same graph. Dependencies come
 //! from a region map of the last writer of every cell and a [`ReaderLog`] of the readers since that write, per
-//! buffer. A task that reads
-//! gets a true dependency on each last writer of what it reads; a task that writes gets an anti-dependency on each
-//! reader since the last write, or an output dependency on the last writer where nobody read.
+//! buffer. A task that reads gets a true dependency on each last writer of what it reads; a task that writes gets an
+//! anti-dependency on each reader since the last write, or an output dependency on the last writer where nobody read.
 //!
 //! Horizons bound the graph. After each submission the manager checks the critical path (grown by
 //! [`TaskManagerConfig::horizon_step`] since the last horizon) and the execution front (at least
@@ -34,7 +33,7 @@ use smallvec::SmallVec;
 use crate::error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
 use crate::geometry::{GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, IdMap, TaskId};
-use crate::node_store::{ExecutionFront, NodeStore};
+use crate::node_store::{ExecutionFront, NodeStore, VecPool};
 use crate::reader_log::ReaderLog;
 use crate::region_map::RegionMap;
 use crate::task::{
@@ -74,9 +73,6 @@ impl Default for TaskManagerConfig {
     }
 }
 
-/// How many emptied region lists of erased tasks to keep (a horizon window's worth is plenty).
-const REGION_LIST_POOL: usize = 64;
-
 /// Dependencies of a task being inserted.
 type Deps = DependencyBuilder<TaskId>;
 
@@ -114,7 +110,7 @@ pub struct TaskManager {
     /// Tasks created since the last [`TaskManager::drain_new_tasks`], in order.
     new_tasks: Vec<TaskId>,
     /// Emptied region lists of erased tasks, for new submissions to fill.
-    region_lists: Vec<Vec<AccessRegions>>,
+    region_lists: VecPool<AccessRegions>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -141,7 +137,7 @@ impl TaskManager {
             critical_path_at_horizon: 0,
             latest_epoch_reached: TaskId(0),
             new_tasks: Vec::new(),
-            region_lists: Vec::new(),
+            region_lists: VecPool::new(),
             diagnostics: Vec::new(),
         };
         let init = tm.insert_sync_task(TaskKind::Epoch(EpochAction::Init));
@@ -279,13 +275,7 @@ impl TaskManager {
             self.latest_epoch_reached = id;
             // Erased tasks hand back their region lists: submissions reuse them instead of allocating.
             let pool = &mut self.region_lists;
-            self.tasks.erase_before_epoch_with(id.0, |t| {
-                if pool.len() < REGION_LIST_POOL && t.regions.capacity() > 0 {
-                    let mut list = std::mem::take(&mut t.regions);
-                    list.clear();
-                    pool.push(list);
-                }
-            });
+            self.tasks.erase_before_epoch_with(id.0, |t| pool.give(&mut t.regions));
         }
     }
 
@@ -339,7 +329,7 @@ impl TaskManager {
         if spec.granularity.contains(&0) {
             return Err(err(TaskErrorKind::ZeroGranularity));
         }
-        let mut regions: Vec<AccessRegions> = self.region_lists.pop().unwrap_or_default();
+        let mut regions = self.region_lists.take();
         regions.reserve(spec.accesses.len());
         for access in spec.accesses.iter() {
             let buf = self

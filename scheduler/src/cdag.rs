@@ -30,15 +30,11 @@ use celer_graph::{
     AccessMode, AccessRegions, BufferId, CollectiveGroupId, Command, CommandDependency, CommandId, CommandKind,
     DependencyKind, DependencyOrigin, EpochAction, ExecutionFront, GridBox, HostObjectId, IdMap, NodeId, NodeStore,
     RangeMapper, ReaderLog, ReductionId, Region, RegionMap, ResourceIdent, Task, TaskError, TaskErrorKind, TaskId,
-    TaskKind, TransferId,
+    TaskKind, TransferId, VecPool,
 };
-
 use smallvec::SmallVec;
 
 use crate::split::ChunkGrid;
-
-/// How many emptied push target lists to keep (a horizon window's pushes).
-const TARGET_LIST_POOL: usize = 64;
 
 /// Settings of one rank's generator.
 #[derive(Clone, Debug)]
@@ -253,7 +249,7 @@ pub struct CommandGraphGenerator {
     batch: Vec<CommandId>,
     records: Vec<Command>,
     /// Emptied target lists of erased pushes, for new pushes to fill.
-    target_lists: Vec<Vec<(NodeId, Region)>>,
+    target_lists: VecPool<(NodeId, Region)>,
 }
 
 impl CommandGraphGenerator {
@@ -278,7 +274,7 @@ impl CommandGraphGenerator {
             sync_commands: Default::default(),
             batch: Vec::new(),
             records: Vec::new(),
-            target_lists: Vec::new(),
+            target_lists: VecPool::new(),
         };
         gen.generate_sync(TaskId(0), CommandKind::Epoch { task: TaskId(0), action: EpochAction::Init });
         gen.batch.clear();
@@ -388,11 +384,7 @@ impl CommandGraphGenerator {
                 let pool = &mut self.target_lists;
                 self.commands.erase_before_epoch_with(c.0, |cmd| {
                     if let CommandKind::Push { targets, .. } = &mut cmd.kind {
-                        if pool.len() < TARGET_LIST_POOL && targets.capacity() > 0 {
-                            let mut list = std::mem::take(targets);
-                            list.clear();
-                            pool.push(list);
-                        }
+                        pool.give(targets);
                     }
                 });
             }
@@ -891,7 +883,7 @@ impl CommandGraphGenerator {
         }
         // The map's boxes are disjoint, so `owned_boxes` is the owned region without normalizing it: only its
         // intersections with what remote chunks read are needed.
-        let mut targets = self.target_lists.pop().unwrap_or_default();
+        let mut targets = self.target_lists.take();
         for i in candidates {
             let consumed = self.chunk_regions(task, b, &chunking.chunk(i), i as u32)?.0;
             let need = consumed.intersect_boxes(&owned_boxes);
@@ -907,9 +899,7 @@ impl CommandGraphGenerator {
             targets.push((NodeId(i as u64), send));
         }
         if targets.is_empty() {
-            if targets.capacity() > 0 {
-                self.target_lists.push(targets);
-            }
+            self.target_lists.give(&mut targets);
             return Ok(());
         }
         let mut deps = Deps::default();
