@@ -130,8 +130,7 @@ impl SentTo {
         if self.0.is_empty() {
             return;
         }
-        // Fast path: one box covers everything sent (a task rewrote the whole buffer). Not worth it for the reader
-        // log, whose entries a write rarely covers all at once (its check cost 0.7 % at 4 ranks).
+        // Fast path: one box covers everything sent (a task rewrote the whole buffer).
         let cut = region.boxes();
         if let [b] = cut {
             if self.0.iter().all(|(_, sent)| sent.boxes().iter().all(|s| b.contains(s))) {
@@ -141,7 +140,12 @@ impl SentTo {
         }
         // Most rewrites (the halo an await-push brings) miss everything sent: look before rewriting.
         if self.0.iter().any(|(_, sent)| sent.boxes().iter().any(|s| cut.iter().any(|c| c.intersects(s)))) {
-            cut_from(&mut self.0, region);
+            self.0.retain_mut(|(_, sent)| {
+                if sent.intersects(region) {
+                    *sent = sent.difference(region);
+                }
+                !sent.is_empty()
+            });
         }
     }
 
@@ -921,6 +925,7 @@ impl CommandGraphGenerator {
         let readers = &mut self.buffers.get_mut(&b).unwrap().readers;
         match read {
             Some(read) => readers.add(cmd, read.boxes().iter().copied()),
+            // Read back from the command the targets moved into (copying the boxes out first cost 1.5 % at 4 ranks).
             None => {
                 let Some(Command { kind: CommandKind::Push { targets, .. }, .. }) = self.commands.get(cmd.0) else {
                     unreachable!("{cmd} was just inserted as a push");
@@ -1082,17 +1087,6 @@ impl CommandGraphGenerator {
         out += "}\n";
         out
     }
-}
-
-/// Removes `region` from every entry's region, dropping entries left empty (what the reader log and the sent-to
-/// record forget when cells are rewritten).
-fn cut_from<K>(entries: &mut Vec<(K, Region)>, region: &Region) {
-    entries.retain_mut(|(_, r)| {
-        if r.intersects(region) {
-            *r = r.difference(region);
-        }
-        !r.is_empty()
-    });
 }
 
 /// Marks `region` as written elsewhere: the local copy is no longer the newest, and no longer ours to push.

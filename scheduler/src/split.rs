@@ -41,9 +41,6 @@ impl Axis {
 
     /// The runs overlapping `[a, b)`, as a range of run indices.
     fn span(&self, a: usize, b: usize) -> std::ops::Range<usize> {
-        if a >= b {
-            return 0..0;
-        }
         let (a, b) = (a.max(self.lo), b.min(self.hi));
         if a >= b {
             return 0..0;
