@@ -249,8 +249,10 @@ impl Queue {
         self.runtime.as_ref().map_or(1, |r| r.ranks() as usize)
     }
 
+    #[track_caller]
     fn create_buffer<T: Element, const D: usize>(&self, range: [usize; D], data: Option<&[T]>) -> Buffer<'_, T, D> {
         const { assert!(D <= 3, "buffers have at most 3 dimensions") };
+        check_buffer_size::<T, D>(range);
         let mut rec = self.rec.borrow_mut();
         let id = BufferId(rec.next_buffer);
         rec.next_buffer += 1;
@@ -273,7 +275,12 @@ impl Queue {
         Buffer { id, range, queue: self, _element: PhantomData }
     }
 
-    /// A buffer of extent `range` with no contents yet (reading it before a write is an uninitialized read).
+    /// A buffer of extent `range` with no contents yet (reading it before a write is an uninitialized read). An
+    /// extent may be zero in any dimension (the buffer holds nothing; fences return an empty vector).
+    ///
+    /// # Panics
+    /// If the buffer's size in bytes overflows (more than `isize::MAX`); the panic points at the caller.
+    #[track_caller]
     pub fn buffer<T: Element, const D: usize>(&self, range: [usize; D]) -> Buffer<'_, T, D> {
         self.create_buffer(range, None)
     }
@@ -281,9 +288,10 @@ impl Queue {
     /// A buffer initialized from `data` in row-major order.
     ///
     /// # Panics
-    /// If `data.len()` is not the product of `range`.
+    /// If `data.len()` is not the product of `range`, or as [`buffer`](Self::buffer).
+    #[track_caller]
     pub fn buffer_from<T: Element, const D: usize>(&self, data: &[T], range: [usize; D]) -> Buffer<'_, T, D> {
-        let cells: usize = range.iter().product();
+        let cells = check_buffer_size::<T, D>(range);
         assert_eq!(data.len(), cells, "buffer_from: {} elements given for a range of {cells} cells", data.len());
         self.create_buffer(range, Some(data))
     }
@@ -345,7 +353,19 @@ impl Queue {
                 custom_reductions: task.custom_reductions,
             }));
         }
-        let id = rec.sim.submit(spec.clone())?;
+        // The program's range mappers run here first: a panic in one names the task (the queue's drop, on the
+        // way out, ends every rank).
+        let id = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rec.sim.submit(spec.clone()))) {
+            Ok(id) => id?,
+            Err(payload) => {
+                let name = spec.name.as_deref().map_or(String::new(), |n| format!(" \"{n}\""));
+                let text = celer_scheduler::runtime::panic_text(&*payload);
+                celer_scheduler::logging::fatal(&format!(
+                    "a range mapper of the task{name} being submitted panicked: {text}"
+                ));
+                std::panic::resume_unwind(payload)
+            }
+        };
         rec.after_submit();
         if let Some(rt) = &self.runtime {
             rt.send(Message::Submit(spec));
@@ -473,6 +493,20 @@ impl Recorder {
             }
         }
         self.sim.epoch(action).expect("epochs cannot fail to generate")
+    }
+}
+
+/// The number of cells of a buffer of extent `range`; panics at the caller if its size in bytes overflows.
+#[track_caller]
+fn check_buffer_size<T, const D: usize>(range: [usize; D]) -> usize {
+    let cells = range.iter().try_fold(1usize, |n, &e| n.checked_mul(e));
+    match cells.filter(|c| c.checked_mul(std::mem::size_of::<T>()).is_some_and(|b| b <= isize::MAX as usize)) {
+        Some(cells) => cells,
+        None => panic!(
+            "a buffer of extent {range:?} of {}-byte elements is too large: its size in bytes overflows (at most {})",
+            std::mem::size_of::<T>(),
+            isize::MAX
+        ),
     }
 }
 

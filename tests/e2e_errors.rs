@@ -23,6 +23,21 @@
 //! - `spin`: a kernel that never finishes; with `CELER_STALL_TIMEOUT=2` the stall detection names the GPU work.
 //! - `device-lost`: `CELER_INJECT_FAULT=device-lost@5` (set by the case if unset) makes the GPU layer report a lost
 //!   device; every rank stops naming the device and the work that was in flight.
+//! - `host-panic`: the last rank's chunk of host task `explode` panics; every rank stops within seconds, naming
+//!   the task and the panic's message (the others would otherwise wait for its data forever).
+//! - `combine-panic`: the combine closure of a `reduce_with` panics; every rank stops naming the reduction's task
+//!   and the message (on one rank nothing is combined: the case then finishes).
+//! - `mapper-panic`: a custom range mapper panics while the task is submitted (on the application thread); the
+//!   message names the task, and the queue's drop ends every rank.
+//! - `mapper-panic-runtime`: a custom range mapper that panics only where the runtime thread applies it; the
+//!   runtime catches it and ends every rank, naming the task.
+//! - `settings-differ`: rank 1 runs with `CELER_TRACE` and `CELER_DEVICES=2`, rank 0 without; `Queue::new` fails
+//!   on every rank naming both variables and each rank's value. On one rank nothing differs: it must finish.
+//! - `zero-sized`: buffers with a zero extent (1D, 2D, one from an empty slice): a host task sees empty slices,
+//!   fences return empty vectors (must pass).
+//! - `huge-buffer`: a `[2^40, 2^40]` buffer of `f32` is refused at `q.buffer`, naming the extent; the panic points
+//!   at that line.
+//! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -116,6 +131,119 @@ fn stencil() -> Result<(), String> {
     }
     q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// A host task whose last rank's chunk panics; rank 0 then reads what it wrote, so it waits for that rank.
+fn host_panic() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let data = q.buffer::<f32, 1>([64]).named("data");
+    q.submit(task::host_for([64]).discard_write(&data, access::one_to_one()).name("explode").run(|ctx| {
+        let (rank, ranks) = ctx.rank();
+        if rank + 1 == ranks {
+            panic!("boom on the last rank");
+        }
+        ctx.data_mut::<f32>(0).fill(1.0);
+    }))
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&data).map_err(|e| e.to_string())?.wait();
+    Err(format!("the program went on after the host task panicked (fence: {got:?})"))
+}
+
+/// A `reduce_with` whose combine closure panics.
+fn combine_panic() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let flags = q.buffer_from(&[1u32, 4, 16, 4], [4]).named("flags");
+    let any = q.buffer::<u32, 1>([1]).named("any");
+    let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or").map_err(|e| e.to_string())?;
+    q.submit(
+        task::parallel_for(&or, [4])
+            .read(&flags, access::one_to_one())
+            .reduce_with(&any, 0, |_, _| panic!("combine refuses"))
+            .name("or_all"),
+    )
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&any).map_err(|e| e.to_string())?.wait();
+    if q.ranks() == 1 && got.as_ref().is_ok_and(|v| v == &[21]) {
+        // One rank has no partial results to combine: the kernel's own reduction is the result.
+        return Ok(());
+    }
+    Err(format!("the program went on after the combine panicked (fence: {got:?})"))
+}
+
+/// A custom range mapper that panics for every chunk (`anywhere`) or only where the runtime thread applies it.
+fn mapper_panic(anywhere: bool) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
+    let picky = access::custom("picky", move |chunk, _extent| {
+        if anywhere || std::thread::current().name() == Some("celer-runtime") {
+            panic!("picky refuses chunk {chunk}");
+        }
+        celer::graph::Region::from(*chunk)
+    });
+    q.submit(task::host_for([64]).read_write(&a, picky).name("choosy").run(|_| {})).map_err(|e| e.to_string())?;
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait();
+    Err(format!("the program went on after the mapper panicked (fence: {got:?})"))
+}
+
+/// Starts a queue after giving rank 1 (by OpenMPI's `OMPI_COMM_WORLD_RANK`) settings of its own, and runs a task.
+fn settings_differ() -> Result<(), String> {
+    if std::env::var("OMPI_COMM_WORLD_RANK").as_deref() == Ok("1") {
+        std::env::set_var("CELER_TRACE", std::env::temp_dir().join("celer-e2e-settings-trace.json"));
+        std::env::set_var("CELER_DEVICES", "2");
+    }
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1u32; 8], [8]).named("a");
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != [1u32; 8] {
+        return Err(format!("fence returned {got:?}"));
+    }
+    Ok(())
+}
+
+/// Zero-sized buffers: a host task reads two of them (empty slices) and writes what it saw; fences of them are empty.
+fn zero_sized() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let empty = q.buffer::<f32, 1>([0]).named("empty");
+    let flat = q.buffer_from::<u32, 2>(&[], [4, 0]).named("flat");
+    let seen = q.buffer::<u32, 1>([4]).named("seen");
+    q.submit(
+        task::host_for([4])
+            .read(&empty, access::all())
+            .read(&flat, access::all())
+            .discard_write(&seen, access::one_to_one())
+            .name("look")
+            .run(|ctx| {
+                let n = ctx.data::<f32>(0).len() + ctx.data::<u32>(1).len();
+                ctx.data_mut::<u32>(2).fill(n as u32 + 7);
+            }),
+    )
+    .map_err(|e| e.to_string())?;
+    let e = q.fence(&empty).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let f = q.fence(&flat).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let s = q.fence(&seen).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if !e.is_empty() || !f.is_empty() || s != [7u32; 4] {
+        return Err(format!("fences of zero-sized buffers gave {e:?} and {f:?}; the host task saw {s:?} (want 7s)"));
+    }
+    Ok(())
+}
+
+/// A buffer whose size overflows.
+fn huge_buffer() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let b = q.buffer::<f32, 2>([1 << 40, 1 << 40]); // HUGE-BUFFER-LINE
+    Err(format!("a buffer of extent {:?} was accepted", b.range()))
+}
+
+/// A host task that asks for an accessor it did not declare.
+fn bad_index() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1.0f32; 16], [16]).named("a");
+    q.submit(task::host_for([16]).read(&a, access::one_to_one()).name("greedy").run(|ctx| {
+        let _ = ctx.data::<f32>(5); // BAD-INDEX-LINE
+    }))
+    .map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the host task's bad accessor index went unnoticed".into())
 }
 
 /// Sets `name` to `value` unless the environment already sets it; call before any other thread starts.
@@ -370,6 +498,72 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    let (status, stderr, took) = run_case("host-panic", &[]);
+    check(
+        "host-panic",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("host task T1 \"explode\" panicked: boom on the last rank"),
+        "an abort within 10 s naming the host task and the panic's message",
+        &stderr,
+    );
+    let (status, stderr, _) = run_case("combine-panic", &[]);
+    check(
+        "combine-panic (one rank)",
+        status.success(),
+        "one rank to finish: it combines nothing (`./x test` runs the case on 2 ranks)",
+        &stderr,
+    );
+    let (status, stderr, took) = run_case("mapper-panic", &[]);
+    check(
+        "mapper-panic",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("a range mapper of the task \"choosy\" being submitted panicked: picky refuses chunk"),
+        "a failure within 10 s naming the task and the mapper's message",
+        &stderr,
+    );
+    let (status, stderr, took) = run_case("mapper-panic-runtime", &[]);
+    check(
+        "mapper-panic-runtime",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("\"choosy\"")
+            && stderr.contains(": picky refuses chunk")
+            && stderr.contains("ending every rank"),
+        "the runtime thread to catch the panic and end the job within 10 s, naming the task",
+        &stderr,
+    );
+    let (status, stderr, _) = run_case("bad-index", &[]);
+    let line =
+        include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// BAD-INDEX-LINE")).map_or(0, |i| i + 1);
+    check(
+        "bad-index",
+        !status.success()
+            && stderr.contains(&format!("tests/e2e_errors.rs:{line}:"))
+            && stderr.contains("this host task has no accessor 5: it declared 1")
+            && stderr.contains("\"greedy\""),
+        "the panic to point at the host task's line and the job to end naming the task",
+        &stderr,
+    );
+
+    let (status, stderr, _) = run_case("zero-sized", &[]);
+    check("zero-sized", status.success(), "zero-sized buffers to work (empty slices, empty fences)", &stderr);
+    let (status, stderr, _) = run_case("huge-buffer", &[]);
+    let line =
+        include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// HUGE-BUFFER-LINE")).map_or(0, |i| i + 1);
+    check(
+        "huge-buffer",
+        !status.success()
+            && stderr.contains(&format!("tests/e2e_errors.rs:{line}:"))
+            && stderr.contains("a buffer of extent [1099511627776, 1099511627776] of 4-byte elements is too large"),
+        "q.buffer to refuse the extent, pointing at the caller",
+        &stderr,
+    );
+
+    let (status, stderr, _) = run_case("settings-differ", &[]);
+    check("settings-differ (one rank)", status.success(), "one rank to run: nothing can differ", &stderr);
+
     let (status, stderr, _) = run_case("diverge", &[]);
     check(
         "diverge (one rank)",
@@ -411,6 +605,14 @@ fn main() -> ExitCode {
                 stencil()
             }
             Some("waits-1") => waits(1),
+            Some("host-panic") => host_panic(),
+            Some("combine-panic") => combine_panic(),
+            Some("mapper-panic") => mapper_panic(true),
+            Some("mapper-panic-runtime") => mapper_panic(false),
+            Some("bad-index") => bad_index(),
+            Some("zero-sized") => zero_sized(),
+            Some("huge-buffer") => huge_buffer(),
+            Some("settings-differ") => settings_differ(),
             Some("rank-dies") => rank_dies(),
             Some("waits-8") => waits(8),
             other => Err(format!("unknown case {other:?}")),

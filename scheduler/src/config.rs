@@ -174,6 +174,27 @@ pub struct ConfigError {
     pub accepted: &'static str,
 }
 
+/// The message for settings that differ between ranks: `all[i * ranks + r]` is rank `r`'s value of `settings[i]`
+/// (as [`RuntimeConfig::must_agree`] lists them); `None` if every rank has the same values.
+pub fn disagreement(settings: &[SharedSetting], all: &[u64], ranks: usize) -> Option<String> {
+    let mut parts = Vec::new();
+    for (i, s) in settings.iter().enumerate() {
+        let values = &all[i * ranks..(i + 1) * ranks];
+        if values.iter().any(|&v| v != values[0]) {
+            let each: Vec<String> =
+                values.iter().enumerate().map(|(r, &v)| format!("{} on rank {r}", (s.show)(v))).collect();
+            parts.push(format!("{} is {}", s.variable, each.join(", ")));
+        }
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "the ranks disagree on settings that must be the same on every rank: {}; start every rank with the same \
+             value (e.g. `mpirun -x VARIABLE=value`)",
+            parts.join("; ")
+        )
+    })
+}
+
 /// The settings the `CELER_*` variables give (see [`VARIABLES`] for what each does).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeConfig {
@@ -227,7 +248,40 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// A setting every rank must share, as [`RuntimeConfig::must_agree`] lists it: the variable, and its value as a
+/// number (compared between ranks) with a function that prints such a number.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedSetting {
+    /// The variable.
+    pub variable: &'static str,
+    /// Its value on this rank, as a number (never `u64::MAX`).
+    pub value: u64,
+    /// Prints a value of this setting.
+    pub show: fn(u64) -> String,
+}
+
 impl RuntimeConfig {
+    /// The settings that must be the same on every rank, with this rank's values, given the task graph's
+    /// `horizon_step` (which a program may set without `CELER_HORIZON_STEP`): `CELER_TRACE` on or off (the
+    /// timelines are gathered collectively at shutdown), `CELER_CHECK_DIVERGENCE` (its checks are collectives),
+    /// `CELER_DEVICES` (each device is a node of the command graph, with a communicator of its own) and
+    /// `CELER_HORIZON_STEP` (horizons are tasks: every rank must record the same ones). The others (log level,
+    /// look-ahead, overlap, stall timeout, bounds checks, graph dumps) only change what a rank does locally.
+    pub fn must_agree(&self, horizon_step: u32) -> [SharedSetting; 4] {
+        fn on_off(v: u64) -> String {
+            if v == 1 { "on" } else { "off" }.to_string()
+        }
+        fn number(v: u64) -> String {
+            v.to_string()
+        }
+        [
+            SharedSetting { variable: TRACE, value: u64::from(self.trace.is_some()), show: on_off },
+            SharedSetting { variable: CHECK_DIVERGENCE, value: u64::from(self.check_divergence), show: on_off },
+            SharedSetting { variable: DEVICES, value: self.devices as u64, show: number },
+            SharedSetting { variable: HORIZON_STEP, value: u64::from(horizon_step), show: number },
+        ]
+    }
+
     /// Reads every `CELER_*` variable from the process environment.
     ///
     /// # Errors
@@ -433,5 +487,21 @@ mod tests {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
         assert_eq!(names.len(), 13);
+    }
+
+    #[test]
+    fn differing_shared_settings_name_the_variable_and_every_ranks_value() {
+        let traced = with(&[(TRACE, "/tmp/t.json"), (DEVICES, "2")]).unwrap();
+        let plain = with(&[]).unwrap();
+        let (a, b) = (traced.must_agree(4), plain.must_agree(8));
+        // Laid out as the reduction gives them: setting-major, one value per rank.
+        let all: Vec<u64> = (0..a.len()).flat_map(|i| [a[i].value, b[i].value]).collect();
+        let msg = disagreement(&a, &all, 2).expect("they differ");
+        assert!(msg.contains("CELER_TRACE is on on rank 0, off on rank 1"), "{msg}");
+        assert!(msg.contains("CELER_DEVICES is 2 on rank 0, 1 on rank 1"), "{msg}");
+        assert!(msg.contains("CELER_HORIZON_STEP is 4 on rank 0, 8 on rank 1"), "{msg}");
+        assert!(!msg.contains("CELER_CHECK_DIVERGENCE"), "{msg}");
+        let same: Vec<u64> = (0..a.len()).flat_map(|i| [a[i].value, a[i].value]).collect();
+        assert_eq!(disagreement(&a, &same, 2), None);
     }
 }

@@ -156,9 +156,14 @@ impl RankLoop<'_> {
         let state = &self.buffers[&access.buffer];
         let bytes = fenced.area() * state.elem_size;
         let buffer = access.buffer;
-        if !fenced.is_empty() {
-            self.cover(buffer, &fenced).map_err(&fail)?;
+        if fenced.is_empty() {
+            // A zero-sized buffer: nothing to download, the answer is empty.
+            if let Some(reply) = self.fences.remove(&task) {
+                let _ = reply.send(Ok(Vec::new()));
+            }
+            return Ok(None);
         }
+        self.cover(buffer, &fenced).map_err(&fail)?;
         let download = self.pend_download(buffer, fenced, &fail("fence".into()));
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Fence { download, bytes, task })))
     }

@@ -63,19 +63,35 @@ impl HostContext {
     /// The box of buffer cells accessor `i` holds.
     ///
     /// # Panics
-    /// If the task has no accessor `i`.
+    /// If the task has no accessor `i` (the panic points at the caller).
+    #[track_caller]
     pub fn bounds(&self, i: usize) -> GridBox {
-        self.views[i].bounds
+        self.view(i).bounds
+    }
+
+    /// Accessor `i`'s view, or a panic at the caller naming how many accessors the task declared.
+    #[track_caller]
+    fn view(&self, i: usize) -> &HostView {
+        match self.views.get(i) {
+            Some(v) => v,
+            None => panic!("this host task has no accessor {i}: it declared {} (numbered from 0)", self.views.len()),
+        }
     }
 
     /// Accessor `i`'s cells as a slice of `T` (row-major over [`bounds`](Self::bounds)).
     ///
     /// # Panics
-    /// If the task has no accessor `i`, or `T`'s size is not the buffer's element size.
+    /// If the task has no accessor `i`, or `T`'s size is not the buffer's element size (the panic points at the
+    /// caller).
+    #[track_caller]
     pub fn data<T: Copy>(&self, i: usize) -> &[T] {
-        let v = &self.views[i];
+        let v = self.view(i);
         assert_eq!(std::mem::size_of::<T>(), v.elem_size, "accessor {i} holds {}-byte elements", v.elem_size);
         let n = v.bytes.len() / v.elem_size;
+        if n == 0 {
+            // An empty view (a zero-sized buffer or chunk): its storage was never allocated, so not aligned either.
+            return &[];
+        }
         // SAFETY: the bytes hold `n` elements of the buffer's element type, which the facade only lets programs
         // create for plain-old-data types of this size; `Vec<u8>` storage from the allocator is aligned for them
         // (at least 8 bytes on the platforms celer supports, checked below).
@@ -86,22 +102,36 @@ impl HostContext {
     /// Runs `f` on host object `i` (in the order the task declared its side effects).
     ///
     /// # Panics
-    /// If the task has no side effect `i`, or the object is not a `T`.
+    /// If the task has no side effect `i`, or the object is not a `T` (the panic points at the caller).
+    #[track_caller]
     pub fn with_object<T: 'static, R>(&self, i: usize, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut guard = self.objects[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(guard.downcast_mut::<T>().expect("host object of another type"))
+        let Some(object) = self.objects.get(i) else {
+            panic!("this host task has no side effect {i}: it declared {} (numbered from 0)", self.objects.len())
+        };
+        let mut guard = object.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(value) = guard.downcast_mut::<T>() else {
+            panic!("host object {i} of this host task is not a {}", std::any::type_name::<T>())
+        };
+        f(value)
     }
 
     /// Accessor `i`'s cells, writable; written back to the buffer after the closure returns (write accessors only).
     ///
     /// # Panics
     /// As [`data`](Self::data), and if accessor `i` only reads.
+    #[track_caller]
     pub fn data_mut<T: Copy>(&mut self, i: usize) -> &mut [T] {
-        let v = &mut self.views[i];
+        let declared = self.views.len();
+        let Some(v) = self.views.get_mut(i) else {
+            panic!("this host task has no accessor {i}: it declared {declared} (numbered from 0)")
+        };
         assert!(v.produces, "accessor {i} of this host task only reads; declare it write or read_write");
         assert_eq!(std::mem::size_of::<T>(), v.elem_size, "accessor {i} holds {}-byte elements", v.elem_size);
-        assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
         let n = v.bytes.len() / v.elem_size;
+        if n == 0 {
+            return &mut [];
+        }
+        assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
         // SAFETY: as in `data`, and `&mut self` makes this the only borrow of the bytes.
         unsafe { std::slice::from_raw_parts_mut(v.bytes.as_mut_ptr().cast::<T>(), n) }
     }
@@ -110,6 +140,8 @@ impl HostContext {
 /// A host task for the worker thread.
 pub(super) struct HostJob {
     pub(super) cmd: CommandId,
+    /// The task, for the message if its closure panics.
+    pub(super) task: celer_graph::TaskIdent,
     pub(super) f: Arc<HostFn>,
     pub(super) ctx: HostContext,
 }
@@ -135,7 +167,11 @@ impl HostWorker {
                 while let Some(mut job) = j.pop() {
                     let f = Arc::clone(&job.f);
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
-                    d.push((job.cmd, result.map(|()| job.ctx).map_err(|_| "the host task panicked".to_string())));
+                    let result = result.map(|()| job.ctx).map_err(|p| {
+                        let text = super::panics::panic_text(&*p);
+                        format!("the closure of host {} panicked: {text}; ending every rank", job.task)
+                    });
+                    d.push((job.cmd, result));
                 }
                 if st.load(std::sync::atomic::Ordering::Acquire) {
                     return;
@@ -215,7 +251,7 @@ impl RankLoop<'_> {
             });
         }
         let ctx = HostContext { chunk: *chunk, rank: host_rank, ranks: host_ranks, views, objects: payload.1 };
-        let job = Box::new(HostJob { cmd: cmd.id, f: payload.0, ctx });
+        let job = Box::new(HostJob { cmd: cmd.id, task: task.ident(), f: payload.0, ctx });
         for v in &job.ctx.views {
             if !v.bounds.is_empty() {
                 let (buffer, bounds) = (v.buffer, v.bounds);

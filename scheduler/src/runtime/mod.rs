@@ -35,6 +35,7 @@
 //! | `host` | host tasks: [`HostContext`] and the worker thread |
 //! | `alloc` | device allocations and their look-ahead |
 //! | `batch` | the step's GPU batch: collected operations, recorded and submitted together |
+//! | `panics` | which task's code runs on the runtime thread; turning a panic in it into an error that ends the job |
 //! | `diagnostics` | [`RankStats`], trace spans of batches, divergence check, stall and device-loss reports, dumps |
 
 mod alloc;
@@ -43,6 +44,7 @@ mod commands;
 mod diagnostics;
 mod host;
 mod kernel;
+mod panics;
 mod reduction;
 mod thread;
 mod transfer;
@@ -50,6 +52,7 @@ mod transfer;
 pub use diagnostics::{scheduler_bound_warning, RankStats};
 pub use host::{HostContext, HostFn, HostPayload, SharedObject};
 pub use kernel::KernelPayload;
+pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
 pub use thread::{Message, RuntimeHandle};
 
@@ -71,6 +74,7 @@ use self::commands::{AfterGpu, InFlight};
 use self::diagnostics::DivergenceCheck;
 use self::host::HostWorker;
 use self::kernel::PendingCheck;
+use self::panics::UserCode;
 use self::reduction::ReductionInfo;
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
 use crate::config::RuntimeConfig;
@@ -168,6 +172,8 @@ pub struct RankLoop<'c> {
     pub(crate) fault_grace: bool,
     /// The ids of the tasks being turned into commands (kept to reuse its storage).
     new_tasks: Vec<TaskId>,
+    /// Whose code (range mappers) the loop may be running, for the message if it panics.
+    user_code: UserCode,
 }
 
 impl<'c> RankLoop<'c> {
@@ -269,6 +275,7 @@ impl<'c> RankLoop<'c> {
             checks: Vec::new(),
             fault_grace: false,
             new_tasks: Vec::new(),
+            user_code: UserCode::None,
         })
     }
 
@@ -302,7 +309,9 @@ impl<'c> RankLoop<'c> {
             }
             Message::Submit(spec) => {
                 self.record_reductions(&spec)?;
+                self.user_code = UserCode::Submitting(spec.name.clone());
                 self.tm.submit(spec).map_err(|e| e.to_string())?;
+                self.user_code = UserCode::None;
             }
             Message::Fence(spec, reply) => {
                 let id = self.tm.submit(spec).map_err(|e| e.to_string())?;
@@ -319,6 +328,7 @@ impl<'c> RankLoop<'c> {
                 let id = self.tm.epoch(action);
                 self.epochs.insert(id, reply);
             }
+            Message::Abort(what) => return Err(what),
         }
         Ok(())
     }
@@ -330,6 +340,7 @@ impl<'c> RankLoop<'c> {
         self.tm.take_new_tasks(&mut new);
         self.stats.tasks += new.len() as u64;
         for &id in &new {
+            self.user_code = UserCode::Task(id);
             let task = self.tm.task(id).expect("new tasks are live");
             if let Some((_, tasks)) = &mut self.dump {
                 tasks.push(task.clone());
@@ -346,6 +357,7 @@ impl<'c> RankLoop<'c> {
             }
         }
         self.new_tasks = new;
+        self.user_code = UserCode::None;
         Ok(())
     }
 
@@ -444,6 +456,7 @@ impl<'c> RankLoop<'c> {
                 continue;
             }
             let cmd = self.commands.remove(i).expect("index in range");
+            self.user_code = UserCode::Task(cmd.task);
             // GPU work of every command started in this step goes into one batch, in start order.
             match self.start(&cmd)? {
                 Some(flight) => self.in_flight.push((cmd.id, flight)),

@@ -90,6 +90,8 @@ pub(super) struct ReductionInfo {
     pub(super) op: ReductionOp,
     pub(super) kind: ScalarKind,
     pub(super) custom: Option<CustomReduction>,
+    /// The name of the task that declared it, for messages.
+    pub(super) task: Option<std::sync::Arc<str>>,
 }
 
 impl ReductionInfo {
@@ -125,7 +127,7 @@ impl RankLoop<'_> {
             if r.op == ReductionOp::Custom && custom.is_none() {
                 return Err(format!("a user-defined reduction into {} has no combining function", r.buffer));
             }
-            self.reductions.insert(r.id, ReductionInfo { op: r.op, kind, custom });
+            self.reductions.insert(r.id, ReductionInfo { op: r.op, kind, custom, task: spec.name.clone() });
         }
         Ok(())
     }
@@ -201,7 +203,11 @@ impl RankLoop<'_> {
         }
         parts.sort_by_key(|p| p.0);
         let slices: Vec<&[u8]> = parts.iter().map(|p| p.1).collect();
-        let result = info.combine(&slices);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| info.combine(&slices))).map_err(|p| {
+            let task = info.task.as_deref().map_or(String::new(), |n| format!(" of task \"{n}\""));
+            let text = super::panics::panic_text(&*p);
+            format!("N{me}: the combine closure of reduction {reduction}{task} (reduce_with) panicked: {text}")
+        })?;
         if let Some(g) = gathered {
             self.engine.recycle(g);
         }

@@ -8,6 +8,7 @@ use celer_graph::{BufferId, EpochAction, GridBox, TaskManagerConfig, TaskSpec};
 use crossbeam_queue::SegQueue;
 
 use super::diagnostics::{abort_stalled, scheduler_bound_warning, RankStats};
+use super::panics::guarded;
 use super::RankLoop;
 use crate::config::RuntimeConfig;
 
@@ -45,6 +46,8 @@ pub enum Message {
     Epoch(EpochAction, mpsc::SyncSender<()>),
     /// A snapshot of the rank's [`RankStats`].
     Stats(mpsc::SyncSender<RankStats>),
+    /// End every rank now with this message (the application thread panicked while the queue was alive).
+    Abort(String),
 }
 
 /// The application's handle on the runtime thread.
@@ -96,12 +99,42 @@ impl RuntimeHandle {
         self.queue.push(msg);
     }
 
+    /// Ends every rank of the job with `what` as the message: the runtime thread logs it and aborts the job
+    /// (`MPI_Abort`); if that thread is gone already, this process exits with status 1.
+    pub fn abort(&self, what: String) -> ! {
+        self.queue.push(Message::Abort(what));
+        // The runtime thread ends the process; wait for it (with a bound, in case it is gone or stuck).
+        for _ in 0..100 {
+            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::process::exit(1)
+    }
+
     /// Records the shutdown epoch and waits for the runtime thread to finish everything and finalize MPI.
+    ///
+    /// Called while the application thread unwinds from a panic (the queue dropped on the way) with more than one
+    /// rank, it ends every rank instead: the other ranks would wait for this one's work forever.
     pub fn shutdown(&mut self) {
+        if std::thread::panicking() && self.ranks > 1 && self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            self.abort(format!(
+                "rank {}: the application thread panicked while its Queue was alive (the panic is reported \
+                 above); ending every rank",
+                self.rank
+            ));
+        }
         if let Some(t) = self.thread.take() {
             let (tx, rx) = mpsc::sync_channel(1);
             self.queue.push(Message::Epoch(EpochAction::Shutdown, tx));
-            let _ = rx.recv();
+            // A runtime thread that ended without answering (it failed) never will: stop waiting then.
+            loop {
+                match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                    Err(mpsc::RecvTimeoutError::Timeout) if !t.is_finished() => {}
+                    _ => break,
+                }
+            }
             let _ = t.join();
         }
     }
@@ -205,8 +238,34 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
             loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyHostObject(id)))?;
         }
         Message::Submit(spec) => loops.iter_mut().try_for_each(|l| l.handle(Message::Submit(spec.clone())))?,
+        Message::Abort(what) => return Err(what),
     }
     Ok(())
+}
+
+/// Compares the settings that must agree ([`RuntimeConfig::must_agree`]) between every rank, with one reduction
+/// (every rank learns every rank's values); the error names each variable that differs and every rank's value.
+fn check_agreement(comm: &Communicator, runtime: &RuntimeConfig, horizon_step: u32) -> Result<(), String> {
+    let settings = runtime.must_agree(horizon_step);
+    let ranks = comm.size() as usize;
+    let mut values = vec![u64::MAX; settings.len() * ranks];
+    for (i, s) in settings.iter().enumerate() {
+        values[i * ranks + comm.rank() as usize] = s.value;
+    }
+    let side = comm.duplicate().map_err(|e| format!("comparing settings between ranks: {e}"))?;
+    let mut reduce = side.iallreduce_min(values).map_err(|e| format!("comparing settings between ranks: {e}"))?;
+    let all = loop {
+        if let Some(all) = reduce.test(comm).map_err(|e| format!("comparing settings between ranks: {e}"))? {
+            break all.to_vec();
+        }
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    };
+    drop(reduce);
+    drop(side);
+    match crate::config::disagreement(&settings, &all, ranks) {
+        Some(msg) => Err(msg),
+        None => Ok(()),
+    }
 }
 
 /// The runtime thread's body. Any error aborts every rank with a message naming this rank.
@@ -225,6 +284,13 @@ pub(super) fn run(
     };
     let rank = comm.rank();
     crate::logging::set_rank(rank);
+    // First, before any collective whose count depends on a setting: every rank must run with the same ones.
+    if comm.size() > 1 {
+        if let Err(e) = check_agreement(&comm, &runtime, config.horizon_step) {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    }
     let abort = |what: String| -> ! {
         crate::logging::fatal(&what);
         comm.abort(1)
@@ -263,7 +329,14 @@ pub(super) fn run(
         let mut busy = false;
         while let Some(msg) = queue.pop() {
             busy = true;
-            let handled = if devices == 1 { loops[0].handle(msg) } else { fan_out(msg, &mut loops, &mut joined) };
+            let handled = if devices == 1 {
+                guarded(&mut loops[0], |l| l.handle(msg))
+            } else {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fan_out(msg, &mut loops, &mut joined))) {
+                    Ok(r) => r,
+                    Err(payload) => Err(loops[0].panicked(&*payload)),
+                }
+            };
             if let Err(e) = handled {
                 abort(e);
             }
@@ -274,7 +347,7 @@ pub(super) fn run(
         let mut progressed = busy;
         let mut done = true;
         for rank_loop in loops.iter_mut() {
-            let stepped = rank_loop.step();
+            let stepped = guarded(rank_loop, |l| l.step());
             let now = std::time::Instant::now();
             let stepped = stepped.unwrap_or_else(|e| {
                 if rank_loop.fault_grace {

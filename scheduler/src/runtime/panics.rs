@@ -1,0 +1,64 @@
+//! Panics in the program's closures that the runtime runs (range mappers, `reduce_with` combines, host tasks):
+//! which task's code was running, and the panic's message, for the error that ends the job.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use celer_graph::TaskId;
+
+use super::RankLoop;
+
+/// The task whose code (range mappers, combine closures) the runtime thread runs at the moment, for the message
+/// that names it if that code panics. Set before the program's code may run; cheap to set (an id, or a shared name).
+#[derive(Debug, Clone, Default)]
+pub(super) enum UserCode {
+    /// Nothing of the program's, as far as the loop knows.
+    #[default]
+    None,
+    /// The task being recorded (its mappers are applied to check it), by name: it has no id yet.
+    Submitting(Option<Arc<str>>),
+    /// Task `id` (its commands being generated or started, its reduction combined).
+    Task(TaskId),
+}
+
+/// The text of a panic's payload (`panic!("...")` carries a `&str` or a `String`).
+pub fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".to_string()
+    }
+}
+
+impl RankLoop<'_> {
+    /// The error for a panic caught on the runtime thread: names this node, the task whose code ran, and the
+    /// panic's message.
+    pub(super) fn panicked(&self, payload: &(dyn Any + Send)) -> String {
+        let text = panic_text(payload);
+        let whose = match &self.user_code {
+            UserCode::None => "the runtime".to_string(),
+            UserCode::Submitting(Some(name)) => format!("code of the task \"{name}\" being submitted (a range mapper)"),
+            UserCode::Submitting(None) => "code of the task being submitted (a range mapper)".to_string(),
+            UserCode::Task(id) => match self.tm.task(*id) {
+                Some(t) => format!("code of {} (a range mapper)", t.ident()),
+                None => format!("code of task {id} (a range mapper)"),
+            },
+        };
+        format!("N{}: a panic in {whose}: {text}; ending every rank", self.node)
+    }
+}
+
+/// Runs `f` on `l`, turning a panic into the error [`RankLoop::panicked`] describes, so that the runtime thread
+/// ends the job (every rank) instead of dying and leaving the application blocked on it.
+pub(super) fn guarded<'c, T>(
+    l: &mut RankLoop<'c>,
+    f: impl FnOnce(&mut RankLoop<'c>) -> Result<T, String>,
+) -> Result<T, String> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut *l))) {
+        Ok(r) => r,
+        Err(payload) => Err(l.panicked(&*payload)),
+    }
+}
