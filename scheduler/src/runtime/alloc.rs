@@ -6,6 +6,7 @@ use celer_exec::gpu::DeviceAllocation;
 use celer_graph::{BufferId, CommandKind, GridBox};
 
 use super::batch::GpuOp;
+use super::error::RuntimeError;
 use super::{box3, RankLoop};
 
 /// What the runtime thread owns for one buffer.
@@ -32,8 +33,8 @@ impl RankLoop<'_> {
     /// Cells an allocation newly covers start from the buffer's creation data (zeros without), which is what every
     /// rank holds of cells no task wrote; cells written elsewhere arrive by await-push before anything reads them.
     /// Call it before adding the command's own operations.
-    pub(super) fn cover(&mut self, buffer: BufferId, region: &GridBox) -> Result<(), String> {
-        let state = self.buffers.get(&buffer).ok_or_else(|| format!("unknown buffer {buffer}"))?;
+    pub(super) fn cover(&mut self, buffer: BufferId, region: &GridBox) -> Result<(), RuntimeError> {
+        let state = self.buffers.get(&buffer).ok_or(RuntimeError::UnknownBuffer { buffer })?;
         let want = if region.is_empty() {
             if state.device.is_some() {
                 return Ok(());
@@ -58,10 +59,11 @@ impl RankLoop<'_> {
         if let Some(ahead) = ahead {
             bounds = bounds.bounding_box(&ahead);
         }
-        let new = self
-            .gpu
-            .allocate(box3(&bounds), state.elem_size)
-            .map_err(|e| format!("allocating {bounds} of buffer {buffer} on the GPU: {e}"))?;
+        let new = self.gpu.allocate(box3(&bounds), state.elem_size).map_err(|source| RuntimeError::Allocation {
+            buffer,
+            bounds,
+            source: Box::new(source),
+        })?;
         self.stats.device_bytes += new.bytes() as u64;
         if let Some(old) = &old {
             self.stats.device_bytes -= old.bytes() as u64;

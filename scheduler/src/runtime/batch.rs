@@ -6,6 +6,7 @@ use celer_exec::gpu::{Access, Box3, DeviceAllocation, Launch};
 use celer_graph::{AccessMode, BufferId, GridBox};
 
 use super::commands::{AfterGpu, InFlight};
+use super::error::{gpu_op, RuntimeError};
 use super::kernel::{CheckInfo, PendingCheck};
 use super::{box3, RankLoop};
 
@@ -69,10 +70,10 @@ pub(super) enum Dl {
 }
 
 impl Dl {
-    pub(super) fn id(self) -> Result<celer_exec::gpu::DownloadId, String> {
+    pub(super) fn id(self) -> Result<celer_exec::gpu::DownloadId, RuntimeError> {
         match self {
             Dl::Ready(id) => Ok(id),
-            Dl::Slot(_) => Err("internal error: a download was read before its batch was submitted".into()),
+            Dl::Slot(_) => Err(RuntimeError::Internal("a download was read before its batch was submitted")),
         }
     }
 
@@ -99,7 +100,7 @@ impl RankLoop<'_> {
 
     /// Records the GPU work started in this step into one batch (barriers between dependent operations come from
     /// the batch's hazard tracking), submits it, and points the commands waiting for it at the submitted batch.
-    pub(super) fn flush(&mut self) -> Result<(), String> {
+    pub(super) fn flush(&mut self) -> Result<(), RuntimeError> {
         if self.pending.is_empty() && !self.open_refs {
             return Ok(());
         }
@@ -110,10 +111,10 @@ impl RankLoop<'_> {
         for op in &ops {
             if let GpuOp::Kernel(PreparedKernel { check: Some(info), context, .. }) = op {
                 let words = celer_exec::gpu::bounds_record_words(info.declared.len());
-                let record = self
-                    .gpu
-                    .allocate(Box3::d1(0, words), 4)
-                    .map_err(|e| format!("{context}: the bounds record of CELER_CHECK_BOUNDS: {e}"))?;
+                let record = self.gpu.allocate(Box3::d1(0, words), 4).map_err(|source| RuntimeError::GpuOp {
+                    context: format!("{context}: the bounds record of CELER_CHECK_BOUNDS"),
+                    source,
+                })?;
                 records.push(record);
             }
         }
@@ -126,20 +127,20 @@ impl RankLoop<'_> {
         let buffers = &self.buffers;
         // Every op of a batch names its buffer's current allocation: `cover` submits what was collected before it
         // grows one.
-        let device = |b: &BufferId, context: &str| -> Result<&DeviceAllocation, String> {
+        let device = |b: &BufferId, context: &str| -> Result<&DeviceAllocation, RuntimeError> {
             buffers
                 .get(b)
                 .and_then(|s| s.device.as_ref())
-                .ok_or_else(|| format!("{context}: internal error: buffer {b} has no allocation"))
+                .ok_or_else(|| RuntimeError::NoAllocation { context: context.to_string(), buffer: *b })
         };
-        let mut batch = self.gpu.batch().map_err(|e| e.to_string())?;
+        let mut batch = self.gpu.batch()?;
         for op in ops {
             match op {
                 GpuOp::Kernel(k) => {
                     for (b, bytes) in &k.identities {
                         let d = device(b, &k.context)?;
                         let extent = box3(&buffers[b].extent);
-                        batch.upload(d, extent, bytes, extent).map_err(|e| format!("{}: {e}", k.context))?;
+                        batch.upload(d, extent, bytes, extent).map_err(gpu_op(&k.context))?;
                     }
                     let mut list = Vec::with_capacity(k.accesses.len());
                     for (b, mode) in k.accesses.iter() {
@@ -157,40 +158,36 @@ impl RankLoop<'_> {
                         let words = celer_exec::gpu::bounds_record_init(&declared, &allocations);
                         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
                         let all = record.bounds();
-                        batch.upload(&record, all, &bytes, all).map_err(|e| format!("{}: {e}", k.context))?;
+                        batch.upload(&record, all, &bytes, all).map_err(gpu_op(&k.context))?;
                         batch
                             .dispatch_checked(k.kernel, k.launch, &list, &k.scalars, &record)
-                            .map_err(|e| format!("{}: {e}", k.context))?;
-                        let download = batch.download(&record, all).map_err(|e| format!("{}: {e}", k.context))?;
+                            .map_err(gpu_op(&k.context))?;
+                        let download = batch.download(&record, all).map_err(gpu_op(&k.context))?;
                         checks.push((download, record, info));
                     } else {
-                        batch
-                            .dispatch(k.kernel, k.launch, &list, &k.scalars)
-                            .map_err(|e| format!("{}: {e}", k.context))?;
+                        batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(gpu_op(&k.context))?;
                     }
                     kernels += 1;
                 }
                 GpuOp::Upload { buffer, region, bytes, bounds, context } => {
                     batch
                         .upload(device(&buffer, &context)?, box3(&region), &bytes, box3(&bounds))
-                        .map_err(|e| format!("{context}: {e}"))?;
+                        .map_err(gpu_op(&context))?;
                     uploads += 1;
                 }
                 GpuOp::Grow { buffer, old } => {
                     let context = format!("growing the allocation of {buffer}");
-                    batch
-                        .copy(&old, device(&buffer, &context)?, old.bounds())
-                        .map_err(|e| format!("{context}: {e}"))?;
+                    batch.copy(&old, device(&buffer, &context)?, old.bounds()).map_err(gpu_op(&context))?;
                     grown.push(old);
                 }
                 GpuOp::Download { buffer, region, slot, context } => {
                     debug_assert_eq!(slot, downloads.len());
                     let d = device(&buffer, &context)?;
-                    downloads.push(batch.download(d, box3(&region)).map_err(|e| format!("{context}: {e}"))?);
+                    downloads.push(batch.download(d, box3(&region)).map_err(gpu_op(&context))?);
                 }
             }
         }
-        let id = batch.submit().map_err(|e| e.to_string())?;
+        let id = batch.submit()?;
         self.checks.extend(checks.into_iter().map(|(download, record, info)| PendingCheck {
             batch: id,
             download,

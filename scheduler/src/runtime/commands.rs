@@ -6,6 +6,7 @@ use celer_graph::{
 };
 
 use super::batch::{Dl, GpuRef};
+use super::error::{command_context, failure, RuntimeError};
 use super::host::HostJob;
 use super::{box3, RankLoop};
 
@@ -63,18 +64,13 @@ impl AfterGpu {
     }
 }
 
-/// The prefix of a command's errors: `N1 C7 (T3): `, then what failed.
-pub(super) fn failure(node: i32, cmd: &Command) -> impl Fn(String) -> String + '_ {
-    move |what: String| format!("N{node} {} ({}): {what}", cmd.id, cmd.task)
-}
-
 impl RankLoop<'_> {
     /// Starts `cmd` by its kind; returns what it waits for, or `None` if it is complete already.
-    pub(super) fn start(&mut self, cmd: &Command) -> Result<Option<InFlight>, String> {
+    pub(super) fn start(&mut self, cmd: &Command) -> Result<Option<InFlight>, RuntimeError> {
         let fail = failure(self.node, cmd);
         match &cmd.kind {
             CommandKind::Execution { task, chunk, .. } => {
-                let kind = self.tm.task(*task).ok_or_else(|| fail("its task was pruned".into()))?.kind();
+                let kind = self.tm.task(*task).ok_or_else(|| fail(RuntimeError::TaskPruned))?.kind();
                 if kind == TaskKind::DeviceCompute {
                     self.start_kernel(cmd, chunk)
                 } else {
@@ -93,7 +89,7 @@ impl RankLoop<'_> {
             }
             CommandKind::Epoch { task, action: EpochAction::Barrier } => {
                 // Everything local before the epoch has completed (its dependencies); now meet the other ranks.
-                let request = self.comm.ibarrier().map_err(|e| fail(e.to_string()))?;
+                let request = self.comm.ibarrier().map_err(|e| fail(e.into()))?;
                 Ok(Some(InFlight::Barrier { request, task: *task }))
             }
             CommandKind::Epoch { task, action } => {
@@ -107,11 +103,11 @@ impl RankLoop<'_> {
     }
 
     /// Advances the command in flight by what it waits for; returns it back if it is not finished.
-    pub(super) fn finish(&mut self, flight: InFlight) -> Result<Option<InFlight>, String> {
+    pub(super) fn finish(&mut self, flight: InFlight) -> Result<Option<InFlight>, RuntimeError> {
         match flight {
             InFlight::Gpu(r, after) => {
                 let GpuRef::Submitted(id) = r else {
-                    return Err("internal error: GPU work of a command was never submitted".into());
+                    return Err(RuntimeError::Internal("GPU work of a command was never submitted"));
                 };
                 if !self.gpu.is_complete(id) {
                     return Ok(Some(InFlight::Gpu(r, after)));
@@ -133,7 +129,7 @@ impl RankLoop<'_> {
                 }
             }
             InFlight::Barrier { mut request, task } => {
-                if !request.test(self.comm).map_err(|e| e.to_string())? {
+                if !request.test(self.comm)? {
                     return Ok(Some(InFlight::Barrier { request, task }));
                 }
                 self.epoch_reached(task, EpochAction::Barrier);
@@ -148,10 +144,10 @@ impl RankLoop<'_> {
     }
 
     /// Collects the download of fence `cmd` of `task`.
-    pub(super) fn start_fence(&mut self, cmd: &Command, task: TaskId) -> Result<Option<InFlight>, String> {
+    pub(super) fn start_fence(&mut self, cmd: &Command, task: TaskId) -> Result<Option<InFlight>, RuntimeError> {
         let fail = failure(self.node, cmd);
-        let t = self.tm.task(task).ok_or_else(|| fail("its task was pruned".into()))?;
-        let access = t.regions.first().ok_or_else(|| fail("a fence without a buffer".into()))?;
+        let t = self.tm.task(task).ok_or_else(|| fail(RuntimeError::TaskPruned))?;
+        let access = t.regions.first().ok_or_else(|| fail(RuntimeError::FenceWithoutBuffer))?;
         let fenced = access.consumed.bounding_box();
         let state = &self.buffers[&access.buffer];
         let bytes = fenced.area() * state.elem_size;
@@ -164,16 +160,16 @@ impl RankLoop<'_> {
             return Ok(None);
         }
         self.cover(buffer, &fenced).map_err(&fail)?;
-        let download = self.pend_download(buffer, fenced, &fail("fence".into()));
+        let download = self.pend_download(buffer, fenced, &command_context(self.node, cmd, "fence"));
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Fence { download, bytes, task })))
     }
 
     /// Hands the fence's downloaded data (`bytes` of them) to the application thread waiting for fence `task`.
-    pub(super) fn answer_fence(&mut self, download: Dl, bytes: usize, task: TaskId) -> Result<(), String> {
+    pub(super) fn answer_fence(&mut self, download: Dl, bytes: usize, task: TaskId) -> Result<(), RuntimeError> {
         let mut data = vec![0u8; bytes];
         let t = self.tm.task(task).expect("fence task is live until its epoch");
         let fenced = t.regions[0].consumed.bounding_box();
-        self.gpu.read_download(download.id()?, &mut data, box3(&fenced)).map_err(|e| e.to_string())?;
+        self.gpu.read_download(download.id()?, &mut data, box3(&fenced))?;
         if let Some(reply) = self.fences.remove(&task) {
             let _ = reply.send(Ok(data));
         }

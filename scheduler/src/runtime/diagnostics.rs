@@ -8,6 +8,7 @@ use celer_graph::{BufferId, CommandId, CommandKind, DependencyKind, NodeId, Regi
 
 use super::batch::GpuRef;
 use super::commands::InFlight;
+use super::error::RuntimeError;
 use super::kernel::KernelPayload;
 use super::RankLoop;
 use crate::divergence::{read_check, StreamHash};
@@ -226,10 +227,10 @@ impl RankLoop<'_> {
 
     /// Tests the divergence check's oldest window; a window on which the ranks differ ends every rank
     /// ([`diverged`](Self::diverged)). Returns whether a window was confirmed.
-    pub(super) fn poll_divergence(&mut self) -> Result<bool, String> {
+    pub(super) fn poll_divergence(&mut self) -> Result<bool, RuntimeError> {
         if let Some(d) = &mut self.divergence {
             if let Some(r) = d.reductions.front_mut() {
-                if let Some(min) = r.test(self.comm).map_err(|e| e.to_string())? {
+                if let Some(min) = r.test(self.comm)? {
                     let (h_min, h_max, c_min, c_max) = read_check(min);
                     if h_min != h_max || c_min != c_max {
                         self.diverged();
@@ -265,19 +266,18 @@ impl RankLoop<'_> {
     pub(super) fn diverged(&mut self) -> ! {
         let d = self.divergence.as_ref().expect("the divergence check is on");
         let window = d.stream.oldest().expect("a pending window").clone();
-        let detail =
-            d.detail.iallreduce_min(StreamHash::window_detail(&window)).map_err(|e| e.to_string()).and_then(|mut r| {
-                let deadline = std::time::Instant::now() + DIVERGENCE_DETAIL_TIMEOUT;
-                loop {
-                    if let Some(min) = r.test(self.comm).map_err(|e| e.to_string())? {
-                        return Ok(Some(min.to_vec()));
-                    }
-                    if std::time::Instant::now() > deadline {
-                        return Ok(None);
-                    }
-                    std::hint::spin_loop();
+        let detail = d.detail.iallreduce_min(StreamHash::window_detail(&window)).and_then(|mut r| {
+            let deadline = std::time::Instant::now() + DIVERGENCE_DETAIL_TIMEOUT;
+            loop {
+                if let Some(min) = r.test(self.comm)? {
+                    return Ok(Some(min.to_vec()));
                 }
-            });
+                if std::time::Instant::now() > deadline {
+                    return Ok(None);
+                }
+                std::hint::spin_loop();
+            }
+        });
         let after = window.after.map_or("the start of the program".to_string(), |t| format!("checkpoint {t}"));
         let checkpoint = window.tasks.last().map_or(String::new(), |t| format!("; here it ends with {}", t.id));
         let mut msg = format!(
@@ -458,10 +458,10 @@ impl RankLoop<'_> {
 
     /// Turns a failed GPU poll into the error that ends the run; for a lost device it names the GPU work that was
     /// in flight, command by command.
-    pub(super) fn gpu_failed(&mut self, e: celer_exec::gpu::GpuError) -> String {
-        let celer_exec::gpu::GpuError::DeviceLost { batches, .. } = &e else { return e.to_string() };
+    pub(super) fn gpu_failed(&mut self, e: celer_exec::gpu::GpuError) -> RuntimeError {
+        let celer_exec::gpu::GpuError::DeviceLost { batches, .. } = &e else { return e.into() };
         self.fault_grace = true;
-        let mut lines = vec![format!("N{}: {e}. The lost work:", self.node)];
+        let mut lines = Vec::new();
         for b in batches {
             let mut held = Vec::new();
             for (id, flight) in &self.in_flight {
@@ -481,9 +481,9 @@ impl RankLoop<'_> {
                 held.push(format!("and {more} more"));
             }
             let held = if held.is_empty() { "uploads and copies only".to_string() } else { held.join(", ") };
-            lines.push(format!("    batch {b}: {held}"));
+            lines.push(format!("batch {b}: {held}"));
         }
-        lines.join("\n")
+        RuntimeError::DeviceLost { node: self.node, source: e, lost: lines }
     }
 
     /// With `CELER_DUMP_GRAPHS`, writes `commands-rank<N>.dot` (this rank's command graph) and, on rank 0,
@@ -491,15 +491,23 @@ impl RankLoop<'_> {
     ///
     /// # Errors
     /// File-system errors, naming the path.
-    pub fn write_graph_dumps(&self) -> Result<Vec<std::path::PathBuf>, String> {
+    pub fn write_graph_dumps(&self) -> Result<Vec<std::path::PathBuf>, RuntimeError> {
         let Some((dir, tasks)) = &self.dump else { return Ok(Vec::new()) };
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
+            what: "create",
+            path: dir.clone(),
+            source,
+        })?;
         let mut files = vec![(dir.join(format!("commands-rank{}.dot", self.node)), self.cdag.to_dot())];
         if self.node == 0 {
             files.push((dir.join("tasks.dot"), self.tm.tasks_to_dot(tasks.iter())));
         }
         for (path, dot) in &files {
-            std::fs::write(path, dot).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            std::fs::write(path, dot).map_err(|source| RuntimeError::Io {
+                what: "write",
+                path: path.clone(),
+                source,
+            })?;
         }
         Ok(files.into_iter().map(|f| f.0).collect())
     }

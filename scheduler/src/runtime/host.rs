@@ -6,7 +6,8 @@ use celer_graph::{BufferId, Command, CommandId, GridBox, TaskId, TaskKind};
 use crossbeam_queue::SegQueue;
 
 use super::batch::{Dl, GpuOp};
-use super::commands::{failure, AfterGpu, InFlight};
+use super::commands::{AfterGpu, InFlight};
+use super::error::{command_context, failure, RuntimeError};
 use super::{box3, RankLoop};
 
 /// The closure a host task runs, on the host worker thread.
@@ -137,6 +138,9 @@ impl HostContext {
     }
 }
 
+/// What the worker hands back for a host task: its context, or the task and the text of its closure's panic.
+pub(super) type HostResult = Result<HostContext, (celer_graph::TaskIdent, String)>;
+
 /// A host task for the worker thread.
 pub(super) struct HostJob {
     pub(super) cmd: CommandId,
@@ -150,7 +154,8 @@ pub(super) struct HostJob {
 /// Jobs and results travel through lock-free queues; the loop unparks the worker when it hands it a job.
 pub(super) struct HostWorker {
     pub(super) jobs: Arc<SegQueue<HostJob>>,
-    pub(super) done: Arc<SegQueue<(CommandId, Result<HostContext, String>)>>,
+    /// Finished host tasks: their context, or `None` if the closure panicked.
+    pub(super) done: Arc<SegQueue<(CommandId, HostResult)>>,
     pub(super) stop: Arc<std::sync::atomic::AtomicBool>,
     pub(super) thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -167,10 +172,7 @@ impl HostWorker {
                 while let Some(mut job) = j.pop() {
                     let f = Arc::clone(&job.f);
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
-                    let result = result.map(|()| job.ctx).map_err(|p| {
-                        let text = super::panics::panic_text(&*p);
-                        format!("the closure of host {} panicked: {text}; ending every rank", job.task)
-                    });
+                    let result = result.map(|()| job.ctx).map_err(|p| (job.task, super::panics::panic_text(&*p)));
                     d.push((job.cmd, result));
                 }
                 if st.load(std::sync::atomic::Ordering::Acquire) {
@@ -208,9 +210,9 @@ impl RankLoop<'_> {
         cmd: &Command,
         task: TaskId,
         chunk: &GridBox,
-    ) -> Result<Option<InFlight>, String> {
+    ) -> Result<Option<InFlight>, RuntimeError> {
         let fail = failure(self.node, cmd);
-        let task = self.tm.task(task).ok_or_else(|| fail("its task was pruned".into()))?;
+        let task = self.tm.task(task).ok_or_else(|| fail(RuntimeError::TaskPruned))?;
         // With several devices per rank, a collective host task is the rank's, not each device's: its
         // closure runs on device 0 only (once per rank, so host objects see each side effect once),
         // unless it writes buffers, which every node's chunk must then do.
@@ -230,14 +232,15 @@ impl RankLoop<'_> {
             .payload
             .as_ref()
             .and_then(|p| p.downcast_ref::<HostPayload>())
-            .ok_or_else(|| fail(format!("{} has no host closure to run", task.ident())))?
+            .ok_or_else(|| fail(RuntimeError::NoPayload { task: task.ident().to_string(), what: "host closure" }))?
             .clone();
         let mut views = Vec::new();
         let mut wanted = Vec::new();
         for (i, a) in task.spec.accesses.iter().enumerate() {
-            let state = self.buffers.get(&a.buffer).ok_or_else(|| fail(format!("unknown buffer {}", a.buffer)))?;
+            let state =
+                self.buffers.get(&a.buffer).ok_or_else(|| fail(RuntimeError::UnknownBuffer { buffer: a.buffer }))?;
             let region =
-                a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| fail(e.to_string()))?;
+                a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| fail(e.into()))?;
             let bounds = region.bounding_box();
             if a.mode.consumes() && !bounds.is_empty() {
                 wanted.push((i, a.buffer, bounds));
@@ -262,17 +265,21 @@ impl RankLoop<'_> {
             self.host.submit(*job);
             return Ok(Some(InFlight::Host(cmd.id, std::time::Instant::now())));
         }
-        let context = fail("host task inputs".into());
+        let context = command_context(self.node, cmd, "host task inputs");
         let downloads = wanted.into_iter().map(|(i, b, bounds)| (i, self.pend_download(b, bounds, &context)));
         let downloads = downloads.collect();
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::HostInputs { downloads, job })))
     }
 
     /// Fills the host task's views from its downloaded inputs and hands it to the worker.
-    pub(super) fn run_host_task(&mut self, downloads: Vec<(usize, Dl)>, mut job: HostJob) -> Result<InFlight, String> {
+    pub(super) fn run_host_task(
+        &mut self,
+        downloads: Vec<(usize, Dl)>,
+        mut job: HostJob,
+    ) -> Result<InFlight, RuntimeError> {
         for (i, d) in downloads {
             let v = &mut job.ctx.views[i];
-            self.gpu.read_download(d.id()?, &mut v.bytes, box3(&v.bounds)).map_err(|e| e.to_string())?;
+            self.gpu.read_download(d.id()?, &mut v.bytes, box3(&v.bounds))?;
         }
         let cmd = job.cmd;
         self.host.submit(job);
@@ -285,11 +292,16 @@ impl RankLoop<'_> {
         &mut self,
         cmd: CommandId,
         since: std::time::Instant,
-    ) -> Result<Option<InFlight>, String> {
+    ) -> Result<Option<InFlight>, RuntimeError> {
         let Some(result) = self.host_done.remove(&cmd) else {
             return Ok(Some(InFlight::Host(cmd, since)));
         };
-        let ctx = result.map_err(|e| format!("N{} {cmd}: {e}", self.node))?;
+        let ctx = result.map_err(|(task, message)| RuntimeError::HostTaskPanicked {
+            node: self.node,
+            command: cmd,
+            task: task.to_string(),
+            message,
+        })?;
         self.stats.host_tasks += 1;
         if let Some(trace) = &mut self.trace {
             trace.span(crate::trace::Row::Host, format!("host task {cmd}"), since, std::time::Instant::now());

@@ -6,6 +6,7 @@ use celer_graph::{AccessMode, BufferId, Command, CommandKind, GridBox, Region, T
 
 use super::batch::{GpuOp, PreparedKernel};
 use super::commands::{AfterGpu, InFlight};
+use super::error::{command_context, failure, OutOfBoundsAccess, RuntimeError};
 use super::reduction::{CustomReduction, ScalarKind};
 use super::{box3, grid_box, RankLoop};
 
@@ -39,6 +40,8 @@ pub(super) struct CheckInfo {
     pub(super) buffers: Vec<BufferId>,
     /// `task T1 "shift" (C3 on N0, kernel shift::main, chunk [0] - [32])`.
     pub(super) what: String,
+    /// The report of an access outside the declared boxes, without its accessors.
+    pub(super) fault: OutOfBoundsAccess,
 }
 
 /// A checked dispatch's bounds record, downloaded with its batch and read once that completes.
@@ -52,7 +55,7 @@ pub(super) struct PendingCheck {
 impl RankLoop<'_> {
     /// Starts device-compute execution `cmd` over `chunk`: collects its dispatch, or with an interior already
     /// running ([`start_interior`](Self::start_interior)), the rest of the chunk: its border.
-    pub(super) fn start_kernel(&mut self, cmd: &Command, chunk: &GridBox) -> Result<Option<InFlight>, String> {
+    pub(super) fn start_kernel(&mut self, cmd: &Command, chunk: &GridBox) -> Result<Option<InFlight>, RuntimeError> {
         let mut launches = Vec::new();
         self.no_interior.remove(&cmd.id);
         match self.interiors.remove(&cmd.id) {
@@ -65,19 +68,24 @@ impl RankLoop<'_> {
 
     /// Collects the GPU work of device-compute execution `cmd` over `chunk`: its allocations cover what the whole
     /// chunk touches, and one dispatch per box of `launches` (the chunk, or a part of it).
-    pub(super) fn collect_kernel(&mut self, cmd: &Command, chunk: GridBox, launches: &[GridBox]) -> Result<(), String> {
+    pub(super) fn collect_kernel(
+        &mut self,
+        cmd: &Command,
+        chunk: GridBox,
+        launches: &[GridBox],
+    ) -> Result<(), RuntimeError> {
         let rank = self.node;
-        let fail = |what: String| format!("N{rank} {} ({}): {what}", cmd.id, cmd.task);
+        let fail = failure(rank, cmd);
         let CommandKind::Execution { task, .. } = &cmd.kind else {
-            return Err(fail("internal error: not an execution".into()));
+            return Err(fail(RuntimeError::Internal("not an execution")));
         };
-        let task = self.tm.task(*task).ok_or_else(|| fail("its task was pruned".into()))?;
+        let task = self.tm.task(*task).ok_or_else(|| fail(RuntimeError::TaskPruned))?;
         let payload = task
             .spec
             .payload
             .as_ref()
             .and_then(|p| p.downcast_ref::<KernelPayload>())
-            .ok_or_else(|| fail(format!("{} has no kernel to run", task.ident())))?
+            .ok_or_else(|| fail(RuntimeError::NoPayload { task: task.ident().to_string(), what: "kernel" }))?
             .clone();
         let mut accesses: Vec<(BufferId, AccessMode)> = task.spec.accesses.iter().map(|a| (a.buffer, a.mode)).collect();
         // Reduction buffers bind after the accessors and start from the identity, except where rank 0
@@ -92,16 +100,17 @@ impl RankLoop<'_> {
         // What each accessor touches on this rank: its allocation must hold it.
         let mut needs = Vec::with_capacity(accesses.len());
         for a in task.spec.accesses.iter() {
-            let state = self.buffers.get(&a.buffer).ok_or_else(|| fail(format!("unknown buffer {}", a.buffer)))?;
+            let state =
+                self.buffers.get(&a.buffer).ok_or_else(|| fail(RuntimeError::UnknownBuffer { buffer: a.buffer }))?;
             let region =
-                a.mapper.apply(&chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| fail(e.to_string()))?;
+                a.mapper.apply(&chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| fail(e.into()))?;
             needs.push((a.buffer, region.bounding_box()));
         }
         for r in &task.spec.reductions {
             needs.push((r.buffer, self.buffers[&r.buffer].extent));
         }
         let dims = task.spec.dims.max(1);
-        let context = fail(format!("in {}", task.ident()));
+        let context = command_context(rank, cmd, &format!("in {}", task.ident()));
         let check = self.check_bounds.then(|| {
             let mut names: Vec<String> = task
                 .spec
@@ -117,17 +126,25 @@ impl RankLoop<'_> {
             let kernel = format!("{}::{}", payload.source.name(), payload.entry);
             let what = format!("{} ({} on N{rank}, kernel {kernel}, chunk {chunk})", task.ident(), cmd.id);
             let (declared, buffers) = needs.iter().map(|&(b, d)| (d, b)).unzip();
-            Box::new(CheckInfo { declared, names, buffers, what })
+            let fault = OutOfBoundsAccess {
+                task: task.ident().to_string(),
+                command: cmd.id,
+                node: rank,
+                kernel,
+                chunk,
+                accessors: Vec::new(),
+            };
+            Box::new(CheckInfo { declared, names, buffers, what, fault })
         });
         for (buffer, bounds) in needs {
-            self.cover(buffer, &bounds).map_err(fail)?;
+            self.cover(buffer, &bounds).map_err(&fail)?;
         }
         let kernel = if self.check_bounds {
             self.gpu.load_kernel_checked(payload.source, payload.entry)
         } else {
             self.gpu.load_kernel(payload.source, payload.entry)
         };
-        let kernel = kernel.map_err(|e| fail(e.to_string()))?;
+        let kernel = kernel.map_err(|e| fail(e.into()))?;
         // A download collected before this kernel (typically for a push of the previous step) goes out in a batch
         // of its own: in one batch with the kernel, its data would leave only after the kernel, and the rank
         // waiting for it would idle for a whole kernel.
@@ -153,7 +170,7 @@ impl RankLoop<'_> {
     /// await-pushes still receiving, and a box of its chunk (its interior) reads and writes none of the awaited
     /// cells, collects the interior's dispatch now, so it runs while the data travels; [`start`](Self::start)
     /// runs the rest of the chunk once the data arrived. Returns whether it did.
-    pub(super) fn start_interior(&mut self, i: usize) -> Result<bool, String> {
+    pub(super) fn start_interior(&mut self, i: usize) -> Result<bool, RuntimeError> {
         let cmd = &self.commands[i];
         let CommandKind::Execution { task, chunk, .. } = &cmd.kind else { return Ok(false) };
         // This runs for every waiting kernel in every loop step: what cannot split is ruled out once, cheaply.
@@ -232,7 +249,7 @@ impl RankLoop<'_> {
     /// # Errors
     /// An out-of-bounds access, naming the task, command, kernel and chunk, and for each accessor at fault its
     /// buffer, what it declared and the bounding box of the cells the kernel touched outside that.
-    pub(super) fn read_checks(&mut self) -> Result<(), String> {
+    pub(super) fn read_checks(&mut self) -> Result<(), RuntimeError> {
         let mut failures = Vec::new();
         let mut i = 0;
         while i < self.checks.len() {
@@ -243,7 +260,7 @@ impl RankLoop<'_> {
             let check = self.checks.swap_remove(i);
             let mut bytes = vec![0u8; check.record.bytes()];
             let all = check.record.bounds();
-            self.gpu.read_download(check.download, &mut bytes, all).map_err(|e| e.to_string())?;
+            self.gpu.read_download(check.download, &mut bytes, all)?;
             self.gpu.free(check.record);
             let words: Vec<u32> = bytes.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
             let report = celer_exec::gpu::read_bounds_record(&words);
@@ -270,19 +287,14 @@ impl RankLoop<'_> {
                 }
             }
             if !lines.is_empty() {
-                failures.push(format!(
-                    "out-of-bounds access in {}: {}; declare a range mapper that covers every cell the kernel touches \
-                     (e.g. neighborhood for a stencil), or fix the kernel's indexing (found by CELER_CHECK_BOUNDS)",
-                    info.what,
-                    lines.join("; ")
-                ));
+                failures.push(OutOfBoundsAccess { accessors: lines, ..info.fault.clone() });
             }
         }
         if failures.is_empty() {
             Ok(())
         } else {
             self.fault_grace = true;
-            Err(failures.join("\n"))
+            Err(RuntimeError::OutOfBounds(failures))
         }
     }
 }

@@ -36,12 +36,14 @@
 //! | `alloc` | device allocations and their look-ahead |
 //! | `batch` | the step's GPU batch: collected operations, recorded and submitted together |
 //! | `panics` | which task's code runs on the runtime thread; turning a panic in it into an error that ends the job |
+//! | `error` | [`RuntimeError`]: one variant per failure, with the command, task, buffer and kernel at fault |
 //! | `diagnostics` | [`RankStats`], trace spans of batches, divergence check, stall and device-loss reports, dumps |
 
 mod alloc;
 mod batch;
 mod commands;
 mod diagnostics;
+mod error;
 mod host;
 mod kernel;
 mod panics;
@@ -50,6 +52,7 @@ mod thread;
 mod transfer;
 
 pub use diagnostics::{scheduler_bound_warning, RankStats};
+pub use error::{OutOfBoundsAccess, RuntimeError};
 pub use host::{HostContext, HostFn, HostPayload, SharedObject};
 pub use kernel::KernelPayload;
 pub use panics::panic_text;
@@ -63,8 +66,7 @@ use celer_exec::gpu::{Box3, Gpu};
 use celer_exec::mpi::Communicator;
 use celer_exec::transfer::TransferEngine;
 use celer_graph::{
-    BufferId, Command, CommandId, CommandKind, GridBox, NodeId, ReductionId, TaskError, TaskId, TaskManager,
-    TaskManagerConfig,
+    BufferId, Command, CommandId, CommandKind, GridBox, NodeId, ReductionId, TaskId, TaskManager, TaskManagerConfig,
 };
 use hashbrown::HashMap;
 
@@ -157,7 +159,7 @@ pub struct RankLoop<'c> {
     /// Partial results gathered from the other ranks, until the reduction command combines them.
     gathered: HashMap<ReductionId, celer_exec::transfer::Gathered>,
     /// Host tasks the worker finished, by command.
-    host_done: HashMap<CommandId, Result<HostContext, String>>,
+    host_done: HashMap<CommandId, self::host::HostResult>,
     /// The divergence check (with more than one rank).
     divergence: Option<DivergenceCheck<'c>>,
     /// `CELER_DUMP_GRAPHS`: where the DOT files go at shutdown, and a copy of every task (the command generator
@@ -180,7 +182,7 @@ impl<'c> RankLoop<'c> {
     /// Sets up a rank on an initialised communicator and a GPU.
     ///
     /// # Errors
-    /// Transfer-engine start-up errors, as text.
+    /// Transfer-engine and MPI start-up errors.
     /// With more than one rank, creates the divergence check's communicators (collective: every rank must do it)
     /// and compares windows if `runtime.check_divergence`; records tasks and commands if `runtime.dump_graphs`.
     pub fn new(
@@ -188,7 +190,7 @@ impl<'c> RankLoop<'c> {
         gpu: Gpu,
         config: TaskManagerConfig,
         runtime: &RuntimeConfig,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RuntimeError> {
         Self::for_device(&[comm], 0, gpu, config, runtime)
     }
 
@@ -205,20 +207,19 @@ impl<'c> RankLoop<'c> {
         mut gpu: Gpu,
         config: TaskManagerConfig,
         runtime: &RuntimeConfig,
-    ) -> Result<Self, String> {
-        let comm =
-            *comms.get(device).ok_or_else(|| format!("device {device} of {} has no communicator", comms.len()))?;
+    ) -> Result<Self, RuntimeError> {
+        let comm = *comms.get(device).ok_or(RuntimeError::NoCommunicator { device, devices: comms.len() })?;
         if runtime.trace.is_some() {
             // The trace shows each batch's operations as the device timed them, where the device can.
-            gpu.enable_timestamps().map_err(|e| e.to_string())?;
+            gpu.enable_timestamps()?;
         }
         let check_divergence = runtime.check_divergence;
         let num_ranks = comm.size() as usize * comms.len().max(1);
         let divergence = if num_ranks > 1 {
             Some(DivergenceCheck {
                 enabled: check_divergence,
-                side: comm.duplicate().map_err(|e| e.to_string())?,
-                detail: comm.duplicate().map_err(|e| e.to_string())?,
+                side: comm.duplicate()?,
+                detail: comm.duplicate()?,
                 stream: StreamHash::new(),
                 reductions: VecDeque::new(),
             })
@@ -235,7 +236,7 @@ impl<'c> RankLoop<'c> {
             nodes: num_ranks as i32,
             device,
             devices: comms.len().max(1),
-            engine: TransferEngine::for_device(comms, device).map_err(|e| e.to_string())?,
+            engine: TransferEngine::for_device(comms, device)?,
             gpu,
             tm,
             cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: runtime.dump_graphs.is_some() }),
@@ -288,8 +289,8 @@ impl<'c> RankLoop<'c> {
     /// [`step`](Self::step) turns the new tasks into commands.
     ///
     /// # Errors
-    /// Task errors (naming task, buffer and region) and backend errors, as text.
-    pub fn handle(&mut self, msg: Message) -> Result<(), String> {
+    /// Reductions without an element type or combining function, and task errors (naming task, buffer and region).
+    pub fn handle(&mut self, msg: Message) -> Result<(), RuntimeError> {
         match msg {
             Message::CreateBuffer { id, dims, extent, elem_size, data, name } => {
                 self.tm.create_buffer(id, dims, extent, data.is_some(), name.clone());
@@ -310,11 +311,11 @@ impl<'c> RankLoop<'c> {
             Message::Submit(spec) => {
                 self.record_reductions(&spec)?;
                 self.user_code = UserCode::Submitting(spec.name.clone());
-                self.tm.submit(spec).map_err(|e| e.to_string())?;
+                self.tm.submit(spec)?;
                 self.user_code = UserCode::None;
             }
             Message::Fence(spec, reply) => {
-                let id = self.tm.submit(spec).map_err(|e| e.to_string())?;
+                let id = self.tm.submit(spec)?;
                 self.fences.insert(id, reply);
             }
             Message::CreateHostObject(id) => self.tm.create_host_object(id),
@@ -328,14 +329,14 @@ impl<'c> RankLoop<'c> {
                 let id = self.tm.epoch(action);
                 self.epochs.insert(id, reply);
             }
-            Message::Abort(what) => return Err(what),
+            Message::Abort(what) => return Err(RuntimeError::Aborted(what)),
         }
         Ok(())
     }
 
     /// Turns the tasks recorded since the last call into this rank's commands, queued in generation order; closes
     /// the divergence check's windows and keeps the graph dump's copy of each task.
-    fn generate(&mut self) -> Result<(), String> {
+    fn generate(&mut self) -> Result<(), RuntimeError> {
         let mut new = std::mem::take(&mut self.new_tasks);
         self.tm.take_new_tasks(&mut new);
         self.stats.tasks += new.len() as u64;
@@ -348,10 +349,10 @@ impl<'c> RankLoop<'c> {
             if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
                 if d.stream.record(task) {
                     let values = d.stream.close(id);
-                    d.reductions.push_back(d.side.iallreduce_min(values).map_err(|e| e.to_string())?);
+                    d.reductions.push_back(d.side.iallreduce_min(values)?);
                 }
             }
-            let ids: Vec<_> = self.cdag.build_task(task).map_err(|e: TaskError| e.to_string())?.to_vec();
+            let ids: Vec<_> = self.cdag.build_task(task)?.to_vec();
             for c in ids {
                 self.commands.push_back(self.cdag.command(c).expect("just generated").clone());
             }
@@ -370,8 +371,9 @@ impl<'c> RankLoop<'c> {
     /// queued behind it (the look-ahead of `cover`).
     ///
     /// # Errors
-    /// Task errors found while generating, backend errors and unsupported commands, as text naming the command.
-    pub fn step(&mut self) -> Result<bool, String> {
+    /// Task errors found while generating, and backend errors, wrapped in [`RuntimeError::Command`] naming the
+    /// command where one failed.
+    pub fn step(&mut self) -> Result<bool, RuntimeError> {
         self.generate()?;
         let mut progressed = self.poll_completions()?;
         progressed |= self.retire()?;
@@ -382,9 +384,9 @@ impl<'c> RankLoop<'c> {
 
     /// Polls the transfer engine, the GPU and the host worker, and the divergence check's oldest window; records
     /// completed batches in the statistics and the trace. Returns whether anything completed.
-    fn poll_completions(&mut self) -> Result<bool, String> {
+    fn poll_completions(&mut self) -> Result<bool, RuntimeError> {
         self.completions.clear();
-        self.engine.poll(&mut self.completions).map_err(|e| e.to_string())?;
+        self.engine.poll(&mut self.completions)?;
         self.batches.clear();
         if let Err(e) = self.gpu.poll(&mut self.batches) {
             return Err(self.gpu_failed(e));
@@ -409,7 +411,7 @@ impl<'c> RankLoop<'c> {
 
     /// Advances every command in flight ([`finish`](Self::finish)); marks those that completed done. Returns
     /// whether any did.
-    fn retire(&mut self) -> Result<bool, String> {
+    fn retire(&mut self) -> Result<bool, RuntimeError> {
         let mut progressed = false;
         let flights = std::mem::take(&mut self.in_flight);
         for (id, flight) in flights {
@@ -432,7 +434,7 @@ impl<'c> RankLoop<'c> {
     /// commands it depends on have *submitted* their last GPU batch: batches run in submission order on the one
     /// queue, so dependent kernels go to the GPU back to back instead of one round trip each. Everything else
     /// waits for its dependencies to complete.
-    fn start_ready(&mut self) -> Result<bool, String> {
+    fn start_ready(&mut self) -> Result<bool, RuntimeError> {
         let mut progressed = false;
         let mut i = 0;
         while i < self.commands.len().min(self.lookahead) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use celer_graph::TaskId;
 
-use super::RankLoop;
+use super::{RankLoop, RuntimeError};
 
 /// The task whose code (range mappers, combine closures) the runtime thread runs at the moment, for the message
 /// that names it if that code panics. Set before the program's code may run; cheap to set (an id, or a shared name).
@@ -36,8 +36,8 @@ pub fn panic_text(payload: &(dyn Any + Send)) -> String {
 impl RankLoop<'_> {
     /// The error for a panic caught on the runtime thread: names this node, the task whose code ran, and the
     /// panic's message.
-    pub(super) fn panicked(&self, payload: &(dyn Any + Send)) -> String {
-        let text = panic_text(payload);
+    pub(super) fn panicked(&self, payload: &(dyn Any + Send)) -> RuntimeError {
+        let message = panic_text(payload);
         let whose = match &self.user_code {
             UserCode::None => "the runtime".to_string(),
             UserCode::Submitting(Some(name)) => format!("code of the task \"{name}\" being submitted (a range mapper)"),
@@ -47,7 +47,7 @@ impl RankLoop<'_> {
                 None => format!("code of task {id} (a range mapper)"),
             },
         };
-        format!("N{}: a panic in {whose}: {text}; ending every rank", self.node)
+        RuntimeError::Panicked { node: self.node, whose, message }
     }
 }
 
@@ -55,8 +55,8 @@ impl RankLoop<'_> {
 /// ends the job (every rank) instead of dying and leaving the application blocked on it.
 pub(super) fn guarded<'c, T>(
     l: &mut RankLoop<'c>,
-    f: impl FnOnce(&mut RankLoop<'c>) -> Result<T, String>,
-) -> Result<T, String> {
+    f: impl FnOnce(&mut RankLoop<'c>) -> Result<T, RuntimeError>,
+) -> Result<T, RuntimeError> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut *l))) {
         Ok(r) => r,
         Err(payload) => Err(l.panicked(&*payload)),

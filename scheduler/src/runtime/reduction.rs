@@ -6,7 +6,8 @@ use celer_exec::transfer::TransferKey;
 use celer_graph::{BufferId, Command, ReductionId, ReductionOp, TaskSpec};
 
 use super::batch::{Dl, GpuOp};
-use super::commands::{failure, AfterGpu, InFlight};
+use super::commands::{AfterGpu, InFlight};
+use super::error::{command_context, failure, RuntimeError};
 use super::kernel::KernelPayload;
 use super::transfer::key_of;
 use super::{box3, RankLoop};
@@ -114,18 +115,18 @@ impl ReductionInfo {
 
 impl RankLoop<'_> {
     /// Records the operation and element type of each reduction of the task `spec` (every rank knows them all).
-    pub(super) fn record_reductions(&mut self, spec: &TaskSpec) -> Result<(), String> {
+    pub(super) fn record_reductions(&mut self, spec: &TaskSpec) -> Result<(), RuntimeError> {
         if spec.reductions.is_empty() {
             return Ok(());
         }
         let payload = spec.payload.as_ref().and_then(|p| p.downcast_ref::<KernelPayload>());
         for (i, r) in spec.reductions.iter().enumerate() {
-            let kind = *payload.and_then(|k| k.reduction_kinds.get(i)).ok_or_else(|| {
-                format!("a reduction into {} has no element type (reductions need a kernel)", r.buffer)
-            })?;
+            let kind = *payload
+                .and_then(|k| k.reduction_kinds.get(i))
+                .ok_or(RuntimeError::ReductionWithoutType { buffer: r.buffer })?;
             let custom = payload.and_then(|k| k.custom_reductions.get(i).cloned().flatten());
             if r.op == ReductionOp::Custom && custom.is_none() {
-                return Err(format!("a user-defined reduction into {} has no combining function", r.buffer));
+                return Err(RuntimeError::ReductionWithoutCombiner { buffer: r.buffer });
             }
             self.reductions.insert(r.id, ReductionInfo { op: r.op, kind, custom, task: spec.name.clone() });
         }
@@ -138,12 +139,12 @@ impl RankLoop<'_> {
         cmd: &Command,
         transfer: &celer_graph::TransferId,
         reduction: ReductionId,
-    ) -> Result<Option<InFlight>, String> {
+    ) -> Result<Option<InFlight>, RuntimeError> {
         let fail = failure(self.node, cmd);
         let token = self.token();
         let key = key_of(transfer);
         let senders = self.nodes as usize - 1;
-        self.engine.expect_gather(key, senders, token).map_err(|e| fail(e.to_string()))?;
+        self.engine.expect_gather(key, senders, token).map_err(|e| fail(e.into()))?;
         Ok(Some(InFlight::Gather { key, reduction }))
     }
 
@@ -165,12 +166,12 @@ impl RankLoop<'_> {
         reduction: ReductionId,
         buffer: BufferId,
         has_local_contribution: bool,
-    ) -> Result<Option<InFlight>, String> {
+    ) -> Result<Option<InFlight>, RuntimeError> {
         let fail = failure(self.node, cmd);
         let download = if has_local_contribution {
             let extent = self.buffers[&buffer].extent;
             self.cover(buffer, &extent).map_err(&fail)?;
-            Some(self.pend_download(buffer, extent, &fail("reduction".into())))
+            Some(self.pend_download(buffer, extent, &command_context(self.node, cmd, "reduction")))
         } else {
             None
         };
@@ -184,13 +185,13 @@ impl RankLoop<'_> {
         buffer: BufferId,
         reduction: ReductionId,
         download: Option<Dl>,
-    ) -> Result<InFlight, String> {
+    ) -> Result<InFlight, RuntimeError> {
         let info = self.reductions[&reduction].clone();
         let me = self.node;
         let mut local = vec![0u8; info.kind.size()];
         let extent = self.buffers[&buffer].extent;
         if let Some(d) = download {
-            self.gpu.read_download(d.id()?, &mut local, box3(&extent)).map_err(|e| e.to_string())?;
+            self.gpu.read_download(d.id()?, &mut local, box3(&extent))?;
         }
         let gathered = self.gathered.remove(&reduction);
         // Combine in rank order, so every rank computes bit-identical results.
@@ -205,8 +206,7 @@ impl RankLoop<'_> {
         let slices: Vec<&[u8]> = parts.iter().map(|p| p.1).collect();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| info.combine(&slices))).map_err(|p| {
             let task = info.task.as_deref().map_or(String::new(), |n| format!(" of task \"{n}\""));
-            let text = super::panics::panic_text(&*p);
-            format!("N{me}: the combine closure of reduction {reduction}{task} (reduce_with) panicked: {text}")
+            RuntimeError::CombinePanicked { node: me, reduction, task, message: super::panics::panic_text(&*p) }
         })?;
         if let Some(g) = gathered {
             self.engine.recycle(g);

@@ -8,6 +8,7 @@ use celer_graph::{BufferId, EpochAction, GridBox, TaskManagerConfig, TaskSpec};
 use crossbeam_queue::SegQueue;
 
 use super::diagnostics::{abort_stalled, scheduler_bound_warning, RankStats};
+use super::error::RuntimeError;
 use super::panics::guarded;
 use super::RankLoop;
 use crate::config::RuntimeConfig;
@@ -192,7 +193,7 @@ impl Joined {
 /// Hands `msg` to every device's loop (`loops.len()` > 1): copies of buffers and tasks to each; epochs and
 /// statistics through per-loop channels joined in `joined`; a fence's data from the first loop (every node
 /// receives the same data).
-pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec<Joined>) -> Result<(), String> {
+pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec<Joined>) -> Result<(), RuntimeError> {
     let n = loops.len();
     match msg {
         Message::Epoch(action, reply) => {
@@ -238,7 +239,7 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
             loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyHostObject(id)))?;
         }
         Message::Submit(spec) => loops.iter_mut().try_for_each(|l| l.handle(Message::Submit(spec.clone())))?,
-        Message::Abort(what) => return Err(what),
+        Message::Abort(what) => return Err(RuntimeError::Aborted(what)),
     }
     Ok(())
 }
@@ -317,7 +318,7 @@ pub(super) fn run(
         } else {
             log::info!("{line}");
         }
-        let l = RankLoop::for_device(&comms, k, gpu, config.clone(), &runtime).unwrap_or_else(|e| abort(e));
+        let l = RankLoop::for_device(&comms, k, gpu, config.clone(), &runtime).unwrap_or_else(|e| abort(e.to_string()));
         loops.push(l);
     }
     let _ = ready.send(Ok((rank, comm.size())));
@@ -338,7 +339,7 @@ pub(super) fn run(
                 }
             };
             if let Err(e) = handled {
-                abort(e);
+                abort(e.to_string());
             }
         }
         if !joined.is_empty() {
@@ -351,11 +352,11 @@ pub(super) fn run(
             let now = std::time::Instant::now();
             let stepped = stepped.unwrap_or_else(|e| {
                 if rank_loop.fault_grace {
-                    crate::logging::fatal(&e);
+                    crate::logging::fatal(&e.to_string());
                     std::thread::sleep(FAULT_GRACE);
                     comm.abort(1)
                 }
-                abort(e)
+                abort(e.to_string())
             });
             if let Some(trace) = &mut rank_loop.trace {
                 trace.loop_state(busy || stepped, now);

@@ -7,7 +7,8 @@ use celer_exec::transfer::{AllocLayout, CompletionKind, Token, TransferKey};
 use celer_graph::{BufferId, Command, GridBox, NodeId, Region};
 
 use super::batch::{Dl, GpuOp};
-use super::commands::{failure, AfterGpu, InFlight};
+use super::commands::{AfterGpu, InFlight};
+use super::error::{command_context, failure, RuntimeError};
 use super::{box3, RankLoop};
 
 /// The transfer engine's key of a command graph transfer.
@@ -28,12 +29,12 @@ impl RankLoop<'_> {
         cmd: &Command,
         transfer: &celer_graph::TransferId,
         targets: &[(NodeId, Region)],
-    ) -> Result<Option<InFlight>, String> {
+    ) -> Result<Option<InFlight>, RuntimeError> {
         let fail = failure(self.node, cmd);
         // Empty regions are "nothing from me" notices of reductions: a header alone.
         for (target, _) in targets.iter().filter(|(_, r)| r.is_empty()) {
             let token = self.token();
-            self.engine.send_empty(key_of(transfer), target.0 as i32, token).map_err(|e| fail(e.to_string()))?;
+            self.engine.send_empty(key_of(transfer), target.0 as i32, token).map_err(|e| fail(e.into()))?;
         }
         if targets.iter().all(|(_, r)| r.is_empty()) {
             return Ok(None);
@@ -43,7 +44,7 @@ impl RankLoop<'_> {
                 self.cover(transfer.buffer, b).map_err(&fail)?;
             }
         }
-        let context = fail("push".into());
+        let context = command_context(self.node, cmd, "push");
         let mut downloads = Vec::new();
         for (target, region) in targets {
             for b in region.boxes() {
@@ -62,14 +63,14 @@ impl RankLoop<'_> {
         buffer: BufferId,
         downloads: Vec<(Dl, NodeId, GridBox)>,
         key: TransferKey,
-    ) -> Result<(), String> {
+    ) -> Result<(), RuntimeError> {
         let elem_size = self.buffers[&buffer].elem_size;
         for (d, target, b) in downloads {
             // Packed: the box's cells only (a strided column of a large field would otherwise be
             // scattered into, and gathered from, a copy of the whole buffer, one page per row).
             let mut packed = std::mem::take(&mut self.send_scratch);
             packed.resize(b.area() * elem_size, 0);
-            self.gpu.read_download(d.id()?, &mut packed, box3(&b)).map_err(|e| e.to_string())?;
+            self.gpu.read_download(d.id()?, &mut packed, box3(&b))?;
             let layout = AllocLayout { bounds: box3(&b), elem_size };
             self.next_token += 1;
             self.stats.bytes_sent += (b.area() * elem_size) as u64;
@@ -78,9 +79,7 @@ impl RankLoop<'_> {
                 trace.instant(crate::trace::Row::Send, what, std::time::Instant::now());
             }
             // The engine copies the cells into its own send buffer before returning.
-            self.engine
-                .send(key, target.0 as i32, box3(&b), &layout, &packed, Token(self.next_token))
-                .map_err(|e| e.to_string())?;
+            self.engine.send(key, target.0 as i32, box3(&b), &layout, &packed, Token(self.next_token))?;
             self.send_scratch = packed;
         }
         Ok(())
@@ -92,7 +91,7 @@ impl RankLoop<'_> {
         cmd: &Command,
         transfer: &celer_graph::TransferId,
         region: &Region,
-    ) -> Result<Option<InFlight>, String> {
+    ) -> Result<Option<InFlight>, RuntimeError> {
         let fail = failure(self.node, cmd);
         let token = self.token();
         let elem_size = self.buffers[&transfer.buffer].elem_size;
@@ -100,7 +99,7 @@ impl RankLoop<'_> {
         // of the buffer: a halo column of a large field touches a few pages, not one page per row.
         let boxes: Vec<Box3> = region.boxes().iter().map(box3).collect();
         let key = key_of(transfer);
-        self.engine.expect_pieces(key, &boxes, elem_size, token).map_err(|e| fail(e.to_string()))?;
+        self.engine.expect_pieces(key, &boxes, elem_size, token).map_err(|e| fail(e.into()))?;
         Ok(Some(InFlight::Receive {
             buffer: transfer.buffer,
             region: region.clone(),
@@ -118,7 +117,7 @@ impl RankLoop<'_> {
         token: Token,
         since: std::time::Instant,
         key: TransferKey,
-    ) -> Result<Option<InFlight>, String> {
+    ) -> Result<Option<InFlight>, RuntimeError> {
         let arrived = self.completions.iter().any(|c| c.token == token && c.kind == CompletionKind::Received);
         if !arrived {
             return Ok(Some(InFlight::Receive { buffer, region, token, since, key }));
@@ -130,10 +129,7 @@ impl RankLoop<'_> {
             let what = format!("await-push {buffer} ({} cells)", region.area());
             trace.span(crate::trace::Row::Receive, what, since, std::time::Instant::now());
         }
-        let pieces = self
-            .engine
-            .take_gathered(key)
-            .ok_or_else(|| format!("internal error: await-push into {buffer} completed without its data"))?;
+        let pieces = self.engine.take_gathered(key).ok_or(RuntimeError::MissingData { buffer })?;
         for piece in pieces.pieces().iter().filter(|p| !p.bounds().is_empty()) {
             let b = piece.bounds();
             let bounds = GridBox::new(b.min(), b.max());
