@@ -37,6 +37,11 @@
 //!   fences return empty vectors (must pass).
 //! - `huge-buffer`: a `[2^40, 2^40]` buffer of `f32` is refused at `q.buffer`, naming the extent; the panic points
 //!   at that line.
+//! - `scalar-differs`, `extent-differs`, `data-differs`, `fewer-tasks`, `skip-fence`, `skip-barrier`: rank 1
+//!   passes another `scalar_f32`, creates the buffer with another extent or from other data, leaves out one
+//!   stencil step, skips a fence or a barrier; every rank stops within seconds, reporting a divergence and the
+//!   first task that differs (with its scalars, or its buffer's extent and creation hash). On one rank nothing
+//!   differs: each must finish.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 
 use std::process::{Command, ExitCode};
@@ -232,6 +237,40 @@ fn huge_buffer() -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
     let b = q.buffer::<f32, 2>([1 << 40, 1 << 40]); // HUGE-BUFFER-LINE
     Err(format!("a buffer of extent {:?} was accepted", b.range()))
+}
+
+/// A 1D heat stencil of 10 steps in which rank 1 (only) departs from the others as `how` says.
+fn departs(how: &str) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let odd = q.rank() == 1;
+    let heat = Kernel::wgsl(&kernels::HEAT_1D, "main").map_err(|e| e.to_string())?;
+    let n = if odd && how == "extent-differs" { 512 } else { 256 };
+    let init: Vec<f32> = (0..n).map(|i| if odd && how == "data-differs" { 2.0 } else { i as f32 }).collect();
+    let mut a = q.buffer_from(&init, [n]).named("a");
+    let mut b = q.buffer::<f32, 1>([n]).named("b");
+    for step in 0..10 {
+        if odd && step == 4 && how == "fewer-tasks" {
+            continue;
+        }
+        let c = if odd && how == "scalar-differs" { 0.2 } else { 0.1 };
+        q.submit(
+            task::parallel_for(&heat, [256])
+                .read(&a, access::neighborhood([1]))
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(c)
+                .name("step"),
+        )
+        .map_err(|e| e.to_string())?;
+        std::mem::swap(&mut a, &mut b);
+        if step == 5 && !(odd && how == "skip-fence") {
+            q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+        }
+        if step == 6 && !(odd && how == "skip-barrier") {
+            q.barrier();
+        }
+    }
+    q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// A host task that asks for an accessor it did not declare.
@@ -564,6 +603,11 @@ fn check_cases() -> Vec<String> {
     let (status, stderr, _) = run_case("settings-differ", &[]);
     check("settings-differ (one rank)", status.success(), "one rank to run: nothing can differ", &stderr);
 
+    for how in ["scalar-differs", "extent-differs", "data-differs", "fewer-tasks", "skip-fence", "skip-barrier"] {
+        let (status, stderr, _) = run_case(how, &[]);
+        check(how, status.success(), "one rank to finish: nothing can differ", &stderr);
+    }
+
     let (status, stderr, _) = run_case("diverge", &[]);
     check(
         "diverge (one rank)",
@@ -610,6 +654,10 @@ fn main() -> ExitCode {
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
             Some("bad-index") => bad_index(),
+            Some(
+                how @ ("scalar-differs" | "extent-differs" | "data-differs" | "fewer-tasks" | "skip-fence"
+                | "skip-barrier"),
+            ) => departs(how),
             Some("zero-sized") => zero_sized(),
             Some("huge-buffer") => huge_buffer(),
             Some("settings-differ") => settings_differ(),

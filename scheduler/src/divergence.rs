@@ -6,8 +6,11 @@
 //!   out the values to reduce for that window: `[h, !h, t, !t]` with `h` the running hash and `t` the checkpoint's
 //!   task id, whose element-wise minimum over the ranks gives the minimum and maximum of both.
 //! - The hash covers what SPMD ranks must agree on: kind, dimensions, range, granularity, split hint, accesses
-//!   (buffer, mode, mapper and its parameters; a custom mapper by name), reductions, side effects and the name.
-//!   Kernel scalars and closures are not hashed.
+//!   (buffer, mode, mapper and its parameters; a custom mapper by name), reductions, side effects, the name, the
+//!   kernel and its scalars, and of every buffer the task accesses its extent, element size and a checksum of the
+//!   data it was created from ([`StreamHash::buffer_created`]). Closures are not hashed.
+//! - Fences close windows too, besides horizons and epochs: a rank that skips a fence (or a barrier) differs at
+//!   that checkpoint instead of waiting for it.
 //! - On a mismatch, [`StreamHash::window_detail`] gives per-task hashes of the diverging window for a second
 //!   reduction that finds the first task that differs.
 //! - Ranks that diverge may record different numbers of checkpoints; the reductions run on their own duplicate
@@ -17,7 +20,10 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
-use celer_graph::{RangeMapper, Task, TaskId, TaskKind};
+use celer_graph::{BufferId, GridBox, RangeMapper, Task, TaskId, TaskKind};
+use hashbrown::HashMap;
+
+use crate::runtime::KernelPayload;
 
 /// How many tasks of a diverging window the second reduction compares.
 pub const DETAIL_TASKS: usize = 64;
@@ -66,10 +72,35 @@ impl Hasher for FoldHasher {
     }
 }
 
-/// The hash of one task record: what every rank must agree on (see the module docs).
-pub fn task_hash(task: &Task) -> u64 {
+/// The hash of a buffer as created: dimensions, extent, element size and the data it was created from (if any).
+pub fn buffer_hash(dims: usize, extent: &GridBox, elem_size: usize, data: Option<&[u8]>) -> u64 {
+    let mut h = FoldHasher::new(0);
+    dims.hash(&mut h);
+    extent.hash(&mut h);
+    elem_size.hash(&mut h);
+    match data {
+        Some(bytes) => {
+            h.write_u64(1);
+            h.write(bytes);
+        }
+        None => h.write_u64(0),
+    }
+    h.finish()
+}
+
+/// The hash of one task record: what every rank must agree on (see the module docs); `buffers` holds the
+/// [`buffer_hash`] of each buffer (one missing counts as 0).
+pub fn task_hash(task: &Task, buffers: &HashMap<BufferId, u64>) -> u64 {
     let mut h = FoldHasher::new(0);
     let s = &task.spec;
+    if let Some(k) = s.payload.as_ref().and_then(|p| p.downcast_ref::<KernelPayload>()) {
+        k.source.name().hash(&mut h);
+        k.entry.hash(&mut h);
+        k.scalars.hash(&mut h);
+    }
+    let mut buffer = |b: BufferId| h.write_u64(buffers.get(&b).copied().unwrap_or(0));
+    s.accesses.iter().for_each(|a| buffer(a.buffer));
+    s.reductions.iter().for_each(|r| buffer(r.buffer));
     task.id.hash(&mut h);
     s.kind.hash(&mut h);
     s.dims.hash(&mut h);
@@ -104,7 +135,7 @@ pub fn task_hash(task: &Task) -> u64 {
 
 /// Whether `kind` closes a window.
 pub fn is_checkpoint(kind: TaskKind) -> bool {
-    matches!(kind, TaskKind::Horizon | TaskKind::Epoch(_))
+    matches!(kind, TaskKind::Horizon | TaskKind::Epoch(_) | TaskKind::Fence)
 }
 
 /// One task of a window: its id and hash, and the kind and range (copied, since the task may be pruned before
@@ -141,6 +172,9 @@ pub struct StreamHash {
     closed: u64,
     /// Windows closed and not yet found equal on every rank, oldest first.
     pending: VecDeque<Window>,
+    /// The [`buffer_hash`] of every buffer created (kept after a buffer is dropped: tasks recorded later may still
+    /// name it; one word per buffer).
+    buffers: HashMap<BufferId, u64>,
 }
 
 impl StreamHash {
@@ -149,9 +183,26 @@ impl StreamHash {
         Self::default()
     }
 
+    /// Notes a buffer's creation: its [`buffer_hash`] joins the hash of every task that accesses it.
+    pub fn buffer_created(
+        &mut self,
+        id: BufferId,
+        dims: usize,
+        extent: &GridBox,
+        elem_size: usize,
+        data: Option<&[u8]>,
+    ) {
+        self.buffers.insert(id, buffer_hash(dims, extent, elem_size, data));
+    }
+
+    /// The [`buffer_hash`] of buffer `id`, if it was created.
+    pub fn buffer(&self, id: BufferId) -> Option<u64> {
+        self.buffers.get(&id).copied()
+    }
+
     /// Folds `task` into the stream; true if it is a checkpoint (then call [`close`](Self::close)).
     pub fn record(&mut self, task: &Task) -> bool {
-        let h = task_hash(task);
+        let h = task_hash(task, &self.buffers);
         let mut f = FoldHasher::new(self.running);
         f.write_u64(h);
         self.running = f.finish();
@@ -278,5 +329,31 @@ mod tests {
         assert_eq!(sh.oldest().unwrap().ordinal, 1);
         sh.confirm_oldest();
         assert!(sh.oldest().is_none());
+    }
+
+    #[test]
+    fn a_buffers_extent_or_data_changes_the_hash_of_the_tasks_that_access_it() {
+        let mut tm = TaskManager::new(TaskManagerConfig::default());
+        tm.create_buffer(celer_graph::BufferId(0), 1, GridBox::d1(0, 64), true, None);
+        let mut spec = TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, 64));
+        std::sync::Arc::make_mut(&mut spec.accesses).push(BufferAccess {
+            buffer: celer_graph::BufferId(0),
+            mode: celer_graph::AccessMode::Read,
+            mapper: RangeMapper::OneToOne,
+        });
+        tm.submit(spec).unwrap();
+        let ids: Vec<TaskId> = tm.drain_new_tasks().collect();
+        let id = *ids.iter().find(|&&id| tm.task(id).unwrap().kind() == TaskKind::HostCompute).unwrap();
+        let task = tm.task(id).unwrap();
+        let hash = |extent: GridBox, data: &[u8]| {
+            let mut sh = StreamHash::new();
+            sh.buffer_created(celer_graph::BufferId(0), 1, &extent, 4, Some(data));
+            task_hash(task, &sh.buffers)
+        };
+        let base = hash(GridBox::d1(0, 64), &[1, 2, 3, 4]);
+        assert_eq!(base, hash(GridBox::d1(0, 64), &[1, 2, 3, 4]));
+        assert_ne!(base, hash(GridBox::d1(0, 128), &[1, 2, 3, 4]), "the extent counts");
+        assert_ne!(base, hash(GridBox::d1(0, 64), &[1, 2, 3, 5]), "the data counts");
+        assert!(is_checkpoint(TaskKind::Fence), "fences close windows");
     }
 }

@@ -169,6 +169,10 @@ pub(super) struct DivergenceCheck<'c> {
 /// How long a rank that found a divergence waits for the other ranks' part of the second reduction.
 pub(super) const DIVERGENCE_DETAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long a rank that hit an error keeps comparing pending divergence windows, so that a divergence that caused
+/// the error is what it reports.
+pub(super) const DIVERGENCE_FIRST: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How many commands of one lost batch a device-loss report lists (the rest are counted).
 pub(super) const LOST_WORK_LISTED: usize = 8;
 
@@ -244,6 +248,21 @@ impl RankLoop<'_> {
         Ok(false)
     }
 
+    /// Before this rank ends the job for another error: keeps comparing the divergence check's pending windows
+    /// for up to [`DIVERGENCE_FIRST`], so that an error caused by diverging programs (an unexpected transfer) is
+    /// reported as the divergence ([`diverged`](Self::diverged) ends the job). Returns if none is found.
+    pub(super) fn report_divergence_first(&mut self) {
+        let deadline = std::time::Instant::now() + DIVERGENCE_FIRST;
+        while self.divergence.as_ref().is_some_and(|d| d.enabled && !d.reductions.is_empty())
+            && std::time::Instant::now() < deadline
+        {
+            if self.poll_divergence().is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Describes task `id` as this rank recorded it, for divergence reports.
     pub(super) fn describe_task(&self, w: &crate::divergence::WindowTask) -> String {
         let Some(t) = self.tm.task(w.id) else {
@@ -251,11 +270,33 @@ impl RankLoop<'_> {
         };
         let s = &t.spec;
         let mut out = format!("{} ({}) over {}", t.ident(), s.kind.name(), s.range);
+        if let Some(k) = s.payload.as_ref().and_then(|p| p.downcast_ref::<KernelPayload>()) {
+            out.push_str(&format!("; kernel {}::{}", k.source.name(), k.entry));
+            if !k.scalars.is_empty() {
+                let shown: Vec<String> =
+                    k.scalars.iter().map(|w| format!("{w:#010x} (f32 {})", f32::from_bits(*w))).collect();
+                out.push_str(&format!(", scalars [{}]", shown.join(", ")));
+            }
+        }
         for a in s.accesses.iter() {
-            out.push_str(&format!("; {} {} {}", a.mode.name(), self.buffer_ident(a.buffer), a.mapper.name()));
+            let b = self.describe_buffer(a.buffer);
+            out.push_str(&format!("; {} {b} {}", a.mode.name(), a.mapper.name()));
         }
         for r in &s.reductions {
-            out.push_str(&format!("; reduction {:?} into {}", r.op, self.buffer_ident(r.buffer)));
+            out.push_str(&format!("; reduction {:?} into {}", r.op, self.describe_buffer(r.buffer)));
+        }
+        out
+    }
+
+    /// A buffer for divergence reports: its name, extent, and the checksum of what it was created with.
+    fn describe_buffer(&self, b: BufferId) -> String {
+        let mut out = self.buffer_ident(b);
+        if let Some(state) = self.buffers.get(&b) {
+            out.push_str(&format!(" (extent {}, {}-byte elements", state.extent, state.elem_size));
+            match self.divergence.as_ref().and_then(|d| d.stream.buffer(b)) {
+                Some(h) => out.push_str(&format!(", creation hash {h:#018x} over extent, element size and data)")),
+                None => out.push(')'),
+            }
         }
         out
     }

@@ -293,6 +293,9 @@ impl<'c> RankLoop<'c> {
     pub fn handle(&mut self, msg: Message) -> Result<(), RuntimeError> {
         match msg {
             Message::CreateBuffer { id, dims, extent, elem_size, data, name } => {
+                if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
+                    d.stream.buffer_created(id, dims, &extent, elem_size, data.as_deref());
+                }
                 self.tm.create_buffer(id, dims, extent, data.is_some(), name.clone());
                 self.cdag.create_buffer(id, dims, extent, data.is_some(), name);
                 // No device memory yet: the first command that touches the buffer allocates what it needs.

@@ -356,6 +356,8 @@ pub(super) fn run(
                     std::thread::sleep(FAULT_GRACE);
                     comm.abort(1)
                 }
+                // Ranks whose programs diverged often fail on a transfer first: report the divergence instead.
+                rank_loop.report_divergence_first();
                 abort(e.to_string())
             });
             if let Some(trace) = &mut rank_loop.trace {
