@@ -131,6 +131,8 @@ impl HostWorker {
         let done = Arc::new(SegQueue::new());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (j, d, st) = (Arc::clone(&jobs), Arc::clone(&done), Arc::clone(&stop));
+        // The worker wakes the runtime thread (which starts it) when a task finishes, in case its idle loop parked.
+        let runtime = std::thread::current();
         let thread = std::thread::Builder::new()
             .name("celer-host".into())
             .spawn(move || loop {
@@ -138,6 +140,7 @@ impl HostWorker {
                     let f = Arc::clone(&job.f);
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
                     d.push((job.cmd, result.ok().map(|()| job.ctx)));
+                    runtime.unpark();
                 }
                 if st.load(std::sync::atomic::Ordering::Acquire) {
                     return;

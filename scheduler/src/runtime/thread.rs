@@ -89,12 +89,21 @@ impl RuntimeHandle {
     pub fn stats(&self) -> Option<RankStats> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.queue.push(Message::Stats(tx));
+        self.wake();
         rx.recv().ok()
     }
 
-    /// Hands a message to the runtime thread (lock-free, never blocks).
+    /// Hands a message to the runtime thread (lock-free, never blocks) and wakes it if it is parked.
     pub fn send(&self, msg: Message) {
         self.queue.push(msg);
+        self.wake();
+    }
+
+    /// Wakes the runtime thread if its idle loop parked it (an atomic swap when it is not parked).
+    fn wake(&self) {
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
     }
 
     /// Records the shutdown epoch and waits for the runtime thread to finish everything and finalize MPI.
@@ -102,6 +111,7 @@ impl RuntimeHandle {
         if let Some(t) = self.thread.take() {
             let (tx, rx) = mpsc::sync_channel(1);
             self.queue.push(Message::Epoch(EpochAction::Shutdown, tx));
+            t.thread().unpark();
             let _ = rx.recv();
             let _ = t.join();
         }
@@ -310,7 +320,7 @@ pub(super) fn run(
             if done && joined.is_empty() {
                 break;
             }
-            std::hint::spin_loop();
+            super::idle::wait(now - last_progress, loops.iter().any(|l| l.completes_soon()));
         }
     }
     let mut traces = Vec::new();
