@@ -967,6 +967,16 @@ impl<'c> TransferEngine<'c> {
             && self.finished_pos == self.finished.len()
     }
 
+    /// Whether data is moving: a send not yet complete, a payload being received (its header arrived), or a
+    /// completion not yet returned by [`poll`](Self::poll). Such work completes without waiting for another rank's
+    /// program; an expect whose header has not arrived may wait arbitrarily long, and does not count.
+    pub fn is_moving_data(&self) -> bool {
+        self.outbound.live > 0
+            || self.inbound.live > 0
+            || !self.ready.is_empty()
+            || self.finished_pos < self.finished.len()
+    }
+
     /// Headers that arrived with no expect for their key yet, as (key, sender, box): for
     /// diagnosing transfers that never complete.
     pub fn unmatched_headers(&self) -> impl Iterator<Item = (TransferKey, Rank, CellBox)> + '_ {

@@ -166,6 +166,8 @@ impl HostWorker {
         let done = Arc::new(SegQueue::new());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (j, d, st) = (Arc::clone(&jobs), Arc::clone(&done), Arc::clone(&stop));
+        // The worker wakes the runtime thread (which starts it) when a task finishes, in case its idle loop parked.
+        let runtime = std::thread::current();
         let thread = std::thread::Builder::new()
             .name("celer-host".into())
             .spawn(move || loop {
@@ -174,6 +176,7 @@ impl HostWorker {
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
                     let result = result.map(|()| job.ctx).map_err(|p| (job.task, super::panics::panic_text(&*p)));
                     d.push((job.cmd, result));
+                    runtime.unpark();
                 }
                 if st.load(std::sync::atomic::Ordering::Acquire) {
                     return;

@@ -3,8 +3,9 @@
 //! - The application thread only sends [`Message`]s through a lock-free [`SegQueue`](crossbeam_queue::SegQueue); answers (fence data, reached
 //!   epochs) come back on one-shot channels, which only `wait`-style calls block on.
 //! - The runtime thread takes new messages and runs [`RankLoop::step`] in a loop: generate commands → poll
-//!   completions → retire → start ready commands → submit the step's GPU batch. Nothing blocks; it spins (with
-//!   `spin_loop` hints) while waiting for completions.
+//!   completions → retire → start ready commands → submit the step's GPU batch. Nothing blocks; it spins while
+//!   GPU or MPI work is in flight, and otherwise backs off (spin, yield, then park for up to a millisecond, woken
+//!   by a message or a finished host task).
 //! - MPI is initialised on the runtime thread with `MPI_THREAD_FUNNELED`: it is the only thread that calls MPI.
 //! - A rank that drives several devices (`CELER_DEVICES`) runs one [`RankLoop`] per device on the same thread, each
 //!   a node of the command graph (node `rank × devices + device`) with its own communicator, transfer engine and
@@ -37,6 +38,7 @@
 //! | `batch` | the step's GPU batch: collected operations, recorded and submitted together |
 //! | `panics` | which task's code runs on the runtime thread; turning a panic in it into an error that ends the job |
 //! | `error` | [`RuntimeError`]: one variant per failure, with the command, task, buffer and kernel at fault |
+//! | `idle` | how the runtime thread waits when nothing progresses: spin, yield, park |
 //! | `diagnostics` | [`RankStats`], trace spans of batches, divergence check, stall and device-loss reports, dumps |
 
 mod alloc;
@@ -45,6 +47,7 @@ mod commands;
 mod diagnostics;
 mod error;
 mod host;
+mod idle;
 mod kernel;
 mod panics;
 mod reduction;
@@ -488,6 +491,13 @@ impl<'c> RankLoop<'c> {
     /// checks do not count: a rank that reached shutdown waits for the others' checks as long as they take.
     pub fn has_pending_work(&self) -> bool {
         !self.commands.is_empty() || !self.in_flight.is_empty() || !self.engine.is_idle()
+    }
+
+    /// Whether work is in flight that completes without waiting for another rank's program or the application:
+    /// GPU batches, or data moving over MPI (sends not yet complete, payloads being received). The runtime thread
+    /// keeps polling while it is; otherwise an idle loop backs off ([`idle`]).
+    pub fn completes_soon(&self) -> bool {
+        self.gpu.in_flight() > 0 || self.engine.is_moving_data()
     }
 
     /// Whether no command is queued or in flight, all sends have left and every divergence check completed.

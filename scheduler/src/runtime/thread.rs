@@ -92,18 +92,27 @@ impl RuntimeHandle {
     pub fn stats(&self) -> Option<RankStats> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.queue.push(Message::Stats(tx));
+        self.wake();
         rx.recv().ok()
     }
 
-    /// Hands a message to the runtime thread (lock-free, never blocks).
+    /// Hands a message to the runtime thread (lock-free, never blocks) and wakes it if it is parked.
     pub fn send(&self, msg: Message) {
         self.queue.push(msg);
+        self.wake();
+    }
+
+    /// Wakes the runtime thread if its idle loop parked it (an atomic swap when it is not parked).
+    fn wake(&self) {
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
     }
 
     /// Ends every rank of the job with `what` as the message: the runtime thread logs it and aborts the job
     /// (`MPI_Abort`); if that thread is gone already, this process exits with status 1.
     pub fn abort(&self, what: String) -> ! {
-        self.queue.push(Message::Abort(what));
+        self.send(Message::Abort(what));
         // The runtime thread ends the process; wait for it (with a bound, in case it is gone or stuck).
         for _ in 0..100 {
             if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
@@ -129,6 +138,7 @@ impl RuntimeHandle {
         if let Some(t) = self.thread.take() {
             let (tx, rx) = mpsc::sync_channel(1);
             self.queue.push(Message::Epoch(EpochAction::Shutdown, tx));
+            t.thread().unpark();
             // A runtime thread that ended without answering (it failed) never will: stop waiting then.
             loop {
                 match rx.recv_timeout(std::time::Duration::from_millis(100)) {
@@ -385,7 +395,7 @@ pub(super) fn run(
             if done && joined.is_empty() {
                 break;
             }
-            std::hint::spin_loop();
+            super::idle::wait(now - last_progress, loops.iter().any(|l| l.completes_soon()));
         }
     }
     let mut traces = Vec::new();
