@@ -42,6 +42,10 @@
 //!   stencil step, skips a fence or a barrier; every rank stops within seconds, reporting a divergence and the
 //!   first task that differs (with its scalars, or its buffer's extent and creation hash). On one rank nothing
 //!   differs: each must finish.
+//! - `exit-early`: every rank ends with `std::process::exit(0)` while its queue is alive, with work submitted and
+//!   not waited for; the exit hook runs the shutdown and `MPI_Finalize`, so `mpirun` exits 0 (`./x`'s MPI_TESTS).
+//! - `sigterm`: the last rank sends itself SIGTERM while rank 0 waits for its data; every rank stops within
+//!   seconds naming the signal (`MPI_Abort`, which removes OpenMPI's shared-memory segments).
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 
 use std::process::{Command, ExitCode};
@@ -271,6 +275,42 @@ fn departs(how: &str) -> Result<(), String> {
     }
     q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Submits work, then ends the process with `std::process::exit(0)` with the queue alive.
+fn exit_early() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1u32; 64], [64]).named("a");
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != [1u32; 64] {
+        return Err(format!("fence returned {got:?}"));
+    }
+    q.submit(task::host_for([64]).read_write(&a, access::one_to_one()).name("last").run(|ctx| {
+        ctx.data_mut::<u32>(0).fill(2);
+    }))
+    .map_err(|e| e.to_string())?;
+    std::process::exit(0)
+}
+
+/// The last rank's host task raises SIGTERM in its process while rank 0 waits for its data.
+fn sigterm() -> Result<(), String> {
+    extern "C" {
+        fn raise(signum: i32) -> i32;
+    }
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let data = q.buffer::<f32, 1>([64]).named("data");
+    q.submit(task::host_for([64]).discard_write(&data, access::one_to_one()).name("terminated").run(|ctx| {
+        let (rank, ranks) = ctx.rank();
+        if rank + 1 == ranks {
+            // SAFETY: raise only sends a signal to this process; SIGTERM is 15 on Linux.
+            unsafe { raise(15) };
+            std::thread::sleep(Duration::from_secs(20));
+        }
+        ctx.data_mut::<f32>(0).fill(1.0);
+    }))
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&data).map_err(|e| e.to_string())?.wait();
+    Err(format!("the program went on after SIGTERM (fence: {got:?})"))
 }
 
 /// A host task that asks for an accessor it did not declare.
@@ -608,6 +648,18 @@ fn check_cases() -> Vec<String> {
         check(how, status.success(), "one rank to finish: nothing can differ", &stderr);
     }
 
+    let (status, stderr, _) = run_case("exit-early", &[]);
+    check("exit-early", status.success(), "std::process::exit(0) with a live queue to exit 0", &stderr);
+    let (status, stderr, took) = run_case("sigterm", &[]);
+    check(
+        "sigterm",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("rank 0: SIGTERM received; ending every rank"),
+        "SIGTERM to end the run within 10 s, naming the signal",
+        &stderr,
+    );
+
     let (status, stderr, _) = run_case("diverge", &[]);
     check(
         "diverge (one rank)",
@@ -654,6 +706,8 @@ fn main() -> ExitCode {
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
             Some("bad-index") => bad_index(),
+            Some("exit-early") => exit_early(),
+            Some("sigterm") => sigterm(),
             Some(
                 how @ ("scalar-differs" | "extent-differs" | "data-differs" | "fewer-tasks" | "skip-fence"
                 | "skip-barrier"),

@@ -37,6 +37,7 @@
 //! | `alloc` | device allocations and their look-ahead |
 //! | `batch` | the step's GPU batch: collected operations, recorded and submitted together |
 //! | `panics` | which task's code runs on the runtime thread; turning a panic in it into an error that ends the job |
+//! | `exit` | ending the process cleanly: the `atexit` hook for `std::process::exit`, SIGINT/SIGTERM |
 //! | `error` | [`RuntimeError`]: one variant per failure, with the command, task, buffer and kernel at fault |
 //! | `idle` | how the runtime thread waits when nothing progresses: spin, yield, park |
 //! | `diagnostics` | [`RankStats`], trace spans of batches, divergence check, stall and device-loss reports, dumps |
@@ -46,6 +47,7 @@ mod batch;
 mod commands;
 mod diagnostics;
 mod error;
+mod exit;
 mod host;
 mod idle;
 mod kernel;

@@ -70,11 +70,17 @@ impl RuntimeHandle {
         let queue = Arc::new(SegQueue::new());
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), String>>(1);
         let q = Arc::clone(&queue);
+        // Disconnects when the runtime thread returns, for the exit hook.
+        let (gone_tx, gone_rx) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("celer-runtime".into())
-            .spawn(move || run(q, config, runtime, ready_tx))
+            .spawn(move || {
+                let _gone = gone_tx;
+                run(q, config, runtime, ready_tx)
+            })
             .map_err(|e| format!("could not start the runtime thread: {e}"))?;
         let (rank, ranks) = ready_rx.recv().map_err(|_| "the runtime thread died during start-up".to_string())??;
+        super::exit::register(Arc::clone(&queue), thread.thread().clone(), gone_rx);
         Ok(Self { queue, thread: Some(thread), rank, ranks })
     }
 
@@ -112,6 +118,7 @@ impl RuntimeHandle {
     /// Ends every rank of the job with `what` as the message: the runtime thread logs it and aborts the job
     /// (`MPI_Abort`); if that thread is gone already, this process exits with status 1.
     pub fn abort(&self, what: String) -> ! {
+        super::exit::unregister();
         self.send(Message::Abort(what));
         // The runtime thread ends the process; wait for it (with a bound, in case it is gone or stuck).
         for _ in 0..100 {
@@ -128,6 +135,7 @@ impl RuntimeHandle {
     /// Called while the application thread unwinds from a panic (the queue dropped on the way) with more than one
     /// rank, it ends every rank instead: the other ranks would wait for this one's work forever.
     pub fn shutdown(&mut self) {
+        super::exit::unregister();
         if std::thread::panicking() && self.ranks > 1 && self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
             self.abort(format!(
                 "rank {}: the application thread panicked while its Queue was alive (the panic is reported \
@@ -337,6 +345,14 @@ pub(super) fn run(
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
     let mut last_progress = last;
     loop {
+        if let Some(signal) = super::exit::signal_received() {
+            super::exit::remove_own_segment();
+            if super::exit::launcher_gone() {
+                crate::logging::fatal(&format!("rank {rank}: {signal} received and mpirun is gone; exiting"));
+                super::exit::exit_orphaned();
+            }
+            abort(format!("rank {rank}: {signal} received; ending every rank"));
+        }
         let mut busy = false;
         while let Some(msg) = queue.pop() {
             busy = true;
