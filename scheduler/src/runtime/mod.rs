@@ -38,6 +38,7 @@
 //! | `batch` | the step's GPU batch: collected operations, recorded and submitted together |
 //! | `error` | [`RuntimeError`]: one variant per failure, with the command, task, buffer and kernel at fault |
 //! | `idle` | how the runtime thread waits when nothing progresses: spin, yield, park |
+//! | `pin` | `CELER_PIN`: the runtime thread's core and the application thread's |
 //! | `diagnostics` | [`RankStats`], trace spans of batches, divergence check, stall and device-loss reports, dumps |
 
 mod alloc;
@@ -48,6 +49,7 @@ mod error;
 mod host;
 mod idle;
 mod kernel;
+mod pin;
 mod reduction;
 mod thread;
 mod transfer;
