@@ -40,6 +40,7 @@
 //! | `exit` | ending the process cleanly: the `atexit` hook for `std::process::exit`, SIGINT/SIGTERM |
 //! | `error` | [`RuntimeError`]: one variant per failure, with the command, task, buffer and kernel at fault |
 //! | `idle` | how the runtime thread waits when nothing progresses: spin, yield, park |
+//! | `pin` | `CELER_PIN`: the runtime thread's core and the application thread's |
 //! | `diagnostics` | [`RankStats`], trace spans of batches, divergence check, stall and device-loss reports, dumps |
 
 mod alloc;
@@ -52,6 +53,7 @@ mod host;
 mod idle;
 mod kernel;
 mod panics;
+mod pin;
 mod reduction;
 mod thread;
 mod transfer;

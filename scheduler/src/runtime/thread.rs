@@ -72,15 +72,25 @@ impl RuntimeHandle {
         let q = Arc::clone(&queue);
         // Disconnects when the runtime thread returns, for the exit hook.
         let (gone_tx, gone_rx) = mpsc::channel::<()>();
+        // Planned here, from the cores the process may run on as the application thread sees them.
+        let local = super::pin::local_rank();
+        let pin = super::pin::plan(&runtime.pin, &super::pin::allowed_cores(), super::pin::online_cores(), local);
+        let runtime_core = pin.as_ref().map(|p| p.runtime);
         let thread = std::thread::Builder::new()
             .name("celer-runtime".into())
             .spawn(move || {
                 let _gone = gone_tx;
-                run(q, config, runtime, ready_tx)
+                run(q, config, runtime, runtime_core, ready_tx)
             })
             .map_err(|e| format!("could not start the runtime thread: {e}"))?;
         let (rank, ranks) = ready_rx.recv().map_err(|_| "the runtime thread died during start-up".to_string())??;
         super::exit::register(Arc::clone(&queue), thread.thread().clone(), gone_rx);
+        if let Some(p) = pin.filter(|p| !p.application.is_empty()) {
+            match super::pin::pin_current_thread(&p.application) {
+                Ok(()) => log::info!("CELER_PIN: the application thread runs on cores {:?}", p.application),
+                Err(e) => log::warn!("CELER_PIN: could not pin the application thread to {:?}: {e}", p.application),
+            }
+        }
         Ok(Self { queue, thread: Some(thread), rank, ranks })
     }
 
@@ -292,6 +302,7 @@ pub(super) fn run(
     queue: Arc<SegQueue<Message>>,
     config: TaskManagerConfig,
     runtime: RuntimeConfig,
+    runtime_core: Option<usize>,
     ready: mpsc::SyncSender<Result<(i32, i32), String>>,
 ) {
     let comm = match celer_exec::mpi::init() {
@@ -338,6 +349,13 @@ pub(super) fn run(
         }
         let l = RankLoop::for_device(&comms, k, gpu, config.clone(), &runtime).unwrap_or_else(|e| abort(e.to_string()));
         loops.push(l);
+    }
+    // Pinned only now: the threads the GPU driver and the host worker started above keep the whole set.
+    if let Some(core) = runtime_core {
+        match super::pin::pin_current_thread(&[core]) {
+            Ok(()) => log::info!("CELER_PIN: the runtime thread runs on core {core}"),
+            Err(e) => log::warn!("CELER_PIN: could not pin the runtime thread to core {core}: {e}"),
+        }
     }
     let _ = ready.send(Ok((rank, comm.size())));
     let mut joined: Vec<Joined> = Vec::new();
