@@ -46,6 +46,10 @@
 //!   not waited for; the exit hook runs the shutdown and `MPI_Finalize`, so `mpirun` exits 0 (`./x`'s MPI_TESTS).
 //! - `sigterm`: the last rank sends itself SIGTERM while rank 0 waits for its data; every rank stops within
 //!   seconds naming the signal (`MPI_Abort`, which removes OpenMPI's shared-memory segments).
+//! - `busy-app` (with `CELER_STALL_TIMEOUT=1`, which the case sets if unset): rank 0's application thread
+//!   computes 4 s before each of two submissions while the other ranks wait for its data; that is no stall, and
+//!   the run must finish with the right values (`./x`'s MPI_TESTS; the `stall` cases show real stalls still end
+//!   the run).
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 
 use std::process::{Command, ExitCode};
@@ -311,6 +315,42 @@ fn sigterm() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let got = q.fence(&data).map_err(|e| e.to_string())?.wait();
     Err(format!("the program went on after SIGTERM (fence: {got:?})"))
+}
+
+/// Rank 0's application thread is busy (sleeps) for 4 stall timeouts before each submission; every rank's chunk
+/// reads the whole buffer, so the other ranks wait for rank 0's part meanwhile.
+fn busy_app() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let data = q.buffer::<u32, 1>([64]).named("data");
+    let sums = q.buffer::<u32, 1>([64]).named("sums");
+    for round in 1..=2u32 {
+        if q.rank() == 0 {
+            std::thread::sleep(Duration::from_secs(4));
+        }
+        q.submit(
+            task::host_for([64])
+                .discard_write(&data, access::one_to_one())
+                .name("produce")
+                .run(move |ctx| ctx.data_mut::<u32>(0).fill(round)),
+        )
+        .map_err(|e| e.to_string())?;
+        q.submit(
+            task::host_for([64])
+                .read(&data, access::all())
+                .discard_write(&sums, access::one_to_one())
+                .name("sum_all")
+                .run(|ctx| {
+                    let s: u32 = ctx.data::<u32>(0).iter().sum();
+                    ctx.data_mut::<u32>(1).fill(s);
+                }),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let got = q.fence(&sums).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != [128u32; 64] {
+        return Err(format!("sums are {got:?}, expected 128 everywhere"));
+    }
+    Ok(())
 }
 
 /// A host task that asks for an accessor it did not declare.
@@ -706,6 +746,10 @@ fn main() -> ExitCode {
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
             Some("bad-index") => bad_index(),
+            Some("busy-app") => {
+                default_env("CELER_STALL_TIMEOUT", "1");
+                busy_app()
+            }
             Some("exit-early") => exit_early(),
             Some("sigterm") => sigterm(),
             Some(

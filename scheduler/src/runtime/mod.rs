@@ -41,6 +41,7 @@
 //! | `error` | [`RuntimeError`]: one variant per failure, with the command, task, buffer and kernel at fault |
 //! | `idle` | how the runtime thread waits when nothing progresses: spin, yield, park |
 //! | `pin` | `CELER_PIN`: the runtime thread's core and the application thread's |
+//! | `stall` | the ranks' votes that tell a deadlock (every rank waits inside the runtime) from a busy application |
 //! | `diagnostics` | [`RankStats`], trace spans of batches, divergence check, stall and device-loss reports, dumps |
 
 mod alloc;
@@ -55,6 +56,7 @@ mod kernel;
 mod panics;
 mod pin;
 mod reduction;
+mod stall;
 mod thread;
 mod transfer;
 
@@ -502,6 +504,13 @@ impl<'c> RankLoop<'c> {
     /// keeps polling while it is; otherwise an idle loop backs off ([`idle`]).
     pub fn completes_soon(&self) -> bool {
         self.gpu.in_flight() > 0 || self.engine.is_moving_data()
+    }
+
+    /// Whether this rank waits inside the runtime: commands queued or in flight, or data moving. Unlike
+    /// [`has_pending_work`](Self::has_pending_work), data that arrived before this rank's program submitted the task
+    /// that receives it does not count: that waits for this rank's application thread (the stall vote).
+    pub fn waits_inside(&self) -> bool {
+        !self.commands.is_empty() || !self.in_flight.is_empty() || self.engine.is_moving_data()
     }
 
     /// Whether no command is queued or in flight, all sends have left and every divergence check completed.

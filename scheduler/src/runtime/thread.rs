@@ -10,6 +10,7 @@ use crossbeam_queue::SegQueue;
 use super::diagnostics::{abort_stalled, scheduler_bound_warning, RankStats};
 use super::error::RuntimeError;
 use super::panics::guarded;
+use super::stall::StallVote;
 use super::RankLoop;
 use crate::config::RuntimeConfig;
 
@@ -357,6 +358,11 @@ pub(super) fn run(
             Err(e) => log::warn!("CELER_PIN: could not pin the runtime thread to core {core}: {e}"),
         }
     }
+    // Collective, like the loops' own communicators: every rank creates it here.
+    let mut vote = (comm.size() > 1).then(|| {
+        StallVote::new(&comm, runtime.stall_timeout)
+            .unwrap_or_else(|e| abort(format!("MPI communicator for stall votes: {e}")))
+    });
     let _ = ready.send(Ok((rank, comm.size())));
     let mut joined: Vec<Joined> = Vec::new();
     let mut last = std::time::Instant::now();
@@ -416,17 +422,30 @@ pub(super) fn run(
             done &= rank_loop.is_shut_down() && rank_loop.is_idle();
         }
         let now = std::time::Instant::now();
+        if let Some(v) = &mut vote {
+            // Waiting inside the runtime: work pending and no progress for half the timeout, or shut down (the
+            // application thread has dropped its queue; the rank waits for the others).
+            let pending = loops.iter().any(|l| l.waits_inside());
+            let stuck = runtime.stall_timeout.is_some_and(|limit| !progressed && now - last_progress >= limit / 2);
+            let shut_down = loops.iter().all(|l| l.is_shut_down());
+            let waiting = shut_down || (pending && stuck);
+            v.poll(&comm, now, waiting, done).unwrap_or_else(|e| abort(format!("stall vote: {e}")));
+        }
         if progressed {
             last_progress = now;
         } else if let Some(limit) = runtime.stall_timeout {
-            if now - last_progress > limit && loops.iter().any(|l| l.has_pending_work()) {
+            if now - last_progress > limit
+                && loops.iter().any(|l| l.has_pending_work())
+                && vote.as_ref().is_none_or(|v| v.confirms(now, limit))
+            {
                 let lines: Vec<String> = loops.iter().flat_map(|l| l.waiting_for()).collect();
                 abort_stalled(&comm, now - last_progress, &lines);
             }
         }
         last = now;
         if !progressed {
-            if done && joined.is_empty() {
+            // With several ranks, a rank that is done keeps voting until every rank is (the votes pair up).
+            if done && joined.is_empty() && vote.as_ref().is_none_or(|v| v.all_done) {
                 break;
             }
             super::idle::wait(now - last_progress, loops.iter().any(|l| l.completes_soon()));
@@ -460,6 +479,7 @@ pub(super) fn run(
             Err(e) => log::warn!("{e}"),
         }
     }
+    drop(vote);
     drop(dups);
     drop(comm);
 }
