@@ -67,8 +67,9 @@ pub const VARIABLES: &[EnvVar] = &[
         name: STALL_TIMEOUT,
         accepted: "seconds (a number > 0) or off",
         default: "30",
-        effect: "with work pending and no progress for this long, every rank prints what it waits for and the run \
-                 aborts",
+        effect: "with work pending and no progress for this long on every rank that waits inside the runtime (a rank \
+                 whose application thread computes keeps the others waiting), every rank prints what it waits for \
+                 and the run aborts",
     },
     EnvVar {
         name: CHECK_DIVERGENCE,
