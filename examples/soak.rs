@@ -4,9 +4,17 @@
 //! between the first and the last sample. The field must stay constant (a constant field is a fixed point of the
 //! stencil), which checks the results.
 //!
+//! - `--wait-every K`: a `wait` after every K tasks (default 10 000; 0: never, so only `submit`'s back-pressure,
+//!   `CELER_SUBMIT_AHEAD`, bounds what is queued).
+//! - `--buffers N`: instead of the stencil, create, write and drop N buffers of 256 KiB each (dropped buffers are
+//!   freed at the next horizon or epoch); resident memory is sampled every N/10 buffers and must stay flat too.
+//!
+//! Every run ends with the peak resident memory (`VmHWM`) of each rank.
+//!
 //! ```text
-//! cargo run --release --example soak -- [--tasks 1000000]
-//! mpirun -n 2 target/release/examples/soak --tasks 1000000
+//! cargo run --release --example soak -- [--tasks 1000000] [--wait-every 10000]
+//! mpirun -n 2 target/release/examples/soak --tasks 1000000 --wait-every 0
+//! mpirun -n 2 target/release/examples/soak --buffers 10000
 //! ```
 
 use celer::{access, kernels, task, Kernel, Queue};
@@ -18,16 +26,96 @@ fn resident_bytes() -> Result<u64, Box<dyn std::error::Error>> {
     Ok(pages * 4096)
 }
 
+/// This process's peak resident memory in bytes (`VmHWM` of Linux `/proc/self/status`).
+fn peak_resident_bytes() -> Result<u64, Box<dyn std::error::Error>> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).ok_or("no VmHWM in /proc/self/status")?;
+    let kib: u64 = line.split_whitespace().nth(1).ok_or("malformed VmHWM")?.parse()?;
+    Ok(kib * 1024)
+}
+
+/// MiB of `bytes`, for printing.
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// Fails if resident memory grew by more than 10 % plus 4 MiB between the first and the last of `samples`
+/// (`(count, bytes)`), naming `what` was counted.
+fn check_flat(rank: usize, what: &str, samples: &[(u64, u64)]) -> Result<(), Box<dyn std::error::Error>> {
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    let limit = first.1 + first.1 / 10 + (4 << 20);
+    if last.1 > limit {
+        return Err(format!(
+            "rank {rank}: resident memory grew from {} to {} bytes between {} and {} {what} (limit {limit})",
+            first.1, last.1, first.0, last.0
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Creates, writes and drops `count` buffers of 256 KiB; resident memory must stay flat.
+fn churn_buffers(q: &Queue, count: u64) -> Result<(), Box<dyn std::error::Error>> {
+    const CELLS: usize = 65536;
+    let start = std::time::Instant::now();
+    let every = (count / 10).max(1);
+    let mut samples = Vec::new();
+    for i in 1..=count {
+        let b = q.buffer::<f32, 1>([CELLS]).named("scratch");
+        q.submit(
+            task::host_for([CELLS])
+                .discard_write(&b, access::one_to_one())
+                .name("fill")
+                .run(move |ctx| ctx.data_mut::<f32>(0).fill(i as f32)),
+        )?;
+        drop(b);
+        if i % every == 0 || i == count {
+            q.wait();
+            samples.push((i, resident_bytes()?));
+            if q.rank() == 0 {
+                println!(
+                    "soak: {i:>9} buffers, resident {:.1} MiB, {:.1} s",
+                    mib(samples[samples.len() - 1].1),
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+    check_flat(q.rank(), "buffers", &samples)?;
+    let device = q.stats().map_or(0, |s| s.device_bytes);
+    println!(
+        "soak: rank {} of {}: {count} buffers of 256 KiB created and dropped in {:.1} s; resident memory flat ({:.1} \
+         → {:.1} MiB), device memory held at the end {:.1} MiB, peak resident (VmHWM) {:.1} MiB",
+        q.rank(),
+        q.ranks(),
+        start.elapsed().as_secs_f64(),
+        mib(samples[0].1),
+        mib(samples[samples.len() - 1].1),
+        mib(device),
+        mib(peak_resident_bytes()?)
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut tasks: u64 = if cfg!(debug_assertions) { 20_000 } else { 1_000_000 };
+    let mut wait_every: u64 = 10_000;
+    let mut buffers: Option<u64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--tasks" => tasks = args.next().ok_or("--tasks needs a number")?.parse()?,
-            other => return Err(format!("unknown argument {other}; use --tasks N").into()),
+            "--wait-every" => wait_every = args.next().ok_or("--wait-every needs a number")?.parse()?,
+            "--buffers" => buffers = Some(args.next().ok_or("--buffers needs a number")?.parse()?),
+            other => {
+                return Err(format!("unknown argument {other}; use --tasks N, --wait-every K or --buffers N").into())
+            }
         }
     }
     let q = Queue::new()?;
+    if let Some(count) = buffers {
+        return churn_buffers(&q, count);
+    }
     let cells = 256;
     let mut a = q.buffer_from(&vec![1.0f32; cells], [cells]).named("a");
     let mut b = q.buffer::<f32, 1>([cells]).named("b");
@@ -50,17 +138,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )?;
             std::mem::swap(&mut a, &mut b);
         }
-        // Drain now and then, as real programs do, so the queue of unprocessed tasks stays short.
-        if t % 10_000 == 0 {
+        if wait_every > 0 && t % wait_every == 0 {
             q.wait();
         }
+        // Sampled without a wait when the program does not wait: what is queued then counts too.
         if t == next_sample || t == tasks {
-            q.wait();
+            if wait_every > 0 {
+                q.wait();
+            }
             samples.push((t, resident_bytes()?));
             if q.rank() == 0 {
                 println!(
                     "soak: {t:>9} tasks, resident {:.1} MiB, {:.1} s",
-                    samples.last().map_or(0, |s| s.1) as f64 / (1 << 20) as f64,
+                    mib(samples[samples.len() - 1].1),
                     start.elapsed().as_secs_f64()
                 );
             }
@@ -71,28 +161,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if field.iter().any(|v| (v - 1.0).abs() > 1e-5) {
         return Err("the constant field changed".into());
     }
+    check_flat(q.rank(), "tasks", &samples)?;
     let (first, last) = (samples[0], samples[samples.len() - 1]);
-    let limit = first.1 + first.1 / 10 + (4 << 20);
-    if last.1 > limit {
-        return Err(format!(
-            "rank {}: resident memory grew from {} to {} bytes between {} and {} tasks (limit {limit})",
-            q.rank(),
-            first.1,
-            last.1,
-            first.0,
-            last.0
-        )
-        .into());
-    }
+    let waits = if wait_every == 0 { "no waits".to_string() } else { format!("a wait every {wait_every}") };
     println!(
-        "soak: rank {} of {}: {tasks} tasks in {:.1} s ({:.1} µs each); resident memory flat ({:.1} → {:.1} MiB); \
-         field verified",
+        "soak: rank {} of {}: {tasks} tasks ({waits}) in {:.1} s ({:.1} µs each); resident memory flat ({:.1} → \
+         {:.1} MiB), peak resident (VmHWM) {:.1} MiB; field verified",
         q.rank(),
         q.ranks(),
         start.elapsed().as_secs_f64(),
         start.elapsed().as_secs_f64() * 1e6 / tasks as f64,
-        first.1 as f64 / (1 << 20) as f64,
-        last.1 as f64 / (1 << 20) as f64
+        mib(first.1),
+        mib(last.1),
+        mib(peak_resident_bytes()?)
     );
     Ok(())
 }

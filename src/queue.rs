@@ -137,6 +137,9 @@ struct Recorder {
     submitted: u64,
     waits: u64,
     warned_waits: bool,
+    /// `CELER_SUBMIT_AHEAD`, and the horizons recorded that the runtime may not have reached yet, oldest first.
+    submit_ahead: Option<usize>,
+    horizons: std::collections::VecDeque<TaskId>,
 }
 
 /// After this many waits, a program that waits more often than every [`FREQUENT_WAIT_TASKS`] tasks is warned.
@@ -229,6 +232,8 @@ impl Queue {
             submitted: 0,
             waits: 0,
             warned_waits: false,
+            submit_ahead: config.runtime.submit_ahead,
+            horizons: std::collections::VecDeque::new(),
         };
         Ok(Self { rec: RefCell::new(rec), runtime })
     }
@@ -369,6 +374,7 @@ impl Queue {
         rec.after_submit();
         if let Some(rt) = &self.runtime {
             rt.send(Message::Submit(spec));
+            rec.hold_back(rt);
         }
         Ok(id)
     }
@@ -475,6 +481,21 @@ impl Queue {
 
 impl Recorder {
     /// Reports warnings (the simulation already treated the applied horizon as reached).
+    /// Blocks while the runtime is more than `CELER_SUBMIT_AHEAD` horizons behind what was submitted, so that
+    /// queued tasks and commands take bounded memory however fast the program submits.
+    fn hold_back(&mut self, rt: &RuntimeHandle) {
+        let Some(ahead) = self.submit_ahead else { return };
+        if let Some(h) = self.sim.tm.current_horizon() {
+            if self.horizons.back() != Some(&h) {
+                self.horizons.push_back(h);
+            }
+        }
+        while self.horizons.len() > ahead {
+            let oldest = self.horizons.pop_front().expect("more than `ahead` horizons");
+            rt.wait_until_completed(oldest);
+        }
+    }
+
     fn after_submit(&mut self) {
         self.submitted += 1;
         for d in self.sim.tm.take_diagnostics() {

@@ -50,6 +50,10 @@
 //!   computes 4 s before each of two submissions while the other ranks wait for its data; that is no stall, and
 //!   the run must finish with the right values (`./x`'s MPI_TESTS; the `stall` cases show real stalls still end
 //!   the run).
+//! - `bounded` (with `CELER_SUBMIT_AHEAD=2`, which the case sets if unset): 200 buffers of 64 KiB are created,
+//!   written and dropped; after a `wait` the rank's device memory holds at most a few of them (dropped buffers are
+//!   freed at the next horizon or epoch). Then 2000 host tasks of 200 µs each are submitted without a wait: right
+//!   after the last `submit`, all but the last few dozen must have run already (`submit` blocked meanwhile).
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 
 use std::process::{Command, ExitCode};
@@ -349,6 +353,51 @@ fn busy_app() -> Result<(), String> {
     let got = q.fence(&sums).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     if got != [128u32; 64] {
         return Err(format!("sums are {got:?}, expected 128 everywhere"));
+    }
+    Ok(())
+}
+
+/// Dropped buffers release their memory; `submit` holds the program back (see the module docs).
+fn bounded() -> Result<(), String> {
+    const CELLS: usize = 16384;
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    for i in 0..200u32 {
+        let b = q.buffer::<u32, 1>([CELLS]).named("scratch");
+        q.submit(
+            task::host_for([CELLS])
+                .discard_write(&b, access::one_to_one())
+                .name("fill")
+                .run(move |ctx| ctx.data_mut::<u32>(0).fill(i)),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    q.wait();
+    let stats = q.stats().ok_or("no statistics")?;
+    let per_buffer = (CELLS * 4) as u64;
+    if stats.device_bytes > 8 * per_buffer {
+        return Err(format!(
+            "after dropping 200 buffers of {per_buffer} bytes, {} bytes of device memory are still held",
+            stats.device_bytes
+        ));
+    }
+    let counts = q.buffer_from(&[0u32; 16], [16]).named("counts");
+    let before = q.stats().ok_or("no statistics")?.commands;
+    const TASKS: u64 = 2000;
+    for _ in 0..TASKS {
+        q.submit(task::host_for([16]).read_write(&counts, access::one_to_one()).name("tick").run(|ctx| {
+            std::thread::sleep(Duration::from_micros(200));
+            ctx.data_mut::<u32>(0).iter_mut().for_each(|c| *c += 1);
+        }))
+        .map_err(|e| e.to_string())?;
+    }
+    let ran = q.stats().ok_or("no statistics")?.commands - before;
+    // Each task runs one command on each rank (and horizons more): with 2 horizons ahead, a few dozen are queued.
+    if ran + 100 < TASKS {
+        return Err(format!("right after submitting {TASKS} tasks, only {ran} commands had run: submit did not block"));
+    }
+    let got = q.fence(&counts).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != [TASKS as u32; 16] {
+        return Err(format!("counts are {got:?}"));
     }
     Ok(())
 }
@@ -700,6 +749,9 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    let (status, stderr, _) = run_case("bounded", &[]);
+    check("bounded", status.success(), "dropped buffers freed and submit held back", &stderr);
+
     let (status, stderr, _) = run_case("diverge", &[]);
     check(
         "diverge (one rank)",
@@ -746,6 +798,10 @@ fn main() -> ExitCode {
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
             Some("bad-index") => bad_index(),
+            Some("bounded") => {
+                default_env("CELER_SUBMIT_AHEAD", "2");
+                bounded()
+            }
             Some("busy-app") => {
                 default_env("CELER_STALL_TIMEOUT", "1");
                 busy_app()

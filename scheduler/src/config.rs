@@ -49,6 +49,13 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "critical-path growth between horizons (smaller: less memory, more overhead)",
     },
     EnvVar {
+        name: SUBMIT_AHEAD,
+        accepted: "an integer >= 1, or off",
+        default: "32",
+        effect: "how many horizons the program may submit ahead of the runtime: `submit` blocks while the runtime \
+                 is further behind, which bounds the memory of queued tasks and commands (`off`: never block)",
+    },
+    EnvVar {
         name: LOOKAHEAD,
         accepted: "an integer >= 1",
         default: "256",
@@ -137,6 +144,11 @@ pub const VARIABLES: &[EnvVar] = &[
 
 /// `CELER_LOG`.
 pub const LOG: &str = "CELER_LOG";
+/// `CELER_SUBMIT_AHEAD`.
+pub const SUBMIT_AHEAD: &str = "CELER_SUBMIT_AHEAD";
+/// `CELER_SUBMIT_AHEAD` when unset: horizons come every few tasks of a chain (`CELER_HORIZON_STEP`), so this keeps
+/// about a hundred tasks queued, plenty to keep the runtime busy while the program submits.
+pub const DEFAULT_SUBMIT_AHEAD: usize = 32;
 /// `CELER_HORIZON_STEP`.
 pub const HORIZON_STEP: &str = "CELER_HORIZON_STEP";
 /// `CELER_STALL_TIMEOUT`.
@@ -250,6 +262,8 @@ pub struct RuntimeConfig {
     pub check_bounds: bool,
     /// `CELER_INJECT_FAULT=device-lost@N`: the GPU poll at which to simulate a lost device (testing only).
     pub inject_device_lost: Option<u64>,
+    /// `CELER_SUBMIT_AHEAD`: horizons `submit` may run ahead of the runtime before it blocks; `None` is `off`.
+    pub submit_ahead: Option<usize>,
     /// `CELER_PIN`: where the runtime thread runs.
     pub pin: Pinning,
 }
@@ -271,6 +285,7 @@ impl Default for RuntimeConfig {
             print_device: false,
             check_bounds: false,
             inject_device_lost: None,
+            submit_ahead: Some(DEFAULT_SUBMIT_AHEAD),
             pin: Pinning::Auto,
         }
     }
@@ -355,6 +370,13 @@ impl RuntimeConfig {
         }
         if let Some(v) = get(HORIZON_STEP) {
             config.horizon_step = Some(v.parse::<u32>().ok().filter(|&s| s >= 1).ok_or_else(|| bad(HORIZON_STEP, &v))?);
+        }
+        if let Some(v) = get(SUBMIT_AHEAD) {
+            config.submit_ahead = match v.parse::<usize>() {
+                Ok(n) if n >= 1 => Some(n),
+                Err(_) if v.eq_ignore_ascii_case("off") => None,
+                _ => return Err(bad(SUBMIT_AHEAD, &v)),
+            };
         }
         if let Some(v) = get(LOOKAHEAD) {
             config.lookahead = v.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| bad(LOOKAHEAD, &v))?;
@@ -544,10 +566,14 @@ mod tests {
             PRINT_DEVICE,
             INJECT_FAULT,
             PIN,
+            SUBMIT_AHEAD,
         ] {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 15);
+        assert_eq!(with(&[(SUBMIT_AHEAD, "off")]).unwrap().submit_ahead, None);
+        assert_eq!(with(&[(SUBMIT_AHEAD, "3")]).unwrap().submit_ahead, Some(3));
+        assert!(with(&[(SUBMIT_AHEAD, "0")]).is_err());
     }
 
     #[test]

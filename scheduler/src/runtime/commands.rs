@@ -185,6 +185,7 @@ impl RankLoop<'_> {
         if let Some(prev) = self.last_horizon.replace(task) {
             self.tm.notify_epoch_reached(prev);
             self.cdag.notify_epoch_reached(prev);
+            self.release_dropped(prev);
         }
     }
 
@@ -196,6 +197,7 @@ impl RankLoop<'_> {
         self.last_horizon = None;
         self.tm.notify_epoch_reached(task);
         self.cdag.notify_epoch_reached(task);
+        self.release_dropped(task);
         if let Some(reply) = self.epochs.remove(&task) {
             let _ = reply.send(());
         }

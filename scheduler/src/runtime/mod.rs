@@ -131,6 +131,12 @@ pub struct RankLoop<'c> {
     epochs: HashMap<TaskId, mpsc::SyncSender<()>>,
     /// The previous horizon executed: when the next one runs, everything before this one is pruned.
     last_horizon: Option<TaskId>,
+    /// Buffers the program dropped, with the next task id at the time: their device allocation and creation data
+    /// are freed once a horizon or epoch at or after that id is reached.
+    dropped: Vec<(BufferId, TaskId)>,
+    /// Every task below this id has completed on this node (the last horizon or epoch reached), for `submit`'s
+    /// back-pressure.
+    completed_before: TaskId,
     completions: Vec<celer_exec::transfer::Completion>,
     batches: Vec<celer_exec::gpu::BatchId>,
     next_token: u64,
@@ -258,6 +264,8 @@ impl<'c> RankLoop<'c> {
             fences: HashMap::new(),
             epochs: HashMap::new(),
             last_horizon: None,
+            dropped: Vec::new(),
+            completed_before: TaskId(0),
             completions: Vec::new(),
             batches: Vec::new(),
             next_token: 0,
@@ -316,9 +324,14 @@ impl<'c> RankLoop<'c> {
                 self.cdag.set_buffer_name(id, &name);
             }
             Message::DestroyBuffer(id) => {
+                // The tasks submitted before the drop may use the buffer: turn them into commands while the
+                // graphs still know it.
+                self.generate()?;
                 self.tm.destroy_buffer(id);
                 self.cdag.destroy_buffer(id);
-                // The allocation is freed once no queued command can use it: at shutdown, for now.
+                // Every task that uses it has an id below the next one: its memory goes once the first horizon or
+                // epoch at or after that id is reached (`release_dropped`).
+                self.dropped.push((id, self.tm.next_task_id()));
             }
             Message::Submit(spec) => {
                 self.record_reductions(&spec)?;
@@ -511,6 +524,32 @@ impl<'c> RankLoop<'c> {
     /// that receives it does not count: that waits for this rank's application thread (the stall vote).
     pub fn waits_inside(&self) -> bool {
         !self.commands.is_empty() || !self.in_flight.is_empty() || self.engine.is_moving_data()
+    }
+
+    /// Frees the buffers dropped before task `reached` (a horizon or epoch whose predecessors have all completed):
+    /// their device allocations and creation data. Records `reached` for [`progress`](Self::progress).
+    pub(super) fn release_dropped(&mut self, reached: TaskId) {
+        self.completed_before = self.completed_before.max(reached);
+        let (buffers, stats) = (&mut self.buffers, &mut self.stats);
+        self.dropped.retain(|&(id, before)| {
+            let release = before <= reached;
+            if release {
+                if let Some(device) = buffers.remove(&id).and_then(|s| s.device) {
+                    stats.device_bytes -= device.bytes() as u64;
+                }
+            }
+            !release
+        });
+    }
+
+    /// How far this node got: every task below the returned id has completed (`u64::MAX` when nothing is queued or
+    /// in flight). `submit` blocks while the runtime is too far behind (`CELER_SUBMIT_AHEAD`).
+    pub fn progress(&self) -> u64 {
+        if self.commands.is_empty() && self.in_flight.is_empty() {
+            u64::MAX
+        } else {
+            self.completed_before.0
+        }
     }
 
     /// Whether no command is queued or in flight, all sends have left and every divergence check completed.

@@ -39,12 +39,12 @@ impl RankLoop<'_> {
     pub(super) fn panicked(&self, payload: &(dyn Any + Send)) -> RuntimeError {
         let message = panic_text(payload);
         let whose = match &self.user_code {
-            UserCode::None => "the runtime".to_string(),
+            UserCode::None => "celer's runtime".to_string(),
             UserCode::Submitting(Some(name)) => format!("code of the task \"{name}\" being submitted (a range mapper)"),
             UserCode::Submitting(None) => "code of the task being submitted (a range mapper)".to_string(),
             UserCode::Task(id) => match self.tm.task(*id) {
-                Some(t) => format!("code of {} (a range mapper)", t.ident()),
-                None => format!("code of task {id} (a range mapper)"),
+                Some(t) => format!("the handling of {} (its range mappers, or celer itself)", t.ident()),
+                None => format!("the handling of task {id} (its range mappers, or celer itself)"),
             },
         };
         RuntimeError::Panicked { node: self.node, whose, message }

@@ -1,10 +1,11 @@
 //! The runtime thread: the application's handle, its messages, and the loop that steps every device's `RankLoop`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
 use celer_exec::gpu::Gpu;
 use celer_exec::mpi::Communicator;
-use celer_graph::{BufferId, EpochAction, GridBox, TaskManagerConfig, TaskSpec};
+use celer_graph::{BufferId, EpochAction, GridBox, TaskId, TaskManagerConfig, TaskSpec};
 use crossbeam_queue::SegQueue;
 
 use super::diagnostics::{abort_stalled, scheduler_bound_warning, RankStats};
@@ -57,6 +58,8 @@ pub enum Message {
 pub struct RuntimeHandle {
     queue: Arc<SegQueue<Message>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Every task below this id has completed ([`RankLoop::progress`] of the slowest device), for back-pressure.
+    progress: Arc<AtomicU64>,
     rank: i32,
     ranks: i32,
 }
@@ -71,6 +74,8 @@ impl RuntimeHandle {
         let queue = Arc::new(SegQueue::new());
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), String>>(1);
         let q = Arc::clone(&queue);
+        let progress = Arc::new(AtomicU64::new(u64::MAX));
+        let p = Arc::clone(&progress);
         // Disconnects when the runtime thread returns, for the exit hook.
         let (gone_tx, gone_rx) = mpsc::channel::<()>();
         // Planned here, from the cores the process may run on as the application thread sees them.
@@ -81,7 +86,7 @@ impl RuntimeHandle {
             .name("celer-runtime".into())
             .spawn(move || {
                 let _gone = gone_tx;
-                run(q, config, runtime, runtime_core, ready_tx)
+                run(q, config, runtime, runtime_core, p, ready_tx)
             })
             .map_err(|e| format!("could not start the runtime thread: {e}"))?;
         let (rank, ranks) = ready_rx.recv().map_err(|_| "the runtime thread died during start-up".to_string())??;
@@ -92,7 +97,25 @@ impl RuntimeHandle {
                 Err(e) => log::warn!("CELER_PIN: could not pin the application thread to {:?}: {e}", p.application),
             }
         }
-        Ok(Self { queue, thread: Some(thread), rank, ranks })
+        Ok(Self { queue, thread: Some(thread), progress, rank, ranks })
+    }
+
+    /// Blocks until every task below `task` has completed on this rank (at once if the runtime thread is gone):
+    /// the back-pressure of `submit` (`CELER_SUBMIT_AHEAD`).
+    pub fn wait_until_completed(&self, task: TaskId) {
+        let mut polls = 0u32;
+        while self.progress.load(Ordering::Acquire) < task.0 {
+            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                return;
+            }
+            self.wake();
+            polls += 1;
+            if polls < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
     }
 
     /// This process's rank.
@@ -304,6 +327,7 @@ pub(super) fn run(
     config: TaskManagerConfig,
     runtime: RuntimeConfig,
     runtime_core: Option<usize>,
+    progress: Arc<AtomicU64>,
     ready: mpsc::SyncSender<Result<(i32, i32), String>>,
 ) {
     let comm = match celer_exec::mpi::init() {
@@ -422,6 +446,7 @@ pub(super) fn run(
             done &= rank_loop.is_shut_down() && rank_loop.is_idle();
         }
         let now = std::time::Instant::now();
+        progress.store(loops.iter().map(|l| l.progress()).min().unwrap_or(u64::MAX), Ordering::Release);
         if let Some(v) = &mut vote {
             // Waiting inside the runtime: work pending and no progress for half the timeout, or shut down (the
             // application thread has dropped its queue; the rank waits for the others).
