@@ -542,14 +542,19 @@ impl<'c> RankLoop<'c> {
         });
     }
 
-    /// How far this node got: every task below the returned id has completed (`u64::MAX` when nothing is queued or
-    /// in flight). `submit` blocks while the runtime is too far behind (`CELER_SUBMIT_AHEAD`).
+    /// How far this node got: every task below the returned id has completed (every task recorded so far when
+    /// nothing is queued or in flight). `submit` blocks while the runtime is too far behind (`CELER_SUBMIT_AHEAD`).
     pub fn progress(&self) -> u64 {
-        if self.commands.is_empty() && self.in_flight.is_empty() {
-            u64::MAX
+        if self.is_drained() {
+            self.tm.next_task_id().0
         } else {
             self.completed_before.0
         }
+    }
+
+    /// Whether no command is queued or in flight.
+    pub fn is_drained(&self) -> bool {
+        self.commands.is_empty() && self.in_flight.is_empty()
     }
 
     /// Whether no command is queued or in flight, all sends have left and every divergence check completed.

@@ -58,8 +58,10 @@ pub enum Message {
 pub struct RuntimeHandle {
     queue: Arc<SegQueue<Message>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    /// Every task below this id has completed ([`RankLoop::progress`] of the slowest device), for back-pressure.
-    progress: Arc<AtomicU64>,
+    /// How far the runtime got, for `submit`'s back-pressure.
+    progress: Arc<Progress>,
+    /// Messages sent to the runtime thread.
+    sent: AtomicU64,
     rank: i32,
     ranks: i32,
 }
@@ -74,7 +76,7 @@ impl RuntimeHandle {
         let queue = Arc::new(SegQueue::new());
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), String>>(1);
         let q = Arc::clone(&queue);
-        let progress = Arc::new(AtomicU64::new(u64::MAX));
+        let progress = Arc::new(Progress { tasks: AtomicU64::new(0), drained_after: AtomicU64::new(0) });
         let p = Arc::clone(&progress);
         // Disconnects when the runtime thread returns, for the exit hook.
         let (gone_tx, gone_rx) = mpsc::channel::<()>();
@@ -97,15 +99,17 @@ impl RuntimeHandle {
                 Err(e) => log::warn!("CELER_PIN: could not pin the application thread to {:?}: {e}", p.application),
             }
         }
-        Ok(Self { queue, thread: Some(thread), progress, rank, ranks })
+        Ok(Self { queue, thread: Some(thread), progress, sent: AtomicU64::new(0), rank, ranks })
     }
 
     /// Blocks until every task below `task` has completed on this rank (at once if the runtime thread is gone):
     /// the back-pressure of `submit` (`CELER_SUBMIT_AHEAD`).
     pub fn wait_until_completed(&self, task: TaskId) {
         let mut polls = 0u32;
-        while self.progress.load(Ordering::Acquire) < task.0 {
-            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+        while self.progress.tasks.load(Ordering::Acquire) < task.0 {
+            // Everything sent was handled and has run: nothing to wait for (whatever the ids).
+            let drained = self.progress.drained_after.load(Ordering::Acquire) == self.sent.load(Ordering::Relaxed);
+            if drained || self.thread.as_ref().is_none_or(|t| t.is_finished()) {
                 return;
             }
             self.wake();
@@ -131,15 +135,21 @@ impl RuntimeHandle {
     /// Asks the runtime thread for its [`RankStats`] (blocks until the loop answers, which it does at once).
     pub fn stats(&self) -> Option<RankStats> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.queue.push(Message::Stats(tx));
+        self.push(Message::Stats(tx));
         self.wake();
         rx.recv().ok()
     }
 
     /// Hands a message to the runtime thread (lock-free, never blocks) and wakes it if it is parked.
     pub fn send(&self, msg: Message) {
-        self.queue.push(msg);
+        self.push(msg);
         self.wake();
+    }
+
+    /// Queues `msg` for the runtime thread, counting it.
+    fn push(&self, msg: Message) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.queue.push(msg);
     }
 
     /// Wakes the runtime thread if its idle loop parked it (an atomic swap when it is not parked).
@@ -179,7 +189,7 @@ impl RuntimeHandle {
         }
         if let Some(t) = self.thread.take() {
             let (tx, rx) = mpsc::sync_channel(1);
-            self.queue.push(Message::Epoch(EpochAction::Shutdown, tx));
+            self.push(Message::Epoch(EpochAction::Shutdown, tx));
             t.thread().unpark();
             // A runtime thread that ended without answering (it failed) never will: stop waiting then.
             loop {
@@ -197,6 +207,16 @@ impl Drop for RuntimeHandle {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// How far the runtime thread got, as the application thread's `submit` reads it.
+#[derive(Debug)]
+pub(super) struct Progress {
+    /// Every task below this id has completed ([`RankLoop::progress`] of the slowest device).
+    tasks: AtomicU64,
+    /// The number of messages handled when the loops were last found with nothing queued or in flight
+    /// (`u64::MAX` while they are not).
+    drained_after: AtomicU64,
 }
 
 /// How long a rank that found a fault every rank may hit (an out-of-bounds access, a lost device) waits before
@@ -327,7 +347,7 @@ pub(super) fn run(
     config: TaskManagerConfig,
     runtime: RuntimeConfig,
     runtime_core: Option<usize>,
-    progress: Arc<AtomicU64>,
+    progress: Arc<Progress>,
     ready: mpsc::SyncSender<Result<(i32, i32), String>>,
 ) {
     let comm = match celer_exec::mpi::init() {
@@ -391,6 +411,8 @@ pub(super) fn run(
     let mut joined: Vec<Joined> = Vec::new();
     let mut last = std::time::Instant::now();
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
+    // Messages handled so far (the application counts those it sent).
+    let mut handled: u64 = 0;
     let mut last_progress = last;
     loop {
         if let Some(signal) = super::exit::signal_received() {
@@ -404,6 +426,7 @@ pub(super) fn run(
         let mut busy = false;
         while let Some(msg) = queue.pop() {
             busy = true;
+            handled += 1;
             let handled = if devices == 1 {
                 guarded(&mut loops[0], |l| l.handle(msg))
             } else {
@@ -446,7 +469,9 @@ pub(super) fn run(
             done &= rank_loop.is_shut_down() && rank_loop.is_idle();
         }
         let now = std::time::Instant::now();
-        progress.store(loops.iter().map(|l| l.progress()).min().unwrap_or(u64::MAX), Ordering::Release);
+        progress.tasks.store(loops.iter().map(|l| l.progress()).min().unwrap_or(0), Ordering::Release);
+        let drained = if loops.iter().all(|l| l.is_drained()) { handled } else { u64::MAX };
+        progress.drained_after.store(drained, Ordering::Release);
         if let Some(v) = &mut vote {
             // Waiting inside the runtime: work pending and no progress for half the timeout, or shut down (the
             // application thread has dropped its queue; the rank waits for the others).
