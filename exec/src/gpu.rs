@@ -131,7 +131,6 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
 
 use vulkano::command_buffer::allocator::StandardCommandBufferAllocator;
 use vulkano::descriptor_set::allocator::StandardDescriptorSetAllocator;
@@ -143,14 +142,17 @@ use vulkano::sync::semaphore::{Semaphore, SemaphoreCreateInfo, SemaphoreType};
 use vulkano::Version;
 
 use crate::shaders::KernelSource;
-use crate::vulkan::{Describe, DeviceError, DeviceInfo};
+use crate::vulkan::DeviceInfo;
 
 mod batch;
+mod completion;
+mod error;
 mod geometry;
 mod kernel;
 mod memory;
 
 pub use batch::{Batch, OpKind, OpTime};
+pub use error::{GpuError, RegionOutside};
 pub use geometry::{copy_runs, Box3, CopyRun};
 pub use kernel::{
     bounds_record_init, bounds_record_words, push_constant_bytes, read_bounds_record, Access, AccessMode, BoundsReport,
@@ -159,244 +161,13 @@ pub use kernel::{
 pub use memory::{AllocationId, DeviceAllocation};
 
 use batch::InFlight;
+use error::during;
 use kernel::{KernelEntry, LayoutPair};
 use memory::StagingPool;
 
 /// Descriptor sets cached before the cache drops the entries that name dropped allocations.
 /// TODO(perf): a few per allocation pair is typical; measure on the executor's workloads.
 const SET_CACHE_LIMIT: usize = 4096;
-
-/// An error of the GPU executor backend.
-#[derive(Debug, thiserror::Error)]
-pub enum GpuError {
-    /// Opening the device failed.
-    #[error(transparent)]
-    Device(#[from] DeviceError),
-    /// A Vulkan or vulkano call failed.
-    #[error("Vulkan failed while {during}: {message}")]
-    Vulkan {
-        /// What was being done.
-        during: String,
-        /// Vulkan's or vulkano's description of the failure.
-        message: String,
-    },
-    /// Device or host memory for a buffer could not be allocated.
-    #[error("Cannot allocate a {what} of {bytes} bytes: {message}")]
-    AllocationFailed {
-        /// `"device allocation"` or `"staging buffer"`.
-        what: &'static str,
-        /// The size requested.
-        bytes: usize,
-        /// Vulkan's or vulkano's reason.
-        message: String,
-    },
-    /// An allocation of no bytes, or of more than `usize` can count, was requested.
-    #[error("Cannot allocate box {bounds} of {elem_size}-byte cells: the size is zero or overflows")]
-    BadAllocation {
-        /// The box requested.
-        bounds: Box3,
-        /// Bytes per cell.
-        elem_size: usize,
-    },
-    /// A copy's region does not lie inside one of its sides (boxed: the two boxes would make
-    /// every `Result` of this module large).
-    #[error(transparent)]
-    RegionOutside(Box<RegionOutside>),
-    /// A host slice is shorter than the box it is said to hold.
-    #[error(
-        "The host slice of a {op} holds {len} bytes, but its box {bounds} of {elem_size}-byte cells needs {needed}"
-    )]
-    HostSliceTooShort {
-        /// `"upload"` or `"read_download"`.
-        op: &'static str,
-        /// The slice's length.
-        len: usize,
-        /// The box it is said to hold.
-        bounds: Box3,
-        /// Bytes per cell.
-        elem_size: usize,
-        /// The bytes that box needs.
-        needed: usize,
-    },
-    /// A device copy between allocations of different cell sizes, or of an allocation onto itself.
-    #[error("Cannot copy from allocation {src} ({src_elem}-byte cells) to allocation {dst} ({dst_elem}-byte cells): {reason}")]
-    BadDeviceCopy {
-        /// The source.
-        src: AllocationId,
-        /// The source's cell size.
-        src_elem: usize,
-        /// The destination.
-        dst: AllocationId,
-        /// The destination's cell size.
-        dst_elem: usize,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// The kernel has no entry point of that name.
-    #[error("Kernel {kernel} has no compute entry point {entry_point:?} (it has: {available})")]
-    NoEntryPoint {
-        /// The kernel's file stem.
-        kernel: &'static str,
-        /// The name asked for.
-        entry_point: String,
-        /// The entry points it has.
-        available: String,
-    },
-    /// A checked kernel dispatched without a bounds record, or a plain one with one.
-    #[error(
-        "Kernel {kernel} is {}the checked variant, but the dispatch {} a bounds record (use {})",
-        if *checked { "" } else { "not " },
-        if *checked { "gives no" } else { "gives" },
-        if *checked { "Batch::dispatch_checked" } else { "Gpu::load_kernel_checked" }
-    )]
-    CheckedMismatch {
-        /// `file::entry_point`.
-        kernel: String,
-        /// Whether the kernel is the checked variant.
-        checked: bool,
-    },
-    /// A bounds record too small for the dispatch's accessors, or not of 4-byte cells.
-    #[error(
-        "Kernel {kernel}'s bounds record holds {bytes} bytes of {elem_size}-byte cells, but {accessors} accessors \
-         need {needed} bytes of 4-byte cells"
-    )]
-    BadBoundsRecord {
-        /// `file::entry_point`.
-        kernel: String,
-        /// The record allocation's size.
-        bytes: usize,
-        /// Its cell size.
-        elem_size: usize,
-        /// The dispatch's accessors.
-        accessors: usize,
-        /// What they need ([`bounds_record_words`] * 4).
-        needed: usize,
-    },
-    /// A [`KernelId`] from another [`Gpu`].
-    #[error("Kernel id {0:?} was not loaded on this Gpu")]
-    UnknownKernel(KernelId),
-    /// A dispatch gave a different number of accessors than the kernel declares bindings.
-    #[error(
-        "Kernel {kernel} declares {declared} storage bindings in @group(0), but the dispatch gives {given} accessors"
-    )]
-    BindingMismatch {
-        /// `file::entry_point`.
-        kernel: String,
-        /// Bindings the kernel's file declares in `@group(0)`.
-        declared: usize,
-        /// Accessors the dispatch gave.
-        given: usize,
-    },
-    /// The push constants exceed the device's `maxPushConstantsSize`.
-    #[error(
-        "Kernel {kernel} needs {bytes} bytes of push constants ({detail}), more than the device's limit of {limit}"
-    )]
-    PushConstantsTooLarge {
-        /// `file::entry_point`.
-        kernel: String,
-        /// The bytes needed.
-        bytes: usize,
-        /// `maxPushConstantsSize`.
-        limit: u32,
-        /// How the size comes about.
-        detail: String,
-    },
-    /// The kernel declares more push-constant bytes than the dispatch provides.
-    #[error(
-        "Kernel {kernel} declares {declared} bytes of push constants, but the dispatch provides {provided} \
-         (chunk, one box per accessor, {scalars} scalars): are scalars missing?"
-    )]
-    PushConstantsTooSmall {
-        /// `file::entry_point`.
-        kernel: String,
-        /// The bytes its push-constant block declares.
-        declared: usize,
-        /// The bytes the dispatch pushes.
-        provided: usize,
-        /// The scalars the dispatch gave.
-        scalars: usize,
-    },
-    /// A box of a dispatch does not fit the kernel's `u32` coordinates and indices.
-    #[error("Kernel {kernel} cannot address {what}: coordinates and cell indices must fit u32")]
-    CoordinateOverflow {
-        /// `file::entry_point`.
-        kernel: String,
-        /// The box that does not fit.
-        what: String,
-    },
-    /// An accessor's allocation exceeds `maxStorageBufferRange`.
-    #[error("Kernel {kernel}'s accessor {accessor} binds {bytes} bytes, more than the device's maxStorageBufferRange of {limit}")]
-    StorageBufferTooLarge {
-        /// `file::entry_point`.
-        kernel: String,
-        /// The accessor's index.
-        accessor: usize,
-        /// The allocation's size.
-        bytes: usize,
-        /// `maxStorageBufferRange`.
-        limit: u32,
-    },
-    /// The chunk needs more workgroups than the device can launch.
-    #[error("Kernel {kernel} needs {groups:?} workgroups, more than the device's limit of {limit:?}")]
-    TooManyWorkgroups {
-        /// `file::entry_point`.
-        kernel: String,
-        /// The workgroup counts needed (x, y, z).
-        groups: [u64; 3],
-        /// `maxComputeWorkGroupCount`.
-        limit: [u32; 3],
-    },
-    /// [`Gpu::read_download`] before the download's batch completed.
-    #[error("Download {0:?} is not ready: its batch has not been seen complete by Gpu::poll")]
-    DownloadNotReady(DownloadId),
-    /// [`Gpu::read_download`] of an id that was already read, discarded, or never issued here.
-    #[error("Download {0:?} is unknown: already read or discarded, or from another Gpu")]
-    UnknownDownload(DownloadId),
-    /// The device was lost (`VK_ERROR_DEVICE_LOST`): a kernel faulted or ran into a driver timeout, the driver
-    /// reset the GPU, or [`GpuOptions::lose_device_at_poll`] simulated it. Every batch in flight is lost.
-    #[error(
-        "The Vulkan device was lost (VK_ERROR_DEVICE_LOST{}) on {device} with batch(es) {} in flight; their work \
-         did not complete",
-        if *injected { ", injected for testing by CELER_INJECT_FAULT" } else { "" },
-        batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
-    )]
-    DeviceLost {
-        /// The device, as [`DeviceInfo`] prints it.
-        device: String,
-        /// The batches in flight, oldest first.
-        batches: Vec<BatchId>,
-        /// Whether [`GpuOptions::lose_device_at_poll`] made it up.
-        injected: bool,
-    },
-    /// [`Gpu::poll_until_complete`] gave up.
-    #[error("Batch {id} did not complete within {timeout:?}")]
-    Timeout {
-        /// The batch waited for.
-        id: BatchId,
-        /// How long it waited.
-        timeout: Duration,
-    },
-}
-
-/// The details of [`GpuError::RegionOutside`]: a copy's region does not lie inside one of its
-/// sides.
-#[derive(Debug, thiserror::Error)]
-#[error("The region {region} of a {op} is not inside the {side}'s box {bounds}")]
-pub struct RegionOutside {
-    /// `"upload"`, `"download"`, `"device copy"` or `"read_download"`.
-    pub op: &'static str,
-    /// Which side, e.g. `"allocation A3"` or `"host slice"`.
-    pub side: String,
-    /// The region to copy.
-    pub region: Box3,
-    /// The side's box.
-    pub bounds: Box3,
-}
-
-/// `map_err` helper: turns a vulkano error into [`GpuError::Vulkan`] saying what was being done.
-fn during<E: Describe>(what: impl Into<String>) -> impl FnOnce(E) -> GpuError {
-    move |e| GpuError::Vulkan { during: what.into(), message: e.describe() }
-}
 
 /// The device limits dispatches are checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -739,172 +510,6 @@ impl Gpu {
     /// [`GpuError::Vulkan`] if no command buffer can be allocated.
     pub fn batch(&mut self) -> Result<Batch<'_>, GpuError> {
         Batch::new(self)
-    }
-
-    /// Reads which batches completed since the last poll and appends their ids to `completed`
-    /// in submission order; returns how many. Never blocks: one `vkGetSemaphoreCounterValue`
-    /// (or one `vkGetFenceStatus` per newly completed batch, plus one) per call, and nothing at
-    /// all with no batch in flight.
-    ///
-    /// A completed batch's upload staging returns to the pool and its downloads become readable
-    /// with [`read_download`](Self::read_download).
-    ///
-    /// # Errors
-    ///
-    /// [`GpuError::DeviceLost`] if the device was lost (naming it and the batches in flight),
-    /// [`GpuError::Vulkan`] for other failures.
-    pub fn poll(&mut self, completed: &mut Vec<BatchId>) -> Result<usize, GpuError> {
-        if self.in_flight.is_empty() {
-            return Ok(0);
-        }
-        self.polls += 1;
-        if self.lose_device_at_poll.is_some_and(|n| self.polls >= n) {
-            return Err(self.device_lost(true));
-        }
-        let before = completed.len();
-        if let Some(timeline) = &self.timeline {
-            let value = match timeline.counter_value() {
-                Ok(v) => v,
-                Err(vulkano::Validated::Error(vulkano::VulkanError::DeviceLost)) => return Err(self.device_lost(false)),
-                Err(e) => return Err(during("reading the timeline semaphore")(e)),
-            };
-            while self.in_flight.front().is_some_and(|b| b.id <= value) {
-                let record = self.in_flight.pop_front().expect("front exists");
-                completed.push(self.retire(record));
-            }
-        } else {
-            while let Some(front) = self.in_flight.front() {
-                let fence = front.fence.as_ref().expect("fence mode records a fence per batch");
-                match fence.is_signaled() {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(vulkano::VulkanError::DeviceLost) => return Err(self.device_lost(false)),
-                    Err(e) => return Err(during("polling a batch's fence")(e)),
-                }
-                let record = self.in_flight.pop_front().expect("front exists");
-                completed.push(self.retire(record));
-            }
-        }
-        Ok(completed.len() - before)
-    }
-
-    /// The error for a lost device, naming it and the batches in flight.
-    fn device_lost(&self, injected: bool) -> GpuError {
-        GpuError::DeviceLost {
-            device: self.info.to_string(),
-            batches: self.in_flight.iter().map(|b| BatchId(b.id)).collect(),
-            injected,
-        }
-    }
-
-    /// Releases what a completed batch held and returns its id.
-    fn retire(&mut self, mut record: InFlight) -> BatchId {
-        let id = BatchId(record.id);
-        self.completed_upto = record.id;
-        self.read_stamps(&mut record);
-        for staging in record.uploads.drain(..) {
-            self.staging.release(staging);
-        }
-        for (download, staging, region, elem_size) in record.downloads.drain(..) {
-            self.ready_downloads.insert(download, ReadyDownload { staging, region, elem_size });
-        }
-        record.clear();
-        self.spare.push(record);
-        id
-    }
-
-    /// Turns on device timestamps: every later batch records when each of its operations finished on the device,
-    /// which [`take_timings`](Self::take_timings) hands out once the batch completed (for timelines; it costs a
-    /// timestamp write per operation). Returns `false`, changing nothing, where the queue cannot write timestamps.
-    ///
-    /// # Errors
-    ///
-    /// [`GpuError::Vulkan`] if the query pool cannot be created.
-    pub fn enable_timestamps(&mut self) -> Result<bool, GpuError> {
-        if self.timestamps.is_some() {
-            return Ok(true);
-        }
-        let physical = self.device.physical_device();
-        let family = &physical.queue_family_properties()[self.queue.queue_family_index() as usize];
-        let Some(bits) = family.timestamp_valid_bits.filter(|&b| b > 0) else {
-            return Ok(false);
-        };
-        let pool = vulkano::query::QueryPool::new(
-            self.device.clone(),
-            vulkano::query::QueryPoolCreateInfo {
-                query_count: batch::STAMP_SLOTS * batch::STAMPS_PER_BATCH,
-                ..vulkano::query::QueryPoolCreateInfo::query_type(vulkano::query::QueryType::Timestamp)
-            },
-        )
-        .map_err(during("creating the timestamp query pool"))?;
-        self.tick_ns = f64::from(physical.properties().timestamp_period);
-        self.tick_mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
-        self.timestamps = Some(pool);
-        Ok(true)
-    }
-
-    /// Moves the operation times of the batches completed since the last call into `out` (nothing unless
-    /// [`enable_timestamps`](Self::enable_timestamps) is on).
-    pub fn take_timings(&mut self, out: &mut Vec<(BatchId, Vec<OpTime>)>) {
-        out.append(&mut self.timings);
-    }
-
-    /// Reads a completed batch's timestamps into `timings`.
-    fn read_stamps(&mut self, record: &mut InFlight) {
-        let (Some(base), Some(pool)) = (record.stamps, &self.timestamps) else { return };
-        let n = record.stamped.len() as u32 + 1;
-        self.stamp_values.clear();
-        self.stamp_values.resize(n as usize, 0);
-        // Without WAIT: the batch completed, so its queries are available; if not, the batch goes untimed.
-        match pool.get_results(base..base + n, &mut self.stamp_values, vulkano::query::QueryResultFlags::empty()) {
-            Ok(true) => {}
-            _ => return,
-        }
-        let (mask, tick) = (self.tick_mask, self.tick_ns);
-        let start = self.stamp_values[0] & mask;
-        let at = |v: u64| ((v & mask).wrapping_sub(start) & mask) as f64 * tick;
-        let ops = record
-            .stamped
-            .iter()
-            .enumerate()
-            .map(|(i, &kind)| OpTime {
-                kind,
-                start_ns: at(self.stamp_values[i]) as u64,
-                end_ns: at(self.stamp_values[i + 1]) as u64,
-            })
-            .collect();
-        self.timings.push((BatchId(record.id), ops));
-    }
-
-    /// Whether `poll` has seen batch `id` complete.
-    pub fn is_complete(&self, id: BatchId) -> bool {
-        id.0 <= self.completed_upto
-    }
-
-    /// How many submitted batches `poll` has not yet seen complete.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
-    }
-
-    /// Polls until batch `id` completes, yielding the thread between polls, for at most
-    /// `timeout`. For tests and demos; an executor polls from its loop.
-    ///
-    /// # Errors
-    ///
-    /// [`GpuError::Timeout`] after `timeout`, or the error of a failed poll.
-    pub fn poll_until_complete(&mut self, id: BatchId, timeout: Duration) -> Result<(), GpuError> {
-        let start = Instant::now();
-        let mut completed = Vec::new();
-        while !self.is_complete(id) {
-            if start.elapsed() > timeout {
-                return Err(GpuError::Timeout { id, timeout });
-            }
-            completed.clear();
-            if self.poll(&mut completed)? == 0 {
-                std::thread::yield_now();
-            }
-        }
-        Ok(())
     }
 
     /// Copies a completed download into `dst`, a host slice holding the cells of `dst_bounds`
