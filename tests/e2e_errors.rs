@@ -54,6 +54,7 @@
 //!   written and dropped; after a `wait` the rank's device memory holds at most a few of them (dropped buffers are
 //!   freed at the next horizon or epoch). Then 2000 host tasks of 200 µs each are submitted without a wait: right
 //!   after the last `submit`, all but the last few dozen must have run already (`submit` blocked meanwhile).
+//! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 
 use std::process::{Command, ExitCode};
@@ -400,6 +401,18 @@ fn bounded() -> Result<(), String> {
         return Err(format!("counts are {got:?}"));
     }
     Ok(())
+}
+
+/// A second queue in the same process.
+fn second_queue() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    match Queue::new() {
+        Ok(_) => Err("a second Queue::new succeeded".into()),
+        Err(e) => {
+            drop(q);
+            Err(e.to_string())
+        }
+    }
 }
 
 /// A host task that asks for an accessor it did not declare.
@@ -752,6 +765,14 @@ fn check_cases() -> Vec<String> {
     let (status, stderr, _) = run_case("bounded", &[]);
     check("bounded", status.success(), "dropped buffers freed and submit held back", &stderr);
 
+    let (status, stderr, _) = run_case("second-queue", &[]);
+    check(
+        "second-queue",
+        !status.success() && stderr.contains("a second Queue in this process") && !stderr.contains("Communicator"),
+        "the second Queue::new to fail, saying one queue per process (not naming internal types)",
+        &stderr,
+    );
+
     let (status, stderr, _) = run_case("diverge", &[]);
     check(
         "diverge (one rank)",
@@ -798,6 +819,7 @@ fn main() -> ExitCode {
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
             Some("bad-index") => bad_index(),
+            Some("second-queue") => second_queue(),
             Some("bounded") => {
                 default_env("CELER_SUBMIT_AHEAD", "2");
                 bounded()

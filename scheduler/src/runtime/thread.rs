@@ -353,7 +353,14 @@ pub(super) fn run(
     let comm = match celer_exec::mpi::init() {
         Ok(c) => c,
         Err(e) => {
-            let _ = ready.send(Err(format!("MPI start-up failed: {e}")));
+            let msg = match e {
+                celer_exec::mpi::MpiError::AlreadyInitialised => "a second Queue in this process: celer starts MPI \
+                    once per process, and MPI cannot start again, even after the first queue is dropped; create one \
+                    Queue at start-up and pass a reference to it where it is needed"
+                    .to_string(),
+                e => format!("MPI start-up failed: {e}"),
+            };
+            let _ = ready.send(Err(msg));
             return;
         }
     };
