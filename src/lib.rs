@@ -34,6 +34,24 @@
 //! let v = q.buffer::<f32, 1>([8]);
 //! let _ = q.submit(task::parallel_for(&Kernel::named("k"), [8]).read(&v, access::transposed()));
 //! ```
+//! A host task reading a buffer's bytes as references or `bool`s (not plain old data, see [`Element`]):
+//! ```compile_fail
+//! fn cells(ctx: &celer::HostContext) -> &[&'static u64] {
+//!     ctx.data::<&'static u64>(0)
+//! }
+//! ```
+//! ```compile_fail
+//! fn flags(ctx: &celer::HostContext) -> &[bool] {
+//!     ctx.data::<bool>(0)
+//! }
+//! ```
+//! (Reading them as a plain-old-data type compiles: `ctx.data::<u64>(0)`.)
+//! ```
+//! fn cells(ctx: &celer::HostContext) -> &[u64] {
+//!     ctx.data::<u64>(0)
+//! }
+//! ```
+#![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

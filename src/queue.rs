@@ -28,15 +28,26 @@ use celer_scheduler::exec::shaders::KernelSource;
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
 ///
-/// # Safety
-/// Implementors must be `Copy`, have no padding and accept every bit pattern (they are filled from raw bytes).
-pub unsafe trait Element: Copy + Send + Sync + 'static {}
+/// [`bytemuck::Pod`] is the bound (no padding, every bit pattern valid), so a program's own element type derives
+/// `Pod` and `Zeroable` (`bytemuck` with its `derive` feature) and implements `Element` without `unsafe`:
+/// ```
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Particle {
+///     pos: [f32; 3],
+///     mass: f32,
+/// }
+/// impl celer::Element for Particle {}
+/// ```
+/// Types with invalid bit patterns cannot be elements:
+/// ```compile_fail
+/// let q = celer::Queue::dry_run();
+/// let _ = q.buffer::<bool, 1>([8]);
+/// ```
+pub trait Element: bytemuck::Pod + Send + Sync {}
 
 macro_rules! impl_element {
-    ($($t:ty),*) => { $(
-        // SAFETY: a primitive number: no padding, every bit pattern valid.
-        unsafe impl Element for $t {}
-    )* };
+    ($($t:ty),*) => { $( impl Element for $t {} )* };
 }
 impl_element!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
 
@@ -257,10 +268,7 @@ impl Queue {
         let extent = GridBox::from_extent(&range);
         rec.sim.create_buffer(id, D, extent, data.is_some(), None);
         if let Some(rt) = &self.runtime {
-            let bytes = data.map(|d| {
-                // SAFETY: `T: Element` has no padding, so every byte of the slice is initialized.
-                unsafe { std::slice::from_raw_parts(d.as_ptr().cast::<u8>(), std::mem::size_of_val(d)) }.to_vec()
-            });
+            let bytes = data.map(|d| bytemuck::cast_slice::<T, u8>(d).to_vec());
             rt.send(Message::CreateBuffer {
                 id,
                 dims: D,
@@ -601,13 +609,8 @@ impl<T: Element, const D: usize> Fence<T, D> {
         let rx = self.data.ok_or(Error::DryRun(self.task))?;
         let bytes = rx.recv().map_err(|_| Error::Stopped(self.task))?.map_err(|_| Error::Stopped(self.task))?;
         let n = bytes.len() / std::mem::size_of::<T>();
-        let mut out: Vec<T> = Vec::with_capacity(n);
-        // SAFETY: `T: Element` accepts every bit pattern and has no padding; `out` has room for `n` elements,
-        // which is exactly `bytes.len()` bytes rounded down, and the copy fills them before `set_len`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), n * std::mem::size_of::<T>());
-            out.set_len(n);
-        }
+        let mut out = vec![<T as bytemuck::Zeroable>::zeroed(); n];
+        bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&bytes[..n * std::mem::size_of::<T>()]);
         Ok(out)
     }
 }
@@ -823,14 +826,9 @@ impl<const KD: usize> TaskBuilder<KD> {
         self.reduction_kinds.push(T::KIND);
         let read = |b: &[u8]| -> T {
             assert_eq!(b.len(), std::mem::size_of::<T>(), "a reduction element has the buffer's element size");
-            // SAFETY: `b` holds exactly one `T` (checked above); `T: Element` accepts every bit pattern, and
-            // `read_unaligned` needs no alignment.
-            unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) }
+            bytemuck::pod_read_unaligned(b)
         };
-        let bytes = |v: T| -> Vec<u8> {
-            // SAFETY: `T: Element` has no padding, so all `size_of::<T>()` bytes of `v` are initialised.
-            unsafe { std::slice::from_raw_parts((&v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }.to_vec()
-        };
+        let bytes = |v: T| -> Vec<u8> { bytemuck::bytes_of(&v).to_vec() };
         self.custom_reductions.push(Some(CustomReduction {
             identity: bytes(identity),
             combine: Arc::new(move |a: &[u8], b: &[u8]| bytes(combine(read(a), read(b)))),

@@ -218,17 +218,16 @@ impl HostContext {
 
     /// Accessor `i`'s cells as a slice of `T` (row-major over [`bounds`](Self::bounds)).
     ///
+    /// `T` is plain old data ([`bytemuck::Pod`]): every bit pattern is a valid `T` (so not `bool` or references).
+    ///
     /// # Panics
     /// If the task has no accessor `i`, or `T`'s size is not the buffer's element size.
-    pub fn data<T: Copy>(&self, i: usize) -> &[T] {
+    pub fn data<T: bytemuck::Pod>(&self, i: usize) -> &[T] {
         let v = &self.views[i];
         assert_eq!(std::mem::size_of::<T>(), v.elem_size, "accessor {i} holds {}-byte elements", v.elem_size);
-        let n = v.bytes.len() / v.elem_size;
-        // SAFETY: the bytes hold `n` elements of the buffer's element type, which the facade only lets programs
-        // create for plain-old-data types of this size; `Vec<u8>` storage from the allocator is aligned for them
-        // (at least 8 bytes on the platforms celer supports, checked below).
         assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
-        unsafe { std::slice::from_raw_parts(v.bytes.as_ptr().cast::<T>(), n) }
+        let n = v.bytes.len() / v.elem_size;
+        bytemuck::cast_slice(&v.bytes[..n * v.elem_size])
     }
 
     /// Runs `f` on host object `i` (in the order the task declared its side effects).
@@ -244,14 +243,13 @@ impl HostContext {
     ///
     /// # Panics
     /// As [`data`](Self::data), and if accessor `i` only reads.
-    pub fn data_mut<T: Copy>(&mut self, i: usize) -> &mut [T] {
+    pub fn data_mut<T: bytemuck::Pod>(&mut self, i: usize) -> &mut [T] {
         let v = &mut self.views[i];
         assert!(v.produces, "accessor {i} of this host task only reads; declare it write or read_write");
         assert_eq!(std::mem::size_of::<T>(), v.elem_size, "accessor {i} holds {}-byte elements", v.elem_size);
         assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
         let n = v.bytes.len() / v.elem_size;
-        // SAFETY: as in `data`, and `&mut self` makes this the only borrow of the bytes.
-        unsafe { std::slice::from_raw_parts_mut(v.bytes.as_mut_ptr().cast::<T>(), n) }
+        bytemuck::cast_slice_mut(&mut v.bytes[..n * v.elem_size])
     }
 }
 
