@@ -59,6 +59,7 @@ pub mod access;
 mod queue;
 
 pub use celer_scheduler::graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
+pub use celer_scheduler::{ConfigError, StartError};
 pub use queue::{
     task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, Reducible,
     TaskBuilder,

@@ -20,7 +20,7 @@ use celer_scheduler::graph::{
 use celer_scheduler::runtime::{
     CustomReduction, HostContext, HostFn, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject,
 };
-use celer_scheduler::{ConfigError, RuntimeConfig, Simulation};
+use celer_scheduler::{ConfigError, RuntimeConfig, Simulation, StartError};
 use std::sync::{mpsc, Arc};
 
 use crate::access::Mapper;
@@ -109,14 +109,15 @@ impl QueueConfig {
 }
 
 /// Why a queue could not start or a result could not be delivered.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// The runtime (MPI, the GPU) did not start.
+    /// The runtime (MPI, the GPU) did not start; the [`StartError`] carries the MPI or GPU error, typed.
     #[error("celer could not start: {0}")]
-    Start(String),
+    Start(StartError),
     /// A `CELER_*` environment variable has a value celer does not accept.
     #[error("celer could not start: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     /// A fence's data is only available when the program runs (not in a dry run).
     #[error("{0} was only recorded (dry run), so it has no data")]
     DryRun(TaskId),
@@ -136,6 +137,31 @@ pub enum Error {
     /// The runtime stopped before delivering a result.
     #[error("the runtime stopped before {0} completed")]
     Stopped(TaskId),
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+impl From<TaskError> for Error {
+    fn from(e: TaskError) -> Self {
+        Error::Task(Box::new(e))
+    }
+}
+
+impl From<StartError> for Error {
+    fn from(e: StartError) -> Self {
+        Error::Start(e)
+    }
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 struct Recorder {
@@ -198,7 +224,9 @@ impl Queue {
     ///
     /// # Errors
     /// [`Error::Config`] for a bad `CELER_*` value (checked before anything starts), [`Error::Start`] when MPI or
-    /// the GPU cannot be set up.
+    /// the GPU cannot be set up (no Vulkan driver, a bad `CELER_DEVICE`). A GPU failure on any rank is an `Err` on
+    /// every rank ([`StartError::OtherRank`] where another rank failed),
+    /// after MPI was finalised, so the program can return it from `main`.
     pub fn new() -> Result<Self, Error> {
         Self::with_config(QueueConfig::from_env()?)
     }

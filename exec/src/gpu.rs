@@ -64,7 +64,7 @@
 //!
 //! # WGSL prelude
 //!
-//! `exec/build.rs` appends `exec/shaders/prelude.wgsl` to every kernel. It defines `CelerBox`
+//! `celer-kernel-build` appends its `wgsl/prelude.wgsl` to every kernel. It defines `CelerBox`
 //! (the six words of one box) and helpers so kernels index buffers in global coordinates:
 //! `celer_item_1d/2d/3d(chunk, gid)` (the buffer cell of an invocation: `gid.x` runs along the
 //! fastest dimension, see [`Launch`]), `celer_contains(box, item)` and `celer_index(alloc, item)`
@@ -167,7 +167,8 @@ use memory::StagingPool;
 const SET_CACHE_LIMIT: usize = 4096;
 
 /// An error of the GPU executor backend.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum GpuError {
     /// Opening the device failed.
     #[error(transparent)]
@@ -378,9 +379,16 @@ pub enum GpuError {
     },
 }
 
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for GpuError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// The details of [`GpuError::RegionOutside`]: a copy's region does not lie inside one of its
 /// sides.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[error("The region {region} of a {op} is not inside the {side}'s box {bounds}")]
 pub struct RegionOutside {
     /// `"upload"`, `"download"`, `"device copy"` or `"read_download"`.
@@ -391,6 +399,13 @@ pub struct RegionOutside {
     pub region: Box3,
     /// The side's box.
     pub bounds: Box3,
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for RegionOutside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// `map_err` helper: turns a vulkano error into [`GpuError::Vulkan`] saying what was being done.

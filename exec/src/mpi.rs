@@ -54,7 +54,8 @@ pub const ANY_SOURCE: Rank = ffi::MPI_ANY_SOURCE as Rank;
 static INIT_CALLED: AtomicBool = AtomicBool::new(false);
 
 /// An error from MPI or from misuse of this module.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum MpiError {
     /// An MPI call returned an error code.
     #[error("{call} failed with MPI error code {code}: {message}")]
@@ -91,6 +92,13 @@ pub enum MpiError {
         /// The largest length one call can move.
         max: usize,
     },
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for MpiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Turns an MPI return code into a `Result`, looking up MPI's message on failure.

@@ -6,8 +6,8 @@
 //!
 //! Conventions for the WGSL files: storage buffers in `@group(0)`, bound in binding order;
 //! push constants declared as `var<immediate>` (naga 30's spelling of `var<push_constant>`);
-//! SPIR-V 1.3 output, so subgroup operations are available. `prelude.wgsl` is not a kernel: build.rs
-//! appends it to every kernel, so kernels may call its `celer_*` helpers (see [`gpu`](crate::gpu)).
+//! SPIR-V 1.3 output, so subgroup operations are available. celer-kernel-build appends its
+//! `wgsl/prelude.wgsl` to every kernel, so kernels may call its `celer_*` helpers (see [`gpu`](crate::gpu)).
 
 /// A compute entry point of a [`KernelSource`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl KernelSource {
 
     /// The checked variant's SPIR-V as little-endian bytes: the kernel with every `celer_index` call also recording
     /// accesses outside the region its accessor declared, in a storage buffer bound right after the accessors
-    /// (`@group(0) @binding(group0_bindings())`; layout in `exec/shaders/checked.wgsl.in`).
+    /// (`@group(0) @binding(group0_bindings())`; layout in `celer-kernel-build`'s `wgsl/checked.wgsl.in`).
     pub fn checked_spirv(&self) -> &'static [u8] {
         self.checked_spirv
     }

@@ -205,7 +205,8 @@ impl Gathered {
 
 /// An error of the transfer engine. Errors returned by [`TransferEngine::poll`] name the transfer;
 /// the others come from the call that was given bad arguments.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum TransferError {
     /// A second engine was created for a communicator that already has one.
     #[error("A transfer engine already uses this communicator; create one per communicator, as engines would steal each other's headers")]
@@ -214,17 +215,17 @@ pub enum TransferError {
     #[error(transparent)]
     Mpi(#[from] MpiError),
     /// A send of transfer `key` completed with an MPI error.
-    #[error("Sending transfer {key} to rank {target} failed: {source}")]
+    #[error("Sending transfer {key} to rank {target} failed: {error}")]
     SendFailed {
         /// The transfer.
         key: TransferKey,
         /// The rank it was sent to.
         target: Rank,
-        /// MPI's error.
-        source: MpiError,
+        /// MPI's error (its text is part of this error's message, so it is not also a `source()`).
+        error: MpiError,
     },
     /// A payload receive completed with an MPI error (e.g. truncation).
-    #[error("Receiving the payload of transfer {key} ({bounds}) from rank {sender} failed: {source}")]
+    #[error("Receiving the payload of transfer {key} ({bounds}) from rank {sender} failed: {error}")]
     ReceiveFailed {
         /// The transfer.
         key: TransferKey,
@@ -232,14 +233,14 @@ pub enum TransferError {
         sender: Rank,
         /// The box the payload holds.
         bounds: CellBox,
-        /// MPI's error.
-        source: MpiError,
+        /// MPI's error (its text is part of this error's message, so it is not also a `source()`).
+        error: MpiError,
     },
     /// A header receive completed with an MPI error (e.g. a longer message on the header tag).
-    #[error("Receiving a transfer header failed: {source}")]
+    #[error("Receiving a transfer header failed: {error}")]
     HeaderReceiveFailed {
-        /// MPI's error.
-        source: MpiError,
+        /// MPI's error (its text is part of this error's message, so it is not also a `source()`).
+        error: MpiError,
     },
     /// A message on the header tag is not a valid header; something else uses tag 0.
     #[error("A message of {len} bytes from rank {sender} on the header tag is not a transfer header: {reason}")]
@@ -398,6 +399,13 @@ pub enum TransferError {
         /// The box's byte size.
         expected: usize,
     },
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for TransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// What an entry of the request array belongs to.
@@ -1075,7 +1083,7 @@ impl<'c> TransferEngine<'c> {
                 }
                 // Keep receiving headers whatever this one holds.
                 self.post_header_recv(slot)?;
-                c.result().map_err(|source| TransferError::HeaderReceiveFailed { source })?;
+                c.result().map_err(|error| TransferError::HeaderReceiveFailed { error })?;
                 let bad = |reason| TransferError::BadHeader { sender: c.source, len: c.bytes, reason };
                 if c.bytes != HEADER_LEN {
                     return Err(bad("its length is not the header length (104 bytes)"));
@@ -1095,7 +1103,7 @@ impl<'c> TransferEngine<'c> {
             }
             Op::Send { out } => {
                 let o = self.outbound.get_mut(out);
-                c.result().map_err(|source| TransferError::SendFailed { key: o.key, target: o.target, source })?;
+                c.result().map_err(|error| TransferError::SendFailed { key: o.key, target: o.target, error })?;
                 o.pending -= 1;
                 if o.pending == 0 {
                     let o = self.outbound.remove(out);
@@ -1106,11 +1114,11 @@ impl<'c> TransferEngine<'c> {
             Op::RecvChunk { inb, len } => {
                 let i = self.inbound.get_mut(inb);
                 let key = self.expects.get(i.expect).key;
-                c.result().map_err(|source| TransferError::ReceiveFailed {
+                c.result().map_err(|error| TransferError::ReceiveFailed {
                     key,
                     sender: i.sender,
                     bounds: i.bounds,
-                    source,
+                    error,
                 })?;
                 if c.bytes != len {
                     return Err(TransferError::PayloadLength {

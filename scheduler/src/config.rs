@@ -163,7 +163,7 @@ pub const INJECT_FAULT: &str = "CELER_INJECT_FAULT";
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A `CELER_*` variable with a value celer does not accept.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}={value:?} is not valid: {variable} accepts {accepted}")]
 pub struct ConfigError {
     /// The variable.
@@ -172,6 +172,13 @@ pub struct ConfigError {
     pub value: String,
     /// What it accepts.
     pub accepted: &'static str,
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The settings the `CELER_*` variables give (see [`VARIABLES`] for what each does).

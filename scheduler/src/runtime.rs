@@ -40,6 +40,7 @@ use hashbrown::HashMap;
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
 use crate::config::RuntimeConfig;
 use crate::divergence::{read_check, StreamHash};
+use crate::startup::StartError;
 
 /// The element type of a reduction result, which decides how partial results combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2242,16 +2243,23 @@ impl RuntimeHandle {
     /// diagnostics settings (stall timeout, divergence check, device printing; see [`crate::config`]).
     ///
     /// # Errors
-    /// Start-up failures (MPI, Vulkan), as text.
-    pub fn start(config: TaskManagerConfig, runtime: RuntimeConfig) -> Result<Self, String> {
+    /// A [`StartError`] on every rank when MPI, or any rank's GPU, did not start.
+    pub fn start(config: TaskManagerConfig, runtime: RuntimeConfig) -> Result<Self, StartError> {
         let queue = Arc::new(SegQueue::new());
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), String>>(1);
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), StartError>>(1);
         let q = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
             .name("celer-runtime".into())
             .spawn(move || run(q, config, runtime, ready_tx))
-            .map_err(|e| format!("could not start the runtime thread: {e}"))?;
-        let (rank, ranks) = ready_rx.recv().map_err(|_| "the runtime thread died during start-up".to_string())??;
+            .map_err(StartError::Thread)?;
+        // On failure the thread finalises MPI before it ends: wait for that, so the process never exits first.
+        let (rank, ranks) = match ready_rx.recv() {
+            Ok(Ok(started)) => started,
+            failed => {
+                let _ = thread.join();
+                return Err(failed.map_or(StartError::ThreadDied, |r| r.err().unwrap_or(StartError::ThreadDied)));
+            }
+        };
         Ok(Self { queue, thread: Some(thread), rank, ranks })
     }
 
@@ -2399,12 +2407,12 @@ fn run(
     queue: Arc<SegQueue<Message>>,
     config: TaskManagerConfig,
     runtime: RuntimeConfig,
-    ready: mpsc::SyncSender<Result<(i32, i32), String>>,
+    ready: mpsc::SyncSender<Result<(i32, i32), StartError>>,
 ) {
     let comm = match celer_exec::mpi::init() {
         Ok(c) => c,
         Err(e) => {
-            let _ = ready.send(Err(format!("MPI start-up failed: {e}")));
+            let _ = ready.send(Err(StartError::Mpi(e)));
             return;
         }
     };
@@ -2422,13 +2430,25 @@ fn run(
         .collect();
     let comms: Vec<&Communicator> = std::iter::once(&comm).chain(dups.iter()).collect();
     let mut loops = Vec::with_capacity(devices);
-    for k in 0..devices {
-        let options = celer_exec::gpu::GpuOptions {
-            device_of_rank: (k, devices),
-            lose_device_at_poll: runtime.inject_device_lost,
-            ..Default::default()
-        };
-        let gpu = Gpu::with_options(options).unwrap_or_else(|e| abort(format!("GPU start-up failed: {e}")));
+    // Every GPU first, then one agreement of all ranks: a failure anywhere is an `Err` on every rank.
+    let gpus = (0..devices)
+        .map(|k| {
+            let options = celer_exec::gpu::GpuOptions {
+                device_of_rank: (k, devices),
+                lose_device_at_poll: runtime.inject_device_lost,
+                ..Default::default()
+            };
+            Gpu::with_options(options).map_err(|error| StartError::Gpu { rank, device: k, error })
+        })
+        .collect::<Result<Vec<Gpu>, StartError>>();
+    let gpus = match crate::startup::agree(&comm, gpus) {
+        Ok(gpus) => gpus,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    for (k, gpu) in gpus.into_iter().enumerate() {
         let which = if devices > 1 { format!("rank {rank} (device {k} of {devices})") } else { format!("rank {rank}") };
         let line = format!("{which} of {} runs on {}", comm.size(), gpu.info());
         if runtime.print_device {
