@@ -104,6 +104,8 @@ fn filter(img: &Image, r: usize, sharpen: bool) -> Vec<f32> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 64 } else { 512 };
     let mut r = 3usize;
     let mut input = None;

@@ -17,6 +17,8 @@ use celer::graph::{GridBox, Region};
 use celer::{access, task, Queue};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 64 } else { 512 };
     let mut path = String::from("out/distr_io.bin");
     let mut args = std::env::args().skip(1);

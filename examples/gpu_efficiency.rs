@@ -201,6 +201,8 @@ fn check_serial(work: Work, n: usize, got: &[f32]) -> Res<()> {
 }
 
 fn main() -> Res<()> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let release = !cfg!(debug_assertions);
     let mut n = if release { 8192 } else { 128 };
     let mut mm = if release { 2048 } else { 64 };

@@ -34,6 +34,8 @@ fn serial(init: &[f32], n: usize, steps: usize, alpha: f32) -> Vec<f32> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let (mut n, mut steps, mut verify) = (if cfg!(debug_assertions) { 64 } else { 256 }, 100usize, true);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

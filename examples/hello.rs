@@ -9,6 +9,8 @@
 use celer::{access, kernels, task, Kernel, Queue};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let n = 16;
     let q = Queue::new()?;
     let squares = q.buffer::<u32, 1>([n]).named("squares");

@@ -25,6 +25,8 @@ fn serial(a: &[f32], b: &[f32], n: usize) -> Vec<f32> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 64 } else { 512 };
     let mut verify = true;
     let mut args = std::env::args().skip(1);

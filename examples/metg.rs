@@ -793,6 +793,8 @@ fn drive(params: &Params, ranks: usize, cpu_ranks: usize, backends: &[String], o
 }
 
 fn main() -> Res<()> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let release = !cfg!(debug_assertions);
     let mut params = Params {
         patterns: PATTERNS.to_vec(),

@@ -57,6 +57,8 @@ fn serial(pos: &[f32], vel: &[f32], steps: usize) -> Vec<f32> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 128 } else { 1024 };
     let mut steps = if cfg!(debug_assertions) { 10 } else { 100 };
     let mut verify = true;

@@ -72,6 +72,8 @@ fn by_hand(tasks: usize, mode: Mode) -> Result<f64, Box<dyn std::error::Error>> 
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut tasks = if cfg!(debug_assertions) { 200 } else { 2000 };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

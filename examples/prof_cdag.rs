@@ -5,6 +5,8 @@ use celer::graph::{NodeId, TaskManagerConfig};
 use celer::scheduler::Simulation;
 
 fn main() {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut args = std::env::args().skip(1);
     let name = args.next().unwrap_or_else(|| "wave_sim".into());
     let ranks: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(4);

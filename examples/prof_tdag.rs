@@ -4,6 +4,8 @@ use celer::graph::patterns;
 use celer::graph::{TaskManager, TaskManagerConfig};
 
 fn main() {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let name = std::env::args().nth(1).unwrap_or_else(|| "wave_sim".into());
     let w = match name.as_str() {
         "soup" => patterns::soup(1),

@@ -13,6 +13,8 @@
 use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 64 } else { 1024 };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

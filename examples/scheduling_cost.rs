@@ -45,6 +45,8 @@ fn with_cdag(w: &Workload, ranks: usize) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut reps = 20usize;
     let mut max_ranks = 4096usize;
     let mut args = std::env::args().skip(1);

@@ -19,6 +19,8 @@ fn resident_bytes() -> Result<u64, Box<dyn std::error::Error>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut tasks: u64 = if cfg!(debug_assertions) { 20_000 } else { 1_000_000 };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

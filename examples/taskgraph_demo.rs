@@ -34,6 +34,8 @@ fn wave(q: &Queue, n: usize, steps: usize) -> Result<usize, celer::TaskError> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let (mut ranks, mut steps, mut n, mut out) = (4usize, 200usize, 512usize, String::from("out"));
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

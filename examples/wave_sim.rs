@@ -60,6 +60,8 @@ fn write_ppm(path: &str, field: &[f32], n: usize) -> std::io::Result<()> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 64 } else { 512 };
     let mut steps = 300usize;
     let mut out_path = Some(String::from("out/wave_sim.ppm"));

@@ -56,6 +56,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod access;
+pub mod logging;
 mod queue;
 
 pub use celer_scheduler::graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};

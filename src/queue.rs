@@ -241,7 +241,7 @@ impl Queue {
     /// # Errors
     /// [`Error::Start`] when `execute` is set and MPI or the GPU cannot be set up.
     pub fn with_config(config: QueueConfig) -> Result<Self, Error> {
-        celer_scheduler::logging::init(config.runtime.log_level);
+        celer_scheduler::logging::set_level(config.runtime.log_level);
         let runtime = if config.execute {
             Some(RuntimeHandle::start(config.task_graph.clone(), config.runtime.clone()).map_err(Error::Start)?)
         } else {

@@ -415,6 +415,8 @@ fn check_cases() -> Vec<String> {
 }
 
 fn main() -> ExitCode {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--case") {
         let result = match args.get(2).map(String::as_str) {
