@@ -200,19 +200,26 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, types: &str) -> Result<Stri
     let checked_words = write_spirv(&checked, &checked_info)
         .map_err(|e| format!("error: {shown}: naga cannot write the checked variant's SPIR-V: {e}"))?;
     write_words(&out_dir.join(format!("{stem}.checked.spv")), &checked_words)?;
+    // The constructor call goes to a file of its own, which the generated constant's macro (`kernel_source!`, in
+    // celer's GPU crate) includes inside its `unsafe` block: the program's own code then has no `unsafe`, so a crate
+    // under `#![forbid(unsafe_code)]` can include its kernels.
+    let constructor = format!(
+        "{types}::KernelSource::from_build(\n    \
+         {stem:?},\n    \
+         include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.spv\")),\n    \
+         include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.checked.spv\")),\n    \
+         &[{entry_points}],\n    \
+         {group0_bindings},\n\
+         )\n"
+    );
+    let target = out_dir.join(format!("{stem}.kernel.rs"));
+    fs::write(&target, constructor).map_err(|e| format!("error: cannot write {}: {e}", target.display()))?;
     Ok(format!(
-        "\n/// SPIR-V of `{shown}`, compiled by naga at build time.\n\
-         pub const {ident}: {types}::KernelSource = {{\n    \
-         // SAFETY: both SPIR-V modules come from naga, from validated modules, with bounds-checked indexing.\n    \
-         unsafe {{\n        \
-         {types}::KernelSource::from_build(\n            \
-         {stem:?},\n            \
-         include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.spv\")),\n            \
-         include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.checked.spv\")),\n            \
-         &[{entry_points}],\n            \
-         {group0_bindings},\n        \
-         )\n    \
-         }}\n}};\n"
+        "\n{types}::kernel_source!(\n    \
+         /// SPIR-V of `{shown}`, compiled by naga at build time.\n    \
+         {ident},\n    \
+         {stem:?}\n\
+         );\n"
     ))
 }
 

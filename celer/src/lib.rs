@@ -82,10 +82,21 @@ pub use celer_scheduler::exec::shaders as kernels;
 /// }
 /// let heat = celer::Kernel::wgsl(&my_kernels::HEAT, "main")?;
 /// ```
+///
+/// The code it includes has no `unsafe` of its own, so it works in a `#![forbid(unsafe_code)]` crate. Without a
+/// build script it fails to compile with a message saying what to add.
 #[macro_export]
 macro_rules! include_kernels {
     () => {
-        include!(concat!(env!("OUT_DIR"), "/celer_kernels.rs"));
+        include!(concat!(
+            env!(
+                "OUT_DIR",
+                "celer::include_kernels!() needs a build script: add `celer-kernel-build` to [build-dependencies] and \
+                 a build.rs calling `celer_kernel_build::compile_dir(\"kernels\")` (see the guide, \"Use celer in \
+                 your project\")"
+            ),
+            "/celer_kernels.rs"
+        ));
     };
 }
 
@@ -93,8 +104,3 @@ macro_rules! include_kernels {
 pub use celer_scheduler as scheduler;
 /// The graph layer, for tools and tests that need more than the facade.
 pub use celer_scheduler::graph;
-
-/// Compiles every Rust block of `docs/GUIDE.md` as a doctest, so the guide cannot drift from the API.
-#[doc = include_str!("../docs/GUIDE.md")]
-#[cfg(doctest)]
-pub struct GuideDoctests;
