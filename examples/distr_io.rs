@@ -13,8 +13,7 @@
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use celer::graph::{GridBox, Region};
-use celer::{access, task, Queue};
+use celer::{access, task, GridBox, Queue, Region};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).

@@ -36,8 +36,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use celer::graph::{GridBox, Region};
-use celer::{access, task, Kernel, Queue};
+use celer::{access, task, GridBox, Kernel, Queue, Region};
 
 /// The harness's own kernel, `kernels/metg.wgsl`, compiled by the package's build script as a program's would be.
 #[allow(dead_code)] // kernels/ also holds the reliability tests' faulty.wgsl

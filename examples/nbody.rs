@@ -11,8 +11,7 @@
 
 use std::time::Instant;
 
-use celer::graph::{GridBox, Region};
-use celer::{access, kernels, task, Kernel, Queue};
+use celer::{access, kernels, task, GridBox, Kernel, Queue, Region};
 
 const DT: f32 = 0.001;
 const EPS2: f32 = 0.01;

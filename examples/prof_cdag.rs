@@ -1,8 +1,8 @@
 //! Profiling driver: task graph plus one rank's command graph for a pattern, repeated; prints µs per task.
 //! `cargo run --release --example prof_cdag -- PATTERN RANKS`
-use celer::graph::patterns;
-use celer::graph::{NodeId, TaskManagerConfig};
-use celer::scheduler::Simulation;
+use celer::unstable::graph::patterns;
+use celer::unstable::graph::{NodeId, TaskManagerConfig};
+use celer::unstable::scheduler::Simulation;
 
 fn main() {
     // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).

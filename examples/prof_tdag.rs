@@ -1,7 +1,7 @@
 //! Profiling driver: the task graph alone for a pattern, repeated, as `scheduling_cost` measures it; prints µs per
 //! task. `cargo run --release --example prof_tdag -- PATTERN`
-use celer::graph::patterns;
-use celer::graph::{TaskManager, TaskManagerConfig};
+use celer::unstable::graph::patterns;
+use celer::unstable::graph::{TaskManager, TaskManagerConfig};
 
 fn main() {
     // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).

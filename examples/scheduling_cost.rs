@@ -9,9 +9,9 @@
 
 use std::time::Instant;
 
-use celer::graph::patterns::{self, Workload};
-use celer::graph::{NodeId, TaskManager, TaskManagerConfig};
-use celer::scheduler::Simulation;
+use celer::unstable::graph::patterns::{self, Workload};
+use celer::unstable::graph::{NodeId, TaskManager, TaskManagerConfig};
+use celer::unstable::scheduler::Simulation;
 
 fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
     (0..reps)

@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use celer::scheduler::check;
+use celer::unstable::scheduler::check;
 use celer::{access, task, Kernel, Queue, QueueConfig};
 
 /// Records `steps` wave-equation steps; returns the number of tasks submitted.
@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let check_steps = steps.min(20);
     let check_n = n.min(32);
     check::equivalent_to_one_rank(ranks, |sim| {
-        let w = celer::graph::patterns::wave_sim(check_n, check_steps);
+        let w = celer::unstable::graph::patterns::wave_sim(check_n, check_steps);
         sim.run_workload(&w)
     })?;
     println!(

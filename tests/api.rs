@@ -1,6 +1,6 @@
 //! The typed API records what it should and refuses bad input with messages naming task, buffer and region.
 
-use celer::graph::TaskId;
+use celer::TaskId;
 use celer::{access, task, Kernel, Queue, ReductionOp, TaskErrorKind};
 
 #[test]
@@ -21,9 +21,8 @@ fn errors_name_the_task_the_buffer_and_the_region() {
 fn custom_mappers_are_checked_at_run_time() {
     let q = Queue::dry_run();
     let v = q.buffer_from(&[0f32; 8], [8]);
-    let spill = access::custom("spill", |chunk, _| {
-        celer::graph::Region::from(celer::graph::GridBox::d1(chunk.min()[0], chunk.max()[0] + 1))
-    });
+    let spill =
+        access::custom("spill", |chunk, _| celer::Region::from(celer::GridBox::d1(chunk.min()[0], chunk.max()[0] + 1)));
     let err = q.submit(task::parallel_for(&Kernel::named("k"), [8]).read(&v, spill)).unwrap_err();
     assert!(err.to_string().contains("range mapper spill maps to {[0] - [9]}"), "{err}");
 }
@@ -87,7 +86,7 @@ fn the_readme_and_the_guide_list_every_celer_variable() {
     for (file, text) in
         [("README.md", include_str!("../README.md")), ("docs/GUIDE.md", include_str!("../docs/GUIDE.md"))]
     {
-        for v in celer::scheduler::config::VARIABLES {
+        for v in celer::unstable::scheduler::config::VARIABLES {
             assert!(text.contains(&format!("| `{}` |", v.name)), "{file} has no table row for {}", v.name);
         }
     }
@@ -132,7 +131,7 @@ fn assert_readable(e: &(dyn std::error::Error + 'static)) {
 
 #[test]
 fn errors_print_their_message_from_main_and_say_nothing_twice() {
-    use celer::scheduler::graph::TaskIdent;
+    use celer::unstable::graph::TaskIdent;
     let q = Queue::dry_run();
     let v = q.buffer_from(&[0u32; 16], [16]).named("values");
     let k = Kernel::named("shift");
@@ -148,8 +147,7 @@ fn errors_print_their_message_from_main_and_say_nothing_twice() {
         assert!(as_facade.to_string().contains(&task.to_string()), "{as_facade}");
     }
     // A bad CELER_* value, as Queue::new reports it.
-    let bad = celer::scheduler::RuntimeConfig::from_lookup(|v| (v == "CELER_LOOKAHEAD").then(|| "many".to_string()))
-        .unwrap_err();
+    let bad = celer::RuntimeConfig::from_lookup(|v| (v == "CELER_LOOKAHEAD").then(|| "many".to_string())).unwrap_err();
     assert_readable(&bad);
     let as_facade = celer::Error::from(bad.clone());
     assert_readable(&as_facade);
@@ -160,8 +158,9 @@ fn errors_print_their_message_from_main_and_say_nothing_twice() {
     // A fence read in a dry run, and start-up failures.
     let f = q.fence(&v).unwrap();
     assert_readable(&f.wait().unwrap_err());
-    assert_readable(&celer::Error::from(celer::scheduler::StartError::OtherRank { rank: 1 }));
-    assert_readable(&celer::Error::from(celer::scheduler::StartError::Mpi(
-        celer::scheduler::exec::mpi::MpiError::TooLong { len: 1 << 40, max: i32::MAX as usize },
-    )));
+    assert_readable(&celer::Error::from(celer::StartError::OtherRank { rank: 1 }));
+    assert_readable(&celer::Error::from(celer::StartError::Mpi(celer::unstable::exec::mpi::MpiError::TooLong {
+        len: 1 << 40,
+        max: i32::MAX as usize,
+    })));
 }

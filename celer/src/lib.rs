@@ -1,5 +1,27 @@
 //! celer: one ordinary-looking Rust program that uses every GPU of a cluster.
 //!
+//! ```
+//! use celer::{access, kernels, task, Kernel, Queue};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! celer::logging::init(); // celer's rank-prefixed logger (optional)
+//! // `Queue::new()` starts MPI and the GPU (under `mpirun`, on every rank); a dry run records and simulates one
+//! // rank without either, so this example runs anywhere.
+//! let q = Queue::dry_run();
+//! let a = q.buffer_from(&[1.0f32; 256], [256]).named("a");
+//! let b = q.buffer::<f32, 1>([256]).named("b");
+//! let heat = Kernel::wgsl(&kernels::HEAT_1D, "main")?;
+//! // One stencil step: each chunk reads its cells and one neighbour on each side, writes its own cells.
+//! q.submit(
+//!     task::parallel_for(&heat, [256])
+//!         .read(&a, access::neighborhood([1]))
+//!         .discard_write(&b, access::one_to_one())
+//!         .scalar_f32(0.1),
+//! )?;
+//! // On a real queue, `q.fence(&b)?.wait()?` returns b's 256 values on every rank.
+//! assert!(q.task_graph_dot().contains("heat_1d"));
+//! # Ok(()) }
+//! ```
+//!
 //! The program runs SPMD (the same binary on every MPI rank, or alone as one rank). It creates typed [`Buffer`]s and
 //! submits tasks through a [`Queue`]; a submission only *records* the kernel, its index space and, per buffer, an
 //! access mode and a range mapper ([`access`]). celer derives the dependencies, splits tasks across ranks and
@@ -9,7 +31,8 @@
 //!   dimensionality of the kernel and the buffer ([`access::Mapper`]).
 //! - The rest is a [`TaskError`] naming the task, buffer and region at fault.
 //! - This crate is a small facade: the graphs live in `celer-graph`, scheduling in `celer-scheduler`, backends in
-//!   `celer-exec`.
+//!   `celer-exec`. What programs use is exported here; those layers are reachable under [`unstable`], for tools and
+//!   benchmarks, outside semver.
 //!
 //! # Misuse that does not compile
 //! A one-to-one mapper between a 1D kernel and a 2D buffer:
@@ -59,8 +82,12 @@ pub mod access;
 pub mod logging;
 mod queue;
 
+/// What [`QueueConfig::task_graph`] holds: horizon step, parallelism limit, uninitialized-read policy.
+pub use celer_scheduler::graph::{ErrorPolicy, TaskManagerConfig};
+/// The box and region types custom range mappers ([`access::custom`]) take and return.
+pub use celer_scheduler::graph::{GridBox, Region};
 pub use celer_scheduler::graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
-pub use celer_scheduler::{ConfigError, StartError};
+pub use celer_scheduler::{ConfigError, RuntimeConfig, StartError};
 pub use queue::{
     task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, Reducible,
     TaskBuilder,
@@ -100,7 +127,13 @@ macro_rules! include_kernels {
     };
 }
 
-/// The scheduler layer (command generation, simulation of many ranks), for tools and benchmarks.
-pub use celer_scheduler as scheduler;
-/// The graph layer, for tools and tests that need more than the facade.
-pub use celer_scheduler::graph;
+/// The layers under the facade, for tools, benchmarks and tests: **not a stable API** (they change with celer's
+/// internals, outside semver). Programs need none of it.
+pub mod unstable {
+    /// The scheduler layer: command generation, simulation of many ranks, the runtime loop, configuration.
+    pub use celer_scheduler as scheduler;
+    /// The backends: MPI, Vulkan, transfers.
+    pub use celer_scheduler::exec;
+    /// The graph layer: geometry, task and command graphs, benchmark workloads.
+    pub use celer_scheduler::graph;
+}
