@@ -96,16 +96,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut r = 3usize;
     let mut input = None;
     let mut out_path = String::from("out/convolution.png");
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--size" => n = value()?.parse()?,
-            "--radius" => r = value()?.parse()?,
-            "--input" => input = Some(value()?),
-            "--out" => out_path = value()?,
-            other => return Err(format!("unknown argument {other}; use --size --radius --input --out").into()),
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.size {
+        n = v.parse()?;
+    }
+    if let Some(v) = args.radius {
+        r = v.parse()?;
+    }
+    if let Some(v) = args.input {
+        input = Some(v);
+    }
+    if let Some(v) = args.out {
+        out_path = v;
     }
     let img = match &input {
         Some(path) => read_png(path)?,
@@ -152,4 +154,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("convolution: rank {rank}: verified against the serial reference (largest difference {worst:.1e})");
     Ok(())
+}
+
+/// Image filters: a Gaussian blur, then a sharpen, on an image split over every rank.
+#[derive(clap::Parser)]
+struct Args {
+    /// Size of the generated image: N x N pixels (default 64 in debug builds, 512 in release).
+    #[arg(long, value_name = "N")]
+    size: Option<String>,
+    /// Radius of the blur (default 3).
+    #[arg(long, value_name = "R")]
+    radius: Option<String>,
+    /// Read the image from this PNG instead of generating it.
+    #[arg(long, value_name = "FILE")]
+    input: Option<String>,
+    /// Where to write the result as PNG (default out/convolution.png).
+    #[arg(long, value_name = "FILE")]
+    out: Option<String>,
 }

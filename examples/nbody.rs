@@ -64,23 +64,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut check_energy = true;
     // Untimed steps first: the first kernel's compilation and the GPUs' clock ramp are not step time.
     let mut warmup = 0usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--bodies" => n = value()?.parse()?,
-            "--steps" => steps = value()?.parse()?,
-            "--warmup" => warmup = value()?.parse()?,
-            "--no-verify" => verify = false,
-            // The energy check is O(n²) on one host core: skip it for very large runs.
-            "--no-energy" => check_energy = false,
-            other => {
-                return Err(format!(
-                    "unknown argument {other}; use --bodies N --steps N --warmup N --no-verify --no-energy"
-                )
-                .into())
-            }
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.bodies {
+        n = v.parse()?;
+    }
+    if let Some(v) = args.steps {
+        steps = v.parse()?;
+    }
+    if let Some(v) = args.warmup {
+        warmup = v.parse()?;
+    }
+    if args.no_verify {
+        verify = false;
+    }
+    if args.no_energy {
+        check_energy = false;
     }
     // Bodies on a jittered sphere shell, slowly rotating, equal masses.
     let mut pos = Vec::with_capacity(4 * n);
@@ -154,4 +152,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("nbody: rank {rank}: verified against the serial integration (largest difference {worst:.1e})");
     }
     Ok(())
+}
+
+/// All-pairs gravitational N-body on every rank and its GPU.
+#[derive(clap::Parser)]
+struct Args {
+    /// Number of bodies (default 128 in debug builds, 1024 in release).
+    #[arg(long, value_name = "N")]
+    bodies: Option<String>,
+    /// Time steps (default 10 in debug builds, 100 in release).
+    #[arg(long, value_name = "N")]
+    steps: Option<String>,
+    /// Untimed steps before the timed ones (default 0).
+    #[arg(long, value_name = "N")]
+    warmup: Option<String>,
+    /// Skip the check against the serial reference.
+    #[arg(long)]
+    no_verify: bool,
+    /// Skip the energy check (O(n^2) on one host core).
+    #[arg(long)]
+    no_energy: bool,
 }

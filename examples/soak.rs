@@ -22,12 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
     celer::logging::init();
     let mut tasks: u64 = if cfg!(debug_assertions) { 20_000 } else { 1_000_000 };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--tasks" => tasks = args.next().ok_or("--tasks needs a number")?.parse()?,
-            other => return Err(format!("unknown argument {other}; use --tasks N").into()),
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.tasks {
+        tasks = v.parse()?;
     }
     let q = Queue::new()?;
     let cells = 256;
@@ -97,4 +94,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         last.1 as f64 / (1 << 20) as f64
     );
     Ok(())
+}
+
+/// Soak: many small tasks through the whole runtime; fails if resident memory grows.
+#[derive(clap::Parser)]
+struct Args {
+    /// Tasks to run (default 20000 in debug builds, 1000000 in release).
+    #[arg(long, value_name = "N")]
+    tasks: Option<String>,
 }

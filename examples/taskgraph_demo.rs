@@ -37,16 +37,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
     celer::logging::init();
     let (mut ranks, mut steps, mut n, mut out) = (4usize, 200usize, 512usize, String::from("out"));
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--ranks" => ranks = value()?.parse()?,
-            "--steps" => steps = value()?.parse()?,
-            "--size" => n = value()?.parse()?,
-            "--out" => out = value()?,
-            other => return Err(format!("unknown argument {other}; use --ranks --steps --size --out").into()),
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.ranks {
+        ranks = v.parse()?;
+    }
+    if let Some(v) = args.steps {
+        steps = v.parse()?;
+    }
+    if let Some(v) = args.size {
+        n = v.parse()?;
+    }
+    if let Some(v) = args.out {
+        out = v;
     }
 
     // 1. The full program, every rank's commands generated and counted.
@@ -89,4 +91,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(format!("{out}/commandgraphs.dot"), q.command_graphs_dot())?;
     println!("wrote {out}/taskgraph.dot and {out}/commandgraphs.dot (3 steps; render with dot -Tsvg)");
     Ok(())
+}
+
+/// A dry run of the 2D wave equation on simulated ranks.
+#[derive(clap::Parser)]
+struct Args {
+    /// Simulated ranks (default 4).
+    #[arg(long, value_name = "N")]
+    ranks: Option<String>,
+    /// Time steps of the wave equation (default 200).
+    #[arg(long, value_name = "N")]
+    steps: Option<String>,
+    /// Grid size: N x N cells (default 512).
+    #[arg(long, value_name = "N")]
+    size: Option<String>,
+    /// Directory for the DOT files (default out).
+    #[arg(long, value_name = "DIR")]
+    out: Option<String>,
 }

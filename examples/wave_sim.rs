@@ -71,25 +71,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Untimed steps: the first compiles the kernel, the first three give each buffer each of its three roles (so
     // allocations reach their final size); GPUs also need a while under load to reach full clocks.
     let mut warm_up = 3usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--size" => n = value()?.parse()?,
-            "--steps" => steps = value()?.parse()?,
-            "--out" => out_path = Some(value()?),
-            "--no-picture" => out_path = None,
-            "--no-verify" => verify = false,
-            "--every" => every = value()?.parse()?,
-            "--warmup" => warm_up = value()?.parse()?,
-            other => {
-                return Err(format!(
-                    "unknown argument {other}; use --size N --steps N --warmup N --out FILE --no-picture --every K \
-                     --no-verify"
-                )
-                .into())
-            }
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.size {
+        n = v.parse()?;
+    }
+    if let Some(v) = args.steps {
+        steps = v.parse()?;
+    }
+    if let Some(v) = args.out {
+        out_path = Some(v);
+    }
+    if args.no_picture {
+        out_path = None;
+    }
+    if args.no_verify {
+        verify = false;
+    }
+    if let Some(v) = args.every {
+        every = v.parse()?;
+    }
+    if let Some(v) = args.warmup {
+        warm_up = v.parse()?;
     }
     let q = Queue::new()?;
     // A Gaussian drop, off centre so the picture is not symmetric.
@@ -165,4 +167,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("wave_sim: rank {rank}: verified against the serial reference (largest difference {worst:.1e})");
     }
     Ok(())
+}
+
+/// The 2D wave equation: a drop falls into a square pond (kernels on the GPU, halos over MPI).
+#[derive(clap::Parser)]
+struct Args {
+    /// Grid size: N x N cells (default 64 in debug builds, 512 in release).
+    #[arg(long, value_name = "N")]
+    size: Option<String>,
+    /// Time steps (default 300).
+    #[arg(long, value_name = "N")]
+    steps: Option<String>,
+    /// Where to write the final field as PNG (default out/wave_sim.png).
+    #[arg(long, value_name = "FILE")]
+    out: Option<String>,
+    /// Write no picture.
+    #[arg(long)]
+    no_picture: bool,
+    /// Skip the check against the serial reference.
+    #[arg(long)]
+    no_verify: bool,
+    /// Also write a frame every K steps (out/wave_sim_NNNNN.png; 0: none).
+    #[arg(long, value_name = "K")]
+    every: Option<String>,
+    /// Untimed steps before the timed ones (default 3).
+    #[arg(long, value_name = "N")]
+    warmup: Option<String>,
 }
