@@ -75,8 +75,9 @@ pub enum DeviceError {
     Loading(vulkano::LoadingError),
     /// No physical device offers a compute queue.
     #[error(
-        "no Vulkan device with a compute queue was found (VK_DRIVER_FILES={driver_files:?}); \
-         install a driver, e.g. Debian's mesa-vulkan-drivers for lavapipe"
+        "no Vulkan device with a compute queue was found (VK_DRIVER_FILES={}); \
+         install a driver, e.g. Debian's mesa-vulkan-drivers for lavapipe",
+        driver_files.as_deref().map_or("unset".to_string(), |f| format!("{f:?}"))
     )]
     NoDevice {
         /// The value of `VK_DRIVER_FILES`, which restricts the drivers the loader tries.
