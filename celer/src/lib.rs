@@ -87,7 +87,7 @@ pub use celer_scheduler::graph::{ErrorPolicy, TaskManagerConfig};
 /// The box and region types custom range mappers ([`access::custom`]) take and return.
 pub use celer_scheduler::graph::{GridBox, Region};
 pub use celer_scheduler::graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
-pub use celer_scheduler::{ConfigError, RuntimeConfig, StartError};
+pub use celer_scheduler::{ConfigError, Pinning, RuntimeConfig, StartError};
 pub use queue::{
     task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, Reducible,
     TaskBuilder,

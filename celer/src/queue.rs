@@ -614,7 +614,7 @@ pub struct CollectiveGroup(CollectiveGroupId);
 pub struct Fence<T, const D: usize> {
     task: TaskId,
     range: [usize; D],
-    data: Option<mpsc::Receiver<Result<Vec<u8>, String>>>,
+    data: Option<mpsc::Receiver<Vec<u8>>>,
     _element: PhantomData<T>,
 }
 
@@ -635,7 +635,7 @@ impl<T: Element, const D: usize> Fence<T, D> {
     /// [`Error::DryRun`] in a dry run, [`Error::Stopped`] if the runtime stopped first.
     pub fn wait(self) -> Result<Vec<T>, Error> {
         let rx = self.data.ok_or(Error::DryRun(self.task))?;
-        let bytes = rx.recv().map_err(|_| Error::Stopped(self.task))?.map_err(|_| Error::Stopped(self.task))?;
+        let bytes = rx.recv().map_err(|_| Error::Stopped(self.task))?;
         let n = bytes.len() / std::mem::size_of::<T>();
         let mut out = vec![<T as bytemuck::Zeroable>::zeroed(); n];
         bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&bytes[..n * std::mem::size_of::<T>()]);

@@ -527,8 +527,11 @@ impl TaskManager {
     }
 
     fn generate_horizon(&mut self) {
-        let h = self.insert_sync_task(TaskKind::Horizon);
+        // The baseline is the critical path *before* the horizon: the horizon sits one step beyond the front, beside
+        // the next task of a chain rather than before it, so counting its own step would space horizons
+        // `horizon_step + 1` apart (Celerity sets the baseline first, too).
         self.critical_path_at_horizon = self.max_critical_path;
+        let h = self.insert_sync_task(TaskKind::Horizon);
         if let Some(previous) = self.current_horizon.replace(h) {
             self.apply_epoch(previous);
         }

@@ -116,6 +116,15 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "logs each rank's device (at any log level)",
     },
     EnvVar {
+        name: PIN,
+        accepted: "off, auto, or a list of cores (e.g. 3,7 or 0-3)",
+        default: "auto",
+        effect: "pins each rank's runtime thread to a core of its own: auto picks one from the rank's allowed cores \
+                 (its share of them when ranks share the set) and gives the application thread the others, and pins \
+                 nothing where the rank has fewer than two cores; a list gives node-local rank r the list's \
+                 (r mod length)-th core",
+    },
+    EnvVar {
         name: INJECT_FAULT,
         accepted: "device-lost@N (N an integer >= 1)",
         default: "unset (no fault)",
@@ -157,6 +166,21 @@ pub const PRINT_DEVICE: &str = "CELER_PRINT_DEVICE";
 pub const CHECK_BOUNDS: &str = "CELER_CHECK_BOUNDS";
 /// `CELER_INJECT_FAULT`.
 pub const INJECT_FAULT: &str = "CELER_INJECT_FAULT";
+/// `CELER_PIN`.
+pub const PIN: &str = "CELER_PIN";
+
+/// `CELER_PIN`: where the runtime thread runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Pinning {
+    /// Nothing is pinned: the operating system (or `mpirun`'s binding) places the threads.
+    Off,
+    /// A core of its own for the runtime thread from the rank's allowed cores, the rest for the application
+    /// thread, where the rank has at least two cores (see `runtime::pin` for the rule).
+    #[default]
+    Auto,
+    /// The runtime thread of node-local rank `r` runs on core `cores[r % cores.len()]`; nothing else is pinned.
+    Cores(Vec<usize>),
+}
 
 /// The stall timeout when `CELER_STALL_TIMEOUT` is unset: long enough for any single kernel or transfer of a
 /// sane program, short enough that a hung CI job says why well before it is killed.
@@ -211,6 +235,8 @@ pub struct RuntimeConfig {
     pub check_bounds: bool,
     /// `CELER_INJECT_FAULT=device-lost@N`: the GPU poll at which to simulate a lost device (testing only).
     pub inject_device_lost: Option<u64>,
+    /// `CELER_PIN`: where the runtime thread runs.
+    pub pin: Pinning,
 }
 
 impl Default for RuntimeConfig {
@@ -230,6 +256,7 @@ impl Default for RuntimeConfig {
             print_device: false,
             check_bounds: false,
             inject_device_lost: None,
+            pin: Pinning::Auto,
         }
     }
 }
@@ -320,8 +347,33 @@ impl RuntimeConfig {
             let n = v.strip_prefix("device-lost@").and_then(|n| n.parse::<u64>().ok()).filter(|&n| n >= 1);
             config.inject_device_lost = Some(n.ok_or_else(|| bad(INJECT_FAULT, &v))?);
         }
+        if let Some(v) = get(PIN) {
+            config.pin = match v.to_ascii_lowercase().as_str() {
+                "auto" => Pinning::Auto,
+                "off" | "none" => Pinning::Off,
+                _ => Pinning::Cores(core_list(&v).ok_or_else(|| bad(PIN, &v))?),
+            };
+        }
         Ok(config)
     }
+}
+
+/// A list of cores: comma-separated indices and inclusive ranges (`0-3,8`), at least one core.
+fn core_list(v: &str) -> Option<Vec<usize>> {
+    let mut cores = Vec::new();
+    for part in v.split(',').map(str::trim) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?);
+                if a > b || b - a >= 1 << 16 {
+                    return None;
+                }
+                cores.extend(a..=b);
+            }
+            None => cores.push(part.parse::<usize>().ok()?),
+        }
+    }
+    (!cores.is_empty()).then_some(cores)
 }
 
 /// An on/off value.
@@ -368,6 +420,7 @@ mod tests {
             (PRINT_DEVICE, "1"),
             (CHECK_BOUNDS, "on"),
             (INJECT_FAULT, "device-lost@3"),
+            (PIN, "0-2,7"),
         ])
         .unwrap();
         assert_eq!(c.log_level, log::LevelFilter::Debug);
@@ -385,6 +438,9 @@ mod tests {
         assert!(c.print_device);
         assert!(c.check_bounds);
         assert_eq!(c.inject_device_lost, Some(3));
+        assert_eq!(c.pin, Pinning::Cores(vec![0, 1, 2, 7]));
+        assert_eq!(with(&[(PIN, "OFF")]).unwrap().pin, Pinning::Off);
+        assert_eq!(with(&[(PIN, "auto")]).unwrap().pin, Pinning::Auto);
         assert_eq!(with(&[(STALL_TIMEOUT, "OFF")]).unwrap().stall_timeout, None);
     }
 
@@ -411,6 +467,9 @@ mod tests {
             (CHECK_BOUNDS, "debug", "on, off"),
             (INJECT_FAULT, "device-lost@0", "device-lost@N"),
             (INJECT_FAULT, "oom", "device-lost@N"),
+            (PIN, "fast", "a list of cores"),
+            (PIN, "3-1", "a list of cores"),
+            (PIN, "1,,2", "a list of cores"),
         ] {
             let e = with(&[(var, value)]).unwrap_err();
             assert_eq!(e.variable, var);
@@ -436,9 +495,10 @@ mod tests {
             DEVICES,
             PRINT_DEVICE,
             INJECT_FAULT,
+            PIN,
         ] {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 13);
+        assert_eq!(names.len(), 14);
     }
 }

@@ -28,6 +28,6 @@ pub mod startup;
 pub mod trace;
 
 pub use cdag::{CdagConfig, CommandGraphGenerator};
-pub use config::{ConfigError, RuntimeConfig};
+pub use config::{ConfigError, Pinning, RuntimeConfig};
 pub use sim::Simulation;
 pub use startup::StartError;

@@ -1,0 +1,364 @@
+//! Progress: posting header receives, handling completed requests, matching headers to expects, finishing transfers.
+
+use super::header::{Header, HEADER_LEN};
+use super::state::{Expect, ExpectKind, Inbound, Op};
+use super::{
+    geometry, AllocLayout, BoxList, Completion, CompletionKind, GatherPiece, Gathered, TransferEngine, TransferError,
+    HEADER_SLOTS, HEADER_TAG,
+};
+use crate::mpi::{Communicator, Completed, Rank, RawRequest, Tag, ANY_SOURCE};
+
+impl<'c> TransferEngine<'c> {
+    /// The next payload tag: `1..=tag_ub`, wrapping, in this device's residue class (`device + 1` modulo the
+    /// device count), so payloads from different devices of one rank never share a tag.
+    pub(super) fn next_payload_tag(&mut self) -> Tag {
+        let tag = self.next_tag;
+        let step = self.comms.len() as Tag;
+        self.next_tag = if tag > self.comm.tag_ub() - step { HEADER_TAG + 1 + self.device as Tag } else { tag + step };
+        tag
+    }
+
+    /// This engine's node: `rank × devices + device`.
+    pub(super) fn node(&self) -> Rank {
+        self.comm.rank() * self.comms.len() as Rank + self.device as Rank
+    }
+
+    /// How many nodes there are: ranks × devices.
+    pub(super) fn nodes(&self) -> Rank {
+        self.comm.size() * self.comms.len() as Rank
+    }
+
+    /// The communicator and rank that reach node `n`.
+    pub(super) fn route(&self, n: Rank) -> (&'c Communicator, Rank) {
+        let d = self.comms.len() as Rank;
+        (self.comms[(n % d) as usize], n / d)
+    }
+
+    pub(super) fn push_request(&mut self, request: RawRequest, op: Op) {
+        self.requests.push(request);
+        self.ops.push(op);
+    }
+
+    /// Posts the header receive of `slot`.
+    pub(super) fn post_header_recv(&mut self, slot: usize) -> Result<(), TransferError> {
+        debug_assert!(slot < HEADER_SLOTS);
+        // SAFETY: `header_bufs` holds HEADER_SLOTS * HEADER_LEN bytes, so the slot's range is in
+        // bounds. The buffer is allocated once in `new`, never resized, read only through raw
+        // pointers after the slot's receive completed (`handle`), and freed only after every
+        // receive has completed or been leaked (`Drop`). No other receive uses this slot: a slot
+        // is re-posted only after its previous receive completed.
+        let ptr = unsafe { self.header_bufs.as_mut_ptr().add(slot * HEADER_LEN) };
+        // SAFETY: as above: the slot is writable for HEADER_LEN bytes and untouched until the
+        // request completes.
+        let request = unsafe { self.comm.irecv_raw(ptr, HEADER_LEN, ANY_SOURCE, HEADER_TAG) }?;
+        self.push_request(request, Op::Header { slot });
+        Ok(())
+    }
+
+    /// Moves the requests `MPI_Testsome` found complete out of the request array, into `finished`.
+    pub(super) fn remove_done(&mut self) {
+        // Descending, so that each swap_remove moves an entry that is not complete.
+        self.done.sort_unstable_by_key(|c| std::cmp::Reverse(c.index));
+        if self.finished_pos == self.finished.len() {
+            self.finished.clear();
+            self.finished_pos = 0;
+        }
+        for c in &self.done {
+            debug_assert!(self.requests[c.index].is_null(), "MPI_Testsome nulls completed requests");
+            self.requests.swap_remove(c.index);
+            let op = self.ops.swap_remove(c.index);
+            self.finished.push((op, *c));
+        }
+    }
+
+    /// Handles completed requests in `finished`, stopping at the first error.
+    pub(super) fn handle_finished(&mut self) -> Result<(), TransferError> {
+        while self.finished_pos < self.finished.len() {
+            let (op, c) = self.finished[self.finished_pos];
+            self.finished_pos += 1;
+            self.handle(op, &c)?;
+        }
+        Ok(())
+    }
+
+    /// Handles one completed request.
+    pub(super) fn handle(&mut self, op: Op, c: &Completed) -> Result<(), TransferError> {
+        match op {
+            Op::Header { slot } => {
+                let mut raw = [0u8; HEADER_LEN];
+                if c.result().is_ok() {
+                    // SAFETY: the slot's receive has completed, so MPI no longer writes it; the
+                    // range lies in `header_bufs` (see `post_header_recv`), and `raw` is a local.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            self.header_bufs.as_ptr().add(slot * HEADER_LEN),
+                            raw.as_mut_ptr(),
+                            HEADER_LEN,
+                        )
+                    };
+                }
+                // Keep receiving headers whatever this one holds.
+                self.post_header_recv(slot)?;
+                c.result().map_err(|error| TransferError::HeaderReceiveFailed { error })?;
+                let bad = |reason| TransferError::BadHeader { sender: c.source, len: c.bytes, reason };
+                if c.bytes != HEADER_LEN {
+                    return Err(bad("its length is not the header length (104 bytes)"));
+                }
+                let header = Header::decode(&raw).map_err(|e| bad(e.reason()))?;
+                if header.sender / self.comms.len() as Rank != c.source {
+                    return Err(bad("the sender rank it names is not the rank it came from"));
+                }
+                match self.expect_by_key.get(&header.key) {
+                    Some(&idx) => {
+                        check_header(self.expects.get(idx), &header)?;
+                        self.accept(idx, &header)?;
+                        self.complete_if_done(idx);
+                    }
+                    None => self.unmatched.push(header),
+                }
+            }
+            Op::Send { out } => {
+                let o = self.outbound.get_mut(out);
+                c.result().map_err(|error| TransferError::SendFailed { key: o.key, target: o.target, error })?;
+                o.pending -= 1;
+                if o.pending == 0 {
+                    let o = self.outbound.remove(out);
+                    self.pool.give(o.staging);
+                    self.ready.push(Completion { token: o.token, key: o.key, kind: CompletionKind::Sent });
+                }
+            }
+            Op::RecvChunk { inb, len } => {
+                let i = self.inbound.get_mut(inb);
+                let key = self.expects.get(i.expect).key;
+                c.result().map_err(|error| TransferError::ReceiveFailed {
+                    key,
+                    sender: i.sender,
+                    bounds: i.bounds,
+                    error,
+                })?;
+                if c.bytes != len {
+                    return Err(TransferError::PayloadLength {
+                        key,
+                        sender: i.sender,
+                        bounds: i.bounds,
+                        got: c.bytes,
+                        expected: len,
+                    });
+                }
+                i.pending -= 1;
+                if i.pending == 0 {
+                    self.finish_inbound(inb);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers `expect`, matches the headers that arrived before it, and checks whether it is
+    /// already complete. On a header error nothing stays registered and the headers stay kept.
+    pub(super) fn register(&mut self, expect: Expect) -> Result<(), TransferError> {
+        let key = expect.key;
+        let idx = self.expects.insert(expect);
+        // Check all early headers before accepting any, so that an error leaves no trace. They
+        // are entered provisionally so that they are also checked against each other.
+        let mut check = Ok(());
+        for h in self.unmatched.iter().filter(|h| h.key == key) {
+            let e = self.expects.get_mut(idx);
+            check = check_header(e, h);
+            if check.is_err() {
+                break;
+            }
+            match e.kind {
+                ExpectKind::Region { .. } | ExpectKind::Pieces { .. } => e.received.push(h.bounds),
+                ExpectKind::Gather { .. } => {
+                    e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() })
+                }
+            }
+        }
+        let e = self.expects.get_mut(idx);
+        e.received.clear();
+        e.pieces.clear();
+        if let Err(err) = check {
+            let e = self.expects.remove(idx);
+            self.recycle_expect(e);
+            return Err(err);
+        }
+        self.expect_by_key.insert(key, idx);
+        let mut i = 0;
+        while i < self.unmatched.len() {
+            if self.unmatched[i].key == key {
+                let h = self.unmatched.swap_remove(i);
+                self.accept(idx, &h)?;
+            } else {
+                i += 1;
+            }
+        }
+        self.complete_if_done(idx);
+        Ok(())
+    }
+
+    /// Enters header `h` (already checked) into expect `idx` and posts its payload receives. The
+    /// caller then calls `complete_if_done`: an empty header may have been the last one missing.
+    pub(super) fn accept(&mut self, idx: usize, h: &Header) -> Result<(), TransferError> {
+        let e = self.expects.get_mut(idx);
+        let piece = match e.kind {
+            ExpectKind::Region { .. } => {
+                if h.bounds.is_empty() {
+                    return Ok(());
+                }
+                e.received.push(h.bounds);
+                e.received_volume += h.bounds.volume();
+                None
+            }
+            ExpectKind::Pieces { .. } => {
+                if h.bounds.is_empty() {
+                    return Ok(());
+                }
+                e.received.push(h.bounds);
+                e.received_volume += h.bounds.volume();
+                e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() });
+                Some(e.pieces.len() - 1)
+            }
+            ExpectKind::Gather { .. } => {
+                e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() });
+                Some(e.pieces.len() - 1)
+            }
+        };
+        if h.bytes == 0 {
+            return Ok(());
+        }
+        e.outstanding += 1;
+        let staging = self.pool.take(h.bytes);
+        let inb = self.inbound.insert(Inbound {
+            expect: idx,
+            sender: h.sender,
+            bounds: h.bounds,
+            staging,
+            pending: h.chunks(),
+            piece,
+        });
+        let base = self.inbound.get_mut(inb).staging.as_mut_ptr();
+        for k in 0..h.chunks() {
+            let offset = k * h.chunk;
+            let len = h.chunk.min(h.bytes - offset);
+            let source = h.sender / self.comms.len() as Rank;
+            // SAFETY: `offset + len <= h.bytes`, the length of the inbound staging buffer, which
+            // `self.inbound[inb]` owns. It is neither resized nor read until all of its receives
+            // have completed (`pending` reaches 0, then `finish_inbound`), and `Drop` completes or
+            // leaks it before freeing. Distinct chunks are disjoint ranges.
+            let request = unsafe { self.comm.irecv_raw(base.add(offset), len, source, h.tag) }?;
+            self.push_request(request, Op::RecvChunk { inb, len });
+        }
+        Ok(())
+    }
+
+    /// A payload has fully arrived: unpack it (region) or keep it (gather).
+    pub(super) fn finish_inbound(&mut self, inb: usize) {
+        let Inbound { expect, bounds, staging, piece, .. } = self.inbound.remove(inb);
+        let e = self.expects.get_mut(expect);
+        match e.kind {
+            ExpectKind::Region { layout, dst } => {
+                // SAFETY: `expect`'s caller guaranteed that `dst` holds `layout` and that the cells
+                // of the region are ours to write until the completion is returned, which has not
+                // happened yet (this payload is outstanding). `check_header` proved `bounds` lies
+                // in the region (so in `layout.bounds`) and that `staging` has its byte size.
+                unsafe { geometry::unpack_to_ptr(&layout, dst, &bounds, &staging) };
+                self.pool.give(staging);
+            }
+            ExpectKind::Gather { .. } | ExpectKind::Pieces { .. } => {
+                e.pieces[piece.expect("gather and piece payloads belong to a piece")].bytes = staging;
+            }
+        }
+        e.outstanding -= 1;
+        self.complete_if_done(expect);
+    }
+
+    /// Completes expect `idx` if all its data is in.
+    pub(super) fn complete_if_done(&mut self, idx: usize) {
+        let e = self.expects.get(idx);
+        let done = e.outstanding == 0
+            && match e.kind {
+                ExpectKind::Region { .. } | ExpectKind::Pieces { .. } => e.received_volume == e.region_volume,
+                ExpectKind::Gather { senders } => e.pieces.len() == senders,
+            };
+        if !done {
+            return;
+        }
+        let mut e = self.expects.remove(idx);
+        self.expect_by_key.remove(&e.key);
+        let kind = match e.kind {
+            ExpectKind::Region { .. } => CompletionKind::Received,
+            ExpectKind::Pieces { .. } => {
+                let pieces = std::mem::take(&mut e.pieces);
+                self.gathered.push(Gathered { key: e.key, pieces });
+                CompletionKind::Received
+            }
+            ExpectKind::Gather { .. } => {
+                let mut pieces = std::mem::take(&mut e.pieces);
+                pieces.sort_unstable_by_key(|p| p.sender);
+                self.gathered.push(Gathered { key: e.key, pieces });
+                CompletionKind::Gathered
+            }
+        };
+        self.ready.push(Completion { token: e.token, key: e.key, kind });
+        self.recycle_expect(e);
+    }
+
+    /// Keeps an expect's vectors for reuse.
+    pub(super) fn recycle_expect(&mut self, mut e: Expect) {
+        for mut v in [std::mem::take(&mut e.region), std::mem::take(&mut e.received)] {
+            if v.capacity() > 0 {
+                v.clear();
+                self.spare_boxes.push(v);
+            }
+        }
+        if e.pieces.capacity() > 0 {
+            for piece in e.pieces.drain(..) {
+                self.pool.give(piece.bytes);
+            }
+            self.spare_pieces.push(e.pieces);
+        }
+    }
+}
+
+/// Checks header `h` against expect `e` (and the boxes or senders it has already seen): the
+/// matching rules of the module documentation.
+pub(super) fn check_header(e: &Expect, h: &Header) -> Result<(), TransferError> {
+    let (key, sender, bounds) = (e.key, h.sender, h.bounds);
+    match e.kind {
+        ExpectKind::Region { layout: AllocLayout { elem_size, .. }, .. } | ExpectKind::Pieces { elem_size } => {
+            let expected = bounds.checked_volume().and_then(|v| v.checked_mul(elem_size));
+            if expected != Some(h.bytes) {
+                return Err(TransferError::LengthMismatch {
+                    key,
+                    sender,
+                    bounds,
+                    bytes: h.bytes,
+                    elem_size,
+                    expected: expected.unwrap_or(usize::MAX),
+                });
+            }
+            if bounds.is_empty() {
+                return Ok(());
+            }
+            // The region's boxes are disjoint, so `bounds` lies in their union exactly when the
+            // parts of it inside each box add up to all of it.
+            let inside: usize = e.region.iter().map(|r| r.intersection(&bounds).volume()).sum();
+            if inside != bounds.volume() {
+                return Err(TransferError::OutsideRegion { key, sender, bounds, region: BoxList(e.region.clone()) });
+            }
+            if let Some(r) = e.received.iter().find(|r| r.intersects(&bounds)) {
+                return Err(TransferError::Duplicate { key, sender, bounds, overlap: r.intersection(&bounds) });
+            }
+        }
+        ExpectKind::Gather { senders } => {
+            if e.pieces.iter().any(|p| p.sender == sender) {
+                return Err(TransferError::DuplicateSender { key, sender, bounds });
+            }
+            if e.pieces.len() >= senders {
+                return Err(TransferError::TooManySenders { key, sender, bounds, expected: senders });
+            }
+        }
+    }
+    Ok(())
+}

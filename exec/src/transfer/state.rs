@@ -1,0 +1,155 @@
+//! The engine's bookkeeping: what each MPI request belongs to, sends and receives in flight, expects, pools.
+
+use super::{AllocLayout, CellBox, GatherPiece, Rank, Token, TransferKey, MAX_POOLED};
+
+/// What an entry of the request array belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    /// The header receive of slot `slot` of `header_bufs`.
+    Header { slot: usize },
+    /// The header or one payload message of outbound transfer `out`.
+    Send { out: usize },
+    /// One payload message of `len` bytes for inbound payload `inb`.
+    RecvChunk { inb: usize, len: usize },
+}
+
+/// A send whose messages are in flight.
+#[derive(Debug)]
+pub(super) struct Outbound {
+    pub(super) key: TransferKey,
+    pub(super) token: Token,
+    pub(super) target: Rank,
+    /// The header (first [`HEADER_LEN`] bytes), then the packed payload. MPI reads it until every
+    /// message has completed.
+    pub(super) staging: Vec<u8>,
+    /// Messages not yet completed.
+    pub(super) pending: usize,
+}
+
+/// A payload being received for an expect.
+#[derive(Debug)]
+pub(super) struct Inbound {
+    /// Index of the expect in `expects`.
+    pub(super) expect: usize,
+    pub(super) sender: Rank,
+    pub(super) bounds: CellBox,
+    /// MPI writes the payload here until every message has completed.
+    pub(super) staging: Vec<u8>,
+    /// Messages not yet completed.
+    pub(super) pending: usize,
+    /// For a gather: the index of the sender's piece.
+    pub(super) piece: Option<usize>,
+}
+
+/// Where an expect's data goes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum ExpectKind {
+    /// Unpacked into the caller's allocation at `dst`.
+    Region { layout: AllocLayout, dst: *mut u8 },
+    /// Kept per sender; complete after `senders` headers.
+    Gather { senders: usize },
+    /// A region whose payloads are kept as they arrive (packed, one piece per box sent), for the caller to take
+    /// with [`TransferEngine::take_gathered`] once every cell is in.
+    Pieces { elem_size: usize },
+}
+
+/// A registered expect.
+#[derive(Debug)]
+pub(super) struct Expect {
+    pub(super) key: TransferKey,
+    pub(super) token: Token,
+    pub(super) kind: ExpectKind,
+    /// The expected boxes, disjoint and non-empty (region expects only).
+    pub(super) region: Vec<CellBox>,
+    pub(super) region_volume: usize,
+    /// Boxes announced so far (region expects only).
+    pub(super) received: Vec<CellBox>,
+    pub(super) received_volume: usize,
+    /// One piece per announcing sender (gathers only).
+    pub(super) pieces: Vec<GatherPiece>,
+    /// Payloads announced but not yet fully received.
+    pub(super) outstanding: usize,
+}
+
+/// A vector with stable indices and a free list.
+#[derive(Debug)]
+pub(super) struct Slab<T> {
+    pub(super) entries: Vec<Option<T>>,
+    pub(super) free: Vec<usize>,
+    pub(super) live: usize,
+}
+
+impl<T> Slab<T> {
+    pub(super) fn new() -> Self {
+        Slab { entries: Vec::new(), free: Vec::new(), live: 0 }
+    }
+
+    pub(super) fn insert(&mut self, value: T) -> usize {
+        self.live += 1;
+        match self.free.pop() {
+            Some(i) => {
+                self.entries[i] = Some(value);
+                i
+            }
+            None => {
+                self.entries.push(Some(value));
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    pub(super) fn remove(&mut self, i: usize) -> T {
+        let value = self.entries[i].take().expect("slab entry is live");
+        self.free.push(i);
+        self.live -= 1;
+        value
+    }
+
+    pub(super) fn get(&self, i: usize) -> &T {
+        self.entries[i].as_ref().expect("slab entry is live")
+    }
+
+    pub(super) fn get_mut(&mut self, i: usize) -> &mut T {
+        self.entries[i].as_mut().expect("slab entry is live")
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().flatten()
+    }
+}
+
+/// Staging buffers kept for reuse, so that a steady state allocates nothing.
+#[derive(Debug, Default)]
+pub(super) struct StagingPool {
+    pub(super) free: Vec<Vec<u8>>,
+}
+
+impl StagingPool {
+    /// A buffer of exactly `len` bytes (contents unspecified): the smallest pooled one that holds
+    /// `len` without growing, else the largest one, grown.
+    pub(super) fn take(&mut self, len: usize) -> Vec<u8> {
+        let fit = self
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i)
+            .or_else(|| self.free.iter().enumerate().max_by_key(|(_, b)| b.capacity()).map(|(i, _)| i));
+        let mut buf = match fit {
+            Some(i) => self.free.swap_remove(i),
+            None => Vec::new(),
+        };
+        // Shrinking only truncates; growing zero-fills the new part once. TODO(perf): skip the
+        // zero-fill of buffers MPI is about to overwrite.
+        buf.resize(len, 0);
+        buf
+    }
+
+    /// Returns a buffer for reuse.
+    pub(super) fn give(&mut self, buf: Vec<u8>) {
+        if buf.capacity() > 0 && self.free.len() < MAX_POOLED {
+            self.free.push(buf);
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Device allocations: each buffer's one allocation per rank, grown to cover what commands need, with look-ahead.
+
+use std::sync::Arc;
+
+use celer_exec::gpu::DeviceAllocation;
+use celer_graph::{BufferId, CommandKind, GridBox};
+
+use super::batch::GpuOp;
+use super::error::RuntimeError;
+use super::{box3, RankLoop};
+
+/// What the runtime thread owns for one buffer.
+pub(super) struct BufferState {
+    pub(super) dims: usize,
+    pub(super) extent: GridBox,
+    pub(super) elem_size: usize,
+    /// The device allocation: the bounding box of what this rank's commands touched so far (none before the
+    /// first), grown with a copy when a command needs more ([`RankLoop::cover`]).
+    pub(super) device: Option<DeviceAllocation>,
+    /// The data the buffer was created with (every rank holds it): cells an allocation newly covers start from it.
+    pub(super) init: Option<Arc<Vec<u8>>>,
+    /// How often the allocation grew after its first, for the regrowth warning.
+    pub(super) growths: u32,
+}
+
+/// After this many growths of one buffer's allocation, a rank warns (once per buffer).
+pub(super) const GROWTH_WARNING: u32 = 4;
+
+impl RankLoop<'_> {
+    /// Makes `buffer`'s allocation cover `region` (a buffer's first allocation is the first region a command needs;
+    /// one that does not cover a later region grows to the bounding box of both, copying what it held). The batch
+    /// collected so far is submitted first, so that each operation of a batch names one allocation of its buffer.
+    /// Cells an allocation newly covers start from the buffer's creation data (zeros without), which is what every
+    /// rank holds of cells no task wrote; cells written elsewhere arrive by await-push before anything reads them.
+    /// Call it before adding the command's own operations.
+    pub(super) fn cover(&mut self, buffer: BufferId, region: &GridBox) -> Result<(), RuntimeError> {
+        let state = self.buffers.get(&buffer).ok_or(RuntimeError::UnknownBuffer { buffer })?;
+        let want = if region.is_empty() {
+            if state.device.is_some() {
+                return Ok(());
+            }
+            // An accessor that touches nothing still binds an allocation: its first cell.
+            let lo = state.extent.min();
+            GridBox::new(lo, [lo[0] + 1, lo[1] + 1, lo[2] + 1])
+        } else {
+            *region
+        };
+        if state.device.as_ref().is_some_and(|d| d.bounds().contains(&box3(&want))) {
+            return Ok(());
+        }
+        // Look ahead: the queued commands' needs of this buffer join the allocation now, so that an access pattern
+        // that widens over the next commands (a buffer read one to one, then with a halo) allocates once.
+        let ahead = self.needs_ahead(buffer);
+        self.flush()?;
+        let state = self.buffers.get_mut(&buffer).expect("checked above");
+        let old = state.device.take();
+        let old_box = old.as_ref().map(|d| GridBox::new(d.bounds().min(), d.bounds().max()));
+        let mut bounds = old_box.map_or(want, |o| o.bounding_box(&want));
+        if let Some(ahead) = ahead {
+            bounds = bounds.bounding_box(&ahead);
+        }
+        let new = self.gpu.allocate(box3(&bounds), state.elem_size).map_err(|source| RuntimeError::Allocation {
+            buffer,
+            bounds,
+            source: Box::new(source),
+        })?;
+        self.stats.device_bytes += new.bytes() as u64;
+        if let Some(old) = &old {
+            self.stats.device_bytes -= old.bytes() as u64;
+        }
+        state.device = Some(new);
+        let mut fresh = Vec::new();
+        match old_box {
+            Some(o) => bounds.subtract_into(&o, |b| fresh.push(b)),
+            None => fresh.push(bounds),
+        }
+        if let Some(old) = old {
+            state.growths += 1;
+            self.stats.growths += 1;
+            if state.growths == GROWTH_WARNING {
+                log::warn!(
+                    "buffer {buffer}'s allocation on this rank grew {GROWTH_WARNING} times (now {bounds}); each growth \
+                     copies it: access the whole region a rank will use early (or in larger pieces)"
+                );
+            }
+            self.pending.push(GpuOp::Grow { buffer, old });
+        }
+        for b in fresh {
+            let (bytes, src) = match &state.init {
+                Some(init) => (Arc::clone(init), state.extent),
+                None => (Arc::new(vec![0u8; b.area() * state.elem_size]), b),
+            };
+            let context = format!("initial contents of buffer {buffer}");
+            self.pending.push(GpuOp::Upload { buffer, region: b, bytes, bounds: src, context });
+        }
+        Ok(())
+    }
+
+    /// Adds a download to the step's batch; returns its slot.
+    /// The bounding box of what the first `lookahead` queued commands will need of `buffer` on this rank (their
+    /// executions' mapped regions, pushes, await-pushes), or `None`.
+    pub(super) fn needs_ahead(&self, buffer: BufferId) -> Option<GridBox> {
+        let state = self.buffers.get(&buffer)?;
+        let mut bounds: Option<GridBox> = None;
+        let mut add = |b: GridBox| {
+            if !b.is_empty() {
+                bounds = Some(bounds.map_or(b, |a| a.bounding_box(&b)));
+            }
+        };
+        for cmd in self.commands.iter().take(self.lookahead) {
+            match &cmd.kind {
+                CommandKind::Execution { task, chunk, .. } => {
+                    let Some(task) = self.tm.task(*task) else { continue };
+                    for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer) {
+                        if let Ok(region) = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims) {
+                            add(region.bounding_box());
+                        }
+                    }
+                }
+                CommandKind::Push { transfer, targets } if transfer.buffer == buffer => {
+                    for (_, region) in targets {
+                        add(region.bounding_box());
+                    }
+                }
+                CommandKind::AwaitPush { transfer, region } if transfer.buffer == buffer => add(region.bounding_box()),
+                _ => {}
+            }
+        }
+        bounds
+    }
+}

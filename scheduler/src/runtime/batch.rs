@@ -1,0 +1,232 @@
+//! The step's GPU batch: the operations started commands collect, recorded and submitted as one batch.
+
+use std::sync::Arc;
+
+use celer_exec::gpu::{Access, Box3, DeviceAllocation, Launch};
+use celer_graph::{AccessMode, BufferId, GridBox};
+
+use super::commands::{AfterGpu, InFlight};
+use super::error::{gpu_op, RuntimeError};
+use super::kernel::{CheckInfo, PendingCheck};
+use super::{box3, RankLoop};
+
+/// A kernel dispatch whose command started in this step, recorded with the other GPU work of the step into one
+/// batch.
+pub(super) struct PreparedKernel {
+    pub(super) kernel: celer_exec::gpu::KernelId,
+    pub(super) launch: Launch,
+    pub(super) accesses: Vec<(BufferId, AccessMode)>,
+    pub(super) scalars: Vec<u32>,
+    /// Reduction buffers to reset to the operation's identity first.
+    pub(super) identities: Vec<(BufferId, Vec<u8>)>,
+    /// Names rank, command and task in errors.
+    pub(super) context: String,
+    /// With `CELER_CHECK_BOUNDS`: what the checked dispatch compares against and names in its report.
+    pub(super) check: Option<Box<CheckInfo>>,
+}
+
+/// GPU work a command started in this loop step. The step collects all of it and submits it as one batch at its
+/// end ([`RankLoop::flush`]), in the order the commands started, so a step that uploads a received halo, runs the
+/// kernels that read it and downloads what the next push sends costs one submission, not three.
+pub(super) enum GpuOp {
+    Kernel(PreparedKernel),
+    /// Copies `region` to the device from host bytes holding the cells of box `bounds` (which contains `region`)
+    /// row-major; several uploads may share one received buffer.
+    Upload {
+        buffer: BufferId,
+        region: GridBox,
+        bytes: Arc<Vec<u8>>,
+        bounds: GridBox,
+        context: String,
+    },
+    /// Copies what the buffer's previous allocation held into its new one (a growth); the old one is freed once
+    /// the batch is submitted (batches in flight keep its memory until they complete).
+    Grow {
+        buffer: BufferId,
+        old: DeviceAllocation,
+    },
+    /// Copies a box of the device allocation back; filled into download slot `slot` of the step.
+    Download {
+        buffer: BufferId,
+        region: GridBox,
+        slot: usize,
+        context: String,
+    },
+}
+
+/// Where a command's GPU work is: in a submitted batch, or in the one this step is still collecting (every step
+/// submits what it collected before it ends, and [`RankLoop::flush`] turns `Open` into `Submitted`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum GpuRef {
+    Submitted(celer_exec::gpu::BatchId),
+    Open,
+}
+
+/// A download of a command's GPU work: a slot of the step's collected batch until it is submitted.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Dl {
+    Slot(usize),
+    Ready(celer_exec::gpu::DownloadId),
+}
+
+impl Dl {
+    pub(super) fn id(self) -> Result<celer_exec::gpu::DownloadId, RuntimeError> {
+        match self {
+            Dl::Ready(id) => Ok(id),
+            Dl::Slot(_) => Err(RuntimeError::Internal("a download was read before its batch was submitted")),
+        }
+    }
+
+    pub(super) fn resolve(&mut self, ids: &[celer_exec::gpu::DownloadId]) {
+        if let Dl::Slot(i) = *self {
+            *self = Dl::Ready(ids[i]);
+        }
+    }
+}
+
+impl RankLoop<'_> {
+    pub(super) fn pend_download(&mut self, buffer: BufferId, region: GridBox, context: &str) -> Dl {
+        let slot = self.pending_downloads;
+        self.pending_downloads += 1;
+        self.pending.push(GpuOp::Download { buffer, region, slot, context: context.to_string() });
+        Dl::Slot(slot)
+    }
+
+    /// Hands out a reference to the step's batch.
+    pub(super) fn open(&mut self) -> GpuRef {
+        self.open_refs = true;
+        GpuRef::Open
+    }
+
+    /// Records the GPU work started in this step into one batch (barriers between dependent operations come from
+    /// the batch's hazard tracking), submits it, and points the commands waiting for it at the submitted batch.
+    pub(super) fn flush(&mut self) -> Result<(), RuntimeError> {
+        if self.pending.is_empty() && !self.open_refs {
+            return Ok(());
+        }
+        let ops = std::mem::take(&mut self.pending);
+        // Checked kernels' bounds records, allocated before the batch borrows the GPU. TODO(perf): pool them; this
+        // is a debugging mode.
+        let mut records = Vec::new();
+        for op in &ops {
+            if let GpuOp::Kernel(PreparedKernel { check: Some(info), context, .. }) = op {
+                let words = celer_exec::gpu::bounds_record_words(info.declared.len());
+                let record = self.gpu.allocate(Box3::d1(0, words), 4).map_err(|source| RuntimeError::GpuOp {
+                    context: format!("{context}: the bounds record of CELER_CHECK_BOUNDS"),
+                    source,
+                })?;
+                records.push(record);
+            }
+        }
+        let mut records = records.into_iter();
+        let mut checks = Vec::new();
+        let mut downloads = Vec::with_capacity(self.pending_downloads);
+        let mut kernels = 0u64;
+        let mut uploads = 0usize;
+        let mut grown = Vec::new();
+        let buffers = &self.buffers;
+        // Every op of a batch names its buffer's current allocation: `cover` submits what was collected before it
+        // grows one.
+        let device = |b: &BufferId, context: &str| -> Result<&DeviceAllocation, RuntimeError> {
+            buffers
+                .get(b)
+                .and_then(|s| s.device.as_ref())
+                .ok_or_else(|| RuntimeError::NoAllocation { context: context.to_string(), buffer: *b })
+        };
+        let mut batch = self.gpu.batch()?;
+        for op in ops {
+            match op {
+                GpuOp::Kernel(k) => {
+                    for (b, bytes) in &k.identities {
+                        let d = device(b, &k.context)?;
+                        let extent = box3(&buffers[b].extent);
+                        batch.upload(d, extent, bytes, extent).map_err(gpu_op(&k.context))?;
+                    }
+                    let mut list = Vec::with_capacity(k.accesses.len());
+                    for (b, mode) in k.accesses.iter() {
+                        let d = device(b, &k.context)?;
+                        list.push(match mode {
+                            AccessMode::Read => Access::read(d),
+                            AccessMode::ReadWrite => Access::read_write(d),
+                            AccessMode::Write | AccessMode::DiscardWrite => Access::write(d),
+                        });
+                    }
+                    if let Some(info) = k.check {
+                        let record = records.next().expect("one record per checked kernel");
+                        let declared: Vec<Box3> = info.declared.iter().map(box3).collect();
+                        let allocations: Vec<Box3> = list.iter().map(|a| a.allocation().bounds()).collect();
+                        let words = celer_exec::gpu::bounds_record_init(&declared, &allocations);
+                        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+                        let all = record.bounds();
+                        batch.upload(&record, all, &bytes, all).map_err(gpu_op(&k.context))?;
+                        batch
+                            .dispatch_checked(k.kernel, k.launch, &list, &k.scalars, &record)
+                            .map_err(gpu_op(&k.context))?;
+                        let download = batch.download(&record, all).map_err(gpu_op(&k.context))?;
+                        checks.push((download, record, info));
+                    } else {
+                        batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(gpu_op(&k.context))?;
+                    }
+                    kernels += 1;
+                }
+                GpuOp::Upload { buffer, region, bytes, bounds, context } => {
+                    batch
+                        .upload(device(&buffer, &context)?, box3(&region), &bytes, box3(&bounds))
+                        .map_err(gpu_op(&context))?;
+                    uploads += 1;
+                }
+                GpuOp::Grow { buffer, old } => {
+                    let context = format!("growing the allocation of {buffer}");
+                    batch.copy(&old, device(&buffer, &context)?, old.bounds()).map_err(gpu_op(&context))?;
+                    grown.push(old);
+                }
+                GpuOp::Download { buffer, region, slot, context } => {
+                    debug_assert_eq!(slot, downloads.len());
+                    let d = device(&buffer, &context)?;
+                    downloads.push(batch.download(d, box3(&region)).map_err(gpu_op(&context))?);
+                }
+            }
+        }
+        let id = batch.submit()?;
+        self.checks.extend(checks.into_iter().map(|(download, record, info)| PendingCheck {
+            batch: id,
+            download,
+            record,
+            info,
+        }));
+        // The submitted batch keeps the old allocations' memory until it completes.
+        for old in grown {
+            self.gpu.free(old);
+        }
+        if self.trace.is_some() {
+            let what = format!("{kernels} kernel(s), {uploads} upload(s), {} download(s)", downloads.len());
+            self.traced_batches.push((id, std::time::Instant::now(), what));
+        }
+        self.pending_downloads = 0;
+        self.open_refs = false;
+        if kernels > 0 {
+            self.stats.kernels += kernels;
+            self.stats.kernel_batches += 1;
+            self.kernel_batches.push((id, std::time::Instant::now()));
+        }
+        for (_, flight) in &mut self.in_flight {
+            if let InFlight::Gpu(r, after) = flight {
+                if *r == GpuRef::Open {
+                    *r = GpuRef::Submitted(id);
+                    match after {
+                        AfterGpu::Done => {}
+                        AfterGpu::Push { downloads: d, .. } => d.iter_mut().for_each(|x| x.0.resolve(&downloads)),
+                        AfterGpu::Reduce { download, .. } => {
+                            if let Some(d) = download {
+                                d.resolve(&downloads);
+                            }
+                        }
+                        AfterGpu::HostInputs { downloads: d, .. } => d.iter_mut().for_each(|x| x.1.resolve(&downloads)),
+                        AfterGpu::Fence { download, .. } => download.resolve(&downloads),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

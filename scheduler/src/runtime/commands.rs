@@ -1,0 +1,201 @@
+//! Starting and finishing commands: what a command in flight waits for, and the dispatch by command kind.
+
+use celer_exec::transfer::{Token, TransferKey};
+use celer_graph::{
+    BufferId, Command, CommandId, CommandKind, EpochAction, GridBox, NodeId, ReductionId, Region, TaskId, TaskKind,
+};
+
+use super::batch::{Dl, GpuRef};
+use super::error::{command_context, failure, RuntimeError};
+use super::host::HostJob;
+use super::{box3, RankLoop};
+
+/// The command in progress and what it waits for.
+pub(super) enum InFlight {
+    /// Waiting for a GPU batch; `then` says what to do once it completes.
+    Gpu(GpuRef, AfterGpu),
+    /// Waiting for the transfer engine to deliver an await-push into host staging.
+    Receive { buffer: BufferId, region: Region, token: Token, since: std::time::Instant, key: TransferKey },
+    /// A host task running on the worker thread since the instant.
+    Host(CommandId, std::time::Instant),
+    /// Waiting for every other rank's partial result of a reduction.
+    Gather { key: TransferKey, reduction: ReductionId },
+    /// A barrier epoch waiting for every rank (then it completes like any epoch).
+    Barrier { request: celer_exec::mpi::RawRequest, task: TaskId },
+}
+
+pub(super) enum AfterGpu {
+    Done,
+    /// Downloads to copy into host staging, then send.
+    Push {
+        buffer: BufferId,
+        downloads: Vec<(Dl, NodeId, GridBox)>,
+        key: TransferKey,
+    },
+    /// The local partial result of a reduction, to combine with the gathered ones.
+    Reduce {
+        buffer: BufferId,
+        reduction: ReductionId,
+        download: Option<Dl>,
+    },
+    /// Downloads of a host task's inputs; then the task goes to the worker.
+    HostInputs {
+        downloads: Vec<(usize, Dl)>,
+        job: Box<HostJob>,
+    },
+    /// A fence read-back to hand to the application.
+    Fence {
+        download: Dl,
+        bytes: usize,
+        task: TaskId,
+    },
+}
+
+impl AfterGpu {
+    /// What the GPU work downloads, for messages (`None`: a kernel, upload or copy, nothing to read back).
+    pub(super) fn download(&self) -> Option<&'static str> {
+        match self {
+            AfterGpu::Done => None,
+            AfterGpu::Push { .. } => Some("download of data to send"),
+            AfterGpu::Reduce { .. } => Some("download of a partial reduction result"),
+            AfterGpu::HostInputs { .. } => Some("download of a host task's inputs"),
+            AfterGpu::Fence { .. } => Some("download of a fence"),
+        }
+    }
+}
+
+impl RankLoop<'_> {
+    /// Starts `cmd` by its kind; returns what it waits for, or `None` if it is complete already.
+    pub(super) fn start(&mut self, cmd: &Command) -> Result<Option<InFlight>, RuntimeError> {
+        let fail = failure(self.node, cmd);
+        match &cmd.kind {
+            CommandKind::Execution { task, chunk, .. } => {
+                let kind = self.tm.task(*task).ok_or_else(|| fail(RuntimeError::TaskPruned))?.kind();
+                if kind == TaskKind::DeviceCompute {
+                    self.start_kernel(cmd, chunk)
+                } else {
+                    self.start_host_task(cmd, *task, chunk)
+                }
+            }
+            CommandKind::Push { transfer, targets } => self.start_push(cmd, transfer, targets),
+            CommandKind::AwaitPush { transfer, region } => match transfer.reduction {
+                Some(reduction) => self.start_gather(cmd, transfer, reduction),
+                None => self.start_await_push(cmd, transfer, region),
+            },
+            CommandKind::Fence { task } => self.start_fence(cmd, *task),
+            CommandKind::Horizon { task } => {
+                self.horizon_reached(*task);
+                Ok(None)
+            }
+            CommandKind::Epoch { task, action: EpochAction::Barrier } => {
+                // Everything local before the epoch has completed (its dependencies); now meet the other ranks.
+                let request = self.comm.ibarrier().map_err(|e| fail(e.into()))?;
+                Ok(Some(InFlight::Barrier { request, task: *task }))
+            }
+            CommandKind::Epoch { task, action } => {
+                self.epoch_reached(*task, *action);
+                Ok(None)
+            }
+            CommandKind::Reduction { reduction, buffer, has_local_contribution } => {
+                self.start_reduction(cmd, *reduction, *buffer, *has_local_contribution)
+            }
+        }
+    }
+
+    /// Advances the command in flight by what it waits for; returns it back if it is not finished.
+    pub(super) fn finish(&mut self, flight: InFlight) -> Result<Option<InFlight>, RuntimeError> {
+        match flight {
+            InFlight::Gpu(r, after) => {
+                let GpuRef::Submitted(id) = r else {
+                    return Err(RuntimeError::Internal("GPU work of a command was never submitted"));
+                };
+                if !self.gpu.is_complete(id) {
+                    return Ok(Some(InFlight::Gpu(r, after)));
+                }
+                match after {
+                    AfterGpu::Done => Ok(None),
+                    AfterGpu::Push { buffer, downloads, key } => {
+                        self.send_pushed(buffer, downloads, key)?;
+                        Ok(None)
+                    }
+                    AfterGpu::Reduce { buffer, reduction, download } => {
+                        self.finish_reduction(buffer, reduction, download).map(Some)
+                    }
+                    AfterGpu::HostInputs { downloads, job } => self.run_host_task(downloads, *job).map(Some),
+                    AfterGpu::Fence { download, bytes, task } => {
+                        self.answer_fence(download, bytes, task)?;
+                        Ok(None)
+                    }
+                }
+            }
+            InFlight::Barrier { mut request, task } => {
+                if !request.test(self.comm)? {
+                    return Ok(Some(InFlight::Barrier { request, task }));
+                }
+                self.epoch_reached(task, EpochAction::Barrier);
+                Ok(None)
+            }
+            InFlight::Gather { key, reduction } => Ok(self.finish_gather(key, reduction)),
+            InFlight::Host(cmd, since) => self.finish_host_task(cmd, since),
+            InFlight::Receive { buffer, region, token, since, key } => {
+                self.finish_await_push(buffer, region, token, since, key)
+            }
+        }
+    }
+
+    /// Collects the download of fence `cmd` of `task`.
+    pub(super) fn start_fence(&mut self, cmd: &Command, task: TaskId) -> Result<Option<InFlight>, RuntimeError> {
+        let fail = failure(self.node, cmd);
+        let t = self.tm.task(task).ok_or_else(|| fail(RuntimeError::TaskPruned))?;
+        let access = t.regions.first().ok_or_else(|| fail(RuntimeError::FenceWithoutBuffer))?;
+        let fenced = access.consumed.bounding_box();
+        let state = &self.buffers[&access.buffer];
+        let bytes = fenced.area() * state.elem_size;
+        let buffer = access.buffer;
+        if !fenced.is_empty() {
+            self.cover(buffer, &fenced).map_err(&fail)?;
+        }
+        let download = self.pend_download(buffer, fenced, &command_context(self.node, cmd, "fence"));
+        Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Fence { download, bytes, task })))
+    }
+
+    /// Hands the fence's downloaded data (`bytes` of them) to the application thread waiting for fence `task`.
+    pub(super) fn answer_fence(&mut self, download: Dl, bytes: usize, task: TaskId) -> Result<(), RuntimeError> {
+        let mut data = vec![0u8; bytes];
+        let t = self.tm.task(task).expect("fence task is live until its epoch");
+        let fenced = t.regions[0].consumed.bounding_box();
+        self.gpu.read_download(download.id()?, &mut data, box3(&fenced))?;
+        if let Some(reply) = self.fences.remove(&task) {
+            let _ = reply.send(data);
+        }
+        Ok(())
+    }
+
+    /// Horizon `task` runs: in order, everything before it has run, so the previous horizon is reached.
+    pub(super) fn horizon_reached(&mut self, task: TaskId) {
+        if let Some(trace) = &mut self.trace {
+            trace.instant(crate::trace::Row::Loop, format!("horizon {task}"), std::time::Instant::now());
+        }
+        // In order, everything before this horizon has run: the previous one is reached.
+        if let Some(prev) = self.last_horizon.replace(task) {
+            self.tm.notify_epoch_reached(prev);
+            self.cdag.notify_epoch_reached(prev);
+        }
+    }
+
+    /// Everything before epoch `task` has completed: prune, answer a waiting application, stop at shutdown.
+    pub(super) fn epoch_reached(&mut self, task: TaskId, action: EpochAction) {
+        if let Some(trace) = &mut self.trace {
+            trace.instant(crate::trace::Row::Loop, format!("epoch {task} ({action:?})"), std::time::Instant::now());
+        }
+        self.last_horizon = None;
+        self.tm.notify_epoch_reached(task);
+        self.cdag.notify_epoch_reached(task);
+        if let Some(reply) = self.epochs.remove(&task) {
+            let _ = reply.send(());
+        }
+        if action == EpochAction::Shutdown {
+            self.shutdown = true;
+        }
+    }
+}

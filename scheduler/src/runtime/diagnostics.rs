@@ -1,0 +1,559 @@
+//! Diagnostics: statistics, the trace's GPU spans, the divergence check, stall and device-loss reports, graph dumps.
+
+use std::collections::VecDeque;
+
+use celer_exec::gpu::OpKind;
+use celer_exec::mpi::Communicator;
+use celer_graph::{BufferId, CommandId, CommandKind, DependencyKind, NodeId, Region, TaskId};
+
+use super::batch::GpuRef;
+use super::commands::InFlight;
+use super::error::RuntimeError;
+use super::kernel::KernelPayload;
+use super::RankLoop;
+use crate::divergence::{read_check, StreamHash};
+
+/// What one rank's runtime did so far: work done, bytes moved, and how its loop spent its time.
+#[derive(Debug, Clone, Default)]
+pub struct RankStats {
+    /// This rank.
+    pub rank: usize,
+    /// Tasks recorded (user tasks, horizons, epochs).
+    pub tasks: u64,
+    /// Commands run.
+    pub commands: u64,
+    /// Kernel dispatches.
+    pub kernels: u64,
+    /// GPU batches submitted for kernels (each holds the kernels started in one loop step).
+    pub kernel_batches: u64,
+    /// Host tasks run.
+    pub host_tasks: u64,
+    /// Kernels whose interior ran before the data they awaited from other ranks arrived (`CELER_OVERLAP`); the
+    /// rest of their chunk ran later, so they count two or more dispatches in `kernels`.
+    pub early_interiors: u64,
+    /// Times a buffer's device allocation grew (beyond its first) to cover what a command needed.
+    pub growths: u64,
+    /// Bytes of device memory this rank's buffers hold now (each buffer's allocation covers what this rank's
+    /// commands touched, not the whole buffer).
+    pub device_bytes: u64,
+    /// Bytes of buffer data sent to other ranks.
+    pub bytes_sent: u64,
+    /// Bytes of buffer data received from other ranks.
+    pub bytes_received: u64,
+    /// Time from submitting each kernel batch to seeing it complete, summed (GPU time plus queueing; batches in
+    /// flight together overlap, so this can exceed wall time).
+    pub kernel_time: std::time::Duration,
+    /// Time from posting each await-push to the data's arrival, summed (waiting for other ranks).
+    pub receive_time: std::time::Duration,
+    /// Time the loop spent in steps that made progress (scheduling, submitting, copying).
+    pub busy: std::time::Duration,
+    /// Time the loop spent polling with nothing to do but wait for the GPU, the network or the host worker.
+    pub idle: std::time::Duration,
+}
+
+/// The warning for a rank whose loop was busier than its GPU: scheduler-bound (tasks too small for the runtime's
+/// per-task cost), if the statistics of a long enough run say so: at least 1000 kernels, the loop busy more than
+/// half the time, kernels in flight less than half, and under 200 µs of loop time per kernel.
+pub fn scheduler_bound_warning(stats: &RankStats) -> Option<String> {
+    let wall = (stats.busy + stats.idle).as_secs_f64();
+    let (busy, gpu) = (stats.busy.as_secs_f64(), stats.kernel_time.as_secs_f64());
+    // Loop time per kernel beyond a fraction of a millisecond is not scheduling but something blocking (buffer
+    // creation, host-side copies): no verdict then.
+    let per_kernel = busy / stats.kernels.max(1) as f64;
+    (stats.kernels >= 1000 && wall > 0.0 && busy > 0.5 * wall && gpu < 0.5 * wall && per_kernel < 200e-6).then(|| {
+        format!(
+            "scheduler-bound: the runtime loop was busy {:.0}% of the time while kernels were in flight {:.0}% \
+             ({} kernels, {:.1} µs of loop time each): the GPU waited for the scheduler; fewer, larger tasks help",
+            100.0 * busy / wall,
+            100.0 * gpu / wall,
+            stats.kernels,
+            1e6 * busy / stats.kernels as f64
+        )
+    })
+}
+
+impl RankStats {
+    /// Adds `other`'s counts and times to these (the loops of one rank's devices, `CELER_DEVICES`).
+    pub fn absorb(&mut self, other: &RankStats) {
+        self.tasks = self.tasks.max(other.tasks);
+        self.commands += other.commands;
+        self.kernels += other.kernels;
+        self.kernel_batches += other.kernel_batches;
+        self.host_tasks += other.host_tasks;
+        self.early_interiors += other.early_interiors;
+        self.growths += other.growths;
+        self.device_bytes += other.device_bytes;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.kernel_time += other.kernel_time;
+        self.receive_time += other.receive_time;
+        self.busy += other.busy;
+        self.idle += other.idle;
+    }
+
+    /// A table of where the rank's time went, printed at shutdown when `CELER_LOG` is `info` or more detailed.
+    pub fn summary(&self) -> String {
+        let wall = (self.busy + self.idle).as_secs_f64().max(1e-9);
+        let pct = |d: std::time::Duration| 100.0 * d.as_secs_f64() / wall;
+        format!(
+            "summary of rank {} over {wall:.3} s of loop time:\n\
+             \x20 loop busy (scheduling, submitting, copying) {:8.3} s {:5.1}%\n\
+             \x20 loop idle (waiting for GPU, network, host)  {:8.3} s {:5.1}%\n\
+             \x20 GPU batches in flight (summed)               {:8.3} s {:5.1}%\n\
+             \x20 await-pushes pending (summed)                {:8.3} s {:5.1}%\n\
+             \x20 {} tasks ({:.0}/s), {} commands ({:.0}/s), {} kernels in {} batches ({} interiors run early), {} \
+             host tasks\n\
+             \x20 sent {} B, received {} B; device memory {} B, allocations grew {} times",
+            self.rank,
+            self.busy.as_secs_f64(),
+            pct(self.busy),
+            self.idle.as_secs_f64(),
+            pct(self.idle),
+            self.kernel_time.as_secs_f64(),
+            pct(self.kernel_time),
+            self.receive_time.as_secs_f64(),
+            pct(self.receive_time),
+            self.tasks,
+            self.tasks as f64 / wall,
+            self.commands,
+            self.commands as f64 / wall,
+            self.kernels,
+            self.kernel_batches,
+            self.early_interiors,
+            self.host_tasks,
+            self.bytes_sent,
+            self.bytes_received,
+            self.device_bytes,
+            self.growths
+        )
+    }
+}
+
+impl std::fmt::Display for RankStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rank {}: {} tasks, {} commands, {} kernels in {} batches, {} host tasks; sent {} B, received {} B; \
+             kernels {:.3} s, receives {:.3} s; loop busy {:.3} s, idle {:.3} s",
+            self.rank,
+            self.tasks,
+            self.commands,
+            self.kernels,
+            self.kernel_batches,
+            self.host_tasks,
+            self.bytes_sent,
+            self.bytes_received,
+            self.kernel_time.as_secs_f64(),
+            self.receive_time.as_secs_f64(),
+            self.busy.as_secs_f64(),
+            self.idle.as_secs_f64()
+        )
+    }
+}
+
+/// A rank's side of the divergence check (see [`crate::divergence`]).
+pub(super) struct DivergenceCheck<'c> {
+    /// Whether windows are compared (`CELER_CHECK_DIVERGENCE`); the communicators exist either way, since
+    /// creating them is collective.
+    pub(super) enabled: bool,
+    /// For the per-window reductions.
+    pub(super) side: celer_exec::mpi::SideComm<'c>,
+    /// For the one reduction that finds the first diverging task, so that it cannot pair with a window's
+    /// reduction on a rank that closed more windows.
+    pub(super) detail: celer_exec::mpi::SideComm<'c>,
+    pub(super) stream: StreamHash,
+    /// One reduction per window of `stream`'s pending ones, oldest first.
+    pub(super) reductions: VecDeque<celer_exec::mpi::MinReduce>,
+}
+
+/// How long a rank that found a divergence waits for the other ranks' part of the second reduction.
+pub(super) const DIVERGENCE_DETAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How many commands of one lost batch a device-loss report lists (the rest are counted).
+pub(super) const LOST_WORK_LISTED: usize = 8;
+
+/// How many queued commands a stall report lists (the rest are counted).
+pub(super) const STALL_REPORT_QUEUED: usize = 8;
+
+/// How long a rank that found a stall waits before aborting the job, so that the other ranks, whose own timers
+/// run out at about the same time, print what they wait for too.
+pub(super) const STALL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl RankLoop<'_> {
+    /// Closes the trace's spans of the batches that completed and adds the device's timings of their operations.
+    pub(super) fn trace_completed_batches(&mut self) {
+        let Some(trace) = &mut self.trace else { return };
+        let now = std::time::Instant::now();
+        let gpu = &self.gpu;
+        self.traced_batches.retain_mut(|(id, since, what)| {
+            let done = gpu.is_complete(*id);
+            if done {
+                trace.span(crate::trace::Row::Gpu, std::mem::take(what), *since, now);
+            }
+            !done
+        });
+        let mut timings = std::mem::take(&mut self.timings);
+        self.gpu.take_timings(&mut timings);
+        for (_, ops) in timings.drain(..) {
+            let last = ops.last().map_or(0, |op| op.end_ns);
+            for op in ops {
+                let name = match op.kind {
+                    OpKind::Kernel(k) => format!("kernel {}", self.gpu.kernel_name(k).unwrap_or("?")),
+                    OpKind::Upload { bytes } => format!("upload {bytes} B"),
+                    OpKind::Download { bytes } => format!("download {bytes} B"),
+                    OpKind::Copy { bytes } => format!("device copy {bytes} B"),
+                };
+                let end = now.checked_sub(std::time::Duration::from_nanos(last - op.end_ns)).unwrap_or(now);
+                let len = std::time::Duration::from_nanos(op.end_ns.saturating_sub(op.start_ns));
+                trace.span_ending(crate::trace::Row::GpuOps, name, end, len);
+            }
+        }
+        self.timings = timings;
+    }
+
+    /// Adds the time the completed kernel batches were in flight to [`RankStats::kernel_time`].
+    pub(super) fn time_completed_kernels(&mut self) {
+        let now = std::time::Instant::now();
+        let gpu = &self.gpu;
+        let stats = &mut self.stats;
+        self.kernel_batches.retain(|(id, since)| {
+            let done = gpu.is_complete(*id);
+            if done {
+                stats.kernel_time += now - *since;
+            }
+            !done
+        });
+    }
+
+    /// Tests the divergence check's oldest window; a window on which the ranks differ ends every rank
+    /// ([`diverged`](Self::diverged)). Returns whether a window was confirmed.
+    pub(super) fn poll_divergence(&mut self) -> Result<bool, RuntimeError> {
+        if let Some(d) = &mut self.divergence {
+            if let Some(r) = d.reductions.front_mut() {
+                if let Some(min) = r.test(self.comm)? {
+                    let (h_min, h_max, c_min, c_max) = read_check(min);
+                    if h_min != h_max || c_min != c_max {
+                        self.diverged();
+                    }
+                    d.reductions.pop_front();
+                    d.stream.confirm_oldest();
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Describes task `id` as this rank recorded it, for divergence reports.
+    pub(super) fn describe_task(&self, w: &crate::divergence::WindowTask) -> String {
+        let Some(t) = self.tm.task(w.id) else {
+            return format!("{} ({}) over {} (pruned already: no more detail)", w.id, w.kind.name(), w.range);
+        };
+        let s = &t.spec;
+        let mut out = format!("{} ({}) over {}", t.ident(), s.kind.name(), s.range);
+        for a in s.accesses.iter() {
+            out.push_str(&format!("; {} {} {}", a.mode.name(), self.buffer_ident(a.buffer), a.mapper.name()));
+        }
+        for r in &s.reductions {
+            out.push_str(&format!("; reduction {:?} into {}", r.op, self.buffer_ident(r.buffer)));
+        }
+        out
+    }
+
+    /// The ranks' task streams differ in the oldest pending window: finds the first differing task with a
+    /// second reduction (every rank saw the same result, so every rank takes part), reports this rank's side and
+    /// ends every rank.
+    pub(super) fn diverged(&mut self) -> ! {
+        let d = self.divergence.as_ref().expect("the divergence check is on");
+        let window = d.stream.oldest().expect("a pending window").clone();
+        let detail = d.detail.iallreduce_min(StreamHash::window_detail(&window)).and_then(|mut r| {
+            let deadline = std::time::Instant::now() + DIVERGENCE_DETAIL_TIMEOUT;
+            loop {
+                if let Some(min) = r.test(self.comm)? {
+                    return Ok(Some(min.to_vec()));
+                }
+                if std::time::Instant::now() > deadline {
+                    return Ok(None);
+                }
+                std::hint::spin_loop();
+            }
+        });
+        let after = window.after.map_or("the start of the program".to_string(), |t| format!("checkpoint {t}"));
+        let checkpoint = window.tasks.last().map_or(String::new(), |t| format!("; here it ends with {}", t.id));
+        let mut msg = format!(
+            "the ranks submitted different tasks (CELER_CHECK_DIVERGENCE): task window {} (after {after}{checkpoint}) \
+             differs between ranks",
+            window.ordinal
+        );
+        match detail {
+            Ok(Some(min)) => {
+                let (first, lo, hi) = StreamHash::first_difference(&min);
+                if lo != hi {
+                    msg.push_str(&format!("; the window holds {lo} to {hi} tasks across ranks"));
+                }
+                match first {
+                    Some(i) => {
+                        let agree = match i {
+                            0 => "Its first task already differs".to_string(),
+                            1 => "Its first task agrees".to_string(),
+                            _ => format!("Its first {i} tasks agree"),
+                        };
+                        match window.tasks.get(i) {
+                            Some(t) => msg.push_str(&format!(
+                                ". {agree}; task {} of the window differs, here: {}",
+                                i + 1,
+                                self.describe_task(t)
+                            )),
+                            None => msg.push_str(&format!(
+                                ". {agree}; here the window ends there, other ranks have more tasks"
+                            )),
+                        }
+                    }
+                    None => msg.push_str(&format!(
+                        ". Its first {} tasks agree; a later one differs",
+                        crate::divergence::DETAIL_TASKS
+                    )),
+                }
+            }
+            Ok(None) => msg.push_str(" (the other ranks did not answer the search for the first differing task)"),
+            Err(e) => msg.push_str(&format!(" (searching for the first differing task failed: {e})")),
+        }
+        crate::logging::fatal(&msg);
+        std::thread::sleep(STALL_GRACE);
+        self.comm.abort(1)
+    }
+
+    /// Names command `id` for messages: `C7 await-push of task T3 "consume"`.
+    pub(super) fn command_ident(&self, id: CommandId) -> String {
+        match self.cdag.command(id) {
+            Some(c) => match self.tm.task(c.task) {
+                Some(t) => format!("{id} {} of {}", c.kind.name(), t.ident()),
+                None => format!("{id} {} of {}", c.kind.name(), c.task),
+            },
+            None => format!("{id}"),
+        }
+    }
+
+    /// The kernel (`file::entry`) an execution command runs, while its task is in memory.
+    pub(super) fn kernel_of(&self, id: CommandId) -> Option<String> {
+        let CommandKind::Execution { task, .. } = &self.cdag.command(id)?.kind else { return None };
+        let payload = self.tm.task(*task)?.spec.payload.as_ref()?.downcast_ref::<KernelPayload>()?;
+        Some(format!("{}::{}", payload.source.name(), payload.entry))
+    }
+
+    /// Names buffer `b` for messages: `buffer B0 "data"`.
+    pub(super) fn buffer_ident(&self, b: BufferId) -> String {
+        match self.tm.buffer_name(b) {
+            Some(name) => format!("buffer {b} \"{name}\""),
+            None => format!("buffer {b}"),
+        }
+    }
+
+    /// The ranks expected to send `region` of `buffer` to the await-push of `task`: the producers among the task's
+    /// true dependencies (found only while they are in memory).
+    pub(super) fn expected_senders(&self, task: TaskId, buffer: BufferId, region: &Region) -> Vec<NodeId> {
+        let me = NodeId(self.node as u64);
+        let Some(t) = self.tm.task(task) else { return Vec::new() };
+        let mut ranks: Vec<NodeId> = Vec::new();
+        for d in t.dependencies.iter().filter(|d| d.kind == DependencyKind::True) {
+            if let Some(p) = self.tm.task(d.task) {
+                if p.regions.iter().any(|r| r.buffer == buffer && !r.produced.intersection(region).is_empty()) {
+                    ranks.extend(self.cdag.producer_ranks(p, buffer, region));
+                }
+            }
+        }
+        ranks.sort();
+        ranks.dedup();
+        ranks.retain(|&r| r != me);
+        ranks
+    }
+
+    /// What this rank waits for, one line each: commands in flight (await-pushes with their transfer and expected
+    /// senders, GPU work, host tasks, gathers, barriers), sends not yet delivered, data that arrived unasked, and
+    /// the queued commands with the dependencies they wait for. For stall reports; costs what formatting costs.
+    pub fn waiting_for(&self) -> Vec<String> {
+        let now = std::time::Instant::now();
+        let mut lines = Vec::new();
+        for (id, flight) in &self.in_flight {
+            let what = self.command_ident(*id);
+            lines.push(match flight {
+                InFlight::Receive { buffer, region, since, .. } => {
+                    let transfer = self.cdag.command(*id).map_or(String::new(), |c| match &c.kind {
+                        CommandKind::AwaitPush { transfer, .. } => format!(" (transfer {transfer})"),
+                        _ => String::new(),
+                    });
+                    let task = self.cdag.command(*id).map(|c| c.task);
+                    let senders = task.map(|t| self.expected_senders(t, *buffer, region)).unwrap_or_default();
+                    let from = if senders.is_empty() {
+                        "expected from another rank (its producer is no longer in memory here)".to_string()
+                    } else {
+                        let names: Vec<String> = senders.iter().map(|n| n.0.to_string()).collect();
+                        let s = if senders.len() == 1 { "" } else { "s" };
+                        format!("expected from rank{s} {}", names.join(", "))
+                    };
+                    format!(
+                        "{what}: awaits {} {region}{transfer} {from}, for {:.1} s",
+                        self.buffer_ident(*buffer),
+                        (now - *since).as_secs_f64()
+                    )
+                }
+                InFlight::Gpu(batch, after) => {
+                    let stage = match after.download() {
+                        Some(download) => format!("the GPU {download}"),
+                        None => {
+                            let kernel = self.kernel_of(*id).map_or("kernel or copy".into(), |k| format!("kernel {k}"));
+                            format!("GPU work ({kernel})")
+                        }
+                    };
+                    let submitted = if *batch == GpuRef::Open { ", not yet submitted" } else { "" };
+                    format!("{what}: waits for {stage}{submitted}")
+                }
+                InFlight::Host(_, since) => {
+                    format!("{what}: host task running for {:.1} s", (now - *since).as_secs_f64())
+                }
+                InFlight::Gather { reduction, .. } => {
+                    format!("{what}: awaits the partial results of reduction {reduction} from every other rank")
+                }
+                InFlight::Barrier { task, .. } => format!("{what}: barrier epoch {task} waits for every other rank"),
+            });
+        }
+        for (key, target) in self.engine.pending_sends() {
+            lines.push(format!("a send of transfer T{}.B{} to rank {target} is not yet received", key.0, key.1));
+        }
+        for (key, sender, bounds) in self.engine.unmatched_headers() {
+            lines.push(format!(
+                "rank {sender} sent {bounds:?} of transfer T{}.B{} which no await-push here expects (yet)",
+                key.0, key.1
+            ));
+        }
+        for c in self.commands.iter().take(STALL_REPORT_QUEUED) {
+            let blockers: Vec<String> = c
+                .dependencies
+                .iter()
+                .filter(|d| !self.is_done(d.command))
+                .map(|d| {
+                    let state =
+                        if self.in_flight.iter().any(|(id, _)| *id == d.command) { "running" } else { "queued" };
+                    format!("{} ({state})", d.command)
+                })
+                .collect();
+            lines.push(if blockers.is_empty() {
+                format!("{} is queued and ready to start", self.command_ident(c.id))
+            } else {
+                format!("{} is queued behind {}", self.command_ident(c.id), blockers.join(", "))
+            });
+        }
+        if let Some(w) = self.divergence.as_ref().and_then(|d| d.stream.oldest()) {
+            let checkpoint = w.tasks.last().map_or(String::new(), |t| format!(" (up to {})", t.id));
+            lines.push(format!(
+                "the divergence check of task window {}{checkpoint} waits for the other ranks to reach it",
+                w.ordinal
+            ));
+        }
+        if self.commands.len() > STALL_REPORT_QUEUED {
+            lines.push(format!("... and {} more queued commands", self.commands.len() - STALL_REPORT_QUEUED));
+        }
+        lines
+    }
+
+    /// Turns a failed GPU poll into the error that ends the run; for a lost device it names the GPU work that was
+    /// in flight, command by command.
+    pub(super) fn gpu_failed(&mut self, e: celer_exec::gpu::GpuError) -> RuntimeError {
+        let celer_exec::gpu::GpuError::DeviceLost { batches, .. } = &e else { return e.into() };
+        self.fault_grace = true;
+        let mut lines = Vec::new();
+        for b in batches {
+            let mut held = Vec::new();
+            for (id, flight) in &self.in_flight {
+                if let InFlight::Gpu(GpuRef::Submitted(batch), after) = flight {
+                    if batch == b {
+                        let stage = match after.download() {
+                            Some(download) => download.to_string(),
+                            None => self.kernel_of(*id).map_or("upload or copy".into(), |k| format!("kernel {k}")),
+                        };
+                        held.push(format!("{} ({stage})", self.command_ident(*id)));
+                    }
+                }
+            }
+            if held.len() > LOST_WORK_LISTED {
+                let more = held.len() - LOST_WORK_LISTED;
+                held.truncate(LOST_WORK_LISTED);
+                held.push(format!("and {more} more"));
+            }
+            let held = if held.is_empty() { "uploads and copies only".to_string() } else { held.join(", ") };
+            lines.push(format!("batch {b}: {held}"));
+        }
+        RuntimeError::DeviceLost { node: self.node, source: e, lost: lines }
+    }
+
+    /// With `CELER_DUMP_GRAPHS`, writes `commands-rank<N>.dot` (this rank's command graph) and, on rank 0,
+    /// `tasks.dot` (the task graph, the same on every rank) into the directory; returns the files written.
+    ///
+    /// # Errors
+    /// File-system errors, naming the path.
+    pub fn write_graph_dumps(&self) -> Result<Vec<std::path::PathBuf>, RuntimeError> {
+        let Some((dir, tasks)) = &self.dump else { return Ok(Vec::new()) };
+        std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
+            what: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        let mut files = vec![(dir.join(format!("commands-rank{}.dot", self.node)), self.cdag.to_dot())];
+        if self.node == 0 {
+            files.push((dir.join("tasks.dot"), self.tm.tasks_to_dot(tasks.iter())));
+        }
+        for (path, dot) in &files {
+            std::fs::write(path, dot).map_err(|source| RuntimeError::Io {
+                what: "write",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(files.into_iter().map(|f| f.0).collect())
+    }
+}
+
+/// Ends the job after a stall: prints how long this rank made no progress and what it waits for, waits
+/// `STALL_GRACE` so the other ranks print theirs, and aborts.
+pub(super) fn abort_stalled(comm: &Communicator, idle: std::time::Duration, lines: &[String]) -> ! {
+    let mut msg = format!(
+        "stalled: no progress for {:.1} s with work pending (CELER_STALL_TIMEOUT; raise it or set it to off if a \
+         kernel, host task or another rank's application thread legitimately takes this long). This rank waits for:",
+        idle.as_secs_f64()
+    );
+    for l in lines {
+        msg.push_str("\n    ");
+        msg.push_str(l);
+    }
+    crate::logging::fatal(&msg);
+    std::thread::sleep(STALL_GRACE);
+    comm.abort(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    pub(super) fn stats(kernels: u64, busy_ms: u64, idle_ms: u64, gpu_ms: u64) -> RankStats {
+        RankStats {
+            kernels,
+            busy: Duration::from_millis(busy_ms),
+            idle: Duration::from_millis(idle_ms),
+            kernel_time: Duration::from_millis(gpu_ms),
+            ..RankStats::default()
+        }
+    }
+
+    #[test]
+    pub(super) fn a_busy_loop_beside_an_idle_gpu_is_called_scheduler_bound() {
+        let w = scheduler_bound_warning(&stats(5000, 800, 200, 300)).expect("busy 80 %, GPU 30 %");
+        assert!(w.contains("busy 80%") && w.contains("in flight 30%") && w.contains("5000 kernels"), "{w}");
+        // GPU-bound, idle loop, or too short a run: silent.
+        assert!(scheduler_bound_warning(&stats(5000, 800, 200, 900)).is_none());
+        assert!(scheduler_bound_warning(&stats(5000, 200, 800, 100)).is_none());
+        assert!(scheduler_bound_warning(&stats(999, 800, 200, 100)).is_none());
+        // 800 ms of loop time over 2000 kernels is 400 µs each: something else kept the loop busy.
+        assert!(scheduler_bound_warning(&stats(2000, 800, 200, 100)).is_none());
+    }
+}

@@ -1,0 +1,202 @@
+//! The runtime's errors: one variant per failure, carrying the command, task, buffer and kernel at fault.
+
+use celer_exec::gpu::GpuError;
+use celer_exec::mpi::MpiError;
+use celer_exec::transfer::TransferError;
+use celer_graph::task::MapperError;
+use celer_graph::{BufferId, CommandId, GridBox, TaskError, TaskId};
+
+/// An error of a rank's runtime; each ends the run on every rank, printed with the rank.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// A command failed while starting or finishing; `error` says how.
+    #[error("N{node} {command} ({task}): {error}")]
+    Command {
+        /// The command graph node (rank, or rank and device) the command runs on.
+        node: i32,
+        /// The command.
+        command: CommandId,
+        /// Its task.
+        task: TaskId,
+        /// What failed.
+        error: Box<RuntimeError>,
+    },
+    /// A command's task was erased from the task graph before the command ran.
+    #[error("its task was pruned")]
+    TaskPruned,
+    /// A task carries no payload of the kind its command runs.
+    #[error("{task} has no {what} to run")]
+    NoPayload {
+        /// The task, as `task T3 "name"`.
+        task: String,
+        /// `"kernel"` or `"host closure"`.
+        what: &'static str,
+    },
+    /// A command names a buffer this rank does not know.
+    #[error("unknown buffer {buffer}")]
+    UnknownBuffer {
+        /// The buffer.
+        buffer: BufferId,
+    },
+    /// A fence task accesses no buffer.
+    #[error("a fence without a buffer")]
+    FenceWithoutBuffer,
+    /// A reduction's element type is missing (reductions need a kernel that declares it).
+    #[error("a reduction into {buffer} has no element type (reductions need a kernel)")]
+    ReductionWithoutType {
+        /// The reduction's buffer.
+        buffer: BufferId,
+    },
+    /// A user-defined reduction came without its combining function.
+    #[error("a user-defined reduction into {buffer} has no combining function")]
+    ReductionWithoutCombiner {
+        /// The reduction's buffer.
+        buffer: BufferId,
+    },
+    /// A buffer's device allocation could not be made or grown.
+    #[error("allocating {bounds} of buffer {buffer} on the GPU: {source}")]
+    Allocation {
+        /// The buffer.
+        buffer: BufferId,
+        /// The box the allocation was to cover.
+        bounds: GridBox,
+        /// The backend's error (boxed: the variant would make every result of the runtime large).
+        source: Box<GpuError>,
+    },
+    /// A GPU operation of a batch failed; `context` names the command, task or buffer it was for.
+    #[error("{context}: {source}")]
+    GpuOp {
+        /// What the operation was for, e.g. `N0 C3 (T1): push`.
+        context: String,
+        /// The backend's error.
+        source: GpuError,
+    },
+    /// An operation of the batch names a buffer without a device allocation (an internal error).
+    #[error("{context}: internal error: buffer {buffer} has no allocation")]
+    NoAllocation {
+        /// What the operation was for.
+        context: String,
+        /// The buffer.
+        buffer: BufferId,
+    },
+    /// An await-push completed without the data it awaited (an internal error).
+    #[error("internal error: await-push into {buffer} completed without its data")]
+    MissingData {
+        /// The awaited buffer.
+        buffer: BufferId,
+    },
+    /// Kernels accessed cells outside what their range mappers declared (`CELER_CHECK_BOUNDS`), one entry per
+    /// dispatch at fault.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    OutOfBounds(Vec<OutOfBoundsAccess>),
+    /// The device was lost with GPU work in flight.
+    #[error("N{node}: {source}. The lost work:{}", .lost.iter().map(|l| format!("\n    {l}")).collect::<String>())]
+    DeviceLost {
+        /// The command graph node that lost its device.
+        node: i32,
+        /// The backend's error.
+        source: GpuError,
+        /// Per lost batch: `batch B: C7 execution of task T3 "step" (kernel heat::main), ...`.
+        lost: Vec<String>,
+    },
+    /// A host task's closure panicked.
+    #[error("N{node} {command}: the host task panicked")]
+    HostTaskPanicked {
+        /// The command graph node.
+        node: i32,
+        /// The host task's execution command.
+        command: CommandId,
+    },
+    /// A rank driving several devices lacks a communicator for one.
+    #[error("device {device} of {devices} has no communicator")]
+    NoCommunicator {
+        /// The device.
+        device: usize,
+        /// The communicators given.
+        devices: usize,
+    },
+    /// A file of `CELER_DUMP_GRAPHS` could not be written.
+    #[error("cannot {what} {}: {source}", .path.display())]
+    Io {
+        /// `"create"` or `"write"`.
+        what: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// A broken invariant of the runtime.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+    /// A task the program submitted is invalid (names task, buffer and region).
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// A range mapper could not be applied to a chunk.
+    #[error(transparent)]
+    Mapper(#[from] MapperError),
+    /// The GPU backend failed.
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    /// The transfer engine failed (boxed: its errors are large).
+    #[error(transparent)]
+    Transfer(Box<TransferError>),
+    /// An MPI call failed.
+    #[error(transparent)]
+    Mpi(#[from] MpiError),
+}
+
+impl From<TransferError> for RuntimeError {
+    fn from(e: TransferError) -> Self {
+        RuntimeError::Transfer(Box::new(e))
+    }
+}
+
+/// A checked dispatch (`CELER_CHECK_BOUNDS`) that accessed cells outside what its range mappers declared.
+#[derive(Debug, Clone)]
+pub struct OutOfBoundsAccess {
+    /// The task, as `task T1 "shift"`.
+    pub task: String,
+    /// The execution command.
+    pub command: CommandId,
+    /// The command graph node it ran on.
+    pub node: i32,
+    /// The kernel, as `file::entry`.
+    pub kernel: String,
+    /// The chunk the dispatch covered.
+    pub chunk: GridBox,
+    /// Per accessor at fault: what it declared and the bounding box of the cells it touched outside that.
+    pub accessors: Vec<String>,
+}
+
+impl std::fmt::Display for OutOfBoundsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "out-of-bounds access in {} ({} on N{}, kernel {}, chunk {}): {}; declare a range mapper that covers \
+             every cell the kernel touches (e.g. neighborhood for a stencil), or fix the kernel's indexing (found by \
+             CELER_CHECK_BOUNDS)",
+            self.task,
+            self.command,
+            self.node,
+            self.kernel,
+            self.chunk,
+            self.accessors.join("; ")
+        )
+    }
+}
+
+/// Wraps an error of command `cmd` on `node` as [`RuntimeError::Command`].
+pub(super) fn failure(node: i32, cmd: &celer_graph::Command) -> impl Fn(RuntimeError) -> RuntimeError + '_ {
+    move |error| RuntimeError::Command { node, command: cmd.id, task: cmd.task, error: Box::new(error) }
+}
+
+/// Names what a GPU operation of command `cmd` is for: `N0 C3 (T1): push`.
+pub(super) fn command_context(node: i32, cmd: &celer_graph::Command, what: &str) -> String {
+    format!("N{node} {} ({}): {what}", cmd.id, cmd.task)
+}
+
+/// Wraps a backend error of a GPU operation for `context` as [`RuntimeError::GpuOp`].
+pub(super) fn gpu_op(context: &str) -> impl Fn(GpuError) -> RuntimeError + '_ {
+    move |source| RuntimeError::GpuOp { context: context.to_string(), source }
+}

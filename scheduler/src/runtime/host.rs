@@ -1,0 +1,283 @@
+//! Host work: host tasks' closures and what they see (`HostContext`), and the worker thread that runs them.
+
+use std::sync::Arc;
+
+use celer_graph::{BufferId, Command, CommandId, GridBox, TaskId, TaskKind};
+use crossbeam_queue::SegQueue;
+
+use super::batch::{Dl, GpuOp};
+use super::commands::{AfterGpu, InFlight};
+use super::error::{command_context, failure, RuntimeError};
+use super::{box3, RankLoop};
+
+/// The closure a host task runs, on the host worker thread.
+pub type HostFn = dyn Fn(&mut HostContext) + Send + Sync;
+
+/// A host object's value as the runtime carries it: one instance per rank, shared between the application thread
+/// and the host tasks that declare a side effect on it (which the task graph runs one at a time, in order).
+pub type SharedObject = Arc<std::sync::Mutex<dyn std::any::Any + Send>>;
+
+/// What a host task runs: the closure and the host objects it has side effects on (in declaration order).
+#[derive(Clone)]
+pub struct HostPayload(pub Arc<HostFn>, pub Vec<SharedObject>);
+
+impl std::fmt::Debug for HostPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostPayload(..)")
+    }
+}
+
+/// One accessor's data as a host task sees it: the bounding box of what its chunk maps to, row-major.
+#[derive(Debug)]
+pub(super) struct HostView {
+    pub(super) buffer: BufferId,
+    pub(super) bounds: GridBox,
+    pub(super) elem_size: usize,
+    pub(super) bytes: Vec<u8>,
+    pub(super) produces: bool,
+}
+
+/// What a host task's closure gets: its chunk, and per accessor (in declaration order) the cells it maps to.
+///
+/// Read accessors hold the buffer's current contents; write accessors start zeroed and everything in their box
+/// is written back when the closure returns (so a write accessor must cover exactly the cells the task owns).
+#[derive(Debug)]
+pub struct HostContext {
+    chunk: GridBox,
+    rank: usize,
+    ranks: usize,
+    views: Vec<HostView>,
+    objects: Vec<SharedObject>,
+}
+
+impl HostContext {
+    /// The part of the task's index space this invocation handles.
+    pub fn chunk(&self) -> GridBox {
+        self.chunk
+    }
+
+    /// This rank and the number of ranks.
+    pub fn rank(&self) -> (usize, usize) {
+        (self.rank, self.ranks)
+    }
+
+    /// The box of buffer cells accessor `i` holds.
+    ///
+    /// # Panics
+    /// If the task has no accessor `i`.
+    pub fn bounds(&self, i: usize) -> GridBox {
+        self.views[i].bounds
+    }
+
+    /// Accessor `i`'s cells as a slice of `T` (row-major over [`bounds`](Self::bounds)).
+    ///
+    /// `T` is plain old data ([`bytemuck::Pod`]): every bit pattern is a valid `T` (so not `bool` or references).
+    ///
+    /// # Panics
+    /// If the task has no accessor `i`, or `T`'s size is not the buffer's element size.
+    pub fn data<T: bytemuck::Pod>(&self, i: usize) -> &[T] {
+        let v = &self.views[i];
+        assert_eq!(std::mem::size_of::<T>(), v.elem_size, "accessor {i} holds {}-byte elements", v.elem_size);
+        assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
+        let n = v.bytes.len() / v.elem_size;
+        bytemuck::cast_slice(&v.bytes[..n * v.elem_size])
+    }
+
+    /// Runs `f` on host object `i` (in the order the task declared its side effects).
+    ///
+    /// # Panics
+    /// If the task has no side effect `i`, or the object is not a `T`.
+    pub fn with_object<T: 'static, R>(&self, i: usize, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut guard = self.objects[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(guard.downcast_mut::<T>().expect("host object of another type"))
+    }
+
+    /// Accessor `i`'s cells, writable; written back to the buffer after the closure returns (write accessors only).
+    ///
+    /// # Panics
+    /// As [`data`](Self::data), and if accessor `i` only reads.
+    pub fn data_mut<T: bytemuck::Pod>(&mut self, i: usize) -> &mut [T] {
+        let v = &mut self.views[i];
+        assert!(v.produces, "accessor {i} of this host task only reads; declare it write or read_write");
+        assert_eq!(std::mem::size_of::<T>(), v.elem_size, "accessor {i} holds {}-byte elements", v.elem_size);
+        assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
+        let n = v.bytes.len() / v.elem_size;
+        bytemuck::cast_slice_mut(&mut v.bytes[..n * v.elem_size])
+    }
+}
+
+/// A host task for the worker thread.
+pub(super) struct HostJob {
+    pub(super) cmd: CommandId,
+    pub(super) f: Arc<HostFn>,
+    pub(super) ctx: HostContext,
+}
+
+/// The host worker: one thread that runs host tasks so a long one never stalls MPI progress or GPU submission.
+/// Jobs and results travel through lock-free queues; the loop unparks the worker when it hands it a job.
+pub(super) struct HostWorker {
+    pub(super) jobs: Arc<SegQueue<HostJob>>,
+    /// Finished host tasks: their context, or `None` if the closure panicked.
+    pub(super) done: Arc<SegQueue<(CommandId, Option<HostContext>)>>,
+    pub(super) stop: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostWorker {
+    pub(super) fn start() -> Self {
+        let jobs: Arc<SegQueue<HostJob>> = Arc::new(SegQueue::new());
+        let done = Arc::new(SegQueue::new());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (j, d, st) = (Arc::clone(&jobs), Arc::clone(&done), Arc::clone(&stop));
+        // The worker wakes the runtime thread (which starts it) when a task finishes, in case its idle loop parked.
+        let runtime = std::thread::current();
+        let thread = std::thread::Builder::new()
+            .name("celer-host".into())
+            .spawn(move || loop {
+                while let Some(mut job) = j.pop() {
+                    let f = Arc::clone(&job.f);
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
+                    d.push((job.cmd, result.ok().map(|()| job.ctx)));
+                    runtime.unpark();
+                }
+                if st.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
+                std::thread::park_timeout(std::time::Duration::from_millis(1));
+            })
+            .expect("starting the host worker thread");
+        Self { jobs, done, stop, thread: Some(thread) }
+    }
+
+    pub(super) fn submit(&self, job: HostJob) {
+        self.jobs.push(job);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+}
+
+impl Drop for HostWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+impl RankLoop<'_> {
+    /// Starts host-task execution `cmd` of `task` over `chunk`: collects the downloads of its inputs, or hands it
+    /// to the worker at once if it reads nothing.
+    pub(super) fn start_host_task(
+        &mut self,
+        cmd: &Command,
+        task: TaskId,
+        chunk: &GridBox,
+    ) -> Result<Option<InFlight>, RuntimeError> {
+        let fail = failure(self.node, cmd);
+        let task = self.tm.task(task).ok_or_else(|| fail(RuntimeError::TaskPruned))?;
+        // With several devices per rank, a collective host task is the rank's, not each device's: its
+        // closure runs on device 0 only (once per rank, so host objects see each side effect once),
+        // unless it writes buffers, which every node's chunk must then do.
+        let per_rank = matches!(task.kind(), TaskKind::Collective(_))
+            && self.devices > 1
+            && !task.spec.accesses.iter().any(|a| a.mode.produces());
+        if per_rank && self.device != 0 {
+            return Ok(None);
+        }
+        let (host_rank, host_ranks) = if per_rank {
+            (self.node as usize / self.devices, self.nodes as usize / self.devices)
+        } else {
+            (self.node as usize, self.nodes as usize)
+        };
+        let payload = task
+            .spec
+            .payload
+            .as_ref()
+            .and_then(|p| p.downcast_ref::<HostPayload>())
+            .ok_or_else(|| fail(RuntimeError::NoPayload { task: task.ident().to_string(), what: "host closure" }))?
+            .clone();
+        let mut views = Vec::new();
+        let mut wanted = Vec::new();
+        for (i, a) in task.spec.accesses.iter().enumerate() {
+            let state =
+                self.buffers.get(&a.buffer).ok_or_else(|| fail(RuntimeError::UnknownBuffer { buffer: a.buffer }))?;
+            let region =
+                a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| fail(e.into()))?;
+            let bounds = region.bounding_box();
+            if a.mode.consumes() && !bounds.is_empty() {
+                wanted.push((i, a.buffer, bounds));
+            }
+            views.push(HostView {
+                buffer: a.buffer,
+                bounds,
+                elem_size: state.elem_size,
+                bytes: vec![0; bounds.area() * state.elem_size],
+                produces: a.mode.produces(),
+            });
+        }
+        let ctx = HostContext { chunk: *chunk, rank: host_rank, ranks: host_ranks, views, objects: payload.1 };
+        let job = Box::new(HostJob { cmd: cmd.id, f: payload.0, ctx });
+        for v in &job.ctx.views {
+            if !v.bounds.is_empty() {
+                let (buffer, bounds) = (v.buffer, v.bounds);
+                self.cover(buffer, &bounds).map_err(&fail)?;
+            }
+        }
+        if wanted.is_empty() {
+            self.host.submit(*job);
+            return Ok(Some(InFlight::Host(cmd.id, std::time::Instant::now())));
+        }
+        let context = command_context(self.node, cmd, "host task inputs");
+        let downloads = wanted.into_iter().map(|(i, b, bounds)| (i, self.pend_download(b, bounds, &context)));
+        let downloads = downloads.collect();
+        Ok(Some(InFlight::Gpu(self.open(), AfterGpu::HostInputs { downloads, job })))
+    }
+
+    /// Fills the host task's views from its downloaded inputs and hands it to the worker.
+    pub(super) fn run_host_task(
+        &mut self,
+        downloads: Vec<(usize, Dl)>,
+        mut job: HostJob,
+    ) -> Result<InFlight, RuntimeError> {
+        for (i, d) in downloads {
+            let v = &mut job.ctx.views[i];
+            self.gpu.read_download(d.id()?, &mut v.bytes, box3(&v.bounds))?;
+        }
+        let cmd = job.cmd;
+        self.host.submit(job);
+        Ok(InFlight::Host(cmd, std::time::Instant::now()))
+    }
+
+    /// Advances host task `cmd`, running since `since`: once the worker finished it, collects the uploads of what
+    /// it wrote.
+    pub(super) fn finish_host_task(
+        &mut self,
+        cmd: CommandId,
+        since: std::time::Instant,
+    ) -> Result<Option<InFlight>, RuntimeError> {
+        let Some(result) = self.host_done.remove(&cmd) else {
+            return Ok(Some(InFlight::Host(cmd, since)));
+        };
+        let ctx = result.ok_or(RuntimeError::HostTaskPanicked { node: self.node, command: cmd })?;
+        self.stats.host_tasks += 1;
+        if let Some(trace) = &mut self.trace {
+            trace.span(crate::trace::Row::Host, format!("host task {cmd}"), since, std::time::Instant::now());
+        }
+        let mut any = false;
+        for v in ctx.views.into_iter().filter(|v| v.produces && !v.bounds.is_empty()) {
+            any = true;
+            self.cover(v.buffer, &v.bounds)?;
+            self.pending.push(GpuOp::Upload {
+                buffer: v.buffer,
+                region: v.bounds,
+                bytes: Arc::new(v.bytes),
+                bounds: v.bounds,
+                context: format!("outputs of host task {cmd}"),
+            });
+        }
+        Ok(any.then(|| InFlight::Gpu(self.open(), AfterGpu::Done)))
+    }
+}

@@ -1,0 +1,300 @@
+//! Kernels: device-compute executions' dispatches, interiors run early (`CELER_OVERLAP`), bounds checks.
+
+use celer_exec::gpu::{DeviceAllocation, Launch};
+use celer_exec::shaders::KernelSource;
+use celer_graph::{AccessMode, BufferId, Command, CommandKind, GridBox, Region, TaskKind};
+
+use super::batch::{GpuOp, PreparedKernel};
+use super::commands::{AfterGpu, InFlight};
+use super::error::{command_context, failure, OutOfBoundsAccess, RuntimeError};
+use super::reduction::{CustomReduction, ScalarKind};
+use super::{box3, grid_box, RankLoop};
+
+/// What a device-compute task runs: a WGSL kernel compiled at build time, and its scalar arguments.
+#[derive(Debug, Clone)]
+pub struct KernelPayload {
+    /// The compiled kernel file.
+    pub source: &'static KernelSource,
+    /// The entry point.
+    pub entry: &'static str,
+    /// Scalars pushed after the accessor windows (u32 words; pass `f32` as `to_bits`).
+    pub scalars: Vec<u32>,
+    /// The element type of each of the task's reductions, in order. A reduction's buffer binds after the accessors;
+    /// it holds the operation's identity (or, on rank 0, the current value when that is included) when the kernel
+    /// starts, and the kernel combines its items into element 0 (e.g. with atomics).
+    pub reduction_kinds: Vec<ScalarKind>,
+    /// For each of the task's reductions, in order: how a user-defined one ([`ReductionOp::Custom`]) combines.
+    pub custom_reductions: Vec<Option<CustomReduction>>,
+}
+
+/// What a checked kernel dispatch (`CELER_CHECK_BOUNDS`) declared, to check its accesses against and to name in the
+/// report.
+#[derive(Clone)]
+pub(super) struct CheckInfo {
+    /// Per accessor (then reduction), in binding order: the bounding box of the region its range mapper gave for
+    /// this chunk (the whole buffer for a reduction).
+    pub(super) declared: Vec<GridBox>,
+    /// Per accessor: how to name it, e.g. `read of buffer B0 "src" through one_to_one`.
+    pub(super) names: Vec<String>,
+    /// Per accessor: its buffer.
+    pub(super) buffers: Vec<BufferId>,
+    /// `task T1 "shift" (C3 on N0, kernel shift::main, chunk [0] - [32])`.
+    pub(super) what: String,
+    /// The report of an access outside the declared boxes, without its accessors.
+    pub(super) fault: OutOfBoundsAccess,
+}
+
+/// A checked dispatch's bounds record, downloaded with its batch and read once that completes.
+pub(super) struct PendingCheck {
+    pub(super) batch: celer_exec::gpu::BatchId,
+    pub(super) download: celer_exec::gpu::DownloadId,
+    pub(super) record: DeviceAllocation,
+    pub(super) info: Box<CheckInfo>,
+}
+
+impl RankLoop<'_> {
+    /// Starts device-compute execution `cmd` over `chunk`: collects its dispatch, or with an interior already
+    /// running ([`start_interior`](Self::start_interior)), the rest of the chunk: its border.
+    pub(super) fn start_kernel(&mut self, cmd: &Command, chunk: &GridBox) -> Result<Option<InFlight>, RuntimeError> {
+        let mut launches = Vec::new();
+        self.no_interior.remove(&cmd.id);
+        match self.interiors.remove(&cmd.id) {
+            Some(interior) => chunk.subtract_into(&interior, |b| launches.push(b)),
+            None => launches.push(*chunk),
+        }
+        self.collect_kernel(cmd, *chunk, &launches)?;
+        Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
+    }
+
+    /// Collects the GPU work of device-compute execution `cmd` over `chunk`: its allocations cover what the whole
+    /// chunk touches, and one dispatch per box of `launches` (the chunk, or a part of it).
+    pub(super) fn collect_kernel(
+        &mut self,
+        cmd: &Command,
+        chunk: GridBox,
+        launches: &[GridBox],
+    ) -> Result<(), RuntimeError> {
+        let rank = self.node;
+        let fail = failure(rank, cmd);
+        let CommandKind::Execution { task, .. } = &cmd.kind else {
+            return Err(fail(RuntimeError::Internal("not an execution")));
+        };
+        let task = self.tm.task(*task).ok_or_else(|| fail(RuntimeError::TaskPruned))?;
+        let payload = task
+            .spec
+            .payload
+            .as_ref()
+            .and_then(|p| p.downcast_ref::<KernelPayload>())
+            .ok_or_else(|| fail(RuntimeError::NoPayload { task: task.ident().to_string(), what: "kernel" }))?
+            .clone();
+        let mut accesses: Vec<(BufferId, AccessMode)> = task.spec.accesses.iter().map(|a| (a.buffer, a.mode)).collect();
+        // Reduction buffers bind after the accessors and start from the identity, except where rank 0
+        // folds in the current value.
+        let mut identities = Vec::new();
+        for r in &task.spec.reductions {
+            accesses.push((r.buffer, AccessMode::ReadWrite));
+            if !(r.include_current_value && rank == 0) {
+                identities.push((r.buffer, self.reductions[&r.id].identity()));
+            }
+        }
+        // What each accessor touches on this rank: its allocation must hold it.
+        let mut needs = Vec::with_capacity(accesses.len());
+        for a in task.spec.accesses.iter() {
+            let state =
+                self.buffers.get(&a.buffer).ok_or_else(|| fail(RuntimeError::UnknownBuffer { buffer: a.buffer }))?;
+            let region =
+                a.mapper.apply(&chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| fail(e.into()))?;
+            needs.push((a.buffer, region.bounding_box()));
+        }
+        for r in &task.spec.reductions {
+            needs.push((r.buffer, self.buffers[&r.buffer].extent));
+        }
+        let dims = task.spec.dims.max(1);
+        let context = command_context(rank, cmd, &format!("in {}", task.ident()));
+        let check = self.check_bounds.then(|| {
+            let mut names: Vec<String> = task
+                .spec
+                .accesses
+                .iter()
+                .map(|a| {
+                    let mode = format!("{:?}", a.mode).to_lowercase().replace("discardwrite", "discard_write");
+                    format!("{mode} of {} through {}", self.buffer_ident(a.buffer), a.mapper.name())
+                })
+                .collect();
+            names
+                .extend(task.spec.reductions.iter().map(|r| format!("reduction into {}", self.buffer_ident(r.buffer))));
+            let kernel = format!("{}::{}", payload.source.name(), payload.entry);
+            let what = format!("{} ({} on N{rank}, kernel {kernel}, chunk {chunk})", task.ident(), cmd.id);
+            let (declared, buffers) = needs.iter().map(|&(b, d)| (d, b)).unzip();
+            let fault = OutOfBoundsAccess {
+                task: task.ident().to_string(),
+                command: cmd.id,
+                node: rank,
+                kernel,
+                chunk,
+                accessors: Vec::new(),
+            };
+            Box::new(CheckInfo { declared, names, buffers, what, fault })
+        });
+        for (buffer, bounds) in needs {
+            self.cover(buffer, &bounds).map_err(&fail)?;
+        }
+        let kernel = if self.check_bounds {
+            self.gpu.load_kernel_checked(payload.source, payload.entry)
+        } else {
+            self.gpu.load_kernel(payload.source, payload.entry)
+        };
+        let kernel = kernel.map_err(|e| fail(e.into()))?;
+        // A download collected before this kernel (typically for a push of the previous step) goes out in a batch
+        // of its own: in one batch with the kernel, its data would leave only after the kernel, and the rank
+        // waiting for it would idle for a whole kernel.
+        if self.pending.iter().any(|op| matches!(op, GpuOp::Download { .. })) {
+            self.flush()?;
+        }
+        for (n, launch) in launches.iter().enumerate() {
+            self.pending.push(GpuOp::Kernel(PreparedKernel {
+                kernel,
+                launch: Launch::new(box3(launch), dims),
+                accesses: accesses.clone(),
+                scalars: payload.scalars.clone(),
+                // Reductions never split (start_interior), so the one launch resets them.
+                identities: if n == 0 { std::mem::take(&mut identities) } else { Vec::new() },
+                context: context.clone(),
+                check: check.clone(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// For queued command `i` (not ready yet): if it is a kernel whose only unfinished dependencies are
+    /// await-pushes still receiving, and a box of its chunk (its interior) reads and writes none of the awaited
+    /// cells, collects the interior's dispatch now, so it runs while the data travels; [`start`](Self::start)
+    /// runs the rest of the chunk once the data arrived. Returns whether it did.
+    pub(super) fn start_interior(&mut self, i: usize) -> Result<bool, RuntimeError> {
+        let cmd = &self.commands[i];
+        let CommandKind::Execution { task, chunk, .. } = &cmd.kind else { return Ok(false) };
+        // This runs for every waiting kernel in every loop step: what cannot split is ruled out once, cheaply.
+        if self.no_interior.contains(&cmd.id) {
+            return Ok(false);
+        }
+        let Some(task) = self.tm.task(*task) else { return Ok(false) };
+        if task.kind() != TaskKind::DeviceCompute
+            || !task.spec.reductions.is_empty()
+            || chunk.area() <= self.overlap.unwrap_or(usize::MAX)
+        {
+            self.no_interior.insert(cmd.id);
+            return Ok(false);
+        }
+        // Every dependency must be done or on the GPU queue already, except await-pushes still receiving.
+        let mut awaited: Vec<(BufferId, &Region)> = Vec::new();
+        for d in &cmd.dependencies {
+            if self.is_done(d.command) {
+                continue;
+            }
+            let flight = self.in_flight.iter().find(|(id, _)| *id == d.command).map(|(_, f)| f);
+            match flight {
+                Some(InFlight::Gpu(_, AfterGpu::Done)) => {}
+                Some(InFlight::Receive { buffer, region, .. }) => awaited.push((*buffer, region)),
+                _ => {
+                    let queued = self.commands.iter().find(|c| c.id == d.command).map(|c| &c.kind);
+                    match queued {
+                        Some(CommandKind::AwaitPush { transfer, region }) => awaited.push((transfer.buffer, region)),
+                        _ => return Ok(false),
+                    }
+                }
+            }
+        }
+        if awaited.is_empty() {
+            return Ok(false);
+        }
+        let interior = self.interior_box(task, chunk, &awaited);
+        let Some(interior) = interior.filter(|b| b.area() >= self.overlap.unwrap_or(usize::MAX)) else {
+            let id = self.commands[i].id;
+            self.no_interior.insert(id);
+            return Ok(false);
+        };
+        let cmd = self.commands[i].clone();
+        let CommandKind::Execution { chunk, .. } = &cmd.kind else { return Ok(false) };
+        // In a batch of its own: what was collected before (typically a border and the download its push sends)
+        // completes without waiting for the interior.
+        self.flush()?;
+        self.collect_kernel(&cmd, *chunk, &[interior])?;
+        self.interiors.insert(cmd.id, interior);
+        self.stats.early_interiors += 1;
+        Ok(true)
+    }
+
+    /// The interior of `chunk` for `task` given the `awaited` regions ([`crate::overlap::interior`]).
+    pub(super) fn interior_box(
+        &self,
+        task: &celer_graph::Task,
+        chunk: &GridBox,
+        awaited: &[(BufferId, &Region)],
+    ) -> Option<GridBox> {
+        let mut accessors = Vec::with_capacity(task.spec.accesses.len());
+        for a in task.spec.accesses.iter() {
+            let state = self.buffers.get(&a.buffer)?;
+            accessors.push(crate::overlap::Accessor {
+                buffer: a.buffer,
+                mapper: &a.mapper,
+                dims: state.dims,
+                extent: state.extent,
+            });
+        }
+        crate::overlap::interior(chunk, task.spec.dims, &accessors, awaited)
+    }
+
+    /// Reads the bounds records of checked kernels whose batch completed (`CELER_CHECK_BOUNDS`).
+    ///
+    /// # Errors
+    /// An out-of-bounds access, naming the task, command, kernel and chunk, and for each accessor at fault its
+    /// buffer, what it declared and the bounding box of the cells the kernel touched outside that.
+    pub(super) fn read_checks(&mut self) -> Result<(), RuntimeError> {
+        let mut failures = Vec::new();
+        let mut i = 0;
+        while i < self.checks.len() {
+            if !self.gpu.is_complete(self.checks[i].batch) {
+                i += 1;
+                continue;
+            }
+            let check = self.checks.swap_remove(i);
+            let mut bytes = vec![0u8; check.record.bytes()];
+            let all = check.record.bounds();
+            self.gpu.read_download(check.download, &mut bytes, all)?;
+            self.gpu.free(check.record);
+            let words: Vec<u32> = bytes.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
+            let report = celer_exec::gpu::read_bounds_record(&words);
+            if report.unattributed > 0 {
+                log::warn!(
+                    "CELER_CHECK_BOUNDS: {} indexed {} time(s) with a box that is no accessor's allocation box, so \
+                     those accesses could not be checked",
+                    check.info.what,
+                    report.unattributed
+                );
+            }
+            let info = &check.info;
+            let mut lines = Vec::new();
+            for (k, outside) in report.accessors.iter().enumerate() {
+                if let Some((count, cells)) = outside {
+                    let dims = info.buffers.get(k).and_then(|b| self.buffers.get(b)).map_or(3, |b| b.dims);
+                    let cells = grid_box(cells, dims);
+                    lines.push(format!(
+                        "accessor {k} ({}) accessed {cells} ({count} access(es) outside), but its range mapper \
+                         declared only {} for this chunk",
+                        info.names.get(k).map_or("?", String::as_str),
+                        info.declared[k]
+                    ));
+                }
+            }
+            if !lines.is_empty() {
+                failures.push(OutOfBoundsAccess { accessors: lines, ..info.fault.clone() });
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            self.fault_grace = true;
+            Err(RuntimeError::OutOfBounds(failures))
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! The per-rank runtime: one thread that owns MPI, the GPU, the task and command graphs, and runs commands.
+//!
+//! - The application thread only sends [`Message`]s through a lock-free [`SegQueue`](crossbeam_queue::SegQueue); answers (fence data, reached
+//!   epochs) come back on one-shot channels, which only `wait`-style calls block on.
+//! - The runtime thread takes new messages and runs [`RankLoop::step`] in a loop: generate commands → poll
+//!   completions → retire → start ready commands → submit the step's GPU batch. Nothing blocks; it spins while
+//!   GPU or MPI work is in flight, and otherwise backs off (spin, yield, then park for up to a millisecond, woken
+//!   by a message or a finished host task).
+//! - MPI is initialised on the runtime thread with `MPI_THREAD_FUNNELED`: it is the only thread that calls MPI.
+//! - A rank that drives several devices (`CELER_DEVICES`) runs one [`RankLoop`] per device on the same thread, each
+//!   a node of the command graph (node `rank × devices + device`) with its own communicator, transfer engine and
+//!   GPU: the task's split over nodes splits the rank's chunk over its devices, and data moves between devices
+//!   like between ranks (through MPI, which copies within the process).
+//!
+//! Commands start **out of order**, as soon as their dependencies allow (see [`RankLoop::step`]); several GPU
+//! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory:
+//! each buffer has at most one device allocation per rank, allocated when a command first touches the buffer and
+//! covering the bounding box of what this rank's commands touched so far; a command that needs more grows it
+//! with a device copy (`RankLoop::cover`). Transfers move packed boxes (a push sends its download, an
+//! await-push uploads the pieces as they arrived), never a host copy of the whole buffer.
+//! A kernel that waits for data from other ranks first runs the part of its chunk that needs none of it (its
+//! interior, `RankLoop::start_interior`; `CELER_OVERLAP`), so halo exchanges overlap computation.
+//! An allocation also covers what the queued commands (`CELER_LOOKAHEAD` of them) will need of the buffer, so an
+//! access pattern that widens over the next steps allocates once.
+//!
+//! The rooms of the runtime, one module each:
+//!
+//! | module | owns |
+//! |---|---|
+//! | this one | [`RankLoop`]: its state, the handling of messages, and the step in its named parts |
+//! | `thread` | the runtime thread: [`RuntimeHandle`], [`Message`], the loop over the devices' loops |
+//! | `commands` | what a command in flight waits for; starting and finishing commands by kind; fences, horizons, epochs |
+//! | `kernel` | device-compute executions: dispatches, interiors run early, `CELER_CHECK_BOUNDS` records |
+//! | `transfer` | pushes and await-pushes through the transfer engine |
+//! | `reduction` | reductions' element types and operators; gathering and combining partial results |
+//! | `host` | host tasks: [`HostContext`] and the worker thread |
+//! | `alloc` | device allocations and their look-ahead |
+//! | `batch` | the step's GPU batch: collected operations, recorded and submitted together |
+//! | `error` | [`RuntimeError`]: one variant per failure, with the command, task, buffer and kernel at fault |
+//! | `idle` | how the runtime thread waits when nothing progresses: spin, yield, park |
+//! | `pin` | `CELER_PIN`: the runtime thread's core and the application thread's |
+//! | `diagnostics` | [`RankStats`], trace spans of batches, divergence check, stall and device-loss reports, dumps |
+
+mod alloc;
+mod batch;
+mod commands;
+mod diagnostics;
+mod error;
+mod host;
+mod idle;
+mod kernel;
+mod pin;
+mod reduction;
+mod thread;
+mod transfer;
+
+pub use diagnostics::{scheduler_bound_warning, RankStats};
+pub use error::{OutOfBoundsAccess, RuntimeError};
+pub use host::{HostContext, HostFn, HostPayload, SharedObject};
+pub use kernel::KernelPayload;
+pub use reduction::{CombineFn, CustomReduction, ScalarKind};
+pub use thread::{Message, RuntimeHandle};
+
+use std::collections::VecDeque;
+use std::sync::{mpsc, Arc};
+
+use celer_exec::gpu::{Box3, Gpu};
+use celer_exec::mpi::Communicator;
+use celer_exec::transfer::TransferEngine;
+use celer_graph::{
+    BufferId, Command, CommandId, CommandKind, GridBox, NodeId, ReductionId, TaskId, TaskManager, TaskManagerConfig,
+};
+use hashbrown::HashMap;
+
+use self::alloc::BufferState;
+use self::batch::GpuOp;
+use self::commands::{AfterGpu, InFlight};
+use self::diagnostics::DivergenceCheck;
+use self::host::HostWorker;
+use self::kernel::PendingCheck;
+use self::reduction::ReductionInfo;
+use crate::cdag::{CdagConfig, CommandGraphGenerator};
+use crate::config::RuntimeConfig;
+use crate::divergence::StreamHash;
+
+/// A graph box as the backends' box type (the same layout: trailing dimensions `[0, 1)`).
+fn box3(b: &GridBox) -> Box3 {
+    Box3::new(b.min(), b.max())
+}
+
+/// A backend box as a graph box of a `dims`-dimensional buffer (trailing dimensions `[0, 1)`).
+fn grid_box(b: &Box3, dims: usize) -> GridBox {
+    let (mut min, mut max) = (b.min(), b.max());
+    for d in dims.max(1)..3 {
+        min[d] = 0;
+        max[d] = 1;
+    }
+    GridBox::new(min, max)
+}
+
+/// One rank's loop state; see the [module docs](self).
+pub struct RankLoop<'c> {
+    /// This loop's device's communicator (collectives: barriers, divergence checks).
+    comm: &'c Communicator,
+    /// This loop's node in the command graph: `rank × devices + device`; `nodes` of them in all.
+    node: i32,
+    nodes: i32,
+    /// This loop's device among the rank's `devices` (`CELER_DEVICES`).
+    device: usize,
+    devices: usize,
+    engine: TransferEngine<'c>,
+    gpu: Gpu,
+    tm: TaskManager,
+    cdag: CommandGraphGenerator,
+    buffers: HashMap<BufferId, BufferState>,
+    commands: VecDeque<Command>,
+    /// Commands started and not yet complete.
+    in_flight: Vec<(CommandId, InFlight)>,
+    /// Completed commands above the watermark; every command below `watermark` is complete.
+    done: hashbrown::HashSet<CommandId>,
+    watermark: u64,
+    fences: HashMap<TaskId, mpsc::SyncSender<Vec<u8>>>,
+    epochs: HashMap<TaskId, mpsc::SyncSender<()>>,
+    /// The previous horizon executed: when the next one runs, everything before this one is pruned.
+    last_horizon: Option<TaskId>,
+    completions: Vec<celer_exec::transfer::Completion>,
+    batches: Vec<celer_exec::gpu::BatchId>,
+    next_token: u64,
+    shutdown: bool,
+    host: HostWorker,
+    /// GPU work started in this step, submitted together by `flush` at its end.
+    pending: Vec<GpuOp>,
+    /// How many downloads `pending` holds (the next download slot).
+    pending_downloads: usize,
+    /// Whether a command started in this step waits for the collected batch (even an empty one).
+    open_refs: bool,
+    /// How many queued commands a step scans for ready ones (`CELER_LOOKAHEAD`).
+    lookahead: usize,
+    /// `CELER_OVERLAP`: run the interior of kernels that wait for transfers early, if it has this many cells.
+    overlap: Option<usize>,
+    /// Execution commands whose interior already runs (or was collected), with that interior; the rest of the
+    /// chunk runs when the command is ready.
+    interiors: HashMap<CommandId, GridBox>,
+    /// Waiting execution commands found not to split (removed when they start).
+    no_interior: hashbrown::HashSet<CommandId>,
+    /// Reused buffer for a push's packed cells between the download and the engine's send buffer.
+    send_scratch: Vec<u8>,
+    /// The timeline of `CELER_TRACE`, when it is on.
+    pub(crate) trace: Option<crate::trace::Trace>,
+    /// Batches in flight with their submission time and what they hold, for the trace.
+    traced_batches: Vec<(celer_exec::gpu::BatchId, std::time::Instant, String)>,
+    /// Device times of completed batches' operations (tracing only).
+    timings: Vec<(celer_exec::gpu::BatchId, Vec<celer_exec::gpu::OpTime>)>,
+    /// Kernel batches in flight and when they were submitted (for `RankStats::kernel_time`).
+    kernel_batches: Vec<(celer_exec::gpu::BatchId, std::time::Instant)>,
+    /// Counters for the summary programs print.
+    pub(crate) stats: RankStats,
+    /// Operation and element type of every reduction submitted, known on every rank.
+    reductions: HashMap<ReductionId, ReductionInfo>,
+    /// Partial results gathered from the other ranks, until the reduction command combines them.
+    gathered: HashMap<ReductionId, celer_exec::transfer::Gathered>,
+    /// Host tasks the worker finished, by command.
+    host_done: HashMap<CommandId, Option<HostContext>>,
+    /// The divergence check (with more than one rank).
+    divergence: Option<DivergenceCheck<'c>>,
+    /// `CELER_DUMP_GRAPHS`: where the DOT files go at shutdown, and a copy of every task (the command generator
+    /// records its commands meanwhile). Memory grows with the program: a debugging aid.
+    dump: Option<(std::path::PathBuf, Vec<celer_graph::Task>)>,
+    /// `CELER_CHECK_BOUNDS`: kernels run their checked variant; `checks` holds the records of batches in flight.
+    check_bounds: bool,
+    checks: Vec<PendingCheck>,
+    /// Set with an error that every rank is likely to hit at about the same time (an out-of-bounds access of a
+    /// distributed kernel, a lost device): the runtime thread then waits `FAULT_GRACE` before ending the job, so
+    /// that the other ranks print theirs too.
+    pub(crate) fault_grace: bool,
+    /// The ids of the tasks being turned into commands (kept to reuse its storage).
+    new_tasks: Vec<TaskId>,
+}
+
+impl<'c> RankLoop<'c> {
+    /// Sets up a rank on an initialised communicator and a GPU.
+    ///
+    /// # Errors
+    /// Transfer-engine and MPI start-up errors.
+    /// With more than one rank, creates the divergence check's communicators (collective: every rank must do it)
+    /// and compares windows if `runtime.check_divergence`; records tasks and commands if `runtime.dump_graphs`.
+    pub fn new(
+        comm: &'c Communicator,
+        gpu: Gpu,
+        config: TaskManagerConfig,
+        runtime: &RuntimeConfig,
+    ) -> Result<Self, RuntimeError> {
+        Self::for_device(&[comm], 0, gpu, config, runtime)
+    }
+
+    /// The loop of device `device` of a rank that drives `comms.len()` devices (`CELER_DEVICES`): each device is
+    /// a node of the command graph of its own (node `rank × devices + device`) with its own loop, communicator
+    /// `comms[device]` (every rank's device `d` shares `comms[d]`) and transfer engine; one runtime thread steps
+    /// the loops of all its devices in turn.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn for_device(
+        comms: &[&'c Communicator],
+        device: usize,
+        mut gpu: Gpu,
+        config: TaskManagerConfig,
+        runtime: &RuntimeConfig,
+    ) -> Result<Self, RuntimeError> {
+        let comm = *comms.get(device).ok_or(RuntimeError::NoCommunicator { device, devices: comms.len() })?;
+        if runtime.trace.is_some() {
+            // The trace shows each batch's operations as the device timed them, where the device can.
+            gpu.enable_timestamps()?;
+        }
+        let check_divergence = runtime.check_divergence;
+        let num_ranks = comm.size() as usize * comms.len().max(1);
+        let divergence = if num_ranks > 1 {
+            Some(DivergenceCheck {
+                enabled: check_divergence,
+                side: comm.duplicate()?,
+                detail: comm.duplicate()?,
+                stream: StreamHash::new(),
+                reductions: VecDeque::new(),
+            })
+        } else {
+            None
+        };
+        let node = comm.rank() * comms.len().max(1) as i32 + device as i32;
+        let local = NodeId(node as u64);
+        let mut tm = TaskManager::new(TaskManagerConfig { num_ranks, ..config });
+        tm.drain_new_tasks().for_each(drop);
+        Ok(Self {
+            comm,
+            node,
+            nodes: num_ranks as i32,
+            device,
+            devices: comms.len().max(1),
+            engine: TransferEngine::for_device(comms, device)?,
+            gpu,
+            tm,
+            cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: runtime.dump_graphs.is_some() }),
+            buffers: HashMap::new(),
+            commands: VecDeque::new(),
+            in_flight: Vec::new(),
+            done: hashbrown::HashSet::new(),
+            // C0 (the initial epoch) is complete from the start.
+            watermark: 1,
+            fences: HashMap::new(),
+            epochs: HashMap::new(),
+            last_horizon: None,
+            completions: Vec::new(),
+            batches: Vec::new(),
+            next_token: 0,
+            shutdown: false,
+            host: HostWorker::start(),
+            pending: Vec::new(),
+            pending_downloads: 0,
+            open_refs: false,
+            send_scratch: Vec::new(),
+            lookahead: runtime.lookahead,
+            overlap: runtime.overlap,
+            interiors: HashMap::new(),
+            no_interior: hashbrown::HashSet::new(),
+            trace: runtime.trace.as_ref().map(|_| crate::trace::Trace::new(node)),
+            traced_batches: Vec::new(),
+            timings: Vec::new(),
+            kernel_batches: Vec::new(),
+            stats: RankStats { rank: node as usize, ..RankStats::default() },
+            reductions: HashMap::new(),
+            gathered: HashMap::new(),
+            host_done: HashMap::new(),
+            divergence,
+            dump: runtime.dump_graphs.clone().map(|dir| (dir, Vec::new())),
+            check_bounds: runtime.check_bounds,
+            checks: Vec::new(),
+            fault_grace: false,
+            new_tasks: Vec::new(),
+        })
+    }
+
+    /// Whether the shutdown epoch has run.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown
+    }
+
+    /// Handles one message from the application thread: records buffers, host objects and tasks; the next
+    /// [`step`](Self::step) turns the new tasks into commands.
+    ///
+    /// # Errors
+    /// Reductions without an element type or combining function, and task errors (naming task, buffer and region).
+    pub fn handle(&mut self, msg: Message) -> Result<(), RuntimeError> {
+        match msg {
+            Message::CreateBuffer { id, dims, extent, elem_size, data, name } => {
+                self.tm.create_buffer(id, dims, extent, data.is_some(), name.clone());
+                self.cdag.create_buffer(id, dims, extent, data.is_some(), name);
+                // No device memory yet: the first command that touches the buffer allocates what it needs.
+                let init = data.map(Arc::new);
+                self.buffers.insert(id, BufferState { dims, extent, elem_size, device: None, init, growths: 0 });
+            }
+            Message::NameBuffer(id, name) => {
+                self.tm.set_buffer_name(id, name.clone());
+                self.cdag.set_buffer_name(id, &name);
+            }
+            Message::DestroyBuffer(id) => {
+                self.tm.destroy_buffer(id);
+                self.cdag.destroy_buffer(id);
+                // The allocation is freed once no queued command can use it: at shutdown, for now.
+            }
+            Message::Submit(spec) => {
+                self.record_reductions(&spec)?;
+                self.tm.submit(spec)?;
+            }
+            Message::Fence(spec, reply) => {
+                let id = self.tm.submit(spec)?;
+                self.fences.insert(id, reply);
+            }
+            Message::CreateHostObject(id) => self.tm.create_host_object(id),
+            Message::DestroyHostObject(id) => self.tm.destroy_host_object(id),
+            Message::Stats(reply) => {
+                // The statistics count the tasks submitted so far.
+                self.generate()?;
+                let _ = reply.send(self.stats.clone());
+            }
+            Message::Epoch(action, reply) => {
+                let id = self.tm.epoch(action);
+                self.epochs.insert(id, reply);
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns the tasks recorded since the last call into this rank's commands, queued in generation order; closes
+    /// the divergence check's windows and keeps the graph dump's copy of each task.
+    fn generate(&mut self) -> Result<(), RuntimeError> {
+        let mut new = std::mem::take(&mut self.new_tasks);
+        self.tm.take_new_tasks(&mut new);
+        self.stats.tasks += new.len() as u64;
+        for &id in &new {
+            let task = self.tm.task(id).expect("new tasks are live");
+            if let Some((_, tasks)) = &mut self.dump {
+                tasks.push(task.clone());
+            }
+            if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
+                if d.stream.record(task) {
+                    let values = d.stream.close(id);
+                    d.reductions.push_back(d.side.iallreduce_min(values)?);
+                }
+            }
+            let ids: Vec<_> = self.cdag.build_task(task)?.to_vec();
+            for c in ids {
+                self.commands.push_back(self.cdag.command(c).expect("just generated").clone());
+            }
+        }
+        self.new_tasks = new;
+        Ok(())
+    }
+
+    /// Makes progress, in this order: **generate** the commands of the tasks recorded since the last step, **poll
+    /// completions** of the GPU, MPI and the host worker, **retire** the commands in flight that completed, **start
+    /// ready** commands, and **submit the batch** of GPU work the started commands collected. Returns whether
+    /// anything happened.
+    ///
+    /// Generation comes first so that what a retiring command allocates already covers the needs of the commands
+    /// queued behind it (the look-ahead of `cover`).
+    ///
+    /// # Errors
+    /// Task errors found while generating, and backend errors, wrapped in [`RuntimeError::Command`] naming the
+    /// command where one failed.
+    pub fn step(&mut self) -> Result<bool, RuntimeError> {
+        self.generate()?;
+        let mut progressed = self.poll_completions()?;
+        progressed |= self.retire()?;
+        progressed |= self.start_ready()?;
+        self.flush()?;
+        Ok(progressed)
+    }
+
+    /// Polls the transfer engine, the GPU and the host worker, and the divergence check's oldest window; records
+    /// completed batches in the statistics and the trace. Returns whether anything completed.
+    fn poll_completions(&mut self) -> Result<bool, RuntimeError> {
+        self.completions.clear();
+        self.engine.poll(&mut self.completions)?;
+        self.batches.clear();
+        if let Err(e) = self.gpu.poll(&mut self.batches) {
+            return Err(self.gpu_failed(e));
+        }
+        let mut progressed = !self.completions.is_empty() || !self.batches.is_empty();
+        if !self.checks.is_empty() && !self.batches.is_empty() {
+            self.read_checks()?;
+        }
+        if self.trace.is_some() && !self.batches.is_empty() {
+            self.trace_completed_batches();
+        }
+        if !self.batches.is_empty() && !self.kernel_batches.is_empty() {
+            self.time_completed_kernels();
+        }
+        while let Some((cmd, result)) = self.host.done.pop() {
+            self.host_done.insert(cmd, result);
+            progressed = true;
+        }
+        progressed |= self.poll_divergence()?;
+        Ok(progressed)
+    }
+
+    /// Advances every command in flight ([`finish`](Self::finish)); marks those that completed done. Returns
+    /// whether any did.
+    fn retire(&mut self) -> Result<bool, RuntimeError> {
+        let mut progressed = false;
+        let flights = std::mem::take(&mut self.in_flight);
+        for (id, flight) in flights {
+            match self.finish(flight)? {
+                Some(still) => self.in_flight.push((id, still)),
+                None => {
+                    self.mark_done(id);
+                    progressed = true;
+                }
+            }
+        }
+        Ok(progressed)
+    }
+
+    /// Starts ready commands, in generation order, within a window at the front of the queue (dependencies point
+    /// backwards, so the front always becomes ready first); a kernel not ready yet may run its interior early.
+    /// Returns whether anything started.
+    ///
+    /// A command that begins with GPU work (a kernel, or the download of a push or fence) may start as soon as the
+    /// commands it depends on have *submitted* their last GPU batch: batches run in submission order on the one
+    /// queue, so dependent kernels go to the GPU back to back instead of one round trip each. Everything else
+    /// waits for its dependencies to complete.
+    fn start_ready(&mut self) -> Result<bool, RuntimeError> {
+        let mut progressed = false;
+        let mut i = 0;
+        while i < self.commands.len().min(self.lookahead) {
+            let gpu_first = matches!(
+                self.commands[i].kind,
+                CommandKind::Execution { .. } | CommandKind::Push { .. } | CommandKind::Fence { .. }
+            );
+            let ready = self.commands[i].dependencies.iter().all(|d| {
+                self.is_done(d.command)
+                    || (gpu_first
+                        && self
+                            .in_flight
+                            .iter()
+                            .any(|(id, f)| *id == d.command && matches!(f, InFlight::Gpu(_, AfterGpu::Done))))
+            });
+            if !ready {
+                if self.overlap.is_some() && !self.interiors.contains_key(&self.commands[i].id) {
+                    progressed |= self.start_interior(i)?;
+                }
+                i += 1;
+                continue;
+            }
+            let cmd = self.commands.remove(i).expect("index in range");
+            // GPU work of every command started in this step goes into one batch, in start order.
+            match self.start(&cmd)? {
+                Some(flight) => self.in_flight.push((cmd.id, flight)),
+                None => self.mark_done(cmd.id),
+            }
+            progressed = true;
+        }
+        Ok(progressed)
+    }
+
+    fn is_done(&self, id: CommandId) -> bool {
+        id.0 < self.watermark || self.done.contains(&id)
+    }
+
+    fn mark_done(&mut self, id: CommandId) {
+        self.stats.commands += 1;
+        self.done.insert(id);
+        while self.done.remove(&CommandId(self.watermark)) {
+            self.watermark += 1;
+        }
+    }
+
+    /// Whether commands are queued or in flight, or transfers pending: what stall detection watches. Divergence
+    /// checks do not count: a rank that reached shutdown waits for the others' checks as long as they take.
+    pub fn has_pending_work(&self) -> bool {
+        !self.commands.is_empty() || !self.in_flight.is_empty() || !self.engine.is_idle()
+    }
+
+    /// Whether work is in flight that completes without waiting for another rank's program or the application:
+    /// GPU batches, or data moving over MPI (sends not yet complete, payloads being received). The runtime thread
+    /// keeps polling while it is; otherwise an idle loop backs off ([`idle`]).
+    pub fn completes_soon(&self) -> bool {
+        self.gpu.in_flight() > 0 || self.engine.is_moving_data()
+    }
+
+    /// Whether no command is queued or in flight, all sends have left and every divergence check completed.
+    pub fn is_idle(&self) -> bool {
+        self.commands.is_empty()
+            && self.in_flight.is_empty()
+            && self.engine.is_idle()
+            && self.divergence.as_ref().is_none_or(|d| d.reductions.is_empty())
+    }
+}
+
+impl std::fmt::Debug for RankLoop<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RankLoop")
+            .field("node", &self.node)
+            .field("queued", &self.commands.len())
+            .field("in_flight", &self.in_flight.len())
+            .finish_non_exhaustive()
+    }
+}

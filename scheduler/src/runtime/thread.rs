@@ -1,0 +1,395 @@
+//! The runtime thread: the application's handle, its messages, and the loop that steps every device's `RankLoop`.
+
+use std::sync::{mpsc, Arc};
+
+use celer_exec::gpu::Gpu;
+use celer_exec::mpi::Communicator;
+use celer_graph::{BufferId, EpochAction, GridBox, TaskManagerConfig, TaskSpec};
+use crossbeam_queue::SegQueue;
+
+use super::diagnostics::{abort_stalled, scheduler_bound_warning, RankStats};
+use super::error::RuntimeError;
+use super::RankLoop;
+use crate::config::RuntimeConfig;
+use crate::startup::StartError;
+
+/// A message from the application thread to the runtime thread.
+#[derive(Debug)]
+pub enum Message {
+    /// A new buffer, with its initial contents (row-major bytes of the whole extent) if any.
+    CreateBuffer {
+        /// Id.
+        id: BufferId,
+        /// Dimensionality.
+        dims: usize,
+        /// Extent.
+        extent: GridBox,
+        /// Bytes per element.
+        elem_size: usize,
+        /// Initial contents.
+        data: Option<Vec<u8>>,
+        /// Debug name.
+        name: Option<String>,
+    },
+    /// The program named the buffer (for messages and graph dumps).
+    NameBuffer(BufferId, String),
+    /// The buffer is dropped by the program.
+    DestroyBuffer(BufferId),
+    /// A new host object.
+    CreateHostObject(celer_graph::HostObjectId),
+    /// The host object is dropped by the program.
+    DestroyHostObject(celer_graph::HostObjectId),
+    /// A task to record and run.
+    Submit(TaskSpec),
+    /// A fence task; its data (row-major bytes of the fenced box) is sent back once it ran. A failure stops the
+    /// runtime (it reports and aborts the job), so the sender is dropped unanswered rather than sent an error.
+    Fence(TaskSpec, mpsc::SyncSender<Vec<u8>>),
+    /// An epoch; the sender fires once everything before it has run.
+    Epoch(EpochAction, mpsc::SyncSender<()>),
+    /// A snapshot of the rank's [`RankStats`].
+    Stats(mpsc::SyncSender<RankStats>),
+}
+
+/// The application's handle on the runtime thread.
+#[derive(Debug)]
+pub struct RuntimeHandle {
+    queue: Arc<SegQueue<Message>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    rank: i32,
+    ranks: i32,
+}
+
+impl RuntimeHandle {
+    /// Starts the runtime thread: MPI (as one rank without `mpirun`), the GPU, the loop. `runtime` holds the
+    /// diagnostics settings (stall timeout, divergence check, device printing; see [`crate::config`]).
+    ///
+    /// # Errors
+    /// A [`StartError`] on every rank when MPI, or any rank's GPU, did not start.
+    pub fn start(config: TaskManagerConfig, runtime: RuntimeConfig) -> Result<Self, StartError> {
+        let queue = Arc::new(SegQueue::new());
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), StartError>>(1);
+        let q = Arc::clone(&queue);
+        // Planned here, from the cores the process may run on as the application thread sees them.
+        let local = super::pin::local_rank();
+        let pin = super::pin::plan(&runtime.pin, &super::pin::allowed_cores(), super::pin::online_cores(), local);
+        let runtime_core = pin.as_ref().map(|p| p.runtime);
+        let thread = std::thread::Builder::new()
+            .name("celer-runtime".into())
+            .spawn(move || run(q, config, runtime, runtime_core, ready_tx))
+            .map_err(StartError::Thread)?;
+        // On failure the thread finalises MPI before it ends: wait for that, so the process never exits first.
+        let (rank, ranks) = match ready_rx.recv() {
+            Ok(Ok(started)) => started,
+            failed => {
+                let _ = thread.join();
+                return Err(failed.map_or(StartError::ThreadDied, |r| r.err().unwrap_or(StartError::ThreadDied)));
+            }
+        };
+        if let Some(p) = pin.filter(|p| !p.application.is_empty()) {
+            match super::pin::pin_current_thread(&p.application) {
+                Ok(()) => log::info!("CELER_PIN: the application thread runs on cores {:?}", p.application),
+                Err(e) => log::warn!("CELER_PIN: could not pin the application thread to {:?}: {e}", p.application),
+            }
+        }
+        Ok(Self { queue, thread: Some(thread), rank, ranks })
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> i32 {
+        self.rank
+    }
+
+    /// Number of ranks.
+    pub fn ranks(&self) -> i32 {
+        self.ranks
+    }
+
+    /// Asks the runtime thread for its [`RankStats`] (blocks until the loop answers, which it does at once).
+    pub fn stats(&self) -> Option<RankStats> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.queue.push(Message::Stats(tx));
+        self.wake();
+        rx.recv().ok()
+    }
+
+    /// Hands a message to the runtime thread (lock-free, never blocks) and wakes it if it is parked.
+    pub fn send(&self, msg: Message) {
+        self.queue.push(msg);
+        self.wake();
+    }
+
+    /// Wakes the runtime thread if its idle loop parked it (an atomic swap when it is not parked).
+    fn wake(&self) {
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+
+    /// Records the shutdown epoch and waits for the runtime thread to finish everything and finalize MPI.
+    pub fn shutdown(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let (tx, rx) = mpsc::sync_channel(1);
+            self.queue.push(Message::Epoch(EpochAction::Shutdown, tx));
+            t.thread().unpark();
+            let _ = rx.recv();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RuntimeHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// How long a rank that found a fault every rank may hit (an out-of-bounds access, a lost device) waits before
+/// aborting the job, so that the other ranks report theirs too.
+pub(super) const FAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Epoch and statistics requests answered once every device's loop has answered (`CELER_DEVICES` > 1).
+pub(super) enum Joined {
+    Epoch(Vec<mpsc::Receiver<()>>, mpsc::SyncSender<()>),
+    Stats(Vec<mpsc::Receiver<RankStats>>, Vec<RankStats>, mpsc::SyncSender<RankStats>),
+}
+
+impl Joined {
+    /// Collects what arrived; answers and returns `true` once every loop has.
+    pub(super) fn poll(&mut self) -> bool {
+        match self {
+            Joined::Epoch(waiting, reply) => {
+                waiting.retain(|r| !matches!(r.try_recv(), Ok(()) | Err(mpsc::TryRecvError::Disconnected)));
+                if waiting.is_empty() {
+                    let _ = reply.send(());
+                }
+                waiting.is_empty()
+            }
+            Joined::Stats(waiting, got, reply) => {
+                waiting.retain(|r| match r.try_recv() {
+                    Ok(stats) => {
+                        got.push(stats);
+                        false
+                    }
+                    Err(mpsc::TryRecvError::Empty) => true,
+                    Err(mpsc::TryRecvError::Disconnected) => false,
+                });
+                if waiting.is_empty() {
+                    let mut all = got.first().cloned().unwrap_or_default();
+                    for other in got.iter().skip(1) {
+                        all.absorb(other);
+                    }
+                    let _ = reply.send(all);
+                }
+                waiting.is_empty()
+            }
+        }
+    }
+}
+
+/// Hands `msg` to every device's loop (`loops.len()` > 1): copies of buffers and tasks to each; epochs and
+/// statistics through per-loop channels joined in `joined`; a fence's data from the first loop (every node
+/// receives the same data).
+pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec<Joined>) -> Result<(), RuntimeError> {
+    let n = loops.len();
+    match msg {
+        Message::Epoch(action, reply) => {
+            let mut waiting = Vec::with_capacity(n);
+            for l in loops.iter_mut() {
+                let (tx, rx) = mpsc::sync_channel(1);
+                waiting.push(rx);
+                l.handle(Message::Epoch(action, tx))?;
+            }
+            joined.push(Joined::Epoch(waiting, reply));
+        }
+        Message::Stats(reply) => {
+            let mut waiting = Vec::with_capacity(n);
+            for l in loops.iter_mut() {
+                let (tx, rx) = mpsc::sync_channel(1);
+                waiting.push(rx);
+                l.handle(Message::Stats(tx))?;
+            }
+            joined.push(Joined::Stats(waiting, Vec::new(), reply));
+        }
+        Message::Fence(spec, reply) => {
+            for (i, l) in loops.iter_mut().enumerate() {
+                let reply = if i == 0 { reply.clone() } else { mpsc::sync_channel(1).0 };
+                l.handle(Message::Fence(spec.clone(), reply))?;
+            }
+        }
+        Message::CreateBuffer { id, dims, extent, elem_size, data, name } => {
+            for l in loops.iter_mut() {
+                let (data, name) = (data.clone(), name.clone());
+                l.handle(Message::CreateBuffer { id, dims, extent, elem_size, data, name })?;
+            }
+        }
+        Message::NameBuffer(id, name) => {
+            for l in loops.iter_mut() {
+                l.handle(Message::NameBuffer(id, name.clone()))?;
+            }
+        }
+        Message::DestroyBuffer(id) => loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyBuffer(id)))?,
+        Message::CreateHostObject(id) => {
+            loops.iter_mut().try_for_each(|l| l.handle(Message::CreateHostObject(id)))?;
+        }
+        Message::DestroyHostObject(id) => {
+            loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyHostObject(id)))?;
+        }
+        Message::Submit(spec) => loops.iter_mut().try_for_each(|l| l.handle(Message::Submit(spec.clone())))?,
+    }
+    Ok(())
+}
+
+/// The runtime thread's body. Any error aborts every rank with a message naming this rank.
+pub(super) fn run(
+    queue: Arc<SegQueue<Message>>,
+    config: TaskManagerConfig,
+    runtime: RuntimeConfig,
+    runtime_core: Option<usize>,
+    ready: mpsc::SyncSender<Result<(i32, i32), StartError>>,
+) {
+    let comm = match celer_exec::mpi::init() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(StartError::Mpi(e)));
+            return;
+        }
+    };
+    let rank = comm.rank();
+    crate::logging::set_rank(rank);
+    let abort = |what: String| -> ! {
+        crate::logging::fatal(&what);
+        comm.abort(1)
+    };
+    // One communicator per device index (every rank's device d receives on the d-th), duplicated in the same
+    // order on every rank.
+    let devices = runtime.devices.max(1);
+    let dups: Vec<Communicator> = (1..devices)
+        .map(|_| comm.duplicate_full().unwrap_or_else(|e| abort(format!("MPI communicator for a device: {e}"))))
+        .collect();
+    let comms: Vec<&Communicator> = std::iter::once(&comm).chain(dups.iter()).collect();
+    let mut loops = Vec::with_capacity(devices);
+    // Every GPU first, then one agreement of all ranks: a failure anywhere is an `Err` on every rank.
+    let gpus = (0..devices)
+        .map(|k| {
+            let options = celer_exec::gpu::GpuOptions {
+                device_of_rank: (k, devices),
+                lose_device_at_poll: runtime.inject_device_lost,
+                ..Default::default()
+            };
+            Gpu::with_options(options).map_err(|error| StartError::Gpu { rank, device: k, error })
+        })
+        .collect::<Result<Vec<Gpu>, StartError>>();
+    let gpus = match crate::startup::agree(&comm, gpus) {
+        Ok(gpus) => gpus,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    for (k, gpu) in gpus.into_iter().enumerate() {
+        let which = if devices > 1 { format!("rank {rank} (device {k} of {devices})") } else { format!("rank {rank}") };
+        let line = format!("{which} of {} runs on {}", comm.size(), gpu.info());
+        if runtime.print_device {
+            crate::logging::always(log::Level::Info, &line);
+        } else {
+            log::info!("{line}");
+        }
+        let l = RankLoop::for_device(&comms, k, gpu, config.clone(), &runtime).unwrap_or_else(|e| abort(e.to_string()));
+        loops.push(l);
+    }
+    // Pinned only now: the threads the GPU driver and the host worker started above keep the whole set.
+    if let Some(core) = runtime_core {
+        match super::pin::pin_current_thread(&[core]) {
+            Ok(()) => log::info!("CELER_PIN: the runtime thread runs on core {core}"),
+            Err(e) => log::warn!("CELER_PIN: could not pin the runtime thread to core {core}: {e}"),
+        }
+    }
+    let _ = ready.send(Ok((rank, comm.size())));
+    let mut joined: Vec<Joined> = Vec::new();
+    let mut last = std::time::Instant::now();
+    // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
+    let mut last_progress = last;
+    loop {
+        let mut busy = false;
+        while let Some(msg) = queue.pop() {
+            busy = true;
+            let handled = if devices == 1 { loops[0].handle(msg) } else { fan_out(msg, &mut loops, &mut joined) };
+            if let Err(e) = handled {
+                abort(e.to_string());
+            }
+        }
+        if !joined.is_empty() {
+            joined.retain_mut(|j| !j.poll());
+        }
+        let mut progressed = busy;
+        let mut done = true;
+        for rank_loop in loops.iter_mut() {
+            let stepped = rank_loop.step();
+            let now = std::time::Instant::now();
+            let stepped = stepped.unwrap_or_else(|e| {
+                if rank_loop.fault_grace {
+                    crate::logging::fatal(&e.to_string());
+                    std::thread::sleep(FAULT_GRACE);
+                    comm.abort(1)
+                }
+                abort(e.to_string())
+            });
+            if let Some(trace) = &mut rank_loop.trace {
+                trace.loop_state(busy || stepped, now);
+            }
+            if busy || stepped {
+                rank_loop.stats.busy += now - last;
+            } else {
+                rank_loop.stats.idle += now - last;
+            }
+            progressed |= stepped;
+            done &= rank_loop.is_shut_down() && rank_loop.is_idle();
+        }
+        let now = std::time::Instant::now();
+        if progressed {
+            last_progress = now;
+        } else if let Some(limit) = runtime.stall_timeout {
+            if now - last_progress > limit && loops.iter().any(|l| l.has_pending_work()) {
+                let lines: Vec<String> = loops.iter().flat_map(|l| l.waiting_for()).collect();
+                abort_stalled(&comm, now - last_progress, &lines);
+            }
+        }
+        last = now;
+        if !progressed {
+            if done && joined.is_empty() {
+                break;
+            }
+            super::idle::wait(now - last_progress, loops.iter().any(|l| l.completes_soon()));
+        }
+    }
+    let mut traces = Vec::new();
+    let mut all_stats = Vec::new();
+    for mut rank_loop in loops {
+        match rank_loop.write_graph_dumps() {
+            Ok(files) => {
+                for f in files {
+                    log::info!("wrote {}", f.display());
+                }
+            }
+            Err(e) => log::warn!("CELER_DUMP_GRAPHS: {e}"),
+        }
+        traces.extend(rank_loop.trace.take());
+        all_stats.push(rank_loop.stats.clone());
+    }
+    for stats in &all_stats {
+        log::info!("{}", stats.summary());
+        if let Some(w) = scheduler_bound_warning(stats) {
+            log::warn!("{w}");
+        }
+    }
+    if let Some(path) = &runtime.trace {
+        let traces: Vec<&crate::trace::Trace> = traces.iter().collect();
+        match crate::trace::gather_all_and_write(&comm, &traces, path) {
+            Ok(()) if rank == 0 => log::info!("wrote the timeline of every rank to {}", path.display()),
+            Ok(()) => {}
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+    drop(dups);
+    drop(comm);
+}
