@@ -3,12 +3,12 @@
 //! every rank owns a chunk.
 //! Throughput reads as tasks per second. `cargo run --release --example scheduling_cost` prints the same as a table.
 
-use celer::graph::patterns::{self, Workload};
-use celer::graph::{NodeId, TaskManagerConfig};
-use celer::scheduler::Simulation;
+use celer::unstable::graph::patterns::{self, Workload};
+use celer::unstable::graph::{NodeId, TaskManagerConfig};
+use celer::unstable::scheduler::Simulation;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-fn run(w: &Workload, ranks: usize, tasks: Vec<celer::graph::TaskSpec>) -> Simulation {
+fn run(w: &Workload, ranks: usize, tasks: Vec<celer::unstable::graph::TaskSpec>) -> Simulation {
     let mut sim =
         Simulation::with_ranks(ranks, &[NodeId(ranks.min(2) as u64 - 1)], false, TaskManagerConfig::default());
     for b in &w.buffers {

@@ -4,11 +4,11 @@
 //! away (as a running executor would). Criterion's throughput line reads as tasks per second; `./x bench` prints the
 //! per-task time too. Compare with Celerity's TDAG benchmark on the same machine (see docs/PERFORMANCE.md).
 
-use celer::graph::patterns::{self, Workload};
-use celer::graph::{TaskManager, TaskManagerConfig};
+use celer::unstable::graph::patterns::{self, Workload};
+use celer::unstable::graph::{TaskManager, TaskManagerConfig};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-fn run(w: &Workload, tasks: Vec<celer::graph::TaskSpec>) -> TaskManager {
+fn run(w: &Workload, tasks: Vec<celer::unstable::graph::TaskSpec>) -> TaskManager {
     let mut tm = TaskManager::new(TaskManagerConfig::default());
     w.create_buffers(&mut tm);
     for t in tasks {

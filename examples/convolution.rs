@@ -1,15 +1,13 @@
 //! Image filters: a Gaussian blur, then a sharpen, on an image split over every rank. Each filter reads a
 //! neighbourhood of its pixels, so borders between ranks travel each pass. The image is generated, or read from a
-//! binary PPM (`--input`); the result is written as PPM and checked against a serial reference.
+//! PNG (`--input`); the result is written as PNG and checked against a serial reference.
 //!
-//! Shows: neighbourhood reads of different radii, two kernels from one file, a 2D split, a PPM round trip.
+//! Shows: neighbourhood reads of different radii, two kernels from one file, a 2D split, a PNG round trip.
 //!
 //! ```text
-//! cargo run --release --example convolution -- [--size 512] [--radius 3] [--input in.ppm] [--out out/convolution.ppm]
+//! cargo run --release --example convolution -- [--size 512] [--radius 3] [--input in.png] [--out out/convolution.png]
 //! mpirun -n 2 target/release/examples/convolution
 //! ```
-
-use std::io::{Read, Write};
 
 use celer::{access, kernels, task, Kernel, Queue};
 
@@ -32,48 +30,36 @@ fn generated(n: usize) -> Image {
     Image { h: n, w: n, px }
 }
 
-fn read_ppm(path: &str) -> Result<Image, Box<dyn std::error::Error>> {
-    let mut data = Vec::new();
-    std::fs::File::open(path)?.read_to_end(&mut data)?;
-    let mut fields = Vec::new();
-    let mut at = 0;
-    while fields.len() < 4 {
-        while data.get(at).is_some_and(|c| c.is_ascii_whitespace()) {
-            at += 1;
-        }
-        if data.get(at) == Some(&b'#') {
-            while data.get(at).is_some_and(|&c| c != b'\n') {
-                at += 1;
-            }
-            continue;
-        }
-        let start = at;
-        while data.get(at).is_some_and(|c| !c.is_ascii_whitespace()) {
-            at += 1;
-        }
-        fields.push(String::from_utf8_lossy(&data[start..at]).to_string());
-    }
-    if fields[0] != "P6" || fields[3] != "255" {
-        return Err(format!("{path}: only binary 8-bit PPM (P6, maxval 255) is read").into());
-    }
-    let (w, h): (usize, usize) = (fields[1].parse()?, fields[2].parse()?);
-    let pixels = data.get(at + 1..at + 1 + 3 * w * h).ok_or(format!("{path}: truncated"))?;
-    let px =
-        pixels.chunks(3).map(|c| (0.299 * c[0] as f32 + 0.587 * c[1] as f32 + 0.114 * c[2] as f32) / 255.0).collect();
+/// Reads a PNG (8-bit gray, gray with alpha, RGB or RGBA) as gray values in [0, 1].
+fn read_png(path: &str) -> Result<Image, Box<dyn std::error::Error>> {
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path)?));
+    // Palettes and 16-bit samples become 8-bit RGB(A) or gray.
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info()?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf)?;
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let channels = frame.color_type.samples();
+    let gray = |c: &[u8]| match c.len() {
+        1 | 2 => c[0] as f32 / 255.0,
+        _ => (0.299 * c[0] as f32 + 0.587 * c[1] as f32 + 0.114 * c[2] as f32) / 255.0,
+    };
+    let px = buf[..frame.buffer_size()].chunks(channels).map(gray).collect();
     Ok(Image { h, w, px })
 }
 
-fn write_ppm(path: &str, img: &Image) -> std::io::Result<()> {
+/// Writes the image as an 8-bit gray PNG.
+fn write_png(path: &str, img: &Image) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = std::path::Path::new(path).parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    write!(out, "P6\n{} {}\n255\n", img.w, img.h)?;
-    for &v in &img.px {
-        let g = (v.clamp(0.0, 1.0) * 255.0) as u8;
-        out.write_all(&[g, g, g])?;
-    }
-    out.flush()
+    let gray: Vec<u8> = img.px.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0) as u8).collect();
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut encoder = png::Encoder::new(file, img.w as u32, img.h as u32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&gray)?;
+    Ok(())
 }
 
 /// Serial reference with the kernels' arithmetic.
@@ -104,23 +90,27 @@ fn filter(img: &Image, r: usize, sharpen: bool) -> Vec<f32> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 64 } else { 512 };
     let mut r = 3usize;
     let mut input = None;
-    let mut out_path = String::from("out/convolution.ppm");
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--size" => n = value()?.parse()?,
-            "--radius" => r = value()?.parse()?,
-            "--input" => input = Some(value()?),
-            "--out" => out_path = value()?,
-            other => return Err(format!("unknown argument {other}; use --size --radius --input --out").into()),
-        }
+    let mut out_path = String::from("out/convolution.png");
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.size {
+        n = v.parse()?;
+    }
+    if let Some(v) = args.radius {
+        r = v.parse()?;
+    }
+    if let Some(v) = args.input {
+        input = Some(v);
+    }
+    if let Some(v) = args.out {
+        out_path = v;
     }
     let img = match &input {
-        Some(path) => read_ppm(path)?,
+        Some(path) => read_png(path)?,
         None => generated(n),
     };
     let (h, w) = (img.h, img.w);
@@ -147,7 +137,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let result = Image { h, w, px: q.fence(&sharp)?.wait()? };
     let rank = q.rank();
     if rank == 0 {
-        write_ppm(&out_path, &result)?;
+        write_png(&out_path, &result)?;
         println!(
             "convolution: {h}x{w} image, blur radius {r}, then sharpen, on {} rank(s); wrote {out_path}",
             q.ranks()
@@ -164,4 +154,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("convolution: rank {rank}: verified against the serial reference (largest difference {worst:.1e})");
     Ok(())
+}
+
+/// Image filters: a Gaussian blur, then a sharpen, on an image split over every rank.
+#[derive(clap::Parser)]
+struct Args {
+    /// Size of the generated image: N x N pixels (default 64 in debug builds, 512 in release).
+    #[arg(long, value_name = "N")]
+    size: Option<String>,
+    /// Radius of the blur (default 3).
+    #[arg(long, value_name = "R")]
+    radius: Option<String>,
+    /// Read the image from this PNG instead of generating it.
+    #[arg(long, value_name = "FILE")]
+    input: Option<String>,
+    /// Where to write the result as PNG (default out/convolution.png).
+    #[arg(long, value_name = "FILE")]
+    out: Option<String>,
 }

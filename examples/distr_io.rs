@@ -13,20 +13,19 @@
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use celer::graph::{GridBox, Region};
-use celer::{access, task, Queue};
+use celer::{access, task, GridBox, Queue, Region};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 64 } else { 512 };
     let mut path = String::from("out/distr_io.bin");
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--size" => n = value()?.parse()?,
-            "--file" => path = value()?,
-            other => return Err(format!("unknown argument {other}; use --size N --file PATH").into()),
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.size {
+        n = v.parse()?;
+    }
+    if let Some(v) = args.file {
+        path = v;
     }
     let q = Queue::new()?;
     let ranks = q.ranks();
@@ -83,4 +82,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("distr_io: rank {rank} of {ranks}: wrote its rows of a {n}x{n} matrix to {path} and read the transpose back: verified");
     Ok(())
+}
+
+/// Distributed I/O: every rank writes its rows of a matrix into one shared file, then reads them back.
+#[derive(clap::Parser)]
+struct Args {
+    /// Matrix size: N x N (default 64 in debug builds, 512 in release).
+    #[arg(long, value_name = "N")]
+    size: Option<String>,
+    /// The shared file (default out/distr_io.bin).
+    #[arg(long, value_name = "PATH")]
+    file: Option<String>,
 }

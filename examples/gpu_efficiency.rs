@@ -201,19 +201,21 @@ fn check_serial(work: Work, n: usize, got: &[f32]) -> Res<()> {
 }
 
 fn main() -> Res<()> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let release = !cfg!(debug_assertions);
     let mut n = if release { 8192 } else { 128 };
     let mut mm = if release { 2048 } else { 64 };
     let mut reps = if release { 50 } else { 4 };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--size" => n = value()?.parse()?,
-            "--mm-size" => mm = value()?.parse()?,
-            "--reps" => reps = value()?.parse()?,
-            other => return Err(format!("unknown argument {other}; use --size N --mm-size N --reps N").into()),
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.size {
+        n = v.parse()?;
+    }
+    if let Some(v) = args.mm_size {
+        mm = v.parse()?;
+    }
+    if let Some(v) = args.reps {
+        reps = v.parse()?;
     }
     let works = [(Work::Copy, n, reps), (Work::Wave, n, reps), (Work::Matmul, mm, (reps / 5).max(2))];
     let mut celer = Vec::new();
@@ -250,4 +252,18 @@ fn main() -> Res<()> {
     }
     println!("gpu_efficiency: results of celer and by hand identical; copy and sampled matmul cells match serial");
     Ok(())
+}
+
+/// GPU efficiency: large kernels through celer against the same shaders dispatched by hand.
+#[derive(clap::Parser)]
+struct Args {
+    /// Stencil grid size (default 128 in debug builds, 8192 in release).
+    #[arg(long, value_name = "N")]
+    size: Option<String>,
+    /// Matrix size of the multiplication (default 64 in debug builds, 2048 in release).
+    #[arg(long, value_name = "N")]
+    mm_size: Option<String>,
+    /// Repetitions of each measurement (default 4 in debug builds, 50 in release).
+    #[arg(long, value_name = "N")]
+    reps: Option<String>,
 }

@@ -34,16 +34,18 @@ fn serial(init: &[f32], n: usize, steps: usize, alpha: f32) -> Vec<f32> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let (mut n, mut steps, mut verify) = (if cfg!(debug_assertions) { 64 } else { 256 }, 100usize, true);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--size" => n = value()?.parse()?,
-            "--steps" => steps = value()?.parse()?,
-            "--no-verify" => verify = false,
-            other => return Err(format!("unknown argument {other}; use --size N --steps N --no-verify").into()),
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.size {
+        n = v.parse()?;
+    }
+    if let Some(v) = args.steps {
+        steps = v.parse()?;
+    }
+    if args.no_verify {
+        verify = false;
     }
     let alpha = 0.2f32;
     let q = Queue::new()?;
@@ -105,4 +107,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("heat: rank {rank}: verified against the serial reference (largest relative difference {worst:.1e})");
     }
     Ok(())
+}
+
+/// The 2D heat equation, explicit in time.
+#[derive(clap::Parser)]
+struct Args {
+    /// Grid size: N x N cells (default 64 in debug builds, 256 in release).
+    #[arg(long, value_name = "N")]
+    size: Option<String>,
+    /// Time steps (default 100).
+    #[arg(long, value_name = "N")]
+    steps: Option<String>,
+    /// Skip the check against the serial reference.
+    #[arg(long)]
+    no_verify: bool,
 }

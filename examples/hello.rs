@@ -9,6 +9,9 @@
 use celer::{access, kernels, task, Kernel, Queue};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
+    <Args as clap::Parser>::parse();
     let n = 16;
     let q = Queue::new()?;
     let squares = q.buffer::<u32, 1>([n]).named("squares");
@@ -30,3 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     Ok(())
 }
+
+/// The smallest complete celer program: a kernel writes i² into cell i of a buffer, and every rank checks it.
+#[derive(clap::Parser)]
+struct Args {}

@@ -21,7 +21,9 @@ fn cpu_seconds() -> Option<f64> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let sleep_s: f64 = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(10.0);
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
+    let Args { sleep_s } = <Args as clap::Parser>::parse();
     let n = 64;
     let q = Queue::new()?;
     let (rank, ranks) = (q.rank(), q.ranks());
@@ -49,4 +51,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// A rank that waits for a slow peer: the last rank sleeps before it submits, and each rank prints its CPU time.
+#[derive(clap::Parser)]
+struct Args {
+    /// Seconds the last rank sleeps before it submits.
+    #[arg(default_value_t = 10.0, value_name = "SECONDS")]
+    sleep_s: f64,
 }

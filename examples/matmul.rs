@@ -25,15 +25,16 @@ fn serial(a: &[f32], b: &[f32], n: usize) -> Vec<f32> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 64 } else { 512 };
     let mut verify = true;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--size" => n = args.next().ok_or("--size needs a number")?.parse()?,
-            "--no-verify" => verify = false,
-            other => return Err(format!("unknown argument {other}; use --size N --no-verify").into()),
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.size {
+        n = v.parse()?;
+    }
+    if args.no_verify {
+        verify = false;
     }
     let q = Queue::new()?;
     let a: Vec<f32> = (0..n * n).map(|k| ((k * 7) % 13) as f32 * 0.25 - 1.0).collect();
@@ -80,4 +81,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("matmul: rank {rank}: verified against the serial product (largest relative difference {worst:.1e})");
     }
     Ok(())
+}
+
+/// Matrix multiplication, twice: C = A·B, then D = C·B.
+#[derive(clap::Parser)]
+struct Args {
+    /// Matrix size: N x N (default 64 in debug builds, 512 in release).
+    #[arg(long, value_name = "N")]
+    size: Option<String>,
+    /// Skip the check against the serial reference.
+    #[arg(long)]
+    no_verify: bool,
 }

@@ -36,8 +36,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use celer::graph::{GridBox, Region};
-use celer::{access, task, Kernel, Queue};
+use celer::{access, task, GridBox, Kernel, Queue, Region};
 
 /// The harness's own kernel, `kernels/metg.wgsl`, compiled by the package's build script as a program's would be.
 #[allow(dead_code)] // kernels/ also holds the reliability tests' faulty.wgsl
@@ -793,6 +792,8 @@ fn drive(params: &Params, ranks: usize, cpu_ranks: usize, backends: &[String], o
 }
 
 fn main() -> Res<()> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let release = !cfg!(debug_assertions);
     let mut params = Params {
         patterns: PATTERNS.to_vec(),
@@ -810,29 +811,51 @@ fn main() -> Res<()> {
     let mut mpirun = String::from("mpirun");
     let mut worker = None;
     let mut out_file = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--patterns" => params.patterns = Pattern::parse(&value()?)?,
-            "--points-per-rank" => params.points_per_rank = value()?.parse()?,
-            "--threads" => params.threads = value()?.parse()?,
-            "--iters-max" => params.iters_max = value()?.parse()?,
-            "--iters-min" => params.iters_min = value()?.parse()?,
-            "--budget" => params.budget = value()?.parse()?,
-            "--max-steps" => params.max_steps = value()?.parse()?,
-            "--radix" => params.radix = value()?.parse()?,
-            "--ranks" => ranks = value()?.parse()?,
-            "--cpu-ranks" => cpu_ranks = value()?.parse()?,
-            "--backends" => backends = value()?.split(',').map(str::to_string).collect(),
-            "--out-dir" => out_dir = value()?,
-            "--mpirun" => mpirun = value()?,
-            "--worker" => worker = Some(value()?),
-            "--out" => out_file = Some(value()?),
-            other => {
-                return Err(format!("unknown argument {other}; see the comment at the top of examples/metg.rs").into())
-            }
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.patterns {
+        params.patterns = Pattern::parse(&v)?;
+    }
+    if let Some(v) = args.points_per_rank {
+        params.points_per_rank = v.parse()?;
+    }
+    if let Some(v) = args.threads {
+        params.threads = v.parse()?;
+    }
+    if let Some(v) = args.iters_max {
+        params.iters_max = v.parse()?;
+    }
+    if let Some(v) = args.iters_min {
+        params.iters_min = v.parse()?;
+    }
+    if let Some(v) = args.budget {
+        params.budget = v.parse()?;
+    }
+    if let Some(v) = args.max_steps {
+        params.max_steps = v.parse()?;
+    }
+    if let Some(v) = args.radix {
+        params.radix = v.parse()?;
+    }
+    if let Some(v) = args.ranks {
+        ranks = v.parse()?;
+    }
+    if let Some(v) = args.cpu_ranks {
+        cpu_ranks = v.parse()?;
+    }
+    if let Some(v) = args.backends {
+        backends = v.split(',').map(str::to_string).collect();
+    }
+    if let Some(v) = args.out_dir {
+        out_dir = v;
+    }
+    if let Some(v) = args.mpirun {
+        mpirun = v;
+    }
+    if let Some(v) = args.worker {
+        worker = Some(v);
+    }
+    if let Some(v) = args.out {
+        out_file = Some(v);
     }
     if params.points_per_rank == 0 || params.threads == 0 || params.iters_max < params.iters_min.max(1) {
         return Err("--points-per-rank and --threads must be ≥ 1, and --iters-max ≥ --iters-min ≥ 1".into());
@@ -858,4 +881,54 @@ fn main() -> Res<()> {
         }
     }
     Ok(())
+}
+
+/// METG: the minimum effective task granularity of celer, measured the Task Bench way, beside two baselines.
+#[derive(clap::Parser)]
+struct Args {
+    /// Dependence patterns to measure, comma-separated (default: all).
+    #[arg(long, value_name = "LIST")]
+    patterns: Option<String>,
+    /// Task Bench points per rank (default 1).
+    #[arg(long, value_name = "N")]
+    points_per_rank: Option<String>,
+    /// GPU threads per task (default 64 in debug builds, 65536 in release).
+    #[arg(long, value_name = "N")]
+    threads: Option<String>,
+    /// Largest kernel iteration count of the sweep.
+    #[arg(long, value_name = "N")]
+    iters_max: Option<String>,
+    /// Smallest kernel iteration count of the sweep (default 1).
+    #[arg(long, value_name = "N")]
+    iters_min: Option<String>,
+    /// Work budget per measurement (iterations x steps).
+    #[arg(long, value_name = "N")]
+    budget: Option<String>,
+    /// Most time steps per measurement.
+    #[arg(long, value_name = "N")]
+    max_steps: Option<String>,
+    /// Radix of the patterns with several dependencies (default 3).
+    #[arg(long, value_name = "N")]
+    radix: Option<String>,
+    /// MPI ranks of the GPU backends (default 1).
+    #[arg(long, value_name = "N")]
+    ranks: Option<String>,
+    /// MPI ranks of the CPU backend (default 4).
+    #[arg(long, value_name = "N")]
+    cpu_ranks: Option<String>,
+    /// Backends to run, comma-separated: celer, vulkan, cpu (default: all).
+    #[arg(long, value_name = "LIST")]
+    backends: Option<String>,
+    /// Where the results go (default out/metg).
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<String>,
+    /// The mpirun to start ranks with (default mpirun).
+    #[arg(long, value_name = "CMD")]
+    mpirun: Option<String>,
+    /// Internal: run as a worker of this backend (the driver passes it).
+    #[arg(long, value_name = "BACKEND")]
+    worker: Option<String>,
+    /// Internal: the worker's result file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<String>,
 }

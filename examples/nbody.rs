@@ -11,8 +11,7 @@
 
 use std::time::Instant;
 
-use celer::graph::{GridBox, Region};
-use celer::{access, kernels, task, Kernel, Queue};
+use celer::{access, kernels, task, GridBox, Kernel, Queue, Region};
 
 const DT: f32 = 0.001;
 const EPS2: f32 = 0.01;
@@ -57,29 +56,29 @@ fn serial(pos: &[f32], vel: &[f32], steps: usize) -> Vec<f32> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 128 } else { 1024 };
     let mut steps = if cfg!(debug_assertions) { 10 } else { 100 };
     let mut verify = true;
     let mut check_energy = true;
     // Untimed steps first: the first kernel's compilation and the GPUs' clock ramp are not step time.
     let mut warmup = 0usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--bodies" => n = value()?.parse()?,
-            "--steps" => steps = value()?.parse()?,
-            "--warmup" => warmup = value()?.parse()?,
-            "--no-verify" => verify = false,
-            // The energy check is O(n²) on one host core: skip it for very large runs.
-            "--no-energy" => check_energy = false,
-            other => {
-                return Err(format!(
-                    "unknown argument {other}; use --bodies N --steps N --warmup N --no-verify --no-energy"
-                )
-                .into())
-            }
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.bodies {
+        n = v.parse()?;
+    }
+    if let Some(v) = args.steps {
+        steps = v.parse()?;
+    }
+    if let Some(v) = args.warmup {
+        warmup = v.parse()?;
+    }
+    if args.no_verify {
+        verify = false;
+    }
+    if args.no_energy {
+        check_energy = false;
     }
     // Bodies on a jittered sphere shell, slowly rotating, equal masses.
     let mut pos = Vec::with_capacity(4 * n);
@@ -153,4 +152,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("nbody: rank {rank}: verified against the serial integration (largest difference {worst:.1e})");
     }
     Ok(())
+}
+
+/// All-pairs gravitational N-body on every rank and its GPU.
+#[derive(clap::Parser)]
+struct Args {
+    /// Number of bodies (default 128 in debug builds, 1024 in release).
+    #[arg(long, value_name = "N")]
+    bodies: Option<String>,
+    /// Time steps (default 10 in debug builds, 100 in release).
+    #[arg(long, value_name = "N")]
+    steps: Option<String>,
+    /// Untimed steps before the timed ones (default 0).
+    #[arg(long, value_name = "N")]
+    warmup: Option<String>,
+    /// Skip the check against the serial reference.
+    #[arg(long)]
+    no_verify: bool,
+    /// Skip the energy check (O(n^2) on one host core).
+    #[arg(long)]
+    no_energy: bool,
 }

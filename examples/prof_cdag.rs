@@ -1,13 +1,13 @@
 //! Profiling driver: task graph plus one rank's command graph for a pattern, repeated; prints µs per task.
 //! `cargo run --release --example prof_cdag -- PATTERN RANKS`
-use celer::graph::patterns;
-use celer::graph::{NodeId, TaskManagerConfig};
-use celer::scheduler::Simulation;
+use celer::unstable::graph::patterns;
+use celer::unstable::graph::{NodeId, TaskManagerConfig};
+use celer::unstable::scheduler::Simulation;
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let name = args.next().unwrap_or_else(|| "wave_sim".into());
-    let ranks: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(4);
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
+    let Args { pattern: name, ranks } = <Args as clap::Parser>::parse();
     let w = match name.as_str() {
         "soup" => patterns::soup(ranks),
         "chain" => patterns::chain(ranks),
@@ -26,4 +26,16 @@ fn main() {
         }
     }
     println!("{name}@{ranks}: {:.3} us/task", t.elapsed().as_secs_f64() * 1e6 / (reps * w.tasks.len()) as f64);
+}
+
+/// Task graph plus one rank's command graph for a pattern, repeated (REPS times, from the environment); prints µs per
+/// task.
+#[derive(clap::Parser)]
+struct Args {
+    /// The pattern: soup, chain, jacobi or wave_sim.
+    #[arg(default_value = "wave_sim")]
+    pattern: String,
+    /// Simulated ranks.
+    #[arg(default_value_t = 4)]
+    ranks: usize,
 }

@@ -1,10 +1,12 @@
 //! Profiling driver: the task graph alone for a pattern, repeated, as `scheduling_cost` measures it; prints µs per
 //! task. `cargo run --release --example prof_tdag -- PATTERN`
-use celer::graph::patterns;
-use celer::graph::{TaskManager, TaskManagerConfig};
+use celer::unstable::graph::patterns;
+use celer::unstable::graph::{TaskManager, TaskManagerConfig};
 
 fn main() {
-    let name = std::env::args().nth(1).unwrap_or_else(|| "wave_sim".into());
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
+    let name = <Args as clap::Parser>::parse().pattern;
     let w = match name.as_str() {
         "soup" => patterns::soup(1),
         "chain" => patterns::chain(1),
@@ -23,4 +25,12 @@ fn main() {
         }
     }
     println!("{name}: {:.3} us/task", t.elapsed().as_secs_f64() * 1e6 / (reps * w.tasks.len()) as f64);
+}
+
+/// The task graph alone for a pattern, repeated, as `scheduling_cost` measures it; prints µs per task.
+#[derive(clap::Parser)]
+struct Args {
+    /// The pattern: soup, chain, jacobi or wave_sim.
+    #[arg(default_value = "wave_sim")]
+    pattern: String,
 }

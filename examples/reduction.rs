@@ -13,13 +13,12 @@
 use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 64 } else { 1024 };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--size" => n = args.next().ok_or("--size needs a number")?.parse()?,
-            other => return Err(format!("unknown argument {other}; use --size N").into()),
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.size {
+        n = v.parse()?;
     }
     // A dim image: intensities between 60 and 130.
     let image: Vec<i32> = (0..n * n).map(|k| 60 + ((k * 37 + (k / n) * 11) % 71) as i32).collect();
@@ -58,4 +57,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (gmin, gmax) = (got.iter().min().unwrap(), got.iter().max().unwrap());
     println!("reduction: rank {rank}: verified: {min}..{max} stretched to {gmin}..{gmax}, equal to the serial stretch");
     Ok(())
+}
+
+/// Contrast stretch: min and max reductions across all ranks, then a stretch of every pixel.
+#[derive(clap::Parser)]
+struct Args {
+    /// Image size: N x N pixels (default 64 in debug builds, 1024 in release).
+    #[arg(long, value_name = "N")]
+    size: Option<String>,
 }

@@ -9,9 +9,9 @@
 
 use std::time::Instant;
 
-use celer::graph::patterns::{self, Workload};
-use celer::graph::{NodeId, TaskManager, TaskManagerConfig};
-use celer::scheduler::Simulation;
+use celer::unstable::graph::patterns::{self, Workload};
+use celer::unstable::graph::{NodeId, TaskManager, TaskManagerConfig};
+use celer::unstable::scheduler::Simulation;
 
 fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
     (0..reps)
@@ -45,17 +45,16 @@ fn with_cdag(w: &Workload, ranks: usize) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut reps = 20usize;
     let mut max_ranks = 4096usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().and_then(|v| v.parse().ok()).ok_or(format!("{a} needs a number"));
-        match a.as_str() {
-            "--reps" => reps = value()?,
-            "--max-ranks" => max_ranks = value()?,
-            "--bench" => {} // passed by `cargo bench`-style runners; ignored
-            other => return Err(format!("unknown argument {other}; use --reps N --max-ranks N").into()),
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.reps {
+        reps = v.parse()?;
+    }
+    if let Some(v) = args.max_ranks {
+        max_ranks = v.parse()?;
     }
     let rank_counts: Vec<usize> = [1, 4, 16, 64, 256, 1024, 4096].into_iter().filter(|&r| r <= max_ranks).collect();
     print!("{:<10} {:>10}", "pattern", "TDAG µs");
@@ -80,4 +79,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!();
     }
     Ok(())
+}
+
+/// Prints the scheduling cost per task (task graph alone, and plus one rank's command graph) at 1 to 4096 simulated ranks.
+#[derive(clap::Parser)]
+struct Args {
+    /// Repetitions of each measurement (default 20).
+    #[arg(long, value_name = "N")]
+    reps: Option<String>,
+    /// Largest simulated rank count (default 4096).
+    #[arg(long, value_name = "N")]
+    max_ranks: Option<String>,
+    /// Passed by cargo-bench-style runners; ignored.
+    #[arg(long, hide = true)]
+    #[allow(dead_code)]
+    bench: bool,
 }

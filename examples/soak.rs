@@ -98,22 +98,16 @@ fn churn_buffers(q: &Queue, count: u64) -> Result<(), Box<dyn std::error::Error>
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut tasks: u64 = if cfg!(debug_assertions) { 20_000 } else { 1_000_000 };
-    let mut wait_every: u64 = 10_000;
-    let mut buffers: Option<u64> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--tasks" => tasks = args.next().ok_or("--tasks needs a number")?.parse()?,
-            "--wait-every" => wait_every = args.next().ok_or("--wait-every needs a number")?.parse()?,
-            "--buffers" => buffers = Some(args.next().ok_or("--buffers needs a number")?.parse()?),
-            other => {
-                return Err(format!("unknown argument {other}; use --tasks N, --wait-every K or --buffers N").into())
-            }
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.tasks {
+        tasks = v.parse()?;
     }
+    let wait_every = args.wait_every;
     let q = Queue::new()?;
-    if let Some(count) = buffers {
+    if let Some(count) = args.buffers {
         return churn_buffers(&q, count);
     }
     let cells = 256;
@@ -176,4 +170,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mib(peak_resident_bytes()?)
     );
     Ok(())
+}
+
+/// Soak: many small tasks through the whole runtime; fails if resident memory grows.
+#[derive(clap::Parser)]
+struct Args {
+    /// Tasks to run (default 20000 in debug builds, 1000000 in release).
+    #[arg(long, value_name = "N")]
+    tasks: Option<String>,
+    /// A `wait` after every K tasks (0: never, so only `submit`'s back-pressure, `CELER_SUBMIT_AHEAD`, bounds what
+    /// is queued).
+    #[arg(long, value_name = "K", default_value_t = 10_000)]
+    wait_every: u64,
+    /// Instead of the stencil, create, write and drop N buffers of 256 KiB each; resident memory must stay flat.
+    #[arg(long, value_name = "N")]
+    buffers: Option<u64>,
 }

@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use celer::scheduler::check;
+use celer::unstable::scheduler::check;
 use celer::{access, task, Kernel, Queue, QueueConfig};
 
 /// Records `steps` wave-equation steps; returns the number of tasks submitted.
@@ -34,17 +34,21 @@ fn wave(q: &Queue, n: usize, steps: usize) -> Result<usize, celer::TaskError> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let (mut ranks, mut steps, mut n, mut out) = (4usize, 200usize, 512usize, String::from("out"));
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--ranks" => ranks = value()?.parse()?,
-            "--steps" => steps = value()?.parse()?,
-            "--size" => n = value()?.parse()?,
-            "--out" => out = value()?,
-            other => return Err(format!("unknown argument {other}; use --ranks --steps --size --out").into()),
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.ranks {
+        ranks = v.parse()?;
+    }
+    if let Some(v) = args.steps {
+        steps = v.parse()?;
+    }
+    if let Some(v) = args.size {
+        n = v.parse()?;
+    }
+    if let Some(v) = args.out {
+        out = v;
     }
 
     // 1. The full program, every rank's commands generated and counted.
@@ -71,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let check_steps = steps.min(20);
     let check_n = n.min(32);
     check::equivalent_to_one_rank(ranks, |sim| {
-        let w = celer::graph::patterns::wave_sim(check_n, check_steps);
+        let w = celer::unstable::graph::patterns::wave_sim(check_n, check_steps);
         sim.run_workload(&w)
     })?;
     println!(
@@ -87,4 +91,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(format!("{out}/commandgraphs.dot"), q.command_graphs_dot())?;
     println!("wrote {out}/taskgraph.dot and {out}/commandgraphs.dot (3 steps; render with dot -Tsvg)");
     Ok(())
+}
+
+/// A dry run of the 2D wave equation on simulated ranks.
+#[derive(clap::Parser)]
+struct Args {
+    /// Simulated ranks (default 4).
+    #[arg(long, value_name = "N")]
+    ranks: Option<String>,
+    /// Time steps of the wave equation (default 200).
+    #[arg(long, value_name = "N")]
+    steps: Option<String>,
+    /// Grid size: N x N cells (default 512).
+    #[arg(long, value_name = "N")]
+    size: Option<String>,
+    /// Directory for the DOT files (default out).
+    #[arg(long, value_name = "DIR")]
+    out: Option<String>,
 }

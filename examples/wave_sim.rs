@@ -1,19 +1,18 @@
 //! The 2D wave equation: a drop falls into a square pond. Three buffers (the field at the previous, current and next
 //! time step) rotate every step; each step reads the current field as a "+" stencil, so halo rows travel between
-//! neighbouring ranks. Verifies the final field against a serial reference, writes it as a picture (PPM, which
-//! image viewers open) and prints where the time went on every rank.
+//! neighbouring ranks. Verifies the final field against a serial reference, writes it as a picture (PNG)
+//! and prints where the time went on every rank.
 //!
 //! Shows: three-buffer rotation, a kernel with three accessors and a scalar, a 2D split, a fence that returns the
 //! field to every rank, the runtime's per-rank statistics, and with `--every K` a host task on rank 0 that writes
 //! a frame every K steps (it reads the whole field, which travels to rank 0 for it).
 //!
 //! ```text
-//! cargo run --release --example wave_sim -- [--size 512] [--steps 300] [--warmup 3] [--out out/wave_sim.ppm]
+//! cargo run --release --example wave_sim -- [--size 512] [--steps 300] [--warmup 3] [--out out/wave_sim.png]
 //!     [--every K] [--no-verify]
 //! mpirun -n 2 target/release/examples/wave_sim
 //! ```
 
-use std::io::Write;
 use std::time::Instant;
 
 use celer::{access, kernels, task, Kernel, Queue};
@@ -42,51 +41,57 @@ fn serial(init: &[f32], n: usize, steps: usize) -> Vec<f32> {
     cur
 }
 
-/// Writes the field as a binary PPM: blue below zero, red above, white at rest.
-fn write_ppm(path: &str, field: &[f32], n: usize) -> std::io::Result<()> {
+/// Writes the field as an RGB PNG: blue below zero, red above, white at rest.
+fn write_png(path: &str, field: &[f32], n: usize) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = std::path::Path::new(path).parent() {
         std::fs::create_dir_all(dir)?;
     }
     let peak = field.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    write!(out, "P6\n{n} {n}\n255\n")?;
+    let mut rgb = Vec::with_capacity(field.len() * 3);
     for &v in field {
         let t = (v / peak).clamp(-1.0, 1.0);
         let fade = |x: f32| (255.0 * (1.0 - x.abs())) as u8;
-        let px = if t >= 0.0 { [255, fade(t), fade(t)] } else { [fade(t), fade(t), 255] };
-        out.write_all(&px)?;
+        rgb.extend_from_slice(&if t >= 0.0 { [255, fade(t), fade(t)] } else { [fade(t), fade(t), 255] });
     }
-    out.flush()
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(std::fs::File::create(path)?), n as u32, n as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&rgb)?;
+    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let mut n = if cfg!(debug_assertions) { 64 } else { 512 };
     let mut steps = 300usize;
-    let mut out_path = Some(String::from("out/wave_sim.ppm"));
+    let mut out_path = Some(String::from("out/wave_sim.png"));
     let mut verify = true;
     let mut every = 0usize;
     // Untimed steps: the first compiles the kernel, the first three give each buffer each of its three roles (so
     // allocations reach their final size); GPUs also need a while under load to reach full clocks.
     let mut warm_up = 3usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--size" => n = value()?.parse()?,
-            "--steps" => steps = value()?.parse()?,
-            "--out" => out_path = Some(value()?),
-            "--no-picture" => out_path = None,
-            "--no-verify" => verify = false,
-            "--every" => every = value()?.parse()?,
-            "--warmup" => warm_up = value()?.parse()?,
-            other => {
-                return Err(format!(
-                    "unknown argument {other}; use --size N --steps N --warmup N --out FILE --no-picture --every K \
-                     --no-verify"
-                )
-                .into())
-            }
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(v) = args.size {
+        n = v.parse()?;
+    }
+    if let Some(v) = args.steps {
+        steps = v.parse()?;
+    }
+    if let Some(v) = args.out {
+        out_path = Some(v);
+    }
+    if args.no_picture {
+        out_path = None;
+    }
+    if args.no_verify {
+        verify = false;
+    }
+    if let Some(v) = args.every {
+        every = v.parse()?;
+    }
+    if let Some(v) = args.warmup {
+        warm_up = v.parse()?;
     }
     let q = Queue::new()?;
     // A Gaussian drop, off centre so the picture is not symmetric.
@@ -125,9 +130,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::mem::swap(&mut prev, &mut cur);
         std::mem::swap(&mut cur, &mut next);
         if every > 0 && (step + 1) % every == 0 {
-            let frame = format!("out/wave_sim_{:05}.ppm", step + 1);
+            let frame = format!("out/wave_sim_{:05}.png", step + 1);
             q.submit(task::host_once().read(&cur, access::all()).name("write_frame").run(move |ctx| {
-                if let Err(e) = write_ppm(&frame, ctx.data::<f32>(0), n) {
+                if let Err(e) = write_png(&frame, ctx.data::<f32>(0), n) {
                     eprintln!("wave_sim: could not write {frame}: {e}");
                 }
             }))?;
@@ -145,7 +150,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             elapsed.as_secs_f64()
         );
         if let Some(path) = &out_path {
-            write_ppm(path, &field, n)?;
+            write_png(path, &field, n)?;
             println!("wave_sim: wrote the final field to {path}");
         }
     }
@@ -162,4 +167,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("wave_sim: rank {rank}: verified against the serial reference (largest difference {worst:.1e})");
     }
     Ok(())
+}
+
+/// The 2D wave equation: a drop falls into a square pond (kernels on the GPU, halos over MPI).
+#[derive(clap::Parser)]
+struct Args {
+    /// Grid size: N x N cells (default 64 in debug builds, 512 in release).
+    #[arg(long, value_name = "N")]
+    size: Option<String>,
+    /// Time steps (default 300).
+    #[arg(long, value_name = "N")]
+    steps: Option<String>,
+    /// Where to write the final field as PNG (default out/wave_sim.png).
+    #[arg(long, value_name = "FILE")]
+    out: Option<String>,
+    /// Write no picture.
+    #[arg(long)]
+    no_picture: bool,
+    /// Skip the check against the serial reference.
+    #[arg(long)]
+    no_verify: bool,
+    /// Also write a frame every K steps (out/wave_sim_NNNNN.png; 0: none).
+    #[arg(long, value_name = "K")]
+    every: Option<String>,
+    /// Untimed steps before the timed ones (default 3).
+    #[arg(long, value_name = "N")]
+    warmup: Option<String>,
 }

@@ -1,6 +1,6 @@
 //! The typed API records what it should and refuses bad input with messages naming task, buffer and region.
 
-use celer::graph::TaskId;
+use celer::TaskId;
 use celer::{access, task, Kernel, Queue, ReductionOp, TaskErrorKind};
 
 #[test]
@@ -21,9 +21,8 @@ fn errors_name_the_task_the_buffer_and_the_region() {
 fn custom_mappers_are_checked_at_run_time() {
     let q = Queue::dry_run();
     let v = q.buffer_from(&[0f32; 8], [8]);
-    let spill = access::custom("spill", |chunk, _| {
-        celer::graph::Region::from(celer::graph::GridBox::d1(chunk.min()[0], chunk.max()[0] + 1))
-    });
+    let spill =
+        access::custom("spill", |chunk, _| celer::Region::from(celer::GridBox::d1(chunk.min()[0], chunk.max()[0] + 1)));
     let err = q.submit(task::parallel_for(&Kernel::named("k"), [8]).read(&v, spill)).unwrap_err();
     assert!(err.to_string().contains("range mapper spill maps to {[0] - [9]}"), "{err}");
 }
@@ -87,7 +86,7 @@ fn the_readme_and_the_guide_list_every_celer_variable() {
     for (file, text) in
         [("README.md", include_str!("../README.md")), ("docs/GUIDE.md", include_str!("../docs/GUIDE.md"))]
     {
-        for v in celer::scheduler::config::VARIABLES {
+        for v in celer::unstable::scheduler::config::VARIABLES {
             assert!(text.contains(&format!("| `{}` |", v.name)), "{file} has no table row for {}", v.name);
         }
     }
@@ -116,4 +115,52 @@ fn a_programs_own_kernels_are_compiled_at_build_time_and_checked_like_celers() {
         .submit(task::parallel_for(&k, [4, 16]).read(&tags, access::all()).read_write(&scratch, access::one_to_one()))
         .unwrap_err();
     assert!(matches!(*err.inner, TaskErrorKind::KernelBindings { declared: 3, given: 2, .. }), "{err}");
+}
+
+/// What `fn main() -> Result<(), Box<dyn Error>>` prints (`Debug`) is the message (`Display`), and an anyhow-style
+/// report (the message, then each `source()`) says nothing twice: an error that includes its cause's text returns
+/// no source.
+fn assert_readable(e: &(dyn std::error::Error + 'static)) {
+    assert_eq!(format!("{e:?}"), format!("{e}"), "Debug differs from Display");
+    let mut cur = e;
+    while let Some(source) = cur.source() {
+        assert!(!cur.to_string().contains(&source.to_string()), "'{cur}' repeats its source '{source}'");
+        cur = source;
+    }
+}
+
+#[test]
+fn errors_print_their_message_from_main_and_say_nothing_twice() {
+    use celer::unstable::graph::TaskIdent;
+    let q = Queue::dry_run();
+    let v = q.buffer_from(&[0u32; 16], [16]).named("values");
+    let k = Kernel::named("shift");
+    // An out-of-bounds mapper (TaskError around TaskErrorKind::OutOfBounds) and an empty range.
+    let oob = q.submit(task::parallel_for(&k, [16]).read(&v, access::fixed([8], [16]))).unwrap_err();
+    let empty = q.submit(task::parallel_for(&k, [0]).read(&v, access::one_to_one())).unwrap_err();
+    for err in [oob, empty] {
+        assert_readable(&err);
+        assert_readable(&*err.inner);
+        let task: TaskIdent = err.task.clone();
+        let as_facade: celer::Error = err.into();
+        assert_readable(&as_facade);
+        assert!(as_facade.to_string().contains(&task.to_string()), "{as_facade}");
+    }
+    // A bad CELER_* value, as Queue::new reports it.
+    let bad = celer::RuntimeConfig::from_lookup(|v| (v == "CELER_LOOKAHEAD").then(|| "many".to_string())).unwrap_err();
+    assert_readable(&bad);
+    let as_facade = celer::Error::from(bad.clone());
+    assert_readable(&as_facade);
+    // What `?` in `main` prints: the boxed error's Debug.
+    let from_main: Box<dyn std::error::Error> = Box::new(as_facade);
+    assert_eq!(format!("{from_main:?}"), format!("celer could not start: {bad}"));
+    assert!(format!("{from_main:?}").contains("CELER_LOOKAHEAD=\"many\""), "{from_main:?}");
+    // A fence read in a dry run, and start-up failures.
+    let f = q.fence(&v).unwrap();
+    assert_readable(&f.wait().unwrap_err());
+    assert_readable(&celer::Error::from(celer::StartError::OtherRank { rank: 1 }));
+    assert_readable(&celer::Error::from(celer::StartError::Mpi(celer::unstable::exec::mpi::MpiError::TooLong {
+        len: 1 << 40,
+        max: i32::MAX as usize,
+    })));
 }

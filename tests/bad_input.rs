@@ -2,11 +2,10 @@
 //!
 //! Every row builds the misuse on a dry-run queue (one rank, or several simulated ones where the misuse needs
 //! them) and checks the message for the parts that name what is at fault. Misuse that does not compile is in the
-//! `compile_fail` examples of the crate documentation (src/lib.rs); misuse found only on the GPU (push-constant
+//! `compile_fail` examples of the crate documentation (celer/src/lib.rs); misuse found only on the GPU (push-constant
 //! overflow) and whole-run failures (stalls, divergence, a dying rank) are in tests/e2e_errors.rs.
 
-use celer::graph::{ErrorPolicy, TaskManagerConfig};
-use celer::{access, kernels, task, Kernel, Queue, QueueConfig, ReductionOp};
+use celer::{access, kernels, task, ErrorPolicy, Kernel, Queue, QueueConfig, ReductionOp, TaskManagerConfig};
 
 /// A dry-run queue simulating `ranks` ranks.
 fn queue(ranks: usize) -> Queue {
@@ -31,9 +30,8 @@ fn rows() -> Vec<Row> {
         "a range mapper's result outside the buffer",
         err(q.submit(task::parallel_for(&k, [16]).read(&v, access::fixed([8], [16])).name("shift_right"))),
     ));
-    let spill = access::custom("spill", |chunk, _| {
-        celer::graph::Region::from(celer::graph::GridBox::d1(chunk.min()[0], chunk.max()[0] + 1))
-    });
+    let spill =
+        access::custom("spill", |chunk, _| celer::Region::from(celer::GridBox::d1(chunk.min()[0], chunk.max()[0] + 1)));
     rows.push((
         "a custom mapper's result outside the buffer",
         err(q.submit(task::parallel_for(&k, [16]).read(&v, spill))),
@@ -113,7 +111,7 @@ fn rows() -> Vec<Row> {
 
     rows.push((
         "an invalid CELER_* value",
-        celer::scheduler::RuntimeConfig::from_lookup(|n| (n == "CELER_LOOKAHEAD").then(|| "many".to_string()))
+        celer::RuntimeConfig::from_lookup(|n| (n == "CELER_LOOKAHEAD").then(|| "many".to_string()))
             .map(|_| "accepted".to_string())
             .map_err(|e| e.to_string())
             .map_or_else(Ok, Err),

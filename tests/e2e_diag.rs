@@ -101,6 +101,8 @@ fn check_trace(path: &std::path::Path, ranks: usize) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let rank = launcher_rank();
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_diag_graphs");
     let _ = std::fs::remove_file(dir.join(format!("commands-rank{rank}.dot")));

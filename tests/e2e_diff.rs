@@ -283,6 +283,8 @@ fn driver(programs: u64, seed: u64, ranks: &[String]) -> Result<String, String> 
 }
 
 fn main() -> ExitCode {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let programs: u64 = value("--programs").and_then(|v| v.parse().ok()).unwrap_or(20);

@@ -21,6 +21,10 @@
 //!   task, the buffer and the box of cells touched outside. `oob-clean`: the same read declared with
 //!   `neighborhood`, which must pass silently with the right result.
 //! - `spin`: a kernel that never finishes; with `CELER_STALL_TIMEOUT=2` the stall detection names the GPU work.
+//! - `bad-device` (`CELER_DEVICE=99`, set by the case if unset) / `no-driver` (`VK_DRIVER_FILES=/nonexistent.json`):
+//!   `Queue::new` returns `Err` on every rank (no `MPI_ABORT`), naming the device problem on the ranks where it
+//!   happened; the case prints the error and succeeds. `bad-device-last`: only the last rank's `CELER_DEVICE` is bad;
+//!   that rank names it, the others say which rank could not start.
 //! - `device-lost`: `CELER_INJECT_FAULT=device-lost@5` (set by the case if unset) makes the GPU layer report a lost
 //!   device; every rank stops naming the device and the work that was in flight.
 //! - `host-panic`: the last rank's chunk of host task `explode` panics; every rank stops within seconds, naming
@@ -196,7 +200,7 @@ fn mapper_panic(anywhere: bool) -> Result<(), String> {
         if anywhere || std::thread::current().name() == Some("celer-runtime") {
             panic!("picky refuses chunk {chunk}");
         }
-        celer::graph::Region::from(*chunk)
+        celer::Region::from(*chunk)
     });
     q.submit(task::host_for([64]).read_write(&a, picky).name("choosy").run(|_| {})).map_err(|e| e.to_string())?;
     let got = q.fence(&a).map_err(|e| e.to_string())?.wait();
@@ -411,6 +415,23 @@ fn second_queue() -> Result<(), String> {
         Err(e) => {
             drop(q);
             Err(e.to_string())
+        }
+    }
+}
+
+/// `Queue::new` must return `Err` (not abort the job) whose message, as `main` would print it (`Debug`), contains
+/// `expected`; prints it.
+fn start_fails(expected: &str) -> Result<(), String> {
+    match Queue::new() {
+        Ok(q) => Err(format!("Queue::new started on rank {} despite the broken set-up", q.rank())),
+        Err(e) => {
+            let shown = format!("{e:?}");
+            eprintln!("e2e_errors: Queue::new returned Err: {shown}");
+            if shown.starts_with("celer could not start") && shown.contains(expected) {
+                Ok(())
+            } else {
+                Err(format!("Queue::new's error does not say {expected:?}: {shown}"))
+            }
         }
     }
 }
@@ -773,6 +794,19 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    for case in ["bad-device", "no-driver"] {
+        let (status, stderr, took) = run_case(case, &[]);
+        check(
+            case,
+            status.success()
+                && took < Duration::from_secs(10)
+                && stderr.contains("Queue::new returned Err: celer could not start")
+                && !stderr.contains("MPI_ABORT"),
+            "Queue::new to return Err (the case prints it), not to abort the job",
+            &stderr,
+        );
+    }
+
     let (status, stderr, _) = run_case("diverge", &[]);
     check(
         "diverge (one rank)",
@@ -784,6 +818,8 @@ fn check_cases() -> Vec<String> {
 }
 
 fn main() -> ExitCode {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--case") {
         let result = match args.get(2).map(String::as_str) {
@@ -808,6 +844,26 @@ fn main() -> ExitCode {
             Some("spin") => {
                 default_env("CELER_STALL_TIMEOUT", "2");
                 spin()
+            }
+            Some("bad-device") => {
+                default_env("CELER_DEVICE", "99");
+                start_fails("CELER_DEVICE=\"99\"")
+            }
+            Some("bad-device-last") => {
+                // Only the last rank's device is bad (mpirun's variables say which rank this is, before MPI starts).
+                let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+                if var("OMPI_COMM_WORLD_RANK").unwrap_or(0) + 1 == var("OMPI_COMM_WORLD_SIZE").unwrap_or(1) {
+                    std::env::set_var("CELER_DEVICE", "99");
+                    start_fails("CELER_DEVICE=\"99\"")
+                } else {
+                    start_fails("could not start its GPU (its own error says why), so no rank starts")
+                }
+            }
+            Some("no-driver") => {
+                // Forced: ./x's environment points VK_DRIVER_FILES at lavapipe.
+                std::env::set_var("VK_DRIVER_FILES", "/nonexistent.json");
+                std::env::remove_var("VK_ICD_FILENAMES");
+                start_fails("no Vulkan device with a compute queue was found")
             }
             Some("device-lost") => {
                 default_env("CELER_INJECT_FAULT", "device-lost@5");

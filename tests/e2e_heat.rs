@@ -149,6 +149,8 @@ fn run(q: &Queue) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     // Interiors of any size run early (the default skips chunks this small), before any other thread starts.
     if std::env::var_os("CELER_OVERLAP").is_none() {
         std::env::set_var("CELER_OVERLAP", "1");

@@ -78,5 +78,7 @@ fn run(q: &Queue) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
+    celer::logging::init();
     common::run_on_every_rank("e2e_linalg", "transpose and two matrix products verified", run)
 }

@@ -52,8 +52,25 @@ impl HorizonArena {
     }
 
     /// Moves `value` into the arena and returns a reference that lives as long as the arena is not reset.
+    ///
+    /// `T: 'static`: the arena runs `T`'s destructor at [`reset`](Self::reset) or drop, which may come after any
+    /// borrow `T` held had ended (the arena's type does not name `T`, so the borrow checker cannot see the drop):
+    /// ```compile_fail
+    /// struct Peek<'a>(&'a String);
+    /// impl Drop for Peek<'_> {
+    ///     fn drop(&mut self) {
+    ///         println!("{}", self.0);
+    ///     }
+    /// }
+    /// let arena = celer_alloc::HorizonArena::new();
+    /// {
+    ///     let s = String::from("freed before the arena");
+    ///     arena.alloc(Peek(&s));
+    /// }
+    /// drop(arena);
+    /// ```
     #[allow(clippy::mut_from_ref)] // every call hands out a fresh allocation, as bumpalo's `alloc` does.
-    pub fn alloc<T>(&self, value: T) -> &mut T {
+    pub fn alloc<T: 'static>(&self, value: T) -> &mut T {
         self.alloc_with(|| value)
     }
 
@@ -61,7 +78,7 @@ impl HorizonArena {
     /// is then written once instead of moved through the call.
     #[allow(clippy::mut_from_ref)] // as `alloc`.
     #[inline]
-    pub fn alloc_with<T>(&self, make: impl FnOnce() -> T) -> &mut T {
+    pub fn alloc_with<T: 'static>(&self, make: impl FnOnce() -> T) -> &mut T {
         // One raw pointer, from which both the destructor entry and the returned reference derive: a pointer taken
         // from a reborrow of the returned `&mut T` would be invalidated when that reference is retagged on return
         // (Stacked Borrows; Miri reported it at `reset`).

@@ -64,7 +64,7 @@
 //!
 //! # WGSL prelude
 //!
-//! `exec/build.rs` appends `exec/shaders/prelude.wgsl` to every kernel. It defines `CelerBox`
+//! `celer-kernel-build` appends its `wgsl/prelude.wgsl` to every kernel. It defines `CelerBox`
 //! (the six words of one box) and helpers so kernels index buffers in global coordinates:
 //! `celer_item_1d/2d/3d(chunk, gid)` (the buffer cell of an invocation: `gid.x` runs along the
 //! fastest dimension, see [`Launch`]), `celer_contains(box, item)` and `celer_index(alloc, item)`

@@ -36,6 +36,7 @@ use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::marker::PhantomData;
 use std::ptr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mpi_sys as ffi;
@@ -53,7 +54,8 @@ pub const ANY_SOURCE: Rank = ffi::MPI_ANY_SOURCE as Rank;
 static INIT_CALLED: AtomicBool = AtomicBool::new(false);
 
 /// An error from MPI or from misuse of this module.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum MpiError {
     /// An MPI call returned an error code.
     #[error("{call} failed with MPI error code {code}: {message}")]
@@ -90,6 +92,13 @@ pub enum MpiError {
         /// The largest length one call can move.
         max: usize,
     },
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for MpiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Turns an MPI return code into a `Result`, looking up MPI's message on failure.
@@ -170,7 +179,7 @@ pub fn init() -> Result<Communicator, MpiError> {
         size: 1,
         tag_ub: 32767,
         engine_claimed: Cell::new(false),
-        _not_send: PhantomData,
+        finalizer: Rc::new(Finalizer),
     };
     // The thread levels are ordered: SINGLE < FUNNELED < SERIALIZED < MULTIPLE (MPI-3.1 §12.4.3).
     if provided < required {
@@ -214,7 +223,8 @@ fn query_tag_ub() -> Result<Tag, MpiError> {
     Ok(unsafe { *value })
 }
 
-/// This process's handle to `MPI_COMM_WORLD`; MPI is finalised when it is dropped.
+/// This process's handle to `MPI_COMM_WORLD` (or a duplicate of it); MPI is finalised when the world communicator and
+/// every duplicate are dropped.
 ///
 /// Created by [`init`]. Not `Send`/`Sync`: with `MPI_THREAD_FUNNELED` only the initialising
 /// thread may call MPI.
@@ -230,8 +240,24 @@ pub struct Communicator {
     tag_ub: Tag,
     /// Whether a [`crate::transfer::TransferEngine`] owns the header tag of this communicator.
     engine_claimed: Cell<bool>,
-    /// Keeps the communicator on the thread that initialised MPI.
-    _not_send: PhantomData<*const ()>,
+    /// Shared by the world communicator and its duplicates: MPI is finalised when the last of them is dropped, so a
+    /// duplicate that outlives the world one never calls MPI after `MPI_Finalize`. `Rc` also keeps the
+    /// communicator on the thread that initialised MPI (not `Send`).
+    finalizer: Rc<Finalizer>,
+}
+
+/// Runs `MPI_Finalize` when dropped; one per process, created by [`init`].
+#[derive(Debug)]
+struct Finalizer;
+
+impl Drop for Finalizer {
+    fn drop(&mut self) {
+        // SAFETY: MPI was initialised by `init`, which creates at most one Finalizer per process, so MPI_Finalize runs
+        // exactly once, on the initialising thread (`Rc` is !Send), after every communicator that shared it has freed
+        // its handle (a Communicator's own `drop` runs before its fields are dropped).
+        let rc = unsafe { ffi::MPI_Finalize() };
+        debug_assert_eq!(rc, ffi::MPI_SUCCESS as c_int, "MPI_Finalize failed: {}", error_string(rc));
+    }
 }
 
 impl Communicator {
@@ -421,8 +447,8 @@ impl Communicator {
 
     /// A full duplicate of this communicator (`MPI_Comm_dup`, collective: every rank must call it, in the same
     /// order): the same ranks, its own matching space for messages and collectives. The communicator of a
-    /// rank's second (third, ...) device (`CELER_DEVICES`). Drop it before the world communicator (which
-    /// finalises MPI); dropping frees the duplicate (`MPI_Comm_free`).
+    /// rank's second (third, ...) device (`CELER_DEVICES`). Dropping it frees the duplicate (`MPI_Comm_free`); MPI
+    /// is finalised once the world communicator and every duplicate are dropped, in any order.
     ///
     /// # Errors
     ///
@@ -442,7 +468,7 @@ impl Communicator {
             size: self.size,
             tag_ub: self.tag_ub,
             engine_claimed: Cell::new(false),
-            _not_send: PhantomData,
+            finalizer: Rc::clone(&self.finalizer),
         })
     }
 
@@ -463,16 +489,12 @@ impl Drop for Communicator {
     fn drop(&mut self) {
         // Every Request borrows the Communicator, so none is pending here.
         if self.is_duplicate {
-            // SAFETY: `handle` came from MPI_Comm_dup and is freed once, here; MPI is still initialised as long as
-            // the world communicator lives (duplicate_full's contract: drop duplicates first).
+            // SAFETY: `handle` came from MPI_Comm_dup and is freed once, here; MPI is still initialised, since this
+            // communicator's share of the `Finalizer` is dropped only after this function returns.
             let rc = unsafe { ffi::MPI_Comm_free(&mut self.handle) };
             debug_assert_eq!(rc, ffi::MPI_SUCCESS as c_int, "MPI_Comm_free failed: {}", error_string(rc));
-            return;
         }
-        // SAFETY: MPI was initialised by `init`, which creates at most one Communicator per process,
-        // so MPI_Finalize runs exactly once, on the initialising thread (the type is !Send).
-        let rc = unsafe { ffi::MPI_Finalize() };
-        debug_assert_eq!(rc, ffi::MPI_SUCCESS as c_int, "MPI_Finalize failed: {}", error_string(rc));
+        // The world communicator's handle is predefined; MPI_Finalize runs when the last `finalizer` share drops.
     }
 }
 

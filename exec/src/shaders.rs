@@ -6,8 +6,8 @@
 //!
 //! Conventions for the WGSL files: storage buffers in `@group(0)`, bound in binding order;
 //! push constants declared as `var<immediate>` (naga 30's spelling of `var<push_constant>`);
-//! SPIR-V 1.3 output, so subgroup operations are available. `prelude.wgsl` is not a kernel: build.rs
-//! appends it to every kernel, so kernels may call its `celer_*` helpers (see [`gpu`](crate::gpu)).
+//! SPIR-V 1.3 output, so subgroup operations are available. celer-kernel-build appends its
+//! `wgsl/prelude.wgsl` to every kernel, so kernels may call its `celer_*` helpers (see [`gpu`](crate::gpu)).
 
 /// A compute entry point of a [`KernelSource`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl KernelSource {
 
     /// The checked variant's SPIR-V as little-endian bytes: the kernel with every `celer_index` call also recording
     /// accesses outside the region its accessor declared, in a storage buffer bound right after the accessors
-    /// (`@group(0) @binding(group0_bindings())`; layout in `exec/shaders/checked.wgsl.in`).
+    /// (`@group(0) @binding(group0_bindings())`; layout in `celer-kernel-build`'s `wgsl/checked.wgsl.in`).
     pub fn checked_spirv(&self) -> &'static [u8] {
         self.checked_spirv
     }
@@ -110,6 +110,30 @@ impl KernelSource {
 fn words(bytes: &[u8]) -> Vec<u32> {
     bytes.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect()
 }
+
+/// Declares one kernel constant from the files `celer-kernel-build` wrote to `$OUT_DIR`: the generated
+/// `celer_kernels.rs` invokes it once per kernel file as `kernel_source!(NAME, "stem")`, and it includes
+/// `$OUT_DIR/<stem>.kernel.rs`, the `KernelSource::from_build` call with the SPIR-V and what describes it.
+///
+/// The `unsafe` block is here, in a macro of this crate, so that a program under `#![forbid(unsafe_code)]` can
+/// include its kernels (the lint does not look into other crates' macros). Its safety rests on the
+/// `<stem>.kernel.rs` files of `$OUT_DIR` being written by `celer-kernel-build`: build scripts are trusted code, and
+/// safe code cannot write files at compile time (see docs/SOUNDNESS.md).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __celer_kernel_source {
+    ($(#[$attr:meta])* $name:ident, $stem:literal) => {
+        $(#[$attr])*
+        pub const $name: $crate::shaders::KernelSource =
+            // SAFETY: `<stem>.kernel.rs` is written by celer-kernel-build: SPIR-V that naga produced from validated
+            // modules with bounds-checked indexing, described by what naga found in them (`from_build`'s contract).
+            unsafe { include!(concat!(env!("OUT_DIR"), "/", $stem, ".kernel.rs")) };
+    };
+}
+
+/// The macro `celer-kernel-build`'s generated code calls, at the path it names kernel types by.
+#[doc(hidden)]
+pub use crate::__celer_kernel_source as kernel_source;
 
 include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
 

@@ -64,18 +64,20 @@ use crate::shaders::KernelSource;
 pub const DEVICE_ENV: &str = "CELER_DEVICE";
 
 /// An error from Vulkan or from the way this module was used.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum DeviceError {
     /// `libvulkan.so.1` could not be loaded.
     #[error(
         "cannot load the Vulkan loader (libvulkan.so.1): {0}; on Debian install libvulkan1 and a \
          driver (mesa-vulkan-drivers gives the lavapipe CPU device)"
     )]
-    Loading(#[from] vulkano::LoadingError),
+    Loading(vulkano::LoadingError),
     /// No physical device offers a compute queue.
     #[error(
-        "no Vulkan device with a compute queue was found (VK_DRIVER_FILES={driver_files:?}); \
-         install a driver, e.g. Debian's mesa-vulkan-drivers for lavapipe"
+        "no Vulkan device with a compute queue was found (VK_DRIVER_FILES={}); \
+         install a driver, e.g. Debian's mesa-vulkan-drivers for lavapipe",
+        driver_files.as_deref().map_or("unset".to_string(), |f| format!("{f:?}"))
     )]
     NoDevice {
         /// The value of `VK_DRIVER_FILES`, which restricts the drivers the loader tries.
@@ -115,6 +117,19 @@ pub enum DeviceError {
     /// [`Submission::poll_until_complete`] gave up.
     #[error("the submission did not complete within {0:?}")]
     Timeout(Duration),
+}
+
+impl From<vulkano::LoadingError> for DeviceError {
+    fn from(e: vulkano::LoadingError) -> Self {
+        DeviceError::Loading(e)
+    }
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for DeviceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Describes vulkano's error types; `Validated`'s own `Display` hides the cause.
@@ -281,7 +296,14 @@ pub(crate) fn pick_device_of(k: usize, per_rank: usize) -> Result<(Arc<PhysicalD
         engine_name: Some("celer".into()),
         ..Default::default()
     };
-    let instance = Instance::new(library, create_info).map_err(during("creating the Vulkan instance"))?;
+    // The loader answers VK_ERROR_INCOMPATIBLE_DRIVER when it finds no driver at all (none installed, or
+    // VK_DRIVER_FILES naming none): say that, not the error code's generic text.
+    let instance = Instance::new(library, create_info).map_err(|e| match e {
+        Validated::Error(vulkano::VulkanError::IncompatibleDriver) => {
+            DeviceError::NoDevice { driver_files: std::env::var("VK_DRIVER_FILES").ok() }
+        }
+        e => during("creating the Vulkan instance")(e),
+    })?;
     let physical: Vec<_> =
         instance.enumerate_physical_devices().map_err(during("listing the physical devices"))?.collect();
     let candidates: Vec<(DeviceKind, bool)> = physical

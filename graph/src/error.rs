@@ -19,18 +19,25 @@ pub enum ErrorPolicy {
 }
 
 /// A task that could not be recorded, and why.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Clone, thiserror::Error)]
 #[error("In {task}: {inner}")]
 pub struct TaskError {
     /// The task at fault.
     pub task: TaskIdent,
     /// What is wrong (boxed: errors are rare, and results stay small on the hot path).
-    #[source]
     pub inner: Box<TaskErrorKind>,
 }
 
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// What is wrong with a task.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum TaskErrorKind {
     /// Horizons and epochs are created by the runtime, never submitted.
     #[error("{kind} tasks are created by the runtime and cannot be submitted")]
@@ -66,14 +73,14 @@ pub enum TaskErrorKind {
         host_object: HostObjectId,
     },
     /// A range mapper that does not fit the buffer.
-    #[error("{mode} access to {buffer}: {source}")]
+    #[error("{mode} access to {buffer}: {error}")]
     Mapper {
         /// The buffer.
         buffer: ResourceIdent,
         /// The access mode.
         mode: &'static str,
         /// What failed.
-        source: MapperError,
+        error: MapperError,
     },
     /// A range mapper returned cells outside the buffer.
     #[error(
@@ -164,6 +171,13 @@ pub enum TaskErrorKind {
         /// The buffer.
         buffer: ResourceIdent,
     },
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for TaskErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// A warning about a task that was recorded anyway.

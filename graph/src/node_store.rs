@@ -61,7 +61,10 @@ impl<N> NodeStore<N> {
     ///
     /// # Panics
     /// If no window was opened, or `id` is not above every id inserted so far.
-    pub fn insert(&mut self, id: u64, node: N) -> &mut N {
+    pub fn insert(&mut self, id: u64, node: N) -> &mut N
+    where
+        N: 'static,
+    {
         self.insert_with(id, || node)
     }
 
@@ -70,7 +73,10 @@ impl<N> NodeStore<N> {
     /// # Panics
     /// As [`insert`](Self::insert).
     #[inline]
-    pub fn insert_with(&mut self, id: u64, make: impl FnOnce() -> N) -> &mut N {
+    pub fn insert_with(&mut self, id: u64, make: impl FnOnce() -> N) -> &mut N
+    where
+        N: 'static,
+    {
         let window = self.windows.back().expect("begin_epoch must be called before the first insert");
         if self.index.is_empty() && self.base <= id {
             self.base = id;

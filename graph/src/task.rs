@@ -209,7 +209,8 @@ impl fmt::Debug for RangeMapper {
 }
 
 /// Why a range mapper could not be applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MapperError {
     /// A chunk-shaped mapper between index spaces of different dimensionality.
     #[error("range mapper {mapper} maps a {kernel_dims}D index space, but the buffer is {buffer_dims}D")]
@@ -231,6 +232,13 @@ pub enum MapperError {
         /// Dimensionality of the buffer.
         buffer_dims: usize,
     },
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for MapperError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// One buffer access of a task.

@@ -340,7 +340,7 @@ impl TaskManager {
             let region = access
                 .mapper
                 .apply(&spec.range, spec.dims, &buf.extent, buf.dims)
-                .map_err(|e| err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), source: e }))?;
+                .map_err(|e| err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), error: e }))?;
             if !region.boxes().iter().all(|b| buf.extent.contains(b)) {
                 return Err(err(TaskErrorKind::OutOfBounds {
                     buffer: ident(),

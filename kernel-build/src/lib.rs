@@ -20,7 +20,7 @@
 //!
 //! Every kernel is compiled twice: as written, and as a *checked* variant that celer runs with
 //! `CELER_CHECK_BOUNDS=on`. In the checked variant (see [`checked_module`]) each call of the prelude's
-//! `celer_index(box, item)` becomes `celer_index_checked(box, item, accessor)` (from `exec/shaders/checked.wgsl.in`),
+//! `celer_index(box, item)` becomes `celer_index_checked(box, item, accessor)` (from this crate's `wgsl/checked.wgsl.in`),
 //! which also records `item` when it lies outside the region the accessor declared for the chunk, in one more
 //! storage buffer bound after the accessors. The accessor is derived from the IR at build time: the push-constant
 //! member the box is loaded from (member `m` is accessor `m - 1`), followed through function parameters when every
@@ -38,12 +38,12 @@ use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement};
 
-/// celer's prelude, appended to every kernel (the same file the GPU layer documents).
-pub const PRELUDE: &str = include_str!("../../exec/shaders/prelude.wgsl");
+/// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
+pub const PRELUDE: &str = include_str!("../wgsl/prelude.wgsl");
 
 /// The checked-mode prelude appended after [`PRELUDE`] for the checked variant of each kernel, with
 /// `CELER_CHECK_BINDING` standing for the kernel's number of `@group(0)` bindings.
-pub const CHECKED_PRELUDE: &str = include_str!("../../exec/shaders/checked.wgsl.in");
+pub const CHECKED_PRELUDE: &str = include_str!("../wgsl/checked.wgsl.in");
 
 /// The file, in `$OUT_DIR`, that [`compile_dir`] writes and `celer::include_kernels!()` includes.
 pub const GENERATED: &str = "celer_kernels.rs";
@@ -68,8 +68,8 @@ impl Default for Options<'_> {
 /// declarations to `$OUT_DIR/celer_kernels.rs`; tells cargo to rerun when a kernel changes.
 ///
 /// # Errors
-/// Every failing kernel's naga diagnostic, joined, or an I/O error.
-pub fn compile_dir(dir: &str) -> Result<(), String> {
+/// A [`BuildError`] with every failing kernel's naga diagnostic, or an I/O error.
+pub fn compile_dir(dir: &str) -> Result<(), BuildError> {
     compile_dir_with(dir, Options::default())
 }
 
@@ -77,7 +77,33 @@ pub fn compile_dir(dir: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// As [`compile_dir`].
-pub fn compile_dir_with(dir: &str, options: Options<'_>) -> Result<(), String> {
+pub fn compile_dir_with(dir: &str, options: Options<'_>) -> Result<(), BuildError> {
+    compile_dir_inner(dir, options).map_err(|message| BuildError { message })
+}
+
+/// Why kernels could not be compiled: every failing kernel's naga diagnostic (naming the file and pointing at the
+/// line), or an I/O error. Print it with `Display` (or `Debug`, which is the same) from the build script.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BuildError {
+    message: String,
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The same text as `Display`, so that `build.rs`'s `main() -> Result<(), Box<dyn Error>>` prints it readably.
+impl std::fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+fn compile_dir_inner(dir: &str, options: Options<'_>) -> Result<(), String> {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR is not set")?);
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set (call this from build.rs)")?);
     let shader_dir = manifest.join(dir);
@@ -125,7 +151,8 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, types: &str) -> Result<Stri
     let own_lines = source.lines().count();
     source.push('\n');
     source.push_str(PRELUDE);
-    let note = format!(" (lines after {own_lines} are celer's prelude, exec/shaders/prelude.wgsl, appended)");
+    let note =
+        format!(" (lines after {own_lines} are celer's prelude, celer-kernel-build's wgsl/prelude.wgsl, appended)");
 
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| {
         format!("error: {shown} does not parse as WGSL{note}:\n{}", e.emit_to_string_with_path(&source, shown))
@@ -166,26 +193,33 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, types: &str) -> Result<Stri
     let mut checked = naga::front::wgsl::parse_str(&checked_source).map_err(|e| {
         format!("error: {shown}: its checked variant does not parse: {}", e.emit_to_string(&checked_source))
     })?;
-    checked_module(&mut checked)?;
+    checked_module_inner(&mut checked)?;
     let checked_info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&checked).map_err(|e| {
         format!("error: {shown}: its checked variant fails naga validation:\n{}", e.emit_to_string(&checked_source))
     })?;
     let checked_words = write_spirv(&checked, &checked_info)
         .map_err(|e| format!("error: {shown}: naga cannot write the checked variant's SPIR-V: {e}"))?;
     write_words(&out_dir.join(format!("{stem}.checked.spv")), &checked_words)?;
+    // The constructor call goes to a file of its own, which the generated constant's macro (`kernel_source!`, in
+    // celer's GPU crate) includes inside its `unsafe` block: the program's own code then has no `unsafe`, so a crate
+    // under `#![forbid(unsafe_code)]` can include its kernels.
+    let constructor = format!(
+        "{types}::KernelSource::from_build(\n    \
+         {stem:?},\n    \
+         include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.spv\")),\n    \
+         include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.checked.spv\")),\n    \
+         &[{entry_points}],\n    \
+         {group0_bindings},\n\
+         )\n"
+    );
+    let target = out_dir.join(format!("{stem}.kernel.rs"));
+    fs::write(&target, constructor).map_err(|e| format!("error: cannot write {}: {e}", target.display()))?;
     Ok(format!(
-        "\n/// SPIR-V of `{shown}`, compiled by naga at build time.\n\
-         pub const {ident}: {types}::KernelSource = {{\n    \
-         // SAFETY: both SPIR-V modules come from naga, from validated modules, with bounds-checked indexing.\n    \
-         unsafe {{\n        \
-         {types}::KernelSource::from_build(\n            \
-         {stem:?},\n            \
-         include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.spv\")),\n            \
-         include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.checked.spv\")),\n            \
-         &[{entry_points}],\n            \
-         {group0_bindings},\n        \
-         )\n    \
-         }}\n}};\n"
+        "\n{types}::kernel_source!(\n    \
+         /// SPIR-V of `{shown}`, compiled by naga at build time.\n    \
+         {ident},\n    \
+         {stem:?}\n\
+         );\n"
     ))
 }
 
@@ -322,7 +356,11 @@ fn accessor_of(module: &naga::Module, f: FnRef, expr: Handle<Expression>, depth:
 ///
 /// # Errors
 /// If the module lacks the two functions (it was not parsed with both preludes).
-pub fn checked_module(module: &mut naga::Module) -> Result<usize, String> {
+pub fn checked_module(module: &mut naga::Module) -> Result<usize, BuildError> {
+    checked_module_inner(module).map_err(|message| BuildError { message })
+}
+
+fn checked_module_inner(module: &mut naga::Module) -> Result<usize, String> {
     let find = |name: &str| {
         module
             .functions

@@ -502,7 +502,7 @@ impl CommandGraphGenerator {
         for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer) {
             let r = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| TaskError {
                 task: task.ident(),
-                inner: Box::new(TaskErrorKind::Mapper { buffer: state.ident(buffer), mode: a.mode.name(), source: e }),
+                inner: Box::new(TaskErrorKind::Mapper { buffer: state.ident(buffer), mode: a.mode.name(), error: e }),
             })?;
             if matches!(a.mapper, RangeMapper::Custom { .. }) && !Region::from(state.extent).contains(&r) {
                 return Err(TaskError {

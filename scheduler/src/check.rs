@@ -46,11 +46,27 @@ type Payload = BTreeMap<Cell, Option<TaskId>>;
 /// What one run observed: for each (task, buffer), the id every read cell held.
 pub type Reads = BTreeMap<(TaskId, BufferId), BTreeMap<Cell, Option<TaskId>>>;
 
+/// An inconsistency the symbolic executor found: the violated rule, naming the rank, command, task and buffer.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckError(String);
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for CheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Replays a recorded simulation and returns what every read saw, or the first inconsistency found.
 ///
 /// # Errors
-/// A message describing the violated rule, naming the rank, command, task and buffer.
-pub fn replay(sim: &Simulation) -> Result<Reads, String> {
+/// A [`CheckError`] describing the violated rule, naming the rank, command, task and buffer.
+pub fn replay(sim: &Simulation) -> Result<Reads, CheckError> {
+    replay_inner(sim).map_err(CheckError)
+}
+
+fn replay_inner(sim: &Simulation) -> Result<Reads, String> {
     let n = sim.num_ranks();
     if sim.ranks.len() != n {
         return Err(format!("replay needs every rank simulated ({} of {n})", sim.ranks.len()));
@@ -312,13 +328,20 @@ fn check_write_deps(
 pub fn equivalent_to_one_rank(
     ranks: usize,
     program: impl Fn(&mut Simulation) -> Result<(), celer_graph::TaskError>,
+) -> Result<(), CheckError> {
+    equivalent_inner(ranks, program).map_err(CheckError)
+}
+
+fn equivalent_inner(
+    ranks: usize,
+    program: impl Fn(&mut Simulation) -> Result<(), celer_graph::TaskError>,
 ) -> Result<(), String> {
     let mut one = Simulation::new(1, true);
     program(&mut one).map_err(|e| format!("one rank: {e}"))?;
-    let reference = replay(&one)?;
+    let reference = replay_inner(&one)?;
     let mut many = Simulation::new(ranks, true);
     program(&mut many).map_err(|e| format!("{ranks} ranks: {e}"))?;
-    let got = replay(&many)?;
+    let got = replay_inner(&many)?;
     if got != reference {
         let mut msg = format!("{ranks} ranks read differently from one rank:\n");
         for (k, v) in &reference {

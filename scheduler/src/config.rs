@@ -200,7 +200,7 @@ pub enum Pinning {
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A `CELER_*` variable with a value celer does not accept.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}={value:?} is not valid: {variable} accepts {accepted}")]
 pub struct ConfigError {
     /// The variable.
@@ -209,6 +209,13 @@ pub struct ConfigError {
     pub value: String,
     /// What it accepts.
     pub accepted: &'static str,
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The message for settings that differ between ranks: `all[i * ranks + r]` is rank `r`'s value of `settings[i]`

@@ -8,6 +8,7 @@
 //! - [`divergence`]: the running hash of the task stream that ranks compare at horizons and epochs.
 //! - [`logging`]: the `log` logger that prefixes every line with the rank.
 //! - [`overlap`]: the interior of a chunk, which a kernel can run before the data it awaits arrives.
+//! - [`startup`]: start-up errors, and the agreement of every rank on whether all started.
 //! - [`runtime`]: the runtime thread and the loop that runs a rank's commands on the GPU and MPI.
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
@@ -23,8 +24,10 @@ pub mod overlap;
 pub mod runtime;
 pub mod sim;
 pub mod split;
+pub mod startup;
 pub mod trace;
 
 pub use cdag::{CdagConfig, CommandGraphGenerator};
-pub use config::{ConfigError, RuntimeConfig};
+pub use config::{ConfigError, Pinning, RuntimeConfig};
 pub use sim::Simulation;
+pub use startup::StartError;

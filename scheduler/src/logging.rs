@@ -1,7 +1,9 @@
 //! celer's logger: the `log` facade, printed to stderr as `celer[rank N] LEVEL: message`.
 //!
-//! - [`init`] installs it once per process, unless the program installed a logger of its own (then celer's
-//!   records go there and `CELER_LOG` only sets the maximum level if celer's logger is the one installed).
+//! - Nothing installs it unless the program asks (`celer::logging::init()`, which calls [`init`]): a library must
+//!   not take the process's one global logger. Without it, celer's records go to whatever logger the program
+//!   installed (or nowhere); errors that end the run ([`fatal`]) reach stderr either way.
+//! - [`set_level`] applies `CELER_LOG` when a queue starts, only if celer's logger is the one installed.
 //! - The rank is unknown until MPI started; lines before that (and in dry runs) read `celer LEVEL: message`.
 //! - Records of other crates are shown only at warn and error, so `CELER_LOG=trace` shows celer's own detail.
 //! - Each line is written with one `write_all` to stderr, so lines of the runtime thread, the host worker and the
@@ -59,6 +61,14 @@ pub fn init(level: log::LevelFilter) -> bool {
         log::set_max_level(level);
     }
     ours
+}
+
+/// Sets the maximum level to `level` if celer's logger is the installed one; otherwise leaves the program's logger
+/// and its level alone.
+pub fn set_level(level: log::LevelFilter) {
+    if INSTALLED.load(Ordering::Acquire) {
+        log::set_max_level(level);
+    }
 }
 
 /// Sets the rank that every later line names.

@@ -186,13 +186,37 @@ fn escape_into(out: &mut String, s: &str) {
 const TAG_LEN: i32 = 32_001;
 const TAG_BODY: i32 = 32_002;
 
+/// Why the timeline could not be gathered or written (`CELER_TRACE`).
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceError {
+    /// An MPI call of the gather failed.
+    #[error("CELER_TRACE: gathering the ranks' events failed: {0}")]
+    Mpi(celer_exec::mpi::MpiError),
+    /// The file (or its directory) could not be written.
+    #[error("CELER_TRACE: cannot write {}: {error}", path.display())]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for TraceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Sends every rank's events to rank 0, which writes them to `path` as one trace file. Called on every rank after
 /// the loop ended (blocking is fine there); `trace` is `None` on ranks without tracing, which then send nothing
 /// (`CELER_TRACE` must be set on all ranks or none, as every `CELER_*` setting).
 ///
 /// # Errors
-/// MPI errors and I/O errors writing the file, as text.
-pub fn gather_and_write(comm: &Communicator, trace: &Trace, path: &std::path::Path) -> Result<(), String> {
+/// [`TraceError`]: an MPI error, or an I/O error writing the file.
+pub fn gather_and_write(comm: &Communicator, trace: &Trace, path: &std::path::Path) -> Result<(), TraceError> {
     gather_all_and_write(comm, &[trace], path)
 }
 
@@ -201,10 +225,10 @@ pub fn gather_and_write(comm: &Communicator, trace: &Trace, path: &std::path::Pa
 ///
 /// # Errors
 /// As [`gather_and_write`].
-pub fn gather_all_and_write(comm: &Communicator, traces: &[&Trace], path: &std::path::Path) -> Result<(), String> {
+pub fn gather_all_and_write(comm: &Communicator, traces: &[&Trace], path: &std::path::Path) -> Result<(), TraceError> {
     let mine = traces.iter().map(|t| t.to_json_items()).collect::<Vec<_>>().join(",");
-    let wait = |req: &mut celer_exec::mpi::Request<'_>| -> Result<(), String> {
-        while !req.test().map_err(|e| e.to_string())? {
+    let wait = |req: &mut celer_exec::mpi::Request<'_>| -> Result<(), TraceError> {
+        while !req.test().map_err(TraceError::Mpi)? {
             std::hint::spin_loop();
         }
         Ok(())
@@ -212,11 +236,11 @@ pub fn gather_all_and_write(comm: &Communicator, traces: &[&Trace], path: &std::
     if comm.rank() != 0 {
         let len = (mine.len() as u64).to_le_bytes();
         // SAFETY: each request is completed by `wait` before the buffer it borrows goes away, and never leaked.
-        let mut r = unsafe { comm.isend(&len, 0, TAG_LEN) }.map_err(|e| e.to_string())?;
+        let mut r = unsafe { comm.isend(&len, 0, TAG_LEN) }.map_err(TraceError::Mpi)?;
         wait(&mut r)?;
         drop(r);
         // SAFETY: as above.
-        let mut r = unsafe { comm.isend(mine.as_bytes(), 0, TAG_BODY) }.map_err(|e| e.to_string())?;
+        let mut r = unsafe { comm.isend(mine.as_bytes(), 0, TAG_BODY) }.map_err(TraceError::Mpi)?;
         wait(&mut r)?;
         return Ok(());
     }
@@ -225,12 +249,12 @@ pub fn gather_all_and_write(comm: &Communicator, traces: &[&Trace], path: &std::
     for src in 1..comm.size() {
         let mut len = [0u8; 8];
         // SAFETY: completed by `wait` before `len` is read, never leaked.
-        let mut r = unsafe { comm.irecv(&mut len, src, TAG_LEN) }.map_err(|e| e.to_string())?;
+        let mut r = unsafe { comm.irecv(&mut len, src, TAG_LEN) }.map_err(TraceError::Mpi)?;
         wait(&mut r)?;
         drop(r);
         let mut body = vec![0u8; u64::from_le_bytes(len) as usize];
         // SAFETY: as above.
-        let mut r = unsafe { comm.irecv(&mut body, src, TAG_BODY) }.map_err(|e| e.to_string())?;
+        let mut r = unsafe { comm.irecv(&mut body, src, TAG_BODY) }.map_err(TraceError::Mpi)?;
         wait(&mut r)?;
         drop(r);
         all.push(',');
@@ -238,9 +262,9 @@ pub fn gather_all_and_write(comm: &Communicator, traces: &[&Trace], path: &std::
     }
     all.push_str("]}\n");
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("CELER_TRACE: cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|error| TraceError::Io { path: dir.to_path_buf(), error })?;
     }
-    std::fs::write(path, all).map_err(|e| format!("CELER_TRACE: cannot write {}: {e}", path.display()))
+    std::fs::write(path, all).map_err(|error| TraceError::Io { path: path.to_path_buf(), error })
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use super::{AllocationId, BatchId, Box3, DownloadId, KernelId};
 use crate::vulkan::{Describe, DeviceError};
 
 /// An error of the GPU executor backend.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum GpuError {
     /// Opening the device failed.
     #[error(transparent)]
@@ -217,9 +218,16 @@ pub enum GpuError {
     },
 }
 
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for GpuError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// The details of [`GpuError::RegionOutside`]: a copy's region does not lie inside one of its
 /// sides.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[error("The region {region} of a {op} is not inside the {side}'s box {bounds}")]
 pub struct RegionOutside {
     /// `"upload"`, `"download"`, `"device copy"` or `"read_download"`.
@@ -230,6 +238,13 @@ pub struct RegionOutside {
     pub region: Box3,
     /// The side's box.
     pub bounds: Box3,
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for RegionOutside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// `map_err` helper: turns a vulkano error into [`GpuError::Vulkan`] saying what was being done.

@@ -400,7 +400,7 @@ const RECORD_HEADER_WORDS: usize = 4;
 const RECORD_ACCESSOR_WORDS: usize = 24;
 
 /// The 32-bit words of the bounds record a checked dispatch ([`Batch::dispatch_checked`](super::Batch::dispatch_checked))
-/// with `accessors` accessors binds (the layout is documented in `exec/shaders/checked.wgsl.in`).
+/// with `accessors` accessors binds (the layout is documented in `celer-kernel-build`'s `wgsl/checked.wgsl.in`).
 pub fn bounds_record_words(accessors: usize) -> usize {
     RECORD_HEADER_WORDS + RECORD_ACCESSOR_WORDS * accessors
 }

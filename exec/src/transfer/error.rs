@@ -4,7 +4,8 @@ use super::{AllocLayout, BoxList, CellBox, MpiError, Rank, TransferKey};
 
 /// An error of the transfer engine. Errors returned by [`TransferEngine::poll`] name the transfer;
 /// the others come from the call that was given bad arguments.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum TransferError {
     /// A second engine was created for a communicator that already has one.
     #[error("A transfer engine already uses this communicator; create one per communicator, as engines would steal each other's headers")]
@@ -13,17 +14,17 @@ pub enum TransferError {
     #[error(transparent)]
     Mpi(#[from] MpiError),
     /// A send of transfer `key` completed with an MPI error.
-    #[error("Sending transfer {key} to rank {target} failed: {source}")]
+    #[error("Sending transfer {key} to rank {target} failed: {error}")]
     SendFailed {
         /// The transfer.
         key: TransferKey,
         /// The rank it was sent to.
         target: Rank,
-        /// MPI's error.
-        source: MpiError,
+        /// MPI's error (its text is part of this error's message, so it is not also a `source()`).
+        error: MpiError,
     },
     /// A payload receive completed with an MPI error (e.g. truncation).
-    #[error("Receiving the payload of transfer {key} ({bounds}) from rank {sender} failed: {source}")]
+    #[error("Receiving the payload of transfer {key} ({bounds}) from rank {sender} failed: {error}")]
     ReceiveFailed {
         /// The transfer.
         key: TransferKey,
@@ -31,14 +32,14 @@ pub enum TransferError {
         sender: Rank,
         /// The box the payload holds.
         bounds: CellBox,
-        /// MPI's error.
-        source: MpiError,
+        /// MPI's error (its text is part of this error's message, so it is not also a `source()`).
+        error: MpiError,
     },
     /// A header receive completed with an MPI error (e.g. a longer message on the header tag).
-    #[error("Receiving a transfer header failed: {source}")]
+    #[error("Receiving a transfer header failed: {error}")]
     HeaderReceiveFailed {
-        /// MPI's error.
-        source: MpiError,
+        /// MPI's error (its text is part of this error's message, so it is not also a `source()`).
+        error: MpiError,
     },
     /// A message on the header tag is not a valid header; something else uses tag 0.
     #[error("A message of {len} bytes from rank {sender} on the header tag is not a transfer header: {reason}")]
@@ -197,4 +198,11 @@ pub enum TransferError {
         /// The box's byte size.
         expected: usize,
     },
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for TransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }

@@ -99,7 +99,7 @@ impl<'c> TransferEngine<'c> {
                 }
                 // Keep receiving headers whatever this one holds.
                 self.post_header_recv(slot)?;
-                c.result().map_err(|source| TransferError::HeaderReceiveFailed { source })?;
+                c.result().map_err(|error| TransferError::HeaderReceiveFailed { error })?;
                 let bad = |reason| TransferError::BadHeader { sender: c.source, len: c.bytes, reason };
                 if c.bytes != HEADER_LEN {
                     return Err(bad("its length is not the header length (104 bytes)"));
@@ -119,7 +119,7 @@ impl<'c> TransferEngine<'c> {
             }
             Op::Send { out } => {
                 let o = self.outbound.get_mut(out);
-                c.result().map_err(|source| TransferError::SendFailed { key: o.key, target: o.target, source })?;
+                c.result().map_err(|error| TransferError::SendFailed { key: o.key, target: o.target, error })?;
                 o.pending -= 1;
                 if o.pending == 0 {
                     let o = self.outbound.remove(out);
@@ -130,11 +130,11 @@ impl<'c> TransferEngine<'c> {
             Op::RecvChunk { inb, len } => {
                 let i = self.inbound.get_mut(inb);
                 let key = self.expects.get(i.expect).key;
-                c.result().map_err(|source| TransferError::ReceiveFailed {
+                c.result().map_err(|error| TransferError::ReceiveFailed {
                     key,
                     sender: i.sender,
                     bounds: i.bounds,
-                    source,
+                    error,
                 })?;
                 if c.bytes != len {
                     return Err(TransferError::PayloadLength {

@@ -155,7 +155,7 @@ impl RankLoop<'_> {
         if fenced.is_empty() {
             // A zero-sized buffer: nothing to download, the answer is empty.
             if let Some(reply) = self.fences.remove(&task) {
-                let _ = reply.send(Ok(Vec::new()));
+                let _ = reply.send(Vec::new());
             }
             return Ok(None);
         }
@@ -171,7 +171,7 @@ impl RankLoop<'_> {
         let fenced = t.regions[0].consumed.bounding_box();
         self.gpu.read_download(download.id()?, &mut data, box3(&fenced))?;
         if let Some(reply) = self.fences.remove(&task) {
-            let _ = reply.send(Ok(data));
+            let _ = reply.send(data);
         }
         Ok(())
     }

@@ -81,11 +81,13 @@ impl HostContext {
 
     /// Accessor `i`'s cells as a slice of `T` (row-major over [`bounds`](Self::bounds)).
     ///
+    /// `T` is plain old data ([`bytemuck::Pod`]): every bit pattern is a valid `T` (so not `bool` or references).
+    ///
     /// # Panics
     /// If the task has no accessor `i`, or `T`'s size is not the buffer's element size (the panic points at the
     /// caller).
     #[track_caller]
-    pub fn data<T: Copy>(&self, i: usize) -> &[T] {
+    pub fn data<T: bytemuck::Pod>(&self, i: usize) -> &[T] {
         let v = self.view(i);
         assert_eq!(std::mem::size_of::<T>(), v.elem_size, "accessor {i} holds {}-byte elements", v.elem_size);
         let n = v.bytes.len() / v.elem_size;
@@ -93,11 +95,8 @@ impl HostContext {
             // An empty view (a zero-sized buffer or chunk): its storage was never allocated, so not aligned either.
             return &[];
         }
-        // SAFETY: the bytes hold `n` elements of the buffer's element type, which the facade only lets programs
-        // create for plain-old-data types of this size; `Vec<u8>` storage from the allocator is aligned for them
-        // (at least 8 bytes on the platforms celer supports, checked below).
         assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
-        unsafe { std::slice::from_raw_parts(v.bytes.as_ptr().cast::<T>(), n) }
+        bytemuck::cast_slice(&v.bytes[..n * v.elem_size])
     }
 
     /// Runs `f` on host object `i` (in the order the task declared its side effects).
@@ -121,7 +120,7 @@ impl HostContext {
     /// # Panics
     /// As [`data`](Self::data), and if accessor `i` only reads.
     #[track_caller]
-    pub fn data_mut<T: Copy>(&mut self, i: usize) -> &mut [T] {
+    pub fn data_mut<T: bytemuck::Pod>(&mut self, i: usize) -> &mut [T] {
         let declared = self.views.len();
         let Some(v) = self.views.get_mut(i) else {
             panic!("this host task has no accessor {i}: it declared {declared} (numbered from 0)")
@@ -133,8 +132,7 @@ impl HostContext {
             return &mut [];
         }
         assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
-        // SAFETY: as in `data`, and `&mut self` makes this the only borrow of the bytes.
-        unsafe { std::slice::from_raw_parts_mut(v.bytes.as_mut_ptr().cast::<T>(), n) }
+        bytemuck::cast_slice_mut(&mut v.bytes[..n * v.elem_size])
     }
 }
 

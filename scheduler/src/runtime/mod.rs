@@ -127,7 +127,7 @@ pub struct RankLoop<'c> {
     /// Completed commands above the watermark; every command below `watermark` is complete.
     done: hashbrown::HashSet<CommandId>,
     watermark: u64,
-    fences: HashMap<TaskId, mpsc::SyncSender<Result<Vec<u8>, String>>>,
+    fences: HashMap<TaskId, mpsc::SyncSender<Vec<u8>>>,
     epochs: HashMap<TaskId, mpsc::SyncSender<()>>,
     /// The previous horizon executed: when the next one runs, everything before this one is pruned.
     last_horizon: Option<TaskId>,

@@ -14,6 +14,7 @@ use super::panics::guarded;
 use super::stall::StallVote;
 use super::RankLoop;
 use crate::config::RuntimeConfig;
+use crate::startup::StartError;
 
 /// A message from the application thread to the runtime thread.
 #[derive(Debug)]
@@ -43,8 +44,9 @@ pub enum Message {
     DestroyHostObject(celer_graph::HostObjectId),
     /// A task to record and run.
     Submit(TaskSpec),
-    /// A fence task; its data (row-major bytes of the fenced box) is sent back once it ran.
-    Fence(TaskSpec, mpsc::SyncSender<Result<Vec<u8>, String>>),
+    /// A fence task; its data (row-major bytes of the fenced box) is sent back once it ran. A failure stops the
+    /// runtime (it reports and aborts the job), so the sender is dropped unanswered rather than sent an error.
+    Fence(TaskSpec, mpsc::SyncSender<Vec<u8>>),
     /// An epoch; the sender fires once everything before it has run.
     Epoch(EpochAction, mpsc::SyncSender<()>),
     /// A snapshot of the rank's [`RankStats`].
@@ -71,10 +73,10 @@ impl RuntimeHandle {
     /// diagnostics settings (stall timeout, divergence check, device printing; see [`crate::config`]).
     ///
     /// # Errors
-    /// Start-up failures (MPI, Vulkan), as text.
-    pub fn start(config: TaskManagerConfig, runtime: RuntimeConfig) -> Result<Self, String> {
+    /// A [`StartError`] on every rank when MPI, or any rank's GPU, did not start.
+    pub fn start(config: TaskManagerConfig, runtime: RuntimeConfig) -> Result<Self, StartError> {
         let queue = Arc::new(SegQueue::new());
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), String>>(1);
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), StartError>>(1);
         let q = Arc::clone(&queue);
         let progress = Arc::new(Progress { tasks: AtomicU64::new(0), drained_after: AtomicU64::new(0) });
         let p = Arc::clone(&progress);
@@ -90,8 +92,15 @@ impl RuntimeHandle {
                 let _gone = gone_tx;
                 run(q, config, runtime, runtime_core, p, ready_tx)
             })
-            .map_err(|e| format!("could not start the runtime thread: {e}"))?;
-        let (rank, ranks) = ready_rx.recv().map_err(|_| "the runtime thread died during start-up".to_string())??;
+            .map_err(StartError::Thread)?;
+        // On failure the thread finalises MPI before it ends: wait for that, so the process never exits first.
+        let (rank, ranks) = match ready_rx.recv() {
+            Ok(Ok(started)) => started,
+            failed => {
+                let _ = thread.join();
+                return Err(failed.map_or(StartError::ThreadDied, |r| r.err().unwrap_or(StartError::ThreadDied)));
+            }
+        };
         super::exit::register(Arc::clone(&queue), thread.thread().clone(), gone_rx);
         if let Some(p) = pin.filter(|p| !p.application.is_empty()) {
             match super::pin::pin_current_thread(&p.application) {
@@ -316,31 +325,6 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
     Ok(())
 }
 
-/// Compares the settings that must agree ([`RuntimeConfig::must_agree`]) between every rank, with one reduction
-/// (every rank learns every rank's values); the error names each variable that differs and every rank's value.
-fn check_agreement(comm: &Communicator, runtime: &RuntimeConfig, horizon_step: u32) -> Result<(), String> {
-    let settings = runtime.must_agree(horizon_step);
-    let ranks = comm.size() as usize;
-    let mut values = vec![u64::MAX; settings.len() * ranks];
-    for (i, s) in settings.iter().enumerate() {
-        values[i * ranks + comm.rank() as usize] = s.value;
-    }
-    let side = comm.duplicate().map_err(|e| format!("comparing settings between ranks: {e}"))?;
-    let mut reduce = side.iallreduce_min(values).map_err(|e| format!("comparing settings between ranks: {e}"))?;
-    let all = loop {
-        if let Some(all) = reduce.test(comm).map_err(|e| format!("comparing settings between ranks: {e}"))? {
-            break all.to_vec();
-        }
-        std::thread::sleep(std::time::Duration::from_micros(50));
-    };
-    drop(reduce);
-    drop(side);
-    match crate::config::disagreement(&settings, &all, ranks) {
-        Some(msg) => Err(msg),
-        None => Ok(()),
-    }
-}
-
 /// The runtime thread's body. Any error aborts every rank with a message naming this rank.
 pub(super) fn run(
     queue: Arc<SegQueue<Message>>,
@@ -348,50 +332,53 @@ pub(super) fn run(
     runtime: RuntimeConfig,
     runtime_core: Option<usize>,
     progress: Arc<Progress>,
-    ready: mpsc::SyncSender<Result<(i32, i32), String>>,
+    ready: mpsc::SyncSender<Result<(i32, i32), StartError>>,
 ) {
     let comm = match celer_exec::mpi::init() {
         Ok(c) => c,
         Err(e) => {
-            let msg = match e {
-                celer_exec::mpi::MpiError::AlreadyInitialised => "a second Queue in this process: celer starts MPI \
-                    once per process, and MPI cannot start again, even after the first queue is dropped; create one \
-                    Queue at start-up and pass a reference to it where it is needed"
-                    .to_string(),
-                e => format!("MPI start-up failed: {e}"),
+            let e = match e {
+                celer_exec::mpi::MpiError::AlreadyInitialised => StartError::SecondQueue,
+                e => StartError::Mpi(e),
             };
-            let _ = ready.send(Err(msg));
+            let _ = ready.send(Err(e));
             return;
         }
     };
     let rank = comm.rank();
     crate::logging::set_rank(rank);
-    // First, before any collective whose count depends on a setting: every rank must run with the same ones.
-    if comm.size() > 1 {
-        if let Err(e) = check_agreement(&comm, &runtime, config.horizon_step) {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    }
     let abort = |what: String| -> ! {
         crate::logging::fatal(&what);
         comm.abort(1)
     };
+    // Every GPU first (no collective yet), then the one start-up exchange of all ranks, before any collective whose
+    // count depends on a setting: a GPU that failed anywhere, or settings that differ, are an `Err` on every rank.
+    let devices = runtime.devices.max(1);
+    let gpus = (0..devices)
+        .map(|k| {
+            let options = celer_exec::gpu::GpuOptions {
+                device_of_rank: (k, devices),
+                lose_device_at_poll: runtime.inject_device_lost,
+                ..Default::default()
+            };
+            Gpu::with_options(options).map_err(|error| StartError::Gpu { rank, device: k, error })
+        })
+        .collect::<Result<Vec<Gpu>, StartError>>();
+    let gpus = match crate::startup::agree(&comm, &runtime.must_agree(config.horizon_step), gpus) {
+        Ok(gpus) => gpus,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
     // One communicator per device index (every rank's device d receives on the d-th), duplicated in the same
     // order on every rank.
-    let devices = runtime.devices.max(1);
     let dups: Vec<Communicator> = (1..devices)
         .map(|_| comm.duplicate_full().unwrap_or_else(|e| abort(format!("MPI communicator for a device: {e}"))))
         .collect();
     let comms: Vec<&Communicator> = std::iter::once(&comm).chain(dups.iter()).collect();
     let mut loops = Vec::with_capacity(devices);
-    for k in 0..devices {
-        let options = celer_exec::gpu::GpuOptions {
-            device_of_rank: (k, devices),
-            lose_device_at_poll: runtime.inject_device_lost,
-            ..Default::default()
-        };
-        let gpu = Gpu::with_options(options).unwrap_or_else(|e| abort(format!("GPU start-up failed: {e}")));
+    for (k, gpu) in gpus.into_iter().enumerate() {
         let which = if devices > 1 { format!("rank {rank} (device {k} of {devices})") } else { format!("rank {rank}") };
         let line = format!("{which} of {} runs on {}", comm.size(), gpu.info());
         if runtime.print_device {

@@ -1,5 +1,5 @@
-// ---- celer prelude (exec/shaders/prelude.wgsl) ----------------------------------------------
-// Appended by exec/build.rs to every kernel of exec/shaders/ (after the kernel's own text, so naga
+// ---- celer prelude (celer-kernel-build: wgsl/prelude.wgsl) ------------------------------------
+// Appended by celer-kernel-build to every kernel it compiles (after the kernel's own text, so naga
 // diagnostics keep the kernel's line numbers); not a kernel itself. Names start with `celer_` or
 // `Celer`. The conventions are those of celer_exec::gpu (exec/src/gpu.rs):
 //

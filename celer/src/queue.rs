@@ -20,7 +20,7 @@ use celer_scheduler::graph::{
 use celer_scheduler::runtime::{
     CustomReduction, HostContext, HostFn, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject,
 };
-use celer_scheduler::{ConfigError, RuntimeConfig, Simulation};
+use celer_scheduler::{ConfigError, RuntimeConfig, Simulation, StartError};
 use std::sync::{mpsc, Arc};
 
 use crate::access::Mapper;
@@ -28,15 +28,26 @@ use celer_scheduler::exec::shaders::KernelSource;
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
 ///
-/// # Safety
-/// Implementors must be `Copy`, have no padding and accept every bit pattern (they are filled from raw bytes).
-pub unsafe trait Element: Copy + Send + Sync + 'static {}
+/// [`bytemuck::Pod`] is the bound (no padding, every bit pattern valid), so a program's own element type derives
+/// `Pod` and `Zeroable` (`bytemuck` with its `derive` feature) and implements `Element` without `unsafe`:
+/// ```
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Particle {
+///     pos: [f32; 3],
+///     mass: f32,
+/// }
+/// impl celer::Element for Particle {}
+/// ```
+/// Types with invalid bit patterns cannot be elements:
+/// ```compile_fail
+/// let q = celer::Queue::dry_run();
+/// let _ = q.buffer::<bool, 1>([8]);
+/// ```
+pub trait Element: bytemuck::Pod + Send + Sync {}
 
 macro_rules! impl_element {
-    ($($t:ty),*) => { $(
-        // SAFETY: a primitive number: no padding, every bit pattern valid.
-        unsafe impl Element for $t {}
-    )* };
+    ($($t:ty),*) => { $( impl Element for $t {} )* };
 }
 impl_element!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
 
@@ -98,14 +109,15 @@ impl QueueConfig {
 }
 
 /// Why a queue could not start or a result could not be delivered.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// The runtime (MPI, the GPU) did not start.
+    /// The runtime (MPI, the GPU) did not start; the [`StartError`] carries the MPI or GPU error, typed.
     #[error("celer could not start: {0}")]
-    Start(String),
+    Start(StartError),
     /// A `CELER_*` environment variable has a value celer does not accept.
     #[error("celer could not start: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     /// A fence's data is only available when the program runs (not in a dry run).
     #[error("{0} was only recorded (dry run), so it has no data")]
     DryRun(TaskId),
@@ -125,6 +137,31 @@ pub enum Error {
     /// The runtime stopped before delivering a result.
     #[error("the runtime stopped before {0} completed")]
     Stopped(TaskId),
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+impl From<TaskError> for Error {
+    fn from(e: TaskError) -> Self {
+        Error::Task(Box::new(e))
+    }
+}
+
+impl From<StartError> for Error {
+    fn from(e: StartError) -> Self {
+        Error::Start(e)
+    }
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 struct Recorder {
@@ -190,7 +227,9 @@ impl Queue {
     ///
     /// # Errors
     /// [`Error::Config`] for a bad `CELER_*` value (checked before anything starts), [`Error::Start`] when MPI or
-    /// the GPU cannot be set up.
+    /// the GPU cannot be set up (no Vulkan driver, a bad `CELER_DEVICE`). A GPU failure on any rank is an `Err` on
+    /// every rank ([`StartError::OtherRank`] where another rank failed),
+    /// after MPI was finalised, so the program can return it from `main`.
     pub fn new() -> Result<Self, Error> {
         Self::with_config(QueueConfig::from_env()?)
     }
@@ -205,7 +244,7 @@ impl Queue {
     /// # Errors
     /// [`Error::Start`] when `execute` is set and MPI or the GPU cannot be set up.
     pub fn with_config(config: QueueConfig) -> Result<Self, Error> {
-        celer_scheduler::logging::init(config.runtime.log_level);
+        celer_scheduler::logging::set_level(config.runtime.log_level);
         let runtime = if config.execute {
             Some(RuntimeHandle::start(config.task_graph.clone(), config.runtime.clone()).map_err(Error::Start)?)
         } else {
@@ -264,10 +303,7 @@ impl Queue {
         let extent = GridBox::from_extent(&range);
         rec.sim.create_buffer(id, D, extent, data.is_some(), None);
         if let Some(rt) = &self.runtime {
-            let bytes = data.map(|d| {
-                // SAFETY: `T: Element` has no padding, so every byte of the slice is initialized.
-                unsafe { std::slice::from_raw_parts(d.as_ptr().cast::<u8>(), std::mem::size_of_val(d)) }.to_vec()
-            });
+            let bytes = data.map(|d| bytemuck::cast_slice::<T, u8>(d).to_vec());
             rt.send(Message::CreateBuffer {
                 id,
                 dims: D,
@@ -633,7 +669,7 @@ pub struct CollectiveGroup(CollectiveGroupId);
 pub struct Fence<T, const D: usize> {
     task: TaskId,
     range: [usize; D],
-    data: Option<mpsc::Receiver<Result<Vec<u8>, String>>>,
+    data: Option<mpsc::Receiver<Vec<u8>>>,
     _element: PhantomData<T>,
 }
 
@@ -654,15 +690,10 @@ impl<T: Element, const D: usize> Fence<T, D> {
     /// [`Error::DryRun`] in a dry run, [`Error::Stopped`] if the runtime stopped first.
     pub fn wait(self) -> Result<Vec<T>, Error> {
         let rx = self.data.ok_or(Error::DryRun(self.task))?;
-        let bytes = rx.recv().map_err(|_| Error::Stopped(self.task))?.map_err(|_| Error::Stopped(self.task))?;
+        let bytes = rx.recv().map_err(|_| Error::Stopped(self.task))?;
         let n = bytes.len() / std::mem::size_of::<T>();
-        let mut out: Vec<T> = Vec::with_capacity(n);
-        // SAFETY: `T: Element` accepts every bit pattern and has no padding; `out` has room for `n` elements,
-        // which is exactly `bytes.len()` bytes rounded down, and the copy fills them before `set_len`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), n * std::mem::size_of::<T>());
-            out.set_len(n);
-        }
+        let mut out = vec![<T as bytemuck::Zeroable>::zeroed(); n];
+        bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&bytes[..n * std::mem::size_of::<T>()]);
         Ok(out)
     }
 }
@@ -878,14 +909,9 @@ impl<const KD: usize> TaskBuilder<KD> {
         self.reduction_kinds.push(T::KIND);
         let read = |b: &[u8]| -> T {
             assert_eq!(b.len(), std::mem::size_of::<T>(), "a reduction element has the buffer's element size");
-            // SAFETY: `b` holds exactly one `T` (checked above); `T: Element` accepts every bit pattern, and
-            // `read_unaligned` needs no alignment.
-            unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) }
+            bytemuck::pod_read_unaligned(b)
         };
-        let bytes = |v: T| -> Vec<u8> {
-            // SAFETY: `T: Element` has no padding, so all `size_of::<T>()` bytes of `v` are initialised.
-            unsafe { std::slice::from_raw_parts((&v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }.to_vec()
-        };
+        let bytes = |v: T| -> Vec<u8> { bytemuck::bytes_of(&v).to_vec() };
         self.custom_reductions.push(Some(CustomReduction {
             identity: bytes(identity),
             combine: Arc::new(move |a: &[u8], b: &[u8]| bytes(combine(read(a), read(b)))),

@@ -1,0 +1,103 @@
+//! Start-up of a rank's runtime: what can fail ([`StartError`]), and the one exchange in which every rank agrees on
+//! whether all of them started and on the settings that must be the same everywhere, so that a failure or a
+//! disagreement comes back as an `Err` on every rank instead of ending (or hanging) the job.
+
+use celer_exec::gpu::GpuError;
+use celer_exec::mpi::{Communicator, MpiError};
+
+use crate::config::SharedSetting;
+
+/// Why the runtime did not start on this rank. Every rank of the job returns one: a rank whose GPU started still
+/// fails, with [`StartError::OtherRank`], when another rank's did not.
+///
+/// The message includes the text of the MPI or GPU error it carries, so `source()` is empty (no report prints it
+/// twice); match on the variant for the typed error.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The runtime thread could not be spawned.
+    #[error("could not start the runtime thread: {0}")]
+    Thread(std::io::Error),
+    /// The runtime thread ended before it reported.
+    #[error("the runtime thread ended during start-up")]
+    ThreadDied,
+    /// MPI did not start (`MPI_Init_thread` or a query right after it failed).
+    #[error("MPI did not start: {0}")]
+    Mpi(MpiError),
+    /// A queue was already started in this process (MPI starts once per process, and cannot start again).
+    #[error(
+        "a second Queue in this process: celer starts MPI once per process, and MPI cannot start again, even after \
+         the first queue is dropped; create one Queue at start-up and pass a reference to it where it is needed"
+    )]
+    SecondQueue,
+    /// The ranks were started with different values of settings that must be the same on every rank
+    /// ([`RuntimeConfig::must_agree`](crate::RuntimeConfig::must_agree)); the message names each such variable with
+    /// every rank's value.
+    #[error("{0}")]
+    SettingsDiffer(String),
+    /// This rank's GPU did not start: no Vulkan driver, no device with a compute queue, a bad `CELER_DEVICE`.
+    #[error("rank {rank}: the GPU (device {device} of this rank) did not start: {error}")]
+    Gpu {
+        /// This rank.
+        rank: i32,
+        /// The device index of this rank (`CELER_DEVICES`).
+        device: usize,
+        /// Why.
+        error: GpuError,
+    },
+    /// Another rank's GPU did not start (that rank's error names why), so no rank starts.
+    #[error("rank {rank} could not start its GPU (its own error says why), so no rank starts")]
+    OtherRank {
+        /// The lowest rank that failed.
+        rank: u64,
+    },
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// Every rank passes what its own start-up gave and its values of the settings that must agree; returns the
+/// start-up's result where every rank succeeded with the same settings, [`StartError::SettingsDiffer`] (on every
+/// rank) where the settings differ between ranks, else this rank's own error where it failed, and
+/// [`StartError::OtherRank`] where only another rank failed. Collective: every rank calls it once, at the same point, before any collective whose count
+/// depends on a setting (one element-wise minimum over a duplicate of the world communicator: the lowest failed
+/// rank, then each setting's value in this rank's slot and `u64::MAX` in the others').
+pub(crate) fn agree<T>(
+    comm: &Communicator,
+    settings: &[SharedSetting],
+    mine: Result<T, StartError>,
+) -> Result<T, StartError> {
+    let rank = comm.rank() as usize;
+    let ranks = comm.size() as usize;
+    let mut values = vec![u64::MAX; 1 + settings.len() * ranks];
+    if mine.is_err() {
+        values[0] = rank as u64;
+    }
+    for (i, s) in settings.iter().enumerate() {
+        values[1 + i * ranks + rank] = s.value;
+    }
+    let all = (|| -> Result<Vec<u64>, MpiError> {
+        let side = comm.duplicate()?;
+        let mut reduce = side.iallreduce_min(values)?;
+        loop {
+            if let Some(all) = reduce.test(comm)? {
+                return Ok(all.to_vec());
+            }
+            std::thread::yield_now();
+        }
+    })()
+    .map_err(StartError::Mpi)?;
+    // Settings that differ come first: they are often why a rank's start-up failed (`CELER_DEVICES`).
+    if let Some(message) = crate::config::disagreement(settings, &all[1..], ranks) {
+        return Err(StartError::SettingsDiffer(message));
+    }
+    let mine = mine?;
+    match all[0] {
+        u64::MAX => Ok(mine),
+        lowest => Err(StartError::OtherRank { rank: lowest }),
+    }
+}
