@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use celer::{access, kernels, task, Kernel, Queue};
 
+/// How long each of the three napping host tasks sleeps.
+const NAP: Duration = Duration::from_millis(50);
+
 fn body(q: &Queue) -> Result<(), String> {
     let counter = q.buffer_from(&[0u32; 64], [64]).named("counter");
     for _ in 0..40 {
@@ -24,6 +27,15 @@ fn body(q: &Queue) -> Result<(), String> {
     let values = q.fence(&counter).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     if values != vec![40u32; 64] {
         return Err(format!("expected 40 everywhere, got {values:?}"));
+    }
+    // Three independent host tasks that nap 50 ms each, queued for the host worker together: each one's trace span
+    // must cover its own nap, not the time it waited behind the others.
+    for k in 0..3 {
+        let b = q.buffer::<u32, 1>([q.ranks()]).named(&format!("nap{k}"));
+        q.submit(task::host_for([q.ranks()]).discard_write(&b, access::one_to_one()).name("nap").run(|_| {
+            std::thread::sleep(NAP);
+        }))
+        .map_err(|e| e.to_string())?;
     }
     // A kernel on every rank, for the trace's row of device-timed GPU operations.
     let squares = Kernel::wgsl(&kernels::SQUARES, "main").map_err(|e| e.to_string())?;
@@ -75,15 +87,36 @@ fn check_trace(path: &std::path::Path, ranks: usize) -> Result<(), String> {
     let events = json["traceEvents"].as_array().ok_or("the trace has no traceEvents array")?;
     for r in 0..ranks {
         let named = events.iter().any(|e| e["name"] == "process_name" && e["args"]["name"] == format!("rank {r}"));
-        let host_tasks = events
-            .iter()
-            .filter(|e| {
-                e["pid"] == r && e["ph"] == "X" && e["name"].as_str().is_some_and(|n| n.starts_with("host task"))
-            })
-            .count();
+        let spans = |prefix: &str| -> Vec<(String, f64)> {
+            events
+                .iter()
+                .filter(|e| e["pid"] == r && e["ph"] == "X")
+                .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["dur"].as_f64()?)))
+                .filter(|(n, _)| n.starts_with(prefix))
+                .collect()
+        };
+        // Host task spans carry the task's name.
+        let host_tasks = spans("host task").iter().filter(|(n, _)| n.ends_with("\"increment\"")).count();
         if !named || host_tasks != 40 {
             return Err(format!(
-                "the trace has {host_tasks} host task spans of rank {r} (40 expected), named: {named}"
+                "the trace has {host_tasks} host task spans named \"increment\" of rank {r} (40 expected), named: {named}"
+            ));
+        }
+        // Each nap's span is the closure's own run: at least the nap, and short of two naps (queued behind each
+        // other, spans measured from the hand-over read 50, 100 and 150 ms).
+        let naps: Vec<f64> =
+            spans("host task").into_iter().filter(|(n, _)| n.ends_with("\"nap\"")).map(|s| s.1).collect();
+        let nap_us = NAP.as_secs_f64() * 1e6;
+        if naps.len() != 3 || naps.iter().any(|&d| d < nap_us || d > 1.9 * nap_us) {
+            return Err(format!(
+                "rank {r}'s napping host tasks span {naps:?} µs; each should be {nap_us} µs or a little more"
+            ));
+        }
+        // With several ranks, the fence's await-pushes name the buffer.
+        if ranks > 1 && !spans("await-push").iter().any(|(n, _)| n.starts_with("await-push buffer B0 \"counter\"")) {
+            return Err(format!(
+                "rank {r} has no await-push span naming buffer B0 \"counter\": {:?}",
+                spans("await-push")
             ));
         }
         let timed_kernel = events.iter().any(|e| {

@@ -75,6 +75,29 @@ fn run(q: &Queue) -> Result<(), String> {
         (_, None) => {}
         (r, Some(_)) => return Err(format!("the rank-0 host task ran on rank {r}")),
     }
+    // Every byte sent was received: each rank's statistics after a barrier, summed over the ranks through a
+    // collective host task (item i on rank i) and a fence.
+    q.barrier();
+    let stats = q.stats().ok_or("a running queue has statistics")?;
+    let (sent, received) =
+        (q.buffer::<u64, 1>([q.ranks()]).named("sent"), q.buffer::<u64, 1>([q.ranks()]).named("received"));
+    q.submit(
+        task::host_collective()
+            .discard_write(&sent, access::one_to_one())
+            .discard_write(&received, access::one_to_one())
+            .name("report_bytes")
+            .run(move |ctx| {
+                ctx.data_mut::<u64>(0)[0] = stats.bytes_sent;
+                ctx.data_mut::<u64>(1)[0] = stats.bytes_received;
+            }),
+    )
+    .map_err(|e| e.to_string())?;
+    let sent = q.fence(&sent).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let received = q.fence(&received).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let (sent, received): (u64, u64) = (sent.iter().sum(), received.iter().sum());
+    if sent != received || (q.ranks() > 1 && sent == 0) {
+        return Err(format!("the ranks sent {sent} B in all but received {received} B"));
+    }
     Ok(())
 }
 

@@ -423,11 +423,34 @@ impl Queue {
         &'q self,
         buffer: &Buffer<'q, T, D>,
     ) -> Result<Fence<T, D>, TaskError> {
+        self.fence_with(buffer, RangeMapper::All, buffer.range)
+    }
+
+    /// Records a fence of the box `[offset, offset + range)` of the buffer: only those cells travel to every rank,
+    /// and [`Fence::wait`] returns them in row-major order (Celerity's `fence(buffer, subrange)`).
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit); a box outside the buffer is refused naming the fence task, buffer and box.
+    pub fn fence_subrange<'q, T: Element, const D: usize>(
+        &'q self,
+        buffer: &Buffer<'q, T, D>,
+        offset: [usize; D],
+        range: [usize; D],
+    ) -> Result<Fence<T, D>, TaskError> {
+        self.fence_with(buffer, RangeMapper::Fixed(GridBox::from_subrange(&offset, &range)), range)
+    }
+
+    fn fence_with<'q, T: Element, const D: usize>(
+        &'q self,
+        buffer: &Buffer<'q, T, D>,
+        mapper: RangeMapper,
+        range: [usize; D],
+    ) -> Result<Fence<T, D>, TaskError> {
         let mut spec = TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[]));
         std::sync::Arc::make_mut(&mut spec.accesses).push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
             mode: AccessMode::Read,
-            mapper: RangeMapper::All,
+            mapper,
         });
         let mut rec = self.rec.borrow_mut();
         let task = rec.sim.submit(spec.clone())?;
@@ -437,7 +460,7 @@ impl Queue {
             rt.send(Message::Fence(spec, tx));
             rx
         });
-        Ok(Fence { task, range: buffer.range, data, _element: PhantomData })
+        Ok(Fence { task, range, data, _element: PhantomData })
     }
 
     /// A copy of this rank's instance of `object` once every host task submitted before with a side effect on it
@@ -695,6 +718,17 @@ impl<T: Element, const D: usize> Fence<T, D> {
         let mut out = vec![<T as bytemuck::Zeroable>::zeroed(); n];
         bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&bytes[..n * std::mem::size_of::<T>()]);
         Ok(out)
+    }
+}
+
+impl<T: Element> Fence<T, 0> {
+    /// Blocks until the fence of a zero-dimensional buffer (one value) has run and returns its value.
+    ///
+    /// # Errors
+    /// As [`wait`](Self::wait).
+    pub fn value(self) -> Result<T, Error> {
+        let task = self.task;
+        self.wait()?.into_iter().next().ok_or(Error::Stopped(task))
     }
 }
 

@@ -23,8 +23,12 @@ pub(super) struct BufferState {
     pub(super) growths: u32,
 }
 
-/// After this many growths of one buffer's allocation, a rank warns (once per buffer).
+/// After this many growths of one buffer's allocation, a rank warns (once per process: with several devices per
+/// rank, every device's loop would otherwise repeat it; the statistics count every growth).
 pub(super) const GROWTH_WARNING: u32 = 4;
+
+/// Whether this process has warned about allocation growth.
+static GROWTH_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl RankLoop<'_> {
     /// Makes `buffer`'s allocation cover `region` (a buffer's first allocation is the first region a command needs;
@@ -77,10 +81,11 @@ impl RankLoop<'_> {
         if let Some(old) = old {
             state.growths += 1;
             self.stats.growths += 1;
-            if state.growths == GROWTH_WARNING {
+            if state.growths == GROWTH_WARNING && !GROWTH_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 log::warn!(
                     "buffer {buffer}'s allocation on this rank grew {GROWTH_WARNING} times (now {bounds}); each growth \
-                     copies it: access the whole region a rank will use early (or in larger pieces)"
+                     copies it: access the whole region a rank will use early (or in larger pieces). This warning is \
+                     given once; the statistics at shutdown count every growth"
                 );
             }
             self.pending.push(GpuOp::Grow { buffer, old });

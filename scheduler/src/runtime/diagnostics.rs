@@ -375,6 +375,16 @@ impl RankLoop<'_> {
         }
     }
 
+    /// Names the task of command `id` for trace labels: `T5 "snapshot"` (the command while the task is not in
+    /// memory).
+    pub(super) fn task_label(&self, id: CommandId) -> String {
+        match self.cdag.command(id).and_then(|c| self.tm.task(c.task)).map(|t| t.ident()) {
+            Some(celer_graph::TaskIdent { id, name: Some(name) }) => format!("{id} \"{name}\""),
+            Some(t) => t.id.to_string(),
+            None => id.to_string(),
+        }
+    }
+
     /// The kernel (`file::entry`) an execution command runs, while its task is in memory.
     pub(super) fn kernel_of(&self, id: CommandId) -> Option<String> {
         let CommandKind::Execution { task, .. } = &self.cdag.command(id)?.kind else { return None };

@@ -139,6 +139,9 @@ impl HostContext {
 /// What the worker hands back for a host task: its context, or the task and the text of its closure's panic.
 pub(super) type HostResult = Result<HostContext, (celer_graph::TaskIdent, String)>;
 
+/// When a host task's closure started and ended on the worker thread: its span in the trace.
+pub(super) type HostRan = (std::time::Instant, std::time::Instant);
+
 /// A host task for the worker thread.
 pub(super) struct HostJob {
     pub(super) cmd: CommandId,
@@ -152,8 +155,8 @@ pub(super) struct HostJob {
 /// Jobs and results travel through lock-free queues; the loop unparks the worker when it hands it a job.
 pub(super) struct HostWorker {
     pub(super) jobs: Arc<SegQueue<HostJob>>,
-    /// Finished host tasks: their context, or `None` if the closure panicked.
-    pub(super) done: Arc<SegQueue<(CommandId, HostResult)>>,
+    /// Finished host tasks: their context (or their closure's panic), and when the closure ran.
+    pub(super) done: Arc<SegQueue<(CommandId, HostResult, HostRan)>>,
     pub(super) stop: Arc<std::sync::atomic::AtomicBool>,
     pub(super) thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -171,9 +174,11 @@ impl HostWorker {
             .spawn(move || loop {
                 while let Some(mut job) = j.pop() {
                     let f = Arc::clone(&job.f);
+                    let start = std::time::Instant::now();
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
+                    let ran = (start, std::time::Instant::now());
                     let result = result.map(|()| job.ctx).map_err(|p| (job.task, super::panics::panic_text(&*p)));
-                    d.push((job.cmd, result));
+                    d.push((job.cmd, result, ran));
                     runtime.unpark();
                 }
                 if st.load(std::sync::atomic::Ordering::Acquire) {
@@ -294,7 +299,7 @@ impl RankLoop<'_> {
         cmd: CommandId,
         since: std::time::Instant,
     ) -> Result<Option<InFlight>, RuntimeError> {
-        let Some(result) = self.host_done.remove(&cmd) else {
+        let Some((result, ran)) = self.host_done.remove(&cmd) else {
             return Ok(Some(InFlight::Host(cmd, since)));
         };
         let ctx = result.map_err(|(task, message)| RuntimeError::HostTaskPanicked {
@@ -304,8 +309,13 @@ impl RankLoop<'_> {
             message,
         })?;
         self.stats.host_tasks += 1;
-        if let Some(trace) = &mut self.trace {
-            trace.span(crate::trace::Row::Host, format!("host task {cmd}"), since, std::time::Instant::now());
+        // The span is the closure's own run on the worker thread, not the time since the task was handed over
+        // (queued behind other host tasks) nor until the loop noticed it had finished.
+        if self.trace.is_some() {
+            let what = format!("host task {}", self.task_label(cmd));
+            if let Some(trace) = &mut self.trace {
+                trace.span(crate::trace::Row::Host, what, ran.0, ran.1);
+            }
         }
         let mut any = false;
         for v in ctx.views.into_iter().filter(|v| v.produces && !v.bounds.is_empty()) {

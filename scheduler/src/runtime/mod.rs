@@ -174,7 +174,7 @@ pub struct RankLoop<'c> {
     /// Partial results gathered from the other ranks, until the reduction command combines them.
     gathered: HashMap<ReductionId, celer_exec::transfer::Gathered>,
     /// Host tasks the worker finished, by command.
-    host_done: HashMap<CommandId, self::host::HostResult>,
+    host_done: HashMap<CommandId, (self::host::HostResult, self::host::HostRan)>,
     /// The divergence check (with more than one rank).
     divergence: Option<DivergenceCheck<'c>>,
     /// `CELER_DUMP_GRAPHS`: where the DOT files go at shutdown, and a copy of every task (the command generator
@@ -426,8 +426,8 @@ impl<'c> RankLoop<'c> {
         if !self.batches.is_empty() && !self.kernel_batches.is_empty() {
             self.time_completed_kernels();
         }
-        while let Some((cmd, result)) = self.host.done.pop() {
-            self.host_done.insert(cmd, result);
+        while let Some((cmd, result, ran)) = self.host.done.pop() {
+            self.host_done.insert(cmd, (result, ran));
             progressed = true;
         }
         progressed |= self.poll_divergence()?;

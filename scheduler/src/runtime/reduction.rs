@@ -152,6 +152,8 @@ impl RankLoop<'_> {
     pub(super) fn finish_gather(&mut self, key: TransferKey, reduction: ReductionId) -> Option<InFlight> {
         match self.engine.take_gathered(key) {
             Some(g) => {
+                // Partial results count as received, as their pushes count as sent.
+                self.stats.bytes_received += g.pieces().iter().map(|p| p.bytes().len() as u64).sum::<u64>();
                 self.gathered.insert(reduction, g);
                 None
             }

@@ -125,9 +125,11 @@ impl RankLoop<'_> {
         let state = &self.buffers[&buffer];
         self.stats.bytes_received += (region.area() * state.elem_size) as u64;
         self.stats.receive_time += since.elapsed();
-        if let Some(trace) = &mut self.trace {
-            let what = format!("await-push {buffer} ({} cells)", region.area());
-            trace.span(crate::trace::Row::Receive, what, since, std::time::Instant::now());
+        if self.trace.is_some() {
+            let what = format!("await-push {} ({} cells)", self.buffer_ident(buffer), region.area());
+            if let Some(trace) = &mut self.trace {
+                trace.span(crate::trace::Row::Receive, what, since, std::time::Instant::now());
+            }
         }
         let pieces = self.engine.take_gathered(key).ok_or(RuntimeError::MissingData { buffer })?;
         for piece in pieces.pieces().iter().filter(|p| !p.bounds().is_empty()) {
