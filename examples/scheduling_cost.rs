@@ -3,8 +3,11 @@
 //! measured rank is N1 (neighbours on both sides from 3 ranks on); grids grow with the rank count so every rank
 //! owns a chunk.
 //!
+//! With `--custom`, each pattern is measured again with its range mappers written as closures (`/closure`), and
+//! as closures that declare their reach (`/reach`, see `celer::access::Custom::reach`).
+//!
 //! ```text
-//! cargo run --release --example scheduling_cost -- [--reps N] [--max-ranks N]
+//! cargo run --release --example scheduling_cost -- [--reps N] [--max-ranks N] [--custom]
 //! ```
 
 use std::time::Instant;
@@ -47,37 +50,49 @@ fn with_cdag(w: &Workload, ranks: usize) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut reps = 20usize;
     let mut max_ranks = 4096usize;
+    let mut custom = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().and_then(|v| v.parse().ok()).ok_or(format!("{a} needs a number"));
         match a.as_str() {
             "--reps" => reps = value()?,
             "--max-ranks" => max_ranks = value()?,
+            "--custom" => custom = true,
             "--bench" => {} // passed by `cargo bench`-style runners; ignored
-            other => return Err(format!("unknown argument {other}; use --reps N --max-ranks N").into()),
+            other => return Err(format!("unknown argument {other}; use --reps N --max-ranks N --custom").into()),
         }
     }
     let rank_counts: Vec<usize> = [1, 4, 16, 64, 256, 1024, 4096].into_iter().filter(|&r| r <= max_ranks).collect();
-    print!("{:<10} {:>10}", "pattern", "TDAG µs");
+    print!("{:<18} {:>10}", "pattern", "TDAG µs");
     for r in &rank_counts {
         print!(" {:>9}", format!("+C@{r}"));
     }
     println!("   (µs per task; +C@N: task graph + one rank's command graph at N ranks)");
+    let variants: &[(&str, Option<bool>)] =
+        if custom { &[("", None), ("/closure", Some(false)), ("/reach", Some(true))] } else { &[("", None)] };
     for name in ["soup", "chain", "wave_sim", "jacobi"] {
-        let make = |ranks: usize| match name {
-            "soup" => patterns::soup(ranks),
-            "chain" => patterns::chain(ranks),
-            "wave_sim" => patterns::wave_sim(512.max(2 * ranks), 200),
-            _ => patterns::jacobi(1024.max(2 * ranks), 50),
-        };
-        let w1 = make(1);
-        let per_task = |secs: f64, w: &Workload| secs * 1e6 / w.tasks.len() as f64;
-        print!("{name:<10} {:>10.3}", per_task(best_of(reps, || tdag_only(&w1)), &w1));
-        for &r in &rank_counts {
-            let w = make(r);
-            print!(" {:>9.3}", per_task(best_of(reps.min(1 + 20_000 / r), || with_cdag(&w, r)), &w));
+        for &(suffix, closures) in variants {
+            let make = |ranks: usize| {
+                let w = match name {
+                    "soup" => patterns::soup(ranks),
+                    "chain" => patterns::chain(ranks),
+                    "wave_sim" => patterns::wave_sim(512.max(2 * ranks), 200),
+                    _ => patterns::jacobi(1024.max(2 * ranks), 50),
+                };
+                match closures {
+                    Some(bounded) => patterns::with_custom_mappers(&w, bounded),
+                    None => w,
+                }
+            };
+            let w1 = make(1);
+            let per_task = |secs: f64, w: &Workload| secs * 1e6 / w.tasks.len() as f64;
+            print!("{:<18} {:>10.3}", format!("{name}{suffix}"), per_task(best_of(reps, || tdag_only(&w1)), &w1));
+            for &r in &rank_counts {
+                let w = make(r);
+                print!(" {:>9.3}", per_task(best_of(reps.min(1 + 20_000 / r), || with_cdag(&w, r)), &w));
+            }
+            println!();
         }
-        println!();
     }
     Ok(())
 }

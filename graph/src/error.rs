@@ -92,6 +92,24 @@ pub enum TaskErrorKind {
         /// The buffer's extent.
         extent: GridBox,
     },
+    /// A custom mapper's declared reach misses a chunk that touches the cells it was asked about.
+    #[error(
+        "the reach declared for custom range mapper '{mapper}' of {buffer} is wrong: chunk {chunk} touches {cells}, \
+         but the reach of those cells is {declared}, which does not hold the chunk; with a wrong reach, ranks would \
+         miss data other ranks need, so fix the reach (or drop it: an undeclared reach is always correct)"
+    )]
+    MapperReach {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The mapper's name.
+        mapper: &'static str,
+        /// The chunk checked.
+        chunk: GridBox,
+        /// The bounding box of what the chunk touches.
+        cells: GridBox,
+        /// What the mapper's reach returned for `cells`.
+        declared: GridBox,
+    },
     /// A read of cells nobody wrote (an error only under [`ErrorPolicy::Error`]).
     #[error(
         "{buffer} is read in {region}, which no task has written; initialize the buffer from host data, or write it \

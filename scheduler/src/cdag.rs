@@ -504,17 +504,36 @@ impl CommandGraphGenerator {
                 task: task.ident(),
                 inner: Box::new(TaskErrorKind::Mapper { buffer: state.ident(buffer), mode: a.mode.name(), source: e }),
             })?;
-            if matches!(a.mapper, RangeMapper::Custom { .. }) && !Region::from(state.extent).contains(&r) {
-                return Err(TaskError {
-                    task: task.ident(),
-                    inner: Box::new(TaskErrorKind::OutOfBounds {
-                        buffer: state.ident(buffer),
-                        mapper: a.mapper.name(),
-                        outside: r.difference(&Region::from(state.extent)),
-                        region: r,
-                        extent: state.extent,
-                    }),
-                });
+            if let RangeMapper::Custom { reach, .. } = &a.mapper {
+                if !Region::from(state.extent).contains(&r) {
+                    return Err(TaskError {
+                        task: task.ident(),
+                        inner: Box::new(TaskErrorKind::OutOfBounds {
+                            buffer: state.ident(buffer),
+                            mapper: a.mapper.name(),
+                            outside: r.difference(&Region::from(state.extent)),
+                            region: r,
+                            extent: state.extent,
+                        }),
+                    });
+                }
+                // A declared reach decides which remote chunks this rank evaluates: check it on the chunk this
+                // rank runs, which must lie within the reach of the cells it touches.
+                if let (Some(reach), true) = (reach, rank == self.me && !r.is_empty()) {
+                    let declared = reach(&r.bounding_box(), &task.spec.range);
+                    if !declared.contains(chunk) {
+                        return Err(TaskError {
+                            task: task.ident(),
+                            inner: Box::new(TaskErrorKind::MapperReach {
+                                buffer: state.ident(buffer),
+                                mapper: a.mapper.name(),
+                                chunk: *chunk,
+                                cells: r.bounding_box(),
+                                declared,
+                            }),
+                        });
+                    }
+                }
             }
             acc.add(a.mode, r);
         }
@@ -531,25 +550,7 @@ impl CommandGraphGenerator {
     fn reach(&self, task: &Task, buffer: BufferId, r: &GridBox, filter: impl Fn(AccessMode) -> bool) -> GridBox {
         let mut out = GridBox::EMPTY;
         for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer && filter(a.mode)) {
-            let b = match &a.mapper {
-                RangeMapper::OneToOne => *r,
-                RangeMapper::Neighborhood { extent, .. } => {
-                    let (mut min, mut max) = (r.min(), r.max());
-                    for d in 0..3 {
-                        min[d] = min[d].saturating_sub(extent[d]);
-                        max[d] = max[d].saturating_add(extent[d]);
-                    }
-                    GridBox::new(min, max)
-                }
-                RangeMapper::Slice(dim) => {
-                    let (mut min, mut max) = (r.min(), r.max());
-                    min[*dim] = task.spec.range.min()[*dim];
-                    max[*dim] = task.spec.range.max()[*dim];
-                    GridBox::new(min, max)
-                }
-                RangeMapper::Transposed => r.transposed(0, 1),
-                RangeMapper::Fixed(_) | RangeMapper::All | RangeMapper::Custom { .. } => task.spec.range,
-            };
+            let b = a.mapper.reach(r, &task.spec.range);
             out = out.bounding_box(&b);
         }
         if task.spec.reductions.iter().any(|red| red.buffer == buffer) {
@@ -558,13 +559,14 @@ impl CommandGraphGenerator {
         out
     }
 
-    /// Whether every access of `buffer` uses a mapper whose union over chunks equals its image of the whole range.
+    /// Whether every access of `buffer` uses a mapper whose union over chunks equals its image of the whole range
+    /// (the built-in ones, and custom ones that declared a reach and with it that they are additive).
     fn shaped(task: &Task, buffer: BufferId) -> bool {
         task.spec
             .accesses
             .iter()
             .filter(|a| a.buffer == buffer)
-            .all(|a| !matches!(a.mapper, RangeMapper::Custom { .. }))
+            .all(|a| !matches!(a.mapper, RangeMapper::Custom { reach: None, .. }))
     }
 
     /// Chunk indices (other than `skip`) that may touch the box `bbox` of `buffer` through accesses passing `filter`.

@@ -40,6 +40,7 @@ fn reversed(n: usize) -> RangeMapper {
     RangeMapper::Custom {
         name: "reversed",
         f: Arc::new(move |c: &GridBox, _: &GridBox| Region::from(GridBox::d1(n - c.max()[0], n - c.min()[0]))),
+        reach: None,
     }
 }
 
@@ -316,4 +317,55 @@ fn command_graphs_print_as_dot() {
     assert!(dot.contains("cluster_0") && dot.contains("cluster_1"));
     assert!(dot.contains("push"), "{dot}");
     assert!(dot.contains("await-push"), "{dot}");
+}
+
+#[test]
+fn custom_mappers_with_or_without_a_reach_give_the_built_in_mappers_graphs() {
+    use celer_graph::patterns::{self, with_custom_mappers};
+    for ranks in [1usize, 2, 3, 4, 7] {
+        let workloads = [
+            patterns::soup(ranks),
+            patterns::chain(2 * ranks),
+            patterns::wave_sim(4 * ranks, 12),
+            patterns::jacobi(4 * ranks, 6),
+        ];
+        for w in &workloads {
+            let dot = |w: &patterns::Workload| {
+                let mut sim = Simulation::new(ranks, true);
+                sim.run_workload(w).unwrap();
+                sim.command_graphs_dot()
+            };
+            let built_in = dot(w);
+            assert!(built_in.contains("push") || ranks == 1 || w.name == "soup", "{}: a graph with pushes", w.name);
+            for bounded in [false, true] {
+                assert_eq!(
+                    dot(&with_custom_mappers(w, bounded)),
+                    built_in,
+                    "{} on {ranks} ranks, closures {}",
+                    w.name,
+                    if bounded { "with a reach" } else { "without a reach" }
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reach_that_misses_the_chunk_is_refused_on_the_rank_that_runs_it() {
+    // Item i reads cell i + 1, but the reach claims item i touches only cell i.
+    let shifted = RangeMapper::Custom {
+        name: "shifted",
+        f: Arc::new(|c: &GridBox, _: &GridBox| Region::from(GridBox::d1(c.min()[0] + 1, c.max()[0] + 1))),
+        reach: Some(Arc::new(|cells: &GridBox, _: &GridBox| *cells)),
+    };
+    let mut sim = Simulation::new(2, false);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 17), true, Some("x"));
+    let err = sim
+        .submit(TaskSpec::device_compute(&[16]).access(B0, Read, shifted).named("reader"))
+        .expect_err("a wrong reach is refused");
+    let message = err.to_string();
+    for part in ["reader", "shifted", "\"x\"", "[0] - [8]", "[1] - [9]"] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    assert!(matches!(*err.inner, TaskErrorKind::MapperReach { .. }), "{err:?}");
 }
