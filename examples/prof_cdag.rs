@@ -1,5 +1,6 @@
 //! Profiling driver: task graph plus one rank's command graph for a pattern, repeated; prints µs per task.
-//! `cargo run --release --example prof_cdag -- PATTERN RANKS`
+//! `cargo run --release --example prof_cdag -- PATTERN RANKS [closure|reach]`: with `closure` (or `reach`), the
+//! pattern's mappers are written as closures (that declare their reach).
 use celer::graph::patterns;
 use celer::graph::{NodeId, TaskManagerConfig};
 use celer::scheduler::Simulation;
@@ -13,6 +14,11 @@ fn main() {
         "chain" => patterns::chain(ranks),
         "jacobi" => patterns::jacobi(1024.max(2 * ranks), 50),
         _ => patterns::wave_sim(512, 200),
+    };
+    let w = match args.next().as_deref() {
+        Some("closure") => patterns::with_custom_mappers(&w, false),
+        Some("reach") => patterns::with_custom_mappers(&w, true),
+        _ => w,
     };
     let reps = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or((20_000 / ranks).clamp(5, 500));
     let t = std::time::Instant::now();
