@@ -244,7 +244,7 @@ fn push_words(
                 return Err(TaskErrorKind::PushConstantLayout {
                     kernel: kernel.into(),
                     detail: format!(
-                        "member {k} `{}` at offset {} is where the CelerBox of {what} goes (offset {expected})",
+                        "member {k} is `{}` at offset {}, where the CelerBox of {what} belongs (at offset {expected})",
                         member(m),
                         m.offset
                     ),

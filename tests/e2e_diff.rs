@@ -20,6 +20,7 @@ use std::process::{Command, ExitCode};
 use celer::{access, kernels, task, Buffer, Kernel, Queue, ReductionOp};
 
 /// The kernels of `kernels/`: i32 versions of gpu_add and squares, for the i32 buffers.
+#[allow(dead_code)] // kernels/ holds the kernels of several tests and examples
 mod own_kernels {
     celer::include_kernels!();
 }

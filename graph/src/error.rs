@@ -248,7 +248,7 @@ pub enum TaskErrorKind {
     /// A scalar value of another type than the push-constant member it fills.
     #[error(
         "kernel {kernel}'s push-constant member `{member}` is of type {member_type}, but the task gives it {given} \
-         ({which}); give a {member_type}"
+         ({which}); give it a value of type {member_type}"
     )]
     ScalarType {
         /// The kernel (`file::entry`).
