@@ -84,19 +84,19 @@ pub(crate) fn check_kernel(
     task: &mut KernelTask<'_>,
     scalars: &[ScalarArg],
     buffer: impl Fn(BufferId) -> ResourceIdent,
-) -> Result<Vec<u32>, TaskErrorKind> {
+) -> Result<Vec<u32>, Box<TaskErrorKind>> {
     let kernel = format!("{}::{entry}", source.name());
     let ep = source.entry_point(entry).expect("Kernel::wgsl checked the entry point");
     let (accessors, reductions) = (task.spec.accesses.len(), task.spec.reductions.len());
     let given = accessors + reductions;
     if source.group0_bindings() as usize != given {
-        return Err(TaskErrorKind::KernelBindings {
+        return Err(Box::new(TaskErrorKind::KernelBindings {
             kernel,
             declared: source.group0_bindings(),
             given,
             accessors,
             reductions,
-        });
+        }));
     }
     bind_by_name(source, &kernel, task)?;
     let bindings = source.bindings();
@@ -108,7 +108,7 @@ pub(crate) fn check_kernel(
     {
         let role = if i < accessors { format!("accessor {i}, {mode}") } else { format!("reduction {}", i - accessors) };
         if desc.scalar != Some(meta.element) || desc.element_size != meta.element_size {
-            return Err(TaskErrorKind::KernelElementType {
+            return Err(Box::new(TaskErrorKind::KernelElementType {
                 kernel,
                 binding: desc.name.into(),
                 number: desc.binding,
@@ -116,26 +116,26 @@ pub(crate) fn check_kernel(
                 buffer: buffer(id),
                 element: meta.element.name(),
                 role,
-            });
+            }));
         }
         if writes && desc.access == StorageAccess::Read {
-            return Err(TaskErrorKind::KernelReadOnlyBinding {
+            return Err(Box::new(TaskErrorKind::KernelReadOnlyBinding {
                 kernel,
                 binding: desc.name.into(),
                 number: desc.binding,
                 buffer: buffer(id),
                 mode,
-            });
+            }));
         }
     }
     if let Some(dims) = ep.dims {
         if dims as usize != task.spec.dims {
-            return Err(TaskErrorKind::KernelDimensions {
+            return Err(Box::new(TaskErrorKind::KernelDimensions {
                 kernel,
                 kernel_dims: dims,
                 task_dims: task.spec.dims,
                 range: task.spec.range,
-            });
+            }));
         }
     }
     push_words(&kernel, ep.push_constants, ep.push_constant_bytes, 1 + given, scalars)
@@ -143,18 +143,18 @@ pub(crate) fn check_kernel(
 
 /// Where every accessor and reduction was named: checks the names and reorders the task's bindings by the kernel's
 /// binding numbers (accessors, then reductions, as the runtime binds them).
-fn bind_by_name(source: &KernelSource, kernel: &str, task: &mut KernelTask<'_>) -> Result<(), TaskErrorKind> {
+fn bind_by_name(source: &KernelSource, kernel: &str, task: &mut KernelTask<'_>) -> Result<(), Box<TaskErrorKind>> {
     let named = task.accessors.iter().chain(&task.reductions).filter(|m| m.name.is_some()).count();
     let total = task.accessors.len() + task.reductions.len();
     if named == 0 {
         return Ok(());
     }
     if named < total {
-        return Err(TaskErrorKind::KernelNaming {
+        return Err(Box::new(TaskErrorKind::KernelNaming {
             kernel: kernel.into(),
             problem: format!("the task names {named} of its {total} bindings"),
             hint: "name all of them with .bind(name) or none (then they bind in the order written)",
-        });
+        }));
     }
     let known = || source.bindings().iter().map(|b| b.name).collect::<Vec<_>>().join(", ");
     let mut numbers = Vec::with_capacity(total);
@@ -168,17 +168,17 @@ fn bind_by_name(source: &KernelSource, kernel: &str, task: &mut KernelTask<'_>) 
                 known: known(),
             })?;
         if numbers.contains(&desc.binding) {
-            return Err(TaskErrorKind::KernelNaming {
+            return Err(Box::new(TaskErrorKind::KernelNaming {
                 kernel: kernel.into(),
                 problem: format!("binding `{name}` is given twice"),
                 hint: "bind each of the kernel's bindings once",
-            });
+            }));
         }
         numbers.push(desc.binding);
     }
     let accessors = task.accessors.len();
     if let Some(i) = (accessors..total).find(|&i| (numbers[i] as usize) < accessors) {
-        return Err(TaskErrorKind::KernelNaming {
+        return Err(Box::new(TaskErrorKind::KernelNaming {
             kernel: kernel.into(),
             problem: format!(
                 "the reduction is bound to `{}` (@binding({})), before the {accessors} accessor binding(s)",
@@ -186,7 +186,7 @@ fn bind_by_name(source: &KernelSource, kernel: &str, task: &mut KernelTask<'_>) 
                 numbers[i]
             ),
             hint: "reduction buffers bind after the accessors: declare them with the highest binding numbers",
-        });
+        }));
     }
     // Accessors take bindings 0..accessors and reductions the rest: sort each group by its numbers.
     let mut order: Vec<usize> = (0..accessors).collect();
@@ -222,16 +222,16 @@ fn push_words(
     bytes: u32,
     boxes: usize,
     scalars: &[ScalarArg],
-) -> Result<Vec<u32>, TaskErrorKind> {
+) -> Result<Vec<u32>, Box<TaskErrorKind>> {
     if members.is_empty() {
         // The entry point reads no push constants: it cannot take scalars.
         if !scalars.is_empty() {
-            return Err(TaskErrorKind::ExtraScalars {
+            return Err(Box::new(TaskErrorKind::ExtraScalars {
                 kernel: kernel.into(),
                 given: scalars.len(),
                 expected: 0,
                 declared: "it declares no push constants".into(),
-            });
+            }));
         }
         return Ok(Vec::new());
     }
@@ -241,20 +241,20 @@ fn push_words(
         match members.get(k) {
             Some(m) if m.ty == "CelerBox" && m.offset == expected => {}
             Some(m) => {
-                return Err(TaskErrorKind::PushConstantLayout {
+                return Err(Box::new(TaskErrorKind::PushConstantLayout {
                     kernel: kernel.into(),
                     detail: format!(
                         "member {k} is `{}` at offset {}, where the CelerBox of {what} belongs (at offset {expected})",
                         member(m),
                         m.offset
                     ),
-                })
+                }))
             }
             None => {
-                return Err(TaskErrorKind::PushConstantLayout {
+                return Err(Box::new(TaskErrorKind::PushConstantLayout {
                     kernel: kernel.into(),
                     detail: format!("it has {} member(s), but the task binds {} buffer(s)", members.len(), boxes - 1),
-                })
+                }))
             }
         }
     }
@@ -275,46 +275,46 @@ fn push_words(
     let fits = |m: &PushMemberDesc, v: &ScalarArg| m.scalar.is_none_or(|s| s == v.ty);
     let named = scalars.iter().filter(|v| v.name.is_some()).count();
     if named > 0 && named < scalars.len() {
-        return Err(TaskErrorKind::KernelNaming {
+        return Err(Box::new(TaskErrorKind::KernelNaming {
             kernel: kernel.into(),
             problem: format!("the task names {named} of its {} scalar values", scalars.len()),
             hint: "give all scalars by name with .scalar(name, value), or all by position",
-        });
+        }));
     }
     if named > 0 {
         let mut filled = vec![false; own.len()];
         for v in scalars {
             let name = v.name.as_deref().expect("all named");
             let Some(i) = own.iter().position(|m| m.name == name) else {
-                return Err(TaskErrorKind::UnknownKernelName {
+                return Err(Box::new(TaskErrorKind::UnknownKernelName {
                     kernel: kernel.into(),
                     what: "push-constant member",
                     name: name.into(),
                     known: own.iter().map(member).collect::<Vec<_>>().join(", "),
-                });
+                }));
             };
             let m = &own[i];
             if filled[i] {
-                return Err(TaskErrorKind::KernelNaming {
+                return Err(Box::new(TaskErrorKind::KernelNaming {
                     kernel: kernel.into(),
                     problem: format!("scalar `{name}` is given twice"),
                     hint: "give each push-constant member once",
-                });
+                }));
             }
             if m.size != 4 || !fits(m, v) {
-                return Err(type_error(m, v, format!("scalar \"{name}\"")));
+                return Err(Box::new(type_error(m, v, format!("scalar \"{name}\""))));
             }
             filled[i] = true;
             words[((m.offset - base) / 4) as usize] = v.word;
         }
         if let Some(i) = filled.iter().position(|f| !f) {
-            return Err(TaskErrorKind::MissingScalar {
+            return Err(Box::new(TaskErrorKind::MissingScalar {
                 kernel: kernel.into(),
                 member: member(&own[i]),
                 name: own[i].name.into(),
                 offset: own[i].offset,
                 given: format!("{named} named scalar value(s)"),
-            });
+            }));
         }
         return Ok(words);
     }
@@ -322,22 +322,27 @@ fn push_words(
     if scalars.len() > expected {
         let declared =
             if own.is_empty() { "none".into() } else { own.iter().map(member).collect::<Vec<_>>().join(", ") };
-        return Err(TaskErrorKind::ExtraScalars { kernel: kernel.into(), given: scalars.len(), expected, declared });
+        return Err(Box::new(TaskErrorKind::ExtraScalars {
+            kernel: kernel.into(),
+            given: scalars.len(),
+            expected,
+            declared,
+        }));
     }
     let mut values = scalars.iter().enumerate();
     for m in own {
         for w in 0..m.size / 4 {
             let Some((k, v)) = values.next() else {
-                return Err(TaskErrorKind::MissingScalar {
+                return Err(Box::new(TaskErrorKind::MissingScalar {
                     kernel: kernel.into(),
                     member: member(m),
                     name: m.name.into(),
                     offset: m.offset,
                     given: format!("{} positional scalar value(s)", scalars.len()),
-                });
+                }));
             };
             if !fits(m, v) {
-                return Err(type_error(m, v, format!("positional scalar {k}")));
+                return Err(Box::new(type_error(m, v, format!("positional scalar {k}"))));
             }
             words[((m.offset - base) / 4 + w) as usize] = v.word;
         }

@@ -378,7 +378,7 @@ impl Queue {
             let scalars = check_kernel(source, entry, &mut kernel, &task.scalars, |b| rec.sim.tm.buffer_ident(b))
                 .map_err(|inner| TaskError {
                     task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: task_name },
-                    inner: Box::new(inner),
+                    inner,
                 })?;
             let (reduction_kinds, custom_reductions) = (kernel.reduction_kinds, kernel.custom_reductions);
             spec.payload = Some(Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions }));

@@ -4,7 +4,8 @@
 //! (`saxpy.wgsl` → [`SAXPY`]). Load one on a device with
 //! [`Device::load_kernel`](crate::vulkan::Device::load_kernel).
 //!
-//! Conventions for the WGSL files: storage buffers in `@group(0)`, bound in binding order;
+//! Conventions for the WGSL files: storage buffers in `@group(0)` (only there, numbered from 0 without gaps: the
+//! build refuses anything else), bound in binding order;
 //! push constants declared as `var<immediate>` (naga 30's spelling of `var<push_constant>`);
 //! SPIR-V 1.3 output, so subgroup operations are available. `prelude.wgsl` is not a kernel: build.rs
 //! appends it to every kernel, so kernels may call its `celer_*` helpers (see [`gpu`](crate::gpu)).
@@ -148,7 +149,8 @@ pub struct EntryPointDesc {
     pub push_constant_bytes: u32,
 }
 
-/// One compiled shader file: SPIR-V bytes plus what the build script learnt about its entry points.
+/// One compiled shader file: SPIR-V bytes plus what the build script learnt about its bindings and entry points
+/// (reflected from naga's IR: [`BindingDesc`], [`EntryPointDesc`]), which `celer`'s `submit` checks tasks against.
 ///
 /// Only `celer-kernel-build` makes these (the fields are private; its generated code calls the unsafe
 /// `from_build`), so every `KernelSource` holds SPIR-V that naga produced from a validated module with

@@ -14,6 +14,14 @@
 //! });
 //! ```
 //!
+//! Beside the SPIR-V, each constant carries what naga's IR says about the file ([`reflect`]): its `@group(0)`
+//! storage bindings (WGSL name, element type and size, `read` or `read_write`) and, per entry point, the workgroup
+//! size, the members of the push-constant struct it uses (names, types, offsets) and its dimensionality (which
+//! prelude `celer_item_Nd` it calls, directly or through the functions it calls). `celer`'s `submit` compares
+//! tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>`, gaps in the binding numbers
+//! and an entry point calling two of the `celer_item_Nd` stop the build, naming the file and the variable or
+//! entry point.
+//!
 //! The SPIR-V clamps out-of-bounds buffer and array indices (naga's `Restrict` policy), so a kernel cannot touch
 //! memory outside the buffers bound to it: what lets celer dispatch it safely. A kernel that fails to parse or
 //! validate stops the build with naga's diagnostic, naming the file and pointing at the line.

@@ -90,7 +90,8 @@ fn run(p: &Program, sim: &mut Simulation) -> Result<(), celer_graph::TaskError> 
                 let mut written = Vec::new();
                 // Writers use one_to_one (distributed writes must not overlap); each buffer written once. A buffer
                 // the task writes is read one_to_one too: reading cells other items write is a race, refused.
-                let writes: Vec<u8> = accesses.iter().filter(|&&(_, m, _)| mode(m).produces()).map(|a| a.0).collect();
+                let writes: Vec<usize> =
+                    accesses.iter().filter(|&&(_, m, _)| mode(m).produces()).map(|a| a.0).collect();
                 for &(b, m, mapper) in accesses {
                     let mode = mode(m);
                     let mapper = if mode.produces() || writes.contains(&b) {
