@@ -7,8 +7,9 @@
 //! 1. the binding count (`KernelBindings`);
 //! 2. names: all bindings named or none, each name declared once (`KernelNaming`, `UnknownKernelName`); named
 //!    bindings are reordered by binding number, accessors before reductions;
-//! 3. per binding: the buffer's element type against the binding's (`KernelElementType`), a writing access or a
-//!    reduction through a `var<storage, read>` binding (`KernelReadOnlyBinding`);
+//! 3. per binding: the buffer's element type against the binding's (`KernelElementType`), a read access where the
+//!    entry point writes (`KernelWritesReadAccess`), a writing access or a reduction through a
+//!    `var<storage, read>` binding (`KernelReadOnlyBinding`);
 //! 4. the kernel's dimensionality (the `celer_item_Nd` it calls) against the task's (`KernelDimensions`);
 //! 5. the push-constant struct: the boxes first (`PushConstantLayout`), then every scalar member filled once with
 //!    a value of its type (`MissingScalar`, `ExtraScalars`, `ScalarType`).
@@ -85,20 +86,21 @@ pub(crate) fn check_kernel(
     scalars: &[ScalarArg],
     buffer: impl Fn(BufferId) -> ResourceIdent,
 ) -> Result<Vec<u32>, Box<TaskErrorKind>> {
-    let kernel = format!("{}::{entry}", source.name());
+    // Formatted only for an error: submit is on the program's hot path.
+    let kernel = &|| format!("{}::{entry}", source.name());
     let ep = source.entry_point(entry).expect("Kernel::wgsl checked the entry point");
     let (accessors, reductions) = (task.spec.accesses.len(), task.spec.reductions.len());
     let given = accessors + reductions;
     if source.group0_bindings() as usize != given {
         return Err(Box::new(TaskErrorKind::KernelBindings {
-            kernel,
+            kernel: kernel(),
             declared: source.group0_bindings(),
             given,
             accessors,
             reductions,
         }));
     }
-    bind_by_name(source, &kernel, task)?;
+    bind_by_name(source, kernel, task)?;
     let bindings = source.bindings();
     let access_modes = task.spec.accesses.iter().map(|a| (a.buffer, a.mode.name(), a.mode.produces()));
     let reduction_modes = task.spec.reductions.iter().map(|r| (r.buffer, "reduction", true));
@@ -109,7 +111,7 @@ pub(crate) fn check_kernel(
         let role = if i < accessors { format!("accessor {i}, {mode}") } else { format!("reduction {}", i - accessors) };
         if desc.scalar != Some(meta.element) || desc.element_size != meta.element_size {
             return Err(Box::new(TaskErrorKind::KernelElementType {
-                kernel,
+                kernel: kernel(),
                 binding: desc.name.into(),
                 number: desc.binding,
                 wgsl: desc.element.into(),
@@ -118,9 +120,17 @@ pub(crate) fn check_kernel(
                 role,
             }));
         }
+        if !writes && ep.writes.contains(&desc.binding) {
+            return Err(Box::new(TaskErrorKind::KernelWritesReadAccess {
+                kernel: kernel(),
+                binding: desc.name.into(),
+                number: desc.binding,
+                buffer: buffer(id),
+            }));
+        }
         if writes && desc.access == StorageAccess::Read {
             return Err(Box::new(TaskErrorKind::KernelReadOnlyBinding {
-                kernel,
+                kernel: kernel(),
                 binding: desc.name.into(),
                 number: desc.binding,
                 buffer: buffer(id),
@@ -131,19 +141,23 @@ pub(crate) fn check_kernel(
     if let Some(dims) = ep.dims {
         if dims as usize != task.spec.dims {
             return Err(Box::new(TaskErrorKind::KernelDimensions {
-                kernel,
+                kernel: kernel(),
                 kernel_dims: dims,
                 task_dims: task.spec.dims,
                 range: task.spec.range,
             }));
         }
     }
-    push_words(&kernel, ep.push_constants, ep.push_constant_bytes, 1 + given, scalars)
+    push_words(kernel, ep.push_constants, ep.push_constant_bytes, 1 + given, scalars)
 }
 
 /// Where every accessor and reduction was named: checks the names and reorders the task's bindings by the kernel's
 /// binding numbers (accessors, then reductions, as the runtime binds them).
-fn bind_by_name(source: &KernelSource, kernel: &str, task: &mut KernelTask<'_>) -> Result<(), Box<TaskErrorKind>> {
+fn bind_by_name(
+    source: &KernelSource,
+    kernel: &dyn Fn() -> String,
+    task: &mut KernelTask<'_>,
+) -> Result<(), Box<TaskErrorKind>> {
     let named = task.accessors.iter().chain(&task.reductions).filter(|m| m.name.is_some()).count();
     let total = task.accessors.len() + task.reductions.len();
     if named == 0 {
@@ -151,7 +165,7 @@ fn bind_by_name(source: &KernelSource, kernel: &str, task: &mut KernelTask<'_>) 
     }
     if named < total {
         return Err(Box::new(TaskErrorKind::KernelNaming {
-            kernel: kernel.into(),
+            kernel: kernel(),
             problem: format!("the task names {named} of its {total} bindings"),
             hint: "name all of them with .bind(name) or none (then they bind in the order written)",
         }));
@@ -160,16 +174,12 @@ fn bind_by_name(source: &KernelSource, kernel: &str, task: &mut KernelTask<'_>) 
     let mut numbers = Vec::with_capacity(total);
     for meta in task.accessors.iter().chain(&task.reductions) {
         let name = meta.name.as_deref().expect("all named");
-        let desc =
-            source.bindings().iter().find(|b| b.name == name).ok_or_else(|| TaskErrorKind::UnknownKernelName {
-                kernel: kernel.into(),
-                what: "binding",
-                name: name.into(),
-                known: known(),
-            })?;
+        let desc = source.bindings().iter().find(|b| b.name == name).ok_or_else(|| {
+            TaskErrorKind::UnknownKernelName { kernel: kernel(), what: "binding", name: name.into(), known: known() }
+        })?;
         if numbers.contains(&desc.binding) {
             return Err(Box::new(TaskErrorKind::KernelNaming {
-                kernel: kernel.into(),
+                kernel: kernel(),
                 problem: format!("binding `{name}` is given twice"),
                 hint: "bind each of the kernel's bindings once",
             }));
@@ -179,7 +189,7 @@ fn bind_by_name(source: &KernelSource, kernel: &str, task: &mut KernelTask<'_>) 
     let accessors = task.accessors.len();
     if let Some(i) = (accessors..total).find(|&i| (numbers[i] as usize) < accessors) {
         return Err(Box::new(TaskErrorKind::KernelNaming {
-            kernel: kernel.into(),
+            kernel: kernel(),
             problem: format!(
                 "the reduction is bound to `{}` (@binding({})), before the {accessors} accessor binding(s)",
                 task.reductions[i - accessors].name.as_deref().unwrap_or_default(),
@@ -217,7 +227,7 @@ fn member(m: &PushMemberDesc) -> String {
 /// Positional values fill the members after the boxes in order, a member of `size` bytes taking `size / 4` values
 /// of its component type (`vec2<u32>`: two `u32`). Named values fill the 4-byte member of their name.
 fn push_words(
-    kernel: &str,
+    kernel: &dyn Fn() -> String,
     members: &[PushMemberDesc],
     bytes: u32,
     boxes: usize,
@@ -227,7 +237,7 @@ fn push_words(
         // The entry point reads no push constants: it cannot take scalars.
         if !scalars.is_empty() {
             return Err(Box::new(TaskErrorKind::ExtraScalars {
-                kernel: kernel.into(),
+                kernel: kernel(),
                 given: scalars.len(),
                 expected: 0,
                 declared: "it declares no push constants".into(),
@@ -242,7 +252,7 @@ fn push_words(
             Some(m) if m.ty == "CelerBox" && m.offset == expected => {}
             Some(m) => {
                 return Err(Box::new(TaskErrorKind::PushConstantLayout {
-                    kernel: kernel.into(),
+                    kernel: kernel(),
                     detail: format!(
                         "member {k} is `{}` at offset {}, where the CelerBox of {what} belongs (at offset {expected})",
                         member(m),
@@ -252,7 +262,7 @@ fn push_words(
             }
             None => {
                 return Err(Box::new(TaskErrorKind::PushConstantLayout {
-                    kernel: kernel.into(),
+                    kernel: kernel(),
                     detail: format!("it has {} member(s), but the task binds {} buffer(s)", members.len(), boxes - 1),
                 }))
             }
@@ -264,7 +274,7 @@ fn push_words(
     let type_error = |m: &PushMemberDesc, v: &ScalarArg, which: String| {
         let ty = m.scalar.map_or(m.ty.to_string(), |s| s.name().to_string());
         TaskErrorKind::ScalarType {
-            kernel: kernel.into(),
+            kernel: kernel(),
             member: m.name.into(),
             member_type: ty,
             given: format!("{} {}", article(v.ty.name()), v.ty),
@@ -276,7 +286,7 @@ fn push_words(
     let named = scalars.iter().filter(|v| v.name.is_some()).count();
     if named > 0 && named < scalars.len() {
         return Err(Box::new(TaskErrorKind::KernelNaming {
-            kernel: kernel.into(),
+            kernel: kernel(),
             problem: format!("the task names {named} of its {} scalar values", scalars.len()),
             hint: "give all scalars by name with .scalar(name, value), or all by position",
         }));
@@ -287,7 +297,7 @@ fn push_words(
             let name = v.name.as_deref().expect("all named");
             let Some(i) = own.iter().position(|m| m.name == name) else {
                 return Err(Box::new(TaskErrorKind::UnknownKernelName {
-                    kernel: kernel.into(),
+                    kernel: kernel(),
                     what: "push-constant member",
                     name: name.into(),
                     known: own.iter().map(member).collect::<Vec<_>>().join(", "),
@@ -296,7 +306,7 @@ fn push_words(
             let m = &own[i];
             if filled[i] {
                 return Err(Box::new(TaskErrorKind::KernelNaming {
-                    kernel: kernel.into(),
+                    kernel: kernel(),
                     problem: format!("scalar `{name}` is given twice"),
                     hint: "give each push-constant member once",
                 }));
@@ -309,7 +319,7 @@ fn push_words(
         }
         if let Some(i) = filled.iter().position(|f| !f) {
             return Err(Box::new(TaskErrorKind::MissingScalar {
-                kernel: kernel.into(),
+                kernel: kernel(),
                 member: member(&own[i]),
                 name: own[i].name.into(),
                 offset: own[i].offset,
@@ -323,7 +333,7 @@ fn push_words(
         let declared =
             if own.is_empty() { "none".into() } else { own.iter().map(member).collect::<Vec<_>>().join(", ") };
         return Err(Box::new(TaskErrorKind::ExtraScalars {
-            kernel: kernel.into(),
+            kernel: kernel(),
             given: scalars.len(),
             expected,
             declared,
@@ -334,7 +344,7 @@ fn push_words(
         for w in 0..m.size / 4 {
             let Some((k, v)) = values.next() else {
                 return Err(Box::new(TaskErrorKind::MissingScalar {
-                    kernel: kernel.into(),
+                    kernel: kernel(),
                     member: member(m),
                     name: m.name.into(),
                     offset: m.offset,

@@ -89,7 +89,7 @@ fn spin() -> Result<(), String> {
     let k = Kernel::wgsl(&own_kernels::FAULTY, "spin").map_err(|e| e.to_string())?;
     q.submit(
         task::parallel_for(&k, [n])
-            .read(&src, access::one_to_one())
+            .read_write(&src, access::one_to_one())
             .discard_write(&dst, access::one_to_one())
             .name("endless"),
     )

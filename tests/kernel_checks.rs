@@ -103,6 +103,25 @@ fn a_write_through_a_read_binding_is_refused() {
 }
 
 #[test]
+fn a_read_access_where_the_kernel_writes_is_refused() {
+    let q = Queue::dry_run();
+    let n = q.buffer_from(&[0u32; 16], [16]).named("counts");
+    let add = Kernel::wgsl(&kernels::GPU_ADD, "main").unwrap();
+    let msg = message(
+        q.submit(task::parallel_for(&add, [16]).read(&n, access::one_to_one()).scalars(&[1]).name("sneaky_add")),
+        "sneaky_add",
+    );
+    assert_has(
+        &msg,
+        &[
+            "kernel gpu_add::main writes `data` (@binding(0)), but the task binds buffer B0 \"counts\" there with read \
+             access",
+            "the ranks' copies would disagree",
+        ],
+    );
+}
+
+#[test]
 fn a_kernel_of_another_dimensionality_than_the_task_is_refused() {
     let q = Queue::dry_run();
     let (u, v) = (q.buffer_from(&[0.0f32; 64], [8, 8]).named("u"), q.buffer::<f32, 2>([8, 8]).named("v"));

@@ -147,6 +147,9 @@ pub struct EntryPointDesc {
     pub push_constants: &'static [PushMemberDesc],
     /// Total bytes of the push-constant struct (0 if it uses none), trailing padding included.
     pub push_constant_bytes: u32,
+    /// The binding numbers it stores to or uses atomics on (directly or through the functions it calls), ascending:
+    /// a task must declare a writing access for the buffers bound there.
+    pub writes: &'static [u32],
 }
 
 /// One compiled shader file: SPIR-V bytes plus what the build script learnt about its bindings and entry points

@@ -197,6 +197,23 @@ pub enum TaskErrorKind {
         /// The task's access mode (`discard_write`, `reduction`, ...).
         mode: &'static str,
     },
+    /// A buffer the task only reads bound where the kernel writes.
+    #[error(
+        "kernel {kernel} writes `{binding}` (@binding({number})), but the task binds {buffer} there with read \
+         access, so celer would not know the buffer changed (the ranks' copies would disagree): declare a writing \
+         access (read_write, discard_write), or bind the buffer the kernel writes there (were two accessors given \
+         in the wrong order?)"
+    )]
+    KernelWritesReadAccess {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+    },
     /// A kernel that works in another dimensionality than the task's index space.
     #[error(
         "kernel {kernel} works in {kernel_dims}D (it calls celer_item_{kernel_dims}d), but the task's index space \

@@ -435,11 +435,14 @@ impl TaskManager {
             if !w.mode.produces() || accesses[..i].iter().any(|a| a.buffer == w.buffer && a.mode.produces()) {
                 continue;
             }
-            let same: Vec<&BufferAccess> = accesses.iter().filter(|a| a.buffer == w.buffer).collect();
-            if same.iter().all(|a| matches!(a.mapper, RangeMapper::OneToOne)) || !same.iter().any(|a| a.mode.consumes())
+            let mut of_buffer = accesses.iter().filter(|a| a.buffer == w.buffer);
+            if of_buffer.clone().all(|a| matches!(a.mapper, RangeMapper::OneToOne))
+                || !of_buffer.any(|a| a.mode.consumes())
             {
                 continue;
             }
+            // Only now (rare: a written buffer read through another mapper) does the check allocate.
+            let same: Vec<&BufferAccess> = accesses.iter().filter(|a| a.buffer == w.buffer).collect();
             let buf = self.buffers.get(&w.buffer)?;
             for dim in 0..spec.dims.max(1) {
                 let (lo, hi) = (spec.range.min()[dim], spec.range.max()[dim]);

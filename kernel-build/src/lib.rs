@@ -239,6 +239,8 @@ pub struct EntryPoint {
     pub push_constants: Vec<Member>,
     /// The struct's size in bytes (0 if it uses none).
     pub push_constant_bytes: u32,
+    /// The binding numbers it stores to or uses atomics on, directly or through the functions it calls, ascending.
+    pub writes: Vec<u32>,
 }
 
 /// The WGSL name of a scalar type (`f32`), or `None` for abstract types.
@@ -400,12 +402,20 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             },
             None => (Vec::new(), 0),
         };
+        let mut writes: Vec<u32> = module
+            .global_variables
+            .iter()
+            .filter(|(h, _)| fi[*h].contains(naga::valid::GlobalUse::WRITE))
+            .filter_map(|(_, var)| var.binding.as_ref().map(|b| b.binding))
+            .collect();
+        writes.sort_unstable();
         entry_points.push(EntryPoint {
             name: ep.name.clone(),
             workgroup_size: ep.workgroup_size,
             dims: dims.first().copied(),
             push_constants,
             push_constant_bytes,
+            writes,
         });
     }
     Ok(Reflection { bindings, entry_points })
@@ -445,8 +455,8 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
         let _ = write!(
             out,
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
-             push_constants: &[{members}], push_constant_bytes: {} }}, ",
-            ep.name, ep.dims, ep.push_constant_bytes
+             push_constants: &[{members}], push_constant_bytes: {}, writes: &{:?} }}, ",
+            ep.name, ep.dims, ep.push_constant_bytes, ep.writes
         );
     }
     out
@@ -780,6 +790,7 @@ mod tests {
             ]
         );
         assert_eq!(main.push_constant_bytes, 88);
+        assert_eq!(main.writes, vec![1], "main writes `out` (atomics) and only reads `data`");
         let flat = &r.entry_points[1];
         assert_eq!((flat.workgroup_size, flat.dims, flat.push_constants.len()), ([64, 1, 1], None, 0));
         let rendered = render_bindings(&r, "t");
