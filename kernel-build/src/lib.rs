@@ -243,6 +243,76 @@ pub struct EntryPoint {
     pub writes: Vec<u32>,
 }
 
+/// Why a kernel file's bindings or entry points do not fit celer ([`reflect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReflectError {
+    /// A binding outside `@group(0)`.
+    OtherGroup {
+        /// The variable.
+        variable: String,
+        /// Its group.
+        group: u32,
+        /// Its binding number.
+        binding: u32,
+    },
+    /// A `@group(0)` binding that is not a `var<storage>`.
+    NotStorage {
+        /// The variable.
+        variable: String,
+        /// Its binding number.
+        binding: u32,
+    },
+    /// Binding numbers that do not run from 0 without gaps.
+    Gap {
+        /// The first variable after the gap.
+        variable: String,
+        /// Its binding number.
+        binding: u32,
+        /// The first number not declared.
+        missing: u32,
+    },
+    /// An entry point that calls more than one of `celer_item_1d/2d/3d`.
+    MixedDimensions {
+        /// The entry point.
+        entry_point: String,
+        /// The dimensionalities it calls, ascending.
+        dims: Vec<u32>,
+    },
+}
+
+impl std::fmt::Display for ReflectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReflectError::OtherGroup { variable, group, binding } => write!(
+                f,
+                "`{variable}` is bound at @group({group}) @binding({binding}); celer binds a kernel's buffers in \
+                 @group(0) only (accessors first, then reduction buffers, in binding order)"
+            ),
+            ReflectError::NotStorage { variable, binding } => write!(
+                f,
+                "`{variable}` (@group(0) @binding({binding})) is not a var<storage>; celer binds every @group(0) \
+                 binding to a buffer as a storage buffer"
+            ),
+            ReflectError::Gap { variable, binding, missing } => write!(
+                f,
+                "`{variable}` is @group(0) @binding({binding}), but binding {missing} is not declared; celer binds a \
+                 task's buffers to bindings 0, 1, 2, ... in order, so the numbers must run from 0 without gaps"
+            ),
+            ReflectError::MixedDimensions { entry_point, dims } => {
+                let called: Vec<String> = dims.iter().map(|d| format!("celer_item_{d}d")).collect();
+                write!(
+                    f,
+                    "entry point `{entry_point}` calls {}; a kernel works in one dimensionality (the task's), so it \
+                     may call only one of them",
+                    called.join(" and ")
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReflectError {}
+
 /// The WGSL name of a scalar type (`f32`), or `None` for abstract types.
 fn scalar_name(s: naga::Scalar) -> Option<&'static str> {
     use naga::ScalarKind as K;
@@ -262,9 +332,9 @@ fn scalar_name(s: naga::Scalar) -> Option<&'static str> {
 /// Reflects a validated module (kernel text with the prelude appended): its bindings and entry points.
 ///
 /// # Errors
-/// A binding outside `@group(0)`, one that is not `var<storage>`, binding numbers with a gap, or an entry point
-/// that calls more than one of `celer_item_1d/2d/3d`: each message names the variable or entry point.
-pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<Reflection, String> {
+/// A [`ReflectError`] for a binding outside `@group(0)`, one that is not `var<storage>`, binding numbers with a gap,
+/// or an entry point that calls more than one of `celer_item_1d/2d/3d`: each names the variable or entry point.
+pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<Reflection, ReflectError> {
     use naga::common::wgsl::TypeContext;
     use naga::TypeInner;
     let ctx = module.to_ctx();
@@ -273,18 +343,10 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
         let Some(rb) = &var.binding else { continue };
         let name = var.name.clone().unwrap_or_else(|| "(unnamed)".into());
         if rb.group != 0 {
-            return Err(format!(
-                "`{name}` is bound at @group({}) @binding({}); celer binds a kernel's buffers in @group(0) only \
-                 (accessors first, then reduction buffers, in binding order)",
-                rb.group, rb.binding
-            ));
+            return Err(ReflectError::OtherGroup { variable: name, group: rb.group, binding: rb.binding });
         }
         let AddressSpace::Storage { access } = var.space else {
-            return Err(format!(
-                "`{name}` (@group(0) @binding({})) is not a var<storage>; celer binds every @group(0) binding to a \
-                 buffer as a storage buffer",
-                rb.binding
-            ));
+            return Err(ReflectError::NotStorage { variable: name, binding: rb.binding });
         };
         let (element, element_size) = match module.types[var.ty].inner {
             TypeInner::Array { base, stride, .. } => (base, stride),
@@ -305,11 +367,7 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
     }
     bindings.sort_by_key(|b| b.binding);
     if let Some((i, b)) = bindings.iter().enumerate().find(|(i, b)| b.binding != *i as u32) {
-        return Err(format!(
-            "`{}` is @group(0) @binding({}), but binding {i} is not declared; celer binds a task's buffers to \
-             bindings 0, 1, 2, ... in order, so the numbers must run from 0 without gaps",
-            b.name, b.binding
-        ));
+        return Err(ReflectError::Gap { variable: b.name.clone(), binding: b.binding, missing: i as u32 });
     }
     // Which functions each function calls, for the celer_item_Nd an entry point reaches.
     let item_fns: Vec<(Handle<Function>, u32)> = module
@@ -348,13 +406,10 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             }
         }
         if dims.len() > 1 {
-            let called: Vec<String> = dims.iter().map(|d| format!("celer_item_{d}d")).collect();
-            return Err(format!(
-                "entry point `{}` calls {}; a kernel works in one dimensionality (the task's), so it may call only \
-                 one of them",
-                ep.name,
-                called.join(" and ")
-            ));
+            return Err(ReflectError::MixedDimensions {
+                entry_point: ep.name.clone(),
+                dims: dims.into_iter().collect(),
+            });
         }
         let fi = info.get_entry_point(i);
         let immediate =
@@ -744,7 +799,7 @@ mod tests {
         let text = format!("{source}\n{PRELUDE}");
         let module = naga::front::wgsl::parse_str(&text).expect("parses");
         let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).expect("validates");
-        reflect(&module, &info)
+        reflect(&module, &info).map_err(|e| e.to_string())
     }
 
     #[test]
