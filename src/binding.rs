@@ -272,7 +272,11 @@ fn push_words(
     let own = &members[boxes..];
     let mut words = vec![0u32; (bytes.saturating_sub(base) / 4) as usize];
     let type_error = |m: &PushMemberDesc, v: &ScalarArg, which: String| {
-        let ty = m.scalar.map_or(m.ty.to_string(), |s| s.name().to_string());
+        // A vector member names its vector type: one named value cannot fill it.
+        let ty = match m.scalar {
+            Some(s) if m.size == 4 => s.name().to_string(),
+            _ => m.ty.to_string(),
+        };
         TaskErrorKind::ScalarType {
             kernel: kernel(),
             member: m.name.into(),
@@ -358,4 +362,52 @@ fn push_words(
         }
     }
     Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn pm(
+        name: &'static str,
+        ty: &'static str,
+        scalar: Option<ScalarType>,
+        offset: u32,
+        size: u32,
+    ) -> PushMemberDesc {
+        PushMemberDesc { name, ty, scalar, offset, size }
+    }
+
+    /// chunk, one box, then `a: u32` and a `v: vec2<f32>` that WGSL aligns to 8 (a padding word after `a`).
+    const MEMBERS: [PushMemberDesc; 4] = [
+        pm("chunk", "CelerBox", None, 0, 24),
+        pm("data", "CelerBox", None, 24, 24),
+        pm("a", "u32", Some(ScalarType::U32), 48, 4),
+        pm("v", "vec2<f32>", Some(ScalarType::F32), 56, 8),
+    ];
+
+    fn words(scalars: &[ScalarArg]) -> Result<Vec<u32>, String> {
+        push_words(&|| "k::main".to_string(), &MEMBERS, 64, 2, scalars).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn scalars_land_on_their_members_offsets_with_padding_left_zero() {
+        let positional = [ScalarArg::positional(7u32), ScalarArg::positional(1.5f32), ScalarArg::positional(2.5f32)];
+        assert_eq!(words(&positional).unwrap(), vec![7, 0, 1.5f32.to_bits(), 2.5f32.to_bits()]);
+        let e = words(&positional[..2]).unwrap_err();
+        assert!(e.contains("member `v: vec2<f32>` (offset 56) gets no value"), "{e}");
+        let e = words(&[ScalarArg::positional(7u32), ScalarArg::positional(1u32), ScalarArg::positional(2.5f32)])
+            .unwrap_err();
+        assert!(
+            e.contains("member `v` is of type vec2<f32>, but the task gives it a u32 (positional scalar 1)"),
+            "{e}"
+        );
+        // By name, only 4-byte members can be given.
+        assert_eq!(words(&[ScalarArg::named("a", 9u32)]).unwrap_err(), {
+            "kernel k::main's push-constant member `v: vec2<f32>` (offset 56) gets no value: the task gives 1 named \
+             scalar value(s); give it with .scalar(\"v\", value)"
+        });
+        let e = words(&[ScalarArg::named("a", 9u32), ScalarArg::named("v", 1.0f32)]).unwrap_err();
+        assert!(e.contains("member `v` is of type vec2<f32>, but the task gives it an f32 (scalar \"v\")"), "{e}");
+    }
 }
