@@ -117,7 +117,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .read(&p_in, access::all())
                 .read_write(&v, bodies())
                 .discard_write(&p_out, bodies())
-                .scalars(&[n as u32, DT.to_bits(), EPS2.to_bits()])
+                .scalar("n", n as u32)
+                .scalar("dt", DT)
+                .scalar("eps2", EPS2)
                 .name("nbody_step"),
         )?;
         std::mem::swap(&mut p_in, &mut p_out);

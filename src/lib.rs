@@ -38,11 +38,12 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod access;
+mod binding;
 mod queue;
 
 pub use celer_scheduler::graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
 pub use queue::{
-    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, Reducible,
+    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, Reducible, Scalar,
     TaskBuilder,
 };
 
