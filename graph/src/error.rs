@@ -144,21 +144,6 @@ pub enum TaskErrorKind {
         /// The other writer's rank.
         second: crate::ids::NodeId,
     },
-    /// A pending reduction read by some ranks but not all (nor exactly one).
-    #[error(
-        "{buffer} holds the pending result of reduction {reduction}, which is read by {readers} of {ranks} ranks; \
-         a reduction result must be read by all ranks or by exactly one"
-    )]
-    ReductionReadBySubset {
-        /// The buffer.
-        buffer: ResourceIdent,
-        /// The reduction.
-        reduction: crate::ids::ReductionId,
-        /// How many ranks read it.
-        readers: usize,
-        /// How many ranks there are.
-        ranks: usize,
-    },
     /// A kernel that declares a different number of buffer bindings than the task has accessors and reductions.
     #[error(
         "kernel {kernel} declares {declared} storage bindings in @group(0), but the task binds {given} \

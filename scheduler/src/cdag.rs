@@ -398,8 +398,7 @@ impl CommandGraphGenerator {
     /// Generates this rank's commands for `task` and returns their ids in a valid execution order.
     ///
     /// # Errors
-    /// [`TaskErrorKind::OverlappingWrite`] when two ranks write the same cells, [`TaskErrorKind::ReductionReadBySubset`]
-    /// when a reduction result is read by some ranks but not all (nor one), out-of-bounds custom mappers.
+    /// [`TaskErrorKind::OverlappingWrite`] when two ranks write the same cells, out-of-bounds custom mappers.
     pub fn build_task(&mut self, task: &Task) -> Result<&[CommandId], TaskError> {
         self.batch.clear();
         match task.kind() {
@@ -949,17 +948,6 @@ impl CommandGraphGenerator {
                 readers.insert(i as u32);
             }
         }
-        if readers.len() != n && readers.len() != 1 {
-            return Err(TaskError {
-                task: task.ident(),
-                inner: Box::new(TaskErrorKind::ReductionReadBySubset {
-                    buffer: self.buffers[&b].ident(b),
-                    reduction: pending.id,
-                    readers: readers.len(),
-                    ranks: n,
-                }),
-            });
-        }
         let extent = Region::from(self.buffers[&b].extent);
         let transfer = TransferId { task: task.id, buffer: b, reduction: Some(pending.id) };
         let has_partial = pending.contributors.contains(self.me);
@@ -1006,14 +994,19 @@ impl CommandGraphGenerator {
             let kind = CommandKind::Reduction { reduction: pending.id, buffer: b, has_local_contribution: has_partial };
             let cmd = self.new_command(task.id, kind, deps);
             let state = self.buffers.get_mut(&b).unwrap();
-            // With every rank reading, everyone holds the result and nobody pushes it; a single reader owns it.
-            let replicated = readers.len() > 1;
+            // With every rank reading, everyone holds the result and nobody pushes it. Otherwise the first reader
+            // owns it (it serves later readers elsewhere), and knows which ranks combined it themselves.
+            let owner = readers.len() < n && readers.iter().next() == Some(self.me);
+            let replicated = !owner;
             state.last_writer.update_region(&extent, WriterState { cmd: Some(cmd), fresh: true, replicated });
-            if !replicated {
-                state.owned_hull = state.extent;
-            }
             state.readers.clear(&extent);
             state.sent_to.clear(&extent);
+            if owner {
+                state.owned_hull = state.extent;
+                for r in readers.iter().filter(|&r| r != self.me) {
+                    state.sent_to.record(r, &extent);
+                }
+            }
         } else {
             mark_stale(self.buffers.get_mut(&b).unwrap(), &extent);
         }

@@ -227,21 +227,80 @@ fn a_reduction_read_by_one_rank_is_gathered_there() {
     equivalent_to_one_rank(4, reduction_program(TaskKind::Once)).unwrap();
 }
 
+/// A reduction read by the ranks of a small task (2 or 3 chunks on 4 ranks), then by every rank.
+fn subset_reduction_program(readers: usize) -> impl Fn(&mut Simulation) -> Result<(), celer_graph::TaskError> {
+    move |sim: &mut Simulation| {
+        sim.create_buffer(B0, 1, GridBox::d1(0, 1), false, Some("sum"));
+        sim.create_buffer(B1, 1, GridBox::d1(0, 64), false, Some("out"));
+        let mut red = TaskSpec::device_compute(&[64]);
+        red.reductions.push(ReductionSpec {
+            id: ReductionId(0),
+            buffer: B0,
+            op: ReductionOp::Max,
+            include_current_value: false,
+        });
+        sim.submit(red)?;
+        sim.submit(TaskSpec::device_compute(&[readers]).access(B0, Read, RangeMapper::All).access(
+            B1,
+            DiscardWrite,
+            RangeMapper::OneToOne,
+        ))?;
+        sim.submit(TaskSpec::device_compute(&[64]).access(B0, Read, RangeMapper::All).access(
+            B1,
+            ReadWrite,
+            RangeMapper::OneToOne,
+        ))?;
+        Ok(())
+    }
+}
+
 #[test]
-fn a_reduction_read_by_some_ranks_is_refused() {
-    let mut sim = Simulation::new(4, true);
-    sim.create_buffer(B0, 1, GridBox::d1(0, 1), false, Some("sum"));
-    let mut red = TaskSpec::device_compute(&[64]);
-    red.reductions.push(ReductionSpec {
-        id: ReductionId(0),
-        buffer: B0,
-        op: ReductionOp::Max,
-        include_current_value: false,
-    });
-    sim.submit(red).unwrap();
-    let err = sim.submit(TaskSpec::device_compute(&[2]).access(B0, Read, RangeMapper::All)).unwrap_err();
-    assert!(matches!(*err.inner, TaskErrorKind::ReductionReadBySubset { readers: 2, ranks: 4, .. }), "{err}");
-    assert!(err.to_string().contains("buffer B0 \"sum\""), "{err}");
+fn a_reduction_read_by_some_ranks_is_combined_there_and_served_to_later_readers() {
+    for readers in [2, 3] {
+        let mut sim = Simulation::new(4, true);
+        subset_reduction_program(readers)(&mut sim).unwrap();
+        let combining: Vec<NodeId> = (0..readers as u64).map(NodeId).collect();
+        assert_eq!(ranks_with(&sim, TaskId(2), "reduction"), combining, "{readers} readers combine");
+        // Every rank sends its partial to each combining rank but itself.
+        for r in 0..4 {
+            let to: usize = pushes(&sim, r, TaskId(2)).iter().map(|p| p.len()).sum();
+            assert_eq!(to, readers - usize::from(r < readers), "N{r}'s partial goes to the other combining ranks");
+        }
+        // The later all-rank reader gets the result from N0 alone, on the ranks that did not combine it.
+        let of_sum = |r: usize, kind: &str| -> Vec<CommandKind> {
+            sim.ranks[r]
+                .records()
+                .iter()
+                .filter(|c| c.task == TaskId(3) && c.kind.name() == kind)
+                .filter(|c| match &c.kind {
+                    CommandKind::Push { transfer, .. } | CommandKind::AwaitPush { transfer, .. } => {
+                        transfer.buffer == B0
+                    }
+                    _ => false,
+                })
+                .map(|c| c.kind.clone())
+                .collect()
+        };
+        let targets: Vec<NodeId> = of_sum(0, "push")
+            .iter()
+            .flat_map(|k| match k {
+                CommandKind::Push { targets, .. } => targets.iter().map(|(n, _)| *n).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(
+            targets,
+            (readers as u64..4).map(NodeId).collect::<Vec<_>>(),
+            "{readers} readers: N0 serves the rest"
+        );
+        for r in 1..4 {
+            assert!(of_sum(r, "push").is_empty(), "N{r} does not push the result");
+            let awaited = of_sum(r, "await-push").len();
+            assert_eq!(awaited, usize::from(r >= readers), "N{r} awaits the result only if it did not combine it");
+        }
+        replay(&sim).unwrap();
+        equivalent_to_one_rank(4, subset_reduction_program(readers)).unwrap();
+    }
 }
 
 #[test]
