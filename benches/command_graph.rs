@@ -36,6 +36,24 @@ fn command_graph(c: &mut Criterion) {
             });
         }
     }
+    // The same patterns with their mappers written as closures, without and with a declared reach.
+    for ranks in [16usize, 1024] {
+        let workloads = [
+            patterns::soup(ranks),
+            patterns::chain(ranks),
+            patterns::wave_sim(512.max(2 * ranks), 200),
+            patterns::jacobi(1024.max(2 * ranks), 50),
+        ];
+        for w in &workloads {
+            for (suffix, bounded) in [("closure", false), ("reach", true)] {
+                let w = patterns::with_custom_mappers(w, bounded);
+                group.throughput(Throughput::Elements(w.tasks.len() as u64));
+                group.bench_function(format!("{}/{suffix}/{ranks}", w.name), |b| {
+                    b.iter_batched(|| w.tasks.clone(), |tasks| run(&w, ranks, tasks), BatchSize::SmallInput)
+                });
+            }
+        }
+    }
     group.finish();
 }
 

@@ -14,6 +14,14 @@
 //! });
 //! ```
 //!
+//! Beside the SPIR-V, each constant carries what naga's IR says about the file ([`reflect`]): its `@group(0)`
+//! storage bindings (WGSL name, element type and size, `read` or `read_write`) and, per entry point, the workgroup
+//! size, the members of the push-constant struct it uses (names, types, offsets) and its dimensionality (which
+//! prelude `celer_item_Nd` it calls, directly or through the functions it calls). `celer`'s `submit` compares
+//! tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>`, gaps in the binding numbers
+//! and an entry point calling two of the `celer_item_Nd` stop the build, naming the file and the variable or
+//! entry point.
+//!
 //! The SPIR-V clamps out-of-bounds buffer and array indices (naga's `Restrict` policy), so a kernel cannot touch
 //! memory outside the buffers bound to it: what lets celer dispatch it safely. A kernel that fails to parse or
 //! validate stops the build with naga's diagnostic, naming the file and pointing at the line.
@@ -164,27 +172,13 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, types: &str) -> Result<Stri
     })?;
     let words = write_spirv(&module, &info).map_err(|e| format!("error: {shown}: naga cannot write SPIR-V: {e}"))?;
     write_words(&out_dir.join(format!("{stem}.spv")), &words)?;
-    let mut entry_points = String::new();
-    for ep in module.entry_points.iter().filter(|ep| ep.stage == naga::ShaderStage::Compute) {
-        let [x, y, z] = ep.workgroup_size;
-        let _ = write!(
-            entry_points,
-            "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}] }}, ",
-            ep.name
-        );
-    }
-    if entry_points.is_empty() {
+    let reflection = reflect(&module, &info).map_err(|e| format!("error: {shown}: {e}"))?;
+    let group0_bindings = reflection.bindings.len() as u32;
+    let entry_points = render_entry_points(&reflection, types);
+    if reflection.entry_points.is_empty() {
         return Err(format!("error: {shown} has no @compute entry point"));
     }
-    // The bindings the file declares in @group(0), used or not: 1 + the highest binding number.
-    let group0_bindings = module
-        .global_variables
-        .iter()
-        .filter_map(|(_, var)| var.binding.as_ref())
-        .filter(|binding| binding.group == 0)
-        .map(|binding| binding.binding + 1)
-        .max()
-        .unwrap_or(0);
+    let bindings = render_bindings(&reflection, types);
     // The preludes first: naga wants a function defined before its callers, and the kernel's functions will call
     // celer_index_checked.
     let checked_prelude = CHECKED_PRELUDE.replace("CELER_CHECK_BINDING", &group0_bindings.to_string());
@@ -209,7 +203,8 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, types: &str) -> Result<Stri
          include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.spv\")),\n    \
          include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.checked.spv\")),\n    \
          &[{entry_points}],\n    \
-         {group0_bindings},\n\
+         {group0_bindings},\n    \
+         &[{bindings}],\n\
          )\n"
     );
     let target = out_dir.join(format!("{stem}.kernel.rs"));
@@ -221,6 +216,358 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, types: &str) -> Result<Stri
          {stem:?}\n\
          );\n"
     ))
+}
+
+/// What the build learns about one kernel file from naga's IR: the table the generated `KernelSource` carries and
+/// `celer`'s `submit` checks tasks against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reflection {
+    /// The `@group(0)` storage bindings, by binding number.
+    pub bindings: Vec<Binding>,
+    /// The `@compute` entry points, in source order.
+    pub entry_points: Vec<EntryPoint>,
+}
+
+/// One `@group(0)` storage binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The binding number.
+    pub binding: u32,
+    /// The WGSL variable name.
+    pub name: String,
+    /// The element type, as WGSL spells it (`f32`, `atomic<u32>`).
+    pub element: String,
+    /// The element's scalar type (`f32`, `i32`, ...) when it is a scalar or an atomic of one.
+    pub scalar: Option<&'static str>,
+    /// Bytes per element (the array's stride).
+    pub element_size: u32,
+    /// Whether it is declared `read_write` (else `read`).
+    pub read_write: bool,
+}
+
+/// One member of a push-constant struct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The member's name.
+    pub name: String,
+    /// Its type, as WGSL spells it.
+    pub ty: String,
+    /// The scalar type of its components (scalars, vectors, matrices).
+    pub scalar: Option<&'static str>,
+    /// Byte offset.
+    pub offset: u32,
+    /// Bytes.
+    pub size: u32,
+}
+
+/// One `@compute` entry point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryPoint {
+    /// The function's name.
+    pub name: String,
+    /// `@workgroup_size`.
+    pub workgroup_size: [u32; 3],
+    /// `n` when it calls `celer_item_{n}d` (directly or through the functions it calls), `None` when it calls none.
+    pub dims: Option<u32>,
+    /// The members of the `var<immediate>` struct it uses (empty if none), in offset order.
+    pub push_constants: Vec<Member>,
+    /// The struct's size in bytes (0 if it uses none).
+    pub push_constant_bytes: u32,
+    /// The binding numbers it stores to or uses atomics on, directly or through the functions it calls, ascending.
+    pub writes: Vec<u32>,
+}
+
+/// Why a kernel file's bindings or entry points do not fit celer ([`reflect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReflectError {
+    /// A binding outside `@group(0)`.
+    OtherGroup {
+        /// The variable.
+        variable: String,
+        /// Its group.
+        group: u32,
+        /// Its binding number.
+        binding: u32,
+    },
+    /// A `@group(0)` binding that is not a `var<storage>`.
+    NotStorage {
+        /// The variable.
+        variable: String,
+        /// Its binding number.
+        binding: u32,
+    },
+    /// Binding numbers that do not run from 0 without gaps.
+    Gap {
+        /// The first variable after the gap.
+        variable: String,
+        /// Its binding number.
+        binding: u32,
+        /// The first number not declared.
+        missing: u32,
+    },
+    /// An entry point that calls more than one of `celer_item_1d/2d/3d`.
+    MixedDimensions {
+        /// The entry point.
+        entry_point: String,
+        /// The dimensionalities it calls, ascending.
+        dims: Vec<u32>,
+    },
+}
+
+impl std::fmt::Display for ReflectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReflectError::OtherGroup { variable, group, binding } => write!(
+                f,
+                "`{variable}` is bound at @group({group}) @binding({binding}); celer binds a kernel's buffers in \
+                 @group(0) only (accessors first, then reduction buffers, in binding order)"
+            ),
+            ReflectError::NotStorage { variable, binding } => write!(
+                f,
+                "`{variable}` (@group(0) @binding({binding})) is not a var<storage>; celer binds every @group(0) \
+                 binding to a buffer as a storage buffer"
+            ),
+            ReflectError::Gap { variable, binding, missing } => write!(
+                f,
+                "`{variable}` is @group(0) @binding({binding}), but binding {missing} is not declared; celer binds a \
+                 task's buffers to bindings 0, 1, 2, ... in order, so the numbers must run from 0 without gaps"
+            ),
+            ReflectError::MixedDimensions { entry_point, dims } => {
+                let called: Vec<String> = dims.iter().map(|d| format!("celer_item_{d}d")).collect();
+                write!(
+                    f,
+                    "entry point `{entry_point}` calls {}; a kernel works in one dimensionality (the task's), so it \
+                     may call only one of them",
+                    called.join(" and ")
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReflectError {}
+
+/// The WGSL name of a scalar type (`f32`), or `None` for abstract types.
+fn scalar_name(s: naga::Scalar) -> Option<&'static str> {
+    use naga::ScalarKind as K;
+    Some(match (s.kind, s.width) {
+        (K::Bool, _) => "bool",
+        (K::Sint, 4) => "i32",
+        (K::Sint, 8) => "i64",
+        (K::Uint, 4) => "u32",
+        (K::Uint, 8) => "u64",
+        (K::Float, 2) => "f16",
+        (K::Float, 4) => "f32",
+        (K::Float, 8) => "f64",
+        _ => return None,
+    })
+}
+
+/// Reflects a validated module (kernel text with the prelude appended): its bindings and entry points.
+///
+/// # Errors
+/// A [`ReflectError`] for a binding outside `@group(0)`, one that is not `var<storage>`, binding numbers with a gap,
+/// or an entry point that calls more than one of `celer_item_1d/2d/3d`: each names the variable or entry point.
+pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<Reflection, ReflectError> {
+    use naga::common::wgsl::TypeContext;
+    use naga::TypeInner;
+    let ctx = module.to_ctx();
+    let mut bindings = Vec::new();
+    for (_, var) in module.global_variables.iter() {
+        let Some(rb) = &var.binding else { continue };
+        let name = var.name.clone().unwrap_or_else(|| "(unnamed)".into());
+        if rb.group != 0 {
+            return Err(ReflectError::OtherGroup { variable: name, group: rb.group, binding: rb.binding });
+        }
+        let AddressSpace::Storage { access } = var.space else {
+            return Err(ReflectError::NotStorage { variable: name, binding: rb.binding });
+        };
+        let (element, element_size) = match module.types[var.ty].inner {
+            TypeInner::Array { base, stride, .. } => (base, stride),
+            ref inner => (var.ty, inner.size(ctx)),
+        };
+        let scalar = match module.types[element].inner {
+            TypeInner::Scalar(s) | TypeInner::Atomic(s) => scalar_name(s),
+            _ => None,
+        };
+        bindings.push(Binding {
+            binding: rb.binding,
+            name,
+            element: module.types.type_to_string(element),
+            scalar,
+            element_size,
+            read_write: access.contains(naga::StorageAccess::STORE),
+        });
+    }
+    bindings.sort_by_key(|b| b.binding);
+    if let Some((i, b)) = bindings.iter().enumerate().find(|(i, b)| b.binding != *i as u32) {
+        return Err(ReflectError::Gap { variable: b.name.clone(), binding: b.binding, missing: i as u32 });
+    }
+    // Which functions each function calls, for the celer_item_Nd an entry point reaches.
+    let item_fns: Vec<(Handle<Function>, u32)> = module
+        .functions
+        .iter()
+        .filter_map(|(h, f)| match f.name.as_deref() {
+            Some("celer_item_1d") => Some((h, 1)),
+            Some("celer_item_2d") => Some((h, 2)),
+            Some("celer_item_3d") => Some((h, 3)),
+            _ => None,
+        })
+        .collect();
+    let callees = |f: &Function| {
+        let mut out = Vec::new();
+        each_statement(&f.body, &mut |s| {
+            if let Statement::Call { function, .. } = s {
+                out.push(*function);
+            }
+        });
+        out
+    };
+    let mut entry_points = Vec::new();
+    for (i, ep) in module.entry_points.iter().enumerate() {
+        if ep.stage != naga::ShaderStage::Compute {
+            continue;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = callees(&ep.function);
+        let mut dims = std::collections::BTreeSet::new();
+        while let Some(h) = stack.pop() {
+            if seen.insert(h) {
+                if let Some(&(_, d)) = item_fns.iter().find(|(f, _)| *f == h) {
+                    dims.insert(d);
+                }
+                stack.extend(callees(&module.functions[h]));
+            }
+        }
+        if dims.len() > 1 {
+            return Err(ReflectError::MixedDimensions {
+                entry_point: ep.name.clone(),
+                dims: dims.into_iter().collect(),
+            });
+        }
+        let fi = info.get_entry_point(i);
+        let immediate =
+            module.global_variables.iter().find(|(h, var)| var.space == AddressSpace::Immediate && !fi[*h].is_empty());
+        let (push_constants, push_constant_bytes) = match immediate {
+            Some((_, var)) => match &module.types[var.ty].inner {
+                TypeInner::Struct { members, span } => (
+                    members
+                        .iter()
+                        .map(|m| {
+                            let inner = &module.types[m.ty].inner;
+                            let scalar = match *inner {
+                                TypeInner::Scalar(s) | TypeInner::Atomic(s) => scalar_name(s),
+                                TypeInner::Vector { scalar, .. } | TypeInner::Matrix { scalar, .. } => {
+                                    scalar_name(scalar)
+                                }
+                                _ => None,
+                            };
+                            Member {
+                                name: m.name.clone().unwrap_or_default(),
+                                ty: module.types.type_to_string(m.ty),
+                                scalar,
+                                offset: m.offset,
+                                size: inner.size(ctx),
+                            }
+                        })
+                        .collect(),
+                    *span,
+                ),
+                inner => {
+                    let name = var.name.clone().unwrap_or_default();
+                    let member = Member {
+                        name,
+                        ty: module.types.type_to_string(var.ty),
+                        scalar: match *inner {
+                            TypeInner::Scalar(s) => scalar_name(s),
+                            _ => None,
+                        },
+                        offset: 0,
+                        size: inner.size(ctx),
+                    };
+                    let size = member.size;
+                    (vec![member], size)
+                }
+            },
+            None => (Vec::new(), 0),
+        };
+        let mut writes: Vec<u32> = module
+            .global_variables
+            .iter()
+            .filter(|(h, _)| fi[*h].contains(naga::valid::GlobalUse::WRITE))
+            .filter_map(|(_, var)| var.binding.as_ref().map(|b| b.binding))
+            .collect();
+        writes.sort_unstable();
+        entry_points.push(EntryPoint {
+            name: ep.name.clone(),
+            workgroup_size: ep.workgroup_size,
+            dims: dims.first().copied(),
+            push_constants,
+            push_constant_bytes,
+            writes,
+        });
+    }
+    Ok(Reflection { bindings, entry_points })
+}
+
+/// `ScalarType::F32` for `f32`, under `types`.
+fn render_scalar(scalar: Option<&str>, types: &str) -> String {
+    match scalar {
+        Some(s) => {
+            let mut variant = s.to_uppercase();
+            if s == "bool" {
+                variant = "Bool".into();
+            }
+            format!("Some({types}::ScalarType::{variant})")
+        }
+        None => "None".into(),
+    }
+}
+
+/// The `EntryPointDesc` items of a reflection, as Rust source.
+fn render_entry_points(r: &Reflection, types: &str) -> String {
+    let mut out = String::new();
+    for ep in &r.entry_points {
+        let [x, y, z] = ep.workgroup_size;
+        let mut members = String::new();
+        for m in &ep.push_constants {
+            let _ = write!(
+                members,
+                "{types}::PushMemberDesc {{ name: {:?}, ty: {:?}, scalar: {}, offset: {}, size: {} }}, ",
+                m.name,
+                m.ty,
+                render_scalar(m.scalar, types),
+                m.offset,
+                m.size
+            );
+        }
+        let _ = write!(
+            out,
+            "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
+             push_constants: &[{members}], push_constant_bytes: {}, writes: &{:?} }}, ",
+            ep.name, ep.dims, ep.push_constant_bytes, ep.writes
+        );
+    }
+    out
+}
+
+/// The `BindingDesc` items of a reflection, as Rust source.
+fn render_bindings(r: &Reflection, types: &str) -> String {
+    let mut out = String::new();
+    for b in &r.bindings {
+        let access = if b.read_write { "ReadWrite" } else { "Read" };
+        let _ = write!(
+            out,
+            "{types}::BindingDesc {{ binding: {}, name: {:?}, element: {:?}, scalar: {}, element_size: {}, \
+             access: {types}::StorageAccess::{access} }}, ",
+            b.binding,
+            b.name,
+            b.element,
+            render_scalar(b.scalar, types),
+            b.element_size
+        );
+    }
+    out
 }
 
 /// SPIR-V 1.3 of a validated module, with out-of-bounds indices clamped.
@@ -483,5 +830,92 @@ mod tests {
             }}"
         );
         assert_eq!(accessors(&source), vec![0, 1, UNTRACED_ACCESSOR]);
+    }
+
+    /// The reflection of `source` with the prelude appended.
+    fn reflection(source: &str) -> Result<Reflection, String> {
+        let text = format!("{source}\n{PRELUDE}");
+        let module = naga::front::wgsl::parse_str(&text).expect("parses");
+        let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).expect("validates");
+        reflect(&module, &info).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reflection_records_bindings_push_constants_workgroup_size_and_dimensionality() {
+        let r = reflection(
+            "struct Params { chunk: CelerBox, data: CelerBox, out: CelerBox, scale: f32, n: u32, v: vec2<i32> }
+            @group(0) @binding(1) var<storage, read_write> out: array<atomic<i32>>;
+            @group(0) @binding(0) var<storage, read> data: array<f64>;
+            var<immediate> pc: Params;
+            fn item(gid: vec3<u32>) -> vec3<u32> { return celer_item_2d(pc.chunk, gid); }
+            @compute @workgroup_size(8, 4) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+                let i = item(gid);
+                atomicAdd(&out[0], i32(data[celer_index(pc.data, i)] * f64(pc.scale)) + pc.v.x + i32(pc.n));
+            }
+            @compute @workgroup_size(64) fn flat(@builtin(global_invocation_id) gid: vec3<u32>) {
+                atomicAdd(&out[0], i32(gid.x));
+            }",
+        )
+        .expect("reflects");
+        let b = &r.bindings;
+        assert_eq!(b.len(), 2);
+        assert_eq!(
+            (b[0].binding, b[0].name.as_str(), b[0].element.as_str(), b[0].scalar, b[0].element_size, b[0].read_write),
+            (0, "data", "f64", Some("f64"), 8, false)
+        );
+        assert_eq!(
+            (b[1].binding, b[1].name.as_str(), b[1].element.as_str(), b[1].scalar, b[1].element_size, b[1].read_write),
+            (1, "out", "atomic<i32>", Some("i32"), 4, true)
+        );
+        let main = &r.entry_points[0];
+        assert_eq!((main.name.as_str(), main.workgroup_size, main.dims), ("main", [8, 4, 1], Some(2)));
+        let members: Vec<(&str, &str, Option<&str>, u32, u32)> =
+            main.push_constants.iter().map(|m| (m.name.as_str(), m.ty.as_str(), m.scalar, m.offset, m.size)).collect();
+        assert_eq!(
+            members,
+            vec![
+                ("chunk", "CelerBox", None, 0, 24),
+                ("data", "CelerBox", None, 24, 24),
+                ("out", "CelerBox", None, 48, 24),
+                ("scale", "f32", Some("f32"), 72, 4),
+                ("n", "u32", Some("u32"), 76, 4),
+                ("v", "vec2<i32>", Some("i32"), 80, 8),
+            ]
+        );
+        assert_eq!(main.push_constant_bytes, 88);
+        assert_eq!(main.writes, vec![1], "main writes `out` (atomics) and only reads `data`");
+        let flat = &r.entry_points[1];
+        assert_eq!((flat.workgroup_size, flat.dims, flat.push_constants.len()), ([64, 1, 1], None, 0));
+        let rendered = render_bindings(&r, "t");
+        assert!(
+            rendered.contains("name: \"out\", element: \"atomic<i32>\", scalar: Some(t::ScalarType::I32)"),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn reflection_refuses_other_groups_gaps_and_mixed_dimensionality() {
+        let e = reflection(
+            "@group(1) @binding(0) var<storage, read_write> far: array<u32>;
+            @compute @workgroup_size(1) fn main() { far[0] = 1u; }",
+        )
+        .unwrap_err();
+        assert!(e.contains("`far` is bound at @group(1) @binding(0)") && e.contains("@group(0) only"), "{e}");
+        let e = reflection(
+            "@group(0) @binding(1) var<storage, read_write> late: array<u32>;
+            @compute @workgroup_size(1) fn main() { late[0] = 1u; }",
+        )
+        .unwrap_err();
+        assert!(e.contains("`late` is @group(0) @binding(1), but binding 0 is not declared"), "{e}");
+        let e = reflection(
+            "struct P { chunk: CelerBox }
+            var<immediate> pc: P;
+            @group(0) @binding(0) var<storage, read_write> d: array<u32>;
+            @compute @workgroup_size(1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+                d[0] = celer_item_1d(pc.chunk, gid).x + celer_item_3d(pc.chunk, gid).x;
+            }",
+        )
+        .unwrap_err();
+        assert!(e.contains("entry point `main` calls celer_item_1d and celer_item_3d"), "{e}");
     }
 }
