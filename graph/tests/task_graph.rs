@@ -337,3 +337,33 @@ fn the_task_graph_prints_as_dot() {
     assert!(dot.contains(&format!("{w} -> {r}")), "{dot}");
     assert!(dot.contains("\\\"step\\\""), "{dot}");
 }
+
+#[test]
+fn reading_cells_that_other_items_of_the_same_task_write_is_refused() {
+    let mut tm = plain();
+    let (a, b) = (BufferId(0), BufferId(1));
+    tm.create_buffer(a, 1, GridBox::d1(0, 64), true, Some("a".into()));
+    tm.create_buffer(b, 1, GridBox::d1(0, 64), true, Some("b".into()));
+    let nb = RangeMapper::Neighborhood { extent: [1, 0, 0], shape: NeighborhoodShape::BoundingBox };
+    let e = tm.submit(kernel1(64, &[(a, Read, nb.clone()), (a, DiscardWrite, RangeMapper::OneToOne)])).unwrap_err();
+    let TaskErrorKind::IntraTaskRace { region, .. } = &*e.inner else { panic!("{e}") };
+    assert!(!region.is_empty() && region.area() <= 2, "a cell on each side of a slab border: {region:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("buffer B0 \"a\" is read in")
+            && msg.contains("through read neighborhood")
+            && msg.contains("write those cells through discard_write one_to_one"),
+        "{msg}"
+    );
+    // Reading everything while writing one's own cells, and reading and writing a neighbourhood, race too.
+    let e = tm.submit(kernel1(64, &[(a, Read, RangeMapper::All), (a, Write, RangeMapper::OneToOne)])).unwrap_err();
+    assert!(matches!(*e.inner, TaskErrorKind::IntraTaskRace { .. }), "{e}");
+    let e = tm.submit(kernel1(64, &[(a, ReadWrite, nb.clone())])).unwrap_err();
+    assert!(matches!(*e.inner, TaskErrorKind::IntraTaskRace { .. }), "{e}");
+    // Legit: each item reads and writes its own cells; the stencil reads one buffer and writes another.
+    tm.submit(kernel1(64, &[(a, ReadWrite, RangeMapper::OneToOne)])).unwrap();
+    tm.submit(kernel1(64, &[(a, Read, RangeMapper::OneToOne), (a, DiscardWrite, RangeMapper::OneToOne)])).unwrap();
+    tm.submit(kernel1(64, &[(a, Read, nb), (b, DiscardWrite, RangeMapper::OneToOne)])).unwrap();
+    // One item cannot race with another.
+    tm.submit(kernel1(1, &[(a, Read, RangeMapper::All), (a, DiscardWrite, RangeMapper::OneToOne)])).unwrap();
+}
