@@ -323,3 +323,41 @@ fn the_binding_count_check_still_comes_first() {
         &["kernel heat_1d::main declares 2 storage bindings in @group(0), but the task binds 1"],
     );
 }
+
+/// A buffer element of 16 bytes, as a program would declare its own (four f32 components).
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Particle {
+    pos: [f32; 3],
+    mass: f32,
+}
+
+impl celer::Element for Particle {
+    const SCALAR: celer::kernels::ScalarType = celer::kernels::ScalarType::F32;
+}
+
+#[test]
+fn a_vector_binding_takes_elements_of_its_size_and_refuses_others() {
+    let q = Queue::dry_run();
+    let scale = Kernel::wgsl(&own_kernels::SCALE_VEC4, "main").expect("scale_vec4::main");
+    let p = q.buffer_from(&[Particle { pos: [1.0, 2.0, 3.0], mass: 4.0 }; 8], [8]).named("particles");
+    let out = q.buffer::<Particle, 1>([8]).named("doubled");
+    q.submit(
+        task::parallel_for(&scale, [8])
+            .read(&p, access::one_to_one())
+            .discard_write(&out, access::one_to_one())
+            .name("struct_elements"),
+    )
+    .expect("16-byte elements bind to array<vec4<f32>>");
+    let floats = q.buffer::<f32, 1>([8]).named("floats");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&scale, [8])
+                .read(&floats, access::one_to_one())
+                .discard_write(&out, access::one_to_one())
+                .name("floats_as_vectors"),
+        ),
+        "floats_as_vectors",
+    );
+    assert_has(&msg, &["`inp` (@binding(0)) as array<vec4<f32>>", "buffer B2 \"floats\" of f32"]);
+}

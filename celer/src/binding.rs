@@ -7,7 +7,8 @@
 //! 1. the binding count (`KernelBindings`);
 //! 2. names: all bindings named or none, each name declared once (`KernelNaming`, `UnknownKernelName`); named
 //!    bindings are reordered by binding number, accessors before reductions;
-//! 3. per binding: the buffer's element type against the binding's (`KernelElementType`), a read access where the
+//! 3. per binding: the buffer's element type against the binding's (its scalar type, or for a vector or struct
+//!    element its size: `KernelElementType`), a read access where the
 //!    entry point writes (`KernelWritesReadAccess`), a writing access or a reduction through a
 //!    `var<storage, read>` binding (`KernelReadOnlyBinding`);
 //! 4. the kernel's dimensionality (the `celer_item_Nd` it calls) against the task's (`KernelDimensions`);
@@ -109,7 +110,9 @@ pub(crate) fn check_kernel(
         access_modes.chain(reduction_modes).zip(metas).zip(bindings).enumerate()
     {
         let role = if i < accessors { format!("accessor {i}, {mode}") } else { format!("reduction {}", i - accessors) };
-        if desc.scalar != Some(meta.element) || desc.element_size != meta.element_size {
+        // A scalar binding takes buffers of its scalar type; a vector or struct binding, elements of its size.
+        let element_fits = desc.scalar.is_none_or(|t| t == meta.element) && desc.element_size == meta.element_size;
+        if !element_fits {
             return Err(Box::new(TaskErrorKind::KernelElementType {
                 kernel: kernel(),
                 binding: desc.name.into(),

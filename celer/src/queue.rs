@@ -45,9 +45,10 @@ use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 ///     const SCALAR: ScalarType = ScalarType::F32;
 /// }
 /// ```
-/// `submit` binds a buffer to a kernel binding only when the binding's element is a scalar of the buffer's
-/// [`SCALAR`](Element::SCALAR) type and size (`Buffer<f32>` through `array<f32>`), so a struct element such as
-/// `Particle` serves host tasks, fences and transfers, and a kernel binding it is refused at submit.
+/// `submit` binds a buffer to a kernel binding whose element is a scalar only when it is of the buffer's
+/// [`SCALAR`](Element::SCALAR) type and size (`Buffer<f32>` through `array<f32>`). A binding whose element is a
+/// vector or a struct (`array<vec4<f32>>`, `array<Particle>`) takes a buffer whose element has its size: a
+/// `Particle` buffer binds to `array<vec4<f32>>` (16 bytes each), an `f32` buffer does not.
 ///
 /// Types with invalid bit patterns cannot be elements:
 /// ```compile_fail
