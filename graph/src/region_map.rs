@@ -691,6 +691,34 @@ mod tests {
     }
 
     #[test]
+    fn an_update_to_the_value_already_held_leaves_the_map_as_it_is() {
+        let mut m = RegionMap::new(GridBox::d1(0, 10), 0);
+        m.update_box(&GridBox::d1(6, 8), 1);
+        let before = m.entries().to_vec();
+        m.update_box(&GridBox::d1(2, 4), 0);
+        m.update_region(&Region::from_boxes([GridBox::d1(0, 1), GridBox::d1(3, 5)]), 0);
+        assert_eq!(m.entries(), &before[..], "nothing to cut: the cells hold the value already");
+    }
+
+    #[test]
+    fn one_update_merges_around_each_of_its_boxes() {
+        // Two boxes far apart, each joining its two neighbours: after the first merge the work list must still
+        // point at the second box.
+        let far = Region::from_boxes([GridBox::d1(1, 2), GridBox::d1(21, 22)]);
+        let mut exact = alternating(40);
+        exact.update_region(&far, 0);
+        let mut values = alternating(40);
+        values.update_values_in(&far, |_| 0);
+        let mut split = alternating(40);
+        split.update_split(&Region::new(), 7, &far, |_| 0);
+        for (name, m) in [("update_region", &exact), ("update_values_in", &values), ("update_split", &split)] {
+            assert_eq!(m.len(), 36, "{name}: {m:?}");
+            assert!(m.entries().contains(&(GridBox::d1(0, 3), 0)), "{name}: {m:?}");
+            assert!(m.entries().contains(&(GridBox::d1(20, 23), 0)), "{name}: {m:?}");
+        }
+    }
+
+    #[test]
     fn updates_outside_the_extent_are_clamped() {
         let mut m = RegionMap::new(GridBox::d1(0, 10), 'a');
         m.update_box(&GridBox::d1(5, 50), 'b');
