@@ -824,6 +824,13 @@ mod tests {
     }
 
     #[test]
+    fn regions_collect_from_boxes() {
+        let r: Region = [GridBox::d1(4, 6), GridBox::EMPTY, GridBox::d1(0, 2), GridBox::d1(2, 3)].into_iter().collect();
+        assert_eq!(r.boxes(), &[GridBox::d1(0, 3), GridBox::d1(4, 6)]);
+        assert_eq!(std::iter::empty::<GridBox>().collect::<Region>(), Region::new());
+    }
+
+    #[test]
     fn absorbing_adds_cells_to_a_non_empty_region() {
         let mut r = Region::new();
         r.absorb(Region::from(GridBox::d1(0, 2)));
@@ -889,6 +896,18 @@ mod tests {
             // Differing along 1 and 2 only: one slab along 0, cut along 1.
             (b([0, 0, 0], [2, 1, 1]), b([0, 0, 0], [2, 2, 2]), vec![b([0, 0, 0], [2, 2, 2])]),
             (b([0, 0, 0], [2, 2, 1]), b([0, 1, 0], [2, 3, 2]), vec![b([0, 0, 0], [2, 1, 1]), b([0, 1, 0], [2, 3, 2])]),
+            // Apart along 1 only, but not the same along 0 and 2 (same upper bounds, or same lower bounds): the
+            // union is not the pair as it is, but sliced along 0.
+            (
+                b([0, 0, 0], [2, 1, 2]),
+                b([1, 2, 1], [2, 3, 2]),
+                vec![b([0, 0, 0], [1, 1, 2]), b([1, 0, 0], [2, 1, 2]), b([1, 2, 1], [2, 3, 2])],
+            ),
+            (
+                b([0, 0, 0], [2, 1, 2]),
+                b([0, 2, 0], [1, 3, 1]),
+                vec![b([0, 0, 0], [1, 1, 2]), b([0, 2, 0], [1, 3, 1]), b([1, 0, 0], [2, 1, 2])],
+            ),
             // Same along 0 and 2, touching along 1: one box.
             (b([0, 0, 0], [2, 1, 2]), b([0, 1, 0], [2, 3, 2]), vec![b([0, 0, 0], [2, 3, 2])]),
         ];
