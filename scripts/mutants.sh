@@ -10,8 +10,8 @@
 #   -t SECS   timeout of one mutant's test run (default 60); a run past it counts as caught (the tests did not pass)
 #   -F REGEX  only mutants whose name matches (e.g. 'in Region::absorb'); may be repeated
 #   --list    only list the mutants (with their names, for the equivalence list below), run nothing
-# Every build runs under `nice -n 10` with CARGO_TARGET_DIR=target/mutants (dependencies are built once and kept) and
-# without debug info. Results go to out/mutants/NAME/mutants.out (missed.txt, caught.txt, a diff and a log per mutant).
+# Every build runs under `nice -n 10` without debug info, in target/mutants (or $CARGO_TARGET_DIR), where the
+# dependencies stay built between runs. Results go to out/mutants/NAME/mutants.out (missed.txt, caught.txt, a diff and a log per mutant).
 #
 # For each target the script prints the counts and the score: caught / (caught + missed), timeouts counted as caught,
 # unviable mutants (which do not compile) left out. Mutants marked equivalent are never run; the score printed is
@@ -67,7 +67,10 @@ for r in tomllib.load(open(".cargo/mutants.toml", "rb")).get("exclude_re", []):
 '
 }
 
-export CARGO_TARGET_DIR="$ROOT/target/mutants" CARGO_PROFILE_DEV_DEBUG=0
+# shellcheck source=.ci/env.sh
+. .ci/env.sh
+# A separate target directory (CARGO_TARGET_DIR, if set, wins), so that its dependencies stay built between runs.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/mutants}" CARGO_PROFILE_DEV_DEBUG=0
 test_args=(--tests)
 [ "$doc" = 1 ] && test_args=()
 [ -f .cargo/mutants.toml ] && [ "$list" = 0 ] && check_config
