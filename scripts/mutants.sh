@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of celer's pure cores with cargo-mutants: which changes to the code do the tests fail to notice?
 #
-#   scripts/mutants.sh [-j JOBS] [-t SECS] [-F REGEX] [--doc] [--list] TARGET...
+#   scripts/mutants.sh [-j JOBS] [-t SECS] [-F REGEX] [--doc] [--list] TARGET... [-- CARGO_TEST_ARGS...]
 #
 # TARGET is a source file (graph/src/geometry.rs) or a package (celer-graph). Each target runs on its own, mutating
 # only that file (or package) and running only the tests of the package it belongs to: `cargo test -p PACKAGE
@@ -10,6 +10,8 @@
 #   -t SECS   timeout of one mutant's test run (default 60); a run past it counts as caught (the tests did not pass)
 #   -F REGEX  only mutants whose name matches (e.g. 'in Region::absorb'); may be repeated
 #   --list    only list the mutants (with their names, for the equivalence list below), run nothing
+#   -- ARGS   cargo test arguments instead of --tests, e.g. `-- --lib -- overlap::` to run only a module's unit tests
+#             where the package's whole suite is slow (celer-scheduler's takes minutes)
 # Every build runs under `nice -n 10` without debug info, in target/mutants (or $CARGO_TARGET_DIR), where the
 # dependencies stay built between runs. Results go to out/mutants/NAME/mutants.out (missed.txt, caught.txt, a diff and a log per mutant).
 #
@@ -29,7 +31,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 jobs=1 timeout=60 doc=0 list=0
-res=() targets=()
+res=() targets=() custom_test_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
     -j) jobs="$2" && shift 2 ;;
@@ -37,13 +39,14 @@ while [ $# -gt 0 ]; do
     -F) res+=(--re "$2") && shift 2 ;;
     --doc) doc=1 && shift ;;
     --list) list=1 && shift ;;
+    --) shift && custom_test_args=("$@") && break ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' && exit 0 ;;
     -*) echo "mutants.sh: unknown option $1" >&2 && exit 2 ;;
     *) targets+=("$1") && shift ;;
     esac
 done
 [ ${#targets[@]} -gt 0 ] || {
-    echo "usage: scripts/mutants.sh [-j JOBS] [-t SECS] [-F REGEX] [--doc] [--list] TARGET... (--help for more)" >&2
+    echo "usage: scripts/mutants.sh [-j JOBS] [-t SECS] [-F REGEX] [--doc] [--list] TARGET... [-- ARGS] (--help: more)" >&2
     exit 2
 }
 command -v cargo-mutants >/dev/null || {
@@ -73,6 +76,7 @@ for r in tomllib.load(open(".cargo/mutants.toml", "rb")).get("exclude_re", []):
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/mutants}" CARGO_PROFILE_DEV_DEBUG=0
 test_args=(--tests)
 [ "$doc" = 1 ] && test_args=()
+[ ${#custom_test_args[@]} -gt 0 ] && test_args=("${custom_test_args[@]}")
 [ -f .cargo/mutants.toml ] && [ "$list" = 0 ] && check_config
 for t in "${targets[@]}"; do
     if [ -f "$t" ]; then
