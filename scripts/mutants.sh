@@ -13,7 +13,9 @@
 #   -- ARGS   cargo test arguments instead of --tests, e.g. `-- --lib -- overlap::` to run only a module's unit tests
 #             where the package's whole suite is slow (celer-scheduler's takes minutes)
 # Every build runs under `nice -n 10` without debug info, in target/mutants (or $CARGO_TARGET_DIR), where the
-# dependencies stay built between runs. Results go to out/mutants/NAME/mutants.out (missed.txt, caught.txt, a diff and a log per mutant).
+# dependencies stay built between runs. That directory is the script's own: its celer crates may be built from the
+# last mutant of a run, with newer times than your sources, so a build of your checkout there can look fresh and be
+# stale (touch the sources, or build elsewhere). Results go to out/mutants/NAME/mutants.out (missed.txt, caught.txt, a diff and a log per mutant).
 #
 # For each target the script prints the counts and the score: caught / (caught + missed), timeouts counted as caught,
 # unviable mutants (which do not compile) left out. Mutants marked equivalent are never run; the score printed is
