@@ -20,20 +20,35 @@ fn run(w: &Workload, ranks: usize, tasks: Vec<celer::unstable::graph::TaskSpec>)
     sim
 }
 
+/// The patterns at `ranks` ranks, with grids that give every rank a chunk.
+fn workloads(ranks: usize) -> [Workload; 4] {
+    [
+        patterns::soup(ranks),
+        patterns::chain(ranks),
+        patterns::wave_sim(512.max(2 * ranks), 200),
+        patterns::jacobi(1024.max(2 * ranks), 50),
+    ]
+}
+
 fn command_graph(c: &mut Criterion) {
     let mut group = c.benchmark_group("command_graph");
+    let mut bench = |name: String, w: &Workload, ranks: usize| {
+        group.throughput(Throughput::Elements(w.tasks.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter_batched(|| w.tasks.clone(), |tasks| run(w, ranks, tasks), BatchSize::SmallInput)
+        });
+    };
     for ranks in [1usize, 4, 16, 64, 1024] {
-        let workloads = [
-            patterns::soup(ranks),
-            patterns::chain(ranks),
-            patterns::wave_sim(512.max(2 * ranks), 200),
-            patterns::jacobi(1024.max(2 * ranks), 50),
-        ];
-        for w in &workloads {
-            group.throughput(Throughput::Elements(w.tasks.len() as u64));
-            group.bench_function(format!("{}/{ranks}", w.name), |b| {
-                b.iter_batched(|| w.tasks.clone(), |tasks| run(w, ranks, tasks), BatchSize::SmallInput)
-            });
+        for w in &workloads(ranks) {
+            bench(format!("{}/{ranks}", w.name), w, ranks);
+        }
+    }
+    // The same patterns with their mappers written as closures, without and with a declared reach.
+    for ranks in [16usize, 1024] {
+        for w in &workloads(ranks) {
+            for (suffix, bounded) in [("closure", false), ("reach", true)] {
+                bench(format!("{}/{suffix}/{ranks}", w.name), &patterns::with_custom_mappers(w, bounded), ranks);
+            }
         }
     }
     group.finish();

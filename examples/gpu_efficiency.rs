@@ -70,6 +70,7 @@ impl Work {
         }
     }
 
+    /// The scalars as pushed by hand through the GPU layer (`f32` as its bits).
     fn scalars(self, n: usize) -> Vec<u32> {
         match self {
             Work::Copy => vec![],
@@ -98,7 +99,12 @@ fn through_celer(q: &Queue, work: Work, n: usize, reps: usize) -> Res<(f64, Vec<
     let bufs: Vec<Buffer<'_, f32, 2>> = (0..3).map(|s| q.buffer_from(&field(n, s), [n, n])).collect();
     let submit = |r: usize| -> Res<()> {
         let roles = work.roles(r);
-        let mut t = task::parallel_for(&kernel, [n, n]).name(work.name()).scalars(&work.scalars(n));
+        let mut t = task::parallel_for(&kernel, [n, n]).name(work.name());
+        t = match work {
+            Work::Copy => t,
+            Work::Wave => t.scalar_f32(0.25),
+            Work::Matmul => t.scalars(&[n as u32]),
+        };
         for (i, &(b, writes)) in roles.iter().enumerate() {
             let buf = &bufs[b];
             t = match (work, i, writes) {

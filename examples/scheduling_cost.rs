@@ -3,8 +3,11 @@
 //! measured rank is N1 (neighbours on both sides from 3 ranks on); grids grow with the rank count so every rank
 //! owns a chunk.
 //!
+//! With `--custom`, each pattern is measured again with its range mappers written as closures (`/closure`), and
+//! as closures that declare their reach (`/reach`, see `celer::access::Custom::reach`).
+//!
 //! ```text
-//! cargo run --release --example scheduling_cost -- [--reps N] [--max-ranks N]
+//! cargo run --release --example scheduling_cost -- [--reps N] [--max-ranks N] [--custom]
 //! ```
 
 use std::time::Instant;
@@ -56,27 +59,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(v) = args.max_ranks {
         max_ranks = v.parse()?;
     }
+    let custom = args.custom;
     let rank_counts: Vec<usize> = [1, 4, 16, 64, 256, 1024, 4096].into_iter().filter(|&r| r <= max_ranks).collect();
-    print!("{:<10} {:>10}", "pattern", "TDAG µs");
+    print!("{:<18} {:>10}", "pattern", "TDAG µs");
     for r in &rank_counts {
         print!(" {:>9}", format!("+C@{r}"));
     }
     println!("   (µs per task; +C@N: task graph + one rank's command graph at N ranks)");
+    let variants: &[(&str, Option<bool>)] =
+        if custom { &[("", None), ("/closure", Some(false)), ("/reach", Some(true))] } else { &[("", None)] };
     for name in ["soup", "chain", "wave_sim", "jacobi"] {
-        let make = |ranks: usize| match name {
-            "soup" => patterns::soup(ranks),
-            "chain" => patterns::chain(ranks),
-            "wave_sim" => patterns::wave_sim(512.max(2 * ranks), 200),
-            _ => patterns::jacobi(1024.max(2 * ranks), 50),
-        };
-        let w1 = make(1);
-        let per_task = |secs: f64, w: &Workload| secs * 1e6 / w.tasks.len() as f64;
-        print!("{name:<10} {:>10.3}", per_task(best_of(reps, || tdag_only(&w1)), &w1));
-        for &r in &rank_counts {
-            let w = make(r);
-            print!(" {:>9.3}", per_task(best_of(reps.min(1 + 20_000 / r), || with_cdag(&w, r)), &w));
+        for &(suffix, closures) in variants {
+            let make = |ranks: usize| {
+                let w = match name {
+                    "soup" => patterns::soup(ranks),
+                    "chain" => patterns::chain(ranks),
+                    "wave_sim" => patterns::wave_sim(512.max(2 * ranks), 200),
+                    _ => patterns::jacobi(1024.max(2 * ranks), 50),
+                };
+                match closures {
+                    Some(bounded) => patterns::with_custom_mappers(&w, bounded),
+                    None => w,
+                }
+            };
+            let w1 = make(1);
+            let per_task = |secs: f64, w: &Workload| secs * 1e6 / w.tasks.len() as f64;
+            print!("{:<18} {:>10.3}", format!("{name}{suffix}"), per_task(best_of(reps, || tdag_only(&w1)), &w1));
+            for &r in &rank_counts {
+                let w = make(r);
+                print!(" {:>9.3}", per_task(best_of(reps.min(1 + 20_000 / r), || with_cdag(&w, r)), &w));
+            }
+            println!();
         }
-        println!();
     }
     Ok(())
 }
@@ -90,6 +104,10 @@ struct Args {
     /// Largest simulated rank count (default 4096).
     #[arg(long, value_name = "N")]
     max_ranks: Option<String>,
+    /// Measure each pattern again with its range mappers written as closures (`/closure`), and as closures that
+    /// declare their reach (`/reach`).
+    #[arg(long)]
+    custom: bool,
     /// Passed by cargo-bench-style runners; ignored.
     #[arg(long, hide = true)]
     #[allow(dead_code)]

@@ -88,27 +88,6 @@ fn rows() -> Vec<Row> {
         err(q.submit(task::parallel_for(&k, [16]).write(&shared, access::all()).name("everyone_writes_all"))),
     ));
 
-    let q = queue(4);
-    let data = q.buffer_from(&[1i32; 16], [16]).named("data");
-    let total = q.buffer::<i32, 1>([1]).named("total");
-    let out = q.buffer::<i32, 1>([3]).named("out");
-    let reduced = q.submit(
-        task::parallel_for(&k, [16]).read(&data, access::one_to_one()).reduce(&total, ReductionOp::Sum).name("sum"),
-    );
-    rows.push((
-        "(setup: a reduction on 4 ranks)",
-        reduced.map(|t| format!("accepted as {t}")).map_err(|e| e.to_string()),
-    ));
-    rows.push((
-        "a reduction result read by some ranks but not all (nor exactly one)",
-        err(q.submit(
-            task::parallel_for(&k, [3])
-                .read(&total, access::all())
-                .write(&out, access::one_to_one())
-                .name("three_readers"),
-        )),
-    ));
-
     rows.push((
         "an invalid CELER_* value",
         celer::RuntimeConfig::from_lookup(|n| (n == "CELER_LOOKAHEAD").then(|| "many".to_string()))
@@ -134,8 +113,6 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a kernel entry point", &["heat_1d", "`mian`", "main"]),
         ("reading cells nothing wrote", &["\"early_read\"", "B0 \"fresh\""]),
         ("a distributed kernel writing", &["\"everyone_writes_all\"", "B0 \"shared\""]),
-        ("(setup", &["accepted"]),
-        ("a reduction result read by some", &["\"three_readers\"", "B1 \"total\""]),
         ("an invalid CELER_*", &["CELER_LOOKAHEAD", "\"many\"", "an integer >= 1"]),
     ];
     let rows = rows();

@@ -19,6 +19,12 @@ use std::process::{Command, ExitCode};
 
 use celer::{access, kernels, task, Buffer, Kernel, Queue, ReductionOp};
 
+/// The kernels of `kernels/`: i32 versions of gpu_add and squares, for the i32 buffers.
+#[allow(dead_code)] // kernels/ holds the kernels of several tests and examples
+mod own_kernels {
+    celer::include_kernels!();
+}
+
 /// SplitMix64: the same numbers on every rank for the same seed.
 struct Rng(u64);
 
@@ -80,8 +86,8 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
             q.buffer_from(&init, [m, m])
         })
         .collect();
-    let add = Kernel::wgsl(&kernels::GPU_ADD, "main").map_err(|e| err(&e))?;
-    let squares = Kernel::wgsl(&kernels::SQUARES, "main").map_err(|e| err(&e))?;
+    let add = Kernel::wgsl(&own_kernels::ADD_I32, "main").map_err(|e| err(&e))?;
+    let squares = Kernel::wgsl(&own_kernels::SQUARES_I32, "main").map_err(|e| err(&e))?;
     let sum = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").map_err(|e| err(&e))?;
     let transpose = Kernel::wgsl(&kernels::TRANSPOSE, "main").map_err(|e| err(&e))?;
     let fence_int = |b: &Buffer<'_, i32, 1>, digest: &mut Digest| -> Result<(), String> {
@@ -100,9 +106,11 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
         let len = |i: usize| ints[i].range()[0];
         match rng.range(0, 9) {
             0 => {
-                let amount = rng.range(1, 100) as u32;
+                let amount = rng.range(1, 100) as i32;
                 q.submit(
-                    task::parallel_for(&add, [len(a)]).read_write(&ints[a], access::one_to_one()).scalars(&[amount]),
+                    task::parallel_for(&add, [len(a)])
+                        .read_write(&ints[a], access::one_to_one())
+                        .scalar("amount", amount),
                 )
                 .map_err(|e| err(&e))?;
                 ops.push("add");

@@ -5,7 +5,8 @@
 //! that every rank stops with the message.
 //!
 //! Cases:
-//! - `push-constants`: a kernel with more push-constant words than any device allows.
+//! - `push-constants`: a kernel given 200 scalars where its push-constant struct declares one: `submit` refuses it,
+//!   naming the task, the kernel and the members it declares.
 //! - `bad-env`: `CELER_LOG=loud`: `Queue::new` refuses it, naming the variable and the accepted values.
 //! - `rank-dies`: the last of several ranks aborts in the middle of a stencil; the others must not hang (`./x test`
 //!   checks that the run ends within 10 s naming the lost rank).
@@ -125,7 +126,7 @@ fn spin() -> Result<(), String> {
     let k = Kernel::wgsl(&own_kernels::FAULTY, "spin").map_err(|e| e.to_string())?;
     q.submit(
         task::parallel_for(&k, [n])
-            .read(&src, access::one_to_one())
+            .read_write(&src, access::one_to_one())
             .discard_write(&dst, access::one_to_one())
             .name("endless"),
     )
@@ -455,7 +456,7 @@ fn default_env(name: &str, value: &str) {
     }
 }
 
-/// Submits a kernel with more push-constant words than any device allows; the runtime refuses it at dispatch.
+/// Submits a kernel with 200 scalars where it declares one; `submit` refuses it.
 fn push_constant_overflow() -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
     let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
@@ -593,7 +594,7 @@ fn check_cases() -> Vec<String> {
     let named = stderr.contains("task") && stderr.contains("too_many_scalars") && stderr.contains("heat_1d");
     check(
         "push-constants",
-        !status.success() && named && stderr.contains("push constants"),
+        !status.success() && named && stderr.contains("gives 200 scalar value(s)") && stderr.contains("alpha: f32"),
         "a failure naming the task and kernel",
         &stderr,
     );

@@ -1,6 +1,7 @@
 //! End to end, on real ranks and a real Vulkan device: sum, minimum and maximum reductions of an i32 buffer split
 //! over every rank, read by every rank (a fence) and by rank 0 alone (a host task), and user-defined reductions
-//! (bitwise OR and AND through `reduce_with`), compared with the serial result.
+//! (bitwise OR and AND through `reduce_with`), and a result read by two ranks first and every rank later, compared
+//! with the serial result.
 //! Run alone (one rank) or under `mpirun -n N`; `./x test` does both.
 
 use std::process::ExitCode;
@@ -75,6 +76,28 @@ fn run(q: &Queue) -> Result<(), String> {
         (_, None) => {}
         (r, Some(_)) => return Err(format!("the rank-0 host task ran on rank {r}")),
     }
+
+    // A reduction read by the first two ranks only (a host task of two items), then by every rank (a fence): the
+    // ranks that read it first combine the partials themselves, the others get it from rank 0 later.
+    let result = q.buffer::<i32, 1>([1]).named("sum_on_two_ranks");
+    let copies = q.buffer::<i32, 1>([2]).named("copies");
+    q.submit(task::parallel_for(&kernel, [n]).read(&data, access::one_to_one()).reduce(&result, ReductionOp::Sum))
+        .map_err(|e| e.to_string())?;
+    q.submit(task::host_for([2]).read(&result, access::all()).discard_write(&copies, access::one_to_one()).run(
+        |ctx| {
+            let v = ctx.data::<i32>(0)[0];
+            ctx.data_mut::<i32>(1).fill(v);
+        },
+    ))
+    .map_err(|e| e.to_string())?;
+    let got_copies = q.fence(&copies).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let got = q.fence(&result).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got_copies != [want, want] || got != [want] {
+        return Err(format!(
+            "sum read by two ranks' host tasks, then by every rank: copies {got_copies:?}, result {got:?}, want {want}"
+        ));
+    }
+
     // Every byte sent was received: each rank's statistics after a barrier, summed over the ranks through a
     // collective host task (item i on rank i) and a fence.
     q.barrier();

@@ -140,12 +140,47 @@ impl std::fmt::Debug for Custom {
 /// A user-defined mapper: `f(chunk, buffer_extent)` returns the region the chunk touches. `name` appears in errors.
 ///
 /// Every rank evaluates the closure for every chunk (its own and the others'), so it must be a pure function of
-/// its arguments. A region outside the buffer is refused with an error naming the task and buffer.
+/// its arguments, and each task costs every rank O(ranks) evaluations; [`Custom::reach`] makes it as cheap as a
+/// built-in mapper. A region outside the buffer is refused with an error naming the task and buffer.
 pub fn custom<F>(name: &'static str, f: F) -> Custom
 where
     F: Fn(&GridBox, &GridBox) -> Region + Send + Sync + 'static,
 {
-    Custom(RangeMapper::Custom { name, f: Arc::new(f) })
+    Custom(RangeMapper::Custom { name, f: Arc::new(f), reach: None })
+}
+
+impl Custom {
+    /// Declares the mapper's inverse bound: `reach(cells, range)` returns a box of kernel indices (within the task's
+    /// index space `range`) holding every item that touches any of `cells`. celer then evaluates the mapper only for
+    /// the chunks inside that box, so a task costs each rank work in proportion to its neighbours, not to the rank
+    /// count.
+    ///
+    /// Declaring a reach also promises that the mapper is *additive*: a chunk touches exactly the union of what its
+    /// items touch (true of every mapper that describes per-item accesses). A returned box larger than needed is
+    /// correct but slower; `range` itself is always correct. Each rank checks its own chunk against the reach and
+    /// refuses the task with an error naming the mapper when the chunk lies outside the reach of its own cells.
+    ///
+    /// ```
+    /// use celer::access;
+    /// use celer::{GridBox, Region};
+    /// // Item i reads row i of a matrix: only items of the rows asked about touch them.
+    /// let rows = access::custom("rows", |chunk: &GridBox, m: &GridBox| {
+    ///     Region::from(GridBox::d2([chunk.min()[0], 0], [chunk.max()[0], m.max()[1]]))
+    /// })
+    /// .reach(|cells: &GridBox, range: &GridBox| GridBox::d1(cells.min()[0], cells.max()[0]).intersection(range));
+    /// # let _ = rows;
+    /// ```
+    pub fn reach<F>(self, reach: F) -> Self
+    where
+        F: Fn(&GridBox, &GridBox) -> GridBox + Send + Sync + 'static,
+    {
+        match self.0 {
+            RangeMapper::Custom { name, f, .. } => {
+                Custom(RangeMapper::Custom { name, f, reach: Some(Arc::new(reach)) })
+            }
+            other => Custom(other),
+        }
+    }
 }
 
 impl<const KD: usize, const BD: usize> Mapper<KD, BD> for Custom {

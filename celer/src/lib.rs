@@ -79,6 +79,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod access;
+mod binding;
 pub mod logging;
 mod queue;
 
@@ -89,7 +90,7 @@ pub use celer_scheduler::graph::{GridBox, Region};
 pub use celer_scheduler::graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
 pub use celer_scheduler::{ConfigError, Pinning, RuntimeConfig, StartError};
 pub use queue::{
-    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, Reducible,
+    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, Reducible, Scalar,
     TaskBuilder,
 };
 

@@ -24,32 +24,77 @@ use celer_scheduler::{ConfigError, RuntimeConfig, Simulation, StartError};
 use std::sync::{mpsc, Arc};
 
 use crate::access::Mapper;
-use celer_scheduler::exec::shaders::KernelSource;
+use crate::binding::{check_kernel, BindMeta, ScalarArg};
+use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
 ///
 /// [`bytemuck::Pod`] is the bound (no padding, every bit pattern valid), so a program's own element type derives
-/// `Pod` and `Zeroable` (`bytemuck` with its `derive` feature) and implements `Element` without `unsafe`:
+/// `Pod` and `Zeroable` (`bytemuck` with its `derive` feature) and implements `Element` without `unsafe`, naming the
+/// scalar type of its fields:
 /// ```
+/// use celer::kernels::ScalarType;
+///
 /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 /// #[repr(C)]
 /// struct Particle {
 ///     pos: [f32; 3],
 ///     mass: f32,
 /// }
-/// impl celer::Element for Particle {}
+/// impl celer::Element for Particle {
+///     const SCALAR: ScalarType = ScalarType::F32;
+/// }
 /// ```
+/// `submit` binds a buffer to a kernel binding whose element is a scalar only when it is of the buffer's
+/// [`SCALAR`](Element::SCALAR) type and size (`Buffer<f32>` through `array<f32>`). A binding whose element is a
+/// vector or a struct (`array<vec4<f32>>`, `array<Particle>`) takes a buffer whose element has its size: a
+/// `Particle` buffer binds to `array<vec4<f32>>` (16 bytes each), an `f32` buffer does not.
+///
 /// Types with invalid bit patterns cannot be elements:
 /// ```compile_fail
 /// let q = celer::Queue::dry_run();
 /// let _ = q.buffer::<bool, 1>([8]);
 /// ```
-pub trait Element: bytemuck::Pod + Send + Sync {}
+pub trait Element: bytemuck::Pod + Send + Sync {
+    /// The scalar type, which `submit` compares with the element type of the kernel binding the buffer is bound to.
+    const SCALAR: ScalarType;
+}
 
 macro_rules! impl_element {
-    ($($t:ty),*) => { $( impl Element for $t {} )* };
+    ($($t:ty => $k:ident),*) => { $(
+        impl Element for $t {
+            const SCALAR: ScalarType = ScalarType::$k;
+        }
+    )* };
 }
-impl_element!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+impl_element!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32, u64 => U64, i64 => I64,
+    f32 => F32, f64 => F64);
+
+/// A value a kernel's push-constant member can take: `f32`, `i32` or `u32`, each one 4-byte word, checked at
+/// submit against the member's WGSL type ([`TaskBuilder::scalar`]).
+pub trait Scalar: Copy + sealed::Sealed {
+    /// Its type, as the kernel must declare the member.
+    const TYPE: ScalarType;
+    /// Its bits, as pushed.
+    fn to_word(self) -> u32;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! impl_scalar {
+    ($($t:ty => $k:ident, $word:expr),*) => { $(
+        impl sealed::Sealed for $t {}
+        impl Scalar for $t {
+            const TYPE: ScalarType = ScalarType::$k;
+            fn to_word(self) -> u32 {
+                $word(self)
+            }
+        }
+    )* };
+}
+impl_scalar!(f32 => F32, f32::to_bits, i32 => I32, |v: i32| v as u32, u32 => U32, |v: u32| v);
 
 /// Element types reductions can combine across ranks.
 pub trait Reducible: Element {
@@ -372,27 +417,32 @@ impl Queue {
         if let Some(f) = task.host_fn {
             spec.payload = Some(Arc::new(HostPayload(f, task.objects)));
         }
+        if let Some(name) = task.pending_name {
+            return Err(TaskError {
+                task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
+                inner: Box::new(celer_scheduler::graph::TaskErrorKind::KernelNaming {
+                    kernel: task.kernel.map_or_else(|| "(none)".into(), |(s, e)| format!("{}::{e}", s.name())),
+                    problem: format!(".bind(\"{name}\") is followed by no accessor or reduction"),
+                    hint: "call .bind(name) right before the .read/.write/.reduce it names",
+                }),
+            });
+        }
         if let Some((source, entry)) = task.kernel {
-            let given = spec.accesses.len() + spec.reductions.len();
-            if source.group0_bindings() as usize != given {
-                return Err(TaskError {
-                    task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
-                    inner: Box::new(celer_scheduler::graph::TaskErrorKind::KernelBindings {
-                        kernel: format!("{}::{entry}", source.name()),
-                        declared: source.group0_bindings(),
-                        given,
-                        accessors: spec.accesses.len(),
-                        reductions: spec.reductions.len(),
-                    }),
-                });
-            }
-            spec.payload = Some(Arc::new(KernelPayload {
-                source,
-                entry,
-                scalars: task.scalars,
+            let task_name = spec.name.clone();
+            let mut kernel = crate::binding::KernelTask {
+                spec: &mut spec,
+                accessors: task.accessors,
+                reductions: task.reductions,
                 reduction_kinds: task.reduction_kinds,
                 custom_reductions: task.custom_reductions,
-            }));
+            };
+            let scalars = check_kernel(source, entry, &mut kernel, &task.scalars, |b| rec.sim.tm.buffer_ident(b))
+                .map_err(|inner| TaskError {
+                    task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: task_name },
+                    inner,
+                })?;
+            let (reduction_kinds, custom_reductions) = (kernel.reduction_kinds, kernel.custom_reductions);
+            spec.payload = Some(Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions }));
         }
         // The program's range mappers run here first: a panic in one names the task (the queue's drop, on the
         // way out, ends every rank).
@@ -769,9 +819,15 @@ impl Kernel {
 pub struct TaskBuilder<const KD: usize> {
     spec: TaskSpec,
     kernel: Option<(&'static KernelSource, &'static str)>,
-    scalars: Vec<u32>,
+    scalars: Vec<ScalarArg>,
     reduction_kinds: Vec<ScalarKind>,
     custom_reductions: Vec<Option<CustomReduction>>,
+    /// Per accessor, in declaration order: its element type and the binding name it was given, if any.
+    accessors: Vec<BindMeta>,
+    /// The same per reduction.
+    reductions: Vec<BindMeta>,
+    /// The name of the last `.bind(name)`, for the next accessor or reduction.
+    pending_name: Option<String>,
     host_fn: Option<Arc<HostFn>>,
     objects: Vec<SharedObject>,
 }
@@ -799,6 +855,9 @@ pub mod task {
             scalars: Vec::new(),
             reduction_kinds: Vec::new(),
             custom_reductions: Vec::new(),
+            accessors: Vec::new(),
+            reductions: Vec::new(),
+            pending_name: None,
             host_fn: None,
             objects: Vec::new(),
         }
@@ -834,6 +893,9 @@ impl<const KD: usize> TaskBuilder<KD> {
             scalars: Vec::new(),
             reduction_kinds: Vec::new(),
             custom_reductions: Vec::new(),
+            accessors: Vec::new(),
+            reductions: Vec::new(),
+            pending_name: None,
             host_fn: None,
             objects: Vec::new(),
         }
@@ -846,15 +908,53 @@ impl<const KD: usize> TaskBuilder<KD> {
         self
     }
 
-    /// Appends scalar arguments, pushed to the kernel after the accessor windows (u32 words).
-    pub fn scalars(mut self, words: &[u32]) -> Self {
-        self.scalars.extend_from_slice(words);
+    /// Appends `u32` scalar arguments, positionally: they fill the kernel's push-constant members after its boxes
+    /// in declaration order (a `vecN<u32>` member takes `N` of them), and each must be a `u32` member; `submit`
+    /// checks the count and the types. Use [`scalar`](Self::scalar) to give values by name.
+    pub fn scalars(mut self, values: &[u32]) -> Self {
+        self.scalars.extend(values.iter().map(|&v| ScalarArg::positional(v)));
         self
     }
 
-    /// Appends an `f32` scalar argument.
-    pub fn scalar_f32(self, value: f32) -> Self {
-        self.scalars(&[value.to_bits()])
+    /// Appends an `f32` scalar argument, positionally (see [`scalars`](Self::scalars)).
+    pub fn scalar_f32(mut self, value: f32) -> Self {
+        self.scalars.push(ScalarArg::positional(value));
+        self
+    }
+
+    /// Appends an `i32` scalar argument, positionally (see [`scalars`](Self::scalars)).
+    pub fn scalar_i32(mut self, value: i32) -> Self {
+        self.scalars.push(ScalarArg::positional(value));
+        self
+    }
+
+    /// Gives the kernel's push-constant member `name` the value `value` (`f32`, `i32` or `u32`); `submit` checks
+    /// that the kernel has a 4-byte member of that name and type. A task names all its scalars or none.
+    ///
+    /// ```
+    /// # use celer::{access, kernels, task, Kernel, Queue};
+    /// let q = Queue::dry_run();
+    /// let (a, b) = (q.buffer_from(&[0.0f32; 16], [16]), q.buffer::<f32, 1>([16]));
+    /// let heat = Kernel::wgsl(&kernels::HEAT_1D, "main")?;
+    /// q.submit(
+    ///     task::parallel_for(&heat, [16])
+    ///         .bind("src").read(&a, access::neighborhood([1]))
+    ///         .bind("dst").discard_write(&b, access::one_to_one())
+    ///         .scalar("alpha", 0.1f32),
+    /// )?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn scalar(mut self, name: &str, value: impl Scalar) -> Self {
+        self.scalars.push(ScalarArg::named(name, value));
+        self
+    }
+
+    /// Names the kernel binding (its WGSL variable) that the next accessor or reduction binds to, e.g.
+    /// `.bind("src").read(&a, ...)`. When a task names all its bindings, celer binds them by name, whatever the order
+    /// they were written in; a task names all its bindings or none.
+    pub fn bind(mut self, name: &str) -> Self {
+        self.pending_name = Some(name.to_owned());
+        self
     }
 
     fn access<T: Element, const BD: usize>(
@@ -868,6 +968,7 @@ impl<const KD: usize> TaskBuilder<KD> {
             mode,
             mapper: mapper.into_range_mapper(),
         });
+        self.accessors.push(BindMeta::of::<T>(self.pending_name.take()));
         self
     }
 
@@ -909,6 +1010,7 @@ impl<const KD: usize> TaskBuilder<KD> {
         });
         self.reduction_kinds.push(T::KIND);
         self.custom_reductions.push(None);
+        self.reductions.push(BindMeta::of::<T>(self.pending_name.take()));
         self
     }
 
@@ -941,6 +1043,7 @@ impl<const KD: usize> TaskBuilder<KD> {
             include_current_value: false,
         });
         self.reduction_kinds.push(T::KIND);
+        self.reductions.push(BindMeta::of::<T>(self.pending_name.take()));
         let read = |b: &[u8]| -> T {
             assert_eq!(b.len(), std::mem::size_of::<T>(), "a reduction element has the buffer's element size");
             bytemuck::pod_read_unaligned(b)

@@ -4,10 +4,133 @@
 //! (`saxpy.wgsl` → [`SAXPY`]). Load one on a device with
 //! [`Device::load_kernel`](crate::vulkan::Device::load_kernel).
 //!
-//! Conventions for the WGSL files: storage buffers in `@group(0)`, bound in binding order;
+//! Conventions for the WGSL files: storage buffers in `@group(0)` (only there, numbered from 0 without gaps: the
+//! build refuses anything else), bound in binding order;
 //! push constants declared as `var<immediate>` (naga 30's spelling of `var<push_constant>`);
 //! SPIR-V 1.3 output, so subgroup operations are available. celer-kernel-build appends its
 //! `wgsl/prelude.wgsl` to every kernel, so kernels may call its `celer_*` helpers (see [`gpu`](crate::gpu)).
+
+/// A scalar type: of a buffer's elements (Rust side) or of a WGSL binding's or push-constant member's values.
+///
+/// WGSL has `bool`, `i32`, `u32`, `f32` and, with device features, `f16`, `f64`, `i64`, `u64`; the 8- and 16-bit
+/// integers exist only on the Rust side (a buffer of `u8` can be bound to no WGSL array).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScalarType {
+    /// `bool` (WGSL only; not host-shareable).
+    Bool,
+    /// `u8` (Rust only).
+    U8,
+    /// `i8` (Rust only).
+    I8,
+    /// `u16` (Rust only).
+    U16,
+    /// `i16` (Rust only).
+    I16,
+    /// `u32`.
+    U32,
+    /// `i32`.
+    I32,
+    /// `u64`.
+    U64,
+    /// `i64`.
+    I64,
+    /// `f16`.
+    F16,
+    /// `f32`.
+    F32,
+    /// `f64`.
+    F64,
+}
+
+impl ScalarType {
+    /// Bytes of one value.
+    pub const fn size(self) -> u32 {
+        match self {
+            ScalarType::Bool | ScalarType::U32 | ScalarType::I32 | ScalarType::F32 => 4,
+            ScalarType::U8 | ScalarType::I8 => 1,
+            ScalarType::U16 | ScalarType::I16 | ScalarType::F16 => 2,
+            ScalarType::U64 | ScalarType::I64 | ScalarType::F64 => 8,
+        }
+    }
+
+    /// The type's name, as Rust and WGSL spell it (`f32`, `u8`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ScalarType::Bool => "bool",
+            ScalarType::U8 => "u8",
+            ScalarType::I8 => "i8",
+            ScalarType::U16 => "u16",
+            ScalarType::I16 => "i16",
+            ScalarType::U32 => "u32",
+            ScalarType::I32 => "i32",
+            ScalarType::U64 => "u64",
+            ScalarType::I64 => "i64",
+            ScalarType::F16 => "f16",
+            ScalarType::F32 => "f32",
+            ScalarType::F64 => "f64",
+        }
+    }
+}
+
+impl std::fmt::Display for ScalarType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a `var<storage>` binding may be used, as the WGSL declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageAccess {
+    /// `var<storage, read>`: the kernel only loads.
+    Read,
+    /// `var<storage, read_write>`: the kernel may load, store and use atomics.
+    ReadWrite,
+}
+
+impl StorageAccess {
+    /// `read` or `read_write`, as WGSL spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            StorageAccess::Read => "read",
+            StorageAccess::ReadWrite => "read_write",
+        }
+    }
+}
+
+/// One `@group(0) @binding(n) var<storage, ...> name: array<T>` of a kernel file, from naga's IR at build time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindingDesc {
+    /// The binding number `n`: accessor `n` of a task (accessors first, then reductions) binds here.
+    pub binding: u32,
+    /// The WGSL variable's name, e.g. `"src"`, by which a program can bind it.
+    pub name: &'static str,
+    /// The element type as WGSL spells it: `f32`, `atomic<u32>`, `vec4<f32>` (the variable itself, when it is not
+    /// a runtime-sized array).
+    pub element: &'static str,
+    /// The element's scalar type when the element is a scalar or an atomic of one (`array<atomic<i32>>` → `i32`);
+    /// `None` for vectors, matrices and structs.
+    pub scalar: Option<ScalarType>,
+    /// Bytes from one element to the next (the array's stride).
+    pub element_size: u32,
+    /// Its declared access.
+    pub access: StorageAccess,
+}
+
+/// One member of the push-constant struct (`var<immediate>`) an entry point uses, from naga's IR at build time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushMemberDesc {
+    /// The member's name, e.g. `"alpha"`, by which a program can give its value.
+    pub name: &'static str,
+    /// Its type as WGSL spells it: `CelerBox`, `f32`, `vec2<u32>`.
+    pub ty: &'static str,
+    /// The scalar type of its components for scalars, vectors and matrices (`vec2<u32>` → `u32`); `None` for
+    /// structs and arrays.
+    pub scalar: Option<ScalarType>,
+    /// Byte offset in the struct.
+    pub offset: u32,
+    /// Bytes it occupies.
+    pub size: u32,
+}
 
 /// A compute entry point of a [`KernelSource`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,9 +139,21 @@ pub struct EntryPointDesc {
     pub name: &'static str,
     /// Its `@workgroup_size(x, y, z)`.
     pub workgroup_size: [u32; 3],
+    /// The dimensionality it works in: `n` when it calls the prelude's `celer_item_{n}d`, directly or through the
+    /// functions it calls (a build error if it calls two of them); `None` when it calls none.
+    pub dims: Option<u32>,
+    /// The members of the push-constant struct (`var<immediate>`) it uses, in offset order (empty if it uses none).
+    /// By celer's convention, `chunk: CelerBox`, one `CelerBox` per binding, then the kernel's scalars.
+    pub push_constants: &'static [PushMemberDesc],
+    /// Total bytes of the push-constant struct (0 if it uses none), trailing padding included.
+    pub push_constant_bytes: u32,
+    /// The binding numbers it stores to or uses atomics on (directly or through the functions it calls), ascending:
+    /// a task must declare a writing access for the buffers bound there.
+    pub writes: &'static [u32],
 }
 
-/// One compiled shader file: SPIR-V bytes plus what the build script learnt about its entry points.
+/// One compiled shader file: SPIR-V bytes plus what the build script learnt about its bindings and entry points
+/// (reflected from naga's IR: [`BindingDesc`], [`EntryPointDesc`]), which `celer`'s `submit` checks tasks against.
 ///
 /// Only `celer-kernel-build` makes these (the fields are private; its generated code calls the unsafe
 /// `from_build`), so every `KernelSource` holds SPIR-V that naga produced from a validated module with
@@ -40,6 +175,8 @@ pub struct KernelSource {
     entry_points: &'static [EntryPointDesc],
     /// 1 + the highest binding number the file declares in `@group(0)`, used or not.
     group0_bindings: u32,
+    /// The file's `@group(0)` bindings, by binding number (numbers run from 0 without gaps: a build error else).
+    bindings: &'static [BindingDesc],
 }
 
 impl KernelSource {
@@ -49,7 +186,8 @@ impl KernelSource {
     /// `spirv` and `checked_spirv` are SPIR-V modules that naga wrote from validated WGSL modules with
     /// bounds-checked indexing (`celer-kernel-build` does exactly that), `checked_spirv` the checked variant of
     /// `spirv` (with one more storage binding, `group0_bindings`), and `entry_points` and `group0_bindings` describe
-    /// them: the GPU layer dispatches them through safe functions on the strength of it.
+    /// them: the GPU layer dispatches them through safe functions on the strength of it. `bindings` describes the
+    /// `group0_bindings` bindings, in binding order.
     #[doc(hidden)]
     pub const unsafe fn from_build(
         name: &'static str,
@@ -57,8 +195,15 @@ impl KernelSource {
         checked_spirv: &'static [u8],
         entry_points: &'static [EntryPointDesc],
         group0_bindings: u32,
+        bindings: &'static [BindingDesc],
     ) -> Self {
-        Self { name, spirv, checked_spirv, entry_points, group0_bindings }
+        Self { name, spirv, checked_spirv, entry_points, group0_bindings, bindings }
+    }
+
+    /// The file's `@group(0)` bindings in binding order (`bindings()[n].binding == n`): every entry point of the
+    /// file shares this one layout.
+    pub fn bindings(&self) -> &'static [BindingDesc] {
+        self.bindings
     }
 
     /// The file stem, e.g. `"saxpy"` for `exec/shaders/saxpy.wgsl`.

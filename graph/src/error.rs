@@ -99,6 +99,24 @@ pub enum TaskErrorKind {
         /// The buffer's extent.
         extent: GridBox,
     },
+    /// A custom mapper's declared reach misses a chunk that touches the cells it was asked about.
+    #[error(
+        "the reach declared for custom range mapper '{mapper}' of {buffer} is wrong: chunk {chunk} touches {cells}, \
+         but the reach of those cells is {declared}, which does not hold the chunk; with a wrong reach, ranks would \
+         miss data other ranks need, so fix the reach (or drop it: an undeclared reach is always correct)"
+    )]
+    MapperReach {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The mapper's name.
+        mapper: &'static str,
+        /// The chunk checked.
+        chunk: GridBox,
+        /// The bounding box of what the chunk touches.
+        cells: GridBox,
+        /// What the mapper's reach returned for `cells`.
+        declared: GridBox,
+    },
     /// A read of cells nobody wrote (an error only under [`ErrorPolicy::Error`]).
     #[error(
         "{buffer} is read in {region}, which no task has written; initialize the buffer from host data, or write it \
@@ -133,21 +151,6 @@ pub enum TaskErrorKind {
         /// The other writer's rank.
         second: crate::ids::NodeId,
     },
-    /// A pending reduction read by some ranks but not all (nor exactly one).
-    #[error(
-        "{buffer} holds the pending result of reduction {reduction}, which is read by {readers} of {ranks} ranks; \
-         a reduction result must be read by all ranks or by exactly one"
-    )]
-    ReductionReadBySubset {
-        /// The buffer.
-        buffer: ResourceIdent,
-        /// The reduction.
-        reduction: crate::ids::ReductionId,
-        /// How many ranks read it.
-        readers: usize,
-        /// How many ranks there are.
-        ranks: usize,
-    },
     /// A kernel that declares a different number of buffer bindings than the task has accessors and reductions.
     #[error(
         "kernel {kernel} declares {declared} storage bindings in @group(0), but the task binds {given} \
@@ -164,6 +167,177 @@ pub enum TaskErrorKind {
         accessors: usize,
         /// Of which reduction buffers.
         reductions: usize,
+    },
+    /// A buffer whose element type is not the element type of the kernel binding it is bound to.
+    #[error(
+        "kernel {kernel} declares `{binding}` (@binding({number})) as array<{wgsl}>, but the task binds {buffer} of \
+         {element} there ({role}); bind a buffer of the binding's element type, or change the kernel"
+    )]
+    KernelElementType {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The binding's element type, as WGSL spells it.
+        wgsl: String,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The buffer's element type.
+        element: &'static str,
+        /// Which of the task's bindings it is (`the read accessor`, `the reduction`).
+        role: String,
+    },
+    /// A buffer the task writes (or reduces into) bound to a `var<storage, read>` binding.
+    #[error(
+        "kernel {kernel} declares `{binding}` (@binding({number})) var<storage, read>, but the task binds {buffer} \
+         there with {mode} access; the kernel cannot write through it (declare it var<storage, read_write>, or \
+         bind a buffer the task only reads: were two accessors given in the wrong order?)"
+    )]
+    KernelReadOnlyBinding {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The task's access mode (`discard_write`, `reduction`, ...).
+        mode: &'static str,
+    },
+    /// A buffer the task only reads bound where the kernel writes.
+    #[error(
+        "kernel {kernel} writes `{binding}` (@binding({number})), but the task binds {buffer} there with read \
+         access, so celer would not know the buffer changed (the ranks' copies would disagree): declare a writing \
+         access (read_write, discard_write), or bind the buffer the kernel writes there (were two accessors given \
+         in the wrong order?)"
+    )]
+    KernelWritesReadAccess {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+    },
+    /// A kernel that works in another dimensionality than the task's index space.
+    #[error(
+        "kernel {kernel} works in {kernel_dims}D (it calls celer_item_{kernel_dims}d), but the task's index space \
+         {range} has {task_dims} dimension(s); submit it over a {kernel_dims}D range, or call \
+         celer_item_{task_dims}d in the kernel"
+    )]
+    KernelDimensions {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The dimensionality the kernel works in.
+        kernel_dims: u32,
+        /// The task's.
+        task_dims: usize,
+        /// The task's index space.
+        range: GridBox,
+    },
+    /// A push-constant member of the kernel that the task gives no value.
+    #[error(
+        "kernel {kernel}'s push-constant member `{member}` (offset {offset}) gets no value: the task gives \
+         {given}; give it with .scalar(\"{name}\", value)"
+    )]
+    MissingScalar {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The member, `name: type`.
+        member: String,
+        /// Its name alone.
+        name: String,
+        /// Its byte offset.
+        offset: u32,
+        /// What the task gives, e.g. `2 positional scalar values`.
+        given: String,
+    },
+    /// More scalar values than the kernel's push-constant struct has room for.
+    #[error(
+        "the task gives {given} scalar value(s), but kernel {kernel} takes {expected} after its boxes ({declared}); \
+         remove the extra values or add members to the kernel's push-constant struct"
+    )]
+    ExtraScalars {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// Values given.
+        given: usize,
+        /// Values the kernel takes.
+        expected: usize,
+        /// The members that take them, `name: type`, or `none`.
+        declared: String,
+    },
+    /// A scalar value of another type than the push-constant member it fills.
+    #[error(
+        "kernel {kernel}'s push-constant member `{member}` is of type {member_type}, but the task gives it {given} \
+         ({which}); give it a value of type {member_type}"
+    )]
+    ScalarType {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The member's name.
+        member: String,
+        /// The member's (component) type.
+        member_type: String,
+        /// The type given (`an f32`).
+        given: String,
+        /// Which value: `scalar "dt"` or `positional scalar 2`.
+        which: String,
+    },
+    /// A binding or scalar named by the program that the kernel does not declare.
+    #[error("kernel {kernel} has no {what} named `{name}` (it has: {known})")]
+    UnknownKernelName {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// `binding` or `push-constant member`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The names it has.
+        known: String,
+    },
+    /// A binding or scalar named twice, or named for some values and not for others.
+    #[error("{problem} for kernel {kernel}; {hint}")]
+    KernelNaming {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// What is wrong, e.g. ``binding `src` is given twice``.
+        problem: String,
+        /// How to fix it.
+        hint: &'static str,
+    },
+    /// A push-constant struct that does not follow celer's layout (chunk box, one box per binding, scalars).
+    #[error(
+        "kernel {kernel}'s push-constant struct does not follow celer's layout ({detail}); it must start with \
+         `chunk: CelerBox`, then one CelerBox per @group(0) binding in binding order, then the kernel's scalars"
+    )]
+    PushConstantLayout {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// What differs.
+        detail: String,
+    },
+    /// Items of one task read cells that other items of the same task write: the result would depend on how the
+    /// task is split and in which order its work-items run.
+    #[error(
+        "{buffer} is read in {region} through {read}, and other items of the same task write those cells through \
+         {write}; work-items of one task run in no defined order, so what they read would depend on the split and \
+         the timing: write into a second buffer and swap (double buffering), or split the task in two"
+    )]
+    IntraTaskRace {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// Cells one chunk reads and another writes (found on a probe split).
+        region: Region,
+        /// The reading access, `read through neighborhood`.
+        read: String,
+        /// The writing access.
+        write: String,
     },
     /// A buffer both reduced into and accessed in one task.
     #[error("{buffer} is both reduced into and accessed by the same task")]

@@ -118,6 +118,7 @@ pub fn jacobi(n: usize, steps: usize) -> Workload {
         f: std::sync::Arc::new(|chunk: &GridBox, buf: &GridBox| {
             crate::Region::from(GridBox::d2([chunk.min()[0], 0], [chunk.max()[0], buf.max()[1]]))
         }),
+        reach: None,
     };
     let tasks = (0..steps)
         .map(|i| {
@@ -131,4 +132,42 @@ pub fn jacobi(n: usize, steps: usize) -> Workload {
         })
         .collect();
     Workload { name: "jacobi", buffers: vec![a, b, x, x_new], tasks }
+}
+
+/// `w` with every range mapper replaced by a custom closure that maps the same cells, as a program that writes its
+/// mappers as closures would submit it; with `bounded`, each closure also declares the reach of the mapper it
+/// replaces ([`RangeMapper::reach`]). The command graphs are the same; only what they cost differs.
+pub fn with_custom_mappers(w: &Workload, bounded: bool) -> Workload {
+    let dims_of = |b: BufferId| w.buffers.iter().find(|x| x.id == b).map_or(1, |x| x.dims);
+    let tasks = w
+        .tasks
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            let kernel_dims = t.dims;
+            let accesses: Vec<_> = t
+                .accesses
+                .iter()
+                .map(|a| {
+                    let mut a = a.clone();
+                    let (m, buffer_dims) = (std::sync::Arc::new(a.mapper.clone()), dims_of(a.buffer));
+                    let inner = m.clone();
+                    a.mapper = RangeMapper::Custom {
+                        name: m.name(),
+                        f: std::sync::Arc::new(move |chunk: &GridBox, buf: &GridBox| {
+                            inner.apply(chunk, kernel_dims, buf, buffer_dims).expect("the workload's mappers apply")
+                        }),
+                        reach: bounded.then(|| {
+                            std::sync::Arc::new(move |cells: &GridBox, range: &GridBox| m.reach(cells, range))
+                                as std::sync::Arc<crate::task::CustomReachFn>
+                        }),
+                    };
+                    a
+                })
+                .collect();
+            t.accesses = accesses.into();
+            t
+        })
+        .collect();
+    Workload { name: w.name, buffers: w.buffers.clone(), tasks }
 }

@@ -143,4 +143,130 @@ mod tests {
         assert_eq!(readers_of(&log, &Region::from(GridBox::d1(0, 40))), vec![5, 6]);
         assert_eq!(log.len(), 3, "[0, 3) and [12, 15) as 5, [20, 30) as 6");
     }
+
+    /// Every entry, in log order (one query box covering everything cuts nothing).
+    fn entries(log: &ReaderLog<u32>) -> Vec<(u32, GridBox)> {
+        let mut out = Vec::new();
+        log.for_each_overlap(&Region::from(GridBox::d1(0, 1000)), |r, b| out.push((r, b)));
+        out
+    }
+
+    #[test]
+    fn an_empty_log_has_no_entries_and_skips_empty_boxes() {
+        let mut log = ReaderLog::<u32>::new();
+        assert!(log.is_empty());
+        assert_eq!(log.len(), 0);
+        log.add(1, [GridBox::EMPTY, GridBox::d1(4, 4)]);
+        assert!(log.is_empty(), "empty boxes are no reads");
+        log.add(1, [GridBox::d1(0, 2), GridBox::EMPTY, GridBox::d1(5, 6)]);
+        assert!(!log.is_empty());
+        assert_eq!(log.len(), 2);
+        assert_eq!(entries(&log), vec![(1, GridBox::d1(0, 2)), (1, GridBox::d1(5, 6))]);
+    }
+
+    #[test]
+    fn collapsing_folds_every_reader_when_all_are_older_than_the_epoch() {
+        let mut log = ReaderLog::new();
+        log.add(1, [GridBox::d1(0, 4)]);
+        log.add(2, [GridBox::d1(4, 8)]);
+        log.add(3, [GridBox::d1(20, 30)]);
+        log.collapse_before(9);
+        // One region: [0, 8) joins, [20, 30) stays apart; both now read by the epoch.
+        assert_eq!(entries(&log), vec![(9, GridBox::d1(0, 8)), (9, GridBox::d1(20, 30))]);
+    }
+
+    #[test]
+    fn collapsing_keeps_the_epochs_own_reads_once_and_newer_readers_as_they_are() {
+        let mut log = ReaderLog::new();
+        log.add(2, [GridBox::d1(0, 4)]);
+        log.add(5, [GridBox::d1(4, 6)]);
+        log.add(7, [GridBox::d1(10, 12)]);
+        log.add(6, [GridBox::d1(2, 5)]);
+        log.collapse_before(5);
+        // Readers 2 and 5 (the epoch itself counts as folded) become one box of 5; 7 and 6 keep their order.
+        assert_eq!(entries(&log), vec![(5, GridBox::d1(0, 6)), (7, GridBox::d1(10, 12)), (6, GridBox::d1(2, 5))]);
+        // Nothing older left: collapsing again changes nothing.
+        log.collapse_before(5);
+        assert_eq!(log.len(), 3);
+        log.collapse_before(1);
+        assert_eq!(log.len(), 3, "an epoch older than every reader folds nothing");
+    }
+
+    #[test]
+    fn a_write_of_everything_read_empties_the_log() {
+        let mut log = ReaderLog::new();
+        log.add(1, [GridBox::d1(0, 4), GridBox::d1(6, 8)]);
+        log.add(2, [GridBox::d1(2, 7)]);
+        log.clear(&Region::from(GridBox::d1(0, 8)));
+        assert!(log.is_empty());
+        // A two-box write covering all reads empties it too.
+        log.add(3, [GridBox::d1(0, 2), GridBox::d1(6, 8)]);
+        log.clear(&Region::from_boxes([GridBox::d1(0, 3), GridBox::d1(5, 8)]));
+        assert!(log.is_empty(), "{:?}", entries(&log));
+    }
+
+    #[test]
+    fn a_write_keeps_untouched_entries_in_order_and_cuts_hit_ones_into_pieces() {
+        let mut log = ReaderLog::new();
+        log.add(1, [GridBox::d1(0, 2)]);
+        log.add(2, [GridBox::d1(10, 20)]);
+        log.add(3, [GridBox::d1(30, 32)]);
+        log.add(4, [GridBox::d1(12, 14)]);
+        // A one-box write inside reader 2's box: 2 keeps both sides, 4 (covered) goes, 1 and 3 stay.
+        log.clear(&Region::from(GridBox::d1(11, 15)));
+        assert_eq!(
+            entries(&log),
+            vec![(1, GridBox::d1(0, 2)), (2, GridBox::d1(10, 11)), (2, GridBox::d1(15, 20)), (3, GridBox::d1(30, 32)),]
+        );
+        // A two-box write: each hit box loses both parts, misses stay.
+        log.clear(&Region::from_boxes([GridBox::d1(1, 2), GridBox::d1(16, 18)]));
+        assert_eq!(
+            entries(&log),
+            vec![
+                (1, GridBox::d1(0, 1)),
+                (2, GridBox::d1(10, 11)),
+                (2, GridBox::d1(15, 16)),
+                (2, GridBox::d1(18, 20)),
+                (3, GridBox::d1(30, 32)),
+            ]
+        );
+        // A write that hits nothing changes nothing.
+        log.clear(&Region::from(GridBox::d1(40, 50)));
+        assert_eq!(log.len(), 5);
+    }
+
+    #[test]
+    fn readers_are_reported_once_per_run_of_their_entries() {
+        let mut log = ReaderLog::new();
+        log.add(1, [GridBox::d1(0, 2), GridBox::d1(4, 6)]);
+        log.add(2, [GridBox::d1(1, 5)]);
+        let mut seen = Vec::new();
+        log.for_each_in(&Region::from(GridBox::d1(0, 10)), |r| seen.push(r));
+        assert_eq!(seen, vec![1, 2]);
+        seen.clear();
+        log.for_each_in(&Region::from(GridBox::d1(5, 6)), |r| seen.push(r));
+        assert_eq!(seen, vec![1]);
+        let mut cut = Vec::new();
+        log.for_each_overlap(&Region::from_boxes([GridBox::d1(0, 1), GridBox::d1(5, 9)]), |r, b| cut.push((r, b)));
+        assert_eq!(cut, vec![(1, GridBox::d1(0, 1)), (1, GridBox::d1(5, 6))]);
+    }
+
+    #[test]
+    fn the_log_stays_as_short_as_the_reads_in_flight_over_a_long_run() {
+        // An input buffer of 64 cells, never written: each step's 8 chunks read their halos [c*8-1, c*8+9), and every
+        // fourth step a horizon folds all readers so far. Without the folds the log grows by 8 entries per step.
+        let mut log = ReaderLog::new();
+        let mut max_len = 0;
+        for step in 1..=200u32 {
+            for c in 0..8usize {
+                log.add(step, [GridBox::d1((c * 8).saturating_sub(1), (c * 8 + 9).min(64))]);
+            }
+            max_len = max_len.max(log.len());
+            if step % 4 == 0 {
+                log.collapse_before(step);
+                assert_eq!(entries(&log), vec![(step, GridBox::d1(0, 64))], "step {step}");
+            }
+        }
+        assert_eq!(max_len, 1 + 4 * 8, "the folded region plus four steps of reads");
+    }
 }

@@ -64,6 +64,10 @@ pub enum NeighborhoodShape {
 /// A user-defined range mapper: from a chunk of the kernel's index space and the buffer's extent to a region.
 pub type CustomMapperFn = dyn Fn(&GridBox, &GridBox) -> Region + Send + Sync;
 
+/// A custom mapper's declared inverse bound: from a box of buffer cells and the task's index space to a box of
+/// kernel indices outside which no item touches any of those cells (see [`RangeMapper::Custom`]).
+pub type CustomReachFn = dyn Fn(&GridBox, &GridBox) -> GridBox + Send + Sync;
+
 /// Maps a chunk of a task's index space to the part of a buffer the chunk touches.
 #[derive(Clone)]
 pub enum RangeMapper {
@@ -85,11 +89,22 @@ pub enum RangeMapper {
     /// The chunk with dimensions 0 and 1 swapped (2D only).
     Transposed,
     /// A user closure; `name` appears in errors and graph dumps.
+    ///
+    /// Without a `reach`, every rank evaluates the closure for every chunk of a task that touches the buffer (an
+    /// O(ranks) cost per task). With one, the mapper promises two things, which make it as cheap as a built-in:
+    /// - `reach(cells, range)` holds every kernel index (of `range`) whose item touches any of `cells`, so the
+    ///   command generator evaluates only the chunks inside it;
+    /// - the mapper is additive: a chunk's region is the union of its items' regions, so the task's whole region
+    ///   is the closure applied to the whole index space.
+    ///
+    /// Each rank checks the first promise on its own chunk (the reach of what the chunk touches must hold it).
     Custom {
         /// Shown in diagnostics.
         name: &'static str,
         /// The mapping.
         f: Arc<CustomMapperFn>,
+        /// The declared inverse bound, if any.
+        reach: Option<Arc<CustomReachFn>>,
     },
 }
 
@@ -197,12 +212,40 @@ impl RangeMapper {
     }
 }
 
+impl RangeMapper {
+    /// A box of kernel indices (of the index space `range`) outside which no item touches any of `cells`: exact
+    /// for the chunk-shaped mappers, the declared reach of a bounded custom mapper, and `range` itself for the rest.
+    pub fn reach(&self, cells: &GridBox, range: &GridBox) -> GridBox {
+        match self {
+            RangeMapper::OneToOne => *cells,
+            RangeMapper::Neighborhood { extent, .. } => {
+                let (mut min, mut max) = (cells.min(), cells.max());
+                for d in 0..MAX_DIMS {
+                    min[d] = min[d].saturating_sub(extent[d]);
+                    max[d] = max[d].saturating_add(extent[d]);
+                }
+                GridBox::new(min, max)
+            }
+            RangeMapper::Slice(dim) => {
+                let (mut min, mut max) = (cells.min(), cells.max());
+                min[*dim] = range.min()[*dim];
+                max[*dim] = range.max()[*dim];
+                GridBox::new(min, max)
+            }
+            RangeMapper::Transposed => cells.transposed(0, 1),
+            RangeMapper::Custom { reach: Some(reach), .. } => reach(cells, range),
+            RangeMapper::Fixed(_) | RangeMapper::All | RangeMapper::Custom { reach: None, .. } => *range,
+        }
+    }
+}
+
 impl fmt::Debug for RangeMapper {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RangeMapper::Fixed(b) => write!(f, "fixed({b})"),
             RangeMapper::Slice(d) => write!(f, "slice({d})"),
             RangeMapper::Neighborhood { extent, shape } => write!(f, "neighborhood({extent:?}, {shape:?})"),
+            RangeMapper::Custom { name, reach: Some(_), .. } => write!(f, "{name} (bounded)"),
             other => f.write_str(other.name()),
         }
     }

@@ -37,9 +37,14 @@ use crate::node_store::{ExecutionFront, NodeStore, VecPool};
 use crate::reader_log::ReaderLog;
 use crate::region_map::RegionMap;
 use crate::task::{
-    AccessRegions, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin, EpochAction, ResourceIdent, Task,
-    TaskKind, TaskSpec,
+    AccessRegions, BufferAccess, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin, EpochAction,
+    RangeMapper, ResourceIdent, Task, TaskKind, TaskSpec,
 };
+
+/// Into how many slabs per dimension [`TaskManager::intra_task_race`] splits an index space to look for cells that
+/// one part of a task reads and another writes (more find nothing new for the built-in mappers: a race shows at the
+/// first slab border).
+const RACE_PROBE_PIECES: usize = 4;
 
 /// The default horizon step: a new horizon once the critical path grew by this much since the last one.
 /// Celerity's default, justified in Thoman et al., "Horizons" (SN Computer Science 2024); see
@@ -359,6 +364,11 @@ impl TaskManager {
             };
             entry.add(access.mode, region);
         }
+        if matches!(spec.kind, TaskKind::DeviceCompute | TaskKind::HostCompute) {
+            if let Some(inner) = self.intra_task_race(spec) {
+                return Err(err(inner));
+            }
+        }
         for red in &spec.reductions {
             let buf = self
                 .buffers
@@ -408,6 +418,70 @@ impl TaskManager {
             }
         }
         Ok((regions, deps))
+    }
+
+    /// A buffer that some items of `spec` read where other items of it write, found on probe splits; `None` if
+    /// there is none. Called after every access's mapper was applied to the whole index space without error.
+    ///
+    /// Items of one task run in no defined order (across workgroups, devices and ranks), so a cell read by one item
+    /// and written by another is a race. The check splits the index space along each of its dimensions into up to
+    /// [`RACE_PROBE_PIECES`] slabs and, for every pair of different slabs, intersects what one reads with what the
+    /// other writes: neighbourhood, `all`, transposed and custom readers of a buffer the task writes are caught at
+    /// the first slab border. A buffer whose accesses are all `one_to_one` cannot race and costs nothing.
+    fn intra_task_race(&self, spec: &TaskSpec) -> Option<TaskErrorKind> {
+        let accesses = &spec.accesses;
+        for (i, w) in accesses.iter().enumerate() {
+            // Each buffer once, at its first writing access; skip the one_to_one-only buffers at once.
+            if !w.mode.produces() || accesses[..i].iter().any(|a| a.buffer == w.buffer && a.mode.produces()) {
+                continue;
+            }
+            let mut of_buffer = accesses.iter().filter(|a| a.buffer == w.buffer);
+            if of_buffer.clone().all(|a| matches!(a.mapper, RangeMapper::OneToOne))
+                || !of_buffer.any(|a| a.mode.consumes())
+            {
+                continue;
+            }
+            // Only now (rare: a written buffer read through another mapper) does the check allocate.
+            let same: Vec<&BufferAccess> = accesses.iter().filter(|a| a.buffer == w.buffer).collect();
+            let buf = self.buffers.get(&w.buffer)?;
+            for dim in 0..spec.dims.max(1) {
+                let (lo, hi) = (spec.range.min()[dim], spec.range.max()[dim]);
+                let pieces = (hi - lo).min(RACE_PROBE_PIECES);
+                if pieces < 2 {
+                    continue;
+                }
+                let slab = |k: usize| {
+                    let (mut min, mut max) = (spec.range.min(), spec.range.max());
+                    min[dim] = lo + (hi - lo) * k / pieces;
+                    max[dim] = lo + (hi - lo) * (k + 1) / pieces;
+                    GridBox::new(min, max)
+                };
+                let apply = |a: &BufferAccess, k: usize| {
+                    a.mapper.apply(&slab(k), spec.dims, &buf.extent, buf.dims).unwrap_or_default()
+                };
+                for writer in same.iter().filter(|a| a.mode.produces()) {
+                    let written: Vec<Region> = (0..pieces).map(|k| apply(writer, k)).collect();
+                    for reader in same.iter().filter(|a| a.mode.consumes()) {
+                        for k in 0..pieces {
+                            let read = apply(reader, k);
+                            for (j, wr) in written.iter().enumerate() {
+                                let overlap = if j == k { Region::new() } else { read.intersection(wr) };
+                                if !overlap.is_empty() {
+                                    let describe = |a: &BufferAccess| format!("{} {}", a.mode.name(), a.mapper.name());
+                                    return Some(TaskErrorKind::IntraTaskRace {
+                                        buffer: ResourceIdent::buffer(w.buffer, buf.name.as_deref()),
+                                        region: overlap,
+                                        read: describe(reader),
+                                        write: describe(writer),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Inserts a validated user task; `deps` holds its true dependencies on last writers already.

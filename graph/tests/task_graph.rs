@@ -337,3 +337,358 @@ fn the_task_graph_prints_as_dot() {
     assert!(dot.contains(&format!("{w} -> {r}")), "{dot}");
     assert!(dot.contains("\\\"step\\\""), "{dot}");
 }
+
+#[test]
+fn reading_cells_that_other_items_of_the_same_task_write_is_refused() {
+    let mut tm = plain();
+    let (a, b) = (BufferId(0), BufferId(1));
+    tm.create_buffer(a, 1, GridBox::d1(0, 64), true, Some("a".into()));
+    tm.create_buffer(b, 1, GridBox::d1(0, 64), true, Some("b".into()));
+    let nb = RangeMapper::Neighborhood { extent: [1, 0, 0], shape: NeighborhoodShape::BoundingBox };
+    let e = tm.submit(kernel1(64, &[(a, Read, nb.clone()), (a, DiscardWrite, RangeMapper::OneToOne)])).unwrap_err();
+    let TaskErrorKind::IntraTaskRace { region, .. } = &*e.inner else { panic!("{e}") };
+    assert!(!region.is_empty() && region.area() <= 2, "a cell on each side of a slab border: {region:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("buffer B0 \"a\" is read in")
+            && msg.contains("through read neighborhood")
+            && msg.contains("write those cells through discard_write one_to_one"),
+        "{msg}"
+    );
+    // Reading everything while writing one's own cells, and reading and writing a neighbourhood, race too.
+    let e = tm.submit(kernel1(64, &[(a, Read, RangeMapper::All), (a, Write, RangeMapper::OneToOne)])).unwrap_err();
+    assert!(matches!(*e.inner, TaskErrorKind::IntraTaskRace { .. }), "{e}");
+    let e = tm.submit(kernel1(64, &[(a, ReadWrite, nb.clone())])).unwrap_err();
+    assert!(matches!(*e.inner, TaskErrorKind::IntraTaskRace { .. }), "{e}");
+    // Legit: each item reads and writes its own cells; the stencil reads one buffer and writes another.
+    tm.submit(kernel1(64, &[(a, ReadWrite, RangeMapper::OneToOne)])).unwrap();
+    tm.submit(kernel1(64, &[(a, Read, RangeMapper::OneToOne), (a, DiscardWrite, RangeMapper::OneToOne)])).unwrap();
+    tm.submit(kernel1(64, &[(a, Read, nb), (b, DiscardWrite, RangeMapper::OneToOne)])).unwrap();
+    // One item cannot race with another.
+    tm.submit(kernel1(1, &[(a, Read, RangeMapper::All), (a, DiscardWrite, RangeMapper::OneToOne)])).unwrap();
+}
+
+/// A reduction of `buffer` (include_current_value as given).
+fn reduction(buffer: BufferId, include_current_value: bool) -> celer_graph::ReductionSpec {
+    celer_graph::ReductionSpec {
+        id: celer_graph::ReductionId(0),
+        buffer,
+        op: celer_graph::ReductionOp::Sum,
+        include_current_value,
+    }
+}
+
+fn ids(tm: &TaskManager) -> Vec<u64> {
+    tm.tasks().map(|t| t.id.0).collect()
+}
+
+#[test]
+fn validation_refuses_each_bad_input_with_its_own_error() {
+    let mut tm = plain();
+    let b = BufferId(0);
+    let s = BufferId(1);
+    tm.create_buffer(b, 3, GridBox::d3([0; 3], [4; 3]), true, Some("grid".into()));
+    tm.create_buffer(s, 1, GridBox::d1(0, 1), true, Some("sum".into()));
+
+    // Three dimensions are the most: a 3D task is accepted, a 4D one refused.
+    let t3 = tm.submit(TaskSpec::device_compute(&[4, 4, 4]).access(b, Read, RangeMapper::OneToOne)).unwrap();
+    assert_eq!(tm.task(t3).unwrap().consumed(b).unwrap().area(), 64);
+    let mut d4 = TaskSpec::device_compute(&[4, 4, 4]);
+    d4.dims = 4;
+    let err = tm.submit(d4).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::TooManyDimensions { dims: 4 }), "{err}");
+
+    // Horizons and epochs come from the task manager only.
+    for kind in [TaskKind::Horizon, TaskKind::Epoch(EpochAction::Barrier)] {
+        let err = tm.submit(TaskSpec::new(kind, 0, GridBox::from_extent(&[]))).unwrap_err();
+        assert!(matches!(*err.inner, TaskErrorKind::ReservedKind { .. }), "{err}");
+    }
+    // Host tasks need items too.
+    let err = tm.submit(TaskSpec::new(TaskKind::HostCompute, 1, GridBox::EMPTY)).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::EmptyRange { .. }), "{err}");
+    let mut zero = TaskSpec::device_compute(&[4]);
+    zero.granularity = [1, 0, 1];
+    assert!(matches!(*tm.submit(zero).unwrap_err().inner, TaskErrorKind::ZeroGranularity));
+
+    // A reduction into a buffer the task also accesses is refused; beside an access to another buffer it is fine.
+    let mut both = TaskSpec::device_compute(&[1]).access(s, Read, RangeMapper::All);
+    both.reductions.push(reduction(s, false));
+    let err = tm.submit(both).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::ReductionAndAccess { .. }), "{err}");
+    assert!(err.to_string().contains("buffer B1 \"sum\""), "{err}");
+    let mut beside = TaskSpec::device_compute(&[4]).access(b, Read, RangeMapper::All);
+    beside.reductions.push(reduction(s, false));
+    let r = tm.submit(beside).unwrap();
+    let regions = &tm.task(r).unwrap().regions;
+    assert_eq!(regions.len(), 2);
+    assert_eq!((regions[1].buffer, regions[1].consumed.area(), regions[1].produced.area()), (s, 0, 1));
+    let mut keep = TaskSpec::device_compute(&[4]);
+    keep.reductions.push(reduction(s, true));
+    let r = tm.submit(keep).unwrap();
+    let regions = &tm.task(r).unwrap().regions;
+    assert_eq!((regions[0].consumed.area(), regions[0].produced.area()), (1, 1), "the current value is read");
+
+    // Unknown host objects and buffers, by kind.
+    let mut ho = TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[]));
+    ho.side_effects.push((HostObjectId(7), SideEffectOrder::Sequential));
+    assert!(matches!(*tm.submit(ho).unwrap_err().inner, TaskErrorKind::UnknownHostObject { .. }));
+    let mut red = TaskSpec::device_compute(&[1]);
+    red.reductions.push(reduction(BufferId(9), false));
+    assert!(matches!(*tm.submit(red).unwrap_err().inner, TaskErrorKind::UnknownBuffer { .. }));
+    // None of the refused tasks took an id.
+    assert_eq!(tm.next_task_id(), TaskId(4));
+}
+
+#[test]
+fn two_accesses_to_one_buffer_make_one_region_entry() {
+    let mut tm = plain();
+    let b = BufferId(0);
+    tm.create_buffer(b, 1, GridBox::d1(0, 16), true, None);
+    let t = tm
+        .submit(kernel1(1, &[(b, Read, fixed(0, 4)), (b, Read, fixed(8, 12)), (b, DiscardWrite, fixed(2, 6))]))
+        .unwrap();
+    let regions = &tm.task(t).unwrap().regions;
+    assert_eq!(regions.len(), 1, "{regions:?}");
+    assert_eq!(regions[0].consumed.boxes(), &[GridBox::d1(0, 4), GridBox::d1(8, 12)]);
+    assert_eq!(regions[0].produced.boxes(), &[GridBox::d1(2, 6)]);
+}
+
+#[test]
+fn collective_once_and_fence_tasks_get_their_fixed_index_space() {
+    let mut tm = TaskManager::new(TaskManagerConfig { num_ranks: 3, ..TaskManagerConfig::default() });
+    // Whatever the spec says: one item per rank for a collective task, a single item otherwise.
+    let c =
+        tm.submit(TaskSpec::new(TaskKind::Collective(CollectiveGroupId(0)), 2, GridBox::d2([0, 0], [5, 5]))).unwrap();
+    let once = tm.submit(TaskSpec::new(TaskKind::Once, 2, GridBox::d2([1, 1], [5, 5]))).unwrap();
+    let fence = tm.submit(TaskSpec::new(TaskKind::Fence, 1, GridBox::EMPTY)).unwrap();
+    let t = |id| tm.task(id).unwrap();
+    assert_eq!((t(c).spec.dims, t(c).spec.range), (1, GridBox::d1(0, 3)));
+    assert_eq!((t(once).spec.dims, t(once).spec.range), (0, GridBox::from_extent(&[])));
+    assert_eq!((t(fence).spec.dims, t(fence).spec.range), (0, GridBox::from_extent(&[])));
+    // A device kernel keeps its own.
+    let k = tm.submit(TaskSpec::device_compute(&[2, 7])).unwrap();
+    assert_eq!((tm.task(k).unwrap().spec.dims, tm.task(k).unwrap().spec.range), (2, GridBox::d2([0, 0], [2, 7])));
+}
+
+/// Critical path lengths of the horizons created while submitting a chain of `n` read-write tasks with `step`.
+fn chain_horizons(step: u32, n: usize) -> Vec<u32> {
+    let mut tm = manager(step, 1000);
+    let b = BufferId(0);
+    tm.create_buffer(b, 1, GridBox::d1(0, 10), true, None);
+    let mut out = vec![];
+    for _ in 0..n {
+        tm.submit(kernel1(10, &[(b, ReadWrite, RangeMapper::OneToOne)])).unwrap();
+        for id in tm.drain_new_tasks().collect::<Vec<_>>() {
+            let t = tm.task(id).unwrap();
+            if t.kind() == TaskKind::Horizon {
+                out.push(t.critical_path_length);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn horizons_never_come_closer_than_the_horizon_step() {
+    for step in 1..=4 {
+        let cps = chain_horizons(step, 24);
+        assert!(cps.len() >= 24 / (step as usize + 1), "step {step}: {cps:?}");
+        for w in cps.windows(2) {
+            assert!(w[1] - w[0] >= step, "step {step}: horizons at critical path lengths {cps:?}");
+        }
+    }
+}
+
+#[test]
+fn a_chain_gets_a_horizon_every_horizon_step_critical_path_steps() {
+    for step in 1..=4 {
+        let cps = chain_horizons(step, 24);
+        assert!(cps.len() >= 2, "step {step}: {cps:?}");
+        for w in cps.windows(2) {
+            assert_eq!(w[1] - w[0], step, "step {step}: horizons at critical path lengths {cps:?}");
+        }
+    }
+}
+
+#[test]
+fn the_task_managers_getters_report_exact_values() {
+    let mut tm = manager(3, 1000);
+    assert_eq!(tm.config().horizon_step, 3);
+    assert_eq!(tm.config().horizon_max_parallelism, 1000);
+    // Only the initial epoch.
+    assert_eq!((tm.live_task_count(), tm.live_window_count(), tm.next_task_id()), (1, 1, TaskId(1)));
+    assert_eq!((tm.epoch_for_new_tasks(), tm.current_horizon()), (TaskId(0), None));
+    assert_eq!(ids(&tm), vec![0]);
+    // Arena sizes depend on the allocator's chunk sizes; what they must do is grow with windows and shrink on erasure.
+    let one_window = tm.arena_bytes();
+    assert!(one_window > 1, "{one_window} bytes for the initial epoch's window");
+    assert_eq!(
+        format!("{tm:?}"),
+        "TaskManager { next_id: 1, live_tasks: 1, epoch_for_new_tasks: T0, current_horizon: None, .. }"
+    );
+
+    let (a, b) = (BufferId(0), BufferId(1));
+    tm.create_buffer(a, 1, GridBox::d1(0, 10), false, Some("a".into()));
+    tm.create_buffer(b, 1, GridBox::d1(0, 10), true, None);
+    assert_eq!((tm.buffer_name(a), tm.buffer_name(b), tm.buffer_name(BufferId(5))), (Some("a"), None, None));
+    tm.set_buffer_name(b, "b");
+    assert_eq!(tm.buffer_name(b), Some("b"));
+    assert_eq!(tm.buffer_ident(b).to_string(), "buffer B1 \"b\"");
+    assert_eq!(tm.region_map_boxes(), 2, "one writer box per buffer, no readers");
+
+    let w = tm.submit(kernel1(1, &[(a, DiscardWrite, fixed(0, 5))])).unwrap();
+    let r = tm.submit(kernel1(1, &[(a, Read, fixed(0, 5)), (b, Read, fixed(2, 4))])).unwrap();
+    // a: writers [0, 5) = T1, [5, 10) = nobody, one reader box; b: one writer box, one reader box.
+    assert_eq!(tm.region_map_boxes(), 5);
+    let mut out = vec![TaskId(99)];
+    tm.take_new_tasks(&mut out);
+    assert_eq!(out, vec![TaskId(0), w, r]);
+    tm.take_new_tasks(&mut out);
+    assert_eq!(out, Vec::<TaskId>::new());
+    assert_eq!((tm.live_task_count(), tm.next_task_id()), (3, TaskId(3)));
+    assert_eq!(ids(&tm), vec![0, 1, 2]);
+
+    // A third task reaches the step: a horizon, which opens a second window.
+    let t = tm.submit(kernel1(1, &[(a, ReadWrite, fixed(0, 5))])).unwrap();
+    let h = TaskId(t.0 + 1);
+    assert_eq!(tm.drain_new_tasks().collect::<Vec<_>>(), vec![t, h]);
+    assert_eq!(tm.task(h).unwrap().kind(), TaskKind::Horizon);
+    assert_eq!((tm.current_horizon(), tm.epoch_for_new_tasks()), (Some(h), TaskId(0)));
+    assert_eq!((tm.live_task_count(), tm.live_window_count()), (5, 2));
+    let two_windows = tm.arena_bytes();
+    assert!(two_windows > one_window, "{two_windows} bytes for two windows, {one_window} for one");
+
+    // An epoch applies everything; reaching it erases all before it.
+    let e = tm.epoch(EpochAction::Barrier);
+    assert_eq!(e, TaskId(5));
+    assert_eq!((tm.epoch_for_new_tasks(), tm.current_horizon()), (e, None));
+    assert_eq!(tm.live_window_count(), 3);
+    tm.notify_epoch_reached(e);
+    assert_eq!(ids(&tm), vec![5]);
+    assert_eq!((tm.live_task_count(), tm.live_window_count()), (1, 1));
+    assert!(tm.arena_bytes() < two_windows, "{} bytes left of {two_windows}", tm.arena_bytes());
+    assert!(tm.task(w).is_none());
+    // Reached again: nothing more to erase.
+    tm.notify_epoch_reached(e);
+    assert_eq!(ids(&tm), vec![5]);
+    // Everything older collapsed into the epoch: a keeps two writer boxes (the epoch and nobody) and no reader (T3's
+    // write ended T2's read), b one writer box and one reader box (T2's read, now the epoch's).
+    assert_eq!(tm.region_map_boxes(), 2 + 1 + 1);
+    assert!(tm.take_diagnostics().is_empty());
+
+    // Destroyed buffers and host objects are unknown afterwards.
+    tm.destroy_buffer(a);
+    assert!(matches!(
+        *tm.submit(kernel1(1, &[(a, Read, RangeMapper::All)])).unwrap_err().inner,
+        TaskErrorKind::UnknownBuffer { .. }
+    ));
+    let ho = HostObjectId(2);
+    tm.create_host_object(ho);
+    let mut once = TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[]));
+    once.side_effects.push((ho, SideEffectOrder::Sequential));
+    tm.submit(once.clone()).unwrap();
+    tm.destroy_host_object(ho);
+    assert!(matches!(*tm.submit(once).unwrap_err().inner, TaskErrorKind::UnknownHostObject { .. }));
+}
+
+#[test]
+fn reads_of_unwritten_cells_warn_once_per_task_and_buffer() {
+    let mut tm = plain();
+    let b = BufferId(0);
+    tm.create_buffer(b, 1, GridBox::d1(0, 10), false, Some("x".into()));
+    tm.submit(kernel1(1, &[(b, Read, fixed(2, 4)), (b, Read, fixed(6, 7))]).named("peek")).unwrap();
+    let d = tm.take_diagnostics();
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        d[0].to_string(),
+        "warning: In task T1 \"peek\": buffer B0 \"x\" is read in {[2] - [4], [6] - [7]}, which no task has \
+         written; initialize the buffer from host data, or write it first (use a write-only access if the old \
+         contents are not needed)"
+    );
+    assert!(tm.take_diagnostics().is_empty(), "taken");
+    let mut quiet =
+        TaskManager::new(TaskManagerConfig { uninitialized_read: ErrorPolicy::Ignore, ..TaskManagerConfig::default() });
+    quiet.create_buffer(b, 1, GridBox::d1(0, 10), false, None);
+    quiet.submit(kernel1(1, &[(b, Read, fixed(2, 4))])).unwrap();
+    assert!(quiet.take_diagnostics().is_empty());
+}
+
+#[test]
+fn horizons_rewrite_older_writers_readers_side_effects_and_groups() {
+    // Step 1: a horizon after every task; the one before it is applied.
+    let mut tm = manager(1, 1000);
+    let b = BufferId(0);
+    tm.create_buffer(b, 1, GridBox::d1(0, 10), true, None);
+    let ho = HostObjectId(0);
+    tm.create_host_object(ho);
+    let g = CollectiveGroupId(0);
+    let mut once = TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[]));
+    once.side_effects.push((ho, SideEffectOrder::Sequential));
+    let coll = TaskSpec::new(TaskKind::Collective(g), 1, GridBox::d1(0, 1));
+    let w = tm.submit(kernel1(10, &[(b, DiscardWrite, RangeMapper::OneToOne)])).unwrap();
+    let s = tm.submit(once.clone()).unwrap();
+    let c = tm.submit(coll.clone()).unwrap();
+    let rd = tm.submit(kernel1(10, &[(b, Read, RangeMapper::All)])).unwrap();
+    // A chain of six more tasks (on another buffer) applies the horizons behind them all.
+    let other = BufferId(1);
+    tm.create_buffer(other, 1, GridBox::d1(0, 10), true, None);
+    for _ in 0..6 {
+        tm.submit(kernel1(10, &[(other, ReadWrite, RangeMapper::OneToOne)])).unwrap();
+    }
+    let epoch = tm.epoch_for_new_tasks();
+    assert!(epoch > rd, "{epoch} applied after {rd}");
+    let r2 = tm.submit(kernel1(10, &[(b, Read, RangeMapper::All)])).unwrap();
+    let w2 = tm.submit(kernel1(10, &[(b, DiscardWrite, RangeMapper::OneToOne)])).unwrap();
+    let s2 = tm.submit(once).unwrap();
+    let c2 = tm.submit(coll).unwrap();
+    let deps = |t: TaskId| tm.task(t).unwrap().dependencies.iter().map(|d| d.task).collect::<Vec<_>>();
+    // Every edge that pointed before the applied horizon now points at it.
+    for (t, old) in [(r2, w), (s2, s), (c2, c)] {
+        assert!(!deps(t).contains(&old), "{t} still depends on {old}: {:?}", deps(t));
+        assert!(deps(t).iter().all(|&d| d >= epoch), "{t}: {:?}", deps(t));
+    }
+    assert_eq!(dep_kind(&tm, w2, r2), Some(DependencyKind::Anti));
+    assert!(deps(w2).iter().all(|&d| d >= epoch), "the folded reader {rd} became the horizon: {:?}", deps(w2));
+}
+
+#[test]
+fn the_task_graph_prints_as_exact_dot() {
+    let mut tm = plain();
+    let b = BufferId(0);
+    tm.create_buffer(b, 1, GridBox::d1(0, 10), false, Some("x".into()));
+    let w = tm.submit(kernel1(10, &[(b, DiscardWrite, RangeMapper::OneToOne)]).named("init")).unwrap();
+    let r = tm.submit(kernel1(10, &[(b, Read, fixed(0, 4))])).unwrap();
+    tm.submit(kernel1(10, &[(b, DiscardWrite, fixed(0, 4))])).unwrap();
+    tm.submit(kernel1(10, &[(b, DiscardWrite, fixed(6, 8))])).unwrap();
+    tm.submit(TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[]))).unwrap();
+    tm.epoch(EpochAction::Barrier);
+    let want = "\
+digraph TaskGraph {
+  label=\"task graph\";
+  node [shape=box fontname=monospace];
+  T0 [shape=ellipse label=\"T0 epoch\"];
+  T1 [shape=box label=\"T1 device-compute \\\"init\\\"\\n[0] - [10]\\ndiscard_write buffer B0 \\\"x\\\" one_to_one {[0] - [10]}\"];
+  T0 -> T1 [color=gray];
+  T2 [shape=box label=\"T2 device-compute\\n[0] - [10]\\nread buffer B0 \\\"x\\\" fixed([0] - [4]) {[0] - [4]}\"];
+  T1 -> T2 [];
+  T3 [shape=box label=\"T3 device-compute\\n[0] - [10]\\ndiscard_write buffer B0 \\\"x\\\" fixed([0] - [4]) {[0] - [4]}\"];
+  T2 -> T3 [style=dashed];
+  T0 -> T3 [color=gray];
+  T4 [shape=box label=\"T4 device-compute\\n[0] - [10]\\ndiscard_write buffer B0 \\\"x\\\" fixed([6] - [8]) {[6] - [8]}\"];
+  T1 -> T4 [style=dotted];
+  T0 -> T4 [color=gray];
+  T5 [shape=box label=\"T5 fence\"];
+  T0 -> T5 [color=gray];
+  T6 [shape=ellipse label=\"T6 epoch\"];
+  T3 -> T6 [color=gray];
+  T4 -> T6 [color=gray];
+  T5 -> T6 [color=gray];
+}
+";
+    assert_eq!(tm.to_dot(), want, "{}", tm.to_dot());
+    // Recorded copies of a subset: edges to tasks left out are dropped.
+    let some: Vec<_> = [w, r].iter().map(|&id| tm.task(id).unwrap().clone()).collect();
+    let dot = tm.tasks_to_dot(&some);
+    assert_eq!(dot.lines().filter(|l| l.contains("->")).collect::<Vec<_>>(), vec!["  T1 -> T2 [];"]);
+    assert_eq!(dot.lines().count(), 3 + 2 + 1 + 1);
+}

@@ -6,8 +6,9 @@
 // - Accessor i of a dispatch is `@group(0) @binding(i)`, a `var<storage>` array holding the cells
 //   of its allocation's box, row-major (dimension 0 slowest).
 // - Push constants (`var<immediate>`): a struct whose fields are, in order, `chunk: CelerBox`, one
-//   `CelerBox` per accessor in binding order (its allocation's box), then the kernel's own scalars
-//   (4 bytes each: u32, i32 or f32). For example:
+//   `CelerBox` per binding in binding order (its allocation's box; reduction buffers included), then
+//   the kernel's own scalars (u32, i32 or f32, or vectors of them). celer's submit checks this
+//   layout, and the scalars' count and types, against what the task gives. For example:
 //       struct Params { chunk: CelerBox, src: CelerBox, dst: CelerBox, scale: f32 }
 //       var<immediate> pc: Params;
 // - Invocation ids map to buffer dimensions back to front, so `gid.x` runs along the fastest

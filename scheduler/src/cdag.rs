@@ -398,8 +398,7 @@ impl CommandGraphGenerator {
     /// Generates this rank's commands for `task` and returns their ids in a valid execution order.
     ///
     /// # Errors
-    /// [`TaskErrorKind::OverlappingWrite`] when two ranks write the same cells, [`TaskErrorKind::ReductionReadBySubset`]
-    /// when a reduction result is read by some ranks but not all (nor one), out-of-bounds custom mappers.
+    /// [`TaskErrorKind::OverlappingWrite`] when two ranks write the same cells, out-of-bounds custom mappers.
     pub fn build_task(&mut self, task: &Task) -> Result<&[CommandId], TaskError> {
         self.batch.clear();
         match task.kind() {
@@ -504,17 +503,36 @@ impl CommandGraphGenerator {
                 task: task.ident(),
                 inner: Box::new(TaskErrorKind::Mapper { buffer: state.ident(buffer), mode: a.mode.name(), error: e }),
             })?;
-            if matches!(a.mapper, RangeMapper::Custom { .. }) && !Region::from(state.extent).contains(&r) {
-                return Err(TaskError {
-                    task: task.ident(),
-                    inner: Box::new(TaskErrorKind::OutOfBounds {
-                        buffer: state.ident(buffer),
-                        mapper: a.mapper.name(),
-                        outside: r.difference(&Region::from(state.extent)),
-                        region: r,
-                        extent: state.extent,
-                    }),
-                });
+            if let RangeMapper::Custom { reach, .. } = &a.mapper {
+                if !Region::from(state.extent).contains(&r) {
+                    return Err(TaskError {
+                        task: task.ident(),
+                        inner: Box::new(TaskErrorKind::OutOfBounds {
+                            buffer: state.ident(buffer),
+                            mapper: a.mapper.name(),
+                            outside: r.difference(&Region::from(state.extent)),
+                            region: r,
+                            extent: state.extent,
+                        }),
+                    });
+                }
+                // A declared reach decides which remote chunks this rank evaluates: check it on the chunk this
+                // rank runs, which must lie within the reach of the cells it touches.
+                if let (Some(reach), true) = (reach, rank == self.me && !r.is_empty()) {
+                    let declared = reach(&r.bounding_box(), &task.spec.range);
+                    if !declared.contains(chunk) {
+                        return Err(TaskError {
+                            task: task.ident(),
+                            inner: Box::new(TaskErrorKind::MapperReach {
+                                buffer: state.ident(buffer),
+                                mapper: a.mapper.name(),
+                                chunk: *chunk,
+                                cells: r.bounding_box(),
+                                declared,
+                            }),
+                        });
+                    }
+                }
             }
             acc.add(a.mode, r);
         }
@@ -531,25 +549,7 @@ impl CommandGraphGenerator {
     fn reach(&self, task: &Task, buffer: BufferId, r: &GridBox, filter: impl Fn(AccessMode) -> bool) -> GridBox {
         let mut out = GridBox::EMPTY;
         for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer && filter(a.mode)) {
-            let b = match &a.mapper {
-                RangeMapper::OneToOne => *r,
-                RangeMapper::Neighborhood { extent, .. } => {
-                    let (mut min, mut max) = (r.min(), r.max());
-                    for d in 0..3 {
-                        min[d] = min[d].saturating_sub(extent[d]);
-                        max[d] = max[d].saturating_add(extent[d]);
-                    }
-                    GridBox::new(min, max)
-                }
-                RangeMapper::Slice(dim) => {
-                    let (mut min, mut max) = (r.min(), r.max());
-                    min[*dim] = task.spec.range.min()[*dim];
-                    max[*dim] = task.spec.range.max()[*dim];
-                    GridBox::new(min, max)
-                }
-                RangeMapper::Transposed => r.transposed(0, 1),
-                RangeMapper::Fixed(_) | RangeMapper::All | RangeMapper::Custom { .. } => task.spec.range,
-            };
+            let b = a.mapper.reach(r, &task.spec.range);
             out = out.bounding_box(&b);
         }
         if task.spec.reductions.iter().any(|red| red.buffer == buffer) {
@@ -558,13 +558,14 @@ impl CommandGraphGenerator {
         out
     }
 
-    /// Whether every access of `buffer` uses a mapper whose union over chunks equals its image of the whole range.
+    /// Whether every access of `buffer` uses a mapper whose union over chunks equals its image of the whole range
+    /// (the built-in ones, and custom ones that declared a reach and with it that they are additive).
     fn shaped(task: &Task, buffer: BufferId) -> bool {
         task.spec
             .accesses
             .iter()
             .filter(|a| a.buffer == buffer)
-            .all(|a| !matches!(a.mapper, RangeMapper::Custom { .. }))
+            .all(|a| !matches!(a.mapper, RangeMapper::Custom { reach: None, .. }))
     }
 
     /// Chunk indices (other than `skip`) that may touch the box `bbox` of `buffer` through accesses passing `filter`.
@@ -947,17 +948,6 @@ impl CommandGraphGenerator {
                 readers.insert(i as u32);
             }
         }
-        if readers.len() != n && readers.len() != 1 {
-            return Err(TaskError {
-                task: task.ident(),
-                inner: Box::new(TaskErrorKind::ReductionReadBySubset {
-                    buffer: self.buffers[&b].ident(b),
-                    reduction: pending.id,
-                    readers: readers.len(),
-                    ranks: n,
-                }),
-            });
-        }
         let extent = Region::from(self.buffers[&b].extent);
         let transfer = TransferId { task: task.id, buffer: b, reduction: Some(pending.id) };
         let has_partial = pending.contributors.contains(self.me);
@@ -1004,14 +994,19 @@ impl CommandGraphGenerator {
             let kind = CommandKind::Reduction { reduction: pending.id, buffer: b, has_local_contribution: has_partial };
             let cmd = self.new_command(task.id, kind, deps);
             let state = self.buffers.get_mut(&b).unwrap();
-            // With every rank reading, everyone holds the result and nobody pushes it; a single reader owns it.
-            let replicated = readers.len() > 1;
+            // With every rank reading, everyone holds the result and nobody pushes it. Otherwise the first reader
+            // owns it (it serves later readers elsewhere), and knows which ranks combined it themselves.
+            let owner = readers.len() < n && readers.iter().next() == Some(self.me);
+            let replicated = !owner;
             state.last_writer.update_region(&extent, WriterState { cmd: Some(cmd), fresh: true, replicated });
-            if !replicated {
-                state.owned_hull = state.extent;
-            }
             state.readers.clear(&extent);
             state.sent_to.clear(&extent);
+            if owner {
+                state.owned_hull = state.extent;
+                for r in readers.iter().filter(|&r| r != self.me) {
+                    state.sent_to.record(r, &extent);
+                }
+            }
         } else {
             mark_stale(self.buffers.get_mut(&b).unwrap(), &extent);
         }

@@ -130,6 +130,20 @@ mod tests {
     }
 
     #[test]
+    fn a_buffer_nothing_awaits_does_not_limit_the_interior_however_much_is_read() {
+        // The chunk reads all of DST, which nobody sends it, and SRC with a halo, whose neighbours it awaits.
+        let extent = GridBox::d1(0, 100);
+        let (halo, all) = (nb([1, 0, 0]), RangeMapper::All);
+        let accessors = [acc(DST, &all, extent, 1), acc(SRC, &halo, extent, 1)];
+        let awaited = Region::from_boxes([GridBox::d1(24, 25), GridBox::d1(50, 51)]);
+        let got = interior(&GridBox::d1(25, 50), 1, &accessors, &[(SRC, &awaited)]);
+        assert_eq!(got, Some(GridBox::d1(26, 49)));
+        // Awaiting DST too: its whole-buffer read reaches the awaited cells from anywhere.
+        let got = interior(&GridBox::d1(25, 50), 1, &accessors, &[(SRC, &awaited), (DST, &awaited)]);
+        assert_eq!(got, None);
+    }
+
+    #[test]
     fn accesses_that_reach_everywhere_leave_no_interior() {
         let extent = GridBox::d1(0, 100);
         let all = RangeMapper::All;

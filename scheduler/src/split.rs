@@ -211,6 +211,67 @@ mod tests {
     }
 
     #[test]
+    fn near_square_factors_and_the_binary_search_give_exact_values() {
+        assert_eq!(near_square(1), (1, 1));
+        assert_eq!(near_square(7), (1, 7));
+        assert_eq!(near_square(12), (3, 4));
+        assert_eq!(near_square(16), (4, 4));
+        assert_eq!(near_square(18), (3, 6));
+        for n in 0..9 {
+            for k in 0..=n {
+                assert_eq!(partition_point(n, |i| i < k), k, "first of {n} at or above {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn runs_of_an_axis_too_long_for_the_formula_come_from_the_search() {
+        // 2^63 + 10 granules in two runs: (k + 1) · 2 overflows for the upper half, where the cuts are searched.
+        let hi = (1usize << 63) + 10;
+        let axis = Axis::new(0, hi, 2, 1);
+        assert_eq!(axis.cut(1), hi / 2);
+        assert_eq!(axis.run_of(hi - 1), 1);
+        assert_eq!(axis.run_of(1 << 63), 1);
+        assert_eq!(axis.run_of(hi / 2 - 1), 0);
+        assert_eq!(axis.span(hi / 2 - 1, hi), 0..2);
+    }
+
+    #[test]
+    fn an_empty_range_has_no_chunks_and_a_grid_reports_its_range() {
+        let g = ChunkGrid::new(GridBox::EMPTY, 4, SplitHint::OneD, [1; 3]);
+        assert_eq!((g.len(), g.is_empty(), g.range()), (0, true, GridBox::EMPTY));
+        let mut hits = Vec::new();
+        g.for_each_intersecting(&GridBox::d1(0, 10), |i| hits.push(i));
+        assert!(hits.is_empty());
+        let g = ChunkGrid::new(GridBox::d2([2, 3], [12, 9]), 6, SplitHint::TwoD, [1; 3]);
+        assert_eq!((g.len(), g.is_empty(), g.range()), (6, false, GridBox::d2([2, 3], [12, 9])));
+        // 10 rows get the larger factor (3), 6 columns the smaller (2); row-major order.
+        let chunks: Vec<_> = (0..g.len()).map(|i| g.chunk(i)).collect();
+        assert_eq!(
+            chunks,
+            vec![
+                GridBox::d2([2, 3], [5, 6]),
+                GridBox::d2([2, 6], [5, 9]),
+                GridBox::d2([5, 3], [8, 6]),
+                GridBox::d2([5, 6], [8, 9]),
+                GridBox::d2([8, 3], [12, 6]),
+                GridBox::d2([8, 6], [12, 9]),
+            ]
+        );
+        let mut hits = Vec::new();
+        g.for_each_intersecting(&GridBox::d2([4, 5], [6, 7]), |i| hits.push(i));
+        assert_eq!(hits, vec![0, 1, 2, 3]);
+        // A taller than wide range gives the larger factor to dimension 1.
+        let g = ChunkGrid::new(GridBox::d2([0, 0], [4, 12]), 6, SplitHint::TwoD, [1; 3]);
+        assert_eq!((g.axes[0].parts, g.axes[1].parts), (2, 3));
+        // A 1D range ignores the 2D hint; one part keeps the whole range.
+        let g = ChunkGrid::new(GridBox::d1(0, 9), 3, SplitHint::TwoD, [1; 3]);
+        assert_eq!((g.axes[0].parts, g.axes[1].parts), (3, 1));
+        let g = ChunkGrid::new(GridBox::d2([0, 0], [4, 4]), 1, SplitHint::TwoD, [1; 3]);
+        assert_eq!((g.len(), g.chunk(0)), (1, GridBox::d2([0, 0], [4, 4])));
+    }
+
+    #[test]
     fn intersecting_chunks_are_found_without_scanning() {
         let g = ChunkGrid::new(GridBox::d2([0, 0], [64, 64]), 16, SplitHint::TwoD, [1; 3]);
         let mut hits = Vec::new();

@@ -40,6 +40,7 @@ fn reversed(n: usize) -> RangeMapper {
     RangeMapper::Custom {
         name: "reversed",
         f: Arc::new(move |c: &GridBox, _: &GridBox| Region::from(GridBox::d1(n - c.max()[0], n - c.min()[0]))),
+        reach: None,
     }
 }
 
@@ -226,21 +227,80 @@ fn a_reduction_read_by_one_rank_is_gathered_there() {
     equivalent_to_one_rank(4, reduction_program(TaskKind::Once)).unwrap();
 }
 
+/// A reduction read by the ranks of a small task (2 or 3 chunks on 4 ranks), then by every rank.
+fn subset_reduction_program(readers: usize) -> impl Fn(&mut Simulation) -> Result<(), celer_graph::TaskError> {
+    move |sim: &mut Simulation| {
+        sim.create_buffer(B0, 1, GridBox::d1(0, 1), false, Some("sum"));
+        sim.create_buffer(B1, 1, GridBox::d1(0, 64), false, Some("out"));
+        let mut red = TaskSpec::device_compute(&[64]);
+        red.reductions.push(ReductionSpec {
+            id: ReductionId(0),
+            buffer: B0,
+            op: ReductionOp::Max,
+            include_current_value: false,
+        });
+        sim.submit(red)?;
+        sim.submit(TaskSpec::device_compute(&[readers]).access(B0, Read, RangeMapper::All).access(
+            B1,
+            DiscardWrite,
+            RangeMapper::OneToOne,
+        ))?;
+        sim.submit(TaskSpec::device_compute(&[64]).access(B0, Read, RangeMapper::All).access(
+            B1,
+            ReadWrite,
+            RangeMapper::OneToOne,
+        ))?;
+        Ok(())
+    }
+}
+
 #[test]
-fn a_reduction_read_by_some_ranks_is_refused() {
-    let mut sim = Simulation::new(4, true);
-    sim.create_buffer(B0, 1, GridBox::d1(0, 1), false, Some("sum"));
-    let mut red = TaskSpec::device_compute(&[64]);
-    red.reductions.push(ReductionSpec {
-        id: ReductionId(0),
-        buffer: B0,
-        op: ReductionOp::Max,
-        include_current_value: false,
-    });
-    sim.submit(red).unwrap();
-    let err = sim.submit(TaskSpec::device_compute(&[2]).access(B0, Read, RangeMapper::All)).unwrap_err();
-    assert!(matches!(*err.inner, TaskErrorKind::ReductionReadBySubset { readers: 2, ranks: 4, .. }), "{err}");
-    assert!(err.to_string().contains("buffer B0 \"sum\""), "{err}");
+fn a_reduction_read_by_some_ranks_is_combined_there_and_served_to_later_readers() {
+    for readers in [2, 3] {
+        let mut sim = Simulation::new(4, true);
+        subset_reduction_program(readers)(&mut sim).unwrap();
+        let combining: Vec<NodeId> = (0..readers as u64).map(NodeId).collect();
+        assert_eq!(ranks_with(&sim, TaskId(2), "reduction"), combining, "{readers} readers combine");
+        // Every rank sends its partial to each combining rank but itself.
+        for r in 0..4 {
+            let to: usize = pushes(&sim, r, TaskId(2)).iter().map(|p| p.len()).sum();
+            assert_eq!(to, readers - usize::from(r < readers), "N{r}'s partial goes to the other combining ranks");
+        }
+        // The later all-rank reader gets the result from N0 alone, on the ranks that did not combine it.
+        let of_sum = |r: usize, kind: &str| -> Vec<CommandKind> {
+            sim.ranks[r]
+                .records()
+                .iter()
+                .filter(|c| c.task == TaskId(3) && c.kind.name() == kind)
+                .filter(|c| match &c.kind {
+                    CommandKind::Push { transfer, .. } | CommandKind::AwaitPush { transfer, .. } => {
+                        transfer.buffer == B0
+                    }
+                    _ => false,
+                })
+                .map(|c| c.kind.clone())
+                .collect()
+        };
+        let targets: Vec<NodeId> = of_sum(0, "push")
+            .iter()
+            .flat_map(|k| match k {
+                CommandKind::Push { targets, .. } => targets.iter().map(|(n, _)| *n).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(
+            targets,
+            (readers as u64..4).map(NodeId).collect::<Vec<_>>(),
+            "{readers} readers: N0 serves the rest"
+        );
+        for r in 1..4 {
+            assert!(of_sum(r, "push").is_empty(), "N{r} does not push the result");
+            let awaited = of_sum(r, "await-push").len();
+            assert_eq!(awaited, usize::from(r >= readers), "N{r} awaits the result only if it did not combine it");
+        }
+        replay(&sim).unwrap();
+        equivalent_to_one_rank(4, subset_reduction_program(readers)).unwrap();
+    }
 }
 
 #[test]
@@ -316,4 +376,55 @@ fn command_graphs_print_as_dot() {
     assert!(dot.contains("cluster_0") && dot.contains("cluster_1"));
     assert!(dot.contains("push"), "{dot}");
     assert!(dot.contains("await-push"), "{dot}");
+}
+
+#[test]
+fn custom_mappers_with_or_without_a_reach_give_the_built_in_mappers_graphs() {
+    use celer_graph::patterns::{self, with_custom_mappers};
+    for ranks in [1usize, 2, 3, 4, 7] {
+        let workloads = [
+            patterns::soup(ranks),
+            patterns::chain(2 * ranks),
+            patterns::wave_sim(4 * ranks, 12),
+            patterns::jacobi(4 * ranks, 6),
+        ];
+        for w in &workloads {
+            let dot = |w: &patterns::Workload| {
+                let mut sim = Simulation::new(ranks, true);
+                sim.run_workload(w).unwrap();
+                sim.command_graphs_dot()
+            };
+            let built_in = dot(w);
+            assert!(built_in.contains("push") || ranks == 1 || w.name == "soup", "{}: a graph with pushes", w.name);
+            for bounded in [false, true] {
+                assert_eq!(
+                    dot(&with_custom_mappers(w, bounded)),
+                    built_in,
+                    "{} on {ranks} ranks, closures {}",
+                    w.name,
+                    if bounded { "with a reach" } else { "without a reach" }
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reach_that_misses_the_chunk_is_refused_on_the_rank_that_runs_it() {
+    // Item i reads cell i + 1, but the reach claims item i touches only cell i.
+    let shifted = RangeMapper::Custom {
+        name: "shifted",
+        f: Arc::new(|c: &GridBox, _: &GridBox| Region::from(GridBox::d1(c.min()[0] + 1, c.max()[0] + 1))),
+        reach: Some(Arc::new(|cells: &GridBox, _: &GridBox| *cells)),
+    };
+    let mut sim = Simulation::new(2, false);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 17), true, Some("x"));
+    let err = sim
+        .submit(TaskSpec::device_compute(&[16]).access(B0, Read, shifted).named("reader"))
+        .expect_err("a wrong reach is refused");
+    let message = err.to_string();
+    for part in ["reader", "shifted", "\"x\"", "[0] - [8]", "[1] - [9]"] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    assert!(matches!(*err.inner, TaskErrorKind::MapperReach { .. }), "{err:?}");
 }

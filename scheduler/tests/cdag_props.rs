@@ -88,10 +88,17 @@ fn run(p: &Program, sim: &mut Simulation) -> Result<(), celer_graph::TaskError> 
                     t.hint = SplitHint::TwoD;
                 }
                 let mut written = Vec::new();
+                // Writers use one_to_one (distributed writes must not overlap); each buffer written once. A buffer
+                // the task writes is read one_to_one too: reading cells other items write is a race, refused.
+                let writes: Vec<usize> =
+                    accesses.iter().filter(|&&(_, m, _)| mode(m).produces()).map(|a| a.0).collect();
                 for &(b, m, mapper) in accesses {
                     let mode = mode(m);
-                    // Writers use one_to_one (distributed writes must not overlap); each buffer written once.
-                    let mapper = if mode.produces() { RangeMapper::OneToOne } else { read_mapper(p, mapper) };
+                    let mapper = if mode.produces() || writes.contains(&b) {
+                        RangeMapper::OneToOne
+                    } else {
+                        read_mapper(p, mapper)
+                    };
                     if mode.produces() {
                         if written.contains(&b) {
                             continue;

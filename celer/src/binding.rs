@@ -1,0 +1,416 @@
+//! The seam between a task and its WGSL kernel: `submit` compares what the program binds (accessors, reductions,
+//! scalars) with what the kernel declares (the tables `celer-kernel-build` reflected from its WGSL), binds by name
+//! where the program named the bindings, and lays the scalars out as the kernel's push-constant struct wants them.
+//!
+//! Nothing here runs on the GPU or on the runtime thread: every mismatch is a [`TaskErrorKind`] before the task is
+//! recorded. The checks, in order (the GUIDE's table lists their messages):
+//! 1. the binding count (`KernelBindings`);
+//! 2. names: all bindings named or none, each name declared once (`KernelNaming`, `UnknownKernelName`); named
+//!    bindings are reordered by binding number, accessors before reductions;
+//! 3. per binding: the buffer's element type against the binding's (its scalar type, or for a vector or struct
+//!    element its size: `KernelElementType`), a read access where the
+//!    entry point writes (`KernelWritesReadAccess`), a writing access or a reduction through a
+//!    `var<storage, read>` binding (`KernelReadOnlyBinding`);
+//! 4. the kernel's dimensionality (the `celer_item_Nd` it calls) against the task's (`KernelDimensions`);
+//! 5. the push-constant struct: the boxes first (`PushConstantLayout`), then every scalar member filled once with
+//!    a value of its type (`MissingScalar`, `ExtraScalars`, `ScalarType`).
+
+use celer_scheduler::exec::shaders::{KernelSource, PushMemberDesc, ScalarType, StorageAccess};
+use celer_scheduler::graph::{BufferId, ResourceIdent, TaskErrorKind, TaskSpec};
+use celer_scheduler::runtime::{CustomReduction, ScalarKind};
+
+use crate::queue::{Element, Scalar};
+
+/// Bytes of a `CelerBox` in the push constants (six `u32`).
+const BOX_BYTES: u32 = 24;
+
+/// What the builder knows of one accessor or reduction beyond the task graph's view: the buffer's element type and
+/// the binding name the program gave it.
+#[derive(Clone, Debug)]
+pub(crate) struct BindMeta {
+    name: Option<String>,
+    element: ScalarType,
+    element_size: u32,
+}
+
+impl BindMeta {
+    /// The record of a buffer of `T`, named `name` (`.bind(name)`) or not.
+    pub(crate) fn of<T: Element>(name: Option<String>) -> Self {
+        Self { name, element: T::SCALAR, element_size: std::mem::size_of::<T>() as u32 }
+    }
+}
+
+/// One scalar argument: its name if given by name, its type and its bits.
+#[derive(Clone, Debug)]
+pub(crate) struct ScalarArg {
+    name: Option<String>,
+    ty: ScalarType,
+    word: u32,
+}
+
+impl ScalarArg {
+    /// A value given by position.
+    pub(crate) fn positional<S: Scalar>(value: S) -> Self {
+        Self { name: None, ty: S::TYPE, word: value.to_word() }
+    }
+
+    /// A value given by name.
+    pub(crate) fn named<S: Scalar>(name: &str, value: S) -> Self {
+        Self { name: Some(name.to_owned()), ty: S::TYPE, word: value.to_word() }
+    }
+}
+
+/// The parts of a kernel task that binding by name reorders together.
+pub(crate) struct KernelTask<'a> {
+    pub(crate) spec: &'a mut TaskSpec,
+    pub(crate) accessors: Vec<BindMeta>,
+    pub(crate) reductions: Vec<BindMeta>,
+    pub(crate) reduction_kinds: Vec<ScalarKind>,
+    pub(crate) custom_reductions: Vec<Option<CustomReduction>>,
+}
+
+/// `a` or `an` before a type name.
+fn article(ty: &str) -> &'static str {
+    if ty.starts_with(['a', 'e', 'i', 'o', 'f']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// Checks a kernel task against its kernel's reflection (reordering named bindings into binding order), and returns
+/// the scalar words to push after the boxes.
+pub(crate) fn check_kernel(
+    source: &'static KernelSource,
+    entry: &'static str,
+    task: &mut KernelTask<'_>,
+    scalars: &[ScalarArg],
+    buffer: impl Fn(BufferId) -> ResourceIdent,
+) -> Result<Vec<u32>, Box<TaskErrorKind>> {
+    // Formatted only for an error: submit is on the program's hot path.
+    let kernel = &|| format!("{}::{entry}", source.name());
+    let ep = source.entry_point(entry).expect("Kernel::wgsl checked the entry point");
+    let (accessors, reductions) = (task.spec.accesses.len(), task.spec.reductions.len());
+    let given = accessors + reductions;
+    if source.group0_bindings() as usize != given {
+        return Err(Box::new(TaskErrorKind::KernelBindings {
+            kernel: kernel(),
+            declared: source.group0_bindings(),
+            given,
+            accessors,
+            reductions,
+        }));
+    }
+    bind_by_name(source, kernel, task)?;
+    let bindings = source.bindings();
+    let access_modes = task.spec.accesses.iter().map(|a| (a.buffer, a.mode.name(), a.mode.produces()));
+    let reduction_modes = task.spec.reductions.iter().map(|r| (r.buffer, "reduction", true));
+    let metas = task.accessors.iter().chain(&task.reductions);
+    for (i, (((id, mode, writes), meta), desc)) in
+        access_modes.chain(reduction_modes).zip(metas).zip(bindings).enumerate()
+    {
+        let role = if i < accessors { format!("accessor {i}, {mode}") } else { format!("reduction {}", i - accessors) };
+        // A scalar binding takes buffers of its scalar type; a vector or struct binding, elements of its size.
+        let element_fits = desc.scalar.is_none_or(|t| t == meta.element) && desc.element_size == meta.element_size;
+        if !element_fits {
+            return Err(Box::new(TaskErrorKind::KernelElementType {
+                kernel: kernel(),
+                binding: desc.name.into(),
+                number: desc.binding,
+                wgsl: desc.element.into(),
+                buffer: buffer(id),
+                element: meta.element.name(),
+                role,
+            }));
+        }
+        if !writes && ep.writes.contains(&desc.binding) {
+            return Err(Box::new(TaskErrorKind::KernelWritesReadAccess {
+                kernel: kernel(),
+                binding: desc.name.into(),
+                number: desc.binding,
+                buffer: buffer(id),
+            }));
+        }
+        if writes && desc.access == StorageAccess::Read {
+            return Err(Box::new(TaskErrorKind::KernelReadOnlyBinding {
+                kernel: kernel(),
+                binding: desc.name.into(),
+                number: desc.binding,
+                buffer: buffer(id),
+                mode,
+            }));
+        }
+    }
+    if let Some(dims) = ep.dims {
+        if dims as usize != task.spec.dims {
+            return Err(Box::new(TaskErrorKind::KernelDimensions {
+                kernel: kernel(),
+                kernel_dims: dims,
+                task_dims: task.spec.dims,
+                range: task.spec.range,
+            }));
+        }
+    }
+    push_words(kernel, ep.push_constants, ep.push_constant_bytes, 1 + given, scalars)
+}
+
+/// Where every accessor and reduction was named: checks the names and reorders the task's bindings by the kernel's
+/// binding numbers (accessors, then reductions, as the runtime binds them).
+fn bind_by_name(
+    source: &KernelSource,
+    kernel: &dyn Fn() -> String,
+    task: &mut KernelTask<'_>,
+) -> Result<(), Box<TaskErrorKind>> {
+    let named = task.accessors.iter().chain(&task.reductions).filter(|m| m.name.is_some()).count();
+    let total = task.accessors.len() + task.reductions.len();
+    if named == 0 {
+        return Ok(());
+    }
+    if named < total {
+        return Err(Box::new(TaskErrorKind::KernelNaming {
+            kernel: kernel(),
+            problem: format!("the task names {named} of its {total} bindings"),
+            hint: "name all of them with .bind(name) or none (then they bind in the order written)",
+        }));
+    }
+    let known = || source.bindings().iter().map(|b| b.name).collect::<Vec<_>>().join(", ");
+    let mut numbers = Vec::with_capacity(total);
+    for meta in task.accessors.iter().chain(&task.reductions) {
+        let name = meta.name.as_deref().expect("all named");
+        let desc = source.bindings().iter().find(|b| b.name == name).ok_or_else(|| {
+            TaskErrorKind::UnknownKernelName { kernel: kernel(), what: "binding", name: name.into(), known: known() }
+        })?;
+        if numbers.contains(&desc.binding) {
+            return Err(Box::new(TaskErrorKind::KernelNaming {
+                kernel: kernel(),
+                problem: format!("binding `{name}` is given twice"),
+                hint: "bind each of the kernel's bindings once",
+            }));
+        }
+        numbers.push(desc.binding);
+    }
+    let accessors = task.accessors.len();
+    if let Some(i) = (accessors..total).find(|&i| (numbers[i] as usize) < accessors) {
+        return Err(Box::new(TaskErrorKind::KernelNaming {
+            kernel: kernel(),
+            problem: format!(
+                "the reduction is bound to `{}` (@binding({})), before the {accessors} accessor binding(s)",
+                task.reductions[i - accessors].name.as_deref().unwrap_or_default(),
+                numbers[i]
+            ),
+            hint: "reduction buffers bind after the accessors: declare them with the highest binding numbers",
+        }));
+    }
+    // Accessors take bindings 0..accessors and reductions the rest: sort each group by its numbers.
+    let mut order: Vec<usize> = (0..accessors).collect();
+    order.sort_by_key(|&i| numbers[i]);
+    let old = task.spec.accesses.clone();
+    let accesses = std::sync::Arc::make_mut(&mut task.spec.accesses);
+    for (slot, &i) in order.iter().enumerate() {
+        accesses[slot] = old[i].clone();
+    }
+    task.accessors = order.iter().map(|&i| task.accessors[i].clone()).collect();
+    let mut order: Vec<usize> = (0..total - accessors).collect();
+    order.sort_by_key(|&i| numbers[accessors + i]);
+    task.spec.reductions = order.iter().map(|&i| task.spec.reductions[i].clone()).collect();
+    task.reductions = order.iter().map(|&i| task.reductions[i].clone()).collect();
+    task.reduction_kinds = order.iter().map(|&i| task.reduction_kinds[i]).collect();
+    task.custom_reductions = order.iter().map(|&i| task.custom_reductions[i].clone()).collect();
+    Ok(())
+}
+
+/// `name: type` of a member.
+fn member(m: &PushMemberDesc) -> String {
+    format!("{}: {}", m.name, m.ty)
+}
+
+/// Checks the push-constant struct's boxes and fills its scalar members from `scalars`, returning the words after
+/// the boxes (`bytes` in all, padding zero).
+///
+/// Positional values fill the members after the boxes in order, a member of `size` bytes taking `size / 4` values
+/// of its component type (`vec2<u32>`: two `u32`). Named values fill the 4-byte member of their name.
+fn push_words(
+    kernel: &dyn Fn() -> String,
+    members: &[PushMemberDesc],
+    bytes: u32,
+    boxes: usize,
+    scalars: &[ScalarArg],
+) -> Result<Vec<u32>, Box<TaskErrorKind>> {
+    if members.is_empty() {
+        // The entry point reads no push constants: it cannot take scalars.
+        if !scalars.is_empty() {
+            return Err(Box::new(TaskErrorKind::ExtraScalars {
+                kernel: kernel(),
+                given: scalars.len(),
+                expected: 0,
+                declared: "it declares no push constants".into(),
+            }));
+        }
+        return Ok(Vec::new());
+    }
+    for k in 0..boxes {
+        let expected = k as u32 * BOX_BYTES;
+        let what = if k == 0 { "the chunk".to_string() } else { format!("binding {}", k - 1) };
+        match members.get(k) {
+            Some(m) if m.ty == "CelerBox" && m.offset == expected => {}
+            Some(m) => {
+                return Err(Box::new(TaskErrorKind::PushConstantLayout {
+                    kernel: kernel(),
+                    detail: format!(
+                        "member {k} is `{}` at offset {}, where the CelerBox of {what} belongs (at offset {expected})",
+                        member(m),
+                        m.offset
+                    ),
+                }))
+            }
+            None => {
+                return Err(Box::new(TaskErrorKind::PushConstantLayout {
+                    kernel: kernel(),
+                    detail: format!("it has {} member(s), but the task binds {} buffer(s)", members.len(), boxes - 1),
+                }))
+            }
+        }
+    }
+    let base = boxes as u32 * BOX_BYTES;
+    let own = &members[boxes..];
+    let mut words = vec![0u32; (bytes.saturating_sub(base) / 4) as usize];
+    let type_error = |m: &PushMemberDesc, v: &ScalarArg, which: String| {
+        // A vector member names its vector type: one named value cannot fill it.
+        let ty = match m.scalar {
+            Some(s) if m.size == 4 => s.name().to_string(),
+            _ => m.ty.to_string(),
+        };
+        TaskErrorKind::ScalarType {
+            kernel: kernel(),
+            member: m.name.into(),
+            member_type: ty,
+            given: format!("{} {}", article(v.ty.name()), v.ty),
+            which,
+        }
+    };
+    // A member's component type accepts a value of that type; members of structs or arrays take any 4-byte value.
+    let fits = |m: &PushMemberDesc, v: &ScalarArg| m.scalar.is_none_or(|s| s == v.ty);
+    let named = scalars.iter().filter(|v| v.name.is_some()).count();
+    if named > 0 && named < scalars.len() {
+        return Err(Box::new(TaskErrorKind::KernelNaming {
+            kernel: kernel(),
+            problem: format!("the task names {named} of its {} scalar values", scalars.len()),
+            hint: "give all scalars by name with .scalar(name, value), or all by position",
+        }));
+    }
+    if named > 0 {
+        let mut filled = vec![false; own.len()];
+        for v in scalars {
+            let name = v.name.as_deref().expect("all named");
+            let Some(i) = own.iter().position(|m| m.name == name) else {
+                return Err(Box::new(TaskErrorKind::UnknownKernelName {
+                    kernel: kernel(),
+                    what: "push-constant member",
+                    name: name.into(),
+                    known: own.iter().map(member).collect::<Vec<_>>().join(", "),
+                }));
+            };
+            let m = &own[i];
+            if filled[i] {
+                return Err(Box::new(TaskErrorKind::KernelNaming {
+                    kernel: kernel(),
+                    problem: format!("scalar `{name}` is given twice"),
+                    hint: "give each push-constant member once",
+                }));
+            }
+            if m.size != 4 || !fits(m, v) {
+                return Err(Box::new(type_error(m, v, format!("scalar \"{name}\""))));
+            }
+            filled[i] = true;
+            words[((m.offset - base) / 4) as usize] = v.word;
+        }
+        if let Some(i) = filled.iter().position(|f| !f) {
+            return Err(Box::new(TaskErrorKind::MissingScalar {
+                kernel: kernel(),
+                member: member(&own[i]),
+                name: own[i].name.into(),
+                offset: own[i].offset,
+                given: format!("{named} named scalar value(s)"),
+            }));
+        }
+        return Ok(words);
+    }
+    let expected: usize = own.iter().map(|m| (m.size / 4) as usize).sum();
+    if scalars.len() > expected {
+        let declared =
+            if own.is_empty() { "none".into() } else { own.iter().map(member).collect::<Vec<_>>().join(", ") };
+        return Err(Box::new(TaskErrorKind::ExtraScalars {
+            kernel: kernel(),
+            given: scalars.len(),
+            expected,
+            declared,
+        }));
+    }
+    let mut values = scalars.iter().enumerate();
+    for m in own {
+        for w in 0..m.size / 4 {
+            let Some((k, v)) = values.next() else {
+                return Err(Box::new(TaskErrorKind::MissingScalar {
+                    kernel: kernel(),
+                    member: member(m),
+                    name: m.name.into(),
+                    offset: m.offset,
+                    given: format!("{} positional scalar value(s)", scalars.len()),
+                }));
+            };
+            if !fits(m, v) {
+                return Err(Box::new(type_error(m, v, format!("positional scalar {k}"))));
+            }
+            words[((m.offset - base) / 4 + w) as usize] = v.word;
+        }
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn pm(
+        name: &'static str,
+        ty: &'static str,
+        scalar: Option<ScalarType>,
+        offset: u32,
+        size: u32,
+    ) -> PushMemberDesc {
+        PushMemberDesc { name, ty, scalar, offset, size }
+    }
+
+    /// chunk, one box, then `a: u32` and a `v: vec2<f32>` that WGSL aligns to 8 (a padding word after `a`).
+    const MEMBERS: [PushMemberDesc; 4] = [
+        pm("chunk", "CelerBox", None, 0, 24),
+        pm("data", "CelerBox", None, 24, 24),
+        pm("a", "u32", Some(ScalarType::U32), 48, 4),
+        pm("v", "vec2<f32>", Some(ScalarType::F32), 56, 8),
+    ];
+
+    fn words(scalars: &[ScalarArg]) -> Result<Vec<u32>, String> {
+        push_words(&|| "k::main".to_string(), &MEMBERS, 64, 2, scalars).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn scalars_land_on_their_members_offsets_with_padding_left_zero() {
+        let positional = [ScalarArg::positional(7u32), ScalarArg::positional(1.5f32), ScalarArg::positional(2.5f32)];
+        assert_eq!(words(&positional).unwrap(), vec![7, 0, 1.5f32.to_bits(), 2.5f32.to_bits()]);
+        let e = words(&positional[..2]).unwrap_err();
+        assert!(e.contains("member `v: vec2<f32>` (offset 56) gets no value"), "{e}");
+        let e = words(&[ScalarArg::positional(7u32), ScalarArg::positional(1u32), ScalarArg::positional(2.5f32)])
+            .unwrap_err();
+        assert!(
+            e.contains("member `v` is of type vec2<f32>, but the task gives it a u32 (positional scalar 1)"),
+            "{e}"
+        );
+        // By name, only 4-byte members can be given.
+        assert_eq!(words(&[ScalarArg::named("a", 9u32)]).unwrap_err(), {
+            "kernel k::main's push-constant member `v: vec2<f32>` (offset 56) gets no value: the task gives 1 named \
+             scalar value(s); give it with .scalar(\"v\", value)"
+        });
+        let e = words(&[ScalarArg::named("a", 9u32), ScalarArg::named("v", 1.0f32)]).unwrap_err();
+        assert!(e.contains("member `v` is of type vec2<f32>, but the task gives it an f32 (scalar \"v\")"), "{e}");
+    }
+}

@@ -1,0 +1,363 @@
+//! Every mismatch between a task and its WGSL kernel is refused at submit, in a dry run (no GPU), with a message
+//! naming the task, the kernel, the binding by its WGSL name, the buffer by its name and both sides. The GUIDE's
+//! table of submit-time checks quotes these messages.
+
+use celer::{access, kernels, task, Kernel, Queue, ReductionOp, TaskError, TaskErrorKind};
+
+#[allow(dead_code)] // kernels/ holds the kernels of several tests and examples
+mod own_kernels {
+    celer::include_kernels!();
+}
+
+/// The error's message, after checking that it names the task.
+fn message(result: Result<celer::TaskId, TaskError>, task: &str) -> String {
+    let e = result.expect_err("submit must refuse the task");
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("\"{task}\"")), "the message names the task: {msg}");
+    // `cargo test --test kernel_checks -- --nocapture --test-threads 1` prints the messages the GUIDE quotes.
+    println!("{msg}");
+    msg
+}
+
+fn assert_has(msg: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(msg.contains(p), "expected {p:?} in: {msg}");
+    }
+}
+
+fn heat() -> Kernel {
+    Kernel::wgsl(&kernels::HEAT_1D, "main").expect("heat_1d::main")
+}
+
+#[test]
+fn an_element_type_other_than_the_bindings_is_refused() {
+    let q = Queue::dry_run();
+    // f64 buffers through a kernel over f32.
+    let a = q.buffer_from(&[0.0f64; 16], [16]).named("a");
+    let b = q.buffer::<f32, 1>([16]).named("b");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&heat(), [16])
+                .read(&a, access::neighborhood([1]))
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("f64_heat"),
+        ),
+        "f64_heat",
+    );
+    assert_has(
+        &msg,
+        &["kernel heat_1d::main declares `src` (@binding(0)) as array<f32>", "binds buffer B0 \"a\" of f64 there"],
+    );
+    // u8 through u32.
+    let bytes = q.buffer::<u8, 1>([16]).named("bytes");
+    let squares = Kernel::wgsl(&kernels::SQUARES, "main").unwrap();
+    let msg = message(
+        q.submit(task::parallel_for(&squares, [16]).discard_write(&bytes, access::one_to_one()).name("u8_squares")),
+        "u8_squares",
+    );
+    assert_has(
+        &msg,
+        &["`out` (@binding(0)) as array<u32>", "buffer B2 \"bytes\" of u8 there (accessor 0, discard_write)"],
+    );
+    // An f32 buffer reduced by an i32 reduction kernel (the element type is atomic<i32>).
+    let data = q.buffer_from(&[1i32; 16], [16]).named("data");
+    let sum = q.buffer::<f32, 1>([1]).named("sum");
+    let reduce = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").unwrap();
+    let msg = message(
+        q.submit(
+            task::parallel_for(&reduce, [16])
+                .read(&data, access::one_to_one())
+                .reduce(&sum, ReductionOp::Sum)
+                .name("f32_sum"),
+        ),
+        "f32_sum",
+    );
+    assert_has(&msg, &["`out` (@binding(1)) as array<atomic<i32>>", "buffer B4 \"sum\" of f32 there (reduction 0)"]);
+}
+
+#[test]
+fn a_write_through_a_read_binding_is_refused() {
+    let q = Queue::dry_run();
+    let a = q.buffer_from(&[0.0f32; 16], [16]).named("a");
+    let b = q.buffer::<f32, 1>([16]).named("b");
+    // The accessors in the wrong order: the written `b` lands on the read-only `src`.
+    let msg = message(
+        q.submit(
+            task::parallel_for(&heat(), [16])
+                .discard_write(&b, access::one_to_one())
+                .read(&a, access::neighborhood([1]))
+                .scalar_f32(0.1)
+                .name("swapped"),
+        ),
+        "swapped",
+    );
+    assert_has(
+        &msg,
+        &[
+            "kernel heat_1d::main declares `src` (@binding(0)) var<storage, read>",
+            "binds buffer B1 \"b\" there with discard_write access",
+            "wrong order",
+        ],
+    );
+}
+
+#[test]
+fn a_read_access_where_the_kernel_writes_is_refused() {
+    let q = Queue::dry_run();
+    let n = q.buffer_from(&[0u32; 16], [16]).named("counts");
+    let add = Kernel::wgsl(&kernels::GPU_ADD, "main").unwrap();
+    let msg = message(
+        q.submit(task::parallel_for(&add, [16]).read(&n, access::one_to_one()).scalars(&[1]).name("sneaky_add")),
+        "sneaky_add",
+    );
+    assert_has(
+        &msg,
+        &[
+            "kernel gpu_add::main writes `data` (@binding(0)), but the task binds buffer B0 \"counts\" there with read \
+             access",
+            "the ranks' copies would disagree",
+        ],
+    );
+}
+
+#[test]
+fn a_kernel_of_another_dimensionality_than_the_task_is_refused() {
+    let q = Queue::dry_run();
+    let (u, v) = (q.buffer_from(&[0.0f32; 64], [8, 8]).named("u"), q.buffer::<f32, 2>([8, 8]).named("v"));
+    let msg = message(
+        q.submit(
+            task::parallel_for(&heat(), [8, 8])
+                .read(&u, access::neighborhood([1, 1]))
+                .discard_write(&v, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("flat_over_grid"),
+        ),
+        "flat_over_grid",
+    );
+    assert_has(
+        &msg,
+        &["kernel heat_1d::main works in 1D (it calls celer_item_1d)", "index space [0,0] - [8,8] has 2 dimension(s)"],
+    );
+    let heat2 = Kernel::wgsl(&kernels::HEAT_2D, "main").unwrap();
+    let (a, b) = (q.buffer_from(&[0.0f32; 64], [64]).named("a"), q.buffer::<f32, 1>([64]).named("b"));
+    let msg = message(
+        q.submit(
+            task::parallel_for(&heat2, [64])
+                .read(&a, access::neighborhood([1]))
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("grid_over_line"),
+        ),
+        "grid_over_line",
+    );
+    assert_has(&msg, &["kernel heat_2d::main works in 2D (it calls celer_item_2d)", "has 1 dimension(s)"]);
+}
+
+#[test]
+fn missing_extra_and_ill_typed_scalars_are_refused() {
+    let q = Queue::dry_run();
+    let a = q.buffer_from(&[0.0f32; 16], [16]).named("a");
+    let b = q.buffer::<f32, 1>([16]).named("b");
+    let step = || {
+        task::parallel_for(&heat(), [16]).read(&a, access::neighborhood([1])).discard_write(&b, access::one_to_one())
+    };
+    let msg = message(q.submit(step().name("no_alpha")), "no_alpha");
+    assert_has(
+        &msg,
+        &[
+            "kernel heat_1d::main's push-constant member `alpha: f32` (offset 72) gets no value",
+            "0 positional scalar value(s)",
+        ],
+    );
+    let msg = message(q.submit(step().scalar_f32(0.1).scalar_f32(0.2).name("two_alphas")), "two_alphas");
+    assert_has(
+        &msg,
+        &["the task gives 2 scalar value(s), but kernel heat_1d::main takes 1 after its boxes (alpha: f32)"],
+    );
+    let msg = message(q.submit(step().scalars(&[1]).name("u32_alpha")), "u32_alpha");
+    assert_has(&msg, &["member `alpha` is of type f32, but the task gives it a u32 (positional scalar 0); give it a value of type f32"]);
+    // An f32 where the member is u32.
+    let m = q.buffer_from(&[0.0f32; 16], [4, 4]).named("m");
+    let c = q.buffer::<f32, 2>([4, 4]).named("c");
+    let mm = Kernel::wgsl(&kernels::MATMUL, "main").unwrap();
+    let msg = message(
+        q.submit(
+            task::parallel_for(&mm, [4, 4])
+                .read(&m, access::slice(1))
+                .read(&m, access::all())
+                .discard_write(&c, access::one_to_one())
+                .scalar_f32(4.0)
+                .name("f32_n"),
+        ),
+        "f32_n",
+    );
+    assert_has(&msg, &["kernel matmul::main's push-constant member `n` is of type u32, but the task gives it an f32"]);
+    let msg = message(q.submit(step().scalar("alpha", 1i32).name("i32_alpha")), "i32_alpha");
+    assert_has(&msg, &["member `alpha` is of type f32, but the task gives it an i32 (scalar \"alpha\")"]);
+}
+
+#[test]
+fn bindings_and_scalars_given_by_name_bind_in_the_kernels_order_and_bad_names_are_refused() {
+    let q = Queue::dry_run();
+    let a = q.buffer_from(&[0.0f32; 16], [16]).named("a");
+    let b = q.buffer::<f32, 1>([16]).named("b");
+    // Written in the "wrong" order, but named: celer binds dst and src where the kernel declares them.
+    q.submit(
+        task::parallel_for(&heat(), [16])
+            .bind("dst")
+            .discard_write(&b, access::one_to_one())
+            .bind("src")
+            .read(&a, access::neighborhood([1]))
+            .scalar("alpha", 0.1f32),
+    )
+    .expect("named bindings are reordered to the kernel's binding numbers");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&heat(), [16])
+                .bind("source")
+                .read(&a, access::neighborhood([1]))
+                .bind("dst")
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("typo"),
+        ),
+        "typo",
+    );
+    assert_has(&msg, &["kernel heat_1d::main has no binding named `source` (it has: src, dst)"]);
+    let msg = message(
+        q.submit(
+            task::parallel_for(&heat(), [16])
+                .bind("src")
+                .read(&a, access::neighborhood([1]))
+                .bind("src")
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("twice"),
+        ),
+        "twice",
+    );
+    assert_has(&msg, &["binding `src` is given twice for kernel heat_1d::main"]);
+    let msg = message(
+        q.submit(
+            task::parallel_for(&heat(), [16])
+                .bind("src")
+                .read(&a, access::neighborhood([1]))
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("half_named"),
+        ),
+        "half_named",
+    );
+    assert_has(&msg, &["the task names 1 of its 2 bindings for kernel heat_1d::main; name all of them"]);
+    let step = || {
+        task::parallel_for(&heat(), [16]).read(&a, access::neighborhood([1])).discard_write(&b, access::one_to_one())
+    };
+    let msg = message(q.submit(step().scalar("beta", 0.1f32).name("beta")), "beta");
+    assert_has(&msg, &["kernel heat_1d::main has no push-constant member named `beta` (it has: alpha: f32)"]);
+    let msg =
+        message(q.submit(step().scalar("alpha", 0.1f32).scalar("alpha", 0.2f32).name("alpha_twice")), "alpha_twice");
+    assert_has(&msg, &["scalar `alpha` is given twice for kernel heat_1d::main"]);
+    let msg = message(q.submit(step().scalar("alpha", 0.1f32).scalar_f32(0.2).name("mixed_scalars")), "mixed_scalars");
+    assert_has(&msg, &["the task names 1 of its 2 scalar values for kernel heat_1d::main"]);
+    let msg = message(q.submit(step().scalar_f32(0.1).bind("dst").name("dangling")), "dangling");
+    assert_has(&msg, &[".bind(\"dst\") is followed by no accessor or reduction"]);
+}
+
+#[test]
+fn a_push_constant_struct_without_the_boxes_is_refused() {
+    let q = Queue::dry_run();
+    let d = q.buffer_from(&[1.0f32; 16], [16]).named("d");
+    let k = Kernel::wgsl(&own_kernels::BAD_LAYOUT, "main").unwrap();
+    let msg = message(
+        q.submit(task::parallel_for(&k, [16]).read_write(&d, access::one_to_one()).scalar_f32(2.0).name("no_box")),
+        "no_box",
+    );
+    assert_has(
+        &msg,
+        &[
+            "kernel bad_layout::main's push-constant struct does not follow celer's layout",
+            "member 1 is `scale: f32` at offset 24, where the CelerBox of binding 0 belongs (at offset 24)",
+        ],
+    );
+}
+
+#[test]
+fn a_task_that_reads_cells_its_other_items_write_is_refused() {
+    let q = Queue::dry_run();
+    let a = q.buffer_from(&[0.0f32; 64], [64]).named("a");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&heat(), [64])
+                .bind("src")
+                .read(&a, access::neighborhood([1]))
+                .bind("dst")
+                .discard_write(&a, access::one_to_one())
+                .scalar("alpha", 0.1f32)
+                .name("in_place"),
+        ),
+        "in_place",
+    );
+    assert_has(
+        &msg,
+        &[
+            "buffer B0 \"a\" is read in {[16] - [17]}",
+            "through read neighborhood, and other items of the same task write those cells through discard_write \
+             one_to_one",
+        ],
+    );
+    // Each item reading and writing its own cells is fine.
+    let add = Kernel::wgsl(&kernels::GPU_ADD, "main").unwrap();
+    let n = q.buffer_from(&[0u32; 64], [64]).named("n");
+    q.submit(task::parallel_for(&add, [64]).read_write(&n, access::one_to_one()).scalars(&[1])).expect("legit");
+}
+
+#[test]
+fn the_binding_count_check_still_comes_first() {
+    let q = Queue::dry_run();
+    let a = q.buffer_from(&[0.0f32; 16], [16]).named("a");
+    let e = q.submit(task::parallel_for(&heat(), [16]).read(&a, access::all()).name("lonely")).unwrap_err();
+    assert!(matches!(*e.inner, TaskErrorKind::KernelBindings { .. }), "{e}");
+    assert_has(
+        &e.to_string(),
+        &["kernel heat_1d::main declares 2 storage bindings in @group(0), but the task binds 1"],
+    );
+}
+
+/// A buffer element of 16 bytes, as a program would declare its own (four f32 components).
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Particle {
+    pos: [f32; 3],
+    mass: f32,
+}
+
+impl celer::Element for Particle {
+    const SCALAR: celer::kernels::ScalarType = celer::kernels::ScalarType::F32;
+}
+
+#[test]
+fn a_vector_binding_takes_elements_of_its_size_and_refuses_others() {
+    let q = Queue::dry_run();
+    let scale = Kernel::wgsl(&own_kernels::SCALE_VEC4, "main").expect("scale_vec4::main");
+    let p = q.buffer_from(&[Particle { pos: [1.0, 2.0, 3.0], mass: 4.0 }; 8], [8]).named("particles");
+    let out = q.buffer::<Particle, 1>([8]).named("doubled");
+    q.submit(
+        task::parallel_for(&scale, [8])
+            .read(&p, access::one_to_one())
+            .discard_write(&out, access::one_to_one())
+            .name("struct_elements"),
+    )
+    .expect("16-byte elements bind to array<vec4<f32>>");
+    let floats = q.buffer::<f32, 1>([8]).named("floats");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&scale, [8])
+                .read(&floats, access::one_to_one())
+                .discard_write(&out, access::one_to_one())
+                .name("floats_as_vectors"),
+        ),
+        "floats_as_vectors",
+    );
+    assert_has(&msg, &["`inp` (@binding(0)) as array<vec4<f32>>", "buffer B2 \"floats\" of f32"]);
+}
