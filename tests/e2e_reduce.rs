@@ -1,7 +1,7 @@
 //! End to end, on real ranks and a real Vulkan device: sum, minimum and maximum reductions of an i32 buffer split
 //! over every rank, read by every rank (a fence) and by rank 0 alone (a host task), and user-defined reductions
 //! (bitwise OR and AND through `reduce_with`), and a result read by two ranks first and every rank later, compared
-//! with the serial result.
+//! with the serial result; at the end, the bytes the ranks sent and received must balance.
 //! Run alone (one rank) or under `mpirun -n N`; `./x test` does both.
 
 use std::process::ExitCode;
