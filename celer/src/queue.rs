@@ -849,28 +849,17 @@ pub mod task {
     /// A kernel over `[0, range)`, split across ranks and devices.
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
         let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name.clone());
-        TaskBuilder {
-            spec,
-            kernel: kernel.source,
-            scalars: Vec::new(),
-            reduction_kinds: Vec::new(),
-            custom_reductions: Vec::new(),
-            accessors: Vec::new(),
-            reductions: Vec::new(),
-            pending_name: None,
-            host_fn: None,
-            objects: Vec::new(),
-        }
+        TaskBuilder { kernel: kernel.source, ..TaskBuilder::of(spec) }
     }
 
     /// A host task over `[0, range)`, split across ranks like a kernel.
     pub fn host_for<const KD: usize>(range: [usize; KD]) -> TaskBuilder<KD> {
-        TaskBuilder::host(TaskSpec::new(TaskKind::HostCompute, KD, GridBox::from_extent(&range)))
+        TaskBuilder::of(TaskSpec::new(TaskKind::HostCompute, KD, GridBox::from_extent(&range)))
     }
 
     /// A host task run once, on rank 0.
     pub fn host_once() -> TaskBuilder<0> {
-        TaskBuilder::host(TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[])))
+        TaskBuilder::of(TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[])))
     }
 
     /// A host task run once on every rank (item `i` on rank `i`), in the default collective group.
@@ -881,12 +870,13 @@ pub mod task {
     /// A collective host task in `group`.
     pub fn host_collective_in(group: CollectiveGroup) -> TaskBuilder<1> {
         // The rank count is filled in at submission by the task manager's configuration.
-        TaskBuilder::host(TaskSpec::new(TaskKind::Collective(group.0), 1, GridBox::d1(0, 1)))
+        TaskBuilder::of(TaskSpec::new(TaskKind::Collective(group.0), 1, GridBox::d1(0, 1)))
     }
 }
 
 impl<const KD: usize> TaskBuilder<KD> {
-    fn host(spec: TaskSpec) -> Self {
+    /// A builder of `spec` with nothing bound yet (no kernel: a host task until `parallel_for` sets one).
+    fn of(spec: TaskSpec) -> Self {
         Self {
             spec,
             kernel: None,
