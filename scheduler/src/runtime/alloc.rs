@@ -63,10 +63,10 @@ impl RankLoop<'_> {
         if let Some(ahead) = ahead {
             bounds = bounds.bounding_box(&ahead);
         }
-        let new = self.gpu.allocate(box3(&bounds), state.elem_size).map_err(|source| RuntimeError::Allocation {
+        let new = self.gpu.allocate(box3(&bounds), state.elem_size).map_err(|error| RuntimeError::Allocation {
             buffer,
             bounds,
-            source: Box::new(source),
+            error: Box::new(error),
         })?;
         self.stats.device_bytes += new.bytes() as u64;
         if let Some(old) = &old {

@@ -111,9 +111,9 @@ impl RankLoop<'_> {
         for op in &ops {
             if let GpuOp::Kernel(PreparedKernel { check: Some(info), context, .. }) = op {
                 let words = celer_exec::gpu::bounds_record_words(info.declared.len());
-                let record = self.gpu.allocate(Box3::d1(0, words), 4).map_err(|source| RuntimeError::GpuOp {
+                let record = self.gpu.allocate(Box3::d1(0, words), 4).map_err(|error| RuntimeError::GpuOp {
                     context: format!("{context}: the bounds record of CELER_CHECK_BOUNDS"),
-                    source,
+                    error,
                 })?;
                 records.push(record);
             }

@@ -534,7 +534,7 @@ impl RankLoop<'_> {
             let held = if held.is_empty() { "uploads and copies only".to_string() } else { held.join(", ") };
             lines.push(format!("batch {b}: {held}"));
         }
-        RuntimeError::DeviceLost { node: self.node, source: e, lost: lines }
+        RuntimeError::DeviceLost { node: self.node, error: e, lost: lines }
     }
 
     /// With `CELER_DUMP_GRAPHS`, writes `commands-rank<N>.dot` (this rank's command graph) and, on rank 0,
@@ -544,21 +544,13 @@ impl RankLoop<'_> {
     /// File-system errors, naming the path.
     pub fn write_graph_dumps(&self) -> Result<Vec<std::path::PathBuf>, RuntimeError> {
         let Some((dir, tasks)) = &self.dump else { return Ok(Vec::new()) };
-        std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
-            what: "create",
-            path: dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|error| RuntimeError::Io { what: "create", path: dir.clone(), error })?;
         let mut files = vec![(dir.join(format!("commands-rank{}.dot", self.node)), self.cdag.to_dot())];
         if self.node == 0 {
             files.push((dir.join("tasks.dot"), self.tm.tasks_to_dot(tasks.iter())));
         }
         for (path, dot) in &files {
-            std::fs::write(path, dot).map_err(|source| RuntimeError::Io {
-                what: "write",
-                path: path.clone(),
-                source,
-            })?;
+            std::fs::write(path, dot).map_err(|error| RuntimeError::Io { what: "write", path: path.clone(), error })?;
         }
         Ok(files.into_iter().map(|f| f.0).collect())
     }

@@ -7,7 +7,7 @@ use celer_graph::task::MapperError;
 use celer_graph::{BufferId, CommandId, GridBox, TaskError, TaskId};
 
 /// An error of a rank's runtime; each ends the run on every rank, printed with the rank.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
     /// A command failed while starting or finishing; `error` says how.
@@ -55,22 +55,23 @@ pub enum RuntimeError {
         buffer: BufferId,
     },
     /// A buffer's device allocation could not be made or grown.
-    #[error("allocating {bounds} of buffer {buffer} on the GPU: {source}")]
+    #[error("allocating {bounds} of buffer {buffer} on the GPU: {error}")]
     Allocation {
         /// The buffer.
         buffer: BufferId,
         /// The box the allocation was to cover.
         bounds: GridBox,
-        /// The backend's error (boxed: the variant would make every result of the runtime large).
-        source: Box<GpuError>,
+        /// The backend's error (boxed: the variant would make every result of the runtime large; its text is part of
+        /// this error's message, so it is not also a `source()`).
+        error: Box<GpuError>,
     },
     /// A GPU operation of a batch failed; `context` names the command, task or buffer it was for.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     GpuOp {
         /// What the operation was for, e.g. `N0 C3 (T1): push`.
         context: String,
-        /// The backend's error.
-        source: GpuError,
+        /// The backend's error (its text is part of this error's message, so it is not also a `source()`).
+        error: GpuError,
     },
     /// An operation of the batch names a buffer without a device allocation (an internal error).
     #[error("{context}: internal error: buffer {buffer} has no allocation")]
@@ -91,12 +92,12 @@ pub enum RuntimeError {
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     OutOfBounds(Vec<OutOfBoundsAccess>),
     /// The device was lost with GPU work in flight.
-    #[error("N{node}: {source}. The lost work:{}", .lost.iter().map(|l| format!("\n    {l}")).collect::<String>())]
+    #[error("N{node}: {error}. The lost work:{}", .lost.iter().map(|l| format!("\n    {l}")).collect::<String>())]
     DeviceLost {
         /// The command graph node that lost its device.
         node: i32,
-        /// The backend's error.
-        source: GpuError,
+        /// The backend's error (its text is part of this error's message, so it is not also a `source()`).
+        error: GpuError,
         /// Per lost batch: `batch B: C7 execution of task T3 "step" (kernel heat::main), ...`.
         lost: Vec<String>,
     },
@@ -146,14 +147,14 @@ pub enum RuntimeError {
         devices: usize,
     },
     /// A file of `CELER_DUMP_GRAPHS` could not be written.
-    #[error("cannot {what} {}: {source}", .path.display())]
+    #[error("cannot {what} {}: {error}", .path.display())]
     Io {
         /// `"create"` or `"write"`.
         what: &'static str,
         /// The file or directory.
         path: std::path::PathBuf,
-        /// The system's error.
-        source: std::io::Error,
+        /// The system's error (its text is part of this error's message, so it is not also a `source()`).
+        error: std::io::Error,
     },
     /// A broken invariant of the runtime.
     #[error("internal error: {0}")]
@@ -173,6 +174,13 @@ pub enum RuntimeError {
     /// An MPI call failed.
     #[error(transparent)]
     Mpi(#[from] MpiError),
+}
+
+/// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.
+impl std::fmt::Debug for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl From<TransferError> for RuntimeError {
@@ -227,5 +235,5 @@ pub(super) fn command_context(node: i32, cmd: &celer_graph::Command, what: &str)
 
 /// Wraps a backend error of a GPU operation for `context` as [`RuntimeError::GpuOp`].
 pub(super) fn gpu_op(context: &str) -> impl Fn(GpuError) -> RuntimeError + '_ {
-    move |source| RuntimeError::GpuOp { context: context.to_string(), source }
+    move |error| RuntimeError::GpuOp { context: context.to_string(), error }
 }
