@@ -259,20 +259,16 @@ pub fn read_check(min: &[u64]) -> (u64, u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use celer_graph::{BufferAccess, GridBox, TaskManager, TaskManagerConfig, TaskSpec};
+    use celer_graph::{GridBox, TaskManager, TaskManagerConfig, TaskSpec};
 
     /// Records `ranges` as host tasks reading buffer B0 one-to-one, and returns each task's hash in order.
     fn stream(ranges: &[usize]) -> Vec<(TaskId, u64, bool)> {
         let mut tm = TaskManager::new(TaskManagerConfig { horizon_step: 2, ..TaskManagerConfig::default() });
         tm.create_buffer(celer_graph::BufferId(0), 1, GridBox::d1(0, 64), true, Some("a".into()));
         for &r in ranges {
-            let mut spec = TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, r));
-            std::sync::Arc::make_mut(&mut spec.accesses).push(BufferAccess {
-                buffer: celer_graph::BufferId(0),
-                mode: celer_graph::AccessMode::Read,
-                mapper: RangeMapper::OneToOne,
-            });
-            tm.submit(spec).unwrap();
+            let spec = TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, r));
+            tm.submit(spec.access(celer_graph::BufferId(0), celer_graph::AccessMode::Read, RangeMapper::OneToOne))
+                .unwrap();
         }
         let ids: Vec<TaskId> = tm.drain_new_tasks().collect();
         let mut sh = StreamHash::new();
@@ -335,13 +331,8 @@ mod tests {
     fn a_buffers_extent_or_data_changes_the_hash_of_the_tasks_that_access_it() {
         let mut tm = TaskManager::new(TaskManagerConfig::default());
         tm.create_buffer(celer_graph::BufferId(0), 1, GridBox::d1(0, 64), true, None);
-        let mut spec = TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, 64));
-        std::sync::Arc::make_mut(&mut spec.accesses).push(BufferAccess {
-            buffer: celer_graph::BufferId(0),
-            mode: celer_graph::AccessMode::Read,
-            mapper: RangeMapper::OneToOne,
-        });
-        tm.submit(spec).unwrap();
+        let spec = TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, 64));
+        tm.submit(spec.access(celer_graph::BufferId(0), celer_graph::AccessMode::Read, RangeMapper::OneToOne)).unwrap();
         let ids: Vec<TaskId> = tm.drain_new_tasks().collect();
         let id = *ids.iter().find(|&&id| tm.task(id).unwrap().kind() == TaskKind::HostCompute).unwrap();
         let task = tm.task(id).unwrap();
