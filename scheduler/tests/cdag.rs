@@ -180,18 +180,21 @@ fn writers_wait_for_local_pushes_and_readers() {
     replay(&sim).unwrap();
 }
 
+/// `spec` with reduction R0 into `buffer` (overwriting its old value).
+fn reducing(mut spec: TaskSpec, buffer: BufferId, op: ReductionOp) -> TaskSpec {
+    spec.reductions.push(ReductionSpec { id: ReductionId(0), buffer, op, include_current_value: false });
+    spec
+}
+
 fn reduction_program(readers: TaskKind) -> impl Fn(&mut Simulation) -> Result<(), celer_graph::TaskError> {
     move |sim: &mut Simulation| {
         sim.create_buffer(B0, 1, GridBox::d1(0, 64), true, Some("data"));
         sim.create_buffer(B1, 1, GridBox::d1(0, 1), false, Some("sum"));
-        let mut red = TaskSpec::device_compute(&[64]).access(B0, Read, RangeMapper::OneToOne);
-        red.reductions.push(ReductionSpec {
-            id: ReductionId(0),
-            buffer: B1,
-            op: ReductionOp::Sum,
-            include_current_value: false,
-        });
-        sim.submit(red)?;
+        sim.submit(reducing(
+            TaskSpec::device_compute(&[64]).access(B0, Read, RangeMapper::OneToOne),
+            B1,
+            ReductionOp::Sum,
+        ))?;
         let range = if readers == TaskKind::Once { GridBox::from_extent(&[]) } else { GridBox::d1(0, 64) };
         let dims = if readers == TaskKind::Once { 0 } else { 1 };
         sim.submit(TaskSpec::new(readers, dims, range).access(B1, Read, RangeMapper::All))?;
@@ -232,14 +235,7 @@ fn subset_reduction_program(readers: usize) -> impl Fn(&mut Simulation) -> Resul
     move |sim: &mut Simulation| {
         sim.create_buffer(B0, 1, GridBox::d1(0, 1), false, Some("sum"));
         sim.create_buffer(B1, 1, GridBox::d1(0, 64), false, Some("out"));
-        let mut red = TaskSpec::device_compute(&[64]);
-        red.reductions.push(ReductionSpec {
-            id: ReductionId(0),
-            buffer: B0,
-            op: ReductionOp::Max,
-            include_current_value: false,
-        });
-        sim.submit(red)?;
+        sim.submit(reducing(TaskSpec::device_compute(&[64]), B0, ReductionOp::Max))?;
         sim.submit(TaskSpec::device_compute(&[readers]).access(B0, Read, RangeMapper::All).access(
             B1,
             DiscardWrite,
