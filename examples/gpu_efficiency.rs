@@ -1,23 +1,33 @@
 //! GPU efficiency: large kernels through celer against the same shaders dispatched by hand, in one run.
 //!
-//! Three workloads, each run first through celer (one task per repetition, on one rank) and then by hand through
-//! celer's GPU layer (`celer_exec::gpu`, over vulkano: one dispatch per submission, submitted back to back, waiting
-//! only for the last): a plain 2D copy (the card's memory-bandwidth ceiling), the wave equation step of `wave_sim`
+//! Three workloads: a plain 2D copy (the card's memory-bandwidth ceiling), the wave equation step of `wave_sim`
 //! (GB/s counted as the minimum traffic: two fields read, one written) and the naive matrix multiply of `matmul`
-//! (GFLOP/s). Prints both figures and their ratio; the results of both paths are compared with each other (and the
-//! copy with its input, the product with a serial reference at sampled cells).
+//! (GFLOP/s). Each runs through celer (one task per repetition, on one rank) and by hand through celer's GPU layer
+//! (`celer_exec::gpu`, over vulkano: one dispatch per submission, submitted back to back, waiting only for the
+//! last), both alive in the same process.
+//!
+//! How it is measured: per workload, `--series` series (default 5); in series s both paths run, celer first when s
+//! is even and by hand first when it is odd. Before its timed `--reps` repetitions, each path runs an untimed
+//! warm-up of the same workload: as many repetitions as took ≥ 200 ms by hand when the workload was set up (at
+//! least 2), so both paths run the same number of repetitions in all and end with the same fields. Prints every
+//! series' rates and ratio (celer ÷ by hand), so that a bimodal ratio shows, and the minimum and median ratio. The
+//! results of both paths are compared with each other at the end (and the copy with its input, the product with a
+//! serial reference at sampled cells).
 //!
 //! ```text
-//! cargo run --release --example gpu_efficiency -- [--size 8192] [--mm-size 2048] [--reps 50]
+//! cargo run --release --example gpu_efficiency -- [--size 8192] [--mm-size 2048] [--reps 50] [--series 5]
 //! ```
 
 use std::time::{Duration, Instant};
 
 use celer::{access, kernels, task, Buffer, Kernel, Queue};
-use celer_exec::gpu::{Access, Box3, Gpu, Launch};
+use celer_exec::gpu::{Access, BatchId, Box3, DeviceAllocation, Gpu, KernelId, Launch};
 use celer_exec::shaders::KernelSource;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// How long, at least, the untimed warm-up before each timed series runs (measured by hand at set-up).
+const WARM_UP: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Work {
@@ -93,93 +103,133 @@ fn field(n: usize, seed: usize) -> Vec<f32> {
     (0..n * n).map(|k| ((k * (7 + seed) + seed) % 13) as f32 * 0.0625 - 0.375).collect()
 }
 
-/// Runs `reps` repetitions through celer (after two untimed ones); returns seconds and the result field.
-fn through_celer(q: &Queue, work: Work, n: usize, reps: usize) -> Res<(f64, Vec<f32>)> {
-    let kernel = Kernel::wgsl(work.source(), "main")?;
-    let bufs: Vec<Buffer<'_, f32, 2>> = (0..3).map(|s| q.buffer_from(&field(n, s), [n, n])).collect();
-    let submit = |r: usize| -> Res<()> {
-        let roles = work.roles(r);
-        let mut t = task::parallel_for(&kernel, [n, n]).name(work.name());
-        t = match work {
-            Work::Copy => t,
-            Work::Wave => t.scalar_f32(0.25),
-            Work::Matmul => t.scalars(&[n as u32]),
-        };
-        for (i, &(b, writes)) in roles.iter().enumerate() {
-            let buf = &bufs[b];
-            t = match (work, i, writes) {
-                (_, _, true) => t.discard_write(buf, access::one_to_one()),
-                (Work::Wave, 1, _) => t.read(buf, access::neighborhood_along_axes([1, 1])),
-                (Work::Matmul, 0, _) => t.read(buf, access::slice(1)),
-                (Work::Matmul, 1, _) => t.read(buf, access::all()),
-                _ => t.read(buf, access::one_to_one()),
-            };
-        }
-        q.submit(t)?;
-        Ok(())
-    };
-    // Two untimed repetitions compile the pipeline (and keep the rotation's parity).
-    let warm = 2 * work.roles(0).len();
-    for r in 0..warm {
-        submit(r)?;
-    }
-    q.wait();
-    let start = Instant::now();
-    for r in warm..warm + reps {
-        submit(r)?;
-    }
-    q.wait();
-    let seconds = start.elapsed().as_secs_f64();
-    let out = q.fence(&bufs[work.result(warm + reps)])?.wait()?;
-    Ok((seconds, out))
+/// One workload through celer: its buffers, and the repetitions run so far (they pick the buffers' roles).
+struct ThroughCeler<'q> {
+    q: &'q Queue,
+    work: Work,
+    n: usize,
+    kernel: Kernel,
+    bufs: Vec<Buffer<'q, f32, 2>>,
+    done: usize,
 }
 
-/// The same by hand: one dispatch per submission, back to back, waiting only for the last.
-fn by_hand(work: Work, n: usize, reps: usize) -> Res<(f64, Vec<f32>)> {
-    let mut gpu = Gpu::new()?;
-    let kernel = gpu.load_kernel(work.source(), "main")?;
-    let all = Box3::d2([0, 0], [n, n]);
-    let bufs = [gpu.allocate(all, 4)?, gpu.allocate(all, 4)?, gpu.allocate(all, 4)?];
-    let mut batch = gpu.batch()?;
-    for (s, b) in bufs.iter().enumerate() {
-        let bytes: Vec<u8> = field(n, s).iter().flat_map(|v| v.to_ne_bytes()).collect();
-        batch.upload(b, all, &bytes, all)?;
+impl<'q> ThroughCeler<'q> {
+    fn new(q: &'q Queue, work: Work, n: usize) -> Res<Self> {
+        let kernel = Kernel::wgsl(work.source(), "main")?;
+        let bufs = (0..3).map(|s| q.buffer_from(&field(n, s), [n, n])).collect();
+        Ok(ThroughCeler { q, work, n, kernel, bufs, done: 0 })
     }
-    let mut last = batch.submit()?;
-    gpu.poll_until_complete(last, Duration::from_secs(120))?;
-    let launch = Launch::d2([0, 0], [n, n]);
-    let scalars = work.scalars(n);
-    let run = |gpu: &mut Gpu, r: usize| -> Res<celer_exec::gpu::BatchId> {
-        let accesses: Vec<Access<'_>> = work
-            .roles(r)
-            .iter()
-            .map(|&(b, writes)| if writes { Access::write(&bufs[b]) } else { Access::read(&bufs[b]) })
-            .collect();
+
+    /// Runs `reps` repetitions, one task each, and waits for them; returns the seconds from the first submission.
+    fn run(&mut self, reps: usize) -> Res<f64> {
+        let (work, n, q) = (self.work, self.n, self.q);
+        q.wait();
+        let start = Instant::now();
+        for r in self.done..self.done + reps {
+            let mut t = task::parallel_for(&self.kernel, [n, n]).name(work.name());
+            t = match work {
+                Work::Copy => t,
+                Work::Wave => t.scalar_f32(0.25),
+                Work::Matmul => t.scalars(&[n as u32]),
+            };
+            for (i, &(b, writes)) in work.roles(r).iter().enumerate() {
+                let buf = &self.bufs[b];
+                t = match (work, i, writes) {
+                    (_, _, true) => t.discard_write(buf, access::one_to_one()),
+                    (Work::Wave, 1, _) => t.read(buf, access::neighborhood_along_axes([1, 1])),
+                    (Work::Matmul, 0, _) => t.read(buf, access::slice(1)),
+                    (Work::Matmul, 1, _) => t.read(buf, access::all()),
+                    _ => t.read(buf, access::one_to_one()),
+                };
+            }
+            q.submit(t)?;
+        }
+        q.wait();
+        self.done += reps;
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    fn result(&self) -> Res<Vec<f32>> {
+        Ok(self.q.fence(&self.bufs[self.work.result(self.done)])?.wait()?)
+    }
+}
+
+/// The same workload by hand: one dispatch per submission, back to back, waiting only for the last.
+struct ByHand {
+    work: Work,
+    n: usize,
+    kernel: KernelId,
+    bufs: Vec<DeviceAllocation>,
+    done: usize,
+}
+
+impl ByHand {
+    fn new(gpu: &mut Gpu, work: Work, n: usize) -> Res<Self> {
+        let kernel = gpu.load_kernel(work.source(), "main")?;
+        let all = Box3::d2([0, 0], [n, n]);
+        let bufs = vec![gpu.allocate(all, 4)?, gpu.allocate(all, 4)?, gpu.allocate(all, 4)?];
         let mut batch = gpu.batch()?;
-        batch.dispatch(kernel, launch, &accesses, &scalars)?;
-        Ok(batch.submit()?)
-    };
-    let warm = 2 * work.roles(0).len();
-    for r in 0..warm {
-        last = run(&mut gpu, r)?;
+        for (s, b) in bufs.iter().enumerate() {
+            let bytes: Vec<u8> = field(n, s).iter().flat_map(|v| v.to_ne_bytes()).collect();
+            batch.upload(b, all, &bytes, all)?;
+        }
+        let id = batch.submit()?;
+        gpu.poll_until_complete(id, Duration::from_secs(120))?;
+        Ok(ByHand { work, n, kernel, bufs, done: 0 })
     }
-    gpu.poll_until_complete(last, Duration::from_secs(120))?;
-    let start = Instant::now();
-    for r in warm..warm + reps {
-        last = run(&mut gpu, r)?;
+
+    /// Runs `reps` repetitions and waits for the last; returns the seconds from the first submission.
+    fn run(&mut self, gpu: &mut Gpu, reps: usize) -> Res<f64> {
+        let launch = Launch::d2([0, 0], [self.n, self.n]);
+        let scalars = self.work.scalars(self.n);
+        let start = Instant::now();
+        let mut last: Option<BatchId> = None;
+        for r in self.done..self.done + reps {
+            let accesses: Vec<Access<'_>> = self
+                .work
+                .roles(r)
+                .iter()
+                .map(|&(b, writes)| if writes { Access::write(&self.bufs[b]) } else { Access::read(&self.bufs[b]) })
+                .collect();
+            let mut batch = gpu.batch()?;
+            batch.dispatch(self.kernel, launch, &accesses, &scalars)?;
+            last = Some(batch.submit()?);
+        }
+        if let Some(id) = last {
+            gpu.poll_until_complete(id, Duration::from_secs(600))?;
+        }
+        self.done += reps;
+        Ok(start.elapsed().as_secs_f64())
     }
-    gpu.poll_until_complete(last, Duration::from_secs(600))?;
-    let seconds = start.elapsed().as_secs_f64();
-    let mut batch = gpu.batch()?;
-    let d = batch.download(&bufs[work.result(warm + reps)], all)?;
-    let id = batch.submit()?;
-    gpu.poll_until_complete(id, Duration::from_secs(120))?;
-    let mut bytes = vec![0u8; n * n * 4];
-    gpu.read_download(d, &mut bytes, all)?;
-    for b in bufs {
-        gpu.free(b);
+
+    fn result(&self, gpu: &mut Gpu) -> Res<Vec<f32>> {
+        let all = Box3::d2([0, 0], [self.n, self.n]);
+        let mut batch = gpu.batch()?;
+        let d = batch.download(&self.bufs[self.work.result(self.done)], all)?;
+        let id = batch.submit()?;
+        gpu.poll_until_complete(id, Duration::from_secs(120))?;
+        let mut bytes = vec![0u8; self.n * self.n * 4];
+        gpu.read_download(d, &mut bytes, all)?;
+        Ok(bytes.chunks_exact(4).map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
-    Ok((seconds, bytes.chunks_exact(4).map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect()))
+
+    fn free(self, gpu: &mut Gpu) {
+        for b in self.bufs {
+            gpu.free(b);
+        }
+    }
+}
+
+/// The median of `v` (not empty): the middle value, or the mean of the two middle ones.
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
 }
 
 /// Checks what a serial program can check cheaply: the copy returns its input; sampled cells of the product.
@@ -223,38 +273,74 @@ fn main() -> Res<()> {
     if let Some(v) = args.reps {
         reps = v.parse()?;
     }
-    let works = [(Work::Copy, n, reps), (Work::Wave, n, reps), (Work::Matmul, mm, (reps / 5).max(2))];
-    let mut celer = Vec::new();
-    {
-        let q = Queue::new()?;
-        if q.ranks() > 1 {
-            return Err("gpu_efficiency compares one GPU with one GPU: run it on one rank".into());
-        }
-        for &(work, size, r) in &works {
-            celer.push(through_celer(&q, work, size, r)?);
-        }
+    let series: usize = args.series.as_deref().unwrap_or("5").parse()?;
+    if reps == 0 || series == 0 {
+        return Err("--reps and --series must be ≥ 1".into());
     }
-    println!("gpu_efficiency: celer (1 rank) against the same shaders dispatched by hand, one GPU");
-    println!("  workload          size      reps        celer        by hand    celer ÷ by hand");
-    for (&(work, size, r), (secs, got)) in works.iter().zip(&celer) {
-        let (hand_secs, want) = by_hand(work, size, r)?;
-        if got != &want {
+    let works = [(Work::Copy, n, reps), (Work::Wave, n, reps), (Work::Matmul, mm, (reps / 5).max(2))];
+    let q = Queue::new()?;
+    if q.ranks() > 1 {
+        return Err("gpu_efficiency compares one GPU with one GPU: run it on one rank".into());
+    }
+    let mut gpu = Gpu::new()?;
+    println!(
+        "gpu_efficiency: celer (1 rank) against the same shaders dispatched by hand, one GPU; {series} series per \
+         workload, celer first in even series, by hand first in odd ones, each path after an untimed warm-up of \
+         ≥ {} ms",
+        WARM_UP.as_millis()
+    );
+    let mut summary = Vec::new();
+    for &(work, size, r) in &works {
+        let mut celer = ThroughCeler::new(&q, work, size)?;
+        let mut hand = ByHand::new(&mut gpu, work, size)?;
+        // The warm-up's length: repetitions by hand until they took ≥ WARM_UP (this also warms up); celer then
+        // runs as many, so that both paths run the same repetitions in all.
+        let mut warm = 0;
+        let start = Instant::now();
+        while warm < 2 || start.elapsed() < WARM_UP {
+            hand.run(&mut gpu, r)?;
+            warm += r;
+        }
+        celer.run(warm)?;
+        let rate = |s: f64| work.amount(size) * r as f64 / s / 1e9;
+        println!("  {} {size}², {r} repetitions per series, warm-up {warm} repetitions:", work.name());
+        let mut ratios = Vec::new();
+        for s in 0..series {
+            let (mut celer_s, mut hand_s) = (0.0, 0.0);
+            for celer_turn in if s % 2 == 0 { [true, false] } else { [false, true] } {
+                if celer_turn {
+                    celer.run(warm)?;
+                    celer_s = celer.run(r)?;
+                } else {
+                    hand.run(&mut gpu, warm)?;
+                    hand_s = hand.run(&mut gpu, r)?;
+                }
+            }
+            let ratio = rate(celer_s) / rate(hand_s);
+            println!(
+                "    series {s} {:<17} celer {:>8.1} {:<7} by hand {:>8.1} {:<7} celer ÷ by hand {ratio:6.3}",
+                if s % 2 == 0 { "(celer first):" } else { "(by hand first):" },
+                rate(celer_s),
+                work.unit(),
+                rate(hand_s),
+                work.unit(),
+            );
+            ratios.push(ratio);
+        }
+        let got = celer.result()?;
+        let want = hand.result(&mut gpu)?;
+        if got != want {
             let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             return Err(format!("{}: celer and the hand-written run differ (up to {worst:e})", work.name()).into());
         }
-        check_serial(work, size, got)?;
-        let rate = |s: f64| work.amount(size) * r as f64 / s / 1e9;
-        println!(
-            "  {:<12} {:>6}²  {:>8}  {:>8.1} {:<7} {:>6.1} {:<7} {:>8.3}",
-            work.name(),
-            size,
-            r,
-            rate(*secs),
-            work.unit(),
-            rate(hand_secs),
-            work.unit(),
-            rate(*secs) / rate(hand_secs)
-        );
+        check_serial(work, size, &got)?;
+        hand.free(&mut gpu);
+        let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        summary.push((work, size, r, min, median(&ratios), ratios.iter().copied().fold(0.0, f64::max)));
+    }
+    println!("  workload          size      reps   series   celer ÷ by hand: min   median      max");
+    for (work, size, r, min, med, max) in summary {
+        println!("  {:<12} {:>6}²  {:>8}  {series:>7}   {min:>20.3} {med:>8.3} {max:>8.3}", work.name(), size, r);
     }
     println!("gpu_efficiency: results of celer and by hand identical; copy and sampled matmul cells match serial");
     Ok(())
@@ -269,7 +355,11 @@ struct Args {
     /// Matrix size of the multiplication (default 64 in debug builds, 2048 in release).
     #[arg(long, value_name = "N")]
     mm_size: Option<String>,
-    /// Repetitions of each measurement (default 4 in debug builds, 50 in release).
+    /// Timed repetitions per series of the copy and the wave step; the matmul runs a fifth as many, at least 2
+    /// (default 4 in debug builds, 50 in release).
     #[arg(long, value_name = "N")]
     reps: Option<String>,
+    /// Series per workload, alternating which path goes first (default 5).
+    #[arg(long, value_name = "N")]
+    series: Option<String>,
 }
