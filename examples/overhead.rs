@@ -1,77 +1,214 @@
 //! Per-task overhead of celer against the same work dispatched by hand, measured in one run.
 //!
-//! A 1D stencil of `--tasks` tiny steps (256 cells, halos between ranks) runs through celer; then a chain of
-//! `--tasks` tiny kernels (each adds 1 to the 64 cells of a buffer, so each depends on the previous) runs (1) through celer on every rank, and, on one rank, hand-written through the same GPU layer: (2) 64
-//! dispatches per submission, (3) one dispatch per submission, all submitted back to back, waiting only for the
-//! last, and (4) the same, waiting for each dispatch before the next (the round trip a naive runtime pays). Results are checked; prints µs per task.
+//! Five ways of running `--tasks` tiny tasks: (1) a 1D stencil of tiny steps (256 cells, halos between ranks)
+//! through celer; a chain of tiny kernels (each adds 1 to the 64 cells of a buffer, so each depends on the previous)
+//! (2) through celer on every rank and, on rank 0, hand-written through the same GPU layer: (3) 64 dispatches per
+//! submission, (4) one dispatch per submission, all submitted back to back, waiting only for the last, and (5) the
+//! same, waiting for each dispatch before the next (the round trip a naive runtime pays).
+//!
+//! How it is measured: `--reps` repetitions (default 3); in repetition r every way runs once, in the order above
+//! rotated left by r, each first untimed (a run of the same length: warm-up) and then timed. Prints the minimum and
+//! median µs per task of each way, every repetition's figure, and the ratio celer ÷ batched by hand of the chain
+//! (per repetition, and of the medians). The celer queue and the hand-written GPU live side by side in one process;
+//! results are checked.
 //!
 //! ```text
-//! cargo run --release --example overhead -- [--tasks 2000]
+//! cargo run --release --example overhead -- [--tasks 2000] [--reps 3]
 //! mpirun -n 2 target/release/examples/overhead
 //! ```
 
 use std::time::{Duration, Instant};
 
-use celer::{access, kernels, task, Kernel, Queue};
-use celer_exec::gpu::{Access, Box3, Gpu, Launch};
+use celer::{access, kernels, task, Buffer, Kernel, Queue};
+use celer_exec::gpu::{Access, Box3, DeviceAllocation, Gpu, KernelId, Launch};
 
-/// How the hand-written chain submits its dispatches.
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    /// One dispatch per submission, all submitted back to back.
-    BackToBack,
-    /// One dispatch per submission, each waited for.
-    WaitEach,
-    /// 64 dispatches per submission (barriers between them), all submitted back to back.
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// The ways of running the tasks, in the order of repetition 0.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Way {
+    /// celer, a 1D stencil of tiny steps.
+    Stencil,
+    /// celer, the chain.
+    Chain,
+    /// The chain by hand, 64 dispatches per submission (barriers between them), all submitted back to back.
     Batched,
+    /// The chain by hand, one dispatch per submission, all submitted back to back.
+    BackToBack,
+    /// The chain by hand, one dispatch per submission, each waited for.
+    WaitEach,
 }
 
-fn by_hand(tasks: usize, mode: Mode) -> Result<f64, Box<dyn std::error::Error>> {
-    let mut gpu = Gpu::new()?;
-    let kernel = gpu.load_kernel(&kernels::GPU_ADD, "main")?;
-    let cells = Box3::d1(0, 64);
-    let data = gpu.allocate(cells, 4)?;
-    let zeros = vec![0u8; 64 * 4];
-    let mut batch = gpu.batch()?;
-    batch.upload(&data, cells, &zeros, cells)?;
-    let first = batch.submit()?;
-    gpu.poll_until_complete(first, Duration::from_secs(10))?;
-    // Warm-up dispatch (pipeline compilation), as for celer.
-    let mut batch = gpu.batch()?;
-    batch.dispatch(kernel, Launch::d1(0, 64), &[Access::read_write(&data)], &[0])?;
-    let warm = batch.submit()?;
-    gpu.poll_until_complete(warm, Duration::from_secs(10))?;
-    let start = Instant::now();
-    let mut last = first;
-    let per_batch = if mode == Mode::Batched { 64 } else { 1 };
-    let mut done = 0;
-    while done < tasks {
+const WAYS: [Way; 5] = [Way::Stencil, Way::Chain, Way::Batched, Way::BackToBack, Way::WaitEach];
+
+impl Way {
+    fn label(self) -> &'static str {
+        match self {
+            Way::Stencil => "celer, 1D stencil of tiny steps (256 cells)",
+            Way::Chain => "celer, chain of tiny kernels (64 cells)",
+            Way::Batched => "chain by hand, 64 dispatches per submission",
+            Way::BackToBack => "chain by hand, one per submission, back to back",
+            Way::WaitEach => "chain by hand, one per submission, waiting",
+        }
+    }
+
+    fn by_hand(self) -> bool {
+        !matches!(self, Way::Stencil | Way::Chain)
+    }
+}
+
+/// The hand-written chain: one GPU of its own, one allocation of 64 cells, and the adds run so far.
+struct HandChain {
+    gpu: Gpu,
+    kernel: KernelId,
+    data: Option<DeviceAllocation>,
+    done: usize,
+}
+
+impl HandChain {
+    fn new() -> Res<Self> {
+        let mut gpu = Gpu::new()?;
+        let kernel = gpu.load_kernel(&kernels::GPU_ADD, "main")?;
+        let cells = Box3::d1(0, 64);
+        let data = gpu.allocate(cells, 4)?;
         let mut batch = gpu.batch()?;
-        for _ in 0..per_batch.min(tasks - done) {
-            batch.dispatch(kernel, Launch::d1(0, 64), &[Access::read_write(&data)], &[1])?;
-            done += 1;
-        }
-        last = batch.submit()?;
-        if mode == Mode::WaitEach {
-            gpu.poll_until_complete(last, Duration::from_secs(10))?;
-        }
+        batch.upload(&data, cells, &[0u8; 64 * 4], cells)?;
+        let first = batch.submit()?;
+        gpu.poll_until_complete(first, Duration::from_secs(10))?;
+        Ok(HandChain { gpu, kernel, data: Some(data), done: 0 })
     }
-    gpu.poll_until_complete(last, Duration::from_secs(60))?;
-    let elapsed = start.elapsed().as_secs_f64();
-    let mut batch = gpu.batch()?;
-    let d = batch.download(&data, cells)?;
-    let id = batch.submit()?;
-    gpu.poll_until_complete(id, Duration::from_secs(10))?;
-    let mut out = vec![0u8; 64 * 4];
-    gpu.read_download(d, &mut out, cells)?;
-    let v = u32::from_ne_bytes(out[..4].try_into()?);
-    if v != tasks as u32 {
-        return Err(format!("hand-written chain computed {v}, expected {tasks}").into());
+
+    /// Runs `tasks` adds the way `way` says; returns µs per task.
+    fn run(&mut self, tasks: usize, way: Way) -> Res<f64> {
+        let data = self.data.as_ref().ok_or("freed")?;
+        let per_batch = if way == Way::Batched { 64 } else { 1 };
+        let start = Instant::now();
+        let mut last = None;
+        let mut done = 0;
+        while done < tasks {
+            let mut batch = self.gpu.batch()?;
+            for _ in 0..per_batch.min(tasks - done) {
+                batch.dispatch(self.kernel, Launch::d1(0, 64), &[Access::read_write(data)], &[1])?;
+                done += 1;
+            }
+            let id = batch.submit()?;
+            if way == Way::WaitEach {
+                self.gpu.poll_until_complete(id, Duration::from_secs(10))?;
+            }
+            last = Some(id);
+        }
+        if let Some(id) = last {
+            self.gpu.poll_until_complete(id, Duration::from_secs(60))?;
+        }
+        let us = start.elapsed().as_secs_f64() * 1e6 / tasks as f64;
+        self.done += tasks;
+        Ok(us)
     }
-    Ok(elapsed * 1e6 / tasks as f64)
+
+    /// Checks that every cell counted every add.
+    fn check(&mut self) -> Res<()> {
+        let data = self.data.take().ok_or("freed")?;
+        let cells = Box3::d1(0, 64);
+        let mut batch = self.gpu.batch()?;
+        let d = batch.download(&data, cells)?;
+        let id = batch.submit()?;
+        self.gpu.poll_until_complete(id, Duration::from_secs(10))?;
+        let mut out = vec![0u8; 64 * 4];
+        self.gpu.read_download(d, &mut out, cells)?;
+        self.gpu.free(data);
+        for c in out.chunks_exact(4) {
+            let v = u32::from_ne_bytes(c.try_into()?);
+            if v != self.done as u32 {
+                return Err(format!("hand-written chain computed {v}, expected {}", self.done).into());
+            }
+        }
+        Ok(())
+    }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// celer's two ways: the chain's buffer, the stencil's two fields, and what has run.
+struct ThroughCeler<'q> {
+    q: &'q Queue,
+    add: Kernel,
+    heat: Kernel,
+    data: Buffer<'q, u32, 1>,
+    fields: [Buffer<'q, f32, 1>; 2],
+    adds: usize,
+    steps: usize,
+}
+
+/// Cells of the stencil's field.
+const STENCIL_CELLS: usize = 256;
+
+impl<'q> ThroughCeler<'q> {
+    fn new(q: &'q Queue) -> Res<Self> {
+        Ok(ThroughCeler {
+            q,
+            add: Kernel::wgsl(&kernels::GPU_ADD, "main")?,
+            heat: Kernel::wgsl(&kernels::HEAT_1D, "main")?,
+            data: q.buffer_from(&[0u32; 64], [64]).named("data"),
+            fields: [
+                q.buffer_from(&vec![1.0f32; STENCIL_CELLS], [STENCIL_CELLS]).named("a"),
+                q.buffer::<f32, 1>([STENCIL_CELLS]).named("b"),
+            ],
+            adds: 0,
+            steps: 0,
+        })
+    }
+
+    /// Runs `tasks` tasks the way `way` says, after every rank met at a barrier; returns µs per task.
+    fn run(&mut self, tasks: usize, way: Way) -> Res<f64> {
+        let q = self.q;
+        q.barrier();
+        let start = Instant::now();
+        for _ in 0..tasks {
+            if way == Way::Chain {
+                q.submit(
+                    task::parallel_for(&self.add, [64]).read_write(&self.data, access::one_to_one()).scalars(&[1]),
+                )?;
+                self.adds += 1;
+            } else {
+                let (src, dst) = (&self.fields[self.steps % 2], &self.fields[(self.steps + 1) % 2]);
+                q.submit(
+                    task::parallel_for(&self.heat, [STENCIL_CELLS])
+                        .read(src, access::neighborhood([1]))
+                        .discard_write(dst, access::one_to_one())
+                        .scalar_f32(0.1),
+                )?;
+                self.steps += 1;
+            }
+        }
+        q.wait();
+        Ok(start.elapsed().as_secs_f64() * 1e6 / tasks as f64)
+    }
+
+    /// Checks the chain's count and that the stencil of a constant field left it constant.
+    fn check(&self) -> Res<()> {
+        let got = self.q.fence(&self.data)?.wait()?;
+        if got.iter().any(|&v| v != self.adds as u32) {
+            return Err(format!("celer chain computed {:?}…, expected {}", &got[..4], self.adds).into());
+        }
+        let field = self.q.fence(&self.fields[self.steps % 2])?.wait()?;
+        if field.iter().any(|&v| (v - 1.0).abs() > 1e-5) {
+            return Err("the stencil of a constant field changed it".into());
+        }
+        Ok(())
+    }
+}
+
+/// The median of `v` (not empty): the middle value, or the mean of the two middle ones.
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
+}
+
+fn main() -> Res<()> {
     // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
     celer::logging::init();
     let mut tasks = if cfg!(debug_assertions) { 200 } else { 2000 };
@@ -79,76 +216,66 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(v) = args.tasks {
         tasks = v.parse()?;
     }
-    let celer_us = {
-        let q = Queue::new()?;
-        let data = q.buffer_from(&[0u32; 64], [64]).named("data");
-        let add = Kernel::wgsl(&kernels::GPU_ADD, "main")?;
-        // Warm-up: the first dispatch compiles the pipeline; keep that out of the timing.
-        const WARM_UP: usize = 8;
-        for _ in 0..WARM_UP {
-            q.submit(task::parallel_for(&add, [64]).read_write(&data, access::one_to_one()).scalars(&[1]))?;
+    let reps: usize = args.reps.as_deref().unwrap_or("3").parse()?;
+    if tasks == 0 || reps == 0 {
+        return Err("--tasks and --reps must be ≥ 1".into());
+    }
+    let q = Queue::new()?;
+    let (rank, ranks) = (q.rank(), q.ranks());
+    let mut celer = ThroughCeler::new(&q)?;
+    // The hand-written chain needs no MPI: rank 0 runs it, beside its queue; the other ranks wait at celer's next
+    // barrier meanwhile.
+    let mut hand = if rank == 0 { Some(HandChain::new()?) } else { None };
+    let mut us: Vec<(Way, Vec<f64>)> = WAYS.iter().map(|&w| (w, Vec::new())).collect();
+    for r in 0..reps {
+        let mut order = WAYS.to_vec();
+        order.rotate_left(r % WAYS.len());
+        for way in order {
+            let figure = match (&mut hand, way.by_hand()) {
+                (Some(h), true) => {
+                    h.run(tasks, way)?;
+                    h.run(tasks, way)?
+                }
+                (None, true) => continue,
+                (_, false) => {
+                    celer.run(tasks, way)?;
+                    celer.run(tasks, way)?
+                }
+            };
+            us.iter_mut().find(|(w, _)| *w == way).ok_or("way")?.1.push(figure);
         }
-        q.wait();
-        let start = Instant::now();
-        for _ in 0..tasks {
-            q.submit(task::parallel_for(&add, [64]).read_write(&data, access::one_to_one()).scalars(&[1]))?;
-        }
-        q.wait();
-        let us = start.elapsed().as_secs_f64() * 1e6 / tasks as f64;
-        let got = q.fence(&data)?.wait()?;
-        if got.iter().any(|&v| v != (tasks + WARM_UP) as u32) {
-            return Err(format!("celer chain computed {:?}…, expected {}", &got[..4], tasks + WARM_UP).into());
-        }
-        // A 1D stencil of tiny steps: on several ranks every step also exchanges one halo cell with each neighbour.
-        let cells = 256;
-        let mut a = q.buffer_from(&vec![1.0f32; cells], [cells]).named("a");
-        let mut b = q.buffer::<f32, 1>([cells]).named("b");
-        let heat = Kernel::wgsl(&kernels::HEAT_1D, "main")?;
-        let stencil_step = |a: &mut celer::Buffer<'_, f32, 1>, b: &mut celer::Buffer<'_, f32, 1>| {
-            q.submit(
-                task::parallel_for(&heat, [cells])
-                    .read(a, access::neighborhood([1]))
-                    .discard_write(b, access::one_to_one())
-                    .scalar_f32(0.1),
-            )
-        };
-        for _ in 0..WARM_UP {
-            stencil_step(&mut a, &mut b)?;
-            std::mem::swap(&mut a, &mut b);
-        }
-        q.wait();
-        let start = Instant::now();
-        for _ in 0..tasks {
-            stencil_step(&mut a, &mut b)?;
-            std::mem::swap(&mut a, &mut b);
-        }
-        q.wait();
-        let stencil_us = start.elapsed().as_secs_f64() * 1e6 / tasks as f64;
-        let field = q.fence(&a)?.wait()?;
-        if field.iter().any(|&v| (v - 1.0).abs() > 1e-5) {
-            return Err("the stencil of a constant field changed it".into());
-        }
-        let (rank, ranks) = (q.rank(), q.ranks());
-        if rank != 0 {
-            return Ok(());
-        }
-        println!("overhead: {tasks} tasks each, {ranks} rank(s), results checked");
-        println!("  celer, 1D stencil of tiny steps ({cells} cells)   {stencil_us:8.2} µs per task");
-        println!("  celer, chain of tiny kernels (64 cells)          {us:8.2} µs per task");
-        us
-    };
-    // The hand-written baselines need no MPI; run them on rank 0 after the queue shut down.
-    let batched = by_hand(tasks, Mode::Batched)?;
-    let pipelined = by_hand(tasks, Mode::BackToBack)?;
-    let naive = by_hand(tasks, Mode::WaitEach)?;
-    println!("  chain by hand, 64 dispatches per submission      {batched:8.2} µs per task");
-    println!("  chain by hand, one per submission, back to back  {pipelined:8.2} µs per task");
-    println!("  chain by hand, one per submission, waiting       {naive:8.2} µs per task");
+    }
+    celer.check()?;
+    if let Some(h) = &mut hand {
+        h.check()?;
+    }
+    if rank != 0 {
+        return Ok(());
+    }
     println!(
-        "  chain: celer ÷ batched: {:.2}×   ÷ back to back: {:.2}×   ÷ waiting: {:.2}×",
-        celer_us / batched,
-        celer_us / pipelined,
-        celer_us / naive
+        "overhead: {tasks} tasks each, {ranks} rank(s), {reps} repetition(s) in rotated order, each way after an \
+         untimed run of the same length; results checked"
+    );
+    for (way, v) in &us {
+        let each: Vec<String> = v.iter().map(|x| format!("{x:.2}")).collect();
+        println!(
+            "  {:<48} min {:7.2}, median {:7.2} µs per task   (each: {})",
+            way.label(),
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            median(v),
+            each.join(" ")
+        );
+    }
+    let of = |way: Way| us.iter().find(|(w, _)| *w == way).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (chain, batched, b2b, waiting) = (of(Way::Chain), of(Way::Batched), of(Way::BackToBack), of(Way::WaitEach));
+    let per_rep: Vec<String> = chain.iter().zip(&batched).map(|(c, b)| format!("{:.2}", c / b)).collect();
+    println!(
+        "  chain: celer ÷ batched by hand: {:.2}× (medians; per repetition {})   ÷ back to back: {:.2}×   ÷ \
+         waiting: {:.2}×",
+        median(&chain) / median(&batched),
+        per_rep.join(" "),
+        median(&chain) / median(&b2b),
+        median(&chain) / median(&waiting)
     );
     Ok(())
 }
@@ -159,4 +286,7 @@ struct Args {
     /// Tasks per measurement (default 200 in debug builds, 2000 in release).
     #[arg(long, value_name = "N")]
     tasks: Option<String>,
+    /// Repetitions: each runs every way once, in an order rotated by the repetition (default 3).
+    #[arg(long, value_name = "N")]
+    reps: Option<String>,
 }
