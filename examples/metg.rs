@@ -1263,7 +1263,9 @@ fn main() -> Res<()> {
 }
 
 /// METG: the minimum effective task granularity of celer, measured the Task Bench way, beside hand-written baselines.
+/// An option given twice takes its last value (scripts append their own options).
 #[derive(clap::Parser)]
+#[command(args_override_self = true)]
 struct Args {
     /// Dependence patterns to measure, comma-separated (default: all).
     #[arg(long, value_name = "LIST")]

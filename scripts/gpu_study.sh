@@ -9,30 +9,42 @@
 # GPUS is how many GPUs (= ranks) to scale to; PART is any of: metg efficiency scaling overlap overhead nbody verify.
 # Ranks are started with `mpirun --bind-to none`: OpenMPI's default binds each rank of a small job to one core,
 # which its runtime, application and driver threads would then share.
+# Environment of the metg part: CUDA_METG=PATH adds the backends cuda and cuda_graph, measured by that program
+# (metg's --cuda-bin protocol); METG_ARGS adds arguments to the metg sweeps, after the script's own (metg takes an
+# option's last value), e.g. "--patterns stencil_1d,trivial" (not to the 2-rank stencil with core binding);
+# METG_LIMIT is the time limit of one metg run in seconds (default 540; every other run has 240).
 set -u
 bin="$1" out="$2" gpus="$3"
 shift 3
 mkdir -p "$out"
 mpi=(mpirun --bind-to none)
 ranks_list() { local r=1; while [ "$r" -le "$gpus" ]; do echo "$r"; r=$((r * 2)); done; }
-run() { # run NAME CMD...: runs CMD with a time limit, output to OUT/NAME.txt and a line on stdout
+run() { # run NAME CMD...: runs CMD with a time limit (LIMIT, default 240 s), output to OUT/NAME.txt and a line on stdout
     local name="$1"
     shift
     local t0=$SECONDS
-    timeout -k 5 240 "$@" >"$out/$name.txt" 2>&1
+    timeout -k 5 "${LIMIT:-240}" "$@" >"$out/$name.txt" 2>&1
     echo "$name: exit $? in $((SECONDS - t0)) s"
 }
 nvidia-smi -L >"$out/gpus.txt" 2>&1
 for part in "$@"; do
     case "$part" in
     metg)
-        run metg_r1 "$bin/metg" --ranks 1 --cpu-ranks 16 --mpirun "${mpi[*]}" --out-dir "$out/metg_r1"
+        # 3 repetitions, backends in rotated order, each after a warm-up (examples/metg.rs says how it measures).
+        metg_common=(--reps 3)
+        [ -n "${CUDA_METG:-}" ] && metg_common+=(--cuda-bin "$CUDA_METG")
+        # shellcheck disable=SC2206 # METG_ARGS are words
+        metg_args=("${metg_common[@]}" ${METG_ARGS:-})
+        LIMIT="${METG_LIMIT:-540}" run metg_r1 "$bin/metg" --ranks 1 --cpu-ranks 16 --mpirun "${mpi[*]}" \
+            --out-dir "$out/metg_r1" "${metg_args[@]}"
         for r in $(ranks_list); do
             [ "$r" -gt 1 ] || continue
-            run "metg_r$r" "$bin/metg" --ranks "$r" --backends celer,vulkan --mpirun "${mpi[*]}" --out-dir "$out/metg_r$r"
+            LIMIT="${METG_LIMIT:-540}" run "metg_r$r" "$bin/metg" --ranks "$r" --backends celer,vulkan \
+                --mpirun "${mpi[*]}" --out-dir "$out/metg_r$r" "${metg_args[@]}"
         done
         # The same 2-rank stencil with OpenMPI's default core binding, to show what binding costs.
-        run metg_r2_bound "$bin/metg" --ranks 2 --backends celer,vulkan --patterns stencil_1d --out-dir "$out/metg_r2_bound"
+        LIMIT="${METG_LIMIT:-540}" run metg_r2_bound "$bin/metg" --ranks 2 --backends celer,vulkan \
+            --patterns stencil_1d --out-dir "$out/metg_r2_bound" "${metg_common[@]}"
         ;;
     efficiency)
         run gpu_efficiency "$bin/gpu_efficiency"
