@@ -32,13 +32,15 @@
 //!   before a step that exchanges, the tags other ranks need are downloaded (one copy per contiguous run of points),
 //!   sent with MPI Isend/Irecv, and the received ones uploaded packed (one upload per contiguous run of points).
 //! - `cpu`: plain MPI on the CPU, one point per rank, the same FMA chains in Rust (16 FLOP per iteration).
-//! - `cuda` and `cuda_graph` (with `--cuda-bin PATH`): an external program, e.g. hand-written CUDA + MPI, run under
-//!   the same mpirun as the other GPU backends as `PATH --out FILE --variant stream|graph --patterns P
-//!   --points-per-rank N --threads N --iters-max N --iters-min N --budget N --max-steps N --radix N` (variant
-//!   `stream` is backend `cuda`, `graph` is `cuda_graph`); it does its own warm-up, measures the sweep of `iters`
-//!   from `--iters-max` halving down to `--iters-min` with `steps` = clamp(budget ÷ iters, 16, max-steps), and
-//!   writes one line per size to FILE: `backend pattern ranks width iters steps seconds flop`. A non-zero exit or
-//!   a file that does not hold exactly that sweep fails the run.
+//! - `cuda` and `cuda_graph` (with `--cuda-bin PATH`): an external program, e.g. hand-written CUDA + MPI, started
+//!   like the other GPU backends (directly for one rank, else under `MPIRUN -n RANKS`) as `PATH --out FILE --variant
+//!   stream|graph --patterns P --points-per-rank N --threads N --iters-max N --iters-min N --budget N --max-steps N
+//!   --radix N`, once per (repetition, pattern, variant), P being one pattern (variant `stream` is backend `cuda`,
+//!   `graph` is `cuda_graph`). It does its own warm-up, measures the sweep of `iters` from `--iters-max` halving
+//!   down to `--iters-min` with `steps` = clamp(budget ÷ iters, 16, max-steps), and rank 0 writes one line per size
+//!   to FILE, in that order: `backend pattern ranks width iters steps seconds flop` (width = ranks × points per
+//!   rank, seconds = the wall time of the timed steps, flop = iters × 16 × width × threads × steps). A non-zero exit
+//!   or a file that does not hold exactly that sweep fails the run.
 //!
 //! ```text
 //! cargo build --release --example metg
@@ -888,9 +890,14 @@ fn on_ranks(mpirun: &str, n: usize, program: &Path) -> Res<Command> {
 /// sweep of `params` (one pattern) of `backend` on `n` ranks.
 fn measure(mut cmd: Command, out: &Path, backend: &str, n: usize, params: &Params) -> Res<Vec<Sample>> {
     let _ = std::fs::remove_file(out);
-    let status = cmd.status().map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+    let shown = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let status = cmd.status().map_err(|e| format!("could not start `{shown}`: {e}"))?;
     if !status.success() {
-        return Err(format!("the {backend} run failed ({status}): {cmd:?}").into());
+        return Err(format!("the {backend} run failed ({status}): `{shown}`").into());
     }
     let text = std::fs::read_to_string(out)
         .map_err(|e| format!("the {backend} run exited 0 but left no result file {}: {e}", out.display()))?;
