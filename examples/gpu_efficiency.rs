@@ -16,6 +16,7 @@
 //!
 //! ```text
 //! cargo run --release --example gpu_efficiency -- [--size 8192] [--mm-size 2048] [--reps 50] [--series 5]
+//!     [--workloads copy,wave,matmul]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -41,6 +42,15 @@ impl Work {
         match self {
             Work::Copy => "copy",
             Work::Wave => "wave step",
+            Work::Matmul => "matmul",
+        }
+    }
+
+    /// The workload's name on the command line.
+    fn key(self) -> &'static str {
+        match self {
+            Work::Copy => "copy",
+            Work::Wave => "wave",
             Work::Matmul => "matmul",
         }
     }
@@ -277,7 +287,19 @@ fn main() -> Res<()> {
     if reps == 0 || series == 0 {
         return Err("--reps and --series must be ≥ 1".into());
     }
-    let works = [(Work::Copy, n, reps), (Work::Wave, n, reps), (Work::Matmul, mm, (reps / 5).max(2))];
+    let all = [(Work::Copy, n, reps), (Work::Wave, n, reps), (Work::Matmul, mm, (reps / 5).max(2))];
+    let works: Vec<_> = match args.workloads.as_deref() {
+        None => all.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|name| {
+                all.iter()
+                    .copied()
+                    .find(|w| w.0.key() == name)
+                    .ok_or_else(|| format!("unknown workload {name}; use a list of copy, wave, matmul").into())
+            })
+            .collect::<Res<_>>()?,
+    };
     let q = Queue::new()?;
     if q.ranks() > 1 {
         return Err("gpu_efficiency compares one GPU with one GPU: run it on one rank".into());
@@ -359,6 +381,9 @@ struct Args {
     /// (default 4 in debug builds, 50 in release).
     #[arg(long, value_name = "N")]
     reps: Option<String>,
+    /// Workloads to run, comma-separated: copy, wave, matmul (default: all).
+    #[arg(long, value_name = "LIST")]
+    workloads: Option<String>,
     /// Series per workload, alternating which path goes first (default 5).
     #[arg(long, value_name = "N")]
     series: Option<String>,
