@@ -8,7 +8,8 @@
 //! the build with naga's diagnostic.
 
 fn main() {
-    let options = celer_kernel_build::Options { types: "crate::shaders", generated: "shaders.rs" };
+    let options =
+        celer_kernel_build::Options { types: "crate::shaders", generated: "shaders.rs", ..Default::default() };
     if let Err(message) = celer_kernel_build::compile_dir_with("shaders", options) {
         eprintln!("{message}");
         // Not panic!: a backtrace of the build script would only bury the diagnostics.

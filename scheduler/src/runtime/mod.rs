@@ -402,8 +402,11 @@ impl<'c> RankLoop<'c> {
         self.generate()?;
         let mut progressed = self.poll_completions()?;
         progressed |= self.retire()?;
-        progressed |= self.start_ready()?;
-        self.flush()?;
+        let started = self.start_ready()?;
+        progressed |= started;
+        if !started || self.batch_due() {
+            self.flush()?;
+        }
         Ok(progressed)
     }
 
