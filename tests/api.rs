@@ -135,10 +135,10 @@ fn errors_print_their_message_from_main_and_say_nothing_twice() {
     let q = Queue::dry_run();
     let v = q.buffer_from(&[0u32; 16], [16]).named("values");
     let k = Kernel::named("shift");
-    // An out-of-bounds mapper (TaskError around TaskErrorKind::OutOfBounds) and an empty range.
+    // An out-of-bounds mapper (TaskError around TaskErrorKind::OutOfBounds) and a zero split granularity.
     let oob = q.submit(task::parallel_for(&k, [16]).read(&v, access::fixed([8], [16]))).unwrap_err();
-    let empty = q.submit(task::parallel_for(&k, [0]).read(&v, access::one_to_one())).unwrap_err();
-    for err in [oob, empty] {
+    let zero = q.submit(task::parallel_for(&k, [16]).read(&v, access::one_to_one()).granularity([0])).unwrap_err();
+    for err in [oob, zero] {
         assert_readable(&err);
         assert_readable(&*err.inner);
         let task: TaskIdent = err.task.clone();

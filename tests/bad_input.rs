@@ -41,7 +41,6 @@ fn rows() -> Vec<Row> {
         "a slice along a dimension the buffer lacks",
         err(q.submit(task::parallel_for(&k, [4, 4]).read(&grid, access::slice(2)).name("slicer"))),
     ));
-    rows.push(("an empty index space", err(q.submit(task::parallel_for(&k, [0]).write(&v, access::one_to_one())))));
     rows.push((
         "a split granularity of zero",
         err(q.submit(task::parallel_for(&k, [16]).write(&v, access::one_to_one()).granularity([0]))),
@@ -105,7 +104,6 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a range mapper's result outside", &["task T1 \"shift_right\"", "buffer B0 \"values\"", "{[16] - [24]}"]),
         ("a custom mapper's", &["range mapper spill maps to {[0] - [17]}", "buffer B0 \"values\""]),
         ("a slice along", &["\"slicer\"", "B1 \"grid\"", "refers to dimension 2, but the buffer is 2D"]),
-        ("an empty index space", &["index space", "is empty"]),
         ("a split granularity of zero", &["granularity must be at least 1"]),
         ("a reduction into a buffer of more", &["B2 \"wide\"", "exactly one element"]),
         ("a buffer both reduced", &["B3 \"sum\"", "both reduced into and accessed"]),
@@ -128,4 +126,23 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
     }
     // `cargo test --test bad_input -- --nocapture` prints the table the guide shows.
     println!("{table}");
+}
+
+#[test]
+fn a_task_over_an_empty_index_space_is_no_misuse_but_a_no_op() {
+    // Like an empty loop: accepted on one rank and on several, and no rank gets a command for it.
+    for ranks in [1, 2] {
+        let config =
+            QueueConfig { dry_run_ranks: ranks, execute: false, record_commands: true, ..QueueConfig::default() };
+        let q = Queue::with_config(config).expect("a dry run starts");
+        let v = q.buffer_from(&[0u32; 16], [16]).named("values");
+        let k = Kernel::named("k");
+        q.submit(task::parallel_for(&k, [16]).read_write(&v, access::one_to_one())).unwrap();
+        q.submit(task::parallel_for(&k, [0]).read_write(&v, access::all()).name("no_items")).unwrap();
+        q.submit(task::parallel_for(&k, [4, 0]).discard_write(&v, access::fixed([0], [64]))).unwrap();
+        q.submit(task::host_for([0]).read(&v, access::one_to_one()).run(|_| panic!("no item, no call"))).unwrap();
+        for (rank, counts) in q.command_counts().iter().enumerate() {
+            assert_eq!(counts.get("execution"), Some(&1), "N{rank}: only the first task runs here: {counts:?}");
+        }
+    }
 }

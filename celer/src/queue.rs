@@ -406,7 +406,9 @@ impl Queue {
     ///
     /// # Errors
     /// A [`TaskError`] naming the task, buffer and region when the task cannot run as written (a range mapper
-    /// outside its buffer, an empty index space, a reduction into a buffer of more than one element, …).
+    /// outside its buffer, a reduction into a buffer of more than one element, …). A task over an empty index space
+    /// (an extent 0) is no error: like an empty loop it runs nothing and touches nothing (a reduction over it gives
+    /// the operation's identity).
     pub fn submit<const KD: usize>(&self, task: TaskBuilder<KD>) -> Result<TaskId, TaskError> {
         let mut rec = self.rec.borrow_mut();
         let mut spec = task.spec;

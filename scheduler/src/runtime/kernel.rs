@@ -97,6 +97,19 @@ impl RankLoop<'_> {
                 identities.push((r.buffer, self.reductions[&r.id].identity()));
             }
         }
+        // An empty chunk (a task without items that reduces) dispatches nothing: it only resets its reduction
+        // buffers, as its kernel would have found them.
+        if chunk.is_empty() {
+            let context = command_context(rank, cmd, &format!("in {}: the reduction's identity", task.ident()));
+            for (buffer, bytes) in identities {
+                let extent = self.buffers[&buffer].extent;
+                self.cover(buffer, &extent).map_err(&fail)?;
+                let bytes = std::sync::Arc::new(bytes);
+                let context = context.clone();
+                self.pending.push(GpuOp::Upload { buffer, region: extent, bytes, bounds: extent, context });
+            }
+            return Ok(());
+        }
         // What each accessor touches on this rank: its allocation must hold it.
         let mut needs = Vec::with_capacity(accesses.len());
         for a in task.spec.accesses.iter() {
