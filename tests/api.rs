@@ -1,7 +1,7 @@
 //! The typed API records what it should and refuses bad input with messages naming task, buffer and region.
 
 use celer::TaskId;
-use celer::{access, task, Kernel, Queue, ReductionOp, TaskErrorKind};
+use celer::{access, task, Kernel, Queue, QueueConfig, ReductionOp, TaskErrorKind};
 
 #[test]
 fn errors_name_the_task_the_buffer_and_the_region() {
@@ -15,6 +15,31 @@ fn errors_name_the_task_the_buffer_and_the_region() {
     assert!(msg.contains("task T1 \"shift_right\""), "{msg}");
     assert!(msg.contains("buffer B0 \"values\""), "{msg}");
     assert!(msg.contains("{[16] - [24]}"), "{msg}");
+}
+
+#[test]
+fn custom_mappers_see_chunks_and_extents_typed_by_dimension() {
+    use celer::{GridBox, Region};
+    use std::sync::{Arc, Mutex};
+    let q = Queue::with_config(QueueConfig { dry_run_ranks: 2, execute: false, ..QueueConfig::default() }).unwrap();
+    let rows = q.buffer::<u32, 1>([8]).named("rows");
+    type Seen = Vec<([usize; 2], [usize; 2], [usize; 1])>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let log = seen.clone();
+    // A 2D index space onto a 1D buffer: item [i, j] writes cell i.
+    let row_of = access::custom("row_of", move |chunk: &GridBox<2>, extent: &GridBox<1>| {
+        log.lock().unwrap().push((chunk.min(), chunk.max(), extent.range()));
+        Region::from(GridBox::d1(chunk.min()[0], chunk.max()[0]))
+    })
+    .reach(|cells: &GridBox<1>, range: &GridBox<2>| {
+        GridBox::new([cells.min()[0], 0], [cells.max()[0], range.max()[1]]).intersection(range)
+    });
+    q.submit(task::parallel_for(&Kernel::named("k"), [8, 4]).discard_write(&rows, row_of)).unwrap();
+    let seen = seen.lock().unwrap().clone();
+    // The whole index space (the task graph), then each rank's chunk.
+    for want in [([0, 0], [8, 4], [8]), ([0, 0], [4, 4], [8]), ([4, 0], [8, 4], [8])] {
+        assert!(seen.contains(&want), "{want:?} not among {seen:?}");
+    }
 }
 
 #[test]
