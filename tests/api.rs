@@ -1,7 +1,7 @@
 //! The typed API records what it should and refuses bad input with messages naming task, buffer and region.
 
 use celer::TaskId;
-use celer::{access, task, Kernel, Queue, QueueConfig, ReductionOp, TaskErrorKind};
+use celer::{access, task, Kernel, Queue, ReductionOp, TaskErrorKind};
 
 #[test]
 fn errors_name_the_task_the_buffer_and_the_region() {
@@ -21,7 +21,7 @@ fn errors_name_the_task_the_buffer_and_the_region() {
 fn custom_mappers_see_chunks_and_extents_typed_by_dimension() {
     use celer::{GridBox, Region};
     use std::sync::{Arc, Mutex};
-    let q = Queue::with_config(QueueConfig { dry_run_ranks: 2, execute: false, ..QueueConfig::default() }).unwrap();
+    let q = Queue::builder().dry_run(2).ignore_env().build().unwrap();
     let rows = q.buffer::<u32, 1>([8]).named("rows");
     type Seen = Vec<([usize; 2], [usize; 2], [usize; 1])>;
     let seen: Arc<Mutex<Seen>> = Arc::default();
@@ -172,7 +172,10 @@ fn errors_print_their_message_from_main_and_say_nothing_twice() {
         assert!(as_facade.to_string().contains(&task.to_string()), "{as_facade}");
     }
     // A bad CELER_* value, as Queue::new reports it.
-    let bad = celer::RuntimeConfig::from_lookup(|v| (v == "CELER_LOOKAHEAD").then(|| "many".to_string())).unwrap_err();
+    let bad = celer::unstable::scheduler::RuntimeConfig::from_lookup(|v| {
+        (v == "CELER_LOOKAHEAD").then(|| "many".to_string())
+    })
+    .unwrap_err();
     assert_readable(&bad);
     let as_facade = celer::Error::from(bad.clone());
     assert_readable(&as_facade);

@@ -5,12 +5,11 @@
 //! `compile_fail` examples of the crate documentation (celer/src/lib.rs); misuse found only on the GPU (push-constant
 //! overflow) and whole-run failures (stalls, divergence, a dying rank) are in tests/e2e_errors.rs.
 
-use celer::{access, kernels, task, ErrorPolicy, Kernel, Queue, QueueConfig, ReductionOp, TaskManagerConfig};
+use celer::{access, kernels, task, ErrorPolicy, Kernel, Queue, ReductionOp};
 
 /// A dry-run queue simulating `ranks` ranks.
 fn queue(ranks: usize) -> Queue {
-    Queue::with_config(QueueConfig { dry_run_ranks: ranks, execute: false, ..QueueConfig::default() })
-        .expect("a dry run starts")
+    Queue::builder().dry_run(ranks).ignore_env().build().expect("a dry run starts")
 }
 
 /// One row: what is wrong, and the error's text (or why there is none).
@@ -68,12 +67,12 @@ fn rows() -> Vec<Row> {
             .map_or_else(Ok, Err),
     ));
 
-    let q = Queue::with_config(QueueConfig {
-        task_graph: TaskManagerConfig { uninitialized_read: ErrorPolicy::Error, ..TaskManagerConfig::default() },
-        execute: false,
-        ..QueueConfig::default()
-    })
-    .expect("a dry run starts");
+    let q = Queue::builder()
+        .dry_run(1)
+        .uninitialized_reads(ErrorPolicy::Error)
+        .ignore_env()
+        .build()
+        .expect("a dry run starts");
     let fresh = q.buffer::<f32, 1>([8]).named("fresh");
     rows.push((
         "reading cells nothing wrote (policy: error; the default warns)",
@@ -89,10 +88,12 @@ fn rows() -> Vec<Row> {
 
     rows.push((
         "an invalid CELER_* value",
-        celer::RuntimeConfig::from_lookup(|n| (n == "CELER_LOOKAHEAD").then(|| "many".to_string()))
-            .map(|_| "accepted".to_string())
-            .map_err(|e| e.to_string())
-            .map_or_else(Ok, Err),
+        celer::unstable::scheduler::RuntimeConfig::from_lookup(|n| {
+            (n == "CELER_LOOKAHEAD").then(|| "many".to_string())
+        })
+        .map(|_| "accepted".to_string())
+        .map_err(|e| e.to_string())
+        .map_or_else(Ok, Err),
     ));
     rows
 }
@@ -132,9 +133,7 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
 fn a_task_over_an_empty_index_space_is_no_misuse_but_a_no_op() {
     // Like an empty loop: accepted on one rank and on several, and no rank gets a command for it.
     for ranks in [1, 2] {
-        let config =
-            QueueConfig { dry_run_ranks: ranks, execute: false, record_commands: true, ..QueueConfig::default() };
-        let q = Queue::with_config(config).expect("a dry run starts");
+        let q = Queue::builder().dry_run(ranks).record_commands(true).ignore_env().build().expect("a dry run starts");
         let v = q.buffer_from(&[0u32; 16], [16]).named("values");
         let k = Kernel::named("k");
         q.submit(task::parallel_for(&k, [16]).read_write(&v, access::one_to_one())).unwrap();

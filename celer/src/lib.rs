@@ -88,18 +88,19 @@
 
 pub mod access;
 mod binding;
+mod builder;
 pub mod geometry;
 pub mod logging;
 mod queue;
 
-/// What [`QueueConfig::task_graph`] holds: horizon step, parallelism limit, uninitialized-read policy.
-pub use celer_scheduler::graph::{ErrorPolicy, TaskManagerConfig};
+pub use builder::QueueBuilder;
+/// What [`QueueBuilder::uninitialized_reads`] takes.
+pub use celer_scheduler::graph::ErrorPolicy;
 pub use celer_scheduler::graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
-pub use celer_scheduler::{ConfigError, Pinning, RuntimeConfig, StartError};
+pub use celer_scheduler::{ConfigError, Pinning, StartError};
 pub use geometry::{GridBox, Region};
 pub use queue::{
-    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, Reducible, Scalar,
-    TaskBuilder,
+    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, Reducible, Scalar, TaskBuilder,
 };
 
 /// What a host task's closure sees: its chunk and its accessors' cells.
