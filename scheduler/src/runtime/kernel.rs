@@ -101,9 +101,14 @@ impl RankLoop<'_> {
         // buffers, as its kernel would have found them.
         if chunk.is_empty() {
             let context = command_context(rank, cmd, &format!("in {}: the reduction's identity", task.ident()));
-            for (buffer, bytes) in identities {
+            // Every reduction buffer is allocated (one that folds in its current value holds it there already).
+            let reduced: Vec<BufferId> = task.spec.reductions.iter().map(|r| r.buffer).collect();
+            for buffer in reduced {
                 let extent = self.buffers[&buffer].extent;
                 self.cover(buffer, &extent).map_err(&fail)?;
+            }
+            for (buffer, bytes) in identities {
+                let extent = self.buffers[&buffer].extent;
                 let bytes = std::sync::Arc::new(bytes);
                 let context = context.clone();
                 self.pending.push(GpuOp::Upload { buffer, region: extent, bytes, bounds: extent, context });
