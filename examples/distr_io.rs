@@ -39,9 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Rank r's block of rows: [r n / R, (r + 1) n / R) — item r of a collective task is rank r. A range of items
     // maps to the union of their blocks (the task graph applies mappers to whole index spaces too).
     let rows = move || {
-        access::custom("rank_rows", move |chunk: &GridBox, buffer: &GridBox| {
+        access::custom("rank_rows", move |chunk: &GridBox<1>, buffer: &GridBox<2>| {
             let (first, last) = (chunk.min()[0], chunk.max()[0]);
-            Region::from(GridBox::d2([first * n / ranks, 0], [last * n / ranks, buffer.max()[1]]))
+            Region::from(GridBox::new([first * n / ranks, 0], [last * n / ranks, buffer.max()[1]]))
         })
     };
     let matrix: Vec<f32> = (0..n * n).map(|k| k as f32 * 0.5).collect();

@@ -294,7 +294,7 @@ fn run_celer(params: &Params) -> Res<Vec<Sample>> {
         let log2 = width.ilog2();
         let mut t = 0u32;
         let step = |t: u32, iters: u32| {
-            let reads = move |chunk: &GridBox, _: &GridBox| {
+            let reads = move |chunk: &GridBox<2>, _: &GridBox<1>| {
                 let mut deps = Vec::new();
                 let mut boxes = Vec::new();
                 for p in chunk.min()[0]..chunk.max()[0] {
@@ -304,7 +304,7 @@ fn run_celer(params: &Params) -> Res<Vec<Sample>> {
                 Region::from_boxes(boxes)
             };
             let writes =
-                |chunk: &GridBox, _: &GridBox| Region::from_boxes([GridBox::d1(chunk.min()[0], chunk.max()[0])]);
+                |chunk: &GridBox<2>, _: &GridBox<1>| Region::from_boxes([GridBox::d1(chunk.min()[0], chunk.max()[0])]);
             q.submit(
                 task::parallel_for(&kernel, [width, n])
                     .name(pattern.name())

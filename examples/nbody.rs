@@ -96,11 +96,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut p_out = q.buffer::<f32, 1>([4 * n]).named("pos_next");
     let step = Kernel::wgsl(&kernels::NBODY, "main")?;
     let bodies = || {
-        access::custom("bodies", |chunk: &GridBox, _: &GridBox| {
+        access::custom("bodies", |chunk: &GridBox<1>, _: &GridBox<1>| {
             Region::from(GridBox::d1(4 * chunk.min()[0], 4 * chunk.max()[0]))
         })
         // Cells 4i..4i+4 belong to body i alone: only the bodies of the cells asked about touch them.
-        .reach(|cells: &GridBox, range: &GridBox| {
+        .reach(|cells: &GridBox<1>, range: &GridBox<1>| {
             GridBox::d1(cells.min()[0] / 4, cells.max()[0].div_ceil(4)).intersection(range)
         })
     };

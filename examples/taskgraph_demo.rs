@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use celer::unstable::scheduler::check;
-use celer::{access, task, Kernel, Queue, QueueConfig};
+use celer::{access, task, Kernel, Queue};
 
 /// Records `steps` wave-equation steps; returns the number of tasks submitted.
 fn wave(q: &Queue, n: usize, steps: usize) -> Result<usize, celer::TaskError> {
@@ -52,8 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // 1. The full program, every rank's commands generated and counted.
-    let config = QueueConfig { dry_run_ranks: ranks, record_commands: true, execute: false, ..QueueConfig::default() };
-    let q = Queue::with_config(config.clone())?;
+    let config = Queue::builder().dry_run(ranks).record_commands(true);
+    let q = config.clone().build()?;
     let start = Instant::now();
     let tasks = wave(&q, n, steps)?;
     let elapsed = start.elapsed();
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 3. Graphs of a short run, small enough to look at.
     std::fs::create_dir_all(&out)?;
-    let q = Queue::with_config(config)?;
+    let q = config.build()?;
     wave(&q, 16, 3)?;
     std::fs::write(format!("{out}/taskgraph.dot"), q.task_graph_dot())?;
     std::fs::write(format!("{out}/commandgraphs.dot"), q.command_graphs_dot())?;

@@ -18,6 +18,31 @@ fn errors_name_the_task_the_buffer_and_the_region() {
 }
 
 #[test]
+fn custom_mappers_see_chunks_and_extents_typed_by_dimension() {
+    use celer::{GridBox, Region};
+    use std::sync::{Arc, Mutex};
+    let q = Queue::builder().dry_run(2).ignore_env().build().unwrap();
+    let rows = q.buffer::<u32, 1>([8]).named("rows");
+    type Seen = Vec<([usize; 2], [usize; 2], [usize; 1])>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let log = seen.clone();
+    // A 2D index space onto a 1D buffer: item [i, j] writes cell i.
+    let row_of = access::custom("row_of", move |chunk: &GridBox<2>, extent: &GridBox<1>| {
+        log.lock().unwrap().push((chunk.min(), chunk.max(), extent.range()));
+        Region::from(GridBox::d1(chunk.min()[0], chunk.max()[0]))
+    })
+    .reach(|cells: &GridBox<1>, range: &GridBox<2>| {
+        GridBox::new([cells.min()[0], 0], [cells.max()[0], range.max()[1]]).intersection(range)
+    });
+    q.submit(task::parallel_for(&Kernel::named("k"), [8, 4]).discard_write(&rows, row_of)).unwrap();
+    let seen = seen.lock().unwrap().clone();
+    // The whole index space (the task graph), then each rank's chunk.
+    for want in [([0, 0], [8, 4], [8]), ([0, 0], [4, 4], [8]), ([4, 0], [8, 4], [8])] {
+        assert!(seen.contains(&want), "{want:?} not among {seen:?}");
+    }
+}
+
+#[test]
 fn custom_mappers_are_checked_at_run_time() {
     let q = Queue::dry_run();
     let v = q.buffer_from(&[0f32; 8], [8]);
@@ -135,10 +160,10 @@ fn errors_print_their_message_from_main_and_say_nothing_twice() {
     let q = Queue::dry_run();
     let v = q.buffer_from(&[0u32; 16], [16]).named("values");
     let k = Kernel::named("shift");
-    // An out-of-bounds mapper (TaskError around TaskErrorKind::OutOfBounds) and an empty range.
+    // An out-of-bounds mapper (TaskError around TaskErrorKind::OutOfBounds) and a zero split granularity.
     let oob = q.submit(task::parallel_for(&k, [16]).read(&v, access::fixed([8], [16]))).unwrap_err();
-    let empty = q.submit(task::parallel_for(&k, [0]).read(&v, access::one_to_one())).unwrap_err();
-    for err in [oob, empty] {
+    let zero = q.submit(task::parallel_for(&k, [16]).read(&v, access::one_to_one()).granularity([0])).unwrap_err();
+    for err in [oob, zero] {
         assert_readable(&err);
         assert_readable(&*err.inner);
         let task: TaskIdent = err.task.clone();
@@ -147,7 +172,10 @@ fn errors_print_their_message_from_main_and_say_nothing_twice() {
         assert!(as_facade.to_string().contains(&task.to_string()), "{as_facade}");
     }
     // A bad CELER_* value, as Queue::new reports it.
-    let bad = celer::RuntimeConfig::from_lookup(|v| (v == "CELER_LOOKAHEAD").then(|| "many".to_string())).unwrap_err();
+    let bad = celer::unstable::scheduler::RuntimeConfig::from_lookup(|v| {
+        (v == "CELER_LOOKAHEAD").then(|| "many".to_string())
+    })
+    .unwrap_err();
     assert_readable(&bad);
     let as_facade = celer::Error::from(bad.clone());
     assert_readable(&as_facade);

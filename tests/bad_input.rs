@@ -5,12 +5,11 @@
 //! `compile_fail` examples of the crate documentation (celer/src/lib.rs); misuse found only on the GPU (push-constant
 //! overflow) and whole-run failures (stalls, divergence, a dying rank) are in tests/e2e_errors.rs.
 
-use celer::{access, kernels, task, ErrorPolicy, Kernel, Queue, QueueConfig, ReductionOp, TaskManagerConfig};
+use celer::{access, kernels, task, ErrorPolicy, Kernel, Queue, ReductionOp};
 
 /// A dry-run queue simulating `ranks` ranks.
 fn queue(ranks: usize) -> Queue {
-    Queue::with_config(QueueConfig { dry_run_ranks: ranks, execute: false, ..QueueConfig::default() })
-        .expect("a dry run starts")
+    Queue::builder().dry_run(ranks).ignore_env().build().expect("a dry run starts")
 }
 
 /// One row: what is wrong, and the error's text (or why there is none).
@@ -41,7 +40,6 @@ fn rows() -> Vec<Row> {
         "a slice along a dimension the buffer lacks",
         err(q.submit(task::parallel_for(&k, [4, 4]).read(&grid, access::slice(2)).name("slicer"))),
     ));
-    rows.push(("an empty index space", err(q.submit(task::parallel_for(&k, [0]).write(&v, access::one_to_one())))));
     rows.push((
         "a split granularity of zero",
         err(q.submit(task::parallel_for(&k, [16]).write(&v, access::one_to_one()).granularity([0]))),
@@ -69,12 +67,12 @@ fn rows() -> Vec<Row> {
             .map_or_else(Ok, Err),
     ));
 
-    let q = Queue::with_config(QueueConfig {
-        task_graph: TaskManagerConfig { uninitialized_read: ErrorPolicy::Error, ..TaskManagerConfig::default() },
-        execute: false,
-        ..QueueConfig::default()
-    })
-    .expect("a dry run starts");
+    let q = Queue::builder()
+        .dry_run(1)
+        .uninitialized_reads(ErrorPolicy::Error)
+        .ignore_env()
+        .build()
+        .expect("a dry run starts");
     let fresh = q.buffer::<f32, 1>([8]).named("fresh");
     rows.push((
         "reading cells nothing wrote (policy: error; the default warns)",
@@ -90,10 +88,12 @@ fn rows() -> Vec<Row> {
 
     rows.push((
         "an invalid CELER_* value",
-        celer::RuntimeConfig::from_lookup(|n| (n == "CELER_LOOKAHEAD").then(|| "many".to_string()))
-            .map(|_| "accepted".to_string())
-            .map_err(|e| e.to_string())
-            .map_or_else(Ok, Err),
+        celer::unstable::scheduler::RuntimeConfig::from_lookup(|n| {
+            (n == "CELER_LOOKAHEAD").then(|| "many".to_string())
+        })
+        .map(|_| "accepted".to_string())
+        .map_err(|e| e.to_string())
+        .map_or_else(Ok, Err),
     ));
     rows
 }
@@ -105,7 +105,6 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a range mapper's result outside", &["task T1 \"shift_right\"", "buffer B0 \"values\"", "{[16] - [24]}"]),
         ("a custom mapper's", &["range mapper spill maps to {[0] - [17]}", "buffer B0 \"values\""]),
         ("a slice along", &["\"slicer\"", "B1 \"grid\"", "refers to dimension 2, but the buffer is 2D"]),
-        ("an empty index space", &["index space", "is empty"]),
         ("a split granularity of zero", &["granularity must be at least 1"]),
         ("a reduction into a buffer of more", &["B2 \"wide\"", "exactly one element"]),
         ("a buffer both reduced", &["B3 \"sum\"", "both reduced into and accessed"]),
@@ -128,4 +127,21 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
     }
     // `cargo test --test bad_input -- --nocapture` prints the table the guide shows.
     println!("{table}");
+}
+
+#[test]
+fn a_task_over_an_empty_index_space_is_no_misuse_but_a_no_op() {
+    // Like an empty loop: accepted on one rank and on several, and no rank gets a command for it.
+    for ranks in [1, 2] {
+        let q = Queue::builder().dry_run(ranks).record_commands(true).ignore_env().build().expect("a dry run starts");
+        let v = q.buffer_from(&[0u32; 16], [16]).named("values");
+        let k = Kernel::named("k");
+        q.submit(task::parallel_for(&k, [16]).read_write(&v, access::one_to_one())).unwrap();
+        q.submit(task::parallel_for(&k, [0]).read_write(&v, access::all()).name("no_items")).unwrap();
+        q.submit(task::parallel_for(&k, [4, 0]).discard_write(&v, access::fixed([0], [64]))).unwrap();
+        q.submit(task::host_for([0]).read(&v, access::one_to_one()).run(|_| panic!("no item, no call"))).unwrap();
+        for (rank, counts) in q.command_counts().iter().enumerate() {
+            assert_eq!(counts.get("execution"), Some(&1), "N{rank}: only the first task runs here: {counts:?}");
+        }
+    }
 }

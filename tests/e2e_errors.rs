@@ -40,6 +40,9 @@
 //!   on every rank naming both variables and each rank's value. On one rank nothing differs: it must finish.
 //! - `zero-sized`: buffers with a zero extent (1D, 2D, one from an empty slice): a host task sees empty slices,
 //!   fences return empty vectors (must pass).
+//! - `empty-range`: a kernel, 1D and 2D host tasks and a reduction over empty index spaces, and a fence of an
+//!   empty box: nothing runs (the host closures are never called), the empty sum is 0, the empty fence returns an
+//!   empty vector, and a copy after them reads the data written before them (must pass).
 //! - `huge-buffer`: a `[2^40, 2^40]` buffer of `f32` is refused at `q.buffer`, naming the extent; the panic points
 //!   at that line.
 //! - `scalar-differs`, `extent-differs`, `data-differs`, `fewer-tasks`, `skip-fence`, `skip-barrier`: rank 1
@@ -251,6 +254,64 @@ fn zero_sized() -> Result<(), String> {
     let s = q.fence(&seen).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     if !e.is_empty() || !f.is_empty() || s != [7u32; 4] {
         return Err(format!("fences of zero-sized buffers gave {e:?} and {f:?}; the host task saw {s:?} (want 7s)"));
+    }
+    Ok(())
+}
+
+/// Tasks over empty index spaces (a kernel, 1D and 2D host tasks, a reduction, an empty fence) between a writer and
+/// its readers: they run nothing, change nothing, and the tasks around them see the right data.
+fn empty_range() -> Result<(), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let q = Queue::new().map_err(|x| e(&x))?;
+    let init: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    let src = q.buffer_from(&init, [64]).named("src");
+    let dst = q.buffer::<f32, 1>([64]).named("dst");
+    let sum = q.buffer_from(&[99i32], [1]).named("sum");
+    let heat = Kernel::wgsl(&kernels::HEAT_1D, "main").map_err(|x| e(&x))?;
+    let add = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").map_err(|x| e(&x))?;
+    let ints = q.buffer_from(&[1i32; 8], [8]).named("ints");
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    q.submit(
+        task::parallel_for(&heat, [0])
+            .read(&src, access::neighborhood([1]))
+            .discard_write(&dst, access::one_to_one())
+            .scalar_f32(0.5)
+            .name("no_items"),
+    )
+    .map_err(|x| e(&x))?;
+    let c = calls.clone();
+    q.submit(task::host_for([0]).read_write(&src, access::all()).name("no_host_items").run(move |_| {
+        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }))
+    .map_err(|x| e(&x))?;
+    let c = calls.clone();
+    q.submit(task::host_for([4, 0]).discard_write(&src, access::all()).name("no_host_items_2d").run(move |_| {
+        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }))
+    .map_err(|x| e(&x))?;
+    // A reduction over no items: the sum of nothing (the identity), whatever the buffer held.
+    q.submit(task::parallel_for(&add, [0]).read(&ints, access::one_to_one()).reduce(&sum, celer::ReductionOp::Sum))
+        .map_err(|x| e(&x))?;
+    // A copy (heat with a zero coefficient) over every item, after the empty tasks: it reads src as written.
+    q.submit(
+        task::parallel_for(&heat, [64])
+            .read(&src, access::neighborhood([1]))
+            .discard_write(&dst, access::one_to_one())
+            .scalar_f32(0.0)
+            .name("copy"),
+    )
+    .map_err(|x| e(&x))?;
+    let none = q.fence_subrange(&src, [8], [0]).map_err(|x| e(&x))?.wait().map_err(|x| e(&x))?;
+    let got = q.fence(&dst).map_err(|x| e(&x))?.wait().map_err(|x| e(&x))?;
+    let total = q.fence(&sum).map_err(|x| e(&x))?.wait().map_err(|x| e(&x))?;
+    q.wait();
+    let n = calls.load(std::sync::atomic::Ordering::SeqCst);
+    if !none.is_empty() || got != init || total != [0] || n != 0 {
+        return Err(format!(
+            "rank {}: the empty fence gave {none:?}, dst {got:?} (want src), the empty sum {total:?} (want [0]), \
+             the host tasks over no items ran {n} time(s) (want 0)",
+            q.rank()
+        ));
     }
     Ok(())
 }
@@ -757,6 +818,8 @@ fn check_cases() -> Vec<String> {
 
     let (status, stderr, _) = run_case("zero-sized", &[]);
     check("zero-sized", status.success(), "zero-sized buffers to work (empty slices, empty fences)", &stderr);
+    let (status, stderr, _) = run_case("empty-range", &[]);
+    check("empty-range", status.success(), "tasks over empty index spaces to be no-ops", &stderr);
     let (status, stderr, _) = run_case("huge-buffer", &[]);
     let line =
         include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// HUGE-BUFFER-LINE")).map_or(0, |i| i + 1);
@@ -897,6 +960,7 @@ fn main() -> ExitCode {
                 | "skip-barrier"),
             ) => departs(how),
             Some("zero-sized") => zero_sized(),
+            Some("empty-range") => empty_range(),
             Some("huge-buffer") => huge_buffer(),
             Some("settings-differ") => settings_differ(),
             Some("rank-dies") => rank_dies(),

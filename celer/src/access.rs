@@ -16,7 +16,9 @@
 
 use std::sync::Arc;
 
-use celer_scheduler::graph::{GridBox, NeighborhoodShape, RangeMapper, Region};
+use celer_scheduler::graph::{self as layer, NeighborhoodShape, RangeMapper};
+
+use crate::geometry::{GridBox, Region};
 
 /// A range mapper from a `KD`-dimensional index space onto a `BD`-dimensional buffer.
 pub trait Mapper<const KD: usize, const BD: usize> {
@@ -68,7 +70,7 @@ pub fn fixed<const BD: usize>(offset: [usize; BD], range: [usize; BD]) -> Fixed<
 
 impl<const KD: usize, const BD: usize> Mapper<KD, BD> for Fixed<BD> {
     fn into_range_mapper(self) -> RangeMapper {
-        RangeMapper::Fixed(GridBox::from_subrange(&self.offset, &self.range))
+        RangeMapper::Fixed(layer::GridBox::from_subrange(&self.offset, &self.range))
     }
 }
 
@@ -127,29 +129,53 @@ impl Mapper<2, 2> for Transposed {
     }
 }
 
-/// A user-defined mapper (see [`custom`]).
-#[derive(Clone)]
-pub struct Custom(RangeMapper);
+/// A user-defined mapper from a `KD`-dimensional index space onto a `BD`-dimensional buffer (see [`custom`]).
+pub struct Custom<const KD: usize, const BD: usize>(RangeMapper);
 
-impl std::fmt::Debug for Custom {
+impl<const KD: usize, const BD: usize> Clone for Custom<KD, BD> {
+    fn clone(&self) -> Self {
+        Custom(self.0.clone())
+    }
+}
+
+impl<const KD: usize, const BD: usize> std::fmt::Debug for Custom<KD, BD> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Custom({})", self.0.name())
     }
 }
 
-/// A user-defined mapper: `f(chunk, buffer_extent)` returns the region the chunk touches. `name` appears in errors.
+/// A user-defined mapper: `f(chunk, buffer_extent)` returns the region of the buffer the chunk touches. `name`
+/// appears in errors.
 ///
+/// The chunk is a [`GridBox<KD>`] of the task's index space, the buffer's extent a [`GridBox<BD>`] and the result a
+/// [`Region<BD>`], so `chunk.min()` is a `[usize; KD]` and a region of the wrong dimensionality does not compile.
 /// Every rank evaluates the closure for every chunk (its own and the others'), so it must be a pure function of
 /// its arguments, and each task costs every rank O(ranks) evaluations; [`Custom::reach`] makes it as cheap as a
-/// built-in mapper. A region outside the buffer is refused with an error naming the task and buffer.
-pub fn custom<F>(name: &'static str, f: F) -> Custom
+/// built-in mapper. A region outside the buffer is refused with an error naming the task and buffer. A task over an
+/// empty index space never calls it.
+///
+/// ```
+/// use celer::{access, task, GridBox, Kernel, Queue, Region};
+/// let q = Queue::dry_run();
+/// let rows = q.buffer::<f32, 2>([64, 16]);
+/// // Item i (of a 1D index space) reads row i of the matrix.
+/// let row_of = access::custom("row_of", |chunk: &GridBox<1>, m: &GridBox<2>| {
+///     Region::from(GridBox::new([chunk.min()[0], 0], [chunk.max()[0], m.max()[1]]))
+/// });
+/// q.submit(task::parallel_for(&Kernel::named("k"), [64]).read(&rows, row_of))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn custom<const KD: usize, const BD: usize, F>(name: &'static str, f: F) -> Custom<KD, BD>
 where
-    F: Fn(&GridBox, &GridBox) -> Region + Send + Sync + 'static,
+    F: Fn(&GridBox<KD>, &GridBox<BD>) -> Region<BD> + Send + Sync + 'static,
 {
-    Custom(RangeMapper::Custom { name, f: Arc::new(f), reach: None })
+    let untyped = move |chunk: &layer::GridBox, buffer: &layer::GridBox| {
+        f(&GridBox::from_untyped(*chunk), &GridBox::from_untyped(*buffer)).into_untyped()
+    };
+    Custom(RangeMapper::Custom { name, f: Arc::new(untyped), reach: None })
 }
 
-impl Custom {
+impl<const KD: usize, const BD: usize> Custom<KD, BD> {
     /// Declares the mapper's inverse bound: `reach(cells, range)` returns a box of kernel indices (within the task's
     /// index space `range`) holding every item that touches any of `cells`. celer then evaluates the mapper only for
     /// the chunks inside that box, so a task costs each rank work in proportion to its neighbours, not to the rank
@@ -164,26 +190,29 @@ impl Custom {
     /// use celer::access;
     /// use celer::{GridBox, Region};
     /// // Item i reads row i of a matrix: only items of the rows asked about touch them.
-    /// let rows = access::custom("rows", |chunk: &GridBox, m: &GridBox| {
-    ///     Region::from(GridBox::d2([chunk.min()[0], 0], [chunk.max()[0], m.max()[1]]))
+    /// let rows = access::custom("rows", |chunk: &GridBox<1>, m: &GridBox<2>| {
+    ///     Region::from(GridBox::new([chunk.min()[0], 0], [chunk.max()[0], m.max()[1]]))
     /// })
-    /// .reach(|cells: &GridBox, range: &GridBox| GridBox::d1(cells.min()[0], cells.max()[0]).intersection(range));
+    /// .reach(|cells: &GridBox<2>, range: &GridBox<1>| GridBox::d1(cells.min()[0], cells.max()[0]).intersection(range));
     /// # let _ = rows;
     /// ```
     pub fn reach<F>(self, reach: F) -> Self
     where
-        F: Fn(&GridBox, &GridBox) -> GridBox + Send + Sync + 'static,
+        F: Fn(&GridBox<BD>, &GridBox<KD>) -> GridBox<KD> + Send + Sync + 'static,
     {
+        let untyped = move |cells: &layer::GridBox, range: &layer::GridBox| {
+            reach(&GridBox::from_untyped(*cells), &GridBox::from_untyped(*range)).untyped()
+        };
         match self.0 {
             RangeMapper::Custom { name, f, .. } => {
-                Custom(RangeMapper::Custom { name, f, reach: Some(Arc::new(reach)) })
+                Custom(RangeMapper::Custom { name, f, reach: Some(Arc::new(untyped)) })
             }
             other => Custom(other),
         }
     }
 }
 
-impl<const KD: usize, const BD: usize> Mapper<KD, BD> for Custom {
+impl<const KD: usize, const BD: usize> Mapper<KD, BD> for Custom<KD, BD> {
     fn into_range_mapper(self) -> RangeMapper {
         self.0
     }

@@ -57,6 +57,14 @@
 //! let v = q.buffer::<f32, 1>([8]);
 //! let _ = q.submit(task::parallel_for(&Kernel::named("k"), [8]).read(&v, access::transposed()));
 //! ```
+//! A custom mapper onto a 1D buffer returning a 2D region:
+//! ```compile_fail
+//! use celer::{access, task, GridBox, Kernel, Queue, Region};
+//! let q = Queue::dry_run();
+//! let v = q.buffer::<f32, 1>([8]);
+//! let flat = access::custom("flat", |chunk: &GridBox<1>, _| Region::from(GridBox::new([0, 0], [chunk.max()[0], 1])));
+//! let _ = q.submit(task::parallel_for(&Kernel::named("k"), [8]).read(&v, flat));
+//! ```
 //! A host task reading a buffer's bytes as references or `bool`s (not plain old data, see [`Element`]):
 //! ```compile_fail
 //! fn cells(ctx: &celer::HostContext) -> &[&'static u64] {
@@ -80,18 +88,19 @@
 
 pub mod access;
 mod binding;
+mod builder;
+pub mod geometry;
 pub mod logging;
 mod queue;
 
-/// What [`QueueConfig::task_graph`] holds: horizon step, parallelism limit, uninitialized-read policy.
-pub use celer_scheduler::graph::{ErrorPolicy, TaskManagerConfig};
-/// The box and region types custom range mappers ([`access::custom`]) take and return.
-pub use celer_scheduler::graph::{GridBox, Region};
+pub use builder::QueueBuilder;
+/// What [`QueueBuilder::uninitialized_reads`] takes.
+pub use celer_scheduler::graph::ErrorPolicy;
 pub use celer_scheduler::graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
-pub use celer_scheduler::{ConfigError, Pinning, RuntimeConfig, StartError};
+pub use celer_scheduler::{ConfigError, Pinning, StartError};
+pub use geometry::{GridBox, Region};
 pub use queue::{
-    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, QueueConfig, Reducible, Scalar,
-    TaskBuilder,
+    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, Reducible, Scalar, TaskBuilder,
 };
 
 /// What a host task's closure sees: its chunk and its accessors' cells.

@@ -6,7 +6,7 @@
 //! TODO(perf): build the task graph once, on this thread, and ship tasks instead of checking twice.
 //!
 //! A queue built with [`Queue::dry_run`] only *records*: it builds the task graph and the command graphs of one or
-//! more simulated ranks ([`QueueConfig::dry_run_ranks`]) and treats every applied horizon as reached at once, so a
+//! more simulated ranks ([`QueueBuilder::dry_run`]) and treats every applied horizon as reached at once, so a
 //! program of any length runs in bounded memory and its graphs can be printed.
 
 use std::cell::RefCell;
@@ -15,16 +15,17 @@ use std::marker::PhantomData;
 
 use celer_scheduler::graph::{
     AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, ReductionOp,
-    ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskManagerConfig, TaskSpec,
+    ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskSpec,
 };
 use celer_scheduler::runtime::{
     CustomReduction, HostContext, HostFn, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject,
 };
-use celer_scheduler::{ConfigError, RuntimeConfig, Simulation, StartError};
+use celer_scheduler::{ConfigError, Simulation, StartError};
 use std::sync::{mpsc, Arc};
 
 use crate::access::Mapper;
 use crate::binding::{check_kernel, BindMeta, ScalarArg};
+use crate::builder::{QueueBuilder, Settings};
 use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
@@ -106,52 +107,6 @@ macro_rules! impl_reducible {
     ($($t:ty => $k:ident),*) => { $( impl Reducible for $t { const KIND: ScalarKind = ScalarKind::$k; } )* };
 }
 impl_reducible!(i32 => I32, u32 => U32, i64 => I64, u64 => U64, f32 => F32, f64 => F64);
-
-/// Settings of a [`Queue`].
-#[derive(Clone, Debug)]
-pub struct QueueConfig {
-    /// Task-graph settings: horizon step, parallelism limit, uninitialized-read policy.
-    pub task_graph: TaskManagerConfig,
-    /// How many ranks to simulate: every rank's command graph is generated (nothing runs).
-    pub dry_run_ranks: usize,
-    /// Keep every generated command, for [`Queue::command_graphs_dot`] and [`Queue::command_counts`].
-    pub record_commands: bool,
-    /// Run the program (start MPI, the GPU and the runtime thread); otherwise only record and simulate.
-    pub execute: bool,
-    /// Diagnostics and logging settings, usually from the `CELER_*` environment variables
-    /// ([`QueueConfig::from_env`]; the default is what applies with none set).
-    pub runtime: RuntimeConfig,
-}
-
-impl Default for QueueConfig {
-    /// Default settings, ignoring the environment.
-    fn default() -> Self {
-        Self {
-            task_graph: TaskManagerConfig::default(),
-            dry_run_ranks: 1,
-            record_commands: false,
-            execute: true,
-            runtime: RuntimeConfig::default(),
-        }
-    }
-}
-
-impl QueueConfig {
-    /// Default settings changed by the `CELER_*` environment variables (the table in the README); what
-    /// [`Queue::new`] uses.
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming the variable with a bad value and what it accepts.
-    pub fn from_env() -> Result<Self, Error> {
-        let runtime = RuntimeConfig::from_env()?;
-        let mut config = Self::default();
-        if let Some(step) = runtime.horizon_step {
-            config.task_graph.horizon_step = step;
-        }
-        config.runtime = runtime;
-        Ok(config)
-    }
-}
 
 /// Why a queue could not start or a result could not be delivered.
 #[derive(thiserror::Error)]
@@ -268,7 +223,8 @@ pub struct Queue {
 
 impl Queue {
     /// Starts celer on this rank (as one rank without `mpirun`) with the settings of the `CELER_*` environment
-    /// variables ([`QueueConfig::from_env`]). One queue per process: MPI cannot be started twice.
+    /// variables (the defaults where they are unset); the same as `Queue::builder().build()`. One queue per process:
+    /// MPI cannot be started twice.
     ///
     /// # Errors
     /// [`Error::Config`] for a bad `CELER_*` value (checked before anything starts), [`Error::Start`] when MPI or
@@ -276,21 +232,25 @@ impl Queue {
     /// every rank ([`StartError::OtherRank`] where another rank failed),
     /// after MPI was finalised, so the program can return it from `main`.
     pub fn new() -> Result<Self, Error> {
-        Self::with_config(QueueConfig::from_env()?)
+        Self::builder().build()
     }
 
-    /// A queue that records and simulates one rank without running anything (no MPI, no GPU).
+    /// A queue that records and simulates one rank without running anything (no MPI, no GPU), with the default
+    /// settings (no `CELER_*` variable read): `Queue::builder().dry_run(1).ignore_env().build()`.
     pub fn dry_run() -> Self {
-        Self::with_config(QueueConfig { execute: false, ..QueueConfig::default() }).expect("a dry run starts nothing")
+        Self::builder().dry_run(1).ignore_env().build().expect("a dry run starts nothing")
     }
 
-    /// A queue with explicit settings.
-    ///
-    /// # Errors
-    /// [`Error::Start`] when `execute` is set and MPI or the GPU cannot be set up.
-    pub fn with_config(config: QueueConfig) -> Result<Self, Error> {
+    /// A builder for a queue with settings of the program's choosing (a dry run of several ranks, a stall timeout,
+    /// a policy for uninitialized reads, …); see [`QueueBuilder`].
+    pub fn builder() -> QueueBuilder {
+        QueueBuilder::new()
+    }
+
+    /// Starts a queue with `config` (what [`QueueBuilder::build`] does).
+    pub(crate) fn start(config: Settings) -> Result<Self, Error> {
         celer_scheduler::logging::set_level(config.runtime.log_level);
-        let runtime = if config.execute {
+        let runtime = if config.dry_run_ranks.is_none() {
             Some(RuntimeHandle::start(config.task_graph.clone(), config.runtime.clone()).map_err(Error::Start)?)
         } else {
             None
@@ -301,7 +261,7 @@ impl Queue {
             config.task_graph.num_ranks = rt.ranks() as usize;
         }
         let ranks: Vec<celer_scheduler::graph::NodeId> =
-            (0..config.dry_run_ranks.max(1) as u64).map(celer_scheduler::graph::NodeId).collect();
+            (0..config.dry_run_ranks.unwrap_or(1) as u64).map(celer_scheduler::graph::NodeId).collect();
         let rec = Recorder {
             sim: Simulation::with_ranks(
                 if runtime.is_some() { config.task_graph.num_ranks } else { ranks.len() },
@@ -406,7 +366,9 @@ impl Queue {
     ///
     /// # Errors
     /// A [`TaskError`] naming the task, buffer and region when the task cannot run as written (a range mapper
-    /// outside its buffer, an empty index space, a reduction into a buffer of more than one element, …).
+    /// outside its buffer, a reduction into a buffer of more than one element, …). A task over an empty index space
+    /// (an extent 0) is no error: like an empty loop it runs nothing and touches nothing (a reduction over it gives
+    /// the operation's identity).
     pub fn submit<const KD: usize>(&self, task: TaskBuilder<KD>) -> Result<TaskId, TaskError> {
         let mut rec = self.rec.borrow_mut();
         let mut spec = task.spec;
@@ -561,12 +523,12 @@ impl Queue {
         self.rec.borrow().sim.tm.to_dot()
     }
 
-    /// Every simulated rank's command graph as Graphviz DOT (needs [`QueueConfig::record_commands`]).
+    /// Every simulated rank's command graph as Graphviz DOT (needs [`QueueBuilder::record_commands`]).
     pub fn command_graphs_dot(&self) -> String {
         self.rec.borrow().sim.command_graphs_dot()
     }
 
-    /// Per simulated rank, how many commands of each kind it generated (needs [`QueueConfig::record_commands`]).
+    /// Per simulated rank, how many commands of each kind it generated (needs [`QueueBuilder::record_commands`]).
     pub fn command_counts(&self) -> Vec<std::collections::BTreeMap<&'static str, usize>> {
         let rec = self.rec.borrow();
         rec.sim

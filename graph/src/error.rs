@@ -45,12 +45,6 @@ pub enum TaskErrorKind {
         /// The kind submitted.
         kind: &'static str,
     },
-    /// A kernel or host task over no index at all.
-    #[error("the index space {range} is empty; kernels and host tasks need at least one item")]
-    EmptyRange {
-        /// The range given.
-        range: GridBox,
-    },
     /// More than three dimensions.
     #[error("{dims} dimensions requested, at most 3 are supported")]
     TooManyDimensions {

@@ -323,11 +323,12 @@ impl TaskManager {
             TaskKind::Horizon | TaskKind::Epoch(_) => {
                 return Err(err(TaskErrorKind::ReservedKind { kind: spec.kind.name() }));
             }
-            TaskKind::DeviceCompute | TaskKind::HostCompute if spec.range.is_empty() => {
-                return Err(err(TaskErrorKind::EmptyRange { range: spec.range }));
-            }
             _ => {}
         }
+        // A kernel or host task over an empty index space has no items, like an empty loop: its range mappers are
+        // never applied (they would see no chunk), it touches no cell and runs nothing; only its reductions write
+        // (the identity, or the current value).
+        let no_items = matches!(spec.kind, TaskKind::DeviceCompute | TaskKind::HostCompute) && spec.range.is_empty();
         if spec.dims > 3 {
             return Err(err(TaskErrorKind::TooManyDimensions { dims: spec.dims }));
         }
@@ -342,10 +343,14 @@ impl TaskManager {
                 .get(&access.buffer)
                 .ok_or_else(|| err(TaskErrorKind::UnknownBuffer { buffer: access.buffer }))?;
             let ident = || ResourceIdent::buffer(access.buffer, buf.name.as_deref());
-            let region = access
-                .mapper
-                .apply(&spec.range, spec.dims, &buf.extent, buf.dims)
-                .map_err(|e| err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), error: e }))?;
+            let region = if no_items {
+                Region::new()
+            } else {
+                access
+                    .mapper
+                    .apply(&spec.range, spec.dims, &buf.extent, buf.dims)
+                    .map_err(|e| err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), error: e }))?
+            };
             if !region.boxes().iter().all(|b| buf.extent.contains(b)) {
                 return Err(err(TaskErrorKind::OutOfBounds {
                     buffer: ident(),

@@ -310,8 +310,6 @@ fn other_bad_input_gets_clear_errors() {
     let mut tm = plain();
     let b = BufferId(0);
     tm.create_buffer(b, 1, GridBox::d1(0, 10), true, None);
-    let empty = tm.submit(TaskSpec::device_compute(&[0])).unwrap_err();
-    assert!(matches!(*empty.inner, TaskErrorKind::EmptyRange { .. }), "{empty}");
     let unknown = tm.submit(kernel1(1, &[(BufferId(9), Read, RangeMapper::All)])).unwrap_err();
     assert!(unknown.to_string().contains("buffer B9 does not exist"), "{unknown}");
     let mut red = TaskSpec::device_compute(&[10]);
@@ -403,9 +401,6 @@ fn validation_refuses_each_bad_input_with_its_own_error() {
         let err = tm.submit(TaskSpec::new(kind, 0, GridBox::from_extent(&[]))).unwrap_err();
         assert!(matches!(*err.inner, TaskErrorKind::ReservedKind { .. }), "{err}");
     }
-    // Host tasks need items too.
-    let err = tm.submit(TaskSpec::new(TaskKind::HostCompute, 1, GridBox::EMPTY)).unwrap_err();
-    assert!(matches!(*err.inner, TaskErrorKind::EmptyRange { .. }), "{err}");
     let mut zero = TaskSpec::device_compute(&[4]);
     zero.granularity = [1, 0, 1];
     assert!(matches!(*tm.submit(zero).unwrap_err().inner, TaskErrorKind::ZeroGranularity));
@@ -691,4 +686,41 @@ digraph TaskGraph {
     let dot = tm.tasks_to_dot(&some);
     assert_eq!(dot.lines().filter(|l| l.contains("->")).collect::<Vec<_>>(), vec!["  T1 -> T2 [];"]);
     assert_eq!(dot.lines().count(), 3 + 2 + 1 + 1);
+}
+
+#[test]
+fn a_task_over_an_empty_index_space_is_a_no_op_that_touches_nothing() {
+    let mut tm = plain();
+    let (b, s) = (BufferId(0), BufferId(1));
+    tm.create_buffer(b, 1, GridBox::d1(0, 10), false, Some("x".into()));
+    tm.create_buffer(s, 1, GridBox::d1(0, 1), false, Some("sum".into()));
+    let w = tm.submit(kernel1(10, &[(b, DiscardWrite, RangeMapper::OneToOne)])).unwrap();
+    // A kernel and a host task over no items, reading and writing everything through every kind of mapper: their
+    // mappers are never applied (a fixed box outside the buffer is no error), so they read and write nothing and
+    // depend on no writer; nor does a later reader depend on them.
+    for kind in [TaskKind::DeviceCompute, TaskKind::HostCompute] {
+        for dims in [1, 2] {
+            let spec = TaskSpec::new(kind, dims, GridBox::EMPTY)
+                .access(b, Read, RangeMapper::All)
+                .access(b, ReadWrite, fixed(20, 30))
+                .access(b, DiscardWrite, RangeMapper::OneToOne);
+            let e = tm.submit(spec).unwrap();
+            let task = tm.task(e).unwrap();
+            assert!(task.regions.iter().all(|r| r.consumed.is_empty() && r.produced.is_empty()), "{e}");
+            assert_eq!(dep_kind(&tm, e, w), None, "{e} reads nothing of {w}");
+            let r = tm.submit(kernel1(10, &[(b, Read, RangeMapper::OneToOne)])).unwrap();
+            assert_eq!(dep_kind(&tm, r, w), Some(DependencyKind::True));
+            assert_eq!(dep_kind(&tm, r, e), None, "{e} wrote nothing");
+        }
+    }
+    // Still validated: an unknown buffer, a zero granularity.
+    let err = tm.submit(TaskSpec::device_compute(&[0]).access(BufferId(9), Read, RangeMapper::All)).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::UnknownBuffer { .. }), "{err}");
+    // A reduction over no items still writes its buffer (the identity), and a later reader depends on it.
+    let mut red = TaskSpec::device_compute(&[0]);
+    red.reductions.push(reduction(s, false));
+    let t = tm.submit(red).unwrap();
+    assert_eq!(tm.task(t).unwrap().regions[0].produced.area(), 1);
+    let r = tm.submit(kernel1(1, &[(s, Read, RangeMapper::All)])).unwrap();
+    assert_eq!(dep_kind(&tm, r, t), Some(DependencyKind::True));
 }

@@ -211,6 +211,9 @@ enum Chunking {
     Grid(ChunkGrid),
     /// Every rank runs the same box (fences: the data goes to every rank).
     Replicated(GridBox),
+    /// One empty chunk, on rank 0: a task without items that reduces (it writes the reduction's identity, or keeps
+    /// the current value).
+    Empty,
 }
 
 impl Chunking {
@@ -218,6 +221,7 @@ impl Chunking {
         match self {
             Chunking::Grid(g) => g.len(),
             Chunking::Replicated(_) => num_ranks,
+            Chunking::Empty => 1,
         }
     }
 
@@ -225,6 +229,7 @@ impl Chunking {
         match self {
             Chunking::Grid(g) => g.chunk(i),
             Chunking::Replicated(b) => *b,
+            Chunking::Empty => GridBox::EMPTY,
         }
     }
 }
@@ -477,6 +482,8 @@ impl CommandGraphGenerator {
             TaskKind::Fence => Chunking::Replicated(task.spec.range),
             TaskKind::Once => Chunking::Grid(ChunkGrid::new(task.spec.range, 1, task.spec.hint, [1; 3])),
             TaskKind::Collective(_) => Chunking::Grid(ChunkGrid::new(GridBox::d1(0, n), n, Default::default(), [1; 3])),
+            // No items: no chunk at all (no command on any rank), unless a reduction needs its result written.
+            _ if task.spec.range.is_empty() && !task.spec.reductions.is_empty() => Chunking::Empty,
             _ => Chunking::Grid(ChunkGrid::new(task.spec.range, n, task.spec.hint, task.spec.granularity)),
         }
     }
@@ -498,7 +505,9 @@ impl CommandGraphGenerator {
         }
         let state = &self.buffers[&buffer];
         let mut acc = AccessRegions::new(buffer);
-        for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer) {
+        // An empty chunk has no items: its range mappers are not applied, it touches nothing.
+        let items = !chunk.is_empty();
+        for a in task.spec.accesses.iter().filter(|a| items && a.buffer == buffer) {
             let r = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| TaskError {
                 task: task.ident(),
                 inner: Box::new(TaskErrorKind::Mapper { buffer: state.ident(buffer), mode: a.mode.name(), error: e }),
@@ -581,6 +590,7 @@ impl CommandGraphGenerator {
         let mut out = Candidates::new();
         match chunking {
             Chunking::Replicated(_) => out.extend((0..self.config.num_ranks).filter(|&i| Some(i) != skip)),
+            Chunking::Empty => out.extend((skip != Some(0)).then_some(0)),
             Chunking::Grid(g) => g.for_each_intersecting(&self.reach(task, buffer, bbox, filter), |i| {
                 if Some(i) != skip {
                     out.push(i);

@@ -2,7 +2,8 @@
 //!
 //! - [`RuntimeConfig::from_env`] reads every variable once, when a queue starts; nothing else in celer reads the
 //!   environment (except `CELER_DEVICE`, which the Vulkan layer also reads to pick the device, after this module
-//!   has checked its syntax).
+//!   has checked its syntax, and the facade's queue builder, which looks up which variables are set: those win
+//!   over the program's settings).
 //! - A bad value is a [`ConfigError`] naming the variable, the value and what it accepts, never a panic.
 //! - An empty value counts as unset, so `CELER_TRACE= ./prog` turns a setting off.
 //! - [`VARIABLES`] is the table the README and the guide show; a test checks that it covers every variable.

@@ -424,3 +424,54 @@ fn a_reach_that_misses_the_chunk_is_refused_on_the_rank_that_runs_it() {
     }
     assert!(matches!(*err.inner, TaskErrorKind::MapperReach { .. }), "{err:?}");
 }
+
+/// Tasks over an empty index space between a writer and its readers: a kernel and a host task touching the
+/// buffers through every mapper, a reduction over no items into B1, then readers of both buffers.
+fn empty_range_program(sim: &mut Simulation) -> Result<(), celer_graph::TaskError> {
+    sim.create_buffer(B0, 1, GridBox::d1(0, 64), false, Some("data"));
+    sim.create_buffer(B1, 1, GridBox::d1(0, 1), false, Some("sum"));
+    sim.submit(TaskSpec::device_compute(&[64]).access(B0, DiscardWrite, RangeMapper::OneToOne))?;
+    for kind in [TaskKind::DeviceCompute, TaskKind::HostCompute] {
+        sim.submit(TaskSpec::new(kind, 1, GridBox::EMPTY).access(B0, Read, RangeMapper::All).access(
+            B0,
+            DiscardWrite,
+            RangeMapper::Fixed(GridBox::d1(0, 64)),
+        ))?;
+    }
+    sim.submit(reducing(TaskSpec::device_compute(&[0]).access(B0, Read, RangeMapper::All), B1, ReductionOp::Sum))?;
+    sim.submit(TaskSpec::device_compute(&[64]).access(B0, Read, RangeMapper::All).access(B1, Read, RangeMapper::All))?;
+    Ok(())
+}
+
+#[test]
+fn tasks_over_an_empty_index_space_make_no_commands_except_a_reduction_on_rank_zero() {
+    for ranks in [1, 2, 3] {
+        let mut sim = Simulation::new(ranks, true);
+        empty_range_program(&mut sim).unwrap();
+        // T1 writes B0; T2 and T3 have no items: no command anywhere, so no push of B0 for them either.
+        for t in [TaskId(2), TaskId(3)] {
+            for r in 0..ranks {
+                assert!(sim.ranks[r].records().iter().all(|c| c.task != t), "{t} made a command on N{r}");
+            }
+        }
+        // The reduction over no items writes its identity on rank 0 alone (one empty chunk, nothing to gather).
+        let exec = |r: usize| {
+            sim.ranks[r]
+                .records()
+                .iter()
+                .filter(|c| c.task == TaskId(4))
+                .filter_map(|c| match &c.kind {
+                    CommandKind::Execution { chunk, .. } => Some(*chunk),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(exec(0), vec![GridBox::EMPTY]);
+        for r in 1..ranks {
+            assert!(exec(r).is_empty(), "N{r} runs no chunk of the empty reduction");
+        }
+        // The reader of B0 gets T1's data, the reader of B1 the reduction's result from rank 0.
+        replay(&sim).unwrap();
+        equivalent_to_one_rank(ranks, empty_range_program).unwrap();
+    }
+}

@@ -116,7 +116,8 @@ impl RankLoop<'_> {
             match &cmd.kind {
                 CommandKind::Execution { task, chunk, .. } => {
                     let Some(task) = self.tm.task(*task) else { continue };
-                    for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer) {
+                    // An empty chunk (a task without items) touches nothing.
+                    for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer && !chunk.is_empty()) {
                         if let Ok(region) = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims) {
                             add(region.bounding_box());
                         }

@@ -71,7 +71,10 @@ impl RankLoop<'_> {
         match &cmd.kind {
             CommandKind::Execution { task, chunk, .. } => {
                 let kind = self.tm.task(*task).ok_or_else(|| fail(RuntimeError::TaskPruned))?.kind();
-                if kind == TaskKind::DeviceCompute {
+                if chunk.is_empty() && kind != TaskKind::DeviceCompute {
+                    // A host task without items: nothing to run.
+                    Ok(None)
+                } else if kind == TaskKind::DeviceCompute {
                     self.start_kernel(cmd, chunk)
                 } else {
                     self.start_host_task(cmd, *task, chunk)

@@ -97,6 +97,24 @@ impl RankLoop<'_> {
                 identities.push((r.buffer, self.reductions[&r.id].identity()));
             }
         }
+        // An empty chunk (a task without items that reduces) dispatches nothing: it only resets its reduction
+        // buffers, as its kernel would have found them.
+        if chunk.is_empty() {
+            let context = command_context(rank, cmd, &format!("in {}: the reduction's identity", task.ident()));
+            // Every reduction buffer is allocated (one that folds in its current value holds it there already).
+            let reduced: Vec<BufferId> = task.spec.reductions.iter().map(|r| r.buffer).collect();
+            for buffer in reduced {
+                let extent = self.buffers[&buffer].extent;
+                self.cover(buffer, &extent).map_err(&fail)?;
+            }
+            for (buffer, bytes) in identities {
+                let extent = self.buffers[&buffer].extent;
+                let bytes = std::sync::Arc::new(bytes);
+                let context = context.clone();
+                self.pending.push(GpuOp::Upload { buffer, region: extent, bytes, bounds: extent, context });
+            }
+            return Ok(());
+        }
         // What each accessor touches on this rank: its allocation must hold it.
         let mut needs = Vec::with_capacity(accesses.len());
         for a in task.spec.accesses.iter() {

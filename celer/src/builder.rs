@@ -1,0 +1,301 @@
+//! [`QueueBuilder`]: a queue's settings, set by the program, by the `CELER_*` environment variables, or both.
+//!
+//! Every setting's default is what applies when its `CELER_*` variable is unset (the README's table). At
+//! [`build`](QueueBuilder::build), a variable set in the environment wins over the program's setting, so a launch
+//! (`mpirun -x CELER_STALL_TIMEOUT=120 ...`) can change any setting without a rebuild; after
+//! [`ignore_env`](QueueBuilder::ignore_env) the program's settings (and the defaults) are final.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use celer_scheduler::config as env;
+use celer_scheduler::graph::{ErrorPolicy, TaskManagerConfig};
+use celer_scheduler::{Pinning, RuntimeConfig};
+
+use crate::queue::{Error, Queue};
+
+/// Builds a [`Queue`]: `Queue::builder()`, then the settings to change, then [`build`](Self::build).
+///
+/// Each setting starts at the default of its `CELER_*` variable (the README's table), so `Queue::builder().build()`
+/// is [`Queue::new()`]. A variable set in the environment wins over the program's setting (a launch can always
+/// change it); [`ignore_env`](Self::ignore_env) makes the program's settings final. Settings that every rank must
+/// share (the horizon step, divergence checks, trace on or off, devices per rank) are compared between the ranks
+/// at start, whatever set them.
+///
+/// ```
+/// use std::time::Duration;
+/// use celer::{ErrorPolicy, Queue};
+/// // Four simulated ranks, nothing runs (no MPI, no GPU); every command kept for printing.
+/// let q = Queue::builder().dry_run(4).record_commands(true).uninitialized_reads(ErrorPolicy::Error).build()?;
+/// assert_eq!(q.command_counts().len(), 4);
+/// // A real run with a longer stall timeout, unless CELER_STALL_TIMEOUT says otherwise:
+/// let builder = Queue::builder().stall_timeout(Some(Duration::from_secs(120)));
+/// # let _ = builder;
+/// # Ok::<(), celer::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct QueueBuilder {
+    /// The program's values (the defaults where it set none).
+    runtime: RuntimeConfig,
+    /// The variables whose setting the program chose (the environment still wins over these).
+    chosen: Vec<&'static str>,
+    uninitialized_read: ErrorPolicy,
+    dry_run_ranks: Option<usize>,
+    record_commands: bool,
+    read_env: bool,
+}
+
+/// What [`Queue`] starts from: the builder's settings merged with the environment.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) task_graph: TaskManagerConfig,
+    /// Ranks to simulate; `None` runs the program.
+    pub(crate) dry_run_ranks: Option<usize>,
+    pub(crate) record_commands: bool,
+    pub(crate) runtime: RuntimeConfig,
+}
+
+impl Default for QueueBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl QueueBuilder {
+    /// Every setting at its default (what applies with no `CELER_*` variable set); the environment is read at
+    /// [`build`](Self::build).
+    pub fn new() -> Self {
+        Self {
+            runtime: RuntimeConfig::default(),
+            chosen: Vec::new(),
+            uninitialized_read: ErrorPolicy::Warn,
+            dry_run_ranks: None,
+            record_commands: false,
+            read_env: true,
+        }
+    }
+
+    fn choose(mut self, variable: &'static str, set: impl FnOnce(&mut RuntimeConfig)) -> Self {
+        set(&mut self.runtime);
+        if !self.chosen.contains(&variable) {
+            self.chosen.push(variable);
+        }
+        self
+    }
+
+    /// Records and simulates `ranks` ranks (at least 1) instead of running: no MPI, no GPU, no runtime thread.
+    /// Every rank's command graph is generated, and every horizon counts as reached at once, so a program of any
+    /// length runs in bounded memory. Fences have no data ([`Error::DryRun`]). Default: the program runs.
+    pub fn dry_run(mut self, ranks: usize) -> Self {
+        self.dry_run_ranks = Some(ranks.max(1));
+        self
+    }
+
+    /// Keeps every command generated on the queue's thread (the simulated ranks of a dry run; rank 0's shadow graph
+    /// of a real run), for [`Queue::command_graphs_dot`] and [`Queue::command_counts`]. Default: off (commands
+    /// are dropped as horizons pass, so memory stays bounded).
+    pub fn record_commands(mut self, on: bool) -> Self {
+        self.record_commands = on;
+        self
+    }
+
+    /// What `submit` does with a task that reads cells no task wrote and no host data initialized: warn (the
+    /// default), refuse the task ([`ErrorPolicy::Error`]), or say nothing.
+    pub fn uninitialized_reads(mut self, policy: ErrorPolicy) -> Self {
+        self.uninitialized_read = policy;
+        self
+    }
+
+    /// How much celer logs, when a logger is installed (`celer::logging::init()` or the program's own); `CELER_LOG`.
+    /// Default: `warn`.
+    pub fn log_level(self, level: log::LevelFilter) -> Self {
+        self.choose(env::LOG, |c| c.log_level = level)
+    }
+
+    /// The growth of the task graph's critical path between two horizons (at least 1; 0 counts as 1); smaller
+    /// steps prune the graphs sooner and cost more horizons. `CELER_HORIZON_STEP`; default 4. Every rank must use
+    /// the same step.
+    pub fn horizon_step(self, step: u32) -> Self {
+        self.choose(env::HORIZON_STEP, |c| c.horizon_step = Some(step.max(1)))
+    }
+
+    /// How many horizons the program may submit ahead of the runtime before `submit` blocks (at least 1; 0 counts
+    /// as 1), which bounds the memory of queued tasks and commands; `None` never blocks. `CELER_SUBMIT_AHEAD`;
+    /// default 32.
+    pub fn submit_ahead(self, horizons: Option<usize>) -> Self {
+        self.choose(env::SUBMIT_AHEAD, |c| c.submit_ahead = horizons.map(|h| h.max(1)))
+    }
+
+    /// How many queued commands the runtime scans for ready ones in each step of its loop (at least 1; 0 counts as
+    /// 1). `CELER_LOOKAHEAD`; default 256.
+    pub fn lookahead(self, commands: usize) -> Self {
+        self.choose(env::LOOKAHEAD, |c| c.lookahead = commands.max(1))
+    }
+
+    /// A kernel waiting for data from other ranks first runs the part of its chunk that needs none, if that part
+    /// has at least this many cells; `None` turns this off. `CELER_OVERLAP`; default `Some(1 << 20)`.
+    pub fn overlap(self, min_cells: Option<usize>) -> Self {
+        self.choose(env::OVERLAP, |c| c.overlap = min_cells)
+    }
+
+    /// How long every rank may wait inside the runtime without progress before each reports what it waits for and
+    /// the run aborts; `None` waits forever. `CELER_STALL_TIMEOUT`; default 30 s.
+    pub fn stall_timeout(self, timeout: Option<Duration>) -> Self {
+        self.choose(env::STALL_TIMEOUT, |c| c.stall_timeout = timeout)
+    }
+
+    /// Whether the ranks compare a hash of their submitted tasks at every horizon and epoch (a mismatch stops the
+    /// run, naming the first task that differs). `CELER_CHECK_DIVERGENCE`; default on. Every rank must agree.
+    pub fn check_divergence(self, on: bool) -> Self {
+        self.choose(env::CHECK_DIVERGENCE, |c| c.check_divergence = on)
+    }
+
+    /// Whether kernels run their checked variant, which stops the run at an access outside what the accessor's
+    /// range mapper declared (slower: a debugging aid). `CELER_CHECK_BOUNDS`; default off.
+    pub fn check_bounds(self, on: bool) -> Self {
+        self.choose(env::CHECK_BOUNDS, |c| c.check_bounds = on)
+    }
+
+    /// Rank 0 writes every rank's timeline to `path` at shutdown (Chrome trace-event JSON). `CELER_TRACE`; default:
+    /// no trace. Every rank must agree on whether there is one.
+    pub fn trace(self, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        self.choose(env::TRACE, |c| c.trace = Some(path))
+    }
+
+    /// At shutdown, rank 0 writes the task graph and each rank its command graph as DOT files into `dir`.
+    /// `CELER_DUMP_GRAPHS`; default: no dumps.
+    pub fn dump_graphs(self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        self.choose(env::DUMP_GRAPHS, |c| c.dump_graphs = Some(dir))
+    }
+
+    /// How many GPUs each rank drives (at least 1; 0 counts as 1). `CELER_DEVICES`; default 1. Every rank must
+    /// agree. (Which device a rank starts from is `CELER_DEVICE`'s alone.)
+    pub fn devices(self, per_rank: usize) -> Self {
+        self.choose(env::DEVICES, |c| c.devices = per_rank.max(1))
+    }
+
+    /// Whether each rank logs the device it uses (at any log level). `CELER_PRINT_DEVICE`; default off.
+    pub fn print_device(self, on: bool) -> Self {
+        self.choose(env::PRINT_DEVICE, |c| c.print_device = on)
+    }
+
+    /// Where each rank's runtime thread runs. `CELER_PIN`; default [`Pinning::Auto`].
+    pub fn pin(self, pinning: Pinning) -> Self {
+        self.choose(env::PIN, |c| c.pin = pinning)
+    }
+
+    /// Reads no `CELER_*` variable at [`build`](Self::build): the program's settings and the defaults are final.
+    /// (`CELER_DEVICE` still picks the device.)
+    pub fn ignore_env(mut self) -> Self {
+        self.read_env = false;
+        self
+    }
+
+    /// The settings: the environment's where a variable is set (unless [`ignore_env`](Self::ignore_env)), else the
+    /// program's, else the defaults.
+    pub(crate) fn settings(self) -> Result<Settings, Error> {
+        if self.read_env {
+            // Refuses values that are not UTF-8, which the lookup below cannot see.
+            RuntimeConfig::from_env()?;
+        }
+        let read_env = self.read_env;
+        self.settings_from(|name| if read_env { std::env::var(name).ok() } else { None })
+    }
+
+    /// [`settings`](Self::settings) with the variables read through `get`.
+    fn settings_from(self, get: impl Fn(&str) -> Option<String>) -> Result<Settings, Error> {
+        let mut runtime = RuntimeConfig::from_lookup(&get)?;
+        // Set in the environment (an empty value counts as unset, as for the parser).
+        let set = |name: &str| get(name).is_some_and(|v| !v.trim().is_empty());
+        // The program's choices where the environment is silent (the parser gave the defaults there).
+        macro_rules! keep {
+            ($($var:path => $field:ident),* $(,)?) => { $(
+                if self.chosen.contains(&$var) && !set($var) {
+                    runtime.$field = self.runtime.$field.clone();
+                }
+            )* };
+        }
+        keep!(
+            env::LOG => log_level,
+            env::HORIZON_STEP => horizon_step,
+            env::SUBMIT_AHEAD => submit_ahead,
+            env::LOOKAHEAD => lookahead,
+            env::OVERLAP => overlap,
+            env::STALL_TIMEOUT => stall_timeout,
+            env::CHECK_DIVERGENCE => check_divergence,
+            env::CHECK_BOUNDS => check_bounds,
+            env::TRACE => trace,
+            env::DUMP_GRAPHS => dump_graphs,
+            env::DEVICES => devices,
+            env::PRINT_DEVICE => print_device,
+            env::PIN => pin,
+        );
+        let mut task_graph = TaskManagerConfig { uninitialized_read: self.uninitialized_read, ..Default::default() };
+        if let Some(step) = runtime.horizon_step {
+            task_graph.horizon_step = step;
+        }
+        Ok(Settings { task_graph, dry_run_ranks: self.dry_run_ranks, record_commands: self.record_commands, runtime })
+    }
+
+    /// Starts the queue (see [`Queue::new`]; in a dry run, nothing starts).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad `CELER_*` value (checked before anything starts), [`Error::Start`] when MPI or a
+    /// rank's GPU cannot be set up, on every rank.
+    pub fn build(self) -> Result<Queue, Error> {
+        Queue::start(self.settings()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_programs_settings_replace_the_defaults_and_ignore_env_keeps_them() {
+        let s = QueueBuilder::new()
+            .horizon_step(0)
+            .stall_timeout(None)
+            .lookahead(7)
+            .trace("t.json")
+            .uninitialized_reads(ErrorPolicy::Error)
+            .dry_run(0)
+            .ignore_env()
+            .settings()
+            .unwrap();
+        assert_eq!(s.task_graph.horizon_step, 1, "0 counts as 1");
+        assert_eq!(s.task_graph.uninitialized_read, ErrorPolicy::Error);
+        assert_eq!(s.runtime.stall_timeout, None);
+        assert_eq!(s.runtime.lookahead, 7);
+        assert_eq!(s.runtime.trace, Some(PathBuf::from("t.json")));
+        assert_eq!(s.dry_run_ranks, Some(1));
+        // What the program did not set keeps the variables' defaults.
+        let defaults = RuntimeConfig::default();
+        assert_eq!(s.runtime.submit_ahead, defaults.submit_ahead);
+        assert_eq!(s.runtime.overlap, defaults.overlap);
+        let plain = QueueBuilder::new().ignore_env().settings().unwrap();
+        assert_eq!(plain.runtime, defaults);
+        assert_eq!(plain.task_graph.horizon_step, TaskManagerConfig::default().horizon_step);
+        assert_eq!(plain.dry_run_ranks, None, "the default runs the program");
+    }
+
+    #[test]
+    fn a_variable_set_in_the_environment_wins_over_the_programs_setting() {
+        let env = |name: &str| match name {
+            "CELER_STALL_TIMEOUT" => Some("2".to_string()),
+            "CELER_LOOKAHEAD" => Some(" ".to_string()), // empty: unset
+            "CELER_OVERLAP" => Some("off".to_string()),
+            _ => None,
+        };
+        let s = QueueBuilder::new().stall_timeout(None).lookahead(7).horizon_step(9).settings_from(env).unwrap();
+        assert_eq!(s.runtime.stall_timeout, Some(Duration::from_secs(2)), "set in the environment: it wins");
+        assert_eq!(s.runtime.lookahead, 7, "empty in the environment: the program's value");
+        assert_eq!(s.task_graph.horizon_step, 9, "unset: the program's value");
+        assert_eq!(s.runtime.overlap, None, "not chosen by the program: the environment's");
+        let bad = QueueBuilder::new().settings_from(|n| (n == "CELER_DEVICES").then(|| "0".to_string()));
+        assert!(matches!(bad, Err(Error::Config(ref e)) if e.variable == "CELER_DEVICES"), "{bad:?}");
+    }
+}
