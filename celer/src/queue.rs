@@ -307,7 +307,13 @@ impl Queue {
             }
         };
         let rec = Recorder {
-            sim: Simulation::with_ranks(num_ranks, &ranks, config.record_commands, config.task_graph),
+            // Recording keeps every task and command for the dumps of simulated ranks: a run has none to dump.
+            sim: Simulation::with_ranks(
+                num_ranks,
+                &ranks,
+                config.record_commands && runtime.is_none(),
+                config.task_graph,
+            ),
             next_buffer: 0,
             next_host_object: 0,
             next_reduction: 0,
