@@ -36,6 +36,9 @@
 //!   message names the task, and the queue's drop ends every rank.
 //! - `mapper-panic-runtime`: a custom range mapper that panics only where the runtime thread applies it; the
 //!   runtime catches it and ends every rank, naming the task.
+//! - `mapper-oob-chunk`: a custom range mapper inside the buffer for the whole index space, which `submit` checks,
+//!   but outside it for the chunk of rank 1, which only the runtime thread's command generator sees; on two ranks
+//!   the runtime ends every rank naming the task, the mapper and the cells outside (on one rank it finishes).
 //! - `settings-differ`: rank 1 runs with `CELER_TRACE` and `CELER_DEVICES=2`, rank 0 without; `Queue::new` fails
 //!   on every rank naming both variables and each rank's value. On one rank nothing differs: it must finish.
 //! - `zero-sized`: buffers with a zero extent (1D, 2D, one from an empty slice): a host task sees empty slices,
@@ -214,6 +217,28 @@ fn mapper_panic(anywhere: bool) -> Result<(), String> {
     q.submit(task::host_for([64]).read_write(&a, picky).name("choosy").run(|_| {})).map_err(|e| e.to_string())?;
     let got = q.fence(&a).map_err(|e| e.to_string())?.wait();
     Err(format!("the program went on after the mapper panicked (fence: {got:?})"))
+}
+
+/// A custom mapper inside the buffer for the whole index space (which `submit` checks on the application thread)
+/// but outside it for the second half's chunk, which only the runtime thread's command generator sees: on two
+/// ranks the runtime ends every rank naming the task, the mapper and the cells outside; on one rank (one chunk, the
+/// whole space) the program finishes.
+fn mapper_oob_chunk() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
+    let shifty = access::custom("shifty", |chunk, _extent| {
+        if chunk.min()[0] == 0 {
+            celer::Region::from(*chunk)
+        } else {
+            celer::Region::from(celer::GridBox::d1(chunk.min()[0] + 8, chunk.max()[0] + 8))
+        }
+    });
+    q.submit(task::host_for([64]).read(&a, shifty).name("shifted").run(|_| {})).map_err(|e| e.to_string())?;
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if q.ranks() > 1 {
+        return Err(format!("the program went on after an out-of-bounds chunk (fence: {got:?})"));
+    }
+    Ok(())
 }
 
 /// Starts a queue after giving rank 1 (by OpenMPI's `OMPI_COMM_WORLD_RANK`) settings of its own, and runs a task.
@@ -803,6 +828,8 @@ fn check_cases() -> Vec<String> {
         "the runtime thread to catch the panic and end the job within 10 s, naming the task",
         &stderr,
     );
+    let (status, stderr, _) = run_case("mapper-oob-chunk", &[]);
+    check("mapper-oob-chunk", status.success(), "one rank (one chunk, inside the buffer) to finish", &stderr);
     let (status, stderr, _) = run_case("bad-index", &[]);
     let line =
         include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// BAD-INDEX-LINE")).map_or(0, |i| i + 1);
@@ -943,6 +970,7 @@ fn main() -> ExitCode {
             Some("combine-panic") => combine_panic(),
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
+            Some("mapper-oob-chunk") => mapper_oob_chunk(),
             Some("bad-index") => bad_index(),
             Some("second-queue") => second_queue(),
             Some("bounded") => {

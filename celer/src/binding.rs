@@ -109,7 +109,9 @@ pub(crate) fn check_kernel(
     for (i, (((id, mode, writes), meta), desc)) in
         access_modes.chain(reduction_modes).zip(metas).zip(bindings).enumerate()
     {
-        let role = if i < accessors { format!("accessor {i}, {mode}") } else { format!("reduction {}", i - accessors) };
+        // Formatted only for an error: the checks of a valid task allocate nothing.
+        let role =
+            || if i < accessors { format!("accessor {i}, {mode}") } else { format!("reduction {}", i - accessors) };
         // A scalar binding takes buffers of its scalar type; a vector or struct binding, elements of its size.
         let element_fits = desc.scalar.is_none_or(|t| t == meta.element) && desc.element_size == meta.element_size;
         if !element_fits {
@@ -120,7 +122,7 @@ pub(crate) fn check_kernel(
                 wgsl: desc.element.into(),
                 buffer: buffer(id),
                 element: meta.element.name(),
-                role,
+                role: role(),
             }));
         }
         if !writes && ep.writes.contains(&desc.binding) {
@@ -250,16 +252,17 @@ fn push_words(
     }
     for k in 0..boxes {
         let expected = k as u32 * BOX_BYTES;
-        let what = if k == 0 { "the chunk".to_string() } else { format!("binding {}", k - 1) };
+        let what = || if k == 0 { "the chunk".to_string() } else { format!("binding {}", k - 1) };
         match members.get(k) {
             Some(m) if m.ty == "CelerBox" && m.offset == expected => {}
             Some(m) => {
                 return Err(Box::new(TaskErrorKind::PushConstantLayout {
                     kernel: kernel(),
                     detail: format!(
-                        "member {k} is `{}` at offset {}, where the CelerBox of {what} belongs (at offset {expected})",
+                        "member {k} is `{}` at offset {}, where the CelerBox of {} belongs (at offset {expected})",
                         member(m),
-                        m.offset
+                        m.offset,
+                        what()
                     ),
                 }))
             }

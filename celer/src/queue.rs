@@ -1,9 +1,10 @@
 //! [`Queue`], [`Buffer`] and the task builders: the typed surface over the task graph.
 //!
 //! A queue built with [`Queue::new`] runs the program: it starts the runtime thread (MPI, the GPU, the loop; see
-//! `celer_scheduler::runtime`) and hands it every submission. Submissions are also checked on the calling thread
-//! against a shadow task graph, so a bad task is refused at once with an error naming it.
-//! TODO(perf): build the task graph once, on this thread, and ship tasks instead of checking twice.
+//! `celer_scheduler::runtime`). The rank's task graph is built here, on the calling thread, so a bad task is
+//! refused at once with an error naming it and every id `submit` returns is the task's id on the runtime thread;
+//! each built task (with its regions and dependencies) goes to the runtime thread, which builds the rank's command
+//! graph from it. Nothing is built twice.
 //!
 //! A queue built with [`Queue::dry_run`] only *records*: it builds the task graph and the command graphs of one or
 //! more simulated ranks ([`QueueBuilder::dry_run`]) and treats every applied horizon as reached at once, so a
@@ -165,6 +166,7 @@ impl std::fmt::Debug for Error {
 }
 
 struct Recorder {
+    /// The rank's task graph (built here, once) and, in a dry run, the simulated ranks' command graphs.
     sim: Simulation,
     next_buffer: u64,
     next_host_object: u64,
@@ -255,18 +257,21 @@ impl Queue {
         } else {
             None
         };
-        let mut config = config;
-        if let Some(rt) = &runtime {
-            // The shadow graph must split tasks as the real ranks do.
-            config.task_graph.num_ranks = rt.ranks() as usize;
-        }
-        let ranks: Vec<celer_scheduler::graph::NodeId> =
-            (0..config.dry_run_ranks.unwrap_or(1) as u64).map(celer_scheduler::graph::NodeId).collect();
+        // A run builds the task graph here and the command graph on the runtime thread: no simulated ranks.
+        let (num_ranks, ranks) = match &runtime {
+            Some(rt) => (rt.nodes() as usize, Vec::new()),
+            None => {
+                let ranks: Vec<celer_scheduler::graph::NodeId> =
+                    (0..config.dry_run_ranks.unwrap_or(1).max(1) as u64).map(celer_scheduler::graph::NodeId).collect();
+                (ranks.len(), ranks)
+            }
+        };
         let rec = Recorder {
+            // Recording keeps every task and command for the dumps of simulated ranks: a run has none to dump.
             sim: Simulation::with_ranks(
-                if runtime.is_some() { config.task_graph.num_ranks } else { ranks.len() },
+                num_ranks,
                 &ranks,
-                config.record_commands,
+                config.record_commands && runtime.is_none(),
                 config.task_graph,
             ),
             next_buffer: 0,
@@ -408,10 +413,11 @@ impl Queue {
         }
         // The program's range mappers run here first: a panic in one names the task (the queue's drop, on the
         // way out, ends every rank).
-        let id = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rec.sim.submit(spec.clone()))) {
+        let name = spec.name.clone();
+        let id = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rec.sim.submit(spec))) {
             Ok(id) => id?,
             Err(payload) => {
-                let name = spec.name.as_deref().map_or(String::new(), |n| format!(" \"{n}\""));
+                let name = name.as_deref().map_or(String::new(), |n| format!(" \"{n}\""));
                 let text = celer_scheduler::runtime::panic_text(&*payload);
                 celer_scheduler::logging::fatal(&format!(
                     "a range mapper of the task{name} being submitted panicked: {text}"
@@ -421,7 +427,7 @@ impl Queue {
         };
         rec.after_submit();
         if let Some(rt) = &self.runtime {
-            rt.send(Message::Submit(spec));
+            rt.send(Message::Submit(rec.built(id)));
             rec.hold_back(rt);
         }
         Ok(id)
@@ -465,11 +471,11 @@ impl Queue {
             mapper,
         });
         let mut rec = self.rec.borrow_mut();
-        let task = rec.sim.submit(spec.clone())?;
+        let task = rec.sim.submit(spec)?;
         rec.after_submit();
         let data = self.runtime.as_ref().map(|rt| {
             let (tx, rx) = mpsc::sync_channel(1);
-            rt.send(Message::Fence(spec, tx));
+            rt.send(Message::Fence(rec.built(task), tx));
             rx
         });
         Ok(Fence { task, range, data, _element: PhantomData })
@@ -523,12 +529,15 @@ impl Queue {
         self.rec.borrow().sim.tm.to_dot()
     }
 
-    /// Every simulated rank's command graph as Graphviz DOT (needs [`QueueBuilder::record_commands`]).
+    /// Every simulated rank's command graph as Graphviz DOT (needs [`QueueBuilder::record_commands`]). A queue that
+    /// runs the program simulates no rank (the runtime thread builds this rank's command graph; `CELER_DUMP_GRAPHS`
+    /// writes it), so its DOT holds no command.
     pub fn command_graphs_dot(&self) -> String {
         self.rec.borrow().sim.command_graphs_dot()
     }
 
-    /// Per simulated rank, how many commands of each kind it generated (needs [`QueueBuilder::record_commands`]).
+    /// Per simulated rank, how many commands of each kind it generated (needs [`QueueBuilder::record_commands`];
+    /// empty for a queue that runs the program, which simulates no rank).
     pub fn command_counts(&self) -> Vec<std::collections::BTreeMap<&'static str, usize>> {
         let rec = self.rec.borrow();
         rec.sim
@@ -551,6 +560,11 @@ impl Queue {
 }
 
 impl Recorder {
+    /// A copy of task `id`, just built, for the runtime thread to replay.
+    fn built(&self, id: TaskId) -> Box<celer_scheduler::graph::Task> {
+        Box::new(self.sim.tm.task(id).expect("a task just built is live until a later horizon").clone())
+    }
+
     /// Reports warnings (the simulation already treated the applied horizon as reached).
     /// Blocks while the runtime is more than `CELER_SUBMIT_AHEAD` horizons behind what was submitted, so that
     /// queued tasks and commands take bounded memory however fast the program submits.

@@ -304,6 +304,29 @@ impl TaskManager {
         Ok(id)
     }
 
+    /// Records a task that another task manager built with [`submit`](Self::submit) (a rank's runtime thread
+    /// replaying what the application thread built): the task keeps its id, regions and dependencies, nothing is
+    /// checked or computed again, and no buffer's tracking changes. Horizons follow where `submit` inserted them
+    /// (the critical path and the execution front come from the dependencies), so as long as both managers see the
+    /// same tasks and epochs in the same order, every task, horizon and epoch gets the same id in both.
+    ///
+    /// # Panics
+    /// If `task.id` is not [`next_task_id`](Self::next_task_id): the two managers went out of step.
+    pub fn replay(&mut self, task: Task) -> TaskId {
+        let Task { id, spec, regions, dependencies, critical_path_length } = task;
+        assert_eq!(id, self.next_task_id(), "replayed task {id} out of step with this task manager");
+        self.insert_node(id, spec, regions, dependencies);
+        debug_assert_eq!(
+            self.tasks.get(id.0).map(|t| t.critical_path_length),
+            Some(critical_path_length),
+            "replayed task {id}: the critical path differs from the builder's"
+        );
+        if self.need_horizon() {
+            self.generate_horizon();
+        }
+        id
+    }
+
     /// Inserts an epoch that depends on everything before it, applied at once.
     pub fn epoch(&mut self, action: EpochAction) -> TaskId {
         self.insert_sync_task(TaskKind::Epoch(action))

@@ -724,3 +724,59 @@ fn a_task_over_an_empty_index_space_is_a_no_op_that_touches_nothing() {
     let r = tm.submit(kernel1(1, &[(s, Read, RangeMapper::All)])).unwrap();
     assert_eq!(dep_kind(&tm, r, t), Some(DependencyKind::True));
 }
+
+/// The application thread builds the task graph; the runtime thread replays the built tasks into a task manager of
+/// its own and prunes it later than the builder (when the GPU gets there): both give every task, horizon and epoch
+/// the same id, kind and dependencies.
+#[test]
+fn a_replayed_task_stream_gets_the_builders_ids_horizons_and_epochs() {
+    use celer_graph::patterns;
+    for (step, parallelism) in [(2, 1000), (1, 3), (4, 2)] {
+        for w in [patterns::soup(4), patterns::chain(4), patterns::wave_sim(16, 20), patterns::jacobi(16, 6)] {
+            let (mut builder, mut replica) = (manager(step, parallelism), manager(step, parallelism));
+            w.create_buffers(&mut builder);
+            w.create_buffers(&mut replica);
+            let (mut built, mut replayed) = (Vec::new(), Vec::new());
+            let mut new = Vec::new();
+            builder.take_new_tasks(&mut new);
+            replica.take_new_tasks(&mut Vec::new());
+            for (i, spec) in w.tasks.iter().enumerate() {
+                let id = builder.submit(spec.clone()).unwrap();
+                replayed.push(replica.replay(builder.task(id).unwrap().clone()));
+                if i % 7 == 6 {
+                    replayed.push(replica.epoch(EpochAction::None));
+                    builder.epoch(EpochAction::None);
+                }
+                builder.take_new_tasks(&mut new);
+                built.extend(new.iter().map(|&t| {
+                    let t = builder.task(t).unwrap();
+                    (t.id, t.kind(), t.dependencies.iter().map(|d| (d.task, d.kind)).collect::<Vec<_>>())
+                }));
+                let applied = builder.epoch_for_new_tasks();
+                builder.notify_epoch_reached(applied);
+                let mut got = Vec::new();
+                replica.take_new_tasks(&mut got);
+                let got: Vec<_> = got
+                    .iter()
+                    .map(|&t| {
+                        let t = replica.task(t).unwrap();
+                        (t.id, t.kind(), t.dependencies.iter().map(|d| (d.task, d.kind)).collect::<Vec<_>>())
+                    })
+                    .collect();
+                let tail = &built[built.len() - got.len()..];
+                assert_eq!(got, tail, "{} (step {step}, parallelism {parallelism}), task {i}", w.name);
+                // The builder prunes at once, as the application thread's does; the replica only every few tasks.
+                if i % 5 == 4 {
+                    let applied = replica.epoch_for_new_tasks();
+                    replica.notify_epoch_reached(applied);
+                }
+            }
+            // A soup grows no critical path: only a narrow front gives it horizons.
+            if w.name != "soup" || parallelism < 10 {
+                assert!(built.iter().any(|t| t.1 == TaskKind::Horizon), "{}: the stream has horizons", w.name);
+            }
+            assert_eq!(builder.next_task_id(), replica.next_task_id(), "{}", w.name);
+            assert!(replayed.windows(2).all(|p| p[0] < p[1]));
+        }
+    }
+}

@@ -1,7 +1,11 @@
-//! The per-rank runtime: one thread that owns MPI, the GPU, the task and command graphs, and runs commands.
+//! The per-rank runtime: one thread that owns MPI, the GPU and the command graph, and runs commands.
 //!
-//! - The application thread only sends [`Message`]s through a lock-free [`SegQueue`](crossbeam_queue::SegQueue); answers (fence data, reached
-//!   epochs) come back on one-shot channels, which only `wait`-style calls block on.
+//! - The application thread builds the task graph (checking each task, computing its regions, dependencies and
+//!   horizons) and sends the built tasks and everything else as [`Message`]s through a lock-free
+//!   [`SegQueue`](crossbeam_queue::SegQueue); answers (fence data, reached epochs) come back on one-shot channels,
+//!   which only `wait`-style calls block on. The runtime's task manager replays the built tasks
+//!   ([`TaskManager::replay`](celer_graph::TaskManager::replay): same ids and horizons, nothing recomputed) and holds
+//!   them until their commands completed.
 //! - The runtime thread takes new messages and runs [`RankLoop::step`] in a loop: generate commands → poll
 //!   completions → retire → start ready commands → submit the step's GPU batch. Nothing blocks; it spins while
 //!   GPU or MPI work is in flight, and otherwise backs off (spin, yield, then park for up to a millisecond, woken
@@ -118,6 +122,7 @@ pub struct RankLoop<'c> {
     devices: usize,
     engine: TransferEngine<'c>,
     gpu: Gpu,
+    /// The tasks the application thread built, replayed; pruned as horizons and epochs are reached here.
     tm: TaskManager,
     cdag: CommandGraphGenerator,
     buffers: HashMap<BufferId, BufferState>,
@@ -302,11 +307,12 @@ impl<'c> RankLoop<'c> {
         self.shutdown
     }
 
-    /// Handles one message from the application thread: records buffers, host objects and tasks; the next
+    /// Handles one message from the application thread: records buffers and host objects, and replays the tasks
+    /// the application thread's task manager built (checked there, so replaying them cannot fail); the next
     /// [`step`](Self::step) turns the new tasks into commands.
     ///
     /// # Errors
-    /// Reductions without an element type or combining function, and task errors (naming task, buffer and region).
+    /// Reductions without an element type or combining function.
     pub fn handle(&mut self, msg: Message) -> Result<(), RuntimeError> {
         match msg {
             Message::CreateBuffer { id, dims, extent, elem_size, data, name } => {
@@ -333,14 +339,12 @@ impl<'c> RankLoop<'c> {
                 // epoch at or after that id is reached (`release_dropped`).
                 self.dropped.push((id, self.tm.next_task_id()));
             }
-            Message::Submit(spec) => {
-                self.record_reductions(&spec)?;
-                self.user_code = UserCode::Submitting(spec.name.clone());
-                self.tm.submit(spec)?;
-                self.user_code = UserCode::None;
+            Message::Submit(task) => {
+                self.record_reductions(&task.spec)?;
+                self.tm.replay(*task);
             }
-            Message::Fence(spec, reply) => {
-                let id = self.tm.submit(spec)?;
+            Message::Fence(task, reply) => {
+                let id = self.tm.replay(*task);
                 self.fences.insert(id, reply);
             }
             Message::CreateHostObject(id) => self.tm.create_host_object(id),

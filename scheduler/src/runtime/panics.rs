@@ -3,7 +3,6 @@
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 use celer_graph::TaskId;
 
@@ -16,8 +15,6 @@ pub(super) enum UserCode {
     /// Nothing of the program's, as far as the loop knows.
     #[default]
     None,
-    /// The task being recorded (its mappers are applied to check it), by name: it has no id yet.
-    Submitting(Option<Arc<str>>),
     /// Task `id` (its commands being generated or started, its reduction combined).
     Task(TaskId),
 }
@@ -40,8 +37,6 @@ impl RankLoop<'_> {
         let message = panic_text(payload);
         let whose = match &self.user_code {
             UserCode::None => "celer's runtime".to_string(),
-            UserCode::Submitting(Some(name)) => format!("code of the task \"{name}\" being submitted (a range mapper)"),
-            UserCode::Submitting(None) => "code of the task being submitted (a range mapper)".to_string(),
             UserCode::Task(id) => match self.tm.task(*id) {
                 Some(t) => format!("the handling of {} (its range mappers, or celer itself)", t.ident()),
                 None => format!("the handling of task {id} (its range mappers, or celer itself)"),

@@ -5,7 +5,7 @@ use std::sync::{mpsc, Arc};
 
 use celer_exec::gpu::Gpu;
 use celer_exec::mpi::Communicator;
-use celer_graph::{BufferId, EpochAction, GridBox, TaskId, TaskManagerConfig, TaskSpec};
+use celer_graph::{BufferId, EpochAction, GridBox, Task, TaskId, TaskManagerConfig};
 use crossbeam_queue::SegQueue;
 
 use super::diagnostics::{abort_stalled, scheduler_bound_warning, RankStats};
@@ -42,11 +42,13 @@ pub enum Message {
     CreateHostObject(celer_graph::HostObjectId),
     /// The host object is dropped by the program.
     DestroyHostObject(celer_graph::HostObjectId),
-    /// A task to record and run.
-    Submit(TaskSpec),
-    /// A fence task; its data (row-major bytes of the fenced box) is sent back once it ran. A failure stops the
-    /// runtime (it reports and aborts the job), so the sender is dropped unanswered rather than sent an error.
-    Fence(TaskSpec, mpsc::SyncSender<Vec<u8>>),
+    /// A task to run, as the application thread's task manager built it (checked, with its regions and
+    /// dependencies); the runtime's task manager replays it ([`TaskManager::replay`](celer_graph::TaskManager::replay)).
+    Submit(Box<Task>),
+    /// A fence task, built like [`Submit`](Self::Submit)'s; its data (row-major bytes of the fenced box) is sent back
+    /// once it ran. A failure stops the runtime (it reports and aborts the job), so the sender is dropped unanswered
+    /// rather than sent an error.
+    Fence(Box<Task>, mpsc::SyncSender<Vec<u8>>),
     /// An epoch; the sender fires once everything before it has run.
     Epoch(EpochAction, mpsc::SyncSender<()>),
     /// A snapshot of the rank's [`RankStats`].
@@ -66,6 +68,8 @@ pub struct RuntimeHandle {
     sent: AtomicU64,
     rank: i32,
     ranks: i32,
+    /// Devices per rank (`CELER_DEVICES`): each is a node of the command graph.
+    devices: i32,
 }
 
 impl RuntimeHandle {
@@ -86,6 +90,7 @@ impl RuntimeHandle {
         let local = super::pin::local_rank();
         let pin = super::pin::plan(&runtime.pin, &super::pin::allowed_cores(), super::pin::online_cores(), local);
         let runtime_core = pin.as_ref().map(|p| p.runtime);
+        let devices = runtime.devices.max(1) as i32;
         let thread = std::thread::Builder::new()
             .name("celer-runtime".into())
             .spawn(move || {
@@ -108,7 +113,7 @@ impl RuntimeHandle {
                 Err(e) => log::warn!("CELER_PIN: could not pin the application thread to {:?}: {e}", p.application),
             }
         }
-        Ok(Self { queue, thread: Some(thread), progress, sent: AtomicU64::new(0), rank, ranks })
+        Ok(Self { queue, thread: Some(thread), progress, sent: AtomicU64::new(0), rank, ranks, devices })
     }
 
     /// Blocks until every task below `task` has completed on this rank (at once if the runtime thread is gone):
@@ -139,6 +144,12 @@ impl RuntimeHandle {
     /// Number of ranks.
     pub fn ranks(&self) -> i32 {
         self.ranks
+    }
+
+    /// Number of nodes of the command graph: ranks × devices per rank (`CELER_DEVICES`). The task graph splits
+    /// collective host tasks over this many (one item each), as the runtime's task manager expects.
+    pub fn nodes(&self) -> i32 {
+        self.ranks * self.devices
     }
 
     /// Asks the runtime thread for its [`RankStats`] (blocks until the loop answers, which it does at once).
@@ -295,10 +306,10 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
             }
             joined.push(Joined::Stats(waiting, Vec::new(), reply));
         }
-        Message::Fence(spec, reply) => {
+        Message::Fence(task, reply) => {
             for (i, l) in loops.iter_mut().enumerate() {
                 let reply = if i == 0 { reply.clone() } else { mpsc::sync_channel(1).0 };
-                l.handle(Message::Fence(spec.clone(), reply))?;
+                l.handle(Message::Fence(task.clone(), reply))?;
             }
         }
         Message::CreateBuffer { id, dims, extent, elem_size, data, name } => {
@@ -319,7 +330,7 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
         Message::DestroyHostObject(id) => {
             loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyHostObject(id)))?;
         }
-        Message::Submit(spec) => loops.iter_mut().try_for_each(|l| l.handle(Message::Submit(spec.clone())))?,
+        Message::Submit(task) => loops.iter_mut().try_for_each(|l| l.handle(Message::Submit(task.clone())))?,
         Message::Abort(what) => return Err(RuntimeError::Aborted(what)),
     }
     Ok(())

@@ -1,0 +1,86 @@
+//! Submitting a recorded batch to the queue, or discarding an unsubmitted one.
+
+use ash::vk;
+use vulkano::sync::fence::Fence;
+use vulkano::{VulkanError, VulkanObject};
+
+use super::super::{during, BatchId, GpuError};
+use super::{Batch, WORK_STAGES, WORK_WRITES};
+
+impl Batch<'_> {
+    /// Submits the batch to the queue and returns its id at once; [`Gpu::poll`](super::super::Gpu::poll) reports when it
+    /// completes.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::Vulkan`] if ending the command buffer or the submission fails (device lost,
+    /// out of memory); the batch is then discarded.
+    pub fn submit(mut self) -> Result<BatchId, GpuError> {
+        if self.downloads {
+            // Makes the downloads' writes (transfers, or the pack kernel's) visible to host reads after completion.
+            self.record_barrier(WORK_STAGES, WORK_WRITES, vk::PipelineStageFlags::HOST, vk::AccessFlags::HOST_READ);
+        }
+        let recording = self.recording.take().expect("a batch is submitted once");
+        // SAFETY: the command buffer is in the recording state with no render pass, query or
+        // debug label open (this module records none), which is what `end` asks.
+        let command_buffer = unsafe { recording.end() }.map_err(during("ending a batch's command buffer"))?;
+        let mut record = std::mem::take(&mut self.record);
+        let gpu = &mut *self.gpu;
+        let id = gpu.last_submitted + 1;
+        let command_buffers = [command_buffer.handle()];
+        let fns = gpu.device.fns();
+        let queue = &gpu.queue;
+        let result = if let Some(timeline) = &gpu.timeline {
+            let values = [id];
+            let semaphores = [timeline.handle()];
+            let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&values);
+            let submit_info = vk::SubmitInfo::default()
+                .command_buffers(&command_buffers)
+                .signal_semaphores(&semaphores)
+                .push_next(&mut timeline_info);
+            // SAFETY: the queue is locked by `with` (external synchronisation); the command
+            // buffer is executable, one-time-submit and never submitted before; everything it
+            // uses is kept alive by `record` in `gpu.in_flight` until poll sees the semaphore
+            // reach `id`, and the Gpu's Drop waits for the queue before destroying the rest.
+            // `id` is greater than every value signalled before (ids increase by one per
+            // successful submission), as timeline signals require.
+            queue.with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, vk::Fence::null()) })
+        } else {
+            let fence = Fence::from_pool(gpu.device.clone()).map_err(during("taking a fence for a batch"))?;
+            let submit_info = vk::SubmitInfo::default().command_buffers(&command_buffers);
+            // SAFETY: as above; the fence comes unsignalled from vulkano's pool (reset on
+            // reuse) and `record.fence` keeps it until poll has seen it signalled.
+            let result = queue
+                .with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, fence.handle()) });
+            record.fence = Some(fence);
+            result
+        };
+        result.result().map_err(|e| GpuError::Vulkan {
+            during: format!("submitting batch G{id}"),
+            message: VulkanError::from(e).to_string(),
+        })?;
+        gpu.last_submitted = id;
+        record.id = id;
+        record.command_buffer = Some(command_buffer);
+        gpu.in_flight.push_back(record);
+        Ok(BatchId(id))
+    }
+}
+
+impl Drop for Batch<'_> {
+    /// Discards an unsubmitted batch: its staging returns to the pool, its command buffer to
+    /// vulkano's allocator (never submitted, so the device never saw either).
+    fn drop(&mut self) {
+        if self.recording.take().is_some() {
+            for staging in self.record.uploads.drain(..) {
+                self.gpu.staging.release(staging);
+            }
+            for (_, staging, _, _) in self.record.downloads.drain(..) {
+                self.gpu.staging.release(staging);
+            }
+            let mut record = std::mem::take(&mut self.record);
+            record.clear();
+            self.gpu.spare.push(record);
+        }
+    }
+}
