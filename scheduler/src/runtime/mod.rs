@@ -84,7 +84,7 @@ use celer_graph::{
 use hashbrown::HashMap;
 
 use self::alloc::BufferState;
-use self::batch::GpuOp;
+use self::batch::{GpuOp, GpuRef};
 use self::commands::{AfterGpu, InFlight};
 use self::diagnostics::DivergenceCheck;
 use self::host::HostWorker;
@@ -129,6 +129,9 @@ pub struct RankLoop<'c> {
     commands: VecDeque<Command>,
     /// Commands started and not yet complete.
     in_flight: Vec<(CommandId, InFlight)>,
+    /// Commands in flight whose GPU work is all they wait for (`InFlight::Gpu(_, AfterGpu::Done)`): a GPU command
+    /// depending on one may start at once, queued behind it.
+    gpu_tail: hashbrown::HashSet<CommandId>,
     /// Completed commands above the watermark; every command below `watermark` is complete.
     done: hashbrown::HashSet<CommandId>,
     watermark: u64,
@@ -263,6 +266,7 @@ impl<'c> RankLoop<'c> {
             buffers: HashMap::new(),
             commands: VecDeque::new(),
             in_flight: Vec::new(),
+            gpu_tail: hashbrown::HashSet::new(),
             done: hashbrown::HashSet::new(),
             // C0 (the initial epoch) is complete from the start.
             watermark: 1,
@@ -445,13 +449,26 @@ impl<'c> RankLoop<'c> {
     /// whether any did.
     fn retire(&mut self) -> Result<bool, RuntimeError> {
         let mut progressed = false;
-        let flights = std::mem::take(&mut self.in_flight);
-        for (id, flight) in flights {
+        // In place: GPU work not complete yet (the usual case while the loop polls) is passed over without a move.
+        // Commands that finishing starts are appended behind `end` and wait for the next step.
+        let (mut i, mut end) = (0, self.in_flight.len());
+        while i < end {
+            if let InFlight::Gpu(r, _) = &self.in_flight[i].1 {
+                if !matches!(r, GpuRef::Submitted(b) if self.gpu.is_complete(*b)) {
+                    i += 1;
+                    continue;
+                }
+            }
+            let (id, flight) = self.in_flight.remove(i);
             match self.finish(flight)? {
-                Some(still) => self.in_flight.push((id, still)),
+                Some(still) => {
+                    self.in_flight.insert(i, (id, still));
+                    i += 1;
+                }
                 None => {
                     self.mark_done(id);
                     progressed = true;
+                    end -= 1;
                 }
             }
         }
@@ -474,14 +491,10 @@ impl<'c> RankLoop<'c> {
                 self.commands[i].kind,
                 CommandKind::Execution { .. } | CommandKind::Push { .. } | CommandKind::Fence { .. }
             );
-            let ready = self.commands[i].dependencies.iter().all(|d| {
-                self.is_done(d.command)
-                    || (gpu_first
-                        && self
-                            .in_flight
-                            .iter()
-                            .any(|(id, f)| *id == d.command && matches!(f, InFlight::Gpu(_, AfterGpu::Done))))
-            });
+            let ready = self.commands[i]
+                .dependencies
+                .iter()
+                .all(|d| self.is_done(d.command) || (gpu_first && self.gpu_tail.contains(&d.command)));
             if !ready {
                 if self.overlap.is_some() && !self.interiors.contains_key(&self.commands[i].id) {
                     progressed |= self.start_interior(i)?;
@@ -493,7 +506,12 @@ impl<'c> RankLoop<'c> {
             self.user_code = UserCode::Task(cmd.task);
             // GPU work of every command started in this step goes into one batch, in start order.
             match self.start(&cmd)? {
-                Some(flight) => self.in_flight.push((cmd.id, flight)),
+                Some(flight) => {
+                    if matches!(flight, InFlight::Gpu(_, AfterGpu::Done)) {
+                        self.gpu_tail.insert(cmd.id);
+                    }
+                    self.in_flight.push((cmd.id, flight));
+                }
                 None => self.mark_done(cmd.id),
             }
             progressed = true;
@@ -507,6 +525,7 @@ impl<'c> RankLoop<'c> {
 
     fn mark_done(&mut self, id: CommandId) {
         self.stats.commands += 1;
+        self.gpu_tail.remove(&id);
         self.done.insert(id);
         while self.done.remove(&CommandId(self.watermark)) {
             self.watermark += 1;
