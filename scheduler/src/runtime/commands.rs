@@ -109,9 +109,8 @@ impl RankLoop<'_> {
     pub(super) fn finish(&mut self, flight: InFlight) -> Result<Option<InFlight>, RuntimeError> {
         match flight {
             InFlight::Gpu(r, after) => {
-                // Still in the open batch, which is submitted once due ([`RankLoop::batch_due`]).
                 let GpuRef::Submitted(id) = r else {
-                    return Ok(Some(InFlight::Gpu(r, after)));
+                    return Err(RuntimeError::Internal("GPU work of a command was never submitted"));
                 };
                 if !self.gpu.is_complete(id) {
                     return Ok(Some(InFlight::Gpu(r, after)));

@@ -410,11 +410,8 @@ impl<'c> RankLoop<'c> {
         self.generate()?;
         let mut progressed = self.poll_completions()?;
         progressed |= self.retire()?;
-        let started = self.start_ready()?;
-        progressed |= started;
-        if !started || self.batch_due() {
-            self.flush()?;
-        }
+        progressed |= self.start_ready()?;
+        self.flush()?;
         Ok(progressed)
     }
 
