@@ -269,6 +269,9 @@ pub struct EntryPoint {
     pub workgroup_size: [u32; 3],
     /// `n` when it calls `celer_item_{n}d` (directly or through the functions it calls), `None` when it calls none.
     pub dims: Option<u32>,
+    /// Whether it calls one of the prelude's block reductions (`celer_reduce_*`), directly or through the functions
+    /// it calls: its task's reductions are then deterministic, one partial result per workgroup.
+    pub block_reduction: bool,
     /// The members of the `var<immediate>` struct it uses (empty if none), in offset order.
     pub push_constants: Vec<Member>,
     /// The struct's size in bytes (0 if it uses none).
@@ -431,11 +434,13 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
         let mut seen = std::collections::HashSet::new();
         let mut stack = callees(&ep.function);
         let mut dims = std::collections::BTreeSet::new();
+        let mut block_reduction = false;
         while let Some(h) = stack.pop() {
             if seen.insert(h) {
                 if let Some(&(_, d)) = item_fns.iter().find(|(f, _)| *f == h) {
                     dims.insert(d);
                 }
+                block_reduction |= module.functions[h].name.as_deref().is_some_and(|n| n.starts_with("celer_reduce_"));
                 stack.extend(callees(&module.functions[h]));
             }
         }
@@ -502,6 +507,7 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             name: ep.name.clone(),
             workgroup_size: ep.workgroup_size,
             dims: dims.first().copied(),
+            block_reduction,
             push_constants,
             push_constant_bytes,
             writes,
@@ -544,8 +550,8 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
         let _ = write!(
             out,
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
-             push_constants: &[{members}], push_constant_bytes: {}, writes: &{:?} }}, ",
-            ep.name, ep.dims, ep.push_constant_bytes, ep.writes
+             block_reduction: {}, push_constants: &[{members}], push_constant_bytes: {}, writes: &{:?} }}, ",
+            ep.name, ep.dims, ep.block_reduction, ep.push_constant_bytes, ep.writes
         );
     }
     out

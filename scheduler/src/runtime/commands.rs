@@ -26,6 +26,12 @@ pub(super) enum InFlight {
 
 pub(super) enum AfterGpu {
     Done,
+    /// A kernel's block reductions: their block results to download, then combine into tree nodes
+    /// ([`RankLoop::finish_blocks`]); `whole` when the chunk is the task's whole index space.
+    Blocks {
+        parts: Vec<super::reduction::BlockPart>,
+        whole: bool,
+    },
     /// Downloads to copy into host staging, then send.
     Push {
         buffer: BufferId,
@@ -56,6 +62,7 @@ impl AfterGpu {
     pub(super) fn download(&self) -> Option<&'static str> {
         match self {
             AfterGpu::Done => None,
+            AfterGpu::Blocks { .. } => Some("download of a kernel's block reduction results"),
             AfterGpu::Push { .. } => Some("download of data to send"),
             AfterGpu::Reduce { .. } => Some("download of a partial reduction result"),
             AfterGpu::HostInputs { .. } => Some("download of a host task's inputs"),
@@ -114,6 +121,7 @@ impl RankLoop<'_> {
                 }
                 match after {
                     AfterGpu::Done => Ok(None),
+                    AfterGpu::Blocks { parts, whole } => self.finish_blocks(parts, whole),
                     AfterGpu::Push { buffer, downloads, key } => {
                         self.send_pushed(buffer, downloads, key)?;
                         Ok(None)

@@ -171,6 +171,13 @@ pub struct RankLoop<'c> {
     pub(crate) stats: RankStats,
     /// Operation and element type of every reduction submitted, known on every rank.
     reductions: HashMap<ReductionId, ReductionInfo>,
+    /// Scratch allocations holding block reductions' results per block, from the kernel until its download is read.
+    scratch: HashMap<u64, celer_exec::gpu::DeviceAllocation>,
+    next_scratch: u64,
+    /// Per buffer with a pending deterministic reduction: the reduction and this node's nodes of its tree
+    /// (encoded by [`crate::blocks::encode`]), for the push and the reduction command that read them. A buffer's
+    /// next block reduction replaces them (its kernel depends on those readers).
+    block_roots: HashMap<BufferId, (ReductionId, Vec<u8>)>,
     /// Partial results gathered from the other ranks, until the reduction command combines them.
     gathered: HashMap<ReductionId, celer_exec::transfer::Gathered>,
     /// Host tasks the worker finished, by command.
@@ -286,6 +293,9 @@ impl<'c> RankLoop<'c> {
             stats: RankStats { rank: node as usize, ..RankStats::default() },
             reductions: HashMap::new(),
             gathered: HashMap::new(),
+            scratch: HashMap::new(),
+            next_scratch: 0,
+            block_roots: HashMap::new(),
             host_done: HashMap::new(),
             divergence,
             dump: runtime.dump_graphs.clone().map(|dir| (dir, Vec::new())),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use celer_exec::transfer::TransferKey;
-use celer_graph::{BufferId, Command, ReductionId, ReductionOp, TaskSpec};
+use celer_graph::{BufferId, Command, GridBox, ReductionId, ReductionOp, TaskSpec};
 
 use super::batch::{Dl, GpuOp};
 use super::commands::{AfterGpu, InFlight};
@@ -64,6 +64,107 @@ impl ScalarKind {
         // Float min/max start from the largest/smallest finite values, which any real number beats.
         reduce_as!(self, op, parts, I32 => i32, U32 => u32, I64 => i64, U64 => u64, F32 => f32, F64 => f64)
     }
+
+    /// Combines two elements with `op`, as the prelude's block reductions do on the GPU: integer sums wrap, and min
+    /// (max) keeps `a` unless `b` compares below (above) it.
+    pub(super) fn combine_pair(self, op: ReductionOp, a: &[u8], b: &[u8]) -> Vec<u8> {
+        macro_rules! pair {
+            ($t:ty, $add:expr) => {{
+                let x = <$t>::from_ne_bytes(a.try_into().expect("one element"));
+                let y = <$t>::from_ne_bytes(b.try_into().expect("one element"));
+                let r: $t = match op {
+                    ReductionOp::Sum => $add(x, y),
+                    ReductionOp::Min => {
+                        if y < x {
+                            y
+                        } else {
+                            x
+                        }
+                    }
+                    ReductionOp::Max => {
+                        if y > x {
+                            y
+                        } else {
+                            x
+                        }
+                    }
+                    // Custom reductions combine with their own function (`ReductionInfo::combine_pair`).
+                    ReductionOp::Custom => x,
+                };
+                r.to_ne_bytes().to_vec()
+            }};
+        }
+        match self {
+            ScalarKind::I32 => pair!(i32, i32::wrapping_add),
+            ScalarKind::U32 => pair!(u32, u32::wrapping_add),
+            ScalarKind::I64 => pair!(i64, i64::wrapping_add),
+            ScalarKind::U64 => pair!(u64, u64::wrapping_add),
+            ScalarKind::F32 => pair!(f32, |x: f32, y: f32| x + y),
+            ScalarKind::F64 => pair!(f64, |x: f64, y: f64| x + y),
+        }
+    }
+}
+
+/// The blocks of a deterministic (block) reduction: tiles of the task's index space, one per workgroup, aligned to
+/// the index space's first item, and how many there are along each dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct BlockGrid {
+    /// The index space's first item.
+    origin: [usize; 3],
+    /// Items per block along each dimension (the workgroup size, dimension 0 first).
+    pub(super) size: [usize; 3],
+    /// Blocks along each dimension (the last ones may be cut by the index space's end).
+    counts: [usize; 3],
+}
+
+impl BlockGrid {
+    /// The grid of blocks of `size` items over index space `range`.
+    pub(super) fn new(range: &GridBox, size: [usize; 3]) -> Self {
+        let (min, max) = (range.min(), range.max());
+        let counts = std::array::from_fn(|d| (max[d] - min[d]).div_ceil(size[d].max(1)));
+        Self { origin: min, size, counts }
+    }
+
+    /// How many blocks there are.
+    pub(super) fn count(&self) -> u64 {
+        self.counts.iter().map(|&c| c as u64).product()
+    }
+
+    /// The blocks of `chunk`, as a box in block coordinates, or `None` where the chunk does not start at a block's
+    /// first item (chunks of block reductions are split at whole workgroups).
+    pub(super) fn blocks_of(&self, chunk: &GridBox) -> Option<GridBox> {
+        let (min, max) = (chunk.min(), chunk.max());
+        let mut lo = [0; 3];
+        let mut hi = [0; 3];
+        for d in 0..3 {
+            let (a, b) = (min[d] - self.origin[d], max[d] - self.origin[d]);
+            if !a.is_multiple_of(self.size[d].max(1)) {
+                return None;
+            }
+            lo[d] = a / self.size[d].max(1);
+            hi[d] = b.div_ceil(self.size[d].max(1));
+        }
+        Some(GridBox::new(lo, hi))
+    }
+
+    /// The runs of consecutive block numbers (row-major over the grid) that the blocks of `tiles` make, in the
+    /// order of `tiles`' cells (row-major): `(first block number, how many)`.
+    pub(super) fn runs(&self, tiles: &GridBox) -> Vec<(u64, usize)> {
+        let (lo, hi) = (tiles.min(), tiles.max());
+        let c = self.counts.map(|c| c as u64);
+        let mut runs: Vec<(u64, usize)> = Vec::new();
+        for i in lo[0]..hi[0] {
+            for j in lo[1]..hi[1] {
+                let first = (i as u64 * c[1] + j as u64) * c[2] + lo[2] as u64;
+                let len = hi[2] - lo[2];
+                match runs.last_mut() {
+                    Some((s, n)) if *s + *n as u64 == first => *n += len,
+                    _ => runs.push((first, len)),
+                }
+            }
+        }
+        runs
+    }
 }
 
 /// How a user-defined reduction combines two elements (their bytes) into one.
@@ -93,6 +194,9 @@ pub(super) struct ReductionInfo {
     pub(super) custom: Option<CustomReduction>,
     /// The name of the task that declared it, for messages.
     pub(super) task: Option<std::sync::Arc<str>>,
+    /// For a deterministic (block) reduction: its blocks, whose partial results combine in a fixed tree
+    /// ([`crate::blocks`]).
+    pub(super) blocks: Option<BlockGrid>,
 }
 
 impl ReductionInfo {
@@ -101,6 +205,14 @@ impl ReductionInfo {
         match &self.custom {
             Some(c) => c.identity.clone(),
             None => self.kind.identity(self.op),
+        }
+    }
+
+    /// Combines two elements (a block reduction's tree nodes), left operand first.
+    pub(super) fn combine_pair(&self, a: &[u8], b: &[u8]) -> Vec<u8> {
+        match &self.custom {
+            Some(c) => (c.combine)(a, b),
+            None => self.kind.combine_pair(self.op, a, b),
         }
     }
 
@@ -113,7 +225,145 @@ impl ReductionInfo {
     }
 }
 
+/// The partial results of one block reduction that an execution command's kernel leaves: one cell per block of its
+/// chunk, in a scratch allocation of their own (`RankLoop::scratch`), downloaded with the kernel's batch.
+#[derive(Debug)]
+pub(super) struct BlockPart {
+    pub(super) reduction: ReductionId,
+    pub(super) buffer: BufferId,
+    /// The chunk's blocks, in block coordinates (the scratch allocation's box).
+    pub(super) tiles: GridBox,
+    /// The scratch allocation.
+    pub(super) scratch: u64,
+    pub(super) download: Dl,
+}
+
 impl RankLoop<'_> {
+    /// Once the kernel of an execution command with block reductions completed: turns each reduction's block
+    /// results into the nodes of the fixed tree that its chunk holds ([`crate::blocks::run_roots`]). Where the chunk
+    /// is the whole index space (`whole`, the task's only chunk) the root is the result, uploaded into the buffer
+    /// (returned: the upload's flight); otherwise the nodes wait for the push or reduction command that reads the
+    /// reduction (`block_roots`).
+    pub(super) fn finish_blocks(
+        &mut self,
+        parts: Vec<BlockPart>,
+        whole: bool,
+    ) -> Result<Option<InFlight>, RuntimeError> {
+        let mut uploads = false;
+        for p in parts {
+            let alloc = self.scratch.remove(&p.scratch).ok_or(RuntimeError::Internal("a block scratch vanished"))?;
+            let info = self.reductions[&p.reduction].clone();
+            let grid = info.blocks.ok_or(RuntimeError::Internal("block results of a reduction without blocks"))?;
+            let size = info.kind.size();
+            let mut bytes = vec![0u8; p.tiles.area() * size];
+            self.gpu.read_download(p.download.id()?, &mut bytes, box3(&p.tiles))?;
+            self.gpu.free(alloc);
+            let me = self.node;
+            let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let combine = |a: &[u8], b: &[u8]| info.combine_pair(a, b);
+                let mut nodes = Vec::new();
+                let mut at = 0;
+                for (first, len) in grid.runs(&p.tiles) {
+                    let values: Vec<Vec<u8>> =
+                        bytes[at * size..(at + len) * size].chunks_exact(size).map(<[u8]>::to_vec).collect();
+                    at += len;
+                    nodes.extend(crate::blocks::run_roots(grid.count(), first, &values, &combine));
+                }
+                if whole {
+                    crate::blocks::combine_roots(grid.count(), &nodes, &combine).map(Ok)
+                } else {
+                    Ok(Err(nodes))
+                }
+            }))
+            .map_err(|panic| combine_panicked(me, p.reduction, &info, &*panic))?
+            .map_err(|missing| RuntimeError::BlockMissing {
+                node: me,
+                reduction: p.reduction,
+                buffer: p.buffer,
+                missing,
+            })?;
+            match computed {
+                Ok(result) => {
+                    self.upload_result(p.buffer, p.reduction, result)?;
+                    uploads = true;
+                }
+                Err(nodes) => {
+                    self.block_roots.insert(p.buffer, (p.reduction, crate::blocks::encode(&nodes)));
+                }
+            }
+        }
+        Ok(uploads.then(|| InFlight::Gpu(self.open(), AfterGpu::Done)))
+    }
+
+    /// Sends this rank's tree nodes of block reduction `reduction` to the `targets` that read it (those with a
+    /// non-empty region; the others had the empty notice already).
+    pub(super) fn push_block_roots(
+        &mut self,
+        cmd: &Command,
+        transfer: &celer_graph::TransferId,
+        reduction: ReductionId,
+        targets: &[(celer_graph::NodeId, celer_graph::Region)],
+    ) -> Result<Option<InFlight>, RuntimeError> {
+        let fail = failure(self.node, cmd);
+        let bytes = match self.block_roots.get(&transfer.buffer) {
+            Some((r, bytes)) if *r == reduction => bytes.clone(),
+            _ => return Err(fail(RuntimeError::MissingData { buffer: transfer.buffer })),
+        };
+        let bounds = celer_exec::gpu::Box3::d1(0, bytes.len());
+        let layout = celer_exec::transfer::AllocLayout { bounds, elem_size: 1 };
+        for (target, _) in targets.iter().filter(|(_, r)| !r.is_empty()) {
+            let token = self.token();
+            self.stats.bytes_sent += bytes.len() as u64;
+            self.engine
+                .send(key_of(transfer), target.0 as i32, bounds, &layout, &bytes, token)
+                .map_err(|e| fail(e.into()))?;
+        }
+        Ok(None)
+    }
+
+    /// Combines block reduction `reduction` from the tree nodes of every rank (this one's and the gathered ones) in
+    /// the fixed tree, and collects the upload of the result into `buffer`.
+    fn combine_blocks(&mut self, buffer: BufferId, reduction: ReductionId) -> Result<InFlight, RuntimeError> {
+        let info = self.reductions[&reduction].clone();
+        let grid = info.blocks.ok_or(RuntimeError::Internal("a block reduction without blocks"))?;
+        let size = info.kind.size();
+        let mut nodes = Vec::new();
+        if let Some((r, bytes)) = self.block_roots.get(&buffer) {
+            if *r == reduction {
+                nodes.extend(crate::blocks::decode(bytes, size));
+            }
+        }
+        if let Some(g) = self.gathered.remove(&reduction) {
+            for p in g.pieces() {
+                nodes.extend(crate::blocks::decode(p.bytes(), size));
+            }
+            self.engine.recycle(g);
+        }
+        let me = self.node;
+        let combine = |a: &[u8], b: &[u8]| info.combine_pair(a, b);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::blocks::combine_roots(grid.count(), &nodes, &combine)
+        }))
+        .map_err(|panic| combine_panicked(me, reduction, &info, &*panic))?
+        .map_err(|missing| RuntimeError::BlockMissing { node: me, reduction, buffer, missing })?;
+        self.upload_result(buffer, reduction, result)?;
+        Ok(InFlight::Gpu(self.open(), AfterGpu::Done))
+    }
+
+    /// Collects the upload of a reduction's result into its one-element buffer.
+    fn upload_result(&mut self, buffer: BufferId, reduction: ReductionId, result: Vec<u8>) -> Result<(), RuntimeError> {
+        let extent = self.buffers[&buffer].extent;
+        self.cover(buffer, &extent)?;
+        self.pending.push(GpuOp::Upload {
+            buffer,
+            region: extent,
+            bytes: Arc::new(result),
+            bounds: extent,
+            context: format!("reduction {reduction}"),
+        });
+        Ok(())
+    }
+
     /// Records the operation and element type of each reduction of the task `spec` (every rank knows them all).
     pub(super) fn record_reductions(&mut self, spec: &TaskSpec) -> Result<(), RuntimeError> {
         if spec.reductions.is_empty() {
@@ -128,7 +378,11 @@ impl RankLoop<'_> {
             if r.op == ReductionOp::Custom && custom.is_none() {
                 return Err(RuntimeError::ReductionWithoutCombiner { buffer: r.buffer });
             }
-            self.reductions.insert(r.id, ReductionInfo { op: r.op, kind, custom, task: spec.name.clone() });
+            let blocks = payload.and_then(|k| k.blocks).map(|size| BlockGrid::new(&spec.range, size));
+            if blocks.is_some() && r.include_current_value {
+                return Err(RuntimeError::Internal("a block reduction that includes the buffer's current value"));
+            }
+            self.reductions.insert(r.id, ReductionInfo { op: r.op, kind, custom, task: spec.name.clone(), blocks });
         }
         Ok(())
     }
@@ -169,6 +423,9 @@ impl RankLoop<'_> {
         buffer: BufferId,
         has_local_contribution: bool,
     ) -> Result<Option<InFlight>, RuntimeError> {
+        if self.reductions.get(&reduction).is_some_and(|r| r.blocks.is_some()) {
+            return self.combine_blocks(buffer, reduction).map(Some);
+        }
         let fail = failure(self.node, cmd);
         let download = if has_local_contribution {
             let extent = self.buffers[&buffer].extent;
@@ -206,21 +463,23 @@ impl RankLoop<'_> {
         }
         parts.sort_by_key(|p| p.0);
         let slices: Vec<&[u8]> = parts.iter().map(|p| p.1).collect();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| info.combine(&slices))).map_err(|p| {
-            let task = info.task.as_deref().map_or(String::new(), |n| format!(" of task \"{n}\""));
-            RuntimeError::CombinePanicked { node: me, reduction, task, message: super::panics::panic_text(&*p) }
-        })?;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| info.combine(&slices)))
+            .map_err(|p| combine_panicked(me, reduction, &info, &*p))?;
         if let Some(g) = gathered {
             self.engine.recycle(g);
         }
-        self.cover(buffer, &extent)?;
-        self.pending.push(GpuOp::Upload {
-            buffer,
-            region: extent,
-            bytes: Arc::new(result),
-            bounds: extent,
-            context: format!("reduction {reduction}"),
-        });
+        self.upload_result(buffer, reduction, result)?;
         Ok(InFlight::Gpu(self.open(), AfterGpu::Done))
     }
+}
+
+/// The error of a `reduce_with` combine closure that panicked.
+fn combine_panicked(
+    node: i32,
+    reduction: ReductionId,
+    info: &ReductionInfo,
+    panic: &(dyn std::any::Any + Send),
+) -> RuntimeError {
+    let task = info.task.as_deref().map_or(String::new(), |n| format!(" of task \"{n}\""));
+    RuntimeError::CombinePanicked { node, reduction, task, message: super::panics::panic_text(panic) }
 }
