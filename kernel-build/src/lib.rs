@@ -945,6 +945,27 @@ mod tests {
     }
 
     #[test]
+    fn reflection_marks_entry_points_that_call_a_block_reduction() {
+        let r = reflection(
+            "struct P { chunk: CelerBox, out: CelerBox }
+            @group(0) @binding(0) var<storage, read_write> out: array<f32>;
+            var<immediate> pc: P;
+            fn inner(lid: u32) -> f32 { return celer_reduce_max_f32(1.0, true, lid); }
+            @compute @workgroup_size(64) fn deep(@builtin(local_invocation_index) lid: u32,
+                                                 @builtin(workgroup_id) wid: vec3<u32>) {
+                let s = inner(lid);
+                if (lid == 0u) { out[celer_block_1d(pc.out, wid)] = s; }
+            }
+            @compute @workgroup_size(64) fn plain(@builtin(global_invocation_id) gid: vec3<u32>) {
+                out[celer_item_1d(pc.chunk, gid).x] = 1.0;
+            }",
+        )
+        .expect("reflects");
+        let flags: Vec<(&str, bool)> = r.entry_points.iter().map(|e| (e.name.as_str(), e.block_reduction)).collect();
+        assert_eq!(flags, [("deep", true), ("plain", false)]);
+    }
+
+    #[test]
     fn reflection_refuses_other_groups_gaps_and_mixed_dimensionality() {
         let e = reflection(
             "@group(1) @binding(0) var<storage, read_write> far: array<u32>;
