@@ -540,10 +540,11 @@ impl<'c> RankLoop<'c> {
     /// their device allocations and creation data. Records `reached` for [`progress`](Self::progress).
     pub(super) fn release_dropped(&mut self, reached: TaskId) {
         self.completed_before = self.completed_before.max(reached);
-        let (buffers, stats) = (&mut self.buffers, &mut self.stats);
+        let (buffers, stats, roots) = (&mut self.buffers, &mut self.stats, &mut self.block_roots);
         self.dropped.retain(|&(id, before)| {
             let release = before <= reached;
             if release {
+                roots.remove(&id);
                 if let Some(device) = buffers.remove(&id).and_then(|s| s.device) {
                     stats.device_bytes -= device.bytes() as u64;
                 }
