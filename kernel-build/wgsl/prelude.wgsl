@@ -90,6 +90,8 @@ fn celer_index(alloc: CelerBox, item: vec3<u32>) -> u32 {
 // identity (0, +/-infinity, the integer limits).
 
 // The values of the workgroup's invocations as bits, then the tree's partial results.
+// TODO(perf): sized for the largest workgroup; naga's SPIR-V zero-initialises workgroup memory at
+// each workgroup's start (WGSL semantics), so every workgroup clears 4 KiB however small it is.
 var<workgroup> celer_block_cells: array<u32, 1024>;
 // The number of invocations in the workgroup (the highest local index plus one).
 var<workgroup> celer_block_count: atomic<u32>;

@@ -483,3 +483,35 @@ fn combine_panicked(
     let task = info.task.as_deref().map_or(String::new(), |n| format!(" of task \"{n}\""));
     RuntimeError::CombinePanicked { node, reduction, task, message: super::panics::panic_text(panic) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_of_a_chunk_are_counted_from_the_index_space_origin_and_refuse_a_misaligned_start() {
+        // Index space [10, 110) x [0, 50) in blocks of 8 x 16: 13 x 4 blocks, the last ones cut.
+        let grid = BlockGrid::new(&GridBox::new([10, 0, 0], [110, 50, 1]), [8, 16, 1]);
+        assert_eq!(grid.count(), 13 * 4);
+        let chunk = GridBox::new([26, 16, 0], [110, 50, 1]);
+        assert_eq!(grid.blocks_of(&chunk), Some(GridBox::new([2, 1, 0], [13, 4, 1])));
+        assert_eq!(grid.blocks_of(&GridBox::new([14, 0, 0], [110, 50, 1])), None, "starts inside a block");
+    }
+
+    #[test]
+    fn runs_join_rows_that_span_the_grid_and_split_rows_that_do_not() {
+        let grid = BlockGrid::new(&GridBox::new([0, 0, 0], [40, 40, 1]), [10, 10, 1]);
+        // Whole rows 1-2: one run of 8 blocks.
+        assert_eq!(grid.runs(&GridBox::new([1, 0, 0], [3, 4, 1])), vec![(4, 8)]);
+        // The right half of rows 0-1: one run per row.
+        assert_eq!(grid.runs(&GridBox::new([0, 2, 0], [2, 4, 1])), vec![(2, 2), (6, 2)]);
+    }
+
+    #[test]
+    fn pairwise_combines_wrap_integer_sums_and_keep_the_first_of_equal_floats() {
+        let sum = ScalarKind::I32.combine_pair(ReductionOp::Sum, &i32::MAX.to_ne_bytes(), &1i32.to_ne_bytes());
+        assert_eq!(sum, i32::MIN.to_ne_bytes());
+        let min = ScalarKind::F32.combine_pair(ReductionOp::Min, &0.0f32.to_ne_bytes(), &(-0.0f32).to_ne_bytes());
+        assert_eq!(min, 0.0f32.to_ne_bytes(), "-0.0 does not compare below 0.0");
+    }
+}
