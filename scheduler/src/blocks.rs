@@ -12,11 +12,11 @@
 
 use std::collections::HashMap;
 
-/// One node of the tree: its level, its index on that level, and its value (one element's bytes).
-pub type Node = (u32, u64, Vec<u8>);
+/// One node of the tree: its level, its index on that level, and its value.
+pub type Node<T = Vec<u8>> = (u32, u64, T);
 
-/// How two values (one element's bytes each) combine, left operand first.
-pub type Combine<'a> = &'a dyn Fn(&[u8], &[u8]) -> Vec<u8>;
+/// How two values combine, left operand first.
+pub type Combine<'a, T = Vec<u8>> = &'a dyn Fn(&T, &T) -> T;
 
 /// The root's level for `count` blocks: the smallest `l` with `2^l ≥ count`.
 pub fn root_level(count: u64) -> u32 {
@@ -28,14 +28,31 @@ fn first_block(level: u32, index: u64, count: u64) -> Option<u64> {
     index.checked_shl(level).filter(|&b| b < count && (b >> level) == index)
 }
 
+/// The value of a node from its blocks' values (in order; the node starts at a multiple of its size, so pairing
+/// neighbours level by level, an odd last one passed up alone, is its subtree).
+fn subtree<T: Clone>(leaves: &[T], combine: Combine<'_, T>) -> T {
+    let mut v = leaves.to_vec();
+    let mut len = v.len();
+    while len > 1 {
+        for k in 0..len / 2 {
+            v[k] = combine(&v[2 * k], &v[2 * k + 1]);
+        }
+        if len % 2 == 1 {
+            v[len / 2] = v[len - 1].clone();
+        }
+        len = len.div_ceil(2);
+    }
+    v.swap_remove(0)
+}
+
 /// The largest nodes that cover the run of blocks `[start, start + values.len())` exactly, each with its value
 /// computed from the run's `values` (block `start + i` holds `values[i]`), in block order.
 ///
 /// # Panics
-/// If the run reaches past `count`.
-pub fn run_roots(count: u64, start: u64, values: &[Vec<u8>], combine: Combine<'_>) -> Vec<Node> {
+/// If the run is empty or reaches past `count`.
+pub fn run_roots<T: Clone>(count: u64, start: u64, values: &[T], combine: Combine<'_, T>) -> Vec<Node<T>> {
     let end = start + values.len() as u64;
-    assert!(end <= count, "blocks [{start}, {end}) reach past the {count} blocks of the grid");
+    assert!(start < end && end <= count, "blocks [{start}, {end}) are no run of the {count} blocks of the grid");
     let top = root_level(count);
     let mut out = Vec::new();
     let mut pos = start;
@@ -45,34 +62,27 @@ pub fn run_roots(count: u64, start: u64, values: &[Vec<u8>], combine: Combine<'_
         while level < top && pos.is_multiple_of(2u64 << level) && (pos + (2u64 << level)).min(count) <= end {
             level += 1;
         }
-        let index = pos >> level;
-        let value = node_value(
-            level,
-            index,
-            count,
-            &mut |l, i| (l == 0).then(|| values[(i - start) as usize].clone()).ok_or(()),
-            combine,
-        )
-        .expect("every block of the node lies in the run");
-        out.push((level, index, value));
-        pos = (pos + (1u64 << level)).min(count);
+        let next = (pos + (1u64 << level)).min(count);
+        let leaves = &values[(pos - start) as usize..(next - start) as usize];
+        out.push((level, pos >> level, subtree(leaves, combine)));
+        pos = next;
     }
     out
 }
 
-/// The value of node `(level, index)`: `known(level, index)` where it gives one, else its children combined.
-fn node_value<E>(
+/// The value of node `(level, index)`: a given node's value where there is one, else its children's.
+fn node_value<T: Clone>(
     level: u32,
     index: u64,
     count: u64,
-    known: &mut dyn FnMut(u32, u64) -> Result<Vec<u8>, E>,
-    combine: Combine<'_>,
-) -> Result<Vec<u8>, E> {
-    if let Ok(v) = known(level, index) {
-        return Ok(v);
+    known: &std::collections::HashMap<(u32, u64), &T>,
+    combine: Combine<'_, T>,
+) -> Result<T, MissingBlock> {
+    if let Some(v) = known.get(&(level, index)) {
+        return Ok((*v).clone());
     }
     if level == 0 {
-        return known(level, index);
+        return Err(MissingBlock { block: index, count });
     }
     let left = node_value(level - 1, 2 * index, count, known, combine)?;
     if first_block(level - 1, 2 * index + 1, count).is_none() {
@@ -96,11 +106,9 @@ pub struct MissingBlock {
 ///
 /// # Errors
 /// [`MissingBlock`] if the nodes leave a block uncovered.
-pub fn combine_roots(count: u64, nodes: &[Node], combine: Combine<'_>) -> Result<Vec<u8>, MissingBlock> {
-    let map: HashMap<(u32, u64), &Vec<u8>> = nodes.iter().map(|(l, i, v)| ((*l, *i), v)).collect();
-    let mut known =
-        |l: u32, i: u64| map.get(&(l, i)).map(|v| (*v).clone()).ok_or(MissingBlock { block: i << l, count });
-    node_value(root_level(count), 0, count, &mut known, combine)
+pub fn combine_roots<T: Clone>(count: u64, nodes: &[Node<T>], combine: Combine<'_, T>) -> Result<T, MissingBlock> {
+    let known: HashMap<(u32, u64), &T> = nodes.iter().map(|(l, i, v)| ((*l, *i), v)).collect();
+    node_value(root_level(count), 0, count, &known, combine)
 }
 
 /// Encodes nodes for sending: per node its level (u32), index (u64) and value bytes (`elem_size` of them), little
@@ -133,7 +141,8 @@ mod tests {
     use super::*;
 
     /// A combine that is not associative: it records the tree's shape, so equal results mean equal trees.
-    fn shape(a: &[u8], b: &[u8]) -> Vec<u8> {
+    #[allow(clippy::ptr_arg)] // a `Combine` of the trees' `Vec<u8>` values
+    fn shape(a: &Vec<u8>, b: &Vec<u8>) -> Vec<u8> {
         let mut v = b"(".to_vec();
         v.extend_from_slice(a);
         v.push(b' ');
@@ -158,7 +167,7 @@ mod tests {
                     cuts.extend([0, count]);
                     cuts.sort_unstable();
                     let mut nodes = Vec::new();
-                    for w in cuts.windows(2) {
+                    for w in cuts.windows(2).filter(|w| w[0] < w[1]) {
                         let (a, b) = (w[0], w[1]);
                         nodes.extend(run_roots(count, a, &all[a as usize..b as usize], &shape));
                     }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use celer_exec::transfer::TransferKey;
 use celer_graph::{BufferId, Command, GridBox, ReductionId, ReductionOp, TaskSpec};
 
+use crate::blocks::{MissingBlock, Node};
+
 use super::batch::{Dl, GpuOp};
 use super::commands::{AfterGpu, InFlight};
 use super::error::{command_context, failure, RuntimeError};
@@ -64,45 +66,58 @@ impl ScalarKind {
         // Float min/max start from the largest/smallest finite values, which any real number beats.
         reduce_as!(self, op, parts, I32 => i32, U32 => u32, I64 => i64, U64 => u64, F32 => f32, F64 => f64)
     }
+}
 
-    /// Combines two elements with `op`, as the prelude's block reductions do on the GPU: integer sums wrap, and min
-    /// (max) keeps `a` unless `b` compares below (above) it.
-    pub(super) fn combine_pair(self, op: ReductionOp, a: &[u8], b: &[u8]) -> Vec<u8> {
-        macro_rules! pair {
-            ($t:ty, $add:expr) => {{
-                let x = <$t>::from_ne_bytes(a.try_into().expect("one element"));
-                let y = <$t>::from_ne_bytes(b.try_into().expect("one element"));
-                let r: $t = match op {
+/// An element type of the built-in operations, combined as the prelude's block reductions combine on the GPU.
+trait Elem: Copy {
+    fn from_bytes(b: &[u8]) -> Self;
+    fn to_bytes(self) -> Vec<u8>;
+    fn combine(op: ReductionOp, a: Self, b: Self) -> Self;
+}
+
+macro_rules! elem {
+    ($($t:ty => $add:expr),*) => { $(
+        impl Elem for $t {
+            fn from_bytes(b: &[u8]) -> Self {
+                <$t>::from_ne_bytes(b.try_into().expect("one element"))
+            }
+            fn to_bytes(self) -> Vec<u8> {
+                self.to_ne_bytes().to_vec()
+            }
+            fn combine(op: ReductionOp, x: Self, y: Self) -> Self {
+                match op {
                     ReductionOp::Sum => $add(x, y),
-                    ReductionOp::Min => {
-                        if y < x {
-                            y
-                        } else {
-                            x
-                        }
-                    }
-                    ReductionOp::Max => {
-                        if y > x {
-                            y
-                        } else {
-                            x
-                        }
-                    }
-                    // Custom reductions combine with their own function (`ReductionInfo::combine_pair`).
+                    ReductionOp::Min => if y < x { y } else { x },
+                    ReductionOp::Max => if y > x { y } else { x },
+                    // Custom reductions combine with their own function (`ReductionInfo::block_nodes`).
                     ReductionOp::Custom => x,
-                };
-                r.to_ne_bytes().to_vec()
-            }};
+                }
+            }
         }
-        match self {
-            ScalarKind::I32 => pair!(i32, i32::wrapping_add),
-            ScalarKind::U32 => pair!(u32, u32::wrapping_add),
-            ScalarKind::I64 => pair!(i64, i64::wrapping_add),
-            ScalarKind::U64 => pair!(u64, u64::wrapping_add),
-            ScalarKind::F32 => pair!(f32, |x: f32, y: f32| x + y),
-            ScalarKind::F64 => pair!(f64, |x: f64, y: f64| x + y),
-        }
+    )* };
+}
+elem!(i32 => i32::wrapping_add, u32 => u32::wrapping_add, i64 => i64::wrapping_add, u64 => u64::wrapping_add,
+    f32 => |x: f32, y: f32| x + y, f64 => |x: f64, y: f64| x + y);
+
+/// [`ReductionInfo::block_nodes`] for a built-in operation over element type `E`.
+fn typed_nodes<E: Elem>(op: ReductionOp, count: u64, runs: &[(u64, usize)], bytes: &[u8]) -> Vec<Node> {
+    let size = std::mem::size_of::<E>();
+    let values: Vec<E> = bytes.chunks_exact(size).map(E::from_bytes).collect();
+    let combine = |a: &E, b: &E| E::combine(op, *a, *b);
+    let mut nodes = Vec::new();
+    let mut at = 0;
+    for &(first, len) in runs {
+        let roots = crate::blocks::run_roots(count, first, &values[at..at + len], &combine);
+        nodes.extend(roots.into_iter().map(|(l, i, v)| (l, i, v.to_bytes())));
+        at += len;
     }
+    nodes
+}
+
+/// [`ReductionInfo::block_root`] for a built-in operation over element type `E`.
+fn typed_root<E: Elem>(op: ReductionOp, count: u64, nodes: &[Node]) -> Result<Vec<u8>, MissingBlock> {
+    let typed: Vec<Node<E>> = nodes.iter().map(|(l, i, v)| (*l, *i, E::from_bytes(v))).collect();
+    crate::blocks::combine_roots(count, &typed, &|a: &E, b: &E| E::combine(op, *a, *b)).map(E::to_bytes)
 }
 
 /// The blocks of a deterministic (block) reduction: tiles of the task's index space, one per workgroup, aligned to
@@ -208,11 +223,42 @@ impl ReductionInfo {
         }
     }
 
-    /// Combines two elements (a block reduction's tree nodes), left operand first.
-    pub(super) fn combine_pair(&self, a: &[u8], b: &[u8]) -> Vec<u8> {
-        match &self.custom {
-            Some(c) => (c.combine)(a, b),
-            None => self.kind.combine_pair(self.op, a, b),
+    /// The tree nodes of a block reduction's blocks given as `runs` of consecutive block numbers (`(first, how
+    /// many)`) whose values `bytes` holds in that order ([`crate::blocks::run_roots`]).
+    pub(super) fn block_nodes(&self, count: u64, runs: &[(u64, usize)], bytes: &[u8]) -> Vec<Node> {
+        let op = self.op;
+        match (&self.custom, self.kind) {
+            (Some(c), kind) => {
+                let values: Vec<Vec<u8>> = bytes.chunks_exact(kind.size()).map(<[u8]>::to_vec).collect();
+                let combine = |a: &Vec<u8>, b: &Vec<u8>| (c.combine)(a, b);
+                let mut nodes = Vec::new();
+                let mut at = 0;
+                for &(first, len) in runs {
+                    nodes.extend(crate::blocks::run_roots(count, first, &values[at..at + len], &combine));
+                    at += len;
+                }
+                nodes
+            }
+            (None, ScalarKind::I32) => typed_nodes::<i32>(op, count, runs, bytes),
+            (None, ScalarKind::U32) => typed_nodes::<u32>(op, count, runs, bytes),
+            (None, ScalarKind::I64) => typed_nodes::<i64>(op, count, runs, bytes),
+            (None, ScalarKind::U64) => typed_nodes::<u64>(op, count, runs, bytes),
+            (None, ScalarKind::F32) => typed_nodes::<f32>(op, count, runs, bytes),
+            (None, ScalarKind::F64) => typed_nodes::<f64>(op, count, runs, bytes),
+        }
+    }
+
+    /// A block reduction's result from the tree nodes of all its blocks ([`crate::blocks::combine_roots`]).
+    pub(super) fn block_root(&self, count: u64, nodes: &[Node]) -> Result<Vec<u8>, MissingBlock> {
+        let op = self.op;
+        match (&self.custom, self.kind) {
+            (Some(c), _) => crate::blocks::combine_roots(count, nodes, &|a: &Vec<u8>, b: &Vec<u8>| (c.combine)(a, b)),
+            (None, ScalarKind::I32) => typed_root::<i32>(op, count, nodes),
+            (None, ScalarKind::U32) => typed_root::<u32>(op, count, nodes),
+            (None, ScalarKind::I64) => typed_root::<i64>(op, count, nodes),
+            (None, ScalarKind::U64) => typed_root::<u64>(op, count, nodes),
+            (None, ScalarKind::F32) => typed_root::<f32>(op, count, nodes),
+            (None, ScalarKind::F64) => typed_root::<f64>(op, count, nodes),
         }
     }
 
@@ -260,17 +306,9 @@ impl RankLoop<'_> {
             self.gpu.free(alloc);
             let me = self.node;
             let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let combine = |a: &[u8], b: &[u8]| info.combine_pair(a, b);
-                let mut nodes = Vec::new();
-                let mut at = 0;
-                for (first, len) in grid.runs(&p.tiles) {
-                    let values: Vec<Vec<u8>> =
-                        bytes[at * size..(at + len) * size].chunks_exact(size).map(<[u8]>::to_vec).collect();
-                    at += len;
-                    nodes.extend(crate::blocks::run_roots(grid.count(), first, &values, &combine));
-                }
+                let nodes = info.block_nodes(grid.count(), &grid.runs(&p.tiles), &bytes);
                 if whole {
-                    crate::blocks::combine_roots(grid.count(), &nodes, &combine).map(Ok)
+                    info.block_root(grid.count(), &nodes).map(Ok)
                 } else {
                     Ok(Err(nodes))
                 }
@@ -340,12 +378,9 @@ impl RankLoop<'_> {
             self.engine.recycle(g);
         }
         let me = self.node;
-        let combine = |a: &[u8], b: &[u8]| info.combine_pair(a, b);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::blocks::combine_roots(grid.count(), &nodes, &combine)
-        }))
-        .map_err(|panic| combine_panicked(me, reduction, &info, &*panic))?
-        .map_err(|missing| RuntimeError::BlockMissing { node: me, reduction, buffer, missing })?;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| info.block_root(grid.count(), &nodes)))
+            .map_err(|panic| combine_panicked(me, reduction, &info, &*panic))?
+            .map_err(|missing| RuntimeError::BlockMissing { node: me, reduction, buffer, missing })?;
         self.upload_result(buffer, reduction, result)?;
         Ok(InFlight::Gpu(self.open(), AfterGpu::Done))
     }
@@ -509,9 +544,8 @@ mod tests {
 
     #[test]
     fn pairwise_combines_wrap_integer_sums_and_keep_the_first_of_equal_floats() {
-        let sum = ScalarKind::I32.combine_pair(ReductionOp::Sum, &i32::MAX.to_ne_bytes(), &1i32.to_ne_bytes());
-        assert_eq!(sum, i32::MIN.to_ne_bytes());
-        let min = ScalarKind::F32.combine_pair(ReductionOp::Min, &0.0f32.to_ne_bytes(), &(-0.0f32).to_ne_bytes());
-        assert_eq!(min, 0.0f32.to_ne_bytes(), "-0.0 does not compare below 0.0");
+        assert_eq!(<i32 as Elem>::combine(ReductionOp::Sum, i32::MAX, 1), i32::MIN);
+        let min = <f32 as Elem>::combine(ReductionOp::Min, 0.0, -0.0);
+        assert_eq!(min.to_bits(), 0.0f32.to_bits(), "-0.0 does not compare below 0.0");
     }
 }
