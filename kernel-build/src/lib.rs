@@ -315,7 +315,20 @@ pub enum ReflectError {
         /// The dimensionalities it calls, ascending.
         dims: Vec<u32>,
     },
+    /// An entry point that calls a block reduction (`celer_reduce_*`) with a workgroup of more invocations than the
+    /// prelude's cells hold.
+    BlockTooLarge {
+        /// The entry point.
+        entry_point: String,
+        /// Its `@workgroup_size`.
+        workgroup_size: [u32; 3],
+    },
 }
+
+/// The most invocations a workgroup may have to call the prelude's block reductions (`celer_block_cells`' length in
+/// `wgsl/prelude.wgsl`: naga zero-initialises workgroup memory at every workgroup's start, so the cells are kept to
+/// what 256 invocations need).
+pub const MAX_BLOCK_INVOCATIONS: u32 = 256;
 
 impl std::fmt::Display for ReflectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -344,6 +357,13 @@ impl std::fmt::Display for ReflectError {
                     called.join(" and ")
                 )
             }
+            ReflectError::BlockTooLarge { entry_point, workgroup_size: [x, y, z] } => write!(
+                f,
+                "entry point `{entry_point}` calls a block reduction (celer_reduce_*) with @workgroup_size({x}, {y}, \
+                 {z}), {} invocations; the prelude's block reductions take workgroups of at most \
+                 {MAX_BLOCK_INVOCATIONS}",
+                x * y * z
+            ),
         }
     }
 }
@@ -448,6 +468,13 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             return Err(ReflectError::MixedDimensions {
                 entry_point: ep.name.clone(),
                 dims: dims.into_iter().collect(),
+            });
+        }
+        let [x, y, z] = ep.workgroup_size;
+        if block_reduction && x * y * z > MAX_BLOCK_INVOCATIONS {
+            return Err(ReflectError::BlockTooLarge {
+                entry_point: ep.name.clone(),
+                workgroup_size: ep.workgroup_size,
             });
         }
         let fi = info.get_entry_point(i);
@@ -963,6 +990,14 @@ mod tests {
         .expect("reflects");
         let flags: Vec<(&str, bool)> = r.entry_points.iter().map(|e| (e.name.as_str(), e.block_reduction)).collect();
         assert_eq!(flags, [("deep", true), ("plain", false)]);
+        let e = reflection(
+            "@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+            @compute @workgroup_size(32, 16) fn wide(@builtin(local_invocation_index) lid: u32) {
+                out[lid] = celer_reduce_sum_u32(1u, true, lid);
+            }",
+        )
+        .unwrap_err();
+        assert!(e.contains("entry point `wide` calls a block reduction") && e.contains("512 invocations"), "{e}");
     }
 
     #[test]

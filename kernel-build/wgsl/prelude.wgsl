@@ -85,14 +85,15 @@ fn celer_index(alloc: CelerBox, item: vec3<u32>) -> u32 {
 // blocks), on the host. `lid` is `@builtin(local_invocation_index)`, `wid` `@builtin(workgroup_id)`:
 //       let s = celer_reduce_sum_f32(v, celer_contains(pc.chunk, item), lid);
 //       if (lid == 0u) { total[celer_block_1d(pc.total, wid)] = s; }
-// Workgroups of up to 1024 invocations. No atomics in the kernel: the prelude's one atomic only
+// Workgroups of up to 256 invocations. No atomics in the kernel: the prelude's one atomic only
 // counts the workgroup's invocations. The values of invalid invocations are the operation's
 // identity (0, +/-infinity, the integer limits).
 
-// The values of the workgroup's invocations as bits, then the tree's partial results.
-// TODO(perf): sized for the largest workgroup; naga's SPIR-V zero-initialises workgroup memory at
-// each workgroup's start (WGSL semantics), so every workgroup clears 4 KiB however small it is.
-var<workgroup> celer_block_cells: array<u32, 1024>;
+// The values of the workgroup's invocations as bits, then the fold's partial results. 256 cells:
+// naga's SPIR-V zero-initialises workgroup memory at each workgroup's start (WGSL semantics), so
+// the array is kept small; the build refuses a larger workgroup that calls a block reduction
+// (celer-kernel-build's MAX_BLOCK_INVOCATIONS).
+var<workgroup> celer_block_cells: array<u32, 256>;
 // The number of invocations in the workgroup (the highest local index plus one).
 var<workgroup> celer_block_count: atomic<u32>;
 
