@@ -113,9 +113,19 @@ impl RankLoop<'_> {
                     .blocks_of(&chunk)
                     .ok_or_else(|| fail(RuntimeError::BlockMisaligned { reduction: r.id, chunk, block: grid.size }))?;
                 let elem_size = info.kind.size();
-                let alloc = self.gpu.allocate(box3(&tiles), elem_size).map_err(|error| {
-                    fail(RuntimeError::GpuOp { context: format!("one cell per block of reduction {}", r.id), error })
-                })?;
+                // An iterative program reduces over the same chunk again and again: reuse its cells (and the
+                // descriptor sets that name them).
+                let spare =
+                    self.spare_scratch.iter().position(|a| a.bounds() == box3(&tiles) && a.elem_size() == elem_size);
+                let alloc = match spare {
+                    Some(i) => self.spare_scratch.swap_remove(i),
+                    None => self.gpu.allocate(box3(&tiles), elem_size).map_err(|error| {
+                        fail(RuntimeError::GpuOp {
+                            context: format!("one cell per block of reduction {}", r.id),
+                            error,
+                        })
+                    })?,
+                };
                 let id = self.next_scratch;
                 self.next_scratch += 1;
                 self.scratch.insert(id, alloc);

@@ -174,6 +174,8 @@ pub struct RankLoop<'c> {
     /// Scratch allocations holding block reductions' results per block, from the kernel until its download is read.
     scratch: HashMap<u64, celer_exec::gpu::DeviceAllocation>,
     next_scratch: u64,
+    /// Scratch allocations whose batch completed, kept for the next block reduction over the same blocks.
+    spare_scratch: Vec<celer_exec::gpu::DeviceAllocation>,
     /// Per buffer with a pending deterministic reduction: the reduction and this node's nodes of its tree
     /// (encoded by [`crate::blocks::encode`]), for the push and the reduction command that read them. A buffer's
     /// next block reduction replaces them (its kernel depends on those readers).
@@ -295,6 +297,7 @@ impl<'c> RankLoop<'c> {
             gathered: HashMap::new(),
             scratch: HashMap::new(),
             next_scratch: 0,
+            spare_scratch: Vec::new(),
             block_roots: HashMap::new(),
             host_done: HashMap::new(),
             divergence,

@@ -271,6 +271,10 @@ impl ReductionInfo {
     }
 }
 
+/// How many scratch allocations of block reductions a node keeps for reuse (a program alternating between a few
+/// reductions over the same chunks reuses theirs).
+const MAX_SPARE_SCRATCH: usize = 8;
+
 /// The partial results of one block reduction that an execution command's kernel leaves: one cell per block of its
 /// chunk, in a scratch allocation of their own (`RankLoop::scratch`), downloaded with the kernel's batch.
 #[derive(Debug)]
@@ -303,7 +307,12 @@ impl RankLoop<'_> {
             let size = info.kind.size();
             let mut bytes = vec![0u8; p.tiles.area() * size];
             self.gpu.read_download(p.download.id()?, &mut bytes, box3(&p.tiles))?;
-            self.gpu.free(alloc);
+            // Its batch completed: the cells may serve the next block reduction over the same blocks.
+            self.spare_scratch.push(alloc);
+            if self.spare_scratch.len() > MAX_SPARE_SCRATCH {
+                let oldest = self.spare_scratch.remove(0);
+                self.gpu.free(oldest);
+            }
             let me = self.node;
             let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let nodes = info.block_nodes(grid.count(), &grid.runs(&p.tiles), &bytes);
