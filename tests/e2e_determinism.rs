@@ -2,7 +2,8 @@
 //! `kernels/block_*.wgsl`) must give the same bits on any number of ranks and devices and from run to run.
 //!
 //! - `e2e_determinism --worker [--out FILE]` (under `mpirun -n N`): the sum of 10^6 random `f32` values, sums,
-//!   minimums and maximums of 30 011 random `f32`, `i32` and `u32` values (the first of them computed twice), and
+//!   minimums and maximums of 30 011 random `f32`, `i32` and `u32` values (the first of them computed twice, and
+//!   once more read by two ranks' host tasks before every rank reads it), and
 //!   the sum of a 150 × 149 `f32` field through a 2D kernel; every result must equal the host's model of the fixed
 //!   tree (the prelude's fold of each workgroup, blocks combined pairwise by number), which depends on neither the
 //!   split nor the run. Rank 0 writes one line per result, `name bits`, to FILE.
@@ -171,6 +172,29 @@ fn reduce_1d<T: Value>(
     Ok(lines)
 }
 
+/// The sum of `values` read first by the host tasks of two items (so by ranks 0 and 1 only: the other ranks send
+/// their tree nodes there), then by every rank (a fence: they get it from rank 0).
+fn read_by_two_ranks_first(q: &Queue, values: &[f32]) -> Result<String, String> {
+    let n = values.len();
+    let data = q.buffer_from(values, [n]).named("data");
+    let out = q.buffer::<f32, 1>([1]).named("sum_on_two_ranks");
+    let copies = q.buffer::<f32, 1>([2]).named("copies");
+    let kernel = Kernel::wgsl(&BLOCK_F32, "reduce_sum").map_err(|e| e.to_string())?;
+    q.submit(task::parallel_for(&kernel, [n]).read(&data, access::one_to_one()).reduce(&out, ReductionOp::Sum))
+        .map_err(|e| e.to_string())?;
+    q.submit(task::host_for([2]).read(&out, access::all()).discard_write(&copies, access::one_to_one()).run(|ctx| {
+        let v = ctx.data::<f32>(0)[0];
+        ctx.data_mut::<f32>(1).fill(v);
+    }))
+    .map_err(|e| e.to_string())?;
+    let copies = q.fence(&copies).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let got = q.fence(&out).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?[0];
+    if copies.iter().any(|c| c.to_bits() != got.to_bits()) {
+        return Err(format!("read by two ranks first: their copies {copies:?}, then every rank {got}"));
+    }
+    Ok(format!("block_f32::reduce_sum over {n} read by two ranks first {:#x}\n", got.to_bits()))
+}
+
 fn worker(out_file: Option<&str>) -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
     let n = 1_000_000;
@@ -187,6 +211,7 @@ fn worker(out_file: Option<&str>) -> Result<(), String> {
     let mut lines = reduce_1d(&q, &BLOCK_F32, &floats, &[SUM], 1)?;
     lines += &reduce_1d(&q, &BLOCK_F32, &floats[..m], &[SUM], 2)?;
     lines += &reduce_1d(&q, &BLOCK_F32, &floats[..m], &[MIN, MAX], 1)?;
+    lines += &read_by_two_ranks_first(&q, &floats[..m])?;
     lines += &reduce_1d(&q, &BLOCK_I32, &ints, &[SUM, MIN, MAX], 1)?;
     lines += &reduce_1d(&q, &BLOCK_U32, &uints, &[SUM, MIN, MAX], 1)?;
     // 2D: blocks of 8 rows × 16 columns, numbered row-major; the last row and column of blocks are cut.
@@ -260,15 +285,15 @@ fn driver(ranks: &[String]) -> Result<String, String> {
         results.push((r.as_str(), text));
     }
     let (base_ranks, base) = &results[0];
-    if base.lines().count() != 11 {
-        return Err(format!("{base_ranks} rank(s) reported {} results, expected 11", base.lines().count()));
+    if base.lines().count() != 12 {
+        return Err(format!("{base_ranks} rank(s) reported {} results, expected 12", base.lines().count()));
     }
     for (r, text) in &results[1..] {
         if text != base {
             return Err(format!("results differ between {base_ranks} and {r} rank(s):\n{base}---\n{text}"));
         }
     }
-    Ok(format!("11 reductions gave the same bits on {ranks:?} rank(s):\n{base}"))
+    Ok(format!("12 reductions gave the same bits on {ranks:?} rank(s):\n{base}"))
 }
 
 fn main() -> ExitCode {
