@@ -15,9 +15,6 @@ use std::collections::HashMap;
 /// One node of the tree: its level, its index on that level, and its value.
 pub type Node<T = Vec<u8>> = (u32, u64, T);
 
-/// How two values combine, left operand first.
-pub type Combine<'a, T = Vec<u8>> = &'a dyn Fn(&T, &T) -> T;
-
 /// The root's level for `count` blocks: the smallest `l` with `2^l ≥ count`.
 pub fn root_level(count: u64) -> u32 {
     count.max(1).next_power_of_two().trailing_zeros()
@@ -30,7 +27,7 @@ fn first_block(level: u32, index: u64, count: u64) -> Option<u64> {
 
 /// The value of a node from its blocks' values (in order; the node starts at a multiple of its size, so pairing
 /// neighbours level by level, an odd last one passed up alone, is its subtree).
-fn subtree<T: Clone>(leaves: &[T], combine: Combine<'_, T>) -> T {
+fn subtree<T: Clone>(leaves: &[T], combine: &impl Fn(&T, &T) -> T) -> T {
     let mut v = leaves.to_vec();
     let mut len = v.len();
     while len > 1 {
@@ -50,7 +47,7 @@ fn subtree<T: Clone>(leaves: &[T], combine: Combine<'_, T>) -> T {
 ///
 /// # Panics
 /// If the run is empty or reaches past `count`.
-pub fn run_roots<T: Clone>(count: u64, start: u64, values: &[T], combine: Combine<'_, T>) -> Vec<Node<T>> {
+pub fn run_roots<T: Clone>(count: u64, start: u64, values: &[T], combine: &impl Fn(&T, &T) -> T) -> Vec<Node<T>> {
     let end = start + values.len() as u64;
     assert!(start < end && end <= count, "blocks [{start}, {end}) are no run of the {count} blocks of the grid");
     let top = root_level(count);
@@ -76,7 +73,7 @@ fn node_value<T: Clone>(
     index: u64,
     count: u64,
     known: &std::collections::HashMap<(u32, u64), &T>,
-    combine: Combine<'_, T>,
+    combine: &impl Fn(&T, &T) -> T,
 ) -> Result<T, MissingBlock> {
     if let Some(v) = known.get(&(level, index)) {
         return Ok((*v).clone());
@@ -106,7 +103,11 @@ pub struct MissingBlock {
 ///
 /// # Errors
 /// [`MissingBlock`] if the nodes leave a block uncovered.
-pub fn combine_roots<T: Clone>(count: u64, nodes: &[Node<T>], combine: Combine<'_, T>) -> Result<T, MissingBlock> {
+pub fn combine_roots<T: Clone>(
+    count: u64,
+    nodes: &[Node<T>],
+    combine: &impl Fn(&T, &T) -> T,
+) -> Result<T, MissingBlock> {
     let known: HashMap<(u32, u64), &T> = nodes.iter().map(|(l, i, v)| ((*l, *i), v)).collect();
     node_value(root_level(count), 0, count, &known, combine)
 }
@@ -141,7 +142,7 @@ mod tests {
     use super::*;
 
     /// A combine that is not associative: it records the tree's shape, so equal results mean equal trees.
-    #[allow(clippy::ptr_arg)] // a `Combine` of the trees' `Vec<u8>` values
+    #[allow(clippy::ptr_arg)] // combines the trees' `Vec<u8>` values
     fn shape(a: &Vec<u8>, b: &Vec<u8>) -> Vec<u8> {
         let mut v = b"(".to_vec();
         v.extend_from_slice(a);
