@@ -192,6 +192,13 @@ fn read_by_two_ranks_first(q: &Queue, values: &[f32]) -> Result<String, String> 
     if copies.iter().any(|c| c.to_bits() != got.to_bits()) {
         return Err(format!("read by two ranks first: their copies {copies:?}, then every rank {got}"));
     }
+    // Overwritten after the reduction: a fence reads the new value, not the result the host combined.
+    q.submit(task::host_once().discard_write(&out, access::all()).run(|ctx| ctx.data_mut::<f32>(0)[0] = 42.0))
+        .map_err(|e| e.to_string())?;
+    let later = q.fence(&out).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if later != [42.0] {
+        return Err(format!("a reduction result overwritten by a host task: a fence read {later:?}, not [42.0]"));
+    }
     Ok(format!("block_f32::reduce_sum over {n} read by two ranks first {:#x}\n", got.to_bits()))
 }
 

@@ -31,6 +31,8 @@ pub(super) enum AfterGpu {
     Blocks {
         parts: Vec<super::reduction::BlockPart>,
         whole: bool,
+        /// The execution command.
+        cmd: CommandId,
     },
     /// Downloads to copy into host staging, then send.
     Push {
@@ -121,7 +123,7 @@ impl RankLoop<'_> {
                 }
                 match after {
                     AfterGpu::Done => Ok(None),
-                    AfterGpu::Blocks { parts, whole } => self.finish_blocks(parts, whole),
+                    AfterGpu::Blocks { parts, whole, cmd } => self.finish_blocks(parts, whole, cmd),
                     AfterGpu::Push { buffer, downloads, key } => {
                         self.send_pushed(buffer, downloads, key)?;
                         Ok(None)
@@ -166,6 +168,15 @@ impl RankLoop<'_> {
                 let _ = reply.send(Vec::new());
             }
             return Ok(None);
+        }
+        // A deterministic reduction's result, which this node combined on the host: no read-back.
+        if fenced == state.extent {
+            if let Some(bytes) = self.known_result(cmd, buffer).map(<[u8]>::to_vec) {
+                if let Some(reply) = self.fences.remove(&task) {
+                    let _ = reply.send(bytes);
+                }
+                return Ok(None);
+            }
         }
         self.cover(buffer, &fenced).map_err(&fail)?;
         let download = self.pend_download(buffer, fenced, &command_context(self.node, cmd, "fence"));

@@ -73,7 +73,7 @@ impl RankLoop<'_> {
         }
         let CommandKind::Execution { task, .. } = &cmd.kind else { unreachable!("checked by collect_kernel") };
         let whole = self.tm.task(*task).is_some_and(|t| t.spec.range == *chunk);
-        Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Blocks { parts, whole })))
+        Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Blocks { parts, whole, cmd: cmd.id })))
     }
 
     /// Collects the GPU work of device-compute execution `cmd` over `chunk`: its allocations cover what the whole

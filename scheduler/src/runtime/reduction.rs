@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use celer_exec::transfer::TransferKey;
-use celer_graph::{BufferId, Command, GridBox, ReductionId, ReductionOp, TaskSpec};
+use celer_graph::{BufferId, Command, CommandId, GridBox, ReductionId, ReductionOp, TaskSpec};
 
 use crate::blocks::{MissingBlock, Node};
 
@@ -289,6 +289,17 @@ pub(super) struct BlockPart {
 }
 
 impl RankLoop<'_> {
+    /// The bytes a fence command `cmd` of the whole of `buffer` reads, where the host knows them: the buffer's last
+    /// writer (a true dependency of the fence; a one-element buffer has one) is the command that uploaded a
+    /// deterministic reduction's result. Saves the fence a GPU round trip.
+    pub(super) fn known_result(&self, cmd: &Command, buffer: BufferId) -> Option<&[u8]> {
+        let (writer, bytes) = self.known_results.get(&buffer)?;
+        cmd.dependencies
+            .iter()
+            .any(|d| d.command == *writer && d.kind == celer_graph::DependencyKind::True)
+            .then_some(bytes.as_slice())
+    }
+
     /// Once the kernel of an execution command with block reductions completed: turns each reduction's block
     /// results into the nodes of the fixed tree that its chunk holds ([`crate::blocks::run_roots`]). Where the chunk
     /// is the whole index space (`whole`, the task's only chunk) the root is the result, uploaded into the buffer
@@ -298,6 +309,7 @@ impl RankLoop<'_> {
         &mut self,
         parts: Vec<BlockPart>,
         whole: bool,
+        cmd: CommandId,
     ) -> Result<Option<InFlight>, RuntimeError> {
         let mut uploads = false;
         for p in parts {
@@ -331,7 +343,7 @@ impl RankLoop<'_> {
             })?;
             match computed {
                 Ok(result) => {
-                    self.upload_result(p.buffer, p.reduction, result)?;
+                    self.upload_result(p.buffer, p.reduction, result, cmd)?;
                     uploads = true;
                 }
                 Err(nodes) => {
@@ -370,7 +382,12 @@ impl RankLoop<'_> {
 
     /// Combines block reduction `reduction` from the tree nodes of every rank (this one's and the gathered ones) in
     /// the fixed tree, and collects the upload of the result into `buffer`.
-    fn combine_blocks(&mut self, buffer: BufferId, reduction: ReductionId) -> Result<InFlight, RuntimeError> {
+    fn combine_blocks(
+        &mut self,
+        buffer: BufferId,
+        reduction: ReductionId,
+        cmd: CommandId,
+    ) -> Result<InFlight, RuntimeError> {
         let info = self.reductions[&reduction].clone();
         let grid = info.blocks.ok_or(RuntimeError::Internal("a block reduction without blocks"))?;
         let size = info.kind.size();
@@ -390,12 +407,31 @@ impl RankLoop<'_> {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| info.block_root(grid.count(), &nodes)))
             .map_err(|panic| combine_panicked(me, reduction, &info, &*panic))?
             .map_err(|missing| RuntimeError::BlockMissing { node: me, reduction, buffer, missing })?;
-        self.upload_result(buffer, reduction, result)?;
+        self.upload_result(buffer, reduction, result, cmd)?;
         Ok(InFlight::Gpu(self.open(), AfterGpu::Done))
     }
 
+    /// Collects the upload of a deterministic reduction's result into its one-element buffer, written by command
+    /// `cmd`; the result's bytes stay known on the host (`known_results`), so a fence that reads what `cmd` wrote
+    /// is answered without reading it back ([`RankLoop::known_result`]).
+    fn upload_result(
+        &mut self,
+        buffer: BufferId,
+        reduction: ReductionId,
+        result: Vec<u8>,
+        cmd: CommandId,
+    ) -> Result<(), RuntimeError> {
+        self.known_results.insert(buffer, (cmd, result.clone()));
+        self.upload_reduction(buffer, reduction, result)
+    }
+
     /// Collects the upload of a reduction's result into its one-element buffer.
-    fn upload_result(&mut self, buffer: BufferId, reduction: ReductionId, result: Vec<u8>) -> Result<(), RuntimeError> {
+    fn upload_reduction(
+        &mut self,
+        buffer: BufferId,
+        reduction: ReductionId,
+        result: Vec<u8>,
+    ) -> Result<(), RuntimeError> {
         let extent = self.buffers[&buffer].extent;
         self.cover(buffer, &extent)?;
         self.pending.push(GpuOp::Upload {
@@ -468,7 +504,7 @@ impl RankLoop<'_> {
         has_local_contribution: bool,
     ) -> Result<Option<InFlight>, RuntimeError> {
         if self.reductions.get(&reduction).is_some_and(|r| r.blocks.is_some()) {
-            return self.combine_blocks(buffer, reduction).map(Some);
+            return self.combine_blocks(buffer, reduction, cmd.id).map(Some);
         }
         let fail = failure(self.node, cmd);
         let download = if has_local_contribution {
@@ -512,7 +548,7 @@ impl RankLoop<'_> {
         if let Some(g) = gathered {
             self.engine.recycle(g);
         }
-        self.upload_result(buffer, reduction, result)?;
+        self.upload_reduction(buffer, reduction, result)?;
         Ok(InFlight::Gpu(self.open(), AfterGpu::Done))
     }
 }
