@@ -4,7 +4,8 @@
 //! of sum reductions) and 2D `f32` square buffers, then 6–14 operations drawn from: a GPU add, a GPU write of
 //! squares, host tasks that update a buffer in place, read a neighbourhood of another buffer, or read all of one
 //! buffer on one rank and write a fixed part of another, a GPU sum reduction, a GPU transpose, a host update of a 2D
-//! buffer, and fences in between; at the end every buffer is fenced. Every fence's bytes are folded into a digest.
+//! buffer, a deterministic float reduction of a 2D buffer (sum of 1.1 v, min or max, in blocks of 2 x 2 items), and
+//! fences in between; at the end every buffer is fenced. Every fence's bytes are folded into a digest.
 //!
 //! Modes:
 //! - `e2e_diff --worker --programs N --seed S --out FILE` (under `mpirun -n R`, or alone): runs programs S..S+N;
@@ -90,6 +91,10 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
     let squares = Kernel::wgsl(&own_kernels::SQUARES_I32, "main").map_err(|e| err(&e))?;
     let sum = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").map_err(|e| err(&e))?;
     let transpose = Kernel::wgsl(&kernels::TRANSPOSE, "main").map_err(|e| err(&e))?;
+    // Deterministic float reductions (blocks of 2 x 2 items), into a result of their own.
+    let fred = q.buffer_from(&[0.0f32], [1]).named("fred");
+    let float_reductions =
+        [("reduce_sum", ReductionOp::Sum), ("reduce_min", ReductionOp::Min), ("reduce_max", ReductionOp::Max)];
     let fence_int = |b: &Buffer<'_, i32, 1>, digest: &mut Digest| -> Result<(), String> {
         let v = q.fence(b).map_err(|e| err(&e))?.wait().map_err(|e| err(&e))?;
         digest.add(&i32_bytes(&v));
@@ -104,7 +109,7 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
         let a = rng.range(0, red);
         let b = (a + rng.range(1, red.max(2))) % red;
         let len = |i: usize| ints[i].range()[0];
-        match rng.range(0, 9) {
+        match rng.range(0, 10) {
             0 => {
                 let amount = rng.range(1, 100) as i32;
                 q.submit(
@@ -211,6 +216,18 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                 .map_err(|e| err(&e))?;
                 ops.push("host relax");
             }
+            8 => {
+                let f = rng.range(0, floats.len());
+                let (entry, op) = float_reductions[rng.range(0, 3)];
+                let k = Kernel::wgsl(&own_kernels::BLOCK_F32_2X2, entry).map_err(|e| err(&e))?;
+                q.submit(task::parallel_for(&k, [m, m]).read(&floats[f], access::one_to_one()).reduce(&fred, op))
+                    .map_err(|e| err(&e))?;
+                if rng.range(0, 2) == 0 {
+                    let v = q.fence(&fred).map_err(|e| err(&e))?.wait().map_err(|e| err(&e))?;
+                    digest.add(&v[0].to_le_bytes());
+                }
+                ops.push("float reduction");
+            }
             _ => {
                 if rng.range(0, 2) == 0 {
                     fence_int(&ints[rng.range(0, ints.len())], &mut digest)?;
@@ -227,6 +244,8 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
     for b in &floats {
         fence_float(b, &mut digest)?;
     }
+    let v = q.fence(&fred).map_err(|e| err(&e))?.wait().map_err(|e| err(&e))?;
+    digest.add(&v[0].to_le_bytes());
     Ok((digest.0, ops.join(", ")))
 }
 

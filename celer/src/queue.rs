@@ -98,6 +98,31 @@ macro_rules! impl_scalar {
 }
 impl_scalar!(f32 => F32, f32::to_bits, i32 => I32, |v: i32| v as u32, u32 => U32, |v: u32| v);
 
+/// For a kernel that calls the prelude's block reductions (`celer_reduce_*`) in a task with reductions: the items of
+/// one block (its workgroup) along each dimension of the index space, dimension 0 first; the task's chunks are then
+/// split at whole blocks (its granularity becomes a multiple of them), so that each block's partial result is the
+/// same however the task is split, and so is the reduction's result.
+fn block_reduction(source: &KernelSource, entry: &str, spec: &mut TaskSpec) -> Option<[usize; 3]> {
+    let ep = source.entry_point(entry).filter(|ep| ep.block_reduction && !spec.reductions.is_empty())?;
+    let [x, y, z] = ep.workgroup_size.map(|w| w as usize);
+    // Invocation ids run back to front: gid.x along the last dimension (the prelude's celer_item_Nd).
+    let block = match spec.dims {
+        0 | 1 => [x, 1, 1],
+        2 => [y, x, 1],
+        _ => [z, y, x],
+    };
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    for (g, b) in spec.granularity.iter_mut().zip(block) {
+        *g = *g / gcd(*g, b) * b;
+    }
+    Some(block)
+}
+
 /// Element types reductions can combine across ranks.
 pub trait Reducible: Element {
     /// How the runtime combines partial results of this type.
@@ -409,7 +434,9 @@ impl Queue {
                     inner,
                 })?;
             let (reduction_kinds, custom_reductions) = (kernel.reduction_kinds, kernel.custom_reductions);
-            spec.payload = Some(Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions }));
+            let blocks = block_reduction(source, entry, &mut spec);
+            spec.payload =
+                Some(Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions, blocks }));
         }
         // The program's range mappers run here first: a panic in one names the task (the queue's drop, on the
         // way out, ends every rank).

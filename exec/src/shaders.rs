@@ -142,6 +142,9 @@ pub struct EntryPointDesc {
     /// The dimensionality it works in: `n` when it calls the prelude's `celer_item_{n}d`, directly or through the
     /// functions it calls (a build error if it calls two of them); `None` when it calls none.
     pub dims: Option<u32>,
+    /// Whether it calls one of the prelude's block reductions (`celer_reduce_<op>_<type>`), directly or through the
+    /// functions it calls: the task's reductions then combine one partial result per workgroup in a fixed tree.
+    pub block_reduction: bool,
     /// The members of the push-constant struct (`var<immediate>`) it uses, in offset order (empty if it uses none).
     /// By celer's convention, `chunk: CelerBox`, one `CelerBox` per binding, then the kernel's scalars.
     pub push_constants: &'static [PushMemberDesc],

@@ -276,6 +276,9 @@ pub struct EntryPoint {
     pub workgroup_size: [u32; 3],
     /// `n` when it calls `celer_item_{n}d` (directly or through the functions it calls), `None` when it calls none.
     pub dims: Option<u32>,
+    /// Whether it calls one of the prelude's block reductions (`celer_reduce_*`), directly or through the functions
+    /// it calls: its task's reductions are then deterministic, one partial result per workgroup.
+    pub block_reduction: bool,
     /// The members of the `var<immediate>` struct it uses (empty if none), in offset order.
     pub push_constants: Vec<Member>,
     /// The struct's size in bytes (0 if it uses none).
@@ -319,7 +322,20 @@ pub enum ReflectError {
         /// The dimensionalities it calls, ascending.
         dims: Vec<u32>,
     },
+    /// An entry point that calls a block reduction (`celer_reduce_*`) with a workgroup of more invocations than the
+    /// prelude's cells hold.
+    BlockTooLarge {
+        /// The entry point.
+        entry_point: String,
+        /// Its `@workgroup_size`.
+        workgroup_size: [u32; 3],
+    },
 }
+
+/// The most invocations a workgroup may have to call the prelude's block reductions (`celer_block_cells`' length in
+/// `wgsl/prelude.wgsl`: naga zero-initialises workgroup memory at every workgroup's start, so the cells are kept to
+/// what 256 invocations need).
+pub const MAX_BLOCK_INVOCATIONS: u32 = 256;
 
 impl std::fmt::Display for ReflectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -348,6 +364,13 @@ impl std::fmt::Display for ReflectError {
                     called.join(" and ")
                 )
             }
+            ReflectError::BlockTooLarge { entry_point, workgroup_size: [x, y, z] } => write!(
+                f,
+                "entry point `{entry_point}` calls a block reduction (celer_reduce_*) with @workgroup_size({x}, {y}, \
+                 {z}), {} invocations; the prelude's block reductions take workgroups of at most \
+                 {MAX_BLOCK_INVOCATIONS}",
+                x * y * z
+            ),
         }
     }
 }
@@ -438,11 +461,13 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
         let mut seen = std::collections::HashSet::new();
         let mut stack = callees(&ep.function);
         let mut dims = std::collections::BTreeSet::new();
+        let mut block_reduction = false;
         while let Some(h) = stack.pop() {
             if seen.insert(h) {
                 if let Some(&(_, d)) = item_fns.iter().find(|(f, _)| *f == h) {
                     dims.insert(d);
                 }
+                block_reduction |= module.functions[h].name.as_deref().is_some_and(|n| n.starts_with("celer_reduce_"));
                 stack.extend(callees(&module.functions[h]));
             }
         }
@@ -450,6 +475,13 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             return Err(ReflectError::MixedDimensions {
                 entry_point: ep.name.clone(),
                 dims: dims.into_iter().collect(),
+            });
+        }
+        let [x, y, z] = ep.workgroup_size;
+        if block_reduction && x * y * z > MAX_BLOCK_INVOCATIONS {
+            return Err(ReflectError::BlockTooLarge {
+                entry_point: ep.name.clone(),
+                workgroup_size: ep.workgroup_size,
             });
         }
         let fi = info.get_entry_point(i);
@@ -509,6 +541,7 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             name: ep.name.clone(),
             workgroup_size: ep.workgroup_size,
             dims: dims.first().copied(),
+            block_reduction,
             push_constants,
             push_constant_bytes,
             writes,
@@ -551,8 +584,8 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
         let _ = write!(
             out,
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
-             push_constants: &[{members}], push_constant_bytes: {}, writes: &{:?} }}, ",
-            ep.name, ep.dims, ep.push_constant_bytes, ep.writes
+             block_reduction: {}, push_constants: &[{members}], push_constant_bytes: {}, writes: &{:?} }}, ",
+            ep.name, ep.dims, ep.block_reduction, ep.push_constant_bytes, ep.writes
         );
     }
     out
@@ -948,6 +981,35 @@ mod tests {
             rendered.contains("name: \"out\", element: \"atomic<i32>\", scalar: Some(t::ScalarType::I32)"),
             "{rendered}"
         );
+    }
+
+    #[test]
+    fn reflection_marks_entry_points_that_call_a_block_reduction() {
+        let r = reflection(
+            "struct P { chunk: CelerBox, out: CelerBox }
+            @group(0) @binding(0) var<storage, read_write> out: array<f32>;
+            var<immediate> pc: P;
+            fn inner(lid: u32) -> f32 { return celer_reduce_max_f32(1.0, true, lid); }
+            @compute @workgroup_size(64) fn deep(@builtin(local_invocation_index) lid: u32,
+                                                 @builtin(workgroup_id) wid: vec3<u32>) {
+                let s = inner(lid);
+                if (lid == 0u) { out[celer_block_1d(pc.out, wid)] = s; }
+            }
+            @compute @workgroup_size(64) fn plain(@builtin(global_invocation_id) gid: vec3<u32>) {
+                out[celer_item_1d(pc.chunk, gid).x] = 1.0;
+            }",
+        )
+        .expect("reflects");
+        let flags: Vec<(&str, bool)> = r.entry_points.iter().map(|e| (e.name.as_str(), e.block_reduction)).collect();
+        assert_eq!(flags, [("deep", true), ("plain", false)]);
+        let e = reflection(
+            "@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+            @compute @workgroup_size(32, 16) fn wide(@builtin(local_invocation_index) lid: u32) {
+                out[lid] = celer_reduce_sum_u32(1u, true, lid);
+            }",
+        )
+        .unwrap_err();
+        assert!(e.contains("entry point `wide` calls a block reduction") && e.contains("512 invocations"), "{e}");
     }
 
     #[test]

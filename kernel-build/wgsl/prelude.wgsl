@@ -71,3 +71,139 @@ fn celer_index(alloc: CelerBox, item: vec3<u32>) -> u32 {
     let rel = item - celer_offset(alloc);
     return (rel.x * alloc.range1 + rel.y) * alloc.range2 + rel.z;
 }
+
+// ---- Deterministic block reductions -------------------------------------------------------------
+// A task's `.reduce(&buffer, op)` is deterministic when its kernel calls these: the result has the
+// same bits on any number of ranks and devices and from run to run. Each workgroup is one block (a
+// tile of the task's index space, aligned to its origin; celer splits chunks at whole workgroups):
+// every invocation of the workgroup calls `celer_reduce_<op>_<type>(value, valid, lid)` once, in
+// uniform control flow (no early `return` before it), with `valid` false for invocations outside
+// the chunk (their value is ignored). It combines the workgroup's values in a fixed tree and returns
+// the block's result to every invocation; one of them stores it into the reduction binding at
+// `celer_block_Nd(pc.<binding>, wid)` (the runtime binds one cell per block there). celer then
+// combines the blocks in a fixed binary tree over their numbers (row-major over the grid of
+// blocks), on the host. `lid` is `@builtin(local_invocation_index)`, `wid` `@builtin(workgroup_id)`:
+//       let s = celer_reduce_sum_f32(v, celer_contains(pc.chunk, item), lid);
+//       if (lid == 0u) { total[celer_block_1d(pc.total, wid)] = s; }
+// Workgroups of up to 256 invocations. No atomics in the kernel: the prelude's one atomic only
+// counts the workgroup's invocations. The values of invalid invocations are the operation's
+// identity (0, +/-infinity, the integer limits).
+
+// The values of the workgroup's invocations as bits, then the fold's partial results. 256 cells:
+// naga's SPIR-V zero-initialises workgroup memory at each workgroup's start (WGSL semantics), so
+// the array is kept small; the build refuses a larger workgroup that calls a block reduction
+// (celer-kernel-build's MAX_BLOCK_INVOCATIONS).
+var<workgroup> celer_block_cells: array<u32, 256>;
+// The number of invocations in the workgroup (the highest local index plus one).
+var<workgroup> celer_block_count: atomic<u32>;
+
+// Combines two values given as bits: `op` 0 = sum, 1 = min, 2 = max; `ty` 0 = f32, 1 = i32, 2 = u32.
+// Min and max keep the first operand unless the second compares below (above) it, as on the host;
+// integer sums wrap.
+fn celer_block_op(op: u32, ty: u32, a: u32, b: u32) -> u32 {
+    if (ty == 0u) {
+        let x = bitcast<f32>(a);
+        let y = bitcast<f32>(b);
+        if (op == 0u) { return bitcast<u32>(x + y); }
+        if (op == 1u) { return select(a, b, y < x); }
+        return select(a, b, y > x);
+    }
+    if (ty == 1u) {
+        let x = bitcast<i32>(a);
+        let y = bitcast<i32>(b);
+        if (op == 0u) { return bitcast<u32>(x + y); }
+        if (op == 1u) { return select(a, b, y < x); }
+        return select(a, b, y > x);
+    }
+    if (op == 0u) { return a + b; }
+    if (op == 1u) { return select(a, b, b < a); }
+    return select(a, b, b > a);
+}
+
+// The block's result, from invocation i's value `bits` (cell i) of the workgroup's n invocations:
+// invocation k < 32 folds cells k, k + 32, k + 64, ... below n in that order, then every invocation
+// folds those 32 (or n) results in order 0, 1, 2, ... The shape depends on the workgroup size only;
+// three barriers, so it is cheap on CPU drivers too. Every invocation must call it, in uniform
+// control flow.
+fn celer_block_tree(op: u32, ty: u32, bits: u32, lid: u32) -> u32 {
+    // A previous reduction of this workgroup has read its results before the cells are reused.
+    workgroupBarrier();
+    celer_block_cells[lid] = bits;
+    atomicMax(&celer_block_count, lid + 1u);
+    workgroupBarrier();
+    let n = atomicLoad(&celer_block_count);
+    if (lid < 32u) {
+        var acc = bits;
+        for (var i = lid + 32u; i < n; i = i + 32u) {
+            acc = celer_block_op(op, ty, acc, celer_block_cells[i]);
+        }
+        celer_block_cells[lid] = acc;
+    }
+    workgroupBarrier();
+    var result = celer_block_cells[0];
+    for (var k = 1u; k < min(n, 32u); k = k + 1u) {
+        result = celer_block_op(op, ty, result, celer_block_cells[k]);
+    }
+    return result;
+}
+
+// Sum of the workgroup's `v` where `valid` (0 where none is).
+fn celer_reduce_sum_f32(v: f32, valid: bool, lid: u32) -> f32 {
+    return bitcast<f32>(celer_block_tree(0u, 0u, bitcast<u32>(select(0.0, v, valid)), lid));
+}
+
+// Minimum of the workgroup's `v` where `valid` (+infinity where none is).
+fn celer_reduce_min_f32(v: f32, valid: bool, lid: u32) -> f32 {
+    return bitcast<f32>(celer_block_tree(1u, 0u, select(0x7f800000u, bitcast<u32>(v), valid), lid));
+}
+
+// Maximum of the workgroup's `v` where `valid` (-infinity where none is).
+fn celer_reduce_max_f32(v: f32, valid: bool, lid: u32) -> f32 {
+    return bitcast<f32>(celer_block_tree(2u, 0u, select(0xff800000u, bitcast<u32>(v), valid), lid));
+}
+
+// Sum of the workgroup's `v` where `valid` (wrapping; 0 where none is).
+fn celer_reduce_sum_i32(v: i32, valid: bool, lid: u32) -> i32 {
+    return bitcast<i32>(celer_block_tree(0u, 1u, bitcast<u32>(select(0i, v, valid)), lid));
+}
+
+// Minimum of the workgroup's `v` where `valid` (i32 max where none is).
+fn celer_reduce_min_i32(v: i32, valid: bool, lid: u32) -> i32 {
+    return bitcast<i32>(celer_block_tree(1u, 1u, bitcast<u32>(select(2147483647i, v, valid)), lid));
+}
+
+// Maximum of the workgroup's `v` where `valid` (i32 min where none is).
+fn celer_reduce_max_i32(v: i32, valid: bool, lid: u32) -> i32 {
+    return bitcast<i32>(celer_block_tree(2u, 1u, select(0x80000000u, bitcast<u32>(v), valid), lid));
+}
+
+// Sum of the workgroup's `v` where `valid` (wrapping; 0 where none is).
+fn celer_reduce_sum_u32(v: u32, valid: bool, lid: u32) -> u32 {
+    return celer_block_tree(0u, 2u, select(0u, v, valid), lid);
+}
+
+// Minimum of the workgroup's `v` where `valid` (u32 max where none is).
+fn celer_reduce_min_u32(v: u32, valid: bool, lid: u32) -> u32 {
+    return celer_block_tree(1u, 2u, select(0xffffffffu, v, valid), lid);
+}
+
+// Maximum of the workgroup's `v` where `valid` (0 where none is).
+fn celer_reduce_max_u32(v: u32, valid: bool, lid: u32) -> u32 {
+    return celer_block_tree(2u, 2u, select(0u, v, valid), lid);
+}
+
+// The cell of a 1D kernel's block `wid` (`@builtin(workgroup_id)`) in the reduction binding whose
+// push-constant box is `part`.
+fn celer_block_1d(part: CelerBox, wid: vec3<u32>) -> u32 {
+    return wid.x;
+}
+
+// The same for a 2D kernel (blocks row-major, dimension 0 = wid.y).
+fn celer_block_2d(part: CelerBox, wid: vec3<u32>) -> u32 {
+    return wid.y * part.range1 + wid.x;
+}
+
+// The same for a 3D kernel (dimension 0 = wid.z).
+fn celer_block_3d(part: CelerBox, wid: vec3<u32>) -> u32 {
+    return (wid.z * part.range1 + wid.y) * part.range2 + wid.x;
+}

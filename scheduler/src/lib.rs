@@ -1,6 +1,7 @@
 //! celer's per-rank scheduler: turns the task graph into this rank's commands and drives the executors.
 //!
 //! - [`split`]: chunk grids (1D or near-square 2D, granularity, never empty), searched by arithmetic on their cuts.
+//! - [`blocks`]: the fixed combining tree of deterministic reductions (what each rank sends, how readers combine).
 //! - [`cdag`]: the command-graph generator, one per rank, with no communication between ranks.
 //! - [`sim`]: many ranks' generators in one process, for tests and benchmarks at any rank count.
 //! - [`check`]: the symbolic executor that checks simulated ranks against the one-rank run.
@@ -15,6 +16,7 @@
 pub use celer_exec as exec;
 pub use celer_graph as graph;
 
+pub mod blocks;
 pub mod cdag;
 pub mod check;
 pub mod config;

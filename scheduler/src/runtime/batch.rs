@@ -16,6 +16,9 @@ pub(super) struct PreparedKernel {
     pub(super) kernel: celer_exec::gpu::KernelId,
     pub(super) launch: Launch,
     pub(super) accesses: Vec<(BufferId, AccessMode)>,
+    /// Bindings (positions in `accesses`) that bind a scratch allocation (`RankLoop::scratch`) instead of their
+    /// buffer's: block reductions' one cell per block.
+    pub(super) scratch: Vec<(usize, u64)>,
     pub(super) scalars: Vec<u32>,
     /// Reduction buffers to reset to the operation's identity first.
     pub(super) identities: Vec<(BufferId, Vec<u8>)>,
@@ -46,6 +49,12 @@ pub(super) enum GpuOp {
     Grow {
         buffer: BufferId,
         old: DeviceAllocation,
+    },
+    /// Copies a scratch allocation (`RankLoop::scratch`) back whole; filled into download slot `slot`.
+    DownloadScratch {
+        scratch: u64,
+        slot: usize,
+        context: String,
     },
     /// Copies a box of the device allocation back; filled into download slot `slot` of the step.
     Download {
@@ -87,6 +96,13 @@ impl Dl {
 }
 
 impl RankLoop<'_> {
+    pub(super) fn pend_scratch_download(&mut self, scratch: u64, context: &str) -> Dl {
+        let slot = self.pending_downloads;
+        self.pending_downloads += 1;
+        self.pending.push(GpuOp::DownloadScratch { scratch, slot, context: context.to_string() });
+        Dl::Slot(slot)
+    }
+
     pub(super) fn pend_download(&mut self, buffer: BufferId, region: GridBox, context: &str) -> Dl {
         let slot = self.pending_downloads;
         self.pending_downloads += 1;
@@ -127,6 +143,10 @@ impl RankLoop<'_> {
         let mut uploads = 0usize;
         let mut grown = Vec::new();
         let buffers = &self.buffers;
+        let scratch = &self.scratch;
+        let scratch_of = |id: &u64, _context: &str| {
+            scratch.get(id).ok_or(RuntimeError::Internal("a block reduction's scratch allocation vanished"))
+        };
         // Every op of a batch names its buffer's current allocation: `cover` submits what was collected before it
         // grows one.
         let device = |b: &BufferId, context: &str| -> Result<&DeviceAllocation, RuntimeError> {
@@ -145,8 +165,11 @@ impl RankLoop<'_> {
                         batch.upload(d, extent, bytes, extent).map_err(gpu_op(&k.context))?;
                     }
                     let mut list = Vec::with_capacity(k.accesses.len());
-                    for (b, mode) in k.accesses.iter() {
-                        let d = device(b, &k.context)?;
+                    for (i, (b, mode)) in k.accesses.iter().enumerate() {
+                        let d = match k.scratch.iter().find(|s| s.0 == i) {
+                            Some((_, id)) => scratch_of(id, &k.context)?,
+                            None => device(b, &k.context)?,
+                        };
                         list.push(match mode {
                             AccessMode::Read => Access::read(d),
                             AccessMode::ReadWrite => Access::read_write(d),
@@ -181,6 +204,11 @@ impl RankLoop<'_> {
                     let context = format!("growing the allocation of {buffer}");
                     batch.copy(&old, device(&buffer, &context)?, old.bounds()).map_err(gpu_op(&context))?;
                     grown.push(old);
+                }
+                GpuOp::DownloadScratch { scratch: id, slot, context } => {
+                    debug_assert_eq!(slot, downloads.len());
+                    let d = scratch_of(&id, &context)?;
+                    downloads.push(batch.download(d, d.bounds()).map_err(gpu_op(&context))?);
                 }
                 GpuOp::Download { buffer, region, slot, context } => {
                     debug_assert_eq!(slot, downloads.len());
@@ -217,6 +245,7 @@ impl RankLoop<'_> {
                     *r = GpuRef::Submitted(id);
                     match after {
                         AfterGpu::Done => {}
+                        AfterGpu::Blocks { parts, .. } => parts.iter_mut().for_each(|p| p.download.resolve(&downloads)),
                         AfterGpu::Push { downloads: d, .. } => d.iter_mut().for_each(|x| x.0.resolve(&downloads)),
                         AfterGpu::Reduce { download, .. } => {
                             if let Some(d) = download {

@@ -26,6 +26,14 @@ pub(super) enum InFlight {
 
 pub(super) enum AfterGpu {
     Done,
+    /// A kernel's block reductions: their block results to download, then combine into tree nodes
+    /// ([`RankLoop::finish_blocks`]); `whole` when the chunk is the task's whole index space.
+    Blocks {
+        parts: Vec<super::reduction::BlockPart>,
+        whole: bool,
+        /// The execution command.
+        cmd: CommandId,
+    },
     /// Downloads to copy into host staging, then send.
     Push {
         buffer: BufferId,
@@ -56,6 +64,7 @@ impl AfterGpu {
     pub(super) fn download(&self) -> Option<&'static str> {
         match self {
             AfterGpu::Done => None,
+            AfterGpu::Blocks { .. } => Some("download of a kernel's block reduction results"),
             AfterGpu::Push { .. } => Some("download of data to send"),
             AfterGpu::Reduce { .. } => Some("download of a partial reduction result"),
             AfterGpu::HostInputs { .. } => Some("download of a host task's inputs"),
@@ -117,6 +126,7 @@ impl RankLoop<'_> {
                 }
                 match after {
                     AfterGpu::Done => Ok(None),
+                    AfterGpu::Blocks { parts, whole, cmd } => self.finish_blocks(parts, whole, cmd),
                     AfterGpu::Push { buffer, downloads, key } => {
                         self.send_pushed(buffer, downloads, key)?;
                         Ok(None)
@@ -161,6 +171,15 @@ impl RankLoop<'_> {
                 let _ = reply.send(Vec::new());
             }
             return Ok(None);
+        }
+        // A deterministic reduction's result, which this node combined on the host: no read-back.
+        if fenced == state.extent {
+            if let Some(bytes) = self.known_result(cmd, buffer).map(<[u8]>::to_vec) {
+                if let Some(reply) = self.fences.remove(&task) {
+                    let _ = reply.send(bytes);
+                }
+                return Ok(None);
+            }
         }
         self.cover(buffer, &fenced).map_err(&fail)?;
         let download = self.pend_download(buffer, fenced, &command_context(self.node, cmd, "fence"));

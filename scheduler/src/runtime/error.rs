@@ -123,6 +123,32 @@ pub enum RuntimeError {
         /// The panic's message.
         message: String,
     },
+    /// A chunk of a deterministic (block) reduction does not start at one of its blocks (workgroups): the task was
+    /// split at other than whole workgroups.
+    #[error(
+        "chunk {chunk} of deterministic reduction {reduction} does not start at a workgroup of the index space \
+         (blocks of {block:?} items); its task must be split at whole workgroups"
+    )]
+    BlockMisaligned {
+        /// The reduction.
+        reduction: celer_graph::ReductionId,
+        /// The chunk.
+        chunk: GridBox,
+        /// Items per block along each dimension.
+        block: [usize; 3],
+    },
+    /// The nodes of a deterministic reduction's tree left a block uncovered (a rank's partial result is missing).
+    #[error("N{node}: deterministic reduction {reduction} into {buffer}: {missing}")]
+    BlockMissing {
+        /// The command graph node.
+        node: i32,
+        /// The reduction.
+        reduction: celer_graph::ReductionId,
+        /// Its buffer.
+        buffer: BufferId,
+        /// The block no node covers.
+        missing: crate::blocks::MissingBlock,
+    },
     /// The combine closure of a `reduce_with` panicked.
     #[error("N{node}: the combine closure of reduction {reduction}{task} (reduce_with) panicked: {message}")]
     CombinePanicked {

@@ -7,7 +7,7 @@ use celer_graph::{AccessMode, BufferId, Command, CommandKind, GridBox, Region, T
 use super::batch::{GpuOp, PreparedKernel};
 use super::commands::{AfterGpu, InFlight};
 use super::error::{command_context, failure, OutOfBoundsAccess, RuntimeError};
-use super::reduction::{CustomReduction, ScalarKind};
+use super::reduction::{BlockPart, CustomReduction, ScalarKind};
 use super::{box3, grid_box, RankLoop};
 
 /// What a device-compute task runs: a WGSL kernel compiled at build time, and its scalar arguments.
@@ -25,6 +25,11 @@ pub struct KernelPayload {
     pub reduction_kinds: Vec<ScalarKind>,
     /// For each of the task's reductions, in order: how a user-defined one ([`ReductionOp::Custom`]) combines.
     pub custom_reductions: Vec<Option<CustomReduction>>,
+    /// With a kernel that calls the prelude's block reductions (`celer_reduce_*`): the items of one block (its
+    /// workgroup) along each dimension of the index space, dimension 0 first. The task's reductions are then
+    /// deterministic: each binds one cell per block of the chunk, and the blocks combine in a fixed tree
+    /// ([`crate::blocks`]); the chunks must start at whole blocks.
+    pub blocks: Option<[usize; 3]>,
 }
 
 /// What a checked kernel dispatch (`CELER_CHECK_BOUNDS`) declared, to check its accesses against and to name in the
@@ -62,18 +67,24 @@ impl RankLoop<'_> {
             Some(interior) => chunk.subtract_into(&interior, |b| launches.push(b)),
             None => launches.push(*chunk),
         }
-        self.collect_kernel(cmd, *chunk, &launches)?;
-        Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
+        let parts = self.collect_kernel(cmd, *chunk, &launches)?;
+        if parts.is_empty() {
+            return Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)));
+        }
+        let CommandKind::Execution { task, .. } = &cmd.kind else { unreachable!("checked by collect_kernel") };
+        let whole = self.tm.task(*task).is_some_and(|t| t.spec.range == *chunk);
+        Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Blocks { parts, whole, cmd: cmd.id })))
     }
 
     /// Collects the GPU work of device-compute execution `cmd` over `chunk`: its allocations cover what the whole
-    /// chunk touches, and one dispatch per box of `launches` (the chunk, or a part of it).
+    /// chunk touches, and one dispatch per box of `launches` (the chunk, or a part of it). Returns the block
+    /// results its block reductions leave, downloaded with the batch.
     pub(super) fn collect_kernel(
         &mut self,
         cmd: &Command,
         chunk: GridBox,
         launches: &[GridBox],
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Vec<BlockPart>, RuntimeError> {
         let rank = self.node;
         let fail = failure(rank, cmd);
         let CommandKind::Execution { task, .. } = &cmd.kind else {
@@ -90,12 +101,40 @@ impl RankLoop<'_> {
         let mut accesses: Vec<(BufferId, AccessMode)> = task.spec.accesses.iter().map(|a| (a.buffer, a.mode)).collect();
         // Reduction buffers bind after the accessors and start from the identity, except where rank 0
         // folds in the current value.
+        // Block reductions bind a scratch allocation of one cell per block of the chunk instead, which the kernel
+        // fills whole.
         let mut identities = Vec::new();
+        let mut parts = Vec::new();
+        let mut scratch = Vec::new();
         for r in &task.spec.reductions {
-            accesses.push((r.buffer, AccessMode::ReadWrite));
-            if !(r.include_current_value && rank == 0) {
-                identities.push((r.buffer, self.reductions[&r.id].identity()));
+            let info = &self.reductions[&r.id];
+            if let Some(grid) = info.blocks.filter(|_| !chunk.is_empty()) {
+                let tiles = grid
+                    .blocks_of(&chunk)
+                    .ok_or_else(|| fail(RuntimeError::BlockMisaligned { reduction: r.id, chunk, block: grid.size }))?;
+                let elem_size = info.kind.size();
+                // An iterative program reduces over the same chunk again and again: reuse its cells (and the
+                // descriptor sets that name them).
+                let spare =
+                    self.spare_scratch.iter().position(|a| a.bounds() == box3(&tiles) && a.elem_size() == elem_size);
+                let alloc = match spare {
+                    Some(i) => self.spare_scratch.swap_remove(i),
+                    None => self.gpu.allocate(box3(&tiles), elem_size).map_err(|error| {
+                        fail(RuntimeError::GpuOp {
+                            context: format!("one cell per block of reduction {}", r.id),
+                            error,
+                        })
+                    })?,
+                };
+                let id = self.next_scratch;
+                self.next_scratch += 1;
+                self.scratch.insert(id, alloc);
+                scratch.push((accesses.len(), id));
+                parts.push((r.id, r.buffer, tiles, id));
+            } else if !(r.include_current_value && rank == 0) {
+                identities.push((r.buffer, info.identity()));
             }
+            accesses.push((r.buffer, AccessMode::ReadWrite));
         }
         // An empty chunk (a task without items that reduces) dispatches nothing: it only resets its reduction
         // buffers, as its kernel would have found them.
@@ -113,7 +152,7 @@ impl RankLoop<'_> {
                 let context = context.clone();
                 self.pending.push(GpuOp::Upload { buffer, region: extent, bytes, bounds: extent, context });
             }
-            return Ok(());
+            return Ok(Vec::new());
         }
         // What each accessor touches on this rank: its allocation must hold it.
         let mut needs = Vec::with_capacity(accesses.len());
@@ -125,7 +164,10 @@ impl RankLoop<'_> {
             needs.push((a.buffer, region.bounding_box()));
         }
         for r in &task.spec.reductions {
-            needs.push((r.buffer, self.buffers[&r.buffer].extent));
+            match parts.iter().find(|p| p.0 == r.id) {
+                Some(p) => needs.push((r.buffer, p.2)),
+                None => needs.push((r.buffer, self.buffers[&r.buffer].extent)),
+            }
         }
         let dims = task.spec.dims.max(1);
         let context = command_context(rank, cmd, &format!("in {}", task.ident()));
@@ -154,8 +196,11 @@ impl RankLoop<'_> {
             };
             Box::new(CheckInfo { declared, names, buffers, what, fault })
         });
-        for (buffer, bounds) in needs {
-            self.cover(buffer, &bounds).map_err(&fail)?;
+        for (i, (buffer, bounds)) in needs.into_iter().enumerate() {
+            // A block reduction's cells are in its scratch allocation.
+            if !scratch.iter().any(|s| s.0 == i) {
+                self.cover(buffer, &bounds).map_err(&fail)?;
+            }
         }
         let kernel = if self.check_bounds {
             self.gpu.load_kernel_checked(payload.source, payload.entry)
@@ -174,6 +219,7 @@ impl RankLoop<'_> {
                 kernel,
                 launch: Launch::new(box3(launch), dims),
                 accesses: accesses.clone(),
+                scratch: scratch.clone(),
                 scalars: payload.scalars.clone(),
                 // Reductions never split (start_interior), so the one launch resets them.
                 identities: if n == 0 { std::mem::take(&mut identities) } else { Vec::new() },
@@ -181,7 +227,17 @@ impl RankLoop<'_> {
                 check: check.clone(),
             }));
         }
-        Ok(())
+        let parts = parts
+            .into_iter()
+            .map(|(reduction, buffer, tiles, id)| BlockPart {
+                reduction,
+                buffer,
+                tiles,
+                scratch: id,
+                download: self.pend_scratch_download(id, &context),
+            })
+            .collect();
+        Ok(parts)
     }
 
     /// For queued command `i` (not ready yet): if it is a kernel whose only unfinished dependencies are

@@ -179,6 +179,18 @@ pub struct RankLoop<'c> {
     pub(crate) stats: RankStats,
     /// Operation and element type of every reduction submitted, known on every rank.
     reductions: HashMap<ReductionId, ReductionInfo>,
+    /// Scratch allocations holding block reductions' results per block, from the kernel until its download is read.
+    scratch: HashMap<u64, celer_exec::gpu::DeviceAllocation>,
+    next_scratch: u64,
+    /// Scratch allocations whose batch completed, kept for the next block reduction over the same blocks.
+    spare_scratch: Vec<celer_exec::gpu::DeviceAllocation>,
+    /// Per buffer with a pending deterministic reduction: the reduction and this node's nodes of its tree
+    /// (encoded by [`crate::blocks::encode`]), for the push and the reduction command that read them. A buffer's
+    /// next block reduction replaces them (its kernel depends on those readers).
+    block_roots: HashMap<BufferId, (ReductionId, Vec<u8>)>,
+    /// Per buffer: the last deterministic reduction result this node uploaded into it, and the command that did,
+    /// for fences that read it (`known_result`).
+    known_results: HashMap<BufferId, (CommandId, Vec<u8>)>,
     /// Partial results gathered from the other ranks, until the reduction command combines them.
     gathered: HashMap<ReductionId, celer_exec::transfer::Gathered>,
     /// Host tasks the worker finished, by command.
@@ -295,6 +307,11 @@ impl<'c> RankLoop<'c> {
             stats: RankStats { rank: node as usize, ..RankStats::default() },
             reductions: HashMap::new(),
             gathered: HashMap::new(),
+            scratch: HashMap::new(),
+            next_scratch: 0,
+            spare_scratch: Vec::new(),
+            block_roots: HashMap::new(),
+            known_results: HashMap::new(),
             host_done: HashMap::new(),
             divergence,
             dump: runtime.dump_graphs.clone().map(|dir| (dir, Vec::new())),
@@ -553,10 +570,13 @@ impl<'c> RankLoop<'c> {
     /// their device allocations and creation data. Records `reached` for [`progress`](Self::progress).
     pub(super) fn release_dropped(&mut self, reached: TaskId) {
         self.completed_before = self.completed_before.max(reached);
-        let (buffers, stats) = (&mut self.buffers, &mut self.stats);
+        let (buffers, stats, roots, known) =
+            (&mut self.buffers, &mut self.stats, &mut self.block_roots, &mut self.known_results);
         self.dropped.retain(|&(id, before)| {
             let release = before <= reached;
             if release {
+                roots.remove(&id);
+                known.remove(&id);
                 if let Some(device) = buffers.remove(&id).and_then(|s| s.device) {
                     stats.device_bytes -= device.bytes() as u64;
                 }

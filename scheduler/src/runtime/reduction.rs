@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use celer_exec::transfer::TransferKey;
-use celer_graph::{BufferId, Command, ReductionId, ReductionOp, TaskSpec};
+use celer_graph::{BufferId, Command, CommandId, GridBox, ReductionId, ReductionOp, TaskSpec};
+
+use crate::blocks::{MissingBlock, Node};
 
 use super::batch::{Dl, GpuOp};
 use super::commands::{AfterGpu, InFlight};
@@ -66,6 +68,120 @@ impl ScalarKind {
     }
 }
 
+/// An element type of the built-in operations, combined as the prelude's block reductions combine on the GPU.
+trait Elem: Copy {
+    fn from_bytes(b: &[u8]) -> Self;
+    fn to_bytes(self) -> Vec<u8>;
+    fn combine(op: ReductionOp, a: Self, b: Self) -> Self;
+}
+
+macro_rules! elem {
+    ($($t:ty => $add:expr),*) => { $(
+        impl Elem for $t {
+            fn from_bytes(b: &[u8]) -> Self {
+                <$t>::from_ne_bytes(b.try_into().expect("one element"))
+            }
+            fn to_bytes(self) -> Vec<u8> {
+                self.to_ne_bytes().to_vec()
+            }
+            fn combine(op: ReductionOp, x: Self, y: Self) -> Self {
+                match op {
+                    ReductionOp::Sum => $add(x, y),
+                    ReductionOp::Min => if y < x { y } else { x },
+                    ReductionOp::Max => if y > x { y } else { x },
+                    // Custom reductions combine with their own function (`ReductionInfo::block_nodes`).
+                    ReductionOp::Custom => x,
+                }
+            }
+        }
+    )* };
+}
+elem!(i32 => i32::wrapping_add, u32 => u32::wrapping_add, i64 => i64::wrapping_add, u64 => u64::wrapping_add,
+    f32 => |x: f32, y: f32| x + y, f64 => |x: f64, y: f64| x + y);
+
+/// [`ReductionInfo::block_nodes`] for a built-in operation over element type `E`.
+fn typed_nodes<E: Elem>(op: ReductionOp, count: u64, runs: &[(u64, usize)], bytes: &[u8]) -> Vec<Node> {
+    let size = std::mem::size_of::<E>();
+    let values: Vec<E> = bytes.chunks_exact(size).map(E::from_bytes).collect();
+    let combine = |a: &E, b: &E| E::combine(op, *a, *b);
+    let mut nodes = Vec::new();
+    let mut at = 0;
+    for &(first, len) in runs {
+        let roots = crate::blocks::run_roots(count, first, &values[at..at + len], &combine);
+        nodes.extend(roots.into_iter().map(|(l, i, v)| (l, i, v.to_bytes())));
+        at += len;
+    }
+    nodes
+}
+
+/// [`ReductionInfo::block_root`] for a built-in operation over element type `E`.
+fn typed_root<E: Elem>(op: ReductionOp, count: u64, nodes: &[Node]) -> Result<Vec<u8>, MissingBlock> {
+    let typed: Vec<Node<E>> = nodes.iter().map(|(l, i, v)| (*l, *i, E::from_bytes(v))).collect();
+    crate::blocks::combine_roots(count, &typed, &|a: &E, b: &E| E::combine(op, *a, *b)).map(E::to_bytes)
+}
+
+/// The blocks of a deterministic (block) reduction: tiles of the task's index space, one per workgroup, aligned to
+/// the index space's first item, and how many there are along each dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct BlockGrid {
+    /// The index space's first item.
+    origin: [usize; 3],
+    /// Items per block along each dimension (the workgroup size, dimension 0 first).
+    pub(super) size: [usize; 3],
+    /// Blocks along each dimension (the last ones may be cut by the index space's end).
+    counts: [usize; 3],
+}
+
+impl BlockGrid {
+    /// The grid of blocks of `size` items over index space `range`.
+    pub(super) fn new(range: &GridBox, size: [usize; 3]) -> Self {
+        let (min, max) = (range.min(), range.max());
+        let counts = std::array::from_fn(|d| (max[d] - min[d]).div_ceil(size[d].max(1)));
+        Self { origin: min, size, counts }
+    }
+
+    /// How many blocks there are.
+    pub(super) fn count(&self) -> u64 {
+        self.counts.iter().map(|&c| c as u64).product()
+    }
+
+    /// The blocks of `chunk`, as a box in block coordinates, or `None` where the chunk does not start at a block's
+    /// first item (chunks of block reductions are split at whole workgroups).
+    pub(super) fn blocks_of(&self, chunk: &GridBox) -> Option<GridBox> {
+        let (min, max) = (chunk.min(), chunk.max());
+        let mut lo = [0; 3];
+        let mut hi = [0; 3];
+        for d in 0..3 {
+            let (a, b) = (min[d] - self.origin[d], max[d] - self.origin[d]);
+            if !a.is_multiple_of(self.size[d].max(1)) {
+                return None;
+            }
+            lo[d] = a / self.size[d].max(1);
+            hi[d] = b.div_ceil(self.size[d].max(1));
+        }
+        Some(GridBox::new(lo, hi))
+    }
+
+    /// The runs of consecutive block numbers (row-major over the grid) that the blocks of `tiles` make, in the
+    /// order of `tiles`' cells (row-major): `(first block number, how many)`.
+    pub(super) fn runs(&self, tiles: &GridBox) -> Vec<(u64, usize)> {
+        let (lo, hi) = (tiles.min(), tiles.max());
+        let c = self.counts.map(|c| c as u64);
+        let mut runs: Vec<(u64, usize)> = Vec::new();
+        for i in lo[0]..hi[0] {
+            for j in lo[1]..hi[1] {
+                let first = (i as u64 * c[1] + j as u64) * c[2] + lo[2] as u64;
+                let len = hi[2] - lo[2];
+                match runs.last_mut() {
+                    Some((s, n)) if *s + *n as u64 == first => *n += len,
+                    _ => runs.push((first, len)),
+                }
+            }
+        }
+        runs
+    }
+}
+
 /// How a user-defined reduction combines two elements (their bytes) into one.
 pub type CombineFn = dyn Fn(&[u8], &[u8]) -> Vec<u8> + Send + Sync;
 
@@ -93,6 +209,9 @@ pub(super) struct ReductionInfo {
     pub(super) custom: Option<CustomReduction>,
     /// The name of the task that declared it, for messages.
     pub(super) task: Option<std::sync::Arc<str>>,
+    /// For a deterministic (block) reduction: its blocks, whose partial results combine in a fixed tree
+    /// ([`crate::blocks`]).
+    pub(super) blocks: Option<BlockGrid>,
 }
 
 impl ReductionInfo {
@@ -101,6 +220,45 @@ impl ReductionInfo {
         match &self.custom {
             Some(c) => c.identity.clone(),
             None => self.kind.identity(self.op),
+        }
+    }
+
+    /// The tree nodes of a block reduction's blocks given as `runs` of consecutive block numbers (`(first, how
+    /// many)`) whose values `bytes` holds in that order ([`crate::blocks::run_roots`]).
+    pub(super) fn block_nodes(&self, count: u64, runs: &[(u64, usize)], bytes: &[u8]) -> Vec<Node> {
+        let op = self.op;
+        match (&self.custom, self.kind) {
+            (Some(c), kind) => {
+                let values: Vec<Vec<u8>> = bytes.chunks_exact(kind.size()).map(<[u8]>::to_vec).collect();
+                let combine = |a: &Vec<u8>, b: &Vec<u8>| (c.combine)(a, b);
+                let mut nodes = Vec::new();
+                let mut at = 0;
+                for &(first, len) in runs {
+                    nodes.extend(crate::blocks::run_roots(count, first, &values[at..at + len], &combine));
+                    at += len;
+                }
+                nodes
+            }
+            (None, ScalarKind::I32) => typed_nodes::<i32>(op, count, runs, bytes),
+            (None, ScalarKind::U32) => typed_nodes::<u32>(op, count, runs, bytes),
+            (None, ScalarKind::I64) => typed_nodes::<i64>(op, count, runs, bytes),
+            (None, ScalarKind::U64) => typed_nodes::<u64>(op, count, runs, bytes),
+            (None, ScalarKind::F32) => typed_nodes::<f32>(op, count, runs, bytes),
+            (None, ScalarKind::F64) => typed_nodes::<f64>(op, count, runs, bytes),
+        }
+    }
+
+    /// A block reduction's result from the tree nodes of all its blocks ([`crate::blocks::combine_roots`]).
+    pub(super) fn block_root(&self, count: u64, nodes: &[Node]) -> Result<Vec<u8>, MissingBlock> {
+        let op = self.op;
+        match (&self.custom, self.kind) {
+            (Some(c), _) => crate::blocks::combine_roots(count, nodes, &|a: &Vec<u8>, b: &Vec<u8>| (c.combine)(a, b)),
+            (None, ScalarKind::I32) => typed_root::<i32>(op, count, nodes),
+            (None, ScalarKind::U32) => typed_root::<u32>(op, count, nodes),
+            (None, ScalarKind::I64) => typed_root::<i64>(op, count, nodes),
+            (None, ScalarKind::U64) => typed_root::<u64>(op, count, nodes),
+            (None, ScalarKind::F32) => typed_root::<f32>(op, count, nodes),
+            (None, ScalarKind::F64) => typed_root::<f64>(op, count, nodes),
         }
     }
 
@@ -113,7 +271,179 @@ impl ReductionInfo {
     }
 }
 
+/// How many scratch allocations of block reductions a node keeps for reuse (a program alternating between a few
+/// reductions over the same chunks reuses theirs).
+const MAX_SPARE_SCRATCH: usize = 8;
+
+/// The partial results of one block reduction that an execution command's kernel leaves: one cell per block of its
+/// chunk, in a scratch allocation of their own (`RankLoop::scratch`), downloaded with the kernel's batch.
+#[derive(Debug)]
+pub(super) struct BlockPart {
+    pub(super) reduction: ReductionId,
+    pub(super) buffer: BufferId,
+    /// The chunk's blocks, in block coordinates (the scratch allocation's box).
+    pub(super) tiles: GridBox,
+    /// The scratch allocation.
+    pub(super) scratch: u64,
+    pub(super) download: Dl,
+}
+
 impl RankLoop<'_> {
+    /// The bytes a fence command `cmd` of the whole of `buffer` reads, where the host knows them: the buffer's last
+    /// writer (a true dependency of the fence; a one-element buffer has one) is the command that uploaded a
+    /// deterministic reduction's result. Saves the fence a GPU round trip.
+    pub(super) fn known_result(&self, cmd: &Command, buffer: BufferId) -> Option<&[u8]> {
+        let (writer, bytes) = self.known_results.get(&buffer)?;
+        cmd.dependencies
+            .iter()
+            .any(|d| d.command == *writer && d.kind == celer_graph::DependencyKind::True)
+            .then_some(bytes.as_slice())
+    }
+
+    /// Once the kernel of an execution command with block reductions completed: turns each reduction's block
+    /// results into the nodes of the fixed tree that its chunk holds ([`crate::blocks::run_roots`]). Where the chunk
+    /// is the whole index space (`whole`, the task's only chunk) the root is the result, uploaded into the buffer
+    /// (returned: the upload's flight); otherwise the nodes wait for the push or reduction command that reads the
+    /// reduction (`block_roots`).
+    pub(super) fn finish_blocks(
+        &mut self,
+        parts: Vec<BlockPart>,
+        whole: bool,
+        cmd: CommandId,
+    ) -> Result<Option<InFlight>, RuntimeError> {
+        let mut uploads = false;
+        for p in parts {
+            let alloc = self.scratch.remove(&p.scratch).ok_or(RuntimeError::Internal("a block scratch vanished"))?;
+            let info = self.reductions[&p.reduction].clone();
+            let grid = info.blocks.ok_or(RuntimeError::Internal("block results of a reduction without blocks"))?;
+            let size = info.kind.size();
+            let mut bytes = vec![0u8; p.tiles.area() * size];
+            self.gpu.read_download(p.download.id()?, &mut bytes, box3(&p.tiles))?;
+            // Its batch completed: the cells may serve the next block reduction over the same blocks.
+            self.spare_scratch.push(alloc);
+            if self.spare_scratch.len() > MAX_SPARE_SCRATCH {
+                let oldest = self.spare_scratch.remove(0);
+                self.gpu.free(oldest);
+            }
+            let me = self.node;
+            let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let nodes = info.block_nodes(grid.count(), &grid.runs(&p.tiles), &bytes);
+                if whole {
+                    info.block_root(grid.count(), &nodes).map(Ok)
+                } else {
+                    Ok(Err(nodes))
+                }
+            }))
+            .map_err(|panic| combine_panicked(me, p.reduction, &info, &*panic))?
+            .map_err(|missing| RuntimeError::BlockMissing {
+                node: me,
+                reduction: p.reduction,
+                buffer: p.buffer,
+                missing,
+            })?;
+            match computed {
+                Ok(result) => {
+                    self.upload_result(p.buffer, p.reduction, result, cmd)?;
+                    uploads = true;
+                }
+                Err(nodes) => {
+                    self.block_roots.insert(p.buffer, (p.reduction, crate::blocks::encode(&nodes)));
+                }
+            }
+        }
+        Ok(uploads.then(|| InFlight::Gpu(self.open(), AfterGpu::Done)))
+    }
+
+    /// Sends this rank's tree nodes of block reduction `reduction` to the `targets` that read it (those with a
+    /// non-empty region; the others had the empty notice already).
+    pub(super) fn push_block_roots(
+        &mut self,
+        cmd: &Command,
+        transfer: &celer_graph::TransferId,
+        reduction: ReductionId,
+        targets: &[(celer_graph::NodeId, celer_graph::Region)],
+    ) -> Result<Option<InFlight>, RuntimeError> {
+        let fail = failure(self.node, cmd);
+        let bytes = match self.block_roots.get(&transfer.buffer) {
+            Some((r, bytes)) if *r == reduction => bytes.clone(),
+            _ => return Err(fail(RuntimeError::MissingData { buffer: transfer.buffer })),
+        };
+        let bounds = celer_exec::gpu::Box3::d1(0, bytes.len());
+        let layout = celer_exec::transfer::AllocLayout { bounds, elem_size: 1 };
+        for (target, _) in targets.iter().filter(|(_, r)| !r.is_empty()) {
+            let token = self.token();
+            self.stats.bytes_sent += bytes.len() as u64;
+            self.engine
+                .send(key_of(transfer), target.0 as i32, bounds, &layout, &bytes, token)
+                .map_err(|e| fail(e.into()))?;
+        }
+        Ok(None)
+    }
+
+    /// Combines block reduction `reduction` from the tree nodes of every rank (this one's and the gathered ones) in
+    /// the fixed tree, and collects the upload of the result into `buffer`.
+    fn combine_blocks(
+        &mut self,
+        buffer: BufferId,
+        reduction: ReductionId,
+        cmd: CommandId,
+    ) -> Result<InFlight, RuntimeError> {
+        let info = self.reductions[&reduction].clone();
+        let grid = info.blocks.ok_or(RuntimeError::Internal("a block reduction without blocks"))?;
+        let size = info.kind.size();
+        let mut nodes = Vec::new();
+        if let Some((r, bytes)) = self.block_roots.get(&buffer) {
+            if *r == reduction {
+                nodes.extend(crate::blocks::decode(bytes, size));
+            }
+        }
+        if let Some(g) = self.gathered.remove(&reduction) {
+            for p in g.pieces() {
+                nodes.extend(crate::blocks::decode(p.bytes(), size));
+            }
+            self.engine.recycle(g);
+        }
+        let me = self.node;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| info.block_root(grid.count(), &nodes)))
+            .map_err(|panic| combine_panicked(me, reduction, &info, &*panic))?
+            .map_err(|missing| RuntimeError::BlockMissing { node: me, reduction, buffer, missing })?;
+        self.upload_result(buffer, reduction, result, cmd)?;
+        Ok(InFlight::Gpu(self.open(), AfterGpu::Done))
+    }
+
+    /// Collects the upload of a deterministic reduction's result into its one-element buffer, written by command
+    /// `cmd`; the result's bytes stay known on the host (`known_results`), so a fence that reads what `cmd` wrote
+    /// is answered without reading it back ([`RankLoop::known_result`]).
+    fn upload_result(
+        &mut self,
+        buffer: BufferId,
+        reduction: ReductionId,
+        result: Vec<u8>,
+        cmd: CommandId,
+    ) -> Result<(), RuntimeError> {
+        self.known_results.insert(buffer, (cmd, result.clone()));
+        self.upload_reduction(buffer, reduction, result)
+    }
+
+    /// Collects the upload of a reduction's result into its one-element buffer.
+    fn upload_reduction(
+        &mut self,
+        buffer: BufferId,
+        reduction: ReductionId,
+        result: Vec<u8>,
+    ) -> Result<(), RuntimeError> {
+        let extent = self.buffers[&buffer].extent;
+        self.cover(buffer, &extent)?;
+        self.pending.push(GpuOp::Upload {
+            buffer,
+            region: extent,
+            bytes: Arc::new(result),
+            bounds: extent,
+            context: format!("reduction {reduction}"),
+        });
+        Ok(())
+    }
+
     /// Records the operation and element type of each reduction of the task `spec` (every rank knows them all).
     pub(super) fn record_reductions(&mut self, spec: &TaskSpec) -> Result<(), RuntimeError> {
         if spec.reductions.is_empty() {
@@ -128,7 +458,11 @@ impl RankLoop<'_> {
             if r.op == ReductionOp::Custom && custom.is_none() {
                 return Err(RuntimeError::ReductionWithoutCombiner { buffer: r.buffer });
             }
-            self.reductions.insert(r.id, ReductionInfo { op: r.op, kind, custom, task: spec.name.clone() });
+            let blocks = payload.and_then(|k| k.blocks).map(|size| BlockGrid::new(&spec.range, size));
+            if blocks.is_some() && r.include_current_value {
+                return Err(RuntimeError::Internal("a block reduction that includes the buffer's current value"));
+            }
+            self.reductions.insert(r.id, ReductionInfo { op: r.op, kind, custom, task: spec.name.clone(), blocks });
         }
         Ok(())
     }
@@ -169,6 +503,9 @@ impl RankLoop<'_> {
         buffer: BufferId,
         has_local_contribution: bool,
     ) -> Result<Option<InFlight>, RuntimeError> {
+        if self.reductions.get(&reduction).is_some_and(|r| r.blocks.is_some()) {
+            return self.combine_blocks(buffer, reduction, cmd.id).map(Some);
+        }
         let fail = failure(self.node, cmd);
         let download = if has_local_contribution {
             let extent = self.buffers[&buffer].extent;
@@ -206,21 +543,54 @@ impl RankLoop<'_> {
         }
         parts.sort_by_key(|p| p.0);
         let slices: Vec<&[u8]> = parts.iter().map(|p| p.1).collect();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| info.combine(&slices))).map_err(|p| {
-            let task = info.task.as_deref().map_or(String::new(), |n| format!(" of task \"{n}\""));
-            RuntimeError::CombinePanicked { node: me, reduction, task, message: super::panics::panic_text(&*p) }
-        })?;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| info.combine(&slices)))
+            .map_err(|p| combine_panicked(me, reduction, &info, &*p))?;
         if let Some(g) = gathered {
             self.engine.recycle(g);
         }
-        self.cover(buffer, &extent)?;
-        self.pending.push(GpuOp::Upload {
-            buffer,
-            region: extent,
-            bytes: Arc::new(result),
-            bounds: extent,
-            context: format!("reduction {reduction}"),
-        });
+        self.upload_reduction(buffer, reduction, result)?;
         Ok(InFlight::Gpu(self.open(), AfterGpu::Done))
+    }
+}
+
+/// The error of a `reduce_with` combine closure that panicked.
+fn combine_panicked(
+    node: i32,
+    reduction: ReductionId,
+    info: &ReductionInfo,
+    panic: &(dyn std::any::Any + Send),
+) -> RuntimeError {
+    let task = info.task.as_deref().map_or(String::new(), |n| format!(" of task \"{n}\""));
+    RuntimeError::CombinePanicked { node, reduction, task, message: super::panics::panic_text(panic) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_of_a_chunk_are_counted_from_the_index_space_origin_and_refuse_a_misaligned_start() {
+        // Index space [10, 110) x [0, 50) in blocks of 8 x 16: 13 x 4 blocks, the last ones cut.
+        let grid = BlockGrid::new(&GridBox::new([10, 0, 0], [110, 50, 1]), [8, 16, 1]);
+        assert_eq!(grid.count(), 13 * 4);
+        let chunk = GridBox::new([26, 16, 0], [110, 50, 1]);
+        assert_eq!(grid.blocks_of(&chunk), Some(GridBox::new([2, 1, 0], [13, 4, 1])));
+        assert_eq!(grid.blocks_of(&GridBox::new([14, 0, 0], [110, 50, 1])), None, "starts inside a block");
+    }
+
+    #[test]
+    fn runs_join_rows_that_span_the_grid_and_split_rows_that_do_not() {
+        let grid = BlockGrid::new(&GridBox::new([0, 0, 0], [40, 40, 1]), [10, 10, 1]);
+        // Whole rows 1-2: one run of 8 blocks.
+        assert_eq!(grid.runs(&GridBox::new([1, 0, 0], [3, 4, 1])), vec![(4, 8)]);
+        // The right half of rows 0-1: one run per row.
+        assert_eq!(grid.runs(&GridBox::new([0, 2, 0], [2, 4, 1])), vec![(2, 2), (6, 2)]);
+    }
+
+    #[test]
+    fn pairwise_combines_wrap_integer_sums_and_keep_the_first_of_equal_floats() {
+        assert_eq!(<i32 as Elem>::combine(ReductionOp::Sum, i32::MAX, 1), i32::MIN);
+        let min = <f32 as Elem>::combine(ReductionOp::Min, 0.0, -0.0);
+        assert_eq!(min.to_bits(), 0.0f32.to_bits(), "-0.0 does not compare below 0.0");
     }
 }

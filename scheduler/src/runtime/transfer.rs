@@ -39,6 +39,10 @@ impl RankLoop<'_> {
         if targets.iter().all(|(_, r)| r.is_empty()) {
             return Ok(None);
         }
+        // A deterministic reduction sends the nodes of its tree that this rank computed, from the host.
+        if let Some(r) = transfer.reduction.filter(|r| self.reductions.get(r).is_some_and(|i| i.blocks.is_some())) {
+            return self.push_block_roots(cmd, transfer, r, targets);
+        }
         for (_, region) in targets {
             for b in region.boxes() {
                 self.cover(transfer.buffer, b).map_err(&fail)?;
