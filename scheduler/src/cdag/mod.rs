@@ -164,6 +164,12 @@ impl CommandGraphGenerator {
         &self.records
     }
 
+    /// The recorded commands, for tests that hand the checker a wrong command graph.
+    #[cfg(test)]
+    pub(crate) fn records_mut(&mut self) -> &mut Vec<Command> {
+        &mut self.records
+    }
+
     /// Number of live commands.
     pub fn live_command_count(&self) -> usize {
         self.commands.len()
