@@ -382,3 +382,6 @@ impl fmt::Debug for CommandGraphGenerator {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -169,8 +169,13 @@ pub(super) fn mark_stale(state: &mut BufferState, region: &Region) {
 
 #[cfg(test)]
 mod tests {
-    use super::RankSet;
+    use super::{RankSet, SentTo, WriterState};
+    use celer_graph::{CommandId, GridBox, Region};
     use std::collections::BTreeSet;
+
+    fn r(lo: usize, hi: usize) -> Region {
+        Region::from(GridBox::d1(lo, hi))
+    }
 
     #[test]
     fn rank_sets_match_a_plain_set_and_stay_merged() {
@@ -194,5 +199,53 @@ mod tests {
         }
         assert_eq!(set.0.as_slice(), &[(0, 64)], "all of 0..64 is one interval");
         assert_eq!(RankSet::below(5).iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn below_zero_is_empty_and_below_n_is_one_interval() {
+        assert_eq!(RankSet::below(0), RankSet::new());
+        assert_eq!(RankSet::below(0).len(), 0);
+        assert_eq!(RankSet::below(3).0.as_slice(), &[(0, 3)]);
+        assert_eq!(RankSet::below(3).len(), 3);
+    }
+
+    #[test]
+    fn sent_regions_are_kept_per_target_until_rewritten() {
+        let mut sent = SentTo::default();
+        sent.clear(&r(0, 8)); // nothing sent yet: nothing to forget
+        sent.record(2, &r(0, 4));
+        sent.record(1, &r(4, 6));
+        sent.record(2, &r(6, 8));
+        assert_eq!(sent.0.iter().map(|e| e.0).collect::<Vec<_>>(), vec![1, 2], "sorted by target");
+        assert_eq!(sent.boxes(), 3);
+        assert_eq!(sent.unsent(2, &r(2, 8)), r(4, 6));
+        assert_eq!(sent.unsent(1, &r(2, 8)), Region::from_boxes([GridBox::d1(2, 4), GridBox::d1(6, 8)]));
+        assert_eq!(sent.unsent(3, &r(2, 8)), r(2, 8), "target 3 received nothing");
+        assert_eq!(sent.unsent(1, &r(0, 2)), r(0, 2), "nothing of it was sent to target 1");
+        // A rewrite of [3, 5) forgets it for every target; what is left stays sent.
+        sent.clear(&r(3, 5));
+        assert_eq!(sent.unsent(2, &r(0, 8)), r(3, 6));
+        assert_eq!(sent.unsent(1, &r(0, 8)), Region::from_boxes([GridBox::d1(0, 5), GridBox::d1(6, 8)]));
+        // A rewrite of target 1's whole region drops the target.
+        sent.clear(&r(5, 6));
+        assert_eq!(sent.0.iter().map(|e| e.0).collect::<Vec<_>>(), vec![2]);
+        // A rewrite that misses everything sent changes nothing.
+        sent.clear(&r(3, 4));
+        assert_eq!(sent.unsent(2, &r(0, 8)), r(3, 6));
+        // A rewrite of everything forgets everything, also in two boxes.
+        sent.clear(&Region::from_boxes([GridBox::d1(0, 4), GridBox::d1(4, 8)]));
+        assert_eq!((sent.0.len(), sent.boxes()), (0, 0));
+        sent.record(1, &r(0, 2));
+        sent.clear(&r(0, 8));
+        assert_eq!(sent.0.len(), 0);
+    }
+
+    #[test]
+    fn only_fresh_data_this_rank_wrote_is_original() {
+        let w = |cmd: Option<u64>, fresh, replicated| WriterState { cmd: cmd.map(CommandId), fresh, replicated };
+        assert!(w(Some(1), true, false).is_original());
+        assert!(!w(Some(1), false, false).is_original(), "stale");
+        assert!(!w(Some(1), true, true).is_original(), "received");
+        assert!(!w(None, true, false).is_original(), "never written here");
     }
 }
