@@ -416,13 +416,17 @@ mod tests {
         Ok(())
     }
 
-    /// A sum over 64 items into B1 (T1, reduction R0) and a task that reads it on every rank (T2).
+    /// A sum over 64 items into B1 (T1, reduction R0, adding B1's value) and a task that reads it on every rank (T2).
     fn reduction(sim: &mut Simulation) -> Result<(), TaskError> {
+        reduction_of(sim, true)
+    }
+
+    fn reduction_of(sim: &mut Simulation, include_current_value: bool) -> Result<(), TaskError> {
         sim.create_buffer(B0, 1, GridBox::d1(0, 64), true, Some("data"));
         sim.create_buffer(B1, 1, GridBox::d1(0, 1), true, Some("sum"));
         let mut sum = TaskSpec::device_compute(&[64]).access(B0, Read, RangeMapper::OneToOne);
         let op = ReductionOp::Sum;
-        sum.reductions.push(ReductionSpec { id: ReductionId(0), buffer: B1, op, include_current_value: true });
+        sum.reductions.push(ReductionSpec { id: ReductionId(0), buffer: B1, op, include_current_value });
         sim.submit(sum)?;
         sim.submit(read_all(TaskSpec::device_compute(&[64]), B1))?;
         Ok(())
@@ -531,6 +535,16 @@ mod tests {
             ]
             .into();
             assert_eq!(reads, want, "{ranks} ranks");
+            // Without the current value, no rank reads B1 for the reduction.
+            let mut sim = Simulation::new(ranks, true);
+            reduction_of(&mut sim, false).unwrap();
+            let want: Reads = [
+                ((TaskId(1), B0), cells(0..64, Some(0))),
+                ((TaskId(1), B1), cells(0..0, None)),
+                ((TaskId(2), B1), cells(0..1, Some(1))),
+            ]
+            .into();
+            assert_eq!(replay(&sim).unwrap(), want, "{ranks} ranks");
         }
     }
 
@@ -710,16 +724,20 @@ mod tests {
             for b in 0..3 {
                 sim.create_buffer(BufferId(b), 1, GridBox::d1(0, 2), true, None);
             }
-            // T1 writes B0 on one rank, B1 on several; T2 reads B2, which nobody writes, the same everywhere.
+            // T1 writes B0 on one rank, B1 on several; T2 reads B0; T3 reads B2, the same everywhere.
             let written = if sim.num_ranks() == 1 { B0 } else { B1 };
             sim.submit(write(TaskSpec::device_compute(&[2]), written))?;
+            sim.submit(read_all(TaskSpec::device_compute(&[2]), B0))?;
             sim.submit(read_all(TaskSpec::device_compute(&[2]), BufferId(2)))?;
             Ok(())
         };
         let err = equivalent_to_one_rank(2, program).unwrap_err().to_string();
         assert_eq!(
             err,
-            "2 ranks read differently from one rank:\n  T1/B0: one rank {}, 2 ranks None\n  T1/B1: only read with 2 ranks\n"
+            "2 ranks read differently from one rank:\n  \
+             T1/B0: one rank {}, 2 ranks None\n  \
+             T2/B0: one rank {0: Some(T1), 1: Some(T1)}, 2 ranks Some({0: Some(T0), 1: Some(T0)})\n  \
+             T1/B1: only read with 2 ranks\n"
         );
         equivalent_to_one_rank(3, exchange_twice).unwrap();
     }
