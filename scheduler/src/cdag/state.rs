@@ -202,6 +202,26 @@ mod tests {
     }
 
     #[test]
+    fn inserting_a_rank_joins_the_intervals_it_touches() {
+        let mut set = RankSet::new();
+        for r in [5, 7, 10, 3] {
+            set.insert(r);
+        }
+        assert_eq!(set.0.as_slice(), &[(3, 4), (5, 6), (7, 8), (10, 11)]);
+        set.insert(6); // closes the gap between [5, 6) and [7, 8)
+        assert_eq!(set.0.as_slice(), &[(3, 4), (5, 8), (10, 11)]);
+        set.insert(9); // extends [10, 11) downwards
+        assert_eq!(set.0.as_slice(), &[(3, 4), (5, 8), (9, 11)]);
+        set.insert(4); // closes the gap between [3, 4) and [5, 8)
+        assert_eq!(set.0.as_slice(), &[(3, 8), (9, 11)]);
+        set.insert(11); // extends [9, 11) upwards, with nothing above
+        set.insert(2); // extends [3, 8) downwards
+        set.insert(6); // already in
+        assert_eq!(set.0.as_slice(), &[(2, 8), (9, 12)]);
+        assert_eq!((set.len(), set.contains(8), set.contains(9)), (9, false, true));
+    }
+
+    #[test]
     fn below_zero_is_empty_and_below_n_is_one_interval() {
         assert_eq!(RankSet::below(0), RankSet::new());
         assert_eq!(RankSet::below(0).len(), 0);
