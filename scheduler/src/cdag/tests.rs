@@ -181,6 +181,11 @@ fn producer_ranks_are_the_ranks_whose_chunks_wrote_the_region() {
     // The reader produces nothing, and the init epoch accesses nothing.
     assert_eq!(g.producer_ranks(&sim.recorded_tasks()[2], B0, &Region::from(GridBox::d1(0, 8))), vec![]);
     assert_eq!(g.producer_ranks(&sim.recorded_tasks()[0], B0, &Region::from(GridBox::d1(0, 8))), vec![]);
+    // A buffer destroyed since is unknown too, although the task accessed it.
+    let mut sim = sim;
+    sim.destroy_buffer(B0);
+    let writer = &sim.recorded_tasks()[1];
+    assert_eq!(sim.ranks[1].producer_ranks(writer, B0, &Region::from(GridBox::d1(0, 8))), vec![]);
 }
 
 #[test]
