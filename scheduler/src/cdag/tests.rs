@@ -7,6 +7,7 @@ use celer_graph::{
 
 use super::*;
 use crate::sim::Simulation;
+use celer_graph::TaskErrorKind;
 
 const B0: BufferId = BufferId(0);
 const B1: BufferId = BufferId(1);
@@ -276,4 +277,78 @@ fn debug_shows_the_rank_and_the_live_commands() {
         format!("{:?}", sim.ranks[1]),
         "CommandGraphGenerator { local: N1, num_ranks: 2, live_commands: 5, .. }"
     );
+}
+
+fn sum_into(spec: TaskSpec, b: BufferId, include_current_value: bool) -> TaskSpec {
+    let mut spec = spec;
+    let id = celer_graph::ReductionId(0);
+    spec.reductions.push(ReductionSpec { id, buffer: b, op: ReductionOp::Sum, include_current_value });
+    spec
+}
+
+#[test]
+fn only_rank_0_folds_in_the_current_value_of_a_reduction() {
+    for include in [true, false] {
+        let mut sim = Simulation::new(2, true);
+        sim.create_buffer(B1, 1, GridBox::d1(0, 1), true, None);
+        sim.submit(sum_into(TaskSpec::device_compute(&[8]), B1, include)).unwrap();
+        for r in 0..2 {
+            let flags: Vec<bool> = (sim.ranks[r].records().iter())
+                .filter_map(|c| match c.kind {
+                    CommandKind::Execution { initializes_reductions, .. } => Some(initializes_reductions),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(flags, vec![include && r == 0], "N{r}, include_current_value {include}");
+        }
+    }
+}
+
+#[test]
+fn overlapping_writes_are_refused_beside_a_reduction_into_another_buffer() {
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, Some("out"));
+    sim.create_buffer(B1, 1, GridBox::d1(0, 1), false, Some("sum"));
+    let scatter = TaskSpec::device_compute(&[8]).access(B0, DiscardWrite, RangeMapper::All);
+    let err = sim.submit(sum_into(scatter, B1, false)).unwrap_err();
+    assert!(
+        matches!(&*err.inner, TaskErrorKind::OverlappingWrite { first: NodeId(0), second: NodeId(1), .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("buffer B0 \"out\""), "{err}");
+}
+
+#[test]
+fn cells_written_only_by_another_ranks_chunk_become_stale_here() {
+    // Only the chunk that ends at 8 writes, and it writes the whole buffer (the whole range writes it too); the
+    // lower chunk writes nothing.
+    let upper_writes_all = RangeMapper::Custom {
+        name: "upper_writes_all",
+        f: std::sync::Arc::new(
+            |c: &GridBox, _: &GridBox| {
+                if c.max()[0] == 8 {
+                    Region::from(GridBox::d1(0, 8))
+                } else {
+                    Region::new()
+                }
+            },
+        ),
+        reach: None,
+    };
+    let program = move |sim: &mut Simulation| {
+        sim.create_buffer(B0, 1, GridBox::d1(0, 8), true, None);
+        sim.submit(TaskSpec::device_compute(&[8]).access(B0, DiscardWrite, upper_writes_all.clone()))?;
+        sim.submit(read_all(B0))?;
+        Ok(())
+    };
+    let mut sim = Simulation::new(2, true);
+    program(&mut sim).unwrap();
+    let awaited: Vec<&Region> = (sim.ranks[0].records().iter())
+        .filter_map(|c| match &c.kind {
+            CommandKind::AwaitPush { region, .. } => Some(region),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(awaited, vec![&Region::from(GridBox::d1(0, 8))], "N0 waits for all of N1's data");
+    crate::check::equivalent_to_one_rank(2, program).unwrap();
 }
