@@ -352,3 +352,22 @@ fn cells_written_only_by_another_ranks_chunk_become_stale_here() {
     assert_eq!(awaited, vec![&Region::from(GridBox::d1(0, 8))], "N0 waits for all of N1's data");
     crate::check::equivalent_to_one_rank(2, program).unwrap();
 }
+
+#[test]
+fn a_collective_runs_one_chunk_on_every_rank_whatever_its_granularity() {
+    let mut sim = Simulation::new(4, true);
+    let mut spec = TaskSpec::new(TaskKind::Collective(celer_graph::CollectiveGroupId(1)), 1, GridBox::d1(0, 1));
+    spec.granularity = [2, 1, 1];
+    spec.hint = celer_graph::SplitHint::TwoD;
+    let id = sim.submit(spec).unwrap();
+    for r in 0..4 {
+        let chunks: Vec<GridBox> = (sim.ranks[r].records().iter())
+            .filter(|c| c.task == id)
+            .filter_map(|c| match c.kind {
+                CommandKind::Execution { chunk, .. } => Some(chunk),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(chunks, vec![GridBox::d1(r, r + 1)], "N{r}");
+    }
+}
