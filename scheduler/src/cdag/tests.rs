@@ -371,3 +371,91 @@ fn a_collective_runs_one_chunk_on_every_rank_whatever_its_granularity() {
         assert_eq!(chunks, vec![GridBox::d1(r, r + 1)], "N{r}");
     }
 }
+
+/// Commands of `task` on rank `r` that move `b`: (kind, region) of each push target and await-push.
+fn transfers(sim: &Simulation, r: usize, task: TaskId, b: BufferId) -> Vec<(&'static str, Region)> {
+    let mut out = Vec::new();
+    for c in sim.ranks[r].records().iter().filter(|c| c.task == task) {
+        match &c.kind {
+            CommandKind::Push { transfer, targets } if transfer.buffer == b => {
+                out.extend(targets.iter().map(|(_, region)| ("push", region.clone())));
+            }
+            CommandKind::AwaitPush { transfer, region } if transfer.buffer == b => {
+                out.push(("await-push", region.clone()))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// B1 (one cell) written by a once task on rank 0 (T1), then reduced into by `reducer` including its value (T2).
+fn reduce_with_current_value(reducer: TaskSpec) -> Simulation {
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B1, 1, GridBox::d1(0, 1), false, None);
+    let once = TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[]));
+    sim.submit(once.access(B1, DiscardWrite, RangeMapper::All)).unwrap();
+    sim.submit(sum_into(reducer, B1, true)).unwrap();
+    sim
+}
+
+#[test]
+fn only_rank_0_reads_the_current_value_of_a_reduction() {
+    let sim = reduce_with_current_value(TaskSpec::device_compute(&[8]));
+    // N0 holds the value and reads it itself; N1 neither receives nor waits for it.
+    assert_eq!(transfers(&sim, 0, TaskId(2), B1), vec![]);
+    assert_eq!(transfers(&sim, 1, TaskId(2), B1), vec![]);
+    let reducer = sim.ranks[0].records().iter().find(|c| c.task == TaskId(2)).unwrap();
+    assert_eq!(reducer.dependencies.iter().map(|d| (d.command.0, d.kind)).collect::<Vec<_>>(), vec![(1, True)]);
+    // The same on a fence, whose chunk is the whole (one-item) range on every rank.
+    let sim = reduce_with_current_value(TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[])));
+    assert_eq!(transfers(&sim, 0, TaskId(2), B1), vec![]);
+    assert_eq!(transfers(&sim, 1, TaskId(2), B1), vec![]);
+}
+
+#[test]
+fn a_declared_reach_is_not_checked_for_a_chunk_that_touches_nothing() {
+    // The upper chunk writes itself, the lower one nothing; the reach of a box is the box (one to one).
+    let upper_only = RangeMapper::Custom {
+        name: "upper_only",
+        f: std::sync::Arc::new(|c: &GridBox, _: &GridBox| Region::from(c.intersection(&GridBox::d1(4, 8)))),
+        reach: Some(std::sync::Arc::new(|cells: &GridBox, _: &GridBox| *cells)),
+    };
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    sim.submit(TaskSpec::device_compute(&[8]).access(B0, DiscardWrite, upper_only)).unwrap();
+    assert_eq!(graph(&sim, 0)[1], (1, "execution", vec![(0, True)]));
+}
+
+#[test]
+fn a_mapper_without_a_reach_counts_what_each_chunk_writes() {
+    // Each chunk writes its first cell: the whole range's image ({0}) misses the cell 4 the upper chunk writes.
+    let first_cell = RangeMapper::Custom {
+        name: "first_cell",
+        f: std::sync::Arc::new(|c: &GridBox, _: &GridBox| Region::from(GridBox::d1(c.min()[0], c.min()[0] + 1))),
+        reach: None,
+    };
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    sim.submit(TaskSpec::device_compute(&[8]).access(B0, DiscardWrite, first_cell)).unwrap();
+    sim.submit(read_all(B0)).unwrap();
+    let cell = |c: usize| Region::from(GridBox::d1(c, c + 1));
+    assert_eq!(transfers(&sim, 0, TaskId(2), B0), vec![("push", cell(0)), ("await-push", cell(4))]);
+    assert_eq!(transfers(&sim, 1, TaskId(2), B0), vec![("push", cell(4)), ("await-push", cell(0))]);
+}
+
+#[test]
+fn writes_beside_a_reduction_leave_the_other_ranks_cells_stale() {
+    let program = |sim: &mut Simulation| {
+        sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+        sim.create_buffer(B1, 1, GridBox::d1(0, 1), false, None);
+        sim.submit(sum_into(write(B0), B1, false))?;
+        sim.submit(read_all(B0))?;
+        Ok(())
+    };
+    let mut sim = Simulation::new(2, true);
+    program(&mut sim).unwrap();
+    let half = |k: usize| Region::from(GridBox::d1(4 * k, 4 * k + 4));
+    assert_eq!(transfers(&sim, 0, TaskId(2), B0), vec![("push", half(0)), ("await-push", half(1))]);
+    crate::check::equivalent_to_one_rank(2, program).unwrap();
+}
