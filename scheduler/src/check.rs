@@ -369,3 +369,6 @@ pub fn ranks_with(sim: &Simulation, task: TaskId, kind_name: &str) -> Vec<NodeId
         .map(|g| g.local())
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

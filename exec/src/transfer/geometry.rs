@@ -502,6 +502,124 @@ mod tests {
     }
 
     #[test]
+    fn a_box_with_no_extent_in_any_one_dimension_is_the_empty_box() {
+        for d in 0..3 {
+            let mut max = [4, 5, 6];
+            max[d] = 2;
+            let b = CellBox::new([2, 2, 2], max);
+            assert_eq!(b, CellBox::EMPTY, "max {max:?}");
+            assert!(b.is_empty());
+            assert_eq!((b.min(), b.max(), b.range(), b.volume()), ([0; 3], [0; 3], [0; 3], 0));
+        }
+        let b = CellBox::new([1, 2, 3], [4, 6, 9]);
+        assert!(!b.is_empty());
+        assert_eq!((b.min(), b.max(), b.range()), ([1, 2, 3], [4, 6, 9], [3, 4, 6]));
+        assert_eq!((b.checked_volume(), b.volume()), (Some(72), 72));
+        assert_eq!(CellBox::d1(3, 7), CellBox::new([3, 0, 0], [7, 1, 1]));
+        assert_eq!(CellBox::d2([1, 2], [3, 5]), CellBox::new([1, 2, 0], [3, 5, 1]));
+        assert_eq!(CellBox::d3([1, 2, 3], [4, 5, 6]), CellBox::new([1, 2, 3], [4, 5, 6]));
+        assert!(CellBox::d2([1, 2], [3, 2]).is_empty());
+    }
+
+    #[test]
+    fn volumes_that_overflow_are_none_or_saturate() {
+        let huge = CellBox::new([0; 3], [usize::MAX, 2, 1]);
+        assert_eq!((huge.checked_volume(), huge.volume()), (None, usize::MAX));
+        let huge = CellBox::new([0; 3], [1, usize::MAX, 3]);
+        assert_eq!((huge.checked_volume(), huge.volume()), (None, usize::MAX));
+        let huge = CellBox::new([0; 3], [2, 1, usize::MAX]);
+        assert_eq!((huge.checked_volume(), huge.volume()), (None, usize::MAX));
+        let just = CellBox::new([0; 3], [1, 1, usize::MAX]);
+        assert_eq!(just.volume(), usize::MAX);
+        let layout = AllocLayout { bounds: CellBox::d1(0, usize::MAX / 2 + 1), elem_size: 2 };
+        assert_eq!(layout.bytes(), None);
+        assert!(matches!(layout.check(usize::MAX), Err(TransferError::InvalidLayout { .. })));
+        let layout = AllocLayout { bounds: CellBox::d1(0, usize::MAX / 2), elem_size: 2 };
+        assert_eq!(layout.bytes(), Some(usize::MAX / 2 * 2));
+    }
+
+    #[test]
+    fn intersections_cut_every_dimension() {
+        let a = CellBox::new([0, 10, 20], [5, 15, 25]);
+        let b = CellBox::new([3, 8, 22], [9, 12, 30]);
+        assert_eq!(a.intersection(&b), CellBox::new([3, 10, 22], [5, 12, 25]));
+        assert_eq!(b.intersection(&a), CellBox::new([3, 10, 22], [5, 12, 25]));
+        assert!(a.intersects(&b) && b.intersects(&a));
+        // Apart (or only touching) along any one dimension: no common cell.
+        for d in 0..3 {
+            let mut min = b.min();
+            let mut max = b.max();
+            min[d] = a.max()[d];
+            max[d] = a.max()[d] + 3;
+            let touching = CellBox::new(min, max);
+            assert!(!a.intersects(&touching) && !touching.intersects(&a), "dimension {d}");
+            assert_eq!(a.intersection(&touching), CellBox::EMPTY, "dimension {d}");
+            min[d] = 0;
+            max[d] = a.min()[d];
+            if max[d] > 0 {
+                let below = CellBox::new(min, max);
+                assert!(!a.intersects(&below) && !below.intersects(&a), "dimension {d}");
+            }
+        }
+        assert!(!a.intersects(&CellBox::EMPTY) && !CellBox::EMPTY.intersects(&a));
+        assert!(CellBox::d1(0, 1).intersects(&CellBox::d1(0, 1)));
+    }
+
+    #[test]
+    fn containment_needs_both_corners_inside_in_every_dimension() {
+        let a = CellBox::new([1, 1, 1], [5, 5, 5]);
+        assert!(a.contains(&a));
+        assert!(a.contains(&CellBox::new([2, 2, 2], [4, 4, 4])));
+        assert!(a.contains(&CellBox::EMPTY) && CellBox::EMPTY.contains(&CellBox::EMPTY));
+        assert!(!CellBox::EMPTY.contains(&a));
+        for d in 0..3 {
+            let mut min = [2; 3];
+            min[d] = 0;
+            assert!(!a.contains(&CellBox::new(min, [4; 3])), "below in dimension {d}");
+            let mut max = [4; 3];
+            max[d] = 6;
+            assert!(!a.contains(&CellBox::new([2; 3], max)), "above in dimension {d}");
+        }
+    }
+
+    #[test]
+    fn coordinates_fit_u32_up_to_its_maximum() {
+        let limit = u32::MAX as usize;
+        assert!(CellBox::d1(0, limit).fits_u32());
+        assert!(CellBox::EMPTY.fits_u32());
+        for d in 0..3 {
+            let mut max = [1; 3];
+            max[d] = limit + 1;
+            assert!(!CellBox::new([0; 3], max).fits_u32(), "dimension {d}");
+        }
+    }
+
+    #[test]
+    fn debug_prints_like_display() {
+        let b = CellBox::d2([0, 1], [2, 3]);
+        assert_eq!(format!("{b:?}"), "[0,1] - [2,3]");
+        assert_eq!(format!("{:?}", CellBox::EMPTY), "[]");
+        assert_eq!(format!("{:?}", BoxList(vec![b, CellBox::d1(4, 8)])), "{[0,1] - [2,3], [4] - [8]}");
+        assert_eq!(BoxList(vec![]).to_string(), "{}");
+        // A trailing dimension that is not [0, 1) counts, even when the dimensions before it are.
+        assert_eq!(CellBox::new([0, 0, 0], [1, 1, 2]).to_string(), "[0,0,0] - [1,1,2]");
+        assert_eq!(CellBox::new([0, 0, 0], [1, 2, 1]).to_string(), "[0,0] - [1,2]");
+        assert_eq!(CellBox::new([0, 3, 0], [1, 4, 1]).to_string(), "[0,3] - [1,4]");
+        assert_eq!(CellBox::new([0, 0, 0], [1, 1, 1]).to_string(), "[0] - [1]");
+    }
+
+    #[test]
+    fn box_bytes_are_the_volume_times_the_element_size() {
+        let layout = AllocLayout { bounds: CellBox::d2([0, 0], [4, 8]), elem_size: 4 };
+        assert_eq!(layout.validate().unwrap(), 128);
+        assert_eq!(layout.check(128).unwrap(), 128);
+        assert_eq!(layout.box_bytes(&CellBox::d2([1, 2], [3, 5])).unwrap(), 24);
+        assert_eq!(layout.box_bytes(&CellBox::EMPTY).unwrap(), 0);
+        assert!(matches!(layout.check(127), Err(TransferError::AllocationTooSmall { needed: 128, len: 127, .. })));
+        assert!(check_staging(&layout, &CellBox::d2([0, 0], [1, 1]), 4).is_ok());
+    }
+
+    #[test]
     fn boxes_print_in_their_effective_dimensionality() {
         assert_eq!(CellBox::d1(2, 5).to_string(), "[2] - [5]");
         assert_eq!(CellBox::d3([0, 1, 2], [3, 4, 5]).to_string(), "[0,1,2] - [3,4,5]");

@@ -1,0 +1,194 @@
+//! How a task's index space is divided among ranks, and what each chunk of it reads and writes of a buffer.
+
+use std::borrow::Cow;
+
+use celer_graph::{
+    AccessMode, AccessRegions, BufferId, GridBox, RangeMapper, Region, Task, TaskError, TaskErrorKind, TaskKind,
+};
+
+use super::{Candidates, CommandGraphGenerator};
+use crate::split::ChunkGrid;
+
+/// How a task's index space is divided among ranks.
+pub(super) enum Chunking {
+    /// Chunk `i` of the grid runs on rank `i`.
+    Grid(ChunkGrid),
+    /// Every rank runs the same box (fences: the data goes to every rank).
+    Replicated(GridBox),
+    /// One empty chunk, on rank 0: a task without items that reduces (it writes the reduction's identity, or keeps
+    /// the current value).
+    Empty,
+}
+
+impl Chunking {
+    pub(super) fn len(&self, num_ranks: usize) -> usize {
+        match self {
+            Chunking::Grid(g) => g.len(),
+            Chunking::Replicated(_) => num_ranks,
+            Chunking::Empty => 1,
+        }
+    }
+
+    pub(super) fn chunk(&self, i: usize) -> GridBox {
+        match self {
+            Chunking::Grid(g) => g.chunk(i),
+            Chunking::Replicated(b) => *b,
+            Chunking::Empty => GridBox::EMPTY,
+        }
+    }
+}
+
+impl CommandGraphGenerator {
+    pub(super) fn chunking(&self, task: &Task) -> Chunking {
+        let n = self.config.num_ranks;
+        match task.kind() {
+            TaskKind::Fence => Chunking::Replicated(task.spec.range),
+            TaskKind::Once => Chunking::Grid(ChunkGrid::new(task.spec.range, 1, task.spec.hint, [1; 3])),
+            TaskKind::Collective(_) => Chunking::Grid(ChunkGrid::new(GridBox::d1(0, n), n, Default::default(), [1; 3])),
+            // No items: no chunk at all (no command on any rank), unless a reduction needs its result written.
+            _ if task.spec.range.is_empty() && !task.spec.reductions.is_empty() => Chunking::Empty,
+            _ => Chunking::Grid(ChunkGrid::new(task.spec.range, n, task.spec.hint, task.spec.granularity)),
+        }
+    }
+
+    /// What chunk `chunk` (run by rank `rank`) consumes and produces of `buffer`.
+    pub(super) fn chunk_regions(
+        &self,
+        task: &Task,
+        buffer: BufferId,
+        chunk: &GridBox,
+        rank: u32,
+    ) -> Result<(Region, Region), TaskError> {
+        // A chunk that is the whole index space (one rank, a task of one chunk, a fence) touches what the task graph
+        // already computed for the task, except where a reduction reads its current value on rank 0 only.
+        if *chunk == task.spec.range && (rank == 0 || !task.spec.reductions.iter().any(|r| r.buffer == buffer)) {
+            if let Some(r) = task.regions.iter().find(|r| r.buffer == buffer) {
+                return Ok((r.consumed.clone(), r.produced.clone()));
+            }
+        }
+        let state = &self.buffers[&buffer];
+        let mut acc = AccessRegions::new(buffer);
+        // An empty chunk has no items: its range mappers are not applied, it touches nothing.
+        let items = !chunk.is_empty();
+        for a in task.spec.accesses.iter().filter(|a| items && a.buffer == buffer) {
+            let r = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| TaskError {
+                task: task.ident(),
+                inner: Box::new(TaskErrorKind::Mapper { buffer: state.ident(buffer), mode: a.mode.name(), error: e }),
+            })?;
+            if let RangeMapper::Custom { reach, .. } = &a.mapper {
+                if !Region::from(state.extent).contains(&r) {
+                    return Err(TaskError {
+                        task: task.ident(),
+                        inner: Box::new(TaskErrorKind::OutOfBounds {
+                            buffer: state.ident(buffer),
+                            mapper: a.mapper.name(),
+                            outside: r.difference(&Region::from(state.extent)),
+                            region: r,
+                            extent: state.extent,
+                        }),
+                    });
+                }
+                // A declared reach decides which remote chunks this rank evaluates: check it on the chunk this
+                // rank runs, which must lie within the reach of the cells it touches.
+                if let (Some(reach), true) = (reach, rank == self.me && !r.is_empty()) {
+                    let declared = reach(&r.bounding_box(), &task.spec.range);
+                    if !declared.contains(chunk) {
+                        return Err(TaskError {
+                            task: task.ident(),
+                            inner: Box::new(TaskErrorKind::MapperReach {
+                                buffer: state.ident(buffer),
+                                mapper: a.mapper.name(),
+                                chunk: *chunk,
+                                cells: r.bounding_box(),
+                                declared,
+                            }),
+                        });
+                    }
+                }
+            }
+            acc.add(a.mode, r);
+        }
+        for red in task.spec.reductions.iter().filter(|r| r.buffer == buffer) {
+            acc.produced = Region::from(state.extent);
+            if red.include_current_value && rank == 0 {
+                acc.consumed = Region::from(state.extent);
+            }
+        }
+        Ok((acc.consumed, acc.produced))
+    }
+
+    /// A box of kernel indices outside which no chunk's accesses of `buffer` (with modes `filter`) can touch `r`.
+    fn reach(&self, task: &Task, buffer: BufferId, r: &GridBox, filter: impl Fn(AccessMode) -> bool) -> GridBox {
+        let mut out = GridBox::EMPTY;
+        for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer && filter(a.mode)) {
+            let b = a.mapper.reach(r, &task.spec.range);
+            out = out.bounding_box(&b);
+        }
+        if task.spec.reductions.iter().any(|red| red.buffer == buffer) {
+            out = task.spec.range;
+        }
+        out
+    }
+
+    /// Whether every access of `buffer` uses a mapper whose union over chunks equals its image of the whole range
+    /// (the built-in ones, and custom ones that declared a reach and with it that they are additive).
+    pub(super) fn shaped(task: &Task, buffer: BufferId) -> bool {
+        task.spec
+            .accesses
+            .iter()
+            .filter(|a| a.buffer == buffer)
+            .all(|a| !matches!(a.mapper, RangeMapper::Custom { reach: None, .. }))
+    }
+
+    /// Chunk indices (other than `skip`) that may touch the box `bbox` of `buffer` through accesses passing `filter`.
+    pub(super) fn candidates(
+        &self,
+        task: &Task,
+        chunking: &Chunking,
+        buffer: BufferId,
+        bbox: &GridBox,
+        skip: Option<usize>,
+        filter: impl Fn(AccessMode) -> bool,
+    ) -> Candidates {
+        let mut out = Candidates::new();
+        match chunking {
+            Chunking::Replicated(_) => out.extend((0..self.config.num_ranks).filter(|&i| Some(i) != skip)),
+            Chunking::Empty => out.extend((skip != Some(0)).then_some(0)),
+            Chunking::Grid(g) => g.for_each_intersecting(&self.reach(task, buffer, bbox, filter), |i| {
+                if Some(i) != skip {
+                    out.push(i);
+                }
+            }),
+        }
+        out
+    }
+
+    /// What the whole task writes of its `i`th buffer, when other ranks write some of it (`None` when nothing is
+    /// written, the only chunk is local, or the buffer is reduced: partial results stay pending). The local chunk's
+    /// write and "the rest is stale here" then become one region-map update, with no difference computed.
+    pub(super) fn written_elsewhere<'t>(
+        &self,
+        task: &'t Task,
+        chunking: &Chunking,
+        i: usize,
+        n_chunks: usize,
+        has_local_chunk: bool,
+    ) -> Result<Option<Cow<'t, Region>>, TaskError> {
+        let r = &task.regions[i];
+        if r.produced.is_empty()
+            || (n_chunks == 1 && has_local_chunk)
+            || task.spec.reductions.iter().any(|red| red.buffer == r.buffer)
+        {
+            return Ok(None);
+        }
+        if Self::shaped(task, r.buffer) {
+            return Ok(Some(Cow::Borrowed(&r.produced)));
+        }
+        let mut all = Region::new();
+        for c in 0..n_chunks {
+            let (_, p) = self.chunk_regions(task, r.buffer, &chunking.chunk(c), c as u32)?;
+            all.absorb(p);
+        }
+        Ok(Some(Cow::Owned(all)))
+    }
+}

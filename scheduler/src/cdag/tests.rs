@@ -1,0 +1,461 @@
+//! Fixed cases for the generator's interface: the commands and dependencies it builds, what an epoch rewrites,
+//! pruning, the getters and the DOT and debug output.
+
+use celer_graph::{
+    AccessMode::*, RangeMapper, ReductionOp, ReductionSpec, TaskManager, TaskManagerConfig, TaskSpec, TransferId,
+};
+
+use super::*;
+use crate::sim::Simulation;
+use celer_graph::TaskErrorKind;
+
+const B0: BufferId = BufferId(0);
+const B1: BufferId = BufferId(1);
+
+fn write(b: BufferId) -> TaskSpec {
+    TaskSpec::device_compute(&[8]).access(b, DiscardWrite, RangeMapper::OneToOne)
+}
+
+fn read_all(b: BufferId) -> TaskSpec {
+    TaskSpec::device_compute(&[8]).access(b, Read, RangeMapper::All)
+}
+
+/// Halves written one to one (T1), then read whole by both ranks (T2). On each rank: C1 writes, C2 pushes, C3
+/// awaits, C4 reads.
+fn exchange() -> Simulation {
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, Some("x"));
+    sim.submit(write(B0)).unwrap();
+    sim.submit(read_all(B0)).unwrap();
+    sim
+}
+
+/// A command as (id, kind, [(dependency, kind)]).
+type Node = (u64, &'static str, Vec<(u64, DependencyKind)>);
+
+/// Each command of rank `r`.
+fn graph(sim: &Simulation, r: usize) -> Vec<Node> {
+    let deps = |c: &Command| c.dependencies.iter().map(|d| (d.command.0, d.kind)).collect();
+    sim.ranks[r].records().iter().map(|c| (c.id.0, c.kind.name(), deps(c))).collect()
+}
+
+use DependencyKind::{Anti, Output, True};
+
+#[test]
+fn an_exchange_pushes_the_own_half_and_awaits_the_other() {
+    let sim = exchange();
+    for r in 0..2 {
+        assert_eq!(
+            graph(&sim, r),
+            vec![
+                (0, "epoch", vec![]),
+                (1, "execution", vec![(0, True)]),
+                (2, "push", vec![(1, True)]),
+                (3, "await-push", vec![(0, True)]),
+                (4, "execution", vec![(1, True), (3, True)]),
+            ],
+            "N{r}"
+        );
+        let other = 1 - r as u64;
+        let kinds: Vec<&CommandKind> = sim.ranks[r].records().iter().map(|c| &c.kind).collect();
+        let half = |k: u64| Region::from(GridBox::d1(4 * k as usize, 4 * k as usize + 4));
+        let transfer = TransferId { task: TaskId(2), buffer: B0, reduction: None };
+        assert_eq!(kinds[2], &CommandKind::Push { transfer, targets: vec![(NodeId(other), half(r as u64))] });
+        assert_eq!(kinds[3], &CommandKind::AwaitPush { transfer, region: half(other) });
+    }
+}
+
+#[test]
+fn a_rewrite_depends_on_the_readers_and_a_write_of_unread_cells_on_the_writer() {
+    let mut sim = exchange();
+    sim.submit(write(B0)).unwrap(); // T3: C5 overwrites what the push C2 and the chunk C4 read
+    sim.submit(write(B0)).unwrap(); // T4: C6 overwrites C5's unread cells
+    let g = graph(&sim, 0);
+    // Neither has a true dependency, so both also depend on the init epoch.
+    assert_eq!(g[5], (5, "execution", vec![(2, Anti), (4, Anti), (1, Output), (0, True)]));
+    assert_eq!(g[6], (6, "execution", vec![(5, Output), (0, True)]));
+}
+
+#[test]
+fn build_task_returns_the_new_commands_in_order() {
+    let mut tm = TaskManager::new(TaskManagerConfig { num_ranks: 2, ..Default::default() });
+    tm.drain_new_tasks().for_each(drop);
+    let mut g = CommandGraphGenerator::new(CdagConfig { num_ranks: 2, local: NodeId(1), record: false });
+    assert_eq!(g.local(), NodeId(1));
+    tm.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    g.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    let mut batches = Vec::new();
+    for spec in [write(B0), read_all(B0)] {
+        tm.submit(spec).unwrap();
+        let new: Vec<TaskId> = tm.drain_new_tasks().collect();
+        for t in new {
+            batches.push(g.build_task(tm.task(t).unwrap()).unwrap().to_vec());
+        }
+    }
+    let epoch = tm.epoch(EpochAction::None);
+    batches.push(g.build_task(tm.task(epoch).unwrap()).unwrap().to_vec());
+    let ids = |v: &[u64]| v.iter().map(|&i| CommandId(i)).collect::<Vec<_>>();
+    assert_eq!(batches, vec![ids(&[1]), ids(&[2, 3, 4]), ids(&[5])]);
+    assert!(g.records().is_empty(), "recording is off");
+    assert_eq!(g.command(CommandId(5)).map(|c| c.kind.name()), Some("epoch"));
+    assert_eq!(g.command(CommandId(3)).map(|c| c.kind.name()), Some("await-push"));
+    assert_eq!(g.live_command_count(), 6);
+}
+
+/// A write (T1: C1), an epoch (T2: C2), a read of everything (T3: C3 pushes, C4 awaits, C5 reads), an epoch
+/// (T4: C6) and a write (T5: C7).
+fn across_epochs() -> Simulation {
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    sim.submit(write(B0)).unwrap();
+    sim.epoch(EpochAction::None).unwrap();
+    sim.submit(read_all(B0)).unwrap();
+    sim.epoch(EpochAction::None).unwrap();
+    sim.submit(write(B0)).unwrap();
+    sim
+}
+
+#[test]
+fn an_epoch_stands_in_for_every_older_command() {
+    let sim = across_epochs();
+    assert_eq!(
+        graph(&sim, 1),
+        vec![
+            (0, "epoch", vec![]),
+            (1, "execution", vec![(0, True)]),
+            (2, "epoch", vec![(1, True)]),
+            (3, "push", vec![(2, True)]),
+            (4, "await-push", vec![(2, True)]),
+            (5, "execution", vec![(2, True), (4, True)]),
+            (6, "epoch", vec![(3, True), (5, True)]),
+            // Its anti- and output dependencies are on the epoch, which also stands in for the last epoch.
+            (7, "execution", vec![(6, True)]),
+        ]
+    );
+}
+
+#[test]
+fn reaching_an_epoch_frees_the_commands_before_it() {
+    let mut tm = TaskManager::new(TaskManagerConfig { num_ranks: 1, ..Default::default() });
+    tm.drain_new_tasks().for_each(drop);
+    let mut g = CommandGraphGenerator::new(CdagConfig { num_ranks: 1, local: NodeId(0), record: true });
+    tm.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    g.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    let build = |tm: &mut TaskManager, g: &mut CommandGraphGenerator| {
+        for t in tm.drain_new_tasks().collect::<Vec<_>>() {
+            g.build_task(tm.task(t).unwrap()).unwrap();
+        }
+    };
+    tm.submit(write(B0)).unwrap(); // T1: C1
+    build(&mut tm, &mut g);
+    let first = tm.epoch(EpochAction::None); // T2: C2
+    build(&mut tm, &mut g);
+    tm.submit(write(B0)).unwrap(); // T3: C3
+    build(&mut tm, &mut g);
+    let second = tm.epoch(EpochAction::None); // T4: C4
+    build(&mut tm, &mut g);
+    assert_eq!(g.live_command_count(), 5);
+    g.notify_epoch_reached(TaskId(3)); // not an epoch: frees nothing
+    assert_eq!(g.live_command_count(), 5);
+    g.notify_epoch_reached(first);
+    assert_eq!(g.live_command_count(), 3);
+    assert!(g.command(CommandId(1)).is_none() && g.command(CommandId(0)).is_none());
+    assert_eq!(g.command(CommandId(2)).map(|c| c.id), Some(CommandId(2)));
+    g.notify_epoch_reached(second);
+    assert_eq!(g.live_command_count(), 1);
+    assert!(g.command(CommandId(3)).is_none());
+    assert_eq!(g.command(CommandId(4)).map(|c| c.id), Some(CommandId(4)));
+    assert_eq!(g.records().len(), 5, "records survive pruning");
+}
+
+#[test]
+fn producer_ranks_are_the_ranks_whose_chunks_wrote_the_region() {
+    let sim = exchange();
+    let writer = &sim.recorded_tasks()[1];
+    let g = &sim.ranks[0];
+    let of = |lo, hi| g.producer_ranks(writer, B0, &Region::from(GridBox::d1(lo, hi)));
+    assert_eq!(of(0, 8), vec![NodeId(0), NodeId(1)]);
+    assert_eq!(of(2, 6), vec![NodeId(0), NodeId(1)]);
+    assert_eq!(of(0, 4), vec![NodeId(0)]);
+    assert_eq!(of(4, 5), vec![NodeId(1)]);
+    assert_eq!(g.producer_ranks(writer, B1, &Region::from(GridBox::d1(0, 8))), vec![]);
+    // The reader produces nothing, and the init epoch accesses nothing.
+    assert_eq!(g.producer_ranks(&sim.recorded_tasks()[2], B0, &Region::from(GridBox::d1(0, 8))), vec![]);
+    assert_eq!(g.producer_ranks(&sim.recorded_tasks()[0], B0, &Region::from(GridBox::d1(0, 8))), vec![]);
+    // A buffer destroyed since is unknown too, although the task accessed it.
+    let mut sim = sim;
+    sim.destroy_buffer(B0);
+    let writer = &sim.recorded_tasks()[1];
+    assert_eq!(sim.ranks[1].producer_ranks(writer, B0, &Region::from(GridBox::d1(0, 8))), vec![]);
+}
+
+#[test]
+fn producer_ranks_of_a_reduction_are_every_chunk() {
+    let mut sim = Simulation::new(3, true);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 1), false, None);
+    let mut sum = TaskSpec::device_compute(&[6]);
+    let op = ReductionOp::Sum;
+    sum.reductions.push(ReductionSpec {
+        id: celer_graph::ReductionId(0),
+        buffer: B0,
+        op,
+        include_current_value: false,
+    });
+    sim.submit(sum).unwrap();
+    let task = &sim.recorded_tasks()[1];
+    let all = vec![NodeId(0), NodeId(1), NodeId(2)];
+    assert_eq!(sim.ranks[1].producer_ranks(task, B0, &Region::from(GridBox::d1(0, 1))), all);
+}
+
+#[test]
+fn the_tracking_state_is_measured_and_shown_per_buffer() {
+    let mut sim = exchange();
+    let g = &sim.ranks[0];
+    // Two last-writer boxes (own and received half), one box sent to N1, two readers (the push, the chunk).
+    assert_eq!(g.region_map_boxes(), 5);
+    let shown = g.debug_buffer(B0);
+    assert!(shown.starts_with("Some(\n    BufferState {\n        dims: 1,\n"), "{shown}");
+    assert!(shown.contains("owned_hull: [0] - [4],"), "{shown}");
+    assert_eq!(g.debug_buffer(B1), "None");
+    sim.destroy_buffer(B0);
+    assert_eq!(sim.ranks[0].debug_buffer(B0), "None");
+    assert_eq!(sim.ranks[0].region_map_boxes(), 0);
+}
+
+#[test]
+fn a_buffer_named_later_is_named_in_errors() {
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    sim.set_buffer_name(B0, "late");
+    let err = sim.submit(TaskSpec::device_compute(&[8]).access(B0, DiscardWrite, RangeMapper::All)).unwrap_err();
+    assert!(err.to_string().contains("buffer B0 \"late\""), "{err}");
+    // An unknown buffer's name is ignored.
+    sim.ranks[0].set_buffer_name(B1, "nothing");
+    assert_eq!(sim.ranks[0].debug_buffer(B1), "None");
+}
+
+#[test]
+fn the_command_graph_prints_as_dot() {
+    let sim = exchange();
+    assert_eq!(
+        sim.ranks[0].to_dot(),
+        "digraph CommandGraph_0 {\n  label=\"command graph of N0\";\n  node [shape=box fontname=monospace];\n  \
+         N0_C0 [label=\"C0 T0 epoch\"];\n  \
+         N0_C1 [label=\"C1 T1 execution\\n[0] - [4]\"];\n  N0_C0 -> N0_C1 [];\n  \
+         N0_C2 [label=\"C2 T2 push T2.B0\\nN1 {[0] - [4]}\"];\n  N0_C1 -> N0_C2 [];\n  \
+         N0_C3 [label=\"C3 T2 await-push T2.B0\\n{[4] - [8]}\"];\n  N0_C0 -> N0_C3 [];\n  \
+         N0_C4 [label=\"C4 T2 execution\\n[0] - [4]\"];\n  N0_C1 -> N0_C4 [];\n  N0_C3 -> N0_C4 [];\n}\n"
+    );
+}
+
+#[test]
+fn dot_shows_reductions_and_the_kind_of_each_dependency() {
+    let mut sim = exchange();
+    sim.submit(write(B0)).unwrap();
+    sim.create_buffer(B1, 1, GridBox::d1(0, 1), false, None);
+    let mut sum = TaskSpec::device_compute(&[8]);
+    let op = ReductionOp::Sum;
+    sum.reductions.push(ReductionSpec {
+        id: celer_graph::ReductionId(3),
+        buffer: B1,
+        op,
+        include_current_value: false,
+    });
+    sim.submit(sum).unwrap();
+    sim.submit(read_all(B1)).unwrap();
+    let dot = sim.ranks[1].to_dot();
+    assert!(dot.contains("  N1_C2 -> N1_C5 [style=dashed];\n"), "{dot}");
+    assert!(dot.contains("  N1_C1 -> N1_C5 [style=dotted];\n"), "{dot}");
+    let reduction = sim.ranks[1].records().iter().find(|c| c.kind.name() == "reduction").unwrap().id;
+    assert!(dot.contains(&format!("  N1_{reduction} [label=\"{reduction} T5 reduction R3 B1\"];\n")), "{dot}");
+}
+
+#[test]
+fn debug_shows_the_rank_and_the_live_commands() {
+    let sim = exchange();
+    assert_eq!(
+        format!("{:?}", sim.ranks[1]),
+        "CommandGraphGenerator { local: N1, num_ranks: 2, live_commands: 5, .. }"
+    );
+}
+
+fn sum_into(spec: TaskSpec, b: BufferId, include_current_value: bool) -> TaskSpec {
+    let mut spec = spec;
+    let id = celer_graph::ReductionId(0);
+    spec.reductions.push(ReductionSpec { id, buffer: b, op: ReductionOp::Sum, include_current_value });
+    spec
+}
+
+#[test]
+fn only_rank_0_folds_in_the_current_value_of_a_reduction() {
+    for include in [true, false] {
+        let mut sim = Simulation::new(2, true);
+        sim.create_buffer(B1, 1, GridBox::d1(0, 1), true, None);
+        sim.submit(sum_into(TaskSpec::device_compute(&[8]), B1, include)).unwrap();
+        for r in 0..2 {
+            let flags: Vec<bool> = (sim.ranks[r].records().iter())
+                .filter_map(|c| match c.kind {
+                    CommandKind::Execution { initializes_reductions, .. } => Some(initializes_reductions),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(flags, vec![include && r == 0], "N{r}, include_current_value {include}");
+        }
+    }
+}
+
+#[test]
+fn overlapping_writes_are_refused_beside_a_reduction_into_another_buffer() {
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, Some("out"));
+    sim.create_buffer(B1, 1, GridBox::d1(0, 1), false, Some("sum"));
+    let scatter = TaskSpec::device_compute(&[8]).access(B0, DiscardWrite, RangeMapper::All);
+    let err = sim.submit(sum_into(scatter, B1, false)).unwrap_err();
+    assert!(
+        matches!(&*err.inner, TaskErrorKind::OverlappingWrite { first: NodeId(0), second: NodeId(1), .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("buffer B0 \"out\""), "{err}");
+}
+
+#[test]
+fn cells_written_only_by_another_ranks_chunk_become_stale_here() {
+    // Only the chunk that ends at 8 writes, and it writes the whole buffer (the whole range writes it too); the
+    // lower chunk writes nothing.
+    let upper_writes_all = RangeMapper::Custom {
+        name: "upper_writes_all",
+        f: std::sync::Arc::new(
+            |c: &GridBox, _: &GridBox| {
+                if c.max()[0] == 8 {
+                    Region::from(GridBox::d1(0, 8))
+                } else {
+                    Region::new()
+                }
+            },
+        ),
+        reach: None,
+    };
+    let program = move |sim: &mut Simulation| {
+        sim.create_buffer(B0, 1, GridBox::d1(0, 8), true, None);
+        sim.submit(TaskSpec::device_compute(&[8]).access(B0, DiscardWrite, upper_writes_all.clone()))?;
+        sim.submit(read_all(B0))?;
+        Ok(())
+    };
+    let mut sim = Simulation::new(2, true);
+    program(&mut sim).unwrap();
+    let awaited: Vec<&Region> = (sim.ranks[0].records().iter())
+        .filter_map(|c| match &c.kind {
+            CommandKind::AwaitPush { region, .. } => Some(region),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(awaited, vec![&Region::from(GridBox::d1(0, 8))], "N0 waits for all of N1's data");
+    crate::check::equivalent_to_one_rank(2, program).unwrap();
+}
+
+#[test]
+fn a_collective_runs_one_chunk_on_every_rank_whatever_its_granularity() {
+    let mut sim = Simulation::new(4, true);
+    let mut spec = TaskSpec::new(TaskKind::Collective(celer_graph::CollectiveGroupId(1)), 1, GridBox::d1(0, 1));
+    spec.granularity = [2, 1, 1];
+    spec.hint = celer_graph::SplitHint::TwoD;
+    let id = sim.submit(spec).unwrap();
+    for r in 0..4 {
+        let chunks: Vec<GridBox> = (sim.ranks[r].records().iter())
+            .filter(|c| c.task == id)
+            .filter_map(|c| match c.kind {
+                CommandKind::Execution { chunk, .. } => Some(chunk),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(chunks, vec![GridBox::d1(r, r + 1)], "N{r}");
+    }
+}
+
+/// Commands of `task` on rank `r` that move `b`: (kind, region) of each push target and await-push.
+fn transfers(sim: &Simulation, r: usize, task: TaskId, b: BufferId) -> Vec<(&'static str, Region)> {
+    let mut out = Vec::new();
+    for c in sim.ranks[r].records().iter().filter(|c| c.task == task) {
+        match &c.kind {
+            CommandKind::Push { transfer, targets } if transfer.buffer == b => {
+                out.extend(targets.iter().map(|(_, region)| ("push", region.clone())));
+            }
+            CommandKind::AwaitPush { transfer, region } if transfer.buffer == b => {
+                out.push(("await-push", region.clone()))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// B1 (one cell) written by a once task on rank 0 (T1), then reduced into by `reducer` including its value (T2).
+fn reduce_with_current_value(reducer: TaskSpec) -> Simulation {
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B1, 1, GridBox::d1(0, 1), false, None);
+    let once = TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[]));
+    sim.submit(once.access(B1, DiscardWrite, RangeMapper::All)).unwrap();
+    sim.submit(sum_into(reducer, B1, true)).unwrap();
+    sim
+}
+
+#[test]
+fn only_rank_0_reads_the_current_value_of_a_reduction() {
+    let sim = reduce_with_current_value(TaskSpec::device_compute(&[8]));
+    // N0 holds the value and reads it itself; N1 neither receives nor waits for it.
+    assert_eq!(transfers(&sim, 0, TaskId(2), B1), vec![]);
+    assert_eq!(transfers(&sim, 1, TaskId(2), B1), vec![]);
+    let reducer = sim.ranks[0].records().iter().find(|c| c.task == TaskId(2)).unwrap();
+    assert_eq!(reducer.dependencies.iter().map(|d| (d.command.0, d.kind)).collect::<Vec<_>>(), vec![(1, True)]);
+    // The same on a fence, whose chunk is the whole (one-item) range on every rank.
+    let sim = reduce_with_current_value(TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[])));
+    assert_eq!(transfers(&sim, 0, TaskId(2), B1), vec![]);
+    assert_eq!(transfers(&sim, 1, TaskId(2), B1), vec![]);
+}
+
+#[test]
+fn a_declared_reach_is_not_checked_for_a_chunk_that_touches_nothing() {
+    // The upper chunk writes itself, the lower one nothing; the reach of a box is the box (one to one).
+    let upper_only = RangeMapper::Custom {
+        name: "upper_only",
+        f: std::sync::Arc::new(|c: &GridBox, _: &GridBox| Region::from(c.intersection(&GridBox::d1(4, 8)))),
+        reach: Some(std::sync::Arc::new(|cells: &GridBox, _: &GridBox| *cells)),
+    };
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    sim.submit(TaskSpec::device_compute(&[8]).access(B0, DiscardWrite, upper_only)).unwrap();
+    assert_eq!(graph(&sim, 0)[1], (1, "execution", vec![(0, True)]));
+}
+
+#[test]
+fn a_mapper_without_a_reach_counts_what_each_chunk_writes() {
+    // Each chunk writes its first cell: the whole range's image ({0}) misses the cell 4 the upper chunk writes.
+    let first_cell = RangeMapper::Custom {
+        name: "first_cell",
+        f: std::sync::Arc::new(|c: &GridBox, _: &GridBox| Region::from(GridBox::d1(c.min()[0], c.min()[0] + 1))),
+        reach: None,
+    };
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    sim.submit(TaskSpec::device_compute(&[8]).access(B0, DiscardWrite, first_cell)).unwrap();
+    sim.submit(read_all(B0)).unwrap();
+    let cell = |c: usize| Region::from(GridBox::d1(c, c + 1));
+    assert_eq!(transfers(&sim, 0, TaskId(2), B0), vec![("push", cell(0)), ("await-push", cell(4))]);
+    assert_eq!(transfers(&sim, 1, TaskId(2), B0), vec![("push", cell(4)), ("await-push", cell(0))]);
+}
+
+#[test]
+fn writes_beside_a_reduction_leave_the_other_ranks_cells_stale() {
+    let program = |sim: &mut Simulation| {
+        sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+        sim.create_buffer(B1, 1, GridBox::d1(0, 1), false, None);
+        sim.submit(sum_into(write(B0), B1, false))?;
+        sim.submit(read_all(B0))?;
+        Ok(())
+    };
+    let mut sim = Simulation::new(2, true);
+    program(&mut sim).unwrap();
+    let half = |k: usize| Region::from(GridBox::d1(4 * k, 4 * k + 4));
+    assert_eq!(transfers(&sim, 0, TaskId(2), B0), vec![("push", half(0)), ("await-push", half(1))]);
+    crate::check::equivalent_to_one_rank(2, program).unwrap();
+}
