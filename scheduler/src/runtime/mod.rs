@@ -476,6 +476,10 @@ impl<'c> RankLoop<'c> {
             let (id, flight) = self.in_flight.remove(i);
             match self.finish(flight)? {
                 Some(still) => {
+                    // E.g. a receive that completed and now uploads: what depends on it may queue behind the upload.
+                    if matches!(still, InFlight::Gpu(_, AfterGpu::Done)) {
+                        self.gpu_tail.insert(id);
+                    }
                     self.in_flight.insert(i, (id, still));
                     i += 1;
                 }
