@@ -1,7 +1,8 @@
 //! The GPU executor backend (`celer_exec::gpu`) on this machine's Vulkan device (lavapipe without
 //! a GPU): strided box copies, kernels written in buffer coordinates on allocations that do not
 //! start at 0, batches in flight completed by polling only (timeline semaphore and fence
-//! fallback), device→device copies into a resized allocation, and the errors that name kernels.
+//! fallback), device→device copies into a resized allocation, launches beyond the device's workgroup-count limit
+//! (split into several dispatches, block reductions included), and the errors that name kernels.
 
 use std::time::{Duration, Instant};
 

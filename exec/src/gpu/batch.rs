@@ -335,7 +335,12 @@ impl<'g> Batch<'g> {
     /// from the bindings the kernel declares, [`GpuError::PushConstantsTooLarge`] beyond the
     /// device's push-constant limit, [`GpuError::PushConstantsTooSmall`] if the kernel declares
     /// more, [`GpuError::CoordinateOverflow`], [`GpuError::StorageBufferTooLarge`],
-    /// [`GpuError::TooManyWorkgroups`]; [`GpuError::UnknownKernel`] for a kernel of another `Gpu`.
+    /// [`GpuError::TooManyWorkgroups`] (a block-reduction kernel needing more workgroups than one dispatch takes,
+    /// without an [`Access::blocks`] accessor), [`GpuError::TooFewBlockCells`]; [`GpuError::UnknownKernel`] for a
+    /// kernel of another `Gpu`.
+    ///
+    /// A launch needing more workgroups than the device's `maxComputeWorkGroupCount` along some axis is recorded
+    /// as several dispatches at whole workgroups (one operation for [`len`](Self::len) and the timestamps).
     pub fn dispatch(
         &mut self,
         kernel: KernelId,
