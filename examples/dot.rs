@@ -56,7 +56,7 @@ fn by_hand(a: &[f32], b: &[f32], reps: usize) -> Result<(f32, Vec<f64>), Box<dyn
     for rep in 0..=reps {
         let start = Instant::now();
         let mut batch = gpu.batch()?;
-        let access = [Access::read(&da), Access::read(&db), Access::write(&partials)];
+        let access = [Access::read(&da), Access::read(&db), Access::blocks(&partials)];
         batch.dispatch(kernel, Launch::d1(0, n), &access, &[])?;
         let download = batch.download(&partials, partials_box)?;
         let id = batch.submit()?;

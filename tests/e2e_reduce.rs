@@ -1,7 +1,8 @@
 //! End to end, on real ranks and a real Vulkan device: sum, minimum and maximum reductions of an i32 buffer split
 //! over every rank, read by every rank (a fence) and by rank 0 alone (a host task), and user-defined reductions
-//! (bitwise OR and AND through `reduce_with`), and a result read by two ranks first and every rank later, compared
-//! with the serial result; at the end, the bytes the ranks sent and received must balance.
+//! (bitwise OR and AND through `reduce_with`), a result read by two ranks first and every rank later, and launches
+//! larger than a dispatch takes (split by the GPU layer), compared with the serial result; at the end, the bytes the
+//! ranks sent and received must balance.
 //! Run alone (one rank) or under `mpirun -n N`; `./x test` does both.
 
 use std::process::ExitCode;
@@ -10,6 +11,40 @@ use std::sync::{Arc, Mutex};
 mod common;
 
 use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
+
+/// The kernels of `kernels/` (squares_i32 and block_f32_2d here).
+#[allow(dead_code)] // kernels/ holds the kernels of several tests and examples
+mod own_kernels {
+    celer::include_kernels!();
+}
+
+/// Launches of more workgroups than a dispatch takes on lavapipe (65535 per dimension), which the GPU layer splits:
+/// squares over 8 Mi items (131072 workgroups of 64 on one rank), checked cell by cell, and a deterministic block
+/// reduction over 524 300 rows of one column (65538 workgroups of 16 x 8 along y), of small integers so that the
+/// sum is exact whatever the order.
+fn large_launches(q: &Queue) -> Result<(), String> {
+    let n = 8usize << 20;
+    let out = q.buffer::<i32, 1>([n]).named("squares");
+    let squares = Kernel::wgsl(&own_kernels::SQUARES_I32, "main").map_err(|e| e.to_string())?;
+    q.submit(task::parallel_for(&squares, [n]).discard_write(&out, access::one_to_one())).map_err(|e| e.to_string())?;
+    let got = q.fence(&out).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if let Some(i) = (0..n).find(|&i| got[i] != (i as u32).wrapping_mul(i as u32) as i32) {
+        return Err(format!("squares over {n} items: cell {i} holds {}", got[i]));
+    }
+    let rows = 8 * 65535 + 20;
+    let values: Vec<f32> = (0..rows).map(|i| (i % 5) as f32).collect();
+    let data = q.buffer_from(&values, [rows, 1]).named("column");
+    let sum = q.buffer::<f32, 1>([1]).named("column_sum");
+    let kernel = Kernel::wgsl(&own_kernels::BLOCK_F32_2D, "reduce_sum").map_err(|e| e.to_string())?;
+    q.submit(task::parallel_for(&kernel, [rows, 1]).read(&data, access::one_to_one()).reduce(&sum, ReductionOp::Sum))
+        .map_err(|e| e.to_string())?;
+    let got = q.fence(&sum).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let want = values.iter().map(|&v| f64::from(v)).sum::<f64>() as f32;
+    if got != [want] {
+        return Err(format!("block sum over {rows} x 1 cells: got {got:?}, want {want}"));
+    }
+    Ok(())
+}
 
 fn run(q: &Queue) -> Result<(), String> {
     let n = 1000usize;
@@ -97,6 +132,8 @@ fn run(q: &Queue) -> Result<(), String> {
             "sum read by two ranks' host tasks, then by every rank: copies {got_copies:?}, result {got:?}, want {want}"
         ));
     }
+
+    large_launches(q)?;
 
     // Every byte sent was received: each rank's statistics after a barrier, summed over the ranks through a
     // collective host task (item i on rank i) and a fence.

@@ -25,6 +25,11 @@
 //!   list of bound allocations, staging buffers in a pool of power-of-two size classes, command
 //!   buffers by vulkano's allocator. Within a batch, a pipeline or descriptor set already bound
 //!   is not bound again.
+//! - **Any launch size.** A launch that needs more workgroups than the device launches at once
+//!   (`maxComputeWorkGroupCount`) is recorded as several dispatches, cut at whole workgroups along each axis, each
+//!   pushing its part of the launch as the chunk box (so `celer_item_Nd` gives the same items); the one-cell-per-
+//!   workgroup allocation of a block reduction, bound with [`Access::blocks`], gets each dispatch's first workgroup
+//!   instead of its offset, so every workgroup writes its own cell.
 //! - **Errors name the culprit.** A dispatch whose accessors do not match the kernel's bindings,
 //!   whose push constants exceed the device limit, or whose boxes overflow the kernel's `u32`
 //!   coordinates is refused before anything is recorded, with the kernel's name in the error;
@@ -52,7 +57,7 @@
 //! |---|---|
 //! | 0..3 | the chunk's offset (first cell) in buffer coordinates, dimensions 0, 1, 2 |
 //! | 3..6 | the chunk's range (extent) |
-//! | 6 + 6i .. 9 + 6i | accessor `i`'s allocation: offset of its box in buffer coordinates |
+//! | 6 + 6i .. 9 + 6i | accessor `i`'s allocation: offset of its box in buffer coordinates (for [`Access::blocks`]: the dispatch's first workgroup in the launch) |
 //! | 9 + 6i .. 12 + 6i | accessor `i`'s allocation: range of its box |
 //! | 6 + 6n .. | the dispatch's scalars (`u32` words; pass `f32` as `f32::to_bits`) |
 //!
@@ -92,7 +97,7 @@
 //! | staging pool | host-visible `VkBuffer`s, cached memory where available |
 //! | [`Batch::upload`] | host `memcpy` per contiguous run into staging, then `vkCmdCopyBuffer` with one region per run in the allocation ([`copy_runs`]); a box of more than 16 runs (a column, a 3D face) is scattered by one dispatch of `shaders/pack.wgsl` instead |
 //! | [`Batch::download`] | `vkCmdCopyBuffer` into staging (or, for a box of many runs, one dispatch of `pack.wgsl` that gathers it), then a barrier to host reads; [`Gpu::read_download`] copies out after completion |
-//! | [`Batch::dispatch`] | `vkCmdBindPipeline` / `vkCmdBindDescriptorSets` (when changed), `vkCmdPushConstants`, `vkCmdDispatch` |
+//! | [`Batch::dispatch`] | `vkCmdBindPipeline` / `vkCmdBindDescriptorSets` (when changed), `vkCmdPushConstants`, `vkCmdDispatch` (one pair per part of a launch beyond `maxComputeWorkGroupCount`) |
 //! | hazards | `vkCmdPipelineBarrier` with one global `VkMemoryBarrier` |
 //! | [`Batch::submit`] | `vkQueueSubmit` signalling the timeline semaphore to the batch id (or a fence) |
 //! | [`Gpu::poll`] | `vkGetSemaphoreCounterValue` once (or `vkGetFenceStatus` per batch) |

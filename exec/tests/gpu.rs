@@ -1,7 +1,8 @@
 //! The GPU executor backend (`celer_exec::gpu`) on this machine's Vulkan device (lavapipe without
 //! a GPU): strided box copies, kernels written in buffer coordinates on allocations that do not
 //! start at 0, batches in flight completed by polling only (timeline semaphore and fence
-//! fallback), device→device copies into a resized allocation, and the errors that name kernels.
+//! fallback), device→device copies into a resized allocation, launches beyond the device's workgroup-count limit
+//! (split into several dispatches, block reductions included), and the errors that name kernels.
 
 use std::time::{Duration, Instant};
 
@@ -445,4 +446,138 @@ fn an_injected_device_loss_fails_the_poll_naming_the_device_and_the_batches_in_f
     }
     assert!(completed.is_empty());
     assert!(gpu.poll(&mut completed).is_err(), "a lost device stays lost");
+}
+
+/// Records `f` into a batch, submits it and waits for it; returns the downloads' bytes in order.
+fn run_batch(
+    gpu: &mut Gpu,
+    f: impl FnOnce(&mut celer_exec::gpu::Batch<'_>) -> Vec<(celer_exec::gpu::DownloadId, Box3, usize)>,
+) -> Vec<Vec<u8>> {
+    let mut b = gpu.batch().expect("batch");
+    let downloads = f(&mut b);
+    let id = b.submit().expect("submit");
+    gpu.poll_until_complete(id, Duration::from_secs(300)).expect("complete");
+    downloads
+        .into_iter()
+        .map(|(d, region, elem)| {
+            let mut host = vec![0u8; region.volume() * elem];
+            gpu.read_download(d, &mut host, region).expect("read download");
+            host
+        })
+        .collect()
+}
+
+#[test]
+fn a_1d_launch_beyond_the_workgroup_limit_is_split_and_every_cell_is_computed() {
+    let mut gpu = open_gpu();
+    let squares = gpu.load_kernel(&shaders::SQUARES, "main").unwrap();
+    // 8 Mi items in workgroups of 64: 131072 workgroups, two limits' worth on lavapipe (65535 along x).
+    let (first, n) = (5usize, 8usize << 20);
+    let limit = gpu.limits().max_workgroup_count;
+    eprintln!("maxComputeWorkGroupCount {limit:?}; the launch needs {} workgroups along x", n.div_ceil(64));
+    let bounds = Box3::d1(0, first + n + 11);
+    let out = gpu.allocate(bounds, 4).unwrap();
+    let (head, tail) = (Box3::d1(0, first), Box3::d1(first + n, bounds.max()[0]));
+    let sentinel = u32::MAX;
+    let host = run_batch(&mut gpu, |b| {
+        b.upload(&out, head, &u32_bytes(&[sentinel; 5]), head).unwrap();
+        b.upload(&out, tail, &u32_bytes(&[sentinel; 11]), tail).unwrap();
+        b.dispatch(squares, Launch::d1(first, first + n), &[Access::write(&out)], &[]).expect("split, not refused");
+        vec![(b.download(&out, bounds).unwrap(), bounds, 4)]
+    });
+    let cells = u32s(&host[0]);
+    for (i, &c) in cells.iter().enumerate() {
+        let want = if (first..first + n).contains(&i) { (i as u32).wrapping_mul(i as u32) } else { sentinel };
+        assert_eq!(c, want, "cell {i}");
+    }
+}
+
+#[test]
+fn a_2d_launch_beyond_the_workgroup_limit_along_y_is_split_and_every_cell_is_computed() {
+    let mut gpu = open_gpu();
+    let copy = gpu.load_kernel(&shaders::COPY, "main").unwrap();
+    // Workgroups of 64 x 4: rows run along y, 4 per workgroup; a few more rows than the limit covers.
+    let limit = gpu.limits().max_workgroup_count;
+    let rows = 4 * (limit[1] as usize).min(65535) + 6;
+    let cols = 3;
+    let bounds = Box3::d2([0, 0], [rows + 2, cols]);
+    let values: Vec<f32> = (0..bounds.volume()).map(|k| k as f32).collect();
+    let src = gpu.allocate(bounds, 4).unwrap();
+    let dst = gpu.allocate(bounds, 4).unwrap();
+    let launch = Box3::d2([1, 0], [rows + 1, cols]);
+    let host = run_batch(&mut gpu, |b| {
+        b.upload(&src, bounds, &f32_bytes(&values), bounds).unwrap();
+        b.upload(&dst, bounds, &f32_bytes(&vec![-1.0; bounds.volume()]), bounds).unwrap();
+        b.dispatch(copy, Launch::new(launch, 2), &[Access::read(&src), Access::write(&dst)], &[]).expect("split");
+        vec![(b.download(&dst, bounds).unwrap(), bounds, 4)]
+    });
+    let cells = f32s(&host[0]);
+    for (k, &c) in cells.iter().enumerate() {
+        let (i, j) = (k / cols, k % cols);
+        let want = if launch.contains(&Box3::d2([i, j], [i + 1, j + 1])) { k as f32 } else { -1.0 };
+        assert_eq!(c, want, "cell ({i}, {j})");
+    }
+}
+
+/// The wrapping sum of `value` over the cells of `b`.
+fn box_sum(b: Box3, value: impl Fn(usize, usize) -> u32) -> u32 {
+    let (min, max) = (b.min(), b.max());
+    let mut s = 0u32;
+    for i in min[0]..max[0] {
+        for j in min[1]..max[1] {
+            s = s.wrapping_add(value(i, j));
+        }
+    }
+    s
+}
+
+#[test]
+fn block_reductions_of_a_split_launch_write_every_block_to_its_own_cell() {
+    let mut gpu = open_gpu();
+    let sum_1d = gpu.load_kernel(&shaders::BLOCKS, "sum_1d").unwrap();
+    let sum_2d = gpu.load_kernel(&shaders::BLOCKS, "sum_2d").unwrap();
+    let limit = gpu.limits().max_workgroup_count.map(|l| l.min(65535) as usize);
+
+    // 1D: a few workgroups of 64 more than the limit, starting at item 7.
+    let (first, n) = (7, 64 * limit[0] + 200);
+    let groups = n.div_ceil(64);
+    let cells = Box3::d1(0, groups);
+    let out = gpu.allocate(cells, 4).unwrap();
+    let launch = Launch::d1(first, first + n);
+    // Bound as a plain accessor, the dispatch cannot be split without two blocks writing one cell.
+    let err = gpu.batch().unwrap().dispatch(sum_1d, launch, &[Access::write(&out)], &[]).unwrap_err();
+    eprintln!("{err}");
+    assert!(matches!(err, GpuError::TooManyWorkgroups { .. }), "{err}");
+    assert!(err.to_string().contains("blocks::sum_1d") && err.to_string().contains("Access::blocks"), "{err}");
+    let host = run_batch(&mut gpu, |b| {
+        b.dispatch(sum_1d, launch, &[Access::blocks(&out)], &[]).expect("split");
+        vec![(b.download(&out, cells).unwrap(), cells, 4)]
+    });
+    for (k, &c) in u32s(&host[0]).iter().enumerate() {
+        let items = Box3::d1(first + 64 * k, (first + 64 * (k + 1)).min(first + n));
+        assert_eq!(c, box_sum(items, |i, _| i as u32), "block {k}");
+    }
+
+    // 2D, workgroups of 4 x 4: beyond the limit along y (rows), then along x (columns).
+    for (rows, cols) in [(4 * limit[1] + 10, 5), (6, 4 * limit[0] + 10)] {
+        let (r0, c0) = (3, 2);
+        let launch = Box3::d2([r0, c0], [r0 + rows, c0 + cols]);
+        let grid = [rows.div_ceil(4), cols.div_ceil(4)];
+        let cells = Box3::d2([0, 0], grid);
+        let out = gpu.allocate(cells, 4).unwrap();
+        // Too few cells along dimension 1 is refused.
+        let short = gpu.allocate(Box3::d2([0, 0], [grid[0], grid[1] - 1]), 4).unwrap();
+        let err = gpu.batch().unwrap().dispatch(sum_2d, Launch::new(launch, 2), &[Access::blocks(&short)], &[]);
+        assert!(matches!(err, Err(GpuError::TooFewBlockCells { accessor: 0, .. })), "{err:?}");
+        let host = run_batch(&mut gpu, |b| {
+            b.dispatch(sum_2d, Launch::new(launch, 2), &[Access::blocks(&out)], &[]).expect("split");
+            vec![(b.download(&out, cells).unwrap(), cells, 4)]
+        });
+        for (k, &c) in u32s(&host[0]).iter().enumerate() {
+            let (bi, bj) = (k / grid[1], k % grid[1]);
+            let items = Box3::d2([r0 + 4 * bi, c0 + 4 * bj], [r0 + 4 * bi + 4, c0 + 4 * bj + 4]).intersection(&launch);
+            let want = box_sum(items, |i, j| (i as u32).wrapping_mul(65536).wrapping_add(j as u32));
+            assert_eq!(c, want, "block ({bi}, {bj}) of the {rows} x {cols} launch");
+        }
+    }
 }

@@ -193,17 +193,19 @@ fn celer_reduce_max_u32(v: u32, valid: bool, lid: u32) -> u32 {
 }
 
 // The cell of a 1D kernel's block `wid` (`@builtin(workgroup_id)`) in the reduction binding whose
-// push-constant box is `part`.
+// push-constant box is `part`. That box holds the binding's range of cells (one per workgroup of the
+// launch) and, as its offset, the first workgroup of this dispatch in the launch: a launch of more
+// workgroups than the device takes at once runs as several dispatches (celer_exec's Access::blocks).
 fn celer_block_1d(part: CelerBox, wid: vec3<u32>) -> u32 {
-    return wid.x;
+    return part.offset0 + wid.x;
 }
 
 // The same for a 2D kernel (blocks row-major, dimension 0 = wid.y).
 fn celer_block_2d(part: CelerBox, wid: vec3<u32>) -> u32 {
-    return wid.y * part.range1 + wid.x;
+    return (part.offset0 + wid.y) * part.range1 + part.offset1 + wid.x;
 }
 
 // The same for a 3D kernel (dimension 0 = wid.z).
 fn celer_block_3d(part: CelerBox, wid: vec3<u32>) -> u32 {
-    return (wid.z * part.range1 + wid.y) * part.range2 + wid.x;
+    return ((part.offset0 + wid.z) * part.range1 + part.offset1 + wid.y) * part.range2 + part.offset2 + wid.x;
 }

@@ -12,7 +12,7 @@ use vulkano::descriptor_set::DescriptorSet;
 use vulkano::sync::fence::Fence;
 use vulkano::VulkanObject;
 
-use super::kernel::{prepare_dispatch, Access, KernelEntry, KernelId};
+use super::kernel::{prepare_dispatch, split_count, split_launch, Access, KernelEntry, KernelId};
 use super::{check_host_slice, copy_runs, during, AllocationId, Box3, CopyRun, DeviceAllocation};
 use super::{DownloadId, Gpu, GpuError, RegionOutside};
 
@@ -335,7 +335,12 @@ impl<'g> Batch<'g> {
     /// from the bindings the kernel declares, [`GpuError::PushConstantsTooLarge`] beyond the
     /// device's push-constant limit, [`GpuError::PushConstantsTooSmall`] if the kernel declares
     /// more, [`GpuError::CoordinateOverflow`], [`GpuError::StorageBufferTooLarge`],
-    /// [`GpuError::TooManyWorkgroups`]; [`GpuError::UnknownKernel`] for a kernel of another `Gpu`.
+    /// [`GpuError::TooManyWorkgroups`] (a block-reduction kernel needing more workgroups than one dispatch takes,
+    /// without an [`Access::blocks`] accessor), [`GpuError::TooFewBlockCells`]; [`GpuError::UnknownKernel`] for a
+    /// kernel of another `Gpu`.
+    ///
+    /// A launch needing more workgroups than the device's `maxComputeWorkGroupCount` along some axis is recorded
+    /// as several dispatches at whole workgroups (one operation for [`len`](Self::len) and the timestamps).
     pub fn dispatch(
         &mut self,
         kernel: KernelId,
@@ -393,7 +398,8 @@ impl<'g> Batch<'g> {
                 });
             }
         }
-        let groups = prepare_dispatch(entry, &launch, accessors, scalars, &gpu.limits, &mut gpu.scratch.words)?;
+        let counts = prepare_dispatch(entry, &launch, accessors, scalars, &gpu.limits, &mut gpu.scratch.words)?;
+        let (workgroup_size, limit) = (entry.workgroup_size, gpu.limits.max_workgroup_count);
         if launch.chunk().is_empty() {
             return Ok(());
         }
@@ -447,29 +453,52 @@ impl<'g> Batch<'g> {
                 self.record.sets.push(set);
             }
         }
-        let words = &self.gpu.scratch.words;
-        // SAFETY: `cb` is recording; `layout` has one compute push-constant range of
-        // `maxPushConstantsSize` bytes at offset 0, and prepare_dispatch checked that the
-        // words fit it; `words` outlives the call (Vulkan copies them into the command buffer).
-        unsafe {
-            (fns.v1_0.cmd_push_constants)(
-                cb,
-                layout,
-                vk::ShaderStageFlags::COMPUTE,
-                0,
-                (words.len() * 4) as u32,
-                words.as_ptr().cast(),
-            )
-        };
-        // SAFETY: `cb` is recording, with the kernel's pipeline bound, its descriptor set bound
-        // (bindings 0..n, one per declared binding, checked by prepare_dispatch, and for the checked
-        // variant the bounds record at binding n, checked above to hold the words it indexes) and all its
-        // push constants set (the kernel declares no more than were pushed, also checked). The
-        // kernel's SPIR-V comes from build.rs with bounds-checked indexing (`Restrict`), so it
-        // stays inside the bound allocations; the hazard tracker put a barrier before this
-        // dispatch if an earlier operation of the batch conflicts, and the batch's first
-        // barrier orders it after earlier batches. Group counts are within the device limits.
-        unsafe { (fns.v1_0.cmd_dispatch)(cb, groups[0], groups[1], groups[2]) };
+        // A launch of more workgroups than the device launches at once runs as several dispatches, each over the
+        // launch's cells of its workgroups (its chunk box) and telling block accessors its first workgroup.
+        let dispatches = split_count(counts, limit);
+        let words = &mut self.gpu.scratch.words;
+        for n in 0..dispatches {
+            let groups = if dispatches == 1 {
+                counts.map(|c| c as u32)
+            } else {
+                let sub = split_launch(&launch, workgroup_size, counts, limit, n);
+                let (m, r) = (sub.chunk.min(), sub.chunk.max());
+                for d in 0..3 {
+                    words[d] = m[d] as u32;
+                    words[3 + d] = (r[d] - m[d]) as u32;
+                }
+                for (i, a) in accessors.iter().enumerate() {
+                    if a.is_blocks() {
+                        let at = super::kernel::CHUNK_WORDS + super::kernel::ACCESSOR_WORDS * i;
+                        words[at..at + 3].copy_from_slice(&sub.first_group);
+                    }
+                }
+                sub.groups
+            };
+            // SAFETY: `cb` is recording; `layout` has one compute push-constant range of
+            // `maxPushConstantsSize` bytes at offset 0, and prepare_dispatch checked that the
+            // words fit it; `words` outlives the call (Vulkan copies them into the command buffer).
+            unsafe {
+                (fns.v1_0.cmd_push_constants)(
+                    cb,
+                    layout,
+                    vk::ShaderStageFlags::COMPUTE,
+                    0,
+                    (words.len() * 4) as u32,
+                    words.as_ptr().cast(),
+                )
+            };
+            // SAFETY: `cb` is recording, with the kernel's pipeline bound, its descriptor set bound
+            // (bindings 0..n, one per declared binding, checked by prepare_dispatch, and for the checked
+            // variant the bounds record at binding n, checked above to hold the words it indexes) and all its
+            // push constants set (the kernel declares no more than were pushed, also checked). The
+            // kernel's SPIR-V comes from build.rs with bounds-checked indexing (`Restrict`), so it
+            // stays inside the bound allocations; the hazard tracker put a barrier before this
+            // dispatch if an earlier operation of the batch conflicts, and the batch's first
+            // barrier orders it after earlier batches. Group counts are within the device limits
+            // (split_launch cuts each axis into pieces of at most the limit).
+            unsafe { (fns.v1_0.cmd_dispatch)(cb, groups[0], groups[1], groups[2]) };
+        }
         self.ops += 1;
         self.stamp(OpKind::Kernel(kernel));
         Ok(())

@@ -176,8 +176,13 @@ pub enum GpuError {
         /// `maxStorageBufferRange`.
         limit: u32,
     },
-    /// The chunk needs more workgroups than the device can launch.
-    #[error("Kernel {kernel} needs {groups:?} workgroups, more than the device's limit of {limit:?}")]
+    /// The launch of a kernel that calls a block reduction needs more workgroups than the device launches at once,
+    /// and no accessor is bound with [`Access::blocks`](super::Access::blocks), so the dispatch cannot be split
+    /// without two workgroups writing the same block cell.
+    #[error(
+        "Kernel {kernel} calls a block reduction and needs {groups:?} workgroups, more than the device's limit of \
+         {limit:?} in one dispatch; bind its block cells with Access::blocks so that the dispatch can be split"
+    )]
     TooManyWorkgroups {
         /// `file::entry_point`.
         kernel: String,
@@ -185,6 +190,22 @@ pub enum GpuError {
         groups: [u64; 3],
         /// `maxComputeWorkGroupCount`.
         limit: [u32; 3],
+    },
+    /// An accessor bound with [`Access::blocks`](super::Access::blocks) has fewer cells than the launch has
+    /// workgroups along some dimension.
+    #[error(
+        "Kernel {kernel}: accessor {accessor} holds {cells:?} block cells, fewer than the launch's {needed:?} \
+         workgroups (per dimension, dimension 0 first)"
+    )]
+    TooFewBlockCells {
+        /// `file::entry_point`.
+        kernel: String,
+        /// The accessor's index.
+        accessor: usize,
+        /// The range of its allocation's box.
+        cells: [u32; 3],
+        /// The launch's workgroups per dimension.
+        needed: [u32; 3],
     },
     /// [`Gpu::read_download`] before the download's batch completed.
     #[error("Download {0:?} is not ready: its batch has not been seen complete by Gpu::poll")]

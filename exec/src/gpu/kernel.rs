@@ -52,6 +52,9 @@ pub(super) struct KernelEntry {
     pub(super) source_name: &'static str,
     pub(super) entry_point: String,
     pub(super) workgroup_size: [u32; 3],
+    /// Whether it calls one of the prelude's block reductions (its block cells must be bound with
+    /// [`Access::blocks`] for a dispatch to be split).
+    pub(super) block_reduction: bool,
     /// How many accessors it takes: the bindings its file declares in `@group(0)`.
     pub(super) bindings: usize,
     /// Whether this is the checked variant, which binds a bounds record after the accessors.
@@ -164,6 +167,7 @@ pub(super) fn create_kernel(
         source_name: source.name(),
         entry_point: entry_point.to_owned(),
         workgroup_size: desc.workgroup_size,
+        block_reduction: desc.block_reduction,
         bindings: source.group0_bindings() as usize,
         checked,
         declared_push_bytes,
@@ -271,22 +275,34 @@ impl AccessMode {
 pub struct Access<'a> {
     pub(super) alloc: &'a DeviceAllocation,
     pub(super) mode: AccessMode,
+    /// Whether it holds one cell per workgroup ([`Access::blocks`]).
+    pub(super) blocks: bool,
 }
 
 impl<'a> Access<'a> {
     /// An accessor that only reads `alloc`.
     pub fn read(alloc: &'a DeviceAllocation) -> Self {
-        Access { alloc, mode: AccessMode::Read }
+        Access { alloc, mode: AccessMode::Read, blocks: false }
     }
 
     /// An accessor that only writes `alloc`.
     pub fn write(alloc: &'a DeviceAllocation) -> Self {
-        Access { alloc, mode: AccessMode::Write }
+        Access { alloc, mode: AccessMode::Write, blocks: false }
     }
 
     /// An accessor that reads and writes `alloc`.
     pub fn read_write(alloc: &'a DeviceAllocation) -> Self {
-        Access { alloc, mode: AccessMode::ReadWrite }
+        Access { alloc, mode: AccessMode::ReadWrite, blocks: false }
+    }
+
+    /// An accessor whose cells are one per workgroup of the launch, which a kernel's block reduction writes at
+    /// `celer_block_Nd(box, workgroup_id)` (prelude.wgsl): the allocation's range, dimension 0 first, must cover
+    /// the launch's workgroup counts (dimension `d` of the launch along axis `dims - 1 - d`). Its push-constant
+    /// box holds, instead of the allocation's offset, the first workgroup of the dispatch in the launch (zero
+    /// unless the dispatch is split because the launch needs more workgroups than the device launches at once),
+    /// so every workgroup writes its own cell however the launch is split. The kernel only writes it.
+    pub fn blocks(alloc: &'a DeviceAllocation) -> Self {
+        Access { alloc, mode: AccessMode::Write, blocks: true }
     }
 
     /// The allocation it binds.
@@ -298,6 +314,11 @@ impl<'a> Access<'a> {
     pub fn mode(&self) -> AccessMode {
         self.mode
     }
+
+    /// Whether it holds one cell per workgroup ([`Access::blocks`]).
+    pub fn is_blocks(&self) -> bool {
+        self.blocks
+    }
 }
 
 /// Pushes the six words of a box (offset, then range) onto `out`; the caller has checked that
@@ -307,9 +328,10 @@ pub(super) fn push_box(out: &mut Vec<u32>, b: &Box3) {
     out.extend([m[0], m[1], m[2], r[0], r[1], r[2]].map(|v| v as u32));
 }
 
-/// Checks a dispatch of `kernel` and writes its push constants into `words` (cleared first).
+/// Checks a dispatch of `kernel` and writes its push constants into `words` (cleared first), for one dispatch of
+/// the whole launch (a block accessor's box starting at workgroup 0).
 ///
-/// Returns the workgroup counts.
+/// Returns the workgroup counts `[x, y, z]`; those beyond the device's limit make [`split_launch`] split it.
 pub(super) fn prepare_dispatch(
     kernel: &KernelEntry,
     launch: &Launch,
@@ -317,7 +339,7 @@ pub(super) fn prepare_dispatch(
     scalars: &[u32],
     limits: &super::GpuLimits,
     words: &mut Vec<u32>,
-) -> Result<[u32; 3], GpuError> {
+) -> Result<[u64; 3], GpuError> {
     if accessors.len() != kernel.bindings {
         return Err(GpuError::BindingMismatch {
             kernel: kernel.name.clone(),
@@ -365,24 +387,85 @@ pub(super) fn prepare_dispatch(
         }
     }
     let counts = launch.group_counts(kernel.workgroup_size);
-    let mut groups = [0u32; 3];
-    for axis in 0..3 {
-        groups[axis] =
-            u32::try_from(counts[axis]).ok().filter(|&c| c <= limits.max_workgroup_count[axis]).ok_or_else(|| {
-                GpuError::TooManyWorkgroups {
-                    kernel: kernel.name.clone(),
-                    groups: counts,
-                    limit: limits.max_workgroup_count,
-                }
-            })?;
+    let split = (0..3).any(|axis| counts[axis] > u64::from(limits.max_workgroup_count[axis]));
+    if split && kernel.block_reduction && !accessors.iter().any(|a| a.blocks) {
+        return Err(GpuError::TooManyWorkgroups {
+            kernel: kernel.name.clone(),
+            groups: counts,
+            limit: limits.max_workgroup_count,
+        });
+    }
+    for (i, a) in accessors.iter().enumerate().filter(|(_, a)| a.blocks) {
+        // The chunk fits u32 (checked above), so its workgroup counts do.
+        let needed: [u32; 3] =
+            std::array::from_fn(|d| if d < launch.dims { counts[launch.dims - 1 - d] as u32 } else { 1 });
+        let cells = a.alloc.bounds.range().map(|r| r as u32);
+        if (0..3).any(|d| cells[d] < needed[d]) {
+            return Err(GpuError::TooFewBlockCells { kernel: kernel.name.clone(), accessor: i, cells, needed });
+        }
     }
     words.clear();
     push_box(words, &launch.chunk);
     for a in accessors {
-        push_box(words, &a.alloc.bounds);
+        if a.blocks {
+            // The first workgroup of the dispatch (split_launch's sub-dispatches set it), then the cells' range.
+            words.extend([0, 0, 0]);
+            words.extend(a.alloc.bounds.range().map(|v| v as u32));
+        } else {
+            push_box(words, &a.alloc.bounds);
+        }
     }
     words.extend_from_slice(scalars);
-    Ok(groups)
+    Ok(counts)
+}
+
+/// One dispatch of a launch split because it needs more workgroups than the device launches at once
+/// ([`split_launch`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) struct SubDispatch {
+    /// The cells it covers: the launch's chunk cut at whole workgroups.
+    pub(super) chunk: Box3,
+    /// Its first workgroup in the launch's grid of workgroups, dimension 0 first (as block accessors' boxes hold it).
+    pub(super) first_group: [u32; 3],
+    /// Its workgroup counts `[x, y, z]`, each within the device's limit.
+    pub(super) groups: [u32; 3],
+}
+
+/// Number of dispatches [`split_launch`] makes of a launch needing `counts` workgroups under `limit`.
+pub(super) fn split_count(counts: [u64; 3], limit: [u32; 3]) -> u64 {
+    (0..3).map(|axis| counts[axis].div_ceil(u64::from(limit[axis].max(1))).max(1)).product()
+}
+
+/// Sub-dispatch `n` (of [`split_count`]) of `launch`, which needs `counts` workgroups of `workgroup_size` and is
+/// split along each axis into pieces of at most `limit` workgroups (x fastest). The pieces start at whole
+/// workgroups of the launch, so every workgroup covers the same cells as in one dispatch of the whole launch.
+pub(super) fn split_launch(
+    launch: &Launch,
+    workgroup_size: [u32; 3],
+    counts: [u64; 3],
+    limit: [u32; 3],
+    mut n: u64,
+) -> SubDispatch {
+    let (min, max) = (launch.chunk.min(), launch.chunk.max());
+    let (mut lo, mut hi) = (min, max);
+    let mut first_group = [0u32; 3];
+    let mut groups = [1u32; 3];
+    for axis in 0..3 {
+        let step = u64::from(limit[axis].max(1));
+        let pieces = counts[axis].div_ceil(step).max(1);
+        let first = (n % pieces) * step;
+        n /= pieces;
+        let count = (counts[axis] - first.min(counts[axis])).min(step);
+        groups[axis] = count as u32;
+        if axis < launch.dims {
+            let dim = launch.dims - 1 - axis;
+            let size = workgroup_size[axis].max(1) as usize;
+            first_group[dim] = first as u32;
+            lo[dim] = min[dim] + first as usize * size;
+            hi[dim] = max[dim].min(lo[dim] + count as usize * size);
+        }
+    }
+    SubDispatch { chunk: Box3::new(lo, hi), first_group, groups }
 }
 
 /// The allocations a dispatch binds, in binding order (a checked dispatch's bounds record last), as the
@@ -482,6 +565,47 @@ mod tests {
         assert_eq!(Launch::d2([0, 0], [9, 17]).group_counts([8, 4, 1]), [3, 3, 1]);
         assert_eq!(Launch::d3([0, 0, 0], [2, 3, 4]).group_counts([4, 3, 2]), [1, 1, 1]);
         assert_eq!(Launch::d3([0, 0, 0], [5, 7, 9]).group_counts([4, 4, 4]), [3, 2, 2]);
+    }
+
+    #[test]
+    fn a_split_launch_covers_every_workgroup_once_at_whole_workgroups() {
+        for (launch, wg, limit) in [
+            (Launch::d1(5, 5 + 64 * 10 + 3), [64, 1, 1], [4, 2, 2]),
+            (Launch::d2([1, 2], [1 + 4 * 7 + 1, 2 + 8 * 5]), [8, 4, 1], [2, 3, 1]),
+            (Launch::d3([0, 1, 2], [5, 8, 11]), [2, 2, 2], [1, 2, 3]),
+            (Launch::d1(0, 100), [64, 1, 1], [65535, 65535, 65535]),
+        ] {
+            let counts = launch.group_counts(wg);
+            let n = split_count(counts, limit);
+            let mut cells = 0;
+            let mut seen = std::collections::BTreeSet::new();
+            for k in 0..n {
+                let sub = split_launch(&launch, wg, counts, limit, k);
+                assert!((0..3).all(|a| sub.groups[a] >= 1 && sub.groups[a] <= limit[a]), "{sub:?}");
+                assert!(launch.chunk().contains(&sub.chunk), "{sub:?} outside {launch:?}");
+                // Its chunk starts at its first workgroup and needs exactly its groups.
+                let dims = launch.dims();
+                for d in 0..dims {
+                    let axis = dims - 1 - d;
+                    let start = launch.chunk().min()[d] + sub.first_group[d] as usize * wg[axis] as usize;
+                    assert_eq!(sub.chunk.min()[d], start, "{sub:?}");
+                }
+                let sub_counts = Launch::new(sub.chunk, dims).group_counts(wg);
+                assert_eq!(sub_counts, sub.groups.map(u64::from), "{sub:?}");
+                cells += sub.chunk.volume();
+                for g in 0..u64::from(sub.groups[0] * sub.groups[1] * sub.groups[2]) {
+                    let local = [g % u64::from(sub.groups[0]), g / u64::from(sub.groups[0]) % u64::from(sub.groups[1])];
+                    let z = g / u64::from(sub.groups[0] * sub.groups[1]);
+                    let mut at = [local[0], local[1], z];
+                    for (d, &f) in sub.first_group.iter().enumerate().take(dims) {
+                        at[dims - 1 - d] += u64::from(f);
+                    }
+                    assert!(seen.insert(at), "workgroup {at:?} twice");
+                }
+            }
+            assert_eq!(cells, launch.chunk().volume(), "{launch:?}");
+            assert_eq!(seen.len() as u64, counts.iter().product::<u64>(), "{launch:?}");
+        }
     }
 
     #[test]

@@ -166,10 +166,12 @@ impl RankLoop<'_> {
                     }
                     let mut list = Vec::with_capacity(k.accesses.len());
                     for (i, (b, mode)) in k.accesses.iter().enumerate() {
-                        let d = match k.scratch.iter().find(|s| s.0 == i) {
-                            Some((_, id)) => scratch_of(id, &k.context)?,
-                            None => device(b, &k.context)?,
-                        };
+                        // A block reduction's cells: one per workgroup, whichever dispatch of a split launch runs it.
+                        if let Some((_, id)) = k.scratch.iter().find(|s| s.0 == i) {
+                            list.push(Access::blocks(scratch_of(id, &k.context)?));
+                            continue;
+                        }
+                        let d = device(b, &k.context)?;
                         list.push(match mode {
                             AccessMode::Read => Access::read(d),
                             AccessMode::ReadWrite => Access::read_write(d),
