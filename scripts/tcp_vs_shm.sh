@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 reps="${1:-3}"
 bin=target/release/examples
 wave="$bin/wave_sim --size 512 --steps 200 --no-picture"
-tiny="$bin/overhead --tasks 2000"
+tiny="$bin/overhead --tasks 2000 --reps 1"
 trap 'scripts/multihost.sh down' EXIT
 scripts/multihost.sh up 2 >/dev/null
 shm() { timeout 300 mpirun -n 2 "$@" 2>&1; }

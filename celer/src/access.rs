@@ -20,10 +20,24 @@ use celer_scheduler::graph::{self as layer, NeighborhoodShape, RangeMapper};
 
 use crate::geometry::{GridBox, Region};
 
-/// A range mapper from a `KD`-dimensional index space onto a `BD`-dimensional buffer.
-pub trait Mapper<const KD: usize, const BD: usize> {
-    /// The dimension-erased form the task graph records.
+/// A range mapper from a `KD`-dimensional index space onto a `BD`-dimensional buffer: one of this module's mappers.
+/// The trait is sealed; a mapper of a program's own is written with [`custom`] (and [`Custom::reach`]).
+pub trait Mapper<const KD: usize, const BD: usize>: sealed::Sealed {
+    /// The dimension-erased form the task graph records (celer's own use).
+    #[doc(hidden)]
     fn into_range_mapper(self) -> RangeMapper;
+}
+
+mod sealed {
+    /// Implemented by this module's mappers only, so that no program depends on the task graph's mapper type.
+    pub trait Sealed {}
+    impl Sealed for super::OneToOne {}
+    impl Sealed for super::All {}
+    impl<const BD: usize> Sealed for super::Fixed<BD> {}
+    impl Sealed for super::Slice {}
+    impl<const D: usize> Sealed for super::Neighborhood<D> {}
+    impl Sealed for super::Transposed {}
+    impl<const KD: usize, const BD: usize> Sealed for super::Custom<KD, BD> {}
 }
 
 /// Each chunk touches exactly its own index range.
