@@ -92,9 +92,10 @@ impl QueueBuilder {
         self
     }
 
-    /// Keeps every command generated on the queue's thread (the simulated ranks of a dry run; rank 0's shadow graph
-    /// of a real run), for [`Queue::command_graphs_dot`] and [`Queue::command_counts`]. Default: off (commands
-    /// are dropped as horizons pass, so memory stays bounded).
+    /// Keeps every command the simulated ranks of a dry run generate, for [`Queue::command_graphs_dot`] and
+    /// [`Queue::command_counts`] (a queue that runs the program simulates no rank: `CELER_DUMP_GRAPHS` writes the
+    /// runtime's command graphs instead). Default: off (commands are dropped as horizons pass, so memory stays
+    /// bounded).
     pub fn record_commands(mut self, on: bool) -> Self {
         self.record_commands = on;
         self
