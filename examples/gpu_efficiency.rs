@@ -22,6 +22,7 @@
 use std::time::{Duration, Instant};
 
 use celer::{access, kernels, task, Buffer, Kernel, Queue};
+use celer_examples::stats::median;
 use celer_exec::gpu::{Access, BatchId, Box3, DeviceAllocation, Gpu, KernelId, Launch};
 use celer_exec::shaders::KernelSource;
 
@@ -227,18 +228,6 @@ impl ByHand {
         for b in self.bufs {
             gpu.free(b);
         }
-    }
-}
-
-/// The median of `v` (not empty): the middle value, or the mean of the two middle ones.
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let m = s.len() / 2;
-    if s.len() % 2 == 1 {
-        s[m]
-    } else {
-        (s[m - 1] + s[m]) / 2.0
     }
 }
 

@@ -65,6 +65,7 @@ use celer::{access, task, GridBox, Kernel, Queue, Region};
 mod kernels {
     celer::include_kernels!();
 }
+use celer_examples::stats::median;
 use celer_exec::gpu::{Access, BatchId, Box3, DeviceAllocation, DownloadId, Gpu, KernelId, Launch};
 use celer_exec::mpi::{Communicator, SideComm};
 
@@ -933,18 +934,6 @@ fn check_sweep(samples: &[Sample], backend: &str, ranks: usize, params: &Params)
         .into());
     }
     Ok(())
-}
-
-/// The median of `v` (not empty): the middle value, or the mean of the two middle ones.
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let m = s.len() / 2;
-    if s.len() % 2 == 1 {
-        s[m]
-    } else {
-        (s[m - 1] + s[m]) / 2.0
-    }
 }
 
 /// `backends` in the order of repetition `rep`: rotated left by `rep`.

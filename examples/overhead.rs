@@ -20,6 +20,7 @@
 use std::time::{Duration, Instant};
 
 use celer::{access, kernels, task, Buffer, Kernel, Queue};
+use celer_examples::stats::median;
 use celer_exec::gpu::{Access, Box3, DeviceAllocation, Gpu, KernelId, Launch};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -193,18 +194,6 @@ impl<'q> ThroughCeler<'q> {
             return Err("the stencil of a constant field changed it".into());
         }
         Ok(())
-    }
-}
-
-/// The median of `v` (not empty): the middle value, or the mean of the two middle ones.
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let m = s.len() / 2;
-    if s.len() % 2 == 1 {
-        s[m]
-    } else {
-        (s[m - 1] + s[m]) / 2.0
     }
 }
 
