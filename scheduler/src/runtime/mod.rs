@@ -477,9 +477,7 @@ impl<'c> RankLoop<'c> {
             match self.finish(flight)? {
                 Some(still) => {
                     // E.g. a receive that completed and now uploads: what depends on it may queue behind the upload.
-                    if matches!(still, InFlight::Gpu(_, AfterGpu::Done)) {
-                        self.gpu_tail.insert(id);
-                    }
+                    self.note_gpu_tail(id, &still);
                     self.in_flight.insert(i, (id, still));
                     i += 1;
                 }
@@ -525,9 +523,7 @@ impl<'c> RankLoop<'c> {
             // GPU work of every command started in this step goes into one batch, in start order.
             match self.start(&cmd)? {
                 Some(flight) => {
-                    if matches!(flight, InFlight::Gpu(_, AfterGpu::Done)) {
-                        self.gpu_tail.insert(cmd.id);
-                    }
+                    self.note_gpu_tail(cmd.id, &flight);
                     self.in_flight.push((cmd.id, flight));
                 }
                 None => self.mark_done(cmd.id),
@@ -535,6 +531,15 @@ impl<'c> RankLoop<'c> {
             progressed = true;
         }
         Ok(progressed)
+    }
+
+    /// Records that command `id` waits only for its GPU work, when `flight` says so: a GPU command depending on it
+    /// may then start, queued behind it ([`start_ready`](Self::start_ready)). [`mark_done`](Self::mark_done)
+    /// forgets it.
+    fn note_gpu_tail(&mut self, id: CommandId, flight: &InFlight) {
+        if matches!(flight, InFlight::Gpu(_, AfterGpu::Done)) {
+            self.gpu_tail.insert(id);
+        }
     }
 
     fn is_done(&self, id: CommandId) -> bool {
