@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = Arc::new(path.clone());
     let f = Arc::clone(&file);
     q.submit(task::host_collective().read(&a, rows()).run(move |ctx| {
-        let bounds = ctx.bounds(0);
+        let bounds = ctx.bounds::<2>(0);
         let bytes: Vec<u8> = ctx.data::<f32>(0).iter().flat_map(|v| v.to_le_bytes()).collect();
         let out = std::fs::OpenOptions::new().write(true).open(f.as_str()).expect("opening the shared file");
         out.write_all_at(&bytes, (bounds.min()[0] * n * 4) as u64).expect("writing this rank's rows");
@@ -58,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     q.barrier();
     let f = Arc::clone(&file);
     q.submit(task::host_collective().discard_write(&t, rows()).run(move |ctx| {
-        let bounds = ctx.bounds(0);
+        let bounds = ctx.bounds::<2>(0);
         let input = std::fs::File::open(f.as_str()).expect("opening the shared file");
         let mut column = vec![0u8; 4];
         let first = bounds.min()[0];

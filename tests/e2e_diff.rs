@@ -148,7 +148,7 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                         .name("window sum")
                         .run(move |ctx| {
                             let chunk = ctx.chunk();
-                            let src_box = ctx.bounds(0);
+                            let src_box = ctx.bounds::<1>(0);
                             let src: Vec<i32> = ctx.data::<i32>(0).to_vec();
                             let out = ctx.data_mut::<i32>(1);
                             for (k, o) in out.iter_mut().enumerate() {

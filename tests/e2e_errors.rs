@@ -67,6 +67,7 @@
 //!   after the last `submit`, all but the last few dozen must have run already (`submit` blocked meanwhile).
 //! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
+//! - `bad-dims`: a host task asks for a 1D accessor's box as a 2D one; the panic points at its line likewise.
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -540,6 +541,18 @@ fn bad_index() -> Result<(), String> {
     Err("the host task's bad accessor index went unnoticed".into())
 }
 
+/// A host task that asks for a 1D accessor's box as a 2D one.
+fn bad_dims() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1.0f32; 16], [16]).named("a");
+    q.submit(task::host_for([16]).read(&a, access::one_to_one()).name("flatlander").run(|ctx| {
+        let _ = ctx.bounds::<2>(0); // BAD-DIMS-LINE
+    }))
+    .map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the host task's wrong box dimensionality went unnoticed".into())
+}
+
 /// Sets `name` to `value` unless the environment already sets it; call before any other thread starts.
 fn default_env(name: &str, value: &str) {
     if std::env::var_os(name).is_none() {
@@ -842,6 +855,17 @@ fn check_cases() -> Vec<String> {
         "the panic to point at the host task's line and the job to end naming the task",
         &stderr,
     );
+    let (status, stderr, _) = run_case("bad-dims", &[]);
+    let line = include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// BAD-DIMS-LINE")).map_or(0, |i| i + 1);
+    check(
+        "bad-dims",
+        !status.success()
+            && stderr.contains(&format!("tests/e2e_errors.rs:{line}:"))
+            && stderr.contains("accessor 0 of this host task is on a 1D buffer, not a 2D one")
+            && stderr.contains("\"flatlander\""),
+        "the panic to point at the host task's line and name the buffer's dimensionality",
+        &stderr,
+    );
 
     let (status, stderr, _) = run_case("zero-sized", &[]);
     check("zero-sized", status.success(), "zero-sized buffers to work (empty slices, empty fences)", &stderr);
@@ -972,6 +996,7 @@ fn main() -> ExitCode {
             Some("mapper-panic-runtime") => mapper_panic(false),
             Some("mapper-oob-chunk") => mapper_oob_chunk(),
             Some("bad-index") => bad_index(),
+            Some("bad-dims") => bad_dims(),
             Some("second-queue") => second_queue(),
             Some("bounded") => {
                 default_env("CELER_SUBMIT_AHEAD", "2");

@@ -67,18 +67,18 @@
 //! ```
 //! A host task reading a buffer's bytes as references or `bool`s (not plain old data, see [`Element`]):
 //! ```compile_fail
-//! fn cells(ctx: &celer::HostContext) -> &[&'static u64] {
+//! fn cells(ctx: &celer::HostContext<1>) -> &[&'static u64] {
 //!     ctx.data::<&'static u64>(0)
 //! }
 //! ```
 //! ```compile_fail
-//! fn flags(ctx: &celer::HostContext) -> &[bool] {
+//! fn flags(ctx: &celer::HostContext<1>) -> &[bool] {
 //!     ctx.data::<bool>(0)
 //! }
 //! ```
 //! (Reading them as a plain-old-data type compiles: `ctx.data::<u64>(0)`.)
 //! ```
-//! fn cells(ctx: &celer::HostContext) -> &[u64] {
+//! fn cells(ctx: &celer::HostContext<1>) -> &[u64] {
 //!     ctx.data::<u64>(0)
 //! }
 //! ```
@@ -90,6 +90,7 @@ pub mod access;
 mod binding;
 mod builder;
 pub mod geometry;
+mod host;
 pub mod logging;
 mod queue;
 
@@ -103,8 +104,8 @@ pub use queue::{
     task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, Reducible, Scalar, TaskBuilder,
 };
 
-/// What a host task's closure sees: its chunk and its accessors' cells.
-pub use celer_scheduler::runtime::{HostContext, RankStats};
+pub use celer_scheduler::runtime::RankStats;
+pub use host::HostContext;
 
 /// The kernels compiled into celer (WGSL from `exec/shaders/`, compiled to SPIR-V at build time).
 pub use celer_scheduler::exec::shaders as kernels;

@@ -19,7 +19,7 @@ use celer_scheduler::graph::{
     ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskSpec,
 };
 use celer_scheduler::runtime::{
-    CustomReduction, HostContext, HostFn, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject,
+    CustomReduction, HostFn, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject,
 };
 use celer_scheduler::{ConfigError, Simulation, StartError};
 use std::sync::{mpsc, Arc};
@@ -27,6 +27,7 @@ use std::sync::{mpsc, Arc};
 use crate::access::Mapper;
 use crate::binding::{check_kernel, BindMeta, ScalarArg};
 use crate::builder::{QueueBuilder, Settings};
+use crate::host::HostContext;
 use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
@@ -896,8 +897,9 @@ impl<const KD: usize> TaskBuilder<KD> {
 
     /// Sets what a host task runs: `f` gets each accessor's cells (in declaration order) through the
     /// [`HostContext`], on the runtime's host worker thread, once per chunk on the chunk's rank.
-    pub fn run(mut self, f: impl Fn(&mut HostContext) + Send + Sync + 'static) -> Self {
-        self.host_fn = Some(Arc::new(f));
+    pub fn run(mut self, f: impl Fn(&mut HostContext<KD>) + Send + Sync + 'static) -> Self {
+        self.host_fn =
+            Some(Arc::new(move |inner: &mut celer_scheduler::runtime::HostContext| HostContext::run(inner, &f)));
         self
     }
 

@@ -32,6 +32,8 @@ impl std::fmt::Debug for HostPayload {
 pub(super) struct HostView {
     pub(super) buffer: BufferId,
     pub(super) bounds: GridBox,
+    /// The buffer's dimensionality (1 to 3).
+    pub(super) dims: usize,
     pub(super) elem_size: usize,
     pub(super) bytes: Vec<u8>,
     pub(super) produces: bool,
@@ -41,7 +43,9 @@ pub(super) struct HostView {
 ///
 /// Read accessors hold the buffer's current contents; write accessors start zeroed and everything in their box
 /// is written back when the closure returns (so a write accessor must cover exactly the cells the task owns).
-#[derive(Debug)]
+///
+/// The default value is an empty context (no chunk, no accessors), a placeholder while a wrapper borrows the real one.
+#[derive(Debug, Default)]
 pub struct HostContext {
     chunk: GridBox,
     rank: usize,
@@ -68,6 +72,15 @@ impl HostContext {
     #[track_caller]
     pub fn bounds(&self, i: usize) -> GridBox {
         self.view(i).bounds
+    }
+
+    /// The dimensionality of accessor `i`'s buffer.
+    ///
+    /// # Panics
+    /// If the task has no accessor `i` (the panic points at the caller).
+    #[track_caller]
+    pub fn buffer_dims(&self, i: usize) -> usize {
+        self.view(i).dims
     }
 
     /// Accessor `i`'s view, or a panic at the caller naming how many accessors the task declared.
@@ -254,6 +267,7 @@ impl RankLoop<'_> {
             views.push(HostView {
                 buffer: a.buffer,
                 bounds,
+                dims: state.dims,
                 elem_size: state.elem_size,
                 bytes: vec![0; bounds.area() * state.elem_size],
                 produces: a.mode.produces(),
