@@ -1,8 +1,8 @@
 //! Compiles WGSL compute kernels to SPIR-V at build time, for celer itself and for programs that use it.
 //!
 //! Call [`compile_dir`] from a `build.rs`: every `*.wgsl` file of the directory (except `prelude.wgsl`) is parsed
-//! with celer's prelude appended (its `celer_*` helpers: chunk items, box containment, buffer-coordinate indexing;
-//! WGSL has no include), validated, and written as SPIR-V to `$OUT_DIR`; a Rust file in `$OUT_DIR` declares one
+//! with celer's prelude appended (its `celer_*` helpers: chunk items, box containment, buffer-coordinate indexing,
+//! block reductions; WGSL has no include), and its f64 part ([`PRELUDE_F64`]) too where the file calls it, validated, and written as SPIR-V to `$OUT_DIR`; a Rust file in `$OUT_DIR` declares one
 //! constant per kernel file, named after it in capitals (`heat.wgsl` → `HEAT`). A program then writes
 //! `celer::include_kernels!();` and uses `Kernel::wgsl(&HEAT, "main")`.
 //!
@@ -17,8 +17,9 @@
 //! Beside the SPIR-V, each constant carries what naga's IR says about the file ([`reflect`]): its `@group(0)`
 //! storage bindings (WGSL name, element type and size, `read` or `read_write`) and, per entry point, the workgroup
 //! size, the members of the push-constant struct it uses (names, types, offsets) and its dimensionality (which
-//! prelude `celer_item_Nd` it calls, directly or through the functions it calls). `celer`'s `submit` compares
-//! tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>`, gaps in the binding numbers
+//! prelude `celer_item_Nd` it calls, directly or through the functions it calls) and whether its results depend on
+//! how the index space is cut into workgroups ([`workgroup_dependent`]); per file, whether its SPIR-V needs the
+//! device feature `shaderFloat64` ([`spirv_needs_float64`]). `celer`'s `submit` compares tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>`, gaps in the binding numbers
 //! and an entry point calling two of the `celer_item_Nd` stop the build, naming the file and the variable or
 //! entry point.
 //!

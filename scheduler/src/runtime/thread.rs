@@ -391,7 +391,8 @@ pub(super) fn run(
             Gpu::with_options(options).map_err(|error| StartError::Gpu { rank, device: k, error })
         })
         .collect::<Result<Vec<Gpu>, StartError>>();
-    let float64 = gpus.as_ref().is_ok_and(|gpus| gpus.iter().all(Gpu::float64));
+    let float64 =
+        gpus.as_ref().is_ok_and(|gpus| gpus.iter().all(Gpu::float64)) && runtime.inject_no_float64 != Some(rank as u64);
     let (gpus, float64) = match crate::startup::agree(&comm, &runtime.must_agree(config.horizon_step), gpus, float64) {
         Ok(agreed) => agreed,
         Err(e) => {
