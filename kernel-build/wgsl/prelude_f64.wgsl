@@ -42,8 +42,9 @@ fn celer_block_tree_f64(op: u32, v: f64, lid: u32) -> f64 {
     return result;
 }
 
-// The f64 infinity whose f32 bits are `bits` (0x7f800000 or 0xff800000), converted at run time: WGSL
-// has no infinite literal, and naga refuses to fold one.
+// The f64 infinity whose f32 bits are `bits` (0x7f800000 or 0xff800000): WGSL has no infinite
+// literal and no bitcast to f64, and a function argument is no constant expression, so the
+// conversion happens at run time (IEEE conversion keeps infinities).
 fn celer_infinity_f64(bits: u32) -> f64 {
     return f64(bitcast<f32>(bits));
 }
