@@ -41,3 +41,11 @@ fn group_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     out[celer_index(pc.out, item)] = sum;
 }
+
+// 2D, workgroups of 8 rows x 8 columns (gid.x along dimension 1): each item its index in its workgroup.
+@compute @workgroup_size(8, 8)
+fn local_index_2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let item = celer_item_2d(pc.chunk, gid);
+    if (!celer_contains(pc.chunk, item)) { return; }
+    out[celer_index(pc.out, item)] = lid;
+}

@@ -1,8 +1,8 @@
 //! End to end, on real ranks: kernels whose results depend on how the index space is cut into workgroups
 //! (`kernels/workgroups.wgsl`: an item's local index; the sum over its workgroup through workgroup memory and a
-//! barrier) give the serial result on any number of ranks, over index spaces that are no multiple of ranks ×
-//! workgroup size: `submit` starts every chunk at a whole workgroup for them, with or without a granularity of the
-//! program's own. Run alone (one rank) or under `mpirun -n N`; `./x test` runs it on 1, 2 and 3 ranks.
+//! barrier; a 2D local index, split along dimension 0 and as a grid) give the serial result on any number of ranks,
+//! over index spaces that are no multiple of ranks × workgroup size: `submit` starts every chunk at a whole workgroup for them, with or without a granularity of the
+//! program's own. Run alone (one rank) or under `mpirun -n N`; `./x test` runs it on 1 to 4 ranks.
 
 use std::process::ExitCode;
 
@@ -60,6 +60,29 @@ fn run(q: &Queue) -> Result<(), String> {
         check(q, "group_sum", &data, None, &sums)?;
         // A granularity of the program's own combines with the workgroup's (least common multiple: 192).
         check(q, "group_sum", &data, Some(48), &sums)?;
+    }
+    // 2D, split along dimension 0 and as a near-square grid: workgroups of 8 x 8, rows and columns no multiple of 8.
+    let (rows, cols) = (37usize, 29usize);
+    let kernel = Kernel::wgsl(&own_kernels::WORKGROUPS, "local_index_2d").map_err(|e| e.to_string())?;
+    let input = q.buffer_from(&vec![0u32; rows * cols], [rows, cols]).named("data_2d");
+    let want: Vec<u32> = (0..rows * cols).map(|i| ((i / cols % 8) * 8 + i % cols % 8) as u32).collect();
+    for grid in [false, true] {
+        let out = q.buffer::<u32, 2>([rows, cols]).named("out_2d");
+        let t = task::parallel_for(&kernel, [rows, cols]).read(&input, access::one_to_one());
+        let t = t.discard_write(&out, access::one_to_one());
+        q.submit(if grid { t.split_2d() } else { t }).map_err(|e| e.to_string())?;
+        let got = q.fence(&out).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+        if let Some(i) = (0..rows * cols).find(|&i| got[i] != want[i]) {
+            return Err(format!(
+                "workgroups::local_index_2d over [{rows}, {cols}] (split_2d: {grid}) on {} rank(s): cell [{}, {}] \
+                 holds {}, the serial result is {}",
+                q.ranks(),
+                i / cols,
+                i % cols,
+                got[i],
+                want[i]
+            ));
+        }
     }
     Ok(())
 }
