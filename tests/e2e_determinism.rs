@@ -3,7 +3,9 @@
 //!
 //! - `e2e_determinism --worker [--out FILE]` (under `mpirun -n N`): the sum of 10^6 random `f32` values, sums,
 //!   minimums and maximums of 30 011 random `f32`, `i32` and `u32` values (the first of them computed twice, and
-//!   once more read by two ranks' host tasks before every rank reads it), and
+//!   once more read by two ranks' host tasks before every rank reads it) and of 300 007 random `f64` values (the
+//!   prelude's f64 part; the sum also within rounding of the serial sum, minimum and maximum exactly the serial
+//!   ones), and
 //!   the sum of a 150 × 149 `f32` field through a 2D kernel; every result must equal the host's model of the fixed
 //!   tree (the prelude's fold of each workgroup, blocks combined pairwise by number), which depends on neither the
 //!   split nor the run. Rank 0 writes one line per result, `name bits`, to FILE.
@@ -47,6 +49,18 @@ impl Value for f32 {
     }
     fn identity(op: ReductionOp) -> Self {
         [0.0, f32::INFINITY, f32::NEG_INFINITY][op_index(op)]
+    }
+}
+
+impl Value for f64 {
+    fn add(self, other: Self) -> Self {
+        self + other
+    }
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+    fn identity(op: ReductionOp) -> Self {
+        [0.0, f64::INFINITY, f64::NEG_INFINITY][op_index(op)]
     }
 }
 
@@ -141,6 +155,18 @@ fn reduce_1d<T: Value>(
     entries: &[(&'static str, ReductionOp)],
     runs: usize,
 ) -> Result<String, String> {
+    reduce_1d_results(q, file, values, entries, runs).map(|(lines, _)| lines)
+}
+
+/// [`reduce_1d`], also returning each entry's result.
+fn reduce_1d_results<T: Value>(
+    q: &Queue,
+    file: &'static celer::kernels::KernelSource,
+    values: &[T],
+    entries: &[(&'static str, ReductionOp)],
+    runs: usize,
+) -> Result<(String, Vec<T>), String> {
+    let mut results = Vec::new();
     let n = values.len();
     let data = q.buffer_from(values, [n]).named("data");
     let mut lines = String::new();
@@ -168,6 +194,30 @@ fn reduce_1d<T: Value>(
             return Err(format!("{name}: runs gave bits {bits:?}, the host model of the tree {:#x}", want.bits()));
         }
         lines.push_str(&format!("{name} {:#x}\n", got[0].bits()));
+        results.push(got[0]);
+    }
+    Ok((lines, results))
+}
+
+/// Sum, minimum and maximum of `values` through the prelude's f64 block reductions (`kernels/block_f64.wgsl`):
+/// besides the runs' bits against the host model of the tree (as [`reduce_1d`]), the sum must lie within rounding
+/// of the serial sum, and the minimum and maximum must be the serial ones exactly.
+fn reduce_f64(q: &Queue, values: &[f64]) -> Result<String, String> {
+    let (lines, got) = reduce_1d_results(q, &BLOCK_F64, values, &[SUM, MIN, MAX], 1)?;
+    let serial = values.iter().sum::<f64>();
+    let magnitude = values.iter().map(|v| v.abs()).sum::<f64>();
+    // Each of the n - 1 additions of either order rounds by at most half an ulp of a partial sum.
+    let tolerance = values.len() as f64 * f64::EPSILON * magnitude;
+    if (got[0] - serial).abs() > tolerance {
+        return Err(format!(
+            "block_f64::reduce_sum: {} differs from the serial sum {serial} by more than {tolerance}",
+            got[0]
+        ));
+    }
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if got[1].to_bits() != min.to_bits() || got[2].to_bits() != max.to_bits() {
+        return Err(format!("block_f64: minimum {} and maximum {}, serially {min} and {max}", got[1], got[2]));
     }
     Ok(lines)
 }
@@ -221,6 +271,11 @@ fn worker(out_file: Option<&str>) -> Result<(), String> {
     lines += &read_by_two_ranks_first(&q, &floats[..m])?;
     lines += &reduce_1d(&q, &BLOCK_I32, &ints, &[SUM, MIN, MAX], 1)?;
     lines += &reduce_1d(&q, &BLOCK_U32, &uints, &[SUM, MIN, MAX], 1)?;
+    // f64 (lavapipe has shaderFloat64): of mixed magnitude and sign, 53 random bits each.
+    let doubles: Vec<f64> = (0..300_007)
+        .map(|_| ((rng.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.4) * 2f64.powi((rng.next() % 40) as i32 - 20))
+        .collect();
+    lines += &reduce_f64(&q, &doubles)?;
     // 2D: blocks of 8 rows × 16 columns, numbered row-major; the last row and column of blocks are cut.
     let (rows, cols) = (150usize, 149usize);
     let field: Vec<f32> = floats[..rows * cols].to_vec();
@@ -292,15 +347,15 @@ fn driver(ranks: &[String]) -> Result<String, String> {
         results.push((r.as_str(), text));
     }
     let (base_ranks, base) = &results[0];
-    if base.lines().count() != 12 {
-        return Err(format!("{base_ranks} rank(s) reported {} results, expected 12", base.lines().count()));
+    if base.lines().count() != 15 {
+        return Err(format!("{base_ranks} rank(s) reported {} results, expected 15", base.lines().count()));
     }
     for (r, text) in &results[1..] {
         if text != base {
             return Err(format!("results differ between {base_ranks} and {r} rank(s):\n{base}---\n{text}"));
         }
     }
-    Ok(format!("12 reductions gave the same bits on {ranks:?} rank(s):\n{base}"))
+    Ok(format!("15 reductions gave the same bits on {ranks:?} rank(s):\n{base}"))
 }
 
 fn main() -> ExitCode {

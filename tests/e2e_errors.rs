@@ -68,11 +68,14 @@
 //! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 //! - `bad-dims`: a host task asks for a 1D accessor's box as a 2D one; the panic points at its line likewise.
+//! - `no-float64`: `CELER_INJECT_FAULT=no-float64@R` (R the last rank; set by the case if unset) makes the last
+//!   rank's device count as lacking `shaderFloat64`: on every rank `submit` refuses the f64 block reduction (naming
+//!   the task and the kernel), and an f32 block reduction still runs and gives the serial sum (must pass).
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use celer::{access, kernels, task, Kernel, Queue};
+use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
 
 /// The kernels of `kernels/` (`faulty.wgsl` holds the deliberately wrong ones).
 #[allow(dead_code)] // METG is the examples'
@@ -529,6 +532,39 @@ fn start_fails(expected: &str) -> Result<(), String> {
     }
 }
 
+/// The f64 block reduction submitted where the last rank's device counts as lacking `shaderFloat64`: refused at
+/// submit on every rank, naming the task and the kernel; a kernel without f64 still runs.
+fn no_float64() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let doubles = q.buffer_from(&[0.5f64; 300], [300]).named("doubles");
+    let total = q.buffer::<f64, 1>([1]).named("total");
+    let k = Kernel::wgsl(&own_kernels::BLOCK_F64, "reduce_sum").map_err(|e| e.to_string())?;
+    let t = task::parallel_for(&k, [300]).read(&doubles, access::one_to_one()).reduce(&total, ReductionOp::Sum);
+    match q.submit(t.name("f64_sum")) {
+        Ok(_) => return Err("a kernel that uses f64 was accepted where a device lacks shaderFloat64".into()),
+        Err(e) => {
+            let msg = e.to_string();
+            eprintln!("e2e_errors: rank {}: submit returned Err: {msg}", q.rank());
+            let named = msg.contains("task T1 \"f64_sum\"")
+                && msg.contains("kernel block_f64::reduce_sum uses f64")
+                && msg.contains("lacks the Vulkan feature shaderFloat64");
+            if !named {
+                return Err(format!("the refusal does not name the task, the kernel and the feature: {msg}"));
+            }
+        }
+    }
+    let floats = q.buffer_from(&[0.5f32; 300], [300]).named("floats");
+    let sum = q.buffer::<f32, 1>([1]).named("sum");
+    let k = Kernel::wgsl(&own_kernels::BLOCK_F32, "reduce_sum").map_err(|e| e.to_string())?;
+    q.submit(task::parallel_for(&k, [300]).read(&floats, access::one_to_one()).reduce(&sum, ReductionOp::Sum))
+        .map_err(|e| e.to_string())?;
+    let got = q.fence(&sum).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != [150.0] {
+        return Err(format!("an f32 block sum beside the refused f64 one gave {got:?}, not [150.0]"));
+    }
+    Ok(())
+}
+
 /// A host task that asks for an accessor it did not declare.
 fn bad_index() -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
@@ -927,6 +963,14 @@ fn check_cases() -> Vec<String> {
         );
     }
 
+    let (status, stderr, _) = run_case("no-float64", &[]);
+    check(
+        "no-float64",
+        status.success() && stderr.contains("submit returned Err"),
+        "submit to refuse the f64 kernel and the f32 one to run",
+        &stderr,
+    );
+
     let (status, stderr, _) = run_case("diverge", &[]);
     check(
         "diverge (one rank)",
@@ -1018,6 +1062,11 @@ fn main() -> ExitCode {
             Some("settings-differ") => settings_differ(),
             Some("rank-dies") => rank_dies(),
             Some("waits-8") => waits(8),
+            Some("no-float64") => {
+                let size = std::env::var("OMPI_COMM_WORLD_SIZE").ok().and_then(|v| v.parse::<usize>().ok());
+                default_env("CELER_INJECT_FAULT", &format!("no-float64@{}", size.unwrap_or(1) - 1));
+                no_float64()
+            }
             other => Err(format!("unknown case {other:?}")),
         };
         return match result {

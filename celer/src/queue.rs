@@ -99,12 +99,16 @@ macro_rules! impl_scalar {
 }
 impl_scalar!(f32 => F32, f32::to_bits, i32 => I32, |v: i32| v as u32, u32 => U32, |v: u32| v);
 
-/// For a kernel that calls the prelude's block reductions (`celer_reduce_*`) in a task with reductions: the items of
-/// one block (its workgroup) along each dimension of the index space, dimension 0 first; the task's chunks are then
-/// split at whole blocks (its granularity becomes a multiple of them), so that each block's partial result is the
-/// same however the task is split, and so is the reduction's result.
-fn block_reduction(source: &KernelSource, entry: &str, spec: &mut TaskSpec) -> Option<[usize; 3]> {
-    let ep = source.entry_point(entry).filter(|ep| ep.block_reduction && !spec.reductions.is_empty())?;
+/// For a kernel whose results depend on how the index space is cut into workgroups (its reflection's
+/// `workgroup_dependent`: workgroup ids, local ids, `var<workgroup>` memory, barriers, subgroup operations; the
+/// prelude's block reductions use them): the task's granularity becomes a multiple of the workgroup along each
+/// dimension of the index space (the least common multiple with the program's `.granularity()`), so that every
+/// chunk starts at a whole workgroup of the index space (counted from its first item) and each workgroup holds the
+/// same items however the task is split. Returns the items of one block (its workgroup) along each dimension,
+/// dimension 0 first, where the kernel also calls a block reduction in a task with reductions: each block's partial
+/// result is then the same however the task is split, and so is the reduction's result.
+fn align_to_workgroups(source: &KernelSource, entry: &str, spec: &mut TaskSpec) -> Option<[usize; 3]> {
+    let ep = source.entry_point(entry).filter(|ep| ep.workgroup_dependent || ep.block_reduction)?;
     let [x, y, z] = ep.workgroup_size.map(|w| w as usize);
     // Invocation ids run back to front: gid.x along the last dimension (the prelude's celer_item_Nd).
     let block = match spec.dims {
@@ -121,7 +125,7 @@ fn block_reduction(source: &KernelSource, entry: &str, spec: &mut TaskSpec) -> O
     for (g, b) in spec.granularity.iter_mut().zip(block) {
         *g = *g / gcd(*g, b) * b;
     }
-    Some(block)
+    (ep.block_reduction && !spec.reductions.is_empty()).then_some(block)
 }
 
 /// Element types reductions can combine across ranks.
@@ -421,6 +425,15 @@ impl Queue {
             });
         }
         if let Some((source, entry)) = task.kernel {
+            // Every rank agreed at start-up whether all devices run f64, so every rank refuses here alike.
+            if source.needs_float64() && self.runtime.as_ref().is_some_and(|rt| !rt.float64()) {
+                return Err(TaskError {
+                    task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name },
+                    inner: Box::new(celer_scheduler::graph::TaskErrorKind::KernelNeedsFloat64 {
+                        kernel: format!("{}::{entry}", source.name()),
+                    }),
+                });
+            }
             let task_name = spec.name.clone();
             let mut kernel = crate::binding::KernelTask {
                 spec: &mut spec,
@@ -435,7 +448,7 @@ impl Queue {
                     inner,
                 })?;
             let (reduction_kinds, custom_reductions) = (kernel.reduction_kinds, kernel.custom_reductions);
-            let blocks = block_reduction(source, entry, &mut spec);
+            let blocks = align_to_workgroups(source, entry, &mut spec);
             spec.payload =
                 Some(Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions, blocks }));
         }

@@ -407,6 +407,12 @@ impl Gpu {
         &self.info
     }
 
+    /// Whether the device runs kernels that use `f64` (the feature `shaderFloat64`, enabled where supported):
+    /// [`KernelSource::needs_float64`].
+    pub fn float64(&self) -> bool {
+        self.device.enabled_features().shader_float64
+    }
+
     /// The limits dispatches are checked against.
     pub fn limits(&self) -> &GpuLimits {
         &self.limits

@@ -145,6 +145,11 @@ pub struct EntryPointDesc {
     /// Whether it calls one of the prelude's block reductions (`celer_reduce_<op>_<type>`), directly or through the
     /// functions it calls: the task's reductions then combine one partial result per workgroup in a fixed tree.
     pub block_reduction: bool,
+    /// Whether what it computes depends on how the index space is cut into workgroups: it takes
+    /// `local_invocation_id`, `local_invocation_index`, `workgroup_id`, `num_workgroups` or a subgroup id, or uses
+    /// `var<workgroup>` memory, a barrier or a subgroup operation (directly or through the functions it calls).
+    /// `celer`'s `submit` then splits the task's chunks at whole workgroups.
+    pub workgroup_dependent: bool,
     /// The members of the push-constant struct (`var<immediate>`) it uses, in offset order (empty if it uses none).
     /// By celer's convention, `chunk: CelerBox`, one `CelerBox` per binding, then the kernel's scalars.
     pub push_constants: &'static [PushMemberDesc],
@@ -180,6 +185,9 @@ pub struct KernelSource {
     group0_bindings: u32,
     /// The file's `@group(0)` bindings, by binding number (numbers run from 0 without gaps: a build error else).
     bindings: &'static [BindingDesc],
+    /// Whether the SPIR-V declares the capability `Float64` (the file uses `f64`): only a device with the feature
+    /// `shaderFloat64` runs it.
+    float64: bool,
 }
 
 impl KernelSource {
@@ -190,7 +198,8 @@ impl KernelSource {
     /// bounds-checked indexing (`celer-kernel-build` does exactly that), `checked_spirv` the checked variant of
     /// `spirv` (with one more storage binding, `group0_bindings`), and `entry_points` and `group0_bindings` describe
     /// them: the GPU layer dispatches them through safe functions on the strength of it. `bindings` describes the
-    /// `group0_bindings` bindings, in binding order.
+    /// `group0_bindings` bindings, in binding order; `float64` says whether the modules declare the capability
+    /// `Float64`.
     #[doc(hidden)]
     pub const unsafe fn from_build(
         name: &'static str,
@@ -199,8 +208,15 @@ impl KernelSource {
         entry_points: &'static [EntryPointDesc],
         group0_bindings: u32,
         bindings: &'static [BindingDesc],
+        float64: bool,
     ) -> Self {
-        Self { name, spirv, checked_spirv, entry_points, group0_bindings, bindings }
+        Self { name, spirv, checked_spirv, entry_points, group0_bindings, bindings, float64 }
+    }
+
+    /// Whether the file uses `f64` (its SPIR-V declares the capability `Float64`: its own `f64` values, or the
+    /// prelude's `celer_reduce_<op>_f64`): only a device with the feature `shaderFloat64` can run it.
+    pub fn needs_float64(&self) -> bool {
+        self.float64
     }
 
     /// The file's `@group(0)` bindings in binding order (`bindings()[n].binding == n`): every entry point of the

@@ -316,6 +316,16 @@ pub enum TaskErrorKind {
         /// What differs.
         detail: String,
     },
+    /// A kernel that uses `f64` submitted where a device of the job lacks the Vulkan feature `shaderFloat64`.
+    #[error(
+        "kernel {kernel} uses f64 (its SPIR-V declares the capability Float64: its own f64 values or the prelude's \
+         celer_reduce_<op>_f64), but a device of this job lacks the Vulkan feature shaderFloat64, so it cannot run \
+         there; run on devices that have it (CELER_DEVICE), or compute in f32"
+    )]
+    KernelNeedsFloat64 {
+        /// The kernel (`file::entry`).
+        kernel: String,
+    },
     /// Items of one task read cells that other items of the same task write: the result would depend on how the
     /// task is split and in which order its work-items run.
     #[error(

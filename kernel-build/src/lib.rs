@@ -1,8 +1,8 @@
 //! Compiles WGSL compute kernels to SPIR-V at build time, for celer itself and for programs that use it.
 //!
 //! Call [`compile_dir`] from a `build.rs`: every `*.wgsl` file of the directory (except `prelude.wgsl`) is parsed
-//! with celer's prelude appended (its `celer_*` helpers: chunk items, box containment, buffer-coordinate indexing;
-//! WGSL has no include), validated, and written as SPIR-V to `$OUT_DIR`; a Rust file in `$OUT_DIR` declares one
+//! with celer's prelude appended (its `celer_*` helpers: chunk items, box containment, buffer-coordinate indexing,
+//! block reductions; WGSL has no include), and its f64 part ([`PRELUDE_F64`]) too where the file calls it, validated, and written as SPIR-V to `$OUT_DIR`; a Rust file in `$OUT_DIR` declares one
 //! constant per kernel file, named after it in capitals (`heat.wgsl` → `HEAT`). A program then writes
 //! `celer::include_kernels!();` and uses `Kernel::wgsl(&HEAT, "main")`.
 //!
@@ -17,8 +17,9 @@
 //! Beside the SPIR-V, each constant carries what naga's IR says about the file ([`reflect`]): its `@group(0)`
 //! storage bindings (WGSL name, element type and size, `read` or `read_write`) and, per entry point, the workgroup
 //! size, the members of the push-constant struct it uses (names, types, offsets) and its dimensionality (which
-//! prelude `celer_item_Nd` it calls, directly or through the functions it calls). `celer`'s `submit` compares
-//! tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>`, gaps in the binding numbers
+//! prelude `celer_item_Nd` it calls, directly or through the functions it calls) and whether its results depend on
+//! how the index space is cut into workgroups ([`workgroup_dependent`]); per file, whether its SPIR-V needs the
+//! device feature `shaderFloat64` ([`spirv_needs_float64`]). `celer`'s `submit` compares tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>`, gaps in the binding numbers
 //! and an entry point calling two of the `celer_item_Nd` stop the build, naming the file and the variable or
 //! entry point.
 //!
@@ -48,6 +49,52 @@ use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement}
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
 pub const PRELUDE: &str = include_str!("../wgsl/prelude.wgsl");
+
+/// The prelude's f64 part (`wgsl/prelude_f64.wgsl`: the block reductions `celer_reduce_<op>_f64`), appended after
+/// [`PRELUDE`] only to kernel files that call one of them ([`uses_f64_prelude`]): a module that declares an `f64`
+/// needs the device feature `shaderFloat64`, which other kernels must not start requiring.
+pub const PRELUDE_F64: &str = include_str!("../wgsl/prelude_f64.wgsl");
+
+/// The functions of [`PRELUDE_F64`] a kernel calls; one of them in its text (outside `//` comments) appends it.
+const F64_CALLS: [&str; 3] = ["celer_reduce_sum_f64", "celer_reduce_min_f64", "celer_reduce_max_f64"];
+
+/// Whether kernel text `source` calls the prelude's f64 part (names one of `celer_reduce_{sum,min,max}_f64` outside
+/// `//` comments), so that the build appends [`PRELUDE_F64`] to it.
+pub fn uses_f64_prelude(source: &str) -> bool {
+    source.lines().map(|l| l.split_once("//").map_or(l, |(code, _)| code)).any(|code| {
+        F64_CALLS.iter().any(|name| {
+            code.match_indices(name).any(|(i, _)| {
+                // A whole identifier, not the prefix of a longer one.
+                !code[i + name.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            })
+        })
+    })
+}
+
+/// The prelude appended to kernel text `source`: [`PRELUDE`], and [`PRELUDE_F64`] where the kernel calls it.
+pub fn prelude_for(source: &str) -> String {
+    if uses_f64_prelude(source) {
+        format!("{PRELUDE}\n{PRELUDE_F64}")
+    } else {
+        PRELUDE.to_string()
+    }
+}
+
+/// Whether SPIR-V `words` declare the capability `Float64` (`OpCapability Float64`): a module with an `f64` type,
+/// which a device runs only with the feature `shaderFloat64`.
+pub fn spirv_needs_float64(words: &[u32]) -> bool {
+    const OP_CAPABILITY: u32 = 17;
+    const FLOAT64: u32 = 10;
+    let mut at = 5; // after the header
+    while let Some(&first) = words.get(at) {
+        let (count, opcode) = ((first >> 16) as usize, first & 0xffff);
+        if opcode == OP_CAPABILITY && words.get(at + 1) == Some(&FLOAT64) {
+            return true;
+        }
+        at += count.max(1);
+    }
+    false
+}
 
 /// The checked-mode prelude appended after [`PRELUDE`] for the checked variant of each kernel, with
 /// `CELER_CHECK_BINDING` standing for the kernel's number of `@group(0)` bindings.
@@ -161,12 +208,14 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     if ident.is_empty() || ident.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(format!("error: {shown}: the file name must start with a letter to name a Rust constant"));
     }
-    let mut source = fs::read_to_string(path).map_err(|e| format!("error: cannot read {shown}: {e}"))?;
-    let own_lines = source.lines().count();
-    source.push('\n');
-    source.push_str(PRELUDE);
-    let note =
-        format!(" (lines after {own_lines} are celer's prelude, celer-kernel-build's wgsl/prelude.wgsl, appended)");
+    let own = fs::read_to_string(path).map_err(|e| format!("error: cannot read {shown}: {e}"))?;
+    let own_lines = own.lines().count();
+    let prelude = prelude_for(&own);
+    let source = format!("{own}\n{prelude}");
+    let note = format!(
+        " (lines after {own_lines} are celer's prelude, celer-kernel-build's wgsl/prelude.wgsl{}, appended)",
+        if prelude.len() > PRELUDE.len() { " and wgsl/prelude_f64.wgsl" } else { "" }
+    );
 
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| {
         format!("error: {shown} does not parse as WGSL{note}:\n{}", e.emit_to_string_with_path(&source, shown))
@@ -179,6 +228,7 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     let words = write_spirv(&module, &info, options.force_loop_bounding)
         .map_err(|e| format!("error: {shown}: naga cannot write SPIR-V: {e}"))?;
     write_words(&out_dir.join(format!("{stem}.spv")), &words)?;
+    let float64 = spirv_needs_float64(&words);
     let reflection = reflect(&module, &info).map_err(|e| format!("error: {shown}: {e}"))?;
     let group0_bindings = reflection.bindings.len() as u32;
     let entry_points = render_entry_points(&reflection, types);
@@ -189,8 +239,7 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     // The preludes first: naga wants a function defined before its callers, and the kernel's functions will call
     // celer_index_checked.
     let checked_prelude = CHECKED_PRELUDE.replace("CELER_CHECK_BINDING", &group0_bindings.to_string());
-    let own = &source[..source.len() - PRELUDE.len() - 1];
-    let checked_source = format!("{PRELUDE}\n{checked_prelude}\n{own}");
+    let checked_source = format!("{prelude}\n{checked_prelude}\n{own}");
     let mut checked = naga::front::wgsl::parse_str(&checked_source).map_err(|e| {
         format!("error: {shown}: its checked variant does not parse: {}", e.emit_to_string(&checked_source))
     })?;
@@ -211,7 +260,8 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
          include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{stem}.checked.spv\")),\n    \
          &[{entry_points}],\n    \
          {group0_bindings},\n    \
-         &[{bindings}],\n\
+         &[{bindings}],\n    \
+         {float64},\n\
          )\n"
     );
     let target = out_dir.join(format!("{stem}.kernel.rs"));
@@ -279,6 +329,9 @@ pub struct EntryPoint {
     /// Whether it calls one of the prelude's block reductions (`celer_reduce_*`), directly or through the functions
     /// it calls: its task's reductions are then deterministic, one partial result per workgroup.
     pub block_reduction: bool,
+    /// Whether what it computes depends on how the index space is cut into workgroups ([`workgroup_dependent`]):
+    /// its task's chunks must then start at whole workgroups.
+    pub workgroup_dependent: bool,
     /// The members of the `var<immediate>` struct it uses (empty if none), in offset order.
     pub push_constants: Vec<Member>,
     /// The struct's size in bytes (0 if it uses none).
@@ -485,6 +538,7 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             });
         }
         let fi = info.get_entry_point(i);
+        let workgroup_dependent = workgroup_dependent(module, info, i);
         let immediate =
             module.global_variables.iter().find(|(h, var)| var.space == AddressSpace::Immediate && !fi[*h].is_empty());
         let (push_constants, push_constant_bytes) = match immediate {
@@ -542,12 +596,86 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             workgroup_size: ep.workgroup_size,
             dims: dims.first().copied(),
             block_reduction,
+            workgroup_dependent,
             push_constants,
             push_constant_bytes,
             writes,
         });
     }
     Ok(Reflection { bindings, entry_points })
+}
+
+/// Whether `block` (not the functions it calls) synchronises or shares work with other invocations of its workgroup
+/// or subgroup: a barrier, a `workgroupUniformLoad`, a subgroup operation.
+fn workgroup_statements(block: &naga::Block) -> bool {
+    let mut found = false;
+    each_statement(block, &mut |s| {
+        found |= matches!(
+            s,
+            Statement::ControlBarrier(_)
+                | Statement::MemoryBarrier(_)
+                | Statement::WorkGroupUniformLoad { .. }
+                | Statement::SubgroupBallot { .. }
+                | Statement::SubgroupGather { .. }
+                | Statement::SubgroupCollectiveOperation { .. }
+        );
+    });
+    found
+}
+
+/// Whether entry point `f` takes a built-in that tells where an invocation lies in its workgroup or which workgroup
+/// it is (`local_invocation_id`, `local_invocation_index`, `workgroup_id`, `num_workgroups`, the subgroup ids), as
+/// a parameter or a member of one.
+fn workgroup_builtins(module: &naga::Module, f: &Function) -> bool {
+    use naga::{Binding as B, BuiltIn};
+    let dependent = |b: &Option<B>| {
+        matches!(
+            b,
+            Some(B::BuiltIn(
+                BuiltIn::LocalInvocationId
+                    | BuiltIn::LocalInvocationIndex
+                    | BuiltIn::WorkGroupId
+                    | BuiltIn::NumWorkGroups
+                    | BuiltIn::NumSubgroups
+                    | BuiltIn::SubgroupId
+                    | BuiltIn::SubgroupInvocationId
+            ))
+        )
+    };
+    f.arguments.iter().any(|a| {
+        dependent(&a.binding)
+            || match &module.types[a.ty].inner {
+                naga::TypeInner::Struct { members, .. } => members.iter().any(|m| dependent(&m.binding)),
+                _ => false,
+            }
+    })
+}
+
+/// Whether what an entry point computes depends on how its index space is cut into workgroups, as its reflection
+/// records it ([`EntryPoint::workgroup_dependent`]): it takes `local_invocation_id`, `local_invocation_index`,
+/// `workgroup_id`, `num_workgroups` or a subgroup id, or it (or a function it calls) uses `var<workgroup>` memory, a
+/// barrier, `workgroupUniformLoad` or a subgroup operation. Such an entry point gives results that depend on the
+/// split unless chunks start at whole workgroups, which celer's `submit` then ensures.
+pub fn workgroup_dependent(module: &naga::Module, info: &naga::valid::ModuleInfo, entry_point: usize) -> bool {
+    let ep = &module.entry_points[entry_point];
+    let mut stack = vec![FnRef::EntryPoint(entry_point)];
+    let mut seen = std::collections::HashSet::new();
+    let mut found = false;
+    while let Some(f) = stack.pop() {
+        if seen.insert(f) {
+            let body = &function(module, f).body;
+            found |= workgroup_statements(body);
+            each_statement(body, &mut |s| {
+                if let Statement::Call { function, .. } = s {
+                    stack.push(FnRef::Function(*function));
+                }
+            });
+        }
+    }
+    let fi = info.get_entry_point(entry_point);
+    found
+        || workgroup_builtins(module, &ep.function)
+        || module.global_variables.iter().any(|(h, v)| v.space == AddressSpace::WorkGroup && !fi[h].is_empty())
 }
 
 /// `ScalarType::F32` for `f32`, under `types`.
@@ -584,8 +712,9 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
         let _ = write!(
             out,
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
-             block_reduction: {}, push_constants: &[{members}], push_constant_bytes: {}, writes: &{:?} }}, ",
-            ep.name, ep.dims, ep.block_reduction, ep.push_constant_bytes, ep.writes
+             block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
+             writes: &{:?} }}, ",
+            ep.name, ep.dims, ep.block_reduction, ep.workgroup_dependent, ep.push_constant_bytes, ep.writes
         );
     }
     out
@@ -924,10 +1053,87 @@ mod tests {
 
     /// The reflection of `source` with the prelude appended.
     fn reflection(source: &str) -> Result<Reflection, String> {
-        let text = format!("{source}\n{PRELUDE}");
+        let (module, info) = validated(source);
+        reflect(&module, &info).map_err(|e| e.to_string())
+    }
+
+    /// `source` with its prelude appended ([`prelude_for`]), parsed and validated.
+    fn validated(source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+        let text = format!("{source}\n{}", prelude_for(source));
         let module = naga::front::wgsl::parse_str(&text).expect("parses");
         let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).expect("validates");
-        reflect(&module, &info).map_err(|e| e.to_string())
+        (module, info)
+    }
+
+    #[test]
+    fn only_kernels_calling_an_f64_reduction_get_the_f64_prelude_and_need_float64() {
+        assert!(uses_f64_prelude("let s = celer_reduce_sum_f64(v, ok, lid);"));
+        assert!(!uses_f64_prelude("// celer_reduce_sum_f64(v, ok, lid) in a comment\nlet s = 1u;"));
+        assert!(!uses_f64_prelude("let s = celer_reduce_sum_f64x(v);"), "a longer identifier");
+        assert!(!uses_f64_prelude("let s = celer_reduce_sum_f32(v, ok, lid);"));
+        let spirv_of = |source: &str| {
+            let (module, info) = validated(source);
+            write_spirv(&module, &info, false).expect("writes SPIR-V")
+        };
+        let f64_kernel = "@group(0) @binding(0) var<storage, read_write> out: array<f64>;
+            @compute @workgroup_size(64) fn main(@builtin(local_invocation_index) lid: u32) {
+                let s = celer_reduce_max_f64(f64(lid), lid < 10u, lid);
+                if (lid == 0u) { out[0] = s; }
+            }";
+        assert!(spirv_needs_float64(&spirv_of(f64_kernel)));
+        let f32_kernel = "@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+            @compute @workgroup_size(64) fn main(@builtin(local_invocation_index) lid: u32) {
+                let s = celer_reduce_max_f32(f32(lid), lid < 10u, lid);
+                if (lid == 0u) { out[0] = s; }
+            }";
+        assert!(!spirv_needs_float64(&spirv_of(f32_kernel)), "the 32-bit prelude declares no f64");
+        // A kernel's own f64 needs the feature too.
+        let own = "@group(0) @binding(0) var<storage, read_write> out: array<f64>;
+            @compute @workgroup_size(1) fn main() { out[0] = out[0] * 2.0; }";
+        assert!(spirv_needs_float64(&spirv_of(own)));
+    }
+
+    #[test]
+    fn reflection_marks_entry_points_whose_results_depend_on_the_workgroups() {
+        let r = reflection(
+            "@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+            var<workgroup> shared_cells: array<u32, 64>;
+            var<workgroup> unused_cells: array<u32, 64>;
+            fn sync() { workgroupBarrier(); }
+            fn keep(i: u32, v: u32) { shared_cells[i] = v; }
+            struct Ids { @builtin(local_invocation_id) lid: vec3<u32> }
+            @compute @workgroup_size(64) fn plain(@builtin(global_invocation_id) gid: vec3<u32>) { out[gid.x] = 1u; }
+            @compute @workgroup_size(64) fn index(@builtin(local_invocation_index) lid: u32) { out[lid] = 1u; }
+            @compute @workgroup_size(64) fn in_struct(ids: Ids) { out[ids.lid.x] = 1u; }
+            @compute @workgroup_size(64) fn group(@builtin(workgroup_id) wid: vec3<u32>) { out[wid.x] = 1u; }
+            @compute @workgroup_size(64) fn groups(@builtin(num_workgroups) n: vec3<u32>) { out[0] = n.x; }
+            @compute @workgroup_size(64) fn memory(@builtin(global_invocation_id) gid: vec3<u32>) {
+                keep(gid.x % 64u, 1u);
+            }
+            @compute @workgroup_size(64) fn barrier(@builtin(global_invocation_id) gid: vec3<u32>) {
+                sync();
+                out[gid.x] = 1u;
+            }
+            @compute @workgroup_size(64) fn reduction(@builtin(global_invocation_id) gid: vec3<u32>) {
+                out[gid.x] = celer_reduce_sum_u32(1u, true, gid.x % 64u);
+            }",
+        )
+        .expect("reflects");
+        let flags: Vec<(&str, bool)> =
+            r.entry_points.iter().map(|e| (e.name.as_str(), e.workgroup_dependent)).collect();
+        assert_eq!(
+            flags,
+            [
+                ("plain", false),
+                ("index", true),
+                ("in_struct", true),
+                ("group", true),
+                ("groups", true),
+                ("memory", true),
+                ("barrier", true),
+                ("reduction", true),
+            ]
+        );
     }
 
     #[test]

@@ -135,11 +135,12 @@ pub const VARIABLES: &[EnvVar] = &[
     },
     EnvVar {
         name: INJECT_FAULT,
-        accepted: "device-lost@N (N an integer >= 1)",
+        accepted: "device-lost@N (N an integer >= 1), or no-float64@R (R a rank)",
         default: "unset (no fault)",
-        effect: "for testing the failure path only: the GPU layer reports VK_ERROR_DEVICE_LOST at its N-th poll with \
-                 work in flight, as if the device had been lost; the run stops on every rank naming the device and \
-                 the lost work",
+        effect: "for testing failure paths only: device-lost@N makes the GPU layer report VK_ERROR_DEVICE_LOST at its \
+                 N-th poll with work in flight, as if the device had been lost (the run stops on every rank naming \
+                 the device and the lost work); no-float64@R makes rank R's devices count as lacking shaderFloat64 \
+                 (submit refuses kernels that use f64 on every rank)",
     },
 ];
 
@@ -270,6 +271,8 @@ pub struct RuntimeConfig {
     pub check_bounds: bool,
     /// `CELER_INJECT_FAULT=device-lost@N`: the GPU poll at which to simulate a lost device (testing only).
     pub inject_device_lost: Option<u64>,
+    /// `CELER_INJECT_FAULT=no-float64@R`: the rank whose devices count as lacking `shaderFloat64` (testing only).
+    pub inject_no_float64: Option<u64>,
     /// `CELER_SUBMIT_AHEAD`: horizons `submit` may run ahead of the runtime before it blocks; `None` is `off`.
     pub submit_ahead: Option<usize>,
     /// `CELER_PIN`: where the runtime thread runs.
@@ -293,6 +296,7 @@ impl Default for RuntimeConfig {
             print_device: false,
             check_bounds: false,
             inject_device_lost: None,
+            inject_no_float64: None,
             submit_ahead: Some(DEFAULT_SUBMIT_AHEAD),
             pin: Pinning::Auto,
         }
@@ -422,8 +426,12 @@ impl RuntimeConfig {
             config.check_bounds = switch(&v).ok_or_else(|| bad(CHECK_BOUNDS, &v))?;
         }
         if let Some(v) = get(INJECT_FAULT) {
-            let n = v.strip_prefix("device-lost@").and_then(|n| n.parse::<u64>().ok()).filter(|&n| n >= 1);
-            config.inject_device_lost = Some(n.ok_or_else(|| bad(INJECT_FAULT, &v))?);
+            if let Some(rank) = v.strip_prefix("no-float64@") {
+                config.inject_no_float64 = Some(rank.parse::<u64>().map_err(|_| bad(INJECT_FAULT, &v))?);
+            } else {
+                let n = v.strip_prefix("device-lost@").and_then(|n| n.parse::<u64>().ok()).filter(|&n| n >= 1);
+                config.inject_device_lost = Some(n.ok_or_else(|| bad(INJECT_FAULT, &v))?);
+            }
         }
         if let Some(v) = get(PIN) {
             config.pin = match v.to_ascii_lowercase().as_str() {
@@ -516,6 +524,7 @@ mod tests {
         assert!(c.print_device);
         assert!(c.check_bounds);
         assert_eq!(c.inject_device_lost, Some(3));
+        assert_eq!(with(&[(INJECT_FAULT, "no-float64@1")]).unwrap().inject_no_float64, Some(1));
         assert_eq!(c.pin, Pinning::Cores(vec![0, 1, 2, 7]));
         assert_eq!(with(&[(PIN, "OFF")]).unwrap().pin, Pinning::Off);
         assert_eq!(with(&[(PIN, "auto")]).unwrap().pin, Pinning::Auto);
@@ -545,6 +554,7 @@ mod tests {
             (CHECK_BOUNDS, "debug", "on, off"),
             (INJECT_FAULT, "device-lost@0", "device-lost@N"),
             (INJECT_FAULT, "oom", "device-lost@N"),
+            (INJECT_FAULT, "no-float64@last", "no-float64@R"),
             (PIN, "fast", "a list of cores"),
             (PIN, "3-1", "a list of cores"),
             (PIN, "1,,2", "a list of cores"),

@@ -60,23 +60,26 @@ impl std::fmt::Debug for StartError {
     }
 }
 
-/// Every rank passes what its own start-up gave and its values of the settings that must agree; returns the
-/// start-up's result where every rank succeeded with the same settings, [`StartError::SettingsDiffer`] (on every
+/// Every rank passes what its own start-up gave, its values of the settings that must agree and whether all its
+/// devices run `f64` kernels (`float64`); returns the start-up's result, with whether every rank's devices run them,
+/// where every rank succeeded with the same settings, [`StartError::SettingsDiffer`] (on every
 /// rank) where the settings differ between ranks, else this rank's own error where it failed, and
 /// [`StartError::OtherRank`] where only another rank failed. Collective: every rank calls it once, at the same point, before any collective whose count
 /// depends on a setting (one element-wise minimum over a duplicate of the world communicator: the lowest failed
-/// rank, then each setting's value in this rank's slot and `u64::MAX` in the others').
+/// rank, then each setting's value in this rank's slot and `u64::MAX` in the others', then `float64` as 0 or 1).
 pub(crate) fn agree<T>(
     comm: &Communicator,
     settings: &[SharedSetting],
     mine: Result<T, StartError>,
-) -> Result<T, StartError> {
+    float64: bool,
+) -> Result<(T, bool), StartError> {
     let rank = comm.rank() as usize;
     let ranks = comm.size() as usize;
-    let mut values = vec![u64::MAX; 1 + settings.len() * ranks];
+    let mut values = vec![u64::MAX; 2 + settings.len() * ranks];
     if mine.is_err() {
         values[0] = rank as u64;
     }
+    values[1 + settings.len() * ranks] = u64::from(float64);
     for (i, s) in settings.iter().enumerate() {
         values[1 + i * ranks + rank] = s.value;
     }
@@ -92,12 +95,12 @@ pub(crate) fn agree<T>(
     })()
     .map_err(StartError::Mpi)?;
     // Settings that differ come first: they are often why a rank's start-up failed (`CELER_DEVICES`).
-    if let Some(message) = crate::config::disagreement(settings, &all[1..], ranks) {
+    if let Some(message) = crate::config::disagreement(settings, &all[1..1 + settings.len() * ranks], ranks) {
         return Err(StartError::SettingsDiffer(message));
     }
     let mine = mine?;
     match all[0] {
-        u64::MAX => Ok(mine),
+        u64::MAX => Ok((mine, all[1 + settings.len() * ranks] == 1)),
         lowest => Err(StartError::OtherRank { rank: lowest }),
     }
 }

@@ -70,6 +70,8 @@ pub struct RuntimeHandle {
     ranks: i32,
     /// Devices per rank (`CELER_DEVICES`): each is a node of the command graph.
     devices: i32,
+    /// Whether every device of every rank runs kernels that use `f64` (agreed at start-up).
+    float64: bool,
 }
 
 impl RuntimeHandle {
@@ -80,7 +82,7 @@ impl RuntimeHandle {
     /// A [`StartError`] on every rank when MPI, or any rank's GPU, did not start.
     pub fn start(config: TaskManagerConfig, runtime: RuntimeConfig) -> Result<Self, StartError> {
         let queue = Arc::new(SegQueue::new());
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(i32, i32), StartError>>(1);
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<Started, StartError>>(1);
         let q = Arc::clone(&queue);
         let progress = Arc::new(Progress { tasks: AtomicU64::new(0), drained_after: AtomicU64::new(0) });
         let p = Arc::clone(&progress);
@@ -99,7 +101,7 @@ impl RuntimeHandle {
             })
             .map_err(StartError::Thread)?;
         // On failure the thread finalises MPI before it ends: wait for that, so the process never exits first.
-        let (rank, ranks) = match ready_rx.recv() {
+        let Started { rank, ranks, float64 } = match ready_rx.recv() {
             Ok(Ok(started)) => started,
             failed => {
                 let _ = thread.join();
@@ -113,7 +115,7 @@ impl RuntimeHandle {
                 Err(e) => log::warn!("CELER_PIN: could not pin the application thread to {:?}: {e}", p.application),
             }
         }
-        Ok(Self { queue, thread: Some(thread), progress, sent: AtomicU64::new(0), rank, ranks, devices })
+        Ok(Self { queue, thread: Some(thread), progress, sent: AtomicU64::new(0), rank, ranks, devices, float64 })
     }
 
     /// Blocks until every task below `task` has completed on this rank (at once if the runtime thread is gone):
@@ -144,6 +146,12 @@ impl RuntimeHandle {
     /// Number of ranks.
     pub fn ranks(&self) -> i32 {
         self.ranks
+    }
+
+    /// Whether every device of every rank runs kernels that use `f64` (the Vulkan feature `shaderFloat64`), so that
+    /// `submit` can refuse such a kernel where one does not, on every rank alike.
+    pub fn float64(&self) -> bool {
+        self.float64
     }
 
     /// Number of nodes of the command graph: ranks × devices per rank (`CELER_DEVICES`). The task graph splits
@@ -336,6 +344,14 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
     Ok(())
 }
 
+/// What the runtime thread reports once it started: this rank, the number of ranks, and whether every device of
+/// every rank runs kernels that use `f64`.
+pub(super) struct Started {
+    rank: i32,
+    ranks: i32,
+    float64: bool,
+}
+
 /// The runtime thread's body. Any error aborts every rank with a message naming this rank.
 pub(super) fn run(
     queue: Arc<SegQueue<Message>>,
@@ -343,7 +359,7 @@ pub(super) fn run(
     runtime: RuntimeConfig,
     runtime_core: Option<usize>,
     progress: Arc<Progress>,
-    ready: mpsc::SyncSender<Result<(i32, i32), StartError>>,
+    ready: mpsc::SyncSender<Result<Started, StartError>>,
 ) {
     let comm = match celer_exec::mpi::init() {
         Ok(c) => c,
@@ -375,8 +391,10 @@ pub(super) fn run(
             Gpu::with_options(options).map_err(|error| StartError::Gpu { rank, device: k, error })
         })
         .collect::<Result<Vec<Gpu>, StartError>>();
-    let gpus = match crate::startup::agree(&comm, &runtime.must_agree(config.horizon_step), gpus) {
-        Ok(gpus) => gpus,
+    let float64 =
+        gpus.as_ref().is_ok_and(|gpus| gpus.iter().all(Gpu::float64)) && runtime.inject_no_float64 != Some(rank as u64);
+    let (gpus, float64) = match crate::startup::agree(&comm, &runtime.must_agree(config.horizon_step), gpus, float64) {
+        Ok(agreed) => agreed,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
@@ -412,7 +430,7 @@ pub(super) fn run(
         StallVote::new(&comm, runtime.stall_timeout)
             .unwrap_or_else(|e| abort(format!("MPI communicator for stall votes: {e}")))
     });
-    let _ = ready.send(Ok((rank, comm.size())));
+    let _ = ready.send(Ok(Started { rank, ranks: comm.size(), float64 }));
     let mut joined: Vec<Joined> = Vec::new();
     let mut last = std::time::Instant::now();
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
