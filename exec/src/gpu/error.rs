@@ -109,10 +109,10 @@ pub enum GpuError {
         elem_size: usize,
         /// The dispatch's accessors.
         accessors: usize,
-        /// What they need ([`bounds_record_words`] * 4).
+        /// What they need ([`bounds_record_words`](crate::gpu::bounds_record_words) * 4).
         needed: usize,
     },
-    /// A [`KernelId`] from another [`Gpu`].
+    /// A [`KernelId`] from another [`Gpu`](crate::gpu::Gpu).
     #[error("Kernel id {0:?} was not loaded on this Gpu")]
     UnknownKernel(KernelId),
     /// A dispatch gave a different number of accessors than the kernel declares bindings.
@@ -207,14 +207,14 @@ pub enum GpuError {
         /// The launch's workgroups per dimension.
         needed: [u32; 3],
     },
-    /// [`Gpu::read_download`] before the download's batch completed.
+    /// [`Gpu::read_download`](crate::gpu::Gpu::read_download) before the download's batch completed.
     #[error("Download {0:?} is not ready: its batch has not been seen complete by Gpu::poll")]
     DownloadNotReady(DownloadId),
-    /// [`Gpu::read_download`] of an id that was already read, discarded, or never issued here.
+    /// [`Gpu::read_download`](crate::gpu::Gpu::read_download) of an id that was already read, discarded, or never issued here.
     #[error("Download {0:?} is unknown: already read or discarded, or from another Gpu")]
     UnknownDownload(DownloadId),
     /// The device was lost (`VK_ERROR_DEVICE_LOST`): a kernel faulted or ran into a driver timeout, the driver
-    /// reset the GPU, or [`GpuOptions::lose_device_at_poll`] simulated it. Every batch in flight is lost.
+    /// reset the GPU, or [`GpuOptions::lose_device_at_poll`](crate::gpu::GpuOptions::lose_device_at_poll) simulated it. Every batch in flight is lost.
     #[error(
         "The Vulkan device was lost (VK_ERROR_DEVICE_LOST{}) on {device} with batch(es) {} in flight; their work \
          did not complete",
@@ -222,14 +222,14 @@ pub enum GpuError {
         batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
     )]
     DeviceLost {
-        /// The device, as [`DeviceInfo`] prints it.
+        /// The device, as [`DeviceInfo`](crate::vulkan::DeviceInfo) prints it.
         device: String,
         /// The batches in flight, oldest first.
         batches: Vec<BatchId>,
-        /// Whether [`GpuOptions::lose_device_at_poll`] made it up.
+        /// Whether [`GpuOptions::lose_device_at_poll`](crate::gpu::GpuOptions::lose_device_at_poll) made it up.
         injected: bool,
     },
-    /// [`Gpu::poll_until_complete`] gave up.
+    /// [`Gpu::poll_until_complete`](crate::gpu::Gpu::poll_until_complete) gave up.
     #[error("Batch {id} did not complete within {timeout:?}")]
     Timeout {
         /// The batch waited for.

@@ -2,7 +2,7 @@
 
 use super::{AllocLayout, BoxList, CellBox, MpiError, Rank, TransferKey};
 
-/// An error of the transfer engine. Errors returned by [`TransferEngine::poll`] name the transfer;
+/// An error of the transfer engine. Errors returned by [`TransferEngine::poll`](crate::transfer::TransferEngine::poll) name the transfer;
 /// the others come from the call that was given bad arguments.
 #[derive(thiserror::Error)]
 #[non_exhaustive]

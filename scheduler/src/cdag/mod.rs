@@ -230,7 +230,7 @@ impl CommandGraphGenerator {
     /// Generates this rank's commands for `task` and returns their ids in a valid execution order.
     ///
     /// # Errors
-    /// [`TaskErrorKind::OverlappingWrite`] when two ranks write the same cells, out-of-bounds custom mappers.
+    /// [`TaskErrorKind::OverlappingWrite`](celer_graph::TaskErrorKind::OverlappingWrite) when two ranks write the same cells, out-of-bounds custom mappers.
     pub fn build_task(&mut self, task: &Task) -> Result<&[CommandId], TaskError> {
         self.batch.clear();
         match task.kind() {

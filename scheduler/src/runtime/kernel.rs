@@ -23,7 +23,7 @@ pub struct KernelPayload {
     /// it holds the operation's identity (or, on rank 0, the current value when that is included) when the kernel
     /// starts, and the kernel combines its items into element 0 (e.g. with atomics).
     pub reduction_kinds: Vec<ScalarKind>,
-    /// For each of the task's reductions, in order: how a user-defined one ([`ReductionOp::Custom`]) combines.
+    /// For each of the task's reductions, in order: how a user-defined one ([`ReductionOp::Custom`](celer_graph::ReductionOp::Custom)) combines.
     pub custom_reductions: Vec<Option<CustomReduction>>,
     /// With a kernel that calls the prelude's block reductions (`celer_reduce_*`): the items of one block (its
     /// workgroup) along each dimension of the index space, dimension 0 first. The task's reductions are then

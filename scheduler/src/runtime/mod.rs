@@ -563,7 +563,7 @@ impl<'c> RankLoop<'c> {
 
     /// Whether work is in flight that completes without waiting for another rank's program or the application:
     /// GPU batches, or data moving over MPI (sends not yet complete, payloads being received). The runtime thread
-    /// keeps polling while it is; otherwise an idle loop backs off ([`idle`]).
+    /// keeps polling while it is; otherwise an idle loop backs off (the `idle` module).
     pub fn completes_soon(&self) -> bool {
         self.gpu.in_flight() > 0 || self.engine.is_moving_data()
     }
