@@ -90,6 +90,7 @@ pub mod access;
 mod binding;
 mod builder;
 pub mod geometry;
+mod intern;
 pub mod logging;
 mod queue;
 

@@ -25,8 +25,9 @@ use celer_scheduler::{ConfigError, Simulation, StartError};
 use std::sync::{mpsc, Arc};
 
 use crate::access::Mapper;
-use crate::binding::{check_kernel, BindMeta, ScalarArg};
+use crate::binding::{check_kernel, BindMeta, BindMetas, ScalarArg, ScalarArgs};
 use crate::builder::{QueueBuilder, Settings};
+use crate::intern::{Accesses, KernelKey, SubmitCache};
 use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
@@ -204,6 +205,8 @@ struct Recorder {
     /// `CELER_SUBMIT_AHEAD`, and the horizons recorded that the runtime may not have reached yet, oldest first.
     submit_ahead: Option<usize>,
     horizons: std::collections::VecDeque<TaskId>,
+    /// Names, access lists and checked kernels of recent tasks, shared by the tasks that repeat them.
+    cache: SubmitCache,
 }
 
 /// After this many waits, a program that waits more often than every [`FREQUENT_WAIT_TASKS`] tasks is warned.
@@ -308,6 +311,7 @@ impl Queue {
             warned_waits: false,
             submit_ahead: config.runtime.submit_ahead,
             horizons: std::collections::VecDeque::new(),
+            cache: SubmitCache::default(),
         };
         Ok(Self { rec: RefCell::new(rec), runtime })
     }
@@ -402,6 +406,9 @@ impl Queue {
     pub fn submit<const KD: usize>(&self, task: TaskBuilder<KD>) -> Result<TaskId, TaskError> {
         let mut rec = self.rec.borrow_mut();
         let mut spec = task.spec;
+        // A name and accesses submitted before are shared rather than sent afresh (see `intern`).
+        spec.name = spec.name.map(|n| rec.cache.name(n));
+        spec.accesses = rec.cache.accesses(task.accesses);
         for r in &mut spec.reductions {
             r.id = ReductionId(rec.next_reduction);
             rec.next_reduction += 1;
@@ -419,7 +426,23 @@ impl Queue {
                 }),
             });
         }
-        if let Some((source, entry)) = task.kernel {
+        let key = task.kernel.map(|(source, entry)| KernelKey {
+            source,
+            entry,
+            dims: spec.dims,
+            accesses: &spec.accesses,
+            accessors: &task.accessors,
+            scalars: &task.scalars,
+        });
+        let cacheable = key.as_ref().is_some_and(|k| k.cacheable(spec.reductions.len()));
+        // A task of a shape whose check passed before shares that check's payload (the check reads nothing else).
+        let checked = key.as_ref().filter(|_| cacheable).and_then(|k| rec.cache.kernel(k));
+        let shape = key
+            .filter(|_| cacheable && checked.is_none())
+            .map(|k| (k.source, k.entry, k.dims, spec.accesses.clone(), task.accessors.clone(), task.scalars.clone()));
+        if checked.is_some() {
+            spec.payload = checked;
+        } else if let Some((source, entry)) = task.kernel {
             let task_name = spec.name.clone();
             let mut kernel = crate::binding::KernelTask {
                 spec: &mut spec,
@@ -435,8 +458,13 @@ impl Queue {
                 })?;
             let (reduction_kinds, custom_reductions) = (kernel.reduction_kinds, kernel.custom_reductions);
             let blocks = block_reduction(source, entry, &mut spec);
-            spec.payload =
-                Some(Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions, blocks }));
+            let payload: crate::intern::Payload =
+                Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions, blocks });
+            if let Some((source, entry, dims, accesses, accessors, scalars)) = &shape {
+                let key = KernelKey { source: *source, entry: *entry, dims: *dims, accesses, accessors, scalars };
+                rec.cache.remember_kernel(&key, &payload);
+            }
+            spec.payload = Some(payload);
         }
         // The program's range mappers run here first: a panic in one names the task (the queue's drop, on the
         // way out, ends every rank).
@@ -502,7 +530,7 @@ impl Queue {
         rec.after_submit();
         let data = self.runtime.as_ref().map(|rt| {
             let (tx, rx) = mpsc::sync_channel(1);
-            rt.send(Message::Fence(rec.built(task), tx));
+            rt.send(Message::Fence(Box::new(rec.built(task)), tx));
             rx
         });
         Ok(Fence { task, range, data, _element: PhantomData })
@@ -588,8 +616,8 @@ impl Queue {
 
 impl Recorder {
     /// A copy of task `id`, just built, for the runtime thread to replay.
-    fn built(&self, id: TaskId) -> Box<celer_scheduler::graph::Task> {
-        Box::new(self.sim.tm.task(id).expect("a task just built is live until a later horizon").clone())
+    fn built(&self, id: TaskId) -> celer_scheduler::graph::Task {
+        self.sim.tm.task(id).expect("a task just built is live until a later horizon").clone()
     }
 
     /// Reports warnings (the simulation already treated the applied horizon as reached).
@@ -822,13 +850,15 @@ impl Kernel {
 pub struct TaskBuilder<const KD: usize> {
     spec: TaskSpec,
     kernel: Option<(&'static KernelSource, &'static str)>,
-    scalars: Vec<ScalarArg>,
+    /// The accesses, in declaration order (they become the spec's at submit).
+    accesses: Accesses,
+    scalars: ScalarArgs,
     reduction_kinds: Vec<ScalarKind>,
     custom_reductions: Vec<Option<CustomReduction>>,
     /// Per accessor, in declaration order: its element type and the binding name it was given, if any.
-    accessors: Vec<BindMeta>,
+    accessors: BindMetas,
     /// The same per reduction.
-    reductions: Vec<BindMeta>,
+    reductions: BindMetas,
     /// The name of the last `.bind(name)`, for the next accessor or reduction.
     pending_name: Option<String>,
     host_fn: Option<Arc<HostFn>>,
@@ -839,6 +869,7 @@ impl<const KD: usize> fmt::Debug for TaskBuilder<KD> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskBuilder")
             .field("spec", &self.spec)
+            .field("accesses", &self.accesses)
             .field("scalars", &self.scalars)
             .field("host_task", &self.host_fn.is_some())
             .finish_non_exhaustive()
@@ -883,11 +914,12 @@ impl<const KD: usize> TaskBuilder<KD> {
         Self {
             spec,
             kernel: None,
-            scalars: Vec::new(),
+            accesses: Accesses::new(),
+            scalars: ScalarArgs::new(),
             reduction_kinds: Vec::new(),
             custom_reductions: Vec::new(),
-            accessors: Vec::new(),
-            reductions: Vec::new(),
+            accessors: BindMetas::new(),
+            reductions: BindMetas::new(),
             pending_name: None,
             host_fn: None,
             objects: Vec::new(),
@@ -956,7 +988,7 @@ impl<const KD: usize> TaskBuilder<KD> {
         mode: AccessMode,
         mapper: impl Mapper<KD, BD>,
     ) -> Self {
-        std::sync::Arc::make_mut(&mut self.spec.accesses).push(celer_scheduler::graph::BufferAccess {
+        self.accesses.push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
             mode,
             mapper: mapper.into_range_mapper(),

@@ -362,7 +362,7 @@ impl<'c> RankLoop<'c> {
             }
             Message::Submit(task) => {
                 self.record_reductions(&task.spec)?;
-                self.tm.replay(*task);
+                self.tm.replay(task);
             }
             Message::Fence(task, reply) => {
                 let id = self.tm.replay(*task);
