@@ -881,12 +881,14 @@ pub mod task {
     use super::*;
 
     /// A kernel over `[0, range)`, split across ranks and devices.
+    #[inline]
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
         let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name.clone());
         TaskBuilder { kernel: kernel.source, ..TaskBuilder::of(spec) }
     }
 
     /// A host task over `[0, range)`, split across ranks like a kernel.
+    #[inline]
     pub fn host_for<const KD: usize>(range: [usize; KD]) -> TaskBuilder<KD> {
         TaskBuilder::of(TaskSpec::new(TaskKind::HostCompute, KD, GridBox::from_extent(&range)))
     }
@@ -910,6 +912,7 @@ pub mod task {
 
 impl<const KD: usize> TaskBuilder<KD> {
     /// A builder of `spec` with nothing bound yet (no kernel: a host task until `parallel_for` sets one).
+    #[inline]
     fn of(spec: TaskSpec) -> Self {
         Self {
             spec,
@@ -936,18 +939,21 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// Appends `u32` scalar arguments, positionally: they fill the kernel's push-constant members after its boxes
     /// in declaration order (a `vecN<u32>` member takes `N` of them), and each must be a `u32` member; `submit`
     /// checks the count and the types. Use [`scalar`](Self::scalar) to give values by name.
+    #[inline]
     pub fn scalars(mut self, values: &[u32]) -> Self {
         self.scalars.extend(values.iter().map(|&v| ScalarArg::positional(v)));
         self
     }
 
     /// Appends an `f32` scalar argument, positionally (see [`scalars`](Self::scalars)).
+    #[inline]
     pub fn scalar_f32(mut self, value: f32) -> Self {
         self.scalars.push(ScalarArg::positional(value));
         self
     }
 
     /// Appends an `i32` scalar argument, positionally (see [`scalars`](Self::scalars)).
+    #[inline]
     pub fn scalar_i32(mut self, value: i32) -> Self {
         self.scalars.push(ScalarArg::positional(value));
         self
@@ -969,6 +975,7 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// )?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn scalar(mut self, name: &str, value: impl Scalar) -> Self {
         self.scalars.push(ScalarArg::named(name, value));
         self
@@ -977,11 +984,13 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// Names the kernel binding (its WGSL variable) that the next accessor or reduction binds to, e.g.
     /// `.bind("src").read(&a, ...)`. When a task names all its bindings, celer binds them by name, whatever the order
     /// they were written in; a task names all its bindings or none.
+    #[inline]
     pub fn bind(mut self, name: &str) -> Self {
         self.pending_name = Some(name.to_owned());
         self
     }
 
+    #[inline(always)]
     fn access<T: Element, const BD: usize>(
         mut self,
         buffer: &Buffer<'_, T, BD>,
@@ -998,21 +1007,25 @@ impl<const KD: usize> TaskBuilder<KD> {
     }
 
     /// Reads the mapped part of `buffer`.
+    #[inline]
     pub fn read<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
         self.access(buffer, AccessMode::Read, m)
     }
 
     /// Overwrites the mapped part of `buffer` (its old contents are not needed).
+    #[inline]
     pub fn write<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
         self.access(buffer, AccessMode::Write, m)
     }
 
     /// Reads, then overwrites the mapped part of `buffer`.
+    #[inline]
     pub fn read_write<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
         self.access(buffer, AccessMode::ReadWrite, m)
     }
 
     /// Overwrites the mapped part of `buffer`, discarding its old contents.
+    #[inline]
     pub fn discard_write<T: Element, const BD: usize>(
         self,
         buffer: &Buffer<'_, T, BD>,
@@ -1089,18 +1102,21 @@ impl<const KD: usize> TaskBuilder<KD> {
     }
 
     /// Names the task for errors and graph dumps.
+    #[inline]
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.spec.name = Some(name.into());
         self
     }
 
     /// Splits the index space into a near-square 2D grid instead of slabs along dimension 0.
+    #[inline]
     pub fn split_2d(mut self) -> Self {
         self.spec.hint = SplitHint::TwoD;
         self
     }
 
     /// Makes every chunk a multiple of `granularity` along each dimension (e.g. the work-group size).
+    #[inline]
     pub fn granularity(mut self, granularity: [usize; KD]) -> Self {
         self.spec.granularity[..KD].copy_from_slice(&granularity);
         self

@@ -575,6 +575,10 @@ impl AccessRegions {
     }
 }
 
+/// A task's [`AccessRegions`], one per buffer it touches, held in the task itself up to three buffers (a
+/// stencil's two fields and its output): building a task and copying it to the runtime thread allocates nothing.
+pub type RegionList = SmallVec<[AccessRegions; 3]>;
+
 /// A node of the task graph.
 #[derive(Clone, Debug)]
 pub struct Task {
@@ -583,7 +587,7 @@ pub struct Task {
     /// What was submitted (for horizons and epochs: an empty spec of that kind).
     pub spec: TaskSpec,
     /// Per buffer, the union over the accesses of what the whole task consumes and produces.
-    pub regions: Vec<AccessRegions>,
+    pub regions: RegionList,
     /// Edges to earlier tasks.
     pub dependencies: SmallVec<[Dependency; 4]>,
     /// Pseudo critical path length: one more than the longest among the dependencies.

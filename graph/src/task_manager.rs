@@ -33,12 +33,12 @@ use smallvec::SmallVec;
 use crate::error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
 use crate::geometry::{GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, IdMap, TaskId};
-use crate::node_store::{ExecutionFront, NodeStore, VecPool};
+use crate::node_store::{ExecutionFront, NodeStore};
 use crate::reader_log::ReaderLog;
 use crate::region_map::RegionMap;
 use crate::task::{
     AccessRegions, BufferAccess, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin, EpochAction,
-    RangeMapper, ResourceIdent, Task, TaskKind, TaskSpec,
+    RangeMapper, RegionList, ResourceIdent, Task, TaskKind, TaskSpec,
 };
 
 /// Into how many slabs per dimension [`TaskManager::intra_task_race`] splits an index space to look for cells that
@@ -114,8 +114,6 @@ pub struct TaskManager {
     latest_epoch_reached: TaskId,
     /// Tasks created since the last [`TaskManager::drain_new_tasks`], in order.
     new_tasks: Vec<TaskId>,
-    /// Emptied region lists of erased tasks, for new submissions to fill.
-    region_lists: VecPool<AccessRegions>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -142,7 +140,6 @@ impl TaskManager {
             critical_path_at_horizon: 0,
             latest_epoch_reached: TaskId(0),
             new_tasks: Vec::new(),
-            region_lists: VecPool::new(),
             diagnostics: Vec::new(),
         };
         let init = tm.insert_sync_task(TaskKind::Epoch(EpochAction::Init));
@@ -278,9 +275,7 @@ impl TaskManager {
         );
         if id > self.latest_epoch_reached {
             self.latest_epoch_reached = id;
-            // Erased tasks hand back their region lists: submissions reuse them instead of allocating.
-            let pool = &mut self.region_lists;
-            self.tasks.erase_before_epoch_with(id.0, |t| pool.give(&mut t.regions));
+            self.tasks.erase_before_epoch(id.0);
         }
     }
 
@@ -339,7 +334,7 @@ impl TaskManager {
 
     /// Checks a submission and computes its per-buffer regions and its true dependencies on the last writers of what
     /// it reads (the walk that finds uninitialized reads finds them too), without changing any state.
-    fn validate(&mut self, id: TaskId, spec: &TaskSpec) -> Result<(Vec<AccessRegions>, Deps), TaskError> {
+    fn validate(&mut self, id: TaskId, spec: &TaskSpec) -> Result<(RegionList, Deps), TaskError> {
         let err =
             |inner| TaskError { task: crate::task::TaskIdent { id, name: spec.name.clone() }, inner: Box::new(inner) };
         match spec.kind {
@@ -358,8 +353,7 @@ impl TaskManager {
         if spec.granularity.contains(&0) {
             return Err(err(TaskErrorKind::ZeroGranularity));
         }
-        let mut regions = self.region_lists.take();
-        regions.reserve(spec.accesses.len());
+        let mut regions = RegionList::new();
         for access in spec.accesses.iter() {
             let buf = self
                 .buffers
@@ -513,7 +507,7 @@ impl TaskManager {
     }
 
     /// Inserts a validated user task; `deps` holds its true dependencies on last writers already.
-    fn insert_task(&mut self, spec: TaskSpec, regions: Vec<AccessRegions>, mut deps: Deps) -> TaskId {
+    fn insert_task(&mut self, spec: TaskSpec, regions: RegionList, mut deps: Deps) -> TaskId {
         let id = TaskId(self.next_id);
         for r in &regions {
             let buf = self.buffers.get_mut(&r.buffer).expect("validated");
@@ -581,7 +575,7 @@ impl TaskManager {
         &mut self,
         id: TaskId,
         spec: TaskSpec,
-        regions: Vec<AccessRegions>,
+        regions: RegionList,
         dependencies: SmallVec<[Dependency; 4]>,
     ) -> TaskId {
         debug_assert_eq!(id.0, self.next_id);
@@ -617,7 +611,7 @@ impl TaskManager {
             })
             .collect();
         let spec = TaskSpec::new(kind, 0, GridBox::from_extent(&[]));
-        self.insert_node(id, spec, Vec::new(), front);
+        self.insert_node(id, spec, RegionList::new(), front);
         debug_assert_eq!(self.execution_front.len(), 1);
         if let TaskKind::Epoch(_) = kind {
             // An epoch applies at once and starts the horizon count afresh.
