@@ -8,6 +8,7 @@
 //! and kernel payload are found here shares them instead, and its kernel binding check is the one done for the
 //! first task of its shape (the check reads nothing else, so its outcome is the same).
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
@@ -16,8 +17,8 @@ use smallvec::SmallVec;
 
 use crate::binding::{BindMeta, ScalarArg};
 
-/// Names kept (the most recently used first).
-const NAMES: usize = 32;
+/// Task names kept per thread.
+const NAMES_KEPT: usize = 32;
 /// Access lists kept.
 const ACCESS_LISTS: usize = 16;
 /// Checked kernel shapes kept.
@@ -29,10 +30,30 @@ pub(crate) type Payload = Arc<dyn std::any::Any + Send + Sync>;
 /// A task's accesses as the builder collects them (most tasks have at most four).
 pub(crate) type Accesses = SmallVec<[BufferAccess; 4]>;
 
-/// The shared names, access lists and kernel payloads of recent submissions, the most recently used first.
+thread_local! {
+    /// The task names this thread used recently, the most recently used first.
+    static NAMES: RefCell<Vec<Arc<str>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The kept copy of the task name `name` (kept from now on if it is new): the builder's `.name("step")` of every
+/// step shares one `Arc` instead of allocating one per task.
+pub(crate) fn task_name(name: &str) -> Arc<str> {
+    NAMES.with_borrow_mut(|names| match names.iter().position(|n| **n == *name) {
+        Some(i) => {
+            to_front(names, i);
+            Arc::clone(&names[0])
+        }
+        None => {
+            let kept: Arc<str> = name.into();
+            remember(names, Arc::clone(&kept), NAMES_KEPT);
+            kept
+        }
+    })
+}
+
+/// Access lists and kernel payloads of recent submissions, the most recently used first.
 #[derive(Default)]
 pub(crate) struct SubmitCache {
-    names: Vec<Arc<str>>,
     access_lists: Vec<Arc<Vec<BufferAccess>>>,
     kernels: Vec<KernelShape>,
 }
@@ -40,7 +61,6 @@ pub(crate) struct SubmitCache {
 impl std::fmt::Debug for SubmitCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SubmitCache")
-            .field("names", &self.names.len())
             .field("access_lists", &self.access_lists.len())
             .field("kernels", &self.kernels.len())
             .finish()
@@ -62,7 +82,10 @@ fn remember<T>(list: &mut Vec<T>, item: T, limit: usize) {
 
 /// Whether two accesses are the same: buffer, mode and mapper (a custom mapper only as the same closure).
 fn same_access(a: &BufferAccess, b: &BufferAccess) -> bool {
-    let same_mapper = match (&a.mapper, &b.mapper) {
+    if a.buffer != b.buffer || a.mode != b.mode {
+        return false;
+    }
+    match (&a.mapper, &b.mapper) {
         (RangeMapper::OneToOne, RangeMapper::OneToOne)
         | (RangeMapper::All, RangeMapper::All)
         | (RangeMapper::Transposed, RangeMapper::Transposed) => true,
@@ -72,8 +95,7 @@ fn same_access(a: &BufferAccess, b: &BufferAccess) -> bool {
             e1 == e2 && s1 == s2
         }
         _ => false,
-    };
-    a.buffer == b.buffer && a.mode == b.mode && same_mapper
+    }
 }
 
 /// A kernel binding check that passed, with the payload it produced. Only tasks without named bindings, named
@@ -127,20 +149,6 @@ impl KernelKey<'_> {
 }
 
 impl SubmitCache {
-    /// The kept copy of `name` (kept from now on if it is new).
-    pub(crate) fn name(&mut self, name: Arc<str>) -> Arc<str> {
-        match self.names.iter().position(|n| Arc::ptr_eq(n, &name) || **n == *name) {
-            Some(i) => {
-                to_front(&mut self.names, i);
-                Arc::clone(&self.names[0])
-            }
-            None => {
-                remember(&mut self.names, Arc::clone(&name), NAMES);
-                name
-            }
-        }
-    }
-
     /// The kept list equal to `accesses` (kept from now on if it is new and names no custom mapper, which could
     /// only match itself).
     pub(crate) fn accesses(&mut self, accesses: Accesses) -> Arc<Vec<BufferAccess>> {
@@ -215,13 +223,12 @@ mod tests {
 
     #[test]
     fn names_are_shared_by_content_and_the_least_recent_goes_first() {
-        let mut cache = SubmitCache::default();
-        let a = cache.name("step".into());
-        assert!(Arc::ptr_eq(&a, &cache.name("step".into())));
-        for i in 0..NAMES {
-            cache.name(format!("n{i}").into());
+        let a = task_name("step");
+        assert!(Arc::ptr_eq(&a, &task_name(&String::from("step"))));
+        for i in 0..NAMES_KEPT {
+            task_name(&format!("n{i}"));
         }
-        assert_eq!(cache.names.len(), NAMES);
-        assert!(!Arc::ptr_eq(&a, &cache.name("step".into())), "dropped after NAMES others");
+        assert!(!Arc::ptr_eq(&a, &task_name("step")), "dropped after NAMES_KEPT others");
+        assert_eq!(&*task_name("step"), "step");
     }
 }

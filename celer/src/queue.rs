@@ -406,8 +406,7 @@ impl Queue {
     pub fn submit<const KD: usize>(&self, task: TaskBuilder<KD>) -> Result<TaskId, TaskError> {
         let mut rec = self.rec.borrow_mut();
         let mut spec = task.spec;
-        // A name and accesses submitted before are shared rather than sent afresh (see `intern`).
-        spec.name = spec.name.map(|n| rec.cache.name(n));
+        // Accesses submitted before are shared rather than sent afresh (see `intern`).
         spec.accesses = rec.cache.accesses(task.accesses);
         for r in &mut spec.reductions {
             r.id = ReductionId(rec.next_reduction);
@@ -881,14 +880,14 @@ pub mod task {
     use super::*;
 
     /// A kernel over `[0, range)`, split across ranks and devices.
-    #[inline]
+    #[inline(always)]
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
         let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name.clone());
         TaskBuilder { kernel: kernel.source, ..TaskBuilder::of(spec) }
     }
 
     /// A host task over `[0, range)`, split across ranks like a kernel.
-    #[inline]
+    #[inline(always)]
     pub fn host_for<const KD: usize>(range: [usize; KD]) -> TaskBuilder<KD> {
         TaskBuilder::of(TaskSpec::new(TaskKind::HostCompute, KD, GridBox::from_extent(&range)))
     }
@@ -912,7 +911,7 @@ pub mod task {
 
 impl<const KD: usize> TaskBuilder<KD> {
     /// A builder of `spec` with nothing bound yet (no kernel: a host task until `parallel_for` sets one).
-    #[inline]
+    #[inline(always)]
     fn of(spec: TaskSpec) -> Self {
         Self {
             spec,
@@ -946,14 +945,14 @@ impl<const KD: usize> TaskBuilder<KD> {
     }
 
     /// Appends an `f32` scalar argument, positionally (see [`scalars`](Self::scalars)).
-    #[inline]
+    #[inline(always)]
     pub fn scalar_f32(mut self, value: f32) -> Self {
         self.scalars.push(ScalarArg::positional(value));
         self
     }
 
     /// Appends an `i32` scalar argument, positionally (see [`scalars`](Self::scalars)).
-    #[inline]
+    #[inline(always)]
     pub fn scalar_i32(mut self, value: i32) -> Self {
         self.scalars.push(ScalarArg::positional(value));
         self
@@ -1007,25 +1006,25 @@ impl<const KD: usize> TaskBuilder<KD> {
     }
 
     /// Reads the mapped part of `buffer`.
-    #[inline]
+    #[inline(always)]
     pub fn read<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
         self.access(buffer, AccessMode::Read, m)
     }
 
     /// Overwrites the mapped part of `buffer` (its old contents are not needed).
-    #[inline]
+    #[inline(always)]
     pub fn write<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
         self.access(buffer, AccessMode::Write, m)
     }
 
     /// Reads, then overwrites the mapped part of `buffer`.
-    #[inline]
+    #[inline(always)]
     pub fn read_write<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
         self.access(buffer, AccessMode::ReadWrite, m)
     }
 
     /// Overwrites the mapped part of `buffer`, discarding its old contents.
-    #[inline]
+    #[inline(always)]
     pub fn discard_write<T: Element, const BD: usize>(
         self,
         buffer: &Buffer<'_, T, BD>,
@@ -1101,22 +1100,23 @@ impl<const KD: usize> TaskBuilder<KD> {
         self
     }
 
-    /// Names the task for errors and graph dumps.
-    #[inline]
-    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.spec.name = Some(name.into());
+    /// Names the task for errors and graph dumps. Tasks of the same name share one copy of it, kept by the
+    /// submitting thread, so naming a task does not allocate when the name was used before.
+    #[inline(always)]
+    pub fn name(mut self, name: impl AsRef<str>) -> Self {
+        self.spec.name = Some(crate::intern::task_name(name.as_ref()));
         self
     }
 
     /// Splits the index space into a near-square 2D grid instead of slabs along dimension 0.
-    #[inline]
+    #[inline(always)]
     pub fn split_2d(mut self) -> Self {
         self.spec.hint = SplitHint::TwoD;
         self
     }
 
     /// Makes every chunk a multiple of `granularity` along each dimension (e.g. the work-group size).
-    #[inline]
+    #[inline(always)]
     pub fn granularity(mut self, granularity: [usize; KD]) -> Self {
         self.spec.granularity[..KD].copy_from_slice(&granularity);
         self

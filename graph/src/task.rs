@@ -580,7 +580,7 @@ impl AccessRegions {
 pub type RegionList = SmallVec<[AccessRegions; 3]>;
 
 /// A node of the task graph.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Task {
     /// Id, the same on every rank.
     pub id: TaskId,
@@ -592,6 +592,29 @@ pub struct Task {
     pub dependencies: SmallVec<[Dependency; 4]>,
     /// Pseudo critical path length: one more than the longest among the dependencies.
     pub critical_path_length: u32,
+}
+
+/// Written out rather than derived: the region list is copied entry by entry into place (most regions are one box),
+/// which `SmallVec`'s generic clone does several times slower; the application thread copies every task it sends.
+impl Clone for Task {
+    #[inline]
+    fn clone(&self) -> Self {
+        let mut regions = RegionList::new();
+        for r in &self.regions {
+            regions.push(AccessRegions {
+                buffer: r.buffer,
+                consumed: r.consumed.clone(),
+                produced: r.produced.clone(),
+            });
+        }
+        Self {
+            id: self.id,
+            spec: self.spec.clone(),
+            regions,
+            dependencies: self.dependencies.clone(),
+            critical_path_length: self.critical_path_length,
+        }
+    }
 }
 
 impl Task {

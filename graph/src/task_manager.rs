@@ -291,7 +291,8 @@ impl TaskManager {
             _ => {}
         }
         let id = TaskId(self.next_id);
-        let (regions, deps) = self.validate(id, &spec)?;
+        let mut regions = RegionList::new();
+        let deps = self.validate(id, &spec, &mut regions)?;
         let id = self.insert_task(spec, regions, deps);
         if self.need_horizon() {
             self.generate_horizon();
@@ -332,9 +333,10 @@ impl TaskManager {
             || self.execution_front.len() >= self.config.horizon_max_parallelism
     }
 
-    /// Checks a submission and computes its per-buffer regions and its true dependencies on the last writers of what
-    /// it reads (the walk that finds uninitialized reads finds them too), without changing any state.
-    fn validate(&mut self, id: TaskId, spec: &TaskSpec) -> Result<(RegionList, Deps), TaskError> {
+    /// Checks a submission and computes its per-buffer regions (into `regions`) and its true dependencies on the last
+    /// writers of what
+    /// it reads (the walk that finds uninitialized reads finds them too), without changing any other state.
+    fn validate(&mut self, id: TaskId, spec: &TaskSpec, regions: &mut RegionList) -> Result<Deps, TaskError> {
         let err =
             |inner| TaskError { task: crate::task::TaskIdent { id, name: spec.name.clone() }, inner: Box::new(inner) };
         match spec.kind {
@@ -353,7 +355,6 @@ impl TaskManager {
         if spec.granularity.contains(&0) {
             return Err(err(TaskErrorKind::ZeroGranularity));
         }
-        let mut regions = RegionList::new();
         for access in spec.accesses.iter() {
             let buf = self
                 .buffers
@@ -417,7 +418,7 @@ impl TaskManager {
         }
         // True dependencies on the last writers of what is read; uninitialized reads where that is nobody.
         let mut deps = Deps::default();
-        for r in &regions {
+        for r in regions.iter() {
             if r.consumed.is_empty() {
                 continue;
             }
@@ -439,7 +440,7 @@ impl TaskManager {
                 }
             }
         }
-        Ok((regions, deps))
+        Ok(deps)
     }
 
     /// A buffer that some items of `spec` read where other items of it write, found on probe splits; `None` if
