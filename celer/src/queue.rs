@@ -529,7 +529,7 @@ impl Queue {
         rec.after_submit();
         let data = self.runtime.as_ref().map(|rt| {
             let (tx, rx) = mpsc::sync_channel(1);
-            rt.send(Message::Fence(Box::new(rec.built(task)), tx));
+            rt.send(Message::Fence(rec.built(task), tx));
             rx
         });
         Ok(Fence { task, range, data, _element: PhantomData })
@@ -614,9 +614,9 @@ impl Queue {
 }
 
 impl Recorder {
-    /// A copy of task `id`, just built, for the runtime thread to replay.
-    fn built(&self, id: TaskId) -> celer_scheduler::graph::Task {
-        self.sim.tm.task(id).expect("a task just built is live until a later horizon").clone()
+    /// Task `id`, just built, for the runtime thread to replay: the task graph's own (shared, not copied).
+    fn built(&self, id: TaskId) -> Arc<celer_scheduler::graph::Task> {
+        self.sim.tm.shared_task(id).expect("a task just built is live until a later horizon")
     }
 
     /// Reports warnings (the simulation already treated the applied horizon as reached).

@@ -26,6 +26,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use hashbrown::HashSet;
 use smallvec::SmallVec;
@@ -96,7 +97,8 @@ struct BufferState {
 /// Builds the task graph; see the [module docs](self).
 pub struct TaskManager {
     config: TaskManagerConfig,
-    tasks: NodeStore<Task>,
+    /// Shared (`Arc`): the task a rank's application thread built is the one its runtime thread replays.
+    tasks: NodeStore<Arc<Task>>,
     next_id: u64,
     buffers: IdMap<BufferId, BufferState>,
     /// Last task with a side effect on each host object.
@@ -203,12 +205,18 @@ impl TaskManager {
 
     /// The task `id`, unless it was erased.
     pub fn task(&self, id: TaskId) -> Option<&Task> {
-        self.tasks.get(id.0)
+        self.tasks.get(id.0).map(|t| &**t)
+    }
+
+    /// The task `id` as stored, unless it was erased: for another task manager to [`replay`](Self::replay)
+    /// without a copy (the runtime thread's, from the application thread's).
+    pub fn shared_task(&self, id: TaskId) -> Option<Arc<Task>> {
+        self.tasks.get(id.0).map(Arc::clone)
     }
 
     /// Live tasks in id order.
     pub fn tasks(&self) -> impl Iterator<Item = &Task> + '_ {
-        self.tasks.iter()
+        self.tasks.iter().map(|t| &**t)
     }
 
     /// Number of live tasks.
@@ -308,15 +316,16 @@ impl TaskManager {
     ///
     /// # Panics
     /// If `task.id` is not [`next_task_id`](Self::next_task_id): the two managers went out of step.
-    pub fn replay(&mut self, task: Task) -> TaskId {
-        let Task { id, spec, regions, dependencies, critical_path_length } = task;
+    pub fn replay(&mut self, task: Arc<Task>) -> TaskId {
+        let id = task.id;
         assert_eq!(id, self.next_task_id(), "replayed task {id} out of step with this task manager");
-        self.insert_node(id, spec, regions, dependencies);
+        let critical_path_length = self.enter(id, task.spec.kind, &task.dependencies);
         debug_assert_eq!(
-            self.tasks.get(id.0).map(|t| t.critical_path_length),
-            Some(critical_path_length),
+            critical_path_length, task.critical_path_length,
             "replayed task {id}: the critical path differs from the builder's"
         );
+        self.tasks.insert_with(id.0, || task);
+        self.new_tasks.push(id);
         if self.need_horizon() {
             self.generate_horizon();
         }
@@ -571,7 +580,7 @@ impl TaskManager {
     }
 
     /// Creates the node, updates the execution front and critical path.
-    #[inline(always)] // lets the task be built in its arena slot with fewer copies of the spec
+    #[inline(always)] // lets the task be built in its allocation with fewer copies of the spec
     fn insert_node(
         &mut self,
         id: TaskId,
@@ -579,23 +588,31 @@ impl TaskManager {
         regions: RegionList,
         dependencies: SmallVec<[Dependency; 4]>,
     ) -> TaskId {
+        let critical_path_length = self.enter(id, spec.kind, &dependencies);
+        self.tasks.insert_with(id.0, || Arc::new(Task { id, spec, regions, dependencies, critical_path_length }));
+        self.new_tasks.push(id);
+        id
+    }
+
+    /// Accounts for task `id` (the next id) of `kind` with `dependencies` before it is stored: the execution front,
+    /// the critical path, a new window for a horizon or epoch. Returns the task's critical path length.
+    #[inline(always)]
+    fn enter(&mut self, id: TaskId, kind: TaskKind, dependencies: &[Dependency]) -> u32 {
         debug_assert_eq!(id.0, self.next_id);
         self.next_id += 1;
         let mut cpl = 0;
-        for d in &dependencies {
+        for d in dependencies {
             self.execution_front.follow(d.task.0);
             cpl = cpl.max(self.tasks.get(d.task.0).map_or(0, |t| t.critical_path_length));
         }
         let critical_path_length = cpl + 1;
         self.max_critical_path = self.max_critical_path.max(critical_path_length);
-        let sync = matches!(spec.kind, TaskKind::Horizon | TaskKind::Epoch(_));
+        let sync = matches!(kind, TaskKind::Horizon | TaskKind::Epoch(_));
         self.execution_front.push(id.0, sync);
         if sync {
             self.tasks.begin_epoch(id.0);
         }
-        self.tasks.insert_with(id.0, || Task { id, spec, regions, dependencies, critical_path_length });
-        self.new_tasks.push(id);
-        id
+        critical_path_length
     }
 
     /// Creates a horizon or epoch depending on the whole execution front.
@@ -652,7 +669,7 @@ impl TaskManager {
 
     /// The task graph as Graphviz DOT: one node per live task, edges styled by kind (anti dashed, output dotted).
     pub fn to_dot(&self) -> String {
-        self.tasks_to_dot(self.tasks.iter())
+        self.tasks_to_dot(self.tasks())
     }
 
     /// `tasks` (e.g. copies recorded over a whole run, including pruned ones) as Graphviz DOT, like

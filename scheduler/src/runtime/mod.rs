@@ -365,7 +365,7 @@ impl<'c> RankLoop<'c> {
                 self.tm.replay(task);
             }
             Message::Fence(task, reply) => {
-                let id = self.tm.replay(*task);
+                let id = self.tm.replay(task);
                 self.fences.insert(id, reply);
             }
             Message::CreateHostObject(id) => self.tm.create_host_object(id),

@@ -44,12 +44,12 @@ pub enum Message {
     DestroyHostObject(celer_graph::HostObjectId),
     /// A task to run, as the application thread's task manager built it (checked, with its regions and
     /// dependencies); the runtime's task manager replays it ([`TaskManager::replay`](celer_graph::TaskManager::replay)).
-    /// Carried by value (not boxed): the application thread allocates nothing for it that this thread would free.
-    Submit(Task),
+    /// The very task the application thread's task manager stored (shared, not copied).
+    Submit(Arc<Task>),
     /// A fence task, built like [`Submit`](Self::Submit)'s; its data (row-major bytes of the fenced box) is sent back
     /// once it ran. A failure stops the runtime (it reports and aborts the job), so the sender is dropped unanswered
     /// rather than sent an error.
-    Fence(Box<Task>, mpsc::SyncSender<Vec<u8>>),
+    Fence(Arc<Task>, mpsc::SyncSender<Vec<u8>>),
     /// An epoch; the sender fires once everything before it has run.
     Epoch(EpochAction, mpsc::SyncSender<()>),
     /// A snapshot of the rank's [`RankStats`].
@@ -331,13 +331,7 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
         Message::DestroyHostObject(id) => {
             loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyHostObject(id)))?;
         }
-        Message::Submit(task) => {
-            // The last device's loop takes the task itself (with one device per rank, the only copy).
-            if let Some((last, others)) = loops.split_last_mut() {
-                others.iter_mut().try_for_each(|l| l.handle(Message::Submit(task.clone())))?;
-                last.handle(Message::Submit(task))?;
-            }
-        }
+        Message::Submit(task) => loops.iter_mut().try_for_each(|l| l.handle(Message::Submit(task.clone())))?,
         Message::Abort(what) => return Err(RuntimeError::Aborted(what)),
     }
     Ok(())
