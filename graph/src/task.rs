@@ -416,11 +416,15 @@ pub struct TaskSpec {
     pub payload: Option<Payload>,
 }
 
-/// One shared empty access list: specs without accesses (horizons, epochs, fences before their first access) then
-/// cost a reference count, not an allocation; the first `access` copies it out (`Arc::make_mut`), as before.
+/// One shared empty access list per thread: specs without accesses (horizons, epochs, fences before their first
+/// access) then cost a reference count, not an allocation; the first `access` copies it out (`Arc::make_mut`), as
+/// before. Per thread, so that the application thread and the runtime thread, which both make horizons, do not
+/// contend for one reference count.
 fn no_accesses() -> Arc<Vec<BufferAccess>> {
-    static EMPTY: std::sync::OnceLock<Arc<Vec<BufferAccess>>> = std::sync::OnceLock::new();
-    Arc::clone(EMPTY.get_or_init(Arc::default))
+    thread_local! {
+        static EMPTY: Arc<Vec<BufferAccess>> = Arc::default();
+    }
+    EMPTY.with(Arc::clone)
 }
 
 impl TaskSpec {
