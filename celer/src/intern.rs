@@ -55,7 +55,8 @@ pub(crate) fn task_name(name: &str) -> Arc<str> {
 #[derive(Default)]
 pub(crate) struct SubmitCache {
     access_lists: Vec<Arc<Vec<BufferAccess>>>,
-    kernels: Vec<KernelShape>,
+    /// Shapes whose kernel check passed, with the payload it produced.
+    kernels: Vec<(KernelShape, Payload)>,
 }
 
 impl std::fmt::Debug for SubmitCache {
@@ -98,9 +99,9 @@ fn same_access(a: &BufferAccess, b: &BufferAccess) -> bool {
     }
 }
 
-/// A kernel binding check that passed, with the payload it produced. Only tasks without named bindings, named
-/// scalars or reductions are kept: their check depends on exactly these fields.
-struct KernelShape {
+/// What a kernel binding check reads of a task without named bindings, named scalars or reductions (the only tasks
+/// whose checks are kept): its outcome depends on exactly these fields.
+pub(crate) struct KernelShape {
     source: &'static KernelSource,
     entry: &'static str,
     /// The task's dimensions.
@@ -111,13 +112,24 @@ struct KernelShape {
     elements: SmallVec<[(ScalarType, u32); 4]>,
     /// The positional scalars: type and bits (the payload holds them laid out).
     scalars: SmallVec<[(ScalarType, u32); 4]>,
-    payload: Payload,
 }
 
 impl KernelShape {
+    /// The shape of `key`'s task, to keep once its check passed ([`SubmitCache::remember_kernel`]).
+    pub(crate) fn of(key: &KernelKey<'_>) -> Self {
+        Self {
+            source: key.source,
+            entry: key.entry,
+            dims: key.dims,
+            modes: key.accesses.iter().map(|a| a.mode).collect(),
+            elements: key.accessors.iter().map(BindMeta::element).collect(),
+            scalars: key.scalars.iter().map(ScalarArg::value).collect(),
+        }
+    }
+
     fn matches(&self, key: &KernelKey<'_>) -> bool {
         std::ptr::eq(self.source, key.source)
-            && self.entry == key.entry
+            && (std::ptr::eq(self.entry, key.entry) || self.entry == key.entry)
             && self.dims == key.dims
             && self.modes.len() == key.accesses.len()
             && self.modes.iter().zip(key.accesses).all(|(m, a)| *m == a.mode)
@@ -169,23 +181,14 @@ impl SubmitCache {
 
     /// The payload of an earlier task of this shape whose check passed.
     pub(crate) fn kernel(&mut self, key: &KernelKey<'_>) -> Option<Payload> {
-        let i = self.kernels.iter().position(|k| k.matches(key))?;
+        let i = self.kernels.iter().position(|(k, _)| k.matches(key))?;
         to_front(&mut self.kernels, i);
-        Some(Arc::clone(&self.kernels[0].payload))
+        Some(Arc::clone(&self.kernels[0].1))
     }
 
-    /// Keeps the payload of a task of this shape whose check passed ([`KernelKey::cacheable`] tasks only).
-    pub(crate) fn remember_kernel(&mut self, key: &KernelKey<'_>, payload: &Payload) {
-        let shape = KernelShape {
-            source: key.source,
-            entry: key.entry,
-            dims: key.dims,
-            modes: key.accesses.iter().map(|a| a.mode).collect(),
-            elements: key.accessors.iter().map(BindMeta::element).collect(),
-            scalars: key.scalars.iter().map(ScalarArg::value).collect(),
-            payload: Arc::clone(payload),
-        };
-        remember(&mut self.kernels, shape, KERNELS);
+    /// Keeps the payload of a task of `shape` whose check passed ([`KernelKey::cacheable`] tasks only).
+    pub(crate) fn remember_kernel(&mut self, shape: KernelShape, payload: &Payload) {
+        remember(&mut self.kernels, (shape, Arc::clone(payload)), KERNELS);
     }
 }
 

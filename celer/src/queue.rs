@@ -27,7 +27,7 @@ use std::sync::{mpsc, Arc};
 use crate::access::Mapper;
 use crate::binding::{check_kernel, BindMeta, BindMetas, ScalarArg, ScalarArgs};
 use crate::builder::{QueueBuilder, Settings};
-use crate::intern::{Accesses, KernelKey, SubmitCache};
+use crate::intern::{Accesses, KernelKey, KernelShape, SubmitCache};
 use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
@@ -436,9 +436,7 @@ impl Queue {
         let cacheable = key.as_ref().is_some_and(|k| k.cacheable(spec.reductions.len()));
         // A task of a shape whose check passed before shares that check's payload (the check reads nothing else).
         let checked = key.as_ref().filter(|_| cacheable).and_then(|k| rec.cache.kernel(k));
-        let shape = key
-            .filter(|_| cacheable && checked.is_none())
-            .map(|k| (k.source, k.entry, k.dims, spec.accesses.clone(), task.accessors.clone(), task.scalars.clone()));
+        let shape = key.filter(|_| cacheable && checked.is_none()).map(|k| KernelShape::of(&k));
         if checked.is_some() {
             spec.payload = checked;
         } else if let Some((source, entry)) = task.kernel {
@@ -459,9 +457,8 @@ impl Queue {
             let blocks = block_reduction(source, entry, &mut spec);
             let payload: crate::intern::Payload =
                 Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions, blocks });
-            if let Some((source, entry, dims, accesses, accessors, scalars)) = &shape {
-                let key = KernelKey { source: *source, entry: *entry, dims: *dims, accesses, accessors, scalars };
-                rec.cache.remember_kernel(&key, &payload);
+            if let Some(shape) = shape {
+                rec.cache.remember_kernel(shape, &payload);
             }
             spec.payload = Some(payload);
         }
