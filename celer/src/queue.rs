@@ -405,6 +405,7 @@ impl Queue {
     /// the operation's identity).
     pub fn submit<const KD: usize>(&self, task: TaskBuilder<KD>) -> Result<TaskId, TaskError> {
         let mut rec = self.rec.borrow_mut();
+        let task = task.p;
         let mut spec = task.spec;
         // Accesses submitted before are shared rather than sent afresh (see `intern`).
         spec.accesses = rec.cache.accesses(task.accesses);
@@ -844,6 +845,12 @@ impl Kernel {
 /// A task being described: kind, index space of `KD` dimensions, accesses. Submit it with [`Queue::submit`].
 #[must_use = "a task does nothing until it is passed to Queue::submit"]
 pub struct TaskBuilder<const KD: usize> {
+    /// Boxed: each builder call moves the builder, which is then a pointer rather than a kilobyte of fields.
+    p: Box<TaskParts>,
+}
+
+/// What a [`TaskBuilder`] collects.
+struct TaskParts {
     spec: TaskSpec,
     kernel: Option<(&'static KernelSource, &'static str)>,
     /// The accesses, in declaration order (they become the spec's at submit).
@@ -864,10 +871,10 @@ pub struct TaskBuilder<const KD: usize> {
 impl<const KD: usize> fmt::Debug for TaskBuilder<KD> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskBuilder")
-            .field("spec", &self.spec)
-            .field("accesses", &self.accesses)
-            .field("scalars", &self.scalars)
-            .field("host_task", &self.host_fn.is_some())
+            .field("spec", &self.p.spec)
+            .field("accesses", &self.p.accesses)
+            .field("scalars", &self.p.scalars)
+            .field("host_task", &self.p.host_fn.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -880,7 +887,9 @@ pub mod task {
     #[inline(always)]
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
         let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name.clone());
-        TaskBuilder { kernel: kernel.source, ..TaskBuilder::of(spec) }
+        let mut builder = TaskBuilder::of(spec);
+        builder.p.kernel = kernel.source;
+        builder
     }
 
     /// A host task over `[0, range)`, split across ranks like a kernel.
@@ -910,7 +919,7 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// A builder of `spec` with nothing bound yet (no kernel: a host task until `parallel_for` sets one).
     #[inline(always)]
     fn of(spec: TaskSpec) -> Self {
-        Self {
+        let p = Box::new(TaskParts {
             spec,
             kernel: None,
             accesses: Accesses::new(),
@@ -922,13 +931,14 @@ impl<const KD: usize> TaskBuilder<KD> {
             pending_name: None,
             host_fn: None,
             objects: Vec::new(),
-        }
+        });
+        Self { p }
     }
 
     /// Sets what a host task runs: `f` gets each accessor's cells (in declaration order) through the
     /// [`HostContext`], on the runtime's host worker thread, once per chunk on the chunk's rank.
     pub fn run(mut self, f: impl Fn(&mut HostContext) + Send + Sync + 'static) -> Self {
-        self.host_fn = Some(Arc::new(f));
+        self.p.host_fn = Some(Arc::new(f));
         self
     }
 
@@ -937,21 +947,21 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// checks the count and the types. Use [`scalar`](Self::scalar) to give values by name.
     #[inline]
     pub fn scalars(mut self, values: &[u32]) -> Self {
-        self.scalars.extend(values.iter().map(|&v| ScalarArg::positional(v)));
+        self.p.scalars.extend(values.iter().map(|&v| ScalarArg::positional(v)));
         self
     }
 
     /// Appends an `f32` scalar argument, positionally (see [`scalars`](Self::scalars)).
     #[inline(always)]
     pub fn scalar_f32(mut self, value: f32) -> Self {
-        self.scalars.push(ScalarArg::positional(value));
+        self.p.scalars.push(ScalarArg::positional(value));
         self
     }
 
     /// Appends an `i32` scalar argument, positionally (see [`scalars`](Self::scalars)).
     #[inline(always)]
     pub fn scalar_i32(mut self, value: i32) -> Self {
-        self.scalars.push(ScalarArg::positional(value));
+        self.p.scalars.push(ScalarArg::positional(value));
         self
     }
 
@@ -973,7 +983,7 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// ```
     #[inline]
     pub fn scalar(mut self, name: &str, value: impl Scalar) -> Self {
-        self.scalars.push(ScalarArg::named(name, value));
+        self.p.scalars.push(ScalarArg::named(name, value));
         self
     }
 
@@ -982,7 +992,7 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// they were written in; a task names all its bindings or none.
     #[inline]
     pub fn bind(mut self, name: &str) -> Self {
-        self.pending_name = Some(name.to_owned());
+        self.p.pending_name = Some(name.to_owned());
         self
     }
 
@@ -993,12 +1003,12 @@ impl<const KD: usize> TaskBuilder<KD> {
         mode: AccessMode,
         mapper: impl Mapper<KD, BD>,
     ) -> Self {
-        self.accesses.push(celer_scheduler::graph::BufferAccess {
+        self.p.accesses.push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
             mode,
             mapper: mapper.into_range_mapper(),
         });
-        self.accessors.push(BindMeta::of::<T>(self.pending_name.take()));
+        self.p.accessors.push(BindMeta::of::<T>(self.p.pending_name.take()));
         self
     }
 
@@ -1036,15 +1046,15 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// combines its chunk's items into element 0 (e.g. with atomics), and celer combines the ranks' partial results
     /// in rank order, so every rank reads the same bits.
     pub fn reduce<T: Reducible, const BD: usize>(mut self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
-        self.spec.reductions.push(ReductionSpec {
+        self.p.spec.reductions.push(ReductionSpec {
             id: ReductionId(0),
             buffer: buffer.id,
             op,
             include_current_value: false,
         });
-        self.reduction_kinds.push(T::KIND);
-        self.custom_reductions.push(None);
-        self.reductions.push(BindMeta::of::<T>(self.pending_name.take()));
+        self.p.reduction_kinds.push(T::KIND);
+        self.p.custom_reductions.push(None);
+        self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take()));
         self
     }
 
@@ -1070,20 +1080,20 @@ impl<const KD: usize> TaskBuilder<KD> {
         identity: T,
         combine: impl Fn(T, T) -> T + Send + Sync + 'static,
     ) -> Self {
-        self.spec.reductions.push(ReductionSpec {
+        self.p.spec.reductions.push(ReductionSpec {
             id: ReductionId(0),
             buffer: buffer.id,
             op: ReductionOp::Custom,
             include_current_value: false,
         });
-        self.reduction_kinds.push(T::KIND);
-        self.reductions.push(BindMeta::of::<T>(self.pending_name.take()));
+        self.p.reduction_kinds.push(T::KIND);
+        self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take()));
         let read = |b: &[u8]| -> T {
             assert_eq!(b.len(), std::mem::size_of::<T>(), "a reduction element has the buffer's element size");
             bytemuck::pod_read_unaligned(b)
         };
         let bytes = |v: T| -> Vec<u8> { bytemuck::bytes_of(&v).to_vec() };
-        self.custom_reductions.push(Some(CustomReduction {
+        self.p.custom_reductions.push(Some(CustomReduction {
             identity: bytes(identity),
             combine: Arc::new(move |a: &[u8], b: &[u8]| bytes(combine(read(a), read(b)))),
         }));
@@ -1092,8 +1102,8 @@ impl<const KD: usize> TaskBuilder<KD> {
 
     /// Declares a side effect on a host object: such tasks run in submission order.
     pub fn side_effect<T: Send + 'static>(mut self, object: &HostObject<'_, T>) -> Self {
-        self.spec.side_effects.push((object.id, SideEffectOrder::Sequential));
-        self.objects.push(object.shared());
+        self.p.spec.side_effects.push((object.id, SideEffectOrder::Sequential));
+        self.p.objects.push(object.shared());
         self
     }
 
@@ -1101,21 +1111,21 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// submitting thread, so naming a task does not allocate when the name was used before.
     #[inline(always)]
     pub fn name(mut self, name: impl AsRef<str>) -> Self {
-        self.spec.name = Some(crate::intern::task_name(name.as_ref()));
+        self.p.spec.name = Some(crate::intern::task_name(name.as_ref()));
         self
     }
 
     /// Splits the index space into a near-square 2D grid instead of slabs along dimension 0.
     #[inline(always)]
     pub fn split_2d(mut self) -> Self {
-        self.spec.hint = SplitHint::TwoD;
+        self.p.spec.hint = SplitHint::TwoD;
         self
     }
 
     /// Makes every chunk a multiple of `granularity` along each dimension (e.g. the work-group size).
     #[inline(always)]
     pub fn granularity(mut self, granularity: [usize; KD]) -> Self {
-        self.spec.granularity[..KD].copy_from_slice(&granularity);
+        self.p.spec.granularity[..KD].copy_from_slice(&granularity);
         self
     }
 }

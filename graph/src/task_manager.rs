@@ -324,7 +324,7 @@ impl TaskManager {
             critical_path_length, task.critical_path_length,
             "replayed task {id}: the critical path differs from the builder's"
         );
-        self.tasks.insert_with(id.0, || task);
+        self.tasks.insert(id.0, task);
         self.new_tasks.push(id);
         if self.need_horizon() {
             self.generate_horizon();
@@ -589,7 +589,8 @@ impl TaskManager {
         dependencies: SmallVec<[Dependency; 4]>,
     ) -> TaskId {
         let critical_path_length = self.enter(id, spec.kind, &dependencies);
-        self.tasks.insert_with(id.0, || Arc::new(Task { id, spec, regions, dependencies, critical_path_length }));
+        let task = Arc::new(Task { id, spec, regions, dependencies, critical_path_length });
+        self.tasks.insert(id.0, task);
         self.new_tasks.push(id);
         id
     }
