@@ -599,7 +599,7 @@ pub struct Task {
 }
 
 /// Written out rather than derived: the region list is copied entry by entry into place (most regions are one box),
-/// which `SmallVec`'s generic clone does several times slower; the application thread copies every task it sends.
+/// which `SmallVec`'s generic clone does several times slower (a recording simulation copies every task).
 impl Clone for Task {
     #[inline]
     fn clone(&self) -> Self {

@@ -309,8 +309,8 @@ impl TaskManager {
     }
 
     /// Records a task that another task manager built with [`submit`](Self::submit) (a rank's runtime thread
-    /// replaying what the application thread built): the task keeps its id, regions and dependencies, nothing is
-    /// checked or computed again, and no buffer's tracking changes. Horizons follow where `submit` inserted them
+    /// replaying what the application thread built): the task keeps its id, regions and dependencies (both managers
+    /// hold the same `Arc`), nothing is checked or computed again, and no buffer's tracking changes. Horizons follow where `submit` inserted them
     /// (the critical path and the execution front come from the dependencies), so as long as both managers see the
     /// same tasks and epochs in the same order, every task, horizon and epoch gets the same id in both.
     ///
@@ -343,8 +343,8 @@ impl TaskManager {
     }
 
     /// Checks a submission and computes its per-buffer regions (into `regions`) and its true dependencies on the last
-    /// writers of what
-    /// it reads (the walk that finds uninitialized reads finds them too), without changing any other state.
+    /// writers of what it reads (the walk that finds uninitialized reads finds them too), without changing any other
+    /// state.
     fn validate(&mut self, id: TaskId, spec: &TaskSpec, regions: &mut RegionList) -> Result<Deps, TaskError> {
         let err =
             |inner| TaskError { task: crate::task::TaskIdent { id, name: spec.name.clone() }, inner: Box::new(inner) };
