@@ -361,3 +361,48 @@ fn a_vector_binding_takes_elements_of_its_size_and_refuses_others() {
     );
     assert_has(&msg, &["`inp` (@binding(0)) as array<vec4<f32>>", "buffer B2 \"floats\" of f32"]);
 }
+
+#[test]
+fn a_kernel_check_passed_once_lets_only_tasks_of_the_same_shape_through() {
+    let q = Queue::dry_run();
+    let a = q.buffer_from(&[0.0f32; 16], [16]).named("a");
+    let b = q.buffer::<f32, 1>([16]).named("b");
+    let wide = q.buffer_from(&[0.0f64; 16], [16]).named("wide");
+    let step = |src, dst| {
+        task::parallel_for(&heat(), [16])
+            .read(src, access::neighborhood([1]))
+            .discard_write(dst, access::one_to_one())
+            .name("step")
+    };
+    // The same shape twice (the second reuses the first check), over other buffers of the same element too.
+    q.submit(step(&a, &b).scalar_f32(0.1)).expect("a valid task");
+    q.submit(step(&b, &a).scalar_f32(0.1)).expect("the same shape again");
+    // Each field the check reads, changed on its own, is checked again and refused.
+    let msg = message(
+        q.submit(
+            task::parallel_for(&heat(), [16])
+                .read(&wide, access::neighborhood([1]))
+                .discard_write(&a, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("step"),
+        ),
+        "step",
+    );
+    assert_has(&msg, &["binds buffer B2 \"wide\" of f64 there"]);
+    let msg = message(q.submit(step(&a, &b).scalar_i32(1)), "step");
+    assert_has(&msg, &["but the task gives it an i32"]);
+    let msg = message(q.submit(step(&a, &b)), "step");
+    assert_has(&msg, &["gets no value"]);
+    let msg = message(
+        q.submit(
+            task::parallel_for(&heat(), [16])
+                .read(&a, access::neighborhood([1]))
+                .read(&b, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("step"),
+        ),
+        "step",
+    );
+    assert_has(&msg, &["buffer B1 \"b\""]);
+    q.submit(step(&a, &b).scalar_f32(0.2)).expect("another value of the same scalar");
+}

@@ -38,7 +38,23 @@ impl BindMeta {
     pub(crate) fn of<T: Element>(name: Option<String>) -> Self {
         Self { name, element: T::SCALAR, element_size: std::mem::size_of::<T>() as u32 }
     }
+
+    /// Whether the program named the binding (`.bind(name)`).
+    pub(crate) fn is_named(&self) -> bool {
+        self.name.is_some()
+    }
+
+    /// The buffer's element type and size, which the check compares with the binding's.
+    pub(crate) fn element(&self) -> (ScalarType, u32) {
+        (self.element, self.element_size)
+    }
 }
+
+/// Per accessor (or reduction), in declaration order: its element and binding name (most tasks have at most four).
+pub(crate) type BindMetas = smallvec::SmallVec<[BindMeta; 4]>;
+
+/// A task's scalar arguments, in declaration order.
+pub(crate) type ScalarArgs = smallvec::SmallVec<[ScalarArg; 4]>;
 
 /// One scalar argument: its name if given by name, its type and its bits.
 #[derive(Clone, Debug)]
@@ -58,13 +74,23 @@ impl ScalarArg {
     pub(crate) fn named<S: Scalar>(name: &str, value: S) -> Self {
         Self { name: Some(name.to_owned()), ty: S::TYPE, word: value.to_word() }
     }
+
+    /// Whether the value was given by name (`.scalar(name, value)`).
+    pub(crate) fn is_named(&self) -> bool {
+        self.name.is_some()
+    }
+
+    /// Its type and bits.
+    pub(crate) fn value(&self) -> (ScalarType, u32) {
+        (self.ty, self.word)
+    }
 }
 
 /// The parts of a kernel task that binding by name reorders together.
 pub(crate) struct KernelTask<'a> {
     pub(crate) spec: &'a mut TaskSpec,
-    pub(crate) accessors: Vec<BindMeta>,
-    pub(crate) reductions: Vec<BindMeta>,
+    pub(crate) accessors: BindMetas,
+    pub(crate) reductions: BindMetas,
     pub(crate) reduction_kinds: Vec<ScalarKind>,
     pub(crate) custom_reductions: Vec<Option<CustomReduction>>,
 }

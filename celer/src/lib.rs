@@ -91,6 +91,7 @@ mod binding;
 mod builder;
 pub mod geometry;
 mod host;
+mod intern;
 pub mod logging;
 mod queue;
 

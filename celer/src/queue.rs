@@ -25,9 +25,10 @@ use celer_scheduler::{ConfigError, Simulation, StartError};
 use std::sync::{mpsc, Arc};
 
 use crate::access::Mapper;
-use crate::binding::{check_kernel, BindMeta, ScalarArg};
+use crate::binding::{check_kernel, BindMeta, BindMetas, ScalarArg, ScalarArgs};
 use crate::builder::{QueueBuilder, Settings};
 use crate::host::HostContext;
+use crate::intern::{Accesses, KernelKey, KernelShape, SubmitCache};
 use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
@@ -209,6 +210,8 @@ struct Recorder {
     /// `CELER_SUBMIT_AHEAD`, and the horizons recorded that the runtime may not have reached yet, oldest first.
     submit_ahead: Option<usize>,
     horizons: std::collections::VecDeque<TaskId>,
+    /// Names, access lists and checked kernels of recent tasks, shared by the tasks that repeat them.
+    cache: SubmitCache,
 }
 
 /// After this many waits, a program that waits more often than every [`FREQUENT_WAIT_TASKS`] tasks is warned.
@@ -313,6 +316,7 @@ impl Queue {
             warned_waits: false,
             submit_ahead: config.runtime.submit_ahead,
             horizons: std::collections::VecDeque::new(),
+            cache: SubmitCache::default(),
         };
         Ok(Self { rec: RefCell::new(rec), runtime })
     }
@@ -406,7 +410,10 @@ impl Queue {
     /// the operation's identity).
     pub fn submit<const KD: usize>(&self, task: TaskBuilder<KD>) -> Result<TaskId, TaskError> {
         let mut rec = self.rec.borrow_mut();
+        let task = task.p;
         let mut spec = task.spec;
+        // Accesses submitted before are shared rather than sent afresh (see `intern`).
+        spec.accesses = rec.cache.accesses(task.accesses);
         for r in &mut spec.reductions {
             r.id = ReductionId(rec.next_reduction);
             rec.next_reduction += 1;
@@ -434,6 +441,26 @@ impl Queue {
                     }),
                 });
             }
+        }
+        let key = task.kernel.map(|(source, entry)| KernelKey {
+            source,
+            entry,
+            dims: spec.dims,
+            accesses: &spec.accesses,
+            accessors: &task.accessors,
+            scalars: &task.scalars,
+        });
+        let cacheable = key.as_ref().is_some_and(|k| k.cacheable(spec.reductions.len()));
+        // A task of a shape whose check passed before shares that check's payload (the check reads nothing else).
+        let checked = key.as_ref().filter(|_| cacheable).and_then(|k| rec.cache.kernel(k));
+        let shape = key.filter(|_| cacheable && checked.is_none()).map(|k| KernelShape::of(&k));
+        if checked.is_some() {
+            spec.payload = checked;
+            // The split's alignment depends on the task's own granularity, which the shape does not hold.
+            if let Some((source, entry)) = task.kernel {
+                align_to_workgroups(source, entry, &mut spec);
+            }
+        } else if let Some((source, entry)) = task.kernel {
             let task_name = spec.name.clone();
             let mut kernel = crate::binding::KernelTask {
                 spec: &mut spec,
@@ -449,8 +476,12 @@ impl Queue {
                 })?;
             let (reduction_kinds, custom_reductions) = (kernel.reduction_kinds, kernel.custom_reductions);
             let blocks = align_to_workgroups(source, entry, &mut spec);
-            spec.payload =
-                Some(Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions, blocks }));
+            let payload: crate::intern::Payload =
+                Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions, blocks });
+            if let Some(shape) = shape {
+                rec.cache.remember_kernel(shape, &payload);
+            }
+            spec.payload = Some(payload);
         }
         // The program's range mappers run here first: a panic in one names the task (the queue's drop, on the
         // way out, ends every rank).
@@ -601,9 +632,9 @@ impl Queue {
 }
 
 impl Recorder {
-    /// A copy of task `id`, just built, for the runtime thread to replay.
-    fn built(&self, id: TaskId) -> Box<celer_scheduler::graph::Task> {
-        Box::new(self.sim.tm.task(id).expect("a task just built is live until a later horizon").clone())
+    /// Task `id`, just built, for the runtime thread to replay: the task graph's own (shared, not copied).
+    fn built(&self, id: TaskId) -> Arc<celer_scheduler::graph::Task> {
+        self.sim.tm.shared_task(id).expect("a task just built is live until a later horizon")
     }
 
     /// Reports warnings (the simulation already treated the applied horizon as reached).
@@ -834,15 +865,23 @@ impl Kernel {
 /// A task being described: kind, index space of `KD` dimensions, accesses. Submit it with [`Queue::submit`].
 #[must_use = "a task does nothing until it is passed to Queue::submit"]
 pub struct TaskBuilder<const KD: usize> {
+    /// Boxed: each builder call moves the builder, which is then a pointer rather than a kilobyte of fields.
+    p: Box<TaskParts>,
+}
+
+/// What a [`TaskBuilder`] collects.
+struct TaskParts {
     spec: TaskSpec,
     kernel: Option<(&'static KernelSource, &'static str)>,
-    scalars: Vec<ScalarArg>,
+    /// The accesses, in declaration order (they become the spec's at submit).
+    accesses: Accesses,
+    scalars: ScalarArgs,
     reduction_kinds: Vec<ScalarKind>,
     custom_reductions: Vec<Option<CustomReduction>>,
     /// Per accessor, in declaration order: its element type and the binding name it was given, if any.
-    accessors: Vec<BindMeta>,
+    accessors: BindMetas,
     /// The same per reduction.
-    reductions: Vec<BindMeta>,
+    reductions: BindMetas,
     /// The name of the last `.bind(name)`, for the next accessor or reduction.
     pending_name: Option<String>,
     host_fn: Option<Arc<HostFn>>,
@@ -852,9 +891,10 @@ pub struct TaskBuilder<const KD: usize> {
 impl<const KD: usize> fmt::Debug for TaskBuilder<KD> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskBuilder")
-            .field("spec", &self.spec)
-            .field("scalars", &self.scalars)
-            .field("host_task", &self.host_fn.is_some())
+            .field("spec", &self.p.spec)
+            .field("accesses", &self.p.accesses)
+            .field("scalars", &self.p.scalars)
+            .field("host_task", &self.p.host_fn.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -864,12 +904,16 @@ pub mod task {
     use super::*;
 
     /// A kernel over `[0, range)`, split across ranks and devices.
+    #[inline(always)]
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
         let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name.clone());
-        TaskBuilder { kernel: kernel.source, ..TaskBuilder::of(spec) }
+        let mut builder = TaskBuilder::of(spec);
+        builder.p.kernel = kernel.source;
+        builder
     }
 
     /// A host task over `[0, range)`, split across ranks like a kernel.
+    #[inline(always)]
     pub fn host_for<const KD: usize>(range: [usize; KD]) -> TaskBuilder<KD> {
         TaskBuilder::of(TaskSpec::new(TaskKind::HostCompute, KD, GridBox::from_extent(&range)))
     }
@@ -893,25 +937,28 @@ pub mod task {
 
 impl<const KD: usize> TaskBuilder<KD> {
     /// A builder of `spec` with nothing bound yet (no kernel: a host task until `parallel_for` sets one).
+    #[inline(always)]
     fn of(spec: TaskSpec) -> Self {
-        Self {
+        let p = Box::new(TaskParts {
             spec,
             kernel: None,
-            scalars: Vec::new(),
+            accesses: Accesses::new(),
+            scalars: ScalarArgs::new(),
             reduction_kinds: Vec::new(),
             custom_reductions: Vec::new(),
-            accessors: Vec::new(),
-            reductions: Vec::new(),
+            accessors: BindMetas::new(),
+            reductions: BindMetas::new(),
             pending_name: None,
             host_fn: None,
             objects: Vec::new(),
-        }
+        });
+        Self { p }
     }
 
     /// Sets what a host task runs: `f` gets each accessor's cells (in declaration order) through the
     /// [`HostContext`], on the runtime's host worker thread, once per chunk on the chunk's rank.
     pub fn run(mut self, f: impl Fn(&mut HostContext<KD>) + Send + Sync + 'static) -> Self {
-        self.host_fn =
+        self.p.host_fn =
             Some(Arc::new(move |inner: &mut celer_scheduler::runtime::HostContext| HostContext::run(inner, &f)));
         self
     }
@@ -919,20 +966,23 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// Appends `u32` scalar arguments, positionally: they fill the kernel's push-constant members after its boxes
     /// in declaration order (a `vecN<u32>` member takes `N` of them), and each must be a `u32` member; `submit`
     /// checks the count and the types. Use [`scalar`](Self::scalar) to give values by name.
+    #[inline]
     pub fn scalars(mut self, values: &[u32]) -> Self {
-        self.scalars.extend(values.iter().map(|&v| ScalarArg::positional(v)));
+        self.p.scalars.extend(values.iter().map(|&v| ScalarArg::positional(v)));
         self
     }
 
     /// Appends an `f32` scalar argument, positionally (see [`scalars`](Self::scalars)).
+    #[inline(always)]
     pub fn scalar_f32(mut self, value: f32) -> Self {
-        self.scalars.push(ScalarArg::positional(value));
+        self.p.scalars.push(ScalarArg::positional(value));
         self
     }
 
     /// Appends an `i32` scalar argument, positionally (see [`scalars`](Self::scalars)).
+    #[inline(always)]
     pub fn scalar_i32(mut self, value: i32) -> Self {
-        self.scalars.push(ScalarArg::positional(value));
+        self.p.scalars.push(ScalarArg::positional(value));
         self
     }
 
@@ -952,50 +1002,57 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// )?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn scalar(mut self, name: &str, value: impl Scalar) -> Self {
-        self.scalars.push(ScalarArg::named(name, value));
+        self.p.scalars.push(ScalarArg::named(name, value));
         self
     }
 
     /// Names the kernel binding (its WGSL variable) that the next accessor or reduction binds to, e.g.
     /// `.bind("src").read(&a, ...)`. When a task names all its bindings, celer binds them by name, whatever the order
     /// they were written in; a task names all its bindings or none.
+    #[inline]
     pub fn bind(mut self, name: &str) -> Self {
-        self.pending_name = Some(name.to_owned());
+        self.p.pending_name = Some(name.to_owned());
         self
     }
 
+    #[inline(always)]
     fn access<T: Element, const BD: usize>(
         mut self,
         buffer: &Buffer<'_, T, BD>,
         mode: AccessMode,
         mapper: impl Mapper<KD, BD>,
     ) -> Self {
-        std::sync::Arc::make_mut(&mut self.spec.accesses).push(celer_scheduler::graph::BufferAccess {
+        self.p.accesses.push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
             mode,
             mapper: mapper.into_range_mapper(),
         });
-        self.accessors.push(BindMeta::of::<T>(self.pending_name.take()));
+        self.p.accessors.push(BindMeta::of::<T>(self.p.pending_name.take()));
         self
     }
 
     /// Reads the mapped part of `buffer`.
+    #[inline(always)]
     pub fn read<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
         self.access(buffer, AccessMode::Read, m)
     }
 
     /// Overwrites the mapped part of `buffer` (its old contents are not needed).
+    #[inline(always)]
     pub fn write<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
         self.access(buffer, AccessMode::Write, m)
     }
 
     /// Reads, then overwrites the mapped part of `buffer`.
+    #[inline(always)]
     pub fn read_write<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
         self.access(buffer, AccessMode::ReadWrite, m)
     }
 
     /// Overwrites the mapped part of `buffer`, discarding its old contents.
+    #[inline(always)]
     pub fn discard_write<T: Element, const BD: usize>(
         self,
         buffer: &Buffer<'_, T, BD>,
@@ -1010,15 +1067,15 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// combines its chunk's items into element 0 (e.g. with atomics), and celer combines the ranks' partial results
     /// in rank order, so every rank reads the same bits.
     pub fn reduce<T: Reducible, const BD: usize>(mut self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
-        self.spec.reductions.push(ReductionSpec {
+        self.p.spec.reductions.push(ReductionSpec {
             id: ReductionId(0),
             buffer: buffer.id,
             op,
             include_current_value: false,
         });
-        self.reduction_kinds.push(T::KIND);
-        self.custom_reductions.push(None);
-        self.reductions.push(BindMeta::of::<T>(self.pending_name.take()));
+        self.p.reduction_kinds.push(T::KIND);
+        self.p.custom_reductions.push(None);
+        self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take()));
         self
     }
 
@@ -1044,20 +1101,20 @@ impl<const KD: usize> TaskBuilder<KD> {
         identity: T,
         combine: impl Fn(T, T) -> T + Send + Sync + 'static,
     ) -> Self {
-        self.spec.reductions.push(ReductionSpec {
+        self.p.spec.reductions.push(ReductionSpec {
             id: ReductionId(0),
             buffer: buffer.id,
             op: ReductionOp::Custom,
             include_current_value: false,
         });
-        self.reduction_kinds.push(T::KIND);
-        self.reductions.push(BindMeta::of::<T>(self.pending_name.take()));
+        self.p.reduction_kinds.push(T::KIND);
+        self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take()));
         let read = |b: &[u8]| -> T {
             assert_eq!(b.len(), std::mem::size_of::<T>(), "a reduction element has the buffer's element size");
             bytemuck::pod_read_unaligned(b)
         };
         let bytes = |v: T| -> Vec<u8> { bytemuck::bytes_of(&v).to_vec() };
-        self.custom_reductions.push(Some(CustomReduction {
+        self.p.custom_reductions.push(Some(CustomReduction {
             identity: bytes(identity),
             combine: Arc::new(move |a: &[u8], b: &[u8]| bytes(combine(read(a), read(b)))),
         }));
@@ -1066,26 +1123,30 @@ impl<const KD: usize> TaskBuilder<KD> {
 
     /// Declares a side effect on a host object: such tasks run in submission order.
     pub fn side_effect<T: Send + 'static>(mut self, object: &HostObject<'_, T>) -> Self {
-        self.spec.side_effects.push((object.id, SideEffectOrder::Sequential));
-        self.objects.push(object.shared());
+        self.p.spec.side_effects.push((object.id, SideEffectOrder::Sequential));
+        self.p.objects.push(object.shared());
         self
     }
 
-    /// Names the task for errors and graph dumps.
-    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.spec.name = Some(name.into());
+    /// Names the task for errors and graph dumps. Tasks of the same name share one copy of it, kept by the
+    /// submitting thread, so naming a task does not allocate when the name was used before.
+    #[inline(always)]
+    pub fn name(mut self, name: impl AsRef<str>) -> Self {
+        self.p.spec.name = Some(crate::intern::task_name(name.as_ref()));
         self
     }
 
     /// Splits the index space into a near-square 2D grid instead of slabs along dimension 0.
+    #[inline(always)]
     pub fn split_2d(mut self) -> Self {
-        self.spec.hint = SplitHint::TwoD;
+        self.p.spec.hint = SplitHint::TwoD;
         self
     }
 
     /// Makes every chunk a multiple of `granularity` along each dimension (e.g. the work-group size).
+    #[inline(always)]
     pub fn granularity(mut self, granularity: [usize; KD]) -> Self {
-        self.spec.granularity[..KD].copy_from_slice(&granularity);
+        self.p.spec.granularity[..KD].copy_from_slice(&granularity);
         self
     }
 }

@@ -30,7 +30,7 @@ pub use reader_log::ReaderLog;
 pub use region_map::RegionMap;
 pub use task::{
     AccessMode, AccessRegions, BufferAccess, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin,
-    EpochAction, NeighborhoodShape, RangeMapper, ReductionOp, ReductionSpec, ResourceIdent, SideEffectOrder, SplitHint,
-    Task, TaskIdent, TaskKind, TaskSpec,
+    EpochAction, NeighborhoodShape, RangeMapper, ReductionOp, ReductionSpec, RegionList, ResourceIdent,
+    SideEffectOrder, SplitHint, Task, TaskIdent, TaskKind, TaskSpec,
 };
 pub use task_manager::{TaskManager, TaskManagerConfig};

@@ -416,11 +416,15 @@ pub struct TaskSpec {
     pub payload: Option<Payload>,
 }
 
-/// One shared empty access list: specs without accesses (horizons, epochs, fences before their first access) then
-/// cost a reference count, not an allocation; the first `access` copies it out (`Arc::make_mut`), as before.
+/// One shared empty access list per thread: specs without accesses (horizons, epochs, fences before their first
+/// access) then cost a reference count, not an allocation; the first `access` copies it out (`Arc::make_mut`), as
+/// before. Per thread, so that the application thread and the runtime thread, which both make horizons, do not
+/// contend for one reference count.
 fn no_accesses() -> Arc<Vec<BufferAccess>> {
-    static EMPTY: std::sync::OnceLock<Arc<Vec<BufferAccess>>> = std::sync::OnceLock::new();
-    Arc::clone(EMPTY.get_or_init(Arc::default))
+    thread_local! {
+        static EMPTY: Arc<Vec<BufferAccess>> = Arc::default();
+    }
+    EMPTY.with(Arc::clone)
 }
 
 impl TaskSpec {
@@ -575,19 +579,46 @@ impl AccessRegions {
     }
 }
 
+/// A task's [`AccessRegions`], one per buffer it touches, held in the task itself up to three buffers (a
+/// stencil's two fields and its output): building a task and copying it to the runtime thread allocates nothing.
+pub type RegionList = SmallVec<[AccessRegions; 3]>;
+
 /// A node of the task graph.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Task {
     /// Id, the same on every rank.
     pub id: TaskId,
     /// What was submitted (for horizons and epochs: an empty spec of that kind).
     pub spec: TaskSpec,
     /// Per buffer, the union over the accesses of what the whole task consumes and produces.
-    pub regions: Vec<AccessRegions>,
+    pub regions: RegionList,
     /// Edges to earlier tasks.
     pub dependencies: SmallVec<[Dependency; 4]>,
     /// Pseudo critical path length: one more than the longest among the dependencies.
     pub critical_path_length: u32,
+}
+
+/// Written out rather than derived: the region list is copied entry by entry into place (most regions are one box),
+/// which `SmallVec`'s generic clone does several times slower (a recording simulation copies every task).
+impl Clone for Task {
+    #[inline]
+    fn clone(&self) -> Self {
+        let mut regions = RegionList::new();
+        for r in &self.regions {
+            regions.push(AccessRegions {
+                buffer: r.buffer,
+                consumed: r.consumed.clone(),
+                produced: r.produced.clone(),
+            });
+        }
+        Self {
+            id: self.id,
+            spec: self.spec.clone(),
+            regions,
+            dependencies: self.dependencies.clone(),
+            critical_path_length: self.critical_path_length,
+        }
+    }
 }
 
 impl Task {

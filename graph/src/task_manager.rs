@@ -26,6 +26,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use hashbrown::HashSet;
 use smallvec::SmallVec;
@@ -33,12 +34,12 @@ use smallvec::SmallVec;
 use crate::error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
 use crate::geometry::{GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, IdMap, TaskId};
-use crate::node_store::{ExecutionFront, NodeStore, VecPool};
+use crate::node_store::{ExecutionFront, NodeStore};
 use crate::reader_log::ReaderLog;
 use crate::region_map::RegionMap;
 use crate::task::{
     AccessRegions, BufferAccess, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin, EpochAction,
-    RangeMapper, ResourceIdent, Task, TaskKind, TaskSpec,
+    RangeMapper, RegionList, ResourceIdent, Task, TaskKind, TaskSpec,
 };
 
 /// Into how many slabs per dimension [`TaskManager::intra_task_race`] splits an index space to look for cells that
@@ -96,7 +97,8 @@ struct BufferState {
 /// Builds the task graph; see the [module docs](self).
 pub struct TaskManager {
     config: TaskManagerConfig,
-    tasks: NodeStore<Task>,
+    /// Shared (`Arc`): the task a rank's application thread built is the one its runtime thread replays.
+    tasks: NodeStore<Arc<Task>>,
     next_id: u64,
     buffers: IdMap<BufferId, BufferState>,
     /// Last task with a side effect on each host object.
@@ -114,8 +116,6 @@ pub struct TaskManager {
     latest_epoch_reached: TaskId,
     /// Tasks created since the last [`TaskManager::drain_new_tasks`], in order.
     new_tasks: Vec<TaskId>,
-    /// Emptied region lists of erased tasks, for new submissions to fill.
-    region_lists: VecPool<AccessRegions>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -142,7 +142,6 @@ impl TaskManager {
             critical_path_at_horizon: 0,
             latest_epoch_reached: TaskId(0),
             new_tasks: Vec::new(),
-            region_lists: VecPool::new(),
             diagnostics: Vec::new(),
         };
         let init = tm.insert_sync_task(TaskKind::Epoch(EpochAction::Init));
@@ -206,12 +205,18 @@ impl TaskManager {
 
     /// The task `id`, unless it was erased.
     pub fn task(&self, id: TaskId) -> Option<&Task> {
-        self.tasks.get(id.0)
+        self.tasks.get(id.0).map(|t| &**t)
+    }
+
+    /// The task `id` as stored, unless it was erased: for another task manager to [`replay`](Self::replay)
+    /// without a copy (the runtime thread's, from the application thread's).
+    pub fn shared_task(&self, id: TaskId) -> Option<Arc<Task>> {
+        self.tasks.get(id.0).map(Arc::clone)
     }
 
     /// Live tasks in id order.
     pub fn tasks(&self) -> impl Iterator<Item = &Task> + '_ {
-        self.tasks.iter()
+        self.tasks.iter().map(|t| &**t)
     }
 
     /// Number of live tasks.
@@ -278,9 +283,7 @@ impl TaskManager {
         );
         if id > self.latest_epoch_reached {
             self.latest_epoch_reached = id;
-            // Erased tasks hand back their region lists: submissions reuse them instead of allocating.
-            let pool = &mut self.region_lists;
-            self.tasks.erase_before_epoch_with(id.0, |t| pool.give(&mut t.regions));
+            self.tasks.erase_before_epoch(id.0);
         }
     }
 
@@ -296,7 +299,8 @@ impl TaskManager {
             _ => {}
         }
         let id = TaskId(self.next_id);
-        let (regions, deps) = self.validate(id, &spec)?;
+        let mut regions = RegionList::new();
+        let deps = self.validate(id, &spec, &mut regions)?;
         let id = self.insert_task(spec, regions, deps);
         if self.need_horizon() {
             self.generate_horizon();
@@ -305,22 +309,23 @@ impl TaskManager {
     }
 
     /// Records a task that another task manager built with [`submit`](Self::submit) (a rank's runtime thread
-    /// replaying what the application thread built): the task keeps its id, regions and dependencies, nothing is
-    /// checked or computed again, and no buffer's tracking changes. Horizons follow where `submit` inserted them
+    /// replaying what the application thread built): the task keeps its id, regions and dependencies (both managers
+    /// hold the same `Arc`), nothing is checked or computed again, and no buffer's tracking changes. Horizons follow where `submit` inserted them
     /// (the critical path and the execution front come from the dependencies), so as long as both managers see the
     /// same tasks and epochs in the same order, every task, horizon and epoch gets the same id in both.
     ///
     /// # Panics
     /// If `task.id` is not [`next_task_id`](Self::next_task_id): the two managers went out of step.
-    pub fn replay(&mut self, task: Task) -> TaskId {
-        let Task { id, spec, regions, dependencies, critical_path_length } = task;
+    pub fn replay(&mut self, task: Arc<Task>) -> TaskId {
+        let id = task.id;
         assert_eq!(id, self.next_task_id(), "replayed task {id} out of step with this task manager");
-        self.insert_node(id, spec, regions, dependencies);
+        let critical_path_length = self.enter(id, task.spec.kind, &task.dependencies);
         debug_assert_eq!(
-            self.tasks.get(id.0).map(|t| t.critical_path_length),
-            Some(critical_path_length),
+            critical_path_length, task.critical_path_length,
             "replayed task {id}: the critical path differs from the builder's"
         );
+        self.tasks.insert(id.0, task);
+        self.new_tasks.push(id);
         if self.need_horizon() {
             self.generate_horizon();
         }
@@ -337,9 +342,10 @@ impl TaskManager {
             || self.execution_front.len() >= self.config.horizon_max_parallelism
     }
 
-    /// Checks a submission and computes its per-buffer regions and its true dependencies on the last writers of what
-    /// it reads (the walk that finds uninitialized reads finds them too), without changing any state.
-    fn validate(&mut self, id: TaskId, spec: &TaskSpec) -> Result<(Vec<AccessRegions>, Deps), TaskError> {
+    /// Checks a submission and computes its per-buffer regions (into `regions`) and its true dependencies on the last
+    /// writers of what it reads (the walk that finds uninitialized reads finds them too), without changing any other
+    /// state.
+    fn validate(&mut self, id: TaskId, spec: &TaskSpec, regions: &mut RegionList) -> Result<Deps, TaskError> {
         let err =
             |inner| TaskError { task: crate::task::TaskIdent { id, name: spec.name.clone() }, inner: Box::new(inner) };
         match spec.kind {
@@ -358,8 +364,6 @@ impl TaskManager {
         if spec.granularity.contains(&0) {
             return Err(err(TaskErrorKind::ZeroGranularity));
         }
-        let mut regions = self.region_lists.take();
-        regions.reserve(spec.accesses.len());
         for access in spec.accesses.iter() {
             let buf = self
                 .buffers
@@ -423,7 +427,7 @@ impl TaskManager {
         }
         // True dependencies on the last writers of what is read; uninitialized reads where that is nobody.
         let mut deps = Deps::default();
-        for r in &regions {
+        for r in regions.iter() {
             if r.consumed.is_empty() {
                 continue;
             }
@@ -445,7 +449,7 @@ impl TaskManager {
                 }
             }
         }
-        Ok((regions, deps))
+        Ok(deps)
     }
 
     /// A buffer that some items of `spec` read where other items of it write, found on probe splits; `None` if
@@ -513,7 +517,7 @@ impl TaskManager {
     }
 
     /// Inserts a validated user task; `deps` holds its true dependencies on last writers already.
-    fn insert_task(&mut self, spec: TaskSpec, regions: Vec<AccessRegions>, mut deps: Deps) -> TaskId {
+    fn insert_task(&mut self, spec: TaskSpec, regions: RegionList, mut deps: Deps) -> TaskId {
         let id = TaskId(self.next_id);
         for r in &regions {
             let buf = self.buffers.get_mut(&r.buffer).expect("validated");
@@ -576,31 +580,40 @@ impl TaskManager {
     }
 
     /// Creates the node, updates the execution front and critical path.
-    #[inline(always)] // lets the task be built in its arena slot with fewer copies of the spec
+    #[inline(always)] // lets the task be built in its allocation with fewer copies of the spec
     fn insert_node(
         &mut self,
         id: TaskId,
         spec: TaskSpec,
-        regions: Vec<AccessRegions>,
+        regions: RegionList,
         dependencies: SmallVec<[Dependency; 4]>,
     ) -> TaskId {
+        let critical_path_length = self.enter(id, spec.kind, &dependencies);
+        let task = Arc::new(Task { id, spec, regions, dependencies, critical_path_length });
+        self.tasks.insert(id.0, task);
+        self.new_tasks.push(id);
+        id
+    }
+
+    /// Accounts for task `id` (the next id) of `kind` with `dependencies` before it is stored: the execution front,
+    /// the critical path, a new window for a horizon or epoch. Returns the task's critical path length.
+    #[inline(always)]
+    fn enter(&mut self, id: TaskId, kind: TaskKind, dependencies: &[Dependency]) -> u32 {
         debug_assert_eq!(id.0, self.next_id);
         self.next_id += 1;
         let mut cpl = 0;
-        for d in &dependencies {
+        for d in dependencies {
             self.execution_front.follow(d.task.0);
             cpl = cpl.max(self.tasks.get(d.task.0).map_or(0, |t| t.critical_path_length));
         }
         let critical_path_length = cpl + 1;
         self.max_critical_path = self.max_critical_path.max(critical_path_length);
-        let sync = matches!(spec.kind, TaskKind::Horizon | TaskKind::Epoch(_));
+        let sync = matches!(kind, TaskKind::Horizon | TaskKind::Epoch(_));
         self.execution_front.push(id.0, sync);
         if sync {
             self.tasks.begin_epoch(id.0);
         }
-        self.tasks.insert_with(id.0, || Task { id, spec, regions, dependencies, critical_path_length });
-        self.new_tasks.push(id);
-        id
+        critical_path_length
     }
 
     /// Creates a horizon or epoch depending on the whole execution front.
@@ -617,7 +630,7 @@ impl TaskManager {
             })
             .collect();
         let spec = TaskSpec::new(kind, 0, GridBox::from_extent(&[]));
-        self.insert_node(id, spec, Vec::new(), front);
+        self.insert_node(id, spec, RegionList::new(), front);
         debug_assert_eq!(self.execution_front.len(), 1);
         if let TaskKind::Epoch(_) = kind {
             // An epoch applies at once and starts the horizon count afresh.
@@ -657,7 +670,7 @@ impl TaskManager {
 
     /// The task graph as Graphviz DOT: one node per live task, edges styled by kind (anti dashed, output dotted).
     pub fn to_dot(&self) -> String {
-        self.tasks_to_dot(self.tasks.iter())
+        self.tasks_to_dot(self.tasks())
     }
 
     /// `tasks` (e.g. copies recorded over a whole run, including pruned ones) as Graphviz DOT, like

@@ -742,7 +742,7 @@ fn a_replayed_task_stream_gets_the_builders_ids_horizons_and_epochs() {
             replica.take_new_tasks(&mut Vec::new());
             for (i, spec) in w.tasks.iter().enumerate() {
                 let id = builder.submit(spec.clone()).unwrap();
-                replayed.push(replica.replay(builder.task(id).unwrap().clone()));
+                replayed.push(replica.replay(builder.shared_task(id).unwrap()));
                 if i % 7 == 6 {
                     replayed.push(replica.epoch(EpochAction::None));
                     builder.epoch(EpochAction::None);

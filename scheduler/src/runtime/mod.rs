@@ -362,10 +362,10 @@ impl<'c> RankLoop<'c> {
             }
             Message::Submit(task) => {
                 self.record_reductions(&task.spec)?;
-                self.tm.replay(*task);
+                self.tm.replay(task);
             }
             Message::Fence(task, reply) => {
-                let id = self.tm.replay(*task);
+                let id = self.tm.replay(task);
                 self.fences.insert(id, reply);
             }
             Message::CreateHostObject(id) => self.tm.create_host_object(id),

@@ -44,11 +44,12 @@ pub enum Message {
     DestroyHostObject(celer_graph::HostObjectId),
     /// A task to run, as the application thread's task manager built it (checked, with its regions and
     /// dependencies); the runtime's task manager replays it ([`TaskManager::replay`](celer_graph::TaskManager::replay)).
-    Submit(Box<Task>),
+    /// The very task the application thread's task manager stored (shared, not copied).
+    Submit(Arc<Task>),
     /// A fence task, built like [`Submit`](Self::Submit)'s; its data (row-major bytes of the fenced box) is sent back
     /// once it ran. A failure stops the runtime (it reports and aborts the job), so the sender is dropped unanswered
     /// rather than sent an error.
-    Fence(Box<Task>, mpsc::SyncSender<Vec<u8>>),
+    Fence(Arc<Task>, mpsc::SyncSender<Vec<u8>>),
     /// An epoch; the sender fires once everything before it has run.
     Epoch(EpochAction, mpsc::SyncSender<()>),
     /// A snapshot of the rank's [`RankStats`].
