@@ -466,6 +466,7 @@ impl RankLoop<'_> {
                     format!("{what}: awaits the partial results of reduction {reduction} from every other rank")
                 }
                 InFlight::Barrier { task, .. } => format!("{what}: barrier epoch {task} waits for every other rank"),
+                InFlight::Retired => format!("{what}: finished"),
             });
         }
         for (key, target) in self.engine.pending_sends() {

@@ -7,7 +7,7 @@ use crossbeam_queue::SegQueue;
 
 use super::batch::{Dl, GpuOp};
 use super::commands::{AfterGpu, InFlight};
-use super::error::{command_context, failure, RuntimeError};
+use super::error::{failure, CommandWork, OpContext, RuntimeError};
 use super::{box3, RankLoop};
 
 /// The closure a host task runs, on the host worker thread.
@@ -271,8 +271,8 @@ impl RankLoop<'_> {
             self.host.submit(*job);
             return Ok(Some(InFlight::Host(cmd.id, std::time::Instant::now())));
         }
-        let context = command_context(self.node, cmd, "host task inputs");
-        let downloads = wanted.into_iter().map(|(i, b, bounds)| (i, self.pend_download(b, bounds, &context)));
+        let context = OpContext::command(self.node, cmd, CommandWork::HostInputs);
+        let downloads = wanted.into_iter().map(|(i, b, bounds)| (i, self.pend_download(b, bounds, context)));
         let downloads = downloads.collect();
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::HostInputs { downloads, job })))
     }
@@ -326,7 +326,7 @@ impl RankLoop<'_> {
                 region: v.bounds,
                 bytes: Arc::new(v.bytes),
                 bounds: v.bounds,
-                context: format!("outputs of host task {cmd}"),
+                context: OpContext::HostOutputs(cmd),
             });
         }
         Ok(any.then(|| InFlight::Gpu(self.open(), AfterGpu::Done)))

@@ -449,9 +449,11 @@ pub(super) fn run(
         }
         let mut progressed = busy;
         let mut done = true;
+        // When the last loop's step ended: the time of this iteration (one clock read per loop and iteration).
+        let mut now = last;
         for rank_loop in loops.iter_mut() {
             let stepped = guarded(rank_loop, |l| l.step());
-            let now = std::time::Instant::now();
+            now = std::time::Instant::now();
             let stepped = stepped.unwrap_or_else(|e| {
                 if rank_loop.fault_grace {
                     crate::logging::fatal(&e.to_string());
@@ -473,7 +475,6 @@ pub(super) fn run(
             progressed |= stepped;
             done &= rank_loop.is_shut_down() && rank_loop.is_idle();
         }
-        let now = std::time::Instant::now();
         progress.tasks.store(loops.iter().map(|l| l.progress()).min().unwrap_or(0), Ordering::Release);
         let drained = if loops.iter().all(|l| l.is_drained()) { handled } else { u64::MAX };
         progress.drained_after.store(drained, Ordering::Release);
