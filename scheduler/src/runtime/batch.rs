@@ -108,6 +108,7 @@ impl RankLoop<'_> {
     pub(super) fn pend_download(&mut self, buffer: BufferId, region: GridBox, context: OpContext) -> Dl {
         let slot = self.pending_downloads;
         self.pending_downloads += 1;
+        self.pending_buffer_downloads += 1;
         self.pending.push(GpuOp::Download { buffer, region, slot, context });
         Dl::Slot(slot)
     }
@@ -245,6 +246,7 @@ impl RankLoop<'_> {
             self.traced_batches.push((id, std::time::Instant::now(), what));
         }
         self.pending_downloads = 0;
+        self.pending_buffer_downloads = 0;
         self.open_refs = false;
         if kernels > 0 {
             self.stats.kernels += kernels;

@@ -159,6 +159,9 @@ pub(super) struct HostWorker {
     pub(super) done: Arc<SegQueue<(CommandId, HostResult, HostRan)>>,
     pub(super) stop: Arc<std::sync::atomic::AtomicBool>,
     pub(super) thread: Option<std::thread::JoinHandle<()>>,
+    /// Host tasks submitted whose result has not been taken from `done` yet (`RankLoop::poll_completions` looks
+    /// at `done` only while there are some).
+    pub(super) running: usize,
 }
 
 impl HostWorker {
@@ -187,10 +190,11 @@ impl HostWorker {
                 std::thread::park_timeout(std::time::Duration::from_millis(1));
             })
             .expect("starting the host worker thread");
-        Self { jobs, done, stop, thread: Some(thread) }
+        Self { jobs, done, stop, thread: Some(thread), running: 0 }
     }
 
-    pub(super) fn submit(&self, job: HostJob) {
+    pub(super) fn submit(&mut self, job: HostJob) {
+        self.running += 1;
         self.jobs.push(job);
         if let Some(t) = &self.thread {
             t.thread().unpark();

@@ -214,7 +214,7 @@ impl RankLoop<'_> {
         // A download collected before this kernel (typically for a push of the previous step) goes out in a batch
         // of its own: in one batch with the kernel, its data would leave only after the kernel, and the rank
         // waiting for it would idle for a whole kernel.
-        if self.pending.iter().any(|op| matches!(op, GpuOp::Download { .. })) {
+        if self.pending_buffer_downloads > 0 {
             self.flush()?;
         }
         for (n, launch) in launches.iter().enumerate() {

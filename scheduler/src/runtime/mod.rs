@@ -178,6 +178,8 @@ pub struct RankLoop<'c> {
     pending: Vec<GpuOp>,
     /// How many downloads `pending` holds (the next download slot).
     pending_downloads: usize,
+    /// How many of them are downloads of a buffer's cells (`GpuOp::Download`), which a kernel does not join.
+    pending_buffer_downloads: usize,
     /// Whether a command started in this step waits for the collected batch (even an empty one).
     open_refs: bool,
     /// How many queued commands a step scans for ready ones (`CELER_LOOKAHEAD`).
@@ -326,6 +328,7 @@ impl<'c> RankLoop<'c> {
             host: HostWorker::start(),
             pending: Vec::new(),
             pending_downloads: 0,
+            pending_buffer_downloads: 0,
             open_refs: false,
             send_scratch: Vec::new(),
             lookahead: runtime.lookahead,
@@ -489,7 +492,9 @@ impl<'c> RankLoop<'c> {
         if !self.batches.is_empty() && !self.kernel_batches.is_empty() {
             self.time_completed_kernels();
         }
-        while let Some((cmd, result, ran)) = self.host.done.pop() {
+        while self.host.running > 0 {
+            let Some((cmd, result, ran)) = self.host.done.pop() else { break };
+            self.host.running -= 1;
             self.host_done.insert(cmd, (result, ran));
             progressed = true;
         }

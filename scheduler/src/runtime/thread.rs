@@ -487,24 +487,25 @@ pub(super) fn run(
             let waiting = shut_down || (pending && stuck);
             v.poll(&comm, now, waiting, done).unwrap_or_else(|e| abort(format!("stall vote: {e}")));
         }
+        last = now;
         if progressed {
             last_progress = now;
-        } else if let Some(limit) = runtime.stall_timeout {
-            if now - last_progress > limit
-                && loops.iter().any(|l| l.has_pending_work())
-                && vote.as_ref().is_none_or(|v| v.confirms(now, limit))
-            {
-                let lines: Vec<String> = loops.iter().flat_map(|l| l.waiting_for()).collect();
-                abort_stalled(&comm, now - last_progress, &lines);
+        } else {
+            let since_progress = now - last_progress;
+            if let Some(limit) = runtime.stall_timeout {
+                if since_progress > limit
+                    && loops.iter().any(|l| l.has_pending_work())
+                    && vote.as_ref().is_none_or(|v| v.confirms(now, limit))
+                {
+                    let lines: Vec<String> = loops.iter().flat_map(|l| l.waiting_for()).collect();
+                    abort_stalled(&comm, since_progress, &lines);
+                }
             }
-        }
-        last = now;
-        if !progressed {
             // With several ranks, a rank that is done keeps voting until every rank is (the votes pair up).
             if done && joined.is_empty() && vote.as_ref().is_none_or(|v| v.all_done) {
                 break;
             }
-            super::idle::wait(now - last_progress, loops.iter().any(|l| l.completes_soon()));
+            super::idle::wait(since_progress, loops.iter().any(|l| l.completes_soon()));
         }
     }
     let mut traces = Vec::new();
