@@ -410,6 +410,7 @@ impl<'c> RankLoop<'c> {
             Message::Stats(reply) => {
                 // The statistics count the tasks submitted so far.
                 self.generate()?;
+                self.stats.runtime_cpu = diagnostics::thread_cpu_time();
                 let _ = reply.send(self.stats.clone());
             }
             Message::Epoch(action, reply) => {
@@ -462,6 +463,7 @@ impl<'c> RankLoop<'c> {
     /// Task errors found while generating, and backend errors, wrapped in [`RuntimeError::Command`] naming the
     /// command where one failed.
     pub fn step(&mut self) -> Result<bool, RuntimeError> {
+        self.stats.loop_steps += 1;
         self.generate()?;
         let mut progressed = self.poll_completions()?;
         progressed |= self.retire()?;
@@ -604,16 +606,23 @@ impl<'c> RankLoop<'c> {
     }
 
     fn is_done(&self, id: CommandId) -> bool {
-        id.0 < self.watermark || self.done.contains(&id)
+        id.0 < self.watermark || (!self.done.is_empty() && self.done.contains(&id))
     }
 
     fn mark_done(&mut self, id: CommandId) {
         self.ready_changed = true;
         self.stats.commands += 1;
-        self.gpu_tail.remove(&id);
-        self.done.insert(id);
-        while self.done.remove(&CommandId(self.watermark)) {
+        if !self.gpu_tail.is_empty() {
+            self.gpu_tail.remove(&id);
+        }
+        if id.0 == self.watermark {
+            // The usual case, commands completing in order: no detour through the set.
             self.watermark += 1;
+            while !self.done.is_empty() && self.done.remove(&CommandId(self.watermark)) {
+                self.watermark += 1;
+            }
+        } else {
+            self.done.insert(id);
         }
     }
 

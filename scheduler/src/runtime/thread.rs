@@ -520,7 +520,9 @@ pub(super) fn run(
             Err(e) => log::warn!("CELER_DUMP_GRAPHS: {e}"),
         }
         traces.extend(rank_loop.trace.take());
-        all_stats.push(rank_loop.stats.clone());
+        let mut stats = rank_loop.stats.clone();
+        stats.runtime_cpu = super::diagnostics::thread_cpu_time();
+        all_stats.push(stats);
     }
     for stats in &all_stats {
         log::info!("{}", stats.summary());
