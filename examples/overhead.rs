@@ -9,8 +9,9 @@
 //! How it is measured: `--reps` repetitions (default 3); in repetition r every way runs once, in the order above
 //! rotated left by r, each first untimed (a run of the same length: warm-up) and then timed. Prints the minimum and
 //! median µs per task of each way, every repetition's figure, and the ratio celer ÷ batched by hand of the chain
-//! (per repetition, and of the medians). The celer queue and the hand-written GPU live side by side in one process;
-//! results are checked.
+//! (per repetition, and of the medians); for celer's two ways also the runtime thread's CPU time and loop steps per
+//! task (`RankStats::runtime_cpu`, `loop_steps`: CPU time, which other processes do not inflate the way they do wall
+//! time). The celer queue and the hand-written GPU live side by side in one process; results are checked.
 //!
 //! ```text
 //! cargo run --release --example overhead -- [--tasks 2000] [--reps 3]
@@ -136,6 +137,8 @@ struct ThroughCeler<'q> {
     fields: [Buffer<'q, f32, 1>; 2],
     adds: usize,
     steps: usize,
+    /// The runtime thread's CPU µs and loop steps per task of the last run (`RankStats`).
+    last_cpu: (f64, f64),
 }
 
 /// Cells of the stencil's field.
@@ -154,6 +157,7 @@ impl<'q> ThroughCeler<'q> {
             ],
             adds: 0,
             steps: 0,
+            last_cpu: (0.0, 0.0),
         })
     }
 
@@ -161,6 +165,7 @@ impl<'q> ThroughCeler<'q> {
     fn run(&mut self, tasks: usize, way: Way) -> Res<f64> {
         let q = self.q;
         q.barrier();
+        let before = q.stats().unwrap_or_default();
         let start = Instant::now();
         for _ in 0..tasks {
             if way == Way::Chain {
@@ -180,7 +185,12 @@ impl<'q> ThroughCeler<'q> {
             }
         }
         q.wait();
-        Ok(start.elapsed().as_secs_f64() * 1e6 / tasks as f64)
+        let us = start.elapsed().as_secs_f64() * 1e6 / tasks as f64;
+        let after = q.stats().unwrap_or_default();
+        let cpu = (after.runtime_cpu.saturating_sub(before.runtime_cpu)).as_secs_f64() * 1e6 / tasks as f64;
+        let steps = after.loop_steps.saturating_sub(before.loop_steps) as f64 / tasks as f64;
+        self.last_cpu = (cpu, steps);
+        Ok(us)
     }
 
     /// Checks the chain's count and that the stencil of a constant field left it constant.
@@ -216,6 +226,8 @@ fn main() -> Res<()> {
     // barrier meanwhile.
     let mut hand = if rank == 0 { Some(HandChain::new()?) } else { None };
     let mut us: Vec<(Way, Vec<f64>)> = WAYS.iter().map(|&w| (w, Vec::new())).collect();
+    // celer's ways: the runtime thread's CPU µs and loop steps per task of each timed run.
+    let mut cpu: Vec<(Way, Vec<(f64, f64)>)> = vec![(Way::Stencil, Vec::new()), (Way::Chain, Vec::new())];
     for r in 0..reps {
         let mut order = WAYS.to_vec();
         order.rotate_left(r % WAYS.len());
@@ -228,7 +240,9 @@ fn main() -> Res<()> {
                 (None, true) => continue,
                 (_, false) => {
                     celer.run(tasks, way)?;
-                    celer.run(tasks, way)?
+                    let figure = celer.run(tasks, way)?;
+                    cpu.iter_mut().find(|(w, _)| *w == way).ok_or("way")?.1.push(celer.last_cpu);
+                    figure
                 }
             };
             us.iter_mut().find(|(w, _)| *w == way).ok_or("way")?.1.push(figure);
@@ -253,6 +267,15 @@ fn main() -> Res<()> {
             v.iter().copied().fold(f64::INFINITY, f64::min),
             median(v),
             each.join(" ")
+        );
+    }
+    for (way, v) in &cpu {
+        let (c, s): (Vec<f64>, Vec<f64>) = v.iter().copied().unzip();
+        println!(
+            "  {:<48} runtime thread: median {:.2} µs of CPU and {:.1} loop steps per task",
+            way.label(),
+            median(&c),
+            median(&s)
         );
     }
     let of = |way: Way| us.iter().find(|(w, _)| *w == way).map(|(_, v)| v.clone()).unwrap_or_default();

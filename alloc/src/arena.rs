@@ -43,12 +43,25 @@ pub struct HorizonArena {
     /// Destructors still to run; only touched by `alloc` (no reference escapes) and by `&mut self` methods.
     drops: UnsafeCell<Vec<DropEntry>>,
     values: Cell<usize>,
+    /// Bytes handed out since the last reset (values and slices, without alignment padding).
+    used: Cell<usize>,
 }
 
 impl HorizonArena {
     /// Creates an empty arena; the first allocation takes its first chunk from the system.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Creates an empty arena whose first chunk holds at least `bytes` (none for 0), so that values up to that
+    /// many bytes in all take no further chunk from the system.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bump: Bump::with_capacity(bytes),
+            drops: UnsafeCell::default(),
+            values: Cell::new(0),
+            used: Cell::new(0),
+        }
     }
 
     /// Moves `value` into the arena and returns a reference that lives as long as the arena is not reset.
@@ -91,6 +104,7 @@ impl HorizonArena {
             unsafe { (*self.drops.get()).push(entry) };
         }
         self.values.set(self.values.get() + 1);
+        self.used.set(self.used.get() + std::mem::size_of::<T>());
         // SAFETY: `slot` points to the value just moved into a fresh bump allocation, which nothing else refers to
         // (the destructor entry is used only by `&mut self` methods, once no reference from here can be alive); it
         // stays valid until `reset` or drop, both of which need `&mut self`.
@@ -99,7 +113,14 @@ impl HorizonArena {
 
     /// Copies a slice into the arena.
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
+        self.used.set(self.used.get() + std::mem::size_of_val(src));
         self.bump.alloc_slice_copy(src)
+    }
+
+    /// Bytes of the values and slices allocated since the last reset (without alignment padding): what an arena
+    /// for a similar set of values should hold ([`with_capacity`](Self::with_capacity)).
+    pub fn used_bytes(&self) -> usize {
+        self.used.get()
     }
 
     /// How many values were allocated since the last reset (slices not counted).
@@ -119,6 +140,7 @@ impl HorizonArena {
         self.run_drops();
         self.bump.reset();
         self.values.set(0);
+        self.used.set(0);
     }
 
     fn run_drops(&mut self) {
@@ -163,6 +185,27 @@ mod tests {
         arena.alloc(Rc::clone(&counter));
         drop(arena);
         assert_eq!(Rc::strong_count(&counter), 1);
+    }
+
+    #[test]
+    fn an_arena_sized_by_another_s_used_bytes_takes_no_further_chunk_for_the_same_values() {
+        let first = HorizonArena::new();
+        for i in 0..100u64 {
+            first.alloc([i; 16]);
+        }
+        first.alloc_slice_copy(&[7u32; 10]);
+        assert_eq!(first.used_bytes(), 100 * 16 * 8 + 10 * 4);
+        let second = HorizonArena::with_capacity(first.used_bytes());
+        let chunk = second.allocated_bytes();
+        assert!(chunk >= first.used_bytes());
+        for i in 0..100u64 {
+            second.alloc([i; 16]);
+        }
+        second.alloc_slice_copy(&[7u32; 10]);
+        assert_eq!(second.allocated_bytes(), chunk, "a second chunk was taken");
+        let mut second = second;
+        second.reset();
+        assert_eq!(second.used_bytes(), 0);
     }
 
     #[test]

@@ -174,6 +174,10 @@ use memory::StagingPool;
 /// TODO(perf): a few per allocation pair is typical; measure on the executor's workloads.
 const SET_CACHE_LIMIT: usize = 4096;
 
+/// Descriptor sets of the last dispatches, found by comparing keys before the cache hashes one: a chain binds the
+/// same allocation again and again, a stencil two sets in turn.
+const RECENT_SETS: usize = 4;
+
 /// The device limits dispatches are checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GpuLimits {
@@ -266,6 +270,8 @@ pub struct Gpu {
     /// `layouts[n]`: the layouts of kernels with `n` bindings.
     layouts: Vec<Option<LayoutPair>>,
     sets: HashMap<Box<[AllocationId]>, CachedSet>,
+    /// The sets of the last few distinct binding keys, most recent first (a subset of `sets`).
+    recent_sets: VecDeque<(Box<[AllocationId]>, Arc<DescriptorSet>)>,
     staging: StagingPool,
     /// The id of the last batch submitted (0: none).
     last_submitted: u64,
@@ -385,6 +391,7 @@ impl Gpu {
             kernels: Vec::new(),
             layouts: Vec::new(),
             sets: HashMap::new(),
+            recent_sets: VecDeque::with_capacity(RECENT_SETS),
             last_submitted: 0,
             completed_upto: 0,
             in_flight: VecDeque::new(),
@@ -441,6 +448,7 @@ impl Gpu {
     /// memory returns to the allocator once no batch in flight uses it.
     pub fn free(&mut self, alloc: DeviceAllocation) {
         self.sets.retain(|key, _| !key.contains(&alloc.id));
+        self.recent_sets.retain(|(key, _)| !key.contains(&alloc.id));
         drop(alloc);
     }
 
@@ -604,8 +612,14 @@ impl Gpu {
         record: Option<&DeviceAllocation>,
     ) -> Result<Arc<DescriptorSet>, GpuError> {
         kernel::binding_key(accessors, record, &mut self.scratch.key);
-        if let Some(cached) = self.sets.get(self.scratch.key.as_slice()) {
-            return Ok(cached.set.clone());
+        let key = self.scratch.key.as_slice();
+        if let Some((_, set)) = self.recent_sets.iter().find(|(k, _)| **k == *key) {
+            return Ok(set.clone());
+        }
+        if let Some(cached) = self.sets.get(key) {
+            let set = cached.set.clone();
+            self.remember_set(set.clone());
+            return Ok(set);
         }
         let allocations = accessors.iter().map(|a| a.alloc).chain(record);
         let writes = allocations.enumerate().map(|(i, a)| WriteDescriptorSet::buffer(i as u32, a.buffer.clone()));
@@ -616,11 +630,21 @@ impl Gpu {
             self.sets.retain(|_, c| c.alive.iter().all(|w| w.strong_count() > 0));
             if self.sets.len() >= SET_CACHE_LIMIT {
                 self.sets.clear(); // batches in flight hold their own references
+                self.recent_sets.clear();
             }
         }
         let alive = accessors.iter().map(|a| a.alloc).chain(record).map(|a| Arc::downgrade(&a.alive)).collect();
         self.sets.insert(self.scratch.key.as_slice().into(), CachedSet { set: set.clone(), alive });
+        self.remember_set(set.clone());
         Ok(set)
+    }
+
+    /// Puts `set`, found or created for the key in `scratch.key`, first among the recent sets.
+    fn remember_set(&mut self, set: Arc<DescriptorSet>) {
+        if self.recent_sets.len() >= RECENT_SETS {
+            self.recent_sets.pop_back();
+        }
+        self.recent_sets.push_front((self.scratch.key.as_slice().into(), set));
     }
 }
 

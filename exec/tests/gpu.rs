@@ -2,7 +2,8 @@
 //! a GPU): strided box copies, kernels written in buffer coordinates on allocations that do not
 //! start at 0, batches in flight completed by polling only (timeline semaphore and fence
 //! fallback), device→device copies into a resized allocation, launches beyond the device's workgroup-count limit
-//! (split into several dispatches, block reductions included), and the errors that name kernels.
+//! (split into several dispatches, block reductions included), dispatches over many allocations in turn (the
+//! descriptor sets reused), and the errors that name kernels.
 
 use std::time::{Duration, Instant};
 
@@ -579,5 +580,55 @@ fn block_reductions_of_a_split_launch_write_every_block_to_its_own_cell() {
             let want = box_sum(items, |i, j| (i as u32).wrapping_mul(65536).wrapping_add(j as u32));
             assert_eq!(c, want, "block ({bi}, {bj}) of the {rows} x {cols} launch");
         }
+    }
+}
+
+#[test]
+fn dispatches_over_many_allocations_in_turn_bind_each_its_own_allocation() {
+    // More allocations than the recently used descriptor sets the Gpu keeps, used in an order that hits, misses
+    // and evicts them, with one allocation freed and a new one made in between (a fresh id, never a stale set).
+    let mut gpu = open_gpu();
+    let add = gpu.load_kernel(&shaders::GPU_ADD, "main").unwrap();
+    let cells = Box3::d1(0, 64);
+    let zeros = u32_bytes(&[0; 64]);
+    let mut allocs: Vec<_> = (0..7).map(|_| gpu.allocate(cells, 4).unwrap()).collect();
+    run_batch(&mut gpu, |b| {
+        for a in &allocs {
+            b.upload(a, cells, &zeros, cells).unwrap();
+        }
+        Vec::new()
+    });
+    let order = [0, 1, 0, 1, 2, 3, 4, 5, 6, 0, 6, 5, 1, 1, 1, 2, 0];
+    let mut expected = [0u32; 7];
+    for (round, chunk) in order.chunks(5).enumerate() {
+        run_batch(&mut gpu, |b| {
+            for &i in chunk {
+                b.dispatch(add, Launch::d1(0, 64), &[Access::read_write(&allocs[i])], &[i as u32 + 1]).unwrap();
+            }
+            Vec::new()
+        });
+        for &i in chunk {
+            expected[i] += i as u32 + 1;
+        }
+        if round == 1 {
+            // Allocation 3 goes; its replacement starts from zero.
+            let fresh = gpu.allocate(cells, 4).unwrap();
+            let old = std::mem::replace(&mut allocs[3], fresh);
+            gpu.free(old);
+            run_batch(&mut gpu, |b| {
+                b.upload(&allocs[3], cells, &zeros, cells).unwrap();
+                Vec::new()
+            });
+            expected[3] = 0;
+        }
+    }
+    let got = run_batch(&mut gpu, |b| allocs.iter().map(|a| (b.download(a, cells).unwrap(), cells, 4)).collect());
+    for (i, bytes) in got.iter().enumerate() {
+        assert!(
+            u32s(bytes).iter().all(|&v| v == expected[i]),
+            "allocation {i}: {:?}, expected {}",
+            &u32s(bytes)[..4],
+            expected[i]
+        );
     }
 }

@@ -53,7 +53,12 @@ impl<N> NodeStore<N> {
             "epoch ids must grow: {id} after {:?}",
             self.windows.back().map(|w| w.first_id)
         );
-        let arena = self.spare.pop().unwrap_or_default();
+        // Without a spare (windows are opened faster than erased, e.g. while the program submits ahead of the
+        // runtime), one chunk for what the previous window holds, instead of growing a fresh arena chunk by chunk.
+        let arena = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| HorizonArena::with_capacity(self.windows.back().map_or(0, |w| w.arena.used_bytes())));
         self.windows.push_back(Window { first_id: id, arena });
     }
 

@@ -6,7 +6,7 @@ use celer_exec::gpu::DeviceAllocation;
 use celer_graph::{BufferId, CommandKind, GridBox};
 
 use super::batch::GpuOp;
-use super::error::RuntimeError;
+use super::error::{OpContext, RuntimeError};
 use super::{box3, RankLoop};
 
 /// What the runtime thread owns for one buffer.
@@ -95,7 +95,7 @@ impl RankLoop<'_> {
                 Some(init) => (Arc::clone(init), state.extent),
                 None => (Arc::new(vec![0u8; b.area() * state.elem_size]), b),
             };
-            let context = format!("initial contents of buffer {buffer}");
+            let context = OpContext::InitialContents(buffer);
             self.pending.push(GpuOp::Upload { buffer, region: b, bytes, bounds: src, context });
         }
         Ok(())

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use celer_exec::gpu::{Access, Box3, DeviceAllocation, Launch};
 use celer_graph::{AccessMode, BufferId, GridBox};
+use smallvec::SmallVec;
 
 use super::commands::{AfterGpu, InFlight};
-use super::error::{gpu_op, RuntimeError};
+use super::error::{gpu_op, OpContext, RuntimeError};
 use super::kernel::{CheckInfo, PendingCheck};
 use super::{box3, RankLoop};
 
@@ -15,15 +16,16 @@ use super::{box3, RankLoop};
 pub(super) struct PreparedKernel {
     pub(super) kernel: celer_exec::gpu::KernelId,
     pub(super) launch: Launch,
-    pub(super) accesses: Vec<(BufferId, AccessMode)>,
+    /// The buffers bound, in binding order (accessors, then reductions), inline for the usual few.
+    pub(super) accesses: SmallVec<[(BufferId, AccessMode); 4]>,
     /// Bindings (positions in `accesses`) that bind a scratch allocation (`RankLoop::scratch`) instead of their
     /// buffer's: block reductions' one cell per block.
     pub(super) scratch: Vec<(usize, u64)>,
-    pub(super) scalars: Vec<u32>,
+    pub(super) scalars: SmallVec<[u32; 8]>,
     /// Reduction buffers to reset to the operation's identity first.
     pub(super) identities: Vec<(BufferId, Vec<u8>)>,
     /// Names rank, command and task in errors.
-    pub(super) context: String,
+    pub(super) context: OpContext,
     /// With `CELER_CHECK_BOUNDS`: what the checked dispatch compares against and names in its report.
     pub(super) check: Option<Box<CheckInfo>>,
 }
@@ -42,7 +44,7 @@ pub(super) enum GpuOp {
         region: GridBox,
         bytes: Arc<Vec<u8>>,
         bounds: GridBox,
-        context: String,
+        context: OpContext,
     },
     /// Copies what the buffer's previous allocation held into its new one (a growth); the old one is freed once
     /// the batch is submitted (batches in flight keep its memory until they complete).
@@ -54,14 +56,14 @@ pub(super) enum GpuOp {
     DownloadScratch {
         scratch: u64,
         slot: usize,
-        context: String,
+        context: OpContext,
     },
     /// Copies a box of the device allocation back; filled into download slot `slot` of the step.
     Download {
         buffer: BufferId,
         region: GridBox,
         slot: usize,
-        context: String,
+        context: OpContext,
     },
 }
 
@@ -96,17 +98,18 @@ impl Dl {
 }
 
 impl RankLoop<'_> {
-    pub(super) fn pend_scratch_download(&mut self, scratch: u64, context: &str) -> Dl {
+    pub(super) fn pend_scratch_download(&mut self, scratch: u64, context: OpContext) -> Dl {
         let slot = self.pending_downloads;
         self.pending_downloads += 1;
-        self.pending.push(GpuOp::DownloadScratch { scratch, slot, context: context.to_string() });
+        self.pending.push(GpuOp::DownloadScratch { scratch, slot, context });
         Dl::Slot(slot)
     }
 
-    pub(super) fn pend_download(&mut self, buffer: BufferId, region: GridBox, context: &str) -> Dl {
+    pub(super) fn pend_download(&mut self, buffer: BufferId, region: GridBox, context: OpContext) -> Dl {
         let slot = self.pending_downloads;
         self.pending_downloads += 1;
-        self.pending.push(GpuOp::Download { buffer, region, slot, context: context.to_string() });
+        self.pending_buffer_downloads += 1;
+        self.pending.push(GpuOp::Download { buffer, region, slot, context });
         Dl::Slot(slot)
     }
 
@@ -122,7 +125,8 @@ impl RankLoop<'_> {
         if self.pending.is_empty() && !self.open_refs {
             return Ok(());
         }
-        let ops = std::mem::take(&mut self.pending);
+        // Taken for the loop and given back empty afterwards, so its storage serves every step.
+        let mut ops = std::mem::take(&mut self.pending);
         // Checked kernels' bounds records, allocated before the batch borrows the GPU. TODO(perf): pool them; this
         // is a debugging mode.
         let mut records = Vec::new();
@@ -130,7 +134,7 @@ impl RankLoop<'_> {
             if let GpuOp::Kernel(PreparedKernel { check: Some(info), context, .. }) = op {
                 let words = celer_exec::gpu::bounds_record_words(info.declared.len());
                 let record = self.gpu.allocate(Box3::d1(0, words), 4).map_err(|error| RuntimeError::GpuOp {
-                    context: format!("{context}: the bounds record of CELER_CHECK_BOUNDS"),
+                    context: format!("{}: the bounds record of CELER_CHECK_BOUNDS", context.describe(&self.tm)),
                     error,
                 })?;
                 records.push(record);
@@ -144,31 +148,31 @@ impl RankLoop<'_> {
         let mut grown = Vec::new();
         let buffers = &self.buffers;
         let scratch = &self.scratch;
-        let scratch_of = |id: &u64, _context: &str| {
-            scratch.get(id).ok_or(RuntimeError::Internal("a block reduction's scratch allocation vanished"))
-        };
+        let tm = &self.tm;
+        let scratch_of =
+            |id: &u64| scratch.get(id).ok_or(RuntimeError::Internal("a block reduction's scratch allocation vanished"));
         // Every op of a batch names its buffer's current allocation: `cover` submits what was collected before it
         // grows one.
-        let device = |b: &BufferId, context: &str| -> Result<&DeviceAllocation, RuntimeError> {
+        let device = |b: &BufferId, context: &OpContext| -> Result<&DeviceAllocation, RuntimeError> {
             buffers
                 .get(b)
                 .and_then(|s| s.device.as_ref())
-                .ok_or_else(|| RuntimeError::NoAllocation { context: context.to_string(), buffer: *b })
+                .ok_or_else(|| RuntimeError::NoAllocation { context: context.describe(tm), buffer: *b })
         };
         let mut batch = self.gpu.batch()?;
-        for op in ops {
+        for op in ops.drain(..) {
             match op {
                 GpuOp::Kernel(k) => {
                     for (b, bytes) in &k.identities {
                         let d = device(b, &k.context)?;
                         let extent = box3(&buffers[b].extent);
-                        batch.upload(d, extent, bytes, extent).map_err(gpu_op(&k.context))?;
+                        batch.upload(d, extent, bytes, extent).map_err(gpu_op(&k.context, tm))?;
                     }
-                    let mut list = Vec::with_capacity(k.accesses.len());
+                    let mut list: SmallVec<[Access<'_>; 4]> = SmallVec::with_capacity(k.accesses.len());
                     for (i, (b, mode)) in k.accesses.iter().enumerate() {
                         // A block reduction's cells: one per workgroup, whichever dispatch of a split launch runs it.
                         if let Some((_, id)) = k.scratch.iter().find(|s| s.0 == i) {
-                            list.push(Access::blocks(scratch_of(id, &k.context)?));
+                            list.push(Access::blocks(scratch_of(id)?));
                             continue;
                         }
                         let d = device(b, &k.context)?;
@@ -185,41 +189,48 @@ impl RankLoop<'_> {
                         let words = celer_exec::gpu::bounds_record_init(&declared, &allocations);
                         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
                         let all = record.bounds();
-                        batch.upload(&record, all, &bytes, all).map_err(gpu_op(&k.context))?;
+                        batch.upload(&record, all, &bytes, all).map_err(gpu_op(&k.context, tm))?;
                         batch
                             .dispatch_checked(k.kernel, k.launch, &list, &k.scalars, &record)
-                            .map_err(gpu_op(&k.context))?;
-                        let download = batch.download(&record, all).map_err(gpu_op(&k.context))?;
+                            .map_err(gpu_op(&k.context, tm))?;
+                        let download = batch.download(&record, all).map_err(gpu_op(&k.context, tm))?;
                         checks.push((download, record, info));
                     } else {
-                        batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(gpu_op(&k.context))?;
+                        batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(gpu_op(&k.context, tm))?;
                     }
                     kernels += 1;
                 }
                 GpuOp::Upload { buffer, region, bytes, bounds, context } => {
                     batch
                         .upload(device(&buffer, &context)?, box3(&region), &bytes, box3(&bounds))
-                        .map_err(gpu_op(&context))?;
+                        .map_err(gpu_op(&context, tm))?;
                     uploads += 1;
                 }
                 GpuOp::Grow { buffer, old } => {
-                    let context = format!("growing the allocation of {buffer}");
-                    batch.copy(&old, device(&buffer, &context)?, old.bounds()).map_err(gpu_op(&context))?;
+                    let context = || format!("growing the allocation of {buffer}");
+                    let d = buffers
+                        .get(&buffer)
+                        .and_then(|s| s.device.as_ref())
+                        .ok_or_else(|| RuntimeError::NoAllocation { context: context(), buffer })?;
+                    batch
+                        .copy(&old, d, old.bounds())
+                        .map_err(|error| RuntimeError::GpuOp { context: context(), error })?;
                     grown.push(old);
                 }
                 GpuOp::DownloadScratch { scratch: id, slot, context } => {
                     debug_assert_eq!(slot, downloads.len());
-                    let d = scratch_of(&id, &context)?;
-                    downloads.push(batch.download(d, d.bounds()).map_err(gpu_op(&context))?);
+                    let d = scratch_of(&id)?;
+                    downloads.push(batch.download(d, d.bounds()).map_err(gpu_op(&context, tm))?);
                 }
                 GpuOp::Download { buffer, region, slot, context } => {
                     debug_assert_eq!(slot, downloads.len());
                     let d = device(&buffer, &context)?;
-                    downloads.push(batch.download(d, box3(&region)).map_err(gpu_op(&context))?);
+                    downloads.push(batch.download(d, box3(&region)).map_err(gpu_op(&context, tm))?);
                 }
             }
         }
         let id = batch.submit()?;
+        self.pending = ops;
         self.checks.extend(checks.into_iter().map(|(download, record, info)| PendingCheck {
             batch: id,
             download,
@@ -235,6 +246,7 @@ impl RankLoop<'_> {
             self.traced_batches.push((id, std::time::Instant::now(), what));
         }
         self.pending_downloads = 0;
+        self.pending_buffer_downloads = 0;
         self.open_refs = false;
         if kernels > 0 {
             self.stats.kernels += kernels;

@@ -6,7 +6,7 @@ use celer_graph::{
 };
 
 use super::batch::{Dl, GpuRef};
-use super::error::{command_context, failure, RuntimeError};
+use super::error::{failure, CommandWork, OpContext, RuntimeError};
 use super::host::HostJob;
 use super::{box3, RankLoop};
 
@@ -22,6 +22,9 @@ pub(super) enum InFlight {
     Gather { key: TransferKey, reduction: ReductionId },
     /// A barrier epoch waiting for every rank (then it completes like any epoch).
     Barrier { request: celer_exec::mpi::RawRequest, task: TaskId },
+    /// Finished: what `RankLoop::retire` leaves in the slot of a command it finishes, until it removes such slots
+    /// at the end of its pass.
+    Retired,
 }
 
 pub(super) enum AfterGpu {
@@ -149,6 +152,7 @@ impl RankLoop<'_> {
                 Ok(None)
             }
             InFlight::Gather { key, reduction } => Ok(self.finish_gather(key, reduction)),
+            InFlight::Retired => Ok(None),
             InFlight::Host(cmd, since) => self.finish_host_task(cmd, since),
             InFlight::Receive { buffer, region, token, since, key } => {
                 self.finish_await_push(buffer, region, token, since, key)
@@ -182,7 +186,7 @@ impl RankLoop<'_> {
             }
         }
         self.cover(buffer, &fenced).map_err(&fail)?;
-        let download = self.pend_download(buffer, fenced, &command_context(self.node, cmd, "fence"));
+        let download = self.pend_download(buffer, fenced, OpContext::command(self.node, cmd, CommandWork::Fence));
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Fence { download, bytes, task })))
     }
 

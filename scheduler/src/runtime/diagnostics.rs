@@ -49,6 +49,23 @@ pub struct RankStats {
     pub busy: std::time::Duration,
     /// Time the loop spent polling with nothing to do but wait for the GPU, the network or the host worker.
     pub idle: std::time::Duration,
+    /// Steps of this loop so far (each polls completions, retires, starts and submits; most find nothing to do
+    /// while the loop waits).
+    pub loop_steps: u64,
+    /// CPU time the runtime thread has used so far (`CLOCK_THREAD_CPUTIME_ID`; the loops of one rank's devices share
+    /// the thread): with `tasks`, the runtime's CPU cost per task, which other processes on the machine do not
+    /// inflate the way they do wall time.
+    pub runtime_cpu: std::time::Duration,
+}
+
+/// The CPU time the calling thread has used (zero where the clock cannot be read).
+pub(super) fn thread_cpu_time() -> std::time::Duration {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec; the call writes only it.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// The warning for a rank whose loop was busier than its GPU: scheduler-bound (tasks too small for the runtime's
@@ -89,6 +106,8 @@ impl RankStats {
         self.receive_time += other.receive_time;
         self.busy += other.busy;
         self.idle += other.idle;
+        self.loop_steps += other.loop_steps;
+        self.runtime_cpu = self.runtime_cpu.max(other.runtime_cpu);
     }
 
     /// A table of where the rank's time went, printed at shutdown when `CELER_LOG` is `info` or more detailed.
@@ -103,7 +122,8 @@ impl RankStats {
              \x20 await-pushes pending (summed)                {:8.3} s {:5.1}%\n\
              \x20 {} tasks ({:.0}/s), {} commands ({:.0}/s), {} kernels in {} batches ({} interiors run early), {} \
              host tasks\n\
-             \x20 sent {} B, received {} B; device memory {} B, allocations grew {} times",
+             \x20 sent {} B, received {} B; device memory {} B, allocations grew {} times\n\
+             \x20 runtime thread CPU {:.3} s ({:.2} µs per task), {} loop steps ({:.1} per task)",
             self.rank,
             self.busy.as_secs_f64(),
             pct(self.busy),
@@ -124,7 +144,11 @@ impl RankStats {
             self.bytes_sent,
             self.bytes_received,
             self.device_bytes,
-            self.growths
+            self.growths,
+            self.runtime_cpu.as_secs_f64(),
+            1e6 * self.runtime_cpu.as_secs_f64() / self.tasks.max(1) as f64,
+            self.loop_steps,
+            self.loop_steps as f64 / self.tasks.max(1) as f64
         )
     }
 }
@@ -466,6 +490,7 @@ impl RankLoop<'_> {
                     format!("{what}: awaits the partial results of reduction {reduction} from every other rank")
                 }
                 InFlight::Barrier { task, .. } => format!("{what}: barrier epoch {task} waits for every other rank"),
+                InFlight::Retired => format!("{what}: finished"),
             });
         }
         for (key, target) in self.engine.pending_sends() {
@@ -586,6 +611,26 @@ mod tests {
             kernel_time: Duration::from_millis(gpu_ms),
             ..RankStats::default()
         }
+    }
+
+    #[test]
+    fn the_thread_cpu_clock_counts_this_thread_s_work() {
+        let before = thread_cpu_time();
+        let mut x = 1u64;
+        for i in 0..5_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+        }
+        assert!(thread_cpu_time() > before, "{x}");
+    }
+
+    #[test]
+    fn absorbing_a_device_s_statistics_sums_its_steps_and_keeps_the_shared_thread_s_cpu_time() {
+        let mut a = RankStats { loop_steps: 10, runtime_cpu: Duration::from_millis(7), ..RankStats::default() };
+        let b = RankStats { loop_steps: 5, runtime_cpu: Duration::from_millis(9), ..RankStats::default() };
+        a.absorb(&b);
+        assert_eq!(a.loop_steps, 15);
+        assert_eq!(a.runtime_cpu, Duration::from_millis(9));
+        assert!(a.summary().contains("15 loop steps"), "{}", a.summary());
     }
 
     #[test]

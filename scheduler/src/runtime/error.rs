@@ -4,7 +4,7 @@ use celer_exec::gpu::GpuError;
 use celer_exec::mpi::MpiError;
 use celer_exec::transfer::TransferError;
 use celer_graph::task::MapperError;
-use celer_graph::{BufferId, CommandId, GridBox, TaskError, TaskId};
+use celer_graph::{BufferId, CommandId, GridBox, ReductionId, TaskError, TaskId};
 
 /// An error of a rank's runtime; each ends the run on every rank, printed with the rank.
 #[derive(thiserror::Error)]
@@ -254,12 +254,84 @@ pub(super) fn failure(node: i32, cmd: &celer_graph::Command) -> impl Fn(RuntimeE
     move |error| RuntimeError::Command { node, command: cmd.id, task: cmd.task, error: Box::new(error) }
 }
 
-/// Names what a GPU operation of command `cmd` is for: `N0 C3 (T1): push`.
-pub(super) fn command_context(node: i32, cmd: &celer_graph::Command, what: &str) -> String {
-    format!("N{node} {} ({}): {what}", cmd.id, cmd.task)
+/// What a GPU operation of the step's batch is for, as its errors name it. A few words of plain data, copied with
+/// the operation: the text is formatted only when an operation fails ([`describe`](Self::describe)), not for each
+/// of the many that do not.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum OpContext {
+    /// Work of command `command` of `task` on node `node`: `N0 C3 (T1): push`.
+    Command {
+        /// The command graph node.
+        node: i32,
+        /// The command.
+        command: CommandId,
+        /// Its task.
+        task: TaskId,
+        /// Which of its operations.
+        work: CommandWork,
+    },
+    /// The initial contents (or zeros) of a buffer, uploaded into a fresh allocation.
+    InitialContents(BufferId),
+    /// Data received for an await-push, uploaded into its buffer.
+    AwaitPush(BufferId),
+    /// What a host task wrote, uploaded.
+    HostOutputs(CommandId),
+    /// A reduction's combined result, uploaded into its buffer.
+    Reduction(ReductionId),
 }
 
-/// Wraps a backend error of a GPU operation for `context` as [`RuntimeError::GpuOp`].
-pub(super) fn gpu_op(context: &str) -> impl Fn(GpuError) -> RuntimeError + '_ {
-    move |error| RuntimeError::GpuOp { context: context.to_string(), error }
+/// Which operation of a command an [`OpContext::Command`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CommandWork {
+    /// A kernel's dispatch (named with its task: `in task T1 "shift"`).
+    Kernel,
+    /// The reset of a reduction buffer to its operation's identity before a kernel (or, for an empty chunk,
+    /// instead of one).
+    ReductionIdentity,
+    /// A fence's download.
+    Fence,
+    /// The download of a host task's inputs.
+    HostInputs,
+    /// The download of a partial reduction result.
+    Reduction,
+    /// The download of what a push sends.
+    Push,
+}
+
+impl OpContext {
+    /// The work of command `cmd` on `node`.
+    pub(super) fn command(node: i32, cmd: &celer_graph::Command, work: CommandWork) -> Self {
+        OpContext::Command { node, command: cmd.id, task: cmd.task, work }
+    }
+
+    /// The text errors show, e.g. `N0 C3 (T1): in task T1 "shift"`; tasks are named as `tm` knows them.
+    pub(super) fn describe(&self, tm: &celer_graph::TaskManager) -> String {
+        let task_ident = |task: TaskId| tm.task(task).map_or_else(|| format!("task {task}"), |t| t.ident().to_string());
+        match *self {
+            OpContext::Command { node, command, task, work } => {
+                let what = match work {
+                    CommandWork::Kernel => format!("in {}", task_ident(task)),
+                    CommandWork::ReductionIdentity => format!("in {}: the reduction's identity", task_ident(task)),
+                    CommandWork::Fence => "fence".into(),
+                    CommandWork::HostInputs => "host task inputs".into(),
+                    CommandWork::Reduction => "reduction".into(),
+                    CommandWork::Push => "push".into(),
+                };
+                format!("N{node} {command} ({task}): {what}")
+            }
+            OpContext::InitialContents(buffer) => format!("initial contents of buffer {buffer}"),
+            OpContext::AwaitPush(buffer) => format!("await-push into {buffer}"),
+            OpContext::HostOutputs(cmd) => format!("outputs of host task {cmd}"),
+            OpContext::Reduction(reduction) => format!("reduction {reduction}"),
+        }
+    }
+}
+
+/// Wraps a backend error of a GPU operation for `context` as [`RuntimeError::GpuOp`] (naming tasks as `tm` knows
+/// them).
+pub(super) fn gpu_op<'a>(
+    context: &'a OpContext,
+    tm: &'a celer_graph::TaskManager,
+) -> impl Fn(GpuError) -> RuntimeError + 'a {
+    move |error| RuntimeError::GpuOp { context: context.describe(tm), error }
 }

@@ -7,7 +7,7 @@ use crossbeam_queue::SegQueue;
 
 use super::batch::{Dl, GpuOp};
 use super::commands::{AfterGpu, InFlight};
-use super::error::{command_context, failure, RuntimeError};
+use super::error::{failure, CommandWork, OpContext, RuntimeError};
 use super::{box3, RankLoop};
 
 /// The closure a host task runs, on the host worker thread.
@@ -172,6 +172,9 @@ pub(super) struct HostWorker {
     pub(super) done: Arc<SegQueue<(CommandId, HostResult, HostRan)>>,
     pub(super) stop: Arc<std::sync::atomic::AtomicBool>,
     pub(super) thread: Option<std::thread::JoinHandle<()>>,
+    /// Host tasks submitted whose result has not been taken from `done` yet (`RankLoop::poll_completions` looks
+    /// at `done` only while there are some).
+    pub(super) running: usize,
 }
 
 impl HostWorker {
@@ -200,10 +203,11 @@ impl HostWorker {
                 std::thread::park_timeout(std::time::Duration::from_millis(1));
             })
             .expect("starting the host worker thread");
-        Self { jobs, done, stop, thread: Some(thread) }
+        Self { jobs, done, stop, thread: Some(thread), running: 0 }
     }
 
-    pub(super) fn submit(&self, job: HostJob) {
+    pub(super) fn submit(&mut self, job: HostJob) {
+        self.running += 1;
         self.jobs.push(job);
         if let Some(t) = &self.thread {
             t.thread().unpark();
@@ -285,8 +289,8 @@ impl RankLoop<'_> {
             self.host.submit(*job);
             return Ok(Some(InFlight::Host(cmd.id, std::time::Instant::now())));
         }
-        let context = command_context(self.node, cmd, "host task inputs");
-        let downloads = wanted.into_iter().map(|(i, b, bounds)| (i, self.pend_download(b, bounds, &context)));
+        let context = OpContext::command(self.node, cmd, CommandWork::HostInputs);
+        let downloads = wanted.into_iter().map(|(i, b, bounds)| (i, self.pend_download(b, bounds, context)));
         let downloads = downloads.collect();
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::HostInputs { downloads, job })))
     }
@@ -340,7 +344,7 @@ impl RankLoop<'_> {
                 region: v.bounds,
                 bytes: Arc::new(v.bytes),
                 bounds: v.bounds,
-                context: format!("outputs of host task {cmd}"),
+                context: OpContext::HostOutputs(cmd),
             });
         }
         Ok(any.then(|| InFlight::Gpu(self.open(), AfterGpu::Done)))

@@ -3,10 +3,11 @@
 use celer_exec::gpu::{DeviceAllocation, Launch};
 use celer_exec::shaders::KernelSource;
 use celer_graph::{AccessMode, BufferId, Command, CommandKind, GridBox, Region, TaskKind};
+use smallvec::SmallVec;
 
 use super::batch::{GpuOp, PreparedKernel};
 use super::commands::{AfterGpu, InFlight};
-use super::error::{command_context, failure, OutOfBoundsAccess, RuntimeError};
+use super::error::{failure, CommandWork, OpContext, OutOfBoundsAccess, RuntimeError};
 use super::reduction::{BlockPart, CustomReduction, ScalarKind};
 use super::{box3, grid_box, RankLoop};
 
@@ -61,7 +62,7 @@ impl RankLoop<'_> {
     /// Starts device-compute execution `cmd` over `chunk`: collects its dispatch, or with an interior already
     /// running ([`start_interior`](Self::start_interior)), the rest of the chunk: its border.
     pub(super) fn start_kernel(&mut self, cmd: &Command, chunk: &GridBox) -> Result<Option<InFlight>, RuntimeError> {
-        let mut launches = Vec::new();
+        let mut launches: SmallVec<[GridBox; 4]> = SmallVec::new();
         self.no_interior.remove(&cmd.id);
         match self.interiors.remove(&cmd.id) {
             Some(interior) => chunk.subtract_into(&interior, |b| launches.push(b)),
@@ -96,9 +97,12 @@ impl RankLoop<'_> {
             .payload
             .as_ref()
             .and_then(|p| p.downcast_ref::<KernelPayload>())
-            .ok_or_else(|| fail(RuntimeError::NoPayload { task: task.ident().to_string(), what: "kernel" }))?
-            .clone();
-        let mut accesses: Vec<(BufferId, AccessMode)> = task.spec.accesses.iter().map(|a| (a.buffer, a.mode)).collect();
+            .ok_or_else(|| fail(RuntimeError::NoPayload { task: task.ident().to_string(), what: "kernel" }))?;
+        // What the dispatch needs of the payload, copied out (the task stays borrowed from the task manager).
+        let (source, entry) = (payload.source, payload.entry);
+        let scalars: SmallVec<[u32; 8]> = SmallVec::from_slice(&payload.scalars);
+        let mut accesses: SmallVec<[(BufferId, AccessMode); 4]> =
+            task.spec.accesses.iter().map(|a| (a.buffer, a.mode)).collect();
         // Reduction buffers bind after the accessors and start from the identity, except where rank 0
         // folds in the current value.
         // Block reductions bind a scratch allocation of one cell per block of the chunk instead, which the kernel
@@ -139,7 +143,7 @@ impl RankLoop<'_> {
         // An empty chunk (a task without items that reduces) dispatches nothing: it only resets its reduction
         // buffers, as its kernel would have found them.
         if chunk.is_empty() {
-            let context = command_context(rank, cmd, &format!("in {}: the reduction's identity", task.ident()));
+            let context = OpContext::command(rank, cmd, CommandWork::ReductionIdentity);
             // Every reduction buffer is allocated (one that folds in its current value holds it there already).
             let reduced: Vec<BufferId> = task.spec.reductions.iter().map(|r| r.buffer).collect();
             for buffer in reduced {
@@ -149,13 +153,12 @@ impl RankLoop<'_> {
             for (buffer, bytes) in identities {
                 let extent = self.buffers[&buffer].extent;
                 let bytes = std::sync::Arc::new(bytes);
-                let context = context.clone();
                 self.pending.push(GpuOp::Upload { buffer, region: extent, bytes, bounds: extent, context });
             }
             return Ok(Vec::new());
         }
         // What each accessor touches on this rank: its allocation must hold it.
-        let mut needs = Vec::with_capacity(accesses.len());
+        let mut needs: SmallVec<[(BufferId, GridBox); 4]> = SmallVec::with_capacity(accesses.len());
         for a in task.spec.accesses.iter() {
             let state =
                 self.buffers.get(&a.buffer).ok_or_else(|| fail(RuntimeError::UnknownBuffer { buffer: a.buffer }))?;
@@ -170,7 +173,7 @@ impl RankLoop<'_> {
             }
         }
         let dims = task.spec.dims.max(1);
-        let context = command_context(rank, cmd, &format!("in {}", task.ident()));
+        let context = OpContext::command(rank, cmd, CommandWork::Kernel);
         let check = self.check_bounds.then(|| {
             let mut names: Vec<String> = task
                 .spec
@@ -183,7 +186,7 @@ impl RankLoop<'_> {
                 .collect();
             names
                 .extend(task.spec.reductions.iter().map(|r| format!("reduction into {}", self.buffer_ident(r.buffer))));
-            let kernel = format!("{}::{}", payload.source.name(), payload.entry);
+            let kernel = format!("{}::{}", source.name(), entry);
             let what = format!("{} ({} on N{rank}, kernel {kernel}, chunk {chunk})", task.ident(), cmd.id);
             let (declared, buffers) = needs.iter().map(|&(b, d)| (d, b)).unzip();
             let fault = OutOfBoundsAccess {
@@ -203,15 +206,15 @@ impl RankLoop<'_> {
             }
         }
         let kernel = if self.check_bounds {
-            self.gpu.load_kernel_checked(payload.source, payload.entry)
+            self.gpu.load_kernel_checked(source, entry)
         } else {
-            self.gpu.load_kernel(payload.source, payload.entry)
+            self.gpu.load_kernel(source, entry)
         };
         let kernel = kernel.map_err(|e| fail(e.into()))?;
         // A download collected before this kernel (typically for a push of the previous step) goes out in a batch
         // of its own: in one batch with the kernel, its data would leave only after the kernel, and the rank
         // waiting for it would idle for a whole kernel.
-        if self.pending.iter().any(|op| matches!(op, GpuOp::Download { .. })) {
+        if self.pending_buffer_downloads > 0 {
             self.flush()?;
         }
         for (n, launch) in launches.iter().enumerate() {
@@ -220,10 +223,10 @@ impl RankLoop<'_> {
                 launch: Launch::new(box3(launch), dims),
                 accesses: accesses.clone(),
                 scratch: scratch.clone(),
-                scalars: payload.scalars.clone(),
+                scalars: scalars.clone(),
                 // Reductions never split (start_interior), so the one launch resets them.
                 identities: if n == 0 { std::mem::take(&mut identities) } else { Vec::new() },
-                context: context.clone(),
+                context,
                 check: check.clone(),
             }));
         }
@@ -234,7 +237,7 @@ impl RankLoop<'_> {
                 buffer,
                 tiles,
                 scratch: id,
-                download: self.pend_scratch_download(id, &context),
+                download: self.pend_scratch_download(id, context),
             })
             .collect();
         Ok(parts)

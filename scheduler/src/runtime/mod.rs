@@ -110,6 +110,30 @@ fn grid_box(b: &Box3, dims: usize) -> GridBox {
     GridBox::new(min, max)
 }
 
+/// What of a command in flight decides whether queued commands may start (`RankLoop::start_ready`, which lets GPU
+/// commands queue behind GPU work, and `start_interior`, which looks for receives) and whether `retire` must look
+/// at it before a GPU batch completes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadinessKind {
+    /// Waits only for its GPU work (`AfterGpu::Done`).
+    GpuDone,
+    /// Waits for GPU work, then does more.
+    GpuThen,
+    /// Receives an await-push.
+    Receive,
+    /// Anything else (host tasks, gathers, barriers): polled by `retire` every step.
+    Other,
+}
+
+fn readiness_kind(flight: &InFlight) -> ReadinessKind {
+    match flight {
+        InFlight::Gpu(_, AfterGpu::Done) => ReadinessKind::GpuDone,
+        InFlight::Gpu(..) => ReadinessKind::GpuThen,
+        InFlight::Receive { .. } => ReadinessKind::Receive,
+        _ => ReadinessKind::Other,
+    }
+}
+
 /// One rank's loop state; see the [module docs](self).
 pub struct RankLoop<'c> {
     /// This loop's device's communicator (collectives: barriers, divergence checks).
@@ -154,6 +178,8 @@ pub struct RankLoop<'c> {
     pending: Vec<GpuOp>,
     /// How many downloads `pending` holds (the next download slot).
     pending_downloads: usize,
+    /// How many of them are downloads of a buffer's cells (`GpuOp::Download`), which a kernel does not join.
+    pending_buffer_downloads: usize,
     /// Whether a command started in this step waits for the collected batch (even an empty one).
     open_refs: bool,
     /// How many queued commands a step scans for ready ones (`CELER_LOOKAHEAD`).
@@ -209,6 +235,14 @@ pub struct RankLoop<'c> {
     pub(crate) fault_grace: bool,
     /// The ids of the tasks being turned into commands (kept to reuse its storage).
     new_tasks: Vec<TaskId>,
+    /// Whether what decides which queued commands are ready may have changed since `start_ready` last scanned
+    /// them (commands generated, completed or started, GPU tails noted, commands in flight changing kind): a scan
+    /// of unchanged state finds nothing to start, so a step that polls without progress skips it.
+    ready_changed: bool,
+    /// Whether `retire` has something to look at: a GPU batch, transfer or host task completed since its last
+    /// pass, or a command in flight waits for something other than a GPU batch (which `retire` polls itself).
+    /// Commands that wait only for GPU batches cannot finish before `poll_completions` sees one complete.
+    retire_due: bool,
     /// Whose code (range mappers) the loop may be running, for the message if it panics.
     user_code: UserCode,
 }
@@ -294,6 +328,7 @@ impl<'c> RankLoop<'c> {
             host: HostWorker::start(),
             pending: Vec::new(),
             pending_downloads: 0,
+            pending_buffer_downloads: 0,
             open_refs: false,
             send_scratch: Vec::new(),
             lookahead: runtime.lookahead,
@@ -319,6 +354,8 @@ impl<'c> RankLoop<'c> {
             checks: Vec::new(),
             fault_grace: false,
             new_tasks: Vec::new(),
+            ready_changed: true,
+            retire_due: true,
             user_code: UserCode::None,
         })
     }
@@ -373,6 +410,7 @@ impl<'c> RankLoop<'c> {
             Message::Stats(reply) => {
                 // The statistics count the tasks submitted so far.
                 self.generate()?;
+                self.stats.runtime_cpu = diagnostics::thread_cpu_time();
                 let _ = reply.send(self.stats.clone());
             }
             Message::Epoch(action, reply) => {
@@ -406,6 +444,7 @@ impl<'c> RankLoop<'c> {
             for c in ids {
                 self.commands.push_back(self.cdag.command(c).expect("just generated").clone());
             }
+            self.ready_changed = true;
         }
         self.new_tasks = new;
         self.user_code = UserCode::None;
@@ -424,6 +463,7 @@ impl<'c> RankLoop<'c> {
     /// Task errors found while generating, and backend errors, wrapped in [`RuntimeError::Command`] naming the
     /// command where one failed.
     pub fn step(&mut self) -> Result<bool, RuntimeError> {
+        self.stats.loop_steps += 1;
         self.generate()?;
         let mut progressed = self.poll_completions()?;
         progressed |= self.retire()?;
@@ -436,7 +476,10 @@ impl<'c> RankLoop<'c> {
     /// completed batches in the statistics and the trace. Returns whether anything completed.
     fn poll_completions(&mut self) -> Result<bool, RuntimeError> {
         self.completions.clear();
-        self.engine.poll(&mut self.completions)?;
+        // A single node sends and receives nothing: its engine stays idle, and MPI has nothing to progress for it.
+        if self.nodes > 1 || !self.engine.is_idle() {
+            self.engine.poll(&mut self.completions)?;
+        }
         self.batches.clear();
         if let Err(e) = self.gpu.poll(&mut self.batches) {
             return Err(self.gpu_failed(e));
@@ -451,10 +494,13 @@ impl<'c> RankLoop<'c> {
         if !self.batches.is_empty() && !self.kernel_batches.is_empty() {
             self.time_completed_kernels();
         }
-        while let Some((cmd, result, ran)) = self.host.done.pop() {
+        while self.host.running > 0 {
+            let Some((cmd, result, ran)) = self.host.done.pop() else { break };
+            self.host.running -= 1;
             self.host_done.insert(cmd, (result, ran));
             progressed = true;
         }
+        self.retire_due |= progressed;
         progressed |= self.poll_divergence()?;
         Ok(progressed)
     }
@@ -462,31 +508,41 @@ impl<'c> RankLoop<'c> {
     /// Advances every command in flight ([`finish`](Self::finish)); marks those that completed done. Returns
     /// whether any did.
     fn retire(&mut self) -> Result<bool, RuntimeError> {
+        if !std::mem::take(&mut self.retire_due) {
+            return Ok(false);
+        }
         let mut progressed = false;
-        // In place: GPU work not complete yet (the usual case while the loop polls) is passed over without a move.
-        // Commands that finishing starts are appended behind `end` and wait for the next step.
-        let (mut i, mut end) = (0, self.in_flight.len());
-        while i < end {
+        // In place: GPU work not complete yet (the usual case while the loop polls) is passed over without a move;
+        // a command that finishes leaves `Retired` in its slot (so that `flush`, which finishing may call, sees every
+        // other command where it was), and one pass at the end removes those. Commands that finishing starts are
+        // appended behind `end` and wait for the next step.
+        let end = self.in_flight.len();
+        for i in 0..end {
             if let InFlight::Gpu(r, _) = &self.in_flight[i].1 {
                 if !matches!(r, GpuRef::Submitted(b) if self.gpu.is_complete(*b)) {
-                    i += 1;
                     continue;
                 }
             }
-            let (id, flight) = self.in_flight.remove(i);
+            let id = self.in_flight[i].0;
+            let flight = std::mem::replace(&mut self.in_flight[i].1, InFlight::Retired);
+            let kind = readiness_kind(&flight);
             match self.finish(flight)? {
                 Some(still) => {
+                    let still_kind = readiness_kind(&still);
+                    self.ready_changed |= still_kind != kind;
+                    self.retire_due |= still_kind != ReadinessKind::GpuDone && still_kind != ReadinessKind::GpuThen;
                     // E.g. a receive that completed and now uploads: what depends on it may queue behind the upload.
                     self.note_gpu_tail(id, &still);
-                    self.in_flight.insert(i, (id, still));
-                    i += 1;
+                    self.in_flight[i].1 = still;
                 }
                 None => {
                     self.mark_done(id);
                     progressed = true;
-                    end -= 1;
                 }
             }
+        }
+        if progressed {
+            self.in_flight.retain(|(_, f)| !matches!(f, InFlight::Retired));
         }
         Ok(progressed)
     }
@@ -500,6 +556,9 @@ impl<'c> RankLoop<'c> {
     /// queue, so dependent kernels go to the GPU back to back instead of one round trip each. Everything else
     /// waits for its dependencies to complete.
     fn start_ready(&mut self) -> Result<bool, RuntimeError> {
+        if !std::mem::take(&mut self.ready_changed) {
+            return Ok(false);
+        }
         let mut progressed = false;
         let mut i = 0;
         while i < self.commands.len().min(self.lookahead) {
@@ -524,12 +583,15 @@ impl<'c> RankLoop<'c> {
             match self.start(&cmd)? {
                 Some(flight) => {
                     self.note_gpu_tail(cmd.id, &flight);
+                    self.retire_due |= !matches!(flight, InFlight::Gpu(..));
                     self.in_flight.push((cmd.id, flight));
                 }
                 None => self.mark_done(cmd.id),
             }
             progressed = true;
         }
+        // What started (or began its interior) may let others start: scan again next step.
+        self.ready_changed |= progressed;
         Ok(progressed)
     }
 
@@ -539,19 +601,28 @@ impl<'c> RankLoop<'c> {
     fn note_gpu_tail(&mut self, id: CommandId, flight: &InFlight) {
         if matches!(flight, InFlight::Gpu(_, AfterGpu::Done)) {
             self.gpu_tail.insert(id);
+            self.ready_changed = true;
         }
     }
 
     fn is_done(&self, id: CommandId) -> bool {
-        id.0 < self.watermark || self.done.contains(&id)
+        id.0 < self.watermark || (!self.done.is_empty() && self.done.contains(&id))
     }
 
     fn mark_done(&mut self, id: CommandId) {
+        self.ready_changed = true;
         self.stats.commands += 1;
-        self.gpu_tail.remove(&id);
-        self.done.insert(id);
-        while self.done.remove(&CommandId(self.watermark)) {
+        if !self.gpu_tail.is_empty() {
+            self.gpu_tail.remove(&id);
+        }
+        if id.0 == self.watermark {
+            // The usual case, commands completing in order: no detour through the set.
             self.watermark += 1;
+            while !self.done.is_empty() && self.done.remove(&CommandId(self.watermark)) {
+                self.watermark += 1;
+            }
+        } else {
+            self.done.insert(id);
         }
     }
 

@@ -9,7 +9,7 @@ use crate::blocks::{MissingBlock, Node};
 
 use super::batch::{Dl, GpuOp};
 use super::commands::{AfterGpu, InFlight};
-use super::error::{command_context, failure, RuntimeError};
+use super::error::{failure, CommandWork, OpContext, RuntimeError};
 use super::kernel::KernelPayload;
 use super::transfer::key_of;
 use super::{box3, RankLoop};
@@ -439,7 +439,7 @@ impl RankLoop<'_> {
             region: extent,
             bytes: Arc::new(result),
             bounds: extent,
-            context: format!("reduction {reduction}"),
+            context: OpContext::Reduction(reduction),
         });
         Ok(())
     }
@@ -510,7 +510,7 @@ impl RankLoop<'_> {
         let download = if has_local_contribution {
             let extent = self.buffers[&buffer].extent;
             self.cover(buffer, &extent).map_err(&fail)?;
-            Some(self.pend_download(buffer, extent, &command_context(self.node, cmd, "reduction")))
+            Some(self.pend_download(buffer, extent, OpContext::command(self.node, cmd, CommandWork::Reduction)))
         } else {
             None
         };

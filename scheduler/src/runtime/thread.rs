@@ -468,9 +468,11 @@ pub(super) fn run(
         }
         let mut progressed = busy;
         let mut done = true;
+        // When the last loop's step ended: the time of this iteration (one clock read per loop and iteration).
+        let mut now = last;
         for rank_loop in loops.iter_mut() {
             let stepped = guarded(rank_loop, |l| l.step());
-            let now = std::time::Instant::now();
+            now = std::time::Instant::now();
             let stepped = stepped.unwrap_or_else(|e| {
                 if rank_loop.fault_grace {
                     crate::logging::fatal(&e.to_string());
@@ -492,7 +494,6 @@ pub(super) fn run(
             progressed |= stepped;
             done &= rank_loop.is_shut_down() && rank_loop.is_idle();
         }
-        let now = std::time::Instant::now();
         progress.tasks.store(loops.iter().map(|l| l.progress()).min().unwrap_or(0), Ordering::Release);
         let drained = if loops.iter().all(|l| l.is_drained()) { handled } else { u64::MAX };
         progress.drained_after.store(drained, Ordering::Release);
@@ -505,24 +506,25 @@ pub(super) fn run(
             let waiting = shut_down || (pending && stuck);
             v.poll(&comm, now, waiting, done).unwrap_or_else(|e| abort(format!("stall vote: {e}")));
         }
+        last = now;
         if progressed {
             last_progress = now;
-        } else if let Some(limit) = runtime.stall_timeout {
-            if now - last_progress > limit
-                && loops.iter().any(|l| l.has_pending_work())
-                && vote.as_ref().is_none_or(|v| v.confirms(now, limit))
-            {
-                let lines: Vec<String> = loops.iter().flat_map(|l| l.waiting_for()).collect();
-                abort_stalled(&comm, now - last_progress, &lines);
+        } else {
+            let since_progress = now - last_progress;
+            if let Some(limit) = runtime.stall_timeout {
+                if since_progress > limit
+                    && loops.iter().any(|l| l.has_pending_work())
+                    && vote.as_ref().is_none_or(|v| v.confirms(now, limit))
+                {
+                    let lines: Vec<String> = loops.iter().flat_map(|l| l.waiting_for()).collect();
+                    abort_stalled(&comm, since_progress, &lines);
+                }
             }
-        }
-        last = now;
-        if !progressed {
             // With several ranks, a rank that is done keeps voting until every rank is (the votes pair up).
             if done && joined.is_empty() && vote.as_ref().is_none_or(|v| v.all_done) {
                 break;
             }
-            super::idle::wait(now - last_progress, loops.iter().any(|l| l.completes_soon()));
+            super::idle::wait(since_progress, loops.iter().any(|l| l.completes_soon()));
         }
     }
     let mut traces = Vec::new();
@@ -537,7 +539,9 @@ pub(super) fn run(
             Err(e) => log::warn!("CELER_DUMP_GRAPHS: {e}"),
         }
         traces.extend(rank_loop.trace.take());
-        all_stats.push(rank_loop.stats.clone());
+        let mut stats = rank_loop.stats.clone();
+        stats.runtime_cpu = super::diagnostics::thread_cpu_time();
+        all_stats.push(stats);
     }
     for stats in &all_stats {
         log::info!("{}", stats.summary());

@@ -8,7 +8,7 @@ use celer_graph::{BufferId, Command, GridBox, NodeId, Region};
 
 use super::batch::{Dl, GpuOp};
 use super::commands::{AfterGpu, InFlight};
-use super::error::{command_context, failure, RuntimeError};
+use super::error::{failure, CommandWork, OpContext, RuntimeError};
 use super::{box3, RankLoop};
 
 /// The transfer engine's key of a command graph transfer.
@@ -48,11 +48,11 @@ impl RankLoop<'_> {
                 self.cover(transfer.buffer, b).map_err(&fail)?;
             }
         }
-        let context = command_context(self.node, cmd, "push");
+        let context = OpContext::command(self.node, cmd, CommandWork::Push);
         let mut downloads = Vec::new();
         for (target, region) in targets {
             for b in region.boxes() {
-                downloads.push((self.pend_download(transfer.buffer, *b, &context), *target, *b));
+                downloads.push((self.pend_download(transfer.buffer, *b, context), *target, *b));
             }
         }
         Ok(Some(InFlight::Gpu(
@@ -145,7 +145,7 @@ impl RankLoop<'_> {
                 region: bounds,
                 bytes: Arc::new(piece.bytes().to_vec()),
                 bounds,
-                context: format!("await-push into {buffer}"),
+                context: OpContext::AwaitPush(buffer),
             });
         }
         self.engine.recycle(pieces);
