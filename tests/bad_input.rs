@@ -67,6 +67,47 @@ fn rows() -> Vec<Row> {
             .map_or_else(Ok, Err),
     ));
 
+    let ones = q.buffer_from(&[1i32; 16], [16]).named("ones");
+    let total = q.buffer::<i32, 1>([1]).named("total");
+    rows.push((
+        "a reduction in a host task",
+        err(q.submit(
+            task::host_for([16]).read(&ones, access::one_to_one()).reduce(&total, ReductionOp::Sum).name("host_sum"),
+        )),
+    ));
+    let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or").expect("reduce_bits::reduce_or exists");
+    rows.push((
+        "ReductionOp::Custom through .reduce (no combining function)",
+        err(q.submit(task::parallel_for(&or, [16]).read(&v, access::one_to_one()).reduce(&sum, ReductionOp::Custom))),
+    ));
+    rows.push((
+        "an index space with more items than a usize counts",
+        err(q.submit(task::host_for([1usize << 40, 1 << 40]).name("too_many").run(|_| {}))),
+    ));
+    let squares = Kernel::wgsl(&kernels::SQUARES, "main").expect("squares::main exists");
+    rows.push((
+        "a kernel over an index space beyond u32 coordinates",
+        err(q.submit(
+            task::parallel_for(&squares, [1usize << 32]).discard_write(&v, access::fixed([0], [16])).name("wide"),
+        )),
+    ));
+    let long = q.buffer::<u32, 1>([(1 << 32) + 1]).named("long");
+    rows.push((
+        "a kernel bound to a buffer beyond u32 coordinates",
+        err(q.submit(task::parallel_for(&squares, [16]).discard_write(&long, access::one_to_one()).name("long_out"))),
+    ));
+    rows.push((
+        "a fixed mapper whose box ends past usize::MAX",
+        err(q.submit(task::host_for([16]).read(&v, access::fixed([usize::MAX], [2])).name("far").run(|_| {}))),
+    ));
+    rows.push((
+        "a fenced box that ends past usize::MAX",
+        q.fence_subrange(&v, [usize::MAX - 1], [4])
+            .map(|_| "accepted".to_string())
+            .map_err(|e| e.to_string())
+            .map_or_else(Ok, Err),
+    ));
+
     let q = Queue::builder()
         .dry_run(1)
         .uninitialized_reads(ErrorPolicy::Error)
@@ -110,6 +151,13 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a buffer both reduced", &["B3 \"sum\"", "both reduced into and accessed"]),
         ("a kernel whose bindings", &["task", "\"lonely\"", "heat_1d::main"]),
         ("a kernel entry point", &["heat_1d", "`mian`", "main"]),
+        ("a reduction in a host task", &["\"host_sum\"", "B5 \"total\"", "task::host_for", "only kernels"]),
+        ("ReductionOp::Custom", &["\"reduce_bits\"", "B3 \"sum\"", "reduce_with"]),
+        ("an index space with more", &["\"too_many\"", "[1099511627776,1099511627776]", "usize"]),
+        ("a kernel over an index space beyond", &["\"wide\"", "squares::main", "[0] - [4294967296]", "u32"]),
+        ("a kernel bound to a buffer beyond", &["\"long_out\"", "B6 \"long\" of extent [0] - [4294967297]"]),
+        ("a fixed mapper whose box", &["\"far\"", "B0 \"values\"", "[18446744073709551615]", "overflows"]),
+        ("a fenced box that ends", &["fenced box", "B0 \"values\"", "[18446744073709551614]", "[4]"]),
         ("reading cells nothing wrote", &["\"early_read\"", "B0 \"fresh\""]),
         ("a distributed kernel writing", &["\"everyone_writes_all\"", "B0 \"shared\""]),
         ("an invalid CELER_*", &["CELER_LOOKAHEAD", "\"many\"", "an integer >= 1"]),

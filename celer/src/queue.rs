@@ -424,6 +424,14 @@ impl Queue {
                 }),
             });
         }
+        let combines = |i: usize| task.custom_reductions.get(i).is_some_and(Option::is_some);
+        let running = self.runtime.is_some();
+        task.noted.check(&spec, task.kernel, running, combines, |b| rec.sim.tm.buffer_ident(b)).map_err(|inner| {
+            TaskError {
+                task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
+                inner,
+            }
+        })?;
         if let Some((source, entry)) = task.kernel {
             // Every rank agreed at start-up whether all devices run f64, so every rank refuses here alike.
             if source.needs_float64() && self.runtime.as_ref().is_some_and(|rt| !rt.float64()) {
@@ -496,6 +504,18 @@ impl Queue {
         offset: [usize; D],
         range: [usize; D],
     ) -> Result<Fence<T, D>, TaskError> {
+        if crate::checks::overflows(&offset, &range) {
+            let rec = self.rec.borrow();
+            let inner = crate::checks::overflow_error(
+                "the fenced box".into(),
+                rec.sim.tm.buffer_ident(buffer.id),
+                &offset,
+                &range,
+                GridBox::from_extent(&buffer.range),
+            );
+            let task = celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: None };
+            return Err(TaskError { task, inner: Box::new(inner) });
+        }
         self.fence_with(buffer, RangeMapper::Fixed(GridBox::from_subrange(&offset, &range)), range)
     }
 
@@ -808,7 +828,7 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// A kernel known only by `name` (enough for a dry run; a running queue refuses to execute it).
+    /// A kernel known only by `name` (enough for a dry run; `submit` on a queue that runs the program refuses it).
     pub fn named(name: impl Into<Arc<str>>) -> Self {
         Self { name: name.into(), source: None }
     }
@@ -847,6 +867,8 @@ pub struct TaskBuilder<const KD: usize> {
     pending_name: Option<String>,
     host_fn: Option<Arc<HostFn>>,
     objects: Vec<SharedObject>,
+    /// What `submit` checks beyond the task graph and the kernel's bindings.
+    noted: crate::checks::Noted,
 }
 
 impl<const KD: usize> fmt::Debug for TaskBuilder<KD> {
@@ -866,7 +888,11 @@ pub mod task {
     /// A kernel over `[0, range)`, split across ranks and devices.
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
         let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name.clone());
-        TaskBuilder { kernel: kernel.source, ..TaskBuilder::of(spec) }
+        TaskBuilder {
+            kernel: kernel.source,
+            noted: crate::checks::Noted::kernel(kernel.name.clone()),
+            ..TaskBuilder::of(spec)
+        }
     }
 
     /// A host task over `[0, range)`, split across ranks like a kernel.
@@ -905,6 +931,7 @@ impl<const KD: usize> TaskBuilder<KD> {
             pending_name: None,
             host_fn: None,
             objects: Vec::new(),
+            noted: crate::checks::Noted::default(),
         }
     }
 
@@ -971,6 +998,11 @@ impl<const KD: usize> TaskBuilder<KD> {
         mode: AccessMode,
         mapper: impl Mapper<KD, BD>,
     ) -> Self {
+        self.noted.buffer(buffer.id, &buffer.range);
+        if let Some((offset, range)) = mapper.fixed_box() {
+            let what = || format!("the box of a fixed range mapper ({} access)", mode.name());
+            self.noted.subrange(what, buffer.id, &buffer.range, offset, range);
+        }
         std::sync::Arc::make_mut(&mut self.spec.accesses).push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
             mode,
@@ -1016,6 +1048,7 @@ impl<const KD: usize> TaskBuilder<KD> {
             op,
             include_current_value: false,
         });
+        self.noted.buffer(buffer.id, &buffer.range);
         self.reduction_kinds.push(T::KIND);
         self.custom_reductions.push(None);
         self.reductions.push(BindMeta::of::<T>(self.pending_name.take()));
@@ -1050,6 +1083,7 @@ impl<const KD: usize> TaskBuilder<KD> {
             op: ReductionOp::Custom,
             include_current_value: false,
         });
+        self.noted.buffer(buffer.id, &buffer.range);
         self.reduction_kinds.push(T::KIND);
         self.reductions.push(BindMeta::of::<T>(self.pending_name.take()));
         let read = |b: &[u8]| -> T {
