@@ -193,3 +193,15 @@ fn a_task_over_an_empty_index_space_is_no_misuse_but_a_no_op() {
         }
     }
 }
+
+#[test]
+fn a_granularity_beyond_usize_after_workgroup_alignment_is_one_chunk_not_an_overflow() {
+    // blocks::sum_1d depends on its workgroups (64 items), so submit takes the least common multiple of 64 and the
+    // program's granularity, which overflows usize here: the task must still be accepted, as one chunk.
+    let q = Queue::builder().dry_run(2).record_commands(true).ignore_env().build().expect("a dry run starts");
+    let k = Kernel::wgsl(&kernels::BLOCKS, "sum_1d").expect("blocks::sum_1d exists");
+    let s = q.buffer::<u32, 1>([1]).named("s");
+    q.submit(task::parallel_for(&k, [100]).reduce(&s, ReductionOp::Sum).granularity([usize::MAX - 1])).unwrap();
+    let runs: Vec<usize> = q.command_counts().iter().map(|c| c.get("execution").copied().unwrap_or(0)).collect();
+    assert_eq!(runs.iter().sum::<usize>(), 1, "one chunk on one of the two ranks: {runs:?}");
+}

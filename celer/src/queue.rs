@@ -123,7 +123,9 @@ fn align_to_workgroups(source: &KernelSource, entry: &str, spec: &mut TaskSpec) 
         a
     };
     for (g, b) in spec.granularity.iter_mut().zip(block) {
-        *g = *g / gcd(*g, b) * b;
+        // A least common multiple beyond usize (a huge `.granularity()`): the largest multiple of the workgroup,
+        // which like any granularity beyond the index space leaves it one chunk along this dimension.
+        *g = (*g / gcd(*g, b)).checked_mul(b).unwrap_or(usize::MAX / b * b);
     }
     (ep.block_reduction && !spec.reductions.is_empty()).then_some(block)
 }
