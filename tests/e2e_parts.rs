@@ -1,12 +1,13 @@
 //! End to end, on real ranks: a fence of part of a buffer returns exactly that box and moves only it, and
 //! zero-dimensional buffers (one value) round-trip through creation data, a kernel's reduction, a host task and
-//! fences. Run alone (one rank) or under `mpirun -n N`; `./x test` does both.
+//! fences, and host tasks writing regions of several boxes write back only those boxes. Run alone (one rank) or
+//! under `mpirun -n N`; `./x test` does both.
 
 use std::process::ExitCode;
 
 mod common;
 
-use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
+use celer::{access, kernels, task, GridBox, Kernel, Queue, ReductionOp, Region};
 
 fn run(q: &Queue) -> Result<(), String> {
     let e = |e: celer::TaskError| e.to_string();
@@ -66,6 +67,63 @@ fn run(q: &Queue) -> Result<(), String> {
     let (t, d) = (q.fence(&total).map_err(e)?.value().map_err(w)?, q.fence(&doubled).map_err(e)?.value().map_err(w)?);
     if (t, d) != (5050, 10100) {
         return Err(format!("0-D reduction and host task: total {t}, doubled {d} (want 5050, 10100)"));
+    }
+    multi_box_writes(q)
+}
+
+/// Host tasks whose write region is several boxes (a custom mapper's two ends, a "+" neighbourhood without its
+/// corners) see the bounding box, but only the declared cells are written back: the cells between keep their data,
+/// on every rank (not the zeros a write view starts with, nor what the closure left there).
+fn multi_box_writes(q: &Queue) -> Result<(), String> {
+    let e = |e: celer::TaskError| e.to_string();
+    let w = |e: celer::Error| e.to_string();
+    let line = q.buffer_from(&[9u32; 16], [16]).named("line");
+    // Item i writes cells 4i and 4i + 3 (a region of two boxes per item); the closure first fills its whole view
+    // with 0xdead, which must not reach the buffer.
+    let ends = access::custom("ends", |c: &GridBox<1>, _: &GridBox<1>| {
+        Region::from_boxes(
+            (c.min()[0]..c.max()[0]).flat_map(|i| [GridBox::d1(4 * i, 4 * i + 1), GridBox::d1(4 * i + 3, 4 * i + 4)]),
+        )
+    });
+    q.submit(task::host_for([4]).write(&line, ends).name("ends").run(|ctx| {
+        let (chunk, lo) = (ctx.chunk(), ctx.bounds::<1>(0).min()[0]);
+        let cells = ctx.data_mut::<u32>(0);
+        cells.fill(0xdead);
+        for i in chunk.min()[0]..chunk.max()[0] {
+            (cells[4 * i - lo], cells[4 * i + 3 - lo]) = (100 + i as u32, 200 + i as u32);
+        }
+    }))
+    .map_err(e)?;
+    let got = q.fence(&line).map_err(e)?.wait().map_err(w)?;
+    let want: Vec<u32> = (0..16u32).map(|c| [100 + c / 4, 9, 9, 200 + c / 4][c as usize % 4]).collect();
+    if got != want {
+        return Err(format!("writes of cells 4i and 4i + 3 changed the cells between: got {got:?}, want {want:?}"));
+    }
+    // A 2 x 2 chunk grown along the axes writes a "+" of 8 cells in a 4 x 4 bounding box; the closure fills the
+    // whole box, but the corners and everything else keep their 5s.
+    let grid = q.buffer_from(&[5u32; 36], [6, 6]).named("grid");
+    q.submit(
+        task::host_for([2, 2])
+            .granularity([2, 2])
+            .write(
+                &grid,
+                access::custom("plus", |c: &GridBox<2>, _: &GridBox<2>| {
+                    let ([r0, c0], [r1, c1]) = (c.min(), c.max());
+                    Region::from_boxes([
+                        GridBox::new([r0 + 1, c0 + 1], [r1 + 1, c1 + 1]),
+                        GridBox::new([r0 + 2, c0], [r1 + 2, c1 + 2]),
+                    ])
+                }),
+            )
+            .name("plus")
+            .run(|ctx| ctx.data_mut::<u32>(0).fill(7)),
+    )
+    .map_err(e)?;
+    let got = q.fence(&grid).map_err(e)?.wait().map_err(w)?;
+    let plus = |r: usize, c: usize| (1..3).contains(&r) && (1..3).contains(&c) || r == 2 && c < 4 || r == 3 && c < 4;
+    let want: Vec<u32> = (0..36).map(|i| if plus(i / 6, i % 6) { 7 } else { 5 }).collect();
+    if got != want {
+        return Err(format!("a write of a region of two boxes changed cells outside it: got {got:?}, want {want:?}"));
     }
     Ok(())
 }
