@@ -54,7 +54,8 @@
 //!   at that line.
 //! - `scalar-differs`, `extent-differs`, `data-differs`, `fewer-tasks`, `skip-fence`, `skip-barrier`: rank 1
 //!   passes another `scalar_f32`, creates the buffer with another extent or from other data, leaves out one
-//!   stencil step, skips a fence or a barrier; every rank stops within seconds, reporting a divergence and the
+//!   stencil step, skips a fence or a barrier (or, `fence-differs`, fences another subrange: each rank's report
+//!   shows its box); every rank stops within seconds, reporting a divergence and the
 //!   first task that differs (with its scalars, or its buffer's extent and creation hash). On one rank nothing
 //!   differs: each must finish.
 //! - `exit-early`: every rank ends with `std::process::exit(0)` while its queue is alive, with work submitted and
@@ -448,7 +449,10 @@ fn departs(how: &str) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
         std::mem::swap(&mut a, &mut b);
-        if step == 5 && !(odd && how == "skip-fence") {
+        if step == 5 && how == "fence-differs" {
+            let offset = if odd { 40 } else { 8 };
+            q.fence_subrange(&a, [offset], [16]).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+        } else if step == 5 && !(odd && how == "skip-fence") {
             q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
         }
         if step == 6 && !(odd && how == "skip-barrier") {
@@ -1000,7 +1004,15 @@ fn check_cases() -> Vec<String> {
     let (status, stderr, _) = run_case("settings-differ", &[]);
     check("settings-differ (one rank)", status.success(), "one rank to run: nothing can differ", &stderr);
 
-    for how in ["scalar-differs", "extent-differs", "data-differs", "fewer-tasks", "skip-fence", "skip-barrier"] {
+    for how in [
+        "scalar-differs",
+        "extent-differs",
+        "data-differs",
+        "fewer-tasks",
+        "skip-fence",
+        "skip-barrier",
+        "fence-differs",
+    ] {
         let (status, stderr, _) = run_case(how, &[]);
         check(how, status.success(), "one rank to finish: nothing can differ", &stderr);
     }
@@ -1132,7 +1144,7 @@ fn main() -> ExitCode {
             Some("sigterm") => sigterm(),
             Some(
                 how @ ("scalar-differs" | "extent-differs" | "data-differs" | "fewer-tasks" | "skip-fence"
-                | "skip-barrier"),
+                | "fence-differs" | "skip-barrier"),
             ) => departs(how),
             Some("zero-sized") => zero_sized(),
             Some("empty-range") => empty_range(),
