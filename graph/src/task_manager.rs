@@ -668,10 +668,12 @@ impl TaskManager {
         let present: HashSet<TaskId> = tasks.iter().map(|t| t.id).collect();
         let mut out =
             String::from("digraph TaskGraph {\n  label=\"task graph\";\n  node [shape=box fontname=monospace];\n");
+        // The program's names may hold backslashes, which DOT would read as escapes (of the closing quote, say).
+        let esc = |s: String| if s.contains('\\') { s.replace('\\', "\\\\") } else { s };
         for t in tasks {
             let mut label = format!("{} {}", t.id, t.kind().name());
             if let Some(n) = &t.spec.name {
-                label += &format!(" \"{n}\"");
+                label += &format!(" \"{}\"", esc(n.to_string()));
             }
             if matches!(t.kind(), TaskKind::DeviceCompute | TaskKind::HostCompute) {
                 label += &format!("\\n{}", t.spec.range);
@@ -679,7 +681,8 @@ impl TaskManager {
             for a in t.spec.accesses.iter() {
                 let region = t.regions.iter().find(|r| r.buffer == a.buffer);
                 let shown = region.map(|r| r.consumed.union(&r.produced)).unwrap_or_default();
-                label += &format!("\\n{} {} {:?} {}", a.mode.name(), self.buffer_ident(a.buffer), a.mapper, shown);
+                let buffer = esc(self.buffer_ident(a.buffer).to_string());
+                label += &format!("\\n{} {buffer} {} {}", a.mode.name(), esc(format!("{:?}", a.mapper)), shown);
             }
             let shape = match t.kind() {
                 TaskKind::Horizon | TaskKind::Epoch(_) => "ellipse",
