@@ -298,14 +298,14 @@ impl Queue {
                 (ranks.len(), ranks)
             }
         };
+        let mut task_graph = config.task_graph;
+        if let Some(rt) = &runtime {
+            // Nodes per process (CELER_DEVICES): collective host tasks have one item per process.
+            task_graph.devices_per_rank = (rt.nodes() as usize / (rt.ranks() as usize).max(1)).max(1);
+        }
         let rec = Recorder {
             // Recording keeps every task and command for the dumps of simulated ranks: a run has none to dump.
-            sim: Simulation::with_ranks(
-                num_ranks,
-                &ranks,
-                config.record_commands && runtime.is_none(),
-                config.task_graph,
-            ),
+            sim: Simulation::with_ranks(num_ranks, &ranks, config.record_commands && runtime.is_none(), task_graph),
             next_buffer: 0,
             next_host_object: 0,
             next_reduction: 0,

@@ -61,8 +61,11 @@ pub struct TaskManagerConfig {
     pub horizon_step: u32,
     /// Execution-front width that triggers a horizon (at least 1).
     pub horizon_max_parallelism: usize,
-    /// Number of ranks (collective host tasks get one chunk each).
+    /// Number of ranks: nodes of the command graph, `devices_per_rank` per process.
     pub num_ranks: usize,
+    /// Devices (nodes) each process drives (`CELER_DEVICES`): a collective host task has one item per process,
+    /// `num_ranks / devices_per_rank` in all (at least 1).
+    pub devices_per_rank: usize,
     /// What to do when a task reads cells nobody wrote.
     pub uninitialized_read: ErrorPolicy,
 }
@@ -73,6 +76,7 @@ impl Default for TaskManagerConfig {
             horizon_step: DEFAULT_HORIZON_STEP,
             horizon_max_parallelism: DEFAULT_HORIZON_MAX_PARALLELISM,
             num_ranks: 1,
+            devices_per_rank: 1,
             uninitialized_read: ErrorPolicy::Warn,
         }
     }
@@ -290,8 +294,11 @@ impl TaskManager {
     /// [`TaskError`] naming the task and, where it applies, the buffer and region at fault. Nothing is recorded then.
     pub fn submit(&mut self, mut spec: TaskSpec) -> Result<TaskId, TaskError> {
         match spec.kind {
-            // One chunk per rank, and one item for a rank-0 task.
-            TaskKind::Collective(_) => (spec.dims, spec.range) = (1, GridBox::d1(0, self.config.num_ranks)),
+            // One item per process (not per device: item r is process r), and one item for a rank-0 task.
+            TaskKind::Collective(_) => {
+                let processes = (self.config.num_ranks / self.config.devices_per_rank.max(1)).max(1);
+                (spec.dims, spec.range) = (1, GridBox::d1(0, processes))
+            }
             TaskKind::Once | TaskKind::Fence => (spec.dims, spec.range) = (0, GridBox::from_extent(&[])),
             _ => {}
         }

@@ -235,12 +235,10 @@ impl RankLoop<'_> {
     ) -> Result<Option<InFlight>, RuntimeError> {
         let fail = failure(self.node, cmd);
         let task = self.tm.task(task).ok_or_else(|| fail(RuntimeError::TaskPruned))?;
-        // With several devices per rank, a collective host task is the rank's, not each device's: its
-        // closure runs on device 0 only (once per rank, so host objects see each side effect once),
-        // unless it writes buffers, which every node's chunk must then do.
-        let per_rank = matches!(task.kind(), TaskKind::Collective(_))
-            && self.devices > 1
-            && !task.spec.accesses.iter().any(|a| a.mode.produces());
+        // With several devices per rank, a collective host task is the rank's, not each device's: it has one item
+        // per rank, which runs on the rank's device 0 (once per rank, so host objects see each side effect once);
+        // the other devices' chunks are empty.
+        let per_rank = matches!(task.kind(), TaskKind::Collective(_)) && self.devices > 1;
         if per_rank && self.device != 0 {
             return Ok(None);
         }
