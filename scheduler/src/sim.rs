@@ -58,7 +58,11 @@ impl Simulation {
         for g in &mut self.ranks {
             g.create_buffer(id, dims, extent, host_init, name.map(str::to_owned));
         }
-        self.buffers.push((id, dims, extent, host_init));
+        // Kept for the checker of recorded simulations; a queue that runs the program (no recording) creates and
+        // drops buffers without end, and must not keep each one.
+        if self.record {
+            self.buffers.push((id, dims, extent, host_init));
+        }
     }
 
     /// Creates a host object.
@@ -147,7 +151,7 @@ impl Simulation {
         &self.tasks
     }
 
-    /// Buffers created so far: (id, dims, extent, host initialized).
+    /// Buffers created so far, when recording: (id, dims, extent, host initialized).
     pub fn buffers(&self) -> &[(BufferId, usize, GridBox, bool)] {
         &self.buffers
     }

@@ -373,6 +373,21 @@ fn a_collective_runs_one_chunk_on_every_rank_whatever_its_granularity() {
 }
 
 #[test]
+fn a_simulation_that_records_nothing_keeps_no_list_of_dropped_buffers() {
+    // The application thread's simulation of a running queue records nothing, and a program may create and drop
+    // buffers without end.
+    let mut sim = Simulation::new(1, false);
+    for i in 0..1000 {
+        sim.create_buffer(BufferId(i), 1, GridBox::d1(0, 8), false, None);
+        sim.destroy_buffer(BufferId(i));
+    }
+    assert!(sim.buffers().is_empty());
+    let mut recorded = Simulation::new(1, true);
+    recorded.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    assert_eq!(recorded.buffers().len(), 1, "the checker of recorded simulations still sees every buffer");
+}
+
+#[test]
 fn a_collective_over_processes_of_two_devices_runs_item_p_on_node_2p_and_gets_its_data_there() {
     // 2 processes x 2 devices: nodes 0, 1 are process 0's, nodes 2, 3 process 1's.
     let all: Vec<NodeId> = (0..4).map(NodeId).collect();

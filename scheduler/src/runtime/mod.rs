@@ -581,11 +581,15 @@ impl<'c> RankLoop<'c> {
         self.completed_before = self.completed_before.max(reached);
         let (buffers, stats, roots, known) =
             (&mut self.buffers, &mut self.stats, &mut self.block_roots, &mut self.known_results);
+        let mut hashes = self.divergence.as_mut().map(|d| &mut d.stream);
         self.dropped.retain(|&(id, before)| {
             let release = before <= reached;
             if release {
                 roots.remove(&id);
                 known.remove(&id);
+                if let Some(h) = hashes.as_mut() {
+                    h.buffer_released(id);
+                }
                 if let Some(device) = buffers.remove(&id).and_then(|s| s.device) {
                     stats.device_bytes -= device.bytes() as u64;
                 }
