@@ -73,6 +73,9 @@ impl Simulation {
     /// Forgets a host object.
     pub fn destroy_host_object(&mut self, id: HostObjectId) {
         self.tm.destroy_host_object(id);
+        for g in &mut self.ranks {
+            g.destroy_host_object(id);
+        }
     }
 
     /// Names a buffer in errors and dumps.

@@ -388,6 +388,20 @@ fn a_simulation_that_records_nothing_keeps_no_list_of_dropped_buffers() {
 }
 
 #[test]
+fn a_dropped_host_object_leaves_no_state_in_the_command_graph() {
+    let mut sim = Simulation::new(2, false);
+    for i in 0..100 {
+        let ho = celer_graph::HostObjectId(i);
+        sim.create_host_object(ho);
+        let mut spec = TaskSpec::new(TaskKind::Collective(celer_graph::CollectiveGroupId(0)), 1, GridBox::d1(0, 1));
+        spec.side_effects.push((ho, celer_graph::SideEffectOrder::Sequential));
+        sim.submit(spec).unwrap();
+        sim.destroy_host_object(ho);
+    }
+    assert!(sim.ranks.iter().all(|g| g.host_objects.is_empty()));
+}
+
+#[test]
 fn a_collective_over_processes_of_two_devices_runs_item_p_on_node_2p_and_gets_its_data_there() {
     // 2 processes x 2 devices: nodes 0, 1 are process 0's, nodes 2, 3 process 1's.
     let all: Vec<NodeId> = (0..4).map(NodeId).collect();

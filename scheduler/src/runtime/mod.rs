@@ -369,7 +369,12 @@ impl<'c> RankLoop<'c> {
                 self.fences.insert(id, reply);
             }
             Message::CreateHostObject(id) => self.tm.create_host_object(id),
-            Message::DestroyHostObject(id) => self.tm.destroy_host_object(id),
+            Message::DestroyHostObject(id) => {
+                // The tasks submitted before the drop may use it: build their commands first.
+                self.generate()?;
+                self.tm.destroy_host_object(id);
+                self.cdag.destroy_host_object(id);
+            }
             Message::Stats(reply) => {
                 // The statistics count the tasks submitted so far.
                 self.generate()?;
