@@ -205,3 +205,15 @@ fn a_granularity_beyond_usize_after_workgroup_alignment_is_one_chunk_not_an_over
     let runs: Vec<usize> = q.command_counts().iter().map(|c| c.get("execution").copied().unwrap_or(0)).collect();
     assert_eq!(runs.iter().sum::<usize>(), 1, "one chunk on one of the two ranks: {runs:?}");
 }
+
+#[test]
+fn a_dry_run_reports_the_ranks_it_simulates_so_collective_tasks_fit_buffers_sized_by_them() {
+    for ranks in [1, 4] {
+        let q = queue(ranks);
+        assert_eq!(q.ranks(), ranks);
+        assert_eq!(q.rank(), 0);
+        let per_rank = q.buffer::<u32, 1>([q.ranks()]).named("per_rank");
+        q.submit(task::host_collective().discard_write(&per_rank, access::one_to_one()).run(|_| {}))
+            .unwrap_or_else(|e| panic!("{ranks} simulated ranks: {e}"));
+    }
+}

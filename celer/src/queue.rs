@@ -330,9 +330,9 @@ impl Queue {
         self.runtime.as_ref().and_then(|r| r.stats())
     }
 
-    /// Number of ranks (1 in a dry run).
+    /// Number of ranks (in a dry run, the ranks it simulates: a collective host task has that many items).
     pub fn ranks(&self) -> usize {
-        self.runtime.as_ref().map_or(1, |r| r.ranks() as usize)
+        self.runtime.as_ref().map_or_else(|| self.rec.borrow().sim.num_ranks(), |r| r.ranks() as usize)
     }
 
     #[track_caller]
