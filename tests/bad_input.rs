@@ -108,6 +108,13 @@ fn rows() -> Vec<Row> {
             .map_or_else(Ok, Err),
     ));
 
+    let other = queue(1);
+    let theirs = other.buffer::<u32, 1>([8]).named("theirs");
+    rows.push((
+        "a buffer of another queue (a second dry run)",
+        err(q.submit(task::host_for([8]).read(&theirs, access::one_to_one()).name("borrowed").run(|_| {}))),
+    ));
+
     let q = Queue::builder()
         .dry_run(1)
         .uninitialized_reads(ErrorPolicy::Error)
@@ -158,6 +165,7 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a kernel bound to a buffer beyond", &["\"long_out\"", "B6 \"long\" of extent [0] - [4294967297]"]),
         ("a fixed mapper whose box", &["\"far\"", "B0 \"values\"", "[18446744073709551615]", "overflows"]),
         ("a fenced box that ends", &["fenced box", "B0 \"values\"", "[18446744073709551614]", "[4]"]),
+        ("a buffer of another queue", &["\"borrowed\"", "buffer B0", "another Queue"]),
         ("reading cells nothing wrote", &["\"early_read\"", "B0 \"fresh\""]),
         ("a distributed kernel writing", &["\"everyone_writes_all\"", "B0 \"shared\""]),
         ("an invalid CELER_*", &["CELER_LOOKAHEAD", "\"many\"", "an integer >= 1"]),

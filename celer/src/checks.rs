@@ -5,7 +5,9 @@
 //! buffer or the index space (the caller adds the task).
 
 use celer_scheduler::exec::shaders::KernelSource;
-use celer_scheduler::graph::{BufferId, GridBox, ReductionOp, ResourceIdent, TaskErrorKind, TaskKind, TaskSpec};
+use celer_scheduler::graph::{
+    BufferId, GridBox, HostObjectId, ReductionOp, ResourceIdent, TaskErrorKind, TaskKind, TaskSpec,
+};
 
 /// What a task builder noted while its accesses and reductions were added, for [`Noted::check`].
 #[derive(Clone, Debug, Default)]
@@ -14,9 +16,29 @@ pub(crate) struct Noted {
     kernel_name: Option<std::sync::Arc<str>>,
     /// The first box given as offset and range whose end overflows `usize`.
     overflow: Option<Overflow>,
+    /// The queue (its address) of the first buffer or host object the task uses, with that resource, and the first
+    /// resource of another queue than that one.
+    queue: Option<(usize, Resource)>,
+    foreign: Option<Resource>,
     /// The first buffer the task binds whose extent a kernel cannot address (beyond `u32::MAX` along a
     /// dimension), with that extent.
     too_wide: Option<(BufferId, GridBox)>,
+}
+
+/// A buffer or host object a task uses, for the error naming one of another queue.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Resource {
+    Buffer(BufferId),
+    HostObject(HostObjectId),
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resource::Buffer(b) => write!(f, "buffer {b}"),
+            Resource::HostObject(h) => write!(f, "host object {h}"),
+        }
+    }
 }
 
 /// A box whose end overflows `usize`, as given.
@@ -51,6 +73,15 @@ impl Noted {
         Self { kernel_name: Some(name), ..Self::default() }
     }
 
+    /// Notes that the task uses `resource`, of the queue at address `queue`.
+    pub(crate) fn queue_of(&mut self, queue: usize, resource: Resource) {
+        match self.queue {
+            None => self.queue = Some((queue, resource)),
+            Some((q, _)) if q != queue && self.foreign.is_none() => self.foreign = Some(resource),
+            Some(_) => {}
+        }
+    }
+
     /// Notes a buffer the task binds (an accessor or a reduction); allocates nothing unless its extent is beyond
     /// what kernels address.
     pub(crate) fn buffer(&mut self, id: BufferId, extent: &[usize]) {
@@ -76,17 +107,26 @@ impl Noted {
         }
     }
 
-    /// Checks the task `spec` of this builder: `code` is its compiled kernel and entry point (`Kernel::wgsl`; none for
+    /// Checks the task `spec` of this builder, submitted to the queue at address `queue`: `code` is its compiled kernel and entry point (`Kernel::wgsl`; none for
     /// a host task or a `Kernel::named` one); `running` whether the queue runs the program (not a dry run); `combines[i]` whether
     /// reduction `i` brought a combining function (`reduce_with`); `ident` names a buffer.
     pub(crate) fn check(
         &self,
+        queue: usize,
         spec: &TaskSpec,
         code: Option<(&'static KernelSource, &'static str)>,
         running: bool,
         combines: impl Fn(usize) -> bool,
         ident: impl Fn(BufferId) -> ResourceIdent,
     ) -> Result<(), Box<TaskErrorKind>> {
+        // Resources of another queue: their ids name other buffers here (a second dry run's, say).
+        let foreign = match (self.queue, self.foreign) {
+            (Some((q, first)), _) if q != queue => Some(first),
+            (_, other) => other,
+        };
+        if let Some(r) = foreign {
+            return Err(Box::new(TaskErrorKind::ForeignResource { resource: r.to_string() }));
+        }
         if let Some(o) = &self.overflow {
             return Err(Box::new(overflow_error(o.what.clone(), ident(o.buffer), &o.offset, &o.range, o.extent)));
         }

@@ -319,6 +319,11 @@ impl Queue {
         Ok(Self { rec: RefCell::new(rec), runtime })
     }
 
+    /// This queue's address, which tells its resources from another queue's (see `checks::Noted::queue_of`).
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
     /// This process's rank (0 in a dry run).
     pub fn rank(&self) -> usize {
         self.runtime.as_ref().map_or(0, |r| r.rank() as usize)
@@ -428,12 +433,12 @@ impl Queue {
         }
         let combines = |i: usize| task.custom_reductions.get(i).is_some_and(Option::is_some);
         let running = self.runtime.is_some();
-        task.noted.check(&spec, task.kernel, running, combines, |b| rec.sim.tm.buffer_ident(b)).map_err(|inner| {
-            TaskError {
+        task.noted.check(self.addr(), &spec, task.kernel, running, combines, |b| rec.sim.tm.buffer_ident(b)).map_err(
+            |inner| TaskError {
                 task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
                 inner,
-            }
-        })?;
+            },
+        )?;
         if let Some((source, entry)) = task.kernel {
             // Every rank agreed at start-up whether all devices run f64, so every rank refuses here alike.
             if source.needs_float64() && self.runtime.as_ref().is_some_and(|rt| !rt.float64()) {
@@ -527,6 +532,16 @@ impl Queue {
         mapper: RangeMapper,
         range: [usize; D],
     ) -> Result<Fence<T, D>, TaskError> {
+        if !std::ptr::eq(buffer.queue, self) {
+            let rec = self.rec.borrow();
+            let inner = Box::new(celer_scheduler::graph::TaskErrorKind::ForeignResource {
+                resource: crate::checks::Resource::Buffer(buffer.id).to_string(),
+            });
+            return Err(TaskError {
+                task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: None },
+                inner,
+            });
+        }
         let mut spec = TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[]));
         std::sync::Arc::make_mut(&mut spec.accesses).push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
@@ -1000,6 +1015,7 @@ impl<const KD: usize> TaskBuilder<KD> {
         mode: AccessMode,
         mapper: impl Mapper<KD, BD>,
     ) -> Self {
+        self.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
         self.noted.buffer(buffer.id, &buffer.range);
         if let Some((offset, range)) = mapper.fixed_box() {
             let what = || format!("the box of a fixed range mapper ({} access)", mode.name());
@@ -1050,6 +1066,7 @@ impl<const KD: usize> TaskBuilder<KD> {
             op,
             include_current_value: false,
         });
+        self.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
         self.noted.buffer(buffer.id, &buffer.range);
         self.reduction_kinds.push(T::KIND);
         self.custom_reductions.push(None);
@@ -1085,6 +1102,7 @@ impl<const KD: usize> TaskBuilder<KD> {
             op: ReductionOp::Custom,
             include_current_value: false,
         });
+        self.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
         self.noted.buffer(buffer.id, &buffer.range);
         self.reduction_kinds.push(T::KIND);
         self.reductions.push(BindMeta::of::<T>(self.pending_name.take()));
@@ -1102,6 +1120,7 @@ impl<const KD: usize> TaskBuilder<KD> {
 
     /// Declares a side effect on a host object: such tasks run in submission order.
     pub fn side_effect<T: Send + 'static>(mut self, object: &HostObject<'_, T>) -> Self {
+        self.noted.queue_of(object.queue.addr(), crate::checks::Resource::HostObject(object.id));
         self.spec.side_effects.push((object.id, SideEffectOrder::Sequential));
         self.objects.push(object.shared());
         self

@@ -398,6 +398,15 @@ pub enum TaskErrorKind {
         /// The largest extent a kernel addresses (`u32::MAX`).
         max: u32,
     },
+    /// A buffer or host object of another queue (a second dry-run queue, say), whose id means another resource here.
+    #[error(
+        "{resource} belongs to another Queue than the one the task is submitted to; a task can only use the buffers \
+         and host objects of its own queue"
+    )]
+    ForeignResource {
+        /// The resource, as its own queue knows it (`buffer B0 "a"`, `host object H1`).
+        resource: String,
+    },
     /// A box given as offset and range (a fence's subrange, a `fixed` mapper) whose end overflows `usize`.
     #[error(
         "{what} of {buffer} is given as offset {offset:?} and range {range:?}, whose end overflows usize; the box \
