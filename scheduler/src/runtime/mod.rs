@@ -587,8 +587,11 @@ impl<'c> RankLoop<'c> {
         let (buffers, stats, roots, known) =
             (&mut self.buffers, &mut self.stats, &mut self.block_roots, &mut self.known_results);
         let mut hashes = self.divergence.as_mut().map(|d| &mut d.stream);
+        let pending = &self.pending;
         self.dropped.retain(|&(id, before)| {
-            let release = before <= reached;
+            // GPU work of this step not yet submitted may still use it (the upload of a reduction's result, which
+            // completes its command at once): it goes at a later horizon or epoch.
+            let release = before <= reached && !pending.iter().any(|op| op.uses(id));
             if release {
                 roots.remove(&id);
                 known.remove(&id);
