@@ -511,7 +511,8 @@ impl Queue {
         offset: [usize; D],
         range: [usize; D],
     ) -> Result<Fence<T, D>, TaskError> {
-        if crate::checks::overflows(&offset, &range) {
+        // (A buffer of another queue is refused by `fence_with`, naming it as its own queue does.)
+        if crate::checks::overflows(&offset, &range) && std::ptr::eq(buffer.queue, self) {
             let rec = self.rec.borrow();
             let inner = crate::checks::overflow_error(
                 "the fenced box".into(),
