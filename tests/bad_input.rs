@@ -67,6 +67,54 @@ fn rows() -> Vec<Row> {
             .map_or_else(Ok, Err),
     ));
 
+    let ones = q.buffer_from(&[1i32; 16], [16]).named("ones");
+    let total = q.buffer::<i32, 1>([1]).named("total");
+    rows.push((
+        "a reduction in a host task",
+        err(q.submit(
+            task::host_for([16]).read(&ones, access::one_to_one()).reduce(&total, ReductionOp::Sum).name("host_sum"),
+        )),
+    ));
+    let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or").expect("reduce_bits::reduce_or exists");
+    rows.push((
+        "ReductionOp::Custom through .reduce (no combining function)",
+        err(q.submit(task::parallel_for(&or, [16]).read(&v, access::one_to_one()).reduce(&sum, ReductionOp::Custom))),
+    ));
+    rows.push((
+        "an index space with more items than a usize counts",
+        err(q.submit(task::host_for([1usize << 40, 1 << 40]).name("too_many").run(|_| {}))),
+    ));
+    let squares = Kernel::wgsl(&kernels::SQUARES, "main").expect("squares::main exists");
+    rows.push((
+        "a kernel over an index space beyond u32 coordinates",
+        err(q.submit(
+            task::parallel_for(&squares, [1usize << 32]).discard_write(&v, access::fixed([0], [16])).name("wide"),
+        )),
+    ));
+    let long = q.buffer::<u32, 1>([(1 << 32) + 1]).named("long");
+    rows.push((
+        "a kernel bound to a buffer beyond u32 coordinates",
+        err(q.submit(task::parallel_for(&squares, [16]).discard_write(&long, access::one_to_one()).name("long_out"))),
+    ));
+    rows.push((
+        "a fixed mapper whose box ends past usize::MAX",
+        err(q.submit(task::host_for([16]).read(&v, access::fixed([usize::MAX], [2])).name("far").run(|_| {}))),
+    ));
+    rows.push((
+        "a fenced box that ends past usize::MAX",
+        q.fence_subrange(&v, [usize::MAX - 1], [4])
+            .map(|_| "accepted".to_string())
+            .map_err(|e| e.to_string())
+            .map_or_else(Ok, Err),
+    ));
+
+    let other = queue(1);
+    let theirs = other.buffer::<u32, 1>([8]).named("theirs");
+    rows.push((
+        "a buffer of another queue (a second dry run)",
+        err(q.submit(task::host_for([8]).read(&theirs, access::one_to_one()).name("borrowed").run(|_| {}))),
+    ));
+
     let q = Queue::builder()
         .dry_run(1)
         .uninitialized_reads(ErrorPolicy::Error)
@@ -110,6 +158,14 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a buffer both reduced", &["B3 \"sum\"", "both reduced into and accessed"]),
         ("a kernel whose bindings", &["task", "\"lonely\"", "heat_1d::main"]),
         ("a kernel entry point", &["heat_1d", "`mian`", "main"]),
+        ("a reduction in a host task", &["\"host_sum\"", "B5 \"total\"", "task::host_for", "only kernels"]),
+        ("ReductionOp::Custom", &["\"reduce_bits\"", "B3 \"sum\"", "reduce_with"]),
+        ("an index space with more", &["\"too_many\"", "[1099511627776,1099511627776]", "usize"]),
+        ("a kernel over an index space beyond", &["\"wide\"", "squares::main", "[0] - [4294967296]", "u32"]),
+        ("a kernel bound to a buffer beyond", &["\"long_out\"", "B6 \"long\" of extent [0] - [4294967297]"]),
+        ("a fixed mapper whose box", &["\"far\"", "B0 \"values\"", "[18446744073709551615]", "overflows"]),
+        ("a fenced box that ends", &["fenced box", "B0 \"values\"", "[18446744073709551614]", "[4]"]),
+        ("a buffer of another queue", &["\"borrowed\"", "buffer B0", "another Queue"]),
         ("reading cells nothing wrote", &["\"early_read\"", "B0 \"fresh\""]),
         ("a distributed kernel writing", &["\"everyone_writes_all\"", "B0 \"shared\""]),
         ("an invalid CELER_*", &["CELER_LOOKAHEAD", "\"many\"", "an integer >= 1"]),
@@ -143,5 +199,29 @@ fn a_task_over_an_empty_index_space_is_no_misuse_but_a_no_op() {
         for (rank, counts) in q.command_counts().iter().enumerate() {
             assert_eq!(counts.get("execution"), Some(&1), "N{rank}: only the first task runs here: {counts:?}");
         }
+    }
+}
+
+#[test]
+fn a_granularity_beyond_usize_after_workgroup_alignment_is_one_chunk_not_an_overflow() {
+    // blocks::sum_1d depends on its workgroups (64 items), so submit takes the least common multiple of 64 and the
+    // program's granularity, which overflows usize here: the task must still be accepted, as one chunk.
+    let q = Queue::builder().dry_run(2).record_commands(true).ignore_env().build().expect("a dry run starts");
+    let k = Kernel::wgsl(&kernels::BLOCKS, "sum_1d").expect("blocks::sum_1d exists");
+    let s = q.buffer::<u32, 1>([1]).named("s");
+    q.submit(task::parallel_for(&k, [100]).reduce(&s, ReductionOp::Sum).granularity([usize::MAX - 1])).unwrap();
+    let runs: Vec<usize> = q.command_counts().iter().map(|c| c.get("execution").copied().unwrap_or(0)).collect();
+    assert_eq!(runs.iter().sum::<usize>(), 1, "one chunk on one of the two ranks: {runs:?}");
+}
+
+#[test]
+fn a_dry_run_reports_the_ranks_it_simulates_so_collective_tasks_fit_buffers_sized_by_them() {
+    for ranks in [1, 4] {
+        let q = queue(ranks);
+        assert_eq!(q.ranks(), ranks);
+        assert_eq!(q.rank(), 0);
+        let per_rank = q.buffer::<u32, 1>([q.ranks()]).named("per_rank");
+        q.submit(task::host_collective().discard_write(&per_rank, access::one_to_one()).run(|_| {}))
+            .unwrap_or_else(|e| panic!("{ranks} simulated ranks: {e}"));
     }
 }

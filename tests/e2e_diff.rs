@@ -3,7 +3,8 @@
 //! A program is generated from its seed (the same on every rank): a few 1D `i32` buffers (one of them the target
 //! of sum reductions) and 2D `f32` square buffers, then 6–14 operations drawn from: a GPU add, a GPU write of
 //! squares, host tasks that update a buffer in place, read a neighbourhood of another buffer, or read all of one
-//! buffer on one rank and write a fixed part of another, a GPU sum reduction, a GPU transpose, a host update of a 2D
+//! buffer on one rank and write a fixed part of another, or write every other cell of one (a write region of one
+//! box per item), a GPU sum reduction, a GPU transpose, a host update of a 2D
 //! buffer, a deterministic float reduction of a 2D buffer (sum of 1.1 v, min or max, in blocks of 2 x 2 items), and
 //! fences in between; at the end every buffer is fenced. Every fence's bytes are folded into a digest.
 //!
@@ -109,7 +110,7 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
         let a = rng.range(0, red);
         let b = (a + rng.range(1, red.max(2))) % red;
         let len = |i: usize| ints[i].range()[0];
-        match rng.range(0, 10) {
+        match rng.range(0, 11) {
             0 => {
                 let amount = rng.range(1, 100) as i32;
                 q.submit(
@@ -227,6 +228,29 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                     digest.add(&v[0].to_le_bytes());
                 }
                 ops.push("float reduction");
+            }
+            9 if a != b => {
+                // Item i reads cell i of a and writes cell 2i of b (a region of one box per item): the closure sees
+                // the bounding box and fills it with garbage first, but the odd cells must keep their values.
+                let n = len(a).min(len(b) / 2);
+                let evens = access::custom("evens", |c: &celer::GridBox<1>, _: &celer::GridBox<1>| {
+                    celer::Region::from_boxes((c.min()[0]..c.max()[0]).map(|i| celer::GridBox::d1(2 * i, 2 * i + 1)))
+                });
+                q.submit(
+                    task::host_for([n]).read(&ints[a], access::one_to_one()).write(&ints[b], evens).name("evens").run(
+                        |ctx| {
+                            let (chunk, lo) = (ctx.chunk(), ctx.bounds::<1>(1).min()[0]);
+                            let src: Vec<i32> = ctx.data::<i32>(0).to_vec();
+                            let out = ctx.data_mut::<i32>(1);
+                            out.fill(-7777);
+                            for (k, v) in src.iter().enumerate() {
+                                out[2 * (chunk.min()[0] + k) - lo] = v.wrapping_mul(5);
+                            }
+                        },
+                    ),
+                )
+                .map_err(|e| err(&e))?;
+                ops.push("host evens");
             }
             _ => {
                 if rng.range(0, 2) == 0 {

@@ -39,6 +39,10 @@
 //! - `mapper-oob-chunk`: a custom range mapper inside the buffer for the whole index space, which `submit` checks,
 //!   but outside it for the chunk of rank 1, which only the runtime thread's command generator sees; on two ranks
 //!   the runtime ends every rank naming the task, the mapper and the cells outside (on one rank it finishes).
+//! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) submitted to a running queue is refused at
+//!   `submit` on every rank, naming the task; a host task after it runs (must pass).
+//! - `huge-range`: a host task over `usize::MAX x 2` items and a kernel over 2^32 + 16 items are refused at `submit`;
+//!   a host task over `usize::MAX` items splits over the ranks without overflow, each rank running its share (must pass).
 //! - `settings-differ`: rank 1 runs with `CELER_TRACE` and `CELER_DEVICES=2`, rank 0 without; `Queue::new` fails
 //!   on every rank naming both variables and each rank's value. On one rank nothing differs: it must finish.
 //! - `zero-sized`: buffers with a zero extent (1D, 2D, one from an empty slice): a host task sees empty slices,
@@ -50,7 +54,8 @@
 //!   at that line.
 //! - `scalar-differs`, `extent-differs`, `data-differs`, `fewer-tasks`, `skip-fence`, `skip-barrier`: rank 1
 //!   passes another `scalar_f32`, creates the buffer with another extent or from other data, leaves out one
-//!   stencil step, skips a fence or a barrier; every rank stops within seconds, reporting a divergence and the
+//!   stencil step, skips a fence or a barrier (or, `fence-differs`, fences another subrange: each rank's report
+//!   shows its box); every rank stops within seconds, reporting a divergence and the
 //!   first task that differs (with its scalars, or its buffer's extent and creation hash). On one rank nothing
 //!   differs: each must finish.
 //! - `exit-early`: every rank ends with `std::process::exit(0)` while its queue is alive, with work submitted and
@@ -352,6 +357,75 @@ fn huge_buffer() -> Result<(), String> {
     Err(format!("a buffer of extent {:?} was accepted", b.range()))
 }
 
+/// A kernel made with `Kernel::named` (a dry run's) submitted to a running queue: `submit` refuses it on every rank,
+/// naming the task and the kernel, and the program goes on (a host task after it runs and its data arrive).
+fn named_kernel() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let out = q.buffer::<u32, 1>([16]).named("out");
+    let refused = q.submit(task::parallel_for(&Kernel::named("ghost"), [16]).discard_write(&out, access::one_to_one()));
+    match refused {
+        Ok(t) => return Err(format!("the kernel without code was accepted as {t}")),
+        Err(e) if e.to_string().contains("\"ghost\"") && e.to_string().contains("Kernel::named") => {
+            eprintln!("e2e_errors: refused as expected: {e}")
+        }
+        Err(e) => return Err(format!("the refusal does not name the task and Kernel::named: {e}")),
+    }
+    q.submit(task::host_for([16]).discard_write(&out, access::one_to_one()).name("fill").run(|ctx| {
+        let lo = ctx.chunk().min()[0] as u32;
+        for (k, x) in ctx.data_mut::<u32>(0).iter_mut().enumerate() {
+            *x = lo + k as u32;
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&out).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != (0..16).collect::<Vec<u32>>() {
+        return Err(format!("after the refused task, the host task wrote {got:?}"));
+    }
+    Ok(())
+}
+
+/// Index spaces near the limits: one whose item count overflows usize and a kernel's beyond the u32 coordinates
+/// kernels see are refused at submit; a host task over usize::MAX items splits over the ranks without overflow
+/// (each rank runs its share, about usize::MAX / ranks items; the split's arithmetic overflowed from 3 ranks on).
+fn huge_range() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let refused = |r: Result<celer::TaskId, celer::TaskError>, what: &str, part: &str| match r {
+        Ok(t) => Err(format!("{what} was accepted as {t}")),
+        Err(e) if e.to_string().contains(part) => Ok(()),
+        Err(e) => Err(format!("{what}: the error lacks {part:?}: {e}")),
+    };
+    refused(
+        q.submit(task::host_for([usize::MAX, 2]).name("uncountable").run(|_| {})),
+        "an index space of usize::MAX x 2 items",
+        "has more items than a usize can count",
+    )?;
+    let squares = Kernel::wgsl(&kernels::SQUARES, "main").map_err(|e| e.to_string())?;
+    let small = q.buffer::<u32, 1>([16]).named("small");
+    refused(
+        q.submit(task::parallel_for(&squares, [(1usize << 32) + 16]).discard_write(&small, access::fixed([0], [16]))),
+        "a kernel over 2^32 + 16 items",
+        "cannot address the index space [0] - [4294967312]",
+    )?;
+    let n = usize::MAX;
+    let chunks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&chunks);
+    q.submit(task::host_for([n]).name("vast").run(move |ctx| seen.lock().unwrap().push(ctx.chunk())))
+        .map_err(|e| e.to_string())?;
+    q.wait();
+    let mut chunks = chunks.lock().unwrap().clone();
+    chunks.sort_by_key(|c| c.min()[0]);
+    let (r, ranks) = (q.rank(), q.ranks());
+    // This rank's share, one chunk per device (CELER_DEVICES), contiguous; cuts are rounded per node.
+    let want = (n / ranks * r, if r + 1 == ranks { n } else { n / ranks * (r + 1) });
+    let contiguous = chunks.windows(2).all(|w| w[0].max()[0] == w[1].min()[0]);
+    match (chunks.first(), chunks.last()) {
+        (Some(a), Some(b)) if contiguous && a.min()[0].abs_diff(want.0) <= 8 && b.max()[0].abs_diff(want.1) <= 8 => {
+            Ok(())
+        }
+        _ => Err(format!("rank {r} of {ranks} ran the chunks {chunks:?} of [0, usize::MAX), expected about {want:?}")),
+    }
+}
+
 /// A 1D heat stencil of 10 steps in which rank 1 (only) departs from the others as `how` says.
 fn departs(how: &str) -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
@@ -375,7 +449,10 @@ fn departs(how: &str) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
         std::mem::swap(&mut a, &mut b);
-        if step == 5 && !(odd && how == "skip-fence") {
+        if step == 5 && how == "fence-differs" {
+            let offset = if odd { 40 } else { 8 };
+            q.fence_subrange(&a, [offset], [16]).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+        } else if step == 5 && !(odd && how == "skip-fence") {
             q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
         }
         if step == 6 && !(odd && how == "skip-barrier") {
@@ -919,10 +996,23 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    let (status, stderr, _) = run_case("named-kernel", &[]);
+    check("named-kernel", status.success(), "submit to refuse a Kernel::named kernel and the run to go on", &stderr);
+    let (status, stderr, _) = run_case("huge-range", &[]);
+    check("huge-range", status.success(), "huge index spaces refused at submit, or split without overflow", &stderr);
+
     let (status, stderr, _) = run_case("settings-differ", &[]);
     check("settings-differ (one rank)", status.success(), "one rank to run: nothing can differ", &stderr);
 
-    for how in ["scalar-differs", "extent-differs", "data-differs", "fewer-tasks", "skip-fence", "skip-barrier"] {
+    for how in [
+        "scalar-differs",
+        "extent-differs",
+        "data-differs",
+        "fewer-tasks",
+        "skip-fence",
+        "skip-barrier",
+        "fence-differs",
+    ] {
         let (status, stderr, _) = run_case(how, &[]);
         check(how, status.success(), "one rank to finish: nothing can differ", &stderr);
     }
@@ -1054,11 +1144,13 @@ fn main() -> ExitCode {
             Some("sigterm") => sigterm(),
             Some(
                 how @ ("scalar-differs" | "extent-differs" | "data-differs" | "fewer-tasks" | "skip-fence"
-                | "skip-barrier"),
+                | "fence-differs" | "skip-barrier"),
             ) => departs(how),
             Some("zero-sized") => zero_sized(),
             Some("empty-range") => empty_range(),
             Some("huge-buffer") => huge_buffer(),
+            Some("named-kernel") => named_kernel(),
+            Some("huge-range") => huge_range(),
             Some("settings-differ") => settings_differ(),
             Some("rank-dies") => rank_dies(),
             Some("waits-8") => waits(8),

@@ -1,12 +1,14 @@
 //! End to end, on real ranks: a fence of part of a buffer returns exactly that box and moves only it, and
 //! zero-dimensional buffers (one value) round-trip through creation data, a kernel's reduction, a host task and
-//! fences. Run alone (one rank) or under `mpirun -n N`; `./x test` does both.
+//! fences, host tasks writing regions of several boxes write back only those boxes, and collective host tasks have
+//! one item per rank. Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices per rank;
+//! `./x test` does all three.
 
 use std::process::ExitCode;
 
 mod common;
 
-use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
+use celer::{access, kernels, task, GridBox, Kernel, Queue, ReductionOp, Region};
 
 fn run(q: &Queue) -> Result<(), String> {
     let e = |e: celer::TaskError| e.to_string();
@@ -67,9 +69,122 @@ fn run(q: &Queue) -> Result<(), String> {
     if (t, d) != (5050, 10100) {
         return Err(format!("0-D reduction and host task: total {t}, doubled {d} (want 5050, 10100)"));
     }
+    multi_box_writes(q)?;
+    collective_items(q)
+}
+
+/// A collective host task has one item per rank (item r on rank r), whatever `CELER_DEVICES` says: a buffer of
+/// `q.ranks()` cells written one to one, and a custom mapper dividing rows by `q.ranks()`, fit it, and
+/// `ctx.rank()` is MPI's rank and size. Each rank's closure runs once per task.
+fn collective_items(q: &Queue) -> Result<(), String> {
+    let e = |e: celer::TaskError| e.to_string();
+    let w = |e: celer::Error| e.to_string();
+    let ranks = q.ranks();
+    let ids = q.buffer::<u32, 1>([ranks]).named("ids");
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    q.submit(task::host_collective().discard_write(&ids, access::one_to_one()).name("who").run(move |ctx| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (rank, size) = ctx.rank();
+        ctx.data_mut::<u32>(0).fill((1000 * size + rank) as u32);
+    }))
+    .map_err(e)?;
+    let got = q.fence(&ids).map_err(e)?.wait().map_err(w)?;
+    let want: Vec<u32> = (0..ranks).map(|r| (1000 * ranks + r) as u32).collect();
+    if got != want {
+        return Err(format!("a collective host task writing item r of {ranks} wrote {got:?}, want {want:?}"));
+    }
+    // Rank r's rows of an 8 x 4 matrix, as in examples/distr_io.rs.
+    let n = 8;
+    let rows = move || {
+        access::custom("rank_rows", move |c: &GridBox<1>, b: &GridBox<2>| {
+            Region::from(GridBox::new([c.min()[0] * n / ranks, 0], [c.max()[0] * n / ranks, b.max()[1]]))
+        })
+    };
+    let m = q.buffer_from(&(0..32u32).collect::<Vec<_>>(), [n, 4]).named("m");
+    let sums = q.buffer::<u32, 1>([ranks]).named("row_sums");
+    q.submit(task::host_collective().read(&m, rows()).discard_write(&sums, access::one_to_one()).name("sum_rows").run(
+        move |ctx| {
+            let s: u32 = ctx.data::<u32>(0).iter().sum();
+            ctx.data_mut::<u32>(1).fill(s);
+        },
+    ))
+    .map_err(e)?;
+    let got = q.fence(&sums).map_err(e)?.wait().map_err(w)?;
+    let want: Vec<u32> =
+        (0..ranks).map(|r| (r * n / ranks * 4..(r + 1) * n / ranks * 4).map(|c| c as u32).sum()).collect();
+    if got != want {
+        return Err(format!("collective row sums: got {got:?}, want {want:?}"));
+    }
+    let calls = calls.load(std::sync::atomic::Ordering::Relaxed);
+    if calls != 1 {
+        return Err(format!("the collective host task ran {calls} times on this rank, want once"));
+    }
+    Ok(())
+}
+
+/// Host tasks whose write region is several boxes (a custom mapper's two ends, a "+" neighbourhood without its
+/// corners) see the bounding box, but only the declared cells are written back: the cells between keep their data,
+/// on every rank (not the zeros a write view starts with, nor what the closure left there).
+fn multi_box_writes(q: &Queue) -> Result<(), String> {
+    let e = |e: celer::TaskError| e.to_string();
+    let w = |e: celer::Error| e.to_string();
+    let line = q.buffer_from(&[9u32; 16], [16]).named("line");
+    // Item i writes cells 4i and 4i + 3 (a region of two boxes per item); the closure first fills its whole view
+    // with 0xdead, which must not reach the buffer.
+    let ends = access::custom("ends", |c: &GridBox<1>, _: &GridBox<1>| {
+        Region::from_boxes(
+            (c.min()[0]..c.max()[0]).flat_map(|i| [GridBox::d1(4 * i, 4 * i + 1), GridBox::d1(4 * i + 3, 4 * i + 4)]),
+        )
+    });
+    q.submit(task::host_for([4]).write(&line, ends).name("ends").run(|ctx| {
+        let (chunk, lo) = (ctx.chunk(), ctx.bounds::<1>(0).min()[0]);
+        let cells = ctx.data_mut::<u32>(0);
+        cells.fill(0xdead);
+        for i in chunk.min()[0]..chunk.max()[0] {
+            (cells[4 * i - lo], cells[4 * i + 3 - lo]) = (100 + i as u32, 200 + i as u32);
+        }
+    }))
+    .map_err(e)?;
+    let got = q.fence(&line).map_err(e)?.wait().map_err(w)?;
+    let want: Vec<u32> = (0..16u32).map(|c| [100 + c / 4, 9, 9, 200 + c / 4][c as usize % 4]).collect();
+    if got != want {
+        return Err(format!("writes of cells 4i and 4i + 3 changed the cells between: got {got:?}, want {want:?}"));
+    }
+    // A 2 x 2 chunk grown along the axes writes a "+" of 8 cells in a 4 x 4 bounding box; the closure fills the
+    // whole box, but the corners and everything else keep their 5s.
+    let grid = q.buffer_from(&[5u32; 36], [6, 6]).named("grid");
+    q.submit(
+        task::host_for([2, 2])
+            .granularity([2, 2])
+            .write(
+                &grid,
+                access::custom("plus", |c: &GridBox<2>, _: &GridBox<2>| {
+                    let ([r0, c0], [r1, c1]) = (c.min(), c.max());
+                    Region::from_boxes([
+                        GridBox::new([r0 + 1, c0 + 1], [r1 + 1, c1 + 1]),
+                        GridBox::new([r0 + 2, c0], [r1 + 2, c1 + 2]),
+                    ])
+                }),
+            )
+            .name("plus")
+            .run(|ctx| ctx.data_mut::<u32>(0).fill(7)),
+    )
+    .map_err(e)?;
+    let got = q.fence(&grid).map_err(e)?.wait().map_err(w)?;
+    let plus = |r: usize, c: usize| (1..3).contains(&r) && (1..3).contains(&c) || r == 2 && c < 4 || r == 3 && c < 4;
+    let want: Vec<u32> = (0..36).map(|i| if plus(i / 6, i % 6) { 7 } else { 5 }).collect();
+    if got != want {
+        return Err(format!("a write of a region of two boxes changed cells outside it: got {got:?}, want {want:?}"));
+    }
     Ok(())
 }
 
 fn main() -> ExitCode {
+    // `--devices N`: every rank drives N devices (CELER_DEVICES); the results must not change.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(n) = args.iter().position(|a| a == "--devices").and_then(|i| args.get(i + 1)) {
+        std::env::set_var("CELER_DEVICES", n);
+    }
     common::run_on_every_rank("e2e_parts", "subrange fences and 0-D buffers verified", run)
 }

@@ -26,6 +26,13 @@ pub trait Mapper<const KD: usize, const BD: usize>: sealed::Sealed {
     /// The dimension-erased form the task graph records (celer's own use).
     #[doc(hidden)]
     fn into_range_mapper(self) -> RangeMapper;
+
+    /// For [`fixed`]: its offset and range as given, so that `submit` can refuse a box whose end overflows
+    /// (celer's own use).
+    #[doc(hidden)]
+    fn fixed_box(&self) -> Option<(&[usize], &[usize])> {
+        None
+    }
 }
 
 mod sealed {
@@ -85,6 +92,10 @@ pub fn fixed<const BD: usize>(offset: [usize; BD], range: [usize; BD]) -> Fixed<
 impl<const KD: usize, const BD: usize> Mapper<KD, BD> for Fixed<BD> {
     fn into_range_mapper(self) -> RangeMapper {
         RangeMapper::Fixed(layer::GridBox::from_subrange(&self.offset, &self.range))
+    }
+
+    fn fixed_box(&self) -> Option<(&[usize], &[usize])> {
+        Some((&self.offset, &self.range))
     }
 }
 

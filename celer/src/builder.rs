@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use celer_scheduler::config as env;
 use celer_scheduler::graph::{ErrorPolicy, TaskManagerConfig};
-use celer_scheduler::{Pinning, RuntimeConfig};
+use celer_scheduler::{ConfigError, Pinning, RuntimeConfig};
 
 use crate::queue::{Error, Queue};
 
@@ -141,7 +141,8 @@ impl QueueBuilder {
     }
 
     /// How long every rank may wait inside the runtime without progress before each reports what it waits for and
-    /// the run aborts; `None` waits forever. `CELER_STALL_TIMEOUT`; default 30 s.
+    /// the run aborts; `None` waits forever. `CELER_STALL_TIMEOUT`; default 30 s. A zero timeout makes
+    /// [`build`](Self::build) fail with [`Error::Config`], as `CELER_STALL_TIMEOUT=0` does.
     pub fn stall_timeout(self, timeout: Option<Duration>) -> Self {
         self.choose(env::STALL_TIMEOUT, |c| c.stall_timeout = timeout)
     }
@@ -234,6 +235,14 @@ impl QueueBuilder {
             env::PRINT_DEVICE => print_device,
             env::PIN => pin,
         );
+        // A zero timeout would report every wait for a kernel or a peer as a stall (the variable refuses 0 too).
+        if runtime.stall_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::Config(ConfigError {
+                variable: env::STALL_TIMEOUT,
+                value: "0 s (QueueBuilder::stall_timeout)".into(),
+                accepted: "seconds (a number > 0) or off",
+            }));
+        }
         let mut task_graph = TaskManagerConfig { uninitialized_read: self.uninitialized_read, ..Default::default() };
         if let Some(step) = runtime.horizon_step {
             task_graph.horizon_step = step;
@@ -281,6 +290,18 @@ mod tests {
         assert_eq!(plain.runtime, defaults);
         assert_eq!(plain.task_graph.horizon_step, TaskManagerConfig::default().horizon_step);
         assert_eq!(plain.dry_run_ranks, None, "the default runs the program");
+    }
+
+    #[test]
+    fn a_zero_stall_timeout_is_refused_like_the_variables() {
+        let e = QueueBuilder::new().stall_timeout(Some(Duration::ZERO)).ignore_env().settings().unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("CELER_STALL_TIMEOUT") && msg.contains("QueueBuilder::stall_timeout"), "{msg}");
+        assert!(msg.contains("a number > 0"), "{msg}");
+        // The environment's valid value wins over the program's zero, as for any setting.
+        let env = |name: &str| (name == "CELER_STALL_TIMEOUT").then(|| "2".to_string());
+        let s = QueueBuilder::new().stall_timeout(Some(Duration::ZERO)).settings_from(env).unwrap();
+        assert_eq!(s.runtime.stall_timeout, Some(Duration::from_secs(2)));
     }
 
     #[test]

@@ -89,6 +89,7 @@
 pub mod access;
 mod binding;
 mod builder;
+mod checks;
 pub mod geometry;
 mod host;
 mod intern;

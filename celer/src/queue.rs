@@ -124,7 +124,9 @@ fn align_to_workgroups(source: &KernelSource, entry: &str, spec: &mut TaskSpec) 
         a
     };
     for (g, b) in spec.granularity.iter_mut().zip(block) {
-        *g = *g / gcd(*g, b) * b;
+        // A least common multiple beyond usize (a huge `.granularity()`): the largest multiple of the workgroup,
+        // which like any granularity beyond the index space leaves it one chunk along this dimension.
+        *g = (*g / gcd(*g, b)).checked_mul(b).unwrap_or(usize::MAX / b * b);
     }
     (ep.block_reduction && !spec.reductions.is_empty()).then_some(block)
 }
@@ -299,14 +301,14 @@ impl Queue {
                 (ranks.len(), ranks)
             }
         };
+        let mut task_graph = config.task_graph;
+        if let Some(rt) = &runtime {
+            // Nodes per process (CELER_DEVICES): collective host tasks have one item per process.
+            task_graph.devices_per_rank = (rt.nodes() as usize / (rt.ranks() as usize).max(1)).max(1);
+        }
         let rec = Recorder {
             // Recording keeps every task and command for the dumps of simulated ranks: a run has none to dump.
-            sim: Simulation::with_ranks(
-                num_ranks,
-                &ranks,
-                config.record_commands && runtime.is_none(),
-                config.task_graph,
-            ),
+            sim: Simulation::with_ranks(num_ranks, &ranks, config.record_commands && runtime.is_none(), task_graph),
             next_buffer: 0,
             next_host_object: 0,
             next_reduction: 0,
@@ -321,6 +323,11 @@ impl Queue {
         Ok(Self { rec: RefCell::new(rec), runtime })
     }
 
+    /// This queue's address, which tells its resources from another queue's (see `checks::Noted::queue_of`).
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
     /// This process's rank (0 in a dry run).
     pub fn rank(&self) -> usize {
         self.runtime.as_ref().map_or(0, |r| r.rank() as usize)
@@ -332,9 +339,9 @@ impl Queue {
         self.runtime.as_ref().and_then(|r| r.stats())
     }
 
-    /// Number of ranks (1 in a dry run).
+    /// Number of ranks (in a dry run, the ranks it simulates: a collective host task has that many items).
     pub fn ranks(&self) -> usize {
-        self.runtime.as_ref().map_or(1, |r| r.ranks() as usize)
+        self.runtime.as_ref().map_or_else(|| self.rec.borrow().sim.num_ranks(), |r| r.ranks() as usize)
     }
 
     #[track_caller]
@@ -431,6 +438,14 @@ impl Queue {
                 }),
             });
         }
+        let combines = |i: usize| task.custom_reductions.get(i).is_some_and(Option::is_some);
+        let running = self.runtime.is_some();
+        task.noted.check(self.addr(), &spec, task.kernel, running, combines, |b| rec.sim.tm.buffer_ident(b)).map_err(
+            |inner| TaskError {
+                task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
+                inner,
+            },
+        )?;
         if let Some((source, entry)) = task.kernel {
             // Every rank agreed at start-up whether all devices run f64, so every rank refuses here alike.
             if source.needs_float64() && self.runtime.as_ref().is_some_and(|rt| !rt.float64()) {
@@ -527,6 +542,19 @@ impl Queue {
         offset: [usize; D],
         range: [usize; D],
     ) -> Result<Fence<T, D>, TaskError> {
+        // (A buffer of another queue is refused by `fence_with`, naming it as its own queue does.)
+        if crate::checks::overflows(&offset, &range) && std::ptr::eq(buffer.queue, self) {
+            let rec = self.rec.borrow();
+            let inner = crate::checks::overflow_error(
+                "the fenced box".into(),
+                rec.sim.tm.buffer_ident(buffer.id),
+                &offset,
+                &range,
+                GridBox::from_extent(&buffer.range),
+            );
+            let task = celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: None };
+            return Err(TaskError { task, inner: Box::new(inner) });
+        }
         self.fence_with(buffer, RangeMapper::Fixed(GridBox::from_subrange(&offset, &range)), range)
     }
 
@@ -536,6 +564,16 @@ impl Queue {
         mapper: RangeMapper,
         range: [usize; D],
     ) -> Result<Fence<T, D>, TaskError> {
+        if !std::ptr::eq(buffer.queue, self) {
+            let rec = self.rec.borrow();
+            let inner = Box::new(celer_scheduler::graph::TaskErrorKind::ForeignResource {
+                resource: crate::checks::Resource::Buffer(buffer.id).to_string(),
+            });
+            return Err(TaskError {
+                task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: None },
+                inner,
+            });
+        }
         let mut spec = TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[]));
         std::sync::Arc::make_mut(&mut spec.accesses).push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
@@ -839,7 +877,7 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// A kernel known only by `name` (enough for a dry run; a running queue refuses to execute it).
+    /// A kernel known only by `name` (enough for a dry run; `submit` on a queue that runs the program refuses it).
     pub fn named(name: impl Into<Arc<str>>) -> Self {
         Self { name: name.into(), source: None }
     }
@@ -886,6 +924,8 @@ struct TaskParts {
     pending_name: Option<String>,
     host_fn: Option<Arc<HostFn>>,
     objects: Vec<SharedObject>,
+    /// What `submit` checks beyond the task graph and the kernel's bindings.
+    noted: crate::checks::Noted,
 }
 
 impl<const KD: usize> fmt::Debug for TaskBuilder<KD> {
@@ -909,6 +949,7 @@ pub mod task {
         let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name.clone());
         let mut builder = TaskBuilder::of(spec);
         builder.p.kernel = kernel.source;
+        builder.p.noted = crate::checks::Noted::kernel(kernel.name.clone());
         builder
     }
 
@@ -951,6 +992,7 @@ impl<const KD: usize> TaskBuilder<KD> {
             pending_name: None,
             host_fn: None,
             objects: Vec::new(),
+            noted: crate::checks::Noted::default(),
         });
         Self { p }
     }
@@ -1024,6 +1066,12 @@ impl<const KD: usize> TaskBuilder<KD> {
         mode: AccessMode,
         mapper: impl Mapper<KD, BD>,
     ) -> Self {
+        self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
+        self.p.noted.buffer(buffer.id, &buffer.range);
+        if let Some((offset, range)) = mapper.fixed_box() {
+            let what = || format!("the box of a fixed range mapper ({} access)", mode.name());
+            self.p.noted.subrange(what, buffer.id, &buffer.range, offset, range);
+        }
         self.p.accesses.push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
             mode,
@@ -1073,6 +1121,8 @@ impl<const KD: usize> TaskBuilder<KD> {
             op,
             include_current_value: false,
         });
+        self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
+        self.p.noted.buffer(buffer.id, &buffer.range);
         self.p.reduction_kinds.push(T::KIND);
         self.p.custom_reductions.push(None);
         self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take()));
@@ -1107,6 +1157,8 @@ impl<const KD: usize> TaskBuilder<KD> {
             op: ReductionOp::Custom,
             include_current_value: false,
         });
+        self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
+        self.p.noted.buffer(buffer.id, &buffer.range);
         self.p.reduction_kinds.push(T::KIND);
         self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take()));
         let read = |b: &[u8]| -> T {
@@ -1123,6 +1175,7 @@ impl<const KD: usize> TaskBuilder<KD> {
 
     /// Declares a side effect on a host object: such tasks run in submission order.
     pub fn side_effect<T: Send + 'static>(mut self, object: &HostObject<'_, T>) -> Self {
+        self.p.noted.queue_of(object.queue.addr(), crate::checks::Resource::HostObject(object.id));
         self.p.spec.side_effects.push((object.id, SideEffectOrder::Sequential));
         self.p.objects.push(object.shared());
         self

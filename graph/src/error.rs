@@ -349,6 +349,81 @@ pub enum TaskErrorKind {
         /// The buffer.
         buffer: ResourceIdent,
     },
+    /// A reduction in a task that is not a kernel: only kernels combine items into a reduction.
+    #[error(
+        "{buffer} is reduced into by {kind}, but only kernels (task::parallel_for) reduce; a host task \
+         writes its result through an accessor instead (e.g. discard_write(&buffer, access::all()) in \
+         task::host_once)"
+    )]
+    ReductionWithoutKernel {
+        /// The task's kind, as the program wrote it (`a host task (task::host_for)`, …).
+        kind: &'static str,
+        /// The reduction's buffer.
+        buffer: ResourceIdent,
+    },
+    /// `ReductionOp::Custom` without the identity and combining function only `reduce_with` gives.
+    #[error(
+        "{buffer} is reduced with ReductionOp::Custom, which needs an identity and a combining function: use \
+         .reduce_with(&buffer, identity, combine)"
+    )]
+    CustomReductionWithoutCombine {
+        /// The reduction's buffer.
+        buffer: ResourceIdent,
+    },
+    /// A kernel known only by name (a dry run's), submitted to a queue that runs the program.
+    #[error(
+        "kernel `{kernel}` was made with Kernel::named, which only a dry run can record: a running queue has no \
+         code to run for it; use Kernel::wgsl(&kernels::NAME, \"entry\")"
+    )]
+    KernelWithoutCode {
+        /// The kernel's name.
+        kernel: String,
+    },
+    /// An index space with more items than a `usize` counts.
+    #[error("the index space {range} has more items than a usize can count; split the work into several tasks")]
+    IndexSpaceTooLarge {
+        /// The index space.
+        range: GridBox,
+    },
+    /// A kernel over an index space, or bound to a buffer, whose coordinates do not fit the `u32` kernels see.
+    #[error(
+        "kernel {kernel} cannot address {what}: kernels see coordinates as u32, so every extent must be at most \
+         {max}; split the work into several tasks or buffers"
+    )]
+    KernelCoordinates {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The index space or buffer at fault, with its extent.
+        what: String,
+        /// The largest extent a kernel addresses (`u32::MAX`).
+        max: u32,
+    },
+    /// A buffer or host object of another queue (a second dry-run queue, say), whose id means another resource here.
+    #[error(
+        "{resource} belongs to another Queue than the one the task is submitted to; a task can only use the buffers \
+         and host objects of its own queue"
+    )]
+    ForeignResource {
+        /// The resource, as its own queue knows it (`buffer B0 "a"`, `host object H1`).
+        resource: String,
+    },
+    /// A box given as offset and range (a fence's subrange, a `fixed` mapper) whose end overflows `usize`.
+    #[error(
+        "{what} of {buffer} is given as offset {offset:?} and range {range:?}, whose end overflows usize; the box \
+         must lie inside the buffer's extent {extent}"
+    )]
+    BoxOverflow {
+        /// Which box: `the fenced box`, `the fixed range mapper's box (read access)`.
+        what: String,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The offset given.
+        offset: Vec<usize>,
+        /// The range given.
+        range: Vec<usize>,
+        /// The buffer's extent.
+        extent: GridBox,
+    },
 }
 
 /// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.

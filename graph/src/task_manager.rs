@@ -62,8 +62,11 @@ pub struct TaskManagerConfig {
     pub horizon_step: u32,
     /// Execution-front width that triggers a horizon (at least 1).
     pub horizon_max_parallelism: usize,
-    /// Number of ranks (collective host tasks get one chunk each).
+    /// Number of ranks: nodes of the command graph, `devices_per_rank` per process.
     pub num_ranks: usize,
+    /// Devices (nodes) each process drives (`CELER_DEVICES`): a collective host task has one item per process,
+    /// `num_ranks / devices_per_rank` in all (at least 1).
+    pub devices_per_rank: usize,
     /// What to do when a task reads cells nobody wrote.
     pub uninitialized_read: ErrorPolicy,
 }
@@ -74,6 +77,7 @@ impl Default for TaskManagerConfig {
             horizon_step: DEFAULT_HORIZON_STEP,
             horizon_max_parallelism: DEFAULT_HORIZON_MAX_PARALLELISM,
             num_ranks: 1,
+            devices_per_rank: 1,
             uninitialized_read: ErrorPolicy::Warn,
         }
     }
@@ -293,8 +297,11 @@ impl TaskManager {
     /// [`TaskError`] naming the task and, where it applies, the buffer and region at fault. Nothing is recorded then.
     pub fn submit(&mut self, mut spec: TaskSpec) -> Result<TaskId, TaskError> {
         match spec.kind {
-            // One chunk per rank, and one item for a rank-0 task.
-            TaskKind::Collective(_) => (spec.dims, spec.range) = (1, GridBox::d1(0, self.config.num_ranks)),
+            // One item per process (not per device: item r is process r), and one item for a rank-0 task.
+            TaskKind::Collective(_) => {
+                let processes = (self.config.num_ranks / self.config.devices_per_rank.max(1)).max(1);
+                (spec.dims, spec.range) = (1, GridBox::d1(0, processes))
+            }
             TaskKind::Once | TaskKind::Fence => (spec.dims, spec.range) = (0, GridBox::from_extent(&[])),
             _ => {}
         }
@@ -681,10 +688,12 @@ impl TaskManager {
         let present: HashSet<TaskId> = tasks.iter().map(|t| t.id).collect();
         let mut out =
             String::from("digraph TaskGraph {\n  label=\"task graph\";\n  node [shape=box fontname=monospace];\n");
+        // The program's names may hold backslashes, which DOT would read as escapes (of the closing quote, say).
+        let esc = |s: String| if s.contains('\\') { s.replace('\\', "\\\\") } else { s };
         for t in tasks {
             let mut label = format!("{} {}", t.id, t.kind().name());
             if let Some(n) = &t.spec.name {
-                label += &format!(" \"{n}\"");
+                label += &format!(" \"{}\"", esc(n.to_string()));
             }
             if matches!(t.kind(), TaskKind::DeviceCompute | TaskKind::HostCompute) {
                 label += &format!("\\n{}", t.spec.range);
@@ -692,7 +701,8 @@ impl TaskManager {
             for a in t.spec.accesses.iter() {
                 let region = t.regions.iter().find(|r| r.buffer == a.buffer);
                 let shown = region.map(|r| r.consumed.union(&r.produced)).unwrap_or_default();
-                label += &format!("\\n{} {} {:?} {}", a.mode.name(), self.buffer_ident(a.buffer), a.mapper, shown);
+                let buffer = esc(self.buffer_ident(a.buffer).to_string());
+                label += &format!("\\n{} {buffer} {} {}", a.mode.name(), esc(format!("{:?}", a.mapper)), shown);
             }
             let shape = match t.kind() {
                 TaskKind::Horizon | TaskKind::Epoch(_) => "ellipse",

@@ -337,6 +337,22 @@ fn the_task_graph_prints_as_dot() {
 }
 
 #[test]
+fn names_with_quotes_and_backslashes_stay_inside_their_dot_label() {
+    let mut tm = plain();
+    let b = BufferId(0);
+    tm.create_buffer(b, 1, GridBox::d1(0, 10), true, Some("evil\" ] ; a -> b [label=\"\\".into()));
+    tm.submit(kernel1(10, &[(b, ReadWrite, RangeMapper::OneToOne)]).named("ends in \\")).unwrap();
+    let dot = tm.to_dot();
+    let line = dot.lines().find(|l| l.contains("host") || l.contains("device")).expect("the task's node");
+    // Outside the label's own two quotes, every quote is escaped (preceded by an odd number of backslashes).
+    let bytes = line.as_bytes();
+    let unescaped = (0..bytes.len())
+        .filter(|&i| bytes[i] == b'"' && bytes[..i].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0)
+        .count();
+    assert_eq!(unescaped, 2, "the label's quotes only: {line}");
+}
+
+#[test]
 fn reading_cells_that_other_items_of_the_same_task_write_is_refused() {
     let mut tm = plain();
     let (a, b) = (BufferId(0), BufferId(1));

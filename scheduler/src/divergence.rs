@@ -195,6 +195,11 @@ impl StreamHash {
         self.buffers.insert(id, buffer_hash(dims, extent, elem_size, data));
     }
 
+    /// Forgets buffer `id`'s hash once every task that uses it was recorded (its memory is released).
+    pub fn buffer_released(&mut self, id: BufferId) {
+        self.buffers.remove(&id);
+    }
+
     /// The [`buffer_hash`] of buffer `id`, if it was created.
     pub fn buffer(&self, id: BufferId) -> Option<u64> {
         self.buffers.get(&id).copied()
@@ -279,6 +284,17 @@ mod tests {
                 (id, sh.running, cp)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_released_buffers_creation_hash_is_forgotten() {
+        let mut sh = StreamHash::new();
+        for i in 0..1000 {
+            sh.buffer_created(celer_graph::BufferId(i), 1, &GridBox::d1(0, 8), 4, None);
+            sh.buffer_released(celer_graph::BufferId(i));
+        }
+        assert!(sh.buffer(celer_graph::BufferId(7)).is_none());
+        assert!(sh.buffers.is_empty(), "a program creating and dropping buffers keeps no hash of each");
     }
 
     #[test]

@@ -58,7 +58,11 @@ impl Simulation {
         for g in &mut self.ranks {
             g.create_buffer(id, dims, extent, host_init, name.map(str::to_owned));
         }
-        self.buffers.push((id, dims, extent, host_init));
+        // Kept for the checker of recorded simulations; a queue that runs the program (no recording) creates and
+        // drops buffers without end, and must not keep each one.
+        if self.record {
+            self.buffers.push((id, dims, extent, host_init));
+        }
     }
 
     /// Creates a host object.
@@ -69,6 +73,9 @@ impl Simulation {
     /// Forgets a host object.
     pub fn destroy_host_object(&mut self, id: HostObjectId) {
         self.tm.destroy_host_object(id);
+        for g in &mut self.ranks {
+            g.destroy_host_object(id);
+        }
     }
 
     /// Names a buffer in errors and dumps.
@@ -149,7 +156,7 @@ impl Simulation {
         &self.tasks
     }
 
-    /// Buffers created so far: (id, dims, extent, host initialized).
+    /// Buffers created so far, when recording: (id, dims, extent, host initialized).
     pub fn buffers(&self) -> &[(BufferId, usize, GridBox, bool)] {
         &self.buffers
     }

@@ -36,7 +36,9 @@ impl Axis {
         if i >= self.parts {
             return self.hi;
         }
-        (self.lo + (i * self.granules / self.parts) * self.granularity).min(self.hi)
+        // In u128: `i * granules` overflows usize for index spaces of more than usize::MAX / parts granules.
+        let granule = (i as u128 * self.granules as u128 / self.parts as u128) as usize;
+        self.lo.saturating_add(granule.saturating_mul(self.granularity)).min(self.hi)
     }
 
     /// The runs overlapping `[a, b)`, as a range of run indices.
@@ -171,6 +173,24 @@ mod tests {
         let g = ChunkGrid::new(GridBox::d1(0, 10), 4, SplitHint::OneD, [1; 3]);
         let chunks: Vec<_> = (0..g.len()).map(|i| g.chunk(i)).collect();
         assert_eq!(chunks, vec![GridBox::d1(0, 2), GridBox::d1(2, 5), GridBox::d1(5, 7), GridBox::d1(7, 10)]);
+    }
+
+    #[test]
+    fn index_spaces_near_usize_max_split_without_overflow() {
+        // `i * granules` of the cut formula exceeds usize for more than usize::MAX / parts granules.
+        let n = 1usize << 62;
+        let g = ChunkGrid::new(GridBox::d1(0, n), 5, SplitHint::OneD, [1; 3]);
+        let chunks: Vec<_> = (0..g.len()).map(|i| g.chunk(i)).collect();
+        assert_eq!(chunks.len(), 5);
+        assert_eq!(chunks[0].min()[0], 0);
+        assert_eq!(chunks[4].max()[0], n);
+        for w in chunks.windows(2) {
+            assert_eq!(w[0].max()[0], w[1].min()[0], "chunks tile the range: {chunks:?}");
+            assert!(w[0].range()[0].abs_diff(w[1].range()[0]) <= 1, "an even split: {chunks:?}");
+        }
+        let mut hit = Vec::new();
+        g.for_each_intersecting(&GridBox::d1(n - 1, n), |i| hit.push(i));
+        assert_eq!(hit, vec![4]);
     }
 
     #[test]

@@ -18,13 +18,21 @@ pub(super) enum Chunking {
     /// One empty chunk, on rank 0: a task without items that reduces (it writes the reduction's identity, or keeps
     /// the current value).
     Empty,
+    /// A collective host task over processes that drive `devices` nodes each: item `p` runs on node `p * devices`
+    /// (the process's device 0); the other nodes' chunks are empty.
+    PerProcess {
+        /// Nodes per process.
+        devices: usize,
+        /// Processes (the task's items).
+        processes: usize,
+    },
 }
 
 impl Chunking {
     pub(super) fn len(&self, num_ranks: usize) -> usize {
         match self {
             Chunking::Grid(g) => g.len(),
-            Chunking::Replicated(_) => num_ranks,
+            Chunking::Replicated(_) | Chunking::PerProcess { .. } => num_ranks,
             Chunking::Empty => 1,
         }
     }
@@ -34,6 +42,10 @@ impl Chunking {
             Chunking::Grid(g) => g.chunk(i),
             Chunking::Replicated(b) => *b,
             Chunking::Empty => GridBox::EMPTY,
+            Chunking::PerProcess { devices, processes } => match (i % devices, i / devices) {
+                (0, p) if p < *processes => GridBox::d1(p, p + 1),
+                _ => GridBox::EMPTY,
+            },
         }
     }
 }
@@ -44,7 +56,14 @@ impl CommandGraphGenerator {
         match task.kind() {
             TaskKind::Fence => Chunking::Replicated(task.spec.range),
             TaskKind::Once => Chunking::Grid(ChunkGrid::new(task.spec.range, 1, task.spec.hint, [1; 3])),
-            TaskKind::Collective(_) => Chunking::Grid(ChunkGrid::new(GridBox::d1(0, n), n, Default::default(), [1; 3])),
+            // One item per process (the task graph made the range so); with several devices per process, each
+            // process's item runs on its device 0.
+            TaskKind::Collective(_) => match task.spec.range.range()[0] {
+                processes if processes >= n || processes == 0 || !n.is_multiple_of(processes) => {
+                    Chunking::Grid(ChunkGrid::new(GridBox::d1(0, n), n, Default::default(), [1; 3]))
+                }
+                processes => Chunking::PerProcess { devices: n / processes, processes },
+            },
             // No items: no chunk at all (no command on any rank), unless a reduction needs its result written.
             _ if task.spec.range.is_empty() && !task.spec.reductions.is_empty() => Chunking::Empty,
             _ => Chunking::Grid(ChunkGrid::new(task.spec.range, n, task.spec.hint, task.spec.granularity)),
@@ -154,6 +173,13 @@ impl CommandGraphGenerator {
         match chunking {
             Chunking::Replicated(_) => out.extend((0..self.config.num_ranks).filter(|&i| Some(i) != skip)),
             Chunking::Empty => out.extend((skip != Some(0)).then_some(0)),
+            Chunking::PerProcess { devices, processes } => {
+                let items = self.reach(task, buffer, bbox, filter).intersection(&GridBox::d1(0, *processes));
+                if !items.is_empty() {
+                    let nodes = (items.min()[0]..items.max()[0]).map(|p| p * devices);
+                    out.extend(nodes.filter(|&i| Some(i) != skip));
+                }
+            }
             Chunking::Grid(g) => g.for_each_intersecting(&self.reach(task, buffer, bbox, filter), |i| {
                 if Some(i) != skip {
                     out.push(i);

@@ -154,6 +154,12 @@ impl CommandGraphGenerator {
         self.buffers.remove(&id);
     }
 
+    /// Forgets a host object (the last command with a side effect on it): call it after the tasks submitted before
+    /// the object was dropped are built.
+    pub fn destroy_host_object(&mut self, id: HostObjectId) {
+        self.host_objects.remove(&id);
+    }
+
     /// The command `id`, unless pruned.
     pub fn command(&self, id: CommandId) -> Option<&Command> {
         self.commands.get(id.0)

@@ -372,6 +372,72 @@ fn a_collective_runs_one_chunk_on_every_rank_whatever_its_granularity() {
     }
 }
 
+#[test]
+fn a_simulation_that_records_nothing_keeps_no_list_of_dropped_buffers() {
+    // The application thread's simulation of a running queue records nothing, and a program may create and drop
+    // buffers without end.
+    let mut sim = Simulation::new(1, false);
+    for i in 0..1000 {
+        sim.create_buffer(BufferId(i), 1, GridBox::d1(0, 8), false, None);
+        sim.destroy_buffer(BufferId(i));
+    }
+    assert!(sim.buffers().is_empty());
+    let mut recorded = Simulation::new(1, true);
+    recorded.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    assert_eq!(recorded.buffers().len(), 1, "the checker of recorded simulations still sees every buffer");
+}
+
+#[test]
+fn a_dropped_host_object_leaves_no_state_in_the_command_graph() {
+    let mut sim = Simulation::new(2, false);
+    for i in 0..100 {
+        let ho = celer_graph::HostObjectId(i);
+        sim.create_host_object(ho);
+        let mut spec = TaskSpec::new(TaskKind::Collective(celer_graph::CollectiveGroupId(0)), 1, GridBox::d1(0, 1));
+        spec.side_effects.push((ho, celer_graph::SideEffectOrder::Sequential));
+        sim.submit(spec).unwrap();
+        sim.destroy_host_object(ho);
+    }
+    assert!(sim.ranks.iter().all(|g| g.host_objects.is_empty()));
+}
+
+#[test]
+fn a_collective_over_processes_of_two_devices_runs_item_p_on_node_2p_and_gets_its_data_there() {
+    // 2 processes x 2 devices: nodes 0, 1 are process 0's, nodes 2, 3 process 1's.
+    let all: Vec<NodeId> = (0..4).map(NodeId).collect();
+    let config = TaskManagerConfig { devices_per_rank: 2, ..Default::default() };
+    let mut sim = Simulation::with_ranks(4, &all, true, config);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    sim.create_buffer(B1, 1, GridBox::d1(0, 2), false, None);
+    sim.submit(write(B0)).unwrap(); // every node writes 2 cells of B0
+                                    // Process p reads cells [4p, 4p + 4) (written by both its devices) and writes cell p of B1.
+    let rows = RangeMapper::Custom {
+        name: "halves",
+        f: std::sync::Arc::new(|c: &GridBox, _: &GridBox| Region::from(GridBox::d1(4 * c.min()[0], 4 * c.max()[0]))),
+        reach: None,
+    };
+    let spec = TaskSpec::new(TaskKind::Collective(celer_graph::CollectiveGroupId(1)), 1, GridBox::d1(0, 1))
+        .access(B0, Read, rows)
+        .access(B1, DiscardWrite, RangeMapper::OneToOne);
+    let id = sim.submit(spec).unwrap();
+    assert_eq!(sim.tm.task(id).unwrap().spec.range, GridBox::d1(0, 2), "one item per process");
+    for r in 0..4 {
+        let chunks: Vec<GridBox> = (sim.ranks[r].records().iter())
+            .filter(|c| c.task == id)
+            .filter_map(|c| match c.kind {
+                CommandKind::Execution { chunk, .. } => Some(chunk),
+                _ => None,
+            })
+            .collect();
+        let want = if r % 2 == 0 { GridBox::d1(r / 2, r / 2 + 1) } else { GridBox::EMPTY };
+        assert_eq!(chunks, vec![want], "N{r}");
+    }
+    // Node 1 sends its half of process 0's cells to node 0, node 3 its half of process 1's to node 2.
+    assert_eq!(transfers(&sim, 1, id, B0), vec![("push", Region::from(GridBox::d1(2, 4)))]);
+    assert_eq!(transfers(&sim, 0, id, B0), vec![("await-push", Region::from(GridBox::d1(2, 4)))]);
+    assert_eq!(transfers(&sim, 3, id, B0), vec![("push", Region::from(GridBox::d1(6, 8)))]);
+}
+
 /// Commands of `task` on rank `r` that move `b`: (kind, region) of each push target and await-push.
 fn transfers(sim: &Simulation, r: usize, task: TaskId, b: BufferId) -> Vec<(&'static str, Region)> {
     let mut out = Vec::new();

@@ -67,6 +67,17 @@ pub(super) enum GpuOp {
     },
 }
 
+impl GpuOp {
+    /// Whether the operation copies into, out of, or binds buffer `b`'s device allocation.
+    pub(super) fn uses(&self, b: BufferId) -> bool {
+        match self {
+            GpuOp::Kernel(k) => k.accesses.iter().any(|(x, _)| *x == b) || k.identities.iter().any(|(x, _)| *x == b),
+            GpuOp::Upload { buffer, .. } | GpuOp::Grow { buffer, .. } | GpuOp::Download { buffer, .. } => *buffer == b,
+            GpuOp::DownloadScratch { .. } => false,
+        }
+    }
+}
+
 /// Where a command's GPU work is: in a submitted batch, or in the one this step is still collecting (every step
 /// submits what it collected before it ends, and [`RankLoop::flush`] turns `Open` into `Submitted`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

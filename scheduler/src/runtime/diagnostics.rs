@@ -207,6 +207,18 @@ pub(super) const STALL_REPORT_QUEUED: usize = 8;
 /// run out at about the same time, print what they wait for too.
 pub(super) const STALL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A range mapper for divergence reports, with the parameters the task hash covers (a fixed box, a slice's
+/// dimension, a neighbourhood's extent), so that two ranks' sides show what differs.
+fn describe_mapper(m: &celer_graph::RangeMapper) -> String {
+    use celer_graph::RangeMapper;
+    match m {
+        RangeMapper::Fixed(b) => format!("fixed {b}"),
+        RangeMapper::Slice(d) => format!("slice({d})"),
+        RangeMapper::Neighborhood { extent, shape } => format!("neighborhood({extent:?}, {shape:?})"),
+        other => other.name().to_string(),
+    }
+}
+
 impl RankLoop<'_> {
     /// Closes the trace's spans of the batches that completed and adds the device's timings of their operations.
     pub(super) fn trace_completed_batches(&mut self) {
@@ -304,10 +316,13 @@ impl RankLoop<'_> {
         }
         for a in s.accesses.iter() {
             let b = self.describe_buffer(a.buffer);
-            out.push_str(&format!("; {} {b} {}", a.mode.name(), a.mapper.name()));
+            out.push_str(&format!("; {} {b} {}", a.mode.name(), describe_mapper(&a.mapper)));
         }
         for r in &s.reductions {
             out.push_str(&format!("; reduction {:?} into {}", r.op, self.describe_buffer(r.buffer)));
+        }
+        if s.granularity != [1; 3] {
+            out.push_str(&format!("; granularity {:?}", s.granularity));
         }
         out
     }

@@ -37,12 +37,15 @@ pub(super) struct HostView {
     pub(super) elem_size: usize,
     pub(super) bytes: Vec<u8>,
     pub(super) produces: bool,
+    /// For a writing accessor whose region is several boxes: those boxes, the only cells written back (the rest of
+    /// `bounds` is not the task's to write, and holds zeros or what the closure left there). Empty otherwise.
+    pub(super) written: Vec<GridBox>,
 }
 
 /// What a host task's closure gets: its chunk, and per accessor (in declaration order) the cells it maps to.
 ///
-/// Read accessors hold the buffer's current contents; write accessors start zeroed and everything in their box
-/// is written back when the closure returns (so a write accessor must cover exactly the cells the task owns).
+/// Read accessors hold the buffer's current contents; write accessors start zeroed, and the cells of their region
+/// (not the rest of its bounding box) are written back when the closure returns.
 ///
 /// The default value is an empty context (no chunk, no accessors), a placeholder while a wrapper borrows the real one.
 #[derive(Debug, Default)]
@@ -236,12 +239,10 @@ impl RankLoop<'_> {
     ) -> Result<Option<InFlight>, RuntimeError> {
         let fail = failure(self.node, cmd);
         let task = self.tm.task(task).ok_or_else(|| fail(RuntimeError::TaskPruned))?;
-        // With several devices per rank, a collective host task is the rank's, not each device's: its
-        // closure runs on device 0 only (once per rank, so host objects see each side effect once),
-        // unless it writes buffers, which every node's chunk must then do.
-        let per_rank = matches!(task.kind(), TaskKind::Collective(_))
-            && self.devices > 1
-            && !task.spec.accesses.iter().any(|a| a.mode.produces());
+        // With several devices per rank, a collective host task is the rank's, not each device's: it has one item
+        // per rank, which runs on the rank's device 0 (once per rank, so host objects see each side effect once);
+        // the other devices' chunks are empty.
+        let per_rank = matches!(task.kind(), TaskKind::Collective(_)) && self.devices > 1;
         if per_rank && self.device != 0 {
             return Ok(None);
         }
@@ -265,6 +266,8 @@ impl RankLoop<'_> {
             let region =
                 a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| fail(e.into()))?;
             let bounds = region.bounding_box();
+            let written =
+                if a.mode.produces() && region.boxes().len() > 1 { region.boxes().to_vec() } else { Vec::new() };
             if a.mode.consumes() && !bounds.is_empty() {
                 wanted.push((i, a.buffer, bounds));
             }
@@ -275,6 +278,7 @@ impl RankLoop<'_> {
                 elem_size: state.elem_size,
                 bytes: vec![0; bounds.area() * state.elem_size],
                 produces: a.mode.produces(),
+                written,
             });
         }
         let ctx = HostContext { chunk: *chunk, rank: host_rank, ranks: host_ranks, views, objects: payload.1 };
@@ -339,13 +343,18 @@ impl RankLoop<'_> {
         for v in ctx.views.into_iter().filter(|v| v.produces && !v.bounds.is_empty()) {
             any = true;
             self.cover(v.buffer, &v.bounds)?;
-            self.pending.push(GpuOp::Upload {
-                buffer: v.buffer,
-                region: v.bounds,
-                bytes: Arc::new(v.bytes),
-                bounds: v.bounds,
-                context: OpContext::HostOutputs(cmd),
-            });
+            let bytes = Arc::new(v.bytes);
+            // Only the accessor's region: one box, or each of several (not the bounding box between them).
+            let one = [v.bounds];
+            for region in if v.written.is_empty() { &one[..] } else { &v.written[..] } {
+                self.pending.push(GpuOp::Upload {
+                    buffer: v.buffer,
+                    region: *region,
+                    bytes: Arc::clone(&bytes),
+                    bounds: v.bounds,
+                    context: OpContext::HostOutputs(cmd),
+                });
+            }
         }
         Ok(any.then(|| InFlight::Gpu(self.open(), AfterGpu::Done)))
     }

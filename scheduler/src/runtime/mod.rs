@@ -406,7 +406,12 @@ impl<'c> RankLoop<'c> {
                 self.fences.insert(id, reply);
             }
             Message::CreateHostObject(id) => self.tm.create_host_object(id),
-            Message::DestroyHostObject(id) => self.tm.destroy_host_object(id),
+            Message::DestroyHostObject(id) => {
+                // The tasks submitted before the drop may use it: build their commands first.
+                self.generate()?;
+                self.tm.destroy_host_object(id);
+                self.cdag.destroy_host_object(id);
+            }
             Message::Stats(reply) => {
                 // The statistics count the tasks submitted so far.
                 self.generate()?;
@@ -652,11 +657,18 @@ impl<'c> RankLoop<'c> {
         self.completed_before = self.completed_before.max(reached);
         let (buffers, stats, roots, known) =
             (&mut self.buffers, &mut self.stats, &mut self.block_roots, &mut self.known_results);
+        let mut hashes = self.divergence.as_mut().map(|d| &mut d.stream);
+        let pending = &self.pending;
         self.dropped.retain(|&(id, before)| {
-            let release = before <= reached;
+            // GPU work of this step not yet submitted may still use it (the upload of a reduction's result, which
+            // completes its command at once): it goes at a later horizon or epoch.
+            let release = before <= reached && !pending.iter().any(|op| op.uses(id));
             if release {
                 roots.remove(&id);
                 known.remove(&id);
+                if let Some(h) = hashes.as_mut() {
+                    h.buffer_released(id);
+                }
                 if let Some(device) = buffers.remove(&id).and_then(|s| s.device) {
                     stats.device_bytes -= device.bytes() as u64;
                 }

@@ -1,0 +1,172 @@
+//! What `submit` checks before the task graph sees a task, where the task graph cannot: what only the typed builder
+//! still knows (a box's offset and range before they become a `GridBox`, which saturates; whether a kernel has code;
+//! which reductions brought a combining function) and the limits of the `u32` coordinates kernels see. The binding
+//! checks against a kernel's reflection are `binding.rs`'s; each failure here is a [`TaskErrorKind`] naming the
+//! buffer or the index space (the caller adds the task).
+
+use celer_scheduler::exec::shaders::KernelSource;
+use celer_scheduler::graph::{
+    BufferId, GridBox, HostObjectId, ReductionOp, ResourceIdent, TaskErrorKind, TaskKind, TaskSpec,
+};
+
+/// What a task builder noted while its accesses and reductions were added, for [`Noted::check`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Noted {
+    /// The kernel's name for a `parallel_for` (a `Kernel::named` one has no code).
+    kernel_name: Option<std::sync::Arc<str>>,
+    /// The first box given as offset and range whose end overflows `usize`.
+    overflow: Option<Overflow>,
+    /// The queue (its address) of the first buffer or host object the task uses, with that resource, and the first
+    /// resource of another queue than that one.
+    queue: Option<(usize, Resource)>,
+    foreign: Option<Resource>,
+    /// The first buffer the task binds whose extent a kernel cannot address (beyond `u32::MAX` along a
+    /// dimension), with that extent.
+    too_wide: Option<(BufferId, GridBox)>,
+}
+
+/// A buffer or host object a task uses, for the error naming one of another queue.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Resource {
+    Buffer(BufferId),
+    HostObject(HostObjectId),
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resource::Buffer(b) => write!(f, "buffer {b}"),
+            Resource::HostObject(h) => write!(f, "host object {h}"),
+        }
+    }
+}
+
+/// A box whose end overflows `usize`, as given.
+#[derive(Clone, Debug)]
+struct Overflow {
+    what: String,
+    buffer: BufferId,
+    offset: Vec<usize>,
+    range: Vec<usize>,
+    extent: GridBox,
+}
+
+/// Whether `offset + range` overflows `usize` in some dimension.
+pub(crate) fn overflows(offset: &[usize], range: &[usize]) -> bool {
+    offset.iter().zip(range).any(|(o, r)| o.checked_add(*r).is_none())
+}
+
+/// The error for a box `[offset, offset + range)` of `buffer` (of `extent`) whose end overflows.
+pub(crate) fn overflow_error(
+    what: String,
+    buffer: ResourceIdent,
+    offset: &[usize],
+    range: &[usize],
+    extent: GridBox,
+) -> TaskErrorKind {
+    TaskErrorKind::BoxOverflow { what, buffer, offset: offset.to_vec(), range: range.to_vec(), extent }
+}
+
+impl Noted {
+    /// The notes of a `parallel_for` of the kernel named `name`.
+    pub(crate) fn kernel(name: std::sync::Arc<str>) -> Self {
+        Self { kernel_name: Some(name), ..Self::default() }
+    }
+
+    /// Notes that the task uses `resource`, of the queue at address `queue`.
+    pub(crate) fn queue_of(&mut self, queue: usize, resource: Resource) {
+        match self.queue {
+            None => self.queue = Some((queue, resource)),
+            Some((q, _)) if q != queue && self.foreign.is_none() => self.foreign = Some(resource),
+            Some(_) => {}
+        }
+    }
+
+    /// Notes a buffer the task binds (an accessor or a reduction); allocates nothing unless its extent is beyond
+    /// what kernels address.
+    pub(crate) fn buffer(&mut self, id: BufferId, extent: &[usize]) {
+        if self.too_wide.is_none() && extent.iter().any(|&e| e > u32::MAX as usize) {
+            self.too_wide = Some((id, GridBox::from_extent(extent)));
+        }
+    }
+
+    /// Notes a box `[offset, offset + range)` of buffer `id` (of extent `extent`) that `what` describes, if its end
+    /// overflows (the first one is reported).
+    pub(crate) fn subrange(
+        &mut self,
+        what: impl FnOnce() -> String,
+        id: BufferId,
+        extent: &[usize],
+        offset: &[usize],
+        range: &[usize],
+    ) {
+        if self.overflow.is_none() && overflows(offset, range) {
+            let extent = GridBox::from_extent(extent);
+            self.overflow =
+                Some(Overflow { what: what(), buffer: id, offset: offset.to_vec(), range: range.to_vec(), extent });
+        }
+    }
+
+    /// Checks the task `spec` of this builder, submitted to the queue at address `queue`: `code` is its compiled kernel and entry point (`Kernel::wgsl`; none for
+    /// a host task or a `Kernel::named` one); `running` whether the queue runs the program (not a dry run); `combines[i]` whether
+    /// reduction `i` brought a combining function (`reduce_with`); `ident` names a buffer.
+    pub(crate) fn check(
+        &self,
+        queue: usize,
+        spec: &TaskSpec,
+        code: Option<(&'static KernelSource, &'static str)>,
+        running: bool,
+        combines: impl Fn(usize) -> bool,
+        ident: impl Fn(BufferId) -> ResourceIdent,
+    ) -> Result<(), Box<TaskErrorKind>> {
+        // Resources of another queue: their ids name other buffers here (a second dry run's, say).
+        let foreign = match (self.queue, self.foreign) {
+            (Some((q, first)), _) if q != queue => Some(first),
+            (_, other) => other,
+        };
+        if let Some(r) = foreign {
+            return Err(Box::new(TaskErrorKind::ForeignResource { resource: r.to_string() }));
+        }
+        if let Some(o) = &self.overflow {
+            return Err(Box::new(overflow_error(o.what.clone(), ident(o.buffer), &o.offset, &o.range, o.extent)));
+        }
+        // An empty index space has no items to count or address (a no-op however large its other extents).
+        let items = matches!(spec.kind, TaskKind::DeviceCompute | TaskKind::HostCompute) && !spec.range.is_empty();
+        if items && spec.range.range().iter().try_fold(1usize, |n, &e| n.checked_mul(e)).is_none() {
+            return Err(Box::new(TaskErrorKind::IndexSpaceTooLarge { range: spec.range }));
+        }
+        let host_kind = match spec.kind {
+            TaskKind::HostCompute => Some("a host task (task::host_for)"),
+            TaskKind::Once => Some("a host task (task::host_once)"),
+            TaskKind::Collective(_) => Some("a collective host task (task::host_collective)"),
+            _ => None,
+        };
+        for (i, r) in spec.reductions.iter().enumerate() {
+            if let Some(kind) = host_kind {
+                return Err(Box::new(TaskErrorKind::ReductionWithoutKernel { kind, buffer: ident(r.buffer) }));
+            }
+            if r.op == ReductionOp::Custom && !combines(i) {
+                return Err(Box::new(TaskErrorKind::CustomReductionWithoutCombine { buffer: ident(r.buffer) }));
+            }
+        }
+        if spec.kind != TaskKind::DeviceCompute {
+            return Ok(());
+        }
+        let Some((source, entry)) = code else {
+            return match (&self.kernel_name, running) {
+                (Some(name), true) => Err(Box::new(TaskErrorKind::KernelWithoutCode { kernel: name.to_string() })),
+                _ => Ok(()),
+            };
+        };
+        let (max, kernel) = (u32::MAX, || format!("{}::{entry}", source.name()));
+        if items && spec.range.max().iter().any(|&m| m > max as usize) {
+            let what = format!("the index space {}", spec.range);
+            return Err(Box::new(TaskErrorKind::KernelCoordinates { kernel: kernel(), what, max }));
+        }
+        if let Some((id, extent)) = &self.too_wide {
+            let what = format!("{} of extent {extent}", ident(*id));
+            return Err(Box::new(TaskErrorKind::KernelCoordinates { kernel: kernel(), what, max }));
+        }
+        Ok(())
+    }
+}
