@@ -12,7 +12,7 @@ use celer_scheduler::graph::{
 /// What a task builder noted while its accesses and reductions were added, for [`Noted::check`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Noted {
-    /// The kernel's name for a `parallel_for` (a `Kernel::named` one has no code).
+    /// The name of a `parallel_for`'s kernel that has no code (`Kernel::named`): a running queue refuses it.
     kernel_name: Option<std::sync::Arc<str>>,
     /// The first box given as offset and range whose end overflows `usize`.
     overflow: Option<Overflow>,

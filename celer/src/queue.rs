@@ -949,7 +949,10 @@ pub mod task {
         let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name.clone());
         let mut builder = TaskBuilder::of(spec);
         builder.p.kernel = kernel.source;
-        builder.p.noted = crate::checks::Noted::kernel(kernel.name.clone());
+        if kernel.source.is_none() {
+            // Only a kernel without code needs its name noted (a running queue refuses it by that name).
+            builder.p.noted = crate::checks::Noted::kernel(kernel.name.clone());
+        }
         builder
     }
 
