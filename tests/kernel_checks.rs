@@ -406,3 +406,67 @@ fn a_kernel_check_passed_once_lets_only_tasks_of_the_same_shape_through() {
     assert_has(&msg, &["buffer B1 \"b\""]);
     q.submit(step(&a, &b).scalar_f32(0.2)).expect("another value of the same scalar");
 }
+
+#[test]
+fn a_reduction_whose_op_or_type_differs_from_the_kernels_block_reduction_is_refused() {
+    let q = Queue::dry_run();
+    let data = q.buffer_from(&[1.0f32; 512], [512]).named("data");
+    let total = q.buffer::<f32, 1>([1]).named("total");
+    // The kernel stores celer_reduce_sum_f32's result: a Max reduction would combine the blocks' sums by max.
+    let sum = Kernel::wgsl(&own_kernels::BLOCK_F32, "reduce_sum").unwrap();
+    let msg = message(
+        q.submit(
+            task::parallel_for(&sum, [512])
+                .read(&data, access::one_to_one())
+                .reduce(&total, ReductionOp::Max)
+                .name("max_of_sums"),
+        ),
+        "max_of_sums",
+    );
+    assert_has(
+        &msg,
+        &[
+            "kernel block_f32::reduce_sum stores the result of celer_reduce_sum_f32 into `out` (@binding(1))",
+            "the task reduces buffer B1 \"total\" there with ReductionOp::Max",
+            "reduce with ReductionOp::Sum",
+        ],
+    );
+    // The matching operation passes.
+    q.submit(task::parallel_for(&sum, [512]).read(&data, access::one_to_one()).reduce(&total, ReductionOp::Sum))
+        .expect("a Sum reduction through celer_reduce_sum_f32 is accepted");
+    // Through a helper function and a local variable: an i32 maximum reduced as a sum.
+    let ints = q.buffer::<i32, 1>([1]).named("ints");
+    let max_i32 = Kernel::wgsl(&own_kernels::BLOCK_MISMATCH, "max_i32").unwrap();
+    let msg = message(
+        q.submit(
+            task::parallel_for(&max_i32, [512])
+                .read(&data, access::one_to_one())
+                .reduce(&ints, ReductionOp::Sum)
+                .name("sum_of_maxima"),
+        ),
+        "sum_of_maxima",
+    );
+    assert_has(&msg, &["stores the result of celer_reduce_max_i32 into `out`", "with ReductionOp::Sum"]);
+    q.submit(task::parallel_for(&max_i32, [512]).read(&data, access::one_to_one()).reduce(&ints, ReductionOp::Max))
+        .expect("the f32 maximum the i32 one is computed from is no reduction result");
+    // An f32 block sum stored, converted, into an i32 binding.
+    let into_i32 = Kernel::wgsl(&own_kernels::BLOCK_MISMATCH, "sum_f32_into_i32").unwrap();
+    let msg = message(
+        q.submit(
+            task::parallel_for(&into_i32, [512])
+                .read(&data, access::one_to_one())
+                .reduce(&ints, ReductionOp::Sum)
+                .name("truncated_sums"),
+        ),
+        "truncated_sums",
+    );
+    assert_has(
+        &msg,
+        &[
+            "kernel block_mismatch::sum_f32_into_i32 stores the result of celer_reduce_sum_f32 (of f32) into `out` \
+             (@binding(1)), declared array<i32>",
+            "where the task reduces buffer B2 \"ints\"",
+            "call celer_reduce_sum_i32",
+        ],
+    );
+}

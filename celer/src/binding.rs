@@ -11,12 +11,16 @@
 //!    element its size: `KernelElementType`), a read access where the
 //!    entry point writes (`KernelWritesReadAccess`), a writing access or a reduction through a
 //!    `var<storage, read>` binding (`KernelReadOnlyBinding`);
-//! 4. the kernel's dimensionality (the `celer_item_Nd` it calls) against the task's (`KernelDimensions`);
-//! 5. the push-constant struct: the boxes first (`PushConstantLayout`), then every scalar member filled once with
+//! 4. per reduction, the prelude block reductions the kernel stores into its binding: the same operation
+//!    (`KernelReductionOp`) and the binding's type (`KernelReductionType`);
+//! 5. the kernel's dimensionality (the `celer_item_Nd` it calls) against the task's (`KernelDimensions`);
+//! 6. the push-constant struct: the boxes first (`PushConstantLayout`), then every scalar member filled once with
 //!    a value of its type (`MissingScalar`, `ExtraScalars`, `ScalarType`).
 
-use celer_scheduler::exec::shaders::{KernelSource, PushMemberDesc, ScalarType, StorageAccess};
-use celer_scheduler::graph::{BufferId, ResourceIdent, TaskErrorKind, TaskSpec};
+use celer_scheduler::exec::shaders::{
+    BindingDesc, BlockReductionDesc, EntryPointDesc, KernelSource, PushMemberDesc, ScalarType, StorageAccess,
+};
+use celer_scheduler::graph::{BufferId, ReductionOp, ResourceIdent, TaskErrorKind, TaskSpec};
 use celer_scheduler::runtime::{CustomReduction, ScalarKind};
 
 use crate::queue::{Element, Scalar};
@@ -169,6 +173,7 @@ pub(crate) fn check_kernel(
             }));
         }
     }
+    check_block_reductions(kernel, ep, task, bindings, &buffer)?;
     if let Some(dims) = ep.dims {
         if dims as usize != task.spec.dims {
             return Err(Box::new(TaskErrorKind::KernelDimensions {
@@ -180,6 +185,66 @@ pub(crate) fn check_kernel(
         }
     }
     push_words(kernel, ep.push_constants, ep.push_constant_bytes, 1 + given, scalars)
+}
+
+/// The task's reductions against the prelude block reductions (`celer_reduce_<op>_<type>`) whose results the kernel
+/// stores into their bindings, as the build's reflection traced them: the same operation (one of the calls stored
+/// there has the task's), and the binding's scalar type (every call's). Custom reductions (`reduce_with`) and calls
+/// the build could not tie to a binding are not checked.
+fn check_block_reductions(
+    kernel: &dyn Fn() -> String,
+    ep: &EntryPointDesc,
+    task: &KernelTask<'_>,
+    bindings: &[BindingDesc],
+    buffer: &impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    if ep.block_reductions.is_empty() {
+        return Ok(());
+    }
+    let accessors = task.spec.accesses.len();
+    for (r, desc) in task.spec.reductions.iter().zip(&bindings[accessors.min(bindings.len())..]) {
+        let stored = || ep.block_reductions.iter().filter(|c| c.binding == Some(desc.binding));
+        let call = |c: &BlockReductionDesc| format!("celer_reduce_{}_{}", c.op, c.scalar.name());
+        let (task_op, task_op_lower) = match r.op {
+            ReductionOp::Sum => ("Sum", "sum"),
+            ReductionOp::Min => ("Min", "min"),
+            ReductionOp::Max => ("Max", "max"),
+            ReductionOp::Custom => continue,
+        };
+        if let Some(first) = stored().next() {
+            if !stored().any(|c| c.op == task_op_lower) {
+                let calls: Vec<String> = stored().map(call).collect();
+                let kernel_op = match first.op {
+                    "sum" => "Sum",
+                    "min" => "Min",
+                    _ => "Max",
+                };
+                return Err(Box::new(TaskErrorKind::KernelReductionOp {
+                    kernel: kernel(),
+                    call: calls.join(" and "),
+                    binding: desc.name.into(),
+                    number: desc.binding,
+                    buffer: buffer(r.buffer),
+                    task_op,
+                    task_op_lower,
+                    kernel_op,
+                }));
+            }
+        }
+        if let Some(c) = stored().find(|c| desc.scalar.is_some_and(|s| s != c.scalar)) {
+            return Err(Box::new(TaskErrorKind::KernelReductionType {
+                kernel: kernel(),
+                call: call(c),
+                call_type: c.scalar.name(),
+                op: c.op,
+                binding: desc.name.into(),
+                number: desc.binding,
+                wgsl: desc.element.into(),
+                buffer: buffer(r.buffer),
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// Where every accessor and reduction was named: checks the names and reorders the task's bindings by the kernel's

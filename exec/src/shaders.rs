@@ -158,6 +158,22 @@ pub struct EntryPointDesc {
     /// The binding numbers it stores to or uses atomics on (directly or through the functions it calls), ascending:
     /// a task must declare a writing access for the buffers bound there.
     pub writes: &'static [u32],
+    /// The prelude's block reductions it calls (`celer_reduce_<op>_<type>`, directly or through the functions it
+    /// calls), each with the binding its result is stored to where the IR shows it: `celer`'s `submit` refuses a
+    /// task whose reduction on that binding has another operation or type.
+    pub block_reductions: &'static [BlockReductionDesc],
+}
+
+/// One call of a prelude block reduction `celer_reduce_<op>_<type>` by an entry point ([`EntryPointDesc`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockReductionDesc {
+    /// The operation: `"sum"`, `"min"` or `"max"`.
+    pub op: &'static str,
+    /// The type it reduces (`f32`, `i32`, `u32` or `f64`).
+    pub scalar: ScalarType,
+    /// The `@group(0)` binding a store writes its result (or a value computed from it) to; `None` where the build
+    /// saw no such store (the result handed to a function that stores it, for example).
+    pub binding: Option<u32>,
 }
 
 /// One compiled shader file: SPIR-V bytes plus what the build script learnt about its bindings and entry points

@@ -218,6 +218,56 @@ pub enum TaskErrorKind {
         /// The buffer.
         buffer: ResourceIdent,
     },
+    /// A reduction whose operation is not the one of the prelude block reduction the kernel stores into its binding.
+    #[error(
+        "kernel {kernel} stores the result of {call} into `{binding}` (@binding({number})), but the task reduces \
+         {buffer} there with ReductionOp::{task_op}, so the blocks' partial results would be combined by another \
+         operation than the one that made them; reduce with ReductionOp::{kernel_op}, or call \
+         celer_reduce_{task_op_lower}_<type> in the kernel"
+    )]
+    KernelReductionOp {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The prelude calls stored there (`celer_reduce_sum_f32`).
+        call: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The task's operation (`Max`).
+        task_op: &'static str,
+        /// The same, in lower case (`max`).
+        task_op_lower: &'static str,
+        /// The kernel's operation (`Sum`).
+        kernel_op: &'static str,
+    },
+    /// A reduction binding that receives the result of a prelude block reduction of another type.
+    #[error(
+        "kernel {kernel} stores the result of {call} (of {call_type}) into `{binding}` (@binding({number})), declared \
+         array<{wgsl}>, where the task reduces {buffer}: each block's {call_type} result is converted to {wgsl} \
+         before the blocks are combined; call celer_reduce_{op}_{wgsl}, or declare the binding and the buffer \
+         {call_type}"
+    )]
+    KernelReductionType {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The prelude call (`celer_reduce_sum_f32`).
+        call: String,
+        /// The type it reduces.
+        call_type: &'static str,
+        /// Its operation (`sum`).
+        op: &'static str,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The binding's element type.
+        wgsl: String,
+        /// The buffer.
+        buffer: ResourceIdent,
+    },
     /// A kernel that works in another dimensionality than the task's index space.
     #[error(
         "kernel {kernel} works in {kernel_dims}D (it calls celer_item_{kernel_dims}d), but the task's index space \

@@ -338,6 +338,22 @@ pub struct EntryPoint {
     pub push_constant_bytes: u32,
     /// The binding numbers it stores to or uses atomics on, directly or through the functions it calls, ascending.
     pub writes: Vec<u32>,
+    /// The prelude's block reductions it calls (`celer_reduce_<op>_<type>`), directly or through the functions it
+    /// calls ([`block_reductions`]): one per (call, binding its result is stored to), in a stable order.
+    pub block_reductions: Vec<BlockReduction>,
+}
+
+/// One call of a prelude block reduction `celer_reduce_<op>_<type>` an entry point makes, and the binding its
+/// result is stored to where the IR shows it ([`block_reductions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlockReduction {
+    /// `sum`, `min` or `max`.
+    pub op: &'static str,
+    /// `f32`, `i32`, `u32` or `f64`.
+    pub ty: &'static str,
+    /// The `@group(0)` binding a store writes its result (or a value computed from it) to, or `None` where no store
+    /// of a binding is seen to take it (the result passed to a function that stores it, for example).
+    pub binding: Option<u32>,
 }
 
 /// Why a kernel file's bindings or entry points do not fit celer ([`reflect`]).
@@ -591,6 +607,7 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             .filter_map(|(_, var)| var.binding.as_ref().map(|b| b.binding))
             .collect();
         writes.sort_unstable();
+        let block_reductions = block_reductions(module, i);
         entry_points.push(EntryPoint {
             name: ep.name.clone(),
             workgroup_size: ep.workgroup_size,
@@ -600,9 +617,150 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             push_constants,
             push_constant_bytes,
             writes,
+            block_reductions,
         });
     }
     Ok(Reflection { bindings, entry_points })
+}
+
+/// `(op, type)` of a prelude block reduction `celer_reduce_<op>_<type>`, from the function's name.
+fn reduce_call(name: &str) -> Option<(&'static str, &'static str)> {
+    let (op, ty) = name.strip_prefix("celer_reduce_")?.split_once('_')?;
+    let op = ["sum", "min", "max"].into_iter().find(|o| *o == op)?;
+    let ty = ["f32", "i32", "u32", "f64"].into_iter().find(|t| *t == ty)?;
+    Some((op, ty))
+}
+
+/// The prelude block reductions whose results flow into expression `expr` of function `f`: through arithmetic,
+/// conversions, `let`s, local variables (every value stored to them) and the return values of the functions it
+/// calls. `seen` guards against cycles (a local variable stored in a loop).
+fn reduction_sources(
+    module: &naga::Module,
+    f: FnRef,
+    expr: Handle<Expression>,
+    seen: &mut std::collections::HashSet<(FnRef, Handle<Expression>)>,
+    out: &mut std::collections::BTreeSet<(&'static str, &'static str)>,
+) {
+    if !seen.insert((f, expr)) {
+        return;
+    }
+    let func = function(module, f);
+    let mut operands: Vec<Handle<Expression>> = Vec::new();
+    match &func.expressions[expr] {
+        Expression::CallResult(callee) => match module.functions[*callee].name.as_deref().and_then(reduce_call) {
+            Some(call) => {
+                out.insert(call);
+            }
+            None => {
+                // What the callee returns.
+                let g = FnRef::Function(*callee);
+                let mut returned = Vec::new();
+                each_statement(&module.functions[*callee].body, &mut |s| {
+                    if let Statement::Return { value: Some(v) } = s {
+                        returned.push(*v);
+                    }
+                });
+                for v in returned {
+                    reduction_sources(module, g, v, seen, out);
+                }
+            }
+        },
+        Expression::Load { pointer } => {
+            if let Some(Expression::LocalVariable(local)) = root_of(func, *pointer).map(|r| &func.expressions[r]) {
+                // Every value stored to the local variable, and its initialiser.
+                let local = *local;
+                operands.extend(func.local_variables[local].init);
+                each_statement(&func.body, &mut |s| {
+                    if let Statement::Store { pointer, value } = s {
+                        if root_of(func, *pointer)
+                            .is_some_and(|r| matches!(func.expressions[r], Expression::LocalVariable(l) if l == local))
+                        {
+                            operands.push(*value);
+                        }
+                    }
+                });
+            }
+        }
+        Expression::Unary { expr, .. }
+        | Expression::As { expr, .. }
+        | Expression::Splat { value: expr, .. }
+        | Expression::Swizzle { vector: expr, .. }
+        | Expression::AccessIndex { base: expr, .. }
+        | Expression::Relational { argument: expr, .. } => operands.push(*expr),
+        Expression::Binary { left, right, .. } => operands.extend([*left, *right]),
+        Expression::Access { base, index } => operands.extend([*base, *index]),
+        Expression::Select { condition, accept, reject } => operands.extend([*condition, *accept, *reject]),
+        Expression::Math { arg, arg1, arg2, arg3, .. } => {
+            operands.push(*arg);
+            operands.extend([*arg1, *arg2, *arg3].into_iter().flatten());
+        }
+        Expression::Compose { components, .. } => operands.extend(components.iter().copied()),
+        _ => {}
+    }
+    for o in operands {
+        reduction_sources(module, f, o, seen, out);
+    }
+}
+
+/// The variable a pointer expression of `func` points into (through `Access`/`AccessIndex`): the handle of its
+/// `GlobalVariable` or `LocalVariable` expression, or `None` (a function parameter).
+fn root_of(func: &Function, mut pointer: Handle<Expression>) -> Option<Handle<Expression>> {
+    loop {
+        match func.expressions[pointer] {
+            Expression::Access { base, .. } | Expression::AccessIndex { base, .. } => pointer = base,
+            Expression::GlobalVariable(_) | Expression::LocalVariable(_) => return Some(pointer),
+            _ => return None,
+        }
+    }
+}
+
+/// The prelude block reductions (`celer_reduce_<op>_<type>`) entry point `entry_point` calls, directly or through
+/// the functions it calls, each with the `@group(0)` binding its result is stored to: a `Store` to a binding (in
+/// any function the entry point reaches) whose value is computed from the call's result, followed through
+/// arithmetic, `let`s, local variables and return values. A call whose result reaches no such store is listed with
+/// `binding: None`. `celer`'s `submit` compares these with the task's reductions (the operation, the type).
+pub fn block_reductions(module: &naga::Module, entry_point: usize) -> Vec<BlockReduction> {
+    let mut stack = vec![FnRef::EntryPoint(entry_point)];
+    let mut reached = std::collections::HashSet::new();
+    let mut called = std::collections::BTreeSet::new();
+    let mut stored = std::collections::BTreeSet::new();
+    while let Some(f) = stack.pop() {
+        if !reached.insert(f) {
+            continue;
+        }
+        let func = function(module, f);
+        each_statement(&func.body, &mut |s| match s {
+            Statement::Call { function: callee, .. } => {
+                if let Some(call) = module.functions[*callee].name.as_deref().and_then(reduce_call) {
+                    called.insert(call);
+                }
+                stack.push(FnRef::Function(*callee));
+            }
+            Statement::Store { pointer, value } => {
+                let binding = root_of(func, *pointer).and_then(|r| match func.expressions[r] {
+                    Expression::GlobalVariable(g) => module.global_variables[g].binding.as_ref(),
+                    _ => None,
+                });
+                if let Some(b) = binding.filter(|b| b.group == 0) {
+                    let mut sources = std::collections::BTreeSet::new();
+                    reduction_sources(module, f, *value, &mut std::collections::HashSet::new(), &mut sources);
+                    stored.extend(sources.into_iter().map(|(op, ty)| BlockReduction {
+                        op,
+                        ty,
+                        binding: Some(b.binding),
+                    }));
+                }
+            }
+            _ => {}
+        });
+    }
+    let mut out: Vec<BlockReduction> = stored.iter().copied().collect();
+    for (op, ty) in called {
+        if !stored.iter().any(|r| r.op == op && r.ty == ty) {
+            out.push(BlockReduction { op, ty, binding: None });
+        }
+    }
+    out
 }
 
 /// Whether `block` (not the functions it calls) synchronises or shares work with other invocations of its workgroup
@@ -709,11 +867,21 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
                 m.size
             );
         }
+        let mut reductions = String::new();
+        for r in &ep.block_reductions {
+            let _ = write!(
+                reductions,
+                "{types}::BlockReductionDesc {{ op: {:?}, scalar: {}, binding: {:?} }}, ",
+                r.op,
+                render_scalar(Some(r.ty), types).trim_start_matches("Some(").trim_end_matches(')'),
+                r.binding
+            );
+        }
         let _ = write!(
             out,
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
-             writes: &{:?} }}, ",
+             writes: &{:?}, block_reductions: &[{reductions}] }}, ",
             ep.name, ep.dims, ep.block_reduction, ep.workgroup_dependent, ep.push_constant_bytes, ep.writes
         );
     }
@@ -1049,6 +1217,33 @@ mod tests {
             }}"
         );
         assert_eq!(accessors(&source), vec![0, 1, UNTRACED_ACCESSOR]);
+    }
+
+    #[test]
+    fn block_reductions_are_tied_to_the_binding_their_result_is_stored_to() {
+        let source = "@group(0) @binding(0) var<storage, read_write> a: array<f32>;
+            @group(0) @binding(1) var<storage, read_write> b: array<i32>;
+            fn helper(lid: u32) -> f32 { return celer_reduce_min_f32(1.0, true, lid); }
+            @compute @workgroup_size(64) fn direct(@builtin(local_invocation_index) lid: u32) {
+                let s = celer_reduce_sum_f32(1.0, true, lid);
+                if (lid == 0u) { a[0] = s * 2.0; }
+            }
+            @compute @workgroup_size(64) fn through(@builtin(local_invocation_index) lid: u32) {
+                var m = 0.0;
+                m = helper(lid);
+                let unused = celer_reduce_max_u32(lid, true, lid);
+                if (lid == 0u) { b[0] = i32(m); }
+            }";
+        let r = reflection(source).expect("reflects");
+        let of = |name: &str| r.entry_points.iter().find(|e| e.name == name).unwrap().block_reductions.clone();
+        assert_eq!(of("direct"), vec![BlockReduction { op: "sum", ty: "f32", binding: Some(0) }]);
+        assert_eq!(
+            of("through"),
+            vec![
+                BlockReduction { op: "min", ty: "f32", binding: Some(1) },
+                BlockReduction { op: "max", ty: "u32", binding: None },
+            ]
+        );
     }
 
     /// The reflection of `source` with the prelude appended.
