@@ -115,6 +115,12 @@ fn rows() -> Vec<Row> {
         err(q.submit(task::host_for([8]).read(&theirs, access::one_to_one()).name("borrowed").run(|_| {}))),
     ));
 
+    let log = q.host_object(Vec::<u32>::new());
+    rows.push((
+        "one host object declared twice as a side effect of a task",
+        err(q.submit(task::host_collective().side_effect(&log).side_effect(&log).name("twice").run(|_| {}))),
+    ));
+
     let q = Queue::builder()
         .dry_run(1)
         .uninitialized_reads(ErrorPolicy::Error)
@@ -166,6 +172,7 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a fixed mapper whose box", &["\"far\"", "B0 \"values\"", "[18446744073709551615]", "overflows"]),
         ("a fenced box that ends", &["fenced box", "B0 \"values\"", "[18446744073709551614]", "[4]"]),
         ("a buffer of another queue", &["\"borrowed\"", "buffer B0", "another Queue"]),
+        ("one host object declared twice", &["\"twice\"", "host object H0", "side effects 0 and 1"]),
         ("reading cells nothing wrote", &["\"early_read\"", "B0 \"fresh\""]),
         ("a distributed kernel writing", &["\"everyone_writes_all\"", "B0 \"shared\""]),
         ("an invalid CELER_*", &["CELER_LOOKAHEAD", "\"many\"", "an integer >= 1"]),

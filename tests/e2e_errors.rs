@@ -654,6 +654,27 @@ fn bad_index() -> Result<(), String> {
     Err("the host task's bad accessor index went unnoticed".into())
 }
 
+/// A host task that calls `with_object` on the host object an enclosing `with_object` call already holds (a
+/// deadlock without the check), and a task declaring one host object twice (refused at submit).
+fn nested_object() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let log = q.host_object(Vec::<u32>::new());
+    match q.submit(task::host_collective().side_effect(&log).side_effect(&log).name("twice").run(|_| {})) {
+        Ok(t) => return Err(format!("a task declaring one host object twice was accepted as {t}")),
+        Err(e) if e.to_string().contains("\"twice\"") && e.to_string().contains("host object H0") => {}
+        Err(e) => return Err(format!("the refusal does not name the task and the host object: {e}")),
+    }
+    q.submit(task::host_collective().side_effect(&log).name("nested").run(|ctx| {
+        ctx.with_object(0, |outer: &mut Vec<u32>| {
+            outer.push(1);
+            ctx.with_object(0, |inner: &mut Vec<u32>| inner.push(2)); // NESTED-OBJECT-LINE
+        });
+    }))
+    .map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the nested with_object call went unnoticed".into())
+}
+
 /// A host task that asks for a 1D accessor's box as a 2D one.
 fn bad_dims() -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
@@ -968,6 +989,19 @@ fn check_cases() -> Vec<String> {
         "the panic to point at the host task's line and the job to end naming the task",
         &stderr,
     );
+    let (status, stderr, took) = run_case("nested-object", &[]);
+    let line =
+        include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// NESTED-OBJECT-LINE")).map_or(0, |i| i + 1);
+    check(
+        "nested-object",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains(&format!("tests/e2e_errors.rs:{line}:"))
+            && stderr.contains("with_object(0) while an enclosing with_object call of this thread already holds")
+            && stderr.contains("\"nested\""),
+        "the nested with_object to panic at its line within 10 s and the job to end naming the task",
+        &stderr,
+    );
     let (status, stderr, _) = run_case("bad-dims", &[]);
     let line = include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// BAD-DIMS-LINE")).map_or(0, |i| i + 1);
     check(
@@ -1131,6 +1165,7 @@ fn main() -> ExitCode {
             Some("mapper-oob-chunk") => mapper_oob_chunk(),
             Some("bad-index") => bad_index(),
             Some("bad-dims") => bad_dims(),
+            Some("nested-object") => nested_object(),
             Some("second-queue") => second_queue(),
             Some("bounded") => {
                 default_env("CELER_SUBMIT_AHEAD", "2");

@@ -130,6 +130,17 @@ impl Noted {
         if let Some(o) = &self.overflow {
             return Err(Box::new(overflow_error(o.what.clone(), ident(o.buffer), &o.offset, &o.range, o.extent)));
         }
+        // One host object declared twice: `with_object(i)` and `with_object(j)` would lock the same object.
+        let effects = &spec.side_effects;
+        if let Some((j, i)) =
+            (1..effects.len()).find_map(|j| (0..j).find(|&i| effects[i].0 == effects[j].0).map(|i| (j, i)))
+        {
+            return Err(Box::new(TaskErrorKind::DuplicateSideEffect {
+                host_object: effects[j].0,
+                first: i,
+                second: j,
+            }));
+        }
         // An empty index space has no items to count or address (a no-op however large its other extents).
         let items = matches!(spec.kind, TaskKind::DeviceCompute | TaskKind::HostCompute) && !spec.range.is_empty();
         if items && spec.range.range().iter().try_fold(1usize, |n, &e| n.checked_mul(e)).is_none() {

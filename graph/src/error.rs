@@ -66,6 +66,20 @@ pub enum TaskErrorKind {
         /// The id used.
         host_object: HostObjectId,
     },
+    /// A host object declared twice as a side effect of one task.
+    #[error(
+        "host object {host_object} is declared twice as a side effect (side effects {first} and {second}): \
+         with_object({first}) and with_object({second}) would lock the same object, so a nested call would wait for \
+         itself; declare each host object once"
+    )]
+    DuplicateSideEffect {
+        /// The object.
+        host_object: HostObjectId,
+        /// Its first declaration (the index `with_object` takes).
+        first: usize,
+        /// Its second.
+        second: usize,
+    },
     /// A range mapper that does not fit the buffer.
     #[error("{mode} access to {buffer}: {error}")]
     Mapper {

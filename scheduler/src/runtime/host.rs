@@ -124,6 +124,15 @@ impl HostContext {
         let Some(object) = self.objects.get(i) else {
             panic!("this host task has no side effect {i}: it declared {} (numbered from 0)", self.objects.len())
         };
+        // A nested call on an object this thread already holds would wait for itself forever: refuse it here, at the
+        // caller's line. (Other threads, e.g. the worker of another device of this rank, may wait for the lock.)
+        let Some(_held) = HeldObject::enter(object) else {
+            panic!(
+                "with_object({i}) while an enclosing with_object call of this thread already holds that host object: \
+                 a nested call on the same host object would wait for itself forever (a deadlock); use the reference \
+                 the outer call gives (pass it down), or end the outer call first"
+            )
+        };
         let mut guard = object.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let Some(value) = guard.downcast_mut::<T>() else {
             panic!("host object {i} of this host task is not a {}", std::any::type_name::<T>())
@@ -149,6 +158,35 @@ impl HostContext {
         }
         assert_eq!(v.bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "host view is not aligned");
         bytemuck::cast_slice_mut(&mut v.bytes[..n * v.elem_size])
+    }
+}
+
+thread_local! {
+    /// The host objects (their addresses) whose lock a `with_object` call of this thread holds.
+    static HELD_OBJECTS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A host object this thread holds in a `with_object` call, registered in [`HELD_OBJECTS`] until dropped (also when
+/// the closure panics).
+struct HeldObject(usize);
+
+impl HeldObject {
+    /// Registers `object`, or `None` if this thread already holds it.
+    fn enter(object: &SharedObject) -> Option<Self> {
+        let key = Arc::as_ptr(object) as *const () as usize;
+        HELD_OBJECTS.with(|held| {
+            let mut held = held.borrow_mut();
+            (!held.contains(&key)).then(|| {
+                held.push(key);
+                Self(key)
+            })
+        })
+    }
+}
+
+impl Drop for HeldObject {
+    fn drop(&mut self) {
+        HELD_OBJECTS.with(|held| held.borrow_mut().retain(|&k| k != self.0));
     }
 }
 
@@ -357,5 +395,36 @@ impl RankLoop<'_> {
             }
         }
         Ok(any.then(|| InFlight::Gpu(self.open(), AfterGpu::Done)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context holding `objects` and nothing else.
+    fn with(objects: Vec<SharedObject>) -> HostContext {
+        HostContext { objects, ..HostContext::default() }
+    }
+
+    #[test]
+    fn a_nested_with_object_on_the_object_this_thread_holds_panics_instead_of_deadlocking() {
+        let object: SharedObject = Arc::new(std::sync::Mutex::new(0u32));
+        let ctx = with(vec![object.clone(), Arc::new(std::sync::Mutex::new(0u32))]);
+        // Nested calls on two different objects are fine.
+        ctx.with_object(0, |a: &mut u32| ctx.with_object(1, |b: &mut u32| *b = *a + 1));
+        let nested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ctx.with_object(0, |_: &mut u32| ctx.with_object(0, |_: &mut u32| ()));
+        }));
+        let message = nested.expect_err("the nested call must panic").downcast::<String>().expect("a formatted panic");
+        assert!(message.contains("with_object(0) while an enclosing with_object call"), "{message}");
+        // The outer call released the object on the way out: the thread may take it again, and so may another one.
+        ctx.with_object(0, |a: &mut u32| *a += 1);
+        std::thread::scope(|s| {
+            s.spawn(|| with(vec![object.clone()]).with_object(0, |a: &mut u32| *a += 1));
+        });
+        // (The panic points at the caller's line: tests/e2e_errors.rs, case nested-object, checks it.) It poisoned the lock the outer call held; with_object goes on with a poisoned object's value.
+        let value = *object.lock().unwrap_or_else(|p| p.into_inner()).downcast_ref::<u32>().unwrap();
+        assert_eq!(value, 2);
     }
 }
