@@ -84,10 +84,26 @@ impl QueueBuilder {
         self
     }
 
-    /// Records and simulates `ranks` ranks (at least 1) instead of running: no MPI, no GPU, no runtime thread.
-    /// Every rank's command graph is generated, and every horizon counts as reached at once, so a program of any
-    /// length runs in bounded memory. Fences have no data ([`Error::DryRun`]). Default: the program runs.
+    /// The most ranks a dry run simulates ([`dry_run`](Self::dry_run)): each simulated rank has a command graph
+    /// generator of its own (about 5 KB) and takes its part in generating every task's commands, so 65536 ranks
+    /// already hold some 300 MB and take about a second per task in a debug build.
+    pub const MAX_DRY_RUN_RANKS: usize = 1 << 16;
+
+    /// Records and simulates `ranks` ranks instead of running: no MPI, no GPU, no runtime thread. `ranks` 0 counts
+    /// as 1 (as for the horizon step). Every rank's command graph is generated, and every horizon counts as reached
+    /// at once, so a program of any length runs in bounded memory. Fences have no data ([`Error::DryRun`]).
+    /// Default: the program runs.
+    ///
+    /// # Panics
+    /// If `ranks` exceeds [`MAX_DRY_RUN_RANKS`](Self::MAX_DRY_RUN_RANKS) (the panic points at the caller).
+    #[track_caller]
     pub fn dry_run(mut self, ranks: usize) -> Self {
+        assert!(
+            ranks <= Self::MAX_DRY_RUN_RANKS,
+            "QueueBuilder::dry_run({ranks}): a dry run simulates at most QueueBuilder::MAX_DRY_RUN_RANKS = {} ranks \
+             (each simulated rank has a command graph generator of its own)",
+            Self::MAX_DRY_RUN_RANKS
+        );
         self.dry_run_ranks = Some(ranks.max(1));
         self
     }
@@ -290,6 +306,18 @@ mod tests {
         assert_eq!(plain.runtime, defaults);
         assert_eq!(plain.task_graph.horizon_step, TaskManagerConfig::default().horizon_step);
         assert_eq!(plain.dry_run_ranks, None, "the default runs the program");
+    }
+
+    #[test]
+    fn a_dry_run_of_more_ranks_than_the_limit_panics_at_the_caller_naming_it() {
+        let s = QueueBuilder::new().dry_run(QueueBuilder::MAX_DRY_RUN_RANKS).ignore_env().settings().unwrap();
+        assert_eq!(s.dry_run_ranks, Some(QueueBuilder::MAX_DRY_RUN_RANKS), "the limit itself is allowed");
+        for ranks in [QueueBuilder::MAX_DRY_RUN_RANKS + 1, usize::MAX] {
+            let panicked = std::panic::catch_unwind(|| QueueBuilder::new().dry_run(ranks)).expect_err("must panic");
+            let msg = panicked.downcast::<String>().expect("a formatted panic");
+            assert!(msg.contains(&format!("QueueBuilder::dry_run({ranks}): a dry run simulates at most")), "{msg}");
+            assert!(msg.contains("MAX_DRY_RUN_RANKS = 65536 ranks"), "{msg}");
+        }
     }
 
     #[test]
