@@ -58,6 +58,13 @@
 //!   shows its box); every rank stops within seconds, reporting a divergence and the
 //!   first task that differs (with its scalars, or its buffer's extent and creation hash). On one rank nothing
 //!   differs: each must finish.
+//! - `rank-returns` / `rank-panics`: the last rank's program gives up after 4 stencil steps (its `main` returns an
+//!   error, or panics) while the others go on; every rank says that this rank ended before the others' point
+//!   (dropped its queue), and the rank's own error is printed (the panic's message, or `e2e_errors: rank 1 cannot
+//!   go on …` after the queue's drop returned). On one rank the error alone.
+//! - `nested-object`: a task declaring one host object twice is refused at `submit`, naming the task and the
+//!   object; then a host task calls `with_object(0)` inside `with_object(0)`: the inner call panics at its line
+//!   (instead of deadlocking the host worker), and every rank stops naming the task.
 //! - `exit-early`: every rank ends with `std::process::exit(0)` while its queue is alive, with work submitted and
 //!   not waited for; the exit hook runs the shutdown and `MPI_Finalize`, so `mpirun` exits 0 (`./x`'s MPI_TESTS).
 //! - `sigterm`: the last rank sends itself SIGTERM while rank 0 waits for its data; every rank stops within
@@ -461,6 +468,40 @@ fn departs(how: &str) -> Result<(), String> {
     }
     q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// The last rank's `main` gives up after a few tasks (returns an error, or panics with `panics`), dropping its queue,
+/// while the others go on submitting: every rank must say that the last rank ended before the others' point, and
+/// the last rank's own message must be printed.
+fn rank_ends(panics: bool) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let last = q.rank() + 1 == q.ranks();
+    let heat = Kernel::wgsl(&kernels::HEAT_1D, "main").map_err(|e| e.to_string())?;
+    let init: Vec<f32> = (0..256).map(|i| i as f32).collect();
+    let mut a = q.buffer_from(&init, [256]).named("a");
+    let mut b = q.buffer::<f32, 1>([256]).named("b");
+    for step in 0..10 {
+        if last && step == 4 {
+            if panics {
+                panic!("rank {} cannot go on: its input ran out at step {step}", q.rank());
+            }
+            return Err(format!("rank {} cannot go on: its input ran out at step {step}", q.rank()));
+        }
+        q.submit(
+            task::parallel_for(&heat, [256])
+                .read(&a, access::neighborhood([1]))
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("step"),
+        )
+        .map_err(|e| e.to_string())?;
+        std::mem::swap(&mut a, &mut b);
+    }
+    q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if q.ranks() == 1 {
+        return Ok(());
+    }
+    Err("the others finished although the last rank ended early".into())
 }
 
 /// Submits work, then ends the process with `std::process::exit(0)` with the queue alive.
@@ -1051,6 +1092,17 @@ fn check_cases() -> Vec<String> {
         check(how, status.success(), "one rank to finish: nothing can differ", &stderr);
     }
 
+    for case in ["rank-returns", "rank-panics"] {
+        let (status, stderr, took) = run_case(case, &[]);
+        check(
+            case,
+            !status.success()
+                && took < Duration::from_secs(10)
+                && stderr.contains("rank 0 cannot go on: its input ran out at step 4"),
+            "the program's own error on one rank (`./x test` runs the case on 2 and 3 ranks)",
+            &stderr,
+        );
+    }
     let (status, stderr, _) = run_case("exit-early", &[]);
     check("exit-early", status.success(), "std::process::exit(0) with a live queue to exit 0", &stderr);
     let (status, stderr, took) = run_case("sigterm", &[]);
@@ -1176,6 +1228,8 @@ fn main() -> ExitCode {
                 busy_app()
             }
             Some("exit-early") => exit_early(),
+            Some("rank-returns") => rank_ends(false),
+            Some("rank-panics") => rank_ends(true),
             Some("sigterm") => sigterm(),
             Some(
                 how @ ("scalar-differs" | "extent-differs" | "data-differs" | "fewer-tasks" | "skip-fence"

@@ -12,7 +12,8 @@
 //! - Fences close windows too, besides horizons and epochs: a rank that skips a fence (or a barrier) differs at
 //!   that checkpoint instead of waiting for it.
 //! - On a mismatch, [`StreamHash::window_detail`] gives per-task hashes of the diverging window for a second
-//!   reduction that finds the first task that differs.
+//!   reduction that finds the first task that differs, and which ranks' first differing task is their shutdown
+//!   epoch ([`StreamHash::ended_at`]): those ended their program (dropped their queue) before the others' point.
 //! - Ranks that diverge may record different numbers of checkpoints; the reductions run on their own duplicate
 //!   communicator, so unmatched ones cannot pair with barrier epochs, and the first mismatch is found at the first
 //!   checkpoint both ranks reach after the divergence (the shutdown epoch at the latest).
@@ -20,7 +21,7 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
-use celer_graph::{BufferId, GridBox, RangeMapper, Task, TaskId, TaskKind};
+use celer_graph::{BufferId, EpochAction, GridBox, RangeMapper, Task, TaskId, TaskKind};
 use hashbrown::HashMap;
 
 use crate::runtime::KernelPayload;
@@ -235,16 +236,31 @@ impl StreamHash {
         self.pending.pop_front();
     }
 
-    /// The values of the second reduction for `window`: `[n, !n]` (its task count), then `[h, !h]` per task for
-    /// its first [`DETAIL_TASKS`] tasks, padded with zeros.
-    pub fn window_detail(window: &Window) -> Vec<u64> {
+    /// The values of the second reduction for `window` on `rank` of `ranks`: `[n, !n]` (its task count), then
+    /// `[h, !h]` per task for its first [`DETAIL_TASKS`] tasks, padded with zeros, then one slot per rank: in its own,
+    /// the index of this rank's shutdown epoch in the window (`u64::MAX` if none, and in the others' slots), for
+    /// [`ended_at`](Self::ended_at).
+    pub fn window_detail(window: &Window, rank: usize, ranks: usize) -> Vec<u64> {
         let n = window.tasks.len() as u64;
-        let mut out = vec![n, !n];
+        let mut out = Vec::with_capacity(2 + 2 * DETAIL_TASKS + ranks);
+        out.extend([n, !n]);
         for i in 0..DETAIL_TASKS {
             let h = window.tasks.get(i).map_or(0, |t| t.hash);
             out.extend([h, !h]);
         }
+        // Where this rank's shutdown epoch lies in the window (its queue was dropped there), in its own slot.
+        let shutdown = window.tasks.iter().position(|t| t.kind == TaskKind::Epoch(EpochAction::Shutdown));
+        out.extend((0..ranks).map(|r| if r == rank { shutdown.map_or(u64::MAX, |i| i as u64) } else { u64::MAX }));
         out
+    }
+
+    /// The ranks that ended their program at task `i` of the window (their shutdown epoch is task `i`: they dropped
+    /// their queue where the others submitted more), from the minimum of the ranks' [`window_detail`]s.
+    ///
+    /// [`window_detail`]: Self::window_detail
+    pub fn ended_at(min: &[u64], i: usize) -> Vec<usize> {
+        let slots = min.get(2 + 2 * DETAIL_TASKS..).unwrap_or_default();
+        slots.iter().enumerate().filter(|&(_, &at)| at == i as u64).map(|(r, _)| r).collect()
     }
 
     /// From the second reduction's result: the index of the first task of the window that differs between
@@ -326,11 +342,25 @@ mod tests {
                 })
                 .collect(),
         };
-        let ranks = [StreamHash::window_detail(&w(&[1, 2, 3])), StreamHash::window_detail(&w(&[1, 2, 4, 5]))];
+        let ranks =
+            [StreamHash::window_detail(&w(&[1, 2, 3]), 0, 2), StreamHash::window_detail(&w(&[1, 2, 4, 5]), 1, 2)];
         let min: Vec<u64> = (0..ranks[0].len()).map(|i| ranks.iter().map(|r| r[i]).min().unwrap()).collect();
         assert_eq!(StreamHash::first_difference(&min), (Some(2), 3, 4));
-        let same = StreamHash::window_detail(&w(&[1, 2]));
+        assert_eq!(StreamHash::ended_at(&min, 2), Vec::<usize>::new(), "no rank dropped its queue");
+        let same = StreamHash::window_detail(&w(&[1, 2]), 0, 1);
         assert_eq!(StreamHash::first_difference(&same), (None, 2, 2));
+        // Rank 1 of 3 dropped its queue (its shutdown epoch) where the others submitted task 2.
+        let mut ended = w(&[1, 2, 9]);
+        ended.tasks[2].kind = TaskKind::Epoch(EpochAction::Shutdown);
+        let ranks = [
+            StreamHash::window_detail(&w(&[1, 2, 3, 4]), 0, 3),
+            StreamHash::window_detail(&ended, 1, 3),
+            StreamHash::window_detail(&w(&[1, 2, 3, 4]), 2, 3),
+        ];
+        let min: Vec<u64> = (0..ranks[0].len()).map(|i| ranks.iter().map(|r| r[i]).min().unwrap()).collect();
+        assert_eq!(StreamHash::first_difference(&min), (Some(2), 3, 4));
+        assert_eq!(StreamHash::ended_at(&min, 2), vec![1]);
+        assert_eq!(StreamHash::ended_at(&min, 3), Vec::<usize>::new(), "only where the streams part");
     }
 
     #[test]

@@ -197,6 +197,10 @@ pub(super) const DIVERGENCE_DETAIL_TIMEOUT: std::time::Duration = std::time::Dur
 /// the error is what it reports.
 pub(super) const DIVERGENCE_FIRST: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// How long the runtime thread of a rank that ended its program early (a divergence at its shutdown epoch) lets
+/// the application thread go on after its queue's drop before ending the job, if the process has not ended by then.
+pub(super) const ENDED_RANK_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How many commands of one lost batch a device-loss report lists (the rest are counted).
 pub(super) const LOST_WORK_LISTED: usize = 8;
 
@@ -306,6 +310,9 @@ impl RankLoop<'_> {
         };
         let s = &t.spec;
         let mut out = format!("{} ({}) over {}", t.ident(), s.kind.name(), s.range);
+        if s.kind == celer_graph::TaskKind::Epoch(celer_graph::EpochAction::Shutdown) {
+            out.push_str(", the shutdown epoch its Queue's drop records");
+        }
         if let Some(k) = s.payload.as_ref().and_then(|p| p.downcast_ref::<KernelPayload>()) {
             out.push_str(&format!("; kernel {}::{}", k.source.name(), k.entry));
             if !k.scalars.is_empty() {
@@ -346,7 +353,8 @@ impl RankLoop<'_> {
     pub(super) fn diverged(&mut self) -> ! {
         let d = self.divergence.as_ref().expect("the divergence check is on");
         let window = d.stream.oldest().expect("a pending window").clone();
-        let detail = d.detail.iallreduce_min(StreamHash::window_detail(&window)).and_then(|mut r| {
+        let (rank, ranks) = (self.comm.rank() as usize, self.comm.size() as usize);
+        let detail = d.detail.iallreduce_min(StreamHash::window_detail(&window, rank, ranks)).and_then(|mut r| {
             let deadline = std::time::Instant::now() + DIVERGENCE_DETAIL_TIMEOUT;
             loop {
                 if let Some(min) = r.test(self.comm)? {
@@ -365,9 +373,31 @@ impl RankLoop<'_> {
              differs between ranks",
             window.ordinal
         );
+        // The ranks whose first differing task is their shutdown epoch: they ended their program there.
+        let mut ended = Vec::new();
         match detail {
             Ok(Some(min)) => {
                 let (first, lo, hi) = StreamHash::first_difference(&min);
+                if let Some(i) = first {
+                    ended = StreamHash::ended_at(&min, i);
+                }
+                if !ended.is_empty() && ended.len() < ranks {
+                    let who: Vec<String> = ended.iter().map(|r| r.to_string()).collect();
+                    let (who, its) = match who.len() {
+                        1 => (format!("rank {}", who[0]), "its"),
+                        _ => (format!("ranks {}", who.join(", ")), "their"),
+                    };
+                    let at = first.and_then(|i| window.tasks.get(i)).map_or(String::new(), |t| format!(" {}", t.id));
+                    let why = if ended.contains(&rank) {
+                        "; this is that rank: its own error, if its program reported one, follows"
+                    } else {
+                        "; its own output says why"
+                    };
+                    msg.push_str(&format!(
+                        ": {who} ended {its} program before reaching the other ranks' point (dropped {its} Queue at \
+                         task{at}: main returned, with an error or not, or the queue went out of scope){why}"
+                    ));
+                }
                 if lo != hi {
                     msg.push_str(&format!("; the window holds {lo} to {hi} tasks across ranks"));
                 }
@@ -399,7 +429,19 @@ impl RankLoop<'_> {
             Err(e) => msg.push_str(&format!(" (searching for the first differing task failed: {e})")),
         }
         crate::logging::fatal(&msg);
-        std::thread::sleep(STALL_GRACE);
+        if !ended.is_empty() && ended.len() < ranks {
+            if ended.contains(&rank) {
+                // This rank's application thread waits in its queue's drop: let it go on, so that what the program
+                // does next (`main` printing its error) is seen, and end the job only if it is still alive then.
+                super::exit::release_ended_rank();
+                std::thread::sleep(ENDED_RANK_GRACE);
+            } else {
+                // Give the rank that ended the time to print its own error before MPI_Abort ends it.
+                std::thread::sleep(2 * STALL_GRACE);
+            }
+        } else {
+            std::thread::sleep(STALL_GRACE);
+        }
         self.comm.abort(1)
     }
 

@@ -15,6 +15,21 @@ use crossbeam_queue::SegQueue;
 
 use super::thread::Message;
 
+/// Set by the runtime thread of a rank that ended its program before the others (its queue dropped where they
+/// submitted more): the application thread's shutdown stops waiting, so the program goes on (and prints its error).
+static ENDED_EARLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Lets the application thread, waiting in its queue's drop, go on: this rank ended its program before the others
+/// (the divergence report said so); the runtime thread ends the job later if the process is still alive.
+pub(super) fn release_ended_rank() {
+    ENDED_EARLY.store(true, Ordering::Release);
+}
+
+/// Whether [`release_ended_rank`] was called.
+pub(super) fn ended_early() -> bool {
+    ENDED_EARLY.load(Ordering::Acquire)
+}
+
 /// The signal received (0: none), set by the handler, read by the runtime loop.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// The runtime the `atexit` hook shuts down, while one runs.

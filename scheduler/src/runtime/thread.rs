@@ -220,9 +220,12 @@ impl RuntimeHandle {
             let (tx, rx) = mpsc::sync_channel(1);
             self.push(Message::Epoch(EpochAction::Shutdown, tx));
             t.thread().unpark();
-            // A runtime thread that ended without answering (it failed) never will: stop waiting then.
+            // A runtime thread that ended without answering (it failed) never will: stop waiting then. Nor will one
+            // that found this rank ended its program before the others: it lets the program go on (to print its
+            // error) and ends the job itself.
             loop {
                 match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                    Err(mpsc::RecvTimeoutError::Timeout) if super::exit::ended_early() => return,
                     Err(mpsc::RecvTimeoutError::Timeout) if !t.is_finished() => {}
                     _ => break,
                 }
