@@ -106,6 +106,12 @@ pub struct TaskManager {
     tasks: TaskStore,
     /// Erased tasks that nobody else held any more, emptied, for new tasks to be built in (no allocation).
     spare_tasks: Vec<Arc<Task>>,
+    /// Erased tasks that another holder (the runtime thread, replaying them) still had, oldest first: each becomes
+    /// a spare once that holder lets go, so that in steady state neither thread allocates or frees a task.
+    held_tasks: VecDeque<Arc<Task>>,
+    /// Whether this manager builds user tasks ([`submit`](Self::submit)): only then does it hold erased tasks that
+    /// are still shared. A manager that only replays lets go of them, or the two would each wait for the other.
+    builds_tasks: bool,
     /// The empty access list an emptied spare task holds (its own accesses are dropped when it is erased).
     no_accesses: Arc<Vec<BufferAccess>>,
     next_id: u64,
@@ -141,6 +147,8 @@ impl TaskManager {
             config,
             tasks: TaskStore::default(),
             spare_tasks: Vec::new(),
+            held_tasks: VecDeque::new(),
+            builds_tasks: false,
             no_accesses: empty_spec(TaskKind::Horizon).accesses,
             next_id: 0,
             buffers: IdMap::default(),
@@ -295,17 +303,52 @@ impl TaskManager {
         );
         if id > self.latest_epoch_reached {
             self.latest_epoch_reached = id;
-            let (spare, no_accesses) = (&mut self.spare_tasks, &self.no_accesses);
-            self.tasks.erase_before_epoch(id.0, |mut task| {
-                // Kept only where nobody else holds the task (the runtime thread may still): emptied now, so that
-                // what the task held (payload, name, accesses) goes when the task does.
-                if spare.len() < MAX_SPARE_TASKS {
-                    if let Some(t) = Arc::get_mut(&mut task) {
-                        empty_task(t, no_accesses);
-                        spare.push(task);
-                    }
+            let (spare, held, no_accesses) = (&mut self.spare_tasks, &mut self.held_tasks, &self.no_accesses);
+            let hold = self.builds_tasks;
+            self.tasks.erase_before_epoch(id.0, |mut task| match Arc::get_mut(&mut task) {
+                // Emptied now, so that what the task held (payload, name, accesses) goes when the task does.
+                Some(t) if spare.len() < MAX_SPARE_TASKS => {
+                    empty_task(t, no_accesses);
+                    spare.push(task);
                 }
+                Some(_) => {}
+                None if hold => {
+                    if held.len() == MAX_SPARE_TASKS {
+                        held.pop_front();
+                    }
+                    held.push_back(task);
+                }
+                None => {}
             });
+            self.reclaim_held_tasks(usize::MAX, MAX_HELD_SKIPPED);
+        }
+    }
+
+    /// Drops what every erased task that another manager (the runtime thread's, replaying) held until now carried,
+    /// once nobody else holds it: its payload, name and accesses, keeping the node for reuse. A program's `wait`
+    /// calls this when the runtime has passed the epoch, so that what the tasks before it held is gone when `wait`
+    /// returns, as if this manager had let go of them when it erased them.
+    pub fn release_erased_tasks(&mut self) {
+        self.reclaim_held_tasks(usize::MAX, usize::MAX);
+    }
+
+    /// Makes spares of the oldest held tasks that nobody else holds any more (at most `limit`), looking past at most
+    /// `max_skipped` still shared ones (the other holder lets go roughly in id order, a window at a time); what they
+    /// held goes now. Spares beyond [`MAX_SPARE_TASKS`] are dropped.
+    fn reclaim_held_tasks(&mut self, limit: usize, max_skipped: usize) {
+        // `i` is also the number of still shared tasks passed: a reclaimed one leaves the queue.
+        let (mut i, mut reclaimed) = (0, 0);
+        while reclaimed < limit && i < self.held_tasks.len() && i < max_skipped {
+            let Some(t) = Arc::get_mut(&mut self.held_tasks[i]) else {
+                i += 1;
+                continue;
+            };
+            empty_task(t, &self.no_accesses);
+            let task = self.held_tasks.remove(i).expect("index checked");
+            if self.spare_tasks.len() < MAX_SPARE_TASKS {
+                self.spare_tasks.push(task);
+            }
+            reclaimed += 1;
         }
     }
 
@@ -314,6 +357,7 @@ impl TaskManager {
     /// # Errors
     /// [`TaskError`] naming the task and, where it applies, the buffer and region at fault. Nothing is recorded then.
     pub fn submit(&mut self, mut spec: TaskSpec) -> Result<TaskId, TaskError> {
+        self.builds_tasks = true;
         match spec.kind {
             // One item per process (not per device: item r is process r), and one item for a rank-0 task.
             TaskKind::Collective(_) => {
@@ -619,6 +663,9 @@ impl TaskManager {
     /// An unshared, empty task node (a spare one where there is one) to build the next task in.
     #[inline]
     fn new_node(&mut self) -> Arc<Task> {
+        if self.spare_tasks.is_empty() {
+            self.reclaim_held_tasks(1, MAX_HELD_SKIPPED);
+        }
         self.spare_tasks.pop().unwrap_or_else(|| {
             Arc::new(Task {
                 id: TaskId(0),
@@ -765,6 +812,10 @@ impl TaskManager {
 /// How many erased tasks a [`TaskManager`] keeps to build new ones in: more than a horizon window holds in steady
 /// state at the default settings, so that a window's tasks are built in the nodes of the window erased before.
 const MAX_SPARE_TASKS: usize = 128;
+
+/// How many still shared held tasks a [`TaskManager`] looks past when it looks for one to reuse: the other holder
+/// lets go of a window's tasks together, but of a horizon or epoch (the first of its window) only with the next one.
+const MAX_HELD_SKIPPED: usize = 4;
 
 /// The spec of a horizon or epoch: nothing accessed, no index space.
 fn empty_spec(kind: TaskKind) -> TaskSpec {

@@ -830,7 +830,9 @@ fn erased_tasks_drop_their_contents_and_shared_ones_stay_intact() {
     assert_eq!((held.id, held.spec.name.as_deref(), held.kind()), (first, Some("first"), TaskKind::DeviceCompute));
     assert_eq!(held.regions[0].produced, Region::from(GridBox::d1(0, 16)));
     drop(held);
-    assert_eq!(std::sync::Arc::strong_count(&payload), 1, "gone with the last holder");
+    assert_eq!(std::sync::Arc::strong_count(&payload), 2, "the manager keeps the erased task until it looks again");
+    tm.release_erased_tasks();
+    assert_eq!(std::sync::Arc::strong_count(&payload), 1, "gone once nobody else held it");
     // A task built in a reused node carries only what its own spec says.
     let t = tm.submit(kernel1(16, &[(a, Read, fixed(2, 3))])).unwrap();
     let task = tm.task(t).unwrap();
@@ -839,4 +841,49 @@ fn erased_tasks_drop_their_contents_and_shared_ones_stay_intact() {
     assert_eq!(task.regions[0].consumed, Region::from(GridBox::d1(2, 3)));
     assert!(task.regions[0].produced.is_empty());
     assert_eq!(task.dependencies.iter().map(|d| d.task).collect::<Vec<_>>(), vec![TaskId(t.0 - 1)]);
+}
+
+/// A builder's erased tasks that a replaying manager (the runtime thread's) still holds are kept, intact, until it
+/// lets go; then `release_erased_tasks` drops what they held, and their nodes serve new tasks.
+#[test]
+fn erased_tasks_another_manager_holds_are_released_once_it_lets_go() {
+    use std::sync::Arc;
+    let (mut app, mut rt) = (manager(1, 1000), manager(1, 1000));
+    let a = BufferId(0);
+    for tm in [&mut app, &mut rt] {
+        tm.create_buffer(a, 1, GridBox::d1(0, 16), true, Some("a".into()));
+    }
+    let payload: Arc<dyn std::any::Any + Send + Sync> = Arc::new(7u32);
+    let mut spec = kernel1(16, &[(a, ReadWrite, RangeMapper::OneToOne)]).named("first");
+    spec.payload = Some(payload.clone());
+    let replay = |app: &TaskManager, rt: &mut TaskManager, upto: TaskId| {
+        while rt.next_task_id() < upto {
+            let id = rt.next_task_id();
+            match app.task(id).map(|t| t.kind()) {
+                Some(TaskKind::Epoch(action)) => assert_eq!(rt.epoch(action), id),
+                Some(TaskKind::Horizon) => panic!("{id}: horizons come from the replay itself"),
+                _ => assert_eq!(rt.replay(app.shared_task(id).unwrap()), id),
+            }
+        }
+    };
+    let first = app.submit(spec).unwrap();
+    replay(&app, &mut rt, app.next_task_id());
+    let e = app.epoch(EpochAction::None);
+    replay(&app, &mut rt, app.next_task_id());
+    app.notify_epoch_reached(e);
+    assert!(app.task(first).is_none());
+    assert_eq!(rt.task(first).unwrap().spec.name.as_deref(), Some("first"), "the replaying manager's task intact");
+    assert_eq!(Arc::strong_count(&payload), 2, "still held by the replaying manager's task");
+    app.release_erased_tasks();
+    assert_eq!(Arc::strong_count(&payload), 2, "nothing to release while the other manager holds it");
+    rt.notify_epoch_reached(e);
+    assert_eq!(Arc::strong_count(&payload), 2, "the builder holds the erased task until it looks again");
+    app.release_erased_tasks();
+    assert_eq!(Arc::strong_count(&payload), 1, "released once nobody else held it");
+    // New tasks are built in the released nodes and carry only their own specs.
+    let t = app.submit(kernel1(16, &[(a, Read, fixed(2, 3))])).unwrap();
+    let task = app.task(t).unwrap();
+    assert!(task.spec.name.is_none() && task.spec.payload.is_none());
+    assert_eq!(task.regions[0].consumed, Region::from(GridBox::d1(2, 3)));
+    assert_eq!(task.dependencies.iter().map(|d| d.task).collect::<Vec<_>>(), vec![e]);
 }
