@@ -630,6 +630,8 @@ impl Queue {
             rt.send(Message::Epoch(action, tx));
             // The runtime aborts the process on errors, so a closed channel only means it is gone already.
             let _ = rx.recv();
+            // The runtime thread has let go of the tasks before the epoch: what they held goes now.
+            self.rec.borrow_mut().sim.tm.release_erased_tasks();
         }
         id
     }

@@ -4,7 +4,8 @@
 //!   submissions to one rank's commands can be unit-tested (and simulated for many ranks) in one process.
 //! - Geometry is stored in 3D; lower dimensions leave trailing dimensions at `[0, 1)` ([`geometry`]).
 //! - Regions are canonical box lists: equal cell sets compare equal ([`Region`]).
-//! - Graph nodes live in per-horizon arenas ([`NodeStore`]) and are freed a horizon window at a time.
+//! - Command-graph nodes live in per-horizon arenas ([`NodeStore`]) and are freed a horizon window at a time; tasks
+//!   are shared nodes (`Arc`) whose erased, unshared allocations the task manager reuses for new tasks.
 //! - Ids are strong types that print as in Celerity (`T3`, `B0`, `N1`, `C12`) so logs, dumps and errors line up.
 //! - Errors name the task, buffer and region at fault ([`TaskError`]).
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unsafe_op_in_unsafe_fn)]

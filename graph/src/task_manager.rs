@@ -25,6 +25,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
@@ -34,7 +35,7 @@ use smallvec::SmallVec;
 use crate::error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
 use crate::geometry::{GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, IdMap, TaskId};
-use crate::node_store::{ExecutionFront, NodeStore};
+use crate::node_store::ExecutionFront;
 use crate::reader_log::ReaderLog;
 use crate::region_map::RegionMap;
 use crate::task::{
@@ -102,7 +103,17 @@ struct BufferState {
 pub struct TaskManager {
     config: TaskManagerConfig,
     /// Shared (`Arc`): the task a rank's application thread built is the one its runtime thread replays.
-    tasks: NodeStore<Arc<Task>>,
+    tasks: TaskStore,
+    /// Erased tasks that nobody else held any more, emptied, for new tasks to be built in (no allocation).
+    spare_tasks: Vec<Arc<Task>>,
+    /// Erased tasks that another holder (the runtime thread, replaying them) still had, oldest first: each becomes
+    /// a spare once that holder lets go, so that in steady state neither thread allocates or frees a task.
+    held_tasks: VecDeque<Arc<Task>>,
+    /// Whether this manager builds user tasks ([`submit`](Self::submit)): only then does it hold erased tasks that
+    /// are still shared. A manager that only replays lets go of them, or the two would each wait for the other.
+    builds_tasks: bool,
+    /// The empty access list an emptied spare task holds (its own accesses are dropped when it is erased).
+    no_accesses: Arc<Vec<BufferAccess>>,
     next_id: u64,
     buffers: IdMap<BufferId, BufferState>,
     /// Last task with a side effect on each host object.
@@ -134,7 +145,11 @@ impl TaskManager {
         assert!(config.num_ranks >= 1, "there must be at least one rank");
         let mut tm = Self {
             config,
-            tasks: NodeStore::new(),
+            tasks: TaskStore::default(),
+            spare_tasks: Vec::new(),
+            held_tasks: VecDeque::new(),
+            builds_tasks: false,
+            no_accesses: empty_spec(TaskKind::Horizon).accesses,
             next_id: 0,
             buffers: IdMap::default(),
             host_objects: IdMap::default(),
@@ -233,9 +248,10 @@ impl TaskManager {
         self.tasks.window_count()
     }
 
-    /// Bytes held by the arenas of live tasks.
+    /// Bytes held by the nodes of live tasks (each task is an allocation of its own; what its regions or
+    /// dependencies hold beyond the node not counted).
     pub fn arena_bytes(&self) -> usize {
-        self.tasks.arena_bytes()
+        self.tasks.len() * std::mem::size_of::<Task>()
     }
 
     /// The id the next submitted task will get.
@@ -287,7 +303,52 @@ impl TaskManager {
         );
         if id > self.latest_epoch_reached {
             self.latest_epoch_reached = id;
-            self.tasks.erase_before_epoch(id.0);
+            let (spare, held, no_accesses) = (&mut self.spare_tasks, &mut self.held_tasks, &self.no_accesses);
+            let hold = self.builds_tasks;
+            self.tasks.erase_before_epoch(id.0, |mut task| match Arc::get_mut(&mut task) {
+                // Emptied now, so that what the task held (payload, name, accesses) goes when the task does.
+                Some(t) if spare.len() < MAX_SPARE_TASKS => {
+                    empty_task(t, no_accesses);
+                    spare.push(task);
+                }
+                Some(_) => {}
+                None if hold => {
+                    if held.len() == MAX_SPARE_TASKS {
+                        held.pop_front();
+                    }
+                    held.push_back(task);
+                }
+                None => {}
+            });
+            self.reclaim_held_tasks(usize::MAX, MAX_HELD_SKIPPED);
+        }
+    }
+
+    /// Drops what every erased task that another manager (the runtime thread's, replaying) held until now carried,
+    /// once nobody else holds it: its payload, name and accesses, keeping the node for reuse. A program's `wait`
+    /// calls this when the runtime has passed the epoch, so that what the tasks before it held is gone when `wait`
+    /// returns, as if this manager had let go of them when it erased them.
+    pub fn release_erased_tasks(&mut self) {
+        self.reclaim_held_tasks(usize::MAX, usize::MAX);
+    }
+
+    /// Makes spares of the oldest held tasks that nobody else holds any more (at most `limit`), looking past at most
+    /// `max_skipped` still shared ones (the other holder lets go roughly in id order, a window at a time); what they
+    /// held goes now. Spares beyond [`MAX_SPARE_TASKS`] are dropped.
+    fn reclaim_held_tasks(&mut self, limit: usize, max_skipped: usize) {
+        // `i` is also the number of still shared tasks passed: a reclaimed one leaves the queue.
+        let (mut i, mut reclaimed) = (0, 0);
+        while reclaimed < limit && i < self.held_tasks.len() && i < max_skipped {
+            let Some(t) = Arc::get_mut(&mut self.held_tasks[i]) else {
+                i += 1;
+                continue;
+            };
+            empty_task(t, &self.no_accesses);
+            let task = self.held_tasks.remove(i).expect("index checked");
+            if self.spare_tasks.len() < MAX_SPARE_TASKS {
+                self.spare_tasks.push(task);
+            }
+            reclaimed += 1;
         }
     }
 
@@ -296,6 +357,7 @@ impl TaskManager {
     /// # Errors
     /// [`TaskError`] naming the task and, where it applies, the buffer and region at fault. Nothing is recorded then.
     pub fn submit(&mut self, mut spec: TaskSpec) -> Result<TaskId, TaskError> {
+        self.builds_tasks = true;
         match spec.kind {
             // One item per process (not per device: item r is process r), and one item for a rank-0 task.
             TaskKind::Collective(_) => {
@@ -306,9 +368,18 @@ impl TaskManager {
             _ => {}
         }
         let id = TaskId(self.next_id);
-        let mut regions = RegionList::new();
-        let deps = self.validate(id, &spec, &mut regions)?;
-        let id = self.insert_task(spec, regions, deps);
+        // The task is built in its node: a spare one, or a new allocation.
+        let mut node = self.new_node();
+        let task = Arc::get_mut(&mut node).expect("a new node is not shared yet");
+        let deps = match self.validate(id, &spec, &mut task.regions) {
+            Ok(deps) => deps,
+            Err(e) => {
+                task.regions.clear();
+                self.spare_tasks.push(node);
+                return Err(e);
+            }
+        };
+        let id = self.insert_task(spec, node, deps);
         if self.need_horizon() {
             self.generate_horizon();
         }
@@ -523,10 +594,12 @@ impl TaskManager {
         None
     }
 
-    /// Inserts a validated user task; `deps` holds its true dependencies on last writers already.
-    fn insert_task(&mut self, spec: TaskSpec, regions: RegionList, mut deps: Deps) -> TaskId {
+    /// Inserts a validated user task, whose regions `node` holds; `deps` holds its true dependencies on last writers
+    /// already.
+    fn insert_task(&mut self, spec: TaskSpec, mut node: Arc<Task>, mut deps: Deps) -> TaskId {
         let id = TaskId(self.next_id);
-        for r in &regions {
+        let task = Arc::get_mut(&mut node).expect("a new node is not shared yet");
+        for r in &task.regions {
             let buf = self.buffers.get_mut(&r.buffer).expect("validated");
             if !r.produced.is_empty() {
                 // Anti-dependencies on readers since the last write; output dependencies where nobody read.
@@ -582,22 +655,36 @@ impl TaskManager {
         if !deps.has_true() {
             deps.add(self.epoch_for_new_tasks, DependencyKind::True, DependencyOrigin::LastEpoch);
         }
-        let deps = deps.iter().map(|(task, kind, origin)| Dependency { task, kind, origin }).collect();
-        self.insert_node(id, spec, regions, deps)
+        task.dependencies.extend(deps.iter().map(|(task, kind, origin)| Dependency { task, kind, origin }));
+        task.spec = spec;
+        self.insert_node(id, node)
     }
 
-    /// Creates the node, updates the execution front and critical path.
-    #[inline(always)] // lets the task be built in its allocation with fewer copies of the spec
-    fn insert_node(
-        &mut self,
-        id: TaskId,
-        spec: TaskSpec,
-        regions: RegionList,
-        dependencies: SmallVec<[Dependency; 4]>,
-    ) -> TaskId {
-        let critical_path_length = self.enter(id, spec.kind, &dependencies);
-        let task = Arc::new(Task { id, spec, regions, dependencies, critical_path_length });
-        self.tasks.insert(id.0, task);
+    /// An unshared, empty task node (a spare one where there is one) to build the next task in.
+    #[inline]
+    fn new_node(&mut self) -> Arc<Task> {
+        if self.spare_tasks.is_empty() {
+            self.reclaim_held_tasks(1, MAX_HELD_SKIPPED);
+        }
+        self.spare_tasks.pop().unwrap_or_else(|| {
+            Arc::new(Task {
+                id: TaskId(0),
+                spec: empty_spec(TaskKind::Horizon),
+                regions: RegionList::new(),
+                dependencies: SmallVec::new(),
+                critical_path_length: 0,
+            })
+        })
+    }
+
+    /// Stores task `id` built in `node` (its spec, regions and dependencies filled in), after updating the
+    /// execution front and critical path.
+    #[inline(always)]
+    fn insert_node(&mut self, id: TaskId, mut node: Arc<Task>) -> TaskId {
+        let task = Arc::get_mut(&mut node).expect("a new node is not shared yet");
+        task.critical_path_length = self.enter(id, task.spec.kind, &task.dependencies);
+        task.id = id;
+        self.tasks.insert(id.0, node);
         self.new_tasks.push(id);
         id
     }
@@ -617,27 +704,22 @@ impl TaskManager {
         self.max_critical_path = self.max_critical_path.max(critical_path_length);
         let sync = matches!(kind, TaskKind::Horizon | TaskKind::Epoch(_));
         self.execution_front.push(id.0, sync);
-        if sync {
-            self.tasks.begin_epoch(id.0);
-        }
         critical_path_length
     }
 
     /// Creates a horizon or epoch depending on the whole execution front.
     fn insert_sync_task(&mut self, kind: TaskKind) -> TaskId {
         let id = TaskId(self.next_id);
-        // Already in id order.
-        let front: SmallVec<[Dependency; 4]> = self
-            .execution_front
-            .iter()
-            .map(|t| Dependency {
-                task: TaskId(t),
-                kind: DependencyKind::True,
-                origin: DependencyOrigin::ExecutionFront,
-            })
-            .collect();
-        let spec = TaskSpec::new(kind, 0, GridBox::from_extent(&[]));
-        self.insert_node(id, spec, RegionList::new(), front);
+        let mut node = self.new_node();
+        let task = Arc::get_mut(&mut node).expect("a new node is not shared yet");
+        // An empty spec but for the kind; the front is already in id order.
+        task.spec.kind = kind;
+        task.dependencies.extend(self.execution_front.iter().map(|t| Dependency {
+            task: TaskId(t),
+            kind: DependencyKind::True,
+            origin: DependencyOrigin::ExecutionFront,
+        }));
+        self.insert_node(id, node);
         debug_assert_eq!(self.execution_front.len(), 1);
         if let TaskKind::Epoch(_) = kind {
             // An epoch applies at once and starts the horizon count afresh.
@@ -724,6 +806,97 @@ impl TaskManager {
         }
         out += "}\n";
         out
+    }
+}
+
+/// How many erased tasks a [`TaskManager`] keeps to build new ones in: more than a horizon window holds in steady
+/// state at the default settings, so that a window's tasks are built in the nodes of the window erased before.
+const MAX_SPARE_TASKS: usize = 128;
+
+/// How many still shared held tasks a [`TaskManager`] looks past when it looks for one to reuse: the other holder
+/// lets go of a window's tasks together, but of a horizon or epoch (the first of its window) only with the next one.
+const MAX_HELD_SKIPPED: usize = 4;
+
+/// The spec of a horizon or epoch: nothing accessed, no index space.
+fn empty_spec(kind: TaskKind) -> TaskSpec {
+    TaskSpec::new(kind, 0, GridBox::from_extent(&[]))
+}
+
+/// Empties an erased task for reuse: drops what it holds (payload, name, accesses, regions, dependencies), leaving a
+/// node like a new one (an [`empty_spec`]) with the storage of its vectors.
+fn empty_task(t: &mut Task, no_accesses: &Arc<Vec<BufferAccess>>) {
+    let s = &mut t.spec;
+    if !Arc::ptr_eq(&s.accesses, no_accesses) {
+        s.accesses = Arc::clone(no_accesses);
+    }
+    (s.dims, s.range, s.granularity, s.hint) =
+        (0, GridBox::from_extent(&[]), [1; crate::geometry::MAX_DIMS], Default::default());
+    s.reductions.clear();
+    s.side_effects.clear();
+    s.name = None;
+    s.payload = None;
+    t.regions.clear();
+    t.dependencies.clear();
+}
+
+/// The live tasks, keyed by their dense ids, erased a horizon window at a time. Each task is an allocation of its
+/// own (an `Arc` the runtime thread may share), so erasing hands each node over rather than dropping it in place,
+/// for the task manager to keep the ones nobody else holds.
+#[derive(Default)]
+struct TaskStore {
+    /// `index[i]` is task `base + i`, if it is alive.
+    index: VecDeque<Option<Arc<Task>>>,
+    base: u64,
+    /// The first id of every live window (each horizon or epoch opens one), oldest first.
+    windows: VecDeque<u64>,
+}
+
+impl TaskStore {
+    /// Stores task `id`, above every id stored so far; a horizon or epoch opens a new window.
+    fn insert(&mut self, id: u64, task: Arc<Task>) {
+        if matches!(task.spec.kind, TaskKind::Horizon | TaskKind::Epoch(_)) {
+            debug_assert!(self.windows.back().is_none_or(|&w| w < id), "epoch ids must grow");
+            self.windows.push_back(id);
+        }
+        if self.index.is_empty() && self.base <= id {
+            self.base = id;
+        }
+        let slot = id.checked_sub(self.base).expect("task id below the erased range") as usize;
+        assert!(slot >= self.index.len(), "task ids must be inserted in increasing order (got {id})");
+        while self.index.len() < slot {
+            self.index.push_back(None);
+        }
+        self.index.push_back(Some(task));
+    }
+
+    fn get(&self, id: u64) -> Option<&Arc<Task>> {
+        self.index.get(id.checked_sub(self.base)? as usize)?.as_ref()
+    }
+
+    /// Hands every task of the windows that end before the window opened by `id` to `erase`, in id order.
+    fn erase_before_epoch(&mut self, id: u64, mut erase: impl FnMut(Arc<Task>)) {
+        while self.windows.len() > 1 && self.windows[1] <= id {
+            let first_kept = self.windows[1];
+            while self.base < first_kept {
+                if let Some(Some(task)) = self.index.pop_front() {
+                    erase(task);
+                }
+                self.base += 1;
+            }
+            self.windows.pop_front();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.index.iter().filter(|t| t.is_some()).count()
+    }
+
+    fn window_count(&self) -> usize {
+        self.windows.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<Task>> + '_ {
+        self.index.iter().flatten()
     }
 }
 

@@ -3,8 +3,8 @@
 use celer_graph::{
     AccessMode::{self, *},
     BufferId, CollectiveGroupId, DependencyKind, DependencyOrigin, EpochAction, ErrorPolicy, GridBox, HostObjectId,
-    NeighborhoodShape, RangeMapper, SideEffectOrder, TaskErrorKind, TaskId, TaskKind, TaskManager, TaskManagerConfig,
-    TaskSpec,
+    NeighborhoodShape, RangeMapper, Region, SideEffectOrder, TaskErrorKind, TaskId, TaskKind, TaskManager,
+    TaskManagerConfig, TaskSpec,
 };
 
 fn manager(step: u32, parallelism: usize) -> TaskManager {
@@ -795,4 +795,95 @@ fn a_replayed_task_stream_gets_the_builders_ids_horizons_and_epochs() {
             assert!(replayed.windows(2).all(|p| p[0] < p[1]));
         }
     }
+}
+
+/// Erased tasks are reused for new ones only where nobody else holds them: a task another manager (the runtime
+/// thread) still holds keeps its contents, and what an erased task held (its payload) goes when it is erased.
+#[test]
+fn erased_tasks_drop_their_contents_and_shared_ones_stay_intact() {
+    let mut tm = manager(1, 1000);
+    let a = BufferId(0);
+    tm.create_buffer(a, 1, GridBox::d1(0, 16), true, Some("a".into()));
+    let payload: std::sync::Arc<dyn std::any::Any + Send + Sync> = std::sync::Arc::new(7u32);
+    let mut spec = kernel1(16, &[(a, ReadWrite, RangeMapper::OneToOne)]).named("first");
+    spec.payload = Some(payload.clone());
+    let first = tm.submit(spec).unwrap();
+    let held = tm.shared_task(first).unwrap();
+    let other: std::sync::Arc<dyn std::any::Any + Send + Sync> = std::sync::Arc::new(8u32);
+    let mut spec = kernel1(16, &[(a, Read, RangeMapper::OneToOne)]).named("second");
+    spec.payload = Some(other.clone());
+    let second = tm.submit(spec).unwrap();
+    assert_eq!((std::sync::Arc::strong_count(&payload), std::sync::Arc::strong_count(&other)), (2, 2));
+    let e = tm.epoch(EpochAction::None);
+    tm.notify_epoch_reached(e);
+    assert!(tm.task(first).is_none() && tm.task(second).is_none());
+    // The unheld task's payload went at its erasure; the held task was not reused: payload and all.
+    assert_eq!(std::sync::Arc::strong_count(&other), 1, "the erased task dropped its payload");
+    assert_eq!(std::sync::Arc::strong_count(&payload), 2, "the held task keeps its payload");
+    // Many more tasks, built in the erased (unheld) nodes, change nothing of it.
+    for _ in 0..20 {
+        let t = tm.submit(kernel1(1, &[(a, ReadWrite, fixed(0, 4))]).named("later")).unwrap();
+        let e = tm.epoch(EpochAction::None);
+        tm.notify_epoch_reached(e);
+        assert_eq!(tm.shared_task(t).map(|t| t.id), None);
+    }
+    assert_eq!((held.id, held.spec.name.as_deref(), held.kind()), (first, Some("first"), TaskKind::DeviceCompute));
+    assert_eq!(held.regions[0].produced, Region::from(GridBox::d1(0, 16)));
+    drop(held);
+    assert_eq!(std::sync::Arc::strong_count(&payload), 2, "the manager keeps the erased task until it looks again");
+    tm.release_erased_tasks();
+    assert_eq!(std::sync::Arc::strong_count(&payload), 1, "gone once nobody else held it");
+    // A task built in a reused node carries only what its own spec says.
+    let t = tm.submit(kernel1(16, &[(a, Read, fixed(2, 3))])).unwrap();
+    let task = tm.task(t).unwrap();
+    assert!(task.spec.name.is_none() && task.spec.payload.is_none());
+    assert_eq!(task.regions.len(), 1);
+    assert_eq!(task.regions[0].consumed, Region::from(GridBox::d1(2, 3)));
+    assert!(task.regions[0].produced.is_empty());
+    assert_eq!(task.dependencies.iter().map(|d| d.task).collect::<Vec<_>>(), vec![TaskId(t.0 - 1)]);
+}
+
+/// A builder's erased tasks that a replaying manager (the runtime thread's) still holds are kept, intact, until it
+/// lets go; then `release_erased_tasks` drops what they held, and their nodes serve new tasks.
+#[test]
+fn erased_tasks_another_manager_holds_are_released_once_it_lets_go() {
+    use std::sync::Arc;
+    let (mut app, mut rt) = (manager(1, 1000), manager(1, 1000));
+    let a = BufferId(0);
+    for tm in [&mut app, &mut rt] {
+        tm.create_buffer(a, 1, GridBox::d1(0, 16), true, Some("a".into()));
+    }
+    let payload: Arc<dyn std::any::Any + Send + Sync> = Arc::new(7u32);
+    let mut spec = kernel1(16, &[(a, ReadWrite, RangeMapper::OneToOne)]).named("first");
+    spec.payload = Some(payload.clone());
+    let replay = |app: &TaskManager, rt: &mut TaskManager, upto: TaskId| {
+        while rt.next_task_id() < upto {
+            let id = rt.next_task_id();
+            match app.task(id).map(|t| t.kind()) {
+                Some(TaskKind::Epoch(action)) => assert_eq!(rt.epoch(action), id),
+                Some(TaskKind::Horizon) => panic!("{id}: horizons come from the replay itself"),
+                _ => assert_eq!(rt.replay(app.shared_task(id).unwrap()), id),
+            }
+        }
+    };
+    let first = app.submit(spec).unwrap();
+    replay(&app, &mut rt, app.next_task_id());
+    let e = app.epoch(EpochAction::None);
+    replay(&app, &mut rt, app.next_task_id());
+    app.notify_epoch_reached(e);
+    assert!(app.task(first).is_none());
+    assert_eq!(rt.task(first).unwrap().spec.name.as_deref(), Some("first"), "the replaying manager's task intact");
+    assert_eq!(Arc::strong_count(&payload), 2, "still held by the replaying manager's task");
+    app.release_erased_tasks();
+    assert_eq!(Arc::strong_count(&payload), 2, "nothing to release while the other manager holds it");
+    rt.notify_epoch_reached(e);
+    assert_eq!(Arc::strong_count(&payload), 2, "the builder holds the erased task until it looks again");
+    app.release_erased_tasks();
+    assert_eq!(Arc::strong_count(&payload), 1, "released once nobody else held it");
+    // New tasks are built in the released nodes and carry only their own specs.
+    let t = app.submit(kernel1(16, &[(a, Read, fixed(2, 3))])).unwrap();
+    let task = app.task(t).unwrap();
+    assert!(task.spec.name.is_none() && task.spec.payload.is_none());
+    assert_eq!(task.regions[0].consumed, Region::from(GridBox::d1(2, 3)));
+    assert_eq!(task.dependencies.iter().map(|d| d.task).collect::<Vec<_>>(), vec![e]);
 }
