@@ -28,16 +28,16 @@ fn first_block(level: u32, index: u64, count: u64) -> Option<u64> {
 /// The value of a node from its blocks' values (in order; the node starts at a multiple of its size, so pairing
 /// neighbours level by level, an odd last one passed up alone, is its subtree).
 fn subtree<T: Clone>(leaves: &[T], combine: &impl Fn(&T, &T) -> T) -> T {
-    let mut v = leaves.to_vec();
-    let mut len = v.len();
-    while len > 1 {
-        for k in 0..len / 2 {
-            v[k] = combine(&v[2 * k], &v[2 * k + 1]);
-        }
-        if len % 2 == 1 {
-            v[len / 2] = v[len - 1].clone();
-        }
-        len = len.div_ceil(2);
+    // One level up: neighbours paired in order, an odd last one passed up alone (a new vector per level, half the
+    // size of the last, so the pairs are read and written without index checks or aliasing).
+    let up = |v: &[T]| -> Vec<T> {
+        let pairs = v.chunks_exact(2);
+        let odd = pairs.remainder().first().cloned();
+        pairs.map(|p| combine(&p[0], &p[1])).chain(odd).collect()
+    };
+    let mut v = up(leaves);
+    while v.len() > 1 {
+        v = up(&v);
     }
     v.swap_remove(0)
 }

@@ -69,7 +69,7 @@ impl ScalarKind {
 }
 
 /// An element type of the built-in operations, combined as the prelude's block reductions combine on the GPU.
-trait Elem: Copy {
+trait Elem: bytemuck::Pod {
     fn from_bytes(b: &[u8]) -> Self;
     fn to_bytes(self) -> Vec<u8>;
     fn combine(op: ReductionOp, a: Self, b: Self) -> Self;
@@ -101,8 +101,10 @@ elem!(i32 => i32::wrapping_add, u32 => u32::wrapping_add, i64 => i64::wrapping_a
 
 /// [`ReductionInfo::block_nodes`] for a built-in operation over element type `E`.
 fn typed_nodes<E: Elem>(op: ReductionOp, count: u64, runs: &[(u64, usize)], bytes: &[u8]) -> Vec<Node> {
-    let size = std::mem::size_of::<E>();
-    let values: Vec<E> = bytes.chunks_exact(size).map(E::from_bytes).collect();
+    // One copy (the bytes need not be aligned for `E`); a trailing partial element is ignored.
+    let n = bytes.len() / std::mem::size_of::<E>();
+    let mut values = vec![E::zeroed(); n];
+    bytemuck::cast_slice_mut(&mut values).copy_from_slice(&bytes[..n * std::mem::size_of::<E>()]);
     let combine = |a: &E, b: &E| E::combine(op, *a, *b);
     let mut nodes = Vec::new();
     let mut at = 0;
