@@ -21,6 +21,7 @@ pub mod reader_log;
 pub mod region_map;
 pub mod task;
 pub mod task_manager;
+mod task_store;
 
 pub use command::{Command, CommandDependency, CommandKind, TransferId};
 pub use error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};

@@ -25,7 +25,6 @@
 //! ```
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
@@ -42,6 +41,7 @@ use crate::task::{
     AccessRegions, BufferAccess, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin, EpochAction,
     RangeMapper, RegionList, ResourceIdent, Task, TaskKind, TaskSpec,
 };
+use crate::task_store::TaskStore;
 
 /// Into how many slabs per dimension [`TaskManager::intra_task_race`] splits an index space to look for cells that
 /// one part of a task reads and another writes (more find nothing new for the built-in mappers: a race shows at the
@@ -104,16 +104,6 @@ pub struct TaskManager {
     config: TaskManagerConfig,
     /// Shared (`Arc`): the task a rank's application thread built is the one its runtime thread replays.
     tasks: TaskStore,
-    /// Erased tasks that nobody else held any more, emptied, for new tasks to be built in (no allocation).
-    spare_tasks: Vec<Arc<Task>>,
-    /// Erased tasks that another holder (the runtime thread, replaying them) still had, oldest first: each becomes
-    /// a spare once that holder lets go, so that in steady state neither thread allocates or frees a task.
-    held_tasks: VecDeque<Arc<Task>>,
-    /// Whether this manager builds user tasks ([`submit`](Self::submit)): only then does it hold erased tasks that
-    /// are still shared. A manager that only replays lets go of them, or the two would each wait for the other.
-    builds_tasks: bool,
-    /// The empty access list an emptied spare task holds (its own accesses are dropped when it is erased).
-    no_accesses: Arc<Vec<BufferAccess>>,
     next_id: u64,
     buffers: IdMap<BufferId, BufferState>,
     /// Last task with a side effect on each host object.
@@ -145,11 +135,7 @@ impl TaskManager {
         assert!(config.num_ranks >= 1, "there must be at least one rank");
         let mut tm = Self {
             config,
-            tasks: TaskStore::default(),
-            spare_tasks: Vec::new(),
-            held_tasks: VecDeque::new(),
-            builds_tasks: false,
-            no_accesses: empty_spec(TaskKind::Horizon).accesses,
+            tasks: TaskStore::new(),
             next_id: 0,
             buffers: IdMap::default(),
             host_objects: IdMap::default(),
@@ -303,24 +289,7 @@ impl TaskManager {
         );
         if id > self.latest_epoch_reached {
             self.latest_epoch_reached = id;
-            let (spare, held, no_accesses) = (&mut self.spare_tasks, &mut self.held_tasks, &self.no_accesses);
-            let hold = self.builds_tasks;
-            self.tasks.erase_before_epoch(id.0, |mut task| match Arc::get_mut(&mut task) {
-                // Emptied now, so that what the task held (payload, name, accesses) goes when the task does.
-                Some(t) if spare.len() < MAX_SPARE_TASKS => {
-                    empty_task(t, no_accesses);
-                    spare.push(task);
-                }
-                Some(_) => {}
-                None if hold => {
-                    if held.len() == MAX_SPARE_TASKS {
-                        held.pop_front();
-                    }
-                    held.push_back(task);
-                }
-                None => {}
-            });
-            self.reclaim_held_tasks(usize::MAX, MAX_HELD_SKIPPED);
+            self.tasks.erase_before_epoch(id.0);
         }
     }
 
@@ -329,27 +298,7 @@ impl TaskManager {
     /// calls this when the runtime has passed the epoch, so that what the tasks before it held is gone when `wait`
     /// returns, as if this manager had let go of them when it erased them.
     pub fn release_erased_tasks(&mut self) {
-        self.reclaim_held_tasks(usize::MAX, usize::MAX);
-    }
-
-    /// Makes spares of the oldest held tasks that nobody else holds any more (at most `limit`), looking past at most
-    /// `max_skipped` still shared ones (the other holder lets go roughly in id order, a window at a time); what they
-    /// held goes now. Spares beyond [`MAX_SPARE_TASKS`] are dropped.
-    fn reclaim_held_tasks(&mut self, limit: usize, max_skipped: usize) {
-        // `i` is also the number of still shared tasks passed: a reclaimed one leaves the queue.
-        let (mut i, mut reclaimed) = (0, 0);
-        while reclaimed < limit && i < self.held_tasks.len() && i < max_skipped {
-            let Some(t) = Arc::get_mut(&mut self.held_tasks[i]) else {
-                i += 1;
-                continue;
-            };
-            empty_task(t, &self.no_accesses);
-            let task = self.held_tasks.remove(i).expect("index checked");
-            if self.spare_tasks.len() < MAX_SPARE_TASKS {
-                self.spare_tasks.push(task);
-            }
-            reclaimed += 1;
-        }
+        self.tasks.release_erased();
     }
 
     /// Records a user task: validates it, computes its dependencies, and inserts a horizon when one is due.
@@ -357,7 +306,7 @@ impl TaskManager {
     /// # Errors
     /// [`TaskError`] naming the task and, where it applies, the buffer and region at fault. Nothing is recorded then.
     pub fn submit(&mut self, mut spec: TaskSpec) -> Result<TaskId, TaskError> {
-        self.builds_tasks = true;
+        self.tasks.hold_shared();
         match spec.kind {
             // One item per process (not per device: item r is process r), and one item for a rank-0 task.
             TaskKind::Collective(_) => {
@@ -369,13 +318,12 @@ impl TaskManager {
         }
         let id = TaskId(self.next_id);
         // The task is built in its node: a spare one, or a new allocation.
-        let mut node = self.new_node();
+        let mut node = self.tasks.new_node();
         let task = Arc::get_mut(&mut node).expect("a new node is not shared yet");
         let deps = match self.validate(id, &spec, &mut task.regions) {
             Ok(deps) => deps,
             Err(e) => {
-                task.regions.clear();
-                self.spare_tasks.push(node);
+                self.tasks.give_back(node);
                 return Err(e);
             }
         };
@@ -660,23 +608,6 @@ impl TaskManager {
         self.insert_node(id, node)
     }
 
-    /// An unshared, empty task node (a spare one where there is one) to build the next task in.
-    #[inline]
-    fn new_node(&mut self) -> Arc<Task> {
-        if self.spare_tasks.is_empty() {
-            self.reclaim_held_tasks(1, MAX_HELD_SKIPPED);
-        }
-        self.spare_tasks.pop().unwrap_or_else(|| {
-            Arc::new(Task {
-                id: TaskId(0),
-                spec: empty_spec(TaskKind::Horizon),
-                regions: RegionList::new(),
-                dependencies: SmallVec::new(),
-                critical_path_length: 0,
-            })
-        })
-    }
-
     /// Stores task `id` built in `node` (its spec, regions and dependencies filled in), after updating the
     /// execution front and critical path.
     #[inline(always)]
@@ -710,7 +641,7 @@ impl TaskManager {
     /// Creates a horizon or epoch depending on the whole execution front.
     fn insert_sync_task(&mut self, kind: TaskKind) -> TaskId {
         let id = TaskId(self.next_id);
-        let mut node = self.new_node();
+        let mut node = self.tasks.new_node();
         let task = Arc::get_mut(&mut node).expect("a new node is not shared yet");
         // An empty spec but for the kind; the front is already in id order.
         task.spec.kind = kind;
@@ -806,97 +737,6 @@ impl TaskManager {
         }
         out += "}\n";
         out
-    }
-}
-
-/// How many erased tasks a [`TaskManager`] keeps to build new ones in: more than a horizon window holds in steady
-/// state at the default settings, so that a window's tasks are built in the nodes of the window erased before.
-const MAX_SPARE_TASKS: usize = 128;
-
-/// How many still shared held tasks a [`TaskManager`] looks past when it looks for one to reuse: the other holder
-/// lets go of a window's tasks together, but of a horizon or epoch (the first of its window) only with the next one.
-const MAX_HELD_SKIPPED: usize = 4;
-
-/// The spec of a horizon or epoch: nothing accessed, no index space.
-fn empty_spec(kind: TaskKind) -> TaskSpec {
-    TaskSpec::new(kind, 0, GridBox::from_extent(&[]))
-}
-
-/// Empties an erased task for reuse: drops what it holds (payload, name, accesses, regions, dependencies), leaving a
-/// node like a new one (an [`empty_spec`]) with the storage of its vectors.
-fn empty_task(t: &mut Task, no_accesses: &Arc<Vec<BufferAccess>>) {
-    let s = &mut t.spec;
-    if !Arc::ptr_eq(&s.accesses, no_accesses) {
-        s.accesses = Arc::clone(no_accesses);
-    }
-    (s.dims, s.range, s.granularity, s.hint) =
-        (0, GridBox::from_extent(&[]), [1; crate::geometry::MAX_DIMS], Default::default());
-    s.reductions.clear();
-    s.side_effects.clear();
-    s.name = None;
-    s.payload = None;
-    t.regions.clear();
-    t.dependencies.clear();
-}
-
-/// The live tasks, keyed by their dense ids, erased a horizon window at a time. Each task is an allocation of its
-/// own (an `Arc` the runtime thread may share), so erasing hands each node over rather than dropping it in place,
-/// for the task manager to keep the ones nobody else holds.
-#[derive(Default)]
-struct TaskStore {
-    /// `index[i]` is task `base + i`, if it is alive.
-    index: VecDeque<Option<Arc<Task>>>,
-    base: u64,
-    /// The first id of every live window (each horizon or epoch opens one), oldest first.
-    windows: VecDeque<u64>,
-}
-
-impl TaskStore {
-    /// Stores task `id`, above every id stored so far; a horizon or epoch opens a new window.
-    fn insert(&mut self, id: u64, task: Arc<Task>) {
-        if matches!(task.spec.kind, TaskKind::Horizon | TaskKind::Epoch(_)) {
-            debug_assert!(self.windows.back().is_none_or(|&w| w < id), "epoch ids must grow");
-            self.windows.push_back(id);
-        }
-        if self.index.is_empty() && self.base <= id {
-            self.base = id;
-        }
-        let slot = id.checked_sub(self.base).expect("task id below the erased range") as usize;
-        assert!(slot >= self.index.len(), "task ids must be inserted in increasing order (got {id})");
-        while self.index.len() < slot {
-            self.index.push_back(None);
-        }
-        self.index.push_back(Some(task));
-    }
-
-    fn get(&self, id: u64) -> Option<&Arc<Task>> {
-        self.index.get(id.checked_sub(self.base)? as usize)?.as_ref()
-    }
-
-    /// Hands every task of the windows that end before the window opened by `id` to `erase`, in id order.
-    fn erase_before_epoch(&mut self, id: u64, mut erase: impl FnMut(Arc<Task>)) {
-        while self.windows.len() > 1 && self.windows[1] <= id {
-            let first_kept = self.windows[1];
-            while self.base < first_kept {
-                if let Some(Some(task)) = self.index.pop_front() {
-                    erase(task);
-                }
-                self.base += 1;
-            }
-            self.windows.pop_front();
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.index.iter().filter(|t| t.is_some()).count()
-    }
-
-    fn window_count(&self) -> usize {
-        self.windows.len()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Arc<Task>> + '_ {
-        self.index.iter().flatten()
     }
 }
 
