@@ -193,15 +193,7 @@ fn producer_ranks_are_the_ranks_whose_chunks_wrote_the_region() {
 fn producer_ranks_of_a_reduction_are_every_chunk() {
     let mut sim = Simulation::new(3, true);
     sim.create_buffer(B0, 1, GridBox::d1(0, 1), false, None);
-    let mut sum = TaskSpec::device_compute(&[6]);
-    let op = ReductionOp::Sum;
-    sum.reductions.push(ReductionSpec {
-        id: celer_graph::ReductionId(0),
-        buffer: B0,
-        op,
-        include_current_value: false,
-    });
-    sim.submit(sum).unwrap();
+    sim.submit(sum_into(TaskSpec::device_compute(&[6]), B0, false)).unwrap();
     let task = &sim.recorded_tasks()[1];
     let all = vec![NodeId(0), NodeId(1), NodeId(2)];
     assert_eq!(sim.ranks[1].producer_ranks(task, B0, &Region::from(GridBox::d1(0, 1))), all);
