@@ -87,7 +87,7 @@
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
+use celer::{access, kernels, task, Buffer, Kernel, Queue, ReductionOp};
 
 /// The kernels of `kernels/` (`faulty.wgsl` holds the deliberately wrong ones).
 #[allow(dead_code)] // METG is the examples'
@@ -157,6 +157,19 @@ fn spin() -> Result<(), String> {
     Err("the endless kernel finished".into())
 }
 
+/// Submits one step of the 1D heat stencil (task "step") from `a` into `b`, both of 256 cells.
+fn heat_step(
+    q: &Queue,
+    heat: &Kernel,
+    a: &Buffer<'_, f32, 1>,
+    b: &Buffer<'_, f32, 1>,
+    alpha: f32,
+) -> Result<(), String> {
+    let step =
+        task::parallel_for(heat, [256]).read(a, access::neighborhood([1])).discard_write(b, access::one_to_one());
+    q.submit(step.scalar_f32(alpha).name("step")).map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// A 1D stencil of 100 steps, during which the injected device loss strikes. The program waits for a fence every 10
 /// steps, so the GPU gets at least 10 batches and so at least 10 polls with work in flight, however fast the device
 /// and however many tasks the runtime batches together: the injected loss (at the 5th such poll) always strikes.
@@ -166,14 +179,7 @@ fn stencil() -> Result<(), String> {
     let mut a = q.buffer_from(&[1.0f32; 256], [256]).named("a");
     let mut b = q.buffer::<f32, 1>([256]).named("b");
     for step in 1..=100 {
-        q.submit(
-            task::parallel_for(&heat, [256])
-                .read(&a, access::neighborhood([1]))
-                .discard_write(&b, access::one_to_one())
-                .scalar_f32(0.1)
-                .name("step"),
-        )
-        .map_err(|e| e.to_string())?;
+        heat_step(&q, &heat, &a, &b, 0.1)?;
         std::mem::swap(&mut a, &mut b);
         if step % 10 == 0 {
             q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
@@ -447,14 +453,7 @@ fn departs(how: &str) -> Result<(), String> {
             continue;
         }
         let c = if odd && how == "scalar-differs" { 0.2 } else { 0.1 };
-        q.submit(
-            task::parallel_for(&heat, [256])
-                .read(&a, access::neighborhood([1]))
-                .discard_write(&b, access::one_to_one())
-                .scalar_f32(c)
-                .name("step"),
-        )
-        .map_err(|e| e.to_string())?;
+        heat_step(&q, &heat, &a, &b, c)?;
         std::mem::swap(&mut a, &mut b);
         if step == 5 && how == "fence-differs" {
             let offset = if odd { 40 } else { 8 };
@@ -487,14 +486,7 @@ fn rank_ends(panics: bool) -> Result<(), String> {
             }
             return Err(format!("rank {} cannot go on: its input ran out at step {step}", q.rank()));
         }
-        q.submit(
-            task::parallel_for(&heat, [256])
-                .read(&a, access::neighborhood([1]))
-                .discard_write(&b, access::one_to_one())
-                .scalar_f32(0.1)
-                .name("step"),
-        )
-        .map_err(|e| e.to_string())?;
+        heat_step(&q, &heat, &a, &b, 0.1)?;
         std::mem::swap(&mut a, &mut b);
     }
     q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
