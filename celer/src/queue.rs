@@ -457,6 +457,9 @@ impl Queue {
                 });
             }
         }
+        // Chunks start at whole workgroups where the kernel's results depend on them (also for a task whose checked
+        // shape is reused: the alignment combines with the task's own granularity, which the shape does not hold).
+        let blocks = task.kernel.and_then(|(source, entry)| align_to_workgroups(source, entry, &mut spec));
         let key = task.kernel.map(|(source, entry)| KernelKey {
             source,
             entry,
@@ -471,10 +474,6 @@ impl Queue {
         let shape = key.filter(|_| cacheable && checked.is_none()).map(|k| KernelShape::of(&k));
         if checked.is_some() {
             spec.payload = checked;
-            // The split's alignment depends on the task's own granularity, which the shape does not hold.
-            if let Some((source, entry)) = task.kernel {
-                align_to_workgroups(source, entry, &mut spec);
-            }
         } else if let Some((source, entry)) = task.kernel {
             let task_name = spec.name.clone();
             let mut kernel = crate::binding::KernelTask {
@@ -490,7 +489,6 @@ impl Queue {
                     inner,
                 })?;
             let (reduction_kinds, custom_reductions) = (kernel.reduction_kinds, kernel.custom_reductions);
-            let blocks = align_to_workgroups(source, entry, &mut spec);
             let payload: crate::intern::Payload =
                 Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions, blocks });
             if let Some(shape) = shape {
