@@ -1,0 +1,253 @@
+//! What a kernel's entry point does, read from naga's IR through its call graph: which prelude block reductions it
+//! calls and into which binding each result flows ([`block_reductions`]), and whether its results depend on how the
+//! index space is cut into workgroups ([`workgroup_dependent`]); and whether a kernel needs 64-bit floats, from its
+//! text ([`uses_f64_prelude`]) and from its SPIR-V ([`spirv_needs_float64`]).
+
+use naga::{AddressSpace, Expression, Function, Handle, Statement};
+
+use crate::{each_statement, function, BlockReduction, FnRef};
+
+/// The functions of [`PRELUDE_F64`](crate::PRELUDE_F64) a kernel calls; one of them in its text (outside `//` comments) appends it.
+const F64_CALLS: [&str; 3] = ["celer_reduce_sum_f64", "celer_reduce_min_f64", "celer_reduce_max_f64"];
+
+/// Whether kernel text `source` calls the prelude's f64 part (names one of `celer_reduce_{sum,min,max}_f64` outside
+/// `//` comments), so that the build appends [`PRELUDE_F64`](crate::PRELUDE_F64) to it.
+pub fn uses_f64_prelude(source: &str) -> bool {
+    source.lines().map(|l| l.split_once("//").map_or(l, |(code, _)| code)).any(|code| {
+        F64_CALLS.iter().any(|name| {
+            code.match_indices(name).any(|(i, _)| {
+                // A whole identifier, not the prefix of a longer one.
+                !code[i + name.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            })
+        })
+    })
+}
+
+/// Whether SPIR-V `words` declare the capability `Float64` (`OpCapability Float64`): a module with an `f64` type,
+/// which a device runs only with the feature `shaderFloat64`.
+pub fn spirv_needs_float64(words: &[u32]) -> bool {
+    const OP_CAPABILITY: u32 = 17;
+    const FLOAT64: u32 = 10;
+    let mut at = 5; // after the header
+    while let Some(&first) = words.get(at) {
+        let (count, opcode) = ((first >> 16) as usize, first & 0xffff);
+        if opcode == OP_CAPABILITY && words.get(at + 1) == Some(&FLOAT64) {
+            return true;
+        }
+        at += count.max(1);
+    }
+    false
+}
+
+/// `(op, type)` of a prelude block reduction `celer_reduce_<op>_<type>`, from the function's name.
+fn reduce_call(name: &str) -> Option<(&'static str, &'static str)> {
+    let (op, ty) = name.strip_prefix("celer_reduce_")?.split_once('_')?;
+    let op = ["sum", "min", "max"].into_iter().find(|o| *o == op)?;
+    let ty = ["f32", "i32", "u32", "f64"].into_iter().find(|t| *t == ty)?;
+    Some((op, ty))
+}
+
+/// The prelude block reductions whose results flow into expression `expr` of function `f`: through arithmetic,
+/// conversions, `let`s, local variables (every value stored to them) and the return values of the functions it
+/// calls. `seen` guards against cycles (a local variable stored in a loop).
+fn reduction_sources(
+    module: &naga::Module,
+    f: FnRef,
+    expr: Handle<Expression>,
+    seen: &mut std::collections::HashSet<(FnRef, Handle<Expression>)>,
+    out: &mut std::collections::BTreeSet<(&'static str, &'static str)>,
+) {
+    if !seen.insert((f, expr)) {
+        return;
+    }
+    let func = function(module, f);
+    let mut operands: Vec<Handle<Expression>> = Vec::new();
+    match &func.expressions[expr] {
+        Expression::CallResult(callee) => match module.functions[*callee].name.as_deref().and_then(reduce_call) {
+            Some(call) => {
+                out.insert(call);
+            }
+            None => {
+                // What the callee returns.
+                let g = FnRef::Function(*callee);
+                let mut returned = Vec::new();
+                each_statement(&module.functions[*callee].body, &mut |s| {
+                    if let Statement::Return { value: Some(v) } = s {
+                        returned.push(*v);
+                    }
+                });
+                for v in returned {
+                    reduction_sources(module, g, v, seen, out);
+                }
+            }
+        },
+        Expression::Load { pointer } => {
+            if let Some(Expression::LocalVariable(local)) = root_of(func, *pointer).map(|r| &func.expressions[r]) {
+                // Every value stored to the local variable, and its initialiser.
+                let local = *local;
+                operands.extend(func.local_variables[local].init);
+                each_statement(&func.body, &mut |s| {
+                    if let Statement::Store { pointer, value } = s {
+                        if root_of(func, *pointer)
+                            .is_some_and(|r| matches!(func.expressions[r], Expression::LocalVariable(l) if l == local))
+                        {
+                            operands.push(*value);
+                        }
+                    }
+                });
+            }
+        }
+        Expression::Unary { expr, .. }
+        | Expression::As { expr, .. }
+        | Expression::Splat { value: expr, .. }
+        | Expression::Swizzle { vector: expr, .. }
+        | Expression::AccessIndex { base: expr, .. }
+        | Expression::Relational { argument: expr, .. } => operands.push(*expr),
+        Expression::Binary { left, right, .. } => operands.extend([*left, *right]),
+        Expression::Access { base, index } => operands.extend([*base, *index]),
+        Expression::Select { condition, accept, reject } => operands.extend([*condition, *accept, *reject]),
+        Expression::Math { arg, arg1, arg2, arg3, .. } => {
+            operands.push(*arg);
+            operands.extend([*arg1, *arg2, *arg3].into_iter().flatten());
+        }
+        Expression::Compose { components, .. } => operands.extend(components.iter().copied()),
+        _ => {}
+    }
+    for o in operands {
+        reduction_sources(module, f, o, seen, out);
+    }
+}
+
+/// The variable a pointer expression of `func` points into (through `Access`/`AccessIndex`): the handle of its
+/// `GlobalVariable` or `LocalVariable` expression, or `None` (a function parameter).
+fn root_of(func: &Function, mut pointer: Handle<Expression>) -> Option<Handle<Expression>> {
+    loop {
+        match func.expressions[pointer] {
+            Expression::Access { base, .. } | Expression::AccessIndex { base, .. } => pointer = base,
+            Expression::GlobalVariable(_) | Expression::LocalVariable(_) => return Some(pointer),
+            _ => return None,
+        }
+    }
+}
+
+/// The prelude block reductions (`celer_reduce_<op>_<type>`) entry point `entry_point` calls, directly or through
+/// the functions it calls, each with the `@group(0)` binding its result is stored to: a `Store` to a binding (in
+/// any function the entry point reaches) whose value is computed from the call's result, followed through
+/// arithmetic, `let`s, local variables and return values. A call whose result reaches no such store is listed with
+/// `binding: None`. `celer`'s `submit` compares these with the task's reductions (the operation, the type).
+pub fn block_reductions(module: &naga::Module, entry_point: usize) -> Vec<BlockReduction> {
+    let mut stack = vec![FnRef::EntryPoint(entry_point)];
+    let mut reached = std::collections::HashSet::new();
+    let mut called = std::collections::BTreeSet::new();
+    let mut stored = std::collections::BTreeSet::new();
+    while let Some(f) = stack.pop() {
+        if !reached.insert(f) {
+            continue;
+        }
+        let func = function(module, f);
+        each_statement(&func.body, &mut |s| match s {
+            Statement::Call { function: callee, .. } => {
+                if let Some(call) = module.functions[*callee].name.as_deref().and_then(reduce_call) {
+                    called.insert(call);
+                }
+                stack.push(FnRef::Function(*callee));
+            }
+            Statement::Store { pointer, value } => {
+                let binding = root_of(func, *pointer).and_then(|r| match func.expressions[r] {
+                    Expression::GlobalVariable(g) => module.global_variables[g].binding.as_ref(),
+                    _ => None,
+                });
+                if let Some(b) = binding.filter(|b| b.group == 0) {
+                    let mut sources = std::collections::BTreeSet::new();
+                    reduction_sources(module, f, *value, &mut std::collections::HashSet::new(), &mut sources);
+                    stored.extend(sources.into_iter().map(|(op, ty)| BlockReduction {
+                        op,
+                        ty,
+                        binding: Some(b.binding),
+                    }));
+                }
+            }
+            _ => {}
+        });
+    }
+    let mut out: Vec<BlockReduction> = stored.iter().copied().collect();
+    for (op, ty) in called {
+        if !stored.iter().any(|r| r.op == op && r.ty == ty) {
+            out.push(BlockReduction { op, ty, binding: None });
+        }
+    }
+    out
+}
+
+/// Whether `block` (not the functions it calls) synchronises or shares work with other invocations of its workgroup
+/// or subgroup: a barrier, a `workgroupUniformLoad`, a subgroup operation.
+fn workgroup_statements(block: &naga::Block) -> bool {
+    let mut found = false;
+    each_statement(block, &mut |s| {
+        found |= matches!(
+            s,
+            Statement::ControlBarrier(_)
+                | Statement::MemoryBarrier(_)
+                | Statement::WorkGroupUniformLoad { .. }
+                | Statement::SubgroupBallot { .. }
+                | Statement::SubgroupGather { .. }
+                | Statement::SubgroupCollectiveOperation { .. }
+        );
+    });
+    found
+}
+
+/// Whether entry point `f` takes a built-in that tells where an invocation lies in its workgroup or which workgroup
+/// it is (`local_invocation_id`, `local_invocation_index`, `workgroup_id`, `num_workgroups`, the subgroup ids), as
+/// a parameter or a member of one.
+fn workgroup_builtins(module: &naga::Module, f: &Function) -> bool {
+    use naga::{Binding as B, BuiltIn};
+    let dependent = |b: &Option<B>| {
+        matches!(
+            b,
+            Some(B::BuiltIn(
+                BuiltIn::LocalInvocationId
+                    | BuiltIn::LocalInvocationIndex
+                    | BuiltIn::WorkGroupId
+                    | BuiltIn::NumWorkGroups
+                    | BuiltIn::NumSubgroups
+                    | BuiltIn::SubgroupId
+                    | BuiltIn::SubgroupInvocationId
+            ))
+        )
+    };
+    f.arguments.iter().any(|a| {
+        dependent(&a.binding)
+            || match &module.types[a.ty].inner {
+                naga::TypeInner::Struct { members, .. } => members.iter().any(|m| dependent(&m.binding)),
+                _ => false,
+            }
+    })
+}
+
+/// Whether what an entry point computes depends on how its index space is cut into workgroups, as its reflection
+/// records it ([`EntryPoint::workgroup_dependent`](crate::EntryPoint::workgroup_dependent)): it takes `local_invocation_id`, `local_invocation_index`,
+/// `workgroup_id`, `num_workgroups` or a subgroup id, or it (or a function it calls) uses `var<workgroup>` memory, a
+/// barrier, `workgroupUniformLoad` or a subgroup operation. Such an entry point gives results that depend on the
+/// split unless chunks start at whole workgroups, which celer's `submit` then ensures.
+pub fn workgroup_dependent(module: &naga::Module, info: &naga::valid::ModuleInfo, entry_point: usize) -> bool {
+    let ep = &module.entry_points[entry_point];
+    let mut stack = vec![FnRef::EntryPoint(entry_point)];
+    let mut seen = std::collections::HashSet::new();
+    let mut found = false;
+    while let Some(f) = stack.pop() {
+        if seen.insert(f) {
+            let body = &function(module, f).body;
+            found |= workgroup_statements(body);
+            each_statement(body, &mut |s| {
+                if let Statement::Call { function, .. } = s {
+                    stack.push(FnRef::Function(*function));
+                }
+            });
+        }
+    }
+    let fi = info.get_entry_point(entry_point);
+    found
+        || workgroup_builtins(module, &ep.function)
+        || module.global_variables.iter().any(|(h, v)| v.space == AddressSpace::WorkGroup && !fi[h].is_empty())
+}

@@ -1,0 +1,301 @@
+//! The kernel build's unit tests.
+
+use super::*;
+
+#[test]
+fn kernel_files_whose_constants_collide_are_named_together() {
+    let paths: Vec<PathBuf> = ["heat.wgsl", "my-k.wgsl", "my_k.wgsl", "My_K.wgsl", "other.wgsl"]
+        .iter()
+        .map(|n| PathBuf::from("/k").join(n))
+        .collect();
+    let errors = colliding_names("kernels", &paths);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].starts_with("error: kernels/my-k.wgsl and kernels/my_k.wgsl would both declare"), "{errors:?}");
+    assert!(errors[0].contains("constant MY_K"), "{errors:?}");
+    assert!(errors[1].contains("kernels/My_K.wgsl"), "{errors:?}");
+    assert!(colliding_names("kernels", &paths[..2]).is_empty());
+    assert_eq!(constant_name("my-k.v2"), "MY_K_V2");
+}
+
+/// `source` with both preludes (record at binding 2), made checked and validated; the accessor argument of
+/// every `celer_index_checked` call, sorted.
+fn accessors(source: &str) -> Vec<u32> {
+    let text = format!("{PRELUDE}\n{}\n{source}", CHECKED_PRELUDE.replace("CELER_CHECK_BINDING", "2"));
+    let mut module = naga::front::wgsl::parse_str(&text).expect("parses");
+    checked_module(&mut module).expect("rewrites");
+    Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).expect("validates");
+    let checked = module.functions.iter().find(|(_, f)| f.name.as_deref() == Some("celer_index_checked")).unwrap().0;
+    let mut found = Vec::new();
+    for f in all_functions(&module) {
+        let exprs = &function(&module, f).expressions;
+        each_statement(&function(&module, f).body, &mut |s| {
+            if let Statement::Call { function, arguments, .. } = s {
+                assert_ne!(
+                    module.functions[*function].name.as_deref(),
+                    Some("celer_index"),
+                    "a celer_index call was left unchecked"
+                );
+                if *function == checked {
+                    match exprs[*arguments.last().unwrap()] {
+                        Expression::Literal(Literal::U32(a)) => found.push(a),
+                        ref other => panic!("the accessor argument is {other:?}"),
+                    }
+                }
+            }
+        });
+    }
+    found.sort_unstable();
+    found
+}
+
+const HEADER: &str = "struct Params { chunk: CelerBox, src: CelerBox, dst: CelerBox }
+    @group(0) @binding(0) var<storage, read> src: array<f32>;
+    @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+    var<immediate> pc: Params;";
+
+#[test]
+fn each_celer_index_call_names_the_accessor_of_its_push_constant_member() {
+    let source = format!(
+        "{HEADER}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)];
+        }}"
+    );
+    assert_eq!(accessors(&source), vec![0, 1]);
+}
+
+#[test]
+fn a_box_passed_as_a_parameter_is_followed_to_its_call_sites() {
+    // `load` is only ever called with pc.src: accessor 0. `any` gets both boxes: found by value at run time.
+    let source = format!(
+        "{HEADER}
+        fn load(b: CelerBox, item: vec3<u32>) -> f32 {{ return src[celer_index(b, item)]; }}
+        fn any(b: CelerBox, item: vec3<u32>) -> u32 {{ return celer_index(b, item); }}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            let i = any(pc.src, item) + any(pc.dst, item);
+            dst[celer_index(pc.dst, item)] = load(pc.src, item) + f32(i);
+        }}"
+    );
+    assert_eq!(accessors(&source), vec![0, 1, UNTRACED_ACCESSOR]);
+}
+
+#[test]
+fn block_reductions_are_tied_to_the_binding_their_result_is_stored_to() {
+    let source = "@group(0) @binding(0) var<storage, read_write> a: array<f32>;
+        @group(0) @binding(1) var<storage, read_write> b: array<i32>;
+        fn helper(lid: u32) -> f32 { return celer_reduce_min_f32(1.0, true, lid); }
+        @compute @workgroup_size(64) fn direct(@builtin(local_invocation_index) lid: u32) {
+            let s = celer_reduce_sum_f32(1.0, true, lid);
+            if (lid == 0u) { a[0] = s * 2.0; }
+        }
+        @compute @workgroup_size(64) fn through(@builtin(local_invocation_index) lid: u32) {
+            var m = 0.0;
+            m = helper(lid);
+            let unused = celer_reduce_max_u32(lid, true, lid);
+            if (lid == 0u) { b[0] = i32(m); }
+        }";
+    let r = reflection(source).expect("reflects");
+    let of = |name: &str| r.entry_points.iter().find(|e| e.name == name).unwrap().block_reductions.clone();
+    assert_eq!(of("direct"), vec![BlockReduction { op: "sum", ty: "f32", binding: Some(0) }]);
+    assert_eq!(
+        of("through"),
+        vec![
+            BlockReduction { op: "min", ty: "f32", binding: Some(1) },
+            BlockReduction { op: "max", ty: "u32", binding: None },
+        ]
+    );
+}
+
+/// The reflection of `source` with the prelude appended.
+fn reflection(source: &str) -> Result<Reflection, String> {
+    let (module, info) = validated(source);
+    reflect(&module, &info).map_err(|e| e.to_string())
+}
+
+/// `source` with its prelude appended ([`prelude_for`]), parsed and validated.
+fn validated(source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let text = format!("{source}\n{}", prelude_for(source));
+    let module = naga::front::wgsl::parse_str(&text).expect("parses");
+    let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).expect("validates");
+    (module, info)
+}
+
+#[test]
+fn only_kernels_calling_an_f64_reduction_get_the_f64_prelude_and_need_float64() {
+    assert!(uses_f64_prelude("let s = celer_reduce_sum_f64(v, ok, lid);"));
+    assert!(!uses_f64_prelude("// celer_reduce_sum_f64(v, ok, lid) in a comment\nlet s = 1u;"));
+    assert!(!uses_f64_prelude("let s = celer_reduce_sum_f64x(v);"), "a longer identifier");
+    assert!(!uses_f64_prelude("let s = celer_reduce_sum_f32(v, ok, lid);"));
+    let spirv_of = |source: &str| {
+        let (module, info) = validated(source);
+        write_spirv(&module, &info, false).expect("writes SPIR-V")
+    };
+    let f64_kernel = "@group(0) @binding(0) var<storage, read_write> out: array<f64>;
+        @compute @workgroup_size(64) fn main(@builtin(local_invocation_index) lid: u32) {
+            let s = celer_reduce_max_f64(f64(lid), lid < 10u, lid);
+            if (lid == 0u) { out[0] = s; }
+        }";
+    assert!(spirv_needs_float64(&spirv_of(f64_kernel)));
+    let f32_kernel = "@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+        @compute @workgroup_size(64) fn main(@builtin(local_invocation_index) lid: u32) {
+            let s = celer_reduce_max_f32(f32(lid), lid < 10u, lid);
+            if (lid == 0u) { out[0] = s; }
+        }";
+    assert!(!spirv_needs_float64(&spirv_of(f32_kernel)), "the 32-bit prelude declares no f64");
+    // A kernel's own f64 needs the feature too.
+    let own = "@group(0) @binding(0) var<storage, read_write> out: array<f64>;
+        @compute @workgroup_size(1) fn main() { out[0] = out[0] * 2.0; }";
+    assert!(spirv_needs_float64(&spirv_of(own)));
+}
+
+#[test]
+fn reflection_marks_entry_points_whose_results_depend_on_the_workgroups() {
+    let r = reflection(
+        "@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+        var<workgroup> shared_cells: array<u32, 64>;
+        var<workgroup> unused_cells: array<u32, 64>;
+        fn sync() { workgroupBarrier(); }
+        fn keep(i: u32, v: u32) { shared_cells[i] = v; }
+        struct Ids { @builtin(local_invocation_id) lid: vec3<u32> }
+        @compute @workgroup_size(64) fn plain(@builtin(global_invocation_id) gid: vec3<u32>) { out[gid.x] = 1u; }
+        @compute @workgroup_size(64) fn index(@builtin(local_invocation_index) lid: u32) { out[lid] = 1u; }
+        @compute @workgroup_size(64) fn in_struct(ids: Ids) { out[ids.lid.x] = 1u; }
+        @compute @workgroup_size(64) fn group(@builtin(workgroup_id) wid: vec3<u32>) { out[wid.x] = 1u; }
+        @compute @workgroup_size(64) fn groups(@builtin(num_workgroups) n: vec3<u32>) { out[0] = n.x; }
+        @compute @workgroup_size(64) fn memory(@builtin(global_invocation_id) gid: vec3<u32>) {
+            keep(gid.x % 64u, 1u);
+        }
+        @compute @workgroup_size(64) fn barrier(@builtin(global_invocation_id) gid: vec3<u32>) {
+            sync();
+            out[gid.x] = 1u;
+        }
+        @compute @workgroup_size(64) fn reduction(@builtin(global_invocation_id) gid: vec3<u32>) {
+            out[gid.x] = celer_reduce_sum_u32(1u, true, gid.x % 64u);
+        }",
+    )
+    .expect("reflects");
+    let flags: Vec<(&str, bool)> = r.entry_points.iter().map(|e| (e.name.as_str(), e.workgroup_dependent)).collect();
+    assert_eq!(
+        flags,
+        [
+            ("plain", false),
+            ("index", true),
+            ("in_struct", true),
+            ("group", true),
+            ("groups", true),
+            ("memory", true),
+            ("barrier", true),
+            ("reduction", true),
+        ]
+    );
+}
+
+#[test]
+fn reflection_records_bindings_push_constants_workgroup_size_and_dimensionality() {
+    let r = reflection(
+        "struct Params { chunk: CelerBox, data: CelerBox, out: CelerBox, scale: f32, n: u32, v: vec2<i32> }
+        @group(0) @binding(1) var<storage, read_write> out: array<atomic<i32>>;
+        @group(0) @binding(0) var<storage, read> data: array<f64>;
+        var<immediate> pc: Params;
+        fn item(gid: vec3<u32>) -> vec3<u32> { return celer_item_2d(pc.chunk, gid); }
+        @compute @workgroup_size(8, 4) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let i = item(gid);
+            atomicAdd(&out[0], i32(data[celer_index(pc.data, i)] * f64(pc.scale)) + pc.v.x + i32(pc.n));
+        }
+        @compute @workgroup_size(64) fn flat(@builtin(global_invocation_id) gid: vec3<u32>) {
+            atomicAdd(&out[0], i32(gid.x));
+        }",
+    )
+    .expect("reflects");
+    let b = &r.bindings;
+    assert_eq!(b.len(), 2);
+    assert_eq!(
+        (b[0].binding, b[0].name.as_str(), b[0].element.as_str(), b[0].scalar, b[0].element_size, b[0].read_write),
+        (0, "data", "f64", Some("f64"), 8, false)
+    );
+    assert_eq!(
+        (b[1].binding, b[1].name.as_str(), b[1].element.as_str(), b[1].scalar, b[1].element_size, b[1].read_write),
+        (1, "out", "atomic<i32>", Some("i32"), 4, true)
+    );
+    let main = &r.entry_points[0];
+    assert_eq!((main.name.as_str(), main.workgroup_size, main.dims), ("main", [8, 4, 1], Some(2)));
+    let members: Vec<(&str, &str, Option<&str>, u32, u32)> =
+        main.push_constants.iter().map(|m| (m.name.as_str(), m.ty.as_str(), m.scalar, m.offset, m.size)).collect();
+    assert_eq!(
+        members,
+        vec![
+            ("chunk", "CelerBox", None, 0, 24),
+            ("data", "CelerBox", None, 24, 24),
+            ("out", "CelerBox", None, 48, 24),
+            ("scale", "f32", Some("f32"), 72, 4),
+            ("n", "u32", Some("u32"), 76, 4),
+            ("v", "vec2<i32>", Some("i32"), 80, 8),
+        ]
+    );
+    assert_eq!(main.push_constant_bytes, 88);
+    assert_eq!(main.writes, vec![1], "main writes `out` (atomics) and only reads `data`");
+    let flat = &r.entry_points[1];
+    assert_eq!((flat.workgroup_size, flat.dims, flat.push_constants.len()), ([64, 1, 1], None, 0));
+    let rendered = render_bindings(&r, "t");
+    assert!(
+        rendered.contains("name: \"out\", element: \"atomic<i32>\", scalar: Some(t::ScalarType::I32)"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn reflection_marks_entry_points_that_call_a_block_reduction() {
+    let r = reflection(
+        "struct P { chunk: CelerBox, out: CelerBox }
+        @group(0) @binding(0) var<storage, read_write> out: array<f32>;
+        var<immediate> pc: P;
+        fn inner(lid: u32) -> f32 { return celer_reduce_max_f32(1.0, true, lid); }
+        @compute @workgroup_size(64) fn deep(@builtin(local_invocation_index) lid: u32,
+                                             @builtin(workgroup_id) wid: vec3<u32>) {
+            let s = inner(lid);
+            if (lid == 0u) { out[celer_block_1d(pc.out, wid)] = s; }
+        }
+        @compute @workgroup_size(64) fn plain(@builtin(global_invocation_id) gid: vec3<u32>) {
+            out[celer_item_1d(pc.chunk, gid).x] = 1.0;
+        }",
+    )
+    .expect("reflects");
+    let flags: Vec<(&str, bool)> = r.entry_points.iter().map(|e| (e.name.as_str(), e.block_reduction)).collect();
+    assert_eq!(flags, [("deep", true), ("plain", false)]);
+    let e = reflection(
+        "@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+        @compute @workgroup_size(32, 16) fn wide(@builtin(local_invocation_index) lid: u32) {
+            out[lid] = celer_reduce_sum_u32(1u, true, lid);
+        }",
+    )
+    .unwrap_err();
+    assert!(e.contains("entry point `wide` calls a block reduction") && e.contains("512 invocations"), "{e}");
+}
+
+#[test]
+fn reflection_refuses_other_groups_gaps_and_mixed_dimensionality() {
+    let e = reflection(
+        "@group(1) @binding(0) var<storage, read_write> far: array<u32>;
+        @compute @workgroup_size(1) fn main() { far[0] = 1u; }",
+    )
+    .unwrap_err();
+    assert!(e.contains("`far` is bound at @group(1) @binding(0)") && e.contains("@group(0) only"), "{e}");
+    let e = reflection(
+        "@group(0) @binding(1) var<storage, read_write> late: array<u32>;
+        @compute @workgroup_size(1) fn main() { late[0] = 1u; }",
+    )
+    .unwrap_err();
+    assert!(e.contains("`late` is @group(0) @binding(1), but binding 0 is not declared"), "{e}");
+    let e = reflection(
+        "struct P { chunk: CelerBox }
+        var<immediate> pc: P;
+        @group(0) @binding(0) var<storage, read_write> d: array<u32>;
+        @compute @workgroup_size(1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+            d[0] = celer_item_1d(pc.chunk, gid).x + celer_item_3d(pc.chunk, gid).x;
+        }",
+    )
+    .unwrap_err();
+    assert!(e.contains("entry point `main` calls celer_item_1d and celer_item_3d"), "{e}");
+}
