@@ -95,6 +95,7 @@ mod host;
 mod intern;
 pub mod logging;
 mod queue;
+mod task_builder;
 
 pub use builder::QueueBuilder;
 /// What [`QueueBuilder::uninitialized_reads`] takes.

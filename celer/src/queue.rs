@@ -1,4 +1,4 @@
-//! [`Queue`], [`Buffer`] and the task builders: the typed surface over the task graph.
+//! [`Queue`] and [`Buffer`]: the typed surface over the task graph (tasks are described in `task_builder`).
 //!
 //! A queue built with [`Queue::new`] runs the program: it starts the runtime thread (MPI, the GPU, the loop; see
 //! `celer_scheduler::runtime`). The rank's task graph is built here, on the calling thread, so a bad task is
@@ -15,20 +15,17 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use celer_scheduler::graph::{
-    AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, ReductionOp,
-    ReductionSpec, SideEffectOrder, SplitHint, TaskError, TaskId, TaskKind, TaskSpec,
+    AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, TaskError,
+    TaskId, TaskKind, TaskSpec,
 };
-use celer_scheduler::runtime::{
-    CustomReduction, HostFn, HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject,
-};
+use celer_scheduler::runtime::{HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject};
 use celer_scheduler::{ConfigError, Simulation, StartError};
 use std::sync::{mpsc, Arc};
 
-use crate::access::Mapper;
-use crate::binding::{check_kernel, BindMeta, BindMetas, ScalarArg, ScalarArgs};
+use crate::binding::check_kernel;
 use crate::builder::{QueueBuilder, Settings};
-use crate::host::HostContext;
-use crate::intern::{Accesses, KernelKey, KernelShape, SubmitCache};
+use crate::intern::{KernelKey, KernelShape, SubmitCache};
+pub use crate::task_builder::{task, Kernel, TaskBuilder};
 use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
@@ -324,7 +321,7 @@ impl Queue {
     }
 
     /// This queue's address, which tells its resources from another queue's (see `checks::Noted::queue_of`).
-    fn addr(&self) -> usize {
+    pub(crate) fn addr(&self) -> usize {
         self as *const Self as usize
     }
 
@@ -743,9 +740,9 @@ impl fmt::Debug for Queue {
 
 /// A typed buffer of `D` dimensions, owned by the program and distributed by celer.
 pub struct Buffer<'q, T: Element, const D: usize> {
-    id: BufferId,
-    range: [usize; D],
-    queue: &'q Queue,
+    pub(crate) id: BufferId,
+    pub(crate) range: [usize; D],
+    pub(crate) queue: &'q Queue,
     _element: PhantomData<T>,
 }
 
@@ -786,11 +783,12 @@ impl<T: Element, const D: usize> fmt::Debug for Buffer<'_, T, D> {
 }
 
 /// Non-buffer state touched by host tasks through side effects: one instance per rank; host tasks that declare a
-/// side effect on it run one at a time, in submission order, and reach it through [`HostContext::with_object`].
+/// side effect on it run one at a time, in submission order, and reach it through
+/// [`HostContext::with_object`](crate::HostContext::with_object).
 pub struct HostObject<'q, T> {
-    id: HostObjectId,
+    pub(crate) id: HostObjectId,
     value: Arc<std::sync::Mutex<T>>,
-    queue: &'q Queue,
+    pub(crate) queue: &'q Queue,
 }
 
 impl<T: Send + 'static> HostObject<'_, T> {
@@ -799,7 +797,7 @@ impl<T: Send + 'static> HostObject<'_, T> {
         self.id
     }
 
-    fn shared(&self) -> SharedObject {
+    pub(crate) fn shared(&self) -> SharedObject {
         Arc::clone(&self.value) as SharedObject
     }
 }
@@ -821,7 +819,7 @@ impl<T> fmt::Debug for HostObject<'_, T> {
 
 /// A group of collective host tasks (see [`Queue::collective_group`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CollectiveGroup(CollectiveGroupId);
+pub struct CollectiveGroup(pub(crate) CollectiveGroupId);
 
 /// A fence: the buffer's contents as of the fence, once everything before it has run.
 #[derive(Debug)]
@@ -865,345 +863,6 @@ impl<T: Element> Fence<T, 0> {
     pub fn value(self) -> Result<T, Error> {
         let task = self.task;
         self.wait()?.into_iter().next().ok_or(Error::Stopped(task))
-    }
-}
-
-/// A compute kernel: a WGSL entry point compiled to SPIR-V at build time (see `celer::kernels`), or, in a dry run,
-/// just a name.
-#[derive(Clone, Debug)]
-pub struct Kernel {
-    name: Arc<str>,
-    source: Option<(&'static KernelSource, &'static str)>,
-}
-
-impl Kernel {
-    /// A kernel known only by `name` (enough for a dry run; `submit` on a queue that runs the program refuses it).
-    pub fn named(name: impl Into<Arc<str>>) -> Self {
-        Self { name: name.into(), source: None }
-    }
-
-    /// The entry point `entry` of a compiled kernel file.
-    ///
-    /// # Errors
-    /// [`Error::NoEntryPoint`] when the file has no compute entry point of that name.
-    pub fn wgsl(source: &'static KernelSource, entry: &'static str) -> Result<Self, Error> {
-        if source.entry_point(entry).is_none() {
-            let known: Vec<&str> = source.entry_points().iter().map(|e| e.name).collect();
-            return Err(Error::NoEntryPoint { kernel: source.name(), entry, known: known.join(", ") });
-        }
-        Ok(Self { name: source.name().into(), source: Some((source, entry)) })
-    }
-
-    /// The kernel's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-/// A task being described: kind, index space of `KD` dimensions, accesses. Submit it with [`Queue::submit`].
-#[must_use = "a task does nothing until it is passed to Queue::submit"]
-pub struct TaskBuilder<const KD: usize> {
-    /// Boxed: each builder call moves the builder, which is then a pointer rather than a kilobyte of fields.
-    p: Box<TaskParts>,
-}
-
-/// What a [`TaskBuilder`] collects.
-struct TaskParts {
-    spec: TaskSpec,
-    kernel: Option<(&'static KernelSource, &'static str)>,
-    /// The accesses, in declaration order (they become the spec's at submit).
-    accesses: Accesses,
-    scalars: ScalarArgs,
-    reduction_kinds: Vec<ScalarKind>,
-    custom_reductions: Vec<Option<CustomReduction>>,
-    /// Per accessor, in declaration order: its element type and the binding name it was given, if any.
-    accessors: BindMetas,
-    /// The same per reduction.
-    reductions: BindMetas,
-    /// The name of the last `.bind(name)`, for the next accessor or reduction.
-    pending_name: Option<String>,
-    host_fn: Option<Arc<HostFn>>,
-    objects: Vec<SharedObject>,
-    /// What `submit` checks beyond the task graph and the kernel's bindings.
-    noted: crate::checks::Noted,
-}
-
-impl<const KD: usize> fmt::Debug for TaskBuilder<KD> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskBuilder")
-            .field("spec", &self.p.spec)
-            .field("accesses", &self.p.accesses)
-            .field("scalars", &self.p.scalars)
-            .field("host_task", &self.p.host_fn.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Task builders.
-pub mod task {
-    use super::*;
-
-    /// A kernel over `[0, range)`, split across ranks and devices.
-    #[inline(always)]
-    pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
-        let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name.clone());
-        let mut builder = TaskBuilder::of(spec);
-        builder.p.kernel = kernel.source;
-        if kernel.source.is_none() {
-            // Only a kernel without code needs its name noted (a running queue refuses it by that name).
-            builder.p.noted = crate::checks::Noted::kernel(kernel.name.clone());
-        }
-        builder
-    }
-
-    /// A host task over `[0, range)`, split across ranks like a kernel.
-    #[inline(always)]
-    pub fn host_for<const KD: usize>(range: [usize; KD]) -> TaskBuilder<KD> {
-        TaskBuilder::of(TaskSpec::new(TaskKind::HostCompute, KD, GridBox::from_extent(&range)))
-    }
-
-    /// A host task run once, on rank 0.
-    pub fn host_once() -> TaskBuilder<0> {
-        TaskBuilder::of(TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[])))
-    }
-
-    /// A host task run once on every rank (item `i` on rank `i`), in the default collective group.
-    pub fn host_collective() -> TaskBuilder<1> {
-        host_collective_in(CollectiveGroup(CollectiveGroupId(0)))
-    }
-
-    /// A collective host task in `group`.
-    pub fn host_collective_in(group: CollectiveGroup) -> TaskBuilder<1> {
-        // The rank count is filled in at submission by the task manager's configuration.
-        TaskBuilder::of(TaskSpec::new(TaskKind::Collective(group.0), 1, GridBox::d1(0, 1)))
-    }
-}
-
-impl<const KD: usize> TaskBuilder<KD> {
-    /// A builder of `spec` with nothing bound yet (no kernel: a host task until `parallel_for` sets one).
-    #[inline(always)]
-    fn of(spec: TaskSpec) -> Self {
-        let p = Box::new(TaskParts {
-            spec,
-            kernel: None,
-            accesses: Accesses::new(),
-            scalars: ScalarArgs::new(),
-            reduction_kinds: Vec::new(),
-            custom_reductions: Vec::new(),
-            accessors: BindMetas::new(),
-            reductions: BindMetas::new(),
-            pending_name: None,
-            host_fn: None,
-            objects: Vec::new(),
-            noted: crate::checks::Noted::default(),
-        });
-        Self { p }
-    }
-
-    /// Sets what a host task runs: `f` gets each accessor's cells (in declaration order) through the
-    /// [`HostContext`], on the runtime's host worker thread, once per chunk on the chunk's rank.
-    pub fn run(mut self, f: impl Fn(&mut HostContext<KD>) + Send + Sync + 'static) -> Self {
-        self.p.host_fn =
-            Some(Arc::new(move |inner: &mut celer_scheduler::runtime::HostContext| HostContext::run(inner, &f)));
-        self
-    }
-
-    /// Appends `u32` scalar arguments, positionally: they fill the kernel's push-constant members after its boxes
-    /// in declaration order (a `vecN<u32>` member takes `N` of them), and each must be a `u32` member; `submit`
-    /// checks the count and the types. Use [`scalar`](Self::scalar) to give values by name.
-    #[inline]
-    pub fn scalars(mut self, values: &[u32]) -> Self {
-        self.p.scalars.extend(values.iter().map(|&v| ScalarArg::positional(v)));
-        self
-    }
-
-    /// Appends an `f32` scalar argument, positionally (see [`scalars`](Self::scalars)).
-    #[inline(always)]
-    pub fn scalar_f32(mut self, value: f32) -> Self {
-        self.p.scalars.push(ScalarArg::positional(value));
-        self
-    }
-
-    /// Appends an `i32` scalar argument, positionally (see [`scalars`](Self::scalars)).
-    #[inline(always)]
-    pub fn scalar_i32(mut self, value: i32) -> Self {
-        self.p.scalars.push(ScalarArg::positional(value));
-        self
-    }
-
-    /// Gives the kernel's push-constant member `name` the value `value` (`f32`, `i32` or `u32`); `submit` checks
-    /// that the kernel has a 4-byte member of that name and type. A task names all its scalars or none.
-    ///
-    /// ```
-    /// # use celer::{access, kernels, task, Kernel, Queue};
-    /// let q = Queue::dry_run();
-    /// let (a, b) = (q.buffer_from(&[0.0f32; 16], [16]), q.buffer::<f32, 1>([16]));
-    /// let heat = Kernel::wgsl(&kernels::HEAT_1D, "main")?;
-    /// q.submit(
-    ///     task::parallel_for(&heat, [16])
-    ///         .bind("src").read(&a, access::neighborhood([1]))
-    ///         .bind("dst").discard_write(&b, access::one_to_one())
-    ///         .scalar("alpha", 0.1f32),
-    /// )?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[inline]
-    pub fn scalar(mut self, name: &str, value: impl Scalar) -> Self {
-        self.p.scalars.push(ScalarArg::named(name, value));
-        self
-    }
-
-    /// Names the kernel binding (its WGSL variable) that the next accessor or reduction binds to, e.g.
-    /// `.bind("src").read(&a, ...)`. When a task names all its bindings, celer binds them by name, whatever the order
-    /// they were written in; a task names all its bindings or none.
-    #[inline]
-    pub fn bind(mut self, name: &str) -> Self {
-        self.p.pending_name = Some(name.to_owned());
-        self
-    }
-
-    #[inline(always)]
-    fn access<T: Element, const BD: usize>(
-        mut self,
-        buffer: &Buffer<'_, T, BD>,
-        mode: AccessMode,
-        mapper: impl Mapper<KD, BD>,
-    ) -> Self {
-        self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
-        self.p.noted.buffer(buffer.id, &buffer.range);
-        if let Some((offset, range)) = mapper.fixed_box() {
-            let what = || format!("the box of a fixed range mapper ({} access)", mode.name());
-            self.p.noted.subrange(what, buffer.id, &buffer.range, offset, range);
-        }
-        self.p.accesses.push(celer_scheduler::graph::BufferAccess {
-            buffer: buffer.id,
-            mode,
-            mapper: mapper.into_range_mapper(),
-        });
-        self.p.accessors.push(BindMeta::of::<T>(self.p.pending_name.take()));
-        self
-    }
-
-    /// Reads the mapped part of `buffer`.
-    #[inline(always)]
-    pub fn read<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
-        self.access(buffer, AccessMode::Read, m)
-    }
-
-    /// Overwrites the mapped part of `buffer` (its old contents are not needed).
-    #[inline(always)]
-    pub fn write<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
-        self.access(buffer, AccessMode::Write, m)
-    }
-
-    /// Reads, then overwrites the mapped part of `buffer`.
-    #[inline(always)]
-    pub fn read_write<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
-        self.access(buffer, AccessMode::ReadWrite, m)
-    }
-
-    /// Overwrites the mapped part of `buffer`, discarding its old contents.
-    #[inline(always)]
-    pub fn discard_write<T: Element, const BD: usize>(
-        self,
-        buffer: &Buffer<'_, T, BD>,
-        m: impl Mapper<KD, BD>,
-    ) -> Self {
-        self.access(buffer, AccessMode::DiscardWrite, m)
-    }
-
-    /// Reduces every item's contribution into the one-element `buffer` with `op`, overwriting its old value.
-    ///
-    /// The kernel binds the buffer after its accessors; it starts from `op`'s identity on every rank, the kernel
-    /// combines its chunk's items into element 0 (e.g. with atomics), and celer combines the ranks' partial results
-    /// in rank order, so every rank reads the same bits.
-    pub fn reduce<T: Reducible, const BD: usize>(mut self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
-        self.p.spec.reductions.push(ReductionSpec {
-            id: ReductionId(0),
-            buffer: buffer.id,
-            op,
-            include_current_value: false,
-        });
-        self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
-        self.p.noted.buffer(buffer.id, &buffer.range);
-        self.p.reduction_kinds.push(T::KIND);
-        self.p.custom_reductions.push(None);
-        self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take()));
-        self
-    }
-
-    /// Reduces every item's contribution into the one-element `buffer` with an operation of your own: the kernel
-    /// combines its chunk's items into element 0 starting from `identity` (which the buffer holds when it starts),
-    /// and celer folds the ranks' partial results with `combine`, in rank order, starting from `identity`, so
-    /// every rank reads the same bits. `combine` must be associative, and agree with what the kernel does.
-    ///
-    /// ```no_run
-    /// # use celer::{access, kernels, task, Kernel, Queue};
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let q = Queue::new()?;
-    /// let flags = q.buffer_from(&[1u32, 4, 16, 4], [4]);
-    /// let any = q.buffer::<u32, 1>([1]);
-    /// let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or")?; // atomicOr of every item into element 0
-    /// q.submit(task::parallel_for(&or, [4]).read(&flags, access::one_to_one()).reduce_with(&any, 0, |a, b| a | b))?;
-    /// assert_eq!(q.fence(&any)?.wait()?, vec![21]);
-    /// # Ok(()) }
-    /// ```
-    pub fn reduce_with<T: Reducible, const BD: usize>(
-        mut self,
-        buffer: &Buffer<'_, T, BD>,
-        identity: T,
-        combine: impl Fn(T, T) -> T + Send + Sync + 'static,
-    ) -> Self {
-        self.p.spec.reductions.push(ReductionSpec {
-            id: ReductionId(0),
-            buffer: buffer.id,
-            op: ReductionOp::Custom,
-            include_current_value: false,
-        });
-        self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
-        self.p.noted.buffer(buffer.id, &buffer.range);
-        self.p.reduction_kinds.push(T::KIND);
-        self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take()));
-        let read = |b: &[u8]| -> T {
-            assert_eq!(b.len(), std::mem::size_of::<T>(), "a reduction element has the buffer's element size");
-            bytemuck::pod_read_unaligned(b)
-        };
-        let bytes = |v: T| -> Vec<u8> { bytemuck::bytes_of(&v).to_vec() };
-        self.p.custom_reductions.push(Some(CustomReduction {
-            identity: bytes(identity),
-            combine: Arc::new(move |a: &[u8], b: &[u8]| bytes(combine(read(a), read(b)))),
-        }));
-        self
-    }
-
-    /// Declares a side effect on a host object: such tasks run in submission order.
-    pub fn side_effect<T: Send + 'static>(mut self, object: &HostObject<'_, T>) -> Self {
-        self.p.noted.queue_of(object.queue.addr(), crate::checks::Resource::HostObject(object.id));
-        self.p.spec.side_effects.push((object.id, SideEffectOrder::Sequential));
-        self.p.objects.push(object.shared());
-        self
-    }
-
-    /// Names the task for errors and graph dumps. Tasks of the same name share one copy of it, kept by the
-    /// submitting thread, so naming a task does not allocate when the name was used before.
-    #[inline(always)]
-    pub fn name(mut self, name: impl AsRef<str>) -> Self {
-        self.p.spec.name = Some(crate::intern::task_name(name.as_ref()));
-        self
-    }
-
-    /// Splits the index space into a near-square 2D grid instead of slabs along dimension 0.
-    #[inline(always)]
-    pub fn split_2d(mut self) -> Self {
-        self.p.spec.hint = SplitHint::TwoD;
-        self
-    }
-
-    /// Makes every chunk a multiple of `granularity` along each dimension (e.g. the work-group size).
-    #[inline(always)]
-    pub fn granularity(mut self, granularity: [usize; KD]) -> Self {
-        self.p.spec.granularity[..KD].copy_from_slice(&granularity);
-        self
     }
 }
 
