@@ -573,6 +573,30 @@ impl Gpu {
         Ok(())
     }
 
+    /// Hands a completed download's bytes (the region's cells row-major, as the staging memory holds them) to `read`
+    /// without copying them out, then returns the staging buffer to the pool: for a caller that only reads the
+    /// cells once (e.g. folds them), where [`read_download`](Self::read_download) would copy them first.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::DownloadNotReady`] before `poll` reported its batch complete, [`GpuError::UnknownDownload`] for an
+    /// id already read or discarded, [`GpuError::Vulkan`] if the staging memory cannot be read.
+    pub fn read_download_with<R>(&mut self, id: DownloadId, read: impl FnOnce(&[u8]) -> R) -> Result<R, GpuError> {
+        if !self.ready_downloads.contains_key(&id) {
+            return Err(self.missing_download(id));
+        }
+        let ready = self.ready_downloads.remove(&id).expect("looked up above");
+        let result = {
+            let guard = ready.staging.read().map_err(|e| GpuError::Vulkan {
+                during: "mapping a download's staging buffer".into(),
+                message: e.to_string(),
+            })?;
+            read(&guard[..ready.region.volume() * ready.elem_size])
+        };
+        self.staging.release(ready.staging);
+        Ok(result)
+    }
+
     /// Drops a download without reading it (once its batch completed, its staging returns to
     /// the pool; before that, at completion).
     pub fn discard_download(&mut self, id: DownloadId) {

@@ -42,12 +42,63 @@ fn subtree<T: Clone>(leaves: &[T], combine: &impl Fn(&T, &T) -> T) -> T {
     v.swap_remove(0)
 }
 
+/// Leaves up to this many are folded level by level in a stack array by [`subtree_copy`].
+const STACK_LEAVES: usize = 64;
+
+/// [`subtree`] for plain values, without a heap allocation: the node over `leaves` (more than one) is its left
+/// child's value combined with its right child's, the children splitting the leaves at the largest power of two
+/// below their count, which is where the level-by-level pairing of [`subtree`] puts it; small nodes are paired
+/// level by level in place. Same tree, same combines in the same order, so the same bits.
+fn subtree_copy<T: Copy>(leaves: &[T], combine: &impl Fn(&T, &T) -> T) -> T {
+    let n = leaves.len();
+    if n > STACK_LEAVES {
+        let half = n.next_power_of_two() / 2;
+        return combine(&subtree_copy(&leaves[..half], combine), &subtree_copy(&leaves[half..], combine));
+    }
+    if n == 1 {
+        return leaves[0];
+    }
+    // One level up from the leaves into the array, then in place: slot i takes slots 2i and 2i + 1, which no
+    // earlier slot of the level wrote.
+    let mut level = [leaves[0]; STACK_LEAVES / 2];
+    for (slot, pair) in level.iter_mut().zip(leaves.chunks_exact(2)) {
+        *slot = combine(&pair[0], &pair[1]);
+    }
+    if n % 2 == 1 {
+        level[n / 2] = leaves[n - 1];
+    }
+    let mut len = n.div_ceil(2);
+    while len > 1 {
+        for i in 0..len / 2 {
+            level[i] = combine(&level[2 * i], &level[2 * i + 1]);
+        }
+        if len % 2 == 1 {
+            level[len / 2] = level[len - 1];
+        }
+        len = len.div_ceil(2);
+    }
+    level[0]
+}
+
 /// The largest nodes that cover the run of blocks `[start, start + values.len())` exactly, each with its value
 /// computed from the run's `values` (block `start + i` holds `values[i]`), in block order.
 ///
 /// # Panics
 /// If the run is empty or reaches past `count`.
 pub fn run_roots<T: Clone>(count: u64, start: u64, values: &[T], combine: &impl Fn(&T, &T) -> T) -> Vec<Node<T>> {
+    run_roots_by(count, start, values, |leaves| subtree(leaves, combine))
+}
+
+/// [`run_roots`] for plain values (the built-in operations' numbers): the same nodes with the same bits, computed
+/// without allocating per level.
+///
+/// # Panics
+/// As [`run_roots`].
+pub fn run_roots_copy<T: Copy>(count: u64, start: u64, values: &[T], combine: &impl Fn(&T, &T) -> T) -> Vec<Node<T>> {
+    run_roots_by(count, start, values, |leaves| subtree_copy(leaves, combine))
+}
+
+fn run_roots_by<T>(count: u64, start: u64, values: &[T], node: impl Fn(&[T]) -> T) -> Vec<Node<T>> {
     let end = start + values.len() as u64;
     assert!(start < end && end <= count, "blocks [{start}, {end}) are no run of the {count} blocks of the grid");
     let top = root_level(count);
@@ -61,7 +112,7 @@ pub fn run_roots<T: Clone>(count: u64, start: u64, values: &[T], combine: &impl 
         }
         let next = (pos + (1u64 << level)).min(count);
         let leaves = &values[(pos - start) as usize..(next - start) as usize];
-        out.push((level, pos >> level, subtree(leaves, combine)));
+        out.push((level, pos >> level, node(leaves)));
         pos = next;
     }
     out
@@ -176,6 +227,25 @@ mod tests {
                     let got = combine_roots(count, &nodes, &shape).unwrap();
                     assert_eq!(got, whole, "{count} blocks cut at {cuts:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_values_fold_in_the_same_tree_as_any_values() {
+        // Neither associative nor commutative: equal results mean the same pairs in the same order.
+        let mix =
+            |a: &u64, b: &u64| a.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ b.wrapping_add(0x1234_5677);
+        let values: Vec<u64> = (0..5000u64).map(|i| i.wrapping_mul(2_654_435_761) ^ 0xABCD).collect();
+        for count in [1u64, 2, 3, 63, 64, 65, 100, 127, 128, 129, 1000, 4097, 5000] {
+            for (start, end) in [(0, count), (1, count), (0, count / 2 + 1), (count / 3, count - count / 5)] {
+                if start >= end {
+                    continue;
+                }
+                let run = &values[start as usize..end as usize];
+                let slow = run_roots(count, start, run, &mix);
+                let fast = run_roots_copy(count, start, run, &mix);
+                assert_eq!(fast, slow, "{count} blocks, run [{start}, {end})");
             }
         }
     }

@@ -101,15 +101,39 @@ elem!(i32 => i32::wrapping_add, u32 => u32::wrapping_add, i64 => i64::wrapping_a
 
 /// [`ReductionInfo::block_nodes`] for a built-in operation over element type `E`.
 fn typed_nodes<E: Elem>(op: ReductionOp, count: u64, runs: &[(u64, usize)], bytes: &[u8]) -> Vec<Node> {
-    // One copy (the bytes need not be aligned for `E`); a trailing partial element is ignored.
+    // One combine per operation, so the folds below have no branch on `op` inside them.
+    match op {
+        ReductionOp::Sum => typed_nodes_with(count, runs, bytes, |a: &E, b: &E| E::combine(ReductionOp::Sum, *a, *b)),
+        ReductionOp::Min => typed_nodes_with(count, runs, bytes, |a: &E, b: &E| E::combine(ReductionOp::Min, *a, *b)),
+        ReductionOp::Max => typed_nodes_with(count, runs, bytes, |a: &E, b: &E| E::combine(ReductionOp::Max, *a, *b)),
+        ReductionOp::Custom => typed_nodes_with(count, runs, bytes, |a: &E, _: &E| *a),
+    }
+}
+
+fn typed_nodes_with<E: Elem>(
+    count: u64,
+    runs: &[(u64, usize)],
+    bytes: &[u8],
+    combine: impl Fn(&E, &E) -> E,
+) -> Vec<Node> {
+    // The values where they lie (the staging memory is aligned for them), else one copy; a trailing partial
+    // element is ignored.
     let n = bytes.len() / std::mem::size_of::<E>();
-    let mut values = vec![E::zeroed(); n];
-    bytemuck::cast_slice_mut(&mut values).copy_from_slice(&bytes[..n * std::mem::size_of::<E>()]);
-    let combine = |a: &E, b: &E| E::combine(op, *a, *b);
+    let bytes = &bytes[..n * std::mem::size_of::<E>()];
+    let copied: Vec<E>;
+    let values: &[E] = match bytemuck::try_cast_slice(bytes) {
+        Ok(values) => values,
+        Err(_) => {
+            let mut v = vec![E::zeroed(); n];
+            bytemuck::cast_slice_mut(&mut v).copy_from_slice(bytes);
+            copied = v;
+            &copied
+        }
+    };
     let mut nodes = Vec::new();
     let mut at = 0;
     for &(first, len) in runs {
-        let roots = crate::blocks::run_roots(count, first, &values[at..at + len], &combine);
+        let roots = crate::blocks::run_roots_copy(count, first, &values[at..at + len], &combine);
         nodes.extend(roots.into_iter().map(|(l, i, v)| (l, i, v.to_bytes())));
         at += len;
     }
@@ -318,31 +342,30 @@ impl RankLoop<'_> {
             let alloc = self.scratch.remove(&p.scratch).ok_or(RuntimeError::Internal("a block scratch vanished"))?;
             let info = self.reductions[&p.reduction].clone();
             let grid = info.blocks.ok_or(RuntimeError::Internal("block results of a reduction without blocks"))?;
-            let size = info.kind.size();
-            let mut bytes = vec![0u8; p.tiles.area() * size];
-            self.gpu.read_download(p.download.id()?, &mut bytes, box3(&p.tiles))?;
+            let me = self.node;
+            let runs = grid.runs(&p.tiles);
+            // The block results are folded where the download left them (the download holds the tiles' cells
+            // row-major, as `runs` numbers them).
+            let computed = self.gpu.read_download_with(p.download.id()?, |bytes| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let nodes = info.block_nodes(grid.count(), &runs, bytes);
+                    if whole {
+                        info.block_root(grid.count(), &nodes).map(Ok)
+                    } else {
+                        Ok(Err(nodes))
+                    }
+                }))
+            })?;
             // Its batch completed: the cells may serve the next block reduction over the same blocks.
             self.spare_scratch.push(alloc);
             if self.spare_scratch.len() > MAX_SPARE_SCRATCH {
                 let oldest = self.spare_scratch.remove(0);
                 self.gpu.free(oldest);
             }
-            let me = self.node;
-            let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let nodes = info.block_nodes(grid.count(), &grid.runs(&p.tiles), &bytes);
-                if whole {
-                    info.block_root(grid.count(), &nodes).map(Ok)
-                } else {
-                    Ok(Err(nodes))
-                }
-            }))
-            .map_err(|panic| combine_panicked(me, p.reduction, &info, &*panic))?
-            .map_err(|missing| RuntimeError::BlockMissing {
-                node: me,
-                reduction: p.reduction,
-                buffer: p.buffer,
-                missing,
-            })?;
+            let computed =
+                computed.map_err(|panic| combine_panicked(me, p.reduction, &info, &*panic))?.map_err(|missing| {
+                    RuntimeError::BlockMissing { node: me, reduction: p.reduction, buffer: p.buffer, missing }
+                })?;
             match computed {
                 Ok(result) => {
                     self.upload_result(p.buffer, p.reduction, result, cmd)?;
