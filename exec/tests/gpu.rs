@@ -193,6 +193,37 @@ fn several_batches_in_flight_complete_by_polling_the_timeline_semaphore() {
 }
 
 #[test]
+fn small_downloads_reuse_their_staging_after_a_large_upload_filled_the_pool() {
+    let mut gpu = open_gpu();
+    // Two uploads of 128 MiB each: their staging alone fills the pool's idle memory (256 MiB).
+    let big = Box3::d1(0, 32 << 20);
+    let (a, b) = (gpu.allocate(big, 4).unwrap(), gpu.allocate(big, 4).unwrap());
+    let ones = vec![1u8; big.volume() * 4];
+    let mut batch = gpu.batch().unwrap();
+    batch.upload(&a, big, &ones, big).unwrap();
+    batch.upload(&b, big, &ones, big).unwrap();
+    let id = batch.submit().unwrap();
+    gpu.poll_until_complete(id, TIME_LIMIT).unwrap();
+    // Then the steady state of an iterative program: a small download every step.
+    let small = Box3::d1(0, 1024);
+    let step = |gpu: &mut Gpu| {
+        let mut batch = gpu.batch().unwrap();
+        let dl = batch.download(&a, small).unwrap();
+        let id = batch.submit().unwrap();
+        gpu.poll_until_complete(id, TIME_LIMIT).unwrap();
+        let mut out = vec![0u8; small.volume() * 4];
+        gpu.read_download(dl, &mut out, small).unwrap();
+        assert!(out.iter().all(|&x| x == 1));
+    };
+    step(&mut gpu);
+    let allocated = gpu.staging_buffers_allocated();
+    for _ in 0..5 {
+        step(&mut gpu);
+    }
+    assert_eq!(gpu.staging_buffers_allocated(), allocated, "each step allocated its download's staging afresh");
+}
+
+#[test]
 fn several_batches_in_flight_complete_by_polling_fences_without_timeline_semaphores() {
     let mut gpu = Gpu::with_options(GpuOptions { force_fences: true, ..Default::default() }).expect("a Vulkan device");
     assert_eq!(gpu.completion_mode(), CompletionMode::Fences);

@@ -196,13 +196,24 @@ impl StagingPool {
         Ok(buffer)
     }
 
-    /// Takes back a buffer that no batch in flight uses any more.
+    /// Takes back a buffer that no batch in flight uses any more. Where the idle memory would exceed
+    /// [`MAX_IDLE_STAGING_BYTES`], idle buffers of larger classes are freed first (largest first): a program's
+    /// one-off large copies (uploading its initial data) must not leave the pool too full to keep the small
+    /// buffers that every step reuses, which would then be allocated and freed at every use.
     pub(super) fn release(&mut self, buffer: Subbuffer<[u8]>) {
         let bytes = buffer.len() as usize;
+        let class = Self::class(bytes);
+        let mut larger = self.idle.len();
+        while self.idle_bytes + bytes > MAX_IDLE_STAGING_BYTES && larger > class + 1 {
+            larger -= 1;
+            while self.idle_bytes + bytes > MAX_IDLE_STAGING_BYTES {
+                let Some(evicted) = self.idle[larger].pop() else { break };
+                self.idle_bytes -= evicted.len() as usize;
+            }
+        }
         if self.idle_bytes + bytes > MAX_IDLE_STAGING_BYTES {
             return; // dropped: frees its memory
         }
-        let class = Self::class(bytes);
         if self.idle.len() <= class {
             self.idle.resize_with(class + 1, Vec::new);
         }
