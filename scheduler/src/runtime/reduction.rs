@@ -194,14 +194,27 @@ impl BlockGrid {
         let (lo, hi) = (tiles.min(), tiles.max());
         let c = self.counts.map(|c| c as u64);
         let mut runs: Vec<(u64, usize)> = Vec::new();
+        if tiles.is_empty() {
+            return runs;
+        }
+        // Tiles whose rows span the grid's last dimension (or its last two) are one run per row of dimension 0
+        // (or one run): found without a step per block row, which a 1D grid of 2^18 blocks would take.
+        let whole2 = lo[2] == 0 && hi[2] as u64 == c[2];
+        if whole2 && lo[1] == 0 && hi[1] as u64 == c[1] {
+            let row = (c[1] * c[2]) as usize;
+            return vec![(lo[0] as u64 * c[1] * c[2], (hi[0] - lo[0]) * row)];
+        }
+        let mut push = |first: u64, len: usize| match runs.last_mut() {
+            Some((s, n)) if *s + *n as u64 == first => *n += len,
+            _ => runs.push((first, len)),
+        };
         for i in lo[0]..hi[0] {
+            if whole2 {
+                push((i as u64 * c[1] + lo[1] as u64) * c[2], (hi[1] - lo[1]) * c[2] as usize);
+                continue;
+            }
             for j in lo[1]..hi[1] {
-                let first = (i as u64 * c[1] + j as u64) * c[2] + lo[2] as u64;
-                let len = hi[2] - lo[2];
-                match runs.last_mut() {
-                    Some((s, n)) if *s + *n as u64 == first => *n += len,
-                    _ => runs.push((first, len)),
-                }
+                push((i as u64 * c[1] + j as u64) * c[2] + lo[2] as u64, hi[2] - lo[2]);
             }
         }
         runs
@@ -610,6 +623,29 @@ mod tests {
         assert_eq!(grid.runs(&GridBox::new([1, 0, 0], [3, 4, 1])), vec![(4, 8)]);
         // The right half of rows 0-1: one run per row.
         assert_eq!(grid.runs(&GridBox::new([0, 2, 0], [2, 4, 1])), vec![(2, 2), (6, 2)]);
+        // Every sub-box of a 3D grid gives the runs that stepping through its blocks one by one gives.
+        let grid = BlockGrid::new(&GridBox::new([0, 0, 0], [12, 9, 8]), [4, 3, 2]);
+        let c = [3u64, 3, 4];
+        for (lo, hi) in [([0, 0, 0], [3, 3, 4]), ([1, 0, 0], [3, 3, 4]), ([0, 1, 0], [2, 3, 4]), ([0, 0, 1], [3, 3, 3])]
+        {
+            let tiles = GridBox::new(lo, hi);
+            let mut want: Vec<(u64, usize)> = Vec::new();
+            for i in lo[0]..hi[0] {
+                for j in lo[1]..hi[1] {
+                    for k in lo[2]..hi[2] {
+                        let b = (i as u64 * c[1] + j as u64) * c[2] + k as u64;
+                        match want.last_mut() {
+                            Some((s, n)) if *s + *n as u64 == b => *n += 1,
+                            _ => want.push((b, 1)),
+                        }
+                    }
+                }
+            }
+            assert_eq!(grid.runs(&tiles), want, "tiles {lo:?}..{hi:?}");
+        }
+        // A 1D grid's chunk is one run.
+        let grid = BlockGrid::new(&GridBox::new([0, 0, 0], [1 << 26, 1, 1]), [256, 1, 1]);
+        assert_eq!(grid.runs(&GridBox::new([4, 0, 0], [1 << 18, 1, 1])), vec![(4, (1 << 18) - 4)]);
     }
 
     #[test]
