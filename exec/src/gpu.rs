@@ -163,7 +163,7 @@ pub use kernel::{
     bounds_record_init, bounds_record_words, push_constant_bytes, read_bounds_record, Access, AccessMode, BoundsReport,
     KernelId, Launch, ACCESSOR_WORDS, CHUNK_WORDS,
 };
-pub use memory::{AllocationId, DeviceAllocation};
+pub use memory::{AllocationId, DeviceAllocation, HostStaging};
 
 use batch::InFlight;
 use error::during;
@@ -571,6 +571,52 @@ impl Gpu {
         }
         self.staging.release(ready.staging);
         Ok(())
+    }
+
+    /// Lends out the staging buffer of a completed download instead of copying it: the cells of the downloaded
+    /// region, packed row-major, readable through [`HostStaging::as_ptr`] for as long as the caller holds it (an
+    /// MPI send reads it in place). Give it back with [`give_staging`](Self::give_staging).
+    ///
+    /// # Errors
+    ///
+    /// As [`read_download`](Self::read_download) for an id not ready or unknown (the download can still be read
+    /// after [`GpuError::DownloadNotReady`]); [`GpuError::Vulkan`] if the buffer cannot be mapped.
+    pub fn take_download(&mut self, id: DownloadId) -> Result<HostStaging, GpuError> {
+        let Some(ready) = self.ready_downloads.remove(&id) else {
+            return Err(self.missing_download(id));
+        };
+        // Taking a read guard makes the device's writes visible to the host (an invalidation where the memory is
+        // not host-coherent); the guard itself is not needed afterwards: nothing on the device writes the buffer
+        // again until it is back in the pool.
+        let visible = ready.staging.read().map(drop).map_err(|e| GpuError::Vulkan {
+            during: "mapping a download's staging buffer".into(),
+            message: e.to_string(),
+        });
+        let lent = visible.and_then(|()| {
+            HostStaging::lend(ready.staging.clone(), ready.region.checked_volume().unwrap_or(0) * ready.elem_size)
+        });
+        if lent.is_err() {
+            self.staging.release(ready.staging);
+        }
+        lent
+    }
+
+    /// Lends out host-visible staging memory of at least `bytes` bytes ([`HostStaging::len`] is `bytes`), for the
+    /// host to fill and [`Batch::upload_staged`] to copy to the device; its contents start unspecified. Give it
+    /// back unused with [`give_staging`](Self::give_staging).
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::AllocationFailed`], or [`GpuError::Vulkan`] if the buffer cannot be mapped.
+    pub fn host_staging(&mut self, bytes: usize) -> Result<HostStaging, GpuError> {
+        let buffer = self.staging.acquire(bytes)?;
+        HostStaging::lend(buffer.clone(), bytes).inspect_err(|_| self.staging.release(buffer))
+    }
+
+    /// Takes back lent staging memory for reuse. The caller must be done with it: nothing reads or writes it
+    /// through its address any more (an MPI request using it has completed).
+    pub fn give_staging(&mut self, staging: HostStaging) {
+        self.staging.release(staging.buffer);
     }
 
     /// Drops a download without reading it (once its batch completed, its staging returns to

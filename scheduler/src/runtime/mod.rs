@@ -146,6 +146,9 @@ pub struct RankLoop<'c> {
     devices: usize,
     engine: TransferEngine<'c>,
     gpu: Gpu,
+    /// Staging memory of `gpu` lent to `engine`: MPI sends from and receives into it (declared after `engine`,
+    /// so that the engine's drop cancels its receives first).
+    lent: self::transfer::Lent,
     /// The tasks the application thread built, replayed; pruned as horizons and epochs are reached here.
     tm: TaskManager,
     cdag: CommandGraphGenerator,
@@ -191,8 +194,6 @@ pub struct RankLoop<'c> {
     interiors: HashMap<CommandId, GridBox>,
     /// Waiting execution commands found not to split (removed when they start).
     no_interior: hashbrown::HashSet<CommandId>,
-    /// Reused buffer for a push's packed cells between the download and the engine's send buffer.
-    send_scratch: Vec<u8>,
     /// The timeline of `CELER_TRACE`, when it is on.
     pub(crate) trace: Option<crate::trace::Trace>,
     /// Batches in flight with their submission time and what they hold, for the trace.
@@ -307,6 +308,7 @@ impl<'c> RankLoop<'c> {
             devices: comms.len().max(1),
             engine: TransferEngine::for_device(comms, device)?,
             gpu,
+            lent: self::transfer::Lent::default(),
             tm,
             cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: runtime.dump_graphs.is_some() }),
             buffers: HashMap::new(),
@@ -330,7 +332,6 @@ impl<'c> RankLoop<'c> {
             pending_downloads: 0,
             pending_buffer_downloads: 0,
             open_refs: false,
-            send_scratch: Vec::new(),
             lookahead: runtime.lookahead,
             overlap: runtime.overlap,
             interiors: HashMap::new(),
@@ -484,6 +485,7 @@ impl<'c> RankLoop<'c> {
         // A single node sends and receives nothing: its engine stays idle, and MPI has nothing to progress for it.
         if self.nodes > 1 || !self.engine.is_idle() {
             self.engine.poll(&mut self.completions)?;
+            self.return_sent();
         }
         self.batches.clear();
         if let Err(e) = self.gpu.poll(&mut self.batches) {
