@@ -97,6 +97,7 @@
 //! | staging pool | host-visible `VkBuffer`s, cached memory where available |
 //! | [`Batch::upload`] | host `memcpy` per contiguous run into staging, then `vkCmdCopyBuffer` with one region per run in the allocation ([`copy_runs`]); a box of more than 16 runs (a column, a 3D face) is scattered by one dispatch of `shaders/pack.wgsl` instead |
 //! | [`Batch::download`] | `vkCmdCopyBuffer` into staging (or, for a box of many runs, one dispatch of `pack.wgsl` that gathers it), then a barrier to host reads; [`Gpu::read_download`] copies out after completion |
+//! | [`Gpu::take_download`], [`Gpu::host_staging`], [`Batch::upload_staged`] | the staging buffer itself lent to the host as [`HostStaging`] (a mapped address; an invalidation or flush of the mapped range where the memory is not host-coherent): MPI sends from a download's staging and receives into staging an upload copies from, with no host copy |
 //! | [`Batch::dispatch`] | `vkCmdBindPipeline` / `vkCmdBindDescriptorSets` (when changed), `vkCmdPushConstants`, `vkCmdDispatch` (one pair per part of a launch beyond `maxComputeWorkGroupCount`) |
 //! | hazards | `vkCmdPipelineBarrier` with one global `VkMemoryBarrier` |
 //! | [`Batch::submit`] | `vkQueueSubmit` signalling the timeline semaphore to the batch id (or a fence) |

@@ -8,9 +8,14 @@
 //!   not know who sends what, or in which order; headers and expects match in any order.
 //! - **One request array, one `MPI_Testsome`.** Every active request lives in one array polled by
 //!   [`Testsome`]; nothing calls `MPI_Wait` or a blocking receive.
-//! - **MPI only touches memory the engine owns.** Payloads are packed into (and received into)
-//!   pooled staging buffers; user memory is read in [`send`](TransferEngine::send) and written in
-//!   [`poll`](TransferEngine::poll), synchronously, never by MPI behind the caller's back.
+//! - **MPI touches the engine's memory, or memory the caller lent until a completion.** With
+//!   [`send`](TransferEngine::send) and [`expect`](TransferEngine::expect) payloads are packed into (and
+//!   received into) pooled staging buffers; the caller's memory is read in `send` and written in
+//!   [`poll`](TransferEngine::poll), synchronously. With [`send_lent`](TransferEngine::send_lent) and
+//!   [`expect_into`](TransferEngine::expect_into) the caller lends packed memory that MPI reads or writes in
+//!   place (no copy: the runtime lends the GPU's host-visible staging), from the call until `poll` returns the
+//!   completion for its token; after that MPI never touches it again. The lending calls are `unsafe`: their
+//!   contracts say what the caller keeps valid and untouched, and for how long if the engine is dropped first.
 //! - **Mismatches are errors, never corruption.** A header whose box lies outside the expected
 //!   region, or covers cells that already arrived, is reported with the key, the sender and the box.
 //!
@@ -59,8 +64,12 @@
 //! - For a gather of `n` senders, each rank may announce once (an empty box counts); the gather
 //!   completes once `n` headers have arrived and their payloads have been received. Its bytes are
 //!   then handed out per sender, in rank order ([`take_gathered`](TransferEngine::take_gathered)).
+//! - For an [`expect_into`](TransferEngine::expect_into) (a region given as targets, each a box with memory
+//!   holding its cells packed), the same rules as for a region expect; a payload whose box lies in one target
+//!   and is one contiguous run there is received straight into it, any other into staging, then copied into
+//!   the targets it covers.
 //! - On a match, one `MPI_Irecv` per payload message is posted from the header's sender on its
-//!   payload tag, into a pooled staging buffer. MPI's non-overtaking rule (same sender, tag and
+//!   payload tag, into a pooled staging buffer (or the target, as just said). MPI's non-overtaking rule (same sender, tag and
 //!   communicator match in order, MPI-3.1 §3.5) keeps the messages of one payload in order.
 //!
 //! One key has at most one active expect; a key may be expected again after its expect completed.
@@ -222,7 +231,10 @@ impl Gathered {
 /// cancels every receive and polls until the cancellations are done (MPI completes them locally;
 /// at most a second); sends still in flight (and any receive MPI would not cancel) are released
 /// with `MPI_Request_free` and their staging buffers leaked, so MPI never touches freed memory.
-/// Let sends complete before dropping to avoid the leak.
+/// Let sends complete before dropping to avoid the leak. Memory lent to a send still in flight must
+/// then stay valid for the rest of the process ([`send_lent`](Self::send_lent)); a receive into lent
+/// memory ([`expect_into`](Self::expect_into)) that MPI would not cancel aborts the process, since
+/// the engine cannot keep the caller's memory alive.
 #[derive(Debug)]
 pub struct TransferEngine<'c> {
     /// Where this engine receives: its device's communicator.
@@ -262,6 +274,8 @@ pub struct TransferEngine<'c> {
     next_tag: Tag,
     /// The largest payload message; [`MAX_MESSAGE_BYTES`] except in tests.
     max_message_bytes: usize,
+    /// Whether a payload receive was posted since `poll` last tested the requests.
+    posted_payload: bool,
     /// Scratch: the contiguous runs of a box in a target of [`expect_into`](Self::expect_into).
     runs: Vec<crate::gpu::CopyRun>,
     /// Payload messages started so far (for tests).
@@ -321,6 +335,7 @@ impl<'c> TransferEngine<'c> {
             spare_pieces: Vec::new(),
             next_tag: HEADER_TAG + 1 + device as Tag,
             max_message_bytes: MAX_MESSAGE_BYTES,
+            posted_payload: false,
             runs: Vec::new(),
             payload_messages_sent: 0,
             payloads_received_in_place: 0,
@@ -477,8 +492,10 @@ impl<'c> TransferEngine<'c> {
         let chunks = header.chunks();
         let out = self.outbound.insert(Outbound { key, token, target, staging, pending: 1 + chunks });
         let base = self.outbound.get_mut(out).staging.as_ptr();
-        // SAFETY (of `add`): with no lent payload, the staging buffer holds HEADER_LEN + bytes bytes.
-        let payload = payload.unwrap_or_else(|| unsafe { base.add(HEADER_LEN) });
+        let payload = payload.unwrap_or_else(|| {
+            // SAFETY: with no lent payload, the staging buffer holds HEADER_LEN + bytes bytes.
+            unsafe { base.add(HEADER_LEN) }
+        });
         let (comm, rank) = self.route(target);
         // SAFETY: `base` points to the outbound staging buffer of at least HEADER_LEN bytes, owned by
         // `self.outbound[out]`, which is neither resized nor written until all of its requests
@@ -694,8 +711,8 @@ impl<'c> TransferEngine<'c> {
         self.register(expect)
     }
 
-    /// Makes progress without blocking: tests every active MPI request once (`MPI_Testsome`),
-    /// matches arrived headers, posts payload receives, unpacks finished payloads, and appends a
+    /// Makes progress without blocking: tests every active MPI request (`MPI_Testsome`; a second time if
+    /// that posted payload receives), matches arrived headers, posts payload receives, unpacks finished payloads, and appends a
     /// [`Completion`] for each send and expect that finished. Allocates nothing in a steady state
     /// (staging buffers come from a pool).
     ///
@@ -707,11 +724,21 @@ impl<'c> TransferEngine<'c> {
     pub fn poll(&mut self, completed: &mut Vec<Completion>) -> Result<(), TransferError> {
         // What an earlier call left after an error.
         self.handle_finished()?;
-        if !self.requests.is_empty() {
+        // Payload receives posted for headers found in the first pass usually match messages that already
+        // arrived (a sender sends header and payload back to back): a second pass completes them now instead of
+        // one caller loop later.
+        for _ in 0..2 {
+            self.posted_payload = false;
+            if self.requests.is_empty() {
+                break;
+            }
             self.done.clear();
             self.testsome.test(self.comm, &mut self.requests, &mut self.done)?;
             self.remove_done();
             self.handle_finished()?;
+            if !self.posted_payload {
+                break;
+            }
         }
         completed.append(&mut self.ready);
         Ok(())

@@ -293,7 +293,13 @@ fn lent_staging_carries_a_column_from_a_download_to_an_upload_without_a_host_cop
     gpu.read_download(dl, &mut out, all).unwrap();
     for (k, v) in u32s(&out).into_iter().enumerate() {
         let (i, j) = (k / 16, k % 16);
-        let want = if (2..4).contains(&i) { k as u32 } else if j == 3 { k as u32 + 1000 } else { u32::MAX };
+        let want = if (2..4).contains(&i) {
+            k as u32
+        } else if j == 3 {
+            k as u32 + 1000
+        } else {
+            u32::MAX
+        };
         assert_eq!(v, want, "cell ({i}, {j})");
     }
 }

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use celer_exec::mpi::{self, Rank};
 use celer_exec::transfer::{
-    pack, testspy, unpack, AllocLayout, CellBox, Completion, CompletionKind, Token, TransferEngine, TransferError, TransferKey,
+    pack, testspy, unpack, AllocLayout, CellBox, Completion, CompletionKind, Token, TransferEngine, TransferError,
+    TransferKey,
 };
 
 /// The watchdog ends the process after this long.
@@ -338,7 +339,7 @@ fn received_into(i: usize) -> bool {
 /// Whether piece `p` of plan entry `i` is sent with `send_lent` (MPI reads a packed copy in place) rather than
 /// `send`.
 fn sent_lent(i: usize, p: usize) -> bool {
-    (i + p) % 2 == 0
+    (i + p).is_multiple_of(2)
 }
 
 /// Checks every cell of the destination of transfer `t`.

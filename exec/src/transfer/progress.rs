@@ -239,9 +239,12 @@ impl<'c> TransferEngine<'c> {
                 }
                 self.runs.clear();
                 copy_runs(t, &h.bounds, &h.bounds, elem_size, &mut self.runs);
-                // SAFETY (of `add`): the run lies in the target's cells (`t` contains the box), which
-                // `expect_into`'s caller lent for `t.volume() * elem_size` bytes.
-                (self.runs.len() == 1).then(|| unsafe { dst.add(self.runs[0].src_offset) })
+                match self.runs.as_slice() {
+                    // SAFETY: the run lies in the target's cells (`t` contains the box), which `expect_into`'s
+                    // caller lent for `t.volume() * elem_size` bytes.
+                    [run] => Some(unsafe { dst.add(run.src_offset) }),
+                    _ => None,
+                }
             }),
             _ => None,
         };
@@ -274,6 +277,7 @@ impl<'c> TransferEngine<'c> {
             let request = unsafe { self.comm.irecv_raw(base.add(offset), len, source, h.tag) }?;
             self.push_request(request, Op::RecvChunk { inb, len });
         }
+        self.posted_payload = true;
         Ok(())
     }
 

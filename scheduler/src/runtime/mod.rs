@@ -20,8 +20,9 @@
 //! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory:
 //! each buffer has at most one device allocation per rank, allocated when a command first touches the buffer and
 //! covering the bounding box of what this rank's commands touched so far; a command that needs more grows it
-//! with a device copy (`RankLoop::cover`). Transfers move packed boxes (a push sends its download, an
-//! await-push uploads the pieces as they arrived), never a host copy of the whole buffer.
+//! with a device copy (`RankLoop::cover`). Transfers move packed boxes through the GPU's host-visible
+//! staging (a push sends straight from its download, an await-push receives into staging its upload reads), never
+//! a host copy of the whole buffer, nor of a box.
 //! A kernel that waits for data from other ranks first runs the part of its chunk that needs none of it (its
 //! interior, `RankLoop::start_interior`; `CELER_OVERLAP`), so halo exchanges overlap computation.
 //! An allocation also covers what the queued commands (`CELER_LOOKAHEAD` of them) will need of the buffer, so an

@@ -17,8 +17,11 @@ use super::{box3, RankLoop};
 #[derive(Default)]
 pub(super) struct Lent {
     sends: Vec<(Token, HostStaging)>,
-    receives: Vec<(Token, SmallVec<[(GridBox, HostStaging); 2]>)>,
+    receives: Vec<(Token, Staged)>,
 }
+
+/// An await-push's staging: one packed buffer per box of its region.
+type Staged = SmallVec<[(GridBox, HostStaging); 2]>;
 
 impl Drop for Lent {
     /// Sends still in flight when the loop goes (after an error): the engine's drop left them to MPI, which may
@@ -134,7 +137,7 @@ impl RankLoop<'_> {
         let token = self.token();
         let elem_size = self.buffers[&transfer.buffer].elem_size;
         // Packed per box: a halo column of a large field is a few pages, not one page per row of the field.
-        let mut staged: SmallVec<[(GridBox, HostStaging); 2]> = SmallVec::new();
+        let mut staged = Staged::new();
         for b in region.boxes() {
             match self.gpu.host_staging(b.area() * elem_size) {
                 Ok(s) => staged.push((*b, s)),
@@ -144,7 +147,8 @@ impl RankLoop<'_> {
                 }
             }
         }
-        let targets: SmallVec<[(Box3, *mut u8); 2]> = staged.iter_mut().map(|(b, s)| (box3(b), s.as_mut_ptr())).collect();
+        let targets: SmallVec<[(Box3, *mut u8); 2]> =
+            staged.iter_mut().map(|(b, s)| (box3(b), s.as_mut_ptr())).collect();
         let key = key_of(transfer);
         // SAFETY: each target is a lent staging buffer of its box's byte size; it stays in `self.lent` untouched
         // until the completion for `token` (`finish_await_push`), and the engine is dropped before `self.lent`.
@@ -188,7 +192,12 @@ impl RankLoop<'_> {
         let (_, staged) = self.lent.receives.swap_remove(i);
         for (b, staging) in staged {
             self.cover(buffer, &b)?;
-            self.pending.push(GpuOp::UploadStaged { buffer, region: b, staging, context: OpContext::AwaitPush(buffer) });
+            self.pending.push(GpuOp::UploadStaged {
+                buffer,
+                region: b,
+                staging,
+                context: OpContext::AwaitPush(buffer),
+            });
         }
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
     }
