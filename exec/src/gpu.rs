@@ -586,13 +586,17 @@ impl Gpu {
         let Some(ready) = self.ready_downloads.remove(&id) else {
             return Err(self.missing_download(id));
         };
-        // Taking a read guard makes the device's writes visible to the host (an invalidation where the memory is
-        // not host-coherent); the guard itself is not needed afterwards: nothing on the device writes the buffer
-        // again until it is back in the pool.
-        let visible = ready.staging.read().map(drop).map_err(|e| GpuError::Vulkan {
-            during: "mapping a download's staging buffer".into(),
-            message: e.to_string(),
-        });
+        // Where the memory is not host-coherent, taking a read guard makes the device's writes visible to the host
+        // (an invalidation); the guard itself is not needed afterwards: nothing on the device writes the buffer
+        // again until it is back in the pool. Coherent memory (NVIDIA's, lavapipe's) needs nothing.
+        let visible = if memory::is_host_coherent(&ready.staging) {
+            Ok(())
+        } else {
+            ready.staging.read().map(drop).map_err(|e| GpuError::Vulkan {
+                during: "mapping a download's staging buffer".into(),
+                message: e.to_string(),
+            })
+        };
         let lent = visible.and_then(|()| {
             HostStaging::lend(ready.staging.clone(), ready.region.checked_volume().unwrap_or(0) * ready.elem_size)
         });

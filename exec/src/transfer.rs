@@ -270,6 +270,8 @@ pub struct TransferEngine<'c> {
     gathered: Vec<Gathered>,
     pool: StagingPool,
     spare_boxes: Vec<Vec<CellBox>>,
+    /// Emptied target lists of completed `expect_into`s, for reuse.
+    spare_dsts: Vec<Vec<*mut u8>>,
     spare_pieces: Vec<Vec<GatherPiece>>,
     next_tag: Tag,
     /// The largest payload message; [`MAX_MESSAGE_BYTES`] except in tests.
@@ -332,6 +334,7 @@ impl<'c> TransferEngine<'c> {
             gathered: Vec::new(),
             pool: StagingPool::default(),
             spare_boxes: Vec::new(),
+            spare_dsts: Vec::new(),
             spare_pieces: Vec::new(),
             next_tag: HEADER_TAG + 1 + device as Tag,
             max_message_bytes: MAX_MESSAGE_BYTES,
@@ -599,7 +602,8 @@ impl<'c> TransferEngine<'c> {
         self.spare_boxes.push(region);
         let (boxes, volume) = checked?;
         // `region_boxes` keeps the non-empty boxes in order: their targets, in the same order.
-        let dsts = targets.iter().filter(|t| !t.0.is_empty()).map(|t| t.1).collect();
+        let mut dsts = self.spare_dsts.pop().unwrap_or_default();
+        dsts.extend(targets.iter().filter(|t| !t.0.is_empty()).map(|t| t.1));
         let expect = Expect {
             key,
             token,

@@ -204,6 +204,15 @@ impl HostStaging {
     }
 }
 
+/// Whether `buffer`'s memory is host-coherent: host and device see each other's writes without a flush or an
+/// invalidation of the mapped range.
+pub(super) fn is_host_coherent(buffer: &Subbuffer<[u8]>) -> bool {
+    match buffer.buffer().memory() {
+        vulkano::buffer::BufferMemory::Normal(memory) => memory.atom_size().is_none(),
+        _ => false,
+    }
+}
+
 /// The smallest staging buffer the pool hands out; smaller requests share its size class.
 pub(super) const MIN_STAGING_BYTES: usize = 4096;
 

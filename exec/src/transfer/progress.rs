@@ -361,6 +361,10 @@ impl<'c> TransferEngine<'c> {
 
     /// Keeps an expect's vectors for reuse.
     pub(super) fn recycle_expect(&mut self, mut e: Expect) {
+        if e.dsts.capacity() > 0 {
+            e.dsts.clear();
+            self.spare_dsts.push(std::mem::take(&mut e.dsts));
+        }
         for mut v in [std::mem::take(&mut e.region), std::mem::take(&mut e.received)] {
             if v.capacity() > 0 {
                 v.clear();
