@@ -49,7 +49,8 @@
 //! whose first 104 bytes are the header, `MPI_Isend`s the header on tag 0, then the payload in
 //! consecutive messages of at most `i32::MAX` bytes (MPI's `int` count) on the payload tag. An
 //! empty box sends the header alone: "nothing from me", which reductions need. The transfer
-//! completes when all of its messages have been sent.
+//! completes when all of its messages have been sent. [`send_lent`](TransferEngine::send_lent)
+//! sends the same messages, the payload from the caller's packed memory instead of a copy.
 //!
 //! **Receiver.** [`HEADER_SLOTS`] receives of `MPI_ANY_SOURCE` on tag 0 are always posted; each is
 //! re-posted as soon as its header is read. A header is matched by its key:
@@ -69,8 +70,9 @@
 //!   and is one contiguous run there is received straight into it, any other into staging, then copied into
 //!   the targets it covers.
 //! - On a match, one `MPI_Irecv` per payload message is posted from the header's sender on its
-//!   payload tag, into a pooled staging buffer (or the target, as just said). MPI's non-overtaking rule (same sender, tag and
-//!   communicator match in order, MPI-3.1 §3.5) keeps the messages of one payload in order.
+//!   payload tag, into a pooled staging buffer (or the target, as just said). MPI's non-overtaking
+//!   rule (same sender, tag and communicator match in order, MPI-3.1 §3.5) keeps the messages of one
+//!   payload in order.
 //!
 //! One key has at most one active expect; a key may be expected again after its expect completed.
 //! Headers that arrive for a key after its expect completed are kept as unmatched.
