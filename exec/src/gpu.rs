@@ -97,6 +97,7 @@
 //! | staging pool | host-visible `VkBuffer`s, cached memory where available |
 //! | [`Batch::upload`] | host `memcpy` per contiguous run into staging, then `vkCmdCopyBuffer` with one region per run in the allocation ([`copy_runs`]); a box of more than 16 runs (a column, a 3D face) is scattered by one dispatch of `shaders/pack.wgsl` instead |
 //! | [`Batch::download`] | `vkCmdCopyBuffer` into staging (or, for a box of many runs, one dispatch of `pack.wgsl` that gathers it), then a barrier to host reads; [`Gpu::read_download`] copies out after completion |
+//! | [`Gpu::take_download`], [`Gpu::host_staging`], [`Batch::upload_staged`] | the staging buffer itself lent to the host as [`HostStaging`] (a mapped address; an invalidation or flush of the mapped range where the memory is not host-coherent): MPI sends from a download's staging and receives into staging an upload copies from, with no host copy |
 //! | [`Batch::dispatch`] | `vkCmdBindPipeline` / `vkCmdBindDescriptorSets` (when changed), `vkCmdPushConstants`, `vkCmdDispatch` (one pair per part of a launch beyond `maxComputeWorkGroupCount`) |
 //! | hazards | `vkCmdPipelineBarrier` with one global `VkMemoryBarrier` |
 //! | [`Batch::submit`] | `vkQueueSubmit` signalling the timeline semaphore to the batch id (or a fence) |
@@ -163,7 +164,7 @@ pub use kernel::{
     bounds_record_init, bounds_record_words, push_constant_bytes, read_bounds_record, Access, AccessMode, BoundsReport,
     KernelId, Launch, ACCESSOR_WORDS, CHUNK_WORDS,
 };
-pub use memory::{AllocationId, DeviceAllocation};
+pub use memory::{AllocationId, DeviceAllocation, HostStaging};
 
 use batch::InFlight;
 use error::during;
@@ -595,6 +596,56 @@ impl Gpu {
         };
         self.staging.release(ready.staging);
         Ok(result)
+    }
+
+    /// Lends out the staging buffer of a completed download instead of copying it: the cells of the downloaded
+    /// region, packed row-major, readable through [`HostStaging::as_ptr`] for as long as the caller holds it (an
+    /// MPI send reads it in place). Give it back with [`give_staging`](Self::give_staging).
+    ///
+    /// # Errors
+    ///
+    /// As [`read_download`](Self::read_download) for an id not ready or unknown (the download can still be read
+    /// after [`GpuError::DownloadNotReady`]); [`GpuError::Vulkan`] if the buffer cannot be mapped.
+    pub fn take_download(&mut self, id: DownloadId) -> Result<HostStaging, GpuError> {
+        let Some(ready) = self.ready_downloads.remove(&id) else {
+            return Err(self.missing_download(id));
+        };
+        // Where the memory is not host-coherent, taking a read guard makes the device's writes visible to the host
+        // (an invalidation); the guard itself is not needed afterwards: nothing on the device writes the buffer
+        // again until it is back in the pool. Coherent memory (NVIDIA's, lavapipe's) needs nothing.
+        let visible = if memory::is_host_coherent(&ready.staging) {
+            Ok(())
+        } else {
+            ready.staging.read().map(drop).map_err(|e| GpuError::Vulkan {
+                during: "mapping a download's staging buffer".into(),
+                message: e.to_string(),
+            })
+        };
+        let lent = visible.and_then(|()| {
+            HostStaging::lend(ready.staging.clone(), ready.region.checked_volume().unwrap_or(0) * ready.elem_size)
+        });
+        if lent.is_err() {
+            self.staging.release(ready.staging);
+        }
+        lent
+    }
+
+    /// Lends out host-visible staging memory of at least `bytes` bytes ([`HostStaging::len`] is `bytes`), for the
+    /// host to fill and [`Batch::upload_staged`] to copy to the device; its contents start unspecified. Give it
+    /// back unused with [`give_staging`](Self::give_staging).
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::AllocationFailed`], or [`GpuError::Vulkan`] if the buffer cannot be mapped.
+    pub fn host_staging(&mut self, bytes: usize) -> Result<HostStaging, GpuError> {
+        let buffer = self.staging.acquire(bytes)?;
+        HostStaging::lend(buffer.clone(), bytes).inspect_err(|_| self.staging.release(buffer))
+    }
+
+    /// Takes back lent staging memory for reuse. The caller must be done with it: nothing reads or writes it
+    /// through its address any more (an MPI request using it has completed).
+    pub fn give_staging(&mut self, staging: HostStaging) {
+        self.staging.release(staging.buffer);
     }
 
     /// Drops a download without reading it (once its batch completed, its staging returns to

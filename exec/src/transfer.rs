@@ -8,9 +8,14 @@
 //!   not know who sends what, or in which order; headers and expects match in any order.
 //! - **One request array, one `MPI_Testsome`.** Every active request lives in one array polled by
 //!   [`Testsome`]; nothing calls `MPI_Wait` or a blocking receive.
-//! - **MPI only touches memory the engine owns.** Payloads are packed into (and received into)
-//!   pooled staging buffers; user memory is read in [`send`](TransferEngine::send) and written in
-//!   [`poll`](TransferEngine::poll), synchronously, never by MPI behind the caller's back.
+//! - **MPI touches the engine's memory, or memory the caller lent until a completion.** With
+//!   [`send`](TransferEngine::send) and [`expect`](TransferEngine::expect) payloads are packed into (and
+//!   received into) pooled staging buffers; the caller's memory is read in `send` and written in
+//!   [`poll`](TransferEngine::poll), synchronously. With [`send_lent`](TransferEngine::send_lent) and
+//!   [`expect_into`](TransferEngine::expect_into) the caller lends packed memory that MPI reads or writes in
+//!   place (no copy: the runtime lends the GPU's host-visible staging), from the call until `poll` returns the
+//!   completion for its token; after that MPI never touches it again. The lending calls are `unsafe`: their
+//!   contracts say what the caller keeps valid and untouched, and for how long if the engine is dropped first.
 //! - **Mismatches are errors, never corruption.** A header whose box lies outside the expected
 //!   region, or covers cells that already arrived, is reported with the key, the sender and the box.
 //!
@@ -44,7 +49,8 @@
 //! whose first 104 bytes are the header, `MPI_Isend`s the header on tag 0, then the payload in
 //! consecutive messages of at most `i32::MAX` bytes (MPI's `int` count) on the payload tag. An
 //! empty box sends the header alone: "nothing from me", which reductions need. The transfer
-//! completes when all of its messages have been sent.
+//! completes when all of its messages have been sent. [`send_lent`](TransferEngine::send_lent)
+//! sends the same messages, the payload from the caller's packed memory instead of a copy.
 //!
 //! **Receiver.** [`HEADER_SLOTS`] receives of `MPI_ANY_SOURCE` on tag 0 are always posted; each is
 //! re-posted as soon as its header is read. A header is matched by its key:
@@ -59,9 +65,14 @@
 //! - For a gather of `n` senders, each rank may announce once (an empty box counts); the gather
 //!   completes once `n` headers have arrived and their payloads have been received. Its bytes are
 //!   then handed out per sender, in rank order ([`take_gathered`](TransferEngine::take_gathered)).
+//! - For an [`expect_into`](TransferEngine::expect_into) (a region given as targets, each a box with memory
+//!   holding its cells packed), the same rules as for a region expect; a payload whose box lies in one target
+//!   and is one contiguous run there is received straight into it, any other into staging, then copied into
+//!   the targets it covers.
 //! - On a match, one `MPI_Irecv` per payload message is posted from the header's sender on its
-//!   payload tag, into a pooled staging buffer. MPI's non-overtaking rule (same sender, tag and
-//!   communicator match in order, MPI-3.1 §3.5) keeps the messages of one payload in order.
+//!   payload tag, into a pooled staging buffer (or the target, as just said). MPI's non-overtaking
+//!   rule (same sender, tag and communicator match in order, MPI-3.1 §3.5) keeps the messages of one
+//!   payload in order.
 //!
 //! One key has at most one active expect; a key may be expected again after its expect completed.
 //! Headers that arrive for a key after its expect completed are kept as unmatched.
@@ -222,7 +233,10 @@ impl Gathered {
 /// cancels every receive and polls until the cancellations are done (MPI completes them locally;
 /// at most a second); sends still in flight (and any receive MPI would not cancel) are released
 /// with `MPI_Request_free` and their staging buffers leaked, so MPI never touches freed memory.
-/// Let sends complete before dropping to avoid the leak.
+/// Let sends complete before dropping to avoid the leak. Memory lent to a send still in flight must
+/// then stay valid for the rest of the process ([`send_lent`](Self::send_lent)); a receive into lent
+/// memory ([`expect_into`](Self::expect_into)) that MPI would not cancel aborts the process, since
+/// the engine cannot keep the caller's memory alive.
 #[derive(Debug)]
 pub struct TransferEngine<'c> {
     /// Where this engine receives: its device's communicator.
@@ -258,12 +272,20 @@ pub struct TransferEngine<'c> {
     gathered: Vec<Gathered>,
     pool: StagingPool,
     spare_boxes: Vec<Vec<CellBox>>,
+    /// Emptied target lists of completed `expect_into`s, for reuse.
+    spare_dsts: Vec<Vec<*mut u8>>,
     spare_pieces: Vec<Vec<GatherPiece>>,
     next_tag: Tag,
     /// The largest payload message; [`MAX_MESSAGE_BYTES`] except in tests.
     max_message_bytes: usize,
+    /// Whether a payload receive was posted since `poll` last tested the requests.
+    posted_payload: bool,
+    /// Scratch: the contiguous runs of a box in a target of [`expect_into`](Self::expect_into).
+    runs: Vec<crate::gpu::CopyRun>,
     /// Payload messages started so far (for tests).
     payload_messages_sent: u64,
+    /// Payloads received straight into an `expect_into` target so far (for tests).
+    payloads_received_in_place: u64,
 }
 
 impl<'c> TransferEngine<'c> {
@@ -314,10 +336,14 @@ impl<'c> TransferEngine<'c> {
             gathered: Vec::new(),
             pool: StagingPool::default(),
             spare_boxes: Vec::new(),
+            spare_dsts: Vec::new(),
             spare_pieces: Vec::new(),
             next_tag: HEADER_TAG + 1 + device as Tag,
             max_message_bytes: MAX_MESSAGE_BYTES,
+            posted_payload: false,
+            runs: Vec::new(),
             payload_messages_sent: 0,
+            payloads_received_in_place: 0,
         };
         for slot in 0..HEADER_SLOTS {
             engine.post_header_recv(slot)?;
@@ -401,6 +427,62 @@ impl<'c> TransferEngine<'c> {
             // `layout.bounds`, and the staging slice has exactly its byte size.
             unsafe { geometry::pack_from_ptr(layout, src, &bounds, &mut staging[HEADER_LEN..]) };
         }
+        self.start_send(key, target, bounds, bytes, staging, None, token)
+    }
+
+    /// Sends the cells `bounds` (`elem_size` bytes each) to node `target` as transfer `key` from memory the
+    /// caller lends: `payload` holds them packed row-major, and MPI reads it in place (no copy) until the
+    /// [`CompletionKind::Sent`] completion for `token` has been returned by [`poll`](Self::poll). The header
+    /// travels from the engine's own memory. This is how pushes send straight from the GPU's download staging.
+    ///
+    /// # Errors
+    ///
+    /// [`TransferError::NoSuchRank`] or [`TransferError::InvalidLayout`] (a box whose byte size overflows): nothing
+    /// was sent, `payload` is not used. [`TransferError::Mpi`]: messages started before the failure may still read
+    /// `payload`, which stays lent as the safety section says.
+    ///
+    /// # Safety
+    ///
+    /// Unless `bounds` is empty, `payload` points to `bounds.volume() * elem_size` readable bytes that stay valid
+    /// and unwritten until the completion for `token` has been returned. If the engine is dropped before that,
+    /// they must stay valid for the rest of the process (`Drop` leaves unfinished sends to MPI; see
+    /// [`TransferEngine`]).
+    pub unsafe fn send_lent(
+        &mut self,
+        key: TransferKey,
+        target: Rank,
+        bounds: CellBox,
+        elem_size: usize,
+        payload: *const u8,
+        token: Token,
+    ) -> Result<(), TransferError> {
+        if !(0..self.nodes()).contains(&target) {
+            return Err(TransferError::NoSuchRank { rank: target, size: self.nodes() });
+        }
+        let bytes = if bounds.is_empty() {
+            0
+        } else {
+            let layout = AllocLayout { bounds, elem_size };
+            layout.validate()?;
+            layout.box_bytes(&bounds)?
+        };
+        let staging = self.pool.take(HEADER_LEN);
+        self.start_send(key, target, bounds, bytes, staging, Some(payload), token)
+    }
+
+    /// Writes the header into `staging`'s first [`HEADER_LEN`] bytes and sends it, then the payload in messages:
+    /// from `payload` (lent by the caller) or, if `None`, from `staging` right after the header.
+    #[allow(clippy::too_many_arguments)]
+    fn start_send(
+        &mut self,
+        key: TransferKey,
+        target: Rank,
+        bounds: CellBox,
+        bytes: usize,
+        mut staging: Vec<u8>,
+        payload: Option<*const u8>,
+        token: Token,
+    ) -> Result<(), TransferError> {
         let tag = if bytes > 0 { self.next_payload_tag() } else { HEADER_TAG };
         let header = Header {
             sender: self.node(),
@@ -415,8 +497,12 @@ impl<'c> TransferEngine<'c> {
         let chunks = header.chunks();
         let out = self.outbound.insert(Outbound { key, token, target, staging, pending: 1 + chunks });
         let base = self.outbound.get_mut(out).staging.as_ptr();
+        let payload = payload.unwrap_or_else(|| {
+            // SAFETY: with no lent payload, the staging buffer holds HEADER_LEN + bytes bytes.
+            unsafe { base.add(HEADER_LEN) }
+        });
         let (comm, rank) = self.route(target);
-        // SAFETY: `base` points to the outbound staging buffer of HEADER_LEN + bytes bytes, owned by
+        // SAFETY: `base` points to the outbound staging buffer of at least HEADER_LEN bytes, owned by
         // `self.outbound[out]`, which is neither resized nor written until all of its requests
         // have completed (`pending` reaches 0 in `handle`), nor freed while one is in flight
         // (`Drop` frees unfinished sends with MPI_Request_free and leaks their buffers).
@@ -425,9 +511,10 @@ impl<'c> TransferEngine<'c> {
         for k in 0..chunks {
             let offset = k * header.chunk;
             let len = header.chunk.min(bytes - offset);
-            // SAFETY: as for the header: `HEADER_LEN + offset + len <= HEADER_LEN + bytes` lies in
-            // the outbound staging buffer, which stays untouched and alive until completion.
-            let request = unsafe { comm.isend_raw(base.add(HEADER_LEN + offset), len, rank, tag) }?;
+            // SAFETY: `offset + len <= bytes`: inside the payload, which is either the engine's staging buffer
+            // after the header (untouched and alive until completion, as above) or memory the caller lent for
+            // `bytes` bytes until the completion is returned (`send_lent`'s contract).
+            let request = unsafe { comm.isend_raw(payload.add(offset), len, rank, tag) }?;
             self.push_request(request, Op::Send { out });
             self.payload_messages_sent += 1;
         }
@@ -472,6 +559,60 @@ impl<'c> TransferEngine<'c> {
             kind: ExpectKind::Region { layout, dst },
             region: boxes,
             region_volume: volume,
+            dsts: Vec::new(),
+            received: self.spare_boxes.pop().unwrap_or_default(),
+            received_volume: 0,
+            pieces: Vec::new(),
+            outstanding: 0,
+        };
+        self.register(expect)
+    }
+
+    /// Registers that the cells of transfer `key` are to be received into memory the caller lends: `targets` are
+    /// disjoint boxes, each with the address of its cells packed row-major (`elem_size` bytes each); the region
+    /// expected is their union. A payload whose box lies in one target and is contiguous there (any box of a
+    /// 1D target, whole rows of a 2D one) is received by MPI straight into the target; any other is received into
+    /// the engine's staging and copied into the targets it covers during [`poll`](Self::poll). `token` comes
+    /// back in a [`CompletionKind::Received`] completion once every cell is in.
+    ///
+    /// # Errors
+    ///
+    /// As [`expect`](Self::expect); nothing is registered then, and the targets are not used.
+    ///
+    /// # Safety
+    ///
+    /// Each target points to `bounds.volume() * elem_size` writable bytes that stay valid until the completion for
+    /// `token` has been returned by [`poll`](Self::poll) or the engine has been dropped; until then nothing else
+    /// reads or writes them (MPI may write them at any time in between). Targets do not overlap.
+    pub unsafe fn expect_into(
+        &mut self,
+        key: TransferKey,
+        targets: &[(CellBox, *mut u8)],
+        elem_size: usize,
+        token: Token,
+    ) -> Result<(), TransferError> {
+        if self.expect_by_key.contains_key(&key) {
+            return Err(TransferError::DuplicateExpect { key });
+        }
+        let mut region = self.spare_boxes.pop().unwrap_or_default();
+        region.extend(targets.iter().map(|t| t.0));
+        let checked = self.region_boxes(key, &region, |b| {
+            let fits = AllocLayout { bounds: *b, elem_size };
+            fits.validate().and_then(|_| fits.box_bytes(b))
+        });
+        region.clear();
+        self.spare_boxes.push(region);
+        let (boxes, volume) = checked?;
+        // `region_boxes` keeps the non-empty boxes in order: their targets, in the same order.
+        let mut dsts = self.spare_dsts.pop().unwrap_or_default();
+        dsts.extend(targets.iter().filter(|t| !t.0.is_empty()).map(|t| t.1));
+        let expect = Expect {
+            key,
+            token,
+            kind: ExpectKind::Into { elem_size },
+            region: boxes,
+            region_volume: volume,
+            dsts,
             received: self.spare_boxes.pop().unwrap_or_default(),
             received_volume: 0,
             pieces: Vec::new(),
@@ -509,6 +650,7 @@ impl<'c> TransferEngine<'c> {
             kind: ExpectKind::Pieces { elem_size },
             region: boxes,
             region_volume: volume,
+            dsts: Vec::new(),
             received: self.spare_boxes.pop().unwrap_or_default(),
             received_volume: 0,
             pieces: self.spare_pieces.pop().unwrap_or_default(),
@@ -566,6 +708,7 @@ impl<'c> TransferEngine<'c> {
             kind: ExpectKind::Gather { senders },
             region: Vec::new(),
             region_volume: 0,
+            dsts: Vec::new(),
             received: Vec::new(),
             received_volume: 0,
             pieces: self.spare_pieces.pop().unwrap_or_default(),
@@ -574,8 +717,8 @@ impl<'c> TransferEngine<'c> {
         self.register(expect)
     }
 
-    /// Makes progress without blocking: tests every active MPI request once (`MPI_Testsome`),
-    /// matches arrived headers, posts payload receives, unpacks finished payloads, and appends a
+    /// Makes progress without blocking: tests every active MPI request (`MPI_Testsome`; a second time if
+    /// that posted payload receives), matches arrived headers, posts payload receives, unpacks finished payloads, and appends a
     /// [`Completion`] for each send and expect that finished. Allocates nothing in a steady state
     /// (staging buffers come from a pool).
     ///
@@ -587,11 +730,21 @@ impl<'c> TransferEngine<'c> {
     pub fn poll(&mut self, completed: &mut Vec<Completion>) -> Result<(), TransferError> {
         // What an earlier call left after an error.
         self.handle_finished()?;
-        if !self.requests.is_empty() {
+        // Payload receives posted for headers found in the first pass usually match messages that already
+        // arrived (a sender sends header and payload back to back): a second pass completes them now instead of
+        // one caller loop later.
+        for _ in 0..2 {
+            self.posted_payload = false;
+            if self.requests.is_empty() {
+                break;
+            }
             self.done.clear();
             self.testsome.test(self.comm, &mut self.requests, &mut self.done)?;
             self.remove_done();
             self.handle_finished()?;
+            if !self.posted_payload {
+                break;
+            }
         }
         completed.append(&mut self.ready);
         Ok(())
@@ -673,6 +826,14 @@ impl Drop for TransferEngine<'_> {
         // What is left (sends whose receiver never came, or anything after an MPI error or a
         // refused cancellation): let MPI finish it on its own and leak its buffer, so MPI never
         // touches freed memory.
+        // A receive into memory lent by `expect_into`'s caller cannot be leaked like a buffer of ours: the caller
+        // frees that memory once the engine is gone. MPI never refuses to cancel a receive, so this does not
+        // happen unless MPI misbehaves; then ending the process is the only way not to corrupt memory.
+        let lent = self.ops.iter().any(|op| matches!(*op, Op::RecvChunk { inb, .. } if self.inbound.get(inb).direct));
+        if lent {
+            eprintln!("celer: MPI did not cancel a receive into lent memory when the transfer engine was dropped");
+            std::process::abort();
+        }
         let mut leak_headers = false;
         for (request, op) in self.requests.iter_mut().zip(&self.ops) {
             let _ = request.free(self.comm);
@@ -711,6 +872,12 @@ pub mod testspy {
     pub fn payload_messages_sent(engine: &TransferEngine<'_>) -> u64 {
         engine.payload_messages_sent
     }
+
+    /// The number of payloads `engine` has received straight into a target of
+    /// [`expect_into`](TransferEngine::expect_into), with no staging buffer.
+    pub fn payloads_received_in_place(engine: &TransferEngine<'_>) -> u64 {
+        engine.payloads_received_in_place
+    }
 }
 
 #[cfg(test)]
@@ -728,6 +895,7 @@ mod tests {
             },
             region: region.to_vec(),
             region_volume: region.iter().map(CellBox::volume).sum(),
+            dsts: Vec::new(),
             received: Vec::new(),
             received_volume: 0,
             pieces: Vec::new(),

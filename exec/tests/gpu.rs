@@ -3,7 +3,8 @@
 //! start at 0, batches in flight completed by polling only (timeline semaphore and fence
 //! fallback), device→device copies into a resized allocation, launches beyond the device's workgroup-count limit
 //! (split into several dispatches, block reductions included), dispatches over many allocations in turn (the
-//! descriptor sets reused), and the errors that name kernels.
+//! descriptor sets reused), staging lent to the host (a download read in place, an upload from staging the host wrote,
+//! a plain copy and a kernel-packed column), and the errors that name kernels.
 
 use std::time::{Duration, Instant};
 
@@ -277,6 +278,63 @@ fn a_device_to_device_copy_moves_a_sub_box_into_a_resized_allocation() {
     let err = b.copy(&old, &tall, Box3::d2([4, 0], [12, 9])).unwrap_err();
     assert!(matches!(err, GpuError::RegionOutside { .. }), "{err}");
     assert!(b.is_empty());
+}
+
+#[test]
+fn lent_staging_carries_a_column_from_a_download_to_an_upload_without_a_host_copy() {
+    let mut gpu = open_gpu();
+    // A 32x16 buffer of u32 (value = cell index); column 3 (32 runs: packed and unpacked by a kernel) and rows 2..4
+    // (one run: a plain copy).
+    let all = Box3::d2([0, 0], [32, 16]);
+    let src = gpu.allocate(all, 4).unwrap();
+    let dst = gpu.allocate(all, 4).unwrap();
+    let column = Box3::d2([0, 3], [32, 4]);
+    let rows = Box3::d2([2, 0], [4, 16]);
+    let mut b = gpu.batch().unwrap();
+    b.upload(&src, all, &u32_bytes(&(0..512).collect::<Vec<u32>>()), all).unwrap();
+    b.upload(&dst, all, &u32_bytes(&[u32::MAX; 512]), all).unwrap();
+    let column_dl = b.download(&src, column).unwrap();
+    let rows_dl = b.download(&src, rows).unwrap();
+    let id = b.submit().unwrap();
+    gpu.poll_until_complete(id, TIME_LIMIT).unwrap();
+
+    // The downloads, lent out: the cells packed, readable in place.
+    let column_staging = gpu.take_download(column_dl).unwrap();
+    let rows_staging = gpu.take_download(rows_dl).unwrap();
+    assert_eq!((column_staging.len(), rows_staging.len()), (32 * 4, 32 * 4));
+    // SAFETY: `as_ptr` points to `len` readable bytes while the staging is held.
+    let column_bytes = unsafe { std::slice::from_raw_parts(column_staging.as_ptr(), column_staging.len()) };
+    assert_eq!(u32s(column_bytes), (0..32).map(|i| i * 16 + 3).collect::<Vec<u32>>());
+    assert!(gpu.read_download(column_dl, &mut [0; 128], column).is_err(), "a lent download is gone");
+
+    // Host writes into fresh staging (as an MPI receive would), then uploads from it: the column, shifted by 1000.
+    let mut fresh = gpu.host_staging(32 * 4).unwrap();
+    let shifted = u32_bytes(&u32s(column_bytes).iter().map(|v| v + 1000).collect::<Vec<u32>>());
+    // SAFETY: `as_mut_ptr` points to `len` (128) writable bytes while the staging is held.
+    unsafe { std::ptr::copy_nonoverlapping(shifted.as_ptr(), fresh.as_mut_ptr(), shifted.len()) };
+    gpu.give_staging(column_staging);
+    let short = gpu.host_staging(4).unwrap();
+    let mut b = gpu.batch().unwrap();
+    b.upload_staged(&dst, column, fresh).unwrap();
+    b.upload_staged(&dst, rows, rows_staging).unwrap();
+    // Staging too short for its region is refused.
+    assert!(matches!(b.upload_staged(&dst, column, short), Err(GpuError::HostSliceTooShort { .. })));
+    let dl = b.download(&dst, all).unwrap();
+    let id = b.submit().unwrap();
+    gpu.poll_until_complete(id, TIME_LIMIT).unwrap();
+    let mut out = vec![0u8; 512 * 4];
+    gpu.read_download(dl, &mut out, all).unwrap();
+    for (k, v) in u32s(&out).into_iter().enumerate() {
+        let (i, j) = (k / 16, k % 16);
+        let want = if (2..4).contains(&i) {
+            k as u32
+        } else if j == 3 {
+            k as u32 + 1000
+        } else {
+            u32::MAX
+        };
+        assert_eq!(v, want, "cell ({i}, {j})");
+    }
 }
 
 #[test]

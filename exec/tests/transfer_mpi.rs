@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use celer_exec::mpi::{self, Rank};
 use celer_exec::transfer::{
-    pack, testspy, AllocLayout, CellBox, Completion, CompletionKind, Token, TransferEngine, TransferError, TransferKey,
+    pack, testspy, unpack, AllocLayout, CellBox, Completion, CompletionKind, Token, TransferEngine, TransferError,
+    TransferKey,
 };
 
 /// The watchdog ends the process after this long.
@@ -324,9 +325,21 @@ fn kind_of(token: Token) -> CompletionKind {
     }
 }
 
-/// Whether plan entry `i` is received with `expect_pieces` (kept packed as sent) rather than `expect`.
+/// Whether plan entry `i` is received with `expect_pieces` (kept packed as sent).
 fn kept_as_pieces(i: usize) -> bool {
-    i % 2 == 1
+    i % 3 == 1
+}
+
+/// Whether plan entry `i` is received with `expect_into` (into one packed target per box of the region; MPI writes
+/// a box contiguous in one target straight into it), else with `expect` or `expect_pieces`.
+fn received_into(i: usize) -> bool {
+    i % 3 == 2
+}
+
+/// Whether piece `p` of plan entry `i` is sent with `send_lent` (MPI reads a packed copy in place) rather than
+/// `send`.
+fn sent_lent(i: usize, p: usize) -> bool {
+    (i + p).is_multiple_of(2)
 }
 
 /// Checks every cell of the destination of transfer `t`.
@@ -362,8 +375,30 @@ fn exchange(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<Str
     let mine: Vec<usize> = (0..plan.len()).filter(|&i| plan[i].receiver == me).collect();
     let mut dsts: Vec<Vec<u8>> = mine.iter().map(|&i| fill(plan[i].key, &plan[i].layout, true)).collect();
     let mut dst_ptrs: Vec<*mut u8> = dsts.iter_mut().map(|d| d.as_mut_ptr()).collect();
+    // The targets of `expect_into`: one packed buffer per box of the region, filled with a byte no cell holds
+    // everywhere (checked through `check_destination` once unpacked).
+    let mut targets: Vec<Vec<Vec<u8>>> = mine
+        .iter()
+        .map(|&i| {
+            let t = &plan[i];
+            let boxes = if received_into(i) { t.region.as_slice() } else { &[] };
+            boxes.iter().map(|b| vec![0xa5; b.volume() * t.layout.elem_size]).collect()
+        })
+        .collect();
+    let target_ptrs: Vec<Vec<(CellBox, *mut u8)>> = targets
+        .iter_mut()
+        .zip(&mine)
+        .map(|(bufs, &i)| bufs.iter_mut().zip(&plan[i].region).map(|(b, r)| (*r, b.as_mut_ptr())).collect())
+        .collect();
     let post = |engine: &mut TransferEngine<'_>, k: usize, dst: *mut u8| -> Result<(), String> {
         let t = &plan[mine[k]];
+        if received_into(mine[k]) {
+            // SAFETY: each target points to a buffer of `targets[k]` of its box's byte size, which outlives the
+            // engine's use of it (read only after every expect has completed, dropped after the engine) and is
+            // not accessed until then.
+            return unsafe { engine.expect_into(t.key, &target_ptrs[k], t.layout.elem_size, expect_token(mine[k])) }
+                .map_err(|e| format!("expect_into {}: {e}", t.key));
+        }
         if kept_as_pieces(mine[k]) {
             return engine
                 .expect_pieces(t.key, &t.region, t.layout.elem_size, expect_token(mine[k]))
@@ -424,6 +459,8 @@ fn exchange(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<Str
         }
     }
     let mut corrupt = fault.as_deref() == Some("mismatch");
+    // What `send_lent` sends from, kept until every send has completed.
+    let mut lent: Vec<Vec<u8>> = Vec::new();
     let mut expected_messages = 0u64;
     let mut split_sends = 0;
     for &(i, p) in &sends {
@@ -452,9 +489,20 @@ fn exchange(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<Str
             let messages = (piece.bounds.volume() * piece.layout.elem_size).div_ceil(MESSAGE_LIMIT) as u64;
             expected_messages += messages;
             split_sends += usize::from(messages > 1);
-            engine
-                .send(t.key, t.receiver, piece.bounds, &piece.layout, &src, send_token(i, p))
-                .map_err(|e| format!("send {}: {e}", t.key))?;
+            if sent_lent(i, p) {
+                let mut packed = vec![0; piece.bounds.volume() * piece.layout.elem_size];
+                pack(&piece.layout, &src, &piece.bounds, &mut packed).map_err(|e| e.to_string())?;
+                let es = piece.layout.elem_size;
+                // SAFETY: `packed` holds the piece's cells packed and moves into `lent` (its heap memory stays
+                // put), which is neither written nor dropped before every send has completed.
+                unsafe { engine.send_lent(t.key, t.receiver, piece.bounds, es, packed.as_ptr(), send_token(i, p)) }
+                    .map_err(|e| format!("send_lent {}: {e}", t.key))?;
+                lent.push(packed);
+            } else {
+                engine
+                    .send(t.key, t.receiver, piece.bounds, &piece.layout, &src, send_token(i, p))
+                    .map_err(|e| format!("send {}: {e}", t.key))?;
+            }
         }
         if rng.below(3) == 0 {
             poll_once(engine, &mut done)?;
@@ -502,7 +550,21 @@ fn exchange(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<Str
         }
     }
     dst_ptrs.clear();
+    drop(lent);
+    // A piece that is a whole box of an `expect_into` region goes straight into its target.
+    let in_place_expected = mine.iter().any(|&i| received_into(i) && plan[i].region.len() == 1);
+    let in_place = testspy::payloads_received_in_place(engine);
+    if in_place_expected && in_place == 0 {
+        return Err(format!("rank {me}: no payload was received in place into an expect_into target"));
+    }
     for (k, &i) in mine.iter().enumerate() {
+        if received_into(i) {
+            // Each target holds its box packed: unpack it into the destination, as the runtime uploads it.
+            let t = &plan[i];
+            for (b, bytes) in t.region.iter().zip(&targets[k]) {
+                unpack(&t.layout, &mut dsts[k], b, bytes).map_err(|e| format!("unpack {}: {e}", t.key))?;
+            }
+        }
         if kept_as_pieces(i) {
             // The engine kept the payloads: copy each piece into the destination as the runtime uploads them.
             let t = &plan[i];

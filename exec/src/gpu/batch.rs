@@ -14,7 +14,7 @@ use vulkano::VulkanObject;
 
 use super::kernel::{prepare_dispatch, split_count, split_launch, Access, KernelEntry, KernelId};
 use super::{check_host_slice, copy_runs, during, AllocationId, Box3, CopyRun, DeviceAllocation};
-use super::{DownloadId, Gpu, GpuError, RegionOutside};
+use super::{DownloadId, Gpu, GpuError, HostStaging, RegionOutside};
 
 use hazards::Hazards;
 
@@ -256,6 +256,52 @@ impl<'g> Batch<'g> {
         Ok(())
     }
 
+    /// Copies the cells of `region` into `dst` from lent staging memory holding them packed row-major (what the
+    /// host wrote through [`HostStaging::as_mut_ptr`], e.g. an MPI receive): no host copy. The staging memory goes
+    /// back to the pool when the batch completes.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::RegionOutside`] if `region` is not inside `dst`'s box, [`GpuError::HostSliceTooShort`] if
+    /// `src` holds fewer bytes than the region's cells; `src` is given back to the pool then.
+    pub fn upload_staged(&mut self, dst: &DeviceAllocation, region: Box3, src: HostStaging) -> Result<(), GpuError> {
+        let e = dst.elem_size;
+        // The error's text only on failure: this runs for every received halo.
+        let inside = if dst.bounds.contains(&region) {
+            Ok(())
+        } else {
+            check_inside("upload", format!("allocation {}", dst.id), &region, &dst.bounds)
+        };
+        let checked = inside
+            .and_then(|()| check_host_slice("upload", src.len(), &region, e))
+            .and_then(|()| src.flush_host_writes());
+        if let Err(err) = checked {
+            self.gpu.staging.release(src.buffer);
+            return Err(err);
+        }
+        if region.is_empty() {
+            self.gpu.staging.release(src.buffer);
+            return Ok(());
+        }
+        let staging = src.buffer;
+        match self.record_packed(dst, &staging, &region, true) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.access(&[(dst.id, true)]);
+                self.record_copy(&staging, &region, &dst.buffer, &dst.bounds, &region, e);
+            }
+            Err(err) => {
+                self.gpu.staging.release(staging);
+                return Err(err);
+            }
+        }
+        self.record.buffers.push(dst.buffer.clone());
+        self.record.uploads.push(staging);
+        self.ops += 1;
+        self.stamp(OpKind::Upload { bytes: region.volume() * e });
+        Ok(())
+    }
+
     /// Copies the cells of `region` from `src` into a staging buffer, packed; once
     /// [`Gpu::poll`] reports this batch complete, [`Gpu::read_download`] copies them out.
     ///
@@ -265,7 +311,10 @@ impl<'g> Batch<'g> {
     /// [`GpuError::AllocationFailed`] for staging memory.
     pub fn download(&mut self, src: &DeviceAllocation, region: Box3) -> Result<DownloadId, GpuError> {
         let e = src.elem_size;
-        check_inside("download", format!("allocation {}", src.id), &region, &src.bounds)?;
+        // The error's text only on failure: this runs for every pushed halo.
+        if !src.bounds.contains(&region) {
+            check_inside("download", format!("allocation {}", src.id), &region, &src.bounds)?;
+        }
         let staging = self.gpu.staging.acquire(region.checked_volume().unwrap_or(0) * e)?;
         if !region.is_empty() {
             match self.record_packed(src, &staging, &region, false) {

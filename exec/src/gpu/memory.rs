@@ -124,6 +124,95 @@ fn allocation_failed(what: &'static str, bytes: usize, e: Validated<vulkano::buf
     GpuError::AllocationFailed { what, bytes, message }
 }
 
+/// Host-visible staging memory lent out of the [`Gpu`](super::Gpu)'s pool, for host code that reads what a download
+/// wrote or writes what an upload reads without a copy in between (the MPI transfers of halos): a stable, mapped
+/// base address of [`len`](Self::len) bytes. Made by [`Gpu::take_download`](super::Gpu::take_download) (holding the
+/// downloaded cells, packed) or [`Gpu::host_staging`](super::Gpu::host_staging); given back with
+/// [`Gpu::give_staging`](super::Gpu::give_staging) or consumed by [`Batch::upload_staged`](super::Batch::upload_staged).
+/// Dropping it frees its memory instead of pooling it, which is always safe for the GPU (no batch uses lent memory).
+pub struct HostStaging {
+    pub(super) buffer: Subbuffer<[u8]>,
+    /// The mapped base address of `buffer`.
+    pub(super) ptr: std::ptr::NonNull<u8>,
+    /// The bytes in use (the buffer may be larger: a size class).
+    pub(super) len: usize,
+}
+
+impl fmt::Debug for HostStaging {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostStaging").field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
+impl HostStaging {
+    /// Lends `buffer` (host-visible, persistently mapped, from the pool), `len` bytes of it.
+    pub(super) fn lend(buffer: Subbuffer<[u8]>, len: usize) -> Result<Self, GpuError> {
+        let mapped = buffer.mapped_slice().map_err(|e| GpuError::Vulkan {
+            during: "mapping a staging buffer to lend it".into(),
+            message: e.to_string(),
+        })?;
+        debug_assert!(len <= mapped.len());
+        Ok(HostStaging { buffer, ptr: mapped.cast(), len })
+    }
+
+    /// The first byte. Reads through it see what the download wrote (it was made visible to the host when lent).
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The first byte, for writes; [`Batch::upload_staged`](super::Batch::upload_staged) makes them visible to
+    /// the device.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Bytes in use: the packed cells of the downloaded region, or the size asked of
+    /// [`Gpu::host_staging`](super::Gpu::host_staging).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Makes what the host wrote visible to the device: a flush of the mapped range where the memory is not
+    /// host-coherent (nothing where it is, as on NVIDIA and lavapipe).
+    pub(super) fn flush_host_writes(&self) -> Result<(), GpuError> {
+        // Not through a write guard: taking one invalidates the range first, which may drop the host's writes.
+        if let vulkano::buffer::BufferMemory::Normal(memory) = self.buffer.buffer().memory() {
+            if let Some(atom) = memory.atom_size() {
+                let atom = atom.as_devicesize();
+                let start = self.buffer.offset() / atom * atom;
+                let end = (self.buffer.offset() + self.buffer.size()).div_ceil(atom) * atom;
+                let range = vulkano::memory::MappedMemoryRange {
+                    offset: start,
+                    size: end.min(memory.size()) - start,
+                    ..Default::default()
+                };
+                // SAFETY: the range covers this subbuffer, aligned to the non-coherent atom size, which lies in
+                // the mapped range (vulkano maps host-visible, non-coherent allocations aligned to the atom
+                // size, the reasoning of `Subbuffer::write`); no device operation uses lent memory meanwhile.
+                unsafe { memory.flush_range(range) }.map_err(|e| GpuError::Vulkan {
+                    during: "flushing host writes to a staging buffer".into(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `buffer`'s memory is host-coherent: host and device see each other's writes without a flush or an
+/// invalidation of the mapped range.
+pub(super) fn is_host_coherent(buffer: &Subbuffer<[u8]>) -> bool {
+    match buffer.buffer().memory() {
+        vulkano::buffer::BufferMemory::Normal(memory) => memory.atom_size().is_none(),
+        _ => false,
+    }
+}
+
 /// The smallest staging buffer the pool hands out; smaller requests share its size class.
 pub(super) const MIN_STAGING_BYTES: usize = 4096;
 

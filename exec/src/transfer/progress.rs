@@ -6,6 +6,7 @@ use super::{
     geometry, AllocLayout, BoxList, Completion, CompletionKind, GatherPiece, Gathered, TransferEngine, TransferError,
     HEADER_SLOTS, HEADER_TAG,
 };
+use crate::gpu::copy_runs;
 use crate::mpi::{Communicator, Completed, Rank, RawRequest, Tag, ANY_SOURCE};
 
 impl<'c> TransferEngine<'c> {
@@ -169,7 +170,9 @@ impl<'c> TransferEngine<'c> {
                 break;
             }
             match e.kind {
-                ExpectKind::Region { .. } | ExpectKind::Pieces { .. } => e.received.push(h.bounds),
+                ExpectKind::Region { .. } | ExpectKind::Pieces { .. } | ExpectKind::Into { .. } => {
+                    e.received.push(h.bounds)
+                }
                 ExpectKind::Gather { .. } => {
                     e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() })
                 }
@@ -202,7 +205,7 @@ impl<'c> TransferEngine<'c> {
     pub(super) fn accept(&mut self, idx: usize, h: &Header) -> Result<(), TransferError> {
         let e = self.expects.get_mut(idx);
         let piece = match e.kind {
-            ExpectKind::Region { .. } => {
+            ExpectKind::Region { .. } | ExpectKind::Into { .. } => {
                 if h.bounds.is_empty() {
                     return Ok(());
                 }
@@ -228,35 +231,85 @@ impl<'c> TransferEngine<'c> {
             return Ok(());
         }
         e.outstanding += 1;
-        let staging = self.pool.take(h.bytes);
+        // Straight into the caller's memory when one target holds the box contiguously.
+        let direct = match e.kind {
+            ExpectKind::Into { elem_size } => e.region.iter().zip(&e.dsts).find_map(|(t, &dst)| {
+                if !t.contains(&h.bounds) {
+                    return None;
+                }
+                self.runs.clear();
+                copy_runs(t, &h.bounds, &h.bounds, elem_size, &mut self.runs);
+                match self.runs.as_slice() {
+                    // SAFETY: the run lies in the target's cells (`t` contains the box), which `expect_into`'s
+                    // caller lent for `t.volume() * elem_size` bytes.
+                    [run] => Some(unsafe { dst.add(run.src_offset) }),
+                    _ => None,
+                }
+            }),
+            _ => None,
+        };
+        let staging = if direct.is_some() { Vec::new() } else { self.pool.take(h.bytes) };
+        self.payloads_received_in_place += u64::from(direct.is_some());
         let inb = self.inbound.insert(Inbound {
             expect: idx,
             sender: h.sender,
             bounds: h.bounds,
             staging,
             pending: h.chunks(),
+            direct: direct.is_some(),
             piece,
         });
-        let base = self.inbound.get_mut(inb).staging.as_mut_ptr();
+        let base = match direct {
+            Some(dst) => dst,
+            None => self.inbound.get_mut(inb).staging.as_mut_ptr(),
+        };
         for k in 0..h.chunks() {
             let offset = k * h.chunk;
             let len = h.chunk.min(h.bytes - offset);
             let source = h.sender / self.comms.len() as Rank;
-            // SAFETY: `offset + len <= h.bytes`, the length of the inbound staging buffer, which
-            // `self.inbound[inb]` owns. It is neither resized nor read until all of its receives
-            // have completed (`pending` reaches 0, then `finish_inbound`), and `Drop` completes or
-            // leaks it before freeing. Distinct chunks are disjoint ranges.
+            // SAFETY: `offset + len <= h.bytes`. Either `base` is the inbound staging buffer of `h.bytes`
+            // bytes, which `self.inbound[inb]` owns, neither resized nor read until all of its receives
+            // have completed (`pending` reaches 0, then `finish_inbound`), and `Drop` completes or leaks it
+            // before freeing; or it is the box's single run in a target lent by `expect_into`'s caller
+            // (`h.bytes` bytes: `check_header` matched the length to the box), valid until the completion is
+            // returned or the engine dropped, which cancels or waits for every receive. Distinct chunks
+            // are disjoint ranges, and distinct payloads of one expect disjoint boxes (`check_header`).
             let request = unsafe { self.comm.irecv_raw(base.add(offset), len, source, h.tag) }?;
             self.push_request(request, Op::RecvChunk { inb, len });
         }
+        self.posted_payload = true;
         Ok(())
     }
 
     /// A payload has fully arrived: unpack it (region) or keep it (gather).
     pub(super) fn finish_inbound(&mut self, inb: usize) {
-        let Inbound { expect, bounds, staging, piece, .. } = self.inbound.remove(inb);
+        let Inbound { expect, bounds, staging, piece, direct, .. } = self.inbound.remove(inb);
         let e = self.expects.get_mut(expect);
         match e.kind {
+            ExpectKind::Into { .. } if direct => {}
+            ExpectKind::Into { elem_size } => {
+                for (t, &dst) in e.region.iter().zip(&e.dsts) {
+                    let part = t.intersection(&bounds);
+                    if part.is_empty() {
+                        continue;
+                    }
+                    self.runs.clear();
+                    copy_runs(&bounds, t, &part, elem_size, &mut self.runs);
+                    for run in &self.runs {
+                        // SAFETY: `copy_runs` keeps each run inside the packed box `bounds` (the staging buffer,
+                        // whose length `check_header` matched to it) and inside the target `t`, which
+                        // `expect_into`'s caller lent for its cells until the completion, not returned yet.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                staging.as_ptr().add(run.src_offset),
+                                dst.add(run.dst_offset),
+                                run.len,
+                            )
+                        };
+                    }
+                }
+                self.pool.give(staging);
+            }
             ExpectKind::Region { layout, dst } => {
                 // SAFETY: `expect`'s caller guaranteed that `dst` holds `layout` and that the cells
                 // of the region are ours to write until the completion is returned, which has not
@@ -278,7 +331,9 @@ impl<'c> TransferEngine<'c> {
         let e = self.expects.get(idx);
         let done = e.outstanding == 0
             && match e.kind {
-                ExpectKind::Region { .. } | ExpectKind::Pieces { .. } => e.received_volume == e.region_volume,
+                ExpectKind::Region { .. } | ExpectKind::Pieces { .. } | ExpectKind::Into { .. } => {
+                    e.received_volume == e.region_volume
+                }
                 ExpectKind::Gather { senders } => e.pieces.len() == senders,
             };
         if !done {
@@ -287,7 +342,7 @@ impl<'c> TransferEngine<'c> {
         let mut e = self.expects.remove(idx);
         self.expect_by_key.remove(&e.key);
         let kind = match e.kind {
-            ExpectKind::Region { .. } => CompletionKind::Received,
+            ExpectKind::Region { .. } | ExpectKind::Into { .. } => CompletionKind::Received,
             ExpectKind::Pieces { .. } => {
                 let pieces = std::mem::take(&mut e.pieces);
                 self.gathered.push(Gathered { key: e.key, pieces });
@@ -306,6 +361,10 @@ impl<'c> TransferEngine<'c> {
 
     /// Keeps an expect's vectors for reuse.
     pub(super) fn recycle_expect(&mut self, mut e: Expect) {
+        if e.dsts.capacity() > 0 {
+            e.dsts.clear();
+            self.spare_dsts.push(std::mem::take(&mut e.dsts));
+        }
         for mut v in [std::mem::take(&mut e.region), std::mem::take(&mut e.received)] {
             if v.capacity() > 0 {
                 v.clear();
@@ -326,7 +385,9 @@ impl<'c> TransferEngine<'c> {
 pub(super) fn check_header(e: &Expect, h: &Header) -> Result<(), TransferError> {
     let (key, sender, bounds) = (e.key, h.sender, h.bounds);
     match e.kind {
-        ExpectKind::Region { layout: AllocLayout { elem_size, .. }, .. } | ExpectKind::Pieces { elem_size } => {
+        ExpectKind::Region { layout: AllocLayout { elem_size, .. }, .. }
+        | ExpectKind::Pieces { elem_size }
+        | ExpectKind::Into { elem_size } => {
             let expected = bounds.checked_volume().and_then(|v| v.checked_mul(elem_size));
             if expected != Some(h.bytes) {
                 return Err(TransferError::LengthMismatch {

@@ -37,6 +37,9 @@ pub(super) struct Inbound {
     pub(super) staging: Vec<u8>,
     /// Messages not yet completed.
     pub(super) pending: usize,
+    /// Whether MPI receives straight into the caller's memory (an [`ExpectKind::Into`] target holding the box
+    /// contiguously); `staging` is empty then and nothing is unpacked.
+    pub(super) direct: bool,
     /// For a gather: the index of the sender's piece.
     pub(super) piece: Option<usize>,
 }
@@ -46,6 +49,9 @@ pub(super) struct Inbound {
 pub(super) enum ExpectKind {
     /// Unpacked into the caller's allocation at `dst`.
     Region { layout: AllocLayout, dst: *mut u8 },
+    /// Received into the caller's memory: one target per box of the region (`Expect::dsts`), each holding its
+    /// box's cells packed row-major.
+    Into { elem_size: usize },
     /// Kept per sender; complete after `senders` headers.
     Gather { senders: usize },
     /// A region whose payloads are kept as they arrive (packed, one piece per box sent), for the caller to take
@@ -62,6 +68,8 @@ pub(super) struct Expect {
     /// The expected boxes, disjoint and non-empty (region expects only).
     pub(super) region: Vec<CellBox>,
     pub(super) region_volume: usize,
+    /// Where each box of `region` goes ([`ExpectKind::Into`] only; empty otherwise).
+    pub(super) dsts: Vec<*mut u8>,
     /// Boxes announced so far (region expects only).
     pub(super) received: Vec<CellBox>,
     pub(super) received_volume: usize,

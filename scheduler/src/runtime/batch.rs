@@ -46,6 +46,14 @@ pub(super) enum GpuOp {
         bounds: GridBox,
         context: OpContext,
     },
+    /// Copies `region` to the device from lent staging memory holding its cells packed (an await-push received
+    /// into it); the staging memory goes back to the GPU's pool when the batch completes.
+    UploadStaged {
+        buffer: BufferId,
+        region: GridBox,
+        staging: celer_exec::gpu::HostStaging,
+        context: OpContext,
+    },
     /// Copies what the buffer's previous allocation held into its new one (a growth); the old one is freed once
     /// the batch is submitted (batches in flight keep its memory until they complete).
     Grow {
@@ -72,7 +80,10 @@ impl GpuOp {
     pub(super) fn uses(&self, b: BufferId) -> bool {
         match self {
             GpuOp::Kernel(k) => k.accesses.iter().any(|(x, _)| *x == b) || k.identities.iter().any(|(x, _)| *x == b),
-            GpuOp::Upload { buffer, .. } | GpuOp::Grow { buffer, .. } | GpuOp::Download { buffer, .. } => *buffer == b,
+            GpuOp::Upload { buffer, .. }
+            | GpuOp::UploadStaged { buffer, .. }
+            | GpuOp::Grow { buffer, .. }
+            | GpuOp::Download { buffer, .. } => *buffer == b,
             GpuOp::DownloadScratch { .. } => false,
         }
     }
@@ -214,6 +225,12 @@ impl RankLoop<'_> {
                 GpuOp::Upload { buffer, region, bytes, bounds, context } => {
                     batch
                         .upload(device(&buffer, &context)?, box3(&region), &bytes, box3(&bounds))
+                        .map_err(gpu_op(&context, tm))?;
+                    uploads += 1;
+                }
+                GpuOp::UploadStaged { buffer, region, staging, context } => {
+                    batch
+                        .upload_staged(device(&buffer, &context)?, box3(&region), staging)
                         .map_err(gpu_op(&context, tm))?;
                     uploads += 1;
                 }

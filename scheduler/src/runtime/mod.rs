@@ -20,8 +20,9 @@
 //! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory:
 //! each buffer has at most one device allocation per rank, allocated when a command first touches the buffer and
 //! covering the bounding box of what this rank's commands touched so far; a command that needs more grows it
-//! with a device copy (`RankLoop::cover`). Transfers move packed boxes (a push sends its download, an
-//! await-push uploads the pieces as they arrived), never a host copy of the whole buffer.
+//! with a device copy (`RankLoop::cover`). Transfers move packed boxes through the GPU's host-visible
+//! staging (a push sends straight from its download, an await-push receives into staging its upload reads), never
+//! a host copy of the whole buffer, nor of a box.
 //! A kernel that waits for data from other ranks first runs the part of its chunk that needs none of it (its
 //! interior, `RankLoop::start_interior`; `CELER_OVERLAP`), so halo exchanges overlap computation.
 //! An allocation also covers what the queued commands (`CELER_LOOKAHEAD` of them) will need of the buffer, so an
@@ -146,6 +147,9 @@ pub struct RankLoop<'c> {
     devices: usize,
     engine: TransferEngine<'c>,
     gpu: Gpu,
+    /// Staging memory of `gpu` lent to `engine`: MPI sends from and receives into it (declared after `engine`,
+    /// so that the engine's drop cancels its receives first).
+    lent: self::transfer::Lent,
     /// The tasks the application thread built, replayed; pruned as horizons and epochs are reached here.
     tm: TaskManager,
     cdag: CommandGraphGenerator,
@@ -191,8 +195,6 @@ pub struct RankLoop<'c> {
     interiors: HashMap<CommandId, GridBox>,
     /// Waiting execution commands found not to split (removed when they start).
     no_interior: hashbrown::HashSet<CommandId>,
-    /// Reused buffer for a push's packed cells between the download and the engine's send buffer.
-    send_scratch: Vec<u8>,
     /// The timeline of `CELER_TRACE`, when it is on.
     pub(crate) trace: Option<crate::trace::Trace>,
     /// Batches in flight with their submission time and what they hold, for the trace.
@@ -307,6 +309,7 @@ impl<'c> RankLoop<'c> {
             devices: comms.len().max(1),
             engine: TransferEngine::for_device(comms, device)?,
             gpu,
+            lent: self::transfer::Lent::default(),
             tm,
             cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: runtime.dump_graphs.is_some() }),
             buffers: HashMap::new(),
@@ -330,7 +333,6 @@ impl<'c> RankLoop<'c> {
             pending_downloads: 0,
             pending_buffer_downloads: 0,
             open_refs: false,
-            send_scratch: Vec::new(),
             lookahead: runtime.lookahead,
             overlap: runtime.overlap,
             interiors: HashMap::new(),
@@ -484,6 +486,7 @@ impl<'c> RankLoop<'c> {
         // A single node sends and receives nothing: its engine stays idle, and MPI has nothing to progress for it.
         if self.nodes > 1 || !self.engine.is_idle() {
             self.engine.poll(&mut self.completions)?;
+            self.return_sent();
         }
         self.batches.clear();
         if let Err(e) = self.gpu.poll(&mut self.batches) {

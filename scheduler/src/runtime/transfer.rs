@@ -1,15 +1,38 @@
-//! Transfers: pushes (download, then send packed) and await-pushes (receive, then upload the pieces).
+//! Transfers: pushes (download into host-visible staging, then send from it) and await-pushes (receive into
+//! host-visible staging, then upload from it), through staging memory of the GPU lent to the transfer engine
+//! ([`Lent`]): no host copy between the GPU's copy and MPI.
 
-use std::sync::Arc;
-
-use celer_exec::gpu::Box3;
-use celer_exec::transfer::{AllocLayout, CompletionKind, Token, TransferKey};
+use celer_exec::gpu::{Box3, HostStaging};
+use celer_exec::transfer::{CompletionKind, Token, TransferKey};
 use celer_graph::{BufferId, Command, GridBox, NodeId, Region};
+use smallvec::SmallVec;
 
 use super::batch::{Dl, GpuOp};
 use super::commands::{AfterGpu, InFlight};
 use super::error::{failure, CommandWork, OpContext, RuntimeError};
 use super::{box3, RankLoop};
+
+/// The GPU's staging memory lent to the transfer engine: what pushes send from until the engine reports them sent,
+/// and what await-pushes receive into (one packed buffer per box of the region) until they arrive, by token.
+#[derive(Default)]
+pub(super) struct Lent {
+    sends: Vec<(Token, HostStaging)>,
+    receives: Vec<(Token, Staged)>,
+}
+
+/// An await-push's staging: one packed buffer per box of its region.
+type Staged = SmallVec<[(GridBox, HostStaging); 2]>;
+
+impl Drop for Lent {
+    /// Sends still in flight when the loop goes (after an error): the engine's drop left them to MPI, which may
+    /// still read their memory, so it is never freed. (Receives were cancelled by the engine's drop, which ran
+    /// first.)
+    fn drop(&mut self) {
+        for (_, staging) in self.sends.drain(..) {
+            std::mem::forget(staging);
+        }
+    }
+}
 
 /// The transfer engine's key of a command graph transfer.
 pub(super) fn key_of(t: &celer_graph::TransferId) -> TransferKey {
@@ -61,7 +84,8 @@ impl RankLoop<'_> {
         )))
     }
 
-    /// Sends what a push downloaded, box by box, packed.
+    /// Sends what a push downloaded, box by box, packed, from the download's staging memory (lent to the engine
+    /// until the send completes: [`return_sent`](Self::return_sent)).
     pub(super) fn send_pushed(
         &mut self,
         buffer: BufferId,
@@ -70,26 +94,39 @@ impl RankLoop<'_> {
     ) -> Result<(), RuntimeError> {
         let elem_size = self.buffers[&buffer].elem_size;
         for (d, target, b) in downloads {
-            // Packed: the box's cells only (a strided column of a large field would otherwise be
-            // scattered into, and gathered from, a copy of the whole buffer, one page per row).
-            let mut packed = std::mem::take(&mut self.send_scratch);
-            packed.resize(b.area() * elem_size, 0);
-            self.gpu.read_download(d.id()?, &mut packed, box3(&b))?;
-            let layout = AllocLayout { bounds: box3(&b), elem_size };
-            self.next_token += 1;
+            let staging = self.gpu.take_download(d.id()?)?;
+            let token = self.token();
             self.stats.bytes_sent += (b.area() * elem_size) as u64;
             if let Some(trace) = &mut self.trace {
                 let what = format!("push {buffer} {b} to rank {}", target.0);
                 trace.instant(crate::trace::Row::Send, what, std::time::Instant::now());
             }
-            // The engine copies the cells into its own send buffer before returning.
-            self.engine.send(key, target.0 as i32, box3(&b), &layout, &packed, Token(self.next_token))?;
-            self.send_scratch = packed;
+            // SAFETY: `staging` holds the box's cells packed (the download of `b`), and stays in `self.lent`,
+            // untouched, until `return_sent` sees the completion for `token`, or forever if the loop ends first
+            // (`Lent`'s drop).
+            let sent =
+                unsafe { self.engine.send_lent(key, target.0 as i32, box3(&b), elem_size, staging.as_ptr(), token) };
+            self.lent.sends.push((token, staging));
+            sent?;
         }
         Ok(())
     }
 
-    /// Starts await-push `cmd` (not of a reduction): the engine receives the pieces of `region`.
+    /// Gives the staging memory of completed sends back to the GPU's pool.
+    pub(super) fn return_sent(&mut self) {
+        if self.lent.sends.is_empty() {
+            return;
+        }
+        for c in self.completions.iter().filter(|c| c.kind == CompletionKind::Sent) {
+            if let Some(i) = self.lent.sends.iter().position(|(t, _)| *t == c.token) {
+                let (_, staging) = self.lent.sends.swap_remove(i);
+                self.gpu.give_staging(staging);
+            }
+        }
+    }
+
+    /// Starts await-push `cmd` (not of a reduction): the engine receives the pieces of `region` into host-visible
+    /// staging of the GPU, one packed buffer per box, which the upload then copies from.
     pub(super) fn start_await_push(
         &mut self,
         cmd: &Command,
@@ -99,11 +136,27 @@ impl RankLoop<'_> {
         let fail = failure(self.node, cmd);
         let token = self.token();
         let elem_size = self.buffers[&transfer.buffer].elem_size;
-        // The engine keeps the payloads packed as they arrive; each is uploaded from there. No host copy
-        // of the buffer: a halo column of a large field touches a few pages, not one page per row.
-        let boxes: Vec<Box3> = region.boxes().iter().map(box3).collect();
+        // Packed per box: a halo column of a large field is a few pages, not one page per row of the field.
+        let mut staged = Staged::new();
+        for b in region.boxes() {
+            match self.gpu.host_staging(b.area() * elem_size) {
+                Ok(s) => staged.push((*b, s)),
+                Err(e) => {
+                    staged.into_iter().for_each(|(_, s)| self.gpu.give_staging(s));
+                    return Err(fail(e.into()));
+                }
+            }
+        }
+        let targets: SmallVec<[(Box3, *mut u8); 2]> =
+            staged.iter_mut().map(|(b, s)| (box3(b), s.as_mut_ptr())).collect();
         let key = key_of(transfer);
-        self.engine.expect_pieces(key, &boxes, elem_size, token).map_err(|e| fail(e.into()))?;
+        // SAFETY: each target is a lent staging buffer of its box's byte size; it stays in `self.lent` untouched
+        // until the completion for `token` (`finish_await_push`), and the engine is dropped before `self.lent`.
+        if let Err(e) = unsafe { self.engine.expect_into(key, &targets, elem_size, token) } {
+            staged.into_iter().for_each(|(_, s)| self.gpu.give_staging(s));
+            return Err(fail(e.into()));
+        }
+        self.lent.receives.push((token, staged));
         Ok(Some(InFlight::Receive {
             buffer: transfer.buffer,
             region: region.clone(),
@@ -135,20 +188,17 @@ impl RankLoop<'_> {
                 trace.span(crate::trace::Row::Receive, what, since, std::time::Instant::now());
             }
         }
-        let pieces = self.engine.take_gathered(key).ok_or(RuntimeError::MissingData { buffer })?;
-        for piece in pieces.pieces().iter().filter(|p| !p.bounds().is_empty()) {
-            let b = piece.bounds();
-            let bounds = GridBox::new(b.min(), b.max());
-            self.cover(buffer, &bounds)?;
-            self.pending.push(GpuOp::Upload {
+        let i = self.lent.receives.iter().position(|(t, _)| *t == token).ok_or(RuntimeError::MissingData { buffer })?;
+        let (_, staged) = self.lent.receives.swap_remove(i);
+        for (b, staging) in staged {
+            self.cover(buffer, &b)?;
+            self.pending.push(GpuOp::UploadStaged {
                 buffer,
-                region: bounds,
-                bytes: Arc::new(piece.bytes().to_vec()),
-                bounds,
+                region: b,
+                staging,
                 context: OpContext::AwaitPush(buffer),
             });
         }
-        self.engine.recycle(pieces);
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
     }
 }
