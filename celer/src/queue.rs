@@ -674,7 +674,8 @@ impl Recorder {
 
     /// Reports warnings (the simulation already treated the applied horizon as reached).
     /// Blocks while the runtime is more than `CELER_SUBMIT_AHEAD` horizons behind what was submitted, so that
-    /// queued tasks and commands take bounded memory however fast the program submits.
+    /// queued tasks and commands take bounded memory however fast the program submits; once blocked, until the
+    /// runtime is no more than half of that behind.
     fn hold_back(&mut self, rt: &RuntimeHandle) {
         let Some(ahead) = self.submit_ahead else { return };
         if let Some(h) = self.sim.tm.current_horizon() {
@@ -682,9 +683,18 @@ impl Recorder {
                 self.horizons.push_back(h);
             }
         }
-        while self.horizons.len() > ahead {
-            let oldest = self.horizons.pop_front().expect("more than `ahead` horizons");
-            rt.wait_until_completed(oldest);
+        if self.horizons.len() > ahead {
+            // Once blocked, wait until the runtime is back to half as far behind: the program then submits many
+            // tasks at a time, which the runtime turns into large GPU batches, instead of one horizon's worth of
+            // tasks (often a single kernel per batch) each time the runtime reaches a horizon.
+            let resume_at = ahead / 2;
+            let mut newest_waited = None;
+            while self.horizons.len() > resume_at {
+                newest_waited = self.horizons.pop_front();
+            }
+            if let Some(h) = newest_waited {
+                rt.wait_until_completed(h);
+            }
         }
     }
 

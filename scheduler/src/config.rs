@@ -54,7 +54,8 @@ pub const VARIABLES: &[EnvVar] = &[
         accepted: "an integer >= 1, or off",
         default: "32",
         effect: "how many horizons the program may submit ahead of the runtime: `submit` blocks while the runtime \
-                 is further behind, which bounds the memory of queued tasks and commands (`off`: never block)",
+                 is further behind, until it is back to half of that, which bounds the memory of queued tasks and \
+                 commands and lets the program submit in bursts that become large GPU batches (`off`: never block)",
     },
     EnvVar {
         name: LOOKAHEAD,
