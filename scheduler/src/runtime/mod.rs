@@ -203,6 +203,9 @@ pub struct RankLoop<'c> {
     kernel_batches: Vec<(celer_exec::gpu::BatchId, std::time::Instant)>,
     /// Counters for the summary programs print.
     pub(crate) stats: RankStats,
+    /// The loop's current phase of busy or idle iterations, not yet counted in `stats.busy` or `stats.idle`
+    /// ([`account`](Self::account)).
+    phase: idle::Phases,
     /// Operation and element type of every reduction submitted, known on every rank.
     reductions: HashMap<ReductionId, ReductionInfo>,
     /// Scratch allocations holding block reductions' results per block, from the kernel until its download is read.
@@ -340,6 +343,7 @@ impl<'c> RankLoop<'c> {
             timings: Vec::new(),
             kernel_batches: Vec::new(),
             stats: RankStats { rank: node as usize, ..RankStats::default() },
+            phase: idle::Phases::new(std::time::Instant::now()),
             reductions: HashMap::new(),
             gathered: HashMap::new(),
             scratch: HashMap::new(),
@@ -416,7 +420,7 @@ impl<'c> RankLoop<'c> {
                 // The statistics count the tasks submitted so far.
                 self.generate()?;
                 self.stats.runtime_cpu = diagnostics::thread_cpu_time();
-                let _ = reply.send(self.stats.clone());
+                let _ = reply.send(self.stats_at(std::time::Instant::now()));
             }
             Message::Epoch(action, reply) => {
                 let id = self.tm.epoch(action);
@@ -430,6 +434,10 @@ impl<'c> RankLoop<'c> {
     /// Turns the tasks recorded since the last call into this rank's commands, queued in generation order; closes
     /// the divergence check's windows and keeps the graph dump's copy of each task.
     fn generate(&mut self) -> Result<(), RuntimeError> {
+        if !self.tm.has_new_tasks() {
+            self.user_code = UserCode::None;
+            return Ok(());
+        }
         let mut new = std::mem::take(&mut self.new_tasks);
         self.tm.take_new_tasks(&mut new);
         self.stats.tasks += new.len() as u64;
@@ -445,9 +453,10 @@ impl<'c> RankLoop<'c> {
                     d.reductions.push_back(d.side.iallreduce_min(values)?);
                 }
             }
-            let ids: Vec<_> = self.cdag.build_task(task)?.to_vec();
-            for c in ids {
-                self.commands.push_back(self.cdag.command(c).expect("just generated").clone());
+            self.cdag.build_task(task)?;
+            let cdag = &self.cdag;
+            for &c in cdag.last_built() {
+                self.commands.push_back(cdag.command(c).expect("just generated").clone());
             }
             self.ready_changed = true;
         }
@@ -629,6 +638,27 @@ impl<'c> RankLoop<'c> {
         } else {
             self.done.insert(id);
         }
+    }
+
+    /// Starts counting the loop's time at `now`, in an idle phase (the runtime thread's loop begins).
+    pub(super) fn start_phase(&mut self, now: std::time::Instant) {
+        self.phase = idle::Phases::new(now);
+    }
+
+    /// Counts the loop iteration that began at `start` as busy or idle in `stats` (by phases: [`idle::Phases`]).
+    #[inline]
+    pub(super) fn account(&mut self, busy: bool, start: std::time::Instant) {
+        if let Some((time, was_busy)) = self.phase.account(busy, start) {
+            *(if was_busy { &mut self.stats.busy } else { &mut self.stats.idle }) += time;
+        }
+    }
+
+    /// The statistics with the phase still open counted up to `now`.
+    pub(super) fn stats_at(&self, now: std::time::Instant) -> RankStats {
+        let mut stats = self.stats.clone();
+        let (time, busy) = self.phase.open(now);
+        *(if busy { &mut stats.busy } else { &mut stats.idle }) += time;
+        stats
     }
 
     /// Whether commands are queued or in flight, or transfers pending: what stall detection watches. Divergence
