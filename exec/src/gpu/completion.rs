@@ -96,6 +96,10 @@ impl Gpu {
         for (download, staging, region, elem_size) in record.downloads.drain(..) {
             self.ready_downloads.insert(download, ReadyDownload { staging, region, elem_size });
         }
+        if let Some(command_buffer) = record.command_buffer.take() {
+            // Complete, so no longer pending.
+            self.commands.recycle(command_buffer, false);
+        }
         record.clear();
         self.spare.push(record);
         id
