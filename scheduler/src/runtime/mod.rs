@@ -232,6 +232,9 @@ pub struct RankLoop<'c> {
     /// `CELER_CHECK_BOUNDS`: kernels run their checked variant; `checks` holds the records of batches in flight.
     check_bounds: bool,
     checks: Vec<PendingCheck>,
+    /// The kernel the last kernel command dispatched, by its compiled file and entry point (both `'static`, so
+    /// their addresses name them): consecutive tasks of one kernel skip the `Gpu`'s lookup by name.
+    last_kernel: Option<(&'static celer_exec::shaders::KernelSource, &'static str, celer_exec::gpu::KernelId)>,
     /// Set with an error that every rank is likely to hit at about the same time (an out-of-bounds access of a
     /// distributed kernel, a lost device): the runtime thread then waits `FAULT_GRACE` before ending the job, so
     /// that the other ranks print theirs too.
@@ -355,6 +358,7 @@ impl<'c> RankLoop<'c> {
             divergence,
             dump: runtime.dump_graphs.clone().map(|dir| (dir, Vec::new())),
             check_bounds: runtime.check_bounds,
+            last_kernel: None,
             checks: Vec::new(),
             fault_grace: false,
             new_tasks: Vec::new(),
