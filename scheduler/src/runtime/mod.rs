@@ -482,11 +482,23 @@ impl<'c> RankLoop<'c> {
     /// command where one failed.
     pub fn step(&mut self) -> Result<bool, RuntimeError> {
         self.stats.loop_steps += 1;
-        self.generate()?;
+        // Each stage's "nothing to do" is checked here as well as inside it: most steps of a loop that polls while
+        // the GPU works find nothing, and then skip the calls.
+        if self.tm.has_new_tasks() {
+            self.generate()?;
+        } else {
+            self.user_code = UserCode::None;
+        }
         let mut progressed = self.poll_completions()?;
-        progressed |= self.retire()?;
-        progressed |= self.start_ready()?;
-        self.flush()?;
+        if self.retire_due {
+            progressed |= self.retire()?;
+        }
+        if self.ready_changed {
+            progressed |= self.start_ready()?;
+        }
+        if !self.pending.is_empty() || self.open_refs {
+            self.flush()?;
+        }
         Ok(progressed)
     }
 
@@ -519,7 +531,9 @@ impl<'c> RankLoop<'c> {
             progressed = true;
         }
         self.retire_due |= progressed;
-        progressed |= self.poll_divergence()?;
+        if self.divergence.as_ref().is_some_and(|d| !d.reductions.is_empty()) {
+            progressed |= self.poll_divergence()?;
+        }
         Ok(progressed)
     }
 
