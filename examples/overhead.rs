@@ -9,9 +9,12 @@
 //! How it is measured: `--reps` repetitions (default 3); in repetition r every way runs once, in the order above
 //! rotated left by r, each first untimed (a run of the same length: warm-up) and then timed. Prints the minimum and
 //! median µs per task of each way, every repetition's figure, and the ratio celer ÷ batched by hand of the chain
-//! (per repetition, and of the medians); for celer's two ways also the runtime thread's CPU time and loop steps per
-//! task (`RankStats::runtime_cpu`, `loop_steps`: CPU time, which other processes do not inflate the way they do wall
-//! time). The celer queue and the hand-written GPU live side by side in one process; results are checked.
+//! (per repetition, and of the medians); for celer's two ways also, per task, the runtime thread's CPU time, its
+//! time in loop steps that made progress and its loop steps (`RankStats::runtime_cpu`, `busy`, `loop_steps`: CPU
+//! time, which other processes do not inflate the way they do wall time), and the application thread's time
+//! submitting (wall and CPU time). The runtime thread polls while it waits, so its CPU time follows the wall time whichever thread or
+//! device is the bottleneck; its busy time is what its work takes. The celer queue and the hand-written GPU live
+//! side by side in one process; results are checked.
 //!
 //! ```text
 //! cargo run --release --example overhead -- [--tasks 2000] [--reps 3]
@@ -137,8 +140,33 @@ struct ThroughCeler<'q> {
     fields: [Buffer<'q, f32, 1>; 2],
     adds: usize,
     steps: usize,
-    /// The runtime thread's CPU µs and loop steps per task of the last run (`RankStats`).
-    last_cpu: (f64, f64),
+    /// Of the last run, per task: the runtime thread's CPU µs, loop steps and busy µs (`RankStats::runtime_cpu`,
+    /// `loop_steps`, `busy`), and the µs the application thread spent submitting.
+    last_cpu: Threads,
+}
+
+/// What celer's two threads did per task in one run: the runtime thread's CPU µs, loop steps and µs in loop steps
+/// that made progress (the rest of its time it polls: CPU time close to the busy time says it is the bottleneck,
+/// CPU time well above it that it waits for the GPU or the application), and the µs the application thread took
+/// to submit (until its last `submit` returned; it blocks when it runs `CELER_SUBMIT_AHEAD` horizons ahead).
+#[derive(Clone, Copy, Default)]
+struct Threads {
+    cpu: f64,
+    steps: f64,
+    busy: f64,
+    submit: f64,
+    /// The application thread's CPU µs while submitting: well below `submit` when it waited for the runtime.
+    submit_cpu: f64,
+}
+
+/// The CPU time the calling thread has used (zero where the clock cannot be read).
+fn thread_cpu_time() -> Duration {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec; the call writes only it.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// Cells of the stencil's field.
@@ -157,7 +185,7 @@ impl<'q> ThroughCeler<'q> {
             ],
             adds: 0,
             steps: 0,
-            last_cpu: (0.0, 0.0),
+            last_cpu: Threads::default(),
         })
     }
 
@@ -167,6 +195,7 @@ impl<'q> ThroughCeler<'q> {
         q.barrier();
         let before = q.stats().unwrap_or_default();
         let start = Instant::now();
+        let app_cpu = thread_cpu_time();
         for _ in 0..tasks {
             if way == Way::Chain {
                 q.submit(
@@ -184,12 +213,19 @@ impl<'q> ThroughCeler<'q> {
                 self.steps += 1;
             }
         }
+        let submitting = start.elapsed();
+        let app_cpu = thread_cpu_time().saturating_sub(app_cpu);
         q.wait();
         let us = start.elapsed().as_secs_f64() * 1e6 / tasks as f64;
         let after = q.stats().unwrap_or_default();
-        let cpu = (after.runtime_cpu.saturating_sub(before.runtime_cpu)).as_secs_f64() * 1e6 / tasks as f64;
-        let steps = after.loop_steps.saturating_sub(before.loop_steps) as f64 / tasks as f64;
-        self.last_cpu = (cpu, steps);
+        let per_task = |d: Duration| d.as_secs_f64() * 1e6 / tasks as f64;
+        self.last_cpu = Threads {
+            cpu: per_task(after.runtime_cpu.saturating_sub(before.runtime_cpu)),
+            steps: after.loop_steps.saturating_sub(before.loop_steps) as f64 / tasks as f64,
+            busy: per_task(after.busy.saturating_sub(before.busy)),
+            submit: per_task(submitting),
+            submit_cpu: per_task(app_cpu),
+        };
         Ok(us)
     }
 
@@ -226,8 +262,8 @@ fn main() -> Res<()> {
     // barrier meanwhile.
     let mut hand = if rank == 0 { Some(HandChain::new()?) } else { None };
     let mut us: Vec<(Way, Vec<f64>)> = WAYS.iter().map(|&w| (w, Vec::new())).collect();
-    // celer's ways: the runtime thread's CPU µs and loop steps per task of each timed run.
-    let mut cpu: Vec<(Way, Vec<(f64, f64)>)> = vec![(Way::Stencil, Vec::new()), (Way::Chain, Vec::new())];
+    // celer's ways: what the two threads did per task in each timed run.
+    let mut cpu: Vec<(Way, Vec<Threads>)> = vec![(Way::Stencil, Vec::new()), (Way::Chain, Vec::new())];
     for r in 0..reps {
         let mut order = WAYS.to_vec();
         order.rotate_left(r % WAYS.len());
@@ -270,12 +306,16 @@ fn main() -> Res<()> {
         );
     }
     for (way, v) in &cpu {
-        let (c, s): (Vec<f64>, Vec<f64>) = v.iter().copied().unzip();
+        let of = |f: fn(&Threads) -> f64| median(&v.iter().map(f).collect::<Vec<f64>>());
         println!(
-            "  {:<48} runtime thread: median {:.2} µs of CPU and {:.1} loop steps per task",
+            "  {:<48} runtime thread: median {:.2} µs of CPU, {:.2} µs in busy loop steps and {:.1} loop steps per \
+             task; application thread: {:.2} µs per task submitting ({:.2} µs of CPU)",
             way.label(),
-            median(&c),
-            median(&s)
+            of(|t| t.cpu),
+            of(|t| t.busy),
+            of(|t| t.steps),
+            of(|t| t.submit),
+            of(|t| t.submit_cpu)
         );
     }
     let of = |way: Way| us.iter().find(|(w, _)| *w == way).map(|(_, v)| v.clone()).unwrap_or_default();

@@ -20,11 +20,11 @@
 //!   raw `Device::fns()`), not vulkano's `AutoCommandBufferBuilder` and futures, which track and
 //!   lock every resource per command and allocate per submission: a batch instead holds clones of
 //!   everything it uses until `poll` sees it complete. Objects are still created through
-//!   vulkano's safe API.
+//!   vulkano's safe API, except command buffers, which come from the `Gpu`'s own command pool.
 //! - **Everything is reused.** Pipelines are cached per (kernel, entry point), descriptor sets per
 //!   list of bound allocations, staging buffers in a pool of power-of-two size classes, command
-//!   buffers by vulkano's allocator. Within a batch, a pipeline or descriptor set already bound
-//!   is not bound again.
+//!   buffers once their batch completed. Within a batch, a pipeline or descriptor set already
+//!   bound is not bound again.
 //! - **Any launch size.** A launch that needs more workgroups than the device launches at once
 //!   (`maxComputeWorkGroupCount`) is recorded as several dispatches, cut at whole workgroups along each axis, each
 //!   pushing its part of the launch as the chunk box (so `celer_item_Nd` gives the same items); the one-cell-per-
@@ -100,7 +100,8 @@
 //! | [`Gpu::take_download`], [`Gpu::host_staging`], [`Batch::upload_staged`] | the staging buffer itself lent to the host as [`HostStaging`] (a mapped address; an invalidation or flush of the mapped range where the memory is not host-coherent): MPI sends from a download's staging and receives into staging an upload copies from, with no host copy |
 //! | [`Batch::dispatch`] | `vkCmdBindPipeline` / `vkCmdBindDescriptorSets` (when changed), `vkCmdPushConstants`, `vkCmdDispatch` (one pair per part of a launch beyond `maxComputeWorkGroupCount`) |
 //! | hazards | `vkCmdPipelineBarrier` with one global `VkMemoryBarrier` |
-//! | [`Batch::submit`] | `vkQueueSubmit` signalling the timeline semaphore to the batch id (or a fence) |
+//! | [`Gpu::batch`] | a command buffer of the `Gpu`'s pool (one reused after its batch completed, or `vkAllocateCommandBuffers`), `vkBeginCommandBuffer` |
+//! | [`Batch::submit`] | `vkEndCommandBuffer`, `vkQueueSubmit` signalling the timeline semaphore to the batch id (or a fence) |
 //! | [`Gpu::poll`] | `vkGetSemaphoreCounterValue` once (or `vkGetFenceStatus` per batch) |
 //!
 //! # Examples
@@ -138,7 +139,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
-use vulkano::command_buffer::allocator::StandardCommandBufferAllocator;
 use vulkano::descriptor_set::allocator::StandardDescriptorSetAllocator;
 use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
 use vulkano::device::QueueCreateInfo;
@@ -151,6 +151,7 @@ use crate::shaders::KernelSource;
 use crate::vulkan::DeviceInfo;
 
 mod batch;
+mod command_pool;
 mod completion;
 mod error;
 mod geometry;
@@ -262,7 +263,8 @@ pub struct Gpu {
     device: Arc<VkDevice>,
     queue: Arc<Queue>,
     memory: Arc<StandardMemoryAllocator>,
-    command_buffers: Arc<StandardCommandBufferAllocator>,
+    /// The command buffers batches record into.
+    commands: command_pool::CommandPool,
     descriptor_sets: Arc<StandardDescriptorSetAllocator>,
     limits: GpuLimits,
     /// `Some` in [`CompletionMode::Timeline`].
@@ -381,7 +383,7 @@ impl Gpu {
         Ok(Gpu {
             info,
             serial: NEXT_GPU.fetch_add(1, Ordering::Relaxed),
-            command_buffers: Arc::new(StandardCommandBufferAllocator::new(device.clone(), Default::default())),
+            commands: command_pool::CommandPool::new(device.clone(), queue.queue_family_index())?,
             descriptor_sets: Arc::new(StandardDescriptorSetAllocator::new(device.clone(), Default::default())),
             staging: StagingPool::new(memory.clone()),
             memory,
@@ -677,6 +679,12 @@ impl Gpu {
     /// stops growing.
     pub fn staging_buffers_allocated(&self) -> u64 {
         self.staging.allocated()
+    }
+
+    /// Command buffers allocated over this `Gpu`'s life: one per batch recorded or in flight at once at most,
+    /// since a batch's buffer is reused once it completed (or was discarded).
+    pub fn command_buffers_allocated(&self) -> u64 {
+        self.commands.allocated()
     }
 
     /// The cached descriptor set binding `accessors` (then `record`, for a checked dispatch), or a new one.

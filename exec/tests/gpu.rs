@@ -189,8 +189,37 @@ fn several_batches_in_flight_complete_by_polling_the_timeline_semaphore() {
     let mut gpu = open_gpu();
     batches_in_flight(&mut gpu);
     let staging = gpu.staging_buffers_allocated();
+    assert_eq!(gpu.command_buffers_allocated(), 4, "one command buffer per batch in flight");
     batches_in_flight(&mut gpu);
     assert_eq!(gpu.staging_buffers_allocated(), staging, "the second round reuses the staging buffers");
+    assert_eq!(gpu.command_buffers_allocated(), 4, "the second round reuses the command buffers");
+}
+
+#[test]
+fn a_discarded_batch_runs_nothing_and_its_command_buffer_serves_the_next_batch() {
+    let mut gpu = open_gpu();
+    let add = gpu.load_kernel(&shaders::GPU_ADD, "main").expect("load gpu_add");
+    let bounds = Box3::d1(0, 64);
+    let data = gpu.allocate(bounds, 4).expect("allocation");
+    let mut b = gpu.batch().expect("batch");
+    b.upload(&data, bounds, &u32_bytes(&[0; 64]), bounds).unwrap();
+    let first = b.submit().unwrap();
+    poll_all(&mut gpu, &[first]);
+    for _ in 0..3 {
+        // Recorded, then dropped unsubmitted: the device never sees it.
+        let mut b = gpu.batch().expect("batch");
+        b.dispatch(add, Launch::d1(0, 64), &[Access::read_write(&data)], &[1000]).unwrap();
+        drop(b);
+    }
+    let mut b = gpu.batch().expect("batch");
+    b.dispatch(add, Launch::d1(0, 64), &[Access::read_write(&data)], &[7]).unwrap();
+    let download = b.download(&data, bounds).unwrap();
+    let last = b.submit().unwrap();
+    poll_all(&mut gpu, &[last]);
+    let mut out = vec![0u8; 64 * 4];
+    gpu.read_download(download, &mut out, bounds).expect("read download");
+    assert_eq!(u32s(&out), vec![7; 64], "only the submitted dispatch ran");
+    assert_eq!(gpu.command_buffers_allocated(), 1, "every batch reused the one command buffer");
 }
 
 #[test]

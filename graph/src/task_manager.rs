@@ -267,6 +267,12 @@ impl TaskManager {
         std::mem::swap(out, &mut self.new_tasks);
     }
 
+    /// Whether tasks were created since the last [`take_new_tasks`](Self::take_new_tasks) or
+    /// [`drain_new_tasks`](Self::drain_new_tasks).
+    pub fn has_new_tasks(&self) -> bool {
+        !self.new_tasks.is_empty()
+    }
+
     /// Takes the warnings collected since the last call.
     pub fn take_diagnostics(&mut self) -> Vec<Diagnostic> {
         std::mem::take(&mut self.diagnostics)

@@ -5,15 +5,12 @@ use std::sync::Arc;
 
 use ash::vk;
 use vulkano::buffer::Subbuffer;
-use vulkano::command_buffer::{
-    CommandBuffer, CommandBufferBeginInfo, CommandBufferLevel, CommandBufferUsage, RecordingCommandBuffer,
-};
 use vulkano::descriptor_set::DescriptorSet;
 use vulkano::sync::fence::Fence;
 use vulkano::VulkanObject;
 
 use super::kernel::{prepare_dispatch, split_count, split_launch, Access, KernelEntry, KernelId};
-use super::{check_host_slice, copy_runs, during, AllocationId, Box3, CopyRun, DeviceAllocation};
+use super::{check_host_slice, copy_runs, AllocationId, Box3, CopyRun, DeviceAllocation};
 use super::{DownloadId, Gpu, GpuError, HostStaging, RegionOutside};
 
 use hazards::Hazards;
@@ -77,7 +74,8 @@ pub(super) struct InFlight {
     pub(super) id: u64,
     /// Its fence, in [`CompletionMode::Fences`](super::CompletionMode::Fences).
     pub(super) fence: Option<Fence>,
-    pub(super) command_buffer: Option<CommandBuffer>,
+    /// Its command buffer (of the Gpu's pool), which goes back to the pool at completion.
+    pub(super) command_buffer: Option<vk::CommandBuffer>,
     /// Allocations its copies use (dispatches hold theirs through `sets`).
     pub(super) buffers: Vec<Subbuffer<[u8]>>,
     /// Descriptor sets its dispatches bound; each holds the allocations it binds.
@@ -130,8 +128,8 @@ const WORK_ACCESSES: vk::AccessFlags = vk::AccessFlags::from_raw(
 /// discards what it recorded.
 pub struct Batch<'g> {
     gpu: &'g mut Gpu,
-    /// `None` once submitted.
-    recording: Option<RecordingCommandBuffer>,
+    /// The command buffer being recorded (of the Gpu's pool); `None` once submitted.
+    recording: Option<vk::CommandBuffer>,
     record: InFlight,
     hazards: Hazards,
     ops: usize,
@@ -155,13 +153,7 @@ impl fmt::Debug for Batch<'_> {
 
 impl<'g> Batch<'g> {
     pub(super) fn new(gpu: &'g mut Gpu) -> Result<Self, GpuError> {
-        let recording = RecordingCommandBuffer::new(
-            gpu.command_buffers.clone(),
-            gpu.queue.queue_family_index(),
-            CommandBufferLevel::Primary,
-            CommandBufferBeginInfo { usage: CommandBufferUsage::OneTimeSubmit, ..Default::default() },
-        )
-        .map_err(during("allocating a command buffer for a batch"))?;
+        let recording = gpu.commands.begin()?;
         let record = gpu.spare.pop().unwrap_or_default();
         let mut batch = Batch {
             gpu,

@@ -2,7 +2,31 @@
 
 use std::time::{Duration, Instant};
 
+use vulkano::device::Device;
+use vulkano::sync::semaphore::Semaphore;
+use vulkano::{Version, VulkanObject};
+
 use super::{during, BatchId, Gpu, GpuError, InFlight, OpTime, ReadyDownload};
+
+/// The counter of timeline semaphore `timeline` of `device`: `vkGetSemaphoreCounterValue` called directly. The
+/// runtime loop polls it on every iteration, and vulkano's `Semaphore::counter_value` adds validation and a
+/// wrapper around the same call that cost more than a fast driver's read of the counter.
+fn counter_value(device: &Device, timeline: &Semaphore) -> Result<u64, vulkano::VulkanError> {
+    let fns = device.fns();
+    let mut value = 0u64;
+    // SAFETY: `timeline` is a timeline semaphore created on `device` (`Gpu::with_options`) and alive (the Gpu holds
+    // it); `value` is a valid place for the counter. The entry point is the one the device's API version or its
+    // enabled `VK_KHR_timeline_semaphore` provides, as vulkano chooses it.
+    let result = unsafe {
+        if device.api_version() >= Version::V1_2 {
+            (fns.v1_2.get_semaphore_counter_value)(device.handle(), timeline.handle(), &mut value)
+        } else {
+            (fns.khr_timeline_semaphore.get_semaphore_counter_value_khr)(device.handle(), timeline.handle(), &mut value)
+        }
+    };
+    result.result().map_err(vulkano::VulkanError::from)?;
+    Ok(value)
+}
 
 impl Gpu {
     /// Reads which batches completed since the last poll and appends their ids to `completed`
@@ -27,9 +51,9 @@ impl Gpu {
         }
         let before = completed.len();
         if let Some(timeline) = &self.timeline {
-            let value = match timeline.counter_value() {
+            let value = match counter_value(&self.device, timeline) {
                 Ok(v) => v,
-                Err(vulkano::Validated::Error(vulkano::VulkanError::DeviceLost)) => return Err(self.device_lost(false)),
+                Err(vulkano::VulkanError::DeviceLost) => return Err(self.device_lost(false)),
                 Err(e) => return Err(during("reading the timeline semaphore")(e)),
             };
             while self.in_flight.front().is_some_and(|b| b.id <= value) {
@@ -71,6 +95,10 @@ impl Gpu {
         }
         for (download, staging, region, elem_size) in record.downloads.drain(..) {
             self.ready_downloads.insert(download, ReadyDownload { staging, region, elem_size });
+        }
+        if let Some(command_buffer) = record.command_buffer.take() {
+            // Complete, so no longer pending.
+            self.commands.recycle(command_buffer, false);
         }
         record.clear();
         self.spare.push(record);

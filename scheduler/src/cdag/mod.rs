@@ -251,6 +251,11 @@ impl CommandGraphGenerator {
         Ok(&self.batch)
     }
 
+    /// The commands the last [`build_task`](Self::build_task) generated, in the order it returned them.
+    pub fn last_built(&self) -> &[CommandId] {
+        &self.batch
+    }
+
     fn new_command(&mut self, task: TaskId, kind: CommandKind, deps: Deps) -> CommandId {
         let id = CommandId(self.next_id);
         self.next_id += 1;

@@ -1,6 +1,7 @@
-//! The idle strategy: how the runtime thread waits after a loop iteration that made no progress.
+//! The idle strategy: how the runtime thread waits after a loop iteration that made no progress, when it counts as
+//! stalled, and how its time splits into busy and idle.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Spin this long after the last progress before backing off: a halo exchange or a short host task usually ends
 /// within it, even with ranks sharing cores, and spinning answers it without a scheduler round trip. (Backing off
@@ -16,16 +17,145 @@ const YIELD: Duration = Duration::from_millis(20);
 /// TODO(perf): with 1 ms the parked loop wakes 1000 times per second, about 1 % of a core.
 const PARK: Duration = Duration::from_millis(1);
 
-/// Waits a little after an iteration that made no progress, `idle` after the last one that did: spins while work
-/// that completes on its own is in flight (`completes_soon`: GPU batches, data moving over MPI) and for the first
-/// [`SPIN`], then yields until [`YIELD`], then parks for up to [`PARK`], so a rank waiting for a slow peer does not
-/// burn a core.
-pub(super) fn wait(idle: Duration, completes_soon: bool) {
-    if completes_soon || idle < SPIN {
-        std::hint::spin_loop();
-    } else if idle < YIELD {
-        std::thread::yield_now();
-    } else {
-        std::thread::park_timeout(PARK);
+/// When the runtime thread last made progress, and what follows from it: the instants at which its idle strategy
+/// changes and at which it counts as stalled. They are computed once per idle stretch, on its first iteration, so
+/// a loop spinning while the GPU works compares instants and does no clock arithmetic.
+#[derive(Debug)]
+pub(super) struct IdleClock {
+    since: Instant,
+    stall_timeout: Option<Duration>,
+    marks: Option<Marks>,
+}
+
+/// The instants of an idle stretch (see [`IdleClock`]).
+#[derive(Clone, Copy, Debug)]
+struct Marks {
+    spin_until: Instant,
+    yield_until: Instant,
+    stalled_after: Option<Instant>,
+}
+
+impl IdleClock {
+    /// Progress made at `now`; stalled once no progress was made for longer than `stall_timeout`.
+    pub(super) fn new(now: Instant, stall_timeout: Option<Duration>) -> Self {
+        Self { since: now, stall_timeout, marks: None }
+    }
+
+    /// The loop made progress at `now`.
+    pub(super) fn progress(&mut self, now: Instant) {
+        self.since = now;
+        self.marks = None;
+    }
+
+    /// When the loop last made progress.
+    pub(super) fn since(&self) -> Instant {
+        self.since
+    }
+
+    fn marks(&mut self) -> Marks {
+        let (since, stall) = (self.since, self.stall_timeout);
+        *self.marks.get_or_insert_with(|| Marks {
+            spin_until: since + SPIN,
+            yield_until: since + YIELD,
+            stalled_after: stall.map(|limit| since + limit),
+        })
+    }
+
+    /// Whether, at `now`, no progress was made for longer than the stall timeout.
+    pub(super) fn stalled(&mut self, now: Instant) -> bool {
+        self.marks().stalled_after.is_some_and(|t| now > t)
+    }
+
+    /// Waits a little after an iteration at `now` that made no progress: spins while work that completes on its
+    /// own is in flight (`completes_soon`: GPU batches, data moving over MPI) and for the first [`SPIN`] after the
+    /// last progress, then yields until [`YIELD`], then parks for up to [`PARK`], so a rank waiting for a slow
+    /// peer does not burn a core.
+    #[inline]
+    pub(super) fn wait(&mut self, now: Instant, completes_soon: bool) {
+        if completes_soon {
+            std::hint::spin_loop();
+            return;
+        }
+        let marks = self.marks();
+        if now < marks.spin_until {
+            std::hint::spin_loop();
+        } else if now < marks.yield_until {
+            std::thread::yield_now();
+        } else {
+            std::thread::park_timeout(PARK);
+        }
+    }
+}
+
+/// A loop's time split into busy and idle: consecutive iterations of one kind form a phase, whose time is counted
+/// once it ends, so a loop spinning while the GPU works does no clock arithmetic per iteration. The sums are those
+/// of counting each iteration's time (from its start to the next one's) by its kind.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Phases {
+    since: Instant,
+    busy: bool,
+}
+
+impl Phases {
+    /// An idle phase from `now`.
+    pub(super) fn new(now: Instant) -> Self {
+        Self { since: now, busy: false }
+    }
+
+    /// Counts the iteration that began at `start` as busy or idle; returns the time of the phase it ended, if it
+    /// ended one, and whether that phase was busy.
+    #[inline]
+    pub(super) fn account(&mut self, busy: bool, start: Instant) -> Option<(Duration, bool)> {
+        if busy == self.busy {
+            return None;
+        }
+        let ended = (start - self.since, self.busy);
+        *self = Self { since: start, busy };
+        Some(ended)
+    }
+
+    /// The time of the phase still open at `now`, and whether it is busy.
+    pub(super) fn open(&self, now: Instant) -> (Duration, bool) {
+        (now - self.since, self.busy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_stretch_stalls_only_after_the_timeout_and_progress_starts_a_new_one() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut clock = IdleClock::new(t0, Some(ms(100)));
+        assert!(!clock.stalled(t0 + ms(100)));
+        assert!(clock.stalled(t0 + ms(101)));
+        clock.progress(t0 + ms(150));
+        assert_eq!(clock.since(), t0 + ms(150));
+        assert!(!clock.stalled(t0 + ms(200)));
+        assert!(!clock.stalled(t0 + ms(250)));
+        assert!(clock.stalled(t0 + ms(251)));
+        let mut never = IdleClock::new(t0, None);
+        assert!(!never.stalled(t0 + Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn phases_sum_to_the_time_of_each_iteration_counted_by_its_kind() {
+        let t0 = Instant::now();
+        let at = |us: u64| t0 + Duration::from_micros(us);
+        // Iterations: (start, busy); each lasts until the next one starts, the last one until 100 µs.
+        let iterations = [(0, false), (3, false), (10, true), (12, true), (20, false), (55, true), (70, false)];
+        let (mut busy, mut idle) = (Duration::ZERO, Duration::ZERO);
+        let mut phases = Phases::new(at(0));
+        for &(start, kind) in &iterations {
+            if let Some((d, was_busy)) = phases.account(kind, at(start)) {
+                *(if was_busy { &mut busy } else { &mut idle }) += d;
+            }
+        }
+        let (d, open_busy) = phases.open(at(100));
+        *(if open_busy { &mut busy } else { &mut idle }) += d;
+        assert_eq!(busy, Duration::from_micros((20 - 10) + (70 - 55)));
+        assert_eq!(idle, Duration::from_micros(10 + (55 - 20) + (100 - 70)));
     }
 }

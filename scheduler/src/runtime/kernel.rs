@@ -205,12 +205,19 @@ impl RankLoop<'_> {
                 self.cover(buffer, &bounds).map_err(&fail)?;
             }
         }
-        let kernel = if self.check_bounds {
-            self.gpu.load_kernel_checked(source, entry)
-        } else {
-            self.gpu.load_kernel(source, entry)
+        let kernel = match self.last_kernel {
+            Some((s, e, id)) if std::ptr::eq(s, source) && std::ptr::eq(e, entry) => id,
+            _ => {
+                let kernel = if self.check_bounds {
+                    self.gpu.load_kernel_checked(source, entry)
+                } else {
+                    self.gpu.load_kernel(source, entry)
+                };
+                let id = kernel.map_err(|e| fail(e.into()))?;
+                self.last_kernel = Some((source, entry, id));
+                id
+            }
         };
-        let kernel = kernel.map_err(|e| fail(e.into()))?;
         // A download collected before this kernel (typically for a push of the previous step) goes out in a batch
         // of its own: in one batch with the kernel, its data would leave only after the kernel, and the rank
         // waiting for it would idle for a whole kernel.

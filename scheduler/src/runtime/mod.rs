@@ -205,6 +205,9 @@ pub struct RankLoop<'c> {
     kernel_batches: Vec<(celer_exec::gpu::BatchId, std::time::Instant)>,
     /// Counters for the summary programs print.
     pub(crate) stats: RankStats,
+    /// The loop's current phase of busy or idle iterations, not yet counted in `stats.busy` or `stats.idle`
+    /// ([`account`](Self::account)).
+    phase: idle::Phases,
     /// Operation and element type of every reduction submitted, known on every rank.
     reductions: HashMap<ReductionId, ReductionInfo>,
     /// Scratch allocations holding block reductions' results per block, from the kernel until its download is read.
@@ -231,6 +234,9 @@ pub struct RankLoop<'c> {
     /// `CELER_CHECK_BOUNDS`: kernels run their checked variant; `checks` holds the records of batches in flight.
     check_bounds: bool,
     checks: Vec<PendingCheck>,
+    /// The kernel the last kernel command dispatched, by its compiled file and entry point (both `'static`, so
+    /// their addresses name them): consecutive tasks of one kernel skip the `Gpu`'s lookup by name.
+    last_kernel: Option<(&'static celer_exec::shaders::KernelSource, &'static str, celer_exec::gpu::KernelId)>,
     /// Set with an error that every rank is likely to hit at about the same time (an out-of-bounds access of a
     /// distributed kernel, a lost device): the runtime thread then waits `FAULT_GRACE` before ending the job, so
     /// that the other ranks print theirs too.
@@ -342,6 +348,7 @@ impl<'c> RankLoop<'c> {
             timings: Vec::new(),
             kernel_batches: Vec::new(),
             stats: RankStats { rank: node as usize, ..RankStats::default() },
+            phase: idle::Phases::new(std::time::Instant::now()),
             reductions: HashMap::new(),
             gathered: HashMap::new(),
             scratch: HashMap::new(),
@@ -353,6 +360,7 @@ impl<'c> RankLoop<'c> {
             divergence,
             dump: runtime.dump_graphs.clone().map(|dir| (dir, Vec::new())),
             check_bounds: runtime.check_bounds,
+            last_kernel: None,
             checks: Vec::new(),
             fault_grace: false,
             new_tasks: Vec::new(),
@@ -418,7 +426,7 @@ impl<'c> RankLoop<'c> {
                 // The statistics count the tasks submitted so far.
                 self.generate()?;
                 self.stats.runtime_cpu = diagnostics::thread_cpu_time();
-                let _ = reply.send(self.stats.clone());
+                let _ = reply.send(self.stats_at(std::time::Instant::now()));
             }
             Message::Epoch(action, reply) => {
                 let id = self.tm.epoch(action);
@@ -432,6 +440,10 @@ impl<'c> RankLoop<'c> {
     /// Turns the tasks recorded since the last call into this rank's commands, queued in generation order; closes
     /// the divergence check's windows and keeps the graph dump's copy of each task.
     fn generate(&mut self) -> Result<(), RuntimeError> {
+        if !self.tm.has_new_tasks() {
+            self.user_code = UserCode::None;
+            return Ok(());
+        }
         let mut new = std::mem::take(&mut self.new_tasks);
         self.tm.take_new_tasks(&mut new);
         self.stats.tasks += new.len() as u64;
@@ -447,9 +459,10 @@ impl<'c> RankLoop<'c> {
                     d.reductions.push_back(d.side.iallreduce_min(values)?);
                 }
             }
-            let ids: Vec<_> = self.cdag.build_task(task)?.to_vec();
-            for c in ids {
-                self.commands.push_back(self.cdag.command(c).expect("just generated").clone());
+            self.cdag.build_task(task)?;
+            let cdag = &self.cdag;
+            for &c in cdag.last_built() {
+                self.commands.push_back(cdag.command(c).expect("just generated").clone());
             }
             self.ready_changed = true;
         }
@@ -471,11 +484,23 @@ impl<'c> RankLoop<'c> {
     /// command where one failed.
     pub fn step(&mut self) -> Result<bool, RuntimeError> {
         self.stats.loop_steps += 1;
-        self.generate()?;
+        // Each stage's "nothing to do" is checked here as well as inside it: most steps of a loop that polls while
+        // the GPU works find nothing, and then skip the calls.
+        if self.tm.has_new_tasks() {
+            self.generate()?;
+        } else {
+            self.user_code = UserCode::None;
+        }
         let mut progressed = self.poll_completions()?;
-        progressed |= self.retire()?;
-        progressed |= self.start_ready()?;
-        self.flush()?;
+        if self.retire_due {
+            progressed |= self.retire()?;
+        }
+        if self.ready_changed {
+            progressed |= self.start_ready()?;
+        }
+        if !self.pending.is_empty() || self.open_refs {
+            self.flush()?;
+        }
         Ok(progressed)
     }
 
@@ -509,7 +534,9 @@ impl<'c> RankLoop<'c> {
             progressed = true;
         }
         self.retire_due |= progressed;
-        progressed |= self.poll_divergence()?;
+        if self.divergence.as_ref().is_some_and(|d| !d.reductions.is_empty()) {
+            progressed |= self.poll_divergence()?;
+        }
         Ok(progressed)
     }
 
@@ -632,6 +659,27 @@ impl<'c> RankLoop<'c> {
         } else {
             self.done.insert(id);
         }
+    }
+
+    /// Starts counting the loop's time at `now`, in an idle phase (the runtime thread's loop begins).
+    pub(super) fn start_phase(&mut self, now: std::time::Instant) {
+        self.phase = idle::Phases::new(now);
+    }
+
+    /// Counts the loop iteration that began at `start` as busy or idle in `stats` (by phases: [`idle::Phases`]).
+    #[inline]
+    pub(super) fn account(&mut self, busy: bool, start: std::time::Instant) {
+        if let Some((time, was_busy)) = self.phase.account(busy, start) {
+            *(if was_busy { &mut self.stats.busy } else { &mut self.stats.idle }) += time;
+        }
+    }
+
+    /// The statistics with the phase still open counted up to `now`.
+    pub(super) fn stats_at(&self, now: std::time::Instant) -> RankStats {
+        let mut stats = self.stats.clone();
+        let (time, busy) = self.phase.open(now);
+        *(if busy { &mut stats.busy } else { &mut stats.idle }) += time;
+        stats
     }
 
     /// Whether commands are queued or in flight, or transfers pending: what stall detection watches. Divergence

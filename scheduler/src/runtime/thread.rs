@@ -440,7 +440,10 @@ pub(super) fn run(
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
     // Messages handled so far (the application counts those it sent).
     let mut handled: u64 = 0;
-    let mut last_progress = last;
+    let mut idle = super::idle::IdleClock::new(last, runtime.stall_timeout);
+    for l in loops.iter_mut() {
+        l.start_phase(last);
+    }
     loop {
         if let Some(signal) = super::exit::signal_received() {
             super::exit::remove_own_segment();
@@ -489,11 +492,7 @@ pub(super) fn run(
             if let Some(trace) = &mut rank_loop.trace {
                 trace.loop_state(busy || stepped, now);
             }
-            if busy || stepped {
-                rank_loop.stats.busy += now - last;
-            } else {
-                rank_loop.stats.idle += now - last;
-            }
+            rank_loop.account(busy || stepped, last);
             progressed |= stepped;
             done &= rank_loop.is_shut_down() && rank_loop.is_idle();
         }
@@ -504,30 +503,29 @@ pub(super) fn run(
             // Waiting inside the runtime: work pending and no progress for half the timeout, or shut down (the
             // application thread has dropped its queue; the rank waits for the others).
             let pending = loops.iter().any(|l| l.waits_inside());
-            let stuck = runtime.stall_timeout.is_some_and(|limit| !progressed && now - last_progress >= limit / 2);
+            let stuck = runtime.stall_timeout.is_some_and(|limit| !progressed && now - idle.since() >= limit / 2);
             let shut_down = loops.iter().all(|l| l.is_shut_down());
             let waiting = shut_down || (pending && stuck);
             v.poll(&comm, now, waiting, done).unwrap_or_else(|e| abort(format!("stall vote: {e}")));
         }
         last = now;
         if progressed {
-            last_progress = now;
+            idle.progress(now);
         } else {
-            let since_progress = now - last_progress;
             if let Some(limit) = runtime.stall_timeout {
-                if since_progress > limit
+                if idle.stalled(now)
                     && loops.iter().any(|l| l.has_pending_work())
                     && vote.as_ref().is_none_or(|v| v.confirms(now, limit))
                 {
                     let lines: Vec<String> = loops.iter().flat_map(|l| l.waiting_for()).collect();
-                    abort_stalled(&comm, since_progress, &lines);
+                    abort_stalled(&comm, now - idle.since(), &lines);
                 }
             }
             // With several ranks, a rank that is done keeps voting until every rank is (the votes pair up).
             if done && joined.is_empty() && vote.as_ref().is_none_or(|v| v.all_done) {
                 break;
             }
-            super::idle::wait(since_progress, loops.iter().any(|l| l.completes_soon()));
+            idle.wait(now, loops.iter().any(|l| l.completes_soon()));
         }
     }
     let mut traces = Vec::new();
@@ -542,7 +540,7 @@ pub(super) fn run(
             Err(e) => log::warn!("CELER_DUMP_GRAPHS: {e}"),
         }
         traces.extend(rank_loop.trace.take());
-        let mut stats = rank_loop.stats.clone();
+        let mut stats = rank_loop.stats_at(last);
         stats.runtime_cpu = super::diagnostics::thread_cpu_time();
         all_stats.push(stats);
     }

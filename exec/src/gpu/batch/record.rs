@@ -50,7 +50,7 @@ impl Batch<'_> {
     }
 
     pub(super) fn command_buffer(&self) -> vk::CommandBuffer {
-        self.recording.as_ref().expect("only submit takes the recording").handle()
+        self.recording.expect("only submit takes the recording")
     }
 
     /// Records one global memory barrier.

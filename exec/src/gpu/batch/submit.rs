@@ -20,14 +20,15 @@ impl Batch<'_> {
             // Makes the downloads' writes (transfers, or the pack kernel's) visible to host reads after completion.
             self.record_barrier(WORK_STAGES, WORK_WRITES, vk::PipelineStageFlags::HOST, vk::AccessFlags::HOST_READ);
         }
-        let recording = self.recording.take().expect("a batch is submitted once");
-        // SAFETY: the command buffer is in the recording state with no render pass, query or
-        // debug label open (this module records none), which is what `end` asks.
-        let command_buffer = unsafe { recording.end() }.map_err(during("ending a batch's command buffer"))?;
+        let command_buffer = self.recording.take().expect("a batch is submitted once");
+        if let Err(e) = self.gpu.commands.end(command_buffer) {
+            self.gpu.commands.recycle(command_buffer, false);
+            return Err(e);
+        }
         let mut record = std::mem::take(&mut self.record);
         let gpu = &mut *self.gpu;
         let id = gpu.last_submitted + 1;
-        let command_buffers = [command_buffer.handle()];
+        let command_buffers = [command_buffer];
         let fns = gpu.device.fns();
         let queue = &gpu.queue;
         let result = if let Some(timeline) = &gpu.timeline {
@@ -46,7 +47,13 @@ impl Batch<'_> {
             // successful submission), as timeline signals require.
             queue.with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, vk::Fence::null()) })
         } else {
-            let fence = Fence::from_pool(gpu.device.clone()).map_err(during("taking a fence for a batch"))?;
+            let fence = match Fence::from_pool(gpu.device.clone()) {
+                Ok(fence) => fence,
+                Err(e) => {
+                    gpu.commands.recycle(command_buffer, false);
+                    return Err(during("taking a fence for a batch")(e));
+                }
+            };
             let submit_info = vk::SubmitInfo::default().command_buffers(&command_buffers);
             // SAFETY: as above; the fence comes unsignalled from vulkano's pool (reset on
             // reuse) and `record.fence` keeps it until poll has seen it signalled.
@@ -55,10 +62,14 @@ impl Batch<'_> {
             record.fence = Some(fence);
             result
         };
-        result.result().map_err(|e| GpuError::Vulkan {
-            during: format!("submitting batch G{id}"),
-            message: VulkanError::from(e).to_string(),
-        })?;
+        if let Err(e) = result.result() {
+            // Not submitted, so not pending: the buffer can be reused.
+            gpu.commands.recycle(command_buffer, false);
+            return Err(GpuError::Vulkan {
+                during: format!("submitting batch G{id}"),
+                message: VulkanError::from(e).to_string(),
+            });
+        }
         gpu.last_submitted = id;
         record.id = id;
         record.command_buffer = Some(command_buffer);
@@ -68,10 +79,11 @@ impl Batch<'_> {
 }
 
 impl Drop for Batch<'_> {
-    /// Discards an unsubmitted batch: its staging returns to the pool, its command buffer to
-    /// vulkano's allocator (never submitted, so the device never saw either).
+    /// Discards an unsubmitted batch: its staging returns to the pool, its command buffer (reset)
+    /// to the Gpu's command pool (never submitted, so the device never saw either).
     fn drop(&mut self) {
-        if self.recording.take().is_some() {
+        if let Some(command_buffer) = self.recording.take() {
+            self.gpu.commands.recycle(command_buffer, true);
             for staging in self.record.uploads.drain(..) {
                 self.gpu.staging.release(staging);
             }
