@@ -70,7 +70,9 @@ impl std::fmt::Debug for SubmitCache {
 
 /// Moves the entry at `i` to the front, keeping the order of the others.
 fn to_front<T>(list: &mut [T], i: usize) {
-    list[..=i].rotate_right(1);
+    if i > 0 {
+        list[..=i].rotate_right(1);
+    }
 }
 
 /// Inserts `item` at the front, dropping the least recently used entry beyond `limit`.

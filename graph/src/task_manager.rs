@@ -328,14 +328,15 @@ impl TaskManager {
         // The task is built in its node: a spare one, or a new allocation.
         let mut node = self.tasks.new_node();
         let task = Arc::get_mut(&mut node).expect("a new node is not shared yet");
-        let deps = match self.validate(id, &spec, &mut task.regions) {
+        task.spec = spec;
+        let deps = match self.validate(id, &task.spec, &mut task.regions) {
             Ok(deps) => deps,
             Err(e) => {
                 self.tasks.give_back(node);
                 return Err(e);
             }
         };
-        let id = self.insert_task(spec, node, deps);
+        let id = self.insert_task(node, deps);
         if self.need_horizon() {
             self.generate_horizon();
         }
@@ -554,11 +555,12 @@ impl TaskManager {
         None
     }
 
-    /// Inserts a validated user task, whose regions `node` holds; `deps` holds its true dependencies on last writers
-    /// already.
-    fn insert_task(&mut self, spec: TaskSpec, mut node: Arc<Task>, mut deps: Deps) -> TaskId {
+    /// Inserts a validated user task, whose spec and regions `node` holds; `deps` holds its true dependencies on last
+    /// writers already.
+    fn insert_task(&mut self, mut node: Arc<Task>, mut deps: Deps) -> TaskId {
         let id = TaskId(self.next_id);
         let task = Arc::get_mut(&mut node).expect("a new node is not shared yet");
+        let spec = &task.spec;
         for r in &task.regions {
             let buf = self.buffers.get_mut(&r.buffer).expect("validated");
             if !r.produced.is_empty() {
@@ -574,7 +576,7 @@ impl TaskManager {
                     }
                     any_read = true;
                     // One read covering the whole write (the usual case) settles it without a region.
-                    all_read |= whole == Some(b);
+                    all_read = all_read || whole == Some(b);
                 });
                 let unread = if !any_read {
                     Cow::Borrowed(&r.produced)
@@ -616,7 +618,6 @@ impl TaskManager {
             deps.add(self.epoch_for_new_tasks, DependencyKind::True, DependencyOrigin::LastEpoch);
         }
         task.dependencies.extend(deps.iter().map(|(task, kind, origin)| Dependency { task, kind, origin }));
-        task.spec = spec;
         self.insert_node(id, node)
     }
 
