@@ -18,6 +18,10 @@ use crate::task::{AccessRegions, BufferAccess, RangeMapper, RegionList, TaskSpec
 /// How many outcomes are kept: enough for a time step of a few kernels over rotating buffers.
 const ENTRIES: usize = 8;
 
+/// How many access lists (their addresses) are remembered as seen once: a list's outcome is kept only when it comes
+/// again, so that a program whose every task has a list of its own (specs built afresh) pays no copy per task.
+const SEEN: usize = 16;
+
 /// One kept outcome and what it was derived from.
 #[derive(Debug)]
 struct Entry {
@@ -36,6 +40,10 @@ pub(crate) struct RegionCache {
     entries: Vec<Entry>,
     /// The entry the next new outcome replaces once all are in use.
     next: usize,
+    /// The addresses of access lists seen without a kept outcome (an address only: a list freed since and another
+    /// one allocated there costs one needless copy, nothing else), and the slot the next one takes.
+    seen: [usize; SEEN],
+    next_seen: usize,
 }
 
 impl RegionCache {
@@ -60,9 +68,15 @@ impl RegionCache {
         true
     }
 
-    /// Keeps the regions `regions` derived from `spec`'s accesses, which passed every check (unless a mapper is a
-    /// custom closure).
+    /// Keeps the regions `regions` derived from `spec`'s accesses, which passed every check, if its access list was
+    /// seen before (and no mapper is a custom closure); else notes the list as seen.
     pub(crate) fn keep(&mut self, spec: &TaskSpec, compute: bool, regions: &RegionList) {
+        let address = Arc::as_ptr(&spec.accesses) as usize;
+        if !self.seen.contains(&address) {
+            self.seen[self.next_seen] = address;
+            self.next_seen = (self.next_seen + 1) % SEEN;
+            return;
+        }
         if spec.accesses.iter().any(|a| matches!(a.mapper, RangeMapper::Custom { .. })) {
             return;
         }
