@@ -19,8 +19,9 @@ use crate::task::{AccessRegions, BufferAccess, RangeMapper, RegionList, TaskSpec
 const ENTRIES: usize = 8;
 
 /// How many access lists (their addresses) are remembered as seen once: a list's outcome is kept only when it comes
-/// again, so that a program whose every task has a list of its own (specs built afresh) pays no copy per task.
-const SEEN: usize = 16;
+/// again, so that a program whose every task has a list of its own (specs built afresh) pays no copy per task. As
+/// many as outcomes are kept: a time step cycling through more lists than that would only evict its own.
+const SEEN: usize = ENTRIES;
 
 /// One kept outcome and what it was derived from.
 #[derive(Debug)]
@@ -70,6 +71,7 @@ impl RegionCache {
 
     /// Keeps the regions `regions` derived from `spec`'s accesses, which passed every check, if its access list was
     /// seen before (and no mapper is a custom closure); else notes the list as seen.
+    #[inline]
     pub(crate) fn keep(&mut self, spec: &TaskSpec, compute: bool, regions: &RegionList) {
         let address = Arc::as_ptr(&spec.accesses) as usize;
         if !self.seen.contains(&address) {
@@ -77,6 +79,12 @@ impl RegionCache {
             self.next_seen = (self.next_seen + 1) % SEEN;
             return;
         }
+        self.insert(spec, compute, regions);
+    }
+
+    /// Keeps the regions of a list seen before.
+    #[inline(never)]
+    fn insert(&mut self, spec: &TaskSpec, compute: bool, regions: &RegionList) {
         if spec.accesses.iter().any(|a| matches!(a.mapper, RangeMapper::Custom { .. })) {
             return;
         }
