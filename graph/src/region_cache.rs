@@ -6,9 +6,10 @@
 //! to the index space, the bounds check, the intra-task race check, the union per buffer) depends only on the access
 //! list, the kind's class, the dimensions, the index space, and the accessed buffers' extents and dimensions. A list
 //! shared by reference ([`TaskSpec::accesses`] is an `Arc`; the application thread shares equal lists) over the same
-//! index space therefore gives the same regions, as long as no buffer was created or destroyed in between (an id
-//! could then name another extent): the task manager clears the cache then. Only outcomes that passed every check
-//! are kept, and only lists without custom mappers (a closure may answer differently each time).
+//! index space therefore gives the same regions, as long as none of its buffers was destroyed or created anew under
+//! its id in between (the id could then name another extent): the task manager clears the cache then. Only outcomes
+//! that passed every check are kept, only for lists without custom mappers (a closure may answer differently each
+//! time), and only from a list's second submission on.
 
 use std::sync::Arc;
 
