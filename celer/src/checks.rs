@@ -74,6 +74,7 @@ impl Noted {
     }
 
     /// Notes that the task uses `resource`, of the queue at address `queue`.
+    #[inline]
     pub(crate) fn queue_of(&mut self, queue: usize, resource: Resource) {
         match self.queue {
             None => self.queue = Some((queue, resource)),
@@ -84,6 +85,7 @@ impl Noted {
 
     /// Notes a buffer the task binds (an accessor or a reduction); allocates nothing unless its extent is beyond
     /// what kernels address.
+    #[inline]
     pub(crate) fn buffer(&mut self, id: BufferId, extent: &[usize]) {
         if self.too_wide.is_none() && extent.iter().any(|&e| e > u32::MAX as usize) {
             self.too_wide = Some((id, GridBox::from_extent(extent)));

@@ -18,13 +18,16 @@ use celer_scheduler::graph::{
     AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, TaskError,
     TaskId, TaskKind, TaskSpec,
 };
-use celer_scheduler::runtime::{HostPayload, KernelPayload, Message, RuntimeHandle, ScalarKind, SharedObject};
+use celer_scheduler::runtime::{
+    HostPayload, KernelPayload, Message, NewBuffer, RuntimeHandle, ScalarKind, SharedObject,
+};
 use celer_scheduler::{ConfigError, Simulation, StartError};
 use std::sync::{mpsc, Arc};
 
 use crate::binding::check_kernel;
 use crate::builder::{QueueBuilder, Settings};
 use crate::intern::{KernelKey, KernelShape, SubmitCache};
+use crate::task_builder::TaskParts;
 pub use crate::task_builder::{task, Kernel, TaskBuilder};
 use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 
@@ -352,14 +355,14 @@ impl Queue {
         rec.sim.create_buffer(id, D, extent, data.is_some(), None);
         if let Some(rt) = &self.runtime {
             let bytes = data.map(|d| bytemuck::cast_slice::<T, u8>(d).to_vec());
-            rt.send(Message::CreateBuffer {
+            rt.send(Message::CreateBuffer(Box::new(NewBuffer {
                 id,
                 dims: D,
                 extent,
                 elem_size: std::mem::size_of::<T>(),
                 data: bytes,
                 name: None,
-            });
+            })));
         }
         Buffer { id, range, queue: self, _element: PhantomData }
     }
@@ -413,19 +416,37 @@ impl Queue {
     /// (an extent 0) is no error: like an empty loop it runs nothing and touches nothing (a reduction over it gives
     /// the operation's identity).
     pub fn submit<const KD: usize>(&self, task: TaskBuilder<KD>) -> Result<TaskId, TaskError> {
+        let mut parts = task.p;
+        let id = self.submit_parts(&mut parts);
+        // The builder's box serves this thread's next builder.
+        parts.recycle();
+        id
+    }
+
+    /// [`submit`](Self::submit) of a builder's parts, which it takes what it keeps out of.
+    fn submit_parts(&self, task: &mut TaskParts) -> Result<TaskId, TaskError> {
         let mut rec = self.rec.borrow_mut();
-        let task = task.p;
-        let mut spec = task.spec;
         // Accesses submitted before are shared rather than sent afresh (see `intern`).
-        spec.accesses = rec.cache.accesses(task.accesses);
+        let shared = rec.cache.accesses(&task.accesses);
+        let emptied = TaskSpec {
+            accesses: shared,
+            reductions: Vec::new(),
+            side_effects: Vec::new(),
+            name: None,
+            payload: None,
+            ..task.spec
+        };
+        let mut spec = std::mem::replace(&mut task.spec, emptied);
+        // The spec takes the shared list, the parts keep the builder's (empty) one for the next builder.
+        std::mem::swap(&mut spec.accesses, &mut task.spec.accesses);
         for r in &mut spec.reductions {
             r.id = ReductionId(rec.next_reduction);
             rec.next_reduction += 1;
         }
-        if let Some(f) = task.host_fn {
-            spec.payload = Some(Arc::new(HostPayload(f, task.objects)));
+        if let Some(f) = task.host_fn.take() {
+            spec.payload = Some(Arc::new(HostPayload(f, std::mem::take(&mut task.objects))));
         }
-        if let Some(name) = task.pending_name {
+        if let Some(name) = &task.pending_name {
             return Err(TaskError {
                 task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
                 inner: Box::new(celer_scheduler::graph::TaskErrorKind::KernelNaming {
@@ -475,10 +496,10 @@ impl Queue {
             let task_name = spec.name.clone();
             let mut kernel = crate::binding::KernelTask {
                 spec: &mut spec,
-                accessors: task.accessors,
-                reductions: task.reductions,
-                reduction_kinds: task.reduction_kinds,
-                custom_reductions: task.custom_reductions,
+                accessors: std::mem::take(&mut task.accessors),
+                reductions: std::mem::take(&mut task.reductions),
+                reduction_kinds: std::mem::take(&mut task.reduction_kinds),
+                custom_reductions: std::mem::take(&mut task.custom_reductions),
             };
             let scalars = check_kernel(source, entry, &mut kernel, &task.scalars, |b| rec.sim.tm.buffer_ident(b))
                 .map_err(|inner| TaskError {
@@ -761,7 +782,7 @@ impl<T: Element, const D: usize> Buffer<'_, T, D> {
     pub fn named(self, name: &str) -> Self {
         self.queue.rec.borrow_mut().sim.set_buffer_name(self.id, name);
         if let Some(rt) = &self.queue.runtime {
-            rt.send(Message::NameBuffer(self.id, name.to_owned()));
+            rt.send(Message::NameBuffer(self.id, name.into()));
         }
         self
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use celer_scheduler::exec::shaders::KernelSource;
 use celer_scheduler::graph::{
     AccessMode, CollectiveGroupId, GridBox, ReductionId, ReductionOp, ReductionSpec, SideEffectOrder, SplitHint,
-    TaskKind, TaskSpec,
+    TaskKind, TaskSpec, MAX_DIMS,
 };
 use celer_scheduler::runtime::{CustomReduction, HostFn, ScalarKind, SharedObject};
 
@@ -78,6 +78,32 @@ pub(crate) struct TaskParts {
     pub(crate) noted: crate::checks::Noted,
 }
 
+thread_local! {
+    /// The parts of the last task this thread submitted, emptied, for the next builder (one box, reused rather than
+    /// allocated per task: it is larger than what the allocator keeps per thread, so each new one took its slow path).
+    static SPARE_PARTS: std::cell::Cell<Option<Box<TaskParts>>> = const { std::cell::Cell::new(None) };
+}
+
+impl TaskParts {
+    /// Keeps these parts, which `submit` consumed, for this thread's next builder: every part but the spec is
+    /// emptied (what it held dropped now), the spec holds nothing shared.
+    pub(crate) fn recycle(mut self: Box<Self>) {
+        self.accesses.clear();
+        self.scalars.clear();
+        self.reduction_kinds.clear();
+        self.custom_reductions.clear();
+        self.accessors.clear();
+        self.reductions.clear();
+        self.pending_name = None;
+        self.host_fn = None;
+        self.objects.clear();
+        self.spec.reductions.clear();
+        self.spec.side_effects.clear();
+        (self.spec.name, self.spec.payload) = (None, None);
+        SPARE_PARTS.set(Some(self));
+    }
+}
+
 impl<const KD: usize> fmt::Debug for TaskBuilder<KD> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskBuilder")
@@ -96,8 +122,8 @@ pub mod task {
     /// A kernel over `[0, range)`, split across ranks and devices.
     #[inline(always)]
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
-        let spec = TaskSpec::new(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range)).named(kernel.name.clone());
-        let mut builder = TaskBuilder::of(spec);
+        let mut builder = TaskBuilder::of(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range));
+        builder.p.spec.name = Some(kernel.name.clone());
         builder.p.kernel = kernel.source;
         if kernel.source.is_none() {
             // Only a kernel without code needs its name noted (a running queue refuses it by that name).
@@ -109,12 +135,12 @@ pub mod task {
     /// A host task over `[0, range)`, split across ranks like a kernel.
     #[inline(always)]
     pub fn host_for<const KD: usize>(range: [usize; KD]) -> TaskBuilder<KD> {
-        TaskBuilder::of(TaskSpec::new(TaskKind::HostCompute, KD, GridBox::from_extent(&range)))
+        TaskBuilder::of(TaskKind::HostCompute, KD, GridBox::from_extent(&range))
     }
 
     /// A host task run once, on rank 0.
     pub fn host_once() -> TaskBuilder<0> {
-        TaskBuilder::of(TaskSpec::new(TaskKind::Once, 0, GridBox::from_extent(&[])))
+        TaskBuilder::of(TaskKind::Once, 0, GridBox::from_extent(&[]))
     }
 
     /// A host task run once on every rank (item `i` on rank `i`), in the default collective group.
@@ -125,29 +151,44 @@ pub mod task {
     /// A collective host task in `group`.
     pub fn host_collective_in(group: CollectiveGroup) -> TaskBuilder<1> {
         // The rank count is filled in at submission by the task manager's configuration.
-        TaskBuilder::of(TaskSpec::new(TaskKind::Collective(group.0), 1, GridBox::d1(0, 1)))
+        TaskBuilder::of(TaskKind::Collective(group.0), 1, GridBox::d1(0, 1))
     }
 }
 
 impl<const KD: usize> TaskBuilder<KD> {
-    /// A builder of `spec` with nothing bound yet (no kernel: a host task until `parallel_for` sets one).
+    /// A builder of a task of `kind` over `range` in `dims` dimensions with nothing bound yet (no kernel: a host
+    /// task until `parallel_for` sets one), in the box of the last task this thread submitted where there is one
+    /// (see [`TaskParts::recycle`]).
     #[inline(always)]
-    fn of(spec: TaskSpec) -> Self {
-        let p = Box::new(TaskParts {
-            spec,
-            kernel: None,
-            accesses: Accesses::new(),
-            scalars: ScalarArgs::new(),
-            reduction_kinds: Vec::new(),
-            custom_reductions: Vec::new(),
-            accessors: BindMetas::new(),
-            reductions: BindMetas::new(),
-            pending_name: None,
-            host_fn: None,
-            objects: Vec::new(),
-            noted: crate::checks::Noted::default(),
-        });
-        Self { p }
+    fn of(kind: TaskKind, dims: usize, range: GridBox) -> Self {
+        match SPARE_PARTS.take() {
+            Some(mut p) => {
+                // `recycle` left every part empty and the spec as `TaskSpec::new` makes one (its empty access list
+                // kept): set only what differs from an empty builder.
+                debug_assert!(p.spec.accesses.is_empty() && p.spec.name.is_none() && p.spec.payload.is_none());
+                let s = &mut p.spec;
+                (s.kind, s.dims, s.range, s.granularity, s.hint) = (kind, dims, range, [1; MAX_DIMS], SplitHint::OneD);
+                p.kernel = None;
+                p.noted = crate::checks::Noted::default();
+                Self { p }
+            }
+            None => Self {
+                p: Box::new(TaskParts {
+                    spec: TaskSpec::new(kind, dims, range),
+                    kernel: None,
+                    accesses: Accesses::new(),
+                    scalars: ScalarArgs::new(),
+                    reduction_kinds: Vec::new(),
+                    custom_reductions: Vec::new(),
+                    accessors: BindMetas::new(),
+                    reductions: BindMetas::new(),
+                    pending_name: None,
+                    host_fn: None,
+                    objects: Vec::new(),
+                    noted: crate::checks::Noted::default(),
+                }),
+            },
+        }
     }
 
     /// Sets what a host task runs: `f` gets each accessor's cells (in declaration order) through the

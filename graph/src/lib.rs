@@ -18,6 +18,7 @@ pub mod ids;
 pub mod node_store;
 pub mod patterns;
 pub mod reader_log;
+mod region_cache;
 pub mod region_map;
 pub mod task;
 pub mod task_manager;

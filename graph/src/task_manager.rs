@@ -36,6 +36,7 @@ use crate::geometry::{GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, IdMap, TaskId};
 use crate::node_store::ExecutionFront;
 use crate::reader_log::ReaderLog;
+use crate::region_cache::RegionCache;
 use crate::region_map::RegionMap;
 use crate::task::{
     AccessRegions, BufferAccess, Dependency, DependencyBuilder, DependencyKind, DependencyOrigin, EpochAction,
@@ -122,6 +123,8 @@ pub struct TaskManager {
     /// Tasks created since the last [`TaskManager::drain_new_tasks`], in order.
     new_tasks: Vec<TaskId>,
     diagnostics: Vec<Diagnostic>,
+    /// The regions of recent access lists, for tasks that repeat them.
+    region_cache: RegionCache,
 }
 
 impl TaskManager {
@@ -148,6 +151,7 @@ impl TaskManager {
             latest_epoch_reached: TaskId(0),
             new_tasks: Vec::new(),
             diagnostics: Vec::new(),
+            region_cache: RegionCache::default(),
         };
         let init = tm.insert_sync_task(TaskKind::Epoch(EpochAction::Init));
         debug_assert_eq!(init, TaskId(0));
@@ -170,15 +174,19 @@ impl TaskManager {
         name: Option<String>,
     ) {
         let writer = host_initialized.then_some(self.epoch_for_new_tasks);
-        self.buffers.insert(
-            id,
-            BufferState { dims, extent, name, last_writers: RegionMap::new(extent, writer), readers: ReaderLog::new() },
-        );
+        let state =
+            BufferState { dims, extent, name, last_writers: RegionMap::new(extent, writer), readers: ReaderLog::new() };
+        if self.buffers.insert(id, state).is_some() {
+            // The id names another buffer now, whose extent kept regions may not fit.
+            self.region_cache.clear();
+        }
     }
 
     /// Forgets a buffer; later tasks that access it get [`TaskErrorKind::UnknownBuffer`].
     pub fn destroy_buffer(&mut self, id: BufferId) {
-        self.buffers.remove(&id);
+        if self.buffers.remove(&id).is_some() {
+            self.region_cache.clear();
+        }
     }
 
     /// Sets a buffer's debug name.
@@ -326,14 +334,15 @@ impl TaskManager {
         // The task is built in its node: a spare one, or a new allocation.
         let mut node = self.tasks.new_node();
         let task = Arc::get_mut(&mut node).expect("a new node is not shared yet");
-        let deps = match self.validate(id, &spec, &mut task.regions) {
+        task.spec = spec;
+        let deps = match self.validate(id, &task.spec, &mut task.regions) {
             Ok(deps) => deps,
             Err(e) => {
                 self.tasks.give_back(node);
                 return Err(e);
             }
         };
-        let id = self.insert_task(spec, node, deps);
+        let id = self.insert_task(node, deps);
         if self.need_horizon() {
             self.generate_horizon();
         }
@@ -396,42 +405,46 @@ impl TaskManager {
         if spec.granularity.contains(&0) {
             return Err(err(TaskErrorKind::ZeroGranularity));
         }
-        for access in spec.accesses.iter() {
-            let buf = self
-                .buffers
-                .get(&access.buffer)
-                .ok_or_else(|| err(TaskErrorKind::UnknownBuffer { buffer: access.buffer }))?;
-            let ident = || ResourceIdent::buffer(access.buffer, buf.name.as_deref());
-            let region = if no_items {
-                Region::new()
-            } else {
-                access
-                    .mapper
-                    .apply(&spec.range, spec.dims, &buf.extent, buf.dims)
-                    .map_err(|e| err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), error: e }))?
-            };
-            if !region.boxes().iter().all(|b| buf.extent.contains(b)) {
-                return Err(err(TaskErrorKind::OutOfBounds {
-                    buffer: ident(),
-                    mapper: access.mapper.name(),
-                    region: region.clone(),
-                    outside: region.difference(&Region::from(buf.extent)),
-                    extent: buf.extent,
-                }));
-            }
-            let entry = match regions.iter_mut().position(|r| r.buffer == access.buffer) {
-                Some(i) => &mut regions[i],
-                None => {
-                    regions.push(AccessRegions::new(access.buffer));
-                    regions.last_mut().unwrap()
+        let compute = matches!(spec.kind, TaskKind::DeviceCompute | TaskKind::HostCompute);
+        // A repeated access list over a repeated index space: its regions, checked before (see `region_cache`).
+        if !self.region_cache.fill(spec, compute, regions) {
+            for access in spec.accesses.iter() {
+                let buf = self
+                    .buffers
+                    .get(&access.buffer)
+                    .ok_or_else(|| err(TaskErrorKind::UnknownBuffer { buffer: access.buffer }))?;
+                let ident = || ResourceIdent::buffer(access.buffer, buf.name.as_deref());
+                let region = if no_items {
+                    Region::new()
+                } else {
+                    access.mapper.apply(&spec.range, spec.dims, &buf.extent, buf.dims).map_err(|e| {
+                        err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), error: e })
+                    })?
+                };
+                if !region.boxes().iter().all(|b| buf.extent.contains(b)) {
+                    return Err(err(TaskErrorKind::OutOfBounds {
+                        buffer: ident(),
+                        mapper: access.mapper.name(),
+                        region: region.clone(),
+                        outside: region.difference(&Region::from(buf.extent)),
+                        extent: buf.extent,
+                    }));
                 }
-            };
-            entry.add(access.mode, region);
-        }
-        if matches!(spec.kind, TaskKind::DeviceCompute | TaskKind::HostCompute) {
-            if let Some(inner) = self.intra_task_race(spec) {
-                return Err(err(inner));
+                let entry = match regions.iter_mut().position(|r| r.buffer == access.buffer) {
+                    Some(i) => &mut regions[i],
+                    None => {
+                        regions.push(AccessRegions::new(access.buffer));
+                        regions.last_mut().unwrap()
+                    }
+                };
+                entry.add(access.mode, region);
             }
+            if compute {
+                if let Some(inner) = self.intra_task_race(spec) {
+                    return Err(err(inner));
+                }
+            }
+            self.region_cache.keep(spec, compute, regions);
         }
         for red in &spec.reductions {
             let buf = self
@@ -548,11 +561,12 @@ impl TaskManager {
         None
     }
 
-    /// Inserts a validated user task, whose regions `node` holds; `deps` holds its true dependencies on last writers
-    /// already.
-    fn insert_task(&mut self, spec: TaskSpec, mut node: Arc<Task>, mut deps: Deps) -> TaskId {
+    /// Inserts a validated user task, whose spec and regions `node` holds; `deps` holds its true dependencies on last
+    /// writers already.
+    fn insert_task(&mut self, mut node: Arc<Task>, mut deps: Deps) -> TaskId {
         let id = TaskId(self.next_id);
         let task = Arc::get_mut(&mut node).expect("a new node is not shared yet");
+        let spec = &task.spec;
         for r in &task.regions {
             let buf = self.buffers.get_mut(&r.buffer).expect("validated");
             if !r.produced.is_empty() {
@@ -568,7 +582,7 @@ impl TaskManager {
                     }
                     any_read = true;
                     // One read covering the whole write (the usual case) settles it without a region.
-                    all_read |= whole == Some(b);
+                    all_read = all_read || whole == Some(b);
                 });
                 let unread = if !any_read {
                     Cow::Borrowed(&r.produced)
@@ -610,7 +624,6 @@ impl TaskManager {
             deps.add(self.epoch_for_new_tasks, DependencyKind::True, DependencyOrigin::LastEpoch);
         }
         task.dependencies.extend(deps.iter().map(|(task, kind, origin)| Dependency { task, kind, origin }));
-        task.spec = spec;
         self.insert_node(id, node)
     }
 

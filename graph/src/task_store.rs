@@ -160,9 +160,9 @@ impl TaskStore {
     }
 
     /// Takes back a node from [`new_node`](Self::new_node) that no task was built in after all (its task was
-    /// refused); only its regions were filled.
+    /// refused); only its spec and regions were filled, and are dropped now.
     pub(crate) fn give_back(&mut self, mut node: Arc<Task>) {
-        Arc::get_mut(&mut node).expect("a new node is not shared yet").regions.clear();
+        empty_task(Arc::get_mut(&mut node).expect("a new node is not shared yet"), &self.no_accesses);
         self.spare.push(node);
     }
 

@@ -887,3 +887,30 @@ fn erased_tasks_another_manager_holds_are_released_once_it_lets_go() {
     assert_eq!(task.regions[0].consumed, Region::from(GridBox::d1(2, 3)));
     assert_eq!(task.dependencies.iter().map(|d| d.task).collect::<Vec<_>>(), vec![e]);
 }
+
+#[test]
+fn a_repeated_access_list_gets_the_same_regions_and_a_recreated_buffer_is_checked_afresh() {
+    let mut tm = plain();
+    let b = BufferId(0);
+    tm.create_buffer(b, 1, GridBox::d1(0, 64), true, Some("b".into()));
+    let halo = RangeMapper::Neighborhood { extent: [1, 0, 0], shape: NeighborhoodShape::AlongAxes };
+    // Clones share the access list: the later tasks repeat the first's shape.
+    let read = kernel1(64, &[(b, Read, halo), (b, Read, RangeMapper::OneToOne)]);
+    let first = tm.submit(read.clone()).unwrap();
+    // The second is kept (the list came before), the third and fourth take the kept regions.
+    let later: Vec<TaskId> = (0..3).map(|_| tm.submit(read.clone()).unwrap()).collect();
+    let consumed = |tm: &TaskManager, t: TaskId| tm.task(t).unwrap().consumed(b).cloned().unwrap();
+    assert_eq!(consumed(&tm, first), Region::from(GridBox::d1(0, 64)));
+    for t in later {
+        assert_eq!(consumed(&tm, t), consumed(&tm, first));
+    }
+    // The same id now names a smaller buffer: the same list is out of its bounds.
+    tm.destroy_buffer(b);
+    tm.create_buffer(b, 1, GridBox::d1(0, 32), true, Some("b".into()));
+    let e = tm.submit(read.clone()).unwrap_err();
+    assert!(matches!(*e.inner, TaskErrorKind::OutOfBounds { .. }), "{e}");
+    // Gone: refused as unknown, not served from what was kept.
+    tm.destroy_buffer(b);
+    let e = tm.submit(read).unwrap_err();
+    assert!(matches!(*e.inner, TaskErrorKind::UnknownBuffer { .. }), "{e}");
+}

@@ -71,7 +71,7 @@ pub use host::{HostContext, HostFn, HostPayload, SharedObject};
 pub use kernel::KernelPayload;
 pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
-pub use thread::{Message, RuntimeHandle};
+pub use thread::{Message, NewBuffer, RuntimeHandle};
 
 use std::collections::VecDeque;
 use std::sync::{mpsc, Arc};
@@ -383,7 +383,8 @@ impl<'c> RankLoop<'c> {
     /// Reductions without an element type or combining function.
     pub fn handle(&mut self, msg: Message) -> Result<(), RuntimeError> {
         match msg {
-            Message::CreateBuffer { id, dims, extent, elem_size, data, name } => {
+            Message::CreateBuffer(new) => {
+                let NewBuffer { id, dims, extent, elem_size, data, name } = *new;
                 if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
                     d.stream.buffer_created(id, dims, &extent, elem_size, data.as_deref());
                 }
@@ -394,7 +395,7 @@ impl<'c> RankLoop<'c> {
                 self.buffers.insert(id, BufferState { dims, extent, elem_size, device: None, init, growths: 0 });
             }
             Message::NameBuffer(id, name) => {
-                self.tm.set_buffer_name(id, name.clone());
+                self.tm.set_buffer_name(id, &*name);
                 self.cdag.set_buffer_name(id, &name);
             }
             Message::DestroyBuffer(id) => {

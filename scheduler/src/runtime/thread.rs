@@ -16,26 +16,31 @@ use super::RankLoop;
 use crate::config::RuntimeConfig;
 use crate::startup::StartError;
 
-/// A message from the application thread to the runtime thread.
+/// A new buffer, with its initial contents (row-major bytes of the whole extent) if any.
+#[derive(Clone, Debug)]
+pub struct NewBuffer {
+    /// Id.
+    pub id: BufferId,
+    /// Dimensionality.
+    pub dims: usize,
+    /// Extent.
+    pub extent: GridBox,
+    /// Bytes per element.
+    pub elem_size: usize,
+    /// Initial contents.
+    pub data: Option<Vec<u8>>,
+    /// Debug name.
+    pub name: Option<String>,
+}
+
+/// A message from the application thread to the runtime thread. Every variant is at most 24 bytes (larger ones are
+/// boxed): the queue's blocks, which the application thread allocates zeroed, hold 31 messages each.
 #[derive(Debug)]
 pub enum Message {
-    /// A new buffer, with its initial contents (row-major bytes of the whole extent) if any.
-    CreateBuffer {
-        /// Id.
-        id: BufferId,
-        /// Dimensionality.
-        dims: usize,
-        /// Extent.
-        extent: GridBox,
-        /// Bytes per element.
-        elem_size: usize,
-        /// Initial contents.
-        data: Option<Vec<u8>>,
-        /// Debug name.
-        name: Option<String>,
-    },
+    /// A new buffer.
+    CreateBuffer(Box<NewBuffer>),
     /// The program named the buffer (for messages and graph dumps).
-    NameBuffer(BufferId, String),
+    NameBuffer(BufferId, Box<str>),
     /// The buffer is dropped by the program.
     DestroyBuffer(BufferId),
     /// A new host object.
@@ -57,6 +62,9 @@ pub enum Message {
     /// End every rank now with this message (the application thread panicked while the queue was alive).
     Abort(String),
 }
+
+// Small messages keep the queue's blocks small (see `Message`).
+const _: () = assert!(std::mem::size_of::<Message>() <= 32);
 
 /// The application's handle on the runtime thread.
 #[derive(Debug)]
@@ -324,10 +332,9 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
                 l.handle(Message::Fence(task.clone(), reply))?;
             }
         }
-        Message::CreateBuffer { id, dims, extent, elem_size, data, name } => {
+        Message::CreateBuffer(new) => {
             for l in loops.iter_mut() {
-                let (data, name) = (data.clone(), name.clone());
-                l.handle(Message::CreateBuffer { id, dims, extent, elem_size, data, name })?;
+                l.handle(Message::CreateBuffer(new.clone()))?;
             }
         }
         Message::NameBuffer(id, name) => {
