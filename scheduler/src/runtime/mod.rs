@@ -79,10 +79,11 @@ use std::sync::{mpsc, Arc};
 use celer_exec::gpu::{Box3, Gpu};
 use celer_exec::mpi::Communicator;
 use celer_exec::transfer::TransferEngine;
+// The rank loop's maps are keyed by ids: hashed with `IdHasher` (one multiplication), not a general-purpose hasher.
+use celer_graph::IdMap as HashMap;
 use celer_graph::{
     BufferId, Command, CommandId, CommandKind, GridBox, NodeId, ReductionId, TaskId, TaskManager, TaskManagerConfig,
 };
-use celer_graph::IdMap as HashMap;
 
 /// A set of ids, hashed like [`IdMap`](celer_graph::IdMap): the runtime thread looks ids up several times per command.
 type IdSet<K> = hashbrown::HashSet<K, std::hash::BuildHasherDefault<celer_graph::IdHasher>>;
