@@ -116,7 +116,7 @@ pub struct CommandDependency {
 }
 
 /// A node of one rank's command graph.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Command {
     /// Id, unique on its rank.
     pub id: CommandId,
@@ -126,6 +126,19 @@ pub struct Command {
     pub kind: CommandKind,
     /// Edges to earlier commands.
     pub dependencies: SmallVec<[CommandDependency; 4]>,
+}
+
+impl Clone for Command {
+    /// Copies the dependencies as one slice (they are `Copy`): the runtime clones every command it queues, and the
+    /// derived clone went through `SmallVec`'s element-by-element `extend`.
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id,
+            task: self.task,
+            kind: self.kind.clone(),
+            dependencies: SmallVec::from_slice(&self.dependencies),
+        }
+    }
 }
 
 impl Command {

@@ -366,7 +366,11 @@ impl Region {
 
     /// The smallest box holding the region (empty for the empty region).
     pub fn bounding_box(&self) -> GridBox {
-        GridBox::bounding_box_of(&self.boxes)
+        // A one-box region (the common case: what a chunk's range mapper gives) is its own bounding box.
+        match self.boxes() {
+            [b] => *b,
+            boxes => GridBox::bounding_box_of(boxes),
+        }
     }
 
     /// Cells in either region.

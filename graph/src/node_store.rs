@@ -11,8 +11,11 @@ use std::ptr::NonNull;
 
 use celer_alloc::HorizonArena;
 
-/// How many reset arenas to keep for reuse; a handful covers the two or three windows alive in steady state.
-const MAX_SPARE_ARENAS: usize = 4;
+/// How many reset arenas to keep for reuse. The windows alive at once are as many as the horizons between what the
+/// runtime generated and what it has passed: with tiny kernels batched on the GPU, dozens (a batch of 64 kernels
+/// spans 16 windows at the default horizon step), erased together once their batch completes and opened again as
+/// the next tasks come. A pool smaller than that freed and reallocated most arenas.
+const MAX_SPARE_ARENAS: usize = 64;
 
 /// One horizon window: the id of the horizon or epoch that opened it, and the arena its nodes live in.
 struct Window {

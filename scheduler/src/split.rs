@@ -36,8 +36,12 @@ impl Axis {
         if i >= self.parts {
             return self.hi;
         }
-        // In u128: `i * granules` overflows usize for index spaces of more than usize::MAX / parts granules.
-        let granule = (i as u128 * self.granules as u128 / self.parts as u128) as usize;
+        // In u128 only where `i * granules` overflows usize (index spaces of more than usize::MAX / parts
+        // granules): a u128 division is a library call, several times the cost of the product in usize.
+        let granule = match i.checked_mul(self.granules) {
+            Some(p) => p / self.parts,
+            None => (i as u128 * self.granules as u128 / self.parts as u128) as usize,
+        };
         self.lo.saturating_add(granule.saturating_mul(self.granularity)).min(self.hi)
     }
 
@@ -137,6 +141,10 @@ impl ChunkGrid {
 
     /// Chunk `i` (row-major: dimension 0 outer).
     pub fn chunk(&self, i: usize) -> GridBox {
+        // One chunk (one rank, or too few granules to split): the whole index space.
+        if self.axes[0].parts == 1 && self.axes[1].parts == 1 && !self.range.is_empty() {
+            return self.range;
+        }
         let n1 = self.axes[1].parts;
         let (i0, i1) = (i / n1, i % n1);
         let (mut min, mut max) = (self.range.min(), self.range.max());

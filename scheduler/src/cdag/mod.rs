@@ -259,16 +259,17 @@ impl CommandGraphGenerator {
     fn new_command(&mut self, task: TaskId, kind: CommandKind, deps: Deps) -> CommandId {
         let id = CommandId(self.next_id);
         self.next_id += 1;
-        for (d, _, _) in deps.iter() {
-            self.execution_front.follow(d.0);
+        // One pass over the edges: each leaves the front, and becomes a dependency.
+        let mut dependencies = SmallVec::new();
+        for (command, kind, origin) in deps.iter() {
+            self.execution_front.follow(command.0);
+            dependencies.push(CommandDependency { command, kind, origin });
         }
         let sync = matches!(kind, CommandKind::Horizon { .. } | CommandKind::Epoch { .. });
         self.execution_front.push(id.0, sync);
         if sync {
             self.commands.begin_epoch(id.0);
         }
-        let dependencies =
-            deps.iter().map(|(command, kind, origin)| CommandDependency { command, kind, origin }).collect();
         let cmd = self.commands.insert_with(id.0, || Command { id, task, kind, dependencies });
         if self.config.record {
             self.records.push(cmd.clone());

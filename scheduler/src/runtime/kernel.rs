@@ -63,8 +63,12 @@ impl RankLoop<'_> {
     /// running ([`start_interior`](Self::start_interior)), the rest of the chunk: its border.
     pub(super) fn start_kernel(&mut self, cmd: &Command, chunk: &GridBox) -> Result<Option<InFlight>, RuntimeError> {
         let mut launches: SmallVec<[GridBox; 4]> = SmallVec::new();
-        self.no_interior.remove(&cmd.id);
-        match self.interiors.remove(&cmd.id) {
+        // Without overlap (`CELER_OVERLAP`) both maps stay empty: skip the lookups.
+        if !self.no_interior.is_empty() {
+            self.no_interior.remove(&cmd.id);
+        }
+        let interior = if self.interiors.is_empty() { None } else { self.interiors.remove(&cmd.id) };
+        match interior {
             Some(interior) => chunk.subtract_into(&interior, |b| launches.push(b)),
             None => launches.push(*chunk),
         }
@@ -100,7 +104,7 @@ impl RankLoop<'_> {
             .ok_or_else(|| fail(RuntimeError::NoPayload { task: task.ident().to_string(), what: "kernel" }))?;
         // What the dispatch needs of the payload, copied out (the task stays borrowed from the task manager).
         let (source, entry) = (payload.source, payload.entry);
-        let scalars: SmallVec<[u32; 8]> = SmallVec::from_slice(&payload.scalars);
+        let mut scalars: SmallVec<[u32; 8]> = SmallVec::from_slice(&payload.scalars);
         let mut accesses: SmallVec<[(BufferId, AccessMode); 4]> =
             task.spec.accesses.iter().map(|a| (a.buffer, a.mode)).collect();
         // Reduction buffers bind after the accessors and start from the identity, except where rank 0
@@ -174,7 +178,7 @@ impl RankLoop<'_> {
         }
         let dims = task.spec.dims.max(1);
         let context = OpContext::command(rank, cmd, CommandWork::Kernel);
-        let check = self.check_bounds.then(|| {
+        let mut check = self.check_bounds.then(|| {
             let mut names: Vec<String> = task
                 .spec
                 .accesses
@@ -224,17 +228,19 @@ impl RankLoop<'_> {
         if self.pending_buffer_downloads > 0 {
             self.flush()?;
         }
+        // Every launch but the last gets copies; the last one takes the originals.
         for (n, launch) in launches.iter().enumerate() {
+            let last = n + 1 == launches.len();
             self.pending.push(GpuOp::Kernel(PreparedKernel {
                 kernel,
                 launch: Launch::new(box3(launch), dims),
-                accesses: accesses.clone(),
-                scratch: scratch.clone(),
-                scalars: scalars.clone(),
+                accesses: if last { std::mem::take(&mut accesses) } else { accesses.clone() },
+                scratch: if last { std::mem::take(&mut scratch) } else { scratch.clone() },
+                scalars: if last { std::mem::take(&mut scalars) } else { scalars.clone() },
                 // Reductions never split (start_interior), so the one launch resets them.
                 identities: if n == 0 { std::mem::take(&mut identities) } else { Vec::new() },
                 context,
-                check: check.clone(),
+                check: if last { check.take() } else { check.clone() },
             }));
         }
         let parts = parts

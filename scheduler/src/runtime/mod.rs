@@ -79,10 +79,14 @@ use std::sync::{mpsc, Arc};
 use celer_exec::gpu::{Box3, Gpu};
 use celer_exec::mpi::Communicator;
 use celer_exec::transfer::TransferEngine;
+// The rank loop's maps are keyed by ids: hashed with `IdHasher` (one multiplication), not a general-purpose hasher.
+use celer_graph::IdMap as HashMap;
 use celer_graph::{
     BufferId, Command, CommandId, CommandKind, GridBox, NodeId, ReductionId, TaskId, TaskManager, TaskManagerConfig,
 };
-use hashbrown::HashMap;
+
+/// A set of ids, hashed like [`IdMap`](celer_graph::IdMap): the runtime thread looks ids up several times per command.
+type IdSet<K> = hashbrown::HashSet<K, std::hash::BuildHasherDefault<celer_graph::IdHasher>>;
 
 use self::alloc::BufferState;
 use self::batch::{GpuOp, GpuRef};
@@ -159,9 +163,9 @@ pub struct RankLoop<'c> {
     in_flight: Vec<(CommandId, InFlight)>,
     /// Commands in flight whose GPU work is all they wait for (`InFlight::Gpu(_, AfterGpu::Done)`): a GPU command
     /// depending on one may start at once, queued behind it.
-    gpu_tail: hashbrown::HashSet<CommandId>,
+    gpu_tail: IdSet<CommandId>,
     /// Completed commands above the watermark; every command below `watermark` is complete.
-    done: hashbrown::HashSet<CommandId>,
+    done: IdSet<CommandId>,
     watermark: u64,
     fences: HashMap<TaskId, mpsc::SyncSender<Vec<u8>>>,
     epochs: HashMap<TaskId, mpsc::SyncSender<()>>,
@@ -194,7 +198,7 @@ pub struct RankLoop<'c> {
     /// chunk runs when the command is ready.
     interiors: HashMap<CommandId, GridBox>,
     /// Waiting execution commands found not to split (removed when they start).
-    no_interior: hashbrown::HashSet<CommandId>,
+    no_interior: IdSet<CommandId>,
     /// The timeline of `CELER_TRACE`, when it is on.
     pub(crate) trace: Option<crate::trace::Trace>,
     /// Batches in flight with their submission time and what they hold, for the trace.
@@ -318,15 +322,15 @@ impl<'c> RankLoop<'c> {
             lent: self::transfer::Lent::default(),
             tm,
             cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: runtime.dump_graphs.is_some() }),
-            buffers: HashMap::new(),
+            buffers: HashMap::default(),
             commands: VecDeque::new(),
             in_flight: Vec::new(),
-            gpu_tail: hashbrown::HashSet::new(),
-            done: hashbrown::HashSet::new(),
+            gpu_tail: IdSet::default(),
+            done: IdSet::default(),
             // C0 (the initial epoch) is complete from the start.
             watermark: 1,
-            fences: HashMap::new(),
-            epochs: HashMap::new(),
+            fences: HashMap::default(),
+            epochs: HashMap::default(),
             last_horizon: None,
             dropped: Vec::new(),
             completed_before: TaskId(0),
@@ -341,22 +345,22 @@ impl<'c> RankLoop<'c> {
             open_refs: false,
             lookahead: runtime.lookahead,
             overlap: runtime.overlap,
-            interiors: HashMap::new(),
-            no_interior: hashbrown::HashSet::new(),
+            interiors: HashMap::default(),
+            no_interior: IdSet::default(),
             trace: runtime.trace.as_ref().map(|_| crate::trace::Trace::new(node)),
             traced_batches: Vec::new(),
             timings: Vec::new(),
             kernel_batches: Vec::new(),
             stats: RankStats { rank: node as usize, ..RankStats::default() },
             phase: idle::Phases::new(std::time::Instant::now()),
-            reductions: HashMap::new(),
-            gathered: HashMap::new(),
-            scratch: HashMap::new(),
+            reductions: HashMap::default(),
+            gathered: HashMap::default(),
+            scratch: HashMap::default(),
             next_scratch: 0,
             spare_scratch: Vec::new(),
-            block_roots: HashMap::new(),
-            known_results: HashMap::new(),
-            host_done: HashMap::new(),
+            block_roots: HashMap::default(),
+            known_results: HashMap::default(),
+            host_done: HashMap::default(),
             divergence,
             dump: runtime.dump_graphs.clone().map(|dir| (dir, Vec::new())),
             check_bounds: runtime.check_bounds,
