@@ -1,0 +1,88 @@
+//! Unit tests of the transfer engine's matching of headers to expects, and of its staging pool.
+
+use super::progress::check_header;
+use super::*;
+
+fn region_expect(region: &[CellBox], elem_size: usize) -> Expect {
+    Expect {
+        key: TransferKey(4, 1, 0),
+        token: Token(0),
+        kind: ExpectKind::Region {
+            layout: AllocLayout { bounds: CellBox::d2([0, 0], [100, 100]), elem_size },
+            dst: std::ptr::null_mut(),
+        },
+        region: region.to_vec(),
+        region_volume: region.iter().map(CellBox::volume).sum(),
+        dsts: Vec::new(),
+        received: Vec::new(),
+        received_volume: 0,
+        pieces: Vec::new(),
+        outstanding: 0,
+    }
+}
+
+fn header(sender: Rank, bounds: CellBox, bytes: usize) -> Header {
+    Header { sender, tag: 1, key: TransferKey(4, 1, 0), bounds, bytes, chunk: 1 << 20 }
+}
+
+#[test]
+fn a_box_spanning_two_expected_boxes_is_accepted() {
+    let e = region_expect(&[CellBox::d2([0, 0], [10, 5]), CellBox::d2([0, 5], [10, 10])], 4);
+    check_header(&e, &header(1, CellBox::d2([2, 2], [8, 8]), 36 * 4)).unwrap();
+}
+
+#[test]
+fn a_box_outside_the_region_is_an_error_naming_key_sender_and_box() {
+    let e = region_expect(&[CellBox::d2([0, 0], [10, 5])], 4);
+    let err = check_header(&e, &header(2, CellBox::d2([0, 4], [2, 6]), 4 * 4)).unwrap_err();
+    assert!(matches!(err, TransferError::OutsideRegion { sender: 2, .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "Transfer (4, 1, 0): rank 2 announces [0,4] - [2,6], which lies outside the expected region {[0,0] - [10,5]}"
+    );
+}
+
+#[test]
+fn cells_that_arrive_twice_are_an_error() {
+    let mut e = region_expect(&[CellBox::d1(0, 100)], 8);
+    e.received.push(CellBox::d1(0, 10));
+    let err = check_header(&e, &header(1, CellBox::d1(5, 20), 15 * 8)).unwrap_err();
+    assert!(matches!(err, TransferError::Duplicate { overlap, .. } if overlap == CellBox::d1(5, 10)), "{err}");
+    check_header(&e, &header(1, CellBox::d1(10, 20), 10 * 8)).unwrap();
+}
+
+#[test]
+fn a_length_that_disagrees_with_the_element_size_is_an_error() {
+    let e = region_expect(&[CellBox::d1(0, 100)], 8);
+    let err = check_header(&e, &header(1, CellBox::d1(0, 10), 40)).unwrap_err();
+    assert!(matches!(err, TransferError::LengthMismatch { expected: 80, .. }), "{err}");
+    // An empty box with a payload is malformed too.
+    assert!(check_header(&e, &header(1, CellBox::EMPTY, 8)).is_err());
+    check_header(&e, &header(1, CellBox::EMPTY, 0)).unwrap();
+}
+
+#[test]
+fn a_gather_takes_one_piece_per_sender_up_to_its_count() {
+    let mut e = region_expect(&[], 1);
+    e.kind = ExpectKind::Gather { senders: 2 };
+    check_header(&e, &header(0, CellBox::EMPTY, 0)).unwrap();
+    e.pieces.push(GatherPiece { sender: 0, bounds: CellBox::EMPTY, bytes: Vec::new() });
+    let err = check_header(&e, &header(0, CellBox::d1(0, 1), 8)).unwrap_err();
+    assert!(matches!(err, TransferError::DuplicateSender { sender: 0, .. }), "{err}");
+    e.pieces.push(GatherPiece { sender: 1, bounds: CellBox::EMPTY, bytes: Vec::new() });
+    let err = check_header(&e, &header(2, CellBox::d1(0, 1), 8)).unwrap_err();
+    assert!(matches!(err, TransferError::TooManySenders { expected: 2, .. }), "{err}");
+}
+
+#[test]
+fn the_staging_pool_reuses_the_best_fitting_buffer() {
+    let mut pool = StagingPool::default();
+    pool.give(Vec::with_capacity(100));
+    pool.give(Vec::with_capacity(1000));
+    let b = pool.take(50);
+    assert!(b.capacity() >= 100 && b.capacity() < 1000);
+    assert_eq!(b.len(), 50);
+    let big = pool.take(5000);
+    assert_eq!(big.len(), 5000);
+    assert!(pool.free.is_empty());
+}
