@@ -230,22 +230,7 @@ impl<'g> Batch<'g> {
                 message: err.to_string(),
             });
         }
-        match self.record_packed(dst, &staging, &region, true) {
-            Ok(true) => {}
-            Ok(false) => {
-                self.access(&[(dst.id, true)]);
-                self.record_copy(&staging, &region, &dst.buffer, &dst.bounds, &region, e);
-            }
-            Err(err) => {
-                self.gpu.staging.release(staging);
-                return Err(err);
-            }
-        }
-        self.record.buffers.push(dst.buffer.clone());
-        self.record.uploads.push(staging);
-        self.ops += 1;
-        self.stamp(OpKind::Upload { bytes: region.volume() * e });
-        Ok(())
+        self.record_upload(dst, staging, region)
     }
 
     /// Copies the cells of `region` into `dst` from lent staging memory holding them packed row-major (what the
@@ -275,7 +260,19 @@ impl<'g> Batch<'g> {
             self.gpu.staging.release(src.buffer);
             return Ok(());
         }
-        let staging = src.buffer;
+        self.record_upload(dst, src.buffer, region)
+    }
+
+    /// Records the copy of `region` into `dst` from `staging`, which holds its cells packed row-major (a kernel
+    /// unpacks them where the region is strided in `dst`); the staging memory goes back to the pool when the batch
+    /// completes, or at once on an error.
+    fn record_upload(
+        &mut self,
+        dst: &DeviceAllocation,
+        staging: Subbuffer<[u8]>,
+        region: Box3,
+    ) -> Result<(), GpuError> {
+        let e = dst.elem_size;
         match self.record_packed(dst, &staging, &region, true) {
             Ok(true) => {}
             Ok(false) => {
