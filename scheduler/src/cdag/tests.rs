@@ -345,6 +345,17 @@ fn cells_written_only_by_another_ranks_chunk_become_stale_here() {
     crate::check::equivalent_to_one_rank(2, program).unwrap();
 }
 
+/// The chunks of task `id`'s execution commands on rank `r`, in generation order.
+fn execution_chunks(sim: &Simulation, r: usize, id: TaskId) -> Vec<GridBox> {
+    (sim.ranks[r].records().iter())
+        .filter(|c| c.task == id)
+        .filter_map(|c| match c.kind {
+            CommandKind::Execution { chunk, .. } => Some(chunk),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn a_collective_runs_one_chunk_on_every_rank_whatever_its_granularity() {
     let mut sim = Simulation::new(4, true);
@@ -353,13 +364,7 @@ fn a_collective_runs_one_chunk_on_every_rank_whatever_its_granularity() {
     spec.hint = celer_graph::SplitHint::TwoD;
     let id = sim.submit(spec).unwrap();
     for r in 0..4 {
-        let chunks: Vec<GridBox> = (sim.ranks[r].records().iter())
-            .filter(|c| c.task == id)
-            .filter_map(|c| match c.kind {
-                CommandKind::Execution { chunk, .. } => Some(chunk),
-                _ => None,
-            })
-            .collect();
+        let chunks = execution_chunks(&sim, r, id);
         assert_eq!(chunks, vec![GridBox::d1(r, r + 1)], "N{r}");
     }
 }
@@ -414,13 +419,7 @@ fn a_collective_over_processes_of_two_devices_runs_item_p_on_node_2p_and_gets_it
     let id = sim.submit(spec).unwrap();
     assert_eq!(sim.tm.task(id).unwrap().spec.range, GridBox::d1(0, 2), "one item per process");
     for r in 0..4 {
-        let chunks: Vec<GridBox> = (sim.ranks[r].records().iter())
-            .filter(|c| c.task == id)
-            .filter_map(|c| match c.kind {
-                CommandKind::Execution { chunk, .. } => Some(chunk),
-                _ => None,
-            })
-            .collect();
+        let chunks = execution_chunks(&sim, r, id);
         let want = if r % 2 == 0 { GridBox::d1(r / 2, r / 2 + 1) } else { GridBox::EMPTY };
         assert_eq!(chunks, vec![want], "N{r}");
     }
