@@ -1,4 +1,5 @@
-//! [`Queue`] and [`Buffer`]: the typed surface over the task graph (tasks are described in `task_builder`).
+//! [`Queue`]: the typed surface over the task graph (tasks are described in `task_builder`, the handles a program
+//! holds, [`Buffer`], [`HostObject`] and [`Fence`], in `handles`).
 //!
 //! A queue built with [`Queue::new`] runs the program: it starts the runtime thread (MPI, the GPU, the loop; see
 //! `celer_scheduler::runtime`). The rank's task graph is built here, on the calling thread, so a bad task is
@@ -18,9 +19,7 @@ use celer_scheduler::graph::{
     AccessMode, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, RangeMapper, ReductionId, TaskError,
     TaskId, TaskKind, TaskSpec,
 };
-use celer_scheduler::runtime::{
-    HostPayload, KernelPayload, Message, NewBuffer, RuntimeHandle, ScalarKind, SharedObject,
-};
+use celer_scheduler::runtime::{HostPayload, KernelPayload, Message, NewBuffer, RuntimeHandle, ScalarKind};
 use celer_scheduler::{ConfigError, Simulation, StartError};
 use std::sync::{mpsc, Arc};
 
@@ -29,7 +28,10 @@ use crate::builder::{QueueBuilder, Settings};
 use crate::intern::{KernelKey, KernelShape, SubmitCache};
 use crate::task_builder::TaskParts;
 pub use crate::task_builder::{task, Kernel, TaskBuilder};
+
+mod handles;
 use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
+pub use handles::{Buffer, CollectiveGroup, Fence, HostObject};
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
 ///
@@ -766,134 +768,6 @@ impl Drop for Queue {
 impl fmt::Debug for Queue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Queue").field("tasks", &self.rec.borrow().sim.tm).finish()
-    }
-}
-
-/// A typed buffer of `D` dimensions, owned by the program and distributed by celer.
-pub struct Buffer<'q, T: Element, const D: usize> {
-    pub(crate) id: BufferId,
-    pub(crate) range: [usize; D],
-    pub(crate) queue: &'q Queue,
-    _element: PhantomData<T>,
-}
-
-impl<T: Element, const D: usize> Buffer<'_, T, D> {
-    /// Gives the buffer a name for errors and graph dumps.
-    pub fn named(self, name: &str) -> Self {
-        self.queue.rec.borrow_mut().sim.set_buffer_name(self.id, name);
-        if let Some(rt) = &self.queue.runtime {
-            rt.send(Message::NameBuffer(self.id, name.into()));
-        }
-        self
-    }
-
-    /// The buffer's id.
-    pub fn id(&self) -> BufferId {
-        self.id
-    }
-
-    /// The buffer's extent.
-    pub fn range(&self) -> [usize; D] {
-        self.range
-    }
-}
-
-impl<T: Element, const D: usize> Drop for Buffer<'_, T, D> {
-    fn drop(&mut self) {
-        self.queue.rec.borrow_mut().sim.destroy_buffer(self.id);
-        if let Some(rt) = &self.queue.runtime {
-            rt.send(Message::DestroyBuffer(self.id));
-        }
-    }
-}
-
-impl<T: Element, const D: usize> fmt::Debug for Buffer<'_, T, D> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Buffer<{}, {D}>({}, {:?})", std::any::type_name::<T>(), self.id, self.range)
-    }
-}
-
-/// Non-buffer state touched by host tasks through side effects: one instance per rank; host tasks that declare a
-/// side effect on it run one at a time, in submission order, and reach it through
-/// [`HostContext::with_object`](crate::HostContext::with_object).
-pub struct HostObject<'q, T> {
-    pub(crate) id: HostObjectId,
-    value: Arc<std::sync::Mutex<T>>,
-    pub(crate) queue: &'q Queue,
-}
-
-impl<T: Send + 'static> HostObject<'_, T> {
-    /// The object's id.
-    pub fn id(&self) -> HostObjectId {
-        self.id
-    }
-
-    pub(crate) fn shared(&self) -> SharedObject {
-        Arc::clone(&self.value) as SharedObject
-    }
-}
-
-impl<T> Drop for HostObject<'_, T> {
-    fn drop(&mut self) {
-        self.queue.rec.borrow_mut().sim.destroy_host_object(self.id);
-        if let Some(rt) = &self.queue.runtime {
-            rt.send(Message::DestroyHostObject(self.id));
-        }
-    }
-}
-
-impl<T> fmt::Debug for HostObject<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HostObject({})", self.id)
-    }
-}
-
-/// A group of collective host tasks (see [`Queue::collective_group`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CollectiveGroup(pub(crate) CollectiveGroupId);
-
-/// A fence: the buffer's contents as of the fence, once everything before it has run.
-#[derive(Debug)]
-pub struct Fence<T, const D: usize> {
-    task: TaskId,
-    range: [usize; D],
-    data: Option<mpsc::Receiver<Vec<u8>>>,
-    _element: PhantomData<T>,
-}
-
-impl<T: Element, const D: usize> Fence<T, D> {
-    /// The fence task.
-    pub fn task(&self) -> TaskId {
-        self.task
-    }
-
-    /// The extent of the data the fence returns.
-    pub fn range(&self) -> [usize; D] {
-        self.range
-    }
-
-    /// Blocks until the fence has run and returns the buffer's elements in row-major order.
-    ///
-    /// # Errors
-    /// [`Error::DryRun`] in a dry run, [`Error::Stopped`] if the runtime stopped first.
-    pub fn wait(self) -> Result<Vec<T>, Error> {
-        let rx = self.data.ok_or(Error::DryRun(self.task))?;
-        let bytes = rx.recv().map_err(|_| Error::Stopped(self.task))?;
-        let n = bytes.len() / std::mem::size_of::<T>();
-        let mut out = vec![<T as bytemuck::Zeroable>::zeroed(); n];
-        bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&bytes[..n * std::mem::size_of::<T>()]);
-        Ok(out)
-    }
-}
-
-impl<T: Element> Fence<T, 0> {
-    /// Blocks until the fence of a zero-dimensional buffer (one value) has run and returns its value.
-    ///
-    /// # Errors
-    /// As [`wait`](Self::wait).
-    pub fn value(self) -> Result<T, Error> {
-        let task = self.task;
-        self.wait()?.into_iter().next().ok_or(Error::Stopped(task))
     }
 }
 
