@@ -157,6 +157,8 @@ struct Threads {
     submit: f64,
     /// The application thread's CPU µs while submitting: well below `submit` when it waited for the runtime.
     submit_cpu: f64,
+    /// Kernels per GPU batch the runtime submitted: each batch boundary costs the GPU a gap.
+    per_batch: f64,
 }
 
 /// The CPU time the calling thread has used (zero where the clock cannot be read).
@@ -225,6 +227,8 @@ impl<'q> ThroughCeler<'q> {
             busy: per_task(after.busy.saturating_sub(before.busy)),
             submit: per_task(submitting),
             submit_cpu: per_task(app_cpu),
+            per_batch: after.kernels.saturating_sub(before.kernels) as f64
+                / after.kernel_batches.saturating_sub(before.kernel_batches).max(1) as f64,
         };
         Ok(us)
     }
@@ -309,11 +313,12 @@ fn main() -> Res<()> {
         let of = |f: fn(&Threads) -> f64| median(&v.iter().map(f).collect::<Vec<f64>>());
         println!(
             "  {:<48} runtime thread: median {:.2} µs of CPU, {:.2} µs in busy loop steps and {:.1} loop steps per \
-             task; application thread: {:.2} µs per task submitting ({:.2} µs of CPU)",
+             task, {:.1} kernels per batch; application thread: {:.2} µs per task submitting ({:.2} µs of CPU)",
             way.label(),
             of(|t| t.cpu),
             of(|t| t.busy),
             of(|t| t.steps),
+            of(|t| t.per_batch),
             of(|t| t.submit),
             of(|t| t.submit_cpu)
         );

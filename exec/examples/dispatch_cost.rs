@@ -1,7 +1,9 @@
 //! Measures what a tiny dispatch costs on the preferred Vulkan device when submitted
 //! (a) one per submission, waiting for each by polling its fence,
 //! (b) 64 per batch, each batch's completion polled on the timeline semaphore, and
-//! (c) 64 per batch with several batches in flight,
+//! (c) 64 per batch with several batches in flight, and
+//! (d) dependent dispatches in batches of 8 to 256 with several in flight (what a batch boundary costs when the next
+//! batch is already queued),
 //! and prints a table of µs per dispatch (median of the repetitions).
 //!
 //! ```text
@@ -193,10 +195,17 @@ fn run() -> Result<(), Box<dyn Error>> {
     let us = median_us(total, || run_batches(&mut gpu, kernel, &allocs, total, PER_BATCH, in_flight, true))?;
     rows.push((format!("(c) {PER_BATCH} per batch, independent, {in_flight} in flight"), us));
 
+    // (d) Dependent dispatches in batches of several sizes, several in flight.
+    const SIZES: [usize; 6] = [8, 16, 32, 64, 128, 256];
+    for size in SIZES {
+        let us = median_us(total, || run_batches(&mut gpu, kernel, &allocs, total, size, in_flight, false))?;
+        rows.push((format!("(d) {size} per batch, dependent, {in_flight} in flight"), us));
+    }
+
     // Every dispatch ran: allocs[0] received one add per dependent or (a3) dispatch, plus
     // one per batch of the independent runs.
     let per_run_independent = total.div_ceil(PER_BATCH);
-    let expected = (REPS + 1) * (single_total + 2 * total + 2 * per_run_independent);
+    let expected = (REPS + 1) * (single_total + (2 + SIZES.len()) * total + 2 * per_run_independent);
     let sum = first_cell(&mut gpu, &allocs[0])? as usize;
     if sum != expected {
         return Err(format!("allocation 0 holds {sum}, expected {expected}: dispatches were lost").into());
