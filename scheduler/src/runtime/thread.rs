@@ -447,6 +447,8 @@ pub(super) fn run(
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
     // Messages handled so far (the application counts those it sent).
     let mut handled: u64 = 0;
+    // What `progress` holds: (tasks, drained_after).
+    let mut published = (0u64, 0u64);
     let mut idle = super::idle::IdleClock::new(last, runtime.stall_timeout);
     for l in loops.iter_mut() {
         l.start_phase(last);
@@ -503,9 +505,15 @@ pub(super) fn run(
             progressed |= stepped;
             done &= rank_loop.is_shut_down() && rank_loop.is_idle();
         }
-        progress.tasks.store(loops.iter().map(|l| l.progress()).min().unwrap_or(0), Ordering::Release);
+        // Stored only when they change: the application thread may be reading them in a loop (`submit`'s
+        // back-pressure), and a store each iteration would take the cache line from it every time.
+        let tasks = loops.iter().map(|l| l.progress()).min().unwrap_or(0);
         let drained = if loops.iter().all(|l| l.is_drained()) { handled } else { u64::MAX };
-        progress.drained_after.store(drained, Ordering::Release);
+        if (tasks, drained) != published {
+            published = (tasks, drained);
+            progress.tasks.store(tasks, Ordering::Release);
+            progress.drained_after.store(drained, Ordering::Release);
+        }
         if let Some(v) = &mut vote {
             // Waiting inside the runtime: work pending and no progress for half the timeout, or shut down (the
             // application thread has dropped its queue; the rank waits for the others).
