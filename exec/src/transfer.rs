@@ -11,11 +11,14 @@
 //! - **MPI touches the engine's memory, or memory the caller lent until a completion.** With
 //!   [`send`](TransferEngine::send) and [`expect`](TransferEngine::expect) payloads are packed into (and
 //!   received into) pooled staging buffers; the caller's memory is read in `send` and written in
-//!   [`poll`](TransferEngine::poll), synchronously. With [`send_lent`](TransferEngine::send_lent) and
-//!   [`expect_into`](TransferEngine::expect_into) the caller lends packed memory that MPI reads or writes in
-//!   place (no copy: the runtime lends the GPU's host-visible staging), from the call until `poll` returns the
-//!   completion for its token; after that MPI never touches it again. The lending calls are `unsafe`: their
-//!   contracts say what the caller keeps valid and untouched, and for how long if the engine is dropped first.
+//!   [`poll`](TransferEngine::poll) (or in `expect`, for a small payload that arrived first), synchronously.
+//!   With [`send_lent`](TransferEngine::send_lent) and [`expect_into`](TransferEngine::expect_into) the caller
+//!   lends packed memory that MPI reads or writes in place (no copy: the runtime lends the GPU's host-visible
+//!   staging), from the call until `poll` returns the completion for its token; after that MPI never touches it
+//!   again. Payloads of up to [`INLINE_PAYLOAD_BYTES`] are the exception: they travel inside the header
+//!   message, so they are copied (out of lent memory during `send_lent`, into it when the header is matched).
+//!   The lending calls are `unsafe`: their contracts say what the caller keeps valid and untouched, and for how
+//!   long if the engine is dropped first; the contracts are the same for every payload size.
 //! - **Mismatches are errors, never corruption.** A header whose box lies outside the expected
 //!   region, or covers cells that already arrived, is reported with the key, the sender and the box.
 //!
