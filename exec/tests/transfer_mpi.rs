@@ -17,6 +17,8 @@
 //!    exactly [`INLINE_PAYLOAD_BYTES`] (inside the header message) and one byte more (header and payload message),
 //!    more inline headers than header slots arriving before their expects, and inline payloads into `expect_into`
 //!    targets that a box spans or holds non-contiguously; each checked by its cells and by the engine's counters.
+//! 7. sends itself header messages by hand whose inline payload is shorter than declared, or longer than a
+//!    header receive buffer: each must be a clear error, after which the engine still completes the transfer.
 //!
 //! Exits non-zero with a message naming the rank, the transfer and the cell on any mismatch, and
 //! after [`TIME_LIMIT`] instead of hanging. To see those failures, set `TRANSFER_MPI_FAULT=mismatch`
@@ -32,7 +34,7 @@ use std::time::{Duration, Instant};
 use celer_exec::mpi::{self, Rank};
 use celer_exec::transfer::{
     pack, testspy, unpack, AllocLayout, CellBox, Completion, CompletionKind, Token, TransferEngine, TransferError,
-    TransferKey, INLINE_PAYLOAD_BYTES,
+    TransferKey, HEADER_TAG, INLINE_PAYLOAD_BYTES,
 };
 
 /// The watchdog ends the process after this long.
@@ -313,7 +315,7 @@ fn expect_token(i: usize) -> Token {
 }
 const READY_TOKEN: Token = Token(1 << 50);
 const GATHER_TOKEN: Token = Token(1 << 51);
-/// Tokens of the error cases: 1 to 3 are expects, 4 a gather, from 101 sends.
+/// Tokens of the error cases: 1 to 3 and 5 are expects, 4 a gather, from 101 sends.
 fn error_token(n: u64) -> Token {
     Token(1 << 54 | n)
 }
@@ -323,7 +325,7 @@ fn kind_of(token: Token) -> CompletionKind {
     let t = token.0;
     if token == READY_TOKEN || token == GATHER_TOKEN || token == error_token(4) {
         CompletionKind::Gathered
-    } else if (t & 1 << 40 != 0 && t < 1 << 50) || (t >> 54 == 1 && (1..=3).contains(&(t & 0xff))) || t >> 56 == 1 {
+    } else if (t & 1 << 40 != 0 && t < 1 << 50) || (t >> 54 == 1 && matches!(t & 0xff, 1..=3 | 5)) || t >> 56 == 1 {
         CompletionKind::Received
     } else {
         CompletionKind::Sent
@@ -1007,6 +1009,81 @@ fn inline_cases(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result
     Ok(4)
 }
 
+/// A header message as the module documentation of `celer_exec::transfer` lays it out, written by hand: from node
+/// `me` (one device per rank), with the inline flag, declaring an inline payload of `declared` bytes for `bounds`
+/// and carrying `payload` after the header.
+fn handmade_header(me: Rank, key: TransferKey, bounds: CellBox, declared: usize, payload: &[u8]) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(b"celr");
+    m.extend_from_slice(&me.to_le_bytes());
+    m.extend_from_slice(&0i32.to_le_bytes()); // no payload tag
+    m.extend_from_slice(&1u32.to_le_bytes()); // flags: inline
+    for v in [key.0, key.1, key.2] {
+        m.extend_from_slice(&v.to_le_bytes());
+    }
+    for c in bounds.min().into_iter().chain(bounds.max()) {
+        m.extend_from_slice(&(c as u64).to_le_bytes());
+    }
+    m.extend_from_slice(&(declared as u64).to_le_bytes());
+    m.extend_from_slice(&0u64.to_le_bytes()); // no payload messages
+    assert_eq!(m.len(), 104);
+    m.extend_from_slice(payload);
+    m
+}
+
+/// Sends `message` to this rank on the header tag and waits until it has left.
+fn send_to_self(comm: &mpi::Communicator, me: Rank, message: &[u8]) -> Result<(), String> {
+    // SAFETY: the request is completed below (or dropped, which completes it) before `message`'s borrow ends; it is
+    // never leaked.
+    let mut request = unsafe { comm.isend(message, me, HEADER_TAG) }.map_err(|e| e.to_string())?;
+    while !request.test().map_err(|e| e.to_string())? {
+        if Instant::now() > deadline() {
+            return Err("a hand-made header message to this rank was never sent".into());
+        }
+    }
+    Ok(())
+}
+
+/// Step 7 of the module documentation: header messages whose inline payload is not as long as they declare, or
+/// that are longer than a header receive buffer, sent by hand to this rank. Each is a clear error from `poll`, and
+/// the engine goes on (a real send of the same box then completes the expect). Returns the number of cases.
+fn header_message_cases(engine: &mut TransferEngine<'_>, comm: &mpi::Communicator, me: Rank) -> Result<usize, String> {
+    let mut done = Done::default();
+    let layout = AllocLayout { bounds: CellBox::d1(0, 8), elem_size: 4 };
+    let src: Vec<u8> = (0..32).map(|i| (i * 11 + 5) as u8).collect();
+    let mut dst = vec![0u8; 32];
+    let (key, bounds) = (TransferKey(ERRORS, me as u64, 10), CellBox::d1(0, 4));
+    // SAFETY: `dst` holds `layout`, outlives the engine's use of it and is read only after the expect's completion.
+    unsafe { engine.expect(key, &[bounds], &layout, dst.as_mut_ptr(), error_token(5)) }.map_err(|e| e.to_string())?;
+
+    // a. 16 bytes declared, 12 carried: the length check, not a 16-byte copy out of a 12-byte message.
+    send_to_self(comm, me, &handmade_header(me, key, bounds, 16, &src[..12]))?;
+    let err = poll_until_error(engine, &mut done, "an inline payload shorter than declared")?;
+    let fits = matches!(err, TransferError::InlineLength { declared: 16, got: 12, .. });
+    expect_error(&err, fits, key, me, bounds)?;
+
+    // b. Longer than a header receive buffer: MPI's truncation error, never a write past the buffer.
+    let long = handmade_header(me, key, bounds, 16, &vec![0xee; INLINE_PAYLOAD_BYTES + 1]);
+    send_to_self(comm, me, &long)?;
+    let err = poll_until_error(engine, &mut done, "a header message longer than a header buffer")?;
+    if !matches!(err, TransferError::HeaderReceiveFailed { .. }) {
+        return Err(format!("a header message longer than a header buffer gave {err} ({err:?})"));
+    }
+
+    // Neither touched the destination; the engine still receives, and the real box completes the expect.
+    if dst.iter().any(|&b| b != 0) {
+        return Err("a rejected header message wrote the destination".into());
+    }
+    engine.send(key, me, bounds, &layout, &src, error_token(109)).map_err(|e| e.to_string())?;
+    poll_until(engine, &mut done, "the expect after rejected header messages", |_, d| {
+        d.tokens.contains(&error_token(5)) && d.tokens.contains(&error_token(109))
+    })?;
+    if dst[..16] != src[..16] || dst[16..].iter().any(|&b| b != 0) {
+        return Err("after rejected header messages, the destination holds the wrong bytes".into());
+    }
+    Ok(2)
+}
+
 fn main() -> ExitCode {
     let finished = &*Box::leak(Box::new(AtomicBool::new(false)));
     std::thread::spawn(move || {
@@ -1033,7 +1110,11 @@ fn main() -> ExitCode {
         let summary = exchange(&mut engine, me, size)?;
         let cases = error_cases(&mut engine, me, size)?;
         let inline = inline_cases(&mut engine, me, size)?;
-        Ok(format!("{summary}; {cases} error cases reported correctly; {inline} phases of inline cases verified"))
+        let malformed = header_message_cases(&mut engine, &comm, me)?;
+        Ok(format!(
+            "{summary}; {cases} error cases reported correctly; {inline} phases of inline cases verified; \
+             {malformed} malformed header messages rejected"
+        ))
     });
     match result {
         Ok(summary) => {
