@@ -19,6 +19,8 @@
 //!    targets that a box spans or holds non-contiguously; each checked by its cells and by the engine's counters.
 //! 7. sends itself header messages by hand whose inline payload is shorter than declared, or longer than a
 //!    header receive buffer: each must be a clear error, after which the engine still completes the transfer.
+//! 8. drops its engine and runs two per rank (devices 0 and 1, `TransferEngine::for_device`): each node sends
+//!    the next node of the ring payloads inside and beyond the inline limit.
 //!
 //! Exits non-zero with a message naming the rank, the transfer and the cell on any mismatch, and
 //! after [`TIME_LIMIT`] instead of hanging. To see those failures, set `TRANSFER_MPI_FAULT=mismatch`
@@ -58,6 +60,7 @@ const READY: u64 = u64::MAX;
 const GATHER: u64 = u64::MAX - 1;
 const ERRORS: u64 = u64::MAX - 2;
 const INLINE: u64 = u64::MAX - 3;
+const DEVICES: u64 = u64::MAX - 4;
 
 /// SplitMix64.
 struct Rng(u64);
@@ -1084,6 +1087,83 @@ fn header_message_cases(engine: &mut TransferEngine<'_>, comm: &mpi::Communicato
     Ok(2)
 }
 
+/// Step 8 of the module documentation: two engines per rank (devices 0 and 1, nodes `2 × rank + device`, device 1
+/// on a duplicate communicator), each node sending to the next node of the ring payloads of 8 bytes and of
+/// [`INLINE_PAYLOAD_BYTES`] (inline) and of one byte more (header and payload message) into `expect_into` targets.
+/// Returns the number of transfers each node received.
+fn two_devices(comm: &mpi::Communicator, me: Rank, size: Rank) -> Result<usize, String> {
+    let dup = comm.duplicate_full().map_err(|e| e.to_string())?;
+    let comms = [comm, &dup];
+    let mut engines = Vec::new();
+    for d in 0..2 {
+        engines.push(TransferEngine::for_device(&comms, d).map_err(|e| format!("device {d}: {e}"))?);
+    }
+    let nodes = 2 * size;
+    let lens = [8, INLINE_PAYLOAD_BYTES, INLINE_PAYLOAD_BYTES + 1];
+    let key = |receiver: Rank, k: usize| TransferKey(DEVICES, receiver as u64, k as u64);
+    let value = |key: TransferKey, i: usize| (key.1 as usize * 37 + key.2 as usize * 101 + i * 7) as u8;
+    // Targets first (their memory stays put: the inner vectors are never resized), then every expect, then the sends.
+    let mut targets: Vec<Vec<Vec<u8>>> = (0..2).map(|_| lens.iter().map(|&n| vec![0xa5; n]).collect()).collect();
+    let mut sources: Vec<Vec<Vec<u8>>> = Vec::new();
+    for (d, engine) in engines.iter_mut().enumerate() {
+        let node = 2 * me + d as Rank;
+        for (k, &n) in lens.iter().enumerate() {
+            let target = [(CellBox::d1(0, n), targets[d][k].as_mut_ptr())];
+            // SAFETY: the target is a buffer of `n` bytes, read only after every engine has completed and dropped
+            // after the engines.
+            unsafe { engine.expect_into(key(node, k), &target, 1, Token(k as u64)) }.map_err(|e| e.to_string())?;
+        }
+    }
+    for (d, engine) in engines.iter_mut().enumerate() {
+        let next = (2 * me + d as Rank + 1) % nodes;
+        let mut mine = Vec::new();
+        for (k, &n) in lens.iter().enumerate() {
+            let bytes: Vec<u8> = (0..n).map(|i| value(key(next, k), i)).collect();
+            let layout = AllocLayout { bounds: CellBox::d1(0, n), elem_size: 1 };
+            let token = Token(100 + k as u64);
+            if k % 2 == 0 {
+                // SAFETY: `bytes` moves into `sources` (its heap memory stays put), which is kept until every
+                // engine has completed and dropped after the engines.
+                unsafe { engine.send_lent(key(next, k), next, layout.bounds, 1, bytes.as_ptr(), token) }
+            } else {
+                engine.send(key(next, k), next, layout.bounds, &layout, &bytes, token)
+            }
+            .map_err(|e| format!("device {d}, send of {} bytes to node {next}: {e}", n))?;
+            mine.push(bytes);
+        }
+        sources.push(mine);
+    }
+    let mut done: Vec<HashSet<Token>> = vec![HashSet::new(); 2];
+    let mut buf = Vec::new();
+    while done.iter().any(|d| d.len() < 2 * lens.len()) {
+        for (d, engine) in engines.iter_mut().enumerate() {
+            engine.poll(&mut buf).map_err(|e| format!("device {d}: poll failed: {e}"))?;
+            done[d].extend(buf.drain(..).map(|c| c.token));
+        }
+        if Instant::now() > deadline() {
+            return Err(format!("rank {me}, two devices per rank: not done {POLL_LIMIT:?} after the start"));
+        }
+    }
+    for (d, engine) in engines.iter().enumerate() {
+        let got = counters(engine);
+        let want = Counted { inline_sent: 2, messages: 1, inline_received: 2, in_place: 1 };
+        if got != want {
+            return Err(format!("rank {me}, device {d}: the engine counted {got:?}, expected {want:?}"));
+        }
+    }
+    drop(engines);
+    drop(sources);
+    for (d, targets) in targets.iter().enumerate() {
+        let node = 2 * me + d as Rank;
+        for (k, t) in targets.iter().enumerate() {
+            if let Some(i) = (0..t.len()).find(|&i| t[i] != value(key(node, k), i)) {
+                return Err(format!("rank {me}, node {node}: byte {i} of {} from the previous node is wrong", t.len()));
+            }
+        }
+    }
+    Ok(lens.len())
+}
+
 fn main() -> ExitCode {
     let finished = &*Box::leak(Box::new(AtomicBool::new(false)));
     std::thread::spawn(move || {
@@ -1115,6 +1195,11 @@ fn main() -> ExitCode {
             "{summary}; {cases} error cases reported correctly; {inline} phases of inline cases verified; \
              {malformed} malformed header messages rejected"
         ))
+    });
+    // The engine on `comm` is gone: two engines per rank now, one on `comm` and one on a duplicate.
+    let result = result.and_then(|summary| {
+        let n = two_devices(&comm, me, size)?;
+        Ok(format!("{summary}; {n} transfers per node with two devices per rank verified"))
     });
     match result {
         Ok(summary) => {
