@@ -11,53 +11,65 @@
 //! - **MPI touches the engine's memory, or memory the caller lent until a completion.** With
 //!   [`send`](TransferEngine::send) and [`expect`](TransferEngine::expect) payloads are packed into (and
 //!   received into) pooled staging buffers; the caller's memory is read in `send` and written in
-//!   [`poll`](TransferEngine::poll), synchronously. With [`send_lent`](TransferEngine::send_lent) and
-//!   [`expect_into`](TransferEngine::expect_into) the caller lends packed memory that MPI reads or writes in
-//!   place (no copy: the runtime lends the GPU's host-visible staging), from the call until `poll` returns the
-//!   completion for its token; after that MPI never touches it again. The lending calls are `unsafe`: their
-//!   contracts say what the caller keeps valid and untouched, and for how long if the engine is dropped first.
+//!   [`poll`](TransferEngine::poll) (or in `expect`, for a small payload that arrived first), synchronously.
+//!   With [`send_lent`](TransferEngine::send_lent) and [`expect_into`](TransferEngine::expect_into) the caller
+//!   lends packed memory that MPI reads or writes in place (no copy: the runtime lends the GPU's host-visible
+//!   staging), from the call until `poll` returns the completion for its token; after that MPI never touches it
+//!   again. Payloads of up to [`INLINE_PAYLOAD_BYTES`] are the exception: they travel inside the header
+//!   message, so they are copied (out of lent memory during `send_lent`, into it when the header is matched).
+//!   The lending calls are `unsafe`: their contracts say what the caller keeps valid and untouched, and for how
+//!   long if the engine is dropped first; the contracts are the same for every payload size.
 //! - **Mismatches are errors, never corruption.** A header whose box lies outside the expected
 //!   region, or covers cells that already arrived, is reported with the key, the sender and the box.
 //!
 //! # Protocol
 //!
-//! **Tags.** Headers travel on tag [`HEADER_TAG`] (0). Each non-empty payload gets its own tag from
-//! a wrapping counter in `1..=tag_ub`, where `tag_ub` is the communicator's `MPI_TAG_UB`
-//! ([`Communicator::tag_ub`]). The receiver matches payloads by (sender, tag), so a tag is reused
-//! only after `tag_ub` further transfers from the same sender (2³¹ − 1 with OpenMPI).
+//! **Tags.** Headers travel on tag [`HEADER_TAG`] (0), inline payloads inside them. Each payload larger than
+//! [`INLINE_PAYLOAD_BYTES`] gets its own tag from a wrapping counter in `1..=tag_ub`, where `tag_ub` is the
+//! communicator's `MPI_TAG_UB` ([`Communicator::tag_ub`]). The receiver matches payloads by (sender, tag), so a
+//! tag is reused only after `tag_ub` further such transfers from the same sender (2³¹ − 1 with OpenMPI).
 //!
 //! **Several devices per rank** ([`TransferEngine::for_device`]): each device is a node with an
 //! engine of its own; device `d` of every rank receives on the `d`-th communicator, so a node is
 //! reached by (communicator, rank); the payload tags of a rank's devices fall in different residue
 //! classes modulo the device count, so a receiver tells apart payloads from two devices of one rank.
 //!
-//! **Header** (104 bytes, little-endian; `header.rs`):
+//! **Header message**: the header (104 bytes, little-endian; `header.rs`), followed by the payload itself when
+//! the payload is inline (flag bit 0):
 //!
 //! | offset | bytes | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `"celr"` |
 //! | 4 | 4 | sender node (`i32`: rank × devices + device), checked against the source rank MPI reports |
-//! | 8 | 4 | payload tag (`i32`) |
-//! | 12 | 4 | reserved, 0 |
+//! | 8 | 4 | payload tag (`i32`); 0 for an empty or inline payload |
+//! | 12 | 4 | flags (`u32`): bit 0 set = the payload is inline; the other bits are 0 |
 //! | 16 | 24 | transfer key (3 × `u64`) |
 //! | 40 | 24 | box `min` (3 × `u64`), buffer coordinates |
 //! | 64 | 24 | box `max` (3 × `u64`); an empty box is all zeros |
-//! | 88 | 8 | payload length in bytes (`u64`) |
-//! | 96 | 8 | message size (`u64`): the payload is `ceil(length / size)` messages |
+//! | 88 | 8 | payload length in bytes (`u64`); at most [`INLINE_PAYLOAD_BYTES`] if inline |
+//! | 96 | 8 | message size (`u64`): the payload is `ceil(length / size)` messages; 0 for an empty or inline payload |
+//! | 104 | length | inline payloads only: the box's cells packed row-major; the message is `104 + length` bytes |
 //!
 //! **Sender** ([`send`](TransferEngine::send)): packs the box row-major into a staging buffer
-//! whose first 104 bytes are the header, `MPI_Isend`s the header on tag 0, then the payload in
-//! consecutive messages of at most `i32::MAX` bytes (MPI's `int` count) on the payload tag. An
-//! empty box sends the header alone: "nothing from me", which reductions need. The transfer
-//! completes when all of its messages have been sent. [`send_lent`](TransferEngine::send_lent)
-//! sends the same messages, the payload from the caller's packed memory instead of a copy.
+//! whose first 104 bytes are the header. A payload of 1 to [`INLINE_PAYLOAD_BYTES`] bytes goes
+//! inline: header and payload are one `MPI_Isend` on tag 0. A larger one: the header alone on
+//! tag 0, then the payload in consecutive messages of at most `i32::MAX` bytes (MPI's `int` count)
+//! on the payload tag. An empty box sends the header alone: "nothing from me", which reductions
+//! need. The transfer completes when all of its messages have been sent.
+//! [`send_lent`](TransferEngine::send_lent) sends the same messages, a larger payload from the
+//! caller's packed memory instead of a copy; an inline one is copied into the header message
+//! during the call (its completion still comes once that message has left).
 //!
-//! **Receiver.** [`HEADER_SLOTS`] receives of `MPI_ANY_SOURCE` on tag 0 are always posted; each is
-//! re-posted as soon as its header is read. A header is matched by its key:
+//! **Receiver.** [`HEADER_SLOTS`] receives of `MPI_ANY_SOURCE` on tag 0, each into a buffer of
+//! 104 + [`INLINE_PAYLOAD_BYTES`] bytes, are always posted; each is re-posted as soon as its
+//! message is read. A message shorter than a header, one whose length is not 104 plus its inline
+//! payload's declared length ([`TransferError::InlineLength`], naming key, sender and box), or one
+//! longer than the buffer (MPI's truncation error) is rejected. A header is matched by its key:
 //!
-//! - With no active expect for the key, it is kept ([`unmatched_headers`](TransferEngine::unmatched_headers))
-//!   and matched when [`expect`](TransferEngine::expect) or
-//!   [`expect_gather`](TransferEngine::expect_gather) registers the key.
+//! - With no active expect for the key, it is kept, with a copy of its inline payload
+//!   ([`unmatched_headers`](TransferEngine::unmatched_headers)), and matched when
+//!   [`expect`](TransferEngine::expect) or [`expect_gather`](TransferEngine::expect_gather)
+//!   registers the key.
 //! - For a region expect, a non-empty box must lie inside the union of the expected boxes, must
 //!   not overlap a box already received for the key, and its length must be the box's volume
 //!   times the element size. Empty boxes are accepted and ignored. The expect completes once the
@@ -66,13 +78,15 @@
 //!   completes once `n` headers have arrived and their payloads have been received. Its bytes are
 //!   then handed out per sender, in rank order ([`take_gathered`](TransferEngine::take_gathered)).
 //! - For an [`expect_into`](TransferEngine::expect_into) (a region given as targets, each a box with memory
-//!   holding its cells packed), the same rules as for a region expect; a payload whose box lies in one target
-//!   and is one contiguous run there is received straight into it, any other into staging, then copied into
-//!   the targets it covers.
-//! - On a match, one `MPI_Irecv` per payload message is posted from the header's sender on its
-//!   payload tag, into a pooled staging buffer (or the target, as just said). MPI's non-overtaking
-//!   rule (same sender, tag and communicator match in order, MPI-3.1 §3.5) keeps the messages of one
-//!   payload in order.
+//!   holding its cells packed), the same rules as for a region expect; a payload larger than the inline limit
+//!   whose box lies in one target and is one contiguous run there is received straight into it, any other
+//!   larger one into staging, then copied into the targets it covers (as an inline one is, from its header).
+//! - On a match, an inline payload is copied into the destination at once (unpacked into the
+//!   allocation, copied into the targets it covers, or kept as a piece), with no further message.
+//!   For any other payload, one `MPI_Irecv` per payload message is posted from the header's sender
+//!   on its payload tag, into a pooled staging buffer (or the target, as just said). MPI's
+//!   non-overtaking rule (same sender, tag and communicator match in order, MPI-3.1 §3.5) keeps the
+//!   messages of one payload in order.
 //!
 //! One key has at most one active expect; a key may be expected again after its expect completed.
 //! Headers that arrive for a key after its expect completed are kept as unmatched.
@@ -117,8 +131,8 @@ mod state;
 
 pub use error::TransferError;
 pub use geometry::{pack, unpack, AllocLayout, BoxList, CellBox};
-use header::{Header, HEADER_LEN};
-use state::{Expect, ExpectKind, Inbound, Op, Outbound, Slab, StagingPool};
+use header::HEADER_MESSAGE_MAX;
+use state::{EarlyHeader, Expect, ExpectKind, Inbound, Op, Outbound, Slab, StagingPool};
 
 /// The tag every header travels on; payload tags start at 1.
 pub const HEADER_TAG: Tag = 0;
@@ -127,6 +141,18 @@ pub const HEADER_TAG: Tag = 0;
 /// queue, so this bounds nothing but how many are taken in per [`TransferEngine::poll`].
 // TODO(perf): measure whether more slots help with many ranks announcing at once.
 pub const HEADER_SLOTS: usize = 16;
+
+/// The largest payload that travels inside its header message (see the protocol section of the
+/// [module documentation](self)); larger ones follow the header in messages of their own.
+///
+/// Why 3 KiB: an inline payload saves the receiver a payload receive and a poll round only while the header message
+/// stays an eager message, which MPI delivers whether or not a receive is posted and whose send completes at once.
+/// OpenMPI's shared-memory transport (`btl_vader_eager_limit`, 4096 bytes including OpenMPI's own match header) is
+/// the smallest eager limit among the transports celer runs on (TCP's `btl_tcp_eager_limit` is 64 KiB); a header
+/// message of at most 104 + 3072 = 3176 bytes stays below it with room for that match header. The receiver keeps
+/// [`HEADER_SLOTS`] buffers of this size posted (50 KiB per engine), and a 1D halo or a row of up to 768 `f32`s fits.
+// TODO(perf): measure 4 KiB against 3 KiB on the GPU machine's transports (UCX) once halos of that size matter.
+pub const INLINE_PAYLOAD_BYTES: usize = 3072;
 
 /// The largest payload message: MPI counts bytes in an `int`.
 const MAX_MESSAGE_BYTES: usize = i32::MAX as usize;
@@ -257,16 +283,18 @@ pub struct TransferEngine<'c> {
     /// next one. Kept across calls so that an error does not lose the completions after it.
     finished: Vec<(Op, Completed)>,
     finished_pos: usize,
-    /// [`HEADER_SLOTS`] header receive buffers of [`HEADER_LEN`] bytes each. Allocated once,
-    /// never resized, and accessed only through raw pointers, because MPI may write any slot
-    /// whose receive is active.
+    /// [`HEADER_SLOTS`] header receive buffers of [`HEADER_MESSAGE_MAX`] bytes each (a header and an inline
+    /// payload). Allocated once, never resized, and accessed only through raw pointers, because MPI may write any
+    /// slot whose receive is active.
     header_bufs: Vec<u8>,
+    /// Scratch: the header message being handled, copied out of its slot so the slot can be re-posted at once.
+    header_msg: Vec<u8>,
     outbound: Slab<Outbound>,
     inbound: Slab<Inbound>,
     expects: Slab<Expect>,
     expect_by_key: HashMap<TransferKey, usize>,
-    /// Headers that arrived before their expect.
-    unmatched: Vec<Header>,
+    /// Headers that arrived before their expect, with their inline payloads.
+    unmatched: Vec<EarlyHeader>,
     /// Completions to hand out at the end of the next `poll`.
     ready: Vec<Completion>,
     /// Completed gathers not yet taken.
@@ -287,6 +315,10 @@ pub struct TransferEngine<'c> {
     payload_messages_sent: u64,
     /// Payloads received straight into an `expect_into` target so far (for tests).
     payloads_received_in_place: u64,
+    /// Payloads sent inside their header message so far (for tests).
+    inline_payloads_sent: u64,
+    /// Inline payloads delivered into their expect's destination so far (for tests).
+    inline_payloads_received: u64,
 }
 
 impl<'c> TransferEngine<'c> {
@@ -327,7 +359,8 @@ impl<'c> TransferEngine<'c> {
             done: Vec::new(),
             finished: Vec::new(),
             finished_pos: 0,
-            header_bufs: vec![0; HEADER_SLOTS * HEADER_LEN],
+            header_bufs: vec![0; HEADER_SLOTS * HEADER_MESSAGE_MAX],
+            header_msg: Vec::with_capacity(HEADER_MESSAGE_MAX),
             outbound: Slab::new(),
             inbound: Slab::new(),
             expects: Slab::new(),
@@ -345,6 +378,8 @@ impl<'c> TransferEngine<'c> {
             runs: Vec::new(),
             payload_messages_sent: 0,
             payloads_received_in_place: 0,
+            inline_payloads_sent: 0,
+            inline_payloads_received: 0,
         };
         for slot in 0..HEADER_SLOTS {
             engine.post_header_recv(slot)?;
@@ -369,7 +404,8 @@ impl<'c> TransferEngine<'c> {
     ///
     /// `dst` points to an allocation laid out as `layout` that stays valid until the completion
     /// for `token` has been returned by [`poll`](Self::poll) or the engine is dropped; until then
-    /// nothing else reads or writes its cells in `region` (the engine writes them during `poll`).
+    /// nothing else reads or writes its cells in `region` (the engine writes them during `poll`, and during this
+    /// call for inline payloads whose headers arrived earlier).
     pub unsafe fn expect(
         &mut self,
         key: TransferKey,
@@ -401,10 +437,11 @@ impl<'c> TransferEngine<'c> {
 
     /// Registers that the cells of transfer `key` are to be received into memory the caller lends: `targets` are
     /// disjoint boxes, each with the address of its cells packed row-major (`elem_size` bytes each); the region
-    /// expected is their union. A payload whose box lies in one target and is contiguous there (any box of a
-    /// 1D target, whole rows of a 2D one) is received by MPI straight into the target; any other is received into
-    /// the engine's staging and copied into the targets it covers during [`poll`](Self::poll). `token` comes
-    /// back in a [`CompletionKind::Received`] completion once every cell is in.
+    /// expected is their union. A payload larger than [`INLINE_PAYLOAD_BYTES`] whose box lies in one target and
+    /// is contiguous there (any box of a 1D target, whole rows of a 2D one) is received by MPI straight into the
+    /// target; any other is received into the engine's staging (an inline one arrives in its header message) and
+    /// copied into the targets it covers during [`poll`](Self::poll) (or during this call, for a header that
+    /// arrived earlier). `token` comes back in a [`CompletionKind::Received`] completion once every cell is in.
     ///
     /// # Errors
     ///
@@ -620,7 +657,7 @@ impl<'c> TransferEngine<'c> {
     /// Headers that arrived with no expect for their key yet, as (key, sender, box): for
     /// diagnosing transfers that never complete.
     pub fn unmatched_headers(&self) -> impl Iterator<Item = (TransferKey, Rank, CellBox)> + '_ {
-        self.unmatched.iter().map(|h| (h.key, h.sender, h.bounds))
+        self.unmatched.iter().map(|u| (u.header.key, u.header.sender, u.header.bounds))
     }
 
     /// Expects registered and not yet complete, as (key, token).
@@ -708,6 +745,19 @@ pub mod testspy {
     /// [`expect_into`](TransferEngine::expect_into), with no staging buffer.
     pub fn payloads_received_in_place(engine: &TransferEngine<'_>) -> u64 {
         engine.payloads_received_in_place
+    }
+
+    /// The number of payloads `engine` has sent inside their header message (at most
+    /// [`INLINE_PAYLOAD_BYTES`](super::INLINE_PAYLOAD_BYTES) each; not counted by
+    /// [`payload_messages_sent`]).
+    pub fn inline_payloads_sent(engine: &TransferEngine<'_>) -> u64 {
+        engine.inline_payloads_sent
+    }
+
+    /// The number of inline payloads `engine` has copied into their expect's destination (no payload receive was
+    /// posted for them).
+    pub fn inline_payloads_received(engine: &TransferEngine<'_>) -> u64 {
+        engine.inline_payloads_received
     }
 }
 

@@ -12,7 +12,15 @@
 //! 3. for each "late" expect, waits until all of its headers have arrived, then posts it;
 //! 4. polls until everything completed and checks every cell of every destination allocation
 //!    (cells outside the expected region must be untouched) and every gathered byte;
-//! 5. runs the error cases against itself.
+//! 5. runs the error cases against itself;
+//! 6. runs the inline cases with its neighbours in a ring (sends to rank + 1, receives from rank − 1): payloads of
+//!    exactly [`INLINE_PAYLOAD_BYTES`] (inside the header message) and one byte more (header and payload message),
+//!    more inline headers than header slots arriving before their expects, and inline payloads into `expect_into`
+//!    targets that a box spans or holds non-contiguously; each checked by its cells and by the engine's counters.
+//! 7. sends itself header messages by hand whose inline payload is shorter than declared, or longer than a
+//!    header receive buffer: each must be a clear error, after which the engine still completes the transfer.
+//! 8. drops its engine and runs two per rank (devices 0 and 1, `TransferEngine::for_device`): each node sends
+//!    the next node of the ring payloads inside and beyond the inline limit.
 //!
 //! Exits non-zero with a message naming the rank, the transfer and the cell on any mismatch, and
 //! after [`TIME_LIMIT`] instead of hanging. To see those failures, set `TRANSFER_MPI_FAULT=mismatch`
@@ -28,7 +36,7 @@ use std::time::{Duration, Instant};
 use celer_exec::mpi::{self, Rank};
 use celer_exec::transfer::{
     pack, testspy, unpack, AllocLayout, CellBox, Completion, CompletionKind, Token, TransferEngine, TransferError,
-    TransferKey,
+    TransferKey, HEADER_TAG, INLINE_PAYLOAD_BYTES,
 };
 
 /// The watchdog ends the process after this long.
@@ -51,6 +59,8 @@ const MESSAGE_LIMIT: usize = 20_000;
 const READY: u64 = u64::MAX;
 const GATHER: u64 = u64::MAX - 1;
 const ERRORS: u64 = u64::MAX - 2;
+const INLINE: u64 = u64::MAX - 3;
+const DEVICES: u64 = u64::MAX - 4;
 
 /// SplitMix64.
 struct Rng(u64);
@@ -308,7 +318,7 @@ fn expect_token(i: usize) -> Token {
 }
 const READY_TOKEN: Token = Token(1 << 50);
 const GATHER_TOKEN: Token = Token(1 << 51);
-/// Tokens of the error cases: 1 to 3 are expects, 4 a gather, from 101 sends.
+/// Tokens of the error cases: 1 to 3 and 5 are expects, 4 a gather, from 101 sends.
 fn error_token(n: u64) -> Token {
     Token(1 << 54 | n)
 }
@@ -318,7 +328,7 @@ fn kind_of(token: Token) -> CompletionKind {
     let t = token.0;
     if token == READY_TOKEN || token == GATHER_TOKEN || token == error_token(4) {
         CompletionKind::Gathered
-    } else if (t & 1 << 40 != 0 && t < 1 << 50) || (t >> 54 == 1 && (1..=3).contains(&(t & 0xff))) {
+    } else if (t & 1 << 40 != 0 && t < 1 << 50) || (t >> 54 == 1 && matches!(t & 0xff, 1..=3 | 5)) || t >> 56 == 1 {
         CompletionKind::Received
     } else {
         CompletionKind::Sent
@@ -462,14 +472,20 @@ fn exchange(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<Str
     // What `send_lent` sends from, kept until every send has completed.
     let mut lent: Vec<Vec<u8>> = Vec::new();
     let mut expected_messages = 0u64;
+    let mut expected_inline = 0u64;
     let mut split_sends = 0;
+    // The payload messages a payload of `bytes` bytes takes after its header: none if it is empty or inline.
+    let messages_of =
+        |bytes: usize| if bytes <= INLINE_PAYLOAD_BYTES { 0 } else { bytes.div_ceil(MESSAGE_LIMIT) as u64 };
+    let inline_of = |bytes: usize| u64::from(bytes > 0 && bytes <= INLINE_PAYLOAD_BYTES);
     for &(i, p) in &sends {
         if i == usize::MAX {
             let r = p as Rank;
             let key = gather_key(r);
             let src = fill(key, &gather_layout, false);
             let b = gather_piece(me, r);
-            expected_messages += (b.volume() * 8).div_ceil(MESSAGE_LIMIT) as u64;
+            expected_messages += messages_of(b.volume() * 8);
+            expected_inline += inline_of(b.volume() * 8);
             engine.send(key, r, b, &gather_layout, &src, Token(1 << 53 | r as u64)).map_err(|e| e.to_string())?;
         } else {
             let t = &plan[i];
@@ -486,8 +502,9 @@ fn exchange(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<Str
                     t.key
                 );
             }
-            let messages = (piece.bounds.volume() * piece.layout.elem_size).div_ceil(MESSAGE_LIMIT) as u64;
+            let messages = messages_of(piece.bounds.volume() * piece.layout.elem_size);
             expected_messages += messages;
+            expected_inline += inline_of(piece.bounds.volume() * piece.layout.elem_size);
             split_sends += usize::from(messages > 1);
             if sent_lent(i, p) {
                 let mut packed = vec![0; piece.bounds.volume() * piece.layout.elem_size];
@@ -511,6 +528,10 @@ fn exchange(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<Str
     let sent = testspy::payload_messages_sent(engine);
     if sent != expected_messages {
         return Err(format!("rank {me} sent {sent} payload messages, expected {expected_messages}"));
+    }
+    let inline = testspy::inline_payloads_sent(engine);
+    if inline != expected_inline {
+        return Err(format!("rank {me} sent {inline} payloads inside their headers, expected {expected_inline}"));
     }
     if split_sends == 0 {
         return Err(format!("rank {me}: no payload was split; the large transfers do not exercise the split"));
@@ -551,8 +572,12 @@ fn exchange(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<Str
     }
     dst_ptrs.clear();
     drop(lent);
-    // A piece that is a whole box of an `expect_into` region goes straight into its target.
-    let in_place_expected = mine.iter().any(|&i| received_into(i) && plan[i].region.len() == 1);
+    // A piece that is a whole box of an `expect_into` region and too large to travel inline goes straight into its
+    // target (the inline cases check this path again, whatever the plan holds).
+    let in_place_expected = mine.iter().any(|&i| {
+        let t = &plan[i];
+        received_into(i) && t.region.len() == 1 && t.region[0].volume() * t.layout.elem_size > INLINE_PAYLOAD_BYTES
+    });
     let in_place = testspy::payloads_received_in_place(engine);
     if in_place_expected && in_place == 0 {
         return Err(format!("rank {me}: no payload was received in place into an expect_into target"));
@@ -711,6 +736,434 @@ fn error_cases(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<
     Ok(cases)
 }
 
+/// How an inline case's pieces are sent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum SendBy {
+    /// `send`: the engine packs the cells.
+    Copy,
+    /// `send_lent`: from a packed buffer lent until the completion.
+    Lent,
+}
+
+/// How an inline case's region is received.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ReceiveBy {
+    /// `expect` into an allocation.
+    Region,
+    /// `expect_into`: one packed target per box of the region.
+    Into,
+}
+
+/// One transfer of the inline cases, on every edge of the ring: each rank sends `pieces` (which cover `region`) to
+/// the next rank and receives them from the previous one.
+struct InlineCase {
+    /// The receiver's (and the sender's) allocation; the key is `(INLINE, receiver, n)`.
+    layout: AllocLayout,
+    region: Vec<CellBox>,
+    pieces: Vec<CellBox>,
+    send: SendBy,
+    receive: ReceiveBy,
+}
+
+impl InlineCase {
+    fn key(n: usize, receiver: Rank) -> TransferKey {
+        TransferKey(INLINE, receiver as u64, n as u64)
+    }
+}
+
+/// What the engine's counters moved by during one phase of the inline cases.
+#[derive(Debug, PartialEq)]
+struct Counted {
+    /// Payloads sent inside their header message.
+    inline_sent: u64,
+    /// Payload messages sent after a header.
+    messages: u64,
+    /// Inline payloads delivered into an expect.
+    inline_received: u64,
+    /// Payloads received straight into an `expect_into` target.
+    in_place: u64,
+}
+
+fn counters(engine: &TransferEngine<'_>) -> Counted {
+    Counted {
+        inline_sent: testspy::inline_payloads_sent(engine),
+        messages: testspy::payload_messages_sent(engine),
+        inline_received: testspy::inline_payloads_received(engine),
+        in_place: testspy::payloads_received_in_place(engine),
+    }
+}
+
+/// Runs `cases` (numbered from `first`) on the ring and checks every received cell. With `early`, every header
+/// arrives before its expect: the expects are posted only once all of them wait as unmatched headers. Returns what
+/// the engine's counters moved by.
+fn inline_phase(
+    engine: &mut TransferEngine<'_>,
+    me: Rank,
+    size: Rank,
+    first: usize,
+    cases: &[InlineCase],
+    early: bool,
+) -> Result<Counted, String> {
+    let (next, prev) = ((me + 1) % size, (me + size - 1) % size);
+    let before = counters(engine);
+    let mut done = Done::default();
+    let send_token = |n: usize, p: usize| Token(1 << 55 | (n as u64) << 8 | p as u64);
+    let expect_token = |n: usize| Token(1 << 56 | n as u64);
+    // What this rank receives: destinations filled with the complement of what arrives, and the packed targets of
+    // `expect_into`s (0xa5 everywhere; every cell is checked once unpacked into the destination).
+    let mut dsts: Vec<Vec<u8>> =
+        cases.iter().enumerate().map(|(i, c)| fill(InlineCase::key(first + i, me), &c.layout, true)).collect();
+    let mut targets: Vec<Vec<Vec<u8>>> = cases
+        .iter()
+        .map(|c| match c.receive {
+            ReceiveBy::Into => c.region.iter().map(|b| vec![0xa5; b.volume() * c.layout.elem_size]).collect(),
+            ReceiveBy::Region => Vec::new(),
+        })
+        .collect();
+    let target_ptrs: Vec<Vec<(CellBox, *mut u8)>> = targets
+        .iter_mut()
+        .zip(cases)
+        .map(|(bufs, c)| bufs.iter_mut().zip(&c.region).map(|(b, r)| (*r, b.as_mut_ptr())).collect())
+        .collect();
+    let dst_ptrs: Vec<*mut u8> = dsts.iter_mut().map(|d| d.as_mut_ptr()).collect();
+    let post = |engine: &mut TransferEngine<'_>, i: usize| -> Result<(), String> {
+        let (c, key, token) = (&cases[i], InlineCase::key(first + i, me), expect_token(first + i));
+        let posted = match c.receive {
+            // SAFETY: the targets are buffers of `targets[i]` of their boxes' byte sizes, not accessed until every
+            // expect of this phase has completed, and dropped after that.
+            ReceiveBy::Into => unsafe { engine.expect_into(key, &target_ptrs[i], c.layout.elem_size, token) },
+            // SAFETY: `dsts[i]` holds `c.layout`, is not accessed until every expect of this phase has completed,
+            // and is dropped after that.
+            ReceiveBy::Region => unsafe { engine.expect(key, &c.region, &c.layout, dst_ptrs[i], token) },
+        };
+        posted.map_err(|e| format!("inline case {}: {:?} of {key}: {e}", first + i, c.receive))
+    };
+    if !early {
+        for i in 0..cases.len() {
+            post(engine, i)?;
+        }
+    }
+    // What `send_lent` sends from, kept until every send of the phase has completed.
+    let mut lent: Vec<Vec<u8>> = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let key = InlineCase::key(first + i, next);
+        let src = fill(key, &c.layout, false);
+        for (p, piece) in c.pieces.iter().enumerate() {
+            let token = send_token(first + i, p);
+            match c.send {
+                SendBy::Copy => engine.send(key, next, *piece, &c.layout, &src, token),
+                SendBy::Lent => {
+                    let mut packed = vec![0; piece.volume() * c.layout.elem_size];
+                    pack(&c.layout, &src, piece, &mut packed).map_err(|e| e.to_string())?;
+                    // SAFETY: `packed` holds the piece's cells packed and moves into `lent` (its heap memory stays
+                    // put), which is neither written nor dropped before every send of the phase has completed.
+                    let sent =
+                        unsafe { engine.send_lent(key, next, *piece, c.layout.elem_size, packed.as_ptr(), token) };
+                    lent.push(packed);
+                    sent
+                }
+            }
+            .map_err(|e| format!("inline case {}: {:?} of {key} piece {piece}: {e}", first + i, c.send))?;
+        }
+    }
+    if early {
+        let mine: Vec<(TransferKey, usize)> =
+            cases.iter().enumerate().map(|(i, c)| (InlineCase::key(first + i, me), c.pieces.len())).collect();
+        poll_until(engine, &mut done, &format!("the early headers of the inline cases from {first}"), |e, _| {
+            mine.iter().all(|&(key, n)| e.unmatched_headers().filter(|(k, _, _)| *k == key).count() == n)
+        })?;
+        // Nothing was delivered before its expect.
+        if counters(engine).inline_received != before.inline_received {
+            return Err(format!("rank {me}: an inline payload was delivered before its expect was posted"));
+        }
+        for i in 0..cases.len() {
+            post(engine, i)?;
+        }
+    }
+    let all = |d: &Done| {
+        cases.iter().enumerate().all(|(i, c)| {
+            d.tokens.contains(&expect_token(first + i))
+                && (0..c.pieces.len()).all(|p| d.tokens.contains(&send_token(first + i, p)))
+        })
+    };
+    poll_until(
+        engine,
+        &mut done,
+        &format!("the inline cases from {first} on rank {me} (from rank {prev})"),
+        |_, d| all(d),
+    )?;
+    drop(lent);
+    for (i, c) in cases.iter().enumerate() {
+        let key = InlineCase::key(first + i, me);
+        for (b, bytes) in c.region.iter().zip(&targets[i]) {
+            unpack(&c.layout, &mut dsts[i], b, bytes).map_err(|e| format!("unpack {key}: {e}"))?;
+        }
+        let t = Transfer { key, receiver: me, layout: c.layout, region: c.region.clone(), pieces: Vec::new(), early };
+        check_destination(me, &t, &dsts[i])
+            .map_err(|e| format!("inline case {} ({:?}, {:?}): {e}", first + i, c.send, c.receive))?;
+    }
+    let after = counters(engine);
+    Ok(Counted {
+        inline_sent: after.inline_sent - before.inline_sent,
+        messages: after.messages - before.messages,
+        inline_received: after.inline_received - before.inline_received,
+        in_place: after.in_place - before.in_place,
+    })
+}
+
+/// Step 6 of the module documentation. Returns how many phases passed.
+fn inline_cases(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<usize, String> {
+    let expect_counts = |what: &str, got: Counted, want: Counted| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("rank {me}, inline cases ({what}): the engine counted {got:?}, expected {want:?}"))
+        }
+    };
+    let sends = [SendBy::Copy, SendBy::Lent];
+    let receives = [ReceiveBy::Region, ReceiveBy::Into];
+
+    // a. Exactly at the limit (one message) and one byte over (header, then one payload message), by every way of
+    //    sending and receiving; 1-byte cells so that the sizes are exact. One byte over into a whole `expect_into`
+    //    target is received in place.
+    let mut cases = Vec::new();
+    for len in [INLINE_PAYLOAD_BYTES, INLINE_PAYLOAD_BYTES + 1] {
+        for send in sends {
+            for receive in receives {
+                let piece = CellBox::d1(3, 3 + len);
+                let layout = AllocLayout { bounds: CellBox::d1(0, len + 9), elem_size: 1 };
+                cases.push(InlineCase { layout, region: vec![piece], pieces: vec![piece], send, receive });
+            }
+        }
+    }
+    let got = inline_phase(engine, me, size, 0, &cases, false)?;
+    expect_counts(
+        "at the limit and one byte over",
+        got,
+        Counted { inline_sent: 4, messages: 4, inline_received: 4, in_place: 2 },
+    )?;
+
+    // b. More inline headers than header slots (each slot is reused before any of them is matched), all arriving
+    //    before their expects, 2D boxes into allocations and targets; and one payload over the limit, early too.
+    let mut cases = Vec::new();
+    for n in 0..20 {
+        let lo = [2 + n % 3, 1 + n % 5];
+        let piece = CellBox::d2(lo, [lo[0] + 3 + n % 4, lo[1] + 2 + n % 7]);
+        let layout = AllocLayout { bounds: CellBox::d2([0, 0], [12, 16]), elem_size: [1, 4, 8, 12][n % 4] };
+        cases.push(InlineCase {
+            layout,
+            region: vec![piece],
+            pieces: vec![piece],
+            send: sends[n % 2],
+            receive: receives[n / 2 % 2],
+        });
+    }
+    let big = CellBox::d2([1, 1], [41, 21]); // 40 × 20 × 4 B = 3200 B
+    let layout = AllocLayout { bounds: CellBox::d2([0, 0], [44, 24]), elem_size: 4 };
+    cases.push(InlineCase {
+        layout,
+        region: vec![big],
+        pieces: vec![big],
+        send: SendBy::Lent,
+        receive: ReceiveBy::Region,
+    });
+    let got = inline_phase(engine, me, size, 100, &cases, true)?;
+    expect_counts("early headers", got, Counted { inline_sent: 20, messages: 1, inline_received: 20, in_place: 0 })?;
+
+    // c. Into `expect_into` targets that the pieces span (two targets, split between rows 3 and 4) or hold
+    //    non-contiguously (part rows of a 2D target, and a 3D box), inline, with the expects posted first and last.
+    let region = [CellBox::d2([0, 0], [4, 16]), CellBox::d2([4, 0], [8, 16])];
+    let pieces = [
+        CellBox::d2([2, 4], [6, 12]),
+        CellBox::d2([0, 0], [2, 16]),
+        CellBox::d2([6, 0], [8, 16]),
+        CellBox::d2([2, 0], [6, 4]),
+        CellBox::d2([2, 12], [6, 16]),
+    ];
+    let cube = CellBox::d3([0, 0, 0], [4, 4, 4]);
+    let cube_pieces = split(cube, 2, 2);
+    for early in [false, true] {
+        let cases: Vec<InlineCase> = sends
+            .iter()
+            .map(|&send| InlineCase {
+                layout: AllocLayout { bounds: CellBox::d2([0, 0], [8, 16]), elem_size: 4 },
+                region: region.to_vec(),
+                pieces: pieces.to_vec(),
+                send,
+                receive: ReceiveBy::Into,
+            })
+            .chain(std::iter::once(InlineCase {
+                layout: AllocLayout { bounds: cube, elem_size: 8 },
+                region: vec![cube],
+                pieces: cube_pieces.clone(),
+                send: SendBy::Copy,
+                receive: ReceiveBy::Into,
+            }))
+            .collect();
+        let first = if early { 300 } else { 200 };
+        let got = inline_phase(engine, me, size, first, &cases, early)?;
+        let n = (2 * pieces.len() + cube_pieces.len()) as u64;
+        expect_counts(
+            "spanning and non-contiguous targets",
+            got,
+            Counted { inline_sent: n, messages: 0, inline_received: n, in_place: 0 },
+        )?;
+    }
+    Ok(4)
+}
+
+/// A header message as the module documentation of `celer_exec::transfer` lays it out, written by hand: from node
+/// `me` (one device per rank), with the inline flag, declaring an inline payload of `declared` bytes for `bounds`
+/// and carrying `payload` after the header.
+fn handmade_header(me: Rank, key: TransferKey, bounds: CellBox, declared: usize, payload: &[u8]) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(b"celr");
+    m.extend_from_slice(&me.to_le_bytes());
+    m.extend_from_slice(&0i32.to_le_bytes()); // no payload tag
+    m.extend_from_slice(&1u32.to_le_bytes()); // flags: inline
+    for v in [key.0, key.1, key.2] {
+        m.extend_from_slice(&v.to_le_bytes());
+    }
+    for c in bounds.min().into_iter().chain(bounds.max()) {
+        m.extend_from_slice(&(c as u64).to_le_bytes());
+    }
+    m.extend_from_slice(&(declared as u64).to_le_bytes());
+    m.extend_from_slice(&0u64.to_le_bytes()); // no payload messages
+    assert_eq!(m.len(), 104);
+    m.extend_from_slice(payload);
+    m
+}
+
+/// Sends `message` to this rank on the header tag and waits until it has left.
+fn send_to_self(comm: &mpi::Communicator, me: Rank, message: &[u8]) -> Result<(), String> {
+    // SAFETY: the request is completed below (or dropped, which completes it) before `message`'s borrow ends; it is
+    // never leaked.
+    let mut request = unsafe { comm.isend(message, me, HEADER_TAG) }.map_err(|e| e.to_string())?;
+    while !request.test().map_err(|e| e.to_string())? {
+        if Instant::now() > deadline() {
+            return Err("a hand-made header message to this rank was never sent".into());
+        }
+    }
+    Ok(())
+}
+
+/// Step 7 of the module documentation: header messages whose inline payload is not as long as they declare, or
+/// that are longer than a header receive buffer, sent by hand to this rank. Each is a clear error from `poll`, and
+/// the engine goes on (a real send of the same box then completes the expect). Returns the number of cases.
+fn header_message_cases(engine: &mut TransferEngine<'_>, comm: &mpi::Communicator, me: Rank) -> Result<usize, String> {
+    let mut done = Done::default();
+    let layout = AllocLayout { bounds: CellBox::d1(0, 8), elem_size: 4 };
+    let src: Vec<u8> = (0..32).map(|i| (i * 11 + 5) as u8).collect();
+    let mut dst = vec![0u8; 32];
+    let (key, bounds) = (TransferKey(ERRORS, me as u64, 10), CellBox::d1(0, 4));
+    // SAFETY: `dst` holds `layout`, outlives the engine's use of it and is read only after the expect's completion.
+    unsafe { engine.expect(key, &[bounds], &layout, dst.as_mut_ptr(), error_token(5)) }.map_err(|e| e.to_string())?;
+
+    // a. 16 bytes declared, 12 carried: the length check, not a 16-byte copy out of a 12-byte message.
+    send_to_self(comm, me, &handmade_header(me, key, bounds, 16, &src[..12]))?;
+    let err = poll_until_error(engine, &mut done, "an inline payload shorter than declared")?;
+    let fits = matches!(err, TransferError::InlineLength { declared: 16, got: 12, .. });
+    expect_error(&err, fits, key, me, bounds)?;
+
+    // b. Longer than a header receive buffer: MPI's truncation error, never a write past the buffer.
+    let long = handmade_header(me, key, bounds, 16, &vec![0xee; INLINE_PAYLOAD_BYTES + 1]);
+    send_to_self(comm, me, &long)?;
+    let err = poll_until_error(engine, &mut done, "a header message longer than a header buffer")?;
+    if !matches!(err, TransferError::HeaderReceiveFailed { .. }) {
+        return Err(format!("a header message longer than a header buffer gave {err} ({err:?})"));
+    }
+
+    // Neither touched the destination; the engine still receives, and the real box completes the expect.
+    if dst.iter().any(|&b| b != 0) {
+        return Err("a rejected header message wrote the destination".into());
+    }
+    engine.send(key, me, bounds, &layout, &src, error_token(109)).map_err(|e| e.to_string())?;
+    poll_until(engine, &mut done, "the expect after rejected header messages", |_, d| {
+        d.tokens.contains(&error_token(5)) && d.tokens.contains(&error_token(109))
+    })?;
+    if dst[..16] != src[..16] || dst[16..].iter().any(|&b| b != 0) {
+        return Err("after rejected header messages, the destination holds the wrong bytes".into());
+    }
+    Ok(2)
+}
+
+/// Step 8 of the module documentation: two engines per rank (devices 0 and 1, nodes `2 × rank + device`, device 1
+/// on a duplicate communicator), each node sending to the next node of the ring payloads of 8 bytes and of
+/// [`INLINE_PAYLOAD_BYTES`] (inline) and of one byte more (header and payload message) into `expect_into` targets.
+/// Returns the number of transfers each node received.
+fn two_devices(comm: &mpi::Communicator, me: Rank, size: Rank) -> Result<usize, String> {
+    let dup = comm.duplicate_full().map_err(|e| e.to_string())?;
+    let comms = [comm, &dup];
+    let mut engines = Vec::new();
+    for d in 0..2 {
+        engines.push(TransferEngine::for_device(&comms, d).map_err(|e| format!("device {d}: {e}"))?);
+    }
+    let nodes = 2 * size;
+    let lens = [8, INLINE_PAYLOAD_BYTES, INLINE_PAYLOAD_BYTES + 1];
+    let key = |receiver: Rank, k: usize| TransferKey(DEVICES, receiver as u64, k as u64);
+    let value = |key: TransferKey, i: usize| (key.1 as usize * 37 + key.2 as usize * 101 + i * 7) as u8;
+    // Targets first (their memory stays put: the inner vectors are never resized), then every expect, then the sends.
+    let mut targets: Vec<Vec<Vec<u8>>> = (0..2).map(|_| lens.iter().map(|&n| vec![0xa5; n]).collect()).collect();
+    let mut sources: Vec<Vec<Vec<u8>>> = Vec::new();
+    for (d, engine) in engines.iter_mut().enumerate() {
+        let node = 2 * me + d as Rank;
+        for (k, &n) in lens.iter().enumerate() {
+            let target = [(CellBox::d1(0, n), targets[d][k].as_mut_ptr())];
+            // SAFETY: the target is a buffer of `n` bytes, read only after every engine has completed and dropped
+            // after the engines.
+            unsafe { engine.expect_into(key(node, k), &target, 1, Token(k as u64)) }.map_err(|e| e.to_string())?;
+        }
+    }
+    for (d, engine) in engines.iter_mut().enumerate() {
+        let next = (2 * me + d as Rank + 1) % nodes;
+        let mut mine = Vec::new();
+        for (k, &n) in lens.iter().enumerate() {
+            let bytes: Vec<u8> = (0..n).map(|i| value(key(next, k), i)).collect();
+            let layout = AllocLayout { bounds: CellBox::d1(0, n), elem_size: 1 };
+            let token = Token(100 + k as u64);
+            if k % 2 == 0 {
+                // SAFETY: `bytes` moves into `sources` (its heap memory stays put), which is kept until every
+                // engine has completed and dropped after the engines.
+                unsafe { engine.send_lent(key(next, k), next, layout.bounds, 1, bytes.as_ptr(), token) }
+            } else {
+                engine.send(key(next, k), next, layout.bounds, &layout, &bytes, token)
+            }
+            .map_err(|e| format!("device {d}, send of {} bytes to node {next}: {e}", n))?;
+            mine.push(bytes);
+        }
+        sources.push(mine);
+    }
+    let mut done: Vec<HashSet<Token>> = vec![HashSet::new(); 2];
+    let mut buf = Vec::new();
+    while done.iter().any(|d| d.len() < 2 * lens.len()) {
+        for (d, engine) in engines.iter_mut().enumerate() {
+            engine.poll(&mut buf).map_err(|e| format!("device {d}: poll failed: {e}"))?;
+            done[d].extend(buf.drain(..).map(|c| c.token));
+        }
+        if Instant::now() > deadline() {
+            return Err(format!("rank {me}, two devices per rank: not done {POLL_LIMIT:?} after the start"));
+        }
+    }
+    for (d, engine) in engines.iter().enumerate() {
+        let got = counters(engine);
+        let want = Counted { inline_sent: 2, messages: 1, inline_received: 2, in_place: 1 };
+        if got != want {
+            return Err(format!("rank {me}, device {d}: the engine counted {got:?}, expected {want:?}"));
+        }
+    }
+    drop(engines);
+    drop(sources);
+    for (d, targets) in targets.iter().enumerate() {
+        let node = 2 * me + d as Rank;
+        for (k, t) in targets.iter().enumerate() {
+            if let Some(i) = (0..t.len()).find(|&i| t[i] != value(key(node, k), i)) {
+                return Err(format!("rank {me}, node {node}: byte {i} of {} from the previous node is wrong", t.len()));
+            }
+        }
+    }
+    Ok(lens.len())
+}
+
 fn main() -> ExitCode {
     let finished = &*Box::leak(Box::new(AtomicBool::new(false)));
     std::thread::spawn(move || {
@@ -736,7 +1189,17 @@ fn main() -> ExitCode {
         }
         let summary = exchange(&mut engine, me, size)?;
         let cases = error_cases(&mut engine, me, size)?;
-        Ok(format!("{summary}; {cases} error cases reported correctly"))
+        let inline = inline_cases(&mut engine, me, size)?;
+        let malformed = header_message_cases(&mut engine, &comm, me)?;
+        Ok(format!(
+            "{summary}; {cases} error cases reported correctly; {inline} phases of inline cases verified; \
+             {malformed} malformed header messages rejected"
+        ))
+    });
+    // The engine on `comm` is gone: two engines per rank now, one on `comm` and one on a duplicate.
+    let result = result.and_then(|summary| {
+        let n = two_devices(&comm, me, size)?;
+        Ok(format!("{summary}; {n} transfers per node with two devices per rank verified"))
     });
     match result {
         Ok(summary) => {

@@ -51,6 +51,21 @@ pub enum TransferError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A header message declares an inline payload of one length but carries another: the header is dropped (the
+    /// transfer may then never complete).
+    #[error("Transfer {key}: rank {sender} announces {bounds} with an inline payload of {declared} bytes, but the header message carries {got} bytes after the header")]
+    InlineLength {
+        /// The transfer.
+        key: TransferKey,
+        /// The announcing rank.
+        sender: Rank,
+        /// The box the payload holds.
+        bounds: CellBox,
+        /// The payload length the header declares.
+        declared: usize,
+        /// The bytes that arrived after the header.
+        got: usize,
+    },
     /// A header announces cells the receiver does not expect for this key.
     #[error("Transfer {key}: rank {sender} announces {bounds}, which lies outside the expected region {region}")]
     OutsideRegion {

@@ -1,12 +1,12 @@
 //! Progress: posting header receives, handling completed requests, matching headers to expects, finishing transfers.
 
-use super::header::{Header, HEADER_LEN};
-use super::state::{Expect, ExpectKind, Inbound, Op};
+use super::header::{read_header_message, Header, HEADER_MESSAGE_MAX};
+use super::state::{EarlyHeader, Expect, ExpectKind, Inbound, Op};
 use super::{
-    geometry, AllocLayout, BoxList, Completion, CompletionKind, GatherPiece, Gathered, TransferEngine, TransferError,
-    HEADER_SLOTS, HEADER_TAG,
+    geometry, AllocLayout, BoxList, CellBox, Completion, CompletionKind, GatherPiece, Gathered, TransferEngine,
+    TransferError, HEADER_SLOTS, HEADER_TAG,
 };
-use crate::gpu::copy_runs;
+use crate::gpu::{copy_runs, CopyRun};
 use crate::mpi::{Communicator, Completed, Rank, RawRequest, Tag, ANY_SOURCE};
 
 impl<'c> TransferEngine<'c> {
@@ -43,15 +43,15 @@ impl<'c> TransferEngine<'c> {
     /// Posts the header receive of `slot`.
     pub(super) fn post_header_recv(&mut self, slot: usize) -> Result<(), TransferError> {
         debug_assert!(slot < HEADER_SLOTS);
-        // SAFETY: `header_bufs` holds HEADER_SLOTS * HEADER_LEN bytes, so the slot's range is in
+        // SAFETY: `header_bufs` holds HEADER_SLOTS * HEADER_MESSAGE_MAX bytes, so the slot's range is in
         // bounds. The buffer is allocated once in `new`, never resized, read only through raw
         // pointers after the slot's receive completed (`handle`), and freed only after every
         // receive has completed or been leaked (`Drop`). No other receive uses this slot: a slot
         // is re-posted only after its previous receive completed.
-        let ptr = unsafe { self.header_bufs.as_mut_ptr().add(slot * HEADER_LEN) };
-        // SAFETY: as above: the slot is writable for HEADER_LEN bytes and untouched until the
-        // request completes.
-        let request = unsafe { self.comm.irecv_raw(ptr, HEADER_LEN, ANY_SOURCE, HEADER_TAG) }?;
+        let ptr = unsafe { self.header_bufs.as_mut_ptr().add(slot * HEADER_MESSAGE_MAX) };
+        // SAFETY: as above: the slot is writable for HEADER_MESSAGE_MAX bytes and untouched until the
+        // request completes. A longer message fails the receive with MPI_ERR_TRUNCATE instead of overrunning it.
+        let request = unsafe { self.comm.irecv_raw(ptr, HEADER_MESSAGE_MAX, ANY_SOURCE, HEADER_TAG) }?;
         self.push_request(request, Op::Header { slot });
         Ok(())
     }
@@ -86,37 +86,38 @@ impl<'c> TransferEngine<'c> {
     pub(super) fn handle(&mut self, op: Op, c: &Completed) -> Result<(), TransferError> {
         match op {
             Op::Header { slot } => {
-                let mut raw = [0u8; HEADER_LEN];
+                let mut message = std::mem::take(&mut self.header_msg);
+                message.clear();
                 if c.result().is_ok() {
-                    // SAFETY: the slot's receive has completed, so MPI no longer writes it; the
-                    // range lies in `header_bufs` (see `post_header_recv`), and `raw` is a local.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            self.header_bufs.as_ptr().add(slot * HEADER_LEN),
-                            raw.as_mut_ptr(),
-                            HEADER_LEN,
-                        )
+                    // MPI reports at most the receive's count; `min` keeps a misbehaving count inside the slot.
+                    let len = c.bytes.min(HEADER_MESSAGE_MAX);
+                    // SAFETY: the slot's receive has completed, so MPI no longer writes it; its `len` bytes lie in
+                    // `header_bufs` (see `post_header_recv`), which no one writes during this shared borrow.
+                    let arrived = unsafe {
+                        std::slice::from_raw_parts(self.header_bufs.as_ptr().add(slot * HEADER_MESSAGE_MAX), len)
                     };
+                    message.extend_from_slice(arrived);
                 }
                 // Keep receiving headers whatever this one holds.
-                self.post_header_recv(slot)?;
-                c.result().map_err(|error| TransferError::HeaderReceiveFailed { error })?;
-                let bad = |reason| TransferError::BadHeader { sender: c.source, len: c.bytes, reason };
-                if c.bytes != HEADER_LEN {
-                    return Err(bad("its length is not the header length (104 bytes)"));
-                }
-                let header = Header::decode(&raw).map_err(|e| bad(e.reason()))?;
-                if header.sender / self.comms.len() as Rank != c.source {
-                    return Err(bad("the sender rank it names is not the rank it came from"));
-                }
-                match self.expect_by_key.get(&header.key) {
-                    Some(&idx) => {
-                        check_header(self.expects.get(idx), &header)?;
-                        self.accept(idx, &header)?;
-                        self.complete_if_done(idx);
+                let handled = self.post_header_recv(slot).and_then(|()| {
+                    c.result().map_err(|error| TransferError::HeaderReceiveFailed { error })?;
+                    let (header, inline) = read_header_message(&message, c.source, self.comms.len())?;
+                    match self.expect_by_key.get(&header.key) {
+                        Some(&idx) => {
+                            check_header(self.expects.get(idx), &header)?;
+                            self.accept(idx, &header, inline)?;
+                            self.complete_if_done(idx);
+                        }
+                        None => {
+                            let mut kept = if inline.is_empty() { Vec::new() } else { self.pool.take(inline.len()) };
+                            kept.copy_from_slice(inline);
+                            self.unmatched.push(EarlyHeader { header, inline: kept });
+                        }
                     }
-                    None => self.unmatched.push(header),
-                }
+                    Ok(())
+                });
+                self.header_msg = message;
+                handled?;
             }
             Op::Send { out } => {
                 let o = self.outbound.get_mut(out);
@@ -163,7 +164,7 @@ impl<'c> TransferEngine<'c> {
         // Check all early headers before accepting any, so that an error leaves no trace. They
         // are entered provisionally so that they are also checked against each other.
         let mut check = Ok(());
-        for h in self.unmatched.iter().filter(|h| h.key == key) {
+        for h in self.unmatched.iter().map(|u| &u.header).filter(|h| h.key == key) {
             let e = self.expects.get_mut(idx);
             check = check_header(e, h);
             if check.is_err() {
@@ -189,9 +190,11 @@ impl<'c> TransferEngine<'c> {
         self.expect_by_key.insert(key, idx);
         let mut i = 0;
         while i < self.unmatched.len() {
-            if self.unmatched[i].key == key {
-                let h = self.unmatched.swap_remove(i);
-                self.accept(idx, &h)?;
+            if self.unmatched[i].header.key == key {
+                let EarlyHeader { header, inline } = self.unmatched.swap_remove(i);
+                let accepted = self.accept(idx, &header, &inline);
+                self.pool.give(inline);
+                accepted?;
             } else {
                 i += 1;
             }
@@ -200,9 +203,10 @@ impl<'c> TransferEngine<'c> {
         Ok(())
     }
 
-    /// Enters header `h` (already checked) into expect `idx` and posts its payload receives. The
-    /// caller then calls `complete_if_done`: an empty header may have been the last one missing.
-    pub(super) fn accept(&mut self, idx: usize, h: &Header) -> Result<(), TransferError> {
+    /// Enters header `h` (already checked) into expect `idx` and posts its payload receives, or, for an inline
+    /// payload (`inline`, whose length `read_header_message` matched to `h.bytes`), delivers it into the expect's
+    /// destination now. The caller then calls `complete_if_done`: this header may have been the last one missing.
+    pub(super) fn accept(&mut self, idx: usize, h: &Header, inline: &[u8]) -> Result<(), TransferError> {
         let e = self.expects.get_mut(idx);
         let piece = match e.kind {
             ExpectKind::Region { .. } | ExpectKind::Into { .. } => {
@@ -228,6 +232,24 @@ impl<'c> TransferEngine<'c> {
             }
         };
         if h.bytes == 0 {
+            return Ok(());
+        }
+        if h.inline {
+            debug_assert_eq!(inline.len(), h.bytes);
+            match e.kind {
+                ExpectKind::Region { .. } | ExpectKind::Into { .. } => {
+                    // SAFETY: `check_header` proved that `h.bounds` lies in the expect's region and that its byte
+                    // size is `h.bytes`, the length of `inline`; the destination is lent until the completion,
+                    // which has not been returned (this payload completes the expect at the earliest).
+                    unsafe { write_cells(e, &mut self.runs, &h.bounds, inline) };
+                }
+                ExpectKind::Gather { .. } | ExpectKind::Pieces { .. } => {
+                    let mut bytes = self.pool.take(inline.len());
+                    bytes.copy_from_slice(inline);
+                    e.pieces[piece.expect("gather and piece payloads belong to a piece")].bytes = bytes;
+                }
+            }
+            self.inline_payloads_received += 1;
             return Ok(());
         }
         e.outstanding += 1;
@@ -287,35 +309,11 @@ impl<'c> TransferEngine<'c> {
         let e = self.expects.get_mut(expect);
         match e.kind {
             ExpectKind::Into { .. } if direct => {}
-            ExpectKind::Into { elem_size } => {
-                for (t, &dst) in e.region.iter().zip(&e.dsts) {
-                    let part = t.intersection(&bounds);
-                    if part.is_empty() {
-                        continue;
-                    }
-                    self.runs.clear();
-                    copy_runs(&bounds, t, &part, elem_size, &mut self.runs);
-                    for run in &self.runs {
-                        // SAFETY: `copy_runs` keeps each run inside the packed box `bounds` (the staging buffer,
-                        // whose length `check_header` matched to it) and inside the target `t`, which
-                        // `expect_into`'s caller lent for its cells until the completion, not returned yet.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                staging.as_ptr().add(run.src_offset),
-                                dst.add(run.dst_offset),
-                                run.len,
-                            )
-                        };
-                    }
-                }
-                self.pool.give(staging);
-            }
-            ExpectKind::Region { layout, dst } => {
-                // SAFETY: `expect`'s caller guaranteed that `dst` holds `layout` and that the cells
-                // of the region are ours to write until the completion is returned, which has not
-                // happened yet (this payload is outstanding). `check_header` proved `bounds` lies
-                // in the region (so in `layout.bounds`) and that `staging` has its byte size.
-                unsafe { geometry::unpack_to_ptr(&layout, dst, &bounds, &staging) };
+            ExpectKind::Into { .. } | ExpectKind::Region { .. } => {
+                // SAFETY: `check_header` proved that `bounds` lies in the region and that `staging` has its byte
+                // size; the destination is lent until the completion, which has not been returned yet (this
+                // payload is outstanding).
+                unsafe { write_cells(e, &mut self.runs, &bounds, &staging) };
                 self.pool.give(staging);
             }
             ExpectKind::Gather { .. } | ExpectKind::Pieces { .. } => {
@@ -376,6 +374,50 @@ impl<'c> TransferEngine<'c> {
                 self.pool.give(piece.bytes);
             }
             self.spare_pieces.push(e.pieces);
+        }
+    }
+}
+
+/// Writes the packed cells `bounds` (`src`) into the destination of region or `expect_into` expect `e`: unpacked
+/// into its allocation, or copied into the targets the box covers (`runs` is scratch).
+///
+/// # Safety
+///
+/// `bounds` lies in `e`'s region, `src` holds exactly its cells packed row-major (`check_header`), and `e`'s
+/// destination (the allocation `expect` was given, or `expect_into`'s targets) is still lent to the engine: its
+/// completion has not been returned.
+unsafe fn write_cells(e: &Expect, runs: &mut Vec<CopyRun>, bounds: &CellBox, src: &[u8]) {
+    match e.kind {
+        ExpectKind::Into { elem_size } => {
+            for (t, &dst) in e.region.iter().zip(&e.dsts) {
+                let part = t.intersection(bounds);
+                if part.is_empty() {
+                    continue;
+                }
+                runs.clear();
+                copy_runs(bounds, t, &part, elem_size, runs);
+                for run in runs.iter() {
+                    // SAFETY: `copy_runs` keeps each run inside the packed box `bounds` (`src`, whose length matches
+                    // it) and inside the target `t`, which `expect_into`'s caller lent for its cells until the
+                    // completion, not returned yet (this function's contract).
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            src.as_ptr().add(run.src_offset),
+                            dst.add(run.dst_offset),
+                            run.len,
+                        )
+                    };
+                }
+            }
+        }
+        ExpectKind::Region { layout, dst } => {
+            // SAFETY: `expect`'s caller guaranteed that `dst` holds `layout` and that the cells of the region are ours
+            // to write until the completion is returned, not returned yet; `bounds` lies in the region (so in
+            // `layout.bounds`) and `src` has its byte size (this function's contract).
+            unsafe { geometry::unpack_to_ptr(&layout, dst, bounds, src) };
+        }
+        ExpectKind::Gather { .. } | ExpectKind::Pieces { .. } => {
+            debug_assert!(false, "gathers and pieces keep their payloads");
         }
     }
 }

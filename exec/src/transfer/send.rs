@@ -1,10 +1,11 @@
 //! The sending side of the transfer engine: a box packed into the engine's staging (`send`, `send_raw`) or sent
-//! from memory the caller lends (`send_lent`), announced by its header and split into payload messages.
+//! from memory the caller lends (`send_lent`), announced by its header and split into payload messages, or carried
+//! inside the header message when it is small ([`INLINE_PAYLOAD_BYTES`]).
 
 use super::geometry::{self, AllocLayout, CellBox};
 use super::header::{Header, HEADER_LEN};
 use super::state::{Op, Outbound};
-use super::{Rank, Token, TransferEngine, TransferError, TransferKey, HEADER_TAG};
+use super::{Rank, Token, TransferEngine, TransferError, TransferKey, HEADER_TAG, INLINE_PAYLOAD_BYTES};
 
 impl TransferEngine<'_> {
     /// Sends the cells `bounds` of the allocation `src` (laid out as `layout`) to rank `target` as
@@ -83,6 +84,10 @@ impl TransferEngine<'_> {
     /// [`CompletionKind::Sent`](super::CompletionKind::Sent) completion for `token` has been returned by [`poll`](Self::poll). The header
     /// travels from the engine's own memory. This is how pushes send straight from the GPU's download staging.
     ///
+    /// A payload of at most [`INLINE_PAYLOAD_BYTES`] is copied into the header message during this call, so MPI
+    /// does not read `payload` after it returns; the completion still comes once the message has left, and the
+    /// contract below is the same for every size.
+    ///
     /// # Errors
     ///
     /// [`TransferError::NoSuchRank`] or [`TransferError::InvalidLayout`] (a box whose byte size overflows): nothing
@@ -105,6 +110,16 @@ impl TransferEngine<'_> {
         token: Token,
     ) -> Result<(), TransferError> {
         let bytes = self.payload_bytes(target, bounds, &AllocLayout { bounds, elem_size })?;
+        if bytes <= INLINE_PAYLOAD_BYTES {
+            let mut staging = self.pool.take(HEADER_LEN + bytes);
+            if bytes > 0 {
+                // SAFETY: the caller lends `bytes` readable bytes at `payload`, unwritten until the completion (so
+                // during this call); the staging slice after the header has exactly that length.
+                let src = unsafe { std::slice::from_raw_parts(payload, bytes) };
+                staging[HEADER_LEN..].copy_from_slice(src);
+            }
+            return self.start_send(key, target, bounds, bytes, staging, None, token);
+        }
         let staging = self.pool.take(HEADER_LEN);
         self.start_send(key, target, bounds, bytes, staging, Some(payload), token)
     }
@@ -123,7 +138,9 @@ impl TransferEngine<'_> {
     }
 
     /// Writes the header into `staging`'s first [`HEADER_LEN`] bytes and sends it, then the payload in messages:
-    /// from `payload` (lent by the caller) or, if `None`, from `staging` right after the header.
+    /// from `payload` (lent by the caller) or, if `None`, from `staging` right after the header. A payload in
+    /// `staging` of at most [`INLINE_PAYLOAD_BYTES`] goes in the header message instead (`payload` is `None` then:
+    /// `send_lent` copies small payloads into `staging`).
     #[allow(clippy::too_many_arguments)]
     fn start_send(
         &mut self,
@@ -135,18 +152,26 @@ impl TransferEngine<'_> {
         payload: Option<*const u8>,
         token: Token,
     ) -> Result<(), TransferError> {
-        let tag = if bytes > 0 { self.next_payload_tag() } else { HEADER_TAG };
+        let inline = bytes > 0 && bytes <= INLINE_PAYLOAD_BYTES && payload.is_none();
+        debug_assert!(payload.is_none() || bytes > INLINE_PAYLOAD_BYTES, "send_lent copies small payloads");
+        let separate = bytes > 0 && !inline;
+        let tag = if separate { self.next_payload_tag() } else { HEADER_TAG };
         let header = Header {
             sender: self.node(),
             tag,
             key,
             bounds,
             bytes,
-            chunk: if bytes > 0 { self.max_message_bytes } else { 0 },
+            chunk: if separate { self.max_message_bytes } else { 0 },
+            inline,
         };
         let head: &mut [u8; HEADER_LEN] = (&mut staging[..HEADER_LEN]).try_into().expect("staging holds a header");
         header.encode(head);
         let chunks = header.chunks();
+        // The header message: the header alone, or the header and the inline payload right behind it in `staging`.
+        let message_len = if inline { HEADER_LEN + bytes } else { HEADER_LEN };
+        debug_assert!(staging.len() >= message_len);
+        self.inline_payloads_sent += u64::from(inline);
         let out = self.outbound.insert(Outbound { key, token, target, staging, pending: 1 + chunks });
         let base = self.outbound.get_mut(out).staging.as_ptr();
         let payload = payload.unwrap_or_else(|| {
@@ -154,11 +179,11 @@ impl TransferEngine<'_> {
             unsafe { base.add(HEADER_LEN) }
         });
         let (comm, rank) = self.route(target);
-        // SAFETY: `base` points to the outbound staging buffer of at least HEADER_LEN bytes, owned by
-        // `self.outbound[out]`, which is neither resized nor written until all of its requests
-        // have completed (`pending` reaches 0 in `handle`), nor freed while one is in flight
-        // (`Drop` frees unfinished sends with MPI_Request_free and leaks their buffers).
-        let request = unsafe { comm.isend_raw(base, HEADER_LEN, rank, HEADER_TAG) }?;
+        // SAFETY: `base` points to the outbound staging buffer of at least `message_len` bytes (HEADER_LEN, plus the
+        // inline payload packed or copied behind it), owned by `self.outbound[out]`, which is neither resized nor
+        // written until all of its requests have completed (`pending` reaches 0 in `handle`), nor freed while one
+        // is in flight (`Drop` frees unfinished sends with MPI_Request_free and leaks their buffers).
+        let request = unsafe { comm.isend_raw(base, message_len, rank, HEADER_TAG) }?;
         self.push_request(request, Op::Send { out });
         for k in 0..chunks {
             let offset = k * header.chunk;

@@ -1,5 +1,6 @@
 //! The engine's bookkeeping: what each MPI request belongs to, sends and receives in flight, expects, pools.
 
+use super::header::Header;
 use super::{AllocLayout, CellBox, GatherPiece, Rank, Token, TransferKey, MAX_POOLED};
 
 /// What an entry of the request array belongs to.
@@ -19,11 +20,20 @@ pub(super) struct Outbound {
     pub(super) key: TransferKey,
     pub(super) token: Token,
     pub(super) target: Rank,
-    /// The header (first [`HEADER_LEN`] bytes), then the packed payload. MPI reads it until every
-    /// message has completed.
+    /// The header (first [`HEADER_LEN`](super::header::HEADER_LEN) bytes), then the packed payload unless it is
+    /// lent. MPI reads it until every message has completed.
     pub(super) staging: Vec<u8>,
     /// Messages not yet completed.
     pub(super) pending: usize,
+}
+
+/// A header that arrived before its expect was registered.
+#[derive(Debug)]
+pub(super) struct EarlyHeader {
+    pub(super) header: Header,
+    /// Its inline payload, copied out of the header slot into a pooled buffer (empty if the payload is not inline):
+    /// kept until the expect takes it.
+    pub(super) inline: Vec<u8>,
 }
 
 /// A payload being received for an expect.

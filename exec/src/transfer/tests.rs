@@ -1,5 +1,6 @@
 //! Unit tests of the transfer engine's matching of headers to expects, and of its staging pool.
 
+use super::header::Header;
 use super::progress::check_header;
 use super::*;
 
@@ -22,7 +23,7 @@ fn region_expect(region: &[CellBox], elem_size: usize) -> Expect {
 }
 
 fn header(sender: Rank, bounds: CellBox, bytes: usize) -> Header {
-    Header { sender, tag: 1, key: TransferKey(4, 1, 0), bounds, bytes, chunk: 1 << 20 }
+    Header { sender, tag: 1, key: TransferKey(4, 1, 0), bounds, bytes, chunk: 1 << 20, inline: false }
 }
 
 #[test]
