@@ -17,6 +17,7 @@ use hazards::Hazards;
 
 mod hazards;
 mod record;
+pub(super) mod replay;
 mod submit;
 
 /// Batches that can carry timestamps at once (a batch beyond that many in flight goes untimed).
@@ -65,6 +66,8 @@ pub(super) struct Scratch {
     pub(super) words: Vec<u32>,
     pub(super) key: Vec<AllocationId>,
     accesses: Vec<(AllocationId, bool)>,
+    /// The command buffers of a replayed batch's submission.
+    command_buffers: Vec<vk::CommandBuffer>,
 }
 
 /// What a submitted batch holds until [`Gpu::poll`] sees it complete.
@@ -128,8 +131,11 @@ const WORK_ACCESSES: vk::AccessFlags = vk::AccessFlags::from_raw(
 /// discards what it recorded.
 pub struct Batch<'g> {
     gpu: &'g mut Gpu,
-    /// The command buffer being recorded (of the Gpu's pool); `None` once submitted.
+    /// The command buffer being recorded (of the Gpu's pool); `None` once submitted, and while `tape` collects.
     recording: Option<vk::CommandBuffer>,
+    /// While every operation so far was an ordinary dispatch: the dispatches, collected instead of recorded, to
+    /// replay from cached command buffers at submission ([`replay`]); `None` once the batch records directly.
+    tape: Option<replay::Tape>,
     record: InFlight,
     hazards: Hazards,
     ops: usize,
@@ -153,11 +159,14 @@ impl fmt::Debug for Batch<'_> {
 
 impl<'g> Batch<'g> {
     pub(super) fn new(gpu: &'g mut Gpu) -> Result<Self, GpuError> {
-        let recording = gpu.commands.begin()?;
+        let replay = gpu.replay_batches && gpu.timestamps.is_none();
+        let recording = if replay { None } else { Some(gpu.commands.begin()?) };
+        let tape = replay.then(|| std::mem::take(&mut gpu.spare_tape));
         let record = gpu.spare.pop().unwrap_or_default();
         let mut batch = Batch {
             gpu,
-            recording: Some(recording),
+            recording,
+            tape,
             record,
             hazards: Hazards::default(),
             ops: 0,
@@ -166,13 +175,50 @@ impl<'g> Batch<'g> {
             bound_set: (vk::PipelineLayout::null(), vk::DescriptorSet::null()),
             downloads: false,
         };
-        // Orders this batch after everything submitted before it on the queue, so batches in
-        // flight may depend on each other. TODO(perf): skip it when the batch touches nothing
-        // that batches in flight write.
-        batch.record_barrier(WORK_STAGES, WORK_WRITES, WORK_STAGES, WORK_ACCESSES);
-        batch.barriers = 0;
-        batch.start_stamps();
+        if batch.tape.is_none() {
+            batch.start_recording();
+        }
         Ok(batch)
+    }
+
+    /// Records what every directly recorded batch begins with: a barrier that orders it after everything
+    /// submitted before it on the queue, so batches in flight may depend on each other (TODO(perf): skip it when
+    /// the batch touches nothing that batches in flight write), and its first timestamp.
+    fn start_recording(&mut self) {
+        let barriers = self.barriers;
+        self.record_barrier(WORK_STAGES, WORK_WRITES, WORK_STAGES, WORK_ACCESSES);
+        self.barriers = barriers;
+        self.start_stamps();
+    }
+
+    /// Switches a batch that collects a tape to direct recording: begins its command buffer and records the
+    /// collected dispatches into it. Called before any operation other than an ordinary dispatch.
+    fn materialize(&mut self) -> Result<(), GpuError> {
+        let Some(mut tape) = self.tape.take() else { return Ok(()) };
+        match self.gpu.commands.begin() {
+            Ok(cb) => self.recording = Some(cb),
+            Err(e) => {
+                self.tape = Some(tape);
+                return Err(e);
+            }
+        }
+        self.start_recording();
+        // The tape tracked what was bound to decide which sets the record keeps; the command buffer binds anew.
+        self.bound_pipeline = vk::Pipeline::null();
+        self.bound_set = (vk::PipelineLayout::null(), vk::DescriptorSet::null());
+        let barriers = self.barriers;
+        for unit in tape.units.drain(..) {
+            if unit.barrier {
+                self.record_barrier(WORK_STAGES, WORK_WRITES, WORK_STAGES, WORK_ACCESSES);
+            }
+            self.record_unit(&unit.sig);
+        }
+        if std::mem::take(&mut tape.barrier_pending) {
+            self.record_barrier(WORK_STAGES, WORK_WRITES, WORK_STAGES, WORK_ACCESSES);
+        }
+        self.barriers = barriers;
+        self.gpu.spare_tape = tape;
+        Ok(())
     }
 
     /// Operations recorded so far (empty-region copies and empty launches not counted).
@@ -213,6 +259,7 @@ impl<'g> Batch<'g> {
         if region.is_empty() {
             return Ok(());
         }
+        self.materialize()?;
         let staging = self.gpu.staging.acquire(region.volume() * e)?;
         let written = staging.write().map(|mut guard| {
             let runs = &mut self.gpu.scratch.runs;
@@ -251,7 +298,8 @@ impl<'g> Batch<'g> {
         };
         let checked = inside
             .and_then(|()| check_host_slice("upload", src.len(), &region, e))
-            .and_then(|()| src.flush_host_writes());
+            .and_then(|()| src.flush_host_writes())
+            .and_then(|()| self.materialize());
         if let Err(err) = checked {
             self.gpu.staging.release(src.buffer);
             return Err(err);
@@ -304,6 +352,7 @@ impl<'g> Batch<'g> {
         if !src.bounds.contains(&region) {
             check_inside("download", format!("allocation {}", src.id), &region, &src.bounds)?;
         }
+        self.materialize()?;
         let staging = self.gpu.staging.acquire(region.checked_volume().unwrap_or(0) * e)?;
         if !region.is_empty() {
             match self.record_packed(src, &staging, &region, false) {
@@ -354,6 +403,7 @@ impl<'g> Batch<'g> {
         if region.is_empty() {
             return Ok(());
         }
+        self.materialize()?;
         self.access(&[(src.id, false), (dst.id, true)]);
         self.record_copy(&src.buffer, &src.bounds, &dst.buffer, &dst.bounds, &region, src.elem_size);
         self.record.buffers.push(src.buffer.clone());
@@ -453,12 +503,44 @@ impl<'g> Batch<'g> {
             None
         };
 
+        // A launch of more workgroups than the device launches at once runs as several dispatches, each over the
+        // launch's cells of its workgroups (its chunk box) and telling block accessors its first workgroup.
+        let dispatches = split_count(counts, limit);
+        if self.tape.is_some() && (record.is_some() || dispatches != 1) {
+            self.materialize()?;
+        }
+
         let mut accesses = std::mem::take(&mut self.gpu.scratch.accesses);
         accesses.clear();
         accesses.extend(accessors.iter().map(|a| (a.alloc.id, a.mode.writes())));
         accesses.extend(record.map(|r| (r.id, true)));
         self.access(&accesses);
         self.gpu.scratch.accesses = accesses;
+
+        if let Some(tape) = &mut self.tape {
+            let handle = set.as_ref().map_or(vk::DescriptorSet::null(), |s| s.handle());
+            let barrier = std::mem::take(&mut tape.barrier_pending);
+            tape.units.push(replay::Unit {
+                sig: replay::Sig {
+                    pipeline,
+                    layout,
+                    set: handle,
+                    push: self.gpu.scratch.words.iter().copied().collect(),
+                    groups: counts.map(|c| c as u32),
+                },
+                set: set.clone(),
+                barrier,
+            });
+            self.bound_pipeline = pipeline;
+            if let Some(set) = set {
+                if self.bound_set != (layout, handle) {
+                    self.bound_set = (layout, handle);
+                    self.record.sets.push(set);
+                }
+            }
+            self.ops += 1;
+            return Ok(());
+        }
 
         let cb = self.command_buffer();
         let fns = self.gpu.device.fns();
@@ -491,9 +573,6 @@ impl<'g> Batch<'g> {
                 self.record.sets.push(set);
             }
         }
-        // A launch of more workgroups than the device launches at once runs as several dispatches, each over the
-        // launch's cells of its workgroups (its chunk box) and telling block accessors its first workgroup.
-        let dispatches = split_count(counts, limit);
         let words = &mut self.gpu.scratch.words;
         for n in 0..dispatches {
             let groups = if dispatches == 1 {
@@ -545,6 +624,7 @@ impl<'g> Batch<'g> {
     /// Forces a pipeline barrier before the next operation, whatever it touches.
     pub fn barrier(&mut self) {
         if !self.hazards.read.is_empty() || !self.hazards.written.is_empty() {
+            // (While collecting a tape, the barrier goes before the next dispatch.)
             self.record_barrier(WORK_STAGES, WORK_WRITES, WORK_STAGES, WORK_ACCESSES);
             self.hazards.clear();
         }

@@ -40,6 +40,16 @@ impl CommandPool {
 
     /// A primary command buffer of the pool in the recording state, begun for one submission.
     pub(super) fn begin(&mut self) -> Result<vk::CommandBuffer, GpuError> {
+        self.begin_with(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT)
+    }
+
+    /// A primary command buffer of the pool in the recording state, begun for any number of submissions, which may
+    /// be pending at once (the replay cache's pieces).
+    pub(super) fn begin_reusable(&mut self) -> Result<vk::CommandBuffer, GpuError> {
+        self.begin_with(vk::CommandBufferUsageFlags::SIMULTANEOUS_USE)
+    }
+
+    fn begin_with(&mut self, usage: vk::CommandBufferUsageFlags) -> Result<vk::CommandBuffer, GpuError> {
         let fns = self.device.fns();
         let cb = match self.free.pop() {
             Some(cb) => cb,
@@ -58,7 +68,7 @@ impl CommandPool {
                 cb
             }
         };
-        let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        let begin = vk::CommandBufferBeginInfo::default().flags(usage);
         // SAFETY: `cb` is a primary buffer of this pool that is neither recording nor pending (a new one, or one from
         // `free`), so beginning it (an implicit reset, which the pool's flag allows) is valid; no inheritance info
         // is needed for a primary buffer.
@@ -85,7 +95,8 @@ impl CommandPool {
         self.allocated
     }
 
-    /// Takes back `cb`, a buffer of this pool that is not pending: its batch completed, or it was never submitted.
+    /// Takes back `cb`, a buffer of this pool that is not pending: its batch (every batch that submitted it)
+    /// completed, or it was never submitted.
     /// `recording`: it is still recording (a batch discarded before submission), and is reset first.
     pub(super) fn recycle(&mut self, cb: vk::CommandBuffer, recording: bool) {
         if recording {

@@ -100,6 +100,7 @@ impl Gpu {
             // Complete, so no longer pending.
             self.commands.recycle(command_buffer, false);
         }
+        self.replay.recycle(record.id, &mut self.commands);
         record.clear();
         self.spare.push(record);
         id

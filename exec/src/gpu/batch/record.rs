@@ -49,6 +49,44 @@ impl Batch<'_> {
         self.record.stamped.push(kind);
     }
 
+    /// Records one collected dispatch ([`replay::Sig`](super::replay::Sig)) directly, binding what is not bound.
+    pub(super) fn record_unit(&mut self, sig: &super::replay::Sig) {
+        let cb = self.command_buffer();
+        let fns = self.gpu.device.fns();
+        // SAFETY: `cb` is recording; the pipeline, its layout and the set are those a dispatch of this batch
+        // checked and bound (the set kept alive by `self.record.sets`, the pipeline by the Gpu's kernel cache); the
+        // push-constant words were checked against the layout's range by prepare_dispatch, the group counts against
+        // the device limits (a split launch is never collected); the hazard tracker's barriers were recorded before.
+        unsafe {
+            if self.bound_pipeline != sig.pipeline {
+                (fns.v1_0.cmd_bind_pipeline)(cb, vk::PipelineBindPoint::COMPUTE, sig.pipeline);
+                self.bound_pipeline = sig.pipeline;
+            }
+            if sig.set != vk::DescriptorSet::null() && self.bound_set != (sig.layout, sig.set) {
+                (fns.v1_0.cmd_bind_descriptor_sets)(
+                    cb,
+                    vk::PipelineBindPoint::COMPUTE,
+                    sig.layout,
+                    0,
+                    1,
+                    &sig.set,
+                    0,
+                    std::ptr::null(),
+                );
+                self.bound_set = (sig.layout, sig.set);
+            }
+            (fns.v1_0.cmd_push_constants)(
+                cb,
+                sig.layout,
+                vk::ShaderStageFlags::COMPUTE,
+                0,
+                (sig.push.len() * 4) as u32,
+                sig.push.as_ptr().cast(),
+            );
+            (fns.v1_0.cmd_dispatch)(cb, sig.groups[0], sig.groups[1], sig.groups[2]);
+        }
+    }
+
     pub(super) fn command_buffer(&self) -> vk::CommandBuffer {
         self.recording.expect("only submit takes the recording")
     }
@@ -61,6 +99,12 @@ impl Batch<'_> {
         dst_stages: vk::PipelineStageFlags,
         dst_access: vk::AccessFlags,
     ) {
+        if let Some(tape) = &mut self.tape {
+            // Collecting dispatches: the next one carries the barrier (always the compute work barrier here).
+            tape.barrier_pending = true;
+            self.barriers += 1;
+            return;
+        }
         let barrier = vk::MemoryBarrier::default().src_access_mask(src_access).dst_access_mask(dst_access);
         let cb = self.command_buffer();
         let fns = self.gpu.device.fns();

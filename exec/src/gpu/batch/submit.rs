@@ -16,6 +16,14 @@ impl Batch<'_> {
     /// [`GpuError::Vulkan`] if ending the command buffer or the submission fails (device lost,
     /// out of memory); the batch is then discarded.
     pub fn submit(mut self) -> Result<BatchId, GpuError> {
+        if let Some(tape) = self.tape.take() {
+            if self.gpu.replay.plan(&tape) {
+                return self.submit_replay(tape);
+            }
+            // Not worth replaying (or nothing collected: an empty batch still orders what follows): recorded.
+            self.tape = Some(tape);
+            self.materialize()?;
+        }
         if self.downloads {
             // Makes the downloads' writes (transfers, or the pack kernel's) visible to host reads after completion.
             self.record_barrier(WORK_STAGES, WORK_WRITES, vk::PipelineStageFlags::HOST, vk::AccessFlags::HOST_READ);
@@ -78,6 +86,68 @@ impl Batch<'_> {
     }
 }
 
+impl Batch<'_> {
+    /// Submits a batch of ordinary dispatches as the cached command buffers that replay its tape ([`replay`]).
+    fn submit_replay(&mut self, mut tape: super::replay::Tape) -> Result<BatchId, GpuError> {
+        let mut record = std::mem::take(&mut self.record);
+        let gpu = &mut *self.gpu;
+        let id = gpu.last_submitted + 1;
+        let mut command_buffers = std::mem::take(&mut gpu.scratch.command_buffers);
+        command_buffers.clear();
+        let pieces = gpu.replay.command_buffers(&tape, id, &gpu.device, &mut gpu.commands, &mut command_buffers);
+        tape.units.clear();
+        gpu.spare_tape = tape;
+        if let Err(e) = pieces {
+            gpu.scratch.command_buffers = command_buffers;
+            record.clear();
+            gpu.spare.push(record);
+            return Err(e);
+        }
+        let fns = gpu.device.fns();
+        let queue = &gpu.queue;
+        let result = if let Some(timeline) = &gpu.timeline {
+            let values = [id];
+            let semaphores = [timeline.handle()];
+            let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&values);
+            let submit_info = vk::SubmitInfo::default()
+                .command_buffers(&command_buffers)
+                .signal_semaphores(&semaphores)
+                .push_next(&mut timeline_info);
+            // SAFETY: the queue is locked by `with`; the command buffers are executable and were begun for
+            // simultaneous use, so they may be pending in earlier batches too; what they bind is kept alive by the
+            // replay cache, which keeps them (and retires them only once the last batch that submitted them
+            // completed), and by `record` until poll sees the semaphore reach `id`; `id` is greater than every value
+            // signalled before.
+            queue.with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, vk::Fence::null()) })
+        } else {
+            let fence = match Fence::from_pool(gpu.device.clone()) {
+                Ok(fence) => fence,
+                Err(e) => {
+                    gpu.scratch.command_buffers = command_buffers;
+                    return Err(during("taking a fence for a batch")(e));
+                }
+            };
+            let submit_info = vk::SubmitInfo::default().command_buffers(&command_buffers);
+            // SAFETY: as above; the fence comes unsignalled from vulkano's pool and `record.fence` keeps it.
+            let result = queue
+                .with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, fence.handle()) });
+            record.fence = Some(fence);
+            result
+        };
+        gpu.scratch.command_buffers = command_buffers;
+        if let Err(e) = result.result() {
+            return Err(GpuError::Vulkan {
+                during: format!("submitting batch G{id}"),
+                message: VulkanError::from(e).to_string(),
+            });
+        }
+        gpu.last_submitted = id;
+        record.id = id;
+        gpu.in_flight.push_back(record);
+        Ok(BatchId(id))
+    }
+}
+
 impl Drop for Batch<'_> {
     /// Discards an unsubmitted batch: its staging returns to the pool, its command buffer (reset)
     /// to the Gpu's command pool (never submitted, so the device never saw either).
@@ -90,6 +160,14 @@ impl Drop for Batch<'_> {
             for (_, staging, _, _) in self.record.downloads.drain(..) {
                 self.gpu.staging.release(staging);
             }
+            let mut record = std::mem::take(&mut self.record);
+            record.clear();
+            self.gpu.spare.push(record);
+        } else if let Some(mut tape) = self.tape.take() {
+            // Collected, never recorded: nothing reached the device.
+            tape.units.clear();
+            tape.barrier_pending = false;
+            self.gpu.spare_tape = tape;
             let mut record = std::mem::take(&mut self.record);
             record.clear();
             self.gpu.spare.push(record);
