@@ -101,7 +101,7 @@ impl RankLoop<'_> {
         Ok(())
     }
 
-    /// Adds a download to the step's batch; returns its slot.
+    /// Adds a download to the open batch; returns its slot.
     /// The bounding box of what the first `lookahead` queued commands will need of `buffer` on this rank (their
     /// executions' mapped regions, pushes, await-pushes), or `None`.
     pub(super) fn needs_ahead(&self, buffer: BufferId) -> Option<GridBox> {

@@ -121,8 +121,9 @@ impl RankLoop<'_> {
     pub(super) fn finish(&mut self, flight: InFlight) -> Result<Option<InFlight>, RuntimeError> {
         match flight {
             InFlight::Gpu(r, after) => {
+                // Still in the open batch, which is submitted once due ([`RankLoop::batch_due`]).
                 let GpuRef::Submitted(id) = r else {
-                    return Err(RuntimeError::Internal("GPU work of a command was never submitted"));
+                    return Ok(Some(InFlight::Gpu(r, after)));
                 };
                 if !self.gpu.is_complete(id) {
                     return Ok(Some(InFlight::Gpu(r, after)));

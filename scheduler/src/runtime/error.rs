@@ -254,7 +254,7 @@ pub(super) fn failure(node: i32, cmd: &celer_graph::Command) -> impl Fn(RuntimeE
     move |error| RuntimeError::Command { node, command: cmd.id, task: cmd.task, error: Box::new(error) }
 }
 
-/// What a GPU operation of the step's batch is for, as its errors name it. A few words of plain data, copied with
+/// What a GPU operation of the open batch is for, as its errors name it. A few words of plain data, copied with
 /// the operation: the text is formatted only when an operation fails ([`describe`](Self::describe)), not for each
 /// of the many that do not.
 #[derive(Clone, Copy, Debug)]

@@ -478,8 +478,9 @@ impl<'c> RankLoop<'c> {
 
     /// Makes progress, in this order: **generate** the commands of the tasks recorded since the last step, **poll
     /// completions** of the GPU, MPI and the host worker, **retire** the commands in flight that completed, **start
-    /// ready** commands, and **submit the batch** of GPU work the started commands collected. Returns whether
-    /// anything happened.
+    /// ready** commands, and **submit the batch** of GPU work the started commands collected once it is due
+    /// ([`batch_due`](Self::batch_due): the GPU runs short of work, a download waits, or the batch is full). Returns
+    /// whether anything happened.
     ///
     /// Generation comes first so that what a retiring command allocates already covers the needs of the commands
     /// queued behind it (the look-ahead of `cover`).
@@ -503,7 +504,7 @@ impl<'c> RankLoop<'c> {
         if self.ready_changed {
             progressed |= self.start_ready()?;
         }
-        if !self.pending.is_empty() || self.open_refs {
+        if (!self.pending.is_empty() || self.open_refs) && self.batch_due() {
             self.flush()?;
         }
         Ok(progressed)
@@ -619,7 +620,7 @@ impl<'c> RankLoop<'c> {
             }
             let cmd = self.commands.remove(i).expect("index in range");
             self.user_code = UserCode::Task(cmd.task);
-            // GPU work of every command started in this step goes into one batch, in start order.
+            // GPU work of every command started goes into the open batch, in start order.
             match self.start(&cmd)? {
                 Some(flight) => {
                     self.note_gpu_tail(cmd.id, &flight);
