@@ -154,6 +154,17 @@ pub enum Error {
     /// A `CELER_*` environment variable has a value celer does not accept.
     #[error("celer could not start: {0}")]
     Config(ConfigError),
+    /// A [`QueueBuilder`](crate::QueueBuilder) setting of the program's that has no meaning (`dry_run(0)`,
+    /// `devices(0)`), refused by `build` before anything starts.
+    #[error("celer could not start: {setting}({value}) is not valid: {setting} accepts {accepted}")]
+    Setting {
+        /// The builder's method (`QueueBuilder::dry_run`).
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What it accepts.
+        accepted: &'static str,
+    },
     /// A fence's data is only available when the program runs (not in a dry run).
     #[error("{0} was only recorded (dry run), so it has no data")]
     DryRun(TaskId),
