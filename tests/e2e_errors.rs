@@ -77,6 +77,8 @@
 //!   written and dropped; after a `wait` the rank's device memory holds at most a few of them (dropped buffers are
 //!   freed at the next horizon or epoch). Then 2000 host tasks of 200 µs each are submitted without a wait: right
 //!   after the last `submit`, all but the last few dozen must have run already (`submit` blocked meanwhile).
+//!   Last, 2000 buffers of 4 KiB with creation data and 2000 host objects are created and dropped without a task
+//!   (no horizon comes): the runtime must hold at most 2 buffers afterwards.
 //! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 //! - `bad-dims`: a host task asks for a 1D accessor's box as a 2D one; the panic points at its line likewise.
@@ -609,6 +611,19 @@ fn bounded() -> Result<(), String> {
     let got = q.fence(&counts).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     if got != [TASKS as u32; 16] {
         return Err(format!("counts are {got:?}"));
+    }
+    // Buffers (with creation data) and host objects created and dropped without a task: no horizon comes, yet the
+    // runtime keeps none of them.
+    q.wait();
+    const LOOSE: u64 = 2000;
+    for i in 0..LOOSE as u32 {
+        drop(q.buffer_from(&[i; 1024], [1024]).named("loose"));
+        drop(q.host_object(vec![i; 16]));
+    }
+    let held = q.stats().ok_or("no statistics")?.buffers;
+    // `counts` is live.
+    if held > 2 {
+        return Err(format!("after creating and dropping {LOOSE} buffers without a task, the runtime holds {held}"));
     }
     Ok(())
 }

@@ -368,7 +368,7 @@ impl Queue {
         rec.sim.create_buffer(id, D, extent, data.is_some(), None);
         if let Some(rt) = &self.runtime {
             let bytes = data.map(|d| bytemuck::cast_slice::<T, u8>(d).to_vec());
-            rt.send(Message::CreateBuffer(Box::new(NewBuffer {
+            rt.send_bounded(Message::CreateBuffer(Box::new(NewBuffer {
                 id,
                 dims: D,
                 extent,
@@ -408,7 +408,7 @@ impl Queue {
         rec.next_host_object += 1;
         rec.sim.create_host_object(id);
         if let Some(rt) = &self.runtime {
-            rt.send(Message::CreateHostObject(id));
+            rt.send_bounded(Message::CreateHostObject(id));
         }
         HostObject { id, value: Arc::new(std::sync::Mutex::new(value)), queue: self }
     }

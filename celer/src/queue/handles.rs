@@ -23,7 +23,7 @@ impl<T: Element, const D: usize> Buffer<'_, T, D> {
     pub fn named(self, name: &str) -> Self {
         self.queue.rec.borrow_mut().sim.set_buffer_name(self.id, name);
         if let Some(rt) = &self.queue.runtime {
-            rt.send(Message::NameBuffer(self.id, name.into()));
+            rt.send_bounded(Message::NameBuffer(self.id, name.into()));
         }
         self
     }
@@ -43,7 +43,7 @@ impl<T: Element, const D: usize> Drop for Buffer<'_, T, D> {
     fn drop(&mut self) {
         self.queue.rec.borrow_mut().sim.destroy_buffer(self.id);
         if let Some(rt) = &self.queue.runtime {
-            rt.send(Message::DestroyBuffer(self.id));
+            rt.send_bounded(Message::DestroyBuffer(self.id));
         }
     }
 }
@@ -78,7 +78,7 @@ impl<T> Drop for HostObject<'_, T> {
     fn drop(&mut self) {
         self.queue.rec.borrow_mut().sim.destroy_host_object(self.id);
         if let Some(rt) = &self.queue.runtime {
-            rt.send(Message::DestroyHostObject(self.id));
+            rt.send_bounded(Message::DestroyHostObject(self.id));
         }
     }
 }

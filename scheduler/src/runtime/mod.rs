@@ -71,7 +71,7 @@ pub use host::{HostContext, HostFn, HostPayload, SharedObject};
 pub use kernel::KernelPayload;
 pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
-pub use thread::{Message, NewBuffer, RuntimeHandle};
+pub use thread::{Message, NewBuffer, RuntimeHandle, MESSAGE_BACKLOG};
 
 use std::collections::VecDeque;
 use std::sync::{mpsc, Arc};
@@ -411,6 +411,12 @@ impl<'c> RankLoop<'c> {
                 // Every task that uses it has an id below the next one: its memory goes once the first horizon or
                 // epoch at or after that id is reached (`release_dropped`).
                 self.dropped.push((id, self.tm.next_task_id()));
+                // With nothing queued or in flight, every task recorded so far has completed: the buffer (and any
+                // dropped before, waiting for a horizon) goes now. A program that creates and drops buffers without
+                // submitting tasks reaches no further horizon, and would otherwise keep each one.
+                if self.is_drained() {
+                    self.release_dropped(self.tm.next_task_id());
+                }
             }
             Message::Submit(task) => {
                 self.record_reductions(&task.spec)?;
@@ -682,6 +688,7 @@ impl<'c> RankLoop<'c> {
     /// The statistics with the phase still open counted up to `now`.
     pub(super) fn stats_at(&self, now: std::time::Instant) -> RankStats {
         let mut stats = self.stats.clone();
+        stats.buffers = self.buffers.len() as u64;
         let (time, busy) = self.phase.open(now);
         *(if busy { &mut stats.busy } else { &mut stats.idle }) += time;
         stats
