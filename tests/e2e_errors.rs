@@ -41,7 +41,8 @@
 //!   the runtime ends every rank naming the task, the mapper and the cells outside (on one rank it finishes).
 //! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) submitted to a running queue is refused at
 //!   `submit` on every rank, naming the task; a host task after it runs (must pass).
-//! - `huge-range`: a host task over `usize::MAX x 2` items and a kernel over 2^32 + 16 items are refused at `submit`;
+//! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items and a kernel whose every
+//!   chunk reads a buffer of 2^34 cells are refused at `submit`;
 //!   a host task over `usize::MAX` items splits over the ranks without overflow, each rank running its share (must pass).
 //! - `settings-differ`: rank 1 runs with `CELER_TRACE` and `CELER_DEVICES=2`, rank 0 without; `Queue::new` fails
 //!   on every rank naming both variables and each rank's value. On one rank nothing differs: it must finish.
@@ -421,6 +422,21 @@ fn huge_range() -> Result<(), String> {
         "a kernel over 2^32 + 16 items",
         "cannot address the index space [0] - [4294967312]",
     )?;
+    // Every chunk reads all of a buffer of 2^34 cells (no data: nothing is allocated unless a command touches it).
+    let transpose = Kernel::wgsl(&kernels::TRANSPOSE, "main").map_err(|e| e.to_string())?;
+    let plane = q.buffer::<f32, 2>([1 << 17, 1 << 17]).named("plane");
+    let tile = q.buffer::<f32, 2>([16, 16]).named("tile");
+    refused(
+        q.submit(
+            task::parallel_for(&transpose, [16, 16])
+                .read(&plane, access::all())
+                .discard_write(&tile, access::one_to_one())
+                .name("gather"),
+        ),
+        "a kernel whose every chunk reads 2^34 cells",
+        "\"gather\": kernel transpose::main cannot address buffer B1 \"plane\" on chunk",
+    )?;
+    drop((plane, tile));
     let n = usize::MAX;
     let chunks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = std::sync::Arc::clone(&chunks);

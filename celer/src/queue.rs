@@ -471,12 +471,13 @@ impl Queue {
         }
         let combines = |i: usize| task.custom_reductions.get(i).is_some_and(Option::is_some);
         let running = self.runtime.is_some();
-        task.noted.check(self.addr(), &spec, task.kernel, running, combines, |b| rec.sim.tm.buffer_ident(b)).map_err(
-            |inner| TaskError {
+        let nodes = rec.sim.num_ranks();
+        task.noted
+            .check(self.addr(), &spec, task.kernel, running, nodes, combines, |b| rec.sim.tm.buffer_ident(b))
+            .map_err(|inner| TaskError {
                 task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
                 inner,
-            },
-        )?;
+            })?;
         if let Some((source, entry)) = task.kernel {
             // Every rank agreed at start-up whether all devices run f64, so every rank refuses here alike.
             if source.needs_float64() && self.runtime.as_ref().is_some_and(|rt| !rt.float64()) {

@@ -462,6 +462,30 @@ pub enum TaskErrorKind {
         /// The largest extent a kernel addresses (`u32::MAX`).
         max: u32,
     },
+    /// A kernel whose accesses of one buffer on one node's chunk span more cells than a kernel indexes: a node's
+    /// allocation of the buffer covers at least that box, and kernels index its cells as `u32`.
+    #[error(
+        "kernel {kernel} cannot address {buffer} on chunk {chunk} (the index space split over {nodes} node(s)): \
+         its accesses there span {region} ({cells} cells), but kernels index the cells of a buffer's allocation on \
+         a node as u32, so at most {max}; split the work into more tasks, use several smaller buffers, or run on \
+         more ranks or devices"
+    )]
+    KernelCells {
+        /// The kernel (`file::entry`, or the name of a `Kernel::named`).
+        kernel: String,
+        /// The buffer at fault.
+        buffer: ResourceIdent,
+        /// The chunk of the index space (one node's part).
+        chunk: GridBox,
+        /// The nodes (ranks × devices per rank) the index space is split over.
+        nodes: usize,
+        /// The bounding box of what the chunk's accessors of the buffer touch.
+        region: GridBox,
+        /// Its cells.
+        cells: u64,
+        /// The most cells a kernel indexes (2^32).
+        max: u64,
+    },
     /// A buffer or host object of another queue (a second dry-run queue, say), whose id means another resource here.
     #[error(
         "{resource} belongs to another Queue than the one the task is submitted to; a task can only use the buffers \

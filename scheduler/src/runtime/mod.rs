@@ -66,12 +66,17 @@ mod thread;
 mod transfer;
 
 pub use diagnostics::{scheduler_bound_warning, RankStats};
-pub use error::{OutOfBoundsAccess, RuntimeError};
+pub use error::{KernelAllocationError, OutOfBoundsAccess, RuntimeError};
 pub use host::{HostContext, HostFn, HostPayload, SharedObject};
 pub use kernel::KernelPayload;
 pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
 pub use thread::{Message, NewBuffer, RuntimeHandle, MESSAGE_BACKLOG};
+
+/// The most cells of one buffer a kernel addresses on one node: kernels index the cells of the allocation they bind
+/// (the bounding box of what the node's commands touch of the buffer) as `u32`. `submit` refuses a kernel whose
+/// accesses of a buffer on one chunk span more; the runtime refuses an allocation that grew beyond it.
+pub const KERNEL_CELLS: u64 = 1 << 32;
 
 use std::collections::VecDeque;
 use std::sync::{mpsc, Arc};
