@@ -78,8 +78,9 @@
 //!   written and dropped; after a `wait` the rank's device memory holds at most a few of them (dropped buffers are
 //!   freed at the next horizon or epoch). Then 2000 host tasks of 200 µs each are submitted without a wait: right
 //!   after the last `submit`, all but the last few dozen must have run already (`submit` blocked meanwhile).
-//!   Last, 2000 buffers of 4 KiB with creation data and 2000 host objects are created and dropped without a task
-//!   (no horizon comes): the runtime must hold at most 2 buffers afterwards.
+//!   Then 50 collective groups are created, used by a task each and dropped. Last, 2000 buffers of 4 KiB with
+//!   creation data and 2000 host objects are created and dropped without a task (no horizon comes): the runtime
+//!   must hold at most 2 buffers afterwards.
 //! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 //! - `bad-dims`: a host task asks for a 1D accessor's box as a 2D one; the panic points at its line likewise.
@@ -627,6 +628,11 @@ fn bounded() -> Result<(), String> {
     let got = q.fence(&counts).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     if got != [TASKS as u32; 16] {
         return Err(format!("counts are {got:?}"));
+    }
+    // Collective groups created, used and dropped in a loop (each drop frees the group's state on every rank).
+    for _ in 0..50 {
+        let g = q.collective_group();
+        q.submit(task::host_collective_in(&g).name("grouped").run(|_| {})).map_err(|e| e.to_string())?;
     }
     // Buffers (with creation data) and host objects created and dropped without a task: no horizon comes, yet the
     // runtime keeps none of them.

@@ -413,12 +413,14 @@ impl Queue {
         HostObject { id, value: Arc::new(std::sync::Mutex::new(value)), queue: self }
     }
 
-    /// A new group for collective host tasks: tasks of one group run in order, groups run independently.
-    pub fn collective_group(&self) -> CollectiveGroup {
+    /// A new group for collective host tasks ([`task::host_collective_in`](crate::task::host_collective_in)):
+    /// tasks of one group run in order, groups run independently. Dropping the group frees what celer tracks of it.
+    pub fn collective_group(&self) -> CollectiveGroup<'_> {
         let mut rec = self.rec.borrow_mut();
         let id = CollectiveGroupId(rec.next_group);
         rec.next_group += 1;
-        CollectiveGroup(id)
+        rec.sim.create_collective_group(id);
+        CollectiveGroup { id, queue: self }
     }
 
     /// Records a task.

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::geometry::{GridBox, Region};
-use crate::ids::{BufferId, HostObjectId};
+use crate::ids::{BufferId, CollectiveGroupId, HostObjectId};
 use crate::task::{MapperError, ResourceIdent, TaskIdent};
 
 /// How a class of suspicious input is treated.
@@ -65,6 +65,12 @@ pub enum TaskErrorKind {
     UnknownHostObject {
         /// The id used.
         host_object: HostObjectId,
+    },
+    /// The collective group does not exist.
+    #[error("collective group {group} does not exist (never created, or already dropped)")]
+    UnknownCollectiveGroup {
+        /// The id used.
+        group: CollectiveGroupId,
     },
     /// A host object declared twice as a side effect of one task.
     #[error(

@@ -6,8 +6,8 @@
 
 use celer_graph::patterns::Workload;
 use celer_graph::{
-    BufferId, EpochAction, GridBox, HostObjectId, NodeId, Task, TaskError, TaskId, TaskManager, TaskManagerConfig,
-    TaskSpec,
+    BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, NodeId, Task, TaskError, TaskId, TaskManager,
+    TaskManagerConfig, TaskSpec,
 };
 
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
@@ -75,6 +75,19 @@ impl Simulation {
         self.tm.destroy_host_object(id);
         for g in &mut self.ranks {
             g.destroy_host_object(id);
+        }
+    }
+
+    /// Creates a collective group.
+    pub fn create_collective_group(&mut self, id: CollectiveGroupId) {
+        self.tm.create_collective_group(id);
+    }
+
+    /// Forgets a collective group on every simulated rank.
+    pub fn destroy_collective_group(&mut self, id: CollectiveGroupId) {
+        self.tm.destroy_collective_group(id);
+        for g in &mut self.ranks {
+            g.destroy_collective_group(id);
         }
     }
 

@@ -89,9 +89,35 @@ impl<T> fmt::Debug for HostObject<'_, T> {
     }
 }
 
-/// A group of collective host tasks (see [`Queue::collective_group`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CollectiveGroup(pub(crate) CollectiveGroupId);
+/// A group of collective host tasks (see [`Queue::collective_group`]): its tasks run in submission order, one at a
+/// time. Dropping it frees what celer tracks of it, so a program may create groups without end; a task built in
+/// the group and submitted after the drop is refused.
+pub struct CollectiveGroup<'q> {
+    pub(crate) id: CollectiveGroupId,
+    pub(crate) queue: &'q Queue,
+}
+
+impl CollectiveGroup<'_> {
+    /// The group's id.
+    pub fn id(&self) -> CollectiveGroupId {
+        self.id
+    }
+}
+
+impl Drop for CollectiveGroup<'_> {
+    fn drop(&mut self) {
+        self.queue.rec.borrow_mut().sim.destroy_collective_group(self.id);
+        if let Some(rt) = &self.queue.runtime {
+            rt.send_bounded(Message::DestroyCollectiveGroup(self.id));
+        }
+    }
+}
+
+impl fmt::Debug for CollectiveGroup<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CollectiveGroup({})", self.id)
+    }
+}
 
 /// A fence: the buffer's contents as of the fence, once everything before it has run.
 #[derive(Debug)]

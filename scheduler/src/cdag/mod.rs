@@ -160,6 +160,12 @@ impl CommandGraphGenerator {
         self.host_objects.remove(&id);
     }
 
+    /// Forgets a collective group (the last command of its tasks): call it after the tasks submitted before the
+    /// group was dropped are built. Their commands keep their dependencies; no later task can be in the group.
+    pub fn destroy_collective_group(&mut self, id: CollectiveGroupId) {
+        self.collective_groups.remove(&id);
+    }
+
     /// The command `id`, unless pruned.
     pub fn command(&self, id: CommandId) -> Option<&Command> {
         self.commands.get(id.0)

@@ -359,6 +359,7 @@ fn execution_chunks(sim: &Simulation, r: usize, id: TaskId) -> Vec<GridBox> {
 #[test]
 fn a_collective_runs_one_chunk_on_every_rank_whatever_its_granularity() {
     let mut sim = Simulation::new(4, true);
+    sim.create_collective_group(celer_graph::CollectiveGroupId(1));
     let mut spec = TaskSpec::new(TaskKind::Collective(celer_graph::CollectiveGroupId(1)), 1, GridBox::d1(0, 1));
     spec.granularity = [2, 1, 1];
     spec.hint = celer_graph::SplitHint::TwoD;
@@ -399,6 +400,21 @@ fn a_dropped_host_object_leaves_no_state_in_the_command_graph() {
 }
 
 #[test]
+fn a_dropped_collective_group_leaves_no_state_in_the_command_graph() {
+    let mut sim = Simulation::new(2, false);
+    for i in 1..=100 {
+        let g = celer_graph::CollectiveGroupId(i);
+        sim.create_collective_group(g);
+        let spec = TaskSpec::new(TaskKind::Collective(g), 1, GridBox::d1(0, 1));
+        sim.submit(spec.clone()).unwrap();
+        sim.submit(spec).unwrap();
+        sim.destroy_collective_group(g);
+    }
+    assert!(sim.ranks.iter().all(|g| g.collective_groups.is_empty()), "one entry per group ever used");
+    assert_eq!(sim.tm.live_collective_group_count(), 1, "only the default group stays");
+}
+
+#[test]
 fn a_collective_over_processes_of_two_devices_runs_item_p_on_node_2p_and_gets_its_data_there() {
     // 2 processes x 2 devices: nodes 0, 1 are process 0's, nodes 2, 3 process 1's.
     let all: Vec<NodeId> = (0..4).map(NodeId).collect();
@@ -413,6 +429,7 @@ fn a_collective_over_processes_of_two_devices_runs_item_p_on_node_2p_and_gets_it
         f: std::sync::Arc::new(|c: &GridBox, _: &GridBox| Region::from(GridBox::d1(4 * c.min()[0], 4 * c.max()[0]))),
         reach: None,
     };
+    sim.create_collective_group(celer_graph::CollectiveGroupId(1));
     let spec = TaskSpec::new(TaskKind::Collective(celer_graph::CollectiveGroupId(1)), 1, GridBox::d1(0, 1))
         .access(B0, Read, rows)
         .access(B1, DiscardWrite, RangeMapper::OneToOne);

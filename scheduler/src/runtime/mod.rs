@@ -438,6 +438,11 @@ impl<'c> RankLoop<'c> {
                 self.tm.destroy_host_object(id);
                 self.cdag.destroy_host_object(id);
             }
+            Message::DestroyCollectiveGroup(id) => {
+                // The tasks submitted before the drop are in it: build their commands first.
+                self.generate()?;
+                self.cdag.destroy_collective_group(id);
+            }
             Message::Stats(reply) => {
                 // The statistics count the tasks submitted so far.
                 self.generate()?;

@@ -47,6 +47,8 @@ pub enum Message {
     CreateHostObject(celer_graph::HostObjectId),
     /// The host object is dropped by the program.
     DestroyHostObject(celer_graph::HostObjectId),
+    /// The collective group is dropped by the program.
+    DestroyCollectiveGroup(celer_graph::CollectiveGroupId),
     /// A task to run, as the application thread's task manager built it (checked, with its regions and
     /// dependencies); the runtime's task manager replays it ([`TaskManager::replay`](celer_graph::TaskManager::replay)).
     /// The very task the application thread's task manager stored (shared, not copied).
@@ -391,6 +393,9 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
         }
         Message::DestroyHostObject(id) => {
             loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyHostObject(id)))?;
+        }
+        Message::DestroyCollectiveGroup(id) => {
+            loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyCollectiveGroup(id)))?;
         }
         Message::Submit(task) => loops.iter_mut().try_for_each(|l| l.handle(Message::Submit(task.clone())))?,
         Message::Abort(what) => return Err(RuntimeError::Aborted(what)),
