@@ -41,8 +41,11 @@ impl Simulation {
         let mut tm = TaskManager::new(TaskManagerConfig { num_ranks, ..config });
         // The init epoch T0 exists in every generator from the start.
         tm.drain_new_tasks().for_each(drop);
-        let ranks =
-            ranks.iter().map(|&local| CommandGraphGenerator::new(CdagConfig { num_ranks, local, record })).collect();
+        let devices_per_rank = config.devices_per_rank.max(1);
+        let ranks = ranks
+            .iter()
+            .map(|&local| CommandGraphGenerator::new(CdagConfig { num_ranks, local, record, devices_per_rank }))
+            .collect();
         let tasks = if record { tm.tasks().cloned().collect() } else { Vec::new() };
         Self { tm, ranks, num_ranks, record, tasks, buffers: Vec::new(), new_tasks: Vec::new() }
     }

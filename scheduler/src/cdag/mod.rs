@@ -53,6 +53,10 @@ pub struct CdagConfig {
     pub local: NodeId,
     /// Keep a copy of every generated command (tests, graph dumps), surviving pruning.
     pub record: bool,
+    /// Nodes per process (`CELER_DEVICES`; nodes `p * devices_per_rank ..` are process `p`'s). Host tasks with side
+    /// effects run on each process's first node only, so that a process's side effects on a host object (one
+    /// instance per process) happen in submission order.
+    pub devices_per_rank: usize,
 }
 
 type Deps = celer_graph::DependencyBuilder<CommandId>;

@@ -80,7 +80,8 @@ fn a_rewrite_depends_on_the_readers_and_a_write_of_unread_cells_on_the_writer() 
 fn build_task_returns_the_new_commands_in_order() {
     let mut tm = TaskManager::new(TaskManagerConfig { num_ranks: 2, ..Default::default() });
     tm.drain_new_tasks().for_each(drop);
-    let mut g = CommandGraphGenerator::new(CdagConfig { num_ranks: 2, local: NodeId(1), record: false });
+    let mut g =
+        CommandGraphGenerator::new(CdagConfig { num_ranks: 2, local: NodeId(1), record: false, devices_per_rank: 1 });
     assert_eq!(g.local(), NodeId(1));
     tm.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
     g.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
@@ -138,7 +139,8 @@ fn an_epoch_stands_in_for_every_older_command() {
 fn reaching_an_epoch_frees_the_commands_before_it() {
     let mut tm = TaskManager::new(TaskManagerConfig { num_ranks: 1, ..Default::default() });
     tm.drain_new_tasks().for_each(drop);
-    let mut g = CommandGraphGenerator::new(CdagConfig { num_ranks: 1, local: NodeId(0), record: true });
+    let mut g =
+        CommandGraphGenerator::new(CdagConfig { num_ranks: 1, local: NodeId(0), record: true, devices_per_rank: 1 });
     tm.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
     g.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
     let build = |tm: &mut TaskManager, g: &mut CommandGraphGenerator| {
@@ -412,6 +414,33 @@ fn a_dropped_collective_group_leaves_no_state_in_the_command_graph() {
     }
     assert!(sim.ranks.iter().all(|g| g.collective_groups.is_empty()), "one entry per group ever used");
     assert_eq!(sim.tm.live_collective_group_count(), 1, "only the default group stays");
+}
+
+#[test]
+fn a_host_task_with_side_effects_runs_on_each_processs_first_device_only() {
+    // 2 processes x 2 devices: the side effects of each process's chunk happen on one node's loop, in order.
+    let all: Vec<NodeId> = (0..4).map(NodeId).collect();
+    let config = TaskManagerConfig { devices_per_rank: 2, ..Default::default() };
+    let mut sim = Simulation::with_ranks(4, &all, true, config);
+    let ho = celer_graph::HostObjectId(0);
+    sim.create_host_object(ho);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    let mut effects =
+        TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, 8)).access(B0, DiscardWrite, RangeMapper::OneToOne);
+    effects.side_effects.push((ho, celer_graph::SideEffectOrder::Sequential));
+    let first = sim.submit(effects.clone()).unwrap();
+    let second = sim.submit(effects).unwrap();
+    for id in [first, second] {
+        let want = [GridBox::d1(0, 4), GridBox::EMPTY, GridBox::d1(4, 8), GridBox::EMPTY];
+        for (r, want) in want.into_iter().enumerate() {
+            assert_eq!(execution_chunks(&sim, r, id), vec![want], "{id} on N{r}");
+        }
+    }
+    // Without side effects the task splits over every node.
+    let plain = sim
+        .submit(TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, 8)).access(B0, Read, RangeMapper::OneToOne))
+        .unwrap();
+    assert_eq!(execution_chunks(&sim, 1, plain), vec![GridBox::d1(2, 4)]);
 }
 
 #[test]

@@ -314,6 +314,8 @@ impl<'c> RankLoop<'c> {
         };
         let node = comm.rank() * comms.len().max(1) as i32 + device as i32;
         let local = NodeId(node as u64);
+        // This process's devices (the task graph's configuration does not carry them here).
+        let devices_per_rank = comms.len().max(1);
         let mut tm = TaskManager::new(TaskManagerConfig { num_ranks, ..config });
         tm.drain_new_tasks().for_each(drop);
         Ok(Self {
@@ -326,7 +328,12 @@ impl<'c> RankLoop<'c> {
             gpu,
             lent: self::transfer::Lent::default(),
             tm,
-            cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: runtime.dump_graphs.is_some() }),
+            cdag: CommandGraphGenerator::new(CdagConfig {
+                num_ranks,
+                local,
+                record: runtime.dump_graphs.is_some(),
+                devices_per_rank,
+            }),
             buffers: HashMap::default(),
             commands: VecDeque::new(),
             in_flight: Vec::new(),
