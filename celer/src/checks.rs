@@ -148,17 +148,14 @@ impl Noted {
     }
 
     /// Checks the task `spec` of this builder, submitted to the queue at address `queue`: `code` is its compiled kernel and entry point (`Kernel::wgsl`; none for
-    /// a host task or a `Kernel::named` one); `running` whether the queue runs the program (not a dry run); `nodes`
-    /// the nodes its index space splits over (ranks × devices per rank); `combines[i]` whether
+    /// a host task or a `Kernel::named` one); `running` whether the queue runs the program (not a dry run); `combines[i]` whether
     /// reduction `i` brought a combining function (`reduce_with`); `ident` names a buffer.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn check(
         &self,
         queue: usize,
         spec: &TaskSpec,
         code: Option<(&'static KernelSource, &'static str)>,
         running: bool,
-        nodes: usize,
         combines: impl Fn(usize) -> bool,
         ident: impl Fn(BufferId) -> ResourceIdent,
     ) -> Result<(), Box<TaskErrorKind>> {
@@ -219,23 +216,37 @@ impl Noted {
         } else if let (Some(name), true) = (&self.kernel_name, running) {
             return Err(Box::new(TaskErrorKind::KernelWithoutCode { kernel: name.to_string() }));
         }
-        // Known from the split alone, so a dry run (of a kernel without code too) refuses it as a run does.
-        if let Some((id, chunk, region)) = self.huge_chunk(spec, nodes) {
-            let kernel = match (code, &self.kernel_name) {
-                (Some((source, entry)), _) => format!("{}::{entry}", source.name()),
-                (None, Some(name)) => name.to_string(),
-                (None, None) => "(unnamed)".into(),
-            };
-            return Err(Box::new(TaskErrorKind::KernelCells {
-                kernel,
-                buffer: ident(id),
-                chunk,
-                nodes: nodes.max(1),
-                region,
-                cells: region.area() as u64,
-                max: KERNEL_CELLS,
-            }));
-        }
         Ok(())
+    }
+
+    /// Checks that no chunk of the kernel task `spec` (its granularity final: after the alignment to workgroups),
+    /// split over `nodes` nodes as the command graph splits it, accesses more of a buffer than a kernel indexes.
+    /// Known from the split alone, so a dry run (of a kernel without code too) refuses it as a run does. `code` and
+    /// `ident` as for [`check`](Self::check).
+    pub(crate) fn check_cells(
+        &self,
+        spec: &TaskSpec,
+        code: Option<(&'static KernelSource, &'static str)>,
+        nodes: usize,
+        ident: impl Fn(BufferId) -> ResourceIdent,
+    ) -> Result<(), Box<TaskErrorKind>> {
+        if spec.kind != TaskKind::DeviceCompute {
+            return Ok(());
+        }
+        let Some((id, chunk, region)) = self.huge_chunk(spec, nodes) else { return Ok(()) };
+        let kernel = match (code, &self.kernel_name) {
+            (Some((source, entry)), _) => format!("{}::{entry}", source.name()),
+            (None, Some(name)) => name.to_string(),
+            (None, None) => "(unnamed)".into(),
+        };
+        Err(Box::new(TaskErrorKind::KernelCells {
+            kernel,
+            buffer: ident(id),
+            chunk,
+            nodes: nodes.max(1),
+            region,
+            cells: region.area() as u64,
+            max: KERNEL_CELLS,
+        }))
     }
 }

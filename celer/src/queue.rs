@@ -473,13 +473,12 @@ impl Queue {
         }
         let combines = |i: usize| task.custom_reductions.get(i).is_some_and(Option::is_some);
         let running = self.runtime.is_some();
-        let nodes = rec.sim.num_ranks();
-        task.noted
-            .check(self.addr(), &spec, task.kernel, running, nodes, combines, |b| rec.sim.tm.buffer_ident(b))
-            .map_err(|inner| TaskError {
+        task.noted.check(self.addr(), &spec, task.kernel, running, combines, |b| rec.sim.tm.buffer_ident(b)).map_err(
+            |inner| TaskError {
                 task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
                 inner,
-            })?;
+            },
+        )?;
         if let Some((source, entry)) = task.kernel {
             // Every rank agreed at start-up whether all devices run f64, so every rank refuses here alike.
             if source.needs_float64() && self.runtime.as_ref().is_some_and(|rt| !rt.float64()) {
@@ -494,6 +493,14 @@ impl Queue {
         // Chunks start at whole workgroups where the kernel's results depend on them (also for a task whose checked
         // shape is reused: the alignment combines with the task's own granularity, which the shape does not hold).
         let blocks = task.kernel.and_then(|(source, entry)| align_to_workgroups(source, entry, &mut spec));
+        // Split as the command graph will split it (over ranks × devices), with the granularity now final.
+        let nodes = rec.sim.num_ranks();
+        task.noted.check_cells(&spec, task.kernel, nodes, |b| rec.sim.tm.buffer_ident(b)).map_err(|inner| {
+            TaskError {
+                task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
+                inner,
+            }
+        })?;
         let key = task.kernel.map(|(source, entry)| KernelKey {
             source,
             entry,
