@@ -192,3 +192,17 @@ fn errors_print_their_message_from_main_and_say_nothing_twice() {
         max: i32::MAX as usize,
     })));
 }
+
+#[test]
+fn a_task_of_a_dropped_collective_group_is_refused_naming_the_group() {
+    let q = Queue::dry_run();
+    let g = q.collective_group();
+    q.submit(task::host_collective_in(&g).name("first").run(|_| {})).unwrap();
+    let late = task::host_collective_in(&g).name("late").run(|_| {});
+    let id = g.id();
+    drop(g);
+    let msg = q.submit(late).expect_err("the group is gone").to_string();
+    assert!(msg.contains("\"late\"") && msg.contains(&format!("collective group {id} does not exist")), "{msg}");
+    // The default group always exists.
+    q.submit(task::host_collective().run(|_| {})).unwrap();
+}

@@ -96,6 +96,13 @@ fn rows() -> Vec<Row> {
         "a kernel bound to a buffer beyond u32 coordinates",
         err(q.submit(task::parallel_for(&squares, [16]).discard_write(&long, access::one_to_one()).name("long_out"))),
     ));
+    let plane = q.buffer::<u8, 2>([1 << 17, 1 << 17]).named("plane");
+    rows.push((
+        "a kernel whose accesses of a buffer on one node span more than 2^32 cells",
+        err(q.submit(
+            task::parallel_for(&k, [1 << 17, 1 << 17]).discard_write(&plane, access::one_to_one()).name("flood"),
+        )),
+    ));
     rows.push((
         "a fixed mapper whose box ends past usize::MAX",
         err(q.submit(task::host_for([16]).read(&v, access::fixed([usize::MAX], [2])).name("far").run(|_| {}))),
@@ -169,6 +176,7 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("an index space with more", &["\"too_many\"", "[1099511627776,1099511627776]", "usize"]),
         ("a kernel over an index space beyond", &["\"wide\"", "squares::main", "[0] - [4294967296]", "u32"]),
         ("a kernel bound to a buffer beyond", &["\"long_out\"", "B6 \"long\" of extent [0] - [4294967297]"]),
+        ("a kernel whose accesses of a buffer", &["\"flood\"", "kernel k", "B7 \"plane\"", "17179869184 cells", "u32"]),
         ("a fixed mapper whose box", &["\"far\"", "B0 \"values\"", "[18446744073709551615]", "overflows"]),
         ("a fenced box that ends", &["fenced box", "B0 \"values\"", "[18446744073709551614]", "[4]"]),
         ("a buffer of another queue", &["\"borrowed\"", "buffer B0", "another Queue"]),
@@ -230,5 +238,31 @@ fn a_dry_run_reports_the_ranks_it_simulates_so_collective_tasks_fit_buffers_size
         let per_rank = q.buffer::<u32, 1>([q.ranks()]).named("per_rank");
         q.submit(task::host_collective().discard_write(&per_rank, access::one_to_one()).run(|_| {}))
             .unwrap_or_else(|e| panic!("{ranks} simulated ranks: {e}"));
+    }
+}
+
+#[test]
+fn a_kernel_is_refused_where_one_nodes_chunk_of_a_buffer_spans_more_cells_than_kernels_index() {
+    // 2^34 one-byte cells: one node's allocation cannot hold them all, four nodes' chunks (2^32 each) can.
+    let k = Kernel::named("k");
+    for (ranks, one_to_one_fits) in [(1, false), (2, false), (4, true)] {
+        let q = queue(ranks);
+        let plane = q.buffer::<u8, 2>([1 << 17, 1 << 17]).named("plane");
+        let each = q.submit(task::parallel_for(&k, [1 << 17, 1 << 17]).discard_write(&plane, access::one_to_one()));
+        assert_eq!(each.is_ok(), one_to_one_fits, "{ranks} rank(s): {each:?}");
+        if let Err(e) = each {
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("split over {ranks} node(s)")), "{msg}");
+            assert!(msg.contains(&format!("{} cells", (1u64 << 34) / ranks as u64)), "{msg}");
+        }
+        // Every chunk reads the whole buffer: no split helps.
+        let whole = q.submit(task::parallel_for(&k, [1 << 17, 1 << 17]).read(&plane, access::all()).name("gather"));
+        let msg = whole.expect_err("every chunk reads 2^34 cells").to_string();
+        assert!(
+            msg.contains("\"gather\"") && msg.contains("B0 \"plane\"") && msg.contains("17179869184 cells"),
+            "{msg}"
+        );
+        // A small part of the buffer is fine on any number of nodes.
+        q.submit(task::parallel_for(&k, [16, 16]).read(&plane, access::fixed([0, 0], [16, 16]))).unwrap();
     }
 }

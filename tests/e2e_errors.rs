@@ -41,7 +41,8 @@
 //!   the runtime ends every rank naming the task, the mapper and the cells outside (on one rank it finishes).
 //! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) submitted to a running queue is refused at
 //!   `submit` on every rank, naming the task; a host task after it runs (must pass).
-//! - `huge-range`: a host task over `usize::MAX x 2` items and a kernel over 2^32 + 16 items are refused at `submit`;
+//! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items and a kernel whose every
+//!   chunk reads a buffer of 2^34 cells are refused at `submit`;
 //!   a host task over `usize::MAX` items splits over the ranks without overflow, each rank running its share (must pass).
 //! - `settings-differ`: rank 1 runs with `CELER_TRACE` and `CELER_DEVICES=2`, rank 0 without; `Queue::new` fails
 //!   on every rank naming both variables and each rank's value. On one rank nothing differs: it must finish.
@@ -77,6 +78,9 @@
 //!   written and dropped; after a `wait` the rank's device memory holds at most a few of them (dropped buffers are
 //!   freed at the next horizon or epoch). Then 2000 host tasks of 200 µs each are submitted without a wait: right
 //!   after the last `submit`, all but the last few dozen must have run already (`submit` blocked meanwhile).
+//!   Then 50 collective groups are created, used by a task each and dropped. Last, 2000 buffers of 4 KiB with
+//!   creation data and 2000 host objects are created and dropped without a task (no horizon comes): the runtime
+//!   must hold at most 2 buffers afterwards.
 //! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 //! - `bad-dims`: a host task asks for a 1D accessor's box as a 2D one; the panic points at its line likewise.
@@ -419,6 +423,21 @@ fn huge_range() -> Result<(), String> {
         "a kernel over 2^32 + 16 items",
         "cannot address the index space [0] - [4294967312]",
     )?;
+    // Every chunk reads all of a buffer of 2^34 cells (no data: nothing is allocated unless a command touches it).
+    let transpose = Kernel::wgsl(&kernels::TRANSPOSE, "main").map_err(|e| e.to_string())?;
+    let plane = q.buffer::<f32, 2>([1 << 17, 1 << 17]).named("plane");
+    let tile = q.buffer::<f32, 2>([16, 16]).named("tile");
+    refused(
+        q.submit(
+            task::parallel_for(&transpose, [16, 16])
+                .read(&plane, access::all())
+                .discard_write(&tile, access::one_to_one())
+                .name("gather"),
+        ),
+        "a kernel whose every chunk reads 2^34 cells",
+        "\"gather\": kernel transpose::main cannot address buffer B1 \"plane\" on chunk",
+    )?;
+    drop((plane, tile));
     let n = usize::MAX;
     let chunks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = std::sync::Arc::clone(&chunks);
@@ -609,6 +628,24 @@ fn bounded() -> Result<(), String> {
     let got = q.fence(&counts).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     if got != [TASKS as u32; 16] {
         return Err(format!("counts are {got:?}"));
+    }
+    // Collective groups created, used and dropped in a loop (each drop frees the group's state on every rank).
+    for _ in 0..50 {
+        let g = q.collective_group();
+        q.submit(task::host_collective_in(&g).name("grouped").run(|_| {})).map_err(|e| e.to_string())?;
+    }
+    // Buffers (with creation data) and host objects created and dropped without a task: no horizon comes, yet the
+    // runtime keeps none of them.
+    q.wait();
+    const LOOSE: u64 = 2000;
+    for i in 0..LOOSE as u32 {
+        drop(q.buffer_from(&[i; 1024], [1024]).named("loose"));
+        drop(q.host_object(vec![i; 16]));
+    }
+    let held = q.stats().ok_or("no statistics")?.buffers;
+    // `counts` is live.
+    if held > 2 {
+        return Err(format!("after creating and dropping {LOOSE} buffers without a task, the runtime holds {held}"));
     }
     Ok(())
 }

@@ -177,6 +177,35 @@ fn multi_box_writes(q: &Queue) -> Result<(), String> {
     if got != want {
         return Err(format!("a write of a region of two boxes changed cells outside it: got {got:?}, want {want:?}"));
     }
+    // Host tasks with a side effect on one host object (one instance per rank) see it in submission order, also
+    // with several devices per rank (each rank's chunk then runs on its first device; before, each device ran a
+    // chunk and one device's loop could run the next task's while another still ran this one's), and still cover
+    // every item.
+    const STEPS: u32 = 12;
+    let log = q.host_object(Vec::<(u32, usize)>::new());
+    let marks = q.buffer_from(&[0u32; 64], [64]).named("marks");
+    for step in 0..STEPS {
+        q.submit(task::host_for([64]).read_write(&marks, access::one_to_one()).side_effect(&log).name("logged").run(
+            move |ctx| {
+                let lo = ctx.chunk().min()[0];
+                // The first chunk lags: another device's loop of the rank would run ahead of it.
+                if lo == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                ctx.data_mut::<u32>(0).iter_mut().for_each(|m| *m += 1);
+                ctx.with_object::<Vec<(u32, usize)>, _>(0, |log| log.push((step, lo)));
+            },
+        ))
+        .map_err(e)?;
+    }
+    let got = q.fence(&marks).map_err(e)?.wait().map_err(w)?;
+    if got != [STEPS; 64] {
+        return Err(format!("{STEPS} host tasks over every item marked {got:?}"));
+    }
+    let entries = q.fence_object(&log).map_err(w)?;
+    if entries.windows(2).any(|p| p[0].0 > p[1].0) || entries.len() < STEPS as usize {
+        return Err(format!("rank {}: side effects out of submission order: {entries:?}", q.rank()));
+    }
     Ok(())
 }
 

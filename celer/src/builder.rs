@@ -89,22 +89,14 @@ impl QueueBuilder {
     /// already hold some 300 MB and take about a second per task in a debug build.
     pub const MAX_DRY_RUN_RANKS: usize = 1 << 16;
 
-    /// Records and simulates `ranks` ranks instead of running: no MPI, no GPU, no runtime thread. `ranks` 0 counts
-    /// as 1 (as for the horizon step). Every rank's command graph is generated, and every horizon counts as reached
-    /// at once, so a program of any length runs in bounded memory. Fences have no data ([`Error::DryRun`]).
-    /// Default: the program runs.
+    /// Records and simulates `ranks` ranks instead of running: no MPI, no GPU, no runtime thread. Every rank's
+    /// command graph is generated, and every horizon counts as reached at once, so a program of any length runs in
+    /// bounded memory. Fences have no data ([`Error::DryRun`]). Default: the program runs.
     ///
-    /// # Panics
-    /// If `ranks` exceeds [`MAX_DRY_RUN_RANKS`](Self::MAX_DRY_RUN_RANKS) (the panic points at the caller).
-    #[track_caller]
+    /// `ranks` must be 1 to [`MAX_DRY_RUN_RANKS`](Self::MAX_DRY_RUN_RANKS): [`build`](Self::build) refuses any other
+    /// count with [`Error::Setting`] (a run on no rank has no meaning, and is not taken to mean one).
     pub fn dry_run(mut self, ranks: usize) -> Self {
-        assert!(
-            ranks <= Self::MAX_DRY_RUN_RANKS,
-            "QueueBuilder::dry_run({ranks}): a dry run simulates at most QueueBuilder::MAX_DRY_RUN_RANKS = {} ranks \
-             (each simulated rank has a command graph generator of its own)",
-            Self::MAX_DRY_RUN_RANKS
-        );
-        self.dry_run_ranks = Some(ranks.max(1));
+        self.dry_run_ranks = Some(ranks);
         self
     }
 
@@ -189,10 +181,11 @@ impl QueueBuilder {
         self.choose(env::DUMP_GRAPHS, |c| c.dump_graphs = Some(dir))
     }
 
-    /// How many GPUs each rank drives (at least 1; 0 counts as 1). `CELER_DEVICES`; default 1. Every rank must
-    /// agree. (Which device a rank starts from is `CELER_DEVICE`'s alone.)
+    /// How many GPUs each rank drives (at least 1: [`build`](Self::build) refuses 0 with [`Error::Setting`], as
+    /// `CELER_DEVICES=0` is refused). `CELER_DEVICES`; default 1. Every rank must agree. (Which device a rank starts
+    /// from is `CELER_DEVICE`'s alone.)
     pub fn devices(self, per_rank: usize) -> Self {
-        self.choose(env::DEVICES, |c| c.devices = per_rank.max(1))
+        self.choose(env::DEVICES, |c| c.devices = per_rank)
     }
 
     /// Whether each rank logs the device it uses (at any log level). `CELER_PRINT_DEVICE`; default off.
@@ -251,6 +244,23 @@ impl QueueBuilder {
             env::PRINT_DEVICE => print_device,
             env::PIN => pin,
         );
+        // A count of ranks or devices outside what can run is refused, not taken to mean another count (the
+        // variable refuses 0 devices too).
+        if let Some(ranks) = self.dry_run_ranks.filter(|r| !(1..=Self::MAX_DRY_RUN_RANKS).contains(r)) {
+            return Err(Error::Setting {
+                setting: "QueueBuilder::dry_run",
+                value: ranks.to_string(),
+                accepted: "1 to QueueBuilder::MAX_DRY_RUN_RANKS = 65536 ranks (a dry run on no rank has no \
+                           meaning; each simulated rank has a command graph generator of its own)",
+            });
+        }
+        if runtime.devices == 0 {
+            return Err(Error::Setting {
+                setting: "QueueBuilder::devices",
+                value: "0".into(),
+                accepted: "1 or more devices per rank (as CELER_DEVICES does)",
+            });
+        }
         // A zero timeout would report every wait for a kernel or a peer as a stall (the variable refuses 0 too).
         if runtime.stall_timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::Config(ConfigError {
@@ -269,7 +279,8 @@ impl QueueBuilder {
     /// Starts the queue (see [`Queue::new`]; in a dry run, nothing starts).
     ///
     /// # Errors
-    /// [`Error::Config`] for a bad `CELER_*` value (checked before anything starts), [`Error::Start`] when MPI or a
+    /// [`Error::Config`] for a bad `CELER_*` value, [`Error::Setting`] for a setting of the program's that has no
+    /// meaning (`dry_run(0)`, `devices(0)`; both checked before anything starts), [`Error::Start`] when MPI or a
     /// rank's GPU cannot be set up, on every rank.
     pub fn build(self) -> Result<Queue, Error> {
         Queue::start(self.settings()?)
@@ -288,7 +299,7 @@ mod tests {
             .lookahead(7)
             .trace("t.json")
             .uninitialized_reads(ErrorPolicy::Error)
-            .dry_run(0)
+            .dry_run(1)
             .ignore_env()
             .settings()
             .unwrap();
@@ -309,15 +320,27 @@ mod tests {
     }
 
     #[test]
-    fn a_dry_run_of_more_ranks_than_the_limit_panics_at_the_caller_naming_it() {
+    fn a_dry_run_of_no_rank_or_more_than_the_limit_is_refused_at_build_naming_the_setting() {
         let s = QueueBuilder::new().dry_run(QueueBuilder::MAX_DRY_RUN_RANKS).ignore_env().settings().unwrap();
         assert_eq!(s.dry_run_ranks, Some(QueueBuilder::MAX_DRY_RUN_RANKS), "the limit itself is allowed");
-        for ranks in [QueueBuilder::MAX_DRY_RUN_RANKS + 1, usize::MAX] {
-            let panicked = std::panic::catch_unwind(|| QueueBuilder::new().dry_run(ranks)).expect_err("must panic");
-            let msg = panicked.downcast::<String>().expect("a formatted panic");
-            assert!(msg.contains(&format!("QueueBuilder::dry_run({ranks}): a dry run simulates at most")), "{msg}");
-            assert!(msg.contains("MAX_DRY_RUN_RANKS = 65536 ranks"), "{msg}");
+        for ranks in [0, QueueBuilder::MAX_DRY_RUN_RANKS + 1, usize::MAX] {
+            let e = QueueBuilder::new().dry_run(ranks).ignore_env().settings().expect_err("must be refused");
+            assert!(matches!(e, Error::Setting { setting: "QueueBuilder::dry_run", .. }), "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("QueueBuilder::dry_run({ranks}) is not valid")), "{msg}");
+            assert!(msg.contains("1 to QueueBuilder::MAX_DRY_RUN_RANKS = 65536 ranks"), "{msg}");
         }
+    }
+
+    #[test]
+    fn no_devices_per_rank_is_refused_at_build_as_the_variable_refuses_it() {
+        let e = QueueBuilder::new().devices(0).ignore_env().settings().expect_err("must be refused");
+        assert!(matches!(e, Error::Setting { setting: "QueueBuilder::devices", .. }), "{e}");
+        assert!(e.to_string().contains("QueueBuilder::devices(0) is not valid"), "{e}");
+        // The environment's valid value wins over the program's zero, as for any setting.
+        let env = |name: &str| (name == "CELER_DEVICES").then(|| "2".to_string());
+        assert_eq!(QueueBuilder::new().devices(0).settings_from(env).unwrap().runtime.devices, 2);
+        assert_eq!(QueueBuilder::new().devices(3).ignore_env().settings().unwrap().runtime.devices, 3);
     }
 
     #[test]

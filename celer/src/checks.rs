@@ -6,8 +6,10 @@
 
 use celer_scheduler::exec::shaders::KernelSource;
 use celer_scheduler::graph::{
-    BufferId, GridBox, HostObjectId, ReductionOp, ResourceIdent, TaskErrorKind, TaskKind, TaskSpec,
+    BufferId, GridBox, HostObjectId, RangeMapper, ReductionOp, ResourceIdent, TaskErrorKind, TaskKind, TaskSpec,
 };
+use celer_scheduler::runtime::KERNEL_CELLS;
+use celer_scheduler::split::ChunkGrid;
 
 /// What a task builder noted while its accesses and reductions were added, for [`Noted::check`].
 #[derive(Clone, Debug, Default)]
@@ -23,6 +25,10 @@ pub(crate) struct Noted {
     /// The first buffer the task binds whose extent a kernel cannot address (beyond `u32::MAX` along a
     /// dimension), with that extent.
     too_wide: Option<(BufferId, GridBox)>,
+    /// The buffers the task binds that hold more than [`KERNEL_CELLS`] cells, with their extents and dimensions:
+    /// [`check`](Self::check) finds whether one chunk's accesses of one span that many (empty, allocating nothing,
+    /// for every other task).
+    huge: Vec<(BufferId, GridBox, usize)>,
 }
 
 /// A buffer or host object a task uses, for the error naming one of another queue.
@@ -90,6 +96,38 @@ impl Noted {
         if self.too_wide.is_none() && extent.iter().any(|&e| e > u32::MAX as usize) {
             self.too_wide = Some((id, GridBox::from_extent(extent)));
         }
+        // A buffer's size in bytes fits `isize` (checked at its creation), so its cells fit `usize`.
+        if extent.iter().product::<usize>() as u64 > KERNEL_CELLS && !self.huge.iter().any(|h| h.0 == id) {
+            self.huge.push((id, GridBox::from_extent(extent), extent.len()));
+        }
+    }
+
+    /// The first chunk (of the index space split over `nodes` nodes, as the command graph splits it) whose
+    /// accessors of one of the huge buffers span more than [`KERNEL_CELLS`] cells: that buffer, the chunk and the
+    /// bounding box. Custom range mappers (the program's code) are not applied here, and mappers the task graph
+    /// will refuse are left to it; the runtime checks every allocation before a kernel binds it.
+    fn huge_chunk(&self, spec: &TaskSpec, nodes: usize) -> Option<(BufferId, GridBox, GridBox)> {
+        if self.huge.is_empty() || spec.range.is_empty() || spec.granularity.contains(&0) {
+            return None;
+        }
+        let grid = ChunkGrid::new(spec.range, nodes.max(1), spec.hint, spec.granularity);
+        for i in 0..grid.len() {
+            let chunk = grid.chunk(i);
+            for &(id, extent, dims) in &self.huge {
+                let mut bounds = GridBox::EMPTY;
+                for a in spec.accesses.iter().filter(|a| a.buffer == id) {
+                    if matches!(a.mapper, RangeMapper::Custom { .. }) {
+                        continue;
+                    }
+                    let Ok(region) = a.mapper.apply(&chunk, spec.dims, &extent, dims) else { return None };
+                    bounds = bounds.bounding_box(&region.bounding_box().intersection(&extent));
+                }
+                if bounds.area() as u64 > KERNEL_CELLS {
+                    return Some((id, chunk, bounds));
+                }
+            }
+        }
+        None
     }
 
     /// Notes a box `[offset, offset + range)` of buffer `id` (of extent `extent`) that `what` describes, if its end
@@ -165,21 +203,50 @@ impl Noted {
         if spec.kind != TaskKind::DeviceCompute {
             return Ok(());
         }
-        let Some((source, entry)) = code else {
-            return match (&self.kernel_name, running) {
-                (Some(name), true) => Err(Box::new(TaskErrorKind::KernelWithoutCode { kernel: name.to_string() })),
-                _ => Ok(()),
-            };
-        };
-        let (max, kernel) = (u32::MAX, || format!("{}::{entry}", source.name()));
-        if items && spec.range.max().iter().any(|&m| m > max as usize) {
-            let what = format!("the index space {}", spec.range);
-            return Err(Box::new(TaskErrorKind::KernelCoordinates { kernel: kernel(), what, max }));
-        }
-        if let Some((id, extent)) = &self.too_wide {
-            let what = format!("{} of extent {extent}", ident(*id));
-            return Err(Box::new(TaskErrorKind::KernelCoordinates { kernel: kernel(), what, max }));
+        if let Some((source, entry)) = code {
+            let (max, kernel) = (u32::MAX, || format!("{}::{entry}", source.name()));
+            if items && spec.range.max().iter().any(|&m| m > max as usize) {
+                let what = format!("the index space {}", spec.range);
+                return Err(Box::new(TaskErrorKind::KernelCoordinates { kernel: kernel(), what, max }));
+            }
+            if let Some((id, extent)) = &self.too_wide {
+                let what = format!("{} of extent {extent}", ident(*id));
+                return Err(Box::new(TaskErrorKind::KernelCoordinates { kernel: kernel(), what, max }));
+            }
+        } else if let (Some(name), true) = (&self.kernel_name, running) {
+            return Err(Box::new(TaskErrorKind::KernelWithoutCode { kernel: name.to_string() }));
         }
         Ok(())
+    }
+
+    /// Checks that no chunk of the kernel task `spec` (its granularity final: after the alignment to workgroups),
+    /// split over `nodes` nodes as the command graph splits it, accesses more of a buffer than a kernel indexes.
+    /// Known from the split alone, so a dry run (of a kernel without code too) refuses it as a run does. `code` and
+    /// `ident` as for [`check`](Self::check).
+    pub(crate) fn check_cells(
+        &self,
+        spec: &TaskSpec,
+        code: Option<(&'static KernelSource, &'static str)>,
+        nodes: usize,
+        ident: impl Fn(BufferId) -> ResourceIdent,
+    ) -> Result<(), Box<TaskErrorKind>> {
+        if spec.kind != TaskKind::DeviceCompute {
+            return Ok(());
+        }
+        let Some((id, chunk, region)) = self.huge_chunk(spec, nodes) else { return Ok(()) };
+        let kernel = match (code, &self.kernel_name) {
+            (Some((source, entry)), _) => format!("{}::{entry}", source.name()),
+            (None, Some(name)) => name.to_string(),
+            (None, None) => "(unnamed)".into(),
+        };
+        Err(Box::new(TaskErrorKind::KernelCells {
+            kernel,
+            buffer: ident(id),
+            chunk,
+            nodes: nodes.max(1),
+            region,
+            cells: region.area() as u64,
+            max: KERNEL_CELLS,
+        }))
     }
 }

@@ -154,6 +154,17 @@ pub enum Error {
     /// A `CELER_*` environment variable has a value celer does not accept.
     #[error("celer could not start: {0}")]
     Config(ConfigError),
+    /// A [`QueueBuilder`](crate::QueueBuilder) setting of the program's that has no meaning (`dry_run(0)`,
+    /// `devices(0)`), refused by `build` before anything starts.
+    #[error("celer could not start: {setting}({value}) is not valid: {setting} accepts {accepted}")]
+    Setting {
+        /// The builder's method (`QueueBuilder::dry_run`).
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What it accepts.
+        accepted: &'static str,
+    },
     /// A fence's data is only available when the program runs (not in a dry run).
     #[error("{0} was only recorded (dry run), so it has no data")]
     DryRun(TaskId),
@@ -357,7 +368,7 @@ impl Queue {
         rec.sim.create_buffer(id, D, extent, data.is_some(), None);
         if let Some(rt) = &self.runtime {
             let bytes = data.map(|d| bytemuck::cast_slice::<T, u8>(d).to_vec());
-            rt.send(Message::CreateBuffer(Box::new(NewBuffer {
+            rt.send_bounded(Message::CreateBuffer(Box::new(NewBuffer {
                 id,
                 dims: D,
                 extent,
@@ -397,17 +408,19 @@ impl Queue {
         rec.next_host_object += 1;
         rec.sim.create_host_object(id);
         if let Some(rt) = &self.runtime {
-            rt.send(Message::CreateHostObject(id));
+            rt.send_bounded(Message::CreateHostObject(id));
         }
         HostObject { id, value: Arc::new(std::sync::Mutex::new(value)), queue: self }
     }
 
-    /// A new group for collective host tasks: tasks of one group run in order, groups run independently.
-    pub fn collective_group(&self) -> CollectiveGroup {
+    /// A new group for collective host tasks ([`task::host_collective_in`](crate::task::host_collective_in)):
+    /// tasks of one group run in order, groups run independently. Dropping the group frees what celer tracks of it.
+    pub fn collective_group(&self) -> CollectiveGroup<'_> {
         let mut rec = self.rec.borrow_mut();
         let id = CollectiveGroupId(rec.next_group);
         rec.next_group += 1;
-        CollectiveGroup(id)
+        rec.sim.create_collective_group(id);
+        CollectiveGroup { id, queue: self }
     }
 
     /// Records a task.
@@ -480,6 +493,14 @@ impl Queue {
         // Chunks start at whole workgroups where the kernel's results depend on them (also for a task whose checked
         // shape is reused: the alignment combines with the task's own granularity, which the shape does not hold).
         let blocks = task.kernel.and_then(|(source, entry)| align_to_workgroups(source, entry, &mut spec));
+        // Split as the command graph will split it (over ranks × devices), with the granularity now final.
+        let nodes = rec.sim.num_ranks();
+        task.noted.check_cells(&spec, task.kernel, nodes, |b| rec.sim.tm.buffer_ident(b)).map_err(|inner| {
+            TaskError {
+                task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
+                inner,
+            }
+        })?;
         let key = task.kernel.map(|(source, entry)| KernelKey {
             source,
             entry,

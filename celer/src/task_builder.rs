@@ -145,13 +145,17 @@ pub mod task {
 
     /// A host task run once on every rank (item `i` on rank `i`), in the default collective group.
     pub fn host_collective() -> TaskBuilder<1> {
-        host_collective_in(CollectiveGroup(CollectiveGroupId(0)))
+        in_group(CollectiveGroupId(0))
     }
 
-    /// A collective host task in `group`.
-    pub fn host_collective_in(group: CollectiveGroup) -> TaskBuilder<1> {
+    /// A collective host task in `group` (submitted while the group lives: a task of a dropped group is refused).
+    pub fn host_collective_in(group: &CollectiveGroup<'_>) -> TaskBuilder<1> {
+        in_group(group.id)
+    }
+
+    fn in_group(group: CollectiveGroupId) -> TaskBuilder<1> {
         // The rank count is filled in at submission by the task manager's configuration.
-        TaskBuilder::of(TaskKind::Collective(group.0), 1, GridBox::d1(0, 1))
+        TaskBuilder::of(TaskKind::Collective(group), 1, GridBox::d1(0, 1))
     }
 }
 

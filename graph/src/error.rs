@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::geometry::{GridBox, Region};
-use crate::ids::{BufferId, HostObjectId};
+use crate::ids::{BufferId, CollectiveGroupId, HostObjectId};
 use crate::task::{MapperError, ResourceIdent, TaskIdent};
 
 /// How a class of suspicious input is treated.
@@ -65,6 +65,12 @@ pub enum TaskErrorKind {
     UnknownHostObject {
         /// The id used.
         host_object: HostObjectId,
+    },
+    /// The collective group does not exist.
+    #[error("collective group {group} does not exist (never created, or already dropped)")]
+    UnknownCollectiveGroup {
+        /// The id used.
+        group: CollectiveGroupId,
     },
     /// A host object declared twice as a side effect of one task.
     #[error(
@@ -461,6 +467,30 @@ pub enum TaskErrorKind {
         what: String,
         /// The largest extent a kernel addresses (`u32::MAX`).
         max: u32,
+    },
+    /// A kernel whose accesses of one buffer on one node's chunk span more cells than a kernel indexes: a node's
+    /// allocation of the buffer covers at least that box, and kernels index its cells as `u32`.
+    #[error(
+        "kernel {kernel} cannot address {buffer} on chunk {chunk} (the index space split over {nodes} node(s)): \
+         its accesses there span {region} ({cells} cells), but kernels index the cells of a buffer's allocation on \
+         a node as u32, so at most {max}; split the work into more tasks, use several smaller buffers, or run on \
+         more ranks or devices"
+    )]
+    KernelCells {
+        /// The kernel (`file::entry`, or the name of a `Kernel::named`).
+        kernel: String,
+        /// The buffer at fault.
+        buffer: ResourceIdent,
+        /// The chunk of the index space (one node's part).
+        chunk: GridBox,
+        /// The nodes (ranks × devices per rank) the index space is split over.
+        nodes: usize,
+        /// The bounding box of what the chunk's accessors of the buffer touch.
+        region: GridBox,
+        /// Its cells.
+        cells: u64,
+        /// The most cells a kernel indexes (2^32).
+        max: u64,
     },
     /// A buffer or host object of another queue (a second dry-run queue, say), whose id means another resource here.
     #[error(

@@ -109,8 +109,8 @@ pub struct TaskManager {
     buffers: IdMap<BufferId, BufferState>,
     /// Last task with a side effect on each host object.
     host_objects: IdMap<HostObjectId, Option<TaskId>>,
-    /// Last task of each collective group.
-    collective_groups: IdMap<CollectiveGroupId, TaskId>,
+    /// Last task of each live collective group (the default group 0 lives as long as the task manager).
+    collective_groups: IdMap<CollectiveGroupId, Option<TaskId>>,
     /// Tasks nothing depends on yet (horizons keep it below `horizon_max_parallelism`).
     execution_front: ExecutionFront,
     /// The last applied horizon or epoch: tasks without another true dependency depend on it.
@@ -153,6 +153,7 @@ impl TaskManager {
             diagnostics: Vec::new(),
             region_cache: RegionCache::default(),
         };
+        tm.collective_groups.insert(CollectiveGroupId(0), None);
         let init = tm.insert_sync_task(TaskKind::Epoch(EpochAction::Init));
         debug_assert_eq!(init, TaskId(0));
         tm
@@ -209,6 +210,23 @@ impl TaskManager {
     /// Forgets a host object.
     pub fn destroy_host_object(&mut self, id: HostObjectId) {
         self.host_objects.remove(&id);
+    }
+
+    /// Registers a collective group (group 0, the default, always exists).
+    pub fn create_collective_group(&mut self, id: CollectiveGroupId) {
+        self.collective_groups.insert(id, None);
+    }
+
+    /// Forgets a collective group; later tasks in it get [`TaskErrorKind::UnknownCollectiveGroup`]. The tasks
+    /// already recorded keep their dependencies, so nothing of it needs to outlive the drop.
+    pub fn destroy_collective_group(&mut self, id: CollectiveGroupId) {
+        self.collective_groups.remove(&id);
+    }
+
+    /// Number of live collective groups (the default one included): state a program that creates and drops groups
+    /// in a loop must not grow.
+    pub fn live_collective_group_count(&self) -> usize {
+        self.collective_groups.len()
     }
 
     /// Names a buffer in messages.
@@ -470,6 +488,11 @@ impl TaskManager {
                 return Err(err(TaskErrorKind::UnknownHostObject { host_object: *ho }));
             }
         }
+        if let TaskKind::Collective(group) = spec.kind {
+            if !self.collective_groups.contains_key(&group) {
+                return Err(err(TaskErrorKind::UnknownCollectiveGroup { group }));
+            }
+        }
         // True dependencies on the last writers of what is read; uninitialized reads where that is nobody.
         let mut deps = Deps::default();
         for r in regions.iter() {
@@ -616,7 +639,8 @@ impl TaskManager {
             }
         }
         if let TaskKind::Collective(group) = spec.kind {
-            if let Some(prev) = self.collective_groups.insert(group, id) {
+            let last = self.collective_groups.get_mut(&group).expect("validated");
+            if let Some(prev) = last.replace(id) {
                 deps.add(prev, DependencyKind::True, DependencyOrigin::CollectiveGroupSerialization);
             }
         }
@@ -702,7 +726,7 @@ impl TaskManager {
             *last = last.map(older);
         }
         for last in self.collective_groups.values_mut() {
-            *last = older(*last);
+            *last = last.map(older);
         }
         self.epoch_for_new_tasks = epoch;
     }

@@ -105,11 +105,30 @@ fn side_effects_and_collective_groups_serialize() {
     assert_eq!((d.kind, d.origin), (DependencyKind::True, DependencyOrigin::SideEffect));
 
     let g = CollectiveGroupId(1);
+    tm.create_collective_group(g);
     let coll = TaskSpec::new(TaskKind::Collective(g), 1, GridBox::d1(0, 1));
     let c1 = tm.submit(coll.clone()).unwrap();
     let c2 = tm.submit(coll).unwrap();
     let d = tm.task(c2).unwrap().dependencies.iter().find(|d| d.task == c1).copied().unwrap();
     assert_eq!(d.origin, DependencyOrigin::CollectiveGroupSerialization);
+}
+
+#[test]
+fn a_dropped_collective_group_is_forgotten_and_refused_afterwards() {
+    let mut tm = plain();
+    for i in 1..=100 {
+        let g = CollectiveGroupId(i);
+        tm.create_collective_group(g);
+        let coll = TaskSpec::new(TaskKind::Collective(g), 1, GridBox::d1(0, 1));
+        tm.submit(coll.clone()).unwrap();
+        tm.submit(coll).unwrap();
+        tm.destroy_collective_group(g);
+    }
+    assert_eq!(tm.live_collective_group_count(), 1, "only the default group stays");
+    let late = tm.submit(TaskSpec::new(TaskKind::Collective(CollectiveGroupId(7)), 1, GridBox::d1(0, 1)));
+    let msg = late.expect_err("a dropped group is refused").to_string();
+    assert!(msg.contains("collective group") && msg.contains("does not exist"), "{msg}");
+    tm.submit(TaskSpec::new(TaskKind::Collective(CollectiveGroupId(0)), 1, GridBox::d1(0, 1))).unwrap();
 }
 
 #[test]

@@ -6,8 +6,8 @@
 
 use celer_graph::patterns::Workload;
 use celer_graph::{
-    BufferId, EpochAction, GridBox, HostObjectId, NodeId, Task, TaskError, TaskId, TaskManager, TaskManagerConfig,
-    TaskSpec,
+    BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, NodeId, Task, TaskError, TaskId, TaskManager,
+    TaskManagerConfig, TaskSpec,
 };
 
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
@@ -41,8 +41,11 @@ impl Simulation {
         let mut tm = TaskManager::new(TaskManagerConfig { num_ranks, ..config });
         // The init epoch T0 exists in every generator from the start.
         tm.drain_new_tasks().for_each(drop);
-        let ranks =
-            ranks.iter().map(|&local| CommandGraphGenerator::new(CdagConfig { num_ranks, local, record })).collect();
+        let devices_per_rank = config.devices_per_rank.max(1);
+        let ranks = ranks
+            .iter()
+            .map(|&local| CommandGraphGenerator::new(CdagConfig { num_ranks, local, record, devices_per_rank }))
+            .collect();
         let tasks = if record { tm.tasks().cloned().collect() } else { Vec::new() };
         Self { tm, ranks, num_ranks, record, tasks, buffers: Vec::new(), new_tasks: Vec::new() }
     }
@@ -75,6 +78,19 @@ impl Simulation {
         self.tm.destroy_host_object(id);
         for g in &mut self.ranks {
             g.destroy_host_object(id);
+        }
+    }
+
+    /// Creates a collective group.
+    pub fn create_collective_group(&mut self, id: CollectiveGroupId) {
+        self.tm.create_collective_group(id);
+    }
+
+    /// Forgets a collective group on every simulated rank.
+    pub fn destroy_collective_group(&mut self, id: CollectiveGroupId) {
+        self.tm.destroy_collective_group(id);
+        for g in &mut self.ranks {
+            g.destroy_collective_group(id);
         }
     }
 

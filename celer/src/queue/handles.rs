@@ -23,7 +23,7 @@ impl<T: Element, const D: usize> Buffer<'_, T, D> {
     pub fn named(self, name: &str) -> Self {
         self.queue.rec.borrow_mut().sim.set_buffer_name(self.id, name);
         if let Some(rt) = &self.queue.runtime {
-            rt.send(Message::NameBuffer(self.id, name.into()));
+            rt.send_bounded(Message::NameBuffer(self.id, name.into()));
         }
         self
     }
@@ -43,7 +43,7 @@ impl<T: Element, const D: usize> Drop for Buffer<'_, T, D> {
     fn drop(&mut self) {
         self.queue.rec.borrow_mut().sim.destroy_buffer(self.id);
         if let Some(rt) = &self.queue.runtime {
-            rt.send(Message::DestroyBuffer(self.id));
+            rt.send_bounded(Message::DestroyBuffer(self.id));
         }
     }
 }
@@ -78,7 +78,7 @@ impl<T> Drop for HostObject<'_, T> {
     fn drop(&mut self) {
         self.queue.rec.borrow_mut().sim.destroy_host_object(self.id);
         if let Some(rt) = &self.queue.runtime {
-            rt.send(Message::DestroyHostObject(self.id));
+            rt.send_bounded(Message::DestroyHostObject(self.id));
         }
     }
 }
@@ -89,9 +89,35 @@ impl<T> fmt::Debug for HostObject<'_, T> {
     }
 }
 
-/// A group of collective host tasks (see [`Queue::collective_group`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CollectiveGroup(pub(crate) CollectiveGroupId);
+/// A group of collective host tasks (see [`Queue::collective_group`]): its tasks run in submission order, one at a
+/// time. Dropping it frees what celer tracks of it, so a program may create groups without end; a task built in
+/// the group and submitted after the drop is refused.
+pub struct CollectiveGroup<'q> {
+    pub(crate) id: CollectiveGroupId,
+    pub(crate) queue: &'q Queue,
+}
+
+impl CollectiveGroup<'_> {
+    /// The group's id.
+    pub fn id(&self) -> CollectiveGroupId {
+        self.id
+    }
+}
+
+impl Drop for CollectiveGroup<'_> {
+    fn drop(&mut self) {
+        self.queue.rec.borrow_mut().sim.destroy_collective_group(self.id);
+        if let Some(rt) = &self.queue.runtime {
+            rt.send_bounded(Message::DestroyCollectiveGroup(self.id));
+        }
+    }
+}
+
+impl fmt::Debug for CollectiveGroup<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CollectiveGroup({})", self.id)
+    }
+}
 
 /// A fence: the buffer's contents as of the fence, once everything before it has run.
 #[derive(Debug)]

@@ -26,13 +26,22 @@ pub(super) enum Chunking {
         /// Processes (the task's items).
         processes: usize,
     },
+    /// A host task with side effects over processes that drive `devices` nodes each: chunk `p` of `grid` (split
+    /// over the processes) runs on node `p * devices`, the other nodes' chunks are empty, so that each process's
+    /// side effects run on one node's loop, in submission order.
+    GridPerProcess {
+        /// The index space split over the processes.
+        grid: ChunkGrid,
+        /// Nodes per process.
+        devices: usize,
+    },
 }
 
 impl Chunking {
     pub(super) fn len(&self, num_ranks: usize) -> usize {
         match self {
             Chunking::Grid(g) => g.len(),
-            Chunking::Replicated(_) | Chunking::PerProcess { .. } => num_ranks,
+            Chunking::Replicated(_) | Chunking::PerProcess { .. } | Chunking::GridPerProcess { .. } => num_ranks,
             Chunking::Empty => 1,
         }
     }
@@ -44,6 +53,10 @@ impl Chunking {
             Chunking::Empty => GridBox::EMPTY,
             Chunking::PerProcess { devices, processes } => match (i % devices, i / devices) {
                 (0, p) if p < *processes => GridBox::d1(p, p + 1),
+                _ => GridBox::EMPTY,
+            },
+            Chunking::GridPerProcess { grid, devices } => match (i % devices, i / devices) {
+                (0, p) if p < grid.len() => grid.chunk(p),
                 _ => GridBox::EMPTY,
             },
         }
@@ -66,6 +79,14 @@ impl CommandGraphGenerator {
             },
             // No items: no chunk at all (no command on any rank), unless a reduction needs its result written.
             _ if task.spec.range.is_empty() && !task.spec.reductions.is_empty() => Chunking::Empty,
+            // One host object instance per process: the devices of one process would run their chunks' side
+            // effects on it in whatever order their loops reach them.
+            TaskKind::HostCompute if !task.spec.side_effects.is_empty() && self.config.devices_per_rank > 1 => {
+                let devices = self.config.devices_per_rank;
+                let processes = (n / devices).max(1);
+                let grid = ChunkGrid::new(task.spec.range, processes, task.spec.hint, task.spec.granularity);
+                Chunking::GridPerProcess { grid, devices }
+            }
             _ => Chunking::Grid(ChunkGrid::new(task.spec.range, n, task.spec.hint, task.spec.granularity)),
         }
     }
@@ -185,6 +206,13 @@ impl CommandGraphGenerator {
                     out.push(i);
                 }
             }),
+            Chunking::GridPerProcess { grid, devices } => {
+                grid.for_each_intersecting(&self.reach(task, buffer, bbox, filter), |p| {
+                    if Some(p * devices) != skip {
+                        out.push(p * devices);
+                    }
+                })
+            }
         }
         out
     }

@@ -53,6 +53,10 @@ pub struct CdagConfig {
     pub local: NodeId,
     /// Keep a copy of every generated command (tests, graph dumps), surviving pruning.
     pub record: bool,
+    /// Nodes per process (`CELER_DEVICES`; nodes `p * devices_per_rank ..` are process `p`'s). Host tasks with side
+    /// effects run on each process's first node only, so that a process's side effects on a host object (one
+    /// instance per process) happen in submission order.
+    pub devices_per_rank: usize,
 }
 
 type Deps = celer_graph::DependencyBuilder<CommandId>;
@@ -158,6 +162,12 @@ impl CommandGraphGenerator {
     /// the object was dropped are built.
     pub fn destroy_host_object(&mut self, id: HostObjectId) {
         self.host_objects.remove(&id);
+    }
+
+    /// Forgets a collective group (the last command of its tasks): call it after the tasks submitted before the
+    /// group was dropped are built. Their commands keep their dependencies; no later task can be in the group.
+    pub fn destroy_collective_group(&mut self, id: CollectiveGroupId) {
+        self.collective_groups.remove(&id);
     }
 
     /// The command `id`, unless pruned.

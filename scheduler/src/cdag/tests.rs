@@ -80,7 +80,8 @@ fn a_rewrite_depends_on_the_readers_and_a_write_of_unread_cells_on_the_writer() 
 fn build_task_returns_the_new_commands_in_order() {
     let mut tm = TaskManager::new(TaskManagerConfig { num_ranks: 2, ..Default::default() });
     tm.drain_new_tasks().for_each(drop);
-    let mut g = CommandGraphGenerator::new(CdagConfig { num_ranks: 2, local: NodeId(1), record: false });
+    let mut g =
+        CommandGraphGenerator::new(CdagConfig { num_ranks: 2, local: NodeId(1), record: false, devices_per_rank: 1 });
     assert_eq!(g.local(), NodeId(1));
     tm.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
     g.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
@@ -138,7 +139,8 @@ fn an_epoch_stands_in_for_every_older_command() {
 fn reaching_an_epoch_frees_the_commands_before_it() {
     let mut tm = TaskManager::new(TaskManagerConfig { num_ranks: 1, ..Default::default() });
     tm.drain_new_tasks().for_each(drop);
-    let mut g = CommandGraphGenerator::new(CdagConfig { num_ranks: 1, local: NodeId(0), record: true });
+    let mut g =
+        CommandGraphGenerator::new(CdagConfig { num_ranks: 1, local: NodeId(0), record: true, devices_per_rank: 1 });
     tm.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
     g.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
     let build = |tm: &mut TaskManager, g: &mut CommandGraphGenerator| {
@@ -359,6 +361,7 @@ fn execution_chunks(sim: &Simulation, r: usize, id: TaskId) -> Vec<GridBox> {
 #[test]
 fn a_collective_runs_one_chunk_on_every_rank_whatever_its_granularity() {
     let mut sim = Simulation::new(4, true);
+    sim.create_collective_group(celer_graph::CollectiveGroupId(1));
     let mut spec = TaskSpec::new(TaskKind::Collective(celer_graph::CollectiveGroupId(1)), 1, GridBox::d1(0, 1));
     spec.granularity = [2, 1, 1];
     spec.hint = celer_graph::SplitHint::TwoD;
@@ -399,6 +402,48 @@ fn a_dropped_host_object_leaves_no_state_in_the_command_graph() {
 }
 
 #[test]
+fn a_dropped_collective_group_leaves_no_state_in_the_command_graph() {
+    let mut sim = Simulation::new(2, false);
+    for i in 1..=100 {
+        let g = celer_graph::CollectiveGroupId(i);
+        sim.create_collective_group(g);
+        let spec = TaskSpec::new(TaskKind::Collective(g), 1, GridBox::d1(0, 1));
+        sim.submit(spec.clone()).unwrap();
+        sim.submit(spec).unwrap();
+        sim.destroy_collective_group(g);
+    }
+    assert!(sim.ranks.iter().all(|g| g.collective_groups.is_empty()), "one entry per group ever used");
+    assert_eq!(sim.tm.live_collective_group_count(), 1, "only the default group stays");
+}
+
+#[test]
+fn a_host_task_with_side_effects_runs_on_each_processs_first_device_only() {
+    // 2 processes x 2 devices: the side effects of each process's chunk happen on one node's loop, in order.
+    let all: Vec<NodeId> = (0..4).map(NodeId).collect();
+    let config = TaskManagerConfig { devices_per_rank: 2, ..Default::default() };
+    let mut sim = Simulation::with_ranks(4, &all, true, config);
+    let ho = celer_graph::HostObjectId(0);
+    sim.create_host_object(ho);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    let mut effects =
+        TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, 8)).access(B0, DiscardWrite, RangeMapper::OneToOne);
+    effects.side_effects.push((ho, celer_graph::SideEffectOrder::Sequential));
+    let first = sim.submit(effects.clone()).unwrap();
+    let second = sim.submit(effects).unwrap();
+    for id in [first, second] {
+        let want = [GridBox::d1(0, 4), GridBox::EMPTY, GridBox::d1(4, 8), GridBox::EMPTY];
+        for (r, want) in want.into_iter().enumerate() {
+            assert_eq!(execution_chunks(&sim, r, id), vec![want], "{id} on N{r}");
+        }
+    }
+    // Without side effects the task splits over every node.
+    let plain = sim
+        .submit(TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, 8)).access(B0, Read, RangeMapper::OneToOne))
+        .unwrap();
+    assert_eq!(execution_chunks(&sim, 1, plain), vec![GridBox::d1(2, 4)]);
+}
+
+#[test]
 fn a_collective_over_processes_of_two_devices_runs_item_p_on_node_2p_and_gets_its_data_there() {
     // 2 processes x 2 devices: nodes 0, 1 are process 0's, nodes 2, 3 process 1's.
     let all: Vec<NodeId> = (0..4).map(NodeId).collect();
@@ -413,6 +458,7 @@ fn a_collective_over_processes_of_two_devices_runs_item_p_on_node_2p_and_gets_it
         f: std::sync::Arc::new(|c: &GridBox, _: &GridBox| Region::from(GridBox::d1(4 * c.min()[0], 4 * c.max()[0]))),
         reach: None,
     };
+    sim.create_collective_group(celer_graph::CollectiveGroupId(1));
     let spec = TaskSpec::new(TaskKind::Collective(celer_graph::CollectiveGroupId(1)), 1, GridBox::d1(0, 1))
         .access(B0, Read, rows)
         .access(B1, DiscardWrite, RangeMapper::OneToOne);

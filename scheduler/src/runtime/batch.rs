@@ -7,9 +7,9 @@ use celer_graph::{AccessMode, BufferId, GridBox};
 use smallvec::SmallVec;
 
 use super::commands::{AfterGpu, InFlight};
-use super::error::{gpu_op, OpContext, RuntimeError};
+use super::error::{gpu_op, KernelAllocationError, OpContext, RuntimeError};
 use super::kernel::{CheckInfo, PendingCheck};
-use super::{box3, RankLoop};
+use super::{box3, RankLoop, KERNEL_CELLS};
 
 /// A kernel dispatch whose command started in this step, recorded with the other GPU work of the step into one
 /// batch.
@@ -75,6 +75,18 @@ pub(super) enum GpuOp {
         slot: usize,
         context: OpContext,
     },
+}
+
+/// Why a kernel cannot bind an allocation of `cells` cells and `bytes` bytes on a device that binds at most
+/// `max_range` bytes (`maxStorageBufferRange`), if it cannot.
+pub(super) fn unaddressable(cells: u64, bytes: u64, max_range: u64) -> Option<String> {
+    if cells > KERNEL_CELLS {
+        Some(format!("more than the {KERNEL_CELLS} cells a kernel indexes (u32)"))
+    } else if bytes > max_range {
+        Some(format!("more than the {max_range} bytes this device binds for one accessor (maxStorageBufferRange)"))
+    } else {
+        None
+    }
 }
 
 impl GpuOp {
@@ -181,6 +193,7 @@ impl RankLoop<'_> {
             }
         }
         let mut records = records.into_iter();
+        let max_range = u64::from(self.gpu.limits().max_storage_buffer_range);
         let mut checks = Vec::new();
         let mut downloads = Vec::with_capacity(self.pending_downloads);
         let mut kernels = 0u64;
@@ -216,6 +229,18 @@ impl RankLoop<'_> {
                             continue;
                         }
                         let d = device(b, &k.context)?;
+                        let (cells, bytes) = (d.bounds().volume() as u64, d.bytes() as u64);
+                        if let Some(problem) = unaddressable(cells, bytes, max_range) {
+                            return Err(RuntimeError::KernelAllocation(Box::new(KernelAllocationError {
+                                context: k.context.describe(tm),
+                                accessor: i,
+                                buffer: tm.buffer_ident(*b).to_string(),
+                                bounds: GridBox::new(d.bounds().min(), d.bounds().max()),
+                                cells,
+                                bytes,
+                                problem,
+                            })));
+                        }
                         list.push(match mode {
                             AccessMode::Read => Access::read(d),
                             AccessMode::ReadWrite => Access::read_write(d),
@@ -319,5 +344,23 @@ impl RankLoop<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_allocation_a_kernel_cannot_address_is_named_by_the_limit_it_exceeds() {
+        let gib = 1u64 << 30;
+        assert_eq!(unaddressable(KERNEL_CELLS, KERNEL_CELLS, 4 * gib), None, "2^32 one-byte cells fit");
+        let cells = unaddressable(KERNEL_CELLS + 1, KERNEL_CELLS + 1, u64::MAX).expect("one cell too many");
+        assert!(cells.contains("4294967296 cells a kernel indexes (u32)"), "{cells}");
+        let bytes = unaddressable(1 << 20, 4 * gib + 4, 4 * gib).expect("bytes beyond the device's range");
+        assert!(
+            bytes.contains("4294967296 bytes this device binds") && bytes.contains("maxStorageBufferRange"),
+            "{bytes}"
+        );
     }
 }

@@ -36,6 +36,9 @@ pub struct RankStats {
     /// Bytes of device memory this rank's buffers hold now (each buffer's allocation covers what this rank's
     /// commands touched, not the whole buffer).
     pub device_bytes: u64,
+    /// Buffers whose state (and creation data) this rank's runtime holds now: the live ones, and dropped ones
+    /// until the horizon or epoch after their last use is reached (at once when nothing is queued or in flight).
+    pub buffers: u64,
     /// Bytes of buffer data sent to other ranks.
     pub bytes_sent: u64,
     /// Bytes of buffer data received from other ranks.
@@ -100,6 +103,8 @@ impl RankStats {
         self.early_interiors += other.early_interiors;
         self.growths += other.growths;
         self.device_bytes += other.device_bytes;
+        // Every device's loop holds every buffer.
+        self.buffers = self.buffers.max(other.buffers);
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
         self.kernel_time += other.kernel_time;

@@ -65,6 +65,9 @@ pub enum RuntimeError {
         /// this error's message, so it is not also a `source()`).
         error: Box<GpuError>,
     },
+    /// A kernel would bind an allocation it cannot address (boxed: rare, and results stay small).
+    #[error(transparent)]
+    KernelAllocation(Box<KernelAllocationError>),
     /// A GPU operation of a batch failed; `context` names the command, task or buffer it was for.
     #[error("{context}: {error}")]
     GpuOp {
@@ -200,6 +203,39 @@ pub enum RuntimeError {
     /// An MPI call failed.
     #[error(transparent)]
     Mpi(#[from] MpiError),
+}
+
+/// A kernel would bind an allocation it cannot address: more cells than kernels index (`u32`), or more bytes than
+/// the device binds for one accessor. `submit` refuses a task whose accesses on one chunk are that large; this is an
+/// allocation that grew to cover what several commands of this node touch.
+#[derive(thiserror::Error)]
+#[error(
+    "{context}: accessor {accessor} would bind the allocation of {buffer} on this node, {bounds} ({cells} cells, \
+     {bytes} bytes): {problem}; the allocation is the bounding box of what this node's commands touch of the \
+     buffer, so split the buffer into several, or let each node touch a smaller part of it"
+)]
+pub struct KernelAllocationError {
+    /// What the kernel was for (`N0 C3 (T1): in task T1 "step"`).
+    pub context: String,
+    /// The accessor's index.
+    pub accessor: usize,
+    /// The buffer (`buffer B0 "u"`).
+    pub buffer: String,
+    /// The allocation's box.
+    pub bounds: GridBox,
+    /// Its cells.
+    pub cells: u64,
+    /// Its bytes.
+    pub bytes: u64,
+    /// The limit it exceeds.
+    pub problem: String,
+}
+
+/// The same sentence as `Display`.
+impl std::fmt::Debug for KernelAllocationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The same sentence as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>` prints a readable message.

@@ -66,12 +66,17 @@ mod thread;
 mod transfer;
 
 pub use diagnostics::{scheduler_bound_warning, RankStats};
-pub use error::{OutOfBoundsAccess, RuntimeError};
+pub use error::{KernelAllocationError, OutOfBoundsAccess, RuntimeError};
 pub use host::{HostContext, HostFn, HostPayload, SharedObject};
 pub use kernel::KernelPayload;
 pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
-pub use thread::{Message, NewBuffer, RuntimeHandle};
+pub use thread::{Message, NewBuffer, RuntimeHandle, MESSAGE_BACKLOG};
+
+/// The most cells of one buffer a kernel addresses on one node: kernels index the cells of the allocation they bind
+/// (the bounding box of what the node's commands touch of the buffer) as `u32`. `submit` refuses a kernel whose
+/// accesses of a buffer on one chunk span more; the runtime refuses an allocation that grew beyond it.
+pub const KERNEL_CELLS: u64 = 1 << 32;
 
 use std::collections::VecDeque;
 use std::sync::{mpsc, Arc};
@@ -309,6 +314,8 @@ impl<'c> RankLoop<'c> {
         };
         let node = comm.rank() * comms.len().max(1) as i32 + device as i32;
         let local = NodeId(node as u64);
+        // This process's devices (the task graph's configuration does not carry them here).
+        let devices_per_rank = comms.len().max(1);
         let mut tm = TaskManager::new(TaskManagerConfig { num_ranks, ..config });
         tm.drain_new_tasks().for_each(drop);
         Ok(Self {
@@ -321,7 +328,12 @@ impl<'c> RankLoop<'c> {
             gpu,
             lent: self::transfer::Lent::default(),
             tm,
-            cdag: CommandGraphGenerator::new(CdagConfig { num_ranks, local, record: runtime.dump_graphs.is_some() }),
+            cdag: CommandGraphGenerator::new(CdagConfig {
+                num_ranks,
+                local,
+                record: runtime.dump_graphs.is_some(),
+                devices_per_rank,
+            }),
             buffers: HashMap::default(),
             commands: VecDeque::new(),
             in_flight: Vec::new(),
@@ -411,6 +423,12 @@ impl<'c> RankLoop<'c> {
                 // Every task that uses it has an id below the next one: its memory goes once the first horizon or
                 // epoch at or after that id is reached (`release_dropped`).
                 self.dropped.push((id, self.tm.next_task_id()));
+                // With nothing queued or in flight, every task recorded so far has completed: the buffer (and any
+                // dropped before, waiting for a horizon) goes now. A program that creates and drops buffers without
+                // submitting tasks reaches no further horizon, and would otherwise keep each one.
+                if self.is_drained() {
+                    self.release_dropped(self.tm.next_task_id());
+                }
             }
             Message::Submit(task) => {
                 self.record_reductions(&task.spec)?;
@@ -426,6 +444,11 @@ impl<'c> RankLoop<'c> {
                 self.generate()?;
                 self.tm.destroy_host_object(id);
                 self.cdag.destroy_host_object(id);
+            }
+            Message::DestroyCollectiveGroup(id) => {
+                // The tasks submitted before the drop are in it: build their commands first.
+                self.generate()?;
+                self.cdag.destroy_collective_group(id);
             }
             Message::Stats(reply) => {
                 // The statistics count the tasks submitted so far.
@@ -683,6 +706,7 @@ impl<'c> RankLoop<'c> {
     /// The statistics with the phase still open counted up to `now`.
     pub(super) fn stats_at(&self, now: std::time::Instant) -> RankStats {
         let mut stats = self.stats.clone();
+        stats.buffers = self.buffers.len() as u64;
         let (time, busy) = self.phase.open(now);
         *(if busy { &mut stats.busy } else { &mut stats.idle }) += time;
         stats

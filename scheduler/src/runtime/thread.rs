@@ -47,6 +47,8 @@ pub enum Message {
     CreateHostObject(celer_graph::HostObjectId),
     /// The host object is dropped by the program.
     DestroyHostObject(celer_graph::HostObjectId),
+    /// The collective group is dropped by the program.
+    DestroyCollectiveGroup(celer_graph::CollectiveGroupId),
     /// A task to run, as the application thread's task manager built it (checked, with its regions and
     /// dependencies); the runtime's task manager replays it ([`TaskManager::replay`](celer_graph::TaskManager::replay)).
     /// The very task the application thread's task manager stored (shared, not copied).
@@ -93,7 +95,11 @@ impl RuntimeHandle {
         let queue = Arc::new(SegQueue::new());
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<Started, StartError>>(1);
         let q = Arc::clone(&queue);
-        let progress = Arc::new(Progress { tasks: AtomicU64::new(0), drained_after: AtomicU64::new(0) });
+        let progress = Arc::new(Progress {
+            tasks: AtomicU64::new(0),
+            drained_after: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+        });
         let p = Arc::clone(&progress);
         // Disconnects when the runtime thread returns, for the exit hook.
         let (gone_tx, gone_rx) = mpsc::channel::<()>();
@@ -183,6 +189,19 @@ impl RuntimeHandle {
         self.wake();
     }
 
+    /// [`send`](Self::send) for messages that make no task (buffer and host object creations, names and drops),
+    /// which `submit`'s back-pressure does not bound: once more than [`MESSAGE_BACKLOG`] messages are queued, blocks
+    /// until the runtime thread has taken all but half of them, so a program that creates and drops resources in
+    /// a loop holds bounded memory however far the runtime thread falls behind.
+    pub fn send_bounded(&self, msg: Message) {
+        self.send(msg);
+        let sent = self.sent.load(Ordering::Relaxed);
+        if sent - self.progress.handled.load(Ordering::Acquire).min(sent) > MESSAGE_BACKLOG {
+            let gone = || self.thread.as_ref().is_none_or(|t| t.is_finished());
+            wait_handled(&self.progress.handled, sent - MESSAGE_BACKLOG / 2, gone, || self.wake());
+        }
+    }
+
     /// Queues `msg` for the runtime thread, counting it.
     fn push(&self, msg: Message) {
         self.sent.fetch_add(1, Ordering::Relaxed);
@@ -257,6 +276,32 @@ pub(super) struct Progress {
     /// The number of messages handled when the loops were last found with nothing queued or in flight
     /// (`u64::MAX` while they are not).
     drained_after: AtomicU64,
+    /// The number of messages the runtime thread has taken from the queue, for [`RuntimeHandle::send_bounded`].
+    handled: AtomicU64,
+}
+
+/// The most messages the application thread may have queued for the runtime thread when it sends one through
+/// [`RuntimeHandle::send_bounded`] (buffer and host object creations, names and drops, which `CELER_SUBMIT_AHEAD`
+/// does not hold back: they make no tasks, so no horizons). Each message is 32 bytes plus what it carries (a
+/// buffer's creation data), so a program that creates and drops buffers in a loop queues at most this many.
+pub const MESSAGE_BACKLOG: u64 = 1024;
+
+/// Blocks until `handled` is at least `target`, or `gone()` says the runtime thread ended; `wake` nudges that
+/// thread (it may be parked) between polls.
+fn wait_handled(handled: &AtomicU64, target: u64, gone: impl Fn() -> bool, wake: impl Fn()) {
+    let mut polls = 0u32;
+    while handled.load(Ordering::Acquire) < target {
+        if gone() {
+            return;
+        }
+        wake();
+        polls += 1;
+        if polls < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
 }
 
 /// How long a rank that found a fault every rank may hit (an out-of-bounds access, a lost device) waits before
@@ -348,6 +393,9 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
         }
         Message::DestroyHostObject(id) => {
             loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyHostObject(id)))?;
+        }
+        Message::DestroyCollectiveGroup(id) => {
+            loops.iter_mut().try_for_each(|l| l.handle(Message::DestroyCollectiveGroup(id)))?;
         }
         Message::Submit(task) => loops.iter_mut().try_for_each(|l| l.handle(Message::Submit(task.clone())))?,
         Message::Abort(what) => return Err(RuntimeError::Aborted(what)),
@@ -447,8 +495,8 @@ pub(super) fn run(
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
     // Messages handled so far (the application counts those it sent).
     let mut handled: u64 = 0;
-    // What `progress` holds: (tasks, drained_after).
-    let mut published = (0u64, 0u64);
+    // What `progress` holds: (tasks, drained_after, handled).
+    let mut published = (0u64, 0u64, 0u64);
     let mut idle = super::idle::IdleClock::new(last, runtime.stall_timeout);
     for l in loops.iter_mut() {
         l.start_phase(last);
@@ -509,8 +557,9 @@ pub(super) fn run(
         // back-pressure), and a store each iteration would take the cache line from it every time.
         let tasks = loops.iter().map(|l| l.progress()).min().unwrap_or(0);
         let drained = if loops.iter().all(|l| l.is_drained()) { handled } else { u64::MAX };
-        if (tasks, drained) != published {
-            published = (tasks, drained);
+        if (tasks, drained, handled) != published {
+            published = (tasks, drained, handled);
+            progress.handled.store(handled, Ordering::Release);
             progress.tasks.store(tasks, Ordering::Release);
             progress.drained_after.store(drained, Ordering::Release);
         }
@@ -576,4 +625,33 @@ pub(super) fn run(
     drop(vote);
     drop(dups);
     drop(comm);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_backlog_waits_until_the_runtime_took_all_but_the_target() {
+        // A stand-in for the runtime thread that takes one message at a time until told to stop.
+        let handled = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let taker = {
+            let (handled, stop) = (Arc::clone(&handled), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    handled.fetch_add(1, Ordering::AcqRel);
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let target = 3 * MESSAGE_BACKLOG;
+        wait_handled(&handled, target, || false, || {});
+        let when_returned = handled.load(Ordering::Acquire);
+        stop.store(true, Ordering::Release);
+        taker.join().unwrap();
+        assert!(when_returned >= target, "returned after {when_returned} of {target} messages were taken");
+        // A runtime thread that is gone takes nothing more: no wait.
+        wait_handled(&AtomicU64::new(0), target, || true, || {});
+    }
 }
