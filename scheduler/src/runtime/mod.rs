@@ -502,7 +502,7 @@ impl<'c> RankLoop<'c> {
     /// Makes progress, in this order: **generate** the commands of the tasks recorded since the last step, **poll
     /// completions** of the GPU, MPI and the host worker, **retire** the commands in flight that completed, **start
     /// ready** commands, and **submit the batch** of GPU work the started commands collected once it is due
-    /// ([`batch_due`](Self::batch_due): the GPU runs short of work, a download waits, or the batch is full). Returns
+    /// (the GPU runs short of work, a download waits, or the batch is full). Returns
     /// whether anything happened.
     ///
     /// Generation comes first so that what a retiring command allocates already covers the needs of the commands
