@@ -30,8 +30,11 @@ use crate::task_builder::TaskParts;
 pub use crate::task_builder::{task, Kernel, TaskBuilder};
 
 mod handles;
+mod recorder;
+
 use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 pub use handles::{Buffer, CollectiveGroup, Fence, HostObject};
+use recorder::Recorder;
 
 /// Element types a buffer can hold: plain old data that may be copied byte for byte between ranks and devices.
 ///
@@ -209,41 +212,6 @@ impl std::fmt::Debug for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Display::fmt(self, f)
     }
-}
-
-struct Recorder {
-    /// The rank's task graph (built here, once) and, in a dry run, the simulated ranks' command graphs.
-    sim: Simulation,
-    next_buffer: u64,
-    next_host_object: u64,
-    next_reduction: u64,
-    next_group: u64,
-    /// Tasks submitted and `wait`s or `barrier`s, for the frequent-wait warning.
-    submitted: u64,
-    waits: u64,
-    warned_waits: bool,
-    /// `CELER_SUBMIT_AHEAD`, and the horizons recorded that the runtime may not have reached yet, oldest first.
-    submit_ahead: Option<usize>,
-    horizons: std::collections::VecDeque<TaskId>,
-    /// Names, access lists and checked kernels of recent tasks, shared by the tasks that repeat them.
-    cache: SubmitCache,
-}
-
-/// After this many waits, a program that waits more often than every [`FREQUENT_WAIT_TASKS`] tasks is warned.
-const FREQUENT_WAIT_MIN: u64 = 32;
-/// See [`FREQUENT_WAIT_MIN`].
-const FREQUENT_WAIT_TASKS: u64 = 4;
-
-/// The warning for a program that waits every few tasks, if `waits` and `tasks` say so.
-fn frequent_wait_warning(waits: u64, tasks: u64) -> Option<String> {
-    (waits >= FREQUENT_WAIT_MIN && tasks < FREQUENT_WAIT_TASKS * waits).then(|| {
-        format!(
-            "frequent waits: {waits} wait()/barrier() calls for {tasks} tasks (one every {:.1} tasks); each wait \
-             drains this rank's pipeline, so the GPU idles while the next tasks are recorded: submit more work \
-             between waits, or read results with a fence instead",
-            tasks as f64 / waits as f64
-        )
-    })
 }
 
 /// The handle a program submits work through.
@@ -710,59 +678,6 @@ impl Queue {
     }
 }
 
-impl Recorder {
-    /// Task `id`, just built, for the runtime thread to replay: the task graph's own (shared, not copied).
-    fn built(&self, id: TaskId) -> Arc<celer_scheduler::graph::Task> {
-        self.sim.tm.shared_task(id).expect("a task just built is live until a later horizon")
-    }
-
-    /// Reports warnings (the simulation already treated the applied horizon as reached).
-    /// Blocks while the runtime is more than `CELER_SUBMIT_AHEAD` horizons behind what was submitted, so that
-    /// queued tasks and commands take bounded memory however fast the program submits; once blocked, until the
-    /// runtime is no more than half of that behind.
-    fn hold_back(&mut self, rt: &RuntimeHandle) {
-        let Some(ahead) = self.submit_ahead else { return };
-        if let Some(h) = self.sim.tm.current_horizon() {
-            if self.horizons.back() != Some(&h) {
-                self.horizons.push_back(h);
-            }
-        }
-        if self.horizons.len() > ahead {
-            // Once blocked, wait until the runtime is back to half as far behind: the program then submits many
-            // tasks at a time, which the runtime turns into large GPU batches, instead of one horizon's worth of
-            // tasks (often a single kernel per batch) each time the runtime reaches a horizon.
-            let resume_at = ahead / 2;
-            let mut newest_waited = None;
-            while self.horizons.len() > resume_at {
-                newest_waited = self.horizons.pop_front();
-            }
-            if let Some(h) = newest_waited {
-                rt.wait_until_completed(h);
-            }
-        }
-    }
-
-    fn after_submit(&mut self) {
-        self.submitted += 1;
-        for d in self.sim.tm.take_diagnostics() {
-            log::warn!("{d}");
-        }
-    }
-
-    fn epoch(&mut self, action: EpochAction) -> TaskId {
-        if action != EpochAction::Shutdown {
-            self.waits += 1;
-            if !self.warned_waits {
-                if let Some(w) = frequent_wait_warning(self.waits, self.submitted) {
-                    log::warn!("{w}");
-                    self.warned_waits = true;
-                }
-            }
-        }
-        self.sim.epoch(action).expect("epochs cannot fail to generate")
-    }
-}
-
 /// The number of cells of a buffer of extent `range`; panics at the caller if its size in bytes overflows.
 #[track_caller]
 fn check_buffer_size<T, const D: usize>(range: [usize; D]) -> usize {
@@ -789,18 +704,5 @@ impl Drop for Queue {
 impl fmt::Debug for Queue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Queue").field("tasks", &self.rec.borrow().sim.tm).finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::frequent_wait_warning;
-
-    #[test]
-    fn waiting_every_few_tasks_is_warned_once_enough_waits_were_seen() {
-        assert!(frequent_wait_warning(31, 31).is_none(), "too few waits to judge");
-        let w = frequent_wait_warning(32, 64).expect("a wait every 2 tasks");
-        assert!(w.contains("32 wait()/barrier() calls for 64 tasks") && w.contains("every 2.0 tasks"), "{w}");
-        assert!(frequent_wait_warning(32, 128).is_none(), "a wait every 4 tasks is fine");
     }
 }

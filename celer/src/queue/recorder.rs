@@ -1,0 +1,112 @@
+//! The application thread's record of its queue: the rank's task graph (and a dry run's command graphs), the ids
+//! handed out, the back-pressure of `CELER_SUBMIT_AHEAD` and the frequent-wait warning.
+
+use std::sync::Arc;
+
+use celer_scheduler::graph::{EpochAction, TaskId};
+use celer_scheduler::runtime::RuntimeHandle;
+use celer_scheduler::sim::Simulation;
+
+use crate::intern::SubmitCache;
+
+/// What [`Queue`](super::Queue) records for its rank, behind its `RefCell`.
+pub(super) struct Recorder {
+    /// The rank's task graph (built here, once) and, in a dry run, the simulated ranks' command graphs.
+    pub(super) sim: Simulation,
+    pub(super) next_buffer: u64,
+    pub(super) next_host_object: u64,
+    pub(super) next_reduction: u64,
+    pub(super) next_group: u64,
+    /// Tasks submitted and `wait`s or `barrier`s, for the frequent-wait warning.
+    pub(super) submitted: u64,
+    pub(super) waits: u64,
+    pub(super) warned_waits: bool,
+    /// `CELER_SUBMIT_AHEAD`, and the horizons recorded that the runtime may not have reached yet, oldest first.
+    pub(super) submit_ahead: Option<usize>,
+    pub(super) horizons: std::collections::VecDeque<TaskId>,
+    /// Names, access lists and checked kernels of recent tasks, shared by the tasks that repeat them.
+    pub(super) cache: SubmitCache,
+}
+
+/// After this many waits, a program that waits more often than every [`FREQUENT_WAIT_TASKS`] tasks is warned.
+const FREQUENT_WAIT_MIN: u64 = 32;
+/// See [`FREQUENT_WAIT_MIN`].
+const FREQUENT_WAIT_TASKS: u64 = 4;
+
+/// The warning for a program that waits every few tasks, if `waits` and `tasks` say so.
+fn frequent_wait_warning(waits: u64, tasks: u64) -> Option<String> {
+    (waits >= FREQUENT_WAIT_MIN && tasks < FREQUENT_WAIT_TASKS * waits).then(|| {
+        format!(
+            "frequent waits: {waits} wait()/barrier() calls for {tasks} tasks (one every {:.1} tasks); each wait \
+             drains this rank's pipeline, so the GPU idles while the next tasks are recorded: submit more work \
+             between waits, or read results with a fence instead",
+            tasks as f64 / waits as f64
+        )
+    })
+}
+
+impl Recorder {
+    /// Task `id`, just built, for the runtime thread to replay: the task graph's own (shared, not copied).
+    pub(super) fn built(&self, id: TaskId) -> Arc<celer_scheduler::graph::Task> {
+        self.sim.tm.shared_task(id).expect("a task just built is live until a later horizon")
+    }
+
+    /// Reports warnings (the simulation already treated the applied horizon as reached).
+    /// Blocks while the runtime is more than `CELER_SUBMIT_AHEAD` horizons behind what was submitted, so that
+    /// queued tasks and commands take bounded memory however fast the program submits; once blocked, until the
+    /// runtime is no more than half of that behind.
+    pub(super) fn hold_back(&mut self, rt: &RuntimeHandle) {
+        let Some(ahead) = self.submit_ahead else { return };
+        if let Some(h) = self.sim.tm.current_horizon() {
+            if self.horizons.back() != Some(&h) {
+                self.horizons.push_back(h);
+            }
+        }
+        if self.horizons.len() > ahead {
+            // Once blocked, wait until the runtime is back to half as far behind: the program then submits many
+            // tasks at a time, which the runtime turns into large GPU batches, instead of one horizon's worth of
+            // tasks (often a single kernel per batch) each time the runtime reaches a horizon.
+            let resume_at = ahead / 2;
+            let mut newest_waited = None;
+            while self.horizons.len() > resume_at {
+                newest_waited = self.horizons.pop_front();
+            }
+            if let Some(h) = newest_waited {
+                rt.wait_until_completed(h);
+            }
+        }
+    }
+
+    pub(super) fn after_submit(&mut self) {
+        self.submitted += 1;
+        for d in self.sim.tm.take_diagnostics() {
+            log::warn!("{d}");
+        }
+    }
+
+    pub(super) fn epoch(&mut self, action: EpochAction) -> TaskId {
+        if action != EpochAction::Shutdown {
+            self.waits += 1;
+            if !self.warned_waits {
+                if let Some(w) = frequent_wait_warning(self.waits, self.submitted) {
+                    log::warn!("{w}");
+                    self.warned_waits = true;
+                }
+            }
+        }
+        self.sim.epoch(action).expect("epochs cannot fail to generate")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frequent_wait_warning;
+
+    #[test]
+    fn waiting_every_few_tasks_is_warned_once_enough_waits_were_seen() {
+        assert!(frequent_wait_warning(31, 31).is_none(), "too few waits to judge");
+        let w = frequent_wait_warning(32, 64).expect("a wait every 2 tasks");
+        assert!(w.contains("32 wait()/barrier() calls for 64 tasks") && w.contains("every 2.0 tasks"), "{w}");
+        assert!(frequent_wait_warning(32, 128).is_none(), "a wait every 4 tasks is fine");
+    }
+}
