@@ -166,6 +166,10 @@ pub struct RankLoop<'c> {
     /// Commands generated and not started yet, in generation order. Boxed: `start_ready` takes commands out of the
     /// middle (behind horizons that wait for the GPU), which then moves pointers rather than whole commands.
     commands: VecDeque<Box<Command>>,
+    /// The boxes of started commands, for `generate` to fill again: a program that submits far ahead queues
+    /// hundreds of commands at once, more than the allocator's per-thread cache keeps. At most as many as were ever
+    /// queued at once.
+    spare_commands: Vec<Box<Command>>,
     /// Commands started and not yet complete.
     in_flight: Vec<(CommandId, InFlight)>,
     /// Commands in flight whose GPU work is all they wait for (`InFlight::Gpu(_, AfterGpu::Done)`): a GPU command
@@ -338,6 +342,7 @@ impl<'c> RankLoop<'c> {
             }),
             buffers: HashMap::default(),
             commands: VecDeque::new(),
+            spare_commands: Vec::new(),
             in_flight: Vec::new(),
             gpu_tail: IdSet::default(),
             done: IdSet::default(),
@@ -494,7 +499,15 @@ impl<'c> RankLoop<'c> {
             self.cdag.build_task(task)?;
             let cdag = &self.cdag;
             for &c in cdag.last_built() {
-                self.commands.push_back(Box::new(cdag.command(c).expect("just generated").clone()));
+                let cmd = cdag.command(c).expect("just generated");
+                let boxed = match self.spare_commands.pop() {
+                    Some(mut spare) => {
+                        (*spare).clone_from(cmd);
+                        spare
+                    }
+                    None => Box::new(cmd.clone()),
+                };
+                self.commands.push_back(boxed);
             }
             self.ready_changed = true;
         }
@@ -660,6 +673,7 @@ impl<'c> RankLoop<'c> {
                 }
                 None => self.mark_done(cmd.id),
             }
+            self.spare_commands.push(cmd);
             progressed = true;
         }
         // What started (or began its interior) may let others start: scan again next step.
