@@ -91,20 +91,19 @@ impl CommandGraphGenerator {
         }
     }
 
-    /// What chunk `chunk` (run by rank `rank`) consumes and produces of `buffer`: borrowed from the task where the
-    /// chunk is the whole index space, so that a one-rank task copies no region.
-    pub(super) fn chunk_regions<'t>(
+    /// What chunk `chunk` (run by rank `rank`) consumes and produces of `buffer`.
+    pub(super) fn chunk_regions(
         &self,
-        task: &'t Task,
+        task: &Task,
         buffer: BufferId,
         chunk: &GridBox,
         rank: u32,
-    ) -> Result<(Cow<'t, Region>, Cow<'t, Region>), TaskError> {
+    ) -> Result<(Region, Region), TaskError> {
         // A chunk that is the whole index space (one rank, a task of one chunk, a fence) touches what the task graph
         // already computed for the task, except where a reduction reads its current value on rank 0 only.
         if *chunk == task.spec.range && (rank == 0 || !task.spec.reductions.iter().any(|r| r.buffer == buffer)) {
             if let Some(r) = task.regions.iter().find(|r| r.buffer == buffer) {
-                return Ok((Cow::Borrowed(&r.consumed), Cow::Borrowed(&r.produced)));
+                return Ok((r.consumed.clone(), r.produced.clone()));
             }
         }
         let state = &self.buffers[&buffer];
@@ -155,7 +154,7 @@ impl CommandGraphGenerator {
                 acc.consumed = Region::from(state.extent);
             }
         }
-        Ok((Cow::Owned(acc.consumed), Cow::Owned(acc.produced)))
+        Ok((acc.consumed, acc.produced))
     }
 
     /// A box of kernel indices outside which no chunk's accesses of `buffer` (with modes `filter`) can touch `r`.
@@ -242,7 +241,7 @@ impl CommandGraphGenerator {
         let mut all = Region::new();
         for c in 0..n_chunks {
             let (_, p) = self.chunk_regions(task, r.buffer, &chunking.chunk(c), c as u32)?;
-            all.absorb(p.into_owned());
+            all.absorb(p);
         }
         Ok(Some(Cow::Owned(all)))
     }

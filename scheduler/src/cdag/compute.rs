@@ -1,7 +1,5 @@
 //! The commands of one compute task on this rank: overlap checks, await-pushes, the local chunk, and stale marking.
 
-use std::borrow::Cow;
-
 use celer_graph::{
     AccessMode, BufferId, Command, CommandId, CommandKind, DependencyKind, DependencyOrigin, GridBox, NodeId,
     RangeMapper, Region, Task, TaskError, TaskErrorKind, TaskKind, TransferId,
@@ -20,11 +18,11 @@ impl CommandGraphGenerator {
         let buffers: SmallVec<[BufferId; 4]> = task.regions.iter().map(|r| r.buffer).collect();
 
         // Local requirements per buffer.
-        let mut local: SmallVec<[(BufferId, Cow<'_, Region>, Cow<'_, Region>); 4]> = SmallVec::new();
+        let mut local: SmallVec<[(BufferId, Region, Region); 4]> = SmallVec::new();
         for &b in &buffers {
             let (c, p) = match &local_chunk {
                 Some(chunk) => self.chunk_regions(task, b, chunk, self.me)?,
-                None => (Cow::Owned(Region::new()), Cow::Owned(Region::new())),
+                None => (Region::new(), Region::new()),
             };
             local.push((b, c, p));
         }
