@@ -169,6 +169,8 @@ pub struct RankLoop<'c> {
     /// The boxes of started commands, for `generate` to fill again: a program that submits far ahead queues
     /// hundreds of commands at once, more than the allocator's per-thread cache keeps. At most as many as were ever
     /// queued at once.
+    // The boxes themselves are what is kept (their allocations), not the commands.
+    #[allow(clippy::vec_box)]
     spare_commands: Vec<Box<Command>>,
     /// Commands started and not yet complete.
     in_flight: Vec<(CommandId, InFlight)>,
