@@ -168,9 +168,9 @@ impl RankLoop<'_> {
             let state =
                 self.buffers.get(&a.buffer).ok_or_else(|| fail(RuntimeError::UnknownBuffer { buffer: a.buffer }))?;
             // A chunk that is the whole index space (one rank, a task of one chunk) touches what the task graph
-            // computed for the task:
-            // with the buffer's only accessor, its region's bounding box is that of the buffer's regions (the one
-            // holds what it reads, the other what it writes), and its mapper (maybe a closure) need not run again.
+            // computed for the task: with the buffer's only accessor, its region's bounding box is that of the
+            // buffer's regions (the one holds what it reads, the other what it writes), and its mapper (maybe a
+            // closure) need not run again.
             let known = whole && (a.mode.consumes() || a.mode.produces()) && only_access(task, a.buffer);
             let bounds = match task.regions.iter().find(|r| r.buffer == a.buffer).filter(|_| known) {
                 Some(r) => r.consumed.bounding_box().bounding_box(&r.produced.bounding_box()),
