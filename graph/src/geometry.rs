@@ -289,6 +289,7 @@ impl Clone for Region {
 
 impl Region {
     /// The empty region.
+    #[inline]
     pub fn new() -> Self {
         Self::default()
     }
@@ -355,6 +356,7 @@ impl Region {
     }
 
     /// Whether the region holds no cell.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.boxes.is_empty()
     }
@@ -365,6 +367,7 @@ impl Region {
     }
 
     /// The smallest box holding the region (empty for the empty region).
+    #[inline]
     pub fn bounding_box(&self) -> GridBox {
         // A one-box region (the common case: what a chunk's range mapper gives) is its own bounding box.
         match self.boxes() {

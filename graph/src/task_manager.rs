@@ -235,6 +235,7 @@ impl TaskManager {
     }
 
     /// The task `id`, unless it was erased.
+    #[inline]
     pub fn task(&self, id: TaskId) -> Option<&Task> {
         self.tasks.get(id.0).map(|t| &**t)
     }

@@ -525,7 +525,7 @@ impl<'g> Batch<'g> {
                     pipeline,
                     layout,
                     set: handle,
-                    push: self.gpu.scratch.words.iter().copied().collect(),
+                    push: smallvec::SmallVec::from_slice(&self.gpu.scratch.words),
                     groups: counts.map(|c| c as u32),
                 },
                 set: set.clone(),

@@ -37,6 +37,7 @@ impl CellBox {
     pub const EMPTY: CellBox = CellBox { min: [0; 3], max: [0; 3] };
 
     /// The box `[min, max)`; any dimension with `max <= min` makes it [`EMPTY`](Self::EMPTY).
+    #[inline]
     pub fn new(min: [usize; 3], max: [usize; 3]) -> Self {
         if (0..3).any(|d| max[d] <= min[d]) {
             Self::EMPTY
@@ -87,6 +88,7 @@ impl CellBox {
     }
 
     /// The number of cells, saturating at `usize::MAX`.
+    #[inline]
     pub fn volume(&self) -> usize {
         self.checked_volume().unwrap_or(usize::MAX)
     }
@@ -115,6 +117,7 @@ impl CellBox {
     }
 
     /// Whether `other` lies entirely inside `self` (the empty box lies inside every box).
+    #[inline]
     pub fn contains(&self, other: &CellBox) -> bool {
         other.is_empty() || (0..3).all(|d| self.min[d] <= other.min[d] && other.max[d] <= self.max[d])
     }

@@ -163,12 +163,24 @@ impl RankLoop<'_> {
         }
         // What each accessor touches on this rank: its allocation must hold it.
         let mut needs: SmallVec<[(BufferId, GridBox); 4]> = SmallVec::with_capacity(accesses.len());
+        let whole = chunk == task.spec.range;
         for a in task.spec.accesses.iter() {
             let state =
                 self.buffers.get(&a.buffer).ok_or_else(|| fail(RuntimeError::UnknownBuffer { buffer: a.buffer }))?;
-            let region =
-                a.mapper.apply(&chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| fail(e.into()))?;
-            needs.push((a.buffer, region.bounding_box()));
+            // A chunk that is the whole index space (one rank, a task of one chunk) touches what the task graph
+            // computed for the task: with the buffer's only accessor, its region's bounding box is that of the
+            // buffer's regions (the one holds what it reads, the other what it writes), and its mapper (maybe a
+            // closure) need not run again.
+            let known = whole && (a.mode.consumes() || a.mode.produces()) && only_access(task, a.buffer);
+            let bounds = match task.regions.iter().find(|r| r.buffer == a.buffer).filter(|_| known) {
+                Some(r) => r.consumed.bounding_box().bounding_box(&r.produced.bounding_box()),
+                None => a
+                    .mapper
+                    .apply(&chunk, task.spec.dims, &state.extent, state.dims)
+                    .map_err(|e| fail(e.into()))?
+                    .bounding_box(),
+            };
+            needs.push((a.buffer, bounds));
         }
         for r in &task.spec.reductions {
             match parts.iter().find(|p| p.0 == r.id) {
@@ -387,4 +399,9 @@ impl RankLoop<'_> {
             Err(RuntimeError::OutOfBounds(failures))
         }
     }
+}
+
+/// Whether `task` accesses `buffer` through one accessor only.
+fn only_access(task: &celer_graph::Task, buffer: BufferId) -> bool {
+    task.spec.accesses.iter().filter(|a| a.buffer == buffer).count() == 1
 }

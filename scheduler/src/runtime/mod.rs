@@ -163,7 +163,15 @@ pub struct RankLoop<'c> {
     tm: TaskManager,
     cdag: CommandGraphGenerator,
     buffers: HashMap<BufferId, BufferState>,
-    commands: VecDeque<Command>,
+    /// Commands generated and not started yet, in generation order. Boxed: `start_ready` takes commands out of the
+    /// middle (behind horizons that wait for the GPU), which then moves pointers rather than whole commands.
+    commands: VecDeque<Box<Command>>,
+    /// The boxes of started commands, for `generate` to fill again: a program that submits far ahead queues
+    /// hundreds of commands at once, more than the allocator's per-thread cache keeps. At most as many as were ever
+    /// queued at once.
+    // The boxes themselves are what is kept (their allocations), not the commands.
+    #[allow(clippy::vec_box)]
+    spare_commands: Vec<Box<Command>>,
     /// Commands started and not yet complete.
     in_flight: Vec<(CommandId, InFlight)>,
     /// Commands in flight whose GPU work is all they wait for (`InFlight::Gpu(_, AfterGpu::Done)`): a GPU command
@@ -336,6 +344,7 @@ impl<'c> RankLoop<'c> {
             }),
             buffers: HashMap::default(),
             commands: VecDeque::new(),
+            spare_commands: Vec::new(),
             in_flight: Vec::new(),
             gpu_tail: IdSet::default(),
             done: IdSet::default(),
@@ -467,6 +476,8 @@ impl<'c> RankLoop<'c> {
 
     /// Turns the tasks recorded since the last call into this rank's commands, queued in generation order; closes
     /// the divergence check's windows and keeps the graph dump's copy of each task.
+    // Out of line (called at most once a step): a profile (callgrind) then reports each phase of `step` apart.
+    #[inline(never)]
     fn generate(&mut self) -> Result<(), RuntimeError> {
         if !self.tm.has_new_tasks() {
             self.user_code = UserCode::None;
@@ -490,7 +501,15 @@ impl<'c> RankLoop<'c> {
             self.cdag.build_task(task)?;
             let cdag = &self.cdag;
             for &c in cdag.last_built() {
-                self.commands.push_back(cdag.command(c).expect("just generated").clone());
+                let cmd = cdag.command(c).expect("just generated");
+                let boxed = match self.spare_commands.pop() {
+                    Some(mut spare) => {
+                        (*spare).clone_from(cmd);
+                        spare
+                    }
+                    None => Box::new(cmd.clone()),
+                };
+                self.commands.push_back(boxed);
             }
             self.ready_changed = true;
         }
@@ -571,6 +590,8 @@ impl<'c> RankLoop<'c> {
 
     /// Advances every command in flight ([`finish`](Self::finish)); marks those that completed done. Returns
     /// whether any did.
+    // Out of line (called at most once a step): a profile (callgrind) then reports each phase of `step` apart.
+    #[inline(never)]
     fn retire(&mut self) -> Result<bool, RuntimeError> {
         if !std::mem::take(&mut self.retire_due) {
             return Ok(false);
@@ -619,6 +640,8 @@ impl<'c> RankLoop<'c> {
     /// commands it depends on have *submitted* their last GPU batch: batches run in submission order on the one
     /// queue, so dependent kernels go to the GPU back to back instead of one round trip each. Everything else
     /// waits for its dependencies to complete.
+    // Out of line (called at most once a step): a profile (callgrind) then reports each phase of `step` apart.
+    #[inline(never)]
     fn start_ready(&mut self) -> Result<bool, RuntimeError> {
         if !std::mem::take(&mut self.ready_changed) {
             return Ok(false);
@@ -652,6 +675,7 @@ impl<'c> RankLoop<'c> {
                 }
                 None => self.mark_done(cmd.id),
             }
+            self.spare_commands.push(cmd);
             progressed = true;
         }
         // What started (or began its interior) may let others start: scan again next step.

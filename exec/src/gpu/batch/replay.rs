@@ -61,7 +61,9 @@ pub(in super::super) struct Sig {
     pub(super) pipeline: vk::Pipeline,
     pub(super) layout: vk::PipelineLayout,
     pub(super) set: vk::DescriptorSet,
-    pub(super) push: SmallVec<[u32; 24]>,
+    /// Inline up to 128 bytes, the push-constant space every Vulkan device offers (three accessors and six scalars
+    /// push 30 words): most dispatches then collect without a heap allocation.
+    pub(super) push: SmallVec<[u32; 32]>,
     pub(super) groups: [u32; 3],
 }
 
