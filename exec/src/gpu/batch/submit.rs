@@ -36,47 +36,10 @@ impl Batch<'_> {
         let mut record = std::mem::take(&mut self.record);
         let gpu = &mut *self.gpu;
         let id = gpu.last_submitted + 1;
-        let command_buffers = [command_buffer];
-        let fns = gpu.device.fns();
-        let queue = &gpu.queue;
-        let result = if let Some(timeline) = &gpu.timeline {
-            let values = [id];
-            let semaphores = [timeline.handle()];
-            let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&values);
-            let submit_info = vk::SubmitInfo::default()
-                .command_buffers(&command_buffers)
-                .signal_semaphores(&semaphores)
-                .push_next(&mut timeline_info);
-            // SAFETY: the queue is locked by `with` (external synchronisation); the command
-            // buffer is executable, one-time-submit and never submitted before; everything it
-            // uses is kept alive by `record` in `gpu.in_flight` until poll sees the semaphore
-            // reach `id`, and the Gpu's Drop waits for the queue before destroying the rest.
-            // `id` is greater than every value signalled before (ids increase by one per
-            // successful submission), as timeline signals require.
-            queue.with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, vk::Fence::null()) })
-        } else {
-            let fence = match Fence::from_pool(gpu.device.clone()) {
-                Ok(fence) => fence,
-                Err(e) => {
-                    gpu.commands.recycle(command_buffer, false);
-                    return Err(during("taking a fence for a batch")(e));
-                }
-            };
-            let submit_info = vk::SubmitInfo::default().command_buffers(&command_buffers);
-            // SAFETY: as above; the fence comes unsignalled from vulkano's pool (reset on
-            // reuse) and `record.fence` keeps it until poll has seen it signalled.
-            let result = queue
-                .with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, fence.handle()) });
-            record.fence = Some(fence);
-            result
-        };
-        if let Err(e) = result.result() {
+        if let Err(e) = queue_submit(gpu, &[command_buffer], id, &mut record) {
             // Not submitted, so not pending: the buffer can be reused.
             gpu.commands.recycle(command_buffer, false);
-            return Err(GpuError::Vulkan {
-                during: format!("submitting batch G{id}"),
-                message: VulkanError::from(e).to_string(),
-            });
+            return Err(e);
         }
         gpu.last_submitted = id;
         record.id = id;
@@ -103,49 +66,56 @@ impl Batch<'_> {
             gpu.spare.push(record);
             return Err(e);
         }
-        let fns = gpu.device.fns();
-        let queue = &gpu.queue;
-        let result = if let Some(timeline) = &gpu.timeline {
-            let values = [id];
-            let semaphores = [timeline.handle()];
-            let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&values);
-            let submit_info = vk::SubmitInfo::default()
-                .command_buffers(&command_buffers)
-                .signal_semaphores(&semaphores)
-                .push_next(&mut timeline_info);
-            // SAFETY: the queue is locked by `with`; the command buffers are executable and were begun for
-            // simultaneous use, so they may be pending in earlier batches too; what they bind is kept alive by the
-            // replay cache, which keeps them (and retires them only once the last batch that submitted them
-            // completed), and by `record` until poll sees the semaphore reach `id`; `id` is greater than every value
-            // signalled before.
-            queue.with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, vk::Fence::null()) })
-        } else {
-            let fence = match Fence::from_pool(gpu.device.clone()) {
-                Ok(fence) => fence,
-                Err(e) => {
-                    gpu.scratch.command_buffers = command_buffers;
-                    return Err(during("taking a fence for a batch")(e));
-                }
-            };
-            let submit_info = vk::SubmitInfo::default().command_buffers(&command_buffers);
-            // SAFETY: as above; the fence comes unsignalled from vulkano's pool and `record.fence` keeps it.
-            let result = queue
-                .with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, fence.handle()) });
-            record.fence = Some(fence);
-            result
-        };
+        let submitted = queue_submit(gpu, &command_buffers, id, &mut record);
         gpu.scratch.command_buffers = command_buffers;
-        if let Err(e) = result.result() {
-            return Err(GpuError::Vulkan {
-                during: format!("submitting batch G{id}"),
-                message: VulkanError::from(e).to_string(),
-            });
-        }
+        submitted?;
         gpu.last_submitted = id;
         record.id = id;
         gpu.in_flight.push_back(record);
         Ok(BatchId(id))
     }
+}
+
+/// Submits `command_buffers` in one `vkQueueSubmit` as batch `id`, signalling the timeline semaphore to `id` (or a
+/// fence from the pool, which `record` keeps).
+fn queue_submit(
+    gpu: &super::super::Gpu,
+    command_buffers: &[vk::CommandBuffer],
+    id: u64,
+    record: &mut super::InFlight,
+) -> Result<(), GpuError> {
+    let fns = gpu.device.fns();
+    let queue = &gpu.queue;
+    let result = if let Some(timeline) = &gpu.timeline {
+        let values = [id];
+        let semaphores = [timeline.handle()];
+        let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&values);
+        let submit_info = vk::SubmitInfo::default()
+            .command_buffers(command_buffers)
+            .signal_semaphores(&semaphores)
+            .push_next(&mut timeline_info);
+        // SAFETY: the queue is locked by `with` (external synchronisation). Each command buffer is executable:
+        // either a batch's own, one-time-submit and never submitted before, or a replayed piece begun for
+        // simultaneous use (it may be pending in earlier batches too). Everything they use is kept alive by `record`
+        // in `gpu.in_flight` until poll sees the semaphore reach `id` (and, for pieces, by the replay cache, which
+        // gives them back to the pool only once the last batch that submitted them completed); the Gpu's Drop waits
+        // for the queue before destroying the rest. `id` is greater than every value signalled before (ids increase
+        // by one per successful submission), as timeline signals require.
+        queue.with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, vk::Fence::null()) })
+    } else {
+        let fence = Fence::from_pool(gpu.device.clone()).map_err(during("taking a fence for a batch"))?;
+        let submit_info = vk::SubmitInfo::default().command_buffers(command_buffers);
+        // SAFETY: as above; the fence comes unsignalled from vulkano's pool (reset on reuse) and `record.fence`
+        // keeps it until poll has seen it signalled.
+        let result =
+            queue.with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, fence.handle()) });
+        record.fence = Some(fence);
+        result
+    };
+    result.result().map_err(|e| GpuError::Vulkan {
+        during: format!("submitting batch G{id}"),
+        message: VulkanError::from(e).to_string(),
+    })
 }
 
 impl Drop for Batch<'_> {
