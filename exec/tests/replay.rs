@@ -1,7 +1,8 @@
 //! Batches of ordinary dispatches replayed from cached command buffers (`celer_exec::gpu`, module `batch::replay`)
 //! on this machine's Vulkan device: the same results as recording every batch, pieces recorded once and submitted
-//! again (single dispatches and double-buffered pairs), barriers where recording puts them, independent dispatches
-//! and mixed batches recorded, and cached buffers let go when an allocation is freed.
+//! again (single dispatches and double-buffered pairs; completion by timeline semaphore or fences), barriers where
+//! recording puts them, independent dispatches and mixed batches recorded, and cached buffers let go when an
+//! allocation is freed.
 
 use std::time::{Duration, Instant};
 
@@ -210,4 +211,15 @@ fn double_buffered_steps_replay_as_pairs_and_independent_dispatches_are_recorded
     assert_eq!(runs[0].2, (0, 0));
     let (recorded, replayed) = runs[1].2;
     assert!(recorded > 0 && replayed > 0, "pairs recorded once and replayed: {:?}", runs[1].2);
+}
+
+#[test]
+fn replayed_batches_complete_by_polling_fences_without_timeline_semaphores() {
+    let mut gpu = Gpu::with_options(GpuOptions { force_fences: true, ..Default::default() }).expect("a Vulkan device");
+    let add = gpu.load_kernel(&shaders::GPU_ADD, "main").expect("load gpu_add");
+    let data = zeroed(&mut gpu);
+    chain(&mut gpu, add, &data, &[16, 16, 16, 40], 2);
+    let (recorded, replayed) = gpu.replayed_pieces();
+    assert!(recorded > 0 && replayed >= 2, "pieces recorded then replayed: {:?}", (recorded, replayed));
+    assert_eq!(read(&mut gpu, &data), vec![2 * 88; CELLS]);
 }
