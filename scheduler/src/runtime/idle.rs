@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::RankStats;
+
 /// Spin this long after the last progress before backing off: a halo exchange or a short host task usually ends
 /// within it, even with ranks sharing cores, and spinning answers it without a scheduler round trip. (Backing off
 /// after 50 µs made heat on 2 ranks sharing 2 busy cores 4x slower per step: each wait for the peer's halo then
@@ -117,6 +119,31 @@ impl Phases {
     /// The time of the phase still open at `now`, and whether it is busy.
     pub(super) fn open(&self, now: Instant) -> (Duration, bool) {
         (now - self.since, self.busy)
+    }
+}
+
+/// The rank loop's share of the accounting: its phases and the statistics they add to.
+impl super::RankLoop<'_> {
+    /// Starts counting the loop's time at `now`, in an idle phase (the runtime thread's loop begins).
+    pub(super) fn start_phase(&mut self, now: Instant) {
+        self.phase = Phases::new(now);
+    }
+
+    /// Counts the loop iteration that began at `start` as busy or idle in `stats` (by phases: [`Phases`]).
+    #[inline]
+    pub(super) fn account(&mut self, busy: bool, start: Instant) {
+        if let Some((time, was_busy)) = self.phase.account(busy, start) {
+            *(if was_busy { &mut self.stats.busy } else { &mut self.stats.idle }) += time;
+        }
+    }
+
+    /// The statistics with the phase still open counted up to `now`.
+    pub(super) fn stats_at(&self, now: Instant) -> RankStats {
+        let mut stats = self.stats.clone();
+        stats.buffers = self.buffers.len() as u64;
+        let (time, busy) = self.phase.open(now);
+        *(if busy { &mut stats.busy } else { &mut stats.idle }) += time;
+        stats
     }
 }
 

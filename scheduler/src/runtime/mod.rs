@@ -714,28 +714,6 @@ impl<'c> RankLoop<'c> {
         }
     }
 
-    /// Starts counting the loop's time at `now`, in an idle phase (the runtime thread's loop begins).
-    pub(super) fn start_phase(&mut self, now: std::time::Instant) {
-        self.phase = idle::Phases::new(now);
-    }
-
-    /// Counts the loop iteration that began at `start` as busy or idle in `stats` (by phases: [`idle::Phases`]).
-    #[inline]
-    pub(super) fn account(&mut self, busy: bool, start: std::time::Instant) {
-        if let Some((time, was_busy)) = self.phase.account(busy, start) {
-            *(if was_busy { &mut self.stats.busy } else { &mut self.stats.idle }) += time;
-        }
-    }
-
-    /// The statistics with the phase still open counted up to `now`.
-    pub(super) fn stats_at(&self, now: std::time::Instant) -> RankStats {
-        let mut stats = self.stats.clone();
-        stats.buffers = self.buffers.len() as u64;
-        let (time, busy) = self.phase.open(now);
-        *(if busy { &mut stats.busy } else { &mut stats.idle }) += time;
-        stats
-    }
-
     /// Whether commands are queued or in flight, or transfers pending: what stall detection watches. Divergence
     /// checks do not count: a rank that reached shutdown waits for the others' checks as long as they take.
     pub fn has_pending_work(&self) -> bool {
