@@ -52,39 +52,13 @@ impl Batch<'_> {
     /// Records one collected dispatch ([`replay::Sig`](super::replay::Sig)) directly, binding what is not bound.
     pub(super) fn record_unit(&mut self, sig: &super::replay::Sig) {
         let cb = self.command_buffer();
-        let fns = self.gpu.device.fns();
+        let mut bound = Bound { pipeline: self.bound_pipeline, set: self.bound_set, push: None };
         // SAFETY: `cb` is recording; the pipeline, its layout and the set are those a dispatch of this batch
         // checked and bound (the set kept alive by `self.record.sets`, the pipeline by the Gpu's kernel cache); the
         // push-constant words were checked against the layout's range by prepare_dispatch, the group counts against
         // the device limits (a split launch is never collected); the hazard tracker's barriers were recorded before.
-        unsafe {
-            if self.bound_pipeline != sig.pipeline {
-                (fns.v1_0.cmd_bind_pipeline)(cb, vk::PipelineBindPoint::COMPUTE, sig.pipeline);
-                self.bound_pipeline = sig.pipeline;
-            }
-            if sig.set != vk::DescriptorSet::null() && self.bound_set != (sig.layout, sig.set) {
-                (fns.v1_0.cmd_bind_descriptor_sets)(
-                    cb,
-                    vk::PipelineBindPoint::COMPUTE,
-                    sig.layout,
-                    0,
-                    1,
-                    &sig.set,
-                    0,
-                    std::ptr::null(),
-                );
-                self.bound_set = (sig.layout, sig.set);
-            }
-            (fns.v1_0.cmd_push_constants)(
-                cb,
-                sig.layout,
-                vk::ShaderStageFlags::COMPUTE,
-                0,
-                (sig.push.len() * 4) as u32,
-                sig.push.as_ptr().cast(),
-            );
-            (fns.v1_0.cmd_dispatch)(cb, sig.groups[0], sig.groups[1], sig.groups[2]);
-        }
+        unsafe { cmd_dispatch_sig(self.gpu.device.fns(), cb, sig, &mut bound) };
+        (self.bound_pipeline, self.bound_set) = (bound.pipeline, bound.set);
     }
 
     pub(super) fn command_buffer(&self) -> vk::CommandBuffer {
@@ -105,25 +79,10 @@ impl Batch<'_> {
             self.barriers += 1;
             return;
         }
-        let barrier = vk::MemoryBarrier::default().src_access_mask(src_access).dst_access_mask(dst_access);
         let cb = self.command_buffer();
-        let fns = self.gpu.device.fns();
         // SAFETY: `cb` is recording and outside a render pass; the stages are supported by a
         // compute queue (compute, transfer, host) and the access masks match them.
-        unsafe {
-            (fns.v1_0.cmd_pipeline_barrier)(
-                cb,
-                src_stages,
-                dst_stages,
-                vk::DependencyFlags::empty(),
-                1,
-                &barrier,
-                0,
-                std::ptr::null(),
-                0,
-                std::ptr::null(),
-            )
-        };
+        unsafe { cmd_barrier(self.gpu.device.fns(), cb, (src_stages, src_access), (dst_stages, dst_access)) };
         self.barriers += 1;
     }
 
@@ -258,5 +217,92 @@ impl Batch<'_> {
                 regions.as_ptr(),
             )
         };
+    }
+}
+
+/// What a command buffer being recorded has bound, so that binding it again can be skipped: the compute pipeline,
+/// the descriptor set with its layout, and the push-constant words with their layout (`None`: not known, so the
+/// next dispatch pushes its words).
+pub(super) struct Bound<'w> {
+    pub(super) pipeline: vk::Pipeline,
+    pub(super) set: (vk::PipelineLayout, vk::DescriptorSet),
+    pub(super) push: Option<(vk::PipelineLayout, &'w [u32])>,
+}
+
+/// Records one global memory barrier into `cb`, from `src` (stages, accesses) to `dst`.
+///
+/// # Safety
+/// `cb` is a command buffer of the device of `fns`, recording, outside a render pass; the stages are supported by
+/// its queue and the access masks match them.
+pub(super) unsafe fn cmd_barrier(
+    fns: &vulkano::device::DeviceFunctions,
+    cb: vk::CommandBuffer,
+    src: (vk::PipelineStageFlags, vk::AccessFlags),
+    dst: (vk::PipelineStageFlags, vk::AccessFlags),
+) {
+    let barrier = vk::MemoryBarrier::default().src_access_mask(src.1).dst_access_mask(dst.1);
+    // SAFETY: as the caller promises; `barrier` outlives the call.
+    unsafe {
+        (fns.v1_0.cmd_pipeline_barrier)(
+            cb,
+            src.0,
+            dst.0,
+            vk::DependencyFlags::empty(),
+            1,
+            &barrier,
+            0,
+            std::ptr::null(),
+            0,
+            std::ptr::null(),
+        )
+    }
+}
+
+/// Records the dispatch `sig` into `cb`: binds its pipeline, descriptor set and push constants where `bound` says
+/// they differ (and notes them there), then dispatches.
+///
+/// # Safety
+/// `cb` is a command buffer of the device of `fns`, recording, outside a render pass. The pipeline and its layout
+/// outlive every submission of `cb`; the set (if not null) was allocated for set layout 0 of the layout and stays
+/// alive while `cb` may run; the push-constant words fit the layout's range; the group counts are within the
+/// device limits.
+pub(super) unsafe fn cmd_dispatch_sig<'w>(
+    fns: &vulkano::device::DeviceFunctions,
+    cb: vk::CommandBuffer,
+    sig: &'w super::replay::Sig,
+    bound: &mut Bound<'w>,
+) {
+    // SAFETY: as the caller promises; the set handle and the words outlive the calls (Vulkan copies the words).
+    unsafe {
+        if bound.pipeline != sig.pipeline {
+            (fns.v1_0.cmd_bind_pipeline)(cb, vk::PipelineBindPoint::COMPUTE, sig.pipeline);
+            bound.pipeline = sig.pipeline;
+        }
+        if sig.set != vk::DescriptorSet::null() && bound.set != (sig.layout, sig.set) {
+            (fns.v1_0.cmd_bind_descriptor_sets)(
+                cb,
+                vk::PipelineBindPoint::COMPUTE,
+                sig.layout,
+                0,
+                1,
+                &sig.set,
+                0,
+                std::ptr::null(),
+            );
+            bound.set = (sig.layout, sig.set);
+        }
+        let words = Some((sig.layout, &sig.push[..]));
+        if bound.push != words {
+            (fns.v1_0.cmd_push_constants)(
+                cb,
+                sig.layout,
+                vk::ShaderStageFlags::COMPUTE,
+                0,
+                (sig.push.len() * 4) as u32,
+                sig.push.as_ptr().cast(),
+            );
+            bound.push = words;
+        }
+        (fns.v1_0.cmd_dispatch)(cb, sig.groups[0], sig.groups[1], sig.groups[2]);
     }
 }

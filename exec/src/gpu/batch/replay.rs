@@ -31,6 +31,7 @@ use vulkano::device::Device;
 
 use super::super::command_pool::CommandPool;
 use super::super::GpuError;
+use super::record::{cmd_barrier, cmd_dispatch_sig, Bound};
 use super::{WORK_ACCESSES, WORK_STAGES, WORK_WRITES};
 
 /// The most dispatches one cached command buffer holds.
@@ -242,9 +243,11 @@ fn prev_power_of_two(n: usize) -> usize {
 fn record_piece(key: &Key, device: &Device, pool: &mut CommandPool) -> Result<vk::CommandBuffer, GpuError> {
     let cb = pool.begin_reusable()?;
     let fns = device.fns();
-    let barrier = vk::MemoryBarrier::default().src_access_mask(WORK_WRITES).dst_access_mask(WORK_ACCESSES);
-    let (mut pipeline, mut set) = (vk::Pipeline::null(), (vk::PipelineLayout::null(), vk::DescriptorSet::null()));
-    let mut pushed: Option<(vk::PipelineLayout, &[u32])> = None;
+    let mut bound = Bound {
+        pipeline: vk::Pipeline::null(),
+        set: (vk::PipelineLayout::null(), vk::DescriptorSet::null()),
+        push: None,
+    };
     for r in 0..key.count {
         for (j, (sig, wait)) in key.block.iter().enumerate() {
             let wait = if r == 0 && j == 0 { key.lead } else { *wait };
@@ -257,48 +260,9 @@ fn record_piece(key: &Key, device: &Device, pool: &mut CommandPool) -> Result<vk
             // tape). The barrier's stages and accesses are those of a compute queue, as in every batch.
             unsafe {
                 if wait {
-                    (fns.v1_0.cmd_pipeline_barrier)(
-                        cb,
-                        WORK_STAGES,
-                        WORK_STAGES,
-                        vk::DependencyFlags::empty(),
-                        1,
-                        &barrier,
-                        0,
-                        std::ptr::null(),
-                        0,
-                        std::ptr::null(),
-                    );
+                    cmd_barrier(fns, cb, (WORK_STAGES, WORK_WRITES), (WORK_STAGES, WORK_ACCESSES));
                 }
-                if pipeline != sig.pipeline {
-                    (fns.v1_0.cmd_bind_pipeline)(cb, vk::PipelineBindPoint::COMPUTE, sig.pipeline);
-                    pipeline = sig.pipeline;
-                }
-                if sig.set != vk::DescriptorSet::null() && set != (sig.layout, sig.set) {
-                    (fns.v1_0.cmd_bind_descriptor_sets)(
-                        cb,
-                        vk::PipelineBindPoint::COMPUTE,
-                        sig.layout,
-                        0,
-                        1,
-                        &sig.set,
-                        0,
-                        std::ptr::null(),
-                    );
-                    set = (sig.layout, sig.set);
-                }
-                if pushed != Some((sig.layout, &sig.push[..])) {
-                    (fns.v1_0.cmd_push_constants)(
-                        cb,
-                        sig.layout,
-                        vk::ShaderStageFlags::COMPUTE,
-                        0,
-                        (sig.push.len() * 4) as u32,
-                        sig.push.as_ptr().cast(),
-                    );
-                    pushed = Some((sig.layout, &sig.push[..]));
-                }
-                (fns.v1_0.cmd_dispatch)(cb, sig.groups[0], sig.groups[1], sig.groups[2]);
+                cmd_dispatch_sig(fns, cb, sig, &mut bound);
             }
         }
     }
