@@ -464,10 +464,7 @@ impl<'c> TransferEngine<'c> {
         }
         let mut region = self.spare_boxes.pop().unwrap_or_default();
         region.extend(targets.iter().map(|t| t.0));
-        let checked = self.region_boxes(key, &region, |b| {
-            let fits = AllocLayout { bounds: *b, elem_size };
-            fits.validate().and_then(|_| fits.box_bytes(b))
-        });
+        let checked = self.region_boxes(key, &region, |b| packed_bytes(b, elem_size));
         region.clear();
         self.spare_boxes.push(region);
         let (boxes, volume) = checked?;
@@ -508,10 +505,7 @@ impl<'c> TransferEngine<'c> {
         if self.expect_by_key.contains_key(&key) {
             return Err(TransferError::DuplicateExpect { key });
         }
-        let (boxes, volume) = self.region_boxes(key, region, |b| {
-            let fits = AllocLayout { bounds: *b, elem_size };
-            fits.validate().and_then(|_| fits.box_bytes(b))
-        })?;
+        let (boxes, volume) = self.region_boxes(key, region, |b| packed_bytes(b, elem_size))?;
         let expect = Expect {
             key,
             token,
@@ -759,6 +753,13 @@ pub mod testspy {
     pub fn inline_payloads_received(engine: &TransferEngine<'_>) -> u64 {
         engine.inline_payloads_received
     }
+}
+
+/// The bytes of box `b` packed on its own, `elem_size` bytes per cell; an error where the layout is invalid or the
+/// count overflows.
+fn packed_bytes(b: &CellBox, elem_size: usize) -> Result<usize, TransferError> {
+    let fits = AllocLayout { bounds: *b, elem_size };
+    fits.validate().and_then(|_| fits.box_bytes(b))
 }
 
 #[cfg(test)]
