@@ -544,34 +544,17 @@ impl<'g> Batch<'g> {
 
         let cb = self.command_buffer();
         let fns = self.gpu.device.fns();
-        if self.bound_pipeline != pipeline {
-            // SAFETY: `cb` is in the recording state (this batch owns it until submit); the
-            // pipeline is a compute pipeline of this device, alive as long as the Gpu (see above).
-            unsafe { (fns.v1_0.cmd_bind_pipeline)(cb, vk::PipelineBindPoint::COMPUTE, pipeline) };
-            self.bound_pipeline = pipeline;
-        }
-        if let Some(set) = set {
-            let handle = set.handle();
-            if self.bound_set != (layout, handle) {
-                // SAFETY: `cb` is recording; `set` was allocated with set layout 0 of `layout`
-                // (Gpu::layout_for shares one pair per binding count) and is written with a
-                // buffer per binding; `self.record.sets` keeps it, and through it the bound
-                // allocations, alive until poll sees this batch complete.
-                unsafe {
-                    (fns.v1_0.cmd_bind_descriptor_sets)(
-                        cb,
-                        vk::PipelineBindPoint::COMPUTE,
-                        layout,
-                        0,
-                        1,
-                        &handle,
-                        0,
-                        std::ptr::null(),
-                    )
-                };
-                self.bound_set = (layout, handle);
-                self.record.sets.push(set);
-            }
+        let handle = set.as_ref().map_or(vk::DescriptorSet::null(), |s| s.handle());
+        let mut bound = record::Bound { pipeline: self.bound_pipeline, set: self.bound_set, push: None };
+        // SAFETY: `cb` is in the recording state (this batch owns it until submit); the pipeline is a compute
+        // pipeline of this device, alive as long as the Gpu (see above); `set` was allocated with set layout 0 of
+        // `layout` (Gpu::layout_for shares one pair per binding count) and is written with a buffer per binding;
+        // `self.record.sets` keeps it, and through it the bound allocations, alive until poll sees this batch
+        // complete.
+        let set_bound = unsafe { record::cmd_bind(fns, cb, pipeline, layout, handle, &mut bound) };
+        (self.bound_pipeline, self.bound_set) = (bound.pipeline, bound.set);
+        if let Some(set) = set.filter(|_| set_bound) {
+            self.record.sets.push(set);
         }
         let words = &mut self.gpu.scratch.words;
         for n in 0..dispatches {

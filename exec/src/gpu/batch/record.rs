@@ -258,6 +258,44 @@ pub(super) unsafe fn cmd_barrier(
     }
 }
 
+/// Binds the compute `pipeline` and the descriptor set `set` of `layout` (null: none) into `cb` where `bound` says
+/// they differ, and notes them there; returns whether the set was bound now.
+///
+/// # Safety
+/// `cb` is a command buffer of the device of `fns`, recording; the pipeline and its layout outlive every submission
+/// of `cb`; the set (if not null) was allocated for set layout 0 of `layout` and stays alive while `cb` may run.
+pub(super) unsafe fn cmd_bind(
+    fns: &vulkano::device::DeviceFunctions,
+    cb: vk::CommandBuffer,
+    pipeline: vk::Pipeline,
+    layout: vk::PipelineLayout,
+    set: vk::DescriptorSet,
+    bound: &mut Bound<'_>,
+) -> bool {
+    // SAFETY: as the caller promises; the set handle outlives the call.
+    unsafe {
+        if bound.pipeline != pipeline {
+            (fns.v1_0.cmd_bind_pipeline)(cb, vk::PipelineBindPoint::COMPUTE, pipeline);
+            bound.pipeline = pipeline;
+        }
+        if set == vk::DescriptorSet::null() || bound.set == (layout, set) {
+            return false;
+        }
+        (fns.v1_0.cmd_bind_descriptor_sets)(
+            cb,
+            vk::PipelineBindPoint::COMPUTE,
+            layout,
+            0,
+            1,
+            &set,
+            0,
+            std::ptr::null(),
+        );
+    }
+    bound.set = (layout, set);
+    true
+}
+
 /// Records the dispatch `sig` into `cb`: binds its pipeline, descriptor set and push constants where `bound` says
 /// they differ (and notes them there), then dispatches.
 ///
@@ -272,25 +310,9 @@ pub(super) unsafe fn cmd_dispatch_sig<'w>(
     sig: &'w super::replay::Sig,
     bound: &mut Bound<'w>,
 ) {
-    // SAFETY: as the caller promises; the set handle and the words outlive the calls (Vulkan copies the words).
+    // SAFETY: as the caller promises; the words outlive the call (Vulkan copies them).
     unsafe {
-        if bound.pipeline != sig.pipeline {
-            (fns.v1_0.cmd_bind_pipeline)(cb, vk::PipelineBindPoint::COMPUTE, sig.pipeline);
-            bound.pipeline = sig.pipeline;
-        }
-        if sig.set != vk::DescriptorSet::null() && bound.set != (sig.layout, sig.set) {
-            (fns.v1_0.cmd_bind_descriptor_sets)(
-                cb,
-                vk::PipelineBindPoint::COMPUTE,
-                sig.layout,
-                0,
-                1,
-                &sig.set,
-                0,
-                std::ptr::null(),
-            );
-            bound.set = (sig.layout, sig.set);
-        }
+        cmd_bind(fns, cb, sig.pipeline, sig.layout, sig.set, bound);
         let words = Some((sig.layout, &sig.push[..]));
         if bound.push != words {
             (fns.v1_0.cmd_push_constants)(
