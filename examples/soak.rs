@@ -8,6 +8,11 @@
 //!   `CELER_SUBMIT_AHEAD`, bounds what is queued).
 //! - `--buffers N`: instead of the stencil, create, write and drop N buffers of 256 KiB each (dropped buffers are
 //!   freed at the next horizon or epoch); resident memory is sampled every N/10 buffers and must stay flat too.
+//! - `--mix N`: instead of the stencil, N rounds of what a long-running program does besides: steps whose index
+//!   space and scalar change every round (no two consecutive batches alike, so the GPU layer's caches turn over),
+//!   a fence reading a buffer back, a reduction, a collective host task with a side effect on a host object, a
+//!   collective group created and dropped, and every 16 rounds a kernel created, used and dropped; resident memory
+//!   is sampled every N/10 rounds and must stay flat, and every result is checked.
 //!
 //! Every run ends with the peak resident memory (`VmHWM`) of each rank.
 //!
@@ -15,9 +20,10 @@
 //! cargo run --release --example soak -- [--tasks 1000000] [--wait-every 10000]
 //! mpirun -n 2 target/release/examples/soak --tasks 1000000 --wait-every 0
 //! mpirun -n 2 target/release/examples/soak --buffers 10000
+//! mpirun -n 2 target/release/examples/soak --mix 20000
 //! ```
 
-use celer::{access, kernels, task, Kernel, Queue};
+use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
 
 /// This process's resident memory in bytes (Linux `/proc/self/statm`).
 fn resident_bytes() -> Result<u64, Box<dyn std::error::Error>> {
@@ -97,6 +103,99 @@ fn churn_buffers(q: &Queue, count: u64) -> Result<(), Box<dyn std::error::Error>
     Ok(())
 }
 
+/// `count` rounds of varying steps, fences, reductions, host objects, collective groups and kernels created in the
+/// loop; resident memory must stay flat and every result must be right.
+fn mix(q: &Queue, count: u64) -> Result<(), Box<dyn std::error::Error>> {
+    const CELLS: usize = 256;
+    let start = std::time::Instant::now();
+    let every = (count / 10).max(1);
+    let mut samples = Vec::new();
+    let mut a = q.buffer_from(&[1.0f32; CELLS], [CELLS]).named("a");
+    let mut b = q.buffer_from(&[1.0f32; CELLS], [CELLS]).named("b");
+    let data = q.buffer_from(&(0..CELLS as i32).collect::<Vec<i32>>(), [CELLS]).named("data");
+    let sum = q.buffer::<i32, 1>([1]).named("sum");
+    let reduce = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum")?;
+    let mut heat = Kernel::wgsl(&kernels::HEAT_1D, "main")?;
+    let log = q.host_object(0u64);
+    let expected_sum = (0..CELLS as i32).sum::<i32>();
+    for i in 1..=count {
+        if i % 16 == 0 {
+            heat = Kernel::wgsl(&kernels::HEAT_1D, "main")?;
+        }
+        // A constant field is a fixed point of the stencil for any coefficient and any prefix it covers.
+        let n = CELLS / 2 + (i as usize * 37) % (CELLS / 2);
+        q.submit(
+            task::parallel_for(&heat, [n])
+                .read(&a, access::neighborhood([1]))
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(0.05 + (i % 7) as f32 * 0.01)
+                .name("varying step"),
+        )?;
+        // The cells past `n` of `b` keep their (constant) data: swapping keeps both fields constant.
+        std::mem::swap(&mut a, &mut b);
+        match i % 4 {
+            0 => {
+                let field = q.fence(&a)?.wait()?;
+                if field.iter().any(|v| (v - 1.0).abs() > 1e-5) {
+                    return Err(format!("round {i}: the constant field changed").into());
+                }
+            }
+            1 => {
+                q.submit(
+                    task::parallel_for(&reduce, [CELLS])
+                        .read(&data, access::one_to_one())
+                        .reduce(&sum, ReductionOp::Sum)
+                        .name("sum"),
+                )?;
+                let got = q.fence(&sum)?.wait()?;
+                if got != [expected_sum] {
+                    return Err(format!("round {i}: the reduction gave {got:?}, not {expected_sum}").into());
+                }
+            }
+            2 => {
+                q.submit(task::host_collective().side_effect(&log).name("count").run(|ctx| {
+                    ctx.with_object::<u64, _>(0, |n| *n += 1);
+                }))?;
+            }
+            _ => {
+                let group = q.collective_group();
+                q.submit(task::host_collective_in(&group).read(&a, access::all()).name("look").run(|ctx| {
+                    assert!(ctx.data::<f32>(0).iter().all(|v| (v - 1.0).abs() < 1e-5), "the constant field changed");
+                }))?;
+                drop(group);
+            }
+        }
+        if i % every == 0 || i == count {
+            q.wait();
+            samples.push((i, resident_bytes()?));
+            if q.rank() == 0 {
+                println!(
+                    "soak: {i:>9} rounds, resident {:.1} MiB, {:.1} s",
+                    mib(samples[samples.len() - 1].1),
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+    let counted = q.fence_object(&log)?;
+    if counted != (count + 2) / 4 {
+        return Err(format!("the host object counted {counted} side effects, not {}", (count + 2) / 4).into());
+    }
+    check_flat(q.rank(), "rounds", &samples)?;
+    println!(
+        "soak: rank {} of {}: {count} mixed rounds in {:.1} s; results verified; resident memory flat ({:.1} → {:.1} \
+         MiB), device memory held at the end {:.1} MiB, peak resident (VmHWM) {:.1} MiB",
+        q.rank(),
+        q.ranks(),
+        start.elapsed().as_secs_f64(),
+        mib(samples[0].1),
+        mib(samples[samples.len() - 1].1),
+        mib(q.stats().map_or(0, |s| s.device_bytes)),
+        mib(peak_resident_bytes()?)
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
     celer::logging::init();
@@ -109,6 +208,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let q = Queue::new()?;
     if let Some(count) = args.buffers {
         return churn_buffers(&q, count);
+    }
+    if let Some(count) = args.mix {
+        return mix(&q, count);
     }
     let cells = 256;
     let mut a = q.buffer_from(&vec![1.0f32; cells], [cells]).named("a");
@@ -185,4 +287,8 @@ struct Args {
     /// Instead of the stencil, create, write and drop N buffers of 256 KiB each; resident memory must stay flat.
     #[arg(long, value_name = "N")]
     buffers: Option<u64>,
+    /// Instead of the stencil, N rounds of varying steps, fences, reductions, host objects, collective groups and
+    /// kernels created in the loop; resident memory must stay flat and every result must be right.
+    #[arg(long, value_name = "N")]
+    mix: Option<u64>,
 }

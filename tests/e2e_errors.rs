@@ -647,6 +647,26 @@ fn bounded() -> Result<(), String> {
     if held > 2 {
         return Err(format!("after creating and dropping {LOOSE} buffers without a task, the runtime holds {held}"));
     }
+    // Reductions into one buffer, each read back: the runtime keeps the buffer's latest reduction only.
+    let data = q.buffer_from(&[1i32; 64], [64]).named("ones");
+    let sum = q.buffer::<i32, 1>([1]).named("sum");
+    let add = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").map_err(|e| e.to_string())?;
+    const REDUCTIONS: u64 = 300;
+    for i in 0..REDUCTIONS {
+        q.submit(task::parallel_for(&add, [64]).read(&data, access::one_to_one()).reduce(&sum, ReductionOp::Sum))
+            .map_err(|e| e.to_string())?;
+        if i % 50 == 0 {
+            let got = q.fence(&sum).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+            if got != [64] {
+                return Err(format!("reduction {i} gave {got:?}"));
+            }
+        }
+    }
+    q.wait();
+    let kept = q.stats().ok_or("no statistics")?.reductions;
+    if kept > 1 {
+        return Err(format!("after {REDUCTIONS} reductions into one buffer, the runtime keeps {kept} of them"));
+    }
     Ok(())
 }
 

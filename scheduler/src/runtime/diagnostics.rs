@@ -39,6 +39,9 @@ pub struct RankStats {
     /// Buffers whose state (and creation data) this rank's runtime holds now: the live ones, and dropped ones
     /// until the horizon or epoch after their last use is reached (at once when nothing is queued or in flight).
     pub buffers: u64,
+    /// Reductions whose operator and element type this rank's runtime holds now: each buffer's latest, and
+    /// earlier ones until the horizon or epoch after the task that superseded them is reached.
+    pub reductions: u64,
     /// Bytes of buffer data sent to other ranks.
     pub bytes_sent: u64,
     /// Bytes of buffer data received from other ranks.
@@ -105,6 +108,7 @@ impl RankStats {
         self.device_bytes += other.device_bytes;
         // Every device's loop holds every buffer.
         self.buffers = self.buffers.max(other.buffers);
+        self.reductions = self.reductions.max(other.reductions);
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
         self.kernel_time += other.kernel_time;

@@ -141,6 +141,7 @@ impl super::RankLoop<'_> {
     pub(super) fn stats_at(&self, now: Instant) -> RankStats {
         let mut stats = self.stats.clone();
         stats.buffers = self.buffers.len() as u64;
+        stats.reductions = self.reductions.len() as u64;
         let (time, busy) = self.phase.open(now);
         *(if busy { &mut stats.busy } else { &mut stats.idle }) += time;
         stats

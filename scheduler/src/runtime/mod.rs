@@ -100,7 +100,7 @@ use self::diagnostics::DivergenceCheck;
 use self::host::HostWorker;
 use self::kernel::PendingCheck;
 use self::panics::UserCode;
-use self::reduction::ReductionInfo;
+use self::reduction::Reductions;
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
 use crate::config::RuntimeConfig;
 use crate::divergence::StreamHash;
@@ -225,8 +225,8 @@ pub struct RankLoop<'c> {
     /// The loop's current phase of busy or idle iterations, not yet counted in `stats.busy` or `stats.idle`
     /// ([`account`](Self::account)).
     phase: idle::Phases,
-    /// Operation and element type of every reduction submitted, known on every rank.
-    reductions: HashMap<ReductionId, ReductionInfo>,
+    /// Operation and element type of the reductions submitted that commands may still use, known on every rank.
+    reductions: Reductions,
     /// Scratch allocations holding block reductions' results per block, from the kernel until its download is read.
     scratch: HashMap<u64, celer_exec::gpu::DeviceAllocation>,
     next_scratch: u64,
@@ -374,7 +374,7 @@ impl<'c> RankLoop<'c> {
             kernel_batches: Vec::new(),
             stats: RankStats { rank: node as usize, ..RankStats::default() },
             phase: idle::Phases::new(std::time::Instant::now()),
-            reductions: HashMap::default(),
+            reductions: Reductions::default(),
             gathered: HashMap::default(),
             scratch: HashMap::default(),
             next_scratch: 0,
@@ -440,7 +440,7 @@ impl<'c> RankLoop<'c> {
                 }
             }
             Message::Submit(task) => {
-                self.record_reductions(&task.spec)?;
+                self.record_reductions(&task.spec, self.tm.next_task_id())?;
                 self.tm.replay(task);
             }
             Message::Fence(task, reply) => {
@@ -738,8 +738,9 @@ impl<'c> RankLoop<'c> {
     /// their device allocations and creation data. Records `reached` for [`progress`](Self::progress).
     pub(super) fn release_dropped(&mut self, reached: TaskId) {
         self.completed_before = self.completed_before.max(reached);
-        let (buffers, stats, roots, known) =
-            (&mut self.buffers, &mut self.stats, &mut self.block_roots, &mut self.known_results);
+        self.reductions.release(reached);
+        let (buffers, stats, roots, known, reductions) =
+            (&mut self.buffers, &mut self.stats, &mut self.block_roots, &mut self.known_results, &mut self.reductions);
         let mut hashes = self.divergence.as_mut().map(|d| &mut d.stream);
         let pending = &self.pending;
         self.dropped.retain(|&(id, before)| {
@@ -749,6 +750,7 @@ impl<'c> RankLoop<'c> {
             if release {
                 roots.remove(&id);
                 known.remove(&id);
+                reductions.buffer_released(id);
                 if let Some(h) = hashes.as_mut() {
                     h.buffer_released(id);
                 }

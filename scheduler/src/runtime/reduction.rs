@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use celer_exec::transfer::TransferKey;
-use celer_graph::{BufferId, Command, CommandId, GridBox, ReductionId, ReductionOp, TaskSpec};
+use celer_graph::IdMap as HashMap;
+use celer_graph::{BufferId, Command, CommandId, GridBox, ReductionId, ReductionOp, TaskId, TaskSpec};
 
 use crate::blocks::{MissingBlock, Node};
 
@@ -237,6 +238,70 @@ pub struct CustomReduction {
 impl std::fmt::Debug for CustomReduction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CustomReduction").field("identity", &self.identity).finish_non_exhaustive()
+    }
+}
+
+/// What the runtime knows of the reductions submitted, kept only while a command may still use them.
+///
+/// A reduction's commands are the execution commands of the task that declares it and the pushes, await-pushes and
+/// reduction command of the first later task that reads its buffer (or none, where a later task overwrites the
+/// buffer first). A buffer's next reduction is declared by a task that reads or overwrites the buffer, so the
+/// earlier one has no command in any later task: it goes once a horizon or epoch after that task is reached. A
+/// buffer's last reduction goes with the buffer.
+#[derive(Debug, Default)]
+pub(super) struct Reductions {
+    info: HashMap<ReductionId, ReductionInfo>,
+    /// Per buffer: its latest reduction.
+    latest: HashMap<BufferId, ReductionId>,
+    /// Reductions superseded by the next reduction of their buffer, declared by task `.1`.
+    superseded: Vec<(ReductionId, TaskId)>,
+}
+
+impl Reductions {
+    /// Records reduction `id` of `buffer`, declared by task `task`.
+    fn insert(&mut self, id: ReductionId, buffer: BufferId, task: TaskId, info: ReductionInfo) {
+        self.info.insert(id, info);
+        if let Some(earlier) = self.latest.insert(buffer, id) {
+            self.superseded.push((earlier, task));
+        }
+    }
+
+    /// Reduction `id`, while it is kept.
+    pub(super) fn get(&self, id: &ReductionId) -> Option<&ReductionInfo> {
+        self.info.get(id)
+    }
+
+    /// How many reductions are kept (for tests and statistics).
+    pub(super) fn len(&self) -> usize {
+        self.info.len()
+    }
+
+    /// Forgets what every task before `reached` (a horizon or epoch whose predecessors have all completed) no
+    /// longer needs: the reductions superseded in those tasks.
+    pub(super) fn release(&mut self, reached: TaskId) {
+        let info = &mut self.info;
+        self.superseded.retain(|&(id, task)| {
+            let done = task < reached;
+            if done {
+                info.remove(&id);
+            }
+            !done
+        });
+    }
+
+    /// Forgets the last reduction of `buffer`, which was released.
+    pub(super) fn buffer_released(&mut self, buffer: BufferId) {
+        if let Some(id) = self.latest.remove(&buffer) {
+            self.info.remove(&id);
+        }
+    }
+}
+
+impl std::ops::Index<&ReductionId> for Reductions {
+    type Output = ReductionInfo;
+
+    fn index(&self, id: &ReductionId) -> &ReductionInfo {
+        &self.info[id]
     }
 }
 
@@ -482,8 +547,9 @@ impl RankLoop<'_> {
         Ok(())
     }
 
-    /// Records the operation and element type of each reduction of the task `spec` (every rank knows them all).
-    pub(super) fn record_reductions(&mut self, spec: &TaskSpec) -> Result<(), RuntimeError> {
+    /// Records the operation and element type of each reduction of the task `spec`, which becomes task `task`
+    /// (every rank knows them all).
+    pub(super) fn record_reductions(&mut self, spec: &TaskSpec, task: TaskId) -> Result<(), RuntimeError> {
         if spec.reductions.is_empty() {
             return Ok(());
         }
@@ -500,7 +566,8 @@ impl RankLoop<'_> {
             if blocks.is_some() && r.include_current_value {
                 return Err(RuntimeError::Internal("a block reduction that includes the buffer's current value"));
             }
-            self.reductions.insert(r.id, ReductionInfo { op: r.op, kind, custom, task: spec.name.clone(), blocks });
+            let info = ReductionInfo { op: r.op, kind, custom, task: spec.name.clone(), blocks };
+            self.reductions.insert(r.id, r.buffer, task, info);
         }
         Ok(())
     }
