@@ -14,6 +14,12 @@ use crate::task::{BufferAccess, RegionList, Task, TaskKind, TaskSpec};
 /// default settings, so that a window's tasks are built in the nodes of the window erased before.
 const MAX_SPARE_TASKS: usize = 128;
 
+/// How many erased tasks that another holder still shares a store holds, to reuse once that holder lets go: the
+/// runtime thread, which replays the application thread's tasks, runs up to `CELER_SUBMIT_AHEAD` horizons behind
+/// (128 by default, windows of 4 to 5 tasks in a chain of kernels), and a task dropped here for want of room is
+/// freed there and allocated afresh here (held tasks are alive in the other holder anyway).
+const MAX_HELD_TASKS: usize = 1024;
+
 /// How many still shared held tasks a store looks past when it looks for one to reuse: the other holder lets go of
 /// a window's tasks together, but of a horizon or epoch (the first of its window) only with the next one.
 const MAX_HELD_SKIPPED: usize = 4;
@@ -30,7 +36,8 @@ pub(crate) struct TaskStore {
     /// Erased tasks that nobody else held any more, emptied, for new tasks to be built in (no allocation).
     spare: Vec<Arc<Task>>,
     /// Erased tasks that another holder (the runtime thread, replaying them) still had, oldest first: each becomes
-    /// a spare once that holder lets go, so that in steady state neither thread allocates or frees a task.
+    /// a spare once that holder let go and a new task needs its node (or the spares have room), so that in steady
+    /// state neither thread allocates or frees a task.
     held: VecDeque<Arc<Task>>,
     /// Whether erased tasks that are still shared are held ([`hold_shared`](Self::hold_shared)): only for a manager
     /// that builds tasks. A manager that only replays lets go of them, or the two would each wait for the other.
@@ -94,7 +101,11 @@ impl TaskStore {
             }
             self.windows.pop_front();
         }
-        self.reclaim_held(usize::MAX, MAX_HELD_SKIPPED);
+        // As many as the spares have room for: the rest wait in `held` for `new_node`, which empties them one at a
+        // time as it builds tasks in them. Freeing hundreds of tasks' contents at once here, and allocating the next
+        // tasks' afresh, costs the allocator more than each task's frees just before its successor's allocations;
+        // what they held goes one task later than the other holder let go of them (at once on `release_erased`).
+        self.reclaim_held(MAX_SPARE_TASKS.saturating_sub(self.spare.len()), MAX_HELD_SKIPPED);
     }
 
     /// An erased task: emptied and kept as a spare if nobody else holds it, held if another holder still does and
@@ -108,7 +119,7 @@ impl TaskStore {
             }
             Some(_) => {}
             None if self.hold_shared => {
-                if self.held.len() == MAX_SPARE_TASKS {
+                if self.held.len() == MAX_HELD_TASKS {
                     self.held.pop_front();
                 }
                 self.held.push_back(task);
