@@ -168,8 +168,12 @@ impl KernelKey<'_> {
 
 impl SubmitCache {
     /// The kept list equal to `accesses` (kept from now on if it is new and names no custom mapper, which could
-    /// only match itself).
-    pub(crate) fn accesses(&mut self, accesses: &Accesses) -> Arc<Vec<BufferAccess>> {
+    /// only match itself). A new list is built in `spare()` where that gives one (an erased task's list, emptied).
+    pub(crate) fn accesses(
+        &mut self,
+        accesses: &Accesses,
+        spare: impl FnOnce() -> Option<Arc<Vec<BufferAccess>>>,
+    ) -> Arc<Vec<BufferAccess>> {
         // A list with a custom mapper matches no kept list (none has one): no need to look.
         let keep = accesses.iter().all(|a| !matches!(a.mapper, RangeMapper::Custom { .. }));
         let same = |l: &Arc<Vec<BufferAccess>>| {
@@ -179,7 +183,15 @@ impl SubmitCache {
             to_front(&mut self.access_lists, i);
             return Arc::clone(&self.access_lists[0]);
         }
-        let list = Arc::new(accesses.to_vec());
+        let list = match spare() {
+            Some(mut list) => {
+                let l = Arc::get_mut(&mut list).expect("a spare access list is not shared");
+                debug_assert!(l.is_empty(), "a spare access list is empty");
+                l.extend(accesses.iter().cloned());
+                list
+            }
+            None => Arc::new(accesses.to_vec()),
+        };
         if keep {
             remember(&mut self.access_lists, Arc::clone(&list), ACCESS_LISTS);
         }
@@ -231,18 +243,35 @@ mod tests {
                 .into_iter()
                 .collect()
         };
-        let first = cache.accesses(&list(0, halo.clone()));
-        let again = cache.accesses(&list(0, halo.clone()));
+        let first = cache.accesses(&list(0, halo.clone()), || None);
+        let again = cache.accesses(&list(0, halo.clone()), || None);
         assert!(Arc::ptr_eq(&first, &again), "the same list is shared");
         let wider = RangeMapper::Neighborhood { extent: [2, 1, 0], shape: NeighborhoodShape::AlongAxes };
-        assert!(!Arc::ptr_eq(&first, &cache.accesses(&list(0, wider))), "another extent is another list");
-        assert!(!Arc::ptr_eq(&first, &cache.accesses(&list(1, halo.clone()))), "other buffers, another list");
+        assert!(!Arc::ptr_eq(&first, &cache.accesses(&list(0, wider), || None)), "another extent is another list");
+        assert!(!Arc::ptr_eq(&first, &cache.accesses(&list(1, halo.clone()), || None)), "other buffers, another list");
         let mut read = list(0, halo);
         read[1].mode = AccessMode::Write;
-        assert!(!Arc::ptr_eq(&first, &cache.accesses(&read)), "another mode, another list");
+        assert!(!Arc::ptr_eq(&first, &cache.accesses(&read, || None)), "another mode, another list");
         let custom = || RangeMapper::Custom { name: "c", f: Arc::new(|c, _| (*c).into()), reach: None };
-        let a = cache.accesses(&list(0, custom()));
-        assert!(!Arc::ptr_eq(&a, &cache.accesses(&list(0, custom()))), "lists with custom mappers are not kept");
+        let a = cache.accesses(&list(0, custom()), || None);
+        assert!(
+            !Arc::ptr_eq(&a, &cache.accesses(&list(0, custom()), || None)),
+            "lists with custom mappers are not kept"
+        );
+        // A new list is built in the spare one offered, which then holds exactly the accesses.
+        let spare = Arc::new(Vec::with_capacity(4));
+        let offered = Arc::clone(&spare);
+        drop(spare);
+        let ptr = Arc::as_ptr(&offered);
+        let built = cache.accesses(&list(5, custom()), move || Some(offered));
+        assert_eq!(Arc::as_ptr(&built), ptr, "built in the spare list");
+        assert_eq!(built.iter().map(|a| (a.buffer, a.mode)).collect::<Vec<_>>(), {
+            vec![(BufferId(5), AccessMode::Read), (BufferId(6), AccessMode::DiscardWrite)]
+        });
+        // A list found kept takes no spare.
+        let halo = RangeMapper::Neighborhood { extent: [1, 1, 0], shape: NeighborhoodShape::AlongAxes };
+        let kept = cache.accesses(&list(0, halo), || panic!("a kept list needs no spare"));
+        assert!(Arc::ptr_eq(&kept, &first));
     }
 
     #[test]

@@ -409,8 +409,10 @@ impl Queue {
     /// [`submit`](Self::submit) of a builder's parts, which it takes what it keeps out of.
     fn submit_parts(&self, task: &mut TaskParts) -> Result<TaskId, TaskError> {
         let mut rec = self.rec.borrow_mut();
-        // Accesses submitted before are shared rather than sent afresh (see `intern`).
-        let shared = rec.cache.accesses(&task.accesses);
+        // Accesses submitted before are shared rather than sent afresh (see `intern`); a new list is built in an
+        // erased task's where the task graph kept one.
+        let r = &mut *rec;
+        let shared = r.cache.accesses(&task.accesses, || r.sim.tm.spare_access_list());
         let emptied = TaskSpec {
             accesses: shared,
             reductions: Vec::new(),

@@ -20,6 +20,9 @@ const MAX_SPARE_TASKS: usize = 128;
 /// freed there and allocated afresh here (held tasks are alive in the other holder anyway).
 const MAX_HELD_TASKS: usize = 1024;
 
+/// How many emptied access lists a store keeps for new tasks' lists.
+const MAX_SPARE_LISTS: usize = 64;
+
 /// How many still shared held tasks a store looks past when it looks for one to reuse: the other holder lets go of
 /// a window's tasks together, but of a horizon or epoch (the first of its window) only with the next one.
 const MAX_HELD_SKIPPED: usize = 4;
@@ -44,6 +47,9 @@ pub(crate) struct TaskStore {
     hold_shared: bool,
     /// The empty access list an emptied spare task holds (its own accesses are dropped when it is erased).
     no_accesses: Arc<Vec<BufferAccess>>,
+    /// Access lists of emptied tasks that nobody else held, emptied, for the next tasks' lists
+    /// ([`spare_access_list`](Self::spare_access_list)): a list with a custom mapper is new for every task.
+    spare_lists: Vec<Arc<Vec<BufferAccess>>>,
 }
 
 impl TaskStore {
@@ -57,6 +63,7 @@ impl TaskStore {
             held: VecDeque::new(),
             hold_shared: false,
             no_accesses: empty_spec(TaskKind::Horizon).accesses,
+            spare_lists: Vec::new(),
         }
     }
 
@@ -114,7 +121,7 @@ impl TaskStore {
         match Arc::get_mut(&mut task) {
             // Emptied now, so that what the task held (payload, name, accesses) goes when the task does.
             Some(t) if self.spare.len() < MAX_SPARE_TASKS => {
-                empty_task(t, &self.no_accesses);
+                empty_task(t, &self.no_accesses, &mut self.spare_lists);
                 self.spare.push(task);
             }
             Some(_) => {}
@@ -144,7 +151,7 @@ impl TaskStore {
                 i += 1;
                 continue;
             };
-            empty_task(t, &self.no_accesses);
+            empty_task(t, &self.no_accesses, &mut self.spare_lists);
             let task = self.held.remove(i).expect("index checked");
             if self.spare.len() < MAX_SPARE_TASKS {
                 self.spare.push(task);
@@ -173,8 +180,15 @@ impl TaskStore {
     /// Takes back a node from [`new_node`](Self::new_node) that no task was built in after all (its task was
     /// refused); only its spec and regions were filled, and are dropped now.
     pub(crate) fn give_back(&mut self, mut node: Arc<Task>) {
-        empty_task(Arc::get_mut(&mut node).expect("a new node is not shared yet"), &self.no_accesses);
+        let t = Arc::get_mut(&mut node).expect("a new node is not shared yet");
+        empty_task(t, &self.no_accesses, &mut self.spare_lists);
         self.spare.push(node);
+    }
+
+    /// An empty access list that nobody else holds, with room for a few accesses (an erased task's, emptied), if the
+    /// store kept one.
+    pub(crate) fn spare_access_list(&mut self) -> Option<Arc<Vec<BufferAccess>>> {
+        self.spare_lists.pop()
     }
 
     /// How many tasks are alive.
@@ -200,10 +214,15 @@ fn empty_spec(kind: TaskKind) -> TaskSpec {
 
 /// Empties an erased task for reuse: drops what it holds (payload, name, accesses, regions, dependencies), leaving a
 /// node like a new one (an [`empty_spec`]) with the storage of its vectors.
-fn empty_task(t: &mut Task, no_accesses: &Arc<Vec<BufferAccess>>) {
+/// Its access list, if nobody else holds it, is emptied and kept in `spare_lists` (up to [`MAX_SPARE_LISTS`]).
+fn empty_task(t: &mut Task, no_accesses: &Arc<Vec<BufferAccess>>, spare_lists: &mut Vec<Arc<Vec<BufferAccess>>>) {
     let s = &mut t.spec;
     if !Arc::ptr_eq(&s.accesses, no_accesses) {
-        s.accesses = Arc::clone(no_accesses);
+        let mut list = std::mem::replace(&mut s.accesses, Arc::clone(no_accesses));
+        if let Some(accesses) = Arc::get_mut(&mut list).filter(|_| spare_lists.len() < MAX_SPARE_LISTS) {
+            accesses.clear();
+            spare_lists.push(list);
+        }
     }
     (s.dims, s.range, s.granularity, s.hint) =
         (0, GridBox::from_extent(&[]), [1; crate::geometry::MAX_DIMS], Default::default());
