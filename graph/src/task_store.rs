@@ -218,10 +218,16 @@ fn empty_spec(kind: TaskKind) -> TaskSpec {
 fn empty_task(t: &mut Task, no_accesses: &Arc<Vec<BufferAccess>>, spare_lists: &mut Vec<Arc<Vec<BufferAccess>>>) {
     let s = &mut t.spec;
     if !Arc::ptr_eq(&s.accesses, no_accesses) {
-        let mut list = std::mem::replace(&mut s.accesses, Arc::clone(no_accesses));
-        if let Some(accesses) = Arc::get_mut(&mut list).filter(|_| spare_lists.len() < MAX_SPARE_LISTS) {
-            accesses.clear();
-            spare_lists.push(list);
+        // The count first (a load): a list shared with a kept one, or with the specs a replayed stream came from,
+        // is only let go of, as before.
+        if Arc::strong_count(&s.accesses) == 1 && spare_lists.len() < MAX_SPARE_LISTS {
+            let mut list = std::mem::replace(&mut s.accesses, Arc::clone(no_accesses));
+            if let Some(accesses) = Arc::get_mut(&mut list) {
+                accesses.clear();
+                spare_lists.push(list);
+            }
+        } else {
+            s.accesses = Arc::clone(no_accesses);
         }
     }
     (s.dims, s.range, s.granularity, s.hint) =
