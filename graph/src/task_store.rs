@@ -108,10 +108,11 @@ impl TaskStore {
             }
             self.windows.pop_front();
         }
-        // As many as the spares have room for: the rest wait in `held` for `new_node`, which empties them one at a
-        // time as it builds tasks in them. Freeing hundreds of tasks' contents at once here, and allocating the next
-        // tasks' afresh, costs the allocator more than each task's frees just before its successor's allocations;
-        // what they held goes one task later than the other holder let go of them (at once on `release_erased`).
+        // As many as the spares have room for (in steady state, as many as the last window's tasks took): the rest
+        // wait in `held` until the spares have room, or for `new_node`. Emptying all that the other holder let go of
+        // at once (hundreds of tasks' contents after it caught up), with the spares full, would free most nodes and
+        // allocate the next tasks' afresh, which costs the allocator more. What a waiting task holds goes when it
+        // becomes a spare, when `held` is full, or on `release_erased` (`Queue::wait`).
         self.reclaim_held(MAX_SPARE_TASKS.saturating_sub(self.spare.len()), MAX_HELD_SKIPPED);
     }
 
