@@ -405,6 +405,12 @@ fn a_kernel_check_passed_once_lets_only_tasks_of_the_same_shape_through() {
     );
     assert_has(&msg, &["buffer B1 \"b\""]);
     q.submit(step(&a, &b).scalar_f32(0.2)).expect("another value of the same scalar");
+    // The shape's kept check covers the scalars' types and count, not their values: after a task with other values
+    // reused it, another type or count is still checked again and refused.
+    let msg = message(q.submit(step(&a, &b).scalars(&[1])), "step");
+    assert_has(&msg, &["but the task gives it a u32"]);
+    let msg = message(q.submit(step(&a, &b).scalar_f32(0.2).scalar_f32(0.3)), "step");
+    assert_has(&msg, &["the task gives 2 scalar value(s), but kernel heat_1d::main takes 1"]);
 }
 
 #[test]

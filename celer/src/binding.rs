@@ -23,6 +23,8 @@ use celer_scheduler::exec::shaders::{
 use celer_scheduler::graph::{BufferId, ReductionOp, ResourceIdent, TaskErrorKind, TaskSpec};
 use celer_scheduler::runtime::{CustomReduction, ScalarKind};
 
+use smallvec::SmallVec;
+
 use crate::queue::{Element, Scalar};
 
 /// Bytes of a `CelerBox` in the push constants (six `u32`).
@@ -108,15 +110,45 @@ fn article(ty: &str) -> &'static str {
     }
 }
 
+/// Where a task's scalar values go among the push-constant words after the boxes, as [`check_kernel`] derived it
+/// from the kernel's push-constant struct: the same for every task of the same kernel and scalar types, whatever
+/// the values (`intern` keeps it to lay out the values of later tasks of a checked shape).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PushLayout {
+    /// Words after the boxes, padding included (zero).
+    words: usize,
+    /// Per scalar value, in the order the task gave them: the word it fills.
+    slots: SmallVec<[u32; 8]>,
+}
+
+impl PushLayout {
+    /// The words to push after the boxes for `scalars` (the values of a task whose check gave this layout, or of
+    /// a task of the same shape: as many values, of the same types and names, in the same order).
+    pub(crate) fn fill(&self, scalars: &[ScalarArg]) -> SmallVec<[u32; 8]> {
+        debug_assert_eq!(scalars.len(), self.slots.len(), "a layout serves tasks of its own scalar count");
+        let mut words = SmallVec::from_elem(0u32, self.words);
+        for (&slot, v) in self.slots.iter().zip(scalars) {
+            words[slot as usize] = v.word;
+        }
+        words
+    }
+
+    /// Whether `words` ([`fill`](Self::fill)'s result for some values) holds `scalars` already.
+    pub(crate) fn holds(&self, words: &[u32], scalars: &[ScalarArg]) -> bool {
+        self.slots.len() == scalars.len()
+            && self.slots.iter().zip(scalars).all(|(&s, v)| words.get(s as usize) == Some(&v.word))
+    }
+}
+
 /// Checks a kernel task against its kernel's reflection (reordering named bindings into binding order), and returns
-/// the scalar words to push after the boxes.
+/// where its scalar values go among the words pushed after the boxes.
 pub(crate) fn check_kernel(
     source: &'static KernelSource,
     entry: &'static str,
     task: &mut KernelTask<'_>,
     scalars: &[ScalarArg],
     buffer: impl Fn(BufferId) -> ResourceIdent,
-) -> Result<Vec<u32>, Box<TaskErrorKind>> {
+) -> Result<PushLayout, Box<TaskErrorKind>> {
     // Formatted only for an error: submit is on the program's hot path.
     let kernel = &|| format!("{}::{entry}", source.name());
     let ep = source.entry_point(entry).expect("Kernel::wgsl checked the entry point");
@@ -184,7 +216,7 @@ pub(crate) fn check_kernel(
             }));
         }
     }
-    push_words(kernel, ep.push_constants, ep.push_constant_bytes, 1 + given, scalars)
+    push_layout(kernel, ep.push_constants, ep.push_constant_bytes, 1 + given, scalars)
 }
 
 /// The task's reductions against the prelude block reductions (`celer_reduce_<op>_<type>`) whose results the kernel
@@ -317,18 +349,18 @@ fn member(m: &PushMemberDesc) -> String {
     format!("{}: {}", m.name, m.ty)
 }
 
-/// Checks the push-constant struct's boxes and fills its scalar members from `scalars`, returning the words after
-/// the boxes (`bytes` in all, padding zero).
+/// Checks the push-constant struct's boxes and that `scalars` fill its scalar members, returning where each value
+/// goes among the words after the boxes (`bytes` in all, padding zero).
 ///
 /// Positional values fill the members after the boxes in order, a member of `size` bytes taking `size / 4` values
 /// of its component type (`vec2<u32>`: two `u32`). Named values fill the 4-byte member of their name.
-fn push_words(
+fn push_layout(
     kernel: &dyn Fn() -> String,
     members: &[PushMemberDesc],
     bytes: u32,
     boxes: usize,
     scalars: &[ScalarArg],
-) -> Result<Vec<u32>, Box<TaskErrorKind>> {
+) -> Result<PushLayout, Box<TaskErrorKind>> {
     if members.is_empty() {
         // The entry point reads no push constants: it cannot take scalars.
         if !scalars.is_empty() {
@@ -339,7 +371,7 @@ fn push_words(
                 declared: "it declares no push constants".into(),
             }));
         }
-        return Ok(Vec::new());
+        return Ok(PushLayout { words: 0, slots: SmallVec::new() });
     }
     for k in 0..boxes {
         let expected = k as u32 * BOX_BYTES;
@@ -367,7 +399,7 @@ fn push_words(
     }
     let base = boxes as u32 * BOX_BYTES;
     let own = &members[boxes..];
-    let mut words = vec![0u32; (bytes.saturating_sub(base) / 4) as usize];
+    let mut layout = PushLayout { words: (bytes.saturating_sub(base) / 4) as usize, slots: SmallVec::new() };
     let type_error = |m: &PushMemberDesc, v: &ScalarArg, which: String| {
         // A vector member names its vector type: one named value cannot fill it.
         let ty = match m.scalar {
@@ -416,7 +448,7 @@ fn push_words(
                 return Err(Box::new(type_error(m, v, format!("scalar \"{name}\""))));
             }
             filled[i] = true;
-            words[((m.offset - base) / 4) as usize] = v.word;
+            layout.slots.push((m.offset - base) / 4);
         }
         if let Some(i) = filled.iter().position(|f| !f) {
             return Err(Box::new(TaskErrorKind::MissingScalar {
@@ -427,7 +459,7 @@ fn push_words(
                 given: format!("{named} named scalar value(s)"),
             }));
         }
-        return Ok(words);
+        return Ok(layout);
     }
     let expected: usize = own.iter().map(|m| (m.size / 4) as usize).sum();
     if scalars.len() > expected {
@@ -455,10 +487,10 @@ fn push_words(
             if !fits(m, v) {
                 return Err(Box::new(type_error(m, v, format!("positional scalar {k}"))));
             }
-            words[((m.offset - base) / 4 + w) as usize] = v.word;
+            layout.slots.push((m.offset - base) / 4 + w);
         }
     }
-    Ok(words)
+    Ok(layout)
 }
 
 #[cfg(test)]
@@ -484,7 +516,9 @@ mod tests {
     ];
 
     fn words(scalars: &[ScalarArg]) -> Result<Vec<u32>, String> {
-        push_words(&|| "k::main".to_string(), &MEMBERS, 64, 2, scalars).map_err(|e| e.to_string())
+        push_layout(&|| "k::main".to_string(), &MEMBERS, 64, 2, scalars)
+            .map(|layout| layout.fill(scalars).to_vec())
+            .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -6,16 +6,19 @@
 //! task travels to the runtime thread, which frees it: anything `submit` allocated for it would be allocated on one
 //! thread and freed on the other, where both threads then contend for the allocator. A task whose name, accesses
 //! and kernel payload are found here shares them instead, and its kernel binding check is the one done for the
-//! first task of its shape (the check reads nothing else, so its outcome is the same).
+//! first task of its shape (the check reads nothing else, so its outcome is the same). The shape holds the types of
+//! the scalar values, not the values (which the check does not read): a time step that passes its step number
+//! reuses the check and only lays its values out again, in a payload of its own where they changed.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 use celer_scheduler::graph::{AccessMode, BufferAccess, RangeMapper};
+use celer_scheduler::runtime::KernelPayload;
 use smallvec::SmallVec;
 
-use crate::binding::{BindMeta, ScalarArg};
+use crate::binding::{BindMeta, PushLayout, ScalarArg};
 
 /// Task names kept per thread.
 const NAMES_KEPT: usize = 32;
@@ -55,8 +58,9 @@ pub(crate) fn task_name(name: &str) -> Arc<str> {
 #[derive(Default)]
 pub(crate) struct SubmitCache {
     access_lists: Vec<Arc<Vec<BufferAccess>>>,
-    /// Shapes whose kernel check passed, with the payload it produced.
-    kernels: Vec<(KernelShape, Payload)>,
+    /// Shapes whose kernel check passed, with where their scalar values go and the payload of the last task of
+    /// the shape (shared by the next one if its values are the same).
+    kernels: Vec<(KernelShape, PushLayout, Arc<KernelPayload>)>,
 }
 
 impl std::fmt::Debug for SubmitCache {
@@ -112,8 +116,8 @@ pub(crate) struct KernelShape {
     modes: SmallVec<[AccessMode; 4]>,
     /// Per access, in order: the buffer's element type and size.
     elements: SmallVec<[(ScalarType, u32); 4]>,
-    /// The positional scalars: type and bits (the payload holds them laid out).
-    scalars: SmallVec<[(ScalarType, u32); 4]>,
+    /// The positional scalars' types (their values go where the kept [`PushLayout`] says).
+    scalars: SmallVec<[ScalarType; 8]>,
 }
 
 impl KernelShape {
@@ -125,7 +129,7 @@ impl KernelShape {
             dims: key.dims,
             modes: key.accesses.iter().map(|a| a.mode).collect(),
             elements: key.accessors.iter().map(BindMeta::element).collect(),
-            scalars: key.scalars.iter().map(ScalarArg::value).collect(),
+            scalars: key.scalars.iter().map(|s| s.value().0).collect(),
         }
     }
 
@@ -138,7 +142,7 @@ impl KernelShape {
             && self.elements.len() == key.accessors.len()
             && self.elements.iter().zip(key.accessors).all(|(e, m)| *e == m.element())
             && self.scalars.len() == key.scalars.len()
-            && self.scalars.iter().zip(key.scalars).all(|(s, v)| *s == v.value())
+            && self.scalars.iter().zip(key.scalars).all(|(s, v)| *s == v.value().0)
     }
 }
 
@@ -164,33 +168,60 @@ impl KernelKey<'_> {
 
 impl SubmitCache {
     /// The kept list equal to `accesses` (kept from now on if it is new and names no custom mapper, which could
-    /// only match itself).
-    pub(crate) fn accesses(&mut self, accesses: &Accesses) -> Arc<Vec<BufferAccess>> {
+    /// only match itself). A new list is built in `spare()` where that gives one (an erased task's list, emptied).
+    pub(crate) fn accesses(
+        &mut self,
+        accesses: &Accesses,
+        spare: impl FnOnce() -> Option<Arc<Vec<BufferAccess>>>,
+    ) -> Arc<Vec<BufferAccess>> {
+        // A list with a custom mapper matches no kept list (none has one): no need to look.
+        let keep = accesses.iter().all(|a| !matches!(a.mapper, RangeMapper::Custom { .. }));
         let same = |l: &Arc<Vec<BufferAccess>>| {
             l.len() == accesses.len() && l.iter().zip(accesses).all(|(a, b)| same_access(a, b))
         };
-        if let Some(i) = self.access_lists.iter().position(same) {
+        if let Some(i) = keep.then(|| self.access_lists.iter().position(same)).flatten() {
             to_front(&mut self.access_lists, i);
             return Arc::clone(&self.access_lists[0]);
         }
-        let keep = accesses.iter().all(|a| !matches!(a.mapper, RangeMapper::Custom { .. }));
-        let list = Arc::new(accesses.to_vec());
+        let list = match spare() {
+            Some(mut list) => {
+                let l = Arc::get_mut(&mut list).expect("a spare access list is not shared");
+                debug_assert!(l.is_empty(), "a spare access list is empty");
+                l.extend(accesses.iter().cloned());
+                list
+            }
+            None => Arc::new(accesses.to_vec()),
+        };
         if keep {
             remember(&mut self.access_lists, Arc::clone(&list), ACCESS_LISTS);
         }
         list
     }
 
-    /// The payload of an earlier task of this shape whose check passed.
+    /// The payload for a task of the shape of an earlier task whose check passed, with `key`'s scalar values: the
+    /// earlier task's own where the values are the same.
     pub(crate) fn kernel(&mut self, key: &KernelKey<'_>) -> Option<Payload> {
-        let i = self.kernels.iter().position(|(k, _)| k.matches(key))?;
+        let i = self.kernels.iter().position(|(k, ..)| k.matches(key))?;
         to_front(&mut self.kernels, i);
-        Some(Arc::clone(&self.kernels[0].1))
+        let (_, layout, payload) = &mut self.kernels[0];
+        if !layout.holds(&payload.scalars, key.scalars) {
+            // Only values differ, which the check does not read: the earlier task's payload with these.
+            *payload = Arc::new(KernelPayload {
+                source: payload.source,
+                entry: payload.entry,
+                scalars: layout.fill(key.scalars),
+                reduction_kinds: payload.reduction_kinds.clone(),
+                custom_reductions: payload.custom_reductions.clone(),
+                blocks: payload.blocks,
+            });
+        }
+        Some(Arc::clone(payload) as Payload)
     }
 
-    /// Keeps the payload of a task of `shape` whose check passed ([`KernelKey::cacheable`] tasks only).
-    pub(crate) fn remember_kernel(&mut self, shape: KernelShape, payload: &Payload) {
-        remember(&mut self.kernels, (shape, Arc::clone(payload)), KERNELS);
+    /// Keeps the push layout and payload of a task of `shape` whose check passed ([`KernelKey::cacheable`] tasks
+    /// only).
+    pub(crate) fn remember_kernel(&mut self, shape: KernelShape, layout: PushLayout, payload: &Arc<KernelPayload>) {
+        remember(&mut self.kernels, (shape, layout, Arc::clone(payload)), KERNELS);
     }
 }
 
@@ -212,18 +243,35 @@ mod tests {
                 .into_iter()
                 .collect()
         };
-        let first = cache.accesses(&list(0, halo.clone()));
-        let again = cache.accesses(&list(0, halo.clone()));
+        let first = cache.accesses(&list(0, halo.clone()), || None);
+        let again = cache.accesses(&list(0, halo.clone()), || None);
         assert!(Arc::ptr_eq(&first, &again), "the same list is shared");
         let wider = RangeMapper::Neighborhood { extent: [2, 1, 0], shape: NeighborhoodShape::AlongAxes };
-        assert!(!Arc::ptr_eq(&first, &cache.accesses(&list(0, wider))), "another extent is another list");
-        assert!(!Arc::ptr_eq(&first, &cache.accesses(&list(1, halo.clone()))), "other buffers, another list");
+        assert!(!Arc::ptr_eq(&first, &cache.accesses(&list(0, wider), || None)), "another extent is another list");
+        assert!(!Arc::ptr_eq(&first, &cache.accesses(&list(1, halo.clone()), || None)), "other buffers, another list");
         let mut read = list(0, halo);
         read[1].mode = AccessMode::Write;
-        assert!(!Arc::ptr_eq(&first, &cache.accesses(&read)), "another mode, another list");
+        assert!(!Arc::ptr_eq(&first, &cache.accesses(&read, || None)), "another mode, another list");
         let custom = || RangeMapper::Custom { name: "c", f: Arc::new(|c, _| (*c).into()), reach: None };
-        let a = cache.accesses(&list(0, custom()));
-        assert!(!Arc::ptr_eq(&a, &cache.accesses(&list(0, custom()))), "lists with custom mappers are not kept");
+        let a = cache.accesses(&list(0, custom()), || None);
+        assert!(
+            !Arc::ptr_eq(&a, &cache.accesses(&list(0, custom()), || None)),
+            "lists with custom mappers are not kept"
+        );
+        // A new list is built in the spare one offered, which then holds exactly the accesses.
+        let spare = Arc::new(Vec::with_capacity(4));
+        let offered = Arc::clone(&spare);
+        drop(spare);
+        let ptr = Arc::as_ptr(&offered);
+        let built = cache.accesses(&list(5, custom()), move || Some(offered));
+        assert_eq!(Arc::as_ptr(&built), ptr, "built in the spare list");
+        assert_eq!(built.iter().map(|a| (a.buffer, a.mode)).collect::<Vec<_>>(), {
+            vec![(BufferId(5), AccessMode::Read), (BufferId(6), AccessMode::DiscardWrite)]
+        });
+        // A list found kept takes no spare.
+        let halo = RangeMapper::Neighborhood { extent: [1, 1, 0], shape: NeighborhoodShape::AlongAxes };
+        let kept = cache.accesses(&list(0, halo), || panic!("a kept list needs no spare"));
+        assert!(Arc::ptr_eq(&kept, &first));
     }
 
     #[test]

@@ -409,8 +409,10 @@ impl Queue {
     /// [`submit`](Self::submit) of a builder's parts, which it takes what it keeps out of.
     fn submit_parts(&self, task: &mut TaskParts) -> Result<TaskId, TaskError> {
         let mut rec = self.rec.borrow_mut();
-        // Accesses submitted before are shared rather than sent afresh (see `intern`).
-        let shared = rec.cache.accesses(&task.accesses);
+        // Accesses submitted before are shared rather than sent afresh (see `intern`); a new list is built in an
+        // erased task's where the task graph kept one.
+        let r = &mut *rec;
+        let shared = r.cache.accesses(&task.accesses, || r.sim.tm.spare_access_list());
         let emptied = TaskSpec {
             accesses: shared,
             reductions: Vec::new(),
@@ -492,16 +494,17 @@ impl Queue {
                 reduction_kinds: std::mem::take(&mut task.reduction_kinds),
                 custom_reductions: std::mem::take(&mut task.custom_reductions),
             };
-            let scalars = check_kernel(source, entry, &mut kernel, &task.scalars, |b| rec.sim.tm.buffer_ident(b))
+            let layout = check_kernel(source, entry, &mut kernel, &task.scalars, |b| rec.sim.tm.buffer_ident(b))
                 .map_err(|inner| TaskError {
                     task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: task_name },
                     inner,
                 })?;
             let (reduction_kinds, custom_reductions) = (kernel.reduction_kinds, kernel.custom_reductions);
-            let payload: crate::intern::Payload =
+            let scalars = layout.fill(&task.scalars);
+            let payload =
                 Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions, blocks });
             if let Some(shape) = shape {
-                rec.cache.remember_kernel(shape, &payload);
+                rec.cache.remember_kernel(shape, layout, &payload);
             }
             spec.payload = Some(payload);
         }
@@ -704,5 +707,54 @@ impl Drop for Queue {
 impl fmt::Debug for Queue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Queue").field("tasks", &self.rec.borrow().sim.tm).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access;
+
+    /// The scalar words of task `id`'s kernel payload, and the payload.
+    fn payload(q: &Queue, id: TaskId) -> Arc<dyn std::any::Any + Send + Sync> {
+        let rec = q.rec.borrow();
+        let task = rec.sim.tm.task(id).expect("a live task");
+        Arc::clone(task.spec.payload.as_ref().expect("a kernel task has a payload"))
+    }
+
+    fn words(p: &Arc<dyn std::any::Any + Send + Sync>) -> Vec<u32> {
+        p.downcast_ref::<KernelPayload>().expect("a kernel payload").scalars.to_vec()
+    }
+
+    #[test]
+    fn a_task_of_a_checked_shape_pushes_its_own_scalar_values() {
+        let q = Queue::dry_run();
+        let (a, b) = (q.buffer_from(&[0.0f32; 16], [16]), q.buffer::<f32, 1>([16]));
+        let heat = Kernel::wgsl(&crate::kernels::HEAT_1D, "main").expect("heat_1d::main");
+        let step = |alpha: f32| {
+            q.submit(
+                task::parallel_for(&heat, [16])
+                    .read(&a, access::neighborhood([1]))
+                    .discard_write(&b, access::one_to_one())
+                    .scalar_f32(alpha),
+            )
+            .expect("a valid task")
+        };
+        let first = payload(&q, step(0.1));
+        assert_eq!(words(&first), vec![0.1f32.to_bits()]);
+        let same = payload(&q, step(0.1));
+        assert!(Arc::ptr_eq(&first, &same), "the same values share the checked task's payload");
+        let other = payload(&q, step(0.25));
+        assert_eq!(words(&other), vec![0.25f32.to_bits()], "a task of a checked shape pushes its own values");
+        assert_eq!(words(&first), vec![0.1f32.to_bits()], "and leaves the earlier task's alone");
+        assert_eq!(words(&payload(&q, step(0.1))), vec![0.1f32.to_bits()]);
+        // A value of another type is another shape, checked again (and refused: `alpha` is an f32).
+        let wrong = q.submit(
+            task::parallel_for(&heat, [16])
+                .read(&a, access::neighborhood([1]))
+                .discard_write(&b, access::one_to_one())
+                .scalar_i32(1),
+        );
+        assert!(wrong.unwrap_err().to_string().contains("but the task gives it an i32"));
     }
 }

@@ -326,6 +326,13 @@ impl TaskManager {
         }
     }
 
+    /// An empty access list that nobody else holds (an erased task's, kept with its storage), to fill with the
+    /// accesses of a task to submit, if there is one: a program whose tasks each have an access list of their own
+    /// (a custom range mapper's is new for every task) then allocates none.
+    pub fn spare_access_list(&mut self) -> Option<Arc<Vec<BufferAccess>>> {
+        self.tasks.spare_access_list()
+    }
+
     /// Drops what every erased task that another manager (the runtime thread's, replaying) held until now carried,
     /// once nobody else holds it: its payload, name and accesses, keeping the node for reuse. A program's `wait`
     /// calls this when the runtime has passed the epoch, so that what the tasks before it held is gone when `wait`

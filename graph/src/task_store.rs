@@ -14,6 +14,15 @@ use crate::task::{BufferAccess, RegionList, Task, TaskKind, TaskSpec};
 /// default settings, so that a window's tasks are built in the nodes of the window erased before.
 const MAX_SPARE_TASKS: usize = 128;
 
+/// How many erased tasks that another holder still shares a store holds, to reuse once that holder lets go: the
+/// runtime thread, which replays the application thread's tasks, runs up to `CELER_SUBMIT_AHEAD` horizons behind
+/// (128 by default, windows of 4 to 5 tasks in a chain of kernels), and a task dropped here for want of room is
+/// freed there and allocated afresh here (held tasks are alive in the other holder anyway).
+const MAX_HELD_TASKS: usize = 1024;
+
+/// How many emptied access lists a store keeps for new tasks' lists.
+const MAX_SPARE_LISTS: usize = 64;
+
 /// How many still shared held tasks a store looks past when it looks for one to reuse: the other holder lets go of
 /// a window's tasks together, but of a horizon or epoch (the first of its window) only with the next one.
 const MAX_HELD_SKIPPED: usize = 4;
@@ -30,13 +39,17 @@ pub(crate) struct TaskStore {
     /// Erased tasks that nobody else held any more, emptied, for new tasks to be built in (no allocation).
     spare: Vec<Arc<Task>>,
     /// Erased tasks that another holder (the runtime thread, replaying them) still had, oldest first: each becomes
-    /// a spare once that holder lets go, so that in steady state neither thread allocates or frees a task.
+    /// a spare once that holder let go and a new task needs its node (or the spares have room), so that in steady
+    /// state neither thread allocates or frees a task.
     held: VecDeque<Arc<Task>>,
     /// Whether erased tasks that are still shared are held ([`hold_shared`](Self::hold_shared)): only for a manager
     /// that builds tasks. A manager that only replays lets go of them, or the two would each wait for the other.
     hold_shared: bool,
     /// The empty access list an emptied spare task holds (its own accesses are dropped when it is erased).
     no_accesses: Arc<Vec<BufferAccess>>,
+    /// Access lists of emptied tasks that nobody else held, emptied, for the next tasks' lists
+    /// ([`spare_access_list`](Self::spare_access_list)): a list with a custom mapper is new for every task.
+    spare_lists: Vec<Arc<Vec<BufferAccess>>>,
 }
 
 impl TaskStore {
@@ -50,6 +63,7 @@ impl TaskStore {
             held: VecDeque::new(),
             hold_shared: false,
             no_accesses: empty_spec(TaskKind::Horizon).accesses,
+            spare_lists: Vec::new(),
         }
     }
 
@@ -94,7 +108,12 @@ impl TaskStore {
             }
             self.windows.pop_front();
         }
-        self.reclaim_held(usize::MAX, MAX_HELD_SKIPPED);
+        // As many as the spares have room for (in steady state, as many as the last window's tasks took): the rest
+        // wait in `held` until the spares have room, or for `new_node`. Emptying all that the other holder let go of
+        // at once (hundreds of tasks' contents after it caught up), with the spares full, would free most nodes and
+        // allocate the next tasks' afresh, which costs the allocator more. What a waiting task holds goes when it
+        // becomes a spare, when `held` is full, or on `release_erased` (`Queue::wait`).
+        self.reclaim_held(MAX_SPARE_TASKS.saturating_sub(self.spare.len()), MAX_HELD_SKIPPED);
     }
 
     /// An erased task: emptied and kept as a spare if nobody else holds it, held if another holder still does and
@@ -103,12 +122,12 @@ impl TaskStore {
         match Arc::get_mut(&mut task) {
             // Emptied now, so that what the task held (payload, name, accesses) goes when the task does.
             Some(t) if self.spare.len() < MAX_SPARE_TASKS => {
-                empty_task(t, &self.no_accesses);
+                empty_task(t, &self.no_accesses, &mut self.spare_lists);
                 self.spare.push(task);
             }
             Some(_) => {}
             None if self.hold_shared => {
-                if self.held.len() == MAX_SPARE_TASKS {
+                if self.held.len() == MAX_HELD_TASKS {
                     self.held.pop_front();
                 }
                 self.held.push_back(task);
@@ -133,7 +152,7 @@ impl TaskStore {
                 i += 1;
                 continue;
             };
-            empty_task(t, &self.no_accesses);
+            empty_task(t, &self.no_accesses, &mut self.spare_lists);
             let task = self.held.remove(i).expect("index checked");
             if self.spare.len() < MAX_SPARE_TASKS {
                 self.spare.push(task);
@@ -162,8 +181,15 @@ impl TaskStore {
     /// Takes back a node from [`new_node`](Self::new_node) that no task was built in after all (its task was
     /// refused); only its spec and regions were filled, and are dropped now.
     pub(crate) fn give_back(&mut self, mut node: Arc<Task>) {
-        empty_task(Arc::get_mut(&mut node).expect("a new node is not shared yet"), &self.no_accesses);
+        let t = Arc::get_mut(&mut node).expect("a new node is not shared yet");
+        empty_task(t, &self.no_accesses, &mut self.spare_lists);
         self.spare.push(node);
+    }
+
+    /// An empty access list that nobody else holds, with room for a few accesses (an erased task's, emptied), if the
+    /// store kept one.
+    pub(crate) fn spare_access_list(&mut self) -> Option<Arc<Vec<BufferAccess>>> {
+        self.spare_lists.pop()
     }
 
     /// How many tasks are alive.
@@ -189,10 +215,21 @@ fn empty_spec(kind: TaskKind) -> TaskSpec {
 
 /// Empties an erased task for reuse: drops what it holds (payload, name, accesses, regions, dependencies), leaving a
 /// node like a new one (an [`empty_spec`]) with the storage of its vectors.
-fn empty_task(t: &mut Task, no_accesses: &Arc<Vec<BufferAccess>>) {
+/// Its access list, if nobody else holds it, is emptied and kept in `spare_lists` (up to [`MAX_SPARE_LISTS`]).
+fn empty_task(t: &mut Task, no_accesses: &Arc<Vec<BufferAccess>>, spare_lists: &mut Vec<Arc<Vec<BufferAccess>>>) {
     let s = &mut t.spec;
     if !Arc::ptr_eq(&s.accesses, no_accesses) {
-        s.accesses = Arc::clone(no_accesses);
+        // The count first (a load): a list shared with a kept one, or with the specs a replayed stream came from,
+        // is only let go of, as before.
+        if Arc::strong_count(&s.accesses) == 1 && spare_lists.len() < MAX_SPARE_LISTS {
+            let mut list = std::mem::replace(&mut s.accesses, Arc::clone(no_accesses));
+            if let Some(accesses) = Arc::get_mut(&mut list) {
+                accesses.clear();
+                spare_lists.push(list);
+            }
+        } else {
+            s.accesses = Arc::clone(no_accesses);
+        }
     }
     (s.dims, s.range, s.granularity, s.hint) =
         (0, GridBox::from_extent(&[]), [1; crate::geometry::MAX_DIMS], Default::default());

@@ -933,3 +933,34 @@ fn a_repeated_access_list_gets_the_same_regions_and_a_recreated_buffer_is_checke
     let e = tm.submit(read).unwrap_err();
     assert!(matches!(*e.inner, TaskErrorKind::UnknownBuffer { .. }), "{e}");
 }
+
+/// The access list of an erased task that nobody else holds is offered, emptied, for a new task's list; one that
+/// another holder keeps (a submitting thread's cache, the region cache) is not, and stays intact.
+#[test]
+fn an_erased_tasks_access_list_nobody_else_holds_is_offered_empty_for_a_new_one() {
+    use std::sync::Arc;
+    let mut tm = plain();
+    let a = BufferId(0);
+    tm.create_buffer(a, 1, GridBox::d1(0, 16), true, None);
+    let custom =
+        || RangeMapper::Custom { name: "same", f: Arc::new(|c: &GridBox, _: &GridBox| (*c).into()), reach: None };
+    let shared = kernel1(16, &[(a, ReadWrite, custom())]);
+    let kept = Arc::clone(&shared.accesses);
+    tm.submit(shared).unwrap();
+    let own = kernel1(16, &[(a, Read, custom())]);
+    let own_list = Arc::as_ptr(&own.accesses);
+    let mapper = match &own.accesses[0].mapper {
+        RangeMapper::Custom { f, .. } => Arc::clone(f),
+        _ => unreachable!(),
+    };
+    tm.submit(own).unwrap();
+    assert!(tm.spare_access_list().is_none(), "nothing erased yet");
+    let e = tm.epoch(EpochAction::None);
+    tm.notify_epoch_reached(e);
+    let spare = tm.spare_access_list().expect("the erased task's own list");
+    assert_eq!(Arc::as_ptr(&spare), own_list);
+    assert!(spare.is_empty() && Arc::strong_count(&spare) == 1, "emptied and unshared");
+    assert_eq!(Arc::strong_count(&mapper), 1, "what the list held went with its accesses");
+    assert!(tm.spare_access_list().is_none(), "the list another holder keeps is not offered");
+    assert_eq!((kept.len(), kept[0].mode), (1, ReadWrite), "and stays intact");
+}

@@ -619,7 +619,11 @@ fn lookup(kernels: &[KernelEntry], serial: u32, id: KernelId) -> Result<&KernelE
     if id.gpu != serial {
         return Err(GpuError::UnknownKernel(id));
     }
-    kernels.get(id.index as usize).ok_or(GpuError::UnknownKernel(id))
+    // (Not `ok_or`: that builds the error, and drops it, on every dispatch.)
+    match kernels.get(id.index as usize) {
+        Some(k) => Ok(k),
+        None => Err(GpuError::UnknownKernel(id)),
+    }
 }
 
 /// Checks that a copy's `region` lies inside one side's `bounds`.

@@ -38,7 +38,8 @@ impl RankLoop<'_> {
     /// rank holds of cells no task wrote; cells written elsewhere arrive by await-push before anything reads them.
     /// Call it before adding the command's own operations.
     pub(super) fn cover(&mut self, buffer: BufferId, region: &GridBox) -> Result<(), RuntimeError> {
-        let state = self.buffers.get(&buffer).ok_or(RuntimeError::UnknownBuffer { buffer })?;
+        // (Not `ok_or`: that builds the error, and drops it, on every call.)
+        let Some(state) = self.buffers.get(&buffer) else { return Err(RuntimeError::UnknownBuffer { buffer }) };
         let want = if region.is_empty() {
             if state.device.is_some() {
                 return Ok(());

@@ -18,8 +18,9 @@ pub struct KernelPayload {
     pub source: &'static KernelSource,
     /// The entry point.
     pub entry: &'static str,
-    /// Scalars pushed after the accessor windows (u32 words; pass `f32` as `to_bits`).
-    pub scalars: Vec<u32>,
+    /// Scalars pushed after the accessor windows (u32 words; pass `f32` as `to_bits`), up to 8 of them held in the
+    /// payload itself (a program submits one payload per task whose scalars changed).
+    pub scalars: SmallVec<[u32; 8]>,
     /// The element type of each of the task's reductions, in order. A reduction's buffer binds after the accessors;
     /// it holds the operation's identity (or, on rank 0, the current value when that is included) when the kernel
     /// starts, and the kernel combines its items into element 0 (e.g. with atomics).
