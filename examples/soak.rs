@@ -60,6 +60,22 @@ fn check_flat(rank: usize, what: &str, samples: &[(u64, u64)]) -> Result<(), Box
     Ok(())
 }
 
+/// Samples resident memory after `count` of `what` (the caller waited) into `samples`, and prints it on rank 0.
+fn sample(
+    q: &Queue,
+    samples: &mut Vec<(u64, u64)>,
+    count: u64,
+    what: &str,
+    start: std::time::Instant,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let bytes = resident_bytes()?;
+    samples.push((count, bytes));
+    if q.rank() == 0 {
+        println!("soak: {count:>9} {what}, resident {:.1} MiB, {:.1} s", mib(bytes), start.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
 /// Creates, writes and drops `count` buffers of 256 KiB; resident memory must stay flat.
 fn churn_buffers(q: &Queue, count: u64) -> Result<(), Box<dyn std::error::Error>> {
     const CELLS: usize = 65536;
@@ -77,14 +93,7 @@ fn churn_buffers(q: &Queue, count: u64) -> Result<(), Box<dyn std::error::Error>
         drop(b);
         if i % every == 0 || i == count {
             q.wait();
-            samples.push((i, resident_bytes()?));
-            if q.rank() == 0 {
-                println!(
-                    "soak: {i:>9} buffers, resident {:.1} MiB, {:.1} s",
-                    mib(samples[samples.len() - 1].1),
-                    start.elapsed().as_secs_f64()
-                );
-            }
+            sample(q, &mut samples, i, "buffers", start)?;
         }
     }
     check_flat(q.rank(), "buffers", &samples)?;
@@ -167,14 +176,7 @@ fn mix(q: &Queue, count: u64) -> Result<(), Box<dyn std::error::Error>> {
         }
         if i % every == 0 || i == count {
             q.wait();
-            samples.push((i, resident_bytes()?));
-            if q.rank() == 0 {
-                println!(
-                    "soak: {i:>9} rounds, resident {:.1} MiB, {:.1} s",
-                    mib(samples[samples.len() - 1].1),
-                    start.elapsed().as_secs_f64()
-                );
-            }
+            sample(q, &mut samples, i, "rounds", start)?;
         }
     }
     let counted = q.fence_object(&log)?;
