@@ -39,6 +39,14 @@
 //! - `mapper-oob-chunk`: a custom range mapper inside the buffer for the whole index space, which `submit` checks,
 //!   but outside it for the chunk of rank 1, which only the runtime thread's command generator sees; on two ranks
 //!   the runtime ends every rank naming the task, the mapper and the cells outside (on one rank it finishes).
+//! - `exit-in-host`: the last rank's chunk of a host task calls `std::process::exit(3)`; every rank stops within
+//!   seconds naming the task (the exit hook cannot shut the runtime down from inside a host task).
+//! - `exit-in-mapper`: a custom range mapper calls `std::process::exit(4)` on the runtime thread; the rank ends at
+//!   once saying so (`./x`'s MPI_FAIL_TESTS; on one rank, before the fix, it hung).
+//! - `exit-other-thread`: the queue lives on a thread of the program's that submits without pause while the main
+//!   thread calls `std::process::exit(0)`: the run exits 0 (tasks after the shutdown epoch are dropped).
+//! - `mapper-sleeps`: a custom range mapper never returns on the runtime thread, which so never acts on SIGTERM;
+//!   `cargo test` sends SIGTERM twice, and the second ends the process (by the signal's default action).
 //! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) submitted to a running queue is refused at
 //!   `submit` on every rank, naming the task; a host task after it runs (must pass).
 //! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items and a kernel whose every
@@ -265,6 +273,76 @@ fn mapper_oob_chunk() -> Result<(), String> {
         return Err(format!("the program went on after an out-of-bounds chunk (fence: {got:?})"));
     }
     Ok(())
+}
+
+/// The last rank's chunk of host task `quitter` calls `std::process::exit(3)`, as a program's error path might; rank
+/// 0 then reads what that chunk wrote, so it waits for that rank. The exit hook, on the host worker, cannot shut the
+/// runtime down (the runtime waits for that very task): the runtime thread ends every rank naming the task.
+fn exit_in_host() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let last = q.ranks() - 1;
+    let data = q.buffer::<u32, 1>([64]).named("data");
+    q.submit(task::host_for([64]).discard_write(&data, access::one_to_one()).name("quitter").run(move |ctx| {
+        if ctx.rank().0 == last {
+            std::process::exit(3);
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&data).map_err(|e| e.to_string())?.wait();
+    Err(format!("the program went on after a host task called exit (fence: {got:?})"))
+}
+
+/// A custom range mapper that calls `std::process::exit(4)` where the runtime thread applies it: the exit hook runs
+/// on the runtime thread, which cannot wait for its own shutdown; it ends the rank at once with a message.
+fn exit_in_mapper() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1u32; 64], [64]).named("a");
+    let quits = access::custom("quits", |chunk, _extent| {
+        if std::thread::current().name() == Some("celer-runtime") {
+            std::process::exit(4);
+        }
+        celer::Region::from(*chunk)
+    });
+    q.submit(task::host_for([64]).read(&a, quits).name("leaver").run(|_| {})).map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the program went on after a range mapper called exit".into())
+}
+
+/// A custom range mapper that sleeps for an hour where the runtime thread applies it (a mapper that never returns):
+/// the runtime thread cannot act on SIGTERM; a second SIGTERM ends the process by the signal's default action.
+fn mapper_sleeps() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1u32; 64], [64]).named("a");
+    let sleepy = access::custom("sleepy", |chunk, _extent| {
+        if std::thread::current().name() == Some("celer-runtime") {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        celer::Region::from(*chunk)
+    });
+    q.submit(task::host_for([64]).read(&a, sleepy).name("stuck").run(|_| {})).map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the sleeping mapper returned".into())
+}
+
+/// The queue moves to a thread of the program's, which submits without pause, while the main thread ends the
+/// process with `std::process::exit(0)`: the exit hook records the shutdown epoch between two of that thread's
+/// tasks, and the runtime drops the tasks that arrive after it; the process exits 0.
+fn exit_other_thread() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let (started, running) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let a = q.buffer_from(&[1u32; 64], [64]).named("a");
+        for i in 0usize.. {
+            let t = task::host_for([64]).read_write(&a, access::one_to_one()).name("busy").run(|_| {});
+            q.submit(t).expect("a task of a queue on another thread");
+            if i == 100 {
+                let _ = started.send(());
+            }
+        }
+    });
+    running.recv().map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(100));
+    std::process::exit(0)
 }
 
 /// Starts a queue after giving rank 1 (by OpenMPI's `OMPI_COMM_WORLD_RANK`) settings of its own, and runs a task.
@@ -887,6 +965,42 @@ fn run_case(name: &str, env: &[(&str, &str)]) -> (std::process::ExitStatus, Stri
     (out.status, String::from_utf8_lossy(&out.stderr).into_owned(), start.elapsed())
 }
 
+/// Runs `case` as one rank, sends it SIGTERM after 2 s and again half a second later; returns whether it ended
+/// within 10 s of the second signal (it is killed otherwise), and its stderr.
+fn signal_twice(case: &str) -> (bool, String) {
+    use std::io::Read;
+    let exe = std::env::current_exe().expect("own path");
+    let mut child = Command::new(exe)
+        .args(["--case", case])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running case {case}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..2 {
+        // SAFETY: kill only sends a signal to our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break true,
+            _ if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    (ended, stderr)
+}
+
 /// Checks each case as one rank; returns the failures.
 fn check_cases() -> Vec<String> {
     let mut failures = Vec::new();
@@ -1134,6 +1248,29 @@ fn check_cases() -> Vec<String> {
     }
     let (status, stderr, _) = run_case("exit-early", &[]);
     check("exit-early", status.success(), "std::process::exit(0) with a live queue to exit 0", &stderr);
+    let (status, stderr, took) = run_case("exit-in-host", &[]);
+    check(
+        "exit-in-host",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("the closure of host task T1 \"quitter\" called std::process::exit"),
+        "std::process::exit in a host task to end the run at once, naming the task",
+        &stderr,
+    );
+    let (status, stderr, _) = run_case("exit-other-thread", &[]);
+    check(
+        "exit-other-thread",
+        status.success(),
+        "std::process::exit on one thread while another submits to exit 0 (the late tasks dropped)",
+        &stderr,
+    );
+    let (ended, stderr) = signal_twice("mapper-sleeps");
+    check(
+        "mapper-sleeps",
+        ended && stderr.contains("a second signal, and the runtime thread did not act on the first"),
+        "a second SIGTERM to end a rank whose runtime thread is stuck in a range mapper",
+        &stderr,
+    );
     let (status, stderr, took) = run_case("sigterm", &[]);
     check(
         "sigterm",
@@ -1244,6 +1381,10 @@ fn main() -> ExitCode {
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
             Some("mapper-oob-chunk") => mapper_oob_chunk(),
+            Some("exit-in-host") => exit_in_host(),
+            Some("exit-in-mapper") => exit_in_mapper(),
+            Some("exit-other-thread") => exit_other_thread(),
+            Some("mapper-sleeps") => mapper_sleeps(),
             Some("bad-index") => bad_index(),
             Some("bad-dims") => bad_dims(),
             Some("nested-object") => nested_object(),

@@ -167,6 +167,17 @@ pub enum RuntimeError {
     /// The application asked to end every rank (its thread panicked while the queue was alive).
     #[error("{0}")]
     Aborted(String),
+    /// A host task's closure called `std::process::exit`: the exit hook, on the host worker thread, cannot shut the
+    /// runtime down (it waits for that very task), so the runtime thread ends every rank instead.
+    #[error(
+        "the closure of host {task} called std::process::exit: a rank cannot end inside a host task (this rank's \
+         runtime would wait for the task, and the other ranks for this rank, forever); to stop the program from a \
+         host task, panic in its closure (every rank then stops naming the task and the message); ending every rank"
+    )]
+    ExitInHostTask {
+        /// The task.
+        task: celer_graph::TaskIdent,
+    },
     /// A rank driving several devices lacks a communicator for one.
     #[error("device {device} of {devices} has no communicator")]
     NoCommunicator {

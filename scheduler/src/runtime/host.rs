@@ -228,20 +228,25 @@ impl HostWorker {
         let runtime = std::thread::current();
         let thread = std::thread::Builder::new()
             .name("celer-host".into())
-            .spawn(move || loop {
-                while let Some(mut job) = j.pop() {
-                    let f = Arc::clone(&job.f);
-                    let start = std::time::Instant::now();
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
-                    let ran = (start, std::time::Instant::now());
-                    let result = result.map(|()| job.ctx).map_err(|p| (job.task, super::panics::panic_text(&*p)));
-                    d.push((job.cmd, result, ran));
-                    runtime.unpark();
+            .spawn(move || {
+                super::exit::mark_host_worker();
+                loop {
+                    while let Some(mut job) = j.pop() {
+                        let f = Arc::clone(&job.f);
+                        let start = std::time::Instant::now();
+                        super::exit::running_host_task(Some(job.task.id));
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
+                        super::exit::running_host_task(None);
+                        let ran = (start, std::time::Instant::now());
+                        let result = result.map(|()| job.ctx).map_err(|p| (job.task, super::panics::panic_text(&*p)));
+                        d.push((job.cmd, result, ran));
+                        runtime.unpark();
+                    }
+                    if st.load(std::sync::atomic::Ordering::Acquire) {
+                        return;
+                    }
+                    std::thread::park_timeout(std::time::Duration::from_millis(1));
                 }
-                if st.load(std::sync::atomic::Ordering::Acquire) {
-                    return;
-                }
-                std::thread::park_timeout(std::time::Duration::from_millis(1));
             })
             .expect("starting the host worker thread");
         Self { jobs, done, stop, thread: Some(thread), running: 0 }

@@ -194,6 +194,11 @@ pub struct RankLoop<'c> {
     batches: Vec<celer_exec::gpu::BatchId>,
     next_token: u64,
     shutdown: bool,
+    /// The shutdown epoch was recorded: tasks that still arrive come from a thread that submits while the process
+    /// exits (`std::process::exit` on another thread, whose exit hook recorded the epoch), and are dropped.
+    shutdown_recorded: bool,
+    /// Whether the warning about tasks after the shutdown epoch was given.
+    late_warned: bool,
     host: HostWorker,
     /// GPU work started in this step, submitted together by `flush` at its end.
     pending: Vec<GpuOp>,
@@ -359,6 +364,8 @@ impl<'c> RankLoop<'c> {
             batches: Vec::new(),
             next_token: 0,
             shutdown: false,
+            shutdown_recorded: false,
+            late_warned: false,
             host: HostWorker::start(),
             pending: Vec::new(),
             pending_downloads: 0,
@@ -407,6 +414,19 @@ impl<'c> RankLoop<'c> {
     /// # Errors
     /// Reductions without an element type or combining function.
     pub fn handle(&mut self, msg: Message) -> Result<(), RuntimeError> {
+        if self.shutdown_recorded && matches!(msg, Message::Submit(_) | Message::Fence(..) | Message::Epoch(..)) {
+            // The program's process is exiting (`std::process::exit` on one thread, whose exit hook recorded the
+            // shutdown epoch) while another thread still submits through its queue: those tasks cannot run, and
+            // their ids would be out of step with the epoch. Dropping the message drops its reply channel, so a
+            // thread that waits for it goes on.
+            if !std::mem::replace(&mut self.late_warned, true) {
+                log::warn!(
+                    "a task, fence or wait arrived after the shutdown epoch (std::process::exit was called on \
+                     another thread while this one still used the queue); it is dropped"
+                );
+            }
+            return Ok(());
+        }
         match msg {
             Message::CreateBuffer(new) => {
                 let NewBuffer { id, dims, extent, elem_size, data, name } = *new;
@@ -466,10 +486,15 @@ impl<'c> RankLoop<'c> {
                 let _ = reply.send(self.stats_at(std::time::Instant::now()));
             }
             Message::Epoch(action, reply) => {
+                self.shutdown_recorded |= action == celer_graph::EpochAction::Shutdown;
                 let id = self.tm.epoch(action);
                 self.epochs.insert(id, reply);
             }
             Message::Abort(what) => return Err(RuntimeError::Aborted(what)),
+            Message::ExitInHostTask(task) => {
+                let task = self.tm.task(task).map_or(celer_graph::TaskIdent { id: task, name: None }, |t| t.ident());
+                return Err(RuntimeError::ExitInHostTask { task });
+            }
         }
         Ok(())
     }

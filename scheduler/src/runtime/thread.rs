@@ -63,6 +63,9 @@ pub enum Message {
     Stats(mpsc::SyncSender<RankStats>),
     /// End every rank now with this message (the application thread panicked while the queue was alive).
     Abort(String),
+    /// The closure of this host task called `std::process::exit` (sent by the exit hook on the host worker thread):
+    /// end every rank naming the task.
+    ExitInHostTask(TaskId),
 }
 
 // Small messages keep the queue's blocks small (see `Message`).
@@ -399,6 +402,7 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
         }
         Message::Submit(task) => loops.iter_mut().try_for_each(|l| l.handle(Message::Submit(task.clone())))?,
         Message::Abort(what) => return Err(RuntimeError::Aborted(what)),
+        Message::ExitInHostTask(task) => loops[0].handle(Message::ExitInHostTask(task))?,
     }
     Ok(())
 }
@@ -420,6 +424,7 @@ pub(super) fn run(
     progress: Arc<Progress>,
     ready: mpsc::SyncSender<Result<Started, StartError>>,
 ) {
+    super::exit::mark_runtime_thread();
     let comm = match celer_exec::mpi::init() {
         Ok(c) => c,
         Err(e) => {
