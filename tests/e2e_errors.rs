@@ -47,6 +47,9 @@
 //!   thread calls `std::process::exit(0)`: the run exits 0 (tasks after the shutdown epoch are dropped).
 //! - `mapper-sleeps`: a custom range mapper never returns on the runtime thread, which so never acts on SIGTERM;
 //!   `cargo test` sends SIGTERM twice, and the second ends the process (by the signal's default action).
+//! - `mapper-rank`: a custom range mapper that depends on the rank writes a buffer, which a fence then reads: on two
+//!   ranks the cells one rank sends are not those the other expects, and every rank stops naming the buffer and
+//!   saying that a custom mapper must be a pure function of the chunk; on one rank it finishes.
 //! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) submitted to a running queue is refused at
 //!   `submit` on every rank, naming the task; a host task after it runs (must pass).
 //! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items and a kernel whose every
@@ -322,6 +325,37 @@ fn mapper_sleeps() -> Result<(), String> {
     q.submit(task::host_for([64]).read(&a, sleepy).name("stuck").run(|_| {})).map_err(|e| e.to_string())?;
     q.wait();
     Err("the sleeping mapper returned".into())
+}
+
+/// A custom range mapper that depends on the rank (not a pure function of the chunk): host task `mirrored` writes
+/// through it, so the ranks disagree on who wrote which cells, and a fence then moves cells the receiver does not
+/// expect; every rank stops naming the buffer and the rule. On one rank nothing can disagree: it finishes.
+fn mapper_rank() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let odd = q.rank() == 1;
+    let a = q.buffer::<u32, 1>([64]).named("a");
+    let mirror = access::custom("mirror", move |chunk, _extent| {
+        if odd {
+            celer::Region::from(celer::GridBox::d1(64 - chunk.max()[0], 64 - chunk.min()[0]))
+        } else {
+            celer::Region::from(*chunk)
+        }
+    });
+    q.submit(task::host_for([64]).discard_write(&a, mirror).name("mirrored").run(|ctx| {
+        let first = ctx.bounds::<1>(0).min()[0];
+        for (k, x) in ctx.data_mut::<u32>(0).iter_mut().enumerate() {
+            *x = (first + k) as u32;
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != (0..64).collect::<Vec<u32>>() {
+        return Err(format!("wrong data {got:?}"));
+    }
+    if q.ranks() > 1 {
+        return Err("the ranks' disagreement went unnoticed".into());
+    }
+    Ok(())
 }
 
 /// The queue moves to a thread of the program's, which submits without pause, while the main thread ends the
@@ -1264,6 +1298,8 @@ fn check_cases() -> Vec<String> {
         "std::process::exit on one thread while another submits to exit 0 (the late tasks dropped)",
         &stderr,
     );
+    let (status, stderr, _) = run_case("mapper-rank", &[]);
+    check("mapper-rank (one rank)", status.success(), "one rank to finish: nothing can disagree", &stderr);
     let (ended, stderr) = signal_twice("mapper-sleeps");
     check(
         "mapper-sleeps",
@@ -1385,6 +1421,7 @@ fn main() -> ExitCode {
             Some("exit-in-mapper") => exit_in_mapper(),
             Some("exit-other-thread") => exit_other_thread(),
             Some("mapper-sleeps") => mapper_sleeps(),
+            Some("mapper-rank") => mapper_rank(),
             Some("bad-index") => bad_index(),
             Some("bad-dims") => bad_dims(),
             Some("nested-object") => nested_object(),

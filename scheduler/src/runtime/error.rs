@@ -211,6 +211,23 @@ pub enum RuntimeError {
     /// The transfer engine failed (boxed: its errors are large).
     #[error(transparent)]
     Transfer(Box<TransferError>),
+    /// Another rank sent cells of a transfer this rank does not expect (outside what it awaits, or twice): the ranks
+    /// disagree on which cells move, which programs whose tasks all hash alike can only do through a range mapper.
+    #[error(
+        "N{node}: the ranks disagree on which cells of {buffer} move for {task}: {error}; every rank computes every \
+         rank's regions from the range mappers, so they must agree: a custom range mapper must be a pure function of \
+         the chunk and the buffer's extent (not of the rank, a counter, the time or random numbers)"
+    )]
+    TransferDisagrees {
+        /// The node that received the cells.
+        node: i32,
+        /// The task (`task T2 "step"`).
+        task: String,
+        /// The buffer (`buffer B0 "a"`).
+        buffer: String,
+        /// What the transfer engine found (its text is part of this message, so it is not also a `source()`).
+        error: Box<TransferError>,
+    },
     /// An MPI call failed.
     #[error(transparent)]
     Mpi(#[from] MpiError),

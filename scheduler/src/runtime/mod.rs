@@ -583,7 +583,9 @@ impl<'c> RankLoop<'c> {
         self.completions.clear();
         // A single node sends and receives nothing: its engine stays idle, and MPI has nothing to progress for it.
         if self.nodes > 1 || !self.engine.is_idle() {
-            self.engine.poll(&mut self.completions)?;
+            if let Err(e) = self.engine.poll(&mut self.completions) {
+                return Err(self.transfer_failed(e));
+            }
             self.return_sent();
         }
         self.batches.clear();
