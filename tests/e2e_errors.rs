@@ -50,6 +50,8 @@
 //! - `mapper-rank`: a custom range mapper that depends on the rank writes a buffer, which a fence then reads: on two
 //!   ranks the cells one rank sends are not those the other expects, and every rank stops naming the buffer and
 //!   saying that a custom mapper must be a pure function of the chunk; on one rank it finishes.
+//! - `huge-host-view`: a host task's view of a buffer needs 2^48 bytes of host memory; the rank stops naming the
+//!   task, the accessor and the buffer (the failed allocation aborted the process before).
 //! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) submitted to a running queue is refused at
 //!   `submit` on every rank, naming the task; a host task after it runs (must pass).
 //! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items and a kernel whose every
@@ -356,6 +358,16 @@ fn mapper_rank() -> Result<(), String> {
         return Err("the ranks' disagreement went unnoticed".into());
     }
     Ok(())
+}
+
+/// A host task whose view of a buffer needs 2^48 bytes (more than a process can address): the rank stops naming the
+/// task, the accessor, the buffer and the box, instead of aborting on the failed allocation.
+fn huge_host_view() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer::<f32, 1>([1 << 46]).named("enormous");
+    q.submit(task::host_once().discard_write(&a, access::all()).name("fill").run(|_| {})).map_err(|e| e.to_string())?;
+    q.wait();
+    Err("a host task got 2^48 bytes of host memory".into())
 }
 
 /// The queue moves to a thread of the program's, which submits without pause, while the main thread ends the
@@ -1300,6 +1312,16 @@ fn check_cases() -> Vec<String> {
     );
     let (status, stderr, _) = run_case("mapper-rank", &[]);
     check("mapper-rank (one rank)", status.success(), "one rank to finish: nothing can disagree", &stderr);
+    let (status, stderr, _) = run_case("huge-host-view", &[]);
+    check(
+        "huge-host-view",
+        !status.success()
+            && stderr
+                .contains("accessor 0 of host task T1 \"fill\" needs [0] - [70368744177664] of buffer B0 \"enormous\"")
+            && stderr.contains("cannot be allocated"),
+        "a host view too large for host memory to stop the run naming the task and the buffer (no abort)",
+        &stderr,
+    );
     let (ended, stderr) = signal_twice("mapper-sleeps");
     check(
         "mapper-sleeps",
@@ -1422,6 +1444,7 @@ fn main() -> ExitCode {
             Some("exit-other-thread") => exit_other_thread(),
             Some("mapper-sleeps") => mapper_sleeps(),
             Some("mapper-rank") => mapper_rank(),
+            Some("huge-host-view") => huge_host_view(),
             Some("bad-index") => bad_index(),
             Some("bad-dims") => bad_dims(),
             Some("nested-object") => nested_object(),

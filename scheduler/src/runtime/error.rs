@@ -33,6 +33,21 @@ pub enum RuntimeError {
         /// `"kernel"` or `"host closure"`.
         what: &'static str,
     },
+    /// Host memory for cells of a buffer (a host task's view, a fence's data) could not be allocated.
+    #[error(
+        "{what} needs {bounds} of {buffer} in host memory ({bytes} bytes), which cannot be allocated; let each chunk \
+         touch less of the buffer (a finer split, a smaller box)"
+    )]
+    HostMemory {
+        /// What needs the cells (`accessor 0 of host task T1 "fill"`).
+        what: String,
+        /// The buffer (`buffer B0 "u"`).
+        buffer: String,
+        /// The box of cells.
+        bounds: GridBox,
+        /// Their size.
+        bytes: usize,
+    },
     /// A command names a buffer this rank does not know.
     #[error("unknown buffer {buffer}")]
     UnknownBuffer {

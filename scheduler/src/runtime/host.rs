@@ -314,12 +314,21 @@ impl RankLoop<'_> {
             if a.mode.consumes() && !bounds.is_empty() {
                 wanted.push((i, a.buffer, bounds));
             }
+            let n = bounds.area() * state.elem_size;
+            let bytes = super::zeroed_bytes(n).ok_or_else(|| {
+                fail(RuntimeError::HostMemory {
+                    what: format!("accessor {i} of host {}", task.ident()),
+                    buffer: self.tm.buffer_ident(a.buffer).to_string(),
+                    bounds,
+                    bytes: n,
+                })
+            })?;
             views.push(HostView {
                 buffer: a.buffer,
                 bounds,
                 dims: state.dims,
                 elem_size: state.elem_size,
-                bytes: vec![0; bounds.area() * state.elem_size],
+                bytes,
                 produces: a.mode.produces(),
                 written,
             });

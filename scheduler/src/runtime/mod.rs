@@ -73,6 +73,17 @@ pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
 pub use thread::{Message, NewBuffer, RuntimeHandle, MESSAGE_BACKLOG};
 
+/// `n` zeroed bytes, or `None` where the system refuses the allocation (which `vec!` would answer by aborting the
+/// process). Only large sizes are tried first, by reserving and freeing them: `vec!` then allocates zeroed pages
+/// lazily, which filling a reserved vector would not.
+pub(super) fn zeroed_bytes(n: usize) -> Option<Vec<u8>> {
+    const TRY_FROM: usize = 1 << 30;
+    if n >= TRY_FROM {
+        Vec::<u8>::new().try_reserve_exact(n).ok()?;
+    }
+    Some(vec![0; n])
+}
+
 /// The most cells of one buffer a kernel addresses on one node: kernels index the cells of the allocation they bind
 /// (the bounding box of what the node's commands touch of the buffer) as `u32`. `submit` refuses a kernel whose
 /// accesses of a buffer on one chunk span more; the runtime refuses an allocation that grew beyond it.
