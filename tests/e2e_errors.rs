@@ -96,6 +96,7 @@
 //!   must hold at most 2 buffers afterwards.
 //! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
+//! - `bad-element`: a host task writes an `f32` buffer as `i32`; the panic points at its line, naming both types.
 //! - `bad-dims`: a host task asks for a 1D accessor's box as a 2D one; the panic points at its line likewise.
 //! - `no-float64`: `CELER_INJECT_FAULT=no-float64@R` (R the last rank; set by the case if unset) makes the last
 //!   rank's device count as lacking `shaderFloat64`: on every rank `submit` refuses the f64 block reduction (naming
@@ -881,6 +882,24 @@ fn bad_dims() -> Result<(), String> {
     Err("the host task's wrong box dimensionality went unnoticed".into())
 }
 
+/// A host task writes an `f32` buffer through `data_mut::<i32>`, which would store integers' bits as floats: the
+/// panic points at the line, naming both types. A view as the program's own type of the same size stays allowed.
+fn bad_element() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1.0f32; 16], [16]).named("a");
+    q.submit(task::host_for([16]).read(&a, access::one_to_one()).name("bits").run(|ctx| {
+        let _: &[[f32; 1]] = ctx.data(0);
+    }))
+    .map_err(|e| e.to_string())?;
+    let b = q.buffer::<f32, 1>([16]).named("b");
+    q.submit(task::host_for([16]).discard_write(&b, access::one_to_one()).name("ints_as_floats").run(|ctx| {
+        ctx.data_mut::<i32>(0).fill(3); // BAD-ELEMENT-LINE
+    }))
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&b).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    Err(format!("integers went into an f32 buffer unnoticed: {:?}", &got[..2]))
+}
+
 /// Sets `name` to `value` unless the environment already sets it; call before any other thread starts.
 fn default_env(name: &str, value: &str) {
     if std::env::var_os(name).is_none() {
@@ -1244,6 +1263,19 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    let (status, stderr, _) = run_case("bad-element", &[]);
+    let line =
+        include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// BAD-ELEMENT-LINE")).map_or(0, |i| i + 1);
+    check(
+        "bad-element",
+        !status.success()
+            && stderr.contains(&format!("tests/e2e_errors.rs:{line}:"))
+            && stderr.contains("accessor 0 of this host task is on a buffer of f32, not i32")
+            && stderr.contains("\"ints_as_floats\""),
+        "the panic to point at the host task's line and name both element types",
+        &stderr,
+    );
+
     let (status, stderr, _) = run_case("zero-sized", &[]);
     check("zero-sized", status.success(), "zero-sized buffers to work (empty slices, empty fences)", &stderr);
     let (status, stderr, _) = run_case("empty-range", &[]);
@@ -1447,6 +1479,7 @@ fn main() -> ExitCode {
             Some("huge-host-view") => huge_host_view(),
             Some("bad-index") => bad_index(),
             Some("bad-dims") => bad_dims(),
+            Some("bad-element") => bad_element(),
             Some("nested-object") => nested_object(),
             Some("second-queue") => second_queue(),
             Some("bounded") => {

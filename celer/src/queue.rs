@@ -427,6 +427,9 @@ impl Queue {
             rec.next_reduction += 1;
         }
         if let Some(f) = task.host_fn.take() {
+            // The closure's context checks the element type `data::<T>` asks for against each accessor's.
+            let elements: Arc<[(ScalarType, u32)]> = task.accessors.iter().map(|a| a.element()).collect();
+            let f: Arc<celer_scheduler::runtime::HostFn> = Arc::new(move |inner| f(inner, &elements));
             spec.payload = Some(Arc::new(HostPayload(f, std::mem::take(&mut task.objects))));
         }
         if let Some(name) = &task.pending_name {
