@@ -52,6 +52,9 @@
 //!   saying that a custom mapper must be a pure function of the chunk; on one rank it finishes.
 //! - `huge-host-view`: a host task's view of a buffer needs 2^48 bytes of host memory; the rank stops naming the
 //!   task, the accessor and the buffer (the failed allocation aborted the process before).
+//! - `mapper-stuck` (with `CELER_STALL_TIMEOUT=2`, which the case sets if unset): the same mapper; the application
+//!   thread, waiting in `q.wait()`, finds the runtime thread's heartbeat stopped for twice the timeout and ends the
+//!   rank naming what can hold that thread (`./x`'s MPI_FAIL_TESTS, 1 and 2 ranks; before, it hung).
 //! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) submitted to a running queue is refused at
 //!   `submit` on every rank, naming the task; a host task after it runs (must pass).
 //! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items and a kernel whose every
@@ -1475,6 +1478,10 @@ fn main() -> ExitCode {
             Some("exit-in-mapper") => exit_in_mapper(),
             Some("exit-other-thread") => exit_other_thread(),
             Some("mapper-sleeps") => mapper_sleeps(),
+            Some("mapper-stuck") => {
+                default_env("CELER_STALL_TIMEOUT", "2");
+                mapper_sleeps()
+            }
             Some("mapper-rank") => mapper_rank(),
             Some("huge-host-view") => huge_host_view(),
             Some("bad-index") => bad_index(),

@@ -596,7 +596,7 @@ impl Queue {
         let data = self.runtime.as_ref().map(|rt| {
             let (tx, rx) = mpsc::sync_channel(1);
             rt.send(Message::Fence(rec.built(task), tx));
-            rx
+            (rx, rt.watch())
         });
         Ok(Fence { task, range, data, _element: PhantomData })
     }
@@ -617,10 +617,8 @@ impl Queue {
                 }
             }))
             .map_err(|e| Error::Task(Box::new(e)))?;
-        if self.runtime.is_none() {
-            return Err(Error::DryRun(id));
-        }
-        rx.recv().map_err(|_| Error::Stopped(id))
+        let Some(rt) = &self.runtime else { return Err(Error::DryRun(id)) };
+        rt.watch().recv(&rx).map_err(|_| Error::Stopped(id))
     }
 
     /// Records an epoch and, when running, blocks until everything submitted before it has completed.
@@ -639,7 +637,7 @@ impl Queue {
             let (tx, rx) = mpsc::sync_channel(1);
             rt.send(Message::Epoch(action, tx));
             // The runtime aborts the process on errors, so a closed channel only means it is gone already.
-            let _ = rx.recv();
+            let _ = rt.watch().recv(&rx);
             // The runtime thread has let go of the tasks before the epoch: what they held goes now.
             self.rec.borrow_mut().sim.tm.release_erased_tasks();
         }

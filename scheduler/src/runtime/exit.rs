@@ -217,6 +217,14 @@ pub(super) fn unregister() {
     }
 }
 
+/// Ends this rank at once with status 1, without exit hooks (the runtime thread is stuck: the hook would wait for
+/// it); removes its shared-memory segment first. `mpirun` then ends the other ranks.
+pub(super) fn end_now() -> ! {
+    remove_own_segment();
+    // SAFETY: _exit ends the process without running exit hooks.
+    unsafe { _exit(1) }
+}
+
 /// Whether the launcher that started this rank has ended (the rank was orphaned: `mpirun` was killed).
 pub(super) fn launcher_gone() -> bool {
     let parent = PARENT.load(Ordering::Relaxed);
