@@ -134,22 +134,25 @@ extern "C" fn at_exit() {
                  runtime cannot shut down from inside itself; ending this rank (a panic there instead ends every \
                  rank, naming the task)",
             );
-            remove_own_segment();
-            // SAFETY: _exit ends the process without running further exit hooks, which could wait for this thread.
-            unsafe { _exit(1) }
+            end_now()
         }
         HOST_WORKER => {
+            let task = celer_graph::TaskId(HOST_TASK.with(Cell::get));
             let live = LIVE.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(live) = live {
-                let task = HOST_TASK.with(Cell::get);
-                live.queue.push(Message::ExitInHostTask(celer_graph::TaskId(task)));
+                live.queue.push(Message::ExitInHostTask(task));
                 live.thread.unpark();
                 // The runtime thread ends every rank (MPI_Abort); wait for it, with a bound in case it is stuck.
                 let _ = live.gone.recv_timeout(std::time::Duration::from_secs(10));
+            } else {
+                // The queue is shutting down already (its drop waits for this task): no message reaches the runtime.
+                crate::logging::fatal(&format!(
+                    "the closure of host task {task} called std::process::exit while the queue shut down; ending \
+                     this rank"
+                ));
             }
-            remove_own_segment();
-            // SAFETY: as above; the runtime, which waits for this host task, could never shut down.
-            unsafe { _exit(1) }
+            // The runtime, which waits for this host task, could never shut down.
+            end_now()
         }
         _ => {}
     }
