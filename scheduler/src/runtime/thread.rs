@@ -230,7 +230,19 @@ impl RuntimeHandle {
         let sent = self.sent.load(Ordering::Relaxed);
         if sent - self.progress.handled.load(Ordering::Acquire).min(sent) > MESSAGE_BACKLOG {
             let gone = || self.thread.as_ref().is_none_or(|t| t.is_finished());
-            wait_handled(&self.progress.handled, sent - MESSAGE_BACKLOG / 2, gone, || self.wake());
+            // A runtime thread stuck for the stall timeout ends the rank (see `Watch`), checked every 1024 polls.
+            let watch = self.watch();
+            let (last, polls) = (std::cell::Cell::new(watch.start()), std::cell::Cell::new(0u32));
+            let wake = || {
+                self.wake();
+                polls.set(polls.get().wrapping_add(1));
+                if polls.get().is_multiple_of(1024) {
+                    let mut l = last.get();
+                    watch.check(&mut l);
+                    last.set(l);
+                }
+            };
+            wait_handled(&self.progress.handled, sent - MESSAGE_BACKLOG / 2, gone, wake);
         }
     }
 
