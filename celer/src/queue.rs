@@ -64,6 +64,17 @@ use recorder::Recorder;
 /// let q = celer::Queue::dry_run();
 /// let _ = q.buffer::<bool, 1>([8]);
 /// ```
+/// nor can zero-sized types, which hold no data (the buffer does not compile):
+/// ```compile_fail
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Nothing;
+/// impl celer::Element for Nothing {
+///     const SCALAR: celer::kernels::ScalarType = celer::kernels::ScalarType::U32;
+/// }
+/// let q = celer::Queue::dry_run();
+/// let _ = q.buffer_from(&[Nothing; 8], [8]);
+/// ```
 pub trait Element: bytemuck::Pod + Send + Sync {
     /// The scalar type, which `submit` compares with the element type of the kernel binding the buffer is bound to.
     const SCALAR: ScalarType;
@@ -328,6 +339,7 @@ impl Queue {
     #[track_caller]
     fn create_buffer<T: Element, const D: usize>(&self, range: [usize; D], data: Option<&[T]>) -> Buffer<'_, T, D> {
         const { assert!(D <= 3, "buffers have at most 3 dimensions") };
+        const { assert!(std::mem::size_of::<T>() > 0, "a buffer's element type must not be zero-sized") };
         check_buffer_size::<T, D>(range);
         let mut rec = self.rec.borrow_mut();
         let id = BufferId(rec.next_buffer);
