@@ -55,8 +55,9 @@
 //! - `mapper-stuck` (with `CELER_STALL_TIMEOUT=2`, which the case sets if unset): the same mapper; the application
 //!   thread, waiting in `q.wait()`, finds the runtime thread's heartbeat stopped for twice the timeout and ends the
 //!   rank naming what can hold that thread (`./x`'s MPI_FAIL_TESTS, 1 and 2 ranks).
-//! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) submitted to a running queue is refused at
-//!   `submit` on every rank, naming the task; a host task after it runs (must pass).
+//! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) and a host task without a closure
+//!   submitted to a running queue are refused at `submit` on every rank, naming the task; a host task after them
+//!   runs (must pass).
 //! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items and a kernel whose every
 //!   chunk reads a buffer of 2^34 cells are refused at `submit`;
 //!   a host task over `usize::MAX` items splits over the ranks without overflow, each rank running its share (must pass).
@@ -514,6 +515,14 @@ fn named_kernel() -> Result<(), String> {
             eprintln!("e2e_errors: refused as expected: {e}")
         }
         Err(e) => return Err(format!("the refusal does not name the task and Kernel::named: {e}")),
+    }
+    // A host task without a closure has nothing to run either.
+    match q.submit(task::host_for([16]).discard_write(&out, access::one_to_one()).name("idle")) {
+        Ok(t) => return Err(format!("the host task without a closure was accepted as {t}")),
+        Err(e) if e.to_string().contains("\"idle\"") && e.to_string().contains("a host task without a closure") => {
+            eprintln!("e2e_errors: refused as expected: {e}")
+        }
+        Err(e) => return Err(format!("the refusal does not name the task and the missing closure: {e}")),
     }
     q.submit(task::host_for([16]).discard_write(&out, access::one_to_one()).name("fill").run(|ctx| {
         let lo = ctx.chunk().min()[0] as u32;

@@ -438,6 +438,24 @@ impl Queue {
             r.id = ReductionId(rec.next_reduction);
             rec.next_reduction += 1;
         }
+        // A closure where none runs, or none where one must (a dry run records host tasks without closures).
+        let closure = match (spec.kind == TaskKind::DeviceCompute, task.host_fn.is_some()) {
+            (true, true) => Some(
+                "a kernel task (task::parallel_for) runs its kernel, not a host closure: its .run(closure) would never \
+                 be called; submit the host code as a task of its own (task::host_for, host_once or host_collective)",
+            ),
+            (false, false) if self.runtime.is_some() => Some(
+                "a host task without a closure: a running queue has nothing to run for it; give it one with \
+                 .run(|ctx| ...) (only a dry run records host tasks without closures)",
+            ),
+            _ => None,
+        };
+        if let Some(problem) = closure {
+            return Err(TaskError {
+                task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
+                inner: Box::new(celer_scheduler::graph::TaskErrorKind::HostClosure { problem }),
+            });
+        }
         if let Some(f) = task.host_fn.take() {
             // The closure's context checks the element type `data::<T>` asks for against each accessor's.
             let elements: Arc<[(ScalarType, u32)]> = task.accessors.iter().map(|a| a.element()).collect();

@@ -440,6 +440,13 @@ pub enum TaskErrorKind {
         /// The reduction's buffer.
         buffer: ResourceIdent,
     },
+    /// A host closure on a kernel task (it would never run), or a host task without one on a queue that runs the
+    /// program (it would have nothing to run).
+    #[error("{problem}")]
+    HostClosure {
+        /// What is wrong, and what to do.
+        problem: &'static str,
+    },
     /// A kernel known only by name (a dry run's), submitted to a queue that runs the program.
     #[error(
         "kernel `{kernel}` was made with Kernel::named, which only a dry run can record: a running queue has no \
