@@ -448,6 +448,12 @@ impl Queue {
                 "a host task without a closure: a running queue has nothing to run for it; give it one with \
                  .run(|ctx| ...) (only a dry run records host tasks without closures)",
             ),
+            // Scalars and binding names are a kernel's: a host task would drop them unseen.
+            (false, _) if !task.scalars.is_empty() || task.accessors.iter().any(|a| a.is_named()) => Some(
+                "scalars (.scalar, .scalars, .scalar_f32, .scalar_i32) and binding names (.bind) are for kernel tasks \
+                 (task::parallel_for), and a host task would ignore them: its closure takes its values from what it \
+                 captures, and its accessors by their index",
+            ),
             _ => None,
         };
         if let Some(problem) = closure {

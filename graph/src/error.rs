@@ -440,8 +440,9 @@ pub enum TaskErrorKind {
         /// The reduction's buffer.
         buffer: ResourceIdent,
     },
-    /// A host closure on a kernel task (it would never run), or a host task without one on a queue that runs the
-    /// program (it would have nothing to run).
+    /// What does not fit the task's kind: a host closure on a kernel task (it would never run), a host task without
+    /// one on a queue that runs the program (it would have nothing to run), scalars or binding names on a host task
+    /// (it would ignore them).
     #[error("{problem}")]
     HostClosure {
         /// What is wrong, and what to do.
