@@ -128,6 +128,16 @@ fn rows() -> Vec<Row> {
         err(q.submit(task::host_collective().side_effect(&log).side_effect(&log).name("twice").run(|_| {}))),
     ));
 
+    rows.push((
+        "a host closure on a kernel task",
+        err(q.submit(task::parallel_for(&k, [16]).read(&v, access::one_to_one()).name("closure_kernel").run(|_| {}))),
+    ));
+
+    rows.push((
+        "a scalar or a binding name on a host task",
+        err(q.submit(task::host_for([16]).bind("src").read(&v, access::one_to_one()).name("host_bind").run(|_| {}))),
+    ));
+
     let q = Queue::builder()
         .dry_run(1)
         .uninitialized_reads(ErrorPolicy::Error)
@@ -181,6 +191,8 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a fenced box that ends", &["fenced box", "B0 \"values\"", "[18446744073709551614]", "[4]"]),
         ("a buffer of another queue", &["\"borrowed\"", "buffer B0", "another Queue"]),
         ("one host object declared twice", &["\"twice\"", "host object H0", "side effects 0 and 1"]),
+        ("a host closure on a kernel task", &["\"closure_kernel\"", "runs its kernel, not a host closure"]),
+        ("a scalar or a binding name", &["\"host_bind\"", "binding names (.bind) are for kernel tasks"]),
         ("reading cells nothing wrote", &["\"early_read\"", "B0 \"fresh\""]),
         ("a distributed kernel writing", &["\"everyone_writes_all\"", "B0 \"shared\""]),
         ("an invalid CELER_*", &["CELER_LOOKAHEAD", "\"many\"", "an integer >= 1"]),

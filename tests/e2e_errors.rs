@@ -39,8 +39,25 @@
 //! - `mapper-oob-chunk`: a custom range mapper inside the buffer for the whole index space, which `submit` checks,
 //!   but outside it for the chunk of rank 1, which only the runtime thread's command generator sees; on two ranks
 //!   the runtime ends every rank naming the task, the mapper and the cells outside (on one rank it finishes).
-//! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) submitted to a running queue is refused at
-//!   `submit` on every rank, naming the task; a host task after it runs (must pass).
+//! - `exit-in-host`: the last rank's chunk of a host task calls `std::process::exit(3)`; every rank stops within
+//!   seconds naming the task (the exit hook cannot shut the runtime down from inside a host task).
+//! - `exit-in-mapper`: a custom range mapper calls `std::process::exit(4)` on the runtime thread; the rank ends at
+//!   once saying so (`./x`'s MPI_FAIL_TESTS).
+//! - `exit-other-thread`: the queue lives on a thread of the program's that submits without pause while the main
+//!   thread calls `std::process::exit(0)`: the run exits 0 (tasks after the shutdown epoch are dropped).
+//! - `mapper-sleeps`: a custom range mapper never returns on the runtime thread, which so never acts on SIGTERM;
+//!   `cargo test` sends SIGTERM twice, and the second ends the process (by the signal's default action).
+//! - `mapper-rank`: a custom range mapper that depends on the rank writes a buffer, which a fence then reads: on two
+//!   ranks the cells one rank sends are not those the other expects, and every rank stops naming the buffer and
+//!   saying that a custom mapper must be a pure function of the chunk; on one rank it finishes.
+//! - `huge-host-view`: a host task's view of a buffer needs 2^48 bytes of host memory; the rank stops naming the
+//!   task, the accessor and the buffer.
+//! - `mapper-stuck` (with `CELER_STALL_TIMEOUT=2`, which the case sets if unset): the same mapper; the application
+//!   thread, waiting in `q.wait()`, finds the runtime thread's heartbeat stopped for twice the timeout and ends the
+//!   rank naming what can hold that thread (`./x`'s MPI_FAIL_TESTS, 1 and 2 ranks).
+//! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) and a host task without a closure
+//!   submitted to a running queue are refused at `submit` on every rank, naming the task; a host task after them
+//!   runs (must pass).
 //! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items and a kernel whose every
 //!   chunk reads a buffer of 2^34 cells are refused at `submit`;
 //!   a host task over `usize::MAX` items splits over the ranks without overflow, each rank running its share (must pass).
@@ -83,6 +100,7 @@
 //!   must hold at most 2 buffers afterwards.
 //! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
+//! - `bad-element`: a host task writes an `f32` buffer as `i32`; the panic points at its line, naming both types.
 //! - `bad-dims`: a host task asks for a 1D accessor's box as a 2D one; the panic points at its line likewise.
 //! - `no-float64`: `CELER_INJECT_FAULT=no-float64@R` (R the last rank; set by the case if unset) makes the last
 //!   rank's device count as lacking `shaderFloat64`: on every rank `submit` refuses the f64 block reduction (naming
@@ -267,6 +285,117 @@ fn mapper_oob_chunk() -> Result<(), String> {
     Ok(())
 }
 
+/// The last rank's chunk of host task `quitter` calls `std::process::exit(3)`, as a program's error path might; rank
+/// 0 then reads what that chunk wrote, so it waits for that rank. The exit hook, on the host worker, cannot shut the
+/// runtime down (the runtime waits for that very task): the runtime thread ends every rank naming the task.
+fn exit_in_host() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let last = q.ranks() - 1;
+    let data = q.buffer::<u32, 1>([64]).named("data");
+    q.submit(task::host_for([64]).discard_write(&data, access::one_to_one()).name("quitter").run(move |ctx| {
+        if ctx.rank().0 == last {
+            std::process::exit(3);
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&data).map_err(|e| e.to_string())?.wait();
+    Err(format!("the program went on after a host task called exit (fence: {got:?})"))
+}
+
+/// A custom range mapper that calls `std::process::exit(4)` where the runtime thread applies it: the exit hook runs
+/// on the runtime thread, which cannot wait for its own shutdown; it ends the rank at once with a message.
+fn exit_in_mapper() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1u32; 64], [64]).named("a");
+    let quits = access::custom("quits", |chunk, _extent| {
+        if std::thread::current().name() == Some("celer-runtime") {
+            std::process::exit(4);
+        }
+        celer::Region::from(*chunk)
+    });
+    q.submit(task::host_for([64]).read(&a, quits).name("leaver").run(|_| {})).map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the program went on after a range mapper called exit".into())
+}
+
+/// A custom range mapper that sleeps for an hour where the runtime thread applies it (a mapper that never returns):
+/// the runtime thread cannot act on SIGTERM; a second SIGTERM ends the process by the signal's default action.
+fn mapper_sleeps() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1u32; 64], [64]).named("a");
+    let sleepy = access::custom("sleepy", |chunk, _extent| {
+        if std::thread::current().name() == Some("celer-runtime") {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        celer::Region::from(*chunk)
+    });
+    q.submit(task::host_for([64]).read(&a, sleepy).name("stuck").run(|_| {})).map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the sleeping mapper returned".into())
+}
+
+/// A custom range mapper that depends on the rank (not a pure function of the chunk): host task `mirrored` writes
+/// through it, so the ranks disagree on who wrote which cells, and a fence then moves cells the receiver does not
+/// expect; every rank stops naming the buffer and the rule. On one rank nothing can disagree: it finishes.
+fn mapper_rank() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let odd = q.rank() == 1;
+    let a = q.buffer::<u32, 1>([64]).named("a");
+    let mirror = access::custom("mirror", move |chunk, _extent| {
+        if odd {
+            celer::Region::from(celer::GridBox::d1(64 - chunk.max()[0], 64 - chunk.min()[0]))
+        } else {
+            celer::Region::from(*chunk)
+        }
+    });
+    q.submit(task::host_for([64]).discard_write(&a, mirror).name("mirrored").run(|ctx| {
+        let first = ctx.bounds::<1>(0).min()[0];
+        for (k, x) in ctx.data_mut::<u32>(0).iter_mut().enumerate() {
+            *x = (first + k) as u32;
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != (0..64).collect::<Vec<u32>>() {
+        return Err(format!("wrong data {got:?}"));
+    }
+    if q.ranks() > 1 {
+        return Err("the ranks' disagreement went unnoticed".into());
+    }
+    Ok(())
+}
+
+/// A host task whose view of a buffer needs 2^48 bytes (more than a process can address): the rank stops naming the
+/// task, the accessor, the buffer and the box, instead of aborting on the failed allocation.
+fn huge_host_view() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer::<f32, 1>([1 << 46]).named("enormous");
+    q.submit(task::host_once().discard_write(&a, access::all()).name("fill").run(|_| {})).map_err(|e| e.to_string())?;
+    q.wait();
+    Err("a host task got 2^48 bytes of host memory".into())
+}
+
+/// The queue moves to a thread of the program's, which submits without pause, while the main thread ends the
+/// process with `std::process::exit(0)`: the exit hook records the shutdown epoch between two of that thread's
+/// tasks, and the runtime drops the tasks that arrive after it; the process exits 0.
+fn exit_other_thread() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let (started, running) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let a = q.buffer_from(&[1u32; 64], [64]).named("a");
+        for i in 0usize.. {
+            let t = task::host_for([64]).read_write(&a, access::one_to_one()).name("busy").run(|_| {});
+            q.submit(t).expect("a task of a queue on another thread");
+            if i == 100 {
+                let _ = started.send(());
+            }
+        }
+    });
+    running.recv().map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(100));
+    std::process::exit(0)
+}
+
 /// Starts a queue after giving rank 1 (by OpenMPI's `OMPI_COMM_WORLD_RANK`) settings of its own, and runs a task.
 fn settings_differ() -> Result<(), String> {
     if std::env::var("OMPI_COMM_WORLD_RANK").as_deref() == Ok("1") {
@@ -386,6 +515,14 @@ fn named_kernel() -> Result<(), String> {
             eprintln!("e2e_errors: refused as expected: {e}")
         }
         Err(e) => return Err(format!("the refusal does not name the task and Kernel::named: {e}")),
+    }
+    // A host task without a closure has nothing to run either.
+    match q.submit(task::host_for([16]).discard_write(&out, access::one_to_one()).name("idle")) {
+        Ok(t) => return Err(format!("the host task without a closure was accepted as {t}")),
+        Err(e) if e.to_string().contains("\"idle\"") && e.to_string().contains("a host task without a closure") => {
+            eprintln!("e2e_errors: refused as expected: {e}")
+        }
+        Err(e) => return Err(format!("the refusal does not name the task and the missing closure: {e}")),
     }
     q.submit(task::host_for([16]).discard_write(&out, access::one_to_one()).name("fill").run(|ctx| {
         let lo = ctx.chunk().min()[0] as u32;
@@ -777,6 +914,24 @@ fn bad_dims() -> Result<(), String> {
     Err("the host task's wrong box dimensionality went unnoticed".into())
 }
 
+/// A host task writes an `f32` buffer through `data_mut::<i32>`, which would store integers' bits as floats: the
+/// panic points at the line, naming both types. A view as the program's own type of the same size stays allowed.
+fn bad_element() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1.0f32; 16], [16]).named("a");
+    q.submit(task::host_for([16]).read(&a, access::one_to_one()).name("bits").run(|ctx| {
+        let _: &[[f32; 1]] = ctx.data(0);
+    }))
+    .map_err(|e| e.to_string())?;
+    let b = q.buffer::<f32, 1>([16]).named("b");
+    q.submit(task::host_for([16]).discard_write(&b, access::one_to_one()).name("ints_as_floats").run(|ctx| {
+        ctx.data_mut::<i32>(0).fill(3); // BAD-ELEMENT-LINE
+    }))
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&b).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    Err(format!("integers went into an f32 buffer unnoticed: {:?}", &got[..2]))
+}
+
 /// Sets `name` to `value` unless the environment already sets it; call before any other thread starts.
 fn default_env(name: &str, value: &str) {
     if std::env::var_os(name).is_none() {
@@ -905,6 +1060,44 @@ fn run_case(name: &str, env: &[(&str, &str)]) -> (std::process::ExitStatus, Stri
         .output()
         .unwrap_or_else(|e| panic!("running case {name}: {e}"));
     (out.status, String::from_utf8_lossy(&out.stderr).into_owned(), start.elapsed())
+}
+
+/// Runs `case` as one rank, sends it SIGTERM after 2 s and again half a second later; returns whether it ended
+/// within 10 s of the second signal (it is killed otherwise), and its stderr.
+fn signal_twice(case: &str) -> (bool, String) {
+    use std::io::Read;
+    let exe = std::env::current_exe().expect("own path");
+    let mut child = Command::new(exe)
+        .args(["--case", case])
+        // Only the signals end it (no watch of the stuck runtime thread).
+        .env("CELER_STALL_TIMEOUT", "off")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running case {case}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..2 {
+        // SAFETY: kill only sends a signal to our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break true,
+            _ if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    (ended, stderr)
 }
 
 /// Checks each case as one rank; returns the failures.
@@ -1104,6 +1297,19 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    let (status, stderr, _) = run_case("bad-element", &[]);
+    let line =
+        include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// BAD-ELEMENT-LINE")).map_or(0, |i| i + 1);
+    check(
+        "bad-element",
+        !status.success()
+            && stderr.contains(&format!("tests/e2e_errors.rs:{line}:"))
+            && stderr.contains("accessor 0 of this host task is on a buffer of f32, not i32")
+            && stderr.contains("\"ints_as_floats\""),
+        "the panic to point at the host task's line and name both element types",
+        &stderr,
+    );
+
     let (status, stderr, _) = run_case("zero-sized", &[]);
     check("zero-sized", status.success(), "zero-sized buffers to work (empty slices, empty fences)", &stderr);
     let (status, stderr, _) = run_case("empty-range", &[]);
@@ -1154,6 +1360,41 @@ fn check_cases() -> Vec<String> {
     }
     let (status, stderr, _) = run_case("exit-early", &[]);
     check("exit-early", status.success(), "std::process::exit(0) with a live queue to exit 0", &stderr);
+    let (status, stderr, took) = run_case("exit-in-host", &[]);
+    check(
+        "exit-in-host",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("the closure of host task T1 \"quitter\" called std::process::exit"),
+        "std::process::exit in a host task to end the run at once, naming the task",
+        &stderr,
+    );
+    let (status, stderr, _) = run_case("exit-other-thread", &[]);
+    check(
+        "exit-other-thread",
+        status.success(),
+        "std::process::exit on one thread while another submits to exit 0 (the late tasks dropped)",
+        &stderr,
+    );
+    let (status, stderr, _) = run_case("mapper-rank", &[]);
+    check("mapper-rank (one rank)", status.success(), "one rank to finish: nothing can disagree", &stderr);
+    let (status, stderr, _) = run_case("huge-host-view", &[]);
+    check(
+        "huge-host-view",
+        !status.success()
+            && stderr
+                .contains("accessor 0 of host task T1 \"fill\" needs [0] - [70368744177664] of buffer B0 \"enormous\"")
+            && stderr.contains("cannot be allocated"),
+        "a host view too large for host memory to stop the run naming the task and the buffer (no abort)",
+        &stderr,
+    );
+    let (ended, stderr) = signal_twice("mapper-sleeps");
+    check(
+        "mapper-sleeps",
+        ended && stderr.contains("a second signal, and the runtime thread did not act on the first"),
+        "a second SIGTERM to end a rank whose runtime thread is stuck in a range mapper",
+        &stderr,
+    );
     let (status, stderr, took) = run_case("sigterm", &[]);
     check(
         "sigterm",
@@ -1264,8 +1505,19 @@ fn main() -> ExitCode {
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
             Some("mapper-oob-chunk") => mapper_oob_chunk(),
+            Some("exit-in-host") => exit_in_host(),
+            Some("exit-in-mapper") => exit_in_mapper(),
+            Some("exit-other-thread") => exit_other_thread(),
+            Some("mapper-sleeps") => mapper_sleeps(),
+            Some("mapper-stuck") => {
+                default_env("CELER_STALL_TIMEOUT", "2");
+                mapper_sleeps()
+            }
+            Some("mapper-rank") => mapper_rank(),
+            Some("huge-host-view") => huge_host_view(),
             Some("bad-index") => bad_index(),
             Some("bad-dims") => bad_dims(),
+            Some("bad-element") => bad_element(),
             Some("nested-object") => nested_object(),
             Some("second-queue") => second_queue(),
             Some("bounded") => {

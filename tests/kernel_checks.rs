@@ -152,6 +152,13 @@ fn a_kernel_of_another_dimensionality_than_the_task_is_refused() {
         "grid_over_line",
     );
     assert_has(&msg, &["kernel heat_2d::main works in 2D (it calls celer_item_2d)", "has 1 dimension(s)"]);
+    // A zero-dimensional index space (one item): the hint names no celer_item_0d, which the prelude lacks.
+    let squares = Kernel::wgsl(&kernels::SQUARES, "main").unwrap();
+    let one = q.buffer::<u32, 0>([]).named("one");
+    let msg =
+        message(q.submit(task::parallel_for(&squares, []).discard_write(&one, access::all()).name("point")), "point");
+    assert_has(&msg, &["kernel squares::main works in 1D", "has 0 dimension(s)", "submit the kernel over [1]"]);
+    assert!(!msg.contains("celer_item_0d"), "{msg}");
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! What a host task's closure sees: [`HostContext<D>`], its chunk typed by the task's dimensionality `D`, and its
 //! accessors' cells.
 
+use std::sync::Arc;
+
+use celer_scheduler::exec::shaders::ScalarType;
 use celer_scheduler::runtime::HostContext as Inner;
 
 use crate::geometry::GridBox;
@@ -29,15 +32,52 @@ use crate::geometry::GridBox;
 #[derive(Debug)]
 pub struct HostContext<const D: usize> {
     inner: Inner,
+    /// Per accessor, in declaration order: its buffer's element (scalar type and size in bytes).
+    elements: Arc<[(ScalarType, u32)]>,
+}
+
+/// The scalar type `T` is, if it is one of Rust's number types.
+fn scalar_of<T: 'static>() -> Option<ScalarType> {
+    use std::any::TypeId;
+    let t = TypeId::of::<T>();
+    [
+        (TypeId::of::<u8>(), ScalarType::U8),
+        (TypeId::of::<i8>(), ScalarType::I8),
+        (TypeId::of::<u16>(), ScalarType::U16),
+        (TypeId::of::<i16>(), ScalarType::I16),
+        (TypeId::of::<u32>(), ScalarType::U32),
+        (TypeId::of::<i32>(), ScalarType::I32),
+        (TypeId::of::<u64>(), ScalarType::U64),
+        (TypeId::of::<i64>(), ScalarType::I64),
+        (TypeId::of::<f32>(), ScalarType::F32),
+        (TypeId::of::<f64>(), ScalarType::F64),
+    ]
+    .into_iter()
+    .find_map(|(id, s)| (id == t).then_some(s))
 }
 
 impl<const D: usize> HostContext<D> {
     /// Runs `f` on a typed view of `inner` (the runtime's context), which it hands back afterwards, also when `f`
-    /// panics (the runtime then reports the panic and does not read the context).
-    pub(crate) fn run(inner: &mut Inner, f: &dyn Fn(&mut Self)) {
-        let mut ctx = Self { inner: std::mem::take(inner) };
+    /// panics (the runtime then reports the panic and does not read the context). `elements` holds each
+    /// accessor's element.
+    pub(crate) fn run(inner: &mut Inner, elements: &Arc<[(ScalarType, u32)]>, f: &dyn Fn(&mut Self)) {
+        let mut ctx = Self { inner: std::mem::take(inner), elements: Arc::clone(elements) };
         f(&mut ctx);
         *inner = ctx.inner;
+    }
+
+    /// Panics at the caller where accessor `i`'s buffer holds one number type and `T` is another of the same size
+    /// (`data::<i32>` of an `f32` buffer), which would reinterpret the bits silently. Elements of the program's own
+    /// types, and `T`s that are not plain numbers, are left to the size check.
+    #[track_caller]
+    fn check_element<T: 'static>(&self, i: usize) {
+        let (Some(&(held, size)), Some(asked)) = (self.elements.get(i), scalar_of::<T>()) else { return };
+        if size == held.size() && size == asked.size() && held != asked {
+            panic!(
+                "accessor {i} of this host task is on a buffer of {held}, not {asked}: use data::<{held}>({i}) \
+                 (viewing it as {asked} would reinterpret its bits)"
+            );
+        }
     }
 
     /// The part of the task's index space this invocation handles.
@@ -68,10 +108,12 @@ impl<const D: usize> HostContext<D> {
     /// `T` is plain old data ([`bytemuck::Pod`]): every bit pattern is a valid `T` (so not `bool` or references).
     ///
     /// # Panics
-    /// If the task has no accessor `i`, or `T`'s size is not the buffer's element size (the panic points at the
-    /// caller).
+    /// If the task has no accessor `i`, if `T`'s size is not the buffer's element size, or if `T` is a number type
+    /// other than the buffer's of the same size (`data::<i32>` of an `f32` buffer; a type of the program's own of
+    /// the element's size reinterprets the cells). The panic points at the caller.
     #[track_caller]
     pub fn data<T: bytemuck::Pod>(&self, i: usize) -> &[T] {
+        self.check_element::<T>(i);
         self.inner.data(i)
     }
 
@@ -81,6 +123,7 @@ impl<const D: usize> HostContext<D> {
     /// As [`data`](Self::data), and if accessor `i` only reads.
     #[track_caller]
     pub fn data_mut<T: bytemuck::Pod>(&mut self, i: usize) -> &mut [T] {
+        self.check_element::<T>(i);
         self.inner.data_mut(i)
     }
 

@@ -64,6 +64,17 @@ use recorder::Recorder;
 /// let q = celer::Queue::dry_run();
 /// let _ = q.buffer::<bool, 1>([8]);
 /// ```
+/// nor can zero-sized types, which hold no data (the buffer does not compile):
+/// ```compile_fail
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Nothing;
+/// impl celer::Element for Nothing {
+///     const SCALAR: celer::kernels::ScalarType = celer::kernels::ScalarType::U32;
+/// }
+/// let q = celer::Queue::dry_run();
+/// let _ = q.buffer_from(&[Nothing; 8], [8]);
+/// ```
 pub trait Element: bytemuck::Pod + Send + Sync {
     /// The scalar type, which `submit` compares with the element type of the kernel binding the buffer is bound to.
     const SCALAR: ScalarType;
@@ -328,6 +339,7 @@ impl Queue {
     #[track_caller]
     fn create_buffer<T: Element, const D: usize>(&self, range: [usize; D], data: Option<&[T]>) -> Buffer<'_, T, D> {
         const { assert!(D <= 3, "buffers have at most 3 dimensions") };
+        const { assert!(std::mem::size_of::<T>() > 0, "a buffer's element type must not be zero-sized") };
         check_buffer_size::<T, D>(range);
         let mut rec = self.rec.borrow_mut();
         let id = BufferId(rec.next_buffer);
@@ -428,7 +440,34 @@ impl Queue {
             r.id = ReductionId(rec.next_reduction);
             rec.next_reduction += 1;
         }
+        // A closure where none runs, or none where one must (a dry run records host tasks without closures).
+        let closure = match (spec.kind == TaskKind::DeviceCompute, task.host_fn.is_some()) {
+            (true, true) => Some(
+                "a kernel task (task::parallel_for) runs its kernel, not a host closure: its .run(closure) would never \
+                 be called; submit the host code as a task of its own (task::host_for, host_once or host_collective)",
+            ),
+            (false, false) if self.runtime.is_some() => Some(
+                "a host task without a closure: a running queue has nothing to run for it; give it one with \
+                 .run(|ctx| ...) (only a dry run records host tasks without closures)",
+            ),
+            // Scalars and binding names are a kernel's: a host task would drop them unseen.
+            (false, _) if !task.scalars.is_empty() || task.accessors.iter().any(|a| a.is_named()) => Some(
+                "scalars (.scalar, .scalars, .scalar_f32, .scalar_i32) and binding names (.bind) are for kernel tasks \
+                 (task::parallel_for), and a host task would ignore them: its closure takes its values from what it \
+                 captures, and its accessors by their index",
+            ),
+            _ => None,
+        };
+        if let Some(problem) = closure {
+            return Err(TaskError {
+                task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
+                inner: Box::new(celer_scheduler::graph::TaskErrorKind::HostClosure { problem }),
+            });
+        }
         if let Some(f) = task.host_fn.take() {
+            // The closure's context checks the element type `data::<T>` asks for against each accessor's.
+            let elements: Arc<[(ScalarType, u32)]> = task.accessors.iter().map(|a| a.element()).collect();
+            let f: Arc<celer_scheduler::runtime::HostFn> = Arc::new(move |inner| f(inner, &elements));
             spec.payload = Some(Arc::new(HostPayload(f, std::mem::take(&mut task.objects))));
         }
         if let Some(name) = &task.pending_name {
@@ -596,7 +635,7 @@ impl Queue {
         let data = self.runtime.as_ref().map(|rt| {
             let (tx, rx) = mpsc::sync_channel(1);
             rt.send(Message::Fence(rec.built(task), tx));
-            rx
+            (rx, rt.watch())
         });
         Ok(Fence { task, range, data, _element: PhantomData })
     }
@@ -617,10 +656,8 @@ impl Queue {
                 }
             }))
             .map_err(|e| Error::Task(Box::new(e)))?;
-        if self.runtime.is_none() {
-            return Err(Error::DryRun(id));
-        }
-        rx.recv().map_err(|_| Error::Stopped(id))
+        let Some(rt) = &self.runtime else { return Err(Error::DryRun(id)) };
+        rt.watch().recv(&rx).map_err(|_| Error::Stopped(id))
     }
 
     /// Records an epoch and, when running, blocks until everything submitted before it has completed.
@@ -639,7 +676,7 @@ impl Queue {
             let (tx, rx) = mpsc::sync_channel(1);
             rt.send(Message::Epoch(action, tx));
             // The runtime aborts the process on errors, so a closed channel only means it is gone already.
-            let _ = rx.recv();
+            let _ = rt.watch().recv(&rx);
             // The runtime thread has let go of the tasks before the epoch: what they held goes now.
             self.rec.borrow_mut().sim.tm.release_erased_tasks();
         }

@@ -4,12 +4,12 @@
 use std::fmt;
 use std::sync::Arc;
 
-use celer_scheduler::exec::shaders::KernelSource;
+use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
 use celer_scheduler::graph::{
     AccessMode, CollectiveGroupId, GridBox, ReductionId, ReductionOp, ReductionSpec, SideEffectOrder, SplitHint,
     TaskKind, TaskSpec, MAX_DIMS,
 };
-use celer_scheduler::runtime::{CustomReduction, HostFn, ScalarKind, SharedObject};
+use celer_scheduler::runtime::{CustomReduction, ScalarKind, SharedObject};
 
 use crate::access::Mapper;
 use crate::binding::{BindMeta, BindMetas, ScalarArg, ScalarArgs};
@@ -72,11 +72,16 @@ pub(crate) struct TaskParts {
     pub(crate) reductions: BindMetas,
     /// The name of the last `.bind(name)`, for the next accessor or reduction.
     pub(crate) pending_name: Option<String>,
-    pub(crate) host_fn: Option<Arc<HostFn>>,
+    pub(crate) host_fn: Option<Arc<BuiltHostFn>>,
     pub(crate) objects: Vec<SharedObject>,
     /// What `submit` checks beyond the task graph and the kernel's bindings.
     pub(crate) noted: crate::checks::Noted,
 }
+
+/// A host task's closure as the builder keeps it: besides the runtime's context it gets each accessor's element
+/// (its scalar type and size, in declaration order), which `submit` knows once every accessor is declared.
+pub(crate) type BuiltHostFn =
+    dyn Fn(&mut celer_scheduler::runtime::HostContext, &Arc<[(ScalarType, u32)]>) + Send + Sync;
 
 thread_local! {
     /// The parts of the last task this thread submitted, emptied, for the next builder (one box, reused rather than
@@ -198,8 +203,11 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// Sets what a host task runs: `f` gets each accessor's cells (in declaration order) through the
     /// [`HostContext`], on the runtime's host worker thread, once per chunk on the chunk's rank.
     pub fn run(mut self, f: impl Fn(&mut HostContext<KD>) + Send + Sync + 'static) -> Self {
-        self.p.host_fn =
-            Some(Arc::new(move |inner: &mut celer_scheduler::runtime::HostContext| HostContext::run(inner, &f)));
+        self.p.host_fn = Some(Arc::new(
+            move |inner: &mut celer_scheduler::runtime::HostContext, elements: &Arc<[(ScalarType, u32)]>| {
+                HostContext::run(inner, elements, &f)
+            },
+        ));
         self
     }
 

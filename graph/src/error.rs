@@ -291,8 +291,8 @@ pub enum TaskErrorKind {
     /// A kernel that works in another dimensionality than the task's index space.
     #[error(
         "kernel {kernel} works in {kernel_dims}D (it calls celer_item_{kernel_dims}d), but the task's index space \
-         {range} has {task_dims} dimension(s); submit it over a {kernel_dims}D range, or call \
-         celer_item_{task_dims}d in the kernel"
+         {range} has {task_dims} dimension(s); submit it over a {kernel_dims}D range{}",
+        other_item_call(*task_dims)
     )]
     KernelDimensions {
         /// The kernel (`file::entry`).
@@ -440,6 +440,14 @@ pub enum TaskErrorKind {
         /// The reduction's buffer.
         buffer: ResourceIdent,
     },
+    /// What does not fit the task's kind: a host closure on a kernel task (it would never run), a host task without
+    /// one on a queue that runs the program (it would have nothing to run), scalars or binding names on a host task
+    /// (it would ignore them).
+    #[error("{problem}")]
+    HostClosure {
+        /// What is wrong, and what to do.
+        problem: &'static str,
+    },
     /// A kernel known only by name (a dry run's), submitted to a queue that runs the program.
     #[error(
         "kernel `{kernel}` was made with Kernel::named, which only a dry run can record: a running queue has no \
@@ -543,5 +551,14 @@ impl From<TaskError> for Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "warning: {}", self.error)
+    }
+}
+
+/// The end of [`TaskErrorKind::KernelDimensions`]'s hint: the prelude call that makes a kernel work in `dims`
+/// dimensions, where there is one (none for a zero-dimensional index space: submit a one-item 1D range instead).
+fn other_item_call(dims: usize) -> String {
+    match dims {
+        1..=3 => format!(", or call celer_item_{dims}d in the kernel"),
+        _ => " (a zero-dimensional index space is one item: submit the kernel over [1])".into(),
     }
 }

@@ -124,7 +124,8 @@ impl fmt::Debug for CollectiveGroup<'_> {
 pub struct Fence<T, const D: usize> {
     pub(super) task: TaskId,
     pub(super) range: [usize; D],
-    pub(super) data: Option<mpsc::Receiver<Vec<u8>>>,
+    /// The runtime's reply, and what watches the runtime thread meanwhile (none in a dry run).
+    pub(super) data: Option<(mpsc::Receiver<Vec<u8>>, celer_scheduler::runtime::Watch)>,
     pub(super) _element: PhantomData<T>,
 }
 
@@ -144,8 +145,8 @@ impl<T: Element, const D: usize> Fence<T, D> {
     /// # Errors
     /// [`Error::DryRun`] in a dry run, [`Error::Stopped`] if the runtime stopped first.
     pub fn wait(self) -> Result<Vec<T>, Error> {
-        let rx = self.data.ok_or(Error::DryRun(self.task))?;
-        let bytes = rx.recv().map_err(|_| Error::Stopped(self.task))?;
+        let (rx, watch) = self.data.ok_or(Error::DryRun(self.task))?;
+        let bytes = watch.recv(&rx).map_err(|_| Error::Stopped(self.task))?;
         let n = bytes.len() / std::mem::size_of::<T>();
         let mut out = vec![<T as bytemuck::Zeroable>::zeroed(); n];
         bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&bytes[..n * std::mem::size_of::<T>()]);

@@ -193,9 +193,14 @@ impl RankLoop<'_> {
 
     /// Hands the fence's downloaded data (`bytes` of them) to the application thread waiting for fence `task`.
     pub(super) fn answer_fence(&mut self, download: Dl, bytes: usize, task: TaskId) -> Result<(), RuntimeError> {
-        let mut data = vec![0u8; bytes];
         let t = self.tm.task(task).expect("fence task is live until its epoch");
         let fenced = t.regions[0].consumed.bounding_box();
+        let mut data = super::zeroed_bytes(bytes).ok_or_else(|| RuntimeError::HostMemory {
+            what: format!("the fence {}", t.ident()),
+            buffer: self.tm.buffer_ident(t.spec.accesses[0].buffer).to_string(),
+            bounds: fenced,
+            bytes,
+        })?;
         self.gpu.read_download(download.id()?, &mut data, box3(&fenced))?;
         if let Some(reply) = self.fences.remove(&task) {
             let _ = reply.send(data);

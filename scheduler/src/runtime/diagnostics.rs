@@ -650,6 +650,14 @@ impl RankLoop<'_> {
 /// Ends the job after a stall: prints how long this rank made no progress and what it waits for, waits
 /// `STALL_GRACE` so the other ranks print theirs, and aborts.
 pub(super) fn abort_stalled(comm: &Communicator, idle: std::time::Duration, lines: &[String]) -> ! {
+    crate::logging::fatal(&stall_message(idle, lines));
+    std::thread::sleep(STALL_GRACE);
+    comm.abort(1)
+}
+
+/// The stall report of [`abort_stalled`]: what this rank waits for, one line each, and where it awaits data from
+/// other ranks, the cause no rank's own state shows.
+fn stall_message(idle: std::time::Duration, lines: &[String]) -> String {
     let mut msg = format!(
         "stalled: no progress for {:.1} s with work pending (CELER_STALL_TIMEOUT; raise it or set it to off if a \
          kernel, host task or another rank's application thread legitimately takes this long). This rank waits for:",
@@ -659,15 +667,30 @@ pub(super) fn abort_stalled(comm: &Communicator, idle: std::time::Duration, line
         msg.push_str("\n    ");
         msg.push_str(l);
     }
-    crate::logging::fatal(&msg);
-    std::thread::sleep(STALL_GRACE);
-    comm.abort(1)
+    if lines.iter().any(|l| l.contains(" await-push ")) {
+        msg.push_str(
+            "\n    (where the rank named lists no push of those cells in its own report, the ranks disagree on which \
+             cells move: a custom range mapper must be a pure function of the chunk and the buffer's extent, not of \
+             the rank)",
+        );
+    }
+    msg
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_stall_awaiting_data_names_disagreeing_range_mappers_as_a_cause() {
+        let waits = |l: &str| stall_message(Duration::from_secs(30), &[l.to_string()]);
+        let msg = waits("C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1");
+        assert!(msg.contains("no progress for 30.0 s") && msg.contains("expected from rank 1"), "{msg}");
+        assert!(msg.contains("custom range mapper must be a pure function"), "{msg}");
+        let msg = waits("C1 execution of task T1 \"sleeper\": host task running for 30.0 s");
+        assert!(!msg.contains("range mapper"), "{msg}");
+    }
 
     pub(super) fn stats(kernels: u64, busy_ms: u64, idle_ms: u64, gpu_ms: u64) -> RankStats {
         RankStats {

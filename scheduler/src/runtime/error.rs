@@ -33,6 +33,21 @@ pub enum RuntimeError {
         /// `"kernel"` or `"host closure"`.
         what: &'static str,
     },
+    /// Host memory for cells of a buffer (a host task's view, a fence's data) could not be allocated.
+    #[error(
+        "{what} needs {bounds} of {buffer} in host memory ({bytes} bytes), which cannot be allocated; let each chunk \
+         touch less of the buffer (a finer split, a smaller box)"
+    )]
+    HostMemory {
+        /// What needs the cells (`accessor 0 of host task T1 "fill"`).
+        what: String,
+        /// The buffer (`buffer B0 "u"`).
+        buffer: String,
+        /// The box of cells.
+        bounds: GridBox,
+        /// Their size.
+        bytes: usize,
+    },
     /// A command names a buffer this rank does not know.
     #[error("unknown buffer {buffer}")]
     UnknownBuffer {
@@ -167,6 +182,17 @@ pub enum RuntimeError {
     /// The application asked to end every rank (its thread panicked while the queue was alive).
     #[error("{0}")]
     Aborted(String),
+    /// A host task's closure called `std::process::exit`: the exit hook, on the host worker thread, cannot shut the
+    /// runtime down (it waits for that very task), so the runtime thread ends every rank instead.
+    #[error(
+        "the closure of host {task} called std::process::exit: a rank cannot end inside a host task (this rank's \
+         runtime would wait for the task, and the other ranks for this rank, forever); to stop the program from a \
+         host task, panic in its closure (every rank then stops naming the task and the message); ending every rank"
+    )]
+    ExitInHostTask {
+        /// The task.
+        task: celer_graph::TaskIdent,
+    },
     /// A rank driving several devices lacks a communicator for one.
     #[error("device {device} of {devices} has no communicator")]
     NoCommunicator {
@@ -200,6 +226,23 @@ pub enum RuntimeError {
     /// The transfer engine failed (boxed: its errors are large).
     #[error(transparent)]
     Transfer(Box<TransferError>),
+    /// Another rank sent cells of a transfer this rank does not expect (outside what it awaits, or twice): the ranks
+    /// disagree on which cells move, which programs whose tasks all hash alike can only do through a range mapper.
+    #[error(
+        "N{node}: the ranks disagree on which cells of {buffer} move for {task}: {error}; every rank computes every \
+         rank's regions from the range mappers, so they must agree: a custom range mapper must be a pure function of \
+         the chunk and the buffer's extent (not of the rank, a counter, the time or random numbers)"
+    )]
+    TransferDisagrees {
+        /// The node that received the cells.
+        node: i32,
+        /// The task (`task T2 "step"`).
+        task: String,
+        /// The buffer (`buffer B0 "a"`).
+        buffer: String,
+        /// What the transfer engine found (its text is part of this message, so it is not also a `source()`).
+        error: Box<TransferError>,
+    },
     /// An MPI call failed.
     #[error(transparent)]
     Mpi(#[from] MpiError),

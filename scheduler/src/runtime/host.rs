@@ -228,20 +228,25 @@ impl HostWorker {
         let runtime = std::thread::current();
         let thread = std::thread::Builder::new()
             .name("celer-host".into())
-            .spawn(move || loop {
-                while let Some(mut job) = j.pop() {
-                    let f = Arc::clone(&job.f);
-                    let start = std::time::Instant::now();
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
-                    let ran = (start, std::time::Instant::now());
-                    let result = result.map(|()| job.ctx).map_err(|p| (job.task, super::panics::panic_text(&*p)));
-                    d.push((job.cmd, result, ran));
-                    runtime.unpark();
+            .spawn(move || {
+                super::exit::mark_host_worker();
+                loop {
+                    while let Some(mut job) = j.pop() {
+                        let f = Arc::clone(&job.f);
+                        let start = std::time::Instant::now();
+                        super::exit::running_host_task(Some(job.task.id));
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
+                        super::exit::running_host_task(None);
+                        let ran = (start, std::time::Instant::now());
+                        let result = result.map(|()| job.ctx).map_err(|p| (job.task, super::panics::panic_text(&*p)));
+                        d.push((job.cmd, result, ran));
+                        runtime.unpark();
+                    }
+                    if st.load(std::sync::atomic::Ordering::Acquire) {
+                        return;
+                    }
+                    std::thread::park_timeout(std::time::Duration::from_millis(1));
                 }
-                if st.load(std::sync::atomic::Ordering::Acquire) {
-                    return;
-                }
-                std::thread::park_timeout(std::time::Duration::from_millis(1));
             })
             .expect("starting the host worker thread");
         Self { jobs, done, stop, thread: Some(thread), running: 0 }
@@ -309,12 +314,21 @@ impl RankLoop<'_> {
             if a.mode.consumes() && !bounds.is_empty() {
                 wanted.push((i, a.buffer, bounds));
             }
+            let n = bounds.area() * state.elem_size;
+            let bytes = super::zeroed_bytes(n).ok_or_else(|| {
+                fail(RuntimeError::HostMemory {
+                    what: format!("accessor {i} of host {}", task.ident()),
+                    buffer: self.tm.buffer_ident(a.buffer).to_string(),
+                    bounds,
+                    bytes: n,
+                })
+            })?;
             views.push(HostView {
                 buffer: a.buffer,
                 bounds,
                 dims: state.dims,
                 elem_size: state.elem_size,
-                bytes: vec![0; bounds.area() * state.elem_size],
+                bytes,
                 produces: a.mode.produces(),
                 written,
             });

@@ -71,7 +71,18 @@ pub use host::{HostContext, HostFn, HostPayload, SharedObject};
 pub use kernel::KernelPayload;
 pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
-pub use thread::{Message, NewBuffer, RuntimeHandle, MESSAGE_BACKLOG};
+pub use thread::{Message, NewBuffer, RuntimeHandle, Watch, MESSAGE_BACKLOG};
+
+/// `n` zeroed bytes, or `None` where the system refuses the allocation (which `vec!` would answer by aborting the
+/// process). Only large sizes are tried first, by reserving and freeing them: `vec!` then allocates zeroed pages
+/// lazily, which filling a reserved vector would not.
+pub(super) fn zeroed_bytes(n: usize) -> Option<Vec<u8>> {
+    const TRY_FROM: usize = 1 << 30;
+    if n >= TRY_FROM {
+        Vec::<u8>::new().try_reserve_exact(n).ok()?;
+    }
+    Some(vec![0; n])
+}
 
 /// The most cells of one buffer a kernel addresses on one node: kernels index the cells of the allocation they bind
 /// (the bounding box of what the node's commands touch of the buffer) as `u32`. `submit` refuses a kernel whose
@@ -194,6 +205,11 @@ pub struct RankLoop<'c> {
     batches: Vec<celer_exec::gpu::BatchId>,
     next_token: u64,
     shutdown: bool,
+    /// The shutdown epoch was recorded: tasks that still arrive come from a thread that submits while the process
+    /// exits (`std::process::exit` on another thread, whose exit hook recorded the epoch), and are dropped.
+    shutdown_recorded: bool,
+    /// Whether the warning about tasks after the shutdown epoch was given.
+    late_warned: bool,
     host: HostWorker,
     /// GPU work started in this step, submitted together by `flush` at its end.
     pending: Vec<GpuOp>,
@@ -359,6 +375,8 @@ impl<'c> RankLoop<'c> {
             batches: Vec::new(),
             next_token: 0,
             shutdown: false,
+            shutdown_recorded: false,
+            late_warned: false,
             host: HostWorker::start(),
             pending: Vec::new(),
             pending_downloads: 0,
@@ -407,6 +425,19 @@ impl<'c> RankLoop<'c> {
     /// # Errors
     /// Reductions without an element type or combining function.
     pub fn handle(&mut self, msg: Message) -> Result<(), RuntimeError> {
+        if self.shutdown_recorded && matches!(msg, Message::Submit(_) | Message::Fence(..) | Message::Epoch(..)) {
+            // The program's process is exiting (`std::process::exit` on one thread, whose exit hook recorded the
+            // shutdown epoch) while another thread still submits through its queue: those tasks cannot run, and
+            // their ids would be out of step with the epoch. Dropping the message drops its reply channel, so a
+            // thread that waits for it goes on.
+            if !std::mem::replace(&mut self.late_warned, true) {
+                log::warn!(
+                    "a task, fence or wait arrived after the shutdown epoch (std::process::exit was called on \
+                     another thread while this one still used the queue); it is dropped"
+                );
+            }
+            return Ok(());
+        }
         match msg {
             Message::CreateBuffer(new) => {
                 let NewBuffer { id, dims, extent, elem_size, data, name } = *new;
@@ -466,10 +497,15 @@ impl<'c> RankLoop<'c> {
                 let _ = reply.send(self.stats_at(std::time::Instant::now()));
             }
             Message::Epoch(action, reply) => {
+                self.shutdown_recorded |= action == celer_graph::EpochAction::Shutdown;
                 let id = self.tm.epoch(action);
                 self.epochs.insert(id, reply);
             }
             Message::Abort(what) => return Err(RuntimeError::Aborted(what)),
+            Message::ExitInHostTask(task) => {
+                let task = self.tm.task(task).map_or(celer_graph::TaskIdent { id: task, name: None }, |t| t.ident());
+                return Err(RuntimeError::ExitInHostTask { task });
+            }
         }
         Ok(())
     }
@@ -558,7 +594,9 @@ impl<'c> RankLoop<'c> {
         self.completions.clear();
         // A single node sends and receives nothing: its engine stays idle, and MPI has nothing to progress for it.
         if self.nodes > 1 || !self.engine.is_idle() {
-            self.engine.poll(&mut self.completions)?;
+            if let Err(e) = self.engine.poll(&mut self.completions) {
+                return Err(self.transfer_failed(e));
+            }
             self.return_sent();
         }
         self.batches.clear();

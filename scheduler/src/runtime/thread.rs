@@ -63,6 +63,9 @@ pub enum Message {
     Stats(mpsc::SyncSender<RankStats>),
     /// End every rank now with this message (the application thread panicked while the queue was alive).
     Abort(String),
+    /// The closure of this host task called `std::process::exit` (sent by the exit hook on the host worker thread):
+    /// end every rank naming the task.
+    ExitInHostTask(TaskId),
 }
 
 // Small messages keep the queue's blocks small (see `Message`).
@@ -83,6 +86,8 @@ pub struct RuntimeHandle {
     devices: i32,
     /// Whether every device of every rank runs kernels that use `f64` (agreed at start-up).
     float64: bool,
+    /// `CELER_STALL_TIMEOUT`, for [`Watch`].
+    stall_timeout: Option<std::time::Duration>,
 }
 
 impl RuntimeHandle {
@@ -99,6 +104,7 @@ impl RuntimeHandle {
             tasks: AtomicU64::new(0),
             drained_after: AtomicU64::new(0),
             handled: AtomicU64::new(0),
+            beat: Beat::default(),
         });
         let p = Arc::clone(&progress);
         // Disconnects when the runtime thread returns, for the exit hook.
@@ -108,6 +114,7 @@ impl RuntimeHandle {
         let pin = super::pin::plan(&runtime.pin, &super::pin::allowed_cores(), super::pin::online_cores(), local);
         let runtime_core = pin.as_ref().map(|p| p.runtime);
         let devices = runtime.devices.max(1) as i32;
+        let stall_timeout = runtime.stall_timeout;
         let thread = std::thread::Builder::new()
             .name("celer-runtime".into())
             .spawn(move || {
@@ -130,13 +137,25 @@ impl RuntimeHandle {
                 Err(e) => log::warn!("CELER_PIN: could not pin the application thread to {:?}: {e}", p.application),
             }
         }
-        Ok(Self { queue, thread: Some(thread), progress, sent: AtomicU64::new(0), rank, ranks, devices, float64 })
+        Ok(Self {
+            queue,
+            thread: Some(thread),
+            progress,
+            sent: AtomicU64::new(0),
+            rank,
+            ranks,
+            devices,
+            float64,
+            stall_timeout,
+        })
     }
 
     /// Blocks until every task below `task` has completed on this rank (at once if the runtime thread is gone):
     /// the back-pressure of `submit` (`CELER_SUBMIT_AHEAD`).
     pub fn wait_until_completed(&self, task: TaskId) {
         let mut polls = 0u32;
+        // From the first sleep on, a runtime thread stuck for the stall timeout ends the rank (see `Watch`).
+        let mut watched: Option<(Watch, (u64, std::time::Instant))> = None;
         while self.progress.tasks.load(Ordering::Acquire) < task.0 {
             // Everything sent was handled and has run: nothing to wait for (whatever the ids).
             let drained = self.progress.drained_after.load(Ordering::Acquire) == self.sent.load(Ordering::Relaxed);
@@ -149,8 +168,21 @@ impl RuntimeHandle {
                 std::thread::yield_now();
             } else {
                 std::thread::sleep(std::time::Duration::from_micros(50));
+                if polls.is_multiple_of(1024) {
+                    let (watch, last) = watched.get_or_insert_with(|| {
+                        let watch = self.watch();
+                        let start = watch.start();
+                        (watch, start)
+                    });
+                    watch.check(last);
+                }
             }
         }
+    }
+
+    /// A [`Watch`] to wait for a reply of the runtime thread with.
+    pub fn watch(&self) -> Watch {
+        Watch { progress: Arc::clone(&self.progress), limit: self.stall_timeout, rank: self.rank }
     }
 
     /// This process's rank.
@@ -198,7 +230,19 @@ impl RuntimeHandle {
         let sent = self.sent.load(Ordering::Relaxed);
         if sent - self.progress.handled.load(Ordering::Acquire).min(sent) > MESSAGE_BACKLOG {
             let gone = || self.thread.as_ref().is_none_or(|t| t.is_finished());
-            wait_handled(&self.progress.handled, sent - MESSAGE_BACKLOG / 2, gone, || self.wake());
+            // A runtime thread stuck for the stall timeout ends the rank (see `Watch`), checked every 1024 polls.
+            let watch = self.watch();
+            let (last, polls) = (std::cell::Cell::new(watch.start()), std::cell::Cell::new(0u32));
+            let wake = || {
+                self.wake();
+                polls.set(polls.get().wrapping_add(1));
+                if polls.get().is_multiple_of(1024) {
+                    let mut l = last.get();
+                    watch.check(&mut l);
+                    last.set(l);
+                }
+            };
+            wait_handled(&self.progress.handled, sent - MESSAGE_BACKLOG / 2, gone, wake);
         }
     }
 
@@ -250,10 +294,12 @@ impl RuntimeHandle {
             // A runtime thread that ended without answering (it failed) never will: stop waiting then. Nor will one
             // that found this rank ended its program before the others: it lets the program go on (to print its
             // error) and ends the job itself.
+            let watch = self.watch();
+            let mut last = watch.start();
             loop {
                 match rx.recv_timeout(std::time::Duration::from_millis(100)) {
                     Err(mpsc::RecvTimeoutError::Timeout) if super::exit::ended_early() => return,
-                    Err(mpsc::RecvTimeoutError::Timeout) if !t.is_finished() => {}
+                    Err(mpsc::RecvTimeoutError::Timeout) if !t.is_finished() => watch.check(&mut last),
                     _ => break,
                 }
             }
@@ -278,6 +324,76 @@ pub(super) struct Progress {
     drained_after: AtomicU64,
     /// The number of messages the runtime thread has taken from the queue, for [`RuntimeHandle::send_bounded`].
     handled: AtomicU64,
+    /// The runtime thread's heartbeat: changes with every loop iteration and message, [`Watch::DONE`] once the
+    /// loop ended. On a cache line of its own: it is stored often, and read only by a [`Watch`] that waits.
+    beat: Beat,
+}
+
+/// An atomic counter on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Beat(AtomicU64);
+
+/// What the application thread holds to wait for a reply of the runtime thread (an epoch, a fence's data) without
+/// hanging when that thread is stuck: in program code it runs (a custom range mapper that never returns, a combine
+/// closure), or in a call that does not return. With a stall timeout (`CELER_STALL_TIMEOUT`), a wait during which
+/// the runtime thread's loop has not moved for twice that long ends the rank with a message; other ranks are ended
+/// by `mpirun`, or by their own stall detection.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    progress: Arc<Progress>,
+    limit: Option<std::time::Duration>,
+    rank: i32,
+}
+
+impl Watch {
+    /// [`Progress::beat`] once the runtime loop has ended (finalizing, writing traces: no longer watched).
+    const DONE: u64 = u64::MAX;
+
+    /// Waits for `rx`'s reply like [`mpsc::Receiver::recv`], watching the runtime thread meanwhile.
+    ///
+    /// # Errors
+    /// As `recv`: the sender was dropped without a reply (the runtime stopped first).
+    pub fn recv<T>(&self, rx: &mpsc::Receiver<T>) -> Result<T, mpsc::RecvError> {
+        let Some(limit) = self.limit else { return rx.recv() };
+        // Checked ten times a limit, at least: the rank ends after twice the limit without a heartbeat.
+        let mut last = self.start();
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(100).min(limit / 5)) {
+                Ok(v) => return Ok(v),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(mpsc::RecvError),
+                Err(mpsc::RecvTimeoutError::Timeout) => self.check(&mut last),
+            }
+        }
+    }
+
+    /// The heartbeat now, and when it was read: the start of a wait.
+    fn start(&self) -> (u64, std::time::Instant) {
+        (self.progress.beat.0.load(Ordering::Relaxed), std::time::Instant::now())
+    }
+
+    /// During a wait: notes a new heartbeat in `last`, or ends the rank if the last one is older than the limit.
+    fn check(&self, last: &mut (u64, std::time::Instant)) {
+        let beat = self.progress.beat.0.load(Ordering::Relaxed);
+        if beat != last.0 || beat == Self::DONE {
+            *last = (beat, std::time::Instant::now());
+        } else if self.limit.is_some_and(|limit| last.1.elapsed() >= 2 * limit) {
+            self.stuck(last.1.elapsed())
+        }
+    }
+
+    /// Ends this rank: its runtime thread has not moved for `waited`.
+    fn stuck(&self, waited: std::time::Duration) -> ! {
+        crate::logging::fatal(&format!(
+            "rank {}: celer's runtime thread has not come back for {:.1} s (twice CELER_STALL_TIMEOUT) while the program \
+             waits for it: it is stuck in program code it runs (a custom range mapper or its reach that never \
+             returns or waits for the application thread, a reduce_with combine closure, the drop of a host \
+             object's value) or in a call into the GPU driver or MPI; ending this rank",
+            self.rank,
+            waited.as_secs_f64()
+        ));
+        super::exit::end_now()
+    }
 }
 
 /// The most messages the application thread may have queued for the runtime thread when it sends one through
@@ -399,6 +515,7 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
         }
         Message::Submit(task) => loops.iter_mut().try_for_each(|l| l.handle(Message::Submit(task.clone())))?,
         Message::Abort(what) => return Err(RuntimeError::Aborted(what)),
+        Message::ExitInHostTask(task) => loops[0].handle(Message::ExitInHostTask(task))?,
     }
     Ok(())
 }
@@ -420,6 +537,7 @@ pub(super) fn run(
     progress: Arc<Progress>,
     ready: mpsc::SyncSender<Result<Started, StartError>>,
 ) {
+    super::exit::mark_runtime_thread();
     let comm = match celer_exec::mpi::init() {
         Ok(c) => c,
         Err(e) => {
@@ -501,7 +619,10 @@ pub(super) fn run(
     for l in loops.iter_mut() {
         l.start_phase(last);
     }
+    let mut beat = 0u64;
     loop {
+        beat += 1;
+        progress.beat.0.store(beat, Ordering::Relaxed);
         if let Some(signal) = super::exit::signal_received() {
             super::exit::remove_own_segment();
             if super::exit::launcher_gone() {
@@ -514,6 +635,8 @@ pub(super) fn run(
         while let Some(msg) = queue.pop() {
             busy = true;
             handled += 1;
+            beat += 1;
+            progress.beat.0.store(beat, Ordering::Relaxed);
             let handled = if devices == 1 {
                 guarded(&mut loops[0], |l| l.handle(msg))
             } else {
@@ -592,6 +715,7 @@ pub(super) fn run(
             idle.wait(now, loops.iter().any(|l| l.completes_soon()));
         }
     }
+    progress.beat.0.store(Watch::DONE, Ordering::Relaxed);
     let mut traces = Vec::new();
     let mut all_stats = Vec::new();
     for mut rank_loop in loops {

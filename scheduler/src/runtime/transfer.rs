@@ -40,6 +40,20 @@ pub(super) fn key_of(t: &celer_graph::TransferId) -> TransferKey {
 }
 
 impl RankLoop<'_> {
+    /// The error of a failed poll of the transfer engine: cells announced outside what this rank expects, or twice,
+    /// become [`RuntimeError::TransferDisagrees`], naming the task and the buffer.
+    pub(super) fn transfer_failed(&self, e: celer_exec::transfer::TransferError) -> RuntimeError {
+        use celer_exec::transfer::TransferError;
+        let key = match &e {
+            TransferError::OutsideRegion { key, .. } | TransferError::Duplicate { key, .. } => *key,
+            _ => return e.into(),
+        };
+        let id = celer_graph::TaskId(key.0);
+        let task = self.tm.task(id).map_or_else(|| format!("task {id}"), |t| t.ident().to_string());
+        let buffer = self.tm.buffer_ident(BufferId(key.1)).to_string();
+        RuntimeError::TransferDisagrees { node: self.node, task, buffer, error: Box::new(e) }
+    }
+
     /// A fresh token for a send or receive of the transfer engine.
     pub(super) fn token(&mut self) -> Token {
         self.next_token += 1;
