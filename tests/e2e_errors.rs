@@ -55,6 +55,9 @@
 //! - `mapper-stuck` (with `CELER_STALL_TIMEOUT=2`, which the case sets if unset): the same mapper; the application
 //!   thread, waiting in `q.wait()`, finds the runtime thread's heartbeat stopped for twice the timeout and ends the
 //!   rank naming what can hold that thread (`./x`'s MPI_FAIL_TESTS, 1 and 2 ranks).
+//! - `startup-alone` (with `CELER_STALL_TIMEOUT=1`, set if unset): the job's last process exits before creating its
+//!   queue (it never starts MPI); the others, waiting in MPI's start-up, end after four stall timeouts naming why
+//!   (`./x`'s MPI_FAIL_TESTS, 2 ranks); alone, the process starts and the case fails.
 //! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) and a host task without a closure
 //!   submitted to a running queue are refused at `submit` on every rank, naming the task; a host task after them
 //!   runs (must pass).
@@ -933,6 +936,17 @@ fn bad_element() -> Result<(), String> {
 }
 
 /// Sets `name` to `value` unless the environment already sets it; call before any other thread starts.
+/// The job's last process exits before creating its queue; the others must not hang in start-up.
+fn startup_alone() -> Result<(), String> {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+    let (rank, size) = (var("OMPI_COMM_WORLD_RANK").unwrap_or(0), var("OMPI_COMM_WORLD_SIZE").unwrap_or(1));
+    if size > 1 && rank == size - 1 {
+        std::process::exit(0);
+    }
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    Err(format!("rank {} of {} started although a process of the job never created its queue", q.rank(), q.ranks()))
+}
+
 fn default_env(name: &str, value: &str) {
     if std::env::var_os(name).is_none() {
         std::env::set_var(name, value);
@@ -1514,6 +1528,10 @@ fn main() -> ExitCode {
                 mapper_sleeps()
             }
             Some("mapper-rank") => mapper_rank(),
+            Some("startup-alone") => {
+                default_env("CELER_STALL_TIMEOUT", "1");
+                startup_alone()
+            }
             Some("huge-host-view") => huge_host_view(),
             Some("bad-index") => bad_index(),
             Some("bad-dims") => bad_dims(),

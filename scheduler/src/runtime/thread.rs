@@ -123,7 +123,7 @@ impl RuntimeHandle {
             })
             .map_err(StartError::Thread)?;
         // On failure the thread finalises MPI before it ends: wait for that, so the process never exits first.
-        let Started { rank, ranks, float64 } = match ready_rx.recv() {
+        let Started { rank, ranks, float64 } = match wait_started(&ready_rx, stall_timeout) {
             Ok(Ok(started)) => started,
             failed => {
                 let _ = thread.join();
@@ -518,6 +518,40 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
         Message::ExitInHostTask(task) => loops[0].handle(Message::ExitInHostTask(task))?,
     }
     Ok(())
+}
+
+/// How many stall timeouts (`CELER_STALL_TIMEOUT`) the start-up of a rank may take before [`wait_started`] ends it.
+const STARTUP_STALLS: u32 = 4;
+
+/// Waits for the runtime thread's start-up report. With a stall timeout, a start-up that has not ended after
+/// [`STARTUP_STALLS`] times it ends this process with a message instead of hanging: MPI's start-up and celer's
+/// start-up exchange wait for every process of the job, so a process that never starts celer (it returned or exited
+/// before creating its queue, or built a dry-run queue) would otherwise keep the others waiting for ever.
+fn wait_started(
+    rx: &mpsc::Receiver<Result<Started, StartError>>,
+    stall_timeout: Option<std::time::Duration>,
+) -> Result<Result<Started, StartError>, mpsc::RecvError> {
+    let Some(limit) = stall_timeout.map(|t| t * STARTUP_STALLS) else { return rx.recv() };
+    match rx.recv_timeout(limit) {
+        Ok(started) => Ok(started),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(mpsc::RecvError),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            // MPI has not told this process its rank: the launcher's variables may.
+            let rank = ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok())
+                .map_or_else(String::new, |r| format!("rank {r}: "));
+            crate::logging::fatal(&format!(
+                "{rank}celer's start-up has not finished after {limit:?} ({STARTUP_STALLS} times \
+                 CELER_STALL_TIMEOUT): MPI's start-up (MPI_Init_thread) and celer's start-up exchange wait for every \
+                 process of the job, and one of them has not started celer: it returned or exited before creating \
+                 its Queue, built a dry-run queue, or is stuck before it (every process of an SPMD program must \
+                 create its Queue); ending this process (a slow launcher needs a larger CELER_STALL_TIMEOUT, `off` \
+                 waits for ever)"
+            ));
+            super::exit::end_now()
+        }
+    }
 }
 
 /// What the runtime thread reports once it started: this rank, the number of ranks, and whether every device of
