@@ -583,7 +583,7 @@ impl RankLoop<'_> {
         let token = self.token();
         let key = key_of(transfer);
         let senders = self.nodes as usize - 1;
-        self.engine.expect_gather(key, senders, token).map_err(|e| fail(e.into()))?;
+        self.engine.expect_gather(key, senders, token).map_err(|e| fail(self.transfer_failed(e)))?;
         Ok(Some(InFlight::Gather { key, reduction }))
     }
 

@@ -167,8 +167,10 @@ impl RankLoop<'_> {
         // SAFETY: each target is a lent staging buffer of its box's byte size; it stays in `self.lent` untouched
         // until the completion for `token` (`finish_await_push`), and the engine is dropped before `self.lent`.
         if let Err(e) = unsafe { self.engine.expect_into(key, &targets, elem_size, token) } {
+            // A header that arrived before this expect may already disagree with it (see `transfer_failed`).
+            let e = self.transfer_failed(e);
             staged.into_iter().for_each(|(_, s)| self.gpu.give_staging(s));
-            return Err(fail(e.into()));
+            return Err(fail(e));
         }
         self.lent.receives.push((token, staged));
         Ok(Some(InFlight::Receive {
