@@ -222,6 +222,37 @@ pub(super) const STALL_GRACE: std::time::Duration = std::time::Duration::from_se
 
 /// A range mapper for divergence reports, with the parameters the task hash covers (a fixed box, a slice's
 /// dimension, a neighbourhood's extent), so that two ranks' sides show what differs.
+/// A kernel task's scalar words for divergence reports: each as its bits and as the push-constant member it fills,
+/// of the type the kernel declares (`0x00000005 (k: i32 5)`, `0x3e4ccccd (alpha: f32 0.2)`); as an `f32` where the
+/// kernel does not describe the word.
+fn describe_scalars(k: &KernelPayload) -> String {
+    use celer_exec::shaders::ScalarType;
+    // One entry per 4-byte word of the scalars that follow the boxes, in push order.
+    let words: Vec<(&str, Option<ScalarType>)> = k
+        .source
+        .entry_point(k.entry)
+        .map(|e| {
+            e.push_constants
+                .iter()
+                .filter(|m| m.ty != "CelerBox")
+                .flat_map(|m| std::iter::repeat_n((m.name, m.scalar), (m.size / 4) as usize))
+                .collect()
+        })
+        .unwrap_or_default();
+    let shown: Vec<String> = k
+        .scalars
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| match words.get(i) {
+            Some((name, Some(ScalarType::I32))) => format!("{w:#010x} ({name}: i32 {})", w as i32),
+            Some((name, Some(ScalarType::U32))) => format!("{w:#010x} ({name}: u32 {w})"),
+            Some((name, _)) => format!("{w:#010x} ({name}: f32 {})", f32::from_bits(w)),
+            None => format!("{w:#010x} (f32 {})", f32::from_bits(w)),
+        })
+        .collect();
+    shown.join(", ")
+}
+
 fn describe_mapper(m: &celer_graph::RangeMapper) -> String {
     use celer_graph::RangeMapper;
     match m {
@@ -325,9 +356,7 @@ impl RankLoop<'_> {
         if let Some(k) = s.payload.as_ref().and_then(|p| p.downcast_ref::<KernelPayload>()) {
             out.push_str(&format!("; kernel {}::{}", k.source.name(), k.entry));
             if !k.scalars.is_empty() {
-                let shown: Vec<String> =
-                    k.scalars.iter().map(|w| format!("{w:#010x} (f32 {})", f32::from_bits(*w))).collect();
-                out.push_str(&format!(", scalars [{}]", shown.join(", ")));
+                out.push_str(&format!(", scalars [{}]", describe_scalars(k)));
             }
         }
         for a in s.accesses.iter() {
@@ -681,6 +710,23 @@ fn stall_message(idle: std::time::Duration, lines: &[String]) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn divergence_reports_show_each_scalar_as_the_type_its_member_declares() {
+        // nbody.wgsl's scalars are `n: u32`, `dt: f32` and `eps2: f32`; a word past them has no member.
+        let k = KernelPayload {
+            source: &celer_exec::shaders::NBODY,
+            entry: "main",
+            scalars: smallvec::smallvec![5, 0.25f32.to_bits(), 0.5f32.to_bits(), 7],
+            reduction_kinds: Vec::new(),
+            custom_reductions: Vec::new(),
+            blocks: None,
+        };
+        assert_eq!(
+            describe_scalars(&k),
+            "0x00000005 (n: u32 5), 0x3e800000 (dt: f32 0.25), 0x3f000000 (eps2: f32 0.5), 0x00000007 (f32 0.00000000000000000000000000000000000000000001)"
+        );
+    }
 
     #[test]
     fn a_stall_awaiting_data_names_disagreeing_range_mappers_as_a_cause() {
