@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 mod common;
 
+/// The kernels of `kernels/` (several tests and examples share them).
+#[allow(dead_code)]
+mod own_kernels {
+    celer::include_kernels!();
+}
+
 use celer::{access, kernels, task, GridBox, Kernel, Queue, ReductionOp, Region};
 
 fn run(q: &Queue) -> Result<(), String> {
@@ -176,6 +182,36 @@ fn multi_box_writes(q: &Queue) -> Result<(), String> {
     let want: Vec<u32> = (0..36).map(|i| if plus(i / 6, i % 6) { 7 } else { 5 }).collect();
     if got != want {
         return Err(format!("a write of a region of two boxes changed cells outside it: got {got:?}, want {want:?}"));
+    }
+    // A kernel that stores only the even cells through `write` (and a host task that stores only the odd ones):
+    // the cells not stored keep their old contents, on any number of ranks and devices (the old contents move to
+    // the writer, as SYCL's and Celerity's `write` keeps them).
+    let evens = Kernel::wgsl(&own_kernels::EVENS_I32, "main").map_err(w)?;
+    let kept = q.buffer_from(&[7i32; 96], [96]).named("kept");
+    q.submit(task::parallel_for(&evens, [96]).write(&kept, access::one_to_one()).name("evens")).map_err(e)?;
+    q.submit(task::host_for([96]).write(&kept, access::one_to_one()).name("odds").run(|ctx| {
+        let lo = ctx.chunk().min()[0];
+        for (k, v) in ctx.data_mut::<i32>(0).iter_mut().enumerate() {
+            if (lo + k) % 96 == 95 {
+                *v = 1000;
+            }
+        }
+    }))
+    .map_err(e)?;
+    let got = q.fence(&kept).map_err(e)?.wait().map_err(w)?;
+    let want: Vec<i32> = (0..96)
+        .map(|i| {
+            if i == 95 {
+                1000
+            } else if i % 2 == 0 {
+                -2 * i
+            } else {
+                7
+            }
+        })
+        .collect();
+    if got != want {
+        return Err(format!("writes of some cells through `write` changed the others: got {got:?}, want {want:?}"));
     }
     // Host tasks with a side effect on one host object (one instance per rank) see it in submission order, also
     // with several devices per rank (each rank's chunk then runs on its first device; before, each device ran a

@@ -11,9 +11,10 @@ use crate::geometry::GridBox;
 /// What a host task's closure gets, once per chunk on the chunk's rank: the chunk of the task's `D`-dimensional
 /// index space and, per accessor (in declaration order), the cells its range mapper maps the chunk to.
 ///
-/// Each accessor's cells are the bounding box of what its range mapper maps the chunk to. Read accessors hold the
-/// buffer's current contents; write accessors start zeroed, and when the closure returns the cells of the mapped
-/// region are written back (of a region of several boxes, only those boxes: the cells between keep their data).
+/// Each accessor's cells are the bounding box of what its range mapper maps the chunk to. Read, write and
+/// read-write accessors hold the buffer's current contents; discard-write accessors start zeroed, and when the
+/// closure returns the cells of the mapped region are written back (of a region of several boxes, only those
+/// boxes: the cells between keep their data).
 ///
 /// ```
 /// # use celer::{access, task, Queue};

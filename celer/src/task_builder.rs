@@ -293,7 +293,8 @@ impl<const KD: usize> TaskBuilder<KD> {
         self.access(buffer, AccessMode::Read, m)
     }
 
-    /// Overwrites the mapped part of `buffer` (its old contents are not needed).
+    /// Writes the mapped part of `buffer`; cells the task does not store keep their old contents (which are moved
+    /// to where the task runs: use [`discard_write`](Self::discard_write) where every mapped cell is stored).
     #[inline(always)]
     pub fn write<T: Element, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, m: impl Mapper<KD, BD>) -> Self {
         self.access(buffer, AccessMode::Write, m)

@@ -15,24 +15,32 @@ use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, ReductionId, TaskId}
 
 /// How a task touches a buffer.
 ///
-/// Only two facts matter to the graphs: does the task *consume* the old contents (read), and does it *produce* new
-/// contents (write). `Write` and `DiscardWrite` are the same here: a writer promises to overwrite its whole mapped
-/// region, so the old contents are never needed.
+/// Two facts matter to the graphs: does the task *consume* the old contents (they must be present where it runs),
+/// and does it *produce* new contents. As in SYCL and Celerity, `Write` consumes: cells of its mapped region that the
+/// task does not store keep their old contents, so those must be there; `DiscardWrite` does not (cells it does not
+/// store are undefined afterwards). Only `Read` and `ReadWrite` [*read*](AccessMode::reads) the values, which is
+/// what races between items and reads of never-written cells are about.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum AccessMode {
     /// Reads the mapped region.
     Read,
-    /// Overwrites the mapped region.
+    /// Writes the mapped region; cells the task does not store keep their old contents.
     Write,
     /// Reads and then overwrites the mapped region.
     ReadWrite,
-    /// Overwrites the mapped region, ignoring its old contents (same as [`AccessMode::Write`]).
+    /// Overwrites the mapped region, ignoring its old contents: cells the task does not store are undefined.
     DiscardWrite,
 }
 
 impl AccessMode {
-    /// Whether the old contents are read.
+    /// Whether the old contents must be present where the task runs (read, or kept where not stored).
     pub fn consumes(self) -> bool {
+        matches!(self, AccessMode::Read | AccessMode::ReadWrite | AccessMode::Write)
+    }
+
+    /// Whether the task reads the values (for race and uninitialized-read checks; a `Write` keeps what it does not
+    /// store, but reads nothing).
+    pub fn reads(self) -> bool {
         matches!(self, AccessMode::Read | AccessMode::ReadWrite)
     }
 

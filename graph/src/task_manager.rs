@@ -513,7 +513,9 @@ impl TaskManager {
                 Some(w) => deps.add(*w, DependencyKind::True, DependencyOrigin::Dataflow),
                 None => missing.push(b),
             });
-            if !missing.is_empty() {
+            // A `write` keeps what it does not store, but reads nothing: never-written cells only matter to a
+            // task that reads the buffer.
+            if !missing.is_empty() && spec.accesses.iter().any(|a| a.buffer == r.buffer && a.mode.reads()) {
                 let inner = TaskErrorKind::UninitializedRead {
                     buffer: ResourceIdent::buffer(r.buffer, buf.name.as_deref()),
                     region: Region::from_boxes(missing),
@@ -545,7 +547,7 @@ impl TaskManager {
             }
             let mut of_buffer = accesses.iter().filter(|a| a.buffer == w.buffer);
             if of_buffer.clone().all(|a| matches!(a.mapper, RangeMapper::OneToOne))
-                || !of_buffer.any(|a| a.mode.consumes())
+                || !of_buffer.any(|a| a.mode.reads())
             {
                 continue;
             }
@@ -569,7 +571,7 @@ impl TaskManager {
                 };
                 for writer in same.iter().filter(|a| a.mode.produces()) {
                     let written: Vec<Region> = (0..pieces).map(|k| apply(writer, k)).collect();
-                    for reader in same.iter().filter(|a| a.mode.consumes()) {
+                    for reader in same.iter().filter(|a| a.mode.reads()) {
                         for k in 0..pieces {
                             let read = apply(reader, k);
                             for (j, wr) in written.iter().enumerate() {
