@@ -44,8 +44,9 @@ pub(super) struct HostView {
 
 /// What a host task's closure gets: its chunk, and per accessor (in declaration order) the cells it maps to.
 ///
-/// Read accessors hold the buffer's current contents; write accessors start zeroed, and the cells of their region
-/// (not the rest of its bounding box) are written back when the closure returns.
+/// Read, write and read-write accessors hold the buffer's current contents; discard-write accessors start zeroed;
+/// the cells of a writing accessor's region (not the rest of its bounding box) are written back when the closure
+/// returns.
 ///
 /// The default value is an empty context (no chunk, no accessors), a placeholder while a wrapper borrows the real one.
 #[derive(Debug, Default)]
