@@ -60,7 +60,8 @@ fn check_flat(rank: usize, what: &str, samples: &[(u64, u64)]) -> Result<(), Box
     Ok(())
 }
 
-/// Samples resident memory after `count` of `what` (the caller waited) into `samples`, and prints it on rank 0.
+/// Samples resident memory after `count` of `what` into `samples` (what is still queued counts too, unless the
+/// caller waited), and prints it on rank 0.
 fn sample(
     q: &Queue,
     samples: &mut Vec<(u64, u64)>,
@@ -244,14 +245,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if wait_every > 0 {
                 q.wait();
             }
-            samples.push((t, resident_bytes()?));
-            if q.rank() == 0 {
-                println!(
-                    "soak: {t:>9} tasks, resident {:.1} MiB, {:.1} s",
-                    mib(samples[samples.len() - 1].1),
-                    start.elapsed().as_secs_f64()
-                );
-            }
+            sample(&q, &mut samples, t, "tasks", start)?;
             next_sample *= 10;
         }
     }
