@@ -26,6 +26,10 @@
 //!   `Queue::new` returns `Err` on every rank (no `MPI_ABORT`), naming the device problem on the ranks where it
 //!   happened; the case prints the error and succeeds. `bad-device-last`: only the last rank's `CELER_DEVICE` is bad;
 //!   that rank names it, the others say which rank could not start.
+//! - `workgroup-memory` / `workgroup-size`: kernels of `kernels/limits.wgsl` beyond the device's compute limits
+//!   (256 KiB of `var<workgroup>` memory; 2048 invocations per workgroup); every rank stops when it loads the
+//!   kernel, naming the task, the kernel and the limit (the driver never sees the pipeline: lavapipe took minutes
+//!   to compile the first).
 //! - `device-lost`: `CELER_INJECT_FAULT=device-lost@5` (set by the case if unset) makes the GPU layer report a lost
 //!   device; every rank stops naming the device and the work that was in flight.
 //! - `host-panic`: the last rank's chunk of host task `explode` panics; every rank stops within seconds, naming
@@ -180,6 +184,19 @@ fn spin() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     q.wait();
     Err("the endless kernel finished".into())
+}
+
+/// A kernel beyond the device's compute limits (`kernels/limits.wgsl`): `big_shared` uses 256 KiB of workgroup
+/// memory, `too_wide` has 2048 invocations per workgroup; the run must stop naming the kernel and the limit when
+/// the kernel is loaded, before the driver sees its pipeline.
+fn workgroup_limits(entry: &'static str) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let out = q.buffer::<u32, 1>([4096]).named("out");
+    let k = Kernel::wgsl(&own_kernels::LIMITS, entry).map_err(|e| e.to_string())?;
+    q.submit(task::parallel_for(&k, [4096]).discard_write(&out, access::one_to_one()).name("beyond"))
+        .map_err(|e| e.to_string())?;
+    q.wait();
+    Err(format!("kernel limits::{entry} ran"))
 }
 
 /// Submits one step of the 1D heat stencil (task "step") from `a` into `b`, both of 256 cells.
@@ -1223,6 +1240,22 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    for (case, limit) in
+        [("workgroup-memory", "maxComputeSharedMemorySize"), ("workgroup-size", "maxComputeWorkGroupSize")]
+    {
+        let (status, stderr, took) = run_case(case, &[]);
+        check(
+            case,
+            !status.success()
+                && took < Duration::from_secs(10)
+                && stderr.contains("(T1): Kernel limits::")
+                && stderr.contains(limit)
+                && stderr.contains("so it cannot run on this device"),
+            "an abort within 10 s naming the task, the kernel and the device limit it exceeds",
+            &stderr,
+        );
+    }
+
     let (status, stderr, took) = run_case("device-lost", &[]);
     check(
         "device-lost",
@@ -1509,6 +1542,8 @@ fn main() -> ExitCode {
                 std::env::remove_var("VK_ICD_FILENAMES");
                 start_fails("no Vulkan device with a compute queue was found")
             }
+            Some("workgroup-memory") => workgroup_limits("big_shared"),
+            Some("workgroup-size") => workgroup_limits("too_wide"),
             Some("device-lost") => {
                 default_env("CELER_INJECT_FAULT", "device-lost@5");
                 stencil()

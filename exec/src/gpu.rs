@@ -194,6 +194,12 @@ pub struct GpuLimits {
     pub max_workgroup_count: [u32; 3],
     /// `maxStorageBufferRange`: the largest allocation an accessor can bind, in bytes.
     pub max_storage_buffer_range: u32,
+    /// `maxComputeWorkGroupSize`: invocations of one workgroup along x, y, z.
+    pub max_workgroup_size: [u32; 3],
+    /// `maxComputeWorkGroupInvocations`: invocations of one workgroup in all.
+    pub max_workgroup_invocations: u32,
+    /// `maxComputeSharedMemorySize`: bytes of `var<workgroup>` memory one workgroup may use.
+    pub max_workgroup_memory_bytes: u32,
 }
 
 /// How [`Gpu::poll`] learns that batches completed.
@@ -371,6 +377,9 @@ impl Gpu {
             max_push_constant_bytes: props.max_push_constants_size,
             max_workgroup_count: props.max_compute_work_group_count,
             max_storage_buffer_range: props.max_storage_buffer_range,
+            max_workgroup_size: props.max_compute_work_group_size,
+            max_workgroup_invocations: props.max_compute_work_group_invocations,
+            max_workgroup_memory_bytes: props.max_compute_shared_memory_size,
         };
         let (device, mut queues) = VkDevice::new(
             physical,
@@ -479,7 +488,8 @@ impl Gpu {
     /// # Errors
     ///
     /// [`GpuError::NoEntryPoint`]; [`GpuError::PushConstantsTooLarge`] if its push-constant
-    /// block alone exceeds the device limit; [`GpuError::Vulkan`] (naming the kernel) if the
+    /// block alone exceeds the device limit; [`GpuError::WorkgroupTooLarge`] if its workgroup
+    /// size or `var<workgroup>` memory exceeds the device's limits; [`GpuError::Vulkan`] (naming the kernel) if the
     /// device rejects the module or its bindings do not follow the
     /// [binding convention](self#binding-convention).
     pub fn load_kernel(&mut self, source: &KernelSource, entry_point: &str) -> Result<KernelId, GpuError> {
@@ -508,8 +518,7 @@ impl Gpu {
         }
         // The checked variant binds its bounds record after the accessors.
         let layout = self.layout_for(source.group0_bindings() as usize + usize::from(checked))?;
-        let limit = self.limits.max_push_constant_bytes;
-        let entry = kernel::create_kernel(&self.device, source, entry_point, &layout, limit, checked)?;
+        let entry = kernel::create_kernel(&self.device, source, entry_point, &layout, &self.limits, checked)?;
         self.kernels.push(entry);
         Ok(id(self.kernels.len() - 1))
     }

@@ -162,6 +162,10 @@ pub struct EntryPointDesc {
     /// calls), each with the binding its result is stored to where the IR shows it: `celer`'s `submit` refuses a
     /// task whose reduction on that binding has another operation or type.
     pub block_reductions: &'static [BlockReductionDesc],
+    /// Bytes of the `var<workgroup>` variables it uses, directly or through the functions it calls (the prelude's
+    /// block reductions included): the GPU layer refuses to load a kernel needing more than the device's
+    /// `maxComputeSharedMemorySize`.
+    pub workgroup_memory_bytes: u32,
 }
 
 /// One call of a prelude block reduction `celer_reduce_<op>_<type>` by an entry point ([`EntryPointDesc`]).

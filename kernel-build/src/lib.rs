@@ -312,6 +312,9 @@ pub struct EntryPoint {
     /// The prelude's block reductions it calls (`celer_reduce_<op>_<type>`), directly or through the functions it
     /// calls ([`block_reductions`]): one per (call, binding its result is stored to), in a stable order.
     pub block_reductions: Vec<BlockReduction>,
+    /// Bytes of the `var<workgroup>` variables it uses, directly or through the functions it calls (the prelude's
+    /// block reductions included): what the device's `maxComputeSharedMemorySize` must hold.
+    pub workgroup_memory_bytes: u32,
 }
 
 /// One call of a prelude block reduction `celer_reduce_<op>_<type>` an entry point makes, and the binding its
@@ -579,6 +582,11 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             .collect();
         writes.sort_unstable();
         let block_reductions = block_reductions(module, i);
+        let workgroup_memory_bytes = module
+            .global_variables
+            .iter()
+            .filter(|(h, var)| var.space == AddressSpace::WorkGroup && !fi[*h].is_empty())
+            .fold(0u32, |sum, (_, var)| sum.saturating_add(module.types[var.ty].inner.size(ctx)));
         entry_points.push(EntryPoint {
             name: ep.name.clone(),
             workgroup_size: ep.workgroup_size,
@@ -589,6 +597,7 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             push_constant_bytes,
             writes,
             block_reductions,
+            workgroup_memory_bytes,
         });
     }
     Ok(Reflection { bindings, entry_points })
@@ -639,8 +648,14 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             out,
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
-             writes: &{:?}, block_reductions: &[{reductions}] }}, ",
-            ep.name, ep.dims, ep.block_reduction, ep.workgroup_dependent, ep.push_constant_bytes, ep.writes
+             writes: &{:?}, block_reductions: &[{reductions}], workgroup_memory_bytes: {} }}, ",
+            ep.name,
+            ep.dims,
+            ep.block_reduction,
+            ep.workgroup_dependent,
+            ep.push_constant_bytes,
+            ep.writes,
+            ep.workgroup_memory_bytes
         );
     }
     out

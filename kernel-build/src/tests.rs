@@ -190,6 +190,11 @@ fn reflection_marks_entry_points_whose_results_depend_on_the_workgroups() {
             ("reduction", true),
         ]
     );
+    // Workgroup memory counts the variables an entry point uses, through the functions it calls: `memory` uses
+    // `shared_cells` (64 u32) through `keep`, nobody `unused_cells`; the prelude's block reduction has its own.
+    let bytes = |name: &str| r.entry_points.iter().find(|e| e.name == name).expect(name).workgroup_memory_bytes;
+    assert_eq!((bytes("plain"), bytes("memory"), bytes("barrier")), (0, 256, 0));
+    assert!(bytes("reduction") > 0, "the block reduction's scratch memory counts");
 }
 
 #[test]

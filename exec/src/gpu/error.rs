@@ -141,6 +141,15 @@ pub enum GpuError {
         /// How the size comes about.
         detail: String,
     },
+    /// The kernel's workgroup exceeds a compute limit of the device (`maxComputeWorkGroupSize`,
+    /// `maxComputeWorkGroupInvocations`, `maxComputeSharedMemorySize`); found when the kernel is loaded.
+    #[error("Kernel {kernel} {problem}, so it cannot run on this device (vulkaninfo lists the device's limits)")]
+    WorkgroupTooLarge {
+        /// `file::entry_point`.
+        kernel: String,
+        /// Which limit it exceeds, and by how much.
+        problem: String,
+    },
     /// The kernel declares more push-constant bytes than the dispatch provides.
     #[error(
         "Kernel {kernel} declares {declared} bytes of push constants, but the dispatch provides {provided} \

@@ -124,9 +124,10 @@ pub(super) fn create_kernel(
     source: &KernelSource,
     entry_point: &str,
     layout: &LayoutPair,
-    max_push_bytes: u32,
+    limits: &super::GpuLimits,
     checked: bool,
 ) -> Result<KernelEntry, GpuError> {
+    let max_push_bytes = limits.max_push_constant_bytes;
     let name = format!("{}::{entry_point}", source.name());
     let no_entry_point = || GpuError::NoEntryPoint {
         kernel: source.name(),
@@ -134,6 +135,12 @@ pub(super) fn create_kernel(
         available: source.entry_points().iter().map(|ep| ep.name).collect::<Vec<_>>().join(", "),
     };
     let desc = source.entry_point(entry_point).ok_or_else(no_entry_point)?;
+    // Checked here, before the driver sees the pipeline: beyond the device's limits a pipeline is invalid usage
+    // (vulkano checks the workgroup size, not the workgroup memory, which drivers may take minutes to refuse or
+    // compile wrongly).
+    if let Some(problem) = workgroup_beyond_limits(desc, limits) {
+        return Err(GpuError::WorkgroupTooLarge { kernel: name, problem });
+    }
     let words = if checked { source.checked_spirv_words() } else { source.spirv_words() };
     // SAFETY: `words` is SPIR-V that naga produced from a WGSL module it had validated
     // (celer-kernel-build; KernelSource cannot be built elsewhere), which is the validity
@@ -174,6 +181,32 @@ pub(super) fn create_kernel(
         pipeline,
         layout: layout.pipeline.clone(),
     })
+}
+
+/// How the workgroup of `desc` exceeds the device's `limits` (its size along a dimension, its invocations, its
+/// `var<workgroup>` memory), or `None` when it fits.
+fn workgroup_beyond_limits(desc: &crate::shaders::EntryPointDesc, limits: &super::GpuLimits) -> Option<String> {
+    let [x, y, z] = desc.workgroup_size;
+    let size = format!("@workgroup_size({x}, {y}, {z})");
+    let invocations = u64::from(x) * u64::from(y) * u64::from(z);
+    if (0..3).any(|d| desc.workgroup_size[d] > limits.max_workgroup_size[d]) {
+        let [mx, my, mz] = limits.max_workgroup_size;
+        Some(format!("declares {size}, beyond the device's maxComputeWorkGroupSize of ({mx}, {my}, {mz})"))
+    } else if invocations > u64::from(limits.max_workgroup_invocations) {
+        Some(format!(
+            "declares {size}, {invocations} invocations per workgroup, more than the device's \
+             maxComputeWorkGroupInvocations of {}",
+            limits.max_workgroup_invocations
+        ))
+    } else if desc.workgroup_memory_bytes > limits.max_workgroup_memory_bytes {
+        Some(format!(
+            "uses {} bytes of var<workgroup> memory (its own variables and those of the prelude functions it calls), \
+             more than the device's maxComputeSharedMemorySize of {} bytes",
+            desc.workgroup_memory_bytes, limits.max_workgroup_memory_bytes
+        ))
+    } else {
+        None
+    }
 }
 
 /// What range a dispatch covers and how its invocations map to buffer dimensions.
@@ -558,6 +591,40 @@ pub fn read_bounds_record(words: &[u32]) -> BoundsReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workgroups_beyond_the_device_limits_are_named_by_the_limit_they_exceed() {
+        let limits = super::super::GpuLimits {
+            max_push_constant_bytes: 128,
+            max_workgroup_count: [65535; 3],
+            max_storage_buffer_range: u32::MAX,
+            max_workgroup_size: [1024, 1024, 64],
+            max_workgroup_invocations: 1024,
+            max_workgroup_memory_bytes: 32768,
+        };
+        let desc = |workgroup_size, workgroup_memory_bytes| crate::shaders::EntryPointDesc {
+            name: "main",
+            workgroup_size,
+            dims: Some(1),
+            block_reduction: false,
+            workgroup_dependent: true,
+            push_constants: &[],
+            push_constant_bytes: 0,
+            writes: &[],
+            block_reductions: &[],
+            workgroup_memory_bytes,
+        };
+        assert_eq!(workgroup_beyond_limits(&desc([1024, 1, 1], 32768), &limits), None, "at the limits");
+        let wide = workgroup_beyond_limits(&desc([2048, 1, 1], 0), &limits).unwrap();
+        assert!(wide.contains("@workgroup_size(2048, 1, 1), beyond the device's maxComputeWorkGroupSize"), "{wide}");
+        let deep = workgroup_beyond_limits(&desc([1, 1, 128], 0), &limits).unwrap();
+        assert!(deep.contains("maxComputeWorkGroupSize of (1024, 1024, 64)"), "{deep}");
+        let many = workgroup_beyond_limits(&desc([64, 32, 1], 0), &limits).unwrap();
+        assert!(many.contains("2048 invocations per workgroup, more than the device's maxComputeWorkGroupInvocations"));
+        let memory = workgroup_beyond_limits(&desc([64, 1, 1], 32772), &limits).unwrap();
+        assert!(memory.contains("uses 32772 bytes of var<workgroup> memory"), "{memory}");
+        assert!(memory.contains("maxComputeSharedMemorySize of 32768 bytes"), "{memory}");
+    }
 
     #[test]
     fn launches_map_the_fastest_dimension_to_x() {
