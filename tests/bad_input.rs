@@ -121,6 +121,12 @@ fn rows() -> Vec<Row> {
         "a buffer of another queue (a second dry run)",
         err(q.submit(task::host_for([8]).read(&theirs, access::one_to_one()).name("borrowed").run(|_| {}))),
     ));
+    // Group ids are per queue: the other queue's first group has the id of this queue's first.
+    let (their_group, _our_group) = (other.collective_group(), q.collective_group());
+    rows.push((
+        "a collective group of another queue",
+        err(q.submit(task::host_collective_in(&their_group).name("strays").run(|_| {}))),
+    ));
 
     let log = q.host_object(Vec::<u32>::new());
     rows.push((
@@ -190,6 +196,7 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a fixed mapper whose box", &["\"far\"", "B0 \"values\"", "[18446744073709551615]", "overflows"]),
         ("a fenced box that ends", &["fenced box", "B0 \"values\"", "[18446744073709551614]", "[4]"]),
         ("a buffer of another queue", &["\"borrowed\"", "buffer B0", "another Queue"]),
+        ("a collective group of another", &["\"strays\"", "collective group CG1", "another Queue"]),
         ("one host object declared twice", &["\"twice\"", "host object H0", "side effects 0 and 1"]),
         ("a host closure on a kernel task", &["\"closure_kernel\"", "runs its kernel, not a host closure"]),
         ("a scalar or a binding name", &["\"host_bind\"", "binding names (.bind) are for kernel tasks"]),

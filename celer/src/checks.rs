@@ -6,7 +6,8 @@
 
 use celer_scheduler::exec::shaders::KernelSource;
 use celer_scheduler::graph::{
-    BufferId, GridBox, HostObjectId, RangeMapper, ReductionOp, ResourceIdent, TaskErrorKind, TaskKind, TaskSpec,
+    BufferId, CollectiveGroupId, GridBox, HostObjectId, RangeMapper, ReductionOp, ResourceIdent, TaskErrorKind,
+    TaskKind, TaskSpec,
 };
 use celer_scheduler::runtime::KERNEL_CELLS;
 use celer_scheduler::split::ChunkGrid;
@@ -18,7 +19,7 @@ pub(crate) struct Noted {
     kernel_name: Option<std::sync::Arc<str>>,
     /// The first box given as offset and range whose end overflows `usize`.
     overflow: Option<Overflow>,
-    /// The queue (its address) of the first buffer or host object the task uses, with that resource, and the first
+    /// The queue (its address) of the first buffer, host object or collective group the task uses, with that resource, and the first
     /// resource of another queue than that one.
     queue: Option<(usize, Resource)>,
     foreign: Option<Resource>,
@@ -31,11 +32,12 @@ pub(crate) struct Noted {
     huge: Vec<(BufferId, GridBox, usize)>,
 }
 
-/// A buffer or host object a task uses, for the error naming one of another queue.
+/// A buffer, host object or collective group a task uses, for the error naming one of another queue.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Resource {
     Buffer(BufferId),
     HostObject(HostObjectId),
+    CollectiveGroup(CollectiveGroupId),
 }
 
 impl std::fmt::Display for Resource {
@@ -43,6 +45,7 @@ impl std::fmt::Display for Resource {
         match self {
             Resource::Buffer(b) => write!(f, "buffer {b}"),
             Resource::HostObject(h) => write!(f, "host object {h}"),
+            Resource::CollectiveGroup(g) => write!(f, "collective group {g}"),
         }
     }
 }

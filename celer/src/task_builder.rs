@@ -155,7 +155,10 @@ pub mod task {
 
     /// A collective host task in `group` (submitted while the group lives: a task of a dropped group is refused).
     pub fn host_collective_in(group: &CollectiveGroup<'_>) -> TaskBuilder<1> {
-        in_group(group.id)
+        let mut builder = in_group(group.id);
+        // Group ids are per queue: another queue's group would name one of this queue's.
+        builder.p.noted.queue_of(group.queue.addr(), crate::checks::Resource::CollectiveGroup(group.id));
+        builder
     }
 
     fn in_group(group: CollectiveGroupId) -> TaskBuilder<1> {

@@ -500,13 +500,14 @@ pub enum TaskErrorKind {
         /// The most cells a kernel indexes (2^32).
         max: u64,
     },
-    /// A buffer or host object of another queue (a second dry-run queue, say), whose id means another resource here.
+    /// A buffer, host object or collective group of another queue (a second dry-run queue, say), whose id means
+    /// another resource here.
     #[error(
-        "{resource} belongs to another Queue than the one the task is submitted to; a task can only use the buffers \
-         and host objects of its own queue"
+        "{resource} belongs to another Queue than the one the task is submitted to; a task can only use the buffers, \
+         host objects and collective groups of its own queue"
     )]
     ForeignResource {
-        /// The resource, as its own queue knows it (`buffer B0 "a"`, `host object H1`).
+        /// The resource, as its own queue knows it (`buffer B0 "a"`, `host object H1`, `collective group CG1`).
         resource: String,
     },
     /// A box given as offset and range (a fence's subrange, a `fixed` mapper) whose end overflows `usize`.
