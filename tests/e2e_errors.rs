@@ -105,6 +105,9 @@
 //!   Then 50 collective groups are created, used by a task each and dropped. Last, 2000 buffers of 4 KiB with
 //!   creation data and 2000 host objects are created and dropped without a task (no horizon comes): the runtime
 //!   must hold at most 2 buffers afterwards.
+//! - `unwritable-output`: a program that installs no logger, run with `CELER_DUMP_GRAPHS` and `CELER_TRACE` where
+//!   nothing can be written (below a regular file): the run succeeds, and stderr names both variables at start-up
+//!   and at shutdown.
 //! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 //! - `bad-element`: a host task writes an `f32` buffer as `i32`; the panic points at its line, naming both types.
@@ -427,6 +430,19 @@ fn settings_differ() -> Result<(), String> {
     let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     if got != [1u32; 8] {
         return Err(format!("fence returned {got:?}"));
+    }
+    Ok(())
+}
+
+/// A program that installs no logger (the case skips `celer::logging::init`), run with `CELER_DUMP_GRAPHS` and
+/// `CELER_TRACE` below a regular file (this executable, unless they are set), where no directory can be made: the run itself succeeds, and both variables
+/// are named on stderr at start-up (and again at shutdown, when writing fails).
+fn unwritable_output() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1u32; 8], [8]).named("a");
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != [1; 8] {
+        return Err(format!("the fence returned {got:?}"));
     }
     Ok(())
 }
@@ -1455,6 +1471,27 @@ fn check_cases() -> Vec<String> {
     let (status, stderr, _) = run_case("bounded", &[]);
     check("bounded", status.success(), "dropped buffers freed and submit held back", &stderr);
 
+    // Below this test's executable (a regular file), no directory can be created, not even by root.
+    let below_file = std::env::current_exe().expect("own path").join("out");
+    let (dumps, trace) = (below_file.join("graphs"), below_file.join("trace.json"));
+    let (status, stderr, _) = run_case(
+        "unwritable-output",
+        &[("CELER_DUMP_GRAPHS", dumps.to_str().expect("UTF-8 path")), ("CELER_TRACE", trace.to_str().expect("UTF-8"))],
+    );
+    check(
+        "unwritable-output",
+        status.success()
+            && stderr.contains("CELER_DUMP_GRAPHS: cannot create the directory")
+            && stderr.contains("the graphs will not be written")
+            && stderr.contains("CELER_TRACE: cannot write")
+            && stderr.contains("the timeline will not be written")
+            && stderr.matches("CELER_DUMP_GRAPHS").count() >= 2
+            && stderr.matches("CELER_TRACE").count() >= 2,
+        "a program without a logger to be told at start-up and at shutdown that the graphs and the timeline it asked \
+         for cannot be written",
+        &stderr,
+    );
+
     let (status, stderr, _) = run_case("second-queue", &[]);
     check(
         "second-queue",
@@ -1495,9 +1532,12 @@ fn check_cases() -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
-    celer::logging::init();
     let args: Vec<String> = std::env::args().collect();
+    // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked; one case checks
+    // what a program without a logger is told).
+    if args.get(2).map(String::as_str) != Some("unwritable-output") {
+        celer::logging::init();
+    }
     if args.get(1).map(String::as_str) == Some("--case") {
         let result = match args.get(2).map(String::as_str) {
             Some("push-constants") => push_constant_overflow(),
@@ -1573,6 +1613,12 @@ fn main() -> ExitCode {
             Some("bad-element") => bad_element(),
             Some("nested-object") => nested_object(),
             Some("second-queue") => second_queue(),
+            Some("unwritable-output") => {
+                let below_file = std::env::current_exe().expect("own path").join("out");
+                default_env("CELER_DUMP_GRAPHS", &below_file.join("graphs").to_string_lossy());
+                default_env("CELER_TRACE", &below_file.join("trace.json").to_string_lossy());
+                unwritable_output()
+            }
             Some("bounded") => {
                 default_env("CELER_SUBMIT_AHEAD", "2");
                 bounded()

@@ -629,6 +629,7 @@ pub(super) fn run(
         let l = RankLoop::for_device(&comms, k, gpu, config.clone(), &runtime).unwrap_or_else(|e| abort(e.to_string()));
         loops.push(l);
     }
+    check_output_paths(&runtime, rank);
     // Pinned only now: the threads the GPU driver and the host worker started above keep the whole set.
     if let Some(core) = runtime_core {
         match super::pin::pin_current_thread(&[core]) {
@@ -759,7 +760,8 @@ pub(super) fn run(
                     log::info!("wrote {}", f.display());
                 }
             }
-            Err(e) => log::warn!("CELER_DUMP_GRAPHS: {e}"),
+            // Output the program asked for: said whatever the logger.
+            Err(e) => crate::logging::always(log::Level::Warn, &format!("CELER_DUMP_GRAPHS: {e}")),
         }
         traces.extend(rank_loop.trace.take());
         let mut stats = rank_loop.stats_at(last);
@@ -777,12 +779,36 @@ pub(super) fn run(
         match crate::trace::gather_all_and_write(&comm, &traces, path) {
             Ok(()) if rank == 0 => log::info!("wrote the timeline of every rank to {}", path.display()),
             Ok(()) => {}
-            Err(e) => log::warn!("{e}"),
+            Err(e) => crate::logging::always(log::Level::Warn, &e.to_string()),
         }
     }
     drop(vote);
     drop(dups);
     drop(comm);
+}
+
+/// The files the program asked for by `CELER_DUMP_GRAPHS` (every rank's) and `CELER_TRACE` (rank 0's) are written at
+/// shutdown; a path they cannot be written to is said at start-up, whatever the logger, so that a long run does not
+/// end without them unnoticed. Creates the directories (and an empty trace file) the shutdown would create.
+fn check_output_paths(runtime: &RuntimeConfig, rank: i32) {
+    let warn = |msg: String| crate::logging::always(log::Level::Warn, &msg);
+    if let Some(dir) = &runtime.dump_graphs {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            warn(format!(
+                "CELER_DUMP_GRAPHS: cannot create the directory {} ({e}): the graphs will not be written",
+                dir.display()
+            ));
+        }
+    }
+    if let Some(path) = runtime.trace.as_ref().filter(|_| rank == 0) {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let opened = dir
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::OpenOptions::new().append(true).create(true).open(path).map(drop));
+        if let Err(e) = opened {
+            warn(format!("CELER_TRACE: cannot write {} ({e}): the timeline will not be written", path.display()));
+        }
+    }
 }
 
 #[cfg(test)]
