@@ -108,6 +108,9 @@
 //! - `unwritable-output`: a program that installs no logger, run with `CELER_DUMP_GRAPHS` and `CELER_TRACE` where
 //!   nothing can be written (below a regular file): the run succeeds, and stderr names both variables at start-up
 //!   and at shutdown.
+//! - `temporaries`: 120 buffers of 4 MiB, each written by a kernel, read back in part and dropped (a `wait` after
+//!   every 10): the process's resident memory (lavapipe's device memory is host memory) must stay within 64 MiB of
+//!   what it was after the first 20.
 //! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 //! - `bad-element`: a host task writes an `f32` buffer as `i32`; the panic points at its line, naming both types.
@@ -443,6 +446,50 @@ fn unwritable_output() -> Result<(), String> {
     let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     if got != [1; 8] {
         return Err(format!("the fence returned {got:?}"));
+    }
+    Ok(())
+}
+
+/// This process's resident memory in KiB (`VmRSS`).
+fn resident_kib() -> Result<u64, String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or("no VmRSS in /proc/self/status")?;
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).ok_or_else(|| format!("cannot read {line:?}"))
+}
+
+/// Temporary buffers that kernels write: 120 buffers of 4 MiB, each written by a kernel, checked through a fence of
+/// a few cells and dropped, with a `wait` after every 10. On lavapipe device memory is the process's memory, so the
+/// resident memory after the last must stay within 64 MiB of that after the first 20 (a dropped buffer's memory
+/// stayed with the GPU layer's cached descriptor sets until 4096 of them had piled up: 400 MiB more here).
+fn temporaries() -> Result<(), String> {
+    const CELLS: usize = 1 << 20;
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let squares = Kernel::wgsl(&own_kernels::SQUARES_I32, "main").map_err(|e| e.to_string())?;
+    let mut after_warmup = 0;
+    for round in 0..120 {
+        let t = q.buffer::<i32, 1>([CELLS]).named("temporary");
+        q.submit(task::parallel_for(&squares, [CELLS]).discard_write(&t, access::one_to_one()).name("squares"))
+            .map_err(|e| e.to_string())?;
+        let cells = q.fence_subrange(&t, [CELLS - 2], [2]).map_err(|e| e.to_string())?;
+        let got = cells.wait().map_err(|e| e.to_string())?;
+        let want: Vec<i32> = (CELLS - 2..CELLS).map(|i| (i as u32).wrapping_mul(i as u32) as i32).collect();
+        if got != want {
+            return Err(format!("round {round}: the kernel wrote {got:?}, expected {want:?}"));
+        }
+        drop(t);
+        if round % 10 == 9 {
+            q.wait();
+        }
+        if round == 19 {
+            after_warmup = resident_kib()?;
+        }
+    }
+    let grown = resident_kib()?.saturating_sub(after_warmup);
+    if grown > 64 * 1024 {
+        return Err(format!(
+            "resident memory grew by {} MiB over 100 temporary buffers of 4 MiB, each dropped",
+            grown / 1024
+        ));
     }
     Ok(())
 }
@@ -1492,6 +1539,9 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    let (status, stderr, _) = run_case("temporaries", &[]);
+    check("temporaries", status.success(), "the memory of dropped buffers that kernels wrote to be freed", &stderr);
+
     let (status, stderr, _) = run_case("second-queue", &[]);
     check(
         "second-queue",
@@ -1613,6 +1663,7 @@ fn main() -> ExitCode {
             Some("bad-element") => bad_element(),
             Some("nested-object") => nested_object(),
             Some("second-queue") => second_queue(),
+            Some("temporaries") => temporaries(),
             Some("unwritable-output") => {
                 let below_file = std::env::current_exe().expect("own path").join("out");
                 default_env("CELER_DUMP_GRAPHS", &below_file.join("graphs").to_string_lossy());

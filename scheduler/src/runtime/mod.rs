@@ -781,6 +781,7 @@ impl<'c> RankLoop<'c> {
             (&mut self.buffers, &mut self.stats, &mut self.block_roots, &mut self.known_results, &mut self.reductions);
         let mut hashes = self.divergence.as_mut().map(|d| &mut d.stream);
         let pending = &self.pending;
+        let mut freed = Vec::new();
         self.dropped.retain(|&(id, before)| {
             // GPU work of this step not yet submitted may still use it (the upload of a reduction's result, which
             // completes its command at once): it goes at a later horizon or epoch.
@@ -794,10 +795,16 @@ impl<'c> RankLoop<'c> {
                 }
                 if let Some(device) = buffers.remove(&id).and_then(|s| s.device) {
                     stats.device_bytes -= device.bytes() as u64;
+                    freed.push(device);
                 }
             }
             !release
         });
+        // Through the GPU layer, which lets go of the cached descriptor sets (and replayed command buffers) that
+        // bind the allocation: dropped alone, its memory stayed with them until the set cache filled (4096 sets).
+        for device in freed {
+            self.gpu.free(device);
+        }
     }
 
     /// How far this node got: every task below the returned id has completed (every task recorded so far when
