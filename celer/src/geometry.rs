@@ -68,8 +68,13 @@ impl<const D: usize> GridBox<D> {
     }
 
     /// The number of cells.
+    ///
+    /// # Panics
+    /// If the count overflows `usize` (`[2^40, 2^40]`, which no buffer or index space reaches); the panic points at
+    /// the caller.
+    #[track_caller]
     pub fn area(&self) -> usize {
-        self.0.area()
+        checked_area(&self.0).unwrap_or_else(|| panic!("the box {self} holds more cells than a usize counts"))
     }
 
     /// Whether `point` lies in the box.
@@ -107,6 +112,12 @@ impl<const D: usize> GridBox<D> {
         debug_assert!(b.is_empty() || b.effective_dims() <= D, "{b} has more than {D} dimensions");
         Self(b)
     }
+}
+
+/// The cells of `b`, or `None` where their count overflows `usize` (the layers' `area` multiplies unchecked: every
+/// box they hold lies in a buffer or an index space, whose cells fit).
+fn checked_area(b: &layer::GridBox) -> Option<usize> {
+    b.range().iter().try_fold(1usize, |n, &r| n.checked_mul(r))
 }
 
 impl GridBox<1> {
@@ -159,8 +170,16 @@ impl<const D: usize> Region<D> {
     }
 
     /// The number of cells.
+    ///
+    /// # Panics
+    /// If the count overflows `usize`; the panic points at the caller.
+    #[track_caller]
     pub fn area(&self) -> usize {
-        self.0.area()
+        self.0
+            .boxes()
+            .iter()
+            .try_fold(0usize, |sum, b| sum.checked_add(checked_area(b)?))
+            .unwrap_or_else(|| panic!("the region {self:?} holds more cells than a usize counts"))
     }
 
     /// The smallest box holding the region (empty for the empty region).
@@ -229,6 +248,27 @@ impl<const D: usize> fmt::Debug for Region<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn areas_count_cells_up_to_usize() {
+        assert_eq!(GridBox::new([0, 0], [1 << 20, 1 << 20]).area(), 1 << 40);
+        assert_eq!(GridBox::<3>::empty().area(), 0);
+        let two = Region::from_boxes([GridBox::d1(0, usize::MAX / 2), GridBox::d1(usize::MAX / 2, usize::MAX - 1)]);
+        assert_eq!(two.area(), usize::MAX - 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "the box [0,0] - [1099511627776,1099511627776] holds more cells than a usize counts")]
+    fn a_box_area_beyond_usize_panics_instead_of_wrapping() {
+        let _ = GridBox::new([0, 0], [1 << 40, 1 << 40]).area();
+    }
+
+    #[test]
+    #[should_panic(expected = "holds more cells than a usize counts")]
+    fn a_region_area_beyond_usize_panics_instead_of_wrapping() {
+        let big = GridBox::new([0, 0], [1 << 32, 1 << 31]);
+        let _ = Region::from_boxes([big, GridBox::new([1 << 32, 0], [1 << 33, 1 << 31])]).area();
+    }
 
     #[test]
     fn typed_boxes_keep_their_dimensions_and_print_only_those() {
