@@ -308,6 +308,7 @@ impl Queue {
             submitted: 0,
             waits: 0,
             warned_waits: false,
+            warned_scattered: false,
             submit_ahead: config.runtime.submit_ahead,
             horizons: std::collections::VecDeque::new(),
             cache: SubmitCache::default(),
@@ -550,6 +551,7 @@ impl Queue {
         // The program's range mappers run here first: a panic in one names the task (the queue's drop, on the
         // way out, ends every rank).
         let name = spec.name.clone();
+        let custom = spec.accesses.iter().any(|a| matches!(a.mapper, RangeMapper::Custom { .. }));
         let id = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rec.sim.submit(spec))) {
             Ok(id) => id?,
             Err(payload) => {
@@ -562,6 +564,12 @@ impl Queue {
             }
         };
         rec.after_submit();
+        if custom && !rec.warned_scattered {
+            if let Some(w) = rec.scattered_warning(id) {
+                log::warn!("{w}");
+                rec.warned_scattered = true;
+            }
+        }
         if let Some(rt) = &self.runtime {
             rt.send(Message::Submit(rec.built(id)));
             rec.hold_back(rt);

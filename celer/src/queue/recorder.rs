@@ -1,5 +1,6 @@
 //! The application thread's record of its queue: the rank's task graph (and a dry run's command graphs), the ids
-//! handed out, the back-pressure of `CELER_SUBMIT_AHEAD` and the frequent-wait warning.
+//! handed out, the back-pressure of `CELER_SUBMIT_AHEAD`, and the warnings about frequent waits and scattered
+//! regions.
 
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ pub(super) struct Recorder {
     pub(super) submitted: u64,
     pub(super) waits: u64,
     pub(super) warned_waits: bool,
+    /// Whether a task's region of more than [`SCATTERED_BOXES`] boxes was warned about.
+    pub(super) warned_scattered: bool,
     /// `CELER_SUBMIT_AHEAD`, and the horizons recorded that the runtime may not have reached yet, oldest first.
     pub(super) submit_ahead: Option<usize>,
     pub(super) horizons: std::collections::VecDeque<TaskId>,
@@ -45,7 +48,32 @@ fn frequent_wait_warning(waits: u64, tasks: u64) -> Option<String> {
     })
 }
 
+/// A task whose region of one buffer has more boxes than this is warned about: the graphs' region bookkeeping costs
+/// time growing with the square of a region's box count (a custom mapper of every other cell of 8000 items took
+/// 25 s on 2 ranks in a debug build, of 2000 items 2 s).
+const SCATTERED_BOXES: usize = 1024;
+
 impl Recorder {
+    /// The warning for task `id` (just built) if one of its buffers' regions has more than [`SCATTERED_BOXES`] boxes.
+    pub(super) fn scattered_warning(&self, id: TaskId) -> Option<String> {
+        let task = self.sim.tm.task(id)?;
+        let (buffer, boxes) = task
+            .regions
+            .iter()
+            .map(|r| (r.buffer, r.consumed.boxes().len().max(r.produced.boxes().len())))
+            .max_by_key(|&(_, boxes)| boxes)?;
+        let task_ident = celer_scheduler::graph::TaskIdent { id, name: task.spec.name.clone() };
+        (boxes > SCATTERED_BOXES).then(|| {
+            format!(
+                "In {task_ident}: {} is accessed in a region of {boxes} separate boxes (a custom range mapper of \
+                 scattered cells); celer's region bookkeeping costs time growing with the square of the box count, \
+                 on every rank (8000 boxes: 25 s for one task on 2 ranks, in a debug build), so map to fewer boxes (the bounding box, where \
+                 reading more is harmless) or keep the scattered cells in a buffer of their own. Said once",
+                self.sim.tm.buffer_ident(buffer)
+            )
+        })
+    }
+
     /// Task `id`, just built, for the runtime thread to replay: the task graph's own (shared, not copied).
     pub(super) fn built(&self, id: TaskId) -> Arc<celer_scheduler::graph::Task> {
         self.sim.tm.shared_task(id).expect("a task just built is live until a later horizon")
@@ -101,6 +129,24 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::frequent_wait_warning;
+    use crate::{access, task, GridBox, Kernel, Queue, Region};
+
+    #[test]
+    fn a_region_of_many_scattered_boxes_is_warned_about() {
+        let q = Queue::dry_run();
+        let a = q.buffer::<f32, 1>([4096]).named("evens");
+        let every_other = access::custom("every_other", |c: &GridBox<1>, _: &GridBox<1>| {
+            Region::from_boxes((c.min()[0]..c.max()[0]).map(|i| GridBox::d1(2 * i, 2 * i + 1)))
+        });
+        let k = Kernel::named("k");
+        let scattered = q.submit(task::parallel_for(&k, [1100]).discard_write(&a, every_other).name("s")).unwrap();
+        let plain = q.submit(task::parallel_for(&k, [4096]).read_write(&a, access::one_to_one())).unwrap();
+        let rec = q.rec.borrow();
+        let w = rec.scattered_warning(scattered).expect("1100 boxes");
+        assert!(w.contains("In task T1 \"s\": buffer B0 \"evens\" is accessed in a region of 1100 separate"), "{w}");
+        assert!(rec.scattered_warning(plain).is_none());
+        assert!(rec.warned_scattered, "submit gave the warning");
+    }
 
     #[test]
     fn waiting_every_few_tasks_is_warned_once_enough_waits_were_seen() {
