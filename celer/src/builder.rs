@@ -261,12 +261,13 @@ impl QueueBuilder {
                 accepted: "1 or more devices per rank (as CELER_DEVICES does)",
             });
         }
-        // A zero timeout would report every wait for a kernel or a peer as a stall (the variable refuses 0 too).
-        if runtime.stall_timeout.is_some_and(|t| t.is_zero()) {
+        // A timeout of zero or a few milliseconds would report every wait for a kernel or a peer as a stall (the
+        // variable refuses it too).
+        if let Some(t) = runtime.stall_timeout.filter(|&t| t < env::MIN_STALL_TIMEOUT) {
             return Err(Error::Config(ConfigError {
                 variable: env::STALL_TIMEOUT,
-                value: "0 s (QueueBuilder::stall_timeout)".into(),
-                accepted: "seconds (a number > 0) or off",
+                value: format!("{t:?} (QueueBuilder::stall_timeout)"),
+                accepted: "seconds (a number >= 0.1) or off",
             }));
         }
         let mut task_graph = TaskManagerConfig { uninitialized_read: self.uninitialized_read, ..Default::default() };
@@ -348,7 +349,11 @@ mod tests {
         let e = QueueBuilder::new().stall_timeout(Some(Duration::ZERO)).ignore_env().settings().unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("CELER_STALL_TIMEOUT") && msg.contains("QueueBuilder::stall_timeout"), "{msg}");
-        assert!(msg.contains("a number > 0"), "{msg}");
+        assert!(msg.contains("a number >= 0.1"), "{msg}");
+        let e = QueueBuilder::new().stall_timeout(Some(Duration::from_millis(5))).ignore_env().settings().unwrap_err();
+        assert!(e.to_string().contains("5ms (QueueBuilder::stall_timeout)"), "{e}");
+        let s = QueueBuilder::new().stall_timeout(Some(Duration::from_millis(100))).ignore_env().settings().unwrap();
+        assert_eq!(s.runtime.stall_timeout, Some(Duration::from_millis(100)), "the shortest accepted");
         // The environment's valid value wins over the program's zero, as for any setting.
         let env = |name: &str| (name == "CELER_STALL_TIMEOUT").then(|| "2".to_string());
         let s = QueueBuilder::new().stall_timeout(Some(Duration::ZERO)).settings_from(env).unwrap();

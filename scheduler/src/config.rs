@@ -74,7 +74,7 @@ pub const VARIABLES: &[EnvVar] = &[
     },
     EnvVar {
         name: STALL_TIMEOUT,
-        accepted: "seconds (a number > 0) or off",
+        accepted: "seconds (a number >= 0.1) or off",
         default: "30",
         effect: "with work pending and no progress for this long on every rank that waits inside the runtime (a rank \
                  whose application thread computes keeps the others waiting), every rank prints what it waits for \
@@ -158,6 +158,10 @@ pub const DEFAULT_SUBMIT_AHEAD: usize = 128;
 pub const HORIZON_STEP: &str = "CELER_HORIZON_STEP";
 /// `CELER_STALL_TIMEOUT`.
 pub const STALL_TIMEOUT: &str = "CELER_STALL_TIMEOUT";
+
+/// The shortest stall timeout accepted (`CELER_STALL_TIMEOUT`, `QueueBuilder::stall_timeout`): a shorter one (a
+/// value meant as milliseconds, `0.001`) reports every wait for a kernel or a peer as a stall.
+pub const MIN_STALL_TIMEOUT: Duration = Duration::from_millis(100);
 /// `CELER_LOOKAHEAD`.
 pub const LOOKAHEAD: &str = "CELER_LOOKAHEAD";
 /// The default of `CELER_LOOKAHEAD`.
@@ -407,7 +411,10 @@ impl RuntimeConfig {
             config.stall_timeout = if v.eq_ignore_ascii_case("off") {
                 None
             } else {
-                let secs = v.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9);
+                let secs = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= MIN_STALL_TIMEOUT.as_secs_f64() && *s < 1e9);
                 Some(Duration::from_secs_f64(secs.ok_or_else(|| bad(STALL_TIMEOUT, &v))?))
             };
         }
@@ -549,6 +556,8 @@ mod tests {
             (OVERLAP, "sometimes", "on, off, or a number of cells"),
             (STALL_TIMEOUT, "-1", "seconds"),
             (STALL_TIMEOUT, "0", "seconds"),
+            (STALL_TIMEOUT, "0.001", "a number >= 0.1"),
+            (STALL_TIMEOUT, "1e-9", "a number >= 0.1"),
             (STALL_TIMEOUT, "soon", "or off"),
             (CHECK_DIVERGENCE, "maybe", "on, off"),
             (DEVICE, "gpu0", "device index"),

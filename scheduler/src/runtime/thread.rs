@@ -522,6 +522,9 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
 
 /// How many stall timeouts (`CELER_STALL_TIMEOUT`) the start-up of a rank may take before [`wait_started`] ends it.
 const STARTUP_STALLS: u32 = 4;
+/// The least time the start-up of a rank may take before [`wait_started`] ends it, whatever the stall timeout: MPI's
+/// and the GPU driver's start-up alone can take a second.
+const STARTUP_MIN: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Waits for the runtime thread's start-up report. With a stall timeout, a start-up that has not ended after
 /// [`STARTUP_STALLS`] times it ends this process with a message instead of hanging: MPI's start-up and celer's
@@ -531,7 +534,7 @@ fn wait_started(
     rx: &mpsc::Receiver<Result<Started, StartError>>,
     stall_timeout: Option<std::time::Duration>,
 ) -> Result<Result<Started, StartError>, mpsc::RecvError> {
-    let Some(limit) = stall_timeout.map(|t| t * STARTUP_STALLS) else { return rx.recv() };
+    let Some(limit) = stall_timeout.map(|t| (t * STARTUP_STALLS).max(STARTUP_MIN)) else { return rx.recv() };
     match rx.recv_timeout(limit) {
         Ok(started) => Ok(started),
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(mpsc::RecvError),
@@ -543,7 +546,7 @@ fn wait_started(
                 .map_or_else(String::new, |r| format!("rank {r}: "));
             crate::logging::fatal(&format!(
                 "{rank}celer's start-up has not finished after {limit:?} ({STARTUP_STALLS} times \
-                 CELER_STALL_TIMEOUT): MPI's start-up (MPI_Init_thread) and celer's start-up exchange wait for every \
+                 CELER_STALL_TIMEOUT, at least {STARTUP_MIN:?}): MPI's start-up (MPI_Init_thread) and celer's start-up exchange wait for every \
                  process of the job, and one of them has not started celer: it returned or exited before creating \
                  its Queue, built a dry-run queue, or is stuck before it (every process of an SPMD program must \
                  create its Queue); ending this process (a slow launcher needs a larger CELER_STALL_TIMEOUT, `off` \
