@@ -684,6 +684,57 @@ pub(super) fn abort_stalled(comm: &Communicator, idle: std::time::Duration, line
     comm.abort(1)
 }
 
+/// While this rank has made no progress with work pending for longer than the stall timeout but the vote keeps the
+/// run going (a rank's application thread has not come back to celer: it computes, or it is stuck there), a
+/// notice of what this rank waits for, given first after [`LONG_WAIT_STALLS`] stall timeouts and then each time the
+/// wait has doubled: a rank that never submits again keeps the others waiting for ever, and they say so.
+#[derive(Debug)]
+pub(super) struct LongWait {
+    /// The wait (time without progress) at which the next notice is due.
+    next: std::time::Duration,
+    first: std::time::Duration,
+}
+
+/// How many stall timeouts a rank waits for a busy peer before [`LongWait`]'s first notice.
+pub(super) const LONG_WAIT_STALLS: u32 = 4;
+
+impl LongWait {
+    pub(super) fn new(stall_timeout: std::time::Duration) -> Self {
+        let first = stall_timeout * LONG_WAIT_STALLS;
+        Self { next: first, first }
+    }
+
+    /// Whether a notice is due for a wait of `idle` (and if so, the next one is due when the wait has doubled).
+    pub(super) fn due(&mut self, idle: std::time::Duration) -> bool {
+        if idle < self.next {
+            return false;
+        }
+        self.next = idle * 2;
+        true
+    }
+
+    /// Progress was made: the next wait starts afresh.
+    pub(super) fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+/// [`LongWait`]'s notice: how long this rank has waited and for what, one line each.
+pub(super) fn long_wait_message(rank: i32, idle: std::time::Duration, lines: &[String]) -> String {
+    let mut msg = format!(
+        "rank {rank}: no progress for {:.0} s with work pending, but the run goes on: the program of a rank (this one \
+         or another) has not come back to celer since (it computes between submissions, or it is stuck there: a \
+         deadlock, a wait for input, a rank that never submits again), and a run is ended as stalled only when every \
+         rank waits inside celer. This rank waits for:",
+        idle.as_secs_f64()
+    );
+    for l in lines {
+        msg.push_str("\n    ");
+        msg.push_str(l);
+    }
+    msg
+}
+
 /// The stall report of [`abort_stalled`]: what this rank waits for, one line each, and where it awaits data from
 /// other ranks, the cause no rank's own state shows.
 fn stall_message(idle: std::time::Duration, lines: &[String]) -> String {
@@ -710,6 +761,25 @@ fn stall_message(idle: std::time::Duration, lines: &[String]) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_long_wait_for_a_busy_rank_is_noticed_after_four_timeouts_then_at_each_doubling() {
+        let mut w = LongWait::new(Duration::from_secs(2));
+        assert!(!w.due(Duration::from_secs(7)));
+        assert!(w.due(Duration::from_secs(8)), "four stall timeouts");
+        assert!(!w.due(Duration::from_secs(9)) && !w.due(Duration::from_secs(15)));
+        assert!(w.due(Duration::from_secs(16)), "the wait doubled");
+        w.reset();
+        assert!(w.due(Duration::from_secs(8)), "after progress, four timeouts again");
+        let msg = long_wait_message(
+            0,
+            Duration::from_secs(16),
+            &["C2 await-push of task T2: awaits buffer B0 \"a\" {[32] - [64]} expected from rank 1".into()],
+        );
+        assert!(msg.starts_with("rank 0: no progress for 16 s with work pending, but the run goes on"), "{msg}");
+        assert!(msg.contains("a rank that never submits again") && msg.contains("\n    C2 await-push"), "{msg}");
+        assert!(!msg.contains("stalled:"), "not the stall report: {msg}");
+    }
 
     #[test]
     fn divergence_reports_show_each_scalar_as_the_type_its_member_declares() {

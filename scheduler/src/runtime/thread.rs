@@ -8,7 +8,7 @@ use celer_exec::mpi::Communicator;
 use celer_graph::{BufferId, EpochAction, GridBox, Task, TaskId, TaskManagerConfig};
 use crossbeam_queue::SegQueue;
 
-use super::diagnostics::{abort_stalled, scheduler_bound_warning, RankStats};
+use super::diagnostics::{abort_stalled, long_wait_message, scheduler_bound_warning, LongWait, RankStats};
 use super::error::RuntimeError;
 use super::panics::guarded;
 use super::stall::StallVote;
@@ -654,6 +654,7 @@ pub(super) fn run(
     // What `progress` holds: (tasks, drained_after, handled).
     let mut published = (0u64, 0u64, 0u64);
     let mut idle = super::idle::IdleClock::new(last, runtime.stall_timeout);
+    let mut long_wait = runtime.stall_timeout.map(LongWait::new);
     for l in loops.iter_mut() {
         l.start_phase(last);
     }
@@ -736,14 +737,21 @@ pub(super) fn run(
         last = now;
         if progressed {
             idle.progress(now);
+            if let Some(w) = &mut long_wait {
+                w.reset();
+            }
         } else {
             if let Some(limit) = runtime.stall_timeout {
-                if idle.stalled(now)
-                    && loops.iter().any(|l| l.has_pending_work())
-                    && vote.as_ref().is_none_or(|v| v.confirms(now, limit))
-                {
-                    let lines: Vec<String> = loops.iter().flat_map(|l| l.waiting_for()).collect();
-                    abort_stalled(&comm, now - idle.since(), &lines);
+                if idle.stalled(now) && loops.iter().any(|l| l.has_pending_work()) {
+                    let lines = || loops.iter().flat_map(|l| l.waiting_for()).collect::<Vec<String>>();
+                    if vote.as_ref().is_none_or(|v| v.confirms(now, limit)) {
+                        abort_stalled(&comm, now - idle.since(), &lines());
+                    }
+                    // Another rank's program keeps the run going: say what this rank waits for, now and then.
+                    if long_wait.as_mut().is_some_and(|w| w.due(now - idle.since())) {
+                        let notice = long_wait_message(rank, now - idle.since(), &lines());
+                        crate::logging::always(log::Level::Warn, &notice);
+                    }
                 }
             }
             // With several ranks, a rank that is done keeps voting until every rank is (the votes pair up).
