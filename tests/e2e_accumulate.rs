@@ -160,6 +160,17 @@ fn edges(q: &Queue, data: &Buffer<'_, i32, 1>, values: &[i32]) -> Result<(), Str
         return Err(format!("a sum over no items including 7: got {got}"));
     }
 
+    // A zero-dimensional buffer (Celerity's buffer<T, 0>) as the target.
+    let scalar = q.buffer_from(&[3], []).named("scalar");
+    q.submit(
+        task::parallel_for(&add, [n]).read(data, access::one_to_one()).reduce_including(&scalar, ReductionOp::Sum),
+    )
+    .map_err(e)?;
+    let got = q.fence(&scalar).map_err(e)?.value().map_err(e)?;
+    if got != 3 + sum {
+        return Err(format!("a sum into a 0-D buffer including 3: got {got}, want {}", 3 + sum));
+    }
+
     // Item r of a collective task is rank r: only the last rank's chunk writes the cell.
     let ranks = q.ranks();
     let remote = q.buffer::<i32, 1>([1]).named("written_by_last_rank");
