@@ -206,3 +206,48 @@ fn a_task_of_a_dropped_collective_group_is_refused_naming_the_group() {
     // The default group always exists.
     q.submit(task::host_collective().run(|_| {})).unwrap();
 }
+
+#[test]
+fn reductions_including_the_current_value_are_refused_where_celer_cannot_fold_it_in() {
+    use celer::ErrorPolicy;
+    let q = Queue::builder().dry_run(2).ignore_env().uninitialized_reads(ErrorPolicy::Error).build().unwrap();
+    let data = q.buffer_from(&[1i32; 256], [256]);
+    let total = q.buffer_from(&[5i32], [1]).named("total");
+    let fresh = q.buffer::<i32, 1>([1]).named("fresh");
+    let atomics = Kernel::wgsl(&celer::kernels::REDUCE_I32, "reduce_sum").unwrap();
+    let blocks = Kernel::wgsl(&own_kernels::BLOCK_I32, "reduce_sum").unwrap();
+    // A kernel that combines through atomics folds the old value in.
+    q.submit(
+        task::parallel_for(&atomics, [256])
+            .read(&data, access::one_to_one())
+            .reduce_including(&total, ReductionOp::Sum),
+    )
+    .unwrap();
+    // A deterministic block reduction cannot: refused at submit, naming the task, kernel and buffer.
+    let err = q
+        .submit(
+            task::parallel_for(&blocks, [256])
+                .read(&data, access::one_to_one())
+                .reduce_including(&total, ReductionOp::Sum)
+                .name("exact_total"),
+        )
+        .unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::BlockReductionIncludingCurrentValue { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("task T2 \"exact_total\"") && msg.contains("block_i32::reduce_sum"), "{msg}");
+    assert!(msg.contains("buffer B1 \"total\""), "{msg}");
+    // The same kernel overwriting (`reduce`) is fine.
+    q.submit(task::parallel_for(&blocks, [256]).read(&data, access::one_to_one()).reduce(&total, ReductionOp::Sum))
+        .unwrap();
+    // A buffer nothing wrote has no value to fold in: an uninitialized read, refused under ErrorPolicy::Error.
+    let err = q
+        .submit(
+            task::parallel_for(&atomics, [256])
+                .read(&data, access::one_to_one())
+                .reduce_with_including(&fresh, 0, |a, b| a + b)
+                .name("from_nothing"),
+        )
+        .unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::UninitializedReduction { .. }), "{err}");
+    assert!(err.to_string().contains("\"from_nothing\"") && err.to_string().contains("buffer B2 \"fresh\""), "{err}");
+}

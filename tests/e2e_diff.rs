@@ -182,13 +182,15 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                 ops.push("host once");
             }
             5 => {
-                q.submit(
-                    task::parallel_for(&sum, [len(a)])
-                        .read(&ints[a], access::one_to_one())
-                        .reduce(&ints[red], ReductionOp::Sum),
-                )
-                .map_err(|e| err(&e))?;
-                ops.push("sum");
+                let t = task::parallel_for(&sum, [len(a)]).read(&ints[a], access::one_to_one());
+                // Half the sums fold in the old value (reduce_including), so the result accumulates over the program.
+                if rng.range(0, 2) == 0 {
+                    q.submit(t.reduce(&ints[red], ReductionOp::Sum)).map_err(|e| err(&e))?;
+                    ops.push("sum");
+                } else {
+                    q.submit(t.reduce_including(&ints[red], ReductionOp::Sum)).map_err(|e| err(&e))?;
+                    ops.push("sum including");
+                }
             }
             6 if floats.len() > 1 => {
                 let (s, d) = (rng.range(0, floats.len()), rng.range(0, floats.len()));

@@ -316,18 +316,53 @@ impl<const KD: usize> TaskBuilder<KD> {
         self.access(buffer, AccessMode::DiscardWrite, m)
     }
 
-    /// Reduces every item's contribution into the one-element `buffer` with `op`, overwriting its old value.
+    /// Reduces every item's contribution into the one-element `buffer` with `op`, overwriting its old value
+    /// (SYCL's and Celerity's `initialize_to_identity`; [`reduce_including`](Self::reduce_including) folds the old
+    /// value in instead).
     ///
     /// The kernel binds the buffer after its accessors; it starts from `op`'s identity on every rank, the kernel
     /// combines its chunk's items into element 0 (e.g. with atomics), and celer combines the ranks' partial results
     /// in rank order, so every rank reads the same bits.
-    pub fn reduce<T: Reducible, const BD: usize>(mut self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
-        self.p.spec.reductions.push(ReductionSpec {
-            id: ReductionId(0),
-            buffer: buffer.id,
-            op,
-            include_current_value: false,
-        });
+    pub fn reduce<T: Reducible, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
+        self.builtin_reduction(buffer, op, false)
+    }
+
+    /// Reduces every item's contribution into the one-element `buffer` with `op`, folding in the value the buffer
+    /// holds before the task: the result is `op(old value, contributions)`, as a SYCL or Celerity reduction without
+    /// `initialize_to_identity` computes it (so a loop of these accumulates across steps).
+    ///
+    /// On rank 0 (its first device) the kernel starts from the buffer's current value instead of the identity;
+    /// every other chunk starts from the identity, so the old value counts once, whatever the rank and device count.
+    /// A buffer no task wrote and not created from data has no value to fold in: that is an uninitialized read
+    /// (a warning naming the task and buffer by default, an error under
+    /// [`ErrorPolicy::Error`](crate::ErrorPolicy::Error)), and the reduction then starts from the identity. A kernel
+    /// that makes a deterministic block reduction (the prelude's `celer_reduce_*`) cannot fold the old value in:
+    /// `submit` refuses it.
+    ///
+    /// ```no_run
+    /// # use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let q = Queue::new()?;
+    /// let data = q.buffer_from(&[1, 2, 3, 4], [4]);
+    /// let total = q.buffer_from(&[100], [1]).named("total");
+    /// let sum = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum")?;
+    /// for _ in 0..2 {
+    ///     q.submit(task::parallel_for(&sum, [4]).read(&data, access::one_to_one()).reduce_including(&total, ReductionOp::Sum))?;
+    /// }
+    /// assert_eq!(q.fence(&total)?.wait()?, vec![120]);
+    /// # Ok(()) }
+    /// ```
+    pub fn reduce_including<T: Reducible, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
+        self.builtin_reduction(buffer, op, true)
+    }
+
+    fn builtin_reduction<T: Reducible, const BD: usize>(
+        mut self,
+        buffer: &Buffer<'_, T, BD>,
+        op: ReductionOp,
+        include_current_value: bool,
+    ) -> Self {
+        self.p.spec.reductions.push(ReductionSpec { id: ReductionId(0), buffer: buffer.id, op, include_current_value });
         self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
         self.p.noted.buffer(buffer.id, &buffer.range);
         self.p.reduction_kinds.push(T::KIND);
@@ -339,7 +374,8 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// Reduces every item's contribution into the one-element `buffer` with an operation of your own: the kernel
     /// combines its chunk's items into element 0 starting from `identity` (which the buffer holds when it starts),
     /// and celer folds the ranks' partial results with `combine`, in rank order, starting from `identity`, so
-    /// every rank reads the same bits. `combine` must be associative, and agree with what the kernel does.
+    /// every rank reads the same bits. `combine` must be associative, and agree with what the kernel does. The
+    /// buffer's old value is overwritten ([`reduce_with_including`](Self::reduce_with_including) folds it in).
     ///
     /// ```no_run
     /// # use celer::{access, kernels, task, Kernel, Queue};
@@ -353,16 +389,38 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// # Ok(()) }
     /// ```
     pub fn reduce_with<T: Reducible, const BD: usize>(
+        self,
+        buffer: &Buffer<'_, T, BD>,
+        identity: T,
+        combine: impl Fn(T, T) -> T + Send + Sync + 'static,
+    ) -> Self {
+        self.custom_reduction(buffer, identity, combine, false)
+    }
+
+    /// [`reduce_with`](Self::reduce_with), folding in the value the buffer holds before the task, as
+    /// [`reduce_including`](Self::reduce_including) does: rank 0's kernel starts from the buffer's current value,
+    /// every other chunk from `identity`.
+    pub fn reduce_with_including<T: Reducible, const BD: usize>(
+        self,
+        buffer: &Buffer<'_, T, BD>,
+        identity: T,
+        combine: impl Fn(T, T) -> T + Send + Sync + 'static,
+    ) -> Self {
+        self.custom_reduction(buffer, identity, combine, true)
+    }
+
+    fn custom_reduction<T: Reducible, const BD: usize>(
         mut self,
         buffer: &Buffer<'_, T, BD>,
         identity: T,
         combine: impl Fn(T, T) -> T + Send + Sync + 'static,
+        include_current_value: bool,
     ) -> Self {
         self.p.spec.reductions.push(ReductionSpec {
             id: ReductionId(0),
             buffer: buffer.id,
             op: ReductionOp::Custom,
-            include_current_value: false,
+            include_current_value,
         });
         self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
         self.p.noted.buffer(buffer.id, &buffer.range);
