@@ -449,7 +449,10 @@ impl Gpu {
             let (_, device) = &mut opened[slot];
             let queue = device.handed_out;
             device.handed_out += 1;
-            gpus.push(Self::on(device, queue, info.clone(), &GpuOptions { device_of_rank: (k, n), ..*options }).map_err(|e| (k, e))?);
+            gpus.push(
+                Self::on(device, queue, info.clone(), &GpuOptions { device_of_rank: (k, n), ..*options })
+                    .map_err(|e| (k, e))?,
+            );
         }
         Ok(gpus)
     }
