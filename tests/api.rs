@@ -314,3 +314,30 @@ fn an_offset_that_leaves_the_buffer_or_overflows_is_refused_at_submit_naming_the
     q.submit(task::host_collective().offset([0])).unwrap();
     q.submit(task::parallel_for(&k, [12]).offset([8]).offset([4]).read(&v, access::one_to_one())).unwrap();
 }
+
+#[test]
+fn a_smaller_horizon_max_parallelism_puts_horizons_into_a_wide_graph() {
+    // Nine independent tasks (each writes its own buffer): a critical path of one task, so only the width of the
+    // graph's front can call for a horizon. Returns the last task's id and the task graph.
+    let run = |width: Option<usize>| {
+        let mut b = Queue::builder().dry_run(1).ignore_env();
+        if let Some(w) = width {
+            b = b.horizon_max_parallelism(w);
+        }
+        let q = b.build().unwrap();
+        let bufs: Vec<_> = (0..9).map(|_| q.buffer::<u32, 1>([4])).collect();
+        let ids: Vec<TaskId> = bufs
+            .iter()
+            .map(|b| q.submit(task::host_for([4]).discard_write(b, access::one_to_one())).unwrap())
+            .collect();
+        (ids[8].to_string(), q.task_graph_dot())
+    };
+    let (last, dot) = run(None);
+    assert_eq!(last, "T9", "64 wide by default: no horizon among the tasks after the epoch T0");
+    assert!(!dot.contains("horizon"), "{dot}");
+    // A horizon whenever three tasks have no successor (the last horizon counts as one of them): after the 3rd,
+    // 5th, 7th and 9th task, so the 9th is T12 and a horizon T13 follows it.
+    let (last, dot) = run(Some(3));
+    assert_eq!(last, "T12", "{dot}");
+    assert!(dot.contains("T13 horizon"), "{dot}");
+}
