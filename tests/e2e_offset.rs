@@ -6,7 +6,7 @@
 //!   split along dimension 0, as a grid (`split_2d`) and with a granularity, several steps.
 //! - Host tasks over an offset range: each chunk lies in the offset index space, starts at a multiple of the
 //!   granularity counted from the offset, and gets the boxes Celerity's mappers give (one_to_one, slice, neighborhood,
-//!   fixed, all, a custom mapper) with their data; the chunks cover exactly the offset box.
+//!   fixed, all, a custom mapper, transposed) with their data; the chunks cover exactly the offset box.
 //! - Reductions over an offset range: atomic (`reduce`, `reduce_including`) and deterministic block reductions.
 //! - Each item's global workgroup index (`kernels/groups.wgsl`), 1D, 2D (also `split_2d`) and 3D, at offset 0 and at
 //!   offsets that are no multiple of the workgroup, while the kernel reads a halo other ranks write.
@@ -86,7 +86,8 @@ fn interior_sweeps(q: &Queue, split: Split) -> Result<(), String> {
     }
 }
 
-/// The box Celerity's mapper `which` gives chunk `chunk` of a buffer of `extent` (see `host_offset`).
+/// The box Celerity's mapper `which` gives chunk `chunk` of a buffer of `extent` (see `host_offset`; `transposed`, a
+/// custom mapper in Celerity's `distr_io` example, is celer's built-in).
 fn celerity_box(which: usize, chunk: &GridBox<2>, extent: [usize; 2]) -> GridBox<2> {
     let (lo, hi) = (chunk.min(), chunk.max());
     match which {
@@ -95,7 +96,8 @@ fn celerity_box(which: usize, chunk: &GridBox<2>, extent: [usize; 2]) -> GridBox
         2 => GridBox::new([lo[0] - 1, lo[1] - 1], [hi[0] + 1, hi[1] + 1]), // neighborhood([1, 1]), inside here
         3 => GridBox::new([2, 1], [4, 3]),                                 // fixed([2, 1], [2, 2])
         4 => GridBox::new([0, 0], extent),                                 // all
-        _ => GridBox::new([lo[0] - 1, lo[1]], [hi[0] - 1, hi[1]]),         // the custom "row_above"
+        5 => GridBox::new([lo[0] - 1, lo[1]], [hi[0] - 1, hi[1]]),         // the custom "row_above"
+        _ => GridBox::new([lo[1], lo[0]], [hi[1], hi[0]]),                 // transposed (of a [7, 9] buffer)
     }
 }
 
@@ -109,6 +111,10 @@ fn host_offset(q: &Queue, split: Split) -> Result<(), String> {
     let index_space = GridBox::from_subrange(offset, range);
     let cells: Vec<u32> = (0..EXTENT[0] * EXTENT[1]).map(|k| (100 * (k / EXTENT[1]) + k % EXTENT[1]) as u32).collect();
     let src: Vec<_> = (0..6).map(|i| q.buffer_from(&cells, EXTENT).named(&format!("host_src_{i}"))).collect();
+    // The transposed buffer: [7, 9], cell [i, j] holding 100 i + j as well.
+    let cells_t: Vec<u32> =
+        (0..EXTENT[0] * EXTENT[1]).map(|k| (100 * (k / EXTENT[0]) + k % EXTENT[0]) as u32).collect();
+    let src_t = q.buffer_from(&cells_t, [EXTENT[1], EXTENT[0]]).named("host_src_t");
     let out = q.buffer_from(&vec![0u32; EXTENT[0] * EXTENT[1]], EXTENT).named("host_out");
     let row_above = access::custom("row_above", |chunk: &GridBox<2>, _extent: &GridBox<2>| {
         Region::from(GridBox::new([chunk.min()[0] - 1, chunk.min()[1]], [chunk.max()[0] - 1, chunk.max()[1]]))
@@ -123,6 +129,7 @@ fn host_offset(q: &Queue, split: Split) -> Result<(), String> {
         .read(&src[3], access::fixed([2, 1], [2, 2]))
         .read(&src[4], access::all())
         .read(&src[5], row_above)
+        .read(&src_t, access::transposed())
         .write(&out, access::one_to_one())
         .name("host_offset");
     t = match split {
@@ -139,7 +146,7 @@ fn host_offset(q: &Queue, split: Split) -> Result<(), String> {
         if matches!(split, Split::Granular) && (chunk.min()[0] - offset[0]) % 2 != 0 {
             found.push(format!("chunk {chunk:?} does not start at a granule of 2 rows counted from row 2"));
         }
-        for which in 0..6 {
+        for which in 0..7 {
             let (got, want) = (ctx.bounds::<2>(which), celerity_box(which, &chunk, EXTENT));
             if got != want {
                 found.push(format!("mapper {which} gave chunk {chunk:?} the box {got:?}, Celerity's gives {want:?}"));
@@ -155,7 +162,7 @@ fn host_offset(q: &Queue, split: Split) -> Result<(), String> {
             }
         }
         let (min, r) = (chunk.min(), chunk.range());
-        for (k, v) in ctx.data_mut::<u32>(6).iter_mut().enumerate() {
+        for (k, v) in ctx.data_mut::<u32>(7).iter_mut().enumerate() {
             *v = (1000 + 100 * (min[0] + k / r[1]) + min[1] + k % r[1]) as u32;
         }
         seen.lock().unwrap().extend(found);
