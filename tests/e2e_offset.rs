@@ -9,7 +9,8 @@
 //!   fixed, all, a custom mapper, transposed) with their data; the chunks cover exactly the offset box.
 //! - Reductions over an offset range: atomic (`reduce`, `reduce_including`) and deterministic block reductions.
 //! - Each item's global workgroup index (`kernels/groups.wgsl`), 1D, 2D (also `split_2d`) and 3D, at offset 0 and at
-//!   offsets that are no multiple of the workgroup, while the kernel reads a halo other ranks write.
+//!   offsets that are no multiple of the workgroup, while the kernel reads a halo other ranks write; and over more
+//!   workgroups than one dispatch takes (a launch run as several dispatches).
 //!
 //! A test that ignored the offset would write cells outside the offset box, or none of its last rows, and fail.
 //! Runs with `CELER_OVERLAP=4`, so kernels waiting for a halo may run their interior first (a launch of their own).
@@ -314,6 +315,11 @@ fn run(q: &Queue) -> Result<(), String> {
         let (extent, range, size) = ([60], [47], [4]);
         groups(q, GroupCase { entry: "groups_1d", extent, range, offset: [offset], size, split_2d: false, value })?;
     }
+    // 75 001 workgroups: more than a dispatch takes on lavapipe (65 535), so one rank's launch runs as two
+    // dispatches, the second starting at workgroup 65 535 of its chunk.
+    let (extent, range, size) = ([300_010], [300_003], [4]);
+    let value = |g: [usize; 1], h: u32| 1000 * g[0] as u32 + h;
+    groups(q, GroupCase { entry: "groups_1d", extent, range, offset: [6], size, split_2d: false, value })?;
     // 2D: workgroups of 2 rows x 4 columns.
     let value = |g: [usize; 2], h: u32| 1_000_000 * g[0] as u32 + 1000 * g[1] as u32 + h;
     for (offset, split_2d) in [([0, 0], false), ([0, 0], true), ([1, 3], false), ([3, 5], true)] {
