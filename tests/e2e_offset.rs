@@ -14,7 +14,8 @@
 //!
 //! A test that ignored the offset would write cells outside the offset box, or none of its last rows, and fail.
 //! Runs with `CELER_OVERLAP=4`, so kernels waiting for a halo may run their interior first (a launch of their own).
-//! Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices per rank; `./x test` does both.
+//! Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices per rank and `--check-bounds` for
+//! checked kernels; `./x test` does all three.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -340,6 +341,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if let Some(n) = args.iter().position(|a| a == "--devices").and_then(|i| args.get(i + 1)) {
         std::env::set_var("CELER_DEVICES", n);
+    }
+    // `--check-bounds`: kernels run checked (CELER_CHECK_BOUNDS): every access must lie in what its mapper declared
+    // for the offset chunk.
+    if args.iter().any(|a| a == "--check-bounds") {
+        std::env::set_var("CELER_CHECK_BOUNDS", "on");
     }
     // Kernels waiting for a halo run their interior first even here, where chunks are small.
     std::env::set_var("CELER_OVERLAP", "4");
