@@ -180,9 +180,10 @@ fn host_offset(q: &Queue, split: Split) -> Result<(), String> {
             break;
         }
     }
-    match p.is_empty() {
-        true => Ok(()),
-        false => Err(format!("host task over an offset range ({split:?}): {}", p.join("; "))),
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("host task over an offset range ({split:?}): {}", p.join("; ")))
     }
 }
 
