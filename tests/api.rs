@@ -313,6 +313,12 @@ fn an_offset_that_leaves_the_buffer_or_overflows_is_refused_at_submit_naming_the
     // An offset of zero is no offset, and a later .offset replaces an earlier one.
     q.submit(task::host_collective().offset([0])).unwrap();
     q.submit(task::parallel_for(&k, [12]).offset([8]).offset([4]).read(&v, access::one_to_one())).unwrap();
+    // Also after an offset that overflowed: the range is the one given, not what is left of it.
+    let seen = Chunks::default();
+    let t = task::parallel_for(&k, [12]).offset([usize::MAX]).offset([2]).read(&v, recording(&seen));
+    q.submit(t).unwrap();
+    let seen: Vec<_> = seen.lock().unwrap().iter().map(|b| (b.min()[0], b.max()[0])).collect();
+    assert!(!seen.is_empty() && seen.iter().all(|&b| b == (2, 14)), "{seen:?}");
 }
 
 #[test]

@@ -153,6 +153,12 @@ impl Noted {
         });
     }
 
+    /// The range of the index space as the program gave it, where an offset was noted (the task's box may have
+    /// saturated where the offset overflowed it).
+    pub(crate) fn offset_range(&self) -> Option<[usize; MAX_DIMS]> {
+        self.offset.map(|o| o.range)
+    }
+
     /// Notes a box `[offset, offset + range)` of buffer `id` (of extent `extent`) that `what` describes, if its end
     /// overflows (the first one is reported).
     pub(crate) fn subrange(

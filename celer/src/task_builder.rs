@@ -503,7 +503,8 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// ```
     #[inline]
     pub fn offset(mut self, offset: [usize; KD]) -> Self {
-        let range = self.p.spec.range.range();
+        // The range given, also where an earlier offset overflowed (and the box saturated).
+        let range = self.p.noted.offset_range().unwrap_or_else(|| self.p.spec.range.range());
         self.p.noted.index_offset(&offset, &range[..KD]);
         self.p.spec.range = GridBox::from_subrange(&offset, &range[..KD]);
         self
