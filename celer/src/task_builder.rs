@@ -124,7 +124,8 @@ impl<const KD: usize> fmt::Debug for TaskBuilder<KD> {
 pub mod task {
     use super::*;
 
-    /// A kernel over `[0, range)`, split across ranks and devices.
+    /// A kernel over `[0, range)`, split across ranks and devices; [`offset`](TaskBuilder::offset) moves the index
+    /// space to `[offset, offset + range)`.
     #[inline(always)]
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
         let mut builder = TaskBuilder::of(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range));
@@ -137,7 +138,8 @@ pub mod task {
         builder
     }
 
-    /// A host task over `[0, range)`, split across ranks like a kernel.
+    /// A host task over `[0, range)`, split across ranks like a kernel; [`offset`](TaskBuilder::offset) moves the
+    /// index space to `[offset, offset + range)`.
     #[inline(always)]
     pub fn host_for<const KD: usize>(range: [usize; KD]) -> TaskBuilder<KD> {
         TaskBuilder::of(TaskKind::HostCompute, KD, GridBox::from_extent(&range))
@@ -458,6 +460,53 @@ impl<const KD: usize> TaskBuilder<KD> {
     #[inline(always)]
     pub fn split_2d(mut self) -> Self {
         self.p.spec.hint = SplitHint::TwoD;
+        self
+    }
+
+    /// Starts the index space at `offset`: the task runs the items `[offset, offset + range)` of the range its
+    /// constructor got, as Celerity's `parallel_for(range, offset, kernel)` and `host_task(range, offset, f)` do (a
+    /// stencil over the interior of an `n`-cell buffer is `parallel_for(&k, [n - 2]).offset([1])`).
+    ///
+    /// Everything sees the shifted index space, in the buffers' coordinates: the split over ranks and devices (and
+    /// [`split_2d`](Self::split_2d)) cuts `[offset, offset + range)`, a [`granularity`](Self::granularity) and the
+    /// workgroups of a kernel that depends on them count from `offset`; range mappers get those chunks, so
+    /// `one_to_one` maps item `i` to cell `i` and a mapped region outside the buffer is refused at submit as for any
+    /// task; a kernel's `celer_item_Nd` and a host task's [`chunk`](HostContext::chunk) give absolute indices (like
+    /// Celerity's `item::get_id()`, which includes the offset). An empty index space stays empty, whatever its
+    /// offset.
+    ///
+    /// A builder method rather than a third constructor argument: `parallel_for` and `host_for` keep their one
+    /// signature, and the offset composes with `split_2d` and `granularity` in any order, as the other split
+    /// settings do. Calling it again replaces the offset.
+    ///
+    /// # Errors (at submit)
+    /// [`TaskErrorKind::IndexSpaceOverflow`](crate::TaskErrorKind::IndexSpaceOverflow) where `offset + range`
+    /// overflows `usize`, [`TaskErrorKind::KernelCoordinates`](crate::TaskErrorKind::KernelCoordinates) where a
+    /// kernel's index space ends beyond `u32::MAX`, and
+    /// [`TaskErrorKind::OffsetNotAllowed`](crate::TaskErrorKind::OffsetNotAllowed) for a collective host task (its
+    /// item `r` is process `r`). A host-once task's index space has no dimension to offset.
+    ///
+    /// ```
+    /// # use celer::{access, kernels, task, Kernel, Queue};
+    /// let q = Queue::dry_run();
+    /// let (a, b) = (q.buffer_from(&[0.0f32; 16], [16]), q.buffer_from(&[0.0f32; 16], [16]));
+    /// let heat = Kernel::wgsl(&kernels::HEAT_1D, "main")?;
+    /// // The interior, cells 1 to 14: the neighbourhood of cell 1 is cells 0 to 2, inside the buffer.
+    /// q.submit(
+    ///     task::parallel_for(&heat, [14])
+    ///         .offset([1])
+    ///         .read(&a, access::neighborhood([1]))
+    ///         .write(&b, access::one_to_one())
+    ///         .scalar_f32(0.1),
+    /// )?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn offset(mut self, offset: [usize; KD]) -> Self {
+        // The range given, also where an earlier offset overflowed (and the box saturated).
+        let range = self.p.noted.offset_range().unwrap_or_else(|| self.p.spec.range.range());
+        self.p.noted.index_offset(&offset, &range[..KD]);
+        self.p.spec.range = GridBox::from_subrange(&offset, &range[..KD]);
         self
     }
 

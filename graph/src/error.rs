@@ -490,6 +490,28 @@ pub enum TaskErrorKind {
         /// The index space.
         range: GridBox,
     },
+    /// An index space given as offset and range (the facade's `.offset(..)`) whose end overflows `usize`.
+    #[error(
+        "the index space at offset {offset:?} with range {range:?} ends beyond usize::MAX along some dimension; \
+         an index space's offset plus its range must fit a usize (and a kernel's, a u32)"
+    )]
+    IndexSpaceOverflow {
+        /// The offset given.
+        offset: Vec<usize>,
+        /// The range given.
+        range: Vec<usize>,
+    },
+    /// An offset on a task whose index space celer numbers itself (a collective host task: item `r` is process `r`).
+    #[error(
+        "{kind} takes no offset (it was given .offset({offset:?})): its items are numbered by celer, from 0; only \
+         task::parallel_for and task::host_for run over an index space of the program's"
+    )]
+    OffsetNotAllowed {
+        /// The kind of task, as the program made it (`a collective host task (task::host_collective)`).
+        kind: &'static str,
+        /// The offset given.
+        offset: Vec<usize>,
+    },
     /// A kernel over an index space, or bound to a buffer, whose coordinates do not fit the `u32` kernels see.
     #[error(
         "kernel {kernel} cannot address {what}: kernels see coordinates as u32, so every extent must be at most \

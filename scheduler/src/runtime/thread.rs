@@ -597,7 +597,12 @@ pub(super) fn run(
     let gpus = Gpu::open_rank(devices, &options).map_err(|(device, error)| StartError::Gpu { rank, device, error });
     let float64 =
         gpus.as_ref().is_ok_and(|gpus| gpus.iter().all(Gpu::float64)) && runtime.inject_no_float64 != Some(rank as u64);
-    let (gpus, float64) = match crate::startup::agree(&comm, &runtime.must_agree(config.horizon_step), gpus, float64) {
+    let (gpus, float64) = match crate::startup::agree(
+        &comm,
+        &runtime.must_agree(config.horizon_step, config.horizon_max_parallelism),
+        gpus,
+        float64,
+    ) {
         Ok(agreed) => agreed,
         Err(e) => {
             let _ = ready.send(Err(e));
