@@ -206,3 +206,144 @@ fn a_task_of_a_dropped_collective_group_is_refused_naming_the_group() {
     // The default group always exists.
     q.submit(task::host_collective().run(|_| {})).unwrap();
 }
+
+#[test]
+fn reductions_including_the_current_value_are_refused_where_celer_cannot_fold_it_in() {
+    use celer::ErrorPolicy;
+    let q = Queue::builder().dry_run(2).ignore_env().uninitialized_reads(ErrorPolicy::Error).build().unwrap();
+    let data = q.buffer_from(&[1i32; 256], [256]);
+    let total = q.buffer_from(&[5i32], [1]).named("total");
+    let fresh = q.buffer::<i32, 1>([1]).named("fresh");
+    let atomics = Kernel::wgsl(&celer::kernels::REDUCE_I32, "reduce_sum").unwrap();
+    let blocks = Kernel::wgsl(&own_kernels::BLOCK_I32, "reduce_sum").unwrap();
+    // A kernel that combines through atomics folds the old value in.
+    q.submit(
+        task::parallel_for(&atomics, [256])
+            .read(&data, access::one_to_one())
+            .reduce_including(&total, ReductionOp::Sum),
+    )
+    .unwrap();
+    // A deterministic block reduction cannot: refused at submit, naming the task, kernel and buffer.
+    let err = q
+        .submit(
+            task::parallel_for(&blocks, [256])
+                .read(&data, access::one_to_one())
+                .reduce_including(&total, ReductionOp::Sum)
+                .name("exact_total"),
+        )
+        .unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::BlockReductionIncludingCurrentValue { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("task T2 \"exact_total\"") && msg.contains("block_i32::reduce_sum"), "{msg}");
+    assert!(msg.contains("buffer B1 \"total\""), "{msg}");
+    // The same kernel overwriting (`reduce`) is fine.
+    q.submit(task::parallel_for(&blocks, [256]).read(&data, access::one_to_one()).reduce(&total, ReductionOp::Sum))
+        .unwrap();
+    // A buffer nothing wrote has no value to fold in: an uninitialized read, refused under ErrorPolicy::Error.
+    let err = q
+        .submit(
+            task::parallel_for(&atomics, [256])
+                .read(&data, access::one_to_one())
+                .reduce_with_including(&fresh, 0, |a, b| a + b)
+                .name("from_nothing"),
+        )
+        .unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::UninitializedReduction { .. }), "{err}");
+    assert!(err.to_string().contains("\"from_nothing\"") && err.to_string().contains("buffer B2 \"fresh\""), "{err}");
+}
+
+/// What each chunk's custom mapper was asked for, in a dry run (every simulated rank's chunk, after the whole index
+/// space for the task graph).
+type Chunks = std::sync::Arc<std::sync::Mutex<Vec<celer::GridBox<1>>>>;
+
+/// A custom mapper that records its chunks and maps each to itself.
+fn recording(seen: &Chunks) -> impl celer::access::Mapper<1, 1> {
+    let log = seen.clone();
+    access::custom("recording", move |chunk: &celer::GridBox<1>, _: &celer::GridBox<1>| {
+        log.lock().unwrap().push(*chunk);
+        celer::Region::from(*chunk)
+    })
+}
+
+#[test]
+fn an_offset_index_space_is_split_from_its_offset_and_mapped_in_buffer_coordinates() {
+    let q = Queue::builder().dry_run(3).ignore_env().build().unwrap();
+    let v = q.buffer_from(&[0u32; 32], [32]).named("v");
+    let seen = Chunks::default();
+    // 12 items from 10: three ranks run [10, 14), [14, 18), [18, 22); with a granularity of 5 counted from the
+    // offset, [10, 15), [15, 20), [20, 22).
+    q.submit(task::parallel_for(&Kernel::named("k"), [12]).offset([10]).read(&v, recording(&seen))).unwrap();
+    q.submit(task::host_for([12]).offset([10]).granularity([5]).read(&v, recording(&seen))).unwrap();
+    let seen: Vec<_> = seen.lock().unwrap().iter().map(|b| (b.min()[0], b.max()[0])).collect();
+    for want in [(10, 22), (10, 14), (14, 18), (18, 22), (10, 15), (15, 20), (20, 22)] {
+        assert!(seen.contains(&want), "{want:?} not among {seen:?}");
+    }
+    assert!(seen.iter().all(|&(lo, hi)| lo >= 10 && hi <= 22), "a chunk outside [10, 22): {seen:?}");
+    // The task graph records the shifted index space.
+    let dot = q.task_graph_dot();
+    assert!(dot.contains("[10] - [22]"), "{dot}");
+}
+
+#[test]
+fn an_offset_that_leaves_the_buffer_or_overflows_is_refused_at_submit_naming_the_task() {
+    let q = Queue::dry_run();
+    let v = q.buffer_from(&[0u32; 16], [16]).named("values");
+    let k = Kernel::named("shift");
+    // One to one over [8, 20) reaches past the 16 cells: the cells outside are named.
+    let err =
+        q.submit(task::parallel_for(&k, [12]).offset([8]).read(&v, access::one_to_one()).name("shifted")).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::OutOfBounds { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("task T1 \"shifted\"") && msg.contains("buffer B0 \"values\""), "{msg}");
+    assert!(msg.contains("{[16] - [20]}"), "{msg}");
+    // An end beyond usize::MAX.
+    let err = q.submit(task::host_for([4, 2]).offset([1, usize::MAX - 1]).name("too_far")).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::IndexSpaceOverflow { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("\"too_far\"") && msg.contains("offset [1, 18446744073709551614]"), "{msg}");
+    // A kernel's coordinates are u32: an index space ending beyond u32::MAX is refused, naming it.
+    let heat = Kernel::wgsl(&celer::kernels::HEAT_1D, "main").unwrap();
+    let err = q.submit(task::parallel_for(&heat, [4]).offset([u32::MAX as usize - 1]).name("wide")).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::KernelCoordinates { .. }), "{err}");
+    assert!(err.to_string().contains("the index space [4294967294] - [4294967298]"), "{err}");
+    // A collective host task numbers its items itself.
+    let err = q.submit(task::host_collective().offset([1]).name("io")).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::OffsetNotAllowed { .. }), "{err}");
+    assert!(err.to_string().contains("\"io\"") && err.to_string().contains("task::host_collective"), "{err}");
+    // An offset of zero is no offset, and a later .offset replaces an earlier one.
+    q.submit(task::host_collective().offset([0])).unwrap();
+    q.submit(task::parallel_for(&k, [12]).offset([8]).offset([4]).read(&v, access::one_to_one())).unwrap();
+    // Also after an offset that overflowed: the range is the one given, not what is left of it.
+    let seen = Chunks::default();
+    let t = task::parallel_for(&k, [12]).offset([usize::MAX]).offset([2]).read(&v, recording(&seen));
+    q.submit(t).unwrap();
+    let seen: Vec<_> = seen.lock().unwrap().iter().map(|b| (b.min()[0], b.max()[0])).collect();
+    assert!(!seen.is_empty() && seen.iter().all(|&b| b == (2, 14)), "{seen:?}");
+}
+
+#[test]
+fn a_smaller_horizon_max_parallelism_puts_horizons_into_a_wide_graph() {
+    // Nine independent tasks (each writes its own buffer): a critical path of one task, so only the width of the
+    // graph's front can call for a horizon. Returns the last task's id and the task graph.
+    let run = |width: Option<usize>| {
+        let mut b = Queue::builder().dry_run(1).ignore_env();
+        if let Some(w) = width {
+            b = b.horizon_max_parallelism(w);
+        }
+        let q = b.build().unwrap();
+        let bufs: Vec<_> = (0..9).map(|_| q.buffer::<u32, 1>([4])).collect();
+        let ids: Vec<TaskId> = bufs
+            .iter()
+            .map(|b| q.submit(task::host_for([4]).discard_write(b, access::one_to_one())).unwrap())
+            .collect();
+        (ids[8].to_string(), q.task_graph_dot())
+    };
+    let (last, dot) = run(None);
+    assert_eq!(last, "T9", "64 wide by default: no horizon among the tasks after the epoch T0");
+    assert!(!dot.contains("horizon"), "{dot}");
+    // A horizon whenever three tasks have no successor (the last horizon counts as one of them): after the 3rd,
+    // 5th, 7th and 9th task, so the 9th is T12 and a horizon T13 follows it.
+    let (last, dot) = run(Some(3));
+    assert_eq!(last, "T12", "{dot}");
+    assert!(dot.contains("T13 horizon"), "{dot}");
+}

@@ -6,7 +6,9 @@
 //! buffer on one rank and write a fixed part of another, or write every other cell of one (a write region of one
 //! box per item), a GPU sum reduction, a GPU transpose, a host update of a 2D
 //! buffer, a deterministic float reduction of a 2D buffer (sum of 1.1 v, min or max, in blocks of 2 x 2 items), and
-//! fences in between; at the end every buffer is fenced. Every fence's bytes are folded into a digest.
+//! fences in between; at the end every buffer is fenced. Every fence's bytes are folded into a digest. Half the GPU
+//! adds, sums, transposes and float reductions and the in-place host updates run over part of their buffer: an index
+//! space starting up to 2 items in (`.offset(..)`) and ending up to 2 items early.
 //!
 //! Modes:
 //! - `e2e_diff --worker --programs N --seed S --out FILE` (under `mpirun -n R`, or alone): runs programs S..S+N;
@@ -42,6 +44,16 @@ impl Rng {
     /// A number in `lo..hi`.
     fn range(&mut self, lo: usize, hi: usize) -> usize {
         lo + (self.next() % (hi - lo) as u64) as usize
+    }
+
+    /// An index space inside `[0, len)` (`len` at least 1) as offset and range: half the time all of it, else
+    /// starting up to 2 items in and ending up to 2 items early (at least one item).
+    fn part(&mut self, len: usize) -> (usize, usize) {
+        if self.range(0, 2) == 0 {
+            return (0, len);
+        }
+        let offset = self.range(0, 3).min(len - 1);
+        (offset, (len - offset).saturating_sub(self.range(0, 3)).max(1))
     }
 }
 
@@ -113,8 +125,10 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
         match rng.range(0, 11) {
             0 => {
                 let amount = rng.range(1, 100) as i32;
+                let (o, n) = rng.part(len(a));
                 q.submit(
-                    task::parallel_for(&add, [len(a)])
+                    task::parallel_for(&add, [n])
+                        .offset([o])
                         .read_write(&ints[a], access::one_to_one())
                         .scalar("amount", amount),
                 )
@@ -127,14 +141,14 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                 ops.push("squares");
             }
             2 => {
-                q.submit(task::host_for([len(a)]).read_write(&ints[a], access::one_to_one()).name("scale").run(
-                    |ctx| {
-                        let first = ctx.chunk().min()[0];
-                        for (k, v) in ctx.data_mut::<i32>(0).iter_mut().enumerate() {
-                            *v = v.wrapping_mul(3).wrapping_add((first + k) as i32);
-                        }
-                    },
-                ))
+                let (o, n) = rng.part(len(a));
+                let t = task::host_for([n]).offset([o]);
+                q.submit(t.read_write(&ints[a], access::one_to_one()).name("scale").run(|ctx| {
+                    let first = ctx.chunk().min()[0];
+                    for (k, v) in ctx.data_mut::<i32>(0).iter_mut().enumerate() {
+                        *v = v.wrapping_mul(3).wrapping_add((first + k) as i32);
+                    }
+                }))
                 .map_err(|e| err(&e))?;
                 ops.push("host scale");
             }
@@ -182,19 +196,24 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                 ops.push("host once");
             }
             5 => {
-                q.submit(
-                    task::parallel_for(&sum, [len(a)])
-                        .read(&ints[a], access::one_to_one())
-                        .reduce(&ints[red], ReductionOp::Sum),
-                )
-                .map_err(|e| err(&e))?;
-                ops.push("sum");
+                let (o, n) = rng.part(len(a));
+                let t = task::parallel_for(&sum, [n]).offset([o]).read(&ints[a], access::one_to_one());
+                // Half the sums fold in the old value (reduce_including), so the result accumulates over the program.
+                if rng.range(0, 2) == 0 {
+                    q.submit(t.reduce(&ints[red], ReductionOp::Sum)).map_err(|e| err(&e))?;
+                    ops.push("sum");
+                } else {
+                    q.submit(t.reduce_including(&ints[red], ReductionOp::Sum)).map_err(|e| err(&e))?;
+                    ops.push("sum including");
+                }
             }
             6 if floats.len() > 1 => {
                 let (s, d) = (rng.range(0, floats.len()), rng.range(0, floats.len()));
+                let ((o0, n0), (o1, n1)) = (rng.part(m), rng.part(m));
                 if s != d {
                     q.submit(
-                        task::parallel_for(&transpose, [m, m])
+                        task::parallel_for(&transpose, [n0, n1])
+                            .offset([o0, o1])
                             .read(&floats[s], access::transposed())
                             .discard_write(&floats[d], access::one_to_one()),
                     )
@@ -204,16 +223,16 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
             }
             7 => {
                 let f = rng.range(0, floats.len());
-                q.submit(task::host_for([m, m]).read_write(&floats[f], access::one_to_one()).name("relax").run(
-                    |ctx| {
-                        let chunk = ctx.chunk();
-                        let cols = chunk.range()[1];
-                        for (k, v) in ctx.data_mut::<f32>(0).iter_mut().enumerate() {
-                            let (i, j) = (chunk.min()[0] + k / cols, chunk.min()[1] + k % cols);
-                            *v = *v * 0.5 + (i + 2 * j) as f32;
-                        }
-                    },
-                ))
+                let ((o0, n0), (o1, n1)) = (rng.part(m), rng.part(m));
+                let t = task::host_for([n0, n1]).offset([o0, o1]);
+                q.submit(t.read_write(&floats[f], access::one_to_one()).name("relax").run(|ctx| {
+                    let chunk = ctx.chunk();
+                    let cols = chunk.range()[1];
+                    for (k, v) in ctx.data_mut::<f32>(0).iter_mut().enumerate() {
+                        let (i, j) = (chunk.min()[0] + k / cols, chunk.min()[1] + k % cols);
+                        *v = *v * 0.5 + (i + 2 * j) as f32;
+                    }
+                }))
                 .map_err(|e| err(&e))?;
                 ops.push("host relax");
             }
@@ -221,8 +240,9 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                 let f = rng.range(0, floats.len());
                 let (entry, op) = float_reductions[rng.range(0, 3)];
                 let k = Kernel::wgsl(&own_kernels::BLOCK_F32_2X2, entry).map_err(|e| err(&e))?;
-                q.submit(task::parallel_for(&k, [m, m]).read(&floats[f], access::one_to_one()).reduce(&fred, op))
-                    .map_err(|e| err(&e))?;
+                let ((o0, n0), (o1, n1)) = (rng.part(m), rng.part(m));
+                let t = task::parallel_for(&k, [n0, n1]).offset([o0, o1]).read(&floats[f], access::one_to_one());
+                q.submit(t.reduce(&fred, op)).map_err(|e| err(&e))?;
                 if rng.range(0, 2) == 0 {
                     let v = q.fence(&fred).map_err(|e| err(&e))?.wait().map_err(|e| err(&e))?;
                     digest.add(&v[0].to_le_bytes());

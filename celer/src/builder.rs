@@ -129,6 +129,15 @@ impl QueueBuilder {
         self.choose(env::HORIZON_STEP, |c| c.horizon_step = Some(step.max(1)))
     }
 
+    /// How many tasks may have no successor yet (the task graph's width: independent tasks) before a horizon
+    /// comes anyway (at least 1; 0 counts as 1), so that a wide graph is pruned as a long one is; a smaller width
+    /// keeps the graphs smaller and orders independent tasks behind a horizon sooner. Celerity's
+    /// `CELERITY_HORIZON_MAX_PARALLELISM`. `CELER_HORIZON_MAX_PARALLELISM`; default 64. Every rank must use the
+    /// same width.
+    pub fn horizon_max_parallelism(self, tasks: usize) -> Self {
+        self.choose(env::HORIZON_MAX_PARALLELISM, |c| c.horizon_max_parallelism = Some(tasks.max(1)))
+    }
+
     /// How many horizons the program may submit ahead of the runtime before `submit` blocks (at least 1; 0 counts
     /// as 1), which bounds the memory of queued tasks and commands; `None` never blocks. `CELER_SUBMIT_AHEAD`;
     /// default 32.
@@ -232,6 +241,7 @@ impl QueueBuilder {
         keep!(
             env::LOG => log_level,
             env::HORIZON_STEP => horizon_step,
+            env::HORIZON_MAX_PARALLELISM => horizon_max_parallelism,
             env::SUBMIT_AHEAD => submit_ahead,
             env::LOOKAHEAD => lookahead,
             env::OVERLAP => overlap,
@@ -273,6 +283,9 @@ impl QueueBuilder {
         let mut task_graph = TaskManagerConfig { uninitialized_read: self.uninitialized_read, ..Default::default() };
         if let Some(step) = runtime.horizon_step {
             task_graph.horizon_step = step;
+        }
+        if let Some(width) = runtime.horizon_max_parallelism {
+            task_graph.horizon_max_parallelism = width;
         }
         Ok(Settings { task_graph, dry_run_ranks: self.dry_run_ranks, record_commands: self.record_commands, runtime })
     }
@@ -372,6 +385,14 @@ mod tests {
         assert_eq!(s.runtime.stall_timeout, Some(Duration::from_secs(2)), "set in the environment: it wins");
         assert_eq!(s.runtime.lookahead, 7, "empty in the environment: the program's value");
         assert_eq!(s.task_graph.horizon_step, 9, "unset: the program's value");
+        let width = |b: QueueBuilder, env: Option<&str>| {
+            let s = b.settings_from(|n| (n == "CELER_HORIZON_MAX_PARALLELISM").then(|| env.unwrap_or("").to_string()));
+            s.unwrap().task_graph.horizon_max_parallelism
+        };
+        assert_eq!(width(QueueBuilder::new(), None), TaskManagerConfig::default().horizon_max_parallelism);
+        assert_eq!(width(QueueBuilder::new().horizon_max_parallelism(0), None), 1, "0 counts as 1");
+        assert_eq!(width(QueueBuilder::new().horizon_max_parallelism(8), None), 8, "unset: the program's value");
+        assert_eq!(width(QueueBuilder::new().horizon_max_parallelism(8), Some("3")), 3, "set: the environment's");
         assert_eq!(s.runtime.overlap, None, "not chosen by the program: the environment's");
         let bad = QueueBuilder::new().settings_from(|n| (n == "CELER_DEVICES").then(|| "0".to_string()));
         assert!(matches!(bad, Err(Error::Config(ref e)) if e.variable == "CELER_DEVICES"), "{bad:?}");

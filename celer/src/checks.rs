@@ -7,7 +7,7 @@
 use celer_scheduler::exec::shaders::KernelSource;
 use celer_scheduler::graph::{
     BufferId, CollectiveGroupId, GridBox, HostObjectId, RangeMapper, ReductionOp, ResourceIdent, TaskErrorKind,
-    TaskKind, TaskSpec,
+    TaskKind, TaskSpec, MAX_DIMS,
 };
 use celer_scheduler::runtime::KERNEL_CELLS;
 use celer_scheduler::split::ChunkGrid;
@@ -30,6 +30,17 @@ pub(crate) struct Noted {
     /// [`check`](Self::check) finds whether one chunk's accesses of one span that many (empty, allocating nothing,
     /// for every other task).
     huge: Vec<(BufferId, GridBox, usize)>,
+    /// The offset the program gave the index space (`.offset(..)`), with the range it shifted, in the task's
+    /// dimensions, where it is not all zeros.
+    offset: Option<IndexOffset>,
+}
+
+/// An index space's offset and range as the program gave them (`.offset(..)`), dimension 0 first.
+#[derive(Clone, Copy, Debug)]
+struct IndexOffset {
+    offset: [usize; MAX_DIMS],
+    range: [usize; MAX_DIMS],
+    dims: usize,
 }
 
 /// A buffer, host object or collective group a task uses, for the error naming one of another queue.
@@ -133,6 +144,23 @@ impl Noted {
         None
     }
 
+    /// Notes the offset `offset` given to an index space of extent `range` (both in the task's dimensions), unless
+    /// it is all zeros: [`check`](Self::check) refuses it where the end overflows or the task takes no offset.
+    pub(crate) fn index_offset(&mut self, offset: &[usize], range: &[usize]) {
+        self.offset = offset.iter().any(|&o| o != 0).then(|| {
+            let (mut o, mut r) = ([0; MAX_DIMS], [0; MAX_DIMS]);
+            o[..offset.len()].copy_from_slice(offset);
+            r[..range.len()].copy_from_slice(range);
+            IndexOffset { offset: o, range: r, dims: offset.len() }
+        });
+    }
+
+    /// The range of the index space as the program gave it, where an offset was noted (the task's box may have
+    /// saturated where the offset overflowed it).
+    pub(crate) fn offset_range(&self) -> Option<[usize; MAX_DIMS]> {
+        self.offset.map(|o| o.range)
+    }
+
     /// Notes a box `[offset, offset + range)` of buffer `id` (of extent `extent`) that `what` describes, if its end
     /// overflows (the first one is reported).
     pub(crate) fn subrange(
@@ -183,6 +211,19 @@ impl Noted {
                 first: i,
                 second: j,
             }));
+        }
+        if let Some(o) = &self.offset {
+            let (offset, range) = (&o.offset[..o.dims], &o.range[..o.dims]);
+            if let TaskKind::Collective(_) = spec.kind {
+                let kind = "a collective host task (task::host_collective)";
+                return Err(Box::new(TaskErrorKind::OffsetNotAllowed { kind, offset: offset.to_vec() }));
+            }
+            if overflows(offset, range) {
+                return Err(Box::new(TaskErrorKind::IndexSpaceOverflow {
+                    offset: offset.to_vec(),
+                    range: range.to_vec(),
+                }));
+            }
         }
         // An empty index space has no items to count or address (a no-op however large its other extents).
         let items = matches!(spec.kind, TaskKind::DeviceCompute | TaskKind::HostCompute) && !spec.range.is_empty();

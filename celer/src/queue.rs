@@ -503,6 +503,19 @@ impl Queue {
         // Chunks start at whole workgroups where the kernel's results depend on them (also for a task whose checked
         // shape is reused: the alignment combines with the task's own granularity, which the shape does not hold).
         let blocks = task.kernel.and_then(|(source, entry)| align_to_workgroups(source, entry, &mut spec));
+        // The tree of blocks has no place for the buffer's old value: refuse here, naming the buffer, rather than
+        // in the runtime.
+        if let (Some(_), Some((source, entry))) = (blocks, task.kernel) {
+            if let Some(r) = spec.reductions.iter().find(|r| r.include_current_value) {
+                return Err(TaskError {
+                    task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
+                    inner: Box::new(celer_scheduler::graph::TaskErrorKind::BlockReductionIncludingCurrentValue {
+                        kernel: format!("{}::{entry}", source.name()),
+                        buffer: rec.sim.tm.buffer_ident(r.buffer),
+                    }),
+                });
+            }
+        }
         // Split as the command graph will split it (over ranks × devices), with the granularity now final.
         let nodes = rec.sim.num_ranks();
         task.noted.check_cells(&spec, task.kernel, nodes, |b| rec.sim.tm.buffer_ident(b)).map_err(|inner| {

@@ -124,7 +124,8 @@ impl<const KD: usize> fmt::Debug for TaskBuilder<KD> {
 pub mod task {
     use super::*;
 
-    /// A kernel over `[0, range)`, split across ranks and devices.
+    /// A kernel over `[0, range)`, split across ranks and devices; [`offset`](TaskBuilder::offset) moves the index
+    /// space to `[offset, offset + range)`.
     #[inline(always)]
     pub fn parallel_for<const KD: usize>(kernel: &Kernel, range: [usize; KD]) -> TaskBuilder<KD> {
         let mut builder = TaskBuilder::of(TaskKind::DeviceCompute, KD, GridBox::from_extent(&range));
@@ -137,7 +138,8 @@ pub mod task {
         builder
     }
 
-    /// A host task over `[0, range)`, split across ranks like a kernel.
+    /// A host task over `[0, range)`, split across ranks like a kernel; [`offset`](TaskBuilder::offset) moves the
+    /// index space to `[offset, offset + range)`.
     #[inline(always)]
     pub fn host_for<const KD: usize>(range: [usize; KD]) -> TaskBuilder<KD> {
         TaskBuilder::of(TaskKind::HostCompute, KD, GridBox::from_extent(&range))
@@ -319,18 +321,53 @@ impl<const KD: usize> TaskBuilder<KD> {
         self.access(buffer, AccessMode::DiscardWrite, m)
     }
 
-    /// Reduces every item's contribution into the one-element `buffer` with `op`, overwriting its old value.
+    /// Reduces every item's contribution into the one-element `buffer` with `op`, overwriting its old value
+    /// (SYCL's and Celerity's `initialize_to_identity`; [`reduce_including`](Self::reduce_including) folds the old
+    /// value in instead).
     ///
     /// The kernel binds the buffer after its accessors; it starts from `op`'s identity on every rank, the kernel
     /// combines its chunk's items into element 0 (e.g. with atomics), and celer combines the ranks' partial results
     /// in rank order, so every rank reads the same bits.
-    pub fn reduce<T: Reducible, const BD: usize>(mut self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
-        self.p.spec.reductions.push(ReductionSpec {
-            id: ReductionId(0),
-            buffer: buffer.id,
-            op,
-            include_current_value: false,
-        });
+    pub fn reduce<T: Reducible, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
+        self.builtin_reduction(buffer, op, false)
+    }
+
+    /// Reduces every item's contribution into the one-element `buffer` with `op`, folding in the value the buffer
+    /// holds before the task: the result is `op(old value, contributions)`, as a SYCL or Celerity reduction without
+    /// `initialize_to_identity` computes it (so a loop of these accumulates across steps).
+    ///
+    /// On rank 0 (its first device) the kernel starts from the buffer's current value instead of the identity;
+    /// every other chunk starts from the identity, so the old value counts once, whatever the rank and device count.
+    /// A buffer no task wrote and not created from data has no value to fold in: that is an uninitialized read
+    /// (a warning naming the task and buffer by default, an error under
+    /// [`ErrorPolicy::Error`](crate::ErrorPolicy::Error)), and the reduction then starts from the identity. A kernel
+    /// that makes a deterministic block reduction (the prelude's `celer_reduce_*`) cannot fold the old value in:
+    /// `submit` refuses it.
+    ///
+    /// ```no_run
+    /// # use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let q = Queue::new()?;
+    /// let data = q.buffer_from(&[1, 2, 3, 4], [4]);
+    /// let total = q.buffer_from(&[100], [1]).named("total");
+    /// let sum = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum")?;
+    /// for _ in 0..2 {
+    ///     q.submit(task::parallel_for(&sum, [4]).read(&data, access::one_to_one()).reduce_including(&total, ReductionOp::Sum))?;
+    /// }
+    /// assert_eq!(q.fence(&total)?.wait()?, vec![120]);
+    /// # Ok(()) }
+    /// ```
+    pub fn reduce_including<T: Reducible, const BD: usize>(self, buffer: &Buffer<'_, T, BD>, op: ReductionOp) -> Self {
+        self.builtin_reduction(buffer, op, true)
+    }
+
+    fn builtin_reduction<T: Reducible, const BD: usize>(
+        mut self,
+        buffer: &Buffer<'_, T, BD>,
+        op: ReductionOp,
+        include_current_value: bool,
+    ) -> Self {
+        self.p.spec.reductions.push(ReductionSpec { id: ReductionId(0), buffer: buffer.id, op, include_current_value });
         self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
         self.p.noted.buffer(buffer.id, &buffer.range);
         self.p.reduction_kinds.push(T::KIND);
@@ -342,7 +379,8 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// Reduces every item's contribution into the one-element `buffer` with an operation of your own: the kernel
     /// combines its chunk's items into element 0 starting from `identity` (which the buffer holds when it starts),
     /// and celer folds the ranks' partial results with `combine`, in rank order, starting from `identity`, so
-    /// every rank reads the same bits. `combine` must be associative, and agree with what the kernel does.
+    /// every rank reads the same bits. `combine` must be associative, and agree with what the kernel does. The
+    /// buffer's old value is overwritten ([`reduce_with_including`](Self::reduce_with_including) folds it in).
     ///
     /// ```no_run
     /// # use celer::{access, kernels, task, Kernel, Queue};
@@ -356,16 +394,38 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// # Ok(()) }
     /// ```
     pub fn reduce_with<T: Reducible, const BD: usize>(
+        self,
+        buffer: &Buffer<'_, T, BD>,
+        identity: T,
+        combine: impl Fn(T, T) -> T + Send + Sync + 'static,
+    ) -> Self {
+        self.custom_reduction(buffer, identity, combine, false)
+    }
+
+    /// [`reduce_with`](Self::reduce_with), folding in the value the buffer holds before the task, as
+    /// [`reduce_including`](Self::reduce_including) does: rank 0's kernel starts from the buffer's current value,
+    /// every other chunk from `identity`.
+    pub fn reduce_with_including<T: Reducible, const BD: usize>(
+        self,
+        buffer: &Buffer<'_, T, BD>,
+        identity: T,
+        combine: impl Fn(T, T) -> T + Send + Sync + 'static,
+    ) -> Self {
+        self.custom_reduction(buffer, identity, combine, true)
+    }
+
+    fn custom_reduction<T: Reducible, const BD: usize>(
         mut self,
         buffer: &Buffer<'_, T, BD>,
         identity: T,
         combine: impl Fn(T, T) -> T + Send + Sync + 'static,
+        include_current_value: bool,
     ) -> Self {
         self.p.spec.reductions.push(ReductionSpec {
             id: ReductionId(0),
             buffer: buffer.id,
             op: ReductionOp::Custom,
-            include_current_value: false,
+            include_current_value,
         });
         self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
         self.p.noted.buffer(buffer.id, &buffer.range);
@@ -403,6 +463,53 @@ impl<const KD: usize> TaskBuilder<KD> {
     #[inline(always)]
     pub fn split_2d(mut self) -> Self {
         self.p.spec.hint = SplitHint::TwoD;
+        self
+    }
+
+    /// Starts the index space at `offset`: the task runs the items `[offset, offset + range)` of the range its
+    /// constructor got, as Celerity's `parallel_for(range, offset, kernel)` and `host_task(range, offset, f)` do (a
+    /// stencil over the interior of an `n`-cell buffer is `parallel_for(&k, [n - 2]).offset([1])`).
+    ///
+    /// Everything sees the shifted index space, in the buffers' coordinates: the split over ranks and devices (and
+    /// [`split_2d`](Self::split_2d)) cuts `[offset, offset + range)`, a [`granularity`](Self::granularity) and the
+    /// workgroups of a kernel that depends on them count from `offset`; range mappers get those chunks, so
+    /// `one_to_one` maps item `i` to cell `i` and a mapped region outside the buffer is refused at submit as for any
+    /// task; a kernel's `celer_item_Nd` and a host task's [`chunk`](HostContext::chunk) give absolute indices (like
+    /// Celerity's `item::get_id()`, which includes the offset). An empty index space stays empty, whatever its
+    /// offset.
+    ///
+    /// A builder method rather than a third constructor argument: `parallel_for` and `host_for` keep their one
+    /// signature, and the offset composes with `split_2d` and `granularity` in any order, as the other split
+    /// settings do. Calling it again replaces the offset.
+    ///
+    /// # Errors (at submit)
+    /// [`TaskErrorKind::IndexSpaceOverflow`](crate::TaskErrorKind::IndexSpaceOverflow) where `offset + range`
+    /// overflows `usize`, [`TaskErrorKind::KernelCoordinates`](crate::TaskErrorKind::KernelCoordinates) where a
+    /// kernel's index space ends beyond `u32::MAX`, and
+    /// [`TaskErrorKind::OffsetNotAllowed`](crate::TaskErrorKind::OffsetNotAllowed) for a collective host task (its
+    /// item `r` is process `r`). A host-once task's index space has no dimension to offset.
+    ///
+    /// ```
+    /// # use celer::{access, kernels, task, Kernel, Queue};
+    /// let q = Queue::dry_run();
+    /// let (a, b) = (q.buffer_from(&[0.0f32; 16], [16]), q.buffer_from(&[0.0f32; 16], [16]));
+    /// let heat = Kernel::wgsl(&kernels::HEAT_1D, "main")?;
+    /// // The interior, cells 1 to 14: the neighbourhood of cell 1 is cells 0 to 2, inside the buffer.
+    /// q.submit(
+    ///     task::parallel_for(&heat, [14])
+    ///         .offset([1])
+    ///         .read(&a, access::neighborhood([1]))
+    ///         .write(&b, access::one_to_one())
+    ///         .scalar_f32(0.1),
+    /// )?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn offset(mut self, offset: [usize; KD]) -> Self {
+        // The range given, also where an earlier offset overflowed (and the box saturated).
+        let range = self.p.noted.offset_range().unwrap_or_else(|| self.p.spec.range.range());
+        self.p.noted.index_offset(&offset, &range[..KD]);
+        self.p.spec.range = GridBox::from_subrange(&offset, &range[..KD]);
         self
     }
 

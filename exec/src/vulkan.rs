@@ -288,6 +288,11 @@ pub(crate) fn pick_device() -> Result<(Arc<PhysicalDevice>, DeviceInfo, u32), De
 /// else the `(local rank × per_rank + k)`-th of the preferred kind (modulo their number, so on a machine with fewer
 /// devices several logical devices share one).
 pub(crate) fn pick_device_of(k: usize, per_rank: usize) -> Result<(Arc<PhysicalDevice>, DeviceInfo, u32), DeviceError> {
+    pick_on(&open_instance()?, k, per_rank)
+}
+
+/// Opens the Vulkan loader and creates an instance; [`pick_on`] then picks devices from it.
+pub(crate) fn open_instance() -> Result<Arc<Instance>, DeviceError> {
     let library = VulkanLibrary::new()?;
     // Not `InstanceCreateInfo::application_from_cargo_toml()`: its env! is expanded in vulkano,
     // so it would name the application "vulkano".
@@ -298,12 +303,21 @@ pub(crate) fn pick_device_of(k: usize, per_rank: usize) -> Result<(Arc<PhysicalD
     };
     // The loader answers VK_ERROR_INCOMPATIBLE_DRIVER when it finds no driver at all (none installed, or
     // VK_DRIVER_FILES naming none): say that, not the error code's generic text.
-    let instance = Instance::new(library, create_info).map_err(|e| match e {
+    Instance::new(library, create_info).map_err(|e| match e {
         Validated::Error(vulkano::VulkanError::IncompatibleDriver) => {
             DeviceError::NoDevice { driver_files: std::env::var("VK_DRIVER_FILES").ok() }
         }
         e => during("creating the Vulkan instance")(e),
-    })?;
+    })
+}
+
+/// [`pick_device_of`] among the devices of `instance`: devices picked from one instance are the same
+/// `PhysicalDevice` objects where they are the same device, so one logical device can serve them all.
+pub(crate) fn pick_on(
+    instance: &Arc<Instance>,
+    k: usize,
+    per_rank: usize,
+) -> Result<(Arc<PhysicalDevice>, DeviceInfo, u32), DeviceError> {
     let physical: Vec<_> =
         instance.enumerate_physical_devices().map_err(during("listing the physical devices"))?.collect();
     let candidates: Vec<(DeviceKind, bool)> = physical

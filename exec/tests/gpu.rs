@@ -196,6 +196,36 @@ fn several_batches_in_flight_complete_by_polling_the_timeline_semaphore() {
 }
 
 #[test]
+fn a_ranks_devices_on_one_gpu_share_its_vulkan_device_and_run_independently() {
+    let mut gpus = Gpu::open_rank(2, &GpuOptions::default()).expect("two devices of a rank");
+    let mut second = gpus.pop().unwrap();
+    let mut first = gpus.pop().unwrap();
+    assert_eq!(first.info(), second.info(), "without CELER_DEVICE both land on the one preferred device here");
+    assert!(first.shares_device(&second), "two logical devices on one GPU must not be two Vulkan devices");
+    assert!(!first.shares_device(&open_gpu()), "a Gpu opened alone has a device of its own");
+
+    // A batch in flight on the second while the first runs batches of its own and polls only itself.
+    let add = second.load_kernel(&shaders::GPU_ADD, "main").unwrap();
+    let bounds = Box3::d1(0, 512);
+    let data = second.allocate(bounds, 4).unwrap();
+    let mut b = second.batch().unwrap();
+    b.upload(&data, bounds, &u32_bytes(&[7; 512]), bounds).unwrap();
+    for _ in 0..8 {
+        b.dispatch(add, Launch::d1(0, 512), &[Access::read_write(&data)], &[3]).unwrap();
+    }
+    let download = b.download(&data, bounds).unwrap();
+    let id = b.submit().unwrap();
+    batches_in_flight(&mut first);
+    // Each counts its own batches: the first's four completions say nothing of the second's one.
+    assert_eq!(id, BatchId(1), "batch ids are per Gpu");
+    drop(first);
+    poll_all(&mut second, &[id]);
+    let mut out = vec![0u8; 512 * 4];
+    second.read_download(download, &mut out, bounds).unwrap();
+    assert_eq!(u32s(&out), vec![7 + 8 * 3; 512], "the second device's batch ran whole, beside the first's");
+}
+
+#[test]
 fn a_discarded_batch_runs_nothing_and_its_command_buffer_serves_the_next_batch() {
     let mut gpu = open_gpu();
     let add = gpu.load_kernel(&shaders::GPU_ADD, "main").expect("load gpu_add");

@@ -440,6 +440,33 @@ pub enum TaskErrorKind {
         /// The reduction's buffer.
         buffer: ResourceIdent,
     },
+    /// A deterministic block reduction (a kernel calling the prelude's `celer_reduce_*`) asked to fold in the
+    /// buffer's current value, which the tree of blocks has no place for.
+    #[error(
+        "{buffer} is reduced including its current value (reduce_including), but kernel {kernel} makes a \
+         deterministic block reduction (it calls the prelude's celer_reduce_*), whose tree of blocks cannot fold the \
+         old value in; reduce into a buffer of its own with .reduce(&buffer, op), then combine the old and the new \
+         value in a task of its own (a one-item kernel or a host_once task)"
+    )]
+    BlockReductionIncludingCurrentValue {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The reduction's buffer.
+        buffer: ResourceIdent,
+    },
+    /// A reduction that folds in the buffer's current value, of a buffer no task wrote and not created from data
+    /// (an error only under [`ErrorPolicy::Error`]; otherwise a warning, and the reduction starts from the
+    /// identity).
+    #[error(
+        "{buffer} is reduced including its current value (reduce_including, reduce_with_including), but no task has \
+         written it and it was not created from host data, so it has no value to include (unless refused, the \
+         reduction starts from the operation's identity); initialize the buffer from host data, write it first, or \
+         reduce with .reduce / .reduce_with, which start from the identity"
+    )]
+    UninitializedReduction {
+        /// The buffer.
+        buffer: ResourceIdent,
+    },
     /// What does not fit the task's kind: a host closure on a kernel task (it would never run), a host task without
     /// one on a queue that runs the program (it would have nothing to run), scalars or binding names on a host task
     /// (it would ignore them).
@@ -462,6 +489,28 @@ pub enum TaskErrorKind {
     IndexSpaceTooLarge {
         /// The index space.
         range: GridBox,
+    },
+    /// An index space given as offset and range (the facade's `.offset(..)`) whose end overflows `usize`.
+    #[error(
+        "the index space at offset {offset:?} with range {range:?} ends beyond usize::MAX along some dimension; \
+         an index space's offset plus its range must fit a usize (and a kernel's, a u32)"
+    )]
+    IndexSpaceOverflow {
+        /// The offset given.
+        offset: Vec<usize>,
+        /// The range given.
+        range: Vec<usize>,
+    },
+    /// An offset on a task whose index space celer numbers itself (a collective host task: item `r` is process `r`).
+    #[error(
+        "{kind} takes no offset (it was given .offset({offset:?})): its items are numbered by celer, from 0; only \
+         task::parallel_for and task::host_for run over an index space of the program's"
+    )]
+    OffsetNotAllowed {
+        /// The kind of task, as the program made it (`a collective host task (task::host_collective)`).
+        kind: &'static str,
+        /// The offset given.
+        offset: Vec<usize>,
     },
     /// A kernel over an index space, or bound to a buffer, whose coordinates do not fit the `u32` kernels see.
     #[error(

@@ -368,6 +368,17 @@ impl TaskManager {
                 return Err(e);
             }
         };
+        // A reduction that would fold in the value of a buffer nothing wrote (reported by `validate` as an
+        // uninitialized read) has no value to fold in: it starts from the identity, on every rank alike.
+        for i in 0..task.spec.reductions.len() {
+            let red = &task.spec.reductions[i];
+            if red.include_current_value && self.never_written(red.buffer) {
+                task.spec.reductions[i].include_current_value = false;
+                if let Some(r) = task.regions.iter_mut().find(|r| r.buffer == task.spec.reductions[i].buffer) {
+                    r.consumed = Region::new();
+                }
+            }
+        }
         let id = self.insert_task(node, deps);
         if self.need_horizon() {
             self.generate_horizon();
@@ -402,6 +413,14 @@ impl TaskManager {
     /// Inserts an epoch that depends on everything before it, applied at once.
     pub fn epoch(&mut self, action: EpochAction) -> TaskId {
         self.insert_sync_task(TaskKind::Epoch(action))
+    }
+
+    /// Whether no cell of `buffer` was ever written (by a task, or by its creation from host data).
+    fn never_written(&self, buffer: BufferId) -> bool {
+        let Some(buf) = self.buffers.get(&buffer) else { return false };
+        let mut written = false;
+        buf.last_writers.for_each_in(&Region::from(buf.extent), |_, w| written |= w.is_some());
+        !written
     }
 
     fn need_horizon(&self) -> bool {
@@ -514,11 +533,14 @@ impl TaskManager {
                 None => missing.push(b),
             });
             // A `write` keeps what it does not store, but reads nothing: never-written cells only matter to a
-            // task that reads the buffer.
-            if !missing.is_empty() && spec.accesses.iter().any(|a| a.buffer == r.buffer && a.mode.reads()) {
-                let inner = TaskErrorKind::UninitializedRead {
-                    buffer: ResourceIdent::buffer(r.buffer, buf.name.as_deref()),
-                    region: Region::from_boxes(missing),
+            // task that reads the buffer, or folds its value into a reduction.
+            let folded = spec.reductions.iter().any(|red| red.buffer == r.buffer && red.include_current_value);
+            if !missing.is_empty() && (folded || spec.accesses.iter().any(|a| a.buffer == r.buffer && a.mode.reads())) {
+                let buffer = ResourceIdent::buffer(r.buffer, buf.name.as_deref());
+                let inner = if folded {
+                    TaskErrorKind::UninitializedReduction { buffer }
+                } else {
+                    TaskErrorKind::UninitializedRead { buffer, region: Region::from_boxes(missing) }
                 };
                 match self.config.uninitialized_read {
                     ErrorPolicy::Ignore => {}

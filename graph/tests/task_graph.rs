@@ -964,3 +964,50 @@ fn an_erased_tasks_access_list_nobody_else_holds_is_offered_empty_for_a_new_one(
     assert!(tm.spare_access_list().is_none(), "the list another holder keeps is not offered");
     assert_eq!((kept.len(), kept[0].mode), (1, ReadWrite), "and stays intact");
 }
+
+#[test]
+fn a_reduction_including_a_never_written_buffer_warns_and_starts_from_the_identity() {
+    let mut tm = plain();
+    let (fresh, init, data) = (BufferId(0), BufferId(1), BufferId(2));
+    tm.create_buffer(fresh, 1, GridBox::d1(0, 1), false, Some("fresh".into()));
+    tm.create_buffer(init, 1, GridBox::d1(0, 1), true, Some("init".into()));
+    tm.create_buffer(data, 1, GridBox::d1(0, 8), true, None);
+    let reduce = |b: BufferId| {
+        let mut spec = kernel1(8, &[(data, Read, RangeMapper::OneToOne)]);
+        spec.reductions.push(reduction(b, true));
+        spec
+    };
+    // Host-initialized: the old value is read (a true dependency on the creation), and the flag stays.
+    let t = tm.submit(reduce(init)).unwrap();
+    let task = tm.task(t).unwrap();
+    assert!(task.spec.reductions[0].include_current_value);
+    assert_eq!(task.consumed(init).map(|r| r.area()), Some(1));
+    assert!(tm.take_diagnostics().is_empty());
+    // Never written: a warning naming the task and buffer, and the reduction starts from the identity.
+    let t = tm.submit(reduce(fresh)).unwrap();
+    let task = tm.task(t).unwrap();
+    assert!(!task.spec.reductions[0].include_current_value, "nothing to include");
+    assert!(task.consumed(fresh).is_none_or(|r| r.is_empty()));
+    let d = tm.take_diagnostics();
+    assert_eq!(d.len(), 1, "{d:?}");
+    let msg = d[0].to_string();
+    assert!(
+        msg.contains(&format!("{t}")) && msg.contains("buffer B0 \"fresh\"") && msg.contains("reduce_including"),
+        "{msg}"
+    );
+    // Once written (by that reduction), the next one includes it.
+    let t = tm.submit(reduce(fresh)).unwrap();
+    assert!(tm.task(t).unwrap().spec.reductions[0].include_current_value);
+    assert!(tm.take_diagnostics().is_empty());
+    // Under ErrorPolicy::Error the task is refused.
+    let mut strict = TaskManager::new(TaskManagerConfig {
+        uninitialized_read: ErrorPolicy::Error,
+        horizon_step: 1000,
+        horizon_max_parallelism: 1000,
+        ..TaskManagerConfig::default()
+    });
+    strict.create_buffer(fresh, 1, GridBox::d1(0, 1), false, Some("fresh".into()));
+    strict.create_buffer(data, 1, GridBox::d1(0, 8), true, None);
+    let err = strict.submit(reduce(fresh)).unwrap_err();
+    assert!(matches!(&*err.inner, TaskErrorKind::UninitializedReduction { .. }), "{err}");
+}

@@ -72,6 +72,36 @@ fn celer_index(alloc: CelerBox, item: vec3<u32>) -> u32 {
     return (rel.x * alloc.range1 + rel.y) * alloc.range2 + rel.z;
 }
 
+// ---- Global workgroup ids ------------------------------------------------------------------------
+// `@builtin(workgroup_id)` and `@builtin(num_workgroups)` count within the dispatch of one chunk.
+// These give workgroup `wid`'s index in the task's whole grid of workgroups, in buffer dimension
+// order (x = dimension 0), the same on any number of ranks and devices. `size` is the entry point's
+// `@workgroup_size(x, y, z)` as vec3<u32>(x, y, z) (y and z 1 where not given). Celer starts every
+// chunk of such a kernel (one that takes `workgroup_id`) at a whole workgroup of the index space,
+// so a workgroup's index is the chunk's first item divided by the workgroup size, plus `wid`: 0 for
+// the first workgroup of an index space at offset 0, offset / size for one at an offset (as
+// Celerity's nd_item::get_group() counts). The number of workgroups in the whole index space is not
+// pushed: pass it as a scalar where the kernel needs it.
+//       const WG = 64u;
+//       @compute @workgroup_size(WG)
+//       fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+//           let group = celer_group_1d(pc.chunk, wid, vec3<u32>(WG, 1u, 1u)).x;
+
+// The global index of workgroup `wid` of a 1D launch over `chunk` (dimension 0 in .x).
+fn celer_group_1d(chunk: CelerBox, wid: vec3<u32>, size: vec3<u32>) -> vec3<u32> {
+    return vec3<u32>(chunk.offset0 / size.x + wid.x, 0u, 0u);
+}
+
+// The same for a 2D launch: dimension 0 (wid.y, workgroup size y) in .x, dimension 1 in .y.
+fn celer_group_2d(chunk: CelerBox, wid: vec3<u32>, size: vec3<u32>) -> vec3<u32> {
+    return vec3<u32>(chunk.offset0 / size.y + wid.y, chunk.offset1 / size.x + wid.x, 0u);
+}
+
+// The same for a 3D launch: dimension 0 (wid.z) in .x, dimension 1 (wid.y) in .y, dimension 2 in .z.
+fn celer_group_3d(chunk: CelerBox, wid: vec3<u32>, size: vec3<u32>) -> vec3<u32> {
+    return vec3<u32>(chunk.offset0 / size.z + wid.z, chunk.offset1 / size.y + wid.y, chunk.offset2 / size.x + wid.x);
+}
+
 // ---- Deterministic block reductions -------------------------------------------------------------
 // A task's `.reduce(&buffer, op)` is deterministic when its kernel calls these: the result has the
 // same bits on any number of ranks and devices and from run to run. Each workgroup is one block (a

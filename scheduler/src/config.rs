@@ -50,6 +50,13 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "critical-path growth between horizons (smaller: less memory, more overhead)",
     },
     EnvVar {
+        name: HORIZON_MAX_PARALLELISM,
+        accepted: "an integer >= 1",
+        default: "64",
+        effect: "a horizon also comes once this many tasks have no successor yet (independent tasks, the graph's \
+                 width), so wide graphs are pruned too (smaller: less memory, independent tasks ordered sooner)",
+    },
+    EnvVar {
         name: SUBMIT_AHEAD,
         accepted: "an integer >= 1, or off",
         default: "32",
@@ -156,6 +163,8 @@ pub const SUBMIT_AHEAD: &str = "CELER_SUBMIT_AHEAD";
 pub const DEFAULT_SUBMIT_AHEAD: usize = 128;
 /// `CELER_HORIZON_STEP`.
 pub const HORIZON_STEP: &str = "CELER_HORIZON_STEP";
+/// `CELER_HORIZON_MAX_PARALLELISM`.
+pub const HORIZON_MAX_PARALLELISM: &str = "CELER_HORIZON_MAX_PARALLELISM";
 /// `CELER_STALL_TIMEOUT`.
 pub const STALL_TIMEOUT: &str = "CELER_STALL_TIMEOUT";
 
@@ -255,6 +264,8 @@ pub struct RuntimeConfig {
     pub log_level: log::LevelFilter,
     /// `CELER_HORIZON_STEP`, if set (else the task manager's default).
     pub horizon_step: Option<u32>,
+    /// `CELER_HORIZON_MAX_PARALLELISM`, if set (else the task manager's default).
+    pub horizon_max_parallelism: Option<usize>,
     /// `CELER_LOOKAHEAD`: queued commands scanned for ready ones per loop step.
     pub lookahead: usize,
     /// `CELER_OVERLAP`: kernels waiting for transfers run their interior first if it has at least this many cells;
@@ -292,6 +303,7 @@ impl Default for RuntimeConfig {
         Self {
             log_level: log::LevelFilter::Warn,
             horizon_step: None,
+            horizon_max_parallelism: None,
             lookahead: DEFAULT_LOOKAHEAD,
             overlap: Some(DEFAULT_OVERLAP_CELLS),
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
@@ -324,12 +336,13 @@ pub struct SharedSetting {
 
 impl RuntimeConfig {
     /// The settings that must be the same on every rank, with this rank's values, given the task graph's
-    /// `horizon_step` (which a program may set without `CELER_HORIZON_STEP`): `CELER_TRACE` on or off (the
-    /// timelines are gathered collectively at shutdown), `CELER_CHECK_DIVERGENCE` (its checks are collectives),
-    /// `CELER_DEVICES` (each device is a node of the command graph, with a communicator of its own) and
-    /// `CELER_HORIZON_STEP` (horizons are tasks: every rank must record the same ones). The others (log level,
-    /// look-ahead, overlap, stall timeout, bounds checks, graph dumps) only change what a rank does locally.
-    pub fn must_agree(&self, horizon_step: u32) -> [SharedSetting; 4] {
+    /// `horizon_step` and `horizon_max_parallelism` (which a program may set without `CELER_HORIZON_STEP` and
+    /// `CELER_HORIZON_MAX_PARALLELISM`): `CELER_TRACE` on or off (the timelines are gathered collectively at
+    /// shutdown), `CELER_CHECK_DIVERGENCE` (its checks are collectives), `CELER_DEVICES` (each device is a node of
+    /// the command graph, with a communicator of its own), `CELER_HORIZON_STEP` and `CELER_HORIZON_MAX_PARALLELISM`
+    /// (horizons are tasks: every rank must record the same ones). The others (log level, look-ahead, overlap,
+    /// stall timeout, bounds checks, graph dumps) only change what a rank does locally.
+    pub fn must_agree(&self, horizon_step: u32, horizon_max_parallelism: usize) -> [SharedSetting; 5] {
         fn on_off(v: u64) -> String {
             if v == 1 { "on" } else { "off" }.to_string()
         }
@@ -341,6 +354,12 @@ impl RuntimeConfig {
             SharedSetting { variable: CHECK_DIVERGENCE, value: u64::from(self.check_divergence), show: on_off },
             SharedSetting { variable: DEVICES, value: self.devices as u64, show: number },
             SharedSetting { variable: HORIZON_STEP, value: u64::from(horizon_step), show: number },
+            // Below u64::MAX (the exchange's marker): a width no task graph reaches either way.
+            SharedSetting {
+                variable: HORIZON_MAX_PARALLELISM,
+                value: (horizon_max_parallelism as u64).min(u64::MAX - 1),
+                show: number,
+            },
         ]
     }
 
@@ -389,6 +408,10 @@ impl RuntimeConfig {
         }
         if let Some(v) = get(HORIZON_STEP) {
             config.horizon_step = Some(v.parse::<u32>().ok().filter(|&s| s >= 1).ok_or_else(|| bad(HORIZON_STEP, &v))?);
+        }
+        if let Some(v) = get(HORIZON_MAX_PARALLELISM) {
+            let n = v.parse::<usize>().ok().filter(|&n| n >= 1);
+            config.horizon_max_parallelism = Some(n.ok_or_else(|| bad(HORIZON_MAX_PARALLELISM, &v))?);
         }
         if let Some(v) = get(SUBMIT_AHEAD) {
             config.submit_ahead = match v.parse::<usize>() {
@@ -584,6 +607,7 @@ mod tests {
         for n in [
             LOG,
             HORIZON_STEP,
+            HORIZON_MAX_PARALLELISM,
             LOOKAHEAD,
             OVERLAP,
             STALL_TIMEOUT,
@@ -600,7 +624,13 @@ mod tests {
         ] {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 15);
+        assert_eq!(names.len(), 16);
+        assert_eq!(with(&[(HORIZON_MAX_PARALLELISM, "8")]).unwrap().horizon_max_parallelism, Some(8));
+        assert_eq!(with(&[]).unwrap().horizon_max_parallelism, None);
+        for bad in ["0", "-1", "many"] {
+            let e = with(&[(HORIZON_MAX_PARALLELISM, bad)]).unwrap_err().to_string();
+            assert!(e.contains(HORIZON_MAX_PARALLELISM) && e.contains("an integer >= 1"), "{e}");
+        }
         assert_eq!(with(&[(SUBMIT_AHEAD, "off")]).unwrap().submit_ahead, None);
         assert_eq!(with(&[(SUBMIT_AHEAD, "3")]).unwrap().submit_ahead, Some(3));
         assert!(with(&[(SUBMIT_AHEAD, "0")]).is_err());
@@ -610,13 +640,14 @@ mod tests {
     fn differing_shared_settings_name_the_variable_and_every_ranks_value() {
         let traced = with(&[(TRACE, "/tmp/t.json"), (DEVICES, "2")]).unwrap();
         let plain = with(&[]).unwrap();
-        let (a, b) = (traced.must_agree(4), plain.must_agree(8));
+        let (a, b) = (traced.must_agree(4, 64), plain.must_agree(8, 16));
         // Laid out as the reduction gives them: setting-major, one value per rank.
         let all: Vec<u64> = (0..a.len()).flat_map(|i| [a[i].value, b[i].value]).collect();
         let msg = disagreement(&a, &all, 2).expect("they differ");
         assert!(msg.contains("CELER_TRACE is on on rank 0, off on rank 1"), "{msg}");
         assert!(msg.contains("CELER_DEVICES is 2 on rank 0, 1 on rank 1"), "{msg}");
         assert!(msg.contains("CELER_HORIZON_STEP is 4 on rank 0, 8 on rank 1"), "{msg}");
+        assert!(msg.contains("CELER_HORIZON_MAX_PARALLELISM is 64 on rank 0, 16 on rank 1"), "{msg}");
         assert!(!msg.contains("CELER_CHECK_DIVERGENCE"), "{msg}");
         let same: Vec<u64> = (0..a.len()).flat_map(|i| [a[i].value, a[i].value]).collect();
         assert_eq!(disagreement(&a, &same, 2), None);

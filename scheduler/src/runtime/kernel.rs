@@ -59,6 +59,39 @@ pub(super) struct PendingCheck {
     pub(super) info: Box<CheckInfo>,
 }
 
+/// The items of one workgroup of `payload`'s kernel along each dimension of its `dims`-dimensional index space
+/// (dimension 0 first; invocation ids run back to front, as the prelude's `celer_item_Nd` maps them), where what the
+/// kernel computes depends on how the index space is cut into workgroups (its reflection's `workgroup_dependent`, or
+/// a block reduction); `None` for any other kernel.
+fn workgroup_block(payload: &KernelPayload, dims: usize) -> Option<[usize; 3]> {
+    let ep = payload.source.entry_point(payload.entry).filter(|ep| ep.workgroup_dependent || ep.block_reduction)?;
+    let [x, y, z] = ep.workgroup_size.map(|w| w as usize);
+    Some(match dims {
+        0 | 1 => [x, 1, 1],
+        2 => [y, x, 1],
+        _ => [z, y, x],
+    })
+}
+
+/// `interior` (a box of `chunk`, of a task over `range`) shrunk so that each launch of the split chunk (the interior,
+/// and the boxes of the chunk around it) starts at a whole workgroup of `block` items counted from the index space's
+/// first item, as the chunk does (`submit` aligns the split of such kernels): its lower corner rounds up, its upper
+/// corner down unless it is the chunk's. Every launch then starts at the chunk's corner or at one of the interior's
+/// along each dimension, so a workgroup holds the same items as in one launch of the whole chunk. `None` where
+/// nothing is left.
+fn align_interior(interior: GridBox, chunk: &GridBox, range: &GridBox, block: [usize; 3]) -> Option<GridBox> {
+    let (origin, end) = (range.min(), chunk.max());
+    let (mut lo, mut hi) = (interior.min(), interior.max());
+    for d in 0..3 {
+        let b = block[d].max(1);
+        lo[d] = origin[d] + (lo[d] - origin[d]).div_ceil(b) * b;
+        if hi[d] != end[d] {
+            hi[d] = origin[d] + (hi[d] - origin[d]) / b * b;
+        }
+    }
+    Some(GridBox::new(lo, hi)).filter(|b| !b.is_empty())
+}
+
 impl RankLoop<'_> {
     /// Starts device-compute execution `cmd` over `chunk`: collects its dispatch, or with an interior already
     /// running ([`start_interior`](Self::start_interior)), the rest of the chunk: its border.
@@ -310,7 +343,17 @@ impl RankLoop<'_> {
         if awaited.is_empty() {
             return Ok(false);
         }
-        let interior = self.interior_box(task, chunk, &awaited);
+        let mut interior = self.interior_box(task, chunk, &awaited);
+        // A kernel whose results depend on its workgroups must see the same workgroups in every launch of the split.
+        if let Some(block) = task
+            .spec
+            .payload
+            .as_ref()
+            .and_then(|p| p.downcast_ref::<KernelPayload>())
+            .and_then(|p| workgroup_block(p, task.spec.dims))
+        {
+            interior = interior.and_then(|b| align_interior(b, chunk, &task.spec.range, block));
+        }
         let Some(interior) = interior.filter(|b| b.area() >= self.overlap.unwrap_or(usize::MAX)) else {
             let id = self.commands[i].id;
             self.no_interior.insert(id);
@@ -405,4 +448,35 @@ impl RankLoop<'_> {
 /// Whether `task` accesses `buffer` through one accessor only.
 fn only_access(task: &celer_graph::Task, buffer: BufferId) -> bool {
     task.spec.accesses.iter().filter(|a| a.buffer == buffer).count() == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interiors_of_workgroup_dependent_kernels_start_every_launch_at_a_whole_workgroup() {
+        // A 1D chunk [24, 47) of an index space starting at 0, workgroups of 4: the interior [25, 46) of a
+        // neighbourhood-1 read shrinks to [28, 44), so the border is [24, 28) and [44, 47); an interior that ends
+        // where the chunk does keeps its end.
+        let (range, chunk) = (GridBox::d1(0, 47), GridBox::d1(24, 47));
+        assert_eq!(align_interior(GridBox::d1(25, 46), &chunk, &range, [4, 1, 1]), Some(GridBox::d1(28, 44)));
+        assert_eq!(align_interior(GridBox::d1(25, 47), &chunk, &range, [4, 1, 1]), Some(GridBox::d1(28, 47)));
+        // At an offset of 5 the workgroups start at 5, 9, 13, ...: the chunk [13, 40) keeps [17, 37).
+        let (range, chunk) = (GridBox::d1(5, 40), GridBox::d1(13, 40));
+        assert_eq!(align_interior(GridBox::d1(14, 39), &chunk, &range, [4, 1, 1]), Some(GridBox::d1(17, 37)));
+        // 2D, workgroups of 2 x 4 at offset [1, 3]: both corners move, each launch around the interior starts at
+        // the chunk's corner or the interior's.
+        let (range, chunk) = (GridBox::d2([1, 3], [12, 12]), GridBox::d2([5, 3], [12, 12]));
+        let aligned = align_interior(GridBox::d2([6, 4], [11, 11]), &chunk, &range, [2, 4, 1]).unwrap();
+        assert_eq!(aligned, GridBox::d2([7, 7], [11, 11]));
+        let mut launches = vec![aligned];
+        chunk.subtract_into(&aligned, |b| launches.push(b));
+        for b in launches {
+            assert_eq!((b.min()[0] - 1) % 2, 0, "{b} starts inside a workgroup");
+            assert_eq!((b.min()[1] - 3) % 4, 0, "{b} starts inside a workgroup");
+        }
+        // Too small an interior to hold a whole workgroup: none.
+        assert_eq!(align_interior(GridBox::d1(25, 27), &GridBox::d1(24, 30), &GridBox::d1(0, 30), [4, 1, 1]), None);
+    }
 }

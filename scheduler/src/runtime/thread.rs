@@ -595,19 +595,17 @@ pub(super) fn run(
     // Every GPU first (no collective yet), then the one start-up exchange of all ranks, before any collective whose
     // count depends on a setting: a GPU that failed anywhere, or settings that differ, are an `Err` on every rank.
     let devices = runtime.devices.max(1);
-    let gpus = (0..devices)
-        .map(|k| {
-            let options = celer_exec::gpu::GpuOptions {
-                device_of_rank: (k, devices),
-                lose_device_at_poll: runtime.inject_device_lost,
-                ..Default::default()
-            };
-            Gpu::with_options(options).map_err(|error| StartError::Gpu { rank, device: k, error })
-        })
-        .collect::<Result<Vec<Gpu>, StartError>>();
+    // Devices on one GPU share its Vulkan device (a queue each), not time-slice it as separate contexts.
+    let options = celer_exec::gpu::GpuOptions { lose_device_at_poll: runtime.inject_device_lost, ..Default::default() };
+    let gpus = Gpu::open_rank(devices, &options).map_err(|(device, error)| StartError::Gpu { rank, device, error });
     let float64 =
         gpus.as_ref().is_ok_and(|gpus| gpus.iter().all(Gpu::float64)) && runtime.inject_no_float64 != Some(rank as u64);
-    let (gpus, float64) = match crate::startup::agree(&comm, &runtime.must_agree(config.horizon_step), gpus, float64) {
+    let (gpus, float64) = match crate::startup::agree(
+        &comm,
+        &runtime.must_agree(config.horizon_step, config.horizon_max_parallelism),
+        gpus,
+        float64,
+    ) {
         Ok(agreed) => agreed,
         Err(e) => {
             let _ = ready.send(Err(e));
