@@ -563,8 +563,8 @@ impl Gpu {
     pub fn free(&mut self, alloc: DeviceAllocation) {
         self.sets.retain(|key, _| !key.contains(&alloc.id));
         self.recent_sets.retain(|(key, _)| !key.contains(&alloc.id));
-        // Replayed command buffers hold their sets: let them go too (the memory would stay otherwise).
-        self.replay.retire_all();
+        // Replayed command buffers that bind it hold their sets: let them go too (the memory would stay otherwise).
+        self.replay.retire_binding(vulkano::VulkanObject::handle(alloc.buffer.buffer()));
         drop(alloc);
     }
 

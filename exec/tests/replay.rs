@@ -2,7 +2,7 @@
 //! on this machine's Vulkan device: the same results as recording every batch, pieces recorded once and submitted
 //! again (single dispatches and double-buffered pairs; completion by timeline semaphore or fences), barriers where
 //! recording puts them, independent dispatches and mixed batches recorded, and cached buffers let go when an
-//! allocation is freed.
+//! allocation they bind is freed (only those).
 
 use std::time::{Duration, Instant};
 
@@ -163,6 +163,30 @@ fn freeing_an_allocation_lets_cached_pieces_go_and_their_command_buffers_serve_a
     assert!(pieces >= 24, "every round records its pieces anew after the free: {pieces}");
     // Retired pieces go back to the pool once their batches completed, so the pool stops growing.
     assert_eq!(allocated[11], allocated[5], "command buffers allocated per round: {allocated:?}");
+}
+
+#[test]
+fn freeing_an_allocation_keeps_the_cached_pieces_of_the_others() {
+    let mut gpu = open(false);
+    let add = gpu.load_kernel(&shaders::GPU_ADD, "main").expect("load gpu_add");
+    let kept = zeroed(&mut gpu);
+    chain(&mut gpu, add, &kept, &[8], 1);
+    let (recorded, _) = gpu.replayed_pieces();
+    // A temporary allocation each round, used by a batch of its own and freed: its pieces go, the kept one's stay.
+    for round in 1..=4u32 {
+        let temp = zeroed(&mut gpu);
+        chain(&mut gpu, add, &temp, &[8], round);
+        assert_eq!(read(&mut gpu, &temp), vec![8 * round; CELLS]);
+        gpu.free(temp);
+        chain(&mut gpu, add, &kept, &[8], 1);
+    }
+    let (recorded_after, _) = gpu.replayed_pieces();
+    assert_eq!(
+        recorded_after - recorded,
+        4,
+        "one piece recorded per temporary allocation, none again for the kept one"
+    );
+    assert_eq!(read(&mut gpu, &kept), vec![5 * 8; CELLS]);
 }
 
 #[test]

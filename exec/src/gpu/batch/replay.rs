@@ -18,16 +18,17 @@
 //! the same commands in one command buffer.
 //!
 //! **Lifetime.** A cached command buffer keeps the descriptor set it binds (and through it the allocations) until
-//! the cache lets it go: when an allocation is freed ([`Gpu::free`](super::super::Gpu::free)) or the cache is full,
-//! its buffers are retired and go back to the command pool once the last batch that submitted them completed.
+//! the cache lets it go: when an allocation it binds is freed ([`Gpu::free`](super::super::Gpu::free)) or the cache
+//! is full, its buffers are retired and go back to the command pool once the last batch that submitted them completed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use ash::vk;
 use smallvec::SmallVec;
-use vulkano::descriptor_set::DescriptorSet;
+use vulkano::descriptor_set::{DescriptorBindingResources, DescriptorSet};
 use vulkano::device::Device;
+use vulkano::VulkanObject;
 
 use super::super::command_pool::CommandPool;
 use super::super::GpuError;
@@ -47,6 +48,17 @@ const MAX_PIECES: usize = 8;
 
 /// Cached command buffers beyond this many retire the whole cache (a program whose batches never repeat).
 const CACHE_LIMIT: usize = 256;
+
+/// Whether descriptor set `set` binds `buffer` at any of its bindings.
+fn binds(set: &DescriptorSet, buffer: vk::Buffer) -> bool {
+    let resources = set.resources();
+    set.layout().bindings().keys().filter_map(|&b| resources.binding(b)).any(|r| match r {
+        DescriptorBindingResources::Buffer(infos) => {
+            infos.iter().flatten().any(|i| i.buffer.buffer().handle() == buffer)
+        }
+        _ => false,
+    })
+}
 
 /// One dispatch as collected: what it binds and pushes, and whether a barrier comes before it.
 #[derive(Clone)]
@@ -87,7 +99,7 @@ struct Key {
 struct Cached {
     command_buffer: vk::CommandBuffer,
     /// Keeps the bound sets, and the allocations they bind, alive as long as the buffer may run.
-    _sets: SmallVec<[Arc<DescriptorSet>; 2]>,
+    sets: SmallVec<[Arc<DescriptorSet>; 2]>,
     /// The last batch that submitted it.
     last_use: u64,
 }
@@ -118,6 +130,19 @@ impl ReplayCache {
     /// Lets every cached buffer go (an allocation is being freed: a set the cache holds may bind it).
     pub(in super::super) fn retire_all(&mut self) {
         self.retired.extend(self.cached.drain().map(|(_, c)| (c.command_buffer, c.last_use)));
+    }
+
+    /// Lets go the cached buffers whose descriptor sets bind `buffer` (an allocation is being freed; the others
+    /// stay, so a program that frees a temporary buffer every step keeps replaying its steps).
+    pub(in super::super) fn retire_binding(&mut self, buffer: vk::Buffer) {
+        let retired = &mut self.retired;
+        self.cached.retain(|_, c| {
+            let binds = c.sets.iter().any(|set| binds(set, buffer));
+            if binds {
+                retired.push((c.command_buffer, c.last_use));
+            }
+            !binds
+        });
     }
 
     /// Gives the retired buffers whose last batch completed (every batch up to `completed`) back to `pool`.
@@ -204,7 +229,7 @@ impl ReplayCache {
                     let command_buffer = record_piece(&key, device, pool)?;
                     self.recorded += 1;
                     let sets = units[start..start + period].iter().filter_map(|u| u.set.clone()).collect();
-                    self.cached.entry(key).or_insert(Cached { command_buffer, _sets: sets, last_use: id })
+                    self.cached.entry(key).or_insert(Cached { command_buffer, sets, last_use: id })
                 }
             };
             cached.last_use = id;
