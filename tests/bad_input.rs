@@ -7,6 +7,12 @@
 
 use celer::{access, kernels, task, ErrorPolicy, Kernel, Queue, ReductionOp};
 
+/// The kernels of `kernels/` (a program's own, compiled by this package's build script).
+#[allow(dead_code)]
+mod own_kernels {
+    celer::include_kernels!();
+}
+
 /// A dry-run queue simulating `ranks` ranks.
 fn queue(ranks: usize) -> Queue {
     Queue::builder().dry_run(ranks).ignore_env().build().expect("a dry run starts")
@@ -144,6 +150,27 @@ fn rows() -> Vec<Row> {
         err(q.submit(task::host_for([16]).bind("src").read(&v, access::one_to_one()).name("host_bind").run(|_| {}))),
     ));
 
+    let total = q.buffer_from(&[5i32], [1]).named("total");
+    let ints = q.buffer_from(&[1i32; 256], [256]).named("ints");
+    let blocks = Kernel::wgsl(&own_kernels::BLOCK_I32, "reduce_sum").expect("block_i32::reduce_sum exists");
+    rows.push((
+        "a deterministic block reduction that would fold in the buffer's value (`reduce_including`)",
+        err(q.submit(
+            task::parallel_for(&blocks, [256])
+                .read(&ints, access::one_to_one())
+                .reduce_including(&total, ReductionOp::Sum)
+                .name("exact_total"),
+        )),
+    ));
+    rows.push((
+        "an offset whose index space ends past `usize::MAX`",
+        err(q.submit(task::host_for([4, 2]).offset([1, usize::MAX - 1]).name("too_far"))),
+    ));
+    rows.push((
+        "an offset on a collective host task (item r is rank r)",
+        err(q.submit(task::host_collective().offset([1]).name("io"))),
+    ));
+
     let q = Queue::builder()
         .dry_run(1)
         .uninitialized_reads(ErrorPolicy::Error)
@@ -154,6 +181,18 @@ fn rows() -> Vec<Row> {
     rows.push((
         "reading cells nothing wrote (policy: error; the default warns)",
         err(q.submit(task::parallel_for(&k, [8]).read(&fresh, access::one_to_one()).name("early_read"))),
+    ));
+    let one = q.buffer::<i32, 1>([1]).named("never_written");
+    let atomics = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").expect("reduce_i32::reduce_sum exists");
+    let ints = q.buffer_from(&[1i32; 64], [64]).named("ints");
+    rows.push((
+        "folding in the value of a buffer nothing wrote (`reduce_including`; policy: error, the default warns)",
+        err(q.submit(
+            task::parallel_for(&atomics, [64])
+                .read(&ints, access::one_to_one())
+                .reduce_including(&one, ReductionOp::Sum)
+                .name("from_nothing"),
+        )),
     ));
 
     let q = queue(2);
@@ -200,7 +239,11 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("one host object declared twice", &["\"twice\"", "host object H0", "side effects 0 and 1"]),
         ("a host closure on a kernel task", &["\"closure_kernel\"", "runs its kernel, not a host closure"]),
         ("a scalar or a binding name", &["\"host_bind\"", "binding names (.bind) are for kernel tasks"]),
+        ("a deterministic block reduction", &["\"exact_total\"", "block_i32::reduce_sum", "\"total\""]),
+        ("an offset whose index space", &["\"too_far\"", "offset [1, 18446744073709551614]"]),
+        ("an offset on a collective", &["\"io\"", "task::host_collective"]),
         ("reading cells nothing wrote", &["\"early_read\"", "B0 \"fresh\""]),
+        ("folding in the value", &["\"from_nothing\"", "\"never_written\""]),
         ("a distributed kernel writing", &["\"everyone_writes_all\"", "B0 \"shared\""]),
         ("an invalid CELER_*", &["CELER_LOOKAHEAD", "\"many\"", "an integer >= 1"]),
     ];
