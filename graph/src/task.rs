@@ -294,11 +294,13 @@ impl EvenSplit {
         let big = self.step + self.block;
         let last = self.items.saturating_sub(1);
         if row < self.extra * big {
-            row / big
-        } else if self.step == 0 {
-            last
-        } else {
-            (self.extra + (row - self.extra * big) / self.step).min(last)
+            return row / big;
+        }
+        // Past the items with a block more, items of `step` rows; with no step, only the last item has rows (the
+        // remainder below one block).
+        match (row - self.extra * big).checked_div(self.step) {
+            Some(k) => (self.extra + k).min(last),
+            None => last,
         }
     }
 }
@@ -306,7 +308,7 @@ impl EvenSplit {
 impl RangeMapper {
     /// A box of kernel indices (of the index space `range`) outside which no item touches any of `cells` (of a
     /// buffer of extent `buffer`): exact for the chunk-shaped mappers and the even split, the declared reach of a
-    /// bounded custom mapper, and `range` itself for the rest.
+    /// bounded custom mapper, and `range` itself for the rest. Only the even split reads `buffer`.
     pub fn reach(&self, cells: &GridBox, range: &GridBox, buffer: &GridBox) -> GridBox {
         match self {
             RangeMapper::OneToOne => *cells,

@@ -167,9 +167,13 @@ impl CommandGraphGenerator {
     /// A box of kernel indices outside which no chunk's accesses of `buffer` (with modes `filter`) can touch `r`.
     fn reach(&self, task: &Task, buffer: BufferId, r: &GridBox, filter: impl Fn(AccessMode) -> bool) -> GridBox {
         let mut out = GridBox::EMPTY;
-        let extent = &self.buffers[&buffer].extent;
         for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer && filter(a.mode)) {
-            let b = a.mapper.reach(r, &task.spec.range, extent);
+            // Only the even split's reach depends on the buffer's extent: the others cost no lookup.
+            let extent = match a.mapper {
+                RangeMapper::EvenSplit { .. } => self.buffers[&buffer].extent,
+                _ => GridBox::EMPTY,
+            };
+            let b = a.mapper.reach(r, &task.spec.range, &extent);
             out = out.bounding_box(&b);
         }
         if task.spec.reductions.iter().any(|red| red.buffer == buffer) {
