@@ -428,6 +428,19 @@ fn even_split_gives_each_rank_its_block_of_rows() {
     q.submit(task::host_once().read(&c, access::all())).unwrap();
     assert_eq!(pushes_to_rank_0(&q.command_graphs_dot()), [(1, "{[6,0,0] - [11,2,2]}".to_string())]);
 
+    // A 2D index space splits the rows along its dimension 0: split along dimension 0 (the default) each rank writes
+    // its rows; split along dimension 1 too, two ranks would write the same rows, which is refused.
+    let q4 = Queue::builder().dry_run(4).ignore_env().record_commands(true).build().unwrap();
+    let g = q4.buffer::<u32, 2>([8, 3]).named("g");
+    q4.submit(task::host_for([4, 4]).discard_write(&g, access::even_split())).unwrap();
+    q4.submit(task::host_once().read(&g, access::all())).unwrap();
+    let want: Vec<(usize, String)> = (1..4).map(|r| (r, format!("{{[{},0] - [{},3]}}", 2 * r, 2 * r + 2))).collect();
+    assert_eq!(pushes_to_rank_0(&q4.command_graphs_dot()), want);
+    let err =
+        q4.submit(task::host_for([4, 4]).split_2d().discard_write(&g, access::even_split()).name("two_d")).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::OverlappingWrite { .. }), "{err}");
+    assert!(err.to_string().contains("\"two_d\"") && err.to_string().contains("buffer B0 \"g\""), "{err}");
+
     // Blocks of no row are refused at submit, naming the task, the buffer and the mapper.
     let err = q.submit(task::host_for([2]).read(&c, access::even_split().granularity(0)).name("zero")).unwrap_err();
     assert!(matches!(*err.inner, TaskErrorKind::Mapper { .. }), "{err}");

@@ -172,8 +172,10 @@ pub struct EvenSplit {
 ///
 /// Meant for a collective host task (item `r` is rank `r`), where it hands each rank a contiguous block of a buffer
 /// to read or write, say for I/O, whatever the rank count. Its positions count from the start of the index space,
-/// so an index space with an offset splits the buffer as one without (Celerity measures from index 0). The command
-/// graph finds which chunks touch a box of rows by arithmetic, as for the built-in mappers.
+/// so an index space with an offset splits the buffer as one without (Celerity measures from index 0). In a 2D or 3D
+/// index space, items with the same index along dimension 0 touch the same rows: a task writing through it must be
+/// split along dimension 0 only (the default; with `split_2d`, two ranks would write the same rows, which `submit`
+/// refuses). The command graph finds which chunks touch a box of rows by arithmetic, as for the built-in mappers.
 ///
 /// ```
 /// use celer::{access, task, Queue};
