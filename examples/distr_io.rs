@@ -2,8 +2,8 @@
 //! host task, one chunk per rank), then every rank reads its rows of the *transpose* back from that file, and the
 //! result is compared with the transpose computed here.
 //!
-//! Shows: collective host tasks, a custom range mapper giving each rank a contiguous block of rows, barriers, and
-//! host tasks that write buffers.
+//! Shows: collective host tasks, `access::even_split` giving each rank a contiguous block of rows (Celerity's
+//! `experimental::access::even_split`), barriers, and host tasks that write buffers.
 //!
 //! ```text
 //! cargo run --release --example distr_io -- [--size 512] [--file out/distr_io.bin]
@@ -13,7 +13,7 @@
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use celer::{access, task, GridBox, Queue, Region};
+use celer::{access, task, Queue};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked).
@@ -36,14 +36,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::File::create(&path)?.set_len((n * n * 4) as u64)?;
     }
     q.barrier();
-    // Rank r's block of rows: [r n / R, (r + 1) n / R) — item r of a collective task is rank r. A range of items
-    // maps to the union of their blocks (the task graph applies mappers to whole index spaces too).
-    let rows = move || {
-        access::custom("rank_rows", move |chunk: &GridBox<1>, buffer: &GridBox<2>| {
-            let (first, last) = (chunk.min()[0], chunk.max()[0]);
-            Region::from(GridBox::new([first * n / ranks, 0], [last * n / ranks, buffer.max()[1]]))
-        })
-    };
+    // Item r of a collective task is rank r: even_split hands it a contiguous block of about n / R rows (the first
+    // n mod R ranks one more), every column. Each rank learns its rows from `ctx.bounds`.
+    let rows = access::even_split;
     let matrix: Vec<f32> = (0..n * n).map(|k| k as f32 * 0.5).collect();
     let a = q.buffer_from(&matrix, [n, n]).named("matrix");
     let t = q.buffer::<f32, 2>([n, n]).named("transpose");

@@ -347,3 +347,103 @@ fn a_smaller_horizon_max_parallelism_puts_horizons_into_a_wide_graph() {
     assert_eq!(last, "T12", "{dot}");
     assert!(dot.contains("T13 horizon"), "{dot}");
 }
+
+#[test]
+fn custom_in_mappers_see_the_whole_index_space_with_its_offset() {
+    use celer::{GridBox, Region};
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(GridBox<1>, GridBox<1>)>>>;
+    let q = Queue::builder().dry_run(3).ignore_env().build().unwrap();
+    let v = q.buffer_from(&[0u32; 12], [12]).named("v");
+    let seen = Seen::default();
+    let log = seen.clone();
+    // Item k of the index space reads cell k - start: the index space, wherever it starts, maps onto the buffer.
+    let relative = access::custom_in("relative", move |chunk: &GridBox<1>, space: &GridBox<1>, _: &GridBox<1>| {
+        log.lock().unwrap().push((*chunk, *space));
+        Region::from(GridBox::d1(chunk.min()[0] - space.min()[0], chunk.max()[0] - space.min()[0]))
+    });
+    q.submit(task::parallel_for(&Kernel::named("k"), [12]).offset([10]).read(&v, relative.clone())).unwrap();
+    let seen_now: Vec<_> = seen.lock().unwrap().drain(..).collect();
+    let chunks: Vec<_> = seen_now.iter().map(|(c, _)| (c.min()[0], c.max()[0])).collect();
+    for want in [(10, 22), (10, 14), (14, 18), (18, 22)] {
+        assert!(chunks.contains(&want), "{want:?} not among {chunks:?}");
+    }
+    assert!(
+        seen_now.iter().all(|(_, s)| *s == GridBox::d1(10, 22)),
+        "an index space other than [10, 22): {seen_now:?}"
+    );
+    // A 2D index space: its whole box, offset included, in every call.
+    let grid = q.buffer::<u32, 2>([6, 6]);
+    let log = seen.clone();
+    let corner = access::custom_in("corner", move |chunk: &GridBox<2>, space: &GridBox<2>, _: &GridBox<2>| {
+        log.lock()
+            .unwrap()
+            .push((GridBox::d1(chunk.min()[0], chunk.max()[0]), GridBox::d1(space.min()[1], space.max()[1])));
+        Region::from(GridBox::new([0, 0], [1, 1]))
+    });
+    q.submit(task::host_for([6, 4]).offset([3, 2]).read(&grid, corner)).unwrap();
+    let seen_now: Vec<_> = seen.lock().unwrap().drain(..).collect();
+    assert!(!seen_now.is_empty() && seen_now.iter().all(|(_, s)| *s == GridBox::d1(2, 6)), "{seen_now:?}");
+    // Without the offset the same mapper reaches past the buffer: refused, naming the mapper.
+    let err = q.submit(task::parallel_for(&Kernel::named("k"), [13]).read(&v, relative)).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::OutOfBounds { .. }), "{err}");
+    assert!(err.to_string().contains("range mapper relative"), "{err}");
+}
+
+/// The boxes each simulated rank pushes to rank 0 in the command graphs `dot`, as `(rank, box)`.
+fn pushes_to_rank_0(dot: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for cluster in dot.split("subgraph cluster_").skip(1) {
+        let rank: usize = cluster.split_whitespace().next().unwrap().parse().unwrap();
+        for line in cluster.lines().filter(|l| l.contains(" push ")) {
+            let boxes = line.split("\\nN0 ").nth(1).unwrap_or_default();
+            out.push((rank, boxes.trim_end_matches("\"];").to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn even_split_gives_each_rank_its_block_of_rows() {
+    // 10 rows over 3 ranks: [0, 4), [4, 7), [7, 10) (the first 10 mod 3 ranks get one more), all 4 columns.
+    let q = Queue::builder().dry_run(3).ignore_env().record_commands(true).build().unwrap();
+    let m = q.buffer::<f32, 2>([10, 4]).named("m");
+    q.submit(task::host_collective().discard_write(&m, access::even_split()).name("split")).unwrap();
+    q.submit(task::host_once().read(&m, access::all()).name("gather")).unwrap();
+    let pushes = pushes_to_rank_0(&q.command_graphs_dot());
+    assert_eq!(pushes, [(1, "{[4,0] - [7,4]}".to_string()), (2, "{[7,0] - [10,4]}".to_string())]);
+
+    // More ranks than rows: 2 rows over 4 ranks, rows 0 and 1 to ranks 0 and 1, none to ranks 2 and 3. A kernel
+    // over an index space with an offset splits the buffer as one without.
+    let q = Queue::builder().dry_run(4).ignore_env().record_commands(true).build().unwrap();
+    let v = q.buffer::<u32, 1>([2]).named("v");
+    q.submit(task::host_for([4]).offset([100]).discard_write(&v, access::even_split())).unwrap();
+    q.submit(task::host_once().read(&v, access::all())).unwrap();
+    assert_eq!(pushes_to_rank_0(&q.command_graphs_dot()), [(1, "{[1] - [2]}".to_string())]);
+
+    // In blocks of 3 rows: 11 rows over 2 ranks, [0, 6) and [6, 11) (the last takes the 2 rows below a block).
+    let q = Queue::builder().dry_run(2).ignore_env().record_commands(true).build().unwrap();
+    let c = q.buffer::<u32, 3>([11, 2, 2]).named("c");
+    let split = access::even_split().granularity(3);
+    q.submit(task::parallel_for(&Kernel::named("k"), [2]).discard_write(&c, split)).unwrap();
+    q.submit(task::host_once().read(&c, access::all())).unwrap();
+    assert_eq!(pushes_to_rank_0(&q.command_graphs_dot()), [(1, "{[6,0,0] - [11,2,2]}".to_string())]);
+
+    // A 2D index space splits the rows along its dimension 0: split along dimension 0 (the default) each rank writes
+    // its rows; split along dimension 1 too, two ranks would write the same rows, which is refused.
+    let q4 = Queue::builder().dry_run(4).ignore_env().record_commands(true).build().unwrap();
+    let g = q4.buffer::<u32, 2>([8, 3]).named("g");
+    q4.submit(task::host_for([4, 4]).discard_write(&g, access::even_split())).unwrap();
+    q4.submit(task::host_once().read(&g, access::all())).unwrap();
+    let want: Vec<(usize, String)> = (1..4).map(|r| (r, format!("{{[{},0] - [{},3]}}", 2 * r, 2 * r + 2))).collect();
+    assert_eq!(pushes_to_rank_0(&q4.command_graphs_dot()), want);
+    let err =
+        q4.submit(task::host_for([4, 4]).split_2d().discard_write(&g, access::even_split()).name("two_d")).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::OverlappingWrite { .. }), "{err}");
+    assert!(err.to_string().contains("\"two_d\"") && err.to_string().contains("buffer B0 \"g\""), "{err}");
+
+    // Blocks of no row are refused at submit, naming the task, the buffer and the mapper.
+    let err = q.submit(task::host_for([2]).read(&c, access::even_split().granularity(0)).name("zero")).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::Mapper { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("\"zero\"") && msg.contains("buffer B0 \"c\"") && msg.contains("even_split"), "{msg}");
+}

@@ -50,6 +50,10 @@ fn rows() -> Vec<Row> {
         "a split granularity of zero",
         err(q.submit(task::parallel_for(&k, [16]).write(&v, access::one_to_one()).granularity([0]))),
     ));
+    rows.push((
+        "an even split in blocks of zero rows",
+        err(q.submit(task::host_for([4]).read(&v, access::even_split().granularity(0)).name("blocks"))),
+    ));
     let wide = q.buffer::<u32, 1>([2]).named("wide");
     rows.push((
         "a reduction into a buffer of more than one element",
@@ -222,6 +226,7 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a custom mapper's", &["range mapper spill maps to {[0] - [17]}", "buffer B0 \"values\""]),
         ("a slice along", &["\"slicer\"", "B1 \"grid\"", "refers to dimension 2, but the buffer is 2D"]),
         ("a split granularity of zero", &["granularity must be at least 1"]),
+        ("an even split in blocks of zero", &["\"blocks\"", "B0 \"values\"", "even_split", "blocks of 0"]),
         ("a reduction into a buffer of more", &["B2 \"wide\"", "exactly one element"]),
         ("a buffer both reduced", &["B3 \"sum\"", "both reduced into and accessed"]),
         ("a kernel whose bindings", &["task", "\"lonely\"", "heat_1d::main"]),

@@ -4,7 +4,10 @@
 //! split, the 2D split hint (`split_2d`, Celerity's `hints::split_2d`) and a split granularity (`constrain_split`);
 //! master-node host tasks with side effects touch rank 0's host object only; a `HostObject<()>` orders collective
 //! host tasks (Celerity's `host_object<void>`); a collective host task reading `all` into program state after
-//! `wait` (Celerity's `syncing` example); a fence replicates a master-node result to every rank.
+//! `wait` (Celerity's `syncing` example); a fence replicates a master-node result to every rank; range mappers that
+//! read the task's whole index space (Celerity's `chunk::global_size`): `experimental::access::even_split` over a
+//! collective host task and over an offset index space in blocks, and custom mappers (`access::custom_in`)
+//! computing from the index space's start, against serial results.
 //! Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices per rank; `./x test` does both.
 
 use std::process::ExitCode;
@@ -12,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 mod common;
 
-use celer::{access, task, GridBox, Queue};
+use celer::{access, task, GridBox, Queue, Region};
 
 const ROWS: usize = 8;
 const COLS: usize = 6;
@@ -183,6 +186,116 @@ fn host_tasks(q: &Queue) -> Result<(), String> {
     Ok(())
 }
 
+/// Celerity's `even_split` for chunk `[o, o + r)` of `g` items over `b` rows in blocks of `k` (its definition, chunk
+/// by chunk): the first row and the number of rows. Every chunk gets `r` steps of `⌊b / (g·k)⌋·k` rows; the remainder
+/// goes out a block at a time to the first items, and its part below one block to the chunk that ends the space.
+fn celerity_even_split(o: usize, r: usize, g: usize, b: usize, k: usize) -> (usize, usize) {
+    let step = b / (g * k) * k;
+    let remainder = b - g * step;
+    let before = (remainder / k * k).min(o * k);
+    let mut rows = r * step;
+    if remainder > before {
+        rows += r.min((remainder - before) / k) * k;
+        if o + r == g {
+            rows += remainder % k;
+        }
+    }
+    (o * step + before, rows)
+}
+
+/// Range mappers that read the task's whole index space: `even_split` (a collective host task: item r is rank r;
+/// and a host task over an offset index space, in blocks of 2 rows) and custom mappers over an offset index space.
+/// Every chunk checks the rows it got against Celerity's definition and writes its cells; the buffers, fenced, must
+/// hold the serial result (each cell written once).
+fn index_space_mappers(q: &Queue) -> Result<Vec<String>, String> {
+    let problems = Arc::new(Mutex::new(Vec::<String>::new()));
+    let ranks = q.ranks();
+    // 10 rows (uneven over 3 ranks) and 2 rows (fewer than 3 ranks), 4 columns each, through a collective task.
+    for rows in [10usize, 2] {
+        let m = q.buffer::<u32, 2>([rows, 4]).named("split_rows");
+        let seen = Arc::clone(&problems);
+        q.submit(task::host_collective().discard_write(&m, access::even_split()).run(move |ctx| {
+            let (r, _) = (ctx.chunk().min()[0], ctx.chunk().max()[0]);
+            let (first, n) = celerity_even_split(r, 1, ranks, rows, 1);
+            let got = ctx.bounds::<2>(0);
+            if got != GridBox::new([first, 0], [first + n, 4]) && !(n == 0 && got.area() == 0) {
+                seen.lock().unwrap().push(format!("even_split gave rank {r} of {ranks} {got:?} of {rows} rows"));
+            }
+            let min = got.min();
+            for (k, v) in ctx.data_mut::<u32>(0).iter_mut().enumerate() {
+                *v = (1000 * (min[0] + k / 4) + k % 4) as u32;
+            }
+        }))
+        .map_err(e)?;
+        let got = q.fence(&m).map_err(e)?.wait().map_err(e)?;
+        let want: Vec<u32> = (0..rows * 4).map(|k| (1000 * (k / 4) + k % 4) as u32).collect();
+        if got != want {
+            problems.lock().unwrap().push(format!("even_split over {rows} rows left {got:?}"));
+        }
+    }
+    // 5 items from 100 over 13 rows in blocks of 2: chunks counted from the index space's start.
+    let (items, rows, start) = (5usize, 13usize, 100usize);
+    let v = q.buffer::<u32, 1>([rows]).named("blocks");
+    let seen = Arc::clone(&problems);
+    let split = access::even_split().granularity(2);
+    q.submit(task::host_for([items]).offset([start]).discard_write(&v, split).run(move |ctx| {
+        let (o, r) = (ctx.chunk().min()[0] - start, ctx.chunk().range()[0]);
+        let (first, n) = celerity_even_split(o, r, items, rows, 2);
+        let got = ctx.bounds::<1>(0);
+        if got != GridBox::d1(first, first + n) && !(n == 0 && got.area() == 0) {
+            seen.lock().unwrap().push(format!("even_split in blocks of 2 gave chunk {:?} {got:?}", ctx.chunk()));
+        }
+        let min = got.min()[0];
+        for (k, c) in ctx.data_mut::<u32>(0).iter_mut().enumerate() {
+            *c = (min + k) as u32 + 1;
+        }
+    }))
+    .map_err(e)?;
+    let got = q.fence(&v).map_err(e)?.wait().map_err(e)?;
+    if got != (1..=rows as u32).collect::<Vec<_>>() {
+        problems.lock().unwrap().push(format!("even_split in blocks of 2 left {got:?}"));
+    }
+    // Custom mappers over [20, 32): item i, at p = i - 20 from the start, reads cells [2p, 2p + 2) of `src` and
+    // writes cell p of `out` (this mapper declares its reach).
+    let (n, start) = (12usize, 20usize);
+    let squares: Vec<u32> = (0..2 * n as u32).map(|k| k * k).collect();
+    let src = q.buffer_from(&squares, [2 * n]).named("pairs");
+    let out = q.buffer::<u32, 1>([n]).named("sums");
+    let pairs = access::custom_in("pairs", |chunk: &GridBox<1>, space: &GridBox<1>, _: &GridBox<1>| {
+        let s = space.min()[0];
+        Region::from(GridBox::d1(2 * (chunk.min()[0] - s), 2 * (chunk.max()[0] - s)))
+    });
+    let relative = access::custom_in("relative", |chunk: &GridBox<1>, space: &GridBox<1>, _: &GridBox<1>| {
+        let s = space.min()[0];
+        Region::from(GridBox::d1(chunk.min()[0] - s, chunk.max()[0] - s))
+    })
+    .reach(|cells: &GridBox<1>, space: &GridBox<1>| {
+        let s = space.min()[0];
+        GridBox::d1(cells.min()[0] + s, cells.max()[0] + s).intersection(space)
+    });
+    let seen = Arc::clone(&problems);
+    q.submit(task::host_for([n]).offset([start]).read(&src, pairs).discard_write(&out, relative).run(move |ctx| {
+        let p = ctx.chunk().min()[0] - start;
+        let (from, to) = (ctx.bounds::<1>(0), ctx.bounds::<1>(1));
+        if from.min()[0] != 2 * p || to.min()[0] != p {
+            seen.lock().unwrap().push(format!("chunk {:?} read {from:?} and wrote {to:?}", ctx.chunk()));
+            return;
+        }
+        let read = ctx.data::<u32>(0).to_vec();
+        for (k, c) in ctx.data_mut::<u32>(1).iter_mut().enumerate() {
+            *c = read[2 * k] + read[2 * k + 1];
+        }
+    }))
+    .map_err(e)?;
+    let got = q.fence(&out).map_err(e)?.wait().map_err(e)?;
+    let want: Vec<u32> = (0..n as u32).map(|p| (2 * p) * (2 * p) + (2 * p + 1) * (2 * p + 1)).collect();
+    if got != want {
+        problems.lock().unwrap().push(format!("custom_in mappers over [20, 32) left {got:?}, want {want:?}"));
+    }
+    let p = problems.lock().unwrap().clone();
+    Ok(p)
+}
+
 fn run(q: &Queue) -> Result<(), String> {
     let mut problems = Vec::new();
     let mut chunks = 0;
@@ -192,6 +305,7 @@ fn run(q: &Queue) -> Result<(), String> {
         chunks += n;
     }
     problems.extend(granularity(q)?);
+    problems.extend(index_space_mappers(q)?);
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
@@ -209,5 +323,9 @@ fn main() -> ExitCode {
         std::env::set_var("CELER_DEVICES", n);
     }
     celer::logging::init();
-    common::run_on_every_rank("e2e_porting", "Celerity's mappers, splits and host-task idioms verified", run)
+    common::run_on_every_rank(
+        "e2e_porting",
+        "Celerity's mappers (even_split and index-space mappers too), splits and host-task idioms verified",
+        run,
+    )
 }

@@ -2,7 +2,8 @@
 //!
 //! Each mapper is a small type that implements [`Mapper<KD, BD>`] for the kernel and buffer dimensionalities it
 //! supports, so a mismatch — say [`one_to_one`] from a 1D kernel onto a 2D buffer — is a compile error, not a
-//! runtime one. [`custom`] takes any closure and is checked at run time instead.
+//! runtime one. [`custom`] takes any closure and is checked at run time instead; [`custom_in`] also hands it the
+//! task's whole index space.
 //!
 //! | mapper | chunk `[o, o+r)` touches |
 //! |---|---|
@@ -13,6 +14,7 @@
 //! | [`neighborhood`] | the chunk grown by `k` cells on every side (clamped to the buffer) |
 //! | [`neighborhood_along_axes`] | the same, without the diagonal corners (a "+" stencil) |
 //! | [`transposed`] | the chunk with dimensions 0 and 1 swapped (2D) |
+//! | [`even_split`] | its share of the buffer's rows: the rows split evenly over the index space's items along dimension 0 |
 
 use std::sync::Arc;
 
@@ -44,6 +46,7 @@ mod sealed {
     impl Sealed for super::Slice {}
     impl<const D: usize> Sealed for super::Neighborhood<D> {}
     impl Sealed for super::Transposed {}
+    impl Sealed for super::EvenSplit {}
     impl<const KD: usize, const BD: usize> Sealed for super::Custom<KD, BD> {}
 }
 
@@ -154,7 +157,60 @@ impl Mapper<2, 2> for Transposed {
     }
 }
 
-/// A user-defined mapper from a `KD`-dimensional index space onto a `BD`-dimensional buffer (see [`custom`]).
+/// The buffer's rows (its dimension 0) split evenly over the items of the index space along its dimension 0.
+#[derive(Clone, Copy, Debug)]
+pub struct EvenSplit {
+    granularity: usize,
+}
+
+/// The buffer's rows split evenly over the index space, Celerity's `experimental::access::even_split`: each item
+/// along the index space's dimension 0 gets a contiguous block of rows (the buffer's dimension 0) and every cell
+/// along the buffer's other dimensions. With `G` items and `B` rows, every item gets `⌊B / G⌋` rows and the first
+/// `B mod G` items one more: item `i`, counted from the start of the index space, holds rows `[i·⌊B/G⌋ + min(i, B mod
+/// G), (i + 1)·⌊B/G⌋ + min(i + 1, B mod G))`, so with more items than rows the last items get none. A chunk gets
+/// the rows of its items.
+///
+/// Meant for a collective host task (item `r` is rank `r`), where it hands each rank a contiguous block of a buffer
+/// to read or write, say for I/O, whatever the rank count. Its positions count from the start of the index space,
+/// so an index space with an offset splits the buffer as one without (Celerity measures from index 0). In a 2D or 3D
+/// index space, items with the same index along dimension 0 touch the same rows: a task writing through it must be
+/// split along dimension 0 only (the default; with `split_2d`, two ranks would write the same rows, which `submit`
+/// refuses). The command graph finds which chunks touch a box of rows by arithmetic, as for the built-in mappers.
+///
+/// ```
+/// use celer::{access, task, Queue};
+/// let q = Queue::builder().dry_run(3).build()?;
+/// let m = q.buffer::<f32, 2>([10, 4]);
+/// // Rank 0 gets rows [0, 4), rank 1 [4, 7), rank 2 [7, 10), all 4 columns each.
+/// q.submit(task::host_collective().discard_write(&m, access::even_split()).run(|_ctx| {}))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn even_split() -> EvenSplit {
+    EvenSplit { granularity: 1 }
+}
+
+impl EvenSplit {
+    /// Hands out rows in blocks of `rows` (Celerity's granularity along dimension 0): every item gets
+    /// `⌊B / (G·rows)⌋·rows` rows, the first items one block more each while the remainder lasts, and the item that
+    /// ends the index space the rows left over below one block. A granularity of 0 is refused by `submit`.
+    pub fn granularity(self, rows: usize) -> Self {
+        EvenSplit { granularity: rows }
+    }
+}
+
+macro_rules! even_split_dims {
+    ($($kd:literal => $($bd:literal),+);+) => {
+        $($(impl Mapper<$kd, $bd> for EvenSplit {
+            fn into_range_mapper(self) -> RangeMapper {
+                RangeMapper::EvenSplit { granularity: self.granularity }
+            }
+        })+)+
+    };
+}
+even_split_dims!(1 => 1, 2, 3; 2 => 1, 2, 3; 3 => 1, 2, 3);
+
+/// A user-defined mapper from a `KD`-dimensional index space onto a `BD`-dimensional buffer (see [`custom`] and
+/// [`custom_in`]).
 pub struct Custom<const KD: usize, const BD: usize>(RangeMapper);
 
 impl<const KD: usize, const BD: usize> Clone for Custom<KD, BD> {
@@ -194,8 +250,43 @@ pub fn custom<const KD: usize, const BD: usize, F>(name: &'static str, f: F) -> 
 where
     F: Fn(&GridBox<KD>, &GridBox<BD>) -> Region<BD> + Send + Sync + 'static,
 {
-    let untyped = move |chunk: &layer::GridBox, buffer: &layer::GridBox| {
+    let untyped = move |chunk: &layer::GridBox, _: &layer::GridBox, buffer: &layer::GridBox| {
         f(&GridBox::from_untyped(*chunk), &GridBox::from_untyped(*buffer)).into_untyped()
+    };
+    Custom(RangeMapper::Custom { name, f: Arc::new(untyped), reach: None })
+}
+
+/// A user-defined mapper that also sees the task's whole index space: `f(chunk, index_space, buffer_extent)`
+/// returns the region of the buffer the chunk touches, as a Celerity range mapper that reads `chunk.global_size`.
+/// `name` appears in errors.
+///
+/// `index_space` is the box of the task's items, its offset (`.offset(..)`) included, so `index_space.range()` is
+/// Celerity's global size; the chunk lies inside it, in the same absolute indices. Everything else is as for
+/// [`custom`] (a pure function of its arguments, evaluated for every chunk unless it declares a [`Custom::reach`],
+/// refused when it leaves the buffer). A constructor of its own rather than a chunk type carrying the index space:
+/// the closures written for [`custom`], with their `&GridBox<KD>` chunk parameter, keep compiling unchanged, and
+/// the index space costs the mappers that ignore it nothing.
+///
+/// ```
+/// use celer::{access, task, GridBox, Kernel, Queue, Region};
+/// let q = Queue::dry_run();
+/// let coarse = q.buffer::<f32, 1>([8]);
+/// // The index space, wherever it starts, maps onto the whole coarse buffer: item k (of n) reads cell 8 k / n.
+/// let scaled = access::custom_in("scaled", |chunk: &GridBox<1>, space: &GridBox<1>, b: &GridBox<1>| {
+///     let (start, n, cells) = (space.min()[0], space.range()[0], b.range()[0]);
+///     let at = |i: usize| (i - start) * cells / n;
+///     Region::from(GridBox::d1(at(chunk.min()[0]), at(chunk.max()[0] - 1) + 1))
+/// });
+/// q.submit(task::parallel_for(&Kernel::named("k"), [64]).offset([100]).read(&coarse, scaled))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn custom_in<const KD: usize, const BD: usize, F>(name: &'static str, f: F) -> Custom<KD, BD>
+where
+    F: Fn(&GridBox<KD>, &GridBox<KD>, &GridBox<BD>) -> Region<BD> + Send + Sync + 'static,
+{
+    let untyped = move |chunk: &layer::GridBox, space: &layer::GridBox, buffer: &layer::GridBox| {
+        f(&GridBox::from_untyped(*chunk), &GridBox::from_untyped(*space), &GridBox::from_untyped(*buffer))
+            .into_untyped()
     };
     Custom(RangeMapper::Custom { name, f: Arc::new(untyped), reach: None })
 }

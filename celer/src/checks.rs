@@ -133,7 +133,7 @@ impl Noted {
                     if matches!(a.mapper, RangeMapper::Custom { .. }) {
                         continue;
                     }
-                    let Ok(region) = a.mapper.apply(&chunk, spec.dims, &extent, dims) else { return None };
+                    let Ok(region) = a.mapper.apply(&chunk, &spec.range, spec.dims, &extent, dims) else { return None };
                     bounds = bounds.bounding_box(&region.bounding_box().intersection(&extent));
                 }
                 if bounds.area() as u64 > KERNEL_CELLS {

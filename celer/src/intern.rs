@@ -98,6 +98,7 @@ fn same_access(a: &BufferAccess, b: &BufferAccess) -> bool {
         | (RangeMapper::Transposed, RangeMapper::Transposed) => true,
         (RangeMapper::Fixed(x), RangeMapper::Fixed(y)) => x == y,
         (RangeMapper::Slice(x), RangeMapper::Slice(y)) => x == y,
+        (RangeMapper::EvenSplit { granularity: x }, RangeMapper::EvenSplit { granularity: y }) => x == y,
         (RangeMapper::Neighborhood { extent: e1, shape: s1 }, RangeMapper::Neighborhood { extent: e2, shape: s2 }) => {
             e1 == e2 && s1 == s2
         }
@@ -252,7 +253,7 @@ mod tests {
         let mut read = list(0, halo);
         read[1].mode = AccessMode::Write;
         assert!(!Arc::ptr_eq(&first, &cache.accesses(&read, || None)), "another mode, another list");
-        let custom = || RangeMapper::Custom { name: "c", f: Arc::new(|c, _| (*c).into()), reach: None };
+        let custom = || RangeMapper::Custom { name: "c", f: Arc::new(|c, _, _| (*c).into()), reach: None };
         let a = cache.accesses(&list(0, custom()), || None);
         assert!(
             !Arc::ptr_eq(&a, &cache.accesses(&list(0, custom()), || None)),

@@ -115,7 +115,7 @@ pub fn jacobi(n: usize, steps: usize) -> Workload {
     let x_new = buffer(3, 1, GridBox::d1(0, n), "x_new");
     let rows = RangeMapper::Custom {
         name: "rows",
-        f: std::sync::Arc::new(|chunk: &GridBox, buf: &GridBox| {
+        f: std::sync::Arc::new(|chunk: &GridBox, _: &GridBox, buf: &GridBox| {
             crate::Region::from(GridBox::d2([chunk.min()[0], 0], [chunk.max()[0], buf.max()[1]]))
         }),
         reach: None,
@@ -138,7 +138,8 @@ pub fn jacobi(n: usize, steps: usize) -> Workload {
 /// mappers as closures would submit it; with `bounded`, each closure also declares the reach of the mapper it
 /// replaces ([`RangeMapper::reach`]). The command graphs are the same; only what they cost differs.
 pub fn with_custom_mappers(w: &Workload, bounded: bool) -> Workload {
-    let dims_of = |b: BufferId| w.buffers.iter().find(|x| x.id == b).map_or(1, |x| x.dims);
+    let buffer_of =
+        |b: BufferId| w.buffers.iter().find(|x| x.id == b).map_or((1, GridBox::EMPTY), |x| (x.dims, x.extent));
     let tasks = w
         .tasks
         .iter()
@@ -150,15 +151,17 @@ pub fn with_custom_mappers(w: &Workload, bounded: bool) -> Workload {
                 .iter()
                 .map(|a| {
                     let mut a = a.clone();
-                    let (m, buffer_dims) = (std::sync::Arc::new(a.mapper.clone()), dims_of(a.buffer));
+                    let (m, (buffer_dims, extent)) = (std::sync::Arc::new(a.mapper.clone()), buffer_of(a.buffer));
                     let inner = m.clone();
                     a.mapper = RangeMapper::Custom {
                         name: m.name(),
-                        f: std::sync::Arc::new(move |chunk: &GridBox, buf: &GridBox| {
-                            inner.apply(chunk, kernel_dims, buf, buffer_dims).expect("the workload's mappers apply")
+                        f: std::sync::Arc::new(move |chunk: &GridBox, space: &GridBox, buf: &GridBox| {
+                            inner
+                                .apply(chunk, space, kernel_dims, buf, buffer_dims)
+                                .expect("the workload's mappers apply")
                         }),
                         reach: bounded.then(|| {
-                            std::sync::Arc::new(move |cells: &GridBox, range: &GridBox| m.reach(cells, range))
+                            std::sync::Arc::new(move |cells: &GridBox, range: &GridBox| m.reach(cells, range, &extent))
                                 as std::sync::Arc<crate::task::CustomReachFn>
                         }),
                     };

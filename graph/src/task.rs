@@ -69,8 +69,9 @@ pub enum NeighborhoodShape {
     AlongAxes,
 }
 
-/// A user-defined range mapper: from a chunk of the kernel's index space and the buffer's extent to a region.
-pub type CustomMapperFn = dyn Fn(&GridBox, &GridBox) -> Region + Send + Sync;
+/// A user-defined range mapper: from a chunk of the kernel's index space, the whole index space (the task's
+/// offset and range, Celerity's `chunk::global_size` with the offset) and the buffer's extent to a region.
+pub type CustomMapperFn = dyn Fn(&GridBox, &GridBox, &GridBox) -> Region + Send + Sync;
 
 /// A custom mapper's declared inverse bound: from a box of buffer cells and the task's index space to a box of
 /// kernel indices outside which no item touches any of those cells (see [`RangeMapper::Custom`]).
@@ -96,6 +97,16 @@ pub enum RangeMapper {
     },
     /// The chunk with dimensions 0 and 1 swapped (2D only).
     Transposed,
+    /// The buffer split evenly along its dimension 0 over the items of the index space along dimension 0 (Celerity's
+    /// `experimental::access::even_split`): with `G` items, `B` rows, `step = ⌊B / (G·g)⌋·g` and `q = ⌊(B −
+    /// G·step) / g⌋`, item `i` (counted from the start of the index space) starts at row `i·step + min(i, q)·g`, the
+    /// last item ends at row `B`, and every item touches the buffer's whole extent along the other dimensions. A
+    /// chunk touches the union of its items' rows: one box.
+    EvenSplit {
+        /// Rows are handed out in blocks of this many (`g`; Celerity's granularity along dimension 0); the last
+        /// item also takes the rows left over below one block. Must not be 0.
+        granularity: usize,
+    },
     /// A user closure; `name` appears in errors and graph dumps.
     ///
     /// Without a `reach`, every rank evaluates the closure for every chunk of a task that touches the buffer (an
@@ -126,19 +137,24 @@ impl RangeMapper {
             RangeMapper::Slice(_) => "slice",
             RangeMapper::Neighborhood { .. } => "neighborhood",
             RangeMapper::Transposed => "transposed",
+            RangeMapper::EvenSplit { .. } => "even_split",
             RangeMapper::Custom { name, .. } => name,
         }
     }
 
-    /// Applies the mapper to `chunk` (in a `kernel_dims`-dimensional index space) for a buffer of `buffer_dims`
-    /// dimensions and extent `buffer`. Returns the region, not yet checked against the buffer's bounds.
+    /// Applies the mapper to `chunk` of the task's index space `space` (`kernel_dims`-dimensional) for a buffer of
+    /// `buffer_dims` dimensions and extent `buffer`. Returns the region, not yet checked against the buffer's bounds.
+    /// Only [`EvenSplit`](RangeMapper::EvenSplit) and custom mappers look at `space`; the cost of the others is that
+    /// of one more argument.
     ///
     /// # Errors
     /// [`MapperError::DimensionMismatch`] when a chunk-shaped mapper is used between spaces of different
-    /// dimensionality, [`MapperError::BadDimension`] for a slice or transpose along a dimension the buffer lacks.
+    /// dimensionality, [`MapperError::BadDimension`] for a slice or transpose along a dimension the buffer lacks (or
+    /// an even split of a 0-D buffer), [`MapperError::ZeroGranularity`] for an even split in blocks of 0 rows.
     pub fn apply(
         &self,
         chunk: &GridBox,
+        space: &GridBox,
         kernel_dims: usize,
         buffer: &GridBox,
         buffer_dims: usize,
@@ -215,15 +231,85 @@ impl RangeMapper {
                 }
                 Region::from(chunk.transposed(0, 1))
             }
-            RangeMapper::Custom { f, .. } => f(chunk, buffer),
+            RangeMapper::EvenSplit { granularity } => {
+                if buffer_dims == 0 {
+                    return Err(MapperError::BadDimension { mapper: self.name(), dim: 0, buffer_dims });
+                }
+                if *granularity == 0 {
+                    return Err(MapperError::ZeroGranularity { mapper: self.name() });
+                }
+                let split = EvenSplit::new(space, buffer, *granularity);
+                let start = space.min()[0];
+                let first = chunk.min()[0].clamp(start, space.max()[0]) - start;
+                let end = chunk.max()[0].clamp(start, space.max()[0]) - start;
+                let (mut min, mut max) = (buffer.min(), buffer.max());
+                min[0] = buffer.min()[0] + split.start(first);
+                max[0] = buffer.min()[0] + split.start(end);
+                Region::from(GridBox::new(min, max))
+            }
+            RangeMapper::Custom { f, .. } => f(chunk, space, buffer),
         })
     }
 }
 
+/// The arithmetic of [`RangeMapper::EvenSplit`] for one index space and buffer: where each item's rows start, and
+/// which item holds a row. O(1) each.
+#[derive(Clone, Copy, Debug)]
+struct EvenSplit {
+    /// Items along dimension 0 (`G`).
+    items: usize,
+    /// Rows along dimension 0 (`B`).
+    rows: usize,
+    /// Rows every item gets (`step`, a multiple of the granularity).
+    step: usize,
+    /// The granularity (`g`, at least 1).
+    block: usize,
+    /// How many items (the first ones) get one block more (`q`).
+    extra: usize,
+}
+
+impl EvenSplit {
+    fn new(space: &GridBox, buffer: &GridBox, granularity: usize) -> Self {
+        let items = space.max()[0] - space.min()[0];
+        let rows = buffer.max()[0] - buffer.min()[0];
+        let block = granularity.max(1);
+        // `items · block` may overflow only where it exceeds `rows` by far: then no item gets a whole step.
+        let step = items.checked_mul(block).filter(|&d| d > 0).map_or(0, |d| rows / d * block);
+        let extra = (rows - items * step) / block;
+        Self { items, rows, step, block, extra }
+    }
+
+    /// The first row of item `i` (`0 ≤ i ≤ G`); item `G` "starts" at `B`, so that item `i` holds rows
+    /// `[start(i), start(i + 1))`.
+    fn start(&self, i: usize) -> usize {
+        if i >= self.items {
+            self.rows
+        } else {
+            i * self.step + i.min(self.extra) * self.block
+        }
+    }
+
+    /// The item holding row `row` (`row < B`): the `i` with `start(i) ≤ row < start(i + 1)`.
+    fn item_of(&self, row: usize) -> usize {
+        let big = self.step + self.block;
+        let last = self.items.saturating_sub(1);
+        if row < self.extra * big {
+            return row / big;
+        }
+        // Past the items with a block more, items of `step` rows; with no step, only the last item has rows (the
+        // remainder below one block).
+        match (row - self.extra * big).checked_div(self.step) {
+            Some(k) => (self.extra + k).min(last),
+            None => last,
+        }
+    }
+}
+
 impl RangeMapper {
-    /// A box of kernel indices (of the index space `range`) outside which no item touches any of `cells`: exact
-    /// for the chunk-shaped mappers, the declared reach of a bounded custom mapper, and `range` itself for the rest.
-    pub fn reach(&self, cells: &GridBox, range: &GridBox) -> GridBox {
+    /// A box of kernel indices (of the index space `range`) outside which no item touches any of `cells` (of a
+    /// buffer of extent `buffer`): exact for the chunk-shaped mappers and the even split, the declared reach of a
+    /// bounded custom mapper, and `range` itself for the rest. Only the even split reads `buffer`.
+    pub fn reach(&self, cells: &GridBox, range: &GridBox, buffer: &GridBox) -> GridBox {
         match self {
             RangeMapper::OneToOne => *cells,
             RangeMapper::Neighborhood { extent, .. } => {
@@ -241,6 +327,19 @@ impl RangeMapper {
                 GridBox::new(min, max)
             }
             RangeMapper::Transposed => cells.transposed(0, 1),
+            RangeMapper::EvenSplit { granularity } => {
+                let split = EvenSplit::new(range, buffer, *granularity);
+                let base = buffer.min()[0];
+                let first = cells.min()[0].max(base) - base;
+                let end = cells.max()[0].saturating_sub(base).min(split.rows);
+                if split.items == 0 || first >= end || cells.is_empty() {
+                    return GridBox::EMPTY;
+                }
+                let (mut min, mut max) = (range.min(), range.max());
+                min[0] = range.min()[0] + split.item_of(first);
+                max[0] = range.min()[0] + split.item_of(end - 1) + 1;
+                GridBox::new(min, max)
+            }
             RangeMapper::Custom { reach: Some(reach), .. } => reach(cells, range),
             RangeMapper::Fixed(_) | RangeMapper::All | RangeMapper::Custom { reach: None, .. } => *range,
         }
@@ -253,6 +352,8 @@ impl fmt::Debug for RangeMapper {
             RangeMapper::Fixed(b) => write!(f, "fixed({b})"),
             RangeMapper::Slice(d) => write!(f, "slice({d})"),
             RangeMapper::Neighborhood { extent, shape } => write!(f, "neighborhood({extent:?}, {shape:?})"),
+            RangeMapper::EvenSplit { granularity: 1 } => f.write_str("even_split"),
+            RangeMapper::EvenSplit { granularity } => write!(f, "even_split({granularity})"),
             RangeMapper::Custom { name, reach: Some(_), .. } => write!(f, "{name} (bounded)"),
             other => f.write_str(other.name()),
         }
@@ -282,6 +383,12 @@ pub enum MapperError {
         dim: usize,
         /// Dimensionality of the buffer.
         buffer_dims: usize,
+    },
+    /// An even split in blocks of 0 rows.
+    #[error("range mapper {mapper} hands out rows in blocks of 0: the granularity must be at least 1")]
+    ZeroGranularity {
+        /// Mapper name.
+        mapper: &'static str,
     },
 }
 
@@ -693,5 +800,139 @@ impl fmt::Display for ResourceIdent {
             Some(n) => write!(f, "{} {} \"{}\"", self.kind, self.id, n),
             None => write!(f, "{} {}", self.kind, self.id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Celerity's definition of `even_split`, chunk by chunk (offset `o` and range `r` of `g` items, `b` rows, in
+    /// blocks of `k`): every chunk gets `r` steps of `⌊b / (g·k)⌋·k` rows, the remainder goes out in blocks to the
+    /// first items, one block each, and its part below one block to the chunk that ends the index space.
+    fn celerity_rows(o: usize, r: usize, g: usize, b: usize, k: usize) -> (usize, usize) {
+        if g == 0 {
+            return (0, 0);
+        }
+        let step = b / (g * k) * k;
+        let remainder = b - g * step;
+        let before = (remainder / k * k).min(o * k);
+        let mut rows = r * step;
+        if remainder > before {
+            rows += r.min((remainder - before) / k) * k;
+            if o + r == g {
+                rows += remainder % k;
+            }
+        }
+        (o * step + before, rows)
+    }
+
+    fn even_split(granularity: usize) -> RangeMapper {
+        RangeMapper::EvenSplit { granularity }
+    }
+
+    #[test]
+    fn even_split_matches_celeritys_definition_for_every_chunk() {
+        for start in [0, 7] {
+            for g in 1..=9 {
+                let space = GridBox::d1(start, start + g);
+                for b in 0..=30 {
+                    let buffer = GridBox::d2([0, 0], [b, 3]);
+                    for k in 1..=4 {
+                        for o in 0..g {
+                            for r in 1..=g - o {
+                                let chunk = GridBox::d1(start + o, start + o + r);
+                                let got = even_split(k).apply(&chunk, &space, 1, &buffer, 2).unwrap();
+                                let (first, rows) = celerity_rows(o, r, g, b, k);
+                                let want = Region::from(GridBox::d2([first, 0], [first + rows, 3]));
+                                assert_eq!(got, want, "chunk {chunk} of {space}, {b} rows in blocks of {k}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn even_split_covers_the_buffer_once_whatever_the_index_space() {
+        // More items than rows, uneven divisions, a remainder below one block: the items' rows tile the buffer.
+        for (g, b, k) in [(8, 3, 1), (3, 10, 1), (4, 10, 3), (5, 5, 2), (2, 1, 4), (16, 100, 7)] {
+            let space = GridBox::d1(100, 100 + g);
+            let buffer = GridBox::from_extent(&[b, 2, 2]);
+            let mut next = 0;
+            for i in 0..g {
+                let item = GridBox::d1(100 + i, 101 + i);
+                let rows = even_split(k).apply(&item, &space, 1, &buffer, 3).unwrap();
+                if let Some(bx) = rows.boxes().first() {
+                    assert_eq!((bx.min(), bx.max()[1], bx.max()[2]), ([next, 0, 0], 2, 2));
+                    next = bx.max()[0];
+                }
+            }
+            assert_eq!(next, b, "{g} items over {b} rows in blocks of {k}");
+        }
+    }
+
+    #[test]
+    fn even_split_counts_items_from_the_start_of_the_index_space() {
+        // The same chunk position in two index spaces with different offsets maps to the same rows; the same
+        // absolute chunk in index spaces of different length does not.
+        let buffer = GridBox::d1(0, 12);
+        let split = even_split(1);
+        let at = |chunk, space| split.apply(&chunk, &space, 1, &buffer, 1).unwrap();
+        assert_eq!(at(GridBox::d1(1, 2), GridBox::d1(0, 4)), at(GridBox::d1(11, 12), GridBox::d1(10, 14)));
+        assert_eq!(at(GridBox::d1(1, 2), GridBox::d1(0, 4)), Region::from(GridBox::d1(3, 6)));
+        assert_eq!(at(GridBox::d1(1, 2), GridBox::d1(0, 3)), Region::from(GridBox::d1(4, 8)));
+        // A 2D index space splits along its dimension 0 only.
+        let rows = split.apply(&GridBox::d2([2, 0], [3, 5]), &GridBox::d2([0, 0], [4, 5]), 2, &buffer, 1).unwrap();
+        assert_eq!(rows, Region::from(GridBox::d1(6, 9)));
+    }
+
+    #[test]
+    fn even_split_reach_holds_exactly_the_items_that_touch_the_cells() {
+        for (g, b, k) in [(4, 10, 1), (8, 3, 1), (4, 10, 3), (3, 17, 2), (6, 6, 1), (5, 0, 1)] {
+            let space = GridBox::d1(3, 3 + g);
+            let buffer = GridBox::d2([0, 0], [b, 4]);
+            let split = even_split(k);
+            let rows_of = |i: usize| split.apply(&GridBox::d1(3 + i, 4 + i), &space, 1, &buffer, 2).unwrap();
+            for lo in 0..=b {
+                for hi in lo..=b + 2 {
+                    let cells = GridBox::d2([lo, 1], [hi, 2]);
+                    let reach = split.reach(&cells, &space, &buffer);
+                    let touching: Vec<usize> =
+                        (0..g).filter(|&i| rows_of(i).intersects(&Region::from(cells))).collect();
+                    for &i in &touching {
+                        assert!(reach.contains(&GridBox::d1(3 + i, 4 + i)), "item {i} touches {cells}, reach {reach}");
+                    }
+                    match (touching.first(), touching.last()) {
+                        (Some(&first), Some(&last)) => assert_eq!(reach, GridBox::d1(3 + first, 4 + last), "{cells}"),
+                        _ => assert!(reach.is_empty(), "no item touches {cells}, reach {reach}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn even_split_refuses_a_zero_granularity_and_a_0d_buffer() {
+        let (chunk, buffer) = (GridBox::d1(0, 2), GridBox::d1(0, 8));
+        let zero = even_split(0).apply(&chunk, &chunk, 1, &buffer, 1).unwrap_err();
+        assert_eq!(zero, MapperError::ZeroGranularity { mapper: "even_split" });
+        assert!(zero.to_string().contains("granularity must be at least 1"), "{zero}");
+        let scalar = even_split(1).apply(&chunk, &chunk, 1, &GridBox::from_extent(&[]), 0).unwrap_err();
+        assert_eq!(scalar, MapperError::BadDimension { mapper: "even_split", dim: 0, buffer_dims: 0 });
+    }
+
+    #[test]
+    fn custom_mappers_receive_the_whole_index_space() {
+        let seen = RangeMapper::Custom {
+            name: "space",
+            f: Arc::new(|chunk: &GridBox, space: &GridBox, _: &GridBox| {
+                Region::from(GridBox::d1(space.min()[0] + chunk.min()[0], space.max()[0] + chunk.max()[0]))
+            }),
+            reach: None,
+        };
+        let got = seen.apply(&GridBox::d1(5, 6), &GridBox::d1(4, 9), 1, &GridBox::d1(0, 100), 1).unwrap();
+        assert_eq!(got, Region::from(GridBox::d1(9, 15)));
     }
 }

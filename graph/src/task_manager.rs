@@ -462,7 +462,7 @@ impl TaskManager {
                 let region = if no_items {
                     Region::new()
                 } else {
-                    access.mapper.apply(&spec.range, spec.dims, &buf.extent, buf.dims).map_err(|e| {
+                    access.mapper.apply(&spec.range, &spec.range, spec.dims, &buf.extent, buf.dims).map_err(|e| {
                         err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), error: e })
                     })?
                 };
@@ -589,7 +589,7 @@ impl TaskManager {
                     GridBox::new(min, max)
                 };
                 let apply = |a: &BufferAccess, k: usize| {
-                    a.mapper.apply(&slab(k), spec.dims, &buf.extent, buf.dims).unwrap_or_default()
+                    a.mapper.apply(&slab(k), &spec.range, spec.dims, &buf.extent, buf.dims).unwrap_or_default()
                 };
                 for writer in same.iter().filter(|a| a.mode.produces()) {
                     let written: Vec<Region> = (0..pieces).map(|k| apply(writer, k)).collect();

@@ -233,7 +233,7 @@ proptest! {
         let mut extent = ext;
         extent[dims..].fill(0);
         let mapper = RangeMapper::Neighborhood { extent, shape };
-        let got = mapper.apply(&chunk, dims, &buffer, dims).unwrap();
+        let got = mapper.apply(&chunk, &chunk, dims, &buffer, dims).unwrap();
         assert_disjoint(&got);
         // A buffer cell is in the neighbourhood when some chunk cell lies within the extent of it: along every
         // dimension for the bounding box, along at most one dimension for the "+" shape.

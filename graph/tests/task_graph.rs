@@ -942,8 +942,11 @@ fn an_erased_tasks_access_list_nobody_else_holds_is_offered_empty_for_a_new_one(
     let mut tm = plain();
     let a = BufferId(0);
     tm.create_buffer(a, 1, GridBox::d1(0, 16), true, None);
-    let custom =
-        || RangeMapper::Custom { name: "same", f: Arc::new(|c: &GridBox, _: &GridBox| (*c).into()), reach: None };
+    let custom = || RangeMapper::Custom {
+        name: "same",
+        f: Arc::new(|c: &GridBox, _: &GridBox, _: &GridBox| (*c).into()),
+        reach: None,
+    };
     let shared = kernel1(16, &[(a, ReadWrite, custom())]);
     let kept = Arc::clone(&shared.accesses);
     tm.submit(shared).unwrap();

@@ -232,7 +232,10 @@ fn replay_inner(sim: &Simulation) -> Result<Reads, String> {
                     let mut produced = BTreeSet::new();
                     // An empty chunk (a task without items) touches nothing.
                     for a in task.spec.accesses.iter().filter(|a| a.buffer == b && !chunk.is_empty()) {
-                        let reg = a.mapper.apply(&chunk, task.spec.dims, &extent, dims).map_err(|e| e.to_string())?;
+                        let reg = a
+                            .mapper
+                            .apply(&chunk, &task.spec.range, task.spec.dims, &extent, dims)
+                            .map_err(|e| e.to_string())?;
                         let cells: Vec<Cell> = reg.boxes().iter().flat_map(|bx| cells_of(bx, &extent)).collect();
                         if a.mode.consumes() {
                             consumed.extend(cells.iter().copied());

@@ -120,6 +120,7 @@ pub fn task_hash(task: &Task, buffers: &HashMap<BufferId, u64>) -> u64 {
                 extent.hash(&mut h);
                 shape.hash(&mut h);
             }
+            RangeMapper::EvenSplit { granularity } => granularity.hash(&mut h),
             RangeMapper::OneToOne | RangeMapper::All | RangeMapper::Transposed | RangeMapper::Custom { .. } => {}
         }
     }

@@ -22,17 +22,18 @@ pub struct Accessor<'a> {
 }
 
 impl Accessor<'_> {
-    fn apply(&self, chunk: &GridBox, task_dims: usize) -> Option<Region> {
-        self.mapper.apply(chunk, task_dims, &self.extent, self.dims).ok()
+    fn apply(&self, chunk: &GridBox, space: &GridBox, task_dims: usize) -> Option<Region> {
+        self.mapper.apply(chunk, space, task_dims, &self.extent, self.dims).ok()
     }
 }
 
-/// The largest box of `chunk` (of a `task_dims`-dimensional index space) whose accesses touch no cell of the
+/// The largest box of `chunk` (of the `task_dims`-dimensional index space `space`) whose accesses touch no cell of the
 /// `awaited` regions, found by cutting slabs off the chunk's faces; `None` if that leaves nothing, leaves the chunk
 /// whole, or the accesses are of a shape this does not see through (a buffer of other dimensionality, a slab that
 /// does not span the chunk).
 pub fn interior(
     chunk: &GridBox,
+    space: &GridBox,
     task_dims: usize,
     accessors: &[Accessor<'_>],
     awaited: &[(BufferId, &Region)],
@@ -48,7 +49,7 @@ pub fn interior(
         if a.dims != dims {
             return None;
         }
-        let mapped = a.apply(chunk, task_dims)?.bounding_box();
+        let mapped = a.apply(chunk, space, task_dims)?.bounding_box();
         let (cmin, cmax, mmin, mmax) = (chunk.min(), chunk.max(), mapped.min(), mapped.max());
         for w in waits {
             // The chunk cells whose accesses can reach `w`: `w` grown by the reach on the opposite side.
@@ -84,7 +85,7 @@ pub fn interior(
     }
     // The check that makes the guess safe: no accessor of the interior touches an awaited cell.
     for a in accessors {
-        let region = a.apply(&interior, task_dims)?;
+        let region = a.apply(&interior, space, task_dims)?;
         if awaited.iter().any(|(b, r)| *b == a.buffer && r.intersects(&region)) {
             return None;
         }
@@ -114,7 +115,7 @@ mod tests {
         let (halo, one) = (nb([1, 0, 0]), RangeMapper::OneToOne);
         let accessors = [acc(SRC, &halo, extent, 1), acc(DST, &one, extent, 1)];
         let awaited = Region::from_boxes([GridBox::d1(24, 25), GridBox::d1(50, 51)]);
-        let got = interior(&GridBox::d1(25, 50), 1, &accessors, &[(SRC, &awaited)]);
+        let got = interior(&GridBox::d1(25, 50), &GridBox::d1(25, 50), 1, &accessors, &[(SRC, &awaited)]);
         assert_eq!(got, Some(GridBox::d1(26, 49)));
     }
 
@@ -125,7 +126,8 @@ mod tests {
         let accessors = [acc(SRC, &halo, extent, 2), acc(DST, &one, extent, 2)];
         // The chunk [0,32)x[0,32) awaits the row below it and the column right of it.
         let awaited = Region::from_boxes([GridBox::d2([32, 0], [33, 32]), GridBox::d2([0, 32], [32, 33])]);
-        let got = interior(&GridBox::d2([0, 0], [32, 32]), 2, &accessors, &[(SRC, &awaited)]);
+        let got =
+            interior(&GridBox::d2([0, 0], [32, 32]), &GridBox::d2([0, 0], [32, 32]), 2, &accessors, &[(SRC, &awaited)]);
         assert_eq!(got, Some(GridBox::d2([0, 0], [31, 31])));
     }
 
@@ -136,10 +138,11 @@ mod tests {
         let (halo, all) = (nb([1, 0, 0]), RangeMapper::All);
         let accessors = [acc(DST, &all, extent, 1), acc(SRC, &halo, extent, 1)];
         let awaited = Region::from_boxes([GridBox::d1(24, 25), GridBox::d1(50, 51)]);
-        let got = interior(&GridBox::d1(25, 50), 1, &accessors, &[(SRC, &awaited)]);
+        let got = interior(&GridBox::d1(25, 50), &GridBox::d1(25, 50), 1, &accessors, &[(SRC, &awaited)]);
         assert_eq!(got, Some(GridBox::d1(26, 49)));
         // Awaiting DST too: its whole-buffer read reaches the awaited cells from anywhere.
-        let got = interior(&GridBox::d1(25, 50), 1, &accessors, &[(SRC, &awaited), (DST, &awaited)]);
+        let got =
+            interior(&GridBox::d1(25, 50), &GridBox::d1(25, 50), 1, &accessors, &[(SRC, &awaited), (DST, &awaited)]);
         assert_eq!(got, None);
     }
 
@@ -148,7 +151,8 @@ mod tests {
         let extent = GridBox::d1(0, 100);
         let all = RangeMapper::All;
         let awaited = Region::from(GridBox::d1(50, 100));
-        let got = interior(&GridBox::d1(0, 50), 1, &[acc(SRC, &all, extent, 1)], &[(SRC, &awaited)]);
+        let got =
+            interior(&GridBox::d1(0, 50), &GridBox::d1(0, 50), 1, &[acc(SRC, &all, extent, 1)], &[(SRC, &awaited)]);
         assert_eq!(got, None);
     }
 
@@ -157,7 +161,10 @@ mod tests {
         let extent = GridBox::d1(0, 100);
         let one = RangeMapper::OneToOne;
         let awaited = Region::from(GridBox::d1(60, 70));
-        assert_eq!(interior(&GridBox::d1(0, 50), 1, &[acc(SRC, &one, extent, 1)], &[(SRC, &awaited)]), None);
+        assert_eq!(
+            interior(&GridBox::d1(0, 50), &GridBox::d1(0, 50), 1, &[acc(SRC, &one, extent, 1)], &[(SRC, &awaited)]),
+            None
+        );
     }
 
     #[test]
@@ -165,7 +172,8 @@ mod tests {
         let extent = GridBox::d1(0, 100);
         let halo = nb([3, 0, 0]);
         let awaited = Region::from_boxes([GridBox::d1(7, 10), GridBox::d1(14, 17)]);
-        let got = interior(&GridBox::d1(10, 14), 1, &[acc(SRC, &halo, extent, 1)], &[(SRC, &awaited)]);
+        let got =
+            interior(&GridBox::d1(10, 14), &GridBox::d1(10, 14), 1, &[acc(SRC, &halo, extent, 1)], &[(SRC, &awaited)]);
         assert_eq!(got, None);
     }
 
@@ -189,10 +197,10 @@ mod tests {
             let (c, d) = (next(64), next(64));
             let awaited = Region::from(GridBox::d1(c.min(d), c.max(d) + 1));
             let accessors = [acc(SRC, &halo, extent, 1)];
-            if let Some(i) = interior(&chunk, 1, &accessors, &[(SRC, &awaited)]) {
+            if let Some(i) = interior(&chunk, &chunk, 1, &accessors, &[(SRC, &awaited)]) {
                 found += 1;
                 assert!(chunk.contains(&i) && !i.is_empty() && i != chunk, "{i} in {chunk}");
-                let touched = halo.apply(&i, 1, &extent, 1).unwrap();
+                let touched = halo.apply(&i, &chunk, 1, &extent, 1).unwrap();
                 assert!(!touched.intersects(&awaited), "{i} of {chunk} touches {awaited:?}");
             }
         }

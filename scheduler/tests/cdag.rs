@@ -39,7 +39,9 @@ fn awaits(sim: &Simulation, rank: usize, task: TaskId) -> Vec<Region> {
 fn reversed(n: usize) -> RangeMapper {
     RangeMapper::Custom {
         name: "reversed",
-        f: Arc::new(move |c: &GridBox, _: &GridBox| Region::from(GridBox::d1(n - c.max()[0], n - c.min()[0]))),
+        f: Arc::new(move |c: &GridBox, _: &GridBox, _: &GridBox| {
+            Region::from(GridBox::d1(n - c.max()[0], n - c.min()[0]))
+        }),
         reach: None,
     }
 }
@@ -410,7 +412,7 @@ fn a_reach_that_misses_the_chunk_is_refused_on_the_rank_that_runs_it() {
     // Item i reads cell i + 1, but the reach claims item i touches only cell i.
     let shifted = RangeMapper::Custom {
         name: "shifted",
-        f: Arc::new(|c: &GridBox, _: &GridBox| Region::from(GridBox::d1(c.min()[0] + 1, c.max()[0] + 1))),
+        f: Arc::new(|c: &GridBox, _: &GridBox, _: &GridBox| Region::from(GridBox::d1(c.min()[0] + 1, c.max()[0] + 1))),
         reach: Some(Arc::new(|cells: &GridBox, _: &GridBox| *cells)),
     };
     let mut sim = Simulation::new(2, false);

@@ -1,5 +1,6 @@
 //! Property test: random programs on 1 to 8 simulated ranks read exactly what the one-rank run reads, and pass the
-//! transfer and dependency checks of the symbolic executor.
+//! transfer and dependency checks of the symbolic executor; so do programs around even splits and a custom mapper
+//! that reads the task's index space, over index spaces of other sizes than the buffer and with an offset.
 
 use celer_graph::{
     AccessMode, BufferId, EpochAction, GridBox, NeighborhoodShape, RangeMapper, ReductionId, ReductionOp,
@@ -56,13 +57,14 @@ fn extent_box(p: &Program) -> GridBox {
 /// A read mapper chosen by `m` that is valid for the program's shape.
 fn read_mapper(p: &Program, m: u8) -> RangeMapper {
     let e = extent_box(p);
-    match m % 7 {
+    match m % 8 {
         0 => RangeMapper::OneToOne,
         1 => RangeMapper::All,
         2 => RangeMapper::Fixed(GridBox::new([0; 3], [e.max()[0].div_ceil(2), e.max()[1], 1])),
         3 => RangeMapper::Neighborhood { extent: [1, 1, 0], shape: NeighborhoodShape::BoundingBox },
         4 => RangeMapper::Neighborhood { extent: [1, 2, 0], shape: NeighborhoodShape::AlongAxes },
         5 => RangeMapper::Slice(p.dims - 1),
+        6 => RangeMapper::EvenSplit { granularity: 2 },
         _ if p.dims == 2 && p.extent[0] == p.extent[1] => RangeMapper::Transposed,
         _ => RangeMapper::Slice(0),
     }
@@ -161,6 +163,68 @@ proptest! {
     #[test]
     fn random_programs_read_the_same_data_on_any_rank_count(p in arb_program(), ranks in 1usize..=8) {
         let result = equivalent_to_one_rank(ranks, |sim| run(&p, sim));
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+}
+
+/// A program around `RangeMapper::EvenSplit` and a custom mapper that reads the index space: a buffer of `rows` x
+/// `cols` written one to one over its extent, read through an even split (in blocks of `block`) by a kernel over
+/// `items` items from `start`, then written through an even split by a kernel over `writers` items and read back
+/// whole; a second buffer of `items` cells is read at `k - start` by item `k` (a custom mapper with a reach).
+fn even_split_program(
+    sim: &mut Simulation,
+    (rows, cols, items, start, writers, block): (usize, usize, usize, usize, usize, usize),
+) -> Result<(), celer_graph::TaskError> {
+    let (m, out, rel) = (BufferId(0), BufferId(1), BufferId(2));
+    let extent = GridBox::d2([0, 0], [rows, cols]);
+    sim.create_buffer(m, 2, extent, false, Some("m"));
+    sim.create_buffer(out, 1, GridBox::d1(0, start + items), false, Some("out"));
+    sim.create_buffer(rel, 1, GridBox::d1(0, items), true, Some("rel"));
+    let space = GridBox::d1(start, start + items);
+    let split = RangeMapper::EvenSplit { granularity: block };
+    let relative = RangeMapper::Custom {
+        name: "relative",
+        f: std::sync::Arc::new(|c: &GridBox, s: &GridBox, _: &GridBox| {
+            GridBox::d1(c.min()[0] - s.min()[0], c.max()[0] - s.min()[0]).into()
+        }),
+        reach: Some(std::sync::Arc::new(|cells: &GridBox, s: &GridBox| {
+            GridBox::d1(cells.min()[0] + s.min()[0], cells.max()[0] + s.min()[0]).intersection(s)
+        })),
+    };
+    sim.submit(TaskSpec::new(TaskKind::DeviceCompute, 2, extent).access(
+        m,
+        AccessMode::DiscardWrite,
+        RangeMapper::OneToOne,
+    ))?;
+    sim.submit(
+        TaskSpec::new(TaskKind::DeviceCompute, 1, space)
+            .access(m, AccessMode::Read, split.clone())
+            .access(rel, AccessMode::Read, relative)
+            .access(out, AccessMode::DiscardWrite, RangeMapper::OneToOne),
+    )?;
+    sim.submit(TaskSpec::new(TaskKind::DeviceCompute, 1, GridBox::d1(0, writers)).access(
+        m,
+        AccessMode::ReadWrite,
+        split,
+    ))?;
+    sim.submit(TaskSpec::new(TaskKind::DeviceCompute, 2, extent).access(m, AccessMode::Read, RangeMapper::OneToOne))?;
+    sim.submit(TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[])).access(
+        out,
+        AccessMode::Read,
+        RangeMapper::All,
+    ))?;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn even_splits_and_index_space_mappers_read_the_same_data_on_any_rank_count(
+        shape in (1usize..=20, 1usize..=3, 1usize..=12, 0usize..=5, 1usize..=12, 1usize..=3),
+        ranks in 2usize..=8,
+    ) {
+        let result = equivalent_to_one_rank(ranks, |sim| even_split_program(sim, shape));
         prop_assert!(result.is_ok(), "{}", result.unwrap_err());
     }
 }

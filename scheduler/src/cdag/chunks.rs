@@ -111,10 +111,17 @@ impl CommandGraphGenerator {
         // An empty chunk has no items: its range mappers are not applied, it touches nothing.
         let items = !chunk.is_empty();
         for a in task.spec.accesses.iter().filter(|a| items && a.buffer == buffer) {
-            let r = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims).map_err(|e| TaskError {
-                task: task.ident(),
-                inner: Box::new(TaskErrorKind::Mapper { buffer: state.ident(buffer), mode: a.mode.name(), error: e }),
-            })?;
+            let r =
+                a.mapper.apply(chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims).map_err(|e| {
+                    TaskError {
+                        task: task.ident(),
+                        inner: Box::new(TaskErrorKind::Mapper {
+                            buffer: state.ident(buffer),
+                            mode: a.mode.name(),
+                            error: e,
+                        }),
+                    }
+                })?;
             if let RangeMapper::Custom { reach, .. } = &a.mapper {
                 if !Region::from(state.extent).contains(&r) {
                     return Err(TaskError {
@@ -161,7 +168,12 @@ impl CommandGraphGenerator {
     fn reach(&self, task: &Task, buffer: BufferId, r: &GridBox, filter: impl Fn(AccessMode) -> bool) -> GridBox {
         let mut out = GridBox::EMPTY;
         for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer && filter(a.mode)) {
-            let b = a.mapper.reach(r, &task.spec.range);
+            // Only the even split's reach depends on the buffer's extent: the others cost no lookup.
+            let extent = match a.mapper {
+                RangeMapper::EvenSplit { .. } => self.buffers[&buffer].extent,
+                _ => GridBox::EMPTY,
+            };
+            let b = a.mapper.reach(r, &task.spec.range, &extent);
             out = out.bounding_box(&b);
         }
         if task.spec.reductions.iter().any(|red| red.buffer == buffer) {

@@ -319,7 +319,7 @@ fn cells_written_only_by_another_ranks_chunk_become_stale_here() {
     let upper_writes_all = RangeMapper::Custom {
         name: "upper_writes_all",
         f: std::sync::Arc::new(
-            |c: &GridBox, _: &GridBox| {
+            |c: &GridBox, _: &GridBox, _: &GridBox| {
                 if c.max()[0] == 8 {
                     Region::from(GridBox::d1(0, 8))
                 } else {
@@ -455,7 +455,9 @@ fn a_collective_over_processes_of_two_devices_runs_item_p_on_node_2p_and_gets_it
                                     // Process p reads cells [4p, 4p + 4) (written by both its devices) and writes cell p of B1.
     let rows = RangeMapper::Custom {
         name: "halves",
-        f: std::sync::Arc::new(|c: &GridBox, _: &GridBox| Region::from(GridBox::d1(4 * c.min()[0], 4 * c.max()[0]))),
+        f: std::sync::Arc::new(|c: &GridBox, _: &GridBox, _: &GridBox| {
+            Region::from(GridBox::d1(4 * c.min()[0], 4 * c.max()[0]))
+        }),
         reach: None,
     };
     sim.create_collective_group(celer_graph::CollectiveGroupId(1));
@@ -521,7 +523,9 @@ fn a_declared_reach_is_not_checked_for_a_chunk_that_touches_nothing() {
     // The upper chunk writes itself, the lower one nothing; the reach of a box is the box (one to one).
     let upper_only = RangeMapper::Custom {
         name: "upper_only",
-        f: std::sync::Arc::new(|c: &GridBox, _: &GridBox| Region::from(c.intersection(&GridBox::d1(4, 8)))),
+        f: std::sync::Arc::new(|c: &GridBox, _: &GridBox, _: &GridBox| {
+            Region::from(c.intersection(&GridBox::d1(4, 8)))
+        }),
         reach: Some(std::sync::Arc::new(|cells: &GridBox, _: &GridBox| *cells)),
     };
     let mut sim = Simulation::new(2, true);
@@ -535,7 +539,9 @@ fn a_mapper_without_a_reach_counts_what_each_chunk_writes() {
     // Each chunk writes its first cell: the whole range's image ({0}) misses the cell 4 the upper chunk writes.
     let first_cell = RangeMapper::Custom {
         name: "first_cell",
-        f: std::sync::Arc::new(|c: &GridBox, _: &GridBox| Region::from(GridBox::d1(c.min()[0], c.min()[0] + 1))),
+        f: std::sync::Arc::new(|c: &GridBox, _: &GridBox, _: &GridBox| {
+            Region::from(GridBox::d1(c.min()[0], c.min()[0] + 1))
+        }),
         reach: None,
     };
     let mut sim = Simulation::new(2, true);

@@ -119,7 +119,9 @@ impl RankLoop<'_> {
                     let Some(task) = self.tm.task(*task) else { continue };
                     // An empty chunk (a task without items) touches nothing.
                     for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer && !chunk.is_empty()) {
-                        if let Ok(region) = a.mapper.apply(chunk, task.spec.dims, &state.extent, state.dims) {
+                        if let Ok(region) =
+                            a.mapper.apply(chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims)
+                        {
                             add(region.bounding_box());
                         }
                     }

@@ -259,6 +259,7 @@ fn describe_mapper(m: &celer_graph::RangeMapper) -> String {
         RangeMapper::Fixed(b) => format!("fixed {b}"),
         RangeMapper::Slice(d) => format!("slice({d})"),
         RangeMapper::Neighborhood { extent, shape } => format!("neighborhood({extent:?}, {shape:?})"),
+        RangeMapper::EvenSplit { .. } => format!("{m:?}"),
         other => other.name().to_string(),
     }
 }

@@ -210,7 +210,7 @@ impl RankLoop<'_> {
                 Some(r) => r.consumed.bounding_box().bounding_box(&r.produced.bounding_box()),
                 None => a
                     .mapper
-                    .apply(&chunk, task.spec.dims, &state.extent, state.dims)
+                    .apply(&chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims)
                     .map_err(|e| fail(e.into()))?
                     .bounding_box(),
             };
@@ -387,7 +387,7 @@ impl RankLoop<'_> {
                 extent: state.extent,
             });
         }
-        crate::overlap::interior(chunk, task.spec.dims, &accessors, awaited)
+        crate::overlap::interior(chunk, &task.spec.range, task.spec.dims, &accessors, awaited)
     }
 
     /// Reads the bounds records of checked kernels whose batch completed (`CELER_CHECK_BOUNDS`).
