@@ -612,6 +612,39 @@ impl<'c> TransferEngine<'c> {
         Ok(())
     }
 
+    /// Records that node `sender`'s cells `bounds` of transfer `key`, `elem_size` bytes each, arrive by another way
+    /// than MPI (a GPU copy between two devices of one process that share a Vulkan device): matched against the
+    /// expect for `key` like a header, now or when the expect is registered, and checked the same way, they count
+    /// towards its completion, but the engine receives and writes nothing for them. The caller writes those cells
+    /// itself (after the completion, its destination holds unspecified bytes there).
+    ///
+    /// # Errors
+    ///
+    /// As a header's (see [`TransferError`]: [`TransferError::OutsideRegion`], [`TransferError::Duplicate`], ...)
+    /// if the expect is registered; [`TransferError::ElsewhereNotRegion`] for a gather or pieces expect. Nothing is
+    /// recorded then.
+    pub fn arrived_elsewhere(
+        &mut self,
+        key: TransferKey,
+        sender: Rank,
+        bounds: CellBox,
+        elem_size: usize,
+    ) -> Result<(), TransferError> {
+        let bytes = bounds.checked_volume().and_then(|v| v.checked_mul(elem_size)).unwrap_or(usize::MAX);
+        let header = header::Header { sender, tag: 0, key, bounds, bytes, chunk: 0, inline: false };
+        match self.expect_by_key.get(&key) {
+            Some(&idx) => {
+                let e = self.expects.get(idx);
+                progress::check_header(e, &header)?;
+                progress::check_elsewhere(e, &header)?;
+                self.accept(idx, &header, &[], true)?;
+                self.complete_if_done(idx);
+            }
+            None => self.unmatched.push(state::EarlyHeader { header, inline: Vec::new(), elsewhere: true }),
+        }
+        Ok(())
+    }
+
     /// Hands out the result of the completed gather `key`, or `None` if there is none (not
     /// complete yet, not a gather, or already taken).
     pub fn take_gathered(&mut self, key: TransferKey) -> Option<Gathered> {
