@@ -86,6 +86,18 @@ fn run(q: &Queue) -> Result<(), String> {
     if q.ranks() > 1 && stats.early_interiors == 0 {
         return Err(format!("rank {}: no kernel ran its interior before its halo arrived: {stats}", q.rank()));
     }
+    // Two devices of a rank on this machine's one Vulkan device (lavapipe) exchange halos by GPU copies, unless
+    // CELER_PEER_COPIES=off; one device per rank has no peer.
+    let devices = std::env::var("CELER_DEVICES").ok().and_then(|d| d.parse::<usize>().ok()).unwrap_or(1);
+    let peer = devices > 1 && std::env::var("CELER_PEER_COPIES").map_or(true, |v| v != "off");
+    if peer != (stats.peer_copies > 0) {
+        return Err(format!(
+            "rank {}: {} boxes moved by GPU copies between its {devices} device(s), expected {}: {stats:?}",
+            q.rank(),
+            stats.peer_copies,
+            if peer { "some" } else { "none" }
+        ));
+    }
     let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     let want = (0..40).fold(init, |u, _| step_1d(&u, alpha));
     compare("1D heat, 40 steps", &got, &want)?;

@@ -62,6 +62,17 @@ pub(super) enum GpuOp {
         buffer: BufferId,
         old: DeviceAllocation,
     },
+    /// Copies `region` from another device's allocation on this Vulkan device once its batch `ready` completed
+    /// (`runtime::peer`); then acks `ack` to device `from`.
+    PeerCopy {
+        buffer: BufferId,
+        region: GridBox,
+        source: celer_exec::gpu::SharedAllocation,
+        ready: celer_exec::gpu::SignalPoint,
+        from: usize,
+        ack: u64,
+        context: OpContext,
+    },
     /// Copies a scratch allocation (`RankLoop::scratch`) back whole; filled into download slot `slot`.
     DownloadScratch {
         scratch: u64,
@@ -97,6 +108,7 @@ impl GpuOp {
             GpuOp::Upload { buffer, .. }
             | GpuOp::UploadStaged { buffer, .. }
             | GpuOp::Grow { buffer, .. }
+            | GpuOp::PeerCopy { buffer, .. }
             | GpuOp::Download { buffer, .. } => *buffer == b,
             GpuOp::DownloadScratch { .. } => false,
         }
@@ -168,7 +180,10 @@ impl RankLoop<'_> {
     /// next steps add to it: while the GPU is busy, submitting what each step started would cut the work into
     /// small batches, and every batch boundary costs the GPU a gap.
     pub(super) fn batch_due(&self) -> bool {
-        self.gpu.in_flight() < GPU_QUEUE_DEPTH || self.pending_downloads > 0 || self.pending.len() >= BATCH_OPS
+        self.gpu.in_flight() < GPU_QUEUE_DEPTH
+            || self.pending_downloads > 0
+            || !self.peer_out.is_empty()
+            || self.pending.len() >= BATCH_OPS
     }
 
     /// Records the GPU work collected so far into one batch (barriers between dependent operations come from the
@@ -199,6 +214,7 @@ impl RankLoop<'_> {
         let mut kernels = 0u64;
         let mut uploads = 0usize;
         let mut grown = Vec::new();
+        let mut acks = Vec::new();
         let buffers = &self.buffers;
         let scratch = &self.scratch;
         let tm = &self.tm;
@@ -288,6 +304,12 @@ impl RankLoop<'_> {
                         .map_err(|error| RuntimeError::GpuOp { context: context(), error })?;
                     grown.push(old);
                 }
+                GpuOp::PeerCopy { buffer, region, source, ready, from, ack, context } => {
+                    batch
+                        .copy_from_shared(&source, &ready, device(&buffer, &context)?, box3(&region))
+                        .map_err(gpu_op(&context, tm))?;
+                    acks.push((from, ack));
+                }
                 GpuOp::DownloadScratch { scratch: id, slot, context } => {
                     debug_assert_eq!(slot, downloads.len());
                     let d = scratch_of(&id)?;
@@ -302,6 +324,10 @@ impl RankLoop<'_> {
         }
         let id = batch.submit()?;
         self.pending = ops;
+        self.peer_acks.extend(acks.into_iter().map(|(from, ack)| (id, from, ack)));
+        if !self.peer_out.is_empty() {
+            self.post_offers(id);
+        }
         self.checks.extend(checks.into_iter().map(|(download, record, info)| PendingCheck {
             batch: id,
             download,
