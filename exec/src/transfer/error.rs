@@ -9,7 +9,7 @@ use super::{AllocLayout, BoxList, CellBox, MpiError, Rank, TransferKey};
 pub enum TransferError {
     /// Cells announced as arriving by another way ([`TransferEngine::arrived_elsewhere`](crate::transfer::TransferEngine::arrived_elsewhere))
     /// belong to a transfer expected as a gather or as pieces, which keep payloads rather than count cells.
-    #[error("Transfer {key}: node {sender}'s {bounds} arrived by a device copy, but the transfer is expected as a gather or as pieces, which need the payload")]
+    #[error("Transfer {key}: {bounds} from rank {sender} arrived by a device copy, but the transfer is expected as a gather or as pieces, which need the payload")]
     ElsewhereNotRegion {
         /// The transfer.
         key: TransferKey,
