@@ -108,6 +108,7 @@
 //! | [`Gpu::batch`] | nothing until the batch records something other than an ordinary dispatch; then a command buffer of the `Gpu`'s pool (one reused after its batch completed, or `vkAllocateCommandBuffers`), `vkBeginCommandBuffer`, and the dispatches collected so far |
 //! | [`Batch::submit`] | `vkEndCommandBuffer`, `vkQueueSubmit` signalling the timeline semaphore to the batch id (or a fence); a batch of dispatches only: one `vkQueueSubmit` of at most 8 cached command buffers (recorded with `SIMULTANEOUS_USE` the first time a piece is needed), or the dispatches recorded where replaying would add waits |
 //! | [`Gpu::poll`] | `vkGetSemaphoreCounterValue` once (or `vkGetFenceStatus` per batch) |
+//! | [`Batch::copy_from_shared`] | `vkCmdCopyBuffer` from another `Gpu`'s buffer on the same `VkDevice` (its queue's writes made visible by the submission's wait on that `Gpu`'s timeline semaphore, `VkTimelineSemaphoreSubmitInfo`, at the compute and transfer stages, then the batch's first barrier) |
 //!
 //! # Examples
 //!

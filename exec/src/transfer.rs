@@ -19,6 +19,9 @@
 //!   message, so they are copied (out of lent memory during `send_lent`, into it when the header is matched).
 //!   The lending calls are `unsafe`: their contracts say what the caller keeps valid and untouched, and for how
 //!   long if the engine is dropped first; the contracts are the same for every payload size.
+//! - **Cells may arrive another way.** [`arrived_elsewhere`](TransferEngine::arrived_elsewhere) announces a box
+//!   that the caller moves itself (the runtime's GPU copy between two devices of one process), checked and counted
+//!   like a header, so an expect fed partly over MPI and partly otherwise completes as one.
 //! - **Mismatches are errors, never corruption.** A header whose box lies outside the expected
 //!   region, or covers cells that already arrived, is reported with the key, the sender and the box.
 //!

@@ -742,16 +742,21 @@ fn error_cases(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<
     }
     let twice = CellBox::d1(72, 74);
     match engine.arrived_elsewhere(k, me, twice, 4) {
-        Err(err) => {
-            expect_error(&err, matches!(err, TransferError::Duplicate { overlap, .. } if overlap == twice), k, me, twice)?
-        }
+        Err(err) => expect_error(
+            &err,
+            matches!(err, TransferError::Duplicate { overlap, .. } if overlap == twice),
+            k,
+            me,
+            twice,
+        )?,
         Ok(()) => return Err("cells announced twice as arriving elsewhere were accepted".into()),
     }
     e(engine.arrived_elsewhere(k, me, late, 4))?;
     poll_until(engine, &mut done, "an expect completed by cells that arrive elsewhere", |_, d| {
         d.tokens.contains(&elsewhere_token)
     })?;
-    if dst[75 * 4..80 * 4] != src[75 * 4..80 * 4] || dst[70 * 4..75 * 4].iter().chain(&dst[80 * 4..90 * 4]).any(|&b| b != 0)
+    if dst[75 * 4..80 * 4] != src[75 * 4..80 * 4]
+        || dst[70 * 4..75 * 4].iter().chain(&dst[80 * 4..90 * 4]).any(|&b| b != 0)
     {
         return Err("error case e: MPI's cells must be written, and nothing where cells arrived elsewhere".into());
     }

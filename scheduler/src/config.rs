@@ -645,7 +645,7 @@ mod tests {
         ] {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 16);
+        assert_eq!(names.len(), 17);
         assert_eq!(with(&[(HORIZON_MAX_PARALLELISM, "8")]).unwrap().horizon_max_parallelism, Some(8));
         assert_eq!(with(&[]).unwrap().horizon_max_parallelism, None);
         for bad in ["0", "-1", "many"] {

@@ -14,7 +14,8 @@
 //! - A rank that drives several devices (`CELER_DEVICES`) runs one [`RankLoop`] per device on the same thread, each
 //!   a node of the command graph (node `rank × devices + device`) with its own communicator, transfer engine and
 //!   GPU: the task's split over nodes splits the rank's chunk over its devices, and data moves between devices
-//!   like between ranks (through MPI, which copies within the process).
+//!   like between ranks (through MPI, which copies within the process), except between devices on one Vulkan
+//!   device, whose halos the GPU copies (`peer`, `CELER_PEER_COPIES`).
 //!
 //! Commands start **out of order**, as soon as their dependencies allow (see [`RankLoop::step`]); several GPU
 //! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory:
