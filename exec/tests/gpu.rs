@@ -256,7 +256,14 @@ fn a_batch_copies_from_another_devices_allocation_after_waiting_for_its_batch_on
     let halo = Box3::d1(580, 612);
     let mut b = second.batch().unwrap();
     b.upload(&dst, dst_bounds, &u32_bytes(&[1; 520]), dst_bounds).unwrap();
+    assert_eq!(b.timeline_waits(), 0);
     b.copy_from_shared(&shared, &ready, &dst, halo).unwrap();
+    assert_eq!(b.timeline_waits(), 1, "the submission waits for the first device's batch");
+    // A second copy after an earlier point of the same timeline adds no second wait.
+    let earlier = first.signal_point(BatchId(written.0 - 1)).unwrap();
+    b.copy_from_shared(&shared, &earlier, &dst, Box3::d1(570, 580)).unwrap_err(); // outside the destination
+    b.copy_from_shared(&shared, &earlier, &dst, Box3::d1(600, 612)).unwrap();
+    assert_eq!(b.timeline_waits(), 1, "one wait per timeline, at the latest value");
     let download = b.download(&dst, dst_bounds).unwrap();
     let id = b.submit().unwrap();
     drop(shared);

@@ -235,6 +235,12 @@ impl<'g> Batch<'g> {
         self.ops == 0
     }
 
+    /// The timelines of other `Gpu`s this batch's submission waits on ([`copy_from_shared`](Self::copy_from_shared)),
+    /// one per `Gpu` (at the latest value asked of it).
+    pub fn timeline_waits(&self) -> usize {
+        self.record.waits.len()
+    }
+
     /// Pipeline barriers derived so far between this batch's operations.
     pub fn barriers(&self) -> usize {
         self.barriers

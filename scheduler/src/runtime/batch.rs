@@ -326,7 +326,7 @@ impl RankLoop<'_> {
         self.pending = ops;
         self.peer_acks.extend(acks.into_iter().map(|(from, ack)| (id, from, ack)));
         if !self.peer_out.is_empty() {
-            self.post_offers(id);
+            self.post_offers(id)?;
         }
         self.checks.extend(checks.into_iter().map(|(download, record, info)| PendingCheck {
             batch: id,

@@ -129,9 +129,11 @@ impl super::RankLoop<'_> {
 
     /// Posts the offers collected in batch `id`, just submitted: their data is complete when it completes (it
     /// starts with a barrier that orders it after every batch before it on this queue).
-    pub(super) fn post_offers(&mut self, id: BatchId) {
-        let Some(peer) = &self.peer else { return };
-        let Some(ready) = self.gpu.signal_point(id) else { return };
+    pub(super) fn post_offers(&mut self, id: BatchId) -> Result<(), super::RuntimeError> {
+        // Linked only with timeline semaphores (`thread::run`): an offer is never collected otherwise.
+        let (Some(peer), Some(ready)) = (&self.peer, self.gpu.signal_point(id)) else {
+            return Err(super::RuntimeError::Internal("a GPU copy between devices was offered without a timeline"));
+        };
         let mut mail = peer.mail.borrow_mut();
         for p in self.peer_out.drain(..) {
             let elem_size = self.buffers.get(&celer_graph::BufferId(p.key.1)).map_or(0, |s| s.elem_size);
@@ -147,6 +149,7 @@ impl super::RankLoop<'_> {
                 ack: p.ack,
             });
         }
+        Ok(())
     }
 
     /// Takes the offers other devices of this rank posted to this one: the transfer engine counts their cells as
