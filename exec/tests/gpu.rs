@@ -285,9 +285,22 @@ fn a_batch_copies_from_another_devices_allocation_after_waiting_for_its_batch_on
     let mine = first.allocate(src_bounds, 4).unwrap();
     let err = b.copy_from_shared(&mine.share(), &other_ready, &dst, halo).unwrap_err();
     assert!(err.to_string().contains("another Vulkan device's timeline"), "{err}");
+    let err = b.wait_for(&other_ready).unwrap_err();
+    assert!(matches!(err, GpuError::ForeignTimeline { .. }), "{err}");
+    assert_eq!(b.timeline_waits(), 0, "a refused wait adds none");
+    b.wait_for(&ready).unwrap();
+    assert_eq!(b.timeline_waits(), 1);
     let err = b.copy_from_shared(&mine.share(), &ready, &dst, Box3::d1(50, 120)).unwrap_err();
     assert!(matches!(err, GpuError::RegionOutside(_)), "{err}");
     assert!(b.is_empty(), "refused copies record nothing");
+    drop(b);
+    // The first device's next batch may wait for the second's copy on the GPU (before overwriting its source).
+    let copied = second.signal_point(id).unwrap();
+    let mut b = first.batch().unwrap();
+    b.wait_for(&copied).unwrap();
+    b.upload(&mine, src_bounds, &u32_bytes(&[5; 512]), src_bounds).unwrap();
+    let after = b.submit().unwrap();
+    poll_all(&mut first, &[after]);
 }
 
 #[test]

@@ -235,6 +235,30 @@ impl<'g> Batch<'g> {
         self.ops == 0
     }
 
+    /// Makes this batch's submission wait on the GPU until `point` (a batch of another `Gpu` on the same Vulkan
+    /// device) has completed, before any of its work starts: for work that must not start before another queue's
+    /// (e.g. overwriting cells that queue's batch copies from). Nothing waits on the host.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::ForeignTimeline`] if `point` belongs to another Vulkan device.
+    pub fn wait_for(&mut self, point: &super::SignalPoint) -> Result<(), GpuError> {
+        if !Arc::ptr_eq(&point.device, &self.gpu.device) {
+            return Err(GpuError::ForeignTimeline { batch: point.batch() });
+        }
+        self.materialize()?;
+        self.add_wait(point);
+        Ok(())
+    }
+
+    /// Adds a wait for `point` to the submission (one per timeline, at the latest value asked).
+    fn add_wait(&mut self, point: &super::SignalPoint) {
+        match self.record.waits.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &point.semaphore)) {
+            Some((_, value)) => *value = (*value).max(point.value),
+            None => self.record.waits.push((point.semaphore.clone(), point.value)),
+        }
+    }
+
     /// The timelines of other `Gpu`s this batch's submission waits on ([`copy_from_shared`](Self::copy_from_shared)),
     /// one per `Gpu` (at the latest value asked of it).
     pub fn timeline_waits(&self) -> usize {
@@ -462,10 +486,7 @@ impl<'g> Batch<'g> {
             return Ok(());
         }
         self.materialize()?;
-        match self.record.waits.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &after.semaphore)) {
-            Some((_, value)) => *value = (*value).max(after.value),
-            None => self.record.waits.push((after.semaphore.clone(), after.value)),
-        }
+        self.add_wait(after);
         self.access(&[(src.id, false), (dst.id, true)]);
         self.record_copy(&src.buffer, &src.bounds, &dst.buffer, &dst.bounds, &region, src.elem_size);
         self.record.buffers.push(src.buffer.clone());

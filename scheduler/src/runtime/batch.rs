@@ -229,6 +229,9 @@ impl RankLoop<'_> {
                 .ok_or_else(|| RuntimeError::NoAllocation { context: context.describe(tm), buffer: *b })
         };
         let mut batch = self.gpu.batch()?;
+        for point in self.peer_waits.drain(..) {
+            batch.wait_for(&point)?;
+        }
         for op in ops.drain(..) {
             match op {
                 GpuOp::Kernel(k) => {
@@ -324,7 +327,9 @@ impl RankLoop<'_> {
         }
         let id = batch.submit()?;
         self.pending = ops;
-        self.peer_acks.extend(acks.into_iter().map(|(from, ack)| (id, from, ack)));
+        if !acks.is_empty() {
+            self.post_acks(id, acks)?;
+        }
         if !self.peer_out.is_empty() {
             self.post_offers(id)?;
         }

@@ -295,8 +295,9 @@ pub struct RankLoop<'c> {
     peer_out: Vec<self::peer::PendingOffer>,
     /// Offers received whose await-push has not completed yet (its engine counts their cells as arrived).
     peer_in: Vec<self::peer::Offer>,
-    /// Acks of copies recorded in batches not yet seen complete.
-    peer_acks: Vec<self::peer::PendingAck>,
+    /// Copies of this device's pushes submitted by other devices: the next batch waits for them on the GPU, so
+    /// that nothing it holds overwrites their source before they read it.
+    peer_waits: Vec<celer_exec::gpu::SignalPoint>,
 }
 
 impl<'c> RankLoop<'c> {
@@ -424,7 +425,7 @@ impl<'c> RankLoop<'c> {
             peer: None,
             peer_out: Vec::new(),
             peer_in: Vec::new(),
-            peer_acks: Vec::new(),
+            peer_waits: Vec::new(),
         })
     }
 
@@ -632,9 +633,6 @@ impl<'c> RankLoop<'c> {
         self.batches.clear();
         if let Err(e) = self.gpu.poll(&mut self.batches) {
             return Err(self.gpu_failed(e));
-        }
-        if !self.peer_acks.is_empty() && !self.batches.is_empty() {
-            self.post_acks();
         }
         let mut progressed = offered || !self.completions.is_empty() || !self.batches.is_empty();
         if !self.checks.is_empty() && !self.batches.is_empty() {

@@ -6,9 +6,11 @@
 //! data is complete. The receiving loop takes its offers at the start of each step, tells its transfer engine that
 //! those cells arrived another way (so an await-push fed partly over MPI, partly by a peer, completes as usual),
 //! and, when the await-push completes, records a copy from the sender's allocation into its own in its open
-//! batch, which waits for the sender's timeline value on the GPU. Once that batch has completed, the receiver posts
-//! an ack; the push completes only then, so the command graph's anti-dependencies keep later writers of those
-//! cells on the sender away from them until the copy has read them.
+//! batch, which waits for the sender's timeline value on the GPU. Once that batch is submitted, the receiver posts
+//! an ack holding the batch's point on its own timeline; the push completes then, and the sender's next batch waits
+//! for that point on the GPU, so that later writers of those cells on the sender (which the command graph's
+//! anti-dependencies order after the push) start on the GPU only after the copy has read them. Neither side waits
+//! for the other on the host: a halo costs the two loops a message each through the mail.
 //!
 //! The mail is shared by the rank's loops, all stepped by the one runtime thread: an `Rc<RefCell<_>>`, no lock.
 
@@ -40,8 +42,8 @@ pub(super) struct Offer {
 #[derive(Default)]
 pub(super) struct PeerMail {
     offers: Vec<Offer>,
-    /// (sending device, ack) of copies that completed.
-    acks: Vec<(usize, u64)>,
+    /// (sending device, ack, the receiver's batch holding the copy) of copies submitted.
+    acks: Vec<(usize, u64, SignalPoint)>,
 }
 
 /// A loop's link to its rank's other devices.
@@ -84,27 +86,28 @@ impl PeerMail {
         out.len() > before
     }
 
-    /// Posts the ack of a completed copy of device `from`'s offer.
-    pub(super) fn ack(&mut self, from: usize, ack: u64) {
-        self.acks.push((from, ack));
+    /// Posts the ack of device `from`'s offer `ack`, whose copy is in the receiver's batch `copied`.
+    pub(super) fn ack(&mut self, from: usize, ack: u64, copied: SignalPoint) {
+        self.acks.push((from, ack, copied));
     }
 
-    /// Removes from `waiting` the acks device `from` received; returns whether any did.
-    pub(super) fn take_acks(&mut self, from: usize, waiting: &mut smallvec::SmallVec<[u64; 2]>) -> bool {
-        let before = waiting.len();
-        self.acks.retain(|&(device, ack)| {
-            let mine = device == from && waiting.contains(&ack);
+    /// Removes from `waiting` the acks device `from` received, and appends their copies' batches to `copied`.
+    pub(super) fn take_acks(
+        &mut self,
+        from: usize,
+        waiting: &mut smallvec::SmallVec<[u64; 2]>,
+        copied: &mut Vec<SignalPoint>,
+    ) {
+        self.acks.retain(|(device, ack, point)| {
+            let mine = *device == from && waiting.contains(ack);
             if mine {
-                waiting.retain(|a| *a != ack);
+                waiting.retain(|a| a != ack);
+                copied.push(point.clone());
             }
             !mine
         });
-        waiting.len() < before
     }
 }
-
-/// Acks the receiver posts once batch `.0` completed.
-pub(super) type PendingAck = (BatchId, usize, u64);
 
 impl super::RankLoop<'_> {
     /// Collects box `region` of `buffer` of push `key` as an offer to device `to`, posted once the open batch is
@@ -211,27 +214,26 @@ impl super::RankLoop<'_> {
         Ok(())
     }
 
-    /// Posts the acks of copies whose batches completed.
-    pub(super) fn post_acks(&mut self) {
-        let Some(peer) = &self.peer else { return };
-        let gpu = &self.gpu;
+    /// Posts the acks of the copies `acks` (sending device, ack) recorded in batch `id`, just submitted.
+    pub(super) fn post_acks(&mut self, id: BatchId, acks: Vec<(usize, u64)>) -> Result<(), super::RuntimeError> {
+        let (Some(peer), Some(copied)) = (&self.peer, self.gpu.signal_point(id)) else {
+            return Err(super::RuntimeError::Internal("a GPU copy between devices was recorded without a timeline"));
+        };
         let mut mail = peer.mail.borrow_mut();
-        self.peer_acks.retain(|&(batch, from, ack)| {
-            let done = gpu.is_complete(batch);
-            if done {
-                mail.ack(from, ack);
-            }
-            !done
-        });
+        for (from, ack) in acks {
+            mail.ack(from, ack, copied.clone());
+        }
+        Ok(())
     }
 
-    /// What a push waiting for the acks `acks` becomes: finished once every receiver's copy completed.
+    /// What a push waiting for the acks `acks` becomes: finished once every receiver has submitted its copy; the
+    /// next batch this loop submits waits for those copies on the GPU (`peer_waits`).
     pub(super) fn peers_acked(&mut self, mut acks: smallvec::SmallVec<[u64; 2]>) -> Option<super::commands::InFlight> {
         if acks.is_empty() {
             return None;
         }
         if let Some(peer) = &self.peer {
-            peer.mail.borrow_mut().take_acks(self.device, &mut acks);
+            peer.mail.borrow_mut().take_acks(self.device, &mut acks, &mut self.peer_waits);
         }
         (!acks.is_empty()).then_some(super::commands::InFlight::PeerSent { acks })
     }

@@ -100,6 +100,12 @@ impl RankLoop<'_> {
                 }
             }
         }
+        if downloads.is_empty() {
+            // Only GPU copies: nothing to wait for on the host but the receivers' acks (the open batch posts the
+            // offers when it is submitted).
+            self.open();
+            return Ok(Some(InFlight::PeerSent { acks: peers }));
+        }
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Push { buffer: transfer.buffer, downloads, key, peers })))
     }
 
