@@ -63,7 +63,7 @@ pub(super) enum GpuOp {
         old: DeviceAllocation,
     },
     /// Copies `region` from another device's allocation on this Vulkan device once its batch `ready` completed
-    /// (`runtime::peer`); then acks `ack` to device `from`.
+    /// (`runtime::peer`); acks `ack` to device `from` once the batch is submitted.
     PeerCopy {
         buffer: BufferId,
         region: GridBox,
@@ -325,6 +325,7 @@ impl RankLoop<'_> {
                 }
             }
         }
+        let (waits, copies) = (batch.timeline_waits(), acks.len());
         let id = batch.submit()?;
         self.pending = ops;
         if !acks.is_empty() {
@@ -344,7 +345,10 @@ impl RankLoop<'_> {
             self.gpu.free(old);
         }
         if self.trace.is_some() {
-            let what = format!("{kernels} kernel(s), {uploads} upload(s), {} download(s)", downloads.len());
+            let mut what = format!("{kernels} kernel(s), {uploads} upload(s), {} download(s)", downloads.len());
+            if copies > 0 || waits > 0 {
+                what += &format!(", {copies} copies from other devices, waits for {waits} other queue(s)");
+            }
             self.traced_batches.push((id, std::time::Instant::now(), what));
         }
         self.pending_downloads = 0;

@@ -139,6 +139,10 @@ impl super::RankLoop<'_> {
         };
         let mut mail = peer.mail.borrow_mut();
         for p in self.peer_out.drain(..) {
+            if let Some(trace) = &mut self.trace {
+                let what = format!("offer B{} {} to device {} for a GPU copy", p.key.1, p.region, p.to);
+                trace.instant(crate::trace::Row::Send, what, std::time::Instant::now());
+            }
             let elem_size = self.buffers.get(&celer_graph::BufferId(p.key.1)).map_or(0, |s| s.elem_size);
             self.stats.bytes_sent += (p.region.area() * elem_size) as u64;
             mail.offer(Offer {
