@@ -23,7 +23,8 @@ pub(super) enum InFlight {
     /// A barrier epoch waiting for every rank (then it completes like any epoch).
     Barrier { request: celer_exec::mpi::RawRequest, task: TaskId },
     /// A push whose boxes to devices of this rank are copied on the GPU: waits for the receivers' acks (their
-    /// copies completed), so that nothing on this device overwrites the cells before.
+    /// copies submitted; this loop's next batch then waits for them on the GPU, so that nothing on this device
+    /// overwrites the cells before they are read).
     PeerSent { acks: smallvec::SmallVec<[u64; 2]> },
     /// Finished: what `RankLoop::retire` leaves in the slot of a command it finishes, until it removes such slots
     /// at the end of its pass.
