@@ -2,7 +2,8 @@
 //! reads, so halos move between ranks every step), read back through fences on every rank and compared with a
 //! serial reference computed here; then a buffer written by a host task on rank 0 and fenced on every rank, and a
 //! collective host task that reads a whole buffer on every rank. Run alone (one rank) or under `mpirun -n N`, with
-//! `--devices N` for N devices per rank; `./x test` does all three.
+//! `--devices N` for N devices per rank (whose halos between devices of a rank on one Vulkan device are GPU copies,
+//! checked in the statistics, or with `--peer-copies off` go through host memory and MPI); `./x test` does all.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -86,6 +87,18 @@ fn run(q: &Queue) -> Result<(), String> {
     if q.ranks() > 1 && stats.early_interiors == 0 {
         return Err(format!("rank {}: no kernel ran its interior before its halo arrived: {stats}", q.rank()));
     }
+    // Two devices of a rank on this machine's one Vulkan device (lavapipe) exchange halos by GPU copies, unless
+    // CELER_PEER_COPIES=off; one device per rank has no peer.
+    let devices = std::env::var("CELER_DEVICES").ok().and_then(|d| d.parse::<usize>().ok()).unwrap_or(1);
+    let peer = devices > 1 && std::env::var("CELER_PEER_COPIES").map_or(true, |v| v != "off");
+    if peer != (stats.peer_copies > 0) {
+        return Err(format!(
+            "rank {}: {} boxes moved by GPU copies between its {devices} device(s), expected {}: {stats:?}",
+            q.rank(),
+            stats.peer_copies,
+            if peer { "some" } else { "none" }
+        ));
+    }
     let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     let want = (0..40).fold(init, |u, _| step_1d(&u, alpha));
     compare("1D heat, 40 steps", &got, &want)?;
@@ -160,6 +173,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if let Some(n) = args.iter().position(|a| a == "--devices").and_then(|i| args.get(i + 1)) {
         std::env::set_var("CELER_DEVICES", n);
+    }
+    // `--peer-copies off`: halos between a rank's devices go through host memory and MPI (CELER_PEER_COPIES).
+    if let Some(v) = args.iter().position(|a| a == "--peer-copies").and_then(|i| args.get(i + 1)) {
+        std::env::set_var("CELER_PEER_COPIES", v);
     }
     common::run_on_every_rank("e2e_heat", "1D and 2D heat, host tasks and host objects verified", run)
 }

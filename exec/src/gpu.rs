@@ -108,6 +108,7 @@
 //! | [`Gpu::batch`] | nothing until the batch records something other than an ordinary dispatch; then a command buffer of the `Gpu`'s pool (one reused after its batch completed, or `vkAllocateCommandBuffers`), `vkBeginCommandBuffer`, and the dispatches collected so far |
 //! | [`Batch::submit`] | `vkEndCommandBuffer`, `vkQueueSubmit` signalling the timeline semaphore to the batch id (or a fence); a batch of dispatches only: one `vkQueueSubmit` of at most 8 cached command buffers (recorded with `SIMULTANEOUS_USE` the first time a piece is needed), or the dispatches recorded where replaying would add waits |
 //! | [`Gpu::poll`] | `vkGetSemaphoreCounterValue` once (or `vkGetFenceStatus` per batch) |
+//! | [`Batch::copy_from_shared`] | `vkCmdCopyBuffer` from another `Gpu`'s buffer on the same `VkDevice` (its queue's writes made visible by the submission's wait on that `Gpu`'s timeline semaphore, `VkTimelineSemaphoreSubmitInfo`, at the compute and transfer stages, then the batch's first barrier) |
 //!
 //! # Examples
 //!
@@ -171,7 +172,7 @@ pub use kernel::{
     bounds_record_init, bounds_record_words, push_constant_bytes, read_bounds_record, Access, AccessMode, BoundsReport,
     KernelId, Launch, ACCESSOR_WORDS, CHUNK_WORDS,
 };
-pub use memory::{AllocationId, DeviceAllocation, HostStaging};
+pub use memory::{AllocationId, DeviceAllocation, HostStaging, SharedAllocation};
 
 use batch::InFlight;
 use error::during;
@@ -247,6 +248,29 @@ impl fmt::Display for BatchId {
 impl fmt::Debug for BatchId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+/// A point on a [`Gpu`]'s timeline: the completion of one of its batches, which a batch of another `Gpu` on the same
+/// Vulkan device can wait for on the GPU ([`Batch::copy_from_shared`]) instead of the host waiting for it. Made by
+/// [`Gpu::signal_point`]; holds the timeline semaphore alive.
+#[derive(Clone)]
+pub struct SignalPoint {
+    semaphore: Arc<Semaphore>,
+    device: Arc<VkDevice>,
+    value: u64,
+}
+
+impl SignalPoint {
+    /// The batch whose completion it is.
+    pub fn batch(&self) -> BatchId {
+        BatchId(self.value)
+    }
+}
+
+impl fmt::Debug for SignalPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SignalPoint({})", BatchId(self.value))
     }
 }
 
@@ -521,6 +545,19 @@ impl Gpu {
     /// ([`open_rank`](Self::open_rank)).
     pub fn shares_device(&self, other: &Gpu) -> bool {
         Arc::ptr_eq(&self.device, &other.device)
+    }
+
+    /// The completion of batch `batch` of this `Gpu` (submitted, or to be submitted: a later batch's wait then holds
+    /// its queue until it is), for a batch of another `Gpu` on the same Vulkan device to wait for on the GPU
+    /// ([`Batch::copy_from_shared`]). `None` in [`CompletionMode::Fences`], which has no timeline to wait on.
+    pub fn signal_point(&self, batch: BatchId) -> Option<SignalPoint> {
+        let semaphore = self.timeline.clone()?;
+        Some(SignalPoint { semaphore, device: self.device.clone(), value: batch.0 })
+    }
+
+    /// The id the next batch submitted will have.
+    pub fn next_batch(&self) -> BatchId {
+        BatchId(self.last_submitted + 1)
     }
 
     /// What device this is.

@@ -19,6 +19,9 @@
 //!   message, so they are copied (out of lent memory during `send_lent`, into it when the header is matched).
 //!   The lending calls are `unsafe`: their contracts say what the caller keeps valid and untouched, and for how
 //!   long if the engine is dropped first; the contracts are the same for every payload size.
+//! - **Cells may arrive another way.** [`arrived_elsewhere`](TransferEngine::arrived_elsewhere) announces a box
+//!   that the caller moves itself (the runtime's GPU copy between two devices of one process), checked and counted
+//!   like a header, so an expect fed partly over MPI and partly otherwise completes as one.
 //! - **Mismatches are errors, never corruption.** A header whose box lies outside the expected
 //!   region, or covers cells that already arrived, is reported with the key, the sender and the box.
 //!
@@ -609,6 +612,39 @@ impl<'c> TransferEngine<'c> {
             }
         }
         completed.append(&mut self.ready);
+        Ok(())
+    }
+
+    /// Records that node `sender`'s cells `bounds` of transfer `key`, `elem_size` bytes each, arrive by another way
+    /// than MPI (a GPU copy between two devices of one process that share a Vulkan device): matched against the
+    /// expect for `key` like a header, now or when the expect is registered, and checked the same way, they count
+    /// towards its completion, but the engine receives and writes nothing for them. The caller writes those cells
+    /// itself (after the completion, its destination holds unspecified bytes there).
+    ///
+    /// # Errors
+    ///
+    /// As a header's (see [`TransferError`]: [`TransferError::OutsideRegion`], [`TransferError::Duplicate`], ...)
+    /// if the expect is registered; [`TransferError::ElsewhereNotRegion`] for a gather or pieces expect. Nothing is
+    /// recorded then.
+    pub fn arrived_elsewhere(
+        &mut self,
+        key: TransferKey,
+        sender: Rank,
+        bounds: CellBox,
+        elem_size: usize,
+    ) -> Result<(), TransferError> {
+        let bytes = bounds.checked_volume().and_then(|v| v.checked_mul(elem_size)).unwrap_or(usize::MAX);
+        let header = header::Header { sender, tag: 0, key, bounds, bytes, chunk: 0, inline: false };
+        match self.expect_by_key.get(&key) {
+            Some(&idx) => {
+                let e = self.expects.get(idx);
+                progress::check_header(e, &header)?;
+                progress::check_elsewhere(e, &header)?;
+                self.accept(idx, &header, &[], true)?;
+                self.complete_if_done(idx);
+            }
+            None => self.unmatched.push(state::EarlyHeader { header, inline: Vec::new(), elsewhere: true }),
+        }
         Ok(())
     }
 

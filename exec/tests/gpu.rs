@@ -226,6 +226,84 @@ fn a_ranks_devices_on_one_gpu_share_its_vulkan_device_and_run_independently() {
 }
 
 #[test]
+fn a_batch_copies_from_another_devices_allocation_after_waiting_for_its_batch_on_the_gpu() {
+    let mut gpus = Gpu::open_rank(2, &GpuOptions::default()).expect("two devices of a rank");
+    let mut second = gpus.pop().unwrap();
+    let mut first = gpus.pop().unwrap();
+    assert!(first.shares_device(&second));
+    if first.completion_mode() != CompletionMode::Timeline {
+        eprintln!("no timeline semaphores: nothing to wait on");
+        return;
+    }
+    // The first device writes cells 100..612 in a batch of many dependent dispatches, not waited for.
+    let add = first.load_kernel(&shaders::GPU_ADD, "main").unwrap();
+    let src_bounds = Box3::d1(100, 612);
+    let src = first.allocate(src_bounds, 4).unwrap();
+    let mut b = first.batch().unwrap();
+    b.upload(&src, src_bounds, &u32_bytes(&[7; 512]), src_bounds).unwrap();
+    for _ in 0..32 {
+        b.dispatch(add, Launch::d1(100, 612), &[Access::read_write(&src)], &[3]).unwrap();
+    }
+    let written = b.submit().unwrap();
+    let ready = first.signal_point(written).expect("a timeline point");
+    assert_eq!(ready.batch(), written);
+    // The second copies a halo of it (cells 580..612) into its own allocation on the GPU, its batch waiting for the
+    // first's on the GPU; the host never polls the first.
+    let shared = src.share();
+    first.free(src); // the shared handle keeps the memory
+    let dst_bounds = Box3::d1(580, 1100);
+    let dst = second.allocate(dst_bounds, 4).unwrap();
+    let halo = Box3::d1(580, 612);
+    let mut b = second.batch().unwrap();
+    b.upload(&dst, dst_bounds, &u32_bytes(&[1; 520]), dst_bounds).unwrap();
+    assert_eq!(b.timeline_waits(), 0);
+    b.copy_from_shared(&shared, &ready, &dst, halo).unwrap();
+    assert_eq!(b.timeline_waits(), 1, "the submission waits for the first device's batch");
+    // A second copy after an earlier point of the same timeline adds no second wait.
+    let earlier = first.signal_point(BatchId(written.0 - 1)).unwrap();
+    b.copy_from_shared(&shared, &earlier, &dst, Box3::d1(570, 580)).unwrap_err(); // outside the destination
+    b.copy_from_shared(&shared, &earlier, &dst, Box3::d1(600, 612)).unwrap();
+    assert_eq!(b.timeline_waits(), 1, "one wait per timeline, at the latest value");
+    let download = b.download(&dst, dst_bounds).unwrap();
+    let id = b.submit().unwrap();
+    drop(shared);
+    poll_all(&mut second, &[id]);
+    let mut out = vec![0u8; 520 * 4];
+    second.read_download(download, &mut out, dst_bounds).unwrap();
+    let out = u32s(&out);
+    assert_eq!(out[..32], [7 + 32 * 3; 32], "the halo holds what the first device's batch wrote");
+    assert_eq!(out[32..], [1; 488], "nothing else was copied");
+
+    // Another Vulkan device's allocation or timeline is refused, naming both allocations.
+    let alone = open_gpu();
+    let foreign = alone.allocate(src_bounds, 4).unwrap();
+    let mut b = second.batch().unwrap();
+    let err = b.copy_from_shared(&foreign.share(), &ready, &dst, halo).unwrap_err();
+    assert!(matches!(err, GpuError::BadDeviceCopy { .. }), "{err}");
+    assert!(err.to_string().contains("another Vulkan device"), "{err}");
+    let other_ready = alone.signal_point(BatchId(0)).unwrap();
+    let mine = first.allocate(src_bounds, 4).unwrap();
+    let err = b.copy_from_shared(&mine.share(), &other_ready, &dst, halo).unwrap_err();
+    assert!(err.to_string().contains("another Vulkan device's timeline"), "{err}");
+    let err = b.wait_for(&other_ready).unwrap_err();
+    assert!(matches!(err, GpuError::ForeignTimeline { .. }), "{err}");
+    assert_eq!(b.timeline_waits(), 0, "a refused wait adds none");
+    b.wait_for(&ready).unwrap();
+    assert_eq!(b.timeline_waits(), 1);
+    let err = b.copy_from_shared(&mine.share(), &ready, &dst, Box3::d1(50, 120)).unwrap_err();
+    assert!(matches!(err, GpuError::RegionOutside(_)), "{err}");
+    assert!(b.is_empty(), "refused copies record nothing");
+    drop(b);
+    // The first device's next batch may wait for the second's copy on the GPU (before overwriting its source).
+    let copied = second.signal_point(id).unwrap();
+    let mut b = first.batch().unwrap();
+    b.wait_for(&copied).unwrap();
+    b.upload(&mine, src_bounds, &u32_bytes(&[5; 512]), src_bounds).unwrap();
+    let after = b.submit().unwrap();
+    poll_all(&mut first, &[after]);
+}
+
+#[test]
 fn a_discarded_batch_runs_nothing_and_its_command_buffer_serves_the_next_batch() {
     let mut gpu = open_gpu();
     let add = gpu.load_kernel(&shaders::GPU_ADD, "main").expect("load gpu_add");

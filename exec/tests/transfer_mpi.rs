@@ -722,6 +722,52 @@ fn error_cases(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result<
         cases += 1;
     }
 
+    // e. Cells that arrive another way (`arrived_elsewhere`: a GPU copy between devices of one process) count
+    //    towards the expect and are not written: announced before the expect (kept like an early header) and after
+    //    it, with the rest of the region over MPI; cells announced twice are refused; a gather cannot take them.
+    let elsewhere_token = Token(1 << 56 | 0xE1_0000);
+    let (k, early, sent, late) = (key(20), CellBox::d1(70, 75), CellBox::d1(75, 80), CellBox::d1(80, 90));
+    e(engine.arrived_elsewhere(k, me, early, 4))?;
+    // SAFETY: as above; cells 70..90 are not used by any other expect.
+    e(unsafe { engine.expect(k, &[CellBox::d1(70, 90)], &layout, dst_ptr, elsewhere_token) })?;
+    e(engine.send(k, me, sent, &layout, &src, error_token(110)))?;
+    poll_until(engine, &mut done, "a send beside cells that arrive elsewhere", |_, d| {
+        d.tokens.contains(&error_token(110))
+    })?;
+    for _ in 0..10 {
+        poll_once(engine, &mut done)?;
+    }
+    if done.tokens.contains(&elsewhere_token) {
+        return Err("an expect completed before its cells that arrive elsewhere were announced".into());
+    }
+    let twice = CellBox::d1(72, 74);
+    match engine.arrived_elsewhere(k, me, twice, 4) {
+        Err(err) => expect_error(
+            &err,
+            matches!(err, TransferError::Duplicate { overlap, .. } if overlap == twice),
+            k,
+            me,
+            twice,
+        )?,
+        Ok(()) => return Err("cells announced twice as arriving elsewhere were accepted".into()),
+    }
+    e(engine.arrived_elsewhere(k, me, late, 4))?;
+    poll_until(engine, &mut done, "an expect completed by cells that arrive elsewhere", |_, d| {
+        d.tokens.contains(&elsewhere_token)
+    })?;
+    if dst[75 * 4..80 * 4] != src[75 * 4..80 * 4]
+        || dst[70 * 4..75 * 4].iter().chain(&dst[80 * 4..90 * 4]).any(|&b| b != 0)
+    {
+        return Err("error case e: MPI's cells must be written, and nothing where cells arrived elsewhere".into());
+    }
+    let k = key(21);
+    e(engine.expect_gather(k, size as usize, error_token(6)))?;
+    match engine.arrived_elsewhere(k, me, early, 4) {
+        Err(err) => expect_error(&err, matches!(err, TransferError::ElsewhereNotRegion { .. }), k, me, early)?,
+        Ok(()) => return Err("a gather accepted cells that arrive elsewhere".into()),
+    }
+    cases += 1;
+
     // The sends whose headers were rejected have no receiver for their payload, but such small
     // payloads go out eagerly, so every send completes.
     poll_until(engine, &mut done, "the error cases' sends", |_, d| {

@@ -127,6 +127,14 @@ pub const VARIABLES: &[EnvVar] = &[
                  splits over them), from CELER_DEVICE on, or from local rank × this number",
     },
     EnvVar {
+        name: PEER_COPIES,
+        accepted: "on, off (also 1, 0, true, false)",
+        default: "on",
+        effect: "with CELER_DEVICES > 1, a halo between two devices of a rank that share one Vulkan device (one GPU) \
+                 is copied by the GPU, the receiver's batch waiting for the sender's on the GPU; off: through host \
+                 memory and MPI as between ranks (to compare; only how a transfer runs changes, not the graphs)",
+    },
+    EnvVar {
         name: PRINT_DEVICE,
         accepted: "on, off (also 1, 0, true, false)",
         default: "off",
@@ -191,6 +199,8 @@ pub const DUMP_GRAPHS: &str = "CELER_DUMP_GRAPHS";
 pub const DEVICE: &str = "CELER_DEVICE";
 /// `CELER_DEVICES`.
 pub const DEVICES: &str = "CELER_DEVICES";
+/// `CELER_PEER_COPIES`.
+pub const PEER_COPIES: &str = "CELER_PEER_COPIES";
 /// `CELER_PRINT_DEVICE`.
 pub const PRINT_DEVICE: &str = "CELER_PRINT_DEVICE";
 /// `CELER_CHECK_BOUNDS`.
@@ -283,6 +293,8 @@ pub struct RuntimeConfig {
     pub device: Option<usize>,
     /// `CELER_DEVICES`: devices per rank.
     pub devices: usize,
+    /// `CELER_PEER_COPIES`: halos between devices of a rank on one Vulkan device are copied on the GPU.
+    pub peer_copies: bool,
     /// `CELER_PRINT_DEVICE`.
     pub print_device: bool,
     /// `CELER_CHECK_BOUNDS`: run kernels' checked variants and stop at the first out-of-bounds access.
@@ -312,6 +324,7 @@ impl Default for RuntimeConfig {
             dump_graphs: None,
             device: None,
             devices: 1,
+            peer_copies: true,
             print_device: false,
             check_bounds: false,
             inject_device_lost: None,
@@ -452,6 +465,9 @@ impl RuntimeConfig {
         if let Some(v) = get(DEVICES) {
             config.devices = v.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| bad(DEVICES, &v))?;
         }
+        if let Some(v) = get(PEER_COPIES) {
+            config.peer_copies = switch(&v).ok_or_else(|| bad(PEER_COPIES, &v))?;
+        }
         if let Some(v) = get(PRINT_DEVICE) {
             config.print_device = switch(&v).ok_or_else(|| bad(PRINT_DEVICE, &v))?;
         }
@@ -536,6 +552,7 @@ mod tests {
             (DUMP_GRAPHS, "out"),
             (DEVICE, "1"),
             (DEVICES, "2"),
+            (PEER_COPIES, "off"),
             (PRINT_DEVICE, "1"),
             (CHECK_BOUNDS, "on"),
             (INJECT_FAULT, "device-lost@3"),
@@ -554,6 +571,8 @@ mod tests {
         assert_eq!(c.dump_graphs, Some(PathBuf::from("out")));
         assert_eq!(c.device, Some(1));
         assert_eq!(c.devices, 2);
+        assert!(!c.peer_copies);
+        assert!(RuntimeConfig::default().peer_copies);
         assert!(c.print_device);
         assert!(c.check_bounds);
         assert_eq!(c.inject_device_lost, Some(3));
@@ -586,6 +605,7 @@ mod tests {
             (DEVICE, "gpu0", "device index"),
             (DEVICES, "0", "an integer >= 1"),
             (PRINT_DEVICE, "2", "on, off"),
+            (PEER_COPIES, "gpu", "on, off"),
             (CHECK_BOUNDS, "debug", "on, off"),
             (INJECT_FAULT, "device-lost@0", "device-lost@N"),
             (INJECT_FAULT, "oom", "device-lost@N"),
@@ -617,6 +637,7 @@ mod tests {
             DUMP_GRAPHS,
             DEVICE,
             DEVICES,
+            PEER_COPIES,
             PRINT_DEVICE,
             INJECT_FAULT,
             PIN,
@@ -624,7 +645,7 @@ mod tests {
         ] {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 16);
+        assert_eq!(names.len(), 17);
         assert_eq!(with(&[(HORIZON_MAX_PARALLELISM, "8")]).unwrap().horizon_max_parallelism, Some(8));
         assert_eq!(with(&[]).unwrap().horizon_max_parallelism, None);
         for bad in ["0", "-1", "many"] {

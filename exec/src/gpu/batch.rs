@@ -87,6 +87,9 @@ pub(super) struct InFlight {
     pub(super) uploads: Vec<Subbuffer<[u8]>>,
     /// Downloads that become readable at completion: id, staging, region, cell size.
     pub(super) downloads: Vec<(DownloadId, Subbuffer<[u8]>, Box3, usize)>,
+    /// Timeline semaphores of other `Gpu`s on the device, and the values its submission waits for on the GPU
+    /// ([`Batch::copy_from_shared`]); held until completion.
+    pub(super) waits: Vec<(Arc<vulkano::sync::semaphore::Semaphore>, u64)>,
     /// With timestamps on: the first query of its slot, and what each later query follows.
     pub(super) stamps: Option<u32>,
     pub(super) stamped: Vec<OpKind>,
@@ -102,6 +105,7 @@ impl InFlight {
         self.sets.clear();
         self.uploads.clear();
         self.downloads.clear();
+        self.waits.clear();
         self.stamps = None;
         self.stamped.clear();
     }
@@ -229,6 +233,36 @@ impl<'g> Batch<'g> {
     /// Whether nothing has been recorded.
     pub fn is_empty(&self) -> bool {
         self.ops == 0
+    }
+
+    /// Makes this batch's submission wait on the GPU until `point` (a batch of another `Gpu` on the same Vulkan
+    /// device) has completed, before any of its work starts: for work that must not start before another queue's
+    /// (e.g. overwriting cells that queue's batch copies from). Nothing waits on the host.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::ForeignTimeline`] if `point` belongs to another Vulkan device.
+    pub fn wait_for(&mut self, point: &super::SignalPoint) -> Result<(), GpuError> {
+        if !Arc::ptr_eq(&point.device, &self.gpu.device) {
+            return Err(GpuError::ForeignTimeline { batch: point.batch() });
+        }
+        self.materialize()?;
+        self.add_wait(point);
+        Ok(())
+    }
+
+    /// Adds a wait for `point` to the submission (one per timeline, at the latest value asked).
+    fn add_wait(&mut self, point: &super::SignalPoint) {
+        match self.record.waits.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &point.semaphore)) {
+            Some((_, value)) => *value = (*value).max(point.value),
+            None => self.record.waits.push((point.semaphore.clone(), point.value)),
+        }
+    }
+
+    /// The timelines of other `Gpu`s this batch's submission waits on ([`copy_from_shared`](Self::copy_from_shared)),
+    /// one per `Gpu` (at the latest value asked of it).
+    pub fn timeline_waits(&self) -> usize {
+        self.record.waits.len()
     }
 
     /// Pipeline barriers derived so far between this batch's operations.
@@ -404,6 +438,55 @@ impl<'g> Batch<'g> {
             return Ok(());
         }
         self.materialize()?;
+        self.access(&[(src.id, false), (dst.id, true)]);
+        self.record_copy(&src.buffer, &src.bounds, &dst.buffer, &dst.bounds, &region, src.elem_size);
+        self.record.buffers.push(src.buffer.clone());
+        self.record.buffers.push(dst.buffer.clone());
+        self.ops += 1;
+        self.stamp(OpKind::Copy { bytes: region.volume() * src.elem_size });
+        Ok(())
+    }
+
+    /// Copies the cells of `region` on the device from `src`, an allocation of another [`Gpu`] on the same Vulkan
+    /// device ([`Gpu::shares_device`]), into `dst`, once `after` (that `Gpu`'s batch holding the last write of
+    /// them) has completed: the submission waits for it on the GPU (a timeline-semaphore wait, which with the
+    /// barrier every batch starts with makes the other queue's writes visible here), not on the host. The other
+    /// `Gpu` must not write those cells until this batch completed; `src`'s memory stays alive meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::RegionOutside`]; [`GpuError::BadDeviceCopy`] if the cell sizes differ, or `src` or `after`
+    /// belong to another Vulkan device.
+    pub fn copy_from_shared(
+        &mut self,
+        src: &super::SharedAllocation,
+        after: &super::SignalPoint,
+        dst: &DeviceAllocation,
+        region: Box3,
+    ) -> Result<(), GpuError> {
+        let bad = |reason| GpuError::BadDeviceCopy {
+            src: src.id,
+            src_elem: src.elem_size,
+            dst: dst.id,
+            dst_elem: dst.elem_size,
+            reason,
+        };
+        if src.elem_size != dst.elem_size {
+            return Err(bad("the cell sizes differ"));
+        }
+        if vulkano::device::DeviceOwned::device(src.buffer.buffer()).handle() != self.gpu.device.handle() {
+            return Err(bad("the source belongs to another Vulkan device"));
+        }
+        if !Arc::ptr_eq(&after.device, &self.gpu.device) {
+            return Err(bad("the source's completion is on another Vulkan device's timeline"));
+        }
+        check_inside("device copy", format!("source allocation {}", src.id), &region, &src.bounds)?;
+        check_inside("device copy", format!("destination allocation {}", dst.id), &region, &dst.bounds)?;
+        if region.is_empty() {
+            return Ok(());
+        }
+        self.materialize()?;
+        self.add_wait(after);
         self.access(&[(src.id, false), (dst.id, true)]);
         self.record_copy(&src.buffer, &src.bounds, &dst.buffer, &dst.bounds, &region, src.elem_size);
         self.record.buffers.push(src.buffer.clone());

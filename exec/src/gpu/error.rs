@@ -58,6 +58,12 @@ pub enum GpuError {
         /// The bytes that box needs.
         needed: usize,
     },
+    /// A batch was asked to wait for a batch of a `Gpu` on another Vulkan device ([`Batch::wait_for`](super::Batch::wait_for)).
+    #[error("Cannot wait on the GPU for batch {batch} of a Gpu on another Vulkan device: only Gpus of one device (Gpu::open_rank) share timelines")]
+    ForeignTimeline {
+        /// The batch waited for.
+        batch: super::BatchId,
+    },
     /// A device copy between allocations of different cell sizes, or of an allocation onto itself.
     #[error("Cannot copy from allocation {src} ({src_elem}-byte cells) to allocation {dst} ({dst_elem}-byte cells): {reason}")]
     BadDeviceCopy {

@@ -115,6 +115,48 @@ impl DeviceAllocation {
     }
 }
 
+/// A handle to another [`Gpu`](super::Gpu)'s allocation on the same Vulkan device, which a batch of this one may
+/// copy from ([`Batch::copy_from_shared`](super::Batch::copy_from_shared)): made by [`DeviceAllocation::share`]. It
+/// keeps the memory alive (not the allocation's contents: the owner may go on writing it) for as long as it, or a
+/// batch that copies from it, lives.
+#[derive(Clone)]
+pub struct SharedAllocation {
+    pub(super) id: AllocationId,
+    pub(super) bounds: Box3,
+    pub(super) elem_size: usize,
+    pub(super) buffer: Subbuffer<[u8]>,
+}
+
+impl fmt::Debug for SharedAllocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedAllocation")
+            .field("id", &self.id)
+            .field("bounds", &self.bounds)
+            .field("elem_size", &self.elem_size)
+            .finish()
+    }
+}
+
+impl SharedAllocation {
+    /// The shared allocation's identity.
+    pub fn id(&self) -> AllocationId {
+        self.id
+    }
+
+    /// The box of buffer cells it holds.
+    pub fn bounds(&self) -> Box3 {
+        self.bounds
+    }
+}
+
+impl DeviceAllocation {
+    /// A handle through which another `Gpu` on the same Vulkan device ([`Gpu::shares_device`](super::Gpu::shares_device))
+    /// copies from this allocation on the GPU; it keeps the memory alive after this handle is freed.
+    pub fn share(&self) -> SharedAllocation {
+        SharedAllocation { id: self.id, bounds: self.bounds, elem_size: self.elem_size, buffer: self.buffer.clone() }
+    }
+}
+
 /// Turns a failed buffer allocation into [`GpuError::AllocationFailed`].
 fn allocation_failed(what: &'static str, bytes: usize, e: Validated<vulkano::buffer::AllocateBufferError>) -> GpuError {
     let message = match e {

@@ -7,6 +7,17 @@ use super::{AllocLayout, BoxList, CellBox, MpiError, Rank, TransferKey};
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum TransferError {
+    /// Cells announced as arriving by another way ([`TransferEngine::arrived_elsewhere`](crate::transfer::TransferEngine::arrived_elsewhere))
+    /// belong to a transfer expected as a gather or as pieces, which keep payloads rather than count cells.
+    #[error("Transfer {key}: {bounds} from rank {sender} arrived by a device copy, but the transfer is expected as a gather or as pieces, which need the payload")]
+    ElsewhereNotRegion {
+        /// The transfer.
+        key: TransferKey,
+        /// The sending node.
+        sender: Rank,
+        /// The box.
+        bounds: CellBox,
+    },
     /// A second engine was created for a communicator that already has one.
     #[error("A transfer engine already uses this communicator; create one per communicator, as engines would steal each other's headers")]
     EngineExists,

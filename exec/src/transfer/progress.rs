@@ -105,13 +105,13 @@ impl<'c> TransferEngine<'c> {
                     match self.expect_by_key.get(&header.key) {
                         Some(&idx) => {
                             check_header(self.expects.get(idx), &header)?;
-                            self.accept(idx, &header, inline)?;
+                            self.accept(idx, &header, inline, false)?;
                             self.complete_if_done(idx);
                         }
                         None => {
                             let mut kept = if inline.is_empty() { Vec::new() } else { self.pool.take(inline.len()) };
                             kept.copy_from_slice(inline);
-                            self.unmatched.push(EarlyHeader { header, inline: kept });
+                            self.unmatched.push(EarlyHeader { header, inline: kept, elsewhere: false });
                         }
                     }
                     Ok(())
@@ -164,9 +164,9 @@ impl<'c> TransferEngine<'c> {
         // Check all early headers before accepting any, so that an error leaves no trace. They
         // are entered provisionally so that they are also checked against each other.
         let mut check = Ok(());
-        for h in self.unmatched.iter().map(|u| &u.header).filter(|h| h.key == key) {
-            let e = self.expects.get_mut(idx);
-            check = check_header(e, h);
+        for u in self.unmatched.iter().filter(|u| u.header.key == key) {
+            let (h, e) = (&u.header, self.expects.get_mut(idx));
+            check = check_header(e, h).and_then(|()| if u.elsewhere { check_elsewhere(e, h) } else { Ok(()) });
             if check.is_err() {
                 break;
             }
@@ -191,8 +191,8 @@ impl<'c> TransferEngine<'c> {
         let mut i = 0;
         while i < self.unmatched.len() {
             if self.unmatched[i].header.key == key {
-                let EarlyHeader { header, inline } = self.unmatched.swap_remove(i);
-                let accepted = self.accept(idx, &header, &inline);
+                let EarlyHeader { header, inline, elsewhere } = self.unmatched.swap_remove(i);
+                let accepted = self.accept(idx, &header, &inline, elsewhere);
                 self.pool.give(inline);
                 accepted?;
             } else {
@@ -206,7 +206,14 @@ impl<'c> TransferEngine<'c> {
     /// Enters header `h` (already checked) into expect `idx` and posts its payload receives, or, for an inline
     /// payload (`inline`, whose length `read_header_message` matched to `h.bytes`), delivers it into the expect's
     /// destination now. The caller then calls `complete_if_done`: this header may have been the last one missing.
-    pub(super) fn accept(&mut self, idx: usize, h: &Header, inline: &[u8]) -> Result<(), TransferError> {
+    /// A header whose cells arrived `elsewhere` (checked by `check_elsewhere` too) counts them and receives nothing.
+    pub(super) fn accept(
+        &mut self,
+        idx: usize,
+        h: &Header,
+        inline: &[u8],
+        elsewhere: bool,
+    ) -> Result<(), TransferError> {
         let e = self.expects.get_mut(idx);
         let piece = match e.kind {
             ExpectKind::Region { .. } | ExpectKind::Into { .. } => {
@@ -231,7 +238,7 @@ impl<'c> TransferEngine<'c> {
                 Some(e.pieces.len() - 1)
             }
         };
-        if h.bytes == 0 {
+        if h.bytes == 0 || elsewhere {
             return Ok(());
         }
         if h.inline {
@@ -418,6 +425,17 @@ unsafe fn write_cells(e: &Expect, runs: &mut Vec<CopyRun>, bounds: &CellBox, src
         }
         ExpectKind::Gather { .. } | ExpectKind::Pieces { .. } => {
             debug_assert!(false, "gathers and pieces keep their payloads");
+        }
+    }
+}
+
+/// Checks that expect `e` can count cells that arrive by another way ([`TransferEngine::arrived_elsewhere`]): a
+/// region expect, not a gather or one that keeps payloads as pieces.
+pub(super) fn check_elsewhere(e: &Expect, h: &Header) -> Result<(), TransferError> {
+    match e.kind {
+        ExpectKind::Region { .. } | ExpectKind::Into { .. } => Ok(()),
+        ExpectKind::Gather { .. } | ExpectKind::Pieces { .. } => {
+            Err(TransferError::ElsewhereNotRegion { key: e.key, sender: h.sender, bounds: h.bounds })
         }
     }
 }

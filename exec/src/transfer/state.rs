@@ -34,6 +34,9 @@ pub(super) struct EarlyHeader {
     /// Its inline payload, copied out of the header slot into a pooled buffer (empty if the payload is not inline):
     /// kept until the expect takes it.
     pub(super) inline: Vec<u8>,
+    /// Whether its cells arrive by another way ([`TransferEngine::arrived_elsewhere`](super::TransferEngine::arrived_elsewhere)):
+    /// counted, no payload received.
+    pub(super) elsewhere: bool,
 }
 
 /// A payload being received for an expect.

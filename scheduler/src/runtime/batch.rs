@@ -62,6 +62,17 @@ pub(super) enum GpuOp {
         buffer: BufferId,
         old: DeviceAllocation,
     },
+    /// Copies `region` from another device's allocation on this Vulkan device once its batch `ready` completed
+    /// (`runtime::peer`); acks `ack` to device `from` once the batch is submitted.
+    PeerCopy {
+        buffer: BufferId,
+        region: GridBox,
+        source: celer_exec::gpu::SharedAllocation,
+        ready: celer_exec::gpu::SignalPoint,
+        from: usize,
+        ack: u64,
+        context: OpContext,
+    },
     /// Copies a scratch allocation (`RankLoop::scratch`) back whole; filled into download slot `slot`.
     DownloadScratch {
         scratch: u64,
@@ -97,6 +108,7 @@ impl GpuOp {
             GpuOp::Upload { buffer, .. }
             | GpuOp::UploadStaged { buffer, .. }
             | GpuOp::Grow { buffer, .. }
+            | GpuOp::PeerCopy { buffer, .. }
             | GpuOp::Download { buffer, .. } => *buffer == b,
             GpuOp::DownloadScratch { .. } => false,
         }
@@ -168,7 +180,10 @@ impl RankLoop<'_> {
     /// next steps add to it: while the GPU is busy, submitting what each step started would cut the work into
     /// small batches, and every batch boundary costs the GPU a gap.
     pub(super) fn batch_due(&self) -> bool {
-        self.gpu.in_flight() < GPU_QUEUE_DEPTH || self.pending_downloads > 0 || self.pending.len() >= BATCH_OPS
+        self.gpu.in_flight() < GPU_QUEUE_DEPTH
+            || self.pending_downloads > 0
+            || !self.peer_out.is_empty()
+            || self.pending.len() >= BATCH_OPS
     }
 
     /// Records the GPU work collected so far into one batch (barriers between dependent operations come from the
@@ -199,6 +214,7 @@ impl RankLoop<'_> {
         let mut kernels = 0u64;
         let mut uploads = 0usize;
         let mut grown = Vec::new();
+        let mut acks = Vec::new();
         let buffers = &self.buffers;
         let scratch = &self.scratch;
         let tm = &self.tm;
@@ -213,6 +229,9 @@ impl RankLoop<'_> {
                 .ok_or_else(|| RuntimeError::NoAllocation { context: context.describe(tm), buffer: *b })
         };
         let mut batch = self.gpu.batch()?;
+        for point in self.peer_waits.drain(..) {
+            batch.wait_for(&point)?;
+        }
         for op in ops.drain(..) {
             match op {
                 GpuOp::Kernel(k) => {
@@ -288,6 +307,12 @@ impl RankLoop<'_> {
                         .map_err(|error| RuntimeError::GpuOp { context: context(), error })?;
                     grown.push(old);
                 }
+                GpuOp::PeerCopy { buffer, region, source, ready, from, ack, context } => {
+                    batch
+                        .copy_from_shared(&source, &ready, device(&buffer, &context)?, box3(&region))
+                        .map_err(gpu_op(&context, tm))?;
+                    acks.push((from, ack));
+                }
                 GpuOp::DownloadScratch { scratch: id, slot, context } => {
                     debug_assert_eq!(slot, downloads.len());
                     let d = scratch_of(&id)?;
@@ -300,8 +325,15 @@ impl RankLoop<'_> {
                 }
             }
         }
+        let (waits, copies) = (batch.timeline_waits(), acks.len());
         let id = batch.submit()?;
         self.pending = ops;
+        if !acks.is_empty() {
+            self.post_acks(id, acks)?;
+        }
+        if !self.peer_out.is_empty() {
+            self.post_offers(id)?;
+        }
         self.checks.extend(checks.into_iter().map(|(download, record, info)| PendingCheck {
             batch: id,
             download,
@@ -313,7 +345,10 @@ impl RankLoop<'_> {
             self.gpu.free(old);
         }
         if self.trace.is_some() {
-            let what = format!("{kernels} kernel(s), {uploads} upload(s), {} download(s)", downloads.len());
+            let mut what = format!("{kernels} kernel(s), {uploads} upload(s), {} download(s)", downloads.len());
+            if copies > 0 || waits > 0 {
+                what += &format!(", {copies} copies from other devices, waits for {waits} other queue(s)");
+            }
             self.traced_batches.push((id, std::time::Instant::now(), what));
         }
         self.pending_downloads = 0;

@@ -22,6 +22,10 @@ pub(super) enum InFlight {
     Gather { key: TransferKey, reduction: ReductionId },
     /// A barrier epoch waiting for every rank (then it completes like any epoch).
     Barrier { request: celer_exec::mpi::RawRequest, task: TaskId },
+    /// A push whose boxes to devices of this rank are copied on the GPU: waits for the receivers' acks (their
+    /// copies submitted; this loop's next batch then waits for them on the GPU, so that nothing on this device
+    /// overwrites the cells before they are read).
+    PeerSent { acks: smallvec::SmallVec<[u64; 2]> },
     /// Finished: what `RankLoop::retire` leaves in the slot of a command it finishes, until it removes such slots
     /// at the end of its pass.
     Retired,
@@ -42,6 +46,8 @@ pub(super) enum AfterGpu {
         buffer: BufferId,
         downloads: Vec<(Dl, NodeId, GridBox)>,
         key: TransferKey,
+        /// Acks of the boxes offered to devices of this rank for GPU copies (`runtime::peer`).
+        peers: smallvec::SmallVec<[u64; 2]>,
     },
     /// The local partial result of a reduction, to combine with the gathered ones.
     Reduce {
@@ -131,9 +137,11 @@ impl RankLoop<'_> {
                 match after {
                     AfterGpu::Done => Ok(None),
                     AfterGpu::Blocks { parts, whole, cmd } => self.finish_blocks(parts, whole, cmd),
-                    AfterGpu::Push { buffer, downloads, key } => {
-                        self.send_pushed(buffer, downloads, key)?;
-                        Ok(None)
+                    AfterGpu::Push { buffer, downloads, key, peers } => {
+                        if !downloads.is_empty() {
+                            self.send_pushed(buffer, downloads, key)?;
+                        }
+                        Ok(self.peers_acked(peers))
                     }
                     AfterGpu::Reduce { buffer, reduction, download } => {
                         self.finish_reduction(buffer, reduction, download).map(Some)
@@ -154,6 +162,7 @@ impl RankLoop<'_> {
             }
             InFlight::Gather { key, reduction } => Ok(self.finish_gather(key, reduction)),
             InFlight::Retired => Ok(None),
+            InFlight::PeerSent { acks } => Ok(self.peers_acked(acks)),
             InFlight::Host(cmd, since) => self.finish_host_task(cmd, since),
             InFlight::Receive { buffer, region, token, since, key } => {
                 self.finish_await_push(buffer, region, token, since, key)

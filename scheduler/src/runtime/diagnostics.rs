@@ -46,6 +46,9 @@ pub struct RankStats {
     pub bytes_sent: u64,
     /// Bytes of buffer data received from other ranks.
     pub bytes_received: u64,
+    /// Boxes received from another device of this rank by a copy on the GPU (`CELER_PEER_COPIES`), not through
+    /// host memory and MPI; their bytes count in `bytes_received` (and the sender's `bytes_sent`) too.
+    pub peer_copies: u64,
     /// Time from submitting each kernel batch to seeing it complete, summed (GPU time plus queueing; batches in
     /// flight together overlap, so this can exceed wall time).
     pub kernel_time: std::time::Duration,
@@ -111,6 +114,7 @@ impl RankStats {
         self.reductions = self.reductions.max(other.reductions);
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
+        self.peer_copies += other.peer_copies;
         self.kernel_time += other.kernel_time;
         self.receive_time += other.receive_time;
         self.busy += other.busy;
@@ -131,7 +135,7 @@ impl RankStats {
              \x20 await-pushes pending (summed)                {:8.3} s {:5.1}%\n\
              \x20 {} tasks ({:.0}/s), {} commands ({:.0}/s), {} kernels in {} batches ({} interiors run early), {} \
              host tasks\n\
-             \x20 sent {} B, received {} B; device memory {} B, allocations grew {} times\n\
+             \x20 sent {} B, received {} B ({} boxes by GPU copies from this rank's devices); device memory {} B, allocations grew {} times\n\
              \x20 runtime thread CPU {:.3} s ({:.2} µs per task), {} loop steps ({:.1} per task)",
             self.rank,
             self.busy.as_secs_f64(),
@@ -152,6 +156,7 @@ impl RankStats {
             self.host_tasks,
             self.bytes_sent,
             self.bytes_received,
+            self.peer_copies,
             self.device_bytes,
             self.growths,
             self.runtime_cpu.as_secs_f64(),
@@ -587,6 +592,9 @@ impl RankLoop<'_> {
                 }
                 InFlight::Barrier { task, .. } => format!("{what}: barrier epoch {task} waits for every other rank"),
                 InFlight::Retired => format!("{what}: finished"),
+                InFlight::PeerSent { acks } => {
+                    format!("{what}: waits for {} GPU copies by other devices of this rank to complete", acks.len())
+                }
             });
         }
         for (key, target) in self.engine.pending_sends() {

@@ -14,7 +14,8 @@
 //! - A rank that drives several devices (`CELER_DEVICES`) runs one [`RankLoop`] per device on the same thread, each
 //!   a node of the command graph (node `rank × devices + device`) with its own communicator, transfer engine and
 //!   GPU: the task's split over nodes splits the rank's chunk over its devices, and data moves between devices
-//!   like between ranks (through MPI, which copies within the process).
+//!   like between ranks (through MPI, which copies within the process), except between devices on one Vulkan
+//!   device, whose halos the GPU copies (`peer`, `CELER_PEER_COPIES`).
 //!
 //! Commands start **out of order**, as soon as their dependencies allow (see [`RankLoop::step`]); several GPU
 //! batches, receives and sends are in flight at once, and dependent kernels are submitted back to back. Memory:
@@ -37,6 +38,7 @@
 //! | `commands` | what a command in flight waits for; starting and finishing commands by kind; fences, horizons, epochs |
 //! | `kernel` | device-compute executions: dispatches, interiors run early, `CELER_CHECK_BOUNDS` records |
 //! | `transfer` | pushes and await-pushes through the transfer engine |
+//! | `peer` | halos between devices of the rank on one Vulkan device, copied on the GPU: offers and acks |
 //! | `reduction` | reductions' element types and operators; gathering and combining partial results |
 //! | `host` | host tasks: [`HostContext`] and the worker thread |
 //! | `alloc` | device allocations and their look-ahead |
@@ -59,6 +61,7 @@ mod host;
 mod idle;
 mod kernel;
 mod panics;
+mod peer;
 mod pin;
 mod reduction;
 mod stall;
@@ -286,6 +289,15 @@ pub struct RankLoop<'c> {
     retire_due: bool,
     /// Whose code (range mappers) the loop may be running, for the message if it panics.
     user_code: UserCode,
+    /// With `CELER_PEER_COPIES` and devices of this rank on this loop's Vulkan device: the mail between their loops.
+    peer: Option<self::peer::PeerLink>,
+    /// Offers of pushes collected in the open batch, posted once it is submitted.
+    peer_out: Vec<self::peer::PendingOffer>,
+    /// Offers received whose await-push has not completed yet (its engine counts their cells as arrived).
+    peer_in: Vec<self::peer::Offer>,
+    /// Copies of this device's pushes submitted by other devices: the next batch waits for them on the GPU, so
+    /// that nothing it holds overwrites their source before they read it.
+    peer_waits: Vec<celer_exec::gpu::SignalPoint>,
 }
 
 impl<'c> RankLoop<'c> {
@@ -410,7 +422,25 @@ impl<'c> RankLoop<'c> {
             ready_changed: true,
             retire_due: true,
             user_code: UserCode::None,
+            peer: None,
+            peer_out: Vec::new(),
+            peer_in: Vec::new(),
+            peer_waits: Vec::new(),
         })
+    }
+
+    /// Links this loop to the other devices of its rank (`CELER_PEER_COPIES`): `peers[k]` says whether halos to
+    /// device `k` are copied on the GPU (it shares this loop's Vulkan device, with timeline semaphores).
+    fn link_peers(&mut self, link: self::peer::PeerLink) {
+        self.peer = Some(link);
+    }
+
+    /// Whether this device is a node of this rank other than this loop's to which halos go by GPU copies.
+    fn is_peer(&self, node: NodeId) -> Option<usize> {
+        let peer = self.peer.as_ref()?;
+        let devices = self.devices as u64;
+        let (rank, device) = (node.0 / devices, (node.0 % devices) as usize);
+        (rank == self.node as u64 / devices && peer.peers.get(device).copied().unwrap_or(false)).then_some(device)
     }
 
     /// Whether the shutdown epoch has run.
@@ -592,6 +622,7 @@ impl<'c> RankLoop<'c> {
     /// completed batches in the statistics and the trace. Returns whether anything completed.
     fn poll_completions(&mut self) -> Result<bool, RuntimeError> {
         self.completions.clear();
+        let offered = self.peer.is_some() && self.take_offers()?;
         // A single node sends and receives nothing: its engine stays idle, and MPI has nothing to progress for it.
         if self.nodes > 1 || !self.engine.is_idle() {
             if let Err(e) = self.engine.poll(&mut self.completions) {
@@ -603,7 +634,7 @@ impl<'c> RankLoop<'c> {
         if let Err(e) = self.gpu.poll(&mut self.batches) {
             return Err(self.gpu_failed(e));
         }
-        let mut progressed = !self.completions.is_empty() || !self.batches.is_empty();
+        let mut progressed = offered || !self.completions.is_empty() || !self.batches.is_empty();
         if !self.checks.is_empty() && !self.batches.is_empty() {
             self.read_checks()?;
         }

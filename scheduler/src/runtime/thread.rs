@@ -618,6 +618,24 @@ pub(super) fn run(
         .map(|_| comm.duplicate_full().unwrap_or_else(|e| abort(format!("MPI communicator for a device: {e}"))))
         .collect();
     let comms: Vec<&Communicator> = std::iter::once(&comm).chain(dups.iter()).collect();
+    // Which devices copy halos between them on the GPU (`CELER_PEER_COPIES`): those on one Vulkan device, with
+    // timeline semaphores for the receiver's batch to wait on.
+    let peers: Vec<Vec<bool>> = gpus
+        .iter()
+        .enumerate()
+        .map(|(k, a)| {
+            gpus.iter()
+                .enumerate()
+                .map(|(j, b)| {
+                    runtime.peer_copies
+                        && j != k
+                        && a.shares_device(b)
+                        && a.completion_mode() == celer_exec::gpu::CompletionMode::Timeline
+                })
+                .collect()
+        })
+        .collect();
+    let mail = std::rc::Rc::new(std::cell::RefCell::new(super::peer::PeerMail::default()));
     let mut loops = Vec::with_capacity(devices);
     for (k, gpu) in gpus.into_iter().enumerate() {
         let which = if devices > 1 { format!("rank {rank} (device {k} of {devices})") } else { format!("rank {rank}") };
@@ -627,7 +645,11 @@ pub(super) fn run(
         } else {
             log::info!("{line}");
         }
-        let l = RankLoop::for_device(&comms, k, gpu, config.clone(), &runtime).unwrap_or_else(|e| abort(e.to_string()));
+        let mut l =
+            RankLoop::for_device(&comms, k, gpu, config.clone(), &runtime).unwrap_or_else(|e| abort(e.to_string()));
+        if peers[k].iter().any(|&p| p) {
+            l.link_peers(super::peer::PeerLink { mail: mail.clone(), peers: peers[k].clone() });
+        }
         loops.push(l);
     }
     check_output_paths(&runtime, rank);

@@ -87,15 +87,26 @@ impl RankLoop<'_> {
         }
         let context = OpContext::command(self.node, cmd, CommandWork::Push);
         let mut downloads = Vec::new();
+        let mut peers = SmallVec::new();
+        let key = key_of(transfer);
         for (target, region) in targets {
+            // To a device of this rank on this Vulkan device: offered for a GPU copy (not a reduction's partial
+            // result, which the receiver gathers on the host).
+            let peer = if transfer.reduction.is_none() { self.is_peer(*target) } else { None };
             for b in region.boxes() {
-                downloads.push((self.pend_download(transfer.buffer, *b, context), *target, *b));
+                match peer {
+                    Some(to) => peers.push(self.offer_box(transfer.buffer, to, key, *b)?),
+                    None => downloads.push((self.pend_download(transfer.buffer, *b, context), *target, *b)),
+                }
             }
         }
-        Ok(Some(InFlight::Gpu(
-            self.open(),
-            AfterGpu::Push { buffer: transfer.buffer, downloads, key: key_of(transfer) },
-        )))
+        if downloads.is_empty() {
+            // Only GPU copies: nothing to wait for on the host but the receivers' acks (the open batch posts the
+            // offers when it is submitted).
+            self.open();
+            return Ok(Some(InFlight::PeerSent { acks: peers }));
+        }
+        Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Push { buffer: transfer.buffer, downloads, key, peers })))
     }
 
     /// Sends what a push downloaded, box by box, packed, from the download's staging memory (lent to the engine
@@ -206,8 +217,16 @@ impl RankLoop<'_> {
         }
         let i = self.lent.receives.iter().position(|(t, _)| *t == token).ok_or(RuntimeError::MissingData { buffer })?;
         let (_, staged) = self.lent.receives.swap_remove(i);
+        // Boxes other devices of this rank offered for GPU copies: recorded after the uploads (whose staging holds
+        // unspecified bytes where they lie), and a box they cover whole is not uploaded at all.
+        let offers = self.take_peer_in(key);
         for (b, staging) in staged {
             self.cover(buffer, &b)?;
+            if !offers.is_empty() && offers.iter().map(|o| o.region.intersection(&b).area()).sum::<usize>() == b.area()
+            {
+                self.gpu.give_staging(staging);
+                continue;
+            }
             self.pending.push(GpuOp::UploadStaged {
                 buffer,
                 region: b,
@@ -215,6 +234,7 @@ impl RankLoop<'_> {
                 context: OpContext::AwaitPush(buffer),
             });
         }
+        self.pend_peer_copies(buffer, offers)?;
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Done)))
     }
 }

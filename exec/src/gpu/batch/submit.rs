@@ -86,12 +86,22 @@ fn queue_submit(
 ) -> Result<(), GpuError> {
     let fns = gpu.device.fns();
     let queue = &gpu.queue;
+    // Other queues' timelines this batch waits for on the GPU (`Batch::copy_from_shared`).
+    let wait_semaphores: smallvec::SmallVec<[vk::Semaphore; 2]> =
+        record.waits.iter().map(|(s, _)| s.handle()).collect();
+    let wait_values: smallvec::SmallVec<[u64; 2]> = record.waits.iter().map(|(_, v)| *v).collect();
+    let wait_stages: smallvec::SmallVec<[vk::PipelineStageFlags; 2]> =
+        record.waits.iter().map(|_| super::WORK_STAGES).collect();
     let result = if let Some(timeline) = &gpu.timeline {
         let values = [id];
         let semaphores = [timeline.handle()];
-        let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&values);
+        let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default()
+            .signal_semaphore_values(&values)
+            .wait_semaphore_values(&wait_values);
         let submit_info = vk::SubmitInfo::default()
             .command_buffers(command_buffers)
+            .wait_semaphores(&wait_semaphores)
+            .wait_dst_stage_mask(&wait_stages)
             .signal_semaphores(&semaphores)
             .push_next(&mut timeline_info);
         // SAFETY: the queue is locked by `with` (external synchronisation). Each command buffer is executable:
@@ -100,11 +110,19 @@ fn queue_submit(
         // in `gpu.in_flight` until poll sees the semaphore reach `id` (and, for pieces, by the replay cache, which
         // gives them back to the pool only once the last batch that submitted them completed); the Gpu's Drop waits
         // for the queue before destroying the rest. `id` is greater than every value signalled before (ids increase
-        // by one per successful submission), as timeline signals require.
+        // by one per successful submission), as timeline signals require. The waited semaphores are timeline
+        // semaphores of this device (`copy_from_shared` checks), kept alive by `record.waits`, with one value each.
         queue.with(|_guard| unsafe { (fns.v1_0.queue_submit)(queue.handle(), 1, &submit_info, vk::Fence::null()) })
     } else {
         let fence = Fence::from_pool(gpu.device.clone()).map_err(during("taking a fence for a batch"))?;
-        let submit_info = vk::SubmitInfo::default().command_buffers(command_buffers);
+        let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(&wait_values);
+        let mut submit_info = vk::SubmitInfo::default()
+            .command_buffers(command_buffers)
+            .wait_semaphores(&wait_semaphores)
+            .wait_dst_stage_mask(&wait_stages);
+        if !wait_values.is_empty() {
+            submit_info = submit_info.push_next(&mut timeline_info);
+        }
         // SAFETY: as above; the fence comes unsignalled from vulkano's pool (reset on reuse) and `record.fence`
         // keeps it until poll has seen it signalled.
         let result =
