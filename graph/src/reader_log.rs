@@ -6,7 +6,7 @@
 //! region (a stencil's halo rows stay two entries, with no heap allocation beyond the log). A horizon or epoch folds
 //! every older entry into the boxes of one region, so the log stays as short as the reads in flight.
 
-use crate::geometry::{GridBox, Region};
+use crate::geometry::{complement_in, GridBox, Region, INDEXED_BOXES};
 
 /// Readers of one buffer since the last write of what they read; see the [module docs](self).
 #[derive(Clone, Debug)]
@@ -43,13 +43,28 @@ impl<I: Copy + Ord> ReaderLog<I> {
                 return;
             }
         }
-        let hit = |b: &GridBox| cut.iter().any(|c| c.intersects(b));
+        // Many cut boxes (a custom mapper of scattered cells): looked up rather than tested one by one.
+        let many = cut.len() > INDEXED_BOXES;
+        let hit = |b: &GridBox| if many { region.intersects_box(b) } else { cut.iter().any(|c| c.intersects(b)) };
         let Some(first) = self.log.iter().position(|(_, b)| hit(b)) else {
             return;
         };
         let mut out = std::mem::take(&mut self.spare);
         out.clear();
         out.extend_from_slice(&self.log[..first]);
+        if many {
+            let mut met = Vec::new();
+            for &(r, b) in &self.log[first..] {
+                met.clear();
+                region.for_each_box_meeting(&b, |c| {
+                    met.push(c.intersection(&b));
+                    false
+                });
+                complement_in(&b, &met, &mut |p| out.push((r, p)));
+            }
+            self.spare = std::mem::replace(&mut self.log, out);
+            return;
+        }
         for &(r, b) in &self.log[first..] {
             match cut {
                 // Covered by the one cut box (the common case of a write of what was read): gone.
@@ -65,8 +80,10 @@ impl<I: Copy + Ord> ReaderLog<I> {
     pub fn for_each_in(&self, region: &Region, mut f: impl FnMut(I)) {
         let query = region.boxes();
         let mut last = None;
+        let many = query.len() > INDEXED_BOXES;
         for &(r, b) in &self.log {
-            if last != Some(r) && query.iter().any(|q| q.intersects(&b)) {
+            if last != Some(r) && if many { region.intersects_box(&b) } else { query.iter().any(|q| q.intersects(&b)) }
+            {
                 f(r);
                 last = Some(r);
             }
@@ -75,6 +92,16 @@ impl<I: Copy + Ord> ReaderLog<I> {
 
     /// Calls `f` with every (reader, read box cut to `region`) pair overlapping `region`; the boxes may overlap.
     pub fn for_each_overlap(&self, region: &Region, mut f: impl FnMut(I, GridBox)) {
+        if region.boxes().len() > INDEXED_BOXES {
+            // The same pairs in the same order (a region's boxes come in canonical order either way), looked up.
+            for &(r, b) in &self.log {
+                region.for_each_box_meeting(&b, |q| {
+                    f(r, q.intersection(&b));
+                    false
+                });
+            }
+            return;
+        }
         for &(r, b) in &self.log {
             for q in region.boxes() {
                 if q.intersects(&b) {
