@@ -451,8 +451,9 @@ impl Region {
     #[inline]
     pub fn for_each_box_meeting(&self, q: &GridBox, mut f: impl FnMut(&GridBox) -> bool) -> bool {
         match self.boxes() {
-            [] => false,
             [a] => a.intersects(q) && f(a),
+            // Few boxes: testing each costs less than searching.
+            boxes if boxes.len() <= INDEXED_BOXES => boxes.iter().any(|a| a.intersects(q) && f(a)),
             boxes => for_each_meeting(boxes, q, &mut f),
         }
     }
