@@ -295,6 +295,7 @@ impl Region {
     }
 
     /// The union of arbitrary (possibly overlapping, possibly empty) boxes, normalized.
+    #[inline]
     pub fn from_boxes(boxes: impl IntoIterator<Item = GridBox>) -> Self {
         let mut list: Scratch = SmallVec::new();
         for b in boxes {
@@ -424,17 +425,10 @@ impl Region {
         if let ([a], [b]) = (self.boxes(), boxes) {
             return Region::from(a.intersection(b));
         }
-        let mut out: Scratch = SmallVec::new();
         if many_pairs(self.boxes.len(), boxes.len()) {
-            // Each box looks up the region's boxes it meets, in `O(log n)` plus what it meets.
-            for b in boxes {
-                self.for_each_box_meeting(b, |a| {
-                    out.push(a.intersection(b));
-                    false
-                });
-            }
-            return Region::from_scratch(&mut out);
+            return self.intersect_many_boxes(boxes);
         }
+        let mut out: Scratch = SmallVec::new();
         for a in &self.boxes {
             for b in boxes {
                 let i = a.intersection(b);
@@ -442,6 +436,20 @@ impl Region {
                     out.push(i);
                 }
             }
+        }
+        Region::from_scratch(&mut out)
+    }
+
+    /// [`intersect_boxes`](Self::intersect_boxes) of many box pairs: each box looks up the region's boxes it meets, in
+    /// `O(log n)` plus what it meets.
+    #[inline(never)]
+    fn intersect_many_boxes(&self, boxes: &[GridBox]) -> Region {
+        let mut out: Scratch = SmallVec::new();
+        for b in boxes {
+            self.for_each_box_meeting(b, |a| {
+                out.push(a.intersection(b));
+                false
+            });
         }
         Region::from_scratch(&mut out)
     }
@@ -484,23 +492,7 @@ impl Region {
             return Region::box_difference(a, b);
         }
         if many_pairs(self.boxes.len(), other.boxes.len()) {
-            // Each box is cut by the boxes of `other` it meets, looked up rather than tested one by one.
-            let mut pieces: Scratch = SmallVec::new();
-            let mut cuts: Scratch = SmallVec::new();
-            let mut unchanged = true;
-            for a in &self.boxes {
-                cuts.clear();
-                other.for_each_box_meeting(a, |b| {
-                    cuts.push(b.intersection(a));
-                    false
-                });
-                unchanged &= cuts.is_empty();
-                complement_in(a, &cuts, &mut |p| pieces.push(p));
-            }
-            if unchanged {
-                return self.clone();
-            }
-            return Region::from_scratch(&mut pieces);
+            return self.difference_many(other);
         }
         let mut pieces: Scratch = SmallVec::from_slice(&self.boxes);
         let mut next: Scratch = SmallVec::new();
@@ -515,6 +507,28 @@ impl Region {
             }
         }
         if pieces.len() == self.boxes.len() && pieces[..] == self.boxes[..] {
+            return self.clone();
+        }
+        Region::from_scratch(&mut pieces)
+    }
+
+    /// [`difference`](Self::difference) of many box pairs: each box is cut by the boxes of `other` it meets, looked up
+    /// rather than tested one by one, in one walk ([`complement_in`]).
+    #[inline(never)]
+    fn difference_many(&self, other: &Region) -> Region {
+        let mut pieces: Scratch = SmallVec::new();
+        let mut cuts: Scratch = SmallVec::new();
+        let mut unchanged = true;
+        for a in &self.boxes {
+            cuts.clear();
+            other.for_each_box_meeting(a, |b| {
+                cuts.push(b.intersection(a));
+                false
+            });
+            unchanged &= cuts.is_empty();
+            complement_in(a, &cuts, &mut |p| pieces.push(p));
+        }
+        if unchanged {
             return self.clone();
         }
         Region::from_scratch(&mut pieces)
@@ -559,9 +573,15 @@ impl Region {
     #[inline]
     fn holds_each_box_of(&self, other: &Region) -> bool {
         if many_pairs(self.boxes.len(), other.boxes.len()) {
-            return other.boxes.iter().all(|b| self.for_each_box_meeting(b, |a| a.contains(b)));
+            return self.holds_each_box_of_many(other);
         }
         other.boxes.iter().all(|b| self.boxes.iter().any(|a| a.contains(b)))
+    }
+
+    /// [`holds_each_box_of`](Self::holds_each_box_of) of many box pairs, looked up.
+    #[inline(never)]
+    fn holds_each_box_of_many(&self, other: &Region) -> bool {
+        other.boxes.iter().all(|b| for_each_meeting(&self.boxes, b, &mut |a| a.contains(b)))
     }
 
     /// Whether every cell of the box is in `self`.
@@ -579,17 +599,25 @@ impl Region {
     pub fn intersects(&self, other: &Region) -> bool {
         match (self.boxes(), other.boxes()) {
             ([a], [b]) => a.intersects(b),
-            (boxes, others) if many_pairs(boxes.len(), others.len()) => {
-                let (few, many) = if boxes.len() <= others.len() { (self, other) } else { (other, self) };
-                few.boxes.iter().any(|a| many.for_each_box_meeting(a, |_| true))
-            }
+            (boxes, others) if many_pairs(boxes.len(), others.len()) => self.intersects_many(other),
             (boxes, others) => boxes.iter().any(|a| others.iter().any(|b| a.intersects(b))),
         }
     }
 
+    /// [`intersects`](Self::intersects) of many box pairs: each box of the region of fewer looks up the other's.
+    #[inline(never)]
+    fn intersects_many(&self, other: &Region) -> bool {
+        let (few, many) = if self.boxes.len() <= other.boxes.len() { (self, other) } else { (other, self) };
+        few.boxes.iter().any(|a| many.intersects_box(a))
+    }
+
     /// Whether the region shares a cell with the box.
+    #[inline]
     pub fn intersects_box(&self, b: &GridBox) -> bool {
-        self.for_each_box_meeting(b, |_| true)
+        match self.boxes() {
+            boxes if boxes.len() <= INDEXED_BOXES => boxes.iter().any(|a| a.intersects(b)),
+            boxes => for_each_meeting(boxes, b, &mut |_| true),
+        }
     }
 
     /// The region with dimensions `d0` and `d1` swapped.

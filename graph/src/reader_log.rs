@@ -43,28 +43,16 @@ impl<I: Copy + Ord> ReaderLog<I> {
                 return;
             }
         }
-        // Many cut boxes (a custom mapper of scattered cells): looked up rather than tested one by one.
-        let many = cut.len() > INDEXED_BOXES;
-        let hit = |b: &GridBox| if many { region.intersects_box(b) } else { cut.iter().any(|c| c.intersects(b)) };
+        if cut.len() > INDEXED_BOXES {
+            return self.clear_many(region);
+        }
+        let hit = |b: &GridBox| cut.iter().any(|c| c.intersects(b));
         let Some(first) = self.log.iter().position(|(_, b)| hit(b)) else {
             return;
         };
         let mut out = std::mem::take(&mut self.spare);
         out.clear();
         out.extend_from_slice(&self.log[..first]);
-        if many {
-            let mut met = Vec::new();
-            for &(r, b) in &self.log[first..] {
-                met.clear();
-                region.for_each_box_meeting(&b, |c| {
-                    met.push(c.intersection(&b));
-                    false
-                });
-                complement_in(&b, &met, &mut |p| out.push((r, p)));
-            }
-            self.spare = std::mem::replace(&mut self.log, out);
-            return;
-        }
         for &(r, b) in &self.log[first..] {
             match cut {
                 // Covered by the one cut box (the common case of a write of what was read): gone.
@@ -76,14 +64,44 @@ impl<I: Copy + Ord> ReaderLog<I> {
         self.spare = std::mem::replace(&mut self.log, out);
     }
 
+    /// [`clear`](Self::clear) of a region of many boxes (a custom mapper of scattered cells): each entry looks up the
+    /// boxes it meets and keeps its cells outside them in one walk, instead of testing and cutting box by box.
+    #[inline(never)]
+    fn clear_many(&mut self, region: &Region) {
+        let Some(first) = self.log.iter().position(|(_, b)| region.intersects_box(b)) else {
+            return;
+        };
+        let mut out = std::mem::take(&mut self.spare);
+        out.clear();
+        out.extend_from_slice(&self.log[..first]);
+        let mut met = Vec::new();
+        for &(r, b) in &self.log[first..] {
+            met.clear();
+            region.for_each_box_meeting(&b, |c| {
+                met.push(c.intersection(&b));
+                false
+            });
+            complement_in(&b, &met, &mut |p| out.push((r, p)));
+        }
+        self.spare = std::mem::replace(&mut self.log, out);
+    }
+
     /// Calls `f` with every node that read some of `region` since its last write (a node may come more than once).
     pub fn for_each_in(&self, region: &Region, mut f: impl FnMut(I)) {
         let query = region.boxes();
         let mut last = None;
-        let many = query.len() > INDEXED_BOXES;
+        if query.len() > INDEXED_BOXES {
+            // Many boxes: looked up rather than tested one by one.
+            for &(r, b) in &self.log {
+                if last != Some(r) && region.intersects_box(&b) {
+                    f(r);
+                    last = Some(r);
+                }
+            }
+            return;
+        }
         for &(r, b) in &self.log {
-            if last != Some(r) && if many { region.intersects_box(&b) } else { query.iter().any(|q| q.intersects(&b)) }
-            {
+            if last != Some(r) && query.iter().any(|q| q.intersects(&b)) {
                 f(r);
                 last = Some(r);
             }
@@ -93,14 +111,7 @@ impl<I: Copy + Ord> ReaderLog<I> {
     /// Calls `f` with every (reader, read box cut to `region`) pair overlapping `region`; the boxes may overlap.
     pub fn for_each_overlap(&self, region: &Region, mut f: impl FnMut(I, GridBox)) {
         if region.boxes().len() > INDEXED_BOXES {
-            // The same pairs in the same order (a region's boxes come in canonical order either way), looked up.
-            for &(r, b) in &self.log {
-                region.for_each_box_meeting(&b, |q| {
-                    f(r, q.intersection(&b));
-                    false
-                });
-            }
-            return;
+            return self.for_each_overlap_many(region, &mut f);
         }
         for &(r, b) in &self.log {
             for q in region.boxes() {
@@ -108,6 +119,18 @@ impl<I: Copy + Ord> ReaderLog<I> {
                     f(r, q.intersection(&b));
                 }
             }
+        }
+    }
+
+    /// [`for_each_overlap`](Self::for_each_overlap) of a region of many boxes: the same pairs in the same order (a
+    /// region's boxes come in canonical order either way), looked up rather than tested one by one.
+    #[inline(never)]
+    fn for_each_overlap_many(&self, region: &Region, f: &mut dyn FnMut(I, GridBox)) {
+        for &(r, b) in &self.log {
+            region.for_each_box_meeting(&b, |q| {
+                f(r, q.intersection(&b));
+                false
+            });
         }
     }
 

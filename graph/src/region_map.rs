@@ -134,7 +134,15 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     /// Sets the cells of `boxes` (disjoint, inside the extent, in slab order: a region's boxes, each cut to one box)
     /// to `value`.
     fn update_boxes(&mut self, boxes: &[GridBox], value: V) {
-        let cuts = Cuts::new(boxes);
+        if boxes.len() > INDEXED_BOXES {
+            self.update_boxes_by(Cuts::<true> { boxes }, value)
+        } else {
+            self.update_boxes_by(Cuts::<false> { boxes }, value)
+        }
+    }
+
+    /// [`update_boxes`](Self::update_boxes), looking the boxes up as `cuts` says.
+    fn update_boxes_by<const INDEXED: bool>(&mut self, cuts: Cuts<'_, INDEXED>, value: V) {
         // Nothing to do when every overlapped entry already holds the value (common: clearing cleared state).
         if self.entries.iter().all(|(eb, ev)| *ev == value || !cuts.meet(eb)) {
             return;
@@ -160,7 +168,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         let first_touched = self.entries.len();
         // Drained rather than moved: moving the SmallVec would copy its whole inline buffer.
         self.entries.extend(added.drain(..));
-        self.entries.extend(boxes.iter().map(|b| (*b, value.clone())));
+        self.entries.extend(cuts.boxes.iter().map(|b| (*b, value.clone())));
         if self.entries.len() > LAZY_MERGE_LIMIT {
             self.merge_locally((first_touched..self.entries.len()).collect());
         }
@@ -168,8 +176,17 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
 
     /// Rewrites the value of every cell of `region` (clamped to the extent) through `f`, splitting entries at the
     /// region's border; cheaper than querying and updating box by box.
-    pub fn update_values_in(&mut self, region: &Region, mut f: impl FnMut(&V) -> V) {
-        let cuts = Cuts::new(region.boxes());
+    pub fn update_values_in(&mut self, region: &Region, f: impl FnMut(&V) -> V) {
+        let boxes = region.boxes();
+        if boxes.len() > INDEXED_BOXES {
+            self.update_values_by(Cuts::<true> { boxes }, f)
+        } else {
+            self.update_values_by(Cuts::<false> { boxes }, f)
+        }
+    }
+
+    /// [`update_values_in`](Self::update_values_in), looking the region's boxes up as `cuts` says.
+    fn update_values_by<const INDEXED: bool>(&mut self, cuts: Cuts<'_, INDEXED>, mut f: impl FnMut(&V) -> V) {
         let mut added: SmallVec<[(GridBox, V); 4]> = SmallVec::new();
         let mut pieces: SmallVec<[GridBox; 8]> = SmallVec::new();
         let mut next: SmallVec<[GridBox; 8]> = SmallVec::new();
@@ -190,7 +207,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
                 continue;
             }
             let (eb, ev) = self.entries.swap_remove(i);
-            if cuts.indexed {
+            if INDEXED {
                 // The cells inside the region take the new value, the others keep the old one.
                 let inside = cuts.clipped(&eb, &mut met);
                 added.extend(inside.iter().map(|b| (*b, nv.clone())));
@@ -230,7 +247,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     /// `f`, in one pass over the entries: the same result as [`update_region`](Self::update_region) of `inner`
     /// followed by [`update_values_in`](Self::update_values_in) of `outer` minus `inner`, without computing that
     /// difference or scanning twice (a chunk's write plus "everything the other chunks wrote is stale here").
-    pub fn update_split(&mut self, inner: &Region, value: V, outer: &Region, mut f: impl FnMut(&V) -> V) {
+    pub fn update_split(&mut self, inner: &Region, value: V, outer: &Region, f: impl FnMut(&V) -> V) {
         let mut inner_boxes: SmallVec<[GridBox; 8]> = SmallVec::new();
         for b in inner.boxes() {
             let c = b.intersection(&self.extent);
@@ -238,7 +255,23 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
                 inner_boxes.push(c);
             }
         }
-        let (inner_cuts, outer_cuts) = (Cuts::new(&inner_boxes), Cuts::new(outer.boxes()));
+        let (i, o) = (&inner_boxes[..], outer.boxes());
+        match (i.len() > INDEXED_BOXES, o.len() > INDEXED_BOXES) {
+            (false, false) => self.update_split_by(Cuts::<false> { boxes: i }, value, Cuts::<false> { boxes: o }, f),
+            (false, true) => self.update_split_by(Cuts::<false> { boxes: i }, value, Cuts::<true> { boxes: o }, f),
+            (true, false) => self.update_split_by(Cuts::<true> { boxes: i }, value, Cuts::<false> { boxes: o }, f),
+            (true, true) => self.update_split_by(Cuts::<true> { boxes: i }, value, Cuts::<true> { boxes: o }, f),
+        }
+    }
+
+    /// [`update_split`](Self::update_split) of the clamped boxes of `inner`, looking boxes up as the cuts say.
+    fn update_split_by<const I: bool, const O: bool>(
+        &mut self,
+        inner_cuts: Cuts<'_, I>,
+        value: V,
+        outer_cuts: Cuts<'_, O>,
+        mut f: impl FnMut(&V) -> V,
+    ) {
         let mut added: SmallVec<[(GridBox, V); 8]> = SmallVec::new();
         let mut pieces: SmallVec<[GridBox; 8]> = SmallVec::new();
         let mut next: SmallVec<[GridBox; 8]> = SmallVec::new();
@@ -276,7 +309,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
                 continue;
             }
             // ... and takes the rewritten value where it lies inside `outer`.
-            if outer_cuts.indexed || pieces.len() > INDEXED_BOXES {
+            if O || (I && pieces.len() > INDEXED_BOXES) {
                 // Many boxes: each piece is split by the boxes of `outer` it meets, cut to it.
                 for p in &pieces {
                     let inside = outer_cuts.clipped(p, &mut met);
@@ -302,7 +335,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         // merging look at another entry.
         let first_touched = self.entries.len();
         self.entries.extend(added.drain(..));
-        self.entries.extend(inner_boxes.iter().map(|b| (*b, value.clone())));
+        self.entries.extend(inner_cuts.boxes.iter().map(|b| (*b, value.clone())));
         if self.entries.len() > LAZY_MERGE_LIMIT {
             let mut work: WorkList = (first_touched..self.entries.len()).collect();
             work.extend(touched_in_place.into_iter().filter(|&i| i < first_touched));
@@ -388,20 +421,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     pub fn for_each_in(&self, region: &Region, mut f: impl FnMut(GridBox, &V)) {
         let boxes = region.boxes();
         if boxes.len() > INDEXED_BOXES {
-            // Each entry looks up the region's boxes it meets; the pairs are then visited in the order below.
-            let mut pairs: Vec<(usize, usize)> = Vec::new();
-            for (e, (eb, _)) in self.entries.iter().enumerate() {
-                for_each_meeting_at(boxes, eb, &mut |q| {
-                    pairs.push((q, e));
-                    false
-                });
-            }
-            pairs.sort_unstable();
-            for (q, e) in pairs {
-                let (eb, ev) = &self.entries[e];
-                f(eb.intersection(&boxes[q]), ev);
-            }
-            return;
+            return self.for_each_in_indexed(boxes, &mut f);
         }
         // Testing for overlap first is cheaper than building every (mostly empty) intersection.
         for q in boxes {
@@ -410,6 +430,24 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
                     f(eb.intersection(q), ev);
                 }
             }
+        }
+    }
+
+    /// [`for_each_in`](Self::for_each_in) of many boxes (in slab order): each entry looks up the boxes it meets, and
+    /// the pairs are visited in the same order as box by box.
+    #[inline(never)]
+    fn for_each_in_indexed(&self, boxes: &[GridBox], f: &mut dyn FnMut(GridBox, &V)) {
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        for (e, (eb, _)) in self.entries.iter().enumerate() {
+            for_each_meeting_at(boxes, eb, &mut |q| {
+                pairs.push((q, e));
+                false
+            });
+        }
+        pairs.sort_unstable();
+        for (q, e) in pairs {
+            let (eb, ev) = &self.entries[e];
+            f(eb.intersection(&boxes[q]), ev);
         }
     }
 
@@ -512,24 +550,19 @@ type WorkList = SmallVec<[usize; 8]>;
 const MERGE_ALL_WORK: usize = 32;
 
 /// The boxes an update cuts into the map's entries, with the lookups its entries need: by testing each box for a
-/// few, by binary search (see [`INDEXED_BOXES`]) for many.
-struct Cuts<'a> {
+/// few, by binary search in slab order (`INDEXED`, see [`INDEXED_BOXES`]) for many. `INDEXED` is a constant so that
+/// the few-box updates compile to the plain loops.
+///
+/// The boxes are disjoint and, where `INDEXED`, in slab order (a region's boxes, each possibly cut to one common box).
+struct Cuts<'a, const INDEXED: bool> {
     boxes: &'a [GridBox],
-    indexed: bool,
 }
 
-impl<'a> Cuts<'a> {
-    /// `boxes` are disjoint and, where more than [`INDEXED_BOXES`], in slab order (a region's boxes, each possibly cut
-    /// to one common box).
-    #[inline]
-    fn new(boxes: &'a [GridBox]) -> Self {
-        Self { boxes, indexed: boxes.len() > INDEXED_BOXES }
-    }
-
+impl<const INDEXED: bool> Cuts<'_, INDEXED> {
     /// Whether a box meets `eb`.
     #[inline]
     fn meet(&self, eb: &GridBox) -> bool {
-        if self.indexed {
+        if INDEXED {
             for_each_meeting(self.boxes, eb, &mut |_| true)
         } else {
             self.boxes.iter().any(|b| b.intersects(eb))
@@ -539,7 +572,7 @@ impl<'a> Cuts<'a> {
     /// Whether one box holds all of `eb`.
     #[inline]
     fn cover(&self, eb: &GridBox) -> bool {
-        if self.indexed {
+        if INDEXED {
             for_each_meeting(self.boxes, eb, &mut |b| b.contains(eb))
         } else {
             self.boxes.iter().any(|b| b.contains(eb))
@@ -554,7 +587,7 @@ impl<'a> Cuts<'a> {
             scratch.push(b.intersection(eb));
             false
         };
-        if self.indexed {
+        if INDEXED {
             for_each_meeting(self.boxes, eb, &mut push);
         } else {
             self.boxes.iter().filter(|b| b.intersects(eb)).for_each(|b| _ = push(b));
@@ -571,7 +604,7 @@ impl<'a> Cuts<'a> {
         pieces: &mut SmallVec<[GridBox; 8]>,
         next: &mut SmallVec<[GridBox; 8]>,
     ) {
-        if !self.indexed {
+        if !INDEXED {
             return cut_out(eb, self.boxes, pieces, next);
         }
         pieces.clear();
