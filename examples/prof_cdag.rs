@@ -27,7 +27,8 @@ fn main() {
         Some(Mappers::Reach) => patterns::with_custom_mappers(&w, true),
         None => w,
     };
-    let default_reps = if w.name == "scattered" || w.name == "checkerboard" { 1 } else { (20_000 / ranks).clamp(5, 500) };
+    let default_reps =
+        if w.name == "scattered" || w.name == "checkerboard" { 1 } else { (20_000 / ranks).clamp(5, 500) };
     let reps = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(default_reps);
     let t = std::time::Instant::now();
     for _ in 0..reps {

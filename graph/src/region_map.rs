@@ -28,9 +28,12 @@ use crate::geometry::{
 
 /// A total map from the cells of `extent` to values of `V`, as disjoint `(box, value)` entries.
 ///
-/// Cost: updates and queries are linear in the number of entries (which horizons keep small). After an update, the
-/// new and cut boxes merge with equal-valued neighbours that share a whole face; [`apply_to_values`](Self::apply_to_values)
-/// re-normalizes every value fully, so horizons always bring the map back to its fewest-box form.
+/// Cost: updates and queries scan the entries once (horizons keep them few); an entry finds the boxes of a region of
+/// more than 8 boxes it meets by binary search in the region's slab order rather than testing each, so a region of
+/// many boxes costs `O(entries · log boxes)` plus what they meet, not their product. After an update, the new and cut
+/// boxes merge with equal-valued neighbours that share a whole face (more than 32 of them: every value re-normalized
+/// at once); [`apply_to_values`](Self::apply_to_values) re-normalizes every value fully, so horizons always bring the
+/// map back to its fewest-box form.
 #[derive(Clone)]
 pub struct RegionMap<V> {
     extent: GridBox,

@@ -50,7 +50,7 @@ fn frequent_wait_warning(waits: u64, tasks: u64) -> Option<String> {
 
 /// A task whose region of one buffer has more boxes than this is warned about: the graphs' region bookkeeping costs
 /// time about proportional to a region's box count (`O(n log n)`), on every rank: red-black sweeps of one-cell boxes
-/// (`examples/prof_cdag scattered|checkerboard --boxes N`) cost 16–40 ms per task at 16 384 boxes and 75–190 ms at
+/// (`examples/prof_cdag scattered|checkerboard --boxes N`) cost 16–45 ms per task at 16 384 boxes and 75–250 ms at
 /// 65 536 on 1–4 dry-run ranks in a release build (about 10× that in a debug build), where a few boxes cost
 /// microseconds.
 const SCATTERED_BOXES: usize = 16_384;
@@ -69,7 +69,7 @@ impl Recorder {
             format!(
                 "In {task_ident}: {} is accessed in a region of {boxes} separate boxes (a custom range mapper of \
                  scattered cells); celer's region bookkeeping costs time about proportional to the box count, on \
-                 every rank and for every task (65 536 boxes: 75–190 ms per task in a release build, about 10× that \
+                 every rank and for every task (65 536 boxes: 75–250 ms per task in a release build, about 10× that \
                  in a debug build), so map to fewer boxes (the bounding box, where reading more is harmless) or keep \
                  the scattered cells in a buffer of their own. Said once",
                 self.sim.tm.buffer_ident(buffer)
