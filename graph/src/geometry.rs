@@ -645,22 +645,42 @@ impl FromIterator<GridBox> for Region {
 }
 
 impl fmt::Debug for Region {
+    /// Every box, however many.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+        write_boxes(f, &self.boxes, self.boxes.len())
     }
 }
 
 impl fmt::Display for Region {
+    /// `{[0] - [4], [6] - [8]}`; a region of more than [`DISPLAYED_BOXES`] boxes (a custom mapper of scattered cells,
+    /// named in an error message) shows its first boxes, how many it leaves out, and its last box.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{{")?;
-        for (i, b) in self.boxes.iter().enumerate() {
-            if i > 0 {
-                write!(f, ", ")?;
-            }
-            write!(f, "{b}")?;
-        }
-        write!(f, "}}")
+        write_boxes(f, &self.boxes, DISPLAYED_BOXES)
     }
+}
+
+/// How many boxes of a region [`Region`]'s `Display` shows in full: messages naming a region of thousands of boxes
+/// stay readable.
+pub const DISPLAYED_BOXES: usize = 32;
+
+/// Writes `{b0, b1, …}`, or for more than `limit` boxes the first `limit / 2`, the number left out and the last.
+fn write_boxes(f: &mut fmt::Formatter<'_>, boxes: &[GridBox], limit: usize) -> fmt::Result {
+    write!(f, "{{")?;
+    if boxes.len() > limit {
+        let head = limit / 2;
+        for b in &boxes[..head] {
+            write!(f, "{b}, ")?;
+        }
+        write!(f, "… {} more boxes …, {}", boxes.len() - head - 1, boxes[boxes.len() - 1])?;
+        return write!(f, "}}");
+    }
+    for (i, b) in boxes.iter().enumerate() {
+        if i > 0 {
+            write!(f, ", ")?;
+        }
+        write!(f, "{b}")?;
+    }
+    write!(f, "}}")
 }
 
 /// Whether two boxes agree in all dimensions but one, along which a gap separates them: then no canonical form cuts

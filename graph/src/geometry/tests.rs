@@ -262,3 +262,16 @@ fn canonical_regions_of_many_boxes_are_in_slab_order_and_searchable() {
     }));
     assert_eq!(calls, 3);
 }
+
+#[test]
+fn regions_of_many_boxes_display_their_first_and_last_boxes() {
+    let r = Region::from_boxes((0..4000).map(|i| GridBox::d1(2 * i + 1, 2 * i + 2)));
+    let shown = r.to_string();
+    assert!(shown.starts_with("{[1] - [2], [3] - [4], "), "{shown}");
+    assert!(shown.ends_with(", [31] - [32], … 3983 more boxes …, [7999] - [8000]}"), "{shown}");
+    assert!(shown.len() < 400, "{} characters", shown.len());
+    assert_eq!(format!("{r:?}").matches(" - ").count(), 4000, "Debug shows every box");
+    let few = Region::from_boxes((0..DISPLAYED_BOXES).map(|i| GridBox::d1(2 * i, 2 * i + 1)));
+    assert_eq!(few.to_string().matches(" - ").count(), DISPLAYED_BOXES, "{few}");
+    assert_eq!(few.to_string(), format!("{few:?}"));
+}
