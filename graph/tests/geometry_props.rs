@@ -430,3 +430,39 @@ proptest! {
         prop_assert_eq!(found, with_cells);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    #[test]
+    fn region_maps_clamp_many_box_updates_to_their_extent(
+        (dims, regions) in (1usize..=3).prop_flat_map(|d| (Just(d), prop::collection::vec(arb_many_region(d), 3..6))),
+        margin in 1usize..3,
+    ) {
+        // A map smaller than the regions' space: every update is cut to its extent (boxes clamped, some dropped),
+        // which must keep the lookups' slab order.
+        let side = many_side(dims);
+        let (lo, hi) = (margin, side - margin);
+        let extent = match dims {
+            1 => GridBox::d1(lo, hi),
+            2 => GridBox::d2([lo, lo], [hi, hi]),
+            _ => GridBox::d3([lo; 3], [hi; 3]),
+        };
+        let mut map = RegionMap::new(extent, 9u8);
+        let mut model: std::collections::BTreeMap<Cell, u8> =
+            cells_of_box(&extent).into_iter().map(|c| (c, 9)).collect();
+        let (history, split) = regions.split_at(regions.len() - 2);
+        for (k, r) in history.iter().enumerate() {
+            map.update_region(r, k as u8);
+            for c in cells(r) {
+                if let Some(v) = model.get_mut(&c) {
+                    *v = k as u8;
+                }
+            }
+        }
+        holds_exactly(&map, |c| model[&c])?;
+        let (inner, outer) = (cells(&split[0]), cells(&split[1]));
+        map.update_split(&split[0], 7, &split[1], |v| v + 20);
+        holds_exactly(&map, |c| if inner.contains(&c) { 7 } else if outer.contains(&c) { model[&c] + 20 } else { model[&c] })?;
+    }
+}
