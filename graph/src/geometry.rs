@@ -266,9 +266,11 @@ pub type BoxList = SmallVec<[GridBox; 1]>;
 /// A set of cells, held as a canonical list of disjoint boxes.
 ///
 /// The canonical form slices the union along dimension 0 into maximal slabs with identical cross-sections, and each
-/// cross-section recursively the same way along the next dimension; boxes are ordered by slab. Unions, intersections
-/// and differences cost `O(n·k)` per dimension for `n` input boxes and `k` distinct coordinates, which is cheap for the
-/// few-box regions command generation sees.
+/// cross-section recursively the same way along the next dimension; boxes are ordered by slab. Normalizing `n` boxes
+/// sorts them per dimension and sweeps the slabs. Intersections, differences and containment test every pair of boxes
+/// for a few boxes; past 64 pairs each box instead finds the other region's boxes it meets by a binary search per
+/// dimension in the slab order (`O(log n)` plus what it meets), and a box is cut by many in one walk, so regions of
+/// thousands of boxes (a custom mapper of scattered cells) cost about `O(n log n)`.
 #[derive(PartialEq, Eq, Hash, Default)]
 pub struct Region {
     boxes: BoxList,
@@ -295,6 +297,7 @@ impl Region {
     }
 
     /// The union of arbitrary (possibly overlapping, possibly empty) boxes, normalized.
+    #[inline]
     pub fn from_boxes(boxes: impl IntoIterator<Item = GridBox>) -> Self {
         let mut list: Scratch = SmallVec::new();
         for b in boxes {
@@ -424,6 +427,9 @@ impl Region {
         if let ([a], [b]) = (self.boxes(), boxes) {
             return Region::from(a.intersection(b));
         }
+        if many_pairs(self.boxes.len(), boxes.len()) {
+            return self.intersect_many_boxes(boxes);
+        }
         let mut out: Scratch = SmallVec::new();
         for a in &self.boxes {
             for b in boxes {
@@ -436,12 +442,43 @@ impl Region {
         Region::from_scratch(&mut out)
     }
 
+    /// [`intersect_boxes`](Self::intersect_boxes) of many box pairs: each box looks up the region's boxes it meets, in
+    /// `O(log n)` plus what it meets.
+    #[inline(never)]
+    fn intersect_many_boxes(&self, boxes: &[GridBox]) -> Region {
+        let mut out: Scratch = SmallVec::new();
+        for b in boxes {
+            self.for_each_box_meeting(b, |a| {
+                out.push(a.intersection(b));
+                false
+            });
+        }
+        Region::from_scratch(&mut out)
+    }
+
+    /// Calls `f` with each of the region's boxes that intersects `q`, in canonical order, until `f` returns true;
+    /// returns whether it did. A binary search per dimension: `O(log n)` plus the boxes met, for a region of `n` boxes.
+    #[inline]
+    pub fn for_each_box_meeting(&self, q: &GridBox, mut f: impl FnMut(&GridBox) -> bool) -> bool {
+        match self.boxes() {
+            [a] => a.intersects(q) && f(a),
+            // Few boxes: testing each costs less than searching.
+            boxes if boxes.len() <= INDEXED_BOXES => boxes.iter().any(|a| a.intersects(q) && f(a)),
+            boxes => for_each_meeting(boxes, q, &mut f),
+        }
+    }
+
     /// Cells in both the region and the box.
     pub fn intersect_box(&self, b: &GridBox) -> Region {
         if self.boxes.len() == 1 {
             return Region::from(self.boxes[0].intersection(b));
         }
-        Region::from_boxes(self.boxes.iter().map(|a| a.intersection(b)))
+        let mut out: Scratch = SmallVec::new();
+        self.for_each_box_meeting(b, |a| {
+            out.push(a.intersection(b));
+            false
+        });
+        Region::from_scratch(&mut out)
     }
 
     /// Cells in `self` but not in `other`.
@@ -456,6 +493,9 @@ impl Region {
         if let ([a], [b]) = (self.boxes(), other.boxes()) {
             return Region::box_difference(a, b);
         }
+        if many_pairs(self.boxes.len(), other.boxes.len()) {
+            return self.difference_many(other);
+        }
         let mut pieces: Scratch = SmallVec::from_slice(&self.boxes);
         let mut next: Scratch = SmallVec::new();
         for b in &other.boxes {
@@ -469,6 +509,28 @@ impl Region {
             }
         }
         if pieces.len() == self.boxes.len() && pieces[..] == self.boxes[..] {
+            return self.clone();
+        }
+        Region::from_scratch(&mut pieces)
+    }
+
+    /// [`difference`](Self::difference) of many box pairs: each box is cut by the boxes of `other` it meets, looked up
+    /// rather than tested one by one, in one walk ([`complement_in`]).
+    #[inline(never)]
+    fn difference_many(&self, other: &Region) -> Region {
+        let mut pieces: Scratch = SmallVec::new();
+        let mut cuts: Scratch = SmallVec::new();
+        let mut unchanged = true;
+        for a in &self.boxes {
+            cuts.clear();
+            other.for_each_box_meeting(a, |b| {
+                cuts.push(b.intersection(a));
+                false
+            });
+            unchanged &= cuts.is_empty();
+            complement_in(a, &cuts, &mut |p| pieces.push(p));
+        }
+        if unchanged {
             return self.clone();
         }
         Region::from_scratch(&mut pieces)
@@ -512,7 +574,16 @@ impl Region {
     /// Whether each box of `other` lies inside one box of `self`: enough for `self` to contain `other`, and cheap.
     #[inline]
     fn holds_each_box_of(&self, other: &Region) -> bool {
+        if many_pairs(self.boxes.len(), other.boxes.len()) {
+            return self.holds_each_box_of_many(other);
+        }
         other.boxes.iter().all(|b| self.boxes.iter().any(|a| a.contains(b)))
+    }
+
+    /// [`holds_each_box_of`](Self::holds_each_box_of) of many box pairs, looked up.
+    #[inline(never)]
+    fn holds_each_box_of_many(&self, other: &Region) -> bool {
+        other.boxes.iter().all(|b| for_each_meeting(&self.boxes, b, &mut |a| a.contains(b)))
     }
 
     /// Whether every cell of the box is in `self`.
@@ -520,7 +591,7 @@ impl Region {
         if b.is_empty() {
             return true;
         }
-        if self.boxes.iter().any(|a| a.contains(b)) {
+        if self.for_each_box_meeting(b, |a| a.contains(b)) {
             return true;
         }
         Region::from(*b).difference(self).is_empty()
@@ -530,13 +601,25 @@ impl Region {
     pub fn intersects(&self, other: &Region) -> bool {
         match (self.boxes(), other.boxes()) {
             ([a], [b]) => a.intersects(b),
+            (boxes, others) if many_pairs(boxes.len(), others.len()) => self.intersects_many(other),
             (boxes, others) => boxes.iter().any(|a| others.iter().any(|b| a.intersects(b))),
         }
     }
 
+    /// [`intersects`](Self::intersects) of many box pairs: each box of the region of fewer looks up the other's.
+    #[inline(never)]
+    fn intersects_many(&self, other: &Region) -> bool {
+        let (few, many) = if self.boxes.len() <= other.boxes.len() { (self, other) } else { (other, self) };
+        few.boxes.iter().any(|a| many.intersects_box(a))
+    }
+
     /// Whether the region shares a cell with the box.
+    #[inline]
     pub fn intersects_box(&self, b: &GridBox) -> bool {
-        self.boxes.iter().any(|a| a.intersects(b))
+        match self.boxes() {
+            boxes if boxes.len() <= INDEXED_BOXES => boxes.iter().any(|a| a.intersects(b)),
+            boxes => for_each_meeting(boxes, b, &mut |_| true),
+        }
     }
 
     /// The region with dimensions `d0` and `d1` swapped.
@@ -562,22 +645,42 @@ impl FromIterator<GridBox> for Region {
 }
 
 impl fmt::Debug for Region {
+    /// Every box, however many.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+        write_boxes(f, &self.boxes, self.boxes.len())
     }
 }
 
 impl fmt::Display for Region {
+    /// `{[0] - [4], [6] - [8]}`; a region of more than [`DISPLAYED_BOXES`] boxes (a custom mapper of scattered cells,
+    /// named in an error message) shows its first boxes, how many it leaves out, and its last box.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{{")?;
-        for (i, b) in self.boxes.iter().enumerate() {
-            if i > 0 {
-                write!(f, ", ")?;
-            }
-            write!(f, "{b}")?;
-        }
-        write!(f, "}}")
+        write_boxes(f, &self.boxes, DISPLAYED_BOXES)
     }
+}
+
+/// How many boxes of a region [`Region`]'s `Display` shows in full: messages naming a region of thousands of boxes
+/// stay readable.
+pub const DISPLAYED_BOXES: usize = 32;
+
+/// Writes `{b0, b1, …}`, or for more than `limit` boxes the first `limit / 2`, the number left out and the last.
+fn write_boxes(f: &mut fmt::Formatter<'_>, boxes: &[GridBox], limit: usize) -> fmt::Result {
+    write!(f, "{{")?;
+    if boxes.len() > limit {
+        let head = limit / 2;
+        for b in &boxes[..head] {
+            write!(f, "{b}, ")?;
+        }
+        write!(f, "… {} more boxes …, {}", boxes.len() - head - 1, boxes[boxes.len() - 1])?;
+        return write!(f, "}}");
+    }
+    for (i, b) in boxes.iter().enumerate() {
+        if i > 0 {
+            write!(f, ", ")?;
+        }
+        write!(f, "{b}")?;
+    }
+    write!(f, "}}")
 }
 
 /// Whether two boxes agree in all dimensions but one, along which a gap separates them: then no canonical form cuts
@@ -688,6 +791,145 @@ fn normalize_dim(boxes: &mut [GridBox], d: usize, out: &mut Scratch) {
         }
         prev = Some((b, start));
     }
+}
+
+/// Above this many boxes in a region, the region maps and reader logs look its boxes up through
+/// [`for_each_meeting`] instead of testing each: a custom mapper of scattered cells gives regions of thousands of
+/// boxes, and testing every box against every entry grew with the square of that.
+pub(crate) const INDEXED_BOXES: usize = 8;
+
+/// Above this many box pairs, region operations look boxes up through [`for_each_meeting`] instead of testing every
+/// pair: the search costs a few comparisons more per box, the pairs grow with the square of the box count.
+const INDEXED_PAIRS: usize = 64;
+
+/// Whether two box counts are many enough for the indexed paths ([`INDEXED_PAIRS`]).
+#[inline]
+fn many_pairs(a: usize, b: usize) -> bool {
+    a.saturating_mul(b) > INDEXED_PAIRS
+}
+
+/// Calls `f` with every box of `boxes` that intersects `q`, in order, until `f` returns true (then returns true).
+///
+/// `boxes` must be in *slab order*, which a region's canonical boxes are (and any subsequence of them, each box cut
+/// to one common box): along dimension 0, runs of consecutive boxes share one interval, the runs' intervals are
+/// disjoint and ascending, and within each run the same holds along the next dimension. The search is then a binary
+/// search per dimension: `O(log n)` plus the runs it meets, where testing every box costs `O(n)`.
+pub(crate) fn for_each_meeting(boxes: &[GridBox], q: &GridBox, f: &mut dyn FnMut(&GridBox) -> bool) -> bool {
+    for_each_meeting_at(boxes, q, &mut |i| f(&boxes[i]))
+}
+
+/// [`for_each_meeting`], calling `f` with the boxes' indices.
+pub(crate) fn for_each_meeting_at(boxes: &[GridBox], q: &GridBox, f: &mut dyn FnMut(usize) -> bool) -> bool {
+    if q.is_empty() {
+        return false;
+    }
+    meeting_in(boxes, 0, 0, q, f)
+}
+
+/// [`for_each_meeting_at`] within one run of dimensions `..d`, which starts at index `base`.
+fn meeting_in(boxes: &[GridBox], base: usize, d: usize, q: &GridBox, f: &mut dyn FnMut(usize) -> bool) -> bool {
+    // The runs' intervals along `d` are disjoint and ascending, so their ends ascend too.
+    let mut i = boxes.partition_point(|b| b.max[d] <= q.min[d]);
+    while i < boxes.len() && boxes[i].min[d] < q.max[d] {
+        if d == MAX_DIMS - 1 {
+            debug_assert!(boxes[i].intersects(q));
+            if f(base + i) {
+                return true;
+            }
+            i += 1;
+            continue;
+        }
+        let lo = boxes[i].min[d];
+        // Runs of one box are the common case: probe the next box before searching for the run's end.
+        let end = if i + 1 == boxes.len() || boxes[i + 1].min[d] != lo {
+            i + 1
+        } else {
+            i + boxes[i..].partition_point(|b| b.min[d] <= lo)
+        };
+        if meeting_in(&boxes[i..end], base + i, d + 1, q, f) {
+            return true;
+        }
+        i = end;
+    }
+    false
+}
+
+/// Calls `f` with disjoint boxes, in slab order, that together hold exactly the cells of `b` outside every box of
+/// `cuts`, which must lie inside `b` and be in slab order (see [`for_each_meeting`]; a region's boxes, each cut to
+/// `b`). One walk along the cuts' runs: `O(k)` for `k` cuts, where cutting the pieces box by box costs `O(k²)`.
+pub(crate) fn complement_in(b: &GridBox, cuts: &[GridBox], f: &mut dyn FnMut(GridBox)) {
+    if !b.is_empty() {
+        complement_from(*b, cuts, 0, f);
+    }
+}
+
+/// [`complement_in`] within one run of dimensions `..d`, which `b` and every cut share.
+fn complement_from(b: GridBox, cuts: &[GridBox], d: usize, f: &mut dyn FnMut(GridBox)) {
+    if cuts.is_empty() {
+        f(b);
+        return;
+    }
+    if d == MAX_DIMS {
+        return; // a cut sharing every dimension with `b` covers it
+    }
+    let mut pos = b.min[d];
+    let mut i = 0;
+    while i < cuts.len() {
+        let (lo, hi) = (cuts[i].min[d], cuts[i].max[d]);
+        let mut end = i + 1;
+        while end < cuts.len() && cuts[end].min[d] == lo {
+            end += 1;
+        }
+        if pos < lo {
+            let mut gap = b;
+            gap.min[d] = pos;
+            gap.max[d] = lo;
+            f(gap);
+        }
+        let mut slab = b;
+        slab.min[d] = lo;
+        slab.max[d] = hi;
+        complement_from(slab, &cuts[i..end], d + 1, f);
+        pos = hi;
+        i = end;
+    }
+    if pos < b.max[d] {
+        let mut rest = b;
+        rest.min[d] = pos;
+        f(rest);
+    }
+}
+
+/// Whether `boxes` are in the slab order [`for_each_meeting`] needs (for assertions and tests).
+#[cfg(test)]
+pub(crate) fn in_slab_order(boxes: &[GridBox]) -> bool {
+    fn run_ok(boxes: &[GridBox], d: usize) -> bool {
+        if d == MAX_DIMS {
+            return boxes.len() <= 1;
+        }
+        let mut i = 0;
+        let mut prev_end = 0;
+        while i < boxes.len() {
+            let (lo, hi) = (boxes[i].min[d], boxes[i].max[d]);
+            if i > 0 && lo < prev_end {
+                return false;
+            }
+            let mut end = i + 1;
+            while end < boxes.len() && boxes[end].min[d] == lo {
+                if boxes[end].max[d] != hi {
+                    return false;
+                }
+                end += 1;
+            }
+            if !run_ok(&boxes[i..end], d + 1) {
+                return false;
+            }
+            prev_end = hi;
+            i = end;
+        }
+        true
+    }
+    boxes.iter().all(|b| !b.is_empty()) && run_ok(boxes, 0)
 }
 
 /// Whether two boxes span the same interval along dimension `d`.

@@ -134,6 +134,60 @@ pub fn jacobi(n: usize, steps: usize) -> Workload {
     Workload { name: "jacobi", buffers: vec![a, b, x, x_new], tasks }
 }
 
+/// Red-black sweeps over scattered cells, one box per item: `steps` tasks over `n` items of a `2n`-cell 1D buffer, item
+/// `i` writing cell `2i + c` and reading cell `2i + 1 - c` for the step's colour `c` (alternating), through custom
+/// mappers; every chunk's region of the buffer is as many one-cell boxes as it has items.
+pub fn scattered(n: usize, steps: usize) -> Workload {
+    let u = buffer(0, 1, GridBox::d1(0, 2 * n), "u");
+    let colour = |c: usize| RangeMapper::Custom {
+        name: if c == 0 { "even" } else { "odd" },
+        f: std::sync::Arc::new(move |chunk: &GridBox, _: &GridBox, _: &GridBox| {
+            (chunk.min()[0]..chunk.max()[0]).map(|i| GridBox::d1(2 * i + c, 2 * i + c + 1)).collect()
+        }),
+        reach: None,
+    };
+    let tasks = (0..steps)
+        .map(|s| {
+            TaskSpec::device_compute(&[n])
+                .access(u.id, AccessMode::ReadWrite, colour(s % 2))
+                .access(u.id, AccessMode::Read, colour(1 - s % 2))
+                .named("red_black")
+        })
+        .collect();
+    Workload { name: "scattered", buffers: vec![u], tasks }
+}
+
+/// Red-black sweeps over a 2D checkerboard: `steps` tasks over `side × side/2` items of a `side × side` buffer
+/// (`side` even), item `(r, j)` writing the cell of row `r` and column `2j + (r + c) % 2` for the step's colour `c`
+/// and reading the other colour's cell next to it; every chunk's region is one one-cell box per item.
+pub fn checkerboard(side: usize, steps: usize) -> Workload {
+    let u = buffer(0, 2, GridBox::d2([0, 0], [side, side]), "u");
+    let colour = |c: usize| RangeMapper::Custom {
+        name: if c == 0 { "red" } else { "black" },
+        f: std::sync::Arc::new(move |chunk: &GridBox, _: &GridBox, _: &GridBox| {
+            let (lo, hi) = (chunk.min(), chunk.max());
+            (lo[0]..hi[0])
+                .flat_map(|r| {
+                    (lo[1]..hi[1]).map(move |j| {
+                        let col = 2 * j + (r + c) % 2;
+                        GridBox::d2([r, col], [r + 1, col + 1])
+                    })
+                })
+                .collect()
+        }),
+        reach: None,
+    };
+    let tasks = (0..steps)
+        .map(|s| {
+            TaskSpec::device_compute(&[side, side / 2])
+                .access(u.id, AccessMode::ReadWrite, colour(s % 2))
+                .access(u.id, AccessMode::Read, colour(1 - s % 2))
+                .named("red_black_2d")
+        })
+        .collect();
+    Workload { name: "checkerboard", buffers: vec![u], tasks }
+}
+
 /// `w` with every range mapper replaced by a custom closure that maps the same cells, as a program that writes its
 /// mappers as closures would submit it; with `bounded`, each closure also declares the reach of the mapper it
 /// replaces ([`RangeMapper::reach`]). The command graphs are the same; only what they cost differs.

@@ -6,7 +6,7 @@
 //! region (a stencil's halo rows stay two entries, with no heap allocation beyond the log). A horizon or epoch folds
 //! every older entry into the boxes of one region, so the log stays as short as the reads in flight.
 
-use crate::geometry::{GridBox, Region};
+use crate::geometry::{complement_in, GridBox, Region, INDEXED_BOXES};
 
 /// Readers of one buffer since the last write of what they read; see the [module docs](self).
 #[derive(Clone, Debug)]
@@ -43,6 +43,9 @@ impl<I: Copy + Ord> ReaderLog<I> {
                 return;
             }
         }
+        if cut.len() > INDEXED_BOXES {
+            return self.clear_many(region);
+        }
         let hit = |b: &GridBox| cut.iter().any(|c| c.intersects(b));
         let Some(first) = self.log.iter().position(|(_, b)| hit(b)) else {
             return;
@@ -61,10 +64,42 @@ impl<I: Copy + Ord> ReaderLog<I> {
         self.spare = std::mem::replace(&mut self.log, out);
     }
 
+    /// [`clear`](Self::clear) of a region of many boxes (a custom mapper of scattered cells): each entry looks up the
+    /// boxes it meets and keeps its cells outside them in one walk, instead of testing and cutting box by box.
+    #[inline(never)]
+    fn clear_many(&mut self, region: &Region) {
+        let Some(first) = self.log.iter().position(|(_, b)| region.intersects_box(b)) else {
+            return;
+        };
+        let mut out = std::mem::take(&mut self.spare);
+        out.clear();
+        out.extend_from_slice(&self.log[..first]);
+        let mut met = Vec::new();
+        for &(r, b) in &self.log[first..] {
+            met.clear();
+            region.for_each_box_meeting(&b, |c| {
+                met.push(c.intersection(&b));
+                false
+            });
+            complement_in(&b, &met, &mut |p| out.push((r, p)));
+        }
+        self.spare = std::mem::replace(&mut self.log, out);
+    }
+
     /// Calls `f` with every node that read some of `region` since its last write (a node may come more than once).
     pub fn for_each_in(&self, region: &Region, mut f: impl FnMut(I)) {
         let query = region.boxes();
         let mut last = None;
+        if query.len() > INDEXED_BOXES {
+            // Many boxes: looked up rather than tested one by one.
+            for &(r, b) in &self.log {
+                if last != Some(r) && region.intersects_box(&b) {
+                    f(r);
+                    last = Some(r);
+                }
+            }
+            return;
+        }
         for &(r, b) in &self.log {
             if last != Some(r) && query.iter().any(|q| q.intersects(&b)) {
                 f(r);
@@ -75,12 +110,27 @@ impl<I: Copy + Ord> ReaderLog<I> {
 
     /// Calls `f` with every (reader, read box cut to `region`) pair overlapping `region`; the boxes may overlap.
     pub fn for_each_overlap(&self, region: &Region, mut f: impl FnMut(I, GridBox)) {
+        if region.boxes().len() > INDEXED_BOXES {
+            return self.for_each_overlap_many(region, &mut f);
+        }
         for &(r, b) in &self.log {
             for q in region.boxes() {
                 if q.intersects(&b) {
                     f(r, q.intersection(&b));
                 }
             }
+        }
+    }
+
+    /// [`for_each_overlap`](Self::for_each_overlap) of a region of many boxes: the same pairs in the same order (a
+    /// region's boxes come in canonical order either way), looked up rather than tested one by one.
+    #[inline(never)]
+    fn for_each_overlap_many(&self, region: &Region, f: &mut dyn FnMut(I, GridBox)) {
+        for &(r, b) in &self.log {
+            region.for_each_box_meeting(&b, |q| {
+                f(r, q.intersection(&b));
+                false
+            });
         }
     }
 

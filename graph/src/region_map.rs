@@ -22,13 +22,18 @@ use std::fmt;
 
 use smallvec::SmallVec;
 
-use crate::geometry::{apart_along_one_dimension, GridBox, Region};
+use crate::geometry::{
+    apart_along_one_dimension, complement_in, for_each_meeting, for_each_meeting_at, GridBox, Region, INDEXED_BOXES,
+};
 
 /// A total map from the cells of `extent` to values of `V`, as disjoint `(box, value)` entries.
 ///
-/// Cost: updates and queries are linear in the number of entries (which horizons keep small). After an update, the
-/// new and cut boxes merge with equal-valued neighbours that share a whole face; [`apply_to_values`](Self::apply_to_values)
-/// re-normalizes every value fully, so horizons always bring the map back to its fewest-box form.
+/// Cost: updates and queries scan the entries once (horizons keep them few); an entry finds the boxes of a region of
+/// more than 8 boxes it meets by binary search in the region's slab order rather than testing each, so a region of
+/// many boxes costs `O(entries · log boxes)` plus what they meet, not their product. After an update, the new and cut
+/// boxes merge with equal-valued neighbours that share a whole face (more than 32 of them: every value re-normalized
+/// at once); [`apply_to_values`](Self::apply_to_values) re-normalizes every value fully, so horizons always bring the
+/// map back to its fewest-box form.
 #[derive(Clone)]
 pub struct RegionMap<V> {
     extent: GridBox,
@@ -90,10 +95,22 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
                 // Fast path: every box is exactly one entry (an await-push refreshing the halo rows it refreshed
                 // before): set the values in place.
                 let mut exact: WorkList = SmallVec::new();
-                for b in boxes {
-                    match self.entries.iter().position(|e| e.0 == *b) {
-                        Some(i) => exact.push(i),
-                        None => break,
+                if boxes.len() > INDEXED_BOXES {
+                    // Many boxes: look the entries up by box instead of scanning them once per box.
+                    let at: hashbrown::HashMap<GridBox, usize> =
+                        self.entries.iter().enumerate().map(|(i, e)| (e.0, i)).collect();
+                    for b in boxes {
+                        match at.get(b) {
+                            Some(&i) => exact.push(i),
+                            None => break,
+                        }
+                    }
+                } else {
+                    for b in boxes {
+                        match self.entries.iter().position(|e| e.0 == *b) {
+                            Some(i) => exact.push(i),
+                            None => break,
+                        }
                     }
                 }
                 if exact.len() == boxes.len() {
@@ -117,33 +134,44 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         }
     }
 
+    /// Sets the cells of `boxes` (disjoint, inside the extent, in slab order: a region's boxes, each cut to one box)
+    /// to `value`.
     fn update_boxes(&mut self, boxes: &[GridBox], value: V) {
-        let overlaps = |eb: &GridBox| boxes.iter().any(|b| b.intersects(eb));
+        if boxes.len() > INDEXED_BOXES {
+            self.update_boxes_by(Cuts::<true> { boxes }, value)
+        } else {
+            self.update_boxes_by(Cuts::<false> { boxes }, value)
+        }
+    }
+
+    /// [`update_boxes`](Self::update_boxes), looking the boxes up as `cuts` says.
+    fn update_boxes_by<const INDEXED: bool>(&mut self, cuts: Cuts<'_, INDEXED>, value: V) {
         // Nothing to do when every overlapped entry already holds the value (common: clearing cleared state).
-        if self.entries.iter().all(|(eb, ev)| *ev == value || !overlaps(eb)) {
+        if self.entries.iter().all(|(eb, ev)| *ev == value || !cuts.meet(eb)) {
             return;
         }
         let mut added: SmallVec<[(GridBox, V); 8]> = SmallVec::new();
         let mut pieces: SmallVec<[GridBox; 8]> = SmallVec::new();
         let mut next: SmallVec<[GridBox; 8]> = SmallVec::new();
+        let mut met: SmallVec<[GridBox; 8]> = SmallVec::new();
         // Walk down so that swap_remove only ever moves an entry already visited.
         for i in (0..self.entries.len()).rev() {
-            if !overlaps(&self.entries[i].0) {
+            if !cuts.meet(&self.entries[i].0) {
                 continue;
             }
             let (eb, ev) = self.entries.swap_remove(i);
-            if boxes.iter().any(|b| b.contains(&eb)) {
+            if cuts.cover(&eb) {
                 continue; // entirely overwritten
             }
             // Cut the new boxes out of this entry; what remains keeps the old value.
-            cut_out(eb, boxes, &mut pieces, &mut next);
+            cuts.cut_out(eb, &mut met, &mut pieces, &mut next);
             added.extend(pieces.iter().map(|p| (*p, ev.clone())));
         }
         // Only the new boxes and the cut remainders can have become mergeable.
         let first_touched = self.entries.len();
         // Drained rather than moved: moving the SmallVec would copy its whole inline buffer.
         self.entries.extend(added.drain(..));
-        self.entries.extend(boxes.iter().map(|b| (*b, value.clone())));
+        self.entries.extend(cuts.boxes.iter().map(|b| (*b, value.clone())));
         if self.entries.len() > LAZY_MERGE_LIMIT {
             self.merge_locally((first_touched..self.entries.len()).collect());
         }
@@ -151,15 +179,24 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
 
     /// Rewrites the value of every cell of `region` (clamped to the extent) through `f`, splitting entries at the
     /// region's border; cheaper than querying and updating box by box.
-    pub fn update_values_in(&mut self, region: &Region, mut f: impl FnMut(&V) -> V) {
+    pub fn update_values_in(&mut self, region: &Region, f: impl FnMut(&V) -> V) {
         let boxes = region.boxes();
-        let overlaps = |eb: &GridBox| boxes.iter().any(|b| b.intersects(eb));
+        if boxes.len() > INDEXED_BOXES {
+            self.update_values_by(Cuts::<true> { boxes }, f)
+        } else {
+            self.update_values_by(Cuts::<false> { boxes }, f)
+        }
+    }
+
+    /// [`update_values_in`](Self::update_values_in), looking the region's boxes up as `cuts` says.
+    fn update_values_by<const INDEXED: bool>(&mut self, cuts: Cuts<'_, INDEXED>, mut f: impl FnMut(&V) -> V) {
         let mut added: SmallVec<[(GridBox, V); 4]> = SmallVec::new();
         let mut pieces: SmallVec<[GridBox; 8]> = SmallVec::new();
         let mut next: SmallVec<[GridBox; 8]> = SmallVec::new();
+        let mut met: SmallVec<[GridBox; 8]> = SmallVec::new();
         let mut touched_in_place: WorkList = SmallVec::new();
         for i in (0..self.entries.len()).rev() {
-            if !overlaps(&self.entries[i].0) {
+            if !cuts.meet(&self.entries[i].0) {
                 continue;
             }
             let nv = f(&self.entries[i].1);
@@ -167,15 +204,22 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
                 continue;
             }
             // Entirely inside the region: rewrite in place, nothing to split.
-            if boxes.iter().any(|b| b.contains(&self.entries[i].0)) {
+            if cuts.cover(&self.entries[i].0) {
                 self.entries[i].1 = nv;
                 touched_in_place.push(i);
                 continue;
             }
             let (eb, ev) = self.entries.swap_remove(i);
+            if INDEXED {
+                // The cells inside the region take the new value, the others keep the old one.
+                let inside = cuts.clipped(&eb, &mut met);
+                added.extend(inside.iter().map(|b| (*b, nv.clone())));
+                complement_in(&eb, inside, &mut |p| added.push((p, ev.clone())));
+                continue;
+            }
             pieces.clear();
             pieces.push(eb);
-            for b in boxes {
+            for b in cuts.boxes {
                 let inside = eb.intersection(b);
                 if !inside.is_empty() {
                     added.push((inside, nv.clone()));
@@ -206,7 +250,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     /// `f`, in one pass over the entries: the same result as [`update_region`](Self::update_region) of `inner`
     /// followed by [`update_values_in`](Self::update_values_in) of `outer` minus `inner`, without computing that
     /// difference or scanning twice (a chunk's write plus "everything the other chunks wrote is stale here").
-    pub fn update_split(&mut self, inner: &Region, value: V, outer: &Region, mut f: impl FnMut(&V) -> V) {
+    pub fn update_split(&mut self, inner: &Region, value: V, outer: &Region, f: impl FnMut(&V) -> V) {
         let mut inner_boxes: SmallVec<[GridBox; 8]> = SmallVec::new();
         for b in inner.boxes() {
             let c = b.intersection(&self.extent);
@@ -214,19 +258,36 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
                 inner_boxes.push(c);
             }
         }
-        let outer_boxes = outer.boxes();
+        let (i, o) = (&inner_boxes[..], outer.boxes());
+        match (i.len() > INDEXED_BOXES, o.len() > INDEXED_BOXES) {
+            (false, false) => self.update_split_by(Cuts::<false> { boxes: i }, value, Cuts::<false> { boxes: o }, f),
+            (false, true) => self.update_split_by(Cuts::<false> { boxes: i }, value, Cuts::<true> { boxes: o }, f),
+            (true, false) => self.update_split_by(Cuts::<true> { boxes: i }, value, Cuts::<false> { boxes: o }, f),
+            (true, true) => self.update_split_by(Cuts::<true> { boxes: i }, value, Cuts::<true> { boxes: o }, f),
+        }
+    }
+
+    /// [`update_split`](Self::update_split) of the clamped boxes of `inner`, looking boxes up as the cuts say.
+    fn update_split_by<const I: bool, const O: bool>(
+        &mut self,
+        inner_cuts: Cuts<'_, I>,
+        value: V,
+        outer_cuts: Cuts<'_, O>,
+        mut f: impl FnMut(&V) -> V,
+    ) {
         let mut added: SmallVec<[(GridBox, V); 8]> = SmallVec::new();
         let mut pieces: SmallVec<[GridBox; 8]> = SmallVec::new();
         let mut next: SmallVec<[GridBox; 8]> = SmallVec::new();
+        let mut met: SmallVec<[GridBox; 8]> = SmallVec::new();
         let mut touched_in_place: WorkList = SmallVec::new();
         // Walk down so that swap_remove only ever moves an entry already visited.
         for i in (0..self.entries.len()).rev() {
             let eb = self.entries[i].0;
-            let hits_inner = inner_boxes.iter().any(|b| b.intersects(&eb));
-            if !hits_inner && !outer_boxes.iter().any(|b| b.intersects(&eb)) {
+            let hits_inner = inner_cuts.meet(&eb);
+            if !hits_inner && !outer_cuts.meet(&eb) {
                 continue;
             }
-            if hits_inner && inner_boxes.iter().any(|b| b.contains(&eb)) {
+            if hits_inner && inner_cuts.cover(&eb) {
                 self.entries.swap_remove(i);
                 continue; // entirely overwritten
             }
@@ -237,7 +298,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
                     continue;
                 }
                 // Entirely inside `outer` and untouched by `inner`: rewrite in place, nothing to split.
-                if outer_boxes.iter().any(|b| b.contains(&eb)) {
+                if outer_cuts.cover(&eb) {
                     self.entries[i].1 = nv;
                     touched_in_place.push(i);
                     continue;
@@ -245,13 +306,22 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
             }
             let (eb, ev) = self.entries.swap_remove(i);
             // What lies outside `inner` keeps its place ...
-            cut_out(eb, &inner_boxes, &mut pieces, &mut next);
+            inner_cuts.cut_out(eb, &mut met, &mut pieces, &mut next);
             if !changes {
                 added.extend(pieces.iter().map(|p| (*p, ev.clone())));
                 continue;
             }
             // ... and takes the rewritten value where it lies inside `outer`.
-            for b in outer_boxes {
+            if O || (I && pieces.len() > INDEXED_BOXES) {
+                // Many boxes: each piece is split by the boxes of `outer` it meets, cut to it.
+                for p in &pieces {
+                    let inside = outer_cuts.clipped(p, &mut met);
+                    added.extend(inside.iter().map(|b| (*b, nv.clone())));
+                    complement_in(p, inside, &mut |q| added.push((q, ev.clone())));
+                }
+                continue;
+            }
+            for b in outer_cuts.boxes {
                 for p in &pieces {
                     let inside = p.intersection(b);
                     if !inside.is_empty() {
@@ -268,7 +338,7 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
         // merging look at another entry.
         let first_touched = self.entries.len();
         self.entries.extend(added.drain(..));
-        self.entries.extend(inner_boxes.iter().map(|b| (*b, value.clone())));
+        self.entries.extend(inner_cuts.boxes.iter().map(|b| (*b, value.clone())));
         if self.entries.len() > LAZY_MERGE_LIMIT {
             let mut work: WorkList = (first_touched..self.entries.len()).collect();
             work.extend(touched_in_place.into_iter().filter(|&i| i < first_touched));
@@ -281,6 +351,11 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     /// This is local (cost: entries × merges), unlike the full re-normalization at horizons: the result need not be the
     /// fewest boxes, but every rank performing the same updates gets the same entries.
     fn merge_locally(&mut self, mut work: WorkList) {
+        if work.len() > MERGE_ALL_WORK {
+            // Each merge scans every entry: for many touched entries, re-normalizing them all costs less.
+            self.merge_all();
+            return;
+        }
         while let Some(i) = work.pop() {
             if i >= self.entries.len() {
                 continue;
@@ -311,8 +386,18 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
     /// The `(box, value)` pairs covering `region` (clamped to the extent), each box cut to the region, sorted by box.
     pub fn query(&self, region: &Region) -> Vec<(GridBox, V)> {
         let mut out = Vec::new();
-        for q in region.boxes() {
-            self.query_box_into(q, &mut out);
+        if region.boxes().len() > INDEXED_BOXES {
+            // Each entry looks up the region's boxes it meets (the same pairs, sorted below).
+            for (eb, ev) in &self.entries {
+                region.for_each_box_meeting(eb, |q| {
+                    out.push((eb.intersection(q), ev.clone()));
+                    false
+                });
+            }
+        } else {
+            for q in region.boxes() {
+                self.query_box_into(q, &mut out);
+            }
         }
         out.sort_unstable_by_key(|e| (e.0.min(), e.0.max()));
         out
@@ -337,13 +422,35 @@ impl<V: Clone + Eq + std::hash::Hash> RegionMap<V> {
 
     /// Calls `f` for every `(box, value)` pair overlapping `region`, boxes cut to the region, without allocating.
     pub fn for_each_in(&self, region: &Region, mut f: impl FnMut(GridBox, &V)) {
+        let boxes = region.boxes();
+        if boxes.len() > INDEXED_BOXES {
+            return self.for_each_in_indexed(boxes, &mut f);
+        }
         // Testing for overlap first is cheaper than building every (mostly empty) intersection.
-        for q in region.boxes() {
+        for q in boxes {
             for (eb, ev) in &self.entries {
                 if eb.intersects(q) {
                     f(eb.intersection(q), ev);
                 }
             }
+        }
+    }
+
+    /// [`for_each_in`](Self::for_each_in) of many boxes (in slab order): each entry looks up the boxes it meets, and
+    /// the pairs are visited in the same order as box by box.
+    #[inline(never)]
+    fn for_each_in_indexed(&self, boxes: &[GridBox], f: &mut dyn FnMut(GridBox, &V)) {
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        for (e, (eb, _)) in self.entries.iter().enumerate() {
+            for_each_meeting_at(boxes, eb, &mut |q| {
+                pairs.push((q, e));
+                false
+            });
+        }
+        pairs.sort_unstable();
+        for (q, e) in pairs {
+            let (eb, ev) = &self.entries[e];
+            f(eb.intersection(&boxes[q]), ev);
         }
     }
 
@@ -440,6 +547,73 @@ const LAZY_MERGE_LIMIT: usize = 16;
 
 /// Entry indices still to be merged.
 type WorkList = SmallVec<[usize; 8]>;
+
+/// Above this many entries to merge after one update, all entries are re-normalized (`O(n log n)`) instead of merging
+/// each with a scan of all entries (`O(n)` each).
+const MERGE_ALL_WORK: usize = 32;
+
+/// The boxes an update cuts into the map's entries, with the lookups its entries need: by testing each box for a
+/// few, by binary search in slab order (`INDEXED`, see [`INDEXED_BOXES`]) for many. `INDEXED` is a constant so that
+/// the few-box updates compile to the plain loops.
+///
+/// The boxes are disjoint and, where `INDEXED`, in slab order (a region's boxes, each possibly cut to one common box).
+struct Cuts<'a, const INDEXED: bool> {
+    boxes: &'a [GridBox],
+}
+
+impl<const INDEXED: bool> Cuts<'_, INDEXED> {
+    /// Whether a box meets `eb`.
+    #[inline]
+    fn meet(&self, eb: &GridBox) -> bool {
+        if INDEXED {
+            for_each_meeting(self.boxes, eb, &mut |_| true)
+        } else {
+            self.boxes.iter().any(|b| b.intersects(eb))
+        }
+    }
+
+    /// Whether one box holds all of `eb`.
+    #[inline]
+    fn cover(&self, eb: &GridBox) -> bool {
+        if INDEXED {
+            for_each_meeting(self.boxes, eb, &mut |b| b.contains(eb))
+        } else {
+            self.boxes.iter().any(|b| b.contains(eb))
+        }
+    }
+
+    /// The boxes' cells inside `eb`: the boxes that meet it, each cut to it, in slab order (in `scratch`).
+    #[inline]
+    fn clipped<'s>(&self, eb: &GridBox, scratch: &'s mut SmallVec<[GridBox; 8]>) -> &'s [GridBox] {
+        scratch.clear();
+        let mut push = |b: &GridBox| {
+            scratch.push(b.intersection(eb));
+            false
+        };
+        if INDEXED {
+            for_each_meeting(self.boxes, eb, &mut push);
+        } else {
+            self.boxes.iter().filter(|b| b.intersects(eb)).for_each(|b| _ = push(b));
+        }
+        scratch
+    }
+
+    /// Sets `pieces` to the parts of `eb` outside every box (`met` and `next` are scratch): for few boxes by cutting
+    /// the pieces box by box, for many by one walk along the boxes that meet `eb` ([`complement_in`]).
+    fn cut_out(
+        &self,
+        eb: GridBox,
+        met: &mut SmallVec<[GridBox; 8]>,
+        pieces: &mut SmallVec<[GridBox; 8]>,
+        next: &mut SmallVec<[GridBox; 8]>,
+    ) {
+        if !INDEXED {
+            return cut_out(eb, self.boxes, pieces, next);
+        }
+        pieces.clear();
+        complement_in(&eb, self.clipped(&eb, met), &mut |p| pieces.push(p));
+    }
+}
 
 /// The union of two boxes if it is itself a box: they touch along one dimension and agree in all others.
 #[inline]

@@ -275,3 +275,194 @@ proptest! {
         holds_exactly(&map, |c| expected[&c])?;
     }
 }
+
+/// The side of the index space of the many-box properties: large enough in each dimensionality for scattered cells
+/// to give regions of more boxes than the indexed paths' thresholds.
+fn many_side(dims: usize) -> usize {
+    [64, 16, 7][dims - 1]
+}
+
+/// A box of one or two cells along each dimension, somewhere in the many-box index space.
+fn arb_small_box(dims: usize) -> impl Strategy<Value = GridBox> {
+    let side = many_side(dims);
+    let coord = move || (0..side, 1usize..=2).prop_map(move |(a, len)| (a, (a + len).min(side)));
+    (coord(), coord(), coord()).prop_map(move |(x, y, z)| match dims {
+        1 => GridBox::d1(x.0, x.1),
+        2 => GridBox::d2([x.0, y.0], [x.1, y.1]),
+        _ => GridBox::d3([x.0, y.0, z.0], [x.1, y.1, z.1]),
+    })
+}
+
+/// A region of scattered small boxes (often more than a dozen after normalizing), now and then with one large box.
+fn arb_many_region(dims: usize) -> impl Strategy<Value = Region> {
+    let side = many_side(dims);
+    (prop::collection::vec(arb_small_box(dims), 8..60), any::<bool>(), 0..side).prop_map(move |(boxes, big, at)| {
+        let large = match dims {
+            1 => GridBox::d1(at / 2, at / 2 + side / 3),
+            2 => GridBox::d2([at / 2, 0], [at / 2 + side / 3, side / 2]),
+            _ => GridBox::d3([at / 2, 0, 1], [at / 2 + 2, side, 3]),
+        };
+        Region::from_boxes(boxes.into_iter().chain(big.then_some(large)))
+    })
+}
+
+/// The extent of the many-box maps.
+fn many_cube(dims: usize) -> GridBox {
+    let s = many_side(dims);
+    match dims {
+        1 => GridBox::d1(0, s),
+        2 => GridBox::d2([0, 0], [s, s]),
+        _ => GridBox::d3([0; 3], [s; 3]),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn set_operations_on_many_boxes_match_the_cell_model(
+        (a, b, q) in (1usize..=3).prop_flat_map(|d| (arb_many_region(d), arb_many_region(d), arb_small_box(d)))
+    ) {
+        let (ca, cb) = (cells(&a), cells(&b));
+        let u = a.union(&b);
+        let i = a.intersection(&b);
+        let d = a.difference(&b);
+        let back = b.difference(&a);
+        for r in [&u, &i, &d, &back] {
+            assert_disjoint(r);
+            prop_assert_eq!(r, &Region::from_boxes(r.boxes().iter().rev().copied()), "not in canonical form");
+        }
+        prop_assert_eq!(cells(&u), ca.union(&cb).copied().collect::<BTreeSet<_>>());
+        prop_assert_eq!(cells(&i), ca.intersection(&cb).copied().collect::<BTreeSet<_>>());
+        prop_assert_eq!(cells(&d), ca.difference(&cb).copied().collect::<BTreeSet<_>>());
+        prop_assert_eq!(cells(&back), cb.difference(&ca).copied().collect::<BTreeSet<_>>());
+        prop_assert_eq!(a.contains(&b), cb.is_subset(&ca));
+        prop_assert_eq!(a.contains(&i), true);
+        prop_assert_eq!(u.contains(&a), true);
+        prop_assert_eq!(a.intersects(&b), !ca.is_disjoint(&cb));
+        prop_assert_eq!(a.intersects(&d), !d.is_empty());
+        let reversed: Vec<GridBox> = b.boxes().iter().rev().copied().collect();
+        prop_assert_eq!(&a.intersect_boxes(&reversed), &i);
+        // One box against many.
+        let cq = cells_of_box(&q);
+        prop_assert_eq!(a.intersects_box(&q), !ca.is_disjoint(&cq));
+        prop_assert_eq!(a.contains_box(&q), cq.is_subset(&ca));
+        prop_assert_eq!(cells(&a.intersect_box(&q)), ca.intersection(&cq).copied().collect::<BTreeSet<_>>());
+        prop_assert_eq!(a.intersect_box(&q), a.intersection(&Region::from(q)));
+        let mut met = Vec::new();
+        a.for_each_box_meeting(&q, |x| { met.push(*x); false });
+        let want: Vec<GridBox> = a.boxes().iter().filter(|x| x.intersects(&q)).copied().collect();
+        prop_assert_eq!(met, want, "the boxes met, in canonical order");
+    }
+
+    #[test]
+    fn region_maps_updated_by_many_boxes_match_the_cell_model(
+        (dims, regions) in (1usize..=3).prop_flat_map(|d| (Just(d), prop::collection::vec(arb_many_region(d), 4..7))),
+        values in prop::collection::vec(0u8..4, 7),
+    ) {
+        let extent = many_cube(dims);
+        let mut map = RegionMap::new(extent, 9u8);
+        let mut model: std::collections::BTreeMap<Cell, u8> = cells_of_box(&extent).into_iter().map(|c| (c, 9)).collect();
+        let (history, last) = regions.split_at(regions.len() - 3);
+        for (r, v) in history.iter().zip(&values) {
+            map.update_region(r, *v);
+            for c in cells(r) { model.insert(c, *v); }
+            holds_exactly(&map, |c| model[&c])?;
+        }
+        let (inner, outer, query) = (&last[0], &last[1], &last[2]);
+        // Queries: the pairs in the order of the region's boxes, then of the entries, as one box at a time gives.
+        let mut seen = Vec::new();
+        map.for_each_in(query, |b, v| seen.push((b, *v)));
+        let mut want = Vec::new();
+        for q in query.boxes() {
+            map.query_box_into(q, &mut want);
+        }
+        prop_assert_eq!(&seen, &want);
+        want.sort_unstable_by_key(|e| (e.0.min(), e.0.max()));
+        prop_assert_eq!(map.query(query), want);
+        // Rewriting values inside a region, and the split update.
+        let f = |v: &u8| if *v == 9 { 9 } else { v + 10 };
+        let mut values_in = map.clone();
+        values_in.update_values_in(outer, f);
+        let co = cells(outer);
+        holds_exactly(&values_in, |c| if co.contains(&c) { f(&model[&c]) } else { model[&c] })?;
+        let ci = cells(inner);
+        map.update_split(inner, 7, outer, f);
+        holds_exactly(&map, |c| if ci.contains(&c) { 7 } else if co.contains(&c) { f(&model[&c]) } else { model[&c] })?;
+    }
+
+    #[test]
+    fn reader_logs_cut_by_many_boxes_match_the_cell_model(
+        (reads, write, probe) in (1usize..=3).prop_flat_map(|d| (
+            prop::collection::vec(arb_many_region(d), 1..4), arb_many_region(d), arb_many_region(d)
+        ))
+    ) {
+        let mut log = celer_graph::ReaderLog::new();
+        for (k, r) in reads.iter().enumerate() {
+            log.add(k as u32, r.boxes().iter().copied());
+            // One large read as well, which the write cuts into many pieces.
+            log.add(10 + k as u32, [r.bounding_box()]);
+        }
+        log.clear(&write);
+        let written = cells(&write);
+        // Each reader keeps exactly its cells outside the write.
+        for (k, r) in reads.iter().enumerate() {
+            for (reader, read) in [(k as u32, cells(r)), (10 + k as u32, cells_of_box(&r.bounding_box()))] {
+                let mut kept = BTreeSet::new();
+                log.for_each_overlap(&Region::from(GridBox::d3([0; 3], [64; 3])), |x, b| {
+                    if x == reader { kept.extend(cells_of_box(&b)); }
+                });
+                let want: BTreeSet<Cell> = read.difference(&written).copied().collect();
+                prop_assert_eq!(kept, want, "reader {}", reader);
+            }
+        }
+        // Readers of a many-box probe: those that kept a probed cell.
+        let probed = cells(&probe);
+        let mut found = BTreeSet::new();
+        log.for_each_in(&probe, |x| { found.insert(x); });
+        let mut pairs = Vec::new();
+        log.for_each_overlap(&probe, |x, b| pairs.push((x, b)));
+        for (x, b) in &pairs {
+            prop_assert!(cells_of_box(b).is_subset(&probed), "{} outside the probe", b);
+            prop_assert!(found.contains(x));
+        }
+        let with_cells: BTreeSet<u32> = pairs.iter().map(|p| p.0).collect();
+        prop_assert_eq!(found, with_cells);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    #[test]
+    fn region_maps_clamp_many_box_updates_to_their_extent(
+        (dims, regions) in (1usize..=3).prop_flat_map(|d| (Just(d), prop::collection::vec(arb_many_region(d), 3..6))),
+        margin in 1usize..3,
+    ) {
+        // A map smaller than the regions' space: every update is cut to its extent (boxes clamped, some dropped),
+        // which must keep the lookups' slab order.
+        let side = many_side(dims);
+        let (lo, hi) = (margin, side - margin);
+        let extent = match dims {
+            1 => GridBox::d1(lo, hi),
+            2 => GridBox::d2([lo, lo], [hi, hi]),
+            _ => GridBox::d3([lo; 3], [hi; 3]),
+        };
+        let mut map = RegionMap::new(extent, 9u8);
+        let mut model: std::collections::BTreeMap<Cell, u8> =
+            cells_of_box(&extent).into_iter().map(|c| (c, 9)).collect();
+        let (history, split) = regions.split_at(regions.len() - 2);
+        for (k, r) in history.iter().enumerate() {
+            map.update_region(r, k as u8);
+            for c in cells(r) {
+                if let Some(v) = model.get_mut(&c) {
+                    *v = k as u8;
+                }
+            }
+        }
+        holds_exactly(&map, |c| model[&c])?;
+        let (inner, outer) = (cells(&split[0]), cells(&split[1]));
+        map.update_split(&split[0], 7, &split[1], |v| v + 20);
+        holds_exactly(&map, |c| if inner.contains(&c) { 7 } else if outer.contains(&c) { model[&c] + 20 } else { model[&c] })?;
+    }
+}

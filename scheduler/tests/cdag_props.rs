@@ -228,3 +228,84 @@ proptest! {
         prop_assert!(result.is_ok(), "{}", result.unwrap_err());
     }
 }
+
+/// A strided custom mapper: item `i` of a 1D index space maps to cell `stride·i + colour`, item `(r, j)` of a 2D one
+/// to cell `(r, stride·j + (r + colour) mod stride)`; a chunk's region is one one-cell box per item, so regions of
+/// dozens of boxes (more than the region maps' and reader logs' indexed-lookup thresholds).
+fn strided(dims: usize, stride: usize, colour: usize) -> RangeMapper {
+    RangeMapper::Custom {
+        name: "strided",
+        f: std::sync::Arc::new(move |c: &GridBox, _: &GridBox, _: &GridBox| {
+            let (lo, hi) = (c.min(), c.max());
+            if dims == 1 {
+                (lo[0]..hi[0]).map(|i| GridBox::d1(stride * i + colour, stride * i + colour + 1)).collect()
+            } else {
+                (lo[0]..hi[0])
+                    .flat_map(|r| {
+                        (lo[1]..hi[1]).map(move |j| {
+                            let col = stride * j + (r + colour) % stride;
+                            GridBox::d2([r, col], [r + 1, col + 1])
+                        })
+                    })
+                    .collect()
+            }
+        }),
+        reach: None,
+    }
+}
+
+/// Sweeps over the colours of a strided buffer (`side` items per row, `rows` rows in 2D): step `k` read-writes
+/// colour `k mod stride` and reads the next colour; the steps chosen by `whole` also write the whole buffer one to
+/// one or read it through a neighbourhood, so the region maps mix large boxes with scattered cells; then a fence.
+fn strided_program(
+    sim: &mut Simulation,
+    (dims, side, rows, stride, whole): (usize, usize, usize, usize, Vec<u8>),
+) -> Result<(), celer_graph::TaskError> {
+    let u = BufferId(0);
+    let (extent, space) = if dims == 1 {
+        (GridBox::d1(0, side * stride), GridBox::d1(0, side))
+    } else {
+        (GridBox::d2([0, 0], [rows, side * stride]), GridBox::d2([0, 0], [rows, side]))
+    };
+    sim.create_buffer(u, dims, extent, true, Some("u"));
+    for (k, w) in whole.iter().enumerate() {
+        let colour = k % stride;
+        sim.submit(
+            TaskSpec::new(TaskKind::DeviceCompute, dims, space)
+                .access(u, AccessMode::ReadWrite, strided(dims, stride, colour))
+                .access(u, AccessMode::Read, strided(dims, stride, (colour + 1) % stride)),
+        )?;
+        match w % 4 {
+            0 => sim.submit(TaskSpec::new(TaskKind::DeviceCompute, dims, extent).access(
+                u,
+                AccessMode::ReadWrite,
+                RangeMapper::OneToOne,
+            ))?,
+            1 => sim.submit(TaskSpec::new(TaskKind::DeviceCompute, dims, extent).access(
+                u,
+                AccessMode::Read,
+                RangeMapper::Neighborhood { extent: [1, 1, 0], shape: NeighborhoodShape::AlongAxes },
+            ))?,
+            _ => continue,
+        };
+    }
+    sim.submit(TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[])).access(
+        u,
+        AccessMode::Read,
+        RangeMapper::All,
+    ))?;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn strided_mappers_of_many_boxes_read_the_same_data_on_any_rank_count(
+        shape in (1usize..=2, 9usize..=40, 1usize..=4, 2usize..=3, prop::collection::vec(0u8..8, 1..6)),
+        ranks in 2usize..=6,
+    ) {
+        let result = equivalent_to_one_rank(ranks, |sim| strided_program(sim, shape.clone()));
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+}

@@ -49,9 +49,11 @@ fn frequent_wait_warning(waits: u64, tasks: u64) -> Option<String> {
 }
 
 /// A task whose region of one buffer has more boxes than this is warned about: the graphs' region bookkeeping costs
-/// time growing with the square of a region's box count (a custom mapper of every other cell of 8000 items took
-/// 25 s on 2 ranks in a debug build, of 2000 items 2 s).
-const SCATTERED_BOXES: usize = 1024;
+/// time about proportional to a region's box count (`O(n log n)`), on every rank: red-black sweeps of one-cell boxes
+/// (`examples/prof_cdag scattered|checkerboard --boxes N`) cost 16–45 ms per task at 16 384 boxes and 75–250 ms at
+/// 65 536 on 1–4 dry-run ranks in a release build (about 10× that in a debug build), where a few boxes cost
+/// microseconds.
+const SCATTERED_BOXES: usize = 16_384;
 
 impl Recorder {
     /// The warning for task `id` (just built) if one of its buffers' regions has more than [`SCATTERED_BOXES`] boxes.
@@ -66,9 +68,10 @@ impl Recorder {
         (boxes > SCATTERED_BOXES).then(|| {
             format!(
                 "In {task_ident}: {} is accessed in a region of {boxes} separate boxes (a custom range mapper of \
-                 scattered cells); celer's region bookkeeping costs time growing with the square of the box count, \
-                 on every rank (8000 boxes: 25 s for one task on 2 ranks, in a debug build), so map to fewer boxes (the bounding box, where \
-                 reading more is harmless) or keep the scattered cells in a buffer of their own. Said once",
+                 scattered cells); celer's region bookkeeping costs time about proportional to the box count, on \
+                 every rank and for every task (65 536 boxes: 75–250 ms per task in a release build, about 10× that \
+                 in a debug build), so map to fewer boxes (the bounding box, where reading more is harmless) or keep \
+                 the scattered cells in a buffer of their own. Said once",
                 self.sim.tm.buffer_ident(buffer)
             )
         })
@@ -134,17 +137,20 @@ mod tests {
     #[test]
     fn a_region_of_many_scattered_boxes_is_warned_about() {
         let q = Queue::dry_run();
-        let a = q.buffer::<f32, 1>([4096]).named("evens");
+        let a = q.buffer::<f32, 1>([2 * 16_400]).named("evens");
         let every_other = access::custom("every_other", |c: &GridBox<1>, _: &GridBox<1>| {
             Region::from_boxes((c.min()[0]..c.max()[0]).map(|i| GridBox::d1(2 * i, 2 * i + 1)))
         });
         let k = Kernel::named("k");
-        let scattered = q.submit(task::parallel_for(&k, [1100]).discard_write(&a, every_other).name("s")).unwrap();
-        let plain = q.submit(task::parallel_for(&k, [4096]).read_write(&a, access::one_to_one())).unwrap();
+        let scattered =
+            q.submit(task::parallel_for(&k, [16_400]).discard_write(&a, every_other.clone()).name("s")).unwrap();
+        let plain = q.submit(task::parallel_for(&k, [2 * 16_400]).read_write(&a, access::one_to_one())).unwrap();
+        let few = q.submit(task::parallel_for(&k, [16_384]).discard_write(&a, every_other)).unwrap();
         let rec = q.rec.borrow();
-        let w = rec.scattered_warning(scattered).expect("1100 boxes");
-        assert!(w.contains("In task T1 \"s\": buffer B0 \"evens\" is accessed in a region of 1100 separate"), "{w}");
+        let w = rec.scattered_warning(scattered).expect("16 400 boxes");
+        assert!(w.contains("In task T1 \"s\": buffer B0 \"evens\" is accessed in a region of 16400 separate"), "{w}");
         assert!(rec.scattered_warning(plain).is_none());
+        assert!(rec.scattered_warning(few).is_none(), "16 384 boxes are not warned about");
         assert!(rec.warned_scattered, "submit gave the warning");
     }
 

@@ -228,3 +228,50 @@ fn boxes_differing_along_one_dimension_merge_as_intervals() {
     let r = Region::from_boxes([z(5, 6), z(0, 2), z(1, 4)]);
     assert_eq!(r.boxes(), &[z(0, 4), z(5, 6)]);
 }
+
+#[test]
+fn canonical_regions_of_many_boxes_are_in_slab_order_and_searchable() {
+    // A 2D checkerboard with a wide box across it: runs of several boxes along dimension 0, one box each along 1.
+    let cells = (0..12).flat_map(|r| (0..12).filter(move |c| (r + c) % 2 == 0).map(move |c| (r, c)));
+    let board = Region::from_boxes(cells.map(|(r, c)| GridBox::d2([r, c], [r + 1, c + 1])));
+    let r = board.union(&Region::from(GridBox::d2([4, 0], [6, 12])));
+    assert!(r.boxes().len() > 50);
+    assert!(super::in_slab_order(r.boxes()), "{r}");
+    assert!(!super::in_slab_order(&[GridBox::d1(4, 6), GridBox::d1(0, 2)]), "runs must ascend");
+    assert!(!super::in_slab_order(&[GridBox::d2([0, 0], [2, 1]), GridBox::d2([0, 1], [1, 2])]), "one run, two ends");
+    for q in [GridBox::d2([3, 3], [7, 5]), GridBox::d2([0, 11], [12, 12]), GridBox::d2([5, 0], [6, 1])] {
+        let mut met = Vec::new();
+        r.for_each_box_meeting(&q, |b| {
+            met.push(*b);
+            false
+        });
+        let want: Vec<GridBox> = r.boxes().iter().filter(|b| b.intersects(&q)).copied().collect();
+        assert_eq!(met, want, "boxes meeting {q}");
+        // The box minus the region, by one walk, is the region difference.
+        let inside: Vec<GridBox> = met.iter().map(|b| b.intersection(&q)).collect();
+        let mut pieces = Vec::new();
+        super::complement_in(&q, &inside, &mut |p| pieces.push(p));
+        assert!(super::in_slab_order(&pieces), "{pieces:?}");
+        assert_eq!(Region::from_boxes(pieces), Region::from(q).difference(&r), "{q} minus the region");
+    }
+    // The search stops where asked.
+    let mut calls = 0;
+    assert!(r.for_each_box_meeting(&GridBox::d2([0, 0], [12, 12]), |_| {
+        calls += 1;
+        calls == 3
+    }));
+    assert_eq!(calls, 3);
+}
+
+#[test]
+fn regions_of_many_boxes_display_their_first_and_last_boxes() {
+    let r = Region::from_boxes((0..4000).map(|i| GridBox::d1(2 * i + 1, 2 * i + 2)));
+    let shown = r.to_string();
+    assert!(shown.starts_with("{[1] - [2], [3] - [4], "), "{shown}");
+    assert!(shown.ends_with(", [31] - [32], … 3983 more boxes …, [7999] - [8000]}"), "{shown}");
+    assert!(shown.len() < 400, "{} characters", shown.len());
+    assert_eq!(format!("{r:?}").matches(" - ").count(), 4000, "Debug shows every box");
+    let few = Region::from_boxes((0..DISPLAYED_BOXES).map(|i| GridBox::d1(2 * i, 2 * i + 1)));
+    assert_eq!(few.to_string().matches(" - ").count(), DISPLAYED_BOXES, "{few}");
+    assert_eq!(few.to_string(), format!("{few:?}"));
+}
