@@ -663,6 +663,9 @@ impl Queue {
         let data = self.runtime.as_ref().map(|rt| {
             let (tx, rx) = mpsc::sync_channel(1);
             rt.send(Message::Fence(rec.built(task), tx));
+            // A fence is a task like any other: the program must not get further ahead of the runtime with
+            // fences it does not wait for than with tasks (each queued fence holds its task's records).
+            rec.hold_back(rt);
             (rx, rt.watch())
         });
         Ok(Fence { task, range, data, _element: PhantomData })
