@@ -150,6 +150,13 @@ fn rows() -> Vec<Row> {
     ));
 
     rows.push((
+        "a side effect on a kernel task",
+        err(q.submit(
+            task::parallel_for(&k, [16]).discard_write(&v, access::one_to_one()).side_effect(&log).name("gpu_log"),
+        )),
+    ));
+
+    rows.push((
         "a scalar or a binding name on a host task",
         err(q.submit(task::host_for([16]).bind("src").read(&v, access::one_to_one()).name("host_bind").run(|_| {}))),
     ));
@@ -215,6 +222,16 @@ fn rows() -> Vec<Row> {
         .map_err(|e| e.to_string())
         .map_or_else(Ok, Err),
     ));
+    rows.push((
+        "more devices per rank than QueueBuilder::MAX_DEVICES (64)",
+        Queue::builder()
+            .devices(1000)
+            .ignore_env()
+            .build()
+            .map(|_| "accepted".to_string())
+            .map_err(|e| e.to_string())
+            .map_or_else(Ok, Err),
+    ));
     rows
 }
 
@@ -243,6 +260,7 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a collective group of another", &["\"strays\"", "collective group CG1", "another Queue"]),
         ("one host object declared twice", &["\"twice\"", "host object H0", "side effects 0 and 1"]),
         ("a host closure on a kernel task", &["\"closure_kernel\"", "runs its kernel, not a host closure"]),
+        ("a side effect on a kernel task", &["\"gpu_log\"", "cannot use a host object", "host_for"]),
         ("a scalar or a binding name", &["\"host_bind\"", "binding names (.bind) are for kernel tasks"]),
         ("a deterministic block reduction", &["\"exact_total\"", "block_i32::reduce_sum", "\"total\""]),
         ("an offset whose index space", &["\"too_far\"", "offset [1, 18446744073709551614]"]),
@@ -251,6 +269,7 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("folding in the value", &["\"from_nothing\"", "\"never_written\""]),
         ("a distributed kernel writing", &["\"everyone_writes_all\"", "B0 \"shared\""]),
         ("an invalid CELER_*", &["CELER_LOOKAHEAD", "\"many\"", "an integer >= 1"]),
+        ("more devices per rank", &["QueueBuilder::devices(1000)", "QueueBuilder::MAX_DEVICES = 64"]),
     ];
     let rows = rows();
     assert_eq!(rows.len(), expected.len(), "one expectation per row");

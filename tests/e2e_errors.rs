@@ -849,6 +849,23 @@ fn bounded() -> Result<(), String> {
     if got != [TASKS as u32; 16] {
         return Err(format!("counts are {got:?}"));
     }
+    // Fences the program never waits for are held back alike (each queued one holds its task's and commands'
+    // records: 2 KB a fence, without bound, while a slow task kept the runtime behind).
+    q.submit(task::host_for([16]).read_write(&counts, access::one_to_one()).name("slow").run(|_| {
+        std::thread::sleep(Duration::from_millis(500));
+    }))
+    .map_err(|e| e.to_string())?;
+    let before = q.stats().ok_or("no statistics")?.commands;
+    const FENCES: u64 = 2000;
+    for _ in 0..FENCES {
+        drop(q.fence_subrange(&counts, [0], [1]).map_err(|e| e.to_string())?);
+    }
+    let ran = q.stats().ok_or("no statistics")?.commands - before;
+    if ran + 400 < FENCES {
+        return Err(format!(
+            "right after {FENCES} fences not waited for, only {ran} commands had run: no back-pressure"
+        ));
+    }
     // Collective groups created, used and dropped in a loop (each drop frees the group's state on every rank).
     for _ in 0..50 {
         let g = q.collective_group();

@@ -367,6 +367,20 @@ fn a_vector_binding_takes_elements_of_its_size_and_refuses_others() {
         "floats_as_vectors",
     );
     assert_has(&msg, &["`inp` (@binding(0)) as array<vec4<f32>>", "buffer B2 \"floats\" of f32"]);
+    // The other way round: 16-byte elements through a scalar binding; the message gives their size, not only the
+    // scalar type they are made of (which alone would read "binds ... of f32" under "array<f32>").
+    let b = q.buffer::<f32, 1>([8]).named("b");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&heat(), [8])
+                .read(&p, access::neighborhood([1]))
+                .discard_write(&b, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("vectors_as_floats"),
+        ),
+        "vectors_as_floats",
+    );
+    assert_has(&msg, &["`src` (@binding(0)) as array<f32>", "buffer B0 \"particles\" of 16-byte elements (of f32)"]);
 }
 
 #[test]

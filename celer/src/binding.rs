@@ -183,7 +183,12 @@ pub(crate) fn check_kernel(
                 number: desc.binding,
                 wgsl: desc.element.into(),
                 buffer: buffer(id),
-                element: meta.element.name(),
+                // An element of another size than its scalar (a struct of four f32) is named by its size too.
+                element: if meta.element_size == meta.element.size() {
+                    meta.element.name().to_string()
+                } else {
+                    format!("{}-byte elements (of {})", meta.element_size, meta.element.name())
+                },
                 role: role(),
             }));
         }

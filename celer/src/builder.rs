@@ -89,6 +89,11 @@ impl QueueBuilder {
     /// already hold some 300 MB and take about a second per task in a debug build.
     pub const MAX_DRY_RUN_RANKS: usize = 1 << 16;
 
+    /// The most devices a rank drives ([`devices`](Self::devices), `CELER_DEVICES`): each is a node of the command
+    /// graph with a Vulkan queue, an MPI communicator and a loop of its own, and start-up grows superlinearly with
+    /// their number (a thousand took over a minute), so a count beyond any node's GPUs is refused as a mistake.
+    pub const MAX_DEVICES: usize = env::MAX_DEVICES;
+
     /// Records and simulates `ranks` ranks instead of running: no MPI, no GPU, no runtime thread. Every rank's
     /// command graph is generated, and every horizon counts as reached at once, so a program of any length runs in
     /// bounded memory. Fences have no data ([`Error::DryRun`]). Default: the program runs.
@@ -190,8 +195,8 @@ impl QueueBuilder {
         self.choose(env::DUMP_GRAPHS, |c| c.dump_graphs = Some(dir))
     }
 
-    /// How many GPUs each rank drives (at least 1: [`build`](Self::build) refuses 0 with [`Error::Setting`], as
-    /// `CELER_DEVICES=0` is refused). `CELER_DEVICES`; default 1. Every rank must agree. (Which device a rank starts
+    /// How many GPUs each rank drives (1 to [`MAX_DEVICES`](Self::MAX_DEVICES): [`build`](Self::build) refuses
+    /// any other count with [`Error::Setting`], as `CELER_DEVICES` refuses it). `CELER_DEVICES`; default 1. Every rank must agree. (Which device a rank starts
     /// from is `CELER_DEVICE`'s alone.)
     pub fn devices(self, per_rank: usize) -> Self {
         self.choose(env::DEVICES, |c| c.devices = per_rank)
@@ -264,11 +269,13 @@ impl QueueBuilder {
                            meaning; each simulated rank has a command graph generator of its own)",
             });
         }
-        if runtime.devices == 0 {
+        if !(1..=env::MAX_DEVICES).contains(&runtime.devices) {
             return Err(Error::Setting {
                 setting: "QueueBuilder::devices",
-                value: "0".into(),
-                accepted: "1 or more devices per rank (as CELER_DEVICES does)",
+                value: runtime.devices.to_string(),
+                accepted:
+                    "1 to QueueBuilder::MAX_DEVICES = 64 devices per rank, as CELER_DEVICES accepts (each device \
+                           is a node of its own, with a Vulkan queue, an MPI communicator and a loop)",
             });
         }
         // A timeout of zero or a few milliseconds would report every wait for a kernel or a peer as a stall (the
@@ -355,6 +362,22 @@ mod tests {
         let env = |name: &str| (name == "CELER_DEVICES").then(|| "2".to_string());
         assert_eq!(QueueBuilder::new().devices(0).settings_from(env).unwrap().runtime.devices, 2);
         assert_eq!(QueueBuilder::new().devices(3).ignore_env().settings().unwrap().runtime.devices, 3);
+    }
+
+    #[test]
+    fn more_devices_per_rank_than_the_limit_are_refused_at_build_as_the_variable_refuses_them() {
+        let max = QueueBuilder::MAX_DEVICES;
+        assert_eq!(QueueBuilder::new().devices(max).ignore_env().settings().unwrap().runtime.devices, max);
+        for n in [max + 1, 100_000, usize::MAX] {
+            let e = QueueBuilder::new().devices(n).ignore_env().settings().expect_err("must be refused");
+            assert!(matches!(e, Error::Setting { setting: "QueueBuilder::devices", .. }), "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("QueueBuilder::devices({n}) is not valid")), "{msg}");
+            assert!(msg.contains("1 to QueueBuilder::MAX_DEVICES = 64"), "{msg}");
+        }
+        let env = |name: &str| (name == "CELER_DEVICES").then(|| "1000".to_string());
+        let e = QueueBuilder::new().settings_from(env).expect_err("the variable's 1000 must be refused");
+        assert!(e.to_string().contains("CELER_DEVICES=\"1000\" is not valid"), "{e}");
     }
 
     #[test]

@@ -447,6 +447,13 @@ impl Queue {
                 "a kernel task (task::parallel_for) runs its kernel, not a host closure: its .run(closure) would never \
                  be called; submit the host code as a task of its own (task::host_for, host_once or host_collective)",
             ),
+            // A kernel never sees a host object: the declaration would only order the task, and the program likely
+            // means a host task's work to happen there.
+            (true, false) if !spec.side_effects.is_empty() => Some(
+                "a kernel task (task::parallel_for) cannot use a host object: its kernel runs on the GPU and never \
+                 sees .side_effect(&object); declare the side effect on the host task that uses the object \
+                 (task::host_for, host_once or host_collective)",
+            ),
             (false, false) if self.runtime.is_some() => Some(
                 "a host task without a closure: a running queue has nothing to run for it; give it one with \
                  .run(|ctx| ...) (only a dry run records host tasks without closures)",
@@ -656,6 +663,9 @@ impl Queue {
         let data = self.runtime.as_ref().map(|rt| {
             let (tx, rx) = mpsc::sync_channel(1);
             rt.send(Message::Fence(rec.built(task), tx));
+            // A fence is a task like any other: the program must not get further ahead of the runtime with
+            // fences it does not wait for than with tasks (each queued fence holds its task's records).
+            rec.hold_back(rt);
             (rx, rt.watch())
         });
         Ok(Fence { task, range, data, _element: PhantomData })

@@ -199,7 +199,7 @@ pub enum TaskErrorKind {
         /// The buffer.
         buffer: ResourceIdent,
         /// The buffer's element type.
-        element: &'static str,
+        element: String,
         /// Which of the task's bindings it is (`the read accessor`, `the reduction`).
         role: String,
     },

@@ -121,7 +121,7 @@ pub const VARIABLES: &[EnvVar] = &[
     },
     EnvVar {
         name: DEVICES,
-        accepted: "an integer >= 1",
+        accepted: "an integer from 1 to 64 (MAX_DEVICES)",
         default: "1",
         effect: "how many devices each rank drives; each is a node of the command graph of its own (the rank's chunk \
                  splits over them), from CELER_DEVICE on, or from local rank × this number",
@@ -179,6 +179,11 @@ pub const STALL_TIMEOUT: &str = "CELER_STALL_TIMEOUT";
 /// The shortest stall timeout accepted (`CELER_STALL_TIMEOUT`, `QueueBuilder::stall_timeout`): a shorter one (a
 /// value meant as milliseconds, `0.001`) reports every wait for a kernel or a peer as a stall.
 pub const MIN_STALL_TIMEOUT: Duration = Duration::from_millis(100);
+/// The most devices a rank drives (`CELER_DEVICES`, `QueueBuilder::devices`). Each is a node of the command graph
+/// with its own Vulkan queue, MPI communicator and loop; far beyond any node's GPU count, start-up grows
+/// superlinearly (a thousand took over a minute, a hundred thousand exhausted MPI's communicators), so a larger
+/// count is refused as a mistake rather than left to hang.
+pub const MAX_DEVICES: usize = 64;
 /// `CELER_LOOKAHEAD`.
 pub const LOOKAHEAD: &str = "CELER_LOOKAHEAD";
 /// The default of `CELER_LOOKAHEAD`.
@@ -463,7 +468,8 @@ impl RuntimeConfig {
             config.device = Some(v.parse::<usize>().map_err(|_| bad(DEVICE, &v))?);
         }
         if let Some(v) = get(DEVICES) {
-            config.devices = v.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| bad(DEVICES, &v))?;
+            let n = v.parse::<usize>().ok().filter(|n| (1..=MAX_DEVICES).contains(n));
+            config.devices = n.ok_or_else(|| bad(DEVICES, &v))?;
         }
         if let Some(v) = get(PEER_COPIES) {
             config.peer_copies = switch(&v).ok_or_else(|| bad(PEER_COPIES, &v))?;
@@ -571,6 +577,7 @@ mod tests {
         assert_eq!(c.dump_graphs, Some(PathBuf::from("out")));
         assert_eq!(c.device, Some(1));
         assert_eq!(c.devices, 2);
+        assert_eq!(with(&[(DEVICES, "64")]).unwrap().devices, MAX_DEVICES, "the limit itself is allowed");
         assert!(!c.peer_copies);
         assert!(RuntimeConfig::default().peer_copies);
         assert!(c.print_device);
@@ -603,7 +610,9 @@ mod tests {
             (STALL_TIMEOUT, "soon", "or off"),
             (CHECK_DIVERGENCE, "maybe", "on, off"),
             (DEVICE, "gpu0", "device index"),
-            (DEVICES, "0", "an integer >= 1"),
+            (DEVICES, "0", "an integer from 1 to 64"),
+            (DEVICES, "65", "an integer from 1 to 64 (MAX_DEVICES)"),
+            (DEVICES, "100000", "an integer from 1 to 64"),
             (PRINT_DEVICE, "2", "on, off"),
             (PEER_COPIES, "gpu", "on, off"),
             (CHECK_BOUNDS, "debug", "on, off"),
