@@ -64,6 +64,16 @@ fn rows() -> Vec<Row> {
         "a buffer both reduced into and accessed by one task",
         err(q.submit(task::parallel_for(&k, [16]).read(&sum, access::all()).reduce(&sum, ReductionOp::Sum))),
     ));
+    rows.push((
+        "a buffer reduced into twice by one task",
+        err(q.submit(
+            task::parallel_for(&k, [16])
+                .read(&v, access::one_to_one())
+                .reduce(&sum, ReductionOp::Sum)
+                .reduce(&sum, ReductionOp::Max)
+                .name("twice"),
+        )),
+    ));
     let heat = Kernel::wgsl(&kernels::HEAT_1D, "main").expect("heat_1d::main exists");
     rows.push((
         "a kernel whose bindings do not match the accessors",
@@ -246,6 +256,7 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("an even split in blocks of zero", &["\"blocks\"", "B0 \"values\"", "even_split", "blocks of 0"]),
         ("a reduction into a buffer of more", &["B2 \"wide\"", "exactly one element"]),
         ("a buffer both reduced", &["B3 \"sum\"", "both reduced into and accessed"]),
+        ("a buffer reduced into twice", &["\"twice\"", "B3 \"sum\"", "reduced into twice", "reductions 0 and 1"]),
         ("a kernel whose bindings", &["task", "\"lonely\"", "heat_1d::main"]),
         ("a kernel entry point", &["heat_1d", "`mian`", "main"]),
         ("a reduction in a host task", &["\"host_sum\"", "B5 \"total\"", "task::host_for", "only kernels"]),

@@ -413,6 +413,20 @@ pub enum TaskErrorKind {
         /// The writing access.
         write: String,
     },
+    /// A buffer reduced into twice by one task.
+    #[error(
+        "{buffer} is reduced into twice by the same task (reductions {first} and {second}, numbered from 0 in the \
+         order of .reduce calls): each reduction binds a partial result of its own, so which one the buffer keeps \
+         would be arbitrary; reduce once, or into a buffer each"
+    )]
+    ReductionTwice {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// Its first reduction.
+        first: usize,
+        /// Its second.
+        second: usize,
+    },
     /// A buffer both reduced into and accessed in one task.
     #[error("{buffer} is both reduced into and accessed by the same task")]
     ReductionAndAccess {
