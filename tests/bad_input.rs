@@ -100,6 +100,22 @@ fn rows() -> Vec<Row> {
         "ReductionOp::Custom through .reduce (no combining function)",
         err(q.submit(task::parallel_for(&or, [16]).read(&v, access::one_to_one()).reduce(&sum, ReductionOp::Custom))),
     ));
+    {
+        // Its own queue, so the buffer ids of the rows after it stay as they are.
+        let q = queue(1);
+        let ints = q.buffer_from(&[1i32; 16], [16]).named("ints");
+        let minimum = q.buffer::<i32, 1>([1]).named("minimum");
+        let add = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").expect("reduce_i32::reduce_sum exists");
+        rows.push((
+            "a Min reduction through a kernel that combines with atomicAdd (or any of Sum, Min, Max for another)",
+            err(q.submit(
+                task::parallel_for(&add, [16])
+                    .read(&ints, access::one_to_one())
+                    .reduce(&minimum, ReductionOp::Min)
+                    .name("min_by_add"),
+            )),
+        ));
+    }
     rows.push((
         "an index space with more items than a usize counts",
         err(q.submit(task::host_for([1usize << 40, 1 << 40]).name("too_many").run(|_| {}))),
@@ -261,6 +277,10 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a kernel entry point", &["heat_1d", "`mian`", "main"]),
         ("a reduction in a host task", &["\"host_sum\"", "B5 \"total\"", "task::host_for", "only kernels"]),
         ("ReductionOp::Custom", &["\"reduce_bits\"", "B3 \"sum\"", "reduce_with"]),
+        (
+            "a Min reduction through a kernel",
+            &["\"min_by_add\"", "reduce_i32::reduce_sum", "with atomicAdd", "B1 \"minimum\"", "ReductionOp::Min"],
+        ),
         ("an index space with more", &["\"too_many\"", "[1099511627776,1099511627776]", "usize"]),
         ("a kernel over an index space beyond", &["\"wide\"", "squares::main", "[0] - [4294967296]", "u32"]),
         ("a kernel bound to a buffer beyond", &["\"long_out\"", "B6 \"long\" of extent [0] - [4294967297]"]),

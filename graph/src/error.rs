@@ -263,6 +263,30 @@ pub enum TaskErrorKind {
         /// The kernel's operation (`Sum`).
         kernel_op: &'static str,
     },
+    /// A `Sum`, `Min` or `Max` reduction on a binding the kernel combines into only with the atomics of another of
+    /// the three.
+    #[error(
+        "kernel {kernel} combines its items into `{binding}` (@binding({number})) with {atomics}, but the task \
+         reduces {buffer} there with ReductionOp::{task_op}: the buffer would start from {task_op}'s identity and \
+         the ranks' partial results would be combined by {task_op}, not by what the kernel applies, giving wrong \
+         results; reduce with ReductionOp::{kernel_op}, or change the kernel's atomics"
+    )]
+    KernelAtomicOp {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The atomics it applies there (`atomicAdd`).
+        atomics: String,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The task's operation (`Min`).
+        task_op: &'static str,
+        /// The operation the kernel's atomics make (`Sum`).
+        kernel_op: &'static str,
+    },
     /// A reduction binding that receives the result of a prelude block reduction of another type.
     #[error(
         "kernel {kernel} stores the result of {call} (of {call_type}) into `{binding}` (@binding({number})), declared \
