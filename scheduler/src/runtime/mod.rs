@@ -70,7 +70,7 @@ mod transfer;
 
 pub use diagnostics::{scheduler_bound_warning, RankStats};
 pub use error::{KernelAllocationError, OutOfBoundsAccess, RuntimeError};
-pub use host::{HostContext, HostFn, HostPayload, SharedObject};
+pub use host::{HostContext, HostFn, HostPayload, ObjectValue, SharedObject};
 pub use kernel::KernelPayload;
 pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
