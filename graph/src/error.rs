@@ -437,6 +437,21 @@ pub enum TaskErrorKind {
         /// The writing access.
         write: String,
     },
+    /// A `reduce_with` identity that its combine closure does not keep: `combine(identity, identity) != identity`.
+    #[error(
+        "{buffer} is reduced with reduce_with from the identity {identity}, but the combine closure gives \
+         combine({identity}, {identity}) = {twice}: every chunk and every rank starts from the identity, so one that \
+         is not the combine's identity counts once per chunk, and the result changes with the number of ranks and \
+         devices; pass the combine's identity (0 for a sum, 1 for a product, the type's largest value for a minimum)"
+    )]
+    ReductionIdentity {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The identity given.
+        identity: String,
+        /// `combine(identity, identity)`.
+        twice: String,
+    },
     /// A buffer reduced into twice by one task.
     #[error(
         "{buffer} is reduced into twice by the same task (reductions {first} and {second}, numbered from 0 in the \
