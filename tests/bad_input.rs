@@ -64,6 +64,16 @@ fn rows() -> Vec<Row> {
         "a buffer both reduced into and accessed by one task",
         err(q.submit(task::parallel_for(&k, [16]).read(&sum, access::all()).reduce(&sum, ReductionOp::Sum))),
     ));
+    rows.push((
+        "a buffer reduced into twice by one task",
+        err(q.submit(
+            task::parallel_for(&k, [16])
+                .read(&v, access::one_to_one())
+                .reduce(&sum, ReductionOp::Sum)
+                .reduce(&sum, ReductionOp::Max)
+                .name("twice"),
+        )),
+    ));
     let heat = Kernel::wgsl(&kernels::HEAT_1D, "main").expect("heat_1d::main exists");
     rows.push((
         "a kernel whose bindings do not match the accessors",
@@ -89,6 +99,31 @@ fn rows() -> Vec<Row> {
     rows.push((
         "ReductionOp::Custom through .reduce (no combining function)",
         err(q.submit(task::parallel_for(&or, [16]).read(&v, access::one_to_one()).reduce(&sum, ReductionOp::Custom))),
+    ));
+    {
+        // Its own queue, so the buffer ids of the rows after it stay as they are.
+        let q = queue(1);
+        let ints = q.buffer_from(&[1i32; 16], [16]).named("ints");
+        let minimum = q.buffer::<i32, 1>([1]).named("minimum");
+        let add = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").expect("reduce_i32::reduce_sum exists");
+        rows.push((
+            "a Min reduction through a kernel that combines with atomicAdd (or any of Sum, Min, Max for another)",
+            err(q.submit(
+                task::parallel_for(&add, [16])
+                    .read(&ints, access::one_to_one())
+                    .reduce(&minimum, ReductionOp::Min)
+                    .name("min_by_add"),
+            )),
+        ));
+    }
+    rows.push((
+        "a reduce_with identity its combine closure does not keep (a sum from 5)",
+        err(q.submit(
+            task::parallel_for(&k, [16])
+                .read(&v, access::one_to_one())
+                .reduce_with(&sum, 5, |a, b| a + b)
+                .name("from_5"),
+        )),
     ));
     rows.push((
         "an index space with more items than a usize counts",
@@ -246,10 +281,16 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("an even split in blocks of zero", &["\"blocks\"", "B0 \"values\"", "even_split", "blocks of 0"]),
         ("a reduction into a buffer of more", &["B2 \"wide\"", "exactly one element"]),
         ("a buffer both reduced", &["B3 \"sum\"", "both reduced into and accessed"]),
+        ("a buffer reduced into twice", &["\"twice\"", "B3 \"sum\"", "reduced into twice", "reductions 0 and 1"]),
         ("a kernel whose bindings", &["task", "\"lonely\"", "heat_1d::main"]),
         ("a kernel entry point", &["heat_1d", "`mian`", "main"]),
         ("a reduction in a host task", &["\"host_sum\"", "B5 \"total\"", "task::host_for", "only kernels"]),
         ("ReductionOp::Custom", &["\"reduce_bits\"", "B3 \"sum\"", "reduce_with"]),
+        (
+            "a Min reduction through a kernel",
+            &["\"min_by_add\"", "reduce_i32::reduce_sum", "with atomicAdd", "B1 \"minimum\"", "ReductionOp::Min"],
+        ),
+        ("a reduce_with identity", &["\"from_5\"", "B3 \"sum\"", "identity 5", "combine(5, 5) = 10"]),
         ("an index space with more", &["\"too_many\"", "[1099511627776,1099511627776]", "usize"]),
         ("a kernel over an index space beyond", &["\"wide\"", "squares::main", "[0] - [4294967296]", "u32"]),
         ("a kernel bound to a buffer beyond", &["\"long_out\"", "B6 \"long\" of extent [0] - [4294967297]"]),

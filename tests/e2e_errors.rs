@@ -83,6 +83,10 @@
 //!   shows its box); every rank stops within seconds, reporting a divergence and the
 //!   first task that differs (with its scalars, or its buffer's extent and creation hash). On one rank nothing
 //!   differs: each must finish.
+//! - `object-differs`, `group-differs`, `type-differs`: rank 1 creates an extra host object or collective group
+//!   before the program's own, or makes a buffer `f32` where the others make it `u32`; every rank reports the
+//!   divergence naming the host object (`H0` / `H1`), the collective group (`CG1` / `CG2`) or the element type
+//!   (`u32` / `f32`) of its side. On one rank nothing differs: each must finish.
 //! - `rank-returns` / `rank-panics`: the last rank's program gives up after 4 stencil steps (its `main` returns an
 //!   error, or panics) while the others go on; every rank says that this rank ended before the others' point
 //!   (dropped its queue), and the rank's own error is printed (the panic's message, or `e2e_errors: rank 1 cannot
@@ -705,6 +709,41 @@ fn departs(how: &str) -> Result<(), String> {
         }
     }
     q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Rank 1 (only) creates one more resource than the others before the program's own, or one of another element
+/// type, as `how` says: `object-differs` an extra host object (its object then has another id), `group-differs` an
+/// extra collective group, `type-differs` its buffer as `f32` where the others make it `u32`. Every rank must report
+/// the divergence naming what differs on its side (the host object, the group, the element type).
+fn departs_resource(how: &str) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let odd = q.rank() == 1;
+    let _extra_object = (odd && how == "object-differs").then(|| q.host_object(0u32));
+    let _extra_group = (odd && how == "group-differs").then(|| q.collective_group());
+    let counter = q.host_object(5u32);
+    let group = q.collective_group();
+    q.submit(
+        task::host_collective_in(&group)
+            .side_effect(&counter)
+            .name("bump")
+            .run(|ctx| ctx.with_object::<u32, _>(0, |v| *v += 1)),
+    )
+    .map_err(|e| e.to_string())?;
+    fn fill<T: celer::Element + Default>(q: &Queue) -> Result<(), String> {
+        let b = q.buffer::<T, 1>([16]).named("typed");
+        let fill = task::host_for([16]).discard_write(&b, access::one_to_one()).name("fill");
+        q.submit(fill.run(|ctx| ctx.data_mut::<T>(0).fill(T::default()))).map_err(|e| e.to_string())?;
+        q.fence(&b).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+    if odd && how == "type-differs" {
+        fill::<f32>(&q)?;
+    } else {
+        fill::<u32>(&q)?;
+    }
+    q.fence_object(&counter).map_err(|e| e.to_string())?;
+    q.barrier();
     Ok(())
 }
 
@@ -1471,6 +1510,9 @@ fn check_cases() -> Vec<String> {
         "skip-fence",
         "skip-barrier",
         "fence-differs",
+        "object-differs",
+        "group-differs",
+        "type-differs",
     ] {
         let (status, stderr, _) = run_case(how, &[]);
         check(how, status.success(), "one rank to finish: nothing can differ", &stderr);
@@ -1705,6 +1747,7 @@ fn main() -> ExitCode {
                 how @ ("scalar-differs" | "extent-differs" | "data-differs" | "fewer-tasks" | "skip-fence"
                 | "fence-differs" | "skip-barrier"),
             ) => departs(how),
+            Some(how @ ("object-differs" | "group-differs" | "type-differs")) => departs_resource(how),
             Some("zero-sized") => zero_sized(),
             Some("empty-range") => empty_range(),
             Some("huge-buffer") => huge_buffer(),

@@ -211,6 +211,7 @@ pub(crate) fn check_kernel(
         }
     }
     check_block_reductions(kernel, ep, task, bindings, &buffer)?;
+    check_atomic_reductions(kernel, ep, task, bindings, &buffer)?;
     if let Some(dims) = ep.dims {
         if dims as usize != task.spec.dims {
             return Err(Box::new(TaskErrorKind::KernelDimensions {
@@ -278,6 +279,53 @@ fn check_block_reductions(
                 number: desc.binding,
                 wgsl: desc.element.into(),
                 buffer: buffer(r.buffer),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Per `Sum`, `Min` or `Max` reduction, the atomics the kernel applies to its binding: where they are all
+/// `atomicAdd`/`atomicSub`, all `atomicMin` or all `atomicMax` (one of the three, not the task's), the task's
+/// operation is not the kernel's. Bindings with other atomics (a compare-exchange loop, `atomicOr`), with none (a
+/// plain store) or with several of the three are not judged.
+fn check_atomic_reductions(
+    kernel: &dyn Fn() -> String,
+    ep: &EntryPointDesc,
+    task: &KernelTask<'_>,
+    bindings: &[BindingDesc],
+    buffer: &impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    if ep.atomics.is_empty() {
+        return Ok(());
+    }
+    let accessors = task.spec.accesses.len();
+    for (r, desc) in task.spec.reductions.iter().zip(&bindings[accessors.min(bindings.len())..]) {
+        let task_op = match r.op {
+            ReductionOp::Sum => "Sum",
+            ReductionOp::Min => "Min",
+            ReductionOp::Max => "Max",
+            ReductionOp::Custom => continue,
+        };
+        let ops: Vec<&str> = ep.atomics.iter().filter(|(b, _)| *b == desc.binding).map(|(_, op)| *op).collect();
+        let class = |op: &str| match op {
+            "add" | "sub" => Some("Sum"),
+            "min" => Some("Min"),
+            "max" => Some("Max"),
+            _ => None,
+        };
+        let Some(Some(kernel_op)) = ops.first().map(|op| class(op)) else { continue };
+        if ops.iter().all(|op| class(op) == Some(kernel_op)) && kernel_op != task_op {
+            let atomics: Vec<String> =
+                ops.iter().map(|op| format!("atomic{}{}", op[..1].to_uppercase(), &op[1..])).collect();
+            return Err(Box::new(TaskErrorKind::KernelAtomicOp {
+                kernel: kernel(),
+                binding: desc.name.into(),
+                number: desc.binding,
+                atomics: atomics.join(" and "),
+                buffer: buffer(r.buffer),
+                task_op,
+                kernel_op,
             }));
         }
     }

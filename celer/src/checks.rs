@@ -26,6 +26,9 @@ pub(crate) struct Noted {
     /// The first buffer the task binds whose extent a kernel cannot address (beyond `u32::MAX` along a
     /// dimension), with that extent.
     too_wide: Option<(BufferId, GridBox)>,
+    /// The first `reduce_with` whose identity is not one for its combine closure: the buffer, the identity and
+    /// `combine(identity, identity)`, as text.
+    identity: Option<(BufferId, String, String)>,
     /// The buffers the task binds that hold more than [`KERNEL_CELLS`] cells, with their extents and dimensions:
     /// [`check`](Self::check) finds whether one chunk's accesses of one span that many (empty, allocating nothing,
     /// for every other task).
@@ -116,6 +119,14 @@ impl Noted {
         }
     }
 
+    /// Notes a `reduce_with` on `buffer` whose `combine(identity, identity)` is `twice`, not `identity` (the first
+    /// one is reported).
+    pub(crate) fn not_identity(&mut self, buffer: BufferId, identity: String, twice: String) {
+        if self.identity.is_none() {
+            self.identity = Some((buffer, identity, twice));
+        }
+    }
+
     /// The first chunk (of the index space split over `nodes` nodes, as the command graph splits it) whose
     /// accessors of one of the huge buffers span more than [`KERNEL_CELLS`] cells: that buffer, the chunk and the
     /// bounding box. Custom range mappers (the program's code) are not applied here, and mappers the task graph
@@ -197,6 +208,13 @@ impl Noted {
         };
         if let Some(r) = foreign {
             return Err(Box::new(TaskErrorKind::ForeignResource { resource: r.to_string() }));
+        }
+        if let Some((b, identity, twice)) = &self.identity {
+            return Err(Box::new(TaskErrorKind::ReductionIdentity {
+                buffer: ident(*b),
+                identity: identity.clone(),
+                twice: twice.clone(),
+            }));
         }
         if let Some(o) = &self.overflow {
             return Err(Box::new(overflow_error(o.what.clone(), ident(o.buffer), &o.offset, &o.range, o.extent)));

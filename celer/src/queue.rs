@@ -354,6 +354,7 @@ impl Queue {
                 dims: D,
                 extent,
                 elem_size: std::mem::size_of::<T>(),
+                elem_type: std::any::type_name::<T>(),
                 data: bytes,
                 name: None,
             })));

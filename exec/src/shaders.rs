@@ -162,6 +162,11 @@ pub struct EntryPointDesc {
     /// calls), each with the binding its result is stored to where the IR shows it: `celer`'s `submit` refuses a
     /// task whose reduction on that binding has another operation or type.
     pub block_reductions: &'static [BlockReductionDesc],
+    /// The atomic operations it applies to each binding (directly or through the functions it calls): `(binding,
+    /// op)` with `op` one of `add`, `sub`, `and`, `or`, `xor`, `min`, `max`, `exchange`, sorted: `celer`'s `submit`
+    /// refuses a task whose `Sum`, `Min` or `Max` reduction on a binding the kernel combines into only with another
+    /// of `add`/`sub`, `min`, `max`.
+    pub atomics: &'static [(u32, &'static str)],
     /// Bytes of the `var<workgroup>` variables it uses, directly or through the functions it calls (the prelude's
     /// block reductions included): the GPU layer refuses to load a kernel needing more than the device's
     /// `maxComputeSharedMemorySize`.

@@ -263,6 +263,30 @@ pub enum TaskErrorKind {
         /// The kernel's operation (`Sum`).
         kernel_op: &'static str,
     },
+    /// A `Sum`, `Min` or `Max` reduction on a binding the kernel combines into only with the atomics of another of
+    /// the three.
+    #[error(
+        "kernel {kernel} combines its items into `{binding}` (@binding({number})) with {atomics}, but the task \
+         reduces {buffer} there with ReductionOp::{task_op}: the buffer would start from {task_op}'s identity and \
+         the ranks' partial results would be combined by {task_op}, not by what the kernel applies, giving wrong \
+         results; reduce with ReductionOp::{kernel_op}, or change the kernel's atomics"
+    )]
+    KernelAtomicOp {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The atomics it applies there (`atomicAdd`).
+        atomics: String,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The task's operation (`Min`).
+        task_op: &'static str,
+        /// The operation the kernel's atomics make (`Sum`).
+        kernel_op: &'static str,
+    },
     /// A reduction binding that receives the result of a prelude block reduction of another type.
     #[error(
         "kernel {kernel} stores the result of {call} (of {call_type}) into `{binding}` (@binding({number})), declared \
@@ -412,6 +436,35 @@ pub enum TaskErrorKind {
         read: String,
         /// The writing access.
         write: String,
+    },
+    /// A `reduce_with` identity that its combine closure does not keep: `combine(identity, identity) != identity`.
+    #[error(
+        "{buffer} is reduced with reduce_with from the identity {identity}, but the combine closure gives \
+         combine({identity}, {identity}) = {twice}: every chunk and every rank starts from the identity, so one that \
+         is not the combine's identity counts once per chunk, and the result changes with the number of ranks and \
+         devices; pass the combine's identity (0 for a sum, 1 for a product, the type's largest value for a minimum)"
+    )]
+    ReductionIdentity {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The identity given.
+        identity: String,
+        /// `combine(identity, identity)`.
+        twice: String,
+    },
+    /// A buffer reduced into twice by one task.
+    #[error(
+        "{buffer} is reduced into twice by the same task (reductions {first} and {second}, numbered from 0 in the \
+         order of .reduce calls): each reduction binds a partial result of its own, so which one the buffer keeps \
+         would be arbitrary; reduce once, or into a buffer each"
+    )]
+    ReductionTwice {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// Its first reduction.
+        first: usize,
+        /// Its second.
+        second: usize,
     },
     /// A buffer both reduced into and accessed in one task.
     #[error("{buffer} is both reduced into and accessed by the same task")]

@@ -491,7 +491,7 @@ impl TaskManager {
             }
             self.region_cache.keep(spec, compute, regions);
         }
-        for red in &spec.reductions {
+        for (j, red) in spec.reductions.iter().enumerate() {
             let buf = self
                 .buffers
                 .get(&red.buffer)
@@ -499,6 +499,11 @@ impl TaskManager {
             let ident = ResourceIdent::buffer(red.buffer, buf.name.as_deref());
             if buf.extent.area() != 1 {
                 return Err(err(TaskErrorKind::ReductionNotScalar { buffer: ident, extent: buf.extent }));
+            }
+            // The same buffer reduced into twice: each reduction binds a partial result of its own, and which one
+            // the buffer keeps would be arbitrary.
+            if let Some(first) = spec.reductions[..j].iter().position(|r| r.buffer == red.buffer) {
+                return Err(err(TaskErrorKind::ReductionTwice { buffer: ident, first, second: j }));
             }
             if regions.iter().any(|r| r.buffer == red.buffer) {
                 return Err(err(TaskErrorKind::ReductionAndAccess { buffer: ident }));

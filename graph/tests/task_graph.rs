@@ -446,6 +446,13 @@ fn validation_refuses_each_bad_input_with_its_own_error() {
     let err = tm.submit(both).unwrap_err();
     assert!(matches!(*err.inner, TaskErrorKind::ReductionAndAccess { .. }), "{err}");
     assert!(err.to_string().contains("buffer B1 \"sum\""), "{err}");
+    // Reduced into twice: refused as such (not as "accessed"), naming both reductions.
+    let mut twice = TaskSpec::device_compute(&[4]).access(b, Read, RangeMapper::All);
+    twice.reductions.push(reduction(s, false));
+    twice.reductions.push(reduction(s, true));
+    let err = tm.submit(twice).unwrap_err();
+    assert!(matches!(*err.inner, TaskErrorKind::ReductionTwice { first: 0, second: 1, .. }), "{err}");
+    assert!(err.to_string().contains("buffer B1 \"sum\" is reduced into twice"), "{err}");
     let mut beside = TaskSpec::device_compute(&[4]).access(b, Read, RangeMapper::All);
     beside.reductions.push(reduction(s, false));
     let r = tm.submit(beside).unwrap();

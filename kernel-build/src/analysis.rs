@@ -179,6 +179,46 @@ pub fn block_reductions(module: &naga::Module, entry_point: usize) -> Vec<BlockR
     out
 }
 
+/// The atomic read-modify-write operations entry point `entry_point` applies to `@group(0)` bindings, directly or
+/// through the functions it calls: `(binding, op)` with `op` one of `add`, `sub`, `and`, `or`, `xor`, `min`, `max`,
+/// `exchange` (a compare-exchange too), sorted, without repeats. `celer`'s `submit` compares them with the operation
+/// of a task's reduction on that binding.
+pub fn atomic_ops(module: &naga::Module, entry_point: usize) -> Vec<(u32, &'static str)> {
+    let mut stack = vec![FnRef::EntryPoint(entry_point)];
+    let mut reached = std::collections::HashSet::new();
+    let mut ops = std::collections::BTreeSet::new();
+    while let Some(f) = stack.pop() {
+        if !reached.insert(f) {
+            continue;
+        }
+        let func = function(module, f);
+        each_statement(&func.body, &mut |s| match s {
+            Statement::Call { function: callee, .. } => stack.push(FnRef::Function(*callee)),
+            Statement::Atomic { pointer, fun, .. } => {
+                let binding = root_of(func, *pointer).and_then(|r| match func.expressions[r] {
+                    Expression::GlobalVariable(g) => module.global_variables[g].binding.as_ref(),
+                    _ => None,
+                });
+                if let Some(b) = binding.filter(|b| b.group == 0) {
+                    let op = match fun {
+                        naga::AtomicFunction::Add => "add",
+                        naga::AtomicFunction::Subtract => "sub",
+                        naga::AtomicFunction::And => "and",
+                        naga::AtomicFunction::InclusiveOr => "or",
+                        naga::AtomicFunction::ExclusiveOr => "xor",
+                        naga::AtomicFunction::Min => "min",
+                        naga::AtomicFunction::Max => "max",
+                        naga::AtomicFunction::Exchange { .. } => "exchange",
+                    };
+                    ops.insert((b.binding, op));
+                }
+            }
+            _ => {}
+        });
+    }
+    ops.into_iter().collect()
+}
+
 /// Whether `block` (not the functions it calls) synchronises or shares work with other invocations of its workgroup
 /// or subgroup: a barrier, a `workgroupUniformLoad`, a subgroup operation.
 fn workgroup_statements(block: &naga::Block) -> bool {

@@ -48,7 +48,7 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement};
 
 mod analysis;
-pub use analysis::{block_reductions, spirv_needs_float64, uses_f64_prelude, workgroup_dependent};
+pub use analysis::{atomic_ops, block_reductions, spirv_needs_float64, uses_f64_prelude, workgroup_dependent};
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
 pub const PRELUDE: &str = include_str!("../wgsl/prelude.wgsl");
@@ -312,6 +312,9 @@ pub struct EntryPoint {
     /// The prelude's block reductions it calls (`celer_reduce_<op>_<type>`), directly or through the functions it
     /// calls ([`block_reductions`]): one per (call, binding its result is stored to), in a stable order.
     pub block_reductions: Vec<BlockReduction>,
+    /// The atomic operations it applies to each binding, directly or through the functions it calls
+    /// ([`atomic_ops`]): `(binding, "add")`, sorted.
+    pub atomics: Vec<(u32, &'static str)>,
     /// Bytes of the `var<workgroup>` variables it uses, directly or through the functions it calls (the prelude's
     /// block reductions included): what the device's `maxComputeSharedMemorySize` must hold.
     pub workgroup_memory_bytes: u32,
@@ -582,6 +585,7 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             .collect();
         writes.sort_unstable();
         let block_reductions = block_reductions(module, i);
+        let atomics = atomic_ops(module, i);
         let workgroup_memory_bytes = module
             .global_variables
             .iter()
@@ -597,6 +601,7 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             push_constant_bytes,
             writes,
             block_reductions,
+            atomics,
             workgroup_memory_bytes,
         });
     }
@@ -648,13 +653,14 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             out,
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
-             writes: &{:?}, block_reductions: &[{reductions}], workgroup_memory_bytes: {} }}, ",
+             writes: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, workgroup_memory_bytes: {} }}, ",
             ep.name,
             ep.dims,
             ep.block_reduction,
             ep.workgroup_dependent,
             ep.push_constant_bytes,
             ep.writes,
+            ep.atomics,
             ep.workgroup_memory_bytes
         );
     }

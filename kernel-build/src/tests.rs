@@ -82,6 +82,27 @@ fn a_box_passed_as_a_parameter_is_followed_to_its_call_sites() {
 }
 
 #[test]
+fn atomic_operations_are_tied_to_their_binding_through_helper_functions() {
+    let source = "@group(0) @binding(0) var<storage, read> a: array<i32>;
+        @group(0) @binding(1) var<storage, read_write> s: array<atomic<i32>>;
+        @group(0) @binding(2) var<storage, read_write> m: array<atomic<u32>>;
+        fn low(v: i32) { atomicMin(&s[0], v); }
+        @compute @workgroup_size(64) fn sum(@builtin(global_invocation_id) gid: vec3<u32>) {
+            atomicAdd(&s[0], a[gid.x]);
+            atomicSub(&s[0], 1);
+        }
+        @compute @workgroup_size(64) fn mixed(@builtin(global_invocation_id) gid: vec3<u32>) {
+            low(a[gid.x]);
+            atomicMax(&m[0], gid.x);
+            atomicOr(&m[0], 1u);
+        }";
+    let r = reflection(source).expect("reflects");
+    let of = |name: &str| r.entry_points.iter().find(|e| e.name == name).unwrap().atomics.clone();
+    assert_eq!(of("sum"), vec![(1, "add"), (1, "sub")]);
+    assert_eq!(of("mixed"), vec![(1, "min"), (2, "max"), (2, "or")]);
+}
+
+#[test]
 fn block_reductions_are_tied_to_the_binding_their_result_is_stored_to() {
     let source = "@group(0) @binding(0) var<storage, read_write> a: array<f32>;
         @group(0) @binding(1) var<storage, read_write> b: array<i32>;

@@ -45,7 +45,7 @@ pub const VARIABLES: &[EnvVar] = &[
     },
     EnvVar {
         name: HORIZON_STEP,
-        accepted: "an integer >= 1",
+        accepted: "an integer from 1 to 4294967295 (a u32)",
         default: "4",
         effect: "critical-path growth between horizons (smaller: less memory, more overhead)",
     },
@@ -59,7 +59,7 @@ pub const VARIABLES: &[EnvVar] = &[
     EnvVar {
         name: SUBMIT_AHEAD,
         accepted: "an integer >= 1, or off",
-        default: "32",
+        default: "128",
         effect: "how many horizons the program may submit ahead of the runtime: `submit` blocks while the runtime \
                  is further behind, until it is back to half of that, which bounds the memory of queued tasks and \
                  commands and lets the program submit in bursts that become large GPU batches (`off`: never block)",
@@ -81,7 +81,7 @@ pub const VARIABLES: &[EnvVar] = &[
     },
     EnvVar {
         name: STALL_TIMEOUT,
-        accepted: "seconds (a number >= 0.1) or off",
+        accepted: "seconds (a number from 0.1 to below 1e9) or off",
         default: "30",
         effect: "with work pending and no progress for this long on every rank that waits inside the runtime (a rank \
                  whose application thread computes keeps the others waiting), every rank prints what it waits for \
@@ -428,22 +428,22 @@ impl RuntimeConfig {
             config.horizon_step = Some(v.parse::<u32>().ok().filter(|&s| s >= 1).ok_or_else(|| bad(HORIZON_STEP, &v))?);
         }
         if let Some(v) = get(HORIZON_MAX_PARALLELISM) {
-            let n = v.parse::<usize>().ok().filter(|&n| n >= 1);
+            let n = count(&v).filter(|&n| n >= 1);
             config.horizon_max_parallelism = Some(n.ok_or_else(|| bad(HORIZON_MAX_PARALLELISM, &v))?);
         }
         if let Some(v) = get(SUBMIT_AHEAD) {
-            config.submit_ahead = match v.parse::<usize>() {
-                Ok(n) if n >= 1 => Some(n),
-                Err(_) if v.eq_ignore_ascii_case("off") => None,
+            config.submit_ahead = match count(&v) {
+                Some(n) if n >= 1 => Some(n),
+                None if v.eq_ignore_ascii_case("off") => None,
                 _ => return Err(bad(SUBMIT_AHEAD, &v)),
             };
         }
         if let Some(v) = get(LOOKAHEAD) {
-            config.lookahead = v.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| bad(LOOKAHEAD, &v))?;
+            config.lookahead = count(&v).filter(|&n| n >= 1).ok_or_else(|| bad(LOOKAHEAD, &v))?;
         }
         if let Some(v) = get(OVERLAP) {
-            config.overlap = match (switch(&v), v.parse::<usize>()) {
-                (_, Ok(cells)) => Some(cells),
+            config.overlap = match (switch(&v), count(&v)) {
+                (_, Some(cells)) => Some(cells),
                 (Some(on), _) => on.then_some(DEFAULT_OVERLAP_CELLS),
                 (None, _) => return Err(bad(OVERLAP, &v)),
             };
@@ -465,7 +465,7 @@ impl RuntimeConfig {
         config.trace = get(TRACE).map(PathBuf::from);
         config.dump_graphs = get(DUMP_GRAPHS).map(PathBuf::from);
         if let Some(v) = get(DEVICE) {
-            config.device = Some(v.parse::<usize>().map_err(|_| bad(DEVICE, &v))?);
+            config.device = Some(count(&v).ok_or_else(|| bad(DEVICE, &v))?);
         }
         if let Some(v) = get(DEVICES) {
             let n = v.parse::<usize>().ok().filter(|n| (1..=MAX_DEVICES).contains(n));
@@ -484,7 +484,7 @@ impl RuntimeConfig {
             if let Some(rank) = v.strip_prefix("no-float64@") {
                 config.inject_no_float64 = Some(rank.parse::<u64>().map_err(|_| bad(INJECT_FAULT, &v))?);
             } else {
-                let n = v.strip_prefix("device-lost@").and_then(|n| n.parse::<u64>().ok()).filter(|&n| n >= 1);
+                let n = v.strip_prefix("device-lost@").and_then(count).map(|n| n as u64).filter(|&n| n >= 1);
                 config.inject_device_lost = Some(n.ok_or_else(|| bad(INJECT_FAULT, &v))?);
             }
         }
@@ -500,6 +500,17 @@ impl RuntimeConfig {
 }
 
 /// A list of cores: comma-separated indices and inclusive ranges (`0-3,8`), at least one core.
+/// A count (`CELER_LOOKAHEAD`, `CELER_SUBMIT_AHEAD`, …): a non-negative integer, where one beyond `usize` (digits
+/// only) counts as `usize::MAX`, since each of these is a limit that a larger number than any count reached lifts
+/// alike: the stated "an integer >= 1" holds for every such value.
+fn count(v: &str) -> Option<usize> {
+    match v.parse::<usize>() {
+        Ok(n) => Some(n),
+        Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => Some(usize::MAX),
+        Err(_) => None,
+    }
+}
+
 fn core_list(v: &str) -> Option<Vec<usize>> {
     let mut cores = Vec::new();
     for part in v.split(',').map(str::trim) {
@@ -599,14 +610,18 @@ mod tests {
     fn bad_values_name_the_variable_and_what_it_accepts() {
         for (var, value, accepted) in [
             (LOG, "loud", "error, warn, info, debug, trace"),
-            (HORIZON_STEP, "0", "an integer >= 1"),
-            (HORIZON_STEP, "four", "an integer >= 1"),
+            (HORIZON_STEP, "0", "an integer from 1 to 4294967295 (a u32)"),
+            (HORIZON_STEP, "four", "an integer from 1 to 4294967295"),
+            // Beyond u32: the message states the real limit (it said ">= 1", which the value is).
+            (HORIZON_STEP, "18446744073709551615", "an integer from 1 to 4294967295 (a u32)"),
+            (HORIZON_STEP, "4294967296", "to 4294967295"),
             (LOOKAHEAD, "0", "an integer >= 1"),
             (OVERLAP, "sometimes", "on, off, or a number of cells"),
             (STALL_TIMEOUT, "-1", "seconds"),
             (STALL_TIMEOUT, "0", "seconds"),
-            (STALL_TIMEOUT, "0.001", "a number >= 0.1"),
-            (STALL_TIMEOUT, "1e-9", "a number >= 0.1"),
+            (STALL_TIMEOUT, "0.001", "a number from 0.1 to below 1e9"),
+            (STALL_TIMEOUT, "1e-9", "a number from 0.1"),
+            (STALL_TIMEOUT, "1e9", "to below 1e9"),
             (STALL_TIMEOUT, "soon", "or off"),
             (CHECK_DIVERGENCE, "maybe", "on, off"),
             (DEVICE, "gpu0", "device index"),
@@ -664,6 +679,16 @@ mod tests {
         assert_eq!(with(&[(SUBMIT_AHEAD, "off")]).unwrap().submit_ahead, None);
         assert_eq!(with(&[(SUBMIT_AHEAD, "3")]).unwrap().submit_ahead, Some(3));
         assert!(with(&[(SUBMIT_AHEAD, "0")]).is_err());
+        // Counts beyond usize lift their limit like usize::MAX does, as "an integer >= 1" says they may.
+        let huge = "99999999999999999999999999";
+        let c = with(&[(SUBMIT_AHEAD, huge), (LOOKAHEAD, huge), (HORIZON_MAX_PARALLELISM, huge), (OVERLAP, huge)]);
+        let c = c.unwrap();
+        assert_eq!(c.submit_ahead, Some(usize::MAX));
+        assert_eq!(c.lookahead, usize::MAX);
+        assert_eq!(c.horizon_max_parallelism, Some(usize::MAX));
+        assert_eq!(c.overlap, Some(usize::MAX));
+        assert_eq!(with(&[(HORIZON_STEP, "4294967295")]).unwrap().horizon_step, Some(u32::MAX));
+        assert!(with(&[(LOOKAHEAD, "-5")]).is_err() && with(&[(LOOKAHEAD, "1e3")]).is_err());
     }
 
     #[test]

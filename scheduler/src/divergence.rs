@@ -7,7 +7,7 @@
 //!   task id, whose element-wise minimum over the ranks gives the minimum and maximum of both.
 //! - The hash covers what SPMD ranks must agree on: kind, dimensions, range, granularity, split hint, accesses
 //!   (buffer, mode, mapper and its parameters; a custom mapper by name), reductions, side effects (not the name), the
-//!   kernel and its scalars, and of every buffer the task accesses its extent, element size and a checksum of the
+//!   kernel and its scalars, and of every buffer the task accesses its extent, element size and type and a checksum of the
 //!   data it was created from ([`StreamHash::buffer_created`]). Closures are not hashed.
 //! - Fences close windows too, besides horizons and epochs: a rank that skips a fence (or a barrier) differs at
 //!   that checkpoint instead of waiting for it.
@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
-use celer_graph::{BufferId, EpochAction, GridBox, RangeMapper, Task, TaskId, TaskKind};
+use celer_graph::{BufferId, EpochAction, GridBox, HostObjectId, RangeMapper, Task, TaskId, TaskKind};
 use hashbrown::HashMap;
 
 use crate::runtime::KernelPayload;
@@ -73,12 +73,14 @@ impl Hasher for FoldHasher {
     }
 }
 
-/// The hash of a buffer as created: dimensions, extent, element size and the data it was created from (if any).
-pub fn buffer_hash(dims: usize, extent: &GridBox, elem_size: usize, data: Option<&[u8]>) -> u64 {
+/// The hash of a buffer as created: dimensions, extent, element size and type (as `std::any::type_name` names it)
+/// and the data it was created from (if any).
+pub fn buffer_hash(dims: usize, extent: &GridBox, elem_size: usize, elem_type: &str, data: Option<&[u8]>) -> u64 {
     let mut h = FoldHasher::new(0);
     dims.hash(&mut h);
     extent.hash(&mut h);
     elem_size.hash(&mut h);
+    elem_type.hash(&mut h);
     match data {
         Some(bytes) => {
             h.write_u64(1);
@@ -141,8 +143,8 @@ pub fn is_checkpoint(kind: TaskKind) -> bool {
     matches!(kind, TaskKind::Horizon | TaskKind::Epoch(_) | TaskKind::Fence)
 }
 
-/// One task of a window: its id and hash, and the kind and range (copied, since the task may be pruned before
-/// its window is compared).
+/// One task of a window: its id and hash, and the kind (with its collective group), range and host objects (copied,
+/// since the task may be pruned before its window is compared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowTask {
     /// The task.
@@ -153,6 +155,42 @@ pub struct WindowTask {
     pub kind: TaskKind,
     /// Its index space.
     pub range: celer_graph::GridBox,
+    /// The first [`WINDOW_OBJECTS`] host objects it declares a side effect on (`None` past the last).
+    pub objects: [Option<HostObjectId>; WINDOW_OBJECTS],
+    /// How many host objects it declares a side effect on.
+    pub object_count: usize,
+    /// The first [`WINDOW_OBJECTS`] buffers it accesses or reduces into, in that order (`None` past the last).
+    pub buffers: [Option<BufferId>; WINDOW_OBJECTS],
+    /// How many accesses and reductions it has.
+    pub buffer_count: usize,
+}
+
+/// How many of a task's host objects (and of its buffers) a [`WindowTask`] keeps for the divergence report.
+pub const WINDOW_OBJECTS: usize = 4;
+
+impl WindowTask {
+    /// The window entry of `task`, whose [`task_hash`] is `hash`.
+    pub fn of(task: &Task, hash: u64) -> Self {
+        let mut objects = [None; WINDOW_OBJECTS];
+        for (slot, (ho, _)) in objects.iter_mut().zip(&task.spec.side_effects) {
+            *slot = Some(*ho);
+        }
+        let mut buffers = [None; WINDOW_OBJECTS];
+        let used = task.spec.accesses.iter().map(|a| a.buffer).chain(task.spec.reductions.iter().map(|r| r.buffer));
+        for (slot, b) in buffers.iter_mut().zip(used) {
+            *slot = Some(b);
+        }
+        Self {
+            id: task.id,
+            hash,
+            kind: task.kind(),
+            range: task.spec.range,
+            objects,
+            object_count: task.spec.side_effects.len(),
+            buffers,
+            buffer_count: task.spec.accesses.len() + task.spec.reductions.len(),
+        }
+    }
 }
 
 /// A window whose comparison is under way.
@@ -193,9 +231,10 @@ impl StreamHash {
         dims: usize,
         extent: &GridBox,
         elem_size: usize,
+        elem_type: &str,
         data: Option<&[u8]>,
     ) {
-        self.buffers.insert(id, buffer_hash(dims, extent, elem_size, data));
+        self.buffers.insert(id, buffer_hash(dims, extent, elem_size, elem_type, data));
     }
 
     /// Forgets buffer `id`'s hash once every task that uses it was recorded (its memory is released).
@@ -214,7 +253,7 @@ impl StreamHash {
         let mut f = FoldHasher::new(self.running);
         f.write_u64(h);
         self.running = f.finish();
-        self.current.push(WindowTask { id: task.id, hash: h, kind: task.kind(), range: task.spec.range });
+        self.current.push(WindowTask::of(task, h));
         is_checkpoint(task.kind())
     }
 
@@ -308,7 +347,7 @@ mod tests {
     fn a_released_buffers_creation_hash_is_forgotten() {
         let mut sh = StreamHash::new();
         for i in 0..1000 {
-            sh.buffer_created(celer_graph::BufferId(i), 1, &GridBox::d1(0, 8), 4, None);
+            sh.buffer_created(celer_graph::BufferId(i), 1, &GridBox::d1(0, 8), 4, "f32", None);
             sh.buffer_released(celer_graph::BufferId(i));
         }
         assert!(sh.buffer(celer_graph::BufferId(7)).is_none());
@@ -362,6 +401,10 @@ mod tests {
                     hash,
                     kind: TaskKind::HostCompute,
                     range: GridBox::d1(0, 1),
+                    objects: [None; WINDOW_OBJECTS],
+                    object_count: 0,
+                    buffers: [None; WINDOW_OBJECTS],
+                    buffer_count: 0,
                 })
                 .collect(),
         };
@@ -405,15 +448,17 @@ mod tests {
         let ids: Vec<TaskId> = tm.drain_new_tasks().collect();
         let id = *ids.iter().find(|&&id| tm.task(id).unwrap().kind() == TaskKind::HostCompute).unwrap();
         let task = tm.task(id).unwrap();
-        let hash = |extent: GridBox, data: &[u8]| {
+        let typed = |extent: GridBox, ty: &str, data: &[u8]| {
             let mut sh = StreamHash::new();
-            sh.buffer_created(celer_graph::BufferId(0), 1, &extent, 4, Some(data));
+            sh.buffer_created(celer_graph::BufferId(0), 1, &extent, 4, ty, Some(data));
             task_hash(task, &sh.buffers)
         };
+        let hash = |extent: GridBox, data: &[u8]| typed(extent, "f32", data);
         let base = hash(GridBox::d1(0, 64), &[1, 2, 3, 4]);
         assert_eq!(base, hash(GridBox::d1(0, 64), &[1, 2, 3, 4]));
         assert_ne!(base, hash(GridBox::d1(0, 128), &[1, 2, 3, 4]), "the extent counts");
         assert_ne!(base, hash(GridBox::d1(0, 64), &[1, 2, 3, 5]), "the data counts");
+        assert_ne!(base, typed(GridBox::d1(0, 64), "u32", &[1, 2, 3, 4]), "the element type counts, not only its size");
         assert!(is_checkpoint(TaskKind::Fence), "fences close windows");
     }
 }

@@ -612,6 +612,7 @@ mod tests {
             push_constant_bytes: 0,
             writes: &[],
             block_reductions: &[],
+            atomics: &[],
             workgroup_memory_bytes,
         };
         assert_eq!(workgroup_beyond_limits(&desc([1024, 1, 1], 32768), &limits), None, "at the limits");

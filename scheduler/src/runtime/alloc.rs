@@ -14,6 +14,8 @@ pub(super) struct BufferState {
     pub(super) dims: usize,
     pub(super) extent: GridBox,
     pub(super) elem_size: usize,
+    /// The element type as Rust names it, for divergence reports.
+    pub(super) elem_type: &'static str,
     /// The device allocation: the bounding box of what this rank's commands touched so far (none before the
     /// first), grown with a copy when a command needs more ([`RankLoop::cover`]).
     pub(super) device: Option<DeviceAllocation>,

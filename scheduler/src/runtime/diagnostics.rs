@@ -225,8 +225,50 @@ pub(super) const STALL_REPORT_QUEUED: usize = 8;
 /// run out at about the same time, print what they wait for too.
 pub(super) const STALL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A range mapper for divergence reports, with the parameters the task hash covers (a fixed box, a slice's
-/// dimension, a neighbourhood's extent), so that two ranks' sides show what differs.
+/// A task's collective group and host objects for divergence reports, from its window entry (kept after the task is
+/// pruned): `, in collective group CG1; side effect on host object H0`. Both are numbered in creation order on each
+/// rank, so a rank that creates one more (or one fewer) numbers the following ones differently: the note says so.
+fn describe_group_and_objects(w: &crate::divergence::WindowTask) -> String {
+    let mut out = String::new();
+    if let celer_graph::TaskKind::Collective(g) = w.kind {
+        match g.0 {
+            0 => out.push_str(&format!(", in collective group {g} (the default one, task::host_collective)")),
+            _ => out.push_str(&format!(", in collective group {g} (the rank's {} q.collective_group())", ordinal(g.0))),
+        }
+    }
+    if w.object_count > 0 {
+        let shown: Vec<String> = w
+            .objects
+            .iter()
+            .flatten()
+            .map(|h| format!("{h} (the rank's {} q.host_object)", ordinal(h.0 + 1)))
+            .collect();
+        let more = w.object_count.saturating_sub(shown.len());
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        let s = if w.object_count == 1 { "" } else { "s" };
+        out.push_str(&format!("; side effect on host object{s} {}{more}", shown.join(", ")));
+    }
+    if matches!(w.kind, celer_graph::TaskKind::Collective(g) if g.0 > 0) || w.object_count > 0 {
+        out.push_str(
+            " (host objects and collective groups are numbered in creation order on each rank: a rank that creates \
+             one more or one fewer before this task numbers the later ones differently)",
+        );
+    }
+    out
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, … for reports.
+fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 /// A kernel task's scalar words for divergence reports: each as its bits and as the push-constant member it fills,
 /// of the type the kernel declares (`0x00000005 (k: i32 5)`, `0x3e4ccccd (alpha: f32 0.2)`); as an `f32` where the
 /// kernel does not describe the word.
@@ -258,6 +300,8 @@ fn describe_scalars(k: &KernelPayload) -> String {
     shown.join(", ")
 }
 
+/// A range mapper for divergence reports, with the parameters the task hash covers (a fixed box, a slice's
+/// dimension, a neighbourhood's extent), so that two ranks' sides show what differs.
 fn describe_mapper(m: &celer_graph::RangeMapper) -> String {
     use celer_graph::RangeMapper;
     match m {
@@ -352,13 +396,25 @@ impl RankLoop<'_> {
     /// Describes task `id` as this rank recorded it, for divergence reports.
     pub(super) fn describe_task(&self, w: &crate::divergence::WindowTask) -> String {
         let Some(t) = self.tm.task(w.id) else {
-            return format!("{} ({}) over {} (pruned already: no more detail)", w.id, w.kind.name(), w.range);
+            let mut out = format!("{} ({}) over {}", w.id, w.kind.name(), w.range);
+            out.push_str(&describe_group_and_objects(w));
+            // Its buffers are still known (a buffer's state outlives the tasks that use it): name, extent, element
+            // type and creation hash, which is often what differs.
+            let shown: Vec<String> = w.buffers.iter().flatten().map(|&b| self.describe_buffer(b)).collect();
+            if !shown.is_empty() {
+                let more = w.buffer_count.saturating_sub(shown.len());
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                out.push_str(&format!("; uses {}{more}", shown.join(", ")));
+            }
+            out.push_str(" (pruned already: its access modes, mappers and kernel are no longer known)");
+            return out;
         };
         let s = &t.spec;
         let mut out = format!("{} ({}) over {}", t.ident(), s.kind.name(), s.range);
         if s.kind == celer_graph::TaskKind::Epoch(celer_graph::EpochAction::Shutdown) {
             out.push_str(", the shutdown epoch its Queue's drop records");
         }
+        out.push_str(&describe_group_and_objects(w));
         if let Some(k) = s.payload.as_ref().and_then(|p| p.downcast_ref::<KernelPayload>()) {
             out.push_str(&format!("; kernel {}::{}", k.source.name(), k.entry));
             if !k.scalars.is_empty() {
@@ -382,9 +438,12 @@ impl RankLoop<'_> {
     fn describe_buffer(&self, b: BufferId) -> String {
         let mut out = self.buffer_ident(b);
         if let Some(state) = self.buffers.get(&b) {
-            out.push_str(&format!(" (extent {}, {}-byte elements", state.extent, state.elem_size));
+            out.push_str(&format!(
+                " (extent {}, {}-byte elements of {}",
+                state.extent, state.elem_size, state.elem_type
+            ));
             match self.divergence.as_ref().and_then(|d| d.stream.buffer(b)) {
-                Some(h) => out.push_str(&format!(", creation hash {h:#018x} over extent, element size and data)")),
+                Some(h) => out.push_str(&format!(", creation hash {h:#018x} over extent, element type and data)")),
                 None => out.push(')'),
             }
         }

@@ -15,7 +15,32 @@ pub type HostFn = dyn Fn(&mut HostContext) + Send + Sync;
 
 /// A host object's value as the runtime carries it: one instance per rank, shared between the application thread
 /// and the host tasks that declare a side effect on it (which the task graph runs one at a time, in order).
-pub type SharedObject = Arc<std::sync::Mutex<dyn std::any::Any + Send>>;
+pub type SharedObject = Arc<std::sync::Mutex<dyn ObjectValue>>;
+
+/// A host object's value: any `Send + 'static` value, which can also name its type (for the panic of a
+/// `with_object` that asks for another type).
+pub trait ObjectValue: std::any::Any + Send {
+    /// The value, for a downcast.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+    /// Its type as Rust names it (`std::any::type_name`).
+    fn type_name(&self) -> &'static str;
+}
+
+impl std::fmt::Debug for dyn ObjectValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ObjectValue({})", self.type_name())
+    }
+}
+
+impl<T: std::any::Any + Send> ObjectValue for T {
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+}
 
 /// What a host task runs: the closure and the host objects it has side effects on (in declaration order).
 #[derive(Clone)]
@@ -135,8 +160,12 @@ impl HostContext {
             )
         };
         let mut guard = object.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(value) = guard.downcast_mut::<T>() else {
-            panic!("host object {i} of this host task is not a {}", std::any::type_name::<T>())
+        let held = ObjectValue::type_name(&*guard);
+        let Some(value) = ObjectValue::as_any_mut(&mut *guard).downcast_mut::<T>() else {
+            panic!(
+                "host object {i} of this host task holds a {held}, not a {}: use with_object::<{held}, _>({i}, ..)",
+                std::any::type_name::<T>()
+            )
         };
         f(value)
     }
@@ -428,6 +457,10 @@ mod tests {
     fn a_nested_with_object_on_the_object_this_thread_holds_panics_instead_of_deadlocking() {
         let object: SharedObject = Arc::new(std::sync::Mutex::new(0u32));
         let ctx = with(vec![object.clone(), Arc::new(std::sync::Mutex::new(0u32))]);
+        // Another type than the object's is refused naming both.
+        let wrong = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.with_object(1, |_: &mut u64| ())));
+        let message = wrong.expect_err("a u64 view of a u32 must panic").downcast::<String>().expect("formatted");
+        assert!(message.contains("host object 1 of this host task holds a u32, not a u64"), "{message}");
         // Nested calls on two different objects are fine.
         ctx.with_object(0, |a: &mut u32| ctx.with_object(1, |b: &mut u32| *b = *a + 1));
         let nested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -441,7 +474,7 @@ mod tests {
             s.spawn(|| with(vec![object.clone()]).with_object(0, |a: &mut u32| *a += 1));
         });
         // (The panic points at the caller's line: tests/e2e_errors.rs, case nested-object, checks it.) It poisoned the lock the outer call held; with_object goes on with a poisoned object's value.
-        let value = *object.lock().unwrap_or_else(|p| p.into_inner()).downcast_ref::<u32>().unwrap();
+        let value = *object.lock().unwrap_or_else(|p| p.into_inner()).as_any_mut().downcast_mut::<u32>().unwrap();
         assert_eq!(value, 2);
     }
 }

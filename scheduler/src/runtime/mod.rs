@@ -70,7 +70,7 @@ mod transfer;
 
 pub use diagnostics::{scheduler_bound_warning, RankStats};
 pub use error::{KernelAllocationError, OutOfBoundsAccess, RuntimeError};
-pub use host::{HostContext, HostFn, HostPayload, SharedObject};
+pub use host::{HostContext, HostFn, HostPayload, ObjectValue, SharedObject};
 pub use kernel::KernelPayload;
 pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
@@ -470,15 +470,16 @@ impl<'c> RankLoop<'c> {
         }
         match msg {
             Message::CreateBuffer(new) => {
-                let NewBuffer { id, dims, extent, elem_size, data, name } = *new;
+                let NewBuffer { id, dims, extent, elem_size, elem_type, data, name } = *new;
                 if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
-                    d.stream.buffer_created(id, dims, &extent, elem_size, data.as_deref());
+                    d.stream.buffer_created(id, dims, &extent, elem_size, elem_type, data.as_deref());
                 }
                 self.tm.create_buffer(id, dims, extent, data.is_some(), name.clone());
                 self.cdag.create_buffer(id, dims, extent, data.is_some(), name);
                 // No device memory yet: the first command that touches the buffer allocates what it needs.
                 let init = data.map(Arc::new);
-                self.buffers.insert(id, BufferState { dims, extent, elem_size, device: None, init, growths: 0 });
+                self.buffers
+                    .insert(id, BufferState { dims, extent, elem_size, elem_type, device: None, init, growths: 0 });
             }
             Message::NameBuffer(id, name) => {
                 self.tm.set_buffer_name(id, &*name);

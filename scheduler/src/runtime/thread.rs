@@ -27,6 +27,8 @@ pub struct NewBuffer {
     pub extent: GridBox,
     /// Bytes per element.
     pub elem_size: usize,
+    /// The element type as Rust names it (`std::any::type_name`, e.g. `f32`): in the divergence hash and reports.
+    pub elem_type: &'static str,
     /// Initial contents.
     pub data: Option<Vec<u8>>,
     /// Debug name.
