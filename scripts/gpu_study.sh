@@ -6,7 +6,8 @@
 # BIN_DIR holds release builds of the examples metg, gpu_efficiency, wave_sim, nbody, matmul, overhead
 # (cargo build --release --example NAME) and, for the verify part, of the e2e_diff test (cargo test --release
 # --no-run --test e2e_diff); OUT_DIR receives one text file per run (and metg's SVG/summary);
-# GPUS is how many GPUs (= ranks) to scale to; PART is any of: metg efficiency scaling overlap overhead nbody verify.
+# GPUS is how many GPUs (= ranks) to scale to; PART is any of: metg efficiency scaling overlap overhead nbody verify
+# peer.
 # Ranks are started with `mpirun --bind-to none`: OpenMPI's default binds each rank of a small job to one core,
 # which its runtime, application and driver threads would then share.
 # Environment of the metg part: CUDA_METG=PATH adds the backends cuda and cuda_graph, measured by that program
@@ -112,6 +113,22 @@ for part in "$@"; do
     overhead)
         run overhead_r1 "$bin/overhead"
         run overhead_r2 "${mpi[@]}" -n 2 "$bin/overhead"
+        ;;
+    peer)
+        # Two devices of a rank on one GPU (one Vulkan device, a queue each) exchanging halos by GPU copies
+        # (CELER_PEER_COPIES, the default): results first (the e2e_heat test asserts the copies were taken; random
+        # programs bit for bit against one rank; wave_sim against its serial reference), then the cost against the
+        # host path and one device, alternating, three rounds. Needs BIN_DIR/e2e_heat (cargo test --release --no-run
+        # --test e2e_heat) and e2e_diff besides wave_sim and overhead.
+        run peer_heat_1x2 "${mpi[@]}" -n 1 "$bin/e2e_heat" --devices 2
+        run peer_heat_2x2 "${mpi[@]}" -n 2 "$bin/e2e_heat" --devices 2
+        run peer_diff "$bin/e2e_diff" --programs 60 --ranks 1x2,2x2
+        run peer_wave_1x2 "${mpi[@]}" -x CELER_DEVICES=2 -n 1 "$bin/wave_sim" --size 2048 --steps 100 --no-picture
+        for round in 1 2 3; do
+            run "peer_overhead_off_$round" env CELER_DEVICES=2 CELER_PEER_COPIES=off "$bin/overhead"
+            run "peer_overhead_on_$round" env CELER_DEVICES=2 "$bin/overhead"
+            run "peer_overhead_one_$round" env CELER_DEVICES=1 "$bin/overhead"
+        done
         ;;
     *) echo "unknown part $part" >&2 ;;
     esac
