@@ -389,11 +389,13 @@ impl RankLoop<'_> {
     fn empty_cell(&mut self, buffer: BufferId) -> Result<(), RuntimeError> {
         let size = self.buffers.get(&buffer).ok_or(RuntimeError::UnknownBuffer { buffer })?.elem_size;
         if !self.empty_cells.iter().any(|a| a.elem_size() == size) {
-            let cell =
-                self.gpu.allocate(celer_exec::gpu::Box3::d1(0, 1), size).map_err(|error| RuntimeError::GpuOp {
-                    context: format!("the stand-in cell of an accessor of {} without cells on its chunk", buffer),
+            let cell = self.gpu.allocate(celer_exec::gpu::Box3::d1(0, 1), size).map_err(|error| {
+                let buffer = self.buffer_ident(buffer);
+                RuntimeError::GpuOp {
+                    context: format!("the stand-in cell of an accessor of {buffer} without cells"),
                     error,
-                })?;
+                }
+            })?;
             self.empty_cells.push(cell);
         }
         Ok(())
