@@ -7,6 +7,9 @@
 //   src is larger than what one_to_one declared: the read of i + 1 at the chunk's end stays inside the allocation
 //   but outside the declared region (CELER_CHECK_BOUNDS catches it; without it, the value read may be stale).
 // - write_next: dst[i + 1] = src[i], unguarded: the last item writes one past the chunk (and the buffer).
+// - copy_guarded (not faulty): dst[i] = 3 * src[i] where dst's box holds i, reading src only where its box holds i:
+//   right for accessors whose range mapper gives some chunks no cells (their box is then empty, so no item is
+//   inside it).
 // - spin: never finishes (waits for a value no one writes), like a kernel whose loop never ends.
 
 struct Params {
@@ -62,4 +65,17 @@ fn spin(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
+}
+
+@compute @workgroup_size(64)
+fn copy_guarded(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let item = celer_item_1d(pc.chunk, gid);
+    if (!celer_contains(pc.chunk, item) || !celer_contains(pc.dst, item)) {
+        return;
+    }
+    var v = 0u;
+    if (celer_contains(pc.src, item)) {
+        v = atomicLoad(&src[celer_index(pc.src, item)]);
+    }
+    dst[celer_index(pc.dst, item)] = 3u * v;
 }

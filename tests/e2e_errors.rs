@@ -21,6 +21,11 @@
 //!   (inside its allocation, outside what `one_to_one` declared) or writes `i + 1`; every rank stops naming the
 //!   task, the buffer and the box of cells touched outside. `oob-clean`: the same read declared with
 //!   `neighborhood`, which must pass silently with the right result.
+//! - `empty-write`: a kernel writes every item through a `discard_write` whose custom mapper gives each chunk no
+//!   cells; without `CELER_CHECK_BOUNDS`, such a dispatch runs checked and binds a stand-in cell: every rank stops
+//!   naming the task, the buffer, the accessor, the cells written and the empty region. `empty-guarded`: a kernel
+//!   that guards its accesses with `celer_contains`, through mappers that give the second half's chunks no cells,
+//!   must pass silently with the serial result.
 //! - `spin`: a kernel that never finishes; with `CELER_STALL_TIMEOUT=2` the stall detection names the GPU work.
 //! - `bad-device` (`CELER_DEVICE=99`, set by the case if unset) / `no-driver` (`VK_DRIVER_FILES=/nonexistent.json`):
 //!   `Queue::new` returns `Err` on every rank (no `MPI_ABORT`), naming the device problem on the ranks where it
@@ -126,7 +131,7 @@
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use celer::{access, kernels, task, Buffer, Kernel, Queue, ReductionOp};
+use celer::{access, kernels, task, Buffer, GridBox, Kernel, Queue, ReductionOp, Region};
 
 /// The kernels of `kernels/` (`faulty.wgsl` holds the deliberately wrong ones).
 #[allow(dead_code)] // METG is the examples'
@@ -176,6 +181,39 @@ fn write_next() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     q.wait();
     Err("the out-of-bounds write was not reported".into())
+}
+
+/// `out[i] = i * i` through a `discard_write` whose custom mapper gives every chunk no cells: every item's write
+/// goes through an accessor with an empty region, which celer must report (it ran silently, its writes clamped
+/// into cell 0 of the buffer, until the dispatch of such an accessor ran checked).
+fn empty_write() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[5u32; 64], [64]).named("a");
+    let nothing = access::custom("nothing", |_: &GridBox<1>, _: &GridBox<1>| Region::<1>::new());
+    let k = Kernel::wgsl(&kernels::SQUARES, "main").map_err(|e| e.to_string())?;
+    q.submit(task::parallel_for(&k, [64]).discard_write(&a, nothing).name("sq_none")).map_err(|e| e.to_string())?;
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    Err(format!("the writes through an accessor without cells were not reported (fence: {:?})", &got[..4]))
+}
+
+/// `dst[i] = 3 * src[i]` through `src` and `dst` accessors whose custom mapper gives each chunk its cells in
+/// `[0, 32)`: on two ranks the second rank's chunk `[32, 64)` gets no cells of either, and its kernel, which guards
+/// every access with `celer_contains`, touches none. The fenced cells must match the serial result, without a report.
+fn empty_guarded() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let src = q.buffer_from(&(0..64u32).collect::<Vec<_>>(), [64]).named("src");
+    let dst = q.buffer::<u32, 1>([64]).named("dst");
+    let head =
+        || access::custom("head", |c: &GridBox<1>, _: &GridBox<1>| Region::from(c.intersection(&GridBox::d1(0, 32))));
+    let k = Kernel::wgsl(&own_kernels::FAULTY, "copy_guarded").map_err(|e| e.to_string())?;
+    q.submit(task::parallel_for(&k, [64]).read(&src, head()).discard_write(&dst, head()).name("copy_head"))
+        .map_err(|e| e.to_string())?;
+    let got = q.fence_subrange(&dst, [0], [32]).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let want: Vec<u32> = (0..32u32).map(|i| 3 * i).collect();
+    if got != want {
+        return Err(format!("copy_head computed {got:?}, expected {want:?}"));
+    }
+    Ok(())
 }
 
 /// A kernel that never finishes (on lavapipe, that takes minutes: see `kernels/faulty.wgsl`), 65536 items per rank.
@@ -1350,6 +1388,26 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    let (status, stderr, took) = run_case("empty-write", &[]);
+    check(
+        "empty-write",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("out-of-bounds access in task T1 \"sq_none\"")
+            && stderr.contains("discard_write of buffer B0 \"a\" through nothing) accessed [0] - [64]")
+            && stderr.contains("declared the empty region {} for this chunk")
+            && stderr.contains("where an accessor's region is empty"),
+        "an abort naming the task, the buffer, the accessor, the cells written and the empty declared region",
+        &stderr,
+    );
+    let (status, stderr, _) = run_case("empty-guarded", &[]);
+    check(
+        "empty-guarded",
+        status.success() && !stderr.contains("out-of-bounds"),
+        "a kernel guarding its accesses with celer_contains to pass silently with the serial result",
+        &stderr,
+    );
+
     let (status, stderr, took) = run_case("spin", &[("CELER_STALL_TIMEOUT", "2")]);
     check(
         "spin",
@@ -1705,6 +1763,8 @@ fn main() -> ExitCode {
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
             Some("mapper-oob-chunk") => mapper_oob_chunk(),
+            Some("empty-write") => empty_write(),
+            Some("empty-guarded") => empty_guarded(),
             Some("exit-in-host") => exit_in_host(),
             Some("exit-in-mapper") => exit_in_mapper(),
             Some("exit-other-thread") => exit_other_thread(),

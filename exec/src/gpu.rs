@@ -62,8 +62,8 @@
 //! |---|---|
 //! | 0..3 | the chunk's offset (first cell) in buffer coordinates, dimensions 0, 1, 2 |
 //! | 3..6 | the chunk's range (extent) |
-//! | 6 + 6i .. 9 + 6i | accessor `i`'s allocation: offset of its box in buffer coordinates (for [`Access::blocks`]: the dispatch's first workgroup in the launch) |
-//! | 9 + 6i .. 12 + 6i | accessor `i`'s allocation: range of its box |
+//! | 6 + 6i .. 9 + 6i | accessor `i`'s allocation: offset of its box in buffer coordinates (for [`Access::blocks`]: the dispatch's first workgroup in the launch; for [`Access::empty`]: 0) |
+//! | 9 + 6i .. 12 + 6i | accessor `i`'s allocation: range of its box (for [`Access::empty`]: 0) |
 //! | 6 + 6n .. | the dispatch's scalars (`u32` words; pass `f32` as `f32::to_bits`) |
 //!
 //! The total must fit the device's `maxPushConstantsSize` (Vulkan guarantees 128 bytes, which is

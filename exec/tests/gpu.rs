@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use celer_exec::gpu::{
-    bounds_record_init, bounds_record_words, push_constant_bytes, read_bounds_record, Access, BatchId, Box3,
-    CompletionMode, Gpu, GpuError, GpuOptions, Launch,
+    bounds_record_init, bounds_record_words, push_constant_bytes, read_bounds_record, Access, AccessMode, BatchId,
+    Box3, CompletionMode, Gpu, GpuError, GpuOptions, Launch,
 };
 use celer_exec::shaders;
 
@@ -650,6 +650,38 @@ fn a_checked_dispatch_records_the_cells_it_touched_outside_the_declared_box() {
     let report = read_bounds_record(&u32s(&out));
     assert_eq!(report.accessors, vec![Some((5, Box3::d1(115, 120)))]);
     assert_eq!(report.unattributed, 0);
+}
+
+#[test]
+fn an_empty_access_pushes_the_empty_box_and_a_checked_dispatch_blames_every_access_on_it() {
+    let mut gpu = open_gpu();
+    let add = gpu.load_kernel_checked(&shaders::GPU_ADD, "main").unwrap();
+    // The stand-in for a buffer's memory that an accessor without cells on its chunk binds.
+    let cell = gpu.allocate(Box3::d1(0, 1), 4).unwrap();
+    let empty = Access::empty(&cell, AccessMode::ReadWrite);
+    assert!(empty.is_empty());
+    assert_eq!(empty.record_box(), Box3::EMPTY, "its box in the record is the one pushed");
+    let words = bounds_record_words(1);
+    let record = gpu.allocate(Box3::d1(0, words), 4).unwrap();
+    let init = u32_bytes(&bounds_record_init(&[Box3::EMPTY], &[empty.record_box()]));
+    let all = record.bounds();
+    let mut batch = gpu.batch().unwrap();
+    batch.upload(&cell, cell.bounds(), &u32_bytes(&[0]), cell.bounds()).unwrap();
+    batch.upload(&record, all, &init, all).unwrap();
+    // gpu_add adds to data[i] for every item of the launch, unguarded by its accessor's box.
+    batch.dispatch_checked(add, Launch::d1(110, 120), &[empty], &[1], &record).unwrap();
+    let (report_dl, cell_dl) = (batch.download(&record, all).unwrap(), batch.download(&cell, cell.bounds()).unwrap());
+    let id = batch.submit().unwrap();
+    poll_all(&mut gpu, &[id]);
+    let mut out = vec![0u8; 4 * words];
+    gpu.read_download(report_dl, &mut out, all).unwrap();
+    let report = read_bounds_record(&u32s(&out));
+    assert_eq!(report.accessors, vec![Some((10, Box3::d1(110, 120)))], "every access is outside the empty box");
+    assert_eq!(report.unattributed, 0);
+    let mut got = vec![0u8; 4];
+    gpu.read_download(cell_dl, &mut got, cell.bounds()).unwrap();
+    // The ten items' racing additions all land in the one cell.
+    assert!((1..=10).contains(&u32s(&got)[0]), "the writes land in the stand-in cell: {got:?}");
 }
 
 #[test]

@@ -310,22 +310,24 @@ pub struct Access<'a> {
     pub(super) mode: AccessMode,
     /// Whether it holds one cell per workgroup ([`Access::blocks`]).
     pub(super) blocks: bool,
+    /// Whether the dispatch pushes an empty box for it ([`Access::empty`]).
+    pub(super) empty: bool,
 }
 
 impl<'a> Access<'a> {
     /// An accessor that only reads `alloc`.
     pub fn read(alloc: &'a DeviceAllocation) -> Self {
-        Access { alloc, mode: AccessMode::Read, blocks: false }
+        Access { alloc, mode: AccessMode::Read, blocks: false, empty: false }
     }
 
     /// An accessor that only writes `alloc`.
     pub fn write(alloc: &'a DeviceAllocation) -> Self {
-        Access { alloc, mode: AccessMode::Write, blocks: false }
+        Access { alloc, mode: AccessMode::Write, blocks: false, empty: false }
     }
 
     /// An accessor that reads and writes `alloc`.
     pub fn read_write(alloc: &'a DeviceAllocation) -> Self {
-        Access { alloc, mode: AccessMode::ReadWrite, blocks: false }
+        Access { alloc, mode: AccessMode::ReadWrite, blocks: false, empty: false }
     }
 
     /// An accessor whose cells are one per workgroup of the launch, which a kernel's block reduction writes at
@@ -335,7 +337,15 @@ impl<'a> Access<'a> {
     /// unless the dispatch is split because the launch needs more workgroups than the device launches at once),
     /// so every workgroup writes its own cell however the launch is split. The kernel only writes it.
     pub fn blocks(alloc: &'a DeviceAllocation) -> Self {
-        Access { alloc, mode: AccessMode::Write, blocks: true }
+        Access { alloc, mode: AccessMode::Write, blocks: true, empty: false }
+    }
+
+    /// An accessor that may touch no cell of its buffer on this chunk (its range mapper gave the chunk an empty
+    /// region): binds `alloc`, a stand-in for the buffer's memory (typically one cell), which accesses the kernel
+    /// makes anyway land in, but pushes the empty box (offset and range 0) as its allocation's box, so that
+    /// `celer_contains` is false for every cell and a checked dispatch blames every access on it.
+    pub fn empty(alloc: &'a DeviceAllocation, mode: AccessMode) -> Self {
+        Access { alloc, mode, blocks: false, empty: true }
     }
 
     /// The allocation it binds.
@@ -351,6 +361,21 @@ impl<'a> Access<'a> {
     /// Whether it holds one cell per workgroup ([`Access::blocks`]).
     pub fn is_blocks(&self) -> bool {
         self.blocks
+    }
+
+    /// Whether the dispatch pushes the empty box for it ([`Access::empty`]).
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    /// The box a checked dispatch's bounds record names as its allocation's
+    /// ([`bounds_record_init`]): the allocation's, or the empty box for [`Access::empty`].
+    pub fn record_box(&self) -> Box3 {
+        if self.empty {
+            Box3::EMPTY
+        } else {
+            self.alloc.bounds
+        }
     }
 }
 
@@ -444,6 +469,8 @@ pub(super) fn prepare_dispatch(
             // The first workgroup of the dispatch (split_launch's sub-dispatches set it), then the cells' range.
             words.extend([0, 0, 0]);
             words.extend(a.alloc.bounds.range().map(|v| v as u32));
+        } else if a.empty {
+            words.extend([0; 6]);
         } else {
             push_box(words, &a.alloc.bounds);
         }

@@ -21,6 +21,9 @@ pub(super) struct PreparedKernel {
     /// Bindings (positions in `accesses`) that bind a scratch allocation (`RankLoop::scratch`) instead of their
     /// buffer's: block reductions' one cell per block.
     pub(super) scratch: Vec<(usize, u64)>,
+    /// Bindings (positions in `accesses`) whose range mapper gave the chunk no cells: they bind the cell of
+    /// `RankLoop::empty_cells` of their buffer's element size, through [`Access::empty`].
+    pub(super) empty: Vec<usize>,
     pub(super) scalars: SmallVec<[u32; 8]>,
     /// Reduction buffers to reset to the operation's identity first.
     pub(super) identities: Vec<(BufferId, Vec<u8>)>,
@@ -217,6 +220,7 @@ impl RankLoop<'_> {
         let mut acks = Vec::new();
         let buffers = &self.buffers;
         let scratch = &self.scratch;
+        let empty_cells = &self.empty_cells;
         let tm = &self.tm;
         let scratch_of =
             |id: &u64| scratch.get(id).ok_or(RuntimeError::Internal("a block reduction's scratch allocation vanished"));
@@ -247,6 +251,14 @@ impl RankLoop<'_> {
                             list.push(Access::blocks(scratch_of(id)?));
                             continue;
                         }
+                        if k.empty.contains(&i) {
+                            let size = buffers.get(b).map_or(0, |s| s.elem_size);
+                            let cell = empty_cells.iter().find(|a| a.elem_size() == size).ok_or(
+                                RuntimeError::Internal("the stand-in cell of an accessor without cells vanished"),
+                            )?;
+                            list.push(Access::empty(cell, access_mode(*mode)));
+                            continue;
+                        }
                         let d = device(b, &k.context)?;
                         let (cells, bytes) = (d.bounds().volume() as u64, d.bytes() as u64);
                         if let Some(problem) = unaddressable(cells, bytes, max_range) {
@@ -269,7 +281,7 @@ impl RankLoop<'_> {
                     if let Some(info) = k.check {
                         let record = records.next().expect("one record per checked kernel");
                         let declared: Vec<Box3> = info.declared.iter().map(box3).collect();
-                        let allocations: Vec<Box3> = list.iter().map(|a| a.allocation().bounds()).collect();
+                        let allocations: Vec<Box3> = list.iter().map(Access::record_box).collect();
                         let words = celer_exec::gpu::bounds_record_init(&declared, &allocations);
                         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
                         let all = record.bounds();
@@ -379,6 +391,15 @@ impl RankLoop<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// How the backend's hazard tracking sees an accessor of `mode`.
+fn access_mode(mode: AccessMode) -> celer_exec::gpu::AccessMode {
+    match mode {
+        AccessMode::Read => celer_exec::gpu::AccessMode::Read,
+        AccessMode::ReadWrite => celer_exec::gpu::AccessMode::ReadWrite,
+        AccessMode::Write | AccessMode::DiscardWrite => celer_exec::gpu::AccessMode::Write,
     }
 }
 

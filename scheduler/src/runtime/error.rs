@@ -309,6 +309,9 @@ pub struct OutOfBoundsAccess {
     pub chunk: GridBox,
     /// Per accessor at fault: what it declared and the bounding box of the cells it touched outside that.
     pub accessors: Vec<String>,
+    /// Whether the dispatch ran checked because an accessor's range mapper gave the chunk no cells (as every such
+    /// dispatch does), not because of `CELER_CHECK_BOUNDS`.
+    pub empty_region: bool,
 }
 
 impl std::fmt::Display for OutOfBoundsAccess {
@@ -317,13 +320,18 @@ impl std::fmt::Display for OutOfBoundsAccess {
             f,
             "out-of-bounds access in {} ({} on N{}, kernel {}, chunk {}): {}; declare a range mapper that covers \
              every cell the kernel touches (e.g. neighborhood for a stencil), or fix the kernel's indexing (found by \
-             CELER_CHECK_BOUNDS)",
+             {})",
             self.task,
             self.command,
             self.node,
             self.kernel,
             self.chunk,
-            self.accessors.join("; ")
+            self.accessors.join("; "),
+            if self.empty_region {
+                "the bounds check celer runs for every dispatch where an accessor's region is empty"
+            } else {
+                "CELER_CHECK_BOUNDS"
+            }
         )
     }
 }

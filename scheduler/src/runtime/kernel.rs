@@ -222,9 +222,19 @@ impl RankLoop<'_> {
                 None => needs.push((r.buffer, self.buffers[&r.buffer].extent)),
             }
         }
+        // An accessor whose range mapper gave this chunk no cells must let the kernel touch none: it binds a cell of
+        // its own instead of the buffer's allocation (pushed as an empty box, so `celer_contains` is false
+        // everywhere), and the dispatch runs checked, so that an access through it stops the run. Dispatches
+        // without one pay this test only.
+        let mut empty = Vec::new();
+        if needs.iter().take(task.spec.accesses.len()).any(|n| n.1.is_empty()) {
+            let accessors = needs.iter().take(task.spec.accesses.len());
+            empty.extend(accessors.enumerate().filter(|(_, n)| n.1.is_empty()).map(|(i, _)| i));
+        }
+        let checked = self.check_bounds || !empty.is_empty();
         let dims = task.spec.dims.max(1);
         let context = OpContext::command(rank, cmd, CommandWork::Kernel);
-        let mut check = self.check_bounds.then(|| {
+        let mut check = checked.then(|| {
             let mut names: Vec<String> = task
                 .spec
                 .accesses
@@ -246,25 +256,28 @@ impl RankLoop<'_> {
                 kernel,
                 chunk,
                 accessors: Vec::new(),
+                empty_region: !self.check_bounds,
             };
             Box::new(CheckInfo { declared, names, buffers, what, fault })
         });
         for (i, (buffer, bounds)) in needs.into_iter().enumerate() {
-            // A block reduction's cells are in its scratch allocation.
-            if !scratch.iter().any(|s| s.0 == i) {
+            // A block reduction's cells are in its scratch allocation, an accessor's without cells in its cell.
+            if empty.contains(&i) {
+                self.empty_cell(buffer).map_err(&fail)?;
+            } else if !scratch.iter().any(|s| s.0 == i) {
                 self.cover(buffer, &bounds).map_err(&fail)?;
             }
         }
         let kernel = match self.last_kernel {
-            Some((s, e, id)) if std::ptr::eq(s, source) && std::ptr::eq(e, entry) => id,
+            Some((s, e, c, id)) if std::ptr::eq(s, source) && std::ptr::eq(e, entry) && c == checked => id,
             _ => {
-                let kernel = if self.check_bounds {
+                let kernel = if checked {
                     self.gpu.load_kernel_checked(source, entry)
                 } else {
                     self.gpu.load_kernel(source, entry)
                 };
                 let id = kernel.map_err(|e| fail(e.into()))?;
-                self.last_kernel = Some((source, entry, id));
+                self.last_kernel = Some((source, entry, checked, id));
                 id
             }
         };
@@ -282,6 +295,7 @@ impl RankLoop<'_> {
                 launch: Launch::new(box3(launch), dims),
                 accesses: if last { std::mem::take(&mut accesses) } else { accesses.clone() },
                 scratch: if last { std::mem::take(&mut scratch) } else { scratch.clone() },
+                empty: if last { std::mem::take(&mut empty) } else { empty.clone() },
                 scalars: if last { std::mem::take(&mut scalars) } else { scalars.clone() },
                 // Reductions never split (start_interior), so the one launch resets them.
                 identities: if n == 0 { std::mem::take(&mut identities) } else { Vec::new() },
@@ -370,6 +384,23 @@ impl RankLoop<'_> {
         Ok(true)
     }
 
+    /// Allocates, on first use, the cell of `buffer`'s element size that accessors whose range mapper gave their
+    /// chunk no cells bind ([`Access::empty`](celer_exec::gpu::Access::empty)).
+    fn empty_cell(&mut self, buffer: BufferId) -> Result<(), RuntimeError> {
+        let size = self.buffers.get(&buffer).ok_or(RuntimeError::UnknownBuffer { buffer })?.elem_size;
+        if !self.empty_cells.iter().any(|a| a.elem_size() == size) {
+            let cell = self.gpu.allocate(celer_exec::gpu::Box3::d1(0, 1), size).map_err(|error| {
+                let buffer = self.buffer_ident(buffer);
+                RuntimeError::GpuOp {
+                    context: format!("the stand-in cell of an accessor of {buffer} without cells"),
+                    error,
+                }
+            })?;
+            self.empty_cells.push(cell);
+        }
+        Ok(())
+    }
+
     /// The interior of `chunk` for `task` given the `awaited` regions ([`crate::overlap::interior`]).
     pub(super) fn interior_box(
         &self,
@@ -424,12 +455,20 @@ impl RankLoop<'_> {
                 if let Some((count, cells)) = outside {
                     let dims = info.buffers.get(k).and_then(|b| self.buffers.get(b)).map_or(3, |b| b.dims);
                     let cells = grid_box(cells, dims);
-                    lines.push(format!(
-                        "accessor {k} ({}) accessed {cells} ({count} access(es) outside), but its range mapper \
-                         declared only {} for this chunk",
-                        info.names.get(k).map_or("?", String::as_str),
-                        info.declared[k]
-                    ));
+                    let name = info.names.get(k).map_or("?", String::as_str);
+                    lines.push(if info.declared[k].is_empty() {
+                        format!(
+                            "accessor {k} ({name}) accessed {cells} ({count} access(es)), but its range mapper \
+                             declared the empty region {{}} for this chunk, so the kernel may touch none of its \
+                             cells there (guard such accesses with celer_contains; the buffer was left untouched)"
+                        )
+                    } else {
+                        format!(
+                            "accessor {k} ({name}) accessed {cells} ({count} access(es) outside), but its range mapper \
+                             declared only {} for this chunk",
+                            info.declared[k]
+                        )
+                    });
                 }
             }
             if !lines.is_empty() {

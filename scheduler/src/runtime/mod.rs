@@ -271,8 +271,12 @@ pub struct RankLoop<'c> {
     check_bounds: bool,
     checks: Vec<PendingCheck>,
     /// The kernel the last kernel command dispatched, by its compiled file and entry point (both `'static`, so
-    /// their addresses name them): consecutive tasks of one kernel skip the `Gpu`'s lookup by name.
-    last_kernel: Option<(&'static celer_exec::shaders::KernelSource, &'static str, celer_exec::gpu::KernelId)>,
+    /// their addresses name them) and whether it is the checked variant: consecutive tasks of one kernel skip the
+    /// `Gpu`'s lookup by name.
+    last_kernel: Option<(&'static celer_exec::shaders::KernelSource, &'static str, bool, celer_exec::gpu::KernelId)>,
+    /// One cell per element size, which an accessor whose range mapper gave its chunk no cells binds instead of its
+    /// buffer's allocation (`Access::empty`): what a faulty kernel writes through it lands there, not in the buffer.
+    empty_cells: Vec<celer_exec::gpu::DeviceAllocation>,
     /// Set with an error that every rank is likely to hit at about the same time (an out-of-bounds access of a
     /// distributed kernel, a lost device): the runtime thread then waits `FAULT_GRACE` before ending the job, so
     /// that the other ranks print theirs too.
@@ -416,6 +420,7 @@ impl<'c> RankLoop<'c> {
             dump: runtime.dump_graphs.clone().map(|dir| (dir, Vec::new())),
             check_bounds: runtime.check_bounds,
             last_kernel: None,
+            empty_cells: Vec::new(),
             checks: Vec::new(),
             fault_grace: false,
             new_tasks: Vec::new(),
