@@ -74,7 +74,7 @@ pub use host::{HostContext, HostFn, HostPayload, ObjectValue, SharedObject};
 pub use kernel::KernelPayload;
 pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
-pub use thread::{Message, NewBuffer, RuntimeHandle, Watch, MESSAGE_BACKLOG};
+pub use thread::{Message, NewBuffer, RuntimeHandle, Watch, CREATION_DATA_BACKLOG, MESSAGE_BACKLOG};
 
 /// `n` zeroed bytes, or `None` where the system refuses the allocation (which `vec!` would answer by aborting the
 /// process). Only large sizes are tried first, by reserving and freeing them: `vec!` then allocates zeroed pages
