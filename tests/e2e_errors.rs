@@ -106,7 +106,8 @@
 //!   written and dropped; after a `wait` the rank's device memory holds at most a few of them (dropped buffers are
 //!   freed at the next horizon or epoch). Then 2000 host tasks of 200 µs each are submitted without a wait: right
 //!   after the last `submit`, all but the last few dozen must have run already (`submit` blocked meanwhile).
-//!   Then 50 collective groups are created, used by a task each and dropped. Last, 2000 buffers of 4 KiB with
+//!   Then 50 collective groups are created, used by a task each and dropped; after a `wait`, the runtime holds
+//!   at most 16 per-command records (`RankStats::command_records`). Last, 2000 buffers of 4 KiB with
 //!   creation data and 2000 host objects are created and dropped without a task (no horizon comes): the runtime
 //!   must hold at most 2 buffers afterwards.
 //! - `creation-data` (`CELER_SUBMIT_AHEAD` off): 600 buffers of 1 MiB with creation data, each read by a host task
@@ -916,6 +917,11 @@ fn bounded() -> Result<(), String> {
     // Buffers (with creation data) and host objects created and dropped without a task: no horizon comes, yet the
     // runtime keeps none of them.
     q.wait();
+    // Nor does it keep a note of each of the thousands of commands run above (the host tasks each left one).
+    let records = q.stats().ok_or("no statistics")?.command_records;
+    if records > 16 {
+        return Err(format!("after a wait, the runtime still holds {records} per-command records"));
+    }
     const LOOSE: u64 = 2000;
     for i in 0..LOOSE as u32 {
         drop(q.buffer_from(&[i; 1024], [1024]).named("loose"));

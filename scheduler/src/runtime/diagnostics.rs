@@ -42,6 +42,10 @@ pub struct RankStats {
     /// Reductions whose operator and element type this rank's runtime holds now: each buffer's latest, and
     /// earlier ones until the horizon or epoch after the task that superseded them is reached.
     pub reductions: u64,
+    /// Entries of this rank's per-command tables now: commands queued or in flight, and what the loop notes about
+    /// them (completed out of order, waiting only for the GPU, found not to split, with an interior running, host
+    /// tasks finished). Bounded by what is queued, however long the program runs; few after a `wait`.
+    pub command_records: u64,
     /// Bytes of buffer data sent to other ranks.
     pub bytes_sent: u64,
     /// Bytes of buffer data received from other ranks.
@@ -112,6 +116,7 @@ impl RankStats {
         // Every device's loop holds every buffer.
         self.buffers = self.buffers.max(other.buffers);
         self.reductions = self.reductions.max(other.reductions);
+        self.command_records += other.command_records;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
         self.peer_copies += other.peer_copies;

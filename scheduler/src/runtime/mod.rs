@@ -773,6 +773,11 @@ impl<'c> RankLoop<'c> {
         if !self.gpu_tail.is_empty() {
             self.gpu_tail.remove(&id);
         }
+        // `start_interior` rules out every waiting execution command it cannot split, host tasks included, which
+        // `start_kernel` never sees: kept, one entry per such command stayed until shutdown.
+        if !self.no_interior.is_empty() {
+            self.no_interior.remove(&id);
+        }
         if id.0 == self.watermark {
             // The usual case, commands completing in order: no detour through the set.
             self.watermark += 1;
