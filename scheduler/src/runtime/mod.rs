@@ -105,6 +105,9 @@ use celer_graph::{
 };
 
 /// A set of ids, hashed like [`IdMap`](celer_graph::IdMap): the runtime thread looks ids up several times per command.
+/// The most started commands' boxes [`RankLoop`] keeps to reuse for new commands.
+const SPARE_COMMANDS: usize = 1024;
+
 type IdSet<K> = hashbrown::HashSet<K, std::hash::BuildHasherDefault<celer_graph::IdHasher>>;
 
 use self::alloc::BufferState;
@@ -745,7 +748,11 @@ impl<'c> RankLoop<'c> {
                 }
                 None => self.mark_done(cmd.id),
             }
-            self.spare_commands.push(cmd);
+            // Kept for the next commands generated, up to a step's worth: a backlog of tens of thousands of queued
+            // commands (a program far ahead of the runtime) left as many spares until shutdown.
+            if self.spare_commands.len() < SPARE_COMMANDS {
+                self.spare_commands.push(cmd);
+            }
             progressed = true;
         }
         // What started (or began its interior) may let others start: scan again next step.
