@@ -68,7 +68,7 @@ mod stall;
 mod thread;
 mod transfer;
 
-pub use diagnostics::{scheduler_bound_warning, RankStats};
+pub use diagnostics::{scheduler_bound_warning, RankStats, DIVERGENCE_WINDOWS};
 pub use error::{KernelAllocationError, OutOfBoundsAccess, RuntimeError};
 pub use host::{HostContext, HostFn, HostPayload, ObjectValue, SharedObject};
 pub use kernel::KernelPayload;

@@ -758,8 +758,10 @@ pub(super) fn run(
         }
         // Stored only when they change: the application thread may be reading them in a loop (`submit`'s
         // back-pressure), and a store each iteration would take the cache line from it every time.
-        let tasks = loops.iter().map(|l| l.progress()).min().unwrap_or(0);
-        let drained = if loops.iter().all(|l| l.is_drained()) { handled } else { u64::MAX };
+        // A rank far ahead of the others' divergence checks counts as behind (`DIVERGENCE_WINDOWS`).
+        let tasks = loops.iter().map(|l| l.progress().min(l.divergence_hold().unwrap_or(u64::MAX))).min().unwrap_or(0);
+        let drained =
+            if loops.iter().all(|l| l.is_drained() && l.divergence_hold().is_none()) { handled } else { u64::MAX };
         if (tasks, drained, handled) != published {
             published = (tasks, drained, handled);
             progress.handled.store(handled, Ordering::Release);
