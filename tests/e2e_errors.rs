@@ -111,9 +111,13 @@
 //!   written and dropped; after a `wait` the rank's device memory holds at most a few of them (dropped buffers are
 //!   freed at the next horizon or epoch). Then 2000 host tasks of 200 µs each are submitted without a wait: right
 //!   after the last `submit`, all but the last few dozen must have run already (`submit` blocked meanwhile).
-//!   Then 50 collective groups are created, used by a task each and dropped. Last, 2000 buffers of 4 KiB with
+//!   Then 50 collective groups are created, used by a task each and dropped; after a `wait`, the runtime holds
+//!   at most 16 per-command records (`RankStats::command_records`). Last, 2000 buffers of 4 KiB with
 //!   creation data and 2000 host objects are created and dropped without a task (no horizon comes): the runtime
 //!   must hold at most 2 buffers afterwards.
+//! - `creation-data` (`CELER_SUBMIT_AHEAD` off): 600 buffers of 1 MiB with creation data, each read by a host task
+//!   and dropped, while a slow task keeps the runtime from reaching a horizon: right after the loop the runtime
+//!   holds no more than `CREATION_DATA_BACKLOG` of their data (creating them blocked), and none after a wait.
 //! - `unwritable-output`: a program that installs no logger, run with `CELER_DUMP_GRAPHS` and `CELER_TRACE` where
 //!   nothing can be written (below a regular file): the run succeeds, and stderr names both variables at start-up
 //!   and at shutdown.
@@ -951,6 +955,11 @@ fn bounded() -> Result<(), String> {
     // Buffers (with creation data) and host objects created and dropped without a task: no horizon comes, yet the
     // runtime keeps none of them.
     q.wait();
+    // Nor does it keep a note of each of the thousands of commands run above (the host tasks each left one).
+    let records = q.stats().ok_or("no statistics")?.command_records;
+    if records > 16 {
+        return Err(format!("after a wait, the runtime still holds {records} per-command records"));
+    }
     const LOOSE: u64 = 2000;
     for i in 0..LOOSE as u32 {
         drop(q.buffer_from(&[i; 1024], [1024]).named("loose"));
@@ -980,6 +989,47 @@ fn bounded() -> Result<(), String> {
     let kept = q.stats().ok_or("no statistics")?.reductions;
     if kept > 1 {
         return Err(format!("after {REDUCTIONS} reductions into one buffer, the runtime keeps {kept} of them"));
+    }
+    Ok(())
+}
+
+/// Buffers of 1 MiB with creation data, each used by a task and dropped, while a slow task keeps the runtime from
+/// reaching a horizon and `submit` is not held back (`CELER_SUBMIT_AHEAD=off`): creating them must block once the
+/// dropped ones' data would exceed `CREATION_DATA_BACKLOG`, so the runtime holds at most that much of it.
+fn creation_data() -> Result<(), String> {
+    use celer::unstable::scheduler::runtime::CREATION_DATA_BACKLOG;
+    const CELLS: usize = 1 << 18;
+    let q = Queue::builder().submit_ahead(None).build().map_err(|e| e.to_string())?;
+    let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&released);
+    // Holds every horizon back until the loop below is done, or 5 s (the loop blocks on it with the bound).
+    q.submit(task::host_once().name("slow").run(move |_| {
+        let start = Instant::now();
+        while !flag.load(std::sync::atomic::Ordering::Acquire) && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    let data = vec![7u32; CELLS];
+    const BUFFERS: u64 = 600;
+    for _ in 0..BUFFERS {
+        let b = q.buffer_from(&data, [CELLS]).named("with data");
+        q.submit(task::host_for([1]).read(&b, access::one_to_one()).name("touch").run(|_| {}))
+            .map_err(|e| e.to_string())?;
+    }
+    let held = q.stats().ok_or("no statistics")?.buffers;
+    released.store(true, std::sync::atomic::Ordering::Release);
+    q.wait();
+    let per_buffer = (CELLS * 4) as u64;
+    if held * per_buffer > CREATION_DATA_BACKLOG + 8 * per_buffer {
+        return Err(format!(
+            "after creating, using and dropping {BUFFERS} buffers of {per_buffer} bytes of creation data, the runtime \
+             holds {held} of them (more than CREATION_DATA_BACKLOG, {CREATION_DATA_BACKLOG} bytes)"
+        ));
+    }
+    let after = q.stats().ok_or("no statistics")?.buffers;
+    if after > 0 {
+        return Err(format!("after a wait, the runtime still holds {after} dropped buffers"));
     }
     Ok(())
 }
@@ -1636,6 +1686,8 @@ fn check_cases() -> Vec<String> {
 
     let (status, stderr, _) = run_case("bounded", &[]);
     check("bounded", status.success(), "dropped buffers freed and submit held back", &stderr);
+    let (status, stderr, _) = run_case("creation-data", &[]);
+    check("creation-data", status.success(), "dropped buffers' creation data held back", &stderr);
 
     // Below this test's executable (a regular file), no directory can be created, not even by root.
     let below_file = std::env::current_exe().expect("own path").join("out");
@@ -1795,6 +1847,7 @@ fn main() -> ExitCode {
                 default_env("CELER_SUBMIT_AHEAD", "2");
                 bounded()
             }
+            Some("creation-data") => creation_data(),
             Some("busy-app") => {
                 default_env("CELER_STALL_TIMEOUT", "1");
                 busy_app()

@@ -7,7 +7,8 @@
 //! `wait` (Celerity's `syncing` example); a fence replicates a master-node result to every rank; range mappers that
 //! read the task's whole index space (Celerity's `chunk::global_size`): `experimental::access::even_split` over a
 //! collective host task and over an offset index space in blocks, and custom mappers (`access::custom_in`)
-//! computing from the index space's start, against serial results.
+//! computing from the index space's start, against serial results; the ranks that run none of 2000 master-node
+//! host tasks run ahead of rank 0 with a bounded number of divergence-check windows awaiting it.
 //! Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices per rank; `./x test` does both.
 
 use std::process::ExitCode;
@@ -186,6 +187,37 @@ fn host_tasks(q: &Queue) -> Result<(), String> {
     Ok(())
 }
 
+/// Master-node host tasks only rank 0 runs (2000 of 1 ms, chained through a host object): the other ranks, with
+/// nothing to run, get ahead of rank 0, yet their divergence checks awaiting rank 0 stay bounded (they ran ahead
+/// without bound, holding every window: `RankStats::divergence_windows`).
+fn master_node_ahead(q: &Queue) -> Result<(), String> {
+    use celer::unstable::scheduler::{config::DEFAULT_SUBMIT_AHEAD, runtime::DIVERGENCE_WINDOWS};
+    const TASKS: u64 = 2000;
+    let count = q.host_object(0u64);
+    for _ in 0..TASKS {
+        q.submit(task::host_once().side_effect(&count).name("master step").run(|ctx| {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            ctx.with_object::<u64, _>(0, |n| *n += 1);
+        }))
+        .map_err(e)?;
+    }
+    let windows = q.stats().map_or(0, |s| s.divergence_windows);
+    // Each rank submits at most `CELER_SUBMIT_AHEAD` horizons (one window each) past what it reports completed.
+    let bound = (DIVERGENCE_WINDOWS + DEFAULT_SUBMIT_AHEAD + 2) as u64;
+    if windows > bound {
+        return Err(format!(
+            "rank {}: {windows} windows of the divergence check await rank 0 (more than {bound})",
+            q.rank()
+        ));
+    }
+    let counted = q.fence_object(&count).map_err(e)?;
+    let want = if q.rank() == 0 { TASKS } else { 0 };
+    if counted != want {
+        return Err(format!("rank {}: the master-node tasks counted {counted}, want {want}", q.rank()));
+    }
+    Ok(())
+}
+
 /// Celerity's `even_split` for chunk `[o, o + r)` of `g` items over `b` rows in blocks of `k` (its definition, chunk
 /// by chunk): the first row and the number of rows. Every chunk gets `r` steps of `⌊b / (g·k)⌋·k` rows; the remainder
 /// goes out a block at a time to the first items, and its part below one block to the chunk that ends the space.
@@ -313,7 +345,8 @@ fn run(q: &Queue) -> Result<(), String> {
     if chunks < 2 {
         return Err(format!("rank {} checked {chunks} chunks", q.rank()));
     }
-    host_tasks(q)
+    host_tasks(q)?;
+    master_node_ahead(q)
 }
 
 fn main() -> ExitCode {

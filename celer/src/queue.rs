@@ -311,6 +311,9 @@ impl Queue {
             warned_scattered: false,
             submit_ahead: config.runtime.submit_ahead,
             horizons: std::collections::VecDeque::new(),
+            creation_data: std::collections::HashMap::new(),
+            dropped_data: std::collections::VecDeque::new(),
+            dropped_data_bytes: 0,
             cache: SubmitCache::default(),
         };
         Ok(Self { rec: RefCell::new(rec), runtime })
@@ -348,6 +351,9 @@ impl Queue {
         let extent = GridBox::from_extent(&range);
         rec.sim.create_buffer(id, D, extent, data.is_some(), None);
         if let Some(rt) = &self.runtime {
+            if let Some(d) = data {
+                rec.hold_back_data(rt, id, std::mem::size_of_val(d) as u64);
+            }
             let bytes = data.map(|d| bytemuck::cast_slice::<T, u8>(d).to_vec());
             rt.send_bounded(Message::CreateBuffer(Box::new(NewBuffer {
                 id,

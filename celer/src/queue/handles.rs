@@ -41,7 +41,10 @@ impl<T: Element, const D: usize> Buffer<'_, T, D> {
 
 impl<T: Element, const D: usize> Drop for Buffer<'_, T, D> {
     fn drop(&mut self) {
-        self.queue.rec.borrow_mut().sim.destroy_buffer(self.id);
+        let mut rec = self.queue.rec.borrow_mut();
+        rec.sim.destroy_buffer(self.id);
+        rec.buffer_dropped(self.id);
+        drop(rec);
         if let Some(rt) = &self.queue.runtime {
             rt.send_bounded(Message::DestroyBuffer(self.id));
         }

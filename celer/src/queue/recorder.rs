@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use celer_scheduler::graph::{EpochAction, TaskId};
-use celer_scheduler::runtime::RuntimeHandle;
+use celer_scheduler::graph::{BufferId, EpochAction, TaskId};
+use celer_scheduler::runtime::{RuntimeHandle, CREATION_DATA_BACKLOG};
 use celer_scheduler::sim::Simulation;
 
 use crate::intern::SubmitCache;
@@ -29,6 +29,13 @@ pub(super) struct Recorder {
     pub(super) horizons: std::collections::VecDeque<TaskId>,
     /// Names, access lists and checked kernels of recent tasks, shared by the tasks that repeat them.
     pub(super) cache: SubmitCache,
+    /// The live buffers created with data, and the bytes of it, for [`CREATION_DATA_BACKLOG`].
+    pub(super) creation_data: std::collections::HashMap<BufferId, u64>,
+    /// Buffers created with data and dropped, whose data the runtime may still hold: the next task id at the drop
+    /// (the runtime frees the data once every task below it has completed) and the bytes, oldest first; and their
+    /// sum.
+    pub(super) dropped_data: std::collections::VecDeque<(TaskId, u64)>,
+    pub(super) dropped_data_bytes: u64,
 }
 
 /// After this many waits, a program that waits more often than every [`FREQUENT_WAIT_TASKS`] tasks is warned.
@@ -105,6 +112,48 @@ impl Recorder {
             if let Some(h) = newest_waited {
                 rt.wait_until_completed(h);
             }
+        }
+    }
+
+    /// Notes that buffer `id` was dropped: the runtime holds its creation data (if any) until every task recorded
+    /// so far has completed.
+    pub(super) fn buffer_dropped(&mut self, id: BufferId) {
+        if let Some(bytes) = self.creation_data.remove(&id) {
+            self.dropped_data.push_back((self.sim.tm.next_task_id(), bytes));
+            self.dropped_data_bytes += bytes;
+        }
+    }
+
+    /// Before buffer `id` is created with `bytes` of data: blocks while the creation data of dropped buffers that
+    /// the runtime may still hold, with these bytes, would exceed [`CREATION_DATA_BACKLOG`], until the runtime has
+    /// freed the oldest of them down to half of it (or has nothing left to run), so that a program that creates
+    /// and drops buffers with data in a loop holds bounded memory however far the runtime falls behind.
+    pub(super) fn hold_back_data(&mut self, rt: &RuntimeHandle, id: BufferId, bytes: u64) {
+        self.creation_data.insert(id, bytes);
+        self.forget_freed_data(rt.completed_before());
+        if self.dropped_data_bytes + bytes <= CREATION_DATA_BACKLOG {
+            return;
+        }
+        let mut newest_waited = None;
+        while self.dropped_data_bytes > CREATION_DATA_BACKLOG / 2 {
+            let Some((before, b)) = self.dropped_data.pop_front() else { break };
+            self.dropped_data_bytes -= b;
+            newest_waited = Some(before);
+        }
+        if let Some(before) = newest_waited {
+            rt.wait_until_completed(before);
+        }
+    }
+
+    /// Forgets the dropped buffers' creation data that the runtime has freed: theirs whose tasks all completed
+    /// before task `completed_before`.
+    fn forget_freed_data(&mut self, completed_before: u64) {
+        while let Some(&(before, b)) = self.dropped_data.front() {
+            if before.0 > completed_before {
+                break;
+            }
+            self.dropped_data.pop_front();
+            self.dropped_data_bytes -= b;
         }
     }
 

@@ -42,6 +42,13 @@ pub struct RankStats {
     /// Reductions whose operator and element type this rank's runtime holds now: each buffer's latest, and
     /// earlier ones until the horizon or epoch after the task that superseded them is reached.
     pub reductions: u64,
+    /// Entries of this rank's per-command tables now: commands queued or in flight, and what the loop notes about
+    /// them (completed out of order, waiting only for the GPU, found not to split, with an interior running, host
+    /// tasks finished). Bounded by what is queued, however long the program runs; few after a `wait`.
+    pub command_records: u64,
+    /// Windows of the divergence check (`CELER_CHECK_DIVERGENCE`) awaiting the other ranks now: at most about
+    /// `DIVERGENCE_WINDOWS` plus `CELER_SUBMIT_AHEAD`, however far ahead of the others this rank's program is.
+    pub divergence_windows: u64,
     /// Bytes of buffer data sent to other ranks.
     pub bytes_sent: u64,
     /// Bytes of buffer data received from other ranks.
@@ -112,6 +119,8 @@ impl RankStats {
         // Every device's loop holds every buffer.
         self.buffers = self.buffers.max(other.buffers);
         self.reductions = self.reductions.max(other.reductions);
+        self.command_records += other.command_records;
+        self.divergence_windows = self.divergence_windows.max(other.divergence_windows);
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
         self.peer_copies += other.peer_copies;
@@ -205,6 +214,12 @@ pub(super) struct DivergenceCheck<'c> {
 }
 
 /// How long a rank that found a divergence waits for the other ranks' part of the second reduction.
+/// Windows of the divergence check that may await the other ranks before this rank counts as behind for
+/// `submit`'s back-pressure ([`RankLoop::divergence_hold`]): a rank with little work of its own (the others run
+/// its program's host tasks) otherwise ran ahead of them without bound, keeping every window's tasks and an MPI
+/// reduction each (100 to 500 bytes a task) until the others caught up.
+pub const DIVERGENCE_WINDOWS: usize = 64;
+
 pub(super) const DIVERGENCE_DETAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a rank that hit an error keeps comparing pending divergence windows, so that a divergence that caused
@@ -357,6 +372,14 @@ impl RankLoop<'_> {
             }
             !done
         });
+    }
+
+    /// While more than [`DIVERGENCE_WINDOWS`] windows of the divergence check await the other ranks: the first task
+    /// of the oldest (every task below it was compared equal on every rank), which then bounds what this rank
+    /// reports as completed, so that `submit` blocks until the others catch up; `None` otherwise.
+    pub(super) fn divergence_hold(&self) -> Option<u64> {
+        let d = self.divergence.as_ref().filter(|d| d.enabled && d.reductions.len() > DIVERGENCE_WINDOWS)?;
+        Some(d.stream.oldest().and_then(|w| w.after).map_or(0, |t| t.0 + 1))
     }
 
     /// Tests the divergence check's oldest window; a window on which the ranks differ ends every rank

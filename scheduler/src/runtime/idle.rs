@@ -142,6 +142,14 @@ impl super::RankLoop<'_> {
         let mut stats = self.stats.clone();
         stats.buffers = self.buffers.len() as u64;
         stats.reductions = self.reductions.len() as u64;
+        stats.command_records = (self.commands.len()
+            + self.in_flight.len()
+            + self.done.len()
+            + self.gpu_tail.len()
+            + self.no_interior.len()
+            + self.interiors.len()
+            + self.host_done.len()) as u64;
+        stats.divergence_windows = self.divergence.as_ref().map_or(0, |d| d.reductions.len() as u64);
         let (time, busy) = self.phase.open(now);
         *(if busy { &mut stats.busy } else { &mut stats.idle }) += time;
         stats

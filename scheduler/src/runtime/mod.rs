@@ -68,13 +68,13 @@ mod stall;
 mod thread;
 mod transfer;
 
-pub use diagnostics::{scheduler_bound_warning, RankStats};
+pub use diagnostics::{scheduler_bound_warning, RankStats, DIVERGENCE_WINDOWS};
 pub use error::{KernelAllocationError, OutOfBoundsAccess, RuntimeError};
 pub use host::{HostContext, HostFn, HostPayload, ObjectValue, SharedObject};
 pub use kernel::KernelPayload;
 pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
-pub use thread::{Message, NewBuffer, RuntimeHandle, Watch, MESSAGE_BACKLOG};
+pub use thread::{Message, NewBuffer, RuntimeHandle, Watch, CREATION_DATA_BACKLOG, MESSAGE_BACKLOG};
 
 /// `n` zeroed bytes, or `None` where the system refuses the allocation (which `vec!` would answer by aborting the
 /// process). Only large sizes are tried first, by reserving and freeing them: `vec!` then allocates zeroed pages
@@ -105,6 +105,9 @@ use celer_graph::{
 };
 
 /// A set of ids, hashed like [`IdMap`](celer_graph::IdMap): the runtime thread looks ids up several times per command.
+/// The most started commands' boxes [`RankLoop`] keeps to reuse for new commands.
+const SPARE_COMMANDS: usize = 1024;
+
 type IdSet<K> = hashbrown::HashSet<K, std::hash::BuildHasherDefault<celer_graph::IdHasher>>;
 
 use self::alloc::BufferState;
@@ -750,7 +753,11 @@ impl<'c> RankLoop<'c> {
                 }
                 None => self.mark_done(cmd.id),
             }
-            self.spare_commands.push(cmd);
+            // Kept for the next commands generated, up to a step's worth: a backlog of tens of thousands of queued
+            // commands (a program far ahead of the runtime) left as many spares until shutdown.
+            if self.spare_commands.len() < SPARE_COMMANDS {
+                self.spare_commands.push(cmd);
+            }
             progressed = true;
         }
         // What started (or began its interior) may let others start: scan again next step.
@@ -777,6 +784,11 @@ impl<'c> RankLoop<'c> {
         self.stats.commands += 1;
         if !self.gpu_tail.is_empty() {
             self.gpu_tail.remove(&id);
+        }
+        // `start_interior` rules out every waiting execution command it cannot split, host tasks included, which
+        // `start_kernel` never sees: kept, one entry per such command stayed until shutdown.
+        if !self.no_interior.is_empty() {
+            self.no_interior.remove(&id);
         }
         if id.0 == self.watermark {
             // The usual case, commands completing in order: no detour through the set.

@@ -152,6 +152,18 @@ impl RuntimeHandle {
         })
     }
 
+    /// Every task below the returned id has completed on this rank (`u64::MAX` when everything sent was handled
+    /// and has run, or the runtime thread is gone): what [`wait_until_completed`](Self::wait_until_completed) waits
+    /// for, without blocking.
+    pub fn completed_before(&self) -> u64 {
+        let drained = self.progress.drained_after.load(Ordering::Acquire) == self.sent.load(Ordering::Relaxed);
+        if drained || self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+            u64::MAX
+        } else {
+            self.progress.tasks.load(Ordering::Acquire)
+        }
+    }
+
     /// Blocks until every task below `task` has completed on this rank (at once if the runtime thread is gone):
     /// the back-pressure of `submit` (`CELER_SUBMIT_AHEAD`).
     pub fn wait_until_completed(&self, task: TaskId) {
@@ -403,6 +415,13 @@ impl Watch {
 /// does not hold back: they make no tasks, so no horizons). Each message is 32 bytes plus what it carries (a
 /// buffer's creation data), so a program that creates and drops buffers in a loop queues at most this many.
 pub const MESSAGE_BACKLOG: u64 = 1024;
+
+/// The most bytes of creation data that buffers the program dropped may hold in the runtime before the horizon
+/// or epoch that frees them is reached: creating a buffer with data blocks while more would be held, until the
+/// runtime has freed the oldest of them down to half of this. Without it, a program that creates, uses and drops
+/// buffers with data far faster than the runtime runs them held `CELER_SUBMIT_AHEAD` horizons' worth of their
+/// data (8 GB for 1 MiB buffers under the default).
+pub const CREATION_DATA_BACKLOG: u64 = 256 << 20;
 
 /// Blocks until `handled` is at least `target`, or `gone()` says the runtime thread ended; `wake` nudges that
 /// thread (it may be parked) between polls.
@@ -739,8 +758,10 @@ pub(super) fn run(
         }
         // Stored only when they change: the application thread may be reading them in a loop (`submit`'s
         // back-pressure), and a store each iteration would take the cache line from it every time.
-        let tasks = loops.iter().map(|l| l.progress()).min().unwrap_or(0);
-        let drained = if loops.iter().all(|l| l.is_drained()) { handled } else { u64::MAX };
+        // A rank far ahead of the others' divergence checks counts as behind (`DIVERGENCE_WINDOWS`).
+        let tasks = loops.iter().map(|l| l.progress().min(l.divergence_hold().unwrap_or(u64::MAX))).min().unwrap_or(0);
+        let drained =
+            if loops.iter().all(|l| l.is_drained() && l.divergence_hold().is_none()) { handled } else { u64::MAX };
         if (tasks, drained, handled) != published {
             published = (tasks, drained, handled);
             progress.handled.store(handled, Ordering::Release);
