@@ -20,7 +20,7 @@
 use celer_scheduler::exec::shaders::{
     BindingDesc, BlockReductionDesc, EntryPointDesc, KernelSource, PushMemberDesc, ScalarType, StorageAccess,
 };
-use celer_scheduler::graph::{BufferId, ReductionOp, ResourceIdent, TaskErrorKind, TaskSpec};
+use celer_scheduler::graph::{BufferId, ReductionOp, ReductionSpec, ResourceIdent, TaskErrorKind, TaskSpec};
 use celer_scheduler::runtime::{CustomReduction, ScalarKind};
 
 use smallvec::SmallVec;
@@ -225,6 +225,24 @@ pub(crate) fn check_kernel(
     push_layout(kernel, ep.push_constants, ep.push_constant_bytes, 1 + given, scalars)
 }
 
+/// The task's built-in reductions (`Sum`, `Min`, `Max`; not `reduce_with`'s), each with the binding it is bound to
+/// (reductions follow the accessors) and its operation's name as the task wrote it and in lower case.
+fn builtin_reductions<'a>(
+    task: &'a KernelTask<'_>,
+    bindings: &'a [BindingDesc],
+) -> impl Iterator<Item = (&'a ReductionSpec, &'a BindingDesc, (&'static str, &'static str))> + 'a {
+    let accessors = task.spec.accesses.len();
+    task.spec.reductions.iter().zip(&bindings[accessors.min(bindings.len())..]).filter_map(|(r, desc)| {
+        let names = match r.op {
+            ReductionOp::Sum => ("Sum", "sum"),
+            ReductionOp::Min => ("Min", "min"),
+            ReductionOp::Max => ("Max", "max"),
+            ReductionOp::Custom => return None,
+        };
+        Some((r, desc, names))
+    })
+}
+
 /// The task's reductions against the prelude block reductions (`celer_reduce_<op>_<type>`) whose results the kernel
 /// stores into their bindings, as the build's reflection traced them: the same operation (one of the calls stored
 /// there has the task's), and the binding's scalar type (every call's). Custom reductions (`reduce_with`) and calls
@@ -239,16 +257,9 @@ fn check_block_reductions(
     if ep.block_reductions.is_empty() {
         return Ok(());
     }
-    let accessors = task.spec.accesses.len();
-    for (r, desc) in task.spec.reductions.iter().zip(&bindings[accessors.min(bindings.len())..]) {
+    for (r, desc, (task_op, task_op_lower)) in builtin_reductions(task, bindings) {
         let stored = || ep.block_reductions.iter().filter(|c| c.binding == Some(desc.binding));
         let call = |c: &BlockReductionDesc| format!("celer_reduce_{}_{}", c.op, c.scalar.name());
-        let (task_op, task_op_lower) = match r.op {
-            ReductionOp::Sum => ("Sum", "sum"),
-            ReductionOp::Min => ("Min", "min"),
-            ReductionOp::Max => ("Max", "max"),
-            ReductionOp::Custom => continue,
-        };
         if let Some(first) = stored().next() {
             if !stored().any(|c| c.op == task_op_lower) {
                 let calls: Vec<String> = stored().map(call).collect();
@@ -299,14 +310,7 @@ fn check_atomic_reductions(
     if ep.atomics.is_empty() {
         return Ok(());
     }
-    let accessors = task.spec.accesses.len();
-    for (r, desc) in task.spec.reductions.iter().zip(&bindings[accessors.min(bindings.len())..]) {
-        let task_op = match r.op {
-            ReductionOp::Sum => "Sum",
-            ReductionOp::Min => "Min",
-            ReductionOp::Max => "Max",
-            ReductionOp::Custom => continue,
-        };
+    for (r, desc, (task_op, _)) in builtin_reductions(task, bindings) {
         let ops: Vec<&str> = ep.atomics.iter().filter(|(b, _)| *b == desc.binding).map(|(_, op)| *op).collect();
         let class = |op: &str| match op {
             "add" | "sub" => Some("Sum"),
