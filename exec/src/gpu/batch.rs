@@ -411,6 +411,25 @@ impl<'g> Batch<'g> {
         Ok(id)
     }
 
+    /// Records the copy of `region` from the allocation `src` (its buffer and box) into `dst`, both checked by the
+    /// caller (same cell size, `region` inside both and not empty): the barrier tracking, the command, the buffers
+    /// kept alive until the batch completes, and the operation's statistics.
+    fn push_copy(
+        &mut self,
+        src: AllocationId,
+        src_buffer: &Subbuffer<[u8]>,
+        src_bounds: &Box3,
+        dst: &DeviceAllocation,
+        region: &Box3,
+    ) {
+        self.access(&[(src, false), (dst.id, true)]);
+        self.record_copy(src_buffer, src_bounds, &dst.buffer, &dst.bounds, region, dst.elem_size);
+        self.record.buffers.push(src_buffer.clone());
+        self.record.buffers.push(dst.buffer.clone());
+        self.ops += 1;
+        self.stamp(OpKind::Copy { bytes: region.volume() * dst.elem_size });
+    }
+
     /// Copies the cells of `region` from `src` to `dst` on the device; the two allocations may
     /// hold different boxes (as when an allocation is resized), and `region` must lie in both.
     ///
@@ -438,12 +457,7 @@ impl<'g> Batch<'g> {
             return Ok(());
         }
         self.materialize()?;
-        self.access(&[(src.id, false), (dst.id, true)]);
-        self.record_copy(&src.buffer, &src.bounds, &dst.buffer, &dst.bounds, &region, src.elem_size);
-        self.record.buffers.push(src.buffer.clone());
-        self.record.buffers.push(dst.buffer.clone());
-        self.ops += 1;
-        self.stamp(OpKind::Copy { bytes: region.volume() * src.elem_size });
+        self.push_copy(src.id, &src.buffer, &src.bounds, dst, &region);
         Ok(())
     }
 
@@ -487,12 +501,7 @@ impl<'g> Batch<'g> {
         }
         self.materialize()?;
         self.add_wait(after);
-        self.access(&[(src.id, false), (dst.id, true)]);
-        self.record_copy(&src.buffer, &src.bounds, &dst.buffer, &dst.bounds, &region, src.elem_size);
-        self.record.buffers.push(src.buffer.clone());
-        self.record.buffers.push(dst.buffer.clone());
-        self.ops += 1;
-        self.stamp(OpKind::Copy { bytes: region.volume() * src.elem_size });
+        self.push_copy(src.id, &src.buffer, &src.bounds, dst, &region);
         Ok(())
     }
 
