@@ -17,6 +17,9 @@
 //!   run aborts within seconds.
 //! - `diverge`: rank 1 submits a task over another range, then one task more; the divergence check stops every
 //!   rank. On one rank nothing diverges, so the same program must finish silently.
+//! - `diverge-fence`: rank 1 submits a task over another range, then every rank fences a buffer no task wrote, rank 1
+//!   two seconds later: rank 0's fence data is ready at once but held until the divergence check has compared the
+//!   fence's window, so the divergence ends every rank and no rank prints `fenced` (nor `waited`).
 //! - `oob-read` / `oob-write` (with `CELER_CHECK_BOUNDS=on`, which the case sets if unset): a kernel reads `i + 1`
 //!   (inside its allocation, outside what `one_to_one` declared) or writes `i + 1`; every rank stops naming the
 //!   task, the buffer and the box of cells touched outside. `oob-clean`: the same read declared with
@@ -1239,6 +1242,26 @@ fn diverge() -> Result<(), String> {
     Ok(())
 }
 
+/// Rank 1 submits a host task over another range, then every rank fences a buffer no task wrote (rank 1 two seconds
+/// later): rank 0's fence is ready at once, but its data must wait for the divergence check of the fence's window,
+/// which ends every rank; no rank may print `fenced`.
+fn diverge_fence() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
+    let b = q.buffer_from(&[0.0f32; 64], [64]).named("b");
+    let range = if q.rank() == 1 { 32 } else { 64 };
+    q.submit(task::host_for([range]).read_write(&b, access::one_to_one()).name("step").run(|_| {}))
+        .map_err(|e| e.to_string())?;
+    if q.rank() == 1 {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    println!("e2e_errors: rank {} fenced {}", q.rank(), got.iter().sum::<f32>());
+    q.wait();
+    println!("e2e_errors: rank {} waited", q.rank());
+    Ok(())
+}
+
 /// A 1D stencil over the ranks in which the last rank (when there are several) dies abruptly after a few steps,
 /// as a crashed or killed process would: the other ranks, waiting for its halos, must not hang (mpirun ends the
 /// job and names the lost rank).
@@ -1749,6 +1772,8 @@ fn check_cases() -> Vec<String> {
         "one rank to finish silently: nothing can diverge",
         &stderr,
     );
+    let (status, stderr, _) = run_case("diverge-fence", &[]);
+    check("diverge-fence (one rank)", status.success(), "one rank to finish: nothing can diverge", &stderr);
     failures
 }
 
@@ -1771,6 +1796,7 @@ fn main() -> ExitCode {
                 stall()
             }
             Some("diverge") => diverge(),
+            Some("diverge-fence") => diverge_fence(),
             Some(case @ ("oob-read" | "oob-write" | "oob-clean")) => {
                 default_env("CELER_CHECK_BOUNDS", "on");
                 match case {

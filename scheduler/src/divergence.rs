@@ -277,6 +277,13 @@ impl StreamHash {
         self.pending.pop_front();
     }
 
+    /// Whether task `id`, recorded already, lies in a window not yet found equal on every rank (one still being
+    /// compared, or the one still open).
+    pub fn unconfirmed(&self, id: TaskId) -> bool {
+        let first = self.pending.front().map_or(self.current.first(), |w| w.tasks.first());
+        first.is_some_and(|t| t.id <= id)
+    }
+
     /// The values of the second reduction for `window` on `rank` of `ranks`: `[n, !n]` (its task count), then
     /// `[h, !h]` per task for its first [`DETAIL_TASKS`] tasks, padded with zeros, then one slot per rank: in its own,
     /// the index of this rank's shutdown epoch in the window (`u64::MAX` if none, and in the others' slots), for
@@ -373,6 +380,38 @@ mod tests {
             task_hash(&t, &HashMap::new())
         };
         assert_eq!(hash(ids[0]), hash(ids[1]), "the name is not part of what ranks must agree on");
+    }
+
+    #[test]
+    fn a_task_is_confirmed_once_every_window_up_to_its_own_is() {
+        let mut tm = TaskManager::new(TaskManagerConfig { horizon_step: 2, ..TaskManagerConfig::default() });
+        tm.create_buffer(celer_graph::BufferId(0), 1, GridBox::d1(0, 8), true, None);
+        for _ in 0..6 {
+            let spec = TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, 8));
+            tm.submit(spec.access(celer_graph::BufferId(0), celer_graph::AccessMode::ReadWrite, RangeMapper::OneToOne))
+                .unwrap();
+        }
+        let ids: Vec<TaskId> = tm.drain_new_tasks().collect();
+        let mut sh = StreamHash::new();
+        let mut checkpoints = Vec::new();
+        for &id in &ids {
+            if sh.record(tm.task(id).unwrap()) {
+                sh.close(id);
+                checkpoints.push(id);
+            }
+        }
+        assert!(checkpoints.len() >= 2, "horizons close windows: {checkpoints:?}");
+        let last = *ids.last().unwrap();
+        assert!(ids.iter().all(|&id| sh.unconfirmed(id)), "nothing compared yet");
+        sh.confirm_oldest();
+        assert!(!sh.unconfirmed(checkpoints[0]), "the first window's checkpoint is confirmed with it");
+        assert!(sh.unconfirmed(checkpoints[1]) && sh.unconfirmed(last), "later windows are not");
+        for _ in 1..checkpoints.len() {
+            sh.confirm_oldest();
+        }
+        let open = *checkpoints.last().unwrap() < last;
+        assert_eq!(sh.unconfirmed(last), open, "a task of the window still open is unconfirmed");
+        assert!(!sh.unconfirmed(*checkpoints.last().unwrap()));
     }
 
     #[test]

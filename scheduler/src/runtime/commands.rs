@@ -82,6 +82,23 @@ impl AfterGpu {
     }
 }
 
+/// An answer to the application thread: a fence's data, or an epoch (a `wait` or barrier) reached.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// Fence task's data.
+    Fence(TaskId, Vec<u8>),
+    /// The epoch task was reached.
+    Epoch(TaskId),
+}
+
+impl Answer {
+    pub(super) fn task(&self) -> TaskId {
+        match self {
+            Answer::Fence(t, _) | Answer::Epoch(t) => *t,
+        }
+    }
+}
+
 impl RankLoop<'_> {
     /// Starts `cmd` by its kind; returns what it waits for, or `None` if it is complete already.
     pub(super) fn start(&mut self, cmd: &Command) -> Result<Option<InFlight>, RuntimeError> {
@@ -170,6 +187,36 @@ impl RankLoop<'_> {
         }
     }
 
+    /// Answers the application thread waiting for a fence or an epoch; while the divergence check has not yet found
+    /// the window that holds the task equal on every rank, holds the answer until it has
+    /// ([`poll_divergence`](Self::poll_divergence) sends it): the program of a rank whose program diverged must not go
+    /// on with a result (and print it) before the divergence ends the job.
+    pub(super) fn answer(&mut self, a: Answer) {
+        if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
+            if d.stream.unconfirmed(a.task()) {
+                d.held.push(a);
+                return;
+            }
+        }
+        self.send_answer(a);
+    }
+
+    /// Sends answer `a` to the application thread now.
+    pub(super) fn send_answer(&mut self, a: Answer) {
+        match a {
+            Answer::Fence(task, data) => {
+                if let Some(reply) = self.fences.remove(&task) {
+                    let _ = reply.send(data);
+                }
+            }
+            Answer::Epoch(task) => {
+                if let Some(reply) = self.epochs.remove(&task) {
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
+
     /// Collects the download of fence `cmd` of `task`.
     pub(super) fn start_fence(&mut self, cmd: &Command, task: TaskId) -> Result<Option<InFlight>, RuntimeError> {
         let fail = failure(self.node, cmd);
@@ -181,17 +228,13 @@ impl RankLoop<'_> {
         let buffer = access.buffer;
         if fenced.is_empty() {
             // A zero-sized buffer: nothing to download, the answer is empty.
-            if let Some(reply) = self.fences.remove(&task) {
-                let _ = reply.send(Vec::new());
-            }
+            self.answer(Answer::Fence(task, Vec::new()));
             return Ok(None);
         }
         // A deterministic reduction's result, which this node combined on the host: no read-back.
         if fenced == state.extent {
             if let Some(bytes) = self.known_result(cmd, buffer).map(<[u8]>::to_vec) {
-                if let Some(reply) = self.fences.remove(&task) {
-                    let _ = reply.send(bytes);
-                }
+                self.answer(Answer::Fence(task, bytes));
                 return Ok(None);
             }
         }
@@ -211,9 +254,7 @@ impl RankLoop<'_> {
             bytes,
         })?;
         self.gpu.read_download(download.id()?, &mut data, box3(&fenced))?;
-        if let Some(reply) = self.fences.remove(&task) {
-            let _ = reply.send(data);
-        }
+        self.answer(Answer::Fence(task, data));
         Ok(())
     }
 
@@ -239,11 +280,13 @@ impl RankLoop<'_> {
         self.tm.notify_epoch_reached(task);
         self.cdag.notify_epoch_reached(task);
         self.release_dropped(task);
-        if let Some(reply) = self.epochs.remove(&task) {
-            let _ = reply.send(());
-        }
         if action == EpochAction::Shutdown {
+            // Not held for the divergence check: a rank whose program ended early goes on to print its own error
+            // while the check reports where it ended.
+            self.send_answer(Answer::Epoch(task));
             self.shutdown = true;
+        } else {
+            self.answer(Answer::Epoch(task));
         }
     }
 }

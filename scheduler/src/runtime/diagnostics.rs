@@ -211,6 +211,9 @@ pub(super) struct DivergenceCheck<'c> {
     pub(super) stream: StreamHash,
     /// One reduction per window of `stream`'s pending ones, oldest first.
     pub(super) reductions: VecDeque<celer_exec::mpi::MinReduce>,
+    /// Answers to the application (fence data, reached epochs) held until their window is found equal on every
+    /// rank ([`RankLoop::answer`]).
+    pub(super) held: Vec<super::commands::Answer>,
 }
 
 /// How long a rank that found a divergence waits for the other ranks' part of the second reduction.
@@ -394,6 +397,14 @@ impl RankLoop<'_> {
                     }
                     d.reductions.pop_front();
                     d.stream.confirm_oldest();
+                    if !d.held.is_empty() {
+                        let (ready, held): (Vec<_>, Vec<_>) =
+                            std::mem::take(&mut d.held).into_iter().partition(|a| !d.stream.unconfirmed(a.task()));
+                        d.held = held;
+                        for a in ready {
+                            self.send_answer(a);
+                        }
+                    }
                     return Ok(true);
                 }
             }

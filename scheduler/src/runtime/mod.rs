@@ -351,6 +351,7 @@ impl<'c> RankLoop<'c> {
                 detail: comm.duplicate()?,
                 stream: StreamHash::new(),
                 reductions: VecDeque::new(),
+                held: Vec::new(),
             })
         } else {
             None
