@@ -13,6 +13,8 @@ use super::kernel::KernelPayload;
 use super::RankLoop;
 use crate::divergence::{read_check, StreamHash};
 
+mod divergence_report;
+
 /// What one rank's runtime did so far: work done, bytes moved, and how its loop spent its time.
 #[derive(Debug, Clone, Default)]
 pub struct RankStats {
@@ -243,94 +245,6 @@ pub(super) const STALL_REPORT_QUEUED: usize = 8;
 /// run out at about the same time, print what they wait for too.
 pub(super) const STALL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A task's collective group and host objects for divergence reports, from its window entry (kept after the task is
-/// pruned): `, in collective group CG1; side effect on host object H0`. Both are numbered in creation order on each
-/// rank, so a rank that creates one more (or one fewer) numbers the following ones differently: the note says so.
-fn describe_group_and_objects(w: &crate::divergence::WindowTask) -> String {
-    let mut out = String::new();
-    if let celer_graph::TaskKind::Collective(g) = w.kind {
-        match g.0 {
-            0 => out.push_str(&format!(", in collective group {g} (the default one, task::host_collective)")),
-            _ => out.push_str(&format!(", in collective group {g} (the rank's {} q.collective_group())", ordinal(g.0))),
-        }
-    }
-    if w.object_count > 0 {
-        let shown: Vec<String> = w
-            .objects
-            .iter()
-            .flatten()
-            .map(|h| format!("{h} (the rank's {} q.host_object)", ordinal(h.0 + 1)))
-            .collect();
-        let more = w.object_count.saturating_sub(shown.len());
-        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-        let s = if w.object_count == 1 { "" } else { "s" };
-        out.push_str(&format!("; side effect on host object{s} {}{more}", shown.join(", ")));
-    }
-    if matches!(w.kind, celer_graph::TaskKind::Collective(g) if g.0 > 0) || w.object_count > 0 {
-        out.push_str(
-            " (host objects and collective groups are numbered in creation order on each rank: a rank that creates \
-             one more or one fewer before this task numbers the later ones differently)",
-        );
-    }
-    out
-}
-
-/// `1st`, `2nd`, `3rd`, `4th`, … for reports.
-fn ordinal(n: u64) -> String {
-    let suffix = match (n % 10, n % 100) {
-        (1, 11) | (2, 12) | (3, 13) => "th",
-        (1, _) => "st",
-        (2, _) => "nd",
-        (3, _) => "rd",
-        _ => "th",
-    };
-    format!("{n}{suffix}")
-}
-
-/// A kernel task's scalar words for divergence reports: each as its bits and as the push-constant member it fills,
-/// of the type the kernel declares (`0x00000005 (k: i32 5)`, `0x3e4ccccd (alpha: f32 0.2)`); as an `f32` where the
-/// kernel does not describe the word.
-fn describe_scalars(k: &KernelPayload) -> String {
-    use celer_exec::shaders::ScalarType;
-    // One entry per 4-byte word of the scalars that follow the boxes, in push order.
-    let words: Vec<(&str, Option<ScalarType>)> = k
-        .source
-        .entry_point(k.entry)
-        .map(|e| {
-            e.push_constants
-                .iter()
-                .filter(|m| m.ty != "CelerBox")
-                .flat_map(|m| std::iter::repeat_n((m.name, m.scalar), (m.size / 4) as usize))
-                .collect()
-        })
-        .unwrap_or_default();
-    let shown: Vec<String> = k
-        .scalars
-        .iter()
-        .enumerate()
-        .map(|(i, &w)| match words.get(i) {
-            Some((name, Some(ScalarType::I32))) => format!("{w:#010x} ({name}: i32 {})", w as i32),
-            Some((name, Some(ScalarType::U32))) => format!("{w:#010x} ({name}: u32 {w})"),
-            Some((name, _)) => format!("{w:#010x} ({name}: f32 {})", f32::from_bits(w)),
-            None => format!("{w:#010x} (f32 {})", f32::from_bits(w)),
-        })
-        .collect();
-    shown.join(", ")
-}
-
-/// A range mapper for divergence reports, with the parameters the task hash covers (a fixed box, a slice's
-/// dimension, a neighbourhood's extent), so that two ranks' sides show what differs.
-fn describe_mapper(m: &celer_graph::RangeMapper) -> String {
-    use celer_graph::RangeMapper;
-    match m {
-        RangeMapper::Fixed(b) => format!("fixed {b}"),
-        RangeMapper::Slice(d) => format!("slice({d})"),
-        RangeMapper::Neighborhood { extent, shape } => format!("neighborhood({extent:?}, {shape:?})"),
-        RangeMapper::EvenSplit { .. } => format!("{m:?}"),
-        other => other.name().to_string(),
-    }
-}
-
 impl RankLoop<'_> {
     /// Closes the trace's spans of the batches that completed and adds the device's timings of their operations.
     pub(super) fn trace_completed_batches(&mut self) {
@@ -425,161 +339,6 @@ impl RankLoop<'_> {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-    }
-
-    /// Describes task `id` as this rank recorded it, for divergence reports.
-    pub(super) fn describe_task(&self, w: &crate::divergence::WindowTask) -> String {
-        let Some(t) = self.tm.task(w.id) else {
-            let mut out = format!("{} ({}) over {}", w.id, w.kind.name(), w.range);
-            out.push_str(&describe_group_and_objects(w));
-            // Its buffers are still known (a buffer's state outlives the tasks that use it): name, extent, element
-            // type and creation hash, which is often what differs.
-            let shown: Vec<String> = w.buffers.iter().flatten().map(|&b| self.describe_buffer(b)).collect();
-            if !shown.is_empty() {
-                let more = w.buffer_count.saturating_sub(shown.len());
-                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-                out.push_str(&format!("; uses {}{more}", shown.join(", ")));
-            }
-            out.push_str(" (pruned already: its access modes, mappers and kernel are no longer known)");
-            return out;
-        };
-        let s = &t.spec;
-        let mut out = format!("{} ({}) over {}", t.ident(), s.kind.name(), s.range);
-        if s.kind == celer_graph::TaskKind::Epoch(celer_graph::EpochAction::Shutdown) {
-            out.push_str(", the shutdown epoch its Queue's drop records");
-        }
-        out.push_str(&describe_group_and_objects(w));
-        if let Some(k) = s.payload.as_ref().and_then(|p| p.downcast_ref::<KernelPayload>()) {
-            out.push_str(&format!("; kernel {}::{}", k.source.name(), k.entry));
-            if !k.scalars.is_empty() {
-                out.push_str(&format!(", scalars [{}]", describe_scalars(k)));
-            }
-        }
-        for a in s.accesses.iter() {
-            let b = self.describe_buffer(a.buffer);
-            out.push_str(&format!("; {} {b} {}", a.mode.name(), describe_mapper(&a.mapper)));
-        }
-        for r in &s.reductions {
-            out.push_str(&format!("; reduction {:?} into {}", r.op, self.describe_buffer(r.buffer)));
-        }
-        if s.granularity != [1; 3] {
-            out.push_str(&format!("; granularity {:?}", s.granularity));
-        }
-        out
-    }
-
-    /// A buffer for divergence reports: its name, extent, and the checksum of what it was created with.
-    fn describe_buffer(&self, b: BufferId) -> String {
-        let mut out = self.buffer_ident(b);
-        if let Some(state) = self.buffers.get(&b) {
-            out.push_str(&format!(
-                " (extent {}, {}-byte elements of {}",
-                state.extent, state.elem_size, state.elem_type
-            ));
-            match self.divergence.as_ref().and_then(|d| d.stream.buffer(b)) {
-                Some(h) => out.push_str(&format!(", creation hash {h:#018x} over extent, element type and data)")),
-                None => out.push(')'),
-            }
-        }
-        out
-    }
-
-    /// The ranks' task streams differ in the oldest pending window: finds the first differing task with a
-    /// second reduction (every rank saw the same result, so every rank takes part), reports this rank's side and
-    /// ends every rank.
-    pub(super) fn diverged(&mut self) -> ! {
-        let d = self.divergence.as_ref().expect("the divergence check is on");
-        let window = d.stream.oldest().expect("a pending window").clone();
-        let (rank, ranks) = (self.comm.rank() as usize, self.comm.size() as usize);
-        let detail = d.detail.iallreduce_min(StreamHash::window_detail(&window, rank, ranks)).and_then(|mut r| {
-            let deadline = std::time::Instant::now() + DIVERGENCE_DETAIL_TIMEOUT;
-            loop {
-                if let Some(min) = r.test(self.comm)? {
-                    return Ok(Some(min.to_vec()));
-                }
-                if std::time::Instant::now() > deadline {
-                    return Ok(None);
-                }
-                std::hint::spin_loop();
-            }
-        });
-        let after = window.after.map_or("the start of the program".to_string(), |t| format!("checkpoint {t}"));
-        let checkpoint = window.tasks.last().map_or(String::new(), |t| format!("; here it ends with {}", t.id));
-        let mut msg = format!(
-            "the ranks submitted different tasks (CELER_CHECK_DIVERGENCE): task window {} (after {after}{checkpoint}) \
-             differs between ranks",
-            window.ordinal
-        );
-        // The ranks whose first differing task is their shutdown epoch: they ended their program there.
-        let mut ended = Vec::new();
-        match detail {
-            Ok(Some(min)) => {
-                let (first, lo, hi) = StreamHash::first_difference(&min);
-                if let Some(i) = first {
-                    ended = StreamHash::ended_at(&min, i);
-                }
-                if !ended.is_empty() && ended.len() < ranks {
-                    let who: Vec<String> = ended.iter().map(|r| r.to_string()).collect();
-                    let (who, its) = match who.len() {
-                        1 => (format!("rank {}", who[0]), "its"),
-                        _ => (format!("ranks {}", who.join(", ")), "their"),
-                    };
-                    let at = first.and_then(|i| window.tasks.get(i)).map_or(String::new(), |t| format!(" {}", t.id));
-                    let why = if ended.contains(&rank) {
-                        "; this is that rank: its own error, if its program reported one, follows"
-                    } else {
-                        "; its own output says why"
-                    };
-                    msg.push_str(&format!(
-                        ": {who} ended {its} program before reaching the other ranks' point (dropped {its} Queue at \
-                         task{at}: main returned, with an error or not, or the queue went out of scope){why}"
-                    ));
-                }
-                if lo != hi {
-                    msg.push_str(&format!("; the window holds {lo} to {hi} tasks across ranks"));
-                }
-                match first {
-                    Some(i) => {
-                        let agree = match i {
-                            0 => "Its first task already differs".to_string(),
-                            1 => "Its first task agrees".to_string(),
-                            _ => format!("Its first {i} tasks agree"),
-                        };
-                        match window.tasks.get(i) {
-                            Some(t) => msg.push_str(&format!(
-                                ". {agree}; task {} of the window differs, here: {}",
-                                i + 1,
-                                self.describe_task(t)
-                            )),
-                            None => msg.push_str(&format!(
-                                ". {agree}; here the window ends there, other ranks have more tasks"
-                            )),
-                        }
-                    }
-                    None => msg.push_str(&format!(
-                        ". Its first {} tasks agree; a later one differs",
-                        crate::divergence::DETAIL_TASKS
-                    )),
-                }
-            }
-            Ok(None) => msg.push_str(" (the other ranks did not answer the search for the first differing task)"),
-            Err(e) => msg.push_str(&format!(" (searching for the first differing task failed: {e})")),
-        }
-        crate::logging::fatal(&msg);
-        if !ended.is_empty() && ended.len() < ranks {
-            if ended.contains(&rank) {
-                // This rank's application thread waits in its queue's drop: let it go on, so that what the program
-                // does next (`main` printing its error) is seen, and end the job only if it is still alive then.
-                super::exit::release_ended_rank();
-                std::thread::sleep(ENDED_RANK_GRACE);
-            } else {
-                // Give the rank that ended the time to print its own error before MPI_Abort ends it.
-                std::thread::sleep(2 * STALL_GRACE);
-            }
-        } else {
-            std::thread::sleep(STALL_GRACE);
-        }
-        self.comm.abort(1)
     }
 
     /// Names command `id` for messages: `C7 await-push of task T3 "consume"`.
@@ -881,23 +640,6 @@ mod tests {
         assert!(msg.starts_with("rank 0: no progress for 16 s with work pending, but the run goes on"), "{msg}");
         assert!(msg.contains("a rank that never submits again") && msg.contains("\n    C2 await-push"), "{msg}");
         assert!(!msg.contains("stalled:"), "not the stall report: {msg}");
-    }
-
-    #[test]
-    fn divergence_reports_show_each_scalar_as_the_type_its_member_declares() {
-        // nbody.wgsl's scalars are `n: u32`, `dt: f32` and `eps2: f32`; a word past them has no member.
-        let k = KernelPayload {
-            source: &celer_exec::shaders::NBODY,
-            entry: "main",
-            scalars: smallvec::smallvec![5, 0.25f32.to_bits(), 0.5f32.to_bits(), 7],
-            reduction_kinds: Vec::new(),
-            custom_reductions: Vec::new(),
-            blocks: None,
-        };
-        assert_eq!(
-            describe_scalars(&k),
-            "0x00000005 (n: u32 5), 0x3e800000 (dt: f32 0.25), 0x3f000000 (eps2: f32 0.5), 0x00000007 (f32 0.00000000000000000000000000000000000000000001)"
-        );
     }
 
     #[test]
