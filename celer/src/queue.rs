@@ -168,7 +168,7 @@ pub enum Error {
     /// A `CELER_*` environment variable has a value celer does not accept.
     #[error("celer could not start: {0}")]
     Config(ConfigError),
-    /// A [`QueueBuilder`](crate::QueueBuilder) setting of the program's that has no meaning (`dry_run(0)`,
+    /// A [`QueueBuilder`] setting of the program's that has no meaning (`dry_run(0)`,
     /// `devices(0)`), refused by `build` before anything starts.
     #[error("celer could not start: {setting}({value}) is not valid: {setting} accepts {accepted}")]
     Setting {
@@ -401,7 +401,7 @@ impl Queue {
         HostObject { id, value: Arc::new(std::sync::Mutex::new(value)), queue: self }
     }
 
-    /// A new group for collective host tasks ([`task::host_collective_in`](crate::task::host_collective_in)):
+    /// A new group for collective host tasks ([`task::host_collective_in`]):
     /// tasks of one group run in order, groups run independently. Dropping the group frees what celer tracks of it.
     pub fn collective_group(&self) -> CollectiveGroup<'_> {
         let mut rec = self.rec.borrow_mut();

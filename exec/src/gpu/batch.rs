@@ -73,7 +73,7 @@ pub(super) struct Scratch {
 /// What a submitted batch holds until [`Gpu::poll`] sees it complete.
 #[derive(Default)]
 pub(super) struct InFlight {
-    /// The value it signals on the timeline semaphore: its [`BatchId`].
+    /// The value it signals on the timeline semaphore: its [`BatchId`](crate::gpu::BatchId).
     pub(super) id: u64,
     /// Its fence, in [`CompletionMode::Fences`](super::CompletionMode::Fences).
     pub(super) fence: Option<Fence>,

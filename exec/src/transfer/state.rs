@@ -68,7 +68,7 @@ pub(super) enum ExpectKind {
     /// Kept per sender; complete after `senders` headers.
     Gather { senders: usize },
     /// A region whose payloads are kept as they arrive (packed, one piece per box sent), for the caller to take
-    /// with [`TransferEngine::take_gathered`] once every cell is in.
+    /// with [`TransferEngine::take_gathered`](super::TransferEngine::take_gathered) once every cell is in.
     Pieces { elem_size: usize },
 }
 

@@ -218,13 +218,13 @@ pub(super) struct DivergenceCheck<'c> {
     pub(super) held: Vec<super::commands::Answer>,
 }
 
-/// How long a rank that found a divergence waits for the other ranks' part of the second reduction.
 /// Windows of the divergence check that may await the other ranks before this rank counts as behind for
 /// `submit`'s back-pressure (`RankLoop::divergence_hold`): a rank with little work of its own (the others run
 /// its program's host tasks) otherwise ran ahead of them without bound, keeping every window's tasks and an MPI
 /// reduction each (100 to 500 bytes a task) until the others caught up.
 pub const DIVERGENCE_WINDOWS: usize = 64;
 
+/// How long a rank that found a divergence waits for the other ranks' part of the second reduction.
 pub(super) const DIVERGENCE_DETAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a rank that hit an error keeps comparing pending divergence windows, so that a divergence that caused

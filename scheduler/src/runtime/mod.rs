@@ -104,10 +104,10 @@ use celer_graph::{
     BufferId, Command, CommandId, CommandKind, GridBox, NodeId, ReductionId, TaskId, TaskManager, TaskManagerConfig,
 };
 
-/// A set of ids, hashed like [`IdMap`](celer_graph::IdMap): the runtime thread looks ids up several times per command.
 /// The most started commands' boxes [`RankLoop`] keeps to reuse for new commands.
 const SPARE_COMMANDS: usize = 1024;
 
+/// A set of ids, hashed like [`IdMap`](celer_graph::IdMap): the runtime thread looks ids up several times per command.
 type IdSet<K> = hashbrown::HashSet<K, std::hash::BuildHasherDefault<celer_graph::IdHasher>>;
 
 use self::alloc::BufferState;

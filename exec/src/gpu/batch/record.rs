@@ -13,7 +13,7 @@ use super::{lookup, Batch, OpKind, STAMPS_PER_BATCH, STAMP_SLOTS};
 const PACK_MIN_RUNS: usize = 16;
 
 impl Batch<'_> {
-    /// With timestamps on ([`Gpu::enable_timestamps`]) and a free slot, resets this batch's slot of queries and
+    /// With timestamps on ([`Gpu::enable_timestamps`](crate::gpu::Gpu::enable_timestamps)) and a free slot, resets this batch's slot of queries and
     /// writes its first timestamp.
     pub(super) fn start_stamps(&mut self) {
         let gpu = &*self.gpu;

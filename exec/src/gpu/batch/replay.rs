@@ -3,7 +3,7 @@
 //! Recording a dispatch costs the driver more host time than celer's own work for a tiny task (on an H100 host the
 //! NVIDIA driver's recording was about two thirds of the runtime thread's time per kernel of a chain), while a loop
 //! of dependent steps records the same dispatches over and over. So a batch starts by collecting its dispatches as a
-//! *tape* instead of recording them. If every operation of the batch is an ordinary dispatch, [`Batch::submit`]
+//! *tape* instead of recording them. If every operation of the batch is an ordinary dispatch, [`Batch::submit`](super::Batch::submit)
 //! cuts the tape into *runs*: repetitions of a block of up to four dispatches (same pipelines, descriptor sets, push
 //! constants and group counts, the same barriers; a block of two is a double-buffered step), and submits, in one
 //! `vkQueueSubmit`, one cached command buffer per piece of a run: a piece of 2^k repetitions (at most 64 dispatches)

@@ -50,7 +50,7 @@ impl Batch<'_> {
 }
 
 impl Batch<'_> {
-    /// Submits a batch of ordinary dispatches as the cached command buffers that replay its tape ([`replay`]).
+    /// Submits a batch of ordinary dispatches as the cached command buffers that replay its tape ([`replay`](super::replay)).
     fn submit_replay(&mut self, mut tape: super::replay::Tape) -> Result<BatchId, GpuError> {
         let mut record = std::mem::take(&mut self.record);
         let gpu = &mut *self.gpu;
