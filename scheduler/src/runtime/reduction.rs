@@ -32,14 +32,35 @@ pub enum ScalarKind {
     F64,
 }
 
+/// The identities of `Min` and `Max` per element type: the largest and the smallest value, the infinities for
+/// floats (as SYCL's `known_identity` of `minimum`/`maximum` and the prelude's block reductions), so that the
+/// minimum of values that are all `+inf` is `+inf`, not the largest finite float.
+trait Extremes {
+    /// The identity of `Min`.
+    const HIGHEST: Self;
+    /// The identity of `Max`.
+    const LOWEST: Self;
+}
+
+macro_rules! extremes {
+    ($($t:ty => $hi:expr, $lo:expr);*) => { $(
+        impl Extremes for $t {
+            const HIGHEST: Self = $hi;
+            const LOWEST: Self = $lo;
+        }
+    )* };
+}
+extremes!(i32 => i32::MAX, i32::MIN; u32 => u32::MAX, u32::MIN; i64 => i64::MAX, i64::MIN; u64 => u64::MAX, u64::MIN;
+    f32 => f32::INFINITY, f32::NEG_INFINITY; f64 => f64::INFINITY, f64::NEG_INFINITY);
+
 macro_rules! reduce_as {
     ($kind:expr, $op:expr, $bytes:expr, $($k:ident => $t:ty),*) => {
         match $kind { $(ScalarKind::$k => {
             let vals = $bytes.iter().map(|b: &&[u8]| <$t>::from_ne_bytes((*b).try_into().expect("one element")));
             let r = match $op {
                 ReductionOp::Sum => vals.fold(0 as $t, |a, b| a + b),
-                ReductionOp::Min => vals.fold(<$t>::MAX, |a, b| if b < a { b } else { a }),
-                ReductionOp::Max => vals.fold(<$t>::MIN, |a, b| if b > a { b } else { a }),
+                ReductionOp::Min => vals.fold(<$t as Extremes>::HIGHEST, |a, b| if b < a { b } else { a }),
+                ReductionOp::Max => vals.fold(<$t as Extremes>::LOWEST, |a, b| if b > a { b } else { a }),
                 // Custom reductions fold with their own function (`ReductionInfo::combine`), never here.
                 ReductionOp::Custom => vals.fold(0 as $t, |a, _| a),
             };
@@ -64,7 +85,7 @@ impl ScalarKind {
 
     /// Folds `parts` (one element each, in rank order) with `op`, starting from the identity.
     pub(super) fn combine(self, op: ReductionOp, parts: &[&[u8]]) -> Vec<u8> {
-        // Float min/max start from the largest/smallest finite values, which any real number beats.
+        // Float min/max start from +inf/-inf (see `Extremes`), the integers from their largest/smallest values.
         reduce_as!(self, op, parts, I32 => i32, U32 => u32, I64 => i64, U64 => u64, F32 => f32, F64 => f64)
     }
 }
@@ -713,6 +734,24 @@ mod tests {
         // A 1D grid's chunk is one run.
         let grid = BlockGrid::new(&GridBox::new([0, 0, 0], [1 << 26, 1, 1]), [256, 1, 1]);
         assert_eq!(grid.runs(&GridBox::new([4, 0, 0], [1 << 18, 1, 1])), vec![(4, (1 << 18) - 4)]);
+    }
+
+    #[test]
+    fn float_min_and_max_start_from_the_infinities() {
+        let f32s = |v: &[u8]| f32::from_ne_bytes(v.try_into().unwrap());
+        let f64s = |v: &[u8]| f64::from_ne_bytes(v.try_into().unwrap());
+        assert_eq!(f32s(&ScalarKind::F32.identity(ReductionOp::Min)), f32::INFINITY);
+        assert_eq!(f32s(&ScalarKind::F32.identity(ReductionOp::Max)), f32::NEG_INFINITY);
+        assert_eq!(f64s(&ScalarKind::F64.identity(ReductionOp::Min)), f64::INFINITY);
+        assert_eq!(f64s(&ScalarKind::F64.identity(ReductionOp::Max)), f64::NEG_INFINITY);
+        // Partial results that are all +inf (-inf) combine to +inf (-inf), not to the largest (smallest) finite value.
+        let inf = f32::INFINITY.to_ne_bytes();
+        assert_eq!(f32s(&ScalarKind::F32.combine(ReductionOp::Min, &[&inf, &inf])), f32::INFINITY);
+        let neg = f64::NEG_INFINITY.to_ne_bytes();
+        assert_eq!(f64s(&ScalarKind::F64.combine(ReductionOp::Max, &[&neg])), f64::NEG_INFINITY);
+        // The integers keep their extremes.
+        assert_eq!(ScalarKind::I32.identity(ReductionOp::Max), i32::MIN.to_ne_bytes());
+        assert_eq!(ScalarKind::U32.identity(ReductionOp::Min), u32::MAX.to_ne_bytes());
     }
 
     #[test]
