@@ -4,7 +4,8 @@
 //! combine closure, each repeated so that the result accumulates across steps (with and without a fence between
 //! the steps), after a plain reduction, over an empty index space, with the current value written on the last rank,
 //! and of a buffer no task wrote (which starts from the identity); and a deterministic block reduction asked to fold
-//! in the current value, which `submit` refuses. Every result is compared with the serial one, on every rank.
+//! in the current value, which `submit` refuses; and a histogram accumulated by atomics through `read_write`, each
+//! chunk into its own rows. Every result is compared with the serial one, on every rank.
 //! Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices per rank; `./x test` does both.
 
 use std::process::ExitCode;
@@ -222,6 +223,46 @@ fn edges(q: &Queue, data: &Buffer<'_, i32, 1>, values: &[i32]) -> Result<(), Str
     Ok(())
 }
 
+/// A histogram accumulated by atomics (`kernels/histogram.wgsl`): each item adds one to its value's bin in its block's
+/// row, through `read_write` with a mapper that gives a chunk its blocks' rows, twice; chunks are cut at whole blocks,
+/// so nodes write disjoint rows. Items of a chunk update each other's cells, but only through atomics (the binding
+/// is an `array<atomic<u32>>`): `submit` must take it (it refused it as a race), and the rows must sum to twice the
+/// serial histogram.
+fn histogram(q: &Queue) -> Result<(), String> {
+    let (n, block, nbins) = (1000usize, 64usize, 10usize);
+    let blocks = n.div_ceil(block);
+    let values: Vec<u32> = (0..n as u32).map(|i| (i * 7919) % 1009).collect();
+    let data = q.buffer_from(&values, [n]).named("samples");
+    let bins = q.buffer_from(&vec![0u32; blocks * nbins], [blocks, nbins]).named("bins");
+    let rows = access::custom("block_rows", move |chunk: &GridBox<1>, b: &GridBox<2>| {
+        let rows = GridBox::new([chunk.min()[0] / block, 0], [chunk.max()[0].div_ceil(block), b.max()[1]]);
+        Region::from(rows)
+    });
+    let k = Kernel::wgsl(&own_kernels::HISTOGRAM, "main").map_err(e)?;
+    for _ in 0..2 {
+        q.submit(
+            task::parallel_for(&k, [n])
+                .granularity([block])
+                .read(&data, access::one_to_one())
+                .read_write(&bins, rows.clone())
+                .scalar("block", block as u32)
+                .scalar("nbins", nbins as u32)
+                .name("histogram"),
+        )
+        .map_err(e)?;
+    }
+    let got = q.fence(&bins).map_err(e)?.wait().map_err(e)?;
+    let mut want = vec![0u32; nbins];
+    for v in &values {
+        want[*v as usize % nbins] += 2;
+    }
+    let summed: Vec<u32> = (0..nbins).map(|b| (0..blocks).map(|r| got[r * nbins + b]).sum()).collect();
+    if summed != want {
+        return Err(format!("the histogram by atomics: got {summed:?}, want {want:?}"));
+    }
+    Ok(())
+}
+
 fn run(q: &Queue) -> Result<(), String> {
     let n = 1000usize;
     let values: Vec<i32> = (0..n as i32).map(|i| (i * 7919) % 1009 - 300).collect();
@@ -229,6 +270,7 @@ fn run(q: &Queue) -> Result<(), String> {
     integers(q, &data, &values)?;
     floats(q)?;
     custom(q)?;
+    histogram(q)?;
     edges(q, &data, &values)
 }
 

@@ -336,6 +336,19 @@ fn check_atomic_reductions(
     Ok(())
 }
 
+/// The task's first `accessors` bindings (accessors bind first, in binding order) that `source` touches only
+/// through atomics, its `array<atomic<T>>` ones, as the bits of [`TaskSpec::atomic_accesses`]: items updating each
+/// other's cells through them (a histogram's `atomicAdd`) do not race.
+///
+/// [`TaskSpec::atomic_accesses`]: celer_scheduler::graph::TaskSpec::atomic_accesses
+pub(crate) fn atomic_accesses(source: &KernelSource, accessors: usize) -> u64 {
+    source
+        .bindings()
+        .iter()
+        .filter(|b| (b.binding as usize) < accessors.min(64) && b.element.starts_with("atomic<"))
+        .fold(0, |mask, b| mask | 1 << b.binding)
+}
+
 /// Where every accessor and reduction was named: checks the names and reorders the task's bindings by the kernel's
 /// binding numbers (accessors, then reductions, as the runtime binds them).
 fn bind_by_name(

@@ -575,6 +575,9 @@ impl Queue {
             }
             spec.payload = Some(payload);
         }
+        if let Some((source, _)) = task.kernel {
+            spec.atomic_accesses = crate::binding::atomic_accesses(source, spec.accesses.len());
+        }
         // The program's range mappers run here first: a panic in one names the task (the queue's drop, on the
         // way out, ends every rank).
         let name = spec.name.clone();

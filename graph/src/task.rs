@@ -194,6 +194,11 @@ pub struct TaskSpec {
     pub name: Option<Arc<str>>,
     /// What the executor runs.
     pub payload: Option<Payload>,
+    /// Bit `i` set: `accesses[i]` is bound where its kernel touches every element only through atomic operations
+    /// (a WGSL `array<atomic<u32>>`), so items reading and writing each other's cells through it do not race: the
+    /// task manager's race check skips pairs of such accesses (overlapping writes of chunks on different nodes are
+    /// still refused). Accesses past the 64th are never marked.
+    pub atomic_accesses: u64,
 }
 
 /// One shared empty access list per thread: specs without accesses (horizons, epochs, fences before their first
@@ -221,6 +226,7 @@ impl TaskSpec {
             side_effects: Vec::new(),
             name: None,
             payload: None,
+            atomic_accesses: 0,
         }
     }
 

@@ -564,7 +564,8 @@ impl TaskManager {
     /// and written by another is a race. The check splits the index space along each of its dimensions into up to
     /// [`RACE_PROBE_PIECES`] slabs and, for every pair of different slabs, intersects what one reads with what the
     /// other writes: neighbourhood, `all`, transposed and custom readers of a buffer the task writes are caught at
-    /// the first slab border. A buffer whose accesses are all `one_to_one` cannot race and costs nothing.
+    /// the first slab border. A buffer whose accesses are all `one_to_one` cannot race and costs nothing; nor do two
+    /// accesses the kernel touches only through atomics ([`TaskSpec::atomic_accesses`]).
     fn intra_task_race(&self, spec: &TaskSpec) -> Option<TaskErrorKind> {
         let accesses = &spec.accesses;
         for (i, w) in accesses.iter().enumerate() {
@@ -579,7 +580,16 @@ impl TaskManager {
                 continue;
             }
             // Only now (rare: a written buffer read through another mapper) does the check allocate.
-            let same: Vec<&BufferAccess> = accesses.iter().filter(|a| a.buffer == w.buffer).collect();
+            // With whether the kernel touches it only through atomics: two such accesses never race.
+            let same: Vec<(&BufferAccess, bool)> = accesses
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.buffer == w.buffer)
+                .map(|(j, a)| (a, j < 64 && spec.atomic_accesses >> j & 1 == 1))
+                .collect();
+            if same.iter().all(|&(_, atomic)| atomic) {
+                continue;
+            }
             let buf = self.buffers.get(&w.buffer)?;
             for dim in 0..spec.dims.max(1) {
                 let (lo, hi) = (spec.range.min()[dim], spec.range.max()[dim]);
@@ -596,9 +606,10 @@ impl TaskManager {
                 let apply = |a: &BufferAccess, k: usize| {
                     a.mapper.apply(&slab(k), &spec.range, spec.dims, &buf.extent, buf.dims).unwrap_or_default()
                 };
-                for writer in same.iter().filter(|a| a.mode.produces()) {
+                for &(writer, atomic_write) in same.iter().filter(|(a, _)| a.mode.produces()) {
                     let written: Vec<Region> = (0..pieces).map(|k| apply(writer, k)).collect();
-                    for reader in same.iter().filter(|a| a.mode.reads()) {
+                    for &(reader, _) in same.iter().filter(|&&(a, atomic)| a.mode.reads() && !(atomic && atomic_write))
+                    {
                         for k in 0..pieces {
                             let read = apply(reader, k);
                             for (j, wr) in written.iter().enumerate() {

@@ -237,6 +237,7 @@ fn empty_task(t: &mut Task, no_accesses: &Arc<Vec<BufferAccess>>, spare_lists: &
     s.side_effects.clear();
     s.name = None;
     s.payload = None;
+    s.atomic_accesses = 0;
     t.regions.clear();
     t.dependencies.clear();
 }

@@ -401,6 +401,28 @@ fn reading_cells_that_other_items_of_the_same_task_write_is_refused() {
     tm.submit(kernel1(1, &[(a, Read, RangeMapper::All), (a, DiscardWrite, RangeMapper::OneToOne)])).unwrap();
 }
 
+#[test]
+fn accesses_that_touch_cells_only_through_atomics_do_not_race_with_each_other() {
+    let mut tm = plain();
+    let a = BufferId(0);
+    tm.create_buffer(a, 1, GridBox::d1(0, 16), true, Some("bins".into()));
+    let atomic = |mut spec: celer_graph::TaskSpec, mask: u64| {
+        spec.atomic_accesses = mask;
+        spec
+    };
+    // A histogram: every item updates any bin, through atomics only.
+    tm.submit(atomic(kernel1(64, &[(a, ReadWrite, RangeMapper::All)]), 1)).unwrap();
+    // The same without atomics races.
+    let e = tm.submit(kernel1(64, &[(a, ReadWrite, RangeMapper::All)])).unwrap_err();
+    assert!(matches!(*e.inner, TaskErrorKind::IntraTaskRace { .. }), "{e}");
+    // A plain read of cells that other items update through atomics races (bit 1 is the read, bit 0 the atomics).
+    let e = tm
+        .submit(atomic(kernel1(64, &[(a, ReadWrite, RangeMapper::All), (a, Read, RangeMapper::All)]), 1))
+        .unwrap_err();
+    assert!(matches!(*e.inner, TaskErrorKind::IntraTaskRace { .. }), "{e}");
+    tm.submit(atomic(kernel1(64, &[(a, ReadWrite, RangeMapper::All), (a, Read, RangeMapper::All)]), 0b11)).unwrap();
+}
+
 /// A reduction of `buffer` (include_current_value as given).
 fn reduction(buffer: BufferId, include_current_value: bool) -> celer_graph::ReductionSpec {
     celer_graph::ReductionSpec {
