@@ -150,19 +150,22 @@ pub enum TaskErrorKind {
         /// Its extent.
         extent: GridBox,
     },
-    /// Two ranks write the same cells in one task (e.g. a split kernel writing through `all` or `neighborhood`).
+    /// Two nodes (ranks, or devices of a rank) write the same cells in one task (e.g. a split kernel writing through
+    /// `all` or `neighborhood`).
     #[error(
         "{buffer} is written in {region} by the chunk on {first} and by the chunk on {second}; \
-         writes of one task must not overlap between ranks (write through one_to_one, or read with neighborhood)"
+         writes of one task must not overlap between nodes (ranks, and the devices of a rank, each hold a copy of \
+         their cells): write through one_to_one, read with neighborhood, or give each chunk cells of its own (with \
+         atomics too)"
     )]
     OverlappingWrite {
         /// The buffer.
         buffer: ResourceIdent,
         /// The cells written twice.
         region: Region,
-        /// One writer's rank.
+        /// One writer's node.
         first: crate::ids::NodeId,
-        /// The other writer's rank.
+        /// The other writer's node.
         second: crate::ids::NodeId,
     },
     /// A kernel that declares a different number of buffer bindings than the task has accessors and reductions.
