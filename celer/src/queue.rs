@@ -517,9 +517,9 @@ impl Queue {
             ),
             // Scalars and binding names are a kernel's: a host task would drop them unseen.
             (false, _) if !task.scalars.is_empty() || task.accessors.iter().any(|a| a.is_named()) => Some(
-                "scalars (.scalar, .scalars, .scalar_f32, .scalar_i32) and binding names (.bind) are for kernel tasks \
-                 (task::parallel_for), and a host task would ignore them: its closure takes its values from what it \
-                 captures, and its accessors by their index",
+                "scalars (.scalar, .scalars, .scalar_f32, .scalar_i32, .scalar_value) and binding names (.bind) are \
+                 for kernel tasks (task::parallel_for), and a host task would ignore them: its closure takes its \
+                 values from what it captures, and its accessors by their index",
             ),
             _ => None,
         };
