@@ -205,6 +205,37 @@ fn missing_extra_and_ill_typed_scalars_are_refused() {
 }
 
 #[test]
+fn vector_members_given_a_vector_of_another_type_or_width_are_refused() {
+    let q = Queue::dry_run();
+    let out = q.buffer::<f32, 1>([64]).named("out");
+    let kernel = Kernel::wgsl(&own_kernels::VEC_PARAMS, "main").unwrap();
+    // vec_params.wgsl: `s: vec2<f32>`, `k: vec3<i32>`, `t: u32`, `mask: vec4<u32>`.
+    let step = || task::parallel_for(&kernel, [64]).discard_write(&out, access::one_to_one());
+    let by_name = |s, k| step().scalar("s", s).scalar("k", k).scalar("t", 7u32).scalar("mask", [1u32, 2, 3, 4]);
+    q.submit(by_name([0.5f32, 0.25], [1i32, 2, 3])).expect("the vectors of the members' types and widths");
+    let msg = message(q.submit(step().scalar("s", [1i32, 2]).name("i32_s")), "i32_s");
+    assert_has(
+        &msg,
+        &["kernel vec_params::main's push-constant member `s` is of type vec2<f32>, but the task gives it a [i32; 2] \
+           (vec2<i32>) (scalar \"s\"); give it a [f32; 2] (vec2<f32>)"],
+    );
+    let msg = message(q.submit(step().scalar("k", [1.0f32, 2.0]).name("f32x2_k")), "f32x2_k");
+    assert_has(
+        &msg,
+        &["kernel vec_params::main's push-constant member `k` is of type vec3<i32>, but the task gives it a [f32; 2] \
+           (vec2<f32>) (scalar \"k\"); give it a [i32; 3] (vec3<i32>)"],
+    );
+    let msg = message(q.submit(step().scalar("s", 0.5f32).name("f32_s")), "f32_s");
+    assert_has(&msg, &["member `s` is of type vec2<f32>, but the task gives it an f32 (scalar \"s\")"]);
+    // Positionally a vector value fills one vector member from its first word.
+    let msg = message(q.submit(step().scalar_f32(0.5).scalar_value([0.25f32, 1.0]).name("straddling")), "straddling");
+    assert_has(
+        &msg,
+        &["member `s` is of type vec2<f32>, but the task gives it a [f32; 2] (vec2<f32>) (positional scalar 1)"],
+    );
+}
+
+#[test]
 fn bindings_and_scalars_given_by_name_bind_in_the_kernels_order_and_bad_names_are_refused() {
     let q = Queue::dry_run();
     let a = q.buffer_from(&[0.0f32; 16], [16]).named("a");

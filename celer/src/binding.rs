@@ -25,7 +25,7 @@ use celer_scheduler::runtime::{CustomReduction, ScalarKind};
 
 use smallvec::SmallVec;
 
-use crate::queue::{Element, Scalar};
+use crate::queue::{Element, ScalarValue};
 
 /// Bytes of a `CelerBox` in the push constants (six `u32`).
 const BOX_BYTES: u32 = 24;
@@ -62,23 +62,25 @@ pub(crate) type BindMetas = smallvec::SmallVec<[BindMeta; 4]>;
 /// A task's scalar arguments, in declaration order.
 pub(crate) type ScalarArgs = smallvec::SmallVec<[ScalarArg; 4]>;
 
-/// One scalar argument: its name if given by name, its type and its bits.
+/// One scalar argument: its name if given by name, its component type and count (a `vecN` value has `N`), and the
+/// bits of its components.
 #[derive(Clone, Debug)]
 pub(crate) struct ScalarArg {
     name: Option<String>,
     ty: ScalarType,
-    word: u32,
+    components: u8,
+    words: [u32; 4],
 }
 
 impl ScalarArg {
     /// A value given by position.
-    pub(crate) fn positional<S: Scalar>(value: S) -> Self {
-        Self { name: None, ty: S::TYPE, word: value.to_word() }
+    pub(crate) fn positional<S: ScalarValue>(value: S) -> Self {
+        Self { name: None, ty: S::TYPE, components: S::COMPONENTS, words: value.to_words() }
     }
 
     /// A value given by name.
-    pub(crate) fn named<S: Scalar>(name: &str, value: S) -> Self {
-        Self { name: Some(name.to_owned()), ty: S::TYPE, word: value.to_word() }
+    pub(crate) fn named<S: ScalarValue>(name: &str, value: S) -> Self {
+        Self { name: Some(name.to_owned()), ty: S::TYPE, components: S::COMPONENTS, words: value.to_words() }
     }
 
     /// Whether the value was given by name (`.scalar(name, value)`).
@@ -86,9 +88,22 @@ impl ScalarArg {
         self.name.is_some()
     }
 
-    /// Its type and bits.
-    pub(crate) fn value(&self) -> (ScalarType, u32) {
-        (self.ty, self.word)
+    /// Its component type and count, which the check compares with the member's.
+    pub(crate) fn shape(&self) -> (ScalarType, u8) {
+        (self.ty, self.components)
+    }
+
+    /// The bits of its components, as pushed.
+    fn words(&self) -> &[u32] {
+        &self.words[..self.components as usize]
+    }
+
+    /// Its type as the error messages name it: `an f32`, `a [f32; 2] (vec2<f32>)`.
+    fn described(&self) -> String {
+        match self.components {
+            1 => format!("{} {}", article(self.ty.name()), self.ty),
+            n => format!("a [{}; {n}] (vec{n}<{}>)", self.ty, self.ty),
+        }
     }
 }
 
@@ -117,7 +132,8 @@ fn article(ty: &str) -> &'static str {
 pub(crate) struct PushLayout {
     /// Words after the boxes, padding included (zero).
     words: usize,
-    /// Per scalar value, in the order the task gave them: the word it fills.
+    /// Per scalar value, in the order the task gave them: the word it fills (a vector value, its first word: its
+    /// components fill the words from there on).
     slots: SmallVec<[u32; 8]>,
 }
 
@@ -128,7 +144,8 @@ impl PushLayout {
         debug_assert_eq!(scalars.len(), self.slots.len(), "a layout serves tasks of its own scalar count");
         let mut words = SmallVec::from_elem(0u32, self.words);
         for (&slot, v) in self.slots.iter().zip(scalars) {
-            words[slot as usize] = v.word;
+            let slot = slot as usize;
+            words[slot..slot + v.words().len()].copy_from_slice(v.words());
         }
         words
     }
@@ -136,7 +153,11 @@ impl PushLayout {
     /// Whether `words` ([`fill`](Self::fill)'s result for some values) holds `scalars` already.
     pub(crate) fn holds(&self, words: &[u32], scalars: &[ScalarArg]) -> bool {
         self.slots.len() == scalars.len()
-            && self.slots.iter().zip(scalars).all(|(&s, v)| words.get(s as usize) == Some(&v.word))
+            && self
+                .slots
+                .iter()
+                .zip(scalars)
+                .all(|(&s, v)| words.get(s as usize..).is_some_and(|w| w.starts_with(v.words())))
     }
 }
 
@@ -422,8 +443,10 @@ fn member(m: &PushMemberDesc) -> String {
 /// Checks the push-constant struct's boxes and that `scalars` fill its scalar members, returning where each value
 /// goes among the words after the boxes (`bytes` in all, padding zero).
 ///
-/// Positional values fill the members after the boxes in order, a member of `size` bytes taking `size / 4` values
-/// of its component type (`vec2<u32>`: two `u32`). Named values fill the 4-byte member of their name.
+/// Positional values fill the members after the boxes in order, a member of `size` bytes taking `size / 4` scalar
+/// values of its component type (`vec2<u32>`: two `u32`) or one vector value of its type (`[u32; 2]`). A named
+/// value fills the member of its name, which must be a scalar or vector of its type and component count (or a
+/// 4-byte struct or array, for a scalar value); matrices and larger structs and arrays are given only by position.
 fn push_layout(
     kernel: &dyn Fn() -> String,
     members: &[PushMemberDesc],
@@ -471,7 +494,7 @@ fn push_layout(
     let own = &members[boxes..];
     let mut layout = PushLayout { words: (bytes.saturating_sub(base) / 4) as usize, slots: SmallVec::new() };
     let type_error = |m: &PushMemberDesc, v: &ScalarArg, which: String| {
-        // A vector member names its vector type: one named value cannot fill it.
+        // A vector member names its vector type: one scalar value cannot fill it by name.
         let ty = match m.scalar {
             Some(s) if m.size == 4 => s.name().to_string(),
             _ => m.ty.to_string(),
@@ -480,12 +503,11 @@ fn push_layout(
             kernel: kernel(),
             member: m.name.into(),
             member_type: ty,
-            given: format!("{} {}", article(v.ty.name()), v.ty),
+            given: v.described(),
             which,
+            hint: wanted(m, v.is_named()),
         }
     };
-    // A member's component type accepts a value of that type; members of structs or arrays take any 4-byte value.
-    let fits = |m: &PushMemberDesc, v: &ScalarArg| m.scalar.is_none_or(|s| s == v.ty);
     let named = scalars.iter().filter(|v| v.name.is_some()).count();
     if named > 0 && named < scalars.len() {
         return Err(Box::new(TaskErrorKind::KernelNaming {
@@ -514,7 +536,13 @@ fn push_layout(
                     hint: "give each push-constant member once",
                 }));
             }
-            if m.size != 4 || !fits(m, v) {
+            // The whole member, as one value: a scalar or vector of the value's type and component count (or,
+            // for a 4-byte struct or array, any one 4-byte value).
+            let fits = match MemberShape::of(m) {
+                MemberShape::Value(s, n) => v.shape() == (s, n),
+                MemberShape::Words => m.scalar.is_none() && m.size == 4 && v.components == 1,
+            };
+            if !fits {
                 return Err(Box::new(type_error(m, v, format!("scalar \"{name}\""))));
             }
             filled[i] = true;
@@ -531,20 +559,18 @@ fn push_layout(
         }
         return Ok(layout);
     }
+    // Positionally, values count one per component: a vec4 value fills as many words as four scalar values.
     let expected: usize = own.iter().map(|m| (m.size / 4) as usize).sum();
-    if scalars.len() > expected {
+    let given: usize = scalars.iter().map(|v| v.components as usize).sum();
+    if given > expected {
         let declared =
             if own.is_empty() { "none".into() } else { own.iter().map(member).collect::<Vec<_>>().join(", ") };
-        return Err(Box::new(TaskErrorKind::ExtraScalars {
-            kernel: kernel(),
-            given: scalars.len(),
-            expected,
-            declared,
-        }));
+        return Err(Box::new(TaskErrorKind::ExtraScalars { kernel: kernel(), given, expected, declared }));
     }
     let mut values = scalars.iter().enumerate();
     for m in own {
-        for w in 0..m.size / 4 {
+        let mut w = 0;
+        while w < m.size / 4 {
             let Some((k, v)) = values.next() else {
                 return Err(Box::new(TaskErrorKind::MissingScalar {
                     kernel: kernel(),
@@ -554,13 +580,67 @@ fn push_layout(
                     given: format!("{} positional scalar value(s)", scalars.len()),
                 }));
             };
-            if !fits(m, v) {
+            // A scalar value fills one word of a member of its component type (members of structs or arrays take
+            // any 4-byte value); a vector value fills a whole vector member of its type and component count.
+            let fits = match v.components {
+                1 => m.scalar.is_none_or(|s| s == v.ty),
+                n => w == 0 && MemberShape::of(m) == MemberShape::Value(v.ty, n),
+            };
+            if !fits {
                 return Err(Box::new(type_error(m, v, format!("positional scalar {k}"))));
             }
             layout.slots.push((m.offset - base) / 4 + w);
+            w += v.components as u32;
         }
     }
     Ok(layout)
+}
+
+/// What one value can fill of a push-constant member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MemberShape {
+    /// A scalar (1) or a `vecN` (`N`) of this component type: one value of the same type and count fills it.
+    Value(ScalarType, u8),
+    /// A matrix, array or struct: filled only positionally, word by word.
+    Words,
+}
+
+impl MemberShape {
+    /// The shape of `m`, from the reflection's type name: `f32` or `vec3<f32>` (12 bytes) is a value, `mat2x2<f32>`
+    /// or `array<u32, 4>` words.
+    fn of(m: &PushMemberDesc) -> Self {
+        match m.scalar {
+            Some(s) if m.ty == s.name() => MemberShape::Value(s, 1),
+            Some(s) if m.ty.starts_with("vec") && s.size() > 0 => MemberShape::Value(s, (m.size / s.size()) as u8),
+            _ => MemberShape::Words,
+        }
+    }
+}
+
+/// What a task can give member `m` (`named`: by name), for a [`TaskErrorKind::ScalarType`] error's hint.
+fn wanted(m: &PushMemberDesc, named: bool) -> String {
+    let celer_gives = |s: ScalarType| matches!(s, ScalarType::F32 | ScalarType::I32 | ScalarType::U32);
+    match MemberShape::of(m) {
+        MemberShape::Value(s, _) if !celer_gives(s) => format!(
+            "celer gives push-constant members only f32, i32 and u32 values and vectors of them, not {}: declare the \
+             member as one of those",
+            m.ty
+        ),
+        MemberShape::Value(s, 1) => format!("give it a value of type {s}"),
+        MemberShape::Value(s, n) if named => format!("give it a [{s}; {n}] ({})", m.ty),
+        MemberShape::Value(s, n) => format!("give it a [{s}; {n}] ({}), or {n} positional {s} values", m.ty),
+        MemberShape::Words if named => format!(
+            "a matrix, array or struct member cannot be given by name: give the task's scalars by position, one \
+             4-byte value{} per word of the member ({} words, padding included)",
+            m.scalar.map(|s| format!(" of type {s}")).unwrap_or_default(),
+            m.size / 4
+        ),
+        MemberShape::Words => format!(
+            "give it {} positional 4-byte values{}, one per word (padding included)",
+            m.size / 4,
+            m.scalar.map(|s| format!(" of type {s}")).unwrap_or_default()
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -603,12 +683,97 @@ mod tests {
             e.contains("member `v` is of type vec2<f32>, but the task gives it a u32 (positional scalar 1)"),
             "{e}"
         );
-        // By name, only 4-byte members can be given.
+        assert!(e.contains("; give it a [f32; 2] (vec2<f32>), or 2 positional f32 values"), "{e}");
         assert_eq!(words(&[ScalarArg::named("a", 9u32)]).unwrap_err(), {
             "kernel k::main's push-constant member `v: vec2<f32>` (offset 56) gets no value: the task gives 1 named \
              scalar value(s); give it with .scalar(\"v\", value)"
         });
         let e = words(&[ScalarArg::named("a", 9u32), ScalarArg::named("v", 1.0f32)]).unwrap_err();
         assert!(e.contains("member `v` is of type vec2<f32>, but the task gives it an f32 (scalar \"v\")"), "{e}");
+        assert!(e.ends_with("; give it a [f32; 2] (vec2<f32>)"), "{e}");
+    }
+
+    #[test]
+    fn vector_values_fill_their_vector_member_by_name_or_by_position() {
+        let want = vec![7, 0, 1.5f32.to_bits(), 2.5f32.to_bits()];
+        let named = [ScalarArg::named("v", [1.5f32, 2.5]), ScalarArg::named("a", 7u32)];
+        assert_eq!(words(&named).unwrap(), want);
+        let positional = [ScalarArg::positional(7u32), ScalarArg::positional([1.5f32, 2.5])];
+        assert_eq!(words(&positional).unwrap(), want);
+        // A layout kept for a shape fills and recognises later values of that shape.
+        let layout = push_layout(&|| "k::main".to_string(), &MEMBERS, 64, 2, &named).unwrap();
+        let later = [ScalarArg::named("v", [3.0f32, 4.0]), ScalarArg::named("a", 8u32)];
+        let filled = layout.fill(&later);
+        assert_eq!(filled.to_vec(), vec![8, 0, 3.0f32.to_bits(), 4.0f32.to_bits()]);
+        assert!(layout.holds(&filled, &later) && !layout.holds(&filled, &named));
+    }
+
+    #[test]
+    fn vector_values_of_another_type_or_width_are_refused_naming_both_types() {
+        let e = words(&[ScalarArg::named("a", 7u32), ScalarArg::named("v", [1i32, 2])]).unwrap_err();
+        assert_eq!(e, {
+            "kernel k::main's push-constant member `v` is of type vec2<f32>, but the task gives it a [i32; 2] \
+             (vec2<i32>) (scalar \"v\"); give it a [f32; 2] (vec2<f32>)"
+        });
+        let e = words(&[ScalarArg::named("a", 7u32), ScalarArg::named("v", [1.0f32, 2.0, 3.0])]).unwrap_err();
+        assert!(e.contains("is of type vec2<f32>, but the task gives it a [f32; 3] (vec3<f32>) (scalar \"v\")"), "{e}");
+        let e = words(&[ScalarArg::named("a", [7u32, 8])]).unwrap_err();
+        assert!(e.contains("member `a` is of type u32, but the task gives it a [u32; 2] (vec2<u32>)"), "{e}");
+        assert!(e.ends_with("give it a value of type u32"), "{e}");
+        // Positionally, a vector value must start its member: not the padding word, not half of `v`.
+        let e = words(&[ScalarArg::positional([7u32, 8])]).unwrap_err();
+        assert!(
+            e.contains("member `a` is of type u32, but the task gives it a [u32; 2] (vec2<u32>) (positional scalar 0)")
+        );
+        let e =
+            words(&[ScalarArg::positional(7u32), ScalarArg::positional(1.5f32), ScalarArg::positional([2.5f32, 3.5])])
+                .unwrap_err();
+        assert!(e.contains("the task gives 4 scalar value(s), but kernel k::main takes 3 after its boxes"), "{e}");
+        let e = words(&[ScalarArg::positional(7u32), ScalarArg::positional([2.5f32, 3.5, 4.5])]).unwrap_err();
+        assert!(e.contains("the task gives 4 scalar value(s)"), "{e}");
+    }
+
+    /// chunk, then `k: vec3<i32>` (12 bytes at 32: vec3 aligns to 16), `t: u32` in its last 4 bytes (44),
+    /// `m: vec4<u32>` (48), and `w: mat2x2<f32>` (64), 80 bytes in all.
+    const WIDE: [PushMemberDesc; 5] = [
+        pm("chunk", "CelerBox", None, 0, 24),
+        pm("k", "vec3<i32>", Some(ScalarType::I32), 32, 12),
+        pm("t", "u32", Some(ScalarType::U32), 44, 4),
+        pm("m", "vec4<u32>", Some(ScalarType::U32), 48, 16),
+        pm("w", "mat2x2<f32>", Some(ScalarType::F32), 64, 16),
+    ];
+
+    #[test]
+    fn vec3_members_take_twelve_bytes_and_matrices_only_positional_words() {
+        let wide = |scalars: &[ScalarArg]| {
+            push_layout(&|| "k::main".to_string(), &WIDE, 80, 1, scalars)
+                .map(|layout| layout.fill(scalars).to_vec())
+                .map_err(|e| e.to_string())
+        };
+        let m = [1.0f32, 2.0, 3.0, 4.0].map(f32::to_bits);
+        let want = [vec![0, 0], vec![5, (-6i32) as u32, 7, 9], vec![10, 11, 12, 13], m.to_vec()].concat();
+        let mut positional = vec![
+            ScalarArg::positional([5i32, -6, 7]),
+            ScalarArg::positional(9u32),
+            ScalarArg::positional([10u32, 11, 12, 13]),
+        ];
+        positional.extend([1.0f32, 2.0, 3.0, 4.0].map(ScalarArg::positional));
+        assert_eq!(wide(&positional).unwrap(), want);
+        // The matrix as one [f32; 4]: refused, it is no vector.
+        positional.truncate(3);
+        positional.push(ScalarArg::positional([1.0f32, 2.0, 3.0, 4.0]));
+        let e = wide(&positional).unwrap_err();
+        assert!(e.contains("member `w` is of type mat2x2<f32>, but the task gives it a [f32; 4] (vec4<f32>)"), "{e}");
+        assert!(e.ends_with("give it 4 positional 4-byte values of type f32, one per word (padding included)"), "{e}");
+        let named = [
+            ScalarArg::named("t", 9u32),
+            ScalarArg::named("m", [10u32, 11, 12, 13]),
+            ScalarArg::named("k", [5i32, -6, 7]),
+            ScalarArg::named("w", [1.0f32, 2.0, 3.0, 4.0]),
+        ];
+        let e = wide(&named).unwrap_err();
+        assert!(e.contains("member `w` is of type mat2x2<f32>, but the task gives it a [f32; 4] (vec4<f32>) (scalar \"w\"); a matrix, array or struct member cannot be given by name: give the task's scalars by position"), "{e}");
+        let e = wide(&[ScalarArg::named("k", [5u32, 6, 7])]).unwrap_err();
+        assert!(e.contains("member `k` is of type vec3<i32>, but the task gives it a [u32; 3] (vec3<u32>) (scalar \"k\"); give it a [i32; 3] (vec3<i32>)"), "{e}");
     }
 }

@@ -117,8 +117,8 @@ pub(crate) struct KernelShape {
     modes: SmallVec<[AccessMode; 4]>,
     /// Per access, in order: the buffer's element type and size.
     elements: SmallVec<[(ScalarType, u32); 4]>,
-    /// The positional scalars' types (their values go where the kept [`PushLayout`] says).
-    scalars: SmallVec<[ScalarType; 8]>,
+    /// The positional scalars' component types and counts (their values go where the kept [`PushLayout`] says).
+    scalars: SmallVec<[(ScalarType, u8); 8]>,
 }
 
 impl KernelShape {
@@ -130,7 +130,7 @@ impl KernelShape {
             dims: key.dims,
             modes: key.accesses.iter().map(|a| a.mode).collect(),
             elements: key.accessors.iter().map(BindMeta::element).collect(),
-            scalars: key.scalars.iter().map(|s| s.value().0).collect(),
+            scalars: key.scalars.iter().map(ScalarArg::shape).collect(),
         }
     }
 
@@ -143,7 +143,7 @@ impl KernelShape {
             && self.elements.len() == key.accessors.len()
             && self.elements.iter().zip(key.accessors).all(|(e, m)| *e == m.element())
             && self.scalars.len() == key.scalars.len()
-            && self.scalars.iter().zip(key.scalars).all(|(s, v)| *s == v.value().0)
+            && self.scalars.iter().zip(key.scalars).all(|(s, v)| *s == v.shape())
     }
 }
 

@@ -104,7 +104,8 @@ pub use celer_scheduler::graph::{ReductionOp, TaskError, TaskErrorKind, TaskId};
 pub use celer_scheduler::{ConfigError, Pinning, StartError};
 pub use geometry::{GridBox, Region};
 pub use queue::{
-    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, Reducible, Scalar, TaskBuilder,
+    task, Buffer, CollectiveGroup, Element, Error, Fence, HostObject, Kernel, Queue, Reducible, Scalar, ScalarValue,
+    TaskBuilder,
 };
 
 pub use celer_scheduler::runtime::RankStats;

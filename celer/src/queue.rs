@@ -116,6 +116,56 @@ macro_rules! impl_scalar {
 }
 impl_scalar!(f32 => F32, f32::to_bits, i32 => I32, |v: i32| v as u32, u32 => U32, |v: u32| v);
 
+/// A value [`TaskBuilder::scalar`] gives a push-constant member by name (or
+/// [`scalar_value`](TaskBuilder::scalar_value) by position): a [`Scalar`] for a member of its type, or an array of
+/// two to four of them for a WGSL vector of that many components.
+///
+/// | Rust | WGSL member |
+/// |---|---|
+/// | `f32`, `i32`, `u32` | `f32`, `i32`, `u32` |
+/// | `[f32; 2]`, `[i32; 2]`, `[u32; 2]` | `vec2<f32>`, `vec2<i32>`, `vec2<u32>` |
+/// | `[f32; 3]`, … | `vec3<f32>`, … (12 bytes, aligned to 16) |
+/// | `[f32; 4]`, … | `vec4<f32>`, … |
+///
+/// `submit` checks the component type and count against the member's. Matrices, arrays and structs cannot be given
+/// as one value: give such a kernel's scalars by position, one 4-byte value per word of the member.
+pub trait ScalarValue: Copy + sealed::Sealed {
+    /// The type of its components, as the kernel must declare the member's.
+    const TYPE: ScalarType;
+    /// Its components: 1 for a scalar, `N` for `[T; N]` (a `vecN<T>`).
+    const COMPONENTS: u8;
+    /// The bits of its components, as pushed (the words past [`COMPONENTS`](Self::COMPONENTS) are 0).
+    fn to_words(self) -> [u32; 4];
+}
+
+macro_rules! impl_scalar_value {
+    ($($t:ty),*) => { $(
+        impl ScalarValue for $t {
+            const TYPE: ScalarType = <$t as Scalar>::TYPE;
+            const COMPONENTS: u8 = 1;
+            fn to_words(self) -> [u32; 4] {
+                [self.to_word(), 0, 0, 0]
+            }
+        }
+        impl_scalar_value!(@vec $t, 2, 3, 4);
+    )* };
+    (@vec $t:ty, $($n:literal),*) => { $(
+        impl sealed::Sealed for [$t; $n] {}
+        impl ScalarValue for [$t; $n] {
+            const TYPE: ScalarType = <$t as Scalar>::TYPE;
+            const COMPONENTS: u8 = $n;
+            fn to_words(self) -> [u32; 4] {
+                let mut words = [0; 4];
+                for (w, v) in words.iter_mut().zip(self) {
+                    *w = v.to_word();
+                }
+                words
+            }
+        }
+    )* };
+}
+impl_scalar_value!(f32, i32, u32);
+
 /// For a kernel whose results depend on how the index space is cut into workgroups (its reflection's
 /// `workgroup_dependent`: workgroup ids, local ids, `var<workgroup>` memory, barriers, subgroup operations; the
 /// prelude's block reductions use them): the task's granularity becomes a multiple of the workgroup along each
@@ -467,9 +517,9 @@ impl Queue {
             ),
             // Scalars and binding names are a kernel's: a host task would drop them unseen.
             (false, _) if !task.scalars.is_empty() || task.accessors.iter().any(|a| a.is_named()) => Some(
-                "scalars (.scalar, .scalars, .scalar_f32, .scalar_i32) and binding names (.bind) are for kernel tasks \
-                 (task::parallel_for), and a host task would ignore them: its closure takes its values from what it \
-                 captures, and its accessors by their index",
+                "scalars (.scalar, .scalars, .scalar_f32, .scalar_i32, .scalar_value) and binding names (.bind) are \
+                 for kernel tasks (task::parallel_for), and a host task would ignore them: its closure takes its \
+                 values from what it captures, and its accessors by their index",
             ),
             _ => None,
         };

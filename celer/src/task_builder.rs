@@ -15,7 +15,7 @@ use crate::access::Mapper;
 use crate::binding::{BindMeta, BindMetas, ScalarArg, ScalarArgs};
 use crate::host::HostContext;
 use crate::intern::Accesses;
-use crate::queue::{Buffer, CollectiveGroup, Element, Error, HostObject, Reducible, Scalar};
+use crate::queue::{Buffer, CollectiveGroup, Element, Error, HostObject, Reducible, ScalarValue};
 
 /// A compute kernel: a WGSL entry point compiled to SPIR-V at build time (see `celer::kernels`), or, in a dry run,
 /// just a name.
@@ -239,8 +239,36 @@ impl<const KD: usize> TaskBuilder<KD> {
         self
     }
 
-    /// Gives the kernel's push-constant member `name` the value `value` (`f32`, `i32` or `u32`); `submit` checks
-    /// that the kernel has a 4-byte member of that name and type. A task names all its scalars or none.
+    /// Appends one scalar or vector value, positionally (see [`scalars`](Self::scalars)): an `f32`, `i32` or `u32`
+    /// fills one word, an array (`[f32; 2]`, `[u32; 4]`, ...) a whole `vecN` member of its type and component count,
+    /// which it must start at ([`ScalarValue`] lists the types). Padding before a member is left zero.
+    ///
+    /// ```
+    /// # use celer::{access, kernels, task, Kernel, Queue};
+    /// let q = Queue::dry_run();
+    /// let (a, b) = (q.buffer_from(&[0.0f32; 16], [16]), q.buffer::<f32, 1>([16]));
+    /// // heat_1d.wgsl: push constants chunk, src, dst, then `alpha: f32`. For a kernel whose scalars are
+    /// // `s: vec2<f32>, mask: vec4<u32>`: `.scalar_value([0.5f32, 0.25]).scalar_value([1u32, 2, 3, 4])`.
+    /// let heat = Kernel::wgsl(&kernels::HEAT_1D, "main")?;
+    /// q.submit(
+    ///     task::parallel_for(&heat, [16])
+    ///         .read(&a, access::neighborhood([1]))
+    ///         .discard_write(&b, access::one_to_one())
+    ///         .scalar_value(0.1f32),
+    /// )?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn scalar_value(mut self, value: impl ScalarValue) -> Self {
+        self.p.scalars.push(ScalarArg::positional(value));
+        self
+    }
+
+    /// Gives the kernel's push-constant member `name` the value `value`: an `f32`, `i32` or `u32` for a member of
+    /// that type, or an array of two to four of them for a vector member (`[f32; 2]` for `vec2<f32>`, `[u32; 4]`
+    /// for `vec4<u32>`; [`ScalarValue`] lists them). `submit` checks that the kernel has a member of that name,
+    /// component type and count. A task names all its scalars or none. Matrices, arrays and structs cannot be
+    /// given by name (give such a kernel's scalars by position).
     ///
     /// ```
     /// # use celer::{access, kernels, task, Kernel, Queue};
@@ -256,7 +284,7 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
-    pub fn scalar(mut self, name: &str, value: impl Scalar) -> Self {
+    pub fn scalar(mut self, name: &str, value: impl ScalarValue) -> Self {
         self.p.scalars.push(ScalarArg::named(name, value));
         self
     }

@@ -356,17 +356,18 @@ pub enum TaskErrorKind {
     ExtraScalars {
         /// The kernel (`file::entry`).
         kernel: String,
-        /// Values given.
+        /// Values given (a vector value counts one per component).
         given: usize,
-        /// Values the kernel takes.
+        /// Values the kernel takes (one per 4-byte word of its members).
         expected: usize,
         /// The members that take them, `name: type`, or `none`.
         declared: String,
     },
-    /// A scalar value of another type than the push-constant member it fills.
+    /// A scalar or vector value of another type than the push-constant member it fills (`[f32; 2]` for a
+    /// `vec3<f32>`, `[i32; 2]` for a `vec2<f32>`), or a value by name for a matrix, array or struct member.
     #[error(
         "kernel {kernel}'s push-constant member `{member}` is of type {member_type}, but the task gives it {given} \
-         ({which}); give it a value of type {member_type}"
+         ({which}); {hint}"
     )]
     ScalarType {
         /// The kernel (`file::entry`).
@@ -375,10 +376,12 @@ pub enum TaskErrorKind {
         member: String,
         /// The member's (component) type.
         member_type: String,
-        /// The type given (`an f32`).
+        /// The type given (`an f32`, `a [f32; 2] (vec2<f32>)`).
         given: String,
         /// Which value: `scalar "dt"` or `positional scalar 2`.
         which: String,
+        /// What fits, e.g. `give it a value of type u32`, `give it a [f32; 2] (vec2<f32>)`.
+        hint: String,
     },
     /// A binding or scalar named by the program that the kernel does not declare.
     #[error("kernel {kernel} has no {what} named `{name}` (it has: {known})")]

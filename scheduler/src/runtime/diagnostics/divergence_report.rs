@@ -54,32 +54,54 @@ fn ordinal(n: u64) -> String {
     format!("{n}{suffix}")
 }
 
-/// A kernel task's scalar words for divergence reports: each as its bits and as the push-constant member it fills,
-/// of the type the kernel declares (`0x00000005 (k: i32 5)`, `0x3e4ccccd (alpha: f32 0.2)`); as an `f32` where the
-/// kernel does not describe the word.
+/// A kernel task's scalar words for divergence reports: each as its bits and as the push-constant member (or
+/// vector component) it fills, of the type the kernel declares (`0x00000005 (k: i32 5)`, `0x3e4ccccd (alpha: f32
+/// 0.2)`, `0x3f000000 (s.y: f32 0.5)`); a word of the padding WGSL puts before a vector member as `(padding)`; as an
+/// `f32` where the kernel does not describe the word.
 fn describe_scalars(k: &KernelPayload) -> String {
+    let ep = k.source.entry_point(k.entry);
+    describe_scalar_words(
+        ep.map(|e| e.push_constants).unwrap_or_default(),
+        ep.map(|e| e.push_constant_bytes),
+        &k.scalars,
+    )
+}
+
+/// [`describe_scalars`] of the words `scalars` for a push-constant struct of `members` and `bytes` (`None`: the
+/// kernel does not describe it).
+fn describe_scalar_words(
+    members: &[celer_exec::shaders::PushMemberDesc],
+    bytes: Option<u32>,
+    scalars: &[u32],
+) -> String {
     use celer_exec::shaders::ScalarType;
-    // One entry per 4-byte word of the scalars that follow the boxes, in push order.
-    let words: Vec<(&str, Option<ScalarType>)> = k
-        .source
-        .entry_point(k.entry)
-        .map(|e| {
-            e.push_constants
-                .iter()
-                .filter(|m| m.ty != "CelerBox")
-                .flat_map(|m| std::iter::repeat_n((m.name, m.scalar), (m.size / 4) as usize))
-                .collect()
-        })
-        .unwrap_or_default();
-    let shown: Vec<String> = k
-        .scalars
+    // The scalars are the words after the boxes, in push order, up to the struct's end (trailing padding included).
+    let base = members.iter().filter(|m| m.ty == "CelerBox").map(|m| m.offset + m.size).max().unwrap_or(0);
+    let end = bytes.unwrap_or(base);
+    let shown: Vec<String> = scalars
         .iter()
         .enumerate()
-        .map(|(i, &w)| match words.get(i) {
-            Some((name, Some(ScalarType::I32))) => format!("{w:#010x} ({name}: i32 {})", w as i32),
-            Some((name, Some(ScalarType::U32))) => format!("{w:#010x} ({name}: u32 {w})"),
-            Some((name, _)) => format!("{w:#010x} ({name}: f32 {})", f32::from_bits(w)),
-            None => format!("{w:#010x} (f32 {})", f32::from_bits(w)),
+        .map(|(i, &w)| {
+            let at = base + 4 * i as u32;
+            let Some(m) = members.iter().find(|m| m.ty != "CelerBox" && (m.offset..m.offset + m.size).contains(&at))
+            else {
+                return if at < end {
+                    format!("{w:#010x} (padding)")
+                } else {
+                    format!("{w:#010x} (f32 {})", f32::from_bits(w))
+                };
+            };
+            let word = ((at - m.offset) / 4) as usize;
+            let name = match () {
+                _ if m.size == 4 => m.name.to_string(),
+                _ if m.ty.starts_with("vec") => format!("{}.{}", m.name, ["x", "y", "z", "w"][word.min(3)]),
+                _ => format!("{} word {word}", m.name),
+            };
+            match m.scalar {
+                Some(ScalarType::I32) => format!("{w:#010x} ({name}: i32 {})", w as i32),
+                Some(ScalarType::U32) => format!("{w:#010x} ({name}: u32 {w})"),
+                _ => format!("{w:#010x} ({name}: f32 {})", f32::from_bits(w)),
+            }
         })
         .collect();
     shown.join(", ")
@@ -273,6 +295,27 @@ mod tests {
         assert_eq!(
             describe_scalars(&k),
             "0x00000005 (n: u32 5), 0x3e800000 (dt: f32 0.25), 0x3f000000 (eps2: f32 0.5), 0x00000007 (f32 0.00000000000000000000000000000000000000000001)"
+        );
+    }
+
+    #[test]
+    fn divergence_reports_name_vector_components_and_padding() {
+        use celer_exec::shaders::{PushMemberDesc, ScalarType};
+        let pm = |name, ty, scalar, offset, size| PushMemberDesc { name, ty, scalar: Some(scalar), offset, size };
+        // chunk, then `t: u32`, `s: vec2<f32>` (aligned to 8: a padding word before it), `m: vec4<i32>` (aligned to
+        // 16: two padding words), 48 bytes in all.
+        let members = [
+            PushMemberDesc { name: "chunk", ty: "CelerBox", scalar: None, offset: 0, size: 24 },
+            pm("t", "u32", ScalarType::U32, 24, 4),
+            pm("s", "vec2<f32>", ScalarType::F32, 32, 8),
+            pm("m", "vec4<i32>", ScalarType::I32, 48, 16),
+        ];
+        let words = [3, 0, 0.5f32.to_bits(), 2.0f32.to_bits(), 0, 0, 1, (-2i32) as u32, 3, 4];
+        assert_eq!(
+            describe_scalar_words(&members, Some(64), &words),
+            "0x00000003 (t: u32 3), 0x00000000 (padding), 0x3f000000 (s.x: f32 0.5), 0x40000000 (s.y: f32 2), \
+             0x00000000 (padding), 0x00000000 (padding), 0x00000001 (m.x: i32 1), 0xfffffffe (m.y: i32 -2), \
+             0x00000003 (m.z: i32 3), 0x00000004 (m.w: i32 4)"
         );
     }
 }
