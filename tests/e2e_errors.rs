@@ -17,6 +17,9 @@
 //!   run aborts within seconds.
 //! - `diverge`: rank 1 submits a task over another range, then one task more; the divergence check stops every
 //!   rank. On one rank nothing diverges, so the same program must finish silently.
+//! - `overlap-submit`: host tasks writing a whole buffer through `all` and a neighbourhood through
+//!   `neighborhood`: on several ranks `submit` refuses both on every rank, naming the task, the buffer and the cells
+//!   written twice, and the program goes on (the buffer untouched); on one rank both run.
 //! - `diverge-fence`: rank 1 submits a task over another range, then every rank fences a buffer no task wrote, rank 1
 //!   two seconds later: rank 0's fence data is ready at once but held until the divergence check has compared the
 //!   fence's window, so the divergence ends every rank and no rank prints `fenced` (nor `waited`).
@@ -1262,6 +1265,52 @@ fn diverge_fence() -> Result<(), String> {
     Ok(())
 }
 
+/// A host task over 16 items writing a whole 16-cell buffer through `all`, then one writing through a neighbourhood:
+/// split over several nodes, their chunks would write the same cells, and `submit` must refuse each on every rank
+/// alike (an `Err` naming the task, the buffer and the cells), where the run used to end when the rank split the task;
+/// the program then goes on. On one rank (one node) both run, and the fence shows what they wrote.
+fn overlap_submit() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let shared = q.buffer_from(&[0u32; 16], [16]).named("shared");
+    let everywhere = q.submit(
+        task::host_for([16])
+            .discard_write(&shared, access::all())
+            .name("everyone_writes_all")
+            .run(|ctx| ctx.data_mut::<u32>(0).fill(7)),
+    );
+    let neighbours = q.submit(
+        task::host_for([16])
+            .discard_write(&shared, access::neighborhood([1]))
+            .name("writes_neighbours")
+            .run(|ctx| ctx.data_mut::<u32>(0).fill(7)),
+    );
+    let got = q.fence(&shared).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    // Nodes are ranks × devices (CELER_DEVICES).
+    let devices = std::env::var("CELER_DEVICES").ok().and_then(|d| d.parse::<usize>().ok()).unwrap_or(1);
+    if q.ranks() * devices == 1 {
+        return match (everywhere, neighbours) {
+            (Ok(_), Ok(_)) if got == [7u32; 16] => Ok(()),
+            other => Err(format!("one rank: both tasks should run, got {other:?} and {got:?}")),
+        };
+    }
+    for (result, name, cells) in [
+        (everywhere, "everyone_writes_all", "by the chunk on N0"),
+        (neighbours, "writes_neighbours", "by the chunk on N0"),
+    ] {
+        match result {
+            Err(e)
+                if e.to_string().contains(name)
+                    && e.to_string().contains("buffer B0 \"shared\"")
+                    && e.to_string().contains(cells) => {}
+            other => return Err(format!("rank {}: {name} should be refused at submit, got {other:?}", q.rank())),
+        }
+    }
+    if got != [0u32; 16] {
+        return Err(format!("rank {}: the refused tasks wrote {got:?}", q.rank()));
+    }
+    Ok(())
+}
+
 /// A 1D stencil over the ranks in which the last rank (when there are several) dies abruptly after a few steps,
 /// as a crashed or killed process would: the other ranks, waiting for its halos, must not hang (mpirun ends the
 /// job and names the lost rank).
@@ -1772,6 +1821,8 @@ fn check_cases() -> Vec<String> {
         "one rank to finish silently: nothing can diverge",
         &stderr,
     );
+    let (status, stderr, _) = run_case("overlap-submit", &[]);
+    check("overlap-submit (one rank)", status.success(), "one node: both overlapping writers run", &stderr);
     let (status, stderr, _) = run_case("diverge-fence", &[]);
     check("diverge-fence (one rank)", status.success(), "one rank to finish: nothing can diverge", &stderr);
     failures
@@ -1797,6 +1848,7 @@ fn main() -> ExitCode {
             }
             Some("diverge") => diverge(),
             Some("diverge-fence") => diverge_fence(),
+            Some("overlap-submit") => overlap_submit(),
             Some(case @ ("oob-read" | "oob-write" | "oob-clean")) => {
                 default_env("CELER_CHECK_BOUNDS", "on");
                 match case {

@@ -229,6 +229,11 @@ impl TaskManager {
         self.collective_groups.len()
     }
 
+    /// Buffer `id`'s dimensionality and extent, if it exists.
+    pub fn buffer_extent(&self, id: BufferId) -> Option<(usize, GridBox)> {
+        self.buffers.get(&id).map(|b| (b.dims, b.extent))
+    }
+
     /// Names a buffer in messages.
     pub fn buffer_ident(&self, id: BufferId) -> ResourceIdent {
         ResourceIdent::buffer(id, self.buffers.get(&id).and_then(|b| b.name.as_deref()))

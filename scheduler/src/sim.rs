@@ -6,11 +6,93 @@
 
 use celer_graph::patterns::Workload;
 use celer_graph::{
-    BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, NodeId, Task, TaskError, TaskId, TaskManager,
-    TaskManagerConfig, TaskSpec,
+    BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, NodeId, RangeMapper, Region, Task, TaskError,
+    TaskErrorKind, TaskId, TaskIdent, TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
 };
 
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
+
+/// Chunk pairs [`overlapping_write`] compares all of up to this many chunks; past it, the first chunk with every
+/// other and each with the next.
+const ALL_PAIRS_UP_TO: usize = 64;
+
+/// Writes of `spec` that overlap between the chunks of two nodes, found before the task graph records the task, where
+/// built-in mappers show them: a write through `all` or a fixed box overlaps between the first two chunks, one
+/// through a neighbourhood between neighbours. The command graph checks what each rank generates anyway (custom
+/// mappers too, which are not applied here); this makes the common cases an error of `submit`, returned on every
+/// rank alike, rather than one that ends the run. Compares every pair of up to [`ALL_PAIRS_UP_TO`] chunks, past it
+/// the first chunk with every other and each chunk with the next (a 2D split's vertical neighbours are then left to
+/// the command graph). Mappers the task graph would refuse (a box outside the buffer) are left to it.
+fn overlapping_write(tm: &TaskManager, spec: &TaskSpec) -> Option<TaskErrorKind> {
+    let nodes = tm.config().num_ranks;
+    let split_like_runtime = match spec.kind {
+        TaskKind::DeviceCompute => true,
+        // With side effects and several devices a rank's devices share the rank's chunk (the command graph's
+        // chunking differs): left to it.
+        TaskKind::HostCompute => spec.side_effects.is_empty() || tm.config().devices_per_rank <= 1,
+        _ => false,
+    };
+    let suspect = |m: &RangeMapper| !matches!(m, RangeMapper::OneToOne | RangeMapper::Custom { .. });
+    if nodes < 2
+        || !split_like_runtime
+        || spec.range.is_empty()
+        || spec.granularity.contains(&0)
+        || !spec.accesses.iter().any(|a| a.mode.produces() && suspect(&a.mapper))
+    {
+        return None;
+    }
+    let grid = crate::split::ChunkGrid::new(spec.range, nodes, spec.hint, spec.granularity);
+    let n = grid.len();
+    if n < 2 {
+        return None;
+    }
+    for (i, w) in spec.accesses.iter().enumerate() {
+        let b = w.buffer;
+        // Each buffer once, at its first suspect write; custom writers are the program's code, left to the runtime.
+        let writers = || spec.accesses.iter().filter(move |a| a.buffer == b && a.mode.produces());
+        if !w.mode.produces()
+            || !suspect(&w.mapper)
+            || spec.accesses[..i].iter().any(|a| a.buffer == b && a.mode.produces() && suspect(&a.mapper))
+            || writers().any(|a| matches!(a.mapper, RangeMapper::Custom { .. }))
+            || spec.reductions.iter().any(|r| r.buffer == b)
+        {
+            continue;
+        }
+        let (dims, extent) = tm.buffer_extent(b)?;
+        let mut written = Vec::with_capacity(n);
+        for c in 0..n {
+            let chunk = grid.chunk(c);
+            let mut region = Region::new();
+            // An empty chunk runs nothing (a mapper may still map it to cells, as `all` does).
+            for a in writers().filter(|_| !chunk.is_empty()) {
+                let r = a.mapper.apply(&chunk, &spec.range, spec.dims, &extent, dims).ok()?;
+                if !r.boxes().iter().all(|x| extent.contains(x)) {
+                    return None;
+                }
+                region = region.union(&r);
+            }
+            written.push(region);
+        }
+        let overlap = |x: usize, y: usize| {
+            let o = written[x].intersection(&written[y]);
+            (!o.is_empty()).then(|| TaskErrorKind::OverlappingWrite {
+                buffer: tm.buffer_ident(b),
+                region: o,
+                first: NodeId(x as u64),
+                second: NodeId(y as u64),
+            })
+        };
+        let found = if n <= ALL_PAIRS_UP_TO {
+            (0..n).find_map(|x| (x + 1..n).find_map(|y| overlap(x, y)))
+        } else {
+            (1..n).find_map(|y| overlap(0, y)).or_else(|| (1..n - 1).find_map(|x| overlap(x, x + 1)))
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
 
 /// The task manager plus the command generators of some (or all) ranks.
 #[derive(Debug)]
@@ -115,6 +197,12 @@ impl Simulation {
     /// # Errors
     /// The task manager's or any rank's generator's [`TaskError`].
     pub fn submit(&mut self, spec: TaskSpec) -> Result<TaskId, TaskError> {
+        if let Some(inner) = overlapping_write(&self.tm, &spec) {
+            return Err(TaskError {
+                task: TaskIdent { id: self.tm.next_task_id(), name: spec.name.clone() },
+                inner: Box::new(inner),
+            });
+        }
         let id = self.tm.submit(spec)?;
         self.flush()?;
         Ok(id)
