@@ -4,7 +4,8 @@
 //!
 //! What [`TaskManager::submit`](crate::TaskManager::submit) derives from a task's accesses alone (each mapper applied
 //! to the index space, the bounds check, the intra-task race check, the union per buffer) depends only on the access
-//! list, the kind's class, the dimensions, the index space, and the accessed buffers' extents and dimensions. A list
+//! list, the kind's class, the dimensions, the index space, which accesses the kernel touches only through atomics
+//! ([`TaskSpec::atomic_accesses`], which the race check exempts), and the accessed buffers' extents and dimensions. A list
 //! shared by reference ([`TaskSpec::accesses`] is an `Arc`; the application thread shares equal lists) over the same
 //! index space therefore gives the same regions, as long as none of its buffers was destroyed or created anew under
 //! its id in between (the id could then name another extent): the task manager clears the cache then. Only outcomes
@@ -31,6 +32,9 @@ struct Entry {
     accesses: Arc<Vec<BufferAccess>>,
     /// Whether the task was a kernel or host task over items (the race check and the empty-loop rule apply).
     compute: bool,
+    /// The task's [`TaskSpec::atomic_accesses`]: one kernel's pass of the race check through atomics says nothing
+    /// of another kernel's plain accesses with the same list.
+    atomic_accesses: u64,
     dims: usize,
     range: GridBox,
     regions: RegionList,
@@ -57,6 +61,7 @@ impl RegionCache {
                 && e.range == spec.range
                 && e.dims == spec.dims
                 && e.compute == compute
+                && e.atomic_accesses == spec.atomic_accesses
         }) else {
             return false;
         };
@@ -93,8 +98,14 @@ impl RegionCache {
             .iter()
             .map(|r| AccessRegions { buffer: r.buffer, consumed: r.consumed.clone(), produced: r.produced.clone() })
             .collect();
-        let entry =
-            Entry { accesses: Arc::clone(&spec.accesses), compute, dims: spec.dims, range: spec.range, regions };
+        let entry = Entry {
+            accesses: Arc::clone(&spec.accesses),
+            compute,
+            atomic_accesses: spec.atomic_accesses,
+            dims: spec.dims,
+            range: spec.range,
+            regions,
+        };
         if self.entries.len() < ENTRIES {
             self.entries.push(entry);
         } else {

@@ -423,6 +423,27 @@ fn accesses_that_touch_cells_only_through_atomics_do_not_race_with_each_other() 
     tm.submit(atomic(kernel1(64, &[(a, ReadWrite, RangeMapper::All), (a, Read, RangeMapper::All)]), 0b11)).unwrap();
 }
 
+#[test]
+fn a_plain_kernel_sharing_an_atomic_kernels_access_list_still_races() {
+    // The application thread shares equal access lists, and the task manager keeps the checked regions of a list
+    // that comes again: a histogram kernel's pass through atomics must not be reused for a plain kernel's accesses.
+    let mut tm = plain();
+    let a = BufferId(0);
+    tm.create_buffer(a, 1, GridBox::d1(0, 16), true, Some("bins".into()));
+    let histogram = kernel1(64, &[(a, ReadWrite, RangeMapper::All)]);
+    let mut atomic = histogram.clone();
+    atomic.atomic_accesses = 1;
+    for _ in 0..3 {
+        tm.submit(atomic.clone()).unwrap();
+    }
+    let mut plain_spec = histogram;
+    plain_spec.atomic_accesses = 0;
+    assert!(std::sync::Arc::ptr_eq(&plain_spec.accesses, &atomic.accesses), "one shared list");
+    let e = tm.submit(plain_spec).unwrap_err();
+    assert!(matches!(*e.inner, TaskErrorKind::IntraTaskRace { .. }), "{e}");
+    assert!(e.to_string().contains("buffer B0 \"bins\""), "{e}");
+}
+
 /// A reduction of `buffer` (include_current_value as given).
 fn reduction(buffer: BufferId, include_current_value: bool) -> celer_graph::ReductionSpec {
     celer_graph::ReductionSpec {
