@@ -344,6 +344,18 @@ fn a_task_that_reads_cells_its_other_items_write_is_refused() {
              one_to_one",
         ],
     );
+    // Atomics: items adding to each other's cells with atomicAdd do not race; one storing (atomicStore) what it
+    // loaded (atomicLoad) from its neighbour does, atomics or not.
+    let v = q.buffer_from(&[0u32; 64], [64]).named("v");
+    let bump = Kernel::wgsl(&own_kernels::ATOMIC_SHIFT, "bump").unwrap();
+    q.submit(task::parallel_for(&bump, [64]).read_write(&v, access::neighborhood([1])).name("bump"))
+        .expect("atomicAdd");
+    let shift = Kernel::wgsl(&own_kernels::ATOMIC_SHIFT, "shift").unwrap();
+    let msg = message(
+        q.submit(task::parallel_for(&shift, [64]).read_write(&v, access::neighborhood([1])).name("shift")),
+        "shift",
+    );
+    assert_has(&msg, &["buffer B1 \"v\" is read in", "through read_write neighborhood"]);
     // Each item reading and writing its own cells is fine.
     let add = Kernel::wgsl(&kernels::GPU_ADD, "main").unwrap();
     let n = q.buffer_from(&[0u32; 64], [64]).named("n");

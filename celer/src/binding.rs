@@ -332,7 +332,13 @@ fn check_atomic_reductions(
         return Ok(());
     }
     for (r, desc, (task_op, _)) in builtin_reductions(task, bindings) {
-        let ops: Vec<&str> = ep.atomics.iter().filter(|(b, _)| *b == desc.binding).map(|(_, op)| *op).collect();
+        // The read-modify-writes: an atomicLoad or atomicStore beside them does not combine.
+        let ops: Vec<&str> = ep
+            .atomics
+            .iter()
+            .filter(|(b, op)| *b == desc.binding && !matches!(*op, "load" | "store"))
+            .map(|(_, op)| *op)
+            .collect();
         let class = |op: &str| match op {
             "add" | "sub" => Some("Sum"),
             "min" => Some("Min"),
@@ -357,16 +363,19 @@ fn check_atomic_reductions(
     Ok(())
 }
 
-/// The task's first `accessors` bindings (accessors bind first, in binding order) that `source` touches only
-/// through atomics, its `array<atomic<T>>` ones, as the bits of [`TaskSpec::atomic_accesses`]: items updating each
-/// other's cells through them (a histogram's `atomicAdd`) do not race.
+/// The task's first `accessors` bindings (accessors bind first, in binding order) that entry point `ep` of `source`
+/// touches only through atomic read-modify-writes: its `array<atomic<T>>` ones on which the kernel does no
+/// `atomicLoad` or `atomicStore`, as the bits of [`TaskSpec::atomic_accesses`]. Items updating each other's cells
+/// through them (a histogram's `atomicAdd`) do not race; a value loaded or stored there would depend on the order
+/// of the items.
 ///
 /// [`TaskSpec::atomic_accesses`]: celer_scheduler::graph::TaskSpec::atomic_accesses
-pub(crate) fn atomic_accesses(source: &KernelSource, accessors: usize) -> u64 {
+pub(crate) fn atomic_accesses(source: &KernelSource, ep: &EntryPointDesc, accessors: usize) -> u64 {
     source
         .bindings()
         .iter()
         .filter(|b| (b.binding as usize) < accessors.min(64) && b.element.starts_with("atomic<"))
+        .filter(|b| !ep.atomics.iter().any(|(n, op)| *n == b.binding && matches!(*op, "load" | "store")))
         .fold(0, |mask, b| mask | 1 << b.binding)
 }
 

@@ -163,9 +163,10 @@ pub struct EntryPointDesc {
     /// task whose reduction on that binding has another operation or type.
     pub block_reductions: &'static [BlockReductionDesc],
     /// The atomic operations it applies to each binding (directly or through the functions it calls): `(binding,
-    /// op)` with `op` one of `add`, `sub`, `and`, `or`, `xor`, `min`, `max`, `exchange`, sorted: `celer`'s `submit`
-    /// refuses a task whose `Sum`, `Min` or `Max` reduction on a binding the kernel combines into only with another
-    /// of `add`/`sub`, `min`, `max`.
+    /// op)` with `op` one of `add`, `sub`, `and`, `or`, `xor`, `min`, `max`, `exchange`, `load`, `store`, sorted:
+    /// `celer`'s `submit` refuses a task whose `Sum`, `Min` or `Max` reduction on a binding the kernel combines into
+    /// only with another of `add`/`sub`, `min`, `max`, and takes items updating each other's cells through a binding
+    /// as race-free only where it has no `load` or `store`.
     pub atomics: &'static [(u32, &'static str)],
     /// Bytes of the `var<workgroup>` variables it uses, directly or through the functions it calls (the prelude's
     /// block reductions included): the GPU layer refuses to load a kernel needing more than the device's

@@ -179,10 +179,12 @@ pub fn block_reductions(module: &naga::Module, entry_point: usize) -> Vec<BlockR
     out
 }
 
-/// The atomic read-modify-write operations entry point `entry_point` applies to `@group(0)` bindings, directly or
-/// through the functions it calls: `(binding, op)` with `op` one of `add`, `sub`, `and`, `or`, `xor`, `min`, `max`,
-/// `exchange` (a compare-exchange too), sorted, without repeats. `celer`'s `submit` compares them with the operation
-/// of a task's reduction on that binding.
+/// The atomic operations entry point `entry_point` applies to `@group(0)` bindings, directly or through the functions
+/// it calls: `(binding, op)` with `op` one of the read-modify-writes `add`, `sub`, `and`, `or`, `xor`, `min`, `max`,
+/// `exchange` (a compare-exchange too), or `load` / `store` (`atomicLoad` / `atomicStore`, which naga keeps as a plain
+/// load or store of an atomic), sorted, without repeats. `celer`'s `submit` compares the read-modify-writes with the
+/// operation of a task's reduction on that binding, and takes items updating each other's cells through a binding
+/// as race-free only where it sees no `load` or `store` there (their results depend on the order of the items).
 pub fn atomic_ops(module: &naga::Module, entry_point: usize) -> Vec<(u32, &'static str)> {
     let mut stack = vec![FnRef::EntryPoint(entry_point)];
     let mut reached = std::collections::HashSet::new();
@@ -213,10 +215,35 @@ pub fn atomic_ops(module: &naga::Module, entry_point: usize) -> Vec<(u32, &'stat
                     ops.insert((b.binding, op));
                 }
             }
+            Statement::Store { pointer, .. } => {
+                if let Some(b) = atomic_binding(module, func, *pointer) {
+                    ops.insert((b, "store"));
+                }
+            }
             _ => {}
         });
+        for (_, e) in func.expressions.iter() {
+            if let Expression::Load { pointer } = e {
+                if let Some(b) = atomic_binding(module, func, *pointer) {
+                    ops.insert((b, "load"));
+                }
+            }
+        }
     }
     ops.into_iter().collect()
+}
+
+/// The `@group(0)` binding `pointer` points into, where that binding holds atomics (`atomic<T>` or an array of
+/// them): a load or store through it is an `atomicLoad` or `atomicStore`.
+fn atomic_binding(module: &naga::Module, func: &Function, pointer: Handle<Expression>) -> Option<u32> {
+    let Expression::GlobalVariable(g) = func.expressions[root_of(func, pointer)?] else { return None };
+    let var = &module.global_variables[g];
+    let binding = var.binding.as_ref().filter(|b| b.group == 0)?;
+    let mut ty = &module.types[var.ty].inner;
+    if let naga::TypeInner::Array { base, .. } = ty {
+        ty = &module.types[*base].inner;
+    }
+    matches!(ty, naga::TypeInner::Atomic(_)).then_some(binding.binding)
 }
 
 /// Whether `block` (not the functions it calls) synchronises or shares work with other invocations of its workgroup
