@@ -334,7 +334,8 @@ pub enum TaskErrorKind {
     /// A push-constant member of the kernel that the task gives no value.
     #[error(
         "kernel {kernel}'s push-constant member `{member}` (offset {offset}) gets no value: the task gives \
-         {given}; give it with .scalar(\"{name}\", value)"
+         {given}; give it a value: .scalar(\"{name}\", value) where the task names its scalars, in its place among \
+         the positional ones (.scalar_f32, .scalar_value, .scalars) where it does not"
     )]
     MissingScalar {
         /// The kernel (`file::entry`).

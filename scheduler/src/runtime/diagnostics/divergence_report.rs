@@ -120,11 +120,24 @@ fn describe_mapper(m: &celer_graph::RangeMapper) -> String {
     }
 }
 
+/// A task's kind for a divergence report, an epoch with what recorded it: a `wait` on one rank against a `barrier` on
+/// another differ only there.
+fn kind_name(kind: celer_graph::TaskKind) -> &'static str {
+    use celer_graph::{EpochAction, TaskKind};
+    match kind {
+        TaskKind::Epoch(EpochAction::Init) => "epoch: start of the program",
+        TaskKind::Epoch(EpochAction::None) => "epoch: wait",
+        TaskKind::Epoch(EpochAction::Barrier) => "epoch: barrier",
+        TaskKind::Epoch(EpochAction::Shutdown) => "epoch: shutdown",
+        other => other.name(),
+    }
+}
+
 impl RankLoop<'_> {
     /// Describes task `id` as this rank recorded it, for divergence reports.
     pub(in crate::runtime) fn describe_task(&self, w: &crate::divergence::WindowTask) -> String {
         let Some(t) = self.tm.task(w.id) else {
-            let mut out = format!("{} ({}) over {}", w.id, w.kind.name(), w.range);
+            let mut out = format!("{} ({}) over {}", w.id, kind_name(w.kind), w.range);
             out.push_str(&describe_group_and_objects(w));
             // Its buffers are still known (a buffer's state outlives the tasks that use it): name, extent, element
             // type and creation hash, which is often what differs.
@@ -138,7 +151,7 @@ impl RankLoop<'_> {
             return out;
         };
         let s = &t.spec;
-        let mut out = format!("{} ({}) over {}", t.ident(), s.kind.name(), s.range);
+        let mut out = format!("{} ({}) over {}", t.ident(), kind_name(s.kind), s.range);
         if s.kind == celer_graph::TaskKind::Epoch(celer_graph::EpochAction::Shutdown) {
             out.push_str(", the shutdown epoch its Queue's drop records");
         }
