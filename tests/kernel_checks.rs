@@ -175,6 +175,7 @@ fn missing_extra_and_ill_typed_scalars_are_refused() {
         &[
             "kernel heat_1d::main's push-constant member `alpha: f32` (offset 72) gets no value",
             "0 positional scalar value(s)",
+            "give it in its place after the others (.scalar_f32, .scalar_value, .scalars), or name every scalar",
         ],
     );
     let msg = message(q.submit(step().scalar_f32(0.1).scalar_f32(0.2).name("two_alphas")), "two_alphas");

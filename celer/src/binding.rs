@@ -558,12 +558,21 @@ fn push_layout(
             layout.slots.push((m.offset - base) / 4);
         }
         if let Some(i) = filled.iter().position(|f| !f) {
+            let m = &own[i];
+            let hint = if MemberShape::of(m) == MemberShape::Words && m.size > 4 {
+                "a matrix, array or struct member is given only positionally: give every scalar in order (.scalar_f32, \
+                 .scalar_value, .scalars)"
+                    .to_string()
+            } else {
+                format!("give it with .scalar(\"{}\", value)", m.name)
+            };
             return Err(Box::new(TaskErrorKind::MissingScalar {
                 kernel: kernel(),
-                member: member(&own[i]),
-                name: own[i].name.into(),
-                offset: own[i].offset,
+                member: member(m),
+                name: m.name.into(),
+                offset: m.offset,
                 given: format!("{named} named scalar value(s)"),
+                hint,
             }));
         }
         return Ok(layout);
@@ -587,6 +596,10 @@ fn push_layout(
                     name: m.name.into(),
                     offset: m.offset,
                     given: format!("{} positional scalar value(s)", scalars.len()),
+                    hint:
+                        "give it in its place after the others (.scalar_f32, .scalar_value, .scalars), or name every \
+                           scalar with .scalar(name, value)"
+                            .into(),
                 }));
             };
             // A scalar value fills one word of a member of its component type (members of structs or arrays take

@@ -334,8 +334,7 @@ pub enum TaskErrorKind {
     /// A push-constant member of the kernel that the task gives no value.
     #[error(
         "kernel {kernel}'s push-constant member `{member}` (offset {offset}) gets no value: the task gives \
-         {given}; give it a value: .scalar(\"{name}\", value) where the task names its scalars, in its place among \
-         the positional ones (.scalar_f32, .scalar_value, .scalars) where it does not"
+         {given}; {hint}"
     )]
     MissingScalar {
         /// The kernel (`file::entry`).
@@ -348,6 +347,8 @@ pub enum TaskErrorKind {
         offset: u32,
         /// What the task gives, e.g. `2 positional scalar values`.
         given: String,
+        /// How to give it, the way the task gives its other scalars.
+        hint: String,
     },
     /// More scalar values than the kernel's push-constant struct has room for.
     #[error(
