@@ -89,13 +89,13 @@ pub const VARIABLES: &[EnvVar] = &[
     },
     EnvVar {
         name: CHECK_DIVERGENCE,
-        accepted: "on, off",
+        accepted: "on, off (also 1, 0, true, false, yes, no)",
         default: "on",
         effect: "ranks compare a hash of their submitted tasks at every horizon and epoch; a mismatch stops the run",
     },
     EnvVar {
         name: CHECK_BOUNDS,
-        accepted: "on, off (also 1, 0, true, false)",
+        accepted: "on, off (also 1, 0, true, false, yes, no)",
         default: "off",
         effect: "kernels run their checked variant, which records every celer_index access outside the region the \
                  accessor's range mapper declared for the chunk; the run stops on every rank naming the task, the \
@@ -128,7 +128,7 @@ pub const VARIABLES: &[EnvVar] = &[
     },
     EnvVar {
         name: PEER_COPIES,
-        accepted: "on, off (also 1, 0, true, false)",
+        accepted: "on, off (also 1, 0, true, false, yes, no)",
         default: "on",
         effect: "with CELER_DEVICES > 1, a halo between two devices of a rank that share one Vulkan device (one GPU) \
                  is copied by the GPU, the receiver's batch waiting for the sender's on the GPU; off: through host \
@@ -136,13 +136,13 @@ pub const VARIABLES: &[EnvVar] = &[
     },
     EnvVar {
         name: PRINT_DEVICE,
-        accepted: "on, off (also 1, 0, true, false)",
+        accepted: "on, off (also 1, 0, true, false, yes, no)",
         default: "off",
         effect: "logs each rank's device (at any log level)",
     },
     EnvVar {
         name: PIN,
-        accepted: "off, auto, or a list of cores (e.g. 3,7 or 0-3)",
+        accepted: "off (or none), auto, or a list of cores (e.g. 3,7 or 0-3)",
         default: "auto",
         effect: "pins each rank's runtime thread to a core of its own: auto picks one from the rank's allowed cores \
                  (its share of them when ranks share the set) and gives the application thread the others, and pins \
