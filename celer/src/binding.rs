@@ -363,20 +363,31 @@ fn check_atomic_reductions(
     Ok(())
 }
 
-/// The task's first `accessors` bindings (accessors bind first, in binding order) that entry point `ep` of `source`
+/// The task's first `accessors` bindings (accessors bind first, in binding order) that entry point `entry` of `source`
 /// touches only through atomic read-modify-writes: its `array<atomic<T>>` ones on which the kernel does no
 /// `atomicLoad` or `atomicStore`, as the bits of [`TaskSpec::atomic_accesses`]. Items updating each other's cells
 /// through them (a histogram's `atomicAdd`) do not race; a value loaded or stored there would depend on the order
 /// of the items.
 ///
 /// [`TaskSpec::atomic_accesses`]: celer_scheduler::graph::TaskSpec::atomic_accesses
-pub(crate) fn atomic_accesses(source: &KernelSource, ep: &EntryPointDesc, accessors: usize) -> u64 {
-    source
+pub(crate) fn atomic_accesses(source: &KernelSource, entry: &str, accessors: usize) -> u64 {
+    let atomic = source
         .bindings()
         .iter()
         .filter(|b| (b.binding as usize) < accessors.min(64) && b.element.starts_with("atomic<"))
-        .filter(|b| !ep.atomics.iter().any(|(n, op)| *n == b.binding && matches!(*op, "load" | "store")))
-        .fold(0, |mask, b| mask | 1 << b.binding)
+        .fold(0u64, |mask, b| mask | 1 << b.binding);
+    // Most kernels bind no atomics: they cost `submit` no look-up of the entry point.
+    if atomic == 0 {
+        return 0;
+    }
+    let Some(ep) = source.entry_point(entry) else { return 0 };
+    ep.atomics.iter().filter(|(_, op)| matches!(*op, "load" | "store")).fold(atomic, |mask, (b, _)| {
+        if *b < 64 {
+            mask & !(1 << b)
+        } else {
+            mask
+        }
+    })
 }
 
 /// Where every accessor and reduction was named: checks the names and reorders the task's bindings by the kernel's

@@ -626,8 +626,7 @@ impl Queue {
             spec.payload = Some(payload);
         }
         if let Some((source, entry)) = task.kernel {
-            let ep = source.entry_point(entry).expect("Kernel::wgsl checked the entry point");
-            spec.atomic_accesses = crate::binding::atomic_accesses(source, ep, spec.accesses.len());
+            spec.atomic_accesses = crate::binding::atomic_accesses(source, entry, spec.accesses.len());
         }
         // The program's range mappers run here first: a panic in one names the task (the queue's drop, on the
         // way out, ends every rank).
