@@ -570,10 +570,9 @@ fn push_layout(
         }
         if let Some(i) = filled.iter().position(|f| !f) {
             let m = &own[i];
+            // A member that cannot be named gets the type error's hint for it.
             let hint = if MemberShape::of(m) == MemberShape::Words && m.size > 4 {
-                "a matrix, array or struct member is given only positionally: give every scalar in order (.scalar_f32, \
-                 .scalar_value, .scalars)"
-                    .to_string()
+                wanted(m, true)
             } else {
                 format!("give it with .scalar(\"{}\", value)", m.name)
             };
@@ -806,6 +805,11 @@ mod tests {
         ];
         let e = wide(&named).unwrap_err();
         assert!(e.contains("member `w` is of type mat2x2<f32>, but the task gives it a [f32; 4] (vec4<f32>) (scalar \"w\"); a matrix, array or struct member cannot be given by name: give the task's scalars by position"), "{e}");
+        // The matrix left out while everything else is named: the hint says it goes by position, not by name.
+        let e = wide(&named[..3]).unwrap_err();
+        assert!(e.contains("member `w: mat2x2<f32>`") && e.contains("gets no value"), "{e}");
+        assert!(e.ends_with("a matrix, array or struct member cannot be given by name: give the task's scalars by position, one 4-byte value of type f32 per word of the member (4 words, padding included)"), "{e}");
+        assert!(!e.contains(".scalar(\"w\""), "{e}");
         let e = wide(&[ScalarArg::named("k", [5u32, 6, 7])]).unwrap_err();
         assert!(e.contains("member `k` is of type vec3<i32>, but the task gives it a [u32; 3] (vec3<u32>) (scalar \"k\"); give it a [i32; 3] (vec3<i32>)"), "{e}");
     }
