@@ -23,6 +23,9 @@
 //! - `diverge-fence`: rank 1 submits a task over another range, then every rank fences a buffer no task wrote, rank 1
 //!   two seconds later: rank 0's fence data is ready at once but held until the divergence check has compared the
 //!   fence's window, so the divergence ends every rank and no rank prints `fenced` (nor `waited`).
+//! - `diverge-host`: rank 1 submits a host task over another range, then every rank a collective host task, rank 1
+//!   two seconds later: a host task is held until the divergence check has compared its window, so no rank runs
+//!   either (none prints `ran`); on one rank both run.
 //! - `oob-read` / `oob-write` (with `CELER_CHECK_BOUNDS=on`, which the case sets if unset): a kernel reads `i + 1`
 //!   (inside its allocation, outside what `one_to_one` declared) or writes `i + 1`; every rank stops naming the
 //!   task, the buffer and the box of cells touched outside. `oob-clean`: the same read declared with
@@ -1265,6 +1268,30 @@ fn diverge_fence() -> Result<(), String> {
     Ok(())
 }
 
+/// Rank 1 submits a host task over another range, then every rank a collective host task, rank 1 two seconds later:
+/// rank 0 could run its host task at once, but holds it until the divergence check has compared its window, so no
+/// rank runs either (neither prints `ran`). On one rank both run and print.
+fn diverge_host() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let b = q.buffer_from(&[0.0f32; 64], [64]).named("b");
+    let range = if q.rank() == 1 { 32 } else { 64 };
+    let rank = q.rank();
+    q.submit(
+        task::host_for([range])
+            .read_write(&b, access::one_to_one())
+            .name("step")
+            .run(move |_| eprintln!("e2e_errors: rank {rank} ran step")),
+    )
+    .map_err(|e| e.to_string())?;
+    if q.rank() == 1 {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    q.submit(task::host_collective().name("report").run(move |_| eprintln!("e2e_errors: rank {rank} ran report")))
+        .map_err(|e| e.to_string())?;
+    q.wait();
+    Ok(())
+}
+
 /// A host task over 16 items writing a whole 16-cell buffer through `all`, then one writing through a neighbourhood:
 /// split over several nodes, their chunks would write the same cells, and `submit` must refuse each on every rank
 /// alike (an `Err` naming the task, the buffer and the cells), where the run used to end when the rank split the task;
@@ -1825,6 +1852,13 @@ fn check_cases() -> Vec<String> {
     check("overlap-submit (one rank)", status.success(), "one node: both overlapping writers run", &stderr);
     let (status, stderr, _) = run_case("diverge-fence", &[]);
     check("diverge-fence (one rank)", status.success(), "one rank to finish: nothing can diverge", &stderr);
+    let (status, stderr, _) = run_case("diverge-host", &[]);
+    check(
+        "diverge-host (one rank)",
+        status.success() && stderr.contains("rank 0 ran step") && stderr.contains("rank 0 ran report"),
+        "one rank to run both host tasks: nothing can diverge",
+        &stderr,
+    );
     failures
 }
 
@@ -1848,6 +1882,7 @@ fn main() -> ExitCode {
             }
             Some("diverge") => diverge(),
             Some("diverge-fence") => diverge_fence(),
+            Some("diverge-host") => diverge_host(),
             Some("overlap-submit") => overlap_submit(),
             Some(case @ ("oob-read" | "oob-write" | "oob-clean")) => {
                 default_env("CELER_CHECK_BOUNDS", "on");

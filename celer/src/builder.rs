@@ -169,8 +169,9 @@ impl QueueBuilder {
         self.choose(env::STALL_TIMEOUT, |c| c.stall_timeout = timeout)
     }
 
-    /// Whether the ranks compare a hash of their submitted tasks at every horizon and epoch (a mismatch stops the
-    /// run, naming the first task that differs). `CELER_CHECK_DIVERGENCE`; default on. Every rank must agree.
+    /// Whether the ranks compare a hash of their submitted tasks at every horizon, epoch, fence and host task (a
+    /// mismatch stops the run, naming the first task that differs; fences, waits and host tasks wait for their
+    /// comparison). `CELER_CHECK_DIVERGENCE`; default on. Every rank must agree.
     pub fn check_divergence(self, on: bool) -> Self {
         self.choose(env::CHECK_DIVERGENCE, |c| c.check_divergence = on)
     }

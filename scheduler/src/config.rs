@@ -91,7 +91,9 @@ pub const VARIABLES: &[EnvVar] = &[
         name: CHECK_DIVERGENCE,
         accepted: "on, off (also 1, 0, true, false, yes, no)",
         default: "on",
-        effect: "ranks compare a hash of their submitted tasks at every horizon and epoch; a mismatch stops the run",
+        effect:
+            "ranks compare a hash of their submitted tasks at every horizon, epoch, fence and host task; a mismatch \
+                 stops the run",
     },
     EnvVar {
         name: CHECK_BOUNDS,

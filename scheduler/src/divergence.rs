@@ -1,5 +1,5 @@
 //! Divergence detection: every rank folds each task it records into a running hash, and the ranks compare hashes
-//! at every horizon and epoch without blocking (issue "Diagnostics"; design notes §4).
+//! at every horizon, epoch, fence and host task without blocking (issue "Diagnostics"; design notes §4).
 //!
 //! - A *window* is the run of tasks since the previous checkpoint (horizon or epoch), ending with the checkpoint
 //!   itself. [`StreamHash::record`] folds a task and says whether it closes a window; [`StreamHash::close`] hands
@@ -10,7 +10,8 @@
 //!   kernel and its scalars, and of every buffer the task accesses its extent, element size and type and a checksum of the
 //!   data it was created from ([`StreamHash::buffer_created`]). Closures are not hashed.
 //! - Fences close windows too, besides horizons and epochs: a rank that skips a fence (or a barrier) differs at
-//!   that checkpoint instead of waiting for it.
+//!   that checkpoint instead of waiting for it. So do host tasks: the runtime holds a host task's closure, like a
+//!   fence's data, until its window is found equal on every rank, and that window should not wait for a horizon.
 //! - On a mismatch, [`StreamHash::window_detail`] gives per-task hashes of the diverging window for a second
 //!   reduction that finds the first task that differs, and which ranks' first differing task is their shutdown
 //!   epoch ([`StreamHash::ended_at`]): those ended their program (dropped their queue) before the others' point.
@@ -138,9 +139,18 @@ pub fn task_hash(task: &Task, buffers: &HashMap<BufferId, u64>) -> u64 {
     h.finish()
 }
 
-/// Whether `kind` closes a window.
+/// Whether `kind` closes a window: horizons, epochs, fences, and host tasks (which run only once their window is
+/// confirmed, so that their window must not wait for the next horizon).
 pub fn is_checkpoint(kind: TaskKind) -> bool {
-    matches!(kind, TaskKind::Horizon | TaskKind::Epoch(_) | TaskKind::Fence)
+    matches!(
+        kind,
+        TaskKind::Horizon
+            | TaskKind::Epoch(_)
+            | TaskKind::Fence
+            | TaskKind::HostCompute
+            | TaskKind::Once
+            | TaskKind::Collective(_)
+    )
 }
 
 /// One task of a window: its id and hash, and the kind (with its collective group), range and host objects (copied,

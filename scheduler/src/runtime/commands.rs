@@ -18,6 +18,9 @@ pub(super) enum InFlight {
     Receive { buffer: BufferId, region: Region, token: Token, since: std::time::Instant, key: TransferKey },
     /// A host task running on the worker thread since the instant.
     Host(CommandId, std::time::Instant),
+    /// A host task ready to run, held since the instant until the divergence check has compared its window on
+    /// every rank ([`RankLoop::hand_over`]).
+    HeldHost(Box<HostJob>, std::time::Instant),
     /// Waiting for every other rank's partial result of a reduction.
     Gather { key: TransferKey, reduction: ReductionId },
     /// A barrier epoch waiting for every rank (then it completes like any epoch).
@@ -181,6 +184,10 @@ impl RankLoop<'_> {
             InFlight::Retired => Ok(None),
             InFlight::PeerSent { acks } => Ok(self.peers_acked(acks)),
             InFlight::Host(cmd, since) => self.finish_host_task(cmd, since),
+            InFlight::HeldHost(job, since) => match self.hand_over(job) {
+                InFlight::HeldHost(job, _) => Ok(Some(InFlight::HeldHost(job, since))),
+                running => Ok(Some(running)),
+            },
             InFlight::Receive { buffer, region, token, since, key } => {
                 self.finish_await_push(buffer, region, token, since, key)
             }

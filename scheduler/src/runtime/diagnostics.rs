@@ -439,6 +439,11 @@ impl RankLoop<'_> {
                 InFlight::Host(_, since) => {
                     format!("{what}: host task running for {:.1} s", (now - *since).as_secs_f64())
                 }
+                InFlight::HeldHost(_, since) => format!(
+                    "{what}: host task held for {:.1} s until the divergence check has compared its task on every \
+                     rank (the other ranks have not all submitted it)",
+                    (now - *since).as_secs_f64()
+                ),
                 InFlight::Gather { reduction, .. } => {
                     format!("{what}: awaits the partial results of reduction {reduction} from every other rank")
                 }

@@ -374,8 +374,7 @@ impl RankLoop<'_> {
             }
         }
         if wanted.is_empty() {
-            self.host.submit(*job);
-            return Ok(Some(InFlight::Host(cmd.id, std::time::Instant::now())));
+            return Ok(Some(self.hand_over(job)));
         }
         let context = OpContext::command(self.node, cmd, CommandWork::HostInputs);
         let downloads = wanted.into_iter().map(|(i, b, bounds)| (i, self.pend_download(b, bounds, context)));
@@ -393,9 +392,19 @@ impl RankLoop<'_> {
             let v = &mut job.ctx.views[i];
             self.gpu.read_download(d.id()?, &mut v.bytes, box3(&v.bounds))?;
         }
+        Ok(self.hand_over(Box::new(job)))
+    }
+
+    /// Hands host task `job` to the worker, unless the divergence check has not yet found the window that holds
+    /// its task equal on every rank: then holds it ([`InFlight::HeldHost`]) until it has, so that a rank whose
+    /// program diverged never runs the program's closure (which may print or write files) on a wrong task stream.
+    pub(super) fn hand_over(&mut self, job: Box<HostJob>) -> InFlight {
+        if self.divergence.as_ref().is_some_and(|d| d.enabled && d.stream.unconfirmed(job.task.id)) {
+            return InFlight::HeldHost(job, std::time::Instant::now());
+        }
         let cmd = job.cmd;
-        self.host.submit(job);
-        Ok(InFlight::Host(cmd, std::time::Instant::now()))
+        self.host.submit(*job);
+        InFlight::Host(cmd, std::time::Instant::now())
     }
 
     /// Advances host task `cmd`, running since `since`: once the worker finished it, collects the uploads of what

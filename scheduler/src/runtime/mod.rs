@@ -660,10 +660,11 @@ impl<'c> RankLoop<'c> {
             self.host_done.insert(cmd, (result, ran));
             progressed = true;
         }
-        self.retire_due |= progressed;
         if self.divergence.as_ref().is_some_and(|d| !d.reductions.is_empty()) {
+            // A confirmed window may release a held host task (`InFlight::HeldHost`): retire looks at it again.
             progressed |= self.poll_divergence()?;
         }
+        self.retire_due |= progressed;
         Ok(progressed)
     }
 
