@@ -363,6 +363,11 @@ fn check_atomic_reductions(
     Ok(())
 }
 
+/// The bytes of push constants entry point `entry` of `source` declares (0 if it has none or no such entry point).
+pub(crate) fn declared_push_bytes(source: &KernelSource, entry: &str) -> usize {
+    source.entry_point(entry).map_or(0, |ep| ep.push_constant_bytes as usize)
+}
+
 /// The task's first `accessors` bindings (accessors bind first, in binding order) that entry point `entry` of `source`
 /// touches only through atomic read-modify-writes: its `array<atomic<T>>` ones on which the kernel does no
 /// `atomicLoad` or `atomicStore`, as the bits of [`TaskSpec::atomic_accesses`]. Items updating each other's cells

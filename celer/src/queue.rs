@@ -618,6 +618,32 @@ impl Queue {
                 })?;
             let (reduction_kinds, custom_reductions) = (kernel.reduction_kinds, kernel.custom_reductions);
             let scalars = layout.fill(&task.scalars);
+            // Every rank agreed at start-up on the least push-constant limit, so every rank refuses here alike
+            // (where the dispatch failed on the runtime thread before). A shape cached above passed this once.
+            if let Some(limit) = self.runtime.as_ref().map(|rt| rt.max_push_constant_bytes()) {
+                let bindings = spec.accesses.len() + spec.reductions.len();
+                let pushed = celer_scheduler::exec::gpu::push_constant_bytes(bindings, scalars.len());
+                let declared = crate::binding::declared_push_bytes(source, entry);
+                if pushed.max(declared) > limit as usize {
+                    let detail = if declared > pushed {
+                        format!("its push-constant block declares {declared}")
+                    } else {
+                        format!(
+                            "4 × (6 words of the chunk + 6 per binding × {bindings} bindings + {} scalar words)",
+                            scalars.len()
+                        )
+                    };
+                    return Err(TaskError {
+                        task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name },
+                        inner: Box::new(celer_scheduler::graph::TaskErrorKind::PushConstantsTooLarge {
+                            kernel: format!("{}::{entry}", source.name()),
+                            bytes: pushed.max(declared),
+                            detail,
+                            limit,
+                        }),
+                    });
+                }
+            }
             let payload =
                 Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions, blocks });
             if let Some(shape) = shape {

@@ -428,6 +428,24 @@ pub enum TaskErrorKind {
         /// The kernel (`file::entry`).
         kernel: String,
     },
+    /// A kernel whose dispatch pushes more push-constant bytes (its chunk, a box per binding, its scalars; or its
+    /// push-constant block declares more) than a device of the job takes (`maxPushConstantsSize`).
+    #[error(
+        "kernel {kernel} needs {bytes} bytes of push constants ({detail}), more than the {limit} a device of this job \
+         takes (maxPushConstantsSize: 128 on lavapipe and Vulkan's minimum, which allows 4 bindings and 2 scalar \
+         words; 256 on NVIDIA): bind fewer buffers (split the kernel in two, or keep buffers read alike in one buffer) \
+         or pass fewer scalars"
+    )]
+    PushConstantsTooLarge {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// What the dispatch would push (or the kernel's block declares, if more).
+        bytes: usize,
+        /// How they add up.
+        detail: String,
+        /// The least limit of the job's devices.
+        limit: u32,
+    },
     /// Items of one task read cells that other items of the same task write: the result would depend on how the
     /// task is split and in which order its work-items run.
     #[error(

@@ -60,26 +60,40 @@ impl std::fmt::Debug for StartError {
     }
 }
 
-/// Every rank passes what its own start-up gave, its values of the settings that must agree and whether all its
-/// devices run `f64` kernels (`float64`); returns the start-up's result, with whether every rank's devices run them,
+/// What the devices of every rank offer that `submit` checks kernels against, so that every rank refuses a kernel
+/// alike: the least of every device of every rank (agreed by [`agree`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Whether every device runs kernels that use `f64` (`shaderFloat64`).
+    pub float64: bool,
+    /// The least `maxPushConstantsSize`: what a dispatch's push constants (chunk, a box per binding, scalars) may
+    /// take, in bytes.
+    pub max_push_constant_bytes: u32,
+}
+
+/// Every rank passes what its own start-up gave, its values of the settings that must agree and what all its
+/// devices offer (`caps`); returns the start-up's result, with what every rank's devices offer,
 /// where every rank succeeded with the same settings, [`StartError::SettingsDiffer`] (on every
 /// rank) where the settings differ between ranks, else this rank's own error where it failed, and
 /// [`StartError::OtherRank`] where only another rank failed. Collective: every rank calls it once, at the same point, before any collective whose count
 /// depends on a setting (one element-wise minimum over a duplicate of the world communicator: the lowest failed
-/// rank, then each setting's value in this rank's slot and `u64::MAX` in the others', then `float64` as 0 or 1).
+/// rank, then each setting's value in this rank's slot and `u64::MAX` in the others', then `float64` as 0 or 1, then
+/// the push-constant limit).
 pub(crate) fn agree<T>(
     comm: &Communicator,
     settings: &[SharedSetting],
     mine: Result<T, StartError>,
-    float64: bool,
-) -> Result<(T, bool), StartError> {
+    caps: Capabilities,
+) -> Result<(T, Capabilities), StartError> {
     let rank = comm.rank() as usize;
     let ranks = comm.size() as usize;
-    let mut values = vec![u64::MAX; 2 + settings.len() * ranks];
+    let tail = 1 + settings.len() * ranks;
+    let mut values = vec![u64::MAX; tail + 2];
     if mine.is_err() {
         values[0] = rank as u64;
     }
-    values[1 + settings.len() * ranks] = u64::from(float64);
+    values[tail] = u64::from(caps.float64);
+    values[tail + 1] = u64::from(caps.max_push_constant_bytes);
     for (i, s) in settings.iter().enumerate() {
         values[1 + i * ranks + rank] = s.value;
     }
@@ -99,8 +113,12 @@ pub(crate) fn agree<T>(
         return Err(StartError::SettingsDiffer(message));
     }
     let mine = mine?;
+    let agreed = Capabilities {
+        float64: all[tail] == 1,
+        max_push_constant_bytes: u32::try_from(all[tail + 1]).unwrap_or(u32::MAX),
+    };
     match all[0] {
-        u64::MAX => Ok((mine, all[1 + settings.len() * ranks] == 1)),
+        u64::MAX => Ok((mine, agreed)),
         lowest => Err(StartError::OtherRank { rank: lowest }),
     }
 }

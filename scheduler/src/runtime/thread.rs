@@ -86,8 +86,8 @@ pub struct RuntimeHandle {
     ranks: i32,
     /// Devices per rank (`CELER_DEVICES`): each is a node of the command graph.
     devices: i32,
-    /// Whether every device of every rank runs kernels that use `f64` (agreed at start-up).
-    float64: bool,
+    /// What every device of every rank offers (agreed at start-up).
+    caps: crate::startup::Capabilities,
     /// `CELER_STALL_TIMEOUT`, for [`Watch`].
     stall_timeout: Option<std::time::Duration>,
 }
@@ -125,7 +125,7 @@ impl RuntimeHandle {
             })
             .map_err(StartError::Thread)?;
         // On failure the thread finalises MPI before it ends: wait for that, so the process never exits first.
-        let Started { rank, ranks, float64 } = match wait_started(&ready_rx, stall_timeout) {
+        let Started { rank, ranks, caps } = match wait_started(&ready_rx, stall_timeout) {
             Ok(Ok(started)) => started,
             failed => {
                 let _ = thread.join();
@@ -147,7 +147,7 @@ impl RuntimeHandle {
             rank,
             ranks,
             devices,
-            float64,
+            caps,
             stall_timeout,
         })
     }
@@ -212,7 +212,13 @@ impl RuntimeHandle {
     /// Whether every device of every rank runs kernels that use `f64` (the Vulkan feature `shaderFloat64`), so that
     /// `submit` can refuse such a kernel where one does not, on every rank alike.
     pub fn float64(&self) -> bool {
-        self.float64
+        self.caps.float64
+    }
+
+    /// The least `maxPushConstantsSize` of every device of every rank, in bytes, so that `submit` can refuse a kernel
+    /// whose dispatch pushes more (its chunk, a box per binding, its scalars), on every rank alike.
+    pub fn max_push_constant_bytes(&self) -> u32 {
+        self.caps.max_push_constant_bytes
     }
 
     /// Number of nodes of the command graph: ranks × devices per rank (`CELER_DEVICES`). The task graph splits
@@ -578,12 +584,12 @@ fn wait_started(
     }
 }
 
-/// What the runtime thread reports once it started: this rank, the number of ranks, and whether every device of
-/// every rank runs kernels that use `f64`.
+/// What the runtime thread reports once it started: this rank, the number of ranks, and what every device of every
+/// rank offers.
 pub(super) struct Started {
     rank: i32,
     ranks: i32,
-    float64: bool,
+    caps: crate::startup::Capabilities,
 }
 
 /// The runtime thread's body. Any error aborts every rank with a message naming this rank.
@@ -619,13 +625,20 @@ pub(super) fn run(
     // Devices on one GPU share its Vulkan device (a queue each), not time-slice it as separate contexts.
     let options = celer_exec::gpu::GpuOptions { lose_device_at_poll: runtime.inject_device_lost, ..Default::default() };
     let gpus = Gpu::open_rank(devices, &options).map_err(|(device, error)| StartError::Gpu { rank, device, error });
-    let float64 =
-        gpus.as_ref().is_ok_and(|gpus| gpus.iter().all(Gpu::float64)) && runtime.inject_no_float64 != Some(rank as u64);
-    let (gpus, float64) = match crate::startup::agree(
+    let caps = crate::startup::Capabilities {
+        float64: gpus.as_ref().is_ok_and(|gpus| gpus.iter().all(Gpu::float64))
+            && runtime.inject_no_float64 != Some(rank as u64),
+        max_push_constant_bytes: gpus
+            .as_ref()
+            .ok()
+            .and_then(|gpus| gpus.iter().map(|g| g.limits().max_push_constant_bytes).min())
+            .unwrap_or(u32::MAX),
+    };
+    let (gpus, caps) = match crate::startup::agree(
         &comm,
         &runtime.must_agree(config.horizon_step, config.horizon_max_parallelism),
         gpus,
-        float64,
+        caps,
     ) {
         Ok(agreed) => agreed,
         Err(e) => {
@@ -686,7 +699,7 @@ pub(super) fn run(
         StallVote::new(&comm, runtime.stall_timeout)
             .unwrap_or_else(|e| abort(format!("MPI communicator for stall votes: {e}")))
     });
-    let _ = ready.send(Ok(Started { rank, ranks: comm.size(), float64 }));
+    let _ = ready.send(Ok(Started { rank, ranks: comm.size(), caps }));
     let mut joined: Vec<Joined> = Vec::new();
     let mut last = std::time::Instant::now();
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
