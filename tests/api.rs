@@ -447,3 +447,16 @@ fn even_split_gives_each_rank_its_block_of_rows() {
     let msg = err.to_string();
     assert!(msg.contains("\"zero\"") && msg.contains("buffer B0 \"c\"") && msg.contains("even_split"), "{msg}");
 }
+
+#[test]
+fn buffers_made_in_a_loop_take_a_formatted_name() {
+    let q = Queue::dry_run();
+    let k = Kernel::named("fill");
+    for step in 0..2 {
+        // A String, as a program names the buffers it creates in a loop (`&str` only, before).
+        let b = q.buffer::<u32, 1>([8]).named(format!("tmp{step}"));
+        let err = q.submit(task::parallel_for(&k, [8]).read(&b, access::fixed([4], [8]))).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("\"tmp{step}\"")), "{msg}");
+    }
+}

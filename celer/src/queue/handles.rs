@@ -19,8 +19,10 @@ pub struct Buffer<'q, T: Element, const D: usize> {
 }
 
 impl<T: Element, const D: usize> Buffer<'_, T, D> {
-    /// Gives the buffer a name for errors and graph dumps.
-    pub fn named(self, name: &str) -> Self {
+    /// Gives the buffer a name for errors and graph dumps: a `&str` or a `String` (`format!("x{step}")` for buffers
+    /// made in a loop), as [`TaskBuilder::name`](crate::TaskBuilder::name) takes.
+    pub fn named(self, name: impl AsRef<str>) -> Self {
+        let name = name.as_ref();
         self.queue.rec.borrow_mut().sim.set_buffer_name(self.id, name);
         if let Some(rt) = &self.queue.runtime {
             rt.send_bounded(Message::NameBuffer(self.id, name.into()));
