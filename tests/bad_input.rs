@@ -248,6 +248,27 @@ fn rows() -> Vec<Row> {
         err(q.submit(task::parallel_for(&k, [16]).write(&shared, access::all()).name("everyone_writes_all"))),
     ));
 
+    {
+        // Its own queue, so the buffer ids of the rows after it stay as they are. A kernel's two writing bindings of
+        // one buffer share its memory: accepted, also twice (the second from the outcomes submit keeps), and the
+        // same access list on a host task, which gets a copy of each accessor's cells, is still refused.
+        let q = queue(1);
+        let a = q.buffer_from(&[1.0f32; 16], [16]).named("a");
+        for _ in 0..2 {
+            q.submit(task::parallel_for(&k, [16]).write(&a, access::one_to_one()).read_write(&a, access::one_to_one()))
+                .expect("a kernel may bind one buffer twice");
+        }
+        rows.push((
+            "two writing accessors of one buffer in a host task whose cells overlap (the writes through one would be lost)",
+            err(q.submit(
+                task::host_for([16])
+                    .write(&a, access::one_to_one())
+                    .read_write(&a, access::one_to_one())
+                    .name("twice")
+                    .run(|_| {}),
+            )),
+        ));
+    }
     rows.push((
         "an invalid CELER_* value",
         celer::unstable::scheduler::RuntimeConfig::from_lookup(|n| {
@@ -309,6 +330,10 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("reading cells nothing wrote", &["\"early_read\"", "B0 \"fresh\""]),
         ("folding in the value", &["\"from_nothing\"", "\"never_written\""]),
         ("a distributed kernel writing", &["\"everyone_writes_all\"", "B0 \"shared\""]),
+        (
+            "two writing accessors of one buffer in a host task",
+            &["\"twice\"", "B0 \"a\"", "accessors 0 (write one_to_one) and 1 (read_write one_to_one)", "{[0] - [16]}"],
+        ),
         ("an invalid CELER_*", &["CELER_LOOKAHEAD", "\"many\"", "an integer >= 1"]),
         ("more devices per rank", &["QueueBuilder::devices(1000)", "QueueBuilder::MAX_DEVICES = 64"]),
     ];

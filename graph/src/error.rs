@@ -446,6 +446,29 @@ pub enum TaskErrorKind {
         /// The least limit of the job's devices.
         limit: u32,
     },
+    /// Two writing accessors of one buffer in one host task whose cells overlap: each accessor gets a copy of its
+    /// cells, and the copy written back last would overwrite what the closure stored through the other.
+    #[error(
+        "{buffer} is written through accessors {first} ({first_access}) and {second} ({second_access}) of this host \
+         task, which overlap in {region}: a host task gets a copy of each accessor's cells, and the copy written \
+         back last would overwrite what the closure stored through the other there; access the buffer through one \
+         writing accessor whose mapper covers both regions (read it through a read accessor if the closure needs \
+         its old cells), or map the two accessors to disjoint cells"
+    )]
+    HostWritesOverlap {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The first writing accessor (numbered from 0 in the order written).
+        first: usize,
+        /// Its mode and mapper, `write one_to_one`.
+        first_access: String,
+        /// The second.
+        second: usize,
+        /// Its mode and mapper.
+        second_access: String,
+        /// The cells both map (over the task's whole index space).
+        region: Region,
+    },
     /// Items of one task read cells that other items of the same task write: the result would depend on how the
     /// task is split and in which order its work-items run.
     #[error(

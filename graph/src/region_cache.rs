@@ -4,7 +4,8 @@
 //!
 //! What [`TaskManager::submit`](crate::TaskManager::submit) derives from a task's accesses alone (each mapper applied
 //! to the index space, the bounds check, the intra-task race check, the union per buffer) depends only on the access
-//! list, the kind's class, the dimensions, the index space, which accesses the kernel touches only through atomics
+//! list, the kind's class (a kernel or host task over items or not; a host closure or not: two writing accessors
+//! of one buffer may overlap in a kernel, not in a host task), the dimensions, the index space, which accesses the kernel touches only through atomics
 //! ([`TaskSpec::atomic_accesses`], which the race check exempts), and the accessed buffers' extents and dimensions. A list
 //! shared by reference ([`TaskSpec::accesses`] is an `Arc`; the application thread shares equal lists) over the same
 //! index space therefore gives the same regions, as long as none of its buffers was destroyed or created anew under
@@ -32,6 +33,8 @@ struct Entry {
     accesses: Arc<Vec<BufferAccess>>,
     /// Whether the task was a kernel or host task over items (the race check and the empty-loop rule apply).
     compute: bool,
+    /// Whether the task runs a host closure (the check of overlapping writing accessors applies).
+    host: bool,
     /// The task's [`TaskSpec::atomic_accesses`]: one kernel's pass of the race check through atomics says nothing
     /// of another kernel's plain accesses with the same list.
     atomic_accesses: u64,
@@ -61,6 +64,7 @@ impl RegionCache {
                 && e.range == spec.range
                 && e.dims == spec.dims
                 && e.compute == compute
+                && e.host == spec.kind.host_closure()
                 && e.atomic_accesses == spec.atomic_accesses
         }) else {
             return false;
@@ -101,6 +105,7 @@ impl RegionCache {
         let entry = Entry {
             accesses: Arc::clone(&spec.accesses),
             compute,
+            host: spec.kind.host_closure(),
             atomic_accesses: spec.atomic_accesses,
             dims: spec.dims,
             range: spec.range,

@@ -129,6 +129,12 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    /// Whether the task runs a host closure, which gets a copy of each accessor's cells (a kernel's bindings of one
+    /// buffer share its memory instead).
+    pub(crate) fn host_closure(self) -> bool {
+        matches!(self, TaskKind::HostCompute | TaskKind::Once | TaskKind::Collective(_))
+    }
+
     /// Lower-case name, as in DOT dumps and errors.
     pub fn name(self) -> &'static str {
         match self {

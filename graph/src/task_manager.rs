@@ -456,9 +456,13 @@ impl TaskManager {
             return Err(err(TaskErrorKind::ZeroGranularity));
         }
         let compute = matches!(spec.kind, TaskKind::DeviceCompute | TaskKind::HostCompute);
+        // A host task gets a copy of each accessor's cells and writes back every writing accessor's copy: two
+        // writing accessors of one buffer must not overlap (a kernel's bindings of one buffer share its memory).
+        let host = spec.kind.host_closure();
+        let mut host_writes: Vec<(usize, Region)> = Vec::new();
         // A repeated access list over a repeated index space: its regions, checked before (see `region_cache`).
         if !self.region_cache.fill(spec, compute, regions) {
-            for access in spec.accesses.iter() {
+            for (index, access) in spec.accesses.iter().enumerate() {
                 let buf = self
                     .buffers
                     .get(&access.buffer)
@@ -487,6 +491,28 @@ impl TaskManager {
                         regions.last_mut().unwrap()
                     }
                 };
+                if host
+                    && access.mode.produces()
+                    && spec.accesses.iter().filter(|a| a.buffer == access.buffer).count() > 1
+                {
+                    if let Some((first, overlap)) = host_writes
+                        .iter()
+                        .filter(|(j, _)| spec.accesses[*j].buffer == access.buffer)
+                        .map(|(j, r)| (*j, r.intersection(&region)))
+                        .find(|(_, both)| !both.is_empty())
+                    {
+                        let describe = |a: &BufferAccess| format!("{} {}", a.mode.name(), a.mapper.name());
+                        return Err(err(TaskErrorKind::HostWritesOverlap {
+                            buffer: ident(),
+                            first,
+                            first_access: describe(&spec.accesses[first]),
+                            second: index,
+                            second_access: describe(access),
+                            region: overlap,
+                        }));
+                    }
+                    host_writes.push((index, region.clone()));
+                }
                 entry.add(access.mode, region);
             }
             if compute {
