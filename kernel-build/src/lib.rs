@@ -191,6 +191,7 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| {
         format!("error: {shown} does not parse as WGSL{note}:\n{}", e.emit_to_string_with_path(&source, shown))
     })?;
+    immediates_fit(&module).map_err(|e| format!("error: {shown}: {e}"))?;
     // All capabilities: the device checks at pipeline creation whether it supports what a kernel uses (f64,
     // subgroups, ...), with an error that names the missing feature.
     let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).map_err(|e| {
@@ -708,6 +709,30 @@ fn write_spirv(
         ..spv::Options::default()
     };
     spv::write_vec(module, info, &options, None)
+}
+
+/// The most bytes of push constants (`var<immediate>`) a kernel may declare: what naga's validation takes (it
+/// panics beyond), and the most any common driver offers (NVIDIA's; lavapipe and Vulkan's minimum: 128).
+const MAX_IMMEDIATE_BYTES: u32 = 256;
+
+/// Refuses a module whose push-constant (`var<immediate>`) block is larger than [`MAX_IMMEDIATE_BYTES`], before
+/// naga's validation, which panics on one (a panic in the build script with naga's message, not the kernel's).
+fn immediates_fit(module: &naga::Module) -> Result<(), String> {
+    let mut layouter = naga::proc::Layouter::default();
+    layouter.update(module.to_ctx()).map_err(|e| format!("cannot lay out its types: {e}"))?;
+    for (_, var) in module.global_variables.iter().filter(|(_, v)| v.space == AddressSpace::Immediate) {
+        let bytes = layouter[var.ty].size;
+        if bytes > MAX_IMMEDIATE_BYTES {
+            return Err(format!(
+                "its push constants (var<immediate> {}) take {bytes} bytes, more than any device takes \
+                 ({MAX_IMMEDIATE_BYTES} on NVIDIA, 128 on lavapipe): celer pushes the chunk and a CelerBox per binding \
+                 (24 bytes each) and the scalars, so at most 9 bindings and 4 scalar words fit in 256 bytes; split the \
+                 kernel in two, or keep buffers read alike in one buffer",
+                var.name.as_deref().unwrap_or("(unnamed)")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes SPIR-V words as little-endian bytes.

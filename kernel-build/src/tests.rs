@@ -325,3 +325,21 @@ fn reflection_refuses_other_groups_gaps_and_mixed_dimensionality() {
     .unwrap_err();
     assert!(e.contains("entry point `main` calls celer_item_1d and celer_item_3d"), "{e}");
 }
+
+#[test]
+fn a_push_constant_block_over_256_bytes_is_refused_before_validation() {
+    let boxes = |n: usize| (0..n).map(|i| format!("b{i}: CelerBox,")).collect::<String>();
+    let kernel = |n: usize| {
+        format!(
+            "{PRELUDE}\nstruct Params {{ chunk: CelerBox, {} }}\nvar<immediate> pc: Params;\n\
+             @compute @workgroup_size(64) fn main() {{ let c = pc.chunk; }}",
+            boxes(n)
+        )
+    };
+    // Chunk and 9 boxes: 240 bytes, which fit; 10 boxes: 264, which naga's validation would panic on.
+    let fits = naga::front::wgsl::parse_str(&kernel(9)).expect("parses");
+    assert_eq!(immediates_fit(&fits), Ok(()));
+    let too_big = naga::front::wgsl::parse_str(&kernel(10)).expect("parses");
+    let e = immediates_fit(&too_big).expect_err("264 bytes are refused");
+    assert!(e.contains("var<immediate> pc) take 264 bytes") && e.contains("at most 9 bindings"), "{e}");
+}
