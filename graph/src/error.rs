@@ -353,7 +353,7 @@ pub enum TaskErrorKind {
     /// More scalar values than the kernel's push-constant struct has room for.
     #[error(
         "the task gives {given} scalar value(s), but kernel {kernel} takes {expected} after its boxes ({declared}); \
-         remove the extra values or add members to the kernel's push-constant struct"
+         extra: {extra}; remove the extra values or add members to the kernel's push-constant struct"
     )]
     ExtraScalars {
         /// The kernel (`file::entry`).
@@ -364,6 +364,9 @@ pub enum TaskErrorKind {
         expected: usize,
         /// The members that take them, `name: type`, or `none`.
         declared: String,
+        /// The values beyond those the kernel takes, in the order given, each with its position (or its name, for a
+        /// value given by name), type and value: `positional scalar 1 (an f32: 0.2)`.
+        extra: String,
     },
     /// A scalar or vector value of another type than the push-constant member it fills (`[f32; 2]` for a
     /// `vec3<f32>`, `[i32; 2]` for a `vec2<f32>`), or a value by name for a matrix, array or struct member.
