@@ -181,7 +181,10 @@ fn missing_extra_and_ill_typed_scalars_are_refused() {
     let msg = message(q.submit(step().scalar_f32(0.1).scalar_f32(0.2).name("two_alphas")), "two_alphas");
     assert_has(
         &msg,
-        &["the task gives 2 scalar value(s), but kernel heat_1d::main takes 1 after its boxes (alpha: f32)"],
+        &[
+            "the task gives 2 scalar value(s), but kernel heat_1d::main takes 1 after its boxes (alpha: f32)",
+            "extra: positional scalar 1 (an f32: 0.2)",
+        ],
     );
     let msg = message(q.submit(step().scalars(&[1]).name("u32_alpha")), "u32_alpha");
     assert_has(&msg, &["member `alpha` is of type f32, but the task gives it a u32 (positional scalar 0); give it a value of type f32"]);

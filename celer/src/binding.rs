@@ -98,6 +98,29 @@ impl ScalarArg {
         &self.words[..self.components as usize]
     }
 
+    /// Which value it is as the error messages name it: `scalar "alpha"` by name, else `positional scalar 1` (`k`,
+    /// its index among the task's values).
+    fn which(&self, k: usize) -> String {
+        match &self.name {
+            Some(name) => format!("scalar \"{name}\""),
+            None => format!("positional scalar {k}"),
+        }
+    }
+
+    /// Its value as the error messages show it: `0.2`, `-3`, `[0.5, 0.25]`.
+    fn shown(&self) -> String {
+        let one = |w: u32| match self.ty {
+            ScalarType::F32 => format!("{:?}", f32::from_bits(w)),
+            ScalarType::I32 => (w as i32).to_string(),
+            ScalarType::U32 => w.to_string(),
+            _ => format!("{w:#010x}"),
+        };
+        match self.words() {
+            [w] => one(*w),
+            words => format!("[{}]", words.iter().map(|&w| one(w)).collect::<Vec<_>>().join(", ")),
+        }
+    }
+
     /// Its type as the error messages name it: `an f32`, `a [f32; 2] (vec2<f32>)`.
     fn described(&self) -> String {
         match self.components {
@@ -460,6 +483,24 @@ fn bind_by_name(
     Ok(())
 }
 
+/// The values of `scalars` beyond the first `expected` words (a vector value counting one per component), as the
+/// [`TaskErrorKind::ExtraScalars`] error names them: `positional scalar 1 (an f32: 0.2)`, or `scalar "beta" (…)` by
+/// name; a vector value that only partly fits is named too, with the words it would have had to spill.
+fn extra_scalars(scalars: &[ScalarArg], expected: usize) -> String {
+    let mut used = 0;
+    let mut extra = Vec::new();
+    for (k, v) in scalars.iter().enumerate() {
+        let end = used + v.components as usize;
+        if end > expected {
+            let partly =
+                if used < expected { format!(", {} of its words beyond", end - expected) } else { String::new() };
+            extra.push(format!("{} ({}: {}{partly})", v.which(k), v.described(), v.shown()));
+        }
+        used = end;
+    }
+    extra.join(", ")
+}
+
 /// `name: type` of a member.
 fn member(m: &PushMemberDesc) -> String {
     format!("{}: {}", m.name, m.ty)
@@ -484,9 +525,10 @@ fn push_layout(
         if !scalars.is_empty() {
             return Err(Box::new(TaskErrorKind::ExtraScalars {
                 kernel: kernel(),
-                given: scalars.len(),
+                given: scalars.iter().map(|v| v.components as usize).sum(),
                 expected: 0,
                 declared: "it declares no push constants".into(),
+                extra: extra_scalars(scalars, 0),
             }));
         }
         return Ok(PushLayout { words: 0, slots: SmallVec::new() });
@@ -598,7 +640,8 @@ fn push_layout(
     if given > expected {
         let declared =
             if own.is_empty() { "none".into() } else { own.iter().map(member).collect::<Vec<_>>().join(", ") };
-        return Err(Box::new(TaskErrorKind::ExtraScalars { kernel: kernel(), given, expected, declared }));
+        let extra = extra_scalars(scalars, expected);
+        return Err(Box::new(TaskErrorKind::ExtraScalars { kernel: kernel(), given, expected, declared, extra }));
     }
     let mut values = scalars.iter().enumerate();
     for m in own {
@@ -728,6 +771,40 @@ mod tests {
         let e = words(&[ScalarArg::named("a", 9u32), ScalarArg::named("v", 1.0f32)]).unwrap_err();
         assert!(e.contains("member `v` is of type vec2<f32>, but the task gives it an f32 (scalar \"v\")"), "{e}");
         assert!(e.ends_with("; give it a [f32; 2] (vec2<f32>)"), "{e}");
+    }
+
+    #[test]
+    fn extra_scalar_values_are_named_by_position_type_and_value() {
+        // The kernel takes 3 words (a, v): the fourth value and the vector after it are extra.
+        let e = words(&[
+            ScalarArg::positional(7u32),
+            ScalarArg::positional(1.5f32),
+            ScalarArg::positional(2.5f32),
+            ScalarArg::positional(-4i32),
+            ScalarArg::positional([0.5f32, 0.25]),
+        ])
+        .unwrap_err();
+        assert_eq!(e, {
+            "the task gives 6 scalar value(s), but kernel k::main takes 3 after its boxes (a: u32, v: vec2<f32>); \
+             extra: positional scalar 3 (an i32: -4), positional scalar 4 (a [f32; 2] (vec2<f32>): [0.5, 0.25]); \
+             remove the extra values or add members to the kernel's push-constant struct"
+        });
+        // A vector value that starts inside the members and ends beyond them.
+        let e = words(&[ScalarArg::positional(7u32), ScalarArg::positional(1.5f32), ScalarArg::positional([1u32, 2])])
+            .unwrap_err();
+        assert!(
+            e.contains("extra: positional scalar 2 (a [u32; 2] (vec2<u32>): [1, 2], 1 of its words beyond);"),
+            "{e}"
+        );
+        // An entry point without push constants: every value is extra, named values by name.
+        let none = push_layout(&|| "k::main".to_string(), &[], 0, 2, &[ScalarArg::named("alpha", 0.1f32)]);
+        let e = none.unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "takes 0 after its boxes (it declares no push constants); extra: scalar \"alpha\" (an f32: 0.1);"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ use celer_scheduler::graph::{
 use celer_scheduler::runtime::KERNEL_CELLS;
 use celer_scheduler::split::ChunkGrid;
 
+use crate::identity::IdentityFault;
+
 /// What a task builder noted while its accesses and reductions were added, for [`Noted::check`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Noted {
@@ -26,9 +28,9 @@ pub(crate) struct Noted {
     /// The first buffer the task binds whose extent a kernel cannot address (beyond `u32::MAX` along a
     /// dimension), with that extent.
     too_wide: Option<(BufferId, GridBox)>,
-    /// The first `reduce_with` whose identity is not one for its combine closure: the buffer, the identity and
-    /// `combine(identity, identity)`, as text.
-    identity: Option<(BufferId, String, String)>,
+    /// The first `reduce_with` whose identity is not one for its combine closure: the buffer, and the call of the
+    /// combine that shows it, as text.
+    identity: Option<(BufferId, IdentityFault)>,
     /// The buffers the task binds that hold more than [`KERNEL_CELLS`] cells, with their extents and dimensions:
     /// [`check`](Self::check) finds whether one chunk's accesses of one span that many (empty, allocating nothing,
     /// for every other task).
@@ -119,11 +121,11 @@ impl Noted {
         }
     }
 
-    /// Notes a `reduce_with` on `buffer` whose `combine(identity, identity)` is `twice`, not `identity` (the first
+    /// Notes a `reduce_with` on `buffer` whose identity its combine does not keep, as `fault` shows (the first
     /// one is reported).
-    pub(crate) fn not_identity(&mut self, buffer: BufferId, identity: String, twice: String) {
+    pub(crate) fn not_identity(&mut self, buffer: BufferId, fault: IdentityFault) {
         if self.identity.is_none() {
-            self.identity = Some((buffer, identity, twice));
+            self.identity = Some((buffer, fault));
         }
     }
 
@@ -209,11 +211,14 @@ impl Noted {
         if let Some(r) = foreign {
             return Err(Box::new(TaskErrorKind::ForeignResource { resource: r.to_string() }));
         }
-        if let Some((b, identity, twice)) = &self.identity {
+        if let Some((b, fault)) = &self.identity {
             return Err(Box::new(TaskErrorKind::ReductionIdentity {
                 buffer: ident(*b),
-                identity: identity.clone(),
-                twice: twice.clone(),
+                identity: fault.identity.clone(),
+                call: fault.call.clone(),
+                gave: fault.gave.clone(),
+                wanted: fault.wanted.clone(),
+                hint: fault.hint.to_string(),
             }));
         }
         if let Some(o) = &self.overflow {

@@ -92,6 +92,7 @@ mod builder;
 mod checks;
 pub mod geometry;
 mod host;
+mod identity;
 mod intern;
 pub mod logging;
 mod queue;

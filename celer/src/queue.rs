@@ -911,4 +911,31 @@ mod tests {
         );
         assert!(wrong.unwrap_err().to_string().contains("but the task gives it an i32"));
     }
+
+    #[test]
+    fn a_maximum_from_zero_is_refused_naming_the_task_buffer_identity_and_probe() {
+        let q = Queue::dry_run();
+        let data = q.buffer_from(&[-3i32, -5, -7, -9], [4]).named("data");
+        let top = q.buffer::<i32, 1>([1]).named("top");
+        let max = Kernel::wgsl(&crate::kernels::REDUCE_I32, "reduce_max").expect("reduce_i32::reduce_max");
+        let submit = |identity: i32| {
+            q.submit(
+                task::parallel_for(&max, [4])
+                    .read(&data, access::one_to_one())
+                    .reduce_with(&top, identity, |a, b| a.max(b))
+                    .name("top_of_negatives"),
+            )
+        };
+        let msg = submit(0).expect_err("0 is no identity of a maximum").to_string();
+        for part in [
+            "task T1 \"top_of_negatives\"",
+            "buffer B1 \"top\"",
+            "from the identity 0",
+            "combine(0, -1) = 0, not -1",
+            "i32::MIN for a maximum",
+        ] {
+            assert!(msg.contains(part), "the error lacks {part:?}: {msg}");
+        }
+        submit(i32::MIN).expect("i32::MIN is the identity of a maximum");
+    }
 }

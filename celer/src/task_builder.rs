@@ -410,6 +410,12 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// every rank reads the same bits. `combine` must be associative, and agree with what the kernel does. The
     /// buffer's old value is overwritten ([`reduce_with_including`](Self::reduce_with_including) folds it in).
     ///
+    /// `identity` must be the combine's identity: every chunk and rank starts from it. `submit` refuses the task
+    /// unless `combine(identity, identity)` gives `identity`, and `combine(identity, x)` and `combine(x, identity)`
+    /// give `x` for a few finite values `x` of `T` (0, 1, -1, 2, 7, `T::MIN`, `T::MAX`; for floats also -0.0, -0.5,
+    /// 1e30, -1e30, compared by value). No infinities or NaN are probed, so `f32::MIN` passes for a maximum; a
+    /// combine that panics on a probe is not refused here (the runtime reports a panic in it, naming the task).
+    ///
     /// ```no_run
     /// # use celer::{access, kernels, task, Kernel, Queue};
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -459,14 +465,10 @@ impl<const KD: usize> TaskBuilder<KD> {
         self.p.noted.buffer(buffer.id, &buffer.range);
         self.p.reduction_kinds.push(T::KIND);
         self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take()));
-        // An identity e of the combine must give combine(e, e) = e: every chunk and rank starts from it, so one
-        // that is not (a sum from 5) adds itself once per chunk, and the result changes with the rank count. A combine
-        // that panics here is left to the runtime, which reports its panic naming the task.
-        let twice = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| combine(identity, identity)));
-        if let Ok(twice) = twice {
-            if bytemuck::bytes_of(&twice) != bytemuck::bytes_of(&identity) {
-                self.p.noted.not_identity(buffer.id, show::<T>(identity), show::<T>(twice));
-            }
+        // Every chunk and rank starts from the identity, so one that the combine does not keep (a sum from 5, a
+        // maximum from 0) counts once per chunk: probed with a few finite values (see `identity.rs`).
+        if let Some(fault) = crate::identity::fault(identity, &combine) {
+            self.p.noted.not_identity(buffer.id, fault);
         }
         let read = |b: &[u8]| -> T {
             assert_eq!(b.len(), std::mem::size_of::<T>(), "a reduction element has the buffer's element size");
@@ -555,20 +557,5 @@ impl<const KD: usize> TaskBuilder<KD> {
     pub fn granularity(mut self, granularity: [usize; KD]) -> Self {
         self.p.spec.granularity[..KD].copy_from_slice(&granularity);
         self
-    }
-}
-
-/// A reduction element as its type prints it (`5`, `0.5`), for messages.
-fn show<T: Reducible>(v: T) -> String {
-    let b = bytemuck::bytes_of(&v);
-    let four = || <[u8; 4]>::try_from(b).unwrap_or_default();
-    let eight = || <[u8; 8]>::try_from(b).unwrap_or_default();
-    match T::KIND {
-        ScalarKind::I32 => i32::from_ne_bytes(four()).to_string(),
-        ScalarKind::U32 => u32::from_ne_bytes(four()).to_string(),
-        ScalarKind::F32 => format!("{:?}", f32::from_ne_bytes(four())),
-        ScalarKind::I64 => i64::from_ne_bytes(eight()).to_string(),
-        ScalarKind::U64 => u64::from_ne_bytes(eight()).to_string(),
-        ScalarKind::F64 => format!("{:?}", f64::from_ne_bytes(eight())),
     }
 }

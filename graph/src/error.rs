@@ -353,7 +353,7 @@ pub enum TaskErrorKind {
     /// More scalar values than the kernel's push-constant struct has room for.
     #[error(
         "the task gives {given} scalar value(s), but kernel {kernel} takes {expected} after its boxes ({declared}); \
-         remove the extra values or add members to the kernel's push-constant struct"
+         extra: {extra}; remove the extra values or add members to the kernel's push-constant struct"
     )]
     ExtraScalars {
         /// The kernel (`file::entry`).
@@ -364,6 +364,9 @@ pub enum TaskErrorKind {
         expected: usize,
         /// The members that take them, `name: type`, or `none`.
         declared: String,
+        /// The values beyond those the kernel takes, in the order given, each with its position (or its name, for a
+        /// value given by name), type and value: `positional scalar 1 (an f32: 0.2)`.
+        extra: String,
     },
     /// A scalar or vector value of another type than the push-constant member it fills (`[f32; 2]` for a
     /// `vec3<f32>`, `[i32; 2]` for a `vec2<f32>`), or a value by name for a matrix, array or struct member.
@@ -486,20 +489,30 @@ pub enum TaskErrorKind {
         /// The writing access.
         write: String,
     },
-    /// A `reduce_with` identity that its combine closure does not keep: `combine(identity, identity) != identity`.
+    /// A `reduce_with` identity that its combine closure does not keep: `combine(identity, identity) != identity`, or
+    /// `combine(identity, x) != x` or `combine(x, identity) != x` for one of the finite values `x` that `submit` probes
+    /// (0, 1, -1, 2, 7, the type's smallest and largest value, for floats also -0.0, -0.5, 1e30, -1e30; a float
+    /// result equal by value counts, so `0.0 + -0.0` keeps `-0.0`).
     #[error(
         "{buffer} is reduced with reduce_with from the identity {identity}, but the combine closure gives \
-         combine({identity}, {identity}) = {twice}: every chunk and every rank starts from the identity, so one that \
-         is not the combine's identity counts once per chunk, and the result changes with the number of ranks and \
-         devices; pass the combine's identity (0 for a sum, 1 for a product, the type's largest value for a minimum)"
+         {call} = {gave}, not {wanted}: every chunk and every rank starts from the identity, so one that is not the \
+         combine's identity counts once per chunk, and the result changes with the data's split over ranks and \
+         devices; pass the combine's identity ({hint})"
     )]
     ReductionIdentity {
         /// The buffer.
         buffer: ResourceIdent,
         /// The identity given.
         identity: String,
-        /// `combine(identity, identity)`.
-        twice: String,
+        /// The call of the combine that shows it is not one: `combine(0, -1)`, with the identity and the probe value
+        /// in the order passed.
+        call: String,
+        /// What the combine gave.
+        gave: String,
+        /// What it should have given: the probe value (the identity, for `combine(identity, identity)`).
+        wanted: String,
+        /// The identities of the common combines of the element type (`i32::MIN for a maximum, …`).
+        hint: String,
     },
     /// A buffer reduced into twice by one task.
     #[error(

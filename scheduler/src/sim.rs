@@ -12,17 +12,18 @@ use celer_graph::{
 
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
 
-/// Chunk pairs [`overlapping_write`] compares all of up to this many chunks; past it, the first chunk with every
-/// other and each with the next.
+/// Chunk pairs [`overlapping_pair`] compares all of up to this many chunks (in order, so the pair reported is the
+/// first); past it, only those whose bounding boxes intersect, found by a sweep.
 const ALL_PAIRS_UP_TO: usize = 64;
 
 /// Writes of `spec` that overlap between the chunks of two nodes, found before the task graph records the task, where
 /// built-in mappers show them: a write through `all` or a fixed box overlaps between the first two chunks, one
 /// through a neighbourhood between neighbours. The command graph checks what each rank generates anyway (custom
 /// mappers too, which are not applied here); this makes the common cases an error of `submit`, returned on every
-/// rank alike, rather than one that ends the run. Compares every pair of up to [`ALL_PAIRS_UP_TO`] chunks, past it
-/// the first chunk with every other and each chunk with the next (a 2D split's vertical neighbours are then left to
-/// the command graph). Mappers the task graph would refuse (a box outside the buffer) are left to it.
+/// rank alike, rather than one that ends the run. Every overlapping pair of chunks is found ([`overlapping_pair`]:
+/// all pairs of up to [`ALL_PAIRS_UP_TO`] chunks, past it the pairs whose bounding boxes intersect, a 2D split's
+/// vertical and diagonal neighbours included). Mappers the task graph would refuse (a box outside the buffer) are
+/// left to it.
 fn overlapping_write(tm: &TaskManager, spec: &TaskSpec) -> Option<TaskErrorKind> {
     let nodes = tm.config().num_ranks;
     let split_like_runtime = match spec.kind {
@@ -73,23 +74,46 @@ fn overlapping_write(tm: &TaskManager, spec: &TaskSpec) -> Option<TaskErrorKind>
             }
             written.push(region);
         }
-        let overlap = |x: usize, y: usize| {
-            let o = written[x].intersection(&written[y]);
-            (!o.is_empty()).then(|| TaskErrorKind::OverlappingWrite {
+        if let Some((x, y)) = overlapping_pair(&written) {
+            return Some(TaskErrorKind::OverlappingWrite {
                 buffer: tm.buffer_ident(b),
-                region: o,
+                region: written[x].intersection(&written[y]),
                 first: NodeId(x as u64),
                 second: NodeId(y as u64),
-            })
-        };
-        let found = if n <= ALL_PAIRS_UP_TO {
-            (0..n).find_map(|x| (x + 1..n).find_map(|y| overlap(x, y)))
-        } else {
-            (1..n).find_map(|y| overlap(0, y)).or_else(|| (1..n - 1).find_map(|x| overlap(x, x + 1)))
-        };
-        if found.is_some() {
-            return found;
+            });
         }
+    }
+    None
+}
+
+/// A pair `(x, y)`, `x < y`, of `written` regions that intersect, or `None` where they are disjoint.
+///
+/// Up to [`ALL_PAIRS_UP_TO`] regions, every pair is compared in order (`(0, 1)`, `(0, 2)`, …), so the first is
+/// reported. Past it, a sweep along dimension 0 over the regions' bounding boxes: sorted by their start there, each
+/// is compared with those still open at its start (a row or two of a 2D split: O(√n) box comparisons each, O(n) for
+/// a 1D split), and the regions themselves only where the boxes intersect (a chunk's grid neighbours under a
+/// neighbourhood mapper: at most 8 in 2D). Every intersecting pair has intersecting bounding boxes, so none is
+/// missed, in a 2D or 3D split as in 1D; which pair is reported is then the first in the sweep's order, the same
+/// on every rank.
+fn overlapping_pair(written: &[Region]) -> Option<(usize, usize)> {
+    let n = written.len();
+    if n <= ALL_PAIRS_UP_TO {
+        return (0..n).find_map(|x| (x + 1..n).find(|&y| written[x].intersects(&written[y])).map(|y| (x, y)));
+    }
+    let mut boxes: Vec<(GridBox, usize)> =
+        (written.iter().enumerate()).filter(|(_, r)| !r.is_empty()).map(|(i, r)| (r.bounding_box(), i)).collect();
+    boxes.sort_unstable_by_key(|(b, i)| (b.min()[0], *i));
+    // Indices into `boxes` of the boxes whose extent along dimension 0 reaches past the current one's start.
+    let mut open: Vec<usize> = Vec::new();
+    for (j, (bj, y)) in boxes.iter().enumerate() {
+        open.retain(|&k| boxes[k].0.max()[0] > bj.min()[0]);
+        for &k in &open {
+            let (bk, x) = &boxes[k];
+            if bk.intersects(bj) && written[*x].intersects(&written[*y]) {
+                return Some((*x.min(y), *x.max(y)));
+            }
+        }
+        open.push(j);
     }
     None
 }
@@ -275,5 +299,101 @@ impl Simulation {
         }
         out += "}\n";
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::split::ChunkGrid;
+    use celer_graph::{AccessMode, NeighborhoodShape, SplitHint};
+
+    /// A simulation of `ranks` ranks that generates only rank 0's commands (the submit-time check covers them all).
+    fn ranks(n: usize) -> Simulation {
+        Simulation::with_ranks(n, &[NodeId(0)], false, TaskManagerConfig::default())
+    }
+
+    /// A 2D task over `[side, side]`, split as a near-square grid over the ranks.
+    fn grid_task(side: usize) -> TaskSpec {
+        let mut spec = TaskSpec::device_compute(&[side, side]);
+        spec.hint = SplitHint::TwoD;
+        spec
+    }
+
+    #[test]
+    fn only_vertical_neighbours_of_a_2d_split_past_64_chunks_are_found_overlapping() {
+        // 100 chunks, 10 x 10; from grid row 2 on, each chunk also writes the row above it (a custom mapper's
+        // halo, say), so only vertically adjacent chunks of rows 1 to 9 overlap: never chunk 0, never neighbours
+        // in chunk order.
+        let grid = ChunkGrid::new(GridBox::d2([0, 0], [100, 100]), 100, SplitHint::TwoD, [1; 3]);
+        assert_eq!(grid.len(), 100);
+        let written: Vec<Region> = (0..grid.len())
+            .map(|c| {
+                let b = grid.chunk(c);
+                let (mut min, max) = (b.min(), b.max());
+                if c / 10 >= 2 {
+                    min[0] -= 1;
+                }
+                Region::from(GridBox::new(min, max))
+            })
+            .collect();
+        let (x, y) = overlapping_pair(&written).expect("vertical neighbours overlap");
+        assert_eq!(y - x, 10, "a vertical pair: ({x}, {y})");
+        assert!(written[x].intersects(&written[y]));
+        // Without the halo nothing overlaps.
+        let tiles: Vec<Region> = (0..grid.len()).map(|c| Region::from(grid.chunk(c))).collect();
+        assert_eq!(overlapping_pair(&tiles), None);
+    }
+
+    #[test]
+    fn an_in_place_transpose_over_81_ranks_is_refused_at_submit_naming_mirrored_chunks() {
+        // 9 x 9 chunks of a square: each off-diagonal chunk writes its own cells and its mirror's, so it overlaps
+        // only the chunk mirrored across the diagonal (chunks 1 and 9 first), never chunk 0 and never the next.
+        let mut sim = ranks(81);
+        sim.create_buffer(BufferId(0), 2, GridBox::d2([0, 0], [90, 90]), true, Some("m"));
+        let transpose = grid_task(90).access(BufferId(0), AccessMode::ReadWrite, RangeMapper::OneToOne).access(
+            BufferId(0),
+            AccessMode::DiscardWrite,
+            RangeMapper::Transposed,
+        );
+        let err = sim.submit(transpose).expect_err("mirrored chunks write the same cells");
+        match &*err.inner {
+            TaskErrorKind::OverlappingWrite { first, second, region, .. } => {
+                assert_eq!((*first, *second), (NodeId(1), NodeId(9)), "{err}");
+                assert_eq!(region.area(), 200, "{err}");
+            }
+            other => panic!("not an overlapping write: {other}"),
+        }
+        assert!(err.to_string().contains("buffer B0 \"m\""), "{err}");
+    }
+
+    #[test]
+    fn disjoint_writes_of_a_2d_split_past_64_chunks_are_accepted() {
+        // A transpose into a second buffer: each chunk writes its mirror's cells, all disjoint.
+        let mut sim = ranks(81);
+        sim.create_buffer(BufferId(0), 2, GridBox::d2([0, 0], [90, 90]), true, Some("m"));
+        sim.create_buffer(BufferId(1), 2, GridBox::d2([0, 0], [90, 90]), false, Some("t"));
+        let transpose = grid_task(90).access(BufferId(0), AccessMode::Read, RangeMapper::OneToOne).access(
+            BufferId(1),
+            AccessMode::DiscardWrite,
+            RangeMapper::Transposed,
+        );
+        sim.submit(transpose).expect("a transpose into another buffer writes disjoint cells");
+    }
+
+    #[test]
+    fn a_neighbourhood_write_over_100_ranks_in_1d_is_refused_naming_neighbours() {
+        let mut sim = ranks(100);
+        sim.create_buffer(BufferId(0), 1, GridBox::d1(0, 1000), true, Some("u"));
+        let spec = TaskSpec::device_compute(&[1000]).access(
+            BufferId(0),
+            AccessMode::ReadWrite,
+            RangeMapper::Neighborhood { extent: [1, 0, 0], shape: NeighborhoodShape::BoundingBox },
+        );
+        let err = sim.submit(spec).expect_err("neighbours write each other's edge cells");
+        assert!(
+            matches!(&*err.inner, TaskErrorKind::OverlappingWrite { first: NodeId(0), second: NodeId(1), .. }),
+            "{err}"
+        );
     }
 }
