@@ -31,6 +31,9 @@ pub(crate) struct Noted {
     /// The first `reduce_with` whose identity is not one for its combine closure: the buffer, and the call of the
     /// combine that shows it, as text.
     identity: Option<(BufferId, IdentityFault)>,
+    /// The first `reduce_with` whose identity only the type's extreme values show not to be one (a sentinel):
+    /// `submit` warns about it (once a queue) instead of refusing the task.
+    sentinel: Option<(BufferId, IdentityFault)>,
     /// The buffers the task binds that hold more than [`KERNEL_CELLS`] cells, with their extents and dimensions:
     /// [`check`](Self::check) finds whether one chunk's accesses of one span that many (empty, allocating nothing,
     /// for every other task).
@@ -124,9 +127,28 @@ impl Noted {
     /// Notes a `reduce_with` on `buffer` whose identity its combine does not keep, as `fault` shows (the first
     /// one is reported).
     pub(crate) fn not_identity(&mut self, buffer: BufferId, fault: IdentityFault) {
-        if self.identity.is_none() {
-            self.identity = Some((buffer, fault));
+        let slot = if fault.extreme { &mut self.sentinel } else { &mut self.identity };
+        if slot.is_none() {
+            *slot = Some((buffer, fault));
         }
+    }
+
+    /// The warning for a `reduce_with` identity that only the type's extreme values show not to be one, as a
+    /// sentence following the task's name, with `ident` naming the buffer.
+    pub(crate) fn sentinel_warning(&self, ident: impl Fn(BufferId) -> ResourceIdent) -> Option<String> {
+        let (b, f) = self.sentinel.as_ref()?;
+        Some(format!(
+            "{} is reduced with reduce_with from the identity {}, which the combine closure does not keep for {}: \
+             {} = {}. Every chunk and rank starts from the identity, so this is right only as a sentinel that no \
+             value of the reduction goes beyond (-1 for the largest index found); else use a true identity: {} \
+             (warned once)",
+            ident(*b),
+            f.identity,
+            f.wanted,
+            f.call,
+            f.gave,
+            f.hint
+        ))
     }
 
     /// The first chunk (of the index space split over `nodes` nodes, as the command graph splits it) whose

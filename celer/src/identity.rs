@@ -6,6 +6,10 @@
 //!   finite values `x` of the element type ([`probes`]): 0, 1, -1, 2, 7, the type's smallest and largest value, for
 //!   floats also -0.0, -0.5, 1e30 and -1e30. Both orders, since rank 0 folds the ranks' partial results as
 //!   `combine(combine(e, r0), r1)…` and a combine need not be commutative.
+//! - **Small values refuse, extremes warn.** An identity that 0, ±1, 2, 7 (and for floats -0.0, -0.5) show to be
+//!   none is refused. One that only the type's extremes or ±1e30 show to be none is a sentinel (-1 as "no index
+//!   found" for a largest index, `n` for a smallest), right as long as the program's values never pass it:
+//!   `submit` accepts the task and warns once a queue ([`IdentityFault::extreme`]).
 //! - **No infinities and no NaN.** `f32::MIN` is the usual identity of a float maximum and keeps every finite value,
 //!   but not `-inf` (`max(f32::MIN, -inf)` is `f32::MIN`): probing infinities would refuse it. Data of infinities is
 //!   the program's to know about; `f32::NEG_INFINITY` passes too. NaN is kept by no ordering, so it proves nothing.
@@ -48,6 +52,17 @@ pub(crate) fn probes<T: Reducible>() -> &'static [T] {
     probes.unwrap_or(&[])
 }
 
+/// How many of [`probes`]' first values are small ones (0, 1, -1, 2, 7, and for floats -0.0 and -0.5): an identity
+/// that does not keep one of those is refused; the rest (the type's extremes, ±1e30) are the values a sentinel
+/// identity may not keep, which only a warning names.
+fn small_probes(kind: ScalarKind) -> usize {
+    match kind {
+        ScalarKind::I32 | ScalarKind::I64 => 5,
+        ScalarKind::U32 | ScalarKind::U64 => 4,
+        ScalarKind::F32 | ScalarKind::F64 => 7,
+    }
+}
+
 /// Whether `got` counts as `wanted`: equal bits, or, for floats, equal values (`-0.0` and `0.0`).
 fn same<T: Reducible>(got: T, wanted: T) -> bool {
     if bytemuck::bytes_of(&got) == bytemuck::bytes_of(&wanted) {
@@ -75,6 +90,10 @@ pub(crate) struct IdentityFault {
     pub(crate) gave: String,
     pub(crate) wanted: String,
     pub(crate) hint: &'static str,
+    /// Whether only an extreme probe shows it (the type's smallest or largest value, ±1e30): a sentinel (`-1` for
+    /// the largest index found, `n` for the smallest) that the program's values never pass, which `submit` warns
+    /// about once instead of refusing (see the module docs).
+    pub(crate) extreme: bool,
 }
 
 /// Why `identity` is not an identity of `combine`, or `None` where every probe keeps it or the combine panicked
@@ -82,25 +101,27 @@ pub(crate) struct IdentityFault {
 pub(crate) fn fault<T: Reducible>(identity: T, combine: &impl Fn(T, T) -> T) -> Option<IdentityFault> {
     // A combine that panics here is left to the runtime, which reports its panic naming the task.
     let call = |a: T, b: T| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| combine(a, b))).ok();
-    let refuse = |a: T, b: T, gave: T, wanted: T| IdentityFault {
+    let refuse = |a: T, b: T, gave: T, wanted: T, extreme: bool| IdentityFault {
         identity: show(identity),
         call: format!("combine({}, {})", show(a), show(b)),
         gave: show(gave),
         wanted: show(wanted),
         hint: hint(T::KIND),
+        extreme,
     };
     let twice = call(identity, identity)?;
     if !same(twice, identity) {
-        return Some(refuse(identity, identity, twice, identity));
+        return Some(refuse(identity, identity, twice, identity, false));
     }
-    for &x in probes::<T>() {
+    let small = small_probes(T::KIND);
+    for (i, &x) in probes::<T>().iter().enumerate() {
         let left = call(identity, x)?;
         if !same(left, x) {
-            return Some(refuse(identity, x, left, x));
+            return Some(refuse(identity, x, left, x, i >= small));
         }
         let right = call(x, identity)?;
         if !same(right, x) {
-            return Some(refuse(x, identity, right, x));
+            return Some(refuse(x, identity, right, x, i >= small));
         }
     }
     None
@@ -227,5 +248,18 @@ mod tests {
         for (what, result, call) in refusals {
             assert_eq!(result.as_deref(), Some(call), "{what}");
         }
+    }
+
+    #[test]
+    fn a_sentinel_that_only_an_extreme_value_passes_is_marked_for_a_warning() {
+        let extreme = |f: Option<IdentityFault>| f.map(|f| f.extreme);
+        // The largest index found, -1 if none; the smallest, n if none: kept by every value but the type's extremes.
+        assert_eq!(extreme(fault(-1i32, &|a: i32, b: i32| a.max(b))), Some(true));
+        assert_eq!(extreme(fault(1000u32, &|a: u32, b: u32| a.min(b))), Some(true));
+        assert_eq!(extreme(fault(1e30f32, &f32::min)), Some(true));
+        // A small value shows these: refused.
+        assert_eq!(extreme(fault(0i32, &|a: i32, b: i32| a.max(b))), Some(false));
+        assert_eq!(extreme(fault(5i32, &|a: i32, b: i32| a + b)), Some(false));
+        assert_eq!(extreme(fault(0.0f32, &f32::max)), Some(false));
     }
 }

@@ -359,6 +359,7 @@ impl Queue {
             waits: 0,
             warned_waits: false,
             warned_scattered: false,
+            warned_identity: false,
             submit_ahead: config.runtime.submit_ahead,
             horizons: std::collections::VecDeque::new(),
             creation_data: std::collections::HashMap::new(),
@@ -582,6 +583,7 @@ impl Queue {
         }
         // Split as the command graph will split it (over ranks × devices), with the granularity now final.
         let nodes = rec.sim.num_ranks();
+        let sentinel = (!rec.warned_identity).then(|| task.noted.sentinel_warning(|b| rec.sim.tm.buffer_ident(b)));
         task.noted.check_cells(&spec, task.kernel, nodes, |b| rec.sim.tm.buffer_ident(b)).map_err(|inner| {
             TaskError {
                 task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
@@ -670,6 +672,11 @@ impl Queue {
             }
         };
         rec.after_submit();
+        if let Some(Some(w)) = sentinel {
+            let name = rec.sim.tm.task(id).map(|t| t.ident().to_string()).unwrap_or_else(|| id.to_string());
+            log::warn!("In task {name}: {w}");
+            rec.warned_identity = true;
+        }
         if custom && !rec.warned_scattered {
             if let Some(w) = rec.scattered_warning(id) {
                 log::warn!("{w}");

@@ -413,8 +413,10 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// `identity` must be the combine's identity: every chunk and rank starts from it. `submit` refuses the task
     /// unless `combine(identity, identity)` gives `identity`, and `combine(identity, x)` and `combine(x, identity)`
     /// give `x` for a few finite values `x` of `T` (0, 1, -1, 2, 7, `T::MIN`, `T::MAX`; for floats also -0.0, -0.5,
-    /// 1e30, -1e30, compared by value). No infinities or NaN are probed, so `f32::MIN` passes for a maximum; a
-    /// combine that panics on a probe is not refused here (the runtime reports a panic in it, naming the task).
+    /// 1e30, -1e30, compared by value). No infinities or NaN are probed, so `f32::MIN` passes for a maximum; an
+    /// identity that only `T::MIN`, `T::MAX` or ±1e30 show to be none (a sentinel: -1 for the largest index found)
+    /// is accepted with a warning, once a queue; a combine that panics on a probe is not refused here (the runtime
+    /// reports a panic in it, naming the task).
     ///
     /// ```no_run
     /// # use celer::{access, kernels, task, Kernel, Queue};

@@ -24,6 +24,8 @@ pub(super) struct Recorder {
     pub(super) warned_waits: bool,
     /// Whether a task's region of more than [`SCATTERED_BOXES`] boxes was warned about.
     pub(super) warned_scattered: bool,
+    /// Whether a `reduce_with` identity kept by all but the type's extreme values (a sentinel) was warned about.
+    pub(super) warned_identity: bool,
     /// `CELER_SUBMIT_AHEAD`, and the horizons recorded that the runtime may not have reached yet, oldest first.
     pub(super) submit_ahead: Option<usize>,
     pub(super) horizons: std::collections::VecDeque<TaskId>,
@@ -201,6 +203,23 @@ mod tests {
         assert!(rec.scattered_warning(plain).is_none());
         assert!(rec.scattered_warning(few).is_none(), "16 384 boxes are not warned about");
         assert!(rec.warned_scattered, "submit gave the warning");
+    }
+
+    #[test]
+    fn a_sentinel_identity_is_warned_about_once_and_a_wrong_one_refused() {
+        let q = Queue::dry_run();
+        let flags = q.buffer_from(&[1u32; 8], [8]).named("flags");
+        let last = q.buffer::<i32, 0>([]).named("last");
+        let k = Kernel::named("k");
+        let reduce = |identity: i32| {
+            task::parallel_for(&k, [8]).read(&flags, access::one_to_one()).reduce_with(&last, identity, i32::max)
+        };
+        // -1 as "no index found": kept by every value but i32::MIN, so the task runs and is warned about.
+        q.submit(reduce(-1).name("largest_index")).expect("a sentinel identity is accepted");
+        assert!(q.rec.borrow().warned_identity, "submit warned about the sentinel");
+        // A maximum from 0 loses every negative value: refused.
+        let e = q.submit(reduce(0).name("from_zero")).expect_err("0 is no identity of a maximum of i32");
+        assert!(e.to_string().contains("combine(0, -1) = 0, not -1"), "{e}");
     }
 
     #[test]
