@@ -418,3 +418,76 @@ fn a_kernel_is_refused_where_one_nodes_chunk_of_a_buffer_spans_more_cells_than_k
         q.submit(task::parallel_for(&k, [16, 16]).read(&plane, access::fixed([0, 0], [16, 16]))).unwrap();
     }
 }
+
+/// The six orders of three extents.
+fn orders(e: [usize; 3]) -> [[usize; 3]; 6] {
+    let [a, b, c] = e;
+    [[a, b, c], [a, c, b], [b, a, c], [b, c, a], [c, a, b], [c, b, a]]
+}
+
+#[test]
+fn a_buffer_with_a_zero_extent_holds_no_cells_in_whatever_order_its_extents_come() {
+    // 2^40 * 2^40 overflows usize, but with a zero extent the buffer holds nothing, wherever the zero stands.
+    let squares = Kernel::wgsl(&kernels::SQUARES, "main").expect("squares::main exists");
+    let transpose = Kernel::wgsl(&own_kernels::TRANSPOSE_SCALED, "main").expect("transpose_scaled::main exists");
+    for ranks in [1, 3] {
+        let q = Queue::builder().dry_run(ranks).record_commands(true).ignore_env().build().expect("a dry run starts");
+        for extent in orders([1 << 40, 1 << 40, 0]) {
+            let b = q.buffer::<f32, 3>(extent).named("empty3");
+            let c = q.buffer_from::<u32, 3>(&[], extent).named("from_nothing");
+            assert_eq!(b.range(), extent);
+            let k = Kernel::named("k");
+            q.submit(task::parallel_for(&k, extent).discard_write(&b, access::one_to_one()).read(&c, access::all()))
+                .unwrap_or_else(|e| panic!("{extent:?}: {e}"));
+            q.submit(task::host_for(extent).discard_write(&b, access::one_to_one()).run(|_| panic!("no item")))
+                .unwrap_or_else(|e| panic!("{extent:?}: {e}"));
+            q.submit(task::host_once().read(&b, access::all()).read(&c, access::all()).run(|_| {}))
+                .unwrap_or_else(|e| panic!("{extent:?}: {e}"));
+            q.fence(&b).unwrap_or_else(|e| panic!("{extent:?}: {e}"));
+        }
+        // A kernel binding an empty buffer whose extent is beyond u32 addresses no cell: accepted.
+        for extent in [[1 << 40, 0], [0, 1 << 40]] {
+            let src = q.buffer::<f32, 2>(extent).named("src");
+            let dst = q.buffer::<f32, 2>([extent[1], extent[0]]).named("dst");
+            q.submit(
+                task::parallel_for(&transpose, [extent[1], extent[0]])
+                    .read(&src, access::transposed())
+                    .discard_write(&dst, access::one_to_one())
+                    .scalar_f32(1.0),
+            )
+            .unwrap_or_else(|e| panic!("{extent:?}: {e}"));
+        }
+        // ... but one with a cell beyond u32 coordinates is still refused.
+        let long = q.buffer::<i32, 1>([(1 << 32) + 1]).named("long");
+        let refused = q.submit(task::parallel_for(&squares, [16]).discard_write(&long, access::one_to_one()));
+        assert!(refused.is_err(), "{refused:?}");
+        for (rank, counts) in q.command_counts().iter().enumerate() {
+            let runs = counts.get("execution").copied().unwrap_or(0);
+            assert!(runs <= 6, "N{rank}: only the host_once tasks run (one rank each): {counts:?}");
+        }
+    }
+}
+
+#[test]
+fn a_buffer_whose_size_overflows_is_refused_at_its_creation_in_whatever_order_its_extents_come() {
+    let q = queue(1);
+    let refusal = |extent: [usize; 3]| {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(q.buffer::<f32, 3>(extent))));
+        let payload = r.expect_err(&format!("a buffer of extent {extent:?} was accepted"));
+        payload.downcast_ref::<String>().cloned().unwrap_or_default()
+    };
+    // The cells overflow usize (2^81), or only the bytes (2^62 cells of 4 bytes), or the bytes exceed isize::MAX.
+    for e in [[1 << 40, 1 << 40, 2], [1 << 31, 1 << 31, 1], [1 << 61, 1, 1]] {
+        for extent in orders(e) {
+            let msg = refusal(extent);
+            assert!(
+                msg.contains(&format!("a buffer of extent {extent:?} of 4-byte elements is too large")),
+                "{extent:?}: {msg}"
+            );
+        }
+    }
+    // Just below the limit is no overflow (2^61 - 1 cells of 4 bytes fit isize).
+    for extent in orders([(1 << 61) - 1, 1, 1]) {
+        drop(q.buffer::<f32, 3>(extent));
+    }
+}

@@ -84,8 +84,9 @@
 //!   a host task over `usize::MAX` items splits over the ranks without overflow, each rank running its share (must pass).
 //! - `settings-differ`: rank 1 runs with `CELER_TRACE` and `CELER_DEVICES=2`, rank 0 without; `Queue::new` fails
 //!   on every rank naming both variables and each rank's value. On one rank nothing differs: it must finish.
-//! - `zero-sized`: buffers with a zero extent (1D, 2D, one from an empty slice): a host task sees empty slices,
-//!   fences return empty vectors (must pass).
+//! - `zero-sized`: buffers with a zero extent (1D, 2D, one from an empty slice, 3D ones of extent `[2^40, 2^40, 0]`
+//!   in every order): a host task sees empty slices, fences return empty vectors, host tasks and a kernel over
+//!   their extents run nothing (must pass).
 //! - `empty-range`: a kernel, 1D and 2D host tasks and a reduction over empty index spaces, and a fence of an
 //!   empty box: nothing runs (the host closures are never called), the empty sum is 0, the empty fence returns an
 //!   empty vector, and a copy after them reads the data written before them (must pass).
@@ -575,6 +576,45 @@ fn zero_sized() -> Result<(), String> {
     let s = q.fence(&seen).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     if !e.is_empty() || !f.is_empty() || s != [7u32; 4] {
         return Err(format!("fences of zero-sized buffers gave {e:?} and {f:?}; the host task saw {s:?} (want 7s)"));
+    }
+    // A zero extent empties a buffer wherever it stands, however large the others (2^40 * 2^40 overflows usize):
+    // tasks over the buffers' own extents run nothing, a host task sees empty slices, fences return nothing.
+    let big = 1usize << 40;
+    let transpose = Kernel::wgsl(&own_kernels::TRANSPOSE_SCALED, "main").map_err(|e| e.to_string())?;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for extent in [[big, big, 0], [big, 0, big], [0, big, big]] {
+        let deep = q.buffer::<f32, 3>(extent).named("deep");
+        let c = calls.clone();
+        q.submit(task::host_for(extent).discard_write(&deep, access::one_to_one()).name("no_cells").run(move |_| {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }))
+        .map_err(|e| e.to_string())?;
+        q.submit(task::host_once().read(&deep, access::all()).discard_write(&seen, access::all()).run(|ctx| {
+            let n = ctx.data::<f32>(0).len();
+            ctx.data_mut::<u32>(1).fill(n as u32 + 9);
+        }))
+        .map_err(|e| e.to_string())?;
+        let d = q.fence(&deep).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+        let s = q.fence(&seen).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+        if !d.is_empty() || s != [9u32; 4] {
+            return Err(format!(
+                "a buffer of extent {extent:?}: its fence gave {d:?}, a host task saw {s:?} (want 9s)"
+            ));
+        }
+    }
+    // A kernel over an empty 2D index space, binding empty buffers whose other extent is beyond u32: no dispatch.
+    let (src, dst) = (q.buffer::<f32, 2>([big, 0]).named("src"), q.buffer::<f32, 2>([0, big]).named("dst"));
+    q.submit(
+        task::parallel_for(&transpose, [0, big])
+            .read(&src, access::transposed())
+            .discard_write(&dst, access::one_to_one())
+            .scalar_f32(1.0),
+    )
+    .map_err(|e| e.to_string())?;
+    let d = q.fence(&dst).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let n = calls.load(std::sync::atomic::Ordering::SeqCst);
+    if !d.is_empty() || n != 0 {
+        return Err(format!("the kernel's empty output fenced as {d:?}; host tasks over no cells ran {n} time(s)"));
     }
     Ok(())
 }

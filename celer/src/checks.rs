@@ -84,6 +84,15 @@ pub(crate) fn overflows(offset: &[usize], range: &[usize]) -> bool {
     offset.iter().zip(range).any(|(o, r)| o.checked_add(*r).is_none())
 }
 
+/// The number of cells of a buffer or index space of extent `extent`, or `None` where it overflows `usize`: 0 where
+/// any extent is 0, whatever the others (a product taken left to right would overflow before reaching the zero).
+pub(crate) fn cells(extent: &[usize]) -> Option<usize> {
+    if extent.contains(&0) {
+        return Some(0);
+    }
+    extent.iter().try_fold(1usize, |n, &e| n.checked_mul(e))
+}
+
 /// The error for a box `[offset, offset + range)` of `buffer` (of `extent`) whose end overflows.
 pub(crate) fn overflow_error(
     what: String,
@@ -115,11 +124,13 @@ impl Noted {
     /// what kernels address.
     #[inline]
     pub(crate) fn buffer(&mut self, id: BufferId, extent: &[usize]) {
-        if self.too_wide.is_none() && extent.iter().any(|&e| e > u32::MAX as usize) {
+        // An empty buffer (a zero extent) holds no cell for a kernel to address, however large its other extents.
+        let cells = cells(extent).unwrap_or(usize::MAX);
+        if self.too_wide.is_none() && cells > 0 && extent.iter().any(|&e| e > u32::MAX as usize) {
             self.too_wide = Some((id, GridBox::from_extent(extent)));
         }
         // A buffer's size in bytes fits `isize` (checked at its creation), so its cells fit `usize`.
-        if extent.iter().product::<usize>() as u64 > KERNEL_CELLS && !self.huge.iter().any(|h| h.0 == id) {
+        if cells as u64 > KERNEL_CELLS && !self.huge.iter().any(|h| h.0 == id) {
             self.huge.push((id, GridBox::from_extent(extent), extent.len()));
         }
     }
@@ -272,7 +283,7 @@ impl Noted {
         }
         // An empty index space has no items to count or address (a no-op however large its other extents).
         let items = matches!(spec.kind, TaskKind::DeviceCompute | TaskKind::HostCompute) && !spec.range.is_empty();
-        if items && spec.range.range().iter().try_fold(1usize, |n, &e| n.checked_mul(e)).is_none() {
+        if items && cells(&spec.range.range()).is_none() {
             return Err(Box::new(TaskErrorKind::IndexSpaceTooLarge { range: spec.range }));
         }
         let host_kind = match spec.kind {

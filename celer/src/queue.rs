@@ -420,10 +420,12 @@ impl Queue {
     }
 
     /// A buffer of extent `range` with no contents yet (reading it before a write is an uninitialized read). An
-    /// extent may be zero in any dimension (the buffer holds nothing; fences return an empty vector).
+    /// extent may be zero in any dimension, whatever the others (the buffer holds nothing; fences return an empty
+    /// vector).
     ///
     /// # Panics
-    /// If the buffer's size in bytes overflows (more than `isize::MAX`); the panic points at the caller.
+    /// If the buffer's number of cells or its size in bytes overflows (more than `isize::MAX` bytes), in whatever
+    /// order its extents come; the panic points at the caller.
     #[track_caller]
     pub fn buffer<T: Element, const D: usize>(&self, range: [usize; D]) -> Buffer<'_, T, D> {
         self.create_buffer(range, None)
@@ -842,10 +844,12 @@ impl Queue {
     }
 }
 
-/// The number of cells of a buffer of extent `range`; panics at the caller if its size in bytes overflows.
+/// The number of cells of a buffer of extent `range`; panics at the caller if its size in bytes overflows. A zero
+/// extent makes the buffer empty whatever the other extents are and in whichever order they come (multiplying left
+/// to right would overflow on `[2^40, 2^40, 0]` before reaching the zero).
 #[track_caller]
 fn check_buffer_size<T, const D: usize>(range: [usize; D]) -> usize {
-    let cells = range.iter().try_fold(1usize, |n, &e| n.checked_mul(e));
+    let cells = crate::checks::cells(&range);
     match cells.filter(|c| c.checked_mul(std::mem::size_of::<T>()).is_some_and(|b| b <= isize::MAX as usize)) {
         Some(cells) => cells,
         None => panic!(

@@ -121,7 +121,9 @@ impl GridBox {
         self.max[0] == 0
     }
 
-    /// Number of cells.
+    /// Number of cells. An empty box is stored as all zeros, so its area is 0 however large the extents it was
+    /// made from (`from_extent(&[1 << 40, 1 << 40, 0])`); a non-empty box's area is multiplied unchecked: every
+    /// box the layers hold lies in a buffer or an index space whose cell count `celer` checked.
     #[inline]
     pub fn area(&self) -> usize {
         let r = self.range();

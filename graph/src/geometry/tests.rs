@@ -10,6 +10,17 @@ fn empty_boxes_normalize_to_zero() {
 }
 
 #[test]
+fn a_box_with_a_zero_extent_has_area_zero_however_large_the_others() {
+    let big = 1usize << 40;
+    for e in [[big, big, 0], [big, 0, big], [0, big, big]] {
+        let b = GridBox::from_extent(&e);
+        assert_eq!((b, b.area(), b.range()), (GridBox::EMPTY, 0, [0; 3]), "{e:?}");
+        assert_eq!(GridBox::from_subrange(&[big, 7, big], &e).area(), 0, "{e:?} at an offset");
+        assert_eq!(Region::from(b).area(), 0);
+    }
+}
+
+#[test]
 fn adjacent_boxes_merge_into_one() {
     let r = Region::from_boxes([GridBox::d2([0, 0], [2, 4]), GridBox::d2([2, 0], [4, 4])]);
     assert_eq!(r.boxes(), &[GridBox::d2([0, 0], [4, 4])]);
