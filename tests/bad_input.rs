@@ -159,6 +159,17 @@ fn rows() -> Vec<Row> {
             .map_err(|e| e.to_string())
             .map_or_else(Ok, Err),
     ));
+    rows.push((
+        "an empty fenced box outside the buffer",
+        q.fence_subrange(&v, [100], [0])
+            .map(|_| "accepted".to_string())
+            .map_err(|e| e.to_string())
+            .map_or_else(Ok, Err),
+    ));
+    rows.push((
+        "an empty fixed mapper box outside the buffer (in a task with items)",
+        err(q.submit(task::host_for([16]).read(&v, access::fixed([100], [0])).name("nowhere").run(|_| {}))),
+    ));
 
     let other = queue(1);
     let theirs = other.buffer::<u32, 1>([8]).named("theirs");
@@ -318,6 +329,11 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a kernel whose accesses of a buffer", &["\"flood\"", "kernel k", "B7 \"plane\"", "17179869184 cells", "u32"]),
         ("a fixed mapper whose box", &["\"far\"", "B0 \"values\"", "[18446744073709551615]", "overflows"]),
         ("a fenced box that ends", &["fenced box", "B0 \"values\"", "[18446744073709551614]", "[4]"]),
+        (
+            "an empty fenced box outside",
+            &["In task T", "fenced box", "B0 \"values\"", "offset [100] and range [0]", "extent [16]", "100..100"],
+        ),
+        ("an empty fixed mapper box", &["\"nowhere\"", "fixed range mapper (read access)", "B0 \"values\"", "[100]"]),
         ("a buffer of another queue", &["\"borrowed\"", "buffer B0", "another Queue"]),
         ("a collective group of another", &["\"strays\"", "collective group CG1", "another Queue"]),
         ("one host object declared twice", &["\"twice\"", "host object H0", "side effects 0 and 1"]),
@@ -490,4 +506,32 @@ fn a_buffer_whose_size_overflows_is_refused_at_its_creation_in_whatever_order_it
     for extent in orders([(1 << 61) - 1, 1, 1]) {
         drop(q.buffer::<f32, 3>(extent));
     }
+}
+
+#[test]
+fn an_empty_box_is_refused_outside_the_buffer_as_a_non_empty_one_is_and_accepted_inside_or_at_its_end() {
+    let q = queue(2);
+    let v = q.buffer_from(&[0u32; 16], [16]).named("values");
+    let g = q.buffer::<f32, 2>([4, 8]).named("grid");
+    // A non-empty box outside is refused, by the range mapper check.
+    assert!(q.fence_subrange(&v, [100], [1]).is_err());
+    // An empty one too, along any dimension, also where another dimension is the empty one.
+    for (offset, range) in [([5, 0], [0, 1]), ([0, 9], [1, 0]), ([2, 20], [0, 0]), ([3, 7], [4, 0])] {
+        let e = q.fence_subrange(&g, offset, range).map(|_| ()).expect_err(&format!("{offset:?} + {range:?}"));
+        assert!(e.to_string().contains("an empty box, but it lies outside the buffer's extent [4, 8]"), "{e}");
+    }
+    assert!(q.fence_subrange(&v, [17], [0]).is_err());
+    // Inside or at the end (as `s[16..16]` of a slice of 16) is fine, and returns nothing.
+    for (offset, range) in [([0], [0]), ([8], [0]), ([16], [0])] {
+        q.fence_subrange(&v, offset, range).unwrap_or_else(|e| panic!("{offset:?}: {e}"));
+    }
+    q.fence_subrange(&g, [4, 8], [0, 0]).unwrap();
+    q.fence_subrange(&g, [1, 8], [3, 0]).unwrap();
+    // A fixed box: refused in a task with items, not in one without (its mappers are not applied, as for a
+    // non-empty box outside).
+    let k = Kernel::named("k");
+    assert!(q.submit(task::parallel_for(&k, [16]).read(&v, access::fixed([17], [0]))).is_err());
+    q.submit(task::parallel_for(&k, [16]).read(&v, access::fixed([16], [0]))).unwrap();
+    q.submit(task::parallel_for(&k, [0]).read(&v, access::fixed([17], [0]))).unwrap();
+    q.submit(task::parallel_for(&k, [0]).read(&v, access::fixed([17], [5]))).unwrap();
 }

@@ -21,6 +21,9 @@ pub(crate) struct Noted {
     kernel_name: Option<std::sync::Arc<str>>,
     /// The first box given as offset and range whose end overflows `usize`.
     overflow: Option<Overflow>,
+    /// The first empty box given as offset and range (a `fixed` mapper's) that lies outside its buffer: refused
+    /// where the task has items (the range mappers of a task without items are not applied).
+    outside: Option<EmptyOutside>,
     /// The queue (its address) of the first buffer, host object or collective group the task uses, with that resource, and the first
     /// resource of another queue than that one.
     queue: Option<(usize, Resource)>,
@@ -79,9 +82,45 @@ struct Overflow {
     extent: GridBox,
 }
 
+/// An empty box outside its buffer, as given (`extent` is the buffer's, per dimension).
+#[derive(Clone, Debug)]
+struct EmptyOutside {
+    what: String,
+    buffer: BufferId,
+    offset: Vec<usize>,
+    range: Vec<usize>,
+    extent: Vec<usize>,
+}
+
 /// Whether `offset + range` overflows `usize` in some dimension.
 pub(crate) fn overflows(offset: &[usize], range: &[usize]) -> bool {
     offset.iter().zip(range).any(|(o, r)| o.checked_add(*r).is_none())
+}
+
+/// For an empty box `[offset, offset + range)` (a zero in `range`) whose end overflows nowhere: the error where it
+/// lies outside `extent` (its end beyond the extent along some dimension), which a non-empty box there gets in
+/// another form from the range mapper check; `None` for a non-empty box or one inside.
+pub(crate) fn empty_outside(
+    what: impl FnOnce() -> String,
+    buffer: ResourceIdent,
+    offset: &[usize],
+    range: &[usize],
+    extent: &[usize],
+) -> Option<TaskErrorKind> {
+    if !range.contains(&0) || overflows(offset, range) {
+        return None;
+    }
+    let dim = (0..offset.len()).find(|&d| offset[d] + range[d] > extent[d])?;
+    Some(TaskErrorKind::EmptyBoxOutside {
+        what: what(),
+        buffer,
+        offset: offset.to_vec(),
+        range: range.to_vec(),
+        extent: extent.to_vec(),
+        dim,
+        start: offset[dim],
+        end: offset[dim] + range[dim],
+    })
 }
 
 /// The number of cells of a buffer or index space of extent `extent`, or `None` where it overflows `usize`: 0 where
@@ -208,7 +247,7 @@ impl Noted {
     }
 
     /// Notes a box `[offset, offset + range)` of buffer `id` (of extent `extent`) that `what` describes, if its end
-    /// overflows (the first one is reported).
+    /// overflows, or if it is empty and lies outside the extent (the first one of each is reported).
     pub(crate) fn subrange(
         &mut self,
         what: impl FnOnce() -> String,
@@ -221,6 +260,13 @@ impl Noted {
             let extent = GridBox::from_extent(extent);
             self.overflow =
                 Some(Overflow { what: what(), buffer: id, offset: offset.to_vec(), range: range.to_vec(), extent });
+        } else if self.outside.is_none()
+            && range.contains(&0)
+            && !overflows(offset, range)
+            && offset.iter().zip(range).zip(extent).any(|((o, r), e)| o + r > *e)
+        {
+            let (offset, range, extent) = (offset.to_vec(), range.to_vec(), extent.to_vec());
+            self.outside = Some(EmptyOutside { what: what(), buffer: id, offset, range, extent });
         }
     }
 
@@ -256,6 +302,13 @@ impl Noted {
         }
         if let Some(o) = &self.overflow {
             return Err(Box::new(overflow_error(o.what.clone(), ident(o.buffer), &o.offset, &o.range, o.extent)));
+        }
+        // Like a non-empty box outside, which the task graph refuses where it applies the mappers: with items.
+        if let Some(o) = self.outside.as_ref().filter(|_| !spec.range.is_empty()) {
+            let what = || o.what.clone();
+            if let Some(e) = empty_outside(what, ident(o.buffer), &o.offset, &o.range, &o.extent) {
+                return Err(Box::new(e));
+            }
         }
         // One host object declared twice: `with_object(i)` and `with_object(j)` would lock the same object.
         let effects = &spec.side_effects;

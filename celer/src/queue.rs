@@ -707,7 +707,9 @@ impl Queue {
     /// and [`Fence::wait`] returns them in row-major order (Celerity's `fence(buffer, subrange)`).
     ///
     /// # Errors
-    /// As [`submit`](Self::submit); a box outside the buffer is refused naming the fence task, buffer and box.
+    /// As [`submit`](Self::submit); a box outside the buffer is refused naming the fence task, buffer and box, an
+    /// empty one too (`offset` beyond the extent along some dimension: `[100]` with range `[0]` in 16 cells; the end of
+    /// the buffer, `[16]` with range `[0]`, is inside, as for a slice).
     pub fn fence_subrange<'q, T: Element, const D: usize>(
         &'q self,
         buffer: &Buffer<'q, T, D>,
@@ -726,6 +728,15 @@ impl Queue {
             );
             let task = celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: None };
             return Err(TaskError { task, inner: Box::new(inner) });
+        }
+        if std::ptr::eq(buffer.queue, self) {
+            let rec = self.rec.borrow();
+            let ident = rec.sim.tm.buffer_ident(buffer.id);
+            let what = || "the fenced box".to_string();
+            if let Some(inner) = crate::checks::empty_outside(what, ident, &offset, &range, &buffer.range) {
+                let task = celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: None };
+                return Err(TaskError { task, inner: Box::new(inner) });
+            }
         }
         self.fence_with(buffer, RangeMapper::Fixed(GridBox::from_subrange(&offset, &range)), range)
     }

@@ -674,6 +674,31 @@ pub enum TaskErrorKind {
         /// The resource, as its own queue knows it (`buffer B0 "a"`, `host object H1`, `collective group CG1`).
         resource: String,
     },
+    /// An empty box given as offset and range (a fence's subrange, a `fixed` mapper of a task with items) that lies
+    /// outside the buffer's extent: a non-empty box there is refused, so an empty one is too.
+    #[error(
+        "{what} of {buffer} is given as offset {offset:?} and range {range:?}: an empty box, but it lies outside the \
+         buffer's extent {extent:?} (along dimension {dim} it spans {start}..{end}); a box must lie inside the \
+         buffer's extent even when empty (its offset at most the extent, as a slice's start at most its length)"
+    )]
+    EmptyBoxOutside {
+        /// Which box: `the fenced box`, `the box of a fixed range mapper (read access)`.
+        what: String,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The offset given.
+        offset: Vec<usize>,
+        /// The range given.
+        range: Vec<usize>,
+        /// The buffer's extent, per dimension.
+        extent: Vec<usize>,
+        /// The first dimension along which the box ends beyond the extent.
+        dim: usize,
+        /// The box's start along `dim`.
+        start: usize,
+        /// The box's end along `dim` (beyond `extent[dim]`).
+        end: usize,
+    },
     /// A box given as offset and range (a fence's subrange, a `fixed` mapper) whose end overflows `usize`.
     #[error(
         "{what} of {buffer} is given as offset {offset:?} and range {range:?}, whose end overflows usize; the box \
