@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         while n > 1 {
             let half = n.div_ceil(2);
             level += 1;
-            let next = q.buffer::<i32, 1>([half]).named(&format!("level{level}"));
+            let next = q.buffer::<i32, 1>([half]).named(format!("level{level}"));
             let pair_map = access::custom("pairs", |chunk: &GridBox<1>, ext: &GridBox<1>| {
                 Region::from(GridBox::d1(2 * chunk.min()[0], (2 * chunk.max()[0]).min(ext.max()[0])))
             });

@@ -31,7 +31,7 @@ fn body(q: &Queue) -> Result<(), String> {
     // Three independent host tasks that nap 50 ms each, queued for the host worker together: each one's trace span
     // must cover its own nap, not the time it waited behind the others.
     for k in 0..3 {
-        let b = q.buffer::<u32, 1>([q.ranks()]).named(&format!("nap{k}"));
+        let b = q.buffer::<u32, 1>([q.ranks()]).named(format!("nap{k}"));
         q.submit(task::host_for([q.ranks()]).discard_write(&b, access::one_to_one()).name("nap").run(|_| {
             std::thread::sleep(NAP);
         }))

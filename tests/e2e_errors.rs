@@ -1284,7 +1284,7 @@ fn push_constant_overflow() -> Result<(), String> {
 /// runs and gives the sums. Either way the program goes on with a kernel that fits.
 fn push_limit() -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
-    let inputs: Vec<_> = (0..4).map(|i| q.buffer_from(&[i as f32; 64], [64]).named(&format!("in{i}"))).collect();
+    let inputs: Vec<_> = (0..4).map(|i| q.buffer_from(&[i as f32; 64], [64]).named(format!("in{i}"))).collect();
     let out = q.buffer::<f32, 1>([64]).named("out");
     let k = Kernel::wgsl(&own_kernels::SUM4, "main").map_err(|e| e.to_string())?;
     let mut t = task::parallel_for(&k, [64]);

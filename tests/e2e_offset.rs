@@ -112,7 +112,7 @@ fn host_offset(q: &Queue, split: Split) -> Result<(), String> {
     let (offset, range) = ([2usize, 1usize], [5usize, 4usize]);
     let index_space = GridBox::from_subrange(offset, range);
     let cells: Vec<u32> = (0..EXTENT[0] * EXTENT[1]).map(|k| (100 * (k / EXTENT[1]) + k % EXTENT[1]) as u32).collect();
-    let src: Vec<_> = (0..6).map(|i| q.buffer_from(&cells, EXTENT).named(&format!("host_src_{i}"))).collect();
+    let src: Vec<_> = (0..6).map(|i| q.buffer_from(&cells, EXTENT).named(format!("host_src_{i}"))).collect();
     // The transposed buffer: [7, 9], cell [i, j] holding 100 i + j as well.
     let cells_t: Vec<u32> =
         (0..EXTENT[0] * EXTENT[1]).map(|k| (100 * (k / EXTENT[0]) + k % EXTENT[0]) as u32).collect();

@@ -50,7 +50,7 @@ fn celerity_box(which: usize, chunk: &GridBox<2>) -> GridBox<2> {
 /// many chunks it checked.
 fn mappers(q: &Queue, split_2d: bool) -> Result<(Vec<String>, usize), String> {
     let cells: Vec<i32> = (0..ROWS * COLS).map(|k| (100 * (k / COLS) + k % COLS) as i32).collect();
-    let bufs: Vec<_> = (0..7).map(|i| q.buffer_from(&cells, [ROWS, COLS]).named(&format!("mapped_{i}"))).collect();
+    let bufs: Vec<_> = (0..7).map(|i| q.buffer_from(&cells, [ROWS, COLS]).named(format!("mapped_{i}"))).collect();
     let covered = q.buffer::<u32, 2>([ROWS, COLS]).named("covered");
     let problems = Arc::new(Mutex::new((Vec::<String>::new(), 0usize)));
     let seen = Arc::clone(&problems);
