@@ -7,7 +7,7 @@
 //! - `--wait-every K`: a `wait` after every K tasks (default 10 000; 0: never, so only `submit`'s back-pressure,
 //!   `CELER_SUBMIT_AHEAD`, bounds what is queued).
 //! - `--buffers N`: instead of the stencil, create, write and drop N buffers of 256 KiB each (dropped buffers are
-//!   freed at the next horizon or epoch); resident memory is sampled every N/10 buffers and must stay flat too.
+//!   freed once the tasks that used them ran); resident memory is sampled every N/10 buffers and must stay flat too.
 //! - `--mix N`: instead of the stencil, N rounds of what a long-running program does besides: steps whose index
 //!   space and scalar change every round (no two consecutive batches alike, so the GPU layer's caches turn over),
 //!   a fence reading a buffer back, a reduction, a collective host task with a side effect on a host object, a

@@ -119,7 +119,7 @@
 //!   the run).
 //! - `bounded` (with `CELER_SUBMIT_AHEAD=2`, which the case sets if unset): 200 buffers of 64 KiB are created,
 //!   written and dropped; after a `wait` the rank's device memory holds at most a few of them (dropped buffers are
-//!   freed at the next horizon or epoch). Then 2000 host tasks of 200 µs each are submitted without a wait: right
+//!   freed once the tasks that used them ran). Then 2000 host tasks of 200 µs each are submitted without a wait: right
 //!   after the last `submit`, all but the last few dozen must have run already (`submit` blocked meanwhile).
 //!   Then 50 collective groups are created, used by a task each and dropped; after a `wait`, the runtime holds
 //!   at most 16 per-command records (`RankStats::command_records`). Last, 2000 buffers of 4 KiB with
@@ -128,6 +128,11 @@
 //! - `creation-data` (`CELER_SUBMIT_AHEAD` off): 600 buffers of 1 MiB with creation data, each read by a host task
 //!   and dropped, while a slow task keeps the runtime from reaching a horizon: right after the loop the runtime
 //!   holds no more than `CREATION_DATA_BACKLOG` of their data (creating them blocked), and none after a wait.
+//! - `dropped-early`: 40 buffers, each written by a host task and read by another that writes one cell of a kept
+//!   buffer, are dropped while a gate task that both wait for holds them back; the gate then opens, and once a
+//!   fence shows every cell written the runtime must free them all within 2 s, with no horizon or epoch between
+//!   (40 independent tasks make none: it held every one until two more horizons came, hundreds of buffers in a
+//!   loop like this).
 //! - `unwritable-output`: a program that installs no logger, run with `CELER_DUMP_GRAPHS` and `CELER_TRACE` where
 //!   nothing can be written (below a regular file): the run succeeds, and stderr names both variables at start-up
 //!   and at shutdown.
@@ -1086,6 +1091,72 @@ fn creation_data() -> Result<(), String> {
     Ok(())
 }
 
+/// Buffers dropped before the tasks that use them run are freed once those tasks have run, not at a horizon or
+/// epoch (see the module docs).
+fn dropped_early() -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const CELLS: usize = 16384;
+    const BUFFERS: usize = 40;
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let gate = q.buffer::<u32, 1>([1]).named("gate");
+    let notes = q.buffer_from(&[0u32; BUFFERS], [BUFFERS]).named("notes");
+    let open = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&open);
+    // Every task below waits for it: each buffer is dropped while the tasks that use it are queued.
+    q.submit(task::host_for([1]).discard_write(&gate, access::one_to_one()).name("gate").run(move |ctx| {
+        let start = Instant::now();
+        while !flag.load(Ordering::Acquire) && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        ctx.data_mut::<u32>(0)[0] = 1;
+    }))
+    .map_err(|e| e.to_string())?;
+    for i in 0..BUFFERS {
+        let b = q.buffer::<u32, 1>([CELLS]).named("early");
+        q.submit(
+            task::host_for([CELLS])
+                .read(&gate, access::all())
+                .discard_write(&b, access::one_to_one())
+                .name("fill")
+                .run(move |ctx| {
+                    let g = ctx.data::<u32>(0)[0];
+                    ctx.data_mut::<u32>(1).fill(g + i as u32);
+                }),
+        )
+        .map_err(|e| e.to_string())?;
+        q.submit(
+            task::host_for([1])
+                .offset([i])
+                .read(&b, access::fixed([0], [1]))
+                .discard_write(&notes, access::one_to_one())
+                .name("note")
+                .run(|ctx| ctx.data_mut::<u32>(1)[0] = ctx.data::<u32>(0)[0]),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    open.store(true, Ordering::Release);
+    let got = q.fence(&notes).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != (1..=BUFFERS as u32).collect::<Vec<_>>() {
+        return Err(format!("the notes are {got:?}"));
+    }
+    // The fence shows this rank's notes done; other ranks' fills may still run here: poll, with no task between.
+    let start = Instant::now();
+    loop {
+        let held = q.stats().ok_or("no statistics")?.buffers;
+        // `gate` and `notes` are live.
+        if held <= 2 {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(2) {
+            return Err(format!(
+                "2 s after the tasks that used {BUFFERS} dropped buffers ran, the runtime still holds {held} buffers \
+                 (2 live)"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A second queue in the same process.
 fn second_queue() -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
@@ -1873,6 +1944,8 @@ fn check_cases() -> Vec<String> {
     check("bounded", status.success(), "dropped buffers freed and submit held back", &stderr);
     let (status, stderr, _) = run_case("creation-data", &[]);
     check("creation-data", status.success(), "dropped buffers' creation data held back", &stderr);
+    let (status, stderr, _) = run_case("dropped-early", &[]);
+    check("dropped-early", status.success(), "dropped buffers freed once the tasks that used them ran", &stderr);
 
     // Below this test's executable (a regular file), no directory can be created, not even by root.
     let below_file = std::env::current_exe().expect("own path").join("out");
@@ -2055,6 +2128,7 @@ fn main() -> ExitCode {
                 bounded()
             }
             Some("creation-data") => creation_data(),
+            Some("dropped-early") => dropped_early(),
             Some("busy-app") => {
                 default_env("CELER_STALL_TIMEOUT", "1");
                 busy_app()

@@ -186,6 +186,12 @@ impl CommandGraphGenerator {
         &mut self.records
     }
 
+    /// The id the next command generated gets: every command generated so far has a lower one (ids are dense, in
+    /// generation order, from `C0`).
+    pub fn next_command_id(&self) -> CommandId {
+        CommandId(self.next_id)
+    }
+
     /// Number of live commands.
     pub fn live_command_count(&self) -> usize {
         self.commands.len()

@@ -39,7 +39,8 @@ pub struct RankStats {
     /// commands touched, not the whole buffer).
     pub device_bytes: u64,
     /// Buffers whose state (and creation data) this rank's runtime holds now: the live ones, and dropped ones
-    /// until the horizon or epoch after their last use is reached (at once when nothing is queued or in flight).
+    /// until every command of this rank generated before the drop has completed (at once when nothing is queued
+    /// or in flight).
     pub buffers: u64,
     /// Reductions whose operator and element type this rank's runtime holds now: each buffer's latest, and
     /// earlier ones until the horizon or epoch after the task that superseded them is reached.

@@ -201,9 +201,12 @@ pub struct RankLoop<'c> {
     epochs: HashMap<TaskId, mpsc::SyncSender<()>>,
     /// The previous horizon executed: when the next one runs, everything before this one is pruned.
     last_horizon: Option<TaskId>,
-    /// Buffers the program dropped, with the next task id at the time: their device allocation and creation data
-    /// are freed once a horizon or epoch at or after that id is reached.
-    dropped: Vec<(BufferId, TaskId)>,
+    /// Buffers the program dropped, with the next task id and the next command id at the time (in drop order, so
+    /// both ascend): their device allocation and creation data are freed once every command generated before the
+    /// drop has completed (the command watermark reaches that id), or a horizon or epoch at or after that task is
+    /// reached. Horizons alone come rarely where tasks do not depend on each other (only when `horizon_max_parallelism`
+    /// tasks have no successor) and free one horizon late, so a loop that creates and drops buffers held hundreds.
+    dropped: Vec<(BufferId, TaskId, CommandId)>,
     /// Every task below this id has completed on this node (the last horizon or epoch reached), for `submit`'s
     /// back-pressure.
     completed_before: TaskId,
@@ -500,9 +503,10 @@ impl<'c> RankLoop<'c> {
                 self.generate()?;
                 self.tm.destroy_buffer(id);
                 self.cdag.destroy_buffer(id);
-                // Every task that uses it has an id below the next one: its memory goes once the first horizon or
-                // epoch at or after that id is reached (`release_dropped`).
-                self.dropped.push((id, self.tm.next_task_id()));
+                // Every task that uses it has an id below the next one, and every command below the next command
+                // id (all generated above): its memory goes once those commands have completed (`free_dropped`,
+                // after each step) or a horizon or epoch at or after that task is reached (`release_dropped`).
+                self.dropped.push((id, self.tm.next_task_id(), self.cdag.next_command_id()));
                 // With nothing queued or in flight, every task recorded so far has completed: the buffer (and any
                 // dropped before, waiting for a horizon) goes now. A program that creates and drops buffers without
                 // submitting tasks reaches no further horizon, and would otherwise keep each one.
@@ -624,6 +628,10 @@ impl<'c> RankLoop<'c> {
         }
         if (!self.pending.is_empty() || self.open_refs) && self.batch_due() {
             self.flush()?;
+        }
+        // Ascending: when the oldest dropped buffer's commands have not all completed, nor have any later one's.
+        if self.dropped.first().is_some_and(|&(_, _, c)| c.0 <= self.watermark) {
+            self.free_dropped(None);
         }
         Ok(progressed)
     }
@@ -828,15 +836,24 @@ impl<'c> RankLoop<'c> {
     pub(super) fn release_dropped(&mut self, reached: TaskId) {
         self.completed_before = self.completed_before.max(reached);
         self.reductions.release(reached);
+        self.free_dropped(Some(reached));
+    }
+
+    /// Frees the dropped buffers that no command may use any more: those whose commands (every one generated
+    /// before the drop) have all completed, and those dropped before task `reached` (a horizon or epoch reached),
+    /// unless GPU work of this step not yet submitted uses them.
+    fn free_dropped(&mut self, reached: Option<TaskId>) {
+        let watermark = self.watermark;
         let (buffers, stats, roots, known, reductions) =
             (&mut self.buffers, &mut self.stats, &mut self.block_roots, &mut self.known_results, &mut self.reductions);
         let mut hashes = self.divergence.as_mut().map(|d| &mut d.stream);
         let pending = &self.pending;
         let mut freed = Vec::new();
-        self.dropped.retain(|&(id, before)| {
+        self.dropped.retain(|&(id, before, commands_before)| {
+            let unused = commands_before.0 <= watermark || reached.is_some_and(|r| before <= r);
             // GPU work of this step not yet submitted may still use it (the upload of a reduction's result, which
-            // completes its command at once): it goes at a later horizon or epoch.
-            let release = before <= reached && !pending.iter().any(|op| op.uses(id));
+            // completes its command at once): it goes after a later step.
+            let release = unused && !pending.iter().any(|op| op.uses(id));
             if release {
                 roots.remove(&id);
                 known.remove(&id);

@@ -422,8 +422,8 @@ impl Watch {
 /// buffer's creation data), so a program that creates and drops buffers in a loop queues at most this many.
 pub const MESSAGE_BACKLOG: u64 = 1024;
 
-/// The most bytes of creation data that buffers the program dropped may hold in the runtime before the horizon
-/// or epoch that frees them is reached: creating a buffer with data blocks while more would be held, until the
+/// The most bytes of creation data that buffers the program dropped may hold in the runtime before it frees them
+/// (the application thread counts them until the horizon or epoch after their tasks is reached): creating a buffer with data blocks while more would be held, until the
 /// runtime has freed the oldest of them down to half of this. Without it, a program that creates, uses and drops
 /// buffers with data far faster than the runtime runs them held `CELER_SUBMIT_AHEAD` horizons' worth of their
 /// data (8 GB for 1 MiB buffers under the default).
