@@ -191,6 +191,7 @@ fn host_tasks(q: &Queue) -> Result<(), String> {
 /// nothing to run, get ahead of rank 0, yet their divergence checks awaiting rank 0 stay bounded (they ran ahead
 /// without bound, holding every window: `RankStats::divergence_windows`).
 fn master_node_ahead(q: &Queue) -> Result<(), String> {
+    use celer::unstable::scheduler::graph::task_manager::DEFAULT_HORIZON_STEP;
     use celer::unstable::scheduler::{config::DEFAULT_SUBMIT_AHEAD, runtime::DIVERGENCE_WINDOWS};
     const TASKS: u64 = 2000;
     let count = q.host_object(0u64);
@@ -202,8 +203,9 @@ fn master_node_ahead(q: &Queue) -> Result<(), String> {
         .map_err(e)?;
     }
     let windows = q.stats().map_or(0, |s| s.divergence_windows);
-    // Each rank submits at most `CELER_SUBMIT_AHEAD` horizons (one window each) past what it reports completed.
-    let bound = (DIVERGENCE_WINDOWS + DEFAULT_SUBMIT_AHEAD + 2) as u64;
+    // Each rank submits at most `CELER_SUBMIT_AHEAD` horizons past what it reports completed; host tasks close
+    // windows too, so each horizon step of this chain is a window per host task and one for the horizon.
+    let bound = (DIVERGENCE_WINDOWS + (DEFAULT_SUBMIT_AHEAD + 2) * (DEFAULT_HORIZON_STEP as usize + 1)) as u64;
     if windows > bound {
         return Err(format!(
             "rank {}: {windows} windows of the divergence check await rank 0 (more than {bound})",

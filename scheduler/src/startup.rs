@@ -61,7 +61,7 @@ impl std::fmt::Debug for StartError {
 }
 
 /// What the devices of every rank offer that `submit` checks kernels against, so that every rank refuses a kernel
-/// alike: the least of every device of every rank (agreed by [`agree`]).
+/// alike: the least of every device of every rank (agreed at start-up).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     /// Whether every device runs kernels that use `f64` (`shaderFloat64`).
