@@ -983,3 +983,31 @@ fn a_dispatch_passing_more_parameters_than_storage_takes_is_refused_naming_the_k
     let id = b.submit().unwrap();
     gpu.poll_until_complete(id, TIME_LIMIT).unwrap();
 }
+
+#[test]
+fn a_split_launch_of_a_kernel_with_parameters_in_storage_gives_each_dispatch_its_own_chunk() {
+    let mut gpu = open_gpu();
+    let wide = gpu.load_kernel(&shaders::GPU_WIDE, "main").unwrap();
+    // 65539 workgroups of 64 along x: two dispatches on lavapipe (65535), each with its own slot of the ring.
+    let (first, n) = (3usize, 64 * 65539 - 5);
+    eprintln!("maxComputeWorkGroupCount {:?}; the launch needs {} workgroups", gpu.limits().max_workgroup_count, 65539);
+    let bounds = Box3::d1(0, first + n + 4);
+    let cells = bounds.volume();
+    let input = gpu.allocate(bounds, 4).unwrap();
+    let acc = gpu.allocate(bounds, 4).unwrap();
+    let values: Vec<f32> = (0..cells).map(|c| (c % 7) as f32).collect();
+    let mut accessors = vec![Access::read(&input); 6];
+    accessors.push(Access::read_write(&acc));
+    let host = run_batch(&mut gpu, |b| {
+        b.upload(&input, bounds, &f32_bytes(&values), bounds).unwrap();
+        b.upload(&acc, bounds, &f32_bytes(&vec![0.0; cells]), bounds).unwrap();
+        b.dispatch(wide, Launch::d1(first, first + n), &accessors, &[1.0f32.to_bits(), 2.0f32.to_bits()])
+            .expect("split, not refused");
+        vec![(b.download(&acc, bounds).unwrap(), bounds, 4)]
+    });
+    // The six inputs are one allocation: 21 times its value, plus the bias.
+    for (c, v) in f32s(&host[0]).into_iter().enumerate() {
+        let want = if (first..first + n).contains(&c) { 21.0 * (c % 7) as f32 + 2.0 } else { 0.0 };
+        assert_eq!(v, want, "cell {c}");
+    }
+}
