@@ -1,6 +1,6 @@
-// out[i] = a[i] + b[i] + c[i] + d[i] over a 1D chunk: five bindings, whose boxes and chunk take 144 bytes of push
-// constants, more than lavapipe takes (128, Vulkan's minimum) and less than NVIDIA's 256. tests/e2e_errors.rs's
-// `push-limit` case checks that submit refuses it where a device of the job takes less, on every rank alike.
+// out[i] = a[i] + b[i] + c[i] + d[i] over a 1D chunk: five bindings, whose boxes and chunk take 144 bytes of
+// parameters, more than the push constants lavapipe takes (128, Vulkan's minimum), so celer-kernel-build moves them
+// to a read-only storage buffer (binding 6). tests/e2e_errors.rs's `push-limit` case and tests/e2e_wide.rs run it.
 
 struct Params {
     chunk: CelerBox,

@@ -624,10 +624,28 @@ impl Queue {
             let scalars = layout.fill(&task.scalars);
             // Every rank agreed at start-up on the least push-constant limit, so every rank refuses here alike
             // (where the dispatch failed on the runtime thread before). A shape cached above passed this once.
-            if let Some(limit) = self.runtime.as_ref().map(|rt| rt.max_push_constant_bytes()) {
-                let bindings = spec.accesses.len() + spec.reductions.len();
-                let pushed = celer_scheduler::exec::gpu::push_constant_bytes(bindings, scalars.len());
-                let declared = crate::binding::declared_push_bytes(source, entry);
+            // A kernel whose parameter block is larger than 128 bytes reads it from a storage buffer instead, up
+            // to MAX_PARAMS_BYTES, on every device.
+            let bindings = spec.accesses.len() + spec.reductions.len();
+            let pushed = celer_scheduler::exec::gpu::push_constant_bytes(bindings, scalars.len());
+            let declared = crate::binding::declared_push_bytes(source, entry);
+            let params_limit = celer_scheduler::exec::gpu::MAX_PARAMS_BYTES;
+            if source.params_binding().is_some() && pushed.max(declared) > params_limit {
+                return Err(TaskError {
+                    task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name },
+                    inner: Box::new(celer_scheduler::graph::TaskErrorKind::ParamsTooLarge {
+                        kernel: format!("{}::{entry}", source.name()),
+                        bytes: pushed.max(declared),
+                        detail: format!(
+                            "4 × (6 words of the chunk + 6 per binding × {bindings} bindings + {} scalar words)",
+                            scalars.len()
+                        ),
+                        limit: params_limit,
+                    }),
+                });
+            }
+            let limit = self.runtime.as_ref().map(|rt| rt.max_push_constant_bytes());
+            if let Some(limit) = limit.filter(|_| source.params_binding().is_none()) {
                 if pushed.max(declared) > limit as usize {
                     let detail = if declared > pushed {
                         format!("its push-constant block declares {declared}")

@@ -36,7 +36,7 @@
 //!   workgroup allocation of a block reduction, bound with [`Access::blocks`], gets each dispatch's first workgroup
 //!   instead of its offset, so every workgroup writes its own cell.
 //! - **Errors name the culprit.** A dispatch whose accessors do not match the kernel's bindings,
-//!   whose push constants exceed the device limit, or whose boxes overflow the kernel's `u32`
+//!   whose push constants exceed the device limit (or parameters [`MAX_PARAMS_BYTES`]), or whose boxes overflow the kernel's `u32`
 //!   coordinates is refused before anything is recorded, with the kernel's name in the error;
 //!   failed allocations name the size requested.
 //!
@@ -52,10 +52,13 @@
 //! `@group(0)` (1 + the highest binding number; [`KernelSource::group0_bindings`]), used or not.
 //! A kernel's checked variant ([`Gpu::load_kernel_checked`], [`Batch::dispatch_checked`]) binds one more
 //! storage buffer after the accessors, its bounds record ([`bounds_record_init`], [`read_bounds_record`]).
+//! A kernel whose parameters live in storage reads them at `@group(0) @binding(n + 1)` (`n` its bindings), which
+//! the GPU layer binds itself (see below).
 //!
 //! # Push-constant layout
 //!
-//! Push constants (`var<immediate>` in WGSL) hold, in order, as 4-byte words
+//! Push constants (`var<immediate>` in WGSL; for a block of more than 128 bytes, the same words in a storage
+//! buffer) hold, in order, as 4-byte words
 //! ([`push_constant_bytes`] counts them):
 //!
 //! | words | what |
@@ -66,11 +69,20 @@
 //! | 9 + 6i .. 12 + 6i | accessor `i`'s allocation: range of its box (for [`Access::empty`]: 0) |
 //! | 6 + 6n .. | the dispatch's scalars (`u32` words; pass `f32` as `f32::to_bits`) |
 //!
-//! The total must fit the device's `maxPushConstantsSize` (Vulkan guarantees 128 bytes, which is
-//! what lavapipe offers; NVIDIA offers 256), which bounds accessors and scalars: 128 bytes allow 4
-//! accessors and 2 scalars, 256 bytes 9 and 4. A kernel may declare fewer words than the dispatch
-//! pushes (e.g. no scalars), never more. TODO: kernels with more accessors than fit need their
-//! boxes in a small uniform buffer instead; none does yet.
+//! A kernel may declare fewer words than the dispatch pushes (e.g. no scalars), never more.
+//!
+//! **Parameters in storage.** Push constants must fit the device's `maxPushConstantsSize` (Vulkan guarantees 128
+//! bytes, which is what lavapipe offers; NVIDIA offers 256): 4 accessors and 2 scalars. `celer-kernel-build`
+//! therefore moves a block of more than 128 bytes to a read-only storage buffer at `@group(0) @binding(n + 1)` (`n`
+//! the kernel's bindings, so the checked variant's bounds record at `n` keeps its place;
+//! [`KernelSource::params_binding`]), with the same members at the same offsets. A dispatch of such a kernel writes
+//! the same words into the `Gpu`'s parameter ring (host-visible memory; one slot per dispatch, at a multiple of
+//! `minStorageBufferOffsetAlignment`) and binds its descriptor set with the slot as the dynamic offset of that
+//! binding (`STORAGE_BUFFER_DYNAMIC`, [`MAX_PARAMS_BYTES`] wide, so one cached set serves every slot). Slots are
+//! freed when their batch completes; a ring too full for a batch's slots is replaced by a larger one (batches in
+//! flight keep the old one through their sets), never overwritten. Such dispatches are recorded, not collected for
+//! replay (a cached command buffer would bake in their offsets). At most [`MAX_PARAMS_BYTES`] (4096: 169
+//! accessors) per dispatch.
 //!
 //! # WGSL prelude
 //!
@@ -103,7 +115,7 @@
 //! | [`Batch::upload`] | host `memcpy` per contiguous run into staging, then `vkCmdCopyBuffer` with one region per run in the allocation ([`copy_runs`]); a box of more than 16 runs (a column, a 3D face) is scattered by one dispatch of `shaders/pack.wgsl` instead |
 //! | [`Batch::download`] | `vkCmdCopyBuffer` into staging (or, for a box of many runs, one dispatch of `pack.wgsl` that gathers it), then a barrier to host reads; [`Gpu::read_download`] copies out after completion |
 //! | [`Gpu::take_download`], [`Gpu::host_staging`], [`Batch::upload_staged`] | the staging buffer itself lent to the host as [`HostStaging`] (a mapped address; an invalidation or flush of the mapped range where the memory is not host-coherent): MPI sends from a download's staging and receives into staging an upload copies from, with no host copy |
-//! | [`Batch::dispatch`] | `vkCmdBindPipeline` / `vkCmdBindDescriptorSets` (when changed), `vkCmdPushConstants`, `vkCmdDispatch` (one pair per part of a launch beyond `maxComputeWorkGroupCount`) |
+//! | [`Batch::dispatch`] | `vkCmdBindPipeline` / `vkCmdBindDescriptorSets` (when changed), `vkCmdPushConstants`, `vkCmdDispatch` (one pair per part of a launch beyond `maxComputeWorkGroupCount`); for a kernel with its parameters in storage, a host write into the parameter ring and `vkCmdBindDescriptorSets` with the slot's dynamic offset instead of `vkCmdPushConstants` |
 //! | hazards | `vkCmdPipelineBarrier` with one global `VkMemoryBarrier` |
 //! | [`Gpu::batch`] | nothing until the batch records something other than an ordinary dispatch; then a command buffer of the `Gpu`'s pool (one reused after its batch completed, or `vkAllocateCommandBuffers`), `vkBeginCommandBuffer`, and the dispatches collected so far |
 //! | [`Batch::submit`] | `vkEndCommandBuffer`, `vkQueueSubmit` signalling the timeline semaphore to the batch id (or a fence); a batch of dispatches only: one `vkQueueSubmit` of at most 8 cached command buffers (recorded with `SIMULTANEOUS_USE` the first time a piece is needed), or the dispatches recorded where replaying would add waits |
@@ -162,6 +174,7 @@ mod geometry;
 mod kernel;
 mod memory;
 mod open;
+mod params;
 
 pub use batch::{Batch, OpKind, OpTime};
 pub use error::{GpuError, RegionOutside};
@@ -171,6 +184,7 @@ pub use kernel::{
     KernelId, Launch, ACCESSOR_WORDS, CHUNK_WORDS,
 };
 pub use memory::{AllocationId, DeviceAllocation, HostStaging, SharedAllocation};
+pub use params::MAX_PARAMS_BYTES;
 
 use batch::InFlight;
 use error::during;
@@ -310,6 +324,13 @@ pub struct Gpu {
     kernels: Vec<KernelEntry>,
     /// `layouts[n]`: the layouts of kernels with `n` bindings.
     layouts: Vec<Option<LayoutPair>>,
+    /// The layouts of kernels reading their parameters from storage, by their bindings (a checked variant's bounds
+    /// record included) and parameter binding.
+    param_layouts: HashMap<(usize, u32), LayoutPair>,
+    /// Where those kernels' parameter words go ([`params`]).
+    params: params::ParamRing,
+    /// `minStorageBufferOffsetAlignment`: parameter slots start at multiples of it.
+    params_align: u64,
     sets: HashMap<Box<[AllocationId]>, CachedSet>,
     /// The sets of the last few distinct binding keys, most recent first (a subset of `sets`).
     recent_sets: VecDeque<(Box<[AllocationId]>, Arc<DescriptorSet>)>,
@@ -454,7 +475,18 @@ impl Gpu {
             return Ok(id(index));
         }
         // The checked variant binds its bounds record after the accessors.
-        let layout = self.layout_for(source.group0_bindings() as usize + usize::from(checked))?;
+        let bindings = source.group0_bindings() as usize + usize::from(checked);
+        let layout = match source.params_binding() {
+            None => self.layout_for(bindings)?,
+            Some(p) => match self.param_layouts.get(&(bindings, p)) {
+                Some(pair) => pair.clone(),
+                None => {
+                    let pair = LayoutPair::new(&self.device, bindings, Some(p), self.limits.max_push_constant_bytes)?;
+                    self.param_layouts.insert((bindings, p), pair.clone());
+                    pair
+                }
+            },
+        };
         let entry = kernel::create_kernel(&self.device, source, entry_point, &layout, &self.limits, checked)?;
         self.kernels.push(entry);
         Ok(id(self.kernels.len() - 1))
@@ -468,7 +500,7 @@ impl Gpu {
         if let Some(pair) = &self.layouts[bindings] {
             return Ok(pair.clone());
         }
-        let pair = LayoutPair::new(&self.device, bindings, self.limits.max_push_constant_bytes)?;
+        let pair = LayoutPair::new(&self.device, bindings, None, self.limits.max_push_constant_bytes)?;
         self.layouts[bindings] = Some(pair.clone());
         Ok(pair)
     }
@@ -658,14 +690,20 @@ impl Gpu {
         (self.replay.recorded, self.replay.replayed)
     }
 
-    /// The cached descriptor set binding `accessors` (then `record`, for a checked dispatch), or a new one.
+    /// The cached descriptor set binding `accessors` (then `record`, for a checked dispatch; then, with `params`,
+    /// the parameter ring at that binding, as a dynamic storage buffer of [`MAX_PARAMS_BYTES`]), or a new one.
     fn descriptor_set(
         &mut self,
         layout: &Arc<vulkano::descriptor_set::layout::DescriptorSetLayout>,
         accessors: &[Access<'_>],
         record: Option<&DeviceAllocation>,
+        params: Option<u32>,
     ) -> Result<Arc<DescriptorSet>, GpuError> {
+        let ring =
+            params.and_then(|p| self.params.buffer().map(|(buffer, generation)| (p, buffer.clone(), generation)));
         kernel::binding_key(accessors, record, &mut self.scratch.key);
+        // The ring is part of the set: sets of a replaced ring are dropped from the cache (`replace_ring`).
+        self.scratch.key.extend(ring.as_ref().map(|(_, _, generation)| AllocationId::param_ring(*generation)));
         let key = self.scratch.key.as_slice();
         if let Some((_, set)) = self.recent_sets.iter().find(|(k, _)| **k == *key) {
             return Ok(set.clone());
@@ -676,7 +714,15 @@ impl Gpu {
             return Ok(set);
         }
         let allocations = accessors.iter().map(|a| a.alloc).chain(record);
-        let writes = allocations.enumerate().map(|(i, a)| WriteDescriptorSet::buffer(i as u32, a.buffer.clone()));
+        let writes = allocations
+            .enumerate()
+            .map(|(i, a)| WriteDescriptorSet::buffer(i as u32, a.buffer.clone()))
+            .chain(ring.map(|(p, buffer, _)| {
+                WriteDescriptorSet::buffer_with_range(
+                    p,
+                    vulkano::descriptor_set::DescriptorBufferInfo { buffer, range: 0..MAX_PARAMS_BYTES as u64 },
+                )
+            }));
         let set = DescriptorSet::new(self.descriptor_sets.clone(), layout.clone(), writes, [])
             .map_err(during("creating a descriptor set"))?;
         if self.sets.len() >= SET_CACHE_LIMIT {
@@ -691,6 +737,14 @@ impl Gpu {
         self.sets.insert(self.scratch.key.as_slice().into(), CachedSet { set: set.clone(), alive });
         self.remember_set(set.clone());
         Ok(set)
+    }
+
+    /// Drops the cached descriptor sets that bind the parameter ring of generation `generation`, which was replaced
+    /// by a larger one (batches in flight hold the sets they bound, and through them the old ring).
+    fn replace_ring(&mut self, generation: u32) {
+        let old = AllocationId::param_ring(generation);
+        self.sets.retain(|key, _| !key.contains(&old));
+        self.recent_sets.retain(|(key, _)| !key.contains(&old));
     }
 
     /// Puts `set`, found or created for the key in `scratch.key`, first among the recent sets.

@@ -214,6 +214,10 @@ pub struct KernelSource {
     /// Whether the SPIR-V declares the capability `Float64` (the file uses `f64`): only a device with the feature
     /// `shaderFloat64` runs it.
     float64: bool,
+    /// Where its parameter block (`var<immediate>`) is read from when it is larger than the 128 bytes of push
+    /// constants every device offers: the `@group(0)` binding of a read-only storage buffer (1 + the kernel's
+    /// bindings, in both variants); `None`: push constants.
+    params_binding: Option<u32>,
 }
 
 impl KernelSource {
@@ -225,8 +229,10 @@ impl KernelSource {
     /// `spirv` (with one more storage binding, `group0_bindings`), and `entry_points` and `group0_bindings` describe
     /// them: the GPU layer dispatches them through safe functions on the strength of it. `bindings` describes the
     /// `group0_bindings` bindings, in binding order; `float64` says whether the modules declare the capability
-    /// `Float64`.
+    /// `Float64`; `params_binding`, where both modules read their parameter block from a read-only storage buffer
+    /// (`group0_bindings + 1`) instead of push constants.
     #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
     pub const unsafe fn from_build(
         name: &'static str,
         spirv: &'static [u8],
@@ -235,8 +241,17 @@ impl KernelSource {
         group0_bindings: u32,
         bindings: &'static [BindingDesc],
         float64: bool,
+        params_binding: Option<u32>,
     ) -> Self {
-        Self { name, spirv, checked_spirv, entry_points, group0_bindings, bindings, float64 }
+        Self { name, spirv, checked_spirv, entry_points, group0_bindings, bindings, float64, params_binding }
+    }
+
+    /// Where the kernel reads its parameter block (the chunk, a box per binding, the scalars; `var<immediate>` in
+    /// its WGSL) from: `None` for push constants (a block of at most 128 bytes, which every device takes), else the
+    /// `@group(0)` binding of the read-only storage buffer `celer-kernel-build` moved a larger block to (1 + the
+    /// kernel's bindings; the GPU layer writes each dispatch's words there).
+    pub fn params_binding(&self) -> Option<u32> {
+        self.params_binding
     }
 
     /// Whether the file uses `f64` (its SPIR-V declares the capability `Float64`: its own `f64` values, or the

@@ -473,7 +473,10 @@ impl Device {
     ///
     /// `buffers[i]` is bound as storage buffer `binding = i` of `@group(0)`; `push_constants`
     /// are 32-bit words written from offset 0 (pass `f32`s as `f32::to_bits`).
-    /// `group_counts` is the number of workgroups; see [`Kernel::groups_for`].
+    /// `group_counts` is the number of workgroups; see [`Kernel::groups_for`]. A kernel whose parameters live in a
+    /// storage buffer ([`KernelSource::params_binding`](crate::shaders::KernelSource::params_binding) is `Some(_)`:
+    /// a block of more than 128 bytes) cannot be dispatched here (vulkano's validation refuses its bindings); the
+    /// [`gpu`](crate::gpu) layer writes and binds its parameters itself.
     ///
     /// # Errors
     ///

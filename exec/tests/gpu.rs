@@ -890,3 +890,124 @@ fn dispatches_over_many_allocations_in_turn_bind_each_its_own_allocation() {
         );
     }
 }
+
+/// Input `k` of `gpu_wide.wgsl` at buffer cell `cell`: small integers, so every sum is exact in f32.
+fn wide_input(k: usize, cell: usize) -> f32 {
+    (k + cell % 5) as f32
+}
+
+/// What `gpu_wide.wgsl` sums at `cell` before scaling: `Σ (k + 1) · input k`.
+fn wide_sum(cell: usize) -> f32 {
+    (0..6).map(|k| (k + 1) as f32 * wide_input(k, cell)).sum()
+}
+
+#[test]
+fn a_kernel_whose_parameters_exceed_push_constants_reads_each_dispatchs_words_from_the_ring() {
+    let mut gpu = open_gpu();
+    let source = &shaders::GPU_WIDE;
+    assert_eq!(source.params_binding(), Some(8), "7 bindings, the checked record's slot, then the parameters");
+    assert_eq!(source.entry_point("main").unwrap().push_constant_bytes, 200);
+    let wide = gpu.load_kernel(source, "main").expect("loads with its parameters in storage");
+    let checked = gpu.load_kernel_checked(source, "main").expect("the checked variant loads too");
+    // Inputs of boxes of their own, none starting at 0; the chunk is cells 20..100.
+    let boxes: Vec<Box3> = (0..6).map(|k| Box3::d1(10 + k, 110 + k)).collect();
+    let inputs: Vec<_> = boxes.iter().map(|b| gpu.allocate(*b, 4).unwrap()).collect();
+    let acc_box = Box3::d1(0, 128);
+    let acc = gpu.allocate(acc_box, 4).unwrap();
+    let mut b = gpu.batch().unwrap();
+    for (k, (alloc, bx)) in inputs.iter().zip(&boxes).enumerate() {
+        let host: Vec<f32> = (bx.min()[0]..bx.max()[0]).map(|c| wide_input(k, c)).collect();
+        b.upload(alloc, *bx, &f32_bytes(&host), *bx).unwrap();
+    }
+    b.upload(&acc, acc_box, &f32_bytes(&[0.0; 128]), acc_box).unwrap();
+    let mut ids = vec![b.submit().unwrap()];
+    let mut accessors: Vec<Access<'_>> = inputs.iter().map(Access::read).collect();
+    accessors.push(Access::read_write(&acc));
+
+    // 40 batches of 50 dispatches, each with its own scalars, all submitted before any is polled: 2000 slots,
+    // more than the first ring holds, so the ring goes round or grows while batches read it.
+    let (mut scale_sum, mut bias_sum) = (0.0f32, 0.0f32);
+    for batch in 0..40 {
+        let mut b = gpu.batch().unwrap();
+        for d in 0..50 {
+            let (scale, bias) = (((batch * 50 + d) % 3) as f32, ((batch + d) % 4) as f32);
+            b.dispatch(wide, Launch::d1(20, 100), &accessors, &[scale.to_bits(), bias.to_bits()]).unwrap();
+            (scale_sum, bias_sum) = (scale_sum + scale, bias_sum + bias);
+        }
+        assert_eq!(b.len(), 50);
+        ids.push(b.submit().unwrap());
+    }
+    poll_all(&mut gpu, &ids);
+
+    // Then the checked variant, once, with its bounds record (nothing out of bounds).
+    let words = bounds_record_words(7);
+    let record = gpu.allocate(Box3::d1(0, words), 4).unwrap();
+    let chunk = Box3::d1(20, 100);
+    let allocations: Vec<Box3> = boxes.iter().copied().chain([acc_box]).collect();
+    let init = u32_bytes(&bounds_record_init(&[chunk; 7], &allocations));
+    let mut b = gpu.batch().unwrap();
+    b.upload(&record, record.bounds(), &init, record.bounds()).unwrap();
+    b.dispatch_checked(checked, Launch::d1(20, 100), &accessors, &[1.0f32.to_bits(), 0], &record).unwrap();
+    let report = b.download(&record, record.bounds()).unwrap();
+    let result = b.download(&acc, acc_box).unwrap();
+    let id = b.submit().unwrap();
+    poll_all(&mut gpu, &[id]);
+    let mut out = vec![0u8; 4 * words];
+    gpu.read_download(report, &mut out, record.bounds()).unwrap();
+    let report = read_bounds_record(&u32s(&out));
+    assert_eq!(report.accessors, vec![None; 7], "no access outside the declared boxes");
+    assert_eq!(report.unattributed, 0);
+    let mut out = vec![0u8; 128 * 4];
+    gpu.read_download(result, &mut out, acc_box).unwrap();
+    for (cell, v) in f32s(&out).into_iter().enumerate() {
+        let want = if (20..100).contains(&cell) { (scale_sum + 1.0) * wide_sum(cell) + bias_sum } else { 0.0 };
+        assert_eq!(v, want, "cell {cell}");
+    }
+}
+
+#[test]
+fn a_dispatch_passing_more_parameters_than_storage_takes_is_refused_naming_the_kernel() {
+    let mut gpu = open_gpu();
+    let wide = gpu.load_kernel(&shaders::GPU_WIDE, "main").unwrap();
+    let allocs: Vec<_> = (0..7).map(|_| gpu.allocate(Box3::d1(0, 64), 4).unwrap()).collect();
+    let accessors: Vec<Access<'_>> = allocs.iter().map(Access::read_write).collect();
+    let limit = celer_exec::gpu::MAX_PARAMS_BYTES;
+    let fit = (limit - push_constant_bytes(7, 0)) / 4;
+    let mut b = gpu.batch().unwrap();
+    b.dispatch(wide, Launch::d1(0, 64), &accessors, &vec![0; fit]).expect("fits exactly");
+    let err = b.dispatch(wide, Launch::d1(0, 64), &accessors, &vec![0; fit + 1]).unwrap_err();
+    assert!(matches!(err, GpuError::ParamsTooLarge { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("gpu_wide::main") && message.contains(&format!("more than the {limit}")), "{message}");
+    assert_eq!(b.len(), 1, "the refused dispatch recorded nothing");
+    let id = b.submit().unwrap();
+    gpu.poll_until_complete(id, TIME_LIMIT).unwrap();
+}
+
+#[test]
+fn a_split_launch_of_a_kernel_with_parameters_in_storage_gives_each_dispatch_its_own_chunk() {
+    let mut gpu = open_gpu();
+    let wide = gpu.load_kernel(&shaders::GPU_WIDE, "main").unwrap();
+    // 65539 workgroups of 64 along x: two dispatches on lavapipe (65535), each with its own slot of the ring.
+    let (first, n) = (3usize, 64 * 65539 - 5);
+    eprintln!("maxComputeWorkGroupCount {:?}; the launch needs {} workgroups", gpu.limits().max_workgroup_count, 65539);
+    let bounds = Box3::d1(0, first + n + 4);
+    let cells = bounds.volume();
+    let input = gpu.allocate(bounds, 4).unwrap();
+    let acc = gpu.allocate(bounds, 4).unwrap();
+    let values: Vec<f32> = (0..cells).map(|c| (c % 7) as f32).collect();
+    let mut accessors = vec![Access::read(&input); 6];
+    accessors.push(Access::read_write(&acc));
+    let host = run_batch(&mut gpu, |b| {
+        b.upload(&input, bounds, &f32_bytes(&values), bounds).unwrap();
+        b.upload(&acc, bounds, &f32_bytes(&vec![0.0; cells]), bounds).unwrap();
+        b.dispatch(wide, Launch::d1(first, first + n), &accessors, &[1.0f32.to_bits(), 2.0f32.to_bits()])
+            .expect("split, not refused");
+        vec![(b.download(&acc, bounds).unwrap(), bounds, 4)]
+    });
+    // The six inputs are one allocation: 21 times its value, plus the bias.
+    for (c, v) in f32s(&host[0]).into_iter().enumerate() {
+        let want = if (first..first + n).contains(&c) { 21.0 * (c % 7) as f32 + 2.0 } else { 0.0 };
+        assert_eq!(v, want, "cell {c}");
+    }
+}

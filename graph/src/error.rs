@@ -449,6 +449,24 @@ pub enum TaskErrorKind {
         /// The least limit of the job's devices.
         limit: u32,
     },
+    /// A kernel that reads its parameters from a storage buffer (its parameter block is larger than the 128 bytes
+    /// of push constants every device takes) whose dispatch passes more parameter bytes (its chunk, a box per
+    /// binding, its scalars) than such a kernel may read.
+    #[error(
+        "kernel {kernel} needs {bytes} bytes of parameters ({detail}), more than the {limit} a kernel reading them \
+         from storage takes: bind fewer buffers (split the kernel in two, or keep buffers read alike in one buffer) \
+         or pass fewer scalars"
+    )]
+    ParamsTooLarge {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// What the dispatch would pass (or the kernel's block declares, if more).
+        bytes: usize,
+        /// How they add up.
+        detail: String,
+        /// The most bytes a kernel reads from its parameter buffer.
+        limit: usize,
+    },
     /// Two writing accessors of one buffer in one host task whose cells overlap: each accessor gets a copy of its
     /// cells, and the copy written back last would overwrite what the closure stored through the other.
     #[error(

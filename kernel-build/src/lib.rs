@@ -23,6 +23,12 @@
 //! and an entry point calling two of the `celer_item_Nd` stop the build, naming the file and the variable or
 //! entry point.
 //!
+//! A parameter block (`var<immediate>`) of more than 128 bytes ([`MAX_PUSH_CONSTANT_BYTES`], what every Vulkan
+//! device takes as push constants; 5 bindings and more) becomes a read-only storage buffer at `@group(0)
+//! @binding(n + 1)`, `n` the kernel's bindings ([`params_to_storage`]; `KernelSource::params_binding` tells the
+//! GPU layer), in both variants, with the same members at the same offsets, so the kernel's WGSL needs no change. A
+//! block of more than [`MAX_PARAMS_BYTES`] stops the build.
+//!
 //! The SPIR-V clamps out-of-bounds buffer and array indices (naga's `Restrict` policy), so a kernel cannot touch
 //! memory outside the buffers bound to it: what lets celer dispatch it safely. A kernel that fails to parse or
 //! validate stops the build with naga's diagnostic, naming the file and pointing at the line.
@@ -188,10 +194,15 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
         if prelude.len() > PRELUDE.len() { " and wgsl/prelude_f64.wgsl" } else { "" }
     );
 
-    let module = naga::front::wgsl::parse_str(&source).map_err(|e| {
+    let mut module = naga::front::wgsl::parse_str(&source).map_err(|e| {
         format!("error: {shown} does not parse as WGSL{note}:\n{}", e.emit_to_string_with_path(&source, shown))
     })?;
-    immediates_fit(&module).map_err(|e| format!("error: {shown}: {e}"))?;
+    // Before validation, which panics on a push-constant block over 256 bytes: a block over 128 bytes becomes a
+    // read-only storage buffer, in the plain and the checked variant alike.
+    let params = params_binding(&module).map_err(|e| format!("error: {shown}: {e}"))?;
+    if let Some(binding) = params {
+        params_to_storage(&mut module, binding);
+    }
     // All capabilities: the device checks at pipeline creation whether it supports what a kernel uses (f64,
     // subgroups, ...), with an error that names the missing feature.
     let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).map_err(|e| {
@@ -201,7 +212,7 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
         .map_err(|e| format!("error: {shown}: naga cannot write SPIR-V: {e}"))?;
     write_words(&out_dir.join(format!("{stem}.spv")), &words)?;
     let float64 = spirv_needs_float64(&words);
-    let reflection = reflect(&module, &info).map_err(|e| format!("error: {shown}: {e}"))?;
+    let reflection = reflect_with_params(&module, &info, params).map_err(|e| format!("error: {shown}: {e}"))?;
     let group0_bindings = reflection.bindings.len() as u32;
     let entry_points = render_entry_points(&reflection, types);
     if reflection.entry_points.is_empty() {
@@ -215,7 +226,12 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     let mut checked = naga::front::wgsl::parse_str(&checked_source).map_err(|e| {
         format!("error: {shown}: its checked variant does not parse: {}", e.emit_to_string(&checked_source))
     })?;
+    // The checked rewrite finds accessors by the push-constant members boxes are loaded from: before the block
+    // moves to storage.
     checked_module_inner(&mut checked)?;
+    if let Some(binding) = params {
+        params_to_storage(&mut checked, binding);
+    }
     let checked_info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&checked).map_err(|e| {
         format!("error: {shown}: its checked variant fails naga validation:\n{}", e.emit_to_string(&checked_source))
     })?;
@@ -233,7 +249,8 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
          &[{entry_points}],\n    \
          {group0_bindings},\n    \
          &[{bindings}],\n    \
-         {float64},\n\
+         {float64},\n    \
+         {params:?},\n\
          )\n"
     );
     let target = out_dir.join(format!("{stem}.kernel.rs"));
@@ -255,6 +272,10 @@ pub struct Reflection {
     pub bindings: Vec<Binding>,
     /// The `@compute` entry points, in source order.
     pub entry_points: Vec<EntryPoint>,
+    /// Where the kernel reads its parameter block (`var<immediate>`) from when it is larger than
+    /// [`MAX_PUSH_CONSTANT_BYTES`]: the `@group(0)` binding of the read-only storage buffer it became
+    /// ([`params_to_storage`]); `None` for push constants.
+    pub params_binding: Option<u32>,
 }
 
 /// One `@group(0)` storage binding.
@@ -446,11 +467,32 @@ fn scalar_name(s: naga::Scalar) -> Option<&'static str> {
 /// A [`ReflectError`] for a binding outside `@group(0)`, one that is not `var<storage>`, binding numbers with a gap,
 /// or an entry point that calls more than one of `celer_item_1d/2d/3d`: each names the variable or entry point.
 pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<Reflection, ReflectError> {
+    reflect_with_params(module, info, None)
+}
+
+/// [`reflect`] for a module whose parameter block [`params_to_storage`] moved to the storage buffer at `@group(0)
+/// @binding(params_binding)` (`None`: it did not): that variable is reflected as the push-constant block, not as a
+/// binding.
+///
+/// # Errors
+/// As [`reflect`].
+pub fn reflect_with_params(
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    params_binding: Option<u32>,
+) -> Result<Reflection, ReflectError> {
     use naga::common::wgsl::TypeContext;
     use naga::TypeInner;
     let ctx = module.to_ctx();
+    let is_params = |var: &naga::GlobalVariable| {
+        var.space == AddressSpace::Immediate
+            || params_binding.is_some_and(|p| var.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == p))
+    };
     let mut bindings = Vec::new();
     for (_, var) in module.global_variables.iter() {
+        if is_params(var) {
+            continue;
+        }
         let Some(rb) = &var.binding else { continue };
         let name = var.name.clone().unwrap_or_else(|| "(unnamed)".into());
         if rb.group != 0 {
@@ -533,8 +575,7 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
         }
         let fi = info.get_entry_point(i);
         let workgroup_dependent = workgroup_dependent(module, info, i);
-        let immediate =
-            module.global_variables.iter().find(|(h, var)| var.space == AddressSpace::Immediate && !fi[*h].is_empty());
+        let immediate = module.global_variables.iter().find(|(h, var)| is_params(var) && !fi[*h].is_empty());
         let (push_constants, push_constant_bytes) = match immediate {
             Some((_, var)) => match &module.types[var.ty].inner {
                 TypeInner::Struct { members, span } => (
@@ -606,7 +647,7 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
             workgroup_memory_bytes,
         });
     }
-    Ok(Reflection { bindings, entry_points })
+    Ok(Reflection { bindings, entry_points, params_binding })
 }
 
 /// `ScalarType::F32` for `f32`, under `types`.
@@ -711,28 +752,82 @@ fn write_spirv(
     spv::write_vec(module, info, &options, None)
 }
 
-/// The most bytes of push constants (`var<immediate>`) a kernel may declare: what naga's validation takes (it
-/// panics beyond), and the most any common driver offers (NVIDIA's; lavapipe and Vulkan's minimum: 128).
-const MAX_IMMEDIATE_BYTES: u32 = 256;
+/// Parameter blocks (`var<immediate>`) of at most this many bytes stay push constants: Vulkan's guaranteed
+/// `maxPushConstantsSize`, what lavapipe offers (NVIDIA: 256), so they fit every device. A larger block is read
+/// from a storage buffer instead ([`params_to_storage`]).
+pub const MAX_PUSH_CONSTANT_BYTES: u32 = 128;
 
-/// Refuses a module whose push-constant (`var<immediate>`) block is larger than [`MAX_IMMEDIATE_BYTES`], before
-/// naga's validation, which panics on one (a panic in the build script with naga's message, not the kernel's).
-fn immediates_fit(module: &naga::Module) -> Result<(), String> {
+/// The most bytes a kernel's parameter block may take when it is read from a storage buffer: 169 bindings with
+/// their boxes, or many scalars; far beyond what a kernel needs, and small enough that a dispatch's words stay a
+/// cheap host write. Must equal `celer_exec::gpu::MAX_PARAMS_BYTES`, the range the GPU layer binds.
+pub const MAX_PARAMS_BYTES: u32 = 4096;
+
+/// Bytes of the largest `var<immediate>` block of `module` (0 if it has none).
+fn immediate_bytes(module: &naga::Module) -> Result<u32, String> {
     let mut layouter = naga::proc::Layouter::default();
     layouter.update(module.to_ctx()).map_err(|e| format!("cannot lay out its types: {e}"))?;
-    for (_, var) in module.global_variables.iter().filter(|(_, v)| v.space == AddressSpace::Immediate) {
-        let bytes = layouter[var.ty].size;
-        if bytes > MAX_IMMEDIATE_BYTES {
-            return Err(format!(
-                "its push constants (var<immediate> {}) take {bytes} bytes, more than any device takes \
-                 ({MAX_IMMEDIATE_BYTES} on NVIDIA, 128 on lavapipe): celer pushes the chunk and a CelerBox per binding \
-                 (24 bytes each) and the scalars, so at most 9 bindings and 4 scalar words fit in 256 bytes; split the \
-                 kernel in two, or keep buffers read alike in one buffer",
-                var.name.as_deref().unwrap_or("(unnamed)")
-            ));
+    Ok(module
+        .global_variables
+        .iter()
+        .filter(|(_, v)| v.space == AddressSpace::Immediate)
+        .map(|(_, v)| layouter[v.ty].size)
+        .max()
+        .unwrap_or(0))
+}
+
+/// Where a module (kernel text with the prelude appended, not validated yet) reads its parameter block from:
+/// `None`, push constants, when every `var<immediate>` block takes at most [`MAX_PUSH_CONSTANT_BYTES`];
+/// else `Some(p)`, the `@group(0)` binding of the storage buffer it moves to ([`params_to_storage`]): `p` is 1 + the
+/// kernel's bindings, after the slot of the checked variant's bounds record (at the kernel's bindings), so both
+/// variants read it at the same binding.
+///
+/// # Errors
+/// A block larger than [`MAX_PARAMS_BYTES`], with its size and what fills it; checked before naga's validation,
+/// which panics on a push-constant block over 256 bytes.
+pub fn params_binding(module: &naga::Module) -> Result<Option<u32>, String> {
+    let bytes = immediate_bytes(module)?;
+    if bytes > MAX_PARAMS_BYTES {
+        let name = module
+            .global_variables
+            .iter()
+            .find(|(_, v)| v.space == AddressSpace::Immediate)
+            .and_then(|(_, v)| v.name.clone())
+            .unwrap_or_else(|| "(unnamed)".into());
+        return Err(format!(
+            "its parameter block (var<immediate> {name}) takes {bytes} bytes, more than the {MAX_PARAMS_BYTES} celer \
+             takes: celer passes the chunk and a CelerBox per binding (24 bytes each) and the scalars, so at most 169 \
+             bindings (or fewer bindings and more scalar words) fit; split the kernel in two"
+        ));
+    }
+    if bytes <= MAX_PUSH_CONSTANT_BYTES {
+        return Ok(None);
+    }
+    let bindings = module
+        .global_variables
+        .iter()
+        .filter_map(|(_, v)| v.binding.as_ref())
+        .filter(|b| b.group == 0)
+        .map(|b| b.binding + 1)
+        .max()
+        .unwrap_or(0);
+    Ok(Some(bindings + 1))
+}
+
+/// Turns every `var<immediate>` of `module` into a read-only storage buffer at `@group(0) @binding(binding)`
+/// (`var<storage, read>`), whose struct keeps its members' offsets (storage and push constants share WGSL's layout
+/// rules; a uniform buffer would realign structs to 16 bytes): the kernel reads the same words, which the GPU layer
+/// writes to a buffer instead of pushing them. Returns how many variables it changed. Every expression that names
+/// such a variable keeps working: its pointers are now to storage, which loads alike.
+pub fn params_to_storage(module: &mut naga::Module, binding: u32) -> usize {
+    let mut changed = 0;
+    for (_, var) in module.global_variables.iter_mut() {
+        if var.space == AddressSpace::Immediate {
+            var.space = AddressSpace::Storage { access: naga::StorageAccess::LOAD };
+            var.binding = Some(naga::ResourceBinding { group: 0, binding });
+            changed += 1;
         }
     }
-    Ok(())
+    changed
 }
 
 /// Writes SPIR-V words as little-endian bytes.

@@ -326,8 +326,79 @@ fn reflection_refuses_other_groups_gaps_and_mixed_dimensionality() {
     assert!(e.contains("entry point `main` calls celer_item_1d and celer_item_3d"), "{e}");
 }
 
+/// A kernel text (without prelude) with `n` read bindings besides `out`, whose parameter block holds the chunk, a
+/// box per binding and `scalars` f32 words; `main` sums the inputs, scaled by the scalars' sum.
+fn wide_kernel(n: usize, scalars: usize) -> String {
+    let mut text = String::from("struct Params { chunk: CelerBox, ");
+    for i in 0..n {
+        let _ = write!(text, "b{i}: CelerBox, ");
+    }
+    text.push_str("out: CelerBox, ");
+    for i in 0..scalars {
+        let _ = write!(text, "s{i}: f32, ");
+    }
+    text.push_str("}\n");
+    for i in 0..n {
+        let _ = writeln!(text, "@group(0) @binding({i}) var<storage, read> b{i}: array<f32>;");
+    }
+    let _ =
+        writeln!(text, "@group(0) @binding({n}) var<storage, read_write> out: array<f32>;\nvar<immediate> pc: Params;");
+    text.push_str(
+        "@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {\n\
+         let item = celer_item_1d(pc.chunk, gid);\n if (!celer_contains(pc.chunk, item)) { return; }\n var s = 0.0;\n",
+    );
+    for i in 0..n {
+        let _ = writeln!(text, "s += b{i}[celer_index(pc.b{i}, item)];");
+    }
+    let scale: String = (0..scalars).map(|i| format!(" + pc.s{i}")).collect();
+    let _ = writeln!(text, "out[celer_index(pc.out, item)] = s * (0.0{scale});\n}}");
+    text
+}
+
 #[test]
-fn a_push_constant_block_over_256_bytes_is_refused_before_validation() {
+fn a_parameter_block_over_128_bytes_moves_to_a_storage_buffer_after_the_bounds_record_slot() {
+    // Chunk and 4 boxes with 2 scalars: 128 bytes, push constants still.
+    let small = wide_kernel(3, 2);
+    let module = naga::front::wgsl::parse_str(&format!("{small}\n{PRELUDE}")).expect("parses");
+    assert_eq!(params_binding(&module), Ok(None));
+
+    // 8 inputs, out and 3 scalars: 10 boxes and 3 words, 252 bytes.
+    let wide = wide_kernel(8, 3);
+    let text = format!("{wide}\n{PRELUDE}");
+    let pushed = naga::front::wgsl::parse_str(&text).expect("parses");
+    let mut module = pushed.clone();
+    assert_eq!(params_binding(&module), Ok(Some(10)), "9 bindings, the checked record's slot, then the block");
+    assert_eq!(params_to_storage(&mut module, 10), 1);
+    let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).expect("validates");
+    let moved = reflect_with_params(&module, &info, Some(10)).expect("reflects");
+    assert_eq!(moved.params_binding, Some(10));
+    assert_eq!(moved.bindings.len(), 9, "the block is not a binding of the task's");
+    // The same members at the same offsets as the push-constant block (252 bytes validate as push constants too).
+    let pushed_info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&pushed).expect("validates");
+    let original = reflect(&pushed, &pushed_info).expect("reflects");
+    assert_eq!(moved.entry_points, original.entry_points);
+    assert_eq!(moved.entry_points[0].push_constant_bytes, 252);
+    assert_eq!(moved.entry_points[0].writes, vec![8]);
+    let var = module.global_variables.iter().find(|(_, v)| v.name.as_deref() == Some("pc")).unwrap().1;
+    assert_eq!(var.space, AddressSpace::Storage { access: naga::StorageAccess::LOAD });
+    write_spirv(&module, &info, false).expect("writes SPIR-V");
+
+    // The checked variant: record at binding 9, block at 10; the accessors are traced before the block moves.
+    let checked_text = format!("{PRELUDE}\n{}\n{wide}", CHECKED_PRELUDE.replace("CELER_CHECK_BINDING", "9"));
+    let mut checked = naga::front::wgsl::parse_str(&checked_text).expect("parses");
+    assert_eq!(checked_module(&mut checked), Ok(9));
+    assert_eq!(params_to_storage(&mut checked, 10), 1);
+    let checked_info =
+        Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&checked).expect("validates");
+    write_spirv(&checked, &checked_info, false).expect("writes SPIR-V");
+    let mut bound: Vec<u32> =
+        checked.global_variables.iter().filter_map(|(_, v)| v.binding.map(|b| b.binding)).collect();
+    bound.sort_unstable();
+    assert_eq!(bound, (0..=10).collect::<Vec<_>>(), "{bound:?}");
+}
+
+#[test]
+fn a_parameter_block_over_4_kib_is_refused_before_validation() {
     let boxes = |n: usize| (0..n).map(|i| format!("b{i}: CelerBox,")).collect::<String>();
     let kernel = |n: usize| {
         format!(
@@ -336,10 +407,10 @@ fn a_push_constant_block_over_256_bytes_is_refused_before_validation() {
             boxes(n)
         )
     };
-    // Chunk and 9 boxes: 240 bytes, which fit; 10 boxes: 264, which naga's validation would panic on.
-    let fits = naga::front::wgsl::parse_str(&kernel(9)).expect("parses");
-    assert_eq!(immediates_fit(&fits), Ok(()));
-    let too_big = naga::front::wgsl::parse_str(&kernel(10)).expect("parses");
-    let e = immediates_fit(&too_big).expect_err("264 bytes are refused");
-    assert!(e.contains("var<immediate> pc) take 264 bytes") && e.contains("at most 9 bindings"), "{e}");
+    // Chunk and 169 boxes: 4080 bytes, which fit; 170 boxes: 4104.
+    let fits = naga::front::wgsl::parse_str(&kernel(169)).expect("parses");
+    assert_eq!(params_binding(&fits), Ok(Some(1)));
+    let too_big = naga::front::wgsl::parse_str(&kernel(170)).expect("parses");
+    let e = params_binding(&too_big).expect_err("4104 bytes are refused");
+    assert!(e.contains("var<immediate> pc) takes 4104 bytes") && e.contains("at most 169 bindings"), "{e}");
 }

@@ -93,6 +93,9 @@ pub(super) struct InFlight {
     /// With timestamps on: the first query of its slot, and what each later query follows.
     pub(super) stamps: Option<u32>,
     pub(super) stamped: Vec<OpKind>,
+    /// Where its slots of the parameter ring end ([`ParamRing::mark`](super::params::ParamRing::mark)), if its
+    /// dispatches took any: freed at completion.
+    pub(super) params_mark: Option<(u32, u64)>,
 }
 
 impl InFlight {
@@ -108,6 +111,7 @@ impl InFlight {
         self.waits.clear();
         self.stamps = None;
         self.stamped.clear();
+        self.params_mark = None;
     }
 }
 
@@ -163,6 +167,11 @@ impl fmt::Debug for Batch<'_> {
 
 impl<'g> Batch<'g> {
     pub(super) fn new(gpu: &'g mut Gpu) -> Result<Self, GpuError> {
+        if gpu.in_flight.is_empty() {
+            // Nothing can read the parameter ring any more (and no other batch is being recorded: this one holds
+            // the Gpu).
+            gpu.params.all_free();
+        }
         let replay = gpu.replay_batches && gpu.timestamps.is_none();
         let recording = if replay { None } else { Some(gpu.commands.begin()?) };
         let tape = replay.then(|| std::mem::take(&mut gpu.spare_tape));
@@ -513,8 +522,10 @@ impl<'g> Batch<'g> {
     ///
     /// Each names the kernel: [`GpuError::BindingMismatch`] if the number of accessors differs
     /// from the bindings the kernel declares, [`GpuError::PushConstantsTooLarge`] beyond the
-    /// device's push-constant limit, [`GpuError::PushConstantsTooSmall`] if the kernel declares
-    /// more, [`GpuError::CoordinateOverflow`], [`GpuError::StorageBufferTooLarge`],
+    /// device's push-constant limit ([`GpuError::ParamsTooLarge`] beyond
+    /// [`MAX_PARAMS_BYTES`](super::MAX_PARAMS_BYTES) for a kernel reading its parameters from storage),
+    /// [`GpuError::PushConstantsTooSmall`] if the kernel declares more, [`GpuError::AllocationFailed`] if the
+    /// parameter ring must grow and cannot, [`GpuError::CoordinateOverflow`], [`GpuError::StorageBufferTooLarge`],
     /// [`GpuError::TooManyWorkgroups`] (a block-reduction kernel needing more workgroups than one dispatch takes,
     /// without an [`Access::blocks`] accessor), [`GpuError::TooFewBlockCells`]; [`GpuError::UnknownKernel`] for a
     /// kernel of another `Gpu`.
@@ -587,18 +598,34 @@ impl<'g> Batch<'g> {
         // every batch in flight (Gpu's Drop waits for them), so raw handles suffice.
         let (pipeline, layout) = (entry.pipeline.handle(), entry.layout.handle());
         let bindings = entry.bindings + usize::from(entry.checked);
-        let set = if bindings > 0 {
-            let set_layout =
-                gpu.layouts[bindings].as_ref().expect("load_kernel created the layout for its bindings").set.clone();
-            Some(gpu.descriptor_set(&set_layout, accessors, record)?)
-        } else {
-            None
-        };
+        let params = entry.params;
+        let set_layout = entry.set_layout.clone();
 
         // A launch of more workgroups than the device launches at once runs as several dispatches, each over the
         // launch's cells of its workgroups (its chunk box) and telling block accessors its first workgroup.
         let dispatches = split_count(counts, limit);
-        if self.tape.is_some() && (record.is_some() || dispatches != 1) {
+        // A kernel reading its parameters from storage: one slot of the ring per dispatch, taken before anything
+        // is recorded (a new ring drops the cached sets of the old one).
+        let slots = match params {
+            Some(_) => {
+                let stride = ((gpu.scratch.words.len() * 4) as u64).next_multiple_of(gpu.params_align.max(4));
+                let (base, replaced) = gpu.params.reserve(&gpu.memory, stride * dispatches)?;
+                if let Some(generation) = replaced {
+                    gpu.replace_ring(generation);
+                }
+                self.record.params_mark = Some(gpu.params.mark());
+                Some((base, stride))
+            }
+            None => None,
+        };
+        let set = if bindings > 0 || params.is_some() {
+            Some(gpu.descriptor_set(&set_layout, accessors, record, params)?)
+        } else {
+            None
+        };
+        // Dispatches reading the ring are recorded, not collected: a replayed command buffer would bake in their
+        // slots' offsets, which the next batch's words do not occupy.
+        if self.tape.is_some() && (record.is_some() || dispatches != 1 || params.is_some()) {
             self.materialize()?;
         }
 
@@ -638,14 +665,16 @@ impl<'g> Batch<'g> {
         let fns = self.gpu.device.fns();
         let handle = set.as_ref().map_or(vk::DescriptorSet::null(), |s| s.handle());
         let mut bound = record::Bound { pipeline: self.bound_pipeline, set: self.bound_set, push: None };
+        // A set with the parameter ring is bound below, with each dispatch's offset.
+        let bind_now = if slots.is_some() { vk::DescriptorSet::null() } else { handle };
         // SAFETY: `cb` is in the recording state (this batch owns it until submit); the pipeline is a compute
         // pipeline of this device, alive as long as the Gpu (see above); `set` was allocated with set layout 0 of
         // `layout` (Gpu::layout_for shares one pair per binding count) and is written with a buffer per binding;
         // `self.record.sets` keeps it, and through it the bound allocations, alive until poll sees this batch
         // complete.
-        let set_bound = unsafe { record::cmd_bind(fns, cb, pipeline, layout, handle, &mut bound) };
+        let set_bound = unsafe { record::cmd_bind(fns, cb, pipeline, layout, bind_now, &mut bound) };
         (self.bound_pipeline, self.bound_set) = (bound.pipeline, bound.set);
-        if let Some(set) = set.filter(|_| set_bound) {
+        if let Some(set) = set.filter(|_| set_bound || slots.is_some()) {
             self.record.sets.push(set);
         }
         let words = &mut self.gpu.scratch.words;
@@ -667,23 +696,38 @@ impl<'g> Batch<'g> {
                 }
                 sub.groups
             };
-            // SAFETY: `cb` is recording; `layout` has one compute push-constant range of
-            // `maxPushConstantsSize` bytes at offset 0, and prepare_dispatch checked that the
-            // words fit it; `words` outlives the call (Vulkan copies them into the command buffer).
-            unsafe {
-                (fns.v1_0.cmd_push_constants)(
-                    cb,
-                    layout,
-                    vk::ShaderStageFlags::COMPUTE,
-                    0,
-                    (words.len() * 4) as u32,
-                    words.as_ptr().cast(),
-                )
-            };
+            if let Some((base, stride)) = slots {
+                let offset = base + n * stride;
+                self.gpu.params.write(offset, words)?;
+                // SAFETY: `cb` is recording; `handle` is the set `set` (kept alive by `self.record.sets` until
+                // completion), allocated for set layout 0 of `layout`, whose only dynamic binding is the parameter
+                // ring's, written with a range of MAX_PARAMS_BYTES from the ring's start; `offset` is a multiple of
+                // minStorageBufferOffsetAlignment (the stride is, and so is every slot the ring hands out) and at
+                // most the ring's capacity, and the ring holds MAX_PARAMS_BYTES beyond its capacity, so the range
+                // lies in the buffer. The slot holds this dispatch's words, which no pending batch reads (the
+                // ring's tail) and no later slot overwrites before this batch completed (its mark).
+                unsafe { record::cmd_bind_dynamic(fns, cb, layout, handle, offset as u32) };
+                self.bound_set = (layout, handle);
+            } else {
+                // SAFETY: `cb` is recording; `layout` has one compute push-constant range of
+                // `maxPushConstantsSize` bytes at offset 0, and prepare_dispatch checked that the
+                // words fit it; `words` outlives the call (Vulkan copies them into the command buffer).
+                unsafe {
+                    (fns.v1_0.cmd_push_constants)(
+                        cb,
+                        layout,
+                        vk::ShaderStageFlags::COMPUTE,
+                        0,
+                        (words.len() * 4) as u32,
+                        words.as_ptr().cast(),
+                    )
+                };
+            }
             // SAFETY: `cb` is recording, with the kernel's pipeline bound, its descriptor set bound
             // (bindings 0..n, one per declared binding, checked by prepare_dispatch, and for the checked
             // variant the bounds record at binding n, checked above to hold the words it indexes) and all its
-            // push constants set (the kernel declares no more than were pushed, also checked). The
+            // push constants set, or its parameter slot bound and written (the kernel declares no more words than
+            // were given, also checked). The
             // kernel's SPIR-V comes from build.rs with bounds-checked indexing (`Restrict`), so it
             // stays inside the bound allocations; the hazard tracker put a barrier before this
             // dispatch if an earlier operation of the batch conflicts, and the batch's first

@@ -101,6 +101,9 @@ impl Gpu {
             self.commands.recycle(command_buffer, false);
         }
         self.replay.recycle(record.id, &mut self.commands);
+        if let Some(mark) = record.params_mark {
+            self.params.release(mark);
+        }
         record.clear();
         self.spare.push(record);
         id

@@ -147,6 +147,22 @@ pub enum GpuError {
         /// How the size comes about.
         detail: String,
     },
+    /// The parameter words of a dispatch of a kernel that reads them from storage (its block is larger than 128
+    /// bytes) exceed what it may read.
+    #[error(
+        "Kernel {kernel} needs {bytes} bytes of parameters ({detail}), more than the {limit} a kernel reading them \
+         from storage takes"
+    )]
+    ParamsTooLarge {
+        /// `file::entry_point`.
+        kernel: String,
+        /// The bytes needed.
+        bytes: usize,
+        /// [`MAX_PARAMS_BYTES`](crate::gpu::MAX_PARAMS_BYTES).
+        limit: usize,
+        /// How the size comes about.
+        detail: String,
+    },
     /// The kernel's workgroup exceeds a compute limit of the device (`maxComputeWorkGroupSize`,
     /// `maxComputeWorkGroupInvocations`, `maxComputeSharedMemorySize`); found when the kernel is loaded.
     #[error("Kernel {kernel} {problem}, so it cannot run on this device (vulkaninfo lists the device's limits)")]

@@ -59,10 +59,16 @@ pub(super) struct KernelEntry {
     pub(super) bindings: usize,
     /// Whether this is the checked variant, which binds a bounds record after the accessors.
     pub(super) checked: bool,
-    /// The push-constant bytes the entry point declares (0 if none), from SPIR-V reflection.
+    /// The push-constant bytes the entry point declares (0 if none), from SPIR-V reflection; for a kernel reading
+    /// its parameters from storage, the bytes of its parameter block.
     pub(super) declared_push_bytes: usize,
+    /// The `@group(0)` binding its parameter block is read from ([`KernelSource::params_binding`]); `None`: push
+    /// constants.
+    pub(super) params: Option<u32>,
     pub(super) pipeline: Arc<ComputePipeline>,
     pub(super) layout: Arc<PipelineLayout>,
+    /// Set layout 0 of `layout`.
+    pub(super) set_layout: Arc<DescriptorSetLayout>,
 }
 
 impl fmt::Debug for KernelEntry {
@@ -76,8 +82,9 @@ impl fmt::Debug for KernelEntry {
     }
 }
 
-/// The descriptor-set and pipeline layouts shared by every kernel with the same binding count,
-/// so descriptor sets are shared across kernels and stay bound when the pipeline changes.
+/// The descriptor-set and pipeline layouts shared by every kernel with the same binding count (and the same
+/// parameter binding, for kernels reading their parameters from storage), so descriptor sets are shared across
+/// kernels and stay bound when the pipeline changes.
 #[derive(Debug, Clone)]
 pub(super) struct LayoutPair {
     pub(super) set: Arc<DescriptorSetLayout>,
@@ -85,26 +92,35 @@ pub(super) struct LayoutPair {
 }
 
 impl LayoutPair {
-    /// `bindings` storage buffers in set 0 (none: no set), and one push-constant range of the
-    /// device's whole `push_bytes` limit, so any kernel whose block fits the device fits it.
-    pub(super) fn new(device: &Arc<VkDevice>, bindings: usize, push_bytes: u32) -> Result<Self, GpuError> {
-        let what = || format!("creating the pipeline layout for {bindings} storage buffers");
-        let binding = DescriptorSetLayoutBinding {
+    /// `bindings` storage buffers in set 0 (none: no set), then, with `params`, a dynamic storage buffer at binding
+    /// `params` (the parameter ring, [`super::params`]), and one push-constant range of the device's whole
+    /// `push_bytes` limit, so any kernel whose block fits the device fits it.
+    pub(super) fn new(
+        device: &Arc<VkDevice>,
+        bindings: usize,
+        params: Option<u32>,
+        push_bytes: u32,
+    ) -> Result<Self, GpuError> {
+        let what = || format!("creating the pipeline layout for {bindings} storage buffers (parameters at {params:?})");
+        let binding = |ty| DescriptorSetLayoutBinding {
             stages: ShaderStages::COMPUTE,
-            ..DescriptorSetLayoutBinding::descriptor_type(DescriptorType::StorageBuffer)
+            ..DescriptorSetLayoutBinding::descriptor_type(ty)
         };
+        let mut layout_bindings =
+            (0..bindings as u32).map(|i| (i, binding(DescriptorType::StorageBuffer))).collect::<BTreeMap<_, _>>();
+        if let Some(p) = params {
+            layout_bindings.insert(p, binding(DescriptorType::StorageBufferDynamic));
+        }
+        let empty = layout_bindings.is_empty();
         let set = DescriptorSetLayout::new(
             device.clone(),
-            DescriptorSetLayoutCreateInfo {
-                bindings: (0..bindings as u32).map(|i| (i, binding.clone())).collect::<BTreeMap<_, _>>(),
-                ..Default::default()
-            },
+            DescriptorSetLayoutCreateInfo { bindings: layout_bindings, ..Default::default() },
         )
         .map_err(during(what()))?;
         let pipeline = PipelineLayout::new(
             device.clone(),
             PipelineLayoutCreateInfo {
-                set_layouts: if bindings == 0 { Vec::new() } else { vec![set.clone()] },
+                set_layouts: if empty { Vec::new() } else { vec![set.clone()] },
                 push_constant_ranges: vec![PushConstantRange {
                     stages: ShaderStages::COMPUTE,
                     offset: 0,
@@ -148,9 +164,13 @@ pub(super) fn create_kernel(
     let module = unsafe { ShaderModule::new(device.clone(), ShaderModuleCreateInfo::new(&words)) }
         .map_err(during(format!("creating the shader module of kernel {name}")))?;
     let entry = module.entry_point(entry_point).ok_or_else(no_entry_point)?;
-    let declared_push_bytes =
-        entry.info().push_constant_requirements.as_ref().map_or(0, |r| (r.offset + r.size) as usize);
-    if declared_push_bytes > max_push_bytes as usize {
+    let params = source.params_binding();
+    let declared_push_bytes = match params {
+        // Read from storage: the block's bytes, as the build reflected them (the build capped them).
+        Some(_) => desc.push_constant_bytes as usize,
+        None => entry.info().push_constant_requirements.as_ref().map_or(0, |r| (r.offset + r.size) as usize),
+    };
+    if params.is_none() && declared_push_bytes > max_push_bytes as usize {
         return Err(GpuError::PushConstantsTooLarge {
             kernel: name,
             bytes: declared_push_bytes,
@@ -166,8 +186,12 @@ pub(super) fn create_kernel(
     )
     .map_err(during(format!(
         "creating the compute pipeline of kernel {name} (accessors bind to @group(0) storage buffers \
-         0..{}, push constants to one block)",
-        source.group0_bindings()
+         0..{}, {})",
+        source.group0_bindings(),
+        match params {
+            Some(p) => format!("its parameters to the dynamic storage buffer at binding {p}"),
+            None => "push constants to one block".into(),
+        }
     )))?;
     Ok(KernelEntry {
         name,
@@ -178,8 +202,10 @@ pub(super) fn create_kernel(
         bindings: source.group0_bindings() as usize,
         checked,
         declared_push_bytes,
+        params,
         pipeline,
         layout: layout.pipeline.clone(),
+        set_layout: layout.set.clone(),
     })
 }
 
@@ -406,7 +432,19 @@ pub(super) fn prepare_dispatch(
         });
     }
     let bytes = push_constant_bytes(accessors.len(), scalars.len());
-    if bytes > limits.max_push_constant_bytes as usize {
+    if kernel.params.is_some() && bytes > super::MAX_PARAMS_BYTES {
+        return Err(GpuError::ParamsTooLarge {
+            kernel: kernel.name.clone(),
+            bytes,
+            limit: super::MAX_PARAMS_BYTES,
+            detail: format!(
+                "4 * ({CHUNK_WORDS} + {ACCESSOR_WORDS} * {} accessors + {} scalars)",
+                accessors.len(),
+                scalars.len()
+            ),
+        });
+    }
+    if kernel.params.is_none() && bytes > limits.max_push_constant_bytes as usize {
         return Err(GpuError::PushConstantsTooLarge {
             kernel: kernel.name.clone(),
             bytes,

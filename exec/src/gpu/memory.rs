@@ -19,6 +19,14 @@ static NEXT_ALLOCATION_ID: AtomicU64 = AtomicU64::new(0);
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AllocationId(u64);
 
+impl AllocationId {
+    /// The key that stands for the parameter ring of generation `generation` in descriptor-set cache keys:
+    /// allocation ids count up from 0, so these, counting down from `u64::MAX`, never meet one.
+    pub(super) const fn param_ring(generation: u32) -> Self {
+        AllocationId(u64::MAX - generation as u64)
+    }
+}
+
 impl fmt::Display for AllocationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "A{}", self.0)
@@ -158,7 +166,11 @@ impl DeviceAllocation {
 }
 
 /// Turns a failed buffer allocation into [`GpuError::AllocationFailed`].
-fn allocation_failed(what: &'static str, bytes: usize, e: Validated<vulkano::buffer::AllocateBufferError>) -> GpuError {
+pub(super) fn allocation_failed(
+    what: &'static str,
+    bytes: usize,
+    e: Validated<vulkano::buffer::AllocateBufferError>,
+) -> GpuError {
     let message = match e {
         Validated::Error(e) => format!("{e:?}"),
         Validated::ValidationError(e) => e.to_string(),

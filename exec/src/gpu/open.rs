@@ -16,7 +16,7 @@ use vulkano::Version;
 
 use super::error::during;
 use super::memory::StagingPool;
-use super::{batch, command_pool, Gpu, GpuError, GpuLimits, GpuOptions, NEXT_GPU, RECENT_SETS};
+use super::{batch, command_pool, params, Gpu, GpuError, GpuLimits, GpuOptions, NEXT_GPU, RECENT_SETS};
 use crate::vulkan::DeviceInfo;
 
 /// A logical Vulkan device opened for one or more [`Gpu`]s, its compute queues, and what every `Gpu` on it shares.
@@ -168,6 +168,7 @@ impl Gpu {
             None
         };
         let memory = Arc::new(StandardMemoryAllocator::new_default(device.clone()));
+        let params_align = device.physical_device().properties().min_storage_buffer_offset_alignment.as_devicesize();
         Ok(Gpu {
             info,
             serial: NEXT_GPU.fetch_add(1, Ordering::Relaxed),
@@ -181,6 +182,9 @@ impl Gpu {
             timeline,
             kernels: Vec::new(),
             layouts: Vec::new(),
+            param_layouts: HashMap::new(),
+            params: params::ParamRing::new(),
+            params_align,
             sets: HashMap::new(),
             recent_sets: VecDeque::with_capacity(RECENT_SETS),
             last_submitted: 0,

@@ -296,6 +296,27 @@ pub(super) unsafe fn cmd_bind(
     true
 }
 
+/// Binds descriptor set `set` of `layout` into `cb` with `offset` as the dynamic offset of its one dynamic binding
+/// (the parameter ring's slot of the next dispatch). Always binds: the offset changes with every dispatch, so
+/// [`cmd_bind`]'s "already bound" shortcut, which compares sets only, must not skip this.
+///
+/// # Safety
+/// `cb` is a command buffer of the device of `fns`, recording; `set` was allocated for set layout 0 of `layout`,
+/// which has exactly one dynamic descriptor, and stays alive while `cb` may run; `offset` is a multiple of
+/// `minStorageBufferOffsetAlignment`, and the descriptor's range shifted by it lies inside its buffer.
+pub(super) unsafe fn cmd_bind_dynamic(
+    fns: &vulkano::device::DeviceFunctions,
+    cb: vk::CommandBuffer,
+    layout: vk::PipelineLayout,
+    set: vk::DescriptorSet,
+    offset: u32,
+) {
+    // SAFETY: as the caller promises; the handle and the offset outlive the call.
+    unsafe {
+        (fns.v1_0.cmd_bind_descriptor_sets)(cb, vk::PipelineBindPoint::COMPUTE, layout, 0, 1, &set, 1, &offset);
+    }
+}
+
 /// Records the dispatch `sig` into `cb`: binds its pipeline, descriptor set and push constants where `bound` says
 /// they differ (and notes them there), then dispatches.
 ///
