@@ -200,13 +200,29 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     // Before validation, which panics on a push-constant block over 256 bytes: a block over 128 bytes becomes a
     // read-only storage buffer, in the plain and the checked variant alike.
     let params = params_binding(&module).map_err(|e| format!("error: {shown}: {e}"))?;
-    if let Some(binding) = params {
-        params_to_storage(&mut module, binding);
-    }
+    // Moved to one binding, two blocks an entry point both uses fail validation as a binding conflict, not as the
+    // "more than 1 immediate data variable" naga reports for push constants: say so.
+    let moved_blocks = match params {
+        Some(binding) => params_to_storage(&mut module, binding),
+        None => 0,
+    };
+    let moved_note = if moved_blocks > 1 {
+        format!(
+            "\nnote: celer-kernel-build moved the {moved_blocks} var<immediate> blocks of this file (one takes more than \
+             {MAX_PUSH_CONSTANT_BYTES} bytes) to @group(0) @binding({}); an entry point may use only one var<immediate> \
+             block, directly or through the functions it calls",
+            params.unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
     // All capabilities: the device checks at pipeline creation whether it supports what a kernel uses (f64,
     // subgroups, ...), with an error that names the missing feature.
     let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).map_err(|e| {
-        format!("error: {shown} fails naga validation{note}:\n{}", e.emit_to_string_with_path(&source, shown))
+        format!(
+            "error: {shown} fails naga validation{note}:\n{}{moved_note}",
+            e.emit_to_string_with_path(&source, shown)
+        )
     })?;
     let words = write_spirv(&module, &info, options.force_loop_bounding)
         .map_err(|e| format!("error: {shown}: naga cannot write SPIR-V: {e}"))?;

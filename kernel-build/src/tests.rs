@@ -414,3 +414,25 @@ fn a_parameter_block_over_4_kib_is_refused_before_validation() {
     let e = params_binding(&too_big).expect_err("4104 bytes are refused");
     assert!(e.contains("var<immediate> pc) takes 4104 bytes") && e.contains("at most 169 bindings"), "{e}");
 }
+
+#[test]
+fn two_parameter_blocks_one_entry_point_uses_are_refused_naming_the_move_to_storage() {
+    let dir = std::env::temp_dir().join(format!("celer_kb_two_blocks_{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("two_blocks.wgsl");
+    // A block of 168 bytes (moved to storage) and one of 52, both used by `both`.
+    let text = "struct P { chunk: CelerBox, b0: CelerBox, b1: CelerBox, b2: CelerBox, b3: CelerBox, b4: CelerBox, \
+                b5: CelerBox }\nstruct S { chunk: CelerBox, a: CelerBox, x: f32 }\nvar<immediate> pc: P;\n\
+                var<immediate> ps: S;\n@group(0) @binding(0) var<storage, read_write> a: array<f32>;\n\
+                @compute @workgroup_size(64) fn both() { a[0] = f32(pc.chunk.offset0) + ps.x; }\n";
+    fs::write(&path, text).expect("writes");
+    let e = compile(&path, "kernels/two_blocks.wgsl", &dir, &Options::default()).expect_err("refused");
+    let _ = fs::remove_dir_all(&dir);
+    assert!(e.contains("kernels/two_blocks.wgsl fails naga validation"), "{e}");
+    assert!(
+        e.contains("moved the 2 var<immediate> blocks of this file")
+            && e.contains("@group(0) @binding(2)")
+            && e.contains("only one var<immediate>"),
+        "{e}"
+    );
+}
