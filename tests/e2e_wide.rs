@@ -7,6 +7,9 @@
 //! - `kernels/wide_2d.wgsl` (2D): six inputs (one read with a halo along dimension 0) and an output, two scalars,
 //!   200 bytes; split along dimension 0 and as a grid (`split_2d`).
 //! - `kernels/sum4.wgsl` (five bindings, 144 bytes: beyond lavapipe's push constants).
+//! - `kernels/wide30.wgsl` (30 bindings: with the parameter buffer and a checked kernel's bounds record, the 32
+//!   storage buffers lavapipe binds in one dispatch) runs; `kernels/wide31.wgsl` (31) runs where the devices bind
+//!   more, and `submit` refuses it naming `maxPerStageDescriptorStorageBuffers` where they do not (lavapipe).
 //!
 //! A dispatch reading another's words, or the kernel reading its parameters at other offsets than the push-constant
 //! block's, gives other sums. Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices per rank
@@ -19,7 +22,7 @@ mod common;
 
 use celer::{access, task, Kernel, Queue};
 
-/// The kernels of `kernels/` (wide_sum, wide_2d and sum4 here).
+/// The kernels of `kernels/` (wide_sum, wide_2d, sum4, wide30 and wide31 here).
 #[allow(dead_code)] // kernels/ holds the kernels of several tests and examples
 mod own_kernels {
     celer::include_kernels!();
@@ -153,11 +156,48 @@ fn sum4(q: &Queue) -> Result<(), String> {
     }
 }
 
+/// `wide30` (30 bindings: 31 storage buffers, 32 when checked, what lavapipe binds in one dispatch) must run, and
+/// `wide31` (one binding more) either runs where the devices bind that many, or `submit` refuses it naming the
+/// limit (lavapipe), rather than the run aborting on the runtime thread when Vulkan refuses its pipeline layout.
+fn storage_buffer_limit(q: &Queue) -> Result<(), String> {
+    let input = |k: usize, c: usize| ((c * (k + 1) + k) % 4) as f32;
+    let ins: Vec<_> = (0..30)
+        .map(|k| q.buffer_from(&(0..N).map(|c| input(k, c)).collect::<Vec<_>>(), [N]).named(format!("in{k}")))
+        .collect();
+    for (source, inputs) in [(&own_kernels::WIDE30, 29), (&own_kernels::WIDE31, 30)] {
+        let kernel = Kernel::wgsl(source, "main").map_err(e)?;
+        let out = q.buffer_from(&vec![1.0f32; N], [N]).named(format!("out{}", inputs + 1));
+        let mut t = task::parallel_for(&kernel, [N]).name(format!("wide{}", inputs + 1));
+        for b in &ins[..inputs] {
+            t = t.read(b, access::one_to_one());
+        }
+        match q.submit(t.read_write(&out, access::one_to_one())) {
+            Ok(_) => {}
+            Err(err) if inputs == 30 && err.to_string().contains("maxPerStageDescriptorStorageBuffers") => {
+                let text = err.to_string();
+                let want = "kernel wide31::main has 31 bindings, and its dispatch binds 33 storage buffers";
+                if !text.contains(want) || !text.contains("wide31\"") {
+                    return Err(format!("wide31 was refused, but the error does not say `{want}`: {text}"));
+                }
+                continue;
+            }
+            Err(err) => return Err(format!("wide{}: submit refused it: {err}", inputs + 1)),
+        }
+        let got = q.fence(&out).map_err(e)?.wait().map_err(e)?;
+        let want = |c: usize| 1.0 + (0..inputs).map(|k| (k + 1) as f32 * input(k, c)).sum::<f32>();
+        if let Some(c) = (0..N).find(|&c| got[c] != want(c)) {
+            return Err(format!("wide{}: cell {c} holds {}, the serial result is {}", inputs + 1, got[c], want(c)));
+        }
+    }
+    Ok(())
+}
+
 fn run(q: &Queue) -> Result<(), String> {
     wide_1d(q)?;
     wide_2d(q, false)?;
     wide_2d(q, true)?;
-    sum4(q)
+    sum4(q)?;
+    storage_buffer_limit(q)
 }
 
 fn main() -> ExitCode {

@@ -644,6 +644,29 @@ impl Queue {
                     }),
                 });
             }
+            // Every rank agreed at start-up on the least number of storage buffers a dispatch binds. A dispatch may
+            // run checked (CELER_CHECK_BOUNDS, or an accessor whose mapper gives a chunk no cells), which binds the
+            // bounds record too, so it counts always.
+            if let Some(limit) = self.runtime.as_ref().map(|rt| rt.max_storage_buffers()) {
+                let params = usize::from(source.params_binding().is_some());
+                let needed = bindings + 1 + params;
+                if needed > limit as usize {
+                    let detail = format!(
+                        "{bindings} bindings, the bounds record of its checked variant{}",
+                        if params == 1 { ", its parameter buffer" } else { "" }
+                    );
+                    return Err(TaskError {
+                        task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name },
+                        inner: Box::new(celer_scheduler::graph::TaskErrorKind::TooManyBindings {
+                            kernel: format!("{}::{entry}", source.name()),
+                            bindings,
+                            needed,
+                            detail,
+                            limit,
+                        }),
+                    });
+                }
+            }
             let limit = self.runtime.as_ref().map(|rt| rt.max_push_constant_bytes());
             if let Some(limit) = limit.filter(|_| source.params_binding().is_none()) {
                 if pushed.max(declared) > limit as usize {

@@ -214,6 +214,10 @@ pub struct GpuLimits {
     pub max_workgroup_invocations: u32,
     /// `maxComputeSharedMemorySize`: bytes of `var<workgroup>` memory one workgroup may use.
     pub max_workgroup_memory_bytes: u32,
+    /// The least of `maxPerStageDescriptorStorageBuffers` and `maxDescriptorSetStorageBuffers`: storage buffers one
+    /// dispatch may bind (its accessors and reductions, a checked kernel's bounds record, the parameter buffer of a
+    /// kernel reading its parameters from storage). Vulkan's minimum is 4; lavapipe offers 32.
+    pub max_storage_buffers: u32,
 }
 
 /// How [`Gpu::poll`] learns that batches completed.

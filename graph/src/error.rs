@@ -467,6 +467,27 @@ pub enum TaskErrorKind {
         /// The most bytes a kernel reads from its parameter buffer.
         limit: usize,
     },
+    /// A kernel whose dispatch binds more storage buffers (its bindings, the bounds record of its checked variant,
+    /// its parameter buffer) than a device of the job lets one dispatch bind
+    /// (`maxPerStageDescriptorStorageBuffers`).
+    #[error(
+        "kernel {kernel} has {bindings} bindings, and its dispatch binds {needed} storage buffers ({detail}), more \
+         than the {limit} a device of this job binds in one dispatch (maxPerStageDescriptorStorageBuffers: 32 on \
+         lavapipe, 4 at Vulkan's minimum, far more on NVIDIA and AMD): bind fewer buffers (split the kernel in two, \
+         or keep buffers read alike in one buffer of more rows or of a struct element)"
+    )]
+    TooManyBindings {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The kernel's bindings (accessors and reductions).
+        bindings: usize,
+        /// The storage buffers its dispatch may bind.
+        needed: usize,
+        /// How they add up.
+        detail: String,
+        /// The least limit of the job's devices.
+        limit: u32,
+    },
     /// Two writing accessors of one buffer in one host task whose cells overlap: each accessor gets a copy of its
     /// cells, and the copy written back last would overwrite what the closure stored through the other.
     #[error(

@@ -69,6 +69,10 @@ pub struct Capabilities {
     /// The least `maxPushConstantsSize`: what a dispatch's push constants (chunk, a box per binding, scalars) may
     /// take, in bytes.
     pub max_push_constant_bytes: u32,
+    /// The least number of storage buffers a dispatch may bind (`maxPerStageDescriptorStorageBuffers`, or
+    /// `maxDescriptorSetStorageBuffers` where less): its accessors and reductions, a checked kernel's bounds record,
+    /// the parameter buffer of a kernel reading its parameters from storage.
+    pub max_storage_buffers: u32,
 }
 
 /// Every rank passes what its own start-up gave, its values of the settings that must agree and what all its
@@ -78,7 +82,7 @@ pub struct Capabilities {
 /// [`StartError::OtherRank`] where only another rank failed. Collective: every rank calls it once, at the same point, before any collective whose count
 /// depends on a setting (one element-wise minimum over a duplicate of the world communicator: the lowest failed
 /// rank, then each setting's value in this rank's slot and `u64::MAX` in the others', then `float64` as 0 or 1, then
-/// the push-constant limit).
+/// the push-constant limit, then the storage-buffer limit).
 pub(crate) fn agree<T>(
     comm: &Communicator,
     settings: &[SharedSetting],
@@ -88,12 +92,13 @@ pub(crate) fn agree<T>(
     let rank = comm.rank() as usize;
     let ranks = comm.size() as usize;
     let tail = 1 + settings.len() * ranks;
-    let mut values = vec![u64::MAX; tail + 2];
+    let mut values = vec![u64::MAX; tail + 3];
     if mine.is_err() {
         values[0] = rank as u64;
     }
     values[tail] = u64::from(caps.float64);
     values[tail + 1] = u64::from(caps.max_push_constant_bytes);
+    values[tail + 2] = u64::from(caps.max_storage_buffers);
     for (i, s) in settings.iter().enumerate() {
         values[1 + i * ranks + rank] = s.value;
     }
@@ -116,6 +121,7 @@ pub(crate) fn agree<T>(
     let agreed = Capabilities {
         float64: all[tail] == 1,
         max_push_constant_bytes: u32::try_from(all[tail + 1]).unwrap_or(u32::MAX),
+        max_storage_buffers: u32::try_from(all[tail + 2]).unwrap_or(u32::MAX),
     };
     match all[0] {
         u64::MAX => Ok((mine, agreed)),

@@ -666,6 +666,7 @@ mod tests {
             max_workgroup_size: [1024, 1024, 64],
             max_workgroup_invocations: 1024,
             max_workgroup_memory_bytes: 32768,
+            max_storage_buffers: 32,
         };
         let desc = |workgroup_size, workgroup_memory_bytes| crate::shaders::EntryPointDesc {
             name: "main",

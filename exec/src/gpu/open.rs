@@ -65,6 +65,9 @@ impl Opened {
             max_workgroup_size: props.max_compute_work_group_size,
             max_workgroup_invocations: props.max_compute_work_group_invocations,
             max_workgroup_memory_bytes: props.max_compute_shared_memory_size,
+            max_storage_buffers: props
+                .max_per_stage_descriptor_storage_buffers
+                .min(props.max_descriptor_set_storage_buffers),
         };
         let available = physical.queue_family_properties()[family as usize].queue_count.max(1) as usize;
         let count = queues.clamp(1, available);

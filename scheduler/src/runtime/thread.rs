@@ -221,6 +221,13 @@ impl RuntimeHandle {
         self.caps.max_push_constant_bytes
     }
 
+    /// The least number of storage buffers a dispatch may bind on every device of every rank (see
+    /// [`Capabilities::max_storage_buffers`](crate::startup::Capabilities::max_storage_buffers)), so that `submit`
+    /// can refuse a kernel with more bindings than the devices bind, on every rank alike.
+    pub fn max_storage_buffers(&self) -> u32 {
+        self.caps.max_storage_buffers
+    }
+
     /// Number of nodes of the command graph: ranks × devices per rank (`CELER_DEVICES`). The task graph splits
     /// collective host tasks over this many (one item each), as the runtime's task manager expects.
     pub fn nodes(&self) -> i32 {
@@ -632,6 +639,11 @@ pub(super) fn run(
             .as_ref()
             .ok()
             .and_then(|gpus| gpus.iter().map(|g| g.limits().max_push_constant_bytes).min())
+            .unwrap_or(u32::MAX),
+        max_storage_buffers: gpus
+            .as_ref()
+            .ok()
+            .and_then(|gpus| gpus.iter().map(|g| g.limits().max_storage_buffers).min())
             .unwrap_or(u32::MAX),
     };
     let (gpus, caps) = match crate::startup::agree(
