@@ -195,7 +195,8 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     );
 
     let mut module = naga::front::wgsl::parse_str(&source).map_err(|e| {
-        format!("error: {shown} does not parse as WGSL{note}:\n{}", e.emit_to_string_with_path(&source, shown))
+        let hint = in_prelude(e.location(&source).map(|l| l.line_number), own_lines);
+        format!("error: {shown} does not parse as WGSL{note}:\n{}{hint}", e.emit_to_string_with_path(&source, shown))
     })?;
     // Before validation, which panics on a push-constant block over 256 bytes: a block over 128 bytes becomes a
     // read-only storage buffer, in the plain and the checked variant alike.
@@ -219,8 +220,9 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     // All capabilities: the device checks at pipeline creation whether it supports what a kernel uses (f64,
     // subgroups, ...), with an error that names the missing feature.
     let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).map_err(|e| {
+        let hint = in_prelude(e.location(&source).map(|l| l.line_number), own_lines);
         format!(
-            "error: {shown} fails naga validation{note}:\n{}{moved_note}",
+            "error: {shown} fails naga validation{note}:\n{}{moved_note}{hint}",
             e.emit_to_string_with_path(&source, shown)
         )
     })?;
@@ -844,6 +846,20 @@ pub fn params_to_storage(module: &mut naga::Module, binding: u32) -> usize {
         }
     }
     changed
+}
+
+/// A hint for an error at `line` (1-based) of a kernel file of `own_lines` lines with celer's prelude appended: an
+/// error inside the prelude is nearly always a name of the kernel's own (a binding, constant or function called
+/// `i32`, `vec3` or `celer_index`) that shadows what the prelude uses; empty otherwise.
+fn in_prelude(line: Option<u32>, own_lines: usize) -> String {
+    match line {
+        Some(l) if l as usize > own_lines => format!(
+            "\nnote: line {l} lies in celer's prelude, not in your file (its {own_lines} lines come first): a name your \
+             file declares at module scope (a binding, constant, struct or function) probably shadows a type or \
+             function the prelude uses (`i32`, `u32`, `f32`, `vec3`, `CelerBox`, `celer_*`); rename it"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Writes SPIR-V words as little-endian bytes.

@@ -436,3 +436,23 @@ fn two_parameter_blocks_one_entry_point_uses_are_refused_naming_the_move_to_stor
         "{e}"
     );
 }
+
+#[test]
+fn an_error_inside_the_prelude_points_at_a_name_of_the_kernel_that_shadows_it() {
+    // A binding called `i32` breaks the prelude's `bitcast<i32>(..)`: naga reports a line of the prelude.
+    let own = "@group(0) @binding(0) var<storage, read_write> i32: array<u32>;\n\
+               @compute @workgroup_size(64) fn main() { i32[0] = 1u; }\n";
+    let source = format!("{own}\n{}", prelude_for(own));
+    let line = match naga::front::wgsl::parse_str(&source) {
+        Err(e) => e.location(&source).map(|l| l.line_number),
+        Ok(module) => Validator::new(ValidationFlags::all(), Capabilities::all())
+            .validate(&module)
+            .err()
+            .and_then(|e| e.location(&source).map(|l| l.line_number)),
+    };
+    let line = line.expect("a binding named i32 fails with a location");
+    assert!(line as usize > own.lines().count(), "the error lies in the prelude: line {line}");
+    let hint = in_prelude(Some(line), own.lines().count());
+    assert!(hint.contains("lies in celer's prelude") && hint.contains("rename it"), "{hint}");
+    assert_eq!(in_prelude(Some(2), 2), "", "an error in the kernel's own lines gets no hint");
+}
