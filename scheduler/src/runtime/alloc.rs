@@ -1,9 +1,10 @@
-//! Device allocations: each buffer's one allocation per rank, grown to cover what commands need, with look-ahead.
+//! Device allocations: each buffer's one allocation per rank, grown to cover what commands need, with look-ahead,
+//! and freed once the program dropped the buffer and no command may use it any more.
 
 use std::sync::Arc;
 
 use celer_exec::gpu::DeviceAllocation;
-use celer_graph::{BufferId, CommandKind, GridBox};
+use celer_graph::{BufferId, CommandKind, GridBox, TaskId};
 
 use super::batch::GpuOp;
 use super::error::{OpContext, RuntimeError};
@@ -138,5 +139,41 @@ impl RankLoop<'_> {
             }
         }
         bounds
+    }
+
+    /// Frees the dropped buffers that no command may use any more: those whose commands (every one generated
+    /// before the drop) have all completed, and those dropped before task `reached` (a horizon or epoch reached),
+    /// unless GPU work of this step not yet submitted uses them.
+    pub(super) fn free_dropped(&mut self, reached: Option<TaskId>) {
+        let watermark = self.watermark;
+        let (buffers, stats, roots, known, reductions) =
+            (&mut self.buffers, &mut self.stats, &mut self.block_roots, &mut self.known_results, &mut self.reductions);
+        let mut hashes = self.divergence.as_mut().map(|d| &mut d.stream);
+        let pending = &self.pending;
+        let mut freed = Vec::new();
+        self.dropped.retain(|&(id, before, commands_before)| {
+            let unused = commands_before.0 <= watermark || reached.is_some_and(|r| before <= r);
+            // GPU work of this step not yet submitted may still use it (the upload of a reduction's result, which
+            // completes its command at once): it goes after a later step.
+            let release = unused && !pending.iter().any(|op| op.uses(id));
+            if release {
+                roots.remove(&id);
+                known.remove(&id);
+                reductions.buffer_released(id);
+                if let Some(h) = hashes.as_mut() {
+                    h.buffer_released(id);
+                }
+                if let Some(device) = buffers.remove(&id).and_then(|s| s.device) {
+                    stats.device_bytes -= device.bytes() as u64;
+                    freed.push(device);
+                }
+            }
+            !release
+        });
+        // Through the GPU layer, which lets go of the cached descriptor sets (and replayed command buffers) that
+        // bind the allocation: dropped alone, its memory stayed with them until the set cache filled (4096 sets).
+        for device in freed {
+            self.gpu.free(device);
+        }
     }
 }
