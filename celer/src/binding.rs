@@ -386,9 +386,58 @@ fn check_atomic_reductions(
     Ok(())
 }
 
-/// The bytes of push constants entry point `entry` of `source` declares (0 if it has none or no such entry point).
-pub(crate) fn declared_push_bytes(source: &KernelSource, entry: &str) -> usize {
-    source.entry_point(entry).map_or(0, |ep| ep.push_constant_bytes as usize)
+/// The limits of the job's devices (`caps`, agreed at start-up; `None` in a dry run, which checks only what holds on
+/// every device) against what a dispatch of entry point `entry` of `source` with `bindings` bindings (accessors and
+/// reductions) and `scalars` scalar words needs: its parameter block within [`MAX_PARAMS_BYTES`] where it reads it
+/// from storage, its storage buffers (the bindings, a checked variant's bounds record, which any dispatch may need
+/// when a chunk's mapper gives no cells, and the parameter buffer) within what a dispatch binds, its push constants
+/// within the push-constant limit otherwise.
+///
+/// [`MAX_PARAMS_BYTES`]: celer_scheduler::exec::gpu::MAX_PARAMS_BYTES
+pub(crate) fn check_device_limits(
+    source: &KernelSource,
+    entry: &str,
+    bindings: usize,
+    scalars: usize,
+    caps: Option<celer_scheduler::startup::Capabilities>,
+) -> Result<(), Box<TaskErrorKind>> {
+    let kernel = || format!("{}::{entry}", source.name());
+    let pushed = celer_scheduler::exec::gpu::push_constant_bytes(bindings, scalars);
+    let declared = source.entry_point(entry).map_or(0, |ep| ep.push_constant_bytes as usize);
+    let bytes = pushed.max(declared);
+    let sum = || format!("4 × (6 words of the chunk + 6 per binding × {bindings} bindings + {scalars} scalar words)");
+    let in_storage = source.params_binding().is_some();
+    let params_limit = celer_scheduler::exec::gpu::MAX_PARAMS_BYTES;
+    if in_storage && bytes > params_limit {
+        return Err(Box::new(TaskErrorKind::ParamsTooLarge {
+            kernel: kernel(),
+            bytes,
+            detail: sum(),
+            limit: params_limit,
+        }));
+    }
+    let Some(caps) = caps else { return Ok(()) };
+    let needed = bindings + 1 + usize::from(in_storage);
+    if needed > caps.max_storage_buffers as usize {
+        let params = if in_storage { ", its parameter buffer" } else { "" };
+        return Err(Box::new(TaskErrorKind::TooManyBindings {
+            kernel: kernel(),
+            bindings,
+            needed,
+            detail: format!("{bindings} bindings, the bounds record of its checked variant{params}"),
+            limit: caps.max_storage_buffers,
+        }));
+    }
+    if !in_storage && bytes > caps.max_push_constant_bytes as usize {
+        let detail = if declared > pushed { format!("its push-constant block declares {declared}") } else { sum() };
+        return Err(Box::new(TaskErrorKind::PushConstantsTooLarge {
+            kernel: kernel(),
+            bytes,
+            detail,
+            limit: caps.max_push_constant_bytes,
+        }));
+    }
+    Ok(())
 }
 
 /// The task's first `accessors` bindings (accessors bind first, in binding order) that entry point `entry` of `source`

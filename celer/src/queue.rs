@@ -558,7 +558,7 @@ impl Queue {
         )?;
         if let Some((source, entry)) = task.kernel {
             // Every rank agreed at start-up whether all devices run f64, so every rank refuses here alike.
-            if source.needs_float64() && self.runtime.as_ref().is_some_and(|rt| !rt.float64()) {
+            if source.needs_float64() && self.runtime.as_ref().is_some_and(|rt| !rt.capabilities().float64) {
                 return Err(TaskError {
                     task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name },
                     inner: Box::new(celer_scheduler::graph::TaskErrorKind::KernelNeedsFloat64 {
@@ -622,73 +622,16 @@ impl Queue {
                 })?;
             let (reduction_kinds, custom_reductions) = (kernel.reduction_kinds, kernel.custom_reductions);
             let scalars = layout.fill(&task.scalars);
-            // Every rank agreed at start-up on the least push-constant limit, so every rank refuses here alike
-            // (where the dispatch failed on the runtime thread before). A shape cached above passed this once.
-            // A kernel whose parameter block is larger than 128 bytes reads it from a storage buffer instead, up
-            // to MAX_PARAMS_BYTES, on every device.
+            // Every rank agreed at start-up on the devices' limits, so every rank refuses here alike (where the
+            // dispatch failed on the runtime thread before). A shape cached above passed this once.
+            let caps = self.runtime.as_ref().map(|rt| rt.capabilities());
             let bindings = spec.accesses.len() + spec.reductions.len();
-            let pushed = celer_scheduler::exec::gpu::push_constant_bytes(bindings, scalars.len());
-            let declared = crate::binding::declared_push_bytes(source, entry);
-            let params_limit = celer_scheduler::exec::gpu::MAX_PARAMS_BYTES;
-            if source.params_binding().is_some() && pushed.max(declared) > params_limit {
-                return Err(TaskError {
-                    task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name },
-                    inner: Box::new(celer_scheduler::graph::TaskErrorKind::ParamsTooLarge {
-                        kernel: format!("{}::{entry}", source.name()),
-                        bytes: pushed.max(declared),
-                        detail: format!(
-                            "4 × (6 words of the chunk + 6 per binding × {bindings} bindings + {} scalar words)",
-                            scalars.len()
-                        ),
-                        limit: params_limit,
-                    }),
-                });
-            }
-            // Every rank agreed at start-up on the least number of storage buffers a dispatch binds. A dispatch may
-            // run checked (CELER_CHECK_BOUNDS, or an accessor whose mapper gives a chunk no cells), which binds the
-            // bounds record too, so it counts always.
-            if let Some(limit) = self.runtime.as_ref().map(|rt| rt.max_storage_buffers()) {
-                let params = usize::from(source.params_binding().is_some());
-                let needed = bindings + 1 + params;
-                if needed > limit as usize {
-                    let detail = format!(
-                        "{bindings} bindings, the bounds record of its checked variant{}",
-                        if params == 1 { ", its parameter buffer" } else { "" }
-                    );
-                    return Err(TaskError {
-                        task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name },
-                        inner: Box::new(celer_scheduler::graph::TaskErrorKind::TooManyBindings {
-                            kernel: format!("{}::{entry}", source.name()),
-                            bindings,
-                            needed,
-                            detail,
-                            limit,
-                        }),
-                    });
+            crate::binding::check_device_limits(source, entry, bindings, scalars.len(), caps).map_err(|inner| {
+                TaskError {
+                    task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
+                    inner,
                 }
-            }
-            let limit = self.runtime.as_ref().map(|rt| rt.max_push_constant_bytes());
-            if let Some(limit) = limit.filter(|_| source.params_binding().is_none()) {
-                if pushed.max(declared) > limit as usize {
-                    let detail = if declared > pushed {
-                        format!("its push-constant block declares {declared}")
-                    } else {
-                        format!(
-                            "4 × (6 words of the chunk + 6 per binding × {bindings} bindings + {} scalar words)",
-                            scalars.len()
-                        )
-                    };
-                    return Err(TaskError {
-                        task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name },
-                        inner: Box::new(celer_scheduler::graph::TaskErrorKind::PushConstantsTooLarge {
-                            kernel: format!("{}::{entry}", source.name()),
-                            bytes: pushed.max(declared),
-                            detail,
-                            limit,
-                        }),
-                    });
-                }
-            }
+            })?;
             let payload =
                 Arc::new(KernelPayload { source, entry, scalars, reduction_kinds, custom_reductions, blocks });
             if let Some(shape) = shape {

@@ -75,6 +75,21 @@ pub struct Capabilities {
     pub max_storage_buffers: u32,
 }
 
+impl Capabilities {
+    /// What this rank's devices `gpus` offer (the least of them; nothing is limited where the start-up failed,
+    /// which the agreement reports anyway). `no_float64`: a fault injected for tests makes them lack `f64`.
+    pub(crate) fn of(gpus: Result<&[celer_exec::gpu::Gpu], ()>, no_float64: bool) -> Self {
+        let least = |limit: fn(&celer_exec::gpu::GpuLimits) -> u32| {
+            gpus.ok().and_then(|gpus| gpus.iter().map(|g| limit(g.limits())).min()).unwrap_or(u32::MAX)
+        };
+        Capabilities {
+            float64: gpus.is_ok_and(|gpus| gpus.iter().all(celer_exec::gpu::Gpu::float64)) && !no_float64,
+            max_push_constant_bytes: least(|l| l.max_push_constant_bytes),
+            max_storage_buffers: least(|l| l.max_storage_buffers),
+        }
+    }
+}
+
 /// Every rank passes what its own start-up gave, its values of the settings that must agree and what all its
 /// devices offer (`caps`); returns the start-up's result, with what every rank's devices offer,
 /// where every rank succeeded with the same settings, [`StartError::SettingsDiffer`] (on every

@@ -209,23 +209,10 @@ impl RuntimeHandle {
         self.ranks
     }
 
-    /// Whether every device of every rank runs kernels that use `f64` (the Vulkan feature `shaderFloat64`), so that
-    /// `submit` can refuse such a kernel where one does not, on every rank alike.
-    pub fn float64(&self) -> bool {
-        self.caps.float64
-    }
-
-    /// The least `maxPushConstantsSize` of every device of every rank, in bytes, so that `submit` can refuse a kernel
-    /// whose dispatch pushes more (its chunk, a box per binding, its scalars), on every rank alike.
-    pub fn max_push_constant_bytes(&self) -> u32 {
-        self.caps.max_push_constant_bytes
-    }
-
-    /// The least number of storage buffers a dispatch may bind on every device of every rank (see
-    /// [`Capabilities::max_storage_buffers`](crate::startup::Capabilities::max_storage_buffers)), so that `submit`
-    /// can refuse a kernel with more bindings than the devices bind, on every rank alike.
-    pub fn max_storage_buffers(&self) -> u32 {
-        self.caps.max_storage_buffers
+    /// What every device of every rank offers (the least of each, agreed at start-up: `f64`, the push-constant and
+    /// storage-buffer limits), so that `submit` can refuse a kernel that some device cannot run, on every rank alike.
+    pub fn capabilities(&self) -> crate::startup::Capabilities {
+        self.caps
     }
 
     /// Number of nodes of the command graph: ranks × devices per rank (`CELER_DEVICES`). The task graph splits
@@ -632,20 +619,10 @@ pub(super) fn run(
     // Devices on one GPU share its Vulkan device (a queue each), not time-slice it as separate contexts.
     let options = celer_exec::gpu::GpuOptions { lose_device_at_poll: runtime.inject_device_lost, ..Default::default() };
     let gpus = Gpu::open_rank(devices, &options).map_err(|(device, error)| StartError::Gpu { rank, device, error });
-    let caps = crate::startup::Capabilities {
-        float64: gpus.as_ref().is_ok_and(|gpus| gpus.iter().all(Gpu::float64))
-            && runtime.inject_no_float64 != Some(rank as u64),
-        max_push_constant_bytes: gpus
-            .as_ref()
-            .ok()
-            .and_then(|gpus| gpus.iter().map(|g| g.limits().max_push_constant_bytes).min())
-            .unwrap_or(u32::MAX),
-        max_storage_buffers: gpus
-            .as_ref()
-            .ok()
-            .and_then(|gpus| gpus.iter().map(|g| g.limits().max_storage_buffers).min())
-            .unwrap_or(u32::MAX),
-    };
+    let caps = crate::startup::Capabilities::of(
+        gpus.as_deref().map_err(|_| ()),
+        runtime.inject_no_float64 == Some(rank as u64),
+    );
     let (gpus, caps) = match crate::startup::agree(
         &comm,
         &runtime.must_agree(config.horizon_step, config.horizon_max_parallelism),
