@@ -23,7 +23,8 @@ use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter, Standar
 use super::GpuError;
 
 /// The most bytes of parameters a kernel reads from the ring: the range of its descriptor. Equal to
-/// `celer_kernel_build::MAX_PARAMS_BYTES`, the largest parameter block the build accepts (the chunk and 169 boxes).
+/// `celer_kernel_build::MAX_PARAMS_BYTES`, the largest parameter block the build accepts (the chunk and 169 boxes;
+/// a unit test checks they agree).
 pub const MAX_PARAMS_BYTES: usize = 4096;
 
 /// The first ring's capacity: 16 dispatches of the largest block, hundreds of typical ones.
@@ -166,6 +167,11 @@ mod tests {
     /// The ring's bookkeeping without a buffer: `place`'s arithmetic on a ring of `capacity`.
     fn ring(capacity: u64) -> ParamRing {
         ParamRing { buffer: None, capacity, generation: 1, head: 0, tail: 0 }
+    }
+
+    #[test]
+    fn the_ring_binds_as_many_bytes_as_the_build_lets_a_parameter_block_take() {
+        assert_eq!(MAX_PARAMS_BYTES, celer_kernel_build::MAX_PARAMS_BYTES as usize);
     }
 
     #[test]
