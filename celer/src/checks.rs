@@ -107,10 +107,7 @@ pub(crate) fn empty_outside(
     range: &[usize],
     extent: &[usize],
 ) -> Option<TaskErrorKind> {
-    if !range.contains(&0) || overflows(offset, range) {
-        return None;
-    }
-    let dim = (0..offset.len()).find(|&d| offset[d] + range[d] > extent[d])?;
+    let dim = empty_outside_dim(offset, range, extent)?;
     Some(TaskErrorKind::EmptyBoxOutside {
         what: what(),
         buffer,
@@ -121,6 +118,15 @@ pub(crate) fn empty_outside(
         start: offset[dim],
         end: offset[dim] + range[dim],
     })
+}
+
+/// The first dimension along which the empty box `[offset, offset + range)` (a zero in `range`) ends beyond `extent`;
+/// `None` for a non-empty box, one whose end overflows (reported as such), or one inside.
+fn empty_outside_dim(offset: &[usize], range: &[usize], extent: &[usize]) -> Option<usize> {
+    if !range.contains(&0) || overflows(offset, range) {
+        return None;
+    }
+    (0..offset.len()).find(|&d| offset[d] + range[d] > extent[d])
 }
 
 /// The number of cells of a buffer or index space of extent `extent`, or `None` where it overflows `usize`: 0 where
@@ -260,11 +266,7 @@ impl Noted {
             let extent = GridBox::from_extent(extent);
             self.overflow =
                 Some(Overflow { what: what(), buffer: id, offset: offset.to_vec(), range: range.to_vec(), extent });
-        } else if self.outside.is_none()
-            && range.contains(&0)
-            && !overflows(offset, range)
-            && offset.iter().zip(range).zip(extent).any(|((o, r), e)| o + r > *e)
-        {
+        } else if self.outside.is_none() && empty_outside_dim(offset, range, extent).is_some() {
             let (offset, range, extent) = (offset.to_vec(), range.to_vec(), extent.to_vec());
             self.outside = Some(EmptyOutside { what: what(), buffer: id, offset, range, extent });
         }
