@@ -1,10 +1,13 @@
 //! Per-task overhead of celer against the same work dispatched by hand, measured in one run.
 //!
-//! Five ways of running `--tasks` tiny tasks: (1) a 1D stencil of tiny steps (256 cells, halos between ranks)
+//! Six ways of running `--tasks` tiny tasks: (1) a 1D stencil of tiny steps (256 cells, halos between ranks)
 //! through celer; a chain of tiny kernels (each adds 1 to the 64 cells of a buffer, so each depends on the previous)
 //! (2) through celer on every rank and, on rank 0, hand-written through the same GPU layer: (3) 64 dispatches per
 //! submission, (4) one dispatch per submission, all submitted back to back, waiting only for the last, and (5) the
-//! same, waiting for each dispatch before the next (the round trip a naive runtime pays).
+//! same, waiting for each dispatch before the next (the round trip a naive runtime pays); and (6) the chain through
+//! celer with a kernel of nine bindings and three scalars (`kernels/wide_sum.wgsl`), whose 252 bytes of parameters
+//! exceed the 128 bytes of push constants every device offers: each dispatch writes them to the GPU layer's
+//! parameter ring, and its batches are recorded, not replayed (what such kernels cost against (2)).
 //!
 //! How it is measured: `--reps` repetitions (default 3); in repetition r every way runs once, in the order above
 //! rotated left by r, each first untimed (a run of the same length: warm-up) and then timed. Prints the minimum and
@@ -42,9 +45,11 @@ enum Way {
     BackToBack,
     /// The chain by hand, one dispatch per submission, each waited for.
     WaitEach,
+    /// celer, the chain through a kernel whose parameters are in a storage buffer.
+    WideChain,
 }
 
-const WAYS: [Way; 5] = [Way::Stencil, Way::Chain, Way::Batched, Way::BackToBack, Way::WaitEach];
+const WAYS: [Way; 6] = [Way::Stencil, Way::Chain, Way::Batched, Way::BackToBack, Way::WaitEach, Way::WideChain];
 
 impl Way {
     fn label(self) -> &'static str {
@@ -54,11 +59,12 @@ impl Way {
             Way::Batched => "chain by hand, 64 dispatches per submission",
             Way::BackToBack => "chain by hand, one per submission, back to back",
             Way::WaitEach => "chain by hand, one per submission, waiting",
+            Way::WideChain => "celer, chain of 9-binding kernels (64 cells)",
         }
     }
 
     fn by_hand(self) -> bool {
-        !matches!(self, Way::Stencil | Way::Chain)
+        !matches!(self, Way::Stencil | Way::Chain | Way::WideChain)
     }
 }
 
@@ -131,15 +137,27 @@ impl HandChain {
     }
 }
 
-/// celer's two ways: the chain's buffer, the stencil's two fields, and what has run.
+/// The kernels of `kernels/` (wide_sum here).
+#[allow(dead_code)] // kernels/ holds the kernels of several tests and examples
+mod own_kernels {
+    celer::include_kernels!();
+}
+
+/// celer's three ways: the chains' buffers, the stencil's two fields, and what has run.
 struct ThroughCeler<'q> {
     q: &'q Queue,
     add: Kernel,
     heat: Kernel,
+    /// `wide_sum`'s `accumulate`: adds `c` to every cell of `wide_out` where its eight inputs are zero and `a`, `b`
+    /// are 0.
+    wide: Kernel,
     data: Buffer<'q, u32, 1>,
     fields: [Buffer<'q, f32, 1>; 2],
+    wide_in: [Buffer<'q, f32, 1>; 8],
+    wide_out: Buffer<'q, f32, 1>,
     adds: usize,
     steps: usize,
+    wide_adds: usize,
     /// Of the last run, per task: the runtime thread's CPU µs, loop steps and busy µs (`RankStats::runtime_cpu`,
     /// `loop_steps`, `busy`), and the µs the application thread spent submitting.
     last_cpu: Threads,
@@ -180,13 +198,17 @@ impl<'q> ThroughCeler<'q> {
             q,
             add: Kernel::wgsl(&kernels::GPU_ADD, "main")?,
             heat: Kernel::wgsl(&kernels::HEAT_1D, "main")?,
+            wide: Kernel::wgsl(&own_kernels::WIDE_SUM, "accumulate")?,
             data: q.buffer_from(&[0u32; 64], [64]).named("data"),
             fields: [
                 q.buffer_from(&vec![1.0f32; STENCIL_CELLS], [STENCIL_CELLS]).named("a"),
                 q.buffer::<f32, 1>([STENCIL_CELLS]).named("b"),
             ],
+            wide_in: std::array::from_fn(|i| q.buffer_from(&[0.0f32; 64], [64]).named(format!("x{i}"))),
+            wide_out: q.buffer_from(&[0.0f32; 64], [64]).named("wide_out"),
             adds: 0,
             steps: 0,
+            wide_adds: 0,
             last_cpu: Threads::default(),
         })
     }
@@ -204,6 +226,15 @@ impl<'q> ThroughCeler<'q> {
                     task::parallel_for(&self.add, [64]).read_write(&self.data, access::one_to_one()).scalars(&[1]),
                 )?;
                 self.adds += 1;
+            } else if way == Way::WideChain {
+                let mut t = task::parallel_for(&self.wide, [64]).read(&self.wide_in[0], access::neighborhood([1]));
+                for x in &self.wide_in[1..] {
+                    t = t.read(x, access::one_to_one());
+                }
+                q.submit(
+                    t.read_write(&self.wide_out, access::one_to_one()).scalar_f32(0.0).scalar_f32(0.0).scalar_f32(1.0),
+                )?;
+                self.wide_adds += 1;
             } else {
                 let (src, dst) = (&self.fields[self.steps % 2], &self.fields[(self.steps + 1) % 2]);
                 q.submit(
@@ -233,7 +264,7 @@ impl<'q> ThroughCeler<'q> {
         Ok(us)
     }
 
-    /// Checks the chain's count and that the stencil of a constant field left it constant.
+    /// Checks the chains' counts and that the stencil of a constant field left it constant.
     fn check(&self) -> Res<()> {
         let got = self.q.fence(&self.data)?.wait()?;
         if got.iter().any(|&v| v != self.adds as u32) {
@@ -242,6 +273,11 @@ impl<'q> ThroughCeler<'q> {
         let field = self.q.fence(&self.fields[self.steps % 2])?.wait()?;
         if field.iter().any(|&v| (v - 1.0).abs() > 1e-5) {
             return Err("the stencil of a constant field changed it".into());
+        }
+        // Whole numbers below 2^24: exact in f32.
+        let wide = self.q.fence(&self.wide_out)?.wait()?;
+        if wide.iter().any(|&v| v != self.wide_adds as f32) {
+            return Err(format!("celer's wide chain computed {:?}…, expected {}", &wide[..4], self.wide_adds).into());
         }
         Ok(())
     }
@@ -267,7 +303,8 @@ fn main() -> Res<()> {
     let mut hand = if rank == 0 { Some(HandChain::new()?) } else { None };
     let mut us: Vec<(Way, Vec<f64>)> = WAYS.iter().map(|&w| (w, Vec::new())).collect();
     // celer's ways: what the two threads did per task in each timed run.
-    let mut cpu: Vec<(Way, Vec<Threads>)> = vec![(Way::Stencil, Vec::new()), (Way::Chain, Vec::new())];
+    let mut cpu: Vec<(Way, Vec<Threads>)> =
+        vec![(Way::Stencil, Vec::new()), (Way::Chain, Vec::new()), (Way::WideChain, Vec::new())];
     for r in 0..reps {
         let mut order = WAYS.to_vec();
         order.rotate_left(r % WAYS.len());
@@ -333,6 +370,12 @@ fn main() -> Res<()> {
         per_rep.join(" "),
         median(&chain) / median(&b2b),
         median(&chain) / median(&waiting)
+    );
+    let wide = of(Way::WideChain);
+    println!(
+        "  chain of 9-binding kernels ÷ chain of 1-binding kernels, both through celer: {:.2}× (medians; nine \
+         buffers per task, and parameters in storage where the block exceeds 128 bytes)",
+        median(&wide) / median(&chain)
     );
     Ok(())
 }

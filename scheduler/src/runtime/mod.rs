@@ -191,8 +191,9 @@ pub struct RankLoop<'c> {
     spare_commands: Vec<Box<Command>>,
     /// Commands started and not yet complete.
     in_flight: Vec<(CommandId, InFlight)>,
-    /// Commands in flight whose GPU work is all they wait for (`InFlight::Gpu(_, AfterGpu::Done)`): a GPU command
-    /// depending on one may start at once, queued behind it.
+    /// Commands in flight whose GPU work is all they wait for (`InFlight::Gpu(_, AfterGpu::Done)`), and queued
+    /// horizons whose dependencies are all complete or here: a GPU command depending on one may start at once,
+    /// queued behind it.
     gpu_tail: IdSet<CommandId>,
     /// Completed commands above the watermark; every command below `watermark` is complete.
     done: IdSet<CommandId>,
@@ -726,8 +727,9 @@ impl<'c> RankLoop<'c> {
     ///
     /// A command that begins with GPU work (a kernel, or the download of a push or fence) may start as soon as the
     /// commands it depends on have *submitted* their last GPU batch: batches run in submission order on the one
-    /// queue, so dependent kernels go to the GPU back to back instead of one round trip each. Everything else
-    /// waits for its dependencies to complete.
+    /// queue, so dependent kernels go to the GPU back to back instead of one round trip each. A horizon whose
+    /// dependencies are all complete or queued that way counts as queued too. Everything else waits for its
+    /// dependencies to complete.
     // Out of line (called at most once a step): a profile (callgrind) then reports each phase of `step` apart.
     #[inline(never)]
     fn start_ready(&mut self) -> Result<bool, RuntimeError> {
@@ -741,11 +743,26 @@ impl<'c> RankLoop<'c> {
                 self.commands[i].kind,
                 CommandKind::Execution { .. } | CommandKind::Push { .. } | CommandKind::Fence { .. }
             );
-            let ready = self.commands[i]
-                .dependencies
-                .iter()
-                .all(|d| self.is_done(d.command) || (gpu_first && self.gpu_tail.contains(&d.command)));
-            if !ready {
+            // Whether every dependency completed, and whether every one that did not waits only for GPU work
+            // already queued (so that GPU work started now runs after it).
+            let (mut done, mut queued) = (true, true);
+            for d in &self.commands[i].dependencies {
+                if !self.is_done(d.command) {
+                    done = false;
+                    if !self.gpu_tail.contains(&d.command) {
+                        queued = false;
+                        break;
+                    }
+                }
+            }
+            if !done && queued && matches!(self.commands[i].kind, CommandKind::Horizon { .. }) {
+                // A horizon is reached once its dependencies complete, but GPU work behind it need not wait for
+                // that: it queues behind theirs. Tasks reading a buffer no recent task wrote (constant inputs)
+                // depend on the applied horizon, and waited for the GPU to drain two horizons back, every few
+                // tasks, where a chain writing its buffer kept the GPU busy.
+                self.gpu_tail.insert(self.commands[i].id);
+            }
+            if !(done || gpu_first && queued) {
                 if self.overlap.is_some() && !self.interiors.contains_key(&self.commands[i].id) {
                     progressed |= self.start_interior(i)?;
                 }
