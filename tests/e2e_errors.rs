@@ -82,8 +82,9 @@
 //! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items and a kernel whose every
 //!   chunk reads a buffer of 2^34 cells are refused at `submit`;
 //!   a host task over `usize::MAX` items splits over the ranks without overflow, each rank running its share (must pass).
-//! - `settings-differ`: rank 1 runs with `CELER_TRACE` and `CELER_DEVICES=2`, rank 0 without; `Queue::new` fails
-//!   on every rank naming both variables and each rank's value. On one rank nothing differs: it must finish.
+//! - `settings-differ`: rank 1 runs with `CELER_TRACE`, `CELER_DEVICES=2` and `CELER_STALL_TIMEOUT=100`, rank 0
+//!   without; `Queue::new` fails on every rank naming the three variables and each rank's value. On one rank
+//!   nothing differs: it must finish.
 //! - `zero-sized`: buffers with a zero extent (1D, 2D, one from an empty slice, 3D ones of extent `[2^40, 2^40, 0]`
 //!   in every order): a host task sees empty slices, fences return empty vectors, host tasks and a kernel over
 //!   their extents run nothing (must pass).
@@ -491,6 +492,7 @@ fn settings_differ() -> Result<(), String> {
     if std::env::var("OMPI_COMM_WORLD_RANK").as_deref() == Ok("1") {
         std::env::set_var("CELER_TRACE", std::env::temp_dir().join("celer-e2e-settings-trace.json"));
         std::env::set_var("CELER_DEVICES", "2");
+        std::env::set_var("CELER_STALL_TIMEOUT", "100");
     }
     let q = Queue::new().map_err(|e| e.to_string())?;
     let a = q.buffer_from(&[1u32; 8], [8]).named("a");
