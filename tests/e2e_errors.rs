@@ -99,6 +99,9 @@
 //!   shows its box); every rank stops within seconds, reporting a divergence and the
 //!   first task that differs (with its scalars, or its buffer's extent and creation hash). On one rank nothing
 //!   differs: each must finish.
+//! - `split-differs`, `reduce-differs`: rank 1 alone splits a 2D host task with `.split_2d()`, or reduces with
+//!   `reduce_including` where the others `reduce`; every rank reports the divergence, rank 1's side showing
+//!   `split 2D` or `including the buffer's current value`. On one rank nothing differs: each must finish.
 //! - `object-differs`, `group-differs`, `type-differs`: rank 1 creates an extra host object or collective group
 //!   before the program's own, or makes a buffer `f32` where the others make it `u32`; every rank reports the
 //!   divergence naming the host object (`H0` / `H1`), the collective group (`CG1` / `CG2`) or the element type
@@ -810,6 +813,31 @@ fn departs(how: &str) -> Result<(), String> {
         }
     }
     q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Rank 1 (only) asks for another split (`split-differs`: `.split_2d()` on a 2D host task) or folds the buffer's
+/// value into a reduction (`reduce-differs`: `reduce_including` where the others `reduce`): the task hash covers
+/// both, and every rank's report must show its side (the reports showed the same task on both ranks).
+fn departs_split(how: &str) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let odd = q.rank() == 1;
+    let grid = q.buffer::<u32, 2>([8, 8]).named("grid");
+    let fill = task::host_for([8, 8]).discard_write(&grid, access::one_to_one()).name("fill");
+    let fill = if odd && how == "split-differs" { fill.split_2d() } else { fill };
+    q.submit(fill.run(|ctx| ctx.data_mut::<u32>(0).fill(1))).map_err(|e| e.to_string())?;
+    let sum = q.buffer_from(&[0i32], [1]).named("sum");
+    let data = q.buffer_from(&[1i32; 16], [16]).named("data");
+    let k = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").map_err(|e| e.to_string())?;
+    let t = task::parallel_for(&k, [16]).read(&data, access::one_to_one()).name("total");
+    let t = if odd && how == "reduce-differs" {
+        t.reduce_including(&sum, ReductionOp::Sum)
+    } else {
+        t.reduce(&sum, ReductionOp::Sum)
+    };
+    q.submit(t).map_err(|e| e.to_string())?;
+    q.fence(&grid).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    q.fence(&sum).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -1868,6 +1896,8 @@ fn check_cases() -> Vec<String> {
         "object-differs",
         "group-differs",
         "type-differs",
+        "split-differs",
+        "reduce-differs",
     ] {
         let (status, stderr, _) = run_case(how, &[]);
         check(how, status.success(), "one rank to finish: nothing can differ", &stderr);
@@ -2133,6 +2163,7 @@ fn main() -> ExitCode {
                 | "fence-differs" | "skip-barrier"),
             ) => departs(how),
             Some(how @ ("object-differs" | "group-differs" | "type-differs")) => departs_resource(how),
+            Some(how @ ("split-differs" | "reduce-differs")) => departs_split(how),
             Some("zero-sized") => zero_sized(),
             Some("empty-range") => empty_range(),
             Some("huge-buffer") => huge_buffer(),
