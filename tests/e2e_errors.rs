@@ -82,8 +82,9 @@
 //! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items and a kernel whose every
 //!   chunk reads a buffer of 2^34 cells are refused at `submit`;
 //!   a host task over `usize::MAX` items splits over the ranks without overflow, each rank running its share (must pass).
-//! - `settings-differ`: rank 1 runs with `CELER_TRACE` and `CELER_DEVICES=2`, rank 0 without; `Queue::new` fails
-//!   on every rank naming both variables and each rank's value. On one rank nothing differs: it must finish.
+//! - `settings-differ`: rank 1 runs with `CELER_TRACE`, `CELER_DEVICES=2` and `CELER_STALL_TIMEOUT=100`, rank 0
+//!   without; `Queue::new` fails on every rank naming the three variables and each rank's value. On one rank
+//!   nothing differs: it must finish.
 //! - `zero-sized`: buffers with a zero extent (1D, 2D, one from an empty slice, 3D ones of extent `[2^40, 2^40, 0]`
 //!   in every order): a host task sees empty slices, fences return empty vectors, host tasks and a kernel over
 //!   their extents run nothing (must pass).
@@ -98,6 +99,9 @@
 //!   shows its box); every rank stops within seconds, reporting a divergence and the
 //!   first task that differs (with its scalars, or its buffer's extent and creation hash). On one rank nothing
 //!   differs: each must finish.
+//! - `split-differs`, `reduce-differs`: rank 1 alone splits a 2D host task with `.split_2d()`, or reduces with
+//!   `reduce_including` where the others `reduce`; every rank reports the divergence, rank 1's side showing
+//!   `split 2D` or `including the buffer's current value`. On one rank nothing differs: each must finish.
 //! - `object-differs`, `group-differs`, `type-differs`: rank 1 creates an extra host object or collective group
 //!   before the program's own, or makes a buffer `f32` where the others make it `u32`; every rank reports the
 //!   divergence naming the host object (`H0` / `H1`), the collective group (`CG1` / `CG2`) or the element type
@@ -491,6 +495,7 @@ fn settings_differ() -> Result<(), String> {
     if std::env::var("OMPI_COMM_WORLD_RANK").as_deref() == Ok("1") {
         std::env::set_var("CELER_TRACE", std::env::temp_dir().join("celer-e2e-settings-trace.json"));
         std::env::set_var("CELER_DEVICES", "2");
+        std::env::set_var("CELER_STALL_TIMEOUT", "100");
     }
     let q = Queue::new().map_err(|e| e.to_string())?;
     let a = q.buffer_from(&[1u32; 8], [8]).named("a");
@@ -808,6 +813,31 @@ fn departs(how: &str) -> Result<(), String> {
         }
     }
     q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Rank 1 (only) asks for another split (`split-differs`: `.split_2d()` on a 2D host task) or folds the buffer's
+/// value into a reduction (`reduce-differs`: `reduce_including` where the others `reduce`): the task hash covers
+/// both, and every rank's report must show its side (the reports showed the same task on both ranks).
+fn departs_split(how: &str) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let odd = q.rank() == 1;
+    let grid = q.buffer::<u32, 2>([8, 8]).named("grid");
+    let fill = task::host_for([8, 8]).discard_write(&grid, access::one_to_one()).name("fill");
+    let fill = if odd && how == "split-differs" { fill.split_2d() } else { fill };
+    q.submit(fill.run(|ctx| ctx.data_mut::<u32>(0).fill(1))).map_err(|e| e.to_string())?;
+    let sum = q.buffer_from(&[0i32], [1]).named("sum");
+    let data = q.buffer_from(&[1i32; 16], [16]).named("data");
+    let k = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").map_err(|e| e.to_string())?;
+    let t = task::parallel_for(&k, [16]).read(&data, access::one_to_one()).name("total");
+    let t = if odd && how == "reduce-differs" {
+        t.reduce_including(&sum, ReductionOp::Sum)
+    } else {
+        t.reduce(&sum, ReductionOp::Sum)
+    };
+    q.submit(t).map_err(|e| e.to_string())?;
+    q.fence(&grid).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    q.fence(&sum).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -1866,6 +1896,8 @@ fn check_cases() -> Vec<String> {
         "object-differs",
         "group-differs",
         "type-differs",
+        "split-differs",
+        "reduce-differs",
     ] {
         let (status, stderr, _) = run_case(how, &[]);
         check(how, status.success(), "one rank to finish: nothing can differ", &stderr);
@@ -2131,6 +2163,7 @@ fn main() -> ExitCode {
                 | "fence-differs" | "skip-barrier"),
             ) => departs(how),
             Some(how @ ("object-differs" | "group-differs" | "type-differs")) => departs_resource(how),
+            Some(how @ ("split-differs" | "reduce-differs")) => departs_split(how),
             Some("zero-sized") => zero_sized(),
             Some("empty-range") => empty_range(),
             Some("huge-buffer") => huge_buffer(),

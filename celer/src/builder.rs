@@ -164,7 +164,8 @@ impl QueueBuilder {
 
     /// How long every rank may wait inside the runtime without progress before each reports what it waits for and
     /// the run aborts; `None` waits forever. `CELER_STALL_TIMEOUT`; default 30 s. A zero timeout makes
-    /// [`build`](Self::build) fail with [`Error::Config`], as `CELER_STALL_TIMEOUT=0` does.
+    /// [`build`](Self::build) fail with [`Error::Config`], as `CELER_STALL_TIMEOUT=0` does. Every rank must use the
+    /// same timeout (the ranks' stall votes follow it): `build` fails on every rank where they differ.
     pub fn stall_timeout(self, timeout: Option<Duration>) -> Self {
         self.choose(env::STALL_TIMEOUT, |c| c.stall_timeout = timeout)
     }

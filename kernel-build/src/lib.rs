@@ -19,7 +19,8 @@
 //! size, the members of the push-constant struct it uses (names, types, offsets) and its dimensionality (which
 //! prelude `celer_item_Nd` it calls, directly or through the functions it calls) and whether its results depend on
 //! how the index space is cut into workgroups ([`workgroup_dependent`]); per file, whether its SPIR-V needs the
-//! device feature `shaderFloat64` ([`spirv_needs_float64`]). `celer`'s `submit` compares tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>`, gaps in the binding numbers
+//! device feature `shaderFloat64` ([`spirv_needs_float64`]). `celer`'s `submit` compares tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>` runtime-sized arrays (`array<T>`: not
+//! `array<T, 16>`, not a single value), gaps in the binding numbers
 //! and an entry point calling two of the `celer_item_Nd` stop the build, naming the file and the variable or
 //! entry point.
 //!
@@ -392,6 +393,17 @@ pub enum ReflectError {
         /// Its binding number.
         binding: u32,
     },
+    /// A `@group(0)` binding that is not a runtime-sized array (`array<u32, 16>`, or a single `u32` or struct):
+    /// it would see only the first cells of the buffer's allocation bound to it, and naga's bounds checks would
+    /// clamp every index past them to its last element.
+    NotRuntimeArray {
+        /// The variable.
+        variable: String,
+        /// Its binding number.
+        binding: u32,
+        /// Its WGSL type.
+        ty: String,
+    },
     /// Binding numbers that do not run from 0 without gaps.
     Gap {
         /// The first variable after the gap.
@@ -435,6 +447,14 @@ impl std::fmt::Display for ReflectError {
                 f,
                 "`{variable}` (@group(0) @binding({binding})) is not a var<storage>; celer binds every @group(0) \
                  binding to a buffer as a storage buffer"
+            ),
+            ReflectError::NotRuntimeArray { variable, binding, ty } => write!(
+                f,
+                "`{variable}` (@group(0) @binding({binding})) is declared as {ty}, not as a runtime-sized array; celer \
+                 binds the cells of a buffer's allocation to every @group(0) binding, as many as the chunk's \
+                 accesses span, so declare it array<T> without a length (array<u32>, array<vec4<f32>>, array<MyStruct>): \
+                 a fixed-size array or a single value sees only the first cells, and naga's bounds checks clamp every \
+                 index past them to the last one (wrong results, silently)"
             ),
             ReflectError::Gap { variable, binding, missing } => write!(
                 f,
@@ -520,8 +540,11 @@ pub fn reflect_with_params(
             return Err(ReflectError::NotStorage { variable: name, binding: rb.binding });
         };
         let (element, element_size) = match module.types[var.ty].inner {
-            TypeInner::Array { base, stride, .. } => (base, stride),
-            ref inner => (var.ty, inner.size(ctx)),
+            TypeInner::Array { base, stride, size: naga::ArraySize::Dynamic } => (base, stride),
+            _ => {
+                let ty = module.types.type_to_string(var.ty);
+                return Err(ReflectError::NotRuntimeArray { variable: name, binding: rb.binding, ty });
+            }
         };
         let scalar = match module.types[element].inner {
             TypeInner::Scalar(s) | TypeInner::Atomic(s) => scalar_name(s),

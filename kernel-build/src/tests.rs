@@ -326,6 +326,35 @@ fn reflection_refuses_other_groups_gaps_and_mixed_dimensionality() {
     assert!(e.contains("entry point `main` calls celer_item_1d and celer_item_3d"), "{e}");
 }
 
+#[test]
+fn reflection_refuses_bindings_that_are_not_runtime_sized_arrays() {
+    // A fixed-size array saw only its first 16 cells of a 64-cell buffer: naga clamped every index past them to
+    // cell 15, so the kernel wrote 16 cells, the last one over and over, and the run finished with wrong data.
+    let e = reflection(
+        "@group(0) @binding(0) var<storage, read_write> out: array<u32, 16>;
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) { out[gid.x] = 1u; }",
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("`out` (@group(0) @binding(0)) is declared as array<u32, 16>, not as a runtime-sized array")
+            && e.contains("declare it array<T> without a length"),
+        "{e}"
+    );
+    // A single value (or struct) saw the first cell of the chunk's allocation, a different cell on every rank.
+    let e = reflection(
+        "@group(0) @binding(0) var<storage, read> inp: array<f32>;
+        @group(0) @binding(1) var<storage, read_write> total: f32;
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) { total = inp[gid.x]; }",
+    )
+    .unwrap_err();
+    assert!(e.contains("`total` (@group(0) @binding(1)) is declared as f32, not as a runtime-sized array"), "{e}");
+    reflection(
+        "@group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) { out[gid.x] = vec4(1.0); }",
+    )
+    .expect("a runtime-sized array of vectors binds");
+}
+
 /// A kernel text (without prelude) with `n` read bindings besides `out`, whose parameter block holds the chunk, a
 /// box per binding and `scalars` f32 words; `main` sums the inputs, scaled by the scalars' sum.
 fn wide_kernel(n: usize, scalars: usize) -> String {

@@ -360,14 +360,25 @@ impl RuntimeConfig {
     /// `CELER_HORIZON_MAX_PARALLELISM`): `CELER_TRACE` on or off (the timelines are gathered collectively at
     /// shutdown), `CELER_CHECK_DIVERGENCE` (its checks are collectives), `CELER_DEVICES` (each device is a node of
     /// the command graph, with a communicator of its own), `CELER_HORIZON_STEP` and `CELER_HORIZON_MAX_PARALLELISM`
-    /// (horizons are tasks: every rank must record the same ones). The others (log level, look-ahead, overlap,
-    /// stall timeout, bounds checks, graph dumps) only change what a rank does locally.
-    pub fn must_agree(&self, horizon_step: u32, horizon_max_parallelism: usize) -> [SharedSetting; 5] {
+    /// (horizons are tasks: every rank must record the same ones) and `CELER_STALL_TIMEOUT` (the ranks vote on
+    /// stalls at an interval derived from it, and a rank counts votes missing for its timeout as a stall: a rank of
+    /// 1 s aborted the run while a rank of 100 s, voting once a second, computed between submissions). The others
+    /// (log level, look-ahead, overlap, bounds checks, graph dumps) only change what a rank does locally.
+    pub fn must_agree(&self, horizon_step: u32, horizon_max_parallelism: usize) -> [SharedSetting; 6] {
         fn on_off(v: u64) -> String {
             if v == 1 { "on" } else { "off" }.to_string()
         }
         fn number(v: u64) -> String {
             v.to_string()
+        }
+        /// `off` is `u64::MAX - 1` (below the exchange's marker), a timeout its milliseconds.
+        const TIMEOUT_OFF: u64 = u64::MAX - 1;
+        fn timeout(v: u64) -> String {
+            if v == TIMEOUT_OFF {
+                "off".to_string()
+            } else {
+                format!("{} s", v as f64 / 1000.0)
+            }
         }
         [
             SharedSetting { variable: TRACE, value: u64::from(self.trace.is_some()), show: on_off },
@@ -379,6 +390,11 @@ impl RuntimeConfig {
                 variable: HORIZON_MAX_PARALLELISM,
                 value: (horizon_max_parallelism as u64).min(u64::MAX - 1),
                 show: number,
+            },
+            SharedSetting {
+                variable: STALL_TIMEOUT,
+                value: self.stall_timeout.map_or(TIMEOUT_OFF, |t| (t.as_millis() as u64).min(TIMEOUT_OFF - 1)),
+                show: timeout,
             },
         ]
     }
@@ -706,6 +722,14 @@ mod tests {
         assert!(msg.contains("CELER_HORIZON_STEP is 4 on rank 0, 8 on rank 1"), "{msg}");
         assert!(msg.contains("CELER_HORIZON_MAX_PARALLELISM is 64 on rank 0, 16 on rank 1"), "{msg}");
         assert!(!msg.contains("CELER_CHECK_DIVERGENCE"), "{msg}");
+        // The stall vote's interval follows the timeout: a rank of 1 s took a rank of 100 s computing between
+        // submissions for a stall.
+        let (slow, off) = (with(&[(STALL_TIMEOUT, "100")]).unwrap(), with(&[(STALL_TIMEOUT, "off")]).unwrap());
+        let (s, o, p) = (slow.must_agree(4, 64), off.must_agree(4, 64), plain.must_agree(4, 64));
+        let all: Vec<u64> = (0..s.len()).flat_map(|i| [s[i].value, o[i].value, p[i].value]).collect();
+        let msg = disagreement(&s, &all, 3).expect("they differ");
+        assert!(msg.contains("CELER_STALL_TIMEOUT is 100 s on rank 0, off on rank 1, 30 s on rank 2"), "{msg}");
+        assert!(!msg.contains("CELER_HORIZON_STEP"), "{msg}");
         let same: Vec<u64> = (0..a.len()).flat_map(|i| [a[i].value, a[i].value]).collect();
         assert_eq!(disagreement(&a, &same, 2), None);
     }

@@ -133,6 +133,26 @@ fn kind_name(kind: celer_graph::TaskKind) -> &'static str {
     }
 }
 
+/// A reduction's operation for divergence reports, and whether it folds in the buffer's current value
+/// (`reduce_including`), which the task hash covers: `Sum, including the buffer's current value`.
+fn describe_reduction(r: &celer_graph::ReductionSpec) -> String {
+    let including = if r.include_current_value { ", including the buffer's current value" } else { "" };
+    format!("{:?}{including}", r.op)
+}
+
+/// How a task splits, for divergence reports, where it is not the default (both are in the task hash, so a rank that
+/// alone asks for `.split_2d()` or a granularity differs there): `; granularity [4, 1, 1]; split 2D (split_2d)`.
+fn describe_split(s: &celer_graph::TaskSpec) -> String {
+    let mut out = String::new();
+    if s.granularity != [1; 3] {
+        out.push_str(&format!("; granularity {:?}", s.granularity));
+    }
+    if s.hint == celer_graph::SplitHint::TwoD {
+        out.push_str("; split 2D (split_2d)");
+    }
+    out
+}
+
 impl RankLoop<'_> {
     /// Describes task `id` as this rank recorded it, for divergence reports.
     pub(in crate::runtime) fn describe_task(&self, w: &crate::divergence::WindowTask) -> String {
@@ -167,11 +187,9 @@ impl RankLoop<'_> {
             out.push_str(&format!("; {} {b} {}", a.mode.name(), describe_mapper(&a.mapper)));
         }
         for r in &s.reductions {
-            out.push_str(&format!("; reduction {:?} into {}", r.op, self.describe_buffer(r.buffer)));
+            out.push_str(&format!("; reduction {} into {}", describe_reduction(r), self.describe_buffer(r.buffer)));
         }
-        if s.granularity != [1; 3] {
-            out.push_str(&format!("; granularity {:?}", s.granularity));
-        }
+        out.push_str(&describe_split(s));
         out
     }
 
@@ -293,6 +311,29 @@ impl RankLoop<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn divergence_reports_show_the_split_and_whether_a_reduction_includes_the_current_value() {
+        // Both are in the task hash; a report that left them out showed the same task on both sides.
+        let mut s = celer_graph::TaskSpec::new(
+            celer_graph::TaskKind::DeviceCompute,
+            2,
+            celer_graph::GridBox::d2([0, 0], [8, 8]),
+        );
+        assert_eq!(describe_split(&s), "");
+        s.hint = celer_graph::SplitHint::TwoD;
+        s.granularity = [4, 1, 1];
+        assert_eq!(describe_split(&s), "; granularity [4, 1, 1]; split 2D (split_2d)");
+        let mut r = celer_graph::ReductionSpec {
+            id: celer_graph::ReductionId(0),
+            buffer: BufferId(0),
+            op: celer_graph::ReductionOp::Sum,
+            include_current_value: false,
+        };
+        assert_eq!(describe_reduction(&r), "Sum");
+        r.include_current_value = true;
+        assert_eq!(describe_reduction(&r), "Sum, including the buffer's current value");
+    }
 
     #[test]
     fn divergence_reports_show_each_scalar_as_the_type_its_member_declares() {
