@@ -172,15 +172,16 @@ pub enum GpuError {
         /// Which limit it exceeds, and by how much.
         problem: String,
     },
-    /// The kernel declares more push-constant bytes than the dispatch provides.
+    /// The kernel's parameter block (`var<immediate>`: push constants, or a storage buffer past 128 bytes)
+    /// declares more bytes than the dispatch provides.
     #[error(
-        "Kernel {kernel} declares {declared} bytes of push constants, but the dispatch provides {provided} \
-         (chunk, one box per accessor, {scalars} scalars): are scalars missing?"
+        "Kernel {kernel}'s parameter block (var<immediate>) declares {declared} bytes, but the dispatch provides \
+         {provided} (chunk, one box per accessor, {scalars} scalars): are scalars missing?"
     )]
     PushConstantsTooSmall {
         /// `file::entry_point`.
         kernel: String,
-        /// The bytes its push-constant block declares.
+        /// The bytes its parameter block declares.
         declared: usize,
         /// The bytes the dispatch pushes.
         provided: usize,
