@@ -1752,7 +1752,8 @@ fn check_cases() -> Vec<String> {
             case,
             !status.success()
                 && took < Duration::from_secs(10)
-                && stderr.contains("(T1): Kernel limits::")
+                && stderr.contains("(T1): loading kernel limits::")
+                && stderr.contains("of task T1 \"beyond\": Kernel limits::")
                 && stderr.contains(limit)
                 && stderr.contains("so it cannot run on this device"),
             "an abort within 10 s naming the task, the kernel and the device limit it exceeds",

@@ -173,7 +173,7 @@ fn missing_extra_and_ill_typed_scalars_are_refused() {
     assert_has(
         &msg,
         &[
-            "kernel heat_1d::main's push-constant member `alpha: f32` (offset 72) gets no value",
+            "kernel heat_1d::main's var<immediate> member `alpha: f32` (offset 72) gets no value",
             "0 positional scalar value(s)",
             "give it in its place after the others (.scalar_f32, .scalar_value, .scalars), or name every scalar",
         ],
@@ -203,9 +203,42 @@ fn missing_extra_and_ill_typed_scalars_are_refused() {
         ),
         "f32_n",
     );
-    assert_has(&msg, &["kernel matmul::main's push-constant member `n` is of type u32, but the task gives it an f32"]);
+    assert_has(&msg, &["kernel matmul::main's var<immediate> member `n` is of type u32, but the task gives it an f32"]);
     let msg = message(q.submit(step().scalar("alpha", 1i32).name("i32_alpha")), "i32_alpha");
     assert_has(&msg, &["member `alpha` is of type f32, but the task gives it an i32 (scalar \"alpha\")"]);
+}
+
+#[test]
+fn scalar_errors_of_a_kernel_reading_its_parameters_from_storage_name_its_var_immediate_block() {
+    // wide_sum: nine bindings and three scalars, 252 bytes: its var<immediate> block is read from a storage buffer,
+    // not pushed, so the messages must not speak of push constants.
+    assert_eq!(own_kernels::WIDE_SUM.params_binding(), Some(10));
+    let q = Queue::dry_run();
+    let xs: Vec<_> = (0..8).map(|k| q.buffer_from(&[0.0f32; 16], [16]).named(format!("x{k}"))).collect();
+    let out = q.buffer::<f32, 1>([16]).named("out");
+    let kernel = Kernel::wgsl(&own_kernels::WIDE_SUM, "main").unwrap();
+    let step = || {
+        let t = xs.iter().fold(task::parallel_for(&kernel, [16]), |t, x| t.read(x, access::one_to_one()));
+        t.discard_write(&out, access::one_to_one())
+    };
+    q.submit(step().scalar("a", 1.0f32).scalar("b", 2.0f32).scalar("c", 3.0f32)).expect("all three by name");
+    let four = step().scalar_f32(1.0).scalar_f32(2.0).scalar_f32(3.0).scalar_f32(4.0);
+    let cases = [
+        (
+            step().scalar("a", 1.0f32).scalar("b", 2.0f32),
+            "no_c",
+            "var<immediate> member `c: f32` (offset 248) gets no value",
+        ),
+        (four, "four", "remove the extra values or add members to the kernel's var<immediate> struct"),
+        (step().scalar("d", 1.0f32), "d", "has no var<immediate> member named `d` (it has: a: f32, b: f32, c: f32)"),
+        (step().scalar("a", 1u32), "u32_a", "var<immediate> member `a` is of type f32, but the task gives it a u32"),
+        (step().scalar("a", 1.0f32).scalar("a", 1.0f32), "a_twice", "give each var<immediate> member once"),
+    ];
+    for (t, name, want) in cases {
+        let msg = message(q.submit(t.name(name)), name);
+        assert_has(&msg, &["kernel wide_sum::main", want]);
+        assert!(!msg.contains("push"), "a kernel reading its parameters from storage has no push constants: {msg}");
+    }
 }
 
 #[test]
@@ -220,13 +253,13 @@ fn vector_members_given_a_vector_of_another_type_or_width_are_refused() {
     let msg = message(q.submit(step().scalar("s", [1i32, 2]).name("i32_s")), "i32_s");
     assert_has(
         &msg,
-        &["kernel vec_params::main's push-constant member `s` is of type vec2<f32>, but the task gives it a [i32; 2] \
+        &["kernel vec_params::main's var<immediate> member `s` is of type vec2<f32>, but the task gives it a [i32; 2] \
            (vec2<i32>) (scalar \"s\"); give it a [f32; 2] (vec2<f32>)"],
     );
     let msg = message(q.submit(step().scalar("k", [1.0f32, 2.0]).name("f32x2_k")), "f32x2_k");
     assert_has(
         &msg,
-        &["kernel vec_params::main's push-constant member `k` is of type vec3<i32>, but the task gives it a [f32; 2] \
+        &["kernel vec_params::main's var<immediate> member `k` is of type vec3<i32>, but the task gives it a [f32; 2] \
            (vec2<f32>) (scalar \"k\"); give it a [i32; 3] (vec3<i32>)"],
     );
     let msg = message(q.submit(step().scalar("s", 0.5f32).name("f32_s")), "f32_s");
@@ -296,7 +329,7 @@ fn bindings_and_scalars_given_by_name_bind_in_the_kernels_order_and_bad_names_ar
         task::parallel_for(&heat(), [16]).read(&a, access::neighborhood([1])).discard_write(&b, access::one_to_one())
     };
     let msg = message(q.submit(step().scalar("beta", 0.1f32).name("beta")), "beta");
-    assert_has(&msg, &["kernel heat_1d::main has no push-constant member named `beta` (it has: alpha: f32)"]);
+    assert_has(&msg, &["kernel heat_1d::main has no var<immediate> member named `beta` (it has: alpha: f32)"]);
     let msg =
         message(q.submit(step().scalar("alpha", 0.1f32).scalar("alpha", 0.2f32).name("alpha_twice")), "alpha_twice");
     assert_has(&msg, &["scalar `alpha` is given twice for kernel heat_1d::main"]);
@@ -318,7 +351,7 @@ fn a_push_constant_struct_without_the_boxes_is_refused() {
     assert_has(
         &msg,
         &[
-            "kernel bad_layout::main's push-constant struct does not follow celer's layout",
+            "kernel bad_layout::main's var<immediate> struct does not follow celer's layout",
             "member 1 is `scale: f32` at offset 24, where the CelerBox of binding 0 belongs (at offset 24)",
         ],
     );

@@ -1,6 +1,6 @@
 //! The seam between a task and its WGSL kernel: `submit` compares what the program binds (accessors, reductions,
 //! scalars) with what the kernel declares (the tables `celer-kernel-build` reflected from its WGSL), binds by name
-//! where the program named the bindings, and lays the scalars out as the kernel's push-constant struct wants them.
+//! where the program named the bindings, and lays the scalars out as the kernel's parameter block (`var<immediate>` struct) wants them.
 //!
 //! Nothing here runs on the GPU or on the runtime thread: every mismatch is a [`TaskErrorKind`] before the task is
 //! recorded. The checks, in order (the GUIDE's table lists their messages):
@@ -14,7 +14,7 @@
 //! 4. per reduction, the prelude block reductions the kernel stores into its binding: the same operation
 //!    (`KernelReductionOp`) and the binding's type (`KernelReductionType`);
 //! 5. the kernel's dimensionality (the `celer_item_Nd` it calls) against the task's (`KernelDimensions`);
-//! 6. the push-constant struct: the boxes first (`PushConstantLayout`), then every scalar member filled once with
+//! 6. the parameter block (`var<immediate>` struct, push constants or storage): the boxes first (`PushConstantLayout`), then every scalar member filled once with
 //!    a value of its type (`MissingScalar`, `ExtraScalars`, `ScalarType`).
 
 use celer_scheduler::exec::shaders::{
@@ -148,8 +148,8 @@ fn article(ty: &str) -> &'static str {
     }
 }
 
-/// Where a task's scalar values go among the push-constant words after the boxes, as [`check_kernel`] derived it
-/// from the kernel's push-constant struct: the same for every task of the same kernel and scalar types, whatever
+/// Where a task's scalar values go among the parameter words after the boxes, as [`check_kernel`] derived it
+/// from the kernel's `var<immediate>` struct: the same for every task of the same kernel and scalar types, whatever
 /// the values (`intern` keeps it to lay out the values of later tasks of a checked shape).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PushLayout {
@@ -555,7 +555,7 @@ fn member(m: &PushMemberDesc) -> String {
     format!("{}: {}", m.name, m.ty)
 }
 
-/// Checks the push-constant struct's boxes and that `scalars` fill its scalar members, returning where each value
+/// Checks the parameter block's (`var<immediate>` struct's) boxes and that `scalars` fill its scalar members, returning where each value
 /// goes among the words after the boxes (`bytes` in all, padding zero).
 ///
 /// Positional values fill the members after the boxes in order, a member of `size` bytes taking `size / 4` scalar
@@ -570,13 +570,13 @@ fn push_layout(
     scalars: &[ScalarArg],
 ) -> Result<PushLayout, Box<TaskErrorKind>> {
     if members.is_empty() {
-        // The entry point reads no push constants: it cannot take scalars.
+        // The entry point reads no parameter block: it cannot take scalars.
         if !scalars.is_empty() {
             return Err(Box::new(TaskErrorKind::ExtraScalars {
                 kernel: kernel(),
                 given: scalars.iter().map(|v| v.components as usize).sum(),
                 expected: 0,
-                declared: "it declares no push constants".into(),
+                declared: "it declares no var<immediate> block".into(),
                 extra: extra_scalars(scalars, 0),
             }));
         }
@@ -639,7 +639,7 @@ fn push_layout(
             let Some(i) = own.iter().position(|m| m.name == name) else {
                 return Err(Box::new(TaskErrorKind::UnknownKernelName {
                     kernel: kernel(),
-                    what: "push-constant member",
+                    what: "var<immediate> member",
                     name: name.into(),
                     known: own.iter().map(member).collect::<Vec<_>>().join(", "),
                 }));
@@ -649,7 +649,7 @@ fn push_layout(
                 return Err(Box::new(TaskErrorKind::KernelNaming {
                     kernel: kernel(),
                     problem: format!("scalar `{name}` is given twice"),
-                    hint: "give each push-constant member once",
+                    hint: "give each var<immediate> member once",
                 }));
             }
             // The whole member, as one value: a scalar or vector of the value's type and component count (or,
@@ -725,7 +725,7 @@ fn push_layout(
     Ok(layout)
 }
 
-/// What one value can fill of a push-constant member.
+/// What one value can fill of a `var<immediate>` member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MemberShape {
     /// A scalar (1) or a `vecN` (`N`) of this component type: one value of the same type and count fills it.
@@ -751,7 +751,7 @@ fn wanted(m: &PushMemberDesc, named: bool) -> String {
     let celer_gives = |s: ScalarType| matches!(s, ScalarType::F32 | ScalarType::I32 | ScalarType::U32);
     match MemberShape::of(m) {
         MemberShape::Value(s, _) if !celer_gives(s) => format!(
-            "celer gives push-constant members only f32, i32 and u32 values and vectors of them, not {}: declare the \
+            "celer gives var<immediate> members only f32, i32 and u32 values and vectors of them, not {}: declare the \
              member as one of those",
             m.ty
         ),
@@ -814,7 +814,7 @@ mod tests {
         );
         assert!(e.contains("; give it a [f32; 2] (vec2<f32>), or 2 positional f32 values"), "{e}");
         assert_eq!(words(&[ScalarArg::named("a", 9u32)]).unwrap_err(), {
-            "kernel k::main's push-constant member `v: vec2<f32>` (offset 56) gets no value: the task gives 1 named \
+            "kernel k::main's var<immediate> member `v: vec2<f32>` (offset 56) gets no value: the task gives 1 named \
              scalar value(s); give it with .scalar(\"v\", value)"
         });
         let e = words(&[ScalarArg::named("a", 9u32), ScalarArg::named("v", 1.0f32)]).unwrap_err();
@@ -836,7 +836,7 @@ mod tests {
         assert_eq!(e, {
             "the task gives 6 scalar value(s), but kernel k::main takes 3 after its boxes (a: u32, v: vec2<f32>); \
              extra: positional scalar 3 (an i32: -4), positional scalar 4 (a [f32; 2] (vec2<f32>): [0.5, 0.25]); \
-             remove the extra values or add members to the kernel's push-constant struct"
+             remove the extra values or add members to the kernel's var<immediate> struct"
         });
         // A vector value that starts inside the members and ends beyond them.
         let e = words(&[ScalarArg::positional(7u32), ScalarArg::positional(1.5f32), ScalarArg::positional([1u32, 2])])
@@ -845,12 +845,12 @@ mod tests {
             e.contains("extra: positional scalar 2 (a [u32; 2] (vec2<u32>): [1, 2], 1 of its words beyond);"),
             "{e}"
         );
-        // An entry point without push constants: every value is extra, named values by name.
+        // An entry point without a parameter block: every value is extra, named values by name.
         let none = push_layout(&|| "k::main".to_string(), &[], 0, 2, &[ScalarArg::named("alpha", 0.1f32)]);
         let e = none.unwrap_err().to_string();
         assert!(
             e.contains(
-                "takes 0 after its boxes (it declares no push constants); extra: scalar \"alpha\" (an f32: 0.1);"
+                "takes 0 after its boxes (it declares no var<immediate> block); extra: scalar \"alpha\" (an f32: 0.1);"
             ),
             "{e}"
         );
@@ -875,7 +875,7 @@ mod tests {
     fn vector_values_of_another_type_or_width_are_refused_naming_both_types() {
         let e = words(&[ScalarArg::named("a", 7u32), ScalarArg::named("v", [1i32, 2])]).unwrap_err();
         assert_eq!(e, {
-            "kernel k::main's push-constant member `v` is of type vec2<f32>, but the task gives it a [i32; 2] \
+            "kernel k::main's var<immediate> member `v` is of type vec2<f32>, but the task gives it a [i32; 2] \
              (vec2<i32>) (scalar \"v\"); give it a [f32; 2] (vec2<f32>)"
         });
         let e = words(&[ScalarArg::named("a", 7u32), ScalarArg::named("v", [1.0f32, 2.0, 3.0])]).unwrap_err();

@@ -409,7 +409,7 @@ impl Queue {
             rt.send_bounded(Message::CreateBuffer(Box::new(NewBuffer {
                 id,
                 dims: D,
-                extent,
+                shape: std::array::from_fn(|d| range.get(d).copied().unwrap_or(1)),
                 elem_size: std::mem::size_of::<T>(),
                 elem_type: std::any::type_name::<T>(),
                 data: bytes,

@@ -480,12 +480,14 @@ impl Gpu {
         }
         // The checked variant binds its bounds record after the accessors.
         let bindings = source.group0_bindings() as usize + usize::from(checked);
+        let name = format!("{}::{entry_point}", source.name());
         let layout = match source.params_binding() {
-            None => self.layout_for(bindings)?,
+            None => self.layout_for(bindings, (&name, checked))?,
             Some(p) => match self.param_layouts.get(&(bindings, p)) {
                 Some(pair) => pair.clone(),
                 None => {
-                    let pair = LayoutPair::new(&self.device, bindings, Some(p), self.limits.max_push_constant_bytes)?;
+                    let push_bytes = self.limits.max_push_constant_bytes;
+                    let pair = LayoutPair::new(&self.device, bindings, Some(p), push_bytes, (&name, checked))?;
                     self.param_layouts.insert((bindings, p), pair.clone());
                     pair
                 }
@@ -496,15 +498,16 @@ impl Gpu {
         Ok(id(self.kernels.len() - 1))
     }
 
-    /// The layouts shared by kernels with `bindings` bindings, created on first use.
-    fn layout_for(&mut self, bindings: usize) -> Result<LayoutPair, GpuError> {
+    /// The layouts shared by kernels with `bindings` bindings, created on first use (for `kernel`, which only names
+    /// a failure: `file::entry` and whether it is the checked variant).
+    fn layout_for(&mut self, bindings: usize, kernel: (&str, bool)) -> Result<LayoutPair, GpuError> {
         if self.layouts.len() <= bindings {
             self.layouts.resize(bindings + 1, None);
         }
         if let Some(pair) = &self.layouts[bindings] {
             return Ok(pair.clone());
         }
-        let pair = LayoutPair::new(&self.device, bindings, None, self.limits.max_push_constant_bytes)?;
+        let pair = LayoutPair::new(&self.device, bindings, None, self.limits.max_push_constant_bytes, kernel)?;
         self.layouts[bindings] = Some(pair.clone());
         Ok(pair)
     }

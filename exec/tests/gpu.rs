@@ -990,6 +990,49 @@ fn a_dispatch_passing_more_parameters_than_storage_takes_is_refused_naming_the_k
 }
 
 #[test]
+fn a_dispatch_missing_scalars_of_a_kernel_with_parameters_in_storage_is_refused_without_naming_push_constants() {
+    let mut gpu = open_gpu();
+    let wide = gpu.load_kernel(&shaders::GPU_WIDE, "main").unwrap();
+    let allocs: Vec<_> = (0..7).map(|_| gpu.allocate(Box3::d1(0, 64), 4).unwrap()).collect();
+    let accessors: Vec<Access<'_>> = allocs.iter().map(Access::read_write).collect();
+    let mut b = gpu.batch().unwrap();
+    // gpu_wide's block declares 200 bytes (chunk, 7 boxes, scale and bias); without its two scalars the dispatch
+    // provides 192, read from the parameter ring, not pushed.
+    let err = b.dispatch(wide, Launch::d1(0, 64), &accessors, &[]).unwrap_err();
+    assert!(matches!(err, GpuError::PushConstantsTooSmall { declared: 200, provided: 192, .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("gpu_wide::main's parameter block (var<immediate>) declares 200 bytes"), "{message}");
+    assert!(!message.contains("push constants"), "{message}");
+    assert!(b.is_empty());
+}
+
+#[test]
+fn a_pipeline_layout_the_device_refuses_names_the_kernel_and_its_parameter_binding() {
+    let mut gpu = open_gpu();
+    let source = &shaders::GPU_WIDE31;
+    assert_eq!(source.params_binding(), Some(32), "31 bindings, the checked record's slot, then the parameters");
+    // The checked variant binds 31 + 1 + 1 storage buffers: more than lavapipe's 32 in one stage.
+    let limit = gpu.limits().max_storage_buffers;
+    match gpu.load_kernel_checked(source, "main") {
+        Ok(_) => assert!(limit >= 33, "a device binding {limit} storage buffers accepted 33"),
+        Err(err) => {
+            let message = err.to_string();
+            eprintln!("{message}");
+            assert!(matches!(err, GpuError::Vulkan { .. }), "{message}");
+            assert!(
+                message.contains(
+                    "creating the pipeline layout of the checked variant of kernel gpu_wide31::main (32 storage \
+                     buffers at @group(0) bindings 0..32, the last its bounds record; its parameters in a dynamic \
+                     storage buffer at binding 32)"
+                ),
+                "{message}"
+            );
+            assert!(!message.contains("Some("), "{message}");
+        }
+    }
+}
+
+#[test]
 fn a_split_launch_of_a_kernel_with_parameters_in_storage_gives_each_dispatch_its_own_chunk() {
     let mut gpu = open_gpu();
     let wide = gpu.load_kernel(&shaders::GPU_WIDE, "main").unwrap();

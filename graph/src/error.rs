@@ -331,9 +331,10 @@ pub enum TaskErrorKind {
         /// The task's index space.
         range: GridBox,
     },
-    /// A push-constant member of the kernel that the task gives no value.
+    /// A member of the kernel's parameter block (`var<immediate>`, pushed as push constants or, past 128 bytes,
+    /// read from a storage buffer) that the task gives no value.
     #[error(
-        "kernel {kernel}'s push-constant member `{member}` (offset {offset}) gets no value: the task gives \
+        "kernel {kernel}'s var<immediate> member `{member}` (offset {offset}) gets no value: the task gives \
          {given}; {hint}"
     )]
     MissingScalar {
@@ -350,10 +351,10 @@ pub enum TaskErrorKind {
         /// How to give it, the way the task gives its other scalars.
         hint: String,
     },
-    /// More scalar values than the kernel's push-constant struct has room for.
+    /// More scalar values than the kernel's parameter block (`var<immediate>`) has room for.
     #[error(
         "the task gives {given} scalar value(s), but kernel {kernel} takes {expected} after its boxes ({declared}); \
-         extra: {extra}; remove the extra values or add members to the kernel's push-constant struct"
+         extra: {extra}; remove the extra values or add members to the kernel's var<immediate> struct"
     )]
     ExtraScalars {
         /// The kernel (`file::entry`).
@@ -368,10 +369,10 @@ pub enum TaskErrorKind {
         /// value given by name), type and value: `positional scalar 1 (an f32: 0.2)`.
         extra: String,
     },
-    /// A scalar or vector value of another type than the push-constant member it fills (`[f32; 2]` for a
+    /// A scalar or vector value of another type than the parameter-block (`var<immediate>`) member it fills (`[f32; 2]` for a
     /// `vec3<f32>`, `[i32; 2]` for a `vec2<f32>`), or a value by name for a matrix, array or struct member.
     #[error(
-        "kernel {kernel}'s push-constant member `{member}` is of type {member_type}, but the task gives it {given} \
+        "kernel {kernel}'s var<immediate> member `{member}` is of type {member_type}, but the task gives it {given} \
          ({which}); {hint}"
     )]
     ScalarType {
@@ -393,7 +394,7 @@ pub enum TaskErrorKind {
     UnknownKernelName {
         /// The kernel (`file::entry`).
         kernel: String,
-        /// `binding` or `push-constant member`.
+        /// `binding` or `var<immediate> member`.
         what: &'static str,
         /// The name given.
         name: String,
@@ -410,9 +411,10 @@ pub enum TaskErrorKind {
         /// How to fix it.
         hint: &'static str,
     },
-    /// A push-constant struct that does not follow celer's layout (chunk box, one box per binding, scalars).
+    /// A parameter block (`var<immediate>` struct, pushed as push constants or read from a storage buffer) that
+    /// does not follow celer's layout (chunk box, one box per binding, scalars).
     #[error(
-        "kernel {kernel}'s push-constant struct does not follow celer's layout ({detail}); it must start with \
+        "kernel {kernel}'s var<immediate> struct does not follow celer's layout ({detail}); it must start with \
          `chunk: CelerBox`, then one CelerBox per @group(0) binding in binding order, then the kernel's scalars"
     )]
     PushConstantLayout {

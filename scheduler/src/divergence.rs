@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
-use celer_graph::{BufferId, EpochAction, GridBox, HostObjectId, RangeMapper, Task, TaskId, TaskKind};
+use celer_graph::{BufferId, EpochAction, HostObjectId, RangeMapper, Task, TaskId, TaskKind};
 use hashbrown::HashMap;
 
 use crate::runtime::KernelPayload;
@@ -74,12 +74,12 @@ impl Hasher for FoldHasher {
     }
 }
 
-/// The hash of a buffer as created: dimensions, extent, element size and type (as `std::any::type_name` names it)
-/// and the data it was created from (if any).
-pub fn buffer_hash(dims: usize, extent: &GridBox, elem_size: usize, elem_type: &str, data: Option<&[u8]>) -> u64 {
+/// The hash of a buffer as created: its shape (its extent per dimension, `shape.len()` of them: an empty buffer's
+/// shape counts, `[4, 0]` is not `[0, 4]`), element size and type (as `std::any::type_name` names it) and the data
+/// it was created from (if any).
+pub fn buffer_hash(shape: &[usize], elem_size: usize, elem_type: &str, data: Option<&[u8]>) -> u64 {
     let mut h = FoldHasher::new(0);
-    dims.hash(&mut h);
-    extent.hash(&mut h);
+    shape.hash(&mut h);
     elem_size.hash(&mut h);
     elem_type.hash(&mut h);
     match data {
@@ -235,16 +235,16 @@ impl StreamHash {
     }
 
     /// Notes a buffer's creation: its [`buffer_hash`] joins the hash of every task that accesses it.
+    /// `shape` is the buffer's extent per dimension (one entry per dimension).
     pub fn buffer_created(
         &mut self,
         id: BufferId,
-        dims: usize,
-        extent: &GridBox,
+        shape: &[usize],
         elem_size: usize,
         elem_type: &str,
         data: Option<&[u8]>,
     ) {
-        self.buffers.insert(id, buffer_hash(dims, extent, elem_size, elem_type, data));
+        self.buffers.insert(id, buffer_hash(shape, elem_size, elem_type, data));
     }
 
     /// Forgets buffer `id`'s hash once every task that uses it was recorded (its memory is released).
@@ -364,7 +364,7 @@ mod tests {
     fn a_released_buffers_creation_hash_is_forgotten() {
         let mut sh = StreamHash::new();
         for i in 0..1000 {
-            sh.buffer_created(celer_graph::BufferId(i), 1, &GridBox::d1(0, 8), 4, "f32", None);
+            sh.buffer_created(celer_graph::BufferId(i), &[8], 4, "f32", None);
             sh.buffer_released(celer_graph::BufferId(i));
         }
         assert!(sh.buffer(celer_graph::BufferId(7)).is_none());
@@ -489,6 +489,17 @@ mod tests {
     }
 
     #[test]
+    fn empty_buffers_of_different_shapes_hash_apart() {
+        let hash = |shape: &[usize]| buffer_hash(shape, 4, "f32", None);
+        // As a GridBox all three are the one empty box: the hash must see the shape itself.
+        assert_eq!(GridBox::from_extent(&[4, 0]), GridBox::from_extent(&[0, 4]));
+        assert_ne!(hash(&[4, 0]), hash(&[0, 4]));
+        assert_ne!(hash(&[0]), hash(&[0, 0]), "nor an empty 1D buffer an empty 2D one");
+        assert_ne!(hash(&[4, 0]), hash(&[8, 0]));
+        assert_eq!(hash(&[4, 0]), hash(&[4, 0]));
+    }
+
+    #[test]
     fn a_buffers_extent_or_data_changes_the_hash_of_the_tasks_that_access_it() {
         let mut tm = TaskManager::new(TaskManagerConfig::default());
         tm.create_buffer(celer_graph::BufferId(0), 1, GridBox::d1(0, 64), true, None);
@@ -497,17 +508,18 @@ mod tests {
         let ids: Vec<TaskId> = tm.drain_new_tasks().collect();
         let id = *ids.iter().find(|&&id| tm.task(id).unwrap().kind() == TaskKind::HostCompute).unwrap();
         let task = tm.task(id).unwrap();
-        let typed = |extent: GridBox, ty: &str, data: &[u8]| {
+        let typed = |shape: &[usize], ty: &str, data: &[u8]| {
             let mut sh = StreamHash::new();
-            sh.buffer_created(celer_graph::BufferId(0), 1, &extent, 4, ty, Some(data));
+            sh.buffer_created(celer_graph::BufferId(0), shape, 4, ty, Some(data));
             task_hash(task, &sh.buffers)
         };
-        let hash = |extent: GridBox, data: &[u8]| typed(extent, "f32", data);
-        let base = hash(GridBox::d1(0, 64), &[1, 2, 3, 4]);
-        assert_eq!(base, hash(GridBox::d1(0, 64), &[1, 2, 3, 4]));
-        assert_ne!(base, hash(GridBox::d1(0, 128), &[1, 2, 3, 4]), "the extent counts");
-        assert_ne!(base, hash(GridBox::d1(0, 64), &[1, 2, 3, 5]), "the data counts");
-        assert_ne!(base, typed(GridBox::d1(0, 64), "u32", &[1, 2, 3, 4]), "the element type counts, not only its size");
+        let hash = |shape: &[usize], data: &[u8]| typed(shape, "f32", data);
+        let base = hash(&[64], &[1, 2, 3, 4]);
+        assert_eq!(base, hash(&[64], &[1, 2, 3, 4]));
+        assert_ne!(base, hash(&[128], &[1, 2, 3, 4]), "the extent counts");
+        assert_ne!(base, hash(&[64, 1], &[1, 2, 3, 4]), "the dimensionality counts");
+        assert_ne!(base, hash(&[64], &[1, 2, 3, 5]), "the data counts");
+        assert_ne!(base, typed(&[64], "u32", &[1, 2, 3, 4]), "the element type counts, not only its size");
         assert!(is_checkpoint(TaskKind::Fence), "fences close windows");
     }
 }

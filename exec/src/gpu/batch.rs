@@ -698,6 +698,7 @@ impl<'g> Batch<'g> {
             };
             if let Some((base, stride)) = slots {
                 let offset = base + n * stride;
+                let dynamic_offset = super::params::dynamic_offset(offset)?;
                 self.gpu.params.write(offset, words)?;
                 // SAFETY: `cb` is recording; `handle` is the set `set` (kept alive by `self.record.sets` until
                 // completion), allocated for set layout 0 of `layout`, whose only dynamic binding is the parameter
@@ -706,7 +707,7 @@ impl<'g> Batch<'g> {
                 // most the ring's capacity, and the ring holds MAX_PARAMS_BYTES beyond its capacity, so the range
                 // lies in the buffer. The slot holds this dispatch's words, which no pending batch reads (the
                 // ring's tail) and no later slot overwrites before this batch completed (its mark).
-                unsafe { record::cmd_bind_dynamic(fns, cb, layout, handle, offset as u32) };
+                unsafe { record::cmd_bind_dynamic(fns, cb, layout, handle, dynamic_offset) };
                 self.bound_set = (layout, handle);
             } else {
                 // SAFETY: `cb` is recording; `layout` has one compute push-constant range of

@@ -163,6 +163,29 @@ pub enum GpuError {
         /// How the size comes about.
         detail: String,
     },
+    /// The parameter ring (the slots of dispatches of kernels reading their parameters from storage that pending
+    /// batches may still read) would have to grow past what a Vulkan dynamic offset (`u32`) addresses.
+    #[error(
+        "The kernel parameter ring cannot take {bytes} more bytes: {pending} bytes are pending (dispatches of kernels \
+         reading their parameters from storage, in batches not yet complete), and a ring holding both would exceed \
+         {limit} bytes, the most a Vulkan dynamic offset (u32) addresses; wait for batches in flight, or record fewer \
+         such dispatches per batch"
+    )]
+    ParamRingFull {
+        /// The bytes requested (the slots of one launch's dispatches).
+        bytes: u64,
+        /// The bytes still pending in the ring.
+        pending: u64,
+        /// The largest ring (4 GiB).
+        limit: u64,
+    },
+    /// A slot's offset in the parameter ring does not fit the `u32` of a Vulkan dynamic offset (an internal error:
+    /// the ring never grows that large).
+    #[error("Internal error: offset {offset} in the kernel parameter ring does not fit a Vulkan dynamic offset (u32)")]
+    ParamOffsetOverflow {
+        /// The slot's byte offset.
+        offset: u64,
+    },
     /// The kernel's workgroup exceeds a compute limit of the device (`maxComputeWorkGroupSize`,
     /// `maxComputeWorkGroupInvocations`, `maxComputeSharedMemorySize`); found when the kernel is loaded.
     #[error("Kernel {kernel} {problem}, so it cannot run on this device (vulkaninfo lists the device's limits)")]
@@ -172,15 +195,16 @@ pub enum GpuError {
         /// Which limit it exceeds, and by how much.
         problem: String,
     },
-    /// The kernel declares more push-constant bytes than the dispatch provides.
+    /// The kernel's parameter block (`var<immediate>`: push constants, or a storage buffer past 128 bytes)
+    /// declares more bytes than the dispatch provides.
     #[error(
-        "Kernel {kernel} declares {declared} bytes of push constants, but the dispatch provides {provided} \
-         (chunk, one box per accessor, {scalars} scalars): are scalars missing?"
+        "Kernel {kernel}'s parameter block (var<immediate>) declares {declared} bytes, but the dispatch provides \
+         {provided} (chunk, one box per accessor, {scalars} scalars): are scalars missing?"
     )]
     PushConstantsTooSmall {
         /// `file::entry_point`.
         kernel: String,
-        /// The bytes its push-constant block declares.
+        /// The bytes its parameter block declares.
         declared: usize,
         /// The bytes the dispatch pushes.
         provided: usize,

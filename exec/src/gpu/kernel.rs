@@ -94,14 +94,28 @@ pub(super) struct LayoutPair {
 impl LayoutPair {
     /// `bindings` storage buffers in set 0 (none: no set), then, with `params`, a dynamic storage buffer at binding
     /// `params` (the parameter ring, [`super::params`]), and one push-constant range of the device's whole
-    /// `push_bytes` limit, so any kernel whose block fits the device fits it.
+    /// `push_bytes` limit, so any kernel whose block fits the device fits it. `kernel` (`file::entry`, the kernel
+    /// being loaded, the first to need these layouts) and `checked` (its checked variant, whose last binding is the
+    /// bounds record) only name what failed.
     pub(super) fn new(
         device: &Arc<VkDevice>,
         bindings: usize,
         params: Option<u32>,
         push_bytes: u32,
+        (kernel, checked): (&str, bool),
     ) -> Result<Self, GpuError> {
-        let what = || format!("creating the pipeline layout for {bindings} storage buffers (parameters at {params:?})");
+        let what = || {
+            let variant = if checked { "the checked variant of " } else { "" };
+            let record = if checked { ", the last its bounds record" } else { "" };
+            let params = match params {
+                Some(p) => format!("its parameters in a dynamic storage buffer at binding {p}"),
+                None => format!("{push_bytes} bytes of push constants"),
+            };
+            format!(
+                "creating the pipeline layout of {variant}kernel {kernel} ({bindings} storage buffers at @group(0) \
+                 bindings 0..{bindings}{record}; {params})"
+            )
+        };
         let binding = |ty| DescriptorSetLayoutBinding {
             stages: ShaderStages::COMPUTE,
             ..DescriptorSetLayoutBinding::descriptor_type(ty)
@@ -185,8 +199,9 @@ pub(super) fn create_kernel(
         ComputePipelineCreateInfo::stage_layout(stage, layout.pipeline.clone()),
     )
     .map_err(during(format!(
-        "creating the compute pipeline of kernel {name} (accessors bind to @group(0) storage buffers \
+        "creating the compute pipeline of {}kernel {name} (accessors bind to @group(0) storage buffers \
          0..{}, {})",
+        if checked { "the checked variant of " } else { "" },
         source.group0_bindings(),
         match params {
             Some(p) => format!("its parameters to the dynamic storage buffer at binding {p}"),

@@ -223,6 +223,20 @@ pub enum RuntimeError {
     /// The GPU backend failed.
     #[error(transparent)]
     Gpu(#[from] GpuError),
+    /// Loading a task's kernel on the device failed (its shader module, pipeline layout or pipeline refused by the
+    /// driver: submit's checks against the device limits leave little else).
+    #[error("loading {}kernel {kernel} of {task}: {error}", if *checked { "the checked variant of " } else { "" })]
+    KernelLoad {
+        /// The task, as `task T3 "name"`.
+        task: String,
+        /// The kernel, `file::entry`.
+        kernel: String,
+        /// Whether it is the checked variant (`CELER_CHECK_BOUNDS`, or an accessor without cells).
+        checked: bool,
+        /// The backend's error (boxed: rare, and results stay small; its text is part of this error's message, so
+        /// it is not also a `source()`).
+        error: Box<GpuError>,
+    },
     /// The transfer engine failed (boxed: its errors are large).
     #[error(transparent)]
     Transfer(Box<TransferError>),

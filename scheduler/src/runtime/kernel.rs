@@ -276,7 +276,18 @@ impl RankLoop<'_> {
                 } else {
                     self.gpu.load_kernel(source, entry)
                 };
-                let id = kernel.map_err(|e| fail(e.into()))?;
+                let id = kernel.map_err(|e| {
+                    fail(RuntimeError::KernelLoad {
+                        // `task` is not borrowed here (the allocations above needed `self`): look it up again.
+                        task: self
+                            .tm
+                            .task(cmd.task)
+                            .map_or_else(|| format!("task {}", cmd.task), |t| t.ident().to_string()),
+                        kernel: format!("{}::{entry}", source.name()),
+                        checked,
+                        error: Box::new(e),
+                    })
+                })?;
                 self.last_kernel = Some((source, entry, checked, id));
                 id
             }

@@ -483,10 +483,11 @@ impl<'c> RankLoop<'c> {
         }
         match msg {
             Message::CreateBuffer(new) => {
-                let NewBuffer { id, dims, extent, elem_size, elem_type, data, name } = *new;
+                let NewBuffer { id, dims, shape, elem_size, elem_type, data, name } = *new;
                 if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
-                    d.stream.buffer_created(id, dims, &extent, elem_size, elem_type, data.as_deref());
+                    d.stream.buffer_created(id, &shape[..dims], elem_size, elem_type, data.as_deref());
                 }
+                let extent = GridBox::from_extent(&shape[..dims]);
                 self.tm.create_buffer(id, dims, extent, data.is_some(), name.clone());
                 self.cdag.create_buffer(id, dims, extent, data.is_some(), name);
                 // No device memory yet: the first command that touches the buffer allocates what it needs.

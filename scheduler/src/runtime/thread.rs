@@ -5,7 +5,7 @@ use std::sync::{mpsc, Arc};
 
 use celer_exec::gpu::Gpu;
 use celer_exec::mpi::Communicator;
-use celer_graph::{BufferId, EpochAction, GridBox, Task, TaskId, TaskManagerConfig};
+use celer_graph::{BufferId, EpochAction, Task, TaskId, TaskManagerConfig};
 use crossbeam_queue::SegQueue;
 
 use super::diagnostics::{abort_stalled, long_wait_message, scheduler_bound_warning, LongWait, RankStats};
@@ -23,8 +23,9 @@ pub struct NewBuffer {
     pub id: BufferId,
     /// Dimensionality.
     pub dims: usize,
-    /// Extent.
-    pub extent: GridBox,
+    /// Extent per dimension (its first `dims` entries; the others 1). Unlike a [`GridBox`](celer_graph::GridBox), which normalises every
+    /// empty box to the same value, it keeps an empty buffer's shape (`[4, 0]` is not `[0, 4]`).
+    pub shape: [usize; 3],
     /// Bytes per element.
     pub elem_size: usize,
     /// The element type as Rust names it (`std::any::type_name`, e.g. `f32`): in the divergence hash and reports.
