@@ -13,7 +13,8 @@
 //! - `grows`: kernels over ever longer prefixes of a buffer, a `wait()` after each, so its allocation grows 4 times:
 //!   the warning names the buffer by its name (`buffer B0 "widening"`)
 //! - `waits-1` / `waits-8`: 40 host tasks with a `wait()` after every one (the frequent-wait warning must fire)
-//!   or after every 8th (it must not); both finish with the right counts.
+//!   or after every 8th (it must not); both finish with the right counts. `waits-8` with `CELER_DEVICES=2` and
+//!   `CELER_LOG=info`: the shutdown summaries name each device of the rank and its node.
 //! - `stall`: the last rank's host task sleeps 20 s while rank 0 awaits its data; with `CELER_STALL_TIMEOUT=2`
 //!   every rank reports what it waits for (rank 0: the await-push and the rank it expects the data from) and the
 //!   run aborts within seconds.
@@ -1653,6 +1654,17 @@ fn check_cases() -> Vec<String> {
         "grows",
         status.success() && stderr.contains("buffer B0 \"widening\"'s allocation on this rank grew 4 times"),
         "a warning about the growing allocation, naming the buffer by its name",
+        &stderr,
+    );
+    // With two devices per rank, the shutdown summaries name each device of the rank (not "rank 1" for node N1).
+    let (status, stderr, _) = run_case("waits-8", &[("CELER_DEVICES", "2"), ("CELER_LOG", "info")]);
+    check(
+        "waits-8 with CELER_DEVICES=2",
+        status.success()
+            && stderr.contains("summary of device 0 of this rank (node N0)")
+            && stderr.contains("summary of device 1 of this rank (node N1)")
+            && !stderr.contains("summary of rank"),
+        "one summary per device, each naming the device and its node",
         &stderr,
     );
     let (status, stderr, _) = run_case("waits-1", &[]);
