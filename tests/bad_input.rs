@@ -160,6 +160,10 @@ fn rows() -> Vec<Row> {
             .map_or_else(Ok, Err),
     ));
     rows.push((
+        "a non-empty fenced box partly outside the buffer",
+        q.fence_subrange(&v, [12], [8]).map(|_| "accepted".to_string()).map_err(|e| e.to_string()).map_or_else(Ok, Err),
+    ));
+    rows.push((
         "an empty fenced box outside the buffer",
         q.fence_subrange(&v, [100], [0])
             .map(|_| "accepted".to_string())
@@ -329,6 +333,10 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         ("a kernel whose accesses of a buffer", &["\"flood\"", "kernel k", "B7 \"plane\"", "17179869184 cells", "u32"]),
         ("a fixed mapper whose box", &["\"far\"", "B0 \"values\"", "[18446744073709551615]", "overflows"]),
         ("a fenced box that ends", &["fenced box", "B0 \"values\"", "[18446744073709551614]", "[4]"]),
+        (
+            "a non-empty fenced box partly outside",
+            &["In task T", "fenced box", "B0 \"values\"", "offset [12] and range [8]", "extent [16]", "12..20"],
+        ),
         (
             "an empty fenced box outside",
             &["In task T", "fenced box", "B0 \"values\"", "offset [100] and range [0]", "extent [16]", "100..100"],
@@ -506,6 +514,31 @@ fn a_buffer_whose_size_overflows_is_refused_at_its_creation_in_whatever_order_it
     for extent in orders([(1 << 61) - 1, 1, 1]) {
         drop(q.buffer::<f32, 3>(extent));
     }
+}
+
+#[test]
+fn a_non_empty_fenced_box_outside_the_buffer_is_refused_as_the_fences_own_error_not_a_mappers() {
+    let q = queue(2);
+    let vol = q.buffer_from(&[0u32; 60], [3, 4, 5]).named("vol");
+    // Partly outside (along dimension 1), wholly outside, and outside along the last dimension only.
+    for (offset, range, dim, span) in
+        [([1, 4, 0], [1, 1, 5], 1, "4..5"), ([3, 0, 0], [1, 4, 5], 0, "3..4"), ([0, 0, 2], [3, 4, 4], 2, "2..6")]
+    {
+        let e = q.fence_subrange(&vol, offset, range).map(|_| ()).expect_err(&format!("{offset:?} + {range:?}"));
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!(
+                "the fenced box of buffer B0 \"vol\" is given as offset {offset:?} and range {range:?}, but it lies \
+                 outside the buffer's extent [3, 4, 5] (along dimension {dim} it spans {span})"
+            )),
+            "{msg}"
+        );
+        // The program wrote no range mapper: the message must not blame one.
+        assert!(!msg.contains("range mapper"), "{msg}");
+    }
+    // Inside, up to the extent, is fine.
+    q.fence_subrange(&vol, [2, 3, 4], [1, 1, 1]).unwrap();
+    q.fence_subrange(&vol, [0, 0, 0], [3, 4, 5]).unwrap();
 }
 
 #[test]

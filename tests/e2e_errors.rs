@@ -10,8 +10,11 @@
 //! - `bad-env`: `CELER_LOG=loud`: `Queue::new` refuses it, naming the variable and the accepted values.
 //! - `rank-dies`: the last of several ranks aborts in the middle of a stencil; the others must not hang (`./x test`
 //!   checks that the run ends within 10 s naming the lost rank).
+//! - `grows`: kernels over ever longer prefixes of a buffer, a `wait()` after each, so its allocation grows 4 times:
+//!   the warning names the buffer by its name (`buffer B0 "widening"`)
 //! - `waits-1` / `waits-8`: 40 host tasks with a `wait()` after every one (the frequent-wait warning must fire)
-//!   or after every 8th (it must not); both finish with the right counts.
+//!   or after every 8th (it must not); both finish with the right counts. `waits-8` with `CELER_DEVICES=2` and
+//!   `CELER_LOG=info`: the shutdown summaries name each device of the rank and its node.
 //! - `stall`: the last rank's host task sleeps 20 s while rank 0 awaits its data; with `CELER_STALL_TIMEOUT=2`
 //!   every rank reports what it waits for (rank 0: the await-push and the rank it expects the data from) and the
 //!   run aborts within seconds.
@@ -1542,6 +1545,25 @@ fn rank_dies() -> Result<(), String> {
     Ok(())
 }
 
+/// Kernels over the first 8, 16, ..., 40 cells of a buffer, each waited for, so no look-ahead sees the next one: the
+/// allocation grows 4 times, and the warning must name the buffer as `buffer B0 "widening"`.
+fn grows() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[0i32; 64], [64]).named("widening");
+    let add = Kernel::wgsl(&own_kernels::ADD_I32, "main").map_err(|e| e.to_string())?;
+    for k in 1..=5 {
+        q.submit(task::parallel_for(&add, [8 * k]).read_write(&a, access::one_to_one()).scalar_i32(1).name("widen"))
+            .map_err(|e| e.to_string())?;
+        q.wait();
+    }
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    let want: Vec<i32> = (0..64).map(|i| 5 - (i / 8).min(5)).collect();
+    if got != want {
+        return Err(format!("expected {want:?}, got {got:?}"));
+    }
+    Ok(())
+}
+
 /// 40 host tasks with a `wait()` after every `every`-th: the frequent-wait warning must fire for 1 and not for 8.
 fn waits(every: usize) -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
@@ -1657,6 +1679,24 @@ fn check_cases() -> Vec<String> {
         &stderr,
     );
 
+    let (status, stderr, _) = run_case("grows", &[]);
+    check(
+        "grows",
+        status.success() && stderr.contains("buffer B0 \"widening\"'s allocation on this rank grew 4 times"),
+        "a warning about the growing allocation, naming the buffer by its name",
+        &stderr,
+    );
+    // With two devices per rank, the shutdown summaries name each device of the rank (not "rank 1" for node N1).
+    let (status, stderr, _) = run_case("waits-8", &[("CELER_DEVICES", "2"), ("CELER_LOG", "info")]);
+    check(
+        "waits-8 with CELER_DEVICES=2",
+        status.success()
+            && stderr.contains("summary of device 0 of this rank (node N0)")
+            && stderr.contains("summary of device 1 of this rank (node N1)")
+            && !stderr.contains("summary of rank"),
+        "one summary per device, each naming the device and its node",
+        &stderr,
+    );
     let (status, stderr, _) = run_case("waits-1", &[]);
     check(
         "waits-1",
@@ -2111,6 +2151,7 @@ fn main() -> ExitCode {
                 default_env("CELER_INJECT_FAULT", "device-lost@5");
                 stencil()
             }
+            Some("grows") => grows(),
             Some("waits-1") => waits(1),
             Some("host-panic") => host_panic(),
             Some("combine-panic") => combine_panic(),

@@ -120,6 +120,31 @@ pub(crate) fn empty_outside(
     })
 }
 
+/// For a non-empty fenced box `[offset, offset + range)` whose end overflows nowhere: the error where it reaches
+/// beyond `extent`, said as the fence's own (rather than as the range mapper check's, which would name a `fixed`
+/// mapper the program never wrote); `None` for an empty box (see [`empty_outside`]) or one inside.
+pub(crate) fn fenced_outside(
+    buffer: ResourceIdent,
+    offset: &[usize],
+    range: &[usize],
+    extent: &[usize],
+) -> Option<TaskErrorKind> {
+    if range.contains(&0) || overflows(offset, range) {
+        return None;
+    }
+    let dim = (0..offset.len()).find(|&d| offset[d] + range[d] > extent[d])?;
+    Some(TaskErrorKind::FencedBoxOutside {
+        what: "the fenced box".into(),
+        buffer,
+        offset: offset.to_vec(),
+        range: range.to_vec(),
+        extent: extent.to_vec(),
+        dim,
+        start: offset[dim],
+        end: offset[dim] + range[dim],
+    })
+}
+
 /// The first dimension along which the empty box `[offset, offset + range)` (a zero in `range`) ends beyond `extent`;
 /// `None` for a non-empty box, one whose end overflows (reported as such), or one inside.
 fn empty_outside_dim(offset: &[usize], range: &[usize], extent: &[usize]) -> Option<usize> {

@@ -717,7 +717,9 @@ impl Queue {
             let rec = self.rec.borrow();
             let ident = rec.sim.tm.buffer_ident(buffer.id);
             let what = || "the fenced box".to_string();
-            if let Some(inner) = crate::checks::empty_outside(what, ident, &offset, &range, &buffer.range) {
+            let outside = crate::checks::empty_outside(what, ident.clone(), &offset, &range, &buffer.range)
+                .or_else(|| crate::checks::fenced_outside(ident, &offset, &range, &buffer.range));
+            if let Some(inner) = outside {
                 let task = celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: None };
                 return Err(TaskError { task, inner: Box::new(inner) });
             }

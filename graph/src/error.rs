@@ -740,6 +740,30 @@ pub enum TaskErrorKind {
         /// The box's end along `dim` (beyond `extent[dim]`).
         end: usize,
     },
+    /// A non-empty box given to `fence_subrange` that reaches beyond the buffer's extent.
+    #[error(
+        "{what} of {buffer} is given as offset {offset:?} and range {range:?}, but it lies outside the buffer's \
+         extent {extent:?} (along dimension {dim} it spans {start}..{end}); fence a box inside the buffer's extent \
+         (its offset plus its range at most the extent along every dimension)"
+    )]
+    FencedBoxOutside {
+        /// Which box: `the fenced box`.
+        what: String,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The offset given.
+        offset: Vec<usize>,
+        /// The range given.
+        range: Vec<usize>,
+        /// The buffer's extent, per dimension.
+        extent: Vec<usize>,
+        /// The first dimension along which the box ends beyond the extent.
+        dim: usize,
+        /// The box's start along `dim`.
+        start: usize,
+        /// The box's end along `dim` (beyond `extent[dim]`).
+        end: usize,
+    },
     /// A box given as offset and range (a fence's subrange, a `fixed` mapper) whose end overflows `usize`.
     #[error(
         "{what} of {buffer} is given as offset {offset:?} and range {range:?}, whose end overflows usize; the box \

@@ -86,8 +86,10 @@ impl RankLoop<'_> {
             state.growths += 1;
             self.stats.growths += 1;
             if state.growths == GROWTH_WARNING && !GROWTH_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                // By its name too (`buffer B0 "u"`), as every message naming a buffer does.
+                let ident = self.tm.buffer_ident(buffer);
                 log::warn!(
-                    "buffer {buffer}'s allocation on this rank grew {GROWTH_WARNING} times (now {bounds}); each growth \
+                    "{ident}'s allocation on this rank grew {GROWTH_WARNING} times (now {bounds}); each growth \
                      copies it: access the whole region a rank will use early (or in larger pieces). This warning is \
                      given once; the statistics at shutdown count every growth"
                 );

@@ -137,10 +137,16 @@ impl RankStats {
 
     /// A table of where the rank's time went, printed at shutdown when `CELER_LOG` is `info` or more detailed.
     pub fn summary(&self) -> String {
+        self.summary_of(&format!("rank {}", self.rank))
+    }
+
+    /// [`summary`](Self::summary) headed `summary of <who>`: with several devices a rank has one loop per device,
+    /// whose `rank` field is its command-graph node, so each is named as a device of the rank, not as a rank.
+    pub(super) fn summary_of(&self, who: &str) -> String {
         let wall = (self.busy + self.idle).as_secs_f64().max(1e-9);
         let pct = |d: std::time::Duration| 100.0 * d.as_secs_f64() / wall;
         format!(
-            "summary of rank {} over {wall:.3} s of loop time:\n\
+            "summary of {who} over {wall:.3} s of loop time:\n\
              \x20 loop busy (scheduling, submitting, copying) {:8.3} s {:5.1}%\n\
              \x20 loop idle (waiting for GPU, network, host)  {:8.3} s {:5.1}%\n\
              \x20 GPU batches in flight (summed)               {:8.3} s {:5.1}%\n\
@@ -149,7 +155,6 @@ impl RankStats {
              host tasks\n\
              \x20 sent {} B, received {} B ({} boxes by GPU copies from this rank's devices); device memory {} B, allocations grew {} times\n\
              \x20 runtime thread CPU {:.3} s ({:.2} µs per task), {} loop steps ({:.1} per task)",
-            self.rank,
             self.busy.as_secs_f64(),
             pct(self.busy),
             self.idle.as_secs_f64(),

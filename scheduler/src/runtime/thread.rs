@@ -825,10 +825,16 @@ pub(super) fn run(
         stats.runtime_cpu = super::diagnostics::thread_cpu_time();
         all_stats.push(stats);
     }
-    for stats in &all_stats {
-        log::info!("{}", stats.summary());
+    // With several devices, each loop's statistics are one device's (its `rank` field its node): say which.
+    let devices = all_stats.len();
+    for (k, stats) in all_stats.iter().enumerate() {
+        let device = (devices > 1).then(|| format!("device {k} of this rank (node N{})", stats.rank));
+        log::info!("{}", device.as_deref().map_or_else(|| stats.summary(), |d| stats.summary_of(d)));
         if let Some(w) = scheduler_bound_warning(stats) {
-            log::warn!("{w}");
+            match &device {
+                Some(d) => log::warn!("{d}: {w}"),
+                None => log::warn!("{w}"),
+            }
         }
     }
     if let Some(path) = &runtime.trace {
