@@ -642,18 +642,19 @@ impl Queue {
         if let Some((source, entry)) = task.kernel {
             spec.atomic_accesses = crate::binding::atomic_accesses(source, entry, spec.accesses.len());
         }
-        // The program's range mappers run here first: a panic in one names the task (the queue's drop, on the
-        // way out, ends every rank).
-        let name = spec.name.clone();
+        // The program's range mappers run here first: a panic in one names the task, and the mapper and buffer
+        // its closure noted as it panicked (the queue's drop, on the way out, ends every rank).
+        let task_ident = celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() };
         let custom = spec.accesses.iter().any(|a| matches!(a.mapper, RangeMapper::Custom { .. }));
         let id = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rec.sim.submit(spec))) {
             Ok(id) => id?,
             Err(payload) => {
-                let name = name.as_deref().map_or(String::new(), |n| format!(" \"{n}\""));
                 let text = celer_scheduler::runtime::panic_text(&*payload);
-                celer_scheduler::logging::fatal(&format!(
-                    "a range mapper of the task{name} being submitted panicked: {text}"
-                ));
+                let whose = match celer_scheduler::graph::task::MapperPanic::take() {
+                    Some(note) => note.describe(|b| rec.sim.tm.buffer_ident(b)),
+                    None => "a range mapper (or celer itself)".to_string(),
+                };
+                celer_scheduler::logging::fatal(&format!("a panic in {whose} of {task_ident} being submitted: {text}"));
                 std::panic::resume_unwind(payload)
             }
         };

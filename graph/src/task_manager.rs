@@ -471,9 +471,10 @@ impl TaskManager {
                 let region = if no_items {
                     Region::new()
                 } else {
-                    access.mapper.apply(&spec.range, &spec.range, spec.dims, &buf.extent, buf.dims).map_err(|e| {
-                        err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), error: e })
-                    })?
+                    crate::task::noting_buffer(access.buffer, || {
+                        access.mapper.apply(&spec.range, &spec.range, spec.dims, &buf.extent, buf.dims)
+                    })
+                    .map_err(|e| err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), error: e }))?
                 };
                 if !region.boxes().iter().all(|b| buf.extent.contains(b)) {
                     return Err(err(TaskErrorKind::OutOfBounds {
@@ -635,7 +636,9 @@ impl TaskManager {
                     GridBox::new(min, max)
                 };
                 let apply = |a: &BufferAccess, k: usize| {
-                    a.mapper.apply(&slab(k), &spec.range, spec.dims, &buf.extent, buf.dims).unwrap_or_default()
+                    crate::task::noting_buffer(w.buffer, || {
+                        a.mapper.apply(&slab(k), &spec.range, spec.dims, &buf.extent, buf.dims).unwrap_or_default()
+                    })
                 };
                 for &(writer, atomic_write) in same.iter().filter(|(a, _)| a.mode.produces()) {
                     let written: Vec<Region> = (0..pieces).map(|k| apply(writer, k)).collect();
