@@ -399,8 +399,8 @@ impl Queue {
         let mut rec = self.rec.borrow_mut();
         let id = BufferId(rec.next_buffer);
         rec.next_buffer += 1;
-        let extent = GridBox::from_extent(&range);
-        rec.sim.create_buffer(id, D, extent, data.is_some(), None);
+        // With its shape: an empty buffer's box (all zeros) would lose it, and messages print it.
+        rec.sim.create_buffer(id, D, celer_scheduler::graph::BufferExtent::new(&range), data.is_some(), None);
         if let Some(rt) = &self.runtime {
             if let Some(d) = data {
                 rec.hold_back_data(rt, id, std::mem::size_of_val(d) as u64);
@@ -709,7 +709,7 @@ impl Queue {
                 rec.sim.tm.buffer_ident(buffer.id),
                 &offset,
                 &range,
-                GridBox::from_extent(&buffer.range),
+                celer_scheduler::graph::BufferExtent::new(&buffer.range),
             );
             let task = celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: None };
             return Err(TaskError { task, inner: Box::new(inner) });

@@ -32,7 +32,7 @@ use hashbrown::HashSet;
 use smallvec::SmallVec;
 
 use crate::error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
-use crate::geometry::{GridBox, Region};
+use crate::geometry::{BufferExtent, GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, IdMap, TaskId};
 use crate::node_store::ExecutionFront;
 use crate::reader_log::ReaderLog;
@@ -93,6 +93,8 @@ type Deps = DependencyBuilder<TaskId>;
 struct BufferState {
     dims: usize,
     extent: GridBox,
+    /// The extent for messages: `extent` loses the shape of an empty buffer (`[4, 0]`), this keeps it.
+    shape: BufferExtent,
     name: Option<String>,
     /// Last writer of every cell; `None` where nothing was ever written (reads there are uninitialized reads).
     last_writers: RegionMap<Option<TaskId>>,
@@ -170,13 +172,15 @@ impl TaskManager {
         &mut self,
         id: BufferId,
         dims: usize,
-        extent: GridBox,
+        extent: impl Into<BufferExtent>,
         host_initialized: bool,
         name: Option<String>,
     ) {
         let writer = host_initialized.then_some(self.epoch_for_new_tasks);
-        let state =
-            BufferState { dims, extent, name, last_writers: RegionMap::new(extent, writer), readers: ReaderLog::new() };
+        let shape = extent.into();
+        let extent = shape.bounds();
+        let last_writers = RegionMap::new(extent, writer);
+        let state = BufferState { dims, extent, shape, name, last_writers, readers: ReaderLog::new() };
         if self.buffers.insert(id, state).is_some() {
             // The id names another buffer now, whose extent kept regions may not fit.
             self.region_cache.clear();
@@ -482,7 +486,7 @@ impl TaskManager {
                         mapper: access.mapper.name(),
                         region: region.clone(),
                         outside: region.difference(&Region::from(buf.extent)),
-                        extent: buf.extent,
+                        extent: buf.shape,
                     }));
                 }
                 let entry = match regions.iter_mut().position(|r| r.buffer == access.buffer) {
@@ -530,7 +534,7 @@ impl TaskManager {
                 .ok_or_else(|| err(TaskErrorKind::UnknownBuffer { buffer: red.buffer }))?;
             let ident = ResourceIdent::buffer(red.buffer, buf.name.as_deref());
             if buf.extent.area() != 1 {
-                return Err(err(TaskErrorKind::ReductionNotScalar { buffer: ident, extent: buf.extent }));
+                return Err(err(TaskErrorKind::ReductionNotScalar { buffer: ident, extent: buf.shape }));
             }
             // The same buffer reduced into twice: each reduction binds a partial result of its own, and which one
             // the buffer keeps would be arbitrary.

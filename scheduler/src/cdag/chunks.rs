@@ -127,7 +127,7 @@ impl CommandGraphGenerator {
                             mapper: a.mapper.name(),
                             outside: r.difference(&Region::from(state.extent)),
                             region: r,
-                            extent: state.extent,
+                            extent: state.shape,
                         }),
                     });
                 }
