@@ -695,6 +695,25 @@ impl Queue {
     /// As [`submit`](Self::submit); a box outside the buffer is refused naming the fence task, buffer and box, an
     /// empty one too (`offset` beyond the extent along some dimension: `[100]` with range `[0]` in 16 cells; the end of
     /// the buffer, `[16]` with range `[0]`, is inside, as for a slice).
+    ///
+    /// # Examples
+    /// The fence's [`TaskError`] converts into the [`Error`] that [`Fence::wait`] returns, so `?` carries both out
+    /// of a function returning `celer::Error`, and `.map_err(Into::into)` chains them in one expression:
+    /// ```
+    /// use celer::{Buffer, Queue};
+    /// fn first_rows(q: &Queue, u: &Buffer<'_, f32, 2>) -> Result<Vec<f32>, celer::Error> {
+    ///     let fence = q.fence_subrange(u, [0, 0], [2, 8])?; // TaskError -> Error
+    ///     fence.wait()
+    /// }
+    /// let q = Queue::dry_run();
+    /// let u = q.buffer_from(&[1.0f32; 64], [8, 8]).named("u");
+    /// let chained = q.fence_subrange(&u, [0, 0], [2, 8]).map_err(Into::into).and_then(|f| f.wait());
+    /// // A dry run records the fences but has no data to hand back.
+    /// assert!(matches!(chained, Err(celer::Error::DryRun(_))));
+    /// assert!(matches!(first_rows(&q, &u), Err(celer::Error::DryRun(_))));
+    /// // A box outside the buffer comes back as the fence's TaskError, converted.
+    /// assert!(matches!(first_rows(&q, &q.buffer_from(&[0.0f32; 4], [1, 4])), Err(celer::Error::Task(_))));
+    /// ```
     pub fn fence_subrange<'q, T: Element, const D: usize>(
         &'q self,
         buffer: &Buffer<'q, T, D>,
