@@ -377,6 +377,32 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
 }
 
 #[test]
+fn errors_about_an_empty_buffer_print_its_shape_not_an_empty_box() {
+    // An empty buffer's box is normalised to all zeros, which printed as `[]`: the messages print its shape.
+    let q = queue(1);
+    let k = Kernel::named("k");
+    let flat = q.buffer::<u32, 2>([4, 0]).named("flat");
+    let none = q.buffer::<u32, 1>([0]).named("none");
+    let err = |r: Result<celer::TaskId, celer::TaskError>| r.expect_err("refused").to_string();
+    // OutOfBounds: a box inside [4, 4] but not inside [4, 0].
+    let outside = err(q.submit(task::parallel_for(&k, [4]).read(&flat, access::fixed([0, 0], [2, 2])).name("corner")));
+    assert!(outside.contains("buffer B0 \"flat\"") && outside.contains("the buffer's extent [4, 0];"), "{outside}");
+    let outside = err(q.submit(task::parallel_for(&k, [4]).read(&none, access::fixed([0], [1])).name("first")));
+    assert!(outside.contains("buffer B1 \"none\"") && outside.contains("the buffer's extent [0];"), "{outside}");
+    // ReductionNotScalar.
+    let scalar = err(q.submit(task::parallel_for(&k, [4]).reduce(&flat, ReductionOp::Sum).name("into_nothing")));
+    assert!(scalar.contains("buffer B0 \"flat\" has extent [4, 0], but a reduction needs"), "{scalar}");
+    // BoxOverflow.
+    let far = access::fixed([usize::MAX, 0], [2, 0]);
+    let overflow = err(q.submit(task::host_for([4]).read(&flat, far).name("far").run(|_| {})));
+    assert!(overflow.contains("buffer B0 \"flat\"") && overflow.contains("the buffer's extent [4, 0]"), "{overflow}");
+    // A buffer with cells keeps its box.
+    let full = q.buffer::<u32, 2>([4, 2]).named("full");
+    let outside = err(q.submit(task::parallel_for(&k, [4]).read(&full, access::fixed([0, 0], [2, 3]))));
+    assert!(outside.contains("the buffer's extent [0,0] - [4,2];"), "{outside}");
+}
+
+#[test]
 fn a_task_over_an_empty_index_space_is_no_misuse_but_a_no_op() {
     // Like an empty loop: accepted on one rank and on several, and no rank gets a command for it.
     for ranks in [1, 2] {

@@ -54,9 +54,12 @@
 //! - `combine-panic`: the combine closure of a `reduce_with` panics; every rank stops naming the reduction's task
 //!   and the message (on one rank nothing is combined: the case then finishes).
 //! - `mapper-panic`: a custom range mapper panics while the task is submitted (on the application thread); the
-//!   message names the task, and the queue's drop ends every rank.
+//!   message names the task, the mapper and its buffer, and the queue's drop ends every rank.
+//! - `mapper-panic-reach`: the `reach` closure of a custom range mapper underflows (`cells.min()[0] - 1` at cell 0)
+//!   where a dry run of two ranks generates their commands inside `submit`; the message names the task, the mapper,
+//!   its buffer and the reach closure.
 //! - `mapper-panic-runtime`: a custom range mapper that panics only where the runtime thread applies it; the
-//!   runtime catches it and ends every rank, naming the task.
+//!   runtime catches it and ends every rank, naming the task, the mapper and its buffer.
 //! - `mapper-oob-chunk`: a custom range mapper inside the buffer for the whole index space, which `submit` checks,
 //!   but outside it for the chunk of rank 1, which only the runtime thread's command generator sees; on two ranks
 //!   the runtime ends every rank naming the task, the mapper and the cells outside (on one rank it finishes).
@@ -358,6 +361,27 @@ fn mapper_panic(anywhere: bool) -> Result<(), String> {
     q.submit(task::host_for([64]).read_write(&a, picky).name("choosy").run(|_| {})).map_err(|e| e.to_string())?;
     let got = q.fence(&a).map_err(|e| e.to_string())?.wait();
     Err(format!("the program went on after the mapper panicked (fence: {got:?})"))
+}
+
+/// A custom mapper whose `reach` closure underflows at cell 0, applied where a dry run of two ranks generates their
+/// commands inside `submit` (the task "underflow" reads buffer B0 "src" through it).
+fn mapper_panic_reach() -> Result<(), String> {
+    let q = Queue::builder().dry_run(2).build().map_err(|e| e.to_string())?;
+    let src = q.buffer_from(&[1.0f32; 64], [64]).named("src");
+    let dst = q.buffer::<f32, 1>([64]).named("dst");
+    let left_halo = access::custom("left_halo", |chunk: &GridBox<1>, _: &GridBox<1>| {
+        Region::from(GridBox::d1(chunk.min()[0].saturating_sub(1), chunk.max()[0]))
+    })
+    // The bug: the items touching cells [a, b) are [a, b + 1), and cell 0 has no left neighbour.
+    .reach(|cells: &GridBox<1>, range: &GridBox<1>| {
+        GridBox::d1(cells.min()[0] - 1, cells.max()[0] + 1).intersection(range)
+    });
+    let step = task::parallel_for(&Kernel::named("k"), [64])
+        .read(&src, left_halo)
+        .discard_write(&dst, access::one_to_one())
+        .name("underflow");
+    q.submit(step).map_err(|e| e.to_string())?;
+    Err("the program went on after the reach closure panicked".into())
 }
 
 /// A custom mapper inside the buffer for the whole index space (which `submit` checks on the application thread)
@@ -1835,8 +1859,22 @@ fn check_cases() -> Vec<String> {
         "mapper-panic",
         !status.success()
             && took < Duration::from_secs(10)
-            && stderr.contains("a range mapper of the task \"choosy\" being submitted panicked: picky refuses chunk"),
-        "a failure within 10 s naming the task and the mapper's message",
+            && stderr.contains(
+                "a panic in the custom range mapper picky of buffer B0 \"a\" of task T1 \"choosy\" being submitted: \
+                 picky refuses chunk",
+            ),
+        "a failure within 10 s naming the task, the mapper, its buffer and the mapper's message",
+        &stderr,
+    );
+    let (status, stderr, _) = run_case("mapper-panic-reach", &[]);
+    check(
+        "mapper-panic-reach",
+        !status.success()
+            && stderr.contains(
+                "a panic in the reach closure of the custom range mapper left_halo of buffer B0 \"src\" of task T1 \
+                 \"underflow\" being submitted: attempt to subtract with overflow",
+            ),
+        "a failure naming the task, the mapper, its buffer, the reach closure and the panic's message",
         &stderr,
     );
     let (status, stderr, took) = run_case("mapper-panic-runtime", &[]);
@@ -1844,7 +1882,7 @@ fn check_cases() -> Vec<String> {
         "mapper-panic-runtime",
         !status.success()
             && took < Duration::from_secs(10)
-            && stderr.contains("\"choosy\"")
+            && stderr.contains("a panic in the custom range mapper picky of buffer B0 \"a\" in task T1 \"choosy\"")
             && stderr.contains(": picky refuses chunk")
             && stderr.contains("ending every rank"),
         "the runtime thread to catch the panic and end the job within 10 s, naming the task",
@@ -2157,6 +2195,7 @@ fn main() -> ExitCode {
             Some("combine-panic") => combine_panic(),
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
+            Some("mapper-panic-reach") => mapper_panic_reach(),
             Some("mapper-oob-chunk") => mapper_oob_chunk(),
             Some("empty-write") => empty_write(),
             Some("empty-guarded") => empty_guarded(),

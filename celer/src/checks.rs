@@ -6,8 +6,8 @@
 
 use celer_scheduler::exec::shaders::KernelSource;
 use celer_scheduler::graph::{
-    BufferId, CollectiveGroupId, GridBox, HostObjectId, RangeMapper, ReductionOp, ResourceIdent, TaskErrorKind,
-    TaskKind, TaskSpec, MAX_DIMS,
+    BufferExtent, BufferId, CollectiveGroupId, GridBox, HostObjectId, RangeMapper, ReductionOp, ResourceIdent,
+    TaskErrorKind, TaskKind, TaskSpec, MAX_DIMS,
 };
 use celer_scheduler::runtime::KERNEL_CELLS;
 use celer_scheduler::split::ChunkGrid;
@@ -79,7 +79,7 @@ struct Overflow {
     buffer: BufferId,
     offset: Vec<usize>,
     range: Vec<usize>,
-    extent: GridBox,
+    extent: BufferExtent,
 }
 
 /// An empty box outside its buffer, as given (`extent` is the buffer's, per dimension).
@@ -169,7 +169,7 @@ pub(crate) fn overflow_error(
     buffer: ResourceIdent,
     offset: &[usize],
     range: &[usize],
-    extent: GridBox,
+    extent: BufferExtent,
 ) -> TaskErrorKind {
     TaskErrorKind::BoxOverflow { what, buffer, offset: offset.to_vec(), range: range.to_vec(), extent }
 }
@@ -288,7 +288,7 @@ impl Noted {
         range: &[usize],
     ) {
         if self.overflow.is_none() && overflows(offset, range) {
-            let extent = GridBox::from_extent(extent);
+            let extent = BufferExtent::new(extent);
             self.overflow =
                 Some(Overflow { what: what(), buffer: id, offset: offset.to_vec(), range: range.to_vec(), extent });
         } else if self.outside.is_none() && empty_outside_dim(offset, range, extent).is_some() {

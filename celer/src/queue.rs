@@ -399,8 +399,8 @@ impl Queue {
         let mut rec = self.rec.borrow_mut();
         let id = BufferId(rec.next_buffer);
         rec.next_buffer += 1;
-        let extent = GridBox::from_extent(&range);
-        rec.sim.create_buffer(id, D, extent, data.is_some(), None);
+        // With its shape: an empty buffer's box (all zeros) would lose it, and messages print it.
+        rec.sim.create_buffer(id, D, celer_scheduler::graph::BufferExtent::new(&range), data.is_some(), None);
         if let Some(rt) = &self.runtime {
             if let Some(d) = data {
                 rec.hold_back_data(rt, id, std::mem::size_of_val(d) as u64);
@@ -642,18 +642,19 @@ impl Queue {
         if let Some((source, entry)) = task.kernel {
             spec.atomic_accesses = crate::binding::atomic_accesses(source, entry, spec.accesses.len());
         }
-        // The program's range mappers run here first: a panic in one names the task (the queue's drop, on the
-        // way out, ends every rank).
-        let name = spec.name.clone();
+        // The program's range mappers run here first: a panic in one names the task, and the mapper and buffer
+        // its closure noted as it panicked (the queue's drop, on the way out, ends every rank).
+        let task_ident = celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() };
         let custom = spec.accesses.iter().any(|a| matches!(a.mapper, RangeMapper::Custom { .. }));
         let id = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rec.sim.submit(spec))) {
             Ok(id) => id?,
             Err(payload) => {
-                let name = name.as_deref().map_or(String::new(), |n| format!(" \"{n}\""));
                 let text = celer_scheduler::runtime::panic_text(&*payload);
-                celer_scheduler::logging::fatal(&format!(
-                    "a range mapper of the task{name} being submitted panicked: {text}"
-                ));
+                let whose = match celer_scheduler::graph::task::MapperPanic::take() {
+                    Some(note) => note.describe(|b| rec.sim.tm.buffer_ident(b)),
+                    None => "a range mapper (or celer itself)".to_string(),
+                };
+                celer_scheduler::logging::fatal(&format!("a panic in {whose} of {task_ident} being submitted: {text}"));
                 std::panic::resume_unwind(payload)
             }
         };
@@ -694,6 +695,25 @@ impl Queue {
     /// As [`submit`](Self::submit); a box outside the buffer is refused naming the fence task, buffer and box, an
     /// empty one too (`offset` beyond the extent along some dimension: `[100]` with range `[0]` in 16 cells; the end of
     /// the buffer, `[16]` with range `[0]`, is inside, as for a slice).
+    ///
+    /// # Examples
+    /// The fence's [`TaskError`] converts into the [`Error`] that [`Fence::wait`] returns, so `?` carries both out
+    /// of a function returning `celer::Error`, and `.map_err(Into::into)` chains them in one expression:
+    /// ```
+    /// use celer::{Buffer, Queue};
+    /// fn first_rows(q: &Queue, u: &Buffer<'_, f32, 2>) -> Result<Vec<f32>, celer::Error> {
+    ///     let fence = q.fence_subrange(u, [0, 0], [2, 8])?; // TaskError -> Error
+    ///     fence.wait()
+    /// }
+    /// let q = Queue::dry_run();
+    /// let u = q.buffer_from(&[1.0f32; 64], [8, 8]).named("u");
+    /// let chained = q.fence_subrange(&u, [0, 0], [2, 8]).map_err(Into::into).and_then(|f| f.wait());
+    /// // A dry run records the fences but has no data to hand back.
+    /// assert!(matches!(chained, Err(celer::Error::DryRun(_))));
+    /// assert!(matches!(first_rows(&q, &u), Err(celer::Error::DryRun(_))));
+    /// // A box outside the buffer comes back as the fence's TaskError, converted.
+    /// assert!(matches!(first_rows(&q, &q.buffer_from(&[0.0f32; 4], [1, 4])), Err(celer::Error::Task(_))));
+    /// ```
     pub fn fence_subrange<'q, T: Element, const D: usize>(
         &'q self,
         buffer: &Buffer<'q, T, D>,
@@ -708,7 +728,7 @@ impl Queue {
                 rec.sim.tm.buffer_ident(buffer.id),
                 &offset,
                 &range,
-                GridBox::from_extent(&buffer.range),
+                celer_scheduler::graph::BufferExtent::new(&buffer.range),
             );
             let task = celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: None };
             return Err(TaskError { task, inner: Box::new(inner) });

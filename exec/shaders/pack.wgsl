@@ -8,6 +8,9 @@
 //
 // Bindings: 0 = the allocation (holding box `alloc`), 1 = the packed staging buffer.
 // Push constants: region, alloc (CelerBox each), words per cell.
+//
+// Not a task kernel: its launch covers `region` from 0, which it offsets itself (celer_offset(pc.region)).
+// celer-kernel-build: raw ids: pack, unpack
 
 struct Params {
     region: CelerBox,

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::geometry::{GridBox, Region};
+use crate::geometry::{BufferExtent, GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId};
 use crate::task::{MapperError, ResourceIdent, TaskIdent};
 
@@ -110,8 +110,8 @@ pub enum TaskErrorKind {
         region: Region,
         /// The part outside the buffer.
         outside: Region,
-        /// The buffer's extent.
-        extent: GridBox,
+        /// The buffer's extent (its shape where it is empty).
+        extent: BufferExtent,
     },
     /// A custom mapper's declared reach misses a chunk that touches the cells it was asked about.
     #[error(
@@ -147,8 +147,8 @@ pub enum TaskErrorKind {
     ReductionNotScalar {
         /// The buffer.
         buffer: ResourceIdent,
-        /// Its extent.
-        extent: GridBox,
+        /// Its extent (its shape where it is empty).
+        extent: BufferExtent,
     },
     /// Two nodes (ranks, or devices of a rank) write the same cells in one task (e.g. a split kernel writing through
     /// `all` or `neighborhood`).
@@ -778,8 +778,8 @@ pub enum TaskErrorKind {
         offset: Vec<usize>,
         /// The range given.
         range: Vec<usize>,
-        /// The buffer's extent.
-        extent: GridBox,
+        /// The buffer's extent (its shape where it is empty).
+        extent: BufferExtent,
     },
 }
 

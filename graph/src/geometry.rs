@@ -271,6 +271,77 @@ impl fmt::Display for GridBox {
     }
 }
 
+/// A buffer's extent as messages print it: its box (`[0,0] - [4,8]`) where it holds cells, else its shape (`[4, 0]`,
+/// the extent per dimension), which the box of an empty buffer, normalised to all zeros ([`GridBox::EMPTY`]), lost.
+///
+/// # Examples
+/// ```
+/// use celer_graph::{BufferExtent, GridBox};
+/// assert_eq!(BufferExtent::new(&[4, 8]).to_string(), "[0,0] - [4,8]");
+/// assert_eq!(BufferExtent::new(&[4, 0]).to_string(), "[4, 0]");
+/// assert_eq!(BufferExtent::new(&[4, 0]).bounds(), GridBox::EMPTY);
+/// assert_eq!(BufferExtent::from(GridBox::d1(0, 16)), BufferExtent::new(&[16]));
+/// assert_eq!(BufferExtent::from(GridBox::EMPTY).to_string(), "[0]"); // the box lost the shape
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BufferExtent {
+    /// The box of cells.
+    bounds: GridBox,
+    /// Cells per dimension; 1 past `dims`.
+    shape: [usize; MAX_DIMS],
+    /// The buffer's dimensionality.
+    dims: usize,
+}
+
+impl BufferExtent {
+    /// The extent of a buffer of `shape` (its extent per dimension, `shape.len()` dimensions).
+    ///
+    /// # Panics
+    /// If `shape` has more than three dimensions.
+    pub fn new(shape: &[usize]) -> Self {
+        assert!(shape.len() <= MAX_DIMS, "at most {MAX_DIMS} dimensions are supported");
+        let mut s = [1; MAX_DIMS];
+        s[..shape.len()].copy_from_slice(shape);
+        Self { bounds: GridBox::from_extent(&s), shape: s, dims: shape.len() }
+    }
+
+    /// The buffer's box of cells, `[0, shape)` for [`new`](Self::new) (empty, all zeros, where any extent is 0).
+    pub fn bounds(&self) -> GridBox {
+        self.bounds
+    }
+
+    /// The extent per dimension (1 past the buffer's dimensionality).
+    pub fn shape(&self) -> [usize; MAX_DIMS] {
+        self.shape
+    }
+}
+
+/// The extent of a buffer whose box is `bounds` (of its effective dimensionality, shaped as the box): an empty box
+/// gives the shape `[0]`, having lost the buffer's own; [`BufferExtent::new`] keeps it.
+impl From<GridBox> for BufferExtent {
+    fn from(bounds: GridBox) -> Self {
+        let dims = if bounds.is_empty() { 1 } else { bounds.effective_dims().max(1) };
+        let shape = std::array::from_fn(|d| if d < dims { bounds.max[d] - bounds.min[d] } else { 1 });
+        Self { bounds, shape, dims }
+    }
+}
+
+impl fmt::Display for BufferExtent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.bounds.is_empty() {
+            write!(f, "{:?}", &self.shape[..self.dims])
+        } else {
+            fmt::Display::fmt(&self.bounds, f)
+        }
+    }
+}
+
+impl fmt::Debug for BufferExtent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 /// Storage of a region's boxes: most regions are one box, which then needs no heap allocation.
 pub type BoxList = SmallVec<[GridBox; 1]>;
 

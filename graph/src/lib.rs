@@ -26,7 +26,7 @@ mod task_store;
 
 pub use command::{Command, CommandDependency, CommandKind, TransferId};
 pub use error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
-pub use geometry::{GridBox, Region, MAX_DIMS};
+pub use geometry::{BufferExtent, GridBox, Region, MAX_DIMS};
 pub use ids::{BufferId, CollectiveGroupId, CommandId, HostObjectId, IdHasher, IdMap, NodeId, ReductionId, TaskId};
 pub use node_store::{ExecutionFront, NodeStore, VecPool};
 pub use reader_log::ReaderLog;

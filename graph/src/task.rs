@@ -15,7 +15,9 @@ use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, ReductionId, TaskId}
 
 mod range_mapper;
 
-pub use range_mapper::{CustomMapperFn, CustomReachFn, MapperError, NeighborhoodShape, RangeMapper};
+pub use range_mapper::{
+    noting_buffer, CustomMapperFn, CustomReachFn, MapperError, MapperPanic, NeighborhoodShape, RangeMapper,
+};
 
 /// How a task touches a buffer.
 ///

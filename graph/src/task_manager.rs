@@ -32,7 +32,7 @@ use hashbrown::HashSet;
 use smallvec::SmallVec;
 
 use crate::error::{Diagnostic, ErrorPolicy, TaskError, TaskErrorKind};
-use crate::geometry::{GridBox, Region};
+use crate::geometry::{BufferExtent, GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId, IdMap, TaskId};
 use crate::node_store::ExecutionFront;
 use crate::reader_log::ReaderLog;
@@ -93,6 +93,8 @@ type Deps = DependencyBuilder<TaskId>;
 struct BufferState {
     dims: usize,
     extent: GridBox,
+    /// The extent for messages: `extent` loses the shape of an empty buffer (`[4, 0]`), this keeps it.
+    shape: BufferExtent,
     name: Option<String>,
     /// Last writer of every cell; `None` where nothing was ever written (reads there are uninitialized reads).
     last_writers: RegionMap<Option<TaskId>>,
@@ -170,13 +172,15 @@ impl TaskManager {
         &mut self,
         id: BufferId,
         dims: usize,
-        extent: GridBox,
+        extent: impl Into<BufferExtent>,
         host_initialized: bool,
         name: Option<String>,
     ) {
         let writer = host_initialized.then_some(self.epoch_for_new_tasks);
-        let state =
-            BufferState { dims, extent, name, last_writers: RegionMap::new(extent, writer), readers: ReaderLog::new() };
+        let shape = extent.into();
+        let extent = shape.bounds();
+        let last_writers = RegionMap::new(extent, writer);
+        let state = BufferState { dims, extent, shape, name, last_writers, readers: ReaderLog::new() };
         if self.buffers.insert(id, state).is_some() {
             // The id names another buffer now, whose extent kept regions may not fit.
             self.region_cache.clear();
@@ -471,9 +475,10 @@ impl TaskManager {
                 let region = if no_items {
                     Region::new()
                 } else {
-                    access.mapper.apply(&spec.range, &spec.range, spec.dims, &buf.extent, buf.dims).map_err(|e| {
-                        err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), error: e })
-                    })?
+                    crate::task::noting_buffer(access.buffer, || {
+                        access.mapper.apply(&spec.range, &spec.range, spec.dims, &buf.extent, buf.dims)
+                    })
+                    .map_err(|e| err(TaskErrorKind::Mapper { buffer: ident(), mode: access.mode.name(), error: e }))?
                 };
                 if !region.boxes().iter().all(|b| buf.extent.contains(b)) {
                     return Err(err(TaskErrorKind::OutOfBounds {
@@ -481,7 +486,7 @@ impl TaskManager {
                         mapper: access.mapper.name(),
                         region: region.clone(),
                         outside: region.difference(&Region::from(buf.extent)),
-                        extent: buf.extent,
+                        extent: buf.shape,
                     }));
                 }
                 let entry = match regions.iter_mut().position(|r| r.buffer == access.buffer) {
@@ -529,7 +534,7 @@ impl TaskManager {
                 .ok_or_else(|| err(TaskErrorKind::UnknownBuffer { buffer: red.buffer }))?;
             let ident = ResourceIdent::buffer(red.buffer, buf.name.as_deref());
             if buf.extent.area() != 1 {
-                return Err(err(TaskErrorKind::ReductionNotScalar { buffer: ident, extent: buf.extent }));
+                return Err(err(TaskErrorKind::ReductionNotScalar { buffer: ident, extent: buf.shape }));
             }
             // The same buffer reduced into twice: each reduction binds a partial result of its own, and which one
             // the buffer keeps would be arbitrary.
@@ -635,7 +640,9 @@ impl TaskManager {
                     GridBox::new(min, max)
                 };
                 let apply = |a: &BufferAccess, k: usize| {
-                    a.mapper.apply(&slab(k), &spec.range, spec.dims, &buf.extent, buf.dims).unwrap_or_default()
+                    crate::task::noting_buffer(w.buffer, || {
+                        a.mapper.apply(&slab(k), &spec.range, spec.dims, &buf.extent, buf.dims).unwrap_or_default()
+                    })
                 };
                 for &(writer, atomic_write) in same.iter().filter(|(a, _)| a.mode.produces()) {
                     let written: Vec<Region> = (0..pieces).map(|k| apply(writer, k)).collect();

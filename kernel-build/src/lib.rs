@@ -22,7 +22,10 @@
 //! device feature `shaderFloat64` ([`spirv_needs_float64`]). `celer`'s `submit` compares tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>` runtime-sized arrays (`array<T>`: not
 //! `array<T, 16>`, not a single value), gaps in the binding numbers
 //! and an entry point calling two of the `celer_item_Nd` stop the build, naming the file and the variable or
-//! entry point.
+//! entry point. An entry point of a task kernel that calls none of them and never reads the chunk's offset (it
+//! indexes with the raw `global_invocation_id`, so its results change with the number of ranks) gets a cargo
+//! warning naming the file and the entry point ([`without_chunk_offset`]), unless the file names it in a line
+//! `// celer-kernel-build: raw ids: NAME` ([`raw_ids_allowed`]).
 //!
 //! A parameter block (`var<immediate>`) of more than 128 bytes ([`MAX_PUSH_CONSTANT_BYTES`], what every Vulkan
 //! device takes as push constants; 5 bindings and more) becomes a read-only storage buffer at `@group(0)
@@ -161,7 +164,12 @@ fn compile_dir_inner(dir: &str, options: Options<'_>) -> Result<(), String> {
         println!("cargo:rerun-if-changed={}", path.display());
         let shown = format!("{dir}/{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
         match compile(path, &shown, &out_dir, &options) {
-            Ok(item) => generated.push_str(&item),
+            Ok((item, warnings)) => {
+                generated.push_str(&item);
+                for w in warnings {
+                    println!("cargo:warning={w}");
+                }
+            }
             Err(message) => failures.push(message),
         }
     }
@@ -178,8 +186,8 @@ fn compile_dir_inner(dir: &str, options: Options<'_>) -> Result<(), String> {
 }
 
 /// Compiles one WGSL file, with the prelude appended, to `$OUT_DIR/<stem>.spv` and returns the Rust item that
-/// describes it.
-fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> Result<String, String> {
+/// describes it, and the warnings for it (one line each).
+fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> Result<(String, Vec<String>), String> {
     let types = options.types;
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let ident = constant_name(&stem);
@@ -238,6 +246,12 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
         return Err(format!("error: {shown} has no @compute entry point"));
     }
     let bindings = render_bindings(&reflection, types);
+    let allowed = raw_ids_allowed(&own);
+    let warnings = without_chunk_offset(&module, params)
+        .into_iter()
+        .filter(|e| !allowed.contains(&e.as_str()))
+        .map(|e| chunk_offset_warning(shown, &e))
+        .collect();
     // The preludes first: naga wants a function defined before its callers, and the kernel's functions will call
     // celer_index_checked.
     let checked_prelude = CHECKED_PRELUDE.replace("CELER_CHECK_BINDING", &group0_bindings.to_string());
@@ -274,13 +288,14 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     );
     let target = out_dir.join(format!("{stem}.kernel.rs"));
     fs::write(&target, constructor).map_err(|e| format!("error: cannot write {}: {e}", target.display()))?;
-    Ok(format!(
+    let item = format!(
         "\n{types}::kernel_source!(\n    \
          /// SPIR-V of `{shown}`, compiled by naga at build time.\n    \
          {ident},\n    \
          {stem:?}\n\
          );\n"
-    ))
+    );
+    Ok((item, warnings))
 }
 
 /// What the build learns about one kernel file from naga's IR: the table the generated `KernelSource` carries and
@@ -915,6 +930,129 @@ fn all_functions(module: &naga::Module) -> Vec<FnRef> {
 }
 
 /// Calls `visit` on every statement of `block`, nested blocks included.
+/// The `@compute` entry points of `module` (kernel text with the prelude appended) that never take the chunk's
+/// offset into account: neither they nor the functions of the kernel's they call call one of the prelude's
+/// `celer_item_1d/2d/3d` or read an offset of the chunk (`pc.chunk.offset0`, `offset1` or `offset2`, the first
+/// member of the parameter block; or the `offset0..2` of a `CelerBox` parameter of the kernel's own functions). Such
+/// a kernel works on the raw `global_invocation_id`, which starts at 0 on every chunk, so its results change with
+/// the number of ranks and devices (each chunk starts at another offset), and `submit` cannot check its
+/// dimensionality. `params_binding` is as for [`reflect_with_params`]. Entry points whose parameter block does not
+/// start with a `CelerBox` (or that have none) are not task kernels (`submit` refuses them) and are left out.
+///
+/// [`compile_dir`] prints a cargo warning for each, unless the kernel file names it in a line
+/// `// celer-kernel-build: raw ids: NAME, NAME` ([`raw_ids_allowed`]); it refuses none (a kernel may add the offset
+/// by hand, or ignore the chunk on purpose).
+///
+/// # Examples
+/// ```
+/// let wgsl = format!(
+///     "struct Params {{ chunk: CelerBox, out: CelerBox }}\n\
+///      var<immediate> pc: Params;\n\
+///      @group(0) @binding(0) var<storage, read_write> out: array<u32>;\n\
+///      @compute @workgroup_size(64) fn raw(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+///          if (gid.x < pc.chunk.range0) {{ out[gid.x] = gid.x; }} }}\n\
+///      @compute @workgroup_size(64) fn by_hand(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+///          let i = pc.chunk.offset0 + gid.x; out[i] = i; }}\n\
+///      @compute @workgroup_size(64) fn item(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+///          let i = celer_item_1d(pc.chunk, gid).x; out[i] = i; }}\n{}",
+///     celer_kernel_build::PRELUDE
+/// );
+/// let module = naga::front::wgsl::parse_str(&wgsl).unwrap();
+/// assert_eq!(celer_kernel_build::without_chunk_offset(&module, None), ["raw"]);
+/// ```
+pub fn without_chunk_offset(module: &naga::Module, params_binding: Option<u32>) -> Vec<String> {
+    let is_params = |var: &naga::GlobalVariable| {
+        var.space == AddressSpace::Immediate
+            || params_binding.is_some_and(|p| var.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == p))
+    };
+    let is_box = |ty: Handle<naga::Type>| module.types[ty].name.as_deref() == Some("CelerBox");
+    // A task kernel's parameter block: a struct whose first member is a CelerBox (the chunk).
+    let task_params = |g: Handle<naga::GlobalVariable>| {
+        let var = &module.global_variables[g];
+        is_params(var)
+            && matches!(&module.types[var.ty].inner, naga::TypeInner::Struct { members, .. }
+                if members.first().is_some_and(|m| is_box(m.ty)))
+    };
+    // Whether `f` reads an offset of the chunk, or of a CelerBox parameter of its own.
+    let reads_offset = |f: &Function| {
+        f.expressions.iter().any(|(_, e)| match *e {
+            Expression::AccessIndex { base, index: 0..=2 } => match f.expressions[base] {
+                Expression::AccessIndex { base: pc, index: 0 } => {
+                    matches!(f.expressions[pc], Expression::GlobalVariable(g) if task_params(g))
+                }
+                Expression::FunctionArgument(k) => is_box(f.arguments[k as usize].ty),
+                _ => false,
+            },
+            _ => false,
+        })
+    };
+    let callees = |f: &Function| {
+        let mut out = Vec::new();
+        each_statement(&f.body, &mut |s| {
+            if let Statement::Call { function, .. } = s {
+                out.push(*function);
+            }
+        });
+        out
+    };
+    // Whether `f` refers to a task kernel's parameter block.
+    let uses_params =
+        |f: &Function| f.expressions.iter().any(|(_, e)| matches!(*e, Expression::GlobalVariable(g) if task_params(g)));
+    let mut out = Vec::new();
+    for ep in module.entry_points.iter().filter(|ep| ep.stage == naga::ShaderStage::Compute) {
+        let mut task_kernel = uses_params(&ep.function);
+        let mut offset = reads_offset(&ep.function);
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = callees(&ep.function);
+        while let Some(h) = stack.pop() {
+            if seen.insert(h) {
+                let f = &module.functions[h];
+                task_kernel |= uses_params(f);
+                match f.name.as_deref() {
+                    Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d") => offset = true,
+                    // The prelude's other functions read boxes of all kinds (celer_index: an allocation's).
+                    Some(n) if n.starts_with("celer_") => {}
+                    _ => offset |= reads_offset(f),
+                }
+                stack.extend(callees(f));
+            }
+        }
+        if task_kernel && !offset {
+            out.push(ep.name.clone());
+        }
+    }
+    out
+}
+
+/// The entry points a kernel file's own text (`own`, without the prelude) says use the raw `global_invocation_id`
+/// on purpose, in lines `// celer-kernel-build: raw ids: NAME, NAME` (names separated by commas or spaces):
+/// [`compile_dir`] does not warn about them ([`without_chunk_offset`]).
+///
+/// # Examples
+/// ```
+/// let own = "// celer-kernel-build: raw ids: pack, unpack\n@compute @workgroup_size(64) fn pack() {}";
+/// assert_eq!(celer_kernel_build::raw_ids_allowed(own), ["pack", "unpack"]);
+/// ```
+pub fn raw_ids_allowed(own: &str) -> Vec<&str> {
+    own.lines()
+        .filter_map(|l| l.trim().strip_prefix("// celer-kernel-build: raw ids:"))
+        .flat_map(|rest| rest.split([',', ' ']).filter(|n| !n.is_empty()))
+        .collect()
+}
+
+/// The warning for entry point `entry` of the kernel file `shown` that [`without_chunk_offset`] finds, one line (a
+/// cargo warning).
+fn chunk_offset_warning(shown: &str, entry: &str) -> String {
+    format!(
+        "{shown}: entry point `{entry}` calls none of the prelude's celer_item_1d/2d/3d and never reads the chunk's \
+         offset (pc.chunk.offset0..2): its items are the raw global_invocation_id, which starts at 0 on every chunk, \
+         so its results change with the number of ranks and devices (each chunk starts at another offset), and \
+         submit cannot check its dimensionality; call celer_item_Nd(pc.chunk, gid), or add the chunk's offset \
+         yourself (or, if it ignores the chunk on purpose, say so in a line `// celer-kernel-build: raw ids: \
+         {entry}`)"
+    )
+}
+
 fn each_statement(block: &naga::Block, visit: &mut impl FnMut(&Statement)) {
     for s in block.iter() {
         visit(s);

@@ -485,3 +485,70 @@ fn an_error_inside_the_prelude_points_at_a_name_of_the_kernel_that_shadows_it() 
     assert!(hint.contains("lies in celer's prelude") && hint.contains("rename it"), "{hint}");
     assert_eq!(in_prelude(Some(2), 2), "", "an error in the kernel's own lines gets no hint");
 }
+
+#[test]
+fn an_entry_point_indexing_with_the_raw_global_id_is_warned_about_naming_file_and_entry_point() {
+    let dir = std::env::temp_dir().join(format!("celer_kb_raw_ids_{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("raw.wgsl");
+    // `raw` ignores the chunk's offset (its bounds check reads pc.chunk.range0, not an offset); `by_hand` adds it
+    // itself, `helper` through a function of its own taking the chunk, `item` calls celer_item_1d; `quiet` is raw
+    // but named in the file's raw-ids line.
+    let text = format!(
+        "{HEADER}
+        fn at(c: CelerBox, gid: vec3<u32>) -> u32 {{ return c.offset0 + gid.x; }}
+        @compute @workgroup_size(64) fn raw(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            if (gid.x < pc.chunk.range0) {{ dst[gid.x] = src[gid.x]; }}
+        }}
+        @compute @workgroup_size(64) fn by_hand(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let i = pc.chunk.offset0 + gid.x;
+            dst[i] = src[i];
+        }}
+        @compute @workgroup_size(64) fn helper(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let i = at(pc.chunk, gid);
+            dst[i] = src[i];
+        }}
+        @compute @workgroup_size(64) fn item(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let i = celer_index(pc.dst, celer_item_1d(pc.chunk, gid));
+            dst[i] = 1.0;
+        }}
+        // celer-kernel-build: raw ids: quiet
+        @compute @workgroup_size(64) fn quiet(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            dst[gid.x] = f32(pc.chunk.range0);
+        }}
+        "
+    );
+    fs::write(&path, &text).expect("writes");
+    let result = compile(&path, "kernels/raw.wgsl", &dir, &Options::default());
+    let _ = fs::remove_dir_all(&dir);
+    let (_, warnings) = result.expect("a warning, not an error");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let w = &warnings[0];
+    assert!(
+        w.starts_with("kernels/raw.wgsl: entry point `raw` calls none of the prelude's celer_item_1d/2d/3d"),
+        "{w}"
+    );
+    assert!(w.contains("pc.chunk") && w.contains("celer_item_Nd(pc.chunk, gid)"), "{w}");
+    assert!(w.contains("add the chunk's offset yourself") && !w.contains('\n'), "{w}");
+    // Without the raw-ids line `quiet` is found too.
+    let module = naga::front::wgsl::parse_str(&format!("{text}\n{PRELUDE}")).expect("parses");
+    assert_eq!(without_chunk_offset(&module, None), ["raw", "quiet"]);
+    assert_eq!(raw_ids_allowed(&text), ["quiet"]);
+}
+
+#[test]
+fn kernels_that_are_no_task_kernels_are_not_warned_about_their_raw_ids() {
+    // saxpy-like: a parameter block without the chunk (submit refuses it as a task kernel); and no block at all.
+    let text = format!(
+        "struct P {{ a: f32, n: u32 }}
+        var<immediate> params: P;
+        @group(0) @binding(0) var<storage, read_write> y: array<f32>;
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            if (gid.x < params.n) {{ y[gid.x] = params.a; }}
+        }}
+        @compute @workgroup_size(64) fn bare(@builtin(global_invocation_id) gid: vec3<u32>) {{ y[gid.x] = 0.0; }}
+        {PRELUDE}"
+    );
+    let module = naga::front::wgsl::parse_str(&text).expect("parses");
+    assert!(without_chunk_offset(&module, None).is_empty());
+}

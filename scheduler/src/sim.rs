@@ -6,8 +6,8 @@
 
 use celer_graph::patterns::Workload;
 use celer_graph::{
-    BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, NodeId, RangeMapper, Region, Task, TaskError,
-    TaskErrorKind, TaskId, TaskIdent, TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
+    BufferExtent, BufferId, CollectiveGroupId, EpochAction, GridBox, HostObjectId, NodeId, RangeMapper, Region, Task,
+    TaskError, TaskErrorKind, TaskId, TaskIdent, TaskKind, TaskManager, TaskManagerConfig, TaskSpec,
 };
 
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
@@ -162,10 +162,19 @@ impl Simulation {
     }
 
     /// Creates a buffer on every simulated rank.
-    pub fn create_buffer(&mut self, id: BufferId, dims: usize, extent: GridBox, host_init: bool, name: Option<&str>) {
-        self.tm.create_buffer(id, dims, extent, host_init, name.map(str::to_owned));
+    pub fn create_buffer(
+        &mut self,
+        id: BufferId,
+        dims: usize,
+        extent: impl Into<BufferExtent>,
+        host_init: bool,
+        name: Option<&str>,
+    ) {
+        let shape = extent.into();
+        let extent = shape.bounds();
+        self.tm.create_buffer(id, dims, shape, host_init, name.map(str::to_owned));
         for g in &mut self.ranks {
-            g.create_buffer(id, dims, extent, host_init, name.map(str::to_owned));
+            g.create_buffer(id, dims, shape, host_init, name.map(str::to_owned));
         }
         // Kept for the checker of recorded simulations; a queue that runs the program (no recording) creates and
         // drops buffers without end, and must not keep each one.

@@ -1,11 +1,15 @@
 //! Range mappers: [`RangeMapper`] (which part of a buffer each chunk of a task's index space touches) with its
 //! application to a chunk and its inverse bound ([`RangeMapper::reach`]), the even split's arithmetic, the custom
-//! mapper closure types, and [`MapperError`] for a mapper that cannot be applied.
+//! mapper closure types, [`MapperError`] for a mapper that cannot be applied, and [`MapperPanic`], the note a
+//! panicking custom mapper leaves for the handler that catches the panic.
 
+use std::cell::Cell;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use crate::geometry::{GridBox, Region, MAX_DIMS};
+use crate::ids::BufferId;
 
 /// Which cells the accessed neighbourhood of a cell holds.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -194,7 +198,7 @@ impl RangeMapper {
                 max[0] = buffer.min()[0] + split.start(end);
                 Region::from(GridBox::new(min, max))
             }
-            RangeMapper::Custom { f, .. } => f(chunk, space, buffer),
+            RangeMapper::Custom { name, f, .. } => noting_panic(name, false, || f(chunk, space, buffer)),
         })
     }
 }
@@ -287,10 +291,93 @@ impl RangeMapper {
                 max[0] = range.min()[0] + split.item_of(end - 1) + 1;
                 GridBox::new(min, max)
             }
-            RangeMapper::Custom { reach: Some(reach), .. } => reach(cells, range),
+            RangeMapper::Custom { name, reach: Some(reach), .. } => noting_panic(name, true, || reach(cells, range)),
             RangeMapper::Fixed(_) | RangeMapper::All | RangeMapper::Custom { reach: None, .. } => *range,
         }
     }
+}
+
+/// Which custom range mapper's closure panicked, noted on the panicking thread by [`RangeMapper::apply`] and
+/// [`RangeMapper::reach`] (and, with the buffer, by [`noting_buffer`]) before the panic goes on unwinding, so that
+/// the handler that catches it can name the mapper and the buffer, not only the task. Nothing is noted, and nothing
+/// costs more than a landing pad, unless a closure panics.
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+/// use celer_graph::{task::MapperPanic, BufferId, GridBox, RangeMapper};
+/// let left_halo = RangeMapper::Custom {
+///     name: "left_halo",
+///     f: Arc::new(|c: &GridBox, _: &GridBox, _: &GridBox| {
+///         GridBox::d1(c.min()[0].checked_sub(1).expect("no cell left of 0"), c.max()[0]).into()
+///     }),
+///     reach: None,
+/// };
+/// let all = GridBox::d1(0, 8);
+/// let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+///     celer_graph::task::noting_buffer(BufferId(0), || left_halo.apply(&all, &all, 1, &all, 1))
+/// }));
+/// assert!(caught.is_err());
+/// let note = MapperPanic::take().unwrap();
+/// assert_eq!(note, MapperPanic { mapper: "left_halo", buffer: Some(BufferId(0)), in_reach: false });
+/// assert_eq!(MapperPanic::take(), None); // taken
+/// let named = note.describe(|b| celer_graph::ResourceIdent::buffer(b, Some("src")));
+/// assert_eq!(named, r#"the custom range mapper left_halo of buffer B0 "src""#);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct MapperPanic {
+    /// The mapper's name ([`RangeMapper::name`]); for a custom mapper that calls another, the outer one's.
+    pub mapper: &'static str,
+    /// The buffer the mapper maps to, where the code applying it said so ([`noting_buffer`]).
+    pub buffer: Option<BufferId>,
+    /// Whether the panic came from the mapper's `reach` closure ([`RangeMapper::reach`]) rather than the mapping.
+    pub in_reach: bool,
+}
+
+thread_local! {
+    /// The note of the last custom mapper panic on this thread that no handler has taken yet.
+    static MAPPER_PANIC: Cell<Option<MapperPanic>> = const { Cell::new(None) };
+}
+
+impl MapperPanic {
+    /// Takes the note of the last custom range mapper panic on this thread (`None` if no mapper panicked since the
+    /// last call): a handler that catches a panic calls it to tell a mapper's panic from another.
+    pub fn take() -> Option<MapperPanic> {
+        MAPPER_PANIC.with(Cell::take)
+    }
+
+    /// Names the closure that panicked, with `ident` naming the buffer: `the custom range mapper left_halo of buffer
+    /// B0 "src"`, or `the reach closure of the custom range mapper …`.
+    pub fn describe(&self, ident: impl FnOnce(BufferId) -> super::ResourceIdent) -> String {
+        let closure =
+            if self.in_reach { "the reach closure of the custom range mapper" } else { "the custom range mapper" };
+        match self.buffer {
+            Some(b) => format!("{closure} {} of {}", self.mapper, ident(b)),
+            None => format!("{closure} {}", self.mapper),
+        }
+    }
+}
+
+/// Runs `f`, the closure `mapper` (`reach` if `in_reach`) of a custom mapper, noting a panic before it unwinds on.
+fn noting_panic<R>(mapper: &'static str, in_reach: bool, f: impl FnOnce() -> R) -> R {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        MAPPER_PANIC.with(|n| n.set(Some(MapperPanic { mapper, buffer: None, in_reach })));
+        std::panic::resume_unwind(payload)
+    })
+}
+
+/// Runs `f`, which applies range mappers of `buffer` (or their reach): where a custom mapper panics in it, the
+/// [`MapperPanic`] note names `buffer` too (an inner call's buffer stays). Costs a landing pad, nothing more, unless
+/// `f` panics.
+pub fn noting_buffer<R>(buffer: BufferId, f: impl FnOnce() -> R) -> R {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        MAPPER_PANIC.with(|n| {
+            if let Some(note) = n.get().filter(|note| note.buffer.is_none()) {
+                n.set(Some(MapperPanic { buffer: Some(buffer), ..note }));
+            }
+        });
+        std::panic::resume_unwind(payload)
+    })
 }
 
 impl fmt::Debug for RangeMapper {

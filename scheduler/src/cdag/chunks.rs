@@ -2,12 +2,12 @@
 
 use std::borrow::Cow;
 
+use super::{Candidates, CommandGraphGenerator};
+use crate::split::ChunkGrid;
+use celer_graph::task::noting_buffer;
 use celer_graph::{
     AccessMode, AccessRegions, BufferId, GridBox, RangeMapper, Region, Task, TaskError, TaskErrorKind, TaskKind,
 };
-
-use super::{Candidates, CommandGraphGenerator};
-use crate::split::ChunkGrid;
 
 /// How a task's index space is divided among ranks.
 pub(super) enum Chunking {
@@ -111,17 +111,13 @@ impl CommandGraphGenerator {
         // An empty chunk has no items: its range mappers are not applied, it touches nothing.
         let items = !chunk.is_empty();
         for a in task.spec.accesses.iter().filter(|a| items && a.buffer == buffer) {
-            let r =
-                a.mapper.apply(chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims).map_err(|e| {
-                    TaskError {
-                        task: task.ident(),
-                        inner: Box::new(TaskErrorKind::Mapper {
-                            buffer: state.ident(buffer),
-                            mode: a.mode.name(),
-                            error: e,
-                        }),
-                    }
-                })?;
+            let r = noting_buffer(buffer, || {
+                a.mapper.apply(chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims)
+            })
+            .map_err(|e| TaskError {
+                task: task.ident(),
+                inner: Box::new(TaskErrorKind::Mapper { buffer: state.ident(buffer), mode: a.mode.name(), error: e }),
+            })?;
             if let RangeMapper::Custom { reach, .. } = &a.mapper {
                 if !Region::from(state.extent).contains(&r) {
                     return Err(TaskError {
@@ -131,14 +127,16 @@ impl CommandGraphGenerator {
                             mapper: a.mapper.name(),
                             outside: r.difference(&Region::from(state.extent)),
                             region: r,
-                            extent: state.extent,
+                            extent: state.shape,
                         }),
                     });
                 }
                 // A declared reach decides which remote chunks this rank evaluates: check it on the chunk this
                 // rank runs, which must lie within the reach of the cells it touches.
-                if let (Some(reach), true) = (reach, rank == self.me && !r.is_empty()) {
-                    let declared = reach(&r.bounding_box(), &task.spec.range);
+                if reach.is_some() && rank == self.me && !r.is_empty() {
+                    // Through `RangeMapper::reach`, which notes a panic of the closure.
+                    let cells = r.bounding_box();
+                    let declared = noting_buffer(buffer, || a.mapper.reach(&cells, &task.spec.range, &state.extent));
                     if !declared.contains(chunk) {
                         return Err(TaskError {
                             task: task.ident(),
@@ -173,7 +171,7 @@ impl CommandGraphGenerator {
                 RangeMapper::EvenSplit { .. } => self.buffers[&buffer].extent,
                 _ => GridBox::EMPTY,
             };
-            let b = a.mapper.reach(r, &task.spec.range, &extent);
+            let b = noting_buffer(buffer, || a.mapper.reach(r, &task.spec.range, &extent));
             out = out.bounding_box(&b);
         }
         if task.spec.reductions.iter().any(|red| red.buffer == buffer) {

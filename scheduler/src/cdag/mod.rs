@@ -36,9 +36,9 @@ mod state;
 use std::fmt;
 
 use celer_graph::{
-    AccessMode, BufferId, CollectiveGroupId, Command, CommandDependency, CommandId, CommandKind, DependencyKind,
-    DependencyOrigin, EpochAction, ExecutionFront, GridBox, HostObjectId, IdMap, NodeId, NodeStore, ReaderLog, Region,
-    RegionMap, Task, TaskError, TaskId, TaskKind, VecPool,
+    AccessMode, BufferExtent, BufferId, CollectiveGroupId, Command, CommandDependency, CommandId, CommandKind,
+    DependencyKind, DependencyOrigin, EpochAction, ExecutionFront, GridBox, HostObjectId, IdMap, NodeId, NodeStore,
+    ReaderLog, Region, RegionMap, Task, TaskError, TaskId, TaskKind, VecPool,
 };
 use smallvec::SmallVec;
 
@@ -125,17 +125,20 @@ impl CommandGraphGenerator {
         &mut self,
         id: BufferId,
         dims: usize,
-        extent: GridBox,
+        extent: impl Into<BufferExtent>,
         host_initialized: bool,
         name: Option<String>,
     ) {
         let cmd = host_initialized.then_some(self.epoch_for_new_commands);
         let state = WriterState { cmd, fresh: true, replicated: true };
+        let shape = extent.into();
+        let extent = shape.bounds();
         self.buffers.insert(
             id,
             BufferState {
                 dims,
                 extent,
+                shape,
                 name,
                 last_writer: RegionMap::new(extent, state),
                 owned_hull: GridBox::EMPTY,

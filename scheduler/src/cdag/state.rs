@@ -1,6 +1,8 @@
 //! What one rank tracks per buffer: each cell's last writer, what each target already received, pending reductions.
 
-use celer_graph::{BufferId, CommandId, GridBox, ReaderLog, ReductionId, Region, RegionMap, ResourceIdent};
+use celer_graph::{
+    BufferExtent, BufferId, CommandId, GridBox, ReaderLog, ReductionId, Region, RegionMap, ResourceIdent,
+};
 use smallvec::SmallVec;
 
 /// Where a rank's copy of a cell stands.
@@ -142,6 +144,8 @@ pub(super) struct PendingReduction {
 pub(super) struct BufferState {
     pub(super) dims: usize,
     pub(super) extent: GridBox,
+    /// The extent for messages: `extent` loses the shape of an empty buffer (`[4, 0]`), this keeps it.
+    pub(super) shape: BufferExtent,
     pub(super) name: Option<String>,
     pub(super) last_writer: RegionMap<WriterState>,
     /// A box holding every cell this rank originally produced and still holds fresh (what it may have to push).

@@ -124,9 +124,9 @@ impl RankLoop<'_> {
                     let Some(task) = self.tm.task(*task) else { continue };
                     // An empty chunk (a task without items) touches nothing.
                     for a in task.spec.accesses.iter().filter(|a| a.buffer == buffer && !chunk.is_empty()) {
-                        if let Ok(region) =
+                        if let Ok(region) = celer_graph::task::noting_buffer(buffer, || {
                             a.mapper.apply(chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims)
-                        {
+                        }) {
                             add(region.bounding_box());
                         }
                     }

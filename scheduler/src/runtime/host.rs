@@ -336,10 +336,10 @@ impl RankLoop<'_> {
         for (i, a) in task.spec.accesses.iter().enumerate() {
             let state =
                 self.buffers.get(&a.buffer).ok_or_else(|| fail(RuntimeError::UnknownBuffer { buffer: a.buffer }))?;
-            let region = a
-                .mapper
-                .apply(chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims)
-                .map_err(|e| fail(e.into()))?;
+            let region = celer_graph::task::noting_buffer(a.buffer, || {
+                a.mapper.apply(chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims)
+            })
+            .map_err(|e| fail(e.into()))?;
             let bounds = region.bounding_box();
             let written =
                 if a.mode.produces() && region.boxes().len() > 1 { region.boxes().to_vec() } else { Vec::new() };

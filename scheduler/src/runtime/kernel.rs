@@ -208,11 +208,11 @@ impl RankLoop<'_> {
             let known = whole && (a.mode.consumes() || a.mode.produces()) && only_access(task, a.buffer);
             let bounds = match task.regions.iter().find(|r| r.buffer == a.buffer).filter(|_| known) {
                 Some(r) => r.consumed.bounding_box().bounding_box(&r.produced.bounding_box()),
-                None => a
-                    .mapper
-                    .apply(&chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims)
-                    .map_err(|e| fail(e.into()))?
-                    .bounding_box(),
+                None => celer_graph::task::noting_buffer(a.buffer, || {
+                    a.mapper.apply(&chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims)
+                })
+                .map_err(|e| fail(e.into()))?
+                .bounding_box(),
             };
             needs.push((a.buffer, bounds));
         }

@@ -487,9 +487,10 @@ impl<'c> RankLoop<'c> {
                 if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
                     d.stream.buffer_created(id, &shape[..dims], elem_size, elem_type, data.as_deref());
                 }
-                let extent = GridBox::from_extent(&shape[..dims]);
-                self.tm.create_buffer(id, dims, extent, data.is_some(), name.clone());
-                self.cdag.create_buffer(id, dims, extent, data.is_some(), name);
+                let shaped = celer_graph::BufferExtent::new(&shape[..dims]);
+                let extent = shaped.bounds();
+                self.tm.create_buffer(id, dims, shaped, data.is_some(), name.clone());
+                self.cdag.create_buffer(id, dims, shaped, data.is_some(), name);
                 // No device memory yet: the first command that touches the buffer allocates what it needs.
                 let init = data.map(Arc::new);
                 self.buffers

@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 
+use celer_graph::task::MapperPanic;
 use celer_graph::TaskId;
 
 use super::{RankLoop, RuntimeError};
@@ -31,16 +32,19 @@ pub fn panic_text(payload: &(dyn Any + Send)) -> String {
 }
 
 impl RankLoop<'_> {
-    /// The error for a panic caught on the runtime thread: names this node, the task whose code ran, and the
-    /// panic's message.
+    /// The error for a panic caught on the runtime thread: names this node, the task whose code ran (and the custom
+    /// range mapper and buffer, where one of the program's mappers panicked), and the panic's message.
     pub(super) fn panicked(&self, payload: &(dyn Any + Send)) -> RuntimeError {
         let message = panic_text(payload);
-        let whose = match &self.user_code {
-            UserCode::None => "celer's runtime".to_string(),
-            UserCode::Task(id) => match self.tm.task(*id) {
-                Some(t) => format!("the handling of {} (its range mappers, or celer itself)", t.ident()),
-                None => format!("the handling of task {id} (its range mappers, or celer itself)"),
-            },
+        let task = |id: TaskId| self.tm.task(id).map_or_else(|| format!("task {id}"), |t| t.ident().to_string());
+        // A custom range mapper's closure notes its name (and the buffer) as it panics.
+        let whose = match (MapperPanic::take(), &self.user_code) {
+            (Some(note), UserCode::Task(id)) => {
+                format!("{} in {}", note.describe(|b| self.tm.buffer_ident(b)), task(*id))
+            }
+            (Some(note), UserCode::None) => note.describe(|b| self.tm.buffer_ident(b)),
+            (None, UserCode::None) => "celer's runtime".to_string(),
+            (None, UserCode::Task(id)) => format!("the handling of {} (its range mappers, or celer itself)", task(*id)),
         };
         RuntimeError::Panicked { node: self.node, whose, message }
     }
