@@ -55,6 +55,9 @@
 //!   and the message (on one rank nothing is combined: the case then finishes).
 //! - `mapper-panic`: a custom range mapper panics while the task is submitted (on the application thread); the
 //!   message names the task, and the queue's drop ends every rank.
+//! - `mapper-inverted`: a custom range mapper returns `GridBox::d1(7, 3)` (min past max, an arithmetic slip that
+//!   used to give the empty box and run on); the constructor panics at submit, naming the corners and the dimension,
+//!   and the message names the task, its mapper and buffer; the queue's drop ends every rank.
 //! - `mapper-panic-runtime`: a custom range mapper that panics only where the runtime thread applies it; the
 //!   runtime catches it and ends every rank, naming the task.
 //! - `mapper-oob-chunk`: a custom range mapper inside the buffer for the whole index space, which `submit` checks,
@@ -358,6 +361,16 @@ fn mapper_panic(anywhere: bool) -> Result<(), String> {
     q.submit(task::host_for([64]).read_write(&a, picky).name("choosy").run(|_| {})).map_err(|e| e.to_string())?;
     let got = q.fence(&a).map_err(|e| e.to_string())?.wait();
     Err(format!("the program went on after the mapper panicked (fence: {got:?})"))
+}
+
+/// A custom range mapper whose box has its corners swapped (`GridBox::d1(7, 3)`): submit fails loudly.
+fn mapper_inverted() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
+    let backwards = access::custom("backwards", |_chunk, _extent| celer::Region::from(celer::GridBox::d1(7, 3)));
+    q.submit(task::host_for([64]).read(&a, backwards).name("inverted").run(|_| {})).map_err(|e| e.to_string())?;
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait();
+    Err(format!("the program went on after a mapper's box with min past max (fence: {got:?})"))
 }
 
 /// A custom mapper inside the buffer for the whole index space (which `submit` checks on the application thread)
@@ -1839,6 +1852,17 @@ fn check_cases() -> Vec<String> {
         "a failure within 10 s naming the task and the mapper's message",
         &stderr,
     );
+    let (status, stderr, took) = run_case("mapper-inverted", &[]);
+    check(
+        "mapper-inverted",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("GridBox::d1(7, 3): min 7 exceeds max 3 along dimension 0")
+            && stderr.contains("a range mapper of the task \"inverted\" being submitted panicked: GridBox::d1(7, 3)")
+            && stderr.contains("(task T1; its custom range mappers: backwards on buffer B0 \"a\")"),
+        "a failure at submit within 10 s naming the task, the mapper, the buffer and the box's corners",
+        &stderr,
+    );
     let (status, stderr, took) = run_case("mapper-panic-runtime", &[]);
     check(
         "mapper-panic-runtime",
@@ -2157,6 +2181,7 @@ fn main() -> ExitCode {
             Some("combine-panic") => combine_panic(),
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
+            Some("mapper-inverted") => mapper_inverted(),
             Some("mapper-oob-chunk") => mapper_oob_chunk(),
             Some("empty-write") => empty_write(),
             Some("empty-guarded") => empty_guarded(),

@@ -646,13 +646,32 @@ impl Queue {
         // way out, ends every rank).
         let name = spec.name.clone();
         let custom = spec.accesses.iter().any(|a| matches!(a.mapper, RangeMapper::Custom { .. }));
+        // For the message if one panics: which custom mappers the task has, on which buffers (no allocation for
+        // a task without one).
+        let customs: Vec<(&'static str, BufferId)> = if custom {
+            spec.accesses
+                .iter()
+                .filter(|a| matches!(a.mapper, RangeMapper::Custom { .. }))
+                .map(|a| (a.mapper.name(), a.buffer))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let tid = rec.sim.tm.next_task_id();
         let id = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rec.sim.submit(spec))) {
             Ok(id) => id?,
             Err(payload) => {
                 let name = name.as_deref().map_or(String::new(), |n| format!(" \"{n}\""));
                 let text = celer_scheduler::runtime::panic_text(&*payload);
+                let mappers = customs
+                    .iter()
+                    .map(|&(m, b)| format!("{m} on {}", rec.sim.tm.buffer_ident(b)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mappers =
+                    if mappers.is_empty() { String::new() } else { format!("; its custom range mappers: {mappers}") };
                 celer_scheduler::logging::fatal(&format!(
-                    "a range mapper of the task{name} being submitted panicked: {text}"
+                    "a range mapper of the task{name} being submitted panicked: {text} (task {tid}{mappers})"
                 ));
                 std::panic::resume_unwind(payload)
             }
