@@ -594,3 +594,55 @@ fn an_empty_box_is_refused_outside_the_buffer_as_a_non_empty_one_is_and_accepted
     q.submit(task::parallel_for(&k, [0]).read(&v, access::fixed([17], [0]))).unwrap();
     q.submit(task::parallel_for(&k, [0]).read(&v, access::fixed([17], [5]))).unwrap();
 }
+
+/// The text of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_custom_mapper_returning_a_box_with_min_past_max_fails_at_submit_naming_the_dimension_and_corners() {
+    // An arithmetic slip in a mapper (the corners swapped) used to make the empty box, and the task ran on with an
+    // empty region. Now the constructor panics where the mapper runs, at submit (which also logs the task's name,
+    // its id and the mapper's buffer: `tests/e2e_errors.rs`, case `mapper-inverted`, checks that line).
+    let k = Kernel::named("k");
+    let swapped: [(&str, celer::access::Custom<1, 1>, &str); 2] = [
+        (
+            "d1",
+            access::custom("backwards", |_, _| celer::Region::from(celer::GridBox::d1(7, 3))),
+            "GridBox::d1(7, 3): min 7 exceeds max 3 along dimension 0; a box [min, max) needs min <= max",
+        ),
+        (
+            "from the chunk",
+            access::custom("backwards", |c, _| celer::Region::from(celer::GridBox::d1(c.max()[0], c.min()[0]))),
+            "GridBox::d1(16, 0): min 16 exceeds max 0 along dimension 0",
+        ),
+    ];
+    for (what, mapper, expected) in swapped {
+        let q = queue(1);
+        let v = q.buffer_from(&[0u32; 16], [16]).named("values");
+        let submitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            q.submit(task::parallel_for(&k, [16]).read(&v, mapper).name("inverted"))
+        }));
+        let payload = submitted.map(|r| r.map(|t| t.to_string())).expect_err(&format!("{what}: submit returned"));
+        let msg = panic_message(&*payload);
+        assert!(msg.contains(expected), "{what}: {msg}");
+    }
+    // In two dimensions the message names the dimension that crosses.
+    let q = queue(1);
+    let g = q.buffer::<f32, 2>([4, 8]).named("grid");
+    let rows = access::custom("rows", |c: &celer::GridBox<2>, e: &celer::GridBox<2>| {
+        celer::Region::from(celer::GridBox::new([c.min()[0], e.max()[1]], [c.max()[0], 0]))
+    });
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        q.submit(task::parallel_for(&k, [4, 8]).read(&g, rows).name("rows_backwards"))
+    }))
+    .map(|r| r.map(|t| t.to_string()))
+    .expect_err("submit returned");
+    let msg = panic_message(&*payload);
+    assert!(msg.contains("GridBox::new([0, 8], [4, 0]): min 8 exceeds max 0 along dimension 1"), "{msg}");
+}

@@ -58,6 +58,9 @@
 //! - `mapper-panic-reach`: the `reach` closure of a custom range mapper underflows (`cells.min()[0] - 1` at cell 0)
 //!   where a dry run of two ranks generates their commands inside `submit`; the message names the task, the mapper,
 //!   its buffer and the reach closure.
+//! - `mapper-inverted`: a custom range mapper returns `GridBox::d1(7, 3)` (min past max, an arithmetic slip that
+//!   used to give the empty box and run on); the constructor panics at submit, naming the corners and the dimension,
+//!   and the message names the task, its mapper and buffer; the queue's drop ends every rank.
 //! - `mapper-panic-runtime`: a custom range mapper that panics only where the runtime thread applies it; the
 //!   runtime catches it and ends every rank, naming the task, the mapper and its buffer.
 //! - `mapper-oob-chunk`: a custom range mapper inside the buffer for the whole index space, which `submit` checks,
@@ -382,6 +385,16 @@ fn mapper_panic_reach() -> Result<(), String> {
         .name("underflow");
     q.submit(step).map_err(|e| e.to_string())?;
     Err("the program went on after the reach closure panicked".into())
+}
+
+/// A custom range mapper whose box has its corners swapped (`GridBox::d1(7, 3)`): submit fails loudly.
+fn mapper_inverted() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
+    let backwards = access::custom("backwards", |_chunk, _extent| celer::Region::from(celer::GridBox::d1(7, 3)));
+    q.submit(task::host_for([64]).read(&a, backwards).name("inverted").run(|_| {})).map_err(|e| e.to_string())?;
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait();
+    Err(format!("the program went on after a mapper's box with min past max (fence: {got:?})"))
 }
 
 /// A custom mapper inside the buffer for the whole index space (which `submit` checks on the application thread)
@@ -1877,6 +1890,18 @@ fn check_cases() -> Vec<String> {
         "a failure naming the task, the mapper, its buffer, the reach closure and the panic's message",
         &stderr,
     );
+    let (status, stderr, took) = run_case("mapper-inverted", &[]);
+    check(
+        "mapper-inverted",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains(
+                "a panic in the custom range mapper backwards of buffer B0 \"a\" of task T1 \"inverted\" being \
+                 submitted: GridBox::d1(7, 3): min 7 exceeds max 3 along dimension 0",
+            ),
+        "a failure at submit within 10 s naming the task, the mapper, the buffer and the box's corners",
+        &stderr,
+    );
     let (status, stderr, took) = run_case("mapper-panic-runtime", &[]);
     check(
         "mapper-panic-runtime",
@@ -2196,6 +2221,7 @@ fn main() -> ExitCode {
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
             Some("mapper-panic-reach") => mapper_panic_reach(),
+            Some("mapper-inverted") => mapper_inverted(),
             Some("mapper-oob-chunk") => mapper_oob_chunk(),
             Some("empty-write") => empty_write(),
             Some("empty-guarded") => empty_guarded(),

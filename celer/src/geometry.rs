@@ -19,8 +19,9 @@ use std::fmt;
 
 use celer_scheduler::graph as layer;
 
-/// A half-open box `[min, max)` of `D`-dimensional coordinates (`D` from 0 to 3). A box with `max <= min` in any
-/// dimension is empty; every empty box compares equal to every other.
+/// A half-open box `[min, max)` of `D`-dimensional coordinates (`D` from 0 to 3). A box with `max == min` in any
+/// dimension is empty; every empty box compares equal to every other. `min > max` in some dimension is refused with
+/// a panic (see [`new`](Self::new)).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct GridBox<const D: usize>(layer::GridBox);
 
@@ -28,13 +29,40 @@ impl<const D: usize> GridBox<D> {
     /// Refuses, at compile time, a dimensionality celer does not support.
     const SUPPORTED: () = assert!(D <= layer::MAX_DIMS, "celer supports at most 3 dimensions");
 
-    /// The box `[min, max)`; empty if `max[d] <= min[d]` in any dimension `d`.
+    /// The box `[min, max)`; empty if `max[d] == min[d]` in some dimension `d`.
+    ///
+    /// # Panics
+    /// If `min[d] > max[d]` in some dimension `d`: crossed corners are a bug in the arithmetic that computed them
+    /// (in a custom range mapper, `GridBox::d1(chunk.max()[0], chunk.min()[0])`), not an empty box, so the program
+    /// stops instead of running on with an empty region. The panic points at the caller's line and names the
+    /// dimension and both corners: `GridBox::new([0, 7], [4, 3]): min 7 exceeds max 3 along dimension 1; …`. In a
+    /// mapper, [`submit`](crate::Queue::submit) then also names the task (or, where only the runtime thread applies
+    /// the mapper to a rank's chunk, every rank stops naming it). Corners that may cross on purpose take
+    /// [`intersection`](Self::intersection) or a `min(..)`/`max(..)` clamp first.
+    ///
+    /// # Examples
+    /// ```
+    /// use celer::GridBox;
+    /// assert_eq!(GridBox::new([2, 0], [4, 8]).range(), [2, 8]);
+    /// assert!(GridBox::new([4, 0], [4, 8]).is_empty());
+    /// assert!(std::panic::catch_unwind(|| GridBox::new([7], [3])).is_err());
+    /// ```
+    #[track_caller]
     pub fn new(min: [usize; D], max: [usize; D]) -> Self {
         let () = Self::SUPPORTED;
+        Self::checked("GridBox::new", min, max)
+    }
+
+    /// [`new`](Self::new), naming `what` in the panic.
+    #[track_caller]
+    fn checked(what: &str, min: [usize; D], max: [usize; D]) -> Self {
+        if (0..D).any(|d| max[d] < min[d]) {
+            layer::GridBox::crossed_corners(what, &min, &max);
+        }
         let (mut lo, mut hi) = ([0; layer::MAX_DIMS], [1; layer::MAX_DIMS]);
         lo[..D].copy_from_slice(&min);
         hi[..D].copy_from_slice(&max);
-        Self(layer::GridBox::new(lo, hi))
+        Self(layer::GridBox::new_or_empty(lo, hi))
     }
 
     /// The box at `offset` of extent `range` (`[offset, offset + range)`, saturating at `usize::MAX`).
@@ -121,9 +149,14 @@ fn checked_area(b: &layer::GridBox) -> Option<usize> {
 }
 
 impl GridBox<1> {
-    /// The one-dimensional box `[min, max)`.
+    /// The one-dimensional box `[min, max)` (empty for `min == max`).
+    ///
+    /// # Panics
+    /// If `min > max`, as [`new`](Self::new): `GridBox::d1(7, 3)` panics with `GridBox::d1(7, 3): min 7 exceeds max
+    /// 3 along dimension 0; …` at the caller's line.
+    #[track_caller]
     pub fn d1(min: usize, max: usize) -> Self {
-        Self::new([min], [max])
+        Self::checked("GridBox::d1", [min], [max])
     }
 }
 
@@ -281,6 +314,28 @@ mod tests {
         assert_eq!(GridBox::new([4, 1], [6, 1]), GridBox::empty());
         assert_eq!(GridBox::from_subrange([8], [4]), GridBox::d1(8, 12));
         assert_eq!(GridBox::<0>::new([], []).area(), 1, "a zero-dimensional box holds one cell");
+    }
+
+    #[test]
+    #[should_panic(expected = "GridBox::d1(7, 3): min 7 exceeds max 3 along dimension 0; a box [min, max) needs")]
+    fn a_typed_1d_box_with_min_past_max_panics_naming_both() {
+        let _ = GridBox::d1(7, 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "GridBox::new([0, 7], [4, 3]): min 7 exceeds max 3 along dimension 1")]
+    fn a_typed_box_with_crossed_corners_panics_in_its_own_dimensions() {
+        let _ = GridBox::new([0, 7], [4, 3]);
+    }
+
+    #[test]
+    fn typed_constructors_that_cannot_cross_still_make_empty_boxes() {
+        assert!(GridBox::from_subrange([9, 9], [0, 4]).is_empty());
+        assert!(GridBox::new([1, 2, 3], [4, 2, 5]).is_empty());
+        assert!(GridBox::d1(2, 6).intersection(&GridBox::d1(8, 9)).is_empty(), "boxes apart intersect to nothing");
+        let far = std::panic::catch_unwind(|| GridBox::new([usize::MAX], [0])).unwrap_err();
+        let far = far.downcast_ref::<String>().expect("a formatted message");
+        assert!(far.contains("GridBox::new([18446744073709551615], [0])"), "{far}");
     }
 
     #[test]

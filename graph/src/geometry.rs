@@ -45,10 +45,48 @@ impl GridBox {
     /// The empty box.
     pub const EMPTY: GridBox = GridBox { min: [0; 3], max: [0; 3] };
 
-    /// A box from corner coordinates; any dimension with `max <= min` makes the whole box empty.
+    /// A box from corner coordinates: `[min, max)`, empty where `max == min` along some dimension.
+    ///
+    /// # Panics
+    /// If `min` exceeds `max` along some dimension (crossed corners are a bug in the caller's arithmetic, most often
+    /// a custom range mapper's; the message names the dimension and both corners). Code that computes corners which
+    /// may cross on purpose (an intersection, a box shrunk to alignment) calls [`new_or_empty`](Self::new_or_empty).
+    ///
+    /// # Examples
+    /// ```
+    /// use celer_graph::GridBox;
+    /// assert_eq!(GridBox::new([2, 0, 0], [4, 8, 1]).range(), [2, 8, 1]);
+    /// assert!(GridBox::new([4, 0, 0], [4, 8, 1]).is_empty());
+    /// assert!(std::panic::catch_unwind(|| GridBox::new([7, 0, 0], [3, 1, 1])).is_err());
+    /// ```
     #[inline]
+    #[track_caller]
     pub fn new(min: [usize; MAX_DIMS], max: [usize; MAX_DIMS]) -> Self {
-        // Spelled out per dimension: the iterator form is not always unrolled, and this runs on every box op.
+        // Spelled out per dimension: the iterator form is not always unrolled, and this runs on every box op. Only
+        // an empty result pays for the check of crossed corners.
+        if max[0] <= min[0] || max[1] <= min[1] || max[2] <= min[2] {
+            if max[0] < min[0] || max[1] < min[1] || max[2] < min[2] {
+                Self::crossed_corners("GridBox::new", &min, &max);
+            }
+            Self::EMPTY
+        } else {
+            Self { min, max }
+        }
+    }
+
+    /// A box from corner coordinates that may cross: [`EMPTY`](Self::EMPTY) where `max <= min` along any
+    /// dimension, `[min, max)` otherwise. For corners computed so that crossing means "nothing left" (the overlap
+    /// of two boxes, a box shrunk to whole workgroups); a box the program describes goes through
+    /// [`new`](Self::new), which refuses crossed corners.
+    ///
+    /// # Examples
+    /// ```
+    /// use celer_graph::GridBox;
+    /// assert_eq!(GridBox::new_or_empty([7, 0, 0], [3, 1, 1]), GridBox::EMPTY);
+    /// assert_eq!(GridBox::new_or_empty([3, 0, 0], [7, 1, 1]), GridBox::d1(3, 7));
+    /// ```
+    #[inline]
+    pub fn new_or_empty(min: [usize; MAX_DIMS], max: [usize; MAX_DIMS]) -> Self {
         if max[0] <= min[0] || max[1] <= min[1] || max[2] <= min[2] {
             Self::EMPTY
         } else {
@@ -56,22 +94,76 @@ impl GridBox {
         }
     }
 
-    /// A 1D box `[min, max)`.
+    /// A 1D box `[min, max)` (empty for `min == max`).
+    ///
+    /// # Panics
+    /// If `min > max`, as [`new`](Self::new): `GridBox::d1(7, 3)` is a bug, not the empty box.
     #[inline]
+    #[track_caller]
     pub fn d1(min: usize, max: usize) -> Self {
-        Self::new([min, 0, 0], [max, 1, 1])
+        if max < min {
+            Self::crossed_corners("GridBox::d1", &[min], &[max]);
+        }
+        Self::new_or_empty([min, 0, 0], [max, 1, 1])
     }
 
-    /// A 2D box.
+    /// A 2D box `[min, max)`.
+    ///
+    /// # Panics
+    /// If `min` exceeds `max` along either dimension, as [`new`](Self::new).
     #[inline]
+    #[track_caller]
     pub fn d2(min: [usize; 2], max: [usize; 2]) -> Self {
-        Self::new([min[0], min[1], 0], [max[0], max[1], 1])
+        if max[0] < min[0] || max[1] < min[1] {
+            Self::crossed_corners("GridBox::d2", &min, &max);
+        }
+        Self::new_or_empty([min[0], min[1], 0], [max[0], max[1], 1])
     }
 
-    /// A 3D box.
+    /// A 3D box `[min, max)` (the same as [`new`](Self::new)).
+    ///
+    /// # Panics
+    /// If `min` exceeds `max` along some dimension, as [`new`](Self::new).
     #[inline]
+    #[track_caller]
     pub fn d3(min: [usize; 3], max: [usize; 3]) -> Self {
-        Self::new(min, max)
+        if max[0] < min[0] || max[1] < min[1] || max[2] < min[2] {
+            Self::crossed_corners("GridBox::d3", &min, &max);
+        }
+        Self::new_or_empty(min, max)
+    }
+
+    /// Panics for a box whose `min` exceeds its `max` along some dimension: the panic of [`new`](Self::new) and
+    /// its kin, naming `what` was called (`"GridBox::d1"`, whose corners print as numbers, the others' as arrays),
+    /// with the corners as given, the first dimension where they cross, and both coordinates there. Public for wrappers that take corners in fewer dimensions (celer's
+    /// typed boxes), so that every constructor words it alike.
+    ///
+    /// # Panics
+    /// Always.
+    ///
+    /// # Examples
+    /// ```should_panic
+    /// // GridBox::d2([0, 7], [4, 3]): min 7 exceeds max 3 along dimension 1; ...
+    /// celer_graph::GridBox::crossed_corners("GridBox::d2", &[0, 7], &[4, 3]);
+    /// ```
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    pub fn crossed_corners(what: &str, min: &[usize], max: &[usize]) -> ! {
+        // Kept out of line: the constructors inline into every box operation, and only a bug comes here.
+        let d = (0..min.len().min(max.len())).find(|&d| max[d] < min[d]).unwrap_or(0);
+        let list = |c: &[usize]| c.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
+        // `d1` takes its corners as numbers, the others as arrays: the message shows the call as written.
+        let args = if what.ends_with("::d1") && min.len() == 1 && max.len() == 1 {
+            format!("{}, {}", min[0], max[0])
+        } else {
+            format!("[{}], [{}]", list(min), list(max))
+        };
+        let (lo, hi) = (min.get(d).copied().unwrap_or(0), max.get(d).copied().unwrap_or(0));
+        panic!(
+            "{what}({args}): min {lo} exceeds max {hi} along dimension {d}; a box [min, max) needs min <= max along \
+             every dimension (min == max is the empty box)"
+        )
     }
 
     /// The box at `offset` with extent `range`, given in `offset.len()` (0 to 3) dimensions.
@@ -139,7 +231,8 @@ impl GridBox {
             min[d] = self.min[d].max(other.min[d]);
             max[d] = self.max[d].min(other.max[d]);
         }
-        GridBox::new(min, max)
+        // Boxes apart along some dimension give crossed corners there: no overlap.
+        GridBox::new_or_empty(min, max)
     }
 
     /// Whether the boxes share at least one cell.

@@ -5,8 +5,48 @@ use super::*;
 #[test]
 fn empty_boxes_normalize_to_zero() {
     assert_eq!(GridBox::d1(5, 5), GridBox::EMPTY);
-    assert_eq!(GridBox::d2([0, 3], [4, 2]), GridBox::EMPTY);
+    assert_eq!(GridBox::d2([0, 3], [4, 3]), GridBox::EMPTY);
+    assert_eq!(GridBox::new([1, 2, 3], [4, 5, 3]), GridBox::EMPTY);
+    assert_eq!(GridBox::new_or_empty([0, 3, 0], [4, 2, 1]), GridBox::EMPTY, "crossed corners, asked for");
+    assert_eq!(GridBox::new_or_empty([0, 2, 0], [4, 3, 1]), GridBox::d2([0, 2], [4, 3]));
     assert!(Region::from(GridBox::EMPTY).is_empty());
+}
+
+#[test]
+#[should_panic(
+    expected = "GridBox::d1(7, 3): min 7 exceeds max 3 along dimension 0; a box [min, max) needs min <= max"
+)]
+fn a_1d_box_with_min_past_max_panics_naming_both() {
+    let _ = GridBox::d1(7, 3);
+}
+
+#[test]
+#[should_panic(expected = "GridBox::d2([0, 7], [4, 3]): min 7 exceeds max 3 along dimension 1")]
+fn a_2d_box_with_crossed_corners_panics_naming_the_dimension() {
+    let _ = GridBox::d2([0, 7], [4, 3]);
+}
+
+#[test]
+#[should_panic(expected = "GridBox::d3([1, 2, 9], [4, 5, 8]): min 9 exceeds max 8 along dimension 2")]
+fn a_3d_box_with_crossed_corners_panics_naming_the_dimension() {
+    let _ = GridBox::d3([1, 2, 9], [4, 5, 8]);
+}
+
+#[test]
+#[should_panic(expected = "GridBox::new([5, 0, 0], [4, 1, 1]): min 5 exceeds max 4 along dimension 0")]
+fn new_refuses_crossed_corners_even_where_another_dimension_is_empty() {
+    // Dimension 1 alone would make the box empty; dimension 0 still crosses, which is a bug, not emptiness.
+    let _ = GridBox::new([5, 0, 0], [4, 1, 1]);
+}
+
+#[test]
+fn only_the_first_crossed_dimension_is_named_and_boxes_apart_intersect_to_empty() {
+    let msg = std::panic::catch_unwind(|| GridBox::new([0, 9, 9], [4, 3, 3])).unwrap_err();
+    let msg = msg.downcast_ref::<String>().expect("a formatted message");
+    assert!(msg.contains("min 9 exceeds max 3 along dimension 1"), "{msg}");
+    // Apart along dimension 0: the overlap's corners cross there, which intersection takes as "nothing".
+    assert_eq!(GridBox::d1(0, 4).intersection(&GridBox::d1(8, 12)), GridBox::EMPTY);
+    assert!(GridBox::d2([0, 0], [4, 4]).intersection(&GridBox::d2([0, 6], [4, 9])).is_empty());
 }
 
 #[test]

@@ -89,7 +89,8 @@ fn align_interior(interior: GridBox, chunk: &GridBox, range: &GridBox, block: [u
             hi[d] = origin[d] + (hi[d] - origin[d]) / b * b;
         }
     }
-    Some(GridBox::new(lo, hi)).filter(|b| !b.is_empty())
+    // Rounding the corners toward each other crosses them where no whole workgroup is left: nothing.
+    Some(GridBox::new_or_empty(lo, hi)).filter(|b| !b.is_empty())
 }
 
 impl RankLoop<'_> {
