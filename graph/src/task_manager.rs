@@ -633,10 +633,13 @@ impl TaskManager {
                 if pieces < 2 {
                     continue;
                 }
+                // Cut `k` of `pieces`, in u128: `(hi - lo) * k` overflows usize for index spaces of more than
+                // usize::MAX / pieces items (a host task over every usize), which wrapped into crossed corners.
+                let cut = |k: usize| lo + ((hi - lo) as u128 * k as u128 / pieces as u128) as usize;
                 let slab = |k: usize| {
                     let (mut min, mut max) = (spec.range.min(), spec.range.max());
-                    min[dim] = lo + (hi - lo) * k / pieces;
-                    max[dim] = lo + (hi - lo) * (k + 1) / pieces;
+                    min[dim] = cut(k);
+                    max[dim] = cut(k + 1);
                     GridBox::new(min, max)
                 };
                 let apply = |a: &BufferAccess, k: usize| {

@@ -1064,3 +1064,26 @@ fn a_reduction_including_a_never_written_buffer_warns_and_starts_from_the_identi
     let err = strict.submit(reduce(fresh)).unwrap_err();
     assert!(matches!(&*err.inner, TaskErrorKind::UninitializedReduction { .. }), "{err}");
 }
+
+#[test]
+fn the_race_check_slabs_an_index_space_of_usize_max_items_without_overflow() {
+    // A host task over every usize (the split over ranks copes) that reads and writes its even share of a buffer:
+    // the race check's slab cuts `lo + (hi - lo) * k / pieces` overflowed, which panicked ("attempt to multiply
+    // with overflow", or with wrapped corners "min ... exceeds max").
+    let mut tm = plain();
+    let b = BufferId(0);
+    tm.create_buffer(b, 2, GridBox::d2([0, 0], [16, 4]), true, Some("rows".into()));
+    let even = RangeMapper::EvenSplit { granularity: 1 };
+    let mut spec = TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, usize::MAX));
+    spec = spec.access(b, ReadWrite, even.clone());
+    tm.submit(spec).unwrap();
+    let mut spec = TaskSpec::new(TaskKind::HostCompute, 2, GridBox::d2([1, 0], [usize::MAX, usize::MAX]));
+    spec = spec.access(b, Read, RangeMapper::Fixed(GridBox::d2([0, 0], [1, 4])));
+    spec = spec.access(b, DiscardWrite, RangeMapper::Fixed(GridBox::d2([1, 0], [2, 4])));
+    tm.submit(spec).unwrap();
+    // A real race over such a space is still found.
+    let spec =
+        TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, usize::MAX)).access(b, ReadWrite, RangeMapper::All);
+    let e = tm.submit(spec).unwrap_err();
+    assert!(matches!(*e.inner, TaskErrorKind::IntraTaskRace { .. }), "{e}");
+}
