@@ -139,7 +139,14 @@ impl<I: Copy + Ord> ReaderLog<I> {
         if self.log.iter().all(|(r, _)| *r >= epoch) {
             return;
         }
-        let older = Region::from_boxes(self.log.iter().filter(|(r, _)| *r <= epoch).map(|(_, b)| *b));
+        // Readers of one box again and again (a constant input that every task reads whole): that box is the region,
+        // with nothing to normalize. Other logs stop looking at their first older box outside the first one.
+        let first = self.log.iter().find(|(r, _)| *r <= epoch).map_or(GridBox::EMPTY, |(_, b)| *b);
+        let older = if self.log.iter().all(|(r, b)| *r > epoch || first.contains(b)) {
+            Region::from(first)
+        } else {
+            Region::from_boxes(self.log.iter().filter(|(r, _)| *r <= epoch).map(|(_, b)| *b))
+        };
         let mut out = std::mem::take(&mut self.spare);
         out.clear();
         out.extend(older.boxes().iter().map(|b| (epoch, *b)));

@@ -163,6 +163,26 @@ impl ParamRing {
     pub(super) fn write(&self, offset: u64, words: &[u32]) -> Result<(), GpuError> {
         let buffer = self.buffer.as_ref().expect("reserve made the ring");
         let bytes = (words.len() * 4) as u64;
+        // Host-coherent memory (NVIDIA's, lavapipe's): straight into the persistent mapping. A write guard would
+        // clone the buffer, take and release vulkano's host-access lock on the range (a B-tree of ranges) and
+        // check device use, about 2 000 instructions for a few words, on every dispatch of such a kernel.
+        if super::memory::is_host_coherent(buffer) {
+            let mapped = buffer.mapped_slice().map_err(|e| GpuError::Vulkan {
+                during: "mapping the kernel parameter ring".into(),
+                message: e.to_string(),
+            })?;
+            assert!(offset + bytes <= mapped.len() as u64, "a parameter slot past the ring's end");
+            // SAFETY: the range lies inside the mapping (checked above); `reserve` handed it to this dispatch alone,
+            // and the ring hands it out again only after the batch reading it completed (`release`), so neither
+            // the device nor another host write uses it meanwhile; coherent memory needs no flush.
+            unsafe {
+                let dst = mapped.cast::<u8>().as_ptr().add(offset as usize);
+                for (i, w) in words.iter().enumerate() {
+                    std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(4 * i), 4);
+                }
+            }
+            return Ok(());
+        }
         let slot = buffer.clone().slice(offset..offset + bytes);
         let mut guard = slot.write().map_err(|e| GpuError::Vulkan {
             during: "mapping the kernel parameter ring".into(),

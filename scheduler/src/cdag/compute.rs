@@ -15,12 +15,20 @@ impl CommandGraphGenerator {
         let n_chunks = chunking.len(self.config.num_ranks);
         let me = self.me as usize;
         let local_chunk = (me < n_chunks).then(|| chunking.chunk(me));
-        let buffers: SmallVec<[BufferId; 4]> = task.regions.iter().map(|r| r.buffer).collect();
 
-        // Local requirements per buffer.
-        let mut local: SmallVec<[(BufferId, Region, Region); 4]> = SmallVec::new();
-        for &b in &buffers {
+        // Local requirements per buffer, in the storage of the previous task's (a kernel binding many buffers would
+        // otherwise grow a new list, twice, for every task).
+        let mut local = std::mem::take(&mut self.local_scratch);
+        local.clear();
+        let whole = local_chunk.as_ref() == Some(&task.spec.range);
+        for r in &task.regions {
+            let b = r.buffer;
             let (c, p) = match &local_chunk {
+                // What `chunk_regions` returns for a chunk that is the whole index space, without looking the
+                // buffer's regions up again.
+                Some(_) if whole && (me == 0 || !task.spec.reductions.iter().any(|red| red.buffer == b)) => {
+                    (r.consumed.clone(), r.produced.clone())
+                }
                 Some(chunk) => self.chunk_regions(task, b, chunk, self.me)?,
                 None => (Region::new(), Region::new()),
             };
@@ -61,19 +69,21 @@ impl CommandGraphGenerator {
             }
         }
 
-        // Pending reductions that this task reads.
-        for (i, &b) in buffers.iter().enumerate() {
-            if self.buffers[&b].pending_reduction.is_some() && !task.regions[i].consumed.is_empty() {
-                self.resolve_reduction(task, &chunking, b)?;
+        // Pending reductions that this task reads (none to look up before the first reduction over several chunks).
+        if self.reductions_pending {
+            for r in &task.regions {
+                if !r.consumed.is_empty() && self.buffers[&r.buffer].pending_reduction.is_some() {
+                    self.resolve_reduction(task, &chunking, r.buffer)?;
+                }
             }
         }
 
         // Pushes: data this rank produced that remote chunks read.
-        for (i, &b) in buffers.iter().enumerate() {
-            if task.regions[i].consumed.is_empty() {
+        for r in &task.regions {
+            if r.consumed.is_empty() {
                 continue;
             }
-            self.generate_push(task, &chunking, b, &task.regions[i].consumed, me)?;
+            self.generate_push(task, &chunking, r.buffer, &r.consumed, me)?;
         }
 
         // Await-pushes: what local chunks read that is stale here. The same pass collects the local chunk's true
@@ -204,6 +214,7 @@ impl CommandGraphGenerator {
                 if n_chunks > 1 {
                     state.pending_reduction =
                         Some(PendingReduction { id: red.id, contributors: RankSet::below(n_chunks as u32) });
+                    self.reductions_pending = true;
                     if local_produced.is_empty() {
                         mark_stale(state, &Region::from(state.extent));
                     }
@@ -229,6 +240,7 @@ impl CommandGraphGenerator {
                 }
             }
         }
+        self.local_scratch = local;
         Ok(())
     }
 }

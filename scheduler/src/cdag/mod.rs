@@ -84,6 +84,12 @@ pub struct CommandGraphGenerator {
     records: Vec<Command>,
     /// Emptied target lists of erased pushes, for new pushes to fill.
     target_lists: VecPool<(NodeId, Region)>,
+    /// The storage of `generate_compute`'s list of what the local chunk reads and writes of each buffer, kept
+    /// between tasks.
+    local_scratch: Vec<(BufferId, Region, Region)>,
+    /// Whether some buffer may have a pending reduction (set by the first, never reset): until then no task
+    /// looks its buffers' pending reductions up.
+    reductions_pending: bool,
 }
 
 impl CommandGraphGenerator {
@@ -109,6 +115,8 @@ impl CommandGraphGenerator {
             batch: Vec::new(),
             records: Vec::new(),
             target_lists: VecPool::new(),
+            local_scratch: Vec::new(),
+            reductions_pending: false,
         };
         gen.generate_sync(TaskId(0), CommandKind::Epoch { task: TaskId(0), action: EpochAction::Init });
         gen.batch.clear();

@@ -196,18 +196,28 @@ impl RankLoop<'_> {
             }
             return Ok(Vec::new());
         }
-        // What each accessor touches on this rank: its allocation must hold it.
-        let mut needs: SmallVec<[(BufferId, GridBox); 4]> = SmallVec::with_capacity(accesses.len());
+        // What each accessor touches on this rank: its allocation must hold it. (In the storage of the previous
+        // kernel's list: a kernel binding many buffers would allocate one every task.)
+        let mut needs = std::mem::take(&mut self.needs_scratch);
+        needs.clear();
         let whole = chunk == task.spec.range;
-        for a in task.spec.accesses.iter() {
+        // The task's regions list each buffer once, in the order of its first accessor, then the reductions': as
+        // many as accessors and reductions when no two accessors share a buffer, and then in accessor order.
+        let distinct = task.regions.len() == task.spec.accesses.len() + task.spec.reductions.len();
+        for (i, a) in task.spec.accesses.iter().enumerate() {
             let state =
                 self.buffers.get(&a.buffer).ok_or_else(|| fail(RuntimeError::UnknownBuffer { buffer: a.buffer }))?;
             // A chunk that is the whole index space (one rank, a task of one chunk) touches what the task graph
             // computed for the task: with the buffer's only accessor, its region's bounding box is that of the
             // buffer's regions (the one holds what it reads, the other what it writes), and its mapper (maybe a
             // closure) need not run again.
-            let known = whole && (a.mode.consumes() || a.mode.produces()) && only_access(task, a.buffer);
-            let bounds = match task.regions.iter().find(|r| r.buffer == a.buffer).filter(|_| known) {
+            let known = whole && (a.mode.consumes() || a.mode.produces());
+            let region = match task.regions.get(i).filter(|r| distinct && r.buffer == a.buffer) {
+                Some(r) => Some(r),
+                None if known && only_access(task, a.buffer) => task.regions.iter().find(|r| r.buffer == a.buffer),
+                None => None,
+            };
+            let bounds = match region.filter(|_| known) {
                 Some(r) => r.consumed.bounding_box().bounding_box(&r.produced.bounding_box()),
                 None => celer_graph::task::noting_buffer(a.buffer, || {
                     a.mapper.apply(&chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims)
@@ -261,7 +271,7 @@ impl RankLoop<'_> {
             };
             Box::new(CheckInfo { declared, names, buffers, what, fault })
         });
-        for (i, (buffer, bounds)) in needs.into_iter().enumerate() {
+        for (i, &(buffer, bounds)) in needs.iter().enumerate() {
             // A block reduction's cells are in its scratch allocation, an accessor's without cells in its cell.
             if empty.contains(&i) {
                 self.empty_cell(buffer).map_err(&fail)?;
@@ -269,6 +279,7 @@ impl RankLoop<'_> {
                 self.cover(buffer, &bounds).map_err(&fail)?;
             }
         }
+        self.needs_scratch = needs;
         let kernel = match self.last_kernel {
             Some((s, e, c, id)) if std::ptr::eq(s, source) && std::ptr::eq(e, entry) && c == checked => id,
             _ => {

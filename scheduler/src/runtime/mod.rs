@@ -258,6 +258,8 @@ pub struct RankLoop<'c> {
     next_scratch: u64,
     /// Scratch allocations whose batch completed, kept for the next block reduction over the same blocks.
     spare_scratch: Vec<celer_exec::gpu::DeviceAllocation>,
+    /// The storage of `collect_kernel`'s list of what each binding needs allocated, kept between kernels.
+    needs_scratch: Vec<(BufferId, GridBox)>,
     /// Per buffer with a pending deterministic reduction: the reduction and this node's nodes of its tree
     /// (encoded by [`crate::blocks::encode`]), for the push and the reduction command that read them. A buffer's
     /// next block reduction replaces them (its kernel depends on those readers).
@@ -421,6 +423,7 @@ impl<'c> RankLoop<'c> {
             scratch: HashMap::default(),
             next_scratch: 0,
             spare_scratch: Vec::new(),
+            needs_scratch: Vec::new(),
             block_roots: HashMap::default(),
             known_results: HashMap::default(),
             host_done: HashMap::default(),
