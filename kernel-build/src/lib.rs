@@ -589,15 +589,6 @@ pub fn reflect_with_params(
             _ => None,
         })
         .collect();
-    let callees = |f: &Function| {
-        let mut out = Vec::new();
-        each_statement(&f.body, &mut |s| {
-            if let Statement::Call { function, .. } = s {
-                out.push(*function);
-            }
-        });
-        out
-    };
     let mut entry_points = Vec::new();
     for (i, ep) in module.entry_points.iter().enumerate() {
         if ep.stage != naga::ShaderStage::Compute {
@@ -986,15 +977,6 @@ pub fn without_chunk_offset(module: &naga::Module, params_binding: Option<u32>) 
             _ => false,
         })
     };
-    let callees = |f: &Function| {
-        let mut out = Vec::new();
-        each_statement(&f.body, &mut |s| {
-            if let Statement::Call { function, .. } = s {
-                out.push(*function);
-            }
-        });
-        out
-    };
     // Whether `f` refers to a task kernel's parameter block.
     let uses_params =
         |f: &Function| f.expressions.iter().any(|(_, e)| matches!(*e, Expression::GlobalVariable(g) if task_params(g)));
@@ -1051,6 +1033,17 @@ fn chunk_offset_warning(shown: &str, entry: &str) -> String {
          yourself (or, if it ignores the chunk on purpose, say so in a line `// celer-kernel-build: raw ids: \
          {entry}`)"
     )
+}
+
+/// The functions `f` calls directly, in statement order (repeats included).
+fn callees(f: &Function) -> Vec<naga::Handle<Function>> {
+    let mut out = Vec::new();
+    each_statement(&f.body, &mut |s| {
+        if let Statement::Call { function, .. } = s {
+            out.push(*function);
+        }
+    });
+    out
 }
 
 fn each_statement(block: &naga::Block, visit: &mut impl FnMut(&Statement)) {
