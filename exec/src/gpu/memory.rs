@@ -25,6 +25,11 @@ impl AllocationId {
     pub(super) const fn param_ring(generation: u32) -> Self {
         AllocationId(u64::MAX - generation as u64)
     }
+
+    /// A bit standing for this id among 64 (its number modulo 64): hazard tracking's filter.
+    pub(super) const fn bit(self) -> u64 {
+        1 << (self.0 % 64)
+    }
 }
 
 impl fmt::Display for AllocationId {

@@ -33,6 +33,9 @@ pub(super) struct PreparedKernel {
     pub(super) check: Option<Box<CheckInfo>>,
 }
 
+/// The most spilled binding lists `flush` keeps for `collect_kernel` (`RankLoop::spare_bindings`).
+const SPARE_BINDINGS: usize = 64;
+
 /// GPU work a started command adds to the open batch. The loop collects it, across steps while the GPU is busy
 /// ([`RankLoop::batch_due`]), and submits it as one batch ([`RankLoop::flush`]), in the order the commands started,
 /// so a step that uploads a received halo, runs the kernels that read it and downloads what the next push sends
@@ -236,6 +239,10 @@ impl RankLoop<'_> {
         for point in self.peer_waits.drain(..) {
             batch.wait_for(&point)?;
         }
+        // One kernel's bindings at a time, in storage kept across the batch's kernels (one spill per batch where a
+        // kernel binds more than four buffers, not one per kernel).
+        let mut list: SmallVec<[Access<'_>; 4]> = SmallVec::new();
+        let mut spare_bindings = std::mem::take(&mut self.spare_bindings);
         for op in ops.drain(..) {
             match op {
                 GpuOp::Kernel(k) => {
@@ -244,7 +251,7 @@ impl RankLoop<'_> {
                         let extent = box3(&buffers[b].extent);
                         batch.upload(d, extent, bytes, extent).map_err(gpu_op(&k.context, tm))?;
                     }
-                    let mut list: SmallVec<[Access<'_>; 4]> = SmallVec::with_capacity(k.accesses.len());
+                    list.clear();
                     for (i, (b, mode)) in k.accesses.iter().enumerate() {
                         // A block reduction's cells: one per workgroup, whichever dispatch of a split launch runs it.
                         if let Some((_, id)) = k.scratch.iter().find(|s| s.0 == i) {
@@ -295,6 +302,11 @@ impl RankLoop<'_> {
                         batch.dispatch(k.kernel, k.launch, &list, &k.scalars).map_err(gpu_op(&k.context, tm))?;
                     }
                     kernels += 1;
+                    if k.accesses.spilled() && spare_bindings.len() < SPARE_BINDINGS {
+                        let mut bindings = k.accesses;
+                        bindings.clear();
+                        spare_bindings.push(bindings);
+                    }
                 }
                 GpuOp::Upload { buffer, region, bytes, bounds, context } => {
                     batch
@@ -337,6 +349,8 @@ impl RankLoop<'_> {
                 }
             }
         }
+        drop(list);
+        self.spare_bindings = spare_bindings;
         let (waits, copies) = (batch.timeline_waits(), acks.len());
         let id = batch.submit()?;
         self.pending = ops;

@@ -141,7 +141,12 @@ impl RankLoop<'_> {
         let (source, entry) = (payload.source, payload.entry);
         let mut scalars: SmallVec<[u32; 8]> = SmallVec::from_slice(&payload.scalars);
         let mut accesses: SmallVec<[(BufferId, AccessMode); 4]> =
-            task.spec.accesses.iter().map(|a| (a.buffer, a.mode)).collect();
+            if task.spec.accesses.len() + task.spec.reductions.len() > 4 {
+                self.spare_bindings.pop().unwrap_or_default()
+            } else {
+                SmallVec::new()
+            };
+        accesses.extend(task.spec.accesses.iter().map(|a| (a.buffer, a.mode)));
         // Reduction buffers bind after the accessors and start from the identity, except where rank 0
         // folds in the current value.
         // Block reductions bind a scratch allocation of one cell per block of the chunk instead, which the kernel

@@ -101,8 +101,10 @@ use celer_exec::transfer::TransferEngine;
 // The rank loop's maps are keyed by ids: hashed with `IdHasher` (one multiplication), not a general-purpose hasher.
 use celer_graph::IdMap as HashMap;
 use celer_graph::{
-    BufferId, Command, CommandId, CommandKind, GridBox, NodeId, ReductionId, TaskId, TaskManager, TaskManagerConfig,
+    AccessMode, BufferId, Command, CommandId, CommandKind, GridBox, NodeId, ReductionId, TaskId, TaskManager,
+    TaskManagerConfig,
 };
+use smallvec::SmallVec;
 
 /// The most started commands' boxes [`RankLoop`] keeps to reuse for new commands.
 const SPARE_COMMANDS: usize = 1024;
@@ -260,6 +262,9 @@ pub struct RankLoop<'c> {
     spare_scratch: Vec<celer_exec::gpu::DeviceAllocation>,
     /// The storage of `collect_kernel`'s list of what each binding needs allocated, kept between kernels.
     needs_scratch: Vec<(BufferId, GridBox)>,
+    /// Binding lists of kernels of more than four bindings (which spill their inline storage), given back by
+    /// `flush` and reused by `collect_kernel`: a kernel binding nine buffers allocated one every task.
+    spare_bindings: Vec<SmallVec<[(BufferId, AccessMode); 4]>>,
     /// Per buffer with a pending deterministic reduction: the reduction and this node's nodes of its tree
     /// (encoded by [`crate::blocks::encode`]), for the push and the reduction command that read them. A buffer's
     /// next block reduction replaces them (its kernel depends on those readers).
@@ -424,6 +429,7 @@ impl<'c> RankLoop<'c> {
             next_scratch: 0,
             spare_scratch: Vec::new(),
             needs_scratch: Vec::new(),
+            spare_bindings: Vec::new(),
             block_roots: HashMap::default(),
             known_results: HashMap::default(),
             host_done: HashMap::default(),
