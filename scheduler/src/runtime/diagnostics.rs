@@ -87,6 +87,22 @@ pub(super) fn thread_cpu_time() -> std::time::Duration {
     std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
+/// Logs each device loop's shutdown summary (info) and its scheduler-bound warning, if any. With several devices,
+/// each loop's statistics are one device's (its `rank` field its node): the lines say which.
+pub(super) fn log_summaries(all_stats: &[RankStats]) {
+    let devices = all_stats.len();
+    for (k, stats) in all_stats.iter().enumerate() {
+        let device = (devices > 1).then(|| format!("device {k} of this rank (node N{})", stats.rank));
+        log::info!("{}", device.as_deref().map_or_else(|| stats.summary(), |d| stats.summary_of(d)));
+        if let Some(w) = scheduler_bound_warning(stats) {
+            match &device {
+                Some(d) => log::warn!("{d}: {w}"),
+                None => log::warn!("{w}"),
+            }
+        }
+    }
+}
+
 /// The warning for a rank whose loop was busier than its GPU: scheduler-bound (tasks too small for the runtime's
 /// per-task cost), if the statistics of a long enough run say so: at least 1000 kernels, the loop busy more than
 /// half the time, kernels in flight less than half, and under 200 µs of loop time per kernel.

@@ -8,7 +8,7 @@ use celer_exec::mpi::Communicator;
 use celer_graph::{BufferId, EpochAction, Task, TaskId, TaskManagerConfig};
 use crossbeam_queue::SegQueue;
 
-use super::diagnostics::{abort_stalled, long_wait_message, scheduler_bound_warning, LongWait, RankStats};
+use super::diagnostics::{abort_stalled, long_wait_message, LongWait, RankStats};
 use super::error::RuntimeError;
 use super::panics::guarded;
 use super::stall::StallVote;
@@ -23,8 +23,9 @@ pub struct NewBuffer {
     pub id: BufferId,
     /// Dimensionality.
     pub dims: usize,
-    /// Extent per dimension (its first `dims` entries; the others 1). Unlike a [`GridBox`](celer_graph::GridBox), which normalises every
-    /// empty box to the same value, it keeps an empty buffer's shape (`[4, 0]` is not `[0, 4]`).
+    /// Extent per dimension (its first `dims` entries; the others 1). Unlike a [`GridBox`](celer_graph::GridBox),
+    /// which normalises every empty box to the same value, it keeps an empty buffer's shape (`[4, 0]` is not
+    /// `[0, 4]`).
     pub shape: [usize; 3],
     /// Bytes per element.
     pub elem_size: usize,
@@ -825,18 +826,7 @@ pub(super) fn run(
         stats.runtime_cpu = super::diagnostics::thread_cpu_time();
         all_stats.push(stats);
     }
-    // With several devices, each loop's statistics are one device's (its `rank` field its node): say which.
-    let devices = all_stats.len();
-    for (k, stats) in all_stats.iter().enumerate() {
-        let device = (devices > 1).then(|| format!("device {k} of this rank (node N{})", stats.rank));
-        log::info!("{}", device.as_deref().map_or_else(|| stats.summary(), |d| stats.summary_of(d)));
-        if let Some(w) = scheduler_bound_warning(stats) {
-            match &device {
-                Some(d) => log::warn!("{d}: {w}"),
-                None => log::warn!("{w}"),
-            }
-        }
-    }
+    super::diagnostics::log_summaries(&all_stats);
     if let Some(path) = &runtime.trace {
         let traces: Vec<&crate::trace::Trace> = traces.iter().collect();
         match crate::trace::gather_all_and_write(&comm, &traces, path) {
