@@ -537,10 +537,7 @@ pub fn reflect_with_params(
     use naga::common::wgsl::TypeContext;
     use naga::TypeInner;
     let ctx = module.to_ctx();
-    let is_params = |var: &naga::GlobalVariable| {
-        var.space == AddressSpace::Immediate
-            || params_binding.is_some_and(|p| var.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == p))
-    };
+    let is_params = |var: &naga::GlobalVariable| is_params_block(var, params_binding);
     let mut bindings = Vec::new();
     for (_, var) in module.global_variables.iter() {
         if is_params(var) {
@@ -594,18 +591,13 @@ pub fn reflect_with_params(
         if ep.stage != naga::ShaderStage::Compute {
             continue;
         }
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = callees(&ep.function);
         let mut dims = std::collections::BTreeSet::new();
         let mut block_reduction = false;
-        while let Some(h) = stack.pop() {
-            if seen.insert(h) {
-                if let Some(&(_, d)) = item_fns.iter().find(|(f, _)| *f == h) {
-                    dims.insert(d);
-                }
-                block_reduction |= module.functions[h].name.as_deref().is_some_and(|n| n.starts_with("celer_reduce_"));
-                stack.extend(callees(&module.functions[h]));
+        for h in reachable_functions(module, &ep.function) {
+            if let Some(&(_, d)) = item_fns.iter().find(|(f, _)| *f == h) {
+                dims.insert(d);
             }
+            block_reduction |= module.functions[h].name.as_deref().is_some_and(|n| n.starts_with("celer_reduce_"));
         }
         if dims.len() > 1 {
             return Err(ReflectError::MixedDimensions {
@@ -952,10 +944,7 @@ fn all_functions(module: &naga::Module) -> Vec<FnRef> {
 /// assert_eq!(celer_kernel_build::without_chunk_offset(&module, None), ["raw"]);
 /// ```
 pub fn without_chunk_offset(module: &naga::Module, params_binding: Option<u32>) -> Vec<String> {
-    let is_params = |var: &naga::GlobalVariable| {
-        var.space == AddressSpace::Immediate
-            || params_binding.is_some_and(|p| var.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == p))
-    };
+    let is_params = |var: &naga::GlobalVariable| is_params_block(var, params_binding);
     let is_box = |ty: Handle<naga::Type>| module.types[ty].name.as_deref() == Some("CelerBox");
     // A task kernel's parameter block: a struct whose first member is a CelerBox (the chunk).
     let task_params = |g: Handle<naga::GlobalVariable>| {
@@ -984,19 +973,14 @@ pub fn without_chunk_offset(module: &naga::Module, params_binding: Option<u32>) 
     for ep in module.entry_points.iter().filter(|ep| ep.stage == naga::ShaderStage::Compute) {
         let mut task_kernel = uses_params(&ep.function);
         let mut offset = reads_offset(&ep.function);
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = callees(&ep.function);
-        while let Some(h) = stack.pop() {
-            if seen.insert(h) {
-                let f = &module.functions[h];
-                task_kernel |= uses_params(f);
-                match f.name.as_deref() {
-                    Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d") => offset = true,
-                    // The prelude's other functions read boxes of all kinds (celer_index: an allocation's).
-                    Some(n) if n.starts_with("celer_") => {}
-                    _ => offset |= reads_offset(f),
-                }
-                stack.extend(callees(f));
+        for h in reachable_functions(module, &ep.function) {
+            let f = &module.functions[h];
+            task_kernel |= uses_params(f);
+            match f.name.as_deref() {
+                Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d") => offset = true,
+                // The prelude's other functions read boxes of all kinds (celer_index: an allocation's).
+                Some(n) if n.starts_with("celer_") => {}
+                _ => offset |= reads_offset(f),
             }
         }
         if task_kernel && !offset {
@@ -1033,6 +1017,27 @@ fn chunk_offset_warning(shown: &str, entry: &str) -> String {
          yourself (or, if it ignores the chunk on purpose, say so in a line `// celer-kernel-build: raw ids: \
          {entry}`)"
     )
+}
+
+/// Whether `var` is a kernel's parameter block: its `var<immediate>`, or the storage buffer at `@group(0)
+/// @binding(params_binding)` that the build moved a block over 128 bytes to.
+fn is_params_block(var: &naga::GlobalVariable, params_binding: Option<u32>) -> bool {
+    var.space == AddressSpace::Immediate
+        || params_binding.is_some_and(|p| var.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == p))
+}
+
+/// Every function of `module` that `f` calls, directly or through others, each once.
+fn reachable_functions(module: &naga::Module, f: &Function) -> Vec<naga::Handle<Function>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = callees(f);
+    let mut out = Vec::new();
+    while let Some(h) = stack.pop() {
+        if seen.insert(h) {
+            out.push(h);
+            stack.extend(callees(&module.functions[h]));
+        }
+    }
+    out
 }
 
 /// The functions `f` calls directly, in statement order (repeats included).
