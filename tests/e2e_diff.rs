@@ -17,7 +17,9 @@
 //!   each rank count (`RxD`: R ranks driving D devices each, `CELER_DEVICES=D`) and compares the digests program by
 //!   program; the first difference fails the run, naming the seed (rerun it alone with `--programs 1 --seed SEED`).
 //!   `cargo test` runs 20 programs on 1 and 2 ranks; `./x test` runs 200 on 1, 2 and 3 ranks and on 1 and 2 ranks
-//!   of 2 devices; `scripts/diff_soak.sh` runs more.
+//!   of 2 devices; `scripts/diff_soak.sh` runs more. With `E2E_DIFF_NAP_US=N` in the environment every host task
+//!   first sleeps up to N µs (a different time each), so that work depending on horizons meets host tasks still
+//!   running in their fronts.
 
 use std::process::{Command, ExitCode};
 
@@ -144,6 +146,7 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                 let (o, n) = rng.part(len(a));
                 let t = task::host_for([n]).offset([o]);
                 q.submit(t.read_write(&ints[a], access::one_to_one()).name("scale").run(|ctx| {
+                    nap();
                     let first = ctx.chunk().min()[0];
                     for (k, v) in ctx.data_mut::<i32>(0).iter_mut().enumerate() {
                         *v = v.wrapping_mul(3).wrapping_add((first + k) as i32);
@@ -162,6 +165,7 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                         .write(&ints[b], access::one_to_one())
                         .name("window sum")
                         .run(move |ctx| {
+                            nap();
                             let chunk = ctx.chunk();
                             let src_box = ctx.bounds::<1>(0);
                             let src: Vec<i32> = ctx.data::<i32>(0).to_vec();
@@ -186,6 +190,7 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                         .write(&ints[b], access::fixed([0], [k]))
                         .name("total")
                         .run(|ctx| {
+                            nap();
                             let total = ctx.data::<i32>(0).iter().fold(0i32, |s, v| s.wrapping_add(*v));
                             for (j, o) in ctx.data_mut::<i32>(1).iter_mut().enumerate() {
                                 *o = total.wrapping_add(j as i32);
@@ -226,6 +231,7 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                 let ((o0, n0), (o1, n1)) = (rng.part(m), rng.part(m));
                 let t = task::host_for([n0, n1]).offset([o0, o1]);
                 q.submit(t.read_write(&floats[f], access::one_to_one()).name("relax").run(|ctx| {
+                    nap();
                     let chunk = ctx.chunk();
                     let cols = chunk.range()[1];
                     for (k, v) in ctx.data_mut::<f32>(0).iter_mut().enumerate() {
@@ -259,6 +265,7 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                 q.submit(
                     task::host_for([n]).read(&ints[a], access::one_to_one()).write(&ints[b], evens).name("evens").run(
                         |ctx| {
+                            nap();
                             let (chunk, lo) = (ctx.chunk(), ctx.bounds::<1>(1).min()[0]);
                             let src: Vec<i32> = ctx.data::<i32>(0).to_vec();
                             let out = ctx.data_mut::<i32>(1);
@@ -291,6 +298,20 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
     let v = q.fence(&fred).map_err(|e| err(&e))?.wait().map_err(|e| err(&e))?;
     digest.add(&v[0].to_le_bytes());
     Ok((digest.0, ops.join(", ")))
+}
+
+/// Sleeps up to `E2E_DIFF_NAP_US` µs (unset: not at all), a different time on every call: with it, host tasks are
+/// slow and finish out of order, so that commands depending on horizons (whose fronts hold host tasks) see them
+/// unfinished; the results must not change.
+fn nap() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NAP_US: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let max = *NAP_US.get_or_init(|| std::env::var("E2E_DIFF_NAP_US").ok().and_then(|v| v.parse().ok()).unwrap_or(0));
+    if max > 0 {
+        let k = CALLS.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+        std::thread::sleep(std::time::Duration::from_micros(k % (max + 1)));
+    }
 }
 
 fn worker(programs: u64, seed: u64, out: Option<&str>) -> Result<(), String> {

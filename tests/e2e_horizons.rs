@@ -4,7 +4,8 @@
 //! written on the GPU and by host tasks; horizons whose front mixes kernels with host tasks, collective host tasks,
 //! pushes and await-pushes; reductions (plain, including the current value, deterministic blocks) read back by
 //! kernels; fences of sub-ranges at every step; allocations that grow while work is queued; buffers dropped every
-//! step; halos read, then overwritten in place a few horizons later; waits and barriers. Each program is compared
+//! step; halos read, then overwritten in place a few horizons later; waits and barriers; kernels reading constant
+//! inputs while a slow host task holds up the horizons they depend on (they must not wait for it). Each program is compared
 //! with a serial loop in plain Rust. Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices
 //! per rank, `--horizon-step N` for a horizon every N steps of the critical path (1: after every task; `./x test` runs
 //! 1 and 2) and `--case NAME` for one program.
@@ -614,6 +615,49 @@ fn parts(q: &Queue, ks: &Ks) -> Result<(), String> {
     check("parts: c", &fence(q, &c)?, &ch)
 }
 
+/// A master-node host task (as slow as I/O) that runs until the program has read back what a chain of kernels after
+/// it computed from constant inputs. Those kernels depend on horizons whose front holds the host task, but their
+/// data was complete long before: they must run meanwhile, or the program waits for the host task's time limit.
+fn slow_host(q: &Queue, ks: &Ks) -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    const LIMIT: Duration = Duration::from_secs(15);
+    let n = 300;
+    let ch = host_data(n, 7, 13, 6);
+    let c = q.buffer_from(&ch, [n]).named("c");
+    let one = q.buffer_from(&[1], [1]).named("one");
+    let mut xh = host_data(n, 1, 9, 4);
+    let x = q.buffer_from(&xh, [n]).named("x");
+    let released = Arc::new(AtomicBool::new(false));
+    let ran_for = Arc::new(Mutex::new(None));
+    let (flag, took) = (released.clone(), ran_for.clone());
+    q.submit(task::host_once().name("slow_io").run(move |_| {
+        let t0 = Instant::now();
+        while !flag.load(Ordering::Acquire) && t0.elapsed() < LIMIT {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        *took.lock().unwrap() = Some(t0.elapsed());
+    }))
+    .map_err(e)?;
+    for s in 0..16 {
+        ks.axpy(q, false, [&c, &one, &c], &x, s, (0, n))?;
+        serial::axpy(false, &ch, 1, &ch, &mut xh, s, (0, n));
+    }
+    let got = fence(q, &x)?;
+    released.store(true, Ordering::Release);
+    check("slow_host: x", &got, &xh)?;
+    q.wait();
+    let took = *ran_for.lock().unwrap();
+    match took {
+        Some(t) if t >= LIMIT => Err(format!(
+            "slow_host: the kernels reading constant inputs waited for the host task in their horizon's front (it \
+             ran to its limit, {t:?})"
+        )),
+        _ => Ok(()),
+    }
+}
+
 type Case = fn(&Queue, &Ks) -> Result<(), String>;
 
 const CASES: &[(&str, Case)] = &[
@@ -629,6 +673,7 @@ const CASES: &[(&str, Case)] = &[
     ("collectives", collectives),
     ("long_chain", long_chain),
     ("parts", parts),
+    ("slow_host", slow_host),
 ];
 
 fn run(q: &Queue) -> Result<(), String> {

@@ -113,6 +113,32 @@ pub struct CommandDependency {
     pub kind: DependencyKind,
     /// Why.
     pub origin: DependencyOrigin,
+    /// How far back from `command` an earlier sync command (horizon or epoch) lies whose completion also satisfies
+    /// this edge (0: none); [`settled_by`](Self::settled_by) gives it. Set on an edge to a horizon that only stands
+    /// for writers of cells this command touches, all of which completed once that older command did. The edge to
+    /// the horizon stays as generated (the graph every tool shows); an executor may start the command once either
+    /// completed, so that a read of a constant input need not wait for a slow host task in the horizon's front.
+    /// Kept as a distance so that the edge stays 16 bytes.
+    pub settled_back: u32,
+}
+
+impl CommandDependency {
+    /// An edge to `command` that only that command satisfies.
+    pub fn new(command: CommandId, kind: DependencyKind, origin: DependencyOrigin) -> Self {
+        Self { command, kind, origin, settled_back: 0 }
+    }
+
+    /// The same edge, also satisfied once the earlier sync command `settled_by` completed; left as it is where
+    /// `settled_by` is not earlier than the edge's command or lies more than `u32::MAX` commands back.
+    pub fn settled_by_command(mut self, settled_by: CommandId) -> Self {
+        self.settled_back = self.command.0.checked_sub(settled_by.0).and_then(|d| u32::try_from(d).ok()).unwrap_or(0);
+        self
+    }
+
+    /// The earlier sync command whose completion also satisfies this edge, if any (see `settled_back`).
+    pub fn settled_by(&self) -> Option<CommandId> {
+        (self.settled_back != 0).then(|| CommandId(self.command.0 - self.settled_back as u64))
+    }
 }
 
 /// A node of one rank's command graph.
@@ -145,5 +171,25 @@ impl Command {
     /// Whether the command has a dependency on `other`.
     pub fn depends_on(&self, other: CommandId) -> bool {
         self.dependencies.iter().any(|d| d.command == other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_settling_command_is_kept_as_a_distance_back_where_it_fits() {
+        let edge = CommandDependency::new(CommandId(10), DependencyKind::True, DependencyOrigin::Dataflow);
+        assert_eq!(std::mem::size_of::<CommandDependency>(), 16);
+        assert_eq!(edge.settled_by(), None);
+        assert_eq!(edge.settled_by_command(CommandId(4)).settled_by(), Some(CommandId(4)));
+        assert_eq!(edge.settled_by_command(CommandId(0)).settled_by(), Some(CommandId(0)));
+        // Not earlier, or too far back: no settling command.
+        assert_eq!(edge.settled_by_command(CommandId(10)).settled_by(), None);
+        assert_eq!(edge.settled_by_command(CommandId(12)).settled_by(), None);
+        let far = CommandDependency::new(CommandId(1 << 40), DependencyKind::True, DependencyOrigin::Dataflow);
+        assert_eq!(far.settled_by_command(CommandId(1)).settled_by(), None);
+        assert_eq!(far.settled_by_command(CommandId((1 << 40) - 7)).settled_by(), Some(CommandId((1 << 40) - 7)));
     }
 }

@@ -306,27 +306,66 @@ pub struct Dependency {
 
 /// Collects a node's edges to earlier nodes (tasks or commands), keeping one edge per predecessor: the strongest
 /// kind wins (true over anti over output), with that kind's origin.
+///
+/// One edge may also carry a *settling* node ([`add_settled`](Self::add_settled)): an earlier node whose completion
+/// makes the edge satisfied too. A command reading data collapsed into a horizon depends on that horizon, which also
+/// waits for everything else in its front; the data itself was complete once an older horizon was. The edge keeps
+/// its settling node only while every addition of it carried one (the latest of them wins); one plain
+/// [`add`](Self::add) of the same predecessor drops it.
 #[derive(Debug)]
 pub struct DependencyBuilder<I> {
     edges: SmallVec<[(I, DependencyKind, DependencyOrigin); 4]>,
+    /// The edge that may be settled early: its predecessor, and its settling node (`None` once a plain addition of
+    /// the predecessor cleared it).
+    settled: Option<(I, Option<I>)>,
 }
 
 impl<I> Default for DependencyBuilder<I> {
     fn default() -> Self {
-        Self { edges: SmallVec::new() }
+        Self { edges: SmallVec::new(), settled: None }
     }
 }
 
-impl<I: Copy + PartialEq> DependencyBuilder<I> {
-    /// Adds an edge to `target`, or strengthens the existing one.
+impl<I: Copy + Ord> DependencyBuilder<I> {
+    /// Adds an edge to `target`, or strengthens the existing one; the edge has no settling node.
+    #[inline]
     pub fn add(&mut self, target: I, kind: DependencyKind, origin: DependencyOrigin) {
-        match self.edges.iter_mut().find(|e| e.0 == target) {
-            Some(e) if kind < e.1 => {
-                e.1 = kind;
-                e.2 = origin;
+        self.merge(target, kind, origin);
+        if let Some((t, by)) = &mut self.settled {
+            if *t == target {
+                *by = None;
             }
-            Some(_) => {}
-            None => self.edges.push((target, kind, origin)),
+        }
+    }
+
+    /// Adds an edge to `target` that is also satisfied once `settled_by` completed (see the type's docs), or
+    /// strengthens the existing one. Only one predecessor can be settled: for any other, this is [`add`](Self::add).
+    #[inline]
+    pub fn add_settled(&mut self, target: I, kind: DependencyKind, origin: DependencyOrigin, settled_by: I) {
+        let existed = self.merge(target, kind, origin);
+        match &mut self.settled {
+            Some((t, by)) if *t == target => *by = by.map(|b| b.max(settled_by)),
+            // The first settled edge, unless it was added plainly before.
+            None if !existed => self.settled = Some((target, Some(settled_by))),
+            _ => {}
+        }
+    }
+
+    /// Adds or strengthens the edge to `target`; returns whether it existed.
+    #[inline]
+    fn merge(&mut self, target: I, kind: DependencyKind, origin: DependencyOrigin) -> bool {
+        match self.edges.iter_mut().find(|e| e.0 == target) {
+            Some(e) => {
+                if kind < e.1 {
+                    e.1 = kind;
+                    e.2 = origin;
+                }
+                true
+            }
+            None => {
+                self.edges.push((target, kind, origin));
+                false
+            }
         }
     }
 
@@ -338,6 +377,12 @@ impl<I: Copy + PartialEq> DependencyBuilder<I> {
     /// The edges, in the order first added.
     pub fn iter(&self) -> impl Iterator<Item = (I, DependencyKind, DependencyOrigin)> + '_ {
         self.edges.iter().copied()
+    }
+
+    /// The edges with their settling nodes, in the order first added.
+    pub fn iter_settled(&self) -> impl Iterator<Item = (I, DependencyKind, DependencyOrigin, Option<I>)> + '_ {
+        let settled = self.settled;
+        self.edges.iter().map(move |&(t, k, o)| (t, k, o, settled.filter(|s| s.0 == t).and_then(|s| s.1)))
     }
 }
 
@@ -479,5 +524,36 @@ impl fmt::Display for ResourceIdent {
             Some(n) => write!(f, "{} {} \"{}\"", self.kind, self.id, n),
             None => write!(f, "{} {}", self.kind, self.id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DependencyBuilder, DependencyKind::*, DependencyOrigin::*};
+
+    fn edges(b: &DependencyBuilder<u32>) -> Vec<(u32, Option<u32>)> {
+        b.iter_settled().map(|(t, _, _, s)| (t, s)).collect()
+    }
+
+    #[test]
+    fn an_edge_stays_settled_only_while_every_addition_of_it_was() {
+        let mut b = DependencyBuilder::default();
+        b.add_settled(9, Output, Dataflow, 3);
+        b.add_settled(9, True, Dataflow, 5);
+        b.add(4, Anti, Dataflow);
+        assert_eq!(edges(&b), vec![(9, Some(5)), (4, None)], "the later settling node wins");
+        assert_eq!(b.iter().next(), Some((9, True, Dataflow)), "the stronger kind wins");
+        // Only one predecessor is settled: another's settled addition is a plain edge.
+        b.add_settled(7, True, Dataflow, 1);
+        assert_eq!(edges(&b)[2], (7, None));
+        b.add(9, Output, Dataflow);
+        assert_eq!(edges(&b)[0], (9, None), "a plain addition clears it");
+        b.add_settled(9, True, Dataflow, 6);
+        assert_eq!(edges(&b)[0], (9, None), "and it stays cleared");
+
+        let mut b = DependencyBuilder::default();
+        b.add(9, Output, Dataflow);
+        b.add_settled(9, True, LastEpoch, 2);
+        assert_eq!(edges(&b), vec![(9, None)], "added plainly before");
     }
 }

@@ -97,15 +97,15 @@ impl CommandGraphGenerator {
             let mut missing: SmallVec<[GridBox; 4]> = SmallVec::new();
             // The stale cells' last local writers: the await-push overwrites them (output dependencies, as
             // `write_dependencies` would find them, without scanning the map again).
-            let mut overwritten: SmallVec<[CommandId; 4]> = SmallVec::new();
+            let mut overwritten: SmallVec<[(GridBox, CommandId); 4]> = SmallVec::new();
             state.last_writer.for_each_in(consumed, |bx, w| {
                 if !w.fresh {
                     missing.push(bx);
                     if let Some(c) = w.cmd {
-                        overwritten.push(c);
+                        overwritten.push((bx, c));
                     }
                 } else if let Some(c) = w.cmd {
-                    exec_deps.add(c, DependencyKind::True, DependencyOrigin::Dataflow);
+                    self.writer_dependency(state, &bx, c, DependencyKind::True, &mut exec_deps);
                 }
             });
             if missing.is_empty() {
@@ -114,8 +114,8 @@ impl CommandGraphGenerator {
             let region = Region::from_boxes(missing);
             let mut deps = Deps::default();
             state.readers.for_each_in(&region, |c| deps.add(c, DependencyKind::Anti, DependencyOrigin::Dataflow));
-            for c in overwritten {
-                deps.add(c, DependencyKind::Output, DependencyOrigin::Dataflow);
+            for (bx, c) in overwritten {
+                self.writer_dependency(state, &bx, c, DependencyKind::Output, &mut deps);
             }
             let transfer = TransferId { task: task.id, buffer: *b, reduction: None };
             self.add_epoch_dependency(&mut deps);
@@ -126,7 +126,7 @@ impl CommandGraphGenerator {
                 unreachable!("{cmd} was just inserted as an await-push");
             };
             let state = self.buffers.get_mut(b).unwrap();
-            state.last_writer.update_region(region, WriterState { cmd: Some(cmd), fresh: true, replicated: true });
+            state.write(region, WriterState { cmd: Some(cmd), fresh: true, replicated: true });
             state.readers.clear(region);
             state.sent_to.clear(region);
         }
@@ -192,10 +192,11 @@ impl CommandGraphGenerator {
                             state
                                 .last_writer
                                 .update_split(produced, value, &global, |w| WriterState { fresh: false, ..*w });
+                            state.windows.wrote(produced.bounding_box());
                             state.sent_to.clear(&global);
                         }
                         None => {
-                            state.last_writer.update_region(produced, value);
+                            state.write(produced, value);
                             state.sent_to.clear(produced);
                         }
                     }

@@ -42,7 +42,7 @@ use celer_graph::{
 };
 use smallvec::SmallVec;
 
-use state::{BufferState, SentTo, WriterState};
+use state::{BufferState, SentTo, WriteWindows, WriterState};
 
 /// Settings of one rank's generator.
 #[derive(Clone, Debug)]
@@ -76,6 +76,11 @@ pub struct CommandGraphGenerator {
     /// Commands nothing depends on yet (what the next horizon or epoch waits for).
     execution_front: ExecutionFront,
     epoch_for_new_commands: CommandId,
+    /// Whether `epoch_for_new_commands` is a horizon (not an epoch): reads of data collapsed into it may be settled
+    /// by an older horizon ([`writer_dependency`](Self::writer_dependency)).
+    applied_is_horizon: bool,
+    /// The newest epoch command.
+    last_epoch: CommandId,
     current_horizon: Option<CommandId>,
     /// Horizon and epoch commands by task, to prune when the runtime reports a task reached.
     sync_commands: std::collections::VecDeque<(TaskId, CommandId)>,
@@ -110,6 +115,8 @@ impl CommandGraphGenerator {
             collective_groups: IdMap::default(),
             execution_front: ExecutionFront::new(),
             epoch_for_new_commands: CommandId(0),
+            applied_is_horizon: false,
+            last_epoch: CommandId(0),
             current_horizon: None,
             sync_commands: Default::default(),
             batch: Vec::new(),
@@ -153,6 +160,7 @@ impl CommandGraphGenerator {
                 sent_to: SentTo::default(),
                 readers: ReaderLog::new(),
                 pending_reduction: None,
+                windows: WriteWindows::new(self.epoch_for_new_commands),
             },
         );
     }
@@ -288,9 +296,13 @@ impl CommandGraphGenerator {
         self.next_id += 1;
         // One pass over the edges: each leaves the front, and becomes a dependency.
         let mut dependencies = SmallVec::new();
-        for (command, kind, origin) in deps.iter() {
+        for (command, kind, origin, settled_by) in deps.iter_settled() {
             self.execution_front.follow(command.0);
-            dependencies.push(CommandDependency { command, kind, origin });
+            let edge = CommandDependency::new(command, kind, origin);
+            dependencies.push(match settled_by {
+                Some(s) => edge.settled_by_command(s),
+                None => edge,
+            });
         }
         let sync = matches!(kind, CommandKind::Horizon { .. } | CommandKind::Epoch { .. });
         self.execution_front.push(id.0, sync);
@@ -313,11 +325,50 @@ impl CommandGraphGenerator {
         let is_epoch = matches!(kind, CommandKind::Epoch { .. });
         let id = self.new_command(task, kind, deps);
         self.sync_commands.push_back((task, id));
+        // This command closes every buffer's window of writes.
+        for b in self.buffers.values_mut() {
+            b.windows.close(id);
+        }
         if is_epoch {
             self.apply_epoch(id);
             self.current_horizon = None;
+            self.applied_is_horizon = false;
+            self.last_epoch = id;
         } else if let Some(previous) = self.current_horizon.replace(id) {
             self.apply_epoch(previous);
+            self.applied_is_horizon = true;
+        }
+    }
+
+    /// Adds a dependency of kind `kind` (true for a read, output for a write) of a command touching cells `bx` of
+    /// `state` on their last local writer `writer`. A writer collapsed into the applied horizon is that horizon,
+    /// which waits for its whole front (a slow host task, say) although the writes of those cells may have
+    /// completed long before: the edge is settled by the sync command after which they had
+    /// ([`WriteWindows::settle`], [`CommandDependency::settled_by`]) where that is older. Readers collapsed into a
+    /// horizon give plain edges: nothing tracks when they completed.
+    #[inline(always)]
+    fn writer_dependency(
+        &self,
+        state: &BufferState,
+        bx: &GridBox,
+        writer: CommandId,
+        kind: DependencyKind,
+        deps: &mut Deps,
+    ) {
+        if self.applied_is_horizon && writer == self.epoch_for_new_commands {
+            self.horizon_dependency(state, bx, kind, deps);
+        } else {
+            deps.add(writer, kind, DependencyOrigin::Dataflow);
+        }
+    }
+
+    /// [`writer_dependency`](Self::writer_dependency) on the applied horizon, settled where the windows allow.
+    #[inline(never)]
+    fn horizon_dependency(&self, state: &BufferState, bx: &GridBox, kind: DependencyKind, deps: &mut Deps) {
+        let horizon = self.epoch_for_new_commands;
+        match state.windows.settle(bx).filter(|&s| s < horizon) {
+            Some(s) => deps.add_settled(horizon, kind, DependencyOrigin::Dataflow, s),
+            None => deps.add(horizon, kind, DependencyOrigin::Dataflow),
         }
     }
 
@@ -351,9 +402,10 @@ impl CommandGraphGenerator {
             return;
         }
         self.reader_dependencies(b, region, deps);
-        self.buffers[&b].last_writer.for_each_in(region, |_, w| {
+        let state = &self.buffers[&b];
+        state.last_writer.for_each_in(region, |bx, w| {
             if let Some(c) = w.cmd {
-                deps.add(c, DependencyKind::Output, DependencyOrigin::Dataflow);
+                self.writer_dependency(state, &bx, c, DependencyKind::Output, deps);
             }
         });
     }
@@ -366,9 +418,18 @@ impl CommandGraphGenerator {
         }
     }
 
+    /// Orders a command with no true dependency after the applied horizon or the last epoch. On a horizon, the edge
+    /// orders nothing the command touches (its anti- and output dependencies are edges of their own) and is settled
+    /// by the last epoch: a receive into cells nobody read nor wrote lately need not wait for a slow host task in
+    /// the horizon's front.
     fn add_epoch_dependency(&self, deps: &mut Deps) {
         if !deps.has_true() {
-            deps.add(self.epoch_for_new_commands, DependencyKind::True, DependencyOrigin::LastEpoch);
+            let (to, origin) = (self.epoch_for_new_commands, DependencyOrigin::LastEpoch);
+            if self.applied_is_horizon {
+                deps.add_settled(to, DependencyKind::True, origin, self.last_epoch);
+            } else {
+                deps.add(to, DependencyKind::True, origin);
+            }
         }
     }
 

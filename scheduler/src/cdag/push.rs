@@ -78,10 +78,11 @@ impl CommandGraphGenerator {
             return Ok(());
         }
         let mut deps = Deps::default();
+        let state = &self.buffers[&b];
         for (_, r) in &targets {
             for (ob, &c) in owned_boxes.iter().zip(&owned_writers) {
                 if r.intersects_box(ob) {
-                    deps.add(c, DependencyKind::True, DependencyOrigin::Dataflow);
+                    self.writer_dependency(state, ob, c, DependencyKind::True, &mut deps);
                 }
             }
         }
@@ -168,7 +169,7 @@ impl CommandGraphGenerator {
             // owns it (it serves later readers elsewhere), and knows which ranks combined it themselves.
             let owner = readers.len() < n && readers.iter().next() == Some(self.me);
             let replicated = !owner;
-            state.last_writer.update_region(&extent, WriterState { cmd: Some(cmd), fresh: true, replicated });
+            state.write(&extent, WriterState { cmd: Some(cmd), fresh: true, replicated });
             state.readers.clear(&extent);
             state.sent_to.clear(&extent);
             if owner {

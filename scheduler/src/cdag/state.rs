@@ -157,11 +157,73 @@ pub(super) struct BufferState {
     /// Local commands that read each cell since its last local write.
     pub(super) readers: ReaderLog<CommandId>,
     pub(super) pending_reduction: Option<PendingReduction>,
+    /// Where the buffer was written locally in the last few windows between sync commands: what settles an edge on
+    /// a horizon that stands for writers of some of its cells.
+    pub(super) windows: WriteWindows,
 }
 
 impl BufferState {
+    /// Records `value` as the newest write of `region`.
+    pub(super) fn write(&mut self, region: &Region, value: WriterState) {
+        self.last_writer.update_region(region, value);
+        self.windows.wrote(region.bounding_box());
+    }
+
     pub(super) fn ident(&self, id: BufferId) -> ResourceIdent {
         ResourceIdent::buffer(id, self.name.as_deref())
+    }
+}
+
+/// How many closed windows [`WriteWindows`] keeps apart; older ones are merged.
+const WRITE_WINDOWS: usize = 8;
+
+/// A buffer's local writes by window between sync commands (horizons and epochs), each window as the bounding box
+/// of what it wrote, for [`settle`](Self::settle). A horizon applied to the last-writer map stands for every older
+/// writer, and waits for everything in its front (a slow host task, say); the writers of given cells completed
+/// once the sync command closing the window of their last write did, which is often much older.
+#[derive(Debug)]
+pub(super) struct WriteWindows {
+    /// What was written since the newest sync command.
+    open: GridBox,
+    /// Each closed window: the sync command that closed it and what it wrote, oldest first. When there are more
+    /// than [`WRITE_WINDOWS`], the two oldest merge (the later command, both boxes' hull): coarser, still right.
+    closed: std::collections::VecDeque<(CommandId, GridBox)>,
+    /// Everything written before the oldest closed window completed once this sync command did.
+    floor: CommandId,
+}
+
+impl WriteWindows {
+    /// No writes since `floor` (the sync command new commands hang off when the buffer is created).
+    pub(super) fn new(floor: CommandId) -> Self {
+        Self { open: GridBox::EMPTY, closed: Default::default(), floor }
+    }
+
+    /// Notes a local write inside `hull`.
+    pub(super) fn wrote(&mut self, hull: GridBox) {
+        self.open = self.open.bounding_box(&hull);
+    }
+
+    /// Closes the open window with sync command `sync`.
+    pub(super) fn close(&mut self, sync: CommandId) {
+        if self.open.is_empty() {
+            return;
+        }
+        self.closed.push_back((sync, std::mem::replace(&mut self.open, GridBox::EMPTY)));
+        if self.closed.len() > WRITE_WINDOWS {
+            let (_, older) = self.closed.pop_front().expect("more than one window");
+            let oldest = self.closed.front_mut().expect("more than one window");
+            oldest.1 = oldest.1.bounding_box(&older);
+        }
+    }
+
+    /// A sync command whose completion means every local write of the cells in `bx` completed: the one closing
+    /// the newest window that wrote inside `bx`, or the floor. `None` if the open window did.
+    pub(super) fn settle(&self, bx: &GridBox) -> Option<CommandId> {
+        if self.open.intersects(bx) {
+            return None;
+        }
+        let newest = self.closed.iter().rev().find(|(_, w)| w.intersects(bx));
+        Some(newest.map_or(self.floor, |&(sync, _)| sync))
     }
 }
 
@@ -173,12 +235,40 @@ pub(super) fn mark_stale(state: &mut BufferState, region: &Region) {
 
 #[cfg(test)]
 mod tests {
-    use super::{RankSet, SentTo, WriterState};
+    use super::{RankSet, SentTo, WriteWindows, WriterState, WRITE_WINDOWS};
     use celer_graph::{CommandId, GridBox, Region};
     use std::collections::BTreeSet;
 
     fn r(lo: usize, hi: usize) -> Region {
         Region::from(GridBox::d1(lo, hi))
+    }
+
+    #[test]
+    fn the_newest_window_that_wrote_some_cells_settles_them_and_old_windows_merge() {
+        let b = |lo, hi| GridBox::d1(lo, hi);
+        let mut w = WriteWindows::new(CommandId(3));
+        assert_eq!(w.settle(&b(0, 100)), Some(CommandId(3)), "nothing written: the floor");
+        w.wrote(b(0, 10));
+        assert_eq!(w.settle(&b(5, 6)), None, "written in the open window");
+        assert_eq!(w.settle(&b(10, 20)), Some(CommandId(3)));
+        w.close(CommandId(7));
+        w.close(CommandId(8)); // nothing written: no window
+        w.wrote(b(20, 30));
+        w.close(CommandId(9));
+        assert_eq!(w.settle(&b(5, 6)), Some(CommandId(7)));
+        assert_eq!(w.settle(&b(5, 25)), Some(CommandId(9)), "the newest window wins");
+        assert_eq!(w.settle(&b(40, 50)), Some(CommandId(3)));
+        // Windows beyond the limit merge from the oldest: [0, 10) joins [20, 30) under the later command.
+        for k in 0..WRITE_WINDOWS as u64 - 2 {
+            w.wrote(b(100 + k as usize, 101 + k as usize));
+            w.close(CommandId(10 + k));
+        }
+        assert_eq!(w.settle(&b(5, 6)), Some(CommandId(7)));
+        w.wrote(b(200, 201));
+        w.close(CommandId(20));
+        assert_eq!(w.settle(&b(5, 6)), Some(CommandId(9)), "merged into the next window");
+        assert_eq!(w.settle(&b(15, 16)), Some(CommandId(9)), "inside the merged hull");
+        assert_eq!(w.settle(&b(40, 50)), Some(CommandId(3)), "the floor stays");
     }
 
     #[test]

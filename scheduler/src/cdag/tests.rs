@@ -568,3 +568,112 @@ fn writes_beside_a_reduction_leave_the_other_ranks_cells_stale() {
     assert_eq!(transfers(&sim, 0, TaskId(2), B0), vec![("push", half(0)), ("await-push", half(1))]);
     crate::check::equivalent_to_one_rank(2, program).unwrap();
 }
+
+/// The edges of task `t`'s (only) execution command on rank 0, as (dependency, kind, settled by).
+fn settled_edges(sim: &Simulation, t: TaskId) -> Vec<(u64, DependencyKind, Option<u64>)> {
+    let c = sim.ranks[0].records().iter().find(|c| c.task == t && c.kind.name() == "execution").unwrap();
+    c.dependencies.iter().map(|d| (d.command.0, d.kind, d.settled_by().map(|s| s.0))).collect()
+}
+
+/// The horizon applied on rank 0 when task `t`'s execution command was generated: the newest but one before it.
+fn applied_horizon(sim: &Simulation, t: TaskId) -> u64 {
+    let records = sim.ranks[0].records();
+    let exec = records.iter().find(|c| c.task == t && c.kind.name() == "execution").unwrap().id;
+    let horizons: Vec<u64> =
+        records.iter().filter(|c| c.kind.name() == "horizon" && c.id < exec).map(|c| c.id.0).collect();
+    horizons[horizons.len() - 2]
+}
+
+/// The first horizon or epoch command on rank 0 after command `c`.
+fn first_sync_after(sim: &Simulation, c: u64) -> u64 {
+    let sync = |k: &CommandKind| matches!(k, CommandKind::Horizon { .. } | CommandKind::Epoch { .. });
+    sim.ranks[0].records().iter().find(|r| sync(&r.kind) && r.id.0 > c).unwrap().id.0
+}
+
+/// The id of task `t`'s execution command on rank 0.
+fn execution_of(sim: &Simulation, t: TaskId) -> u64 {
+    sim.ranks[0].records().iter().find(|c| c.task == t && c.kind.name() == "execution").unwrap().id.0
+}
+
+#[test]
+fn an_edge_on_a_horizon_standing_for_old_writes_is_settled_by_the_first_sync_command_after_them() {
+    // A horizon after every task; C (B0) host data, a chain writing X (B1) to move the horizons on.
+    let config = TaskManagerConfig { horizon_step: 1, ..Default::default() };
+    let mut sim = Simulation::with_ranks(1, &[NodeId(0)], true, config);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), true, Some("c"));
+    sim.create_buffer(B1, 1, GridBox::d1(0, 8), false, Some("x"));
+    let chain = || TaskSpec::device_compute(&[8]).access(B1, ReadWrite, RangeMapper::OneToOne);
+    let with_c = |mode| chain().access(B0, mode, RangeMapper::OneToOne);
+    let run_chain = |sim: &mut Simulation| {
+        for _ in 0..3 {
+            sim.submit(chain()).unwrap();
+        }
+    };
+    sim.submit(write(B1)).unwrap();
+    run_chain(&mut sim);
+    // C's cells stand for the init epoch's upload, collapsed into the applied horizon: settled by the init epoch;
+    // X's writer is the previous task's command: a plain edge.
+    let t = sim.submit(with_c(Read)).unwrap();
+    let h = applied_horizon(&sim, t);
+    let edges = settled_edges(&sim, t);
+    assert!(edges.contains(&(h, True, Some(0))), "{edges:?}, applied horizon C{h}");
+    assert!(edges.iter().all(|&(d, _, s)| d == h || s.is_none()), "{edges:?}");
+
+    // Reading and writing C: one edge for the read and the write after the old write, settled alike.
+    let t = sim.submit(with_c(ReadWrite)).unwrap();
+    let rw = execution_of(&sim, t);
+    assert!(settled_edges(&sim, t).contains(&(applied_horizon(&sim, t), True, Some(0))));
+    // Overwriting C once that write was collapsed too: an output edge, settled by the first sync command after it.
+    run_chain(&mut sim);
+    let t = sim.submit(with_c(DiscardWrite)).unwrap();
+    let w = execution_of(&sim, t);
+    let edges = settled_edges(&sim, t);
+    assert!(edges.contains(&(applied_horizon(&sim, t), Output, Some(first_sync_after(&sim, rw)))), "{edges:?}");
+    // A read right after depends on that writer; overwriting C once that reader was collapsed: the anti-dependency
+    // on the horizon (nothing tracks when collapsed readers completed) makes the whole edge plain.
+    let t = sim.submit(with_c(Read)).unwrap();
+    assert!(settled_edges(&sim, t).contains(&(w, True, None)));
+    run_chain(&mut sim);
+    let t = sim.submit(with_c(DiscardWrite)).unwrap();
+    let w = execution_of(&sim, t);
+    let edges = settled_edges(&sim, t);
+    assert!(edges.contains(&(applied_horizon(&sim, t), Anti, None)), "{edges:?}");
+    assert!(edges.iter().all(|&(_, _, s)| s.is_none()), "{edges:?}");
+    run_chain(&mut sim);
+    let t = sim.submit(with_c(Read)).unwrap();
+    assert!(settled_edges(&sim, t).contains(&(applied_horizon(&sim, t), True, Some(first_sync_after(&sim, w)))));
+
+    // A buffer written on one half only: reads of the other half (collapsed, last written by the init epoch) are
+    // settled by the init epoch however many windows pass; reads of the written half by the newest window's sync.
+    let b3 = BufferId(3);
+    sim.create_buffer(b3, 1, GridBox::d1(0, 8), true, None);
+    let half = |mode, lo| TaskSpec::device_compute(&[4]).access(b3, mode, RangeMapper::Fixed(GridBox::d1(lo, lo + 4)));
+    let mut first = None;
+    for _ in 0..12 {
+        let t = sim.submit(TaskSpec::device_compute(&[4]).access(b3, ReadWrite, RangeMapper::OneToOne)).unwrap();
+        first.get_or_insert(execution_of(&sim, t));
+        run_chain(&mut sim);
+    }
+    let t = sim.submit(half(Read, 4)).unwrap();
+    let edges = settled_edges(&sim, t);
+    let h = applied_horizon(&sim, t);
+    assert!(edges.iter().any(|&(d, _, s)| d == h && s.is_some_and(|s| s < first.unwrap())), "{edges:?}");
+    run_chain(&mut sim);
+    let t = sim.submit(half(Read, 0)).unwrap();
+    let edges = settled_edges(&sim, t);
+    let h = applied_horizon(&sim, t);
+    assert!(edges.iter().any(|&(d, _, s)| d == h && s.is_some_and(|s| s > first.unwrap() && s < h)), "{edges:?}");
+
+    // After an epoch, the edge on the epoch is plain.
+    let epoch = sim.epoch(EpochAction::None).unwrap();
+    let epoch = sim.ranks[0].records().iter().find(|c| c.task == epoch).unwrap().id.0;
+    let t = sim.submit(with_c(Read)).unwrap();
+    let edges = settled_edges(&sim, t);
+    assert!(edges.iter().all(|&(_, _, s)| s.is_none()), "{edges:?}");
+    // A write of cells nobody touched hangs off the applied horizon, settled by the last epoch.
+    let b2 = BufferId(2);
+    sim.create_buffer(b2, 1, GridBox::d1(0, 8), false, None);
+    run_chain(&mut sim);
+    let t = sim.submit(write(b2)).unwrap();
+    assert_eq!(settled_edges(&sim, t), vec![(applied_horizon(&sim, t), True, Some(epoch))]);
+}

@@ -489,7 +489,7 @@ impl RankLoop<'_> {
             let blockers: Vec<String> = c
                 .dependencies
                 .iter()
-                .filter(|d| !self.is_done(d.command))
+                .filter(|d| !self.dep_done(d))
                 .map(|d| {
                     let state =
                         if self.in_flight.iter().any(|(id, _)| *id == d.command) { "running" } else { "queued" };

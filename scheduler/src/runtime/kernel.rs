@@ -366,7 +366,7 @@ impl RankLoop<'_> {
         // Every dependency must be done or on the GPU queue already, except await-pushes still receiving.
         let mut awaited: Vec<(BufferId, &Region)> = Vec::new();
         for d in &cmd.dependencies {
-            if self.is_done(d.command) {
+            if self.dep_done(d) {
                 continue;
             }
             let flight = self.in_flight.iter().find(|(id, _)| *id == d.command).map(|(_, f)| f);

@@ -101,8 +101,8 @@ use celer_exec::transfer::TransferEngine;
 // The rank loop's maps are keyed by ids: hashed with `IdHasher` (one multiplication), not a general-purpose hasher.
 use celer_graph::IdMap as HashMap;
 use celer_graph::{
-    AccessMode, BufferId, Command, CommandId, CommandKind, GridBox, NodeId, ReductionId, TaskId, TaskManager,
-    TaskManagerConfig,
+    AccessMode, BufferId, Command, CommandDependency, CommandId, CommandKind, GridBox, NodeId, ReductionId, TaskId,
+    TaskManager, TaskManagerConfig,
 };
 use smallvec::SmallVec;
 
@@ -758,7 +758,7 @@ impl<'c> RankLoop<'c> {
             // already queued (so that GPU work started now runs after it).
             let (mut done, mut queued) = (true, true);
             for d in &self.commands[i].dependencies {
-                if !self.is_done(d.command) {
+                if !self.dep_done(d) {
                     done = false;
                     if !self.gpu_tail.contains(&d.command) {
                         queued = false;
@@ -815,6 +815,12 @@ impl<'c> RankLoop<'c> {
 
     fn is_done(&self, id: CommandId) -> bool {
         id.0 < self.watermark || (!self.done.is_empty() && self.done.contains(&id))
+    }
+
+    /// Whether dependency `d` is satisfied: its command completed, or the older sync command settling it did (a
+    /// read of data collapsed into a horizon, see [`CommandDependency::settled_by`]).
+    fn dep_done(&self, d: &CommandDependency) -> bool {
+        self.is_done(d.command) || d.settled_by().is_some_and(|s| self.is_done(s))
     }
 
     fn mark_done(&mut self, id: CommandId) {
