@@ -17,9 +17,9 @@
 //!   each rank count (`RxD`: R ranks driving D devices each, `CELER_DEVICES=D`) and compares the digests program by
 //!   program; the first difference fails the run, naming the seed (rerun it alone with `--programs 1 --seed SEED`).
 //!   `cargo test` runs 20 programs on 1 and 2 ranks; `./x test` runs 200 on 1, 2 and 3 ranks and on 1 and 2 ranks
-//!   of 2 devices; `scripts/diff_soak.sh` runs more. With `E2E_DIFF_NAP_US=N` in the environment every host task
-//!   first sleeps up to N µs (a different time each), so that work depending on horizons meets host tasks still
-//!   running in their fronts.
+//!   of 2 devices; `scripts/diff_soak.sh` runs more. With `--nap-us N` (or `E2E_DIFF_NAP_US=N` in the environment)
+//!   every host task first sleeps up to N µs (a different time each), so that work depending on horizons meets
+//!   host tasks still running in their fronts; `--horizon-step N` sets `CELER_HORIZON_STEP` for the workers.
 
 use std::process::{Command, ExitCode};
 
@@ -381,6 +381,13 @@ fn main() -> ExitCode {
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let programs: u64 = value("--programs").and_then(|v| v.parse().ok()).unwrap_or(20);
     let seed: u64 = value("--seed").and_then(|v| v.parse().ok()).unwrap_or(1);
+    // Settings the workers inherit through the environment.
+    if let Some(us) = value("--nap-us") {
+        std::env::set_var("E2E_DIFF_NAP_US", us);
+    }
+    if let Some(step) = value("--horizon-step") {
+        std::env::set_var("CELER_HORIZON_STEP", step);
+    }
     let result = if args.iter().any(|a| a == "--worker") {
         worker(programs, seed, value("--out").as_deref()).map(|()| String::new())
     } else {
