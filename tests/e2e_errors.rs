@@ -119,6 +119,11 @@
 //!   error, or panics) while the others go on; every rank says that this rank ended before the others' point
 //!   (dropped its queue), and the rank's own error is printed (the panic's message, or `e2e_errors: rank 1 cannot
 //!   go on …` after the queue's drop returned). On one rank the error alone.
+//! - `rank-returns-unchecked` / `exit-one-unchecked` (with `CELER_CHECK_DIVERGENCE=off` and
+//!   `CELER_STALL_TIMEOUT=2`, which the cases set if unset): as `rank-returns`, or the last rank calls
+//!   `std::process::exit(0)` after 4 steps, without the divergence check: the stall report of every rank names the
+//!   rank whose program ended (the others wait for data it would have sent; they blamed range mappers), and the
+//!   ended rank's own error is printed before the job ends. On one rank the error alone, or the exit's status 0.
 //! - `nested-object`: a task declaring one host object twice is refused at `submit`, naming the task and the
 //!   object; then a host task calls `with_object(0)` inside `with_object(0)`: the inner call panics at its line
 //!   (instead of deadlocking the host worker), and every rank stops naming the task.
@@ -941,6 +946,24 @@ fn rank_ends(panics: bool) -> Result<(), String> {
         return Ok(());
     }
     Err("the others finished although the last rank ended early".into())
+}
+
+/// The last rank calls `std::process::exit(0)` after 4 stencil steps (its queue alive), while the others go on and
+/// fence the result.
+fn exit_one() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let heat = Kernel::wgsl(&kernels::HEAT_1D, "main").map_err(|e| e.to_string())?;
+    let mut a = q.buffer_from(&[1.0f32; 256], [256]).named("a");
+    let mut b = q.buffer::<f32, 1>([256]).named("b");
+    for step in 0..10 {
+        if q.rank() + 1 == q.ranks() && step == 4 {
+            std::process::exit(0);
+        }
+        heat_step(&q, &heat, &a, &b, 0.1)?;
+        std::mem::swap(&mut a, &mut b);
+    }
+    q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    Err("the others finished although the last rank exited early".into())
 }
 
 /// Submits work, then ends the process with `std::process::exit(0)` with the queue alive.
@@ -2018,6 +2041,15 @@ fn check_cases() -> Vec<String> {
             &stderr,
         );
     }
+    let (status, stderr, took) = run_case("rank-returns-unchecked", &[]);
+    check(
+        "rank-returns-unchecked",
+        !status.success() && took < Duration::from_secs(10) && stderr.contains("rank 0 cannot go on"),
+        "the program's own error on one rank (`./x test` runs the case on more)",
+        &stderr,
+    );
+    let (status, stderr, _) = run_case("exit-one-unchecked", &[]);
+    check("exit-one-unchecked", status.success(), "one rank's std::process::exit(0) to exit 0", &stderr);
     let (status, stderr, _) = run_case("exit-early", &[]);
     check("exit-early", status.success(), "std::process::exit(0) with a live queue to exit 0", &stderr);
     let (status, stderr, took) = run_case("exit-in-host", &[]);
@@ -2264,6 +2296,15 @@ fn main() -> ExitCode {
             Some("exit-early") => exit_early(),
             Some("rank-returns") => rank_ends(false),
             Some("rank-panics") => rank_ends(true),
+            Some(case @ ("rank-returns-unchecked" | "exit-one-unchecked")) => {
+                default_env("CELER_CHECK_DIVERGENCE", "off");
+                default_env("CELER_STALL_TIMEOUT", "2");
+                if case == "rank-returns-unchecked" {
+                    rank_ends(false)
+                } else {
+                    exit_one()
+                }
+            }
             Some("sigterm") => sigterm(),
             Some(
                 how @ ("scalar-differs" | "extent-differs" | "data-differs" | "fewer-tasks" | "skip-fence"

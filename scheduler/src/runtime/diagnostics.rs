@@ -566,9 +566,20 @@ impl RankLoop<'_> {
 
 /// Ends the job after a stall: prints how long this rank made no progress and what it waits for, waits
 /// `STALL_GRACE` so the other ranks print theirs, and aborts.
-pub(super) fn abort_stalled(comm: &Communicator, idle: std::time::Duration, lines: &[String]) -> ! {
-    crate::logging::fatal(&stall_message(idle, lines));
-    std::thread::sleep(STALL_GRACE);
+pub(super) fn abort_stalled(comm: &Communicator, idle: std::time::Duration, lines: &[String], ended: Option<u64>) -> ! {
+    let ended = ended.map(|r| (r, r == comm.rank() as u64));
+    crate::logging::fatal(&stall_message(idle, lines, ended));
+    match ended {
+        Some((_, true)) => {
+            // This rank's application thread waits in its queue's drop (or the exit hook): let it go on, so that
+            // what the program does next (`main` printing its error) is seen; end the job if it is still alive then.
+            super::exit::release_ended_rank();
+            std::thread::sleep(ENDED_RANK_GRACE);
+        }
+        // Give the rank that ended the time to print its own error before MPI_Abort ends it.
+        Some((_, false)) => std::thread::sleep(2 * STALL_GRACE),
+        None => std::thread::sleep(STALL_GRACE),
+    }
     comm.abort(1)
 }
 
@@ -624,8 +635,9 @@ pub(super) fn long_wait_message(rank: i32, idle: std::time::Duration, lines: &[S
 }
 
 /// The stall report of [`abort_stalled`]: what this rank waits for, one line each, and where it awaits data from
-/// other ranks, the cause no rank's own state shows.
-fn stall_message(idle: std::time::Duration, lines: &[String]) -> String {
+/// other ranks, the cause no rank's own state shows: the lowest rank whose program had ended (`ended`: that rank,
+/// and whether it is this one) as the stall vote found it, else disagreeing range mappers.
+fn stall_message(idle: std::time::Duration, lines: &[String], ended: Option<(u64, bool)>) -> String {
     let mut msg = format!(
         "stalled: no progress for {:.1} s with work pending (CELER_STALL_TIMEOUT; raise it or set it to off if a \
          kernel, host task or another rank's application thread legitimately takes this long). This rank waits for:",
@@ -635,7 +647,23 @@ fn stall_message(idle: std::time::Duration, lines: &[String]) -> String {
         msg.push_str("\n    ");
         msg.push_str(l);
     }
-    if lines.iter().any(|l| l.contains(" await-push ")) {
+    match ended {
+        Some((_, true)) => msg.push_str(
+            "\n    This rank's program has ended (it dropped its Queue: main returned, with an error or not; or it \
+             called std::process::exit) while other ranks still wait inside celer: their programs submitted more \
+             tasks than this one did, and every rank must submit the same ones (CELER_CHECK_DIVERGENCE=on, the \
+             default, names the first task that differs). This rank's own error, if its program reports one, \
+             follows.",
+        ),
+        Some((rank, false)) => msg.push_str(&format!(
+            "\n    Rank {rank} has ended its program (it dropped its Queue, or called std::process::exit) while this \
+             rank waits: its program submitted fewer tasks than this one, and every rank must submit the same ones \
+             (CELER_CHECK_DIVERGENCE=on, the default, names the first task that differs); its own output says why \
+             it ended."
+        )),
+        None => {}
+    }
+    if ended.is_none() && lines.iter().any(|l| l.contains(" await-push ")) {
         msg.push_str(
             "\n    (where the rank named lists no push of those cells in its own report, the ranks disagree on which \
              cells move: a custom range mapper must be a pure function of the chunk and the buffer's extent, not of \
@@ -671,12 +699,23 @@ mod tests {
 
     #[test]
     fn a_stall_awaiting_data_names_disagreeing_range_mappers_as_a_cause() {
-        let waits = |l: &str| stall_message(Duration::from_secs(30), &[l.to_string()]);
+        let waits = |l: &str| stall_message(Duration::from_secs(30), &[l.to_string()], None);
         let msg = waits("C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1");
         assert!(msg.contains("no progress for 30.0 s") && msg.contains("expected from rank 1"), "{msg}");
         assert!(msg.contains("custom range mapper must be a pure function"), "{msg}");
         let msg = waits("C1 execution of task T1 \"sleeper\": host task running for 30.0 s");
         assert!(!msg.contains("range mapper"), "{msg}");
+    }
+
+    #[test]
+    fn a_stall_names_the_rank_whose_program_ended_instead_of_range_mappers() {
+        let line =
+            ["C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1".to_string()];
+        let msg = stall_message(Duration::from_secs(30), &line, Some((1, false)));
+        assert!(msg.contains("Rank 1 has ended its program") && msg.contains("CELER_CHECK_DIVERGENCE"), "{msg}");
+        assert!(!msg.contains("range mapper"), "{msg}");
+        let msg = stall_message(Duration::from_secs(30), &line, Some((1, true)));
+        assert!(msg.contains("This rank's program has ended") && !msg.contains("Rank 1"), "{msg}");
     }
 
     pub(super) fn stats(kernels: u64, busy_ms: u64, idle_ms: u64, gpu_ms: u64) -> RankStats {

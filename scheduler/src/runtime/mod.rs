@@ -470,6 +470,12 @@ impl<'c> RankLoop<'c> {
         self.shutdown
     }
 
+    /// Whether the application has ended its program: its shutdown epoch was submitted (the queue dropped, or
+    /// `std::process::exit` called), whether or not the work before it has completed.
+    pub(super) fn program_ended(&self) -> bool {
+        self.shutdown_recorded
+    }
+
     /// Handles one message from the application thread: records buffers and host objects, and replays the tasks
     /// the application thread's task manager built (checked there, so replaying them cannot fail); the next
     /// [`step`](Self::step) turns the new tasks into commands.

@@ -30,6 +30,9 @@ pub(super) struct StallVote<'c> {
     all_waiting_since: Option<Instant>,
     /// A vote found every rank shut down: no more votes (every rank saw the same result).
     pub(super) all_done: bool,
+    /// The lowest rank whose program had ended (its queue dropped, or `std::process::exit` called) at the latest
+    /// completed vote: where the others wait for it, that is why (its program submitted fewer tasks).
+    pub(super) ended: Option<u64>,
 }
 
 impl<'c> StallVote<'c> {
@@ -45,17 +48,18 @@ impl<'c> StallVote<'c> {
             last_completed: now,
             all_waiting_since: None,
             all_done: false,
+            ended: None,
         })
     }
 
     /// Advances the vote: reads a completed one, and starts the next one `interval` after the previous with this
-    /// rank's state (`waiting` inside the runtime, `done`: shut down).
+    /// rank's state (`waiting` inside the runtime, `done`: shut down, `ended`: its program has ended, so this rank
+    /// submits nothing more).
     pub(super) fn poll(
         &mut self,
         comm: &Communicator,
         now: Instant,
-        waiting: bool,
-        done: bool,
+        (waiting, done, ended): (bool, bool, bool),
     ) -> Result<(), MpiError> {
         if now - self.last_poll < POLL || self.all_done {
             return Ok(());
@@ -69,12 +73,14 @@ impl<'c> StallVote<'c> {
                 self.all_waiting_since = None;
             }
             self.all_done = min[1] == 1;
+            self.ended = (min[2] != u64::MAX).then_some(min[2]);
             self.last_completed = now;
             self.vote = None;
         }
         if self.vote.is_none() && !self.all_done && now - self.last_started >= self.interval {
             self.last_started = now;
-            let reduce = self.side.iallreduce_min(vec![u64::from(waiting), u64::from(done)])?;
+            let ended = if ended { comm.rank() as u64 } else { u64::MAX };
+            let reduce = self.side.iallreduce_min(vec![u64::from(waiting), u64::from(done), ended])?;
             self.vote = Some((reduce, now));
         }
         Ok(())

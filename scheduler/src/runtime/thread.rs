@@ -319,6 +319,14 @@ impl RuntimeHandle {
                     _ => break,
                 }
             }
+            // With the shutdown epoch reached, the runtime thread waits for the other ranks before it finalizes MPI;
+            // a stall report that finds this rank's program ended before theirs lets the program go on then too.
+            while !t.is_finished() {
+                if super::exit::ended_early() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             let _ = t.join();
         }
     }
@@ -779,7 +787,8 @@ pub(super) fn run(
             let stuck = runtime.stall_timeout.is_some_and(|limit| !progressed && now - idle.since() >= limit / 2);
             let shut_down = loops.iter().all(|l| l.is_shut_down());
             let waiting = shut_down || (pending && stuck);
-            v.poll(&comm, now, waiting, done).unwrap_or_else(|e| abort(format!("stall vote: {e}")));
+            let ended = loops.iter().all(|l| l.program_ended());
+            v.poll(&comm, now, (waiting, done, ended)).unwrap_or_else(|e| abort(format!("stall vote: {e}")));
         }
         last = now;
         if progressed {
@@ -792,7 +801,8 @@ pub(super) fn run(
                 if idle.stalled(now) && loops.iter().any(|l| l.has_pending_work()) {
                     let lines = || loops.iter().flat_map(|l| l.waiting_for()).collect::<Vec<String>>();
                     if vote.as_ref().is_none_or(|v| v.confirms(now, limit)) {
-                        abort_stalled(&comm, now - idle.since(), &lines());
+                        let ended = vote.as_ref().and_then(|v| v.ended);
+                        abort_stalled(&comm, now - idle.since(), &lines(), ended);
                     }
                     // Another rank's program keeps the run going: say what this rank waits for, now and then.
                     if long_wait.as_mut().is_some_and(|w| w.due(now - idle.since())) {
