@@ -8,6 +8,8 @@
 //! - `push-constants`: a kernel given 200 scalars where its push-constant struct declares one: `submit` refuses it,
 //!   naming the task, the kernel and the members it declares.
 //! - `bad-env`: `CELER_LOG=loud`: `Queue::new` refuses it, naming the variable and the accepted values.
+//! - `builds-differ` (under mpirun): the last rank starts as another build of celer would; every rank's
+//!   `Queue::new` fails naming the builds (binaries of different celer versions hung in the start-up's exchange).
 //! - `typo-env`: `CELER_HORIZON_STEPS=2` (a misspelt variable): the run goes on, warning that celer ignores it and
 //!   naming `CELER_HORIZON_STEP`.
 //! - `rank-dies`: the last of several ranks aborts in the middle of a stencil; the others must not hang (`./x test`
@@ -2306,6 +2308,12 @@ fn main() -> ExitCode {
             Some("settings-differ") => settings_differ(),
             Some("rank-dies") => rank_dies(),
             Some("waits-8") => waits(8),
+            Some("builds-differ") => {
+                // The last rank starts as another build of celer would (mpirun's variables say which it is).
+                let size = std::env::var("OMPI_COMM_WORLD_SIZE").ok().and_then(|v| v.parse::<usize>().ok());
+                default_env("CELER_INJECT_FAULT", &format!("other-build@{}", size.unwrap_or(1) - 1));
+                start_fails("the ranks run different builds of celer")
+            }
             Some("no-float64") => {
                 let size = std::env::var("OMPI_COMM_WORLD_SIZE").ok().and_then(|v| v.parse::<usize>().ok());
                 default_env("CELER_INJECT_FAULT", &format!("no-float64@{}", size.unwrap_or(1) - 1));

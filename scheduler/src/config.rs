@@ -173,12 +173,13 @@ pub const VARIABLES: &[EnvVar] = &[
     },
     EnvVar {
         name: INJECT_FAULT,
-        accepted: "device-lost@N (N an integer >= 1), or no-float64@R (R a rank)",
+        accepted: "device-lost@N (N an integer >= 1), no-float64@R or other-build@R (R a rank)",
         default: "unset (no fault)",
         effect: "for testing failure paths only: device-lost@N makes the GPU layer report VK_ERROR_DEVICE_LOST at its \
                  N-th poll with work in flight, as if the device had been lost (the run stops on every rank naming \
                  the device and the lost work); no-float64@R makes rank R's devices count as lacking shaderFloat64 \
-                 (submit refuses kernels that use f64 on every rank)",
+                 (submit refuses kernels that use f64 on every rank); other-build@R makes rank R start as another build of \
+                 celer would (every rank's start-up fails naming the builds)",
         must_agree: false,
     },
 ];
@@ -372,6 +373,8 @@ pub struct RuntimeConfig {
     pub inject_device_lost: Option<u64>,
     /// `CELER_INJECT_FAULT=no-float64@R`: the rank whose devices count as lacking `shaderFloat64` (testing only).
     pub inject_no_float64: Option<u64>,
+    /// `CELER_INJECT_FAULT=other-build@R`: the rank that starts with another build id (testing only).
+    pub inject_other_build: Option<u64>,
     /// `CELER_SUBMIT_AHEAD`: horizons `submit` may run ahead of the runtime before it blocks; `None` is `off`.
     pub submit_ahead: Option<usize>,
     /// `CELER_PIN`: where the runtime thread runs.
@@ -398,6 +401,7 @@ impl Default for RuntimeConfig {
             check_bounds: false,
             inject_device_lost: None,
             inject_no_float64: None,
+            inject_other_build: None,
             submit_ahead: Some(DEFAULT_SUBMIT_AHEAD),
             pin: Pinning::Auto,
         }
@@ -563,6 +567,8 @@ impl RuntimeConfig {
         if let Some(v) = get(INJECT_FAULT) {
             if let Some(rank) = v.strip_prefix("no-float64@") {
                 config.inject_no_float64 = Some(rank.parse::<u64>().map_err(|_| bad(INJECT_FAULT, &v))?);
+            } else if let Some(rank) = v.strip_prefix("other-build@") {
+                config.inject_other_build = Some(rank.parse::<u64>().map_err(|_| bad(INJECT_FAULT, &v))?);
             } else {
                 let n = v.strip_prefix("device-lost@").and_then(count).map(|n| n as u64).filter(|&n| n >= 1);
                 config.inject_device_lost = Some(n.ok_or_else(|| bad(INJECT_FAULT, &v))?);
@@ -675,6 +681,7 @@ mod tests {
         assert!(c.check_bounds);
         assert_eq!(c.inject_device_lost, Some(3));
         assert_eq!(with(&[(INJECT_FAULT, "no-float64@1")]).unwrap().inject_no_float64, Some(1));
+        assert_eq!(with(&[(INJECT_FAULT, "other-build@1")]).unwrap().inject_other_build, Some(1));
         assert_eq!(c.pin, Pinning::Cores(vec![0, 1, 2, 7]));
         assert_eq!(with(&[(PIN, "OFF")]).unwrap().pin, Pinning::Off);
         assert_eq!(with(&[(PIN, "auto")]).unwrap().pin, Pinning::Auto);
