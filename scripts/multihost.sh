@@ -251,7 +251,7 @@ case "$verb" in
         [ -f "$HOSTFILE" ] || up 3
         hosts="${1:?usage: scripts/multihost.sh mpirun HOSTS ARGS...}"
         shift
-        export CELER_MH_SERVER="$SUBNET.10" CELER_MH_STATE="$STATE" TMPDIR="$STATE/tmp-$(host_name 0)"
+        export MULTIHOST_SERVER="$SUBNET.10" MULTIHOST_STATE="$STATE" TMPDIR="$STATE/tmp-$(host_name 0)"
         mkdir -p "$TMPDIR"
         exec ip netns exec "$(host_name 0)" mpirun --hostfile "$HOSTFILE" --host "$(seq -f "$(host_name %g)" 1 "$hosts" | paste -sd,)" \
             --mca plm_rsh_agent "$AGENT" --mca routed direct \

@@ -8,6 +8,10 @@
 //! - `push-constants`: a kernel given 200 scalars where its push-constant struct declares one: `submit` refuses it,
 //!   naming the task, the kernel and the members it declares.
 //! - `bad-env`: `CELER_LOG=loud`: `Queue::new` refuses it, naming the variable and the accepted values.
+//! - `builds-differ` (under mpirun): the last rank starts as another build of celer would; every rank's
+//!   `Queue::new` fails naming the builds (binaries of different celer versions hung in the start-up's exchange).
+//! - `typo-env`: `CELER_HORIZON_STEPS=2` (a misspelt variable): the run goes on, warning that celer ignores it and
+//!   naming `CELER_HORIZON_STEP`.
 //! - `rank-dies`: the last of several ranks aborts in the middle of a stencil; the others must not hang (`./x test`
 //!   checks that the run ends within 10 s naming the lost rank).
 //! - `grows`: kernels over ever longer prefixes of a buffer, a `wait()` after each, so its allocation grows 4 times:
@@ -1450,6 +1454,20 @@ fn bad_env() -> Result<(), String> {
     Err("Queue::new accepted the environment".into())
 }
 
+/// Runs with a misspelt variable set (`CELER_HORIZON_STEPS`, by the caller): the queue starts and runs, and says
+/// which variable it ignored and the nearest one it reads.
+fn typo_env() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let data = q.buffer::<u32, 1>([8]).named("data");
+    q.submit(task::host_for([8]).discard_write(&data, access::one_to_one()).run(|ctx| ctx.data_mut::<u32>(0).fill(7)))
+        .map_err(|e| e.to_string())?;
+    let got = q.fence(&data).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != [7; 8] {
+        return Err(format!("read back {got:?}"));
+    }
+    Ok(())
+}
+
 /// The last rank's chunk of a host task sleeps far longer than the stall timeout; rank 0 then reads the whole
 /// buffer, so it awaits the sleeping rank's part.
 fn stall() -> Result<(), String> {
@@ -1724,6 +1742,16 @@ fn check_cases() -> Vec<String> {
             && stderr.contains("CELER_LOG=\"loud\"")
             && stderr.contains("error, warn, info, debug, trace"),
         "Queue::new to refuse CELER_LOG=loud, naming the variable and the accepted values",
+        &stderr,
+    );
+
+    let (status, stderr, _) = run_case("typo-env", &[("CELER_HORIZON_STEPS", "2")]);
+    check(
+        "typo-env",
+        status.success()
+            && stderr.contains("CELER_HORIZON_STEPS is set, but celer reads no variable of that name")
+            && stderr.contains("did you mean CELER_HORIZON_STEP?"),
+        "a warning naming the misspelt variable and the nearest one celer reads (the run itself goes on)",
         &stderr,
     );
 
@@ -2196,6 +2224,7 @@ fn main() -> ExitCode {
         let result = match args.get(2).map(String::as_str) {
             Some("push-constants") => push_constant_overflow(),
             Some("bad-env") => bad_env(),
+            Some("typo-env") => typo_env(),
             Some("stall") => {
                 if std::env::var_os("CELER_STALL_TIMEOUT").is_none() {
                     // Before any other thread starts, so nothing reads the environment meanwhile.
@@ -2320,6 +2349,12 @@ fn main() -> ExitCode {
             Some("settings-differ") => settings_differ(),
             Some("rank-dies") => rank_dies(),
             Some("waits-8") => waits(8),
+            Some("builds-differ") => {
+                // The last rank starts as another build of celer would (mpirun's variables say which it is).
+                let size = std::env::var("OMPI_COMM_WORLD_SIZE").ok().and_then(|v| v.parse::<usize>().ok());
+                default_env("CELER_INJECT_FAULT", &format!("other-build@{}", size.unwrap_or(1) - 1));
+                start_fails("the ranks run different builds of celer")
+            }
             Some("no-float64") => {
                 let size = std::env::var("OMPI_COMM_WORLD_SIZE").ok().and_then(|v| v.parse::<usize>().ok());
                 default_env("CELER_INJECT_FAULT", &format!("no-float64@{}", size.unwrap_or(1) - 1));

@@ -54,6 +54,9 @@ pub(crate) struct Settings {
     pub(crate) dry_run_ranks: Option<usize>,
     pub(crate) record_commands: bool,
     pub(crate) runtime: RuntimeConfig,
+    /// A warning for each `CELER_*` variable set in the environment that celer does not read (a typo), said when
+    /// the queue starts.
+    pub(crate) unknown_variables: Vec<String>,
 }
 
 impl Default for QueueBuilder {
@@ -145,7 +148,7 @@ impl QueueBuilder {
 
     /// How many horizons the program may submit ahead of the runtime before `submit` blocks (at least 1; 0 counts
     /// as 1), which bounds the memory of queued tasks and commands; `None` never blocks. `CELER_SUBMIT_AHEAD`;
-    /// default 32.
+    /// default 128.
     pub fn submit_ahead(self, horizons: Option<usize>) -> Self {
         self.choose(env::SUBMIT_AHEAD, |c| c.submit_ahead = horizons.map(|h| h.max(1)))
     }
@@ -229,7 +232,12 @@ impl QueueBuilder {
             RuntimeConfig::from_env()?;
         }
         let read_env = self.read_env;
-        self.settings_from(|name| if read_env { std::env::var(name).ok() } else { None })
+        let mut settings = self.settings_from(|name| if read_env { std::env::var(name).ok() } else { None })?;
+        if read_env {
+            let names: Vec<String> = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect();
+            settings.unknown_variables = env::unknown_variables(names.iter().map(String::as_str));
+        }
+        Ok(settings)
     }
 
     /// [`settings`](Self::settings) with the variables read through `get`.
@@ -296,7 +304,13 @@ impl QueueBuilder {
         if let Some(width) = runtime.horizon_max_parallelism {
             task_graph.horizon_max_parallelism = width;
         }
-        Ok(Settings { task_graph, dry_run_ranks: self.dry_run_ranks, record_commands: self.record_commands, runtime })
+        Ok(Settings {
+            task_graph,
+            dry_run_ranks: self.dry_run_ranks,
+            record_commands: self.record_commands,
+            runtime,
+            unknown_variables: Vec::new(),
+        })
     }
 
     /// Starts the queue (see [`Queue::new`]; in a dry run, nothing starts).

@@ -329,6 +329,11 @@ impl Queue {
     /// Starts a queue with `config` (what [`QueueBuilder::build`] does).
     pub(crate) fn start(config: Settings) -> Result<Self, Error> {
         celer_scheduler::logging::set_level(config.runtime.log_level);
+        // A typo'd variable would otherwise be ignored without a word: said whatever the logger, before anything
+        // starts (a misspelt setting is often why a start-up then fails).
+        for warning in &config.unknown_variables {
+            celer_scheduler::logging::always(log::Level::Warn, warning);
+        }
         let runtime = if config.dry_run_ranks.is_none() {
             Some(RuntimeHandle::start(config.task_graph.clone(), config.runtime.clone()).map_err(Error::Start)?)
         } else {

@@ -33,6 +33,10 @@ pub struct EnvVar {
     pub default: &'static str,
     /// What it does.
     pub effect: &'static str,
+    /// Whether every rank must be started with the same value: `Queue::new` compares these between the ranks and
+    /// fails on every rank naming each rank's value where they differ ([`RuntimeConfig::must_agree`]). The others
+    /// change only what a rank does locally and may differ.
+    pub must_agree: bool,
 }
 
 /// Every variable celer reads, in the order of the documentation's table.
@@ -42,12 +46,14 @@ pub const VARIABLES: &[EnvVar] = &[
         accepted: "error, warn, info, debug, trace",
         default: "warn",
         effect: "how much celer logs to stderr, each line as `celer[rank N] LEVEL: ...`",
+        must_agree: false,
     },
     EnvVar {
         name: HORIZON_STEP,
         accepted: "an integer from 1 to 4294967295 (a u32)",
         default: "4",
         effect: "critical-path growth between horizons (smaller: less memory, more overhead)",
+        must_agree: true,
     },
     EnvVar {
         name: HORIZON_MAX_PARALLELISM,
@@ -55,6 +61,7 @@ pub const VARIABLES: &[EnvVar] = &[
         default: "64",
         effect: "a horizon also comes once this many tasks have no successor yet (independent tasks, the graph's \
                  width), so wide graphs are pruned too (smaller: less memory, independent tasks ordered sooner)",
+        must_agree: true,
     },
     EnvVar {
         name: SUBMIT_AHEAD,
@@ -63,6 +70,7 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "how many horizons the program may submit ahead of the runtime: `submit` blocks while the runtime \
                  is further behind, until it is back to half of that, which bounds the memory of queued tasks and \
                  commands and lets the program submit in bursts that become large GPU batches (`off`: never block)",
+        must_agree: false,
     },
     EnvVar {
         name: LOOKAHEAD,
@@ -70,6 +78,7 @@ pub const VARIABLES: &[EnvVar] = &[
         default: "256",
         effect: "how many queued commands the runtime loop scans for ready ones in each step (larger: more \
                  out-of-order start, more scanning)",
+        must_agree: false,
     },
     EnvVar {
         name: OVERLAP,
@@ -78,6 +87,7 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "a kernel waiting for halo data from other ranks first runs the part of its chunk that needs none \
                  (its interior, if it has at least this many cells), so the transfer overlaps it; the rest (its \
                  border) runs when the data arrived",
+        must_agree: false,
     },
     EnvVar {
         name: STALL_TIMEOUT,
@@ -86,6 +96,7 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "with work pending and no progress for this long on every rank that waits inside the runtime (a rank \
                  whose application thread computes keeps the others waiting), every rank prints what it waits for \
                  and the run aborts",
+        must_agree: true,
     },
     EnvVar {
         name: CHECK_DIVERGENCE,
@@ -94,6 +105,7 @@ pub const VARIABLES: &[EnvVar] = &[
         effect:
             "ranks compare a hash of their submitted tasks at every horizon, epoch, fence and host task; a mismatch \
                  stops the run",
+        must_agree: true,
     },
     EnvVar {
         name: CHECK_BOUNDS,
@@ -102,24 +114,28 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "kernels run their checked variant, which records every celer_index access outside the region the \
                  accessor's range mapper declared for the chunk; the run stops on every rank naming the task, the \
                  buffer and the box of cells touched outside (slower: a debugging aid, like Celerity's debug builds)",
+        must_agree: false,
     },
     EnvVar {
         name: TRACE,
         accepted: "a file path",
         default: "unset (no trace)",
         effect: "rank 0 writes every rank's timeline there at shutdown, as Chrome trace-event JSON",
+        must_agree: true,
     },
     EnvVar {
         name: DUMP_GRAPHS,
         accepted: "a directory",
         default: "unset (no dumps)",
         effect: "at shutdown, rank 0 writes tasks.dot (every task of the run) and each rank commands-rank<N>.dot",
+        must_agree: false,
     },
     EnvVar {
         name: DEVICE,
         accepted: "a device index >= 0",
         default: "unset (first discrete GPU, spread by node-local rank)",
         effect: "picks a Vulkan device by its index in the loader's list",
+        must_agree: false,
     },
     EnvVar {
         name: DEVICES,
@@ -127,6 +143,7 @@ pub const VARIABLES: &[EnvVar] = &[
         default: "1",
         effect: "how many devices each rank drives; each is a node of the command graph of its own (the rank's chunk \
                  splits over them), from CELER_DEVICE on, or from local rank × this number",
+        must_agree: true,
     },
     EnvVar {
         name: PEER_COPIES,
@@ -135,12 +152,14 @@ pub const VARIABLES: &[EnvVar] = &[
         effect: "with CELER_DEVICES > 1, a halo between two devices of a rank that share one Vulkan device (one GPU) \
                  is copied by the GPU, the receiver's batch waiting for the sender's on the GPU; off: through host \
                  memory and MPI as between ranks (to compare; only how a transfer runs changes, not the graphs)",
+        must_agree: false,
     },
     EnvVar {
         name: PRINT_DEVICE,
         accepted: "on, off (also 1, 0, true, false, yes, no)",
         default: "off",
         effect: "logs each rank's device (at any log level)",
+        must_agree: false,
     },
     EnvVar {
         name: PIN,
@@ -150,15 +169,18 @@ pub const VARIABLES: &[EnvVar] = &[
                  (its share of them when ranks share the set) and gives the application thread the others, and pins \
                  nothing where the rank has fewer than two cores; a list gives node-local rank r the list's \
                  (r mod length)-th core",
+        must_agree: false,
     },
     EnvVar {
         name: INJECT_FAULT,
-        accepted: "device-lost@N (N an integer >= 1), or no-float64@R (R a rank)",
+        accepted: "device-lost@N (N an integer >= 1), no-float64@R or other-build@R (R a rank)",
         default: "unset (no fault)",
         effect: "for testing failure paths only: device-lost@N makes the GPU layer report VK_ERROR_DEVICE_LOST at its \
                  N-th poll with work in flight, as if the device had been lost (the run stops on every rank naming \
                  the device and the lost work); no-float64@R makes rank R's devices count as lacking shaderFloat64 \
-                 (submit refuses kernels that use f64 on every rank)",
+                 (submit refuses kernels that use f64 on every rank); other-build@R makes rank R start as another build of \
+                 celer would (every rank's start-up fails naming the builds)",
+        must_agree: false,
     },
 ];
 
@@ -274,6 +296,47 @@ pub fn disagreement(settings: &[SharedSetting], all: &[u64], ranks: usize) -> Op
     })
 }
 
+/// A warning for each of `names` (the process's environment variables) that starts with `CELER_` but is none of
+/// the [`VARIABLES`] celer reads (a typo such as `CELER_HORIZON_STEPS`, which would otherwise be ignored without a
+/// word), naming the nearest variable celer reads. Names that do not start with `CELER_` are not celer's.
+///
+/// ```
+/// let w = celer_scheduler::config::unknown_variables(["CELER_HORIZON_STEPS", "CELER_LOG", "PATH"]);
+/// assert_eq!(w.len(), 1);
+/// assert!(w[0].contains("CELER_HORIZON_STEPS") && w[0].contains("did you mean CELER_HORIZON_STEP?"), "{}", w[0]);
+/// ```
+pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for name in names {
+        if !name.starts_with("CELER_") || VARIABLES.iter().any(|v| v.name == name) {
+            continue;
+        }
+        let nearest = VARIABLES.iter().map(|v| v.name).min_by_key(|known| edit_distance(name, known));
+        warnings.push(format!(
+            "{name} is set, but celer reads no variable of that name and ignores it; did you mean {}? (docs/GUIDE.md \
+             lists every CELER_* variable)",
+            nearest.unwrap_or("one of the CELER_* variables")
+        ));
+    }
+    warnings
+}
+
+/// The Levenshtein distance between `a` and `b` (insertions, deletions and substitutions of bytes).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &x) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &y) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diagonal + usize::from(x != y));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 /// The settings the `CELER_*` variables give (see [`VARIABLES`] for what each does).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeConfig {
@@ -310,6 +373,8 @@ pub struct RuntimeConfig {
     pub inject_device_lost: Option<u64>,
     /// `CELER_INJECT_FAULT=no-float64@R`: the rank whose devices count as lacking `shaderFloat64` (testing only).
     pub inject_no_float64: Option<u64>,
+    /// `CELER_INJECT_FAULT=other-build@R`: the rank that starts with another build id (testing only).
+    pub inject_other_build: Option<u64>,
     /// `CELER_SUBMIT_AHEAD`: horizons `submit` may run ahead of the runtime before it blocks; `None` is `off`.
     pub submit_ahead: Option<usize>,
     /// `CELER_PIN`: where the runtime thread runs.
@@ -336,6 +401,7 @@ impl Default for RuntimeConfig {
             check_bounds: false,
             inject_device_lost: None,
             inject_no_float64: None,
+            inject_other_build: None,
             submit_ahead: Some(DEFAULT_SUBMIT_AHEAD),
             pin: Pinning::Auto,
         }
@@ -501,6 +567,8 @@ impl RuntimeConfig {
         if let Some(v) = get(INJECT_FAULT) {
             if let Some(rank) = v.strip_prefix("no-float64@") {
                 config.inject_no_float64 = Some(rank.parse::<u64>().map_err(|_| bad(INJECT_FAULT, &v))?);
+            } else if let Some(rank) = v.strip_prefix("other-build@") {
+                config.inject_other_build = Some(rank.parse::<u64>().map_err(|_| bad(INJECT_FAULT, &v))?);
             } else {
                 let n = v.strip_prefix("device-lost@").and_then(count).map(|n| n as u64).filter(|&n| n >= 1);
                 config.inject_device_lost = Some(n.ok_or_else(|| bad(INJECT_FAULT, &v))?);
@@ -613,6 +681,7 @@ mod tests {
         assert!(c.check_bounds);
         assert_eq!(c.inject_device_lost, Some(3));
         assert_eq!(with(&[(INJECT_FAULT, "no-float64@1")]).unwrap().inject_no_float64, Some(1));
+        assert_eq!(with(&[(INJECT_FAULT, "other-build@1")]).unwrap().inject_other_build, Some(1));
         assert_eq!(c.pin, Pinning::Cores(vec![0, 1, 2, 7]));
         assert_eq!(with(&[(PIN, "OFF")]).unwrap().pin, Pinning::Off);
         assert_eq!(with(&[(PIN, "auto")]).unwrap().pin, Pinning::Auto);
@@ -710,6 +779,18 @@ mod tests {
     }
 
     #[test]
+    fn unknown_celer_variables_are_named_with_the_nearest_known_one() {
+        let w = unknown_variables(["CELER_HORIZON_STEPS", "CELER_DEVICES", "CELER_STALLTIMEOUT", "HOME", "CELER_LOG"]);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("CELER_HORIZON_STEPS is set") && w[0].contains("did you mean CELER_HORIZON_STEP?"));
+        assert!(w[1].contains("CELER_STALLTIMEOUT") && w[1].contains("did you mean CELER_STALL_TIMEOUT?"), "{w:?}");
+        assert!(unknown_variables(VARIABLES.iter().map(|v| v.name)).is_empty(), "every known variable is known");
+        assert!(unknown_variables(["CELER_DEVICE", "CELER_DEVICES"]).is_empty());
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
     fn differing_shared_settings_name_the_variable_and_every_ranks_value() {
         let traced = with(&[(TRACE, "/tmp/t.json"), (DEVICES, "2")]).unwrap();
         let plain = with(&[]).unwrap();
@@ -732,5 +813,11 @@ mod tests {
         assert!(!msg.contains("CELER_HORIZON_STEP"), "{msg}");
         let same: Vec<u64> = (0..a.len()).flat_map(|i| [a[i].value, a[i].value]).collect();
         assert_eq!(disagreement(&a, &same, 2), None);
+        // The table's flag says which settings the start-up compares, and no other.
+        let mut compared: Vec<&str> = a.iter().map(|s| s.variable).collect();
+        let mut flagged: Vec<&str> = VARIABLES.iter().filter(|v| v.must_agree).map(|v| v.name).collect();
+        compared.sort_unstable();
+        flagged.sort_unstable();
+        assert_eq!(compared, flagged);
     }
 }

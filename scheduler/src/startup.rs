@@ -35,6 +35,24 @@ pub enum StartError {
     /// every rank's value.
     #[error("{0}")]
     SettingsDiffer(String),
+    /// The ranks run different builds of celer (another version, or a start-up exchange laid out otherwise), found
+    /// by the start-up's first, fixed-size exchange before any exchange whose layout depends on the build (a
+    /// mismatched one failed inside MPI and hung the start-up).
+    #[error(
+        "the ranks run different builds of celer: build ids range from {lowest:#018x} to {highest:#018x}, this \
+         rank's is {mine:#018x} (celer-scheduler {version}); start every rank from the same binary, or from binaries \
+         built from the same celer"
+    )]
+    BuildsDiffer {
+        /// This rank's build id ([`build_id`]).
+        mine: u64,
+        /// The lowest build id of the ranks.
+        lowest: u64,
+        /// The highest build id of the ranks.
+        highest: u64,
+        /// This rank's celer-scheduler version.
+        version: &'static str,
+    },
     /// This rank's GPU did not start: no Vulkan driver, no device with a compute queue, a bad `CELER_DEVICE`.
     #[error("rank {rank}: the GPU (device {device} of this rank) did not start: {error}")]
     Gpu {
@@ -90,6 +108,21 @@ impl Capabilities {
     }
 }
 
+/// How many capability slots follow the settings in [`agree`]'s exchange.
+const CAPABILITY_SLOTS: usize = 3;
+
+/// This build's identity, compared by [`agree`]'s first exchange: celer-scheduler's version and the layout of the
+/// exchanges that follow (`settings` shared settings, the capability slots, the divergence check's detail size), so
+/// that ranks whose exchanges would not match fail with [`StartError::BuildsDiffer`] instead of inside MPI. Below
+/// `u64::MAX`.
+pub(crate) fn build_id(settings: usize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = crate::divergence::FoldHasher::new(0x0063_656c_6572);
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    (settings, CAPABILITY_SLOTS, crate::divergence::DETAIL_TASKS).hash(&mut h);
+    h.finish().min(u64::MAX - 1)
+}
+
 /// Every rank passes what its own start-up gave, its values of the settings that must agree and what all its
 /// devices offer (`caps`); returns the start-up's result, with what every rank's devices offer,
 /// where every rank succeeded with the same settings, [`StartError::SettingsDiffer`] (on every
@@ -98,16 +131,20 @@ impl Capabilities {
 /// depends on a setting (one element-wise minimum over a duplicate of the world communicator: the lowest failed
 /// rank, then each setting's value in this rank's slot and `u64::MAX` in the others', then `float64` as 0 or 1, then
 /// the push-constant limit, then the storage-buffer limit).
+///
+/// Before it, a fixed-size exchange compares `build` ([`build_id`]; a fault injected for tests changes it) between
+/// the ranks: where it differs, [`StartError::BuildsDiffer`] on every rank.
 pub(crate) fn agree<T>(
     comm: &Communicator,
     settings: &[SharedSetting],
     mine: Result<T, StartError>,
     caps: Capabilities,
+    build: u64,
 ) -> Result<(T, Capabilities), StartError> {
     let rank = comm.rank() as usize;
     let ranks = comm.size() as usize;
     let tail = 1 + settings.len() * ranks;
-    let mut values = vec![u64::MAX; tail + 3];
+    let mut values = vec![u64::MAX; tail + CAPABILITY_SLOTS];
     if mine.is_err() {
         values[0] = rank as u64;
     }
@@ -117,17 +154,23 @@ pub(crate) fn agree<T>(
     for (i, s) in settings.iter().enumerate() {
         values[1 + i * ranks + rank] = s.value;
     }
-    let all = (|| -> Result<Vec<u64>, MpiError> {
-        let side = comm.duplicate()?;
-        let mut reduce = side.iallreduce_min(values)?;
+    let side = comm.duplicate().map_err(StartError::Mpi)?;
+    let min = |values: Vec<u64>| -> Result<Vec<u64>, StartError> {
+        let mut reduce = side.iallreduce_min(values).map_err(StartError::Mpi)?;
         loop {
-            if let Some(all) = reduce.test(comm)? {
+            if let Some(all) = reduce.test(comm).map_err(StartError::Mpi)? {
                 return Ok(all.to_vec());
             }
             std::thread::yield_now();
         }
-    })()
-    .map_err(StartError::Mpi)?;
+    };
+    // Fixed-size, whatever the build: the exchange below is laid out by the build.
+    let builds = min(vec![build, !build])?;
+    let (lowest, highest) = (builds[0], !builds[1]);
+    if lowest != highest {
+        return Err(StartError::BuildsDiffer { mine: build, lowest, highest, version: env!("CARGO_PKG_VERSION") });
+    }
+    let all = min(values)?;
     // Settings that differ come first: they are often why a rank's start-up failed (`CELER_DEVICES`).
     if let Some(message) = crate::config::disagreement(settings, &all[1..1 + settings.len() * ranks], ranks) {
         return Err(StartError::SettingsDiffer(message));

@@ -633,12 +633,12 @@ pub(super) fn run(
         gpus.as_deref().map_err(|_| ()),
         runtime.inject_no_float64 == Some(rank as u64),
     );
-    let (gpus, caps) = match crate::startup::agree(
-        &comm,
-        &runtime.must_agree(config.horizon_step, config.horizon_max_parallelism),
-        gpus,
-        caps,
-    ) {
+    let shared = runtime.must_agree(config.horizon_step, config.horizon_max_parallelism);
+    let mut build = crate::startup::build_id(shared.len());
+    if runtime.inject_other_build == Some(rank as u64) {
+        build ^= 1;
+    }
+    let (gpus, caps) = match crate::startup::agree(&comm, &shared, gpus, caps, build) {
         Ok(agreed) => agreed,
         Err(e) => {
             let _ = ready.send(Err(e));

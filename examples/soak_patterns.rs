@@ -1,0 +1,275 @@
+//! Soak of the patterns `soak` does not cover: each `--pattern` runs `--rounds N` rounds of one thing a long-running
+//! program does, sampling this process's resident memory (and the device memory the runtime holds) ten times; the
+//! run fails if resident memory grew by more than 10 % plus 4 MiB between the second sample (after warm-up) and the
+//! last, and every result it can check is checked.
+//!
+//! - `shapes`: a buffer of another size and dimensionality (1D, 2D, 3D) every round, written, read and dropped.
+//! - `kernels`: four kernels cycled, each `Kernel::wgsl` made anew every round.
+//! - `objects`: a host object and a collective group created, used and dropped every round.
+//! - `fences`: a fence every round; every second one is dropped without a wait.
+//! - `names`: every task named `format!("step {i}")`.
+//! - `reductions`: a reduction every round, its result fenced every 100 rounds.
+//! - `host`: host tasks only (a chain over one buffer), no kernel.
+//! - `flood`: kernels over 2^18 cells with no wait at all: the program submits far faster than the device runs, so
+//!   only `submit`'s back-pressure (`CELER_SUBMIT_AHEAD`) bounds what is queued. Sampled without waits.
+//!
+//! ```text
+//! mpirun -n 2 target/release/examples/soak_patterns --pattern shapes --rounds 100000
+//! ```
+
+use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
+
+celer::include_kernels!();
+
+/// This process's resident memory in bytes (Linux `/proc/self/statm`).
+fn resident_bytes() -> Result<u64, Box<dyn std::error::Error>> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = statm.split_whitespace().nth(1).ok_or("malformed /proc/self/statm")?.parse()?;
+    Ok(pages * 4096)
+}
+
+/// MiB of `bytes`, for printing.
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// Round `i` of `pattern`.
+fn round(q: &Queue, pattern: &str, i: u64, s: &mut State<'_>) -> Result<(), Box<dyn std::error::Error>> {
+    match pattern {
+        "shapes" => {
+            let n = 1 + (i as usize * 7919) % 4000;
+            match i % 3 {
+                0 => {
+                    let b = q.buffer::<f32, 1>([n]).named("shape1");
+                    q.submit(
+                        task::host_for([n])
+                            .discard_write(&b, access::one_to_one())
+                            .run(move |c| c.data_mut::<f32>(0).fill(i as f32)),
+                    )?;
+                    if i.is_multiple_of(300) {
+                        let got = q.fence(&b)?.wait()?;
+                        if got.len() != n || got.iter().any(|&v| v != i as f32) {
+                            return Err(format!("round {i}: 1D buffer of {n} read back wrong").into());
+                        }
+                    }
+                }
+                1 => {
+                    let (a, b) = (1 + n % 61, 1 + n % 61);
+                    let src = q.buffer_from(&vec![2.0f32; a * b], [a, b]).named("shape2 src");
+                    let dst = q.buffer::<f32, 2>([a, b]).named("shape2 dst");
+                    q.submit(
+                        task::parallel_for(&s.jacobi, [a, b])
+                            .read(&src, access::neighborhood([1, 1]))
+                            .discard_write(&dst, access::one_to_one())
+                            .scalar_value(a as u32)
+                            .name("jacobi"),
+                    )?;
+                    drop((src, dst));
+                }
+                _ => {
+                    let (a, b, c) = (1 + n % 13, 1 + n % 17, 1 + n % 19);
+                    let buf = q.buffer::<u32, 3>([a, b, c]).named("shape3");
+                    q.submit(
+                        task::host_for([a, b, c])
+                            .discard_write(&buf, access::one_to_one())
+                            .run(|c| c.data_mut::<u32>(0).fill(3)),
+                    )?;
+                    q.submit(task::host_for([a, b, c]).read(&buf, access::all()).run(|c| {
+                        assert!(c.data::<u32>(0).iter().all(|&v| v == 3), "3D buffer read back wrong");
+                    }))?;
+                }
+            }
+        }
+        "kernels" => {
+            let k = match i % 4 {
+                0 => Kernel::wgsl(&SQUARES_I32, "main")?,
+                1 => Kernel::wgsl(&EVENS_I32, "main")?,
+                2 => Kernel::wgsl(&ADD_I32, "main")?,
+                _ => Kernel::wgsl(&kernels::HEAT_1D, "main")?,
+            };
+            if i % 4 == 3 {
+                q.submit(
+                    task::parallel_for(&k, [256])
+                        .read(&s.fa, access::neighborhood([1]))
+                        .discard_write(&s.fb, access::one_to_one())
+                        .scalar_f32(0.1),
+                )?;
+                std::mem::swap(&mut s.fa, &mut s.fb);
+            } else {
+                let t = task::parallel_for(&k, [256]);
+                let t = if i % 4 == 2 {
+                    t.read_write(&s.ia, access::one_to_one()).scalar_i32(1)
+                } else {
+                    t.write(&s.ia, access::one_to_one())
+                };
+                q.submit(t)?;
+            }
+        }
+        "objects" => {
+            let o = q.host_object(vec![0u8; 1024]);
+            let g = q.collective_group();
+            q.submit(task::host_collective_in(&g).side_effect(&o).run(|c| {
+                c.with_object::<Vec<u8>, _>(0, |v| v[0] += 1);
+            }))?;
+            if i.is_multiple_of(500) && q.fence_object(&o)?[0] != 1 {
+                return Err(format!("round {i}: the host object saw no side effect").into());
+            }
+            drop((o, g));
+        }
+        "fences" => {
+            q.submit(
+                task::parallel_for(&s.heat, [256])
+                    .read(&s.fa, access::neighborhood([1]))
+                    .discard_write(&s.fb, access::one_to_one())
+                    .scalar_f32(0.1),
+            )?;
+            std::mem::swap(&mut s.fa, &mut s.fb);
+            let f = q.fence(&s.fa)?;
+            if i.is_multiple_of(2) {
+                let got = f.wait()?;
+                if got.iter().any(|v| (v - 1.0).abs() > 1e-5) {
+                    return Err(format!("round {i}: the constant field changed").into());
+                }
+            } else {
+                drop(f);
+            }
+        }
+        "names" => {
+            q.submit(
+                task::parallel_for(&s.heat, [256])
+                    .read(&s.fa, access::neighborhood([1]))
+                    .discard_write(&s.fb, access::one_to_one())
+                    .scalar_f32(0.1)
+                    .name(format!("step {i} of a long run with a long name")),
+            )?;
+            std::mem::swap(&mut s.fa, &mut s.fb);
+        }
+        "reductions" => {
+            q.submit(
+                task::parallel_for(&s.reduce, [256])
+                    .read(&s.data, access::one_to_one())
+                    .reduce(&s.sum, ReductionOp::Sum)
+                    .name("sum"),
+            )?;
+            if i.is_multiple_of(100) {
+                let got = q.fence(&s.sum)?.wait()?;
+                if got != [(0..256).sum::<i32>()] {
+                    return Err(format!("round {i}: the reduction gave {got:?}").into());
+                }
+            }
+        }
+        "host" => {
+            q.submit(task::host_for([256]).read_write(&s.ia, access::one_to_one()).name("inc").run(|c| {
+                c.data_mut::<i32>(0).iter_mut().for_each(|v| *v = v.wrapping_add(1));
+            }))?;
+        }
+        "flood" => {
+            q.submit(
+                task::parallel_for(&s.heat, [FLOOD_CELLS])
+                    .read(&s.big_a, access::neighborhood([1]))
+                    .discard_write(&s.big_b, access::one_to_one())
+                    .scalar_f32(0.1),
+            )?;
+            std::mem::swap(&mut s.big_a, &mut s.big_b);
+        }
+        other => return Err(format!("no pattern {other:?}").into()),
+    }
+    Ok(())
+}
+
+const FLOOD_CELLS: usize = 1 << 18;
+
+/// What the rounds share.
+struct State<'q> {
+    heat: Kernel,
+    reduce: Kernel,
+    jacobi: Kernel,
+    fa: celer::Buffer<'q, f32, 1>,
+    fb: celer::Buffer<'q, f32, 1>,
+    ia: celer::Buffer<'q, i32, 1>,
+    data: celer::Buffer<'q, i32, 1>,
+    sum: celer::Buffer<'q, i32, 1>,
+    big_a: celer::Buffer<'q, f32, 1>,
+    big_b: celer::Buffer<'q, f32, 1>,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    celer::logging::init();
+    let args = <Args as clap::Parser>::parse();
+    let q = Queue::new()?;
+    let mut s = State {
+        heat: Kernel::wgsl(&kernels::HEAT_1D, "main")?,
+        reduce: Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum")?,
+        jacobi: Kernel::wgsl(&JACOBI, "main")?,
+        fa: q.buffer_from(&[1.0f32; 256], [256]).named("fa"),
+        fb: q.buffer_from(&[1.0f32; 256], [256]).named("fb"),
+        ia: q.buffer_from(&[0i32; 256], [256]).named("ia"),
+        data: q.buffer_from(&(0..256).collect::<Vec<i32>>(), [256]).named("data"),
+        sum: q.buffer::<i32, 1>([1]).named("sum"),
+        big_a: q.buffer_from(&vec![1.0f32; FLOOD_CELLS], [FLOOD_CELLS]).named("big_a"),
+        big_b: q.buffer::<f32, 1>([FLOOD_CELLS]).named("big_b"),
+    };
+    let every = (args.rounds / 10).max(1);
+    let start = std::time::Instant::now();
+    let mut samples = Vec::new();
+    for i in 1..=args.rounds {
+        round(&q, &args.pattern, i, &mut s)?;
+        if i % every == 0 || i == args.rounds {
+            if args.pattern != "flood" {
+                q.wait();
+            }
+            let (bytes, device) = (resident_bytes()?, q.stats().map_or(0, |s| s.device_bytes));
+            samples.push(bytes);
+            println!(
+                "soak_patterns {}: rank {}: {i:>8} rounds, resident {:.1} MiB, device {:.1} MiB, live tasks {}, \
+                 {:.1} s",
+                args.pattern,
+                q.rank(),
+                mib(bytes),
+                mib(device),
+                q.live_tasks(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    q.wait();
+    if args.pattern == "host" {
+        let got = q.fence(&s.ia)?.wait()?;
+        if got.iter().any(|&v| v != args.rounds as i32) {
+            return Err(format!("host chain gave {:?}, not {}", &got[..4], args.rounds).into());
+        }
+    }
+    if args.pattern == "flood" || args.pattern == "fences" || args.pattern == "names" {
+        let got = q.fence(if args.pattern == "flood" { &s.big_a } else { &s.fa })?.wait()?;
+        if got.iter().any(|v| (v - 1.0).abs() > 1e-5) {
+            return Err("the constant field changed".into());
+        }
+    }
+    let (warm, last) = (samples[1.min(samples.len() - 1)], samples[samples.len() - 1]);
+    let limit = warm + warm / 10 + (4 << 20);
+    println!(
+        "soak_patterns {}: rank {} of {}: {} rounds in {:.1} s, resident {:.1} MiB after warm-up, {:.1} MiB at the end",
+        args.pattern,
+        q.rank(),
+        q.ranks(),
+        args.rounds,
+        start.elapsed().as_secs_f64(),
+        mib(warm),
+        mib(last)
+    );
+    if last > limit {
+        return Err(format!("rank {}: resident memory grew from {warm} to {last} bytes", q.rank()).into());
+    }
+    Ok(())
+}
+
+/// Soak of one pattern; fails if resident memory grows after warm-up.
+#[derive(clap::Parser)]
+struct Args {
+    /// shapes, kernels, objects, fences, names, reductions, host or flood.
+    #[arg(long)]
+    pattern: String,
+    /// Rounds to run.
+    #[arg(long, default_value_t = 100_000)]
+    rounds: u64,
+}
