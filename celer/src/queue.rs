@@ -57,7 +57,9 @@ use recorder::Recorder;
 /// `submit` binds a buffer to a kernel binding whose element is a scalar only when it is of the buffer's
 /// [`SCALAR`](Element::SCALAR) type and size (`Buffer<f32>` through `array<f32>`). A binding whose element is a
 /// vector or a struct (`array<vec4<f32>>`, `array<Particle>`) takes a buffer whose element has its size: a
-/// `Particle` buffer binds to `array<vec4<f32>>` (16 bytes each), an `f32` buffer does not.
+/// `Particle` buffer binds to `array<vec4<f32>>` (16 bytes each), an `f32` buffer does not. For a vector or matrix
+/// binding `SCALAR` must also be its components' type (a struct of four `u32` does not bind to
+/// `array<vec4<f32>>`); a struct binding is compared by size only.
 ///
 /// Types with invalid bit patterns cannot be elements:
 /// ```compile_fail
