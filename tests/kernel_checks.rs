@@ -486,6 +486,34 @@ impl celer::Element for Flags {
 }
 
 #[test]
+fn a_struct_binding_whose_fields_share_one_type_takes_elements_of_that_type() {
+    let q = Queue::dry_run();
+    let drift = Kernel::wgsl(&own_kernels::DRIFT, "main").expect("drift::main");
+    let p = q.buffer_from(&[Particle { pos: [1.0, 2.0, 3.0], mass: 4.0 }; 8], [8]).named("particles");
+    let out = q.buffer::<Particle, 1>([8]).named("moved");
+    q.submit(
+        task::parallel_for(&drift, [8])
+            .read(&p, access::one_to_one())
+            .discard_write(&out, access::one_to_one())
+            .scalar_f32(0.1)
+            .name("f32_bodies"),
+    )
+    .expect("f32 fields bind to struct Body { vec3<f32>, f32 }");
+    let flags = q.buffer_from(&[Flags([1, 2, 3, 4]); 8], [8]).named("flags");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&drift, [8])
+                .read(&flags, access::one_to_one())
+                .discard_write(&out, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("u32_bodies"),
+        ),
+        "u32_bodies",
+    );
+    assert_has(&msg, &["`inp` (@binding(0)) as array<Body>", "buffer B2 \"flags\" of 16-byte elements (of u32)"]);
+}
+
+#[test]
 fn a_discard_write_or_a_reduction_on_a_binding_the_kernel_never_writes_is_refused() {
     let q = Queue::dry_run();
     let only_a = Kernel::wgsl(&own_kernels::TWO_OUT, "only_a").expect("two_out::only_a");

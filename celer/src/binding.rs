@@ -7,8 +7,8 @@
 //! 1. the binding count (`KernelBindings`);
 //! 2. names: all bindings named or none, each name declared once (`KernelNaming`, `UnknownKernelName`); named
 //!    bindings are reordered by binding number, accessors before reductions;
-//! 3. per binding: the buffer's element type against the binding's (its scalar type, for a vector or matrix
-//!    element its components' type and its size, for a struct element its size: `KernelElementType`), a read
+//! 3. per binding: the buffer's element type against the binding's (its size, and the scalar type the element is
+//!    made of unless it is a struct mixing types: `KernelElementType`), a read
 //!    access where the entry point writes (`KernelWritesReadAccess`), a writing access or a reduction through a
 //!    `var<storage, read>` binding (`KernelReadOnlyBinding`), a `discard_write` or a reduction on a binding the
 //!    entry point never writes (`KernelNeverWrites`);
@@ -226,10 +226,9 @@ pub(crate) fn check_kernel(
         // Formatted only for an error: the checks of a valid task allocate nothing.
         let role =
             || if i < accessors { format!("accessor {i}, {mode}") } else { format!("reduction {}", i - accessors) };
-        // A scalar binding takes buffers of its scalar type, a vector or matrix binding elements of its size whose
-        // scalar type is its components', a struct binding elements of its size.
-        let element_fits =
-            component_type(desc).is_none_or(|t| t == meta.element) && desc.element_size == meta.element_size;
+        // A binding takes elements of its size whose scalar type is the one its element is made of (a scalar's, a
+        // vector's components', a struct's fields' where they share one); a struct mixing types, of its size only.
+        let element_fits = desc.component.is_none_or(|t| t == meta.element) && desc.element_size == meta.element_size;
         if !element_fits {
             return Err(Box::new(TaskErrorKind::KernelElementType {
                 kernel: kernel(),
@@ -297,30 +296,6 @@ pub(crate) fn check_kernel(
         }
     }
     push_layout(kernel, ep.push_constants, ep.push_constant_bytes, 1 + given, scalars)
-}
-
-/// The scalar type of a binding's element, or of its components for a vector or matrix element (`vec4<f32>` →
-/// `f32`, from the WGSL spelling the build recorded); `None` for structs and arrays.
-fn component_type(desc: &BindingDesc) -> Option<ScalarType> {
-    if desc.scalar.is_some() {
-        return desc.scalar;
-    }
-    let e = desc.element;
-    if !(e.starts_with("vec") || e.starts_with("mat")) {
-        return None;
-    }
-    let inner = e.split_once('<')?.1.strip_suffix('>')?;
-    [
-        ScalarType::F16,
-        ScalarType::F32,
-        ScalarType::F64,
-        ScalarType::I32,
-        ScalarType::U32,
-        ScalarType::I64,
-        ScalarType::U64,
-    ]
-    .into_iter()
-    .find(|t| t.name() == inner)
 }
 
 /// The task's built-in reductions (`Sum`, `Min`, `Max`; not `reduce_with`'s), each with the binding it is bound to
