@@ -461,6 +461,88 @@ fn a_vector_binding_takes_elements_of_its_size_and_refuses_others() {
         "vectors_as_floats",
     );
     assert_has(&msg, &["`src` (@binding(0)) as array<f32>", "buffer B0 \"particles\" of 16-byte elements (of f32)"]);
+    // 16-byte elements of u32 through array<vec4<f32>>: the size fits, the components' type does not (the kernel
+    // would read the integers' bits as floats).
+    let ints = q.buffer_from(&[Flags([1, 2, 3, 4]); 8], [8]).named("flags");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&scale, [8])
+                .read(&ints, access::one_to_one())
+                .discard_write(&out, access::one_to_one())
+                .name("ints_as_floats"),
+        ),
+        "ints_as_floats",
+    );
+    assert_has(&msg, &["`inp` (@binding(0)) as array<vec4<f32>>", "buffer B4 \"flags\" of 16-byte elements (of u32)"]);
+}
+
+/// A buffer element of 16 bytes made of four u32.
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Flags([u32; 4]);
+
+impl celer::Element for Flags {
+    const SCALAR: celer::kernels::ScalarType = celer::kernels::ScalarType::U32;
+}
+
+#[test]
+fn a_struct_binding_whose_fields_share_one_type_takes_elements_of_that_type() {
+    let q = Queue::dry_run();
+    let drift = Kernel::wgsl(&own_kernels::DRIFT, "main").expect("drift::main");
+    let p = q.buffer_from(&[Particle { pos: [1.0, 2.0, 3.0], mass: 4.0 }; 8], [8]).named("particles");
+    let out = q.buffer::<Particle, 1>([8]).named("moved");
+    q.submit(
+        task::parallel_for(&drift, [8])
+            .read(&p, access::one_to_one())
+            .discard_write(&out, access::one_to_one())
+            .scalar_f32(0.1)
+            .name("f32_bodies"),
+    )
+    .expect("f32 fields bind to struct Body { vec3<f32>, f32 }");
+    let flags = q.buffer_from(&[Flags([1, 2, 3, 4]); 8], [8]).named("flags");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&drift, [8])
+                .read(&flags, access::one_to_one())
+                .discard_write(&out, access::one_to_one())
+                .scalar_f32(0.1)
+                .name("u32_bodies"),
+        ),
+        "u32_bodies",
+    );
+    assert_has(&msg, &["`inp` (@binding(0)) as array<Body>", "buffer B2 \"flags\" of 16-byte elements (of u32)"]);
+}
+
+#[test]
+fn a_discard_write_or_a_reduction_on_a_binding_the_kernel_never_writes_is_refused() {
+    let q = Queue::dry_run();
+    let only_a = Kernel::wgsl(&own_kernels::TWO_OUT, "only_a").expect("two_out::only_a");
+    let both = Kernel::wgsl(&own_kernels::TWO_OUT, "both").expect("two_out::both");
+    let src = q.buffer_from(&[1.0f32; 16], [16]).named("src");
+    let a = q.buffer::<f32, 1>([16]).named("a");
+    let b = q.buffer::<f32, 1>([16]).named("b");
+    let t = |k: &Kernel| {
+        task::parallel_for(k, [16]).read(&src, access::one_to_one()).discard_write(&a, access::one_to_one())
+    };
+    q.submit(t(&both).discard_write(&b, access::one_to_one()).name("writes_both")).expect("both writes a and b");
+    // Accesses that keep the old contents of the cells the kernel does not store are fine.
+    q.submit(t(&only_a).write(&b, access::one_to_one()).name("keeps_b")).expect("write keeps b");
+    q.submit(t(&only_a).read(&b, access::one_to_one()).name("reads_b")).expect("b only read");
+    let msg = message(q.submit(t(&only_a).discard_write(&b, access::one_to_one()).name("forgets_b")), "forgets_b");
+    assert_has(
+        &msg,
+        &[
+            "kernel two_out::only_a never writes `b` (@binding(2)), but the task binds buffer B2 \"b\" there with \
+             discard_write access",
+            "were two accessors given in the wrong order?",
+        ],
+    );
+    let total = q.buffer::<f32, 1>([1]).named("total");
+    let msg = message(q.submit(t(&only_a).reduce(&total, ReductionOp::Sum).name("sums_nothing")), "sums_nothing");
+    assert_has(
+        &msg,
+        &["never writes `b` (@binding(2)), but the task binds buffer B3 \"total\" there with reduction access"],
+    );
 }
 
 #[test]

@@ -7,10 +7,11 @@
 //! 1. the binding count (`KernelBindings`);
 //! 2. names: all bindings named or none, each name declared once (`KernelNaming`, `UnknownKernelName`); named
 //!    bindings are reordered by binding number, accessors before reductions;
-//! 3. per binding: the buffer's element type against the binding's (its scalar type, or for a vector or struct
-//!    element its size: `KernelElementType`), a read access where the
-//!    entry point writes (`KernelWritesReadAccess`), a writing access or a reduction through a
-//!    `var<storage, read>` binding (`KernelReadOnlyBinding`);
+//! 3. per binding: the buffer's element type against the binding's (its size, and the scalar type the element is
+//!    made of unless it is a struct mixing types: `KernelElementType`), a read
+//!    access where the entry point writes (`KernelWritesReadAccess`), a writing access or a reduction through a
+//!    `var<storage, read>` binding (`KernelReadOnlyBinding`), a `discard_write` or a reduction on a binding the
+//!    entry point never writes (`KernelNeverWrites`);
 //! 4. per reduction, the prelude block reductions the kernel stores into its binding: the same operation
 //!    (`KernelReductionOp`) and the binding's type (`KernelReductionType`);
 //! 5. the kernel's dimensionality (the `celer_item_Nd` it calls) against the task's (`KernelDimensions`);
@@ -20,7 +21,9 @@
 use celer_scheduler::exec::shaders::{
     BindingDesc, BlockReductionDesc, EntryPointDesc, KernelSource, PushMemberDesc, ScalarType, StorageAccess,
 };
-use celer_scheduler::graph::{BufferId, ReductionOp, ReductionSpec, ResourceIdent, TaskErrorKind, TaskSpec};
+use celer_scheduler::graph::{
+    AccessMode, BufferId, ReductionOp, ReductionSpec, ResourceIdent, TaskErrorKind, TaskSpec,
+};
 use celer_scheduler::runtime::{CustomReduction, ScalarKind};
 
 use smallvec::SmallVec;
@@ -209,17 +212,23 @@ pub(crate) fn check_kernel(
     }
     bind_by_name(source, kernel, task)?;
     let bindings = source.bindings();
-    let access_modes = task.spec.accesses.iter().map(|a| (a.buffer, a.mode.name(), a.mode.produces()));
-    let reduction_modes = task.spec.reductions.iter().map(|r| (r.buffer, "reduction", true));
+    // (buffer, mode, whether the task writes it, whether cells the kernel does not store end up undefined)
+    let access_modes = task
+        .spec
+        .accesses
+        .iter()
+        .map(|a| (a.buffer, a.mode.name(), a.mode.produces(), a.mode == AccessMode::DiscardWrite));
+    let reduction_modes = task.spec.reductions.iter().map(|r| (r.buffer, "reduction", true, true));
     let metas = task.accessors.iter().chain(&task.reductions);
-    for (i, (((id, mode, writes), meta), desc)) in
+    for (i, (((id, mode, writes, discards), meta), desc)) in
         access_modes.chain(reduction_modes).zip(metas).zip(bindings).enumerate()
     {
         // Formatted only for an error: the checks of a valid task allocate nothing.
         let role =
             || if i < accessors { format!("accessor {i}, {mode}") } else { format!("reduction {}", i - accessors) };
-        // A scalar binding takes buffers of its scalar type; a vector or struct binding, elements of its size.
-        let element_fits = desc.scalar.is_none_or(|t| t == meta.element) && desc.element_size == meta.element_size;
+        // A binding takes elements of its size whose scalar type is the one its element is made of (a scalar's, a
+        // vector's components', a struct's fields' where they share one); a struct mixing types, of its size only.
+        let element_fits = desc.component.is_none_or(|t| t == meta.element) && desc.element_size == meta.element_size;
         if !element_fits {
             return Err(Box::new(TaskErrorKind::KernelElementType {
                 kernel: kernel(),
@@ -251,6 +260,26 @@ pub(crate) fn check_kernel(
                 number: desc.binding,
                 buffer: buffer(id),
                 mode,
+            }));
+        }
+        if discards && !ep.writes.contains(&desc.binding) {
+            return Err(Box::new(TaskErrorKind::KernelNeverWrites {
+                kernel: kernel(),
+                binding: desc.name.into(),
+                number: desc.binding,
+                buffer: buffer(id),
+                mode,
+                outcome: if i < accessors {
+                    "the cells it maps would hold whatever the allocation held (they change with the number of ranks \
+                     and devices)"
+                } else {
+                    "the reduction would give its identity whatever the data"
+                },
+                hint: if i < accessors {
+                    "give the access read or write (which keep the old contents)"
+                } else {
+                    "reduce into a binding the kernel writes"
+                },
             }));
         }
     }

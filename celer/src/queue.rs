@@ -57,7 +57,10 @@ use recorder::Recorder;
 /// `submit` binds a buffer to a kernel binding whose element is a scalar only when it is of the buffer's
 /// [`SCALAR`](Element::SCALAR) type and size (`Buffer<f32>` through `array<f32>`). A binding whose element is a
 /// vector or a struct (`array<vec4<f32>>`, `array<Particle>`) takes a buffer whose element has its size: a
-/// `Particle` buffer binds to `array<vec4<f32>>` (16 bytes each), an `f32` buffer does not.
+/// `Particle` buffer binds to `array<vec4<f32>>` (16 bytes each), an `f32` buffer does not. `SCALAR` must also be the one
+/// scalar type the binding's element is made of: a vector's or matrix's components', or the type every field of a
+/// WGSL struct shares (a struct of four `u32` binds neither to `array<vec4<f32>>` nor to an `array<Body>` of
+/// `f32` fields); a WGSL struct mixing types is compared by size only.
 ///
 /// Types with invalid bit patterns cannot be elements:
 /// ```compile_fail

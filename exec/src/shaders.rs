@@ -112,6 +112,10 @@ pub struct BindingDesc {
     pub scalar: Option<ScalarType>,
     /// Bytes from one element to the next (the array's stride).
     pub element_size: u32,
+    /// The one scalar type the element is made of: the scalar's, a vector's or matrix's components'
+    /// (`vec4<f32>` → `f32`), or the type every field of a struct shares, through nested structs and arrays
+    /// (`struct Body { pos: vec3<f32>, mass: f32 }` → `f32`); `None` for a struct mixing types.
+    pub component: Option<ScalarType>,
     /// Its declared access.
     pub access: StorageAccess,
 }

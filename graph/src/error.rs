@@ -224,6 +224,28 @@ pub enum TaskErrorKind {
         /// The task's access mode (`discard_write`, `reduction`, ...).
         mode: &'static str,
     },
+    /// A `discard_write` accessor or a reduction bound where the entry point never writes.
+    #[error(
+        "kernel {kernel} never writes `{binding}` (@binding({number})), but the task binds {buffer} there with \
+         {mode} access, so {outcome}: bind the buffer the kernel writes there (were two accessors given in the \
+         wrong order?), {hint}, or write the binding in the kernel"
+    )]
+    KernelNeverWrites {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The task's access mode (`discard_write` or `reduction`).
+        mode: &'static str,
+        /// What the buffer would hold after the task.
+        outcome: &'static str,
+        /// The other way out for this mode.
+        hint: &'static str,
+    },
     /// A buffer the task only reads bound where the kernel writes.
     #[error(
         "kernel {kernel} writes `{binding}` (@binding({number})), but the task binds {buffer} there with read \

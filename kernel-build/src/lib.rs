@@ -325,6 +325,9 @@ pub struct Binding {
     pub scalar: Option<&'static str>,
     /// Bytes per element (the array's stride).
     pub element_size: u32,
+    /// The one scalar type the element is made of: the scalar's, a vector's or matrix's components', or the type
+    /// every field of a struct shares (through nested structs and arrays); `None` for a struct mixing types.
+    pub component: Option<&'static str>,
     /// Whether it is declared `read_write` (else `read`).
     pub read_write: bool,
 }
@@ -514,6 +517,22 @@ fn scalar_name(s: naga::Scalar) -> Option<&'static str> {
     })
 }
 
+/// The one scalar type `ty` is made of (see [`Binding::component`]), or `None` where its parts differ.
+fn component_scalar(module: &naga::Module, ty: Handle<naga::Type>) -> Option<naga::Scalar> {
+    use naga::TypeInner;
+    match module.types[ty].inner {
+        TypeInner::Scalar(s) | TypeInner::Atomic(s) => Some(s),
+        TypeInner::Vector { scalar, .. } | TypeInner::Matrix { scalar, .. } => Some(scalar),
+        TypeInner::Array { base, .. } => component_scalar(module, base),
+        TypeInner::Struct { ref members, .. } => {
+            let mut parts = members.iter().map(|m| component_scalar(module, m.ty));
+            let first = parts.next()??;
+            parts.all(|p| p == Some(first)).then_some(first)
+        }
+        _ => None,
+    }
+}
+
 /// Reflects a validated module (kernel text with the prelude appended): its bindings and entry points.
 ///
 /// # Errors
@@ -568,6 +587,7 @@ pub fn reflect_with_params(
             element: module.types.type_to_string(element),
             scalar,
             element_size,
+            component: component_scalar(module, element).and_then(scalar_name),
             read_write: access.contains(naga::StorageAccess::STORE),
         });
     }
@@ -756,12 +776,13 @@ fn render_bindings(r: &Reflection, types: &str) -> String {
         let _ = write!(
             out,
             "{types}::BindingDesc {{ binding: {}, name: {:?}, element: {:?}, scalar: {}, element_size: {}, \
-             access: {types}::StorageAccess::{access} }}, ",
+             component: {}, access: {types}::StorageAccess::{access} }}, ",
             b.binding,
             b.name,
             b.element,
             render_scalar(b.scalar, types),
-            b.element_size
+            b.element_size,
+            render_scalar(b.component, types),
         );
     }
     out

@@ -355,6 +355,42 @@ fn reflection_refuses_bindings_that_are_not_runtime_sized_arrays() {
     .expect("a runtime-sized array of vectors binds");
 }
 
+#[test]
+fn reflection_records_the_one_scalar_type_a_bindings_element_is_made_of() {
+    let r = reflection(
+        "struct Body { pos: vec3<f32>, mass: f32 }
+        struct Nested { b: Body, w: array<f32, 2> }
+        struct Tagged { pos: vec3<f32>, id: u32 }
+        @group(0) @binding(0) var<storage, read> a: array<u32>;
+        @group(0) @binding(1) var<storage, read> b: array<vec4<i32>>;
+        @group(0) @binding(2) var<storage, read> c: array<mat2x2<f32>>;
+        @group(0) @binding(3) var<storage, read> d: array<Body>;
+        @group(0) @binding(4) var<storage, read> e: array<Nested>;
+        @group(0) @binding(5) var<storage, read_write> f: array<Tagged>;
+        @group(0) @binding(6) var<storage, read_write> g: array<atomic<i32>>;
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+            f[gid.x] = Tagged(d[gid.x].pos + e[0].b.pos + c[0][0].xyx + vec3<f32>(b[0].xyz) , a[0]);
+            atomicAdd(&g[0], 1);
+        }",
+    )
+    .unwrap();
+    let components: Vec<_> = r.bindings.iter().map(|b| (b.name.as_str(), b.component)).collect();
+    assert_eq!(
+        components,
+        [
+            ("a", Some("u32")),
+            ("b", Some("i32")),
+            ("c", Some("f32")),
+            ("d", Some("f32")),
+            ("e", Some("f32")),
+            ("f", None),
+            ("g", Some("i32")),
+        ]
+    );
+    let rendered = render_bindings(&r, "t");
+    assert!(rendered.contains("element_size: 16, component: Some(t::ScalarType::I32)"), "{rendered}");
+}
+
 /// A kernel text (without prelude) with `n` read bindings besides `out`, whose parameter block holds the chunk, a
 /// box per binding and `scalars` f32 words; `main` sums the inputs, scaled by the scalars' sum.
 fn wide_kernel(n: usize, scalars: usize) -> String {
