@@ -44,7 +44,7 @@ pub enum StartError {
          built from the same celer"
     )]
     BuildsDiffer {
-        /// This rank's build id ([`build_id`]).
+        /// This rank's build id: celer-scheduler's version and the layout of the start-up exchanges, hashed.
         mine: u64,
         /// The lowest build id of the ranks.
         lowest: u64,
