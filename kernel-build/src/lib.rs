@@ -25,7 +25,9 @@
 //! entry point. An entry point of a task kernel that calls none of them and never reads the chunk's offset (it
 //! indexes with the raw `global_invocation_id`, so its results change with the number of ranks) gets a cargo
 //! warning naming the file and the entry point ([`without_chunk_offset`]), unless the file names it in a line
-//! `// celer-kernel-build: raw ids: NAME` ([`raw_ids_allowed`]).
+//! `// celer-kernel-build: raw ids: NAME` ([`raw_ids_allowed`]); so does one that takes its items from
+//! `celer_item_Nd` but never skips those past the chunk's end ([`without_chunk_guard`]; `// celer-kernel-build:
+//! unguarded: NAME`).
 //!
 //! A parameter block (`var<immediate>`) of more than 128 bytes ([`MAX_PUSH_CONSTANT_BYTES`], what every Vulkan
 //! device takes as push constants; 5 bindings and more) becomes a read-only storage buffer at `@group(0)
@@ -247,10 +249,17 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     }
     let bindings = render_bindings(&reflection, types);
     let allowed = raw_ids_allowed(&own);
+    let unguarded = unguarded_allowed(&own);
     let warnings = without_chunk_offset(&module, params)
         .into_iter()
         .filter(|e| !allowed.contains(&e.as_str()))
         .map(|e| chunk_offset_warning(shown, &e))
+        .chain(
+            without_chunk_guard(&module, params)
+                .into_iter()
+                .filter(|e| !unguarded.contains(&e.as_str()))
+                .map(|e| chunk_guard_warning(shown, &e)),
+        )
         .collect();
     // The preludes first: naga wants a function defined before its callers, and the kernel's functions will call
     // celer_index_checked.
@@ -1011,6 +1020,104 @@ pub fn without_chunk_offset(module: &naga::Module, params_binding: Option<u32>) 
     out
 }
 
+/// The `@compute` entry points of `module` that take their items from the prelude's `celer_item_1d/2d/3d` (directly
+/// or through the kernel's own functions) but never skip the items outside the chunk: neither they nor the
+/// functions they call call `celer_contains` or read the chunk's extent (`pc.chunk.range0..2`; or the `range0..2`
+/// of a `CelerBox` parameter of the kernel's own functions). Workgroups round the chunk up, so the last ones run
+/// items past its end: such a kernel writes cells of other chunks (another rank's or device's, or outside the
+/// buffer), and its results change with the split. `params_binding` is as for [`reflect_with_params`].
+///
+/// [`compile_dir`] prints a cargo warning for each, unless the kernel file names it in a line
+/// `// celer-kernel-build: unguarded: NAME, NAME` ([`unguarded_allowed`]): a kernel may guard by hand (against a
+/// scalar it is given), or know that its index spaces are multiples of its workgroup size.
+///
+/// # Examples
+/// ```
+/// let wgsl = format!(
+///     "struct Params {{ chunk: CelerBox, out: CelerBox }}\n\
+///      var<immediate> pc: Params;\n\
+///      @group(0) @binding(0) var<storage, read_write> out: array<u32>;\n\
+///      @compute @workgroup_size(64) fn open(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+///          let i = celer_item_1d(pc.chunk, gid); out[celer_index(pc.out, i)] = i.x; }}\n\
+///      @compute @workgroup_size(64) fn guarded(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+///          let i = celer_item_1d(pc.chunk, gid);\n\
+///          if (celer_contains(pc.chunk, i)) {{ out[celer_index(pc.out, i)] = i.x; }} }}\n{}",
+///     celer_kernel_build::PRELUDE
+/// );
+/// let module = naga::front::wgsl::parse_str(&wgsl).unwrap();
+/// assert_eq!(celer_kernel_build::without_chunk_guard(&module, None), ["open"]);
+/// ```
+pub fn without_chunk_guard(module: &naga::Module, params_binding: Option<u32>) -> Vec<String> {
+    let is_box = |ty: Handle<naga::Type>| module.types[ty].name.as_deref() == Some("CelerBox");
+    // The chunk: member 0 of the parameter block.
+    let is_chunk = |f: &Function, e: Handle<Expression>| match f.expressions[e] {
+        Expression::AccessIndex { base, index: 0 } => matches!(f.expressions[base],
+            Expression::GlobalVariable(g) if is_params_block(&module.global_variables[g], params_binding)),
+        _ => false,
+    };
+    // Whether `f` reads an extent of the chunk, or of a CelerBox parameter of its own.
+    let reads_range = |f: &Function| {
+        f.expressions.iter().any(|(_, e)| match *e {
+            Expression::AccessIndex { base, index: 3..=5 } => {
+                is_chunk(f, base)
+                    || matches!(f.expressions[base], Expression::FunctionArgument(k) if is_box(f.arguments[k as usize].ty))
+            }
+            _ => false,
+        })
+    };
+    let mut out = Vec::new();
+    for ep in module.entry_points.iter().filter(|ep| ep.stage == naga::ShaderStage::Compute) {
+        let (mut items, mut guarded) = (false, reads_range(&ep.function));
+        for h in reachable_functions(module, &ep.function) {
+            let f = &module.functions[h];
+            match f.name.as_deref() {
+                Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d") => items = true,
+                Some("celer_contains") => guarded = true,
+                // The prelude's other functions read boxes of all kinds (celer_index: an allocation's extent).
+                Some(n) if n.starts_with("celer_") => {}
+                _ => guarded |= reads_range(f),
+            }
+        }
+        if items && !guarded {
+            out.push(ep.name.clone());
+        }
+    }
+    out
+}
+
+/// The entry points a kernel file's own text (`own`) says skip the items outside the chunk by other means, in lines
+/// `// celer-kernel-build: unguarded: NAME, NAME`: [`compile_dir`] does not warn about them
+/// ([`without_chunk_guard`]).
+///
+/// # Examples
+/// ```
+/// let own = "// celer-kernel-build: unguarded: fill\n@compute @workgroup_size(64) fn fill() {}";
+/// assert_eq!(celer_kernel_build::unguarded_allowed(own), ["fill"]);
+/// ```
+pub fn unguarded_allowed(own: &str) -> Vec<&str> {
+    directive(own, "// celer-kernel-build: unguarded:")
+}
+
+/// The names listed after `prefix` in lines of `own` (separated by commas or spaces).
+fn directive<'a>(own: &'a str, prefix: &str) -> Vec<&'a str> {
+    own.lines()
+        .filter_map(|l| l.trim().strip_prefix(prefix))
+        .flat_map(|rest| rest.split([',', ' ']).filter(|n| !n.is_empty()))
+        .collect()
+}
+
+/// The warning for entry point `entry` of the kernel file `shown` that [`without_chunk_guard`] finds, one line (a
+/// cargo warning).
+fn chunk_guard_warning(shown: &str, entry: &str) -> String {
+    format!(
+        "{shown}: entry point `{entry}` takes its items from celer_item_Nd but never skips those outside the chunk \
+         (no celer_contains(pc.chunk, item), no read of pc.chunk.range0..2): workgroups round the chunk up, so its \
+         last ones write cells of other chunks (another rank's or device's) and its results change with the split \
+         (CELER_CHECK_BOUNDS=on reports it); add `if (!celer_contains(pc.chunk, item)) {{ return; }}` (or, if it \
+         guards otherwise, say so in a line `// celer-kernel-build: unguarded: {entry}`)"
+    )
+}
+
 /// The entry points a kernel file's own text (`own`, without the prelude) says use the raw `global_invocation_id`
 /// on purpose, in lines `// celer-kernel-build: raw ids: NAME, NAME` (names separated by commas or spaces):
 /// [`compile_dir`] does not warn about them ([`without_chunk_offset`]).
@@ -1021,10 +1128,7 @@ pub fn without_chunk_offset(module: &naga::Module, params_binding: Option<u32>) 
 /// assert_eq!(celer_kernel_build::raw_ids_allowed(own), ["pack", "unpack"]);
 /// ```
 pub fn raw_ids_allowed(own: &str) -> Vec<&str> {
-    own.lines()
-        .filter_map(|l| l.trim().strip_prefix("// celer-kernel-build: raw ids:"))
-        .flat_map(|rest| rest.split([',', ' ']).filter(|n| !n.is_empty()))
-        .collect()
+    directive(own, "// celer-kernel-build: raw ids:")
 }
 
 /// The warning for entry point `entry` of the kernel file `shown` that [`without_chunk_offset`] finds, one line (a

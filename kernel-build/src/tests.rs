@@ -523,6 +523,56 @@ fn an_error_inside_the_prelude_points_at_a_name_of_the_kernel_that_shadows_it() 
 }
 
 #[test]
+fn an_entry_point_that_never_skips_items_past_the_chunk_is_warned_about() {
+    let dir = std::env::temp_dir().join(format!("celer_kb_guard_{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("guard.wgsl");
+    // `open` writes every item of the rounded-up workgroups; `guarded` calls celer_contains, `by_range` compares
+    // with the chunk's extent, `in_helper` guards in a function of its own taking the chunk; `quiet` is open but
+    // named in the file's unguarded line; `raw` takes no items from celer_item_Nd (the raw-ids warning's business).
+    let text = format!(
+        "{HEADER}
+        fn inside(c: CelerBox, i: vec3<u32>) -> bool {{ return i.x - c.offset0 < c.range0; }}
+        @compute @workgroup_size(64) fn open(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)];
+        }}
+        @compute @workgroup_size(64) fn guarded(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            if (celer_contains(pc.chunk, item)) {{ dst[celer_index(pc.dst, item)] = 1.0; }}
+        }}
+        @compute @workgroup_size(64) fn by_range(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            if (gid.x < pc.chunk.range0) {{ dst[celer_index(pc.dst, item)] = 2.0; }}
+        }}
+        @compute @workgroup_size(64) fn in_helper(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            if (inside(pc.chunk, item)) {{ dst[celer_index(pc.dst, item)] = 3.0; }}
+        }}
+        // celer-kernel-build: unguarded: quiet
+        @compute @workgroup_size(64) fn quiet(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            dst[celer_index(pc.dst, celer_item_1d(pc.chunk, gid))] = 4.0;
+        }}
+        // celer-kernel-build: raw ids: raw
+        @compute @workgroup_size(64) fn raw(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            dst[gid.x] = 5.0;
+        }}
+        "
+    );
+    fs::write(&path, &text).expect("writes");
+    let result = compile(&path, "kernels/guard.wgsl", &dir, &Options::default());
+    let _ = fs::remove_dir_all(&dir);
+    let (_, warnings) = result.expect("a warning, not an error");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let w = &warnings[0];
+    assert!(w.starts_with("kernels/guard.wgsl: entry point `open` takes its items from celer_item_Nd"), "{w}");
+    assert!(w.contains("celer_contains(pc.chunk, item)") && w.contains("unguarded: open") && !w.contains('\n'), "{w}");
+    let module = naga::front::wgsl::parse_str(&format!("{text}\n{PRELUDE}")).expect("parses");
+    assert_eq!(without_chunk_guard(&module, None), ["open", "quiet"]);
+    assert_eq!(unguarded_allowed(&text), ["quiet"]);
+}
+
+#[test]
 fn an_entry_point_indexing_with_the_raw_global_id_is_warned_about_naming_file_and_entry_point() {
     let dir = std::env::temp_dir().join(format!("celer_kb_raw_ids_{}", std::process::id()));
     fs::create_dir_all(&dir).expect("temp dir");
@@ -545,8 +595,9 @@ fn an_entry_point_indexing_with_the_raw_global_id_is_warned_about_naming_file_an
             dst[i] = src[i];
         }}
         @compute @workgroup_size(64) fn item(@builtin(global_invocation_id) gid: vec3<u32>) {{
-            let i = celer_index(pc.dst, celer_item_1d(pc.chunk, gid));
-            dst[i] = 1.0;
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) {{ return; }}
+            dst[celer_index(pc.dst, item)] = 1.0;
         }}
         // celer-kernel-build: raw ids: quiet
         @compute @workgroup_size(64) fn quiet(@builtin(global_invocation_id) gid: vec3<u32>) {{
