@@ -8,7 +8,8 @@
 //! inputs while a slow host task holds up the horizons they depend on (they must not wait for it). Each program is compared
 //! with a serial loop in plain Rust. Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices
 //! per rank, `--horizon-step N` for a horizon every N steps of the critical path (1: after every task; `./x test` runs
-//! 1 and 2) and `--case NAME` for one program.
+//! 1 and 2), `--submit-ahead N` (CELER_SUBMIT_AHEAD), `--slow-steps N` for `slow_host`'s kernels (16) and
+//! `--case NAME` for one program.
 
 use std::process::ExitCode;
 
@@ -640,7 +641,7 @@ fn slow_host(q: &Queue, ks: &Ks) -> Result<(), String> {
         *took.lock().unwrap() = Some(t0.elapsed());
     }))
     .map_err(e)?;
-    for s in 0..16 {
+    for s in 0..slow_steps() {
         ks.axpy(q, false, [&c, &one, &c], &x, s, (0, n))?;
         serial::axpy(false, &ch, 1, &ch, &mut xh, s, (0, n));
     }
@@ -656,6 +657,12 @@ fn slow_host(q: &Queue, ks: &Ks) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// `slow_host`'s kernels: `--slow-steps N`, or 16.
+fn slow_steps() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == "--slow-steps").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(16)
 }
 
 type Case = fn(&Queue, &Ks) -> Result<(), String>;
@@ -698,6 +705,10 @@ fn main() -> ExitCode {
     // `--horizon-step N`: a horizon every N steps of the critical path (CELER_HORIZON_STEP; 1: after every task).
     if let Some(n) = args.iter().position(|a| a == "--horizon-step").and_then(|i| args.get(i + 1)) {
         std::env::set_var("CELER_HORIZON_STEP", n);
+    }
+    // `--submit-ahead N`: how many horizons the program may run ahead of the runtime (CELER_SUBMIT_AHEAD).
+    if let Some(n) = args.iter().position(|a| a == "--submit-ahead").and_then(|i| args.get(i + 1)) {
+        std::env::set_var("CELER_SUBMIT_AHEAD", n);
     }
     celer::logging::init();
     common::run_on_every_rank("e2e_horizons", "programs around horizons verified against serial loops", run)

@@ -747,6 +747,11 @@ impl<'c> RankLoop<'c> {
     /// queue, so dependent kernels go to the GPU back to back instead of one round trip each. A horizon whose
     /// dependencies are all complete or queued that way counts as queued too. Everything else waits for its
     /// dependencies to complete.
+    ///
+    /// The window holds `lookahead` commands besides waiting horizons: a slow host task holds up every horizon
+    /// after it, and commands behind them whose edges on those horizons are settled (see
+    /// `CommandDependency::settled_by`) must still be looked at; the application's `submit_ahead` bounds how many
+    /// horizons wait.
     // Out of line (called at most once a step): a profile (callgrind) then reports each phase of `step` apart.
     #[inline(never)]
     fn start_ready(&mut self) -> Result<bool, RuntimeError> {
@@ -754,8 +759,8 @@ impl<'c> RankLoop<'c> {
             return Ok(false);
         }
         let mut progressed = false;
-        let mut i = 0;
-        while i < self.commands.len().min(self.lookahead) {
+        let (mut i, mut window) = (0, 0);
+        while i < self.commands.len() && window < self.lookahead {
             let gpu_first = matches!(
                 self.commands[i].kind,
                 CommandKind::Execution { .. } | CommandKind::Push { .. } | CommandKind::Fence { .. }
@@ -783,6 +788,7 @@ impl<'c> RankLoop<'c> {
                 if self.overlap.is_some() && !self.interiors.contains_key(&self.commands[i].id) {
                     progressed |= self.start_interior(i)?;
                 }
+                window += usize::from(!matches!(self.commands[i].kind, CommandKind::Horizon { .. }));
                 i += 1;
                 continue;
             }
