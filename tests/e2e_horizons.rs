@@ -659,6 +659,51 @@ fn slow_host(q: &Queue, ks: &Ks) -> Result<(), String> {
     }
 }
 
+/// A host task that reads buffer `a` only after a slow host task before it finished (it also reads what that one
+/// writes), while a chain of kernels moves the horizons on and then overwrites `a`: the overwrite must wait for the
+/// read (its anti-dependency stands on a horizon that the reader was collapsed into), so the host task sees the old
+/// `a` on every rank layout.
+fn slow_reader(q: &Queue, ks: &Ks) -> Result<(), String> {
+    let n = 256;
+    let ch = host_data(n, 5, 17, 8);
+    let c = q.buffer_from(&ch, [n]).named("c");
+    let one = q.buffer_from(&[1], [1]).named("one");
+    let mut ah = host_data(n, 3, 29, 10);
+    let a = q.buffer_from(&ah, [n]).named("a");
+    let z = q.buffer_from(&[0], [1]).named("z");
+    let seen = q.buffer::<i32, 1>([n]).named("seen");
+    let mut xh = host_data(n, 1, 9, 4);
+    let x = q.buffer_from(&xh, [n]).named("x");
+    q.submit(task::host_once().discard_write(&z, access::all()).name("slow_writer").run(|ctx| {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        ctx.data_mut::<i32>(0)[0] = 7;
+    }))
+    .map_err(e)?;
+    q.submit(
+        task::host_once()
+            .read(&z, access::all())
+            .read(&a, access::all())
+            .discard_write(&seen, access::all())
+            .name("late_reader")
+            .run(|ctx| {
+                let z0 = ctx.data::<i32>(0)[0];
+                let old: Vec<i32> = ctx.data::<i32>(1).iter().map(|v| v.wrapping_add(z0)).collect();
+                ctx.data_mut::<i32>(2).copy_from_slice(&old);
+            }),
+    )
+    .map_err(e)?;
+    let seen_h: Vec<i32> = ah.iter().map(|v| v.wrapping_add(7)).collect();
+    for s in 0..12 {
+        ks.axpy(q, false, [&c, &one, &c], &x, s, (0, n))?;
+        serial::axpy(false, &ch, 1, &ch, &mut xh, s, (0, n));
+    }
+    ks.axpy(q, false, [&c, &one, &c], &a, 99, (0, n))?;
+    serial::axpy(false, &ch, 1, &ch, &mut ah, 99, (0, n));
+    check("slow_reader: what the late reader saw", &fence(q, &seen)?, &seen_h)?;
+    check("slow_reader: a", &fence(q, &a)?, &ah)?;
+    check("slow_reader: x", &fence(q, &x)?, &xh)
+}
+
 /// `slow_host`'s kernels: `--slow-steps N`, or 16.
 fn slow_steps() -> i32 {
     let args: Vec<String> = std::env::args().collect();
@@ -681,6 +726,7 @@ const CASES: &[(&str, Case)] = &[
     ("long_chain", long_chain),
     ("parts", parts),
     ("slow_host", slow_host),
+    ("slow_reader", slow_reader),
 ];
 
 fn run(q: &Queue) -> Result<(), String> {

@@ -113,7 +113,8 @@ impl CommandGraphGenerator {
             }
             let region = Region::from_boxes(missing);
             let mut deps = Deps::default();
-            state.readers.for_each_in(&region, |c| deps.add(c, DependencyKind::Anti, DependencyOrigin::Dataflow));
+            let hull = region.bounding_box();
+            state.readers.for_each_in(&region, |c| self.reader_dependency(state, &hull, c, &mut deps));
             for (bx, c) in overwritten {
                 self.writer_dependency(state, &bx, c, DependencyKind::Output, &mut deps);
             }
@@ -180,6 +181,7 @@ impl CommandGraphGenerator {
                 // A read of cells this command also writes ends with its own write: no reader to remember.
                 if !consumed.is_empty() && consumed != produced {
                     state.readers.add(cmd, consumed.boxes().iter().copied());
+                    state.read_windows.touched(consumed.bounding_box());
                 }
                 if !produced.is_empty() {
                     let value = WriterState { cmd: Some(cmd), fresh: true, replicated: false };
@@ -192,7 +194,7 @@ impl CommandGraphGenerator {
                             state
                                 .last_writer
                                 .update_split(produced, value, &global, |w| WriterState { fresh: false, ..*w });
-                            state.windows.wrote(produced.bounding_box());
+                            state.write_windows.touched(produced.bounding_box());
                             state.sent_to.clear(&global);
                         }
                         None => {

@@ -42,7 +42,7 @@ use celer_graph::{
 };
 use smallvec::SmallVec;
 
-use state::{BufferState, SentTo, WriteWindows, WriterState};
+use state::{AccessWindows, BufferState, SentTo, WriterState};
 
 /// Settings of one rank's generator.
 #[derive(Clone, Debug)]
@@ -160,7 +160,8 @@ impl CommandGraphGenerator {
                 sent_to: SentTo::default(),
                 readers: ReaderLog::new(),
                 pending_reduction: None,
-                windows: WriteWindows::new(self.epoch_for_new_commands),
+                write_windows: AccessWindows::new(self.epoch_for_new_commands),
+                read_windows: AccessWindows::new(self.epoch_for_new_commands),
             },
         );
     }
@@ -325,9 +326,10 @@ impl CommandGraphGenerator {
         let is_epoch = matches!(kind, CommandKind::Epoch { .. });
         let id = self.new_command(task, kind, deps);
         self.sync_commands.push_back((task, id));
-        // This command closes every buffer's window of writes.
+        // This command closes every buffer's windows of writes and reads.
         for b in self.buffers.values_mut() {
-            b.windows.close(id);
+            b.write_windows.close(id);
+            b.read_windows.close(id);
         }
         if is_epoch {
             self.apply_epoch(id);
@@ -344,8 +346,8 @@ impl CommandGraphGenerator {
     /// `state` on their last local writer `writer`. A writer collapsed into the applied horizon is that horizon,
     /// which waits for its whole front (a slow host task, say) although the writes of those cells may have
     /// completed long before: the edge is settled by the sync command after which they had
-    /// ([`WriteWindows::settle`], [`CommandDependency::settled_by`]) where that is older. Readers collapsed into a
-    /// horizon give plain edges: nothing tracks when they completed.
+    /// ([`AccessWindows::settle`], [`CommandDependency::settled_by`]) where that is older; readers collapsed into a
+    /// horizon alike ([`reader_dependency`](Self::reader_dependency)).
     #[inline(always)]
     fn writer_dependency(
         &self,
@@ -366,7 +368,7 @@ impl CommandGraphGenerator {
     #[inline(never)]
     fn horizon_dependency(&self, state: &BufferState, bx: &GridBox, kind: DependencyKind, deps: &mut Deps) {
         let horizon = self.epoch_for_new_commands;
-        match state.windows.settle(bx).filter(|&s| s < horizon) {
+        match state.write_windows.settle(bx).filter(|&s| s < horizon) {
             Some(s) => deps.add_settled(horizon, kind, DependencyOrigin::Dataflow, s),
             None => deps.add(horizon, kind, DependencyOrigin::Dataflow),
         }
@@ -414,8 +416,24 @@ impl CommandGraphGenerator {
     fn reader_dependencies(&self, b: BufferId, region: &Region, deps: &mut Deps) {
         if !region.is_empty() {
             let state = &self.buffers[&b];
-            state.readers.for_each_in(region, |c| deps.add(c, DependencyKind::Anti, DependencyOrigin::Dataflow));
+            let hull = region.bounding_box();
+            state.readers.for_each_in(region, |c| self.reader_dependency(state, &hull, c, deps));
         }
+    }
+
+    /// Adds an anti-dependency of a command overwriting cells inside `hull` of `state` on their reader `reader`. A
+    /// reader collapsed into the applied horizon is that horizon: settled like a writer's edge
+    /// ([`writer_dependency`](Self::writer_dependency)), by the sync command after which every local read inside
+    /// `hull` had completed.
+    #[inline(always)]
+    fn reader_dependency(&self, state: &BufferState, hull: &GridBox, reader: CommandId, deps: &mut Deps) {
+        let horizon = self.epoch_for_new_commands;
+        if self.applied_is_horizon && reader == horizon {
+            if let Some(s) = state.read_windows.settle(hull).filter(|&s| s < horizon) {
+                return deps.add_settled(reader, DependencyKind::Anti, DependencyOrigin::Dataflow, s);
+            }
+        }
+        deps.add(reader, DependencyKind::Anti, DependencyOrigin::Dataflow);
     }
 
     /// Orders a command with no true dependency after the applied horizon or the last epoch. On a horizon, the edge

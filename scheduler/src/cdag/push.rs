@@ -94,15 +94,21 @@ impl CommandGraphGenerator {
         };
         let transfer = TransferId { task: task.id, buffer: b, reduction: None };
         let cmd = self.new_command(task.id, CommandKind::Push { transfer, targets }, deps);
-        let readers = &mut self.buffers.get_mut(&b).unwrap().readers;
+        let state = self.buffers.get_mut(&b).unwrap();
         match read {
-            Some(read) => readers.add(cmd, read.boxes().iter().copied()),
+            Some(read) => {
+                state.readers.add(cmd, read.boxes().iter().copied());
+                state.read_windows.touched(read.bounding_box());
+            }
             // Read back from the command the targets moved into (copying the boxes out first cost 1.5 % at 4 ranks).
             None => {
                 let Some(Command { kind: CommandKind::Push { targets, .. }, .. }) = self.commands.get(cmd.0) else {
                     unreachable!("{cmd} was just inserted as a push");
                 };
-                readers.add(cmd, targets.iter().flat_map(|(_, r)| r.boxes().iter().copied()));
+                state.readers.add(cmd, targets.iter().flat_map(|(_, r)| r.boxes().iter().copied()));
+                for (_, r) in targets {
+                    state.read_windows.touched(r.bounding_box());
+                }
             }
         }
         Ok(())
@@ -139,7 +145,9 @@ impl CommandGraphGenerator {
             self.add_epoch_dependency(&mut deps);
             let cmd = self.new_command(task.id, CommandKind::Push { transfer, targets }, deps);
             if has_partial {
-                self.buffers.get_mut(&b).unwrap().readers.add(cmd, extent.boxes().iter().copied());
+                let state = self.buffers.get_mut(&b).unwrap();
+                state.readers.add(cmd, extent.boxes().iter().copied());
+                state.read_windows.touched(extent.bounding_box());
             }
         }
         let reads_here = readers.contains(self.me);

@@ -159,14 +159,16 @@ pub(super) struct BufferState {
     pub(super) pending_reduction: Option<PendingReduction>,
     /// Where the buffer was written locally in the last few windows between sync commands: what settles an edge on
     /// a horizon that stands for writers of some of its cells.
-    pub(super) windows: WriteWindows,
+    pub(super) write_windows: AccessWindows,
+    /// The same for local reads: what settles an anti-dependency on a horizon that stands for readers.
+    pub(super) read_windows: AccessWindows,
 }
 
 impl BufferState {
     /// Records `value` as the newest write of `region`.
     pub(super) fn write(&mut self, region: &Region, value: WriterState) {
         self.last_writer.update_region(region, value);
-        self.windows.wrote(region.bounding_box());
+        self.write_windows.touched(region.bounding_box());
     }
 
     pub(super) fn ident(&self, id: BufferId) -> ResourceIdent {
@@ -174,32 +176,33 @@ impl BufferState {
     }
 }
 
-/// How many closed windows [`WriteWindows`] keeps apart; older ones are merged.
+/// How many closed windows [`AccessWindows`] keeps apart; older ones are merged.
 const WRITE_WINDOWS: usize = 8;
 
-/// A buffer's local writes by window between sync commands (horizons and epochs), each window as the bounding box
-/// of what it wrote, for [`settle`](Self::settle). A horizon applied to the last-writer map stands for every older
-/// writer, and waits for everything in its front (a slow host task, say); the writers of given cells completed
-/// once the sync command closing the window of their last write did, which is often much older.
+/// A buffer's local writes (or reads) by window between sync commands (horizons and epochs), each window as the
+/// bounding box of what it touched, for [`settle`](Self::settle). A horizon applied to the last-writer map (or the
+/// reader log) stands for every older writer (reader), and waits for everything in its front (a slow host task,
+/// say); the writers (readers) of given cells completed once the sync command closing the window of their last
+/// access did, which is often much older.
 #[derive(Debug)]
-pub(super) struct WriteWindows {
-    /// What was written since the newest sync command.
+pub(super) struct AccessWindows {
+    /// What was touched since the newest sync command.
     open: GridBox,
-    /// Each closed window: the sync command that closed it and what it wrote, oldest first. When there are more
+    /// Each closed window: the sync command that closed it and what it touched, oldest first. When there are more
     /// than [`WRITE_WINDOWS`], the two oldest merge (the later command, both boxes' hull): coarser, still right.
     closed: std::collections::VecDeque<(CommandId, GridBox)>,
-    /// Everything written before the oldest closed window completed once this sync command did.
+    /// Every access before the oldest closed window completed once this sync command did.
     floor: CommandId,
 }
 
-impl WriteWindows {
-    /// No writes since `floor` (the sync command new commands hang off when the buffer is created).
+impl AccessWindows {
+    /// No accesses since `floor` (the sync command new commands hang off when the buffer is created).
     pub(super) fn new(floor: CommandId) -> Self {
         Self { open: GridBox::EMPTY, closed: Default::default(), floor }
     }
 
-    /// Notes a local write inside `hull`.
-    pub(super) fn wrote(&mut self, hull: GridBox) {
+    /// Notes a local access inside `hull`.
+    pub(super) fn touched(&mut self, hull: GridBox) {
         self.open = self.open.bounding_box(&hull);
     }
 
@@ -216,8 +219,8 @@ impl WriteWindows {
         }
     }
 
-    /// A sync command whose completion means every local write of the cells in `bx` completed: the one closing
-    /// the newest window that wrote inside `bx`, or the floor. `None` if the open window did.
+    /// A sync command whose completion means every local access of the cells in `bx` completed: the one closing
+    /// the newest window that touched `bx`, or the floor. `None` if the open window did.
     pub(super) fn settle(&self, bx: &GridBox) -> Option<CommandId> {
         if self.open.intersects(bx) {
             return None;
@@ -235,7 +238,7 @@ pub(super) fn mark_stale(state: &mut BufferState, region: &Region) {
 
 #[cfg(test)]
 mod tests {
-    use super::{RankSet, SentTo, WriteWindows, WriterState, WRITE_WINDOWS};
+    use super::{AccessWindows, RankSet, SentTo, WriterState, WRITE_WINDOWS};
     use celer_graph::{CommandId, GridBox, Region};
     use std::collections::BTreeSet;
 
@@ -246,25 +249,25 @@ mod tests {
     #[test]
     fn the_newest_window_that_wrote_some_cells_settles_them_and_old_windows_merge() {
         let b = |lo, hi| GridBox::d1(lo, hi);
-        let mut w = WriteWindows::new(CommandId(3));
+        let mut w = AccessWindows::new(CommandId(3));
         assert_eq!(w.settle(&b(0, 100)), Some(CommandId(3)), "nothing written: the floor");
-        w.wrote(b(0, 10));
+        w.touched(b(0, 10));
         assert_eq!(w.settle(&b(5, 6)), None, "written in the open window");
         assert_eq!(w.settle(&b(10, 20)), Some(CommandId(3)));
         w.close(CommandId(7));
         w.close(CommandId(8)); // nothing written: no window
-        w.wrote(b(20, 30));
+        w.touched(b(20, 30));
         w.close(CommandId(9));
         assert_eq!(w.settle(&b(5, 6)), Some(CommandId(7)));
         assert_eq!(w.settle(&b(5, 25)), Some(CommandId(9)), "the newest window wins");
         assert_eq!(w.settle(&b(40, 50)), Some(CommandId(3)));
         // Windows beyond the limit merge from the oldest: [0, 10) joins [20, 30) under the later command.
         for k in 0..WRITE_WINDOWS as u64 - 2 {
-            w.wrote(b(100 + k as usize, 101 + k as usize));
+            w.touched(b(100 + k as usize, 101 + k as usize));
             w.close(CommandId(10 + k));
         }
         assert_eq!(w.settle(&b(5, 6)), Some(CommandId(7)));
-        w.wrote(b(200, 201));
+        w.touched(b(200, 201));
         w.close(CommandId(20));
         assert_eq!(w.settle(&b(5, 6)), Some(CommandId(9)), "merged into the next window");
         assert_eq!(w.settle(&b(15, 16)), Some(CommandId(9)), "inside the merged hull");
