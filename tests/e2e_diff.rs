@@ -5,8 +5,12 @@
 //! squares, host tasks that update a buffer in place, read a neighbourhood of another buffer, or read all of one
 //! buffer on one rank and write a fixed part of another, or write every other cell of one (a write region of one
 //! box per item), a GPU sum reduction, a GPU transpose, a host update of a 2D
-//! buffer, a deterministic float reduction of a 2D buffer (sum of 1.1 v, min or max, in blocks of 2 x 2 items), and
-//! fences in between; at the end every buffer is fenced. Every fence's bytes are folded into a digest. Half the GPU
+//! buffer, a deterministic float reduction of a 2D buffer (sum of 1.1 v, min or max, in blocks of 2 x 2 items), a
+//! master-node host task writing the last cells of one buffer while a kernel reads its other cells, host tasks
+//! (master-node and collective) appending to a host object's log, a buffer dropped (its last commands may still
+//! run) and made anew, a master-node host task setting the sum cell before a reduction including it, and fences
+//! (of whole buffers and of sub-ranges) in between; at the end every buffer and rank 0's log are fenced. Every
+//! fence's bytes are folded into a digest. Half the GPU
 //! adds, sums, transposes and float reductions and the in-place host updates run over part of their buffer: an index
 //! space starting up to 2 items in (`.offset(..)`) and ending up to 2 items early.
 //!
@@ -106,6 +110,10 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
     let squares = Kernel::wgsl(&own_kernels::SQUARES_I32, "main").map_err(|e| err(&e))?;
     let sum = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").map_err(|e| err(&e))?;
     let transpose = Kernel::wgsl(&kernels::TRANSPOSE, "main").map_err(|e| err(&e))?;
+    let axpy = Kernel::wgsl(&own_kernels::HSTRESS_OPS, "axpy").map_err(|e| err(&e))?;
+    // Host tasks with a side effect append to this rank's log; rank 0's log (fenced at the end) is the same on
+    // every rank count: master-node tasks run there, and a collective task once per rank.
+    let log = q.host_object(Vec::<i32>::new());
     // Deterministic float reductions (blocks of 2 x 2 items), into a result of their own.
     let fred = q.buffer_from(&[0.0f32], [1]).named("fred");
     let float_reductions =
@@ -124,7 +132,7 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
         let a = rng.range(0, red);
         let b = (a + rng.range(1, red.max(2))) % red;
         let len = |i: usize| ints[i].range()[0];
-        match rng.range(0, 11) {
+        match rng.range(0, 16) {
             0 => {
                 let amount = rng.range(1, 100) as i32;
                 let (o, n) = rng.part(len(a));
@@ -279,6 +287,110 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                 .map_err(|e| err(&e))?;
                 ops.push("host evens");
             }
+            11 if a != b => {
+                // A master-node host task writes b's last cells from a's sum while a kernel reads b's other cells
+                // (written before, maybe collapsed into a horizon) and a's, and updates a third buffer.
+                let k = len(b).min(3);
+                let tail = len(b) - k;
+                q.submit(
+                    task::host_once()
+                        .read(&ints[a], access::all())
+                        .discard_write(&ints[b], access::fixed([tail], [k]))
+                        .name("tail")
+                        .run(|ctx| {
+                            nap();
+                            let total = ctx.data::<i32>(0).iter().fold(0i32, |s, v| s.wrapping_add(*v));
+                            for (j, o) in ctx.data_mut::<i32>(1).iter_mut().enumerate() {
+                                *o = total.wrapping_mul(7).wrapping_add(j as i32);
+                            }
+                        }),
+                )
+                .map_err(|e| err(&e))?;
+                ops.push("host tail");
+                if let Some(d) = (0..red).find(|&d| d != a && d != b) {
+                    let n = tail.min(len(a)).min(len(d));
+                    if n > 0 {
+                        q.submit(
+                            task::parallel_for(&axpy, [n])
+                                .read(&ints[b], access::one_to_one())
+                                .read(&ints[red], access::all())
+                                .read(&ints[a], access::one_to_one())
+                                .read_write(&ints[d], access::one_to_one())
+                                .scalar("k", rng.range(0, 50) as i32),
+                        )
+                        .map_err(|e| err(&e))?;
+                        ops.push("axpy");
+                    }
+                }
+            }
+            12 => {
+                // A collective host task (once per rank) logging a's sum.
+                q.submit(
+                    task::host_collective().read(&ints[a], access::all()).side_effect(&log).name("collective log").run(
+                        |ctx| {
+                            nap();
+                            let total = ctx.data::<i32>(0).iter().fold(0i32, |s, v| s.wrapping_add(*v));
+                            ctx.with_object::<Vec<i32>, _>(0, |l| l.push(total));
+                        },
+                    ),
+                )
+                .map_err(|e| err(&e))?;
+                ops.push("collective log");
+            }
+            13 => {
+                // A master-node host task logging a's first cell and length, and the log's length so far.
+                q.submit(task::host_once().read(&ints[a], access::all()).side_effect(&log).name("log").run(|ctx| {
+                    nap();
+                    let v = ctx.data::<i32>(0);
+                    let (first, n) = (v[0], v.len() as i32);
+                    ctx.with_object::<Vec<i32>, _>(0, |l| {
+                        let k = l.len() as i32;
+                        l.extend([first, n, k]);
+                    });
+                }))
+                .map_err(|e| err(&e))?;
+                ops.push("host log");
+            }
+            14 => {
+                // Drops a (its last commands may still run) and makes a new buffer in its place: from host data,
+                // or written whole by a kernel first.
+                let n = rng.range(5, 48);
+                if rng.range(0, 2) == 0 {
+                    let init: Vec<i32> = (0..n).map(|_| rng.range(0, 1000) as i32 - 500).collect();
+                    ints[a] = q.buffer_from(&init, [n]);
+                    ops.push("renew");
+                } else {
+                    ints[a] = q.buffer::<i32, 1>([n]);
+                    q.submit(task::parallel_for(&squares, [n]).discard_write(&ints[a], access::one_to_one()))
+                        .map_err(|e| err(&e))?;
+                    ops.push("renew squares");
+                }
+            }
+            15 => {
+                // A master-node host task sets the sum cell; a reduction including it follows.
+                q.submit(
+                    task::host_once()
+                        .read(&ints[a], access::all())
+                        .discard_write(&ints[red], access::all())
+                        .name("set sum")
+                        .run(|ctx| {
+                            nap();
+                            let total = ctx.data::<i32>(0).iter().fold(0i32, |s, v| s.wrapping_add(*v));
+                            ctx.data_mut::<i32>(1)[0] = total % 1000;
+                        }),
+                )
+                .map_err(|e| err(&e))?;
+                let (o, n) = rng.part(len(b));
+                let t = task::parallel_for(&sum, [n]).offset([o]).read(&ints[b], access::one_to_one());
+                q.submit(t.reduce_including(&ints[red], ReductionOp::Sum)).map_err(|e| err(&e))?;
+                ops.push("set sum, sum including");
+            }
+            10 if rng.range(0, 2) == 0 => {
+                let (o, n) = rng.part(len(a));
+                let v = q.fence_subrange(&ints[a], [o], [n]).map_err(|e| err(&e))?.wait().map_err(|e| err(&e))?;
+                digest.add(&i32_bytes(&v));
+                ops.push("fence part");
+            }
             _ => {
                 if rng.range(0, 2) == 0 {
                     fence_int(&ints[rng.range(0, ints.len())], &mut digest)?;
@@ -297,6 +409,7 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
     }
     let v = q.fence(&fred).map_err(|e| err(&e))?.wait().map_err(|e| err(&e))?;
     digest.add(&v[0].to_le_bytes());
+    digest.add(&i32_bytes(&q.fence_object(&log).map_err(|e| err(&e))?));
     Ok((digest.0, ops.join(", ")))
 }
 

@@ -704,6 +704,139 @@ fn slow_reader(q: &Queue, ks: &Ks) -> Result<(), String> {
     check("slow_reader: x", &fence(q, &x)?, &xh)
 }
 
+/// How long the slow host tasks of the cases below sleep first, so that the horizons after them wait for them
+/// while the program goes on.
+fn slow() -> std::time::Duration {
+    std::time::Duration::from_millis(40)
+}
+
+/// `steps` kernels updating `x` from the constant `c`: they move the horizons on (collapsing what came before).
+fn churn(
+    q: &Queue,
+    ks: &Ks,
+    [c, one, x]: [&Buffer<'_, i32, 1>; 3],
+    steps: i32,
+    (ch, xh): (&[i32], &mut [i32]),
+) -> Result<(), String> {
+    let n = ch.len();
+    for s in 0..steps {
+        ks.axpy(q, false, [c, one, c], x, s, (0, n))?;
+        serial::axpy(false, ch, 1, ch, xh, s, (0, n));
+    }
+    Ok(())
+}
+
+/// A slow master-node host task writes the first cells of `b`; kernels on another buffer collapse its write into a
+/// horizon; then a kernel reads all of `b` (the host task's cells and cells last written long before): its edge on
+/// the horizon is settled by the sync command after the host task, which must not count as complete before the
+/// host task's data is back on the device.
+fn host_write_then_read(q: &Queue, ks: &Ks) -> Result<(), String> {
+    let n = 320;
+    let k = 40;
+    let ch = host_data(n, 7, 13, 6);
+    let mut bh = host_data(n, 3, 29, 14);
+    let (mut xh, mut yh) = (host_data(n, 1, 9, 4), host_data(n, 5, 11, 5));
+    let c = q.buffer_from(&ch, [n]).named("c");
+    let one = q.buffer_from(&[1], [1]).named("one");
+    let b = q.buffer_from(&bh, [n]).named("b");
+    let x = q.buffer_from(&xh, [n]).named("x");
+    let y = q.buffer_from(&yh, [n]).named("y");
+    for round in 0..3 {
+        q.submit(task::host_once().discard_write(&b, access::fixed([0], [k])).name("slow_write").run(move |ctx| {
+            std::thread::sleep(slow());
+            for (j, v) in ctx.data_mut::<i32>(0).iter_mut().enumerate() {
+                *v = 1000 * (round + 1) + j as i32;
+            }
+        }))
+        .map_err(e)?;
+        for (j, v) in bh[..k].iter_mut().enumerate() {
+            *v = 1000 * (round + 1) + j as i32;
+        }
+        churn(q, ks, [&c, &one, &x], 6, (&ch, &mut xh))?;
+        // y = 3 y + b + c + round over all of b.
+        ks.axpy(q, false, [&b, &one, &c], &y, round, (0, n))?;
+        serial::axpy(false, &bh, 1, &ch, &mut yh, round, (0, n));
+    }
+    check("host_write_then_read: y", &fence(q, &y)?, &yh)?;
+    check("host_write_then_read: x", &fence(q, &x)?, &xh)?;
+    check("host_write_then_read: b", &fence(q, &b)?, &bh)
+}
+
+/// A slow master-node host task reads the first cells of `a`; kernels on another buffer collapse it into a horizon;
+/// then kernels overwrite `a`'s other cells (no edge on the host task needed) and the cells it read (an
+/// anti-dependency on the horizon standing for it): the host task must have read the old values.
+fn host_read_then_overwrite(q: &Queue, ks: &Ks) -> Result<(), String> {
+    let n = 300;
+    let k = 50;
+    let ch = host_data(n, 7, 13, 6);
+    let mut ah = host_data(n, 11, 37, 18);
+    let mut xh = host_data(n, 1, 9, 4);
+    let c = q.buffer_from(&ch, [n]).named("c");
+    let one = q.buffer_from(&[1], [1]).named("one");
+    let a = q.buffer_from(&ah, [n]).named("a");
+    let x = q.buffer_from(&xh, [n]).named("x");
+    let log = q.buffer_from(&[0; 6], [6]).named("log");
+    let mut logh = [0; 6];
+    for round in 0..3 {
+        // a was last written by kernels (round > 0): their writes, too, collapse into the horizons.
+        q.submit(
+            task::host_once()
+                .read(&a, access::fixed([0], [k]))
+                .discard_write(&log, access::fixed([2 * round], [2]))
+                .name("slow_read")
+                .run(move |ctx| {
+                    std::thread::sleep(slow());
+                    let v = ctx.data::<i32>(0);
+                    let (sum, last) = (v.iter().fold(0i32, |s, x| s.wrapping_add(*x)), v[k - 1]);
+                    ctx.data_mut::<i32>(1).copy_from_slice(&[sum, last]);
+                }),
+        )
+        .map_err(e)?;
+        logh[2 * round] = ah[..k].iter().fold(0i32, |s, x| s.wrapping_add(*x));
+        logh[2 * round + 1] = ah[k - 1];
+        churn(q, ks, [&c, &one, &x], 6, (&ch, &mut xh))?;
+        let r = round as i32;
+        ks.axpy(q, false, [&c, &one, &c], &a, r, (k, n - k))?;
+        serial::axpy(false, &ch, 1, &ch, &mut ah, r, (k, n - k));
+        ks.axpy(q, false, [&x, &one, &c], &a, r, (0, k))?;
+        serial::axpy(false, &xh, 1, &ch, &mut ah, r, (0, k));
+    }
+    check("host_read_then_overwrite: log", &fence(q, &log)?, &logh)?;
+    check("host_read_then_overwrite: a", &fence(q, &a)?, &ah)
+}
+
+/// A slow master-node host task sets a reduction's result cell; kernels collapse it into a horizon; a reduction
+/// including the current value follows (on rank 0 it starts from the host task's value) and a kernel reads its
+/// result.
+fn host_then_reduce_including(q: &Queue, ks: &Ks) -> Result<(), String> {
+    let n = 256;
+    let ch = host_data(n, 3, 17, 0);
+    let (mut xh, mut yh) = (host_data(n, 1, 9, 4), host_data(n, 13, 101, 50));
+    let c = q.buffer_from(&ch, [n]).named("c");
+    let one = q.buffer_from(&[1], [1]).named("one");
+    let x = q.buffer_from(&xh, [n]).named("x");
+    let y = q.buffer_from(&yh, [n]).named("y");
+    let tot = q.buffer_from(&[5], [1]).named("tot");
+    let sum = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").map_err(e)?;
+    for round in 0..3 {
+        q.submit(task::host_once().discard_write(&tot, access::all()).name("slow_set").run(move |ctx| {
+            std::thread::sleep(slow());
+            ctx.data_mut::<i32>(0)[0] = 100 * (round + 1);
+        }))
+        .map_err(e)?;
+        churn(q, ks, [&c, &one, &x], 6, (&ch, &mut xh))?;
+        q.submit(task::parallel_for(&sum, [n]).read(&c, access::one_to_one()).reduce_including(&tot, ReductionOp::Sum))
+            .map_err(e)?;
+        let toth = (100 * (round + 1)).wrapping_add(ch.iter().sum::<i32>());
+        // y = (y + c + tot c + round) % 100000.
+        ks.axpy(q, true, [&c, &tot, &c], &y, round, (0, n))?;
+        serial::axpy(true, &ch, toth, &ch, &mut yh, round, (0, n));
+        check(&format!("host_then_reduce_including: tot after round {round}"), &fence(q, &tot)?, &[toth])?;
+    }
+    check("host_then_reduce_including: y", &fence(q, &y)?, &yh)?;
+    check("host_then_reduce_including: x", &fence(q, &x)?, &xh)
+}
+
 /// `slow_host`'s kernels: `--slow-steps N`, or 16.
 fn slow_steps() -> i32 {
     let args: Vec<String> = std::env::args().collect();
@@ -727,6 +860,9 @@ const CASES: &[(&str, Case)] = &[
     ("parts", parts),
     ("slow_host", slow_host),
     ("slow_reader", slow_reader),
+    ("host_write_then_read", host_write_then_read),
+    ("host_read_then_overwrite", host_read_then_overwrite),
+    ("host_then_reduce_including", host_then_reduce_including),
 ];
 
 fn run(q: &Queue) -> Result<(), String> {
