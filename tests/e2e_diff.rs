@@ -8,7 +8,8 @@
 //! buffer, a deterministic float reduction of a 2D buffer (sum of 1.1 v, min or max, in blocks of 2 x 2 items), a
 //! master-node host task writing the last cells of one buffer while a kernel reads its other cells, host tasks
 //! (master-node and collective) appending to a host object's log, a buffer dropped (its last commands may still
-//! run) and made anew, a master-node host task setting the sum cell before a reduction including it, and fences
+//! run) and made anew, a master-node host task setting the sum cell before a reduction including it, waits and
+//! barriers, and fences
 //! (of whole buffers and of sub-ranges) in between; at the end every buffer and rank 0's log are fenced. Every
 //! fence's bytes are folded into a digest. Half the GPU
 //! adds, sums, transposes and float reductions and the in-place host updates run over part of their buffer: an index
@@ -132,7 +133,7 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
         let a = rng.range(0, red);
         let b = (a + rng.range(1, red.max(2))) % red;
         let len = |i: usize| ints[i].range()[0];
-        match rng.range(0, 16) {
+        match rng.range(0, 17) {
             0 => {
                 let amount = rng.range(1, 100) as i32;
                 let (o, n) = rng.part(len(a));
@@ -384,6 +385,16 @@ fn program(q: &Queue, seed: u64) -> Result<(u64, String), String> {
                 let t = task::parallel_for(&sum, [n]).offset([o]).read(&ints[b], access::one_to_one());
                 q.submit(t.reduce_including(&ints[red], ReductionOp::Sum)).map_err(|e| err(&e))?;
                 ops.push("set sum, sum including");
+            }
+            16 => {
+                // An epoch: the edges right after it are plain, later ones may be settled by it.
+                if rng.range(0, 2) == 0 {
+                    q.wait();
+                    ops.push("wait");
+                } else {
+                    q.barrier();
+                    ops.push("barrier");
+                }
             }
             10 if rng.range(0, 2) == 0 => {
                 let (o, n) = rng.part(len(a));
