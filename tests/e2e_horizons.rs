@@ -5,7 +5,8 @@
 //! pushes and await-pushes; reductions (plain, including the current value, deterministic blocks) read back by
 //! kernels; fences of sub-ranges at every step; allocations that grow while work is queued; buffers dropped every
 //! step; halos read, then overwritten in place a few horizons later; waits and barriers; kernels reading constant
-//! inputs while a slow host task holds up the horizons they depend on (they must not wait for it). Each program is compared
+//! inputs while a slow host task holds up the horizons they depend on (they must not wait for it), and kernels and
+//! reductions that must wait for such a host task, whose cells they read or overwrite. Each program is compared
 //! with a serial loop in plain Rust. Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices
 //! per rank, `--horizon-step N` for a horizon every N steps of the critical path (1: after every task; `./x test` runs
 //! 1 and 2), `--submit-ahead N` (CELER_SUBMIT_AHEAD), `--slow-steps N` for `slow_host`'s kernels (16) and
