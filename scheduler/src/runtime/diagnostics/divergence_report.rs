@@ -257,7 +257,8 @@ impl RankLoop<'_> {
                     };
                     msg.push_str(&format!(
                         ": {who} ended {its} program before reaching the other ranks' point (dropped {its} Queue at \
-                         task{at}: main returned, with an error or not, or the queue went out of scope){why}"
+                         task{at}: main returned, with an error or not, the queue went out of scope, or the program called \
+                         std::process::exit){why}"
                     ));
                 }
                 if lo != hi {
