@@ -7,7 +7,7 @@
 //!   task id, whose element-wise minimum over the ranks gives the minimum and maximum of both.
 //! - The hash covers what SPMD ranks must agree on: kind, dimensions, range, granularity, split hint, accesses
 //!   (buffer, mode, mapper and its parameters; a custom mapper by name), reductions, side effects (not the name), the
-//!   kernel and its scalars, and of every buffer the task accesses its extent, element size and type and a checksum of the
+//!   kernel (its file's name and code, [`code_hash`]) and its scalars, and of every buffer the task accesses its extent, element size and type and a checksum of the
 //!   data it was created from ([`StreamHash::buffer_created`]). Closures are not hashed.
 //! - Fences close windows too, besides horizons and epochs: a rank that skips a fence (or a barrier) differs at
 //!   that checkpoint instead of waiting for it. So do host tasks: the runtime holds a host task's closure, like a
@@ -26,6 +26,7 @@ use celer_graph::{BufferId, EpochAction, HostObjectId, RangeMapper, Task, TaskId
 use hashbrown::HashMap;
 
 use crate::runtime::KernelPayload;
+use celer_exec::shaders::KernelSource;
 
 /// How many tasks of a diverging window the second reduction compares.
 pub const DETAIL_TASKS: usize = 64;
@@ -92,13 +93,39 @@ pub fn buffer_hash(shape: &[usize], elem_size: usize, elem_type: &str, data: Opt
     h.finish()
 }
 
+/// A hash of a compiled kernel file's code (its SPIR-V), computed once per file on each thread: two builds of a
+/// program whose kernel changed under the same name and entry point hash apart.
+pub fn code_hash(source: &'static KernelSource) -> u64 {
+    thread_local! {
+        /// Each file's address and hash: a program has a few kernel files, so a list.
+        static CODE: std::cell::RefCell<Vec<(usize, u64)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let key = source as *const KernelSource as usize;
+    CODE.with(|code| {
+        if let Some(&(_, hash)) = code.borrow().iter().find(|(k, _)| *k == key) {
+            return hash;
+        }
+        let mut h = FoldHasher::new(0x636f_6465);
+        h.write(source.spirv());
+        let hash = h.finish();
+        code.borrow_mut().push((key, hash));
+        hash
+    })
+}
+
 /// The hash of one task record: what every rank must agree on (see the module docs); `buffers` holds the
 /// [`buffer_hash`] of each buffer (one missing counts as 0).
 pub fn task_hash(task: &Task, buffers: &HashMap<BufferId, u64>) -> u64 {
+    task_hash_with(task, buffers, code_hash)
+}
+
+/// [`task_hash`] with `code` giving a kernel file's [`code_hash`].
+fn task_hash_with(task: &Task, buffers: &HashMap<BufferId, u64>, code: impl Fn(&'static KernelSource) -> u64) -> u64 {
     let mut h = FoldHasher::new(0);
     let s = &task.spec;
     if let Some(k) = s.payload.as_ref().and_then(|p| p.downcast_ref::<KernelPayload>()) {
         k.source.name().hash(&mut h);
+        h.write_u64(code(k.source));
         k.entry.hash(&mut h);
         k.scalars.hash(&mut h);
     }
@@ -339,6 +366,29 @@ pub fn read_check(min: &[u64]) -> (u64, u64, u64, u64) {
 mod tests {
     use super::*;
     use celer_graph::{GridBox, TaskManager, TaskManagerConfig, TaskSpec};
+
+    #[test]
+    fn a_kernels_code_is_part_of_its_tasks_hash() {
+        let mut tm = TaskManager::new(TaskManagerConfig::default());
+        let mut spec = TaskSpec::device_compute(&[8]);
+        spec.payload = Some(std::sync::Arc::new(KernelPayload {
+            source: &celer_exec::shaders::SAXPY,
+            entry: "main",
+            scalars: Default::default(),
+            reduction_kinds: Vec::new(),
+            custom_reductions: Vec::new(),
+            blocks: None,
+        }));
+        let id = tm.submit(spec).unwrap();
+        let task = tm.task(id).unwrap();
+        let none = HashMap::new();
+        // The same name and entry point, other code (another build of the program): another hash.
+        assert_ne!(task_hash_with(task, &none, |_| 1), task_hash_with(task, &none, |_| 2));
+        assert_eq!(task_hash(task, &none), task_hash_with(task, &none, code_hash));
+        let saxpy = code_hash(&celer_exec::shaders::SAXPY);
+        assert_eq!(saxpy, code_hash(&celer_exec::shaders::SAXPY), "kept");
+        assert_ne!(saxpy, code_hash(&celer_exec::shaders::NBODY));
+    }
 
     /// Records `ranges` as host tasks reading buffer B0 one-to-one, and returns each task's hash in order.
     fn stream(ranges: &[usize]) -> Vec<(TaskId, u64, bool)> {

@@ -177,7 +177,8 @@ impl RankLoop<'_> {
         }
         out.push_str(&describe_group_and_objects(w));
         if let Some(k) = s.payload.as_ref().and_then(|p| p.downcast_ref::<KernelPayload>()) {
-            out.push_str(&format!("; kernel {}::{}", k.source.name(), k.entry));
+            let code = crate::divergence::code_hash(k.source);
+            out.push_str(&format!("; kernel {}::{} (code {code:016x})", k.source.name(), k.entry));
             if !k.scalars.is_empty() {
                 out.push_str(&format!(", scalars [{}]", describe_scalars(k)));
             }
