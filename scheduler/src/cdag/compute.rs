@@ -113,8 +113,7 @@ impl CommandGraphGenerator {
             }
             let region = Region::from_boxes(missing);
             let mut deps = Deps::default();
-            let hull = region.bounding_box();
-            state.readers.for_each_in(&region, |c| self.reader_dependency(state, &hull, c, &mut deps));
+            state.readers.for_each_in(&region, |c| self.reader_dependency(state, &region, c, &mut deps));
             for (bx, c) in overwritten {
                 self.writer_dependency(state, &bx, c, DependencyKind::Output, &mut deps);
             }

@@ -76,10 +76,8 @@ pub struct CommandGraphGenerator {
     /// Commands nothing depends on yet (what the next horizon or epoch waits for).
     execution_front: ExecutionFront,
     epoch_for_new_commands: CommandId,
-    /// Whether `epoch_for_new_commands` is a horizon (not an epoch): reads of data collapsed into it may be settled
-    /// by an older horizon ([`writer_dependency`](Self::writer_dependency)).
-    applied_is_horizon: bool,
-    /// The newest epoch command.
+    /// The newest epoch command: `epoch_for_new_commands` is a horizon applied since where it differs
+    /// ([`applied_horizon`](Self::applied_horizon)).
     last_epoch: CommandId,
     current_horizon: Option<CommandId>,
     /// Horizon and epoch commands by task, to prune when the runtime reports a task reached.
@@ -115,7 +113,6 @@ impl CommandGraphGenerator {
             collective_groups: IdMap::default(),
             execution_front: ExecutionFront::new(),
             epoch_for_new_commands: CommandId(0),
-            applied_is_horizon: false,
             last_epoch: CommandId(0),
             current_horizon: None,
             sync_commands: Default::default(),
@@ -334,20 +331,20 @@ impl CommandGraphGenerator {
         if is_epoch {
             self.apply_epoch(id);
             self.current_horizon = None;
-            self.applied_is_horizon = false;
             self.last_epoch = id;
         } else if let Some(previous) = self.current_horizon.replace(id) {
             self.apply_epoch(previous);
-            self.applied_is_horizon = true;
         }
     }
 
+    /// The applied horizon, the command new commands hang off, unless that is an epoch.
+    fn applied_horizon(&self) -> Option<CommandId> {
+        (self.epoch_for_new_commands != self.last_epoch).then_some(self.epoch_for_new_commands)
+    }
+
     /// Adds a dependency of kind `kind` (true for a read, output for a write) of a command touching cells `bx` of
-    /// `state` on their last local writer `writer`. A writer collapsed into the applied horizon is that horizon,
-    /// which waits for its whole front (a slow host task, say) although the writes of those cells may have
-    /// completed long before: the edge is settled by the sync command after which they had
-    /// ([`AccessWindows::settle`], [`CommandDependency::settled_by`]) where that is older; readers collapsed into a
-    /// horizon alike ([`reader_dependency`](Self::reader_dependency)).
+    /// `state` on their last local writer `writer` ([`dataflow_dependency`](Self::dataflow_dependency) with the
+    /// buffer's write windows).
     #[inline(always)]
     fn writer_dependency(
         &self,
@@ -357,21 +354,29 @@ impl CommandGraphGenerator {
         kind: DependencyKind,
         deps: &mut Deps,
     ) {
-        if self.applied_is_horizon && writer == self.epoch_for_new_commands {
-            self.horizon_dependency(state, bx, kind, deps);
-        } else {
-            deps.add(writer, kind, DependencyOrigin::Dataflow);
-        }
+        self.dataflow_dependency(&state.write_windows, || *bx, writer, kind, deps);
     }
 
-    /// [`writer_dependency`](Self::writer_dependency) on the applied horizon, settled where the windows allow.
-    #[inline(never)]
-    fn horizon_dependency(&self, state: &BufferState, bx: &GridBox, kind: DependencyKind, deps: &mut Deps) {
-        let horizon = self.epoch_for_new_commands;
-        match state.write_windows.settle(bx).filter(|&s| s < horizon) {
-            Some(s) => deps.add_settled(horizon, kind, DependencyOrigin::Dataflow, s),
-            None => deps.add(horizon, kind, DependencyOrigin::Dataflow),
+    /// Adds a dataflow dependency of kind `kind` on `on`, the last local writer or a reader of cells inside
+    /// `hull()` whose accesses `windows` records. One collapsed into the applied horizon is that horizon, which waits
+    /// for its whole front (a slow host task, say) although those accesses may have completed long before: the
+    /// edge is settled by the sync command after which they had ([`AccessWindows::settle`],
+    /// [`CommandDependency::settled_by`]) where that is older. `hull` is called only then.
+    #[inline(always)]
+    fn dataflow_dependency(
+        &self,
+        windows: &AccessWindows,
+        hull: impl FnOnce() -> GridBox,
+        on: CommandId,
+        kind: DependencyKind,
+        deps: &mut Deps,
+    ) {
+        if self.applied_horizon() == Some(on) {
+            if let Some(s) = windows.settle(&hull()).filter(|&s| s < on) {
+                return deps.add_settled(on, kind, DependencyOrigin::Dataflow, s);
+            }
         }
+        deps.add(on, kind, DependencyOrigin::Dataflow);
     }
 
     /// Rewrites every tracked command older than `epoch` to `epoch`.
@@ -416,24 +421,15 @@ impl CommandGraphGenerator {
     fn reader_dependencies(&self, b: BufferId, region: &Region, deps: &mut Deps) {
         if !region.is_empty() {
             let state = &self.buffers[&b];
-            let hull = region.bounding_box();
-            state.readers.for_each_in(region, |c| self.reader_dependency(state, &hull, c, deps));
+            state.readers.for_each_in(region, |c| self.reader_dependency(state, region, c, deps));
         }
     }
 
-    /// Adds an anti-dependency of a command overwriting cells inside `hull` of `state` on their reader `reader`. A
-    /// reader collapsed into the applied horizon is that horizon: settled like a writer's edge
-    /// ([`writer_dependency`](Self::writer_dependency)), by the sync command after which every local read inside
-    /// `hull` had completed.
+    /// Adds an anti-dependency of a command overwriting cells of `region` of `state` on their reader `reader`
+    /// ([`dataflow_dependency`](Self::dataflow_dependency) with the buffer's read windows).
     #[inline(always)]
-    fn reader_dependency(&self, state: &BufferState, hull: &GridBox, reader: CommandId, deps: &mut Deps) {
-        let horizon = self.epoch_for_new_commands;
-        if self.applied_is_horizon && reader == horizon {
-            if let Some(s) = state.read_windows.settle(hull).filter(|&s| s < horizon) {
-                return deps.add_settled(reader, DependencyKind::Anti, DependencyOrigin::Dataflow, s);
-            }
-        }
-        deps.add(reader, DependencyKind::Anti, DependencyOrigin::Dataflow);
+    fn reader_dependency(&self, state: &BufferState, region: &Region, reader: CommandId, deps: &mut Deps) {
+        self.dataflow_dependency(&state.read_windows, || region.bounding_box(), reader, DependencyKind::Anti, deps);
     }
 
     /// Orders a command with no true dependency after the applied horizon or the last epoch. On a horizon, the edge
@@ -443,10 +439,9 @@ impl CommandGraphGenerator {
     fn add_epoch_dependency(&self, deps: &mut Deps) {
         if !deps.has_true() {
             let (to, origin) = (self.epoch_for_new_commands, DependencyOrigin::LastEpoch);
-            if self.applied_is_horizon {
-                deps.add_settled(to, DependencyKind::True, origin, self.last_epoch);
-            } else {
-                deps.add(to, DependencyKind::True, origin);
+            match self.applied_horizon() {
+                Some(_) => deps.add_settled(to, DependencyKind::True, origin, self.last_epoch),
+                None => deps.add(to, DependencyKind::True, origin),
             }
         }
     }

@@ -177,7 +177,7 @@ impl BufferState {
 }
 
 /// How many closed windows [`AccessWindows`] keeps apart; older ones are merged.
-const WRITE_WINDOWS: usize = 8;
+const ACCESS_WINDOWS: usize = 8;
 
 /// A buffer's local writes (or reads) by window between sync commands (horizons and epochs), each window as the
 /// bounding box of what it touched, for [`settle`](Self::settle). A horizon applied to the last-writer map (or the
@@ -189,7 +189,7 @@ pub(super) struct AccessWindows {
     /// What was touched since the newest sync command.
     open: GridBox,
     /// Each closed window: the sync command that closed it and what it touched, oldest first. When there are more
-    /// than [`WRITE_WINDOWS`], the two oldest merge (the later command, both boxes' hull): coarser, still right.
+    /// than [`ACCESS_WINDOWS`], the two oldest merge (the later command, both boxes' hull): coarser, still right.
     closed: std::collections::VecDeque<(CommandId, GridBox)>,
     /// Every access before the oldest closed window completed once this sync command did.
     floor: CommandId,
@@ -212,7 +212,7 @@ impl AccessWindows {
             return;
         }
         self.closed.push_back((sync, std::mem::replace(&mut self.open, GridBox::EMPTY)));
-        if self.closed.len() > WRITE_WINDOWS {
+        if self.closed.len() > ACCESS_WINDOWS {
             let (_, older) = self.closed.pop_front().expect("more than one window");
             let oldest = self.closed.front_mut().expect("more than one window");
             oldest.1 = oldest.1.bounding_box(&older);
@@ -238,7 +238,7 @@ pub(super) fn mark_stale(state: &mut BufferState, region: &Region) {
 
 #[cfg(test)]
 mod tests {
-    use super::{AccessWindows, RankSet, SentTo, WriterState, WRITE_WINDOWS};
+    use super::{AccessWindows, RankSet, SentTo, WriterState, ACCESS_WINDOWS};
     use celer_graph::{CommandId, GridBox, Region};
     use std::collections::BTreeSet;
 
@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(w.settle(&b(5, 25)), Some(CommandId(9)), "the newest window wins");
         assert_eq!(w.settle(&b(40, 50)), Some(CommandId(3)));
         // Windows beyond the limit merge from the oldest: [0, 10) joins [20, 30) under the later command.
-        for k in 0..WRITE_WINDOWS as u64 - 2 {
+        for k in 0..ACCESS_WINDOWS as u64 - 2 {
             w.touched(b(100 + k as usize, 101 + k as usize));
             w.close(CommandId(10 + k));
         }
