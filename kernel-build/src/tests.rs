@@ -480,19 +480,26 @@ fn a_parameter_block_over_4_kib_is_refused_before_validation() {
     assert!(e.contains("var<immediate> pc) takes 4104 bytes") && e.contains("at most 169 bindings"), "{e}");
 }
 
+/// Compiles `text` as `kernels/{stem}.wgsl` (its name in messages) in a temporary directory of its own, removed
+/// after: the generated constant and the warnings, or the error.
+fn compile_text(stem: &str, text: &str) -> Result<(String, Vec<String>), String> {
+    let dir = std::env::temp_dir().join(format!("celer_kb_{stem}_{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(format!("{stem}.wgsl"));
+    fs::write(&path, text).expect("writes");
+    let result = compile(&path, &format!("kernels/{stem}.wgsl"), &dir, &Options::default());
+    let _ = fs::remove_dir_all(&dir);
+    result
+}
+
 #[test]
 fn two_parameter_blocks_one_entry_point_uses_are_refused_naming_the_move_to_storage() {
-    let dir = std::env::temp_dir().join(format!("celer_kb_two_blocks_{}", std::process::id()));
-    fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("two_blocks.wgsl");
     // A block of 168 bytes (moved to storage) and one of 52, both used by `both`.
     let text = "struct P { chunk: CelerBox, b0: CelerBox, b1: CelerBox, b2: CelerBox, b3: CelerBox, b4: CelerBox, \
                 b5: CelerBox }\nstruct S { chunk: CelerBox, a: CelerBox, x: f32 }\nvar<immediate> pc: P;\n\
                 var<immediate> ps: S;\n@group(0) @binding(0) var<storage, read_write> a: array<f32>;\n\
                 @compute @workgroup_size(64) fn both() { a[0] = f32(pc.chunk.offset0) + ps.x; }\n";
-    fs::write(&path, text).expect("writes");
-    let e = compile(&path, "kernels/two_blocks.wgsl", &dir, &Options::default()).expect_err("refused");
-    let _ = fs::remove_dir_all(&dir);
+    let e = compile_text("two_blocks", text).expect_err("refused");
     assert!(e.contains("kernels/two_blocks.wgsl fails naga validation"), "{e}");
     assert!(
         e.contains("moved the 2 var<immediate> blocks of this file")
@@ -524,9 +531,6 @@ fn an_error_inside_the_prelude_points_at_a_name_of_the_kernel_that_shadows_it() 
 
 #[test]
 fn an_entry_point_that_never_skips_items_past_the_chunk_is_warned_about() {
-    let dir = std::env::temp_dir().join(format!("celer_kb_guard_{}", std::process::id()));
-    fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("guard.wgsl");
     // `open` writes every item of the rounded-up workgroups; `guarded` calls celer_contains, `by_range` compares
     // with the chunk's extent, `in_helper` guards in a function of its own taking the chunk; `quiet` is open but
     // named in the file's unguarded line; `raw` takes no items from celer_item_Nd (the raw-ids warning's business).
@@ -559,10 +563,7 @@ fn an_entry_point_that_never_skips_items_past_the_chunk_is_warned_about() {
         }}
         "
     );
-    fs::write(&path, &text).expect("writes");
-    let result = compile(&path, "kernels/guard.wgsl", &dir, &Options::default());
-    let _ = fs::remove_dir_all(&dir);
-    let (_, warnings) = result.expect("a warning, not an error");
+    let (_, warnings) = compile_text("guard", &text).expect("a warning, not an error");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     let w = &warnings[0];
     assert!(w.starts_with("kernels/guard.wgsl: entry point `open` takes its items from celer_item_Nd"), "{w}");
@@ -574,9 +575,6 @@ fn an_entry_point_that_never_skips_items_past_the_chunk_is_warned_about() {
 
 #[test]
 fn an_entry_point_indexing_with_the_raw_global_id_is_warned_about_naming_file_and_entry_point() {
-    let dir = std::env::temp_dir().join(format!("celer_kb_raw_ids_{}", std::process::id()));
-    fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("raw.wgsl");
     // `raw` ignores the chunk's offset (its bounds check reads pc.chunk.range0, not an offset); `by_hand` adds it
     // itself, `helper` through a function of its own taking the chunk, `item` calls celer_item_1d; `quiet` is raw
     // but named in the file's raw-ids line.
@@ -605,10 +603,7 @@ fn an_entry_point_indexing_with_the_raw_global_id_is_warned_about_naming_file_an
         }}
         "
     );
-    fs::write(&path, &text).expect("writes");
-    let result = compile(&path, "kernels/raw.wgsl", &dir, &Options::default());
-    let _ = fs::remove_dir_all(&dir);
-    let (_, warnings) = result.expect("a warning, not an error");
+    let (_, warnings) = compile_text("raw", &text).expect("a warning, not an error");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     let w = &warnings[0];
     assert!(
