@@ -659,3 +659,81 @@ fn a_reduction_whose_op_or_type_differs_from_the_kernels_block_reduction_is_refu
         ],
     );
 }
+
+#[test]
+fn a_buffer_indexed_with_the_item_of_another_dimensionality_is_refused() {
+    let q = Queue::dry_run();
+    let k = |entry: &'static str| Kernel::wgsl(&own_kernels::ITEM_DIMS, entry).expect(entry);
+    let (line, grid) = (q.buffer_from(&[1.0f32; 16], [16]).named("line"), q.buffer::<f32, 2>([4, 4]).named("grid"));
+    let out_line = q.buffer::<f32, 1>([16]).named("out_line");
+    let out_grid = q.buffer::<f32, 2>([4, 4]).named("out_grid");
+    // The item's dimensionality everywhere, and a 1D buffer read at a cell built from a 2D item: accepted.
+    q.submit(
+        task::parallel_for(&k("twice_1d"), [16])
+            .read(&line, access::one_to_one())
+            .discard_write(&out_line, access::one_to_one()),
+    )
+    .expect("1D items on 1D buffers");
+    q.submit(
+        task::parallel_for(&k("twice_2d"), [4, 4])
+            .read(&grid, access::one_to_one())
+            .discard_write(&out_grid, access::one_to_one()),
+    )
+    .expect("2D items on 2D buffers");
+    q.submit(
+        task::parallel_for(&k("spread_cols"), [4, 4])
+            .read(&line, access::all())
+            .discard_write(&out_grid, access::one_to_one()),
+    )
+    .expect("a cell built from the item");
+    // A 2D item read as a cell of a 1D buffer (cell row + col), and a 1D item as one of a 2D buffer (cell (i, 0)).
+    let msg = message(
+        q.submit(
+            task::parallel_for(&k("twice_2d"), [4, 4])
+                .read(&line, access::all())
+                .discard_write(&out_grid, access::one_to_one())
+                .name("flat_source"),
+        ),
+        "flat_source",
+    );
+    assert_has(
+        &msg,
+        &[
+            "kernel item_dims::twice_2d indexes `src` (@binding(0)) with its 2D item (celer_index(pc.src, item)), but \
+             the task binds buffer B0 \"line\" there, which is 1D",
+            "item (row, col) reads cell (row + col)",
+            "bind a 2D buffer there",
+        ],
+    );
+    let msg = message(
+        q.submit(
+            task::parallel_for(&k("twice_1d"), [16])
+                .read(&grid, access::all())
+                .discard_write(&out_line, access::one_to_one())
+                .name("grid_as_line"),
+        ),
+        "grid_as_line",
+    );
+    assert_has(
+        &msg,
+        &[
+            "kernel item_dims::twice_1d indexes `src` (@binding(0)) with its 1D item",
+            "buffer B1 \"grid\" there, which is 2D",
+            "item (i) reads cell (i, 0)",
+        ],
+    );
+    // The same shape again after an accepted one of the same kernel (the check of a kept shape is skipped).
+    q.submit(
+        task::parallel_for(&k("twice_2d"), [4, 4])
+            .read(&grid, access::one_to_one())
+            .discard_write(&out_grid, access::one_to_one()),
+    )
+    .expect("2D again");
+    let again = q.submit(
+        task::parallel_for(&k("twice_2d"), [4, 4])
+            .read(&line, access::all())
+            .discard_write(&out_grid, access::one_to_one())
+            .name("flat_again"),
+    );
+    assert_has(&message(again, "flat_again"), &["which is 1D"]);
+}

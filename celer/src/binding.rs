@@ -14,7 +14,8 @@
 //!    entry point never writes (`KernelNeverWrites`);
 //! 4. per reduction, the prelude block reductions the kernel stores into its binding: the same operation
 //!    (`KernelReductionOp`) and the binding's type (`KernelReductionType`);
-//! 5. the kernel's dimensionality (the `celer_item_Nd` it calls) against the task's (`KernelDimensions`);
+//! 5. the kernel's dimensionality (the `celer_item_Nd` it calls) against the task's (`KernelDimensions`), and
+//!    against that of each buffer it indexes with its item (`celer_index(pc.<box>, item)`: `KernelItemDimensions`);
 //! 6. the parameter block (`var<immediate>` struct, push constants or storage): the boxes first (`PushConstantLayout`), then every scalar member filled once with
 //!    a value of its type (`MissingScalar`, `ExtraScalars`, `ScalarType`).
 
@@ -40,12 +41,14 @@ pub(crate) struct BindMeta {
     name: Option<String>,
     element: ScalarType,
     element_size: u32,
+    /// The buffer's dimensionality (1 to 3).
+    dims: u8,
 }
 
 impl BindMeta {
-    /// The record of a buffer of `T`, named `name` (`.bind(name)`) or not.
-    pub(crate) fn of<T: Element>(name: Option<String>) -> Self {
-        Self { name, element: T::SCALAR, element_size: std::mem::size_of::<T>() as u32 }
+    /// The record of a `dims`-dimensional buffer of `T`, named `name` (`.bind(name)`) or not.
+    pub(crate) fn of<T: Element>(name: Option<String>, dims: usize) -> Self {
+        Self { name, element: T::SCALAR, element_size: std::mem::size_of::<T>() as u32, dims: dims as u8 }
     }
 
     /// Whether the program named the binding (`.bind(name)`).
@@ -56,6 +59,12 @@ impl BindMeta {
     /// The buffer's element type and size, which the check compares with the binding's.
     pub(crate) fn element(&self) -> (ScalarType, u32) {
         (self.element, self.element_size)
+    }
+
+    /// [`element`](Self::element) and the buffer's dimensionality,
+    /// which it compares with the kernel's where the kernel indexes the binding with its item.
+    pub(crate) fn shape(&self) -> (ScalarType, u32, u8) {
+        (self.element, self.element_size, self.dims)
     }
 }
 
@@ -293,6 +302,21 @@ pub(crate) fn check_kernel(
                 task_dims: task.spec.dims,
                 range: task.spec.range,
             }));
+        }
+        // A binding indexed with the item itself takes a buffer of the item's dimensionality.
+        let metas = task.accessors.iter().chain(&task.reductions);
+        let ids = task.spec.accesses.iter().map(|a| a.buffer).chain(task.spec.reductions.iter().map(|r| r.buffer));
+        for ((meta, id), desc) in metas.zip(ids).zip(bindings) {
+            if u32::from(meta.dims) != dims && ep.item_indexed.contains(&desc.binding) {
+                return Err(Box::new(TaskErrorKind::KernelItemDimensions {
+                    kernel: kernel(),
+                    binding: desc.name.into(),
+                    number: desc.binding,
+                    kernel_dims: dims,
+                    buffer: buffer(id),
+                    buffer_dims: meta.dims.into(),
+                }));
+            }
         }
     }
     push_layout(kernel, ep.push_constants, ep.push_constant_bytes, 1 + given, scalars)

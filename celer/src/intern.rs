@@ -115,8 +115,8 @@ pub(crate) struct KernelShape {
     dims: usize,
     /// Per access, in order: its mode.
     modes: SmallVec<[AccessMode; 4]>,
-    /// Per access, in order: the buffer's element type and size.
-    elements: SmallVec<[(ScalarType, u32); 4]>,
+    /// Per access, in order: the buffer's element type and size, and its dimensionality.
+    elements: SmallVec<[(ScalarType, u32, u8); 4]>,
     /// The positional scalars' component types and counts (their values go where the kept [`PushLayout`] says).
     scalars: SmallVec<[(ScalarType, u8); 8]>,
 }
@@ -129,7 +129,7 @@ impl KernelShape {
             entry: key.entry,
             dims: key.dims,
             modes: key.accesses.iter().map(|a| a.mode).collect(),
-            elements: key.accessors.iter().map(BindMeta::element).collect(),
+            elements: key.accessors.iter().map(BindMeta::shape).collect(),
             scalars: key.scalars.iter().map(ScalarArg::shape).collect(),
         }
     }
@@ -141,7 +141,7 @@ impl KernelShape {
             && self.modes.len() == key.accesses.len()
             && self.modes.iter().zip(key.accesses).all(|(m, a)| *m == a.mode)
             && self.elements.len() == key.accessors.len()
-            && self.elements.iter().zip(key.accessors).all(|(e, m)| *e == m.element())
+            && self.elements.iter().zip(key.accessors).all(|(e, m)| *e == m.shape())
             && self.scalars.len() == key.scalars.len()
             && self.scalars.iter().zip(key.scalars).all(|(s, v)| *s == v.shape())
     }

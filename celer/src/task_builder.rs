@@ -316,7 +316,7 @@ impl<const KD: usize> TaskBuilder<KD> {
             mode,
             mapper: mapper.into_range_mapper(),
         });
-        self.p.accessors.push(BindMeta::of::<T>(self.p.pending_name.take()));
+        self.p.accessors.push(BindMeta::of::<T>(self.p.pending_name.take(), BD));
         self
     }
 
@@ -400,7 +400,7 @@ impl<const KD: usize> TaskBuilder<KD> {
         self.p.noted.buffer(buffer.id, &buffer.range);
         self.p.reduction_kinds.push(T::KIND);
         self.p.custom_reductions.push(None);
-        self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take()));
+        self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take(), BD));
         self
     }
 
@@ -466,7 +466,7 @@ impl<const KD: usize> TaskBuilder<KD> {
         self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
         self.p.noted.buffer(buffer.id, &buffer.range);
         self.p.reduction_kinds.push(T::KIND);
-        self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take()));
+        self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take(), BD));
         // Every chunk and rank starts from the identity, so one that the combine does not keep (a sum from 5, a
         // maximum from 0) counts once per chunk: probed with a few finite values (see `identity.rs`).
         if let Some(fault) = crate::identity::fault(identity, &combine) {

@@ -176,6 +176,11 @@ pub struct EntryPointDesc {
     /// block reductions included): the GPU layer refuses to load a kernel needing more than the device's
     /// `maxComputeSharedMemorySize`.
     pub workgroup_memory_bytes: u32,
+    /// The bindings it indexes with its item as `celer_item_Nd` returned it (`celer_index(pc.<box>, item)`,
+    /// directly or through the functions it calls), ascending: `celer`'s `submit` refuses a buffer of another
+    /// dimensionality than [`dims`](Self::dims) there, whose cells such an index does not mean (a 2D item `(row,
+    /// col)` on a 1D buffer reads cell `row + col`).
+    pub item_indexed: &'static [u32],
 }
 
 /// One call of a prelude block reduction `celer_reduce_<op>_<type>` by an entry point ([`EntryPointDesc`]).

@@ -353,6 +353,27 @@ pub enum TaskErrorKind {
         /// The task's index space.
         range: GridBox,
     },
+    /// A buffer bound where the kernel indexes with its item as `celer_item_Nd` returned it (`celer_index(pc.<box>,
+    /// item)`), of another dimensionality than the item's: the index picks cells the kernel does not mean.
+    #[error(
+        "kernel {kernel} indexes `{binding}` (@binding({number})) with its {kernel_dims}D item \
+         (celer_index(pc.{binding}, item)), but the task binds {buffer} there, which is {buffer_dims}D: {}",
+        item_dims_outcome(*kernel_dims, *buffer_dims)
+    )]
+    KernelItemDimensions {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The dimensionality the kernel works in (that of its items).
+        kernel_dims: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The buffer's dimensionality.
+        buffer_dims: u32,
+    },
     /// A member of the kernel's parameter block (`var<immediate>`, pushed as push constants or, past 128 bytes,
     /// read from a storage buffer) that the task gives no value.
     #[error(
@@ -829,6 +850,37 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "warning: {}", self.error)
     }
+}
+
+/// What [`TaskErrorKind::KernelItemDimensions`]'s index reads instead, and the fix.
+fn item_dims_outcome(kernel_dims: u32, buffer_dims: u32) -> String {
+    let names: &[&str] = match kernel_dims {
+        1 => &["i"],
+        2 => &["row", "col"],
+        _ => &["x", "y", "z"],
+    };
+    let (n, d) = (names.len(), (buffer_dims as usize).clamp(1, 3));
+    // celer_index reads an item as a cell of the buffer's extent: the coordinates past the buffer's last dimension
+    // add to it, missing ones are 0.
+    let cell: Vec<String> = if n > d {
+        let mut c: Vec<String> = names[..d - 1].iter().map(|s| s.to_string()).collect();
+        c.push(names[d - 1..].join(" + "));
+        c
+    } else {
+        names.iter().map(|s| s.to_string()).chain(std::iter::repeat_n("0".to_string(), d - n)).collect()
+    };
+    let example = if n > d {
+        "`celer_index(pc.b, vec3<u32>(item.y, 0u, 0u))` reads a 1D buffer at a 2D item's column"
+    } else {
+        "`celer_index(pc.b, vec3<u32>(item.x / cols, item.x % cols, 0u))` reads a 2D buffer of `cols` columns in \
+         row-major order at a 1D item"
+    };
+    format!(
+        "item ({}) reads cell ({}), not the cell the kernel means; bind a {kernel_dims}D buffer there, or build the \
+         cell of the buffer's dimensionality from the item ({example})",
+        names.join(", "),
+        cell.join(", ")
+    )
 }
 
 /// The end of [`TaskErrorKind::KernelDimensions`]'s hint: the prelude call that makes a kernel work in `dims`

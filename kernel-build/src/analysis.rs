@@ -318,3 +318,54 @@ pub fn workgroup_dependent(module: &naga::Module, info: &naga::valid::ModuleInfo
         || workgroup_builtins(module, &ep.function)
         || module.global_variables.iter().any(|(h, v)| v.space == AddressSpace::WorkGroup && !fi[h].is_empty())
 }
+
+/// The bindings entry point `entry_point` indexes with one of its items as `celer_item_Nd` returned it: a call
+/// `celer_index(pc.<box>, item)` (in the entry point or a function it calls) whose `item` is the result of a
+/// `celer_item_Nd` call in the same function (through `let`s), and whose box is the parameter block's member for
+/// binding `k` (member `k + 1`: the chunk comes first). `params_binding` is as for
+/// [`reflect_with_params`](crate::reflect_with_params). Binding numbers, ascending, each once.
+///
+/// An item has the entry point's dimensionality; `celer_index` reads it as a cell of the buffer bound there, so a
+/// buffer of another dimensionality gets cells the kernel did not mean (a 2D item `(row, col)` on a 1D buffer is
+/// cell `row + col`; a 1D item `(i)` on a 2D buffer is cell `(i, 0)`). `celer`'s `submit` refuses such a binding.
+/// A cell built from the item (`vec3<u32>(item.y, 0u, 0u)`) is not the item and is not listed.
+pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
+    let ep = &module.entry_points[entry_point];
+    let item_fn = |h: Handle<Function>| {
+        matches!(module.functions[h].name.as_deref(), Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d"))
+    };
+    // The binding whose box expression `e` of `func` is: `pc.<member k + 1>`, read through a pointer or a value.
+    let box_binding = |func: &Function, e: Handle<Expression>| -> Option<u32> {
+        let strip = |e: Handle<Expression>| match func.expressions[e] {
+            Expression::Load { pointer } => pointer,
+            _ => e,
+        };
+        match func.expressions[strip(e)] {
+            Expression::AccessIndex { base, index } if index >= 1 => match func.expressions[strip(base)] {
+                Expression::GlobalVariable(g)
+                    if crate::is_params_block(&module.global_variables[g], params_binding) =>
+                {
+                    Some(index - 1)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let mut out = std::collections::BTreeSet::new();
+    let reached = crate::reachable_functions(module, &ep.function);
+    let funcs = std::iter::once(&ep.function).chain(reached.iter().map(|&h| &module.functions[h]));
+    for func in funcs {
+        each_statement(&func.body, &mut |s| {
+            let Statement::Call { function, arguments, .. } = s else { return };
+            if module.functions[*function].name.as_deref() != Some("celer_index") || arguments.len() != 2 {
+                return;
+            }
+            let from_item = matches!(func.expressions[arguments[1]], Expression::CallResult(f) if item_fn(f));
+            if let Some(b) = box_binding(func, arguments[0]).filter(|_| from_item) {
+                out.insert(b);
+            }
+        });
+    }
+    out.into_iter().collect()
+}

@@ -60,7 +60,9 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement};
 
 mod analysis;
-pub use analysis::{atomic_ops, block_reductions, spirv_needs_float64, uses_f64_prelude, workgroup_dependent};
+pub use analysis::{
+    atomic_ops, block_reductions, item_indexed, spirv_needs_float64, uses_f64_prelude, workgroup_dependent,
+};
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
 pub const PRELUDE: &str = include_str!("../wgsl/prelude.wgsl");
@@ -386,6 +388,9 @@ pub struct EntryPoint {
     /// Bytes of the `var<workgroup>` variables it uses, directly or through the functions it calls (the prelude's
     /// block reductions included): what the device's `maxComputeSharedMemorySize` must hold.
     pub workgroup_memory_bytes: u32,
+    /// The bindings it indexes with its item as `celer_item_Nd` returned it (`celer_index(pc.<box>, item)`), directly
+    /// or through the functions it calls ([`item_indexed`]), ascending: their buffers must have its dimensionality.
+    pub item_indexed: Vec<u32>,
 }
 
 /// One call of a prelude block reduction `celer_reduce_<op>_<type>` an entry point makes, and the binding its
@@ -713,6 +718,7 @@ pub fn reflect_with_params(
             block_reductions,
             atomics,
             workgroup_memory_bytes,
+            item_indexed: item_indexed(module, i, params_binding),
         });
     }
     Ok(Reflection { bindings, entry_points, params_binding })
@@ -763,7 +769,8 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             out,
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
-             writes: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, workgroup_memory_bytes: {} }}, ",
+             writes: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, workgroup_memory_bytes: {}, \
+             item_indexed: &{:?} }}, ",
             ep.name,
             ep.dims,
             ep.block_reduction,
@@ -771,7 +778,8 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             ep.push_constant_bytes,
             ep.writes,
             ep.atomics,
-            ep.workgroup_memory_bytes
+            ep.workgroup_memory_bytes,
+            ep.item_indexed
         );
     }
     out

@@ -634,3 +634,30 @@ fn kernels_that_are_no_task_kernels_are_not_warned_about_their_raw_ids() {
     let module = naga::front::wgsl::parse_str(&text).expect("parses");
     assert!(without_chunk_offset(&module, None).is_empty());
 }
+
+#[test]
+fn reflection_lists_the_bindings_indexed_with_the_item_itself() {
+    let indexed = |body: &str| {
+        let r = reflection(&format!("{HEADER}\n{body}")).expect("reflects");
+        r.entry_points.iter().map(|e| (e.name.clone(), e.item_indexed.clone())).collect::<Vec<_>>()
+    };
+    // The item of a `let`, in the entry point and in a function it calls.
+    let direct = indexed(
+        "fn store(gid: vec3<u32>) { let item = celer_item_2d(pc.chunk, gid); dst[celer_index(pc.dst, item)] = 1.0; }
+        @compute @workgroup_size(64) fn both(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(8, 8) fn helper(@builtin(global_invocation_id) gid: vec3<u32>) { store(gid); }",
+    );
+    assert_eq!(direct, [("both".to_string(), vec![0, 1]), ("helper".to_string(), vec![1])]);
+    // A cell built from the item, and an index taken from a box parameter, are not the item's.
+    let built = indexed(
+        "fn at(b: CelerBox, item: vec3<u32>) -> u32 { return celer_index(b, item); }
+        @compute @workgroup_size(8, 8) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_2d(pc.chunk, gid);
+            dst[at(pc.dst, item)] = src[celer_index(pc.src, vec3<u32>(item.y, 0u, 0u))];
+        }",
+    );
+    assert_eq!(built, [("main".to_string(), vec![])]);
+}

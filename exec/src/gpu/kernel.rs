@@ -695,6 +695,7 @@ mod tests {
             block_reductions: &[],
             atomics: &[],
             workgroup_memory_bytes,
+            item_indexed: &[],
         };
         assert_eq!(workgroup_beyond_limits(&desc([1024, 1, 1], 32768), &limits), None, "at the limits");
         let wide = workgroup_beyond_limits(&desc([2048, 1, 1], 0), &limits).unwrap();
