@@ -10,14 +10,17 @@
 //! - `names`: every task named `format!("step {i}")`.
 //! - `reductions`: a reduction every round, its result fenced every 100 rounds.
 //! - `host`: host tasks only (a chain over one buffer), no kernel.
+//! - `rows`: a history of 64 rows, one row rewritten every round (each rank its half) and two whole rows read (the
+//!   newest and the oldest): partial writes and reads of one buffer, with half-rows sent between ranks every round,
+//!   so that its last-writer and reader maps hold many boxes from many tasks.
 //! - `flood`: kernels over 2^18 cells with no wait at all: the program submits far faster than the device runs, so
 //!   only `submit`'s back-pressure (`CELER_SUBMIT_AHEAD`) bounds what is queued. Sampled without waits.
 //!
 //! ```text
-//! mpirun -n 2 target/release/examples/soak_patterns --pattern shapes --rounds 100000
+//! mpirun -n 2 target/release/examples/soak_patterns --pattern shapes --rounds 100000 [--samples 10]
 //! ```
 
-use celer::{access, kernels, task, Kernel, Queue, ReductionOp};
+use celer::{access, kernels, task, GridBox, Kernel, Queue, ReductionOp, Region};
 
 celer::include_kernels!();
 
@@ -163,6 +166,34 @@ fn round(q: &Queue, pattern: &str, i: u64, s: &mut State<'_>) -> Result<(), Box<
                 c.data_mut::<i32>(0).iter_mut().for_each(|v| *v = v.wrapping_add(1));
             }))?;
         }
+        "rows" => {
+            let row = |r: u64| {
+                let r = (r % HISTORY_ROWS as u64) as usize;
+                move |_: &GridBox<1>, h: &GridBox<2>| Region::from(GridBox::new([r, 0], [r + 1, h.max()[1]]))
+            };
+            let half_row = move |c: &GridBox<1>, _: &GridBox<2>| {
+                let r = (i % HISTORY_ROWS as u64) as usize;
+                Region::from(GridBox::new([r, c.min()[0]], [r + 1, c.max()[0]]))
+            };
+            q.submit(
+                task::host_for([256])
+                    .discard_write(&s.history, access::custom("half row", half_row))
+                    .name("record")
+                    .run(move |c| c.data_mut::<f32>(0).fill(i as f32)),
+            )?;
+            // Row i + 1 was last written 63 rounds ago (still 0 in the first 63 rounds).
+            let oldest = i.saturating_sub(HISTORY_ROWS as u64 - 1) as f32;
+            q.submit(
+                task::host_for([1])
+                    .read(&s.history, access::custom("newest row", row(i)))
+                    .read(&s.history, access::custom("oldest row", row(i + 1)))
+                    .name("compare")
+                    .run(move |c| {
+                        assert!(c.data::<f32>(0).iter().all(|&v| v == i as f32), "round {i}: the newest row is wrong");
+                        assert!(c.data::<f32>(1).iter().all(|&v| v == oldest), "round {i}: the oldest row is wrong");
+                    }),
+            )?;
+        }
         "flood" => {
             q.submit(
                 task::parallel_for(&s.heat, [FLOOD_CELLS])
@@ -179,6 +210,9 @@ fn round(q: &Queue, pattern: &str, i: u64, s: &mut State<'_>) -> Result<(), Box<
 
 const FLOOD_CELLS: usize = 1 << 18;
 
+/// Rows of the `rows` pattern's history.
+const HISTORY_ROWS: usize = 64;
+
 /// What the rounds share.
 struct State<'q> {
     heat: Kernel,
@@ -191,6 +225,7 @@ struct State<'q> {
     sum: celer::Buffer<'q, i32, 1>,
     big_a: celer::Buffer<'q, f32, 1>,
     big_b: celer::Buffer<'q, f32, 1>,
+    history: celer::Buffer<'q, f32, 2>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -208,8 +243,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sum: q.buffer::<i32, 1>([1]).named("sum"),
         big_a: q.buffer_from(&vec![1.0f32; FLOOD_CELLS], [FLOOD_CELLS]).named("big_a"),
         big_b: q.buffer::<f32, 1>([FLOOD_CELLS]).named("big_b"),
+        history: q.buffer_from(&vec![0.0f32; HISTORY_ROWS * 256], [HISTORY_ROWS, 256]).named("history"),
     };
-    let every = (args.rounds / 10).max(1);
+    let every = (args.rounds / args.samples.max(2)).max(1);
     let start = std::time::Instant::now();
     let mut samples = Vec::new();
     for i in 1..=args.rounds {
@@ -218,16 +254,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if args.pattern != "flood" {
                 q.wait();
             }
-            let (bytes, device) = (resident_bytes()?, q.stats().map_or(0, |s| s.device_bytes));
+            let bytes = resident_bytes()?;
+            let stats = q.stats().unwrap_or_default();
             samples.push(bytes);
             println!(
                 "soak_patterns {}: rank {}: {i:>8} rounds, resident {:.1} MiB, device {:.1} MiB, live tasks {}, \
-                 {:.1} s",
+                 buffers {}, reductions {}, command records {}, divergence windows {}, {:.1} s",
                 args.pattern,
                 q.rank(),
                 mib(bytes),
-                mib(device),
+                mib(stats.device_bytes),
                 q.live_tasks(),
+                stats.buffers,
+                stats.reductions,
+                stats.command_records,
+                stats.divergence_windows,
                 start.elapsed().as_secs_f64()
             );
         }
@@ -266,10 +307,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Soak of one pattern; fails if resident memory grows after warm-up.
 #[derive(clap::Parser)]
 struct Args {
-    /// shapes, kernels, objects, fences, names, reductions, host or flood.
+    /// shapes, kernels, objects, fences, names, reductions, host, rows or flood.
     #[arg(long)]
     pattern: String,
     /// Rounds to run.
     #[arg(long, default_value_t = 100_000)]
     rounds: u64,
+    /// Resident memory samples taken over the run (evenly spaced; the second is the one after warm-up).
+    #[arg(long, default_value_t = 10)]
+    samples: u64,
 }
