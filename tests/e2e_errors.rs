@@ -19,9 +19,10 @@
 //! - `waits-1` / `waits-8`: 40 host tasks with a `wait()` after every one (the frequent-wait warning must fire)
 //!   or after every 8th (it must not); both finish with the right counts. `waits-8` with `CELER_DEVICES=2` and
 //!   `CELER_LOG=info`: the shutdown summaries name each device of the rank and its node.
-//! - `stall`: the last rank's host task sleeps 20 s while rank 0 awaits its data; with `CELER_STALL_TIMEOUT=2`
-//!   every rank reports what it waits for (rank 0: the await-push and the rank it expects the data from) and the
-//!   run aborts within seconds.
+//! - `stall`: the last rank's host task sleeps 20 s while rank 0 awaits its data; with `CELER_STALL_TIMEOUT=3`
+//!   (set if unset) every rank reports what it waits for (rank 0: the await-push and the rank it expects the data
+//!   from) and the run aborts within seconds. Each of the two ranks checks that its report came within the timeout
+//!   + 2 s of the host task's start, and otherwise says `no stall diagnosis within` and ends.
 //! - `diverge`: rank 1 submits a task over another range, then one task more; the divergence check stops every
 //!   rank. On one rank nothing diverges, so the same program must finish silently.
 //! - `overlap-submit`: host tasks writing a whole buffer through `all` and a neighbourhood through
@@ -135,8 +136,8 @@
 //!   not waited for; the exit hook runs the shutdown and `MPI_Finalize`, so `mpirun` exits 0 (`./x`'s MPI_TESTS).
 //! - `sigterm`: the last rank sends itself SIGTERM while rank 0 waits for its data; every rank stops within
 //!   seconds naming the signal (`MPI_Abort`, which removes OpenMPI's shared-memory segments).
-//! - `busy-app` (with `CELER_STALL_TIMEOUT=1`, which the case sets if unset): rank 0's application thread
-//!   computes 4 s before each of two submissions while the other ranks wait for its data; that is no stall, and
+//! - `busy-app` (with `CELER_STALL_TIMEOUT=2`, which the case sets if unset): rank 0's application thread
+//!   computes 2.5 timeouts (5 s) before each of two submissions while the other ranks wait for its data; that is no stall, and
 //!   the run must finish with the right values (`./x`'s MPI_TESTS; the `stall` cases show real stalls still end
 //!   the run).
 //! - `bounded` (with `CELER_SUBMIT_AHEAD=2`, which the case sets if unset): 200 buffers of 64 KiB are created,
@@ -1006,15 +1007,17 @@ fn sigterm() -> Result<(), String> {
     Err(format!("the program went on after SIGTERM (fence: {got:?})"))
 }
 
-/// Rank 0's application thread is busy (sleeps) for 4 stall timeouts before each submission; every rank's chunk
-/// reads the whole buffer, so the other ranks wait for rank 0's part meanwhile.
+/// Rank 0's application thread is busy (sleeps) for 2.5 stall timeouts before each submission (beyond both a rank's
+/// own timeout and the votes' silence of a timeout); every rank's chunk reads the whole buffer, so the other ranks
+/// wait for rank 0's part meanwhile.
 fn busy_app() -> Result<(), String> {
+    let secs = std::env::var("CELER_STALL_TIMEOUT").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(30.0);
     let q = Queue::new().map_err(|e| e.to_string())?;
     let data = q.buffer::<u32, 1>([64]).named("data");
     let sums = q.buffer::<u32, 1>([64]).named("sums");
     for round in 1..=2u32 {
         if q.rank() == 0 {
-            std::thread::sleep(Duration::from_secs(4));
+            std::thread::sleep(Duration::from_secs_f64(2.5 * secs));
         }
         q.submit(
             task::host_for([64])
@@ -1469,7 +1472,8 @@ fn typo_env() -> Result<(), String> {
 }
 
 /// The last rank's chunk of a host task sleeps far longer than the stall timeout; rank 0 then reads the whole
-/// buffer, so it awaits the sleeping rank's part.
+/// buffer, so it awaits the sleeping rank's part. Both ranks must report the stall within [`STALL_BOUND`] of its
+/// start (the host task's start), which [`watch_diagnosis`] checks.
 fn stall() -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
     let data = q.buffer::<f32, 1>([64]).named("data");
@@ -1477,6 +1481,10 @@ fn stall() -> Result<(), String> {
         let (rank, ranks) = ctx.rank();
         // `./x`'s signal check sends its signals once every rank has said this (the runtime and its handlers run).
         eprintln!("stall: rank {rank} is in its host task");
+        // Rank 0 waits for the last rank's part from now on, and the last rank for its own host task.
+        if rank == 0 || rank + 1 == ranks {
+            watch_diagnosis(rank);
+        }
         if rank + 1 == ranks {
             std::thread::sleep(Duration::from_secs(20));
         }
@@ -1486,6 +1494,62 @@ fn stall() -> Result<(), String> {
     q.submit(task::host_once().read(&data, access::all()).name("consumer").run(|_| {})).map_err(|e| e.to_string())?;
     q.wait();
     Err("the stalled program finished".into())
+}
+
+/// How much later than `CELER_STALL_TIMEOUT` after a stall's start a rank must have reported it (docs/GUIDE.md: the
+/// timeout and at most one vote interval, 1 s), with a second of margin for a loaded machine.
+const STALL_BOUND: Duration = Duration::from_secs(2);
+
+/// Whether this process's celer reported a stall (set by [`StallSeen`]).
+static STALL_REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The `stall` case's logger: notes celer's stall report (celer prints its errors and warnings itself to stderr
+/// when the program installed a logger of its own).
+struct StallSeen;
+
+impl log::Log for StallSeen {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Error
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if record.level() == log::Level::Error && record.args().to_string().starts_with("stalled:") {
+            STALL_REPORTED.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// From now on (a stall's start on this rank), watches that celer reports the stall within `CELER_STALL_TIMEOUT` +
+/// [`STALL_BOUND`]; otherwise says so (`no stall diagnosis within`, which `./x` must not find) and ends the process.
+/// Time this thread did not run for more than a quarter of the timeout (a frozen machine) restarts the count, as it
+/// restarts celer's (`runtime::idle`).
+fn watch_diagnosis(rank: usize) {
+    // `off` (./x's signal check): nothing to watch.
+    let Ok(secs) = std::env::var("CELER_STALL_TIMEOUT").map_or(Ok(30.0), |v| v.parse::<f64>()) else { return };
+    let timeout = Duration::from_secs_f64(secs);
+    std::thread::spawn(move || {
+        let (mut start, mut last) = (Instant::now(), Instant::now());
+        while !STALL_REPORTED.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = Instant::now();
+            if now - last > timeout / 4 {
+                start = now;
+            }
+            last = now;
+            if now - start > timeout + STALL_BOUND {
+                eprintln!(
+                    "e2e_errors: rank {rank}: no stall diagnosis within {:.1} s of the stall's start \
+                     (CELER_STALL_TIMEOUT={secs} s; the bound is the timeout + {} s)",
+                    (now - start).as_secs_f64(),
+                    STALL_BOUND.as_secs()
+                );
+                // SAFETY: _exit ends the process at once; nothing of it is used afterwards.
+                unsafe { libc::_exit(3) };
+            }
+        }
+    });
 }
 
 /// Rank 1 submits one task over another range and one task more than the others.
@@ -1762,8 +1826,9 @@ fn check_cases() -> Vec<String> {
             && took < Duration::from_secs(15)
             && stderr.contains("stalled: no progress for")
             && stderr.contains("sleepy_producer")
-            && stderr.contains("host task running for"),
-        "an abort within 15 s (the host task sleeps 20 s) naming the running host task",
+            && stderr.contains("host task running for")
+            && !stderr.contains("no stall diagnosis within"),
+        "an abort within 15 s (the host task sleeps 20 s) naming the running host task, the report within 2 s + 2 s",
         &stderr,
     );
 
@@ -2217,7 +2282,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // celer's rank-prefixed logger, at the level of CELER_LOG (celer installs none unless asked; one case checks
     // what a program without a logger is told).
-    if args.get(2).map(String::as_str) != Some("unwritable-output") {
+    if !matches!(args.get(2).map(String::as_str), Some("unwritable-output" | "stall")) {
         celer::logging::init();
     }
     if args.get(1).map(String::as_str) == Some("--case") {
@@ -2226,10 +2291,12 @@ fn main() -> ExitCode {
             Some("bad-env") => bad_env(),
             Some("typo-env") => typo_env(),
             Some("stall") => {
-                if std::env::var_os("CELER_STALL_TIMEOUT").is_none() {
-                    // Before any other thread starts, so nothing reads the environment meanwhile.
-                    std::env::set_var("CELER_STALL_TIMEOUT", "2");
-                }
+                // Before any other thread starts, so nothing reads the environment meanwhile. Not 2 s: the start-up
+                // limit is four times it, and a loaded machine took longer than 8 s to start two ranks.
+                default_env("CELER_STALL_TIMEOUT", "3");
+                // In place of celer's logger, which prints the same (errors and warnings, by celer itself).
+                log::set_logger(&StallSeen).expect("no logger installed yet");
+                log::set_max_level(log::LevelFilter::Error);
                 stall()
             }
             Some("diverge") => diverge(),
@@ -2319,7 +2386,8 @@ fn main() -> ExitCode {
             Some("creation-data") => creation_data(),
             Some("dropped-early") => dropped_early(),
             Some("busy-app") => {
-                default_env("CELER_STALL_TIMEOUT", "1");
+                // Not 1 s: the start-up limit is four times it (at least 4 s), which a loaded machine exceeded.
+                default_env("CELER_STALL_TIMEOUT", "2");
                 busy_app()
             }
             Some("exit-early") => exit_early(),

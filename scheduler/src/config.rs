@@ -95,7 +95,9 @@ pub const VARIABLES: &[EnvVar] = &[
         default: "30",
         effect: "with work pending and no progress for this long on every rank that waits inside the runtime (a rank \
                  whose application thread computes keeps the others waiting), every rank prints what it waits for \
-                 and the run aborts",
+                 and the run aborts; the report comes within this long of the stall's start plus at most one vote \
+                 interval (1 s), twice this long for a runtime thread stuck inside a call; time a rank did not run \
+                 (a frozen machine) restarts its count",
         must_agree: true,
     },
     EnvVar {

@@ -19,6 +19,12 @@ const YIELD: Duration = Duration::from_millis(20);
 /// TODO(perf): with 1 ms the parked loop wakes 1000 times per second, about 1 % of a core.
 const PARK: Duration = Duration::from_millis(1);
 
+/// The longest gap between two loop iterations, as a fraction of the stall timeout, that still counts as the runtime
+/// thread having run: an idle loop iterates at least every [`PARK`], so a longer gap means the thread itself did not
+/// run (an overloaded or frozen machine: under a load of 14 on 2 cores, every rank's threads stopped for 5 s at once,
+/// and the ranks took the wait for a stall of 1 s). Such a gap restarts the stall count ([`IdleClock::resumed`]).
+const FROZEN_FRACTION: u32 = 4;
+
 /// When the runtime thread last made progress, and what follows from it: the instants at which its idle strategy
 /// changes and at which it counts as stalled. They are computed once per idle stretch, on its first iteration, so
 /// a loop spinning while the GPU works compares instants and does no clock arithmetic.
@@ -47,6 +53,17 @@ impl IdleClock {
     pub(super) fn progress(&mut self, now: Instant) {
         self.since = now;
         self.marks = None;
+    }
+
+    /// The loop's previous iteration ended at `last`, this one at `now`: if the thread did not run for more than a
+    /// [`FROZEN_FRACTION`] of the stall timeout in between, the stall count restarts at `now` (time the rank did not
+    /// run is no evidence that it waits), and this returns `true`.
+    pub(super) fn resumed(&mut self, last: Instant, now: Instant) -> bool {
+        let frozen = self.stall_timeout.is_some_and(|limit| now - last > limit / FROZEN_FRACTION);
+        if frozen {
+            self.progress(now);
+        }
+        frozen
     }
 
     /// When the loop last made progress.
@@ -174,6 +191,20 @@ mod tests {
         assert!(clock.stalled(t0 + ms(251)));
         let mut never = IdleClock::new(t0, None);
         assert!(!never.stalled(t0 + Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn a_gap_between_iterations_beyond_a_quarter_of_the_timeout_restarts_the_stall_count() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut clock = IdleClock::new(t0, Some(ms(1000)));
+        assert!(!clock.resumed(t0 + ms(700), t0 + ms(950)), "a gap of 250 ms is a quarter: the thread ran");
+        assert!(clock.stalled(t0 + ms(1001)));
+        assert!(clock.resumed(t0 + ms(1001), t0 + ms(6000)), "5 s without an iteration: the thread did not run");
+        assert_eq!(clock.since(), t0 + ms(6000));
+        assert!(!clock.stalled(t0 + ms(7000)) && clock.stalled(t0 + ms(7001)));
+        let mut never = IdleClock::new(t0, None);
+        assert!(!never.resumed(t0, t0 + Duration::from_secs(3600)));
     }
 
     #[test]

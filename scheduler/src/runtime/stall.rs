@@ -86,6 +86,14 @@ impl<'c> StallVote<'c> {
         Ok(())
     }
 
+    /// This rank's runtime thread did not run until `now` (see `IdleClock::resumed`): the other ranks' silence
+    /// meanwhile is no evidence, nor is a vote from before (every rank may have made progress since); the count of
+    /// missing votes restarts, and only votes from now on can find every rank waiting.
+    pub(super) fn resumed(&mut self, now: Instant) {
+        self.last_completed = now;
+        self.all_waiting_since = None;
+    }
+
     /// Whether a stall this rank sees (no progress for `limit` with work pending) is one of the whole job: the
     /// votes found every rank waiting inside the runtime, or the other ranks have not answered for `limit`.
     pub(super) fn confirms(&self, now: Instant, limit: Duration) -> bool {

@@ -171,7 +171,7 @@ impl RuntimeHandle {
     pub fn wait_until_completed(&self, task: TaskId) {
         let mut polls = 0u32;
         // From the first sleep on, a runtime thread stuck for the stall timeout ends the rank (see `Watch`).
-        let mut watched: Option<(Watch, (u64, std::time::Instant))> = None;
+        let mut watched: Option<(Watch, Heartbeat)> = None;
         while self.progress.tasks.load(Ordering::Acquire) < task.0 {
             // Everything sent was handled and has run: nothing to wait for (whatever the ids).
             let drained = self.progress.drained_after.load(Ordering::Acquire) == self.sent.load(Ordering::Relaxed);
@@ -392,17 +392,23 @@ impl Watch {
     }
 
     /// The heartbeat now, and when it was read: the start of a wait.
-    fn start(&self) -> (u64, std::time::Instant) {
-        (self.progress.beat.0.load(Ordering::Relaxed), std::time::Instant::now())
+    fn start(&self) -> Heartbeat {
+        let now = std::time::Instant::now();
+        Heartbeat { beat: self.progress.beat.0.load(Ordering::Relaxed), since: now, checked: now }
     }
 
     /// During a wait: notes a new heartbeat in `last`, or ends the rank if the last one is older than the limit.
-    fn check(&self, last: &mut (u64, std::time::Instant)) {
-        let beat = self.progress.beat.0.load(Ordering::Relaxed);
-        if beat != last.0 || beat == Self::DONE {
-            *last = (beat, std::time::Instant::now());
-        } else if self.limit.is_some_and(|limit| last.1.elapsed() >= 2 * limit) {
-            self.stuck(last.1.elapsed())
+    /// A check that comes a whole limit (at least [`FROZEN_WATCH`]) after the previous one finds this thread itself
+    /// not run meanwhile (a frozen or overloaded machine, where all threads of the rank stop alike): the runtime
+    /// thread is given the same time again from now rather than blamed for it.
+    fn check(&self, last: &mut Heartbeat) {
+        let (beat, now) = (self.progress.beat.0.load(Ordering::Relaxed), std::time::Instant::now());
+        let frozen = self.limit.is_some_and(|limit| now - last.checked > limit.max(FROZEN_WATCH));
+        last.checked = now;
+        if beat != last.beat || beat == Self::DONE || frozen {
+            (last.beat, last.since) = (beat, now);
+        } else if self.limit.is_some_and(|limit| now - last.since >= 2 * limit) {
+            self.stuck(now - last.since)
         }
     }
 
@@ -419,6 +425,21 @@ impl Watch {
         super::exit::end_now()
     }
 }
+
+/// What a [`Watch`] saw of the runtime thread's heartbeat during a wait.
+#[derive(Clone, Copy, Debug)]
+struct Heartbeat {
+    /// The heartbeat last seen.
+    beat: u64,
+    /// When it was first seen.
+    since: std::time::Instant,
+    /// When the watch last looked.
+    checked: std::time::Instant,
+}
+
+/// The least gap between two looks of a [`Watch`] that counts as the waiting thread itself not having run: far above
+/// the time between two looks (at most 100 ms, or 1024 polls of `wait_until_completed`).
+const FROZEN_WATCH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The most messages the application thread may have queued for the runtime thread when it sends one through
 /// [`RuntimeHandle::send_bounded`] (buffer and host object creations, names and drops, which `CELER_SUBMIT_AHEAD`
@@ -780,7 +801,12 @@ pub(super) fn run(
             progress.tasks.store(tasks, Ordering::Release);
             progress.drained_after.store(drained, Ordering::Release);
         }
+        // A rank whose own thread did not run for a while (an overloaded machine) restarts its stall count.
+        let resumed = idle.resumed(last, now);
         if let Some(v) = &mut vote {
+            if resumed {
+                v.resumed(now);
+            }
             // Waiting inside the runtime: work pending and no progress for half the timeout, or shut down (the
             // application thread has dropped its queue; the rank waits for the others).
             let pending = loops.iter().any(|l| l.waits_inside());
