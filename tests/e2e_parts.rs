@@ -1,8 +1,9 @@
 //! End to end, on real ranks: a fence of part of a buffer returns exactly that box and moves only it, and
 //! zero-dimensional buffers (one value) round-trip through creation data, a kernel's reduction, a host task and
-//! fences, host tasks writing regions of several boxes write back only those boxes, and collective host tasks have
-//! one item per rank. Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices per rank;
-//! `./x test` does all three.
+//! fences, host tasks writing regions of several boxes write back only those boxes, collective host tasks have
+//! one item per rank, and independent host tasks run at the same time (collective ones never). Run alone (one rank)
+//! or under `mpirun -n N`, with `--devices N` for N devices per rank and `--host-threads N` for N host threads;
+//! `./x test` does all of these.
 
 use std::process::ExitCode;
 
@@ -76,7 +77,84 @@ fn run(q: &Queue) -> Result<(), String> {
         return Err(format!("0-D reduction and host task: total {t}, doubled {d} (want 5050, 10100)"));
     }
     multi_box_writes(q)?;
-    collective_items(q)
+    collective_items(q)?;
+    host_pool(q)
+}
+
+/// Host tasks the task graph lets run together do, with `CELER_HOST_THREADS` >= 2 (the default is 4): two
+/// `host_once` tasks writing different buffers each wait on rank 0 for the other to have started (up to 10 s, then
+/// the check fails instead of hanging). With `CELER_HOST_THREADS=1` they run in submission order: the first waits in
+/// vain (300 ms), the second starts after it returned. Collective tasks of two groups never run at the same time,
+/// whatever the count (they all run on one host thread).
+fn host_pool(q: &Queue) -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let e = |e: celer::TaskError| e.to_string();
+    let default = celer::unstable::scheduler::config::DEFAULT_HOST_THREADS;
+    let threads = match std::env::var("CELER_HOST_THREADS").ok().filter(|v| !v.trim().is_empty()) {
+        Some(v) => v.trim().parse::<usize>().map_err(|_| format!("CELER_HOST_THREADS={v} is not a count"))?,
+        None => default,
+    };
+    let patience = if threads >= 2 { Duration::from_secs(10) } else { Duration::from_millis(300) };
+    let started = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+    // Per task: 0 not run, 1 saw the other one start, 2 gave up waiting.
+    let saw = Arc::new([AtomicU8::new(0), AtomicU8::new(0)]);
+    let snaps = [q.buffer::<u32, 1>([4]).named("snap a"), q.buffer::<u32, 1>([4]).named("snap b")];
+    for (k, snap) in snaps.iter().enumerate() {
+        let (started, saw) = (Arc::clone(&started), Arc::clone(&saw));
+        let name = ["write a", "write b"][k];
+        q.submit(task::host_once().discard_write(snap, access::all()).name(name).run(move |ctx| {
+            started[k].store(true, Ordering::Release);
+            let until = Instant::now() + patience;
+            let mut outcome = 1;
+            while !started[1 - k].load(Ordering::Acquire) {
+                if Instant::now() > until {
+                    outcome = 2;
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            saw[k].store(outcome, Ordering::Release);
+            ctx.data_mut::<u32>(0).fill(k as u32 + 1);
+        }))
+        .map_err(e)?;
+    }
+    // Two collective groups, one task each: independent in the graph, yet never at the same time on a rank.
+    let inside = Arc::new(AtomicUsize::new(0));
+    let overlapped = Arc::new(AtomicBool::new(false));
+    let groups = [q.collective_group(), q.collective_group()];
+    for g in &groups {
+        let (inside, overlapped) = (Arc::clone(&inside), Arc::clone(&overlapped));
+        q.submit(task::host_collective_in(g).name("alone").run(move |_| {
+            if inside.fetch_add(1, Ordering::AcqRel) != 0 {
+                overlapped.store(true, Ordering::Release);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            inside.fetch_sub(1, Ordering::AcqRel);
+        }))
+        .map_err(e)?;
+    }
+    q.wait();
+    if overlapped.load(Ordering::Acquire) {
+        return Err(format!("rank {}: two collective host tasks (groups of their own) ran at the same time", q.rank()));
+    }
+    if q.rank() != 0 {
+        return Ok(());
+    }
+    let (a, b) = (saw[0].load(Ordering::Acquire), saw[1].load(Ordering::Acquire));
+    let want = if threads >= 2 { (1, 1) } else { (2, 1) };
+    if (a, b) != want {
+        let say = |o: u8| ["did not run", "saw the other start", "waited in vain"][o as usize];
+        return Err(format!(
+            "with CELER_HOST_THREADS={threads}: the first host task {}, the second {} (want: {} and {})",
+            say(a),
+            say(b),
+            say(want.0),
+            say(want.1)
+        ));
+    }
+    Ok(())
 }
 
 /// A collective host task has one item per rank (item r on rank r), whatever `CELER_DEVICES` says: a buffer of
@@ -250,6 +328,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if let Some(n) = args.iter().position(|a| a == "--devices").and_then(|i| args.get(i + 1)) {
         std::env::set_var("CELER_DEVICES", n);
+    }
+    // `--host-threads N`: host tasks run on N threads per rank (CELER_HOST_THREADS); `host_pool` checks what that
+    // allows.
+    if let Some(n) = args.iter().position(|a| a == "--host-threads").and_then(|i| args.get(i + 1)) {
+        std::env::set_var("CELER_HOST_THREADS", n);
     }
     common::run_on_every_rank("e2e_parts", "subrange fences and 0-D buffers verified", run)
 }

@@ -97,6 +97,10 @@ impl QueueBuilder {
     /// their number (a thousand took over a minute), so a count beyond any node's GPUs is refused as a mistake.
     pub const MAX_DEVICES: usize = env::MAX_DEVICES;
 
+    /// The most threads that run host tasks ([`host_threads`](Self::host_threads), `CELER_HOST_THREADS`) per rank
+    /// and device: they start with the queue, so a count beyond any node's cores is refused as a mistake.
+    pub const MAX_HOST_THREADS: usize = env::MAX_HOST_THREADS;
+
     /// Records and simulates `ranks` ranks instead of running: no MPI, no GPU, no runtime thread. Every rank's
     /// command graph is generated, and every horizon counts as reached at once, so a program of any length runs in
     /// bounded memory. Fences have no data ([`Error::DryRun`]). Default: the program runs.
@@ -157,6 +161,15 @@ impl QueueBuilder {
     /// 1). `CELER_LOOKAHEAD`; default 256.
     pub fn lookahead(self, commands: usize) -> Self {
         self.choose(env::LOOKAHEAD, |c| c.lookahead = commands.max(1))
+    }
+
+    /// How many threads run host tasks on each rank (per device with [`devices`](Self::devices) > 1; 1 to
+    /// [`MAX_HOST_THREADS`](Self::MAX_HOST_THREADS): [`build`](Self::build) refuses any other count with
+    /// [`Error::Setting`]): host tasks the task graph lets run together (two snapshot writes of different buffers)
+    /// run at the same time; collective host tasks all run on one of them, one at a time in submission order; with 1,
+    /// every host task runs after the one before it. `CELER_HOST_THREADS`; default 4. Ranks may differ.
+    pub fn host_threads(self, threads: usize) -> Self {
+        self.choose(env::HOST_THREADS, |c| c.host_threads = threads)
     }
 
     /// A kernel waiting for data from other ranks first runs the part of its chunk that needs none, if that part
@@ -259,6 +272,7 @@ impl QueueBuilder {
             env::HORIZON_MAX_PARALLELISM => horizon_max_parallelism,
             env::SUBMIT_AHEAD => submit_ahead,
             env::LOOKAHEAD => lookahead,
+            env::HOST_THREADS => host_threads,
             env::OVERLAP => overlap,
             env::STALL_TIMEOUT => stall_timeout,
             env::CHECK_DIVERGENCE => check_divergence,
@@ -286,6 +300,14 @@ impl QueueBuilder {
                 accepted:
                     "1 to QueueBuilder::MAX_DEVICES = 64 devices per rank, as CELER_DEVICES accepts (each device \
                            is a node of its own, with a Vulkan queue, an MPI communicator and a loop)",
+            });
+        }
+        if !(1..=env::MAX_HOST_THREADS).contains(&runtime.host_threads) {
+            return Err(Error::Setting {
+                setting: "QueueBuilder::host_threads",
+                value: runtime.host_threads.to_string(),
+                accepted: "1 to QueueBuilder::MAX_HOST_THREADS = 256 threads per rank (per device), as \
+                           CELER_HOST_THREADS accepts (no thread would run host tasks with 0)",
             });
         }
         // A timeout of zero or a few milliseconds would report every wait for a kernel or a peer as a stall (the
@@ -378,6 +400,21 @@ mod tests {
         let env = |name: &str| (name == "CELER_DEVICES").then(|| "2".to_string());
         assert_eq!(QueueBuilder::new().devices(0).settings_from(env).unwrap().runtime.devices, 2);
         assert_eq!(QueueBuilder::new().devices(3).ignore_env().settings().unwrap().runtime.devices, 3);
+    }
+
+    #[test]
+    fn host_threads_outside_1_to_the_limit_are_refused_at_build_as_the_variable_refuses_them() {
+        let max = QueueBuilder::MAX_HOST_THREADS;
+        for n in [1, 2, max] {
+            assert_eq!(QueueBuilder::new().host_threads(n).ignore_env().settings().unwrap().runtime.host_threads, n);
+        }
+        for n in [0, max + 1] {
+            let e = QueueBuilder::new().host_threads(n).ignore_env().settings().expect_err("must be refused");
+            assert!(matches!(e, Error::Setting { setting: "QueueBuilder::host_threads", .. }), "{e}");
+            assert!(e.to_string().contains(&format!("QueueBuilder::host_threads({n}) is not valid")), "{e}");
+        }
+        let env = |name: &str| (name == "CELER_HOST_THREADS").then(|| "3".to_string());
+        assert_eq!(QueueBuilder::new().host_threads(8).settings_from(env).unwrap().runtime.host_threads, 3);
     }
 
     #[test]

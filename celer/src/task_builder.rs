@@ -206,7 +206,8 @@ impl<const KD: usize> TaskBuilder<KD> {
     }
 
     /// Sets what a host task runs: `f` gets each accessor's cells (in declaration order) through the
-    /// [`HostContext`], on the runtime's host worker thread, once per chunk on the chunk's rank.
+    /// [`HostContext`], on one of the runtime's host worker threads (`CELER_HOST_THREADS`), once per chunk on the
+    /// chunk's rank.
     pub fn run(mut self, f: impl Fn(&mut HostContext<KD>) + Send + Sync + 'static) -> Self {
         self.p.host_fn = Some(Arc::new(
             move |inner: &mut celer_scheduler::runtime::HostContext, elements: &Arc<[(ScalarType, u32)]>| {

@@ -90,6 +90,16 @@ pub const VARIABLES: &[EnvVar] = &[
         must_agree: false,
     },
     EnvVar {
+        name: HOST_THREADS,
+        accepted: "an integer from 1 to 256 (MAX_HOST_THREADS)",
+        default: "4",
+        effect: "how many threads run host tasks on each rank (per device with CELER_DEVICES > 1): host tasks the \
+                 task graph lets run together (two snapshot writes of different buffers) run at the same time; \
+                 collective host tasks all run on one of them, one at a time in submission order; 1: every host \
+                 task runs after the one handed over before it",
+        must_agree: false,
+    },
+    EnvVar {
         name: STALL_TIMEOUT,
         accepted: "seconds (a number from 0.1 to below 1e9) or off",
         default: "30",
@@ -214,6 +224,20 @@ pub const MAX_DEVICES: usize = 64;
 pub const LOOKAHEAD: &str = "CELER_LOOKAHEAD";
 /// The default of `CELER_LOOKAHEAD`.
 pub const DEFAULT_LOOKAHEAD: usize = 256;
+/// `CELER_HOST_THREADS`.
+pub const HOST_THREADS: &str = "CELER_HOST_THREADS";
+/// The default of `CELER_HOST_THREADS`: the host workers of a rank (of each device loop). Celerity runs host tasks
+/// on a pool that opens a thread for each host task that is ready while the others are busy
+/// (`sycl_backend.cc`, `get_host_queue`; ../shared/reference/celerity-notes.md §1, "Threads"), so independent host
+/// tasks never wait for each other there. celer starts a fixed pool with the loop instead, before the runtime
+/// thread is pinned, so that no worker inherits the runtime thread's core; 4 covers what a simulation runs at once
+/// on the host: double-buffered snapshot writes (`examples/io_overlap.rs`: two in flight), a check or log task,
+/// and a collective task (worker 0 takes those before anything else). Idle workers besides worker 0 (which looks for
+/// work every millisecond, as the one worker did) sleep until a job comes, so unused ones cost a parked thread each. CPU-heavy host work belongs in `host_for` tasks, which split over ranks.
+pub const DEFAULT_HOST_THREADS: usize = 4;
+/// The most host threads a rank (a device loop) starts (`CELER_HOST_THREADS`): they start with the queue, so a
+/// count far beyond any node's cores (a typo) is refused rather than started.
+pub const MAX_HOST_THREADS: usize = 256;
 /// `CELER_OVERLAP`.
 pub const OVERLAP: &str = "CELER_OVERLAP";
 /// The smallest interior `CELER_OVERLAP=on` runs early: splitting costs a dispatch and a batch (some 10-20 µs on
@@ -350,6 +374,8 @@ pub struct RuntimeConfig {
     pub horizon_max_parallelism: Option<usize>,
     /// `CELER_LOOKAHEAD`: queued commands scanned for ready ones per loop step.
     pub lookahead: usize,
+    /// `CELER_HOST_THREADS`: threads that run host tasks, per device loop (1 to [`MAX_HOST_THREADS`]).
+    pub host_threads: usize,
     /// `CELER_OVERLAP`: kernels waiting for transfers run their interior first if it has at least this many cells;
     /// `None` is `off`.
     pub overlap: Option<usize>,
@@ -391,6 +417,7 @@ impl Default for RuntimeConfig {
             horizon_step: None,
             horizon_max_parallelism: None,
             lookahead: DEFAULT_LOOKAHEAD,
+            host_threads: DEFAULT_HOST_THREADS,
             overlap: Some(DEFAULT_OVERLAP_CELLS),
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             check_divergence: true,
@@ -431,7 +458,8 @@ impl RuntimeConfig {
     /// (horizons are tasks: every rank must record the same ones) and `CELER_STALL_TIMEOUT` (the ranks vote on
     /// stalls at an interval derived from it, and a rank counts votes missing for its timeout as a stall: a rank of
     /// 1 s aborted the run while a rank of 100 s, voting once a second, computed between submissions). The others
-    /// (log level, look-ahead, overlap, bounds checks, graph dumps) only change what a rank does locally.
+    /// (log level, look-ahead, host threads, overlap, bounds checks, graph dumps) only change what a rank does
+    /// locally.
     pub fn must_agree(&self, horizon_step: u32, horizon_max_parallelism: usize) -> [SharedSetting; 6] {
         fn on_off(v: u64) -> String {
             if v == 1 { "on" } else { "off" }.to_string()
@@ -526,6 +554,10 @@ impl RuntimeConfig {
         }
         if let Some(v) = get(LOOKAHEAD) {
             config.lookahead = count(&v).filter(|&n| n >= 1).ok_or_else(|| bad(LOOKAHEAD, &v))?;
+        }
+        if let Some(v) = get(HOST_THREADS) {
+            let n = v.parse::<usize>().ok().filter(|n| (1..=MAX_HOST_THREADS).contains(n));
+            config.host_threads = n.ok_or_else(|| bad(HOST_THREADS, &v))?;
         }
         if let Some(v) = get(OVERLAP) {
             config.overlap = match (switch(&v), count(&v)) {
@@ -650,6 +682,7 @@ mod tests {
             (LOG, "Debug"),
             (HORIZON_STEP, "2"),
             (LOOKAHEAD, "64"),
+            (HOST_THREADS, "2"),
             (OVERLAP, "off"),
             (STALL_TIMEOUT, "0.5"),
             (CHECK_DIVERGENCE, "off"),
@@ -667,6 +700,10 @@ mod tests {
         assert_eq!(c.log_level, log::LevelFilter::Debug);
         assert_eq!(c.horizon_step, Some(2));
         assert_eq!(c.lookahead, 64);
+        assert_eq!(c.host_threads, 2);
+        assert_eq!(with(&[(HOST_THREADS, "1")]).unwrap().host_threads, 1, "one worker: the old behaviour");
+        assert_eq!(with(&[(HOST_THREADS, "256")]).unwrap().host_threads, MAX_HOST_THREADS, "the limit is allowed");
+        assert_eq!(RuntimeConfig::default().host_threads, DEFAULT_HOST_THREADS);
         assert_eq!(c.overlap, None);
         assert_eq!(with(&[(OVERLAP, "64")]).unwrap().overlap, Some(64));
         assert_eq!(with(&[(OVERLAP, "on")]).unwrap().overlap, Some(DEFAULT_OVERLAP_CELLS));
@@ -705,6 +742,9 @@ mod tests {
             (HORIZON_STEP, "18446744073709551615", "an integer from 1 to 4294967295 (a u32)"),
             (HORIZON_STEP, "4294967296", "to 4294967295"),
             (LOOKAHEAD, "0", "an integer >= 1"),
+            (HOST_THREADS, "0", "an integer from 1 to 256 (MAX_HOST_THREADS)"),
+            (HOST_THREADS, "257", "an integer from 1 to 256"),
+            (HOST_THREADS, "many", "an integer from 1 to 256"),
             (OVERLAP, "sometimes", "on, off, or a number of cells"),
             (STALL_TIMEOUT, "-1", "seconds"),
             (STALL_TIMEOUT, "0", "seconds"),
@@ -742,6 +782,7 @@ mod tests {
             HORIZON_STEP,
             HORIZON_MAX_PARALLELISM,
             LOOKAHEAD,
+            HOST_THREADS,
             OVERLAP,
             STALL_TIMEOUT,
             CHECK_DIVERGENCE,
@@ -758,7 +799,7 @@ mod tests {
         ] {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 17);
+        assert_eq!(names.len(), 18);
         assert_eq!(with(&[(HORIZON_MAX_PARALLELISM, "8")]).unwrap().horizon_max_parallelism, Some(8));
         assert_eq!(with(&[]).unwrap().horizon_max_parallelism, None);
         for bad in ["0", "-1", "many"] {

@@ -6,7 +6,7 @@
 //! - [`set_level`] applies `CELER_LOG` when a queue starts, only if celer's logger is the one installed.
 //! - The rank is unknown until MPI started; lines before that (and in dry runs) read `celer LEVEL: message`.
 //! - Records of other crates are shown only at warn and error, so `CELER_LOG=trace` shows celer's own detail.
-//! - Each line is written with one `write_all` to stderr, so lines of the runtime thread, the host worker and the
+//! - Each line is written with one `write_all` to stderr, so lines of the runtime thread, the host workers and the
 //!   application thread do not interleave mid-line.
 
 use std::io::Write;

@@ -21,7 +21,8 @@ pub enum Row {
     Receive = 2,
     /// Pushes leaving for other ranks.
     Send = 3,
-    /// Host tasks on the worker thread.
+    /// Host tasks on host worker 0 (the one worker of `CELER_HOST_THREADS=1`); those of worker `k > 0` have a row
+    /// of their own ([`Trace::host_span`]).
     Host = 4,
     /// Each operation of a GPU batch as the device timed it (kernels, copies), placed so that the batch's last
     /// operation ends when the loop saw the batch complete.
@@ -48,9 +49,13 @@ const MAX_EVENTS: usize = 2_000_000;
 /// Idle spans shorter than this are not recorded (the loop alternates between busy and idle all the time).
 const MIN_IDLE: Duration = Duration::from_micros(20);
 
+/// The trace's thread id of host worker `k > 0`'s row: after every [`Row`].
+const HOST_WORKER_TID: usize = 5;
+
 struct Event {
     name: String,
-    row: Row,
+    /// The row: a [`Row`], or `HOST_WORKER_TID + k` for host worker `k > 0`.
+    tid: usize,
     /// Start, µs after the trace's start.
     start: f64,
     /// Length in µs; `None` for an instant.
@@ -66,6 +71,8 @@ pub struct Trace {
     events: Vec<Event>,
     dropped: u64,
     idle_since: Option<Instant>,
+    /// The most host workers any span named (their rows are named at the end).
+    host_workers: usize,
 }
 
 impl std::fmt::Debug for Trace {
@@ -85,6 +92,7 @@ impl Trace {
             events: Vec::new(),
             dropped: 0,
             idle_since: None,
+            host_workers: 1,
         }
     }
 
@@ -103,20 +111,30 @@ impl Trace {
     /// Records work on `row` from `start` to `end`.
     pub fn span(&mut self, row: Row, name: impl Into<String>, start: Instant, end: Instant) {
         let (s, e) = (self.at(start), self.at(end));
-        self.push(Event { name: name.into(), row, start: s, dur: Some((e - s).max(0.0)) });
+        self.push(Event { name: name.into(), tid: row as usize, start: s, dur: Some((e - s).max(0.0)) });
+    }
+
+    /// Records a host task run by host worker `worker` from `start` to `end`: on [`Row::Host`] for worker 0, on a
+    /// row of its own for each other worker (host tasks of several workers overlap, and one row shows only nested
+    /// spans).
+    pub fn host_span(&mut self, worker: usize, name: impl Into<String>, start: Instant, end: Instant) {
+        let (s, e) = (self.at(start), self.at(end));
+        let tid = if worker == 0 { Row::Host as usize } else { HOST_WORKER_TID + worker };
+        self.host_workers = self.host_workers.max(worker + 1);
+        self.push(Event { name: name.into(), tid, start: s, dur: Some((e - s).max(0.0)) });
     }
 
     /// Records work on `row` of `len` ending at `end`.
     pub fn span_ending(&mut self, row: Row, name: impl Into<String>, end: Instant, len: Duration) {
         let e = self.at(end);
         let d = len.as_secs_f64() * 1e6;
-        self.push(Event { name: name.into(), row, start: (e - d).max(0.0), dur: Some(d) });
+        self.push(Event { name: name.into(), tid: row as usize, start: (e - d).max(0.0), dur: Some(d) });
     }
 
     /// Records a moment on `row`.
     pub fn instant(&mut self, row: Row, name: impl Into<String>, at: Instant) {
         let s = self.at(at);
-        self.push(Event { name: name.into(), row, start: s, dur: None });
+        self.push(Event { name: name.into(), tid: row as usize, start: s, dur: None });
     }
 
     /// Tells the trace whether the loop's last iteration made progress; idle stretches become spans.
@@ -149,6 +167,14 @@ impl Trace {
                 row as u8
             );
         }
+        for worker in 1..self.host_workers {
+            let _ = write!(
+                out,
+                ",{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":{},\"args\":{{\"name\":\"host tasks \
+                 (worker {worker})\"}}}}",
+                HOST_WORKER_TID + worker
+            );
+        }
         if self.dropped > 0 {
             let _ = write!(
                 out,
@@ -163,10 +189,10 @@ impl Trace {
             escape_into(&mut out, &e.name);
             let _ = match e.dur {
                 Some(d) => {
-                    write!(out, "\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{},\"ts\":{ts:.3},\"dur\":{d:.3}}}", e.row as u8)
+                    write!(out, "\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{},\"ts\":{ts:.3},\"dur\":{d:.3}}}", e.tid)
                 }
                 None => {
-                    write!(out, "\",\"ph\":\"i\",\"s\":\"t\",\"pid\":{pid},\"tid\":{},\"ts\":{ts:.3}}}", e.row as u8)
+                    write!(out, "\",\"ph\":\"i\",\"s\":\"t\",\"pid\":{pid},\"tid\":{},\"ts\":{ts:.3}}}", e.tid)
                 }
             };
         }
@@ -295,5 +321,24 @@ mod tests {
         assert!(json.contains("\"name\":\"horizon T4\",\"ph\":\"i\""));
         assert_eq!(json.matches("\"name\":\"idle\"").count(), 1, "{json}");
         assert!(json.contains("\"dur\":100.000"));
+    }
+
+    #[test]
+    fn host_tasks_of_several_workers_get_a_named_row_each_and_worker_0_keeps_the_host_row() {
+        let mut one = Trace::new(0);
+        let t0 = one.origin;
+        one.host_span(0, "host task T1", t0, t0 + Duration::from_micros(10));
+        let json = one.to_json_items();
+        assert!(json.contains("\"name\":\"host task T1\",\"ph\":\"X\",\"pid\":0,\"tid\":4"), "{json}");
+        assert!(!json.contains("(worker"), "one worker: no extra rows\n{json}");
+        let mut pool = Trace::new(0);
+        pool.host_span(0, "host task T1", t0, t0 + Duration::from_micros(10));
+        pool.host_span(2, "host task T2", t0, t0 + Duration::from_micros(10));
+        let json = pool.to_json_items();
+        assert!(json.contains("\"name\":\"host task T2\",\"ph\":\"X\",\"pid\":0,\"tid\":7"), "{json}");
+        assert!(json.contains("\"tid\":6,\"args\":{\"name\":\"host tasks (worker 1)\"}"), "{json}");
+        assert!(json.contains("\"tid\":7,\"args\":{\"name\":\"host tasks (worker 2)\"}"), "{json}");
+        // Every row id is distinct from the fixed rows'.
+        assert!(ROWS.iter().all(|&(r, _)| (r as usize) < HOST_WORKER_TID + 1));
     }
 }

@@ -16,7 +16,7 @@ pub(super) enum InFlight {
     Gpu(GpuRef, AfterGpu),
     /// Waiting for the transfer engine to deliver an await-push into host staging.
     Receive { buffer: BufferId, region: Region, token: Token, since: std::time::Instant, key: TransferKey },
-    /// A host task running on the worker thread since the instant.
+    /// A host task running on a host worker (or queued for one) since the instant.
     Host(CommandId, std::time::Instant),
     /// A host task ready to run, held since the instant until the divergence check has compared its window on
     /// every rank ([`RankLoop::hand_over`]).

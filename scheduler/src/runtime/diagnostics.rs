@@ -66,7 +66,7 @@ pub struct RankStats {
     pub receive_time: std::time::Duration,
     /// Time the loop spent in steps that made progress (scheduling, submitting, copying).
     pub busy: std::time::Duration,
-    /// Time the loop spent polling with nothing to do but wait for the GPU, the network or the host worker.
+    /// Time the loop spent polling with nothing to do but wait for the GPU, the network or the host workers.
     pub idle: std::time::Duration,
     /// Steps of this loop so far (each polls completions, retires, starts and submits; most find nothing to do
     /// while the loop waits).

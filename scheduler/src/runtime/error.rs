@@ -182,7 +182,7 @@ pub enum RuntimeError {
     /// The application asked to end every rank (its thread panicked while the queue was alive).
     #[error("{0}")]
     Aborted(String),
-    /// A host task's closure called `std::process::exit`: the exit hook, on the host worker thread, cannot shut the
+    /// A host task's closure called `std::process::exit`: the exit hook, on a host worker thread, cannot shut the
     /// runtime down (it waits for that very task), so the runtime thread ends every rank instead.
     #[error(
         "the closure of host {task} called std::process::exit: a rank cannot end inside a host task (this rank's \

@@ -1,4 +1,4 @@
-//! Host work: host tasks' closures and what they see (`HostContext`), and the worker thread that runs them.
+//! Host work: host tasks' closures and what they see (`HostContext`), and the pool of worker threads that runs them.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use super::commands::{AfterGpu, InFlight};
 use super::error::{failure, CommandWork, OpContext, RuntimeError};
 use super::{box3, RankLoop};
 
-/// The closure a host task runs, on the host worker thread.
+/// The closure a host task runs, on one of the rank's host worker threads (`CELER_HOST_THREADS`).
 pub type HostFn = dyn Fn(&mut HostContext) + Send + Sync;
 
 /// A host object's value as the runtime carries it: one instance per rank, shared between the application thread
@@ -220,82 +220,157 @@ impl Drop for HeldObject {
     }
 }
 
-/// What the worker hands back for a host task: its context, or the task and the text of its closure's panic.
+/// What a worker hands back for a host task: its context, or the task and the text of its closure's panic.
 pub(super) type HostResult = Result<HostContext, (celer_graph::TaskIdent, String)>;
 
-/// When a host task's closure started and ended on the worker thread: its span in the trace.
-pub(super) type HostRan = (std::time::Instant, std::time::Instant);
+/// When a host task's closure started and ended, and on which worker (its index in the pool): its span in the
+/// trace.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HostRan {
+    pub(super) start: std::time::Instant,
+    pub(super) end: std::time::Instant,
+    pub(super) worker: usize,
+}
 
-/// A host task for the worker thread.
+/// A host task for the pool.
 pub(super) struct HostJob {
     pub(super) cmd: CommandId,
     /// The task, for the message if its closure panics.
     pub(super) task: celer_graph::TaskIdent,
     pub(super) f: Arc<HostFn>,
     pub(super) ctx: HostContext,
+    /// A collective host task: runs on worker 0, after every collective task handed over before it (see
+    /// [`HostWorker`]).
+    pub(super) ordered: bool,
 }
 
-/// The host worker: one thread that runs host tasks so a long one never stalls MPI progress or GPU submission.
-/// Jobs and results travel through lock-free queues; the loop unparks the worker when it hands it a job.
+/// A finished host task as a worker reports it.
+pub(super) type Finished = (CommandId, HostResult, HostRan);
+
+/// The queues a pool's workers share with the runtime thread.
+struct Queues {
+    /// Jobs only worker 0 takes, in hand-over order: collective host tasks (and every job of a pool of one).
+    ordered: SegQueue<HostJob>,
+    /// Jobs any worker takes.
+    shared: SegQueue<HostJob>,
+    /// Finished host tasks: their context (or their closure's panic), and when and where the closure ran.
+    done: SegQueue<Finished>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+/// The host workers (`CELER_HOST_THREADS` of them, per device loop): threads that run host tasks so that a long one
+/// never stalls MPI progress or GPU submission, and independent host tasks (two snapshot writes of different
+/// buffers) run at the same time, as on Celerity's pool of host threads.
+///
+/// - **Collective host tasks run on worker 0, one at a time, in the order they were handed over** (their
+///   collective group's order, which the task graph gives them), never beside each other: a program may rely on
+///   them as it did on one worker (one collective after the other, on every rank alike). MPI allows no more
+///   anyway: it runs at `MPI_THREAD_FUNNELED`, only the runtime thread calls it, and a collective task's closure
+///   gets no communicator.
+/// - Every other host task goes to whichever worker is free (worker 0 too, when no collective task waits for it).
+///   Tasks that must not overlap are ordered by the task graph before they get here: data dependencies, and side
+///   effects on one host object (each object is a `Mutex` as well).
+/// - With one worker (`CELER_HOST_THREADS=1`) every job goes to worker 0 in hand-over order: one at a time, as
+///   before the pool existed.
+/// - The workers start with the loop, before the runtime thread is pinned (`CELER_PIN`), so they keep the rank's
+///   whole set of cores. Jobs and results travel through lock-free queues; the loop unparks the workers when it
+///   hands over a job, and a worker unparks the runtime thread when it finished one.
 pub(super) struct HostWorker {
-    pub(super) jobs: Arc<SegQueue<HostJob>>,
-    /// Finished host tasks: their context (or their closure's panic), and when the closure ran.
-    pub(super) done: Arc<SegQueue<(CommandId, HostResult, HostRan)>>,
-    pub(super) stop: Arc<std::sync::atomic::AtomicBool>,
-    pub(super) thread: Option<std::thread::JoinHandle<()>>,
+    queues: Arc<Queues>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     /// Host tasks submitted whose result has not been taken from `done` yet (`RankLoop::poll_completions` looks
     /// at `done` only while there are some).
     pub(super) running: usize,
 }
 
 impl HostWorker {
-    pub(super) fn start() -> Self {
-        let jobs: Arc<SegQueue<HostJob>> = Arc::new(SegQueue::new());
-        let done = Arc::new(SegQueue::new());
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (j, d, st) = (Arc::clone(&jobs), Arc::clone(&done), Arc::clone(&stop));
-        // The worker wakes the runtime thread (which starts it) when a task finishes, in case its idle loop parked.
+    /// Starts `threads` workers (at least one), waking the calling thread (the runtime thread) when a task finishes.
+    pub(super) fn start(threads: usize) -> Self {
+        let queues = Arc::new(Queues {
+            ordered: SegQueue::new(),
+            shared: SegQueue::new(),
+            done: SegQueue::new(),
+            stop: std::sync::atomic::AtomicBool::new(false),
+        });
+        // A worker wakes the runtime thread (which starts the pool) when a task finishes, in case its idle loop
+        // parked.
         let runtime = std::thread::current();
-        let thread = std::thread::Builder::new()
-            .name("celer-host".into())
-            .spawn(move || {
-                super::exit::mark_host_worker();
-                loop {
-                    while let Some(mut job) = j.pop() {
-                        let f = Arc::clone(&job.f);
-                        let start = std::time::Instant::now();
-                        super::exit::running_host_task(Some(job.task.id));
-                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
-                        super::exit::running_host_task(None);
-                        let ran = (start, std::time::Instant::now());
-                        let result = result.map(|()| job.ctx).map_err(|p| (job.task, super::panics::panic_text(&*p)));
-                        d.push((job.cmd, result, ran));
-                        runtime.unpark();
-                    }
-                    if st.load(std::sync::atomic::Ordering::Acquire) {
-                        return;
-                    }
-                    std::thread::park_timeout(std::time::Duration::from_millis(1));
-                }
+        let threads = (0..threads.max(1))
+            .map(|worker| {
+                let (q, runtime) = (Arc::clone(&queues), runtime.clone());
+                // Worker 0 keeps the name the one worker had.
+                let name = if worker == 0 { "celer-host".to_string() } else { format!("celer-host-{worker}") };
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || work(&q, worker, &runtime))
+                    .expect("starting a host worker thread")
             })
-            .expect("starting the host worker thread");
-        Self { jobs, done, stop, thread: Some(thread), running: 0 }
+            .collect();
+        Self { queues, threads, running: 0 }
     }
 
+    /// Hands `job` to the pool.
     pub(super) fn submit(&mut self, job: HostJob) {
         self.running += 1;
-        self.jobs.push(job);
-        if let Some(t) = &self.thread {
-            t.thread().unpark();
+        if job.ordered || self.threads.len() == 1 {
+            self.queues.ordered.push(job);
+            self.threads[0].thread().unpark();
+        } else {
+            self.queues.shared.push(job);
+            // Whichever worker is parked takes it; unparking a busy one only makes its next park return at once.
+            for t in &self.threads {
+                t.thread().unpark();
+            }
+        }
+    }
+
+    /// The next finished host task, if any.
+    pub(super) fn take_done(&mut self) -> Option<Finished> {
+        let finished = self.queues.done.pop()?;
+        self.running -= 1;
+        Some(finished)
+    }
+}
+
+/// A worker's loop: runs jobs (worker 0: collective ones first) until the pool stops and no job is left.
+fn work(q: &Queues, worker: usize, runtime: &std::thread::Thread) {
+    super::exit::mark_host_worker();
+    loop {
+        let next = if worker == 0 { q.ordered.pop().or_else(|| q.shared.pop()) } else { q.shared.pop() };
+        if let Some(mut job) = next {
+            let f = Arc::clone(&job.f);
+            let start = std::time::Instant::now();
+            // Per thread: the exit hook of this worker names this task, whatever the others run.
+            super::exit::running_host_task(Some(job.task.id));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
+            super::exit::running_host_task(None);
+            let ran = HostRan { start, end: std::time::Instant::now(), worker };
+            let result = result.map(|()| job.ctx).map_err(|p| (job.task, super::panics::panic_text(&*p)));
+            q.done.push((job.cmd, result, ran));
+            runtime.unpark();
+            continue;
+        }
+        if q.stop.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        if worker == 0 {
+            // As the one worker always did: a hand-over unparks it at once, the timeout is a backstop.
+            std::thread::park_timeout(std::time::Duration::from_millis(1));
+        } else {
+            // Woken by every hand-over of a job any worker may take, and by the pool's drop: an idle worker costs
+            // nothing (a token left by an earlier unpark makes this return at once, so no wake-up is lost).
+            std::thread::park();
         }
     }
 }
 
 impl Drop for HostWorker {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Release);
-        if let Some(t) = self.thread.take() {
+        self.queues.stop.store(true, std::sync::atomic::Ordering::Release);
+        for t in &self.threads {
             t.thread().unpark();
+        }
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -366,7 +441,8 @@ impl RankLoop<'_> {
             });
         }
         let ctx = HostContext { chunk: *chunk, rank: host_rank, ranks: host_ranks, views, objects: payload.1 };
-        let job = Box::new(HostJob { cmd: cmd.id, task: task.ident(), f: payload.0, ctx });
+        let ordered = matches!(task.kind(), TaskKind::Collective(_));
+        let job = Box::new(HostJob { cmd: cmd.id, task: task.ident(), f: payload.0, ctx, ordered });
         for v in &job.ctx.views {
             if !v.bounds.is_empty() {
                 let (buffer, bounds) = (v.buffer, v.bounds);
@@ -424,12 +500,12 @@ impl RankLoop<'_> {
             message,
         })?;
         self.stats.host_tasks += 1;
-        // The span is the closure's own run on the worker thread, not the time since the task was handed over
+        // The span is the closure's own run on its worker, not the time since the task was handed over
         // (queued behind other host tasks) nor until the loop noticed it had finished.
         if self.trace.is_some() {
             let what = format!("host task {}", self.task_label(cmd));
             if let Some(trace) = &mut self.trace {
-                trace.span(crate::trace::Row::Host, what, ran.0, ran.1);
+                trace.host_span(ran.worker, what, ran.start, ran.end);
             }
         }
         let mut any = false;
@@ -485,5 +561,138 @@ mod tests {
         // (The panic points at the caller's line: tests/e2e_errors.rs, case nested-object, checks it.) It poisoned the lock the outer call held; with_object goes on with a poisoned object's value.
         let value = *object.lock().unwrap_or_else(|p| p.into_inner()).as_any_mut().downcast_mut::<u32>().unwrap();
         assert_eq!(value, 2);
+    }
+
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// A job for command `C{id}` of task `T{id}` named `name`, running `f`.
+    fn job(id: u64, name: &str, ordered: bool, f: impl Fn(&mut HostContext) + Send + Sync + 'static) -> HostJob {
+        HostJob {
+            cmd: CommandId(id),
+            task: celer_graph::TaskIdent { id: TaskId(id), name: Some(name.into()) },
+            f: Arc::new(f),
+            ctx: HostContext::default(),
+            ordered,
+        }
+    }
+
+    /// Takes `n` finished jobs from `pool`, failing (not hanging) after 20 s.
+    fn finish(pool: &mut HostWorker, n: usize) -> Vec<Finished> {
+        let until = Instant::now() + Duration::from_secs(20);
+        let mut done = Vec::new();
+        while done.len() < n {
+            assert!(Instant::now() < until, "{} of {n} host tasks finished within 20 s", done.len());
+            match pool.take_done() {
+                Some(f) => done.push(f),
+                None => std::thread::park_timeout(Duration::from_millis(1)),
+            }
+        }
+        done
+    }
+
+    /// Sets `mine`, then waits up to `patience` for `theirs`; returns whether it came.
+    fn meet(mine: &AtomicBool, theirs: &AtomicBool, patience: Duration) -> bool {
+        mine.store(true, Ordering::Release);
+        let until = Instant::now() + patience;
+        while !theirs.load(Ordering::Acquire) {
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        true
+    }
+
+    /// Two jobs that each wait for the other to have started, and whether each saw the other.
+    fn two_meeting(pool: &mut HostWorker, patience: Duration) -> (bool, bool, Vec<Finished>) {
+        let flags = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+        let met = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+        for k in 0..2 {
+            let (flags, met) = (Arc::clone(&flags), Arc::clone(&met));
+            pool.submit(job(k as u64 + 1, "meet", false, move |_| {
+                met[k].store(meet(&flags[k], &flags[1 - k], patience), Ordering::Release);
+            }));
+        }
+        let done = finish(pool, 2);
+        assert_eq!(pool.running, 0);
+        (met[0].load(Ordering::Acquire), met[1].load(Ordering::Acquire), done)
+    }
+
+    #[test]
+    fn independent_host_tasks_run_at_the_same_time_on_a_pool_of_two() {
+        let mut pool = HostWorker::start(2);
+        // Each waits (up to 10 s, then gives up: the test fails instead of hanging) for the other to start.
+        let (a, b, done) = two_meeting(&mut pool, Duration::from_secs(10));
+        assert!(a && b, "two independent host tasks on two workers did not overlap (saw each other: {a}, {b})");
+        let mut workers: Vec<usize> = done.iter().map(|(_, _, ran)| ran.worker).collect();
+        workers.sort_unstable();
+        assert_eq!(workers, [0, 1], "one task per worker");
+    }
+
+    #[test]
+    fn one_worker_runs_host_tasks_one_after_the_other_in_hand_over_order() {
+        let mut pool = HostWorker::start(1);
+        // The first waits 200 ms in vain for the second, which starts only once the first returned.
+        let (a, b, done) = two_meeting(&mut pool, Duration::from_millis(200));
+        assert!(!a && b, "one worker overlapped two host tasks (saw each other: {a}, {b})");
+        let order: Vec<u64> = done.iter().map(|(cmd, _, _)| cmd.0).collect();
+        assert_eq!(order, [1, 2]);
+        assert!(done[0].2.end <= done[1].2.start, "the second started before the first ended");
+        assert!(done.iter().all(|(_, _, ran)| ran.worker == 0));
+    }
+
+    #[test]
+    fn collective_host_tasks_run_on_worker_0_one_at_a_time_in_hand_over_order() {
+        let mut pool = HostWorker::start(4);
+        let inside = Arc::new(AtomicUsize::new(0));
+        let overlapped = Arc::new(AtomicBool::new(false));
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        for id in 1..=8u64 {
+            let ordered = id % 2 == 1;
+            let (inside, overlapped, order) = (Arc::clone(&inside), Arc::clone(&overlapped), Arc::clone(&order));
+            pool.submit(job(id, "c", ordered, move |_| {
+                if ordered {
+                    if inside.fetch_add(1, Ordering::AcqRel) != 0 {
+                        overlapped.store(true, Ordering::Release);
+                    }
+                    order.lock().unwrap().push(id);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+                if ordered {
+                    inside.fetch_sub(1, Ordering::AcqRel);
+                }
+            }));
+        }
+        let done = finish(&mut pool, 8);
+        assert!(!overlapped.load(Ordering::Acquire), "two collective host tasks ran at the same time");
+        assert_eq!(*order.lock().unwrap(), [1, 3, 5, 7], "collective host tasks out of hand-over order");
+        for (cmd, _, ran) in &done {
+            assert!(cmd.0 % 2 == 0 || ran.worker == 0, "collective C{} ran on worker {}", cmd.0, ran.worker);
+        }
+    }
+
+    #[test]
+    fn a_panicking_closure_on_any_worker_is_reported_with_its_task_while_the_others_run_on() {
+        let mut pool = HostWorker::start(2);
+        let release = Arc::new(AtomicBool::new(false));
+        let r = Arc::clone(&release);
+        // One worker is held by a task that waits for the panic to be reported; the other one panics.
+        pool.submit(job(1, "waits", false, move |_| {
+            let until = Instant::now() + Duration::from_secs(10);
+            while !r.load(Ordering::Acquire) && Instant::now() < until {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }));
+        pool.submit(job(2, "explode", false, |_| panic!("boom")));
+        let first = finish(&mut pool, 1).remove(0);
+        release.store(true, Ordering::Release);
+        let (cmd, result, _) = first;
+        assert_eq!(cmd, CommandId(2), "the panicking task finished first, while the other waited");
+        let (task, message) = result.expect_err("the panic is reported");
+        assert_eq!((task.to_string().as_str(), message.as_str()), ("task T2 \"explode\"", "boom"));
+        let (cmd, result, _) = finish(&mut pool, 1).remove(0);
+        assert!(cmd == CommandId(1) && result.is_ok());
+        assert_eq!(pool.running, 0);
     }
 }

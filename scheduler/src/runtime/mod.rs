@@ -40,7 +40,7 @@
 //! | `transfer` | pushes and await-pushes through the transfer engine |
 //! | `peer` | halos between devices of the rank on one Vulkan device, copied on the GPU: offers and acks |
 //! | `reduction` | reductions' element types and operators; gathering and combining partial results |
-//! | `host` | host tasks: [`HostContext`] and the worker thread |
+//! | `host` | host tasks: [`HostContext`] and the pool of worker threads (`CELER_HOST_THREADS`) |
 //! | `alloc` | device allocations and their look-ahead |
 //! | `batch` | the step's GPU batch: collected operations, recorded and submitted together |
 //! | `panics` | which task's code runs on the runtime thread; turning a panic in it into an error that ends the job |
@@ -274,7 +274,7 @@ pub struct RankLoop<'c> {
     known_results: HashMap<BufferId, (CommandId, Vec<u8>)>,
     /// Partial results gathered from the other ranks, until the reduction command combines them.
     gathered: HashMap<ReductionId, celer_exec::transfer::Gathered>,
-    /// Host tasks the worker finished, by command.
+    /// Host tasks the workers finished, by command.
     host_done: HashMap<CommandId, (self::host::HostResult, self::host::HostRan)>,
     /// The divergence check (with more than one rank).
     divergence: Option<DivergenceCheck<'c>>,
@@ -408,7 +408,7 @@ impl<'c> RankLoop<'c> {
             shutdown: false,
             shutdown_recorded: false,
             late_warned: false,
-            host: HostWorker::start(),
+            host: HostWorker::start(runtime.host_threads),
             pending: Vec::new(),
             pending_downloads: 0,
             pending_buffer_downloads: 0,
@@ -617,7 +617,7 @@ impl<'c> RankLoop<'c> {
     }
 
     /// Makes progress, in this order: **generate** the commands of the tasks recorded since the last step, **poll
-    /// completions** of the GPU, MPI and the host worker, **retire** the commands in flight that completed, **start
+    /// completions** of the GPU, MPI and the host workers, **retire** the commands in flight that completed, **start
     /// ready** commands, and **submit the batch** of GPU work the started commands collected once it is due
     /// (the GPU runs short of work, a download waits, or the batch is full). Returns
     /// whether anything happened.
@@ -654,7 +654,7 @@ impl<'c> RankLoop<'c> {
         Ok(progressed)
     }
 
-    /// Polls the transfer engine, the GPU and the host worker, and the divergence check's oldest window; records
+    /// Polls the transfer engine, the GPU and the host workers, and the divergence check's oldest window; records
     /// completed batches in the statistics and the trace. Returns whether anything completed.
     fn poll_completions(&mut self) -> Result<bool, RuntimeError> {
         self.completions.clear();
@@ -681,8 +681,7 @@ impl<'c> RankLoop<'c> {
             self.time_completed_kernels();
         }
         while self.host.running > 0 {
-            let Some((cmd, result, ran)) = self.host.done.pop() else { break };
-            self.host.running -= 1;
+            let Some((cmd, result, ran)) = self.host.take_done() else { break };
             self.host_done.insert(cmd, (result, ran));
             progressed = true;
         }

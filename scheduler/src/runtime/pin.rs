@@ -12,7 +12,7 @@
 //!   nothing is pinned: a runtime thread pinned to a core shared with another rank's would fight it, and an
 //!   application thread squeezed off the runtime's only core would starve.
 //!
-//! Threads started before the runtime thread is pinned (the host worker, the GPU driver's) keep the whole set.
+//! Threads started before the runtime thread is pinned (the host workers, the GPU driver's) keep the whole set.
 
 use crate::config::Pinning;
 

@@ -67,7 +67,7 @@ pub enum Message {
     Stats(mpsc::SyncSender<RankStats>),
     /// End every rank now with this message (the application thread panicked while the queue was alive).
     Abort(String),
-    /// The closure of this host task called `std::process::exit` (sent by the exit hook on the host worker thread):
+    /// The closure of this host task called `std::process::exit` (sent by the exit hook on a host worker thread):
     /// end every rank naming the task.
     ExitInHostTask(TaskId),
 }
@@ -707,7 +707,7 @@ pub(super) fn run(
         loops.push(l);
     }
     check_output_paths(&runtime, rank);
-    // Pinned only now: the threads the GPU driver and the host worker started above keep the whole set.
+    // Pinned only now: the threads the GPU driver and the host workers started above keep the whole set.
     if let Some(core) = runtime_core {
         match super::pin::pin_current_thread(&[core]) {
             Ok(()) => log::info!("CELER_PIN: the runtime thread runs on core {core}"),
