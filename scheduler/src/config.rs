@@ -233,7 +233,8 @@ pub const HOST_THREADS: &str = "CELER_HOST_THREADS";
 /// thread is pinned, so that no worker inherits the runtime thread's core; 4 covers what a simulation runs at once
 /// on the host: double-buffered snapshot writes (`examples/io_overlap.rs`: two in flight), a check or log task,
 /// and a collective task (worker 0 takes those before anything else). Idle workers besides worker 0 (which looks for
-/// work every millisecond, as the one worker did) sleep until a job comes, so unused ones cost a parked thread each. CPU-heavy host work belongs in `host_for` tasks, which split over ranks.
+/// work every millisecond, as the one worker did) sleep until a job comes, so unused ones cost a parked thread each.
+/// CPU-heavy host work belongs in `host_for` tasks, which split over ranks.
 pub const DEFAULT_HOST_THREADS: usize = 4;
 /// The most host threads a rank (a device loop) starts (`CELER_HOST_THREADS`): they start with the queue, so a
 /// count far beyond any node's cores (a typo) is refused rather than started.

@@ -558,7 +558,8 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| with(vec![object.clone()]).with_object(0, |a: &mut u32| *a += 1));
         });
-        // (The panic points at the caller's line: tests/e2e_errors.rs, case nested-object, checks it.) It poisoned the lock the outer call held; with_object goes on with a poisoned object's value.
+        // (The panic points at the caller's line: tests/e2e_errors.rs, case nested-object, checks it.) It poisoned
+        // the lock the outer call held; with_object goes on with a poisoned object's value.
         let value = *object.lock().unwrap_or_else(|p| p.into_inner()).as_any_mut().downcast_mut::<u32>().unwrap();
         assert_eq!(value, 2);
     }
