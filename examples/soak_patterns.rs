@@ -16,8 +16,15 @@
 //! - `flood`: kernels over 2^18 cells with no wait at all: the program submits far faster than the device runs, so
 //!   only `submit`'s back-pressure (`CELER_SUBMIT_AHEAD`) bounds what is queued. Sampled without waits.
 //!
+//! Every pattern also fails if data that arrived before its await-push (`RankStats::early_headers_peak`) ever piled
+//! up beyond [`EARLY_HEADERS_LIMIT`]: in `rows` rank 1 has almost no work, and only the ranks' pacing (the divergence
+//! check's windows, kept with the check off) stops its pushes from running ahead of rank 0 without bound (with
+//! `--check-divergence off` it once left every round's half-row waiting at rank 0: hundreds of MiB, and each
+//! await-push slower than the last). `--check-divergence on|off` sets `CELER_CHECK_DIVERGENCE` for the run.
+//!
 //! ```text
 //! mpirun -n 2 target/release/examples/soak_patterns --pattern shapes --rounds 100000 [--samples 10]
+//! mpirun -n 2 target/release/examples/soak_patterns --pattern rows --rounds 20000 --check-divergence off
 //! ```
 
 use celer::{access, kernels, task, GridBox, Kernel, Queue, ReductionOp, Region};
@@ -213,6 +220,13 @@ const FLOOD_CELLS: usize = 1 << 18;
 /// Rows of the `rows` pattern's history.
 const HISTORY_ROWS: usize = 64;
 
+/// The most transfers' data that may wait at once for their await-push on a rank (`RankStats::early_headers_peak`).
+/// In `rows` a horizon comes every 4 tasks (2 rounds, 2 pushes): the sender runs at most `DIVERGENCE_WINDOWS` (64)
+/// horizons ahead of the receiver's submissions, which run at most `CELER_SUBMIT_AHEAD` (128) horizons ahead of its
+/// await-pushes, some 400 pushes; measured 440 to 480 with the check off (225 on), on 2 busy cores. Without the
+/// pacing the backlog grows with the round count (about 15000 in 20000 debug rounds).
+const EARLY_HEADERS_LIMIT: u64 = 1000;
+
 /// What the rounds share.
 struct State<'q> {
     heat: Kernel,
@@ -231,7 +245,11 @@ struct State<'q> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     celer::logging::init();
     let args = <Args as clap::Parser>::parse();
-    let q = Queue::new()?;
+    let q = match args.check_divergence.as_deref() {
+        None => Queue::new()?,
+        Some(v @ ("on" | "off")) => Queue::builder().check_divergence(v == "on").build()?,
+        Some(other) => return Err(format!("--check-divergence takes on or off, not {other:?}").into()),
+    };
     let mut s = State {
         heat: Kernel::wgsl(&kernels::HEAT_1D, "main")?,
         reduce: Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum")?,
@@ -258,17 +276,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let stats = q.stats().unwrap_or_default();
             samples.push(bytes);
             println!(
-                "soak_patterns {}: rank {}: {i:>8} rounds, resident {:.1} MiB, device {:.1} MiB, live tasks {}, \
-                 buffers {}, reductions {}, command records {}, divergence windows {}, {:.1} s",
+                "soak_patterns {}: rank {}: {i:>8} rounds, resident {:.1} MiB, device {:.1} MiB, live tasks {}, tasks recorded {}, \
+                 buffers {}, reductions {}, command records {}, divergence windows {}, early headers {} (at most {}), \
+                 {:.1} s",
                 args.pattern,
                 q.rank(),
                 mib(bytes),
                 mib(stats.device_bytes),
                 q.live_tasks(),
+                stats.tasks,
                 stats.buffers,
                 stats.reductions,
                 stats.command_records,
                 stats.divergence_windows,
+                stats.early_headers,
+                stats.early_headers_peak,
                 start.elapsed().as_secs_f64()
             );
         }
@@ -298,6 +320,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mib(warm),
         mib(last)
     );
+    let early = q.stats().unwrap_or_default().early_headers_peak;
+    if early > EARLY_HEADERS_LIMIT {
+        return Err(format!(
+            "rank {}: {early} transfers' data waited for their await-push at once, more than {EARLY_HEADERS_LIMIT}: \
+             another rank's program ran ahead of this one's without bound",
+            q.rank()
+        )
+        .into());
+    }
     if last > limit {
         return Err(format!("rank {}: resident memory grew from {warm} to {last} bytes", q.rank()).into());
     }
@@ -316,4 +347,7 @@ struct Args {
     /// Resident memory samples taken over the run (evenly spaced; the second is the one after warm-up).
     #[arg(long, default_value_t = 10)]
     samples: u64,
+    /// `on` or `off`: sets `CELER_CHECK_DIVERGENCE` (default: the variable's value, else on).
+    #[arg(long)]
+    check_divergence: Option<String>,
 }

@@ -188,7 +188,9 @@ impl QueueBuilder {
 
     /// Whether the ranks compare a hash of their submitted tasks at every horizon, epoch, fence and host task (a
     /// mismatch stops the run, naming the first task that differs; fences, waits and host tasks wait for their
-    /// comparison). `CELER_CHECK_DIVERGENCE`; default on. Every rank must agree.
+    /// comparison). `CELER_CHECK_DIVERGENCE`; default on. Every rank must agree. Off keeps one small non-blocking
+    /// reduction per horizon and epoch, comparing nothing, which keeps a rank from running more than 64 horizons
+    /// ahead of the others (`DIVERGENCE_WINDOWS`: the data of its pushes would otherwise pile up at a slower rank).
     pub fn check_divergence(self, on: bool) -> Self {
         self.choose(env::CHECK_DIVERGENCE, |c| c.check_divergence = on)
     }

@@ -69,8 +69,8 @@
 //! payload's declared length ([`TransferError::InlineLength`], naming key, sender and box), or one
 //! longer than the buffer (MPI's truncation error) is rejected. A header is matched by its key:
 //!
-//! - With no active expect for the key, it is kept, with a copy of its inline payload
-//!   ([`unmatched_headers`](TransferEngine::unmatched_headers)), and matched when
+//! - With no active expect for the key, it is kept, with a copy of its inline payload, in a map by key (each key's
+//!   headers in arrival order; [`unmatched_headers`](TransferEngine::unmatched_headers)), and matched when
 //!   [`expect`](TransferEngine::expect) or [`expect_gather`](TransferEngine::expect_gather)
 //!   registers the key.
 //! - For a region expect, a non-empty box must lie inside the union of the expected boxes, must
@@ -135,7 +135,7 @@ mod state;
 pub use error::TransferError;
 pub use geometry::{pack, unpack, AllocLayout, BoxList, CellBox};
 use header::HEADER_MESSAGE_MAX;
-use state::{EarlyHeader, Expect, ExpectKind, Inbound, Op, Outbound, Slab, StagingPool};
+use state::{EarlyHeader, EarlyHeaders, Expect, ExpectKind, Inbound, Op, Outbound, Slab, StagingPool};
 
 /// The tag every header travels on; payload tags start at 1.
 pub const HEADER_TAG: Tag = 0;
@@ -296,8 +296,8 @@ pub struct TransferEngine<'c> {
     inbound: Slab<Inbound>,
     expects: Slab<Expect>,
     expect_by_key: HashMap<TransferKey, usize>,
-    /// Headers that arrived before their expect, with their inline payloads.
-    unmatched: Vec<EarlyHeader>,
+    /// Headers that arrived before their expect, with their inline payloads, by key.
+    unmatched: EarlyHeaders,
     /// Completions to hand out at the end of the next `poll`.
     ready: Vec<Completion>,
     /// Completed gathers not yet taken.
@@ -368,7 +368,7 @@ impl<'c> TransferEngine<'c> {
             inbound: Slab::new(),
             expects: Slab::new(),
             expect_by_key: HashMap::new(),
-            unmatched: Vec::new(),
+            unmatched: EarlyHeaders::default(),
             ready: Vec::new(),
             gathered: Vec::new(),
             pool: StagingPool::default(),
@@ -643,7 +643,7 @@ impl<'c> TransferEngine<'c> {
                 self.accept(idx, &header, &[], true)?;
                 self.complete_if_done(idx);
             }
-            None => self.unmatched.push(state::EarlyHeader { header, inline: Vec::new(), elsewhere: true }),
+            None => self.unmatched.push(EarlyHeader { header, inline: Vec::new(), elsewhere: true }),
         }
         Ok(())
     }
@@ -685,9 +685,22 @@ impl<'c> TransferEngine<'c> {
     }
 
     /// Headers that arrived with no expect for their key yet, as (key, sender, box): for
-    /// diagnosing transfers that never complete.
+    /// diagnosing transfers that never complete. Keys come in no particular order, each key's headers in the
+    /// order they arrived.
     pub fn unmatched_headers(&self) -> impl Iterator<Item = (TransferKey, Rank, CellBox)> + '_ {
         self.unmatched.iter().map(|u| (u.header.key, u.header.sender, u.header.bounds))
+    }
+
+    /// How many headers (with their inline payloads) wait for their expect now: how far senders are ahead of
+    /// this engine's expects.
+    pub fn unmatched_count(&self) -> usize {
+        self.unmatched.len()
+    }
+
+    /// The most headers that waited for their expect at once so far ([`unmatched_count`](Self::unmatched_count)'s
+    /// high-water mark).
+    pub fn unmatched_peak(&self) -> usize {
+        self.unmatched.peak()
     }
 
     /// Expects registered and not yet complete, as (key, token).

@@ -114,9 +114,11 @@ pub const VARIABLES: &[EnvVar] = &[
         name: CHECK_DIVERGENCE,
         accepted: "on, off (also 1, 0, true, false, yes, no)",
         default: "on",
-        effect:
-            "ranks compare a hash of their submitted tasks at every horizon, epoch, fence and host task; a mismatch \
-                 stops the run",
+        effect: "ranks compare a hash of their submitted tasks at every horizon, epoch, fence and host task; a mismatch \
+                 stops the run. `off` turns off the hashing, the comparison, and fences, waits and host tasks \
+                 waiting for it; the ranks still take part in one small non-blocking reduction per horizon and epoch, \
+                 which keeps a rank from running more than 64 horizons ahead of the slowest (DIVERGENCE_WINDOWS), and \
+                 so bounds the data its pushes leave waiting at a rank that has not yet reached their await-pushes",
         must_agree: true,
     },
     EnvVar {

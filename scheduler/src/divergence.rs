@@ -15,6 +15,9 @@
 //! - On a mismatch, [`StreamHash::window_detail`] gives per-task hashes of the diverging window for a second
 //!   reduction that finds the first task that differs, and which ranks' first differing task is their shutdown
 //!   epoch ([`StreamHash::ended_at`]): those ended their program (dropped their queue) before the others' point.
+//! - With the check off, the windows stay, closed at horizons and epochs only ([`is_pacing_point`]), hashing and
+//!   comparing nothing: their reductions still bound how far one rank runs ahead of the others (the runtime's
+//!   `DIVERGENCE_WINDOWS`), and with it what its pushes leave waiting at a slower receiver.
 //! - Ranks that diverge may record different numbers of checkpoints; the reductions run on their own duplicate
 //!   communicator, so unmatched ones cannot pair with barrier epochs, and the first mismatch is found at the first
 //!   checkpoint both ranks reach after the divergence (the shutdown epoch at the latest).
@@ -178,6 +181,15 @@ pub fn is_checkpoint(kind: TaskKind) -> bool {
             | TaskKind::Once
             | TaskKind::Collective(_)
     )
+}
+
+/// Whether `kind` closes a window while the check is off (`CELER_CHECK_DIVERGENCE=off`): horizons and epochs only.
+/// Those windows compare nothing; their reductions only pace the ranks (see [`DIVERGENCE_WINDOWS`]), and no fence,
+/// wait or host task waits for one, so fewer suffice: one reduction per horizon instead of one per checkpoint.
+///
+/// [`DIVERGENCE_WINDOWS`]: crate::runtime::DIVERGENCE_WINDOWS
+pub fn is_pacing_point(kind: TaskKind) -> bool {
+    matches!(kind, TaskKind::Horizon | TaskKind::Epoch(_))
 }
 
 /// One task of a window: its id and hash, and the kind (with its collective group), range and host objects (copied,

@@ -164,7 +164,7 @@ impl<'c> TransferEngine<'c> {
         // Check all early headers before accepting any, so that an error leaves no trace. They
         // are entered provisionally so that they are also checked against each other.
         let mut check = Ok(());
-        for u in self.unmatched.iter().filter(|u| u.header.key == key) {
+        for u in self.unmatched.of(key) {
             let (h, e) = (&u.header, self.expects.get_mut(idx));
             check = check_header(e, h).and_then(|()| if u.elsewhere { check_elsewhere(e, h) } else { Ok(()) });
             if check.is_err() {
@@ -188,16 +188,20 @@ impl<'c> TransferEngine<'c> {
             return Err(err);
         }
         self.expect_by_key.insert(key, idx);
-        let mut i = 0;
-        while i < self.unmatched.len() {
-            if self.unmatched[i].header.key == key {
-                let EarlyHeader { header, inline, elsewhere } = self.unmatched.swap_remove(i);
-                let accepted = self.accept(idx, &header, &inline, elsewhere);
+        if let Some(mut early) = self.unmatched.take(key) {
+            // In arrival order; on an error (posting a receive failed) the headers not yet entered stay kept.
+            let mut accepted = Ok(());
+            let mut entered = 0;
+            while accepted.is_ok() && entered < early.len() {
+                let u = &mut early[entered];
+                let inline = std::mem::take(&mut u.inline);
+                accepted = self.accept(idx, &u.header, &inline, u.elsewhere);
                 self.pool.give(inline);
-                accepted?;
-            } else {
-                i += 1;
+                entered += 1;
             }
+            early.drain(..entered);
+            self.unmatched.restore(key, early);
+            accepted?;
         }
         self.complete_if_done(idx);
         Ok(())

@@ -1,5 +1,7 @@
 //! The engine's bookkeeping: what each MPI request belongs to, sends and receives in flight, expects, pools.
 
+use std::collections::HashMap;
+
 use super::header::Header;
 use super::{AllocLayout, CellBox, GatherPiece, Rank, Token, TransferKey, MAX_POOLED};
 
@@ -37,6 +39,83 @@ pub(super) struct EarlyHeader {
     /// Whether its cells arrive by another way ([`TransferEngine::arrived_elsewhere`](super::TransferEngine::arrived_elsewhere)):
     /// counted, no payload received.
     pub(super) elsewhere: bool,
+}
+
+/// The headers that arrived before their expect, by key, each key's in arrival order (an expect enters them in
+/// that order, as it would have had it been registered first). An expect looks its key up in constant time
+/// (on average) however many are kept: a sender may run ahead of this rank's await-pushes by as much as the
+/// runtime's pacing lets it (the scheduler's `DIVERGENCE_WINDOWS`), and a scan of every kept header per expect made
+/// each await-push slower the further behind this rank was.
+#[derive(Debug, Default)]
+pub(super) struct EarlyHeaders {
+    by_key: HashMap<TransferKey, Vec<EarlyHeader>>,
+    /// Headers kept, over all keys.
+    len: usize,
+    /// The most headers kept at once so far.
+    peak: usize,
+    /// Emptied lists, for the next keys (most keys get one header per sender).
+    spare: Vec<Vec<EarlyHeader>>,
+}
+
+/// Emptied lists [`EarlyHeaders`] keeps for reuse at most.
+const SPARE_LISTS: usize = 64;
+
+impl EarlyHeaders {
+    /// Keeps `h` behind the headers of its key that arrived before it.
+    pub(super) fn push(&mut self, h: EarlyHeader) {
+        let spare = &mut self.spare;
+        self.by_key.entry(h.header.key).or_insert_with(|| spare.pop().unwrap_or_default()).push(h);
+        self.len += 1;
+        self.peak = self.peak.max(self.len);
+    }
+
+    /// The headers kept for `key`, in arrival order.
+    pub(super) fn of(&self, key: TransferKey) -> &[EarlyHeader] {
+        self.by_key.get(&key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Takes the headers kept for `key` (in arrival order); give the list back with [`restore`](Self::restore).
+    pub(super) fn take(&mut self, key: TransferKey) -> Option<Vec<EarlyHeader>> {
+        let list = self.by_key.remove(&key)?;
+        self.len -= list.len();
+        Some(list)
+    }
+
+    /// Gives back a list [`take`](Self::take) handed out: what is left in it is kept for `key` again, ahead of
+    /// any header of `key` that arrived since.
+    pub(super) fn restore(&mut self, key: TransferKey, mut list: Vec<EarlyHeader>) {
+        if list.is_empty() {
+            if self.spare.len() < SPARE_LISTS {
+                self.spare.push(list);
+            }
+            return;
+        }
+        self.len += list.len();
+        if let Some(later) = self.by_key.remove(&key) {
+            list.extend(later);
+        }
+        self.by_key.insert(key, list);
+    }
+
+    /// Headers kept, over all keys.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no header is kept.
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The most headers kept at once so far.
+    pub(super) fn peak(&self) -> usize {
+        self.peak
+    }
+
+    /// Every header kept: keys in no particular order, each key's headers in arrival order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &EarlyHeader> {
+        self.by_key.values().flatten()
+    }
 }
 
 /// A payload being received for an expect.

@@ -87,3 +87,45 @@ fn the_staging_pool_reuses_the_best_fitting_buffer() {
     assert_eq!(big.len(), 5000);
     assert!(pool.free.is_empty());
 }
+
+fn early(key: TransferKey, sender: Rank) -> EarlyHeader {
+    EarlyHeader { header: Header { key, ..header(sender, CellBox::d1(0, 1), 4) }, inline: Vec::new(), elsewhere: false }
+}
+
+#[test]
+fn early_headers_are_found_by_key_in_arrival_order() {
+    let (a, b) = (TransferKey(1, 0, 0), TransferKey(2, 0, 0));
+    let mut kept = EarlyHeaders::default();
+    // A backlog of other keys' headers around the two of `a`.
+    for t in 10..1010 {
+        kept.push(early(TransferKey(t, 0, 0), 1));
+    }
+    kept.push(early(a, 2));
+    kept.push(early(b, 1));
+    kept.push(early(a, 1));
+    assert_eq!((kept.len(), kept.peak()), (1003, 1003));
+    let senders = |list: &[EarlyHeader]| list.iter().map(|u| u.header.sender).collect::<Vec<_>>();
+    assert_eq!(senders(kept.of(a)), [2, 1], "arrival order");
+    assert!(kept.of(TransferKey(3, 0, 0)).is_empty());
+
+    let mut list = kept.take(a).unwrap();
+    assert_eq!(kept.len(), 1001);
+    assert!(kept.of(a).is_empty() && kept.take(a).is_none());
+    // The first was entered; the second is given back and stays ahead of one that arrives later.
+    list.remove(0);
+    kept.push(early(a, 3));
+    kept.restore(a, list);
+    assert_eq!(senders(kept.of(a)), [1, 3]);
+    assert_eq!((kept.len(), kept.peak()), (1003, 1003));
+    assert_eq!(kept.iter().filter(|u| u.header.key == a).count(), 2);
+
+    for t in 10..1010 {
+        let list = kept.take(TransferKey(t, 0, 0)).unwrap();
+        assert_eq!(senders(&list), [1]);
+        kept.restore(TransferKey(t, 0, 0), Vec::new());
+    }
+    kept.take(a).unwrap();
+    kept.take(b).unwrap();
+    assert!(kept.is_empty());
+    assert_eq!(kept.peak(), 1003, "the high-water mark stays");
+}

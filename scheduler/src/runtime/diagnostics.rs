@@ -49,9 +49,16 @@ pub struct RankStats {
     /// them (completed out of order, waiting only for the GPU, found not to split, with an interior running, host
     /// tasks finished). Bounded by what is queued, however long the program runs; few after a `wait`.
     pub command_records: u64,
-    /// Windows of the divergence check (`CELER_CHECK_DIVERGENCE`) awaiting the other ranks now: at most about
-    /// `DIVERGENCE_WINDOWS` plus `CELER_SUBMIT_AHEAD`, however far ahead of the others this rank's program is.
+    /// Windows of the divergence check (`CELER_CHECK_DIVERGENCE`; with it off, the windows that only pace the
+    /// ranks) awaiting the other ranks now: at most about `DIVERGENCE_WINDOWS` plus `CELER_SUBMIT_AHEAD`, however
+    /// far ahead of the others this rank's program is.
     pub divergence_windows: u64,
+    /// Data that arrived from other ranks before this rank's await-push for it (a header, with the payload if it
+    /// is small) and waits for it now: how far the senders' programs are ahead of this one's, which the pacing of
+    /// `DIVERGENCE_WINDOWS` bounds (on or off).
+    pub early_headers: u64,
+    /// The most of `early_headers` at once so far (with several devices, the sum of each device's most).
+    pub early_headers_peak: u64,
     /// Bytes of buffer data sent to other ranks.
     pub bytes_sent: u64,
     /// Bytes of buffer data received from other ranks.
@@ -140,6 +147,8 @@ impl RankStats {
         self.reductions = self.reductions.max(other.reductions);
         self.command_records += other.command_records;
         self.divergence_windows = self.divergence_windows.max(other.divergence_windows);
+        self.early_headers += other.early_headers;
+        self.early_headers_peak += other.early_headers_peak;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
         self.peer_copies += other.peer_copies;
@@ -224,8 +233,9 @@ impl std::fmt::Display for RankStats {
 
 /// A rank's side of the divergence check (see [`crate::divergence`]).
 pub(super) struct DivergenceCheck<'c> {
-    /// Whether windows are compared (`CELER_CHECK_DIVERGENCE`); the communicators exist either way, since
-    /// creating them is collective.
+    /// Whether windows are compared (`CELER_CHECK_DIVERGENCE`). The communicators and windows exist either way:
+    /// creating them is collective, and with the check off, windows closed at horizons and epochs still pace the
+    /// ranks ([`DIVERGENCE_WINDOWS`]), their reductions compared with nothing.
     pub(super) enabled: bool,
     /// For the per-window reductions.
     pub(super) side: celer_exec::mpi::SideComm<'c>,
@@ -243,7 +253,11 @@ pub(super) struct DivergenceCheck<'c> {
 /// Windows of the divergence check that may await the other ranks before this rank counts as behind for
 /// `submit`'s back-pressure (`RankLoop::divergence_hold`): a rank with little work of its own (the others run
 /// its program's host tasks) otherwise ran ahead of them without bound, keeping every window's tasks and an MPI
-/// reduction each (100 to 500 bytes a task) until the others caught up.
+/// reduction each (100 to 500 bytes a task) until the others caught up, and its pushes left the data of every
+/// await-push the others had not reached yet waiting at the receiver (its headers with their inline payloads: a
+/// 2-rank run grew by hundreds of MiB and slowed sevenfold). This is the only bound on how far one rank's program
+/// runs ahead of another's, so it holds with `CELER_CHECK_DIVERGENCE=off` too: the windows then close at horizons
+/// and epochs only (`crate::divergence::is_pacing_point`), 64 horizons.
 pub const DIVERGENCE_WINDOWS: usize = 64;
 
 /// How long a rank that found a divergence waits for the other ranks' part of the second reduction.
@@ -314,10 +328,11 @@ impl RankLoop<'_> {
     }
 
     /// While more than [`DIVERGENCE_WINDOWS`] windows of the divergence check await the other ranks: the first task
-    /// of the oldest (every task below it was compared equal on every rank), which then bounds what this rank
-    /// reports as completed, so that `submit` blocks until the others catch up; `None` otherwise.
+    /// of the oldest (every task below it was recorded by every rank, and with the check on compared equal), which
+    /// then bounds what this rank reports as completed, so that `submit` blocks until the others catch up; `None`
+    /// otherwise. With the check on or off: with it off, the windows pace the ranks and compare nothing.
     pub(super) fn divergence_hold(&self) -> Option<u64> {
-        let d = self.divergence.as_ref().filter(|d| d.enabled && d.reductions.len() > DIVERGENCE_WINDOWS)?;
+        let d = self.divergence.as_ref().filter(|d| d.reductions.len() > DIVERGENCE_WINDOWS)?;
         Some(d.stream.oldest().and_then(|w| w.after).map_or(0, |t| t.0 + 1))
     }
 
@@ -328,7 +343,8 @@ impl RankLoop<'_> {
             if let Some(r) = d.reductions.front_mut() {
                 if let Some(min) = r.test(self.comm)? {
                     let (h_min, h_max, c_min, c_max) = read_check(min);
-                    if h_min != h_max || c_min != c_max {
+                    // With the check off the window only paced the ranks: nothing to compare.
+                    if d.enabled && (h_min != h_max || c_min != c_max) {
                         self.diverged();
                     }
                     d.reductions.pop_front();

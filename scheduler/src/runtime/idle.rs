@@ -167,6 +167,8 @@ impl super::RankLoop<'_> {
             + self.interiors.len()
             + self.host_done.len()) as u64;
         stats.divergence_windows = self.divergence.as_ref().map_or(0, |d| d.reductions.len() as u64);
+        stats.early_headers = self.engine.unmatched_count() as u64;
+        stats.early_headers_peak = self.engine.unmatched_peak() as u64;
         let (time, busy) = self.phase.open(now);
         *(if busy { &mut stats.busy } else { &mut stats.idle }) += time;
         stats

@@ -276,7 +276,7 @@ pub struct RankLoop<'c> {
     gathered: HashMap<ReductionId, celer_exec::transfer::Gathered>,
     /// Host tasks the workers finished, by command.
     host_done: HashMap<CommandId, (self::host::HostResult, self::host::HostRan)>,
-    /// The divergence check (with more than one rank).
+    /// The divergence check (with more than one rank); with the check off, its windows only pace the ranks.
     divergence: Option<DivergenceCheck<'c>>,
     /// `CELER_DUMP_GRAPHS`: where the DOT files go at shutdown, and a copy of every task (the command generator
     /// records its commands meanwhile). Memory grows with the program: a debugging aid.
@@ -590,8 +590,12 @@ impl<'c> RankLoop<'c> {
             if let Some((_, tasks)) = &mut self.dump {
                 tasks.push(task.clone());
             }
-            if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
-                if d.stream.record(task) {
+            if let Some(d) = self.divergence.as_mut() {
+                // With the check off, windows at horizons and epochs alone, hashing nothing: their reductions
+                // only pace this rank (`divergence_hold`).
+                let closes =
+                    if d.enabled { d.stream.record(task) } else { crate::divergence::is_pacing_point(task.kind()) };
+                if closes {
                     let values = d.stream.close(id);
                     d.reductions.push_back(d.side.iallreduce_min(values)?);
                 }
