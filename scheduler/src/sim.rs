@@ -31,18 +31,27 @@ fn overlapping_write(tm: &TaskManager, spec: &TaskSpec) -> Option<TaskErrorKind>
         // With side effects and several devices a rank's devices share the rank's chunk (the command graph's
         // chunking differs): left to it.
         TaskKind::HostCompute => spec.side_effects.is_empty() || tm.config().devices_per_rank <= 1,
+        // Item r on rank r (the task graph sets the range at submission, after this check): with one device per
+        // rank the command graph splits it as a grid of one item per node, as below. With several, a process's
+        // item runs on its device 0 only: left to the command graph.
+        TaskKind::Collective(_) => tm.config().devices_per_rank <= 1,
         _ => false,
+    };
+    // A collective task's index space as the task graph will make it (one item per rank), split in one dimension.
+    let (range, hint, granularity) = match spec.kind {
+        TaskKind::Collective(_) => (GridBox::d1(0, nodes), Default::default(), [1; 3]),
+        _ => (spec.range, spec.hint, spec.granularity),
     };
     let suspect = |m: &RangeMapper| !matches!(m, RangeMapper::OneToOne | RangeMapper::Custom { .. });
     if nodes < 2
         || !split_like_runtime
-        || spec.range.is_empty()
-        || spec.granularity.contains(&0)
+        || range.is_empty()
+        || granularity.contains(&0)
         || !spec.accesses.iter().any(|a| a.mode.produces() && suspect(&a.mapper))
     {
         return None;
     }
-    let grid = crate::split::ChunkGrid::new(spec.range, nodes, spec.hint, spec.granularity);
+    let grid = crate::split::ChunkGrid::new(range, nodes, hint, granularity);
     let n = grid.len();
     if n < 2 {
         return None;
@@ -66,7 +75,7 @@ fn overlapping_write(tm: &TaskManager, spec: &TaskSpec) -> Option<TaskErrorKind>
             let mut region = Region::new();
             // An empty chunk runs nothing (a mapper may still map it to cells, as `all` does).
             for a in writers().filter(|_| !chunk.is_empty()) {
-                let r = a.mapper.apply(&chunk, &spec.range, spec.dims, &extent, dims).ok()?;
+                let r = a.mapper.apply(&chunk, &range, spec.dims, &extent, dims).ok()?;
                 if !r.boxes().iter().all(|x| extent.contains(x)) {
                     return None;
                 }
@@ -388,6 +397,30 @@ mod tests {
             RangeMapper::Transposed,
         );
         sim.submit(transpose).expect("a transpose into another buffer writes disjoint cells");
+    }
+
+    #[test]
+    fn a_collective_write_of_one_cell_on_every_rank_is_refused_before_any_rank_generates_it() {
+        // No simulated rank, as on a real queue: only the submit-time check can see it (the runtime's command graph
+        // would end the run). Found by tests/fuzz_api.rs: host_collective().write(&zero_d, fixed([], [])), 2 ranks.
+        let mut sim = Simulation::with_ranks(2, &[], false, TaskManagerConfig::default());
+        sim.create_buffer(BufferId(0), 0, GridBox::from_extent(&[]), true, Some("flag"));
+        sim.create_buffer(BufferId(1), 1, GridBox::d1(0, 8), true, Some("all"));
+        for (b, mapper) in [(0, RangeMapper::Fixed(GridBox::from_extent(&[]))), (1, RangeMapper::All)] {
+            let spec = TaskSpec::new(TaskKind::Collective(celer_graph::CollectiveGroupId(0)), 1, GridBox::d1(0, 1))
+                .access(BufferId(b), AccessMode::DiscardWrite, mapper);
+            let err = sim.submit(spec).expect_err("every rank writes the same cells");
+            assert!(
+                matches!(&*err.inner, TaskErrorKind::OverlappingWrite { first: NodeId(0), second: NodeId(1), .. }),
+                "{err}"
+            );
+        }
+        // Each rank writing the cell of its own item is no overlap; reading everything is none either.
+        sim.create_buffer(BufferId(2), 1, GridBox::d1(0, 2), true, Some("per_rank"));
+        let spec = TaskSpec::new(TaskKind::Collective(celer_graph::CollectiveGroupId(0)), 1, GridBox::d1(0, 1))
+            .access(BufferId(2), AccessMode::DiscardWrite, RangeMapper::OneToOne)
+            .access(BufferId(1), AccessMode::Read, RangeMapper::All);
+        sim.submit(spec).expect("each rank writes its own cell");
     }
 
     #[test]
