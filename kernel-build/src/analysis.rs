@@ -322,7 +322,8 @@ pub fn workgroup_dependent(module: &naga::Module, info: &naga::valid::ModuleInfo
 /// The bindings entry point `entry_point` indexes with one of its items as `celer_item_Nd` returned it: a call
 /// `celer_index(pc.<box>, item)` (in the entry point or a function it calls) whose `item` is the result of a
 /// `celer_item_Nd` call in the same function (through `let`s), and whose box is the parameter block's member for
-/// binding `k` (member `k + 1`: the chunk comes first). `params_binding` is as for
+/// binding `k` (member `k + 1`: the chunk comes first); or such a box and item given to a function of the kernel's
+/// own that passes both parameters on to `celer_index` as they came (one level of such helpers). `params_binding` is as for
 /// [`reflect_with_params`](crate::reflect_with_params). Binding numbers, ascending, each once.
 ///
 /// An item has the entry point's dimensionality; `celer_index` reads it as a cell of the buffer bound there, so a
@@ -352,18 +353,40 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
             _ => None,
         }
     };
+    let is_index = |h: Handle<Function>| module.functions[h].name.as_deref() == Some("celer_index");
+    // Per function of the kernel's own: the (box, item) parameter pairs it passes to celer_index as they came
+    // (`fn load(b: CelerBox, item: vec3<u32>) -> f32 { return src[celer_index(b, item)]; }` gives (0, 1)).
+    let param_pairs = |g: Handle<Function>| {
+        let func = &module.functions[g];
+        let mut pairs = Vec::new();
+        each_statement(&func.body, &mut |s| {
+            if let Statement::Call { function, arguments, .. } = s {
+                if let (true, [b, i]) = (is_index(*function), arguments.as_slice()) {
+                    if let (Expression::FunctionArgument(b), Expression::FunctionArgument(i)) =
+                        (&func.expressions[*b], &func.expressions[*i])
+                    {
+                        pairs.push((*b as usize, *i as usize));
+                    }
+                }
+            }
+        });
+        pairs
+    };
     let mut out = std::collections::BTreeSet::new();
     let reached = crate::reachable_functions(module, &ep.function);
     let funcs = std::iter::once(&ep.function).chain(reached.iter().map(|&h| &module.functions[h]));
     for func in funcs {
+        let from_item = |e: Handle<Expression>| matches!(func.expressions[e], Expression::CallResult(f) if item_fn(f));
         each_statement(&func.body, &mut |s| {
             let Statement::Call { function, arguments, .. } = s else { return };
-            if module.functions[*function].name.as_deref() != Some("celer_index") || arguments.len() != 2 {
-                return;
-            }
-            let from_item = matches!(func.expressions[arguments[1]], Expression::CallResult(f) if item_fn(f));
-            if let Some(b) = box_binding(func, arguments[0]).filter(|_| from_item) {
-                out.insert(b);
+            // celer_index(pc.<box>, item) here, or a function of the kernel's own given both and passing them on.
+            let pairs = if is_index(*function) { vec![(0, 1)] } else { param_pairs(*function) };
+            for (b, i) in pairs {
+                if let (Some(&b), Some(&i)) = (arguments.get(b), arguments.get(i)) {
+                    if let Some(k) = box_binding(func, b).filter(|_| from_item(i)) {
+                        out.insert(k);
+                    }
+                }
             }
         });
     }

@@ -651,13 +651,15 @@ fn reflection_lists_the_bindings_indexed_with_the_item_itself() {
         @compute @workgroup_size(8, 8) fn helper(@builtin(global_invocation_id) gid: vec3<u32>) { store(gid); }",
     );
     assert_eq!(direct, [("both".to_string(), vec![0, 1]), ("helper".to_string(), vec![1])]);
-    // A cell built from the item, and an index taken from a box parameter, are not the item's.
+    // A box and the item given to a helper that passes both on are indexed with the item (dst); a cell built from
+    // the item (src), or one the helper builds, is not.
     let built = indexed(
         "fn at(b: CelerBox, item: vec3<u32>) -> u32 { return celer_index(b, item); }
+        fn col(b: CelerBox, item: vec3<u32>) -> u32 { return celer_index(b, vec3<u32>(item.y, 0u, 0u)); }
         @compute @workgroup_size(8, 8) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             let item = celer_item_2d(pc.chunk, gid);
-            dst[at(pc.dst, item)] = src[celer_index(pc.src, vec3<u32>(item.y, 0u, 0u))];
+            dst[at(pc.dst, item)] = src[celer_index(pc.src, vec3<u32>(item.y, 0u, 0u))] + src[col(pc.src, item)];
         }",
     );
-    assert_eq!(built, [("main".to_string(), vec![])]);
+    assert_eq!(built, [("main".to_string(), vec![1])]);
 }
