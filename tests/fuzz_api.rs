@@ -24,6 +24,12 @@
 //! cargo test --test fuzz_api -- --ignored real_queue                 # one rank (lavapipe)
 //! mpirun -n 2 target/debug/deps/fuzz_api-<hash> --ignored real_queue # two ranks
 //! ```
+//! A real queue may also end the run on purpose, as documented, where a program is wrong in a way only the runtime
+//! sees: a kernel writing its items through a mapper that declares no cells for a chunk (an index space outside
+//! the buffer, clipped) stops every rank naming the task, buffer and chunk (`FUZZ_API_FIRST=12354
+//! FUZZ_API_SEEDS=1` on 1 or 2 ranks: `squares` over 4 items at offset 5 writing a 4-cell buffer through
+//! `neighborhood([1])`).
+//! The generator avoids the other such cases it knows (custom writers overlapping between ranks, wrong reaches).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
