@@ -335,24 +335,6 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
     let item_fn = |h: Handle<Function>| {
         matches!(module.functions[h].name.as_deref(), Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d"))
     };
-    // The binding whose box expression `e` of `func` is: `pc.<member k + 1>`, read through a pointer or a value.
-    let box_binding = |func: &Function, e: Handle<Expression>| -> Option<u32> {
-        let strip = |e: Handle<Expression>| match func.expressions[e] {
-            Expression::Load { pointer } => pointer,
-            _ => e,
-        };
-        match func.expressions[strip(e)] {
-            Expression::AccessIndex { base, index } if index >= 1 => match func.expressions[strip(base)] {
-                Expression::GlobalVariable(g)
-                    if crate::is_params_block(&module.global_variables[g], params_binding) =>
-                {
-                    Some(index - 1)
-                }
-                _ => None,
-            },
-            _ => None,
-        }
-    };
     let is_index = |h: Handle<Function>| module.functions[h].name.as_deref() == Some("celer_index");
     // Per function of the kernel's own: the (box, item) parameter pairs it passes to celer_index as they came
     // (`fn load(b: CelerBox, item: vec3<u32>) -> f32 { return src[celer_index(b, item)]; }` gives (0, 1)).
@@ -383,7 +365,7 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
             let pairs = if is_index(*function) { vec![(0, 1)] } else { param_pairs(*function) };
             for (b, i) in pairs {
                 if let (Some(&b), Some(&i)) = (arguments.get(b), arguments.get(i)) {
-                    if let Some(k) = box_binding(func, b).filter(|_| from_item(i)) {
+                    if let Some(k) = crate::params_box(module, func, b, params_binding).filter(|_| from_item(i)) {
                         out.insert(k);
                     }
                 }

@@ -1223,21 +1223,40 @@ fn each_statement_mut(block: &mut naga::Block, visit: &mut impl FnMut(&mut State
     }
 }
 
-/// The accessor whose push-constant box `expr` (in function `f`) is, if the IR shows it: a load of member `m >= 1`
-/// of the `var<immediate>` struct is accessor `m - 1`; a parameter is followed to every call site, which must agree.
-fn accessor_of(module: &naga::Module, f: FnRef, expr: Handle<Expression>, depth: u32) -> Option<u32> {
-    let exprs = &function(module, f).expressions;
-    let immediate = |e: Handle<Expression>| matches!(exprs[e], Expression::GlobalVariable(g) if module.global_variables[g].space == AddressSpace::Immediate);
+/// The accessor whose box expression `expr` of `func` reads from the parameter block: `pc.src`, a load through a
+/// pointer to member `m >= 1` or member `m` of the loaded struct, is accessor `m - 1` (the chunk comes first).
+/// `params_binding` is as for [`reflect_with_params`] (`None`: the block is the `var<immediate>`).
+fn params_box(
+    module: &naga::Module,
+    func: &Function,
+    expr: Handle<Expression>,
+    params_binding: Option<u32>,
+) -> Option<u32> {
+    let exprs = &func.expressions;
+    let params = |e: Handle<Expression>| {
+        matches!(exprs[e], Expression::GlobalVariable(g)
+            if is_params_block(&module.global_variables[g], params_binding))
+    };
     match exprs[expr] {
-        // `pc.src`: a load through a pointer to the member, or a member of the loaded struct.
         Expression::Load { pointer } => match exprs[pointer] {
-            Expression::AccessIndex { base, index } if immediate(base) => index.checked_sub(1),
+            Expression::AccessIndex { base, index } if params(base) => index.checked_sub(1),
             _ => None,
         },
         Expression::AccessIndex { base, index } => match exprs[base] {
-            Expression::Load { pointer } if immediate(pointer) => index.checked_sub(1),
+            Expression::Load { pointer } if params(pointer) => index.checked_sub(1),
             _ => None,
         },
+        _ => None,
+    }
+}
+
+/// The accessor whose push-constant box `expr` (in function `f`) is, if the IR shows it: a load of member `m >= 1`
+/// of the `var<immediate>` struct is accessor `m - 1`; a parameter is followed to every call site, which must agree.
+fn accessor_of(module: &naga::Module, f: FnRef, expr: Handle<Expression>, depth: u32) -> Option<u32> {
+    if let Some(accessor) = params_box(module, function(module, f), expr, None) {
+        return Some(accessor);
+    }
+    match function(module, f).expressions[expr] {
         Expression::FunctionArgument(arg) if depth < 8 => {
             let FnRef::Function(callee) = f else { return None };
             let mut found: Option<Option<u32>> = None;
