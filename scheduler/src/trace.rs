@@ -110,17 +110,21 @@ impl Trace {
 
     /// Records work on `row` from `start` to `end`.
     pub fn span(&mut self, row: Row, name: impl Into<String>, start: Instant, end: Instant) {
-        let (s, e) = (self.at(start), self.at(end));
-        self.push(Event { name: name.into(), tid: row as usize, start: s, dur: Some((e - s).max(0.0)) });
+        self.span_on(row as usize, name, start, end);
     }
 
     /// Records a host task run by host worker `worker` from `start` to `end`: on [`Row::Host`] for worker 0, on a
     /// row of its own for each other worker (host tasks of several workers overlap, and one row shows only nested
     /// spans).
     pub fn host_span(&mut self, worker: usize, name: impl Into<String>, start: Instant, end: Instant) {
-        let (s, e) = (self.at(start), self.at(end));
         let tid = if worker == 0 { Row::Host as usize } else { HOST_WORKER_TID + worker };
         self.host_workers = self.host_workers.max(worker + 1);
+        self.span_on(tid, name, start, end);
+    }
+
+    /// Records work on the row of thread id `tid` from `start` to `end`.
+    fn span_on(&mut self, tid: usize, name: impl Into<String>, start: Instant, end: Instant) {
+        let (s, e) = (self.at(start), self.at(end));
         self.push(Event { name: name.into(), tid, start: s, dur: Some((e - s).max(0.0)) });
     }
 
