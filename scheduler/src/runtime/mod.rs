@@ -35,6 +35,7 @@
 //! |---|---|
 //! | this one | [`RankLoop`]: its state, the handling of messages, and the step in its named parts |
 //! | `thread` | the runtime thread: [`RuntimeHandle`], [`Message`], the loop over the devices' loops |
+//! | `watch` | the runtime thread's progress and heartbeat as the application thread reads them; [`Watch`] |
 //! | `commands` | what a command in flight waits for; starting and finishing commands by kind; fences, horizons, epochs |
 //! | `kernel` | device-compute executions: dispatches, interiors run early, `CELER_CHECK_BOUNDS` records |
 //! | `transfer` | pushes and await-pushes through the transfer engine |
@@ -67,6 +68,7 @@ mod reduction;
 mod stall;
 mod thread;
 mod transfer;
+mod watch;
 
 pub use diagnostics::{scheduler_bound_warning, RankStats, DIVERGENCE_WINDOWS};
 pub use error::{KernelAllocationError, OutOfBoundsAccess, RuntimeError};
@@ -74,7 +76,8 @@ pub use host::{HostContext, HostFn, HostPayload, ObjectValue, SharedObject};
 pub use kernel::KernelPayload;
 pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
-pub use thread::{Message, NewBuffer, RuntimeHandle, Watch, CREATION_DATA_BACKLOG, MESSAGE_BACKLOG};
+pub use thread::{Message, NewBuffer, RuntimeHandle, CREATION_DATA_BACKLOG, MESSAGE_BACKLOG};
+pub use watch::Watch;
 
 /// `n` zeroed bytes, or `None` where the system refuses the allocation (which `vec!` would answer by aborting the
 /// process). Only large sizes are tried first, by reserving and freeing them: `vec!` then allocates zeroed pages
