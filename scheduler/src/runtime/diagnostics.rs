@@ -474,9 +474,18 @@ impl RankLoop<'_> {
                     let submitted = if *batch == GpuRef::Open { ", not yet submitted" } else { "" };
                     format!("{what}: waits for {stage}{submitted}")
                 }
-                InFlight::Host(_, since) => {
-                    format!("{what}: host task running for {:.1} s", (now - *since).as_secs_f64())
-                }
+                InFlight::Host(_, since) => match self.host.running_since(*id) {
+                    Some((worker, start)) => format!(
+                        "{what}: host task running for {:.1} s (on host worker {worker})",
+                        now.saturating_duration_since(start).as_secs_f64()
+                    ),
+                    None => format!(
+                        "{what}: host task queued for {:.1} s, not yet started: the {} host worker(s) \
+                         (CELER_HOST_THREADS) are busy with other host tasks",
+                        (now - *since).as_secs_f64(),
+                        self.host.workers()
+                    ),
+                },
                 InFlight::HeldHost(_, since) => format!(
                     "{what}: host task held for {:.1} s until the divergence check has compared its task on every \
                      rank (the other ranks have not all submitted it)",

@@ -256,6 +256,19 @@ struct Queues {
     /// Finished host tasks: their context (or their closure's panic), and when and where the closure ran.
     done: SegQueue<Finished>,
     stop: std::sync::atomic::AtomicBool,
+    /// What each worker runs now, for the stall report: one [`Now`] per worker, written by that worker only.
+    now: Vec<Now>,
+    /// The instant [`Now::start`] counts from.
+    epoch: std::time::Instant,
+}
+
+/// What one worker runs now: the command (its id plus one; 0 while idle) and when its closure started (nanoseconds
+/// since [`Queues::epoch`]). The worker stores `start` before `cmd`, so a reader that sees a command sees its start
+/// (or a later task's, which only shortens the time it reports).
+#[derive(Default)]
+struct Now {
+    cmd: std::sync::atomic::AtomicU64,
+    start: std::sync::atomic::AtomicU64,
 }
 
 /// The host workers (`CELER_HOST_THREADS` of them, per device loop): threads that run host tasks so that a long one
@@ -291,6 +304,8 @@ impl HostWorker {
             shared: SegQueue::new(),
             done: SegQueue::new(),
             stop: std::sync::atomic::AtomicBool::new(false),
+            now: (0..threads.max(1)).map(|_| Now::default()).collect(),
+            epoch: std::time::Instant::now(),
         });
         // A worker wakes the runtime thread (which starts the pool) when a task finishes, in case its idle loop
         // parked.
@@ -324,6 +339,24 @@ impl HostWorker {
         }
     }
 
+    /// The worker running host task `cmd` now, and since when its closure runs; `None` while the task waits in the
+    /// pool's queue behind busy workers (or has just finished). For the stall report, which should not count the
+    /// time a task was queued as time its closure ran.
+    pub(super) fn running_since(&self, cmd: CommandId) -> Option<(usize, std::time::Instant)> {
+        use std::sync::atomic::Ordering;
+        self.queues.now.iter().enumerate().find_map(|(worker, now)| {
+            (now.cmd.load(Ordering::Acquire) == cmd.0 + 1).then(|| {
+                let start = std::time::Duration::from_nanos(now.start.load(Ordering::Relaxed));
+                (worker, self.queues.epoch + start)
+            })
+        })
+    }
+
+    /// The number of workers in the pool.
+    pub(super) fn workers(&self) -> usize {
+        self.threads.len()
+    }
+
     /// The next finished host task, if any.
     pub(super) fn take_done(&mut self) -> Option<Finished> {
         let finished = self.queues.done.pop()?;
@@ -340,10 +373,15 @@ fn work(q: &Queues, worker: usize, runtime: &std::thread::Thread) {
         if let Some(mut job) = next {
             let f = Arc::clone(&job.f);
             let start = std::time::Instant::now();
+            let now = &q.now[worker];
+            let nanos = u64::try_from((start - q.epoch).as_nanos()).unwrap_or(u64::MAX);
+            now.start.store(nanos, std::sync::atomic::Ordering::Relaxed);
+            now.cmd.store(job.cmd.0 + 1, std::sync::atomic::Ordering::Release);
             // Per thread: the exit hook of this worker names this task, whatever the others run.
             super::exit::running_host_task(Some(job.task.id));
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
             super::exit::running_host_task(None);
+            now.cmd.store(0, std::sync::atomic::Ordering::Release);
             let ran = HostRan { start, end: std::time::Instant::now(), worker };
             let result = result.map(|()| job.ctx).map_err(|p| (job.task, super::panics::panic_text(&*p)));
             q.done.push((job.cmd, result, ran));
@@ -695,5 +733,33 @@ mod tests {
         let (cmd, result, _) = finish(&mut pool, 1).remove(0);
         assert!(cmd == CommandId(1) && result.is_ok());
         assert_eq!(pool.running, 0);
+    }
+
+    #[test]
+    fn the_pool_tells_a_running_host_task_from_one_queued_behind_busy_workers() {
+        let mut pool = HostWorker::start(1);
+        let (started, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (s, r) = (Arc::clone(&started), Arc::clone(&release));
+        let handed_over = Instant::now();
+        pool.submit(job(1, "busy", false, move |_| {
+            s.store(true, Ordering::Release);
+            let until = Instant::now() + Duration::from_secs(10);
+            while !r.load(Ordering::Acquire) && Instant::now() < until {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }));
+        pool.submit(job(2, "queued", false, |_| {}));
+        let until = Instant::now() + Duration::from_secs(10);
+        while !started.load(Ordering::Acquire) {
+            assert!(Instant::now() < until, "the first host task did not start within 10 s");
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let (worker, since) = pool.running_since(CommandId(1)).expect("the first task runs on a worker");
+        assert!(worker == 0 && since >= handed_over && since <= Instant::now(), "worker {worker}, since {since:?}");
+        assert_eq!(pool.running_since(CommandId(2)), None, "the second waits in the queue: not running");
+        release.store(true, Ordering::Release);
+        finish(&mut pool, 2);
+        assert_eq!(pool.running_since(CommandId(1)), None, "a finished task no longer runs");
+        assert_eq!(pool.workers(), 1);
     }
 }
