@@ -591,9 +591,16 @@ impl RankLoop<'_> {
 
 /// Ends the job after a stall: prints how long this rank made no progress and what it waits for, waits
 /// `STALL_GRACE` so the other ranks print theirs, and aborts.
-pub(super) fn abort_stalled(comm: &Communicator, idle: std::time::Duration, lines: &[String], ended: Option<u64>) -> ! {
+/// `unchecked`: the run has `CELER_CHECK_DIVERGENCE=off`, which the report then names as a possible cause.
+pub(super) fn abort_stalled(
+    comm: &Communicator,
+    idle: std::time::Duration,
+    lines: &[String],
+    ended: Option<u64>,
+    unchecked: bool,
+) -> ! {
     let ended = ended.map(|r| (r, r == comm.rank() as u64));
-    crate::logging::fatal(&stall_message(idle, lines, ended));
+    crate::logging::fatal(&stall_message(idle, lines, ended, unchecked));
     match ended {
         Some((_, true)) => {
             // This rank's application thread waits in its queue's drop (or the exit hook): let it go on, so that
@@ -661,8 +668,9 @@ pub(super) fn long_wait_message(rank: i32, idle: std::time::Duration, lines: &[S
 
 /// The stall report of [`abort_stalled`]: what this rank waits for, one line each, and where it awaits data from
 /// other ranks, the cause no rank's own state shows: the lowest rank whose program had ended (`ended`: that rank,
-/// and whether it is this one) as the stall vote found it, else disagreeing range mappers.
-fn stall_message(idle: std::time::Duration, lines: &[String], ended: Option<(u64, bool)>) -> String {
+/// and whether it is this one) as the stall vote found it, else disagreeing range mappers, or with the divergence
+/// check off (`unchecked`) ranks that submitted different tasks.
+fn stall_message(idle: std::time::Duration, lines: &[String], ended: Option<(u64, bool)>, unchecked: bool) -> String {
     let mut msg = format!(
         "stalled: no progress for {:.1} s with work pending (CELER_STALL_TIMEOUT; raise it or set it to off if a \
          kernel, host task or another rank's application thread legitimately takes this long). This rank waits for:",
@@ -692,8 +700,12 @@ fn stall_message(idle: std::time::Duration, lines: &[String], ended: Option<(u64
         msg.push_str(
             "\n    (where the rank named lists no push of those cells in its own report, the ranks disagree on which \
              cells move: a custom range mapper must be a pure function of the chunk and the buffer's extent, not of \
-             the rank)",
+             the rank",
         );
+        if unchecked {
+            msg.push_str(super::error::UNCHECKED_HINT);
+        }
+        msg.push(')');
     }
     msg
 }
@@ -724,7 +736,7 @@ mod tests {
 
     #[test]
     fn a_stall_awaiting_data_names_disagreeing_range_mappers_as_a_cause() {
-        let waits = |l: &str| stall_message(Duration::from_secs(30), &[l.to_string()], None);
+        let waits = |l: &str| stall_message(Duration::from_secs(30), &[l.to_string()], None, false);
         let msg = waits("C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1");
         assert!(msg.contains("no progress for 30.0 s") && msg.contains("expected from rank 1"), "{msg}");
         assert!(msg.contains("custom range mapper must be a pure function"), "{msg}");
@@ -733,13 +745,24 @@ mod tests {
     }
 
     #[test]
+    fn a_stall_awaiting_data_without_the_divergence_check_names_diverged_programs_as_a_cause() {
+        let line =
+            ["C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1".to_string()];
+        let msg = stall_message(Duration::from_secs(30), &line, None, true);
+        assert!(msg.contains("custom range mapper must be a pure function"), "{msg}");
+        assert!(msg.contains("CELER_CHECK_DIVERGENCE is off in this run") && msg.ends_with("differs)"), "{msg}");
+        let checked = stall_message(Duration::from_secs(30), &line, None, false);
+        assert!(!checked.contains("CELER_CHECK_DIVERGENCE") && checked.ends_with("not of the rank)"), "{checked}");
+    }
+
+    #[test]
     fn a_stall_names_the_rank_whose_program_ended_instead_of_range_mappers() {
         let line =
             ["C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1".to_string()];
-        let msg = stall_message(Duration::from_secs(30), &line, Some((1, false)));
+        let msg = stall_message(Duration::from_secs(30), &line, Some((1, false)), false);
         assert!(msg.contains("Rank 1 has ended its program") && msg.contains("CELER_CHECK_DIVERGENCE"), "{msg}");
         assert!(!msg.contains("range mapper"), "{msg}");
-        let msg = stall_message(Duration::from_secs(30), &line, Some((1, true)));
+        let msg = stall_message(Duration::from_secs(30), &line, Some((1, true)), false);
         assert!(msg.contains("This rank's program has ended") && !msg.contains("Rank 1"), "{msg}");
     }
 

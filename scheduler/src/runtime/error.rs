@@ -241,11 +241,13 @@ pub enum RuntimeError {
     #[error(transparent)]
     Transfer(Box<TransferError>),
     /// Another rank sent cells of a transfer this rank does not expect (outside what it awaits, or twice): the ranks
-    /// disagree on which cells move, which programs whose tasks all hash alike can only do through a range mapper.
+    /// disagree on which cells move, which programs whose tasks all hash alike can only do through a range mapper;
+    /// with the divergence check off, also programs that submitted different tasks (the message then says so).
     #[error(
         "N{node}: the ranks disagree on which cells of {buffer} move for {task}: {error}; every rank computes every \
          rank's regions from the range mappers, so they must agree: a custom range mapper must be a pure function of \
-         the chunk and the buffer's extent (not of the rank, a counter, the time or random numbers)"
+         the chunk and the buffer's extent (not of the rank, a counter, the time or random numbers){}",
+        if *unchecked { UNCHECKED_HINT } else { "" }
     )]
     TransferDisagrees {
         /// The node that received the cells.
@@ -256,11 +258,21 @@ pub enum RuntimeError {
         buffer: String,
         /// What the transfer engine found (its text is part of this message, so it is not also a `source()`).
         error: Box<TransferError>,
+        /// Whether the run has `CELER_CHECK_DIVERGENCE=off`, so that ranks submitting different tasks (a fence or a
+        /// task skipped, another extent) were not compared and can end here instead.
+        unchecked: bool,
     },
     /// An MPI call failed.
     #[error(transparent)]
     Mpi(#[from] MpiError),
 }
+
+/// What a report of ranks disagreeing on transfers (or a stall with data awaited) adds with the divergence check off:
+/// ranks whose programs submitted different tasks end this way, since nothing compared their tasks.
+pub(crate) const UNCHECKED_HINT: &str = "; or the ranks' programs submitted different tasks (a task, fence or \
+     barrier on some ranks only, another buffer extent, range mapper or buffer creation order): \
+     CELER_CHECK_DIVERGENCE is off in this run, so celer did not compare them; run with it on (the default) to have \
+     every rank name the first task that differs";
 
 /// A kernel would bind an allocation it cannot address: more cells than kernels index (`u32`), or more bytes than
 /// the device binds for one accessor. `submit` refuses a task whose accesses on one chunk are that large; this is an

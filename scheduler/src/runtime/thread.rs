@@ -726,7 +726,7 @@ pub(super) fn run(
                     let lines = || loops.iter().flat_map(|l| l.waiting_for()).collect::<Vec<String>>();
                     if vote.as_ref().is_none_or(|v| v.confirms(now, limit)) {
                         let ended = vote.as_ref().and_then(|v| v.ended);
-                        abort_stalled(&comm, now - idle.since(), &lines(), ended);
+                        abort_stalled(&comm, now - idle.since(), &lines(), ended, !runtime.check_divergence);
                     }
                     // Another rank's program keeps the run going: say what this rank waits for, now and then.
                     if long_wait.as_mut().is_some_and(|w| w.due(now - idle.since())) {

@@ -51,7 +51,8 @@ impl RankLoop<'_> {
         let id = celer_graph::TaskId(key.0);
         let task = self.tm.task(id).map_or_else(|| format!("task {id}"), |t| t.ident().to_string());
         let buffer = self.tm.buffer_ident(BufferId(key.1)).to_string();
-        RuntimeError::TransferDisagrees { node: self.node, task, buffer, error: Box::new(e) }
+        let unchecked = self.divergence.as_ref().is_some_and(|d| !d.enabled);
+        RuntimeError::TransferDisagrees { node: self.node, task, buffer, error: Box::new(e), unchecked }
     }
 
     /// A fresh token for a send or receive of the transfer engine.
