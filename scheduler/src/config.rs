@@ -319,7 +319,7 @@ pub fn disagreement(settings: &[SharedSetting], all: &[u64], ranks: usize) -> Op
     (!parts.is_empty()).then(|| {
         format!(
             "the ranks disagree on settings that must be the same on every rank: {}; start every rank with the same \
-             value (e.g. `mpirun -x VARIABLE=value`)",
+             value (e.g. `mpirun -x VARIABLE=value`) and the same `QueueBuilder` calls",
             parts.join("; ")
         )
     })
@@ -452,18 +452,23 @@ pub struct SharedSetting {
     pub show: fn(u64) -> String,
 }
 
+/// The name [`RuntimeConfig::must_agree`] gives the policy for reads of uninitialized cells, a setting of the
+/// program (`QueueBuilder::uninitialized_reads`) rather than a variable.
+pub const UNINITIALIZED_READS: &str = "the policy for reads of uninitialized cells (QueueBuilder::uninitialized_reads)";
+
 impl RuntimeConfig {
-    /// The settings that must be the same on every rank, with this rank's values, given the task graph's
-    /// `horizon_step` and `horizon_max_parallelism` (which a program may set without `CELER_HORIZON_STEP` and
-    /// `CELER_HORIZON_MAX_PARALLELISM`): `CELER_TRACE` on or off (the timelines are gathered collectively at
+    /// The settings that must be the same on every rank, with this rank's values, given the task graph's settings
+    /// `tasks` (which a program may set without `CELER_HORIZON_STEP` and `CELER_HORIZON_MAX_PARALLELISM`):
+    /// `CELER_TRACE` on or off (the timelines are gathered collectively at
     /// shutdown), `CELER_CHECK_DIVERGENCE` (its checks are collectives), `CELER_DEVICES` (each device is a node of
     /// the command graph, with a communicator of its own), `CELER_HORIZON_STEP` and `CELER_HORIZON_MAX_PARALLELISM`
     /// (horizons are tasks: every rank must record the same ones) and `CELER_STALL_TIMEOUT` (the ranks vote on
     /// stalls at an interval derived from it, and a rank counts votes missing for its timeout as a stall: a rank of
-    /// 1 s aborted the run while a rank of 100 s, voting once a second, computed between submissions). The others
-    /// (log level, look-ahead, host threads, overlap, bounds checks, graph dumps) only change what a rank does
-    /// locally.
-    pub fn must_agree(&self, horizon_step: u32, horizon_max_parallelism: usize) -> [SharedSetting; 6] {
+    /// 1 s aborted the run while a rank of 100 s, voting once a second, computed between submissions), and the
+    /// policy for reads of uninitialized cells (`QueueBuilder::uninitialized_reads`, no variable: a task refused on
+    /// some ranks only diverges, and the divergence report would not name the setting). The others (log level,
+    /// look-ahead, host threads, overlap, bounds checks, graph dumps) only change what a rank does locally.
+    pub fn must_agree(&self, tasks: &celer_graph::TaskManagerConfig) -> [SharedSetting; 7] {
         fn on_off(v: u64) -> String {
             if v == 1 { "on" } else { "off" }.to_string()
         }
@@ -479,6 +484,12 @@ impl RuntimeConfig {
                 format!("{} s", v as f64 / 1000.0)
             }
         }
+        const POLICIES: [celer_graph::ErrorPolicy; 3] =
+            [celer_graph::ErrorPolicy::Ignore, celer_graph::ErrorPolicy::Warn, celer_graph::ErrorPolicy::Error];
+        fn policy(v: u64) -> String {
+            POLICIES.get(v as usize).map_or_else(|| v.to_string(), |p| format!("{p:?}"))
+        }
+        let (horizon_step, horizon_max_parallelism) = (tasks.horizon_step, tasks.horizon_max_parallelism);
         [
             SharedSetting { variable: TRACE, value: u64::from(self.trace.is_some()), show: on_off },
             SharedSetting { variable: CHECK_DIVERGENCE, value: u64::from(self.check_divergence), show: on_off },
@@ -494,6 +505,11 @@ impl RuntimeConfig {
                 variable: STALL_TIMEOUT,
                 value: self.stall_timeout.map_or(TIMEOUT_OFF, |t| (t.as_millis() as u64).min(TIMEOUT_OFF - 1)),
                 show: timeout,
+            },
+            SharedSetting {
+                variable: UNINITIALIZED_READS,
+                value: POLICIES.iter().position(|p| *p == tasks.uninitialized_read).unwrap_or(0) as u64,
+                show: policy,
             },
         ]
     }
@@ -840,7 +856,12 @@ mod tests {
     fn differing_shared_settings_name_the_variable_and_every_ranks_value() {
         let traced = with(&[(TRACE, "/tmp/t.json"), (DEVICES, "2")]).unwrap();
         let plain = with(&[]).unwrap();
-        let (a, b) = (traced.must_agree(4, 64), plain.must_agree(8, 16));
+        let tasks = |horizon_step, horizon_max_parallelism| celer_graph::TaskManagerConfig {
+            horizon_step,
+            horizon_max_parallelism,
+            ..Default::default()
+        };
+        let (a, b) = (traced.must_agree(&tasks(4, 64)), plain.must_agree(&tasks(8, 16)));
         // Laid out as the reduction gives them: setting-major, one value per rank.
         let all: Vec<u64> = (0..a.len()).flat_map(|i| [a[i].value, b[i].value]).collect();
         let msg = disagreement(&a, &all, 2).expect("they differ");
@@ -848,19 +869,29 @@ mod tests {
         assert!(msg.contains("CELER_DEVICES is 2 on rank 0, 1 on rank 1"), "{msg}");
         assert!(msg.contains("CELER_HORIZON_STEP is 4 on rank 0, 8 on rank 1"), "{msg}");
         assert!(msg.contains("CELER_HORIZON_MAX_PARALLELISM is 64 on rank 0, 16 on rank 1"), "{msg}");
-        assert!(!msg.contains("CELER_CHECK_DIVERGENCE"), "{msg}");
+        assert!(!msg.contains("CELER_CHECK_DIVERGENCE") && !msg.contains("uninitialized"), "{msg}");
         // The stall vote's interval follows the timeout: a rank of 1 s took a rank of 100 s computing between
         // submissions for a stall.
         let (slow, off) = (with(&[(STALL_TIMEOUT, "100")]).unwrap(), with(&[(STALL_TIMEOUT, "off")]).unwrap());
-        let (s, o, p) = (slow.must_agree(4, 64), off.must_agree(4, 64), plain.must_agree(4, 64));
+        let (s, o, p) =
+            (slow.must_agree(&tasks(4, 64)), off.must_agree(&tasks(4, 64)), plain.must_agree(&tasks(4, 64)));
         let all: Vec<u64> = (0..s.len()).flat_map(|i| [s[i].value, o[i].value, p[i].value]).collect();
         let msg = disagreement(&s, &all, 3).expect("they differ");
         assert!(msg.contains("CELER_STALL_TIMEOUT is 100 s on rank 0, off on rank 1, 30 s on rank 2"), "{msg}");
         assert!(!msg.contains("CELER_HORIZON_STEP"), "{msg}");
         let same: Vec<u64> = (0..a.len()).flat_map(|i| [a[i].value, a[i].value]).collect();
         assert_eq!(disagreement(&a, &same, 2), None);
-        // The table's flag says which settings the start-up compares, and no other.
-        let mut compared: Vec<&str> = a.iter().map(|s| s.variable).collect();
+        // A submit refusing a task on some ranks only would be a divergence that never names the setting.
+        let strict = plain.must_agree(&celer_graph::TaskManagerConfig {
+            uninitialized_read: celer_graph::ErrorPolicy::Error,
+            ..tasks(4, 64)
+        });
+        let p = plain.must_agree(&tasks(4, 64));
+        let all: Vec<u64> = (0..p.len()).flat_map(|i| [strict[i].value, p[i].value]).collect();
+        let msg = disagreement(&p, &all, 2).expect("they differ");
+        assert!(msg.contains(&format!("{UNINITIALIZED_READS} is Error on rank 0, Warn on rank 1")), "{msg}");
+        // The table's flag says which variables the start-up compares, and no other.
+        let mut compared: Vec<&str> = a.iter().map(|s| s.variable).filter(|v| v.starts_with("CELER_")).collect();
         let mut flagged: Vec<&str> = VARIABLES.iter().filter(|v| v.must_agree).map(|v| v.name).collect();
         compared.sort_unstable();
         flagged.sort_unstable();

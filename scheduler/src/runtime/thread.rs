@@ -552,7 +552,7 @@ pub(super) fn run(
         gpus.as_deref().map_err(|_| ()),
         runtime.inject_no_float64 == Some(rank as u64),
     );
-    let shared = runtime.must_agree(config.horizon_step, config.horizon_max_parallelism);
+    let shared = runtime.must_agree(&config);
     let mut build = crate::startup::build_id(shared.len());
     if runtime.inject_other_build == Some(rank as u64) {
         build ^= 1;
