@@ -84,6 +84,9 @@
 //!   saying that a custom mapper must be a pure function of the chunk; on one rank it finishes.
 //! - `huge-host-view`: a host task's view of a buffer needs 2^48 bytes of host memory; the rank stops naming the
 //!   task, the accessor and the buffer.
+//! - `huge-device`: a kernel reads the whole of a `[2^30]` `f32` buffer (4 GiB), more than a device allocates
+//!   (lavapipe's `maxBufferSize`) or binds for one accessor (`maxStorageBufferRange`, 4 GiB - 1 at most); the rank
+//!   stops naming the buffer by its name (the allocation error named it `B0` alone).
 //! - `mapper-stuck` (with `CELER_STALL_TIMEOUT=2`, which the case sets if unset): the same mapper; the application
 //!   thread, waiting in `q.wait()`, finds the runtime thread's heartbeat stopped for twice the timeout and ends the
 //!   rank naming what can hold that thread (`./x`'s MPI_FAIL_TESTS, 1 and 2 ranks).
@@ -522,6 +525,19 @@ fn huge_host_view() -> Result<(), String> {
     q.submit(task::host_once().discard_write(&a, access::all()).name("fill").run(|_| {})).map_err(|e| e.to_string())?;
     q.wait();
     Err("a host task got 2^48 bytes of host memory".into())
+}
+
+/// A kernel over one item reads the whole of a 4 GiB buffer: more than a device allocates or binds for one
+/// accessor. Fails at run time, naming the buffer.
+fn huge_device() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer::<f32, 1>([1 << 30]).named("enormous");
+    let one = q.buffer::<f32, 1>([1]).named("one");
+    let copy = Kernel::wgsl(&own_kernels::COPY_1D, "main").map_err(|e| e.to_string())?;
+    let t = task::parallel_for(&copy, [1]).read(&a, access::all()).discard_write(&one, access::one_to_one());
+    q.submit(t.name("touch")).map_err(|e| e.to_string())?;
+    q.wait();
+    Err("a kernel bound 4 GiB of one buffer".into())
 }
 
 /// The queue moves to a thread of the program's, which submits without pause, while the main thread ends the
@@ -2182,6 +2198,15 @@ fn check_cases() -> Vec<String> {
         "a host view too large for host memory to stop the run naming the task and the buffer (no abort)",
         &stderr,
     );
+    let (status, stderr, _) = run_case("huge-device", &[]);
+    check(
+        "huge-device",
+        !status.success()
+            && stderr.contains("of buffer B0 \"enormous\"")
+            && (stderr.contains("on the GPU") || stderr.contains("maxStorageBufferRange")),
+        "a buffer too large for the device to stop the run naming the buffer by its name",
+        &stderr,
+    );
     let (ended, stderr) = signal_twice("mapper-sleeps");
     check(
         "mapper-sleeps",
@@ -2376,6 +2401,7 @@ fn main() -> ExitCode {
                 startup_alone()
             }
             Some("huge-host-view") => huge_host_view(),
+            Some("huge-device") => huge_device(),
             Some("bad-index") => bad_index(),
             Some("bad-dims") => bad_dims(),
             Some("bad-element") => bad_element(),

@@ -67,8 +67,9 @@ impl RankLoop<'_> {
         if let Some(ahead) = ahead {
             bounds = bounds.bounding_box(&ahead);
         }
+        let tm = &self.tm;
         let new = self.gpu.allocate(box3(&bounds), state.elem_size).map_err(|error| RuntimeError::Allocation {
-            buffer,
+            buffer: tm.buffer_ident(buffer),
             bounds,
             error: Box::new(error),
         })?;

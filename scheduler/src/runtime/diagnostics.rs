@@ -666,6 +666,16 @@ pub(super) fn long_wait_message(rank: i32, idle: std::time::Duration, lines: &[S
     msg
 }
 
+/// Whether a stall report's lines (of [`RankLoop::waiting_for`]) show this rank waiting for another rank: data
+/// it awaits, a send not yet received, a gather, a barrier or the divergence check.
+fn awaits_other_ranks(lines: &[String]) -> bool {
+    lines.iter().any(|l| {
+        [" expected from ", "to rank ", "from every other rank", "waits for every other rank", "the other ranks"]
+            .iter()
+            .any(|p| l.contains(p))
+    })
+}
+
 /// The stall report of [`abort_stalled`]: what this rank waits for, one line each, and where it awaits data from
 /// other ranks, the cause no rank's own state shows: the lowest rank whose program had ended (`ended`: that rank,
 /// and whether it is this one) as the stall vote found it, else disagreeing range mappers, or with the divergence
@@ -688,11 +698,17 @@ fn stall_message(idle: std::time::Duration, lines: &[String], ended: Option<(u64
              default, names the first task that differs). This rank's own error, if its program reports one, \
              follows.",
         ),
-        Some((rank, false)) => msg.push_str(&format!(
+        Some((rank, false)) if awaits_other_ranks(lines) => msg.push_str(&format!(
             "\n    Rank {rank} has ended its program (it dropped its Queue, or called std::process::exit) while this \
              rank waits: its program submitted fewer tasks than this one, and every rank must submit the same ones \
              (CELER_CHECK_DIVERGENCE=on, the default, names the first task that differs); its own output says why \
              it ended."
+        )),
+        // This rank waits for its own work only (a host task or a kernel that does not finish): a rank that has
+        // finished its program, having submitted what this one did, is no cause.
+        Some((rank, false)) => msg.push_str(&format!(
+            "\n    (rank {rank} has ended its program meanwhile; this rank awaits nothing from another rank, so what \
+             holds it is its own work listed above)"
         )),
         None => {}
     }
@@ -764,6 +780,29 @@ mod tests {
         assert!(!msg.contains("range mapper"), "{msg}");
         let msg = stall_message(Duration::from_secs(30), &line, Some((1, true)), false);
         assert!(msg.contains("This rank's program has ended") && !msg.contains("Rank 1"), "{msg}");
+    }
+
+    #[test]
+    fn a_stall_on_this_ranks_own_host_task_does_not_blame_a_rank_that_finished_its_program() {
+        // Rank 0's host task blocks for ever; rank 1, which submitted the same tasks, has nothing to run and
+        // returned from main. The report named rank 1 as having "submitted fewer tasks" (it had not).
+        let lines = [
+            "C1 execution of task T1 \"waits_for_main\": host task running for 2.0 s".to_string(),
+            "C2 epoch of task T2 is queued behind C1 (running)".to_string(),
+        ];
+        let msg = stall_message(Duration::from_secs(2), &lines, Some((1, false)));
+        assert!(!msg.contains("fewer tasks"), "{msg}");
+        assert!(msg.contains("rank 1 has ended its program meanwhile") && msg.contains("its own work"), "{msg}");
+        for waits in [
+            "C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1, for 2.0 s",
+            "C5 barrier of task T4: barrier epoch T4 waits for every other rank",
+            "C6 gather of task T5: awaits the partial results of reduction R0 from every other rank",
+            "a send of transfer T3.B1 to rank 1 is not yet received",
+            "the divergence check of task window 3 (up to T9) waits for the other ranks to reach it",
+        ] {
+            let msg = stall_message(Duration::from_secs(2), &[lines[0].clone(), waits.to_string()], Some((1, false)));
+            assert!(msg.contains("submitted fewer tasks"), "{waits}: {msg}");
+        }
     }
 
     pub(super) fn stats(kernels: u64, busy_ms: u64, idle_ms: u64, gpu_ms: u64) -> RankStats {

@@ -70,10 +70,14 @@ pub enum RuntimeError {
         buffer: BufferId,
     },
     /// A buffer's device allocation could not be made or grown.
-    #[error("allocating {bounds} of buffer {buffer} on the GPU: {error}")]
+    #[error(
+        "allocating {bounds} of {buffer} on the GPU: {error}; the allocation is the bounding box of what this node's \
+         commands touch of the buffer, so let each node touch a smaller part of it (more ranks or devices), or split \
+         the buffer into several"
+    )]
     Allocation {
-        /// The buffer.
-        buffer: BufferId,
+        /// The buffer, by id and name (`buffer B0 "u"`).
+        buffer: celer_graph::ResourceIdent,
         /// The box the allocation was to cover.
         bounds: GridBox,
         /// The backend's error (boxed: the variant would make every result of the runtime large; its text is part of
