@@ -790,7 +790,7 @@ mod tests {
             "C1 execution of task T1 \"waits_for_main\": host task running for 2.0 s".to_string(),
             "C2 epoch of task T2 is queued behind C1 (running)".to_string(),
         ];
-        let msg = stall_message(Duration::from_secs(2), &lines, Some((1, false)));
+        let msg = stall_message(Duration::from_secs(2), &lines, Some((1, false)), false);
         assert!(!msg.contains("fewer tasks"), "{msg}");
         assert!(msg.contains("rank 1 has ended its program meanwhile") && msg.contains("its own work"), "{msg}");
         for waits in [
@@ -800,7 +800,8 @@ mod tests {
             "a send of transfer T3.B1 to rank 1 is not yet received",
             "the divergence check of task window 3 (up to T9) waits for the other ranks to reach it",
         ] {
-            let msg = stall_message(Duration::from_secs(2), &[lines[0].clone(), waits.to_string()], Some((1, false)));
+            let msg =
+                stall_message(Duration::from_secs(2), &[lines[0].clone(), waits.to_string()], Some((1, false)), false);
             assert!(msg.contains("submitted fewer tasks"), "{waits}: {msg}");
         }
     }
