@@ -84,9 +84,10 @@
 //!   saying that a custom mapper must be a pure function of the chunk; on one rank it finishes.
 //! - `huge-host-view`: a host task's view of a buffer needs 2^48 bytes of host memory; the rank stops naming the
 //!   task, the accessor and the buffer.
-//! - `huge-device`: a kernel reads the whole of a `[2^30]` `f32` buffer (4 GiB), more than a device allocates
-//!   (lavapipe's `maxBufferSize`) or binds for one accessor (`maxStorageBufferRange`, 4 GiB - 1 at most); the rank
-//!   stops naming the buffer by its name (the allocation error named it `B0` alone).
+//! - `huge-device`: two kernels read the first and the last cell of a `[2^30]` `f32` buffer (4 GiB): each chunk binds
+//!   4 bytes, so `submit` accepts both, but a node's allocation is the bounding box of what its commands touch, more
+//!   than a device allocates (lavapipe's `maxBufferSize`) or binds for one accessor (`maxStorageBufferRange`,
+//!   4 GiB - 1 at most); the rank stops naming the buffer by its name (the allocation error named it `B0` alone).
 //! - `mapper-stuck` (with `CELER_STALL_TIMEOUT=2`, which the case sets if unset): the same mapper; the application
 //!   thread, waiting in `q.wait()`, finds the runtime thread's heartbeat stopped for twice the timeout and ends the
 //!   rank naming what can hold that thread (`./x`'s MPI_FAIL_TESTS, 1 and 2 ranks).
@@ -96,8 +97,9 @@
 //! - `named-kernel`: a `Kernel::named` kernel (a dry run's, without code) and a host task without a closure
 //!   submitted to a running queue are refused at `submit` on every rank, naming the task; a host task after them
 //!   runs (must pass).
-//! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items and a kernel whose every
-//!   chunk reads a buffer of 2^34 cells are refused at `submit`;
+//! - `huge-range`: a host task over `usize::MAX x 2` items, a kernel over 2^32 + 16 items, a kernel whose every
+//!   chunk reads a buffer of 2^34 cells and one whose every chunk reads 4 GiB of a buffer (more than a device binds
+//!   for one accessor) are refused at `submit`;
 //!   a host task over `usize::MAX` items splits over the ranks without overflow, each rank running its share (must pass).
 //! - `settings-differ`: rank 1 runs with `CELER_TRACE`, `CELER_DEVICES=2` and `CELER_STALL_TIMEOUT=100` and
 //!   refuses reads of uninitialized cells (`QueueBuilder::uninitialized_reads`), rank 0 without; building the queue
@@ -531,13 +533,18 @@ fn huge_host_view() -> Result<(), String> {
 /// accessor. Fails at run time, naming the buffer.
 fn huge_device() -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
-    let a = q.buffer::<f32, 1>([1 << 30]).named("enormous");
+    const N: usize = 1 << 30;
+    let a = q.buffer::<f32, 1>([N]).named("enormous");
     let one = q.buffer::<f32, 1>([1]).named("one");
     let copy = Kernel::wgsl(&own_kernels::COPY_1D, "main").map_err(|e| e.to_string())?;
-    let t = task::parallel_for(&copy, [1]).read(&a, access::all()).discard_write(&one, access::one_to_one());
-    q.submit(t.name("touch")).map_err(|e| e.to_string())?;
+    for (name, first) in [("first", 0), ("last", N - 1)] {
+        let t = task::parallel_for(&copy, [1])
+            .read(&a, access::fixed([first], [1]))
+            .discard_write(&one, access::one_to_one());
+        q.submit(t.name(name)).map_err(|e| e.to_string())?;
+    }
     q.wait();
-    Err("a kernel bound 4 GiB of one buffer".into())
+    Err("kernels bound an allocation of 4 GiB of one buffer".into())
 }
 
 /// The queue moves to a thread of the program's, which submits without pause, while the main thread ends the
@@ -838,7 +845,20 @@ fn huge_range() -> Result<(), String> {
         "a kernel whose every chunk reads 2^34 cells",
         "\"gather\": kernel transpose::main cannot address buffer B1 \"plane\" on chunk",
     )?;
-    drop((plane, tile));
+    // Every chunk reads all of 2^30 f32 (4 GiB): cells a kernel indexes, but more bytes than any device binds for one
+    // accessor (maxStorageBufferRange: 4 GiB - 1 at most, 128 MiB on lavapipe).
+    let wide = q.buffer::<f32, 2>([1 << 15, 1 << 15]).named("wide");
+    refused(
+        q.submit(
+            task::parallel_for(&transpose, [16, 16])
+                .read(&wide, access::all())
+                .discard_write(&tile, access::one_to_one())
+                .name("bind"),
+        ),
+        "a kernel whose every chunk reads 4 GiB of one buffer",
+        "\"bind\": kernel transpose::main cannot bind buffer B3 \"wide\" on chunk",
+    )?;
+    drop((plane, tile, wide));
     let n = usize::MAX;
     let chunks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = std::sync::Arc::clone(&chunks);

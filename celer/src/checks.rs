@@ -37,13 +37,37 @@ pub(crate) struct Noted {
     /// The first `reduce_with` whose identity only the type's extreme values show not to be one (a sentinel):
     /// `submit` warns about it (once a queue) instead of refusing the task.
     sentinel: Option<(BufferId, IdentityFault)>,
-    /// The buffers the task binds that hold more than [`KERNEL_CELLS`] cells, with their extents and dimensions:
-    /// [`check`](Self::check) finds whether one chunk's accesses of one span that many (empty, allocating nothing,
-    /// for every other task).
-    huge: Vec<(BufferId, GridBox, usize)>,
+    /// The buffers the task binds that hold more than [`KERNEL_CELLS`] cells or more than [`LEAST_BIND_BYTES`]
+    /// bytes, with their extents, dimensions and element sizes: [`check_cells`](Self::check_cells) finds whether one
+    /// chunk's accesses of one span that many cells, or more bytes than the devices bind (empty, allocating
+    /// nothing, for every other task).
+    huge: Vec<Huge>,
     /// The offset the program gave the index space (`.offset(..)`), with the range it shifted, in the task's
     /// dimensions, where it is not all zeros.
     offset: Option<IndexOffset>,
+}
+
+/// A buffer a task binds that is large enough for one chunk's accesses of it to exceed what a kernel addresses
+/// or binds (see [`TaskChecks::huge`]).
+#[derive(Clone, Copy, Debug)]
+struct Huge {
+    id: BufferId,
+    extent: GridBox,
+    dims: usize,
+    elem_size: usize,
+}
+
+/// The least `maxStorageBufferRange` Vulkan allows a device (2^27 bytes): a buffer no larger never exceeds what a
+/// kernel binds of it, so only larger ones are looked at.
+const LEAST_BIND_BYTES: u64 = 1 << 27;
+
+/// Which limit a chunk's accesses of a buffer exceed ([`TaskChecks::check_cells`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exceeds {
+    /// More cells than kernels index ([`KERNEL_CELLS`]).
+    Cells,
+    /// More bytes than the devices bind for one accessor (the agreed `maxStorageBufferRange`).
+    Bytes,
 }
 
 /// An index space's offset and range as the program gave them (`.offset(..)`), dimension 0 first.
@@ -193,15 +217,16 @@ impl Noted {
     /// Notes a buffer the task binds (an accessor or a reduction); allocates nothing unless its extent is beyond
     /// what kernels address.
     #[inline]
-    pub(crate) fn buffer(&mut self, id: BufferId, extent: &[usize]) {
+    pub(crate) fn buffer(&mut self, id: BufferId, extent: &[usize], elem_size: usize) {
         // An empty buffer (a zero extent) holds no cell for a kernel to address, however large its other extents.
         let cells = cells(extent).unwrap_or(usize::MAX);
         if self.too_wide.is_none() && cells > 0 && extent.iter().any(|&e| e > u32::MAX as usize) {
             self.too_wide = Some((id, GridBox::from_extent(extent)));
         }
         // A buffer's size in bytes fits `isize` (checked at its creation), so its cells fit `usize`.
-        if cells as u64 > KERNEL_CELLS && !self.huge.iter().any(|h| h.0 == id) {
-            self.huge.push((id, GridBox::from_extent(extent), extent.len()));
+        let large = cells as u64 > KERNEL_CELLS || (cells as u64).saturating_mul(elem_size as u64) > LEAST_BIND_BYTES;
+        if large && !self.huge.iter().any(|h| h.id == id) {
+            self.huge.push(Huge { id, extent: GridBox::from_extent(extent), dims: extent.len(), elem_size });
         }
     }
 
@@ -233,27 +258,34 @@ impl Noted {
     }
 
     /// The first chunk (of the index space split over `nodes` nodes, as the command graph splits it) whose
-    /// accessors of one of the huge buffers span more than [`KERNEL_CELLS`] cells: that buffer, the chunk and the
-    /// bounding box. Custom range mappers (the program's code) are not applied here, and mappers the task graph
-    /// will refuse are left to it; the runtime checks every allocation before a kernel binds it.
-    fn huge_chunk(&self, spec: &TaskSpec, nodes: usize) -> Option<(BufferId, GridBox, GridBox)> {
+    /// accessors of one of the huge buffers span more than [`KERNEL_CELLS`] cells, or more than `max_bytes` bytes:
+    /// that buffer, the chunk, the bounding box and which limit it exceeds. Custom range mappers (the program's
+    /// code) are not applied here, and mappers the task graph will refuse are left to it; the runtime checks every
+    /// allocation before a kernel binds it.
+    fn huge_chunk(&self, spec: &TaskSpec, nodes: usize, max_bytes: u64) -> Option<(Huge, GridBox, GridBox, Exceeds)> {
         if self.huge.is_empty() || spec.range.is_empty() || spec.granularity.contains(&0) {
             return None;
         }
         let grid = ChunkGrid::new(spec.range, nodes.max(1), spec.hint, spec.granularity);
         for i in 0..grid.len() {
             let chunk = grid.chunk(i);
-            for &(id, extent, dims) in &self.huge {
+            for &h in &self.huge {
                 let mut bounds = GridBox::EMPTY;
-                for a in spec.accesses.iter().filter(|a| a.buffer == id) {
+                for a in spec.accesses.iter().filter(|a| a.buffer == h.id) {
                     if matches!(a.mapper, RangeMapper::Custom { .. }) {
                         continue;
                     }
-                    let Ok(region) = a.mapper.apply(&chunk, &spec.range, spec.dims, &extent, dims) else { return None };
-                    bounds = bounds.bounding_box(&region.bounding_box().intersection(&extent));
+                    let Ok(region) = a.mapper.apply(&chunk, &spec.range, spec.dims, &h.extent, h.dims) else {
+                        return None;
+                    };
+                    bounds = bounds.bounding_box(&region.bounding_box().intersection(&h.extent));
                 }
-                if bounds.area() as u64 > KERNEL_CELLS {
-                    return Some((id, chunk, bounds));
+                let cells = bounds.area() as u64;
+                if cells > KERNEL_CELLS {
+                    return Some((h, chunk, bounds, Exceeds::Cells));
+                }
+                if cells.saturating_mul(h.elem_size as u64) > max_bytes {
+                    return Some((h, chunk, bounds, Exceeds::Bytes));
                 }
             }
         }
@@ -400,33 +432,41 @@ impl Noted {
     }
 
     /// Checks that no chunk of the kernel task `spec` (its granularity final: after the alignment to workgroups),
-    /// split over `nodes` nodes as the command graph splits it, accesses more of a buffer than a kernel indexes.
-    /// Known from the split alone, so a dry run (of a kernel without code too) refuses it as a run does. `code` and
-    /// `ident` as for [`check`](Self::check).
+    /// split over `nodes` nodes as the command graph splits it, accesses more of a buffer than a kernel indexes, or
+    /// more bytes of it than `max_bytes` (what every rank's devices bind for one accessor, agreed at start-up;
+    /// `u64::MAX` in a dry run, which has no device). Known from the split alone, so a dry run (of a kernel without
+    /// code too) refuses the first as a run does. `code` and `ident` as for [`check`](Self::check).
     pub(crate) fn check_cells(
         &self,
         spec: &TaskSpec,
         code: Option<(&'static KernelSource, &'static str)>,
         nodes: usize,
+        max_bytes: u64,
         ident: impl Fn(BufferId) -> ResourceIdent,
     ) -> Result<(), Box<TaskErrorKind>> {
         if spec.kind != TaskKind::DeviceCompute {
             return Ok(());
         }
-        let Some((id, chunk, region)) = self.huge_chunk(spec, nodes) else { return Ok(()) };
+        let Some((huge, chunk, region, exceeds)) = self.huge_chunk(spec, nodes, max_bytes) else { return Ok(()) };
         let kernel = match (code, &self.kernel_name) {
             (Some((source, entry)), _) => format!("{}::{entry}", source.name()),
             (None, Some(name)) => name.to_string(),
             (None, None) => "(unnamed)".into(),
         };
-        Err(Box::new(TaskErrorKind::KernelCells {
-            kernel,
-            buffer: ident(id),
-            chunk,
-            nodes: nodes.max(1),
-            region,
-            cells: region.area() as u64,
-            max: KERNEL_CELLS,
+        let (buffer, nodes, cells) = (ident(huge.id), nodes.max(1), region.area() as u64);
+        Err(Box::new(match exceeds {
+            Exceeds::Cells => {
+                TaskErrorKind::KernelCells { kernel, buffer, chunk, nodes, region, cells, max: KERNEL_CELLS }
+            }
+            Exceeds::Bytes => TaskErrorKind::KernelBindBytes {
+                kernel,
+                buffer,
+                chunk,
+                nodes,
+                region,
+                bytes: cells.saturating_mul(huge.elem_size as u64),
+                max: max_bytes,
+            },
         }))
     }
 }

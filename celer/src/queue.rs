@@ -594,12 +594,15 @@ impl Queue {
         // Split as the command graph will split it (over ranks × devices), with the granularity now final.
         let nodes = rec.sim.num_ranks();
         let sentinel = (!rec.warned_identity).then(|| task.noted.sentinel_warning(|b| rec.sim.tm.buffer_ident(b)));
-        task.noted.check_cells(&spec, task.kernel, nodes, |b| rec.sim.tm.buffer_ident(b)).map_err(|inner| {
-            TaskError {
+        // What every rank's devices bind for one accessor, agreed at start-up (a dry run has no device).
+        let max_bytes =
+            self.runtime.as_ref().map_or(u64::MAX, |rt| u64::from(rt.capabilities().max_storage_buffer_range));
+        task.noted.check_cells(&spec, task.kernel, nodes, max_bytes, |b| rec.sim.tm.buffer_ident(b)).map_err(
+            |inner| TaskError {
                 task: celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() },
                 inner,
-            }
-        })?;
+            },
+        )?;
         let key = task.kernel.map(|(source, entry)| KernelKey {
             source,
             entry,

@@ -307,7 +307,7 @@ impl<const KD: usize> TaskBuilder<KD> {
         mapper: impl Mapper<KD, BD>,
     ) -> Self {
         self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
-        self.p.noted.buffer(buffer.id, &buffer.range);
+        self.p.noted.buffer(buffer.id, &buffer.range, std::mem::size_of::<T>());
         if let Some((offset, range)) = mapper.fixed_box() {
             let what = || format!("the box of a fixed range mapper ({} access)", mode.name());
             self.p.noted.subrange(what, buffer.id, &buffer.range, offset, range);
@@ -398,7 +398,7 @@ impl<const KD: usize> TaskBuilder<KD> {
     ) -> Self {
         self.p.spec.reductions.push(ReductionSpec { id: ReductionId(0), buffer: buffer.id, op, include_current_value });
         self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
-        self.p.noted.buffer(buffer.id, &buffer.range);
+        self.p.noted.buffer(buffer.id, &buffer.range, std::mem::size_of::<T>());
         self.p.reduction_kinds.push(T::KIND);
         self.p.custom_reductions.push(None);
         self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take(), BD));
@@ -465,7 +465,7 @@ impl<const KD: usize> TaskBuilder<KD> {
             include_current_value,
         });
         self.p.noted.queue_of(buffer.queue.addr(), crate::checks::Resource::Buffer(buffer.id));
-        self.p.noted.buffer(buffer.id, &buffer.range);
+        self.p.noted.buffer(buffer.id, &buffer.range, std::mem::size_of::<T>());
         self.p.reduction_kinds.push(T::KIND);
         self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take(), BD));
         // Every chunk and rank starts from the identity, so one that the combine does not keep (a sum from 5, a

@@ -748,6 +748,32 @@ pub enum TaskErrorKind {
         /// The most cells a kernel indexes (2^32).
         max: u64,
     },
+    /// A kernel whose accesses of one buffer on one node's chunk span more bytes than every rank's devices bind for
+    /// one accessor (`maxStorageBufferRange`, agreed at start-up): a node's allocation of the buffer covers at
+    /// least that box, and a kernel binds all of it.
+    #[error(
+        "kernel {kernel} cannot bind {buffer} on chunk {chunk} (the index space split over {nodes} node(s)): its \
+         accesses there span {region} ({bytes} bytes), but the devices bind at most {max} bytes for one accessor \
+         (maxStorageBufferRange, the least of every rank's devices); split the work into more tasks, let each chunk \
+         access a smaller part of the buffer (a narrower range mapper than all()), use several smaller buffers, or \
+         run on more ranks or devices"
+    )]
+    KernelBindBytes {
+        /// The kernel (`file::entry`, or the name of a `Kernel::named`).
+        kernel: String,
+        /// The buffer at fault.
+        buffer: ResourceIdent,
+        /// The chunk of the index space (one node's part).
+        chunk: GridBox,
+        /// The nodes (ranks × devices per rank) the index space is split over.
+        nodes: usize,
+        /// The bounding box of what the chunk's accessors of the buffer touch.
+        region: GridBox,
+        /// Its bytes.
+        bytes: u64,
+        /// The most bytes the devices bind for one accessor.
+        max: u64,
+    },
     /// A buffer, host object or collective group of another queue (a second dry-run queue, say), whose id means
     /// another resource here.
     #[error(

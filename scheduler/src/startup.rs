@@ -91,6 +91,9 @@ pub struct Capabilities {
     /// `maxDescriptorSetStorageBuffers` where less): its accessors and reductions, a checked kernel's bounds record,
     /// the parameter buffer of a kernel reading its parameters from storage.
     pub max_storage_buffers: u32,
+    /// The least `maxStorageBufferRange`: the most bytes a kernel binds for one accessor (`submit` refuses a kernel
+    /// whose chunk accesses more of a buffer).
+    pub max_storage_buffer_range: u32,
 }
 
 impl Capabilities {
@@ -104,12 +107,13 @@ impl Capabilities {
             float64: gpus.is_ok_and(|gpus| gpus.iter().all(celer_exec::gpu::Gpu::float64)) && !no_float64,
             max_push_constant_bytes: least(|l| l.max_push_constant_bytes),
             max_storage_buffers: least(|l| l.max_storage_buffers),
+            max_storage_buffer_range: least(|l| l.max_storage_buffer_range),
         }
     }
 }
 
 /// How many capability slots follow the settings in [`agree`]'s exchange.
-const CAPABILITY_SLOTS: usize = 3;
+const CAPABILITY_SLOTS: usize = 4;
 
 /// This build's identity, compared by [`agree`]'s first exchange: celer-scheduler's version and the layout of the
 /// exchanges that follow (`settings` shared settings, the capability slots, the divergence check's detail size), so
@@ -130,7 +134,7 @@ pub(crate) fn build_id(settings: usize) -> u64 {
 /// [`StartError::OtherRank`] where only another rank failed. Collective: every rank calls it once, at the same point, before any collective whose count
 /// depends on a setting (one element-wise minimum over a duplicate of the world communicator: the lowest failed
 /// rank, then each setting's value in this rank's slot and `u64::MAX` in the others', then `float64` as 0 or 1, then
-/// the push-constant limit, then the storage-buffer limit).
+/// the push-constant limit, the storage-buffer limit and the storage-buffer range limit).
 ///
 /// Before it, a fixed-size exchange compares `build` ([`build_id`]; a fault injected for tests changes it) between
 /// the ranks: where it differs, [`StartError::BuildsDiffer`] on every rank.
@@ -151,6 +155,7 @@ pub(crate) fn agree<T>(
     values[tail] = u64::from(caps.float64);
     values[tail + 1] = u64::from(caps.max_push_constant_bytes);
     values[tail + 2] = u64::from(caps.max_storage_buffers);
+    values[tail + 3] = u64::from(caps.max_storage_buffer_range);
     for (i, s) in settings.iter().enumerate() {
         values[1 + i * ranks + rank] = s.value;
     }
@@ -180,6 +185,7 @@ pub(crate) fn agree<T>(
         float64: all[tail] == 1,
         max_push_constant_bytes: u32::try_from(all[tail + 1]).unwrap_or(u32::MAX),
         max_storage_buffers: u32::try_from(all[tail + 2]).unwrap_or(u32::MAX),
+        max_storage_buffer_range: u32::try_from(all[tail + 3]).unwrap_or(u32::MAX),
     };
     match all[0] {
         u64::MAX => Ok((mine, agreed)),
