@@ -736,4 +736,132 @@ fn a_buffer_indexed_with_the_item_of_another_dimensionality_is_refused() {
             .name("flat_again"),
     );
     assert_has(&message(again, "flat_again"), &["which is 1D"]);
+    // Through two helpers that pass the box and the item on.
+    let deep = Kernel::wgsl(&own_kernels::SEAM, "deep_2d").expect("seam::deep_2d");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&deep, [4, 4])
+                .read(&line, access::all())
+                .discard_write(&out_grid, access::one_to_one())
+                .name("deep_flat"),
+        ),
+        "deep_flat",
+    );
+    assert_has(&msg, &["kernel seam::deep_2d indexes `src` (@binding(0)) with its 2D item", "which is 1D"]);
+    q.submit(
+        task::parallel_for(&deep, [4, 4])
+            .read(&grid, access::one_to_one())
+            .discard_write(&out_grid, access::one_to_one()),
+    )
+    .expect("2D through the helpers");
+    // A 0D buffer (one cell) indexed with the item: wrong for every item but the origin, so refused even over one
+    // item (the kernel's code means a cell per item).
+    let point = q.buffer_from(&[3.0f32], []).named("point");
+    let one = q.buffer::<f32, 1>([1]).named("one");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&k("twice_1d"), [1])
+                .read(&point, access::all())
+                .discard_write(&one, access::one_to_one())
+                .name("scalar_source"),
+        ),
+        "scalar_source",
+    );
+    assert_has(
+        &msg,
+        &[
+            "indexes `src` (@binding(0)) with its 1D item (celer_index(pc.src, item)), but the task binds buffer",
+            "\"point\" there, which is 0D: the buffer has one cell, and every item (i) other than the origin indexes \
+             past it",
+            "index its cell with `celer_index(pc.src, vec3<u32>(0u, 0u, 0u))`, or bind a 1D buffer there",
+        ],
+    );
+}
+
+#[test]
+fn a_discard_write_or_a_write_where_the_kernel_reads_is_refused() {
+    let q = Queue::dry_run();
+    let src = q.buffer_from(&[1.0f32; 16], [16]).named("src");
+    let acc = q.buffer_from(&[0.0f32; 16], [16]).named("acc");
+    let k = |entry: &'static str| Kernel::wgsl(&own_kernels::SEAM, entry).expect(entry);
+    let t = |k: &Kernel| task::parallel_for(k, [16]).read(&src, access::one_to_one());
+    // `acc[i] += src[i]` reads acc: a discard_write would leave it the allocation's old bytes.
+    let msg =
+        message(q.submit(t(&k("accumulate")).discard_write(&acc, access::one_to_one()).name("sum_into")), "sum_into");
+    assert_has(
+        &msg,
+        &[
+            "kernel seam::accumulate reads `acc` (@binding(1)), but the task binds buffer B1 \"acc\" there with \
+             discard_write access, so the kernel would read whatever the allocation held there",
+            "declare read_write",
+            "were two accessors given in the wrong order?",
+        ],
+    );
+    // A write keeps the old contents, but hides the read from the race and uninitialised-read checks.
+    let msg =
+        message(q.submit(t(&k("accumulate")).write(&acc, access::one_to_one()).name("hidden_read")), "hidden_read");
+    assert_has(&msg, &["reads `acc` (@binding(1))", "with write access, so celer would not see the read"]);
+    q.submit(t(&k("accumulate")).read_write(&acc, access::one_to_one())).expect("read_write declares the read");
+    // A kernel that reads back only what it stored is refused too (the build cannot tell); read_write runs it.
+    let msg =
+        message(q.submit(t(&k("store_then_double")).discard_write(&acc, access::one_to_one()).name("own")), "own");
+    assert_has(&msg, &["reads `acc`", "also for a kernel that reads back only what it stored"]);
+    q.submit(t(&k("store_then_double")).read_write(&acc, access::one_to_one())).expect("read_write");
+    // Atomics read the old value: a histogram's bins.
+    let hist = Kernel::wgsl(&own_kernels::HISTOGRAM, "main").unwrap();
+    let data = q.buffer_from(&[1u32; 16], [16]).named("data");
+    let bins = q.buffer::<u32, 2>([1, 4]).named("bins");
+    let h = || task::parallel_for(&hist, [16]).read(&data, access::one_to_one()).scalars(&[16, 4]);
+    let msg = message(q.submit(h().discard_write(&bins, access::all()).name("fresh_bins")), "fresh_bins");
+    assert_has(
+        &msg,
+        &["kernel histogram::main reads `bins` (@binding(1))", "buffer B3 \"bins\" there with discard_write"],
+    );
+    q.submit(h().read_write(&bins, access::all())).expect("read_write bins");
+}
+
+/// A buffer element of 12 bytes: three f32, as a program would declare a 3D point.
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Point([f32; 3]);
+
+impl celer::Element for Point {
+    const SCALAR: celer::kernels::ScalarType = celer::kernels::ScalarType::F32;
+}
+
+#[test]
+fn twelve_byte_elements_through_a_vec3_binding_are_refused_naming_its_sixteen_bytes() {
+    let q = Queue::dry_run();
+    let k = Kernel::wgsl(&own_kernels::SEAM_VEC3, "main").expect("seam_vec3::main");
+    let points = q.buffer_from(&[Point([1.0, 2.0, 3.0]); 8], [8]).named("points");
+    let padded = q.buffer_from(&[Particle { pos: [1.0, 2.0, 3.0], mass: 0.0 }; 8], [8]).named("padded");
+    let out = q.buffer::<Particle, 1>([8]).named("out");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&k, [8])
+                .read(&points, access::one_to_one())
+                .discard_write(&out, access::one_to_one())
+                .name("unpadded"),
+        ),
+        "unpadded",
+    );
+    assert_has(
+        &msg,
+        &["`inp` (@binding(0)) as array<vec3<f32>> (16 bytes each in the array, padding included), but the task \
+             binds buffer B0 \"points\" of 12-byte elements (of f32)"],
+    );
+    q.submit(task::parallel_for(&k, [8]).read(&padded, access::one_to_one()).discard_write(&out, access::one_to_one()))
+        .expect("16-byte elements of f32 bind to vec3<f32> and array<f32, 4>");
+    // A scalar binding's message names no size: the type says it.
+    let floats = q.buffer::<f32, 1>([8]).named("floats");
+    let msg = message(
+        q.submit(
+            task::parallel_for(&k, [8])
+                .read(&padded, access::one_to_one())
+                .discard_write(&floats, access::one_to_one())
+                .name("flat_rows"),
+        ),
+        "flat_rows",
+    );
+    assert_has(&msg, &["`out` (@binding(1)) as array<array<f32, 4>> (16 bytes each", "buffer B3 \"floats\" of f32"]);
 }

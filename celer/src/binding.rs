@@ -11,7 +11,8 @@
 //!    made of unless it is a struct mixing types: `KernelElementType`), a read
 //!    access where the entry point writes (`KernelWritesReadAccess`), a writing access or a reduction through a
 //!    `var<storage, read>` binding (`KernelReadOnlyBinding`), a `discard_write` or a reduction on a binding the
-//!    entry point never writes (`KernelNeverWrites`);
+//!    entry point never writes (`KernelNeverWrites`), a `discard_write` or `write` on a binding it reads (loads or
+//!    atomics: `KernelReadsWriteAccess`);
 //! 4. per reduction, the prelude block reductions the kernel stores into its binding: the same operation
 //!    (`KernelReductionOp`) and the binding's type (`KernelReductionType`);
 //! 5. the kernel's dimensionality (the `celer_item_Nd` it calls) against the task's (`KernelDimensions`), and
@@ -244,6 +245,12 @@ pub(crate) fn check_kernel(
                 binding: desc.name.into(),
                 number: desc.binding,
                 wgsl: desc.element.into(),
+                // A vector's or struct's size in an array is not the sum of its parts (a vec3<f32> takes 16).
+                size: if desc.scalar.is_none() && desc.element_size != meta.element_size {
+                    format!(" ({} bytes each in the array, padding included)", desc.element_size)
+                } else {
+                    String::new()
+                },
                 buffer: buffer(id),
                 // An element of another size than its scalar (a struct of four f32) is named by its size too.
                 element: if meta.element_size == meta.element.size() {
@@ -289,6 +296,31 @@ pub(crate) fn check_kernel(
                 } else {
                     "reduce into a binding the kernel writes"
                 },
+            }));
+        }
+    }
+    // A kernel reading a binding needs an access that reads: a discard_write leaves it the allocation's old bytes, a
+    // write hides the read from the race and uninitialised-read checks.
+    for (a, desc) in task.spec.accesses.iter().zip(bindings) {
+        let outcome = match a.mode {
+            AccessMode::DiscardWrite => {
+                "the kernel would read whatever the allocation held there (it changes with the number of ranks and \
+                 devices)"
+            }
+            AccessMode::Write => {
+                "celer would not see the read (a race with other items' writes, or a read of cells no task wrote, \
+                 would go unreported)"
+            }
+            _ => continue,
+        };
+        if ep.reads.contains(&desc.binding) {
+            return Err(Box::new(TaskErrorKind::KernelReadsWriteAccess {
+                kernel: kernel(),
+                binding: desc.name.into(),
+                number: desc.binding,
+                buffer: buffer(a.buffer),
+                mode: a.mode.name(),
+                outcome,
             }));
         }
     }

@@ -187,8 +187,8 @@ pub enum TaskErrorKind {
     },
     /// A buffer whose element type is not the element type of the kernel binding it is bound to.
     #[error(
-        "kernel {kernel} declares `{binding}` (@binding({number})) as array<{wgsl}>, but the task binds {buffer} of \
-         {element} there ({role}); bind a buffer of the binding's element type, or change the kernel"
+        "kernel {kernel} declares `{binding}` (@binding({number})) as array<{wgsl}>{size}, but the task binds {buffer} \
+         of {element} there ({role}); bind a buffer of the binding's element type, or change the kernel"
     )]
     KernelElementType {
         /// The kernel (`file::entry`).
@@ -199,6 +199,9 @@ pub enum TaskErrorKind {
         number: u32,
         /// The binding's element type, as WGSL spells it.
         wgsl: String,
+        /// The binding's element size where it differs from the buffer's and the element is no scalar (` (16 bytes
+        /// each in the array, padding included)` for a `vec3<f32>`), else empty.
+        size: String,
         /// The buffer.
         buffer: ResourceIdent,
         /// The buffer's element type.
@@ -245,6 +248,28 @@ pub enum TaskErrorKind {
         outcome: &'static str,
         /// The other way out for this mode.
         hint: &'static str,
+    },
+    /// A `discard_write` or `write` accessor bound where the entry point reads (loads, or applies atomics that read
+    /// the old value).
+    #[error(
+        "kernel {kernel} reads `{binding}` (@binding({number})), but the task binds {buffer} there with {mode} \
+         access, so {outcome}: declare read_write (the same cells, read and then written; also for a kernel that \
+         reads back only what it stored), or bind the buffer the kernel reads there (were two accessors given in the \
+         wrong order?)"
+    )]
+    KernelReadsWriteAccess {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The task's access mode (`discard_write` or `write`).
+        mode: &'static str,
+        /// What the kernel would read, or what celer would miss.
+        outcome: &'static str,
     },
     /// A buffer the task only reads bound where the kernel writes.
     #[error(
@@ -358,7 +383,7 @@ pub enum TaskErrorKind {
     #[error(
         "kernel {kernel} indexes `{binding}` (@binding({number})) with its {kernel_dims}D item \
          (celer_index(pc.{binding}, item)), but the task binds {buffer} there, which is {buffer_dims}D: {}",
-        item_dims_outcome(*kernel_dims, *buffer_dims)
+        item_dims_outcome(*kernel_dims, *buffer_dims, binding)
     )]
     KernelItemDimensions {
         /// The kernel (`file::entry`).
@@ -879,12 +904,22 @@ impl fmt::Display for Diagnostic {
 }
 
 /// What [`TaskErrorKind::KernelItemDimensions`]'s index reads instead, and the fix.
-fn item_dims_outcome(kernel_dims: u32, buffer_dims: u32) -> String {
+fn item_dims_outcome(kernel_dims: u32, buffer_dims: u32, binding: &str) -> String {
     let names: &[&str] = match kernel_dims {
         1 => &["i"],
         2 => &["row", "col"],
         _ => &["x", "y", "z"],
     };
+    if buffer_dims == 0 {
+        // A 0D buffer's box is one cell at the origin: every other item indexes past it (naga clamps the index to
+        // the allocation, so the run would go on with cells the kernel does not mean).
+        return format!(
+            "the buffer has one cell, and every item ({}) other than the origin indexes past it, so it would read or \
+             store a cell the kernel does not mean; index its cell with `celer_index(pc.{binding}, vec3<u32>(0u, 0u, \
+             0u))`, or bind a {kernel_dims}D buffer there",
+            names.join(", ")
+        );
+    }
     let (n, d) = (names.len(), (buffer_dims as usize).clamp(1, 3));
     // celer_index reads an item as a cell of the buffer's extent: the coordinates past the buffer's last dimension
     // add to it, missing ones are 0.

@@ -323,8 +323,9 @@ pub fn workgroup_dependent(module: &naga::Module, info: &naga::valid::ModuleInfo
 /// `celer_index(pc.<box>, item)` (in the entry point or a function it calls) whose `item` is the result of a
 /// `celer_item_Nd` call in the same function (through `let`s), and whose box is the parameter block's member for
 /// binding `k` (member `k + 1`: the chunk comes first); or such a box and item given to a function of the kernel's
-/// own that passes both parameters on to `celer_index` as they came (one level of such helpers). `params_binding` is as for
-/// [`reflect_with_params`](crate::reflect_with_params). Binding numbers, ascending, each once.
+/// own that passes both parameters on to `celer_index` as they came, through helpers of any depth
+/// ([`index_pairs`]). `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Binding
+/// numbers, ascending, each once.
 ///
 /// An item has the entry point's dimensionality; `celer_index` reads it as a cell of the buffer bound there, so a
 /// buffer of another dimensionality gets cells the kernel did not mean (a 2D item `(row, col)` on a 1D buffer is
@@ -335,25 +336,6 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
     let item_fn = |h: Handle<Function>| {
         matches!(module.functions[h].name.as_deref(), Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d"))
     };
-    let is_index = |h: Handle<Function>| module.functions[h].name.as_deref() == Some("celer_index");
-    // Per function of the kernel's own: the (box, item) parameter pairs it passes to celer_index as they came
-    // (`fn load(b: CelerBox, item: vec3<u32>) -> f32 { return src[celer_index(b, item)]; }` gives (0, 1)).
-    let param_pairs = |g: Handle<Function>| {
-        let func = &module.functions[g];
-        let mut pairs = Vec::new();
-        each_statement(&func.body, &mut |s| {
-            if let Statement::Call { function, arguments, .. } = s {
-                if let (true, [b, i]) = (is_index(*function), arguments.as_slice()) {
-                    if let (Expression::FunctionArgument(b), Expression::FunctionArgument(i)) =
-                        (&func.expressions[*b], &func.expressions[*i])
-                    {
-                        pairs.push((*b as usize, *i as usize));
-                    }
-                }
-            }
-        });
-        pairs
-    };
     let mut out = std::collections::BTreeSet::new();
     let reached = crate::reachable_functions(module, &ep.function);
     let funcs = std::iter::once(&ep.function).chain(reached.iter().map(|&h| &module.functions[h]));
@@ -362,8 +344,7 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
         each_statement(&func.body, &mut |s| {
             let Statement::Call { function, arguments, .. } = s else { return };
             // celer_index(pc.<box>, item) here, or a function of the kernel's own given both and passing them on.
-            let pairs = if is_index(*function) { vec![(0, 1)] } else { param_pairs(*function) };
-            for (b, i) in pairs {
+            for (b, i) in index_pairs(module, *function) {
                 if let (Some(&b), Some(&i)) = (arguments.get(b), arguments.get(i)) {
                     if let Some(k) = crate::params_box(module, func, b, params_binding).filter(|_| from_item(i)) {
                         out.insert(k);
@@ -373,4 +354,30 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
         });
     }
     out.into_iter().collect()
+}
+
+/// The (box, item) parameter pairs of function `f` that reach `celer_index` as they came: `(0, 1)` for `celer_index`
+/// itself; for a function of the kernel's own, the pairs of its parameters it passes, unchanged, as such a pair to a
+/// function it calls (`fn load(b: CelerBox, item: vec3<u32>) -> f32 { return src[celer_index(b, item)]; }` gives
+/// (0, 1), and so does a function passing its own two parameters on to `load`). WGSL has no recursion, so the
+/// descent ends.
+fn index_pairs(module: &naga::Module, f: Handle<Function>) -> Vec<(usize, usize)> {
+    let func = &module.functions[f];
+    if func.name.as_deref() == Some("celer_index") {
+        return vec![(0, 1)];
+    }
+    let mut pairs = Vec::new();
+    each_statement(&func.body, &mut |s| {
+        let Statement::Call { function, arguments, .. } = s else { return };
+        for (b, i) in index_pairs(module, *function) {
+            if let (Some(&b), Some(&i)) = (arguments.get(b), arguments.get(i)) {
+                if let (Expression::FunctionArgument(b), Expression::FunctionArgument(i)) =
+                    (&func.expressions[b], &func.expressions[i])
+                {
+                    pairs.push((*b as usize, *i as usize));
+                }
+            }
+        }
+    });
+    pairs
 }

@@ -379,6 +379,9 @@ pub struct EntryPoint {
     pub push_constant_bytes: u32,
     /// The binding numbers it stores to or uses atomics on, directly or through the functions it calls, ascending.
     pub writes: Vec<u32>,
+    /// The binding numbers it loads from or uses atomics on (which read the old value), directly or through the
+    /// functions it calls, ascending: a task must not discard the old contents of the buffers bound there.
+    pub reads: Vec<u32>,
     /// The prelude's block reductions it calls (`celer_reduce_<op>_<type>`), directly or through the functions it
     /// calls ([`block_reductions`]): one per (call, binding its result is stored to), in a stable order.
     pub block_reductions: Vec<BlockReduction>,
@@ -692,13 +695,17 @@ pub fn reflect_with_params(
             },
             None => (Vec::new(), 0),
         };
-        let mut writes: Vec<u32> = module
-            .global_variables
-            .iter()
-            .filter(|(h, _)| fi[*h].contains(naga::valid::GlobalUse::WRITE))
-            .filter_map(|(_, var)| var.binding.as_ref().map(|b| b.binding))
-            .collect();
-        writes.sort_unstable();
+        let used = |usage: naga::valid::GlobalUse| {
+            let mut bindings: Vec<u32> = module
+                .global_variables
+                .iter()
+                .filter(|(h, var)| fi[*h].contains(usage) && !is_params(var))
+                .filter_map(|(_, var)| var.binding.as_ref().map(|b| b.binding))
+                .collect();
+            bindings.sort_unstable();
+            bindings
+        };
+        let (writes, reads) = (used(naga::valid::GlobalUse::WRITE), used(naga::valid::GlobalUse::READ));
         let block_reductions = block_reductions(module, i);
         let atomics = atomic_ops(module, i);
         let workgroup_memory_bytes = module
@@ -715,6 +722,7 @@ pub fn reflect_with_params(
             push_constants,
             push_constant_bytes,
             writes,
+            reads,
             block_reductions,
             atomics,
             workgroup_memory_bytes,
@@ -769,14 +777,15 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             out,
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
-             writes: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, workgroup_memory_bytes: {}, \
-             item_indexed: &{:?} }}, ",
+             writes: &{:?}, reads: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, \
+             workgroup_memory_bytes: {}, item_indexed: &{:?} }}, ",
             ep.name,
             ep.dims,
             ep.block_reduction,
             ep.workgroup_dependent,
             ep.push_constant_bytes,
             ep.writes,
+            ep.reads,
             ep.atomics,
             ep.workgroup_memory_bytes,
             ep.item_indexed

@@ -272,6 +272,31 @@ fn reflection_records_bindings_push_constants_workgroup_size_and_dimensionality(
 }
 
 #[test]
+fn reflection_records_the_bindings_an_entry_point_reads_loads_and_atomics_alike() {
+    let r = reflection(
+        "struct Params { chunk: CelerBox, src: CelerBox, acc: CelerBox, hits: CelerBox }
+        @group(0) @binding(0) var<storage, read> src: array<f32>;
+        @group(0) @binding(1) var<storage, read_write> acc: array<f32>;
+        @group(0) @binding(2) var<storage, read_write> hits: array<atomic<u32>>;
+        var<immediate> pc: Params;
+        fn bump(i: u32) { atomicAdd(&hits[i], 1u); }
+        @compute @workgroup_size(64) fn store(@builtin(global_invocation_id) gid: vec3<u32>) {
+            acc[gid.x] = f32(arrayLength(&acc));
+            atomicStore(&hits[gid.x], 0u);
+        }
+        @compute @workgroup_size(64) fn add(@builtin(global_invocation_id) gid: vec3<u32>) {
+            acc[gid.x] += src[gid.x];
+            bump(gid.x);
+        }",
+    )
+    .expect("reflects");
+    let store = &r.entry_points[0];
+    assert_eq!((store.writes.as_slice(), store.reads.as_slice()), (&[1, 2][..], &[][..]), "stores and arrayLength");
+    let add = &r.entry_points[1];
+    assert_eq!((add.writes.as_slice(), add.reads.as_slice()), (&[1, 2][..], &[0, 1, 2][..]), "+= and atomicAdd read");
+}
+
+#[test]
 fn reflection_marks_entry_points_that_call_a_block_reduction() {
     let r = reflection(
         "struct P { chunk: CelerBox, out: CelerBox }
@@ -662,4 +687,16 @@ fn reflection_lists_the_bindings_indexed_with_the_item_itself() {
         }",
     );
     assert_eq!(built, [("main".to_string(), vec![1])]);
+    // Through helpers two and three deep, each passing its box and item on as they came.
+    let deep = indexed(
+        "fn at(b: CelerBox, item: vec3<u32>) -> u32 { return celer_index(b, item); }
+        fn load(item: vec3<u32>, b: CelerBox) -> f32 { return src[at(b, item)]; }
+        fn outer(b: CelerBox, unused: u32, item: vec3<u32>) -> f32 { return load(item, b); }
+        fn built(b: CelerBox, item: vec3<u32>) -> f32 { return load(vec3<u32>(item.y, 0u, 0u), b); }
+        @compute @workgroup_size(8, 8) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_2d(pc.chunk, gid);
+            dst[at(pc.dst, vec3<u32>(item.y, 0u, 0u))] = outer(pc.src, 0u, item) + built(pc.dst, item);
+        }",
+    );
+    assert_eq!(deep, [("main".to_string(), vec![0])], "src three deep; dst only at cells built from the item");
 }

@@ -692,6 +692,7 @@ mod tests {
             push_constants: &[],
             push_constant_bytes: 0,
             writes: &[],
+            reads: &[],
             block_reductions: &[],
             atomics: &[],
             workgroup_memory_bytes,
