@@ -1,6 +1,7 @@
-// Kernels at the seam between a kernel and its task (tests/kernel_checks.rs): one that reads the binding it writes
-// (an accumulation), one that reads back only what it stored itself, and one that reads its source through two
-// helper functions that pass the box and the item on.
+// Kernels at the seam between a kernel and its task (tests/kernel_checks.rs): ones that read the binding they write
+// before storing to it (an accumulation, also through a helper), ones that store it first (and then read back what
+// they stored, or accumulate into it), and one that reads its source through two helper functions that pass the
+// box and the item on.
 
 struct Params {
     chunk: CelerBox,
@@ -21,8 +22,7 @@ fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// acc[i] = 2 src[i], stored and then doubled in place: it reads back only what it stored itself, which the build
-// cannot tell from reading the old contents.
+// acc[i] = 2 src[i], stored and then doubled in place: it reads back only what it stored itself.
 @compute @workgroup_size(64)
 fn store_then_double(@builtin(global_invocation_id) gid: vec3<u32>) {
     let item = celer_item_1d(pc.chunk, gid);
@@ -30,6 +30,33 @@ fn store_then_double(@builtin(global_invocation_id) gid: vec3<u32>) {
         let i = celer_index(pc.acc, item);
         acc[i] = src[celer_index(pc.src, item)];
         acc[i] = 2.0 * acc[i];
+    }
+}
+
+fn add_into(i: u32, x: f32) {
+    acc[i] = acc[i] + x;
+}
+
+// acc[i] += src[i] through a helper function: reads the old contents of `acc` there.
+@compute @workgroup_size(64)
+fn accumulate_helper(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let item = celer_item_1d(pc.chunk, gid);
+    if (celer_contains(pc.chunk, item)) {
+        add_into(celer_index(pc.acc, item), src[celer_index(pc.src, item)]);
+    }
+}
+
+// acc[i] = 0, then acc[i] += src[i] four times (the naive matrix product's way of accumulating into its output):
+// stores before it reads.
+@compute @workgroup_size(64)
+fn zero_then_accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let item = celer_item_1d(pc.chunk, gid);
+    if (celer_contains(pc.chunk, item)) {
+        let i = celer_index(pc.acc, item);
+        acc[i] = 0.0;
+        for (var k = 0u; k < 4u; k++) {
+            add_into(i, src[celer_index(pc.src, item)]);
+        }
     }
 }
 

@@ -11,8 +11,8 @@
 //!    made of unless it is a struct mixing types: `KernelElementType`), a read
 //!    access where the entry point writes (`KernelWritesReadAccess`), a writing access or a reduction through a
 //!    `var<storage, read>` binding (`KernelReadOnlyBinding`), a `discard_write` or a reduction on a binding the
-//!    entry point never writes (`KernelNeverWrites`), a `discard_write` or `write` on a binding it reads (loads or
-//!    atomics: `KernelReadsWriteAccess`);
+//!    entry point never writes (`KernelNeverWrites`), a `discard_write` on a binding it may read before storing
+//!    to it (a load or an atomic first: `KernelReadsDiscarded`);
 //! 4. per reduction, the prelude block reductions the kernel stores into its binding: the same operation
 //!    (`KernelReductionOp`) and the binding's type (`KernelReductionType`);
 //! 5. the kernel's dimensionality (the `celer_item_Nd` it calls) against the task's (`KernelDimensions`), and
@@ -299,28 +299,15 @@ pub(crate) fn check_kernel(
             }));
         }
     }
-    // A kernel reading a binding needs an access that reads: a discard_write leaves it the allocation's old bytes, a
-    // write hides the read from the race and uninitialised-read checks.
+    // A kernel that may read a binding's old contents (it loads before it stores) cannot have them discarded: it
+    // would read whatever the allocation held. A `write` keeps them (moved like read_write's), so it may.
     for (a, desc) in task.spec.accesses.iter().zip(bindings) {
-        let outcome = match a.mode {
-            AccessMode::DiscardWrite => {
-                "the kernel would read whatever the allocation held there (it changes with the number of ranks and \
-                 devices)"
-            }
-            AccessMode::Write => {
-                "celer would not see the read (a race with other items' writes, or a read of cells no task wrote, \
-                 would go unreported)"
-            }
-            _ => continue,
-        };
-        if ep.reads.contains(&desc.binding) {
-            return Err(Box::new(TaskErrorKind::KernelReadsWriteAccess {
+        if a.mode == AccessMode::DiscardWrite && ep.reads_old.contains(&desc.binding) {
+            return Err(Box::new(TaskErrorKind::KernelReadsDiscarded {
                 kernel: kernel(),
                 binding: desc.name.into(),
                 number: desc.binding,
                 buffer: buffer(a.buffer),
-                mode: a.mode.name(),
-                outcome,
             }));
         }
     }

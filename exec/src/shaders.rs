@@ -162,10 +162,10 @@ pub struct EntryPointDesc {
     /// The binding numbers it stores to or uses atomics on (directly or through the functions it calls), ascending:
     /// a task must declare a writing access for the buffers bound there.
     pub writes: &'static [u32],
-    /// The binding numbers it loads from or uses atomics on (which read the old value), directly or through the
-    /// functions it calls, ascending: a task must declare a reading access (`read`, `read_write`) for the buffers
-    /// bound there, not one that discards or hides their old contents.
-    pub reads: &'static [u32],
+    /// The binding numbers whose first use, in program order, is a load or an atomic read-modify-write (directly or
+    /// through the functions it calls), ascending: the kernel may read their old contents, so a task must not bind
+    /// them with `discard_write`.
+    pub reads_old: &'static [u32],
     /// The prelude's block reductions it calls (`celer_reduce_<op>_<type>`, directly or through the functions it
     /// calls), each with the binding its result is stored to where the IR shows it: `celer`'s `submit` refuses a
     /// task whose reduction on that binding has another operation or type.

@@ -249,15 +249,16 @@ pub enum TaskErrorKind {
         /// The other way out for this mode.
         hint: &'static str,
     },
-    /// A `discard_write` or `write` accessor bound where the entry point reads (loads, or applies atomics that read
-    /// the old value).
+    /// A `discard_write` accessor bound where the entry point may read the old contents: its first use of the
+    /// binding, in program order, is a load or an atomic that reads the old value.
     #[error(
-        "kernel {kernel} reads `{binding}` (@binding({number})), but the task binds {buffer} there with {mode} \
-         access, so {outcome}: declare read_write (the same cells, read and then written; also for a kernel that \
-         reads back only what it stored), or bind the buffer the kernel reads there (were two accessors given in the \
-         wrong order?)"
+        "kernel {kernel} reads `{binding}` (@binding({number})) before it stores to it, but the task binds {buffer} \
+         there with discard_write access, so the kernel would read whatever the allocation held there (it changes \
+         with the number of ranks and devices): declare read_write (or write, which keeps the old contents of the \
+         cells), store each cell before reading it, or bind the buffer the kernel reads there (were two accessors \
+         given in the wrong order?)"
     )]
-    KernelReadsWriteAccess {
+    KernelReadsDiscarded {
         /// The kernel (`file::entry`).
         kernel: String,
         /// The binding's WGSL variable name.
@@ -266,10 +267,6 @@ pub enum TaskErrorKind {
         number: u32,
         /// The buffer.
         buffer: ResourceIdent,
-        /// The task's access mode (`discard_write` or `write`).
-        mode: &'static str,
-        /// What the kernel would read, or what celer would miss.
-        outcome: &'static str,
     },
     /// A buffer the task only reads bound where the kernel writes.
     #[error(

@@ -381,3 +381,69 @@ fn index_pairs(module: &naga::Module, f: Handle<Function>) -> Vec<(usize, usize)
     });
     pairs
 }
+
+/// The `@group(0)` bindings entry point `entry_point` may read the old contents of: those whose first use, in
+/// program order, is a read (a load, or an atomic read-modify-write), ascending. Program order walks the statements
+/// as written, enters each function of the kernel's own where it is called, and takes every branch of an `if` or a
+/// `switch` in turn, so a binding stored to anywhere before its first load (`out[i] = 0.0;` ahead of a loop
+/// accumulating into `out[i]`) counts as stored first: a task may bind it with `discard_write`. A binding first
+/// loaded (`acc[i] += src[i]`, an `atomicAdd` on a histogram's bins) needs an access that keeps its old contents.
+/// The walk tells bindings apart, not cells: it errs towards accepting a kernel that stores one cell and reads
+/// another.
+pub fn reads_old_contents(module: &naga::Module, entry_point: usize) -> Vec<u32> {
+    /// The binding a pointer of `func` points into, if any.
+    fn binding(module: &naga::Module, func: &Function, pointer: Handle<Expression>) -> Option<u32> {
+        let Expression::GlobalVariable(g) = func.expressions[root_of(func, pointer)?] else { return None };
+        module.global_variables[g].binding.as_ref().filter(|b| b.group == 0).map(|b| b.binding)
+    }
+    /// Walks `block` of `func` in program order, noting each binding's first use (`true`: a read).
+    fn walk(
+        module: &naga::Module,
+        func: &Function,
+        block: &naga::Block,
+        first: &mut std::collections::BTreeMap<u32, bool>,
+    ) {
+        for s in block.iter() {
+            match s {
+                Statement::Emit(range) => {
+                    for h in range.clone() {
+                        if let Expression::Load { pointer } = func.expressions[h] {
+                            if let Some(b) = binding(module, func, pointer) {
+                                first.entry(b).or_insert(true);
+                            }
+                        }
+                    }
+                }
+                Statement::Store { pointer, .. } => {
+                    if let Some(b) = binding(module, func, *pointer) {
+                        first.entry(b).or_insert(false);
+                    }
+                }
+                Statement::Atomic { pointer, .. } => {
+                    if let Some(b) = binding(module, func, *pointer) {
+                        first.entry(b).or_insert(true);
+                    }
+                }
+                Statement::Call { function, .. } => {
+                    let callee = &module.functions[*function];
+                    walk(module, callee, &callee.body, first);
+                }
+                Statement::Block(b) => walk(module, func, b, first),
+                Statement::If { accept, reject, .. } => {
+                    walk(module, func, accept, first);
+                    walk(module, func, reject, first);
+                }
+                Statement::Switch { cases, .. } => cases.iter().for_each(|c| walk(module, func, &c.body, first)),
+                Statement::Loop { body, continuing, .. } => {
+                    walk(module, func, body, first);
+                    walk(module, func, continuing, first);
+                }
+                _ => {}
+            }
+        }
+    }
+    let ep = &module.entry_points[entry_point].function;
+    let mut first = std::collections::BTreeMap::new();
+    walk(module, ep, &ep.body, &mut first);
+    first.into_iter().filter_map(|(b, read)| read.then_some(b)).collect()
+}

@@ -61,7 +61,8 @@ use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement}
 
 mod analysis;
 pub use analysis::{
-    atomic_ops, block_reductions, item_indexed, spirv_needs_float64, uses_f64_prelude, workgroup_dependent,
+    atomic_ops, block_reductions, item_indexed, reads_old_contents, spirv_needs_float64, uses_f64_prelude,
+    workgroup_dependent,
 };
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
@@ -379,9 +380,10 @@ pub struct EntryPoint {
     pub push_constant_bytes: u32,
     /// The binding numbers it stores to or uses atomics on, directly or through the functions it calls, ascending.
     pub writes: Vec<u32>,
-    /// The binding numbers it loads from or uses atomics on (which read the old value), directly or through the
-    /// functions it calls, ascending: a task must not discard the old contents of the buffers bound there.
-    pub reads: Vec<u32>,
+    /// The binding numbers whose first use, in program order, is a load or an atomic read-modify-write (directly
+    /// or through the functions it calls; [`reads_old_contents`]), ascending: the kernel may read their
+    /// old contents, so a task must not discard the buffers bound there.
+    pub reads_old: Vec<u32>,
     /// The prelude's block reductions it calls (`celer_reduce_<op>_<type>`), directly or through the functions it
     /// calls ([`block_reductions`]): one per (call, binding its result is stored to), in a stable order.
     pub block_reductions: Vec<BlockReduction>,
@@ -705,7 +707,9 @@ pub fn reflect_with_params(
             bindings.sort_unstable();
             bindings
         };
-        let (writes, reads) = (used(naga::valid::GlobalUse::WRITE), used(naga::valid::GlobalUse::READ));
+        let writes = used(naga::valid::GlobalUse::WRITE);
+        let params = params_binding.unwrap_or(u32::MAX);
+        let reads_old: Vec<u32> = reads_old_contents(module, i).into_iter().filter(|&b| b != params).collect();
         let block_reductions = block_reductions(module, i);
         let atomics = atomic_ops(module, i);
         let workgroup_memory_bytes = module
@@ -722,7 +726,7 @@ pub fn reflect_with_params(
             push_constants,
             push_constant_bytes,
             writes,
-            reads,
+            reads_old,
             block_reductions,
             atomics,
             workgroup_memory_bytes,
@@ -777,7 +781,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             out,
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
-             writes: &{:?}, reads: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, \
+             writes: &{:?}, reads_old: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, \
              workgroup_memory_bytes: {}, item_indexed: &{:?} }}, ",
             ep.name,
             ep.dims,
@@ -785,7 +789,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             ep.workgroup_dependent,
             ep.push_constant_bytes,
             ep.writes,
-            ep.reads,
+            ep.reads_old,
             ep.atomics,
             ep.workgroup_memory_bytes,
             ep.item_indexed

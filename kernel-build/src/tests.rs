@@ -272,7 +272,7 @@ fn reflection_records_bindings_push_constants_workgroup_size_and_dimensionality(
 }
 
 #[test]
-fn reflection_records_the_bindings_an_entry_point_reads_loads_and_atomics_alike() {
+fn reflection_records_the_bindings_an_entry_point_reads_before_storing_loads_and_atomics_alike() {
     let r = reflection(
         "struct Params { chunk: CelerBox, src: CelerBox, acc: CelerBox, hits: CelerBox }
         @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -287,13 +287,19 @@ fn reflection_records_the_bindings_an_entry_point_reads_loads_and_atomics_alike(
         @compute @workgroup_size(64) fn add(@builtin(global_invocation_id) gid: vec3<u32>) {
             acc[gid.x] += src[gid.x];
             bump(gid.x);
+        }
+        @compute @workgroup_size(64) fn zero_first(@builtin(global_invocation_id) gid: vec3<u32>) {
+            if (gid.x > 3u) { acc[gid.x] = 0.0; }
+            loop { if (acc[gid.x] > 1.0) { break; } acc[gid.x] += src[gid.x]; }
+            atomicStore(&hits[gid.x], 0u);
+            bump(gid.x);
         }",
     )
     .expect("reflects");
-    let store = &r.entry_points[0];
-    assert_eq!((store.writes.as_slice(), store.reads.as_slice()), (&[1, 2][..], &[][..]), "stores and arrayLength");
-    let add = &r.entry_points[1];
-    assert_eq!((add.writes.as_slice(), add.reads.as_slice()), (&[1, 2][..], &[0, 1, 2][..]), "+= and atomicAdd read");
+    let ep = |i: usize| (r.entry_points[i].writes.as_slice(), r.entry_points[i].reads_old.as_slice());
+    assert_eq!(ep(0), (&[1, 2][..], &[][..]), "stores and arrayLength");
+    assert_eq!(ep(1), (&[1, 2][..], &[0, 1, 2][..]), "+= and atomicAdd read first");
+    assert_eq!(ep(2), (&[1, 2][..], &[0][..]), "a store (in a branch) ahead of the loads and the atomicAdd");
 }
 
 #[test]

@@ -692,7 +692,7 @@ mod tests {
             push_constants: &[],
             push_constant_bytes: 0,
             writes: &[],
-            reads: &[],
+            reads_old: &[],
             block_reductions: &[],
             atomics: &[],
             workgroup_memory_bytes,
