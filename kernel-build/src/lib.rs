@@ -235,16 +235,28 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     // subgroups, ...), with an error that names the missing feature.
     let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).map_err(|e| {
         let hint = in_prelude(e.location(&source).map(|l| l.line_number), own_lines);
+        let shared = if format!("{e:?}").contains("HOST_SHAREABLE") { HOST_SHAREABLE_NOTE } else { "" };
         format!(
-            "error: {shown} fails naga validation{note}:\n{}{moved_note}{hint}",
+            "error: {shown} fails naga validation{note}:\n{}{moved_note}{shared}{hint}",
             e.emit_to_string_with_path(&source, shown)
         )
     })?;
-    let words = write_spirv(&module, &info, options.force_loop_bounding)
+    // `override` constants take their defaults: celer sets no pipeline constants, and naga's SPIR-V writer takes
+    // none (it refuses a module that still has them).
+    let (resolved, resolved_info) = resolve_overrides(&module, &info).map_err(|e| format!("error: {shown}: {e}"))?;
+    let words = write_spirv(&resolved, &resolved_info, options.force_loop_bounding)
         .map_err(|e| format!("error: {shown}: naga cannot write SPIR-V: {e}"))?;
     write_words(&out_dir.join(format!("{stem}.spv")), &words)?;
     let float64 = spirv_needs_float64(&words);
-    let reflection = reflect_with_params(&module, &info, params).map_err(|e| format!("error: {shown}: {e}"))?;
+    let mut reflection = reflect_with_params(&module, &info, params).map_err(|e| format!("error: {shown}: {e}"))?;
+    if !module.overrides.is_empty() {
+        // The entry points as they run: a workgroup size or a `var<workgroup>` array given by an override is known
+        // only with its value. The bindings stay those of the module as written: resolving drops what no entry
+        // point uses, and an unused binding still takes an accessor.
+        reflection.entry_points = reflect_with_params(&resolved, &resolved_info, params)
+            .map_err(|e| format!("error: {shown}: {e}"))?
+            .entry_points;
+    }
     let group0_bindings = reflection.bindings.len() as u32;
     let entry_points = render_entry_points(&reflection, types);
     if reflection.entry_points.is_empty() {
@@ -267,7 +279,10 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     // The preludes first: naga wants a function defined before its callers, and the kernel's functions will call
     // celer_index_checked.
     let checked_prelude = CHECKED_PRELUDE.replace("CELER_CHECK_BINDING", &group0_bindings.to_string());
-    let checked_source = format!("{prelude}\n{checked_prelude}\n{own}");
+    // Global directives (`enable f16;`, `requires …;`, `diagnostic(…);`) must precede every declaration: they move
+    // to the front, leaving empty lines so the kernel's own lines keep their count.
+    let (directives, own_body) = split_directives(&own);
+    let checked_source = format!("{directives}{prelude}\n{checked_prelude}\n{own_body}");
     let mut checked = naga::front::wgsl::parse_str(&checked_source).map_err(|e| {
         format!("error: {shown}: its checked variant does not parse: {}", e.emit_to_string(&checked_source))
     })?;
@@ -280,6 +295,8 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
     let checked_info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&checked).map_err(|e| {
         format!("error: {shown}: its checked variant fails naga validation:\n{}", e.emit_to_string(&checked_source))
     })?;
+    let (checked, checked_info) =
+        resolve_overrides(&checked, &checked_info).map_err(|e| format!("error: {shown}: its checked variant: {e}"))?;
     let checked_words = write_spirv(&checked, &checked_info, options.force_loop_bounding)
         .map_err(|e| format!("error: {shown}: naga cannot write the checked variant's SPIR-V: {e}"))?;
     write_words(&out_dir.join(format!("{stem}.checked.spv")), &checked_words)?;
@@ -308,6 +325,58 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
          );\n"
     );
     Ok((item, warnings))
+}
+
+/// Added to naga's validation error where a buffer or the parameter block holds a type that is not host-shareable.
+const HOST_SHAREABLE_NOTE: &str =
+    "\nnote: a `var<storage>` binding and the `var<immediate>` parameter block hold only \
+     host-shareable types, which `bool` (and a vector, array or struct of it) is not: store a flag as u32 (0u or 1u) \
+     and compare it (`out[i] != 0u`)";
+
+/// `module` (validated, with `info`) with every `override` constant replaced by its default value: celer sets no
+/// pipeline constants, so an override is a constant the kernel's author may change in one place, and a workgroup
+/// size given by one (`@workgroup_size(WG)`) is known at build time. Borrows `module` when it has none.
+///
+/// # Errors
+/// An override without a default (`override WG: u32;`), naming it, or one whose value naga cannot use (a
+/// workgroup size of 0).
+pub fn resolve_overrides<'a>(
+    module: &'a naga::Module,
+    info: &'a naga::valid::ModuleInfo,
+) -> Result<(std::borrow::Cow<'a, naga::Module>, std::borrow::Cow<'a, naga::valid::ModuleInfo>), String> {
+    use naga::back::pipeline_constants::{process_overrides, PipelineConstantError};
+    process_overrides(module, info, None, &Default::default()).map_err(|e| match e {
+        PipelineConstantError::MissingValue(name) => format!(
+            "`override {name}` has no default value, and celer sets no pipeline constants: give it one \
+             (`override {name}: u32 = 64u;` for a u32), declare it `const`, or pass the value as a scalar of the \
+             parameter block"
+        ),
+        e => format!("its `override` constants cannot take their default values: {e}"),
+    })
+}
+
+/// Splits kernel text into its leading global directives (`enable`, `requires`, `diagnostic(…)` lines before the
+/// first declaration, each ending in a newline) and the text with those lines left empty (so line numbers hold).
+fn split_directives(own: &str) -> (String, String) {
+    let mut directives = String::new();
+    let mut body = String::new();
+    let mut in_head = true;
+    for line in own.lines() {
+        let t = line.trim_start();
+        let directive = ["enable ", "requires ", "diagnostic(", "diagnostic "].iter().any(|p| t.starts_with(p));
+        if in_head && directive {
+            directives.push_str(line);
+            directives.push('\n');
+            body.push('\n');
+            continue;
+        }
+        if !(t.is_empty() || t.starts_with("//")) {
+            in_head = false;
+        }
+        body.push_str(line);
+        body.push('\n');
+    }
+    (directives, body)
 }
 
 /// What the build learns about one kernel file from naga's IR: the table the generated `KernelSource` carries and

@@ -706,3 +706,66 @@ fn reflection_lists_the_bindings_indexed_with_the_item_itself() {
     );
     assert_eq!(deep, [("main".to_string(), vec![0])], "src three deep; dst only at cells built from the item");
 }
+
+/// A 1D task kernel with `head` (declarations after the parameter block and `out`) and workgroup size `wg`.
+fn one_output(head: &str, wg: &str) -> String {
+    format!(
+        "{head}\nstruct P {{ chunk: CelerBox, out: CelerBox }}\nvar<immediate> pc: P;\n\
+         @group(0) @binding(0) var<storage, read_write> out: array<u32>;\n\
+         @compute @workgroup_size({wg}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             let item = celer_item_1d(pc.chunk, gid);\n\
+             if (celer_contains(pc.chunk, item)) {{ out[celer_index(pc.out, item)] = item.x * SCALE; }}\n\
+         }}\n"
+    )
+}
+
+#[test]
+fn override_constants_take_their_defaults_and_one_without_a_default_is_refused_by_name() {
+    // naga's SPIR-V writer refused every module with an override ("overrides should not be present at this stage").
+    let (item, _) = compile_text("ovr", &one_output("override SCALE: u32 = 3u;\noverride WG: u32 = 32u;", "WG"))
+        .expect("overrides with defaults build");
+    let _ = item;
+    let dir = std::env::temp_dir().join(format!("celer_kb_ovr_wg_{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("ovr_wg.wgsl");
+    fs::write(&path, one_output("override SCALE: u32 = 3u;\noverride WG: u32 = 32u;", "WG, 1")).expect("writes");
+    compile(&path, "kernels/ovr_wg.wgsl", &dir, &Options::default()).expect("builds");
+    let constructor = fs::read_to_string(dir.join("ovr_wg.kernel.rs")).expect("constructor written");
+    let _ = fs::remove_dir_all(&dir);
+    // The workgroup size the dispatch uses is the override's value, not naga's placeholder.
+    assert!(constructor.contains("name: \"main\", workgroup_size: [32, 1, 1]"), "{constructor}");
+
+    let e = compile_text("no_default", &one_output("override SCALE: u32;", "64")).expect_err("no default");
+    assert!(e.starts_with("error: kernels/no_default.wgsl: `override SCALE` has no default value"), "{e}");
+    assert!(e.contains("celer sets no pipeline constants"), "{e}");
+    let e = compile_text("wg_no_default", &one_output("const SCALE = 1u;\noverride WG: u32;", "WG"))
+        .expect_err("no default");
+    assert!(e.contains("`override WG` has no default value"), "{e}");
+}
+
+#[test]
+fn a_kernel_with_an_enable_directive_builds_its_checked_variant_too() {
+    // The checked variant put the prelude before the kernel's text, so `enable f16;` came after declarations and
+    // failed to parse there ("its checked variant does not parse: ... global directive").
+    let text =
+        "// A kernel in f16.\nenable f16;\n\nstruct P { chunk: CelerBox, out: CelerBox }\nvar<immediate> pc: P;\n\
+                @group(0) @binding(0) var<storage, read_write> out: array<f16>;\n\
+                @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {\n\
+                let item = celer_item_1d(pc.chunk, gid);\n\
+                if (celer_contains(pc.chunk, item)) { out[celer_index(pc.out, item)] = f16(item.x); } }\n";
+    compile_text("half", text).expect("an f16 kernel builds, checked variant included");
+    let (directives, body) = split_directives(text);
+    assert_eq!(directives, "enable f16;\n");
+    assert_eq!(body.lines().count(), text.lines().count(), "the kernel's lines keep their numbers");
+}
+
+#[test]
+fn a_bool_in_a_buffer_or_the_parameter_block_is_refused_with_a_hint() {
+    let text = "struct P { chunk: CelerBox, out: CelerBox }\nvar<immediate> pc: P;\n\
+                @group(0) @binding(0) var<storage, read_write> out: array<bool>;\n\
+                @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {\n\
+                let item = celer_item_1d(pc.chunk, gid);\n\
+                if (celer_contains(pc.chunk, item)) { out[celer_index(pc.out, item)] = true; } }\n";
+    let e = compile_text("flags", text).expect_err("bool is not host-shareable");
+    assert!(e.contains("kernels/flags.wgsl:3:23") && e.contains("store a flag as u32"), "{e}");
+}
