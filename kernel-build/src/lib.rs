@@ -1089,9 +1089,12 @@ pub fn without_chunk_offset(module: &naga::Module, params_binding: Option<u32>) 
     // Whether `f` refers to a task kernel's parameter block.
     let uses_params =
         |f: &Function| f.expressions.iter().any(|(_, e)| matches!(*e, Expression::GlobalVariable(g) if task_params(g)));
+    // A file with a task kernel's parameter block holds task kernels: an entry point of it that takes the
+    // global_invocation_id is one even where it reads no parameter (`out[gid.x] = …`, which went unwarned).
+    let task_file = module.global_variables.iter().any(|(g, _)| task_params(g));
     let mut out = Vec::new();
     for ep in module.entry_points.iter().filter(|ep| ep.stage == naga::ShaderStage::Compute) {
-        let mut task_kernel = uses_params(&ep.function);
+        let mut task_kernel = uses_params(&ep.function) || (task_file && takes_global_id(module, &ep.function));
         let mut offset = reads_offset(&ep.function);
         for h in reachable_functions(module, &ep.function) {
             let f = &module.functions[h];
@@ -1108,6 +1111,16 @@ pub fn without_chunk_offset(module: &naga::Module, params_binding: Option<u32>) 
         }
     }
     out
+}
+
+/// Whether entry point function `f` takes `@builtin(global_invocation_id)`, as an argument or a member of one.
+fn takes_global_id(module: &naga::Module, f: &Function) -> bool {
+    let gid = |b: &Option<naga::Binding>| matches!(b, Some(naga::Binding::BuiltIn(naga::BuiltIn::GlobalInvocationId)));
+    f.arguments.iter().any(|a| {
+        gid(&a.binding)
+            || matches!(&module.types[a.ty].inner, naga::TypeInner::Struct { members, .. }
+                if members.iter().any(|m| gid(&m.binding)))
+    })
 }
 
 /// The `@compute` entry points of `module` that take their items from the prelude's `celer_item_1d/2d/3d` (directly

@@ -632,10 +632,15 @@ fn an_entry_point_indexing_with_the_raw_global_id_is_warned_about_naming_file_an
         @compute @workgroup_size(64) fn quiet(@builtin(global_invocation_id) gid: vec3<u32>) {{
             dst[gid.x] = f32(pc.chunk.range0);
         }}
+        struct Ids {{ @builtin(global_invocation_id) gid: vec3<u32> }}
+        @compute @workgroup_size(64) fn no_params(ids: Ids) {{ dst[ids.gid.x] = 1.0; }}
+        @compute @workgroup_size(1) fn one_cell() {{ dst[0] = 1.0; }}
         "
     );
     let (_, warnings) = compile_text("raw", &text).expect("a warning, not an error");
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    // `no_params` reads no parameter at all, so it went unwarned; `one_cell` takes no id.
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[1].starts_with("kernels/raw.wgsl: entry point `no_params` calls none"), "{warnings:?}");
     let w = &warnings[0];
     assert!(
         w.starts_with("kernels/raw.wgsl: entry point `raw` calls none of the prelude's celer_item_1d/2d/3d"),
@@ -645,7 +650,7 @@ fn an_entry_point_indexing_with_the_raw_global_id_is_warned_about_naming_file_an
     assert!(w.contains("add the chunk's offset yourself") && !w.contains('\n'), "{w}");
     // Without the raw-ids line `quiet` is found too.
     let module = naga::front::wgsl::parse_str(&format!("{text}\n{PRELUDE}")).expect("parses");
-    assert_eq!(without_chunk_offset(&module, None), ["raw", "quiet"]);
+    assert_eq!(without_chunk_offset(&module, None), ["raw", "quiet", "no_params"]);
     assert_eq!(raw_ids_allowed(&text), ["quiet"]);
 }
 
