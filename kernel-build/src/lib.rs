@@ -35,6 +35,9 @@
 //! GPU layer), in both variants, with the same members at the same offsets, so the kernel's WGSL needs no change. A
 //! block of more than [`MAX_PARAMS_BYTES`] stops the build.
 //!
+//! `override` constants take their default values ([`resolve_overrides`]: celer sets no pipeline constants), so a
+//! workgroup size given by one is known at build time; an override without a default stops the build.
+//!
 //! The SPIR-V clamps out-of-bounds buffer and array indices (naga's `Restrict` policy), so a kernel cannot touch
 //! memory outside the buffers bound to it: what lets celer dispatch it safely. A kernel that fails to parse or
 //! validate stops the build with naga's diagnostic, naming the file and pointing at the line.
