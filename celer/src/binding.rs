@@ -209,6 +209,9 @@ pub(crate) fn check_kernel(
     // Formatted only for an error: submit is on the program's hot path.
     let kernel = &|| format!("{}::{entry}", source.name());
     let ep = source.entry_point(entry).expect("Kernel::wgsl checked the entry point");
+    if ep.raw_ids {
+        return Err(Box::new(TaskErrorKind::KernelRawIds { kernel: kernel(), file: source.name().to_string() }));
+    }
     let (accessors, reductions) = (task.spec.accesses.len(), task.spec.reductions.len());
     let given = accessors + reductions;
     if source.group0_bindings() as usize != given {

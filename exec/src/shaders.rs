@@ -185,6 +185,10 @@ pub struct EntryPointDesc {
     /// dimensionality than [`dims`](Self::dims) there, whose cells such an index does not mean (a 2D item `(row,
     /// col)` on a 1D buffer reads cell `row + col`).
     pub item_indexed: &'static [u32],
+    /// It works on the raw `global_invocation_id` (it neither calls `celer_item_Nd` nor reads the chunk's offset),
+    /// which starts at 0 on every chunk, and its file does not say so on purpose (`// celer-kernel-build: raw ids:
+    /// NAME`): `celer`'s `submit` refuses it, since it would work on the first chunk's cells whatever chunk it ran.
+    pub raw_ids: bool,
 }
 
 /// One call of a prelude block reduction `celer_reduce_<op>_<type>` by an entry point ([`EntryPointDesc`]).

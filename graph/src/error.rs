@@ -249,6 +249,22 @@ pub enum TaskErrorKind {
         /// The other way out for this mode.
         hint: &'static str,
     },
+    /// A kernel that works on the raw `global_invocation_id`: it neither calls `celer_item_Nd` nor reads the chunk's
+    /// offset, so every chunk (another rank's, another device's) would work on the first chunk's cells.
+    #[error(
+        "kernel {kernel} indexes with the raw global_invocation_id: it calls none of celer_item_1d/2d/3d and never \
+         reads the chunk's offset (pc.chunk.offset0..2), but the ids start at 0 on every chunk, so the chunks of \
+         other ranks and devices would all work on the first chunk's cells (and a range that is not a multiple of \
+         the workgroup size runs items past its end); take the item from celer_item_Nd(pc.chunk, gid) and skip \
+         those outside the chunk (celer_contains), or add the chunk's offset yourself; a kernel that ignores the \
+         chunk on purpose says so in a line `// celer-kernel-build: raw ids: ENTRY` of {file}"
+    )]
+    KernelRawIds {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The kernel file's name.
+        file: String,
+    },
     /// A `discard_write` accessor bound where the entry point may read the old contents: its first use of the
     /// binding, in program order, is a load or an atomic that reads the old value.
     #[error(

@@ -261,17 +261,21 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
             .entry_points;
     }
     let group0_bindings = reflection.bindings.len() as u32;
-    let entry_points = render_entry_points(&reflection, types);
     if reflection.entry_points.is_empty() {
         return Err(format!("error: {shown} has no @compute entry point"));
     }
     let bindings = render_bindings(&reflection, types);
     let allowed = raw_ids_allowed(&own);
     let unguarded = unguarded_allowed(&own);
-    let warnings = without_chunk_offset(&module, params)
-        .into_iter()
-        .filter(|e| !allowed.contains(&e.as_str()))
-        .map(|e| chunk_offset_warning(shown, &e))
+    let raw: Vec<String> =
+        without_chunk_offset(&module, params).into_iter().filter(|e| !allowed.contains(&e.as_str())).collect();
+    for ep in &mut reflection.entry_points {
+        ep.raw_ids = raw.contains(&ep.name);
+    }
+    let entry_points = render_entry_points(&reflection, types);
+    let warnings = raw
+        .iter()
+        .map(|e| chunk_offset_warning(shown, e))
         .chain(
             without_chunk_guard(&module, params)
                 .into_iter()
@@ -468,6 +472,10 @@ pub struct EntryPoint {
     /// The bindings it indexes with its item as `celer_item_Nd` returned it (`celer_index(pc.<box>, item)`), directly
     /// or through the functions it calls ([`item_indexed`]), ascending: their buffers must have its dimensionality.
     pub item_indexed: Vec<u32>,
+    /// It works on the raw `global_invocation_id` ([`without_chunk_offset`]) and its file does not say so on
+    /// purpose (`// celer-kernel-build: raw ids: NAME`, [`raw_ids_allowed`]): `submit` refuses it. Set by
+    /// [`compile_dir`]; `false` as [`reflect_with_params`] gives it.
+    pub raw_ids: bool,
 }
 
 /// One call of a prelude block reduction `celer_reduce_<op>_<type>` an entry point makes, and the binding its
@@ -803,6 +811,7 @@ pub fn reflect_with_params(
             atomics,
             workgroup_memory_bytes,
             item_indexed: item_indexed(module, i, params_binding),
+            raw_ids: false,
         });
     }
     Ok(Reflection { bindings, entry_points, params_binding })
@@ -854,7 +863,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
              writes: &{:?}, reads_old: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, \
-             workgroup_memory_bytes: {}, item_indexed: &{:?} }}, ",
+             workgroup_memory_bytes: {}, item_indexed: &{:?}, raw_ids: {} }}, ",
             ep.name,
             ep.dims,
             ep.block_reduction,
@@ -864,7 +873,8 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             ep.reads_old,
             ep.atomics,
             ep.workgroup_memory_bytes,
-            ep.item_indexed
+            ep.item_indexed,
+            ep.raw_ids
         );
     }
     out

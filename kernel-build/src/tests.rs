@@ -774,3 +774,32 @@ fn a_bool_in_a_buffer_or_the_parameter_block_is_refused_with_a_hint() {
     let e = compile_text("flags", text).expect_err("bool is not host-shareable");
     assert!(e.contains("kernels/flags.wgsl:3:23") && e.contains("store a flag as u32"), "{e}");
 }
+
+#[test]
+fn an_entry_point_on_raw_ids_is_marked_for_submit_to_refuse_unless_its_file_allows_it() {
+    let text = "// celer-kernel-build: raw ids: allowed\n\
+                struct Params { chunk: CelerBox, out: CelerBox }\nvar<immediate> pc: Params;\n\
+                @group(0) @binding(0) var<storage, read_write> out: array<u32>;\n\
+                @compute @workgroup_size(64) fn raw(@builtin(global_invocation_id) gid: vec3<u32>) {\n\
+                    if (gid.x < pc.chunk.range0) { out[gid.x] = gid.x; } }\n\
+                @compute @workgroup_size(64) fn allowed(@builtin(global_invocation_id) gid: vec3<u32>) {\n\
+                    out[gid.x] = 1u; }\n\
+                @compute @workgroup_size(64) fn item(@builtin(global_invocation_id) gid: vec3<u32>) {\n\
+                    let i = celer_item_1d(pc.chunk, gid); \
+                    if (celer_contains(pc.chunk, i)) { out[celer_index(pc.out, i)] = 1u; } }\n";
+    let dir = std::env::temp_dir().join(format!("celer_kb_raw_marks_{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("raw_marks.wgsl");
+    fs::write(&path, text).expect("writes");
+    let (_, warnings) = compile(&path, "kernels/raw_marks.wgsl", &dir, &Options::default()).expect("builds");
+    let generated = fs::read_to_string(dir.join("raw_marks.kernel.rs")).expect("constructor written");
+    let _ = fs::remove_dir_all(&dir);
+    let marked = |entry: &str| {
+        let desc = &generated[generated.find(&format!("name: \"{entry}\"")).expect(entry)..];
+        let flag = &desc[desc.find("raw_ids: ").expect("the desc's last field")..];
+        flag.starts_with("raw_ids: true")
+    };
+    assert_eq!((marked("raw"), marked("allowed"), marked("item")), (true, false, false), "{generated}");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("entry point `raw`"), "{warnings:?}");
+}

@@ -697,6 +697,7 @@ mod tests {
             atomics: &[],
             workgroup_memory_bytes,
             item_indexed: &[],
+            raw_ids: false,
         };
         assert_eq!(workgroup_beyond_limits(&desc([1024, 1, 1], 32768), &limits), None, "at the limits");
         let wide = workgroup_beyond_limits(&desc([2048, 1, 1], 0), &limits).unwrap();
