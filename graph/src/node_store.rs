@@ -50,12 +50,21 @@ impl<N> NodeStore<N> {
     }
 
     /// Opens a new window starting at node `id`. Call this before inserting the horizon or epoch node `id`.
+    ///
+    /// # Panics
+    /// If `id` is not above the previous window's first id and every id inserted so far: the windows must
+    /// partition the ids, since [`erase_before_epoch`](Self::erase_before_epoch) frees a window's arena on the
+    /// strength of its nodes' ids.
     pub fn begin_epoch(&mut self, id: u64) {
-        debug_assert!(
+        // Real asserts, not debug ones: a window opened at or below a node an earlier window holds would let
+        // `erase_before_epoch` reset that arena while the index still points into it (a use after free in `get`).
+        assert!(
             self.windows.back().is_none_or(|w| w.first_id < id),
             "epoch ids must grow: {id} after {:?}",
             self.windows.back().map(|w| w.first_id)
         );
+        let next = self.base + self.index.len() as u64;
+        assert!(id >= next, "epoch {id} opened at or below node {} already inserted", next - 1);
         // Without a spare (windows are opened faster than erased, e.g. while the program submits ahead of the
         // runtime), one chunk for what the previous window holds, instead of growing a fresh arena chunk by chunk.
         let arena = self
@@ -68,7 +77,8 @@ impl<N> NodeStore<N> {
     /// Moves `node` with id `id` into the current window. Ids must be inserted in increasing order.
     ///
     /// # Panics
-    /// If no window was opened, or `id` is not above every id inserted so far.
+    /// If no window was opened, `id` is below the current window's first id, or `id` is not above every id
+    /// inserted so far.
     pub fn insert(&mut self, id: u64, node: N) -> &mut N
     where
         N: 'static,
@@ -86,6 +96,9 @@ impl<N> NodeStore<N> {
         N: 'static,
     {
         let window = self.windows.back().expect("begin_epoch must be called before the first insert");
+        // With the checks of `begin_epoch`, every node of a window has an id in [its first id, the next window's
+        // first id), which is what `erase_before_epoch` relies on to drop a window's index entries with its arena.
+        assert!(id >= window.first_id, "node {id} inserted below the current window, opened at {}", window.first_id);
         if self.index.is_empty() && self.base <= id {
             self.base = id;
         }
@@ -139,7 +152,9 @@ impl<N> NodeStore<N> {
                 }
                 self.base += 1;
             }
-            // Resetting the arena runs the nodes' destructors; the arena itself is kept for a later window.
+            // Resetting the arena runs the nodes' destructors; the arena itself is kept for a later window. Every
+            // node it holds had an id below `first_kept` (the asserts of `begin_epoch` and `insert_with`), so the
+            // loop above removed all their index entries: no pointer into the reset arena is left.
             let mut window = self.windows.pop_front().expect("at least two windows");
             window.arena.reset();
             if self.spare.len() < MAX_SPARE_ARENAS {
@@ -290,6 +305,37 @@ impl<N> fmt::Debug for NodeStore<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[should_panic(expected = "epoch 15 opened at or below node 20 already inserted")]
+    fn an_epoch_opened_below_an_inserted_node_is_refused() {
+        // Accepted, `erase_before_epoch(15)` reset the arena holding node 20 while `get(20)` still reached it (a use
+        // after free, shown by valgrind on the node's Vec).
+        let mut s = NodeStore::new();
+        s.begin_epoch(10);
+        s.insert(20, vec![1u64, 2, 3]);
+        s.begin_epoch(15);
+        s.erase_before_epoch(15);
+        assert_eq!(s.get(20), Some(&vec![1, 2, 3]));
+    }
+
+    #[test]
+    #[should_panic(expected = "epoch ids must grow: 5 after Some(10)")]
+    fn an_epoch_below_the_previous_one_is_refused_in_release_builds_too() {
+        let mut s = NodeStore::<Vec<u64>>::new();
+        s.begin_epoch(10);
+        s.begin_epoch(5);
+    }
+
+    #[test]
+    #[should_panic(expected = "node 3 inserted below the current window, opened at 4")]
+    fn a_node_below_its_window_is_refused() {
+        let mut s = NodeStore::new();
+        s.begin_epoch(0);
+        s.insert(1, vec![1u64]);
+        s.begin_epoch(4);
+        s.insert(3, vec![3u64]);
+    }
 
     #[test]
     fn erasing_drops_whole_windows_only() {
