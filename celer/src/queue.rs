@@ -403,6 +403,13 @@ impl Queue {
     fn create_buffer<T: Element, const D: usize>(&self, range: [usize; D], data: Option<&[T]>) -> Buffer<'_, T, D> {
         const { assert!(D <= 3, "buffers have at most 3 dimensions") };
         const { assert!(std::mem::size_of::<T>() > 0, "a buffer's element type must not be zero-sized") };
+        const {
+            assert!(
+                std::mem::align_of::<T>() <= 16,
+                "a buffer's element type must be aligned to at most 16 bytes (host tasks' views of a buffer give \
+                 no more); drop the #[repr(align(N))] of N > 16"
+            )
+        };
         check_buffer_size::<T, D>(range);
         let mut rec = self.rec.borrow_mut();
         let id = BufferId(rec.next_buffer);
@@ -434,6 +441,18 @@ impl Queue {
     /// # Panics
     /// If the buffer's number of cells or its size in bytes overflows (more than `isize::MAX` bytes), in whatever
     /// order its extents come; the panic points at the caller.
+    ///
+    /// An element type aligned to more than 16 bytes does not build (host tasks' views of a buffer give no more):
+    /// ```compile_fail,E0080
+    /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    /// #[repr(C, align(64))]
+    /// struct Wide([f64; 8]);
+    /// impl celer::Element for Wide {
+    ///     const SCALAR: celer::kernels::ScalarType = celer::kernels::ScalarType::F64;
+    /// }
+    /// let q = celer::Queue::dry_run();
+    /// let _ = q.buffer::<Wide, 1>([4]);
+    /// ```
     #[track_caller]
     pub fn buffer<T: Element, const D: usize>(&self, range: [usize; D]) -> Buffer<'_, T, D> {
         self.create_buffer(range, None)

@@ -130,6 +130,7 @@ impl HostContext {
     /// caller).
     #[track_caller]
     pub fn data<T: bytemuck::Pod>(&self, i: usize) -> &[T] {
+        const { assert!(std::mem::align_of::<T>() <= 16, "host views are 16-byte aligned: no element aligned to more") };
         let v = self.view(i);
         assert_eq!(std::mem::size_of::<T>(), v.elem_size, "accessor {i} holds {}-byte elements", v.elem_size);
         let n = v.bytes.len() / v.elem_size;
@@ -176,6 +177,7 @@ impl HostContext {
     /// As [`data`](Self::data), and if accessor `i` only reads.
     #[track_caller]
     pub fn data_mut<T: bytemuck::Pod>(&mut self, i: usize) -> &mut [T] {
+        const { assert!(std::mem::align_of::<T>() <= 16, "host views are 16-byte aligned: no element aligned to more") };
         let declared = self.views.len();
         let Some(v) = self.views.get_mut(i) else {
             panic!("this host task has no accessor {i}: it declared {declared} (numbered from 0)")
