@@ -368,6 +368,7 @@ impl Queue {
             warned_waits: false,
             warned_scattered: false,
             warned_identity: false,
+            warned_single_node_overlap: false,
             submit_ahead: config.runtime.submit_ahead,
             horizons: std::collections::VecDeque::new(),
             creation_data: std::collections::HashMap::new(),
@@ -676,6 +677,8 @@ impl Queue {
         // its closure noted as it panicked (the queue's drop, on the way out, ends every rank).
         let task_ident = celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() };
         let custom = spec.accesses.iter().any(|a| matches!(a.mapper, RangeMapper::Custom { .. }));
+        // On one node, a write that two nodes would both make (refused there): warned about here, once.
+        let overlap = (!rec.warned_single_node_overlap).then(|| rec.sim.overlap_on_two_nodes(&spec)).flatten();
         let id = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rec.sim.submit(spec))) {
             Ok(id) => id?,
             Err(payload) => {
@@ -693,6 +696,10 @@ impl Queue {
             let name = rec.sim.tm.task(id).map(|t| t.ident().to_string()).unwrap_or_else(|| id.to_string());
             log::warn!("In task {name}: {w}");
             rec.warned_identity = true;
+        }
+        if let Some(overlap) = overlap {
+            log::warn!("{}", single_node_overlap_warning(&task_ident, &overlap));
+            rec.warned_single_node_overlap = true;
         }
         if custom && !rec.warned_scattered {
             if let Some(w) = rec.scattered_warning(id) {
@@ -920,6 +927,20 @@ impl fmt::Debug for Queue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Queue").field("tasks", &self.rec.borrow().sim.tm).finish()
     }
+}
+
+/// The warning of a task whose writes a run of one node takes, but a run of two nodes refuses ([`Simulation::overlap_on_two_nodes`]).
+fn single_node_overlap_warning(
+    task: &celer_scheduler::graph::TaskIdent,
+    overlap: &celer_scheduler::graph::TaskErrorKind,
+) -> String {
+    format!(
+        "In {task}: this run has one node (one rank with one device), which runs the task as one chunk, but on \
+         two ranks or more (or with CELER_DEVICES=2) submit refuses it: {overlap}. A histogram or counter that all \
+         items update through atomics needs a row of its own per block of items (a custom mapper and a granularity \
+         of whole blocks), summed by a second task (docs/GUIDE.md, \"How the race check works\"); a single value \
+         is a reduction"
+    )
 }
 
 #[cfg(test)]

@@ -24,17 +24,24 @@ const ALL_PAIRS_UP_TO: usize = 64;
 /// all pairs of up to [`ALL_PAIRS_UP_TO`] chunks, past it the pairs whose bounding boxes intersect, a 2D split's
 /// vertical and diagonal neighbours included). Mappers the task graph would refuse (a box outside the buffer) are
 /// left to it.
-fn overlapping_write(tm: &TaskManager, spec: &TaskSpec) -> Option<TaskErrorKind> {
-    let nodes = tm.config().num_ranks;
+///
+/// `nodes` and `devices_per_rank` are the run's ([`TaskManagerConfig`]), or, for
+/// [`Simulation::overlap_on_two_nodes`], those of a run the program might be started as.
+fn overlapping_write(
+    tm: &TaskManager,
+    spec: &TaskSpec,
+    nodes: usize,
+    devices_per_rank: usize,
+) -> Option<TaskErrorKind> {
     let split_like_runtime = match spec.kind {
         TaskKind::DeviceCompute => true,
         // With side effects and several devices a rank's devices share the rank's chunk (the command graph's
         // chunking differs): left to it.
-        TaskKind::HostCompute => spec.side_effects.is_empty() || tm.config().devices_per_rank <= 1,
+        TaskKind::HostCompute => spec.side_effects.is_empty() || devices_per_rank <= 1,
         // Item r on rank r (the task graph sets the range at submission, after this check): with one device per
         // rank the command graph splits it as a grid of one item per node, as below. With several, a process's
         // item runs on its device 0 only: left to the command graph.
-        TaskKind::Collective(_) => tm.config().devices_per_rank <= 1,
+        TaskKind::Collective(_) => devices_per_rank <= 1,
         _ => false,
     };
     // A collective task's index space as the task graph will make it (one item per rank), split in one dimension.
@@ -239,7 +246,8 @@ impl Simulation {
     /// # Errors
     /// The task manager's or any rank's generator's [`TaskError`].
     pub fn submit(&mut self, spec: TaskSpec) -> Result<TaskId, TaskError> {
-        if let Some(inner) = overlapping_write(&self.tm, &spec) {
+        let config = self.tm.config();
+        if let Some(inner) = overlapping_write(&self.tm, &spec, config.num_ranks, config.devices_per_rank) {
             return Err(TaskError {
                 task: TaskIdent { id: self.tm.next_task_id(), name: spec.name.clone() },
                 inner: Box::new(inner),
@@ -248,6 +256,18 @@ impl Simulation {
         let id = self.tm.submit(spec)?;
         self.flush()?;
         Ok(id)
+    }
+
+    /// On a run of one node (one rank with one device), the overlapping write [`submit`](Self::submit) would refuse
+    /// were the task split over two nodes (two ranks, or `CELER_DEVICES=2`): a kernel that `atomicAdd`s into a
+    /// histogram bound through `all` runs as one chunk here, and is refused once started under `mpirun -n 2`. `None`
+    /// on a run of several nodes, where `submit` itself refuses it, and for tasks that split into one chunk only.
+    /// Custom mappers are not applied (as in `submit`'s check).
+    pub fn overlap_on_two_nodes(&self, spec: &TaskSpec) -> Option<TaskErrorKind> {
+        if self.tm.config().num_ranks != 1 {
+            return None;
+        }
+        overlapping_write(&self.tm, spec, 2, 1)
     }
 
     /// Inserts an epoch.
@@ -437,5 +457,36 @@ mod tests {
             matches!(&*err.inner, TaskErrorKind::OverlappingWrite { first: NodeId(0), second: NodeId(1), .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_write_that_overlaps_on_two_nodes_is_found_on_a_run_of_one() {
+        // The histogram a user writes first: every item atomicAdds into the bins, bound through `all` (a write here:
+        // the kernel's atomics, which exempt it from the race check, are not modelled). One node runs it as one
+        // chunk; two would both write every bin, which submit refuses there.
+        let mut sim = ranks(1);
+        sim.create_buffer(BufferId(0), 1, GridBox::d1(0, 100), true, Some("data"));
+        sim.create_buffer(BufferId(1), 1, GridBox::d1(0, 16), true, Some("bins"));
+        let histogram = TaskSpec::device_compute(&[100])
+            .access(BufferId(0), AccessMode::Read, RangeMapper::OneToOne)
+            .access(BufferId(1), AccessMode::Write, RangeMapper::All);
+        let found = sim.overlap_on_two_nodes(&histogram).expect("two chunks both write every bin");
+        assert!(
+            matches!(&found, TaskErrorKind::OverlappingWrite { first: NodeId(0), second: NodeId(1), .. }),
+            "{found}"
+        );
+        assert!(found.to_string().contains("buffer B1 \"bins\" is written in {[0] - [16]}"), "{found}");
+        sim.submit(histogram).expect("one node runs the task as one chunk");
+        // Disjoint writes, and a task of one item (one chunk on any number of nodes), are no overlap.
+        let own = TaskSpec::device_compute(&[16]).access(BufferId(1), AccessMode::DiscardWrite, RangeMapper::OneToOne);
+        assert!(sim.overlap_on_two_nodes(&own).is_none());
+        let single = TaskSpec::device_compute(&[1]).access(BufferId(1), AccessMode::Write, RangeMapper::All);
+        assert!(sim.overlap_on_two_nodes(&single).is_none());
+        // On two nodes submit refuses it itself; nothing to foresee.
+        let mut two = ranks(2);
+        two.create_buffer(BufferId(1), 1, GridBox::d1(0, 16), true, Some("bins"));
+        let all = TaskSpec::device_compute(&[100]).access(BufferId(1), AccessMode::Write, RangeMapper::All);
+        assert!(two.overlap_on_two_nodes(&all).is_none());
+        assert!(two.submit(all).is_err());
     }
 }

@@ -26,6 +26,8 @@ pub(super) struct Recorder {
     pub(super) warned_scattered: bool,
     /// Whether a `reduce_with` identity kept by all but the type's extreme values (a sentinel) was warned about.
     pub(super) warned_identity: bool,
+    /// Whether a write that a run of two nodes would refuse as overlapping was warned about on this run of one.
+    pub(super) warned_single_node_overlap: bool,
     /// `CELER_SUBMIT_AHEAD`, and the horizons recorded that the runtime may not have reached yet, oldest first.
     pub(super) submit_ahead: Option<usize>,
     pub(super) horizons: std::collections::VecDeque<TaskId>,
@@ -203,6 +205,46 @@ mod tests {
         assert!(rec.scattered_warning(plain).is_none());
         assert!(rec.scattered_warning(few).is_none(), "16 384 boxes are not warned about");
         assert!(rec.warned_scattered, "submit gave the warning");
+    }
+
+    #[test]
+    fn a_write_every_chunk_makes_is_warned_about_on_one_node_and_refused_on_two() {
+        // A histogram whose items all atomicAdd into the bins through `all` (a write: a named kernel has no atomics
+        // to exempt a read_write from the race check): right on one rank, refused on two.
+        let histogram = |q: &Queue| {
+            let data = q.buffer_from(&[3u32; 100], [100]).named("data");
+            let bins = q.buffer_from(&[0u32; 16], [16]).named("bins");
+            q.submit(
+                task::parallel_for(&Kernel::named("k"), [100])
+                    .read(&data, access::one_to_one())
+                    .write(&bins, access::all())
+                    .name("naive_histogram"),
+            )
+            .map(|_| ())
+        };
+        let one = Queue::dry_run();
+        histogram(&one).expect("one node runs it as one chunk");
+        assert!(one.rec.borrow().warned_single_node_overlap, "submit warned that two nodes refuse it");
+        let two = Queue::builder().dry_run(2).build().unwrap();
+        let e = histogram(&two).expect_err("two nodes both write every bin");
+        assert!(!two.rec.borrow().warned_single_node_overlap, "refused, not warned about");
+        // The warning carries the error two nodes give, and what to do.
+        let task = celer_scheduler::graph::TaskIdent {
+            id: celer_scheduler::graph::TaskId(1),
+            name: Some("naive_histogram".into()),
+        };
+        let w = super::super::single_node_overlap_warning(&task, &e.inner);
+        assert!(w.starts_with("In task T1 \"naive_histogram\": this run has one node"), "{w}");
+        assert!(
+            w.contains("buffer B1 \"bins\" is written in {[0] - [16]} by the chunk on N0 and by the chunk on N1"),
+            "{w}"
+        );
+        assert!(w.contains("a row of its own per block of items"), "{w}");
+        // A task that writes disjoint cells is not warned about.
+        let q = Queue::dry_run();
+        let b = q.buffer::<u32, 1>([16]);
+        q.submit(task::parallel_for(&Kernel::named("k"), [16]).discard_write(&b, access::one_to_one())).unwrap();
+        assert!(!q.rec.borrow().warned_single_node_overlap);
     }
 
     #[test]
