@@ -24,6 +24,13 @@ use crate::geometry::{GridBox, Region};
 
 /// A range mapper from a `KD`-dimensional index space onto a `BD`-dimensional buffer: one of this module's mappers.
 /// The trait is sealed; a mapper of a program's own is written with [`custom`] (and [`Custom::reach`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not map a {KD}-dimensional index space onto a {BD}-dimensional buffer",
+    label = "this range mapper is not for a {KD}D task over a {BD}D buffer",
+    note = "one_to_one, slice and neighborhood map an index space onto a buffer of the same dimensionality, \
+            transposed a 2D one onto a 2D buffer; all and fixed take any pair, even_split any buffer of 1 to 3 \
+            dimensions; for another pair write the mapping with access::custom (docs/GUIDE.md, \"Range mappers\")"
+)]
 pub trait Mapper<const KD: usize, const BD: usize>: sealed::Sealed {
     /// The dimension-erased form the task graph records (celer's own use).
     #[doc(hidden)]
