@@ -345,12 +345,36 @@ fn words(bytes: &[u8]) -> Vec<u32> {
 #[macro_export]
 macro_rules! __celer_kernel_source {
     ($(#[$attr:meta])* $name:ident, $stem:literal) => {
+        // The stem names a file celer-kernel-build wrote to $OUT_DIR, not one elsewhere (a hand-written
+        // `../src/x.kernel.rs` would smuggle its own unsafe code past the program's `forbid(unsafe_code)`).
+        const _: () = assert!(
+            $crate::shaders::stem_is_plain($stem),
+            "kernel_source!: the stem must be a plain file stem (no `/`, `\\` or `..`): the file is one of $OUT_DIR"
+        );
         $(#[$attr])*
         pub const $name: $crate::shaders::KernelSource =
             // SAFETY: `<stem>.kernel.rs` is written by celer-kernel-build: SPIR-V that naga produced from validated
             // modules with bounds-checked indexing, described by what naga found in them (`from_build`'s contract).
             unsafe { include!(concat!(env!("OUT_DIR"), "/", $stem, ".kernel.rs")) };
     };
+}
+
+/// Whether `stem` is a plain file stem, as [`kernel_source!`] requires: not empty, with no path separator and no `..`
+/// (so that the file it includes is one of `$OUT_DIR`, where celer-kernel-build writes).
+#[doc(hidden)]
+pub const fn stem_is_plain(stem: &str) -> bool {
+    let b = stem.as_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'/' || b[i] == b'\\' || (b[i] == b'.' && i + 1 < b.len() && b[i + 1] == b'.') {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The macro `celer-kernel-build`'s generated code calls, at the path it names kernel types by.
@@ -374,5 +398,13 @@ mod tests {
         assert_eq!(SAXPY.group0_bindings(), 2);
         assert_eq!(SAXPY.checked_spirv_words()[0], 0x0723_0203, "the checked variant is SPIR-V too");
         assert_ne!(SAXPY.checked_spirv(), SAXPY.spirv(), "the checked variant differs");
+    }
+
+    #[test]
+    fn a_kernel_stem_must_name_a_file_of_the_build_output_directory() {
+        assert!(stem_is_plain("heat_1d") && stem_is_plain("a.b"), "plain stems");
+        for stem in ["", "../src/evil", "a/b", "a\\b", "..", "x..y"] {
+            assert!(!stem_is_plain(stem), "{stem:?} was taken for a plain stem");
+        }
     }
 }
