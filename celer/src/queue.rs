@@ -678,7 +678,8 @@ impl Queue {
         let task_ident = celer_scheduler::graph::TaskIdent { id: rec.sim.tm.next_task_id(), name: spec.name.clone() };
         let custom = spec.accesses.iter().any(|a| matches!(a.mapper, RangeMapper::Custom { .. }));
         // On one node, a write that two nodes would both make (refused there): warned about here, once.
-        let overlap = (!rec.warned_single_node_overlap).then(|| rec.sim.overlap_on_two_nodes(&spec)).flatten();
+        let overlap =
+            if rec.warned_single_node_overlap { None } else { rec.sim.overlap_on_two_nodes(&spec).map(Box::new) };
         let id = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rec.sim.submit(spec))) {
             Ok(id) => id?,
             Err(payload) => {

@@ -33,6 +33,9 @@ fn overlapping_write(
     nodes: usize,
     devices_per_rank: usize,
 ) -> Option<TaskErrorKind> {
+    if nodes < 2 || !writes_through_suspect(spec) {
+        return None;
+    }
     let split_like_runtime = match spec.kind {
         TaskKind::DeviceCompute => true,
         // With side effects and several devices a rank's devices share the rank's chunk (the command graph's
@@ -49,13 +52,7 @@ fn overlapping_write(
         TaskKind::Collective(_) => (GridBox::d1(0, nodes), Default::default(), [1; 3]),
         _ => (spec.range, spec.hint, spec.granularity),
     };
-    let suspect = |m: &RangeMapper| !matches!(m, RangeMapper::OneToOne | RangeMapper::Custom { .. });
-    if nodes < 2
-        || !split_like_runtime
-        || range.is_empty()
-        || granularity.contains(&0)
-        || !spec.accesses.iter().any(|a| a.mode.produces() && suspect(&a.mapper))
-    {
+    if !split_like_runtime || range.is_empty() || granularity.contains(&0) {
         return None;
     }
     let grid = crate::split::ChunkGrid::new(range, nodes, hint, granularity);
@@ -100,6 +97,20 @@ fn overlapping_write(
         }
     }
     None
+}
+
+/// Whether a mapper may map two chunks onto one cell: any but `one_to_one` (custom mappers are the program's code,
+/// left to the command graph).
+#[inline]
+fn suspect(m: &RangeMapper) -> bool {
+    !matches!(m, RangeMapper::OneToOne | RangeMapper::Custom { .. })
+}
+
+/// Whether `spec` writes through a [`suspect`] mapper at all: the cheap test before [`overlapping_write`] (most
+/// tasks write through `one_to_one` only).
+#[inline]
+fn writes_through_suspect(spec: &TaskSpec) -> bool {
+    spec.accesses.iter().any(|a| a.mode.produces() && suspect(&a.mapper))
 }
 
 /// A pair `(x, y)`, `x < y`, of `written` regions that intersect, or `None` where they are disjoint.
@@ -263,8 +274,9 @@ impl Simulation {
     /// histogram bound through `all` runs as one chunk here, and is refused once started under `mpirun -n 2`. `None`
     /// on a run of several nodes, where `submit` itself refuses it, and for tasks that split into one chunk only.
     /// Custom mappers are not applied (as in `submit`'s check).
+    #[inline]
     pub fn overlap_on_two_nodes(&self, spec: &TaskSpec) -> Option<TaskErrorKind> {
-        if self.tm.config().num_ranks != 1 {
+        if self.tm.config().num_ranks != 1 || !writes_through_suspect(spec) {
             return None;
         }
         overlapping_write(&self.tm, spec, 2, 1)
