@@ -25,6 +25,8 @@
 //!   checks of, in rotation, each kernel made anew and given new scalar values every round.
 //! - `creation`: a buffer created from 64 KiB of host data every round (1D, 2D, 3D), used and dropped.
 //! - `mappers`: a custom range mapper every round, its closure holding 4 KiB.
+//! - `result-buffers`: a new one-element buffer every round, reduced into (a deterministic block sum, `reduce_with`, a
+//!   built-in maximum), read back every 50 rounds and dropped.
 //! - `all`: the patterns above but `barriers`, `host`, `rows` and `flood` in turn, with a barrier every 97 rounds.
 //!
 //! Every pattern also fails if data that arrived before its await-push (`RankStats::early_headers_peak`) ever piled
@@ -439,6 +441,40 @@ fn round(q: &Queue, pattern: &str, i: u64, s: &mut State<'_>) -> Result<(), Box<
                     .run(|c| assert!(c.data::<f32>(0).iter().all(|v| (v - 1.0).abs() < 1e-5), "the field changed")),
             )?;
         }
+        "result-buffers" => {
+            // A new one-element buffer reduced into every round (a deterministic block reduction, a `reduce_with`
+            // and a built-in maximum in turn), read back every 50 rounds, dropped.
+            let out = q.buffer::<i32, 1>([1]).named("result");
+            let (t, want) = match i % 3 {
+                0 => (
+                    task::parallel_for(&s.block_sum, [256])
+                        .read(&s.data, access::one_to_one())
+                        .reduce(&out, ReductionOp::Sum),
+                    (0..256).sum::<i32>(),
+                ),
+                1 => (
+                    task::parallel_for(&s.reduce_max, [256]).read(&s.data, access::one_to_one()).reduce_with(
+                        &out,
+                        i32::MIN,
+                        |a, b| a.max(b),
+                    ),
+                    255,
+                ),
+                _ => (
+                    task::parallel_for(&s.reduce_max, [256])
+                        .read(&s.data, access::one_to_one())
+                        .reduce(&out, ReductionOp::Max),
+                    255,
+                ),
+            };
+            q.submit(t.name("into a new buffer"))?;
+            if i % 50 < 3 {
+                let got = q.fence(&out)?.wait()?;
+                if got != [want] {
+                    return Err(format!("round {i}: a reduction into a new buffer gave {got:?}, not [{want}]").into());
+                }
+            }
+        }
         "all" => {
             const ALL: [&str; 12] = [
                 "shapes",
@@ -491,6 +527,7 @@ struct State<'q> {
     big_b: celer::Buffer<'q, f32, 1>,
     history: celer::Buffer<'q, f32, 2>,
     reduce_or: Kernel,
+    block_sum: Kernel,
     reduce_min: Kernel,
     reduce_max: Kernel,
     flags: celer::Buffer<'q, u32, 1>,
@@ -532,6 +569,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         big_b: q.buffer::<f32, 1>([FLOOD_CELLS]).named("big_b"),
         history: q.buffer_from(&vec![0.0f32; HISTORY_ROWS * 256], [HISTORY_ROWS, 256]).named("history"),
         reduce_or: Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or")?,
+        block_sum: Kernel::wgsl(&BLOCK_I32, "reduce_sum")?,
         reduce_min: Kernel::wgsl(&kernels::REDUCE_I32, "reduce_min")?,
         reduce_max: Kernel::wgsl(&kernels::REDUCE_I32, "reduce_max")?,
         flags: q.buffer_from(&(0..256).map(|i| 1u32 << (i % 16)).collect::<Vec<u32>>(), [256]).named("flags"),
@@ -631,7 +669,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 #[derive(clap::Parser)]
 struct Args {
     /// shapes, kernels, objects, fences, names, reductions, host, rows, flood, reduce-with, subfences, barriers,
-    /// side-effects, entries, creation, mappers or all.
+    /// side-effects, entries, creation, mappers,
+    /// result-buffers or all.
     #[arg(long)]
     pattern: String,
     /// Rounds to run.
