@@ -15,6 +15,19 @@
 //!   so that its last-writer and reader maps hold many boxes from many tasks.
 //! - `flood`: kernels over 2^18 cells with no wait at all: the program submits far faster than the device runs, so
 //!   only `submit`'s back-pressure (`CELER_SUBMIT_AHEAD`) bounds what is queued. Sampled without waits.
+//! - `reduce-with`: a reduction every round: `reduce_with` with a closure of its own (holding 4 KiB), the built-in
+//!   minimum and maximum, and a sum folding in the old value (`reduce_including`), checked every 100 rounds.
+//! - `subfences`: a `fence_subrange` of another box every round, eight kept in flight and the oldest waited for.
+//! - `barriers`: a kernel and a `barrier` every round.
+//! - `side-effects`: a host task on rank 0 with a side effect on one long-lived host object, and a host task over a
+//!   buffer with a side effect on a new host object (16 KiB) every round, dropped after.
+//! - `entries`: twenty kernel shapes (ten entry points of seven kernels, two access modes), more than `submit` keeps
+//!   checks of, in rotation, each kernel made anew and given new scalar values every round.
+//! - `creation`: a buffer created from 64 KiB of host data every round (1D, 2D, 3D), used and dropped.
+//! - `mappers`: a custom range mapper every round, its closure holding 4 KiB.
+//! - `result-buffers`: a new one-element buffer every round, reduced into (a deterministic block sum, `reduce_with`, a
+//!   built-in maximum), read back every 50 rounds and dropped.
+//! - `all`: the patterns above but `barriers`, `host`, `rows` and `flood` in turn, with a barrier every 97 rounds.
 //!
 //! Every pattern also fails if data that arrived before its await-push (`RankStats::early_headers_peak`) ever piled
 //! up beyond [`EARLY_HEADERS_LIMIT`]: in `rows` rank 1 has almost no work, and only the ranks' pacing (the divergence
@@ -210,6 +223,279 @@ fn round(q: &Queue, pattern: &str, i: u64, s: &mut State<'_>) -> Result<(), Box<
             )?;
             std::mem::swap(&mut s.big_a, &mut s.big_b);
         }
+        "reduce-with" => match i % 4 {
+            // A closure of its own every round, holding 4 KiB: kept closures would show at once.
+            0 => {
+                let pad = vec![0u8; 4096];
+                q.submit(
+                    task::parallel_for(&s.reduce_or, [256])
+                        .read(&s.flags, access::one_to_one())
+                        .reduce_with(&s.bits, 0u32, move |a, b| a | b | u32::from(pad[0]))
+                        .name("or"),
+                )?;
+                if i.is_multiple_of(100) {
+                    let got = q.fence(&s.bits)?.wait()?;
+                    if got != [0xffff] {
+                        return Err(format!("round {i}: reduce_with gave {got:?}, not [65535]").into());
+                    }
+                }
+            }
+            1 => {
+                q.submit(
+                    task::parallel_for(&s.reduce_min, [256])
+                        .read(&s.data, access::one_to_one())
+                        .reduce(&s.lo, ReductionOp::Min)
+                        .name("min"),
+                )?;
+            }
+            2 => {
+                q.submit(
+                    task::parallel_for(&s.reduce_max, [256])
+                        .read(&s.data, access::one_to_one())
+                        .reduce(&s.hi, ReductionOp::Max)
+                        .name("max"),
+                )?;
+                if i.is_multiple_of(100) {
+                    let (lo, hi) = (q.fence(&s.lo)?.wait()?, q.fence(&s.hi)?.wait()?);
+                    if lo != [0] || hi != [255] {
+                        return Err(format!("round {i}: min {lo:?} and max {hi:?}, not [0] and [255]").into());
+                    }
+                }
+            }
+            _ => {
+                // Folds the old value in: the total grows by the sum every 4 rounds (wrapping past i32::MAX).
+                q.submit(
+                    task::parallel_for(&s.reduce, [256])
+                        .read(&s.data, access::one_to_one())
+                        .reduce_including(&s.total, ReductionOp::Sum)
+                        .name("total"),
+                )?;
+                if i.is_multiple_of(400) {
+                    let want = ((i / 4) as i32).wrapping_mul((0..256).sum::<i32>());
+                    let got = q.fence(&s.total)?.wait()?;
+                    if got != [want] {
+                        return Err(format!("round {i}: the running total is {got:?}, not [{want}]").into());
+                    }
+                }
+            }
+        },
+        "subfences" => {
+            q.submit(
+                task::host_for([32, 64])
+                    .discard_write(&s.grid, access::one_to_one())
+                    .name("fill grid")
+                    .run(move |c| c.data_mut::<f32>(0).fill(i as f32)),
+            )?;
+            let (r, c) = ((i % 32) as usize, (i * 7 % 64) as usize);
+            let range = [1 + (i as usize * 13) % (32 - r), 1 + (i as usize * 5) % (64 - c)];
+            s.fences.push_back((i, range[0] * range[1], q.fence_subrange(&s.grid, [r, c], range)?));
+            // Eight fences kept in flight (the program holds them), the oldest waited for.
+            if s.fences.len() > 8 {
+                let (round, cells, f) = s.fences.pop_front().expect("nine fences kept");
+                let got = f.wait()?;
+                if got.len() != cells || got.iter().any(|&v| v != round as f32) {
+                    return Err(format!("round {i}: the subrange fence of round {round} read back wrong").into());
+                }
+            }
+        }
+        "barriers" => {
+            q.submit(
+                task::parallel_for(&s.heat, [256])
+                    .read(&s.fa, access::neighborhood([1]))
+                    .discard_write(&s.fb, access::one_to_one())
+                    .scalar_f32(0.1),
+            )?;
+            std::mem::swap(&mut s.fa, &mut s.fb);
+            q.barrier();
+        }
+        "side-effects" => {
+            // A long-lived host object counted on by a host task on rank 0, and a new one (16 KiB) every round,
+            // used by a host task over a buffer and dropped.
+            q.submit(task::host_once().side_effect(&s.counter).name("count").run(|c| {
+                c.with_object::<u64, _>(0, |n| *n += 1);
+            }))?;
+            let o = q.host_object(vec![0u32; 4096]);
+            q.submit(task::host_for([256]).read(&s.ia, access::one_to_one()).side_effect(&o).name("note").run(|c| {
+                let sum: i32 = c.data::<i32>(0).iter().sum();
+                c.with_object::<Vec<u32>, _>(0, |v| v[0] = v[0].wrapping_add(sum as u32 + 1));
+            }))?;
+            drop(o);
+            if i.is_multiple_of(500) {
+                let n = q.fence_object(&s.counter)?;
+                if q.rank() == 0 && n != i {
+                    return Err(format!("round {i}: the host object counted {n} side effects").into());
+                }
+            }
+        }
+        "entries" => {
+            // Twenty kernel shapes (ten entry points, each with two access modes), more than `submit` keeps
+            // checks of, each kernel made anew and given new scalar values every round.
+            let j = i % 20;
+            let k = i as i32 % 1000;
+            let mode = |t: celer::TaskBuilder<1>, b: &celer::Buffer<'_, i32, 1>| {
+                if j >= 10 {
+                    t.read_write(b, access::one_to_one())
+                } else {
+                    t.write(b, access::one_to_one())
+                }
+            };
+            let t = match j % 10 {
+                0 => task::parallel_for(&Kernel::wgsl(&HSTRESS_OPS, "combine")?, [256])
+                    .read(&s.data, access::one_to_one())
+                    .read(&s.data, access::one_to_one())
+                    .read(&s.data, access::one_to_one())
+                    .discard_write(&s.ib, access::one_to_one())
+                    .scalar_i32(k),
+                e @ 1..=2 => task::parallel_for(&Kernel::wgsl(&HSTRESS_OPS, ["axpy", "bump"][e as usize - 1])?, [256])
+                    .read(&s.data, access::one_to_one())
+                    .read(&s.one, access::all())
+                    .read(&s.data, access::one_to_one())
+                    .read_write(&s.ib, access::one_to_one())
+                    .scalar_i32(k),
+                3 => mode(task::parallel_for(&Kernel::wgsl(&SQUARES_I32, "main")?, [256]), &s.ia),
+                4 => mode(task::parallel_for(&Kernel::wgsl(&EVENS_I32, "main")?, [256]), &s.ia),
+                5 => {
+                    s.added = s.added.wrapping_add(k);
+                    task::parallel_for(&Kernel::wgsl(&ADD_I32, "main")?, [256])
+                        .read_write(&s.acc, access::one_to_one())
+                        .scalar_i32(k)
+                }
+                6 => task::parallel_for(&Kernel::wgsl(&kernels::HEAT_1D, "main")?, [256])
+                    .read(&s.fa, access::neighborhood([1]))
+                    .discard_write(&s.fb, access::one_to_one())
+                    .scalar_f32(0.05 + k as f32 * 1e-4),
+                7 => task::parallel_for(&Kernel::wgsl(&COPY_1D, "main")?, [256])
+                    .read(&s.fa, access::one_to_one())
+                    .discard_write(&s.fb, access::one_to_one()),
+                8 => task::parallel_for(&Kernel::wgsl(&SUM4, "main")?, [256])
+                    .read(&s.fa, access::one_to_one())
+                    .read(&s.fa, access::one_to_one())
+                    .read(&s.fa, access::one_to_one())
+                    .read(&s.fa, access::one_to_one())
+                    .discard_write(&s.fc, access::one_to_one()),
+                _ => task::parallel_for(&Kernel::wgsl(&kernels::SQUARES, "main")?, [256])
+                    .discard_write(&s.ua, access::one_to_one()),
+            };
+            q.submit(t)?;
+            if matches!(j % 10, 6 | 7) {
+                std::mem::swap(&mut s.fa, &mut s.fb);
+            }
+            if i.is_multiple_of(200) {
+                let got = q.fence(&s.acc)?.wait()?;
+                if got.iter().any(|&v| v != s.added) {
+                    return Err(format!("round {i}: add_i32 gave {}, not {}", got[0], s.added).into());
+                }
+            }
+        }
+        "creation" => {
+            // Buffers created from 64 KiB of host data every round (1D, 2D or 3D), used by a kernel or host task
+            // and dropped.
+            let v = (i % 1000) as f32;
+            match i % 3 {
+                0 => {
+                    let src = q.buffer_from(&vec![v; 16384], [16384]).named("from data");
+                    let dst = q.buffer::<f32, 1>([16384]).named("heated");
+                    q.submit(
+                        task::parallel_for(&s.heat, [16384])
+                            .read(&src, access::neighborhood([1]))
+                            .discard_write(&dst, access::one_to_one())
+                            .scalar_f32(0.1),
+                    )?;
+                    if i.is_multiple_of(300) {
+                        let got = q.fence(&dst)?.wait()?;
+                        if got.iter().any(|&x| (x - v).abs() > 1e-3) {
+                            return Err(format!("round {i}: a constant field of {v} read back as {}", got[0]).into());
+                        }
+                    }
+                }
+                1 => {
+                    let src = q.buffer_from(&vec![v; 128 * 128], [128, 128]).named("from data 2D");
+                    let dst = q.buffer::<f32, 2>([128, 128]).named("jacobi 2D");
+                    q.submit(
+                        task::parallel_for(&s.jacobi, [128, 128])
+                            .read(&src, access::neighborhood([1, 1]))
+                            .discard_write(&dst, access::one_to_one())
+                            .scalar_value(128u32),
+                    )?;
+                }
+                _ => {
+                    let src = q.buffer_from(&vec![i as u32; 16 * 32 * 32], [16, 32, 32]).named("from data 3D");
+                    q.submit(task::host_for([16, 32, 32]).read(&src, access::one_to_one()).name("look 3D").run(
+                        move |c| assert!(c.data::<u32>(0).iter().all(|&x| x == i as u32), "round {i}: 3D data wrong"),
+                    ))?;
+                }
+            }
+        }
+        "mappers" => {
+            // A custom range mapper every round, its closure holding 4 KiB: kept closures would show at once.
+            let pad = vec![1usize; 512];
+            let shift = (i % 8) as usize;
+            let mapper = move |c: &GridBox<1>, b: &GridBox<1>| {
+                let lo = (c.min()[0] + shift * pad[0]).min(b.max()[0]);
+                Region::from(GridBox::new([lo], [(c.max()[0] + shift * pad[0]).min(b.max()[0])]))
+            };
+            q.submit(
+                task::host_for([248])
+                    .read(&s.fa, access::custom("shifted", mapper))
+                    .name("shifted look")
+                    .run(|c| assert!(c.data::<f32>(0).iter().all(|v| (v - 1.0).abs() < 1e-5), "the field changed")),
+            )?;
+        }
+        "result-buffers" => {
+            // A new one-element buffer reduced into every round (a deterministic block reduction, a `reduce_with`
+            // and a built-in maximum in turn), read back every 50 rounds, dropped.
+            let out = q.buffer::<i32, 1>([1]).named("result");
+            let (t, want) = match i % 3 {
+                0 => (
+                    task::parallel_for(&s.block_sum, [256])
+                        .read(&s.data, access::one_to_one())
+                        .reduce(&out, ReductionOp::Sum),
+                    (0..256).sum::<i32>(),
+                ),
+                1 => (
+                    task::parallel_for(&s.reduce_max, [256]).read(&s.data, access::one_to_one()).reduce_with(
+                        &out,
+                        i32::MIN,
+                        |a, b| a.max(b),
+                    ),
+                    255,
+                ),
+                _ => (
+                    task::parallel_for(&s.reduce_max, [256])
+                        .read(&s.data, access::one_to_one())
+                        .reduce(&out, ReductionOp::Max),
+                    255,
+                ),
+            };
+            q.submit(t.name("into a new buffer"))?;
+            if i % 50 < 3 {
+                let got = q.fence(&out)?.wait()?;
+                if got != [want] {
+                    return Err(format!("round {i}: a reduction into a new buffer gave {got:?}, not [{want}]").into());
+                }
+            }
+        }
+        "all" => {
+            const ALL: [&str; 12] = [
+                "shapes",
+                "kernels",
+                "objects",
+                "fences",
+                "names",
+                "reductions",
+                "reduce-with",
+                "subfences",
+                "side-effects",
+                "entries",
+                "creation",
+                "mappers",
+            ];
+            let n = ALL.len() as u64;
+            round(q, ALL[((i - 1) % n) as usize], (i - 1) / n + 1, s)?;
+            if i.is_multiple_of(97) {
+                q.barrier();
+            }
+        }
         other => return Err(format!("no pattern {other:?}").into()),
     }
     Ok(())
@@ -240,6 +526,26 @@ struct State<'q> {
     big_a: celer::Buffer<'q, f32, 1>,
     big_b: celer::Buffer<'q, f32, 1>,
     history: celer::Buffer<'q, f32, 2>,
+    reduce_or: Kernel,
+    block_sum: Kernel,
+    reduce_min: Kernel,
+    reduce_max: Kernel,
+    flags: celer::Buffer<'q, u32, 1>,
+    bits: celer::Buffer<'q, u32, 1>,
+    lo: celer::Buffer<'q, i32, 1>,
+    hi: celer::Buffer<'q, i32, 1>,
+    total: celer::Buffer<'q, i32, 1>,
+    grid: celer::Buffer<'q, f32, 2>,
+    /// `subfences`' fences in flight: round, cells, fence.
+    fences: std::collections::VecDeque<(u64, usize, celer::Fence<f32, 2>)>,
+    counter: celer::HostObject<'q, u64>,
+    fc: celer::Buffer<'q, f32, 1>,
+    ib: celer::Buffer<'q, i32, 1>,
+    ua: celer::Buffer<'q, u32, 1>,
+    one: celer::Buffer<'q, i32, 1>,
+    acc: celer::Buffer<'q, i32, 1>,
+    /// What `entries` added to every cell of `acc`.
+    added: i32,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -262,6 +568,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         big_a: q.buffer_from(&vec![1.0f32; FLOOD_CELLS], [FLOOD_CELLS]).named("big_a"),
         big_b: q.buffer::<f32, 1>([FLOOD_CELLS]).named("big_b"),
         history: q.buffer_from(&vec![0.0f32; HISTORY_ROWS * 256], [HISTORY_ROWS, 256]).named("history"),
+        reduce_or: Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or")?,
+        block_sum: Kernel::wgsl(&BLOCK_I32, "reduce_sum")?,
+        reduce_min: Kernel::wgsl(&kernels::REDUCE_I32, "reduce_min")?,
+        reduce_max: Kernel::wgsl(&kernels::REDUCE_I32, "reduce_max")?,
+        flags: q.buffer_from(&(0..256).map(|i| 1u32 << (i % 16)).collect::<Vec<u32>>(), [256]).named("flags"),
+        bits: q.buffer::<u32, 1>([1]).named("bits"),
+        lo: q.buffer::<i32, 1>([1]).named("lo"),
+        hi: q.buffer::<i32, 1>([1]).named("hi"),
+        total: q.buffer_from(&[0i32], [1]).named("total"),
+        grid: q.buffer::<f32, 2>([32, 64]).named("grid"),
+        fences: std::collections::VecDeque::new(),
+        counter: q.host_object(0u64),
+        fc: q.buffer::<f32, 1>([256]).named("fc"),
+        ib: q.buffer_from(&[0i32; 256], [256]).named("ib"),
+        ua: q.buffer::<u32, 1>([256]).named("ua"),
+        one: q.buffer_from(&[1i32], [1]).named("one"),
+        acc: q.buffer_from(&[0i32; 256], [256]).named("acc"),
+        added: 0,
     };
     let every = (args.rounds / args.samples.max(2)).max(1);
     let start = std::time::Instant::now();
@@ -302,7 +626,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("host chain gave {:?}, not {}", &got[..4], args.rounds).into());
         }
     }
-    if args.pattern == "flood" || args.pattern == "fences" || args.pattern == "names" {
+    for (round, cells, f) in std::mem::take(&mut s.fences) {
+        let got = f.wait()?;
+        if got.len() != cells || got.iter().any(|&v| v != round as f32) {
+            return Err(format!("the subrange fence of round {round} read back wrong").into());
+        }
+    }
+    if matches!(args.pattern.as_str(), "flood" | "fences" | "names" | "barriers" | "entries" | "mappers" | "all") {
         let got = q.fence(if args.pattern == "flood" { &s.big_a } else { &s.fa })?.wait()?;
         if got.iter().any(|v| (v - 1.0).abs() > 1e-5) {
             return Err("the constant field changed".into());
@@ -338,7 +668,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Soak of one pattern; fails if resident memory grows after warm-up.
 #[derive(clap::Parser)]
 struct Args {
-    /// shapes, kernels, objects, fences, names, reductions, host, rows or flood.
+    /// shapes, kernels, objects, fences, names, reductions, host, rows, flood, reduce-with, subfences, barriers,
+    /// side-effects, entries, creation, mappers,
+    /// result-buffers or all.
     #[arg(long)]
     pattern: String,
     /// Rounds to run.
