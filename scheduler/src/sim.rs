@@ -36,26 +36,27 @@ fn overlapping_write(
     if nodes < 2 || !writes_through_suspect(spec) {
         return None;
     }
-    let split_like_runtime = match spec.kind {
-        TaskKind::DeviceCompute => true,
-        // With side effects and several devices a rank's devices share the rank's chunk (the command graph's
-        // chunking differs): left to it.
-        TaskKind::HostCompute => spec.side_effects.is_empty() || devices_per_rank <= 1,
-        // Item r on rank r (the task graph sets the range at submission, after this check): with one device per
-        // rank the command graph splits it as a grid of one item per node, as below. With several, a process's
-        // item runs on its device 0 only: left to the command graph.
-        TaskKind::Collective(_) => devices_per_rank <= 1,
-        _ => false,
+    // Which node runs chunk `c` of the grid below: node `c` where the command graph splits the index space over
+    // every node; node `c * devices` where it gives each process one chunk, run by its device 0
+    // (`CommandGraphGenerator::chunking`: a collective task, and a host task with side effects, on several devices
+    // per rank).
+    let devices = devices_per_rank.max(1);
+    let per_process = match spec.kind {
+        TaskKind::DeviceCompute => false,
+        TaskKind::HostCompute => devices > 1 && !spec.side_effects.is_empty(),
+        TaskKind::Collective(_) => devices > 1,
+        _ => return None,
     };
-    // A collective task's index space as the task graph will make it (one item per rank), split in one dimension.
+    let (parts, stride) = if per_process { ((nodes / devices).max(1), devices) } else { (nodes, 1) };
+    // A collective task's index space as the task graph will make it (one item per process), split in one dimension.
     let (range, hint, granularity) = match spec.kind {
-        TaskKind::Collective(_) => (GridBox::d1(0, nodes), Default::default(), [1; 3]),
+        TaskKind::Collective(_) => (GridBox::d1(0, parts), Default::default(), [1; 3]),
         _ => (spec.range, spec.hint, spec.granularity),
     };
-    if !split_like_runtime || range.is_empty() || granularity.contains(&0) {
+    if range.is_empty() || granularity.contains(&0) {
         return None;
     }
-    let grid = crate::split::ChunkGrid::new(range, nodes, hint, granularity);
+    let grid = crate::split::ChunkGrid::new(range, parts, hint, granularity);
     let n = grid.len();
     if n < 2 {
         return None;
@@ -91,8 +92,8 @@ fn overlapping_write(
             return Some(TaskErrorKind::OverlappingWrite {
                 buffer: tm.buffer_ident(b),
                 region: written[x].intersection(&written[y]),
-                first: NodeId(x as u64),
-                second: NodeId(y as u64),
+                first: NodeId((x * stride) as u64),
+                second: NodeId((y * stride) as u64),
             });
         }
     }
@@ -453,6 +454,46 @@ mod tests {
             .access(BufferId(2), AccessMode::DiscardWrite, RangeMapper::OneToOne)
             .access(BufferId(1), AccessMode::Read, RangeMapper::All);
         sim.submit(spec).expect("each rank writes its own cell");
+    }
+
+    #[test]
+    fn per_process_writes_on_two_devices_per_rank_that_overlap_are_refused_at_submit_naming_each_device_0() {
+        // 2 ranks x 2 devices: a collective task, and a host task with side effects, run one chunk per process, on
+        // its device 0 (N0 and N2). Found by tests/fuzz_api.rs (seed 5, CELER_DEVICES=2 under mpirun -n 2):
+        // host_collective().write(&zero_d, fixed([], [])) passed submit, and both ranks' command graphs then ended
+        // the run naming N0 and N2. No simulated rank, as on a real queue: only the submit-time check can see it.
+        let config = TaskManagerConfig { devices_per_rank: 2, ..TaskManagerConfig::default() };
+        let setup = |ranks: &[NodeId]| {
+            let mut sim = Simulation::with_ranks(4, ranks, false, config.clone());
+            sim.create_buffer(BufferId(0), 0, GridBox::from_extent(&[]), true, Some("flag"));
+            sim.create_buffer(BufferId(1), 1, GridBox::d1(0, 8), true, Some("all"));
+            sim.create_buffer(BufferId(2), 1, GridBox::d1(0, 2), true, Some("per_rank"));
+            sim.create_host_object(HostObjectId(0));
+            sim
+        };
+        let mut sim = setup(&[]);
+        let collective = || TaskSpec::new(TaskKind::Collective(CollectiveGroupId(0)), 1, GridBox::d1(0, 1));
+        let mut with_side_effect = TaskSpec::device_compute(&[8]);
+        with_side_effect.kind = TaskKind::HostCompute;
+        with_side_effect.side_effects.push((HostObjectId(0), celer_graph::SideEffectOrder::Sequential));
+        for spec in [
+            collective().access(BufferId(0), AccessMode::Write, RangeMapper::Fixed(GridBox::from_extent(&[]))),
+            collective().access(BufferId(1), AccessMode::DiscardWrite, RangeMapper::All),
+            with_side_effect.clone().access(BufferId(1), AccessMode::Write, RangeMapper::All),
+        ] {
+            let err = sim.submit(spec).expect_err("both processes write the same cells");
+            assert!(
+                matches!(&*err.inner, TaskErrorKind::OverlappingWrite { first: NodeId(0), second: NodeId(2), .. }),
+                "{err}"
+            );
+        }
+        // Each process writing the cell of its own item, or its own half, is no overlap (rank 1's command graph, on
+        // N2, agrees).
+        let mut sim = setup(&[NodeId(2)]);
+        let own = collective().access(BufferId(2), AccessMode::DiscardWrite, RangeMapper::OneToOne);
+        sim.submit(own).expect("each process writes its own cell");
+        let halves = with_side_effect.access(BufferId(1), AccessMode::DiscardWrite, RangeMapper::OneToOne);
+        sim.submit(halves).expect("each process writes its own half");
     }
 
     #[test]

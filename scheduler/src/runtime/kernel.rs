@@ -251,15 +251,8 @@ impl RankLoop<'_> {
         let dims = task.spec.dims.max(1);
         let context = OpContext::command(rank, cmd, CommandWork::Kernel);
         let mut check = checked.then(|| {
-            let mut names: Vec<String> = task
-                .spec
-                .accesses
-                .iter()
-                .map(|a| {
-                    let mode = format!("{:?}", a.mode).to_lowercase().replace("discardwrite", "discard_write");
-                    format!("{mode} of {} through {}", self.buffer_ident(a.buffer), a.mapper.name())
-                })
-                .collect();
+            let mut names: Vec<String> =
+                task.spec.accesses.iter().map(|a| accessor_label(a, &self.buffer_ident(a.buffer))).collect();
             names
                 .extend(task.spec.reductions.iter().map(|r| format!("reduction into {}", self.buffer_ident(r.buffer))));
             let kernel = format!("{}::{}", source.name(), entry);
@@ -512,6 +505,12 @@ impl RankLoop<'_> {
     }
 }
 
+/// How a bounds-check report names accessor `a` of buffer `buffer` (`buffer B0 "a"`): its mode as the API spells it
+/// (`read_write`, `discard_write`), the buffer and its range mapper.
+fn accessor_label(a: &celer_graph::BufferAccess, buffer: &str) -> String {
+    format!("{} of {buffer} through {}", a.mode.name(), a.mapper.name())
+}
+
 /// Whether `task` accesses `buffer` through one accessor only.
 fn only_access(task: &celer_graph::Task, buffer: BufferId) -> bool {
     task.spec.accesses.iter().filter(|a| a.buffer == buffer).count() == 1
@@ -520,6 +519,19 @@ fn only_access(task: &celer_graph::Task, buffer: BufferId) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounds_reports_name_each_access_mode_as_the_api_spells_it() {
+        // `{:?}` lower-cased gave "readwrite", a method the API does not have.
+        let label = |mode| {
+            let a = celer_graph::BufferAccess { buffer: BufferId(3), mode, mapper: celer_graph::RangeMapper::All };
+            accessor_label(&a, "buffer B3 \"v\"")
+        };
+        assert_eq!(label(AccessMode::ReadWrite), "read_write of buffer B3 \"v\" through all");
+        assert_eq!(label(AccessMode::DiscardWrite), "discard_write of buffer B3 \"v\" through all");
+        assert_eq!(label(AccessMode::Read), "read of buffer B3 \"v\" through all");
+        assert_eq!(label(AccessMode::Write), "write of buffer B3 \"v\" through all");
+    }
 
     #[test]
     fn interiors_of_workgroup_dependent_kernels_start_every_launch_at_a_whole_workgroup() {
