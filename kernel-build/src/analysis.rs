@@ -324,7 +324,7 @@ pub fn workgroup_dependent(module: &naga::Module, info: &naga::valid::ModuleInfo
 /// `celer_item_Nd` call in the same function (through `let`s), and whose box is the parameter block's member for
 /// binding `k` (member `k + 1`: the chunk comes first); or such a box and item given to a function of the kernel's
 /// own that passes both parameters on to `celer_index` as they came, through helpers of any depth
-/// ([`index_pairs`]). `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Binding
+/// (`index_pairs`). `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Binding
 /// numbers, ascending, each once.
 ///
 /// An item has the entry point's dimensionality; `celer_index` reads it as a cell of the buffer bound there, so a
