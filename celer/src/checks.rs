@@ -48,7 +48,7 @@ pub(crate) struct Noted {
 }
 
 /// A buffer a task binds that is large enough for one chunk's accesses of it to exceed what a kernel addresses
-/// or binds (see [`TaskChecks::huge`]).
+/// or binds (see [`Noted::huge`]).
 #[derive(Clone, Copy, Debug)]
 struct Huge {
     id: BufferId,
@@ -61,7 +61,7 @@ struct Huge {
 /// kernel binds of it, so only larger ones are looked at.
 const LEAST_BIND_BYTES: u64 = 1 << 27;
 
-/// Which limit a chunk's accesses of a buffer exceed ([`TaskChecks::check_cells`]).
+/// Which limit a chunk's accesses of a buffer exceed ([`Noted::check_cells`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Exceeds {
     /// More cells than kernels index ([`KERNEL_CELLS`]).
