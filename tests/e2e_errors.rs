@@ -135,7 +135,7 @@
 //!   rank whose program ended (the others wait for data it would have sent; they blamed range mappers), and the
 //!   ended rank's own error is printed before the job ends. On one rank the error alone, or the exit's status 0.
 //! - `skip-fence-unchecked` / `skip-barrier-unchecked` (with `CELER_CHECK_DIVERGENCE=off` and
-//!   `CELER_STALL_TIMEOUT=4`, which the cases set if unset): as `skip-fence` / `skip-barrier`, without the divergence
+//!   `CELER_STALL_TIMEOUT=2`, which the cases set if unset): as `skip-fence` / `skip-barrier`, without the divergence
 //!   check: the ranks end disagreeing on which cells move, or stalled awaiting data, and every such report says that
 //!   the check is off, so the programs may have submitted different tasks (they blamed range mappers alone, which
 //!   these programs do not have). On one rank nothing differs: each must finish.
@@ -2461,7 +2461,7 @@ fn main() -> ExitCode {
             }
             Some(how @ ("skip-fence-unchecked" | "skip-barrier-unchecked")) => {
                 default_env("CELER_CHECK_DIVERGENCE", "off");
-                default_env("CELER_STALL_TIMEOUT", "4");
+                default_env("CELER_STALL_TIMEOUT", "2");
                 departs(how.trim_end_matches("-unchecked"))
             }
             Some("sigterm") => sigterm(),
