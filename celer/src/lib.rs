@@ -110,6 +110,8 @@ pub use queue::{
 };
 
 pub use celer_scheduler::runtime::RankStats;
+/// What [`Queue::device_limits`] gives: the least limits of every rank's devices, agreed at start-up.
+pub use celer_scheduler::startup::Capabilities as DeviceLimits;
 pub use host::HostContext;
 
 /// The kernels compiled into celer (WGSL from `exec/shaders/`, compiled to SPIR-V at build time).

@@ -395,6 +395,20 @@ impl Queue {
         self.runtime.as_ref().and_then(|r| r.stats())
     }
 
+    /// What the devices of every rank offer, as the ranks agreed at start-up (the least of each limit over every
+    /// device of every rank; `None` in a dry run, which has no device): `f64` in kernels, the bytes of a dispatch's
+    /// push constants, the storage buffers a kernel binds, and the bytes a kernel binds of one buffer
+    /// (`max_storage_buffer_range`: `submit` refuses a kernel whose chunk accesses more of a buffer). The same on
+    /// every rank, so a program may size its tasks by it without the ranks diverging.
+    ///
+    /// ```
+    /// let q = celer::Queue::dry_run();
+    /// assert!(q.device_limits().is_none(), "a dry run has no device");
+    /// ```
+    pub fn device_limits(&self) -> Option<crate::DeviceLimits> {
+        self.runtime.as_ref().map(|r| r.capabilities())
+    }
+
     /// Number of ranks (in a dry run, the ranks it simulates: a collective host task has that many items).
     pub fn ranks(&self) -> usize {
         self.runtime.as_ref().map_or_else(|| self.rec.borrow().sim.num_ranks(), |r| r.ranks() as usize)
