@@ -153,17 +153,13 @@ pub fn block_reductions(module: &naga::Module, entry_point: usize) -> Vec<BlockR
                 stack.push(FnRef::Function(*callee));
             }
             Statement::Store { pointer, value } => {
-                let binding = root_of(func, *pointer).and_then(|r| match func.expressions[r] {
-                    Expression::GlobalVariable(g) => module.global_variables[g].binding.as_ref(),
-                    _ => None,
-                });
-                if let Some(b) = binding.filter(|b| b.group == 0) {
+                if let Some((_, binding)) = group0_binding(module, func, *pointer) {
                     let mut sources = std::collections::BTreeSet::new();
                     reduction_sources(module, f, *value, &mut std::collections::HashSet::new(), &mut sources);
                     stored.extend(sources.into_iter().map(|(op, ty)| BlockReduction {
                         op,
                         ty,
-                        binding: Some(b.binding),
+                        binding: Some(binding),
                     }));
                 }
             }
@@ -197,11 +193,7 @@ pub fn atomic_ops(module: &naga::Module, entry_point: usize) -> Vec<(u32, &'stat
         each_statement(&func.body, &mut |s| match s {
             Statement::Call { function: callee, .. } => stack.push(FnRef::Function(*callee)),
             Statement::Atomic { pointer, fun, .. } => {
-                let binding = root_of(func, *pointer).and_then(|r| match func.expressions[r] {
-                    Expression::GlobalVariable(g) => module.global_variables[g].binding.as_ref(),
-                    _ => None,
-                });
-                if let Some(b) = binding.filter(|b| b.group == 0) {
+                if let Some((_, binding)) = group0_binding(module, func, *pointer) {
                     let op = match fun {
                         naga::AtomicFunction::Add => "add",
                         naga::AtomicFunction::Subtract => "sub",
@@ -212,7 +204,7 @@ pub fn atomic_ops(module: &naga::Module, entry_point: usize) -> Vec<(u32, &'stat
                         naga::AtomicFunction::Max => "max",
                         naga::AtomicFunction::Exchange { .. } => "exchange",
                     };
-                    ops.insert((b.binding, op));
+                    ops.insert((binding, op));
                 }
             }
             Statement::Store { pointer, .. } => {
@@ -236,14 +228,24 @@ pub fn atomic_ops(module: &naga::Module, entry_point: usize) -> Vec<(u32, &'stat
 /// The `@group(0)` binding `pointer` points into, where that binding holds atomics (`atomic<T>` or an array of
 /// them): a load or store through it is an `atomicLoad` or `atomicStore`.
 fn atomic_binding(module: &naga::Module, func: &Function, pointer: Handle<Expression>) -> Option<u32> {
-    let Expression::GlobalVariable(g) = func.expressions[root_of(func, pointer)?] else { return None };
-    let var = &module.global_variables[g];
-    let binding = var.binding.as_ref().filter(|b| b.group == 0)?;
+    let (var, binding) = group0_binding(module, func, pointer)?;
     let mut ty = &module.types[var.ty].inner;
     if let naga::TypeInner::Array { base, .. } = ty {
         ty = &module.types[*base].inner;
     }
-    matches!(ty, naga::TypeInner::Atomic(_)).then_some(binding.binding)
+    matches!(ty, naga::TypeInner::Atomic(_)).then_some(binding)
+}
+
+/// The `@group(0)` variable a pointer expression of `func` points into, with its binding number: `None` for a
+/// local variable, a function parameter or a variable outside group 0.
+fn group0_binding<'m>(
+    module: &'m naga::Module,
+    func: &Function,
+    pointer: Handle<Expression>,
+) -> Option<(&'m naga::GlobalVariable, u32)> {
+    let Expression::GlobalVariable(g) = func.expressions[root_of(func, pointer)?] else { return None };
+    let var = &module.global_variables[g];
+    var.binding.as_ref().filter(|b| b.group == 0).map(|b| (var, b.binding))
 }
 
 /// Whether `block` (not the functions it calls) synchronises or shares work with other invocations of its workgroup
@@ -391,59 +393,36 @@ fn index_pairs(module: &naga::Module, f: Handle<Function>) -> Vec<(usize, usize)
 /// The walk tells bindings apart, not cells: it errs towards accepting a kernel that stores one cell and reads
 /// another.
 pub fn reads_old_contents(module: &naga::Module, entry_point: usize) -> Vec<u32> {
-    /// The binding a pointer of `func` points into, if any.
-    fn binding(module: &naga::Module, func: &Function, pointer: Handle<Expression>) -> Option<u32> {
-        let Expression::GlobalVariable(g) = func.expressions[root_of(func, pointer)?] else { return None };
-        module.global_variables[g].binding.as_ref().filter(|b| b.group == 0).map(|b| b.binding)
-    }
-    /// Walks `block` of `func` in program order, noting each binding's first use (`true`: a read).
-    fn walk(
-        module: &naga::Module,
-        func: &Function,
-        block: &naga::Block,
-        first: &mut std::collections::BTreeMap<u32, bool>,
-    ) {
-        for s in block.iter() {
-            match s {
-                Statement::Emit(range) => {
-                    for h in range.clone() {
-                        if let Expression::Load { pointer } = func.expressions[h] {
-                            if let Some(b) = binding(module, func, pointer) {
-                                first.entry(b).or_insert(true);
-                            }
+    /// Notes each binding's first use in `func` (`true`: a read), in program order: [`each_statement`] visits
+    /// statements as written, every branch in turn, and a call descends into its callee where it stands.
+    fn walk(module: &naga::Module, func: &Function, first: &mut std::collections::BTreeMap<u32, bool>) {
+        let binding = |pointer: Handle<Expression>| group0_binding(module, func, pointer).map(|(_, b)| b);
+        each_statement(&func.body, &mut |s| match s {
+            Statement::Emit(range) => {
+                for h in range.clone() {
+                    if let Expression::Load { pointer } = func.expressions[h] {
+                        if let Some(b) = binding(pointer) {
+                            first.entry(b).or_insert(true);
                         }
                     }
                 }
-                Statement::Store { pointer, .. } => {
-                    if let Some(b) = binding(module, func, *pointer) {
-                        first.entry(b).or_insert(false);
-                    }
-                }
-                Statement::Atomic { pointer, .. } => {
-                    if let Some(b) = binding(module, func, *pointer) {
-                        first.entry(b).or_insert(true);
-                    }
-                }
-                Statement::Call { function, .. } => {
-                    let callee = &module.functions[*function];
-                    walk(module, callee, &callee.body, first);
-                }
-                Statement::Block(b) => walk(module, func, b, first),
-                Statement::If { accept, reject, .. } => {
-                    walk(module, func, accept, first);
-                    walk(module, func, reject, first);
-                }
-                Statement::Switch { cases, .. } => cases.iter().for_each(|c| walk(module, func, &c.body, first)),
-                Statement::Loop { body, continuing, .. } => {
-                    walk(module, func, body, first);
-                    walk(module, func, continuing, first);
-                }
-                _ => {}
             }
-        }
+            Statement::Store { pointer, .. } => {
+                if let Some(b) = binding(*pointer) {
+                    first.entry(b).or_insert(false);
+                }
+            }
+            Statement::Atomic { pointer, .. } => {
+                if let Some(b) = binding(*pointer) {
+                    first.entry(b).or_insert(true);
+                }
+            }
+            Statement::Call { function, .. } => walk(module, &module.functions[*function], first),
+            _ => {}
+        });
     }
     let ep = &module.entry_points[entry_point].function;
     let mut first = std::collections::BTreeMap::new();
-    walk(module, ep, &ep.body, &mut first);
+    walk(module, ep, &mut first);
     first.into_iter().filter_map(|(b, read)| read.then_some(b)).collect()
 }
