@@ -26,7 +26,9 @@ const ALL_PAIRS_UP_TO: usize = 64;
 /// left to it.
 ///
 /// `nodes` and `devices_per_rank` are the run's ([`TaskManagerConfig`]), or, for
-/// [`Simulation::overlap_on_two_nodes`], those of a run the program might be started as.
+/// [`Simulation::overlap_on_two_nodes`], those of a run the program might be started as. Inline: most tasks write
+/// through `one_to_one` only, and end at the first test (`submit`'s hot path); the rest is [`overlapping_split`].
+#[inline]
 fn overlapping_write(
     tm: &TaskManager,
     spec: &TaskSpec,
@@ -36,6 +38,17 @@ fn overlapping_write(
     if nodes < 2 || !writes_through_suspect(spec) {
         return None;
     }
+    overlapping_split(tm, spec, nodes, devices_per_rank)
+}
+
+/// [`overlapping_write`] past its first test: splits the task as the command graph will and compares the chunks'
+/// written regions.
+fn overlapping_split(
+    tm: &TaskManager,
+    spec: &TaskSpec,
+    nodes: usize,
+    devices_per_rank: usize,
+) -> Option<TaskErrorKind> {
     // Which node runs chunk `c` of the grid below: node `c` where the command graph splits the index space over
     // every node; node `c * devices` where it gives each process one chunk, run by its device 0
     // (`CommandGraphGenerator::chunking`: a collective task, and a host task with side effects, on several devices
@@ -107,8 +120,7 @@ fn suspect(m: &RangeMapper) -> bool {
     !matches!(m, RangeMapper::OneToOne | RangeMapper::Custom { .. })
 }
 
-/// Whether `spec` writes through a [`suspect`] mapper at all: the cheap test before [`overlapping_write`] (most
-/// tasks write through `one_to_one` only).
+/// Whether `spec` writes through a [`suspect`] mapper at all: [`overlapping_write`]'s first test.
 #[inline]
 fn writes_through_suspect(spec: &TaskSpec) -> bool {
     spec.accesses.iter().any(|a| a.mode.produces() && suspect(&a.mapper))
@@ -277,7 +289,7 @@ impl Simulation {
     /// Custom mappers are not applied (as in `submit`'s check).
     #[inline]
     pub fn overlap_on_two_nodes(&self, spec: &TaskSpec) -> Option<TaskErrorKind> {
-        if self.tm.config().num_ranks != 1 || !writes_through_suspect(spec) {
+        if self.tm.config().num_ranks != 1 {
             return None;
         }
         overlapping_write(&self.tm, spec, 2, 1)
