@@ -848,22 +848,18 @@ fn huge_range() -> Result<(), String> {
     // Every chunk reads all of 2^30 f32 (4 GiB): cells a kernel indexes, but more bytes than any device binds for one
     // accessor (maxStorageBufferRange: 4 GiB - 1 at most, 128 MiB on lavapipe).
     let wide = q.buffer::<f32, 2>([1 << 15, 1 << 15]).named("wide");
+    let bind = || {
+        task::parallel_for(&transpose, [16, 16]).read(&wide, access::all()).discard_write(&tile, access::one_to_one())
+    };
     refused(
-        q.submit(
-            task::parallel_for(&transpose, [16, 16])
-                .read(&wide, access::all())
-                .discard_write(&tile, access::one_to_one())
-                .name("bind"),
-        ),
+        q.submit(bind().name("bind")),
         "a kernel whose every chunk reads 4 GiB of one buffer",
         "\"bind\": kernel transpose::main cannot bind buffer B3 \"wide\" on chunk",
     )?;
     // The limit the message names is the one the program can read (the same on every rank).
     let limits = q.device_limits().ok_or("a real queue has no device limits")?;
     let bytes = format!("the devices bind at most {} bytes for one accessor", limits.max_storage_buffer_range);
-    let wide_again =
-        task::parallel_for(&transpose, [16, 16]).read(&wide, access::all()).discard_write(&tile, access::one_to_one());
-    refused(q.submit(wide_again), "the same kernel again", &bytes)?;
+    refused(q.submit(bind()), "the same kernel again", &bytes)?;
     drop((plane, tile, wide));
     let n = usize::MAX;
     let chunks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
