@@ -1,0 +1,385 @@
+//! End to end, on real ranks and a real Vulkan device: four HPC codes as a porter writes them, each against a serial
+//! reference computed in the same program.
+//!
+//! - An exclusive prefix sum of 100 003 `u32` in three kinds of pass: block scans in workgroup memory that also
+//!   store each block's total through a custom mapper (item i → cell i / 64, with a reach), Hillis-Steele steps over
+//!   the block totals through a custom mapper that reads `stride` cells back, and a pass adding each block's offset
+//!   in place (`read_write`).
+//! - A bitonic sort of 3 000 keys padded to 4 096: 78 compare-exchange stages, each a gather through a custom mapper
+//!   of the chunk's aligned 2j-blocks (with a reach), alternating two buffers; the keys fenced as a subrange.
+//! - A 3D 7-point Jacobi stencil over the interior of a 20 × 18 × 16 grid (an offset index space, a fixed boundary,
+//!   `neighborhood_along_axes`), 6 steps alternating two buffers, split along dimension 0 and with `split_2d`.
+//! - Three CSR sparse matrix-vector products (row pointers, column indices and values, each read through its own
+//!   custom mapper; x through `all`), a log kept in a host object by master-node tasks, and a collective host task
+//!   that sums each rank's `even_split` rows into a cell of its own, recording the rows it saw in a per-rank host
+//!   object.
+//!
+//! Run alone (one rank) or under `mpirun -n N`, with `CELER_DEVICES=2` for two devices per rank; `./x test` runs it
+//! on 2 and 3 ranks.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+mod common;
+
+use celer::{access, task, Buffer, GridBox, Kernel, Queue, Region};
+
+#[allow(dead_code)] // kernels/ holds the kernels of several tests and examples
+mod kernels {
+    celer::include_kernels!();
+}
+
+fn e(x: impl std::fmt::Display) -> String {
+    x.to_string()
+}
+
+fn fenced<T: celer::Element + Copy>(q: &Queue, b: &Buffer<'_, T, 1>) -> Result<Vec<T>, String> {
+    q.fence(b).map_err(e)?.wait().map_err(e)
+}
+
+/// A cheap deterministic hash for test data.
+fn mix(i: usize) -> u64 {
+    let mut x = (i as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The block (of 64 items, a workgroup of scan_block.wgsl) cells of a chunk: item i touches cell i / 64.
+fn blocks_of(name: &'static str, blocks: usize) -> celer::access::Custom<1, 1> {
+    access::custom(name, move |chunk: &GridBox<1>, _: &GridBox<1>| {
+        if chunk.min()[0] == chunk.max()[0] {
+            return Region::new();
+        }
+        Region::from(GridBox::d1(chunk.min()[0] / 64, chunk.max()[0].div_ceil(64).min(blocks)))
+    })
+    .reach(|cells: &GridBox<1>, range: &GridBox<1>| {
+        GridBox::d1(cells.min()[0] * 64, cells.max()[0] * 64).intersection(range)
+    })
+}
+
+/// Exclusive prefix sum in three kinds of pass.
+fn scan(q: &Queue, n: usize) -> Result<(), String> {
+    let blocks = n.div_ceil(64);
+    let values: Vec<u32> = (0..n).map(|i| (mix(i) % 100) as u32).collect();
+    let data = q.buffer_from(&values, [n]).named("scan_in");
+    let out = q.buffer::<u32, 1>([n]).named("scan_out");
+    let sums = q.buffer::<u32, 1>([blocks]).named("block_sums");
+    let pp = [q.buffer::<u32, 1>([blocks]).named("scan_ping"), q.buffer::<u32, 1>([blocks]).named("scan_pong")];
+
+    let block_scan = Kernel::wgsl(&kernels::SCAN_BLOCK, "main").map_err(e)?;
+    q.submit(
+        task::parallel_for(&block_scan, [n])
+            .read(&data, access::one_to_one())
+            .discard_write(&out, access::one_to_one())
+            .discard_write(&sums, blocks_of("block_of", blocks))
+            .name("block_scan"),
+    )
+    .map_err(e)?;
+
+    let step = Kernel::wgsl(&kernels::SCAN_STEP, "main").map_err(e)?;
+    let mut cur = &sums;
+    let mut stride = 1usize;
+    let mut next_index = 0;
+    while stride < blocks {
+        let next = &pp[next_index];
+        let back = access::custom("stride_back", move |chunk: &GridBox<1>, _: &GridBox<1>| {
+            if chunk.min()[0] == chunk.max()[0] {
+                return Region::new();
+            }
+            Region::from(GridBox::d1(chunk.min()[0].saturating_sub(stride), chunk.max()[0]))
+        });
+        q.submit(
+            task::parallel_for(&step, [blocks])
+                .read(cur, back)
+                .discard_write(next, access::one_to_one())
+                .scalars(&[stride as u32])
+                .name(format!("scan_step_{stride}")),
+        )
+        .map_err(e)?;
+        cur = next;
+        next_index = 1 - next_index;
+        stride *= 2;
+    }
+
+    let add = Kernel::wgsl(&kernels::SCAN_ADD, "main").map_err(e)?;
+    q.submit(
+        task::parallel_for(&add, [n])
+            .read(cur, blocks_of("block_of", blocks))
+            .read(&sums, blocks_of("block_of", blocks))
+            .read_write(&out, access::one_to_one())
+            .name("add_offsets"),
+    )
+    .map_err(e)?;
+
+    let got = fenced(q, &out)?;
+    let mut acc = 0u32;
+    for (i, (&g, &v)) in got.iter().zip(&values).enumerate() {
+        if g != acc {
+            return Err(format!("scan: cell {i} is {g}, the serial exclusive prefix sum says {acc}"));
+        }
+        acc += v;
+    }
+    let block_sums = fenced(q, &sums)?;
+    let want: Vec<u32> = values.chunks(64).map(|c| c.iter().sum()).collect();
+    if block_sums != want {
+        let i = block_sums.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
+        return Err(format!("scan: block sum {i} is {}, want {}", block_sums[i], want[i]));
+    }
+    Ok(())
+}
+
+/// Bitonic sort of 3 000 keys, padded to 4 096 with u32::MAX.
+fn bitonic(q: &Queue, real: usize) -> Result<(), String> {
+    let n = real.next_power_of_two();
+    let mut keys: Vec<u32> = (0..real).map(|i| (mix(i + 7) >> 20) as u32).collect();
+    keys.resize(n, u32::MAX);
+    let bufs = [q.buffer_from(&keys, [n]).named("keys_a"), q.buffer::<u32, 1>([n]).named("keys_b")];
+    let stage = Kernel::wgsl(&kernels::BITONIC, "main").map_err(e)?;
+    let mut src = 0;
+    let mut stages = 0;
+    let mut k = 2;
+    while k <= n {
+        let mut j = k / 2;
+        while j >= 1 {
+            let block = 2 * j;
+            let partner = access::custom("partner_block", move |chunk: &GridBox<1>, extent: &GridBox<1>| {
+                if chunk.min()[0] == chunk.max()[0] {
+                    return Region::new();
+                }
+                let lo = chunk.min()[0] / block * block;
+                let hi = (chunk.max()[0].div_ceil(block) * block).min(extent.max()[0]);
+                Region::from(GridBox::d1(lo, hi))
+            })
+            .reach(move |cells: &GridBox<1>, range: &GridBox<1>| {
+                let lo = cells.min()[0] / block * block;
+                GridBox::d1(lo, cells.max()[0].div_ceil(block) * block).intersection(range)
+            });
+            q.submit(
+                task::parallel_for(&stage, [n])
+                    .read(&bufs[src], partner)
+                    .discard_write(&bufs[1 - src], access::one_to_one())
+                    .scalars(&[j as u32, k as u32])
+                    .name(format!("bitonic_{k}_{j}")),
+            )
+            .map_err(e)?;
+            src = 1 - src;
+            stages += 1;
+            j /= 2;
+        }
+        k *= 2;
+    }
+    let got = q.fence_subrange(&bufs[src], [0], [real]).map_err(e)?.wait().map_err(e)?;
+    let mut want = keys[..real].to_vec();
+    want.sort_unstable();
+    if got != want {
+        let i = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+        return Err(format!(
+            "bitonic sort ({stages} stages): key {i} is {:?}, the serial sort says {:?}",
+            got.get(i),
+            want.get(i)
+        ));
+    }
+    Ok(())
+}
+
+/// Jacobi steps of a 7-point stencil over the interior of a 3D grid.
+fn stencil(q: &Queue, d: [usize; 3], split_2d: bool) -> Result<(), String> {
+    let (w, steps) = (0.4f32, 6);
+    let at = |x: usize, y: usize, z: usize| (x * d[1] + y) * d[2] + z;
+    let init: Vec<f32> = (0..d[0] * d[1] * d[2]).map(|c| (mix(c) % 1000) as f32 / 100.0).collect();
+    let bufs = [q.buffer_from(&init, d).named("grid_a"), q.buffer_from(&init, d).named("grid_b")];
+    let k = Kernel::wgsl(&kernels::STENCIL7, "main").map_err(e)?;
+    for s in 0..steps {
+        let t = task::parallel_for(&k, [d[0] - 2, d[1] - 2, d[2] - 2])
+            .offset([1, 1, 1])
+            .read(&bufs[s % 2], access::neighborhood_along_axes([1, 1, 1]))
+            .discard_write(&bufs[1 - s % 2], access::one_to_one())
+            .scalar_f32(w)
+            .name(format!("stencil_{s}"));
+        q.submit(if split_2d { t.split_2d() } else { t }).map_err(e)?;
+    }
+    let got = q.fence(&bufs[steps % 2]).map_err(e)?.wait().map_err(e)?;
+    let (mut cur, mut next) = (init.clone(), init);
+    for _ in 0..steps {
+        for x in 1..d[0] - 1 {
+            for y in 1..d[1] - 1 {
+                for z in 1..d[2] - 1 {
+                    let n = ((cur[at(x - 1, y, z)] + cur[at(x + 1, y, z)])
+                        + (cur[at(x, y - 1, z)] + cur[at(x, y + 1, z)]))
+                        + (cur[at(x, y, z - 1)] + cur[at(x, y, z + 1)]);
+                    next[at(x, y, z)] = (cur[at(x, y, z)] + w * n) / (1.0 + 6.0 * w);
+                }
+            }
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    for (c, (&g, &want)) in got.iter().zip(&cur).enumerate() {
+        if (g - want).abs() > 1e-4 * want.abs().max(1.0) {
+            let (x, y, z) = (c / (d[1] * d[2]), c / d[2] % d[1], c % d[2]);
+            return Err(format!(
+                "3D stencil (split_2d {split_2d}): cell [{x}, {y}, {z}] is {g}, the serial reference says {want}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// CSR matrix-vector products, a host-object log on the master node and collective per-rank checksums.
+fn spmv(q: &Queue, n: usize) -> Result<(), String> {
+    // Row i: its diagonal and up to three hashed columns; every 97th row is empty.
+    let (mut row_ptr, mut cols, mut vals) = (vec![0u32], Vec::new(), Vec::new());
+    for i in 0..n {
+        if i % 97 != 13 {
+            let mut row: Vec<usize> = vec![i, (i * 7 + 3) % n, (i * 13 + 1) % n, mix(i) as usize % n];
+            row.truncate(1 + i % 4);
+            row.sort_unstable();
+            row.dedup();
+            for c in row {
+                cols.push(c as u32);
+                vals.push(((mix(c + i) % 5) as f32 - 2.0) * 0.5);
+            }
+        }
+        row_ptr.push(cols.len() as u32);
+    }
+    let nnz = cols.len();
+    let x0: Vec<f32> = (0..n).map(|i| (mix(3 * i) % 7) as f32 - 3.0).collect();
+    let rp = Arc::new(row_ptr.clone());
+
+    let row_ptr_b = q.buffer_from(&row_ptr, [n + 1]).named("row_ptr");
+    let cols_b = q.buffer_from(&cols, [nnz]).named("col_idx");
+    let vals_b = q.buffer_from(&vals, [nnz]).named("vals");
+    let xs = [q.buffer_from(&x0, [n]).named("x"), q.buffer::<f32, 1>([n]).named("y")];
+    let spmv = Kernel::wgsl(&kernels::CSR_SPMV, "main").map_err(e)?;
+    let log = q.host_object(Vec::<String>::new());
+    let iterations = 3;
+    for it in 0..iterations {
+        let rows = access::custom("row_ptr_rows", |chunk: &GridBox<1>, _: &GridBox<1>| {
+            if chunk.min()[0] == chunk.max()[0] {
+                return Region::new();
+            }
+            Region::from(GridBox::d1(chunk.min()[0], chunk.max()[0] + 1))
+        });
+        let entries = |name: &'static str| {
+            let rp = Arc::clone(&rp);
+            access::custom(name, move |chunk: &GridBox<1>, _: &GridBox<1>| {
+                Region::from(GridBox::d1(rp[chunk.min()[0]] as usize, rp[chunk.max()[0]] as usize))
+            })
+        };
+        let (x, y) = (&xs[it % 2], &xs[1 - it % 2]);
+        q.submit(
+            task::parallel_for(&spmv, [n])
+                .read(&row_ptr_b, rows)
+                .read(&cols_b, entries("col_entries"))
+                .read(&vals_b, entries("val_entries"))
+                .read(x, access::all())
+                .discard_write(y, access::one_to_one())
+                .name(format!("spmv_{it}")),
+        )
+        .map_err(e)?;
+        q.submit(task::host_once().read(y, access::all()).side_effect(&log).name(format!("log_{it}")).run(
+            move |ctx| {
+                let norm: f32 = ctx.data::<f32>(0).iter().map(|v| v.abs()).sum();
+                ctx.with_object::<Vec<String>, _>(0, |l| l.push(format!("step {it}: |y|_1 = {norm}")));
+            },
+        ))
+        .map_err(e)?;
+    }
+    let result = &xs[iterations % 2];
+    let ranks = q.ranks();
+    let partials = q.buffer::<f32, 1>([ranks]).named("rank_sums");
+    let seen = q.host_object(Vec::<(usize, usize)>::new());
+    q.submit(
+        task::host_collective()
+            .read(result, access::even_split())
+            .discard_write(&partials, access::one_to_one())
+            .side_effect(&seen)
+            .name("rank_checksums")
+            .run(|ctx| {
+                let rows = ctx.bounds::<1>(0);
+                let sum: f32 = ctx.data::<f32>(0).iter().sum();
+                ctx.data_mut::<f32>(1)[0] = sum;
+                ctx.with_object::<Vec<(usize, usize)>, _>(0, |s| s.push((rows.min()[0], rows.max()[0])));
+            }),
+    )
+    .map_err(e)?;
+
+    // The serial reference.
+    let mut x = x0;
+    let mut norms = Vec::new();
+    for _ in 0..iterations {
+        let y: Vec<f32> = (0..n)
+            .map(|i| {
+                let mut acc = 0.0f32;
+                for k in row_ptr[i] as usize..row_ptr[i + 1] as usize {
+                    acc += vals[k] * x[cols[k] as usize];
+                }
+                acc
+            })
+            .collect();
+        norms.push(y.iter().map(|v| v.abs()).sum::<f32>());
+        x = y;
+    }
+    let got = fenced(q, result)?;
+    if let Some(i) = (0..n).find(|&i| got[i] != x[i]) {
+        return Err(format!("spmv: row {i} of A^{iterations} x is {}, the serial reference says {}", got[i], x[i]));
+    }
+    let lines = q.fence_object(&log).map_err(e)?;
+    let want_lines: Vec<String> =
+        if q.rank() == 0 { norms.iter().enumerate().map(|(i, m)| format!("step {i}: |y|_1 = {m}")).collect() } else { vec![] };
+    if lines != want_lines {
+        return Err(format!("spmv: the host object's log on rank {} is {lines:?}, want {want_lines:?}", q.rank()));
+    }
+    // Rank r's rows under even_split: n / ranks each, the first n % ranks one more.
+    let r = q.rank();
+    let (base, extra) = (n / ranks, n % ranks);
+    let lo = r * base + r.min(extra);
+    let hi = lo + base + usize::from(r < extra);
+    let seen = q.fence_object(&seen).map_err(e)?;
+    // An empty block of rows is an empty box, wherever it lies.
+    let seen: Vec<(usize, usize)> = seen.into_iter().map(|(a, b)| if a == b { (lo, lo) } else { (a, b) }).collect();
+    if seen != [(lo, hi)] {
+        return Err(format!("spmv: the collective task on rank {r} saw rows {seen:?}, want [({lo}, {hi})]"));
+    }
+    let sums = fenced(q, &partials)?;
+    let want: Vec<f32> = (0..ranks)
+        .map(|r| {
+            let lo = r * base + r.min(extra);
+            x[lo..lo + base + usize::from(r < extra)].iter().sum()
+        })
+        .collect();
+    if sums != want {
+        return Err(format!("spmv: the per-rank sums are {sums:?}, want {want:?}"));
+    }
+    Ok(())
+}
+
+fn run(q: &Queue) -> Result<(), String> {
+    if std::env::args().any(|a| a == "--small") {
+        for n in [1, 2, 63, 64, 65, 129, 200] {
+            scan(q, n).map_err(|m| format!("n = {n}: {m}"))?;
+            bitonic(q, n).map_err(|m| format!("n = {n}: {m}"))?;
+            spmv(q, n).map_err(|m| format!("n = {n}: {m}"))?;
+        }
+        for d in [[3, 3, 3], [4, 3, 5], [5, 9, 3], [3, 7, 7]] {
+            stencil(q, d, false).map_err(|m| format!("d = {d:?}: {m}"))?;
+            stencil(q, d, true).map_err(|m| format!("d = {d:?}: {m}"))?;
+        }
+        return Ok(());
+    }
+    scan(q, 100_003)?;
+    bitonic(q, 3000)?;
+    stencil(q, [20, 18, 16], false)?;
+    stencil(q, [20, 18, 16], true)?;
+    spmv(q, 1000)?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    celer::logging::init();
+    common::run_on_every_rank(
+        "e2e_hpc",
+        "prefix sum, bitonic sort, 3D stencil and CSR products matched the serial references",
+        run,
+    )
+}
