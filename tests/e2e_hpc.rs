@@ -183,6 +183,34 @@ fn bitonic(q: &Queue, real: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Odd-even transposition sort in place: every phase orders disjoint pairs through `read_write` and a custom mapper.
+fn odd_even(q: &Queue, n: usize) -> Result<(), String> {
+    let keys: Vec<u32> = (0..n).map(|i| (mix(i + 11) % 1000) as u32).collect();
+    let buf = q.buffer_from(&keys, [n]).named("oe_keys");
+    let k = Kernel::wgsl(&kernels::ODDEVEN, "main").map_err(e)?;
+    for pass in 0..n {
+        let phase = pass % 2;
+        let pairs = access::custom("pairs", move |chunk: &GridBox<1>, _: &GridBox<1>| {
+            Region::from(GridBox::d1(2 * chunk.min()[0] + phase, 2 * chunk.max()[0] + phase))
+        });
+        q.submit(
+            task::parallel_for(&k, [(n - phase) / 2])
+                .read_write(&buf, pairs)
+                .scalars(&[phase as u32])
+                .name(format!("odd_even_{pass}")),
+        )
+        .map_err(e)?;
+    }
+    let got = fenced(q, &buf)?;
+    let mut want = keys;
+    want.sort_unstable();
+    if got != want {
+        let i = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
+        return Err(format!("odd-even sort of {n}: key {i} is {}, the serial sort says {}", got[i], want[i]));
+    }
+    Ok(())
+}
+
 /// Jacobi steps of a 7-point stencil over the interior of a 3D grid.
 fn stencil(q: &Queue, d: [usize; 3], split_2d: bool) -> Result<(), String> {
     let (w, steps) = (0.4f32, 6);
@@ -220,6 +248,80 @@ fn stencil(q: &Queue, d: [usize; 3], split_2d: bool) -> Result<(), String> {
             return Err(format!(
                 "3D stencil (split_2d {split_2d}): cell [{x}, {y}, {z}] is {g}, the serial reference says {want}"
             ));
+        }
+    }
+
+    // On the host, over the whole grid (3D chunks): the discrete Laplacian of the result (one-sided at the
+    // boundary), then the plane z = 0 overwritten in place by a host task through `write` and a custom mapper.
+    let result = &bufs[steps % 2];
+    let lap = q.buffer::<f32, 3>(d).named("laplacian");
+    let t = task::host_for(d)
+        .read(result, access::neighborhood_along_axes([1, 1, 1]))
+        .discard_write(&lap, access::one_to_one())
+        .name("host_laplacian")
+        .run(move |ctx| {
+            let (src, chunk) = (ctx.bounds::<3>(0), ctx.chunk());
+            let (smin, sr) = (src.min(), src.range());
+            let vals: Vec<f32> = ctx.data::<f32>(0).to_vec();
+            let v = |c: [usize; 3]| vals[((c[0] - smin[0]) * sr[1] + (c[1] - smin[1])) * sr[2] + (c[2] - smin[2])];
+            let (cmin, cr) = (chunk.min(), chunk.range());
+            let out = ctx.data_mut::<f32>(1);
+            for (k, o) in out.iter_mut().enumerate() {
+                let c = [cmin[0] + k / (cr[1] * cr[2]), cmin[1] + k / cr[2] % cr[1], cmin[2] + k % cr[2]];
+                let mut acc = 0.0f32;
+                for a in 0..3 {
+                    let (mut lo, mut hi) = (c, c);
+                    lo[a] = lo[a].saturating_sub(1);
+                    hi[a] = (hi[a] + 1).min(d[a] - 1);
+                    acc += v(lo) + v(hi) - 2.0 * v(c);
+                }
+                *o = acc;
+            }
+        });
+    q.submit(if split_2d { t.split_2d() } else { t }).map_err(e)?;
+    let plane = access::custom("plane_z0", |chunk: &GridBox<2>, _: &GridBox<3>| {
+        Region::from(GridBox::new([chunk.min()[0], chunk.min()[1], 0], [chunk.max()[0], chunk.max()[1], 1]))
+    });
+    let t = task::host_for([d[0], d[1]]).write(&lap, plane).name("mark_plane").run(|ctx| {
+        let b = ctx.bounds::<3>(0);
+        let (bmin, br) = (b.min(), b.range());
+        for (k, o) in ctx.data_mut::<f32>(0).iter_mut().enumerate() {
+            *o = -(((bmin[0] + k / br[1]) * 1000 + bmin[1] + k % br[1]) as f32);
+        }
+    });
+    q.submit(if split_2d { t.split_2d() } else { t }).map_err(e)?;
+    let (o, r) = ([d[0] / 3, 1, 1], [d[0] - d[0] / 3, d[1] - 1, d[2] - 1]);
+    let got = q.fence_subrange(&lap, o, r).map_err(e)?.wait().map_err(e)?;
+    let mut k = 0;
+    for x in o[0]..o[0] + r[0] {
+        for y in o[1]..o[1] + r[1] {
+            for z in o[2]..o[2] + r[2] {
+                let mut want = 0.0f32;
+                for a in 0..3 {
+                    let c = [x, y, z];
+                    let (mut lo, mut hi) = (c, c);
+                    lo[a] = lo[a].saturating_sub(1);
+                    hi[a] = (hi[a] + 1).min(d[a] - 1);
+                    want += cur[at(lo[0], lo[1], lo[2])] + cur[at(hi[0], hi[1], hi[2])] - 2.0 * cur[at(x, y, z)];
+                }
+                if (got[k] - want).abs() > 1e-3 * want.abs().max(1.0) {
+                    return Err(format!(
+                        "3D host Laplacian (split_2d {split_2d}): cell [{x}, {y}, {z}] of the subrange fence is {}, \
+                         want {want}",
+                        got[k]
+                    ));
+                }
+                k += 1;
+            }
+        }
+    }
+    let all = q.fence(&lap).map_err(e)?.wait().map_err(e)?;
+    for x in 0..d[0] {
+        for y in 0..d[1] {
+            let want = -((x * 1000 + y) as f32);
+            if all[at(x, y, 0)] != want {
+                return Err(format!("plane z = 0 written in place (split_2d {split_2d}): cell [{x}, {y}, 0] is {}, want {want}", all[at(x, y, 0)]));
+            }
         }
     }
     Ok(())
@@ -360,6 +462,7 @@ fn run(q: &Queue) -> Result<(), String> {
             scan(q, n).map_err(|m| format!("n = {n}: {m}"))?;
             bitonic(q, n).map_err(|m| format!("n = {n}: {m}"))?;
             spmv(q, n).map_err(|m| format!("n = {n}: {m}"))?;
+            odd_even(q, n).map_err(|m| format!("n = {n}: {m}"))?;
         }
         for d in [[3, 3, 3], [4, 3, 5], [5, 9, 3], [3, 7, 7]] {
             stencil(q, d, false).map_err(|m| format!("d = {d:?}: {m}"))?;
@@ -369,6 +472,7 @@ fn run(q: &Queue) -> Result<(), String> {
     }
     scan(q, 100_003)?;
     bitonic(q, 3000)?;
+    odd_even(q, 150)?;
     stencil(q, [20, 18, 16], false)?;
     stencil(q, [20, 18, 16], true)?;
     spmv(q, 1000)?;
