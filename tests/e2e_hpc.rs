@@ -1,4 +1,4 @@
-//! End to end, on real ranks and a real Vulkan device: four HPC codes as a porter writes them, each against a serial
+//! End to end, on real ranks and a real Vulkan device: HPC codes as a porter writes them, each against a serial
 //! reference computed in the same program.
 //!
 //! - An exclusive prefix sum of 100 003 `u32` in three kinds of pass: block scans in workgroup memory that also
@@ -7,15 +7,22 @@
 //!   in place (`read_write`).
 //! - A bitonic sort of 3 000 keys padded to 4 096: 78 compare-exchange stages, each a gather through a custom mapper
 //!   of the chunk's aligned 2j-blocks (with a reach), alternating two buffers; the keys fenced as a subrange.
+//! - An odd-even transposition sort in place: each phase orders disjoint pairs through `read_write` and a mapper.
 //! - A 3D 7-point Jacobi stencil over the interior of a 20 × 18 × 16 grid (an offset index space, a fixed boundary,
-//!   `neighborhood_along_axes`), 6 steps alternating two buffers, split along dimension 0 and with `split_2d`.
+//!   `neighborhood_along_axes`), 6 steps alternating two buffers, split along dimension 0 and with `split_2d`; then
+//!   a 3D host task computing the Laplacian (3D chunks and views), a plane overwritten in place by a host task
+//!   through `write`, and a 3D subrange fence.
 //! - Three CSR sparse matrix-vector products (row pointers, column indices and values, each read through its own
 //!   custom mapper; x through `all`), a log kept in a host object by master-node tasks, and a collective host task
 //!   that sums each rank's `even_split` rows into a cell of its own, recording the rows it saw in a per-rank host
 //!   object.
+//! - A particle code: GPU steps that count particles per cell with atomics (each workgroup into a row of its own)
+//!   and sum the kinetic energy in a deterministic block reduction, a log of both kept in a host object by
+//!   master-node tasks, and checkpoints written by the collective tasks of a group into per-rank host objects.
 //!
-//! Run alone (one rank) or under `mpirun -n N`, with `CELER_DEVICES=2` for two devices per rank; `./x test` runs it
-//! on 2 and 3 ranks.
+//! `--small` runs each code at sizes around the workgroup and below the rank count (1 to 200 items, 3D grids with
+//! 1 to 35 interior cells). Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices per rank;
+//! `./x test` runs it on 2 ranks (also with 2 devices per rank) and `--small` on 3.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -320,7 +327,10 @@ fn stencil(q: &Queue, d: [usize; 3], split_2d: bool) -> Result<(), String> {
         for y in 0..d[1] {
             let want = -((x * 1000 + y) as f32);
             if all[at(x, y, 0)] != want {
-                return Err(format!("plane z = 0 written in place (split_2d {split_2d}): cell [{x}, {y}, 0] is {}, want {want}", all[at(x, y, 0)]));
+                return Err(format!(
+                    "plane z = 0 written in place (split_2d {split_2d}): cell [{x}, {y}, 0] is {}, want {want}",
+                    all[at(x, y, 0)]
+                ));
             }
         }
     }
@@ -427,8 +437,11 @@ fn spmv(q: &Queue, n: usize) -> Result<(), String> {
         return Err(format!("spmv: row {i} of A^{iterations} x is {}, the serial reference says {}", got[i], x[i]));
     }
     let lines = q.fence_object(&log).map_err(e)?;
-    let want_lines: Vec<String> =
-        if q.rank() == 0 { norms.iter().enumerate().map(|(i, m)| format!("step {i}: |y|_1 = {m}")).collect() } else { vec![] };
+    let want_lines: Vec<String> = if q.rank() == 0 {
+        norms.iter().enumerate().map(|(i, m)| format!("step {i}: |y|_1 = {m}")).collect()
+    } else {
+        vec![]
+    };
     if lines != want_lines {
         return Err(format!("spmv: the host object's log on rank {} is {lines:?}, want {want_lines:?}", q.rank()));
     }
@@ -456,6 +469,148 @@ fn spmv(q: &Queue, n: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A particle: position and velocity in the unit square (an `array<vec4<f32>>` element).
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Particle {
+    pos: [f32; 2],
+    vel: [f32; 2],
+}
+
+impl celer::Element for Particle {
+    const SCALAR: celer::kernels::ScalarType = celer::kernels::ScalarType::F32;
+}
+
+/// Per-rank "files" of checkpoints: (step, first particle, the particles of this rank's block).
+type Checkpoints = Vec<(usize, usize, Vec<Particle>)>;
+
+/// A particle code: GPU steps with per-workgroup cell counts (atomics) and a deterministic energy sum, a log kept
+/// by master-node tasks in a host object, and checkpoints written by collective tasks of a group to per-rank host
+/// objects. Positions are multiples of 1/1024, velocities of 1/64 and dt is 1/16, so every position is exact.
+fn particles(q: &Queue, n: usize, steps: usize) -> Result<(), String> {
+    let (dt, ncells) = (1.0f32 / 16.0, 4usize);
+    let init: Vec<Particle> = (0..n)
+        .map(|i| {
+            let h = mix(i + 99);
+            let c = |s: u32, m: u64| ((h >> s) % m) as f32;
+            Particle {
+                pos: [c(0, 1024) / 1024.0, c(10, 1024) / 1024.0],
+                vel: [(c(20, 127) - 63.0) / 64.0, (c(30, 127) - 63.0) / 64.0],
+            }
+        })
+        .collect();
+    let parts = q.buffer_from(&init, [n]).named("particles");
+    let rows = n.div_ceil(256);
+    let step = Kernel::wgsl(&kernels::PARTICLE_STEP, "main").map_err(e)?;
+    let log = q.host_object(Vec::<(usize, Vec<u32>, f32)>::new());
+    let files = q.host_object(Checkpoints::new());
+    let io = q.collective_group();
+    let per_row = access::custom("workgroup_row", |chunk: &GridBox<1>, extent: &GridBox<2>| {
+        Region::from(GridBox::new([chunk.min()[0] / 256, 0], [chunk.max()[0].div_ceil(256), extent.max()[1]]))
+    });
+    for s in 0..steps {
+        let counts = q.buffer_from(&vec![0u32; rows * ncells * ncells], [rows, ncells * ncells]).named("cell_counts");
+        let energy = q.buffer::<f32, 0>([]).named("energy");
+        q.submit(
+            task::parallel_for(&step, [n])
+                .read_write(&parts, access::one_to_one())
+                .read_write(&counts, per_row.clone())
+                .reduce(&energy, celer::ReductionOp::Sum)
+                .scalar_f32(dt)
+                .scalars(&[ncells as u32])
+                .name(format!("particle_step_{s}")),
+        )
+        .map_err(e)?;
+        q.submit(
+            task::host_once()
+                .read(&counts, access::all())
+                .read(&energy, access::all())
+                .side_effect(&log)
+                .name(format!("log_{s}"))
+                .run(move |ctx| {
+                    let cells = ctx.bounds::<2>(0).range()[1];
+                    let mut hist = vec![0u32; cells];
+                    for (k, c) in ctx.data::<u32>(0).iter().enumerate() {
+                        hist[k % cells] += c;
+                    }
+                    let en = ctx.data::<f32>(1)[0];
+                    ctx.with_object::<Vec<(usize, Vec<u32>, f32)>, _>(0, |l| l.push((s, hist, en)));
+                }),
+        )
+        .map_err(e)?;
+        if s % 2 == 1 {
+            q.submit(
+                task::host_collective_in(&io)
+                    .read(&parts, access::even_split())
+                    .side_effect(&files)
+                    .name(format!("checkpoint_{s}"))
+                    .run(move |ctx| {
+                        let first = ctx.bounds::<1>(0).min()[0];
+                        let block = ctx.data::<Particle>(0).to_vec();
+                        ctx.with_object::<Checkpoints, _>(0, |f| f.push((s, first, block)));
+                    }),
+            )
+            .map_err(e)?;
+        }
+    }
+
+    // The serial reference.
+    let reflect = |p: f32, v: f32| {
+        if p < 0.0 {
+            (-p, -v)
+        } else if p >= 1.0 {
+            (2.0 - p, -v)
+        } else {
+            (p, v)
+        }
+    };
+    let (ranks, r) = (q.ranks(), q.rank());
+    let (base, extra) = (n / ranks, n % ranks);
+    let (lo, hi) = (r * base + r.min(extra), (r + 1) * base + (r + 1).min(extra));
+    let mut cur = init;
+    let (mut want_log, mut want_files) = (Vec::new(), Checkpoints::new());
+    for s in 0..steps {
+        let mut hist = vec![0u32; ncells * ncells];
+        let mut en = 0.0f32;
+        for p in &mut cur {
+            let (x, vx) = reflect(p.pos[0] + p.vel[0] * dt, p.vel[0]);
+            let (y, vy) = reflect(p.pos[1] + p.vel[1] * dt, p.vel[1]);
+            *p = Particle { pos: [x, y], vel: [vx, vy] };
+            let cell = |v: f32| ((v * ncells as f32) as usize).min(ncells - 1);
+            hist[cell(y) * ncells + cell(x)] += 1;
+            en += 0.5 * (vx * vx + vy * vy);
+        }
+        want_log.push((s, hist, en));
+        if s % 2 == 1 && lo < hi {
+            want_files.push((s, lo, cur[lo..hi].to_vec()));
+        }
+    }
+    let got = fenced(q, &parts)?;
+    if let Some(i) = (0..n).find(|&i| got[i] != cur[i]) {
+        return Err(format!("particles: particle {i} after {steps} steps is {:?}, serially {:?}", got[i], cur[i]));
+    }
+    let got_log = q.fence_object(&log).map_err(e)?;
+    let want_log = if r == 0 { want_log } else { Vec::new() };
+    let log_ok = got_log.len() == want_log.len()
+        && got_log
+            .iter()
+            .zip(&want_log)
+            .all(|(g, w)| g.0 == w.0 && g.1 == w.1 && (g.2 - w.2).abs() <= 1e-4 * w.2.max(1.0));
+    if !log_ok {
+        return Err(format!("particles: rank {r}'s log is {got_log:?}, want {want_log:?}"));
+    }
+    let mut got_files = q.fence_object(&files).map_err(e)?;
+    got_files.retain(|f| !f.2.is_empty());
+    if got_files != want_files {
+        return Err(format!(
+            "particles: rank {r}'s checkpoints hold steps and first particles {:?}, want {:?} (or other particles)",
+            got_files.iter().map(|f| (f.0, f.1, f.2.len())).collect::<Vec<_>>(),
+            want_files.iter().map(|f| (f.0, f.1, f.2.len())).collect::<Vec<_>>()
+        ));
+    }
+    Ok(())
+}
+
 fn run(q: &Queue) -> Result<(), String> {
     if std::env::args().any(|a| a == "--small") {
         for n in [1, 2, 63, 64, 65, 129, 200] {
@@ -463,6 +618,7 @@ fn run(q: &Queue) -> Result<(), String> {
             bitonic(q, n).map_err(|m| format!("n = {n}: {m}"))?;
             spmv(q, n).map_err(|m| format!("n = {n}: {m}"))?;
             odd_even(q, n).map_err(|m| format!("n = {n}: {m}"))?;
+            particles(q, n, 3).map_err(|m| format!("n = {n}: {m}"))?;
         }
         for d in [[3, 3, 3], [4, 3, 5], [5, 9, 3], [3, 7, 7]] {
             stencil(q, d, false).map_err(|m| format!("d = {d:?}: {m}"))?;
@@ -476,10 +632,16 @@ fn run(q: &Queue) -> Result<(), String> {
     stencil(q, [20, 18, 16], false)?;
     stencil(q, [20, 18, 16], true)?;
     spmv(q, 1000)?;
+    particles(q, 5000, 6)?;
     Ok(())
 }
 
 fn main() -> ExitCode {
+    // `--devices N`: every rank drives N devices (CELER_DEVICES); the results must not change.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(n) = args.iter().position(|a| a == "--devices").and_then(|i| args.get(i + 1)) {
+        std::env::set_var("CELER_DEVICES", n);
+    }
     celer::logging::init();
     common::run_on_every_rank(
         "e2e_hpc",
