@@ -300,7 +300,8 @@ impl WaitReport {
     }
 }
 
-/// What of a rank's state waits for another rank (or names an await-push), counted where the stall report lists it.
+/// What of a rank's state waits for another rank, or moves data between ranks, counted where the stall report lists
+/// it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct PeerWaits {
     /// Await-pushes in flight receiving data from other ranks (`InFlight::Receive`).
@@ -315,9 +316,10 @@ pub(super) struct PeerWaits {
     pub(super) held_hosts: usize,
     /// Whether the divergence check's oldest window waits for the other ranks to reach it.
     pub(super) divergence_window: bool,
-    /// Await-push commands the report lists (in flight, or among the queued commands it names): the data of some
-    /// rank's push; with no rank's program ended, disagreeing range mappers may be why it never comes.
+    /// Await-push commands the report lists (in flight, or among the queued commands it names).
     pub(super) await_pushes: usize,
+    /// Data another rank sent which no await-push here expects (yet): it waits for this rank's program.
+    pub(super) unexpected_data: usize,
 }
 
 impl PeerWaits {
@@ -329,6 +331,12 @@ impl PeerWaits {
             || self.divergence_window
     }
 
+    /// Whether the report lists data moving between ranks: an await-push, or data no await-push expects. With no
+    /// rank's program ended, the ranks may disagree on which cells move (the report then says so).
+    pub(super) fn lists_transfers(&self) -> bool {
+        self.await_pushes + self.unexpected_data > 0
+    }
+
     fn absorb(&mut self, other: PeerWaits) {
         self.receives += other.receives;
         self.pending_sends += other.pending_sends;
@@ -337,6 +345,7 @@ impl PeerWaits {
         self.held_hosts += other.held_hosts;
         self.divergence_window |= other.divergence_window;
         self.await_pushes += other.await_pushes;
+        self.unexpected_data += other.unexpected_data;
     }
 }
 
@@ -584,6 +593,7 @@ impl RankLoop<'_> {
             lines.push(format!("a send of transfer T{}.B{} to rank {target} is not yet received", key.0, key.1));
         }
         for (key, sender, bounds) in self.engine.unmatched_headers() {
+            peers.unexpected_data += 1;
             lines.push(format!(
                 "rank {sender} sent {bounds:?} of transfer T{}.B{} which no await-push here expects (yet)",
                 key.0, key.1
@@ -792,7 +802,7 @@ fn stall_message(
         )),
         None => {}
     }
-    if ended.is_none() && peers.await_pushes > 0 {
+    if ended.is_none() && peers.lists_transfers() {
         msg.push_str(
             "\n    (where the rank named lists no push of those cells in its own report, the ranks disagree on which \
              cells move: a custom range mapper must be a pure function of the chunk and the buffer's extent, not of \
@@ -850,6 +860,23 @@ mod tests {
         let own = report(&["C1 execution of task T1 \"sleeper\": host task running for 30.0 s"], PeerWaits::default());
         let msg = stall_message(Duration::from_secs(30), &own, None, false);
         assert!(!msg.contains("range mapper"), "{msg}");
+    }
+
+    #[test]
+    fn a_stall_with_data_no_await_push_expects_names_disagreeing_ranks_as_a_cause() {
+        // A rank whose peer skipped a barrier (CELER_CHECK_DIVERGENCE=off) waits in its barrier, holding data it has
+        // no await-push for: the ranks disagree on which cells move.
+        let lines = [
+            "C22 epoch of task T10: barrier epoch T10 waits for every other rank",
+            "rank 1 sent [128] - [129] of transfer T10.B1 which no await-push here expects (yet)",
+        ];
+        let peers = PeerWaits { barriers: 1, unexpected_data: 1, ..PeerWaits::default() };
+        let msg = stall_message(Duration::from_secs(2), &report(&lines, peers), None, true);
+        assert!(msg.contains("the ranks disagree on which cells move"), "{msg}");
+        assert!(msg.contains("CELER_CHECK_DIVERGENCE is off in this run"), "{msg}");
+        let barrier_only = PeerWaits { barriers: 1, ..PeerWaits::default() };
+        let msg = stall_message(Duration::from_secs(2), &report(&lines[..1], barrier_only), None, true);
+        assert!(!msg.contains("cells move"), "{msg}");
     }
 
     #[test]
