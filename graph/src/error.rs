@@ -7,6 +7,8 @@ use crate::geometry::{BufferExtent, GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId};
 use crate::task::{MapperError, ResourceIdent, TaskIdent};
 
+mod kernel;
+
 /// How a class of suspicious input is treated.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ErrorPolicy {
@@ -169,10 +171,7 @@ pub enum TaskErrorKind {
         second: crate::ids::NodeId,
     },
     /// A kernel that declares a different number of buffer bindings than the task has accessors and reductions.
-    #[error(
-        "kernel {kernel} declares {declared} storage bindings in @group(0), but the task binds {given} \
-         ({accessors} accessors and {reductions} reductions, in that order)"
-    )]
+    #[error(fmt = kernel::kernel_bindings)]
     KernelBindings {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -186,10 +185,7 @@ pub enum TaskErrorKind {
         reductions: usize,
     },
     /// A buffer whose element type is not the element type of the kernel binding it is bound to.
-    #[error(
-        "kernel {kernel} declares `{binding}` (@binding({number})) as array<{wgsl}>{size}, but the task binds {buffer} \
-         of {element} there ({role}); bind a buffer of the binding's element type, or change the kernel"
-    )]
+    #[error(fmt = kernel::kernel_element_type)]
     KernelElementType {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -210,11 +206,7 @@ pub enum TaskErrorKind {
         role: String,
     },
     /// A buffer the task writes (or reduces into) bound to a `var<storage, read>` binding.
-    #[error(
-        "kernel {kernel} declares `{binding}` (@binding({number})) var<storage, read>, but the task binds {buffer} \
-         there with {mode} access; the kernel cannot write through it (declare it var<storage, read_write>, or \
-         bind a buffer the task only reads: were two accessors given in the wrong order?)"
-    )]
+    #[error(fmt = kernel::kernel_read_only_binding)]
     KernelReadOnlyBinding {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -228,11 +220,7 @@ pub enum TaskErrorKind {
         mode: &'static str,
     },
     /// A `discard_write` accessor or a reduction bound where the entry point never writes.
-    #[error(
-        "kernel {kernel} never writes `{binding}` (@binding({number})), but the task binds {buffer} there with \
-         {mode} access, so {outcome}: bind the buffer the kernel writes there (were two accessors given in the \
-         wrong order?), {hint}, or write the binding in the kernel"
-    )]
+    #[error(fmt = kernel::kernel_never_writes)]
     KernelNeverWrites {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -251,14 +239,7 @@ pub enum TaskErrorKind {
     },
     /// A kernel that works on the raw `global_invocation_id`: it neither calls `celer_item_Nd` nor reads the chunk's
     /// offset, so every chunk (another rank's, another device's) would work on the first chunk's cells.
-    #[error(
-        "kernel {kernel} indexes with the raw global_invocation_id: it calls none of celer_item_1d/2d/3d and never \
-         reads the chunk's offset (pc.chunk.offset0..2), but the ids start at 0 on every chunk, so the chunks of \
-         other ranks and devices would all work on the first chunk's cells (and a range that is not a multiple of \
-         the workgroup size runs items past its end); take the item from celer_item_Nd(pc.chunk, gid) and skip \
-         those outside the chunk (celer_contains), or add the chunk's offset yourself; a kernel that ignores the \
-         chunk on purpose says so in a line `// celer-kernel-build: raw ids: ENTRY` of {file}"
-    )]
+    #[error(fmt = kernel::kernel_raw_ids)]
     KernelRawIds {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -267,13 +248,7 @@ pub enum TaskErrorKind {
     },
     /// A `discard_write` accessor bound where the entry point may read the old contents: its first use of the
     /// binding, in program order, is a load or an atomic that reads the old value.
-    #[error(
-        "kernel {kernel} reads `{binding}` (@binding({number})) before it stores to it, but the task binds {buffer} \
-         there with discard_write access, so the kernel would read whatever the allocation held there (it changes \
-         with the number of ranks and devices): declare read_write (or write, which keeps the old contents of the \
-         cells), store each cell before reading it, or bind the buffer the kernel reads there (were two accessors \
-         given in the wrong order?)"
-    )]
+    #[error(fmt = kernel::kernel_reads_discarded)]
     KernelReadsDiscarded {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -285,12 +260,7 @@ pub enum TaskErrorKind {
         buffer: ResourceIdent,
     },
     /// A buffer the task only reads bound where the kernel writes.
-    #[error(
-        "kernel {kernel} writes `{binding}` (@binding({number})), but the task binds {buffer} there with read \
-         access, so celer would not know the buffer changed (the ranks' copies would disagree): declare a writing \
-         access (read_write, discard_write), or bind the buffer the kernel writes there (were two accessors given \
-         in the wrong order?)"
-    )]
+    #[error(fmt = kernel::kernel_writes_read_access)]
     KernelWritesReadAccess {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -302,12 +272,7 @@ pub enum TaskErrorKind {
         buffer: ResourceIdent,
     },
     /// A reduction whose operation is not the one of the prelude block reduction the kernel stores into its binding.
-    #[error(
-        "kernel {kernel} stores the result of {call} into `{binding}` (@binding({number})), but the task reduces \
-         {buffer} there with ReductionOp::{task_op}, so the blocks' partial results would be combined by another \
-         operation than the one that made them; reduce with ReductionOp::{kernel_op}, or call \
-         celer_reduce_{task_op_lower}_<type> in the kernel"
-    )]
+    #[error(fmt = kernel::kernel_reduction_op)]
     KernelReductionOp {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -328,12 +293,7 @@ pub enum TaskErrorKind {
     },
     /// A `Sum`, `Min` or `Max` reduction on a binding the kernel combines into only with the atomics of another of
     /// the three.
-    #[error(
-        "kernel {kernel} combines its items into `{binding}` (@binding({number})) with {atomics}, but the task \
-         reduces {buffer} there with ReductionOp::{task_op}: the buffer would start from {task_op}'s identity and \
-         the ranks' partial results would be combined by {task_op}, not by what the kernel applies, giving wrong \
-         results; reduce with ReductionOp::{kernel_op}, or change the kernel's atomics"
-    )]
+    #[error(fmt = kernel::kernel_atomic_op)]
     KernelAtomicOp {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -351,12 +311,7 @@ pub enum TaskErrorKind {
         kernel_op: &'static str,
     },
     /// A reduction binding that receives the result of a prelude block reduction of another type.
-    #[error(
-        "kernel {kernel} stores the result of {call} (of {call_type}) into `{binding}` (@binding({number})), declared \
-         array<{wgsl}>, where the task reduces {buffer}: each block's {call_type} result is converted to {wgsl} \
-         before the blocks are combined; call celer_reduce_{op}_{wgsl}, or declare the binding and the buffer \
-         {call_type}"
-    )]
+    #[error(fmt = kernel::kernel_reduction_type)]
     KernelReductionType {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -376,11 +331,7 @@ pub enum TaskErrorKind {
         buffer: ResourceIdent,
     },
     /// A kernel that works in another dimensionality than the task's index space.
-    #[error(
-        "kernel {kernel} works in {kernel_dims}D (it calls celer_item_{kernel_dims}d), but the task's index space \
-         {range} has {task_dims} dimension(s); submit it over a {kernel_dims}D range{}",
-        other_item_call(*task_dims)
-    )]
+    #[error(fmt = kernel::kernel_dimensions)]
     KernelDimensions {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -393,11 +344,7 @@ pub enum TaskErrorKind {
     },
     /// A buffer bound where the kernel indexes with its item as `celer_item_Nd` returned it (`celer_index(pc.<box>,
     /// item)`), of another dimensionality than the item's: the index picks cells the kernel does not mean.
-    #[error(
-        "kernel {kernel} indexes `{binding}` (@binding({number})) with its {kernel_dims}D item \
-         (celer_index(pc.{binding}, item)), but the task binds {buffer} there, which is {buffer_dims}D: {}",
-        item_dims_outcome(*kernel_dims, *buffer_dims, binding)
-    )]
+    #[error(fmt = kernel::kernel_item_dimensions)]
     KernelItemDimensions {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -414,10 +361,7 @@ pub enum TaskErrorKind {
     },
     /// A member of the kernel's parameter block (`var<immediate>`, pushed as push constants or, past 128 bytes,
     /// read from a storage buffer) that the task gives no value.
-    #[error(
-        "kernel {kernel}'s var<immediate> member `{member}` (offset {offset}) gets no value: the task gives \
-         {given}; {hint}"
-    )]
+    #[error(fmt = kernel::missing_scalar)]
     MissingScalar {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -433,10 +377,7 @@ pub enum TaskErrorKind {
         hint: String,
     },
     /// More scalar values than the kernel's parameter block (`var<immediate>`) has room for.
-    #[error(
-        "the task gives {given} scalar value(s), but kernel {kernel} takes {expected} after its boxes ({declared}); \
-         extra: {extra}; remove the extra values or add members to the kernel's var<immediate> struct"
-    )]
+    #[error(fmt = kernel::extra_scalars)]
     ExtraScalars {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -452,10 +393,7 @@ pub enum TaskErrorKind {
     },
     /// A scalar or vector value of another type than the parameter-block (`var<immediate>`) member it fills (`[f32; 2]` for a
     /// `vec3<f32>`, `[i32; 2]` for a `vec2<f32>`), or a value by name for a matrix, array or struct member.
-    #[error(
-        "kernel {kernel}'s var<immediate> member `{member}` is of type {member_type}, but the task gives it {given} \
-         ({which}); {hint}"
-    )]
+    #[error(fmt = kernel::scalar_type)]
     ScalarType {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -471,7 +409,7 @@ pub enum TaskErrorKind {
         hint: String,
     },
     /// A binding or scalar named by the program that the kernel does not declare.
-    #[error("kernel {kernel} has no {what} named `{name}` (it has: {known})")]
+    #[error(fmt = kernel::unknown_kernel_name)]
     UnknownKernelName {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -483,7 +421,7 @@ pub enum TaskErrorKind {
         known: String,
     },
     /// A binding or scalar named twice, or named for some values and not for others.
-    #[error("{problem} for kernel {kernel}; {hint}")]
+    #[error(fmt = kernel::kernel_naming)]
     KernelNaming {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -494,10 +432,7 @@ pub enum TaskErrorKind {
     },
     /// A parameter block (`var<immediate>` struct, pushed as push constants or read from a storage buffer) that
     /// does not follow celer's layout (chunk box, one box per binding, scalars).
-    #[error(
-        "kernel {kernel}'s var<immediate> struct does not follow celer's layout ({detail}); it must start with \
-         `chunk: CelerBox`, then one CelerBox per @group(0) binding in binding order, then the kernel's scalars"
-    )]
+    #[error(fmt = kernel::push_constant_layout)]
     PushConstantLayout {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -505,23 +440,14 @@ pub enum TaskErrorKind {
         detail: String,
     },
     /// A kernel that uses `f64` submitted where a device of the job lacks the Vulkan feature `shaderFloat64`.
-    #[error(
-        "kernel {kernel} uses f64 (its SPIR-V declares the capability Float64: its own f64 values or the prelude's \
-         celer_reduce_<op>_f64), but a device of this job lacks the Vulkan feature shaderFloat64, so it cannot run \
-         there; run on devices that have it (CELER_DEVICE), or compute in f32"
-    )]
+    #[error(fmt = kernel::kernel_needs_float64)]
     KernelNeedsFloat64 {
         /// The kernel (`file::entry`).
         kernel: String,
     },
     /// A kernel whose dispatch pushes more push-constant bytes (its chunk, a box per binding, its scalars; or its
     /// push-constant block declares more) than a device of the job takes (`maxPushConstantsSize`).
-    #[error(
-        "kernel {kernel} needs {bytes} bytes of push constants ({detail}), more than the {limit} a device of this job \
-         takes (maxPushConstantsSize: 128 on lavapipe and Vulkan's minimum, which allows 4 bindings and 2 scalar \
-         words; 256 on NVIDIA): bind fewer buffers (split the kernel in two, or keep buffers read alike in one buffer) \
-         or pass fewer scalars"
-    )]
+    #[error(fmt = kernel::push_constants_too_large)]
     PushConstantsTooLarge {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -535,11 +461,7 @@ pub enum TaskErrorKind {
     /// A kernel that reads its parameters from a storage buffer (its parameter block is larger than the 128 bytes
     /// of push constants every device takes) whose dispatch passes more parameter bytes (its chunk, a box per
     /// binding, its scalars) than such a kernel may read.
-    #[error(
-        "kernel {kernel} needs {bytes} bytes of parameters ({detail}), more than the {limit} a kernel reading them \
-         from storage takes: bind fewer buffers (split the kernel in two, or keep buffers read alike in one buffer) \
-         or pass fewer scalars"
-    )]
+    #[error(fmt = kernel::params_too_large)]
     ParamsTooLarge {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -553,12 +475,7 @@ pub enum TaskErrorKind {
     /// A kernel whose dispatch binds more storage buffers (its bindings, the bounds record of its checked variant,
     /// its parameter buffer) than a device of the job lets one dispatch bind
     /// (`maxPerStageDescriptorStorageBuffers`).
-    #[error(
-        "kernel {kernel} has {bindings} bindings, and its dispatch binds {needed} storage buffers ({detail}), more \
-         than the {limit} a device of this job binds in one dispatch (maxPerStageDescriptorStorageBuffers: 32 on \
-         lavapipe, 4 at Vulkan's minimum, far more on NVIDIA and AMD): bind fewer buffers (split the kernel in two, \
-         or keep buffers read alike in one buffer of more rows or of a struct element)"
-    )]
+    #[error(fmt = kernel::too_many_bindings)]
     TooManyBindings {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -713,10 +630,7 @@ pub enum TaskErrorKind {
         problem: &'static str,
     },
     /// A kernel known only by name (a dry run's), submitted to a queue that runs the program.
-    #[error(
-        "kernel `{kernel}` was made with Kernel::named, which only a dry run can record: a running queue has no \
-         code to run for it; use Kernel::wgsl(&kernels::NAME, \"entry\")"
-    )]
+    #[error(fmt = kernel::kernel_without_code)]
     KernelWithoutCode {
         /// The kernel's name.
         kernel: String,
@@ -750,10 +664,7 @@ pub enum TaskErrorKind {
         offset: Vec<usize>,
     },
     /// A kernel over an index space, or bound to a buffer, whose coordinates do not fit the `u32` kernels see.
-    #[error(
-        "kernel {kernel} cannot address {what}: kernels see coordinates as u32, so every extent must be at most \
-         {max}; split the work into several tasks or buffers"
-    )]
+    #[error(fmt = kernel::kernel_coordinates)]
     KernelCoordinates {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -764,12 +675,7 @@ pub enum TaskErrorKind {
     },
     /// A kernel whose accesses of one buffer on one node's chunk span more cells than a kernel indexes: a node's
     /// allocation of the buffer covers at least that box, and kernels index its cells as `u32`.
-    #[error(
-        "kernel {kernel} cannot address {buffer} on chunk {chunk} (the index space split over {nodes} node(s)): \
-         its accesses there span {region} ({cells} cells), but kernels index the cells of a buffer's allocation on \
-         a node as u32, so at most {max}; split the work into more tasks, use several smaller buffers, or run on \
-         more ranks or devices"
-    )]
+    #[error(fmt = kernel::kernel_cells)]
     KernelCells {
         /// The kernel (`file::entry`, or the name of a `Kernel::named`).
         kernel: String,
@@ -789,13 +695,7 @@ pub enum TaskErrorKind {
     /// A kernel whose accesses of one buffer on one node's chunk span more bytes than every rank's devices bind for
     /// one accessor (`maxStorageBufferRange`, agreed at start-up): a node's allocation of the buffer covers at
     /// least that box, and a kernel binds all of it.
-    #[error(
-        "kernel {kernel} cannot bind {buffer} on chunk {chunk} (the index space split over {nodes} node(s)): its \
-         accesses there span {region} ({bytes} bytes), but the devices bind at most {max} bytes for one accessor \
-         (maxStorageBufferRange, the least of every rank's devices); split the work into more tasks, let each chunk \
-         access a smaller part of the buffer (a narrower range mapper than all()), use several smaller buffers, or \
-         run on more ranks or devices"
-    )]
+    #[error(fmt = kernel::kernel_bind_bytes)]
     KernelBindBytes {
         /// The kernel (`file::entry`, or the name of a `Kernel::named`).
         kernel: String,
@@ -913,55 +813,5 @@ impl From<TaskError> for Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "warning: {}", self.error)
-    }
-}
-
-/// What [`TaskErrorKind::KernelItemDimensions`]'s index reads instead, and the fix.
-fn item_dims_outcome(kernel_dims: u32, buffer_dims: u32, binding: &str) -> String {
-    let names: &[&str] = match kernel_dims {
-        1 => &["i"],
-        2 => &["row", "col"],
-        _ => &["x", "y", "z"],
-    };
-    if buffer_dims == 0 {
-        // A 0D buffer's box is one cell at the origin: every other item indexes past it (naga clamps the index to
-        // the allocation, so the run would go on with cells the kernel does not mean).
-        return format!(
-            "the buffer has one cell, and every item ({}) other than the origin indexes past it, so it would read or \
-             store a cell the kernel does not mean; index its cell with `celer_index(pc.{binding}, vec3<u32>(0u, 0u, \
-             0u))`, or bind a {kernel_dims}D buffer there",
-            names.join(", ")
-        );
-    }
-    let (n, d) = (names.len(), (buffer_dims as usize).clamp(1, 3));
-    // celer_index reads an item as a cell of the buffer's extent: the coordinates past the buffer's last dimension
-    // add to it, missing ones are 0.
-    let cell: Vec<String> = if n > d {
-        let mut c: Vec<String> = names[..d - 1].iter().map(|s| s.to_string()).collect();
-        c.push(names[d - 1..].join(" + "));
-        c
-    } else {
-        names.iter().map(|s| s.to_string()).chain(std::iter::repeat_n("0".to_string(), d - n)).collect()
-    };
-    let example = if n > d {
-        "`celer_index(pc.b, vec3<u32>(item.y, 0u, 0u))` reads a 1D buffer at a 2D item's column"
-    } else {
-        "`celer_index(pc.b, vec3<u32>(item.x / cols, item.x % cols, 0u))` reads a 2D buffer of `cols` columns in \
-         row-major order at a 1D item"
-    };
-    format!(
-        "item ({}) reads cell ({}), not the cell the kernel means; bind a {kernel_dims}D buffer there, or build the \
-         cell of the buffer's dimensionality from the item ({example})",
-        names.join(", "),
-        cell.join(", ")
-    )
-}
-
-/// The end of [`TaskErrorKind::KernelDimensions`]'s hint: the prelude call that makes a kernel work in `dims`
-/// dimensions, where there is one (none for a zero-dimensional index space: submit a one-item 1D range instead).
-fn other_item_call(dims: usize) -> String {
-    match dims {
-        1..=3 => format!(", or call celer_item_{dims}d in the kernel"),
-        _ => " (a zero-dimensional index space is one item: submit the kernel over [1])".into(),
     }
 }

@@ -1,5 +1,6 @@
 //! Device allocations: each buffer's one allocation per rank, grown to cover what commands need, with look-ahead,
-//! and freed once the program dropped the buffer and no command may use it any more.
+//! and freed once the program dropped the buffer and no command may use it any more; and large host allocations
+//! that the system may refuse (fence data, host task views), asked for without aborting the process.
 
 use std::sync::Arc;
 
@@ -7,8 +8,20 @@ use celer_exec::gpu::DeviceAllocation;
 use celer_graph::{BufferId, CommandKind, GridBox, TaskId};
 
 use super::batch::GpuOp;
+use super::boxes::box3;
 use super::error::{OpContext, RuntimeError};
-use super::{box3, RankLoop};
+use super::RankLoop;
+
+/// `n` zeroed bytes, or `None` where the system refuses the allocation (which `vec!` would answer by aborting the
+/// process). Only large sizes are tried first, by reserving and freeing them: `vec!` then allocates zeroed pages
+/// lazily, which filling a reserved vector would not.
+pub(super) fn zeroed_bytes(n: usize) -> Option<Vec<u8>> {
+    const TRY_FROM: usize = 1 << 30;
+    if n >= TRY_FROM {
+        Vec::<u8>::new().try_reserve_exact(n).ok()?;
+    }
+    Some(vec![0; n])
+}
 
 /// What the runtime thread owns for one buffer.
 pub(super) struct BufferState {

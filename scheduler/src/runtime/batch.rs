@@ -6,10 +6,11 @@ use celer_exec::gpu::{Access, Box3, DeviceAllocation, Launch};
 use celer_graph::{AccessMode, BufferId, GridBox};
 use smallvec::SmallVec;
 
+use super::boxes::box3;
 use super::commands::{AfterGpu, InFlight};
 use super::error::{gpu_op, KernelAllocationError, OpContext, RuntimeError};
-use super::kernel::{CheckInfo, PendingCheck};
-use super::{box3, RankLoop, KERNEL_CELLS};
+use super::kernel::{CheckInfo, PendingCheck, KERNEL_CELLS};
+use super::RankLoop;
 
 /// A kernel dispatch whose command started in this step, recorded with the other GPU work of the step into one
 /// batch.

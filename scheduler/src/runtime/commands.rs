@@ -6,9 +6,10 @@ use celer_graph::{
 };
 
 use super::batch::{Dl, GpuRef};
+use super::boxes::box3;
 use super::error::{failure, CommandWork, OpContext, RuntimeError};
 use super::host::HostJob;
-use super::{box3, RankLoop};
+use super::RankLoop;
 
 /// The command in progress and what it waits for.
 pub(super) enum InFlight {
@@ -81,6 +82,33 @@ impl AfterGpu {
             AfterGpu::Reduce { .. } => Some("download of a partial reduction result"),
             AfterGpu::HostInputs { .. } => Some("download of a host task's inputs"),
             AfterGpu::Fence { .. } => Some("download of a fence"),
+        }
+    }
+}
+
+/// What of a command in flight decides whether queued commands may start (`RankLoop::start_ready`, which lets GPU
+/// commands queue behind GPU work, and `start_interior`, which looks for receives) and whether `retire` must look
+/// at it before a GPU batch completes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReadinessKind {
+    /// Waits only for its GPU work (`AfterGpu::Done`).
+    GpuDone,
+    /// Waits for GPU work, then does more.
+    GpuThen,
+    /// Receives an await-push.
+    Receive,
+    /// Anything else (host tasks, gathers, barriers): polled by `retire` every step.
+    Other,
+}
+
+impl InFlight {
+    /// What of this command in flight decides readiness (see [`ReadinessKind`]).
+    pub(super) fn readiness_kind(&self) -> ReadinessKind {
+        match self {
+            InFlight::Gpu(_, AfterGpu::Done) => ReadinessKind::GpuDone,
+            InFlight::Gpu(..) => ReadinessKind::GpuThen,
+            InFlight::Receive { .. } => ReadinessKind::Receive,
+            _ => ReadinessKind::Other,
         }
     }
 }
@@ -254,7 +282,7 @@ impl RankLoop<'_> {
     pub(super) fn answer_fence(&mut self, download: Dl, bytes: usize, task: TaskId) -> Result<(), RuntimeError> {
         let t = self.tm.task(task).expect("fence task is live until its epoch");
         let fenced = t.regions[0].consumed.bounding_box();
-        let mut data = super::zeroed_bytes(bytes).ok_or_else(|| RuntimeError::HostMemory {
+        let mut data = super::alloc::zeroed_bytes(bytes).ok_or_else(|| RuntimeError::HostMemory {
             what: format!("the fence {}", t.ident()),
             buffer: self.tm.buffer_ident(t.spec.accesses[0].buffer).to_string(),
             bounds: fenced,

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use celer_exec::gpu::OpKind;
 use celer_exec::mpi::Communicator;
-use celer_graph::{BufferId, CommandId, CommandKind, DependencyKind, NodeId, Region, TaskId};
+use celer_graph::{BufferId, Command, CommandId, CommandKind, DependencyKind, NodeId, Region, TaskId};
 
 use super::batch::GpuRef;
 use super::commands::InFlight;
@@ -281,6 +281,74 @@ pub(super) const STALL_REPORT_QUEUED: usize = 8;
 /// run out at about the same time, print what they wait for too.
 pub(super) const STALL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// What a rank waits for, as its stall report tells it: the lines of [`RankLoop::waiting_for`], and what of them
+/// waits for another rank, counted from the same state as the lines were written ([`RankLoop::wait_report`]), so
+/// that the report's conclusions never depend on its wording (nor on a task's name).
+#[derive(Debug, Default)]
+pub(super) struct WaitReport {
+    /// One line per thing waited for.
+    pub(super) lines: Vec<String>,
+    /// What of it waits for another rank.
+    pub(super) peers: PeerWaits,
+}
+
+impl WaitReport {
+    /// Adds another device's report of this rank (`CELER_DEVICES`) after this one's.
+    pub(super) fn absorb(&mut self, other: WaitReport) {
+        self.lines.extend(other.lines);
+        self.peers.absorb(other.peers);
+    }
+}
+
+/// What of a rank's state waits for another rank, or moves data between ranks, counted where the stall report lists
+/// it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PeerWaits {
+    /// Await-pushes in flight receiving data from other ranks (`InFlight::Receive`).
+    pub(super) receives: usize,
+    /// Sends not yet received by their target rank.
+    pub(super) pending_sends: usize,
+    /// Reductions gathering the partial results of every other rank (`InFlight::Gather`).
+    pub(super) gathers: usize,
+    /// Barrier epochs waiting for every other rank (`InFlight::Barrier`).
+    pub(super) barriers: usize,
+    /// Host tasks held until the other ranks have submitted their task too (`InFlight::HeldHost`).
+    pub(super) held_hosts: usize,
+    /// Whether the divergence check's oldest window waits for the other ranks to reach it.
+    pub(super) divergence_window: bool,
+    /// Await-push commands the report lists (in flight, or among the queued commands it names).
+    pub(super) await_pushes: usize,
+    /// Data another rank sent which no await-push here expects (yet): it waits for this rank's program.
+    pub(super) unexpected_data: usize,
+}
+
+impl PeerWaits {
+    /// Whether this rank waits for another rank: data it awaits, a send not yet received, a gather, a barrier, a
+    /// host task held for the divergence check, or the divergence check's window. Not its own work (GPU work, host
+    /// tasks running, data that arrived before its program asked for it, copies by its other devices).
+    pub(super) fn awaits_other_ranks(&self) -> bool {
+        self.receives + self.pending_sends + self.gathers + self.barriers + self.held_hosts > 0
+            || self.divergence_window
+    }
+
+    /// Whether the report lists data moving between ranks: an await-push, or data no await-push expects. With no
+    /// rank's program ended, the ranks may disagree on which cells move (the report then says so).
+    pub(super) fn lists_transfers(&self) -> bool {
+        self.await_pushes + self.unexpected_data > 0
+    }
+
+    fn absorb(&mut self, other: PeerWaits) {
+        self.receives += other.receives;
+        self.pending_sends += other.pending_sends;
+        self.gathers += other.gathers;
+        self.barriers += other.barriers;
+        self.held_hosts += other.held_hosts;
+        self.divergence_window |= other.divergence_window;
+        self.await_pushes += other.await_pushes;
+        self.unexpected_data += other.unexpected_data;
+    }
+}
+
 impl RankLoop<'_> {
     /// Closes the trace's spans of the batches that completed and adds the device's timings of their operations.
     pub(super) fn trace_completed_batches(&mut self) {
@@ -438,12 +506,24 @@ impl RankLoop<'_> {
     /// senders, GPU work, host tasks, gathers, barriers), sends not yet delivered, data that arrived unasked, and
     /// the queued commands with the dependencies they wait for. For stall reports; costs what formatting costs.
     pub fn waiting_for(&self) -> Vec<String> {
+        self.wait_report().lines
+    }
+
+    /// [`waiting_for`](Self::waiting_for)'s lines, with what of them waits for another rank counted from the
+    /// state each line is written from ([`PeerWaits`]).
+    pub(super) fn wait_report(&self) -> WaitReport {
         let now = std::time::Instant::now();
         let mut lines = Vec::new();
+        let mut peers = PeerWaits::default();
+        let is_await_push = |c: &Command| matches!(c.kind, CommandKind::AwaitPush { .. });
         for (id, flight) in &self.in_flight {
             let what = self.command_ident(*id);
+            if self.cdag.command(*id).is_some_and(is_await_push) {
+                peers.await_pushes += 1;
+            }
             lines.push(match flight {
                 InFlight::Receive { buffer, region, since, .. } => {
+                    peers.receives += 1;
                     let transfer = self.cdag.command(*id).map_or(String::new(), |c| match &c.kind {
                         CommandKind::AwaitPush { transfer, .. } => format!(" (transfer {transfer})"),
                         _ => String::new(),
@@ -486,15 +566,22 @@ impl RankLoop<'_> {
                         self.host.workers()
                     ),
                 },
-                InFlight::HeldHost(_, since) => format!(
-                    "{what}: host task held for {:.1} s until the divergence check has compared its task on every \
-                     rank (the other ranks have not all submitted it)",
-                    (now - *since).as_secs_f64()
-                ),
+                InFlight::HeldHost(_, since) => {
+                    peers.held_hosts += 1;
+                    format!(
+                        "{what}: host task held for {:.1} s until the divergence check has compared its task on every \
+                         rank (the other ranks have not all submitted it)",
+                        (now - *since).as_secs_f64()
+                    )
+                }
                 InFlight::Gather { reduction, .. } => {
+                    peers.gathers += 1;
                     format!("{what}: awaits the partial results of reduction {reduction} from every other rank")
                 }
-                InFlight::Barrier { task, .. } => format!("{what}: barrier epoch {task} waits for every other rank"),
+                InFlight::Barrier { task, .. } => {
+                    peers.barriers += 1;
+                    format!("{what}: barrier epoch {task} waits for every other rank")
+                }
                 InFlight::Retired => format!("{what}: finished"),
                 InFlight::PeerSent { acks } => {
                     format!("{what}: waits for {} GPU copies by other devices of this rank to complete", acks.len())
@@ -502,15 +589,20 @@ impl RankLoop<'_> {
             });
         }
         for (key, target) in self.engine.pending_sends() {
+            peers.pending_sends += 1;
             lines.push(format!("a send of transfer T{}.B{} to rank {target} is not yet received", key.0, key.1));
         }
         for (key, sender, bounds) in self.engine.unmatched_headers() {
+            peers.unexpected_data += 1;
             lines.push(format!(
                 "rank {sender} sent {bounds:?} of transfer T{}.B{} which no await-push here expects (yet)",
                 key.0, key.1
             ));
         }
         for c in self.commands.iter().take(STALL_REPORT_QUEUED) {
+            if is_await_push(c) {
+                peers.await_pushes += 1;
+            }
             let blockers: Vec<String> = c
                 .dependencies
                 .iter()
@@ -528,6 +620,7 @@ impl RankLoop<'_> {
             });
         }
         if let Some(w) = self.divergence.as_ref().and_then(|d| d.stream.oldest()) {
+            peers.divergence_window = true;
             let checkpoint = w.tasks.last().map_or(String::new(), |t| format!(" (up to {})", t.id));
             lines.push(format!(
                 "the divergence check of task window {}{checkpoint} waits for the other ranks to reach it",
@@ -537,7 +630,7 @@ impl RankLoop<'_> {
         if self.commands.len() > STALL_REPORT_QUEUED {
             lines.push(format!("... and {} more queued commands", self.commands.len() - STALL_REPORT_QUEUED));
         }
-        lines
+        WaitReport { lines, peers }
     }
 
     /// Turns a failed GPU poll into the error that ends the run; for a lost device it names the GPU work that was
@@ -595,12 +688,12 @@ impl RankLoop<'_> {
 pub(super) fn abort_stalled(
     comm: &Communicator,
     idle: std::time::Duration,
-    lines: &[String],
+    report: &WaitReport,
     ended: Option<u64>,
     unchecked: bool,
 ) -> ! {
     let ended = ended.map(|r| (r, r == comm.rank() as u64));
-    crate::logging::fatal(&stall_message(idle, lines, ended, unchecked));
+    crate::logging::fatal(&stall_message(idle, report, ended, unchecked));
     match ended {
         Some((_, true)) => {
             // This rank's application thread waits in its queue's drop (or the exit hook): let it go on, so that
@@ -666,21 +759,18 @@ pub(super) fn long_wait_message(rank: i32, idle: std::time::Duration, lines: &[S
     msg
 }
 
-/// Whether a stall report's lines (of [`RankLoop::waiting_for`]) show this rank waiting for another rank: data
-/// it awaits, a send not yet received, a gather, a barrier or the divergence check.
-fn awaits_other_ranks(lines: &[String]) -> bool {
-    lines.iter().any(|l| {
-        [" expected from ", "to rank ", "from every other rank", "waits for every other rank", "the other ranks"]
-            .iter()
-            .any(|p| l.contains(p))
-    })
-}
-
 /// The stall report of [`abort_stalled`]: what this rank waits for, one line each, and where it awaits data from
 /// other ranks, the cause no rank's own state shows: the lowest rank whose program had ended (`ended`: that rank,
 /// and whether it is this one) as the stall vote found it, else disagreeing range mappers, or with the divergence
-/// check off (`unchecked`) ranks that submitted different tasks.
-fn stall_message(idle: std::time::Duration, lines: &[String], ended: Option<(u64, bool)>, unchecked: bool) -> String {
+/// check off (`unchecked`) ranks that submitted different tasks. Which applies follows from `report.peers`, never
+/// from the lines' text.
+fn stall_message(
+    idle: std::time::Duration,
+    report: &WaitReport,
+    ended: Option<(u64, bool)>,
+    unchecked: bool,
+) -> String {
+    let WaitReport { lines, peers } = report;
     let mut msg = format!(
         "stalled: no progress for {:.1} s with work pending (CELER_STALL_TIMEOUT; raise it or set it to off if a \
          kernel, host task or another rank's application thread legitimately takes this long). This rank waits for:",
@@ -698,7 +788,7 @@ fn stall_message(idle: std::time::Duration, lines: &[String], ended: Option<(u64
              default, names the first task that differs). This rank's own error, if its program reports one, \
              follows.",
         ),
-        Some((rank, false)) if awaits_other_ranks(lines) => msg.push_str(&format!(
+        Some((rank, false)) if peers.awaits_other_ranks() => msg.push_str(&format!(
             "\n    Rank {rank} has ended its program (it dropped its Queue, or called std::process::exit) while this \
              rank waits: its program submitted fewer tasks than this one, and every rank must submit the same ones \
              (CELER_CHECK_DIVERGENCE=on, the default, names the first task that differs); its own output says why \
@@ -712,7 +802,7 @@ fn stall_message(idle: std::time::Duration, lines: &[String], ended: Option<(u64
         )),
         None => {}
     }
-    if ended.is_none() && lines.iter().any(|l| l.contains(" await-push ")) {
+    if ended.is_none() && peers.lists_transfers() {
         msg.push_str(
             "\n    (where the rank named lists no push of those cells in its own report, the ranks disagree on which \
              cells move: a custom range mapper must be a pure function of the chunk and the buffer's extent, not of \
@@ -750,35 +840,62 @@ mod tests {
         assert!(!msg.contains("stalled:"), "not the stall report: {msg}");
     }
 
+    /// A report of `lines` whose facts are `peers`.
+    fn report(lines: &[&str], peers: PeerWaits) -> WaitReport {
+        WaitReport { lines: lines.iter().map(|l| l.to_string()).collect(), peers }
+    }
+
+    /// The facts of one await-push receiving from another rank.
+    fn receiving() -> PeerWaits {
+        PeerWaits { receives: 1, await_pushes: 1, ..PeerWaits::default() }
+    }
+
+    const AWAITS: &str = "C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1";
+
     #[test]
     fn a_stall_awaiting_data_names_disagreeing_range_mappers_as_a_cause() {
-        let waits = |l: &str| stall_message(Duration::from_secs(30), &[l.to_string()], None, false);
-        let msg = waits("C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1");
+        let msg = stall_message(Duration::from_secs(30), &report(&[AWAITS], receiving()), None, false);
         assert!(msg.contains("no progress for 30.0 s") && msg.contains("expected from rank 1"), "{msg}");
         assert!(msg.contains("custom range mapper must be a pure function"), "{msg}");
-        let msg = waits("C1 execution of task T1 \"sleeper\": host task running for 30.0 s");
+        let own = report(&["C1 execution of task T1 \"sleeper\": host task running for 30.0 s"], PeerWaits::default());
+        let msg = stall_message(Duration::from_secs(30), &own, None, false);
         assert!(!msg.contains("range mapper"), "{msg}");
     }
 
     #[test]
+    fn a_stall_with_data_no_await_push_expects_names_disagreeing_ranks_as_a_cause() {
+        // A rank whose peer skipped a barrier (CELER_CHECK_DIVERGENCE=off) waits in its barrier, holding data it has
+        // no await-push for: the ranks disagree on which cells move.
+        let lines = [
+            "C22 epoch of task T10: barrier epoch T10 waits for every other rank",
+            "rank 1 sent [128] - [129] of transfer T10.B1 which no await-push here expects (yet)",
+        ];
+        let peers = PeerWaits { barriers: 1, unexpected_data: 1, ..PeerWaits::default() };
+        let msg = stall_message(Duration::from_secs(2), &report(&lines, peers), None, true);
+        assert!(msg.contains("the ranks disagree on which cells move"), "{msg}");
+        assert!(msg.contains("CELER_CHECK_DIVERGENCE is off in this run"), "{msg}");
+        let barrier_only = PeerWaits { barriers: 1, ..PeerWaits::default() };
+        let msg = stall_message(Duration::from_secs(2), &report(&lines[..1], barrier_only), None, true);
+        assert!(!msg.contains("cells move"), "{msg}");
+    }
+
+    #[test]
     fn a_stall_awaiting_data_without_the_divergence_check_names_diverged_programs_as_a_cause() {
-        let line =
-            ["C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1".to_string()];
-        let msg = stall_message(Duration::from_secs(30), &line, None, true);
+        let awaits = report(&[AWAITS], receiving());
+        let msg = stall_message(Duration::from_secs(30), &awaits, None, true);
         assert!(msg.contains("custom range mapper must be a pure function"), "{msg}");
         assert!(msg.contains("CELER_CHECK_DIVERGENCE is off in this run") && msg.ends_with("differs)"), "{msg}");
-        let checked = stall_message(Duration::from_secs(30), &line, None, false);
+        let checked = stall_message(Duration::from_secs(30), &awaits, None, false);
         assert!(!checked.contains("CELER_CHECK_DIVERGENCE") && checked.ends_with("not of the rank)"), "{checked}");
     }
 
     #[test]
     fn a_stall_names_the_rank_whose_program_ended_instead_of_range_mappers() {
-        let line =
-            ["C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1".to_string()];
-        let msg = stall_message(Duration::from_secs(30), &line, Some((1, false)), false);
+        let awaits = report(&[AWAITS], receiving());
+        let msg = stall_message(Duration::from_secs(30), &awaits, Some((1, false)), false);
         assert!(msg.contains("Rank 1 has ended its program") && msg.contains("CELER_CHECK_DIVERGENCE"), "{msg}");
         assert!(!msg.contains("range mapper"), "{msg}");
-        let msg = stall_message(Duration::from_secs(30), &line, Some((1, true)), false);
+        let msg = stall_message(Duration::from_secs(30), &awaits, Some((1, true)), false);
         assert!(msg.contains("This rank's program has ended") && !msg.contains("Rank 1"), "{msg}");
     }
 
@@ -787,23 +904,58 @@ mod tests {
         // Rank 0's host task blocks for ever; rank 1, which submitted the same tasks, has nothing to run and
         // returned from main. The report named rank 1 as having "submitted fewer tasks" (it had not).
         let lines = [
-            "C1 execution of task T1 \"waits_for_main\": host task running for 2.0 s".to_string(),
-            "C2 epoch of task T2 is queued behind C1 (running)".to_string(),
+            "C1 execution of task T1 \"waits_for_main\": host task running for 2.0 s",
+            "C2 epoch of task T2 is queued behind C1 (running)",
         ];
-        let msg = stall_message(Duration::from_secs(2), &lines, Some((1, false)), false);
+        let msg = stall_message(Duration::from_secs(2), &report(&lines, PeerWaits::default()), Some((1, false)), false);
         assert!(!msg.contains("fewer tasks"), "{msg}");
         assert!(msg.contains("rank 1 has ended its program meanwhile") && msg.contains("its own work"), "{msg}");
-        for waits in [
-            "C4 await-push of task T3: awaits buffer B1 \"dst\" {[32] - [64]} expected from rank 1, for 2.0 s",
-            "C5 barrier of task T4: barrier epoch T4 waits for every other rank",
-            "C6 gather of task T5: awaits the partial results of reduction R0 from every other rank",
-            "a send of transfer T3.B1 to rank 1 is not yet received",
-            "the divergence check of task window 3 (up to T9) waits for the other ranks to reach it",
+        // Each way of waiting for another rank, alone, makes the ended rank the cause.
+        let none = PeerWaits::default();
+        for peers in [
+            receiving(),
+            PeerWaits { pending_sends: 1, ..none },
+            PeerWaits { gathers: 1, ..none },
+            PeerWaits { barriers: 1, ..none },
+            PeerWaits { held_hosts: 1, ..none },
+            PeerWaits { divergence_window: true, ..none },
         ] {
-            let msg =
-                stall_message(Duration::from_secs(2), &[lines[0].clone(), waits.to_string()], Some((1, false)), false);
-            assert!(msg.contains("submitted fewer tasks"), "{waits}: {msg}");
+            let msg = stall_message(Duration::from_secs(2), &report(&lines, peers), Some((1, false)), false);
+            assert!(msg.contains("submitted fewer tasks"), "{peers:?}: {msg}");
         }
+        // A queued await-push has not asked another rank for anything yet: still this rank's own work.
+        let queued = PeerWaits { await_pushes: 1, ..none };
+        let msg = stall_message(Duration::from_secs(2), &report(&lines, queued), Some((1, false)), false);
+        assert!(!msg.contains("fewer tasks"), "{msg}");
+    }
+
+    #[test]
+    fn a_task_named_like_a_wait_for_other_ranks_does_not_make_its_host_task_one() {
+        // The report decided from its own text whether this rank awaited another one: a host task whose name reads
+        // like such a line blamed the rank that had ended its program.
+        let line =
+            "C1 execution of task T1 \"waits for every other rank to reach it expected from rank 1\": host task \
+                    running for 2.0 s";
+        let own = report(&[line], PeerWaits::default());
+        let msg = stall_message(Duration::from_secs(2), &own, Some((1, false)), false);
+        assert!(!msg.contains("fewer tasks") && msg.contains("its own work"), "{msg}");
+        let msg = stall_message(
+            Duration::from_secs(2),
+            &report(&["C5 await-push of T9 is named so"], PeerWaits::default()),
+            None,
+            false,
+        );
+        assert!(!msg.contains("range mapper"), "no await-push is listed: {msg}");
+    }
+
+    #[test]
+    fn a_rank_of_several_devices_awaits_another_rank_when_any_of_its_devices_does() {
+        let mut rank = report(&["C1 execution of task T1: host task running for 2.0 s"], PeerWaits::default());
+        rank.absorb(report(&[AWAITS], receiving()));
+        assert_eq!(rank.lines.len(), 2);
+        assert!(rank.peers.awaits_other_ranks() && rank.peers.await_pushes == 1, "{:?}", rank.peers);
+        let msg = stall_message(Duration::from_secs(2), &rank, Some((1, false)), false);
+        assert!(msg.contains("submitted fewer tasks"), "{msg}");
     }
 
     pub(super) fn stats(kernels: u64, busy_ms: u64, idle_ms: u64, gpu_ms: u64) -> RankStats {

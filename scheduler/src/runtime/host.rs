@@ -6,9 +6,10 @@ use celer_graph::{BufferId, Command, CommandId, GridBox, TaskId, TaskKind};
 use crossbeam_queue::SegQueue;
 
 use super::batch::{Dl, GpuOp};
+use super::boxes::box3;
 use super::commands::{AfterGpu, InFlight};
 use super::error::{failure, CommandWork, OpContext, RuntimeError};
-use super::{box3, RankLoop};
+use super::RankLoop;
 
 /// The closure a host task runs, on one of the rank's host worker threads (`CELER_HOST_THREADS`).
 pub type HostFn = dyn Fn(&mut HostContext) + Send + Sync;
@@ -462,7 +463,7 @@ impl RankLoop<'_> {
                 wanted.push((i, a.buffer, bounds));
             }
             let n = bounds.area() * state.elem_size;
-            let bytes = super::zeroed_bytes(n).ok_or_else(|| {
+            let bytes = super::alloc::zeroed_bytes(n).ok_or_else(|| {
                 fail(RuntimeError::HostMemory {
                     what: format!("accessor {i} of host {}", task.ident()),
                     buffer: self.tm.buffer_ident(a.buffer).to_string(),

@@ -6,10 +6,16 @@ use celer_graph::{AccessMode, BufferId, Command, CommandKind, GridBox, Region, T
 use smallvec::SmallVec;
 
 use super::batch::{GpuOp, PreparedKernel};
+use super::boxes::{box3, grid_box};
 use super::commands::{AfterGpu, InFlight};
 use super::error::{failure, CommandWork, OpContext, OutOfBoundsAccess, RuntimeError};
 use super::reduction::{BlockPart, CustomReduction, ScalarKind};
-use super::{box3, grid_box, RankLoop};
+use super::RankLoop;
+
+/// The most cells of one buffer a kernel addresses on one node: kernels index the cells of the allocation they bind
+/// (the bounding box of what the node's commands touch of the buffer) as `u32`. `submit` refuses a kernel whose
+/// accesses of a buffer on one chunk span more; the runtime refuses an allocation that grew beyond it.
+pub const KERNEL_CELLS: u64 = 1 << 32;
 
 /// What a device-compute task runs: a WGSL kernel compiled at build time, and its scalar arguments.
 #[derive(Debug, Clone)]

@@ -33,16 +33,18 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | this one | [`RankLoop`]: its state, the handling of messages, and the step in its named parts |
+//! | this one | [`RankLoop`]: its state and set-up, and the step in its named parts |
+//! | `messages` | the application thread's messages applied to the loop: buffers, host objects, tasks replayed |
 //! | `thread` | the runtime thread: [`RuntimeHandle`], [`Message`], the loop over the devices' loops |
 //! | `watch` | the runtime thread's progress and heartbeat as the application thread reads them; [`Watch`] |
 //! | `commands` | what a command in flight waits for; starting and finishing commands by kind; fences, horizons, epochs |
-//! | `kernel` | device-compute executions: dispatches, interiors run early, `CELER_CHECK_BOUNDS` records |
+//! | `kernel` | device-compute executions: dispatches, early interiors, bounds-check records; [`KERNEL_CELLS`] |
 //! | `transfer` | pushes and await-pushes through the transfer engine |
-//! | `peer` | halos between devices of the rank on one Vulkan device, copied on the GPU: offers and acks |
+//! | `peer` | halos between devices of the rank on one Vulkan device, copied on the GPU: links, offers and acks |
 //! | `reduction` | reductions' element types and operators; gathering and combining partial results |
 //! | `host` | host tasks: [`HostContext`] and the pool of worker threads (`CELER_HOST_THREADS`) |
-//! | `alloc` | device allocations and their look-ahead |
+//! | `alloc` | device allocations and their look-ahead; large host allocations that may be refused |
+//! | `boxes` | the graph's boxes as the backends' and back |
 //! | `batch` | the step's GPU batch: collected operations, recorded and submitted together |
 //! | `panics` | which task's code runs on the runtime thread; turning a panic in it into an error that ends the job |
 //! | `exit` | ending the process cleanly: the `atexit` hook for `std::process::exit`, SIGINT/SIGTERM |
@@ -54,6 +56,7 @@
 
 mod alloc;
 mod batch;
+mod boxes;
 mod commands;
 mod diagnostics;
 mod error;
@@ -61,6 +64,7 @@ mod exit;
 mod host;
 mod idle;
 mod kernel;
+mod messages;
 mod panics;
 mod peer;
 mod pin;
@@ -73,32 +77,16 @@ mod watch;
 pub use diagnostics::{scheduler_bound_warning, RankStats, DIVERGENCE_WINDOWS};
 pub use error::{KernelAllocationError, OutOfBoundsAccess, RuntimeError};
 pub use host::{HostContext, HostFn, HostPayload, ObjectValue, SharedObject};
-pub use kernel::KernelPayload;
+pub use kernel::{KernelPayload, KERNEL_CELLS};
 pub use panics::panic_text;
 pub use reduction::{CombineFn, CustomReduction, ScalarKind};
 pub use thread::{Message, NewBuffer, RuntimeHandle, CREATION_DATA_BACKLOG, MESSAGE_BACKLOG};
 pub use watch::Watch;
 
-/// `n` zeroed bytes, or `None` where the system refuses the allocation (which `vec!` would answer by aborting the
-/// process). Only large sizes are tried first, by reserving and freeing them: `vec!` then allocates zeroed pages
-/// lazily, which filling a reserved vector would not.
-pub(super) fn zeroed_bytes(n: usize) -> Option<Vec<u8>> {
-    const TRY_FROM: usize = 1 << 30;
-    if n >= TRY_FROM {
-        Vec::<u8>::new().try_reserve_exact(n).ok()?;
-    }
-    Some(vec![0; n])
-}
-
-/// The most cells of one buffer a kernel addresses on one node: kernels index the cells of the allocation they bind
-/// (the bounding box of what the node's commands touch of the buffer) as `u32`. `submit` refuses a kernel whose
-/// accesses of a buffer on one chunk span more; the runtime refuses an allocation that grew beyond it.
-pub const KERNEL_CELLS: u64 = 1 << 32;
-
 use std::collections::VecDeque;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 
-use celer_exec::gpu::{Box3, Gpu};
+use celer_exec::gpu::Gpu;
 use celer_exec::mpi::Communicator;
 use celer_exec::transfer::TransferEngine;
 // The rank loop's maps are keyed by ids: hashed with `IdHasher` (one multiplication), not a general-purpose hasher.
@@ -117,7 +105,7 @@ type IdSet<K> = hashbrown::HashSet<K, std::hash::BuildHasherDefault<celer_graph:
 
 use self::alloc::BufferState;
 use self::batch::{GpuOp, GpuRef};
-use self::commands::{AfterGpu, InFlight};
+use self::commands::{AfterGpu, InFlight, ReadinessKind};
 use self::diagnostics::DivergenceCheck;
 use self::host::HostWorker;
 use self::kernel::PendingCheck;
@@ -126,45 +114,6 @@ use self::reduction::Reductions;
 use crate::cdag::{CdagConfig, CommandGraphGenerator};
 use crate::config::RuntimeConfig;
 use crate::divergence::StreamHash;
-
-/// A graph box as the backends' box type (the same layout: trailing dimensions `[0, 1)`).
-fn box3(b: &GridBox) -> Box3 {
-    Box3::new(b.min(), b.max())
-}
-
-/// A backend box as a graph box of a `dims`-dimensional buffer (trailing dimensions `[0, 1)`).
-fn grid_box(b: &Box3, dims: usize) -> GridBox {
-    let (mut min, mut max) = (b.min(), b.max());
-    for d in dims.max(1)..3 {
-        min[d] = 0;
-        max[d] = 1;
-    }
-    GridBox::new(min, max)
-}
-
-/// What of a command in flight decides whether queued commands may start (`RankLoop::start_ready`, which lets GPU
-/// commands queue behind GPU work, and `start_interior`, which looks for receives) and whether `retire` must look
-/// at it before a GPU batch completes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ReadinessKind {
-    /// Waits only for its GPU work (`AfterGpu::Done`).
-    GpuDone,
-    /// Waits for GPU work, then does more.
-    GpuThen,
-    /// Receives an await-push.
-    Receive,
-    /// Anything else (host tasks, gathers, barriers): polled by `retire` every step.
-    Other,
-}
-
-fn readiness_kind(flight: &InFlight) -> ReadinessKind {
-    match flight {
-        InFlight::Gpu(_, AfterGpu::Done) => ReadinessKind::GpuDone,
-        InFlight::Gpu(..) => ReadinessKind::GpuThen,
-        InFlight::Receive { .. } => ReadinessKind::Receive,
-        _ => ReadinessKind::Other,
-    }
-}
 
 /// One rank's loop state; see the [module docs](self).
 pub struct RankLoop<'c> {
@@ -454,20 +403,6 @@ impl<'c> RankLoop<'c> {
         })
     }
 
-    /// Links this loop to the other devices of its rank (`CELER_PEER_COPIES`): `peers[k]` says whether halos to
-    /// device `k` are copied on the GPU (it shares this loop's Vulkan device, with timeline semaphores).
-    fn link_peers(&mut self, link: self::peer::PeerLink) {
-        self.peer = Some(link);
-    }
-
-    /// Whether this device is a node of this rank other than this loop's to which halos go by GPU copies.
-    fn is_peer(&self, node: NodeId) -> Option<usize> {
-        let peer = self.peer.as_ref()?;
-        let devices = self.devices as u64;
-        let (rank, device) = (node.0 / devices, (node.0 % devices) as usize);
-        (rank == self.node as u64 / devices && peer.peers.get(device).copied().unwrap_or(false)).then_some(device)
-    }
-
     /// Whether the shutdown epoch has run.
     pub fn is_shut_down(&self) -> bool {
         self.shutdown
@@ -477,102 +412,6 @@ impl<'c> RankLoop<'c> {
     /// `std::process::exit` called), whether or not the work before it has completed.
     pub(super) fn program_ended(&self) -> bool {
         self.shutdown_recorded
-    }
-
-    /// Handles one message from the application thread: records buffers and host objects, and replays the tasks
-    /// the application thread's task manager built (checked there, so replaying them cannot fail); the next
-    /// [`step`](Self::step) turns the new tasks into commands.
-    ///
-    /// # Errors
-    /// Reductions without an element type or combining function.
-    pub fn handle(&mut self, msg: Message) -> Result<(), RuntimeError> {
-        if self.shutdown_recorded && matches!(msg, Message::Submit(_) | Message::Fence(..) | Message::Epoch(..)) {
-            // The program's process is exiting (`std::process::exit` on one thread, whose exit hook recorded the
-            // shutdown epoch) while another thread still submits through its queue: those tasks cannot run, and
-            // their ids would be out of step with the epoch. Dropping the message drops its reply channel, so a
-            // thread that waits for it goes on.
-            if !std::mem::replace(&mut self.late_warned, true) {
-                log::warn!(
-                    "a task, fence or wait arrived after the shutdown epoch (std::process::exit was called on \
-                     another thread while this one still used the queue); it is dropped"
-                );
-            }
-            return Ok(());
-        }
-        match msg {
-            Message::CreateBuffer(new) => {
-                let NewBuffer { id, dims, shape, elem_size, elem_type, data, name } = *new;
-                if let Some(d) = self.divergence.as_mut().filter(|d| d.enabled) {
-                    d.stream.buffer_created(id, &shape[..dims], elem_size, elem_type, data.as_deref());
-                }
-                let shaped = celer_graph::BufferExtent::new(&shape[..dims]);
-                let extent = shaped.bounds();
-                self.tm.create_buffer(id, dims, shaped, data.is_some(), name.clone());
-                self.cdag.create_buffer(id, dims, shaped, data.is_some(), name);
-                // No device memory yet: the first command that touches the buffer allocates what it needs.
-                let init = data.map(Arc::new);
-                self.buffers
-                    .insert(id, BufferState { dims, extent, elem_size, elem_type, device: None, init, growths: 0 });
-            }
-            Message::NameBuffer(id, name) => {
-                self.tm.set_buffer_name(id, &*name);
-                self.cdag.set_buffer_name(id, &name);
-            }
-            Message::DestroyBuffer(id) => {
-                // The tasks submitted before the drop may use the buffer: turn them into commands while the
-                // graphs still know it.
-                self.generate()?;
-                self.tm.destroy_buffer(id);
-                self.cdag.destroy_buffer(id);
-                // Every task that uses it has an id below the next one, and every command below the next command
-                // id (all generated above): its memory goes once those commands have completed (`free_dropped`,
-                // after each step) or a horizon or epoch at or after that task is reached (`release_dropped`).
-                self.dropped.push((id, self.tm.next_task_id(), self.cdag.next_command_id()));
-                // With nothing queued or in flight, every task recorded so far has completed: the buffer (and any
-                // dropped before, waiting for a horizon) goes now. A program that creates and drops buffers without
-                // submitting tasks reaches no further horizon, and would otherwise keep each one.
-                if self.is_drained() {
-                    self.release_dropped(self.tm.next_task_id());
-                }
-            }
-            Message::Submit(task) => {
-                self.record_reductions(&task.spec, self.tm.next_task_id())?;
-                self.tm.replay(task);
-            }
-            Message::Fence(task, reply) => {
-                let id = self.tm.replay(task);
-                self.fences.insert(id, reply);
-            }
-            Message::CreateHostObject(id) => self.tm.create_host_object(id),
-            Message::DestroyHostObject(id) => {
-                // The tasks submitted before the drop may use it: build their commands first.
-                self.generate()?;
-                self.tm.destroy_host_object(id);
-                self.cdag.destroy_host_object(id);
-            }
-            Message::DestroyCollectiveGroup(id) => {
-                // The tasks submitted before the drop are in it: build their commands first.
-                self.generate()?;
-                self.cdag.destroy_collective_group(id);
-            }
-            Message::Stats(reply) => {
-                // The statistics count the tasks submitted so far.
-                self.generate()?;
-                self.stats.runtime_cpu = diagnostics::thread_cpu_time();
-                let _ = reply.send(self.stats_at(std::time::Instant::now()));
-            }
-            Message::Epoch(action, reply) => {
-                self.shutdown_recorded |= action == celer_graph::EpochAction::Shutdown;
-                let id = self.tm.epoch(action);
-                self.epochs.insert(id, reply);
-            }
-            Message::Abort(what) => return Err(RuntimeError::Aborted(what)),
-            Message::ExitInHostTask(task) => {
-                let task = self.tm.task(task).map_or(celer_graph::TaskIdent { id: task, name: None }, |t| t.ident());
-                return Err(RuntimeError::ExitInHostTask { task });
-            }
-        }
-        Ok(())
     }
 
     /// Turns the tasks recorded since the last call into this rank's commands, queued in generation order; closes
@@ -722,10 +561,10 @@ impl<'c> RankLoop<'c> {
             }
             let id = self.in_flight[i].0;
             let flight = std::mem::replace(&mut self.in_flight[i].1, InFlight::Retired);
-            let kind = readiness_kind(&flight);
+            let kind = flight.readiness_kind();
             match self.finish(flight)? {
                 Some(still) => {
-                    let still_kind = readiness_kind(&still);
+                    let still_kind = still.readiness_kind();
                     self.ready_changed |= still_kind != kind;
                     self.retire_due |= still_kind != ReadinessKind::GpuDone && still_kind != ReadinessKind::GpuThen;
                     // E.g. a receive that completed and now uploads: what depends on it may queue behind the upload.

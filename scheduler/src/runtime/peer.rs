@@ -21,6 +21,8 @@ use celer_exec::gpu::{BatchId, SharedAllocation, SignalPoint};
 use celer_exec::transfer::TransferKey;
 use celer_graph::GridBox;
 
+use super::boxes::box3;
+
 /// A box a device pushes to another device of its rank, for that device to copy on the GPU.
 pub(super) struct Offer {
     /// The receiving device (index among the rank's devices).
@@ -110,6 +112,20 @@ impl PeerMail {
 }
 
 impl super::RankLoop<'_> {
+    /// Links this loop to the other devices of its rank (`CELER_PEER_COPIES`): `peers[k]` says whether halos to
+    /// device `k` are copied on the GPU (it shares this loop's Vulkan device, with timeline semaphores).
+    pub(super) fn link_peers(&mut self, link: PeerLink) {
+        self.peer = Some(link);
+    }
+
+    /// Whether this device is a node of this rank other than this loop's to which halos go by GPU copies.
+    pub(super) fn is_peer(&self, node: celer_graph::NodeId) -> Option<usize> {
+        let peer = self.peer.as_ref()?;
+        let devices = self.devices as u64;
+        let (rank, device) = (node.0 / devices, (node.0 % devices) as usize);
+        (rank == self.node as u64 / devices && peer.peers.get(device).copied().unwrap_or(false)).then_some(device)
+    }
+
     /// Collects box `region` of `buffer` of push `key` as an offer to device `to`, posted once the open batch is
     /// submitted; returns the ack to wait for. The allocation covers the box already (`start_push`).
     pub(super) fn offer_box(
@@ -172,7 +188,7 @@ impl super::RankLoop<'_> {
             let o = &self.peer_in[i];
             let buffer = celer_graph::BufferId(o.key.1);
             let elem_size = self.buffers.get(&buffer).map_or(0, |s| s.elem_size);
-            if let Err(e) = self.engine.arrived_elsewhere(o.key, o.from_node, super::box3(&o.region), elem_size) {
+            if let Err(e) = self.engine.arrived_elsewhere(o.key, o.from_node, box3(&o.region), elem_size) {
                 return Err(self.transfer_failed(e));
             }
         }

@@ -9,11 +9,12 @@ use celer_graph::{BufferId, Command, CommandId, GridBox, ReductionId, ReductionO
 use crate::blocks::{MissingBlock, Node};
 
 use super::batch::{Dl, GpuOp};
+use super::boxes::box3;
 use super::commands::{AfterGpu, InFlight};
 use super::error::{failure, CommandWork, OpContext, RuntimeError};
 use super::kernel::KernelPayload;
 use super::transfer::key_of;
-use super::{box3, RankLoop};
+use super::RankLoop;
 
 /// The element type of a reduction result, which decides how partial results combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use celer_exec::mpi::Communicator;
 use celer_graph::{BufferId, EpochAction, Task, TaskId, TaskManagerConfig};
 use crossbeam_queue::SegQueue;
 
-use super::diagnostics::{abort_stalled, long_wait_message, LongWait, RankStats};
+use super::diagnostics::{abort_stalled, long_wait_message, LongWait, RankStats, WaitReport};
 use super::error::RuntimeError;
 use super::panics::guarded;
 use super::stall::StallVote;
@@ -723,14 +723,20 @@ pub(super) fn run(
         } else {
             if let Some(limit) = runtime.stall_timeout {
                 if idle.stalled(now) && loops.iter().any(|l| l.has_pending_work()) {
-                    let lines = || loops.iter().flat_map(|l| l.waiting_for()).collect::<Vec<String>>();
+                    // Every device's loop of this rank, in turn: what it waits for, and what of that waits for
+                    // another rank.
+                    let report = || {
+                        let mut report = WaitReport::default();
+                        loops.iter().for_each(|l| report.absorb(l.wait_report()));
+                        report
+                    };
                     if vote.as_ref().is_none_or(|v| v.confirms(now, limit)) {
                         let ended = vote.as_ref().and_then(|v| v.ended);
-                        abort_stalled(&comm, now - idle.since(), &lines(), ended, !runtime.check_divergence);
+                        abort_stalled(&comm, now - idle.since(), &report(), ended, !runtime.check_divergence);
                     }
                     // Another rank's program keeps the run going: say what this rank waits for, now and then.
                     if long_wait.as_mut().is_some_and(|w| w.due(now - idle.since())) {
-                        let notice = long_wait_message(rank, now - idle.since(), &lines());
+                        let notice = long_wait_message(rank, now - idle.since(), &report().lines);
                         crate::logging::always(log::Level::Warn, &notice);
                     }
                 }

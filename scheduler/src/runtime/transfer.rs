@@ -8,9 +8,10 @@ use celer_graph::{BufferId, Command, GridBox, NodeId, Region};
 use smallvec::SmallVec;
 
 use super::batch::{Dl, GpuOp};
+use super::boxes::box3;
 use super::commands::{AfterGpu, InFlight};
 use super::error::{failure, CommandWork, OpContext, RuntimeError};
-use super::{box3, RankLoop};
+use super::RankLoop;
 
 /// The GPU's staging memory lent to the transfer engine: what pushes send from until the engine reports them sent,
 /// and what await-pushes receive into (one packed buffer per box of the region) until they arrive, by token.
