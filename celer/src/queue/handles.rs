@@ -23,7 +23,7 @@ impl<T: Element, const D: usize> Buffer<'_, T, D> {
     /// made in a loop), as [`TaskBuilder::name`](crate::TaskBuilder::name) takes.
     pub fn named(self, name: impl AsRef<str>) -> Self {
         let name = name.as_ref();
-        self.queue.rec.borrow_mut().sim.set_buffer_name(self.id, name);
+        self.queue.rec_mut("Buffer::named").sim.set_buffer_name(self.id, name);
         if let Some(rt) = &self.queue.runtime {
             rt.send_bounded(Message::NameBuffer(self.id, name.into()));
         }
@@ -43,7 +43,7 @@ impl<T: Element, const D: usize> Buffer<'_, T, D> {
 
 impl<T: Element, const D: usize> Drop for Buffer<'_, T, D> {
     fn drop(&mut self) {
-        let mut rec = self.queue.rec.borrow_mut();
+        let mut rec = self.queue.rec_mut("the drop of a Buffer");
         rec.sim.destroy_buffer(self.id);
         rec.buffer_dropped(self.id);
         drop(rec);
@@ -81,7 +81,7 @@ impl<T: Send + 'static> HostObject<'_, T> {
 
 impl<T> Drop for HostObject<'_, T> {
     fn drop(&mut self) {
-        self.queue.rec.borrow_mut().sim.destroy_host_object(self.id);
+        self.queue.rec_mut("the drop of a HostObject").sim.destroy_host_object(self.id);
         if let Some(rt) = &self.queue.runtime {
             rt.send_bounded(Message::DestroyHostObject(self.id));
         }
@@ -111,7 +111,7 @@ impl CollectiveGroup<'_> {
 
 impl Drop for CollectiveGroup<'_> {
     fn drop(&mut self) {
-        self.queue.rec.borrow_mut().sim.destroy_collective_group(self.id);
+        self.queue.rec_mut("the drop of a CollectiveGroup").sim.destroy_collective_group(self.id);
         if let Some(rt) = &self.queue.runtime {
             rt.send_bounded(Message::DestroyCollectiveGroup(self.id));
         }
