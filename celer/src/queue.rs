@@ -838,6 +838,10 @@ impl Queue {
                 inner,
             });
         }
+        let fenced = match &mapper {
+            RangeMapper::Fixed(b) => *b,
+            _ => GridBox::from_extent(&buffer.range),
+        };
         let mut spec = TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[]));
         std::sync::Arc::make_mut(&mut spec.accesses).push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
@@ -845,6 +849,7 @@ impl Queue {
             mapper,
         });
         let mut rec = self.rec_mut("Queue::fence");
+        let fenced = (buffer.id, rec.sim.tm.buffer_ident(buffer.id), fenced);
         let task = rec.sim.submit(spec)?;
         rec.after_submit();
         let data = self.runtime.as_ref().map(|rt| {
@@ -855,7 +860,7 @@ impl Queue {
             rec.hold_back(rt);
             (rx, rt.watch())
         });
-        Ok(Fence { task, range, data, _element: PhantomData })
+        Ok(Fence { task, range, fenced, data, _element: PhantomData })
     }
 
     /// A copy of this rank's instance of `object` once every host task submitted before with a side effect on it

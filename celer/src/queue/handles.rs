@@ -129,6 +129,8 @@ impl fmt::Debug for CollectiveGroup<'_> {
 pub struct Fence<T, const D: usize> {
     pub(super) task: TaskId,
     pub(super) range: [usize; D],
+    /// The fenced buffer and box, to refuse a wait inside a host task that the fence waits for.
+    pub(super) fenced: (BufferId, celer_scheduler::graph::ResourceIdent, celer_scheduler::graph::GridBox),
     /// The runtime's reply, and what watches the runtime thread meanwhile (none in a dry run).
     pub(super) data: Option<(mpsc::Receiver<Vec<u8>>, celer_scheduler::runtime::Watch)>,
     pub(super) _element: PhantomData<T>,
@@ -149,7 +151,18 @@ impl<T: Element, const D: usize> Fence<T, D> {
     ///
     /// # Errors
     /// [`Error::DryRun`] in a dry run, [`Error::Stopped`] if the runtime stopped first.
+    ///
+    /// # Panics
+    /// Inside the closure of a host task submitted before the fence whose chunk writes cells the fence reads: the
+    /// fence waits for that task, so the wait would never return (the panic ends the run naming the task, the
+    /// buffer and the cells).
+    #[track_caller]
     pub fn wait(self) -> Result<Vec<T>, Error> {
+        if let Some(deadlock) =
+            celer_scheduler::runtime::fence_wait_deadlock(self.task, self.fenced.0, &self.fenced.1, &self.fenced.2)
+        {
+            panic!("{deadlock}");
+        }
         let (rx, watch) = self.data.ok_or(Error::DryRun(self.task))?;
         let bytes = watch.recv(&rx).map_err(|_| Error::Stopped(self.task))?;
         let n = bytes.len() / std::mem::size_of::<T>();
@@ -164,6 +177,10 @@ impl<T: Element> Fence<T, 0> {
     ///
     /// # Errors
     /// As [`wait`](Self::wait).
+    ///
+    /// # Panics
+    /// As [`wait`](Self::wait).
+    #[track_caller]
     pub fn value(self) -> Result<T, Error> {
         let task = self.task;
         self.wait()?.into_iter().next().ok_or(Error::Stopped(task))
