@@ -142,6 +142,13 @@
 //! - `nested-object`: a task declaring one host object twice is refused at `submit`, naming the task and the
 //!   object; then a host task calls `with_object(0)` inside `with_object(0)`: the inner call panics at its line
 //!   (instead of deadlocking the host worker), and every rank stops naming the task.
+//! - `queue-reentrant`: a custom range mapper reaches its queue through a `thread_local` holding a leaked
+//!   `&'static Queue` and calls `wait` while `submit` applies it: the inner call panics at its line naming itself
+//!   and the re-entry (it was `RefCell`'s "already borrowed"), and the job ends naming the task and the mapper.
+//! - `fence-in-host`: a host task waits for a fence submitted before it (of a buffer it does not write), which
+//!   gives its data; then a host task writing `a` waits for a fence of `a` submitted after it (handed over through a
+//!   channel), which waits for the task: the wait panics at its line naming the task, the fence, the buffer and the
+//!   cells, and the job ends (it stalled until `CELER_STALL_TIMEOUT`, 30 s by default).
 //! - `exit-early`: every rank ends with `std::process::exit(0)` while its queue is alive, with work submitted and
 //!   not waited for; the exit hook runs the shutdown and `MPI_Finalize`, so `mpirun` exits 0 (`./x`'s MPI_TESTS).
 //! - `sigterm`: the last rank sends itself SIGTERM while rank 0 waits for its data; every rank stops within
@@ -1397,6 +1404,59 @@ fn nested_object() -> Result<(), String> {
     Err("the nested with_object call went unnoticed".into())
 }
 
+/// A custom range mapper that reaches the queue again while `submit` applies it, through a `thread_local` holding a
+/// leaked `&'static Queue` (the types forbid capturing the queue: it is not `Sync`, and a mapper is `Send`): the
+/// inner call panics at its line naming itself and the re-entry, instead of `RefCell`'s "already borrowed".
+fn queue_reentrant() -> Result<(), String> {
+    thread_local! {
+        static QUEUE: std::cell::OnceCell<&'static Queue> = const { std::cell::OnceCell::new() };
+    }
+    let q: &'static Queue = Box::leak(Box::new(Queue::new().map_err(|e| e.to_string())?));
+    QUEUE.with(|cell| cell.set(q).map_err(|_| "the queue was set twice".to_string()))?;
+    let c = q.buffer_from(&[1.0f32; 64], [64]).named("c");
+    let reenter = access::custom("reenter", |chunk: &GridBox<1>, _: &GridBox<1>| {
+        if std::thread::current().name() != Some("celer-runtime") {
+            QUEUE.with(|cell| cell.get().map(|q| q.wait())); // REENTRANT-LINE
+        }
+        Region::from(*chunk)
+    });
+    q.submit(task::host_for([64]).read(&c, reenter).name("reentrant").run(|_| {})).map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the queue's re-entry from a custom range mapper went unnoticed".into())
+}
+
+/// A host task waiting for fences: one submitted before it, of a buffer it does not write, returns the data (the
+/// fence does not wait for the task); one submitted after it of the buffer it writes (handed over through a channel)
+/// would wait for the task forever, so the wait panics at once naming the task, the fence, the buffer and the cells
+/// (it stalled until CELER_STALL_TIMEOUT, 30 s by default).
+fn fence_in_host() -> Result<(), String> {
+    use std::sync::{mpsc, Mutex};
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
+    let b = q.buffer::<f32, 1>([64]).named("b");
+    let before = Mutex::new(Some(q.fence(&a).map_err(|e| e.to_string())?));
+    q.submit(task::host_for([64]).discard_write(&b, access::one_to_one()).name("reads_a").run(move |ctx| {
+        let sum: f32 = before.lock().unwrap().take().map_or(0.0, |f| f.wait().expect("the earlier fence").iter().sum());
+        ctx.data_mut::<f32>(0).fill(sum);
+    }))
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&b).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != vec![64.0; 64] {
+        return Err(format!("the host task waiting for an earlier fence computed {:?}", &got[..4]));
+    }
+    let (tx, rx) = mpsc::channel::<celer::Fence<f32, 1>>();
+    let rx = Mutex::new(rx);
+    q.submit(task::host_for([64]).discard_write(&a, access::one_to_one()).name("cyclic").run(move |ctx| {
+        let later = rx.lock().unwrap().recv().expect("the later fence");
+        let _ = later.wait(); // FENCE-IN-HOST-LINE
+        ctx.data_mut::<f32>(0).fill(2.0);
+    }))
+    .map_err(|e| e.to_string())?;
+    tx.send(q.fence(&a).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    q.wait();
+    Err("the host task waiting for a fence that waits for it went unnoticed".into())
+}
+
 /// A host task that asks for a 1D accessor's box as a 2D one.
 fn bad_dims() -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
@@ -2101,6 +2161,39 @@ fn check_cases() -> Vec<String> {
         "the nested with_object to panic at its line within 10 s and the job to end naming the task",
         &stderr,
     );
+    let (status, stderr, took) = run_case("queue-reentrant", &[]);
+    let line =
+        include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// REENTRANT-LINE")).map_or(0, |i| i + 1);
+    check(
+        "queue-reentrant",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains(&format!("tests/e2e_errors.rs:{line}:"))
+            && stderr.contains(
+                "a panic in the custom range mapper reenter of buffer B0 \"c\" of task T1 \"reentrant\" being \
+                 submitted: Queue::wait was called while this thread is inside another call of the same Queue",
+            )
+            && !stderr.contains("already borrowed"),
+        "the queue's re-entry to panic at its line within 10 s, naming the call, the task, the mapper and the buffer",
+        &stderr,
+    );
+    let (status, stderr, took) = run_case("fence-in-host", &[]);
+    let line =
+        include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// FENCE-IN-HOST-LINE")).map_or(0, |i| i + 1);
+    check(
+        "fence-in-host",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains(&format!("tests/e2e_errors.rs:{line}:"))
+            && stderr.contains(
+                "the closure of host task T4 \"cyclic\" panicked: Fence::wait inside the closure of host task T4 \
+                 \"cyclic\" for the fence of task T5, submitted after it: the fence reads buffer B0 \"a\" in [0] - [64]",
+            )
+            && !stderr.contains("the host task waiting for an earlier fence"),
+        "an earlier fence waited for in a host task to give its data, a later one that waits for the task to panic \
+         at its line within 10 s naming the task, the fence, the buffer and the cells",
+        &stderr,
+    );
     let (status, stderr, _) = run_case("bad-dims", &[]);
     let line = include_str!("e2e_errors.rs").lines().position(|l| l.ends_with("// BAD-DIMS-LINE")).map_or(0, |i| i + 1);
     check(
@@ -2428,6 +2521,8 @@ fn main() -> ExitCode {
             Some("bad-dims") => bad_dims(),
             Some("bad-element") => bad_element(),
             Some("nested-object") => nested_object(),
+            Some("queue-reentrant") => queue_reentrant(),
+            Some("fence-in-host") => fence_in_host(),
             Some("second-queue") => second_queue(),
             Some("temporaries") => temporaries(),
             Some("unwritable-output") => {

@@ -379,6 +379,28 @@ impl Queue {
         Ok(Self { rec: RefCell::new(rec), runtime })
     }
 
+    /// The recorder, for `call` (the API the program called, for the message) to change. Panics at the caller
+    /// where this thread is inside another of the queue's calls: program code that the call runs on this thread
+    /// (a custom range mapper applied by `submit`, a `reduce_with` combine checked by it, the drop of a value a
+    /// task's closure captured, released by `wait`) reached the queue again, through a `thread_local` or a leaked
+    /// `&'static Queue`, which the types otherwise forbid (`Queue` is not `Sync`, and those closures are `Send`).
+    #[track_caller]
+    pub(in crate::queue) fn rec_mut(&self, call: &str) -> std::cell::RefMut<'_, Recorder> {
+        match self.rec.try_borrow_mut() {
+            Ok(rec) => rec,
+            Err(_) => reentered(call),
+        }
+    }
+
+    /// The recorder, for `call` to read; panics as [`rec_mut`](Self::rec_mut) does.
+    #[track_caller]
+    pub(in crate::queue) fn rec(&self, call: &str) -> std::cell::Ref<'_, Recorder> {
+        match self.rec.try_borrow() {
+            Ok(rec) => rec,
+            Err(_) => reentered(call),
+        }
+    }
+
     /// This queue's address, which tells its resources from another queue's (see `checks::Noted::queue_of`).
     pub(crate) fn addr(&self) -> usize {
         self as *const Self as usize
@@ -410,8 +432,9 @@ impl Queue {
     }
 
     /// Number of ranks (in a dry run, the ranks it simulates: a collective host task has that many items).
+    #[track_caller]
     pub fn ranks(&self) -> usize {
-        self.runtime.as_ref().map_or_else(|| self.rec.borrow().sim.num_ranks(), |r| r.ranks() as usize)
+        self.runtime.as_ref().map_or_else(|| self.rec("Queue::ranks").sim.num_ranks(), |r| r.ranks() as usize)
     }
 
     #[track_caller]
@@ -426,7 +449,7 @@ impl Queue {
             )
         };
         check_buffer_size::<T, D>(range);
-        let mut rec = self.rec.borrow_mut();
+        let mut rec = self.rec_mut(if data.is_some() { "Queue::buffer_from" } else { "Queue::buffer" });
         let id = BufferId(rec.next_buffer);
         rec.next_buffer += 1;
         // With its shape: an empty buffer's box (all zeros) would lose it, and messages print it.
@@ -486,7 +509,7 @@ impl Queue {
 
     /// A host object: state that host tasks change through side effects, in submission order.
     pub fn host_object<T: Send + 'static>(&self, value: T) -> HostObject<'_, T> {
-        let mut rec = self.rec.borrow_mut();
+        let mut rec = self.rec_mut("Queue::host_object");
         let id = HostObjectId(rec.next_host_object);
         rec.next_host_object += 1;
         rec.sim.create_host_object(id);
@@ -499,7 +522,7 @@ impl Queue {
     /// A new group for collective host tasks ([`task::host_collective_in`]):
     /// tasks of one group run in order, groups run independently. Dropping the group frees what celer tracks of it.
     pub fn collective_group(&self) -> CollectiveGroup<'_> {
-        let mut rec = self.rec.borrow_mut();
+        let mut rec = self.rec_mut("Queue::collective_group");
         let id = CollectiveGroupId(rec.next_group);
         rec.next_group += 1;
         rec.sim.create_collective_group(id);
@@ -523,7 +546,7 @@ impl Queue {
 
     /// [`submit`](Self::submit) of a builder's parts, which it takes what it keeps out of.
     fn submit_parts(&self, task: &mut TaskParts) -> Result<TaskId, TaskError> {
-        let mut rec = self.rec.borrow_mut();
+        let mut rec = self.rec_mut("Queue::submit");
         // Accesses submitted before are shared rather than sent afresh (see `intern`); a new list is built in an
         // erased task's where the task graph kept one.
         let r = &mut *rec;
@@ -774,7 +797,7 @@ impl Queue {
     ) -> Result<Fence<T, D>, TaskError> {
         // (A buffer of another queue is refused by `fence_with`, naming it as its own queue does.)
         if crate::checks::overflows(&offset, &range) && std::ptr::eq(buffer.queue, self) {
-            let rec = self.rec.borrow();
+            let rec = self.rec("Queue::fence_subrange");
             let inner = crate::checks::overflow_error(
                 "the fenced box".into(),
                 rec.sim.tm.buffer_ident(buffer.id),
@@ -786,7 +809,7 @@ impl Queue {
             return Err(TaskError { task, inner: Box::new(inner) });
         }
         if std::ptr::eq(buffer.queue, self) {
-            let rec = self.rec.borrow();
+            let rec = self.rec("Queue::fence_subrange");
             let ident = rec.sim.tm.buffer_ident(buffer.id);
             let what = || "the fenced box".to_string();
             let outside = crate::checks::empty_outside(what, ident.clone(), &offset, &range, &buffer.range)
@@ -806,7 +829,7 @@ impl Queue {
         range: [usize; D],
     ) -> Result<Fence<T, D>, TaskError> {
         if !std::ptr::eq(buffer.queue, self) {
-            let rec = self.rec.borrow();
+            let rec = self.rec("Queue::fence");
             let inner = Box::new(celer_scheduler::graph::TaskErrorKind::ForeignResource {
                 resource: crate::checks::Resource::Buffer(buffer.id).to_string(),
             });
@@ -815,13 +838,18 @@ impl Queue {
                 inner,
             });
         }
+        let fenced = match &mapper {
+            RangeMapper::Fixed(b) => *b,
+            _ => GridBox::from_extent(&buffer.range),
+        };
         let mut spec = TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[]));
         std::sync::Arc::make_mut(&mut spec.accesses).push(celer_scheduler::graph::BufferAccess {
             buffer: buffer.id,
             mode: AccessMode::Read,
             mapper,
         });
-        let mut rec = self.rec.borrow_mut();
+        let mut rec = self.rec_mut("Queue::fence");
+        let fenced = (buffer.id, rec.sim.tm.buffer_ident(buffer.id), fenced);
         let task = rec.sim.submit(spec)?;
         rec.after_submit();
         let data = self.runtime.as_ref().map(|rt| {
@@ -832,7 +860,7 @@ impl Queue {
             rec.hold_back(rt);
             (rx, rt.watch())
         });
-        Ok(Fence { task, range, data, _element: PhantomData })
+        Ok(Fence { task, range, fenced, data, _element: PhantomData })
     }
 
     /// A copy of this rank's instance of `object` once every host task submitted before with a side effect on it
@@ -856,44 +884,48 @@ impl Queue {
     }
 
     /// Records an epoch and, when running, blocks until everything submitted before it has completed.
+    #[track_caller]
     pub fn wait(&self) -> TaskId {
         self.epoch(EpochAction::None)
     }
 
     /// Like [`wait`](Self::wait), and every rank meets at a barrier.
+    #[track_caller]
     pub fn barrier(&self) -> TaskId {
         self.epoch(EpochAction::Barrier)
     }
 
+    #[track_caller]
     fn epoch(&self, action: EpochAction) -> TaskId {
-        let id = self.rec.borrow_mut().epoch(action);
+        let call = if action == EpochAction::Barrier { "Queue::barrier" } else { "Queue::wait" };
+        let id = self.rec_mut(call).epoch(action);
         if let Some(rt) = &self.runtime {
             let (tx, rx) = mpsc::sync_channel(1);
             rt.send(Message::Epoch(action, tx));
             // The runtime aborts the process on errors, so a closed channel only means it is gone already.
             let _ = rt.watch().recv(&rx);
             // The runtime thread has let go of the tasks before the epoch: what they held goes now.
-            self.rec.borrow_mut().sim.tm.release_erased_tasks();
+            self.rec_mut(call).sim.tm.release_erased_tasks();
         }
         id
     }
 
     /// The task graph so far (the tasks not yet pruned) as Graphviz DOT.
     pub fn task_graph_dot(&self) -> String {
-        self.rec.borrow().sim.tm.to_dot()
+        self.rec("Queue::task_graph_dot").sim.tm.to_dot()
     }
 
     /// Every simulated rank's command graph as Graphviz DOT (needs [`QueueBuilder::record_commands`]). A queue that
     /// runs the program simulates no rank (the runtime thread builds this rank's command graph; `CELER_DUMP_GRAPHS`
     /// writes it), so its DOT holds no command.
     pub fn command_graphs_dot(&self) -> String {
-        self.rec.borrow().sim.command_graphs_dot()
+        self.rec("Queue::command_graphs_dot").sim.command_graphs_dot()
     }
 
     /// Per simulated rank, how many commands of each kind it generated (needs [`QueueBuilder::record_commands`];
     /// empty for a queue that runs the program, which simulates no rank).
     pub fn command_counts(&self) -> Vec<std::collections::BTreeMap<&'static str, usize>> {
-        let rec = self.rec.borrow();
+        let rec = self.rec("Queue::command_counts");
         rec.sim
             .ranks
             .iter()
@@ -909,7 +941,7 @@ impl Queue {
 
     /// Number of tasks currently held in memory.
     pub fn live_tasks(&self) -> usize {
-        self.rec.borrow().sim.tm.live_task_count()
+        self.rec("Queue::live_tasks").sim.tm.live_task_count()
     }
 }
 
@@ -929,6 +961,20 @@ fn check_buffer_size<T, const D: usize>(range: [usize; D]) -> usize {
     }
 }
 
+/// The panic of a queue call made while the same thread is inside another call of that queue (see
+/// [`Queue::rec_mut`]); without it, `RefCell`'s "already borrowed" named nothing of the program's.
+#[cold]
+#[track_caller]
+fn reentered(call: &str) -> ! {
+    panic!(
+        "{call} was called while this thread is inside another call of the same Queue (Queue::submit applying a \
+         custom range mapper or checking a reduce_with combine, Queue::wait releasing the closures of finished \
+         tasks, a handle's drop): program code that celer runs must not use the queue, e.g. through a thread_local \
+         or a leaked &'static Queue (a queue is not re-entrant); return what the code needs to the program and make \
+         the call after the outer one has returned"
+    )
+}
+
 impl Drop for Queue {
     fn drop(&mut self) {
         self.rec.get_mut().epoch(EpochAction::Shutdown);
@@ -940,7 +986,10 @@ impl Drop for Queue {
 
 impl fmt::Debug for Queue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Queue").field("tasks", &self.rec.borrow().sim.tm).finish()
+        match self.rec.try_borrow() {
+            Ok(rec) => f.debug_struct("Queue").field("tasks", &rec.sim.tm).finish(),
+            Err(_) => f.debug_struct("Queue").finish_non_exhaustive(),
+        }
     }
 }
 
@@ -1031,5 +1080,30 @@ mod tests {
             assert!(msg.contains(part), "the error lacks {part:?}: {msg}");
         }
         submit(i32::MIN).expect("i32::MIN is the identity of a maximum");
+    }
+
+    #[test]
+    fn a_queue_reached_again_from_a_custom_mapper_panics_naming_the_call_not_refcell() {
+        thread_local! {
+            static QUEUE: std::cell::OnceCell<&'static Queue> = const { std::cell::OnceCell::new() };
+        }
+        let q: &'static Queue = Box::leak(Box::new(Queue::dry_run()));
+        QUEUE.with(|cell| cell.set(q).expect("set once"));
+        let a = q.buffer_from(&[1.0f32; 16], [16]).named("a");
+        let reenter = access::custom("reenter", |chunk: &crate::GridBox<1>, _: &crate::GridBox<1>| {
+            QUEUE.with(|cell| cell.get().map(|q| q.ranks()));
+            crate::Region::from(*chunk)
+        });
+        let submitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            q.submit(task::host_for([16]).read(&a, reenter).name("reentrant").run(|_| {}))
+        }));
+        let payload = submitted.expect_err("the re-entry panics");
+        let msg = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            msg.contains("Queue::ranks was called while this thread is inside another call of the same Queue"),
+            "the panic names the call and the re-entry: {msg:?}"
+        );
+        // The queue goes on: the outer call let go of it while unwinding.
+        assert_eq!(q.ranks(), 1);
     }
 }

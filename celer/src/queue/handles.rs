@@ -23,7 +23,7 @@ impl<T: Element, const D: usize> Buffer<'_, T, D> {
     /// made in a loop), as [`TaskBuilder::name`](crate::TaskBuilder::name) takes.
     pub fn named(self, name: impl AsRef<str>) -> Self {
         let name = name.as_ref();
-        self.queue.rec.borrow_mut().sim.set_buffer_name(self.id, name);
+        self.queue.rec_mut("Buffer::named").sim.set_buffer_name(self.id, name);
         if let Some(rt) = &self.queue.runtime {
             rt.send_bounded(Message::NameBuffer(self.id, name.into()));
         }
@@ -43,7 +43,7 @@ impl<T: Element, const D: usize> Buffer<'_, T, D> {
 
 impl<T: Element, const D: usize> Drop for Buffer<'_, T, D> {
     fn drop(&mut self) {
-        let mut rec = self.queue.rec.borrow_mut();
+        let mut rec = self.queue.rec_mut("the drop of a Buffer");
         rec.sim.destroy_buffer(self.id);
         rec.buffer_dropped(self.id);
         drop(rec);
@@ -81,7 +81,7 @@ impl<T: Send + 'static> HostObject<'_, T> {
 
 impl<T> Drop for HostObject<'_, T> {
     fn drop(&mut self) {
-        self.queue.rec.borrow_mut().sim.destroy_host_object(self.id);
+        self.queue.rec_mut("the drop of a HostObject").sim.destroy_host_object(self.id);
         if let Some(rt) = &self.queue.runtime {
             rt.send_bounded(Message::DestroyHostObject(self.id));
         }
@@ -111,7 +111,7 @@ impl CollectiveGroup<'_> {
 
 impl Drop for CollectiveGroup<'_> {
     fn drop(&mut self) {
-        self.queue.rec.borrow_mut().sim.destroy_collective_group(self.id);
+        self.queue.rec_mut("the drop of a CollectiveGroup").sim.destroy_collective_group(self.id);
         if let Some(rt) = &self.queue.runtime {
             rt.send_bounded(Message::DestroyCollectiveGroup(self.id));
         }
@@ -129,6 +129,8 @@ impl fmt::Debug for CollectiveGroup<'_> {
 pub struct Fence<T, const D: usize> {
     pub(super) task: TaskId,
     pub(super) range: [usize; D],
+    /// The fenced buffer and box, to refuse a wait inside a host task that the fence waits for.
+    pub(super) fenced: (BufferId, celer_scheduler::graph::ResourceIdent, celer_scheduler::graph::GridBox),
     /// The runtime's reply, and what watches the runtime thread meanwhile (none in a dry run).
     pub(super) data: Option<(mpsc::Receiver<Vec<u8>>, celer_scheduler::runtime::Watch)>,
     pub(super) _element: PhantomData<T>,
@@ -149,7 +151,18 @@ impl<T: Element, const D: usize> Fence<T, D> {
     ///
     /// # Errors
     /// [`Error::DryRun`] in a dry run, [`Error::Stopped`] if the runtime stopped first.
+    ///
+    /// # Panics
+    /// Inside the closure of a host task submitted before the fence whose chunk writes cells the fence reads: the
+    /// fence waits for that task, so the wait would never return (the panic ends the run naming the task, the
+    /// buffer and the cells).
+    #[track_caller]
     pub fn wait(self) -> Result<Vec<T>, Error> {
+        if let Some(deadlock) =
+            celer_scheduler::runtime::fence_wait_deadlock(self.task, self.fenced.0, &self.fenced.1, &self.fenced.2)
+        {
+            panic!("{deadlock}");
+        }
         let (rx, watch) = self.data.ok_or(Error::DryRun(self.task))?;
         let bytes = watch.recv(&rx).map_err(|_| Error::Stopped(self.task))?;
         let n = bytes.len() / std::mem::size_of::<T>();
@@ -164,6 +177,10 @@ impl<T: Element> Fence<T, 0> {
     ///
     /// # Errors
     /// As [`wait`](Self::wait).
+    ///
+    /// # Panics
+    /// As [`wait`](Self::wait).
+    #[track_caller]
     pub fn value(self) -> Result<T, Error> {
         let task = self.task;
         self.wait()?.into_iter().next().ok_or(Error::Stopped(task))

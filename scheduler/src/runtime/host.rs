@@ -368,6 +368,75 @@ impl HostWorker {
     }
 }
 
+thread_local! {
+    /// On a host worker: what [`RunningWrites`] notes of the host task whose closure it runs now.
+    static RUNNING_WRITES: std::cell::RefCell<RunningWrites> = const { std::cell::RefCell::new(RunningWrites::NONE) };
+}
+
+/// The host task whose closure a host worker runs now (`None`: none) and the boxes of each buffer its chunk writes,
+/// for [`fence_wait_deadlock`].
+struct RunningWrites {
+    task: Option<celer_graph::TaskIdent>,
+    writes: Vec<(BufferId, GridBox)>,
+}
+
+impl RunningWrites {
+    /// No task running.
+    const NONE: Self = Self { task: None, writes: Vec::new() };
+
+    /// Notes `job`'s task and the boxes its accessors write (a region's boxes where it has several).
+    fn enter(job: &HostJob) {
+        RUNNING_WRITES.with(|r| {
+            let r = &mut *r.borrow_mut();
+            r.task = Some(job.task.clone());
+            r.writes.clear();
+            for v in job.ctx.views.iter().filter(|v| v.produces && !v.bounds.is_empty()) {
+                if v.written.is_empty() {
+                    r.writes.push((v.buffer, v.bounds));
+                } else {
+                    r.writes.extend(v.written.iter().map(|b| (v.buffer, *b)));
+                }
+            }
+        });
+    }
+
+    /// Forgets the task once its closure returned.
+    fn leave() {
+        RUNNING_WRITES.with(|r| r.borrow_mut().task = None);
+    }
+}
+
+/// Where the calling thread runs the closure of a host task submitted before `fence` that writes cells of `buffer`
+/// (named `ident` in the message) inside `fenced` (the box the fence reads): the message of the deadlock that waiting for the fence there would be,
+/// since the fence reads what this chunk writes, so it waits for the task, whose closure would wait for it. `None`
+/// elsewhere (the application thread, a fence of other cells or submitted before the task: those may complete;
+/// a fence that waits for the task through other tasks or ranks is left to the stall detection).
+pub fn fence_wait_deadlock(
+    fence: TaskId,
+    buffer: BufferId,
+    ident: &celer_graph::ResourceIdent,
+    fenced: &GridBox,
+) -> Option<String> {
+    RUNNING_WRITES.with(|r| {
+        let r = &*r.borrow();
+        let (task, writes) = (r.task.as_ref().filter(|t| t.id < fence)?, &r.writes);
+        let cells =
+            writes.iter().filter(|(b, w)| *b == buffer && w.intersects(fenced)).map(|(_, w)| w.intersection(fenced));
+        let cells: Vec<String> = cells.map(|c| c.to_string()).collect();
+        if cells.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "Fence::wait inside the closure of host {task} for the fence of task {fence}, submitted after it: the \
+             fence reads {ident} in {}, which this host task writes, so the fence waits for this task to finish, and \
+             the task would wait for the fence forever (a deadlock); wait for the fence in the program after \
+             submitting, or pass the data to the host task through an accessor (read the buffer in a later host \
+             task)",
+            cells.join(", ")
+        ))
+    })
+}
+
 /// A worker's loop: runs jobs (worker 0: collective ones first) until the pool stops and no job is left.
 fn work(q: &Queues, worker: usize, runtime: &std::thread::Thread) {
     super::exit::mark_host_worker();
@@ -382,7 +451,9 @@ fn work(q: &Queues, worker: usize, runtime: &std::thread::Thread) {
             now.cmd.store(job.cmd.0 + 1, std::sync::atomic::Ordering::Release);
             // Per thread: the exit hook of this worker names this task, whatever the others run.
             super::exit::running_host_task(Some(job.task.id));
+            RunningWrites::enter(&job);
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut job.ctx)));
+            RunningWrites::leave();
             super::exit::running_host_task(None);
             now.cmd.store(0, std::sync::atomic::Ordering::Release);
             let ran = HostRan { start, end: std::time::Instant::now(), worker };
