@@ -685,6 +685,14 @@ impl Queue {
             spec.payload = Some(payload);
         }
         if let Some((source, entry)) = task.kernel {
+            // The index space against the buffers the kernel stores to on every item: for a cached shape too, whose
+            // index space and buffers may be another's.
+            let tm = &rec.sim.tm;
+            crate::binding::check_item_stores(source, entry, &spec, |b| tm.buffer_shape(b), |b| tm.buffer_ident(b))
+                .map_err(|inner| TaskError {
+                    task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
+                    inner,
+                })?;
             spec.atomic_accesses = crate::binding::atomic_accesses(source, entry, spec.accesses.len());
         }
         // The program's range mappers run here first: a panic in one names the task, and the mapper and buffer

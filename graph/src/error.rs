@@ -412,6 +412,33 @@ pub enum TaskErrorKind {
         /// The buffer's dimensionality.
         buffer_dims: u32,
     },
+    /// A kernel that stores to a binding at its own item on every item of its index space (behind no guard but the
+    /// chunk's), over an index space that reaches outside the buffer bound there: the items outside would store to
+    /// cells the buffer does not have.
+    #[error(
+        "kernel {kernel} stores to `{binding}` (@binding({number})) at its own item on every item of its index space \
+         ({binding}[celer_index(pc.{binding}, item)], behind no guard but the chunk's), but the task's index space \
+         {range} reaches outside {buffer}, bound there, whose extent is {extent}: its items {outside} would store to \
+         cells the buffer does not have (the run would stop every rank where a chunk's range mapper gives it none of \
+         the buffer, and the stores would land on other cells where it gives some); guard the store with `if \
+         (celer_contains(pc.{binding}, item)) {{ … }}`, or submit the task over the buffer's extent (or a part of it)"
+    )]
+    KernelStoresOutside {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The task's index space.
+        range: GridBox,
+        /// The buffer's extent.
+        extent: BufferExtent,
+        /// The items of the index space outside the buffer's extent.
+        outside: Region,
+    },
     /// A member of the kernel's parameter block (`var<immediate>`, pushed as push constants or, past 128 bytes,
     /// read from a storage buffer) that the task gives no value.
     #[error(
