@@ -543,43 +543,37 @@ pub(crate) fn atomic_accesses(source: &KernelSource, entry: &str, accessors: usi
 }
 
 /// The index space of kernel task `spec` (its accesses in binding order) against the buffers bound where entry
-/// point `entry` of `source` stores at its own item on every item (`EntryPointDesc::stores_every_item`): an index
+/// point `ep` of `source` stores at its own item on every item (`EntryPointDesc::stores_every_item`): an index
 /// space reaching outside such a buffer's extent (`shape` gives it) would have its items there store to cells the
-/// buffer does not have. Run for every task (a task of a cached shape may come with another index space or other
-/// buffers): nothing for a kernel without such bindings or a task without items, else one look-up of the buffer's
-/// extent per such binding bound through another mapper than `one_to_one` (the task graph refuses a one-to-one
-/// mapper reaching outside). A task of another dimensionality than the kernel's, or binding a buffer of another
-/// there, was refused before (`KernelDimensions`, `KernelItemDimensions`).
+/// buffer does not have. Run for every kernel task with such a binding bound through another mapper than
+/// `one_to_one` (a task of a cached shape too, which may come with another index space or other buffers; the task
+/// graph refuses a one-to-one mapper reaching outside, naming it): one look-up of the buffer's extent per such
+/// binding. A task of another dimensionality than the kernel's, or binding a buffer of another there, was refused
+/// before (`KernelDimensions`, `KernelItemDimensions`).
 pub(crate) fn check_item_stores(
     source: &KernelSource,
-    entry: &str,
+    ep: &EntryPointDesc,
     spec: &TaskSpec,
     shape: impl Fn(BufferId) -> Option<celer_scheduler::graph::BufferExtent>,
     buffer: impl Fn(BufferId) -> ResourceIdent,
 ) -> Result<(), Box<TaskErrorKind>> {
-    if spec.range.is_empty() {
+    if spec.range.is_empty() || ep.dims.is_some_and(|d| d as usize != spec.dims) {
         return Ok(());
     }
-    let Some(ep) = source.entry_point(entry) else { return Ok(()) };
     for &b in ep.stores_every_item {
-        // Through one_to_one the mapper itself reaches outside: the task graph refuses that, naming the mapper.
         let Some(access) = spec.accesses.get(b as usize).filter(|a| !matches!(a.mapper, RangeMapper::OneToOne)) else {
             continue;
         };
-        let Some(extent) = shape(access.buffer) else { continue };
-        if extent.bounds().contains(&spec.range) || ep.dims.is_some_and(|d| d as usize != spec.dims) {
-            continue;
-        }
+        let Some(extent) = shape(access.buffer).filter(|e| !e.bounds().contains(&spec.range)) else { continue };
         let desc = source.bindings().iter().find(|d| d.binding == b);
-        let range = Region::from(spec.range);
         return Err(Box::new(TaskErrorKind::KernelStoresOutside {
-            kernel: format!("{}::{entry}", source.name()),
+            kernel: format!("{}::{}", source.name(), ep.name),
             binding: desc.map_or_else(|| format!("binding {b}"), |d| d.name.to_string()),
             number: b,
             buffer: buffer(access.buffer),
             range: spec.range,
             extent,
-            outside: range.difference(&Region::from(extent.bounds())),
+            outside: Region::from(spec.range).difference(&Region::from(extent.bounds())),
         }));
     }
     Ok(())

@@ -329,8 +329,12 @@ impl KernelSource {
     }
 
     /// The entry point called `name`, if the module has one.
+    #[inline]
     pub fn entry_point(&self, name: &str) -> Option<&'static EntryPointDesc> {
-        self.entry_points.iter().find(|ep| ep.name == name)
+        // By address first: `celer`'s `Kernel::wgsl` keeps the name found here, so a task's look-ups compare no
+        // text.
+        let by_address = self.entry_points.iter().find(|ep| std::ptr::eq(ep.name, name));
+        by_address.or_else(|| self.entry_points.iter().find(|ep| ep.name == name))
     }
 }
 
