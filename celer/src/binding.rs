@@ -19,6 +19,10 @@
 //!    against that of each buffer it indexes with its item (`celer_index(pc.<box>, item)`: `KernelItemDimensions`);
 //! 6. the parameter block (`var<immediate>` struct, push constants or storage): the boxes first (`PushConstantLayout`), then every scalar member filled once with
 //!    a value of its type (`MissingScalar`, `ExtraScalars`, `ScalarType`).
+//!
+//! One check reads the task's index space and buffers, so it runs for every task, a task of a cached shape too
+//! ([`check_item_stores`]): the index space against the buffers the kernel stores to at its item on every item
+//! (`KernelStoresOutside`).
 
 use celer_scheduler::exec::shaders::{
     BindingDesc, BlockReductionDesc, EntryPointDesc, KernelSource, PushMemberDesc, ScalarType, StorageAccess,

@@ -427,6 +427,9 @@ pub fn reads_old_contents(module: &naga::Module, entry_point: usize) -> Vec<u32>
     first.into_iter().filter_map(|(b, read)| read.then_some(b)).collect()
 }
 
+/// A call statement of a function: the function it calls and its arguments.
+type Call<'a> = (Handle<Function>, &'a [Handle<Expression>]);
+
 /// The `@group(0)` bindings entry point `entry_point` stores to at its own item on every item of its index space,
 /// ascending: a `Store` (or an atomic) in the entry point's own body to `<binding>[celer_index(pc.<binding>,
 /// item)]` (or to a member of that element), where `item` is `celer_item_Nd(pc.chunk, gid)` of the entry point's
@@ -448,7 +451,7 @@ pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_bindi
     let named =
         |f: Handle<Function>, names: &[&str]| module.functions[f].name.as_deref().is_some_and(|n| names.contains(&n));
     // The calls of the entry point's own body, by the handle of their result.
-    let mut calls: HashMap<Handle<Expression>, (Handle<Function>, &[Handle<Expression>])> = HashMap::new();
+    let mut calls: HashMap<Handle<Expression>, Call<'_>> = HashMap::new();
     each_statement(&func.body, &mut |s| {
         if let Statement::Call { function, arguments, result: Some(r) } = s {
             calls.insert(*r, (*function, arguments.as_slice()));
