@@ -25,13 +25,13 @@
 //! mpirun -n 2 target/debug/deps/fuzz_api-<hash> --ignored real_queue # two ranks
 //! ```
 //! A real queue may also end the run on purpose, as documented, where a program is wrong in a way only the runtime
-//! sees: a kernel writing its items through a mapper that declares no cells for a chunk (an index space outside
-//! the buffer, clipped) stops every rank naming the task, buffer and chunk (`FUZZ_API_FIRST=12354
-//! FUZZ_API_SEEDS=1` on 1 or 2 ranks: `squares` over 4 items at offset 5 writing a 4-cell buffer through
-//! `neighborhood([1])`). Other seeds that stop this way (`all()` of a zero-sized buffer, a neighbourhood clipped to
-//! nothing, on 1 to 3 ranks): 6974, 12685, 21978, 26086, 29671; a run of many seeds resumes after them
-//! (`FUZZ_API_FIRST=<seed + 1>`). `submit` cannot refuse them without knowing that the kernel touches the accessor
-//! on every item (one guarding with `celer_contains` is legal): see the GUIDE's "Bad input".
+//! sees: a kernel writing through a mapper that declares no cells for a chunk stops every rank naming the task,
+//! buffer and chunk. Where the kernel stores at its own item on every item (`squares`: behind no guard but the
+//! chunk's), `submit` now refuses an index space reaching outside the buffer instead (`KernelStoresOutside`): the
+//! seeds that used to stop a run this way, 12354 (`squares` over 4 items at offset 5 writing a 4-cell buffer through
+//! `neighborhood([1])`), 6974, 12685, 21978, 26086 and 29671 (`all()` of a zero-sized buffer, a neighbourhood clipped
+//! to nothing), come back as that error, and seeds `0..32000` run to the end on 1, 2 and 3 ranks. A kernel guarding
+//! its stores otherwise (`celer_contains` on the accessor's box) is legal and not refused: see the GUIDE's "Bad input".
 //! The generator avoids the other such cases it knows (custom writers overlapping between ranks, wrong reaches).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

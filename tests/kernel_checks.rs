@@ -865,3 +865,66 @@ fn twelve_byte_elements_through_a_vec3_binding_are_refused_naming_its_sixteen_by
     );
     assert_has(&msg, &["`out` (@binding(1)) as array<array<f32, 4>> (16 bytes each", "buffer B3 \"floats\" of f32"]);
 }
+
+#[test]
+fn an_index_space_outside_a_buffer_the_kernel_stores_to_on_every_item_is_refused() {
+    let q = Queue::dry_run();
+    let squares = Kernel::wgsl(&kernels::SQUARES, "main").unwrap();
+    let out = q.buffer::<u32, 1>([4]).named("four");
+    // squares stores out[celer_index(pc.out, item)] behind the chunk guard alone: every item of the index space
+    // stores. At offset 5 a neighbourhood clips its 4 items to none of the buffer (the run stopped every rank).
+    let beside = task::parallel_for(&squares, [4]).offset([5]).discard_write(&out, access::neighborhood([1]));
+    let e = q.submit(beside.name("beside")).expect_err("items outside the buffer store");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelStoresOutside { number: 0, .. }), "{e}");
+    let msg = message(Err(e), "beside");
+    assert_has(
+        &msg,
+        &[
+            "kernel squares::main stores to `out` (@binding(0)) at its own item on every item of its index space \
+             (out[celer_index(pc.out, item)], behind no guard but the chunk's), but the task's index space [5] - [9] \
+             reaches outside buffer B0 \"four\", bound there, whose extent is [0] - [4]: its items {[5] - [9]} would \
+             store to cells the buffer does not have",
+            "guard the store with `if (celer_contains(pc.out, item)) { … }`, or submit the task over the buffer's extent",
+        ],
+    );
+    // Partly outside: the items past the end are named.
+    let past = task::parallel_for(&squares, [6]).discard_write(&out, access::neighborhood([1])).name("past");
+    assert_has(&message(q.submit(past), "past"), &["index space [0] - [6]", "its items {[4] - [6]} would store"]);
+    // all() of a zero-sized buffer: every item is outside.
+    let empty = q.buffer::<u32, 1>([0]).named("empty");
+    let all = task::parallel_for(&squares, [3]).discard_write(&empty, access::all()).name("into_nothing");
+    assert_has(
+        &message(q.submit(all), "into_nothing"),
+        &["reaches outside buffer B1 \"empty\", bound there, whose extent is [0]: its items {[0] - [3]}"],
+    );
+    // Inside the extent, whatever the mapper; and over no items at all.
+    q.submit(task::parallel_for(&squares, [2]).offset([2]).discard_write(&out, access::neighborhood([1])))
+        .expect("items 2 and 3 are cells of the buffer");
+    q.submit(task::parallel_for(&squares, [4]).discard_write(&out, access::all())).expect("the whole buffer");
+    q.submit(task::parallel_for(&squares, [0]).offset([9]).discard_write(&out, access::neighborhood([1])))
+        .expect("no items, no stores");
+    // Through one_to_one the mapper itself reaches outside: the task graph's refusal names it, as before.
+    let one = task::parallel_for(&squares, [6]).discard_write(&out, access::one_to_one()).name("one");
+    assert_has(&message(q.submit(one), "one"), &["range mapper one_to_one maps to {[0] - [6]}"]);
+    // A shape whose check passed before (the valid tasks above) is checked again with its own index space.
+    let again = task::parallel_for(&squares, [4]).offset([1]).discard_write(&out, access::neighborhood([1]));
+    assert_has(&message(q.submit(again.name("again")), "again"), &["its items {[4] - [5]} would store"]);
+}
+
+#[test]
+fn a_kernel_guarding_its_stores_with_the_buffers_box_may_run_over_items_outside_it() {
+    let q = Queue::dry_run();
+    // faulty::copy_guarded returns where `dst`'s box lacks the item (`!celer_contains(pc.chunk, item) ||
+    // !celer_contains(pc.dst, item)`) and reads src only inside its box: legal over items beside the buffers.
+    let copy = Kernel::wgsl(&own_kernels::FAULTY, "copy_guarded").unwrap();
+    let src = q.buffer_from(&[1u32; 4], [4]).named("src");
+    let dst = q.buffer::<u32, 1>([4]).named("dst");
+    let t = |offset: usize| {
+        task::parallel_for(&copy, [4])
+            .offset([offset])
+            .read(&src, access::neighborhood([1]))
+            .discard_write(&dst, access::neighborhood([1]))
+    };
+    q.submit(t(5)).expect("guarded: the items beside the buffer store nothing");
+    q.submit(t(2)).expect("guarded: items 4 and 5 store nothing");
+}

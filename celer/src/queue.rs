@@ -32,7 +32,7 @@ pub use crate::task_builder::{task, Kernel, TaskBuilder};
 mod handles;
 mod recorder;
 
-use celer_scheduler::exec::shaders::{KernelSource, ScalarType};
+use celer_scheduler::exec::shaders::{EntryPointDesc, ScalarType};
 pub use handles::{Buffer, CollectiveGroup, Fence, HostObject};
 use recorder::Recorder;
 
@@ -177,8 +177,8 @@ impl_scalar_value!(f32, i32, u32);
 /// same items however the task is split. Returns the items of one block (its workgroup) along each dimension,
 /// dimension 0 first, where the kernel also calls a block reduction in a task with reductions: each block's partial
 /// result is then the same however the task is split, and so is the reduction's result.
-fn align_to_workgroups(source: &KernelSource, entry: &str, spec: &mut TaskSpec) -> Option<[usize; 3]> {
-    let ep = source.entry_point(entry).filter(|ep| ep.workgroup_dependent || ep.block_reduction)?;
+fn align_to_workgroups(ep: &EntryPointDesc, spec: &mut TaskSpec) -> Option<[usize; 3]> {
+    let ep = Some(ep).filter(|ep| ep.workgroup_dependent || ep.block_reduction)?;
     let [x, y, z] = ep.workgroup_size.map(|w| w as usize);
     // Invocation ids run back to front: gid.x along the last dimension (the prelude's celer_item_Nd).
     let block = match spec.dims {
@@ -634,7 +634,8 @@ impl Queue {
         }
         // Chunks start at whole workgroups where the kernel's results depend on them (also for a task whose checked
         // shape is reused: the alignment combines with the task's own granularity, which the shape does not hold).
-        let blocks = task.kernel.and_then(|(source, entry)| align_to_workgroups(source, entry, &mut spec));
+        let entry_point = task.kernel.and_then(|(source, entry)| source.entry_point(entry));
+        let blocks = entry_point.and_then(|ep| align_to_workgroups(ep, &mut spec));
         // The tree of blocks has no place for the buffer's old value: refuse here, naming the buffer, rather than
         // in the runtime.
         if let (Some(_), Some((source, entry))) = (blocks, task.kernel) {
@@ -707,7 +708,20 @@ impl Queue {
             }
             spec.payload = Some(payload);
         }
-        if let Some((source, entry)) = task.kernel {
+        if let (Some((source, entry)), Some(ep)) = (task.kernel, entry_point) {
+            // The index space against the buffers the kernel stores to on every item: for a cached shape too, whose
+            // index space and buffers may be another's. Through one_to_one (most such bindings) the task graph
+            // refuses a store outside, naming the mapper: those cost no look-up here.
+            let other_mapper =
+                |&b: &u32| spec.accesses.get(b as usize).is_some_and(|a| !matches!(a.mapper, RangeMapper::OneToOne));
+            if ep.stores_every_item.iter().any(other_mapper) {
+                let tm = &rec.sim.tm;
+                crate::binding::check_item_stores(source, ep, &spec, |b| tm.buffer_shape(b), |b| tm.buffer_ident(b))
+                    .map_err(|inner| TaskError {
+                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
+                        inner,
+                    })?;
+            }
             spec.atomic_accesses = crate::binding::atomic_accesses(source, entry, spec.accesses.len());
         }
         // The program's range mappers run here first: a panic in one names the task, and the mapper and buffer

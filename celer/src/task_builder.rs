@@ -36,11 +36,12 @@ impl Kernel {
     /// # Errors
     /// [`Error::NoEntryPoint`] when the file has no compute entry point of that name.
     pub fn wgsl(source: &'static KernelSource, entry: &'static str) -> Result<Self, Error> {
-        if source.entry_point(entry).is_none() {
+        let Some(ep) = source.entry_point(entry) else {
             let known: Vec<&str> = source.entry_points().iter().map(|e| e.name).collect();
             return Err(Error::NoEntryPoint { kernel: source.name(), entry, known: known.join(", ") });
-        }
-        Ok(Self { name: source.name().into(), source: Some((source, entry)) })
+        };
+        // The reflection's own name: `submit`'s look-ups of the entry point then find it by its address.
+        Ok(Self { name: source.name().into(), source: Some((source, ep.name)) })
     }
 
     /// The kernel's name.

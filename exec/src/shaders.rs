@@ -185,6 +185,12 @@ pub struct EntryPointDesc {
     /// dimensionality than [`dims`](Self::dims) there, whose cells such an index does not mean (a 2D item `(row,
     /// col)` on a 1D buffer reads cell `row + col`).
     pub item_indexed: &'static [u32],
+    /// The bindings it stores to at its own item on every item of its index space (`out[celer_index(pc.out,
+    /// item)] = …` in its own body, behind no condition but the chunk guard `celer_contains(pc.chunk, item)`, after
+    /// no other `return`), ascending: `celer`'s `submit` refuses a task whose index space reaches outside the buffer
+    /// bound there, whose items would store to cells the buffer does not have. A binding the build could not show
+    /// so (a store behind another condition, in a function of the kernel's own) is left out, and not refused.
+    pub stores_every_item: &'static [u32],
     /// It works on the raw `global_invocation_id` (it neither calls `celer_item_Nd` nor reads the chunk's offset),
     /// which starts at 0 on every chunk, and its file does not say so on purpose (`// celer-kernel-build: raw ids:
     /// NAME`): `celer`'s `submit` refuses it, since it would work on the first chunk's cells whatever chunk it ran.
@@ -323,8 +329,12 @@ impl KernelSource {
     }
 
     /// The entry point called `name`, if the module has one.
+    #[inline]
     pub fn entry_point(&self, name: &str) -> Option<&'static EntryPointDesc> {
-        self.entry_points.iter().find(|ep| ep.name == name)
+        // By address first: `celer`'s `Kernel::wgsl` keeps the name found here, so a task's look-ups compare no
+        // text.
+        let by_address = self.entry_points.iter().find(|ep| std::ptr::eq(ep.name, name));
+        by_address.or_else(|| self.entry_points.iter().find(|ep| ep.name == name))
     }
 }
 

@@ -238,6 +238,12 @@ impl TaskManager {
         self.buffers.get(&id).map(|b| (b.dims, b.extent))
     }
 
+    /// Buffer `id`'s extent, if it exists, with its shape as messages print it (an empty buffer's too).
+    #[inline]
+    pub fn buffer_shape(&self, id: BufferId) -> Option<BufferExtent> {
+        self.buffers.get(&id).map(|b| b.shape)
+    }
+
     /// Names a buffer in messages.
     pub fn buffer_ident(&self, id: BufferId) -> ResourceIdent {
         ResourceIdent::buffer(id, self.buffers.get(&id).and_then(|b| b.name.as_deref()))

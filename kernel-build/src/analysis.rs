@@ -426,3 +426,132 @@ pub fn reads_old_contents(module: &naga::Module, entry_point: usize) -> Vec<u32>
     walk(module, ep, &mut first);
     first.into_iter().filter_map(|(b, read)| read.then_some(b)).collect()
 }
+
+/// A call statement of a function: the function it calls and its arguments.
+type Call<'a> = (Handle<Function>, &'a [Handle<Expression>]);
+
+/// The `@group(0)` bindings entry point `entry_point` stores to at its own item on every item of its index space,
+/// ascending: a `Store` (or an atomic) in the entry point's own body to `<binding>[celer_index(pc.<binding>,
+/// item)]` (or to a member of that element), where `item` is `celer_item_Nd(pc.chunk, gid)` of the entry point's
+/// `global_invocation_id` parameter and the box is the parameter block's member for that same binding, and where
+/// every item of the index space reaches the store: not inside a loop, a `switch` or an `if`, after no `return`
+/// inside one. The one branch it looks through is the chunk guard on that item, `if (celer_contains(pc.chunk,
+/// item)) { … }` or `if (!celer_contains(pc.chunk, item)) { return; }`: every item of the index space lies in its
+/// chunk, so that guard skips only the invocations past the chunk's end. `params_binding` is as for
+/// [`reflect_with_params`](crate::reflect_with_params).
+///
+/// Conservative: a store it cannot show to be so (in a function of the kernel's own, behind any other condition,
+/// at a cell computed from the item, through a local variable holding the item) is left out. `celer`'s `submit`
+/// refuses a task whose index space reaches outside the buffer bound at a listed binding: the items there would
+/// store to cells the buffer does not have.
+pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
+    use std::collections::{BTreeSet, HashMap};
+    let func = &module.entry_points[entry_point].function;
+    let exprs = &func.expressions;
+    let named =
+        |f: Handle<Function>, names: &[&str]| module.functions[f].name.as_deref().is_some_and(|n| names.contains(&n));
+    // The calls of the entry point's own body, by the handle of their result.
+    let mut calls: HashMap<Handle<Expression>, Call<'_>> = HashMap::new();
+    each_statement(&func.body, &mut |s| {
+        if let Statement::Call { function, arguments, result: Some(r) } = s {
+            calls.insert(*r, (*function, arguments.as_slice()));
+        }
+    });
+    let call = |e: Handle<Expression>, names: &[&str]| calls.get(&e).filter(|(f, _)| named(*f, names)).map(|c| c.1);
+    let chunk = |e: Handle<Expression>| crate::params_member(module, func, e, params_binding) == Some(0);
+    let gid = |e: Handle<Expression>| {
+        matches!(exprs[e], Expression::FunctionArgument(k) if matches!(func.arguments[k as usize].binding,
+            Some(naga::Binding::BuiltIn(naga::BuiltIn::GlobalInvocationId))))
+    };
+    // The items: celer_item_Nd(pc.chunk, gid), each call's result.
+    let items: Vec<Handle<Expression>> = calls
+        .keys()
+        .copied()
+        .filter(|&r| {
+            call(r, &["celer_item_1d", "celer_item_2d", "celer_item_3d"])
+                .is_some_and(|a| a.len() == 2 && chunk(a[0]) && gid(a[1]))
+        })
+        .collect();
+    // The chunk guard a condition is: celer_contains(pc.chunk, item) (`true`) or its negation (`false`).
+    let guard = |cond: Handle<Expression>| -> Option<(bool, Handle<Expression>)> {
+        let (positive, e) = match exprs[cond] {
+            Expression::Unary { op: naga::UnaryOperator::LogicalNot, expr } => (false, expr),
+            _ => (true, cond),
+        };
+        let a = call(e, &["celer_contains"])?;
+        (a.len() == 2 && chunk(a[0])).then_some((positive, a[1]))
+    };
+    // The binding and item of a store to `<binding>[celer_index(pc.<binding>, item)]` (a member of it too).
+    let item_store = |mut pointer: Handle<Expression>| -> Option<(u32, Handle<Expression>)> {
+        while let Expression::AccessIndex { base, .. } = exprs[pointer] {
+            pointer = base;
+        }
+        let Expression::Access { base, index } = exprs[pointer] else { return None };
+        let Expression::GlobalVariable(g) = exprs[base] else { return None };
+        let var = &module.global_variables[g];
+        let binding = var.binding.as_ref().filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))?;
+        let a = call(index, &["celer_index"])?;
+        (a.len() == 2 && crate::params_box(module, func, a[0], params_binding) == Some(binding.binding))
+            .then_some((binding.binding, a[1]))
+    };
+    let returns = |block: &naga::Block| {
+        let mut found = false;
+        each_statement(block, &mut |s| found |= matches!(s, Statement::Return { .. } | Statement::Kill));
+        found
+    };
+    /// Notes the stores at `item` that every item of the index space reaching `block` makes; whether every such
+    /// item reaches its end.
+    fn walk(
+        block: &naga::Block,
+        item: Handle<Expression>,
+        at: &dyn Fn(&Statement) -> Option<u32>,
+        guard: &dyn Fn(Handle<Expression>) -> Option<(bool, Handle<Expression>)>,
+        returns: &dyn Fn(&naga::Block) -> bool,
+        out: &mut BTreeSet<u32>,
+    ) -> bool {
+        for s in block.iter() {
+            match s {
+                Statement::Block(b) => {
+                    if !walk(b, item, at, guard, returns, out) {
+                        return false;
+                    }
+                }
+                Statement::If { condition, accept, reject } => {
+                    let taken = match guard(*condition) {
+                        Some((true, i)) if i == item => accept,
+                        Some((false, i)) if i == item => reject,
+                        _ if returns(accept) || returns(reject) => return false,
+                        _ => continue,
+                    };
+                    if !walk(taken, item, at, guard, returns, out) {
+                        return false;
+                    }
+                }
+                Statement::Switch { cases, .. } => {
+                    if cases.iter().any(|c| returns(&c.body)) {
+                        return false;
+                    }
+                }
+                Statement::Loop { body, continuing, .. } => {
+                    if returns(body) || returns(continuing) {
+                        return false;
+                    }
+                }
+                Statement::Return { .. } | Statement::Kill => return false,
+                _ => out.extend(at(s)),
+            }
+        }
+        true
+    }
+    let mut out = BTreeSet::new();
+    for &item in &items {
+        let at = |s: &Statement| match s {
+            Statement::Store { pointer, .. } | Statement::Atomic { pointer, .. } => {
+                item_store(*pointer).filter(|&(_, i)| i == item).map(|(b, _)| b)
+            }
+            _ => None,
+        };
+        walk(&func.body, item, &at, &guard, &returns, &mut out);
+    }
+    out.into_iter().collect()
+}

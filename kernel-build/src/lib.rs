@@ -64,8 +64,8 @@ use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement}
 
 mod analysis;
 pub use analysis::{
-    atomic_ops, block_reductions, item_indexed, reads_old_contents, spirv_needs_float64, uses_f64_prelude,
-    workgroup_dependent,
+    atomic_ops, block_reductions, item_indexed, reads_old_contents, spirv_needs_float64, stores_every_item,
+    uses_f64_prelude, workgroup_dependent,
 };
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
@@ -472,6 +472,11 @@ pub struct EntryPoint {
     /// The bindings it indexes with its item as `celer_item_Nd` returned it (`celer_index(pc.<box>, item)`), directly
     /// or through the functions it calls ([`item_indexed`]), ascending: their buffers must have its dimensionality.
     pub item_indexed: Vec<u32>,
+    /// The bindings it stores to at its own item on every item of its index space (`out[celer_index(pc.out,
+    /// item)] = …` in its own body, behind no condition but the chunk guard on that item, after no `return` but
+    /// that guard's; [`stores_every_item`]), ascending: `submit` refuses an index space that reaches outside the
+    /// buffer bound there. A binding it cannot show so is left out.
+    pub stores_every_item: Vec<u32>,
     /// It works on the raw `global_invocation_id` ([`without_chunk_offset`]) and its file does not say so on
     /// purpose (`// celer-kernel-build: raw ids: NAME`, [`raw_ids_allowed`]): `submit` refuses it. Set by
     /// [`compile_dir`]; `false` as [`reflect_with_params`] gives it.
@@ -811,6 +816,7 @@ pub fn reflect_with_params(
             atomics,
             workgroup_memory_bytes,
             item_indexed: item_indexed(module, i, params_binding),
+            stores_every_item: stores_every_item(module, i, params_binding),
             raw_ids: false,
         });
     }
@@ -863,7 +869,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
              writes: &{:?}, reads_old: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, \
-             workgroup_memory_bytes: {}, item_indexed: &{:?}, raw_ids: {} }}, ",
+             workgroup_memory_bytes: {}, item_indexed: &{:?}, stores_every_item: &{:?}, raw_ids: {} }}, ",
             ep.name,
             ep.dims,
             ep.block_reduction,
@@ -874,6 +880,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             ep.atomics,
             ep.workgroup_memory_bytes,
             ep.item_indexed,
+            ep.stores_every_item,
             ep.raw_ids
         );
     }
@@ -1292,7 +1299,7 @@ fn callees(f: &Function) -> Vec<naga::Handle<Function>> {
     out
 }
 
-fn each_statement(block: &naga::Block, visit: &mut impl FnMut(&Statement)) {
+fn each_statement<'a>(block: &'a naga::Block, visit: &mut impl FnMut(&'a Statement)) {
     for s in block.iter() {
         visit(s);
         match s {
@@ -1340,6 +1347,18 @@ fn params_box(
     expr: Handle<Expression>,
     params_binding: Option<u32>,
 ) -> Option<u32> {
+    params_member(module, func, expr, params_binding)?.checked_sub(1)
+}
+
+/// The member of the parameter block that expression `expr` of `func` loads (`pc.chunk` is 0, `pc.src` 1, ...):
+/// a load through a pointer to member `m`, or member `m` of the loaded struct. `params_binding` is as for
+/// [`params_box`].
+fn params_member(
+    module: &naga::Module,
+    func: &Function,
+    expr: Handle<Expression>,
+    params_binding: Option<u32>,
+) -> Option<u32> {
     let exprs = &func.expressions;
     let params = |e: Handle<Expression>| {
         matches!(exprs[e], Expression::GlobalVariable(g)
@@ -1347,11 +1366,11 @@ fn params_box(
     };
     match exprs[expr] {
         Expression::Load { pointer } => match exprs[pointer] {
-            Expression::AccessIndex { base, index } if params(base) => index.checked_sub(1),
+            Expression::AccessIndex { base, index } if params(base) => Some(index),
             _ => None,
         },
         Expression::AccessIndex { base, index } => match exprs[base] {
-            Expression::Load { pointer } if params(pointer) => index.checked_sub(1),
+            Expression::Load { pointer } if params(pointer) => Some(index),
             _ => None,
         },
         _ => None,

@@ -803,3 +803,81 @@ fn an_entry_point_on_raw_ids_is_marked_for_submit_to_refuse_unless_its_file_allo
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("entry point `raw`"), "{warnings:?}");
 }
+
+#[test]
+fn reflection_lists_the_bindings_stored_at_the_item_on_every_item_behind_no_guard_but_the_chunks() {
+    let stored = |body: &str| {
+        let r = reflection(&format!("{HEADER}\n{body}")).expect("reflects");
+        r.entry_points.iter().map(|e| (e.name.clone(), e.stores_every_item.clone())).collect::<Vec<_>>()
+    };
+    let every = |name: &str| (name.to_string(), vec![1u32]);
+    let none = |name: &str| (name.to_string(), Vec::<u32>::new());
+    // Unguarded, inside the chunk guard, after the chunk guard's early return, an atomic-free member store alike.
+    let unconditional = stored(
+        "@compute @workgroup_size(64) fn open(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(64) fn inside(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (celer_contains(pc.chunk, item)) { dst[celer_index(pc.dst, item)] = 1.0; }
+        }
+        @compute @workgroup_size(64) fn early(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) { return; }
+            var acc = 0.0;
+            for (var k = 0u; k < 4u; k++) { acc += f32(k); }
+            if (acc > 2.0) { acc = 2.0; }
+            dst[celer_index(pc.dst, item)] = acc;
+        }",
+    );
+    assert_eq!(unconditional, [every("open"), every("inside"), every("early")]);
+    // Any other guard, an early return that depends on the item, a loop, a helper, a cell built from the item, another
+    // binding's box, an item not of the raw gid: not known, left out.
+    let conditional = stored(
+        "fn put(item: vec3<u32>) { dst[celer_index(pc.dst, item)] = 1.0; }
+        @compute @workgroup_size(64) fn own_box(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.dst, item)) { return; }
+            dst[celer_index(pc.dst, item)] = 1.0;
+        }
+        @compute @workgroup_size(64) fn branch(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (item.x > 3u) { dst[celer_index(pc.dst, item)] = 1.0; }
+        }
+        @compute @workgroup_size(64) fn returns(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (celer_contains(pc.chunk, item)) { if (src[celer_index(pc.src, item)] < 0.0) { return; } }
+            dst[celer_index(pc.dst, item)] = 1.0;
+        }
+        @compute @workgroup_size(64) fn looped(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            for (var k = 0u; k < pc.chunk.range1; k++) { dst[celer_index(pc.dst, item)] = f32(k); }
+        }
+        @compute @workgroup_size(64) fn helper(@builtin(global_invocation_id) gid: vec3<u32>) {
+            put(celer_item_1d(pc.chunk, gid));
+        }
+        @compute @workgroup_size(64) fn built(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[celer_index(pc.dst, item + vec3<u32>(1u, 0u, 0u))] = 1.0;
+            dst[celer_index(pc.src, item)] = 1.0;
+        }
+        @compute @workgroup_size(64) fn shifted(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid * 2u);
+            dst[celer_index(pc.dst, item)] = 1.0;
+        }",
+    );
+    let names = ["own_box", "branch", "returns", "looped", "helper", "built", "shifted"];
+    assert_eq!(conditional, names.map(none));
+    // A store ahead of an early return that depends on the item is made by every item; one after it is not known.
+    let before = stored(
+        "@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) { return; }
+            dst[celer_index(pc.dst, item)] = 0.0;
+            if (item.x == 0u) { return; }
+            dst[celer_index(pc.dst, item)] = 1.0;
+        }",
+    );
+    assert_eq!(before, [every("main")]);
+}

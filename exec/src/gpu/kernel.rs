@@ -697,6 +697,7 @@ mod tests {
             atomics: &[],
             workgroup_memory_bytes,
             item_indexed: &[],
+            stores_every_item: &[],
             raw_ids: false,
         };
         assert_eq!(workgroup_beyond_limits(&desc([1024, 1, 1], 32768), &limits), None, "at the limits");

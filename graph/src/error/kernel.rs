@@ -1,8 +1,8 @@
 //! The messages of [`TaskErrorKind`](super::TaskErrorKind)'s kernel variants: a kernel that does not fit the task
-//! binding it (binding counts, element types, read-only and never-written bindings, raw ids, discarded reads,
-//! reductions' operators and types, item dimensions), its scalars (missing, extra, of another type, names), its
-//! parameter block and the device limits it meets (push constants, parameters, bindings, float64, coordinates,
-//! cells, bind bytes).
+//! binding it (binding counts, element types, read-only and never-written bindings, raw ids, discarded reads, stores
+//! outside the buffer, reductions' operators and types, item dimensions), its scalars (missing, extra, of another
+//! type, names), its parameter block and the device limits it meets (push constants, parameters, bindings, float64,
+//! coordinates, cells, bind bytes).
 //!
 //! The variants themselves (their fields and docs) stay in `TaskErrorKind`; each names its function here with
 //! `#[error(fmt = kernel::NAME)]`, which thiserror calls with the variant's fields by reference, in order.
@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use crate::geometry::GridBox;
+use crate::geometry::{BufferExtent, GridBox, Region};
 use crate::task::ResourceIdent;
 
 /// [`TaskErrorKind::KernelBindings`](super::TaskErrorKind::KernelBindings)'s message.
@@ -96,6 +96,28 @@ pub(super) fn kernel_raw_ids(kernel: &str, file: &str, f: &mut fmt::Formatter<'_
          the workgroup size runs items past its end); take the item from celer_item_Nd(pc.chunk, gid) and skip \
          those outside the chunk (celer_contains), or add the chunk's offset yourself; a kernel that ignores the \
          chunk on purpose says so in a line `// celer-kernel-build: raw ids: ENTRY` of {file}"
+    )
+}
+
+/// [`TaskErrorKind::KernelStoresOutside`](super::TaskErrorKind::KernelStoresOutside)'s message.
+pub(super) fn kernel_stores_outside(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    buffer: &ResourceIdent,
+    range: &GridBox,
+    extent: &BufferExtent,
+    outside: &Region,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} stores to `{binding}` (@binding({number})) at its own item on every item of its index space \
+         ({binding}[celer_index(pc.{binding}, item)], behind no guard but the chunk's), but the task's index space \
+         {range} reaches outside {buffer}, bound there, whose extent is {extent}: its items {outside} would store to \
+         cells the buffer does not have (the run would stop every rank where a chunk's range mapper gives it none of \
+         the buffer, and the stores would land on other cells where it gives some); guard the store with `if \
+         (celer_contains(pc.{binding}, item)) {{ … }}`, or submit the task over the buffer's extent (or a part of it)"
     )
 }
 
