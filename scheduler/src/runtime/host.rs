@@ -407,8 +407,9 @@ impl RunningWrites {
 }
 
 /// Where the calling thread runs the closure of a host task submitted before `fence` that writes cells of `buffer`
-/// (named `ident` in the message) inside `fenced` (the box the fence reads): the message of the deadlock that waiting for the fence there would be,
-/// since the fence reads what this chunk writes, so it waits for the task, whose closure would wait for it. `None`
+/// (named `ident` in the message) inside `fenced` (the box the fence reads): the message of the deadlock that
+/// waiting for the fence there would be, since the fence reads what this chunk writes, so it waits for the task,
+/// whose closure would wait for it. `None`
 /// elsewhere (the application thread, a fence of other cells or submitted before the task: those may complete;
 /// a fence that waits for the task through other tasks or ranks is left to the stall detection).
 pub fn fence_wait_deadlock(
