@@ -126,6 +126,15 @@ fn rows() -> Vec<Row> {
         )),
     ));
     rows.push((
+        "a reduce_with combine closure that is not commutative (keep the first non-zero)",
+        err(q.submit(
+            task::parallel_for(&k, [16])
+                .read(&v, access::one_to_one())
+                .reduce_with(&sum, 0, |a, b| if a != 0 { a } else { b })
+                .name("first_found"),
+        )),
+    ));
+    rows.push((
         "an index space with more items than a usize counts",
         err(q.submit(task::host_for([1usize << 40, 1 << 40]).name("too_many").run(|_| {}))),
     ));
@@ -327,6 +336,10 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
             &["\"min_by_add\"", "reduce_i32::reduce_sum", "with atomicAdd", "B1 \"minimum\"", "ReductionOp::Min"],
         ),
         ("a reduce_with identity", &["\"from_5\"", "B3 \"sum\"", "identity 5", "combine(5, 5) = 10"]),
+        (
+            "a reduce_with combine closure that is not",
+            &["\"first_found\"", "B3 \"sum\"", "not commutative", "combine(1, 2) = 1, but combine(2, 1) = 2"],
+        ),
         ("an index space with more", &["\"too_many\"", "[1099511627776,1099511627776]", "usize"]),
         ("a kernel over an index space beyond", &["\"wide\"", "squares::main", "[0] - [4294967296]", "u32"]),
         ("a kernel bound to a buffer beyond", &["\"long_out\"", "B6 \"long\" of extent [0] - [4294967297]"]),

@@ -58,6 +58,11 @@
 //!   the task and the panic's message (the others would otherwise wait for its data forever).
 //! - `combine-panic`: the combine closure of a `reduce_with` panics; every rank stops naming the reduction's task
 //!   and the message (on one rank nothing is combined: the case then finishes).
+//! - `combine-order`: a `reduce_with` whose combine keeps its first operand of two values of 16 and more (the
+//!   maximum below): not commutative beyond the values `submit` probes, so it passes `submit`; the runtime, which
+//!   calls the combine both ways for each pair of partial results, ends every rank naming the task, the buffer, both
+//!   operands and both results. One rank of one device has one chunk, combined by its kernel alone: the case then
+//!   finishes; one rank of two devices (`CELER_DEVICES=2`) combines two partial results and stops.
 //! - `mapper-panic`: a custom range mapper panics while the task is submitted (on the application thread); the
 //!   message names the task, the mapper and its buffer, and the queue's drop ends every rank.
 //! - `mapper-panic-reach`: the `reach` closure of a custom range mapper underflows (`cells.min()[0] - 1` at cell 0)
@@ -355,6 +360,28 @@ fn host_panic() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let got = q.fence(&data).map_err(|e| e.to_string())?.wait();
     Err(format!("the program went on after the host task panicked (fence: {got:?})"))
+}
+
+/// A `reduce_with` whose combine closure is not commutative on values beyond `submit`'s probes: of two values of 16
+/// and more it keeps the first. On 2 nodes the chunks' partial results are 16 | 32 and 64 | 128.
+fn combine_order() -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let flags = q.buffer_from(&[16u32, 32, 64, 128], [4]).named("flags");
+    let first = q.buffer::<u32, 1>([1]).named("first_big");
+    let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or").map_err(|e| e.to_string())?;
+    q.submit(
+        task::parallel_for(&or, [4])
+            .read(&flags, access::one_to_one())
+            .reduce_with(&first, 0, |a, b| if a >= 16 && b >= 16 { a } else { a.max(b) })
+            .name("keep_first"),
+    )
+    .map_err(|e| e.to_string())?;
+    let got = q.fence(&first).map_err(|e| e.to_string())?.wait();
+    if q.ranks() == 1 && got.as_ref().is_ok_and(|v| v == &[240]) {
+        // One chunk: the kernel's own reduction is the result, and nothing is combined on the host.
+        return Ok(());
+    }
+    Err(format!("the program went on after a combine that is not commutative (fence: {got:?})"))
 }
 
 /// A `reduce_with` whose combine closure panics.
@@ -2088,6 +2115,25 @@ fn check_cases() -> Vec<String> {
         "one rank to finish: it combines nothing (`./x test` runs the case on 2 ranks)",
         &stderr,
     );
+    let (status, stderr, _) = run_case("combine-order", &[]);
+    check(
+        "combine-order (one rank)",
+        status.success(),
+        "one rank of one device to finish: it combines nothing (`./x test` runs the case on 2 ranks)",
+        &stderr,
+    );
+    let (status, stderr, took) = run_case("combine-order", &[("CELER_DEVICES", "2")]);
+    check(
+        "combine-order (one rank, two devices)",
+        !status.success()
+            && took < Duration::from_secs(10)
+            && stderr.contains("in task T1 \"keep_first\", the combine closure of reduction")
+            && stderr.contains("into buffer B1 \"first_big\" (reduce_with) is not commutative")
+            && stderr.contains("combine(48 (bytes 30 00 00 00), 192 (bytes c0 00 00 00)) = 48 (bytes 30 00 00 00)")
+            && stderr.contains("but combine(192 (bytes c0 00 00 00), 48 (bytes 30 00 00 00)) = 192"),
+        "a failure within 10 s naming the task, the buffer, both operands and both results",
+        &stderr,
+    );
     let (status, stderr, took) = run_case("mapper-panic", &[]);
     check(
         "mapper-panic",
@@ -2495,6 +2541,7 @@ fn main() -> ExitCode {
             Some("waits-1") => waits(1),
             Some("host-panic") => host_panic(),
             Some("combine-panic") => combine_panic(),
+            Some("combine-order") => combine_order(),
             Some("mapper-panic") => mapper_panic(true),
             Some("mapper-panic-runtime") => mapper_panic(false),
             Some("mapper-panic-reach") => mapper_panic_reach(),

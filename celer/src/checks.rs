@@ -12,7 +12,7 @@ use celer_scheduler::graph::{
 use celer_scheduler::runtime::KERNEL_CELLS;
 use celer_scheduler::split::ChunkGrid;
 
-use crate::identity::IdentityFault;
+use crate::identity::{IdentityFault, OrderFault};
 
 /// What a task builder noted while its accesses and reductions were added, for [`Noted::check`].
 #[derive(Clone, Debug, Default)]
@@ -37,6 +37,9 @@ pub(crate) struct Noted {
     /// The first `reduce_with` whose identity only the type's extreme values show not to be one (a sentinel):
     /// `submit` warns about it (once a queue) instead of refusing the task.
     sentinel: Option<(BufferId, IdentityFault)>,
+    /// The first `reduce_with` whose combine closure gave different results for two probe values in the two orders:
+    /// the buffer, and the two calls, as text.
+    order: Option<(BufferId, OrderFault)>,
     /// The buffers the task binds that hold more than [`KERNEL_CELLS`] cells or more than [`LEAST_BIND_BYTES`]
     /// bytes, with their extents, dimensions and element sizes: [`check_cells`](Self::check_cells) finds whether one
     /// chunk's accesses of one span that many cells, or more bytes than the devices bind (empty, allocating
@@ -239,6 +242,14 @@ impl Noted {
         }
     }
 
+    /// Notes a `reduce_with` on `buffer` whose combine is not commutative, as `fault` shows (the first one is
+    /// reported).
+    pub(crate) fn not_commutative(&mut self, buffer: BufferId, fault: OrderFault) {
+        if self.order.is_none() {
+            self.order = Some((buffer, fault));
+        }
+    }
+
     /// The warning for a `reduce_with` identity that only the type's extreme values show not to be one, as a
     /// sentence following the task's name, with `ident` naming the buffer.
     pub(crate) fn sentinel_warning(&self, ident: impl Fn(BufferId) -> ResourceIdent) -> Option<String> {
@@ -357,6 +368,15 @@ impl Noted {
                 gave: fault.gave.clone(),
                 wanted: fault.wanted.clone(),
                 hint: fault.hint.to_string(),
+            }));
+        }
+        if let Some((b, fault)) = &self.order {
+            return Err(Box::new(TaskErrorKind::ReductionNotCommutative {
+                buffer: ident(*b),
+                call: fault.call.clone(),
+                gave: fault.gave.clone(),
+                swapped: fault.swapped.clone(),
+                gave_swapped: fault.gave_swapped.clone(),
             }));
         }
         if let Some(o) = &self.overflow {

@@ -19,7 +19,15 @@
 //! - **A panic stops probing.** A combine that panics on a probe (an overflow from a wrong identity, a combine that
 //!   always panics) is not refused here: the value may never occur in the program's data, and the runtime reports a
 //!   panic in the combine naming the task. The first panic ends the probing, so its message prints once.
-//! - **Cost.** At most 2 × 14 + 1 calls of the combine per `reduce_with`, no allocation unless a fault is found.
+//! - **The order.** Where the identity passes, `combine(x, y)` and `combine(y, x)` must agree for every two of the
+//!   small values (equal bits, or for floats equal values or two NaNs, whatever their payloads): the ranks' and
+//!   devices' partial results pair up as the split decides, so a combine that is not commutative ("keep the first
+//!   non-zero") gives a result that changes with the rank count; `submit` refuses it, naming the two calls. Only
+//!   small values, so a combine that is not commutative only beyond them passes here, and the runtime, which
+//!   checks every pair of partial results it combines, ends the run where it meets one. Associativity is not
+//!   probed: float sums are not associative, and refusing them would refuse every float `reduce_with`.
+//! - **Cost.** At most 2 × 14 + 1 calls of the combine for the identity and 2 × 21 for the order per
+//!   `reduce_with`, no allocation unless a fault is found.
 
 use crate::queue::Reducible;
 use celer_scheduler::runtime::ScalarKind;
@@ -96,9 +104,39 @@ pub(crate) struct IdentityFault {
     pub(crate) extreme: bool,
 }
 
+/// Two small probe values that a `reduce_with` combine gives different results for in the two orders, as text for
+/// the error: `combine(1, 2) = 1` against `combine(2, 1) = 2`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OrderFault {
+    pub(crate) call: String,
+    pub(crate) gave: String,
+    pub(crate) swapped: String,
+    pub(crate) gave_swapped: String,
+}
+
+/// What the probes of a `reduce_with` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Probed {
+    /// The identity is not one ([`fault`]).
+    Identity(IdentityFault),
+    /// The combine is not commutative on two small probe values.
+    Order(OrderFault),
+}
+
 /// Why `identity` is not an identity of `combine`, or `None` where every probe keeps it or the combine panicked
 /// (see the module docs for what is probed and why).
+#[cfg(test)]
 pub(crate) fn fault<T: Reducible>(identity: T, combine: &impl Fn(T, T) -> T) -> Option<IdentityFault> {
+    match probe(identity, combine)? {
+        Probed::Identity(f) => Some(f),
+        Probed::Order(_) => None,
+    }
+}
+
+/// Probes `identity` and `combine`: the identity first ([`fault`]), then, where it passes, whether `combine(x, y)`
+/// and `combine(y, x)` agree for every two of the small probe values (equal bits, or for floats equal values or two
+/// NaNs); `None` where every probe passes or the combine panicked (see the module docs).
+pub(crate) fn probe<T: Reducible>(identity: T, combine: &impl Fn(T, T) -> T) -> Option<Probed> {
     // A combine that panics here is left to the runtime, which reports its panic naming the task.
     let call = |a: T, b: T| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| combine(a, b))).ok();
     let refuse = |a: T, b: T, gave: T, wanted: T, extreme: bool| IdentityFault {
@@ -111,20 +149,49 @@ pub(crate) fn fault<T: Reducible>(identity: T, combine: &impl Fn(T, T) -> T) -> 
     };
     let twice = call(identity, identity)?;
     if !same(twice, identity) {
-        return Some(refuse(identity, identity, twice, identity, false));
+        return Some(Probed::Identity(refuse(identity, identity, twice, identity, false)));
     }
     let small = small_probes(T::KIND);
     for (i, &x) in probes::<T>().iter().enumerate() {
         let left = call(identity, x)?;
         if !same(left, x) {
-            return Some(refuse(identity, x, left, x, i >= small));
+            return Some(Probed::Identity(refuse(identity, x, left, x, i >= small)));
         }
         let right = call(x, identity)?;
         if !same(right, x) {
-            return Some(refuse(x, identity, right, x, i >= small));
+            return Some(Probed::Identity(refuse(x, identity, right, x, i >= small)));
+        }
+    }
+    // The order: the ranks' partial results pair up as the split decides (the runtime checks the pairs it
+    // combines; this finds a combine that is not commutative before anything runs, on one rank too).
+    let small = &probes::<T>()[..small.min(probes::<T>().len())];
+    for (i, &x) in small.iter().enumerate() {
+        for &y in &small[i + 1..] {
+            let (xy, yx) = (call(x, y)?, call(y, x)?);
+            if !same(xy, yx) && !both_nan(xy, yx) {
+                return Some(Probed::Order(OrderFault {
+                    call: format!("combine({}, {})", show(x), show(y)),
+                    gave: show(xy),
+                    swapped: format!("combine({}, {})", show(y), show(x)),
+                    gave_swapped: show(yx),
+                }));
+            }
         }
     }
     None
+}
+
+/// Whether `a` and `b` are both NaN (floats only; any payloads).
+fn both_nan<T: Reducible>(a: T, b: T) -> bool {
+    let nan = |v: T| {
+        let b = bytemuck::bytes_of(&v);
+        match T::KIND {
+            ScalarKind::F32 => <[u8; 4]>::try_from(b).is_ok_and(|b| f32::from_ne_bytes(b).is_nan()),
+            ScalarKind::F64 => <[u8; 8]>::try_from(b).is_ok_and(|b| f64::from_ne_bytes(b).is_nan()),
+            _ => false,
+        }
+    };
+    nan(a) && nan(b)
 }
 
 /// The identities of the common combines of an element type, for the error's hint.
@@ -248,6 +315,36 @@ mod tests {
         for (what, result, call) in refusals {
             assert_eq!(result.as_deref(), Some(call), "{what}");
         }
+    }
+
+    /// The two calls that show `combine` is not commutative, or `None`.
+    fn unordered<T: Reducible>(identity: T, combine: impl Fn(T, T) -> T) -> Option<String> {
+        match probe(identity, &combine)? {
+            Probed::Order(f) => Some(format!("{} = {}, {} = {}", f.call, f.gave, f.swapped, f.gave_swapped)),
+            Probed::Identity(f) => panic!("the identity is refused first: {f:?}"),
+        }
+    }
+
+    #[test]
+    fn a_combine_that_is_not_commutative_on_small_values_is_refused_with_both_calls() {
+        let first = |a: u32, b: u32| if a != 0 { a } else { b };
+        assert_eq!(unordered(0u32, first).as_deref(), Some("combine(1, 2) = 1, combine(2, 1) = 2"));
+        let last = |a: i64, b: i64| if b != 0 { b } else { a };
+        assert_eq!(unordered(0i64, last).as_deref(), Some("combine(1, -1) = -1, combine(-1, 1) = 1"));
+        let first_f = |a: f32, b: f32| if a != 0.0 { a } else { b };
+        assert_eq!(unordered(0.0f32, first_f).as_deref(), Some("combine(1.0, -1.0) = 1.0, combine(-1.0, 1.0) = -1.0"));
+        // Commutative combines pass, f32::max and min with +0.0 and -0.0 included; so does a combine that is not
+        // commutative only beyond the small values (the runtime checks the pairs it combines).
+        assert_eq!(unordered(f32::NEG_INFINITY, f32::max), None);
+        assert_eq!(unordered(f64::INFINITY, f64::min), None);
+        assert_eq!(unordered(0.0f32, |a, b| a + b), None);
+        assert_eq!(unordered(1.0f64, |a, b| a * b), None);
+        assert_eq!(unordered(0u32, |a, b| a ^ b), None);
+        assert_eq!(unordered(0u32, |a, b| if a >= 16 && b >= 16 { a } else { a.max(b) }), None);
+        // The NaN a combine gives for two values counts as the same NaN either way.
+        assert_eq!(unordered(0.0f32, |a, b| if a != 0.0 && b != 0.0 { f32::NAN } else { a + b }), None);
+        // A panic ends the probing.
+        assert_eq!(probe(0u32, &|a: u32, b: u32| if a == 2 { panic!("no twos") } else { first(a, b) }), None);
     }
 
     #[test]

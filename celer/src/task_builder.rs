@@ -409,8 +409,9 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// Reduces every item's contribution into the one-element `buffer` with an operation of your own: the kernel
     /// combines its chunk's items into element 0 starting from `identity` (which the buffer holds when it starts),
     /// and celer folds the ranks' partial results with `combine`, in rank order, starting from `identity`, so
-    /// every rank reads the same bits. `combine` must be associative, and agree with what the kernel does. The
-    /// buffer's old value is overwritten ([`reduce_with_including`](Self::reduce_with_including) folds it in).
+    /// every rank reads the same bits. `combine` must be commutative and associative, and agree with what the
+    /// kernel does. The buffer's old value is overwritten ([`reduce_with_including`](Self::reduce_with_including)
+    /// folds it in).
     ///
     /// `identity` must be the combine's identity: every chunk and rank starts from it. `submit` refuses the task
     /// unless `combine(identity, identity)` gives `identity`, and `combine(identity, x)` and `combine(x, identity)`
@@ -419,6 +420,13 @@ impl<const KD: usize> TaskBuilder<KD> {
     /// identity that only `T::MIN`, `T::MAX` or ±1e30 show to be none (a sentinel: -1 for the largest index found)
     /// is accepted with a warning, once a queue; a combine that panics on a probe is not refused here (the runtime
     /// reports a panic in it, naming the task).
+    ///
+    /// `combine` must be commutative: the partial results of the ranks and devices pair up as the split decides.
+    /// `submit` refuses the task where `combine(x, y)` and `combine(y, x)` differ for two of the small probe values
+    /// (a "keep the first non-zero"); the runtime calls the combine both ways for each pair of partial results it
+    /// combines, and ends every rank where they differ (bytes compared; for floats two NaNs, and `0.0` and `-0.0`,
+    /// count as the same), which costs one more call of the combine per combine. Associativity is not checked (a
+    /// float sum is not associative).
     ///
     /// ```no_run
     /// # use celer::{access, kernels, task, Kernel, Queue};
@@ -471,8 +479,10 @@ impl<const KD: usize> TaskBuilder<KD> {
         self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take(), BD));
         // Every chunk and rank starts from the identity, so one that the combine does not keep (a sum from 5, a
         // maximum from 0) counts once per chunk: probed with a few finite values (see `identity.rs`).
-        if let Some(fault) = crate::identity::fault(identity, &combine) {
-            self.p.noted.not_identity(buffer.id, fault);
+        match crate::identity::probe(identity, &combine) {
+            Some(crate::identity::Probed::Identity(fault)) => self.p.noted.not_identity(buffer.id, fault),
+            Some(crate::identity::Probed::Order(fault)) => self.p.noted.not_commutative(buffer.id, fault),
+            None => {}
         }
         let read = |b: &[u8]| -> T {
             assert_eq!(b.len(), std::mem::size_of::<T>(), "a reduction element has the buffer's element size");

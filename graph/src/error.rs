@@ -573,6 +573,28 @@ pub enum TaskErrorKind {
         /// The identities of the common combines of the element type (`i32::MIN for a maximum, …`).
         hint: String,
     },
+    /// A `reduce_with` combine closure that gives different results for two values in the two orders (of the small
+    /// values `submit` probes: 0, 1, -1, 2, 7, for floats also -0.0 and -0.5; equal bits, or for floats equal values
+    /// or two NaNs, count as the same).
+    #[error(
+        "{buffer} is reduced with reduce_with, but the combine closure is not commutative: {call} = {gave}, but \
+         {swapped} = {gave_swapped}. The partial results of the chunks (ranks and devices) pair up, in an order, as \
+         the task's split decides, so the result would change with the number of ranks and devices; make the \
+         combine commutative (and associative): where it picks one of two values, pick by value (the smaller or the \
+         larger), not by position"
+    )]
+    ReductionNotCommutative {
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// One call of the combine: `combine(1, 2)`.
+        call: String,
+        /// What it gave.
+        gave: String,
+        /// The call with its operands swapped: `combine(2, 1)`.
+        swapped: String,
+        /// What that gave.
+        gave_swapped: String,
+    },
     /// A buffer reduced into twice by one task.
     #[error(
         "{buffer} is reduced into twice by the same task (reductions {first} and {second}, numbered from 0 in the \

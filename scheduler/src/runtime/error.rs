@@ -183,6 +183,10 @@ pub enum RuntimeError {
         /// The panic's message.
         message: String,
     },
+    /// The combine closure of a `reduce_with` gave different results for the two orders of two partial results
+    /// (boxed: rare, and results stay small).
+    #[error(transparent)]
+    CombineNotCommutative(Box<CombineNotCommutative>),
     /// The application asked to end every rank (its thread panicked while the queue was alive).
     #[error("{0}")]
     Aborted(String),
@@ -277,6 +281,35 @@ pub(crate) const UNCHECKED_HINT: &str = "; or the ranks' programs submitted diff
      barrier on some ranks only, another buffer extent, range mapper or buffer creation order): \
      CELER_CHECK_DIVERGENCE is off in this run, so celer did not compare them; run with it on (the default) to have \
      every rank name the first task that differs";
+
+/// The combine closure of a `reduce_with` gave different results for the two orders of two partial results.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "N{node}: in {task}, the combine closure of reduction {reduction} into {buffer} (reduce_with) is not \
+     commutative: combine({a}, {b}) = {ab}, but combine({b}, {a}) = {ba}. The partial results come one per \
+     chunk (rank and device), and which of them pair up, in which order, depends on how the task is split, so \
+     the result would change with the number of ranks and devices; the combine must be commutative (and \
+     associative) for a result independent of the split, and agree with the kernel's own combine (an atomic \
+     operation); ending every rank"
+)]
+pub struct CombineNotCommutative {
+    /// The command graph node.
+    pub node: i32,
+    /// The reduction.
+    pub reduction: celer_graph::ReductionId,
+    /// The task that declared the reduction.
+    pub task: celer_graph::TaskIdent,
+    /// The reduction's buffer, by id and name (`buffer B0 "u"`).
+    pub buffer: String,
+    /// The first operand, as a value and bytes.
+    pub a: String,
+    /// The second operand.
+    pub b: String,
+    /// `combine(a, b)`.
+    pub ab: String,
+    /// `combine(b, a)`.
+    pub ba: String,
+}
 
 /// A kernel would bind an allocation it cannot address: more cells than kernels index (`u32`), or more bytes than
 /// the device binds for one accessor. `submit` refuses a task whose accesses on one chunk are that large; this is an

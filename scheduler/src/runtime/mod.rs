@@ -75,7 +75,7 @@ mod transfer;
 mod watch;
 
 pub use diagnostics::{scheduler_bound_warning, RankStats, DIVERGENCE_WINDOWS};
-pub use error::{KernelAllocationError, OutOfBoundsAccess, RuntimeError};
+pub use error::{CombineNotCommutative, KernelAllocationError, OutOfBoundsAccess, RuntimeError};
 pub use host::{fence_wait_deadlock, HostContext, HostFn, HostPayload, ObjectValue, SharedObject};
 pub use kernel::{KernelPayload, KERNEL_CELLS};
 pub use panics::panic_text;

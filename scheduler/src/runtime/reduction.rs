@@ -335,6 +335,8 @@ pub(super) struct ReductionInfo {
     pub(super) custom: Option<CustomReduction>,
     /// The name of the task that declared it, for messages.
     pub(super) task: Option<std::sync::Arc<str>>,
+    /// The task that declared it, for messages.
+    pub(super) declared_by: TaskId,
     /// For a deterministic (block) reduction: its blocks, whose partial results combine in a fixed tree
     /// ([`crate::blocks`]).
     pub(super) blocks: Option<BlockGrid>,
@@ -374,7 +376,9 @@ impl ReductionInfo {
         }
     }
 
-    /// A block reduction's result from the tree nodes of all its blocks ([`crate::blocks::combine_roots`]).
+    /// A block reduction's result from the tree nodes of all its blocks ([`crate::blocks::combine_roots`]). A
+    /// `reduce_with` combine is not checked for commutativity here (as [`combine`](Self::combine) does): the tree
+    /// and the order of each node's children are fixed by the block numbers, whatever the split.
     pub(super) fn block_root(&self, count: u64, nodes: &[Node]) -> Result<Vec<u8>, MissingBlock> {
         let op = self.op;
         match (&self.custom, self.kind) {
@@ -388,12 +392,82 @@ impl ReductionInfo {
         }
     }
 
-    /// Folds `parts` (one element each, in rank order), starting from the identity.
-    pub(super) fn combine(&self, parts: &[&[u8]]) -> Vec<u8> {
-        match &self.custom {
-            Some(c) => parts.iter().fold(c.identity.clone(), |acc, p| (c.combine)(&acc, p)),
-            None => self.kind.combine(self.op, parts),
+    /// Folds `parts` (one element each, in node order), starting from the identity.
+    ///
+    /// A `reduce_with` combine is also called the other way round for each pair it combines: the partial results
+    /// come one per node (rank × device) that ran a chunk, so which values pair up, and in which order, depends on
+    /// the split; a combine whose two orders differ ([`same_element`]) would give a result that changes with the
+    /// number of ranks and devices, and is reported instead (one extra call of the combine per combine, on the host).
+    pub(super) fn combine(&self, parts: &[&[u8]]) -> Result<Vec<u8>, Box<NotCommutative>> {
+        let Some(c) = &self.custom else { return Ok(self.kind.combine(self.op, parts)) };
+        let mut acc = c.identity.clone();
+        for p in parts {
+            let ab = (c.combine)(&acc, p);
+            let ba = (c.combine)(p, &acc);
+            if !same_element(self.kind, &ab, &ba) {
+                return Err(Box::new(NotCommutative { a: acc, b: p.to_vec(), ab, ba }));
+            }
+            acc = ab;
         }
+        Ok(acc)
+    }
+}
+
+/// Two values that a `reduce_with` combine closure combined to different bytes in the two orders: `combine(a, b)`
+/// is `ab`, `combine(b, a)` is `ba` (one element each, as bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct NotCommutative {
+    pub(super) a: Vec<u8>,
+    pub(super) b: Vec<u8>,
+    pub(super) ab: Vec<u8>,
+    pub(super) ba: Vec<u8>,
+}
+
+/// Whether two results of a combine count as the same element of `kind`: equal bytes, or for floats two NaNs (any
+/// payloads: which operand's payload `a + b` keeps differs between CPUs, and between the orders on x86) or two
+/// zeros (`f32::max(0.0, -0.0)` may keep either, and kept its first operand in a debug build on x86; `+0.0` and
+/// `-0.0` are equal values, as the identity check at `submit` counts them).
+pub(super) fn same_element(kind: ScalarKind, a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    match kind {
+        ScalarKind::F32 => match (<[u8; 4]>::try_from(a), <[u8; 4]>::try_from(b)) {
+            (Ok(x), Ok(y)) => {
+                let (x, y) = (f32::from_ne_bytes(x), f32::from_ne_bytes(y));
+                (x.is_nan() && y.is_nan()) || (x == 0.0 && y == 0.0)
+            }
+            _ => false,
+        },
+        ScalarKind::F64 => match (<[u8; 8]>::try_from(a), <[u8; 8]>::try_from(b)) {
+            (Ok(x), Ok(y)) => {
+                let (x, y) = (f64::from_ne_bytes(x), f64::from_ne_bytes(y));
+                (x.is_nan() && y.is_nan()) || (x == 0.0 && y == 0.0)
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// One element of `kind` for messages: its value and its bytes in memory order, `3 (bytes 03 00 00 00)`; only the
+/// bytes where they do not have the kind's size.
+pub(super) fn show_element(kind: ScalarKind, bytes: &[u8]) -> String {
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex.join(" ");
+    let four = <[u8; 4]>::try_from(bytes).ok();
+    let eight = <[u8; 8]>::try_from(bytes).ok();
+    let value = match kind {
+        ScalarKind::I32 => four.map(|b| i32::from_ne_bytes(b).to_string()),
+        ScalarKind::U32 => four.map(|b| u32::from_ne_bytes(b).to_string()),
+        ScalarKind::F32 => four.map(|b| format!("{:?}", f32::from_ne_bytes(b))),
+        ScalarKind::I64 => eight.map(|b| i64::from_ne_bytes(b).to_string()),
+        ScalarKind::U64 => eight.map(|b| u64::from_ne_bytes(b).to_string()),
+        ScalarKind::F64 => eight.map(|b| format!("{:?}", f64::from_ne_bytes(b))),
+    };
+    match value {
+        Some(v) => format!("{v} (bytes {hex})"),
+        None => format!("bytes {hex}"),
     }
 }
 
@@ -588,7 +662,7 @@ impl RankLoop<'_> {
             if blocks.is_some() && r.include_current_value {
                 return Err(RuntimeError::Internal("a block reduction that includes the buffer's current value"));
             }
-            let info = ReductionInfo { op: r.op, kind, custom, task: spec.name.clone(), blocks };
+            let info = ReductionInfo { op: r.op, kind, custom, task: spec.name.clone(), declared_by: task, blocks };
             self.reductions.insert(r.id, r.buffer, task, info);
         }
         Ok(())
@@ -671,12 +745,36 @@ impl RankLoop<'_> {
         parts.sort_by_key(|p| p.0);
         let slices: Vec<&[u8]> = parts.iter().map(|p| p.1).collect();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| info.combine(&slices)))
-            .map_err(|p| combine_panicked(me, reduction, &info, &*p))?;
+            .map_err(|p| combine_panicked(me, reduction, &info, &*p))?
+            .map_err(|n| self.not_commutative(reduction, buffer, &info, &n))?;
         if let Some(g) = gathered {
             self.engine.recycle(g);
         }
         self.upload_reduction(buffer, reduction, result)?;
         Ok(InFlight::Gpu(self.open(), AfterGpu::Done))
+    }
+}
+
+impl RankLoop<'_> {
+    /// The error of a `reduce_with` combine closure whose two orders gave different results (`n`).
+    fn not_commutative(
+        &self,
+        reduction: ReductionId,
+        buffer: BufferId,
+        info: &ReductionInfo,
+        n: &NotCommutative,
+    ) -> RuntimeError {
+        let show = |b: &[u8]| show_element(info.kind, b);
+        RuntimeError::CombineNotCommutative(Box::new(super::error::CombineNotCommutative {
+            node: self.node,
+            reduction,
+            task: celer_graph::TaskIdent { id: info.declared_by, name: info.task.clone() },
+            buffer: self.buffer_ident(buffer),
+            a: show(&n.a),
+            b: show(&n.b),
+            ab: show(&n.ab),
+            ba: show(&n.ba),
+        }))
     }
 }
 
@@ -753,6 +851,80 @@ mod tests {
         // The integers keep their extremes.
         assert_eq!(ScalarKind::I32.identity(ReductionOp::Max), i32::MIN.to_ne_bytes());
         assert_eq!(ScalarKind::U32.identity(ReductionOp::Min), u32::MAX.to_ne_bytes());
+    }
+
+    /// A `reduce_with` reduction of element `kind` with `identity` and `combine`.
+    fn custom<T: bytemuck::Pod + Send + Sync>(
+        kind: ScalarKind,
+        identity: T,
+        combine: impl Fn(T, T) -> T + Send + Sync + 'static,
+    ) -> ReductionInfo {
+        let read = |b: &[u8]| -> T { bytemuck::pod_read_unaligned(b) };
+        let custom = CustomReduction {
+            identity: bytemuck::bytes_of(&identity).to_vec(),
+            combine: Arc::new(move |a: &[u8], b: &[u8]| bytemuck::bytes_of(&combine(read(a), read(b))).to_vec()),
+        };
+        ReductionInfo {
+            op: ReductionOp::Custom,
+            kind,
+            custom: Some(custom),
+            task: None,
+            declared_by: TaskId(1),
+            blocks: None,
+        }
+    }
+
+    /// `info`'s fold of `parts` (one element each, in node order), or the pair its combine did not commute on.
+    fn fold<T: bytemuck::Pod>(info: &ReductionInfo, parts: &[T]) -> Result<T, Box<NotCommutative>> {
+        let bytes: Vec<Vec<u8>> = parts.iter().map(|p| bytemuck::bytes_of(p).to_vec()).collect();
+        let slices: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+        info.combine(&slices).map(|r| bytemuck::pod_read_unaligned(&r))
+    }
+
+    #[test]
+    fn a_combine_whose_two_orders_differ_is_reported_with_both_operands_and_results() {
+        // "The first non-zero": an identity on both sides (it passes submit's probes), but not commutative.
+        let first = custom(ScalarKind::U32, 0u32, |a, b| if a != 0 { a } else { b });
+        let n = fold(&first, &[5u32, 3]).unwrap_err();
+        let show = |b: &[u8]| show_element(ScalarKind::U32, b);
+        assert_eq!(
+            (show(&n.a), show(&n.b), show(&n.ab), show(&n.ba)),
+            (
+                "5 (bytes 05 00 00 00)".into(),
+                "3 (bytes 03 00 00 00)".into(),
+                "5 (bytes 05 00 00 00)".into(),
+                "3 (bytes 03 00 00 00)".into()
+            )
+        );
+        // One partial result pairs only with the identity, which it commutes with: nothing to see.
+        assert_eq!(fold(&first, &[5u32]).unwrap(), 5);
+        // A difference (which the identity check refuses at submit already) shows on the first pair.
+        let minus = custom(ScalarKind::I32, 0i32, |a: i32, b: i32| a.wrapping_sub(b));
+        let n = fold(&minus, &[4i32, 1]).unwrap_err();
+        assert_eq!((n.a, n.b), (0i32.to_ne_bytes().to_vec(), 4i32.to_ne_bytes().to_vec()));
+        assert_eq!((n.ab, n.ba), ((-4i32).to_ne_bytes().to_vec(), 4i32.to_ne_bytes().to_vec()));
+    }
+
+    #[test]
+    fn commutative_combines_pass_including_float_zeros_and_nan_payloads() {
+        let sum = custom(ScalarKind::I32, 0i32, i32::wrapping_add);
+        assert_eq!(fold(&sum, &[i32::MAX, 1, 7]).unwrap(), i32::MIN + 7);
+        let or = custom(ScalarKind::U64, 0u64, |a: u64, b: u64| a | b);
+        assert_eq!(fold(&or, &[1u64, 4, 16]).unwrap(), 21);
+        // f32::max and min may keep their first operand of +0.0 and -0.0: equal values, so they pass.
+        let max = custom(ScalarKind::F32, f32::NEG_INFINITY, |a: f32, b: f32| if b > a { b } else { a });
+        assert_eq!(fold(&max, &[0.0f32, -0.0, -1.0]).unwrap(), 0.0);
+        let min = custom(ScalarKind::F64, f64::INFINITY, f64::min);
+        assert_eq!(fold(&min, &[-0.0f64, 0.0, 2.0]).unwrap(), 0.0);
+        // Two NaNs count as the same result, whatever their payloads ("keep the first NaN" below).
+        let (n1, n2) = (f32::from_bits(0x7fc0_0001), f32::from_bits(0x7fc0_0002));
+        let first_nan = custom(ScalarKind::F32, 0.0f32, |a: f32, b: f32| if a.is_nan() { a } else { a + b });
+        assert!(fold(&first_nan, &[n1, n2]).unwrap().is_nan());
+        // Non-zero values that differ only in bits are not the same.
+        assert!(!same_element(ScalarKind::F32, &1.0f32.to_ne_bytes(), &f32::from_bits(0x3f80_0001).to_ne_bytes()));
+        assert!(same_element(ScalarKind::F64, &f64::NAN.to_ne_bytes(), &(-f64::NAN).to_ne_bytes()));
+        assert!(!same_element(ScalarKind::I32, &0i32.to_ne_bytes(), &i32::MIN.to_ne_bytes()), "not a float");
+        assert_eq!(show_element(ScalarKind::F32, &(-0.0f32).to_ne_bytes()), "-0.0 (bytes 00 00 00 80)");
     }
 
     #[test]
