@@ -117,7 +117,7 @@ pub(crate) struct OrderFault {
 /// What the probes of a `reduce_with` found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Probed {
-    /// The identity is not one ([`fault`]).
+    /// The identity is not one ([`IdentityFault`]).
     Identity(IdentityFault),
     /// The combine is not commutative on two small probe values.
     Order(OrderFault),
@@ -133,7 +133,7 @@ pub(crate) fn fault<T: Reducible>(identity: T, combine: &impl Fn(T, T) -> T) -> 
     }
 }
 
-/// Probes `identity` and `combine`: the identity first ([`fault`]), then, where it passes, whether `combine(x, y)`
+/// Probes `identity` and `combine`: the identity first ([`IdentityFault`]), then, where it passes, whether `combine(x, y)`
 /// and `combine(y, x)` agree for every two of the small probe values (equal bits, or for floats equal values or two
 /// NaNs); `None` where every probe passes or the combine panicked (see the module docs).
 pub(crate) fn probe<T: Reducible>(identity: T, combine: &impl Fn(T, T) -> T) -> Option<Probed> {
