@@ -133,9 +133,9 @@ pub(crate) fn fault<T: Reducible>(identity: T, combine: &impl Fn(T, T) -> T) -> 
     }
 }
 
-/// Probes `identity` and `combine`: the identity first ([`IdentityFault`]), then, where it passes, whether `combine(x, y)`
-/// and `combine(y, x)` agree for every two of the small probe values (equal bits, or for floats equal values or two
-/// NaNs); `None` where every probe passes or the combine panicked (see the module docs).
+/// Probes `identity` and `combine`: the identity first ([`IdentityFault`]), then, where it passes, whether
+/// `combine(x, y)` and `combine(y, x)` agree for every two of the small probe values (equal bits, or for floats equal
+/// values or two NaNs); `None` where every probe passes or the combine panicked (see the module docs).
 pub(crate) fn probe<T: Reducible>(identity: T, combine: &impl Fn(T, T) -> T) -> Option<Probed> {
     // A combine that panics here is left to the runtime, which reports its panic naming the task.
     let call = |a: T, b: T| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| combine(a, b))).ok();
