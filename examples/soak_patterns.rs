@@ -27,6 +27,14 @@
 //! - `mappers`: a custom range mapper every round, its closure holding 4 KiB.
 //! - `result-buffers`: a new one-element buffer every round, reduced into (a deterministic block sum, `reduce_with`, a
 //!   built-in maximum), read back every 50 rounds and dropped.
+//! - `checkerboard`: many small boxes: a checkerboard of 4 x 4 tiles of a 32 x 32 board, moved every round, written
+//!   by a host task (each chunk its rows), every eighth row read from another first row every second round, and the whole
+//!   board read by a kernel every fourth round, so that the board's last-writer and reader maps, and what is valid
+//!   where, hold ever other boxes (bounded by the board's cells: horizons merge them back).
+//! - `readers`: a buffer rewritten every 50 rounds and read by other scattered single cells every round (reader logs).
+//! - `offsets`: a host task or kernel over another offset and size every round, adding 1 to a line of cells.
+//! - `fences3d`: a subrange fence of another 3D box every round, four kept in flight and the oldest waited for, and
+//!   every third round a 2D one dropped without a wait.
 //! - `all`: the patterns above but `barriers`, `host`, `rows` and `flood` in turn, with a barrier every 97 rounds.
 //!
 //! Every pattern also fails if data that arrived before its await-push (`RankStats::early_headers_peak`) ever piled
@@ -475,8 +483,135 @@ fn round(q: &Queue, pattern: &str, i: u64, s: &mut State<'_>) -> Result<(), Box<
                 }
             }
         }
+        "checkerboard" => {
+            // Many small boxes: a moving checkerboard of 4 x 4 tiles written every round (each chunk its rows), and
+            // every eighth row read, starting at another row every second round, so that the board's last-writer and reader
+            // maps hold ever other boxes.
+            let (parity, shift) = ((i % 2) as usize, ((i / 2) % TILE as u64) as usize);
+            let tiles = move |c: &GridBox<1>, b: &GridBox<2>| {
+                Region::from_boxes(checkerboard(c.min()[0], c.max()[0], b.max()[1], parity, shift))
+            };
+            q.submit(
+                task::host_for([BOARD])
+                    .discard_write(&s.board, access::custom("checkerboard", tiles))
+                    .name("tiles")
+                    .run(move |c| c.data_mut::<f32>(0).fill(i as f32)),
+            )?;
+            if i.is_multiple_of(4) {
+                // A kernel reading the whole board: what the host tasks wrote, box by box, goes to the device.
+                q.submit(
+                    task::parallel_for(&s.jacobi, [BOARD, BOARD])
+                        .read(&s.board, access::neighborhood([1, 1]))
+                        .discard_write(&s.smooth, access::one_to_one())
+                        .scalar_value(BOARD as u32)
+                        .name("smooth board"),
+                )?;
+            }
+            for b in checkerboard(0, BOARD, BOARD, parity, shift) {
+                for r in b.min()[0]..b.max()[0] {
+                    s.shadow[r * BOARD + b.min()[1]..r * BOARD + b.max()[1]].fill(i as f32);
+                }
+            }
+            if i.is_multiple_of(2) {
+                return Ok(());
+            }
+            let first = ((i / 2) % ROW_STRIDE as u64) as usize;
+            let strided = move |_: &GridBox<1>, b: &GridBox<2>| {
+                let w = b.max()[1];
+                Region::from_boxes((first..b.max()[0]).step_by(ROW_STRIDE).map(|r| GridBox::new([r, 0], [r + 1, w])))
+            };
+            let want: Vec<f32> = (first..BOARD)
+                .step_by(ROW_STRIDE)
+                .flat_map(|r| s.shadow[r * BOARD..(r + 1) * BOARD].to_vec())
+                .collect();
+            q.submit(task::host_for([1]).read(&s.board, access::custom("strided rows", strided)).name("rows").run(
+                move |c| {
+                    let got = c.data::<f32>(0);
+                    // The accessor holds the bounding box: the rows from `first` on, every eighth one read.
+                    let rows = got.chunks(BOARD).step_by(ROW_STRIDE).flatten().copied().collect::<Vec<f32>>();
+                    assert!(rows == want, "round {i}: the strided rows of the board read back wrong");
+                },
+            ))?;
+        }
+        "readers" => {
+            // A buffer rewritten every 50 rounds and read by other scattered cells every round: each chunk of 16
+            // reads four single cells of its 64, at other places every round, so its reader log holds ever other
+            // boxes until the next write.
+            if i % 50 == 1 {
+                q.submit(
+                    task::host_for([SHARED])
+                        .discard_write(&s.shared, access::one_to_one())
+                        .name("rewrite")
+                        .run(move |c| c.data_mut::<f32>(0).fill(((i - 1) / 50) as f32)),
+                )?;
+            }
+            let scattered = move |c: &GridBox<1>, _: &GridBox<1>| {
+                Region::from_boxes((c.min()[0]..c.max()[0]).flat_map(|j| {
+                    (0..4u64).map(move |m| {
+                        let x = j * 64 + ((i * 7 + m * 17) % 64) as usize;
+                        GridBox::new([x], [x + 1])
+                    })
+                }))
+            };
+            let want = ((i - 1) / 50) as f32;
+            q.submit(
+                task::host_for([SHARED / 64])
+                    .read(&s.shared, access::custom("scattered cells", scattered))
+                    .name("look")
+                    .run(move |c| {
+                        assert!(c.data::<f32>(0).iter().all(|&v| v == want), "round {i}: scattered cells read wrong")
+                    }),
+            )?;
+        }
+        "offsets" => {
+            // A task over another offset and size every round, a host task and a kernel in turn, each adding 1.
+            let (o, n) = ((i as usize * 7) % 256, 1 + (i as usize * 13) % 256);
+            let t = if i.is_multiple_of(2) {
+                task::host_for([n]).run(|c| c.data_mut::<i32>(0).iter_mut().for_each(|v| *v += 1))
+            } else {
+                task::parallel_for(&s.add, [n]).scalar_i32(1)
+            };
+            q.submit(t.offset([o]).read_write(&s.line, access::one_to_one()).name("add at an offset"))?;
+            s.line_shadow[o..o + n].iter_mut().for_each(|v| *v += 1);
+            if i.is_multiple_of(500) {
+                let got = q.fence(&s.line)?.wait()?;
+                if got != s.line_shadow {
+                    return Err(format!("round {i}: the line added at offsets read back wrong").into());
+                }
+            }
+        }
+        "fences3d" => {
+            // A 3D buffer rewritten every fourth round and a subrange fence of another box every round, the oldest
+            // of five waited for; every third round a 2D subrange fence is dropped without a wait.
+            if i % 4 == 1 {
+                q.submit(
+                    task::host_for(CUBE)
+                        .discard_write(&s.cube, access::one_to_one())
+                        .name("fill cube")
+                        .run(move |c| c.data_mut::<u32>(0).fill(i as u32)),
+                )?;
+            }
+            let x = i as usize;
+            let at = [x % CUBE[0], (x * 3) % CUBE[1], (x * 5) % CUBE[2]];
+            let range = [1 + x % (CUBE[0] - at[0]), 1 + (x * 7) % (CUBE[1] - at[1]), 1 + (x * 11) % (CUBE[2] - at[2])];
+            let want = (i - (i - 1) % 4) as u32;
+            s.cube_fences.push_back((want, at, range, q.fence_subrange(&s.cube, at, range)?));
+            // Four fences kept in flight, the oldest waited for.
+            if s.cube_fences.len() > 4 {
+                let (want, at, range, f) = s.cube_fences.pop_front().expect("five fences kept");
+                let got = f.wait()?;
+                if got.len() != range.iter().product::<usize>() || got.iter().any(|&v| v != want) {
+                    return Err(
+                        format!("round {i}: the 3D subrange fence at {at:?} of {range:?} read back wrong").into()
+                    );
+                }
+            }
+            if i.is_multiple_of(3) {
+                drop(q.fence_subrange(&s.board, [x % BOARD, (x * 3) % BOARD], [1 + x % (BOARD - x % BOARD), 1])?);
+            }
+        }
         "all" => {
-            const ALL: [&str; 12] = [
+            const ALL: [&str; 16] = [
                 "shapes",
                 "kernels",
                 "objects",
@@ -489,6 +624,10 @@ fn round(q: &Queue, pattern: &str, i: u64, s: &mut State<'_>) -> Result<(), Box<
                 "entries",
                 "creation",
                 "mappers",
+                "checkerboard",
+                "readers",
+                "offsets",
+                "fences3d",
             ];
             let n = ALL.len() as u64;
             round(q, ALL[((i - 1) % n) as usize], (i - 1) / n + 1, s)?;
@@ -503,6 +642,37 @@ fn round(q: &Queue, pattern: &str, i: u64, s: &mut State<'_>) -> Result<(), Box<
 
 const FLOOD_CELLS: usize = 1 << 18;
 
+/// Side of the `checkerboard` pattern's board.
+const BOARD: usize = 32;
+
+/// Side of a tile of the `checkerboard` pattern.
+const TILE: usize = 4;
+
+/// The `checkerboard` pattern reads every this many rows.
+const ROW_STRIDE: usize = 8;
+
+/// Cells of the `readers` pattern's buffer.
+const SHARED: usize = 1024;
+
+/// The `fences3d` pattern's buffer.
+const CUBE: [usize; 3] = [8, 16, 32];
+
+/// The boxes of rows `r0..r1` (of `width` columns) in the tiles of `parity` of a checkerboard of [`TILE`]-cell
+/// tiles shifted left by `shift` columns.
+fn checkerboard(r0: usize, r1: usize, width: usize, parity: usize, shift: usize) -> Vec<GridBox<2>> {
+    let mut boxes = Vec::new();
+    for band in r0 / TILE..r1.div_ceil(TILE) {
+        let (top, bottom) = ((band * TILE).max(r0), ((band + 1) * TILE).min(r1));
+        for tile in 0..=width / TILE {
+            let (left, right) = ((tile * TILE).saturating_sub(shift), ((tile + 1) * TILE - shift).min(width));
+            if (band + tile) % 2 == parity && left < right {
+                boxes.push(GridBox::new([top, left], [bottom, right]));
+            }
+        }
+    }
+    boxes
+}
+
 /// Rows of the `rows` pattern's history.
 const HISTORY_ROWS: usize = 64;
 
@@ -512,6 +682,9 @@ const HISTORY_ROWS: usize = 64;
 /// await-pushes, some 400 pushes; measured 440 to 480 with the check off (225 on), on 2 busy cores. Without the
 /// pacing the backlog grows with the round count (about 15000 in 20000 debug rounds).
 const EARLY_HEADERS_LIMIT: u64 = 1000;
+
+/// A fence of `fences3d` in flight: the value it must read, the box's offset and range, the fence.
+type CubeFence = (u32, [usize; 3], [usize; 3], celer::Fence<u32, 3>);
 
 /// What the rounds share.
 struct State<'q> {
@@ -546,6 +719,18 @@ struct State<'q> {
     acc: celer::Buffer<'q, i32, 1>,
     /// What `entries` added to every cell of `acc`.
     added: i32,
+    board: celer::Buffer<'q, f32, 2>,
+    smooth: celer::Buffer<'q, f32, 2>,
+    /// What `checkerboard` wrote to each cell of `board`, row-major.
+    shadow: Vec<f32>,
+    shared: celer::Buffer<'q, f32, 1>,
+    add: Kernel,
+    line: celer::Buffer<'q, i32, 1>,
+    /// What `offsets` added to each cell of `line`.
+    line_shadow: Vec<i32>,
+    cube: celer::Buffer<'q, u32, 3>,
+    /// `fences3d`' fences in flight: the value, the box's offset and range, the fence.
+    cube_fences: std::collections::VecDeque<CubeFence>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -586,6 +771,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         one: q.buffer_from(&[1i32], [1]).named("one"),
         acc: q.buffer_from(&[0i32; 256], [256]).named("acc"),
         added: 0,
+        board: q.buffer_from(&vec![0.0f32; BOARD * BOARD], [BOARD, BOARD]).named("board"),
+        smooth: q.buffer::<f32, 2>([BOARD, BOARD]).named("smooth"),
+        shadow: vec![0.0; BOARD * BOARD],
+        shared: q.buffer::<f32, 1>([SHARED]).named("shared"),
+        add: Kernel::wgsl(&ADD_I32, "main")?,
+        line: q.buffer_from(&[0i32; 512], [512]).named("line"),
+        line_shadow: vec![0; 512],
+        cube: q.buffer::<u32, 3>(CUBE).named("cube"),
+        cube_fences: std::collections::VecDeque::new(),
     };
     let every = (args.rounds / args.samples.max(2)).max(1);
     let start = std::time::Instant::now();
@@ -624,6 +818,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let got = q.fence(&s.ia)?.wait()?;
         if got.iter().any(|&v| v != args.rounds as i32) {
             return Err(format!("host chain gave {:?}, not {}", &got[..4], args.rounds).into());
+        }
+    }
+    for (want, at, range, f) in std::mem::take(&mut s.cube_fences) {
+        let got = f.wait()?;
+        if got.len() != range.iter().product::<usize>() || got.iter().any(|&v| v != want) {
+            return Err(format!("the 3D subrange fence at {at:?} of {range:?} read back wrong").into());
         }
     }
     for (round, cells, f) in std::mem::take(&mut s.fences) {
@@ -670,7 +870,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 struct Args {
     /// shapes, kernels, objects, fences, names, reductions, host, rows, flood, reduce-with, subfences, barriers,
     /// side-effects, entries, creation, mappers,
-    /// result-buffers or all.
+    /// result-buffers, checkerboard, readers, offsets, fences3d or all.
     #[arg(long)]
     pattern: String,
     /// Rounds to run.

@@ -192,9 +192,17 @@ impl CommandGraphGenerator {
         self.commands.get(id.0)
     }
 
-    /// Every command generated so far, if recording is on (in generation order).
+    /// Every command generated so far, if recording is on (in generation order); after
+    /// [`stop_recording`](Self::stop_recording), those generated before it.
     pub fn records(&self) -> &[Command] {
         &self.records
+    }
+
+    /// Stops keeping a copy of each command generated from now on (a graph dump that reached its cap: the copies
+    /// would otherwise grow with the program); those kept stay, and [`to_dot`](Self::to_dot) says how many later
+    /// ones were not kept.
+    pub fn stop_recording(&mut self) {
+        self.config.record = false;
     }
 
     /// The recorded commands, for tests that hand the checker a wrong command graph.
@@ -480,6 +488,16 @@ impl CommandGraphGenerator {
                 };
                 out += &format!("  {0}_{1} -> {0}_{2} [{3}];\n", self.config.local, d.command, c.id, style);
             }
+        }
+        // Recording stopped (`stop_recording`): the later commands are not in the graph; a later graph label
+        // overrides the first.
+        let unkept = self.next_id - self.records.len() as u64;
+        if !self.records.is_empty() && unkept > 0 {
+            out += &format!(
+                "  label=\"command graph of {}: its first {} commands only ({unkept} later ones were not kept)\";\n",
+                self.config.local,
+                self.records.len()
+            );
         }
         out += "}\n";
         out

@@ -171,6 +171,34 @@ fn reaching_an_epoch_frees_the_commands_before_it() {
 }
 
 #[test]
+fn stopping_the_recording_keeps_the_commands_before_it_and_the_dot_says_how_many_were_not_kept() {
+    let mut tm = TaskManager::new(TaskManagerConfig { num_ranks: 1, ..Default::default() });
+    tm.drain_new_tasks().for_each(drop);
+    let mut g =
+        CommandGraphGenerator::new(CdagConfig { num_ranks: 1, local: NodeId(0), record: true, devices_per_rank: 1 });
+    tm.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    g.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    let build = |tm: &mut TaskManager, g: &mut CommandGraphGenerator| {
+        tm.submit(write(B0)).unwrap();
+        for t in tm.drain_new_tasks().collect::<Vec<_>>() {
+            g.build_task(tm.task(t).unwrap()).unwrap();
+        }
+    };
+    build(&mut tm, &mut g); // C1
+    assert!(!g.to_dot().contains("not kept"), "{}", g.to_dot());
+    g.stop_recording();
+    for _ in 0..3 {
+        build(&mut tm, &mut g); // C2 to C4 (and any horizons)
+    }
+    let generated = g.next_command_id().0;
+    assert!(generated >= 5, "{generated} commands generated");
+    assert_eq!(g.records().len(), 2, "C0 and C1 were kept, nothing after");
+    let dot = g.to_dot();
+    let want = format!("its first 2 commands only ({} later ones were not kept)", generated - 2);
+    assert!(dot.contains(&want), "the DOT does not say {want:?}:\n{dot}");
+}
+
+#[test]
 fn producer_ranks_are_the_ranks_whose_chunks_wrote_the_region() {
     let sim = exchange();
     let writer = &sim.recorded_tasks()[1];

@@ -669,11 +669,27 @@ impl RankLoop<'_> {
     /// # Errors
     /// File-system errors, naming the path.
     pub fn write_graph_dumps(&self) -> Result<Vec<std::path::PathBuf>, RuntimeError> {
-        let Some((dir, tasks)) = &self.dump else { return Ok(Vec::new()) };
+        let Some(dump) = &self.dump else { return Ok(Vec::new()) };
+        let dir = &dump.dir;
         std::fs::create_dir_all(dir).map_err(|error| RuntimeError::Io { what: "create", path: dir.clone(), error })?;
         let mut files = vec![(dir.join(format!("commands-rank{}.dot", self.node)), self.cdag.to_dot())];
         if self.node == 0 {
-            files.push((dir.join("tasks.dot"), self.tm.tasks_to_dot(tasks.iter())));
+            let mut dot = self.tm.tasks_to_dot(dump.tasks.iter());
+            if dump.unkept > 0 {
+                // A later graph label overrides the first.
+                let end = dot.rfind('}').unwrap_or(dot.len());
+                dot.insert_str(
+                    end,
+                    &format!(
+                        "  label=\"task graph: the first {} tasks only ({} later ones were not kept: \
+                         CELER_DUMP_GRAPHS keeps at most {})\";\n",
+                        dump.tasks.len(),
+                        dump.unkept,
+                        super::DUMP_TASKS
+                    ),
+                );
+            }
+            files.push((dir.join("tasks.dot"), dot));
         }
         for (path, dot) in &files {
             std::fs::write(path, dot).map_err(|error| RuntimeError::Io { what: "write", path: path.clone(), error })?;
