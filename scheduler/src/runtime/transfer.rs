@@ -93,11 +93,9 @@ impl RankLoop<'_> {
         if let Some(r) = transfer.reduction.filter(|r| self.reductions.get(r).is_some_and(|i| i.blocks.is_some())) {
             return self.push_block_roots(cmd, transfer, r, targets);
         }
-        for (_, region) in targets {
-            for b in region.boxes() {
-                self.cover(transfer.buffer, b).map_err(&fail)?;
-            }
-        }
+        // The bounding box at once: box by box, a region of many boxes would grow the allocation once per box.
+        let hull = GridBox::bounding_box_of_iter(targets.iter().map(|(_, r)| r.bounding_box()));
+        self.cover(transfer.buffer, &hull).map_err(&fail)?;
         let context = OpContext::command(self.node, cmd, CommandWork::Push);
         let mut downloads = Vec::new();
         let mut peers = SmallVec::new();
@@ -265,9 +263,11 @@ impl RankLoop<'_> {
         // Boxes other devices of this rank offered for GPU copies: recorded after the upload (whose staging holds
         // unspecified bytes where they lie), and if they cover every box whole nothing is uploaded at all.
         let offers = self.take_peer_in(key);
+        // The bounding box at once: box by box, a region of many boxes (a custom mapper's scattered cells) grew the
+        // allocation once per box, each growth a submission, a device copy and an upload of the new cells.
+        self.cover(buffer, &region.bounding_box())?;
         let mut covered = 0;
         for b in &boxes {
-            self.cover(buffer, b)?;
             if !offers.is_empty() && offers.iter().map(|o| o.region.intersection(b).area()).sum::<usize>() == b.area() {
                 covered += 1;
             }
