@@ -8,6 +8,8 @@
 //! - A bitonic sort of 3 000 keys padded to 4 096: 78 compare-exchange stages, each a gather through a custom mapper
 //!   of the chunk's aligned 2j-blocks (with a reach), alternating two buffers; the keys fenced as a subrange.
 //! - An odd-even transposition sort in place: each phase orders disjoint pairs through `read_write` and a mapper.
+//! - A host task writing every other cell of 2 000 through a custom mapper of one-cell boxes, fenced on every rank:
+//!   its upload and the pushes of its 1 000 boxes each take one staging buffer (`RankStats::staging_buffers`).
 //! - A 3D 7-point Jacobi stencil over the interior of a 20 × 18 × 16 grid (an offset index space, a fixed boundary,
 //!   `neighborhood_along_axes`), 6 steps alternating two buffers, split along dimension 0 and with `split_2d`; then
 //!   a 3D host task computing the Laplacian (3D chunks and views), a plane overwritten in place by a host task
@@ -214,6 +216,34 @@ fn odd_even(q: &Queue, n: usize) -> Result<(), String> {
     if got != want {
         let i = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
         return Err(format!("odd-even sort of {n}: key {i} is {}, the serial sort says {}", got[i], want[i]));
+    }
+    Ok(())
+}
+
+/// A host task writing every other cell of `n` through a custom mapper of one-cell boxes (a scattered write), read
+/// back by a fence on every rank (pushed box by box to the others): the data, and that the transfers took a staging
+/// buffer each, not one per box (a host task's `n / 2` boxes once took `n / 2` buffers of 4 KiB).
+fn comb(q: &Queue, n: usize) -> Result<(), String> {
+    let buf = q.buffer_from(&vec![u32::MAX; n], [n]).named("comb");
+    let staging = || q.stats().map_or(0, |s| s.staging_buffers);
+    let before = staging();
+    let comb = access::custom("comb", |_: &GridBox<0>, extent: &GridBox<1>| {
+        Region::from_boxes((0..extent.max()[0]).step_by(2).map(|i| GridBox::d1(i, i + 1)))
+    });
+    q.submit(task::host_once().discard_write(&buf, comb).name("comb").run(|ctx| {
+        let first = ctx.bounds::<1>(0).min()[0];
+        for (k, v) in ctx.data_mut::<u32>(0).iter_mut().enumerate() {
+            *v = (first + k) as u32;
+        }
+    }))
+    .map_err(e)?;
+    let got = fenced(q, &buf)?;
+    if let Some(i) = (0..n).find(|&i| got[i] != if i % 2 == 0 { i as u32 } else { u32::MAX }) {
+        return Err(format!("comb of {n}: cell {i} holds {}", got[i]));
+    }
+    let taken = staging() - before;
+    if taken > 16 {
+        return Err(format!("comb of {n}: {taken} staging buffers for one host task's {} boxes and a fence", n / 2));
     }
     Ok(())
 }
@@ -618,6 +648,7 @@ fn run(q: &Queue) -> Result<(), String> {
             bitonic(q, n).map_err(|m| format!("n = {n}: {m}"))?;
             spmv(q, n).map_err(|m| format!("n = {n}: {m}"))?;
             odd_even(q, n).map_err(|m| format!("n = {n}: {m}"))?;
+            comb(q, n).map_err(|m| format!("n = {n}: {m}"))?;
             particles(q, n, 3).map_err(|m| format!("n = {n}: {m}"))?;
         }
         for d in [[3, 3, 3], [4, 3, 5], [5, 9, 3], [3, 7, 7]] {
@@ -629,6 +660,7 @@ fn run(q: &Queue) -> Result<(), String> {
     scan(q, 100_003)?;
     bitonic(q, 3000)?;
     odd_even(q, 150)?;
+    comb(q, 2_000)?;
     stencil(q, [20, 18, 16], false)?;
     stencil(q, [20, 18, 16], true)?;
     spmv(q, 1000)?;

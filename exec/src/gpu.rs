@@ -114,6 +114,7 @@
 //! | staging pool | host-visible `VkBuffer`s, cached memory where available |
 //! | [`Batch::upload`] | host `memcpy` per contiguous run into staging, then `vkCmdCopyBuffer` with one region per run in the allocation ([`copy_runs`]); a box of more than 16 runs (a column, a 3D face) is scattered by one dispatch of `shaders/pack.wgsl` instead |
 //! | [`Batch::download`] | `vkCmdCopyBuffer` into staging (or, for a box of many runs, one dispatch of `pack.wgsl` that gathers it), then a barrier to host reads; [`Gpu::read_download`] copies out after completion |
+//! | [`Batch::upload_boxes`], [`Batch::download_boxes`], [`Batch::upload_staged_boxes`] | the boxes of a region of many (a custom mapper's scattered cells) packed one after another into one staging buffer ([`packed_offsets`]), and one `vkCmdCopyBuffer` whose regions are every run of every box (a box of many runs at an offset a storage binding can start at still packed by `pack.wgsl`): staging memory is the bytes moved (rounded up to a size class), not a buffer of at least 4 KiB per box |
 //! | [`Gpu::take_download`], [`Gpu::host_staging`], [`Batch::upload_staged`] | the staging buffer itself lent to the host as [`HostStaging`] (a mapped address; an invalidation or flush of the mapped range where the memory is not host-coherent): MPI sends from a download's staging and receives into staging an upload copies from, with no host copy |
 //! | [`Batch::dispatch`] | `vkCmdBindPipeline` / `vkCmdBindDescriptorSets` (when changed), `vkCmdPushConstants`, `vkCmdDispatch` (one pair per part of a launch beyond `maxComputeWorkGroupCount`); for a kernel with its parameters in storage, a host write into the parameter ring and `vkCmdBindDescriptorSets` with the slot's dynamic offset instead of `vkCmdPushConstants` |
 //! | hazards | `vkCmdPipelineBarrier` with one global `VkMemoryBarrier` |
@@ -157,6 +158,7 @@ use std::fmt;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Weak};
 
+use smallvec::SmallVec;
 use vulkano::descriptor_set::allocator::StandardDescriptorSetAllocator;
 use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
 use vulkano::device::{Device as VkDevice, Queue};
@@ -295,11 +297,49 @@ impl fmt::Debug for SignalPoint {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct DownloadId(u64);
 
-/// A download whose batch completed: the packed cells of `region` in a staging buffer.
+/// A download whose batch completed: the packed cells of its boxes in a staging buffer.
 struct ReadyDownload {
     staging: vulkano::buffer::Subbuffer<[u8]>,
-    region: Box3,
-    elem_size: usize,
+    packed: Packed,
+}
+
+/// The boxes a download's staging holds, packed one after another ([`packed_bytes`]), and their cell size.
+pub(super) struct Packed {
+    /// One box for most downloads (no heap allocation), all of a region's for [`Batch::download_boxes`].
+    pub(super) boxes: SmallVec<[Box3; 1]>,
+    pub(super) elem_size: usize,
+}
+
+impl Packed {
+    /// The bytes of its cells.
+    fn bytes(&self) -> usize {
+        packed_bytes(&self.boxes, self.elem_size)
+    }
+}
+
+/// The layout of several boxes in one staging buffer ([`Batch::upload_boxes`], [`Batch::upload_staged_boxes`],
+/// [`Batch::download_boxes`]): the byte offset where each box's cells start, row-major, packed one after another in
+/// the order given (box `i` at the sum of the sizes of the boxes before it, no padding), then the total.
+///
+/// # Examples
+///
+/// ```
+/// use celer_exec::gpu::{packed_bytes, packed_offsets, Box3};
+/// let boxes = [Box3::d1(0, 1), Box3::d1(4, 7), Box3::d2([0, 0], [2, 2])];
+/// assert_eq!(packed_offsets(&boxes, 4).collect::<Vec<_>>(), [0, 4, 16]);
+/// assert_eq!(packed_bytes(&boxes, 4), 32);
+/// ```
+pub fn packed_offsets(boxes: &[Box3], elem_size: usize) -> impl Iterator<Item = usize> + '_ {
+    boxes.iter().scan(0, move |at, b| {
+        let here = *at;
+        *at += b.volume() * elem_size;
+        Some(here)
+    })
+}
+
+/// The bytes of `boxes`' cells packed one after another, `elem_size` bytes each (see [`packed_offsets`]).
+pub fn packed_bytes(boxes: &[Box3], elem_size: usize) -> usize {
+    boxes.iter().map(|b| b.volume() * elem_size).sum()
 }
 
 /// A descriptor set in the cache, with the liveness tokens of the allocations it binds.
@@ -540,7 +580,8 @@ impl Gpu {
 
     /// Copies a completed download into `dst`, a host slice holding the cells of `dst_bounds`
     /// row-major (pass `dst_bounds` = the downloaded region for a packed copy), and returns its
-    /// staging buffer to the pool.
+    /// staging buffer to the pool. A download of several boxes ([`Batch::download_boxes`]) writes each box
+    /// where it lies in `dst_bounds`, leaving the cells between them as they were.
     ///
     /// # Errors
     ///
@@ -552,12 +593,12 @@ impl Gpu {
         let Some(ready) = self.ready_downloads.get(&id) else {
             return Err(self.missing_download(id));
         };
-        let (region, elem_size) = (ready.region, ready.elem_size);
-        if !dst_bounds.contains(&region) {
+        let elem_size = ready.packed.elem_size;
+        if let Some(region) = ready.packed.boxes.iter().find(|b| !dst_bounds.contains(b)) {
             return Err(GpuError::RegionOutside(Box::new(RegionOutside {
                 op: "read_download",
                 side: "host slice".into(),
-                region,
+                region: *region,
                 bounds: dst_bounds,
             })));
         }
@@ -569,11 +610,14 @@ impl Gpu {
                 message: e.to_string(),
             })?;
             let runs = &mut self.scratch.runs;
-            runs.clear();
-            copy_runs(&region, &dst_bounds, &region, elem_size, runs);
-            for run in runs.iter() {
-                dst[run.dst_offset..run.dst_offset + run.len]
-                    .copy_from_slice(&guard[run.src_offset..run.src_offset + run.len]);
+            let boxes = &ready.packed.boxes;
+            for (region, at) in boxes.iter().zip(packed_offsets(boxes, elem_size)) {
+                runs.clear();
+                copy_runs(region, &dst_bounds, region, elem_size, runs);
+                for run in runs.iter() {
+                    let from = at + run.src_offset;
+                    dst[run.dst_offset..run.dst_offset + run.len].copy_from_slice(&guard[from..from + run.len]);
+                }
             }
         }
         self.staging.release(ready.staging);
@@ -598,14 +642,14 @@ impl Gpu {
                 during: "mapping a download's staging buffer".into(),
                 message: e.to_string(),
             })?;
-            read(&guard[..ready.region.volume() * ready.elem_size])
+            read(&guard[..ready.packed.bytes()])
         };
         self.staging.release(ready.staging);
         Ok(result)
     }
 
     /// Lends out the staging buffer of a completed download instead of copying it: the cells of the downloaded
-    /// region, packed row-major, readable through [`HostStaging::as_ptr`] for as long as the caller holds it (an
+    /// region, packed row-major (of each box, one after another: [`packed_offsets`]), readable through [`HostStaging::as_ptr`] for as long as the caller holds it (an
     /// MPI send reads it in place). Give it back with [`give_staging`](Self::give_staging).
     ///
     /// # Errors
@@ -627,9 +671,7 @@ impl Gpu {
                 message: e.to_string(),
             })
         };
-        let lent = visible.and_then(|()| {
-            HostStaging::lend(ready.staging.clone(), ready.region.checked_volume().unwrap_or(0) * ready.elem_size)
-        });
+        let lent = visible.and_then(|()| HostStaging::lend(ready.staging.clone(), ready.packed.bytes()));
         if lent.is_err() {
             self.staging.release(ready.staging);
         }
@@ -663,7 +705,7 @@ impl Gpu {
         }
         for record in &mut self.in_flight {
             if let Some(i) = record.downloads.iter().position(|d| d.0 == id) {
-                let (_, staging, _, _) = record.downloads.swap_remove(i);
+                let (_, staging, _) = record.downloads.swap_remove(i);
                 record.uploads.push(staging); // released to the pool at completion
                 return;
             }

@@ -434,6 +434,7 @@ impl<'c> TransferEngine<'c> {
             received_volume: 0,
             pieces: Vec::new(),
             outstanding: 0,
+            index: None,
         };
         self.register(expect)
     }
@@ -485,6 +486,7 @@ impl<'c> TransferEngine<'c> {
             received_volume: 0,
             pieces: Vec::new(),
             outstanding: 0,
+            index: None,
         };
         self.register(expect)
     }
@@ -520,6 +522,7 @@ impl<'c> TransferEngine<'c> {
             received_volume: 0,
             pieces: self.spare_pieces.pop().unwrap_or_default(),
             outstanding: 0,
+            index: None,
         };
         self.register(expect)
     }
@@ -535,6 +538,7 @@ impl<'c> TransferEngine<'c> {
         let mut boxes = self.spare_boxes.pop().unwrap_or_default();
         boxes.extend(region.iter().copied().filter(|b| !b.is_empty()));
         let mut volume = 0;
+        let many = boxes.len() > state::INDEX_MIN_BOXES;
         for (i, b) in boxes.iter().enumerate() {
             if let Err(e) = fits(b) {
                 // Back to the pool empty: a later expect extends whatever it pops.
@@ -542,11 +546,18 @@ impl<'c> TransferEngine<'c> {
                 self.spare_boxes.push(boxes);
                 return Err(e);
             }
-            if let Some(other) = boxes[..i].iter().find(|o| o.intersects(b)) {
-                let overlap = other.intersection(b);
-                return Err(TransferError::RegionOverlap { key, region: BoxList(boxes), overlap });
+            if !many {
+                if let Some(other) = boxes[..i].iter().find(|o| o.intersects(b)) {
+                    let overlap = other.intersection(b);
+                    return Err(TransferError::RegionOverlap { key, region: BoxList(boxes), overlap });
+                }
             }
             volume += b.volume();
+        }
+        if many {
+            if let Some(overlap) = geometry::first_overlap(&boxes) {
+                return Err(TransferError::RegionOverlap { key, region: BoxList(boxes), overlap });
+            }
         }
         Ok((boxes, volume))
     }
@@ -578,6 +589,7 @@ impl<'c> TransferEngine<'c> {
             received_volume: 0,
             pieces: self.spare_pieces.pop().unwrap_or_default(),
             outstanding: 0,
+            index: None,
         };
         self.register(expect)
     }

@@ -1059,3 +1059,106 @@ fn a_split_launch_of_a_kernel_with_parameters_in_storage_gives_each_dispatch_its
         assert_eq!(v, want, "cell {c}");
     }
 }
+
+/// Every other cell of `bounds` (1D), one box each: the region a custom mapper of scattered cells gives.
+fn comb(bounds: Box3) -> Vec<Box3> {
+    (bounds.min()[0]..bounds.max()[0]).step_by(2).map(|i| Box3::d1(i, i + 1)).collect()
+}
+
+#[test]
+fn a_transfer_of_many_tiny_boxes_takes_one_staging_buffer_of_its_bytes() {
+    let mut gpu = open_gpu();
+    let bounds = Box3::d1(0, 8192);
+    let data = gpu.allocate(bounds, 4).unwrap();
+    let boxes = comb(bounds);
+    let host: Vec<u32> = (0..8192).collect();
+    let before = gpu.staging_buffers_allocated();
+    let mut b = gpu.batch().unwrap();
+    b.upload(&data, bounds, &u32_bytes(&[0; 8192]), bounds).unwrap();
+    b.upload_boxes(&data, &boxes, &u32_bytes(&host), bounds).unwrap();
+    let packed = b.download_boxes(&data, &boxes).unwrap();
+    let lent = b.download_boxes(&data, &boxes).unwrap();
+    let whole = b.download(&data, bounds).unwrap();
+    assert_eq!(b.len(), 5, "each transfer of many boxes is one operation");
+    let id = b.submit().unwrap();
+    gpu.poll_until_complete(id, TIME_LIMIT).unwrap();
+    // Five transfers, five staging buffers (each of its bytes' size class), not one per box (4096 boxes).
+    assert_eq!(gpu.staging_buffers_allocated() - before, 5, "one staging buffer per transfer");
+
+    // The upload wrote the boxes' cells only.
+    let mut out = vec![0u8; 8192 * 4];
+    gpu.read_download(whole, &mut out, bounds).unwrap();
+    let want: Vec<u32> = (0..8192).map(|i| if i % 2 == 0 { i } else { 0 }).collect();
+    assert_eq!(u32s(&out), want);
+    // Read into a host layout: each box where it lies, the cells between them untouched.
+    let mut out = u32_bytes(&[u32::MAX; 8192]);
+    gpu.read_download(packed, &mut out, bounds).unwrap();
+    let want: Vec<u32> = (0..8192).map(|i| if i % 2 == 0 { i } else { u32::MAX }).collect();
+    assert_eq!(u32s(&out), want);
+    // Lent: the boxes packed one after another.
+    let staging = gpu.take_download(lent).unwrap();
+    assert_eq!(staging.len(), celer_exec::gpu::packed_bytes(&boxes, 4));
+    // SAFETY: `as_ptr` points to `len` readable bytes while the staging is held.
+    let bytes = unsafe { std::slice::from_raw_parts(staging.as_ptr(), staging.len()) };
+    assert_eq!(u32s(bytes), (0..8192).step_by(2).collect::<Vec<u32>>());
+
+    // The lent bytes, shifted, back into another allocation from staging the host wrote, as an await-push does.
+    let other = gpu.allocate(bounds, 4).unwrap();
+    let mut fresh = gpu.host_staging(staging.len()).unwrap();
+    let shifted = u32_bytes(&u32s(bytes).iter().map(|v| v + 1).collect::<Vec<u32>>());
+    // SAFETY: `as_mut_ptr` points to `len` writable bytes while the staging is held, as many as `shifted` has.
+    unsafe { std::ptr::copy_nonoverlapping(shifted.as_ptr(), fresh.as_mut_ptr(), shifted.len()) };
+    gpu.give_staging(staging);
+    let short = gpu.host_staging(8).unwrap();
+    let mut b = gpu.batch().unwrap();
+    b.upload(&other, bounds, &u32_bytes(&[0; 8192]), bounds).unwrap();
+    b.upload_staged_boxes(&other, &boxes, fresh).unwrap();
+    let err = b.upload_staged_boxes(&other, &boxes, short).unwrap_err();
+    assert!(matches!(err, GpuError::StagingTooShort { boxes: 4096, needed: 16384, .. }), "{err}");
+    let dl = b.download(&other, bounds).unwrap();
+    let id = b.submit().unwrap();
+    gpu.poll_until_complete(id, TIME_LIMIT).unwrap();
+    let mut out = vec![0u8; 8192 * 4];
+    gpu.read_download(dl, &mut out, bounds).unwrap();
+    let want: Vec<u32> = (0..8192).map(|i| if i % 2 == 0 { i + 1 } else { 0 }).collect();
+    assert_eq!(u32s(&out), want);
+    // Dropping the pool's idle buffers: a handful, not thousands.
+    assert!(gpu.staging_buffers_allocated() - before <= 8, "{} staging buffers", gpu.staging_buffers_allocated());
+}
+
+#[test]
+fn boxes_of_many_runs_packed_by_kernels_and_copies_share_one_staging_buffer() {
+    // 2D boxes of 20 rows (more runs than a copy is worth: packed by a kernel where the box starts at an offset a
+    // storage binding can start at) mixed with one-cell boxes that shift the next box off that alignment.
+    let mut gpu = open_gpu();
+    let all = Box3::d2([0, 0], [64, 64]);
+    let data = gpu.allocate(all, 4).unwrap();
+    // Packed offsets 0, 240, 256 (a multiple of any storage offset alignment up to 256: packed by a kernel), 496,
+    // 500 (copied run by run), 900.
+    let boxes = [
+        Box3::d2([0, 0], [20, 3]),
+        Box3::d2([0, 10], [1, 14]),
+        Box3::d2([30, 10], [50, 13]),
+        Box3::d2([0, 20], [1, 21]),
+        Box3::d2([40, 30], [60, 35]),
+        Box3::d2([63, 63], [64, 64]),
+    ];
+    assert_eq!(celer_exec::gpu::packed_offsets(&boxes, 4).collect::<Vec<_>>(), [0, 240, 256, 496, 500, 900]);
+    let host: Vec<u32> = (0..64 * 64).collect();
+    let inside = |k: usize| boxes.iter().any(|b| b.contains(&Box3::d2([k / 64, k % 64], [k / 64 + 1, k % 64 + 1])));
+    let mut b = gpu.batch().unwrap();
+    b.upload(&data, all, &u32_bytes(&[0; 64 * 64]), all).unwrap();
+    b.upload_boxes(&data, &boxes, &u32_bytes(&host), all).unwrap();
+    let packed = b.download_boxes(&data, &boxes).unwrap();
+    let whole = b.download(&data, all).unwrap();
+    let id = b.submit().unwrap();
+    gpu.poll_until_complete(id, TIME_LIMIT).unwrap();
+    let mut out = vec![0u8; 64 * 64 * 4];
+    gpu.read_download(whole, &mut out, all).unwrap();
+    let want: Vec<u32> = (0..64 * 64).map(|k| if inside(k) { k as u32 } else { 0 }).collect();
+    assert_eq!(u32s(&out), want);
+    let mut out = u32_bytes(&[u32::MAX; 64 * 64]);
+    gpu.read_download(packed, &mut out, all).unwrap();
+    let want: Vec<u32> = (0..64 * 64).map(|k| if inside(k) { k as u32 } else { u32::MAX }).collect();
+    assert_eq!(u32s(&out), want);
+}

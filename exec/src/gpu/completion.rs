@@ -93,8 +93,8 @@ impl Gpu {
         for staging in record.uploads.drain(..) {
             self.staging.release(staging);
         }
-        for (download, staging, region, elem_size) in record.downloads.drain(..) {
-            self.ready_downloads.insert(download, ReadyDownload { staging, region, elem_size });
+        for (download, staging, packed) in record.downloads.drain(..) {
+            self.ready_downloads.insert(download, ReadyDownload { staging, packed });
         }
         if let Some(command_buffer) = record.command_buffer.take() {
             // Complete, so no longer pending.

@@ -58,6 +58,19 @@ pub enum GpuError {
         /// The bytes that box needs.
         needed: usize,
     },
+    /// Lent staging memory given to an upload of several boxes ([`Batch::upload_staged_boxes`](super::Batch::upload_staged_boxes))
+    /// is shorter than their cells packed one after another.
+    #[error("The staging memory of an upload of {boxes} boxes holds {len} bytes, but their {elem_size}-byte cells packed need {needed}")]
+    StagingTooShort {
+        /// The staging memory's length.
+        len: usize,
+        /// The boxes it is said to hold.
+        boxes: usize,
+        /// Bytes per cell.
+        elem_size: usize,
+        /// The bytes their cells need.
+        needed: usize,
+    },
     /// A batch was asked to wait for a batch of a `Gpu` on another Vulkan device ([`Batch::wait_for`](super::Batch::wait_for)).
     #[error("Cannot wait on the GPU for batch {batch} of a Gpu on another Vulkan device: only Gpus of one device (Gpu::open_rank) share timelines")]
     ForeignTimeline {

@@ -32,6 +32,26 @@ pub struct CellBox {
     max: [usize; 3],
 }
 
+/// The cells two of `boxes` share, for the first overlapping pair a sweep along dimension 0 finds (none: they are
+/// disjoint). Sorted by where they start along dimension 0, each box is tested only against the earlier boxes that
+/// have not ended there yet, so disjoint boxes in slabs along dimension 0 (a canonical region of scattered cells)
+/// cost `O(n log n)`, not the `O(n²)` of testing every pair.
+pub(super) fn first_overlap(boxes: &[CellBox]) -> Option<CellBox> {
+    let mut order: Vec<usize> = (0..boxes.len()).collect();
+    order.sort_unstable_by_key(|&i| boxes[i].min[0]);
+    // Open boxes, by index; those that ended before the next start are dropped as the sweep passes them.
+    let mut open: Vec<usize> = Vec::new();
+    for &i in &order {
+        let b = &boxes[i];
+        open.retain(|&o| boxes[o].max[0] > b.min[0]);
+        if let Some(&o) = open.iter().find(|&&o| boxes[o].intersects(b)) {
+            return Some(boxes[o].intersection(b));
+        }
+        open.push(i);
+    }
+    None
+}
+
 impl CellBox {
     /// The empty box.
     pub const EMPTY: CellBox = CellBox { min: [0; 3], max: [0; 3] };

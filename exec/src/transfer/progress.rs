@@ -158,7 +158,8 @@ impl<'c> TransferEngine<'c> {
 
     /// Registers `expect`, matches the headers that arrived before it, and checks whether it is
     /// already complete. On a header error nothing stays registered and the headers stay kept.
-    pub(super) fn register(&mut self, expect: Expect) -> Result<(), TransferError> {
+    pub(super) fn register(&mut self, mut expect: Expect) -> Result<(), TransferError> {
+        expect.build_index();
         let key = expect.key;
         let idx = self.expects.insert(expect);
         // Check all early headers before accepting any, so that an error leaves no trace. They
@@ -172,7 +173,7 @@ impl<'c> TransferEngine<'c> {
             }
             match e.kind {
                 ExpectKind::Region { .. } | ExpectKind::Pieces { .. } | ExpectKind::Into { .. } => {
-                    e.received.push(h.bounds)
+                    e.note_received(h.bounds)
                 }
                 ExpectKind::Gather { .. } => {
                     e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() })
@@ -180,7 +181,7 @@ impl<'c> TransferEngine<'c> {
             }
         }
         let e = self.expects.get_mut(idx);
-        e.received.clear();
+        e.clear_received();
         e.pieces.clear();
         if let Err(err) = check {
             let e = self.expects.remove(idx);
@@ -224,7 +225,7 @@ impl<'c> TransferEngine<'c> {
                 if h.bounds.is_empty() {
                     return Ok(());
                 }
-                e.received.push(h.bounds);
+                e.note_received(h.bounds);
                 e.received_volume += h.bounds.volume();
                 None
             }
@@ -232,7 +233,7 @@ impl<'c> TransferEngine<'c> {
                 if h.bounds.is_empty() {
                     return Ok(());
                 }
-                e.received.push(h.bounds);
+                e.note_received(h.bounds);
                 e.received_volume += h.bounds.volume();
                 e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() });
                 Some(e.pieces.len() - 1)
@@ -266,19 +267,15 @@ impl<'c> TransferEngine<'c> {
         e.outstanding += 1;
         // Straight into the caller's memory when one target holds the box contiguously.
         let direct = match e.kind {
-            ExpectKind::Into { elem_size } => e.region.iter().zip(&e.dsts).find_map(|(t, &dst)| {
-                if !t.contains(&h.bounds) {
-                    return None;
-                }
-                self.runs.clear();
-                copy_runs(t, &h.bounds, &h.bounds, elem_size, &mut self.runs);
-                match self.runs.as_slice() {
-                    // SAFETY: the run lies in the target's cells (`t` contains the box), which `expect_into`'s
-                    // caller lent for `t.volume() * elem_size` bytes.
-                    [run] => Some(unsafe { dst.add(run.src_offset) }),
-                    _ => None,
-                }
-            }),
+            // The target that is the box (found by the region's index), else each target in turn.
+            ExpectKind::Into { elem_size } => match e.exact(&h.bounds) {
+                Some(i) => direct_into(&e.region[i], e.dsts[i], &h.bounds, elem_size, &mut self.runs),
+                None => e
+                    .region
+                    .iter()
+                    .zip(&e.dsts)
+                    .find_map(|(t, &dst)| direct_into(t, dst, &h.bounds, elem_size, &mut self.runs)),
+            },
             _ => None,
         };
         let staging = if direct.is_some() { Vec::new() } else { self.pool.take(h.bytes) };
@@ -389,6 +386,28 @@ impl<'c> TransferEngine<'c> {
     }
 }
 
+/// Where a payload of `bounds` can be received straight into target `t` (lent at `dst`, `elem_size` bytes a cell): the
+/// address of its one contiguous run there, if `t` contains it and it is one run.
+fn direct_into(
+    t: &CellBox,
+    dst: *mut u8,
+    bounds: &CellBox,
+    elem_size: usize,
+    runs: &mut Vec<CopyRun>,
+) -> Option<*mut u8> {
+    if !t.contains(bounds) {
+        return None;
+    }
+    runs.clear();
+    copy_runs(t, bounds, bounds, elem_size, runs);
+    match runs.as_slice() {
+        // SAFETY: the run lies in the target's cells (`t` contains the box), which `expect_into`'s caller lent for
+        // `t.volume() * elem_size` bytes.
+        [run] => Some(unsafe { dst.add(run.src_offset) }),
+        _ => None,
+    }
+}
+
 /// Writes the packed cells `bounds` (`src`) into the destination of region or `expect_into` expect `e`: unpacked
 /// into its allocation, or copied into the targets the box covers (`runs` is scratch).
 ///
@@ -400,7 +419,17 @@ impl<'c> TransferEngine<'c> {
 unsafe fn write_cells(e: &Expect, runs: &mut Vec<CopyRun>, bounds: &CellBox, src: &[u8]) {
     match e.kind {
         ExpectKind::Into { elem_size } => {
-            for (t, &dst) in e.region.iter().zip(&e.dsts) {
+            // Only the target that is the box where the region's index finds one, else every target it meets.
+            let exact = e.exact(bounds);
+            let targets = match exact {
+                Some(i) => &e.region[i..=i],
+                None => &e.region[..],
+            };
+            let dsts = match exact {
+                Some(i) => &e.dsts[i..=i],
+                None => &e.dsts[..],
+            };
+            for (t, &dst) in targets.iter().zip(dsts) {
                 let part = t.intersection(bounds);
                 if part.is_empty() {
                     continue;
@@ -464,6 +493,16 @@ pub(super) fn check_header(e: &Expect, h: &Header) -> Result<(), TransferError> 
                 });
             }
             if bounds.is_empty() {
+                return Ok(());
+            }
+            // A box of the region, found by its index: inside; a duplicate only if it arrived whole, or overlaps a
+            // piece that was not a whole box of the region.
+            if let Some(i) = e.exact(&bounds) {
+                if e.may_overlap_received(i) {
+                    if let Some(r) = e.received.iter().find(|r| r.intersects(&bounds)) {
+                        return Err(TransferError::Duplicate { key, sender, bounds, overlap: r.intersection(&bounds) });
+                    }
+                }
                 return Ok(());
             }
             // The region's boxes are disjoint, so `bounds` lies in their union exactly when the

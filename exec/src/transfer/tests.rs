@@ -19,6 +19,7 @@ fn region_expect(region: &[CellBox], elem_size: usize) -> Expect {
         received_volume: 0,
         pieces: Vec::new(),
         outstanding: 0,
+        index: None,
     }
 }
 
@@ -128,4 +129,46 @@ fn early_headers_are_found_by_key_in_arrival_order() {
     kept.take(b).unwrap();
     assert!(kept.is_empty());
     assert_eq!(kept.peak(), 1003, "the high-water mark stays");
+}
+
+#[test]
+fn a_region_of_many_boxes_is_matched_through_its_index_with_the_same_verdicts() {
+    // 100 boxes of two cells, every fourth cell pair: indexed (more than INDEX_MIN_BOXES), given out of order.
+    let mut boxes: Vec<CellBox> = (0..100).map(|i| CellBox::d1(4 * i, 4 * i + 2)).collect();
+    boxes.reverse();
+    let mut e = region_expect(&boxes, 4);
+    e.build_index();
+    assert!(e.index.is_some());
+    assert_eq!(e.exact(&CellBox::d1(40, 42)), Some(89));
+    assert_eq!(e.exact(&CellBox::d1(40, 41)), None);
+    // A whole box, then the same again: a duplicate.
+    check_header(&e, &header(1, CellBox::d1(40, 42), 8)).unwrap();
+    e.note_received(CellBox::d1(40, 42));
+    let err = check_header(&e, &header(1, CellBox::d1(40, 42), 8)).unwrap_err();
+    assert!(matches!(err, TransferError::Duplicate { overlap, .. } if overlap == CellBox::d1(40, 42)), "{err}");
+    // Half of another box, then that whole box: a duplicate found although the second header is a whole box.
+    e.note_received(CellBox::d1(8, 9));
+    let err = check_header(&e, &header(1, CellBox::d1(8, 10), 8)).unwrap_err();
+    assert!(matches!(err, TransferError::Duplicate { overlap, .. } if overlap == CellBox::d1(8, 9)), "{err}");
+    check_header(&e, &header(1, CellBox::d1(12, 14), 8)).unwrap();
+    // Outside, and across a gap: refused as without the index.
+    assert!(matches!(check_header(&e, &header(1, CellBox::d1(2, 3), 4)), Err(TransferError::OutsideRegion { .. })));
+    assert!(matches!(check_header(&e, &header(1, CellBox::d1(0, 6), 24)), Err(TransferError::OutsideRegion { .. })));
+    e.clear_received();
+    check_header(&e, &header(1, CellBox::d1(40, 42), 8)).unwrap();
+}
+
+#[test]
+fn overlapping_boxes_of_a_large_region_are_found_by_the_sweep() {
+    let comb: Vec<CellBox> = (0..1000).map(|i| CellBox::d1(2 * i, 2 * i + 1)).collect();
+    assert_eq!(geometry::first_overlap(&comb), None);
+    let mut bad = comb.clone();
+    bad.push(CellBox::d1(1500, 1503));
+    assert_eq!(geometry::first_overlap(&bad), Some(CellBox::d1(1500, 1501)));
+    // 2D: rows of boxes side by side are disjoint; a box across two rows that meets one is not.
+    let mut grid: Vec<CellBox> =
+        (0..20).flat_map(|r| (0..20).map(move |c| CellBox::d2([r, 3 * c], [r + 1, 3 * c + 2]))).collect();
+    assert_eq!(geometry::first_overlap(&grid), None);
+    grid.insert(0, CellBox::d2([5, 2], [7, 4]));
+    assert_eq!(geometry::first_overlap(&grid), Some(CellBox::d2([5, 3], [6, 4])));
 }

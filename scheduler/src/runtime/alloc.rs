@@ -116,7 +116,13 @@ impl RankLoop<'_> {
                 None => (Arc::new(vec![0u8; b.area() * state.elem_size]), b),
             };
             let context = OpContext::InitialContents(buffer);
-            self.pending.push(GpuOp::Upload { buffer, region: b, bytes, bounds: src, context });
+            self.pending.push(GpuOp::Upload {
+                buffer,
+                boxes: smallvec::smallvec![box3(&b)],
+                bytes,
+                bounds: src,
+                context,
+            });
         }
         Ok(())
     }

@@ -44,22 +44,28 @@ const SPARE_BINDINGS: usize = 64;
 /// across steps lost on an H100 while every batch was recorded at submission: the recording of a large batch then
 /// delayed the GPU. Batches of dispatches now replay cached command buffers, `celer_exec::gpu`'s replay, and
 /// collecting wins: chain 1.07–1.10× the batched hand-written chain against 1.12–1.25× submitting every step.)
+/// The boxes of one transfer between host and device: one for most, all of a region's for a region of many (a
+/// custom mapper's), which then share one staging buffer.
+pub(super) type Boxes = SmallVec<[Box3; 1]>;
+
 pub(super) enum GpuOp {
     Kernel(PreparedKernel),
-    /// Copies `region` to the device from host bytes holding the cells of box `bounds` (which contains `region`)
-    /// row-major; several uploads may share one received buffer.
+    /// Copies the cells of `boxes` to the device from host bytes holding the cells of box `bounds` (which contains
+    /// them) row-major; several uploads may share one received buffer. The boxes (all of a host task's region of
+    /// many) go through one staging buffer and one copy command (`Batch::upload_boxes`).
     Upload {
         buffer: BufferId,
-        region: GridBox,
+        boxes: Boxes,
         bytes: Arc<Vec<u8>>,
         bounds: GridBox,
         context: OpContext,
     },
-    /// Copies `region` to the device from lent staging memory holding its cells packed (an await-push received
-    /// into it); the staging memory goes back to the GPU's pool when the batch completes.
+    /// Copies the cells of `boxes` to the device from lent staging memory holding them packed one after another
+    /// (an await-push received into it, `celer_exec::gpu::packed_offsets`); the staging memory goes back to the
+    /// GPU's pool when the batch completes.
     UploadStaged {
         buffer: BufferId,
-        region: GridBox,
+        boxes: Boxes,
         staging: celer_exec::gpu::HostStaging,
         context: OpContext,
     },
@@ -86,10 +92,11 @@ pub(super) enum GpuOp {
         slot: usize,
         context: OpContext,
     },
-    /// Copies a box of the device allocation back; filled into download slot `slot` of the step.
+    /// Copies boxes of the device allocation back, packed one after another into one staging buffer; filled into
+    /// download slot `slot` of the step.
     Download {
         buffer: BufferId,
-        region: GridBox,
+        boxes: Boxes,
         slot: usize,
         context: OpContext,
     },
@@ -168,10 +175,16 @@ impl RankLoop<'_> {
     }
 
     pub(super) fn pend_download(&mut self, buffer: BufferId, region: GridBox, context: OpContext) -> Dl {
+        self.pend_download_boxes(buffer, smallvec::smallvec![box3(&region)], context)
+    }
+
+    /// Adds a download of several boxes to the open batch, packed one after another into one staging buffer
+    /// (`celer_exec::gpu::packed_offsets`); returns its slot.
+    pub(super) fn pend_download_boxes(&mut self, buffer: BufferId, boxes: Boxes, context: OpContext) -> Dl {
         let slot = self.pending_downloads;
         self.pending_downloads += 1;
         self.pending_buffer_downloads += 1;
-        self.pending.push(GpuOp::Download { buffer, region, slot, context });
+        self.pending.push(GpuOp::Download { buffer, boxes, slot, context });
         Dl::Slot(slot)
     }
 
@@ -309,15 +322,15 @@ impl RankLoop<'_> {
                         spare_bindings.push(bindings);
                     }
                 }
-                GpuOp::Upload { buffer, region, bytes, bounds, context } => {
+                GpuOp::Upload { buffer, boxes, bytes, bounds, context } => {
                     batch
-                        .upload(device(&buffer, &context)?, box3(&region), &bytes, box3(&bounds))
+                        .upload_boxes(device(&buffer, &context)?, &boxes, &bytes, box3(&bounds))
                         .map_err(gpu_op(&context, tm))?;
                     uploads += 1;
                 }
-                GpuOp::UploadStaged { buffer, region, staging, context } => {
+                GpuOp::UploadStaged { buffer, boxes, staging, context } => {
                     batch
-                        .upload_staged(device(&buffer, &context)?, box3(&region), staging)
+                        .upload_staged_boxes(device(&buffer, &context)?, &boxes, staging)
                         .map_err(gpu_op(&context, tm))?;
                     uploads += 1;
                 }
@@ -343,10 +356,10 @@ impl RankLoop<'_> {
                     let d = scratch_of(&id)?;
                     downloads.push(batch.download(d, d.bounds()).map_err(gpu_op(&context, tm))?);
                 }
-                GpuOp::Download { buffer, region, slot, context } => {
+                GpuOp::Download { buffer, boxes, slot, context } => {
                     debug_assert_eq!(slot, downloads.len());
                     let d = device(&buffer, &context)?;
-                    downloads.push(batch.download(d, box3(&region)).map_err(gpu_op(&context, tm))?);
+                    downloads.push(batch.download_boxes(d, &boxes).map_err(gpu_op(&context, tm))?);
                 }
             }
         }

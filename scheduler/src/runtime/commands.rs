@@ -2,7 +2,7 @@
 
 use celer_exec::transfer::{Token, TransferKey};
 use celer_graph::{
-    BufferId, Command, CommandId, CommandKind, EpochAction, GridBox, NodeId, ReductionId, Region, TaskId, TaskKind,
+    BufferId, Command, CommandId, CommandKind, EpochAction, NodeId, ReductionId, Region, TaskId, TaskKind,
 };
 
 use super::batch::{Dl, GpuRef};
@@ -48,7 +48,8 @@ pub(super) enum AfterGpu {
     /// Downloads to copy into host staging, then send.
     Push {
         buffer: BufferId,
-        downloads: Vec<(Dl, NodeId, GridBox)>,
+        /// One download per target rank, of its region's boxes packed one after another.
+        downloads: Vec<(Dl, NodeId, Region)>,
         key: TransferKey,
         /// Acks of the boxes offered to devices of this rank for GPU copies (`runtime::peer`).
         peers: smallvec::SmallVec<[u64; 2]>,

@@ -59,6 +59,10 @@ pub struct RankStats {
     pub early_headers: u64,
     /// The most of `early_headers` at once so far (with several devices, the sum of each device's most).
     pub early_headers_peak: u64,
+    /// Host-visible staging buffers the GPU layer allocated over the rank's life (for uploads, downloads and the
+    /// data MPI sends and receives): a steady state reuses them, and one transfer takes one buffer however many boxes
+    /// its region has (a custom mapper's scattered cells), so this stays small.
+    pub staging_buffers: u64,
     /// Bytes of buffer data sent to other ranks.
     pub bytes_sent: u64,
     /// Bytes of buffer data received from other ranks.
@@ -149,6 +153,7 @@ impl RankStats {
         self.divergence_windows = self.divergence_windows.max(other.divergence_windows);
         self.early_headers += other.early_headers;
         self.early_headers_peak += other.early_headers_peak;
+        self.staging_buffers += other.staging_buffers;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
         self.peer_copies += other.peer_copies;
@@ -178,7 +183,7 @@ impl RankStats {
              \x20 await-pushes pending (summed)                {:8.3} s {:5.1}%\n\
              \x20 {} tasks ({:.0}/s), {} commands ({:.0}/s), {} kernels in {} batches ({} interiors run early), {} \
              host tasks\n\
-             \x20 sent {} B, received {} B ({} boxes by GPU copies from this rank's devices); device memory {} B, allocations grew {} times\n\
+             \x20 sent {} B, received {} B ({} boxes by GPU copies from this rank's devices); device memory {} B, allocations grew {} times, {} staging buffers\n\
              \x20 runtime thread CPU {:.3} s ({:.2} µs per task), {} loop steps ({:.1} per task)",
             self.busy.as_secs_f64(),
             pct(self.busy),
@@ -201,6 +206,7 @@ impl RankStats {
             self.peer_copies,
             self.device_bytes,
             self.growths,
+            self.staging_buffers,
             self.runtime_cpu.as_secs_f64(),
             1e6 * self.runtime_cpu.as_secs_f64() / self.tasks.max(1) as f64,
             self.loop_steps,

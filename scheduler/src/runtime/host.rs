@@ -626,17 +626,20 @@ impl RankLoop<'_> {
             any = true;
             self.cover(v.buffer, &v.bounds)?;
             let bytes = Arc::new(v.bytes);
-            // Only the accessor's region: one box, or each of several (not the bounding box between them).
-            let one = [v.bounds];
-            for region in if v.written.is_empty() { &one[..] } else { &v.written[..] } {
-                self.pending.push(GpuOp::Upload {
-                    buffer: v.buffer,
-                    region: *region,
-                    bytes: Arc::clone(&bytes),
-                    bounds: v.bounds,
-                    context: OpContext::HostOutputs(cmd),
-                });
-            }
+            // Only the accessor's region: one box, or each of several (not the bounding box between them), all in
+            // one upload: one staging buffer of the bytes written, however many boxes a custom mapper made.
+            let boxes = if v.written.is_empty() {
+                smallvec::smallvec![box3(&v.bounds)]
+            } else {
+                v.written.iter().map(box3).collect()
+            };
+            self.pending.push(GpuOp::Upload {
+                buffer: v.buffer,
+                boxes,
+                bytes,
+                bounds: v.bounds,
+                context: OpContext::HostOutputs(cmd),
+            });
         }
         Ok(any.then(|| InFlight::Gpu(self.open(), AfterGpu::Done)))
     }

@@ -203,7 +203,13 @@ impl RankLoop<'_> {
             for (buffer, bytes) in identities {
                 let extent = self.buffers[&buffer].extent;
                 let bytes = std::sync::Arc::new(bytes);
-                self.pending.push(GpuOp::Upload { buffer, region: extent, bytes, bounds: extent, context });
+                self.pending.push(GpuOp::Upload {
+                    buffer,
+                    boxes: smallvec::smallvec![box3(&extent)],
+                    bytes,
+                    bounds: extent,
+                    context,
+                });
             }
             return Ok(Vec::new());
         }

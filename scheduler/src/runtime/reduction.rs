@@ -635,7 +635,7 @@ impl RankLoop<'_> {
         self.cover(buffer, &extent)?;
         self.pending.push(GpuOp::Upload {
             buffer,
-            region: extent,
+            boxes: smallvec::smallvec![box3(&extent)],
             bytes: Arc::new(result),
             bounds: extent,
             context: OpContext::Reduction(reduction),

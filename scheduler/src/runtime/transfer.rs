@@ -14,23 +14,34 @@ use super::error::{failure, CommandWork, OpContext, RuntimeError};
 use super::RankLoop;
 
 /// The GPU's staging memory lent to the transfer engine: what pushes send from until the engine reports them sent,
-/// and what await-pushes receive into (one packed buffer per box of the region) until they arrive, by token.
+/// and what await-pushes receive into (one buffer per region, its boxes packed one after another) until they
+/// arrive, by token.
 #[derive(Default)]
 pub(super) struct Lent {
-    sends: Vec<(Token, HostStaging)>,
+    sends: Vec<LentSend>,
     receives: Vec<(Token, Staged)>,
 }
 
-/// An await-push's staging: one packed buffer per box of its region.
-type Staged = SmallVec<[(GridBox, HostStaging); 2]>;
+/// One push's staging to one rank: the boxes of its region packed one after another, each sent from its offset with
+/// a token of `first..=last` (consecutive), back to the pool once `left` sends completed.
+struct LentSend {
+    first: Token,
+    last: Token,
+    left: usize,
+    staging: HostStaging,
+}
+
+/// An await-push's staging: one buffer holding the boxes of its region packed one after another
+/// (`celer_exec::gpu::packed_offsets`), whatever their number.
+type Staged = (SmallVec<[GridBox; 2]>, HostStaging);
 
 impl Drop for Lent {
     /// Sends still in flight when the loop goes (after an error): the engine's drop left them to MPI, which may
     /// still read their memory, so it is never freed. (Receives were cancelled by the engine's drop, which ran
     /// first.)
     fn drop(&mut self) {
-        for (_, staging) in self.sends.drain(..) {
-            std::mem::forget(staging);
+        for send in self.sends.drain(..) {
+            std::mem::forget(send.staging);
         }
     }
 }
@@ -82,11 +93,9 @@ impl RankLoop<'_> {
         if let Some(r) = transfer.reduction.filter(|r| self.reductions.get(r).is_some_and(|i| i.blocks.is_some())) {
             return self.push_block_roots(cmd, transfer, r, targets);
         }
-        for (_, region) in targets {
-            for b in region.boxes() {
-                self.cover(transfer.buffer, b).map_err(&fail)?;
-            }
-        }
+        // The bounding box at once: box by box, a region of many boxes would grow the allocation once per box.
+        let hull = GridBox::bounding_box_of_iter(targets.iter().map(|(_, r)| r.bounding_box()));
+        self.cover(transfer.buffer, &hull).map_err(&fail)?;
         let context = OpContext::command(self.node, cmd, CommandWork::Push);
         let mut downloads = Vec::new();
         let mut peers = SmallVec::new();
@@ -95,10 +104,18 @@ impl RankLoop<'_> {
             // To a device of this rank on this Vulkan device: offered for a GPU copy (not a reduction's partial
             // result, which the receiver gathers on the host).
             let peer = if transfer.reduction.is_none() { self.is_peer(*target) } else { None };
-            for b in region.boxes() {
-                match peer {
-                    Some(to) => peers.push(self.offer_box(transfer.buffer, to, key, *b)?),
-                    None => downloads.push((self.pend_download(transfer.buffer, *b, context), *target, *b)),
+            match peer {
+                Some(to) => {
+                    for b in region.boxes() {
+                        peers.push(self.offer_box(transfer.buffer, to, key, *b)?);
+                    }
+                }
+                // Every box of the region in one download, packed: one staging buffer of the bytes sent, however
+                // many boxes the region has.
+                None => {
+                    let boxes = region.boxes().iter().map(box3).collect();
+                    let d = self.pend_download_boxes(transfer.buffer, boxes, context);
+                    downloads.push((d, *target, region.clone()));
                 }
             }
         }
@@ -111,49 +128,69 @@ impl RankLoop<'_> {
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Push { buffer: transfer.buffer, downloads, key, peers })))
     }
 
-    /// Sends what a push downloaded, box by box, packed, from the download's staging memory (lent to the engine
-    /// until the send completes: [`return_sent`](Self::return_sent)).
+    /// Sends what a push downloaded, box by box, each from its offset in the download's staging memory (the
+    /// region's boxes packed one after another; lent to the engine until every send of it completed:
+    /// [`return_sent`](Self::return_sent)).
     pub(super) fn send_pushed(
         &mut self,
         buffer: BufferId,
-        downloads: Vec<(Dl, NodeId, GridBox)>,
+        downloads: Vec<(Dl, NodeId, Region)>,
         key: TransferKey,
     ) -> Result<(), RuntimeError> {
         let elem_size = self.buffers[&buffer].elem_size;
-        for (d, target, b) in downloads {
+        for (d, target, region) in downloads {
             let staging = self.gpu.take_download(d.id()?)?;
-            let token = self.token();
-            self.stats.bytes_sent += (b.area() * elem_size) as u64;
-            if let Some(trace) = &mut self.trace {
-                let what = format!("push {buffer} {b} to rank {}", target.0);
-                trace.instant(crate::trace::Row::Send, what, std::time::Instant::now());
+            let base = staging.as_ptr();
+            let first = Token(self.next_token + 1);
+            let mut lent = LentSend { first, last: first, left: 0, staging };
+            let mut sent = Ok(());
+            let mut at = 0;
+            for b in region.boxes() {
+                let token = self.token();
+                (lent.last, lent.left) = (token, lent.left + 1);
+                let bytes = b.area() * elem_size;
+                self.stats.bytes_sent += bytes as u64;
+                if let Some(trace) = &mut self.trace {
+                    let what = format!("push {buffer} {b} to rank {}", target.0);
+                    trace.instant(crate::trace::Row::Send, what, std::time::Instant::now());
+                }
+                // SAFETY: the staging holds the region's boxes packed one after another (the download of
+                // `region.boxes()`, `celer_exec::gpu::packed_offsets`), so `base + at` starts `b`'s `bytes` cells,
+                // inside the buffer; it stays in `self.lent`, untouched, until `return_sent` has seen the completion
+                // of every token of it (`first..=last`), or forever if the loop ends first (`Lent`'s drop).
+                sent = unsafe { self.engine.send_lent(key, target.0 as i32, box3(b), elem_size, base.add(at), token) };
+                at += bytes;
+                if sent.is_err() {
+                    break;
+                }
             }
-            // SAFETY: `staging` holds the box's cells packed (the download of `b`), and stays in `self.lent`,
-            // untouched, until `return_sent` sees the completion for `token`, or forever if the loop ends first
-            // (`Lent`'s drop).
-            let sent =
-                unsafe { self.engine.send_lent(key, target.0 as i32, box3(&b), elem_size, staging.as_ptr(), token) };
-            self.lent.sends.push((token, staging));
+            // Lent even after a failed send: messages started before it may still read the memory.
+            self.lent.sends.push(lent);
             sent?;
         }
         Ok(())
     }
 
-    /// Gives the staging memory of completed sends back to the GPU's pool.
+    /// Gives the staging memory of pushes whose sends all completed back to the GPU's pool.
     pub(super) fn return_sent(&mut self) {
         if self.lent.sends.is_empty() {
             return;
         }
         for c in self.completions.iter().filter(|c| c.kind == CompletionKind::Sent) {
-            if let Some(i) = self.lent.sends.iter().position(|(t, _)| *t == c.token) {
-                let (_, staging) = self.lent.sends.swap_remove(i);
-                self.gpu.give_staging(staging);
+            let mine = |s: &LentSend| (s.first.0..=s.last.0).contains(&c.token.0);
+            if let Some(i) = self.lent.sends.iter().position(mine) {
+                self.lent.sends[i].left -= 1;
+                if self.lent.sends[i].left == 0 {
+                    let send = self.lent.sends.swap_remove(i);
+                    self.gpu.give_staging(send.staging);
+                }
             }
         }
     }
 
     /// Starts await-push `cmd` (not of a reduction): the engine receives the pieces of `region` into host-visible
-    /// staging of the GPU, one packed buffer per box, which the upload then copies from.
+    /// staging of the GPU, one buffer holding its boxes packed one after another, which the upload then copies
+    /// from.
     pub(super) fn start_await_push(
         &mut self,
         cmd: &Command,
@@ -163,29 +200,33 @@ impl RankLoop<'_> {
         let fail = failure(self.node, cmd);
         let token = self.token();
         let elem_size = self.buffers[&transfer.buffer].elem_size;
-        // Packed per box: a halo column of a large field is a few pages, not one page per row of the field.
-        let mut staged = Staged::new();
-        for b in region.boxes() {
-            match self.gpu.host_staging(b.area() * elem_size) {
-                Ok(s) => staged.push((*b, s)),
-                Err(e) => {
-                    staged.into_iter().for_each(|(_, s)| self.gpu.give_staging(s));
-                    return Err(fail(e.into()));
-                }
-            }
-        }
-        let targets: SmallVec<[(Box3, *mut u8); 2]> =
-            staged.iter_mut().map(|(b, s)| (box3(b), s.as_mut_ptr())).collect();
+        // Packed: a halo column of a large field is a few pages, not one page per row of the field, and a region
+        // of many tiny boxes (a custom mapper's) one buffer of its bytes, not a buffer per box.
+        let mut staging = self.gpu.host_staging(region.area() * elem_size).map_err(|e| fail(e.into()))?;
+        let base = staging.as_mut_ptr();
+        let mut at = 0;
+        let targets: SmallVec<[(Box3, *mut u8); 2]> = region
+            .boxes()
+            .iter()
+            .map(|b| {
+                // SAFETY: the boxes' bytes packed one after another sum to `region.area() * elem_size`, the
+                // staging's length, so `at` stays inside it.
+                let target = (box3(b), unsafe { base.add(at) });
+                at += b.area() * elem_size;
+                target
+            })
+            .collect();
         let key = key_of(transfer);
-        // SAFETY: each target is a lent staging buffer of its box's byte size; it stays in `self.lent` untouched
-        // until the completion for `token` (`finish_await_push`), and the engine is dropped before `self.lent`.
+        // SAFETY: each target points at its box's byte size of a lent staging buffer (packed, disjoint); it stays
+        // in `self.lent` untouched until the completion for `token` (`finish_await_push`), and the engine is
+        // dropped before `self.lent`.
         if let Err(e) = unsafe { self.engine.expect_into(key, &targets, elem_size, token) } {
             // A header that arrived before this expect may already disagree with it (see `transfer_failed`).
             let e = self.transfer_failed(e);
-            staged.into_iter().for_each(|(_, s)| self.gpu.give_staging(s));
+            self.gpu.give_staging(staging);
             return Err(fail(e));
         }
-        self.lent.receives.push((token, staged));
+        self.lent.receives.push((token, (region.boxes().iter().copied().collect(), staging)));
         Ok(Some(InFlight::Receive {
             buffer: transfer.buffer,
             region: region.clone(),
@@ -218,20 +259,27 @@ impl RankLoop<'_> {
             }
         }
         let i = self.lent.receives.iter().position(|(t, _)| *t == token).ok_or(RuntimeError::MissingData { buffer })?;
-        let (_, staged) = self.lent.receives.swap_remove(i);
-        // Boxes other devices of this rank offered for GPU copies: recorded after the uploads (whose staging holds
-        // unspecified bytes where they lie), and a box they cover whole is not uploaded at all.
+        let (_, (boxes, staging)) = self.lent.receives.swap_remove(i);
+        // Boxes other devices of this rank offered for GPU copies: recorded after the upload (whose staging holds
+        // unspecified bytes where they lie), and if they cover every box whole nothing is uploaded at all.
         let offers = self.take_peer_in(key);
-        for (b, staging) in staged {
-            self.cover(buffer, &b)?;
-            if !offers.is_empty() && offers.iter().map(|o| o.region.intersection(&b).area()).sum::<usize>() == b.area()
-            {
-                self.gpu.give_staging(staging);
-                continue;
+        // The bounding box at once: box by box, a region of many boxes (a custom mapper's scattered cells) grew the
+        // allocation once per box, each growth a submission, a device copy and an upload of the new cells.
+        self.cover(buffer, &region.bounding_box())?;
+        let mut covered = 0;
+        for b in &boxes {
+            if !offers.is_empty() && offers.iter().map(|o| o.region.intersection(b).area()).sum::<usize>() == b.area() {
+                covered += 1;
             }
+        }
+        if covered == boxes.len() {
+            self.gpu.give_staging(staging);
+        } else {
+            // One upload of every box (TODO(perf): skip the boxes offers cover whole, which the peer copies
+            // overwrite; the packed layout has no gaps to skip them by).
             self.pending.push(GpuOp::UploadStaged {
                 buffer,
-                region: b,
+                boxes: boxes.iter().map(box3).collect(),
                 staging,
                 context: OpContext::AwaitPush(buffer),
             });

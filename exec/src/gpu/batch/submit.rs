@@ -145,7 +145,7 @@ impl Drop for Batch<'_> {
             for staging in self.record.uploads.drain(..) {
                 self.gpu.staging.release(staging);
             }
-            for (_, staging, _, _) in self.record.downloads.drain(..) {
+            for (_, staging, _) in self.record.downloads.drain(..) {
                 self.gpu.staging.release(staging);
             }
             let mut record = std::mem::take(&mut self.record);
