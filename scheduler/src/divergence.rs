@@ -583,6 +583,75 @@ mod tests {
     }
 
     #[test]
+    fn the_sampled_chunks_are_all_of_few_and_eight_spread_over_many() {
+        let of = |t: u64, n: usize| sampled_chunks(TaskId(t), n).collect::<Vec<_>>();
+        assert_eq!(of(5, 0), Vec::<usize>::new());
+        assert_eq!(of(5, 3), vec![0, 1, 2]);
+        assert_eq!(of(9, 8), (0..8).collect::<Vec<_>>());
+        let many = of(3, 64);
+        assert_eq!(many, vec![3, 11, 19, 27, 35, 43, 51, 59], "spread, from an index moving with the task");
+        assert_ne!(of(4, 64), many);
+        let mut odd = of(7, 13);
+        odd.sort_unstable();
+        odd.dedup();
+        assert_eq!(odd.len(), MAPPER_SAMPLE_CHUNKS, "distinct chunks");
+    }
+
+    #[test]
+    fn a_custom_mappers_results_and_a_combines_results_join_the_task_hash() {
+        let mut tm = TaskManager::new(TaskManagerConfig::default());
+        tm.create_buffer(BufferId(0), 1, GridBox::d1(0, 8), true, Some("a".into()));
+        let id = tm.submit(TaskSpec::device_compute(&[8])).unwrap();
+        let task = tm.task(id).unwrap().clone();
+        let sample = |r: usize| MapperSample {
+            access: 0,
+            buffer: BufferId(0),
+            mapper: "peek",
+            mode: "read",
+            chunk: GridBox::d1(0, 4),
+            region: Some(Region::from(GridBox::d1(0, r))),
+        };
+        let run = |samples: &[MapperSample]| {
+            let mut sh = StreamHash::new();
+            sh.record_sampled(&task, samples);
+            sh.close(id);
+            (sh.running, sh.oldest().unwrap().samples_of(id).to_vec())
+        };
+        let (plain, none) = run(&[]);
+        let (four, kept) = run(&[sample(4)]);
+        let (eight, _) = run(&[sample(8)]);
+        assert!(none.is_empty());
+        assert_eq!(kept, vec![sample(4)], "kept for the report");
+        assert_ne!(plain, four);
+        assert_ne!(four, eight, "another region, another hash");
+        assert_eq!(four, run(&[sample(4)]).0);
+
+        // A reduce_with's combine cannot be hashed; what it gives for a few values is.
+        let spec = TaskSpec::device_compute(&[8]);
+        let custom = |probed: &str| crate::runtime::CustomReduction {
+            identity: vec![0; 4],
+            combine: std::sync::Arc::new(|a: &[u8], _: &[u8]| a.to_vec()),
+            probed: probed.to_string(),
+        };
+        let with = |probed: &str| {
+            let mut spec = spec.clone();
+            spec.payload = Some(std::sync::Arc::new(KernelPayload {
+                source: &celer_exec::shaders::SAXPY,
+                entry: "main",
+                scalars: Default::default(),
+                reduction_kinds: Vec::new(),
+                custom_reductions: vec![Some(custom(probed))],
+                blocks: None,
+            }));
+            let mut tm = TaskManager::new(TaskManagerConfig::default());
+            let id = tm.submit(spec).unwrap();
+            task_hash(tm.task(id).unwrap(), &HashMap::new())
+        };
+        assert_ne!(with("combine(1, 7) = 7"), with("combine(1, 7) = 6"));
+        assert_eq!(with("combine(1, 7) = 7"), with("combine(1, 7) = 7"));
+    }
+
+    #[test]
     fn the_detail_reduction_finds_the_first_differing_task() {
         let w = |hashes: &[u64]| Window {
             ordinal: 1,
