@@ -126,6 +126,16 @@
 //! - `split-differs`, `reduce-differs`: rank 1 alone splits a 2D host task with `.split_2d()`, or reduces with
 //!   `reduce_including` where the others `reduce`; every rank reports the divergence, rank 1's side showing
 //!   `split 2D` or `including the buffer's current value`. On one rank nothing differs: each must finish.
+//! - `mapper-rank-read`, `mapper-rank-write`, `mapper-random`, `combine-differs`: rank 1's custom range mapper
+//!   gives every chunk the whole buffer for a read, or gives chunk 0 half its cells for a write, or grows each chunk
+//!   by a number of cells taken from the clock; or rank 1's `reduce_with` combines with `^` where the others use
+//!   `|`. Every rank reports the divergence within seconds, its side showing the regions its mapper gave per chunk
+//!   or what its combine gives (they stalled for `CELER_STALL_TIMEOUT`, or the ranks disagreed on a transfer, or,
+//!   for the combine, the ranks held different results with no message). On one rank nothing differs: each must
+//!   finish with the right result.
+//! - `entry-differs`, `offset-differs`, `granularity-differs`: rank 1 picks another kernel entry point (and with it
+//!   the reduction operation), another offset, or another split granularity; every rank reports the divergence
+//!   showing its side. On one rank each must finish.
 //! - `object-differs`, `group-differs`, `type-differs`: rank 1 creates an extra host object or collective group
 //!   before the program's own, or makes a buffer `f32` where the others make it `u32`; every rank reports the
 //!   divergence naming the host object (`H0` / `H1`), the collective group (`CG1` / `CG2`) or the element type
@@ -967,6 +977,107 @@ fn departs_split(how: &str) -> Result<(), String> {
     q.submit(t).map_err(|e| e.to_string())?;
     q.fence(&grid).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     q.fence(&sum).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Rank 1 (only) departs in what a custom range mapper or a `reduce_with` combine closure computes, as `how` says:
+/// `mapper-rank-read`: a kernel reads `src` through a custom mapper that gives every chunk the whole buffer on rank 1
+/// and the chunk itself on the others (so rank 1 awaits cells no rank sends it); `mapper-rank-write`: a kernel writes
+/// `dst` through a custom mapper by which, on rank 1 only, chunk 0 writes half of its cells (so rank 1 expects fewer
+/// cells than rank 0 sends); `mapper-random`: the read mapper of `mapper-rank-read` grows each chunk to the left by
+/// a number of cells taken from the clock, on rank 1 only; `combine-differs`: rank 1 combines the partial results of
+/// a `reduce_with` by `^` where the others use `|` (same identity, both commutative). The ranks' command graphs
+/// (or results) then differ: every rank must report the divergence naming the task, the buffer and, for a mapper,
+/// the regions it gave on its side. On one rank nothing differs: each finishes with the right result.
+fn departs_mapper(how: &str) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let odd = q.rank() == 1;
+    if how == "combine-differs" {
+        let flags = q.buffer_from(&[1u32, 4, 16, 4], [4]).named("flags");
+        let any = q.buffer::<u32, 1>([1]).named("any");
+        let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or").map_err(|e| e.to_string())?;
+        let t = task::parallel_for(&or, [4]).read(&flags, access::one_to_one()).name("or_all");
+        let t = if odd { t.reduce_with(&any, 0, |a, b| a ^ b) } else { t.reduce_with(&any, 0, |a, b| a | b) };
+        q.submit(t).map_err(|e| e.to_string())?;
+        let got = q.fence(&any).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+        return match (got[0], q.ranks()) {
+            (21, 1) => Ok(()),
+            (v, _) => {
+                Err(format!("rank {} combined {v} (21 with |), and the ranks' difference went unnoticed", q.rank()))
+            }
+        };
+    }
+    let n = 64;
+    let src = q.buffer_from(&(0..n).map(|i| i as f32).collect::<Vec<_>>(), [n]).named("src");
+    let dst = q.buffer_from(&[0.0f32; 64], [n]).named("dst");
+    let copy = Kernel::wgsl(&own_kernels::COPY_1D, "main").map_err(|e| e.to_string())?;
+    // Each rank writes its own chunk of `src` first, so that reading another rank's cells needs a transfer.
+    q.submit(task::host_for([n]).discard_write(&src, access::one_to_one()).name("fill").run(|ctx| {
+        let first = ctx.bounds::<1>(0).min()[0];
+        for (k, x) in ctx.data_mut::<f32>(0).iter_mut().enumerate() {
+            *x = (first + k) as f32;
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    let t = match how {
+        "mapper-rank-read" => {
+            let peek = access::custom("peek", move |chunk: &GridBox<1>, extent: &GridBox<1>| {
+                Region::from(if odd { *extent } else { *chunk })
+            });
+            task::parallel_for(&copy, [n]).read(&src, peek).discard_write(&dst, access::one_to_one())
+        }
+        "mapper-random" => {
+            let jitter = access::custom("jitter", move |chunk: &GridBox<1>, _: &GridBox<1>| {
+                let grow = if odd {
+                    let nanos =
+                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+                    1 + nanos as usize % 7
+                } else {
+                    0
+                };
+                Region::from(GridBox::d1(chunk.min()[0].saturating_sub(grow), chunk.max()[0]))
+            });
+            task::parallel_for(&copy, [n]).read(&src, jitter).discard_write(&dst, access::one_to_one())
+        }
+        _ => {
+            let halves = access::custom("halves", move |chunk: &GridBox<1>, _: &GridBox<1>| {
+                let (lo, hi) = (chunk.min()[0], chunk.max()[0]);
+                Region::from(if odd && lo == 0 { GridBox::d1(lo, (lo + hi) / 2) } else { *chunk })
+            });
+            task::parallel_for(&copy, [n]).read(&src, access::one_to_one()).discard_write(&dst, halves)
+        }
+    };
+    q.submit(t.name("copy")).map_err(|e| e.to_string())?;
+    let got = q.fence(&dst).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if q.ranks() == 1 && got == (0..n).map(|i| i as f32).collect::<Vec<_>>() {
+        return Ok(());
+    }
+    Err(format!("rank {} went on with {got:?}: the ranks' difference went unnoticed", q.rank()))
+}
+
+/// Rank 1 (only) picks another kernel entry point (`entry-differs`), offset (`offset-differs`) or split
+/// granularity (`granularity-differs`) for one task: each is in the task hash, so every rank reports the
+/// divergence, showing its side. On one rank nothing differs: each finishes.
+fn departs_kernel(how: &str) -> Result<(), String> {
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let odd = q.rank() == 1;
+    let ints = q.buffer_from(&[3i32; 64], [64]).named("ints");
+    let data = q.buffer_from(&[3.0f32; 64], [64]).named("data");
+    let out = q.buffer_from(&[0.0f32; 64], [64]).named("out");
+    let entry = if odd && how == "entry-differs" { "reduce_min" } else { "reduce_sum" };
+    let total = q.buffer::<i32, 1>([1]).named("total");
+    let k = Kernel::wgsl(&own_kernels::BLOCK_I32, entry).map_err(|e| e.to_string())?;
+    let op = if entry == "reduce_min" { ReductionOp::Min } else { ReductionOp::Sum };
+    q.submit(task::parallel_for(&k, [64]).read(&ints, access::one_to_one()).reduce(&total, op).name("total"))
+        .map_err(|e| e.to_string())?;
+    let copy = Kernel::wgsl(&own_kernels::COPY_1D, "main").map_err(|e| e.to_string())?;
+    let offset = if odd && how == "offset-differs" { 16 } else { 8 };
+    let t = task::parallel_for(&copy, [32]).offset([offset]).read(&data, access::one_to_one());
+    let t = t.discard_write(&out, access::one_to_one()).name("shifted");
+    let t = if odd && how == "granularity-differs" { t.granularity([8]) } else { t };
+    q.submit(t).map_err(|e| e.to_string())?;
+    q.fence(&out).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    q.fence(&total).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -2302,6 +2413,13 @@ fn check_cases() -> Vec<String> {
         "type-differs",
         "split-differs",
         "reduce-differs",
+        "mapper-rank-read",
+        "mapper-rank-write",
+        "mapper-random",
+        "combine-differs",
+        "entry-differs",
+        "offset-differs",
+        "granularity-differs",
         "skip-fence-unchecked",
         "skip-barrier-unchecked",
     ] {
@@ -2615,6 +2733,10 @@ fn main() -> ExitCode {
             ) => departs(how),
             Some(how @ ("object-differs" | "group-differs" | "type-differs")) => departs_resource(how),
             Some(how @ ("split-differs" | "reduce-differs")) => departs_split(how),
+            Some(how @ ("mapper-rank-read" | "mapper-rank-write" | "mapper-random" | "combine-differs")) => {
+                departs_mapper(how)
+            }
+            Some(how @ ("entry-differs" | "offset-differs" | "granularity-differs")) => departs_kernel(how),
             Some("zero-sized") => zero_sized(),
             Some("empty-range") => empty_range(),
             Some("huge-buffer") => huge_buffer(),

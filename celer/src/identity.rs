@@ -27,7 +27,8 @@
 //!   checks every pair of partial results it combines, ends the run where it meets one. Associativity is not
 //!   probed: float sums are not associative, and refusing them would refuse every float `reduce_with`.
 //! - **Cost.** At most 2 × 14 + 1 calls of the combine for the identity and 2 × 21 for the order per
-//!   `reduce_with`, no allocation unless a fault is found.
+//!   `reduce_with`, no allocation unless a fault is found; then 6 more calls for [`combine_table`], formatted (a
+//!   few µs), which the divergence check compares between ranks.
 
 use crate::queue::Reducible;
 use celer_scheduler::runtime::ScalarKind;
@@ -179,6 +180,39 @@ pub(crate) fn probe<T: Reducible>(identity: T, combine: &impl Fn(T, T) -> T) -> 
         }
     }
     None
+}
+
+/// How many calls [`combine_table`] shows.
+const TABLE_CALLS: usize = 6;
+
+/// What `combine` gives for the first pairs of small probe values other than `identity` (at most [`TABLE_CALLS`]
+/// calls), as `combine(1, 2) = 3, combine(1, 7) = 7, …`: the divergence check cannot hash a closure, so it hashes this, and a
+/// combine that differs between ranks (`|` on one, `^` on another) shows in every rank's report. A panic ends the
+/// table (`combine(1, 2) panics`; the runtime reports a panic in the combine naming the task).
+pub(crate) fn combine_table<T: Reducible>(identity: T, combine: &impl Fn(T, T) -> T) -> String {
+    // Pairs with the identity say nothing `submit` has not checked already.
+    let small: Vec<T> = probes::<T>()[..small_probes(T::KIND).min(probes::<T>().len())]
+        .iter()
+        .copied()
+        .filter(|&x| !same(x, identity))
+        .collect();
+    let mut out = Vec::with_capacity(TABLE_CALLS);
+    'pairs: for (i, &x) in small.iter().enumerate() {
+        for &y in &small[i + 1..] {
+            if out.len() == TABLE_CALLS {
+                break 'pairs;
+            }
+            let call = format!("combine({}, {})", show(x), show(y));
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| combine(x, y))) {
+                Ok(v) => out.push(format!("{call} = {}", show(v))),
+                Err(_) => {
+                    out.push(format!("{call} panics"));
+                    break 'pairs;
+                }
+            }
+        }
+    }
+    out.join(", ")
 }
 
 /// Whether `a` and `b` are both NaN (floats only; any payloads).

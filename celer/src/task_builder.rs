@@ -479,11 +479,23 @@ impl<const KD: usize> TaskBuilder<KD> {
         self.p.reductions.push(BindMeta::of::<T>(self.p.pending_name.take(), BD));
         // Every chunk and rank starts from the identity, so one that the combine does not keep (a sum from 5, a
         // maximum from 0) counts once per chunk: probed with a few finite values (see `identity.rs`).
-        match crate::identity::probe(identity, &combine) {
+        // A panic in the probes is printed once: the guard notes it and goes on unwinding without the hook.
+        let panicked = std::cell::Cell::new(false);
+        let guarded = |a: T, b: T| match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| combine(a, b))) {
+            Ok(v) => v,
+            Err(p) => {
+                panicked.set(true);
+                std::panic::resume_unwind(p)
+            }
+        };
+        match crate::identity::probe(identity, &guarded) {
             Some(crate::identity::Probed::Identity(fault)) => self.p.noted.not_identity(buffer.id, fault),
             Some(crate::identity::Probed::Order(fault)) => self.p.noted.not_commutative(buffer.id, fault),
             None => {}
         }
+        // What the combine gives for a few values: the divergence check compares it between ranks.
+        let probed =
+            if panicked.get() { "panics".to_string() } else { crate::identity::combine_table(identity, &combine) };
         let read = |b: &[u8]| -> T {
             assert_eq!(b.len(), std::mem::size_of::<T>(), "a reduction element has the buffer's element size");
             bytemuck::pod_read_unaligned(b)
@@ -492,6 +504,7 @@ impl<const KD: usize> TaskBuilder<KD> {
         self.p.custom_reductions.push(Some(CustomReduction {
             identity: bytes(identity),
             combine: Arc::new(move |a: &[u8], b: &[u8]| bytes(combine(read(a), read(b)))),
+            probed,
         }));
         self
     }

@@ -8,7 +8,11 @@
 //! - The hash covers what SPMD ranks must agree on: kind, dimensions, range, granularity, split hint, accesses
 //!   (buffer, mode, mapper and its parameters; a custom mapper by name), reductions, side effects (not the name), the
 //!   kernel (its file's name and code, [`code_hash`]) and its scalars, and of every buffer the task accesses its extent, element size and type and a checksum of the
-//!   data it was created from ([`StreamHash::buffer_created`]). Closures are not hashed.
+//!   data it was created from ([`StreamHash::buffer_created`]). Closures are not hashed, but what a custom range
+//!   mapper gives is: the runtime hands [`StreamHash::record_sampled`] the regions its custom mappers give for up
+//!   to [`MAPPER_SAMPLE_CHUNKS`] of the task's chunks, the same chunks on every rank ([`MapperSample`]), since
+//!   every rank applies them to other ranks' chunks to find what moves, and a mapper that depends on the rank (the
+//!   time, a counter) made the ranks' command graphs disagree: a stall, or a transfer of cells nobody expects.
 //! - Fences close windows too, besides horizons and epochs: a rank that skips a fence (or a barrier) differs at
 //!   that checkpoint instead of waiting for it. So do host tasks: the runtime holds a host task's closure, like a
 //!   fence's data, until its window is found equal on every rank, and that window should not wait for a horizon.
@@ -25,7 +29,7 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
-use celer_graph::{BufferId, EpochAction, HostObjectId, RangeMapper, Task, TaskId, TaskKind};
+use celer_graph::{BufferId, EpochAction, GridBox, HostObjectId, RangeMapper, Region, Task, TaskId, TaskKind};
 use hashbrown::HashMap;
 
 use crate::runtime::KernelPayload;
@@ -33,6 +37,52 @@ use celer_exec::shaders::KernelSource;
 
 /// How many tasks of a diverging window the second reduction compares.
 pub const DETAIL_TASKS: usize = 64;
+
+/// How many chunks of a task the divergence check applies its custom range mappers to: every chunk of a task of up
+/// to this many, else this many spread over its chunks, starting at one that moves with the task id, so that a
+/// mapper that depends on the rank shows within a few tasks on any number of ranks. Each costs one call of the
+/// closure per custom access (a task with built-in mappers only costs nothing), about what generating the task's
+/// commands costs for a custom mapper without a reach, which evaluates every chunk anyway.
+// TODO(perf): 8 keeps a bounded custom mapper (one with a reach) at a few hundred ns per task; measure before raising.
+pub const MAPPER_SAMPLE_CHUNKS: usize = 8;
+
+/// What a custom range mapper of a task gave for one of its chunks on this rank, for the divergence check: the ranks
+/// must agree on it, since every rank applies the mapper to the other ranks' chunks to find what moves between them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapperSample {
+    /// The access's index among the task's accesses.
+    pub access: usize,
+    /// The buffer it accesses.
+    pub buffer: BufferId,
+    /// The mapper's name.
+    pub mapper: &'static str,
+    /// The access mode's name (`read`, `discard_write`, ...).
+    pub mode: &'static str,
+    /// The chunk it was applied to.
+    pub chunk: GridBox,
+    /// What it gave (`None`: it cannot be applied; the command generator reports why).
+    pub region: Option<Region>,
+}
+
+/// The hash of what a task's custom range mappers gave ([`MapperSample`]s, in order), folded into its task hash.
+pub fn mapper_digest(samples: &[MapperSample]) -> u64 {
+    let mut h = FoldHasher::new(0x6d61_7070);
+    for s in samples {
+        s.access.hash(&mut h);
+        s.chunk.hash(&mut h);
+        s.region.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// The chunk indices (of `n` chunks) whose custom range mapper results the divergence check compares for task `task`
+/// ([`MAPPER_SAMPLE_CHUNKS`]): all of them up to that many, else that many spread evenly, from an index that moves
+/// with the task.
+pub fn sampled_chunks(task: TaskId, n: usize) -> impl Iterator<Item = usize> {
+    let k = n.min(MAPPER_SAMPLE_CHUNKS);
+    let start = if n > k { (task.0 as usize) % n } else { 0 };
+    (0..k).map(move |j| (start + j * n / k.max(1)) % n.max(1))
+}
 
 /// A word-at-a-time multiplicative fold (the FxHash step of rustc): fast, and plenty to tell task streams apart.
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +181,11 @@ fn task_hash_with(task: &Task, buffers: &HashMap<BufferId, u64>, code: impl Fn(&
         h.write_u64(code(k.source));
         k.entry.hash(&mut h);
         k.scalars.hash(&mut h);
+        // A reduce_with's identity and what its combine gives for a few values: the closure cannot be hashed.
+        for c in k.custom_reductions.iter().flatten() {
+            c.identity.hash(&mut h);
+            c.probed.hash(&mut h);
+        }
     }
     let mut buffer = |b: BufferId| h.write_u64(buffers.get(&b).copied().unwrap_or(0));
     s.accesses.iter().for_each(|a| buffer(a.buffer));
@@ -251,6 +306,15 @@ pub struct Window {
     pub after: Option<TaskId>,
     /// The tasks of the window in order; the last is the checkpoint.
     pub tasks: Vec<WindowTask>,
+    /// What the custom range mappers of its tasks gave on this rank, for the report (tasks with custom mappers only).
+    pub samples: Vec<(TaskId, Vec<MapperSample>)>,
+}
+
+impl Window {
+    /// What the custom range mappers of task `id` gave on this rank (empty for a task without custom mappers).
+    pub fn samples_of(&self, id: TaskId) -> &[MapperSample] {
+        self.samples.iter().find(|(t, _)| *t == id).map_or(&[], |(_, s)| s)
+    }
 }
 
 /// A rank's running hash of its task stream and the windows not yet compared.
@@ -258,6 +322,8 @@ pub struct Window {
 pub struct StreamHash {
     running: u64,
     current: Vec<WindowTask>,
+    /// The [`MapperSample`]s of the current window's tasks that have custom mappers.
+    current_samples: Vec<(TaskId, Vec<MapperSample>)>,
     last_checkpoint: Option<TaskId>,
     closed: u64,
     /// Windows closed and not yet found equal on every rank, oldest first.
@@ -298,7 +364,20 @@ impl StreamHash {
 
     /// Folds `task` into the stream; true if it is a checkpoint (then call [`close`](Self::close)).
     pub fn record(&mut self, task: &Task) -> bool {
-        let h = task_hash(task, &self.buffers);
+        self.record_sampled(task, &[])
+    }
+
+    /// [`record`](Self::record) with what the task's custom range mappers gave for its sampled chunks
+    /// ([`sampled_chunks`]; empty for a task without custom mappers), which joins its hash and is kept for the
+    /// report until its window is found equal.
+    pub fn record_sampled(&mut self, task: &Task, samples: &[MapperSample]) -> bool {
+        let mut h = task_hash(task, &self.buffers);
+        if !samples.is_empty() {
+            let mut f = FoldHasher::new(h);
+            f.write_u64(mapper_digest(samples));
+            h = f.finish();
+            self.current_samples.push((task.id, samples.to_vec()));
+        }
         let mut f = FoldHasher::new(self.running);
         f.write_u64(h);
         self.running = f.finish();
@@ -309,8 +388,12 @@ impl StreamHash {
     /// Closes the window at checkpoint `checkpoint` and returns the values to minimise over the ranks.
     pub fn close(&mut self, checkpoint: TaskId) -> Vec<u64> {
         self.closed += 1;
-        let window =
-            Window { ordinal: self.closed, after: self.last_checkpoint, tasks: std::mem::take(&mut self.current) };
+        let window = Window {
+            ordinal: self.closed,
+            after: self.last_checkpoint,
+            tasks: std::mem::take(&mut self.current),
+            samples: std::mem::take(&mut self.current_samples),
+        };
         self.pending.push_back(window);
         self.last_checkpoint = Some(checkpoint);
         vec![self.running, !self.running, checkpoint.0, !checkpoint.0]
@@ -500,6 +583,75 @@ mod tests {
     }
 
     #[test]
+    fn the_sampled_chunks_are_all_of_few_and_eight_spread_over_many() {
+        let of = |t: u64, n: usize| sampled_chunks(TaskId(t), n).collect::<Vec<_>>();
+        assert_eq!(of(5, 0), Vec::<usize>::new());
+        assert_eq!(of(5, 3), vec![0, 1, 2]);
+        assert_eq!(of(9, 8), (0..8).collect::<Vec<_>>());
+        let many = of(3, 64);
+        assert_eq!(many, vec![3, 11, 19, 27, 35, 43, 51, 59], "spread, from an index moving with the task");
+        assert_ne!(of(4, 64), many);
+        let mut odd = of(7, 13);
+        odd.sort_unstable();
+        odd.dedup();
+        assert_eq!(odd.len(), MAPPER_SAMPLE_CHUNKS, "distinct chunks");
+    }
+
+    #[test]
+    fn a_custom_mappers_results_and_a_combines_results_join_the_task_hash() {
+        let mut tm = TaskManager::new(TaskManagerConfig::default());
+        tm.create_buffer(BufferId(0), 1, GridBox::d1(0, 8), true, Some("a".into()));
+        let id = tm.submit(TaskSpec::device_compute(&[8])).unwrap();
+        let task = tm.task(id).unwrap().clone();
+        let sample = |r: usize| MapperSample {
+            access: 0,
+            buffer: BufferId(0),
+            mapper: "peek",
+            mode: "read",
+            chunk: GridBox::d1(0, 4),
+            region: Some(Region::from(GridBox::d1(0, r))),
+        };
+        let run = |samples: &[MapperSample]| {
+            let mut sh = StreamHash::new();
+            sh.record_sampled(&task, samples);
+            sh.close(id);
+            (sh.running, sh.oldest().unwrap().samples_of(id).to_vec())
+        };
+        let (plain, none) = run(&[]);
+        let (four, kept) = run(&[sample(4)]);
+        let (eight, _) = run(&[sample(8)]);
+        assert!(none.is_empty());
+        assert_eq!(kept, vec![sample(4)], "kept for the report");
+        assert_ne!(plain, four);
+        assert_ne!(four, eight, "another region, another hash");
+        assert_eq!(four, run(&[sample(4)]).0);
+
+        // A reduce_with's combine cannot be hashed; what it gives for a few values is.
+        let spec = TaskSpec::device_compute(&[8]);
+        let custom = |probed: &str| crate::runtime::CustomReduction {
+            identity: vec![0; 4],
+            combine: std::sync::Arc::new(|a: &[u8], _: &[u8]| a.to_vec()),
+            probed: probed.to_string(),
+        };
+        let with = |probed: &str| {
+            let mut spec = spec.clone();
+            spec.payload = Some(std::sync::Arc::new(KernelPayload {
+                source: &celer_exec::shaders::SAXPY,
+                entry: "main",
+                scalars: Default::default(),
+                reduction_kinds: Vec::new(),
+                custom_reductions: vec![Some(custom(probed))],
+                blocks: None,
+            }));
+            let mut tm = TaskManager::new(TaskManagerConfig::default());
+            let id = tm.submit(spec).unwrap();
+            task_hash(tm.task(id).unwrap(), &HashMap::new())
+        };
+        assert_ne!(with("combine(1, 7) = 7"), with("combine(1, 7) = 6"));
+        assert_eq!(with("combine(1, 7) = 7"), with("combine(1, 7) = 7"));
+    }
+
+    #[test]
     fn the_detail_reduction_finds_the_first_differing_task() {
         let w = |hashes: &[u64]| Window {
             ordinal: 1,
@@ -518,6 +670,7 @@ mod tests {
                     buffer_count: 0,
                 })
                 .collect(),
+            samples: Vec::new(),
         };
         let ranks =
             [StreamHash::window_detail(&w(&[1, 2, 3]), 0, 2), StreamHash::window_detail(&w(&[1, 2, 4, 5]), 1, 2)];

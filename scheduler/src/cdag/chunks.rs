@@ -162,6 +162,38 @@ impl CommandGraphGenerator {
         Ok((acc.consumed, acc.produced))
     }
 
+    /// Appends to `out` what the custom range mappers of `task` give for its sampled chunks
+    /// ([`sampled_chunks`](crate::divergence::sampled_chunks): the same chunks on every rank), for the divergence
+    /// check; nothing for a task without custom mappers, at the cost of a look at its accesses. A mapper that cannot
+    /// be applied gives `None` (generating the task's commands reports why); one that panics unwinds as it would
+    /// there, its panic noted with the buffer.
+    pub fn sample_custom_mappers(&self, task: &Task, out: &mut Vec<crate::divergence::MapperSample>) {
+        if !task.spec.accesses.iter().any(|a| matches!(a.mapper, RangeMapper::Custom { .. })) {
+            return;
+        }
+        let chunking = self.chunking(task);
+        let n_chunks = chunking.len(self.config.num_ranks);
+        for c in crate::divergence::sampled_chunks(task.id, n_chunks) {
+            let chunk = chunking.chunk(c);
+            for (access, a) in task.spec.accesses.iter().enumerate() {
+                let (RangeMapper::Custom { .. }, Some(state)) = (&a.mapper, self.buffers.get(&a.buffer)) else {
+                    continue;
+                };
+                let region = noting_buffer(a.buffer, || {
+                    a.mapper.apply(&chunk, &task.spec.range, task.spec.dims, &state.extent, state.dims)
+                });
+                out.push(crate::divergence::MapperSample {
+                    access,
+                    buffer: a.buffer,
+                    mapper: a.mapper.name(),
+                    mode: a.mode.name(),
+                    chunk,
+                    region: region.ok(),
+                });
+            }
+        }
+    }
+
     /// A box of kernel indices outside which no chunk's accesses of `buffer` (with modes `filter`) can touch `r`.
     fn reach(&self, task: &Task, buffer: BufferId, r: &GridBox, filter: impl Fn(AccessMode) -> bool) -> GridBox {
         let mut out = GridBox::EMPTY;

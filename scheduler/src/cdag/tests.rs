@@ -711,3 +711,44 @@ fn an_edge_on_a_horizon_standing_for_old_writes_is_settled_by_the_first_sync_com
     let t = sim.submit(write(b2)).unwrap();
     assert_eq!(settled_edges(&sim, t), vec![(applied_horizon(&sim, t), True, Some(epoch))]);
 }
+
+/// A custom mapper that gives chunk `[a, b)` the cells `[a, b)` on rank `odd == false` and the whole buffer on rank
+/// `odd == true`, as one that captured `q.rank()` does.
+fn peek(odd: bool) -> RangeMapper {
+    RangeMapper::Custom {
+        name: "peek",
+        f: std::sync::Arc::new(move |c: &GridBox, _: &GridBox, b: &GridBox| Region::from(if odd { *b } else { *c })),
+        reach: None,
+    }
+}
+
+#[test]
+fn every_rank_samples_a_custom_mappers_results_on_the_same_chunks() {
+    // Rank-dependent results show in the samples (the task hash), rank-independent ones agree; built-in mappers give
+    // none.
+    let mut sim = Simulation::new(2, true);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, Some("x"));
+    let builtin = sim.submit(read_all(B0)).unwrap();
+    let t = sim.submit(TaskSpec::device_compute(&[8]).access(B0, Read, peek(false))).unwrap();
+    let mut out = Vec::new();
+    sim.ranks[0].sample_custom_mappers(sim.tm.task(builtin).unwrap(), &mut out);
+    assert!(out.is_empty(), "built-in mappers are hashed by their parameters");
+    let samples = |sim: &Simulation, r: usize, spec_odd: Option<bool>| {
+        let mut task = sim.tm.task(t).unwrap().clone();
+        if let Some(odd) = spec_odd {
+            std::sync::Arc::make_mut(&mut task.spec.accesses)[0].mapper = peek(odd);
+        }
+        let mut out = Vec::new();
+        sim.ranks[r].sample_custom_mappers(&task, &mut out);
+        out
+    };
+    let (on0, on1) = (samples(&sim, 0, None), samples(&sim, 1, None));
+    assert_eq!(on0, on1, "a pure mapper gives every rank the same samples");
+    let chunks: Vec<GridBox> = on0.iter().map(|s| s.chunk).collect();
+    assert_eq!(chunks, vec![GridBox::d1(0, 4), GridBox::d1(4, 8)], "both ranks' chunks, on every rank");
+    assert_eq!(on0[1].region, Some(Region::from(GridBox::d1(4, 8))));
+    assert_eq!((on0[0].mapper, on0[0].mode, on0[0].buffer, on0[0].access), ("peek", "read", B0, 0));
+    let odd = samples(&sim, 1, Some(true));
+    assert_eq!(odd[0].region, Some(Region::from(GridBox::d1(0, 8))));
+    assert_ne!(crate::divergence::mapper_digest(&on0), crate::divergence::mapper_digest(&odd));
+}

@@ -251,6 +251,8 @@ pub(super) struct DivergenceCheck<'c> {
     pub(super) stream: StreamHash,
     /// One reduction per window of `stream`'s pending ones, oldest first.
     pub(super) reductions: VecDeque<celer_exec::mpi::MinReduce>,
+    /// Scratch for what a task's custom range mappers give ([`crate::divergence::MapperSample`]), reused per task.
+    pub(super) samples: Vec<crate::divergence::MapperSample>,
     /// Answers to the application (fence data, reached epochs) held until their window is found equal on every
     /// rank ([`RankLoop::answer`]).
     pub(super) held: Vec<super::commands::Answer>,

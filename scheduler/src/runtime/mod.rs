@@ -332,6 +332,7 @@ impl<'c> RankLoop<'c> {
                 detail: comm.duplicate()?,
                 stream: StreamHash::new(),
                 reductions: VecDeque::new(),
+                samples: Vec::new(),
                 held: Vec::new(),
             })
         } else {
@@ -459,8 +460,15 @@ impl<'c> RankLoop<'c> {
             if let Some(d) = self.divergence.as_mut() {
                 // With the check off, windows at horizons and epochs alone, hashing nothing: their reductions
                 // only pace this rank (`divergence_hold`).
-                let closes =
-                    if d.enabled { d.stream.record(task) } else { crate::divergence::is_pacing_point(task.kind()) };
+                let closes = if d.enabled {
+                    // What its custom range mappers give (nothing to do for built-in ones, which the task hash
+                    // covers by their parameters).
+                    d.samples.clear();
+                    self.cdag.sample_custom_mappers(task, &mut d.samples);
+                    d.stream.record_sampled(task, &d.samples)
+                } else {
+                    crate::divergence::is_pacing_point(task.kind())
+                };
                 if closes {
                     let values = d.stream.close(id);
                     d.reductions.push_back(d.side.iallreduce_min(values)?);

@@ -255,6 +255,9 @@ pub struct CustomReduction {
     pub identity: Vec<u8>,
     /// Combines two elements' bytes into one.
     pub combine: Arc<CombineFn>,
+    /// What `combine` gives for a few small values (`combine(0, 1) = 1, …`; empty where not probed): the divergence
+    /// check hashes it, since it cannot hash the closure, so a combine that differs between ranks is reported.
+    pub probed: String,
 }
 
 impl std::fmt::Debug for CustomReduction {
@@ -863,6 +866,7 @@ mod tests {
         let custom = CustomReduction {
             identity: bytemuck::bytes_of(&identity).to_vec(),
             combine: Arc::new(move |a: &[u8], b: &[u8]| bytemuck::bytes_of(&combine(read(a), read(b))).to_vec()),
+            probed: String::new(),
         };
         ReductionInfo {
             op: ReductionOp::Custom,

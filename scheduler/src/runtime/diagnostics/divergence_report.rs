@@ -187,10 +187,56 @@ impl RankLoop<'_> {
             let b = self.describe_buffer(a.buffer);
             out.push_str(&format!("; {} {b} {}", a.mode.name(), describe_mapper(&a.mapper)));
         }
-        for r in &s.reductions {
+        let customs = s.payload.as_ref().and_then(|p| p.downcast_ref::<KernelPayload>()).map(|k| &k.custom_reductions);
+        for (i, r) in s.reductions.iter().enumerate() {
             out.push_str(&format!("; reduction {} into {}", describe_reduction(r), self.describe_buffer(r.buffer)));
+            if let Some(Some(c)) = customs.and_then(|c| c.get(i)) {
+                let identity: Vec<String> = c.identity.iter().map(|b| format!("{b:02x}")).collect();
+                out.push_str(&format!(
+                    " (reduce_with from identity bytes {}, whose combine closure gives {} on this rank)",
+                    identity.join(" "),
+                    c.probed
+                ));
+            }
         }
         out.push_str(&describe_split(s));
+        out
+    }
+
+    /// What the custom range mappers of a task gave on this rank for the chunks the divergence check compares, for
+    /// its report: `; its custom range mapper peek of buffer B0 "src" (read) gives, on this rank, chunk [0] - [32]:
+    /// {[0] - [64]}, chunk [32] - [64]: {[0] - [64]} (…)`; empty without samples.
+    fn describe_samples(&self, samples: &[crate::divergence::MapperSample]) -> String {
+        let mut out = String::new();
+        let mut accesses: Vec<usize> = samples.iter().map(|s| s.access).collect();
+        accesses.sort_unstable();
+        accesses.dedup();
+        for access in accesses {
+            let mut of = samples.iter().filter(|s| s.access == access).peekable();
+            let Some(first) = of.peek() else { continue };
+            let head = format!(
+                "; its custom range mapper {} of {} ({}, accessor {access}) gives, on this rank,",
+                first.mapper,
+                self.buffer_ident(first.buffer),
+                first.mode
+            );
+            out.push_str(&head);
+            let shown: Vec<String> = of
+                .map(|s| match &s.region {
+                    Some(r) => format!(" chunk {}: {r}", s.chunk),
+                    None => format!(" chunk {}: (cannot be applied)", s.chunk),
+                })
+                .collect();
+            out.push_str(&shown.join(","));
+        }
+        if !out.is_empty() {
+            out.push_str(
+                " (every rank applies a task's custom range mappers to the other ranks' chunks too, to find which \
+                 cells move between them, so a custom mapper must give every rank the same regions: a pure function of \
+                 the chunk, the index space and the buffer's extent, not of the rank, a counter, the time or random \
+                 numbers; where every other part of this task agrees between the ranks' reports, this is what differs)",
+            );
+        }
         out
     }
 
@@ -274,9 +320,10 @@ impl RankLoop<'_> {
                         };
                         match window.tasks.get(i) {
                             Some(t) => msg.push_str(&format!(
-                                ". {agree}; task {} of the window differs, here: {}",
+                                ". {agree}; task {} of the window differs, here: {}{}",
                                 i + 1,
-                                self.describe_task(t)
+                                self.describe_task(t),
+                                self.describe_samples(window.samples_of(t.id))
                             )),
                             None => msg.push_str(&format!(
                                 ". {agree}; here the window ends there, other ranks have more tasks"
