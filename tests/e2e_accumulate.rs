@@ -277,9 +277,7 @@ fn run(q: &Queue) -> Result<(), String> {
 fn main() -> ExitCode {
     // `--devices N`: every rank drives N devices (CELER_DEVICES); the results must not change.
     let args: Vec<String> = std::env::args().collect();
-    if let Some(n) = args.iter().position(|a| a == "--devices").and_then(|i| args.get(i + 1)) {
-        std::env::set_var("CELER_DEVICES", n);
-    }
+    common::env_from_arg(&args, "--devices", "CELER_DEVICES");
     celer::logging::init();
     common::run_on_every_rank("e2e_accumulate", "reductions including the current value verified", run)
 }

@@ -171,12 +171,8 @@ fn main() -> ExitCode {
     // `--devices N`: every rank drives N devices (CELER_DEVICES); the results must not change, and a collective
     // host task's side effects must still run once per rank.
     let args: Vec<String> = std::env::args().collect();
-    if let Some(n) = args.iter().position(|a| a == "--devices").and_then(|i| args.get(i + 1)) {
-        std::env::set_var("CELER_DEVICES", n);
-    }
+    common::env_from_arg(&args, "--devices", "CELER_DEVICES");
     // `--peer-copies off`: halos between a rank's devices go through host memory and MPI (CELER_PEER_COPIES).
-    if let Some(v) = args.iter().position(|a| a == "--peer-copies").and_then(|i| args.get(i + 1)) {
-        std::env::set_var("CELER_PEER_COPIES", v);
-    }
+    common::env_from_arg(&args, "--peer-copies", "CELER_PEER_COPIES");
     common::run_on_every_rank("e2e_heat", "1D and 2D heat, host tasks and host objects verified", run)
 }

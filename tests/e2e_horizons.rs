@@ -882,17 +882,11 @@ fn run(q: &Queue) -> Result<(), String> {
 fn main() -> ExitCode {
     // `--devices N`: every rank drives N devices (CELER_DEVICES); the results must not change.
     let args: Vec<String> = std::env::args().collect();
-    if let Some(n) = args.iter().position(|a| a == "--devices").and_then(|i| args.get(i + 1)) {
-        std::env::set_var("CELER_DEVICES", n);
-    }
+    common::env_from_arg(&args, "--devices", "CELER_DEVICES");
     // `--horizon-step N`: a horizon every N steps of the critical path (CELER_HORIZON_STEP; 1: after every task).
-    if let Some(n) = args.iter().position(|a| a == "--horizon-step").and_then(|i| args.get(i + 1)) {
-        std::env::set_var("CELER_HORIZON_STEP", n);
-    }
+    common::env_from_arg(&args, "--horizon-step", "CELER_HORIZON_STEP");
     // `--submit-ahead N`: how many horizons the program may run ahead of the runtime (CELER_SUBMIT_AHEAD).
-    if let Some(n) = args.iter().position(|a| a == "--submit-ahead").and_then(|i| args.get(i + 1)) {
-        std::env::set_var("CELER_SUBMIT_AHEAD", n);
-    }
+    common::env_from_arg(&args, "--submit-ahead", "CELER_SUBMIT_AHEAD");
     celer::logging::init();
     common::run_on_every_rank("e2e_horizons", "programs around horizons verified against serial loops", run)
 }

@@ -326,13 +326,9 @@ fn multi_box_writes(q: &Queue) -> Result<(), String> {
 fn main() -> ExitCode {
     // `--devices N`: every rank drives N devices (CELER_DEVICES); the results must not change.
     let args: Vec<String> = std::env::args().collect();
-    if let Some(n) = args.iter().position(|a| a == "--devices").and_then(|i| args.get(i + 1)) {
-        std::env::set_var("CELER_DEVICES", n);
-    }
+    common::env_from_arg(&args, "--devices", "CELER_DEVICES");
     // `--host-threads N`: host tasks run on N threads per rank (CELER_HOST_THREADS); `host_pool` checks what that
     // allows.
-    if let Some(n) = args.iter().position(|a| a == "--host-threads").and_then(|i| args.get(i + 1)) {
-        std::env::set_var("CELER_HOST_THREADS", n);
-    }
+    common::env_from_arg(&args, "--host-threads", "CELER_HOST_THREADS");
     common::run_on_every_rank("e2e_parts", "subrange fences and 0-D buffers verified", run)
 }

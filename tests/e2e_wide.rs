@@ -203,9 +203,7 @@ fn run(q: &Queue) -> Result<(), String> {
 fn main() -> ExitCode {
     // `--devices N`: every rank drives N devices (CELER_DEVICES); the results must not change.
     let args: Vec<String> = std::env::args().collect();
-    if let Some(n) = args.iter().position(|a| a == "--devices").and_then(|i| args.get(i + 1)) {
-        std::env::set_var("CELER_DEVICES", n);
-    }
+    common::env_from_arg(&args, "--devices", "CELER_DEVICES");
     // `--check-bounds`: the checked variants run (CELER_CHECK_BOUNDS): every access must lie in what its mapper
     // declared, and their parameters sit one binding after the bounds record.
     if args.iter().any(|a| a == "--check-bounds") {

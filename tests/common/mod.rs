@@ -1,4 +1,5 @@
-//! What the end-to-end test programs share: a watchdog, starting the queue, and reporting per rank.
+//! What the end-to-end test programs share: a watchdog, starting the queue, reporting per rank, and options that
+//! set a `CELER_*` variable.
 
 use std::process::ExitCode;
 
@@ -29,5 +30,14 @@ pub fn run_on_every_rank(name: &'static str, what: &str, body: fn(&Queue) -> Res
             eprintln!("{name}: rank {rank} of {ranks}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Where `args` hold `flag VALUE` (`--devices 2`), sets the environment variable `var` (`CELER_DEVICES`) to VALUE
+/// before the queue starts, so a case runs under another setting from the command line as from the environment.
+#[allow(dead_code)] // some programs take no such option
+pub fn env_from_arg(args: &[String], flag: &str, var: &str) {
+    if let Some(v) = args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)) {
+        std::env::set_var(var, v);
     }
 }
