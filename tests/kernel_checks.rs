@@ -928,3 +928,39 @@ fn a_kernel_guarding_its_stores_with_the_buffers_box_may_run_over_items_outside_
     q.submit(t(5)).expect("guarded: the items beside the buffer store nothing");
     q.submit(t(2)).expect("guarded: items 4 and 5 store nothing");
 }
+
+#[test]
+fn an_index_space_outside_a_buffer_the_kernel_reads_on_every_item_is_refused_through_its_helpers_too() {
+    let q = Queue::dry_run();
+    // reduce_i32::reduce_sum calls value(gid), which takes the item, returns past the chunk and reads
+    // data[celer_index(pc.data, item)] on every other item: every item of the index space reads its cell.
+    let reduce = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").unwrap();
+    let data = q.buffer_from(&[1i32; 8], [8]).named("data");
+    let sum = q.buffer::<i32, 1>([1]).named("sum");
+    let over = |n: usize, offset: usize| {
+        task::parallel_for(&reduce, [n]).offset([offset]).read(&data, access::all()).reduce(&sum, ReductionOp::Sum)
+    };
+    let e = q.submit(over(10, 0).name("ten")).expect_err("items 8 and 9 read cells the buffer lacks");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelReadsOutside { number: 0, .. }), "{e}");
+    assert_has(
+        &message(Err(e), "ten"),
+        &[
+            "kernel reduce_i32::reduce_sum reads `data` (@binding(0)) at its own item on every item of its index \
+             space (data[celer_index(pc.data, item)], behind no guard but the chunk's), but the task's index space \
+             [0] - [10] reaches outside buffer B0 \"data\", bound there, whose extent is [0] - [8]: its items {[8] - \
+             [10]} would read cells the buffer does not have",
+            "guard the read with `if (celer_contains(pc.data, item)) { … }`",
+        ],
+    );
+    // An empty fixed box at offset 33 (fuzz_api seed 55142 on a real queue stopped every rank at the kernel).
+    let empty = q.buffer::<i32, 1>([0]).named("empty");
+    let fixed = task::parallel_for(&reduce, [7])
+        .offset([33])
+        .read(&empty, access::fixed([0], [0]))
+        .reduce(&sum, ReductionOp::Sum)
+        .name("nothing");
+    assert_has(&message(q.submit(fixed), "nothing"), &["whose extent is [0]: its items {[33] - [40]} would read"]);
+    // Inside the extent, at an offset too: accepted.
+    q.submit(over(8, 0)).expect("every item reads a cell of the buffer");
+    q.submit(over(3, 5)).expect("items 5 to 7 read cells of the buffer");
+}

@@ -21,8 +21,8 @@
 //!    a value of its type (`MissingScalar`, `ExtraScalars`, `ScalarType`).
 //!
 //! One check reads the task's index space and buffers, so it runs for every task, a task of a cached shape too
-//! ([`check_item_stores`]): the index space against the buffers the kernel stores to at its item on every item
-//! (`KernelStoresOutside`).
+//! ([`check_item_stores`]): the index space against the buffers the kernel stores to or loads from at its item on
+//! every item (`KernelStoresOutside`, `KernelReadsOutside`).
 
 use celer_scheduler::exec::shaders::{
     BindingDesc, BlockReductionDesc, EntryPointDesc, KernelSource, PushMemberDesc, ScalarType, StorageAccess,
@@ -547,13 +547,13 @@ pub(crate) fn atomic_accesses(source: &KernelSource, entry: &str, accessors: usi
 }
 
 /// The index space of kernel task `spec` (its accesses in binding order) against the buffers bound where entry
-/// point `ep` of `source` stores at its own item on every item (`EntryPointDesc::stores_every_item`): an index
-/// space reaching outside such a buffer's extent (`shape` gives it) would have its items there store to cells the
-/// buffer does not have. Run for every kernel task with such a binding bound through another mapper than
-/// `one_to_one` (a task of a cached shape too, which may come with another index space or other buffers; the task
-/// graph refuses a one-to-one mapper reaching outside, naming it): one look-up of the buffer's extent per such
-/// binding. A task of another dimensionality than the kernel's, or binding a buffer of another there, was refused
-/// before (`KernelDimensions`, `KernelItemDimensions`).
+/// point `ep` of `source` stores or loads at its own item on every item (`EntryPointDesc::stores_every_item`,
+/// `loads_every_item`): an index space reaching outside such a buffer's extent (`shape` gives it) would have its
+/// items there store to (or read) cells the buffer does not have. Run for every kernel task with such a binding
+/// bound through another mapper than `one_to_one` (a task of a cached shape too, which may come with another index
+/// space or other buffers; the task graph refuses a one-to-one mapper reaching outside, naming it): one look-up of
+/// the buffer's extent per such binding. A task of another dimensionality than the kernel's, or binding a buffer of
+/// another there, was refused before (`KernelDimensions`, `KernelItemDimensions`).
 pub(crate) fn check_item_stores(
     source: &KernelSource,
     ep: &EntryPointDesc,
@@ -564,20 +564,23 @@ pub(crate) fn check_item_stores(
     if spec.range.is_empty() || ep.dims.is_some_and(|d| d as usize != spec.dims) {
         return Ok(());
     }
-    for &b in ep.stores_every_item {
+    let stores = ep.stores_every_item.iter().map(|&b| (b, false));
+    for (b, load) in stores.chain(ep.loads_every_item.iter().map(|&b| (b, true))) {
         let Some(access) = spec.accesses.get(b as usize).filter(|a| !matches!(a.mapper, RangeMapper::OneToOne)) else {
             continue;
         };
         let Some(extent) = shape(access.buffer).filter(|e| !e.bounds().contains(&spec.range)) else { continue };
         let desc = source.bindings().iter().find(|d| d.binding == b);
-        return Err(Box::new(TaskErrorKind::KernelStoresOutside {
-            kernel: format!("{}::{}", source.name(), ep.name),
-            binding: desc.map_or_else(|| format!("binding {b}"), |d| d.name.to_string()),
-            number: b,
-            buffer: buffer(access.buffer),
-            range: spec.range,
-            extent,
-            outside: Region::from(spec.range).difference(&Region::from(extent.bounds())),
+        let (kernel, binding) = (
+            format!("{}::{}", source.name(), ep.name),
+            desc.map_or_else(|| format!("binding {b}"), |d| d.name.to_string()),
+        );
+        let (buffer, range) = (buffer(access.buffer), spec.range);
+        let outside = Region::from(spec.range).difference(&Region::from(extent.bounds()));
+        return Err(Box::new(if load {
+            TaskErrorKind::KernelReadsOutside { kernel, binding, number: b, buffer, range, extent, outside }
+        } else {
+            TaskErrorKind::KernelStoresOutside { kernel, binding, number: b, buffer, range, extent, outside }
         }));
     }
     Ok(())

@@ -709,12 +709,12 @@ impl Queue {
             spec.payload = Some(payload);
         }
         if let (Some((source, entry)), Some(ep)) = (task.kernel, entry_point) {
-            // The index space against the buffers the kernel stores to on every item: for a cached shape too, whose
-            // index space and buffers may be another's. Through one_to_one (most such bindings) the task graph
-            // refuses a store outside, naming the mapper: those cost no look-up here.
+            // The index space against the buffers the kernel stores to or loads from on every item: for a cached
+            // shape too, whose index space and buffers may be another's. Through one_to_one (most such bindings)
+            // the task graph refuses an access outside, naming the mapper: those cost no look-up here.
             let other_mapper =
                 |&b: &u32| spec.accesses.get(b as usize).is_some_and(|a| !matches!(a.mapper, RangeMapper::OneToOne));
-            if ep.stores_every_item.iter().any(other_mapper) {
+            if ep.stores_every_item.iter().chain(ep.loads_every_item).any(other_mapper) {
                 let tm = &rec.sim.tm;
                 crate::binding::check_item_stores(source, ep, &spec, |b| tm.buffer_shape(b), |b| tm.buffer_ident(b))
                     .map_err(|inner| TaskError {

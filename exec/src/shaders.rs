@@ -191,6 +191,11 @@ pub struct EntryPointDesc {
     /// bound there, whose items would store to cells the buffer does not have. A binding the build could not show
     /// so (a store behind another condition, in a function of the kernel's own) is left out, and not refused.
     pub stores_every_item: &'static [u32],
+    /// The bindings it loads from at its own item on every item of its index space (`… = src[celer_index(pc.src,
+    /// item)]` evaluated in its own body where every item reaches it, behind no condition but the chunk guard),
+    /// ascending: `celer`'s `submit` refuses a task whose index space reaches outside the buffer bound there, whose
+    /// items would read cells the buffer does not have. A binding the build could not show so is left out.
+    pub loads_every_item: &'static [u32],
     /// It works on the raw `global_invocation_id` (it neither calls `celer_item_Nd` nor reads the chunk's offset),
     /// which starts at 0 on every chunk, and its file does not say so on purpose (`// celer-kernel-build: raw ids:
     /// NAME`): `celer`'s `submit` refuses it, since it would work on the first chunk's cells whatever chunk it ran.

@@ -379,6 +379,26 @@ pub enum TaskErrorKind {
         /// The items of the index space outside the buffer's extent.
         outside: Region,
     },
+    /// A kernel that loads from a binding at its own item on every item of its index space (behind no guard but the
+    /// chunk's), over an index space that reaches outside the buffer bound there: the items outside would read
+    /// cells the buffer does not have.
+    #[error(fmt = kernel::kernel_reads_outside)]
+    KernelReadsOutside {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The task's index space.
+        range: GridBox,
+        /// The buffer's extent.
+        extent: BufferExtent,
+        /// The items of the index space outside the buffer's extent.
+        outside: Region,
+    },
     /// A member of the kernel's parameter block (`var<immediate>`, pushed as push constants or, past 128 bytes,
     /// read from a storage buffer) that the task gives no value.
     #[error(fmt = kernel::missing_scalar)]

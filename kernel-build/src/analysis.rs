@@ -445,8 +445,43 @@ type Call<'a> = (Handle<Function>, &'a [Handle<Expression>]);
 /// refuses a task whose index space reaches outside the buffer bound at a listed binding: the items there would
 /// store to cells the buffer does not have.
 pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
-    use std::collections::{BTreeSet, HashMap};
+    every_item(module, entry_point, params_binding, false)
+}
+
+/// The `@group(0)` bindings entry point `entry_point` loads from at its own item on every item of its index space,
+/// ascending: a `Load` of `<binding>[celer_index(pc.<binding>, item)]` (or of a member of that element) evaluated
+/// in the entry point's own body where every item reaches it, as [`stores_every_item`] finds stores (the chunk
+/// guard on that item looked through, nothing else). Conservative alike. `celer`'s `submit` refuses a task whose
+/// index space reaches outside the buffer bound at a listed binding: the items there would read cells the buffer
+/// does not have.
+pub fn loads_every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
+    every_item(module, entry_point, params_binding, true)
+}
+
+/// [`stores_every_item`] (`loads` false) and [`loads_every_item`] (`loads` true).
+fn every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>, loads: bool) -> Vec<u32> {
     let func = &module.entry_points[entry_point].function;
+    let gid = |k: u32| {
+        matches!(func.arguments[k as usize].binding, Some(naga::Binding::BuiltIn(naga::BuiltIn::GlobalInvocationId)))
+    };
+    every_item_in(module, func, &gid, params_binding, loads, 0).into_iter().collect()
+}
+
+/// How deep [`every_item_in`] follows the kernel's own functions that take the invocation id.
+const EVERY_ITEM_DEPTH: u32 = 4;
+
+/// [`every_item`] in `func`, whose arguments `gid` says are the invocation id (the entry point's
+/// `global_invocation_id`, or a function's parameter every call passes it to): its own statements, and, where every
+/// item reaches a call of one of the kernel's functions that passes it the invocation id, that function's.
+fn every_item_in(
+    module: &naga::Module,
+    func: &Function,
+    gid: &dyn Fn(u32) -> bool,
+    params_binding: Option<u32>,
+    loads: bool,
+    depth: u32,
+) -> std::collections::BTreeSet<u32> {
+    use std::collections::{BTreeSet, HashMap};
     let exprs = &func.expressions;
     let named =
         |f: Handle<Function>, names: &[&str]| module.functions[f].name.as_deref().is_some_and(|n| names.contains(&n));
@@ -459,10 +494,7 @@ pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_bindi
     });
     let call = |e: Handle<Expression>, names: &[&str]| calls.get(&e).filter(|(f, _)| named(*f, names)).map(|c| c.1);
     let chunk = |e: Handle<Expression>| crate::params_member(module, func, e, params_binding) == Some(0);
-    let gid = |e: Handle<Expression>| {
-        matches!(exprs[e], Expression::FunctionArgument(k) if matches!(func.arguments[k as usize].binding,
-            Some(naga::Binding::BuiltIn(naga::BuiltIn::GlobalInvocationId))))
-    };
+    let gid = |e: Handle<Expression>| matches!(exprs[e], Expression::FunctionArgument(k) if gid(k));
     // The items: celer_item_Nd(pc.chunk, gid), each call's result.
     let items: Vec<Handle<Expression>> = calls
         .keys()
@@ -481,8 +513,8 @@ pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_bindi
         let a = call(e, &["celer_contains"])?;
         (a.len() == 2 && chunk(a[0])).then_some((positive, a[1]))
     };
-    // The binding and item of a store to `<binding>[celer_index(pc.<binding>, item)]` (a member of it too).
-    let item_store = |mut pointer: Handle<Expression>| -> Option<(u32, Handle<Expression>)> {
+    // The binding and item of a pointer to `<binding>[celer_index(pc.<binding>, item)]` (a member of it too).
+    let item_cell = |mut pointer: Handle<Expression>| -> Option<(u32, Handle<Expression>)> {
         while let Expression::AccessIndex { base, .. } = exprs[pointer] {
             pointer = base;
         }
@@ -503,8 +535,8 @@ pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_bindi
     /// item reaches its end.
     fn walk(
         block: &naga::Block,
-        item: Handle<Expression>,
-        at: &dyn Fn(&Statement) -> Option<u32>,
+        item: Option<Handle<Expression>>,
+        at: &dyn Fn(&Statement) -> Vec<u32>,
         guard: &dyn Fn(Handle<Expression>) -> Option<(bool, Handle<Expression>)>,
         returns: &dyn Fn(&naga::Block) -> bool,
         out: &mut BTreeSet<u32>,
@@ -518,8 +550,8 @@ pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_bindi
                 }
                 Statement::If { condition, accept, reject } => {
                     let taken = match guard(*condition) {
-                        Some((true, i)) if i == item => accept,
-                        Some((false, i)) if i == item => reject,
+                        Some((true, i)) if Some(i) == item => accept,
+                        Some((false, i)) if Some(i) == item => reject,
                         _ if returns(accept) || returns(reject) => return false,
                         _ => continue,
                     };
@@ -545,13 +577,42 @@ pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_bindi
     }
     let mut out = BTreeSet::new();
     for &item in &items {
-        let at = |s: &Statement| match s {
-            Statement::Store { pointer, .. } | Statement::Atomic { pointer, .. } => {
-                item_store(*pointer).filter(|&(_, i)| i == item).map(|(b, _)| b)
+        let at = |s: &Statement| -> Vec<u32> {
+            match s {
+                Statement::Store { pointer, .. } | Statement::Atomic { pointer, .. } if !loads => {
+                    item_cell(*pointer).filter(|&(_, i)| i == item).map(|(b, _)| b).into_iter().collect()
+                }
+                // An Emit at this level evaluates its expressions on every item that reaches it.
+                Statement::Emit(range) if loads => range
+                    .clone()
+                    .filter_map(|e| match exprs[e] {
+                        Expression::Load { pointer } => item_cell(pointer).filter(|&(_, i)| i == item),
+                        _ => None,
+                    })
+                    .map(|(b, _)| b)
+                    .collect(),
+                _ => Vec::new(),
             }
-            _ => None,
         };
-        walk(&func.body, item, &at, &guard, &returns, &mut out);
+        walk(&func.body, Some(item), &at, &guard, &returns, &mut out);
     }
-    out.into_iter().collect()
+    // The kernel's own functions that every item calls with the invocation id (`let v = value(gid);`), followed to
+    // a small depth: their items, guards and accesses count as the entry point's own.
+    if depth < EVERY_ITEM_DEPTH {
+        let follow = |s: &Statement| -> Vec<u32> {
+            let Statement::Call { function, arguments, .. } = s else { return Vec::new() };
+            let passed: Vec<u32> = (0..arguments.len() as u32).filter(|&k| gid(arguments[k as usize])).collect();
+            let callee = &module.functions[*function];
+            if passed.is_empty() || callee.name.as_deref().is_some_and(|n| n.starts_with("celer_")) {
+                return Vec::new();
+            }
+            let takes = |k: u32| passed.contains(&k);
+            every_item_in(module, callee, &takes, params_binding, loads, depth + 1).into_iter().collect()
+        };
+        // Behind the chunk guard of any of the items, or of none.
+        for item in items.iter().copied().map(Some).chain([None]) {
+            walk(&func.body, item, &follow, &guard, &returns, &mut out);
+        }
+    }
+    out
 }

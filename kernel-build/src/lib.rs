@@ -64,8 +64,8 @@ use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement}
 
 mod analysis;
 pub use analysis::{
-    atomic_ops, block_reductions, item_indexed, reads_old_contents, spirv_needs_float64, stores_every_item,
-    uses_f64_prelude, workgroup_dependent,
+    atomic_ops, block_reductions, item_indexed, loads_every_item, reads_old_contents, spirv_needs_float64,
+    stores_every_item, uses_f64_prelude, workgroup_dependent,
 };
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
@@ -477,6 +477,10 @@ pub struct EntryPoint {
     /// that guard's; [`stores_every_item`]), ascending: `submit` refuses an index space that reaches outside the
     /// buffer bound there. A binding it cannot show so is left out.
     pub stores_every_item: Vec<u32>,
+    /// The bindings it loads from at its own item on every item of its index space, as
+    /// [`stores_every_item`](Self::stores_every_item) finds stores ([`loads_every_item`]), ascending: `submit`
+    /// refuses an index space that reaches outside the buffer bound there. A binding it cannot show so is left out.
+    pub loads_every_item: Vec<u32>,
     /// It works on the raw `global_invocation_id` ([`without_chunk_offset`]) and its file does not say so on
     /// purpose (`// celer-kernel-build: raw ids: NAME`, [`raw_ids_allowed`]): `submit` refuses it. Set by
     /// [`compile_dir`]; `false` as [`reflect_with_params`] gives it.
@@ -817,6 +821,7 @@ pub fn reflect_with_params(
             workgroup_memory_bytes,
             item_indexed: item_indexed(module, i, params_binding),
             stores_every_item: stores_every_item(module, i, params_binding),
+            loads_every_item: loads_every_item(module, i, params_binding),
             raw_ids: false,
         });
     }
@@ -869,7 +874,8 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             "{types}::EntryPointDesc {{ name: {:?}, workgroup_size: [{x}, {y}, {z}], dims: {:?}, \
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
              writes: &{:?}, reads_old: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, \
-             workgroup_memory_bytes: {}, item_indexed: &{:?}, stores_every_item: &{:?}, raw_ids: {} }}, ",
+             workgroup_memory_bytes: {}, item_indexed: &{:?}, stores_every_item: &{:?}, loads_every_item: &{:?}, \
+             raw_ids: {} }}, ",
             ep.name,
             ep.dims,
             ep.block_reduction,
@@ -881,6 +887,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             ep.workgroup_memory_bytes,
             ep.item_indexed,
             ep.stores_every_item,
+            ep.loads_every_item,
             ep.raw_ids
         );
     }

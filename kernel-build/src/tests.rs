@@ -881,3 +881,44 @@ fn reflection_lists_the_bindings_stored_at_the_item_on_every_item_behind_no_guar
     );
     assert_eq!(before, [every("main")]);
 }
+
+#[test]
+fn reflection_lists_the_bindings_loaded_at_the_item_on_every_item_also_through_functions_given_the_invocation_id() {
+    let found = |body: &str| {
+        let r = reflection(&format!("{HEADER}\n{body}")).expect("reflects");
+        r.entry_points.iter().map(|e| (e.loads_every_item.clone(), e.stores_every_item.clone())).collect::<Vec<_>>()
+    };
+    let got = found(
+        "fn value(g: vec3<u32>) -> vec2<f32> {
+            let item = celer_item_1d(pc.chunk, g);
+            if (!celer_contains(pc.chunk, item)) { return vec2<f32>(0.0, 0.0); }
+            return vec2<f32>(1.0, src[celer_index(pc.src, item)]);
+        }
+        fn put(g: vec3<u32>, v: f32) {
+            let item = celer_item_1d(pc.chunk, g);
+            if (celer_contains(pc.chunk, item)) { dst[celer_index(pc.dst, item)] = v; }
+        }
+        fn load_at(item: vec3<u32>) -> f32 { return src[celer_index(pc.src, item)]; }
+        @compute @workgroup_size(64) fn open(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(64) fn through(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let v = value(gid);
+            put(gid, v.y);
+        }
+        @compute @workgroup_size(64) fn guarded(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (item.x > 3u) { dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)]; }
+        }
+        @compute @workgroup_size(64) fn by_item(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            let v = load_at(item);
+            if (v > 0.0) { put(gid, v); }
+        }",
+    );
+    // open: both at the item; through: the load and the store in functions given gid; guarded: behind another
+    // condition; by_item: a function given the item (not followed) and a call behind a condition: not known.
+    let (one, zero) = (vec![1u32], vec![0u32]);
+    assert_eq!(got, [(zero.clone(), one.clone()), (zero, one), (vec![], vec![]), (vec![], vec![])]);
+}

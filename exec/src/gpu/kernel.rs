@@ -698,6 +698,7 @@ mod tests {
             workgroup_memory_bytes,
             item_indexed: &[],
             stores_every_item: &[],
+            loads_every_item: &[],
             raw_ids: false,
         };
         assert_eq!(workgroup_beyond_limits(&desc([1024, 1, 1], 32768), &limits), None, "at the limits");

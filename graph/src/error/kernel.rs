@@ -1,8 +1,8 @@
 //! The messages of [`TaskErrorKind`](super::TaskErrorKind)'s kernel variants: a kernel that does not fit the task
 //! binding it (binding counts, element types, read-only and never-written bindings, raw ids, discarded reads, stores
-//! outside the buffer, reductions' operators and types, item dimensions), its scalars (missing, extra, of another
-//! type, names), its parameter block and the device limits it meets (push constants, parameters, bindings, float64,
-//! coordinates, cells, bind bytes).
+//! and reads outside the buffer, reductions' operators and types, item dimensions), its scalars (missing, extra, of
+//! another type, names), its parameter block and the device limits it meets (push constants, parameters, bindings,
+//! float64, coordinates, cells, bind bytes).
 //!
 //! The variants themselves (their fields and docs) stay in `TaskErrorKind`; each names its function here with
 //! `#[error(fmt = kernel::NAME)]`, which thiserror calls with the variant's fields by reference, in order.
@@ -117,6 +117,28 @@ pub(super) fn kernel_stores_outside(
          {range} reaches outside {buffer}, bound there, whose extent is {extent}: its items {outside} would store to \
          cells the buffer does not have (the run would stop every rank where a chunk's range mapper gives it none of \
          the buffer, and the stores would land on other cells where it gives some); guard the store with `if \
+         (celer_contains(pc.{binding}, item)) {{ … }}`, or submit the task over the buffer's extent (or a part of it)"
+    )
+}
+
+/// [`TaskErrorKind::KernelReadsOutside`](super::TaskErrorKind::KernelReadsOutside)'s message.
+pub(super) fn kernel_reads_outside(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    buffer: &ResourceIdent,
+    range: &GridBox,
+    extent: &BufferExtent,
+    outside: &Region,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} reads `{binding}` (@binding({number})) at its own item on every item of its index space \
+         ({binding}[celer_index(pc.{binding}, item)], behind no guard but the chunk's), but the task's index space \
+         {range} reaches outside {buffer}, bound there, whose extent is {extent}: its items {outside} would read \
+         cells the buffer does not have (the run would stop every rank where a chunk's range mapper gives it none of \
+         the buffer, and the loads would read other cells where it gives some); guard the read with `if \
          (celer_contains(pc.{binding}, item)) {{ … }}`, or submit the task over the buffer's extent (or a part of it)"
     )
 }
