@@ -32,6 +32,9 @@
 //! `neighborhood([1])`), 6974, 12685, 21978, 26086 and 29671 (`all()` of a zero-sized buffer, a neighbourhood clipped
 //! to nothing), come back as that error, and seeds `0..32000` run to the end on 1, 2 and 3 ranks. A kernel guarding
 //! its stores otherwise (`celer_contains` on the accessor's box) is legal and not refused: see the GUIDE's "Bad input".
+//! Reads alike (`KernelReadsOutside`): seed 55142 (`reduce_i32` over 7 items at offset 33 reading a zero-sized
+//! buffer through an empty fixed box) stopped 3 ranks at the kernel; it is refused at `submit` now, and seeds
+//! `50000..70000` run to the end on 3 ranks.
 //! The generator avoids the other such cases it knows (custom writers overlapping between ranks, wrong reaches).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
