@@ -110,15 +110,8 @@ pub(super) fn kernel_stores_outside(
     outside: &Region,
     f: &mut fmt::Formatter<'_>,
 ) -> fmt::Result {
-    write!(
-        f,
-        "kernel {kernel} stores to `{binding}` (@binding({number})) at its own item on every item of its index space \
-         ({binding}[celer_index(pc.{binding}, item)], behind no guard but the chunk's), but the task's index space \
-         {range} reaches outside {buffer}, bound there, whose extent is {extent}: its items {outside} would store to \
-         cells the buffer does not have (the run would stop every rank where a chunk's range mapper gives it none of \
-         the buffer, and the stores would land on other cells where it gives some); guard the store with `if \
-         (celer_contains(pc.{binding}, item)) {{ … }}`, or submit the task over the buffer's extent (or a part of it)"
-    )
+    let access = ItemAccess { verb: "stores to", would: "store to", lands: "the stores would land on", what: "store" };
+    items_outside(&access, kernel, binding, number, buffer, range, extent, outside, f)
 }
 
 /// [`TaskErrorKind::KernelReadsOutside`](super::TaskErrorKind::KernelReadsOutside)'s message.
@@ -132,13 +125,39 @@ pub(super) fn kernel_reads_outside(
     outside: &Region,
     f: &mut fmt::Formatter<'_>,
 ) -> fmt::Result {
+    let access = ItemAccess { verb: "reads", would: "read", lands: "the loads would read", what: "read" };
+    items_outside(&access, kernel, binding, number, buffer, range, extent, outside, f)
+}
+
+/// The words of [`items_outside`] for a store or a load.
+struct ItemAccess {
+    verb: &'static str,
+    would: &'static str,
+    lands: &'static str,
+    what: &'static str,
+}
+
+/// The message of a kernel that stores to or loads from a binding at its own item on every item, over an index
+/// space reaching outside the buffer bound there (the two variants' fields, and their words).
+fn items_outside(
+    access: &ItemAccess,
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    buffer: &ResourceIdent,
+    range: &GridBox,
+    extent: &BufferExtent,
+    outside: &Region,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    let ItemAccess { verb, would, lands, what } = access;
     write!(
         f,
-        "kernel {kernel} reads `{binding}` (@binding({number})) at its own item on every item of its index space \
+        "kernel {kernel} {verb} `{binding}` (@binding({number})) at its own item on every item of its index space \
          ({binding}[celer_index(pc.{binding}, item)], behind no guard but the chunk's), but the task's index space \
-         {range} reaches outside {buffer}, bound there, whose extent is {extent}: its items {outside} would read \
+         {range} reaches outside {buffer}, bound there, whose extent is {extent}: its items {outside} would {would} \
          cells the buffer does not have (the run would stop every rank where a chunk's range mapper gives it none of \
-         the buffer, and the loads would read other cells where it gives some); guard the read with `if \
+         the buffer, and {lands} other cells where it gives some); guard the {what} with `if \
          (celer_contains(pc.{binding}, item)) {{ … }}`, or submit the task over the buffer's extent (or a part of it)"
     )
 }
