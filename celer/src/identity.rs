@@ -31,7 +31,7 @@
 //!   few µs), which the divergence check compares between ranks.
 
 use crate::queue::Reducible;
-use celer_scheduler::runtime::ScalarKind;
+use celer_scheduler::runtime::{same_element, ScalarKind};
 
 /// The values probed for `i32` (and, reinterpreted, for nothing else).
 const I32_PROBES: [i32; 7] = [0, 1, -1, 2, 7, i32::MIN, i32::MAX];
@@ -169,7 +169,7 @@ pub(crate) fn probe<T: Reducible>(identity: T, combine: &impl Fn(T, T) -> T) -> 
     for (i, &x) in small.iter().enumerate() {
         for &y in &small[i + 1..] {
             let (xy, yx) = (call(x, y)?, call(y, x)?);
-            if !same(xy, yx) && !both_nan(xy, yx) {
+            if !same_element(T::KIND, bytemuck::bytes_of(&xy), bytemuck::bytes_of(&yx)) {
                 return Some(Probed::Order(OrderFault {
                     call: format!("combine({}, {})", show(x), show(y)),
                     gave: show(xy),
@@ -213,19 +213,6 @@ pub(crate) fn combine_table<T: Reducible>(identity: T, combine: &impl Fn(T, T) -
         }
     }
     out.join(", ")
-}
-
-/// Whether `a` and `b` are both NaN (floats only; any payloads).
-fn both_nan<T: Reducible>(a: T, b: T) -> bool {
-    let nan = |v: T| {
-        let b = bytemuck::bytes_of(&v);
-        match T::KIND {
-            ScalarKind::F32 => <[u8; 4]>::try_from(b).is_ok_and(|b| f32::from_ne_bytes(b).is_nan()),
-            ScalarKind::F64 => <[u8; 8]>::try_from(b).is_ok_and(|b| f64::from_ne_bytes(b).is_nan()),
-            _ => false,
-        }
-    };
-    nan(a) && nan(b)
 }
 
 /// The identities of the common combines of an element type, for the error's hint.

@@ -79,7 +79,7 @@ pub use error::{CombineNotCommutative, KernelAllocationError, OutOfBoundsAccess,
 pub use host::{fence_wait_deadlock, HostContext, HostFn, HostPayload, ObjectValue, SharedObject};
 pub use kernel::{KernelPayload, KERNEL_CELLS};
 pub use panics::panic_text;
-pub use reduction::{CombineFn, CustomReduction, ScalarKind};
+pub use reduction::{same_element, CombineFn, CustomReduction, ScalarKind};
 pub use thread::{Message, NewBuffer, RuntimeHandle, CREATION_DATA_BACKLOG, MESSAGE_BACKLOG};
 pub use watch::Watch;
 

@@ -429,8 +429,9 @@ pub(super) struct NotCommutative {
 /// Whether two results of a combine count as the same element of `kind`: equal bytes, or for floats two NaNs (any
 /// payloads: which operand's payload `a + b` keeps differs between CPUs, and between the orders on x86) or two
 /// zeros (`f32::max(0.0, -0.0)` may keep either, and kept its first operand in a debug build on x86; `+0.0` and
-/// `-0.0` are equal values, as the identity check at `submit` counts them).
-pub(super) fn same_element(kind: ScalarKind, a: &[u8], b: &[u8]) -> bool {
+/// `-0.0` are equal values, as the identity check at `submit` counts them). `submit`'s probe of the two orders
+/// compares with it too.
+pub fn same_element(kind: ScalarKind, a: &[u8], b: &[u8]) -> bool {
     if a == b {
         return true;
     }
