@@ -336,10 +336,8 @@ pub(super) struct ReductionInfo {
     pub(super) op: ReductionOp,
     pub(super) kind: ScalarKind,
     pub(super) custom: Option<CustomReduction>,
-    /// The name of the task that declared it, for messages.
-    pub(super) task: Option<std::sync::Arc<str>>,
-    /// The task that declared it, for messages.
-    pub(super) declared_by: TaskId,
+    /// The task that declared it (id and name), for messages.
+    pub(super) task: celer_graph::TaskIdent,
     /// For a deterministic (block) reduction: its blocks, whose partial results combine in a fixed tree
     /// ([`crate::blocks`]).
     pub(super) blocks: Option<BlockGrid>,
@@ -666,7 +664,13 @@ impl RankLoop<'_> {
             if blocks.is_some() && r.include_current_value {
                 return Err(RuntimeError::Internal("a block reduction that includes the buffer's current value"));
             }
-            let info = ReductionInfo { op: r.op, kind, custom, task: spec.name.clone(), declared_by: task, blocks };
+            let info = ReductionInfo {
+                op: r.op,
+                kind,
+                custom,
+                task: celer_graph::TaskIdent { id: task, name: spec.name.clone() },
+                blocks,
+            };
             self.reductions.insert(r.id, r.buffer, task, info);
         }
         Ok(())
@@ -772,7 +776,7 @@ impl RankLoop<'_> {
         RuntimeError::CombineNotCommutative(Box::new(super::error::CombineNotCommutative {
             node: self.node,
             reduction,
-            task: celer_graph::TaskIdent { id: info.declared_by, name: info.task.clone() },
+            task: info.task.clone(),
             buffer: self.buffer_ident(buffer),
             a: show(&n.a),
             b: show(&n.b),
@@ -789,7 +793,7 @@ fn combine_panicked(
     info: &ReductionInfo,
     panic: &(dyn std::any::Any + Send),
 ) -> RuntimeError {
-    let task = info.task.as_deref().map_or(String::new(), |n| format!(" of task \"{n}\""));
+    let task = info.task.name.as_deref().map_or(String::new(), |n| format!(" of task \"{n}\""));
     RuntimeError::CombinePanicked { node, reduction, task, message: super::panics::panic_text(panic) }
 }
 
@@ -873,8 +877,7 @@ mod tests {
             op: ReductionOp::Custom,
             kind,
             custom: Some(custom),
-            task: None,
-            declared_by: TaskId(1),
+            task: celer_graph::TaskIdent { id: TaskId(1), name: None },
             blocks: None,
         }
     }
