@@ -135,14 +135,21 @@ fn an_epoch_stands_in_for_every_older_command() {
     );
 }
 
-#[test]
-fn reaching_an_epoch_frees_the_commands_before_it() {
+/// One rank's task manager and recording command-graph generator, the first epoch drained, with buffer B0 of 8
+/// cells in both.
+fn one_rank_recording() -> (TaskManager, CommandGraphGenerator) {
     let mut tm = TaskManager::new(TaskManagerConfig { num_ranks: 1, ..Default::default() });
     tm.drain_new_tasks().for_each(drop);
     let mut g =
         CommandGraphGenerator::new(CdagConfig { num_ranks: 1, local: NodeId(0), record: true, devices_per_rank: 1 });
     tm.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
     g.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    (tm, g)
+}
+
+#[test]
+fn reaching_an_epoch_frees_the_commands_before_it() {
+    let (mut tm, mut g) = one_rank_recording();
     let build = |tm: &mut TaskManager, g: &mut CommandGraphGenerator| {
         for t in tm.drain_new_tasks().collect::<Vec<_>>() {
             g.build_task(tm.task(t).unwrap()).unwrap();
@@ -172,12 +179,7 @@ fn reaching_an_epoch_frees_the_commands_before_it() {
 
 #[test]
 fn stopping_the_recording_keeps_the_commands_before_it_and_the_dot_says_how_many_were_not_kept() {
-    let mut tm = TaskManager::new(TaskManagerConfig { num_ranks: 1, ..Default::default() });
-    tm.drain_new_tasks().for_each(drop);
-    let mut g =
-        CommandGraphGenerator::new(CdagConfig { num_ranks: 1, local: NodeId(0), record: true, devices_per_rank: 1 });
-    tm.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
-    g.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    let (mut tm, mut g) = one_rank_recording();
     let build = |tm: &mut TaskManager, g: &mut CommandGraphGenerator| {
         tm.submit(write(B0)).unwrap();
         for t in tm.drain_new_tasks().collect::<Vec<_>>() {
