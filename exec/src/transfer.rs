@@ -292,6 +292,10 @@ pub struct TransferEngine<'c> {
     header_bufs: Vec<u8>,
     /// Scratch: the header message being handled, copied out of its slot so the slot can be re-posted at once.
     header_msg: Vec<u8>,
+    /// Scratch: the boxes of the group of boxes the header message being handled announces.
+    group_boxes: Vec<CellBox>,
+    /// Scratch: the messages a [`send_lent_boxes`](Self::send_lent_boxes) call plans.
+    plan: Vec<send::Planned>,
     outbound: Slab<Outbound>,
     inbound: Slab<Inbound>,
     expects: Slab<Expect>,
@@ -314,8 +318,12 @@ pub struct TransferEngine<'c> {
     posted_payload: bool,
     /// Scratch: the contiguous runs of a box in a target of [`expect_into`](Self::expect_into).
     runs: Vec<crate::gpu::CopyRun>,
+    /// Messages started so far: headers (with their inline payloads or box lists) and payload messages.
+    messages_sent: u64,
     /// Payload messages started so far (for tests).
     payload_messages_sent: u64,
+    /// Header messages announcing a group of boxes started so far (for tests).
+    group_messages_sent: u64,
     /// Payloads received straight into an `expect_into` target so far (for tests).
     payloads_received_in_place: u64,
     /// Payloads sent inside their header message so far (for tests).
@@ -364,6 +372,8 @@ impl<'c> TransferEngine<'c> {
             finished_pos: 0,
             header_bufs: vec![0; HEADER_SLOTS * HEADER_MESSAGE_MAX],
             header_msg: Vec::with_capacity(HEADER_MESSAGE_MAX),
+            group_boxes: Vec::new(),
+            plan: Vec::new(),
             outbound: Slab::new(),
             inbound: Slab::new(),
             expects: Slab::new(),
@@ -379,7 +389,9 @@ impl<'c> TransferEngine<'c> {
             max_message_bytes: MAX_MESSAGE_BYTES,
             posted_payload: false,
             runs: Vec::new(),
+            messages_sent: 0,
             payload_messages_sent: 0,
+            group_messages_sent: 0,
             payloads_received_in_place: 0,
             inline_payloads_sent: 0,
             inline_payloads_received: 0,
@@ -646,7 +658,7 @@ impl<'c> TransferEngine<'c> {
         elem_size: usize,
     ) -> Result<(), TransferError> {
         let bytes = bounds.checked_volume().and_then(|v| v.checked_mul(elem_size)).unwrap_or(usize::MAX);
-        let header = header::Header { sender, tag: 0, key, bounds, bytes, chunk: 0, inline: false };
+        let header = header::Header { sender, tag: 0, key, bounds, bytes, chunk: 0, inline: false, group: None };
         match self.expect_by_key.get(&key) {
             Some(&idx) => {
                 let e = self.expects.get(idx);
@@ -655,7 +667,7 @@ impl<'c> TransferEngine<'c> {
                 self.accept(idx, &header, &[], true)?;
                 self.complete_if_done(idx);
             }
-            None => self.unmatched.push(EarlyHeader { header, inline: Vec::new(), elsewhere: true }),
+            None => self.unmatched.push(EarlyHeader { header, inline: Vec::new(), elsewhere: true, boxes: Vec::new() }),
         }
         Ok(())
     }
@@ -696,15 +708,15 @@ impl<'c> TransferEngine<'c> {
             || self.finished_pos < self.finished.len()
     }
 
-    /// Headers that arrived with no expect for their key yet, as (key, sender, box): for
-    /// diagnosing transfers that never complete. Keys come in no particular order, each key's headers in the
-    /// order they arrived.
+    /// Headers that arrived with no expect for their key yet, as (key, sender, box), one entry per box announced (a
+    /// header of a group of boxes gives one per box): for diagnosing transfers that never complete. Keys come in no
+    /// particular order, each key's boxes in the order they arrived.
     pub fn unmatched_headers(&self) -> impl Iterator<Item = (TransferKey, Rank, CellBox)> + '_ {
-        self.unmatched.iter().map(|u| (u.header.key, u.header.sender, u.header.bounds))
+        self.unmatched.iter().flat_map(|u| u.announced_boxes().iter().map(move |b| (u.header.key, u.header.sender, *b)))
     }
 
-    /// How many headers (with their inline payloads) wait for their expect now: how far senders are ahead of
-    /// this engine's expects.
+    /// How many boxes announced by headers (with their inline payloads) wait for their expect now: how far senders
+    /// are ahead of this engine's expects.
     pub fn unmatched_count(&self) -> usize {
         self.unmatched.len()
     }
@@ -713,6 +725,12 @@ impl<'c> TransferEngine<'c> {
     /// high-water mark).
     pub fn unmatched_peak(&self) -> usize {
         self.unmatched.peak()
+    }
+
+    /// How many MPI messages this engine has started so far: header messages (each carrying one box's header and
+    /// inline payload, or the box list and payloads of a group of small boxes) and payload messages.
+    pub fn messages_sent(&self) -> u64 {
+        self.messages_sent
     }
 
     /// Expects registered and not yet complete, as (key, token).
@@ -794,6 +812,12 @@ pub mod testspy {
     /// The number of payload messages `engine` has started (headers not counted).
     pub fn payload_messages_sent(engine: &TransferEngine<'_>) -> u64 {
         engine.payload_messages_sent
+    }
+
+    /// The number of header messages `engine` has started that announce a group of boxes (each box list with its
+    /// boxes' payloads).
+    pub fn group_messages_sent(engine: &TransferEngine<'_>) -> u64 {
+        engine.group_messages_sent
     }
 
     /// The number of payloads `engine` has received straight into a target of

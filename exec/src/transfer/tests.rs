@@ -24,7 +24,7 @@ fn region_expect(region: &[CellBox], elem_size: usize) -> Expect {
 }
 
 fn header(sender: Rank, bounds: CellBox, bytes: usize) -> Header {
-    Header { sender, tag: 1, key: TransferKey(4, 1, 0), bounds, bytes, chunk: 1 << 20, inline: false }
+    Header { sender, tag: 1, key: TransferKey(4, 1, 0), bounds, bytes, chunk: 1 << 20, inline: false, group: None }
 }
 
 #[test]
@@ -90,7 +90,12 @@ fn the_staging_pool_reuses_the_best_fitting_buffer() {
 }
 
 fn early(key: TransferKey, sender: Rank) -> EarlyHeader {
-    EarlyHeader { header: Header { key, ..header(sender, CellBox::d1(0, 1), 4) }, inline: Vec::new(), elsewhere: false }
+    EarlyHeader {
+        header: Header { key, ..header(sender, CellBox::d1(0, 1), 4) },
+        inline: Vec::new(),
+        elsewhere: false,
+        boxes: Vec::new(),
+    }
 }
 
 #[test]

@@ -65,6 +65,9 @@ pub struct RankStats {
     pub staging_buffers: u64,
     /// Bytes of buffer data sent to other ranks.
     pub bytes_sent: u64,
+    /// MPI messages the transfer engine sent (headers, which carry small payloads and the box lists of a region's
+    /// small boxes, and payload messages): a push of a region of many tiny boxes takes a few, not one per box.
+    pub messages_sent: u64,
     /// Bytes of buffer data received from other ranks.
     pub bytes_received: u64,
     /// Boxes received from another device of this rank by a copy on the GPU (`CELER_PEER_COPIES`), not through
@@ -155,6 +158,7 @@ impl RankStats {
         self.early_headers_peak += other.early_headers_peak;
         self.staging_buffers += other.staging_buffers;
         self.bytes_sent += other.bytes_sent;
+        self.messages_sent += other.messages_sent;
         self.bytes_received += other.bytes_received;
         self.peer_copies += other.peer_copies;
         self.kernel_time += other.kernel_time;
@@ -183,7 +187,7 @@ impl RankStats {
              \x20 await-pushes pending (summed)                {:8.3} s {:5.1}%\n\
              \x20 {} tasks ({:.0}/s), {} commands ({:.0}/s), {} kernels in {} batches ({} interiors run early), {} \
              host tasks\n\
-             \x20 sent {} B, received {} B ({} boxes by GPU copies from this rank's devices); device memory {} B, allocations grew {} times, {} staging buffers\n\
+             \x20 sent {} B in {} messages, received {} B ({} boxes by GPU copies from this rank's devices); device memory {} B, allocations grew {} times, {} staging buffers\n\
              \x20 runtime thread CPU {:.3} s ({:.2} µs per task), {} loop steps ({:.1} per task)",
             self.busy.as_secs_f64(),
             pct(self.busy),
@@ -202,6 +206,7 @@ impl RankStats {
             self.early_interiors,
             self.host_tasks,
             self.bytes_sent,
+            self.messages_sent,
             self.bytes_received,
             self.peer_copies,
             self.device_bytes,
