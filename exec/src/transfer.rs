@@ -38,20 +38,34 @@
 //! classes modulo the device count, so a receiver tells apart payloads from two devices of one rank.
 //!
 //! **Header message**: the header (104 bytes, little-endian; `header.rs`), followed by the payload itself when
-//! the payload is inline (flag bit 0):
+//! the payload is inline (flag bit 0), or by a box list and the payloads of a group of boxes (flag bit 1):
 //!
 //! | offset | bytes | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `"celr"` |
 //! | 4 | 4 | sender node (`i32`: rank × devices + device), checked against the source rank MPI reports |
 //! | 8 | 4 | payload tag (`i32`); 0 for an empty or inline payload |
-//! | 12 | 4 | flags (`u32`): bit 0 set = the payload is inline; the other bits are 0 |
+//! | 12 | 4 | flags (`u32`): bit 0 set = the payload is inline; bit 1 set = a group of boxes (bit 0 set too); the other bits are 0 |
 //! | 16 | 24 | transfer key (3 × `u64`) |
-//! | 40 | 24 | box `min` (3 × `u64`), buffer coordinates |
+//! | 40 | 24 | box `min` (3 × `u64`), buffer coordinates; of a group, its bounding box's |
 //! | 64 | 24 | box `max` (3 × `u64`); an empty box is all zeros |
-//! | 88 | 8 | payload length in bytes (`u64`); at most [`INLINE_PAYLOAD_BYTES`] if inline |
-//! | 96 | 8 | message size (`u64`): the payload is `ceil(length / size)` messages; 0 for an empty or inline payload |
+//! | 88 | 8 | payload length in bytes (`u64`); at most [`INLINE_PAYLOAD_BYTES`] if inline; of a group, all its boxes' payloads together |
+//! | 96 | 8 | message size (`u64`): the payload is `ceil(length / size)` messages; 0 for an empty or inline payload. Of a group: the box count (`u32`, 1 to [`INLINE_PAYLOAD_BYTES`]) at 96, the element size in bytes (`u32`, at least 1) at 100 |
 //! | 104 | length | inline payloads only: the box's cells packed row-major; the message is `104 + length` bytes |
+//!
+//! **Groups of boxes** ([`send_lent_boxes`](TransferEngine::send_lent_boxes): a push of a region of many small boxes,
+//! such as a custom mapper's scattered cells). Behind the header, the box list, then the boxes' payloads (each box's
+//! cells packed row-major, one box after another in list order): the message is `104 + count × entry + length`
+//! bytes, at most `104 +` [`INLINE_PAYLOAD_BYTES`], so a group is one eager message like an inline payload. The list
+//! spells out only the dimensions along which the bounding box is more than one cell wide (every box spans the
+//! others): per box, per such dimension in order, its start and end as `u32` offsets from the bounding box's `min`, so
+//! an entry is 8 bytes per listed dimension (a 1D one-cell `u32` box: 8 bytes of list and 4 of payload, 256 boxes to
+//! a message). The receiver decodes the list ([`TransferError::BadGroup`] unless list and payloads fill the message
+//! exactly, every box is non-empty and inside the bounding box, and their volumes times the element size add up to the
+//! payload length) and then treats each box as the inline header of that box would be treated, in list order. The
+//! sender fills each group greedily with the following boxes while list and payloads fit and the bounding box's
+//! extents fit `u32`; a box that fits no group with a neighbour (one over about 3 KiB) is sent as
+//! [`send_lent`](TransferEngine::send_lent) sends it (header and payload messages, received in place where it can be).
 //!
 //! **Sender** ([`send`](TransferEngine::send)): packs the box row-major into a staging buffer
 //! whose first 104 bytes are the header. A payload of 1 to [`INLINE_PAYLOAD_BYTES`] bytes goes
@@ -84,6 +98,9 @@
 //!   holding its cells packed), the same rules as for a region expect; a payload larger than the inline limit
 //!   whose box lies in one target and is one contiguous run there is received straight into it, any other
 //!   larger one into staging, then copied into the targets it covers (as an inline one is, from its header).
+//! - A group's boxes are matched one by one, as the inline headers of each box would be: each is checked before its
+//!   payload is written; an error drops the rest of the group. Kept before their expect, they are listed (and
+//!   counted by [`unmatched_count`](TransferEngine::unmatched_count)) box by box.
 //! - On a match, an inline payload is copied into the destination at once (unpacked into the
 //!   allocation, copied into the targets it covers, or kept as a piece), with no further message.
 //!   For any other payload, one `MPI_Irecv` per payload message is posted from the header's sender

@@ -197,14 +197,16 @@ impl TransferEngine<'_> {
             }
             // Grow a group from box i while list and payloads fit the inline limit.
             let (mut hull, mut count, mut group_bytes, mut end) = (first, 1, bytes, i + 1);
-            if bytes + box_entry_len(&first) <= INLINE_PAYLOAD_BYTES {
+            if bytes.saturating_add(box_entry_len(&first)) <= INLINE_PAYLOAD_BYTES {
                 let mut j = i + 1;
                 while j < boxes.len() {
                     let b = boxes[j];
                     if !b.is_empty() {
                         let wider = bounding(&hull, &b);
                         let more = bytes_of(&b)?;
-                        let fits = (count + 1) * box_entry_len(&wider) + group_bytes + more <= INLINE_PAYLOAD_BYTES;
+                        // (`group_bytes` is at most the inline limit; `more` any checked size.)
+                        let fits = ((count + 1) * box_entry_len(&wider) + group_bytes).saturating_add(more)
+                            <= INLINE_PAYLOAD_BYTES;
                         if !fits || !listable(&wider) {
                             break;
                         }
