@@ -154,7 +154,7 @@ impl Header {
     /// list (`boxes`, as [`read_header_message`] decoded it): for a group, one inline header per box; otherwise this
     /// header alone, its whole inline payload (an empty range if it is not inline).
     pub fn parts<'a>(&'a self, boxes: &'a [CellBox]) -> impl Iterator<Item = (Header, Range<usize>)> + 'a {
-        let single = self.group.is_none().then(|| (*self, 0..if self.inline { self.bytes } else { 0 }));
+        let single = self.group.is_none().then_some((*self, 0..if self.inline { self.bytes } else { 0 }));
         let (boxes, elem_size) = match self.group {
             Some(g) => (boxes, g.elem_size),
             None => (&[][..], 0),
