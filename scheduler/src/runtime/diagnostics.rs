@@ -54,7 +54,8 @@ pub struct RankStats {
     /// far ahead of the others this rank's program is.
     pub divergence_windows: u64,
     /// Data that arrived from other ranks before this rank's await-push for it (a header, with the payload if it
-    /// is small) and waits for it now: how far the senders' programs are ahead of this one's, which the pacing of
+    /// is small; counted per box, so a header message carrying a group of small boxes counts each) and waits for it
+    /// now: how far the senders' programs are ahead of this one's, which the pacing of
     /// `DIVERGENCE_WINDOWS` bounds (on or off).
     pub early_headers: u64,
     /// The most of `early_headers` at once so far (with several devices, the sum of each device's most).
