@@ -51,7 +51,7 @@
 //! | 64 | 24 | box `max` (3 × `u64`); an empty box is all zeros |
 //! | 88 | 8 | payload length in bytes (`u64`); at most [`INLINE_PAYLOAD_BYTES`] if inline; of a group, all its boxes' payloads together |
 //! | 96 | 8 | message size (`u64`): the payload is `ceil(length / size)` messages; 0 for an empty or inline payload. Of a group: the box count (`u32`, 1 to [`INLINE_PAYLOAD_BYTES`]) at 96, the element size in bytes (`u32`, at least 1) at 100 |
-//! | 104 | length | inline payloads only: the box's cells packed row-major; the message is `104 + length` bytes |
+//! | 104 | length | inline payloads only: the box's cells packed row-major; the message is `104 + length` bytes (a group: the box list, then the payloads) |
 //!
 //! **Groups of boxes** ([`send_lent_boxes`](TransferEngine::send_lent_boxes): a push of a region of many small boxes,
 //! such as a custom mapper's scattered cells). Behind the header, the box list, then the boxes' payloads (each box's
