@@ -38,20 +38,34 @@
 //! classes modulo the device count, so a receiver tells apart payloads from two devices of one rank.
 //!
 //! **Header message**: the header (104 bytes, little-endian; `header.rs`), followed by the payload itself when
-//! the payload is inline (flag bit 0):
+//! the payload is inline (flag bit 0), or by a box list and the payloads of a group of boxes (flag bit 1):
 //!
 //! | offset | bytes | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `"celr"` |
 //! | 4 | 4 | sender node (`i32`: rank × devices + device), checked against the source rank MPI reports |
 //! | 8 | 4 | payload tag (`i32`); 0 for an empty or inline payload |
-//! | 12 | 4 | flags (`u32`): bit 0 set = the payload is inline; the other bits are 0 |
+//! | 12 | 4 | flags (`u32`): bit 0 set = the payload is inline; bit 1 set = a group of boxes (bit 0 set too); the other bits are 0 |
 //! | 16 | 24 | transfer key (3 × `u64`) |
-//! | 40 | 24 | box `min` (3 × `u64`), buffer coordinates |
+//! | 40 | 24 | box `min` (3 × `u64`), buffer coordinates; of a group, its bounding box's |
 //! | 64 | 24 | box `max` (3 × `u64`); an empty box is all zeros |
-//! | 88 | 8 | payload length in bytes (`u64`); at most [`INLINE_PAYLOAD_BYTES`] if inline |
-//! | 96 | 8 | message size (`u64`): the payload is `ceil(length / size)` messages; 0 for an empty or inline payload |
-//! | 104 | length | inline payloads only: the box's cells packed row-major; the message is `104 + length` bytes |
+//! | 88 | 8 | payload length in bytes (`u64`); at most [`INLINE_PAYLOAD_BYTES`] if inline; of a group, all its boxes' payloads together |
+//! | 96 | 8 | message size (`u64`): the payload is `ceil(length / size)` messages; 0 for an empty or inline payload. Of a group: the box count (`u32`, 1 to [`INLINE_PAYLOAD_BYTES`]) at 96, the element size in bytes (`u32`, at least 1) at 100 |
+//! | 104 | length | inline payloads only: the box's cells packed row-major; the message is `104 + length` bytes (a group: the box list, then the payloads) |
+//!
+//! **Groups of boxes** ([`send_lent_boxes`](TransferEngine::send_lent_boxes): a push of a region of many small boxes,
+//! such as a custom mapper's scattered cells). Behind the header, the box list, then the boxes' payloads (each box's
+//! cells packed row-major, one box after another in list order): the message is `104 + count × entry + length`
+//! bytes, at most `104 +` [`INLINE_PAYLOAD_BYTES`], so a group is one eager message like an inline payload. The list
+//! spells out only the dimensions along which the bounding box is more than one cell wide (every box spans the
+//! others): per box, per such dimension in order, its start and end as `u32` offsets from the bounding box's `min`, so
+//! an entry is 8 bytes per listed dimension (a 1D one-cell `u32` box: 8 bytes of list and 4 of payload, 256 boxes to
+//! a message). The receiver decodes the list ([`TransferError::BadGroup`] unless list and payloads fill the message
+//! exactly, every box is non-empty and inside the bounding box, and their volumes times the element size add up to the
+//! payload length) and then treats each box as the inline header of that box would be treated, in list order. The
+//! sender fills each group greedily with the following boxes while list and payloads fit and the bounding box's
+//! extents fit `u32`; a box that fits no group with a neighbour (one over about 3 KiB) is sent as
+//! [`send_lent`](TransferEngine::send_lent) sends it (header and payload messages, received in place where it can be).
 //!
 //! **Sender** ([`send`](TransferEngine::send)): packs the box row-major into a staging buffer
 //! whose first 104 bytes are the header. A payload of 1 to [`INLINE_PAYLOAD_BYTES`] bytes goes
@@ -84,6 +98,9 @@
 //!   holding its cells packed), the same rules as for a region expect; a payload larger than the inline limit
 //!   whose box lies in one target and is one contiguous run there is received straight into it, any other
 //!   larger one into staging, then copied into the targets it covers (as an inline one is, from its header).
+//! - A group's boxes are matched one by one, as the inline headers of each box would be: each is checked before its
+//!   payload is written; an error drops the rest of the group. Kept before their expect, they are listed (and
+//!   counted by [`unmatched_count`](TransferEngine::unmatched_count)) box by box.
 //! - On a match, an inline payload is copied into the destination at once (unpacked into the
 //!   allocation, copied into the targets it covers, or kept as a piece), with no further message.
 //!   For any other payload, one `MPI_Irecv` per payload message is posted from the header's sender
@@ -292,6 +309,10 @@ pub struct TransferEngine<'c> {
     header_bufs: Vec<u8>,
     /// Scratch: the header message being handled, copied out of its slot so the slot can be re-posted at once.
     header_msg: Vec<u8>,
+    /// Scratch: the boxes of the group of boxes the header message being handled announces.
+    group_boxes: Vec<CellBox>,
+    /// Scratch: the messages a [`send_lent_boxes`](Self::send_lent_boxes) call plans.
+    plan: Vec<send::Planned>,
     outbound: Slab<Outbound>,
     inbound: Slab<Inbound>,
     expects: Slab<Expect>,
@@ -314,8 +335,12 @@ pub struct TransferEngine<'c> {
     posted_payload: bool,
     /// Scratch: the contiguous runs of a box in a target of [`expect_into`](Self::expect_into).
     runs: Vec<crate::gpu::CopyRun>,
+    /// Messages started so far: headers (with their inline payloads or box lists) and payload messages.
+    messages_sent: u64,
     /// Payload messages started so far (for tests).
     payload_messages_sent: u64,
+    /// Header messages announcing a group of boxes started so far (for tests).
+    group_messages_sent: u64,
     /// Payloads received straight into an `expect_into` target so far (for tests).
     payloads_received_in_place: u64,
     /// Payloads sent inside their header message so far (for tests).
@@ -364,6 +389,8 @@ impl<'c> TransferEngine<'c> {
             finished_pos: 0,
             header_bufs: vec![0; HEADER_SLOTS * HEADER_MESSAGE_MAX],
             header_msg: Vec::with_capacity(HEADER_MESSAGE_MAX),
+            group_boxes: Vec::new(),
+            plan: Vec::new(),
             outbound: Slab::new(),
             inbound: Slab::new(),
             expects: Slab::new(),
@@ -379,7 +406,9 @@ impl<'c> TransferEngine<'c> {
             max_message_bytes: MAX_MESSAGE_BYTES,
             posted_payload: false,
             runs: Vec::new(),
+            messages_sent: 0,
             payload_messages_sent: 0,
+            group_messages_sent: 0,
             payloads_received_in_place: 0,
             inline_payloads_sent: 0,
             inline_payloads_received: 0,
@@ -646,7 +675,7 @@ impl<'c> TransferEngine<'c> {
         elem_size: usize,
     ) -> Result<(), TransferError> {
         let bytes = bounds.checked_volume().and_then(|v| v.checked_mul(elem_size)).unwrap_or(usize::MAX);
-        let header = header::Header { sender, tag: 0, key, bounds, bytes, chunk: 0, inline: false };
+        let header = header::Header { sender, tag: 0, key, bounds, bytes, chunk: 0, inline: false, group: None };
         match self.expect_by_key.get(&key) {
             Some(&idx) => {
                 let e = self.expects.get(idx);
@@ -655,7 +684,7 @@ impl<'c> TransferEngine<'c> {
                 self.accept(idx, &header, &[], true)?;
                 self.complete_if_done(idx);
             }
-            None => self.unmatched.push(EarlyHeader { header, inline: Vec::new(), elsewhere: true }),
+            None => self.unmatched.push(EarlyHeader { header, inline: Vec::new(), elsewhere: true, boxes: Vec::new() }),
         }
         Ok(())
     }
@@ -696,15 +725,15 @@ impl<'c> TransferEngine<'c> {
             || self.finished_pos < self.finished.len()
     }
 
-    /// Headers that arrived with no expect for their key yet, as (key, sender, box): for
-    /// diagnosing transfers that never complete. Keys come in no particular order, each key's headers in the
-    /// order they arrived.
+    /// Headers that arrived with no expect for their key yet, as (key, sender, box), one entry per box announced (a
+    /// header of a group of boxes gives one per box): for diagnosing transfers that never complete. Keys come in no
+    /// particular order, each key's boxes in the order they arrived.
     pub fn unmatched_headers(&self) -> impl Iterator<Item = (TransferKey, Rank, CellBox)> + '_ {
-        self.unmatched.iter().map(|u| (u.header.key, u.header.sender, u.header.bounds))
+        self.unmatched.iter().flat_map(|u| u.announced_boxes().iter().map(move |b| (u.header.key, u.header.sender, *b)))
     }
 
-    /// How many headers (with their inline payloads) wait for their expect now: how far senders are ahead of
-    /// this engine's expects.
+    /// How many boxes announced by headers (with their inline payloads) wait for their expect now: how far senders
+    /// are ahead of this engine's expects.
     pub fn unmatched_count(&self) -> usize {
         self.unmatched.len()
     }
@@ -713,6 +742,12 @@ impl<'c> TransferEngine<'c> {
     /// high-water mark).
     pub fn unmatched_peak(&self) -> usize {
         self.unmatched.peak()
+    }
+
+    /// How many MPI messages this engine has started so far: header messages (each carrying one box's header and
+    /// inline payload, or the box list and payloads of a group of small boxes) and payload messages.
+    pub fn messages_sent(&self) -> u64 {
+        self.messages_sent
     }
 
     /// Expects registered and not yet complete, as (key, token).
@@ -794,6 +829,12 @@ pub mod testspy {
     /// The number of payload messages `engine` has started (headers not counted).
     pub fn payload_messages_sent(engine: &TransferEngine<'_>) -> u64 {
         engine.payload_messages_sent
+    }
+
+    /// The number of header messages `engine` has started that announce a group of boxes (each box list with its
+    /// boxes' payloads).
+    pub fn group_messages_sent(engine: &TransferEngine<'_>) -> u64 {
+        engine.group_messages_sent
     }
 
     /// The number of payloads `engine` has received straight into a target of

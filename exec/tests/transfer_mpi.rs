@@ -16,9 +16,11 @@
 //! 6. runs the inline cases with its neighbours in a ring (sends to rank + 1, receives from rank − 1): payloads of
 //!    exactly [`INLINE_PAYLOAD_BYTES`] (inside the header message) and one byte more (header and payload message),
 //!    more inline headers than header slots arriving before their expects, and inline payloads into `expect_into`
-//!    targets that a box spans or holds non-contiguously; each checked by its cells and by the engine's counters.
+//!    targets that a box spans or holds non-contiguously, and the boxes of a region sent by one `send_lent_boxes`
+//!    (small boxes grouped, many to a header message); each checked by its cells and by the engine's counters.
 //! 7. sends itself header messages by hand whose inline payload is shorter than declared, or longer than a
-//!    header receive buffer: each must be a clear error, after which the engine still completes the transfer.
+//!    header receive buffer, and a group of boxes whose list reaches outside its bounding box: each must be a clear
+//!    error, after which the engine still completes the transfer.
 //! 8. drops its engine and runs two per rank (devices 0 and 1, `TransferEngine::for_device`): each node sends
 //!    the next node of the ring payloads inside and beyond the inline limit.
 //!
@@ -789,6 +791,9 @@ enum SendBy {
     Copy,
     /// `send_lent`: from a packed buffer lent until the completion.
     Lent,
+    /// `send_lent_boxes`: every piece in one call, packed one after another in a buffer lent until the completion
+    /// (small pieces grouped, many to a header message).
+    Boxes,
 }
 
 /// How an inline case's region is received.
@@ -828,6 +833,8 @@ struct Counted {
     inline_received: u64,
     /// Payloads received straight into an `expect_into` target.
     in_place: u64,
+    /// Header messages announcing a group of boxes.
+    groups: u64,
 }
 
 fn counters(engine: &TransferEngine<'_>) -> Counted {
@@ -836,6 +843,7 @@ fn counters(engine: &TransferEngine<'_>) -> Counted {
         messages: testspy::payload_messages_sent(engine),
         inline_received: testspy::inline_payloads_received(engine),
         in_place: testspy::payloads_received_in_place(engine),
+        groups: testspy::group_messages_sent(engine),
     }
 }
 
@@ -894,10 +902,27 @@ fn inline_phase(
     for (i, c) in cases.iter().enumerate() {
         let key = InlineCase::key(first + i, next);
         let src = fill(key, &c.layout, false);
+        if c.send == SendBy::Boxes {
+            let mut packed = Vec::new();
+            for piece in &c.pieces {
+                let at = packed.len();
+                packed.resize(at + piece.volume() * c.layout.elem_size, 0);
+                pack(&c.layout, &src, piece, &mut packed[at..]).map_err(|e| e.to_string())?;
+            }
+            let token = send_token(first + i, 0);
+            // SAFETY: `packed` holds the pieces' cells packed one after another and moves into `lent` (its heap
+            // memory stays put), which is neither written nor dropped before every send of the phase has completed.
+            let sent =
+                unsafe { engine.send_lent_boxes(key, next, &c.pieces, c.layout.elem_size, packed.as_ptr(), token) };
+            lent.push(packed);
+            sent.map_err(|e| format!("inline case {}: boxes of {key}: {e}", first + i))?;
+            continue;
+        }
         for (p, piece) in c.pieces.iter().enumerate() {
             let token = send_token(first + i, p);
             match c.send {
                 SendBy::Copy => engine.send(key, next, *piece, &c.layout, &src, token),
+                SendBy::Boxes => unreachable!("sent above"),
                 SendBy::Lent => {
                     let mut packed = vec![0; piece.volume() * c.layout.elem_size];
                     pack(&c.layout, &src, piece, &mut packed).map_err(|e| e.to_string())?;
@@ -929,7 +954,8 @@ fn inline_phase(
     let all = |d: &Done| {
         cases.iter().enumerate().all(|(i, c)| {
             d.tokens.contains(&expect_token(first + i))
-                && (0..c.pieces.len()).all(|p| d.tokens.contains(&send_token(first + i, p)))
+                && (0..if c.send == SendBy::Boxes { 1 } else { c.pieces.len() })
+                    .all(|p| d.tokens.contains(&send_token(first + i, p)))
         })
     };
     poll_until(
@@ -954,6 +980,7 @@ fn inline_phase(
         messages: after.messages - before.messages,
         inline_received: after.inline_received - before.inline_received,
         in_place: after.in_place - before.in_place,
+        groups: after.groups - before.groups,
     })
 }
 
@@ -986,7 +1013,7 @@ fn inline_cases(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result
     expect_counts(
         "at the limit and one byte over",
         got,
-        Counted { inline_sent: 4, messages: 4, inline_received: 4, in_place: 2 },
+        Counted { inline_sent: 4, messages: 4, inline_received: 4, in_place: 2, groups: 0 },
     )?;
 
     // b. More inline headers than header slots (each slot is reused before any of them is matched), all arriving
@@ -1014,7 +1041,8 @@ fn inline_cases(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result
         receive: ReceiveBy::Region,
     });
     let got = inline_phase(engine, me, size, 100, &cases, true)?;
-    expect_counts("early headers", got, Counted { inline_sent: 20, messages: 1, inline_received: 20, in_place: 0 })?;
+    let want = Counted { inline_sent: 20, messages: 1, inline_received: 20, in_place: 0, groups: 0 };
+    expect_counts("early headers", got, want)?;
 
     // c. Into `expect_into` targets that the pieces span (two targets, split between rows 3 and 4) or hold
     //    non-contiguously (part rows of a 2D target, and a 3D box), inline, with the expects posted first and last.
@@ -1052,10 +1080,44 @@ fn inline_cases(engine: &mut TransferEngine<'_>, me: Rank, size: Rank) -> Result
         expect_counts(
             "spanning and non-contiguous targets",
             got,
-            Counted { inline_sent: n, messages: 0, inline_received: n, in_place: 0 },
+            Counted { inline_sent: n, messages: 0, inline_received: n, in_place: 0, groups: 0 },
         )?;
     }
-    Ok(4)
+
+    // d. A region's boxes in one `send_lent_boxes`: 1000 one-cell boxes of a comb (each box 8 bytes of list and 4 of
+    //    payload, so 256 to a group: 4 header messages), into an allocation and into one target per box; and 2D
+    //    boxes around one over the inline limit (sent alone: header and payload message, received in place into its
+    //    target) and an empty box (skipped): a group of 2, the large box, a group of 3. Headers after and before
+    //    their expects (the early ones listed by `unmatched_headers` box by box).
+    let comb: Vec<CellBox> = (0..1000).map(|i| CellBox::d1(2 * i + 1, 2 * i + 2)).collect();
+    let comb_layout = AllocLayout { bounds: CellBox::d1(0, 2001), elem_size: 4 };
+    let small = |r: usize, c: usize| CellBox::d2([r, c], [r + 1, c + 3]);
+    let big = CellBox::d2([1, 0], [21, 40]); // 20 × 40 × 4 B = 3200 B
+    let mixed = vec![small(0, 0), small(0, 4), big, small(21, 0), small(21, 4), small(22, 0)];
+    let mixed_layout = AllocLayout { bounds: CellBox::d2([0, 0], [24, 44]), elem_size: 4 };
+    for early in [false, true] {
+        let mut cases: Vec<InlineCase> = receives
+            .iter()
+            .map(|&receive| InlineCase {
+                layout: comb_layout,
+                region: comb.clone(),
+                pieces: comb.clone(),
+                send: SendBy::Boxes,
+                receive,
+            })
+            .collect();
+        let mut pieces = mixed.clone();
+        if !early {
+            // (Early cases count each piece among the unmatched headers; an empty one announces nothing.)
+            pieces.insert(3, CellBox::EMPTY);
+        }
+        let (layout, region) = (mixed_layout, mixed.clone());
+        cases.push(InlineCase { layout, region, pieces, send: SendBy::Boxes, receive: ReceiveBy::Into });
+        let got = inline_phase(engine, me, size, if early { 500 } else { 400 }, &cases, early)?;
+        let want = Counted { inline_sent: 0, messages: 1, inline_received: 2 * 1000 + 5, in_place: 1, groups: 8 + 2 };
+        expect_counts("groups of boxes", got, want)?;
+    }
+    Ok(6)
 }
 
 /// A header message as the module documentation of `celer_exec::transfer` lays it out, written by hand: from node
@@ -1119,7 +1181,21 @@ fn header_message_cases(engine: &mut TransferEngine<'_>, comm: &mpi::Communicato
         return Err(format!("a header message longer than a header buffer gave {err} ({err:?})"));
     }
 
-    // Neither touched the destination; the engine still receives, and the real box completes the expect.
+    // c. A group of two boxes whose second box reaches outside the group's bounding box (`bounds`): a clear error
+    //    naming the transfer, never a write outside the region.
+    let mut group = handmade_header(me, key, bounds, 16, &[]);
+    group[12..16].copy_from_slice(&3u32.to_le_bytes()); // flags: inline, group
+    group[96..100].copy_from_slice(&2u32.to_le_bytes()); // two boxes
+    group[100..104].copy_from_slice(&4u32.to_le_bytes()); // of 4-byte cells
+    for offset in [0u32, 1, 2, 5] {
+        group.extend_from_slice(&offset.to_le_bytes()); // [0, 1) and [2, 5): cell 4 lies outside [0, 4)
+    }
+    group.extend_from_slice(&src[..16]);
+    send_to_self(comm, me, &group)?;
+    let err = poll_until_error(engine, &mut done, "a group whose box lies outside its bounding box")?;
+    expect_error(&err, matches!(err, TransferError::BadGroup { count: 2, .. }), key, me, bounds)?;
+
+    // None touched the destination; the engine still receives, and the real box completes the expect.
     if dst.iter().any(|&b| b != 0) {
         return Err("a rejected header message wrote the destination".into());
     }
@@ -1130,7 +1206,7 @@ fn header_message_cases(engine: &mut TransferEngine<'_>, comm: &mpi::Communicato
     if dst[..16] != src[..16] || dst[16..].iter().any(|&b| b != 0) {
         return Err("after rejected header messages, the destination holds the wrong bytes".into());
     }
-    Ok(2)
+    Ok(3)
 }
 
 /// Step 8 of the module documentation: two engines per rank (devices 0 and 1, nodes `2 × rank + device`, device 1
@@ -1192,7 +1268,7 @@ fn two_devices(comm: &mpi::Communicator, me: Rank, size: Rank) -> Result<usize, 
     }
     for (d, engine) in engines.iter().enumerate() {
         let got = counters(engine);
-        let want = Counted { inline_sent: 2, messages: 1, inline_received: 2, in_place: 1 };
+        let want = Counted { inline_sent: 2, messages: 1, inline_received: 2, in_place: 1, groups: 0 };
         if got != want {
             return Err(format!("rank {me}, device {d}: the engine counted {got:?}, expected {want:?}"));
         }

@@ -77,6 +77,24 @@ pub enum TransferError {
         /// The bytes that arrived after the header.
         got: usize,
     },
+    /// A header message announcing a group of boxes is malformed: its box list and payloads do not fill the message,
+    /// or a box of the list is empty or outside the group's bounding box. The whole message is dropped (the
+    /// transfer may then never complete).
+    #[error("Transfer {key}: rank {sender} announces {count} boxes in {bounds} with {len} bytes of box list and payloads, but {reason}")]
+    BadGroup {
+        /// The transfer.
+        key: TransferKey,
+        /// The announcing node.
+        sender: Rank,
+        /// The group's bounding box.
+        bounds: CellBox,
+        /// The boxes the header announces.
+        count: usize,
+        /// The bytes behind the header.
+        len: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A header announces cells the receiver does not expect for this key.
     #[error("Transfer {key}: rank {sender} announces {bounds}, which lies outside the expected region {region}")]
     OutsideRegion {

@@ -98,25 +98,41 @@ impl<'c> TransferEngine<'c> {
                     };
                     message.extend_from_slice(arrived);
                 }
+                let mut boxes = std::mem::take(&mut self.group_boxes);
                 // Keep receiving headers whatever this one holds.
                 let handled = self.post_header_recv(slot).and_then(|()| {
                     c.result().map_err(|error| TransferError::HeaderReceiveFailed { error })?;
-                    let (header, inline) = read_header_message(&message, c.source, self.comms.len())?;
+                    let (header, inline) = read_header_message(&message, c.source, self.comms.len(), &mut boxes)?;
                     match self.expect_by_key.get(&header.key) {
                         Some(&idx) => {
-                            check_header(self.expects.get(idx), &header)?;
-                            self.accept(idx, &header, inline, false)?;
+                            // A group's boxes one by one, each checked before its payload is written; an error
+                            // drops the rest of the group.
+                            for (h, payload) in header.parts(&boxes) {
+                                check_header(self.expects.get(idx), &h)?;
+                                self.accept(idx, &h, &inline[payload], false)?;
+                            }
                             self.complete_if_done(idx);
                         }
                         None => {
                             let mut kept = if inline.is_empty() { Vec::new() } else { self.pool.take(inline.len()) };
                             kept.copy_from_slice(inline);
-                            self.unmatched.push(EarlyHeader { header, inline: kept, elsewhere: false });
+                            let mut kept_boxes = Vec::new();
+                            if !boxes.is_empty() {
+                                kept_boxes = self.spare_boxes.pop().unwrap_or_default();
+                                kept_boxes.extend_from_slice(&boxes);
+                            }
+                            self.unmatched.push(EarlyHeader {
+                                header,
+                                inline: kept,
+                                elsewhere: false,
+                                boxes: kept_boxes,
+                            });
                         }
                     }
                     Ok(())
                 });
                 self.header_msg = message;
+                self.group_boxes = boxes;
                 handled?;
             }
             Op::Send { out } => {
@@ -165,18 +181,20 @@ impl<'c> TransferEngine<'c> {
         // Check all early headers before accepting any, so that an error leaves no trace. They
         // are entered provisionally so that they are also checked against each other.
         let mut check = Ok(());
-        for u in self.unmatched.of(key) {
-            let (h, e) = (&u.header, self.expects.get_mut(idx));
-            check = check_header(e, h).and_then(|()| if u.elsewhere { check_elsewhere(e, h) } else { Ok(()) });
-            if check.is_err() {
-                break;
-            }
-            match e.kind {
-                ExpectKind::Region { .. } | ExpectKind::Pieces { .. } | ExpectKind::Into { .. } => {
-                    e.note_received(h.bounds)
+        'check: for u in self.unmatched.of(key) {
+            for (h, _) in u.header.parts(&u.boxes) {
+                let e = self.expects.get_mut(idx);
+                check = check_header(e, &h).and_then(|()| if u.elsewhere { check_elsewhere(e, &h) } else { Ok(()) });
+                if check.is_err() {
+                    break 'check;
                 }
-                ExpectKind::Gather { .. } => {
-                    e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() })
+                match e.kind {
+                    ExpectKind::Region { .. } | ExpectKind::Pieces { .. } | ExpectKind::Into { .. } => {
+                        e.note_received(h.bounds)
+                    }
+                    ExpectKind::Gather { .. } => {
+                        e.pieces.push(GatherPiece { sender: h.sender, bounds: h.bounds, bytes: Vec::new() })
+                    }
                 }
             }
         }
@@ -190,14 +208,26 @@ impl<'c> TransferEngine<'c> {
         }
         self.expect_by_key.insert(key, idx);
         if let Some(mut early) = self.unmatched.take(key) {
-            // In arrival order; on an error (posting a receive failed) the headers not yet entered stay kept.
+            // In arrival order; on an error (posting a receive failed) the headers not yet entered stay kept. (A
+            // group's payloads are inline, so no receive is posted for them: a group is entered whole.)
             let mut accepted = Ok(());
             let mut entered = 0;
             while accepted.is_ok() && entered < early.len() {
                 let u = &mut early[entered];
+                let (header, elsewhere) = (u.header, u.elsewhere);
                 let inline = std::mem::take(&mut u.inline);
-                accepted = self.accept(idx, &u.header, &inline, u.elsewhere);
+                let mut boxes = std::mem::take(&mut u.boxes);
+                for (h, payload) in header.parts(&boxes) {
+                    accepted = self.accept(idx, &h, &inline[payload], elsewhere);
+                    if accepted.is_err() {
+                        break;
+                    }
+                }
                 self.pool.give(inline);
+                if boxes.capacity() > 0 {
+                    boxes.clear();
+                    self.spare_boxes.push(boxes);
+                }
                 entered += 1;
             }
             early.drain(..entered);

@@ -39,19 +39,39 @@ pub(super) struct EarlyHeader {
     /// Whether its cells arrive by another way ([`TransferEngine::arrived_elsewhere`](super::TransferEngine::arrived_elsewhere)):
     /// counted, no payload received.
     pub(super) elsewhere: bool,
+    /// For a header announcing a group of boxes, the boxes (`inline` holds their payloads packed one after another;
+    /// [`Header::parts`] splits them); empty otherwise.
+    pub(super) boxes: Vec<CellBox>,
+}
+
+impl EarlyHeader {
+    /// How many boxes it announces: a group's count, else 1.
+    pub(super) fn announced(&self) -> usize {
+        self.boxes.len().max(1)
+    }
+
+    /// The boxes it announces: a group's, else the header's one box.
+    pub(super) fn announced_boxes(&self) -> &[CellBox] {
+        if self.boxes.is_empty() {
+            std::slice::from_ref(&self.header.bounds)
+        } else {
+            &self.boxes
+        }
+    }
 }
 
 /// The headers that arrived before their expect, by key, each key's in arrival order (an expect enters them in
-/// that order, as it would have had it been registered first). An expect looks its key up in constant time
+/// that order, as it would have had it been registered first); counted by the boxes they announce (a group's
+/// header counts each of its boxes). An expect looks its key up in constant time
 /// (on average) however many are kept: a sender may run ahead of this rank's await-pushes by as much as the
 /// runtime's pacing lets it (the scheduler's `DIVERGENCE_WINDOWS`), and a scan of every kept header per expect made
 /// each await-push slower the further behind this rank was.
 #[derive(Debug, Default)]
 pub(super) struct EarlyHeaders {
     by_key: HashMap<TransferKey, Vec<EarlyHeader>>,
-    /// Headers kept, over all keys.
+    /// Boxes announced by the headers kept, over all keys.
     len: usize,
-    /// The most headers kept at once so far.
+    /// The most boxes kept at once so far.
     peak: usize,
     /// Emptied lists, for the next keys (most keys get one header per sender).
     spare: Vec<Vec<EarlyHeader>>,
@@ -64,8 +84,8 @@ impl EarlyHeaders {
     /// Keeps `h` behind the headers of its key that arrived before it.
     pub(super) fn push(&mut self, h: EarlyHeader) {
         let spare = &mut self.spare;
+        self.len += h.announced();
         self.by_key.entry(h.header.key).or_insert_with(|| spare.pop().unwrap_or_default()).push(h);
-        self.len += 1;
         self.peak = self.peak.max(self.len);
     }
 
@@ -77,7 +97,7 @@ impl EarlyHeaders {
     /// Takes the headers kept for `key` (in arrival order); give the list back with [`restore`](Self::restore).
     pub(super) fn take(&mut self, key: TransferKey) -> Option<Vec<EarlyHeader>> {
         let list = self.by_key.remove(&key)?;
-        self.len -= list.len();
+        self.len -= list.iter().map(EarlyHeader::announced).sum::<usize>();
         Some(list)
     }
 
@@ -90,14 +110,14 @@ impl EarlyHeaders {
             }
             return;
         }
-        self.len += list.len();
+        self.len += list.iter().map(EarlyHeader::announced).sum::<usize>();
         if let Some(later) = self.by_key.remove(&key) {
             list.extend(later);
         }
         self.by_key.insert(key, list);
     }
 
-    /// Headers kept, over all keys.
+    /// Boxes announced by the headers kept, over all keys.
     pub(super) fn len(&self) -> usize {
         self.len
     }
@@ -107,7 +127,7 @@ impl EarlyHeaders {
         self.len == 0
     }
 
-    /// The most headers kept at once so far.
+    /// The most boxes kept at once so far.
     pub(super) fn peak(&self) -> usize {
         self.peak
     }

@@ -24,7 +24,7 @@ fn region_expect(region: &[CellBox], elem_size: usize) -> Expect {
 }
 
 fn header(sender: Rank, bounds: CellBox, bytes: usize) -> Header {
-    Header { sender, tag: 1, key: TransferKey(4, 1, 0), bounds, bytes, chunk: 1 << 20, inline: false }
+    Header { sender, tag: 1, key: TransferKey(4, 1, 0), bounds, bytes, chunk: 1 << 20, inline: false, group: None }
 }
 
 #[test]
@@ -90,7 +90,12 @@ fn the_staging_pool_reuses_the_best_fitting_buffer() {
 }
 
 fn early(key: TransferKey, sender: Rank) -> EarlyHeader {
-    EarlyHeader { header: Header { key, ..header(sender, CellBox::d1(0, 1), 4) }, inline: Vec::new(), elsewhere: false }
+    EarlyHeader {
+        header: Header { key, ..header(sender, CellBox::d1(0, 1), 4) },
+        inline: Vec::new(),
+        elsewhere: false,
+        boxes: Vec::new(),
+    }
 }
 
 #[test]
@@ -129,6 +134,29 @@ fn early_headers_are_found_by_key_in_arrival_order() {
     kept.take(b).unwrap();
     assert!(kept.is_empty());
     assert_eq!(kept.peak(), 1003, "the high-water mark stays");
+}
+
+#[test]
+fn an_early_group_of_boxes_counts_and_lists_each_box() {
+    let key = TransferKey(7, 0, 0);
+    let boxes: Vec<CellBox> = (0..5).map(|i| CellBox::d1(2 * i, 2 * i + 1)).collect();
+    let group = Some(header::Group { count: 5, elem_size: 4 });
+    let h = Header { sender: 1, tag: 0, key, bounds: CellBox::d1(0, 9), bytes: 20, chunk: 0, inline: true, group };
+    let mut kept = EarlyHeaders::default();
+    kept.push(early(key, 2));
+    kept.push(EarlyHeader { header: h, inline: vec![0; 20], elsewhere: false, boxes: boxes.clone() });
+    assert_eq!((kept.len(), kept.peak()), (6, 6), "a group counts each of its boxes");
+    let listed: Vec<CellBox> = kept.of(key).iter().flat_map(|u| u.announced_boxes().iter().copied()).collect();
+    assert_eq!(listed[0], CellBox::d1(0, 1));
+    assert_eq!(&listed[1..], &boxes[..]);
+    // Split into one inline header per box, each with its 4 bytes of the payloads.
+    let parts: Vec<_> = h.parts(&boxes).map(|(p, r)| (p.bounds, p.bytes, r)).collect();
+    assert_eq!(parts[2], (CellBox::d1(4, 5), 4, 8..12));
+    let mut list = kept.take(key).unwrap();
+    assert!(kept.is_empty());
+    list.remove(0);
+    kept.restore(key, list);
+    assert_eq!(kept.len(), 5);
 }
 
 #[test]

@@ -57,7 +57,8 @@ pub struct RankStats {
     /// far ahead of the others this rank's program is.
     pub divergence_windows: u64,
     /// Data that arrived from other ranks before this rank's await-push for it (a header, with the payload if it
-    /// is small) and waits for it now: how far the senders' programs are ahead of this one's, which the pacing of
+    /// is small; counted per box, so a header message carrying a group of small boxes counts each) and waits for it
+    /// now: how far the senders' programs are ahead of this one's, which the pacing of
     /// `DIVERGENCE_WINDOWS` bounds (on or off).
     pub early_headers: u64,
     /// The most of `early_headers` at once so far (with several devices, the sum of each device's most).
@@ -68,6 +69,9 @@ pub struct RankStats {
     pub staging_buffers: u64,
     /// Bytes of buffer data sent to other ranks.
     pub bytes_sent: u64,
+    /// MPI messages the transfer engine sent (headers, which carry small payloads and the box lists of a region's
+    /// small boxes, and payload messages): a push of a region of many tiny boxes takes a few, not one per box.
+    pub messages_sent: u64,
     /// Bytes of buffer data received from other ranks.
     pub bytes_received: u64,
     /// Boxes received from another device of this rank by a copy on the GPU (`CELER_PEER_COPIES`), not through
@@ -158,6 +162,7 @@ impl RankStats {
         self.early_headers_peak += other.early_headers_peak;
         self.staging_buffers += other.staging_buffers;
         self.bytes_sent += other.bytes_sent;
+        self.messages_sent += other.messages_sent;
         self.bytes_received += other.bytes_received;
         self.peer_copies += other.peer_copies;
         self.kernel_time += other.kernel_time;
@@ -186,7 +191,7 @@ impl RankStats {
              \x20 await-pushes pending (summed)                {:8.3} s {:5.1}%\n\
              \x20 {} tasks ({:.0}/s), {} commands ({:.0}/s), {} kernels in {} batches ({} interiors run early), {} \
              host tasks\n\
-             \x20 sent {} B, received {} B ({} boxes by GPU copies from this rank's devices); device memory {} B, allocations grew {} times, {} staging buffers\n\
+             \x20 sent {} B in {} messages, received {} B ({} boxes by GPU copies from this rank's devices); device memory {} B, allocations grew {} times, {} staging buffers\n\
              \x20 runtime thread CPU {:.3} s ({:.2} µs per task), {} loop steps ({:.1} per task)",
             self.busy.as_secs_f64(),
             pct(self.busy),
@@ -205,6 +210,7 @@ impl RankStats {
             self.early_interiors,
             self.host_tasks,
             self.bytes_sent,
+            self.messages_sent,
             self.bytes_received,
             self.peer_copies,
             self.device_bytes,

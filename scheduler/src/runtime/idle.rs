@@ -169,6 +169,7 @@ impl super::RankLoop<'_> {
         stats.divergence_windows = self.divergence.as_ref().map_or(0, |d| d.reductions.len() as u64);
         stats.early_headers = self.engine.unmatched_count() as u64;
         stats.early_headers_peak = self.engine.unmatched_peak() as u64;
+        stats.messages_sent = self.engine.messages_sent();
         stats.staging_buffers = self.gpu.staging_buffers_allocated();
         let (time, busy) = self.phase.open(now);
         *(if busy { &mut stats.busy } else { &mut stats.idle }) += time;

@@ -22,12 +22,10 @@ pub(super) struct Lent {
     receives: Vec<(Token, Staged)>,
 }
 
-/// One push's staging to one rank: the boxes of its region packed one after another, each sent from its offset with
-/// a token of `first..=last` (consecutive), back to the pool once `left` sends completed.
+/// One push's staging to one rank: the boxes of its region packed one after another, sent by one
+/// `send_lent_boxes` with `token`, back to the pool once that send completed.
 struct LentSend {
-    first: Token,
-    last: Token,
-    left: usize,
+    token: Token,
     staging: HostStaging,
 }
 
@@ -128,9 +126,9 @@ impl RankLoop<'_> {
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Push { buffer: transfer.buffer, downloads, key, peers })))
     }
 
-    /// Sends what a push downloaded, box by box, each from its offset in the download's staging memory (the
-    /// region's boxes packed one after another; lent to the engine until every send of it completed:
-    /// [`return_sent`](Self::return_sent)).
+    /// Sends what a push downloaded, one engine send per target rank from the download's staging memory (the
+    /// region's boxes packed one after another; lent to the engine until the send completed:
+    /// [`return_sent`](Self::return_sent)); the engine groups small boxes, many to a message.
     pub(super) fn send_pushed(
         &mut self,
         buffer: BufferId,
@@ -140,32 +138,26 @@ impl RankLoop<'_> {
         let elem_size = self.buffers[&buffer].elem_size;
         for (d, target, region) in downloads {
             let staging = self.gpu.take_download(d.id()?)?;
-            let base = staging.as_ptr();
-            let first = Token(self.next_token + 1);
-            let mut lent = LentSend { first, last: first, left: 0, staging };
-            let mut sent = Ok(());
-            let mut at = 0;
-            for b in region.boxes() {
-                let token = self.token();
-                (lent.last, lent.left) = (token, lent.left + 1);
-                let bytes = b.area() * elem_size;
-                self.stats.bytes_sent += bytes as u64;
-                if let Some(trace) = &mut self.trace {
-                    let what = format!("push {buffer} {b} to rank {}", target.0);
-                    trace.instant(crate::trace::Row::Send, what, std::time::Instant::now());
-                }
-                // SAFETY: the staging holds the region's boxes packed one after another (the download of
-                // `region.boxes()`, `celer_exec::gpu::packed_offsets`), so `base + at` starts `b`'s `bytes` cells,
-                // inside the buffer; it stays in `self.lent`, untouched, until `return_sent` has seen the completion
-                // of every token of it (`first..=last`), or forever if the loop ends first (`Lent`'s drop).
-                sent = unsafe { self.engine.send_lent(key, target.0 as i32, box3(b), elem_size, base.add(at), token) };
-                at += bytes;
-                if sent.is_err() {
-                    break;
-                }
+            let token = self.token();
+            self.stats.bytes_sent += (region.area() * elem_size) as u64;
+            if let Some(trace) = &mut self.trace {
+                let what = match region.boxes() {
+                    [b] => format!("push {buffer} {b} to rank {}", target.0),
+                    boxes => {
+                        format!("push {buffer} {} ({} boxes) to rank {}", region.bounding_box(), boxes.len(), target.0)
+                    }
+                };
+                trace.instant(crate::trace::Row::Send, what, std::time::Instant::now());
             }
+            let boxes: SmallVec<[Box3; 4]> = region.boxes().iter().map(box3).collect();
+            // SAFETY: the staging holds the region's boxes packed one after another in the order of `region.boxes()`
+            // (the download of them, `celer_exec::gpu::packed_offsets`); it stays in `self.lent`, untouched, until
+            // `return_sent` has seen the completion of `token`, or forever if the loop ends first (`Lent`'s drop).
+            let sent = unsafe {
+                self.engine.send_lent_boxes(key, target.0 as i32, &boxes, elem_size, staging.as_ptr(), token)
+            };
             // Lent even after a failed send: messages started before it may still read the memory.
-            self.lent.sends.push(lent);
+            self.lent.sends.push(LentSend { token, staging });
             sent?;
         }
         Ok(())
@@ -177,13 +169,9 @@ impl RankLoop<'_> {
             return;
         }
         for c in self.completions.iter().filter(|c| c.kind == CompletionKind::Sent) {
-            let mine = |s: &LentSend| (s.first.0..=s.last.0).contains(&c.token.0);
-            if let Some(i) = self.lent.sends.iter().position(mine) {
-                self.lent.sends[i].left -= 1;
-                if self.lent.sends[i].left == 0 {
-                    let send = self.lent.sends.swap_remove(i);
-                    self.gpu.give_staging(send.staging);
-                }
+            if let Some(i) = self.lent.sends.iter().position(|s| s.token == c.token) {
+                let send = self.lent.sends.swap_remove(i);
+                self.gpu.give_staging(send.staging);
             }
         }
     }
