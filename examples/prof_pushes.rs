@@ -1,11 +1,15 @@
-//! Pushes of a region of many tiny boxes: a host task on rank 0 writes every other cell of a `[2n]` `u32` buffer
-//! through a custom mapper (`n` one-cell boxes), then every rank fences the buffer, so rank 0 pushes the `n` boxes
-//! to every other rank. Checks the fenced data and prints, per rank, the time of the host task (submit to `wait`),
-//! of the fence, of the whole program, the transfer messages the rank sent, and its runtime thread's CPU time and
-//! loop busy and idle time up to the fence.
+//! Pushes of a region of many small boxes: a host task on rank 0 writes every other run of `c` cells of a `[2nc]`
+//! `u32` buffer through a custom mapper (`n` boxes of `c` cells), then every rank fences the buffer, so rank 0
+//! pushes the `n` boxes to every other rank. Checks the fenced data and prints, per rank, the time of the host task
+//! (submit to `wait`), of the fence, of the whole program, the transfer messages the rank sent and received, and
+//! its runtime thread's CPU time and loop busy and idle time up to the fence, and its loop steps and parks during
+//! the fence.
+//!
+//! One-cell boxes go many to a message (groups); boxes of 512 cells (2 KiB) each take a header message of their
+//! own, so the receiver takes in `n` messages.
 //!
 //! ```text
-//! mpirun -n 2 target/debug/examples/prof_pushes [BOXES]      (default 100 000)
+//! mpirun -n 2 target/debug/examples/prof_pushes [BOXES [CELLS]]      (default 100 000 boxes of 1 cell)
 //! ```
 use celer::{access, task, GridBox, Queue, Region};
 
@@ -13,10 +17,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     celer::logging::init();
     let start = std::time::Instant::now();
     let n: usize = std::env::args().nth(1).map(|v| v.parse()).transpose()?.unwrap_or(100_000);
+    let c: usize = std::env::args().nth(2).map(|v| v.parse()).transpose()?.unwrap_or(1);
+    if c == 0 {
+        return Err("CELLS must be at least 1".into());
+    }
     let q = Queue::new()?;
-    let buf = q.buffer_from(&vec![u32::MAX; 2 * n], [2 * n]).named("comb");
-    let comb = access::custom("comb", |_: &GridBox<0>, extent: &GridBox<1>| {
-        Region::from_boxes((0..extent.max()[0]).step_by(2).map(|i| GridBox::d1(i, i + 1)))
+    let buf = q.buffer_from(&vec![u32::MAX; 2 * n * c], [2 * n * c]).named("comb");
+    let comb = access::custom("comb", move |_: &GridBox<0>, extent: &GridBox<1>| {
+        Region::from_boxes((0..extent.max()[0]).step_by(2 * c).map(|i| GridBox::d1(i, i + c)))
     });
     let t = std::time::Instant::now();
     q.submit(task::host_once().discard_write(&buf, comb).name("comb").run(|ctx| {
@@ -27,24 +35,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }))?;
     q.wait();
     let task = t.elapsed();
+    let before = q.stats().ok_or("a dry run has no stats")?;
     let t = std::time::Instant::now();
     let got: Vec<u32> = q.fence(&buf)?.wait()?;
     let fence = t.elapsed();
-    if let Some(i) = (0..2 * n).find(|&i| got[i] != if i % 2 == 0 { i as u32 } else { u32::MAX }) {
+    if let Some(i) = (0..2 * n * c).find(|&i| got[i] != if (i / c) % 2 == 0 { i as u32 } else { u32::MAX }) {
         return Err(format!("cell {i} holds {}", got[i]).into());
     }
     let stats = q.stats().ok_or("a dry run has no stats")?;
     println!(
-        "rank {}: {n} boxes: task {:.2} s, fence {:.2} s, {} transfer messages sent ({} bytes); runtime thread CPU \
-         {:.2} s, loop busy {:.2} s, idle {:.2} s",
+        "rank {}: {n} boxes of {c} cells: task {:.2} s, fence {:.2} s, transfer messages sent {} ({} bytes), \
+         received {}; runtime thread CPU {:.2} s, loop busy {:.2} s, idle {:.2} s; during the fence {} loop steps, \
+         {} parks",
         stats.rank,
         task.as_secs_f64(),
         fence.as_secs_f64(),
         stats.messages_sent,
         stats.bytes_sent,
+        stats.messages_received,
         stats.runtime_cpu.as_secs_f64(),
         stats.busy.as_secs_f64(),
         stats.idle.as_secs_f64(),
+        stats.loop_steps - before.loop_steps,
+        stats.parks - before.parks,
     );
     drop(buf);
     drop(q);

@@ -337,6 +337,9 @@ pub struct TransferEngine<'c> {
     runs: Vec<crate::gpu::CopyRun>,
     /// Messages started so far: headers (with their inline payloads or box lists) and payload messages.
     messages_sent: u64,
+    /// Messages taken in so far: header messages (with their inline payloads or groups of boxes) and payload
+    /// messages (chunks) received.
+    messages_received: u64,
     /// Payload messages started so far (for tests).
     payload_messages_sent: u64,
     /// Header messages announcing a group of boxes started so far (for tests).
@@ -407,6 +410,7 @@ impl<'c> TransferEngine<'c> {
             posted_payload: false,
             runs: Vec::new(),
             messages_sent: 0,
+            messages_received: 0,
             payload_messages_sent: 0,
             group_messages_sent: 0,
             payloads_received_in_place: 0,
@@ -748,6 +752,15 @@ impl<'c> TransferEngine<'c> {
     /// inline payload, or the box list and payloads of a group of small boxes) and payload messages.
     pub fn messages_sent(&self) -> u64 {
         self.messages_sent
+    }
+
+    /// How many MPI messages this engine has taken in so far: header messages (with their inline payloads, or a
+    /// group of small boxes) and payload messages, erroneous ones included. It grows while data arrives even when no
+    /// transfer completes (the inline headers of a region of many boxes), so a caller polling in a loop can tell a
+    /// stream of arriving messages from waiting ([`poll`](Self::poll) takes in at most [`HEADER_SLOTS`] headers per
+    /// pass).
+    pub fn messages_received(&self) -> u64 {
+        self.messages_received
     }
 
     /// Expects registered and not yet complete, as (key, token).

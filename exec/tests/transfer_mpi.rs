@@ -1166,6 +1166,8 @@ fn header_message_cases(engine: &mut TransferEngine<'_>, comm: &mpi::Communicato
     let (key, bounds) = (TransferKey(ERRORS, me as u64, 10), CellBox::d1(0, 4));
     // SAFETY: `dst` holds `layout`, outlives the engine's use of it and is read only after the expect's completion.
     unsafe { engine.expect(key, &[bounds], &layout, dst.as_mut_ptr(), error_token(5)) }.map_err(|e| e.to_string())?;
+    // Only this rank sends to it in this step (every transfer of the earlier steps has completed).
+    let received = engine.messages_received();
 
     // a. 16 bytes declared, 12 carried: the length check, not a 16-byte copy out of a 12-byte message.
     send_to_self(comm, me, &handmade_header(me, key, bounds, 16, &src[..12]))?;
@@ -1205,6 +1207,11 @@ fn header_message_cases(engine: &mut TransferEngine<'_>, comm: &mpi::Communicato
     })?;
     if dst[..16] != src[..16] || dst[16..].iter().any(|&b| b != 0) {
         return Err("after rejected header messages, the destination holds the wrong bytes".into());
+    }
+    // Three rejected header messages and the real one (its 16 bytes inline): each taken in counts.
+    let taken_in = engine.messages_received() - received;
+    if taken_in != 4 {
+        return Err(format!("the engine counted {taken_in} messages taken in, not 4 (3 rejected, 1 accepted)"));
     }
     Ok(3)
 }

@@ -84,6 +84,9 @@ impl<'c> TransferEngine<'c> {
 
     /// Handles one completed request.
     pub(super) fn handle(&mut self, op: Op, c: &Completed) -> Result<(), TransferError> {
+        if !matches!(op, Op::Send { .. }) {
+            self.messages_received += 1;
+        }
         match op {
             Op::Header { slot } => {
                 let mut message = std::mem::take(&mut self.header_msg);

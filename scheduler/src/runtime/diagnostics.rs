@@ -72,6 +72,9 @@ pub struct RankStats {
     /// MPI messages the transfer engine sent (headers, which carry small payloads and the box lists of a region's
     /// small boxes, and payload messages): a push of a region of many tiny boxes takes a few, not one per box.
     pub messages_sent: u64,
+    /// MPI messages the transfer engine took in (headers, with their inline payloads or groups of boxes, and
+    /// payload messages), including those that arrived before their await-push.
+    pub messages_received: u64,
     /// Bytes of buffer data received from other ranks.
     pub bytes_received: u64,
     /// Boxes received from another device of this rank by a copy on the GPU (`CELER_PEER_COPIES`), not through
@@ -89,6 +92,10 @@ pub struct RankStats {
     /// Steps of this loop so far (each polls completions, retires, starts and submits; most find nothing to do
     /// while the loop waits).
     pub loop_steps: u64,
+    /// Times the runtime thread parked (its idle strategy's last stage, after spinning and yielding without
+    /// progress; each park lasts at most 1 ms or until the application thread or a host task wakes it). Counted on
+    /// the loop of the rank's first device: the loops of one rank's devices share the thread.
+    pub parks: u64,
     /// CPU time the runtime thread has used so far (`CLOCK_THREAD_CPUTIME_ID`; the loops of one rank's devices share
     /// the thread): with `tasks`, the runtime's CPU cost per task, which other processes on the machine do not
     /// inflate the way they do wall time.
@@ -163,6 +170,7 @@ impl RankStats {
         self.staging_buffers += other.staging_buffers;
         self.bytes_sent += other.bytes_sent;
         self.messages_sent += other.messages_sent;
+        self.messages_received += other.messages_received;
         self.bytes_received += other.bytes_received;
         self.peer_copies += other.peer_copies;
         self.kernel_time += other.kernel_time;
@@ -170,6 +178,7 @@ impl RankStats {
         self.busy += other.busy;
         self.idle += other.idle;
         self.loop_steps += other.loop_steps;
+        self.parks += other.parks;
         self.runtime_cpu = self.runtime_cpu.max(other.runtime_cpu);
     }
 
@@ -191,8 +200,8 @@ impl RankStats {
              \x20 await-pushes pending (summed)                {:8.3} s {:5.1}%\n\
              \x20 {} tasks ({:.0}/s), {} commands ({:.0}/s), {} kernels in {} batches ({} interiors run early), {} \
              host tasks\n\
-             \x20 sent {} B in {} messages, received {} B ({} boxes by GPU copies from this rank's devices); device memory {} B, allocations grew {} times, {} staging buffers\n\
-             \x20 runtime thread CPU {:.3} s ({:.2} µs per task), {} loop steps ({:.1} per task)",
+             \x20 sent {} B in {} messages, received {} B in {} messages ({} boxes by GPU copies from this rank's devices); device memory {} B, allocations grew {} times, {} staging buffers\n\
+             \x20 runtime thread CPU {:.3} s ({:.2} µs per task), {} loop steps ({:.1} per task), parked {} times",
             self.busy.as_secs_f64(),
             pct(self.busy),
             self.idle.as_secs_f64(),
@@ -212,6 +221,7 @@ impl RankStats {
             self.bytes_sent,
             self.messages_sent,
             self.bytes_received,
+            self.messages_received,
             self.peer_copies,
             self.device_bytes,
             self.growths,
@@ -219,7 +229,8 @@ impl RankStats {
             self.runtime_cpu.as_secs_f64(),
             1e6 * self.runtime_cpu.as_secs_f64() / self.tasks.max(1) as f64,
             self.loop_steps,
-            self.loop_steps as f64 / self.tasks.max(1) as f64
+            self.loop_steps as f64 / self.tasks.max(1) as f64,
+            self.parks
         )
     }
 }
@@ -540,12 +551,21 @@ mod tests {
 
     #[test]
     fn absorbing_a_device_s_statistics_sums_its_steps_and_keeps_the_shared_thread_s_cpu_time() {
-        let mut a = RankStats { loop_steps: 10, runtime_cpu: Duration::from_millis(7), ..RankStats::default() };
+        let mut a = RankStats {
+            loop_steps: 10,
+            runtime_cpu: Duration::from_millis(7),
+            parks: 3,
+            messages_received: 40,
+            ..RankStats::default()
+        };
         let b = RankStats { loop_steps: 5, runtime_cpu: Duration::from_millis(9), ..RankStats::default() };
         a.absorb(&b);
         assert_eq!(a.loop_steps, 15);
         assert_eq!(a.runtime_cpu, Duration::from_millis(9));
-        assert!(a.summary().contains("15 loop steps"), "{}", a.summary());
+        assert_eq!((a.parks, a.messages_received), (3, 40));
+        let summary = a.summary();
+        assert!(summary.contains("15 loop steps"), "{summary}");
+        assert!(summary.contains("received 0 B in 40 messages") && summary.contains("parked 3 times"), "{summary}");
     }
 
     #[test]

@@ -88,22 +88,43 @@ impl IdleClock {
     /// Waits a little after an iteration at `now` that made no progress: spins while work that completes on its
     /// own is in flight (`completes_soon`: GPU batches, data moving over MPI) and for the first [`SPIN`] after the
     /// last progress, then yields until [`YIELD`], then parks for up to [`PARK`], so a rank waiting for a slow
-    /// peer does not burn a core.
+    /// peer does not burn a core. Returns whether it parked.
     #[inline]
-    pub(super) fn wait(&mut self, now: Instant, completes_soon: bool) {
+    pub(super) fn wait(&mut self, now: Instant, completes_soon: bool) -> bool {
+        match self.backoff(now, completes_soon) {
+            Backoff::Spin => std::hint::spin_loop(),
+            Backoff::Yield => std::thread::yield_now(),
+            Backoff::Park => {
+                std::thread::park_timeout(PARK);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// How [`wait`](Self::wait) waits at `now`.
+    #[inline]
+    fn backoff(&mut self, now: Instant, completes_soon: bool) -> Backoff {
         if completes_soon {
-            std::hint::spin_loop();
-            return;
+            return Backoff::Spin;
         }
         let marks = self.marks();
         if now < marks.spin_until {
-            std::hint::spin_loop();
+            Backoff::Spin
         } else if now < marks.yield_until {
-            std::thread::yield_now();
+            Backoff::Yield
         } else {
-            std::thread::park_timeout(PARK);
+            Backoff::Park
         }
     }
+}
+
+/// The stages of the idle strategy ([`IdleClock::wait`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backoff {
+    Spin,
+    Yield,
+    Park,
 }
 
 /// A loop's time split into busy and idle: consecutive iterations of one kind form a phase, whose time is counted
@@ -170,6 +191,7 @@ impl super::RankLoop<'_> {
         stats.early_headers = self.engine.unmatched_count() as u64;
         stats.early_headers_peak = self.engine.unmatched_peak() as u64;
         stats.messages_sent = self.engine.messages_sent();
+        stats.messages_received = self.engine.messages_received();
         stats.staging_buffers = self.gpu.staging_buffers_allocated();
         let (time, busy) = self.phase.open(now);
         *(if busy { &mut stats.busy } else { &mut stats.idle }) += time;
@@ -195,6 +217,23 @@ mod tests {
         assert!(clock.stalled(t0 + ms(251)));
         let mut never = IdleClock::new(t0, None);
         assert!(!never.stalled(t0 + Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn an_idle_loop_spins_then_yields_then_parks_and_progress_starts_over_with_spinning() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut clock = IdleClock::new(t0, None);
+        assert_eq!(clock.backoff(t0 + ms(5), false), Backoff::Spin);
+        assert_eq!(clock.backoff(t0 + SPIN, false), Backoff::Yield);
+        assert_eq!(clock.backoff(t0 + YIELD - ms(1), false), Backoff::Yield);
+        assert_eq!(clock.backoff(t0 + YIELD, false), Backoff::Park);
+        assert_eq!(clock.backoff(t0 + ms(5000), false), Backoff::Park, "a rank waiting for a slow peer parks");
+        assert_eq!(clock.backoff(t0 + ms(5000), true), Backoff::Spin, "work that completes on its own: spin");
+        // Progress (a command completed, or messages arrived) restarts the strategy from spinning.
+        clock.progress(t0 + ms(5000));
+        assert_eq!(clock.backoff(t0 + ms(5001), false), Backoff::Spin);
+        assert_eq!(clock.backoff(t0 + ms(5000) + YIELD, false), Backoff::Park);
     }
 
     #[test]

@@ -745,7 +745,9 @@ pub(super) fn run(
             if done && joined.is_empty() && vote.as_ref().is_none_or(|v| v.all_done) {
                 break;
             }
-            idle.wait(now, loops.iter().any(|l| l.completes_soon()));
+            if idle.wait(now, loops.iter().any(|l| l.completes_soon())) {
+                loops[0].stats.parks += 1;
+            }
         }
     }
     progress.beat.0.store(Watch::DONE, Ordering::Relaxed);
