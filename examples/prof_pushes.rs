@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = std::time::Instant::now();
     let got: Vec<u32> = q.fence(&buf)?.wait()?;
     let fence = t.elapsed();
-    if let Some(i) = (0..2 * n * c).find(|&i| got[i] != if (i / c) % 2 == 0 { i as u32 } else { u32::MAX }) {
+    if let Some(i) = (0..2 * n * c).find(|&i| got[i] != if (i / c).is_multiple_of(2) { i as u32 } else { u32::MAX }) {
         return Err(format!("cell {i} holds {}", got[i]).into());
     }
     let stats = q.stats().ok_or("a dry run has no stats")?;
