@@ -964,3 +964,33 @@ fn an_index_space_outside_a_buffer_the_kernel_reads_on_every_item_is_refused_thr
     q.submit(over(8, 0)).expect("every item reads a cell of the buffer");
     q.submit(over(3, 5)).expect("items 5 to 7 read cells of the buffer");
 }
+
+#[test]
+fn a_reduction_whose_kernel_stores_one_cell_on_every_item_with_a_plain_store_is_refused_over_more_than_one_item() {
+    let q = Queue::dry_run();
+    let racy = Kernel::wgsl(&own_kernels::RACY_SUM, "main").unwrap();
+    let ones = q.buffer_from(&[1.0f32; 4096], [4096]).named("ones");
+    let sum = q.buffer::<f32, 1>([1]).named("sum");
+    let task = |n: usize, name: &str| {
+        task::parallel_for(&racy, [n]).read(&ones, access::one_to_one()).reduce(&sum, ReductionOp::Sum).name(name)
+    };
+    // One item cannot race: accepted, and its shape cached; the same shape over 4096 items is still refused (a
+    // lavapipe run of it gave 512 on 1 and 2 ranks, 513 on 3, where the sum is 4096, and exited 0).
+    q.submit(task(1, "alone")).expect("one item stores alone");
+    let e = q.submit(task(4096, "racy")).expect_err("the items race on out[0]");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelReductionRace { number: 1, .. }), "{e}");
+    assert_has(
+        &message(Err(e), "racy"),
+        &[
+            "kernel racy_sum::main stores to `out` (@binding(1)) at one fixed cell on every item of its index space \
+             with a plain store",
+            "but the task reduces buffer B1 \"sum\" there over the 4096 items of [0] - [4096]",
+            "combine with an atomic (`atomicAdd(&out[0], v)`",
+            "celer_reduce_sum_f32",
+        ],
+    );
+    // The fold of fold_f32 (one invocation per chunk) and atomics (reduce_i32) are no race.
+    let fold = Kernel::wgsl(&own_kernels::FOLD_F32, "fold_sum").unwrap();
+    q.submit(task::parallel_for(&fold, [4096]).read(&ones, access::one_to_one()).reduce(&sum, ReductionOp::Sum))
+        .expect("one invocation folds each chunk");
+}

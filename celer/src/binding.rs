@@ -586,6 +586,39 @@ pub(crate) fn check_item_stores(
     Ok(())
 }
 
+/// The reductions of kernel task `spec` (in binding order, after its accessors) against the bindings entry point
+/// `ep` of `source` stores to at one fixed cell with a plain store on every item
+/// (`EntryPointDesc::stores_one_cell_every_item`): over more than one item, the items of such a reduction race,
+/// each overwriting what the others stored (`out[0] += v` without an atomic), and the result keeps a few items'
+/// values. Run for every kernel task whose entry point has such a binding (a task of a cached shape too, whose
+/// index space may be another's).
+pub(crate) fn check_reduction_races(
+    source: &KernelSource,
+    ep: &EntryPointDesc,
+    spec: &TaskSpec,
+    buffer: impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    if spec.range.area() <= 1 {
+        return Ok(());
+    }
+    let accessors = spec.accesses.len();
+    for (j, reduction) in spec.reductions.iter().enumerate() {
+        let b = (accessors + j) as u32;
+        if !ep.stores_one_cell_every_item.contains(&b) {
+            continue;
+        }
+        let desc = source.bindings().iter().find(|d| d.binding == b);
+        return Err(Box::new(TaskErrorKind::KernelReductionRace {
+            kernel: format!("{}::{}", source.name(), ep.name),
+            binding: desc.map_or_else(|| format!("binding {b}"), |d| d.name.to_string()),
+            number: b,
+            buffer: buffer(reduction.buffer),
+            range: spec.range,
+        }));
+    }
+    Ok(())
+}
+
 /// Where every accessor and reduction was named: checks the names and reorders the task's bindings by the kernel's
 /// binding numbers (accessors, then reductions, as the runtime binds them).
 fn bind_by_name(

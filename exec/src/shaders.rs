@@ -196,6 +196,11 @@ pub struct EntryPointDesc {
     /// ascending: `celer`'s `submit` refuses a task whose index space reaches outside the buffer bound there, whose
     /// items would read cells the buffer does not have. A binding the build could not show so is left out.
     pub loads_every_item: &'static [u32],
+    /// The bindings it stores to at one fixed cell (`out[0] = …`, `out[0] += v`) with a plain store on every item
+    /// of its index space, behind no condition but the chunk guard, ascending: `celer`'s `submit` refuses a task
+    /// that reduces into such a binding over more than one item, whose items would race (each overwriting what the
+    /// others stored). A binding the build could not show so is left out.
+    pub stores_one_cell_every_item: &'static [u32],
     /// It works on the raw `global_invocation_id` (it neither calls `celer_item_Nd` nor reads the chunk's offset),
     /// which starts at 0 on every chunk, and its file does not say so on purpose (`// celer-kernel-build: raw ids:
     /// NAME`): `celer`'s `submit` refuses it, since it would work on the first chunk's cells whatever chunk it ran.

@@ -310,6 +310,21 @@ pub enum TaskErrorKind {
         /// The operation the kernel's atomics make (`Sum`).
         kernel_op: &'static str,
     },
+    /// A reduction into a binding that the kernel stores to at one fixed cell (`out[0] += v`) with a plain store on
+    /// every item, over more than one item: the items race, each overwriting what the others stored.
+    #[error(fmt = kernel::kernel_reduction_race)]
+    KernelReductionRace {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The task's index space.
+        range: GridBox,
+    },
     /// A reduction binding that receives the result of a prelude block reduction of another type.
     #[error(fmt = kernel::kernel_reduction_type)]
     KernelReductionType {

@@ -445,7 +445,7 @@ type Call<'a> = (Handle<Function>, &'a [Handle<Expression>]);
 /// refuses a task whose index space reaches outside the buffer bound at a listed binding: the items there would
 /// store to cells the buffer does not have.
 pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
-    every_item(module, entry_point, params_binding, false)
+    every_item(module, entry_point, params_binding, Access::StoreAtItem)
 }
 
 /// The `@group(0)` bindings entry point `entry_point` loads from at its own item on every item of its index space,
@@ -455,16 +455,39 @@ pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_bindi
 /// index space reaches outside the buffer bound at a listed binding: the items there would read cells the buffer
 /// does not have.
 pub fn loads_every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
-    every_item(module, entry_point, params_binding, true)
+    every_item(module, entry_point, params_binding, Access::LoadAtItem)
 }
 
-/// [`stores_every_item`] (`loads` false) and [`loads_every_item`] (`loads` true).
-fn every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>, loads: bool) -> Vec<u32> {
+/// The `@group(0)` bindings entry point `entry_point` stores to at one fixed cell on every item of its index space,
+/// ascending: a plain `Store` (not an atomic) to `<binding>[k]` with `k` a constant (`out[0] = …`, `out[0] += v`,
+/// a member of that element too), where every item reaches the store, as [`stores_every_item`] finds stores (the
+/// chunk guard looked through, nothing else). Conservative alike: a store behind any other condition (`if (lid ==
+/// 0u)`, `if (gid.x != 0u) { return; }`), in a loop, or at a cell computed otherwise is left out. The items of one
+/// task run in no defined order, so every item storing into one cell is a race: `celer`'s `submit` refuses a task
+/// that reduces into a listed binding over more than one item (each item would overwrite what the others stored,
+/// as a CUDA port's `out[0] += v` does where WGSL has no float atomics).
+pub fn stores_one_cell_every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
+    every_item(module, entry_point, params_binding, Access::StoreOneCell)
+}
+
+/// What [`every_item`] looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Stores (and atomics) at the item's own cell: [`stores_every_item`].
+    StoreAtItem,
+    /// Loads of the item's own cell: [`loads_every_item`].
+    LoadAtItem,
+    /// Plain stores at one constant cell: [`stores_one_cell_every_item`].
+    StoreOneCell,
+}
+
+/// [`stores_every_item`], [`loads_every_item`] and [`stores_one_cell_every_item`], as `access` says.
+fn every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>, access: Access) -> Vec<u32> {
     let func = &module.entry_points[entry_point].function;
     let gid = |k: u32| {
         matches!(func.arguments[k as usize].binding, Some(naga::Binding::BuiltIn(naga::BuiltIn::GlobalInvocationId)))
     };
-    every_item_in(module, func, &gid, params_binding, loads, 0).into_iter().collect()
+    every_item_in(module, func, &gid, params_binding, access, 0).into_iter().collect()
 }
 
 /// How deep [`every_item_in`] follows the kernel's own functions that take the invocation id.
@@ -478,7 +501,7 @@ fn every_item_in(
     func: &Function,
     gid: &dyn Fn(u32) -> bool,
     params_binding: Option<u32>,
-    loads: bool,
+    access: Access,
     depth: u32,
 ) -> std::collections::BTreeSet<u32> {
     use std::collections::{BTreeSet, HashMap};
@@ -525,6 +548,33 @@ fn every_item_in(
         let a = call(index, &["celer_index"])?;
         (a.len() == 2 && crate::params_box(module, func, a[0], params_binding) == Some(binding.binding))
             .then_some((binding.binding, a[1]))
+    };
+    // The binding of a pointer to one fixed cell of it, `<binding>[k]` with `k` a constant (a member of that
+    // element too): naga gives a constant index as an AccessIndex, or as an Access by a literal or a constant.
+    let one_cell = |mut pointer: Handle<Expression>| -> Option<u32> {
+        let mut indexed = false;
+        loop {
+            match exprs[pointer] {
+                Expression::AccessIndex { base, .. } => (pointer, indexed) = (base, true),
+                Expression::Access { base, index }
+                    if matches!(
+                        exprs[index],
+                        Expression::Literal(_) | Expression::Constant(_) | Expression::ZeroValue(_)
+                    ) =>
+                {
+                    (pointer, indexed) = (base, true);
+                }
+                Expression::GlobalVariable(g) => {
+                    let var = &module.global_variables[g];
+                    let b = var
+                        .binding
+                        .as_ref()
+                        .filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))?;
+                    return indexed.then_some(b.binding);
+                }
+                _ => return None,
+            }
+        }
     };
     let returns = |block: &naga::Block| {
         let mut found = false;
@@ -579,11 +629,16 @@ fn every_item_in(
     for &item in &items {
         let at = |s: &Statement| -> Vec<u32> {
             match s {
-                Statement::Store { pointer, .. } | Statement::Atomic { pointer, .. } if !loads => {
+                Statement::Store { pointer, .. } | Statement::Atomic { pointer, .. }
+                    if access == Access::StoreAtItem =>
+                {
                     item_cell(*pointer).filter(|&(_, i)| i == item).map(|(b, _)| b).into_iter().collect()
                 }
+                Statement::Store { pointer, .. } if access == Access::StoreOneCell => {
+                    one_cell(*pointer).into_iter().collect()
+                }
                 // An Emit at this level evaluates its expressions on every item that reaches it.
-                Statement::Emit(range) if loads => range
+                Statement::Emit(range) if access == Access::LoadAtItem => range
                     .clone()
                     .filter_map(|e| match exprs[e] {
                         Expression::Load { pointer } => item_cell(pointer).filter(|&(_, i)| i == item),
@@ -607,7 +662,7 @@ fn every_item_in(
                 return Vec::new();
             }
             let takes = |k: u32| passed.contains(&k);
-            every_item_in(module, callee, &takes, params_binding, loads, depth + 1).into_iter().collect()
+            every_item_in(module, callee, &takes, params_binding, access, depth + 1).into_iter().collect()
         };
         // Behind the chunk guard of any of the items, or of none.
         for item in items.iter().copied().map(Some).chain([None]) {

@@ -65,7 +65,7 @@ use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement}
 mod analysis;
 pub use analysis::{
     atomic_ops, block_reductions, item_indexed, loads_every_item, reads_old_contents, spirv_needs_float64,
-    stores_every_item, uses_f64_prelude, workgroup_dependent,
+    stores_every_item, stores_one_cell_every_item, uses_f64_prelude, workgroup_dependent,
 };
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
@@ -481,6 +481,10 @@ pub struct EntryPoint {
     /// [`stores_every_item`](Self::stores_every_item) finds stores ([`loads_every_item`]), ascending: `submit`
     /// refuses an index space that reaches outside the buffer bound there. A binding it cannot show so is left out.
     pub loads_every_item: Vec<u32>,
+    /// The bindings it stores to at one fixed cell (`out[0] = …`, `out[0] += v`) with a plain store on every item
+    /// of its index space, behind no condition but the chunk guard ([`stores_one_cell_every_item`]), ascending:
+    /// `submit` refuses a reduction into such a binding over more than one item, whose items would race.
+    pub stores_one_cell_every_item: Vec<u32>,
     /// It works on the raw `global_invocation_id` ([`without_chunk_offset`]) and its file does not say so on
     /// purpose (`// celer-kernel-build: raw ids: NAME`, [`raw_ids_allowed`]): `submit` refuses it. Set by
     /// [`compile_dir`]; `false` as [`reflect_with_params`] gives it.
@@ -822,6 +826,7 @@ pub fn reflect_with_params(
             item_indexed: item_indexed(module, i, params_binding),
             stores_every_item: stores_every_item(module, i, params_binding),
             loads_every_item: loads_every_item(module, i, params_binding),
+            stores_one_cell_every_item: stores_one_cell_every_item(module, i, params_binding),
             raw_ids: false,
         });
     }
@@ -875,7 +880,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
              writes: &{:?}, reads_old: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, \
              workgroup_memory_bytes: {}, item_indexed: &{:?}, stores_every_item: &{:?}, loads_every_item: &{:?}, \
-             raw_ids: {} }}, ",
+             stores_one_cell_every_item: &{:?}, raw_ids: {} }}, ",
             ep.name,
             ep.dims,
             ep.block_reduction,
@@ -888,6 +893,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             ep.item_indexed,
             ep.stores_every_item,
             ep.loads_every_item,
+            ep.stores_one_cell_every_item,
             ep.raw_ids
         );
     }

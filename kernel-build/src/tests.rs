@@ -922,3 +922,62 @@ fn reflection_lists_the_bindings_loaded_at_the_item_on_every_item_also_through_f
     let (one, zero) = (vec![1u32], vec![0u32]);
     assert_eq!(got, [(zero.clone(), one.clone()), (zero, one), (vec![], vec![]), (vec![], vec![])]);
 }
+
+#[test]
+fn reflection_lists_the_bindings_every_item_stores_to_at_one_fixed_cell_with_a_plain_store() {
+    let found = |body: &str| {
+        let r = reflection(&format!("{HEADER}\n{body}")).expect("reflects");
+        r.entry_points.iter().map(|e| (e.name.clone(), e.stores_one_cell_every_item.clone())).collect::<Vec<_>>()
+    };
+    let every = |name: &str| (name.to_string(), vec![1u32]);
+    let none = |name: &str| (name.to_string(), Vec::<u32>::new());
+    // A CUDA port's float sum (every item adds into cell 0), a plain store there unguarded, and one through a
+    // function every item calls with the invocation id: races.
+    let racing = found(
+        "fn add(g: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, g);
+            if (!celer_contains(pc.chunk, item)) { return; }
+            dst[0] = dst[0] + src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(64) fn sum(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) { return; }
+            dst[0] += src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(64) fn last(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (celer_contains(pc.chunk, item)) { dst[0] = src[celer_index(pc.src, item)]; }
+        }
+        @compute @workgroup_size(64) fn helper(@builtin(global_invocation_id) gid: vec3<u32>) { add(gid); }",
+    );
+    assert_eq!(racing, vec![every("sum"), every("last"), every("helper")]);
+    // One invocation folding the chunk (another early return), the store behind a workgroup-leader condition (a
+    // block reduction's), in a loop, at the item's own cell, or at a cell computed from the item: not listed.
+    let single = found(
+        "@compute @workgroup_size(64) fn fold(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (gid.x != 0u) { return; }
+            var acc = dst[0];
+            for (var i = 0u; i < pc.chunk.range0; i++) { acc += src[i]; }
+            dst[0] = acc;
+        }
+        @compute @workgroup_size(64) fn leader(@builtin(global_invocation_id) gid: vec3<u32>,
+                                               @builtin(local_invocation_index) lid: u32) {
+            let item = celer_item_1d(pc.chunk, gid);
+            let s = celer_reduce_sum_f32(1.0, celer_contains(pc.chunk, item), lid);
+            if (lid == 0u) { dst[0] = s; }
+        }
+        @compute @workgroup_size(64) fn looped(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) { return; }
+            for (var i = 0u; i < 2u; i++) { dst[0] += 1.0; }
+        }
+        @compute @workgroup_size(64) fn own(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) { return; }
+            dst[celer_index(pc.dst, item)] = 1.0;
+            dst[item.x / 64u] = 2.0;
+        }",
+    );
+    assert_eq!(single, vec![none("fold"), none("leader"), none("looped"), none("own")]);
+}

@@ -699,6 +699,7 @@ mod tests {
             item_indexed: &[],
             stores_every_item: &[],
             loads_every_item: &[],
+            stores_one_cell_every_item: &[],
             raw_ids: false,
         };
         assert_eq!(workgroup_beyond_limits(&desc([1024, 1, 1], 32768), &limits), None, "at the limits");

@@ -238,6 +238,28 @@ pub(super) fn kernel_atomic_op(
     )
 }
 
+/// [`TaskErrorKind::KernelReductionRace`](super::TaskErrorKind::KernelReductionRace)'s message.
+pub(super) fn kernel_reduction_race(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    buffer: &ResourceIdent,
+    range: &GridBox,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} stores to `{binding}` (@binding({number})) at one fixed cell on every item of its index \
+         space with a plain store (`{binding}[0] += …`, behind no guard but the chunk's), but the task reduces \
+         {buffer} there over the {} items of {range}: items run in no defined order, so each overwrites what the \
+         others stored and the result keeps a few items' values (which ones changes with the timing and the split); \
+         combine with an atomic (`atomicAdd(&{binding}[0], v)` on array<atomic<i32>> or array<atomic<u32>>), or, \
+         for f32, which has no atomics, with a prelude block reduction (`celer_reduce_sum_f32`, see the GUIDE's \
+         \"Deterministic reductions\")",
+        range.area()
+    )
+}
+
 /// [`TaskErrorKind::KernelReductionType`](super::TaskErrorKind::KernelReductionType)'s message.
 pub(super) fn kernel_reduction_type(
     kernel: &str,
