@@ -994,3 +994,28 @@ fn a_reduction_whose_kernel_stores_one_cell_on_every_item_with_a_plain_store_is_
     q.submit(task::parallel_for(&fold, [4096]).read(&ones, access::one_to_one()).reduce(&sum, ReductionOp::Sum))
         .expect("one invocation folds each chunk");
 }
+
+#[test]
+fn a_kernel_indexing_one_buffer_with_another_buffers_box_is_refused() {
+    let q = Queue::dry_run();
+    let k = Kernel::wgsl(&own_kernels::CROSS_INDEX, "main").unwrap();
+    let src = q.buffer_from(&[1.0f32; 64], [64]).named("src");
+    let dst = q.buffer::<f32, 1>([64]).named("dst");
+    // dst[celer_index(pc.src, item)]: on 2 ranks (src read with a halo) every cell of rank 1's half came out wrong,
+    // exit 0, CELER_CHECK_BOUNDS=on too; on 1 rank right.
+    let task =
+        task::parallel_for(&k, [64]).read(&src, access::neighborhood([1])).discard_write(&dst, access::one_to_one());
+    let e = q.submit(task.name("doubled")).expect_err("dst indexed with src's box");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelCrossIndexed { number: 1, box_number: 0, .. }), "{e}");
+    assert_has(
+        &message(Err(e), "doubled"),
+        &[
+            "kernel cross_index::main indexes `dst` (@binding(1)), where the task binds buffer B1 \"dst\", with the box \
+             of `src` (@binding(0)), where it binds buffer B0 \"src\": `dst[celer_index(pc.src, …)]`",
+            "index each binding with its own box: `dst[celer_index(pc.dst, item)]`",
+        ],
+    );
+    // One buffer at both bindings shares one allocation (and one box): accepted, also after the refused shape.
+    let same = task::parallel_for(&k, [64]).read(&dst, access::one_to_one()).write(&dst, access::one_to_one());
+    q.submit(same.name("in_place")).expect("one buffer, one box");
+}

@@ -619,6 +619,46 @@ pub(crate) fn check_reduction_races(
     Ok(())
 }
 
+/// The bindings entry point `ep` of `source` indexes with another binding's box
+/// (`EntryPointDesc::cross_indexed`) against the buffers kernel task `spec` binds there (its accesses, then its
+/// reductions, in binding order): two different buffers have allocations of different boxes on a node, so the index
+/// picks other cells than the kernel means. One buffer bound at both (a kernel's two accessors of one buffer share
+/// its allocation) is accepted. Run for every kernel task whose entry point has such a pair (a task of a cached
+/// shape too, which may bind other buffers).
+pub(crate) fn check_cross_indexed(
+    source: &KernelSource,
+    ep: &EntryPointDesc,
+    spec: &TaskSpec,
+    buffer: impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    let bound = |b: u32| {
+        let b = b as usize;
+        spec.accesses
+            .get(b)
+            .map(|a| a.buffer)
+            .or_else(|| spec.reductions.get(b - spec.accesses.len()).map(|r| r.buffer))
+    };
+    let name = |b: u32| {
+        source.bindings().iter().find(|d| d.binding == b).map_or_else(|| format!("binding {b}"), |d| d.name.to_string())
+    };
+    for &(b, c) in ep.cross_indexed {
+        let (Some(indexed), Some(boxed)) = (bound(b), bound(c)) else { continue };
+        if indexed == boxed {
+            continue;
+        }
+        return Err(Box::new(TaskErrorKind::KernelCrossIndexed {
+            kernel: format!("{}::{}", source.name(), ep.name),
+            binding: name(b),
+            number: b,
+            buffer: buffer(indexed),
+            box_of: name(c),
+            box_number: c,
+            box_buffer: buffer(boxed),
+        }));
+    }
+    Ok(())
+}
+
 /// Where every accessor and reduction was named: checks the names and reorders the task's bindings by the kernel's
 /// binding numbers (accessors, then reductions, as the runtime binds them).
 fn bind_by_name(

@@ -722,6 +722,15 @@ impl Queue {
                         inner,
                     })?;
             }
+            if !ep.cross_indexed.is_empty() {
+                let tm = &rec.sim.tm;
+                crate::binding::check_cross_indexed(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {
+                    TaskError {
+                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
+                        inner,
+                    }
+                })?;
+            }
             if !ep.stores_one_cell_every_item.is_empty() && !spec.reductions.is_empty() {
                 let tm = &rec.sim.tm;
                 crate::binding::check_reduction_races(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {

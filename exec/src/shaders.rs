@@ -201,6 +201,11 @@ pub struct EntryPointDesc {
     /// that reduces into such a binding over more than one item, whose items would race (each overwriting what the
     /// others stored). A binding the build could not show so is left out.
     pub stores_one_cell_every_item: &'static [u32],
+    /// The bindings it indexes with another binding's box (`dst[celer_index(pc.src, item)]`, directly or through
+    /// the functions it calls): `(indexed, box)` pairs, ascending. Each binding holds its buffer's allocation on the
+    /// node, whose box differs between buffers, so `celer`'s `submit` refuses a task that binds different buffers
+    /// at the two.
+    pub cross_indexed: &'static [(u32, u32)],
     /// It works on the raw `global_invocation_id` (it neither calls `celer_item_Nd` nor reads the chunk's offset),
     /// which starts at 0 on every chunk, and its file does not say so on purpose (`// celer-kernel-build: raw ids:
     /// NAME`): `celer`'s `submit` refuses it, since it would work on the first chunk's cells whatever chunk it ran.

@@ -325,6 +325,26 @@ pub enum TaskErrorKind {
         /// The task's index space.
         range: GridBox,
     },
+    /// A kernel that indexes one binding with another binding's box (`dst[celer_index(pc.src, item)]`), where the
+    /// task binds different buffers at the two: each binding holds its buffer's allocation on the node, whose box
+    /// differs between buffers, so the index picks other cells than the kernel means.
+    #[error(fmt = kernel::kernel_cross_indexed)]
+    KernelCrossIndexed {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The WGSL variable name of the binding indexed.
+        binding: String,
+        /// Its binding number.
+        number: u32,
+        /// The buffer bound there.
+        buffer: ResourceIdent,
+        /// The WGSL variable name of the binding whose box gives the index.
+        box_of: String,
+        /// Its binding number.
+        box_number: u32,
+        /// The buffer bound there.
+        box_buffer: ResourceIdent,
+    },
     /// A reduction binding that receives the result of a prelude block reduction of another type.
     #[error(fmt = kernel::kernel_reduction_type)]
     KernelReductionType {

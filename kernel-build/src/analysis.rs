@@ -671,3 +671,84 @@ fn every_item_in(
     }
     out
 }
+
+/// The bindings entry point `entry_point` indexes with another binding's box, directly or in the functions it
+/// calls: pairs `(b, c)`, ascending, where an array access `<binding b>[i]` takes its index `i` from
+/// `celer_index(pc.<box of binding c>, …)` (also plus or minus other terms: `dst[i + 1u]`), `c` not `b`. A binding
+/// holds its buffer's allocation on the node, whose box differs between buffers (a buffer read with a halo is
+/// allocated wider than one written at the chunk), so such an index lands on another cell than the kernel means
+/// wherever the boxes differ: the porter's `let i = celer_index(pc.src, item); dst[i] = 2.0 * src[i];` computes the
+/// right cells on one rank and shifted ones on two. `params_binding` is as for
+/// [`reflect_with_params`](crate::reflect_with_params). Conservative: an index handed through a function
+/// parameter, a `var`, or an expression other than a sum or difference is not followed.
+pub fn cross_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<(u32, u32)> {
+    use std::collections::{BTreeSet, HashMap, HashSet};
+    /// Notes the pairs of `func` into `out`, then those of the kernel's own functions it calls (once each).
+    fn visit(
+        module: &naga::Module,
+        func: &Function,
+        params_binding: Option<u32>,
+        seen: &mut HashSet<Handle<Function>>,
+        out: &mut BTreeSet<(u32, u32)>,
+    ) {
+        let exprs = &func.expressions;
+        // The celer_index calls of `func`, by the handle of their result: the binding whose box they are given.
+        let mut boxes: HashMap<Handle<Expression>, u32> = HashMap::new();
+        let mut callees = Vec::new();
+        each_statement(&func.body, &mut |s| {
+            if let Statement::Call { function, arguments, result } = s {
+                let name = module.functions[*function].name.as_deref().unwrap_or("");
+                if name == "celer_index" && arguments.len() == 2 {
+                    let boxed = crate::params_box(module, func, arguments[0], params_binding);
+                    if let (Some(r), Some(c)) = (result, boxed) {
+                        boxes.insert(*r, c);
+                    }
+                } else if !name.starts_with("celer_") {
+                    callees.push(*function);
+                }
+            }
+        });
+        // The bindings whose boxes index expression `e` is built from (through + and -).
+        fn sources(
+            exprs: &naga::Arena<Expression>,
+            boxes: &HashMap<Handle<Expression>, u32>,
+            e: Handle<Expression>,
+            found: &mut Vec<u32>,
+        ) {
+            if let Some(&c) = boxes.get(&e) {
+                found.push(c);
+            } else if let Expression::Binary {
+                op: naga::BinaryOperator::Add | naga::BinaryOperator::Subtract,
+                left,
+                right,
+            } = exprs[e]
+            {
+                sources(exprs, boxes, left, found);
+                sources(exprs, boxes, right, found);
+            }
+        }
+        if !boxes.is_empty() {
+            for (_, e) in exprs.iter() {
+                let Expression::Access { base, index } = *e else { continue };
+                let Expression::GlobalVariable(g) = exprs[base] else { continue };
+                let var = &module.global_variables[g];
+                let Some(b) =
+                    var.binding.as_ref().filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))
+                else {
+                    continue;
+                };
+                let mut found = Vec::new();
+                sources(exprs, &boxes, index, &mut found);
+                out.extend(found.into_iter().filter(|&c| c != b.binding).map(|c| (b.binding, c)));
+            }
+        }
+        for f in callees {
+            if seen.insert(f) {
+                visit(module, &module.functions[f], params_binding, seen, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    visit(module, &module.entry_points[entry_point].function, params_binding, &mut HashSet::new(), &mut out);
+    out.into_iter().collect()
+}

@@ -64,8 +64,8 @@ use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement}
 
 mod analysis;
 pub use analysis::{
-    atomic_ops, block_reductions, item_indexed, loads_every_item, reads_old_contents, spirv_needs_float64,
-    stores_every_item, stores_one_cell_every_item, uses_f64_prelude, workgroup_dependent,
+    atomic_ops, block_reductions, cross_indexed, item_indexed, loads_every_item, reads_old_contents,
+    spirv_needs_float64, stores_every_item, stores_one_cell_every_item, uses_f64_prelude, workgroup_dependent,
 };
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
@@ -485,6 +485,10 @@ pub struct EntryPoint {
     /// of its index space, behind no condition but the chunk guard ([`stores_one_cell_every_item`]), ascending:
     /// `submit` refuses a reduction into such a binding over more than one item, whose items would race.
     pub stores_one_cell_every_item: Vec<u32>,
+    /// The bindings it indexes with another binding's box (`dst[celer_index(pc.src, item)]`), directly or through
+    /// the functions it calls ([`cross_indexed`]): `(indexed, box)` pairs, ascending. `submit` refuses a task that
+    /// binds two different buffers there, whose allocations' boxes differ.
+    pub cross_indexed: Vec<(u32, u32)>,
     /// It works on the raw `global_invocation_id` ([`without_chunk_offset`]) and its file does not say so on
     /// purpose (`// celer-kernel-build: raw ids: NAME`, [`raw_ids_allowed`]): `submit` refuses it. Set by
     /// [`compile_dir`]; `false` as [`reflect_with_params`] gives it.
@@ -827,6 +831,7 @@ pub fn reflect_with_params(
             stores_every_item: stores_every_item(module, i, params_binding),
             loads_every_item: loads_every_item(module, i, params_binding),
             stores_one_cell_every_item: stores_one_cell_every_item(module, i, params_binding),
+            cross_indexed: cross_indexed(module, i, params_binding),
             raw_ids: false,
         });
     }
@@ -880,7 +885,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
              writes: &{:?}, reads_old: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, \
              workgroup_memory_bytes: {}, item_indexed: &{:?}, stores_every_item: &{:?}, loads_every_item: &{:?}, \
-             stores_one_cell_every_item: &{:?}, raw_ids: {} }}, ",
+             stores_one_cell_every_item: &{:?}, cross_indexed: &{:?}, raw_ids: {} }}, ",
             ep.name,
             ep.dims,
             ep.block_reduction,
@@ -894,6 +899,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             ep.stores_every_item,
             ep.loads_every_item,
             ep.stores_one_cell_every_item,
+            ep.cross_indexed,
             ep.raw_ids
         );
     }

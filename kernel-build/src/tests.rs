@@ -981,3 +981,39 @@ fn reflection_lists_the_bindings_every_item_stores_to_at_one_fixed_cell_with_a_p
     );
     assert_eq!(single, vec![none("fold"), none("leader"), none("looped"), none("own")]);
 }
+
+#[test]
+fn reflection_lists_the_bindings_indexed_with_another_bindings_box() {
+    let found = |body: &str| {
+        let r = reflection(&format!("{HEADER}\n{body}")).expect("reflects");
+        r.entry_points.iter().map(|e| (e.name.clone(), e.cross_indexed.clone())).collect::<Vec<_>>()
+    };
+    // A porter's shared index (`let i = …; dst[i] = src[i]`), an offset from it, and the same in a function the
+    // entry point calls: dst (binding 1) indexed with src's box (binding 0).
+    let crossed = found(
+        "fn store(item: vec3<u32>) { let i = celer_index(pc.src, item); dst[i - 1u] = 1.0; }
+        @compute @workgroup_size(64) fn one_index(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            let i = celer_index(pc.src, item);
+            dst[i] = 2.0 * src[i];
+        }
+        @compute @workgroup_size(64) fn offset(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[celer_index(pc.src, item) + 1u] = src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(64) fn nested(@builtin(global_invocation_id) gid: vec3<u32>) {
+            store(celer_item_1d(pc.chunk, gid));
+        }",
+    );
+    let both = |n: &str| (n.to_string(), vec![(1u32, 0u32)]);
+    assert_eq!(crossed, vec![both("one_index"), both("offset"), both("nested")]);
+    // Each binding with its own box, also after arithmetic on the cell: nothing.
+    let own = found(
+        "@compute @workgroup_size(64) fn own(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            let s = celer_index(pc.src, item);
+            dst[celer_index(pc.dst, item)] = src[s] + src[s + 1u];
+        }",
+    );
+    assert_eq!(own, vec![("own".to_string(), Vec::<(u32, u32)>::new())]);
+}

@@ -260,6 +260,28 @@ pub(super) fn kernel_reduction_race(
     )
 }
 
+/// [`TaskErrorKind::KernelCrossIndexed`](super::TaskErrorKind::KernelCrossIndexed)'s message.
+pub(super) fn kernel_cross_indexed(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    buffer: &ResourceIdent,
+    box_of: &str,
+    box_number: &u32,
+    box_buffer: &ResourceIdent,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} indexes `{binding}` (@binding({number})), where the task binds {buffer}, with the box of \
+         `{box_of}` (@binding({box_number})), where it binds {box_buffer}: `{binding}[celer_index(pc.{box_of}, …)]`. \
+         Each binding holds its own buffer's cells on the node, in an allocation whose box differs between buffers \
+         (one read with a halo is allocated wider than one written at the chunk), so the index picks other cells of \
+         `{binding}` than the kernel means wherever the boxes differ (on one rank they often agree, on two they do \
+         not); index each binding with its own box: `{binding}[celer_index(pc.{binding}, item)]`"
+    )
+}
+
 /// [`TaskErrorKind::KernelReductionType`](super::TaskErrorKind::KernelReductionType)'s message.
 pub(super) fn kernel_reduction_type(
     kernel: &str,
