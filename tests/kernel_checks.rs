@@ -1019,3 +1019,34 @@ fn a_kernel_indexing_one_buffer_with_another_buffers_box_is_refused() {
     let same = task::parallel_for(&k, [64]).read(&dst, access::one_to_one()).write(&dst, access::one_to_one());
     q.submit(same.name("in_place")).expect("one buffer, one box");
 }
+
+#[test]
+fn a_kernel_indexing_a_buffer_with_its_items_coordinates_is_refused_unless_the_buffer_is_bound_through_all() {
+    let q = Queue::dry_run();
+    let k = Kernel::wgsl(&own_kernels::GLOBAL_INDEX, "main").unwrap();
+    let src = q.buffer_from(&[1.0f32; 64], [64]).named("src");
+    let dst = q.buffer::<f32, 1>([64]).named("dst");
+    // dst[item.x] = 2.0 * src[item.x]: on 2 ranks every cell of rank 1's half came out wrong, exit 0,
+    // CELER_CHECK_BOUNDS=on too (it checks celer_index only); on 1 rank right.
+    let task = task::parallel_for(&k, [64]).read(&src, access::one_to_one()).discard_write(&dst, access::one_to_one());
+    let e = q.submit(task.name("doubled")).expect_err("src indexed with item.x");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelGlobalIndex { number: 0, .. }), "{e}");
+    assert_has(
+        &message(Err(e), "doubled"),
+        &[
+            "kernel global_index::main indexes `src` (@binding(0)) with its item's coordinates in the index space (or \
+             its global_invocation_id) without celer_index (`src[item.x]`), but the task binds buffer B0 \"src\" there \
+             through read one_to_one",
+            "index it with `src[celer_index(pc.src, item)]`",
+        ],
+    );
+    // Through all() a node holds the whole buffer from its origin: the index is right there. dst is still refused.
+    let half = task::parallel_for(&k, [64]).read(&src, access::all()).discard_write(&dst, access::one_to_one());
+    let e = q.submit(half.name("half")).expect_err("dst indexed with item.x");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelGlobalIndex { number: 1, .. }), "{e}");
+    let whole = Queue::dry_run();
+    let (src, dst) = (whole.buffer_from(&[1.0f32; 64], [64]), whole.buffer::<f32, 1>([64]));
+    whole
+        .submit(task::parallel_for(&k, [1]).read(&src, access::all()).discard_write(&dst, access::all()))
+        .expect("all() binds each buffer whole, from its origin");
+}

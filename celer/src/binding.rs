@@ -659,6 +659,41 @@ pub(crate) fn check_cross_indexed(
     Ok(())
 }
 
+/// The bindings entry point `ep` of `source` indexes with its item's coordinates or its invocation id, without
+/// `celer_index` (`EntryPointDesc::global_indexed`), against the mappers kernel task `spec` binds buffers there
+/// through: a node's allocation of a buffer starts at the origin only where the node touches all of it, which
+/// `all()` ensures, so any other mapper is refused. Run for every kernel task whose entry point has such a binding
+/// (a task of a cached shape too, which may come with other mappers).
+pub(crate) fn check_global_indexed(
+    source: &KernelSource,
+    ep: &EntryPointDesc,
+    spec: &TaskSpec,
+    buffer: impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    if spec.range.is_empty() {
+        return Ok(());
+    }
+    for &b in ep.global_indexed {
+        let Some(access) = spec.accesses.get(b as usize) else { continue };
+        if matches!(access.mapper, RangeMapper::All) {
+            continue;
+        }
+        let name = source
+            .bindings()
+            .iter()
+            .find(|d| d.binding == b)
+            .map_or_else(|| format!("binding {b}"), |d| d.name.to_string());
+        return Err(Box::new(TaskErrorKind::KernelGlobalIndex {
+            kernel: format!("{}::{}", source.name(), ep.name),
+            binding: name,
+            number: b,
+            buffer: buffer(access.buffer),
+            access: format!("{} {}", access.mode.name(), access.mapper.name()),
+        }));
+    }
+    Ok(())
+}
+
 /// Where every accessor and reduction was named: checks the names and reorders the task's bindings by the kernel's
 /// binding numbers (accessors, then reductions, as the runtime binds them).
 fn bind_by_name(

@@ -206,6 +206,11 @@ pub struct EntryPointDesc {
     /// node, whose box differs between buffers, so `celer`'s `submit` refuses a task that binds different buffers
     /// at the two.
     pub cross_indexed: &'static [(u32, u32)],
+    /// The bindings it indexes with its item's coordinates in the index space, or its invocation id, without
+    /// `celer_index` (`dst[item.x]`, `out[item.x * n + item.y]`, directly or through the functions it calls),
+    /// ascending. A binding holds its buffer's allocation on the node, which starts at the origin only where the node
+    /// touches the whole buffer, so `celer`'s `submit` refuses a buffer bound there through any mapper but `all()`.
+    pub global_indexed: &'static [u32],
     /// It works on the raw `global_invocation_id` (it neither calls `celer_item_Nd` nor reads the chunk's offset),
     /// which starts at 0 on every chunk, and its file does not say so on purpose (`// celer-kernel-build: raw ids:
     /// NAME`): `celer`'s `submit` refuses it, since it would work on the first chunk's cells whatever chunk it ran.

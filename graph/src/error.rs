@@ -345,6 +345,22 @@ pub enum TaskErrorKind {
         /// The buffer bound there.
         box_buffer: ResourceIdent,
     },
+    /// A kernel that indexes a binding with its item's coordinates in the index space, or its invocation id, without
+    /// `celer_index` (`dst[item.x]`), where the task binds a buffer through a mapper other than `all()`: the node's
+    /// allocation of the buffer need not start at the origin, so the index lands past the cells the kernel means.
+    #[error(fmt = kernel::kernel_global_index)]
+    KernelGlobalIndex {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The access and its mapper (`discard_write one_to_one`).
+        access: String,
+    },
     /// A reduction binding that receives the result of a prelude block reduction of another type.
     #[error(fmt = kernel::kernel_reduction_type)]
     KernelReductionType {

@@ -752,3 +752,97 @@ pub fn cross_indexed(module: &naga::Module, entry_point: usize, params_binding: 
     visit(module, &module.entry_points[entry_point].function, params_binding, &mut HashSet::new(), &mut out);
     out.into_iter().collect()
 }
+
+/// The bindings entry point `entry_point` indexes with its item's coordinates in the index space, or its invocation
+/// id, without `celer_index`, directly or in the functions it calls, ascending: an array access `<binding>[i]` whose
+/// index `i` is computed (through arithmetic, casts and vector components) from a `celer_item_Nd` result or the
+/// entry point's `global_invocation_id`, and calls no `celer_index` (`dst[item.x]`, `out[item.x * n + item.y]`, as
+/// a CUDA port indexes its arrays with the global thread index). A binding holds its buffer's allocation on the
+/// node, which starts at the origin only where the node touches the whole buffer: elsewhere (the second rank's half)
+/// such an index lands past the cells the kernel means. `params_binding` is as for
+/// [`reflect_with_params`](crate::reflect_with_params). Conservative: an index kept in a `var` or handed to a
+/// function as a parameter is not followed.
+pub fn global_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
+    use std::collections::{BTreeSet, HashSet};
+    /// Notes the bindings of `func` into `out`, then those of the kernel's own functions it calls (once each).
+    /// `gid`: whether argument `k` of `func` is the invocation id.
+    fn visit(
+        module: &naga::Module,
+        func: &Function,
+        gid: &dyn Fn(u32) -> bool,
+        params_binding: Option<u32>,
+        seen: &mut HashSet<Handle<Function>>,
+        out: &mut BTreeSet<u32>,
+    ) {
+        let exprs = &func.expressions;
+        // The results of calls to celer_item_Nd (items) and to celer_index (indices) of `func`.
+        let (mut items, mut indices) = (HashSet::new(), HashSet::new());
+        let mut callees = Vec::new();
+        each_statement(&func.body, &mut |s| {
+            if let Statement::Call { function, result, .. } = s {
+                let name = module.functions[*function].name.as_deref().unwrap_or("");
+                match (name, result) {
+                    ("celer_item_1d" | "celer_item_2d" | "celer_item_3d", Some(r)) => {
+                        items.insert(*r);
+                    }
+                    ("celer_index", Some(r)) => {
+                        indices.insert(*r);
+                    }
+                    _ if !name.starts_with("celer_") => callees.push(*function),
+                    _ => {}
+                }
+            }
+        });
+        /// Whether `e` is computed from an item or the invocation id (`.0`), and whether it calls celer_index (`.1`).
+        fn origin(
+            exprs: &naga::Arena<Expression>,
+            items: &HashSet<Handle<Expression>>,
+            indices: &HashSet<Handle<Expression>>,
+            gid: &dyn Fn(u32) -> bool,
+            e: Handle<Expression>,
+            depth: u32,
+        ) -> (bool, bool) {
+            if items.contains(&e) {
+                return (true, false);
+            }
+            if indices.contains(&e) || depth > 16 {
+                return (false, indices.contains(&e));
+            }
+            let of = |x: Handle<Expression>| origin(exprs, items, indices, gid, x, depth + 1);
+            match exprs[e] {
+                Expression::FunctionArgument(k) => (gid(k), false),
+                Expression::AccessIndex { base, .. } | Expression::Swizzle { vector: base, .. } => of(base),
+                Expression::As { expr, .. } | Expression::Unary { expr, .. } => of(expr),
+                Expression::Binary { left, right, .. } => {
+                    let (l, r) = (of(left), of(right));
+                    (l.0 || r.0, l.1 || r.1)
+                }
+                _ => (false, false),
+            }
+        }
+        for (_, e) in exprs.iter() {
+            let Expression::Access { base, index } = *e else { continue };
+            let Expression::GlobalVariable(g) = exprs[base] else { continue };
+            let var = &module.global_variables[g];
+            let Some(b) = var.binding.as_ref().filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))
+            else {
+                continue;
+            };
+            if let (true, false) = origin(exprs, &items, &indices, gid, index, 0) {
+                out.insert(b.binding);
+            }
+        }
+        for f in callees {
+            if seen.insert(f) {
+                visit(module, &module.functions[f], &|_| false, params_binding, seen, out);
+            }
+        }
+    }
+    let func = &module.entry_points[entry_point].function;
+    let gid = |k: u32| {
+        matches!(func.arguments[k as usize].binding, Some(naga::Binding::BuiltIn(naga::BuiltIn::GlobalInvocationId)))
+    };
+    let mut out = BTreeSet::new();
+    visit(module, func, &gid, params_binding, &mut HashSet::new(), &mut out);
+    out.into_iter().collect()
+}

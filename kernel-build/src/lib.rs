@@ -64,7 +64,7 @@ use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement}
 
 mod analysis;
 pub use analysis::{
-    atomic_ops, block_reductions, cross_indexed, item_indexed, loads_every_item, reads_old_contents,
+    atomic_ops, block_reductions, cross_indexed, global_indexed, item_indexed, loads_every_item, reads_old_contents,
     spirv_needs_float64, stores_every_item, stores_one_cell_every_item, uses_f64_prelude, workgroup_dependent,
 };
 
@@ -271,6 +271,10 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
         without_chunk_offset(&module, params).into_iter().filter(|e| !allowed.contains(&e.as_str())).collect();
     for ep in &mut reflection.entry_points {
         ep.raw_ids = raw.contains(&ep.name);
+        // Raw ids on purpose (the file says so): its indices in global coordinates are meant too.
+        if allowed.contains(&ep.name.as_str()) {
+            ep.global_indexed.clear();
+        }
     }
     let entry_points = render_entry_points(&reflection, types);
     let warnings = raw
@@ -489,6 +493,12 @@ pub struct EntryPoint {
     /// the functions it calls ([`cross_indexed`]): `(indexed, box)` pairs, ascending. `submit` refuses a task that
     /// binds two different buffers there, whose allocations' boxes differ.
     pub cross_indexed: Vec<(u32, u32)>,
+    /// The bindings it indexes with its item's coordinates or its invocation id without `celer_index`
+    /// (`dst[item.x]`), directly or through the functions it calls ([`global_indexed`]), ascending: `submit` refuses
+    /// a buffer bound there through any mapper but `all()`, whose allocation on a node need not start at the origin.
+    /// [`compile_dir`] leaves it empty for an entry point its file allows raw ids (`// celer-kernel-build: raw ids:
+    /// NAME`).
+    pub global_indexed: Vec<u32>,
     /// It works on the raw `global_invocation_id` ([`without_chunk_offset`]) and its file does not say so on
     /// purpose (`// celer-kernel-build: raw ids: NAME`, [`raw_ids_allowed`]): `submit` refuses it. Set by
     /// [`compile_dir`]; `false` as [`reflect_with_params`] gives it.
@@ -832,6 +842,7 @@ pub fn reflect_with_params(
             loads_every_item: loads_every_item(module, i, params_binding),
             stores_one_cell_every_item: stores_one_cell_every_item(module, i, params_binding),
             cross_indexed: cross_indexed(module, i, params_binding),
+            global_indexed: global_indexed(module, i, params_binding),
             raw_ids: false,
         });
     }
@@ -885,7 +896,8 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
              writes: &{:?}, reads_old: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, \
              workgroup_memory_bytes: {}, item_indexed: &{:?}, stores_every_item: &{:?}, loads_every_item: &{:?}, \
-             stores_one_cell_every_item: &{:?}, cross_indexed: &{:?}, raw_ids: {} }}, ",
+             stores_one_cell_every_item: &{:?}, cross_indexed: &{:?}, global_indexed: &{:?}, \
+             raw_ids: {} }}, ",
             ep.name,
             ep.dims,
             ep.block_reduction,
@@ -900,6 +912,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             ep.loads_every_item,
             ep.stores_one_cell_every_item,
             ep.cross_indexed,
+            ep.global_indexed,
             ep.raw_ids
         );
     }

@@ -1017,3 +1017,40 @@ fn reflection_lists_the_bindings_indexed_with_another_bindings_box() {
     );
     assert_eq!(own, vec![("own".to_string(), Vec::<(u32, u32)>::new())]);
 }
+
+#[test]
+fn reflection_lists_the_bindings_indexed_with_the_items_coordinates_without_celer_index() {
+    let found = |body: &str| {
+        let r = reflection(&format!("{HEADER}\n{body}")).expect("reflects");
+        r.entry_points.iter().map(|e| (e.name.clone(), e.global_indexed.clone())).collect::<Vec<_>>()
+    };
+    // The CUDA port's `dst[item.x]`, a 2D row-major global index, the raw invocation id beside an item, and the
+    // same in a function the entry point calls.
+    let global = found(
+        "fn put(g: vec3<u32>) { let item = celer_item_1d(pc.chunk, g); dst[item.x + 1u] = 0.0; }
+        @compute @workgroup_size(64) fn flat(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[item.x] = 2.0 * src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(8, 8) fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_2d(pc.chunk, gid);
+            dst[celer_index(pc.dst, item)] = src[item.x * 16u + item.y];
+        }
+        @compute @workgroup_size(64) fn raw(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[gid.x] = src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(64) fn nested(@builtin(global_invocation_id) gid: vec3<u32>) { put(gid); }",
+    );
+    let at = |n: &str, b: u32| (n.to_string(), vec![b]);
+    assert_eq!(global, vec![at("flat", 1), at("rows", 0), at("raw", 1), at("nested", 1)]);
+    // Through celer_index, also of a cell computed from the item: nothing.
+    let own = found(
+        "@compute @workgroup_size(64) fn own(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            let left = celer_index(pc.src, item - vec3<u32>(1u, 0u, 0u));
+            dst[celer_index(pc.dst, item)] = src[left] + src[left + 1u];
+        }",
+    );
+    assert_eq!(own, vec![("own".to_string(), Vec::<u32>::new())]);
+}

@@ -701,6 +701,7 @@ mod tests {
             loads_every_item: &[],
             stores_one_cell_every_item: &[],
             cross_indexed: &[],
+            global_indexed: &[],
             raw_ids: false,
         };
         assert_eq!(workgroup_beyond_limits(&desc([1024, 1, 1], 32768), &limits), None, "at the limits");

@@ -282,6 +282,26 @@ pub(super) fn kernel_cross_indexed(
     )
 }
 
+/// [`TaskErrorKind::KernelGlobalIndex`](super::TaskErrorKind::KernelGlobalIndex)'s message.
+pub(super) fn kernel_global_index(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    buffer: &ResourceIdent,
+    access: &str,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} indexes `{binding}` (@binding({number})) with its item's coordinates in the index space (or \
+         its global_invocation_id) without celer_index (`{binding}[item.x]`), but the task binds {buffer} there \
+         through {access}: a binding holds the cells of the buffer its node touches, in an allocation that starts at \
+         the buffer's origin only where the node touches all of it, so on a second rank or device (or at an offset) \
+         the index lands past the cells the kernel means; index it with `{binding}[celer_index(pc.{binding}, \
+         item)]`, which turns the item into the allocation's index (or bind the buffer through all())"
+    )
+}
+
 /// [`TaskErrorKind::KernelReductionType`](super::TaskErrorKind::KernelReductionType)'s message.
 pub(super) fn kernel_reduction_type(
     kernel: &str,
