@@ -682,6 +682,26 @@ fn every_item_in(
 /// [`reflect_with_params`](crate::reflect_with_params). Conservative: an index handed through a function
 /// parameter, a `var`, or an expression other than a sum or difference is not followed.
 pub fn cross_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<(u32, u32)> {
+    let pairs = indexed_with_boxes(module, entry_point, params_binding);
+    pairs.into_iter().filter(|&(b, m)| m >= 1 && m - 1 != b).map(|(b, m)| (b, m - 1)).collect()
+}
+
+/// The bindings entry point `entry_point` indexes with the chunk's box, `<binding>[celer_index(pc.chunk, …)]`
+/// (also plus or minus other terms, and in the kernel's own functions), ascending, found as [`cross_indexed`]
+/// finds other bindings' boxes. The chunk's box is the part of the index space the dispatch runs, not the cells a
+/// binding holds: a buffer's allocation on a node is the bounding box of what the node's commands touch (a halo,
+/// a later fence of the whole buffer), so such an index lands on other cells wherever the two differ (on the
+/// second of two ranks, every cell of its half). The build refuses it.
+pub fn chunk_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
+    let pairs = indexed_with_boxes(module, entry_point, params_binding);
+    let mut out: Vec<u32> = pairs.into_iter().filter_map(|(b, m)| (m == 0).then_some(b)).collect();
+    out.dedup();
+    out
+}
+
+/// The `(binding, member)` pairs of [`cross_indexed`] and [`chunk_indexed`]: an array access `<binding>[i]` whose
+/// index is built from `celer_index(pc.<member>, …)`, member 0 the chunk and `m` the box of binding `m - 1`.
+fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<(u32, u32)> {
     use std::collections::{BTreeSet, HashMap, HashSet};
     /// Notes the pairs of `func` into `out`, then those of the kernel's own functions it calls (once each).
     fn visit(
@@ -692,14 +712,15 @@ pub fn cross_indexed(module: &naga::Module, entry_point: usize, params_binding: 
         out: &mut BTreeSet<(u32, u32)>,
     ) {
         let exprs = &func.expressions;
-        // The celer_index calls of `func`, by the handle of their result: the binding whose box they are given.
+        // The celer_index calls of `func`, by the handle of their result: the parameter block member whose box they
+        // are given (0 the chunk, m the box of binding m - 1).
         let mut boxes: HashMap<Handle<Expression>, u32> = HashMap::new();
         let mut callees = Vec::new();
         each_statement(&func.body, &mut |s| {
             if let Statement::Call { function, arguments, result } = s {
                 let name = module.functions[*function].name.as_deref().unwrap_or("");
                 if name == "celer_index" && arguments.len() == 2 {
-                    let boxed = crate::params_box(module, func, arguments[0], params_binding);
+                    let boxed = crate::params_member(module, func, arguments[0], params_binding);
                     if let (Some(r), Some(c)) = (result, boxed) {
                         boxes.insert(*r, c);
                     }
@@ -708,7 +729,7 @@ pub fn cross_indexed(module: &naga::Module, entry_point: usize, params_binding: 
                 }
             }
         });
-        // The bindings whose boxes index expression `e` is built from (through + and -).
+        // The members whose boxes index expression `e` is built from (through + and -).
         fn sources(
             exprs: &naga::Arena<Expression>,
             boxes: &HashMap<Handle<Expression>, u32>,
@@ -739,7 +760,7 @@ pub fn cross_indexed(module: &naga::Module, entry_point: usize, params_binding: 
                 };
                 let mut found = Vec::new();
                 sources(exprs, &boxes, index, &mut found);
-                out.extend(found.into_iter().filter(|&c| c != b.binding).map(|c| (b.binding, c)));
+                out.extend(found.into_iter().map(|m| (b.binding, m)));
             }
         }
         for f in callees {

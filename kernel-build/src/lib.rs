@@ -20,8 +20,9 @@
 //! prelude `celer_item_Nd` it calls, directly or through the functions it calls) and whether its results depend on
 //! how the index space is cut into workgroups ([`workgroup_dependent`]); per file, whether its SPIR-V needs the
 //! device feature `shaderFloat64` ([`spirv_needs_float64`]). `celer`'s `submit` compares tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>` runtime-sized arrays (`array<T>`: not
-//! `array<T, 16>`, not a single value), gaps in the binding numbers
-//! and an entry point calling two of the `celer_item_Nd` stop the build, naming the file and the variable or
+//! `array<T, 16>`, not a single value), gaps in the binding numbers,
+//! an entry point calling two of the `celer_item_Nd` and one indexing a binding with the chunk's box
+//! ([`chunk_indexed`]) stop the build, naming the file and the variable or
 //! entry point. An entry point of a task kernel that calls none of them and never reads the chunk's offset (it
 //! indexes with the raw `global_invocation_id`, so its results change with the number of ranks) gets a cargo
 //! warning naming the file and the entry point ([`without_chunk_offset`]), unless the file names it in a line
@@ -64,8 +65,9 @@ use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement}
 
 mod analysis;
 pub use analysis::{
-    atomic_ops, block_reductions, cross_indexed, global_indexed, item_indexed, loads_every_item, reads_old_contents,
-    spirv_needs_float64, stores_every_item, stores_one_cell_every_item, uses_f64_prelude, workgroup_dependent,
+    atomic_ops, block_reductions, chunk_indexed, cross_indexed, global_indexed, item_indexed, loads_every_item,
+    reads_old_contents, spirv_needs_float64, stores_every_item, stores_one_cell_every_item, uses_f64_prelude,
+    workgroup_dependent,
 };
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
@@ -564,6 +566,16 @@ pub enum ReflectError {
         /// The dimensionalities it calls, ascending.
         dims: Vec<u32>,
     },
+    /// An entry point that indexes a binding with the chunk's box (`dst[celer_index(pc.chunk, item)]`), which is
+    /// not the box of the cells the binding holds.
+    ChunkIndexed {
+        /// The entry point.
+        entry_point: String,
+        /// The variable.
+        variable: String,
+        /// Its binding number.
+        binding: u32,
+    },
     /// An entry point that calls a block reduction (`celer_reduce_*`) with a workgroup of more invocations than the
     /// prelude's cells hold.
     BlockTooLarge {
@@ -614,6 +626,15 @@ impl std::fmt::Display for ReflectError {
                     called.join(" and ")
                 )
             }
+            ReflectError::ChunkIndexed { entry_point, variable, binding } => write!(
+                f,
+                "entry point `{entry_point}` indexes `{variable}` (@group(0) @binding({binding})) with the chunk's box, \
+                 `{variable}[celer_index(pc.chunk, …)]`; the chunk is the part of the index space a dispatch runs, \
+                 not the cells a binding holds (the buffer's allocation on the node, which also covers halos and \
+                 what later commands touch), so the index lands on other cells wherever the two differ (on a second \
+                 rank, every cell of its half): index each binding with its own box, \
+                 `{variable}[celer_index(pc.{variable}, item)]`"
+            ),
             ReflectError::BlockTooLarge { entry_point, workgroup_size: [x, y, z] } => write!(
                 f,
                 "entry point `{entry_point}` calls a block reduction (celer_reduce_*) with @workgroup_size({x}, {y}, \
@@ -750,6 +771,15 @@ pub fn reflect_with_params(
                 entry_point: ep.name.clone(),
                 dims: dims.into_iter().collect(),
             });
+        }
+        if let Some(&binding) = chunk_indexed(module, i, params_binding).first() {
+            let variable = module
+                .global_variables
+                .iter()
+                .find(|(_, v)| v.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == binding))
+                .and_then(|(_, v)| v.name.clone())
+                .unwrap_or_default();
+            return Err(ReflectError::ChunkIndexed { entry_point: ep.name.clone(), variable, binding });
         }
         let [x, y, z] = ep.workgroup_size;
         if block_reduction && x * y * z > MAX_BLOCK_INVOCATIONS {

@@ -1054,3 +1054,33 @@ fn reflection_lists_the_bindings_indexed_with_the_items_coordinates_without_cele
     );
     assert_eq!(own, vec![("own".to_string(), Vec::<u32>::new())]);
 }
+
+#[test]
+fn reflection_refuses_a_binding_indexed_with_the_chunks_box() {
+    // dst[celer_index(pc.chunk, item)]: on 2 ranks every cell of rank 1's half came out wrong (exit 0), where the
+    // node's allocation of dst (the whole buffer, for a later fence) did not start where the chunk does.
+    let e = reflection(&format!(
+        "{HEADER}
+        fn put(item: vec3<u32>) {{ dst[celer_index(pc.chunk, item) + 1u] = 0.0; }}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) {{ return; }}
+            put(item);
+        }}"
+    ))
+    .unwrap_err();
+    assert!(
+        e.contains("entry point `main` indexes `dst` (@group(0) @binding(1)) with the chunk's box")
+            && e.contains("index each binding with its own box, `dst[celer_index(pc.dst, item)]`"),
+        "{e}"
+    );
+    // The chunk's box in celer_contains and celer_item_Nd, as every kernel uses it: accepted.
+    reflection(&format!(
+        "{HEADER}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            if (celer_contains(pc.chunk, item)) {{ dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)]; }}
+        }}"
+    ))
+    .expect("each binding with its own box");
+}
