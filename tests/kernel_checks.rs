@@ -218,7 +218,9 @@ fn scalar_errors_of_a_kernel_reading_its_parameters_from_storage_name_its_var_im
     let out = q.buffer::<f32, 1>([16]).named("out");
     let kernel = Kernel::wgsl(&own_kernels::WIDE_SUM, "main").unwrap();
     let step = || {
-        let t = xs.iter().fold(task::parallel_for(&kernel, [16]), |t, x| t.read(x, access::one_to_one()));
+        // x0 is read at i + 1 too (wide_value): a neighbourhood declares it.
+        let t = task::parallel_for(&kernel, [16]).read(&xs[0], access::neighborhood([1]));
+        let t = xs[1..].iter().fold(t, |t, x| t.read(x, access::one_to_one()));
         t.discard_write(&out, access::one_to_one())
     };
     q.submit(step().scalar("a", 1.0f32).scalar("b", 2.0f32).scalar("c", 3.0f32)).expect("all three by name");
@@ -1049,4 +1051,47 @@ fn a_kernel_indexing_a_buffer_with_its_items_coordinates_is_refused_unless_the_b
     whole
         .submit(task::parallel_for(&k, [1]).read(&src, access::all()).discard_write(&dst, access::all()))
         .expect("all() binds each buffer whole, from its origin");
+}
+
+#[test]
+fn a_kernel_indexing_at_offsets_from_its_item_that_the_range_mapper_does_not_declare_is_refused() {
+    let q = Queue::dry_run();
+    let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
+    let b = q.buffer::<f32, 1>([64]).named("b");
+    // heat_1d reads src at item - 1 and item + 1 (through its `at` helper): a stencil ported without its halo ran on
+    // 2 ranks with exit 0 and 6 wrong cells at the ranks' border after 4 steps (the guard's fallback read there);
+    // right on 1 rank.
+    let step = task::parallel_for(&heat(), [64]).read(&a, access::one_to_one()).discard_write(&b, access::one_to_one());
+    let e = q.submit(step.scalar_f32(0.25).name("step")).expect_err("item ± 1 undeclared");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelOffsetUndeclared { number: 0, .. }), "{e}");
+    assert_has(
+        &message(Err(e), "step"),
+        &[
+            "kernel heat_1d::main indexes `src` (@binding(0)) at its item + [-1] (celer_index(pc.src, item ± …), also \
+             through its own functions), but the task binds buffer B0 \"a\" there through read one_to_one, which does \
+             not declare that cell",
+            "declare every cell it touches: access::neighborhood([1])",
+        ],
+    );
+    // Bound by name, so that the closures may add src first and dst after.
+    let step = || task::parallel_for(&heat(), [64]).bind("src");
+    let ok = |t: celer::TaskBuilder<1>| t.bind("dst").discard_write(&b, access::one_to_one()).scalar_f32(0.25);
+    q.submit(ok(step().read(&a, access::neighborhood([1])))).expect("the halo declared");
+    q.submit(ok(step().read(&a, access::all()))).expect("all() declares every cell");
+    let e = q.submit(ok(step().read(&a, access::neighborhood([0]))).name("no_halo")).expect_err("extent 0");
+    assert_has(&message(Err(e), "no_halo"), &["at its item + [-1]", "through read neighborhood"]);
+    // 2D: heat_2d reads the four neighbours along the axes.
+    let u = q.buffer_from(&[1.0f32; 64], [8, 8]).named("u");
+    let v = q.buffer::<f32, 2>([8, 8]).named("v");
+    let heat2 = Kernel::wgsl(&kernels::HEAT_2D, "main").unwrap();
+    let step2 = || task::parallel_for(&heat2, [8, 8]).bind("src");
+    let ok2 = |t: celer::TaskBuilder<2>| t.bind("dst").discard_write(&v, access::one_to_one()).scalar_f32(0.1);
+    q.submit(ok2(step2().read(&u, access::neighborhood_along_axes([1, 1])))).expect("the + stencil declared");
+    let rows_only = q.submit(ok2(step2().read(&u, access::neighborhood([1, 0]))).name("rows_only"));
+    assert_has(
+        &message(rows_only, "rows_only"),
+        &["at its item + [0, -1]", "through read neighborhood", "access::neighborhood_along_axes([1, 1])"],
+    );
+    let columns = q.submit(ok2(step2().read(&u, access::slice(0))).name("columns"));
+    assert_has(&message(columns, "columns"), &["at its item + [0, -1]", "through read slice"]);
 }

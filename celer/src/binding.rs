@@ -694,6 +694,65 @@ pub(crate) fn check_global_indexed(
     Ok(())
 }
 
+/// The constant offsets from its item at which entry point `ep` of `source` indexes each binding's box
+/// (`EntryPointDesc::item_offsets`) against the range mappers kernel task `spec` declares there: `one_to_one`
+/// declares the item alone, a neighbourhood of extent `e` the offsets within `e` along each dimension (along the
+/// axes: one dimension at a time), a slice along `d` any offset along `d` alone. Other mappers (`all`, a fixed box,
+/// a transpose, an even split, a custom mapper) are not judged. Run for every kernel task whose entry point has
+/// such offsets (a task of a cached shape too, which may come with other mappers).
+pub(crate) fn check_item_offsets(
+    source: &KernelSource,
+    ep: &EntryPointDesc,
+    spec: &TaskSpec,
+    buffer: impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    use celer_scheduler::graph::NeighborhoodShape;
+    if spec.range.is_empty() {
+        return Ok(());
+    }
+    let dims = spec.dims.clamp(1, 3);
+    for &(b, offsets) in ep.item_offsets {
+        let Some(access) = spec.accesses.get(b as usize) else { continue };
+        let declared = |o: &[i64; 3]| {
+            let along = (0..dims).filter(|&d| o[d] != 0).count();
+            match &access.mapper {
+                RangeMapper::OneToOne => along == 0,
+                RangeMapper::Neighborhood { extent, shape } => {
+                    (0..dims).all(|d| o[d].unsigned_abs() <= extent[d] as u64)
+                        && (*shape == NeighborhoodShape::BoundingBox || along <= 1)
+                }
+                RangeMapper::Slice(s) => (0..dims).all(|d| d == *s || o[d] == 0),
+                _ => true,
+            }
+        };
+        let Some(first) = offsets.iter().find(|o| !declared(o)) else { continue };
+        let show = |o: &[i64; 3]| format!("[{}]", (0..dims).map(|d| o[d].to_string()).collect::<Vec<_>>().join(", "));
+        // The extent that declares every offset, along the axes where none is diagonal.
+        let reach: Vec<u64> =
+            (0..dims).map(|d| offsets.iter().map(|o| o[d].unsigned_abs()).max().unwrap_or(0)).collect();
+        let axes = offsets.iter().all(|o| (0..dims).filter(|&d| o[d] != 0).count() <= 1);
+        let list = reach.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        let name = source
+            .bindings()
+            .iter()
+            .find(|d| d.binding == b)
+            .map_or_else(|| format!("binding {b}"), |d| d.name.to_string());
+        return Err(Box::new(TaskErrorKind::KernelOffsetUndeclared {
+            kernel: format!("{}::{}", source.name(), ep.name),
+            binding: name,
+            number: b,
+            buffer: buffer(access.buffer),
+            access: format!("{} {}", access.mode.name(), access.mapper.name()),
+            offset: show(first),
+            hint: format!(
+                "access::{}([{list}])",
+                if axes && dims > 1 { "neighborhood_along_axes" } else { "neighborhood" }
+            ),
+        }));
+    }
+    Ok(())
+}
+
 /// Where every accessor and reduction was named: checks the names and reorders the task's bindings by the kernel's
 /// binding numbers (accessors, then reductions, as the runtime binds them).
 fn bind_by_name(

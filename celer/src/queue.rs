@@ -722,6 +722,15 @@ impl Queue {
                         inner,
                     })?;
             }
+            if !ep.item_offsets.is_empty() {
+                let tm = &rec.sim.tm;
+                crate::binding::check_item_offsets(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {
+                    TaskError {
+                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
+                        inner,
+                    }
+                })?;
+            }
             if !ep.global_indexed.is_empty() {
                 let tm = &rec.sim.tm;
                 crate::binding::check_global_indexed(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {

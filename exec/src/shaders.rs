@@ -211,6 +211,11 @@ pub struct EntryPointDesc {
     /// ascending. A binding holds its buffer's allocation on the node, which starts at the origin only where the node
     /// touches the whole buffer, so `celer`'s `submit` refuses a buffer bound there through any mapper but `all()`.
     pub global_indexed: &'static [u32],
+    /// The constant offsets from its item at which it indexes each binding's box (`celer_index(pc.src, item -
+    /// vec3<u32>(1u, 0u, 0u))`, directly or through the functions it calls): `(binding, offsets)`, ascending, each
+    /// offset with dimension 0 first; the item itself is not listed. `celer`'s `submit` refuses a task whose range
+    /// mapper for the binding (`one_to_one`, a neighbourhood, a slice) does not declare the cells at those offsets.
+    pub item_offsets: &'static [(u32, &'static [[i64; 3]])],
     /// It works on the raw `global_invocation_id` (it neither calls `celer_item_Nd` nor reads the chunk's offset),
     /// which starts at 0 on every chunk, and its file does not say so on purpose (`// celer-kernel-build: raw ids:
     /// NAME`): `celer`'s `submit` refuses it, since it would work on the first chunk's cells whatever chunk it ran.

@@ -361,6 +361,26 @@ pub enum TaskErrorKind {
         /// The access and its mapper (`discard_write one_to_one`).
         access: String,
     },
+    /// A kernel that indexes a binding at a constant offset from its item (`celer_index(pc.src, item - vec3<u32>(1u,
+    /// 0u, 0u))`) where the task's range mapper for the buffer bound there does not declare the cell at that offset
+    /// (`one_to_one`, a neighbourhood too small, a slice along another dimension).
+    #[error(fmt = kernel::kernel_offset_undeclared)]
+    KernelOffsetUndeclared {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The access and its mapper (`read one_to_one`).
+        access: String,
+        /// The first offset it does not declare, in the task's dimensions (`[-1]`).
+        offset: String,
+        /// A mapper that declares every offset the kernel uses (`access::neighborhood([1])`).
+        hint: String,
+    },
     /// A reduction binding that receives the result of a prelude block reduction of another type.
     #[error(fmt = kernel::kernel_reduction_type)]
     KernelReductionType {

@@ -867,3 +867,120 @@ pub fn global_indexed(module: &naga::Module, entry_point: usize, params_binding:
     visit(module, func, &gid, params_binding, &mut HashSet::new(), &mut out);
     out.into_iter().collect()
 }
+
+/// The cells around its item at which entry point `entry_point` indexes each binding's box, directly or through
+/// the kernel's own functions: `(box, offsets)`, one entry per binding indexed so, ascending, where `offsets` lists
+/// every distinct constant offset `o` (dimension 0 in `.x`) of a `celer_index(pc.<box>, item + o)` call, `item` as
+/// `celer_item_Nd` returned it and `o` a `vec3<u32>` of constants added or subtracted (`item - vec3<u32>(1u, 0u,
+/// 0u)`), also where a function of the kernel's own is given such a cell and indexes with its parameter (celer's
+/// `at(item - vec3<u32>(1u, 0u, 0u), c)` idiom), to a small depth. An offset of zero (the item itself) is not
+/// listed. `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Conservative: a cell
+/// built otherwise (`vec3<u32>(item.x - 1u, item.y, 0u)`, a `var`, a loop counter) is not followed. `celer`'s
+/// `submit` refuses a task whose range mapper for that binding (`one_to_one`, a neighbourhood, a slice) does not
+/// declare those cells: the kernel would read or store cells the chunk's region does not hold, which come from
+/// another rank's last write only where declared.
+pub fn item_offsets(
+    module: &naga::Module,
+    entry_point: usize,
+    params_binding: Option<u32>,
+) -> Vec<(u32, Vec<[i64; 3]>)> {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    /// The constant `vec3` an expression is (a composed vector of literals, a splat, zero).
+    fn constant(exprs: &naga::Arena<Expression>, e: Handle<Expression>) -> Option<[i64; 3]> {
+        let scalar = |e: Handle<Expression>| match exprs[e] {
+            Expression::Literal(naga::Literal::U32(v)) => Some(i64::from(v)),
+            Expression::Literal(naga::Literal::I32(v)) => Some(i64::from(v)),
+            Expression::Literal(naga::Literal::AbstractInt(v)) => Some(v),
+            Expression::ZeroValue(_) => Some(0),
+            _ => None,
+        };
+        match exprs[e] {
+            Expression::Compose { ref components, .. } if components.len() == 3 => {
+                Some([scalar(components[0])?, scalar(components[1])?, scalar(components[2])?])
+            }
+            Expression::Splat { value, .. } => scalar(value).map(|v| [v, v, v]),
+            Expression::ZeroValue(_) => Some([0, 0, 0]),
+            _ => None,
+        }
+    }
+    /// `e`'s offset from the item, where `known` gives those of the items and of the parameters that hold cells.
+    fn offset(
+        exprs: &naga::Arena<Expression>,
+        known: &HashMap<Handle<Expression>, [i64; 3]>,
+        e: Handle<Expression>,
+        depth: u32,
+    ) -> Option<[i64; 3]> {
+        if let Some(o) = known.get(&e) {
+            return Some(*o);
+        }
+        if depth > 8 {
+            return None;
+        }
+        let Expression::Binary { op, left, right } = exprs[e] else { return None };
+        let sign = match op {
+            naga::BinaryOperator::Add => 1,
+            naga::BinaryOperator::Subtract => -1,
+            _ => return None,
+        };
+        let (base, k) = match (offset(exprs, known, left, depth + 1), constant(exprs, right)) {
+            (Some(b), Some(k)) => (b, k),
+            _ if sign == 1 => (offset(exprs, known, right, depth + 1)?, constant(exprs, left)?),
+            _ => return None,
+        };
+        Some([base[0] + sign * k[0], base[1] + sign * k[1], base[2] + sign * k[2]])
+    }
+    /// Notes the offsets at which `func` indexes each box; `args` gives the offsets of the parameters that hold
+    /// cells around the item.
+    fn visit(
+        module: &naga::Module,
+        func: &Function,
+        args: &HashMap<u32, [i64; 3]>,
+        params_binding: Option<u32>,
+        depth: u32,
+        out: &mut BTreeMap<u32, BTreeSet<[i64; 3]>>,
+    ) {
+        let exprs = &func.expressions;
+        let mut known: HashMap<Handle<Expression>, [i64; 3]> = HashMap::new();
+        for (h, e) in exprs.iter() {
+            if let Expression::FunctionArgument(k) = *e {
+                if let Some(o) = args.get(&k) {
+                    known.insert(h, *o);
+                }
+            }
+        }
+        each_statement(&func.body, &mut |s| {
+            if let Statement::Call { function, result: Some(r), .. } = s {
+                let name = module.functions[*function].name.as_deref().unwrap_or("");
+                if matches!(name, "celer_item_1d" | "celer_item_2d" | "celer_item_3d") {
+                    known.insert(*r, [0, 0, 0]);
+                }
+            }
+        });
+        if known.is_empty() {
+            return;
+        }
+        each_statement(&func.body, &mut |s| {
+            let Statement::Call { function, arguments, .. } = s else { return };
+            let name = module.functions[*function].name.as_deref().unwrap_or("");
+            if name == "celer_index" && arguments.len() == 2 {
+                let boxed = crate::params_box(module, func, arguments[0], params_binding);
+                if let (Some(b), Some(o)) = (boxed, offset(exprs, &known, arguments[1], 0)) {
+                    if o != [0, 0, 0] {
+                        out.entry(b).or_default().insert(o);
+                    }
+                }
+            } else if !name.starts_with("celer_") && depth < 4 {
+                let passed: HashMap<u32, [i64; 3]> = (0..arguments.len() as u32)
+                    .filter_map(|k| Some((k, offset(exprs, &known, arguments[k as usize], 0)?)))
+                    .collect();
+                if !passed.is_empty() {
+                    visit(module, &module.functions[*function], &passed, params_binding, depth + 1, out);
+                }
+            }
+        });
+    }
+    let mut out = BTreeMap::new();
+    let func = &module.entry_points[entry_point].function;
+    visit(module, func, &HashMap::new(), params_binding, 0, &mut out);
+    out.into_iter().map(|(b, o)| (b, o.into_iter().collect())).collect()
+}

@@ -65,9 +65,9 @@ use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement}
 
 mod analysis;
 pub use analysis::{
-    atomic_ops, block_reductions, chunk_indexed, cross_indexed, global_indexed, item_indexed, loads_every_item,
-    reads_old_contents, spirv_needs_float64, stores_every_item, stores_one_cell_every_item, uses_f64_prelude,
-    workgroup_dependent,
+    atomic_ops, block_reductions, chunk_indexed, cross_indexed, global_indexed, item_indexed, item_offsets,
+    loads_every_item, reads_old_contents, spirv_needs_float64, stores_every_item, stores_one_cell_every_item,
+    uses_f64_prelude, workgroup_dependent,
 };
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
@@ -501,6 +501,10 @@ pub struct EntryPoint {
     /// [`compile_dir`] leaves it empty for an entry point its file allows raw ids (`// celer-kernel-build: raw ids:
     /// NAME`).
     pub global_indexed: Vec<u32>,
+    /// The constant offsets from its item at which it indexes each binding's box (`celer_index(pc.src, item -
+    /// vec3<u32>(1u, 0u, 0u))`, also through its own functions; [`item_offsets`]): `(binding, offsets)`, ascending.
+    /// `submit` refuses a task whose range mapper for the binding does not declare the cells at those offsets.
+    pub item_offsets: Vec<(u32, Vec<[i64; 3]>)>,
     /// It works on the raw `global_invocation_id` ([`without_chunk_offset`]) and its file does not say so on
     /// purpose (`// celer-kernel-build: raw ids: NAME`, [`raw_ids_allowed`]): `submit` refuses it. Set by
     /// [`compile_dir`]; `false` as [`reflect_with_params`] gives it.
@@ -873,6 +877,7 @@ pub fn reflect_with_params(
             stores_one_cell_every_item: stores_one_cell_every_item(module, i, params_binding),
             cross_indexed: cross_indexed(module, i, params_binding),
             global_indexed: global_indexed(module, i, params_binding),
+            item_offsets: item_offsets(module, i, params_binding),
             raw_ids: false,
         });
     }
@@ -927,7 +932,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
              writes: &{:?}, reads_old: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, \
              workgroup_memory_bytes: {}, item_indexed: &{:?}, stores_every_item: &{:?}, loads_every_item: &{:?}, \
              stores_one_cell_every_item: &{:?}, cross_indexed: &{:?}, global_indexed: &{:?}, \
-             raw_ids: {} }}, ",
+             item_offsets: &[{}], raw_ids: {} }}, ",
             ep.name,
             ep.dims,
             ep.block_reduction,
@@ -943,6 +948,7 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             ep.stores_one_cell_every_item,
             ep.cross_indexed,
             ep.global_indexed,
+            ep.item_offsets.iter().map(|(b, o)| format!("({b}, &{o:?}), ")).collect::<String>(),
             ep.raw_ids
         );
     }

@@ -1084,3 +1084,29 @@ fn reflection_refuses_a_binding_indexed_with_the_chunks_box() {
     ))
     .expect("each binding with its own box");
 }
+
+#[test]
+fn reflection_lists_the_offsets_from_its_item_at_which_a_kernel_indexes_each_box() {
+    let r = reflection(&format!(
+        "{HEADER}
+        fn at(item: vec3<u32>, fallback: f32) -> f32 {{
+            if (celer_contains(pc.src, item)) {{ return src[celer_index(pc.src, item)]; }}
+            return fallback;
+        }}
+        @compute @workgroup_size(64) fn stencil(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_2d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) {{ return; }}
+            let c = at(item, 0.0);
+            let n = at(item - vec3<u32>(1u, 0u, 0u), c) + at(item + vec3<u32>(0u, 2u, 0u), c);
+            dst[celer_index(pc.dst, item)] = n + src[celer_index(pc.src, vec3<u32>(1u, 1u, 0u) + item)];
+        }}
+        @compute @workgroup_size(64) fn plain(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_2d(pc.chunk, gid);
+            dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)];
+        }}"
+    ))
+    .expect("reflects");
+    let offsets = |i: usize| r.entry_points[i].item_offsets.clone();
+    assert_eq!(offsets(0), vec![(0, vec![[-1, 0, 0], [0, 2, 0], [1, 1, 0]])]);
+    assert_eq!(offsets(1), Vec::<(u32, Vec<[i64; 3]>)>::new());
+}

@@ -702,6 +702,7 @@ mod tests {
             stores_one_cell_every_item: &[],
             cross_indexed: &[],
             global_indexed: &[],
+            item_offsets: &[],
             raw_ids: false,
         };
         assert_eq!(workgroup_beyond_limits(&desc([1024, 1, 1], 32768), &limits), None, "at the limits");

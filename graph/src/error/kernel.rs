@@ -302,6 +302,27 @@ pub(super) fn kernel_global_index(
     )
 }
 
+/// [`TaskErrorKind::KernelOffsetUndeclared`](super::TaskErrorKind::KernelOffsetUndeclared)'s message.
+pub(super) fn kernel_offset_undeclared(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    buffer: &ResourceIdent,
+    access: &str,
+    offset: &str,
+    hint: &str,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} indexes `{binding}` (@binding({number})) at its item + {offset} \
+         (celer_index(pc.{binding}, item ± …), also through its own functions), but the task binds {buffer} there \
+         through {access}, which does not declare that cell: at a chunk's border it lies outside the chunk's region, \
+         so the kernel finds there no data from the rank that wrote it (a stale cell, or its guard's fallback), and \
+         the results change with the number of ranks and devices; declare every cell it touches: {hint}"
+    )
+}
+
 /// [`TaskErrorKind::KernelReductionType`](super::TaskErrorKind::KernelReductionType)'s message.
 pub(super) fn kernel_reduction_type(
     kernel: &str,
