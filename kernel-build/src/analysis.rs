@@ -984,3 +984,23 @@ pub fn item_offsets(
     visit(module, func, &HashMap::new(), params_binding, 0, &mut out);
     out.into_iter().map(|(b, o)| (b, o.into_iter().collect())).collect()
 }
+
+/// The `@group(0)` bindings whose `arrayLength` entry point `entry_point` takes, directly or in the functions it
+/// calls, ascending. A binding holds its buffer's allocation on the node (the cells the node's commands touch), so
+/// its length is not the buffer's extent and changes with the rank: the build refuses it in a task kernel.
+pub fn array_lengths(module: &naga::Module, entry_point: usize) -> Vec<u32> {
+    let ep = &module.entry_points[entry_point].function;
+    let funcs =
+        std::iter::once(ep).chain(crate::reachable_functions(module, ep).into_iter().map(|h| &module.functions[h]));
+    let mut out = std::collections::BTreeSet::new();
+    for f in funcs {
+        for (_, e) in f.expressions.iter() {
+            if let Expression::ArrayLength(pointer) = *e {
+                if let Some((_, b)) = group0_binding(module, f, pointer) {
+                    out.insert(b);
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}

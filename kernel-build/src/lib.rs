@@ -21,8 +21,8 @@
 //! how the index space is cut into workgroups ([`workgroup_dependent`]); per file, whether its SPIR-V needs the
 //! device feature `shaderFloat64` ([`spirv_needs_float64`]). `celer`'s `submit` compares tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>` runtime-sized arrays (`array<T>`: not
 //! `array<T, 16>`, not a single value), gaps in the binding numbers,
-//! an entry point calling two of the `celer_item_Nd` and one indexing a binding with the chunk's box
-//! ([`chunk_indexed`]) stop the build, naming the file and the variable or
+//! an entry point calling two of the `celer_item_Nd`, one indexing a binding with the chunk's box
+//! ([`chunk_indexed`]) and one of a task kernel taking a binding's `arrayLength` ([`array_lengths`]) stop the build, naming the file and the variable or
 //! entry point. An entry point of a task kernel that calls none of them and never reads the chunk's offset (it
 //! indexes with the raw `global_invocation_id`, so its results change with the number of ranks) gets a cargo
 //! warning naming the file and the entry point ([`without_chunk_offset`]), unless the file names it in a line
@@ -65,9 +65,9 @@ use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement}
 
 mod analysis;
 pub use analysis::{
-    atomic_ops, block_reductions, chunk_indexed, cross_indexed, global_indexed, item_indexed, item_offsets,
-    loads_every_item, reads_old_contents, spirv_needs_float64, stores_every_item, stores_one_cell_every_item,
-    uses_f64_prelude, workgroup_dependent,
+    array_lengths, atomic_ops, block_reductions, chunk_indexed, cross_indexed, global_indexed, item_indexed,
+    item_offsets, loads_every_item, reads_old_contents, spirv_needs_float64, stores_every_item,
+    stores_one_cell_every_item, uses_f64_prelude, workgroup_dependent,
 };
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
@@ -580,6 +580,16 @@ pub enum ReflectError {
         /// Its binding number.
         binding: u32,
     },
+    /// An entry point of a task kernel that takes the `arrayLength` of a binding, which is the length of the
+    /// buffer's allocation on the node, not the buffer's extent.
+    ArrayLength {
+        /// The entry point.
+        entry_point: String,
+        /// The variable.
+        variable: String,
+        /// Its binding number.
+        binding: u32,
+    },
     /// An entry point that calls a block reduction (`celer_reduce_*`) with a workgroup of more invocations than the
     /// prelude's cells hold.
     BlockTooLarge {
@@ -638,6 +648,14 @@ impl std::fmt::Display for ReflectError {
                  what later commands touch), so the index lands on other cells wherever the two differ (on a second \
                  rank, every cell of its half): index each binding with its own box, \
                  `{variable}[celer_index(pc.{variable}, item)]`"
+            ),
+            ReflectError::ArrayLength { entry_point, variable, binding } => write!(
+                f,
+                "entry point `{entry_point}` takes arrayLength(&{variable}) (@group(0) @binding({binding})); a binding \
+                 holds the cells of its buffer that the node's commands touch, so its length is that allocation's, \
+                 not the buffer's extent, and changes with the rank (on two ranks, the first rank's is about half the \
+                 buffer): test a cell with celer_contains(pc.{variable}, cell), as celer's stencils do, or pass the \
+                 extent as a scalar"
             ),
             ReflectError::BlockTooLarge { entry_point, workgroup_size: [x, y, z] } => write!(
                 f,
@@ -775,6 +793,16 @@ pub fn reflect_with_params(
                 entry_point: ep.name.clone(),
                 dims: dims.into_iter().collect(),
             });
+        }
+        let lengths = if task_file(module, params_binding) { array_lengths(module, i) } else { Vec::new() };
+        if let Some(&binding) = lengths.first() {
+            let variable = module
+                .global_variables
+                .iter()
+                .find(|(_, v)| v.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == binding))
+                .and_then(|(_, v)| v.name.clone())
+                .unwrap_or_default();
+            return Err(ReflectError::ArrayLength { entry_point: ep.name.clone(), variable, binding });
         }
         if let Some(&binding) = chunk_indexed(module, i, params_binding).first() {
             let variable = module
@@ -1118,6 +1146,16 @@ fn all_functions(module: &naga::Module) -> Vec<FnRef> {
     let mut all: Vec<FnRef> = module.functions.iter().map(|(h, _)| FnRef::Function(h)).collect();
     all.extend((0..module.entry_points.len()).map(FnRef::EntryPoint));
     all
+}
+
+/// Whether `module` holds task kernels: its parameter block is a struct whose first member is a `CelerBox` (the
+/// chunk). `params_binding` is as for [`reflect_with_params`].
+fn task_file(module: &naga::Module, params_binding: Option<u32>) -> bool {
+    module.global_variables.iter().any(|(_, var)| {
+        is_params_block(var, params_binding)
+            && matches!(&module.types[var.ty].inner, naga::TypeInner::Struct { members, .. }
+                if members.first().is_some_and(|m| module.types[m.ty].name.as_deref() == Some("CelerBox")))
+    })
 }
 
 /// Calls `visit` on every statement of `block`, nested blocks included.
