@@ -873,8 +873,9 @@ pub fn global_indexed(module: &naga::Module, entry_point: usize, params_binding:
 /// every distinct constant offset `o` (dimension 0 in `.x`) of a `celer_index(pc.<box>, item + o)` call, `item` as
 /// `celer_item_Nd` returned it and `o` a `vec3<u32>` of constants added or subtracted (`item - vec3<u32>(1u, 0u,
 /// 0u)`), also where a function of the kernel's own is given such a cell and indexes with its parameter (celer's
-/// `at(item - vec3<u32>(1u, 0u, 0u), c)` idiom), to a small depth. An offset of zero (the item itself) is not
-/// listed. `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Conservative: a cell
+/// `at(item - vec3<u32>(1u, 0u, 0u), c)` idiom), to a small depth; and `<binding>[i ± k]` with `i =
+/// celer_index(pc.<binding>, …)` of such a cell, the flat index's neighbour `k` cells along the item's last dimension
+/// (the CUDA port's `src[i - 1u] + src[i + 1u]`). An offset of zero (the item itself) is not listed. `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Conservative: a cell
 /// built otherwise (`vec3<u32>(item.x - 1u, item.y, 0u)`, a `var`, a loop counter) is not followed. `celer`'s
 /// `submit` refuses a task whose range mapper for that binding (`one_to_one`, a neighbourhood, a slice) does not
 /// declare those cells: the kernel would read or store cells the chunk's region does not hold, which come from
@@ -931,12 +932,13 @@ pub fn item_offsets(
     }
     /// Notes the offsets at which `func` indexes each box; `args` gives the offsets of the parameters that hold
     /// cells around the item.
+    /// `last`: the item's last dimension, along which the flat index of a row-major cell runs.
     fn visit(
         module: &naga::Module,
         func: &Function,
         args: &HashMap<u32, [i64; 3]>,
         params_binding: Option<u32>,
-        depth: u32,
+        (depth, last): (u32, usize),
         out: &mut BTreeMap<u32, BTreeSet<[i64; 3]>>,
     ) {
         let exprs = &func.expressions;
@@ -959,8 +961,10 @@ pub fn item_offsets(
         if known.is_empty() {
             return;
         }
+        // The celer_index calls at a known cell, by the handle of their result: the box's binding and the offset.
+        let mut cells: HashMap<Handle<Expression>, (u32, [i64; 3])> = HashMap::new();
         each_statement(&func.body, &mut |s| {
-            let Statement::Call { function, arguments, .. } = s else { return };
+            let Statement::Call { function, arguments, result } = s else { return };
             let name = module.functions[*function].name.as_deref().unwrap_or("");
             if name == "celer_index" && arguments.len() == 2 {
                 let boxed = crate::params_box(module, func, arguments[0], params_binding);
@@ -968,20 +972,67 @@ pub fn item_offsets(
                     if o != [0, 0, 0] {
                         out.entry(b).or_default().insert(o);
                     }
+                    if let Some(r) = result {
+                        cells.insert(*r, (b, o));
+                    }
                 }
             } else if !name.starts_with("celer_") && depth < 4 {
                 let passed: HashMap<u32, [i64; 3]> = (0..arguments.len() as u32)
                     .filter_map(|k| Some((k, offset(exprs, &known, arguments[k as usize], 0)?)))
                     .collect();
                 if !passed.is_empty() {
-                    visit(module, &module.functions[*function], &passed, params_binding, depth + 1, out);
+                    visit(module, &module.functions[*function], &passed, params_binding, (depth + 1, last), out);
                 }
             }
         });
+        // `<b>[i ± k]` with `i = celer_index(pc.<b>, cell)`: the flat index's neighbour, k cells along the last
+        // dimension (the CUDA port's `src[i - 1u] + src[i + 1u]`).
+        for (_, e) in exprs.iter() {
+            let Expression::Access { base, index } = *e else { continue };
+            let Expression::GlobalVariable(g) = exprs[base] else { continue };
+            let Some(binding) = module.global_variables[g].binding.as_ref().filter(|b| b.group == 0) else { continue };
+            let Expression::Binary { op, left, right } = exprs[index] else { continue };
+            let scalar = |e: Handle<Expression>| match exprs[e] {
+                Expression::Literal(naga::Literal::U32(v)) => Some(i64::from(v)),
+                Expression::Literal(naga::Literal::I32(v)) => Some(i64::from(v)),
+                Expression::Literal(naga::Literal::AbstractInt(v)) => Some(v),
+                _ => None,
+            };
+            let (cell, k) = match op {
+                naga::BinaryOperator::Add => match (cells.get(&left), scalar(right)) {
+                    (Some(c), Some(k)) => (c, k),
+                    _ => match (cells.get(&right), scalar(left)) {
+                        (Some(c), Some(k)) => (c, k),
+                        _ => continue,
+                    },
+                },
+                naga::BinaryOperator::Subtract => match (cells.get(&left), scalar(right)) {
+                    (Some(c), Some(k)) => (c, -k),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let (b, mut o) = *cell;
+            if b == binding.binding && k != 0 {
+                o[last] += k;
+                if o != [0, 0, 0] {
+                    out.entry(b).or_default().insert(o);
+                }
+            }
+        }
     }
     let mut out = BTreeMap::new();
     let func = &module.entry_points[entry_point].function;
-    visit(module, func, &HashMap::new(), params_binding, 0, &mut out);
+    // The item's last dimension: 0 for a 1D kernel (and one without items).
+    let last = crate::reachable_functions(module, func)
+        .into_iter()
+        .find_map(|h| match module.functions[h].name.as_deref() {
+            Some("celer_item_2d") => Some(1),
+            Some("celer_item_3d") => Some(2),
+            _ => None,
+        })
+        .unwrap_or(0);
+    visit(module, func, &HashMap::new(), params_binding, (0, last), &mut out);
     out.into_iter().map(|(b, o)| (b, o.into_iter().collect())).collect()
 }
 

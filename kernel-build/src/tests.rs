@@ -1104,12 +1104,19 @@ fn reflection_lists_the_offsets_from_its_item_at_which_a_kernel_indexes_each_box
         @compute @workgroup_size(64) fn plain(@builtin(global_invocation_id) gid: vec3<u32>) {{
             let item = celer_item_2d(pc.chunk, gid);
             dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)];
+        }}
+        @compute @workgroup_size(64) fn flat(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_2d(pc.chunk, gid);
+            let i = celer_index(pc.src, item);
+            dst[celer_index(pc.dst, item)] = src[i - 1u] + src[1u + i] + src[i];
         }}"
     ))
     .expect("reflects");
     let offsets = |i: usize| r.entry_points[i].item_offsets.clone();
     assert_eq!(offsets(0), vec![(0, vec![[-1, 0, 0], [0, 2, 0], [1, 1, 0]])]);
     assert_eq!(offsets(1), Vec::<(u32, Vec<[i64; 3]>)>::new());
+    // The CUDA port's flat neighbours of `let i = celer_index(…)`: along the last dimension (1 of a 2D item).
+    assert_eq!(offsets(2), vec![(0, vec![[0, -1, 0], [0, 1, 0]])]);
 }
 
 #[test]
