@@ -1095,3 +1095,41 @@ fn a_kernel_indexing_at_offsets_from_its_item_that_the_range_mapper_does_not_dec
     let columns = q.submit(ok2(step2().read(&u, access::slice(0))).name("columns"));
     assert_has(&message(columns, "columns"), &["at its item + [0, -1]", "through read slice"]);
 }
+
+#[test]
+fn a_reduction_combining_the_chunks_otherwise_than_the_kernels_atomics_is_refused() {
+    let q = Queue::dry_run();
+    let data = q.buffer_from(&[1u32; 64], [64]).named("data");
+    let bits = q.buffer::<u32, 1>([1]).named("bits");
+    let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or").unwrap();
+    let task = || task::parallel_for(&or, [64]).read(&data, access::one_to_one());
+    // Sum over atomicOr partials: on 2 ranks 0xfffffffe where the OR of every bit is 0xffffffff (exit 0; the sum
+    // first panicked the runtime thread with an overflow).
+    let e = q.submit(task().reduce(&bits, ReductionOp::Sum).name("or_sum")).expect_err("Sum over atomicOr");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelAtomicCombine { number: 1, .. }), "{e}");
+    assert_has(
+        &message(Err(e), "or_sum"),
+        &[
+            "kernel reduce_bits::reduce_or combines its items into `out` (@binding(1)) with atomicOr, but the task \
+             combines the partial results of buffer B1 \"bits\" (one per rank and device) with ReductionOp::Sum: \
+             Sum(12, 10) = 22, where atomicOr(12, 10) gives 14",
+            "reduce with .reduce_with(&buffer, 0, |a, b| a | b)",
+        ],
+    );
+    // A reduce_with closure of another operation (AND from !0, whose identity the closure keeps): refused alike.
+    let e = q.submit(task().reduce_with(&bits, !0u32, |a, b| a & b).name("or_and")).expect_err("AND over atomicOr");
+    assert_has(
+        &message(Err(e), "or_and"),
+        &["with its reduce_with closure: combine(12, 10) = 8, where atomicOr gives 14", "(|a, b| a | b)"],
+    );
+    // The matching closures are accepted.
+    q.submit(task().reduce_with(&bits, 0u32, |a, b| a | b)).expect("OR over atomicOr");
+    let and = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_and").unwrap();
+    q.submit(task::parallel_for(&and, [64]).read(&data, access::one_to_one()).reduce_with(&bits, !0u32, |a, b| a & b))
+        .expect("AND over atomicAnd");
+    let ints = q.buffer_from(&[1i32; 64], [64]).named("ints");
+    let total = q.buffer::<i32, 1>([1]).named("total");
+    let sum = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").unwrap();
+    q.submit(task::parallel_for(&sum, [64]).read(&ints, access::one_to_one()).reduce_with(&total, 0, |a, b| a + b))
+        .expect("a sum over atomicAdd");
+}

@@ -320,6 +320,7 @@ pub(crate) fn check_kernel(
     }
     check_block_reductions(kernel, ep, task, bindings, &buffer)?;
     check_atomic_reductions(kernel, ep, task, bindings, &buffer)?;
+    check_atomic_combines(kernel, ep, task, bindings, &buffer)?;
     if let Some(dims) = ep.dims {
         if dims as usize != task.spec.dims {
             return Err(Box::new(TaskErrorKind::KernelDimensions {
@@ -614,6 +615,126 @@ pub(crate) fn check_reduction_races(
             number: b,
             buffer: buffer(reduction.buffer),
             range: spec.range,
+        }));
+    }
+    Ok(())
+}
+
+/// The task's reductions against the atomic read-modify-writes the kernel combines its items into their bindings
+/// with, where every one of a binding's is of one kind (`atomicAdd`/`atomicSub`, `atomicMin`, `atomicMax`,
+/// `atomicAnd`, `atomicOr`, `atomicXor`): the partial results of the chunks (one per rank and device) are combined by
+/// the task's operation, so one that disagrees with the kernel's gives a result that changes with the number of
+/// ranks and devices. A built-in `Sum`, `Min` or `Max` over bitwise atomics is refused (their mismatch among
+/// themselves is [`check_atomic_reductions`]'s); a `reduce_with` closure is probed on a few small values against
+/// the atomic's result. Reductions of other element types than `i32` and `u32` (no WGSL atomics) are not looked at.
+fn check_atomic_combines(
+    kernel: &dyn Fn() -> String,
+    ep: &EntryPointDesc,
+    task: &KernelTask<'_>,
+    bindings: &[BindingDesc],
+    buffer: &impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    if ep.atomics.is_empty() {
+        return Ok(());
+    }
+    let accessors = task.spec.accesses.len();
+    for (j, (r, desc)) in task.spec.reductions.iter().zip(&bindings[accessors.min(bindings.len())..]).enumerate() {
+        let ops: Vec<&str> = ep
+            .atomics
+            .iter()
+            .filter(|(b, op)| *b == desc.binding && !matches!(*op, "load" | "store"))
+            .map(|(_, op)| if *op == "sub" { "add" } else { *op })
+            .collect();
+        let Some(&op) = ops.first() else { continue };
+        if !ops.iter().all(|o| *o == op) || !matches!(op, "add" | "min" | "max" | "and" | "or" | "xor") {
+            continue;
+        }
+        let signed = match task.reduction_kinds.get(j) {
+            Some(ScalarKind::I32) => true,
+            Some(ScalarKind::U32) => false,
+            _ => continue,
+        };
+        let atomic = |a: u32, b: u32| -> u32 {
+            match op {
+                "add" => a.wrapping_add(b),
+                "and" => a & b,
+                "or" => a | b,
+                "xor" => a ^ b,
+                "min" if signed => (a as i32).min(b as i32) as u32,
+                "max" if signed => (a as i32).max(b as i32) as u32,
+                "min" => a.min(b),
+                _ => a.max(b),
+            }
+        };
+        let name = format!("atomic{}{}", op[..1].to_uppercase(), &op[1..]);
+        let closure = |bits: &str| match bits {
+            "and" => "|a, b| a & b",
+            "or" => "|a, b| a | b",
+            "xor" => "|a, b| a ^ b",
+            "add" => "|a, b| a.wrapping_add(b)",
+            "min" => "|a, b| a.min(b)",
+            _ => "|a, b| a.max(b)",
+        };
+        // Pairs on which the six operations all differ; none below 8 but the 0, which the identity check probes.
+        const PROBES: [(u32, u32); 3] = [(12, 10), (24, 17), (0, 9)];
+        let (how, example, hint) = match (r.op, task.custom_reductions.get(j).and_then(Option::as_ref)) {
+            (ReductionOp::Sum | ReductionOp::Min | ReductionOp::Max, _) if matches!(op, "and" | "or" | "xor") => {
+                let task_op = match r.op {
+                    ReductionOp::Sum => "Sum",
+                    ReductionOp::Min => "Min",
+                    _ => "Max",
+                };
+                let (a, b) = PROBES[0];
+                let theirs = match r.op {
+                    ReductionOp::Sum => a + b,
+                    ReductionOp::Min => a.min(b),
+                    _ => a.max(b),
+                };
+                let identity = if op == "and" { "!0" } else { "0" };
+                (
+                    format!("with ReductionOp::{task_op}"),
+                    format!("{task_op}({a}, {b}) = {theirs}, where {name}({a}, {b}) gives {}", atomic(a, b)),
+                    format!("reduce with .reduce_with(&buffer, {identity}, {})", closure(op)),
+                )
+            }
+            // A closure that panicked on submit's own probes was reported there (and panics at run time).
+            (ReductionOp::Custom, Some(custom)) if custom.probed != "panics" => {
+                let word = |v: u32| v.to_ne_bytes().to_vec();
+                let read = |v: &[u8]| v.try_into().ok().map(u32::from_ne_bytes);
+                let differs = PROBES.iter().find_map(|&(a, b)| {
+                    let got =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (custom.combine)(&word(a), &word(b))));
+                    let got = read(&got.ok()?)?;
+                    (got != atomic(a, b)).then_some((a, b, got))
+                });
+                let Some((a, b, got)) = differs else { continue };
+                let show = |v: u32| if signed { (v as i32).to_string() } else { v.to_string() };
+                (
+                    "with its reduce_with closure".to_string(),
+                    format!(
+                        "combine({}, {}) = {}, where {name} gives {}",
+                        show(a),
+                        show(b),
+                        show(got),
+                        show(atomic(a, b))
+                    ),
+                    format!(
+                        "make the closure compute what the kernel's atomics do ({}), or change the kernel's atomics",
+                        closure(op)
+                    ),
+                )
+            }
+            _ => continue,
+        };
+        return Err(Box::new(TaskErrorKind::KernelAtomicCombine {
+            kernel: kernel(),
+            binding: desc.name.into(),
+            number: desc.binding,
+            atomics: name,
+            buffer: buffer(r.buffer),
+            how,
+            example,
+            hint,
         }));
     }
     Ok(())

@@ -381,6 +381,27 @@ pub enum TaskErrorKind {
         /// A mapper that declares every offset the kernel uses (`access::neighborhood([1])`).
         hint: String,
     },
+    /// A reduction whose operation (a built-in one, or a `reduce_with` closure) combines the chunks' partial results
+    /// otherwise than the atomics the kernel combines its items with (`atomicOr` under `ReductionOp::Sum`).
+    #[error(fmt = kernel::kernel_atomic_combine)]
+    KernelAtomicCombine {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The atomic (`atomicOr`).
+        atomics: String,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// How the task combines (`with ReductionOp::Sum`).
+        how: String,
+        /// Where the two differ (`Sum(12, 10) = 22, where atomicOr(12, 10) gives 14`).
+        example: String,
+        /// What to do.
+        hint: String,
+    },
     /// A reduction binding that receives the result of a prelude block reduction of another type.
     #[error(fmt = kernel::kernel_reduction_type)]
     KernelReductionType {

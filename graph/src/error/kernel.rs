@@ -323,6 +323,26 @@ pub(super) fn kernel_offset_undeclared(
     )
 }
 
+/// [`TaskErrorKind::KernelAtomicCombine`](super::TaskErrorKind::KernelAtomicCombine)'s message.
+pub(super) fn kernel_atomic_combine(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    atomics: &str,
+    buffer: &ResourceIdent,
+    how: &str,
+    example: &str,
+    hint: &str,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} combines its items into `{binding}` (@binding({number})) with {atomics}, but the task \
+         combines the partial results of {buffer} (one per rank and device) {how}: {example}; the result would \
+         change with the number of ranks and devices (one chunk keeps the kernel's); {hint}"
+    )
+}
+
 /// [`TaskErrorKind::KernelReductionType`](super::TaskErrorKind::KernelReductionType)'s message.
 pub(super) fn kernel_reduction_type(
     kernel: &str,
