@@ -22,7 +22,8 @@
 //! device feature `shaderFloat64` ([`spirv_needs_float64`]). `celer`'s `submit` compares tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>` runtime-sized arrays (`array<T>`: not
 //! `array<T, 16>`, not a single value), gaps in the binding numbers,
 //! an entry point calling two of the `celer_item_Nd`, one indexing a binding with the chunk's box
-//! ([`chunk_indexed`]) and one of a task kernel taking a binding's `arrayLength` ([`array_lengths`]) stop the build, naming the file and the variable or
+//! ([`chunk_indexed`]), one taking its items from a binding's box (`celer_item_1d(pc.src, gid)`) and one of a task
+//! kernel taking a binding's `arrayLength` ([`array_lengths`]) stop the build, naming the file and the variable or
 //! entry point. An entry point of a task kernel that calls none of them and never reads the chunk's offset (it
 //! indexes with the raw `global_invocation_id`, so its results change with the number of ranks) gets a cargo
 //! warning naming the file and the entry point ([`without_chunk_offset`]), unless the file names it in a line
@@ -580,6 +581,16 @@ pub enum ReflectError {
         /// Its binding number.
         binding: u32,
     },
+    /// An entry point that takes its items from `celer_item_Nd` given a binding's box (`celer_item_1d(pc.src,
+    /// gid)`) instead of the chunk's: its items start where that binding's allocation does, not where the chunk does.
+    ItemFromBox {
+        /// The entry point.
+        entry_point: String,
+        /// The `celer_item_Nd` it calls.
+        call: String,
+        /// The parameter block member given (`src`).
+        member: String,
+    },
     /// An entry point of a task kernel that takes the `arrayLength` of a binding, which is the length of the
     /// buffer's allocation on the node, not the buffer's extent.
     ArrayLength {
@@ -648,6 +659,13 @@ impl std::fmt::Display for ReflectError {
                  what later commands touch), so the index lands on other cells wherever the two differ (on a second \
                  rank, every cell of its half): index each binding with its own box, \
                  `{variable}[celer_index(pc.{variable}, item)]`"
+            ),
+            ReflectError::ItemFromBox { entry_point, call, member } => write!(
+                f,
+                "entry point `{entry_point}` calls {call}(pc.{member}, …); a kernel's items come from the chunk's box, \
+                 {call}(pc.chunk, gid): pc.{member} is the box of the cells binding `{member}` holds on the node, \
+                 which starts elsewhere than the chunk wherever the two differ (a halo, cells later commands touch), \
+                 so the items would be shifted there (on a second rank, every item of its chunk)"
             ),
             ReflectError::ArrayLength { entry_point, variable, binding } => write!(
                 f,
@@ -793,6 +811,26 @@ pub fn reflect_with_params(
                 entry_point: ep.name.clone(),
                 dims: dims.into_iter().collect(),
             });
+        }
+        // celer_item_Nd given another box of the parameter block than the chunk's (member 0).
+        for f in std::iter::once(&ep.function)
+            .chain(reachable_functions(module, &ep.function).into_iter().map(|h| &module.functions[h]))
+        {
+            let mut found = None;
+            each_statement(&f.body, &mut |s| {
+                if let Statement::Call { function, arguments, .. } = s {
+                    let name = module.functions[*function].name.as_deref().unwrap_or("");
+                    if matches!(name, "celer_item_1d" | "celer_item_2d" | "celer_item_3d") && !arguments.is_empty() {
+                        if let Some(m) = params_member(module, f, arguments[0], params_binding).filter(|&m| m >= 1) {
+                            found.get_or_insert((name.to_string(), m));
+                        }
+                    }
+                }
+            });
+            if let Some((call, m)) = found {
+                let member = params_members_name(module, params_binding, m).unwrap_or_else(|| format!("member {m}"));
+                return Err(ReflectError::ItemFromBox { entry_point: ep.name.clone(), call, member });
+            }
         }
         let lengths = if task_file(module, params_binding) { array_lengths(module, i) } else { Vec::new() };
         if let Some(&binding) = lengths.first() {
@@ -1146,6 +1184,19 @@ fn all_functions(module: &naga::Module) -> Vec<FnRef> {
     let mut all: Vec<FnRef> = module.functions.iter().map(|(h, _)| FnRef::Function(h)).collect();
     all.extend((0..module.entry_points.len()).map(FnRef::EntryPoint));
     all
+}
+
+/// The name of member `m` of `module`'s parameter block (`params_binding` as for [`reflect_with_params`]).
+fn params_members_name(module: &naga::Module, params_binding: Option<u32>, m: u32) -> Option<String> {
+    module.global_variables.iter().find_map(|(_, var)| {
+        if !is_params_block(var, params_binding) {
+            return None;
+        }
+        match &module.types[var.ty].inner {
+            naga::TypeInner::Struct { members, .. } => members.get(m as usize).and_then(|x| x.name.clone()),
+            _ => None,
+        }
+    })
 }
 
 /// Whether `module` holds task kernels: its parameter block is a struct whose first member is a `CelerBox` (the

@@ -1150,3 +1150,22 @@ fn reflection_refuses_the_array_length_of_a_binding_in_a_task_kernel() {
     )
     .expect("no task kernel");
 }
+
+#[test]
+fn reflection_refuses_items_taken_from_a_bindings_box() {
+    // celer_item_1d(pc.src, gid): the items start where src's allocation does (one cell before the chunk, for a
+    // halo), not where the chunk does.
+    let e = reflection(&format!(
+        "{HEADER}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.src, gid);
+            if (!celer_contains(pc.chunk, item)) {{ return; }}
+            dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)];
+        }}"
+    ))
+    .unwrap_err();
+    assert!(
+        e.contains("entry point `main` calls celer_item_1d(pc.src, …); a kernel's items come from the chunk's box"),
+        "{e}"
+    );
+}
