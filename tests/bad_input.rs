@@ -116,6 +116,22 @@ fn rows() -> Vec<Row> {
             )),
         ));
     }
+    {
+        // Its own queue, as above.
+        let q = queue(1);
+        let flags = q.buffer_from(&[1u32; 16], [16]).named("flags");
+        let bits = q.buffer::<u32, 1>([1]).named("bits");
+        let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or").expect("reduce_bits::reduce_or exists");
+        rows.push((
+            "a Sum reduction through a kernel that combines with atomicOr (or a reduce_with closure other than its atomics)",
+            err(q.submit(
+                task::parallel_for(&or, [16])
+                    .read(&flags, access::one_to_one())
+                    .reduce(&bits, ReductionOp::Sum)
+                    .name("or_sum"),
+            )),
+        ));
+    }
     rows.push((
         "a reduce_with identity its combine closure does not keep (a sum from 5)",
         err(q.submit(
@@ -334,6 +350,10 @@ fn every_misuse_in_the_table_gets_an_error_naming_what_is_at_fault() {
         (
             "a Min reduction through a kernel",
             &["\"min_by_add\"", "reduce_i32::reduce_sum", "with atomicAdd", "B1 \"minimum\"", "ReductionOp::Min"],
+        ),
+        (
+            "a Sum reduction through a kernel that combines with atomicOr",
+            &["\"or_sum\"", "reduce_bits::reduce_or", "with atomicOr", "B1 \"bits\"", "Sum(12, 10) = 22"],
         ),
         ("a reduce_with identity", &["\"from_5\"", "B3 \"sum\"", "identity 5", "combine(5, 5) = 10"]),
         (

@@ -58,8 +58,8 @@
 //!   the task and the panic's message (the others would otherwise wait for its data forever).
 //! - `combine-panic`: the combine closure of a `reduce_with` panics; every rank stops naming the reduction's task
 //!   and the message (on one rank nothing is combined: the case then finishes).
-//! - `combine-order`: a `reduce_with` whose combine keeps its first operand of two values of 16 and more (the
-//!   maximum below): not commutative beyond the values `submit` probes, so it passes `submit`; the runtime, which
+//! - `combine-order`: a `reduce_with` whose combine keeps its first operand of two values of 32 and more (the
+//!   kernel's OR below): not commutative beyond the values `submit` probes, so it passes `submit`; the runtime, which
 //!   calls the combine both ways for each pair of partial results, ends every rank naming the task, the buffer, both
 //!   operands and both results. One rank of one device has one chunk, combined by its kernel alone: the case then
 //!   finishes; one rank of two devices (`CELER_DEVICES=2`) combines two partial results and stops.
@@ -128,8 +128,8 @@
 //!   `split 2D` or `including the buffer's current value`. On one rank nothing differs: each must finish.
 //! - `mapper-rank-read`, `mapper-rank-write`, `mapper-random`, `combine-differs`: rank 1's custom range mapper
 //!   gives every chunk the whole buffer for a read, or gives chunk 0 half its cells for a write, or grows each chunk
-//!   by a number of cells taken from the clock; or rank 1's `reduce_with` combines with `^` where the others use
-//!   `|`. Every rank reports the divergence within seconds, its side showing the regions its mapper gave per chunk
+//!   by a number of cells taken from the clock; or rank 1's `reduce_with` combines with `^` below 8 where the
+//!   others use `|`. Every rank reports the divergence within seconds, its side showing the regions its mapper gave per chunk
 //!   or what its combine gives (they stalled for `CELER_STALL_TIMEOUT`, or the ranks disagreed on a transfer, or,
 //!   for the combine, the ranks held different results with no message). On one rank nothing differs: each must
 //!   finish with the right result.
@@ -372,8 +372,8 @@ fn host_panic() -> Result<(), String> {
     Err(format!("the program went on after the host task panicked (fence: {got:?})"))
 }
 
-/// A `reduce_with` whose combine closure is not commutative on values beyond `submit`'s probes: of two values of 16
-/// and more it keeps the first. On 2 nodes the chunks' partial results are 16 | 32 and 64 | 128.
+/// A `reduce_with` whose combine closure is not commutative on values beyond `submit`'s probes: of two values of 32
+/// and more it keeps the first (below 32, the OR its kernel's atomicOr makes). On 2 nodes the chunks' partial results are 16 | 32 and 64 | 128.
 fn combine_order() -> Result<(), String> {
     let q = Queue::new().map_err(|e| e.to_string())?;
     let flags = q.buffer_from(&[16u32, 32, 64, 128], [4]).named("flags");
@@ -382,7 +382,7 @@ fn combine_order() -> Result<(), String> {
     q.submit(
         task::parallel_for(&or, [4])
             .read(&flags, access::one_to_one())
-            .reduce_with(&first, 0, |a, b| if a >= 16 && b >= 16 { a } else { a.max(b) })
+            .reduce_with(&first, 0, |a, b| if a >= 32 && b >= 32 { a } else { a | b })
             .name("keep_first"),
     )
     .map_err(|e| e.to_string())?;
@@ -986,7 +986,8 @@ fn departs_split(how: &str) -> Result<(), String> {
 /// `dst` through a custom mapper by which, on rank 1 only, chunk 0 writes half of its cells (so rank 1 expects fewer
 /// cells than rank 0 sends); `mapper-random`: the read mapper of `mapper-rank-read` grows each chunk to the left by
 /// a number of cells taken from the clock, on rank 1 only; `combine-differs`: rank 1 combines the partial results of
-/// a `reduce_with` by `^` where the others use `|` (same identity, both commutative). The ranks' command graphs
+/// a `reduce_with` by `^` below 8 where the others use `|` (same identity, both commutative; from 8 on `|`, as the
+/// kernel's atomicOr, which submit compares closures with). The ranks' command graphs
 /// (or results) then differ: every rank must report the divergence naming the task, the buffer and, for a mapper,
 /// the regions it gave on its side. On one rank nothing differs: each finishes with the right result.
 fn departs_mapper(how: &str) -> Result<(), String> {
@@ -997,7 +998,12 @@ fn departs_mapper(how: &str) -> Result<(), String> {
         let any = q.buffer::<u32, 1>([1]).named("any");
         let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or").map_err(|e| e.to_string())?;
         let t = task::parallel_for(&or, [4]).read(&flags, access::one_to_one()).name("or_all");
-        let t = if odd { t.reduce_with(&any, 0, |a, b| a ^ b) } else { t.reduce_with(&any, 0, |a, b| a | b) };
+        // Rank 1's closure is `^` below 8 and `|` from 8 on, where submit compares it with the kernel's atomicOr.
+        let t = if odd {
+            t.reduce_with(&any, 0, |a, b| if a.max(b) < 8 { a ^ b } else { a | b })
+        } else {
+            t.reduce_with(&any, 0, |a, b| a | b)
+        };
         q.submit(t).map_err(|e| e.to_string())?;
         let got = q.fence(&any).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
         return match (got[0], q.ranks()) {

@@ -218,7 +218,9 @@ fn scalar_errors_of_a_kernel_reading_its_parameters_from_storage_name_its_var_im
     let out = q.buffer::<f32, 1>([16]).named("out");
     let kernel = Kernel::wgsl(&own_kernels::WIDE_SUM, "main").unwrap();
     let step = || {
-        let t = xs.iter().fold(task::parallel_for(&kernel, [16]), |t, x| t.read(x, access::one_to_one()));
+        // x0 is read at i + 1 too (wide_value): a neighbourhood declares it.
+        let t = task::parallel_for(&kernel, [16]).read(&xs[0], access::neighborhood([1]));
+        let t = xs[1..].iter().fold(t, |t, x| t.read(x, access::one_to_one()));
         t.discard_write(&out, access::one_to_one())
     };
     q.submit(step().scalar("a", 1.0f32).scalar("b", 2.0f32).scalar("c", 3.0f32)).expect("all three by name");
@@ -963,4 +965,171 @@ fn an_index_space_outside_a_buffer_the_kernel_reads_on_every_item_is_refused_thr
     // Inside the extent, at an offset too: accepted.
     q.submit(over(8, 0)).expect("every item reads a cell of the buffer");
     q.submit(over(3, 5)).expect("items 5 to 7 read cells of the buffer");
+}
+
+#[test]
+fn a_reduction_whose_kernel_stores_one_cell_on_every_item_with_a_plain_store_is_refused_over_more_than_one_item() {
+    let q = Queue::dry_run();
+    let racy = Kernel::wgsl(&own_kernels::RACY_SUM, "main").unwrap();
+    let ones = q.buffer_from(&[1.0f32; 4096], [4096]).named("ones");
+    let sum = q.buffer::<f32, 1>([1]).named("sum");
+    let task = |n: usize, name: &str| {
+        task::parallel_for(&racy, [n]).read(&ones, access::one_to_one()).reduce(&sum, ReductionOp::Sum).name(name)
+    };
+    // One item cannot race: accepted, and its shape cached; the same shape over 4096 items is still refused (a
+    // lavapipe run of it gave 512 on 1 and 2 ranks, 513 on 3, where the sum is 4096, and exited 0).
+    q.submit(task(1, "alone")).expect("one item stores alone");
+    let e = q.submit(task(4096, "racy")).expect_err("the items race on out[0]");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelReductionRace { number: 1, .. }), "{e}");
+    assert_has(
+        &message(Err(e), "racy"),
+        &[
+            "kernel racy_sum::main stores to `out` (@binding(1)) at one fixed cell on every item of its index space \
+             with a plain store",
+            "but the task reduces buffer B1 \"sum\" there over the 4096 items of [0] - [4096]",
+            "combine with an atomic (`atomicAdd(&out[0], v)`",
+            "celer_reduce_sum_f32",
+        ],
+    );
+    // The fold of fold_f32 (one invocation per chunk) and atomics (reduce_i32) are no race.
+    let fold = Kernel::wgsl(&own_kernels::FOLD_F32, "fold_sum").unwrap();
+    q.submit(task::parallel_for(&fold, [4096]).read(&ones, access::one_to_one()).reduce(&sum, ReductionOp::Sum))
+        .expect("one invocation folds each chunk");
+}
+
+#[test]
+fn a_kernel_indexing_one_buffer_with_another_buffers_box_is_refused() {
+    let q = Queue::dry_run();
+    let k = Kernel::wgsl(&own_kernels::CROSS_INDEX, "main").unwrap();
+    let src = q.buffer_from(&[1.0f32; 64], [64]).named("src");
+    let dst = q.buffer::<f32, 1>([64]).named("dst");
+    // dst[celer_index(pc.src, item)]: on 2 ranks (src read with a halo) every cell of rank 1's half came out wrong,
+    // exit 0, CELER_CHECK_BOUNDS=on too; on 1 rank right.
+    let task =
+        task::parallel_for(&k, [64]).read(&src, access::neighborhood([1])).discard_write(&dst, access::one_to_one());
+    let e = q.submit(task.name("doubled")).expect_err("dst indexed with src's box");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelCrossIndexed { number: 1, box_number: 0, .. }), "{e}");
+    assert_has(
+        &message(Err(e), "doubled"),
+        &[
+            "kernel cross_index::main indexes `dst` (@binding(1)), where the task binds buffer B1 \"dst\", with the box \
+             of `src` (@binding(0)), where it binds buffer B0 \"src\": `dst[celer_index(pc.src, …)]`",
+            "index each binding with its own box: `dst[celer_index(pc.dst, item)]`",
+        ],
+    );
+    // One buffer at both bindings shares one allocation (and one box): accepted, also after the refused shape.
+    let same = task::parallel_for(&k, [64]).read(&dst, access::one_to_one()).write(&dst, access::one_to_one());
+    q.submit(same.name("in_place")).expect("one buffer, one box");
+}
+
+#[test]
+fn a_kernel_indexing_a_buffer_with_its_items_coordinates_is_refused_unless_the_buffer_is_bound_through_all() {
+    let q = Queue::dry_run();
+    let k = Kernel::wgsl(&own_kernels::GLOBAL_INDEX, "main").unwrap();
+    let src = q.buffer_from(&[1.0f32; 64], [64]).named("src");
+    let dst = q.buffer::<f32, 1>([64]).named("dst");
+    // dst[item.x] = 2.0 * src[item.x]: on 2 ranks every cell of rank 1's half came out wrong, exit 0,
+    // CELER_CHECK_BOUNDS=on too (it checks celer_index only); on 1 rank right.
+    let task = task::parallel_for(&k, [64]).read(&src, access::one_to_one()).discard_write(&dst, access::one_to_one());
+    let e = q.submit(task.name("doubled")).expect_err("src indexed with item.x");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelGlobalIndex { number: 0, .. }), "{e}");
+    assert_has(
+        &message(Err(e), "doubled"),
+        &[
+            "kernel global_index::main indexes `src` (@binding(0)) with its item's coordinates in the index space (or \
+             its global_invocation_id) without celer_index (`src[item.x]`), but the task binds buffer B0 \"src\" there \
+             through read one_to_one",
+            "index it with `src[celer_index(pc.src, item)]`",
+        ],
+    );
+    // Through all() a node holds the whole buffer from its origin: the index is right there. dst is still refused.
+    let half = task::parallel_for(&k, [64]).read(&src, access::all()).discard_write(&dst, access::one_to_one());
+    let e = q.submit(half.name("half")).expect_err("dst indexed with item.x");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelGlobalIndex { number: 1, .. }), "{e}");
+    let whole = Queue::dry_run();
+    let (src, dst) = (whole.buffer_from(&[1.0f32; 64], [64]), whole.buffer::<f32, 1>([64]));
+    whole
+        .submit(task::parallel_for(&k, [1]).read(&src, access::all()).discard_write(&dst, access::all()))
+        .expect("all() binds each buffer whole, from its origin");
+}
+
+#[test]
+fn a_kernel_indexing_at_offsets_from_its_item_that_the_range_mapper_does_not_declare_is_refused() {
+    let q = Queue::dry_run();
+    let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
+    let b = q.buffer::<f32, 1>([64]).named("b");
+    // heat_1d reads src at item - 1 and item + 1 (through its `at` helper): a stencil ported without its halo ran on
+    // 2 ranks with exit 0 and 6 wrong cells at the ranks' border after 4 steps (the guard's fallback read there);
+    // right on 1 rank.
+    let step = task::parallel_for(&heat(), [64]).read(&a, access::one_to_one()).discard_write(&b, access::one_to_one());
+    let e = q.submit(step.scalar_f32(0.25).name("step")).expect_err("item ± 1 undeclared");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelOffsetUndeclared { number: 0, .. }), "{e}");
+    assert_has(
+        &message(Err(e), "step"),
+        &[
+            "kernel heat_1d::main indexes `src` (@binding(0)) at its item + [-1] (celer_index(pc.src, item ± …), also \
+             through its own functions), but the task binds buffer B0 \"a\" there through read one_to_one, which does \
+             not declare that cell",
+            "declare every cell it touches: access::neighborhood([1])",
+        ],
+    );
+    // Bound by name, so that the closures may add src first and dst after.
+    let step = || task::parallel_for(&heat(), [64]).bind("src");
+    let ok = |t: celer::TaskBuilder<1>| t.bind("dst").discard_write(&b, access::one_to_one()).scalar_f32(0.25);
+    q.submit(ok(step().read(&a, access::neighborhood([1])))).expect("the halo declared");
+    q.submit(ok(step().read(&a, access::all()))).expect("all() declares every cell");
+    let e = q.submit(ok(step().read(&a, access::neighborhood([0]))).name("no_halo")).expect_err("extent 0");
+    assert_has(&message(Err(e), "no_halo"), &["at its item + [-1]", "through read neighborhood"]);
+    // 2D: heat_2d reads the four neighbours along the axes.
+    let u = q.buffer_from(&[1.0f32; 64], [8, 8]).named("u");
+    let v = q.buffer::<f32, 2>([8, 8]).named("v");
+    let heat2 = Kernel::wgsl(&kernels::HEAT_2D, "main").unwrap();
+    let step2 = || task::parallel_for(&heat2, [8, 8]).bind("src");
+    let ok2 = |t: celer::TaskBuilder<2>| t.bind("dst").discard_write(&v, access::one_to_one()).scalar_f32(0.1);
+    q.submit(ok2(step2().read(&u, access::neighborhood_along_axes([1, 1])))).expect("the + stencil declared");
+    let rows_only = q.submit(ok2(step2().read(&u, access::neighborhood([1, 0]))).name("rows_only"));
+    assert_has(
+        &message(rows_only, "rows_only"),
+        &["at its item + [0, -1]", "through read neighborhood", "access::neighborhood_along_axes([1, 1])"],
+    );
+    let columns = q.submit(ok2(step2().read(&u, access::slice(0))).name("columns"));
+    assert_has(&message(columns, "columns"), &["at its item + [0, -1]", "through read slice"]);
+}
+
+#[test]
+fn a_reduction_combining_the_chunks_otherwise_than_the_kernels_atomics_is_refused() {
+    let q = Queue::dry_run();
+    let data = q.buffer_from(&[1u32; 64], [64]).named("data");
+    let bits = q.buffer::<u32, 1>([1]).named("bits");
+    let or = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_or").unwrap();
+    let task = || task::parallel_for(&or, [64]).read(&data, access::one_to_one());
+    // Sum over atomicOr partials: on 2 ranks 0xfffffffe where the OR of every bit is 0xffffffff (exit 0; the sum
+    // first panicked the runtime thread with an overflow).
+    let e = q.submit(task().reduce(&bits, ReductionOp::Sum).name("or_sum")).expect_err("Sum over atomicOr");
+    assert!(matches!(*e.inner, TaskErrorKind::KernelAtomicCombine { number: 1, .. }), "{e}");
+    assert_has(
+        &message(Err(e), "or_sum"),
+        &[
+            "kernel reduce_bits::reduce_or combines its items into `out` (@binding(1)) with atomicOr, but the task \
+             combines the partial results of buffer B1 \"bits\" (one per rank and device) with ReductionOp::Sum: \
+             Sum(12, 10) = 22, where atomicOr(12, 10) gives 14",
+            "reduce with .reduce_with(&buffer, 0, |a, b| a | b)",
+        ],
+    );
+    // A reduce_with closure of another operation (AND from !0, whose identity the closure keeps): refused alike.
+    let e = q.submit(task().reduce_with(&bits, !0u32, |a, b| a & b).name("or_and")).expect_err("AND over atomicOr");
+    assert_has(
+        &message(Err(e), "or_and"),
+        &["with its reduce_with closure: combine(12, 10) = 8, where atomicOr gives 14", "(|a, b| a | b)"],
+    );
+    // The matching closures are accepted.
+    q.submit(task().reduce_with(&bits, 0u32, |a, b| a | b)).expect("OR over atomicOr");
+    let and = Kernel::wgsl(&kernels::REDUCE_BITS, "reduce_and").unwrap();
+    q.submit(task::parallel_for(&and, [64]).read(&data, access::one_to_one()).reduce_with(&bits, !0u32, |a, b| a & b))
+        .expect("AND over atomicAnd");
+    let ints = q.buffer_from(&[1i32; 64], [64]).named("ints");
+    let total = q.buffer::<i32, 1>([1]).named("total");
+    let sum = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").unwrap();
+    q.submit(task::parallel_for(&sum, [64]).read(&ints, access::one_to_one()).reduce_with(&total, 0, |a, b| a + b))
+        .expect("a sum over atomicAdd");
 }

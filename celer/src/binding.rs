@@ -320,6 +320,7 @@ pub(crate) fn check_kernel(
     }
     check_block_reductions(kernel, ep, task, bindings, &buffer)?;
     check_atomic_reductions(kernel, ep, task, bindings, &buffer)?;
+    check_atomic_combines(kernel, ep, task, bindings, &buffer)?;
     if let Some(dims) = ep.dims {
         if dims as usize != task.spec.dims {
             return Err(Box::new(TaskErrorKind::KernelDimensions {
@@ -581,6 +582,293 @@ pub(crate) fn check_item_stores(
             TaskErrorKind::KernelReadsOutside { kernel, binding, number: b, buffer, range, extent, outside }
         } else {
             TaskErrorKind::KernelStoresOutside { kernel, binding, number: b, buffer, range, extent, outside }
+        }));
+    }
+    Ok(())
+}
+
+/// The reductions of kernel task `spec` (in binding order, after its accessors) against the bindings entry point
+/// `ep` of `source` stores to at one fixed cell with a plain store on every item
+/// (`EntryPointDesc::stores_one_cell_every_item`): over more than one item, the items of such a reduction race,
+/// each overwriting what the others stored (`out[0] += v` without an atomic), and the result keeps a few items'
+/// values. Run for every kernel task whose entry point has such a binding (a task of a cached shape too, whose
+/// index space may be another's).
+pub(crate) fn check_reduction_races(
+    source: &KernelSource,
+    ep: &EntryPointDesc,
+    spec: &TaskSpec,
+    buffer: impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    if spec.range.area() <= 1 {
+        return Ok(());
+    }
+    let accessors = spec.accesses.len();
+    for (j, reduction) in spec.reductions.iter().enumerate() {
+        let b = (accessors + j) as u32;
+        if !ep.stores_one_cell_every_item.contains(&b) {
+            continue;
+        }
+        let desc = source.bindings().iter().find(|d| d.binding == b);
+        return Err(Box::new(TaskErrorKind::KernelReductionRace {
+            kernel: format!("{}::{}", source.name(), ep.name),
+            binding: desc.map_or_else(|| format!("binding {b}"), |d| d.name.to_string()),
+            number: b,
+            buffer: buffer(reduction.buffer),
+            range: spec.range,
+        }));
+    }
+    Ok(())
+}
+
+/// The task's reductions against the atomic read-modify-writes the kernel combines its items into their bindings
+/// with, where every one of a binding's is of one kind (`atomicAdd`/`atomicSub`, `atomicMin`, `atomicMax`,
+/// `atomicAnd`, `atomicOr`, `atomicXor`): the partial results of the chunks (one per rank and device) are combined by
+/// the task's operation, so one that disagrees with the kernel's gives a result that changes with the number of
+/// ranks and devices. A built-in `Sum`, `Min` or `Max` over bitwise atomics is refused (their mismatch among
+/// themselves is [`check_atomic_reductions`]'s); a `reduce_with` closure is probed on a few small values against
+/// the atomic's result. Reductions of other element types than `i32` and `u32` (no WGSL atomics) are not looked at.
+fn check_atomic_combines(
+    kernel: &dyn Fn() -> String,
+    ep: &EntryPointDesc,
+    task: &KernelTask<'_>,
+    bindings: &[BindingDesc],
+    buffer: &impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    if ep.atomics.is_empty() {
+        return Ok(());
+    }
+    let accessors = task.spec.accesses.len();
+    for (j, (r, desc)) in task.spec.reductions.iter().zip(&bindings[accessors.min(bindings.len())..]).enumerate() {
+        let ops: Vec<&str> = ep
+            .atomics
+            .iter()
+            .filter(|(b, op)| *b == desc.binding && !matches!(*op, "load" | "store"))
+            .map(|(_, op)| if *op == "sub" { "add" } else { *op })
+            .collect();
+        let Some(&op) = ops.first() else { continue };
+        if !ops.iter().all(|o| *o == op) || !matches!(op, "add" | "min" | "max" | "and" | "or" | "xor") {
+            continue;
+        }
+        let signed = match task.reduction_kinds.get(j) {
+            Some(ScalarKind::I32) => true,
+            Some(ScalarKind::U32) => false,
+            _ => continue,
+        };
+        let atomic = |a: u32, b: u32| -> u32 {
+            match op {
+                "add" => a.wrapping_add(b),
+                "and" => a & b,
+                "or" => a | b,
+                "xor" => a ^ b,
+                "min" if signed => (a as i32).min(b as i32) as u32,
+                "max" if signed => (a as i32).max(b as i32) as u32,
+                "min" => a.min(b),
+                _ => a.max(b),
+            }
+        };
+        let name = format!("atomic{}{}", op[..1].to_uppercase(), &op[1..]);
+        let closure = |bits: &str| match bits {
+            "and" => "|a, b| a & b",
+            "or" => "|a, b| a | b",
+            "xor" => "|a, b| a ^ b",
+            "add" => "|a, b| a.wrapping_add(b)",
+            "min" => "|a, b| a.min(b)",
+            _ => "|a, b| a.max(b)",
+        };
+        // Pairs on which the six operations all differ; none below 8 but the 0, which the identity check probes.
+        const PROBES: [(u32, u32); 3] = [(12, 10), (24, 17), (0, 9)];
+        let (how, example, hint) = match (r.op, task.custom_reductions.get(j).and_then(Option::as_ref)) {
+            (ReductionOp::Sum | ReductionOp::Min | ReductionOp::Max, _) if matches!(op, "and" | "or" | "xor") => {
+                let task_op = match r.op {
+                    ReductionOp::Sum => "Sum",
+                    ReductionOp::Min => "Min",
+                    _ => "Max",
+                };
+                let (a, b) = PROBES[0];
+                let theirs = match r.op {
+                    ReductionOp::Sum => a + b,
+                    ReductionOp::Min => a.min(b),
+                    _ => a.max(b),
+                };
+                let identity = if op == "and" { "!0" } else { "0" };
+                (
+                    format!("with ReductionOp::{task_op}"),
+                    format!("{task_op}({a}, {b}) = {theirs}, where {name}({a}, {b}) gives {}", atomic(a, b)),
+                    format!("reduce with .reduce_with(&buffer, {identity}, {})", closure(op)),
+                )
+            }
+            // A closure that panicked on submit's own probes was reported there (and panics at run time).
+            (ReductionOp::Custom, Some(custom)) if custom.probed != "panics" => {
+                let word = |v: u32| v.to_ne_bytes().to_vec();
+                let read = |v: &[u8]| v.try_into().ok().map(u32::from_ne_bytes);
+                let differs = PROBES.iter().find_map(|&(a, b)| {
+                    let got =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (custom.combine)(&word(a), &word(b))));
+                    let got = read(&got.ok()?)?;
+                    (got != atomic(a, b)).then_some((a, b, got))
+                });
+                let Some((a, b, got)) = differs else { continue };
+                let show = |v: u32| if signed { (v as i32).to_string() } else { v.to_string() };
+                (
+                    "with its reduce_with closure".to_string(),
+                    format!(
+                        "combine({}, {}) = {}, where {name} gives {}",
+                        show(a),
+                        show(b),
+                        show(got),
+                        show(atomic(a, b))
+                    ),
+                    format!(
+                        "make the closure compute what the kernel's atomics do ({}), or change the kernel's atomics",
+                        closure(op)
+                    ),
+                )
+            }
+            _ => continue,
+        };
+        return Err(Box::new(TaskErrorKind::KernelAtomicCombine {
+            kernel: kernel(),
+            binding: desc.name.into(),
+            number: desc.binding,
+            atomics: name,
+            buffer: buffer(r.buffer),
+            how,
+            example,
+            hint,
+        }));
+    }
+    Ok(())
+}
+
+/// The bindings entry point `ep` of `source` indexes with another binding's box
+/// (`EntryPointDesc::cross_indexed`) against the buffers kernel task `spec` binds there (its accesses, then its
+/// reductions, in binding order): two different buffers have allocations of different boxes on a node, so the index
+/// picks other cells than the kernel means. One buffer bound at both (a kernel's two accessors of one buffer share
+/// its allocation) is accepted. Run for every kernel task whose entry point has such a pair (a task of a cached
+/// shape too, which may bind other buffers).
+pub(crate) fn check_cross_indexed(
+    source: &KernelSource,
+    ep: &EntryPointDesc,
+    spec: &TaskSpec,
+    buffer: impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    let bound = |b: u32| {
+        let b = b as usize;
+        spec.accesses
+            .get(b)
+            .map(|a| a.buffer)
+            .or_else(|| spec.reductions.get(b - spec.accesses.len()).map(|r| r.buffer))
+    };
+    let name = |b: u32| {
+        source.bindings().iter().find(|d| d.binding == b).map_or_else(|| format!("binding {b}"), |d| d.name.to_string())
+    };
+    for &(b, c) in ep.cross_indexed {
+        let (Some(indexed), Some(boxed)) = (bound(b), bound(c)) else { continue };
+        if indexed == boxed {
+            continue;
+        }
+        return Err(Box::new(TaskErrorKind::KernelCrossIndexed {
+            kernel: format!("{}::{}", source.name(), ep.name),
+            binding: name(b),
+            number: b,
+            buffer: buffer(indexed),
+            box_of: name(c),
+            box_number: c,
+            box_buffer: buffer(boxed),
+        }));
+    }
+    Ok(())
+}
+
+/// The bindings entry point `ep` of `source` indexes with its item's coordinates or its invocation id, without
+/// `celer_index` (`EntryPointDesc::global_indexed`), against the mappers kernel task `spec` binds buffers there
+/// through: a node's allocation of a buffer starts at the origin only where the node touches all of it, which
+/// `all()` ensures, so any other mapper is refused. Run for every kernel task whose entry point has such a binding
+/// (a task of a cached shape too, which may come with other mappers).
+pub(crate) fn check_global_indexed(
+    source: &KernelSource,
+    ep: &EntryPointDesc,
+    spec: &TaskSpec,
+    buffer: impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    if spec.range.is_empty() {
+        return Ok(());
+    }
+    for &b in ep.global_indexed {
+        let Some(access) = spec.accesses.get(b as usize) else { continue };
+        if matches!(access.mapper, RangeMapper::All) {
+            continue;
+        }
+        let name = source
+            .bindings()
+            .iter()
+            .find(|d| d.binding == b)
+            .map_or_else(|| format!("binding {b}"), |d| d.name.to_string());
+        return Err(Box::new(TaskErrorKind::KernelGlobalIndex {
+            kernel: format!("{}::{}", source.name(), ep.name),
+            binding: name,
+            number: b,
+            buffer: buffer(access.buffer),
+            access: format!("{} {}", access.mode.name(), access.mapper.name()),
+        }));
+    }
+    Ok(())
+}
+
+/// The constant offsets from its item at which entry point `ep` of `source` indexes each binding's box
+/// (`EntryPointDesc::item_offsets`) against the range mappers kernel task `spec` declares there: `one_to_one`
+/// declares the item alone, a neighbourhood of extent `e` the offsets within `e` along each dimension (along the
+/// axes: one dimension at a time), a slice along `d` any offset along `d` alone. Other mappers (`all`, a fixed box,
+/// a transpose, an even split, a custom mapper) are not judged. Run for every kernel task whose entry point has
+/// such offsets (a task of a cached shape too, which may come with other mappers).
+pub(crate) fn check_item_offsets(
+    source: &KernelSource,
+    ep: &EntryPointDesc,
+    spec: &TaskSpec,
+    buffer: impl Fn(BufferId) -> ResourceIdent,
+) -> Result<(), Box<TaskErrorKind>> {
+    use celer_scheduler::graph::NeighborhoodShape;
+    if spec.range.is_empty() {
+        return Ok(());
+    }
+    let dims = spec.dims.clamp(1, 3);
+    for &(b, offsets) in ep.item_offsets {
+        let Some(access) = spec.accesses.get(b as usize) else { continue };
+        let declared = |o: &[i64; 3]| {
+            let along = (0..dims).filter(|&d| o[d] != 0).count();
+            match &access.mapper {
+                RangeMapper::OneToOne => along == 0,
+                RangeMapper::Neighborhood { extent, shape } => {
+                    (0..dims).all(|d| o[d].unsigned_abs() <= extent[d] as u64)
+                        && (*shape == NeighborhoodShape::BoundingBox || along <= 1)
+                }
+                RangeMapper::Slice(s) => (0..dims).all(|d| d == *s || o[d] == 0),
+                _ => true,
+            }
+        };
+        let Some(first) = offsets.iter().find(|o| !declared(o)) else { continue };
+        let show = |o: &[i64; 3]| format!("[{}]", (0..dims).map(|d| o[d].to_string()).collect::<Vec<_>>().join(", "));
+        // The extent that declares every offset, along the axes where none is diagonal.
+        let reach: Vec<u64> =
+            (0..dims).map(|d| offsets.iter().map(|o| o[d].unsigned_abs()).max().unwrap_or(0)).collect();
+        let axes = offsets.iter().all(|o| (0..dims).filter(|&d| o[d] != 0).count() <= 1);
+        let list = reach.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        let name = source
+            .bindings()
+            .iter()
+            .find(|d| d.binding == b)
+            .map_or_else(|| format!("binding {b}"), |d| d.name.to_string());
+        return Err(Box::new(TaskErrorKind::KernelOffsetUndeclared {
+            kernel: format!("{}::{}", source.name(), ep.name),
+            binding: name,
+            number: b,
+            buffer: buffer(access.buffer),
+            access: format!("{} {}", access.mode.name(), access.mapper.name()),
+            offset: show(first),
+            hint: format!(
+                "access::{}([{list}])",
+                if axes && dims > 1 { "neighborhood_along_axes" } else { "neighborhood" }
+            ),
         }));
     }
     Ok(())

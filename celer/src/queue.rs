@@ -722,6 +722,42 @@ impl Queue {
                         inner,
                     })?;
             }
+            if !ep.item_offsets.is_empty() {
+                let tm = &rec.sim.tm;
+                crate::binding::check_item_offsets(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {
+                    TaskError {
+                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
+                        inner,
+                    }
+                })?;
+            }
+            if !ep.global_indexed.is_empty() {
+                let tm = &rec.sim.tm;
+                crate::binding::check_global_indexed(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {
+                    TaskError {
+                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
+                        inner,
+                    }
+                })?;
+            }
+            if !ep.cross_indexed.is_empty() {
+                let tm = &rec.sim.tm;
+                crate::binding::check_cross_indexed(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {
+                    TaskError {
+                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
+                        inner,
+                    }
+                })?;
+            }
+            if !ep.stores_one_cell_every_item.is_empty() && !spec.reductions.is_empty() {
+                let tm = &rec.sim.tm;
+                crate::binding::check_reduction_races(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {
+                    TaskError {
+                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
+                        inner,
+                    }
+                })?;
+            }
             spec.atomic_accesses = crate::binding::atomic_accesses(source, entry, spec.accesses.len());
         }
         // The program's range mappers run here first: a panic in one names the task, and the mapper and buffer

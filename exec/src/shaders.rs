@@ -196,6 +196,26 @@ pub struct EntryPointDesc {
     /// ascending: `celer`'s `submit` refuses a task whose index space reaches outside the buffer bound there, whose
     /// items would read cells the buffer does not have. A binding the build could not show so is left out.
     pub loads_every_item: &'static [u32],
+    /// The bindings it stores to at one fixed cell (`out[0] = …`, `out[0] += v`) with a plain store on every item
+    /// of its index space, behind no condition but the chunk guard, ascending: `celer`'s `submit` refuses a task
+    /// that reduces into such a binding over more than one item, whose items would race (each overwriting what the
+    /// others stored). A binding the build could not show so is left out.
+    pub stores_one_cell_every_item: &'static [u32],
+    /// The bindings it indexes with another binding's box (`dst[celer_index(pc.src, item)]`, directly or through
+    /// the functions it calls): `(indexed, box)` pairs, ascending. Each binding holds its buffer's allocation on the
+    /// node, whose box differs between buffers, so `celer`'s `submit` refuses a task that binds different buffers
+    /// at the two.
+    pub cross_indexed: &'static [(u32, u32)],
+    /// The bindings it indexes with its item's coordinates in the index space, or its invocation id, without
+    /// `celer_index` (`dst[item.x]`, `out[item.x * n + item.y]`, directly or through the functions it calls),
+    /// ascending. A binding holds its buffer's allocation on the node, which starts at the origin only where the node
+    /// touches the whole buffer, so `celer`'s `submit` refuses a buffer bound there through any mapper but `all()`.
+    pub global_indexed: &'static [u32],
+    /// The constant offsets from its item at which it indexes each binding's box (`celer_index(pc.src, item -
+    /// vec3<u32>(1u, 0u, 0u))`, directly or through the functions it calls): `(binding, offsets)`, ascending, each
+    /// offset with dimension 0 first; the item itself is not listed. `celer`'s `submit` refuses a task whose range
+    /// mapper for the binding (`one_to_one`, a neighbourhood, a slice) does not declare the cells at those offsets.
+    pub item_offsets: &'static [(u32, &'static [[i64; 3]])],
     /// It works on the raw `global_invocation_id` (it neither calls `celer_item_Nd` nor reads the chunk's offset),
     /// which starts at 0 on every chunk, and its file does not say so on purpose (`// celer-kernel-build: raw ids:
     /// NAME`): `celer`'s `submit` refuses it, since it would work on the first chunk's cells whatever chunk it ran.

@@ -310,6 +310,98 @@ pub enum TaskErrorKind {
         /// The operation the kernel's atomics make (`Sum`).
         kernel_op: &'static str,
     },
+    /// A reduction into a binding that the kernel stores to at one fixed cell (`out[0] += v`) with a plain store on
+    /// every item, over more than one item: the items race, each overwriting what the others stored.
+    #[error(fmt = kernel::kernel_reduction_race)]
+    KernelReductionRace {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The task's index space.
+        range: GridBox,
+    },
+    /// A kernel that indexes one binding with another binding's box (`dst[celer_index(pc.src, item)]`), where the
+    /// task binds different buffers at the two: each binding holds its buffer's allocation on the node, whose box
+    /// differs between buffers, so the index picks other cells than the kernel means.
+    #[error(fmt = kernel::kernel_cross_indexed)]
+    KernelCrossIndexed {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The WGSL variable name of the binding indexed.
+        binding: String,
+        /// Its binding number.
+        number: u32,
+        /// The buffer bound there.
+        buffer: ResourceIdent,
+        /// The WGSL variable name of the binding whose box gives the index.
+        box_of: String,
+        /// Its binding number.
+        box_number: u32,
+        /// The buffer bound there.
+        box_buffer: ResourceIdent,
+    },
+    /// A kernel that indexes a binding with its item's coordinates in the index space, or its invocation id, without
+    /// `celer_index` (`dst[item.x]`), where the task binds a buffer through a mapper other than `all()`: the node's
+    /// allocation of the buffer need not start at the origin, so the index lands past the cells the kernel means.
+    #[error(fmt = kernel::kernel_global_index)]
+    KernelGlobalIndex {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The access and its mapper (`discard_write one_to_one`).
+        access: String,
+    },
+    /// A kernel that indexes a binding at a constant offset from its item (`celer_index(pc.src, item - vec3<u32>(1u,
+    /// 0u, 0u))`) where the task's range mapper for the buffer bound there does not declare the cell at that offset
+    /// (`one_to_one`, a neighbourhood too small, a slice along another dimension).
+    #[error(fmt = kernel::kernel_offset_undeclared)]
+    KernelOffsetUndeclared {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// The access and its mapper (`read one_to_one`).
+        access: String,
+        /// The first offset it does not declare, in the task's dimensions (`[-1]`).
+        offset: String,
+        /// A mapper that declares every offset the kernel uses (`access::neighborhood([1])`).
+        hint: String,
+    },
+    /// A reduction whose operation (a built-in one, or a `reduce_with` closure) combines the chunks' partial results
+    /// otherwise than the atomics the kernel combines its items with (`atomicOr` under `ReductionOp::Sum`).
+    #[error(fmt = kernel::kernel_atomic_combine)]
+    KernelAtomicCombine {
+        /// The kernel (`file::entry`).
+        kernel: String,
+        /// The binding's WGSL variable name.
+        binding: String,
+        /// The binding number.
+        number: u32,
+        /// The atomic (`atomicOr`).
+        atomics: String,
+        /// The buffer.
+        buffer: ResourceIdent,
+        /// How the task combines (`with ReductionOp::Sum`).
+        how: String,
+        /// Where the two differ (`Sum(12, 10) = 22, where atomicOr(12, 10) gives 14`).
+        example: String,
+        /// What to do.
+        hint: String,
+    },
     /// A reduction binding that receives the result of a prelude block reduction of another type.
     #[error(fmt = kernel::kernel_reduction_type)]
     KernelReductionType {

@@ -445,7 +445,7 @@ type Call<'a> = (Handle<Function>, &'a [Handle<Expression>]);
 /// refuses a task whose index space reaches outside the buffer bound at a listed binding: the items there would
 /// store to cells the buffer does not have.
 pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
-    every_item(module, entry_point, params_binding, false)
+    every_item(module, entry_point, params_binding, Access::StoreAtItem)
 }
 
 /// The `@group(0)` bindings entry point `entry_point` loads from at its own item on every item of its index space,
@@ -455,16 +455,39 @@ pub fn stores_every_item(module: &naga::Module, entry_point: usize, params_bindi
 /// index space reaches outside the buffer bound at a listed binding: the items there would read cells the buffer
 /// does not have.
 pub fn loads_every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
-    every_item(module, entry_point, params_binding, true)
+    every_item(module, entry_point, params_binding, Access::LoadAtItem)
 }
 
-/// [`stores_every_item`] (`loads` false) and [`loads_every_item`] (`loads` true).
-fn every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>, loads: bool) -> Vec<u32> {
+/// The `@group(0)` bindings entry point `entry_point` stores to at one fixed cell on every item of its index space,
+/// ascending: a plain `Store` (not an atomic) to `<binding>[k]` with `k` a constant (`out[0] = …`, `out[0] += v`,
+/// a member of that element too), where every item reaches the store, as [`stores_every_item`] finds stores (the
+/// chunk guard looked through, nothing else). Conservative alike: a store behind any other condition (`if (lid ==
+/// 0u)`, `if (gid.x != 0u) { return; }`), in a loop, or at a cell computed otherwise is left out. The items of one
+/// task run in no defined order, so every item storing into one cell is a race: `celer`'s `submit` refuses a task
+/// that reduces into a listed binding over more than one item (each item would overwrite what the others stored,
+/// as a CUDA port's `out[0] += v` does where WGSL has no float atomics).
+pub fn stores_one_cell_every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
+    every_item(module, entry_point, params_binding, Access::StoreOneCell)
+}
+
+/// What [`every_item`] looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Stores (and atomics) at the item's own cell: [`stores_every_item`].
+    StoreAtItem,
+    /// Loads of the item's own cell: [`loads_every_item`].
+    LoadAtItem,
+    /// Plain stores at one constant cell: [`stores_one_cell_every_item`].
+    StoreOneCell,
+}
+
+/// [`stores_every_item`], [`loads_every_item`] and [`stores_one_cell_every_item`], as `access` says.
+fn every_item(module: &naga::Module, entry_point: usize, params_binding: Option<u32>, access: Access) -> Vec<u32> {
     let func = &module.entry_points[entry_point].function;
     let gid = |k: u32| {
         matches!(func.arguments[k as usize].binding, Some(naga::Binding::BuiltIn(naga::BuiltIn::GlobalInvocationId)))
     };
-    every_item_in(module, func, &gid, params_binding, loads, 0).into_iter().collect()
+    every_item_in(module, func, &gid, params_binding, access, 0).into_iter().collect()
 }
 
 /// How deep [`every_item_in`] follows the kernel's own functions that take the invocation id.
@@ -478,7 +501,7 @@ fn every_item_in(
     func: &Function,
     gid: &dyn Fn(u32) -> bool,
     params_binding: Option<u32>,
-    loads: bool,
+    access: Access,
     depth: u32,
 ) -> std::collections::BTreeSet<u32> {
     use std::collections::{BTreeSet, HashMap};
@@ -525,6 +548,33 @@ fn every_item_in(
         let a = call(index, &["celer_index"])?;
         (a.len() == 2 && crate::params_box(module, func, a[0], params_binding) == Some(binding.binding))
             .then_some((binding.binding, a[1]))
+    };
+    // The binding of a pointer to one fixed cell of it, `<binding>[k]` with `k` a constant (a member of that
+    // element too): naga gives a constant index as an AccessIndex, or as an Access by a literal or a constant.
+    let one_cell = |mut pointer: Handle<Expression>| -> Option<u32> {
+        let mut indexed = false;
+        loop {
+            match exprs[pointer] {
+                Expression::AccessIndex { base, .. } => (pointer, indexed) = (base, true),
+                Expression::Access { base, index }
+                    if matches!(
+                        exprs[index],
+                        Expression::Literal(_) | Expression::Constant(_) | Expression::ZeroValue(_)
+                    ) =>
+                {
+                    (pointer, indexed) = (base, true);
+                }
+                Expression::GlobalVariable(g) => {
+                    let var = &module.global_variables[g];
+                    let b = var
+                        .binding
+                        .as_ref()
+                        .filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))?;
+                    return indexed.then_some(b.binding);
+                }
+                _ => return None,
+            }
+        }
     };
     let returns = |block: &naga::Block| {
         let mut found = false;
@@ -579,11 +629,16 @@ fn every_item_in(
     for &item in &items {
         let at = |s: &Statement| -> Vec<u32> {
             match s {
-                Statement::Store { pointer, .. } | Statement::Atomic { pointer, .. } if !loads => {
+                Statement::Store { pointer, .. } | Statement::Atomic { pointer, .. }
+                    if access == Access::StoreAtItem =>
+                {
                     item_cell(*pointer).filter(|&(_, i)| i == item).map(|(b, _)| b).into_iter().collect()
                 }
+                Statement::Store { pointer, .. } if access == Access::StoreOneCell => {
+                    one_cell(*pointer).into_iter().collect()
+                }
                 // An Emit at this level evaluates its expressions on every item that reaches it.
-                Statement::Emit(range) if loads => range
+                Statement::Emit(range) if access == Access::LoadAtItem => range
                     .clone()
                     .filter_map(|e| match exprs[e] {
                         Expression::Load { pointer } => item_cell(pointer).filter(|&(_, i)| i == item),
@@ -607,7 +662,7 @@ fn every_item_in(
                 return Vec::new();
             }
             let takes = |k: u32| passed.contains(&k);
-            every_item_in(module, callee, &takes, params_binding, loads, depth + 1).into_iter().collect()
+            every_item_in(module, callee, &takes, params_binding, access, depth + 1).into_iter().collect()
         };
         // Behind the chunk guard of any of the items, or of none.
         for item in items.iter().copied().map(Some).chain([None]) {
@@ -615,4 +670,388 @@ fn every_item_in(
         }
     }
     out
+}
+
+/// The bindings entry point `entry_point` indexes with another binding's box, directly or in the functions it
+/// calls: pairs `(b, c)`, ascending, where an array access `<binding b>[i]` takes its index `i` from
+/// `celer_index(pc.<box of binding c>, …)` (also plus or minus other terms: `dst[i + 1u]`), `c` not `b`. A binding
+/// holds its buffer's allocation on the node, whose box differs between buffers (a buffer read with a halo is
+/// allocated wider than one written at the chunk), so such an index lands on another cell than the kernel means
+/// wherever the boxes differ: the porter's `let i = celer_index(pc.src, item); dst[i] = 2.0 * src[i];` computes the
+/// right cells on one rank and shifted ones on two. `params_binding` is as for
+/// [`reflect_with_params`](crate::reflect_with_params). Conservative: an index handed through a function
+/// parameter, a `var`, or an expression other than a sum or difference is not followed.
+pub fn cross_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<(u32, u32)> {
+    let pairs = indexed_with_boxes(module, entry_point, params_binding);
+    pairs.into_iter().filter(|&(b, m)| m >= 1 && m - 1 != b).map(|(b, m)| (b, m - 1)).collect()
+}
+
+/// The bindings entry point `entry_point` indexes with the chunk's box, `<binding>[celer_index(pc.chunk, …)]`
+/// (also plus or minus other terms, and in the kernel's own functions), ascending, found as [`cross_indexed`]
+/// finds other bindings' boxes. The chunk's box is the part of the index space the dispatch runs, not the cells a
+/// binding holds: a buffer's allocation on a node is the bounding box of what the node's commands touch (a halo,
+/// a later fence of the whole buffer), so such an index lands on other cells wherever the two differ (on the
+/// second of two ranks, every cell of its half). The build refuses it.
+pub fn chunk_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
+    let pairs = indexed_with_boxes(module, entry_point, params_binding);
+    let mut out: Vec<u32> = pairs.into_iter().filter_map(|(b, m)| (m == 0).then_some(b)).collect();
+    out.dedup();
+    out
+}
+
+/// The `(binding, member)` pairs of [`cross_indexed`] and [`chunk_indexed`]: an array access `<binding>[i]` whose
+/// index is built from `celer_index(pc.<member>, …)`, member 0 the chunk and `m` the box of binding `m - 1`.
+fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<(u32, u32)> {
+    use std::collections::{BTreeSet, HashMap, HashSet};
+    /// Notes the pairs of `func` into `out`, then those of the kernel's own functions it calls (once each).
+    fn visit(
+        module: &naga::Module,
+        func: &Function,
+        params_binding: Option<u32>,
+        seen: &mut HashSet<Handle<Function>>,
+        out: &mut BTreeSet<(u32, u32)>,
+    ) {
+        let exprs = &func.expressions;
+        // The celer_index calls of `func`, by the handle of their result: the parameter block member whose box they
+        // are given (0 the chunk, m the box of binding m - 1).
+        let mut boxes: HashMap<Handle<Expression>, u32> = HashMap::new();
+        let mut callees = Vec::new();
+        each_statement(&func.body, &mut |s| {
+            if let Statement::Call { function, arguments, result } = s {
+                let name = module.functions[*function].name.as_deref().unwrap_or("");
+                if name == "celer_index" && arguments.len() == 2 {
+                    let boxed = crate::params_member(module, func, arguments[0], params_binding);
+                    if let (Some(r), Some(c)) = (result, boxed) {
+                        boxes.insert(*r, c);
+                    }
+                } else if !name.starts_with("celer_") {
+                    callees.push(*function);
+                }
+            }
+        });
+        // The members whose boxes index expression `e` is built from (through + and -).
+        fn sources(
+            exprs: &naga::Arena<Expression>,
+            boxes: &HashMap<Handle<Expression>, u32>,
+            e: Handle<Expression>,
+            found: &mut Vec<u32>,
+        ) {
+            if let Some(&c) = boxes.get(&e) {
+                found.push(c);
+            } else if let Expression::Binary {
+                op: naga::BinaryOperator::Add | naga::BinaryOperator::Subtract,
+                left,
+                right,
+            } = exprs[e]
+            {
+                sources(exprs, boxes, left, found);
+                sources(exprs, boxes, right, found);
+            }
+        }
+        if !boxes.is_empty() {
+            for (_, e) in exprs.iter() {
+                let Expression::Access { base, index } = *e else { continue };
+                let Expression::GlobalVariable(g) = exprs[base] else { continue };
+                let var = &module.global_variables[g];
+                let Some(b) =
+                    var.binding.as_ref().filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))
+                else {
+                    continue;
+                };
+                let mut found = Vec::new();
+                sources(exprs, &boxes, index, &mut found);
+                out.extend(found.into_iter().map(|m| (b.binding, m)));
+            }
+        }
+        for f in callees {
+            if seen.insert(f) {
+                visit(module, &module.functions[f], params_binding, seen, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    visit(module, &module.entry_points[entry_point].function, params_binding, &mut HashSet::new(), &mut out);
+    out.into_iter().collect()
+}
+
+/// The bindings entry point `entry_point` indexes with its item's coordinates in the index space, or its invocation
+/// id, without `celer_index`, directly or in the functions it calls, ascending: an array access `<binding>[i]` whose
+/// index `i` is computed (through arithmetic, casts and vector components) from a `celer_item_Nd` result or the
+/// entry point's `global_invocation_id`, and calls no `celer_index` (`dst[item.x]`, `out[item.x * n + item.y]`, as
+/// a CUDA port indexes its arrays with the global thread index). A binding holds its buffer's allocation on the
+/// node, which starts at the origin only where the node touches the whole buffer: elsewhere (the second rank's half)
+/// such an index lands past the cells the kernel means. `params_binding` is as for
+/// [`reflect_with_params`](crate::reflect_with_params). Conservative: an index kept in a `var` or handed to a
+/// function as a parameter is not followed.
+pub fn global_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
+    use std::collections::{BTreeSet, HashSet};
+    /// Notes the bindings of `func` into `out`, then those of the kernel's own functions it calls (once each).
+    /// `gid`: whether argument `k` of `func` is the invocation id.
+    fn visit(
+        module: &naga::Module,
+        func: &Function,
+        gid: &dyn Fn(u32) -> bool,
+        params_binding: Option<u32>,
+        seen: &mut HashSet<Handle<Function>>,
+        out: &mut BTreeSet<u32>,
+    ) {
+        let exprs = &func.expressions;
+        // The results of calls to celer_item_Nd (items) and to celer_index (indices) of `func`.
+        let (mut items, mut indices) = (HashSet::new(), HashSet::new());
+        let mut callees = Vec::new();
+        each_statement(&func.body, &mut |s| {
+            if let Statement::Call { function, result, .. } = s {
+                let name = module.functions[*function].name.as_deref().unwrap_or("");
+                match (name, result) {
+                    ("celer_item_1d" | "celer_item_2d" | "celer_item_3d", Some(r)) => {
+                        items.insert(*r);
+                    }
+                    ("celer_index", Some(r)) => {
+                        indices.insert(*r);
+                    }
+                    _ if !name.starts_with("celer_") => callees.push(*function),
+                    _ => {}
+                }
+            }
+        });
+        /// Whether `e` is computed from an item or the invocation id (`.0`), and whether it calls celer_index (`.1`).
+        fn origin(
+            exprs: &naga::Arena<Expression>,
+            items: &HashSet<Handle<Expression>>,
+            indices: &HashSet<Handle<Expression>>,
+            gid: &dyn Fn(u32) -> bool,
+            e: Handle<Expression>,
+            depth: u32,
+        ) -> (bool, bool) {
+            if items.contains(&e) {
+                return (true, false);
+            }
+            if indices.contains(&e) || depth > 16 {
+                return (false, indices.contains(&e));
+            }
+            let of = |x: Handle<Expression>| origin(exprs, items, indices, gid, x, depth + 1);
+            match exprs[e] {
+                Expression::FunctionArgument(k) => (gid(k), false),
+                Expression::AccessIndex { base, .. } | Expression::Swizzle { vector: base, .. } => of(base),
+                Expression::As { expr, .. } | Expression::Unary { expr, .. } => of(expr),
+                Expression::Binary { left, right, .. } => {
+                    let (l, r) = (of(left), of(right));
+                    (l.0 || r.0, l.1 || r.1)
+                }
+                _ => (false, false),
+            }
+        }
+        for (_, e) in exprs.iter() {
+            let Expression::Access { base, index } = *e else { continue };
+            let Expression::GlobalVariable(g) = exprs[base] else { continue };
+            let var = &module.global_variables[g];
+            let Some(b) = var.binding.as_ref().filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))
+            else {
+                continue;
+            };
+            if let (true, false) = origin(exprs, &items, &indices, gid, index, 0) {
+                out.insert(b.binding);
+            }
+        }
+        for f in callees {
+            if seen.insert(f) {
+                visit(module, &module.functions[f], &|_| false, params_binding, seen, out);
+            }
+        }
+    }
+    let func = &module.entry_points[entry_point].function;
+    let gid = |k: u32| {
+        matches!(func.arguments[k as usize].binding, Some(naga::Binding::BuiltIn(naga::BuiltIn::GlobalInvocationId)))
+    };
+    let mut out = BTreeSet::new();
+    visit(module, func, &gid, params_binding, &mut HashSet::new(), &mut out);
+    out.into_iter().collect()
+}
+
+/// The cells around its item at which entry point `entry_point` indexes each binding's box, directly or through
+/// the kernel's own functions: `(box, offsets)`, one entry per binding indexed so, ascending, where `offsets` lists
+/// every distinct constant offset `o` (dimension 0 in `.x`) of a `celer_index(pc.<box>, item + o)` call, `item` as
+/// `celer_item_Nd` returned it and `o` a `vec3<u32>` of constants added or subtracted (`item - vec3<u32>(1u, 0u,
+/// 0u)`), also where a function of the kernel's own is given such a cell and indexes with its parameter (celer's
+/// `at(item - vec3<u32>(1u, 0u, 0u), c)` idiom), to a small depth; and `<binding>[i ± k]` with `i =
+/// celer_index(pc.<binding>, …)` of such a cell, the flat index's neighbour `k` cells along the item's last dimension
+/// (the CUDA port's `src[i - 1u] + src[i + 1u]`). An offset of zero (the item itself) is not listed. `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Conservative: a cell
+/// built otherwise (`vec3<u32>(item.x - 1u, item.y, 0u)`, a `var`, a loop counter) is not followed. `celer`'s
+/// `submit` refuses a task whose range mapper for that binding (`one_to_one`, a neighbourhood, a slice) does not
+/// declare those cells: the kernel would read or store cells the chunk's region does not hold, which come from
+/// another rank's last write only where declared.
+pub fn item_offsets(
+    module: &naga::Module,
+    entry_point: usize,
+    params_binding: Option<u32>,
+) -> Vec<(u32, Vec<[i64; 3]>)> {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    /// The constant `vec3` an expression is (a composed vector of literals, a splat, zero).
+    fn constant(exprs: &naga::Arena<Expression>, e: Handle<Expression>) -> Option<[i64; 3]> {
+        let scalar = |e: Handle<Expression>| match exprs[e] {
+            Expression::Literal(naga::Literal::U32(v)) => Some(i64::from(v)),
+            Expression::Literal(naga::Literal::I32(v)) => Some(i64::from(v)),
+            Expression::Literal(naga::Literal::AbstractInt(v)) => Some(v),
+            Expression::ZeroValue(_) => Some(0),
+            _ => None,
+        };
+        match exprs[e] {
+            Expression::Compose { ref components, .. } if components.len() == 3 => {
+                Some([scalar(components[0])?, scalar(components[1])?, scalar(components[2])?])
+            }
+            Expression::Splat { value, .. } => scalar(value).map(|v| [v, v, v]),
+            Expression::ZeroValue(_) => Some([0, 0, 0]),
+            _ => None,
+        }
+    }
+    /// `e`'s offset from the item, where `known` gives those of the items and of the parameters that hold cells.
+    fn offset(
+        exprs: &naga::Arena<Expression>,
+        known: &HashMap<Handle<Expression>, [i64; 3]>,
+        e: Handle<Expression>,
+        depth: u32,
+    ) -> Option<[i64; 3]> {
+        if let Some(o) = known.get(&e) {
+            return Some(*o);
+        }
+        if depth > 8 {
+            return None;
+        }
+        let Expression::Binary { op, left, right } = exprs[e] else { return None };
+        let sign = match op {
+            naga::BinaryOperator::Add => 1,
+            naga::BinaryOperator::Subtract => -1,
+            _ => return None,
+        };
+        let (base, k) = match (offset(exprs, known, left, depth + 1), constant(exprs, right)) {
+            (Some(b), Some(k)) => (b, k),
+            _ if sign == 1 => (offset(exprs, known, right, depth + 1)?, constant(exprs, left)?),
+            _ => return None,
+        };
+        Some([base[0] + sign * k[0], base[1] + sign * k[1], base[2] + sign * k[2]])
+    }
+    /// Notes the offsets at which `func` indexes each box; `args` gives the offsets of the parameters that hold
+    /// cells around the item.
+    /// `last`: the item's last dimension, along which the flat index of a row-major cell runs.
+    fn visit(
+        module: &naga::Module,
+        func: &Function,
+        args: &HashMap<u32, [i64; 3]>,
+        params_binding: Option<u32>,
+        (depth, last): (u32, usize),
+        out: &mut BTreeMap<u32, BTreeSet<[i64; 3]>>,
+    ) {
+        let exprs = &func.expressions;
+        let mut known: HashMap<Handle<Expression>, [i64; 3]> = HashMap::new();
+        for (h, e) in exprs.iter() {
+            if let Expression::FunctionArgument(k) = *e {
+                if let Some(o) = args.get(&k) {
+                    known.insert(h, *o);
+                }
+            }
+        }
+        each_statement(&func.body, &mut |s| {
+            if let Statement::Call { function, result: Some(r), .. } = s {
+                let name = module.functions[*function].name.as_deref().unwrap_or("");
+                if matches!(name, "celer_item_1d" | "celer_item_2d" | "celer_item_3d") {
+                    known.insert(*r, [0, 0, 0]);
+                }
+            }
+        });
+        if known.is_empty() {
+            return;
+        }
+        // The celer_index calls at a known cell, by the handle of their result: the box's binding and the offset.
+        let mut cells: HashMap<Handle<Expression>, (u32, [i64; 3])> = HashMap::new();
+        each_statement(&func.body, &mut |s| {
+            let Statement::Call { function, arguments, result } = s else { return };
+            let name = module.functions[*function].name.as_deref().unwrap_or("");
+            if name == "celer_index" && arguments.len() == 2 {
+                let boxed = crate::params_box(module, func, arguments[0], params_binding);
+                if let (Some(b), Some(o)) = (boxed, offset(exprs, &known, arguments[1], 0)) {
+                    if o != [0, 0, 0] {
+                        out.entry(b).or_default().insert(o);
+                    }
+                    if let Some(r) = result {
+                        cells.insert(*r, (b, o));
+                    }
+                }
+            } else if !name.starts_with("celer_") && depth < 4 {
+                let passed: HashMap<u32, [i64; 3]> = (0..arguments.len() as u32)
+                    .filter_map(|k| Some((k, offset(exprs, &known, arguments[k as usize], 0)?)))
+                    .collect();
+                if !passed.is_empty() {
+                    visit(module, &module.functions[*function], &passed, params_binding, (depth + 1, last), out);
+                }
+            }
+        });
+        // `<b>[i ± k]` with `i = celer_index(pc.<b>, cell)`: the flat index's neighbour, k cells along the last
+        // dimension (the CUDA port's `src[i - 1u] + src[i + 1u]`).
+        for (_, e) in exprs.iter() {
+            let Expression::Access { base, index } = *e else { continue };
+            let Expression::GlobalVariable(g) = exprs[base] else { continue };
+            let Some(binding) = module.global_variables[g].binding.as_ref().filter(|b| b.group == 0) else { continue };
+            let Expression::Binary { op, left, right } = exprs[index] else { continue };
+            let scalar = |e: Handle<Expression>| match exprs[e] {
+                Expression::Literal(naga::Literal::U32(v)) => Some(i64::from(v)),
+                Expression::Literal(naga::Literal::I32(v)) => Some(i64::from(v)),
+                Expression::Literal(naga::Literal::AbstractInt(v)) => Some(v),
+                _ => None,
+            };
+            let (cell, k) = match op {
+                naga::BinaryOperator::Add => match (cells.get(&left), scalar(right)) {
+                    (Some(c), Some(k)) => (c, k),
+                    _ => match (cells.get(&right), scalar(left)) {
+                        (Some(c), Some(k)) => (c, k),
+                        _ => continue,
+                    },
+                },
+                naga::BinaryOperator::Subtract => match (cells.get(&left), scalar(right)) {
+                    (Some(c), Some(k)) => (c, -k),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let (b, mut o) = *cell;
+            if b == binding.binding && k != 0 {
+                o[last] += k;
+                if o != [0, 0, 0] {
+                    out.entry(b).or_default().insert(o);
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    let func = &module.entry_points[entry_point].function;
+    // The item's last dimension: 0 for a 1D kernel (and one without items).
+    let last = crate::reachable_functions(module, func)
+        .into_iter()
+        .find_map(|h| match module.functions[h].name.as_deref() {
+            Some("celer_item_2d") => Some(1),
+            Some("celer_item_3d") => Some(2),
+            _ => None,
+        })
+        .unwrap_or(0);
+    visit(module, func, &HashMap::new(), params_binding, (0, last), &mut out);
+    out.into_iter().map(|(b, o)| (b, o.into_iter().collect())).collect()
+}
+
+/// The `@group(0)` bindings whose `arrayLength` entry point `entry_point` takes, directly or in the functions it
+/// calls, ascending. A binding holds its buffer's allocation on the node (the cells the node's commands touch), so
+/// its length is not the buffer's extent and changes with the rank: the build refuses it in a task kernel.
+pub fn array_lengths(module: &naga::Module, entry_point: usize) -> Vec<u32> {
+    let ep = &module.entry_points[entry_point].function;
+    let funcs =
+        std::iter::once(ep).chain(crate::reachable_functions(module, ep).into_iter().map(|h| &module.functions[h]));
+    let mut out = std::collections::BTreeSet::new();
+    for f in funcs {
+        for (_, e) in f.expressions.iter() {
+            if let Expression::ArrayLength(pointer) = *e {
+                if let Some((_, b)) = group0_binding(module, f, pointer) {
+                    out.insert(b);
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
 }

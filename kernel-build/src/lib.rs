@@ -20,8 +20,10 @@
 //! prelude `celer_item_Nd` it calls, directly or through the functions it calls) and whether its results depend on
 //! how the index space is cut into workgroups ([`workgroup_dependent`]); per file, whether its SPIR-V needs the
 //! device feature `shaderFloat64` ([`spirv_needs_float64`]). `celer`'s `submit` compares tasks with it. Bindings outside `@group(0)`, bindings that are not `var<storage>` runtime-sized arrays (`array<T>`: not
-//! `array<T, 16>`, not a single value), gaps in the binding numbers
-//! and an entry point calling two of the `celer_item_Nd` stop the build, naming the file and the variable or
+//! `array<T, 16>`, not a single value), gaps in the binding numbers,
+//! an entry point calling two of the `celer_item_Nd`, one indexing a binding with the chunk's box
+//! ([`chunk_indexed`]), one taking its items from a binding's box (`celer_item_1d(pc.src, gid)`) and one of a task
+//! kernel taking a binding's `arrayLength` ([`array_lengths`]) stop the build, naming the file and the variable or
 //! entry point. An entry point of a task kernel that calls none of them and never reads the chunk's offset (it
 //! indexes with the raw `global_invocation_id`, so its results change with the number of ranks) gets a cargo
 //! warning naming the file and the entry point ([`without_chunk_offset`]), unless the file names it in a line
@@ -64,8 +66,9 @@ use naga::{AddressSpace, Expression, Function, Handle, Literal, Span, Statement}
 
 mod analysis;
 pub use analysis::{
-    atomic_ops, block_reductions, item_indexed, loads_every_item, reads_old_contents, spirv_needs_float64,
-    stores_every_item, uses_f64_prelude, workgroup_dependent,
+    array_lengths, atomic_ops, block_reductions, chunk_indexed, cross_indexed, global_indexed, item_indexed,
+    item_offsets, loads_every_item, reads_old_contents, spirv_needs_float64, stores_every_item,
+    stores_one_cell_every_item, uses_f64_prelude, workgroup_dependent,
 };
 
 /// celer's prelude, appended to every kernel (`wgsl/prelude.wgsl` of this crate).
@@ -271,6 +274,10 @@ fn compile(path: &Path, shown: &str, out_dir: &Path, options: &Options<'_>) -> R
         without_chunk_offset(&module, params).into_iter().filter(|e| !allowed.contains(&e.as_str())).collect();
     for ep in &mut reflection.entry_points {
         ep.raw_ids = raw.contains(&ep.name);
+        // Raw ids on purpose (the file says so): its indices in global coordinates are meant too.
+        if allowed.contains(&ep.name.as_str()) {
+            ep.global_indexed.clear();
+        }
     }
     let entry_points = render_entry_points(&reflection, types);
     let warnings = raw
@@ -481,6 +488,24 @@ pub struct EntryPoint {
     /// [`stores_every_item`](Self::stores_every_item) finds stores ([`loads_every_item`]), ascending: `submit`
     /// refuses an index space that reaches outside the buffer bound there. A binding it cannot show so is left out.
     pub loads_every_item: Vec<u32>,
+    /// The bindings it stores to at one fixed cell (`out[0] = …`, `out[0] += v`) with a plain store on every item
+    /// of its index space, behind no condition but the chunk guard ([`stores_one_cell_every_item`]), ascending:
+    /// `submit` refuses a reduction into such a binding over more than one item, whose items would race.
+    pub stores_one_cell_every_item: Vec<u32>,
+    /// The bindings it indexes with another binding's box (`dst[celer_index(pc.src, item)]`), directly or through
+    /// the functions it calls ([`cross_indexed`]): `(indexed, box)` pairs, ascending. `submit` refuses a task that
+    /// binds two different buffers there, whose allocations' boxes differ.
+    pub cross_indexed: Vec<(u32, u32)>,
+    /// The bindings it indexes with its item's coordinates or its invocation id without `celer_index`
+    /// (`dst[item.x]`), directly or through the functions it calls ([`global_indexed`]), ascending: `submit` refuses
+    /// a buffer bound there through any mapper but `all()`, whose allocation on a node need not start at the origin.
+    /// [`compile_dir`] leaves it empty for an entry point its file allows raw ids (`// celer-kernel-build: raw ids:
+    /// NAME`).
+    pub global_indexed: Vec<u32>,
+    /// The constant offsets from its item at which it indexes each binding's box (`celer_index(pc.src, item -
+    /// vec3<u32>(1u, 0u, 0u))`, also through its own functions; [`item_offsets`]): `(binding, offsets)`, ascending.
+    /// `submit` refuses a task whose range mapper for the binding does not declare the cells at those offsets.
+    pub item_offsets: Vec<(u32, Vec<[i64; 3]>)>,
     /// It works on the raw `global_invocation_id` ([`without_chunk_offset`]) and its file does not say so on
     /// purpose (`// celer-kernel-build: raw ids: NAME`, [`raw_ids_allowed`]): `submit` refuses it. Set by
     /// [`compile_dir`]; `false` as [`reflect_with_params`] gives it.
@@ -546,6 +571,36 @@ pub enum ReflectError {
         /// The dimensionalities it calls, ascending.
         dims: Vec<u32>,
     },
+    /// An entry point that indexes a binding with the chunk's box (`dst[celer_index(pc.chunk, item)]`), which is
+    /// not the box of the cells the binding holds.
+    ChunkIndexed {
+        /// The entry point.
+        entry_point: String,
+        /// The variable.
+        variable: String,
+        /// Its binding number.
+        binding: u32,
+    },
+    /// An entry point that takes its items from `celer_item_Nd` given a binding's box (`celer_item_1d(pc.src,
+    /// gid)`) instead of the chunk's: its items start where that binding's allocation does, not where the chunk does.
+    ItemFromBox {
+        /// The entry point.
+        entry_point: String,
+        /// The `celer_item_Nd` it calls.
+        call: String,
+        /// The parameter block member given (`src`).
+        member: String,
+    },
+    /// An entry point of a task kernel that takes the `arrayLength` of a binding, which is the length of the
+    /// buffer's allocation on the node, not the buffer's extent.
+    ArrayLength {
+        /// The entry point.
+        entry_point: String,
+        /// The variable.
+        variable: String,
+        /// Its binding number.
+        binding: u32,
+    },
     /// An entry point that calls a block reduction (`celer_reduce_*`) with a workgroup of more invocations than the
     /// prelude's cells hold.
     BlockTooLarge {
@@ -596,6 +651,30 @@ impl std::fmt::Display for ReflectError {
                     called.join(" and ")
                 )
             }
+            ReflectError::ChunkIndexed { entry_point, variable, binding } => write!(
+                f,
+                "entry point `{entry_point}` indexes `{variable}` (@group(0) @binding({binding})) with the chunk's box, \
+                 `{variable}[celer_index(pc.chunk, …)]`; the chunk is the part of the index space a dispatch runs, \
+                 not the cells a binding holds (the buffer's allocation on the node, which also covers halos and \
+                 what later commands touch), so the index lands on other cells wherever the two differ (on a second \
+                 rank, every cell of its half): index each binding with its own box, \
+                 `{variable}[celer_index(pc.{variable}, item)]`"
+            ),
+            ReflectError::ItemFromBox { entry_point, call, member } => write!(
+                f,
+                "entry point `{entry_point}` calls {call}(pc.{member}, …); a kernel's items come from the chunk's box, \
+                 {call}(pc.chunk, gid): pc.{member} is the box of the cells binding `{member}` holds on the node, \
+                 which starts elsewhere than the chunk wherever the two differ (a halo, cells later commands touch), \
+                 so the items would be shifted there (on a second rank, every item of its chunk)"
+            ),
+            ReflectError::ArrayLength { entry_point, variable, binding } => write!(
+                f,
+                "entry point `{entry_point}` takes arrayLength(&{variable}) (@group(0) @binding({binding})); a binding \
+                 holds the cells of its buffer that the node's commands touch, so its length is that allocation's, \
+                 not the buffer's extent, and changes with the rank (on two ranks, the first rank's is about half the \
+                 buffer): test a cell with celer_contains(pc.{variable}, cell), as celer's stencils do, or pass the \
+                 extent as a scalar"
+            ),
             ReflectError::BlockTooLarge { entry_point, workgroup_size: [x, y, z] } => write!(
                 f,
                 "entry point `{entry_point}` calls a block reduction (celer_reduce_*) with @workgroup_size({x}, {y}, \
@@ -733,6 +812,45 @@ pub fn reflect_with_params(
                 dims: dims.into_iter().collect(),
             });
         }
+        // celer_item_Nd given another box of the parameter block than the chunk's (member 0).
+        for f in std::iter::once(&ep.function)
+            .chain(reachable_functions(module, &ep.function).into_iter().map(|h| &module.functions[h]))
+        {
+            let mut found = None;
+            each_statement(&f.body, &mut |s| {
+                if let Statement::Call { function, arguments, .. } = s {
+                    let name = module.functions[*function].name.as_deref().unwrap_or("");
+                    if matches!(name, "celer_item_1d" | "celer_item_2d" | "celer_item_3d") && !arguments.is_empty() {
+                        if let Some(m) = params_member(module, f, arguments[0], params_binding).filter(|&m| m >= 1) {
+                            found.get_or_insert((name.to_string(), m));
+                        }
+                    }
+                }
+            });
+            if let Some((call, m)) = found {
+                let member = params_members_name(module, params_binding, m).unwrap_or_else(|| format!("member {m}"));
+                return Err(ReflectError::ItemFromBox { entry_point: ep.name.clone(), call, member });
+            }
+        }
+        let lengths = if task_file(module, params_binding) { array_lengths(module, i) } else { Vec::new() };
+        if let Some(&binding) = lengths.first() {
+            let variable = module
+                .global_variables
+                .iter()
+                .find(|(_, v)| v.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == binding))
+                .and_then(|(_, v)| v.name.clone())
+                .unwrap_or_default();
+            return Err(ReflectError::ArrayLength { entry_point: ep.name.clone(), variable, binding });
+        }
+        if let Some(&binding) = chunk_indexed(module, i, params_binding).first() {
+            let variable = module
+                .global_variables
+                .iter()
+                .find(|(_, v)| v.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == binding))
+                .and_then(|(_, v)| v.name.clone())
+                .unwrap_or_default();
+            return Err(ReflectError::ChunkIndexed { entry_point: ep.name.clone(), variable, binding });
+        }
         let [x, y, z] = ep.workgroup_size;
         if block_reduction && x * y * z > MAX_BLOCK_INVOCATIONS {
             return Err(ReflectError::BlockTooLarge {
@@ -822,6 +940,10 @@ pub fn reflect_with_params(
             item_indexed: item_indexed(module, i, params_binding),
             stores_every_item: stores_every_item(module, i, params_binding),
             loads_every_item: loads_every_item(module, i, params_binding),
+            stores_one_cell_every_item: stores_one_cell_every_item(module, i, params_binding),
+            cross_indexed: cross_indexed(module, i, params_binding),
+            global_indexed: global_indexed(module, i, params_binding),
+            item_offsets: item_offsets(module, i, params_binding),
             raw_ids: false,
         });
     }
@@ -875,7 +997,8 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
              block_reduction: {}, workgroup_dependent: {}, push_constants: &[{members}], push_constant_bytes: {}, \
              writes: &{:?}, reads_old: &{:?}, block_reductions: &[{reductions}], atomics: &{:?}, \
              workgroup_memory_bytes: {}, item_indexed: &{:?}, stores_every_item: &{:?}, loads_every_item: &{:?}, \
-             raw_ids: {} }}, ",
+             stores_one_cell_every_item: &{:?}, cross_indexed: &{:?}, global_indexed: &{:?}, \
+             item_offsets: &[{}], raw_ids: {} }}, ",
             ep.name,
             ep.dims,
             ep.block_reduction,
@@ -888,6 +1011,10 @@ fn render_entry_points(r: &Reflection, types: &str) -> String {
             ep.item_indexed,
             ep.stores_every_item,
             ep.loads_every_item,
+            ep.stores_one_cell_every_item,
+            ep.cross_indexed,
+            ep.global_indexed,
+            ep.item_offsets.iter().map(|(b, o)| format!("({b}, &{o:?}), ")).collect::<String>(),
             ep.raw_ids
         );
     }
@@ -1057,6 +1184,29 @@ fn all_functions(module: &naga::Module) -> Vec<FnRef> {
     let mut all: Vec<FnRef> = module.functions.iter().map(|(h, _)| FnRef::Function(h)).collect();
     all.extend((0..module.entry_points.len()).map(FnRef::EntryPoint));
     all
+}
+
+/// The name of member `m` of `module`'s parameter block (`params_binding` as for [`reflect_with_params`]).
+fn params_members_name(module: &naga::Module, params_binding: Option<u32>, m: u32) -> Option<String> {
+    module.global_variables.iter().find_map(|(_, var)| {
+        if !is_params_block(var, params_binding) {
+            return None;
+        }
+        match &module.types[var.ty].inner {
+            naga::TypeInner::Struct { members, .. } => members.get(m as usize).and_then(|x| x.name.clone()),
+            _ => None,
+        }
+    })
+}
+
+/// Whether `module` holds task kernels: its parameter block is a struct whose first member is a `CelerBox` (the
+/// chunk). `params_binding` is as for [`reflect_with_params`].
+fn task_file(module: &naga::Module, params_binding: Option<u32>) -> bool {
+    module.global_variables.iter().any(|(_, var)| {
+        is_params_block(var, params_binding)
+            && matches!(&module.types[var.ty].inner, naga::TypeInner::Struct { members, .. }
+                if members.first().is_some_and(|m| module.types[m.ty].name.as_deref() == Some("CelerBox")))
+    })
 }
 
 /// Calls `visit` on every statement of `block`, nested blocks included.

@@ -281,7 +281,7 @@ fn reflection_records_the_bindings_an_entry_point_reads_before_storing_loads_and
         var<immediate> pc: Params;
         fn bump(i: u32) { atomicAdd(&hits[i], 1u); }
         @compute @workgroup_size(64) fn store(@builtin(global_invocation_id) gid: vec3<u32>) {
-            acc[gid.x] = f32(arrayLength(&acc));
+            acc[gid.x] = 1.0;
             atomicStore(&hits[gid.x], 0u);
         }
         @compute @workgroup_size(64) fn add(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -297,7 +297,8 @@ fn reflection_records_the_bindings_an_entry_point_reads_before_storing_loads_and
     )
     .expect("reflects");
     let ep = |i: usize| (r.entry_points[i].writes.as_slice(), r.entry_points[i].reads_old.as_slice());
-    assert_eq!(ep(0), (&[1, 2][..], &[][..]), "stores and arrayLength");
+    // (arrayLength, which reads no cell, stops the build in a task kernel: reflection_refuses_the_array_length_…)
+    assert_eq!(ep(0), (&[1, 2][..], &[][..]), "stores");
     assert_eq!(ep(1), (&[1, 2][..], &[0, 1, 2][..]), "+= and atomicAdd read first");
     assert_eq!(ep(2), (&[1, 2][..], &[0][..]), "a store (in a branch) ahead of the loads and the atomicAdd");
 }
@@ -921,4 +922,250 @@ fn reflection_lists_the_bindings_loaded_at_the_item_on_every_item_also_through_f
     // condition; by_item: a function given the item (not followed) and a call behind a condition: not known.
     let (one, zero) = (vec![1u32], vec![0u32]);
     assert_eq!(got, [(zero.clone(), one.clone()), (zero, one), (vec![], vec![]), (vec![], vec![])]);
+}
+
+#[test]
+fn reflection_lists_the_bindings_every_item_stores_to_at_one_fixed_cell_with_a_plain_store() {
+    let found = |body: &str| {
+        let r = reflection(&format!("{HEADER}\n{body}")).expect("reflects");
+        r.entry_points.iter().map(|e| (e.name.clone(), e.stores_one_cell_every_item.clone())).collect::<Vec<_>>()
+    };
+    let every = |name: &str| (name.to_string(), vec![1u32]);
+    let none = |name: &str| (name.to_string(), Vec::<u32>::new());
+    // A CUDA port's float sum (every item adds into cell 0), a plain store there unguarded, and one through a
+    // function every item calls with the invocation id: races.
+    let racing = found(
+        "fn add(g: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, g);
+            if (!celer_contains(pc.chunk, item)) { return; }
+            dst[0] = dst[0] + src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(64) fn sum(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) { return; }
+            dst[0] += src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(64) fn last(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (celer_contains(pc.chunk, item)) { dst[0] = src[celer_index(pc.src, item)]; }
+        }
+        @compute @workgroup_size(64) fn helper(@builtin(global_invocation_id) gid: vec3<u32>) { add(gid); }",
+    );
+    assert_eq!(racing, vec![every("sum"), every("last"), every("helper")]);
+    // One invocation folding the chunk (another early return), the store behind a workgroup-leader condition (a
+    // block reduction's), in a loop, at the item's own cell, or at a cell computed from the item: not listed.
+    let single = found(
+        "@compute @workgroup_size(64) fn fold(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (gid.x != 0u) { return; }
+            var acc = dst[0];
+            for (var i = 0u; i < pc.chunk.range0; i++) { acc += src[i]; }
+            dst[0] = acc;
+        }
+        @compute @workgroup_size(64) fn leader(@builtin(global_invocation_id) gid: vec3<u32>,
+                                               @builtin(local_invocation_index) lid: u32) {
+            let item = celer_item_1d(pc.chunk, gid);
+            let s = celer_reduce_sum_f32(1.0, celer_contains(pc.chunk, item), lid);
+            if (lid == 0u) { dst[0] = s; }
+        }
+        @compute @workgroup_size(64) fn looped(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) { return; }
+            for (var i = 0u; i < 2u; i++) { dst[0] += 1.0; }
+        }
+        @compute @workgroup_size(64) fn own(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) { return; }
+            dst[celer_index(pc.dst, item)] = 1.0;
+            dst[item.x / 64u] = 2.0;
+        }",
+    );
+    assert_eq!(single, vec![none("fold"), none("leader"), none("looped"), none("own")]);
+}
+
+#[test]
+fn reflection_lists_the_bindings_indexed_with_another_bindings_box() {
+    let found = |body: &str| {
+        let r = reflection(&format!("{HEADER}\n{body}")).expect("reflects");
+        r.entry_points.iter().map(|e| (e.name.clone(), e.cross_indexed.clone())).collect::<Vec<_>>()
+    };
+    // A porter's shared index (`let i = …; dst[i] = src[i]`), an offset from it, and the same in a function the
+    // entry point calls: dst (binding 1) indexed with src's box (binding 0).
+    let crossed = found(
+        "fn store(item: vec3<u32>) { let i = celer_index(pc.src, item); dst[i - 1u] = 1.0; }
+        @compute @workgroup_size(64) fn one_index(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            let i = celer_index(pc.src, item);
+            dst[i] = 2.0 * src[i];
+        }
+        @compute @workgroup_size(64) fn offset(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[celer_index(pc.src, item) + 1u] = src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(64) fn nested(@builtin(global_invocation_id) gid: vec3<u32>) {
+            store(celer_item_1d(pc.chunk, gid));
+        }",
+    );
+    let both = |n: &str| (n.to_string(), vec![(1u32, 0u32)]);
+    assert_eq!(crossed, vec![both("one_index"), both("offset"), both("nested")]);
+    // Each binding with its own box, also after arithmetic on the cell: nothing.
+    let own = found(
+        "@compute @workgroup_size(64) fn own(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            let s = celer_index(pc.src, item);
+            dst[celer_index(pc.dst, item)] = src[s] + src[s + 1u];
+        }",
+    );
+    assert_eq!(own, vec![("own".to_string(), Vec::<(u32, u32)>::new())]);
+}
+
+#[test]
+fn reflection_lists_the_bindings_indexed_with_the_items_coordinates_without_celer_index() {
+    let found = |body: &str| {
+        let r = reflection(&format!("{HEADER}\n{body}")).expect("reflects");
+        r.entry_points.iter().map(|e| (e.name.clone(), e.global_indexed.clone())).collect::<Vec<_>>()
+    };
+    // The CUDA port's `dst[item.x]`, a 2D row-major global index, the raw invocation id beside an item, and the
+    // same in a function the entry point calls.
+    let global = found(
+        "fn put(g: vec3<u32>) { let item = celer_item_1d(pc.chunk, g); dst[item.x + 1u] = 0.0; }
+        @compute @workgroup_size(64) fn flat(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[item.x] = 2.0 * src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(8, 8) fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_2d(pc.chunk, gid);
+            dst[celer_index(pc.dst, item)] = src[item.x * 16u + item.y];
+        }
+        @compute @workgroup_size(64) fn raw(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[gid.x] = src[celer_index(pc.src, item)];
+        }
+        @compute @workgroup_size(64) fn nested(@builtin(global_invocation_id) gid: vec3<u32>) { put(gid); }",
+    );
+    let at = |n: &str, b: u32| (n.to_string(), vec![b]);
+    assert_eq!(global, vec![at("flat", 1), at("rows", 0), at("raw", 1), at("nested", 1)]);
+    // Through celer_index, also of a cell computed from the item: nothing.
+    let own = found(
+        "@compute @workgroup_size(64) fn own(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            let left = celer_index(pc.src, item - vec3<u32>(1u, 0u, 0u));
+            dst[celer_index(pc.dst, item)] = src[left] + src[left + 1u];
+        }",
+    );
+    assert_eq!(own, vec![("own".to_string(), Vec::<u32>::new())]);
+}
+
+#[test]
+fn reflection_refuses_a_binding_indexed_with_the_chunks_box() {
+    // dst[celer_index(pc.chunk, item)]: on 2 ranks every cell of rank 1's half came out wrong (exit 0), where the
+    // node's allocation of dst (the whole buffer, for a later fence) did not start where the chunk does.
+    let e = reflection(&format!(
+        "{HEADER}
+        fn put(item: vec3<u32>) {{ dst[celer_index(pc.chunk, item) + 1u] = 0.0; }}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) {{ return; }}
+            put(item);
+        }}"
+    ))
+    .unwrap_err();
+    assert!(
+        e.contains("entry point `main` indexes `dst` (@group(0) @binding(1)) with the chunk's box")
+            && e.contains("index each binding with its own box, `dst[celer_index(pc.dst, item)]`"),
+        "{e}"
+    );
+    // The chunk's box in celer_contains and celer_item_Nd, as every kernel uses it: accepted.
+    reflection(&format!(
+        "{HEADER}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            if (celer_contains(pc.chunk, item)) {{ dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)]; }}
+        }}"
+    ))
+    .expect("each binding with its own box");
+}
+
+#[test]
+fn reflection_lists_the_offsets_from_its_item_at_which_a_kernel_indexes_each_box() {
+    let r = reflection(&format!(
+        "{HEADER}
+        fn at(item: vec3<u32>, fallback: f32) -> f32 {{
+            if (celer_contains(pc.src, item)) {{ return src[celer_index(pc.src, item)]; }}
+            return fallback;
+        }}
+        @compute @workgroup_size(64) fn stencil(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_2d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) {{ return; }}
+            let c = at(item, 0.0);
+            let n = at(item - vec3<u32>(1u, 0u, 0u), c) + at(item + vec3<u32>(0u, 2u, 0u), c);
+            dst[celer_index(pc.dst, item)] = n + src[celer_index(pc.src, vec3<u32>(1u, 1u, 0u) + item)];
+        }}
+        @compute @workgroup_size(64) fn plain(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_2d(pc.chunk, gid);
+            dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)];
+        }}
+        @compute @workgroup_size(64) fn flat(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_2d(pc.chunk, gid);
+            let i = celer_index(pc.src, item);
+            dst[celer_index(pc.dst, item)] = src[i - 1u] + src[1u + i] + src[i];
+        }}"
+    ))
+    .expect("reflects");
+    let offsets = |i: usize| r.entry_points[i].item_offsets.clone();
+    assert_eq!(offsets(0), vec![(0, vec![[-1, 0, 0], [0, 2, 0], [1, 1, 0]])]);
+    assert_eq!(offsets(1), Vec::<(u32, Vec<[i64; 3]>)>::new());
+    // The CUDA port's flat neighbours of `let i = celer_index(…)`: along the last dimension (1 of a 2D item).
+    assert_eq!(offsets(2), vec![(0, vec![[0, -1, 0], [0, 1, 0]])]);
+}
+
+#[test]
+fn reflection_refuses_the_array_length_of_a_binding_in_a_task_kernel() {
+    // `item.x + 1u < arrayLength(&src)` as a right-border test: on 2 ranks the first rank's allocation of src is
+    // about half the buffer, and every cell of the second half came out wrong (exit 0).
+    let e = reflection(&format!(
+        "{HEADER}
+        fn right(item: vec3<u32>) -> f32 {{
+            if (item.x + 1u < arrayLength(&src)) {{ return src[celer_index(pc.src, item + vec3<u32>(1u, 0u, 0u))]; }}
+            return 0.0;
+        }}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            if (!celer_contains(pc.chunk, item)) {{ return; }}
+            dst[celer_index(pc.dst, item)] = right(item);
+        }}"
+    ))
+    .unwrap_err();
+    assert!(
+        e.contains("entry point `main` takes arrayLength(&src) (@group(0) @binding(0))")
+            && e.contains("test a cell with celer_contains(pc.src, cell)"),
+        "{e}"
+    );
+    // A kernel that is no task kernel (its parameters are no CelerBox), dispatched by hand: its arrays are whole.
+    reflection(
+        "@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+            if (gid.x < arrayLength(&out)) { out[gid.x] = gid.x; }
+        }",
+    )
+    .expect("no task kernel");
+}
+
+#[test]
+fn reflection_refuses_items_taken_from_a_bindings_box() {
+    // celer_item_1d(pc.src, gid): the items start where src's allocation does (one cell before the chunk, for a
+    // halo), not where the chunk does.
+    let e = reflection(&format!(
+        "{HEADER}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.src, gid);
+            if (!celer_contains(pc.chunk, item)) {{ return; }}
+            dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, item)];
+        }}"
+    ))
+    .unwrap_err();
+    assert!(
+        e.contains("entry point `main` calls celer_item_1d(pc.src, …); a kernel's items come from the chunk's box"),
+        "{e}"
+    );
 }

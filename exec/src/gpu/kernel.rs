@@ -699,6 +699,10 @@ mod tests {
             item_indexed: &[],
             stores_every_item: &[],
             loads_every_item: &[],
+            stores_one_cell_every_item: &[],
+            cross_indexed: &[],
+            global_indexed: &[],
+            item_offsets: &[],
             raw_ids: false,
         };
         assert_eq!(workgroup_beyond_limits(&desc([1024, 1, 1], 32768), &limits), None, "at the limits");

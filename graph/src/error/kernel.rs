@@ -238,6 +238,111 @@ pub(super) fn kernel_atomic_op(
     )
 }
 
+/// [`TaskErrorKind::KernelReductionRace`](super::TaskErrorKind::KernelReductionRace)'s message.
+pub(super) fn kernel_reduction_race(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    buffer: &ResourceIdent,
+    range: &GridBox,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} stores to `{binding}` (@binding({number})) at one fixed cell on every item of its index \
+         space with a plain store (`{binding}[0] += …`, behind no guard but the chunk's), but the task reduces \
+         {buffer} there over the {} items of {range}: items run in no defined order, so each overwrites what the \
+         others stored and the result keeps a few items' values (which ones changes with the timing and the split); \
+         combine with an atomic (`atomicAdd(&{binding}[0], v)` on array<atomic<i32>> or array<atomic<u32>>), or, \
+         for f32, which has no atomics, with a prelude block reduction (`celer_reduce_sum_f32`, see the GUIDE's \
+         \"Deterministic reductions\")",
+        range.area()
+    )
+}
+
+/// [`TaskErrorKind::KernelCrossIndexed`](super::TaskErrorKind::KernelCrossIndexed)'s message.
+pub(super) fn kernel_cross_indexed(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    buffer: &ResourceIdent,
+    box_of: &str,
+    box_number: &u32,
+    box_buffer: &ResourceIdent,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} indexes `{binding}` (@binding({number})), where the task binds {buffer}, with the box of \
+         `{box_of}` (@binding({box_number})), where it binds {box_buffer}: `{binding}[celer_index(pc.{box_of}, …)]`. \
+         Each binding holds its own buffer's cells on the node, in an allocation whose box differs between buffers \
+         (one read with a halo is allocated wider than one written at the chunk), so the index picks other cells of \
+         `{binding}` than the kernel means wherever the boxes differ (on one rank they often agree, on two they do \
+         not); index each binding with its own box: `{binding}[celer_index(pc.{binding}, item)]`"
+    )
+}
+
+/// [`TaskErrorKind::KernelGlobalIndex`](super::TaskErrorKind::KernelGlobalIndex)'s message.
+pub(super) fn kernel_global_index(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    buffer: &ResourceIdent,
+    access: &str,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} indexes `{binding}` (@binding({number})) with its item's coordinates in the index space (or \
+         its global_invocation_id) without celer_index (`{binding}[item.x]`), but the task binds {buffer} there \
+         through {access}: a binding holds the cells of the buffer its node touches, in an allocation that starts at \
+         the buffer's origin only where the node touches all of it, so on a second rank or device (or at an offset) \
+         the index lands past the cells the kernel means; index it with `{binding}[celer_index(pc.{binding}, \
+         item)]`, which turns the item into the allocation's index (or bind the buffer through all())"
+    )
+}
+
+/// [`TaskErrorKind::KernelOffsetUndeclared`](super::TaskErrorKind::KernelOffsetUndeclared)'s message.
+pub(super) fn kernel_offset_undeclared(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    buffer: &ResourceIdent,
+    access: &str,
+    offset: &str,
+    hint: &str,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} indexes `{binding}` (@binding({number})) at its item + {offset} \
+         (celer_index(pc.{binding}, item ± …), also through its own functions), but the task binds {buffer} there \
+         through {access}, which does not declare that cell: at a chunk's border it lies outside the chunk's region, \
+         so the kernel finds there no data from the rank that wrote it (a stale cell, or its guard's fallback), and \
+         the results change with the number of ranks and devices; declare every cell it touches: {hint}"
+    )
+}
+
+/// [`TaskErrorKind::KernelAtomicCombine`](super::TaskErrorKind::KernelAtomicCombine)'s message.
+pub(super) fn kernel_atomic_combine(
+    kernel: &str,
+    binding: &str,
+    number: &u32,
+    atomics: &str,
+    buffer: &ResourceIdent,
+    how: &str,
+    example: &str,
+    hint: &str,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "kernel {kernel} combines its items into `{binding}` (@binding({number})) with {atomics}, but the task \
+         combines the partial results of {buffer} (one per rank and device) {how}: {example}; the result would \
+         change with the number of ranks and devices (one chunk keeps the kernel's); {hint}"
+    )
+}
+
 /// [`TaskErrorKind::KernelReductionType`](super::TaskErrorKind::KernelReductionType)'s message.
 pub(super) fn kernel_reduction_type(
     kernel: &str,

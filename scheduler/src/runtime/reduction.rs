@@ -59,7 +59,9 @@ macro_rules! reduce_as {
         match $kind { $(ScalarKind::$k => {
             let vals = $bytes.iter().map(|b: &&[u8]| <$t>::from_ne_bytes((*b).try_into().expect("one element")));
             let r = match $op {
-                ReductionOp::Sum => vals.fold(0 as $t, |a, b| a + b),
+                // Integers wrap, as the kernels' atomicAdd and the block reductions do (a sum past the type's
+                // range panicked here in a debug build, on the runtime thread, where one rank wrapped).
+                ReductionOp::Sum => vals.fold(0 as $t, |a, b| <$t as Elem>::combine(ReductionOp::Sum, a, b)),
                 ReductionOp::Min => vals.fold(<$t as Extremes>::HIGHEST, |a, b| if b < a { b } else { a }),
                 ReductionOp::Max => vals.fold(<$t as Extremes>::LOWEST, |a, b| if b > a { b } else { a }),
                 // Custom reductions fold with their own function (`ReductionInfo::combine`), never here.
@@ -800,6 +802,21 @@ fn combine_panicked(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integer_sums_of_the_ranks_partial_results_wrap_as_the_kernels_atomics_do() {
+        // Two ranks' u32 partials of 0xffffffff each (an OR of every bit, reduced with Sum; or a checksum): the
+        // runtime thread panicked with "attempt to add with overflow" in a debug build.
+        let max = u32::MAX.to_ne_bytes();
+        let got = ScalarKind::U32.combine(ReductionOp::Sum, &[&max, &max]);
+        assert_eq!(u32::from_ne_bytes(got.try_into().unwrap()), u32::MAX.wrapping_add(u32::MAX));
+        let (big, one) = (i64::MAX.to_ne_bytes(), 1i64.to_ne_bytes());
+        let got = ScalarKind::I64.combine(ReductionOp::Sum, &[&big, &one]);
+        assert_eq!(i64::from_ne_bytes(got.try_into().unwrap()), i64::MIN);
+        let (low, minus) = (i32::MIN.to_ne_bytes(), (-1i32).to_ne_bytes());
+        let got = ScalarKind::I32.combine(ReductionOp::Sum, &[&low, &minus]);
+        assert_eq!(i32::from_ne_bytes(got.try_into().unwrap()), i32::MAX);
+    }
 
     #[test]
     fn blocks_of_a_chunk_are_counted_from_the_index_space_origin_and_refuse_a_misaligned_start() {
