@@ -834,17 +834,23 @@ pub(crate) fn check_item_offsets(
     let dims = spec.dims.clamp(1, 3);
     for &(b, offsets) in ep.item_offsets {
         let Some(access) = spec.accesses.get(b as usize) else { continue };
-        let declared = |o: &[i64; 3]| {
-            let along = (0..dims).filter(|&d| o[d] != 0).count();
-            match &access.mapper {
-                RangeMapper::OneToOne => along == 0,
-                RangeMapper::Neighborhood { extent, shape } => {
-                    (0..dims).all(|d| o[d].unsigned_abs() <= extent[d] as u64)
-                        && (*shape == NeighborhoodShape::BoundingBox || along <= 1)
+        // Plain loops over the few dimensions: this runs for every offset of every such task (submit's hot path).
+        let declared = |o: &[i64; 3]| match &access.mapper {
+            RangeMapper::OneToOne => o[..dims].iter().all(|&c| c == 0),
+            RangeMapper::Neighborhood { extent, shape } => {
+                let mut along = 0;
+                for d in 0..dims {
+                    if o[d] != 0 {
+                        if o[d].unsigned_abs() > extent[d] as u64 {
+                            return false;
+                        }
+                        along += 1;
+                    }
                 }
-                RangeMapper::Slice(s) => (0..dims).all(|d| d == *s || o[d] == 0),
-                _ => true,
+                *shape == NeighborhoodShape::BoundingBox || along <= 1
             }
+            RangeMapper::Slice(s) => (0..dims).all(|d| d == *s || o[d] == 0),
+            _ => true,
         };
         let Some(first) = offsets.iter().find(|o| !declared(o)) else { continue };
         let show = |o: &[i64; 3]| format!("[{}]", (0..dims).map(|d| o[d].to_string()).collect::<Vec<_>>().join(", "));
