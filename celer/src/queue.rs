@@ -709,54 +709,32 @@ impl Queue {
             spec.payload = Some(payload);
         }
         if let (Some((source, entry)), Some(ep)) = (task.kernel, entry_point) {
+            let tm = &rec.sim.tm;
+            // The task the next id names, for the errors of the checks below.
+            let at_task = |inner| TaskError {
+                task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
+                inner,
+            };
             // The index space against the buffers the kernel stores to or loads from on every item: for a cached
             // shape too, whose index space and buffers may be another's. Through one_to_one (most such bindings)
             // the task graph refuses an access outside, naming the mapper: those cost no look-up here.
             let other_mapper =
                 |&b: &u32| spec.accesses.get(b as usize).is_some_and(|a| !matches!(a.mapper, RangeMapper::OneToOne));
             if ep.stores_every_item.iter().chain(ep.loads_every_item).any(other_mapper) {
-                let tm = &rec.sim.tm;
                 crate::binding::check_item_stores(source, ep, &spec, |b| tm.buffer_shape(b), |b| tm.buffer_ident(b))
-                    .map_err(|inner| TaskError {
-                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
-                        inner,
-                    })?;
+                    .map_err(at_task)?;
             }
             if !ep.item_offsets.is_empty() {
-                let tm = &rec.sim.tm;
-                crate::binding::check_item_offsets(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {
-                    TaskError {
-                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
-                        inner,
-                    }
-                })?;
+                crate::binding::check_item_offsets(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(at_task)?;
             }
             if !ep.global_indexed.is_empty() {
-                let tm = &rec.sim.tm;
-                crate::binding::check_global_indexed(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {
-                    TaskError {
-                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
-                        inner,
-                    }
-                })?;
+                crate::binding::check_global_indexed(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(at_task)?;
             }
             if !ep.cross_indexed.is_empty() {
-                let tm = &rec.sim.tm;
-                crate::binding::check_cross_indexed(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {
-                    TaskError {
-                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
-                        inner,
-                    }
-                })?;
+                crate::binding::check_cross_indexed(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(at_task)?;
             }
             if !ep.stores_one_cell_every_item.is_empty() && !spec.reductions.is_empty() {
-                let tm = &rec.sim.tm;
-                crate::binding::check_reduction_races(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(|inner| {
-                    TaskError {
-                        task: celer_scheduler::graph::TaskIdent { id: tm.next_task_id(), name: spec.name.clone() },
-                        inner,
-                    }
-                })?;
+                crate::binding::check_reduction_races(source, ep, &spec, |b| tm.buffer_ident(b)).map_err(at_task)?;
             }
             spec.atomic_accesses = crate::binding::atomic_accesses(source, entry, spec.accesses.len());
         }
