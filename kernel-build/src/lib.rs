@@ -834,21 +834,11 @@ pub fn reflect_with_params(
         }
         let lengths = if task_file(module, params_binding) { array_lengths(module, i) } else { Vec::new() };
         if let Some(&binding) = lengths.first() {
-            let variable = module
-                .global_variables
-                .iter()
-                .find(|(_, v)| v.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == binding))
-                .and_then(|(_, v)| v.name.clone())
-                .unwrap_or_default();
+            let variable = binding_variable(module, binding);
             return Err(ReflectError::ArrayLength { entry_point: ep.name.clone(), variable, binding });
         }
         if let Some(&binding) = chunk_indexed(module, i, params_binding).first() {
-            let variable = module
-                .global_variables
-                .iter()
-                .find(|(_, v)| v.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == binding))
-                .and_then(|(_, v)| v.name.clone())
-                .unwrap_or_default();
+            let variable = binding_variable(module, binding);
             return Err(ReflectError::ChunkIndexed { entry_point: ep.name.clone(), variable, binding });
         }
         let [x, y, z] = ep.workgroup_size;
@@ -1197,6 +1187,16 @@ fn params_members_name(module: &naga::Module, params_binding: Option<u32>, m: u3
             _ => None,
         }
     })
+}
+
+/// The name of the `@group(0)` variable at `binding` (empty where it has none), for the build's errors.
+fn binding_variable(module: &naga::Module, binding: u32) -> String {
+    module
+        .global_variables
+        .iter()
+        .find(|(_, v)| v.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == binding))
+        .and_then(|(_, v)| v.name.clone())
+        .unwrap_or_default()
 }
 
 /// Whether `module` holds task kernels: its parameter block is a struct whose first member is a `CelerBox` (the
