@@ -356,15 +356,33 @@ fn builtin_reductions<'a>(
     bindings: &'a [BindingDesc],
 ) -> impl Iterator<Item = (&'a ReductionSpec, &'a BindingDesc, (&'static str, &'static str))> + 'a {
     let accessors = task.spec.accesses.len();
-    task.spec.reductions.iter().zip(&bindings[accessors.min(bindings.len())..]).filter_map(|(r, desc)| {
-        let names = match r.op {
-            ReductionOp::Sum => ("Sum", "sum"),
-            ReductionOp::Min => ("Min", "min"),
-            ReductionOp::Max => ("Max", "max"),
-            ReductionOp::Custom => return None,
-        };
-        Some((r, desc, names))
-    })
+    task.spec
+        .reductions
+        .iter()
+        .zip(&bindings[accessors.min(bindings.len())..])
+        .filter_map(|(r, desc)| Some((r, desc, builtin_names(r.op)?)))
+}
+
+/// A built-in reduction's operation as the API spells it and as the prelude does (`("Sum", "sum")`); `None` for
+/// `reduce_with`.
+fn builtin_names(op: ReductionOp) -> Option<(&'static str, &'static str)> {
+    match op {
+        ReductionOp::Sum => Some(("Sum", "sum")),
+        ReductionOp::Min => Some(("Min", "min")),
+        ReductionOp::Max => Some(("Max", "max")),
+        ReductionOp::Custom => None,
+    }
+}
+
+/// The read-modify-write atomics (`"add"`, `"or"`, ...) entry point `ep` applies to `binding`, in the order the
+/// build's reflection found them: an atomicLoad or atomicStore beside them does not combine.
+fn rmw_atomics<'a>(ep: &'a EntryPointDesc, binding: u32) -> impl Iterator<Item = &'static str> + 'a {
+    ep.atomics.iter().filter(move |(b, op)| *b == binding && !matches!(*op, "load" | "store")).map(|(_, op)| *op)
+}
+
+/// The WGSL name of atomic `op`: `"add"` → `atomicAdd`.
+fn atomic_name(op: &str) -> String {
+    format!("atomic{}{}", op[..1].to_uppercase(), &op[1..])
 }
 
 /// The task's reductions against the prelude block reductions (`celer_reduce_<op>_<type>`) whose results the kernel
@@ -435,13 +453,7 @@ fn check_atomic_reductions(
         return Ok(());
     }
     for (r, desc, (task_op, _)) in builtin_reductions(task, bindings) {
-        // The read-modify-writes: an atomicLoad or atomicStore beside them does not combine.
-        let ops: Vec<&str> = ep
-            .atomics
-            .iter()
-            .filter(|(b, op)| *b == desc.binding && !matches!(*op, "load" | "store"))
-            .map(|(_, op)| *op)
-            .collect();
+        let ops: Vec<&str> = rmw_atomics(ep, desc.binding).collect();
         let class = |op: &str| match op {
             "add" | "sub" => Some("Sum"),
             "min" => Some("Min"),
@@ -450,8 +462,7 @@ fn check_atomic_reductions(
         };
         let Some(Some(kernel_op)) = ops.first().map(|op| class(op)) else { continue };
         if ops.iter().all(|op| class(op) == Some(kernel_op)) && kernel_op != task_op {
-            let atomics: Vec<String> =
-                ops.iter().map(|op| format!("atomic{}{}", op[..1].to_uppercase(), &op[1..])).collect();
+            let atomics: Vec<String> = ops.iter().map(|op| atomic_name(op)).collect();
             return Err(Box::new(TaskErrorKind::KernelAtomicOp {
                 kernel: kernel(),
                 binding: desc.name.into(),
@@ -639,12 +650,7 @@ fn check_atomic_combines(
     }
     let accessors = task.spec.accesses.len();
     for (j, (r, desc)) in task.spec.reductions.iter().zip(&bindings[accessors.min(bindings.len())..]).enumerate() {
-        let ops: Vec<&str> = ep
-            .atomics
-            .iter()
-            .filter(|(b, op)| *b == desc.binding && !matches!(*op, "load" | "store"))
-            .map(|(_, op)| if *op == "sub" { "add" } else { *op })
-            .collect();
+        let ops: Vec<&str> = rmw_atomics(ep, desc.binding).map(|op| if op == "sub" { "add" } else { op }).collect();
         let Some(&op) = ops.first() else { continue };
         if !ops.iter().all(|o| *o == op) || !matches!(op, "add" | "min" | "max" | "and" | "or" | "xor") {
             continue;
@@ -666,7 +672,7 @@ fn check_atomic_combines(
                 _ => a.max(b),
             }
         };
-        let name = format!("atomic{}{}", op[..1].to_uppercase(), &op[1..]);
+        let name = atomic_name(op);
         let closure = |bits: &str| match bits {
             "and" => "|a, b| a & b",
             "or" => "|a, b| a | b",
@@ -677,13 +683,8 @@ fn check_atomic_combines(
         };
         // Pairs on which the six operations all differ; none below 8 but the 0, which the identity check probes.
         const PROBES: [(u32, u32); 3] = [(12, 10), (24, 17), (0, 9)];
-        let (how, example, hint) = match (r.op, task.custom_reductions.get(j).and_then(Option::as_ref)) {
-            (ReductionOp::Sum | ReductionOp::Min | ReductionOp::Max, _) if matches!(op, "and" | "or" | "xor") => {
-                let task_op = match r.op {
-                    ReductionOp::Sum => "Sum",
-                    ReductionOp::Min => "Min",
-                    _ => "Max",
-                };
+        let (how, example, hint) = match (builtin_names(r.op), task.custom_reductions.get(j).and_then(Option::as_ref)) {
+            (Some((task_op, _)), _) if matches!(op, "and" | "or" | "xor") => {
                 let (a, b) = PROBES[0];
                 let theirs = match r.op {
                     ReductionOp::Sum => a + b,
@@ -698,7 +699,7 @@ fn check_atomic_combines(
                 )
             }
             // A closure that panicked on submit's own probes was reported there (and panics at run time).
-            (ReductionOp::Custom, Some(custom)) if custom.probed != "panics" => {
+            (None, Some(custom)) if custom.probed != "panics" => {
                 let word = |v: u32| v.to_ne_bytes().to_vec();
                 let read = |v: &[u8]| v.try_into().ok().map(u32::from_ne_bytes);
                 let differs = PROBES.iter().find_map(|&(a, b)| {
