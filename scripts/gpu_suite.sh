@@ -100,12 +100,12 @@ run)
         timeout -k 10 "$MPI_TIMEOUT" "${mpirun[@]}" -n "$ranks" "$exe" $args >/tmp/gpu_suite.log 2>&1 || rc=$?
         took=$((SECONDS - t0)) found=1
         IFS='+' read -ra parts <<<"$expected"
-        for part in "${parts[@]}"; do
-            if [ "${part:0:1}" = '!' ]; then
-                part="${part:1}"
-                ! grep -qF -- "${part//\~/ }" /tmp/gpu_suite.log || found=0
+        for want in "${parts[@]}"; do
+            if [ "${want:0:1}" = '!' ]; then
+                want="${want:1}"
+                ! grep -qF -- "${want//\~/ }" /tmp/gpu_suite.log || found=0
             else
-                grep -qF -- "${part//\~/ }" /tmp/gpu_suite.log || found=0
+                grep -qF -- "${want//\~/ }" /tmp/gpu_suite.log || found=0
             fi
         done
         if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] && [ "$found" -eq 1 ] &&
