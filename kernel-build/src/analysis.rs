@@ -500,7 +500,8 @@ pub fn workgroup_dependent(module: &naga::Module, info: &naga::valid::ModuleInfo
 /// An item has the entry point's dimensionality; `celer_index` reads it as a cell of the buffer bound there, so a
 /// buffer of another dimensionality gets cells the kernel did not mean (a 2D item `(row, col)` on a 1D buffer is
 /// cell `row + col`; a 1D item `(i)` on a 2D buffer is cell `(i, 0)`). `celer`'s `submit` refuses such a binding.
-/// A cell built from the item (`vec3<u32>(item.y, 0u, 0u)`) is not the item and is not listed.
+/// The item is also followed through a local variable each value of which (that reaches the load) is the item
+/// (`var p = item;`). A cell built from the item (`vec3<u32>(item.y, 0u, 0u)`) is not the item and is not listed.
 pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
     let ep = &module.entry_points[entry_point];
     let item_fn = |h: Handle<Function>| {
@@ -509,8 +510,34 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
     let mut out = std::collections::BTreeSet::new();
     let reached = crate::reachable_functions(module, &ep.function);
     let funcs = std::iter::once(&ep.function).chain(reached.iter().map(|&h| &module.functions[h]));
+    /// Whether `e` is the item as `celer_item_Nd` returned it, also kept in a local every value of which (that
+    /// reaches the load) is the item.
+    fn is_item(
+        func: &Function,
+        locals: &LocalValues,
+        item_fn: &dyn Fn(Handle<Function>) -> bool,
+        e: Handle<Expression>,
+        depth: u32,
+    ) -> bool {
+        match func.expressions[e] {
+            Expression::CallResult(f) => item_fn(f),
+            Expression::Load { pointer }
+                if depth < 4 && matches!(func.expressions[pointer], Expression::LocalVariable(_)) =>
+            {
+                locals.loads.get(&e).is_some_and(|held| {
+                    !held.is_empty()
+                        && held.iter().all(|&i| match locals.held[i] {
+                            Held::Init(Some(v)) | Held::Whole(v) => is_item(func, locals, item_fn, v, depth + 1),
+                            _ => false,
+                        })
+                })
+            }
+            _ => false,
+        }
+    }
     for func in funcs {
-        let from_item = |e: Handle<Expression>| matches!(func.expressions[e], Expression::CallResult(f) if item_fn(f));
+        let locals = local_values(func);
+        let from_item = |e: Handle<Expression>| is_item(func, &locals, &item_fn, e, 0);
         each_statement(&func.body, &mut |s| {
             let Statement::Call { function, arguments, .. } = s else { return };
             // celer_index(pc.<box>, item) here, or a function of the kernel's own given both and passing them on.

@@ -699,6 +699,17 @@ fn reflection_lists_the_bindings_indexed_with_the_item_itself() {
         }",
     );
     assert_eq!(built, [("main".to_string(), vec![1])]);
+    // The item kept in a `var` (src); a `var` also stored another cell is not the item (dst).
+    let local = indexed(
+        "@compute @workgroup_size(8, 8) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_2d(pc.chunk, gid);
+            var p = item;
+            var q = item;
+            if (item.x > 0u) { q = vec3<u32>(item.y, 0u, 0u); }
+            dst[celer_index(pc.dst, q)] = src[celer_index(pc.src, p)];
+        }",
+    );
+    assert_eq!(local, [("main".to_string(), vec![0])]);
     // Through helpers two and three deep, each passing its box and item on as they came.
     let deep = indexed(
         "fn at(b: CelerBox, item: vec3<u32>) -> u32 { return celer_index(b, item); }
