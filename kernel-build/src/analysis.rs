@@ -130,6 +130,11 @@ fn root_of(func: &Function, mut pointer: Handle<Expression>) -> Option<Handle<Ex
     }
 }
 
+/// The most steps [`cross_indexed`] and [`item_offsets`] take to follow one index, cell or argument through the
+/// values of its function: they follow each path through the expressions, and a value used many times over (`let b = a + a;
+/// let c = b + b; …`) would otherwise take exponentially many. Past them a value counts as none of the patterns.
+const MAX_STEPS: u32 = 100_000;
+
 /// A value a local variable of a function may hold where it is loaded, as [`local_values`] finds them.
 #[derive(Clone, Debug)]
 enum Held {
@@ -912,10 +917,13 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
         locals: Option<(&'f LocalValues, &'f [BTreeSet<u32>])>,
         /// The handles and entries of `held` on the path being followed (a loop's local stored from itself).
         path: HashSet<(bool, usize)>,
+        /// The steps left ([`MAX_STEPS`]): a value shared along many paths is not followed past them.
+        steps: u32,
     }
     impl Sources<'_> {
         fn of(&mut self, e: Handle<Expression>, found: &mut BTreeSet<u32>) {
-            if !self.path.insert((false, e.index())) {
+            self.steps = self.steps.saturating_sub(1);
+            if self.steps == 0 || !self.path.insert((false, e.index())) {
                 return;
             }
             if let Some(&c) = self.boxes.get(&e) {
@@ -942,7 +950,7 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
             self.path.remove(&(false, e.index()));
         }
         fn held(&mut self, locals: &LocalValues, i: usize, found: &mut BTreeSet<u32>) {
-            if !self.path.insert((true, i)) {
+            if self.steps == 0 || !self.path.insert((true, i)) {
                 return;
             }
             match &locals.held[i] {
@@ -982,8 +990,9 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
             }
         });
         let locals = local_values(func);
-        let mut direct = Sources { func, boxes: &boxes, locals: None, path: HashSet::new() };
-        let mut followed = Sources { func, boxes: &boxes, locals: Some((&locals, args)), path: HashSet::new() };
+        let mut direct = Sources { func, boxes: &boxes, locals: None, path: HashSet::new(), steps: MAX_STEPS };
+        let mut followed =
+            Sources { func, boxes: &boxes, locals: Some((&locals, args)), path: HashSet::new(), steps: MAX_STEPS };
         for (_, e) in exprs.iter() {
             let Expression::Access { base, index } = *e else { continue };
             let Expression::GlobalVariable(g) = exprs[base] else { continue };
@@ -994,11 +1003,13 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
             };
             // The index's own expression, as written: every box it names.
             let mut found = BTreeSet::new();
+            direct.steps = MAX_STEPS;
             direct.of(index, &mut found);
             // Through locals and parameters as well, where values from several stores or calls meet: the boxes
             // it may be built from, unless one of them is the binding's own (a `var` reused for each binding's
             // index is then taken to be right where it indexes).
             let mut reached = BTreeSet::new();
+            followed.steps = MAX_STEPS;
             followed.of(index, &mut reached);
             if !reached.contains(&(b.binding + 1)) {
                 found.extend(reached);
@@ -1010,6 +1021,7 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
                 .iter()
                 .map(|&a| {
                     let mut found = BTreeSet::new();
+                    followed.steps = MAX_STEPS;
                     followed.of(a, &mut found);
                     found
                 })
@@ -1225,10 +1237,13 @@ pub fn item_offsets(
         dims: usize,
         /// The values on the path being followed (a loop's local stored from itself is not followed round).
         path: HashSet<Node>,
+        /// The steps left ([`MAX_STEPS`]): a value shared along many paths is not followed past them.
+        steps: u32,
     }
     impl Cells<'_> {
         fn enter(&mut self, node: Node) -> bool {
-            self.path.insert(node)
+            self.steps = self.steps.saturating_sub(1);
+            self.steps > 0 && self.path.insert(node)
         }
         /// The offsets from the item of cell `e`: the item, a parameter given cells, a cell plus or minus a
         /// constant vector, a vector composed of the item's components (each plus or minus a constant; past the
@@ -1447,7 +1462,8 @@ pub fn item_offsets(
         if !items {
             return;
         }
-        let mut values = Cells { module, func, locals: local_values(func), args, dims: last + 1, path: HashSet::new() };
+        let locals = local_values(func);
+        let mut values = Cells { module, func, locals, args, dims: last + 1, path: HashSet::new(), steps: MAX_STEPS };
         // The celer_index calls at a known cell, by the handle of their result: the box's binding and the offsets.
         let mut cells: HashMap<Handle<Expression>, (u32, Offsets)> = HashMap::new();
         let mut calls = Vec::new();
@@ -1456,6 +1472,7 @@ pub fn item_offsets(
             let name = module.functions[*function].name.as_deref().unwrap_or("");
             if name == "celer_index" && arguments.len() == 2 {
                 if let Some(b) = crate::params_box(module, func, arguments[0], params_binding) {
+                    values.steps = MAX_STEPS;
                     let offsets = values.cell(arguments[1]);
                     if offsets.is_empty() {
                         return;
@@ -1471,7 +1488,10 @@ pub fn item_offsets(
         });
         for (f, arguments) in calls {
             let passed: HashMap<u32, Offsets> = (0..arguments.len() as u32)
-                .map(|k| (k, values.cell(arguments[k as usize])))
+                .map(|k| {
+                    values.steps = MAX_STEPS;
+                    (k, values.cell(arguments[k as usize]))
+                })
                 .filter(|(_, o)| !o.is_empty())
                 .collect();
             if !passed.is_empty() {

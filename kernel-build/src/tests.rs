@@ -1328,3 +1328,32 @@ fn item_offsets_are_followed_through_composed_cells_and_local_variables() {
     // The item itself, also composed of its own components: nothing.
     assert_eq!(offsets(4), Vec::<(u32, Vec<[i64; 3]>)>::new());
 }
+
+#[test]
+fn the_indexing_analyses_end_quickly_on_values_used_many_times_over() {
+    // 40 doublings of the index (2^40 paths through the expressions), in a `var` and a helper: followed through
+    // each once, or cut off by the step budget, well within a second.
+    let mut chain = String::from("let a0 = celer_index(pc.src, item) + item.x;\n");
+    for k in 1..=40 {
+        chain.push_str(&format!("let a{k} = a{} + a{};\n", k - 1, k - 1));
+    }
+    let start = std::time::Instant::now();
+    let r = reflection(&format!(
+        "{HEADER}
+        fn put(i: u32, v: f32) {{ dst[i] = v; }}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            {chain}
+            var i = a40;
+            var p = item;
+            p.x = a40;
+            put(i, src[celer_index(pc.src, p + vec3<u32>(1u, 0u, 0u))]);
+        }}"
+    ))
+    .expect("reflects");
+    assert!(start.elapsed() < std::time::Duration::from_secs(5), "took {:?}", start.elapsed());
+    // The sum mixes src's box into dst's index and the item's coordinates with a celer_index result: listed as a
+    // cross index only.
+    assert_eq!(r.entry_points[0].cross_indexed, vec![(1, 0)]);
+    assert_eq!(r.entry_points[0].global_indexed, Vec::<u32>::new());
+}
