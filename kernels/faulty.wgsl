@@ -7,9 +7,10 @@
 //   src is larger than what one_to_one declared: the read of i + 1 at the chunk's end stays inside the allocation
 //   but outside the declared region (CELER_CHECK_BOUNDS catches it; without it, the value read may be stale).
 // - write_next: dst[i + 1] = src[i], unguarded: the last item writes one past the chunk (and the buffer).
-// Both build their neighbour's cell from the item's components (`vec3<u32>(item.x + 1u, item.y, item.z)`), which
-// submit's static check of the offsets a kernel indexes at (`EntryPointDesc::item_offsets`, which follows `item +
-// vec3<u32>(1u, 0u, 0u)`) does not follow: they stand for what only the run sees.
+// Both step to their neighbour's cell by `pc.chunk.range1` (1: a 1D box's unused extents are 1), a value only the
+// run knows, which submit's static check of the offsets a kernel indexes at (`EntryPointDesc::item_offsets`, which
+// follows constant steps such as `vec3<u32>(item.x + 1u, item.y, item.z)`) cannot see: they stand for what only the
+// run sees.
 // - copy_guarded (not faulty): dst[i] = 3 * src[i] where dst's box holds i, reading src only where its box holds i:
 //   right for accessors whose range mapper gives some chunks no cells (their box is then empty, so no item is
 //   inside it).
@@ -32,7 +33,7 @@ fn shift_left(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (!celer_contains(pc.chunk, item)) {
         return;
     }
-    let next = vec3<u32>(item.x + 1u, item.y, item.z);
+    let next = vec3<u32>(item.x + pc.chunk.range1, item.y, item.z);
     var v = 0u;
     if (celer_contains(pc.src, next)) {
         v = atomicLoad(&src[celer_index(pc.src, next)]);
@@ -46,7 +47,7 @@ fn write_next(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (!celer_contains(pc.chunk, item)) {
         return;
     }
-    dst[celer_index(pc.dst, vec3<u32>(item.x + 1u, item.y, item.z))] = atomicLoad(&src[celer_index(pc.src, item)]);
+    dst[celer_index(pc.dst, vec3<u32>(item.x + pc.chunk.range1, item.y, item.z))] = atomicLoad(&src[celer_index(pc.src, item)]);
 }
 
 @compute @workgroup_size(64)

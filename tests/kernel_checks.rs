@@ -1054,6 +1054,62 @@ fn a_kernel_indexing_a_buffer_with_its_items_coordinates_is_refused_unless_the_b
 }
 
 #[test]
+fn indices_kept_in_a_var_handed_to_a_function_or_composed_of_the_items_components_are_refused_alike() {
+    // Each of these ran, before kernel-build followed them, as its direct form does: right on one rank, wrong cells
+    // on two with exit 0. index_slips.wgsl writes them in the forms the analyses once let through.
+    let q = Queue::dry_run();
+    let src = q.buffer_from(&[1.0f32; 64], [64]).named("src");
+    let dst = q.buffer::<f32, 1>([64]).named("dst");
+    let submit = |entry: &'static str, name: &str| {
+        let k = Kernel::wgsl(&own_kernels::INDEX_SLIPS, entry).unwrap();
+        let task =
+            task::parallel_for(&k, [64]).read(&src, access::one_to_one()).discard_write(&dst, access::one_to_one());
+        q.submit(task.name(name))
+    };
+    for entry in ["global_var", "global_param"] {
+        let e = submit(entry, "doubled").expect_err("dst indexed with item.x");
+        assert!(matches!(*e.inner, TaskErrorKind::KernelGlobalIndex { number: 1, .. }), "{entry}: {e}");
+        assert_has(
+            &message(Err(e), "doubled"),
+            &[
+                &format!("kernel index_slips::{entry} indexes `dst` (@binding(1)) with its item's coordinates"),
+                "but the task binds buffer B1 \"dst\" there through discard_write one_to_one",
+            ],
+        );
+    }
+    for entry in ["cross_var", "cross_param"] {
+        let e = submit(entry, "doubled").expect_err("dst indexed with src's box");
+        assert!(matches!(*e.inner, TaskErrorKind::KernelCrossIndexed { number: 1, box_number: 0, .. }), "{entry}: {e}");
+        assert_has(
+            &message(Err(e), "doubled"),
+            &[&format!(
+                "kernel index_slips::{entry} indexes `dst` (@binding(1)), where the task binds buffer B1 \"dst\", with \
+                 the box of `src` (@binding(0)), where it binds buffer B0 \"src\""
+            )],
+        );
+    }
+    for entry in ["offset_var", "offset_composed"] {
+        let e = submit(entry, "shifted").expect_err("src read at item + 1");
+        assert!(matches!(*e.inner, TaskErrorKind::KernelOffsetUndeclared { number: 0, .. }), "{entry}: {e}");
+        assert_has(
+            &message(Err(e), "shifted"),
+            &[
+                &format!("kernel index_slips::{entry} indexes `src` (@binding(0)) at its item + [1]"),
+                "but the task binds buffer B0 \"src\" there through read one_to_one, which does not declare that cell",
+                "access::neighborhood([1])",
+            ],
+        );
+        // Declared, the same kernel is accepted.
+        let k = Kernel::wgsl(&own_kernels::INDEX_SLIPS, entry).unwrap();
+        let halo = task::parallel_for(&k, [64])
+            .read(&src, access::neighborhood([1]))
+            .discard_write(&dst, access::one_to_one());
+        q.submit(halo.name("halo")).expect("item + 1 declared");
+    }
+    submit("own", "own").expect("each binding with its own box, through a var, a parameter and a composed item");
+}
+
+#[test]
 fn a_kernel_indexing_at_offsets_from_its_item_that_the_range_mapper_does_not_declare_is_refused() {
     let q = Queue::dry_run();
     let a = q.buffer_from(&[1.0f32; 64], [64]).named("a");
@@ -1068,8 +1124,8 @@ fn a_kernel_indexing_at_offsets_from_its_item_that_the_range_mapper_does_not_dec
         &message(Err(e), "step"),
         &[
             "kernel heat_1d::main indexes `src` (@binding(0)) at its item + [-1] (celer_index(pc.src, item ± …), also \
-             through its own functions), but the task binds buffer B0 \"a\" there through read one_to_one, which does \
-             not declare that cell",
+             built of its components, kept in a var or handed to its own functions), but the task binds buffer B0 \"a\" \
+             there through read one_to_one, which does not declare that cell",
             "declare every cell it touches: access::neighborhood([1])",
         ],
     );

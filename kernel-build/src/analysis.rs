@@ -130,6 +130,179 @@ fn root_of(func: &Function, mut pointer: Handle<Expression>) -> Option<Handle<Ex
     }
 }
 
+/// The most steps [`cross_indexed`] and [`item_offsets`] take to follow one index, cell or argument through the
+/// values of its function: they follow each path through the expressions, and a value used many times over (`let b = a + a;
+/// let c = b + b; …`) would otherwise take exponentially many. Past them a value counts as none of the patterns.
+const MAX_STEPS: u32 = 100_000;
+
+/// A value a local variable of a function may hold where it is loaded, as [`local_values`] finds them.
+#[derive(Clone, Debug)]
+enum Held {
+    /// Its initialiser (`None`: it has none, it holds the zero value).
+    Init(Option<Handle<Expression>>),
+    /// A store of the whole variable (`i = item.x;`).
+    Whole(Handle<Expression>),
+    /// A store of one part of it over the values it held before (`prior`, indices into [`LocalValues::held`]):
+    /// member or component `field` (`p.x = p.x + 1u;` is field 0), `None` for a part reached otherwise (`a[k] = v`).
+    Part { field: Option<u32>, value: Handle<Expression>, prior: std::collections::BTreeSet<usize> },
+}
+
+/// The values the local variables of a function may hold at each of its loads ([`local_values`]).
+struct LocalValues {
+    /// Every initialiser and store, each once.
+    held: Vec<Held>,
+    /// For each `Load` expression through a pointer into a local variable (the variable, `p.x`, `a[k]`): the
+    /// entries of `held` that may reach it.
+    loads: std::collections::HashMap<Handle<Expression>, std::collections::BTreeSet<usize>>,
+}
+
+/// The values each local variable of `func` may hold where it is loaded: its initialiser and the stores that
+/// reach the load along some path of the structured control flow (a store replaces the values before it; an `if`
+/// or a `switch` joins its branches; a loop runs to a fixed point, so a store late in its body reaches a load early
+/// in it; code after a `return`, `break` or `continue` gets nothing). What a function it calls stores through a
+/// pointer to a local is not seen.
+fn local_values(func: &Function) -> LocalValues {
+    use std::collections::{BTreeSet, HashMap};
+    type State = HashMap<Handle<naga::LocalVariable>, BTreeSet<usize>>;
+    /// Where a `break` and a `continue` go: the states that reach the end of the innermost loop or switch.
+    enum Frame {
+        Loop { breaks: State, continues: State },
+        Switch { breaks: State },
+    }
+    fn join(mut a: State, b: State) -> State {
+        for (l, h) in b {
+            a.entry(l).or_default().extend(h);
+        }
+        a
+    }
+    fn local(func: &Function, pointer: Handle<Expression>) -> Option<Handle<naga::LocalVariable>> {
+        match func.expressions[root_of(func, pointer)?] {
+            Expression::LocalVariable(l) => Some(l),
+            _ => None,
+        }
+    }
+    struct Walk<'f> {
+        func: &'f Function,
+        values: LocalValues,
+        /// The entry of `held` of each store statement (by address), so that a loop's passes share it.
+        stores: HashMap<usize, usize>,
+    }
+    impl Walk<'_> {
+        /// The state after `block` falls through, from `state` before it.
+        fn block(&mut self, block: &naga::Block, mut state: State, frames: &mut Vec<Frame>) -> State {
+            let exprs = &self.func.expressions;
+            for s in block.iter() {
+                match s {
+                    Statement::Emit(range) => {
+                        for e in range.clone() {
+                            if let Expression::Load { pointer } = exprs[e] {
+                                if let Some(l) = local(self.func, pointer) {
+                                    let reaching = state.get(&l).cloned().unwrap_or_default();
+                                    self.values.loads.entry(e).or_default().extend(reaching);
+                                }
+                            }
+                        }
+                    }
+                    Statement::Store { pointer, value } => {
+                        let Some(l) = local(self.func, *pointer) else { continue };
+                        let prior = state.get(&l).cloned().unwrap_or_default();
+                        let held = match exprs[*pointer] {
+                            Expression::LocalVariable(_) => Held::Whole(*value),
+                            Expression::AccessIndex { base, index }
+                                if matches!(exprs[base], Expression::LocalVariable(_)) =>
+                            {
+                                Held::Part { field: Some(index), value: *value, prior }
+                            }
+                            _ => Held::Part { field: None, value: *value, prior },
+                        };
+                        let key = std::ptr::from_ref(s) as usize;
+                        let i = match self.stores.get(&key) {
+                            Some(&i) => {
+                                // A loop's later pass: the same store, over what reaches it now as well.
+                                if let (Held::Part { prior, .. }, Held::Part { prior: more, .. }) =
+                                    (&mut self.values.held[i], held)
+                                {
+                                    prior.extend(more);
+                                }
+                                i
+                            }
+                            None => {
+                                self.values.held.push(held);
+                                self.stores.insert(key, self.values.held.len() - 1);
+                                self.values.held.len() - 1
+                            }
+                        };
+                        state.insert(l, BTreeSet::from([i]));
+                    }
+                    Statement::Block(b) => state = self.block(b, state, frames),
+                    Statement::If { accept, reject, .. } => {
+                        let a = self.block(accept, state.clone(), frames);
+                        state = join(a, self.block(reject, state, frames));
+                    }
+                    Statement::Switch { cases, .. } => {
+                        frames.push(Frame::Switch { breaks: State::new() });
+                        let (mut out, mut falling) = (State::new(), State::new());
+                        for c in cases {
+                            let end = self.block(&c.body, join(state.clone(), falling), frames);
+                            if c.fall_through {
+                                falling = end;
+                            } else {
+                                out = join(out, end);
+                                falling = State::new();
+                            }
+                        }
+                        let Some(Frame::Switch { breaks }) = frames.pop() else { unreachable!() };
+                        state = join(join(out, falling), breaks);
+                    }
+                    Statement::Loop { body, continuing, break_if } => {
+                        let mut entry = state;
+                        state = loop {
+                            frames.push(Frame::Loop { breaks: State::new(), continues: State::new() });
+                            let end = self.block(body, entry.clone(), frames);
+                            let Some(Frame::Loop { breaks, continues }) = frames.pop() else { unreachable!() };
+                            let after = self.block(continuing, join(end, continues), frames);
+                            let next = join(entry.clone(), after.clone());
+                            if next == entry {
+                                break join(breaks, if break_if.is_some() { after } else { State::new() });
+                            }
+                            entry = next;
+                        };
+                    }
+                    Statement::Break => {
+                        let s = std::mem::take(&mut state);
+                        match frames.last_mut() {
+                            Some(Frame::Loop { breaks, .. } | Frame::Switch { breaks }) => {
+                                *breaks = join(std::mem::take(breaks), s)
+                            }
+                            None => {}
+                        }
+                    }
+                    Statement::Continue => {
+                        let s = std::mem::take(&mut state);
+                        if let Some(Frame::Loop { continues, .. }) =
+                            frames.iter_mut().rev().find(|f| matches!(f, Frame::Loop { .. }))
+                        {
+                            *continues = join(std::mem::take(continues), s);
+                        }
+                    }
+                    Statement::Return { .. } | Statement::Kill => state = State::new(),
+                    _ => {}
+                }
+            }
+            state
+        }
+    }
+    let mut walk =
+        Walk { func, values: LocalValues { held: Vec::new(), loads: HashMap::new() }, stores: HashMap::new() };
+    let mut state = State::new();
+    for (l, var) in func.local_variables.iter() {
+        walk.values.held.push(Held::Init(var.init));
+        state.insert(l, BTreeSet::from([walk.values.held.len() - 1]));
+    }
+    walk.block(&func.body, state, &mut Vec::new());
+    walk.values
+}
+
 /// The prelude block reductions (`celer_reduce_<op>_<type>`) entry point `entry_point` calls, directly or through
 /// the functions it calls, each with the `@group(0)` binding its result is stored to: a `Store` to a binding (in
 /// any function the entry point reaches) whose value is computed from the call's result, followed through
@@ -332,7 +505,8 @@ pub fn workgroup_dependent(module: &naga::Module, info: &naga::valid::ModuleInfo
 /// An item has the entry point's dimensionality; `celer_index` reads it as a cell of the buffer bound there, so a
 /// buffer of another dimensionality gets cells the kernel did not mean (a 2D item `(row, col)` on a 1D buffer is
 /// cell `row + col`; a 1D item `(i)` on a 2D buffer is cell `(i, 0)`). `celer`'s `submit` refuses such a binding.
-/// A cell built from the item (`vec3<u32>(item.y, 0u, 0u)`) is not the item and is not listed.
+/// The item is also followed through a local variable each value of which (that reaches the load) is the item
+/// (`var p = item;`). A cell built from the item (`vec3<u32>(item.y, 0u, 0u)`) is not the item and is not listed.
 pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
     let ep = &module.entry_points[entry_point];
     let item_fn = |h: Handle<Function>| {
@@ -341,8 +515,34 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
     let mut out = std::collections::BTreeSet::new();
     let reached = crate::reachable_functions(module, &ep.function);
     let funcs = std::iter::once(&ep.function).chain(reached.iter().map(|&h| &module.functions[h]));
+    /// Whether `e` is the item as `celer_item_Nd` returned it, also kept in a local every value of which (that
+    /// reaches the load) is the item.
+    fn is_item(
+        func: &Function,
+        locals: &LocalValues,
+        item_fn: &dyn Fn(Handle<Function>) -> bool,
+        e: Handle<Expression>,
+        depth: u32,
+    ) -> bool {
+        match func.expressions[e] {
+            Expression::CallResult(f) => item_fn(f),
+            Expression::Load { pointer }
+                if depth < 4 && matches!(func.expressions[pointer], Expression::LocalVariable(_)) =>
+            {
+                locals.loads.get(&e).is_some_and(|held| {
+                    !held.is_empty()
+                        && held.iter().all(|&i| match locals.held[i] {
+                            Held::Init(Some(v)) | Held::Whole(v) => is_item(func, locals, item_fn, v, depth + 1),
+                            _ => false,
+                        })
+                })
+            }
+            _ => false,
+        }
+    }
     for func in funcs {
-        let from_item = |e: Handle<Expression>| matches!(func.expressions[e], Expression::CallResult(f) if item_fn(f));
+        let locals = local_values(func);
+        let from_item = |e: Handle<Expression>| is_item(func, &locals, &item_fn, e, 0);
         each_statement(&func.body, &mut |s| {
             let Statement::Call { function, arguments, .. } = s else { return };
             // celer_index(pc.<box>, item) here, or a function of the kernel's own given both and passing them on.
@@ -679,8 +879,13 @@ fn every_item_in(
 /// allocated wider than one written at the chunk), so such an index lands on another cell than the kernel means
 /// wherever the boxes differ: the porter's `let i = celer_index(pc.src, item); dst[i] = 2.0 * src[i];` computes the
 /// right cells on one rank and shifted ones on two. `params_binding` is as for
-/// [`reflect_with_params`](crate::reflect_with_params). Conservative: an index handed through a function
-/// parameter, a `var`, or an expression other than a sum or difference is not followed.
+/// [`reflect_with_params`](crate::reflect_with_params). The index is followed through `let`s, local variables
+/// (each value stored to one that reaches the load, [`local_values`]) and function parameters (the arguments of
+/// each call, `fn put(i: u32, v: f32) { dst[i] = v; }` given `celer_index(pc.src, item)`). Where values meet that
+/// way (a `var` stored twice, a function called twice), a box among them is listed only if the binding's own box
+/// is not also among them: a `var i` reused for each binding's index is taken to be right where it indexes.
+/// Conservative: an index built otherwise (a product, a function's return value, a pointer parameter) is not
+/// followed.
 pub fn cross_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<(u32, u32)> {
     let pairs = indexed_with_boxes(module, entry_point, params_binding);
     pairs.into_iter().filter(|&(b, m)| m >= 1 && m - 1 != b).map(|(b, m)| (b, m - 1)).collect()
@@ -703,19 +908,74 @@ pub fn chunk_indexed(module: &naga::Module, entry_point: usize, params_binding: 
 /// index is built from `celer_index(pc.<member>, …)`, member 0 the chunk and `m` the box of binding `m - 1`.
 fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<(u32, u32)> {
     use std::collections::{BTreeSet, HashMap, HashSet};
-    /// Notes the pairs of `func` into `out`, then those of the kernel's own functions it calls (once each).
+    /// The members whose boxes index expression `e` of `func` is built from, through + and -: `boxes` gives those
+    /// of the celer_index calls by their results. With `locals`, also through the values stored to a local
+    /// variable, and the members `args` gives the function's parameters (as the call being followed passes them).
+    struct Sources<'f> {
+        func: &'f Function,
+        boxes: &'f HashMap<Handle<Expression>, u32>,
+        locals: Option<(&'f LocalValues, &'f [BTreeSet<u32>])>,
+        /// The handles and entries of `held` on the path being followed (a loop's local stored from itself).
+        path: HashSet<(bool, usize)>,
+        /// The steps left ([`MAX_STEPS`]): a value shared along many paths is not followed past them.
+        steps: u32,
+    }
+    impl Sources<'_> {
+        fn of(&mut self, e: Handle<Expression>, found: &mut BTreeSet<u32>) {
+            self.steps = self.steps.saturating_sub(1);
+            if self.steps == 0 || !self.path.insert((false, e.index())) {
+                return;
+            }
+            if let Some(&c) = self.boxes.get(&e) {
+                found.insert(c);
+            }
+            match (&self.func.expressions[e], self.locals) {
+                (
+                    &Expression::Binary { op: naga::BinaryOperator::Add | naga::BinaryOperator::Subtract, left, right },
+                    _,
+                ) => {
+                    self.of(left, found);
+                    self.of(right, found);
+                }
+                (&Expression::FunctionArgument(k), Some((_, args))) => {
+                    found.extend(args.get(k as usize).into_iter().flatten());
+                }
+                (Expression::Load { .. }, Some((locals, _))) => {
+                    for &i in locals.loads.get(&e).into_iter().flatten() {
+                        self.held(locals, i, found);
+                    }
+                }
+                _ => {}
+            }
+            self.path.remove(&(false, e.index()));
+        }
+        fn held(&mut self, locals: &LocalValues, i: usize, found: &mut BTreeSet<u32>) {
+            if self.steps == 0 || !self.path.insert((true, i)) {
+                return;
+            }
+            match &locals.held[i] {
+                Held::Init(v) => v.iter().for_each(|&v| self.of(v, found)),
+                Held::Whole(v) => self.of(*v, found),
+                Held::Part { .. } => {}
+            }
+            self.path.remove(&(true, i));
+        }
+    }
+    /// Notes the pairs of `func` into `out` (`args`: the members of its parameters), then follows each call to a
+    /// function of the kernel's own with the members of its arguments (once per function and members).
     fn visit(
         module: &naga::Module,
         func: &Function,
+        args: &[BTreeSet<u32>],
         params_binding: Option<u32>,
-        seen: &mut HashSet<Handle<Function>>,
+        seen: &mut HashSet<(Handle<Function>, Vec<BTreeSet<u32>>)>,
         out: &mut BTreeSet<(u32, u32)>,
     ) {
         let exprs = &func.expressions;
         // The celer_index calls of `func`, by the handle of their result: the parameter block member whose box they
         // are given (0 the chunk, m the box of binding m - 1).
         let mut boxes: HashMap<Handle<Expression>, u32> = HashMap::new();
-        let mut callees = Vec::new();
+        let mut calls = Vec::new();
         each_statement(&func.body, &mut |s| {
             if let Statement::Call { function, arguments, result } = s {
                 let name = module.functions[*function].name.as_deref().unwrap_or("");
@@ -725,52 +985,54 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
                         boxes.insert(*r, c);
                     }
                 } else if !name.starts_with("celer_") {
-                    callees.push(*function);
+                    calls.push((*function, arguments.clone()));
                 }
             }
         });
-        // The members whose boxes index expression `e` is built from (through + and -).
-        fn sources(
-            exprs: &naga::Arena<Expression>,
-            boxes: &HashMap<Handle<Expression>, u32>,
-            e: Handle<Expression>,
-            found: &mut Vec<u32>,
-        ) {
-            if let Some(&c) = boxes.get(&e) {
-                found.push(c);
-            } else if let Expression::Binary {
-                op: naga::BinaryOperator::Add | naga::BinaryOperator::Subtract,
-                left,
-                right,
-            } = exprs[e]
-            {
-                sources(exprs, boxes, left, found);
-                sources(exprs, boxes, right, found);
+        let locals = local_values(func);
+        let mut direct = Sources { func, boxes: &boxes, locals: None, path: HashSet::new(), steps: MAX_STEPS };
+        let mut followed =
+            Sources { func, boxes: &boxes, locals: Some((&locals, args)), path: HashSet::new(), steps: MAX_STEPS };
+        for (_, e) in exprs.iter() {
+            let Expression::Access { base, index } = *e else { continue };
+            let Expression::GlobalVariable(g) = exprs[base] else { continue };
+            let var = &module.global_variables[g];
+            let Some(b) = var.binding.as_ref().filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))
+            else {
+                continue;
+            };
+            // The index's own expression, as written: every box it names.
+            let mut found = BTreeSet::new();
+            direct.steps = MAX_STEPS;
+            direct.of(index, &mut found);
+            // Through locals and parameters as well, where values from several stores or calls meet: the boxes
+            // it may be built from, unless one of them is the binding's own (a `var` reused for each binding's
+            // index is then taken to be right where it indexes).
+            let mut reached = BTreeSet::new();
+            followed.steps = MAX_STEPS;
+            followed.of(index, &mut reached);
+            if !reached.contains(&(b.binding + 1)) {
+                found.extend(reached);
             }
+            out.extend(found.into_iter().map(|m| (b.binding, m)));
         }
-        if !boxes.is_empty() {
-            for (_, e) in exprs.iter() {
-                let Expression::Access { base, index } = *e else { continue };
-                let Expression::GlobalVariable(g) = exprs[base] else { continue };
-                let var = &module.global_variables[g];
-                let Some(b) =
-                    var.binding.as_ref().filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))
-                else {
-                    continue;
-                };
-                let mut found = Vec::new();
-                sources(exprs, &boxes, index, &mut found);
-                out.extend(found.into_iter().map(|m| (b.binding, m)));
-            }
-        }
-        for f in callees {
-            if seen.insert(f) {
-                visit(module, &module.functions[f], params_binding, seen, out);
+        for (f, arguments) in calls {
+            let passed: Vec<BTreeSet<u32>> = arguments
+                .iter()
+                .map(|&a| {
+                    let mut found = BTreeSet::new();
+                    followed.steps = MAX_STEPS;
+                    followed.of(a, &mut found);
+                    found
+                })
+                .collect();
+            if seen.insert((f, passed.clone())) {
+                visit(module, &module.functions[f], &passed, params_binding, seen, out);
             }
         }
     }
     let mut out = BTreeSet::new();
-    visit(module, &module.entry_points[entry_point].function, params_binding, &mut HashSet::new(), &mut out);
+    visit(module, &module.entry_points[entry_point].function, &[], params_binding, &mut HashSet::new(), &mut out);
     out.into_iter().collect()
 }
 
@@ -781,90 +1043,126 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
 /// a CUDA port indexes its arrays with the global thread index). A binding holds its buffer's allocation on the
 /// node, which starts at the origin only where the node touches the whole buffer: elsewhere (the second rank's half)
 /// such an index lands past the cells the kernel means. `params_binding` is as for
-/// [`reflect_with_params`](crate::reflect_with_params). Conservative: an index kept in a `var` or handed to a
-/// function as a parameter is not followed.
+/// [`reflect_with_params`](crate::reflect_with_params). The index is followed through `let`s, local variables
+/// (each value stored to one that reaches the load, [`local_values`]: `var i = item.x; dst[i] = …`) and function
+/// parameters (the arguments of each call, `fn put(i: u32, v: f32) { dst[i] = v; }` given `item.x`); an index
+/// whose values also include a `celer_index` result is not listed. Conservative: a function's return value, a
+/// value passed through a pointer parameter or a workgroup variable is not followed.
 pub fn global_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
-    use std::collections::{BTreeSet, HashSet};
-    /// Notes the bindings of `func` into `out`, then those of the kernel's own functions it calls (once each).
-    /// `gid`: whether argument `k` of `func` is the invocation id.
+    use std::collections::{BTreeSet, HashMap, HashSet};
+    /// Whether a value is computed from an item or the invocation id (`.0`), and whether it calls celer_index (`.1`).
+    type Origin = (bool, bool);
+    /// A value of the function being visited: an expression, or an entry of its [`LocalValues::held`].
+    #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+    enum Node {
+        Expr(Handle<Expression>),
+        Held(usize),
+    }
+    struct Values<'f> {
+        module: &'f naga::Module,
+        func: &'f Function,
+        locals: LocalValues,
+        /// The origins of the function's parameters, as the call being followed passes them.
+        args: &'f [Origin],
+        /// Each value's origin once known; `None` while it is being found (a cycle through a loop's local).
+        memo: HashMap<Node, Option<Origin>>,
+    }
+    impl Values<'_> {
+        fn origin(&mut self, node: Node) -> Origin {
+            match self.memo.get(&node) {
+                Some(Some(o)) => return *o,
+                Some(None) => return (false, false),
+                None => {}
+            }
+            self.memo.insert(node, None);
+            let of = |v: &mut Self, nodes: &[Node]| {
+                nodes.iter().fold((false, false), |acc, &n| {
+                    let o = v.origin(n);
+                    (acc.0 || o.0, acc.1 || o.1)
+                })
+            };
+            let o = match node {
+                Node::Held(i) => match self.locals.held[i].clone() {
+                    Held::Init(None) => (false, false),
+                    Held::Init(Some(v)) | Held::Whole(v) => of(self, &[Node::Expr(v)]),
+                    Held::Part { value, prior, .. } => {
+                        let mut nodes = vec![Node::Expr(value)];
+                        nodes.extend(prior.into_iter().map(Node::Held));
+                        of(self, &nodes)
+                    }
+                },
+                Node::Expr(e) => match self.func.expressions[e] {
+                    Expression::CallResult(f) => match self.module.functions[f].name.as_deref() {
+                        Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d") => (true, false),
+                        Some("celer_index") => (false, true),
+                        _ => (false, false),
+                    },
+                    Expression::FunctionArgument(k) => self.args.get(k as usize).copied().unwrap_or_default(),
+                    Expression::AccessIndex { base, .. } | Expression::Swizzle { vector: base, .. } => {
+                        of(self, &[Node::Expr(base)])
+                    }
+                    Expression::As { expr, .. } | Expression::Unary { expr, .. } => of(self, &[Node::Expr(expr)]),
+                    Expression::Binary { left, right, .. } => of(self, &[Node::Expr(left), Node::Expr(right)]),
+                    Expression::Load { .. } => {
+                        let held: Vec<Node> =
+                            self.locals.loads.get(&e).into_iter().flatten().map(|&i| Node::Held(i)).collect();
+                        of(self, &held)
+                    }
+                    _ => (false, false),
+                },
+            };
+            self.memo.insert(node, Some(o));
+            o
+        }
+    }
+    /// Notes the bindings `func` indexes so into `out`, with `args` the origins of its parameters; then follows
+    /// each call to a function of the kernel's own with the origins of its arguments (once per function and
+    /// origins: WGSL has no recursion, so the descent ends).
     fn visit(
         module: &naga::Module,
         func: &Function,
-        gid: &dyn Fn(u32) -> bool,
+        args: &[Origin],
         params_binding: Option<u32>,
-        seen: &mut HashSet<Handle<Function>>,
+        seen: &mut HashSet<(Handle<Function>, Vec<Origin>)>,
         out: &mut BTreeSet<u32>,
     ) {
-        let exprs = &func.expressions;
-        // The results of calls to celer_item_Nd (items) and to celer_index (indices) of `func`.
-        let (mut items, mut indices) = (HashSet::new(), HashSet::new());
-        let mut callees = Vec::new();
-        each_statement(&func.body, &mut |s| {
-            if let Statement::Call { function, result, .. } = s {
-                let name = module.functions[*function].name.as_deref().unwrap_or("");
-                match (name, result) {
-                    ("celer_item_1d" | "celer_item_2d" | "celer_item_3d", Some(r)) => {
-                        items.insert(*r);
-                    }
-                    ("celer_index", Some(r)) => {
-                        indices.insert(*r);
-                    }
-                    _ if !name.starts_with("celer_") => callees.push(*function),
-                    _ => {}
-                }
-            }
-        });
-        /// Whether `e` is computed from an item or the invocation id (`.0`), and whether it calls celer_index (`.1`).
-        fn origin(
-            exprs: &naga::Arena<Expression>,
-            items: &HashSet<Handle<Expression>>,
-            indices: &HashSet<Handle<Expression>>,
-            gid: &dyn Fn(u32) -> bool,
-            e: Handle<Expression>,
-            depth: u32,
-        ) -> (bool, bool) {
-            if items.contains(&e) {
-                return (true, false);
-            }
-            if indices.contains(&e) || depth > 16 {
-                return (false, indices.contains(&e));
-            }
-            let of = |x: Handle<Expression>| origin(exprs, items, indices, gid, x, depth + 1);
-            match exprs[e] {
-                Expression::FunctionArgument(k) => (gid(k), false),
-                Expression::AccessIndex { base, .. } | Expression::Swizzle { vector: base, .. } => of(base),
-                Expression::As { expr, .. } | Expression::Unary { expr, .. } => of(expr),
-                Expression::Binary { left, right, .. } => {
-                    let (l, r) = (of(left), of(right));
-                    (l.0 || r.0, l.1 || r.1)
-                }
-                _ => (false, false),
-            }
-        }
-        for (_, e) in exprs.iter() {
+        let mut values = Values { module, func, locals: local_values(func), args, memo: HashMap::new() };
+        for (_, e) in func.expressions.iter() {
             let Expression::Access { base, index } = *e else { continue };
-            let Expression::GlobalVariable(g) = exprs[base] else { continue };
+            let Expression::GlobalVariable(g) = func.expressions[base] else { continue };
             let var = &module.global_variables[g];
             let Some(b) = var.binding.as_ref().filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))
             else {
                 continue;
             };
-            if let (true, false) = origin(exprs, &items, &indices, gid, index, 0) {
+            if let (true, false) = values.origin(Node::Expr(index)) {
                 out.insert(b.binding);
             }
         }
-        for f in callees {
-            if seen.insert(f) {
-                visit(module, &module.functions[f], &|_| false, params_binding, seen, out);
+        let mut calls = Vec::new();
+        each_statement(&func.body, &mut |s| {
+            if let Statement::Call { function, arguments, .. } = s {
+                if !module.functions[*function].name.as_deref().unwrap_or("").starts_with("celer_") {
+                    calls.push((*function, arguments.clone()));
+                }
+            }
+        });
+        for (f, arguments) in calls {
+            let passed: Vec<Origin> = arguments.iter().map(|&a| values.origin(Node::Expr(a))).collect();
+            if seen.insert((f, passed.clone())) {
+                visit(module, &module.functions[f], &passed, params_binding, seen, out);
             }
         }
     }
     let func = &module.entry_points[entry_point].function;
-    let gid = |k: u32| {
-        matches!(func.arguments[k as usize].binding, Some(naga::Binding::BuiltIn(naga::BuiltIn::GlobalInvocationId)))
-    };
+    // The entry point's invocation id is an item's coordinates in the index space.
+    let args: Vec<Origin> = func
+        .arguments
+        .iter()
+        .map(|a| (matches!(a.binding, Some(naga::Binding::BuiltIn(naga::BuiltIn::GlobalInvocationId))), false))
+        .collect();
     let mut out = BTreeSet::new();
-    visit(module, func, &gid, params_binding, &mut HashSet::new(), &mut out);
+    visit(module, func, &args, params_binding, &mut HashSet::new(), &mut out);
     out.into_iter().collect()
 }
 
@@ -875,8 +1173,15 @@ pub fn global_indexed(module: &naga::Module, entry_point: usize, params_binding:
 /// 0u)`), also where a function of the kernel's own is given such a cell and indexes with its parameter (celer's
 /// `at(item - vec3<u32>(1u, 0u, 0u), c)` idiom), to a small depth; and `<binding>[i ± k]` with `i =
 /// celer_index(pc.<binding>, …)` of such a cell, the flat index's neighbour `k` cells along the item's last dimension
-/// (the CUDA port's `src[i - 1u] + src[i + 1u]`). An offset of zero (the item itself) is not listed. `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Conservative: a cell
-/// built otherwise (`vec3<u32>(item.x - 1u, item.y, 0u)`, a `var`, a loop counter) is not followed. `celer`'s
+/// (the CUDA port's `src[i - 1u] + src[i + 1u]`). A cell is also followed where it is composed of the item's
+/// components, each plus or minus a constant (`vec3<u32>(item.x + 1u, item.y, item.z)`; past the item's
+/// dimensionality a `0u` stands for its component), and through local variables (each value stored to one that
+/// reaches the load, [`local_values`]; a component stored alone, `var p = item; p.x = p.x + 1u;`, replaces that
+/// component of what `p` held), also as a flat index kept in a `var`. An offset of zero (the item itself) is not
+/// listed. `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Conservative: a cell
+/// built otherwise (from a loop counter, a pushed scalar, a function's return value, a component handed alone
+/// to a function) is not followed, and a step taken in a loop (`p.x = p.x + 1u` in a loop body) is counted once,
+/// not per pass. `celer`'s
 /// `submit` refuses a task whose range mapper for that binding (`one_to_one`, a neighbourhood, a slice) does not
 /// declare those cells: the kernel would read or store cells the chunk's region does not hold, which come from
 /// another rank's last write only where declared.
@@ -885,50 +1190,255 @@ pub fn item_offsets(
     entry_point: usize,
     params_binding: Option<u32>,
 ) -> Vec<(u32, Vec<[i64; 3]>)> {
-    use std::collections::{BTreeMap, BTreeSet, HashMap};
-    /// The constant `vec3` an expression is (a composed vector of literals, a splat, zero).
-    fn constant(exprs: &naga::Arena<Expression>, e: Handle<Expression>) -> Option<[i64; 3]> {
-        let scalar = |e: Handle<Expression>| match exprs[e] {
+    use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+    type Offsets = BTreeSet<[i64; 3]>;
+    /// The most offsets one value is taken to have (the combinations of a composed cell's components).
+    const MAX_OFFSETS: usize = 64;
+    /// The integer literal (or zero) an expression is.
+    fn scalar(exprs: &naga::Arena<Expression>, e: Handle<Expression>) -> Option<i64> {
+        match exprs[e] {
             Expression::Literal(naga::Literal::U32(v)) => Some(i64::from(v)),
             Expression::Literal(naga::Literal::I32(v)) => Some(i64::from(v)),
             Expression::Literal(naga::Literal::AbstractInt(v)) => Some(v),
             Expression::ZeroValue(_) => Some(0),
             _ => None,
-        };
+        }
+    }
+    /// The constant `vec3` an expression is (a composed vector of literals, a splat, zero).
+    fn constant(exprs: &naga::Arena<Expression>, e: Handle<Expression>) -> Option<[i64; 3]> {
         match exprs[e] {
             Expression::Compose { ref components, .. } if components.len() == 3 => {
-                Some([scalar(components[0])?, scalar(components[1])?, scalar(components[2])?])
+                Some([scalar(exprs, components[0])?, scalar(exprs, components[1])?, scalar(exprs, components[2])?])
             }
-            Expression::Splat { value, .. } => scalar(value).map(|v| [v, v, v]),
+            Expression::Splat { value, .. } => scalar(exprs, value).map(|v| [v, v, v]),
             Expression::ZeroValue(_) => Some([0, 0, 0]),
             _ => None,
         }
     }
-    /// `e`'s offset from the item, where `known` gives those of the items and of the parameters that hold cells.
-    fn offset(
-        exprs: &naga::Arena<Expression>,
-        known: &HashMap<Handle<Expression>, [i64; 3]>,
-        e: Handle<Expression>,
-        depth: u32,
-    ) -> Option<[i64; 3]> {
-        if let Some(o) = known.get(&e) {
-            return Some(*o);
+    /// What a value of `func` is.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+    enum Node {
+        /// The offsets from the item of a cell.
+        Cell(Handle<Expression>),
+        /// `k` with the value `item[d] + k`.
+        Component(Handle<Expression>, usize),
+        /// The offsets of an entry of a vector local's `held`, or its component `d`.
+        HeldCell(usize),
+        HeldComponent(usize, usize),
+    }
+    /// The cells around the item that the values of function `func` are.
+    struct Cells<'f> {
+        module: &'f naga::Module,
+        func: &'f Function,
+        locals: LocalValues,
+        /// The offsets of the function's parameters that hold cells, as the call being followed passes them.
+        args: &'f HashMap<u32, Offsets>,
+        /// The item's dimensionality: its components past it are 0.
+        dims: usize,
+        /// The values on the path being followed (a loop's local stored from itself is not followed round).
+        path: HashSet<Node>,
+        /// The steps left ([`MAX_STEPS`]): a value shared along many paths is not followed past them.
+        steps: u32,
+    }
+    impl Cells<'_> {
+        fn enter(&mut self, node: Node) -> bool {
+            self.steps = self.steps.saturating_sub(1);
+            self.steps > 0 && self.path.insert(node)
         }
-        if depth > 8 {
-            return None;
+        /// The offsets from the item of cell `e`: the item, a parameter given cells, a cell plus or minus a
+        /// constant vector, a vector composed of the item's components (each plus or minus a constant; past the
+        /// item's dimensionality a zero), a vector local (every value that reaches the load, a component stored
+        /// alone over what it held).
+        fn cell(&mut self, e: Handle<Expression>) -> Offsets {
+            let node = Node::Cell(e);
+            if !self.enter(node) {
+                return Offsets::new();
+            }
+            let exprs = &self.func.expressions;
+            let mut out = Offsets::new();
+            match exprs[e] {
+                Expression::CallResult(f)
+                    if matches!(
+                        self.module.functions[f].name.as_deref(),
+                        Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d")
+                    ) =>
+                {
+                    out.insert([0, 0, 0]);
+                }
+                Expression::FunctionArgument(k) => out.extend(self.args.get(&k).into_iter().flatten()),
+                Expression::Binary {
+                    op: op @ (naga::BinaryOperator::Add | naga::BinaryOperator::Subtract),
+                    left,
+                    right,
+                } => {
+                    let sign = if op == naga::BinaryOperator::Add { 1 } else { -1 };
+                    if let Some(k) = constant(exprs, right) {
+                        out.extend(self.cell(left).into_iter().map(|b| [0, 1, 2].map(|d| b[d] + sign * k[d])));
+                    }
+                    if let (1, Some(k)) = (sign, constant(exprs, left)) {
+                        out.extend(self.cell(right).into_iter().map(|b| [0, 1, 2].map(|d| b[d] + k[d])));
+                    }
+                }
+                Expression::Compose { ref components, .. } if components.len() == 3 => {
+                    let components = components.clone();
+                    let mut combined = vec![[0i64; 3]];
+                    for (d, &c) in components.iter().enumerate() {
+                        let mut ks = self.component(c, d);
+                        if d >= self.dims && scalar(&self.func.expressions, c) == Some(0) {
+                            ks.insert(0);
+                        }
+                        combined = combined
+                            .iter()
+                            .flat_map(|o| {
+                                ks.iter().map(move |&k| {
+                                    let mut o = *o;
+                                    o[d] = k;
+                                    o
+                                })
+                            })
+                            .take(MAX_OFFSETS)
+                            .collect();
+                    }
+                    out.extend(combined);
+                }
+                Expression::Load { pointer } if matches!(exprs[pointer], Expression::LocalVariable(_)) => {
+                    for i in self.locals.loads.get(&e).cloned().into_iter().flatten() {
+                        out.extend(self.held_cell(i));
+                    }
+                }
+                _ => {}
+            }
+            self.path.remove(&node);
+            out
         }
-        let Expression::Binary { op, left, right } = exprs[e] else { return None };
-        let sign = match op {
-            naga::BinaryOperator::Add => 1,
-            naga::BinaryOperator::Subtract => -1,
-            _ => return None,
-        };
-        let (base, k) = match (offset(exprs, known, left, depth + 1), constant(exprs, right)) {
-            (Some(b), Some(k)) => (b, k),
-            _ if sign == 1 => (offset(exprs, known, right, depth + 1)?, constant(exprs, left)?),
-            _ => return None,
-        };
-        Some([base[0] + sign * k[0], base[1] + sign * k[1], base[2] + sign * k[2]])
+        /// The `k` with which scalar `e` is the item's component `d` plus `k`: a component of a cell, plus or
+        /// minus a constant, converted between `u32` and `i32`, through a local.
+        fn component(&mut self, e: Handle<Expression>, d: usize) -> BTreeSet<i64> {
+            let node = Node::Component(e, d);
+            if !self.enter(node) {
+                return BTreeSet::new();
+            }
+            let exprs = &self.func.expressions;
+            let mut out = BTreeSet::new();
+            match exprs[e] {
+                Expression::AccessIndex { base, index } if index as usize == d => out = self.vector_component(base, d),
+                Expression::Binary {
+                    op: op @ (naga::BinaryOperator::Add | naga::BinaryOperator::Subtract),
+                    left,
+                    right,
+                } => {
+                    let sign = if op == naga::BinaryOperator::Add { 1 } else { -1 };
+                    if let Some(k) = scalar(exprs, right) {
+                        out.extend(self.component(left, d).into_iter().map(|b| b + sign * k));
+                    }
+                    if let (1, Some(k)) = (sign, scalar(exprs, left)) {
+                        out.extend(self.component(right, d).into_iter().map(|b| b + k));
+                    }
+                }
+                Expression::As { expr, kind: naga::ScalarKind::Uint | naga::ScalarKind::Sint, .. } => {
+                    out = self.component(expr, d);
+                }
+                Expression::Load { pointer } => {
+                    let held: Vec<usize> = self.locals.loads.get(&e).cloned().into_iter().flatten().collect();
+                    match exprs[pointer] {
+                        // A scalar local.
+                        Expression::LocalVariable(_) => {
+                            for i in held {
+                                if let Held::Init(Some(v)) | Held::Whole(v) = self.locals.held[i] {
+                                    out.extend(self.component(v, d));
+                                }
+                            }
+                        }
+                        // A vector local's component.
+                        Expression::AccessIndex { base, index }
+                            if index as usize == d && matches!(exprs[base], Expression::LocalVariable(_)) =>
+                        {
+                            for i in held {
+                                out.extend(self.held_component(i, d));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+            self.path.remove(&node);
+            out
+        }
+        /// Component `d` of vector `v`: one composed, or a cell's.
+        fn vector_component(&mut self, v: Handle<Expression>, d: usize) -> BTreeSet<i64> {
+            match self.func.expressions[v] {
+                Expression::Compose { ref components, .. } if components.len() == 3 => {
+                    let c = components[d];
+                    self.component(c, d)
+                }
+                _ => self.cell(v).into_iter().map(|o| o[d]).collect(),
+            }
+        }
+        fn held_cell(&mut self, i: usize) -> Offsets {
+            let node = Node::HeldCell(i);
+            if !self.enter(node) {
+                return Offsets::new();
+            }
+            let out = match self.locals.held[i].clone() {
+                Held::Init(None) | Held::Part { field: None, .. } => Offsets::new(),
+                Held::Init(Some(v)) | Held::Whole(v) => self.cell(v),
+                Held::Part { field: Some(c), value, prior } => {
+                    let c = c as usize;
+                    let ks = if c < 3 { self.component(value, c) } else { BTreeSet::new() };
+                    let mut out = Offsets::new();
+                    for p in prior {
+                        for o in self.held_cell(p) {
+                            out.extend(ks.iter().map(|&k| {
+                                let mut o = o;
+                                o[c] = k;
+                                o
+                            }));
+                        }
+                    }
+                    out.into_iter().take(MAX_OFFSETS).collect()
+                }
+            };
+            self.path.remove(&node);
+            out
+        }
+        fn held_component(&mut self, i: usize, d: usize) -> BTreeSet<i64> {
+            let node = Node::HeldComponent(i, d);
+            if !self.enter(node) {
+                return BTreeSet::new();
+            }
+            let out = match self.locals.held[i].clone() {
+                Held::Init(None) | Held::Part { field: None, .. } => BTreeSet::new(),
+                Held::Init(Some(v)) | Held::Whole(v) => self.vector_component(v, d),
+                Held::Part { field: Some(c), value, .. } if c as usize == d => self.component(value, d),
+                Held::Part { prior, .. } => prior.into_iter().flat_map(|p| self.held_component(p, d)).collect(),
+            };
+            self.path.remove(&node);
+            out
+        }
+        /// The celer_index calls (`cells`: by result, the box's binding and the cell's offsets) index `e` is, also
+        /// through a local it was stored to.
+        fn indices(
+            &self,
+            cells: &HashMap<Handle<Expression>, (u32, Offsets)>,
+            e: Handle<Expression>,
+            depth: u32,
+        ) -> Vec<(u32, Offsets)> {
+            if let Some(c) = cells.get(&e) {
+                return vec![c.clone()];
+            }
+            let mut out = Vec::new();
+            if let (Expression::Load { pointer }, true) = (&self.func.expressions[e], depth < 4) {
+                if matches!(self.func.expressions[*pointer], Expression::LocalVariable(_)) {
+                    for &i in self.locals.loads.get(&e).into_iter().flatten() {
+                        if let Held::Init(Some(v)) | Held::Whole(v) = self.locals.held[i] {
+                            out.extend(self.indices(cells, v, depth + 1));
+                        }
+                    }
+                }
+            }
+            out
+        }
     }
     /// Notes the offsets at which `func` indexes each box; `args` gives the offsets of the parameters that hold
     /// cells around the item.
@@ -936,55 +1446,58 @@ pub fn item_offsets(
     fn visit(
         module: &naga::Module,
         func: &Function,
-        args: &HashMap<u32, [i64; 3]>,
+        args: &HashMap<u32, Offsets>,
         params_binding: Option<u32>,
         (depth, last): (u32, usize),
-        out: &mut BTreeMap<u32, BTreeSet<[i64; 3]>>,
+        out: &mut BTreeMap<u32, Offsets>,
     ) {
         let exprs = &func.expressions;
-        let mut known: HashMap<Handle<Expression>, [i64; 3]> = HashMap::new();
-        for (h, e) in exprs.iter() {
-            if let Expression::FunctionArgument(k) = *e {
-                if let Some(o) = args.get(&k) {
-                    known.insert(h, *o);
-                }
-            }
-        }
+        let mut items = args.values().any(|o| !o.is_empty());
         each_statement(&func.body, &mut |s| {
-            if let Statement::Call { function, result: Some(r), .. } = s {
+            if let Statement::Call { function, .. } = s {
                 let name = module.functions[*function].name.as_deref().unwrap_or("");
-                if matches!(name, "celer_item_1d" | "celer_item_2d" | "celer_item_3d") {
-                    known.insert(*r, [0, 0, 0]);
-                }
+                items |= matches!(name, "celer_item_1d" | "celer_item_2d" | "celer_item_3d");
             }
         });
-        if known.is_empty() {
+        if !items {
             return;
         }
-        // The celer_index calls at a known cell, by the handle of their result: the box's binding and the offset.
-        let mut cells: HashMap<Handle<Expression>, (u32, [i64; 3])> = HashMap::new();
+        let locals = local_values(func);
+        let mut values = Cells { module, func, locals, args, dims: last + 1, path: HashSet::new(), steps: MAX_STEPS };
+        // The celer_index calls at a known cell, by the handle of their result: the box's binding and the offsets.
+        let mut cells: HashMap<Handle<Expression>, (u32, Offsets)> = HashMap::new();
+        let mut calls = Vec::new();
         each_statement(&func.body, &mut |s| {
             let Statement::Call { function, arguments, result } = s else { return };
             let name = module.functions[*function].name.as_deref().unwrap_or("");
             if name == "celer_index" && arguments.len() == 2 {
-                let boxed = crate::params_box(module, func, arguments[0], params_binding);
-                if let (Some(b), Some(o)) = (boxed, offset(exprs, &known, arguments[1], 0)) {
-                    if o != [0, 0, 0] {
-                        out.entry(b).or_default().insert(o);
+                if let Some(b) = crate::params_box(module, func, arguments[0], params_binding) {
+                    values.steps = MAX_STEPS;
+                    let offsets = values.cell(arguments[1]);
+                    if offsets.is_empty() {
+                        return;
                     }
+                    out.entry(b).or_default().extend(offsets.iter().filter(|o| **o != [0, 0, 0]));
                     if let Some(r) = result {
-                        cells.insert(*r, (b, o));
+                        cells.insert(*r, (b, offsets));
                     }
                 }
             } else if !name.starts_with("celer_") && depth < 4 {
-                let passed: HashMap<u32, [i64; 3]> = (0..arguments.len() as u32)
-                    .filter_map(|k| Some((k, offset(exprs, &known, arguments[k as usize], 0)?)))
-                    .collect();
-                if !passed.is_empty() {
-                    visit(module, &module.functions[*function], &passed, params_binding, (depth + 1, last), out);
-                }
+                calls.push((*function, arguments.clone()));
             }
         });
+        for (f, arguments) in calls {
+            let passed: HashMap<u32, Offsets> = (0..arguments.len() as u32)
+                .map(|k| {
+                    values.steps = MAX_STEPS;
+                    (k, values.cell(arguments[k as usize]))
+                })
+                .filter(|(_, o)| !o.is_empty())
+                .collect();
+            if !passed.is_empty() {
+                visit(module, &module.functions[f], &passed, params_binding, (depth + 1, last), out);
+            }
+        }
         // `<b>[i ± k]` with `i = celer_index(pc.<b>, cell)`: the flat index's neighbour, k cells along the last
         // dimension (the CUDA port's `src[i - 1u] + src[i + 1u]`).
         for (_, e) in exprs.iter() {
@@ -992,31 +1505,32 @@ pub fn item_offsets(
             let Expression::GlobalVariable(g) = exprs[base] else { continue };
             let Some(binding) = module.global_variables[g].binding.as_ref().filter(|b| b.group == 0) else { continue };
             let Expression::Binary { op, left, right } = exprs[index] else { continue };
-            let scalar = |e: Handle<Expression>| match exprs[e] {
-                Expression::Literal(naga::Literal::U32(v)) => Some(i64::from(v)),
-                Expression::Literal(naga::Literal::I32(v)) => Some(i64::from(v)),
-                Expression::Literal(naga::Literal::AbstractInt(v)) => Some(v),
-                _ => None,
+            let literal = |e: Handle<Expression>| match exprs[e] {
+                Expression::ZeroValue(_) => None,
+                _ => scalar(exprs, e),
             };
-            let (cell, k) = match op {
-                naga::BinaryOperator::Add => match (cells.get(&left), scalar(right)) {
-                    (Some(c), Some(k)) => (c, k),
-                    _ => match (cells.get(&right), scalar(left)) {
-                        (Some(c), Some(k)) => (c, k),
-                        _ => continue,
+            let found = match op {
+                naga::BinaryOperator::Add => match (values.indices(&cells, left, 0), literal(right)) {
+                    (c, Some(k)) if !c.is_empty() => c.into_iter().map(|c| (c, k)).collect(),
+                    _ => match literal(left) {
+                        Some(k) => values.indices(&cells, right, 0).into_iter().map(|c| (c, k)).collect(),
+                        None => Vec::new(),
                     },
                 },
-                naga::BinaryOperator::Subtract => match (cells.get(&left), scalar(right)) {
-                    (Some(c), Some(k)) => (c, -k),
-                    _ => continue,
+                naga::BinaryOperator::Subtract => match literal(right) {
+                    Some(k) => values.indices(&cells, left, 0).into_iter().map(|c| (c, -k)).collect(),
+                    None => Vec::new(),
                 },
-                _ => continue,
+                _ => Vec::new(),
             };
-            let (b, mut o) = *cell;
-            if b == binding.binding && k != 0 {
-                o[last] += k;
-                if o != [0, 0, 0] {
-                    out.entry(b).or_default().insert(o);
+            for ((b, offsets), k) in found {
+                if b == binding.binding && k != 0 {
+                    for mut o in offsets {
+                        o[last] += k;
+                        if o != [0, 0, 0] {
+                            out.entry(b).or_default().insert(o);
+                        }
+                    }
                 }
             }
         }
@@ -1033,7 +1547,7 @@ pub fn item_offsets(
         })
         .unwrap_or(0);
     visit(module, func, &HashMap::new(), params_binding, (0, last), &mut out);
-    out.into_iter().map(|(b, o)| (b, o.into_iter().collect())).collect()
+    out.into_iter().filter(|(_, o)| !o.is_empty()).map(|(b, o)| (b, o.into_iter().collect())).collect()
 }
 
 /// The `@group(0)` bindings whose `arrayLength` entry point `entry_point` takes, directly or in the functions it

@@ -493,17 +493,19 @@ pub struct EntryPoint {
     /// `submit` refuses a reduction into such a binding over more than one item, whose items would race.
     pub stores_one_cell_every_item: Vec<u32>,
     /// The bindings it indexes with another binding's box (`dst[celer_index(pc.src, item)]`), directly or through
-    /// the functions it calls ([`cross_indexed`]): `(indexed, box)` pairs, ascending. `submit` refuses a task that
+    /// the functions it calls, the index also kept in a `var` or handed to a function ([`cross_indexed`]): `(indexed, box)` pairs, ascending. `submit` refuses a task that
     /// binds two different buffers there, whose allocations' boxes differ.
     pub cross_indexed: Vec<(u32, u32)>,
     /// The bindings it indexes with its item's coordinates or its invocation id without `celer_index`
-    /// (`dst[item.x]`), directly or through the functions it calls ([`global_indexed`]), ascending: `submit` refuses
+    /// (`dst[item.x]`, also kept in a `var` or handed to a function), directly or through the functions it calls
+    /// ([`global_indexed`]), ascending: `submit` refuses
     /// a buffer bound there through any mapper but `all()`, whose allocation on a node need not start at the origin.
     /// [`compile_dir`] leaves it empty for an entry point its file allows raw ids (`// celer-kernel-build: raw ids:
     /// NAME`).
     pub global_indexed: Vec<u32>,
     /// The constant offsets from its item at which it indexes each binding's box (`celer_index(pc.src, item -
-    /// vec3<u32>(1u, 0u, 0u))`, also through its own functions; [`item_offsets`]): `(binding, offsets)`, ascending.
+    /// vec3<u32>(1u, 0u, 0u))`, `vec3<u32>(item.x + 1u, item.y, item.z)`, also through a `var` and its own
+    /// functions; [`item_offsets`]): `(binding, offsets)`, ascending.
     /// `submit` refuses a task whose range mapper for the binding does not declare the cells at those offsets.
     pub item_offsets: Vec<(u32, Vec<[i64; 3]>)>,
     /// It works on the raw `global_invocation_id` ([`without_chunk_offset`]) and its file does not say so on

@@ -699,6 +699,17 @@ fn reflection_lists_the_bindings_indexed_with_the_item_itself() {
         }",
     );
     assert_eq!(built, [("main".to_string(), vec![1])]);
+    // The item kept in a `var` (src); a `var` also stored another cell is not the item (dst).
+    let local = indexed(
+        "@compute @workgroup_size(8, 8) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_2d(pc.chunk, gid);
+            var p = item;
+            var q = item;
+            if (item.x > 0u) { q = vec3<u32>(item.y, 0u, 0u); }
+            dst[celer_index(pc.dst, q)] = src[celer_index(pc.src, p)];
+        }",
+    );
+    assert_eq!(local, [("main".to_string(), vec![0])]);
     // Through helpers two and three deep, each passing its box and item on as they came.
     let deep = indexed(
         "fn at(b: CelerBox, item: vec3<u32>) -> u32 { return celer_index(b, item); }
@@ -1168,4 +1179,181 @@ fn reflection_refuses_items_taken_from_a_bindings_box() {
         e.contains("entry point `main` calls celer_item_1d(pc.src, …); a kernel's items come from the chunk's box"),
         "{e}"
     );
+}
+
+#[test]
+fn global_indexing_is_followed_through_local_variables_and_function_parameters() {
+    let found = |body: &str| {
+        let r = reflection(&format!("{HEADER}\n{body}")).expect("reflects");
+        r.entry_points.iter().map(|e| (e.name.clone(), e.global_indexed.clone())).collect::<Vec<_>>()
+    };
+    // The item's coordinate kept in a `var` (also stored later, in a branch), handed to a helper as a parameter
+    // (twice removed), or the invocation id handed so: each slipped through before.
+    let global = found(
+        "fn put(i: u32, v: f32) { dst[i] = v; }
+        fn put_twice(j: u32, v: f32) { put(j + 1u, v); }
+        fn load(g: vec3<u32>) -> f32 { return src[g.x]; }
+        @compute @workgroup_size(64) fn local(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            var i = item.x;
+            dst[i] = 1.0;
+        }
+        @compute @workgroup_size(64) fn stored(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            var i = 0u;
+            if (celer_contains(pc.chunk, item)) { i = item.x * 2u; }
+            dst[celer_index(pc.dst, item)] = src[i];
+        }
+        @compute @workgroup_size(64) fn param(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            put(item.x, 2.0 * src[celer_index(pc.src, item)]);
+        }
+        @compute @workgroup_size(64) fn deeper(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            var k = item.x;
+            put_twice(k, 1.0);
+        }
+        @compute @workgroup_size(64) fn raw(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[celer_index(pc.dst, item)] = load(gid);
+        }",
+    );
+    let at = |n: &str, b: u32| (n.to_string(), vec![b]);
+    assert_eq!(global, vec![at("local", 1), at("stored", 0), at("param", 1), at("deeper", 1), at("raw", 0)]);
+    // A `var` holding celer_index's result, a helper given one, a loop counter, a local stored from the item
+    // only after the load (flow: the load sees the initialiser): nothing.
+    let own = found(
+        "fn put(i: u32, v: f32) { dst[i] = v; }
+        @compute @workgroup_size(64) fn own(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            var i = celer_index(pc.src, item);
+            var acc = 0.0;
+            for (var k = 0u; k < 4u; k++) { acc += src[k]; }
+            var late = 0u;
+            acc += src[late];
+            late = item.x;
+            put(celer_index(pc.dst, item), acc + src[i] + f32(late));
+        }",
+    );
+    assert_eq!(own, vec![("own".to_string(), Vec::<u32>::new())]);
+}
+
+#[test]
+fn indexing_with_another_box_is_followed_through_local_variables_and_function_parameters() {
+    let found = |body: &str| {
+        let r = reflection(&format!("{HEADER}\n{body}")).expect("reflects");
+        r.entry_points.iter().map(|e| (e.name.clone(), e.cross_indexed.clone())).collect::<Vec<_>>()
+    };
+    let crossed = found(
+        "fn put(i: u32, v: f32) { dst[i] = v; }
+        @compute @workgroup_size(64) fn local(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            var i = celer_index(pc.src, item);
+            dst[i] = 2.0 * src[i];
+        }
+        @compute @workgroup_size(64) fn param(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            let i = celer_index(pc.src, item);
+            put(i + 1u, src[i]);
+        }",
+    );
+    let both = |n: &str| (n.to_string(), vec![(1u32, 0u32)]);
+    assert_eq!(crossed, vec![both("local"), both("param")]);
+    // A `var` reused for each binding's own index, a helper given each binding's own index: nothing.
+    let own = found(
+        "fn put(i: u32, v: f32) { dst[i] = v; }
+        @compute @workgroup_size(64) fn reused(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_1d(pc.chunk, gid);
+            var i = celer_index(pc.src, item);
+            let v = src[i];
+            i = celer_index(pc.dst, item);
+            put(i, v);
+        }",
+    );
+    assert_eq!(own, vec![("reused".to_string(), Vec::<(u32, u32)>::new())]);
+    // The chunk's box through a `var`: refused at the build.
+    let e = reflection(&format!(
+        "{HEADER}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            var i = celer_index(pc.chunk, item);
+            dst[i] = 0.0;
+        }}"
+    ))
+    .unwrap_err();
+    assert!(e.contains("entry point `main` indexes `dst` (@group(0) @binding(1)) with the chunk's box"), "{e}");
+}
+
+#[test]
+fn item_offsets_are_followed_through_composed_cells_and_local_variables() {
+    let r = reflection(&format!(
+        "{HEADER}
+        fn at(cell: vec3<u32>) -> f32 {{ return src[celer_index(pc.src, cell)]; }}
+        @compute @workgroup_size(64) fn composed(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            dst[celer_index(pc.dst, vec3<u32>(item.x + 1u, item.y, item.z))] = src[celer_index(pc.src, item)];
+        }}
+        @compute @workgroup_size(8, 8) fn composed_2d(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_2d(pc.chunk, gid);
+            let left = vec3<u32>(item.x - 1u, item.y, 0u);
+            dst[celer_index(pc.dst, item)] = src[celer_index(pc.src, left)] + at(vec3<u32>(item.x, 2u + item.y, 0u));
+        }}
+        @compute @workgroup_size(64) fn local(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            var p = item;
+            let here = src[celer_index(pc.src, p)];
+            p.x = p.x + 1u;
+            dst[celer_index(pc.dst, p)] = here;
+        }}
+        @compute @workgroup_size(64) fn scalar(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            var x = item.x;
+            x = x - 2u;
+            var i = celer_index(pc.src, item);
+            dst[celer_index(pc.dst, item)] = at(vec3<u32>(x, 0u, 0u)) + src[i + 1u];
+        }}
+        @compute @workgroup_size(64) fn plain(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            var p = item;
+            dst[celer_index(pc.dst, vec3<u32>(p.x, 0u, 0u))] = src[celer_index(pc.src, vec3<u32>(item.x, item.y, 0u))];
+        }}"
+    ))
+    .expect("reflects");
+    let offsets = |i: usize| r.entry_points[i].item_offsets.clone();
+    assert_eq!(offsets(0), vec![(1, vec![[1, 0, 0]])]);
+    assert_eq!(offsets(1), vec![(0, vec![[-1, 0, 0], [0, 2, 0]])]);
+    // Flow: the load before `p.x = p.x + 1u` sees the item, the one after its neighbour.
+    assert_eq!(offsets(2), vec![(1, vec![[1, 0, 0]])]);
+    assert_eq!(offsets(3), vec![(0, vec![[-2, 0, 0], [1, 0, 0]])]);
+    // The item itself, also composed of its own components: nothing.
+    assert_eq!(offsets(4), Vec::<(u32, Vec<[i64; 3]>)>::new());
+}
+
+#[test]
+fn the_indexing_analyses_end_quickly_on_values_used_many_times_over() {
+    // 40 doublings of the index (2^40 paths through the expressions), in a `var` and a helper: followed through
+    // each once, or cut off by the step budget, well within a second.
+    let mut chain = String::from("let a0 = celer_index(pc.src, item) + item.x;\n");
+    for k in 1..=40 {
+        chain.push_str(&format!("let a{k} = a{} + a{};\n", k - 1, k - 1));
+    }
+    let start = std::time::Instant::now();
+    let r = reflection(&format!(
+        "{HEADER}
+        fn put(i: u32, v: f32) {{ dst[i] = v; }}
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+            let item = celer_item_1d(pc.chunk, gid);
+            {chain}
+            var i = a40;
+            var p = item;
+            p.x = a40;
+            put(i, src[celer_index(pc.src, p + vec3<u32>(1u, 0u, 0u))]);
+        }}"
+    ))
+    .expect("reflects");
+    assert!(start.elapsed() < std::time::Duration::from_secs(5), "took {:?}", start.elapsed());
+    // The sum mixes src's box into dst's index and the item's coordinates with a celer_index result: listed as a
+    // cross index only.
+    assert_eq!(r.entry_points[0].cross_indexed, vec![(1, 0)]);
+    assert_eq!(r.entry_points[0].global_indexed, Vec::<u32>::new());
 }
