@@ -3,10 +3,12 @@
 //! [`chunk_indexed`]), with the item's coordinates without `celer_index` ([`global_indexed`]). The index is followed
 //! through `let`s, locals ([`local_values`]) and the parameters of the kernel's own functions.
 
+use std::collections::HashMap;
+
 use naga::{Expression, Function, Handle, Statement};
 
 use super::locals::{local_values, Held, LocalValues};
-use super::MAX_STEPS;
+use super::{own_calls, returns, Call, MAX_CALL_DEPTH, MAX_STEPS};
 use crate::each_statement;
 
 /// The bindings entry point `entry_point` indexes with one of its items as `celer_item_Nd` returned it: a call
@@ -73,6 +75,86 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
     out.into_iter().collect()
 }
 
+/// The first call `celer_item_Nd(b, …)` entry point `entry_point` makes, directly or in the functions it calls,
+/// whose box `b` is a binding's (the parameter block's member `m >= 1`) rather than the chunk's: the function's
+/// name and `m`. The box is followed through `let`s, local variables (a value stored to one that reaches the call,
+/// `var b = pc.src;`) and the parameters of the kernel's own functions (the arguments of each call). Items taken
+/// from a binding's box start where its allocation does, not where the chunk does: the build refuses them
+/// ([`ReflectError::ItemFromBox`](crate::ReflectError::ItemFromBox)).
+pub(crate) fn item_from_box(
+    module: &naga::Module,
+    entry_point: usize,
+    params_binding: Option<u32>,
+) -> Option<(String, u32)> {
+    use std::collections::{BTreeSet, HashSet};
+    /// The parameter block members box `e` of `func` may be (`args`: those its parameters may be), through locals.
+    fn members(
+        module: &naga::Module,
+        func: &Function,
+        locals: &LocalValues,
+        args: &[BTreeSet<u32>],
+        params_binding: Option<u32>,
+        e: Handle<Expression>,
+        depth: u32,
+    ) -> BTreeSet<u32> {
+        if let Some(m) = crate::params_member(module, func, e, params_binding) {
+            return BTreeSet::from([m]);
+        }
+        match func.expressions[e] {
+            Expression::FunctionArgument(k) => args.get(k as usize).cloned().unwrap_or_default(),
+            Expression::Load { pointer }
+                if depth < 4 && matches!(func.expressions[pointer], Expression::LocalVariable(_)) =>
+            {
+                let mut out = BTreeSet::new();
+                for &i in locals.loads.get(&e).into_iter().flatten() {
+                    if let Held::Init(Some(v)) | Held::Whole(v) = locals.held[i] {
+                        out.extend(members(module, func, locals, args, params_binding, v, depth + 1));
+                    }
+                }
+                out
+            }
+            _ => BTreeSet::new(),
+        }
+    }
+    /// The first such call in `func` or the kernel's functions it calls (`args` as for `members`).
+    fn visit(
+        module: &naga::Module,
+        func: &Function,
+        args: &[BTreeSet<u32>],
+        params_binding: Option<u32>,
+        seen: &mut HashSet<(Handle<Function>, Vec<BTreeSet<u32>>)>,
+    ) -> Option<(String, u32)> {
+        let locals = local_values(func);
+        let mut calls = Vec::new();
+        each_statement(&func.body, &mut |s| {
+            if let Statement::Call { function, arguments, .. } = s {
+                calls.push((*function, arguments.clone()));
+            }
+        });
+        let mut own = Vec::new();
+        for (f, arguments) in calls {
+            let name = module.functions[f].name.as_deref().unwrap_or("");
+            let members = |e| members(module, func, &locals, args, params_binding, e, 0);
+            if matches!(name, "celer_item_1d" | "celer_item_2d" | "celer_item_3d") {
+                if let Some(m) = arguments.first().and_then(|&b| members(b).into_iter().find(|&m| m >= 1)) {
+                    return Some((name.to_string(), m));
+                }
+            } else if !name.starts_with("celer_") {
+                own.push((f, arguments.iter().map(|&a| members(a)).collect::<Vec<_>>()));
+            }
+        }
+        for (f, passed) in own {
+            if seen.insert((f, passed.clone())) {
+                if let Some(found) = visit(module, &module.functions[f], &passed, params_binding, seen) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+    visit(module, &module.entry_points[entry_point].function, &[], params_binding, &mut HashSet::new())
+}
+
 /// The (box, item) parameter pairs of function `f` that reach `celer_index` as they came: `(0, 1)` for `celer_index`
 /// itself; for a function of the kernel's own, the pairs of its parameters it passes, unchanged, as such a pair to a
 /// function it calls (`fn load(b: CelerBox, item: vec3<u32>) -> f32 { return src[celer_index(b, item)]; }` gives
@@ -111,8 +193,9 @@ fn index_pairs(module: &naga::Module, f: Handle<Function>) -> Vec<(usize, usize)
 /// each call, `fn put(i: u32, v: f32) { dst[i] = v; }` given `celer_index(pc.src, item)`). Where values meet that
 /// way (a `var` stored twice, a function called twice), a box among them is listed only if the binding's own box
 /// is not also among them: a `var i` reused for each binding's index is taken to be right where it indexes.
-/// Conservative: an index built otherwise (a product, a function's return value, a pointer parameter) is not
-/// followed.
+/// An index returned by a function of the kernel's own is followed into its `return`s, given the call's
+/// arguments (`fn at(c: vec3<u32>) -> u32 { return celer_index(pc.src, c); }` then `dst[at(item)]`), as a value
+/// where they meet. Conservative: an index built otherwise (a product, a pointer parameter) is not followed.
 pub fn cross_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<(u32, u32)> {
     let pairs = indexed_with_boxes(module, entry_point, params_binding);
     pairs.into_iter().filter(|&(b, m)| m >= 1 && m - 1 != b).map(|(b, m)| (b, m - 1)).collect()
@@ -134,13 +217,19 @@ pub fn chunk_indexed(module: &naga::Module, entry_point: usize, params_binding: 
 /// The `(binding, member)` pairs of [`cross_indexed`] and [`chunk_indexed`]: an array access `<binding>[i]` whose
 /// index is built from `celer_index(pc.<member>, …)`, member 0 the chunk and `m` the box of binding `m - 1`.
 fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<(u32, u32)> {
-    use std::collections::{BTreeSet, HashMap, HashSet};
+    use std::collections::{BTreeSet, HashSet};
     /// The members whose boxes index expression `e` of `func` is built from, through + and -: `boxes` gives those
     /// of the celer_index calls by their results. With `locals`, also through the values stored to a local
     /// variable, and the members `args` gives the function's parameters (as the call being followed passes them).
     struct Sources<'f> {
+        module: &'f naga::Module,
+        params_binding: Option<u32>,
         func: &'f Function,
         boxes: &'f HashMap<Handle<Expression>, u32>,
+        /// The calls to the kernel's own functions, by result (followed into their `return`s with `locals`).
+        calls: &'f HashMap<Handle<Expression>, Call>,
+        /// How many calls deep `func` lies below the one whose indices are being followed.
+        depth: u32,
         locals: Option<(&'f LocalValues, &'f [BTreeSet<u32>])>,
         /// The handles and entries of `held` on the path being followed (a loop's local stored from itself).
         path: HashSet<(bool, usize)>,
@@ -172,6 +261,20 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
                         self.held(locals, i, found);
                     }
                 }
+                // A function of the kernel's own: the boxes of what it returns, given these arguments.
+                (Expression::CallResult(_), Some(_)) if self.depth < MAX_CALL_DEPTH => {
+                    if let Some((f, arguments)) = self.calls.get(&e) {
+                        let passed: Vec<BTreeSet<u32>> = arguments
+                            .iter()
+                            .map(|&a| {
+                                let mut members = BTreeSet::new();
+                                self.of(a, &mut members);
+                                members
+                            })
+                            .collect();
+                        found.extend(returned(self.module, *f, &passed, self.params_binding, self.depth + 1));
+                    }
+                }
                 _ => {}
             }
             self.path.remove(&(false, e.index()));
@@ -188,6 +291,55 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
             self.path.remove(&(true, i));
         }
     }
+    /// The celer_index calls of `func`, by the handle of their result: the parameter block member whose box they
+    /// are given (0 the chunk, m the box of binding m - 1).
+    fn boxes_of(
+        module: &naga::Module,
+        func: &Function,
+        params_binding: Option<u32>,
+    ) -> HashMap<Handle<Expression>, u32> {
+        let mut boxes = HashMap::new();
+        each_statement(&func.body, &mut |s| {
+            if let Statement::Call { function, arguments, result: Some(r) } = s {
+                if module.functions[*function].name.as_deref() == Some("celer_index") && arguments.len() == 2 {
+                    if let Some(c) = crate::params_member(module, func, arguments[0], params_binding) {
+                        boxes.insert(*r, c);
+                    }
+                }
+            }
+        });
+        boxes
+    }
+    /// The members whose boxes what function `f` returns (every `return` value) is built from, given `args`, the
+    /// members of its arguments; followed as an index through locals and parameters.
+    fn returned(
+        module: &naga::Module,
+        f: Handle<Function>,
+        args: &[BTreeSet<u32>],
+        params_binding: Option<u32>,
+        depth: u32,
+    ) -> BTreeSet<u32> {
+        let func = &module.functions[f];
+        let (boxes, calls, locals) =
+            (boxes_of(module, func, params_binding), own_calls(module, func), local_values(func));
+        let mut sources = Sources {
+            module,
+            params_binding,
+            func,
+            boxes: &boxes,
+            calls: &calls,
+            depth,
+            locals: Some((&locals, args)),
+            path: HashSet::new(),
+            steps: MAX_STEPS,
+        };
+        let mut found = BTreeSet::new();
+        for v in returns(func) {
+            sources.steps = MAX_STEPS;
+            sources.of(v, &mut found);
+        }
+        found
+    }
     /// Notes the pairs of `func` into `out` (`args`: the members of its parameters), then follows each call to a
     /// function of the kernel's own with the members of its arguments (once per function and members).
     fn visit(
@@ -199,27 +351,38 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
         out: &mut BTreeSet<(u32, u32)>,
     ) {
         let exprs = &func.expressions;
-        // The celer_index calls of `func`, by the handle of their result: the parameter block member whose box they
-        // are given (0 the chunk, m the box of binding m - 1).
-        let mut boxes: HashMap<Handle<Expression>, u32> = HashMap::new();
+        let boxes = boxes_of(module, func, params_binding);
         let mut calls = Vec::new();
         each_statement(&func.body, &mut |s| {
-            if let Statement::Call { function, arguments, result } = s {
-                let name = module.functions[*function].name.as_deref().unwrap_or("");
-                if name == "celer_index" && arguments.len() == 2 {
-                    let boxed = crate::params_member(module, func, arguments[0], params_binding);
-                    if let (Some(r), Some(c)) = (result, boxed) {
-                        boxes.insert(*r, c);
-                    }
-                } else if !name.starts_with("celer_") {
+            if let Statement::Call { function, arguments, .. } = s {
+                if !module.functions[*function].name.as_deref().unwrap_or("").starts_with("celer_") {
                     calls.push((*function, arguments.clone()));
                 }
             }
         });
-        let locals = local_values(func);
-        let mut direct = Sources { func, boxes: &boxes, locals: None, path: HashSet::new(), steps: MAX_STEPS };
-        let mut followed =
-            Sources { func, boxes: &boxes, locals: Some((&locals, args)), path: HashSet::new(), steps: MAX_STEPS };
+        let (locals, results) = (local_values(func), own_calls(module, func));
+        let mut direct = Sources {
+            module,
+            params_binding,
+            func,
+            boxes: &boxes,
+            calls: &results,
+            depth: 0,
+            locals: None,
+            path: HashSet::new(),
+            steps: MAX_STEPS,
+        };
+        let mut followed = Sources {
+            module,
+            params_binding,
+            func,
+            boxes: &boxes,
+            calls: &results,
+            depth: 0,
+            locals: Some((&locals, args)),
+            path: HashSet::new(),
+            steps: MAX_STEPS,
+        };
         for (_, e) in exprs.iter() {
             let Expression::Access { base, index } = *e else { continue };
             let Expression::GlobalVariable(g) = exprs[base] else { continue };
@@ -273,10 +436,12 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
 /// [`reflect_with_params`](crate::reflect_with_params). The index is followed through `let`s, local variables
 /// (each value stored to one that reaches the load, `local_values`: `var i = item.x; dst[i] = …`) and function
 /// parameters (the arguments of each call, `fn put(i: u32, v: f32) { dst[i] = v; }` given `item.x`); an index
-/// whose values also include a `celer_index` result is not listed. Conservative: a function's return value, a
-/// value passed through a pointer parameter or a workgroup variable is not followed.
+/// whose values also include a `celer_index` result is not listed. An index returned by a function of the kernel's
+/// own is followed into its `return`s, given the call's arguments (`fn idx(c: vec3<u32>) -> u32 { return c.x; }`
+/// then `dst[idx(item)]`). Conservative: a value passed through a pointer parameter or a workgroup variable is not
+/// followed.
 pub fn global_indexed(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<u32> {
-    use std::collections::{BTreeSet, HashMap, HashSet};
+    use std::collections::{BTreeSet, HashSet};
     /// Whether a value is computed from an item or the invocation id (`.0`), and whether it calls celer_index (`.1`).
     type Origin = (bool, bool);
     /// A value of the function being visited: an expression, or an entry of its [`LocalValues::held`].
@@ -293,8 +458,34 @@ pub fn global_indexed(module: &naga::Module, entry_point: usize, params_binding:
         args: &'f [Origin],
         /// Each value's origin once known; `None` while it is being found (a cycle through a loop's local).
         memo: HashMap<Node, Option<Origin>>,
+        /// The calls to the kernel's own functions, by the handle of their result: the callee and its arguments.
+        calls: HashMap<Handle<Expression>, Call>,
+        /// The origin of what each callee returns, given its arguments' origins.
+        returned: HashMap<(Handle<Function>, Vec<Origin>), Origin>,
+        /// How many calls deep the function lies below the one whose indices are being followed.
+        depth: u32,
     }
-    impl Values<'_> {
+    impl<'f> Values<'f> {
+        fn new(module: &'f naga::Module, func: &'f Function, args: &'f [Origin], depth: u32) -> Self {
+            let locals = local_values(func);
+            let calls = own_calls(module, func);
+            Values { module, func, locals, args, memo: HashMap::new(), calls, returned: HashMap::new(), depth }
+        }
+        /// The origin of what function `f` returns (every `return` value), given `args`, its arguments' origins.
+        fn returned(&mut self, f: Handle<Function>, args: Vec<Origin>) -> Origin {
+            if let Some(&o) = self.returned.get(&(f, args.clone())) {
+                return o;
+            }
+            let callee = &self.module.functions[f];
+            let mut values = Values::new(self.module, callee, &args, self.depth + 1);
+            let mut origin = (false, false);
+            for v in returns(callee) {
+                let o = values.origin(Node::Expr(v));
+                origin = (origin.0 || o.0, origin.1 || o.1);
+            }
+            self.returned.insert((f, args), origin);
+            origin
+        }
         fn origin(&mut self, node: Node) -> Origin {
             match self.memo.get(&node) {
                 Some(Some(o)) => return *o,
@@ -322,7 +513,14 @@ pub fn global_indexed(module: &naga::Module, entry_point: usize, params_binding:
                     Expression::CallResult(f) => match self.module.functions[f].name.as_deref() {
                         Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d") => (true, false),
                         Some("celer_index") => (false, true),
-                        _ => (false, false),
+                        // A function of the kernel's own: what it returns, given these arguments.
+                        _ => match self.calls.get(&e).cloned() {
+                            Some((f, arguments)) if self.depth < MAX_CALL_DEPTH => {
+                                let passed = arguments.iter().map(|&a| self.origin(Node::Expr(a))).collect();
+                                self.returned(f, passed)
+                            }
+                            _ => (false, false),
+                        },
                     },
                     Expression::FunctionArgument(k) => self.args.get(k as usize).copied().unwrap_or_default(),
                     Expression::AccessIndex { base, .. } | Expression::Swizzle { vector: base, .. } => {
@@ -353,7 +551,7 @@ pub fn global_indexed(module: &naga::Module, entry_point: usize, params_binding:
         seen: &mut HashSet<(Handle<Function>, Vec<Origin>)>,
         out: &mut BTreeSet<u32>,
     ) {
-        let mut values = Values { module, func, locals: local_values(func), args, memo: HashMap::new() };
+        let mut values = Values::new(module, func, args, 0);
         for (_, e) in func.expressions.iter() {
             let Expression::Access { base, index } = *e else { continue };
             let Expression::GlobalVariable(g) = func.expressions[base] else { continue };

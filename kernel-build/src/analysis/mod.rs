@@ -1,5 +1,5 @@
 //! What a kernel's entry point does, read from naga's IR through its call graph. This module holds the walkers the
-//! analyses share ([`root_of`], [`group0_binding`], [`MAX_STEPS`]) and the plain per-binding uses
+//! analyses share ([`root_of`], [`group0_binding`], [`MAX_STEPS`], [`own_calls`], [`returns`]) and the plain per-binding uses
 //! ([`reads_old_contents`], [`array_lengths`]); its submodules own the rest:
 //!
 //! - `float64`: whether a kernel needs 64-bit floats, from its text ([`uses_f64_prelude`]) and its SPIR-V
@@ -15,6 +15,8 @@
 //!   [`chunk_indexed`], [`global_indexed`]);
 //! - `offsets`: the cells around its item at which a kernel indexes each box ([`item_offsets`]).
 
+use std::collections::HashMap;
+
 use naga::{Expression, Function, Handle, Statement};
 
 use crate::each_statement;
@@ -29,6 +31,7 @@ mod workgroup;
 
 pub use every_item::{loads_every_item, stores_every_item, stores_one_cell_every_item};
 pub use float64::{spirv_needs_float64, uses_f64_prelude};
+pub(crate) use indexing::item_from_box;
 pub use indexing::{chunk_indexed, cross_indexed, global_indexed, item_indexed};
 pub use offsets::item_offsets;
 pub use reductions::{atomic_ops, block_reductions};
@@ -124,4 +127,36 @@ pub fn array_lengths(module: &naga::Module, entry_point: usize) -> Vec<u32> {
         }
     }
     out.into_iter().collect()
+}
+
+/// A call to a function of the kernel's own: the function and its arguments.
+type Call = (Handle<Function>, Vec<Handle<Expression>>);
+
+/// How many calls deep the indexing analyses follow a function's return value (WGSL has no recursion; this bounds
+/// the work on a deep chain of helpers).
+const MAX_CALL_DEPTH: u32 = 8;
+
+/// The calls of `func` to functions of the kernel's own (not the prelude's `celer_*`), by the handle of their
+/// result.
+fn own_calls(module: &naga::Module, func: &Function) -> HashMap<Handle<Expression>, Call> {
+    let mut calls = HashMap::new();
+    each_statement(&func.body, &mut |s| {
+        if let Statement::Call { function, arguments, result: Some(r) } = s {
+            if !module.functions[*function].name.as_deref().unwrap_or("").starts_with("celer_") {
+                calls.insert(*r, (*function, arguments.clone()));
+            }
+        }
+    });
+    calls
+}
+
+/// The values `func` returns, one per `return` statement with a value.
+fn returns(func: &Function) -> Vec<Handle<Expression>> {
+    let mut out = Vec::new();
+    each_statement(&func.body, &mut |s| {
+        if let Statement::Return { value: Some(v) } = s {
+            out.push(*v);
+        }
+    });
+    out
 }

@@ -4,7 +4,7 @@
 use naga::{Expression, Function, Handle, Statement};
 
 use super::locals::{local_values, Held, LocalValues};
-use super::MAX_STEPS;
+use super::{own_calls, returns, Call, MAX_CALL_DEPTH, MAX_STEPS};
 use crate::each_statement;
 
 /// The cells around its item at which entry point `entry_point` indexes each binding's box, directly or through
@@ -33,6 +33,8 @@ pub fn item_offsets(
 ) -> Vec<(u32, Vec<[i64; 3]>)> {
     use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
     type Offsets = BTreeSet<[i64; 3]>;
+    /// The `k`s with which scalar parameters are the item's component `d` plus `k`, by (parameter, `d`).
+    type Components = HashMap<(u32, usize), BTreeSet<i64>>;
     /// The most offsets one value is taken to have (the combinations of a composed cell's components).
     const MAX_OFFSETS: usize = 64;
     /// The integer literal (or zero) an expression is.
@@ -74,14 +76,70 @@ pub fn item_offsets(
         locals: LocalValues,
         /// The offsets of the function's parameters that hold cells, as the call being followed passes them.
         args: &'f HashMap<u32, Offsets>,
+        /// The `k`s with which a scalar parameter is the item's component `d` plus `k`, by (parameter, `d`), as the
+        /// call being followed passes them (a component handed alone, `at(item.x + 1u)`).
+        components: &'f Components,
         /// The item's dimensionality: its components past it are 0.
         dims: usize,
         /// The values on the path being followed (a loop's local stored from itself is not followed round).
         path: HashSet<Node>,
         /// The steps left ([`MAX_STEPS`]): a value shared along many paths is not followed past them.
         steps: u32,
+        /// The calls to the kernel's own functions, by result: what they return is followed into the callee.
+        calls: HashMap<Handle<Expression>, Call>,
+        /// How many calls deep `func` lies below the function whose indices are being followed.
+        depth: u32,
     }
-    impl Cells<'_> {
+    impl<'f> Cells<'f> {
+        fn new(
+            module: &'f naga::Module,
+            func: &'f Function,
+            (args, components): (&'f HashMap<u32, Offsets>, &'f Components),
+            dims: usize,
+            depth: u32,
+        ) -> Self {
+            let (locals, calls) = (local_values(func), own_calls(module, func));
+            let (path, steps) = (HashSet::new(), MAX_STEPS);
+            Cells { module, func, locals, args, components, dims, path, steps, calls, depth }
+        }
+        /// What a call with `arguments` passes a function: each argument's offsets as a cell, and as a component
+        /// of the item (by parameter and dimension); those that are neither are left out. `fresh`: each argument
+        /// gets [`MAX_STEPS`] of its own (else they share what is left).
+        fn passed(&mut self, arguments: &[Handle<Expression>], fresh: bool) -> (HashMap<u32, Offsets>, Components) {
+            let mut cells = HashMap::new();
+            let mut components = Components::new();
+            for (k, &a) in arguments.iter().enumerate() {
+                if fresh {
+                    self.steps = MAX_STEPS;
+                }
+                let o = self.cell(a);
+                if !o.is_empty() {
+                    cells.insert(k as u32, o);
+                }
+                // Scalars that are one of the item's components, plus or minus a constant.
+                for d in 0..3 {
+                    if fresh {
+                        self.steps = MAX_STEPS;
+                    }
+                    let ks = self.component(a, d);
+                    if !ks.is_empty() {
+                        components.insert((k as u32, d), ks);
+                    }
+                }
+            }
+            (cells, components)
+        }
+        /// What the function of the kernel's own whose call result `e` is returns (every `return` value), as
+        /// `what` finds it in that function given the call's arguments; nothing for no such call (or one too deep).
+        fn returned<T>(&mut self, e: Handle<Expression>, what: impl Fn(&mut Cells, Handle<Expression>) -> T) -> Vec<T> {
+            let Some((f, arguments)) = self.calls.get(&e).cloned().filter(|_| self.depth < MAX_CALL_DEPTH) else {
+                return Vec::new();
+            };
+            let (cells, components) = self.passed(&arguments, false);
+            let callee = &self.module.functions[f];
+            let mut values = Cells::new(self.module, callee, (&cells, &components), self.dims, self.depth + 1);
+            returns(callee).into_iter().map(|v| what(&mut values, v)).collect()
+        }
         fn enter(&mut self, node: Node) -> bool {
             self.steps = self.steps.saturating_sub(1);
             self.steps > 0 && self.path.insert(node)
@@ -106,6 +164,8 @@ pub fn item_offsets(
                 {
                     out.insert([0, 0, 0]);
                 }
+                // A function of the kernel's own: the cells it returns, given these arguments.
+                Expression::CallResult(_) => out.extend(self.returned(e, |v, r| v.cell(r)).into_iter().flatten()),
                 Expression::FunctionArgument(k) => out.extend(self.args.get(&k).into_iter().flatten()),
                 Expression::Binary {
                     op: op @ (naga::BinaryOperator::Add | naga::BinaryOperator::Subtract),
@@ -178,6 +238,10 @@ pub fn item_offsets(
                 }
                 Expression::As { expr, kind: naga::ScalarKind::Uint | naga::ScalarKind::Sint, .. } => {
                     out = self.component(expr, d);
+                }
+                Expression::FunctionArgument(k) => out.extend(self.components.get(&(k, d)).into_iter().flatten()),
+                Expression::CallResult(_) => {
+                    out.extend(self.returned(e, |v, r| v.component(r, d)).into_iter().flatten());
                 }
                 Expression::Load { pointer } => {
                     let held: Vec<usize> = self.locals.loads.get(&e).cloned().into_iter().flatten().collect();
@@ -282,29 +346,28 @@ pub fn item_offsets(
         }
     }
     /// Notes the offsets at which `func` indexes each box; `args` gives the offsets of the parameters that hold
-    /// cells around the item.
+    /// cells around the item, `components` those of the scalar parameters that hold one of its components (as
+    /// [`Cells::components`]).
     /// `last`: the item's last dimension, along which the flat index of a row-major cell runs.
     fn visit(
         module: &naga::Module,
         func: &Function,
-        args: &HashMap<u32, Offsets>,
+        (args, components): (&HashMap<u32, Offsets>, &Components),
         params_binding: Option<u32>,
         (depth, last): (u32, usize),
         out: &mut BTreeMap<u32, Offsets>,
     ) {
         let exprs = &func.expressions;
-        let mut items = args.values().any(|o| !o.is_empty());
-        each_statement(&func.body, &mut |s| {
-            if let Statement::Call { function, .. } = s {
-                let name = module.functions[*function].name.as_deref().unwrap_or("");
-                items |= matches!(name, "celer_item_1d" | "celer_item_2d" | "celer_item_3d");
-            }
-        });
+        // Items given, or taken here or in a function it calls (which may return one).
+        let items = args.values().any(|o| !o.is_empty())
+            || components.values().any(|k| !k.is_empty())
+            || crate::reachable_functions(module, func).into_iter().any(|h| {
+                matches!(module.functions[h].name.as_deref(), Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d"))
+            });
         if !items {
             return;
         }
-        let locals = local_values(func);
-        let mut values = Cells { module, func, locals, args, dims: last + 1, path: HashSet::new(), steps: MAX_STEPS };
+        let mut values = Cells::new(module, func, (args, components), last + 1, 0);
         // The celer_index calls at a known cell, by the handle of their result: the box's binding and the offsets.
         let mut cells: HashMap<Handle<Expression>, (u32, Offsets)> = HashMap::new();
         let mut calls = Vec::new();
@@ -328,15 +391,9 @@ pub fn item_offsets(
             }
         });
         for (f, arguments) in calls {
-            let passed: HashMap<u32, Offsets> = (0..arguments.len() as u32)
-                .map(|k| {
-                    values.steps = MAX_STEPS;
-                    (k, values.cell(arguments[k as usize]))
-                })
-                .filter(|(_, o)| !o.is_empty())
-                .collect();
-            if !passed.is_empty() {
-                visit(module, &module.functions[f], &passed, params_binding, (depth + 1, last), out);
+            let (passed, scalars) = values.passed(&arguments, true);
+            if !passed.is_empty() || !scalars.is_empty() {
+                visit(module, &module.functions[f], (&passed, &scalars), params_binding, (depth + 1, last), out);
             }
         }
         // `<b>[i ± k]` with `i = celer_index(pc.<b>, cell)`: the flat index's neighbour, k cells along the last
@@ -387,6 +444,6 @@ pub fn item_offsets(
             _ => None,
         })
         .unwrap_or(0);
-    visit(module, func, &HashMap::new(), params_binding, (0, last), &mut out);
+    visit(module, func, (&HashMap::new(), &HashMap::new()), params_binding, (0, last), &mut out);
     out.into_iter().filter(|(_, o)| !o.is_empty()).map(|(b, o)| (b, o.into_iter().collect())).collect()
 }
