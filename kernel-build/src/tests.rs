@@ -722,6 +722,27 @@ fn reflection_lists_the_bindings_indexed_with_the_item_itself() {
         }",
     );
     assert_eq!(deep, [("main".to_string(), vec![0])], "src three deep; dst only at cells built from the item");
+    // The item alone handed to helpers that name the box themselves (also passing it on beside a box they name),
+    // which slipped through before; one given a cell built from the item is not listed.
+    let named = indexed(
+        "fn at(b: CelerBox, item: vec3<u32>) -> u32 { return celer_index(b, item); }
+        fn load(c: vec3<u32>) -> f32 { return src[celer_index(pc.src, c)]; }
+        fn store(c: vec3<u32>, v: f32) { dst[at(pc.dst, c)] = v; }
+        @compute @workgroup_size(8, 8) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_2d(pc.chunk, gid);
+            store(vec3<u32>(item.y, 0u, 0u), load(item));
+        }",
+    );
+    assert_eq!(named, [("main".to_string(), vec![0])], "src through load; dst only at a cell built from the item");
+    let both = indexed(
+        "fn load(c: vec3<u32>) -> f32 { return src[celer_index(pc.src, c)]; }
+        fn store(c: vec3<u32>, v: f32) { dst[celer_index(pc.dst, c)] = v; }
+        @compute @workgroup_size(8, 8) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+            let item = celer_item_2d(pc.chunk, gid);
+            store(item, load(item));
+        }",
+    );
+    assert_eq!(both, [("main".to_string(), vec![0, 1])]);
 }
 
 /// A 1D task kernel with `head` (declarations after the parameter block and `out`) and workgroup size `wg`.

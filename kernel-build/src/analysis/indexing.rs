@@ -16,7 +16,8 @@ use crate::each_statement;
 /// `celer_item_Nd` call in the same function (through `let`s), and whose box is the parameter block's member for
 /// binding `k` (member `k + 1`: the chunk comes first); or such a box and item given to a function of the kernel's
 /// own that passes both parameters on to `celer_index` as they came, through helpers of any depth
-/// (`index_pairs`). `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Binding
+/// (`index_pairs`), or the item alone given to one that indexes with it a box it names itself
+/// (`fn at(c: vec3<u32>) -> f32 { return src[celer_index(pc.src, c)]; }` given `item`). `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Binding
 /// numbers, ascending, each once.
 ///
 /// An item has the entry point's dimensionality; `celer_index` reads it as a cell of the buffer bound there, so a
@@ -62,13 +63,19 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
         let from_item = |e: Handle<Expression>| is_item(func, &locals, &item_fn, e, 0);
         each_statement(&func.body, &mut |s| {
             let Statement::Call { function, arguments, .. } = s else { return };
-            // celer_index(pc.<box>, item) here, or a function of the kernel's own given both and passing them on.
-            for (b, i) in index_pairs(module, *function) {
-                if let (Some(&b), Some(&i)) = (arguments.get(b), arguments.get(i)) {
-                    if let Some(k) = crate::params_box(module, func, b, params_binding).filter(|_| from_item(i)) {
-                        out.insert(k);
-                    }
+            // celer_index(pc.<box>, item) here, or a function of the kernel's own given the item (and the box, or
+            // naming it itself) and passing them on.
+            for (b, i) in index_pairs(module, *function, params_binding) {
+                if !arguments.get(i).is_some_and(|&i| from_item(i)) {
+                    continue;
                 }
+                let k = match b {
+                    IndexBox::Param(b) => {
+                        arguments.get(b).and_then(|&b| crate::params_box(module, func, b, params_binding))
+                    }
+                    IndexBox::Binding(k) => Some(k),
+                };
+                out.extend(k);
             }
         });
     }
@@ -155,27 +162,42 @@ pub(crate) fn item_from_box(
     visit(module, &module.entry_points[entry_point].function, &[], params_binding, &mut HashSet::new())
 }
 
-/// The (box, item) parameter pairs of function `f` that reach `celer_index` as they came: `(0, 1)` for `celer_index`
-/// itself; for a function of the kernel's own, the pairs of its parameters it passes, unchanged, as such a pair to a
-/// function it calls (`fn load(b: CelerBox, item: vec3<u32>) -> f32 { return src[celer_index(b, item)]; }` gives
-/// (0, 1), and so does a function passing its own two parameters on to `load`). WGSL has no recursion, so the
-/// descent ends.
-fn index_pairs(module: &naga::Module, f: Handle<Function>) -> Vec<(usize, usize)> {
+/// The box a function indexes its item parameter with: one of its parameters, or a binding's box it names itself
+/// (`pc.src`, binding 0).
+#[derive(Clone, Copy)]
+enum IndexBox {
+    Param(usize),
+    Binding(u32),
+}
+
+/// The (box, item parameter) pairs of function `f` that reach `celer_index` as they came: `(Param(0), 1)` for
+/// `celer_index` itself; for a function of the kernel's own, the item parameters it passes, unchanged, to a
+/// function it calls as such a pair, with the box: its own parameter passed unchanged beside it
+/// (`fn load(b: CelerBox, item: vec3<u32>) -> f32 { return src[celer_index(b, item)]; }` gives `(Param(0), 1)`,
+/// and so does a function passing its own two parameters on to `load`), or the parameter block's member it names
+/// (`fn at(c: vec3<u32>) -> f32 { return src[celer_index(pc.src, c)]; }` gives `(Binding(0), 0)`). WGSL has no
+/// recursion, so the descent ends.
+fn index_pairs(module: &naga::Module, f: Handle<Function>, params_binding: Option<u32>) -> Vec<(IndexBox, usize)> {
     let func = &module.functions[f];
     if func.name.as_deref() == Some("celer_index") {
-        return vec![(0, 1)];
+        return vec![(IndexBox::Param(0), 1)];
     }
     let mut pairs = Vec::new();
     each_statement(&func.body, &mut |s| {
         let Statement::Call { function, arguments, .. } = s else { return };
-        for (b, i) in index_pairs(module, *function) {
-            if let (Some(&b), Some(&i)) = (arguments.get(b), arguments.get(i)) {
-                if let (Expression::FunctionArgument(b), Expression::FunctionArgument(i)) =
-                    (&func.expressions[b], &func.expressions[i])
-                {
-                    pairs.push((*b as usize, *i as usize));
-                }
-            }
+        for (b, i) in index_pairs(module, *function, params_binding) {
+            let Some(&Expression::FunctionArgument(i)) = arguments.get(i).map(|&i| &func.expressions[i]) else {
+                continue;
+            };
+            let b = match b {
+                IndexBox::Param(b) => match arguments.get(b).map(|&b| (b, &func.expressions[b])) {
+                    Some((_, &Expression::FunctionArgument(b))) => Some(IndexBox::Param(b as usize)),
+                    Some((b, _)) => crate::params_box(module, func, b, params_binding).map(IndexBox::Binding),
+                    None => None,
+                },
+                IndexBox::Binding(k) => Some(IndexBox::Binding(k)),
+            };
+            pairs.extend(b.map(|b| (b, i as usize)));
         }
     });
     pairs
