@@ -58,6 +58,7 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
             _ => false,
         }
     }
+    let mut pairs = HashMap::new();
     for func in funcs {
         let locals = local_values(func);
         let from_item = |e: Handle<Expression>| is_item(func, &locals, &item_fn, e, 0);
@@ -65,7 +66,7 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
             let Statement::Call { function, arguments, .. } = s else { return };
             // celer_index(pc.<box>, item) here, or a function of the kernel's own given the item (and the box, or
             // naming it itself) and passing them on.
-            for (b, i) in index_pairs(module, *function, params_binding) {
+            for (b, i) in index_pairs(module, *function, params_binding, &mut pairs) {
                 if !arguments.get(i).is_some_and(|&i| from_item(i)) {
                     continue;
                 }
@@ -164,7 +165,7 @@ pub(crate) fn item_from_box(
 
 /// The box a function indexes its item parameter with: one of its parameters, or a binding's box it names itself
 /// (`pc.src`, binding 0).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum IndexBox {
     Param(usize),
     Binding(u32),
@@ -176,8 +177,17 @@ enum IndexBox {
 /// (`fn load(b: CelerBox, item: vec3<u32>) -> f32 { return src[celer_index(b, item)]; }` gives `(Param(0), 1)`,
 /// and so does a function passing its own two parameters on to `load`), or the parameter block's member it names
 /// (`fn at(c: vec3<u32>) -> f32 { return src[celer_index(pc.src, c)]; }` gives `(Binding(0), 0)`). WGSL has no
-/// recursion, so the descent ends.
-fn index_pairs(module: &naga::Module, f: Handle<Function>, params_binding: Option<u32>) -> Vec<(IndexBox, usize)> {
+/// recursion, so the descent ends; `known` keeps each function's pairs, so that one called many times over is
+/// read once.
+fn index_pairs(
+    module: &naga::Module,
+    f: Handle<Function>,
+    params_binding: Option<u32>,
+    known: &mut HashMap<Handle<Function>, Vec<(IndexBox, usize)>>,
+) -> Vec<(IndexBox, usize)> {
+    if let Some(pairs) = known.get(&f) {
+        return pairs.clone();
+    }
     let func = &module.functions[f];
     if func.name.as_deref() == Some("celer_index") {
         return vec![(IndexBox::Param(0), 1)];
@@ -185,7 +195,7 @@ fn index_pairs(module: &naga::Module, f: Handle<Function>, params_binding: Optio
     let mut pairs = Vec::new();
     each_statement(&func.body, &mut |s| {
         let Statement::Call { function, arguments, .. } = s else { return };
-        for (b, i) in index_pairs(module, *function, params_binding) {
+        for (b, i) in index_pairs(module, *function, params_binding, known) {
             let Some(&Expression::FunctionArgument(i)) = arguments.get(i).map(|&i| &func.expressions[i]) else {
                 continue;
             };
@@ -200,6 +210,10 @@ fn index_pairs(module: &naga::Module, f: Handle<Function>, params_binding: Optio
             pairs.extend(b.map(|b| (b, i as usize)));
         }
     });
+    // Each pair once: a helper calling another many times over would otherwise repeat its pairs as often.
+    pairs.sort();
+    pairs.dedup();
+    known.insert(f, pairs.clone());
     pairs
 }
 
@@ -240,6 +254,9 @@ pub fn chunk_indexed(module: &naga::Module, entry_point: usize, params_binding: 
 /// index is built from `celer_index(pc.<member>, …)`, member 0 the chunk and `m` the box of binding `m - 1`.
 fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding: Option<u32>) -> Vec<(u32, u32)> {
     use std::collections::{BTreeSet, HashSet};
+    /// The members whose boxes what each function of the kernel's own returns is built from, by the function and
+    /// the members of its arguments.
+    type BoxMemo = std::cell::RefCell<HashMap<(Handle<Function>, Vec<BTreeSet<u32>>), BTreeSet<u32>>>;
     /// The members whose boxes index expression `e` of `func` is built from, through + and -: `boxes` gives those
     /// of the celer_index calls by their results. With `locals`, also through the values stored to a local
     /// variable, and the members `args` gives the function's parameters (as the call being followed passes them).
@@ -252,6 +269,8 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
         calls: &'f HashMap<Handle<Expression>, Call>,
         /// How many calls deep `func` lies below the one whose indices are being followed.
         depth: u32,
+        /// What the functions it calls return, shared with the functions it follows into.
+        memo: &'f BoxMemo,
         locals: Option<(&'f LocalValues, &'f [BTreeSet<u32>])>,
         /// The handles and entries of `held` on the path being followed (a loop's local stored from itself).
         path: HashSet<(bool, usize)>,
@@ -294,7 +313,15 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
                                 members
                             })
                             .collect();
-                        found.extend(returned(self.module, *f, &passed, self.params_binding, self.depth + 1));
+                        let key = (*f, passed);
+                        let known = self.memo.borrow().get(&key).cloned();
+                        let members = known.unwrap_or_else(|| {
+                            let at = (self.depth + 1, &mut self.steps);
+                            let members = returned(self.module, key.0, &key.1, self.params_binding, at, self.memo);
+                            self.memo.borrow_mut().insert(key, members.clone());
+                            members
+                        });
+                        found.extend(members);
                     }
                 }
                 _ => {}
@@ -333,13 +360,15 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
         boxes
     }
     /// The members whose boxes what function `f` returns (every `return` value) is built from, given `args`, the
-    /// members of its arguments; followed as an index through locals and parameters.
+    /// members of its arguments; followed as an index through locals and parameters, within `steps` (what the
+    /// caller has left, and what it gets back: a helper called many times over shares the caller's bound).
     fn returned(
         module: &naga::Module,
         f: Handle<Function>,
         args: &[BTreeSet<u32>],
         params_binding: Option<u32>,
-        depth: u32,
+        (depth, steps): (u32, &mut u32),
+        memo: &BoxMemo,
     ) -> BTreeSet<u32> {
         let func = &module.functions[f];
         let (boxes, calls, locals) =
@@ -351,15 +380,16 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
             boxes: &boxes,
             calls: &calls,
             depth,
+            memo,
             locals: Some((&locals, args)),
             path: HashSet::new(),
-            steps: MAX_STEPS,
+            steps: *steps,
         };
         let mut found = BTreeSet::new();
         for v in returns(func) {
-            sources.steps = MAX_STEPS;
             sources.of(v, &mut found);
         }
+        *steps = sources.steps;
         found
     }
     /// Notes the pairs of `func` into `out` (`args`: the members of its parameters), then follows each call to a
@@ -382,7 +412,7 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
                 }
             }
         });
-        let (locals, results) = (local_values(func), own_calls(module, func));
+        let (locals, results, memo) = (local_values(func), own_calls(module, func), BoxMemo::default());
         let mut direct = Sources {
             module,
             params_binding,
@@ -390,6 +420,7 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
             boxes: &boxes,
             calls: &results,
             depth: 0,
+            memo: &memo,
             locals: None,
             path: HashSet::new(),
             steps: MAX_STEPS,
@@ -401,6 +432,7 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
             boxes: &boxes,
             calls: &results,
             depth: 0,
+            memo: &memo,
             locals: Some((&locals, args)),
             path: HashSet::new(),
             steps: MAX_STEPS,

@@ -76,8 +76,15 @@ fn group0_binding<'m>(
 /// another.
 pub fn reads_old_contents(module: &naga::Module, entry_point: usize) -> Vec<u32> {
     /// Notes each binding's first use in `func` (`true`: a read), in program order: [`each_statement`] visits
-    /// statements as written, every branch in turn, and a call descends into its callee where it stands.
-    fn walk(module: &naga::Module, func: &Function, first: &mut std::collections::BTreeMap<u32, bool>) {
+    /// statements as written, every branch in turn, and a call descends into its callee where it stands, the
+    /// first time only (`walked`): every binding the callee uses has its first use noted by then, so walking it
+    /// again would note nothing (and a helper called many times over would be walked exponentially often).
+    fn walk(
+        module: &naga::Module,
+        func: &Function,
+        first: &mut std::collections::BTreeMap<u32, bool>,
+        walked: &mut std::collections::HashSet<Handle<Function>>,
+    ) {
         let binding = |pointer: Handle<Expression>| group0_binding(module, func, pointer).map(|(_, b)| b);
         each_statement(&func.body, &mut |s| match s {
             Statement::Emit(range) => {
@@ -99,13 +106,15 @@ pub fn reads_old_contents(module: &naga::Module, entry_point: usize) -> Vec<u32>
                     first.entry(b).or_insert(true);
                 }
             }
-            Statement::Call { function, .. } => walk(module, &module.functions[*function], first),
+            Statement::Call { function, .. } if walked.insert(*function) => {
+                walk(module, &module.functions[*function], first, walked)
+            }
             _ => {}
         });
     }
     let ep = &module.entry_points[entry_point].function;
     let mut first = std::collections::BTreeMap::new();
-    walk(module, ep, &mut first);
+    walk(module, ep, &mut first, &mut std::collections::HashSet::new());
     first.into_iter().filter_map(|(b, read)| read.then_some(b)).collect()
 }
 

@@ -34,7 +34,18 @@ pub fn item_offsets(
     use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
     type Offsets = BTreeSet<[i64; 3]>;
     /// The `k`s with which scalar parameters are the item's component `d` plus `k`, by (parameter, `d`).
-    type Components = HashMap<(u32, usize), BTreeSet<i64>>;
+    type Components = BTreeMap<(u32, usize), BTreeSet<i64>>;
+    /// The offsets of the parameters that hold cells around the item, by parameter.
+    type Args = BTreeMap<u32, Offsets>;
+    /// What a function returns, given its arguments: the cells around the item (its `return` values' offsets),
+    /// and the `k`s with which they are the item's component `d` plus `k`, by `d`.
+    #[derive(Clone, Default)]
+    struct Returned {
+        cells: Offsets,
+        components: [BTreeSet<i64>; 3],
+    }
+    /// What each function of the kernel's own returns, by the function and what its arguments hold.
+    type ReturnedMemo = std::rc::Rc<std::cell::RefCell<HashMap<(Handle<Function>, Args, Components), Returned>>>;
     /// The most offsets one value is taken to have (the combinations of a composed cell's components).
     const MAX_OFFSETS: usize = 64;
     /// The integer literal (or zero) an expression is.
@@ -75,7 +86,7 @@ pub fn item_offsets(
         func: &'f Function,
         locals: LocalValues,
         /// The offsets of the function's parameters that hold cells, as the call being followed passes them.
-        args: &'f HashMap<u32, Offsets>,
+        args: &'f Args,
         /// The `k`s with which a scalar parameter is the item's component `d` plus `k`, by (parameter, `d`), as the
         /// call being followed passes them (a component handed alone, `at(item.x + 1u)`).
         components: &'f Components,
@@ -89,24 +100,26 @@ pub fn item_offsets(
         calls: HashMap<Handle<Expression>, Call>,
         /// How many calls deep `func` lies below the function whose indices are being followed.
         depth: u32,
+        /// What the functions it calls return, shared with the functions it follows into.
+        memo: ReturnedMemo,
     }
     impl<'f> Cells<'f> {
         fn new(
             module: &'f naga::Module,
             func: &'f Function,
-            (args, components): (&'f HashMap<u32, Offsets>, &'f Components),
-            dims: usize,
-            depth: u32,
+            (args, components): (&'f Args, &'f Components),
+            (dims, depth): (usize, u32),
+            memo: ReturnedMemo,
         ) -> Self {
             let (locals, calls) = (local_values(func), own_calls(module, func));
             let (path, steps) = (HashSet::new(), MAX_STEPS);
-            Cells { module, func, locals, args, components, dims, path, steps, calls, depth }
+            Cells { module, func, locals, args, components, dims, path, steps, calls, depth, memo }
         }
         /// What a call with `arguments` passes a function: each argument's offsets as a cell, and as a component
         /// of the item (by parameter and dimension); those that are neither are left out. `fresh`: each argument
         /// gets [`MAX_STEPS`] of its own (else they share what is left).
-        fn passed(&mut self, arguments: &[Handle<Expression>], fresh: bool) -> (HashMap<u32, Offsets>, Components) {
-            let mut cells = HashMap::new();
+        fn passed(&mut self, arguments: &[Handle<Expression>], fresh: bool) -> (Args, Components) {
+            let mut cells = Args::new();
             let mut components = Components::new();
             for (k, &a) in arguments.iter().enumerate() {
                 if fresh {
@@ -129,16 +142,33 @@ pub fn item_offsets(
             }
             (cells, components)
         }
-        /// What the function of the kernel's own whose call result `e` is returns (every `return` value), as
-        /// `what` finds it in that function given the call's arguments; nothing for no such call (or one too deep).
-        fn returned<T>(&mut self, e: Handle<Expression>, what: impl Fn(&mut Cells, Handle<Expression>) -> T) -> Vec<T> {
+        /// What the function of the kernel's own whose call result `e` is returns (every `return` value), given
+        /// the call's arguments, within the steps left (once per function and arguments); nothing for no such call
+        /// (or one too deep).
+        fn returned(&mut self, e: Handle<Expression>) -> Returned {
             let Some((f, arguments)) = self.calls.get(&e).cloned().filter(|_| self.depth < MAX_CALL_DEPTH) else {
-                return Vec::new();
+                return Returned::default();
             };
             let (cells, components) = self.passed(&arguments, false);
+            let key = (f, cells, components);
+            if let Some(r) = self.memo.borrow().get(&key) {
+                return r.clone();
+            }
             let callee = &self.module.functions[f];
-            let mut values = Cells::new(self.module, callee, (&cells, &components), self.dims, self.depth + 1);
-            returns(callee).into_iter().map(|v| what(&mut values, v)).collect()
+            let memo = self.memo.clone();
+            let mut values = Cells::new(self.module, callee, (&key.1, &key.2), (self.dims, self.depth + 1), memo);
+            // The callee shares what is left of the caller's steps: a helper called many times over stays bounded.
+            values.steps = self.steps;
+            let mut found = Returned::default();
+            for v in returns(callee) {
+                found.cells.extend(values.cell(v));
+                for d in 0..3 {
+                    found.components[d].extend(values.component(v, d));
+                }
+            }
+            self.steps = values.steps;
+            self.memo.borrow_mut().insert(key, found.clone());
+            found
         }
         fn enter(&mut self, node: Node) -> bool {
             self.steps = self.steps.saturating_sub(1);
@@ -165,7 +195,7 @@ pub fn item_offsets(
                     out.insert([0, 0, 0]);
                 }
                 // A function of the kernel's own: the cells it returns, given these arguments.
-                Expression::CallResult(_) => out.extend(self.returned(e, |v, r| v.cell(r)).into_iter().flatten()),
+                Expression::CallResult(_) => out.extend(self.returned(e).cells),
                 Expression::FunctionArgument(k) => out.extend(self.args.get(&k).into_iter().flatten()),
                 Expression::Binary {
                     op: op @ (naga::BinaryOperator::Add | naga::BinaryOperator::Subtract),
@@ -240,9 +270,7 @@ pub fn item_offsets(
                     out = self.component(expr, d);
                 }
                 Expression::FunctionArgument(k) => out.extend(self.components.get(&(k, d)).into_iter().flatten()),
-                Expression::CallResult(_) => {
-                    out.extend(self.returned(e, |v, r| v.component(r, d)).into_iter().flatten());
-                }
+                Expression::CallResult(_) => out.extend(std::mem::take(&mut self.returned(e).components[d])),
                 Expression::Load { pointer } => {
                     let held: Vec<usize> = self.locals.loads.get(&e).cloned().into_iter().flatten().collect();
                     match exprs[pointer] {
@@ -352,7 +380,7 @@ pub fn item_offsets(
     fn visit(
         module: &naga::Module,
         func: &Function,
-        (args, components): (&HashMap<u32, Offsets>, &Components),
+        (args, components): (&Args, &Components),
         params_binding: Option<u32>,
         (depth, last): (u32, usize),
         out: &mut BTreeMap<u32, Offsets>,
@@ -367,7 +395,7 @@ pub fn item_offsets(
         if !items {
             return;
         }
-        let mut values = Cells::new(module, func, (args, components), last + 1, 0);
+        let mut values = Cells::new(module, func, (args, components), (last + 1, 0), ReturnedMemo::default());
         // The celer_index calls at a known cell, by the handle of their result: the box's binding and the offsets.
         let mut cells: HashMap<Handle<Expression>, (u32, Offsets)> = HashMap::new();
         let mut calls = Vec::new();
@@ -444,6 +472,6 @@ pub fn item_offsets(
             _ => None,
         })
         .unwrap_or(0);
-    visit(module, func, (&HashMap::new(), &HashMap::new()), params_binding, (0, last), &mut out);
+    visit(module, func, (&Args::new(), &Components::new()), params_binding, (0, last), &mut out);
     out.into_iter().filter(|(_, o)| !o.is_empty()).map(|(b, o)| (b, o.into_iter().collect())).collect()
 }
