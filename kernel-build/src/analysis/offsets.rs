@@ -18,12 +18,14 @@ use crate::each_statement;
 /// components, each plus or minus a constant (`vec3<u32>(item.x + 1u, item.y, item.z)`; past the item's
 /// dimensionality a `0u` stands for its component), and through local variables (each value stored to one that
 /// reaches the load, `local_values`; a component stored alone, `var p = item; p.x = p.x + 1u;`, replaces that
-/// component of what `p` held), also as a flat index kept in a `var`. An offset of zero (the item itself) is not
-/// listed. `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Conservative: a cell
-/// built otherwise (from a loop counter, a pushed scalar, a function's return value, a component handed alone
-/// to a function) is not followed, and a step taken in a loop (`p.x = p.x + 1u` in a loop body) is counted once,
-/// not per pass. `celer`'s
-/// `submit` refuses a task whose range mapper for that binding (`one_to_one`, a neighbourhood, a slice) does not
+/// component of what `p` held), also as a flat index kept in a `var`; a cell or component returned by a function
+/// of the kernel's own (given the call's arguments: `right(item)` with `fn right(c: vec3<u32>) -> vec3<u32> {
+/// return c + vec3<u32>(1u, 0u, 0u); }`), and a component handed alone to one that builds the cell of it
+/// (`src_at(item.x + 1u)` with `fn src_at(x: u32) -> f32 { return src[celer_index(pc.src, vec3<u32>(x, 0u,
+/// 0u))]; }`). An offset of zero (the item itself) is not listed. `params_binding` is as for
+/// [`reflect_with_params`](crate::reflect_with_params). Conservative: a cell built otherwise (from a loop counter
+/// or a pushed scalar, whose value only the run knows) is not followed, and a step taken in a loop (`p.x = p.x +
+/// 1u` in a loop body) is counted once, not per pass. `celer`'s `submit` refuses a task whose range mapper for that binding (`one_to_one`, a neighbourhood, a slice) does not
 /// declare those cells: the kernel would read or store cells the chunk's region does not hold, which come from
 /// another rank's last write only where declared.
 pub fn item_offsets(
