@@ -1,6 +1,7 @@
 // Kernels indexing their bindings in ways right on one rank only, written in the forms kernel-build's analyses
-// once let slip through (an index or cell kept in a `var`, handed to a function as a parameter, or composed of the
-// item's components), and one that uses those forms rightly. Used by tests/kernel_checks.rs, whose dry runs
+// once let slip through (an index or cell kept in a `var`, handed to a function as a parameter, composed of the
+// item's components, returned by a function, or a component handed alone to a function), and two that use those
+// forms rightly. Used by tests/kernel_checks.rs, whose dry runs
 // check that submit refuses each as it refuses the direct form.
 //
 // Bindings: 0 = src (read), 1 = dst (written).
@@ -18,6 +19,29 @@ var<immediate> pc: Params;
 
 fn put(i: u32, v: f32) {
     dst[i] = v;
+}
+
+// The cell's index in the index space: right for a buffer held whole from its origin only.
+fn idx(c: vec3<u32>) -> u32 {
+    return c.x;
+}
+
+// The cell's index in src's allocation: right for src only.
+fn src_index(c: vec3<u32>) -> u32 {
+    return celer_index(pc.src, c);
+}
+
+fn dst_index(c: vec3<u32>) -> u32 {
+    return celer_index(pc.dst, c);
+}
+
+// src at cell x of the index space (0 outside what the binding holds).
+fn src_at(x: u32) -> f32 {
+    let c = vec3<u32>(x, 0u, 0u);
+    if (celer_contains(pc.src, c)) {
+        return src[celer_index(pc.src, c)];
+    }
+    return 0.0;
 }
 
 // dst[item.x] through a `var`.
@@ -41,6 +65,16 @@ fn global_param(@builtin(global_invocation_id) gid: vec3<u32>) {
     put(item.x, 2.0 * src[celer_index(pc.src, item)]);
 }
 
+// dst[item.x] through idx's return value.
+@compute @workgroup_size(64)
+fn global_return(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let item = celer_item_1d(pc.chunk, gid);
+    if (!celer_contains(pc.chunk, item)) {
+        return;
+    }
+    dst[idx(item)] = 2.0 * src[celer_index(pc.src, item)];
+}
+
 // dst indexed with src's box through a `var`.
 @compute @workgroup_size(64)
 fn cross_var(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -61,6 +95,16 @@ fn cross_param(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let i = celer_index(pc.src, item);
     put(i, 2.0 * src[i]);
+}
+
+// dst indexed with src's box through src_index's return value (src indexed so rightly).
+@compute @workgroup_size(64)
+fn cross_return(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let item = celer_item_1d(pc.chunk, gid);
+    if (!celer_contains(pc.chunk, item)) {
+        return;
+    }
+    dst[src_index(item)] = 2.0 * src[src_index(item)];
 }
 
 // src read at item + 1 through a `var` whose component is stepped.
@@ -104,4 +148,25 @@ fn own(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var i = celer_index(pc.dst, item);
     put(i, 2.0 * src[celer_index(pc.src, vec3<u32>(item.x, item.y, item.z))]);
+}
+
+// src read at item + 1 through a component handed alone to src_at.
+@compute @workgroup_size(64)
+fn offset_component(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let item = celer_item_1d(pc.chunk, gid);
+    if (!celer_contains(pc.chunk, item)) {
+        return;
+    }
+    dst[celer_index(pc.dst, item)] = src_at(item.x + 1u);
+}
+
+// Right on any number of ranks: each binding indexed with its own box through a function's return value, and src
+// read at the item itself through a component handed alone.
+@compute @workgroup_size(64)
+fn own_returned(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let item = celer_item_1d(pc.chunk, gid);
+    if (!celer_contains(pc.chunk, item)) {
+        return;
+    }
+    dst[dst_index(item)] = 2.0 * src_at(item.x) + src[src_index(item)];
 }

@@ -1056,7 +1056,8 @@ fn a_kernel_indexing_a_buffer_with_its_items_coordinates_is_refused_unless_the_b
 #[test]
 fn indices_kept_in_a_var_handed_to_a_function_or_composed_of_the_items_components_are_refused_alike() {
     // Each of these ran, before kernel-build followed them, as its direct form does: right on one rank, wrong cells
-    // on two with exit 0. index_slips.wgsl writes them in the forms the analyses once let through.
+    // on two with exit 0. index_slips.wgsl writes them in the forms the analyses once let through (an index in a
+    // var, a parameter, a composed cell; an index returned by a helper, a component handed alone to one).
     let q = Queue::dry_run();
     let src = q.buffer_from(&[1.0f32; 64], [64]).named("src");
     let dst = q.buffer::<f32, 1>([64]).named("dst");
@@ -1066,7 +1067,7 @@ fn indices_kept_in_a_var_handed_to_a_function_or_composed_of_the_items_component
             task::parallel_for(&k, [64]).read(&src, access::one_to_one()).discard_write(&dst, access::one_to_one());
         q.submit(task.name(name))
     };
-    for entry in ["global_var", "global_param"] {
+    for entry in ["global_var", "global_param", "global_return"] {
         let e = submit(entry, "doubled").expect_err("dst indexed with item.x");
         assert!(matches!(*e.inner, TaskErrorKind::KernelGlobalIndex { number: 1, .. }), "{entry}: {e}");
         assert_has(
@@ -1077,7 +1078,7 @@ fn indices_kept_in_a_var_handed_to_a_function_or_composed_of_the_items_component
             ],
         );
     }
-    for entry in ["cross_var", "cross_param"] {
+    for entry in ["cross_var", "cross_param", "cross_return"] {
         let e = submit(entry, "doubled").expect_err("dst indexed with src's box");
         assert!(matches!(*e.inner, TaskErrorKind::KernelCrossIndexed { number: 1, box_number: 0, .. }), "{entry}: {e}");
         assert_has(
@@ -1088,7 +1089,7 @@ fn indices_kept_in_a_var_handed_to_a_function_or_composed_of_the_items_component
             )],
         );
     }
-    for entry in ["offset_var", "offset_composed"] {
+    for entry in ["offset_var", "offset_composed", "offset_component"] {
         let e = submit(entry, "shifted").expect_err("src read at item + 1");
         assert!(matches!(*e.inner, TaskErrorKind::KernelOffsetUndeclared { number: 0, .. }), "{entry}: {e}");
         assert_has(
@@ -1107,6 +1108,7 @@ fn indices_kept_in_a_var_handed_to_a_function_or_composed_of_the_items_component
         q.submit(halo.name("halo")).expect("item + 1 declared");
     }
     submit("own", "own").expect("each binding with its own box, through a var, a parameter and a composed item");
+    submit("own_returned", "own_returned").expect("each binding with its own box, through a return value");
 }
 
 #[test]
@@ -1124,8 +1126,8 @@ fn a_kernel_indexing_at_offsets_from_its_item_that_the_range_mapper_does_not_dec
         &message(Err(e), "step"),
         &[
             "kernel heat_1d::main indexes `src` (@binding(0)) at its item + [-1] (celer_index(pc.src, item ± …), also \
-             built of its components, kept in a var or handed to its own functions), but the task binds buffer B0 \"a\" \
-             there through read one_to_one, which does not declare that cell",
+             built of its components, kept in a var, handed to or returned by its own functions), but the task binds \
+             buffer B0 \"a\" there through read one_to_one, which does not declare that cell",
             "declare every cell it touches: access::neighborhood([1])",
         ],
     );

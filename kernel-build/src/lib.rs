@@ -815,24 +815,9 @@ pub fn reflect_with_params(
             });
         }
         // celer_item_Nd given another box of the parameter block than the chunk's (member 0).
-        for f in std::iter::once(&ep.function)
-            .chain(reachable_functions(module, &ep.function).into_iter().map(|h| &module.functions[h]))
-        {
-            let mut found = None;
-            each_statement(&f.body, &mut |s| {
-                if let Statement::Call { function, arguments, .. } = s {
-                    let name = module.functions[*function].name.as_deref().unwrap_or("");
-                    if matches!(name, "celer_item_1d" | "celer_item_2d" | "celer_item_3d") && !arguments.is_empty() {
-                        if let Some(m) = params_member(module, f, arguments[0], params_binding).filter(|&m| m >= 1) {
-                            found.get_or_insert((name.to_string(), m));
-                        }
-                    }
-                }
-            });
-            if let Some((call, m)) = found {
-                let member = params_members_name(module, params_binding, m).unwrap_or_else(|| format!("member {m}"));
-                return Err(ReflectError::ItemFromBox { entry_point: ep.name.clone(), call, member });
-            }
+        if let Some((call, m)) = analysis::item_from_box(module, i, params_binding) {
+            let member = params_members_name(module, params_binding, m).unwrap_or_else(|| format!("member {m}"));
+            return Err(ReflectError::ItemFromBox { entry_point: ep.name.clone(), call, member });
         }
         let lengths = if task_file(module, params_binding) { array_lengths(module, i) } else { Vec::new() };
         if let Some(&binding) = lengths.first() {

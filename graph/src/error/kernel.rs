@@ -316,8 +316,8 @@ pub(super) fn kernel_offset_undeclared(
     write!(
         f,
         "kernel {kernel} indexes `{binding}` (@binding({number})) at its item + {offset} \
-         (celer_index(pc.{binding}, item ± …), also built of its components, kept in a var or handed to its own \
-         functions), but the task binds {buffer} there through {access}, which does not declare that cell: at a \
+         (celer_index(pc.{binding}, item ± …), also built of its components, kept in a var, handed to or returned \
+         by its own functions), but the task binds {buffer} there through {access}, which does not declare that cell: at a \
          chunk's border it lies outside the chunk's region, so the kernel finds there no data from the rank that \
          wrote it (a stale cell, or its guard's fallback), and the results change with the number of ranks and \
          devices; declare every cell it touches: {hint}"
