@@ -194,6 +194,9 @@
 //! - `temporaries`: 120 buffers of 4 MiB, each written by a kernel, read back in part and dropped (a `wait` after
 //!   every 10): the process's resident memory (lavapipe's device memory is host memory) must stay within 64 MiB of
 //!   what it was after the first 20.
+//! - `fences-unwaited`: 1 200 fences of a 1 MiB buffer recorded in a loop and dropped without a wait, then one
+//!   waited for: it holds the buffer's data, and the resident memory grew by less than 512 MiB (each fence the
+//!   runtime had not yet answered held its staging buffer and answer: 1.2 GB more before `FENCE_DATA_BACKLOG`).
 //! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 //! - `bad-element`: a host task writes an `f32` buffer as `i32`; the panic points at its line, naming both types.
@@ -683,6 +686,32 @@ fn temporaries() -> Result<(), String> {
             "resident memory grew by {} MiB over 100 temporary buffers of 4 MiB, each dropped",
             grown / 1024
         ));
+    }
+    Ok(())
+}
+
+/// Fences recorded faster than the runtime answers them: 1 200 fences of a 1 MiB buffer dropped unwaited, then one
+/// waited for, which must hold the data; the resident memory must grow by less than 512 MiB (before
+/// `FENCE_DATA_BACKLOG` bounded what unanswered fences read back, it grew by about 1.2 GB here: the runtime, far
+/// behind, read back every fence at once, a staging buffer and an answer each).
+fn fences_unwaited() -> Result<(), String> {
+    const CELLS: usize = 1 << 18;
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let data: Vec<u32> = (0..CELLS as u32).collect();
+    let a = q.buffer_from(&data, [CELLS]).named("snapshot");
+    q.wait();
+    let before = resident_kib()?;
+    for _ in 0..1200 {
+        drop(q.fence(&a).map_err(|e| e.to_string())?);
+    }
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    q.wait();
+    if got != data {
+        return Err("the last fence did not return the buffer's data".into());
+    }
+    let grown = resident_kib()?.saturating_sub(before);
+    if grown > 512 * 1024 {
+        return Err(format!("resident memory grew by {} MiB over 1 200 unwaited fences of 1 MiB", grown / 1024));
     }
     Ok(())
 }
@@ -2540,6 +2569,9 @@ fn check_cases() -> Vec<String> {
     let (status, stderr, _) = run_case("temporaries", &[]);
     check("temporaries", status.success(), "the memory of dropped buffers that kernels wrote to be freed", &stderr);
 
+    let (status, stderr, _) = run_case("fences-unwaited", &[]);
+    check("fences-unwaited", status.success(), "unwaited fences to hold bounded memory", &stderr);
+
     let (status, stderr, _) = run_case("second-queue", &[]);
     check(
         "second-queue",
@@ -2696,6 +2728,7 @@ fn main() -> ExitCode {
             Some("fence-in-host") => fence_in_host(),
             Some("second-queue") => second_queue(),
             Some("temporaries") => temporaries(),
+            Some("fences-unwaited") => fences_unwaited(),
             Some("unwritable-output") => {
                 let below_file = std::env::current_exe().expect("own path").join("out");
                 default_env("CELER_DUMP_GRAPHS", &below_file.join("graphs").to_string_lossy());

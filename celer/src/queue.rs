@@ -374,6 +374,8 @@ impl Queue {
             creation_data: std::collections::HashMap::new(),
             dropped_data: std::collections::VecDeque::new(),
             dropped_data_bytes: 0,
+            pending_fences: std::collections::VecDeque::new(),
+            pending_fence_bytes: 0,
             cache: SubmitCache::default(),
         };
         Ok(Self { rec: RefCell::new(rec), runtime })
@@ -781,6 +783,9 @@ impl Queue {
     }
 
     /// Records a fence that hands the buffer's contents back to the program through [`Fence::wait`].
+    /// Like `submit`, it blocks while the runtime is far behind, and also while the fences recorded before it that
+    /// the runtime has not yet answered read back more than
+    /// [`FENCE_DATA_BACKLOG`](celer_scheduler::runtime::FENCE_DATA_BACKLOG) bytes.
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
@@ -886,6 +891,8 @@ impl Queue {
             // A fence is a task like any other: the program must not get further ahead of the runtime with
             // fences it does not wait for than with tasks (each queued fence holds its task's records).
             rec.hold_back(rt);
+            let bytes = fenced.2.area() as u64 * std::mem::size_of::<T>() as u64;
+            rec.hold_back_fence(rt, task, bytes);
             (rx, rt.watch())
         });
         Ok(Fence { task, range, fenced, data, _element: PhantomData })

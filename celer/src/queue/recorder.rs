@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use celer_scheduler::graph::{BufferId, EpochAction, TaskId};
-use celer_scheduler::runtime::{RuntimeHandle, CREATION_DATA_BACKLOG};
+use celer_scheduler::runtime::{RuntimeHandle, CREATION_DATA_BACKLOG, FENCE_DATA_BACKLOG};
 use celer_scheduler::sim::Simulation;
 
 use crate::intern::SubmitCache;
@@ -40,6 +40,10 @@ pub(super) struct Recorder {
     /// sum.
     pub(super) dropped_data: std::collections::VecDeque<(TaskId, u64)>,
     pub(super) dropped_data_bytes: u64,
+    /// Fences recorded that the runtime may not have answered yet: the fence task and the bytes it reads back,
+    /// oldest first; and their sum, for [`FENCE_DATA_BACKLOG`].
+    pub(super) pending_fences: std::collections::VecDeque<(TaskId, u64)>,
+    pub(super) pending_fence_bytes: u64,
 }
 
 /// After this many waits, a program that waits more often than every [`FREQUENT_WAIT_TASKS`] tasks is warned.
@@ -147,6 +151,35 @@ impl Recorder {
         if let Some(before) = newest_waited {
             rt.wait_until_completed(before);
         }
+    }
+
+    /// After fence `task`, which reads back `bytes`, was recorded: blocks while the fences recorded before it that
+    /// the runtime has not yet answered read back more than [`FENCE_DATA_BACKLOG`], until it has answered the
+    /// oldest of them down to half of it (or has nothing left to run), so that a program recording fences in a
+    /// loop (waited for later, or dropped unwaited) holds bounded memory however far the runtime falls behind. The
+    /// new fence itself is never waited for here, however large.
+    pub(super) fn hold_back_fence(&mut self, rt: &RuntimeHandle, task: TaskId, bytes: u64) {
+        let completed_before = rt.completed_before();
+        while let Some(&(t, b)) = self.pending_fences.front() {
+            if t.0 >= completed_before {
+                break;
+            }
+            self.pending_fences.pop_front();
+            self.pending_fence_bytes -= b;
+        }
+        if self.pending_fence_bytes + bytes > FENCE_DATA_BACKLOG {
+            let mut newest_waited = None;
+            while self.pending_fence_bytes + bytes > FENCE_DATA_BACKLOG / 2 {
+                let Some((t, b)) = self.pending_fences.pop_front() else { break };
+                self.pending_fence_bytes -= b;
+                newest_waited = Some(t);
+            }
+            if let Some(t) = newest_waited {
+                rt.wait_until_completed(TaskId(t.0 + 1));
+            }
+        }
+        self.pending_fences.push_back((task, bytes));
+        self.pending_fence_bytes += bytes;
     }
 
     /// Forgets the dropped buffers' creation data that the runtime has freed: theirs whose tasks all completed

@@ -352,6 +352,15 @@ pub const MESSAGE_BACKLOG: u64 = 1024;
 /// data (8 GB for 1 MiB buffers under the default).
 pub const CREATION_DATA_BACKLOG: u64 = 256 << 20;
 
+/// The most bytes that fences the runtime has not yet answered may read back: recording a fence blocks while
+/// those of the fences recorded before it exceed this, until the runtime has answered the oldest of them down to
+/// half of this. Each fence in flight holds a staging buffer and the answer of its box's size; fences make no
+/// horizons of their own (only `CELER_HORIZON_MAX_PARALLELISM` of them in the front do), so without it a program
+/// recording fences faster than the runtime answers them (fences dropped unwaited, or kept to wait for later)
+/// held `CELER_SUBMIT_AHEAD` horizons' worth (8 192 fences: 8 GiB for a 1 MiB buffer; 3 000 fences of a 1 MiB
+/// buffer took 3.1 GB).
+pub const FENCE_DATA_BACKLOG: u64 = 256 << 20;
+
 /// Blocks until `handled` is at least `target`, or `gone()` says the runtime thread ended; `wake` nudges that
 /// thread (it may be parked) between polls.
 fn wait_handled(handled: &AtomicU64, target: u64, gone: impl Fn() -> bool, wake: impl Fn()) {
