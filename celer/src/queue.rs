@@ -376,6 +376,8 @@ impl Queue {
             dropped_data_bytes: 0,
             pending_fences: std::collections::VecDeque::new(),
             pending_fence_bytes: 0,
+            dropped_buffers: std::collections::VecDeque::new(),
+            dropped_buffer_bytes: 0,
             cache: SubmitCache::default(),
         };
         Ok(Self { rec: RefCell::new(rec), runtime })
@@ -450,13 +452,15 @@ impl Queue {
                  no more); drop the #[repr(align(N))] of N > 16"
             )
         };
-        check_buffer_size::<T, D>(range);
+        let cells = check_buffer_size::<T, D>(range);
         let mut rec = self.rec_mut(if data.is_some() { "Queue::buffer_from" } else { "Queue::buffer" });
         let id = BufferId(rec.next_buffer);
         rec.next_buffer += 1;
         // With its shape: an empty buffer's box (all zeros) would lose it, and messages print it.
         rec.sim.create_buffer(id, D, celer_scheduler::graph::BufferExtent::new(&range), data.is_some(), None);
         if let Some(rt) = &self.runtime {
+            // check_buffer_size refused sizes beyond isize::MAX bytes.
+            rec.hold_back_buffers(rt, (cells * std::mem::size_of::<T>()) as u64);
             if let Some(d) = data {
                 rec.hold_back_data(rt, id, std::mem::size_of_val(d) as u64);
             }

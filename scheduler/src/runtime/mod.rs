@@ -80,7 +80,10 @@ pub use host::{fence_wait_deadlock, HostContext, HostFn, HostPayload, ObjectValu
 pub use kernel::{KernelPayload, KERNEL_CELLS};
 pub use panics::panic_text;
 pub use reduction::{same_element, CombineFn, CustomReduction, ScalarKind};
-pub use thread::{Message, NewBuffer, RuntimeHandle, CREATION_DATA_BACKLOG, FENCE_DATA_BACKLOG, MESSAGE_BACKLOG};
+pub use thread::{
+    Message, NewBuffer, RuntimeHandle, CREATION_DATA_BACKLOG, DROPPED_BUFFER_BACKLOG, FENCE_DATA_BACKLOG,
+    MESSAGE_BACKLOG,
+};
 pub use watch::Watch;
 
 use std::collections::VecDeque;

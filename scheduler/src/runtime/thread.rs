@@ -352,6 +352,17 @@ pub const MESSAGE_BACKLOG: u64 = 1024;
 /// data (8 GB for 1 MiB buffers under the default).
 pub const CREATION_DATA_BACKLOG: u64 = 256 << 20;
 
+/// The most bytes of buffers the program dropped whose tasks may not have run yet (each counted at its whole size,
+/// what one rank allocates at most): creating a buffer blocks while more would be held, until the runtime has run
+/// the tasks of the oldest of them down to half of this. A dropped buffer's device allocation is freed once the
+/// commands before its drop completed, but a program creating a temporary per step (`let tmp = q.buffer(..)` in
+/// its loop, written and read by kernels, dropped at the end of the step) ran `CELER_SUBMIT_AHEAD` horizons ahead of
+/// the runtime, whose kernels were all started at once, each temporary allocated: 150 steps with a 16 MiB temporary
+/// held 5 GB on one rank (now 0.64 GB; 2-core VM, lavapipe; device memory on a GPU, 512 steps' worth under the
+/// default), 1 500 kernels each writing a temporary of 1 MiB 2.1 GB more (now 0.5 GB). A program whose steps each drop more than
+/// half of this waits, at each creation, for the steps before to run.
+pub const DROPPED_BUFFER_BACKLOG: u64 = 256 << 20;
+
 /// The most bytes that fences the runtime has not yet answered may read back: recording a fence blocks while
 /// those of the fences recorded before it exceed this, until the runtime has answered the oldest of them down to
 /// half of this. Each fence in flight holds a staging buffer and the answer of its box's size; fences make no
