@@ -199,7 +199,7 @@
 //!   runtime had not yet answered held its staging buffer and answer: 1.2 GB more before `FENCE_DATA_BACKLOG`).
 //! - `host-reads`: 1 500 host tasks that read a 1 MiB buffer, submitted in a loop without a wait: each sees the
 //!   buffer's data, and the resident memory grew by less than 512 MiB (they do not depend on each other, and each
-//!   started one held its view: 3 GB more before `HOST_TASKS_PER_THREAD`).
+//!   started one held its view: 3 GB more before `HOST_VIEW_BACKLOG`).
 //! - `temporaries-unwaited`: 1 500 temporary buffers of 1 MiB, each written by a kernel and dropped, without a
 //!   wait: the resident memory grew by less than 768 MiB (the kernels of `CELER_SUBMIT_AHEAD` horizons' worth of
 //!   them started at once, each temporary allocated: 2.3 GB more on one rank before `DROPPED_BUFFER_BACKLOG`).

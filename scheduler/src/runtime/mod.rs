@@ -100,12 +100,15 @@ use celer_graph::{
 };
 use smallvec::SmallVec;
 
-/// Host tasks a rank starts at once per host thread (`CELER_HOST_THREADS`): a started host task holds its views
-/// (the bounding box of each accessor's region, downloaded) until it completes, and host tasks that only read a
-/// buffer do not depend on each other, so all of them were ready at once: 3 000 host tasks reading a 1 MiB buffer,
-/// submitted in a loop, held 6.2 GB on one rank (2-core VM, lavapipe). Four per thread keeps each worker a few jobs
-/// ahead while the next ones' inputs download.
-pub const HOST_TASKS_PER_THREAD: usize = 4;
+/// The most bytes of views that the host tasks a rank (a device loop) started and that have not completed may hold:
+/// a host task is not started while those of the others reach this, until one of them completes. A started host
+/// task holds its views (the bounding box of each accessor's region, downloaded) until it completes, and host tasks
+/// that only read a buffer do not depend on each other, so all of them were ready at once and started: 3 000 host
+/// tasks reading a 1 MiB buffer, submitted in a loop, held 6.2 GB on one rank and took 18 s (2-core VM, lavapipe;
+/// now 220 MB and 2.2 s). Counted in bytes rather than tasks: a count of 4 per host thread slowed 20 000 host tasks
+/// of 16-byte views by a quarter (fewer downloads to a batch); 64 MiB still lets 64 host tasks of 1 MiB views
+/// wait for the workers.
+pub const HOST_VIEW_BACKLOG: usize = 64 << 20;
 
 /// The most started commands' boxes [`RankLoop`] keeps to reuse for new commands.
 const SPARE_COMMANDS: usize = 1024;
@@ -214,11 +217,10 @@ pub struct RankLoop<'c> {
     /// How many queued commands a step scans for ready ones (`CELER_LOOKAHEAD`).
     lookahead: usize,
     /// Host-task commands started and not yet complete (their inputs downloading, queued for or running on a
-    /// worker, held for the divergence check, or uploading what they wrote); at most `host_ahead` of them.
-    host_started: IdSet<CommandId>,
-    /// How many host tasks may be started at once ([`HOST_TASKS_PER_THREAD`] per host thread): each holds its
-    /// views (the bounding boxes of its accessors' regions) from its start to its completion.
-    host_ahead: usize,
+    /// worker, held for the divergence check, or uploading what they wrote), with the bytes of their views; and
+    /// the sum of those, which [`HOST_VIEW_BACKLOG`] bounds.
+    host_started: HashMap<CommandId, usize>,
+    host_view_bytes: usize,
     /// `CELER_OVERLAP`: run the interior of kernels that wait for transfers early, if it has this many cells.
     overlap: Option<usize>,
     /// Execution commands whose interior already runs (or was collected), with that interior; the rest of the
@@ -401,8 +403,8 @@ impl<'c> RankLoop<'c> {
             pending_buffer_downloads: 0,
             open_refs: false,
             lookahead: runtime.lookahead,
-            host_started: IdSet::default(),
-            host_ahead: runtime.host_threads.max(1) * HOST_TASKS_PER_THREAD,
+            host_started: HashMap::default(),
+            host_view_bytes: 0,
             overlap: runtime.overlap,
             interiors: HashMap::default(),
             no_interior: IdSet::default(),
@@ -694,9 +696,8 @@ impl<'c> RankLoop<'c> {
                 i += 1;
                 continue;
             }
-            let host_task = self.host_started.len() >= self.host_ahead && self.is_host_task(&self.commands[i]);
-            if host_task {
-                // Enough host tasks hold their views already: this one starts once one of them completes
+            if self.host_view_bytes >= HOST_VIEW_BACKLOG && self.is_host_task(&self.commands[i]) {
+                // The host tasks started hold enough views already: this one starts once one of them completes
                 // (`mark_done` rescans), so a program submitting host tasks far faster than they run does not
                 // hold every one's views at once.
                 window += 1;
@@ -708,12 +709,6 @@ impl<'c> RankLoop<'c> {
             // GPU work of every command started goes into the open batch, in start order.
             match self.start(&cmd)? {
                 Some(flight) => {
-                    if matches!(
-                        flight,
-                        InFlight::Host(..) | InFlight::HeldHost(..) | InFlight::Gpu(_, AfterGpu::HostInputs { .. })
-                    ) {
-                        self.host_started.insert(cmd.id);
-                    }
                     self.note_gpu_tail(cmd.id, &flight);
                     self.retire_due |= !matches!(flight, InFlight::Gpu(..));
                     self.in_flight.push((cmd.id, flight));
@@ -767,7 +762,9 @@ impl<'c> RankLoop<'c> {
         self.ready_changed = true;
         self.stats.commands += 1;
         if !self.host_started.is_empty() {
-            self.host_started.remove(&id);
+            if let Some(bytes) = self.host_started.remove(&id) {
+                self.host_view_bytes -= bytes;
+            }
         }
         if !self.gpu_tail.is_empty() {
             self.gpu_tail.remove(&id);
