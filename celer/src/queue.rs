@@ -374,8 +374,7 @@ impl Queue {
             creation_data: std::collections::HashMap::new(),
             dropped_data: std::collections::VecDeque::new(),
             dropped_data_bytes: 0,
-            pending_fences: std::collections::VecDeque::new(),
-            pending_fence_bytes: 0,
+            fence_bytes_recorded: 0,
             dropped_buffers: std::collections::VecDeque::new(),
             dropped_buffer_bytes: 0,
             cache: SubmitCache::default(),
@@ -896,7 +895,7 @@ impl Queue {
             // fences it does not wait for than with tasks (each queued fence holds its task's records).
             rec.hold_back(rt);
             let bytes = fenced.2.area() as u64 * std::mem::size_of::<T>() as u64;
-            rec.hold_back_fence(rt, task, bytes);
+            rec.hold_back_fence(rt, bytes);
             (rx, rt.watch())
         });
         Ok(Fence { task, range, fenced, data, _element: PhantomData })

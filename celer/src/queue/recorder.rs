@@ -40,10 +40,9 @@ pub(super) struct Recorder {
     /// sum.
     pub(super) dropped_data: std::collections::VecDeque<(TaskId, u64)>,
     pub(super) dropped_data_bytes: u64,
-    /// Fences recorded that the runtime may not have answered yet: the fence task and the bytes it reads back,
-    /// oldest first; and their sum, for [`FENCE_DATA_BACKLOG`].
-    pub(super) pending_fences: std::collections::VecDeque<(TaskId, u64)>,
-    pub(super) pending_fence_bytes: u64,
+    /// The bytes of fence data recorded so far, each fence counted at most at [`FENCE_DATA_BACKLOG`] (the runtime
+    /// counts those it answered alike).
+    pub(super) fence_bytes_recorded: u64,
     /// Buffers dropped whose tasks may not have run yet (so whose device allocation the runtime may hold): the next
     /// task id at the drop and the buffer's size in bytes, oldest first; and their sum, for
     /// [`DROPPED_BUFFER_BACKLOG`].
@@ -192,34 +191,19 @@ impl Recorder {
         }
     }
 
-    /// After fence `task`, which reads back `bytes`, was recorded: blocks while the fences recorded before it that
-    /// the runtime has not yet answered read back more than [`FENCE_DATA_BACKLOG`], until it has answered the
-    /// oldest of them down to half of it (or has nothing left to run), so that a program recording fences in a
-    /// loop (waited for later, or dropped unwaited) holds bounded memory however far the runtime falls behind. The
-    /// new fence itself is never waited for here, however large.
-    pub(super) fn hold_back_fence(&mut self, rt: &RuntimeHandle, task: TaskId, bytes: u64) {
+    /// After a fence that reads back `bytes` was recorded: blocks while the fences recorded before it that the
+    /// runtime has not yet answered read back more than [`FENCE_DATA_BACKLOG`], until it has answered them down to
+    /// half of it (or has nothing left to run), so that a program recording fences in a loop (waited for later,
+    /// or dropped unwaited) holds bounded memory however far the runtime falls behind. The new fence itself is
+    /// never waited for here, however large; nor is any task the fences do not wait for.
+    pub(super) fn hold_back_fence(&mut self, rt: &RuntimeHandle, bytes: u64) {
+        // Counted at most at the bound, as the runtime counts its answers: sums cannot overflow.
         let bytes = bytes.min(FENCE_DATA_BACKLOG);
-        let completed_before = rt.completed_before();
-        while let Some(&(t, b)) = self.pending_fences.front() {
-            if t.0 >= completed_before {
-                break;
-            }
-            self.pending_fences.pop_front();
-            self.pending_fence_bytes -= b;
+        let pending = self.fence_bytes_recorded.saturating_sub(rt.fence_bytes_answered());
+        if pending > FENCE_DATA_BACKLOG {
+            rt.wait_fence_bytes(self.fence_bytes_recorded - FENCE_DATA_BACKLOG / 2);
         }
-        if self.pending_fence_bytes + bytes > FENCE_DATA_BACKLOG {
-            let mut newest_waited = None;
-            while self.pending_fence_bytes + bytes > FENCE_DATA_BACKLOG / 2 {
-                let Some((t, b)) = self.pending_fences.pop_front() else { break };
-                self.pending_fence_bytes -= b;
-                newest_waited = Some(t);
-            }
-            if let Some(t) = newest_waited {
-                rt.wait_until_completed(TaskId(t.0 + 1));
-            }
-        }
-        self.pending_fences.push_back((task, bytes));
-        self.pending_fence_bytes += bytes;
+        self.fence_bytes_recorded += bytes;
     }
 
     /// Forgets the dropped buffers' creation data that the runtime has freed: theirs whose tasks all completed

@@ -184,6 +184,9 @@ pub struct RankLoop<'c> {
     done: IdSet<CommandId>,
     watermark: u64,
     fences: HashMap<TaskId, mpsc::SyncSender<Vec<u8>>>,
+    /// The bytes of fence data answered so far (each fence at most [`FENCE_DATA_BACKLOG`]), published to the
+    /// application thread for the back-pressure of fences.
+    fence_bytes_answered: u64,
     epochs: HashMap<TaskId, mpsc::SyncSender<()>>,
     /// The previous horizon executed: when the next one runs, everything before this one is pruned.
     last_horizon: Option<TaskId>,
@@ -387,6 +390,7 @@ impl<'c> RankLoop<'c> {
             // C0 (the initial epoch) is complete from the start.
             watermark: 1,
             fences: HashMap::default(),
+            fence_bytes_answered: 0,
             epochs: HashMap::default(),
             last_horizon: None,
             dropped: Vec::new(),

@@ -109,6 +109,7 @@ impl RuntimeHandle {
             tasks: AtomicU64::new(0),
             drained_after: AtomicU64::new(0),
             handled: AtomicU64::new(0),
+            fence_bytes: AtomicU64::new(0),
             beat: Beat::default(),
         });
         let p = Arc::clone(&progress);
@@ -164,6 +165,44 @@ impl RuntimeHandle {
             u64::MAX
         } else {
             self.progress.tasks.load(Ordering::Acquire)
+        }
+    }
+
+    /// The bytes of fence data the runtime has answered so far, each fence counted at most at
+    /// [`FENCE_DATA_BACKLOG`] (the application thread counts those of the fences it records alike).
+    pub fn fence_bytes_answered(&self) -> u64 {
+        self.progress.fence_bytes.load(Ordering::Acquire)
+    }
+
+    /// Blocks until the runtime has answered `target` bytes of fence data ([`fence_bytes_answered`]), or has
+    /// nothing left to run, or its thread is gone: the back-pressure of fences (`FENCE_DATA_BACKLOG`). Unlike
+    /// [`wait_until_completed`](Self::wait_until_completed), it does not wait for tasks the fences do not wait
+    /// for (a slow host task recorded before them).
+    ///
+    /// [`fence_bytes_answered`]: Self::fence_bytes_answered
+    pub fn wait_fence_bytes(&self, target: u64) {
+        let mut polls = 0u32;
+        let mut watched: Option<(Watch, Heartbeat)> = None;
+        while self.progress.fence_bytes.load(Ordering::Acquire) < target {
+            let drained = self.progress.drained_after.load(Ordering::Acquire) == self.sent.load(Ordering::Relaxed);
+            if drained || self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                return;
+            }
+            self.wake();
+            polls += 1;
+            if polls < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+                if polls.is_multiple_of(1024) {
+                    let (watch, last) = watched.get_or_insert_with(|| {
+                        let watch = self.watch();
+                        let start = watch.start();
+                        (watch, start)
+                    });
+                    watch.check(last);
+                }
+            }
         }
     }
 
@@ -643,8 +682,9 @@ pub(super) fn run(
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
     // Messages handled so far (the application counts those it sent).
     let mut handled: u64 = 0;
-    // What `progress` holds: (tasks, drained_after, handled).
+    // What `progress` holds: (tasks, drained_after, handled), and the fence bytes answered.
     let mut published = (0u64, 0u64, 0u64);
+    let mut published_fence_bytes = 0u64;
     let mut idle = super::idle::IdleClock::new(last, runtime.stall_timeout);
     let mut long_wait = runtime.stall_timeout.map(LongWait::new);
     for l in loops.iter_mut() {
@@ -713,6 +753,12 @@ pub(super) fn run(
         let tasks = loops.iter().map(|l| l.progress().min(l.divergence_hold().unwrap_or(u64::MAX))).min().unwrap_or(0);
         let drained =
             if loops.iter().all(|l| l.is_drained() && l.divergence_hold().is_none()) { handled } else { u64::MAX };
+        // Before `drained`: a waiter that sees the loops drained must find every fence answered counted.
+        let fence_bytes = loops.iter().map(|l| l.fence_bytes_answered).sum::<u64>();
+        if fence_bytes != published_fence_bytes {
+            published_fence_bytes = fence_bytes;
+            progress.fence_bytes.store(fence_bytes, Ordering::Release);
+        }
         if (tasks, drained, handled) != published {
             published = (tasks, drained, handled);
             progress.handled.store(handled, Ordering::Release);
