@@ -402,7 +402,8 @@ pub const CREATION_DATA_BACKLOG: u64 = 256 << 20;
 /// half of this waits, at each creation, for the steps before to run.
 pub const DROPPED_BUFFER_BACKLOG: u64 = 256 << 20;
 
-/// The most bytes that fences the runtime has not yet answered may read back: recording a fence blocks while
+/// The most bytes that fences the runtime has not yet answered may read back (on a rank of several devices, which
+/// each read every fence back, over all of them): recording a fence blocks while
 /// those of the fences recorded before it exceed this, until the runtime has answered the oldest of them down to
 /// half of this. Each fence in flight holds a staging buffer and the answer of its box's size; fences make no
 /// horizons of their own (only `CELER_HORIZON_MAX_PARALLELISM` of them in the front do), so without it a program
@@ -753,8 +754,9 @@ pub(super) fn run(
         let tasks = loops.iter().map(|l| l.progress().min(l.divergence_hold().unwrap_or(u64::MAX))).min().unwrap_or(0);
         let drained =
             if loops.iter().all(|l| l.is_drained() && l.divergence_hold().is_none()) { handled } else { u64::MAX };
-        // Before `drained`: a waiter that sees the loops drained must find every fence answered counted.
-        let fence_bytes = loops.iter().map(|l| l.fence_bytes_answered).sum::<u64>();
+        // Before `drained`: a waiter that sees the loops drained must find every fence answered counted. Every
+        // device's loop answers every fence (`fan_out`), each reading back its data: the slowest counts.
+        let fence_bytes = loops.iter().map(|l| l.fence_bytes_answered).min().unwrap_or(0);
         if fence_bytes != published_fence_bytes {
             published_fence_bytes = fence_bytes;
             progress.fence_bytes.store(fence_bytes, Ordering::Release);
