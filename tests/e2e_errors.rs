@@ -194,6 +194,15 @@
 //! - `temporaries`: 120 buffers of 4 MiB, each written by a kernel, read back in part and dropped (a `wait` after
 //!   every 10): the process's resident memory (lavapipe's device memory is host memory) must stay within 64 MiB of
 //!   what it was after the first 20.
+//! - `fences-unwaited`: 1 200 fences of a 1 MiB buffer recorded in a loop and dropped without a wait, then one
+//!   waited for: it holds the buffer's data, and the resident memory grew by less than 512 MiB (each fence the
+//!   runtime had not yet answered held its staging buffer and answer: 1.2 GB more before `FENCE_DATA_BACKLOG`).
+//! - `host-reads`: 1 500 host tasks that read a 1 MiB buffer, submitted in a loop without a wait: each sees the
+//!   buffer's data, and the resident memory grew by less than 512 MiB (they do not depend on each other, and each
+//!   started one held its view: 3 GB more before `HOST_VIEW_BACKLOG`).
+//! - `temporaries-unwaited`: 1 500 temporary buffers of 1 MiB, each written by a kernel and dropped, without a
+//!   wait: the resident memory grew by less than 768 MiB (the kernels of `CELER_SUBMIT_AHEAD` horizons' worth of
+//!   them started at once, each temporary allocated: 2.3 GB more on one rank before `DROPPED_BUFFER_BACKLOG`).
 //! - `second-queue`: `Queue::new` while a queue is alive fails with a message about one queue per process.
 //! - `bad-index`: a host task asks for accessor 5 of 1; the panic points at the host task's line in this file.
 //! - `bad-element`: a host task writes an `f32` buffer as `i32`; the panic points at its line, naming both types.
@@ -683,6 +692,89 @@ fn temporaries() -> Result<(), String> {
             "resident memory grew by {} MiB over 100 temporary buffers of 4 MiB, each dropped",
             grown / 1024
         ));
+    }
+    Ok(())
+}
+
+/// Fences recorded faster than the runtime answers them: 1 200 fences of a 1 MiB buffer dropped unwaited, then one
+/// waited for, which must hold the data; the resident memory must grow by less than 512 MiB (before
+/// `FENCE_DATA_BACKLOG` bounded what unanswered fences read back, it grew by about 1.2 GB here: the runtime, far
+/// behind, read back every fence at once, a staging buffer and an answer each).
+fn fences_unwaited() -> Result<(), String> {
+    const CELLS: usize = 1 << 18;
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let data: Vec<u32> = (0..CELLS as u32).collect();
+    let a = q.buffer_from(&data, [CELLS]).named("snapshot");
+    q.wait();
+    let before = resident_kib()?;
+    for _ in 0..1200 {
+        drop(q.fence(&a).map_err(|e| e.to_string())?);
+    }
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    q.wait();
+    if got != data {
+        return Err("the last fence did not return the buffer's data".into());
+    }
+    let grown = resident_kib()?.saturating_sub(before);
+    if grown > 512 * 1024 {
+        return Err(format!("resident memory grew by {} MiB over 1 200 unwaited fences of 1 MiB", grown / 1024));
+    }
+    Ok(())
+}
+
+/// Host tasks that only read: 1 500 of them read a 1 MiB buffer, submitted in a loop without a wait; each must see
+/// the buffer's data (its last cell), and the resident memory must grow by less than 512 MiB (before the runtime
+/// bounded the host tasks started at once, every one was ready at once and held its view: about 3 GB here).
+fn host_reads() -> Result<(), String> {
+    const CELLS: usize = 1 << 18;
+    const TASKS: u64 = 1500;
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let data: Vec<u32> = (0..CELLS as u32).collect();
+    let a = q.buffer_from(&data, [CELLS]).named("field");
+    q.wait();
+    let before = resident_kib()?;
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for _ in 0..TASKS {
+        let seen = std::sync::Arc::clone(&seen);
+        q.submit(task::host_once().read(&a, access::all()).name("inspect").run(move |ctx| {
+            let last = u64::from(ctx.data::<u32>(0)[CELLS - 1]);
+            seen.fetch_add(last, std::sync::atomic::Ordering::Relaxed);
+        }))
+        .map_err(|e| e.to_string())?;
+    }
+    q.wait();
+    let grown = resident_kib()?.saturating_sub(before);
+    // host_once runs on rank 0 only.
+    let want = if q.rank() == 0 { TASKS * (CELLS as u64 - 1) } else { 0 };
+    let got = seen.load(std::sync::atomic::Ordering::Relaxed);
+    if got != want {
+        return Err(format!("the host tasks saw a sum of last cells of {got}, expected {want}"));
+    }
+    if grown > 512 * 1024 {
+        return Err(format!("resident memory grew by {} MiB over 1 500 host tasks reading 1 MiB", grown / 1024));
+    }
+    Ok(())
+}
+
+/// Temporaries without a wait: 1 500 buffers of 1 MiB, each written by a kernel and dropped, in a loop that never
+/// waits; the resident memory (lavapipe's device memory is host memory) must grow by less than 768 MiB (before
+/// creating a buffer waited for the tasks of those dropped before it beyond `DROPPED_BUFFER_BACKLOG`, every
+/// temporary of the steps the program ran ahead was allocated at once: 2.3 GB more on one rank, 1.2 GB on two).
+fn temporaries_unwaited() -> Result<(), String> {
+    const CELLS: usize = 1 << 18;
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let squares = Kernel::wgsl(&own_kernels::SQUARES_I32, "main").map_err(|e| e.to_string())?;
+    q.wait();
+    let before = resident_kib()?;
+    for _ in 0..1500 {
+        let t = q.buffer::<i32, 1>([CELLS]).named("temporary");
+        q.submit(task::parallel_for(&squares, [CELLS]).discard_write(&t, access::one_to_one()).name("squares"))
+            .map_err(|e| e.to_string())?;
+    }
+    q.wait();
+    let grown = resident_kib()?.saturating_sub(before);
+    if grown > 768 * 1024 {
+        return Err(format!("resident memory grew by {} MiB over 1 500 temporaries of 1 MiB", grown / 1024));
     }
     Ok(())
 }
@@ -2540,6 +2632,20 @@ fn check_cases() -> Vec<String> {
     let (status, stderr, _) = run_case("temporaries", &[]);
     check("temporaries", status.success(), "the memory of dropped buffers that kernels wrote to be freed", &stderr);
 
+    let (status, stderr, _) = run_case("fences-unwaited", &[]);
+    check("fences-unwaited", status.success(), "unwaited fences to hold bounded memory", &stderr);
+
+    let (status, stderr, _) = run_case("host-reads", &[]);
+    check("host-reads", status.success(), "host tasks that only read to hold bounded memory", &stderr);
+
+    let (status, stderr, _) = run_case("temporaries-unwaited", &[]);
+    check(
+        "temporaries-unwaited",
+        status.success(),
+        "temporaries created without a wait to hold bounded memory",
+        &stderr,
+    );
+
     let (status, stderr, _) = run_case("second-queue", &[]);
     check(
         "second-queue",
@@ -2696,6 +2802,9 @@ fn main() -> ExitCode {
             Some("fence-in-host") => fence_in_host(),
             Some("second-queue") => second_queue(),
             Some("temporaries") => temporaries(),
+            Some("fences-unwaited") => fences_unwaited(),
+            Some("host-reads") => host_reads(),
+            Some("temporaries-unwaited") => temporaries_unwaited(),
             Some("unwritable-output") => {
                 let below_file = std::env::current_exe().expect("own path").join("out");
                 default_env("CELER_DUMP_GRAPHS", &below_file.join("graphs").to_string_lossy());

@@ -374,6 +374,9 @@ impl Queue {
             creation_data: std::collections::HashMap::new(),
             dropped_data: std::collections::VecDeque::new(),
             dropped_data_bytes: 0,
+            fence_bytes_recorded: 0,
+            dropped_buffers: std::collections::VecDeque::new(),
+            dropped_buffer_bytes: 0,
             cache: SubmitCache::default(),
         };
         Ok(Self { rec: RefCell::new(rec), runtime })
@@ -448,13 +451,15 @@ impl Queue {
                  no more); drop the #[repr(align(N))] of N > 16"
             )
         };
-        check_buffer_size::<T, D>(range);
+        let cells = check_buffer_size::<T, D>(range);
         let mut rec = self.rec_mut(if data.is_some() { "Queue::buffer_from" } else { "Queue::buffer" });
         let id = BufferId(rec.next_buffer);
         rec.next_buffer += 1;
         // With its shape: an empty buffer's box (all zeros) would lose it, and messages print it.
         rec.sim.create_buffer(id, D, celer_scheduler::graph::BufferExtent::new(&range), data.is_some(), None);
         if let Some(rt) = &self.runtime {
+            // check_buffer_size refused sizes beyond isize::MAX bytes.
+            rec.hold_back_buffers(rt, (cells * std::mem::size_of::<T>()) as u64);
             if let Some(d) = data {
                 rec.hold_back_data(rt, id, std::mem::size_of_val(d) as u64);
             }
@@ -781,6 +786,9 @@ impl Queue {
     }
 
     /// Records a fence that hands the buffer's contents back to the program through [`Fence::wait`].
+    /// Like `submit`, it blocks while the runtime is far behind, and also while the fences recorded before it that
+    /// the runtime has not yet answered read back more than
+    /// [`FENCE_DATA_BACKLOG`](celer_scheduler::runtime::FENCE_DATA_BACKLOG) bytes.
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
@@ -886,6 +894,8 @@ impl Queue {
             // A fence is a task like any other: the program must not get further ahead of the runtime with
             // fences it does not wait for than with tasks (each queued fence holds its task's records).
             rec.hold_back(rt);
+            let bytes = fenced.2.area() as u64 * std::mem::size_of::<T>() as u64;
+            rec.hold_back_fence(rt, bytes);
             (rx, rt.watch())
         });
         Ok(Fence { task, range, fenced, data, _element: PhantomData })

@@ -45,7 +45,9 @@ impl<T: Element, const D: usize> Drop for Buffer<'_, T, D> {
     fn drop(&mut self) {
         let mut rec = self.queue.rec_mut("the drop of a Buffer");
         rec.sim.destroy_buffer(self.id);
-        rec.buffer_dropped(self.id);
+        // Its creation checked that the size fits (an extent of zero gives no cells, in whatever place it comes).
+        let size = crate::checks::cells(&self.range).unwrap_or(0) as u64 * std::mem::size_of::<T>() as u64;
+        rec.buffer_dropped(self.id, size);
         drop(rec);
         if let Some(rt) = &self.queue.runtime {
             rt.send_bounded(Message::DestroyBuffer(self.id));

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use celer_scheduler::graph::{BufferId, EpochAction, TaskId};
-use celer_scheduler::runtime::{RuntimeHandle, CREATION_DATA_BACKLOG};
+use celer_scheduler::runtime::{RuntimeHandle, CREATION_DATA_BACKLOG, DROPPED_BUFFER_BACKLOG, FENCE_DATA_BACKLOG};
 use celer_scheduler::sim::Simulation;
 
 use crate::intern::SubmitCache;
@@ -40,6 +40,14 @@ pub(super) struct Recorder {
     /// sum.
     pub(super) dropped_data: std::collections::VecDeque<(TaskId, u64)>,
     pub(super) dropped_data_bytes: u64,
+    /// The bytes of fence data recorded so far, each fence counted at most at [`FENCE_DATA_BACKLOG`] (the runtime
+    /// counts those it answered alike).
+    pub(super) fence_bytes_recorded: u64,
+    /// Buffers dropped whose tasks may not have run yet (so whose device allocation the runtime may hold): the next
+    /// task id at the drop and the buffer's size in bytes, oldest first; and their sum, for
+    /// [`DROPPED_BUFFER_BACKLOG`].
+    pub(super) dropped_buffers: std::collections::VecDeque<(TaskId, u64)>,
+    pub(super) dropped_buffer_bytes: u64,
 }
 
 /// After this many waits, a program that waits more often than every [`FREQUENT_WAIT_TASKS`] tasks is warned.
@@ -119,9 +127,15 @@ impl Recorder {
         }
     }
 
-    /// Notes that buffer `id` was dropped: the runtime holds its creation data (if any) until every task recorded
-    /// so far has completed.
-    pub(super) fn buffer_dropped(&mut self, id: BufferId) {
+    /// Notes that buffer `id`, of `size` bytes, was dropped: the runtime holds its creation data (if any) and its
+    /// device allocation until every task recorded so far has completed.
+    pub(super) fn buffer_dropped(&mut self, id: BufferId, size: u64) {
+        // Counted at most at the bound, which one such buffer reaches anyway: sums of huge buffers cannot overflow.
+        let size = size.min(DROPPED_BUFFER_BACKLOG);
+        if size > 0 {
+            self.dropped_buffers.push_back((self.sim.tm.next_task_id(), size));
+            self.dropped_buffer_bytes += size;
+        }
         if let Some(bytes) = self.creation_data.remove(&id) {
             self.dropped_data.push_back((self.sim.tm.next_task_id(), bytes));
             self.dropped_data_bytes += bytes;
@@ -147,6 +161,52 @@ impl Recorder {
         if let Some(before) = newest_waited {
             rt.wait_until_completed(before);
         }
+    }
+
+    /// Before a buffer of `size` bytes is created: blocks while the buffers dropped whose tasks may not have run
+    /// yet, with this one, would exceed [`DROPPED_BUFFER_BACKLOG`], until the runtime has run the tasks of the
+    /// oldest of them down to half of it (or has nothing left to run), so that a program creating a temporary
+    /// buffer per step holds a bounded number of them however far ahead of the runtime it is.
+    pub(super) fn hold_back_buffers(&mut self, rt: &RuntimeHandle, size: u64) {
+        let size = size.min(DROPPED_BUFFER_BACKLOG);
+        let completed_before = rt.completed_before();
+        while let Some(&(before, b)) = self.dropped_buffers.front() {
+            if before.0 > completed_before {
+                break;
+            }
+            self.dropped_buffers.pop_front();
+            self.dropped_buffer_bytes -= b;
+        }
+        if self.dropped_buffer_bytes + size <= DROPPED_BUFFER_BACKLOG {
+            return;
+        }
+        let mut newest_waited = None;
+        while self.dropped_buffer_bytes + size > DROPPED_BUFFER_BACKLOG / 2 {
+            let Some((before, b)) = self.dropped_buffers.pop_front() else { break };
+            self.dropped_buffer_bytes -= b;
+            newest_waited = Some(before);
+        }
+        if let Some(before) = newest_waited {
+            rt.wait_until_completed(before);
+        }
+    }
+
+    /// After a fence that reads back `bytes` was recorded: blocks while the fences recorded before it that the
+    /// runtime has not yet answered read back more than [`FENCE_DATA_BACKLOG`], until it has answered them down to
+    /// half of it (or has nothing left to run), so that a program recording fences in a loop (waited for later,
+    /// or dropped unwaited) holds bounded memory however far the runtime falls behind. The new fence itself is
+    /// never waited for here, however large; nor is any task the fences do not wait for.
+    pub(super) fn hold_back_fence(&mut self, rt: &RuntimeHandle, bytes: u64) {
+        // Counted at most at the bound, as the runtime counts its answers: sums cannot overflow.
+        let bytes = bytes.min(FENCE_DATA_BACKLOG);
+        // Every device of the rank reads each fence back (into its own staging and answer): the bound is the rank's.
+        let devices = (rt.nodes() / rt.ranks()).max(1) as u64;
+        let backlog = FENCE_DATA_BACKLOG / devices;
+        let pending = self.fence_bytes_recorded.saturating_sub(rt.fence_bytes_answered());
+        if pending > backlog {
+            rt.wait_fence_bytes(self.fence_bytes_recorded - backlog / 2);
+        }
+        self.fence_bytes_recorded += bytes;
     }
 
     /// Forgets the dropped buffers' creation data that the runtime has freed: theirs whose tasks all completed

@@ -242,6 +242,7 @@ impl RankLoop<'_> {
         match a {
             Answer::Fence(task, data) => {
                 if let Some(reply) = self.fences.remove(&task) {
+                    self.fence_bytes_answered += (data.len() as u64).min(super::FENCE_DATA_BACKLOG);
                     let _ = reply.send(data);
                 }
             }

@@ -553,6 +553,10 @@ impl RankLoop<'_> {
                 written,
             });
         }
+        // Held until the command completes (`mark_done`); `start_ready` starts no host task while too many are.
+        let view_bytes = views.iter().map(|v| v.bytes.len()).sum::<usize>();
+        self.host_started.insert(cmd.id, view_bytes);
+        self.host_view_bytes += view_bytes;
         let ctx = HostContext { chunk: *chunk, rank: host_rank, ranks: host_ranks, views, objects: payload.1 };
         let ordered = matches!(task.kind(), TaskKind::Collective(_));
         let job = Box::new(HostJob { cmd: cmd.id, task: task.ident(), f: payload.0, ctx, ordered });

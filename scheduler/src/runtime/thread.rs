@@ -109,6 +109,7 @@ impl RuntimeHandle {
             tasks: AtomicU64::new(0),
             drained_after: AtomicU64::new(0),
             handled: AtomicU64::new(0),
+            fence_bytes: AtomicU64::new(0),
             beat: Beat::default(),
         });
         let p = Arc::clone(&progress);
@@ -164,6 +165,44 @@ impl RuntimeHandle {
             u64::MAX
         } else {
             self.progress.tasks.load(Ordering::Acquire)
+        }
+    }
+
+    /// The bytes of fence data the runtime has answered so far, each fence counted at most at
+    /// [`FENCE_DATA_BACKLOG`] (the application thread counts those of the fences it records alike).
+    pub fn fence_bytes_answered(&self) -> u64 {
+        self.progress.fence_bytes.load(Ordering::Acquire)
+    }
+
+    /// Blocks until the runtime has answered `target` bytes of fence data ([`fence_bytes_answered`]), or has
+    /// nothing left to run, or its thread is gone: the back-pressure of fences (`FENCE_DATA_BACKLOG`). Unlike
+    /// [`wait_until_completed`](Self::wait_until_completed), it does not wait for tasks the fences do not wait
+    /// for (a slow host task recorded before them).
+    ///
+    /// [`fence_bytes_answered`]: Self::fence_bytes_answered
+    pub fn wait_fence_bytes(&self, target: u64) {
+        let mut polls = 0u32;
+        let mut watched: Option<(Watch, Heartbeat)> = None;
+        while self.progress.fence_bytes.load(Ordering::Acquire) < target {
+            let drained = self.progress.drained_after.load(Ordering::Acquire) == self.sent.load(Ordering::Relaxed);
+            if drained || self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                return;
+            }
+            self.wake();
+            polls += 1;
+            if polls < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+                if polls.is_multiple_of(1024) {
+                    let (watch, last) = watched.get_or_insert_with(|| {
+                        let watch = self.watch();
+                        let start = watch.start();
+                        (watch, start)
+                    });
+                    watch.check(last);
+                }
+            }
         }
     }
 
@@ -351,6 +390,27 @@ pub const MESSAGE_BACKLOG: u64 = 1024;
 /// buffers with data far faster than the runtime runs them held `CELER_SUBMIT_AHEAD` horizons' worth of their
 /// data (8 GB for 1 MiB buffers under the default).
 pub const CREATION_DATA_BACKLOG: u64 = 256 << 20;
+
+/// The most bytes of buffers the program dropped whose tasks may not have run yet (each counted at its whole size,
+/// what one rank allocates at most): creating a buffer blocks while more would be held, until the runtime has run
+/// the tasks of the oldest of them down to half of this. A dropped buffer's device allocation is freed once the
+/// commands before its drop completed, but a program creating a temporary per step (`let tmp = q.buffer(..)` in
+/// its loop, written and read by kernels, dropped at the end of the step) ran `CELER_SUBMIT_AHEAD` horizons ahead of
+/// the runtime, whose kernels were all started at once, each temporary allocated: 150 steps with a 16 MiB temporary
+/// held 5 GB on one rank (now 0.64 GB; 2-core VM, lavapipe; device memory on a GPU, 512 steps' worth under the
+/// default), 1 500 kernels each writing a temporary of 1 MiB 2.1 GB more (now 0.5 GB). A program whose steps each drop more than
+/// half of this waits, at each creation, for the steps before to run.
+pub const DROPPED_BUFFER_BACKLOG: u64 = 256 << 20;
+
+/// The most bytes that fences the runtime has not yet answered may read back (on a rank of several devices, which
+/// each read every fence back, over all of them): recording a fence blocks while
+/// those of the fences recorded before it exceed this, until the runtime has answered the oldest of them down to
+/// half of this. Each fence in flight holds a staging buffer and the answer of its box's size; fences make no
+/// horizons of their own (only `CELER_HORIZON_MAX_PARALLELISM` of them in the front do), so without it a program
+/// recording fences faster than the runtime answers them (fences dropped unwaited, or kept to wait for later)
+/// held `CELER_SUBMIT_AHEAD` horizons' worth (8 192 fences: 8 GiB for a 1 MiB buffer; 3 000 fences of a 1 MiB
+/// buffer took 3.1 GB).
+pub const FENCE_DATA_BACKLOG: u64 = 256 << 20;
 
 /// Blocks until `handled` is at least `target`, or `gone()` says the runtime thread ended; `wake` nudges that
 /// thread (it may be parked) between polls.
@@ -623,8 +683,9 @@ pub(super) fn run(
     // Stall detection costs one comparison per idle iteration: `now` is taken for the statistics anyway.
     // Messages handled so far (the application counts those it sent).
     let mut handled: u64 = 0;
-    // What `progress` holds: (tasks, drained_after, handled).
+    // What `progress` holds: (tasks, drained_after, handled), and the fence bytes answered.
     let mut published = (0u64, 0u64, 0u64);
+    let mut published_fence_bytes = 0u64;
     let mut idle = super::idle::IdleClock::new(last, runtime.stall_timeout);
     let mut long_wait = runtime.stall_timeout.map(LongWait::new);
     for l in loops.iter_mut() {
@@ -693,6 +754,13 @@ pub(super) fn run(
         let tasks = loops.iter().map(|l| l.progress().min(l.divergence_hold().unwrap_or(u64::MAX))).min().unwrap_or(0);
         let drained =
             if loops.iter().all(|l| l.is_drained() && l.divergence_hold().is_none()) { handled } else { u64::MAX };
+        // Before `drained`: a waiter that sees the loops drained must find every fence answered counted. Every
+        // device's loop answers every fence (`fan_out`), each reading back its data: the slowest counts.
+        let fence_bytes = loops.iter().map(|l| l.fence_bytes_answered).min().unwrap_or(0);
+        if fence_bytes != published_fence_bytes {
+            published_fence_bytes = fence_bytes;
+            progress.fence_bytes.store(fence_bytes, Ordering::Release);
+        }
         if (tasks, drained, handled) != published {
             published = (tasks, drained, handled);
             progress.handled.store(handled, Ordering::Release);

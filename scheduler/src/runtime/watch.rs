@@ -17,6 +17,9 @@ pub(super) struct Progress {
     /// The number of messages the runtime thread has taken from the queue, for
     /// [`RuntimeHandle::send_bounded`](super::RuntimeHandle::send_bounded).
     pub(super) handled: AtomicU64,
+    /// The bytes of fence data answered so far, each fence counted at most at
+    /// [`FENCE_DATA_BACKLOG`](super::FENCE_DATA_BACKLOG), for the back-pressure of fences.
+    pub(super) fence_bytes: AtomicU64,
     /// The runtime thread's heartbeat: changes with every loop iteration and message, [`Watch::DONE`] once the
     /// loop ended. On a cache line of its own: it is stored often, and read only by a [`Watch`] that waits.
     pub(super) beat: Beat,
