@@ -9,7 +9,8 @@
 # does not match SKIP and does match ONLY (empty: no filter). Each run prints "==> ENTRY", the first line naming the
 # expected failure, or FAILED with the output; the last line is "N passed, N failed", as `./x test` prints it.
 # GPU_SUITE_PART=ok runs only MPI_TESTS, =fail only MPI_FAIL_TESTS (default: both). The run part needs mpirun and a
-# Vulkan driver (on the NVIDIA machine, the Vulkan loader unpacked first), nothing else.
+# Vulkan driver (on the NVIDIA machine, Debian's libvulkan1 and libglvnd0 unpacked first: NVIDIA's ICD needs
+# libglvnd's libGLdispatch), nothing else.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
