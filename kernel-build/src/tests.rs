@@ -1,6 +1,16 @@
 //! The kernel build's unit tests.
 
+use std::fmt::Write as _;
+use std::fs;
+use std::path::PathBuf;
+
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use naga::{AddressSpace, Expression, Literal, Statement};
+
 use super::*;
+use crate::compile::{colliding_names, compile, constant_name, in_prelude, split_directives, write_spirv};
+use crate::ir::{all_functions, each_statement, function};
+use crate::render::render_bindings;
 
 #[test]
 fn kernel_files_whose_constants_collide_are_named_together() {
