@@ -43,9 +43,9 @@ fn accessor_of(module: &naga::Module, f: FnRef, expr: Handle<Expression>, depth:
     }
 }
 
-/// Turns a module parsed with [`PRELUDE`](crate::PRELUDE) and [`CHECKED_PRELUDE`](crate::CHECKED_PRELUDE) into the checked variant: every call of
-/// `celer_index(box, item)` becomes `celer_index_checked(box, item, accessor)`, with `accessor` from the IR
-/// ([`UNTRACED_ACCESSOR`] where it cannot be traced). Returns how many calls it rewrote.
+/// Turns a module parsed with [`PRELUDE`](crate::PRELUDE) and [`CHECKED_PRELUDE`](crate::CHECKED_PRELUDE) into the
+/// checked variant: every call of `celer_index(box, item)` becomes `celer_index_checked(box, item, accessor)`, with
+/// `accessor` from the IR ([`UNTRACED_ACCESSOR`] where it cannot be traced). Returns how many calls it rewrote.
 ///
 /// # Errors
 /// If the module lacks the two functions (it was not parsed with both preludes).

@@ -12,8 +12,9 @@ use crate::params::is_params_block;
 /// member of the parameter block; or the `offset0..2` of a `CelerBox` parameter of the kernel's own functions). Such
 /// a kernel works on the raw `global_invocation_id`, which starts at 0 on every chunk, so its results change with
 /// the number of ranks and devices (each chunk starts at another offset), and `submit` cannot check its
-/// dimensionality. `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Entry points whose parameter block does not
-/// start with a `CelerBox` (or that have none) are not task kernels (`submit` refuses them) and are left out.
+/// dimensionality. `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params). Entry points whose
+/// parameter block does not start with a `CelerBox` (or that have none) are not task kernels (`submit` refuses them)
+/// and are left out.
 ///
 /// [`compile_dir`](crate::compile_dir) prints a cargo warning for each, unless the kernel file names it in a line
 /// `// celer-kernel-build: raw ids: NAME, NAME` ([`raw_ids_allowed`]); it refuses none (a kernel may add the offset
@@ -101,7 +102,8 @@ fn takes_global_id(module: &naga::Module, f: &Function) -> bool {
 /// functions they call call `celer_contains` or read the chunk's extent (`pc.chunk.range0..2`; or the `range0..2`
 /// of a `CelerBox` parameter of the kernel's own functions). Workgroups round the chunk up, so the last ones run
 /// items past its end: such a kernel writes cells of other chunks (another rank's or device's, or outside the
-/// buffer), and its results change with the split. `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params).
+/// buffer), and its results change with the split. `params_binding` is as for
+/// [`reflect_with_params`](crate::reflect_with_params).
 ///
 /// [`compile_dir`](crate::compile_dir) prints a cargo warning for each, unless the kernel file names it in a line
 /// `// celer-kernel-build: unguarded: NAME, NAME` ([`unguarded_allowed`]): a kernel may guard by hand (against a

@@ -81,7 +81,8 @@ pub fn params_to_storage(module: &mut naga::Module, binding: u32) -> usize {
     changed
 }
 
-/// The name of member `m` of `module`'s parameter block (`params_binding` as for [`reflect_with_params`](crate::reflect_with_params)).
+/// The name of member `m` of `module`'s parameter block (`params_binding` as for
+/// [`reflect_with_params`](crate::reflect_with_params)).
 pub(crate) fn params_members_name(module: &naga::Module, params_binding: Option<u32>, m: u32) -> Option<String> {
     module.global_variables.iter().find_map(|(_, var)| {
         if !is_params_block(var, params_binding) {
@@ -103,7 +104,8 @@ pub(crate) fn is_params_block(var: &naga::GlobalVariable, params_binding: Option
 
 /// The accessor whose box expression `expr` of `func` reads from the parameter block: `pc.src`, a load through a
 /// pointer to member `m >= 1` or member `m` of the loaded struct, is accessor `m - 1` (the chunk comes first).
-/// `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params) (`None`: the block is the `var<immediate>`).
+/// `params_binding` is as for [`reflect_with_params`](crate::reflect_with_params) (`None`: the block is the
+/// `var<immediate>`).
 pub(crate) fn params_box(
     module: &naga::Module,
     func: &Function,

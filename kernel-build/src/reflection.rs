@@ -21,8 +21,8 @@ pub struct Reflection {
     /// The `@compute` entry points, in source order.
     pub entry_points: Vec<EntryPoint>,
     /// Where the kernel reads its parameter block (`var<immediate>`) from when it is larger than
-    /// [`MAX_PUSH_CONSTANT_BYTES`](crate::MAX_PUSH_CONSTANT_BYTES): the `@group(0)` binding of the read-only storage buffer it became
-    /// ([`params_to_storage`](crate::params_to_storage)); `None` for push constants.
+    /// [`MAX_PUSH_CONSTANT_BYTES`](crate::MAX_PUSH_CONSTANT_BYTES): the `@group(0)` binding of the read-only storage
+    /// buffer it became ([`params_to_storage`](crate::params_to_storage)); `None` for push constants.
     pub params_binding: Option<u32>,
 }
 
@@ -119,17 +119,18 @@ pub struct EntryPoint {
     /// (`dst[item.x]`, also kept in a `var` or handed to a function), directly or through the functions it calls
     /// ([`global_indexed`]), ascending: `submit` refuses
     /// a buffer bound there through any mapper but `all()`, whose allocation on a node need not start at the origin.
-    /// [`compile_dir`](crate::compile_dir) leaves it empty for an entry point its file allows raw ids (`// celer-kernel-build: raw ids:
-    /// NAME`).
+    /// [`compile_dir`](crate::compile_dir) leaves it empty for an entry point its file allows raw ids
+    /// (`// celer-kernel-build: raw ids: NAME`).
     pub global_indexed: Vec<u32>,
     /// The constant offsets from its item at which it indexes each binding's box (`celer_index(pc.src, item -
     /// vec3<u32>(1u, 0u, 0u))`, `vec3<u32>(item.x + 1u, item.y, item.z)`, also through a `var` and its own
     /// functions; [`item_offsets`]): `(binding, offsets)`, ascending.
     /// `submit` refuses a task whose range mapper for the binding does not declare the cells at those offsets.
     pub item_offsets: Vec<(u32, Vec<[i64; 3]>)>,
-    /// It works on the raw `global_invocation_id` ([`without_chunk_offset`](crate::without_chunk_offset)) and its file does not say so on
-    /// purpose (`// celer-kernel-build: raw ids: NAME`, [`raw_ids_allowed`](crate::raw_ids_allowed)): `submit` refuses it. Set by
-    /// [`compile_dir`](crate::compile_dir); `false` as [`reflect_with_params`] gives it.
+    /// It works on the raw `global_invocation_id` ([`without_chunk_offset`](crate::without_chunk_offset)) and its file
+    /// does not say so on purpose (`// celer-kernel-build: raw ids: NAME`,
+    /// [`raw_ids_allowed`](crate::raw_ids_allowed)): `submit` refuses it. Set by [`compile_dir`](crate::compile_dir);
+    /// `false` as [`reflect_with_params`] gives it.
     pub raw_ids: bool,
 }
 
@@ -192,9 +193,9 @@ pub fn reflect(module: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<
     reflect_with_params(module, info, None)
 }
 
-/// [`reflect`] for a module whose parameter block [`params_to_storage`](crate::params_to_storage) moved to the storage buffer at `@group(0)
-/// @binding(params_binding)` (`None`: it did not): that variable is reflected as the push-constant block, not as a
-/// binding.
+/// [`reflect`] for a module whose parameter block [`params_to_storage`](crate::params_to_storage) moved to the storage
+/// buffer at `@group(0) @binding(params_binding)` (`None`: it did not): that variable is reflected as the push-constant
+/// block, not as a binding.
 ///
 /// # Errors
 /// As [`reflect`].
