@@ -1,5 +1,7 @@
 //! Errors and warnings of graph generation. Every message names the task, and where it applies the buffer and the
 //! region at fault, e.g. `In task T4 "stencil": buffer B0 "u" is read in {[0] - [8]}, which no task has written`.
+//! This file holds the types and which message each variant takes: a one-line message inline, a longer one as a
+//! function of `kernel`, `access`, `reduction` or `boxes` (`#[error(fmt = …)]`).
 
 use std::fmt;
 
@@ -7,7 +9,10 @@ use crate::geometry::{BufferExtent, GridBox, Region};
 use crate::ids::{BufferId, CollectiveGroupId, HostObjectId};
 use crate::task::{MapperError, ResourceIdent, TaskIdent};
 
+mod access;
+mod boxes;
 mod kernel;
+mod reduction;
 
 /// How a class of suspicious input is treated.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -75,11 +80,7 @@ pub enum TaskErrorKind {
         group: CollectiveGroupId,
     },
     /// A host object declared twice as a side effect of one task.
-    #[error(
-        "host object {host_object} is declared twice as a side effect (side effects {first} and {second}): \
-         with_object({first}) and with_object({second}) would lock the same object, so a nested call would wait for \
-         itself; declare each host object once"
-    )]
+    #[error(fmt = access::duplicate_side_effect)]
     DuplicateSideEffect {
         /// The object.
         host_object: HostObjectId,
@@ -99,10 +100,7 @@ pub enum TaskErrorKind {
         error: MapperError,
     },
     /// A range mapper returned cells outside the buffer.
-    #[error(
-        "range mapper {mapper} maps to {region} in {buffer}, but {outside} lies outside the buffer's extent {extent}; \
-         use a mapper that stays in bounds (neighborhood clamps for you)"
-    )]
+    #[error(fmt = access::out_of_bounds)]
     OutOfBounds {
         /// The buffer.
         buffer: ResourceIdent,
@@ -116,11 +114,7 @@ pub enum TaskErrorKind {
         extent: BufferExtent,
     },
     /// A custom mapper's declared reach misses a chunk that touches the cells it was asked about.
-    #[error(
-        "the reach declared for custom range mapper '{mapper}' of {buffer} is wrong: chunk {chunk} touches {cells}, \
-         but the reach of those cells is {declared}, which does not hold the chunk; with a wrong reach, ranks would \
-         miss data other ranks need, so fix the reach (or drop it: an undeclared reach is always correct)"
-    )]
+    #[error(fmt = access::mapper_reach)]
     MapperReach {
         /// The buffer.
         buffer: ResourceIdent,
@@ -134,10 +128,7 @@ pub enum TaskErrorKind {
         declared: GridBox,
     },
     /// A read of cells nobody wrote (an error only under [`ErrorPolicy::Error`]).
-    #[error(
-        "{buffer} is read in {region}, which no task has written; initialize the buffer from host data, or write it \
-         first (use a write-only access if the old contents are not needed)"
-    )]
+    #[error(fmt = access::uninitialized_read)]
     UninitializedRead {
         /// The buffer.
         buffer: ResourceIdent,
@@ -154,12 +145,7 @@ pub enum TaskErrorKind {
     },
     /// Two nodes (ranks, or devices of a rank) write the same cells in one task (e.g. a split kernel writing through
     /// `all` or `neighborhood`).
-    #[error(
-        "{buffer} is written in {region} by the chunk on {first} and by the chunk on {second}; \
-         writes of one task must not overlap between nodes (ranks, and the devices of a rank, each hold a copy of \
-         their cells): write through one_to_one, read with neighborhood, or give each chunk cells of its own (with \
-         atomics too)"
-    )]
+    #[error(fmt = access::overlapping_write)]
     OverlappingWrite {
         /// The buffer.
         buffer: ResourceIdent,
@@ -622,13 +608,7 @@ pub enum TaskErrorKind {
     },
     /// Two writing accessors of one buffer in one host task whose cells overlap: each accessor gets a copy of its
     /// cells, and the copy written back last would overwrite what the closure stored through the other.
-    #[error(
-        "{buffer} is written through accessors {first} ({first_access}) and {second} ({second_access}) of this host \
-         task, which overlap in {region}: a host task gets a copy of each accessor's cells, and the copy written \
-         back last would overwrite what the closure stored through the other there; access the buffer through one \
-         writing accessor whose mapper covers both regions (read it through a read accessor if the closure needs \
-         its old cells), or map the two accessors to disjoint cells"
-    )]
+    #[error(fmt = access::host_writes_overlap)]
     HostWritesOverlap {
         /// The buffer.
         buffer: ResourceIdent,
@@ -645,11 +625,7 @@ pub enum TaskErrorKind {
     },
     /// Items of one task read cells that other items of the same task write: the result would depend on how the
     /// task is split and in which order its work-items run.
-    #[error(
-        "{buffer} is read in {region} through {read}, and other items of the same task write those cells through \
-         {write}; work-items of one task run in no defined order, so what they read would depend on the split and \
-         the timing: write into a second buffer and swap (double buffering), or split the task in two"
-    )]
+    #[error(fmt = access::intra_task_race)]
     IntraTaskRace {
         /// The buffer.
         buffer: ResourceIdent,
@@ -664,12 +640,7 @@ pub enum TaskErrorKind {
     /// `combine(identity, x) != x` or `combine(x, identity) != x` for one of the finite values `x` that `submit` probes
     /// (0, 1, -1, 2, 7, the type's smallest and largest value, for floats also -0.0, -0.5, 1e30, -1e30; a float
     /// result equal by value counts, so `0.0 + -0.0` keeps `-0.0`).
-    #[error(
-        "{buffer} is reduced with reduce_with from the identity {identity}, but the combine closure gives \
-         {call} = {gave}, not {wanted}: every chunk and every rank starts from the identity, so one that is not the \
-         combine's identity counts once per chunk, and the result changes with the data's split over ranks and \
-         devices; pass the combine's identity ({hint})"
-    )]
+    #[error(fmt = reduction::reduction_identity)]
     ReductionIdentity {
         /// The buffer.
         buffer: ResourceIdent,
@@ -688,13 +659,7 @@ pub enum TaskErrorKind {
     /// A `reduce_with` combine closure that gives different results for two values in the two orders (of the small
     /// values `submit` probes: 0, 1, -1, 2, 7, for floats also -0.0 and -0.5; equal bits, or for floats equal values
     /// or two NaNs, count as the same).
-    #[error(
-        "{buffer} is reduced with reduce_with, but the combine closure is not commutative: {call} = {gave}, but \
-         {swapped} = {gave_swapped}. The partial results of the chunks (ranks and devices) pair up, in an order, as \
-         the task's split decides, so the result would change with the number of ranks and devices; make the \
-         combine commutative (and associative): where it picks one of two values, pick by value (the smaller or the \
-         larger), not by position"
-    )]
+    #[error(fmt = reduction::reduction_not_commutative)]
     ReductionNotCommutative {
         /// The buffer.
         buffer: ResourceIdent,
@@ -708,11 +673,7 @@ pub enum TaskErrorKind {
         gave_swapped: String,
     },
     /// A buffer reduced into twice by one task.
-    #[error(
-        "{buffer} is reduced into twice by the same task (reductions {first} and {second}, numbered from 0 in the \
-         order of .reduce calls): each reduction binds a partial result of its own, so which one the buffer keeps \
-         would be arbitrary; reduce once, or into a buffer each"
-    )]
+    #[error(fmt = reduction::reduction_twice)]
     ReductionTwice {
         /// The buffer.
         buffer: ResourceIdent,
@@ -728,11 +689,7 @@ pub enum TaskErrorKind {
         buffer: ResourceIdent,
     },
     /// A reduction in a task that is not a kernel: only kernels combine items into a reduction.
-    #[error(
-        "{buffer} is reduced into by {kind}, but only kernels (task::parallel_for) reduce; a host task \
-         writes its result through an accessor instead (e.g. discard_write(&buffer, access::all()) in \
-         task::host_once)"
-    )]
+    #[error(fmt = reduction::reduction_without_kernel)]
     ReductionWithoutKernel {
         /// The task's kind, as the program wrote it (`a host task (task::host_for)`, …).
         kind: &'static str,
@@ -740,22 +697,14 @@ pub enum TaskErrorKind {
         buffer: ResourceIdent,
     },
     /// `ReductionOp::Custom` without the identity and combining function only `reduce_with` gives.
-    #[error(
-        "{buffer} is reduced with ReductionOp::Custom, which needs an identity and a combining function: use \
-         .reduce_with(&buffer, identity, combine)"
-    )]
+    #[error(fmt = reduction::custom_reduction_without_combine)]
     CustomReductionWithoutCombine {
         /// The reduction's buffer.
         buffer: ResourceIdent,
     },
     /// A deterministic block reduction (a kernel calling the prelude's `celer_reduce_*`) asked to fold in the
     /// buffer's current value, which the tree of blocks has no place for.
-    #[error(
-        "{buffer} is reduced including its current value (reduce_including), but kernel {kernel} makes a \
-         deterministic block reduction (it calls the prelude's celer_reduce_*), whose tree of blocks cannot fold the \
-         old value in; reduce into a buffer of its own with .reduce(&buffer, op), then combine the old and the new \
-         value in a task of its own (a one-item kernel or a host_once task)"
-    )]
+    #[error(fmt = kernel::block_reduction_including_current_value)]
     BlockReductionIncludingCurrentValue {
         /// The kernel (`file::entry`).
         kernel: String,
@@ -765,12 +714,7 @@ pub enum TaskErrorKind {
     /// A reduction that folds in the buffer's current value, of a buffer no task wrote and not created from data
     /// (an error only under [`ErrorPolicy::Error`]; otherwise a warning, and the reduction starts from the
     /// identity).
-    #[error(
-        "{buffer} is reduced including its current value (reduce_including, reduce_with_including), but no task has \
-         written it and it was not created from host data, so it has no value to include (unless refused, the \
-         reduction starts from the operation's identity); initialize the buffer from host data, write it first, or \
-         reduce with .reduce / .reduce_with, which start from the identity"
-    )]
+    #[error(fmt = reduction::uninitialized_reduction)]
     UninitializedReduction {
         /// The buffer.
         buffer: ResourceIdent,
@@ -796,10 +740,7 @@ pub enum TaskErrorKind {
         range: GridBox,
     },
     /// An index space given as offset and range (the facade's `.offset(..)`) whose end overflows `usize`.
-    #[error(
-        "the index space at offset {offset:?} with range {range:?} ends beyond usize::MAX along some dimension; \
-         an index space's offset plus its range must fit a usize (and a kernel's, a u32)"
-    )]
+    #[error(fmt = boxes::index_space_overflow)]
     IndexSpaceOverflow {
         /// The offset given.
         offset: Vec<usize>,
@@ -807,10 +748,7 @@ pub enum TaskErrorKind {
         range: Vec<usize>,
     },
     /// An offset on a task whose index space celer numbers itself (a collective host task: item `r` is process `r`).
-    #[error(
-        "{kind} takes no offset (it was given .offset({offset:?})): its items are numbered by celer, from 0; only \
-         task::parallel_for and task::host_for run over an index space of the program's"
-    )]
+    #[error(fmt = boxes::offset_not_allowed)]
     OffsetNotAllowed {
         /// The kind of task, as the program made it (`a collective host task (task::host_collective)`).
         kind: &'static str,
@@ -868,21 +806,14 @@ pub enum TaskErrorKind {
     },
     /// A buffer, host object or collective group of another queue (a second dry-run queue, say), whose id means
     /// another resource here.
-    #[error(
-        "{resource} belongs to another Queue than the one the task is submitted to; a task can only use the buffers, \
-         host objects and collective groups of its own queue"
-    )]
+    #[error(fmt = access::foreign_resource)]
     ForeignResource {
         /// The resource, as its own queue knows it (`buffer B0 "a"`, `host object H1`, `collective group CG1`).
         resource: String,
     },
     /// An empty box given as offset and range (a fence's subrange, a `fixed` mapper of a task with items) that lies
     /// outside the buffer's extent: a non-empty box there is refused, so an empty one is too.
-    #[error(
-        "{what} of {buffer} is given as offset {offset:?} and range {range:?}: an empty box, but it lies outside the \
-         buffer's extent {extent:?} (along dimension {dim} it spans {start}..{end}); a box must lie inside the \
-         buffer's extent even when empty (its offset at most the extent, as a slice's start at most its length)"
-    )]
+    #[error(fmt = boxes::empty_box_outside)]
     EmptyBoxOutside {
         /// Which box: `the fenced box`, `the box of a fixed range mapper (read access)`.
         what: String,
@@ -902,11 +833,7 @@ pub enum TaskErrorKind {
         end: usize,
     },
     /// A non-empty box given to `fence_subrange` that reaches beyond the buffer's extent.
-    #[error(
-        "{what} of {buffer} is given as offset {offset:?} and range {range:?}, but it lies outside the buffer's \
-         extent {extent:?} (along dimension {dim} it spans {start}..{end}); fence a box inside the buffer's extent \
-         (its offset plus its range at most the extent along every dimension)"
-    )]
+    #[error(fmt = boxes::fenced_box_outside)]
     FencedBoxOutside {
         /// Which box: `the fenced box`.
         what: String,
@@ -926,10 +853,7 @@ pub enum TaskErrorKind {
         end: usize,
     },
     /// A box given as offset and range (a fence's subrange, a `fixed` mapper) whose end overflows `usize`.
-    #[error(
-        "{what} of {buffer} is given as offset {offset:?} and range {range:?}, whose end overflows usize; the box \
-         must lie inside the buffer's extent {extent}"
-    )]
+    #[error(fmt = boxes::box_overflow)]
     BoxOverflow {
         /// Which box: `the fenced box`, `the fixed range mapper's box (read access)`.
         what: String,

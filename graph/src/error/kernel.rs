@@ -2,7 +2,8 @@
 //! binding it (binding counts, element types, read-only and never-written bindings, raw ids, discarded reads, stores
 //! and reads outside the buffer, reductions' operators and types, item dimensions), its scalars (missing, extra, of
 //! another type, names), its parameter block and the device limits it meets (push constants, parameters, bindings,
-//! float64, coordinates, cells, bind bytes).
+//! float64, coordinates, cells, bind bytes), and a kernel's block reduction asked to include the buffer's current
+//! value.
 //!
 //! The variants themselves (their fields and docs) stay in `TaskErrorKind`; each names its function here with
 //! `#[error(fmt = kernel::NAME)]`, which thiserror calls with the variant's fields by reference, in order.
@@ -541,6 +542,21 @@ pub(super) fn kernel_without_code(kernel: &str, f: &mut fmt::Formatter<'_>) -> f
         f,
         "kernel `{kernel}` was made with Kernel::named, which only a dry run can record: a running queue has no \
          code to run for it; use Kernel::wgsl(&kernels::NAME, \"entry\")"
+    )
+}
+
+/// [`TaskErrorKind::BlockReductionIncludingCurrentValue`](super::TaskErrorKind::BlockReductionIncludingCurrentValue)'s message.
+pub(super) fn block_reduction_including_current_value(
+    kernel: &str,
+    buffer: &ResourceIdent,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    write!(
+        f,
+        "{buffer} is reduced including its current value (reduce_including), but kernel {kernel} makes a \
+         deterministic block reduction (it calls the prelude's celer_reduce_*), whose tree of blocks cannot fold the \
+         old value in; reduce into a buffer of its own with .reduce(&buffer, op), then combine the old and the new \
+         value in a task of its own (a one-item kernel or a host_once task)"
     )
 }
 

@@ -4,7 +4,7 @@
 
 use naga::{Expression, Function, Handle, Statement};
 
-use crate::each_statement;
+use crate::ir::each_statement;
 
 /// A call statement of a function: the function it calls and its arguments.
 type Call<'a> = (Handle<Function>, &'a [Handle<Expression>]);
@@ -95,7 +95,7 @@ fn every_item_in(
         }
     });
     let call = |e: Handle<Expression>, names: &[&str]| calls.get(&e).filter(|(f, _)| named(*f, names)).map(|c| c.1);
-    let chunk = |e: Handle<Expression>| crate::params_member(module, func, e, params_binding) == Some(0);
+    let chunk = |e: Handle<Expression>| crate::params::params_member(module, func, e, params_binding) == Some(0);
     let gid = |e: Handle<Expression>| matches!(exprs[e], Expression::FunctionArgument(k) if gid(k));
     // The items: celer_item_Nd(pc.chunk, gid), each call's result.
     let items: Vec<Handle<Expression>> = calls
@@ -123,9 +123,10 @@ fn every_item_in(
         let Expression::Access { base, index } = exprs[pointer] else { return None };
         let Expression::GlobalVariable(g) = exprs[base] else { return None };
         let var = &module.global_variables[g];
-        let binding = var.binding.as_ref().filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))?;
+        let binding =
+            var.binding.as_ref().filter(|b| b.group == 0 && !crate::params::is_params_block(var, params_binding))?;
         let a = call(index, &["celer_index"])?;
-        (a.len() == 2 && crate::params_box(module, func, a[0], params_binding) == Some(binding.binding))
+        (a.len() == 2 && crate::params::params_box(module, func, a[0], params_binding) == Some(binding.binding))
             .then_some((binding.binding, a[1]))
     };
     // The binding of a pointer to one fixed cell of it, `<binding>[k]` with `k` a constant (a member of that
@@ -148,7 +149,7 @@ fn every_item_in(
                     let b = var
                         .binding
                         .as_ref()
-                        .filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))?;
+                        .filter(|b| b.group == 0 && !crate::params::is_params_block(var, params_binding))?;
                     return indexed.then_some(b.binding);
                 }
                 _ => return None,

@@ -9,7 +9,7 @@ use naga::{Expression, Function, Handle, Statement};
 
 use super::locals::{local_values, Held, LocalValues};
 use super::{own_calls, returns, Call, MAX_CALL_DEPTH, MAX_STEPS};
-use crate::each_statement;
+use crate::ir::each_statement;
 
 /// The bindings entry point `entry_point` indexes with one of its items as `celer_item_Nd` returned it: a call
 /// `celer_index(pc.<box>, item)` (in the entry point or a function it calls) whose `item` is the result of a
@@ -31,7 +31,7 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
         matches!(module.functions[h].name.as_deref(), Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d"))
     };
     let mut out = std::collections::BTreeSet::new();
-    let reached = crate::reachable_functions(module, &ep.function);
+    let reached = crate::ir::reachable_functions(module, &ep.function);
     let funcs = std::iter::once(&ep.function).chain(reached.iter().map(|&h| &module.functions[h]));
     /// Whether `e` is the item as `celer_item_Nd` returned it, also kept in a local every value of which (that
     /// reaches the load) is the item.
@@ -72,7 +72,7 @@ pub fn item_indexed(module: &naga::Module, entry_point: usize, params_binding: O
                 }
                 let k = match b {
                     IndexBox::Param(b) => {
-                        arguments.get(b).and_then(|&b| crate::params_box(module, func, b, params_binding))
+                        arguments.get(b).and_then(|&b| crate::params::params_box(module, func, b, params_binding))
                     }
                     IndexBox::Binding(k) => Some(k),
                 };
@@ -105,7 +105,7 @@ pub(crate) fn item_from_box(
         e: Handle<Expression>,
         depth: u32,
     ) -> BTreeSet<u32> {
-        if let Some(m) = crate::params_member(module, func, e, params_binding) {
+        if let Some(m) = crate::params::params_member(module, func, e, params_binding) {
             return BTreeSet::from([m]);
         }
         match func.expressions[e] {
@@ -202,7 +202,7 @@ fn index_pairs(
             let b = match b {
                 IndexBox::Param(b) => match arguments.get(b).map(|&b| (b, &func.expressions[b])) {
                     Some((_, &Expression::FunctionArgument(b))) => Some(IndexBox::Param(b as usize)),
-                    Some((b, _)) => crate::params_box(module, func, b, params_binding).map(IndexBox::Binding),
+                    Some((b, _)) => crate::params::params_box(module, func, b, params_binding).map(IndexBox::Binding),
                     None => None,
                 },
                 IndexBox::Binding(k) => Some(IndexBox::Binding(k)),
@@ -351,7 +351,7 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
         each_statement(&func.body, &mut |s| {
             if let Statement::Call { function, arguments, result: Some(r) } = s {
                 if module.functions[*function].name.as_deref() == Some("celer_index") && arguments.len() == 2 {
-                    if let Some(c) = crate::params_member(module, func, arguments[0], params_binding) {
+                    if let Some(c) = crate::params::params_member(module, func, arguments[0], params_binding) {
                         boxes.insert(*r, c);
                     }
                 }
@@ -441,7 +441,8 @@ fn indexed_with_boxes(module: &naga::Module, entry_point: usize, params_binding:
             let Expression::Access { base, index } = *e else { continue };
             let Expression::GlobalVariable(g) = exprs[base] else { continue };
             let var = &module.global_variables[g];
-            let Some(b) = var.binding.as_ref().filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))
+            let Some(b) =
+                var.binding.as_ref().filter(|b| b.group == 0 && !crate::params::is_params_block(var, params_binding))
             else {
                 continue;
             };
@@ -610,7 +611,8 @@ pub fn global_indexed(module: &naga::Module, entry_point: usize, params_binding:
             let Expression::Access { base, index } = *e else { continue };
             let Expression::GlobalVariable(g) = func.expressions[base] else { continue };
             let var = &module.global_variables[g];
-            let Some(b) = var.binding.as_ref().filter(|b| b.group == 0 && !crate::is_params_block(var, params_binding))
+            let Some(b) =
+                var.binding.as_ref().filter(|b| b.group == 0 && !crate::params::is_params_block(var, params_binding))
             else {
                 continue;
             };

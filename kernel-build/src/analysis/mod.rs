@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use naga::{Expression, Function, Handle, Statement};
 
-use crate::each_statement;
+use crate::ir::each_statement;
 
 mod every_item;
 mod float64;
@@ -124,7 +124,7 @@ pub fn reads_old_contents(module: &naga::Module, entry_point: usize) -> Vec<u32>
 pub fn array_lengths(module: &naga::Module, entry_point: usize) -> Vec<u32> {
     let ep = &module.entry_points[entry_point].function;
     let funcs =
-        std::iter::once(ep).chain(crate::reachable_functions(module, ep).into_iter().map(|h| &module.functions[h]));
+        std::iter::once(ep).chain(crate::ir::reachable_functions(module, ep).into_iter().map(|h| &module.functions[h]));
     let mut out = std::collections::BTreeSet::new();
     for f in funcs {
         for (_, e) in f.expressions.iter() {

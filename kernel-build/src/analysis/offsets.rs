@@ -5,7 +5,7 @@ use naga::{Expression, Function, Handle, Statement};
 
 use super::locals::{local_values, Held, LocalValues};
 use super::{own_calls, returns, Call, MAX_CALL_DEPTH, MAX_STEPS};
-use crate::each_statement;
+use crate::ir::each_statement;
 
 /// The cells around its item at which entry point `entry_point` indexes each binding's box, directly or through
 /// the kernel's own functions: `(box, offsets)`, one entry per binding indexed so, ascending, where `offsets` lists
@@ -391,7 +391,7 @@ pub fn item_offsets(
         // Items given, or taken here or in a function it calls (which may return one).
         let items = args.values().any(|o| !o.is_empty())
             || components.values().any(|k| !k.is_empty())
-            || crate::reachable_functions(module, func).into_iter().any(|h| {
+            || crate::ir::reachable_functions(module, func).into_iter().any(|h| {
                 matches!(module.functions[h].name.as_deref(), Some("celer_item_1d" | "celer_item_2d" | "celer_item_3d"))
             });
         if !items {
@@ -405,7 +405,7 @@ pub fn item_offsets(
             let Statement::Call { function, arguments, result } = s else { return };
             let name = module.functions[*function].name.as_deref().unwrap_or("");
             if name == "celer_index" && arguments.len() == 2 {
-                if let Some(b) = crate::params_box(module, func, arguments[0], params_binding) {
+                if let Some(b) = crate::params::params_box(module, func, arguments[0], params_binding) {
                     values.steps = MAX_STEPS;
                     let offsets = values.cell(arguments[1]);
                     if offsets.is_empty() {
@@ -466,7 +466,7 @@ pub fn item_offsets(
     let mut out = BTreeMap::new();
     let func = &module.entry_points[entry_point].function;
     // The item's last dimension: 0 for a 1D kernel (and one without items).
-    let last = crate::reachable_functions(module, func)
+    let last = crate::ir::reachable_functions(module, func)
         .into_iter()
         .find_map(|h| match module.functions[h].name.as_deref() {
             Some("celer_item_2d") => Some(1),

@@ -4,7 +4,8 @@
 use naga::{Expression, Function, Handle, Statement};
 
 use super::{group0_binding, root_of};
-use crate::{each_statement, function, BlockReduction, FnRef};
+use crate::ir::{each_statement, function, FnRef};
+use crate::BlockReduction;
 
 /// `(op, type)` of a prelude block reduction `celer_reduce_<op>_<type>`, from the function's name.
 fn reduce_call(name: &str) -> Option<(&'static str, &'static str)> {

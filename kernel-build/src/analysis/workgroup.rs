@@ -3,7 +3,7 @@
 
 use naga::{AddressSpace, Function, Statement};
 
-use crate::{each_statement, function, FnRef};
+use crate::ir::{each_statement, function, FnRef};
 
 /// Whether `block` (not the functions it calls) synchronises or shares work with other invocations of its workgroup
 /// or subgroup: a barrier, a `workgroupUniformLoad`, a subgroup operation.
