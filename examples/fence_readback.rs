@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "rank {}: {iters} fences of {mib} MiB: loop {:.2} s, {:.3} s per fence (submit to answer), read back {} \
          bytes per fence ({:.2} times the fenced size), sent {} bytes per fence to other devices and ranks",
-        stats.rank,
+        q.rank(),
         wall.as_secs_f64(),
         fence_time.as_secs_f64() / f64::from(iters.max(1)),
         stats.fence_bytes_read / u64::from(iters.max(1)),
