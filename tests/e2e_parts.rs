@@ -1,9 +1,9 @@
-//! End to end, on real ranks: a fence of part of a buffer returns exactly that box and moves only it, and
-//! zero-dimensional buffers (one value) round-trip through creation data, a kernel's reduction, a host task and
-//! fences, host tasks writing regions of several boxes write back only those boxes, collective host tasks have
-//! one item per rank, and independent host tasks run at the same time (collective ones never). Run alone (one rank)
-//! or under `mpirun -n N`, with `--devices N` for N devices per rank and `--host-threads N` for N host threads;
-//! `./x test` does all of these.
+//! End to end, on real ranks: a fence of part of a buffer returns exactly that box, moves only it and reads it
+//! back once per rank (however many devices the rank drives), and zero-dimensional buffers (one value) round-trip
+//! through creation data, a kernel's reduction, a host task and fences, host tasks writing regions of several boxes
+//! write back only those boxes, collective host tasks have one item per rank, and independent host tasks run at the
+//! same time (collective ones never). Run alone (one rank) or under `mpirun -n N`, with `--devices N` for N devices
+//! per rank and `--host-threads N` for N host threads; `./x test` does all of these.
 
 use std::process::ExitCode;
 
@@ -28,7 +28,7 @@ fn run(q: &Queue) -> Result<(), String> {
     let flat = q.buffer::<u32, 1>([rows * cols]).named("flat");
     q.submit(task::parallel_for(&squares, [rows * cols]).discard_write(&flat, access::one_to_one())).map_err(e)?;
     q.wait();
-    let before = q.stats().map(|s| s.bytes_received);
+    let before = q.stats().map(|s| (s.bytes_received, s.fence_bytes_read));
     let part = q.fence_subrange(&field, [5, 2], [4, 3]).map_err(e)?;
     if part.range() != [4, 3] {
         return Err(format!("a fence of a [4, 3] box reports range {:?}", part.range()));
@@ -38,10 +38,14 @@ fn run(q: &Queue) -> Result<(), String> {
     if got != want {
         return Err(format!("fence of rows 5..9, columns 2..5: got {got:?}, want {want:?}"));
     }
-    // Only the box travels: no rank receives more than its 12 cells.
-    if let (Some(before), Some(after)) = (before, q.stats().map(|s| s.bytes_received)) {
-        if after - before > 12 * 4 {
-            return Err(format!("the fence of 12 cells made this rank receive {} B", after - before));
+    // Only the box travels: no rank receives more than its 12 cells. And each rank reads them back once, however
+    // many devices it drives (its first device gathers them; with `--devices 2` each device read them back before).
+    if let (Some(before), Some(after)) = (before, q.stats().map(|s| (s.bytes_received, s.fence_bytes_read))) {
+        if after.0 - before.0 > 12 * 4 {
+            return Err(format!("the fence of 12 cells made this rank receive {} B", after.0 - before.0));
+        }
+        if after.1 - before.1 != 12 * 4 {
+            return Err(format!("the fence of 12 cells (48 B) read back {} B on this rank", after.1 - before.1));
         }
     }
     let tail = q.fence_subrange(&flat, [rows * cols - 3], [3]).map_err(e)?.wait().map_err(w)?;

@@ -199,12 +199,10 @@ impl Recorder {
     pub(super) fn hold_back_fence(&mut self, rt: &RuntimeHandle, bytes: u64) {
         // Counted at most at the bound, as the runtime counts its answers: sums cannot overflow.
         let bytes = bytes.min(FENCE_DATA_BACKLOG);
-        // Every device of the rank reads each fence back (into its own staging and answer): the bound is the rank's.
-        let devices = (rt.nodes() / rt.ranks()).max(1) as u64;
-        let backlog = FENCE_DATA_BACKLOG / devices;
+        // One device of the rank reads each fence back (the others push it their parts): the bound is the rank's.
         let pending = self.fence_bytes_recorded.saturating_sub(rt.fence_bytes_answered());
-        if pending > backlog {
-            rt.wait_fence_bytes(self.fence_bytes_recorded - backlog / 2);
+        if pending > FENCE_DATA_BACKLOG {
+            rt.wait_fence_bytes(self.fence_bytes_recorded - FENCE_DATA_BACKLOG / 2);
         }
         self.fence_bytes_recorded += bytes;
     }

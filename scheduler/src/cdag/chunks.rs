@@ -13,8 +13,15 @@ use celer_graph::{
 pub(super) enum Chunking {
     /// Chunk `i` of the grid runs on rank `i`.
     Grid(ChunkGrid),
-    /// Every rank runs the same box (fences: the data goes to every rank).
-    Replicated(GridBox),
+    /// Every process runs the same box on its device 0 (node `p * devices`), the other nodes' chunks are empty:
+    /// a fence's data goes to every process once. With several devices per process, device 0 gathers the fenced
+    /// region (the others push it the parts they hold the newest data of) and alone reads it back.
+    Replicated {
+        /// The box each process runs.
+        range: GridBox,
+        /// Nodes per process.
+        devices: usize,
+    },
     /// One empty chunk, on rank 0: a task without items that reduces (it writes the reduction's identity, or keeps
     /// the current value).
     Empty,
@@ -41,7 +48,7 @@ impl Chunking {
     pub(super) fn len(&self, num_ranks: usize) -> usize {
         match self {
             Chunking::Grid(g) => g.len(),
-            Chunking::Replicated(_) | Chunking::PerProcess { .. } | Chunking::GridPerProcess { .. } => num_ranks,
+            Chunking::Replicated { .. } | Chunking::PerProcess { .. } | Chunking::GridPerProcess { .. } => num_ranks,
             Chunking::Empty => 1,
         }
     }
@@ -49,7 +56,13 @@ impl Chunking {
     pub(super) fn chunk(&self, i: usize) -> GridBox {
         match self {
             Chunking::Grid(g) => g.chunk(i),
-            Chunking::Replicated(b) => *b,
+            Chunking::Replicated { range, devices } => {
+                if i.is_multiple_of(*devices) {
+                    *range
+                } else {
+                    GridBox::EMPTY
+                }
+            }
             Chunking::Empty => GridBox::EMPTY,
             Chunking::PerProcess { devices, processes } => match (i % devices, i / devices) {
                 (0, p) if p < *processes => GridBox::d1(p, p + 1),
@@ -67,7 +80,9 @@ impl CommandGraphGenerator {
     pub(super) fn chunking(&self, task: &Task) -> Chunking {
         let n = self.config.num_ranks;
         match task.kind() {
-            TaskKind::Fence => Chunking::Replicated(task.spec.range),
+            TaskKind::Fence => {
+                Chunking::Replicated { range: task.spec.range, devices: self.config.devices_per_rank.max(1) }
+            }
             TaskKind::Once => Chunking::Grid(ChunkGrid::new(task.spec.range, 1, task.spec.hint, [1; 3])),
             // One item per process (the task graph made the range so); with several devices per process, each
             // process's item runs on its device 0.
@@ -234,7 +249,9 @@ impl CommandGraphGenerator {
     ) -> Candidates {
         let mut out = Candidates::new();
         match chunking {
-            Chunking::Replicated(_) => out.extend((0..self.config.num_ranks).filter(|&i| Some(i) != skip)),
+            Chunking::Replicated { devices, .. } => {
+                out.extend((0..self.config.num_ranks).step_by(*devices).filter(|&i| Some(i) != skip))
+            }
             Chunking::Empty => out.extend((skip != Some(0)).then_some(0)),
             Chunking::PerProcess { devices, processes } => {
                 let items = self.reach(task, buffer, bbox, filter).intersection(&GridBox::d1(0, *processes));

@@ -131,8 +131,9 @@ impl CommandGraphGenerator {
             state.sent_to.clear(region);
         }
 
-        // The local chunk.
-        if let Some(chunk) = local_chunk {
+        // The local chunk. A fence's empty chunk (a device other than its process's first, which gathers the
+        // fenced data for the process) has no command: that device reads nothing back.
+        if let Some(chunk) = local_chunk.filter(|c| !(c.is_empty() && task.kind() == TaskKind::Fence)) {
             let mut deps = exec_deps;
             for (b, consumed, produced) in &local {
                 // A chunk writing only what it read already depends on every last writer of it: on the fresh ones

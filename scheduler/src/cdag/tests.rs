@@ -507,6 +507,31 @@ fn a_collective_over_processes_of_two_devices_runs_item_p_on_node_2p_and_gets_it
     assert_eq!(transfers(&sim, 3, id, B0), vec![("push", Region::from(GridBox::d1(6, 8)))]);
 }
 
+#[test]
+fn a_fence_over_processes_of_two_devices_is_gathered_and_read_back_by_each_processs_first_device_only() {
+    // 2 processes x 2 devices, each node writing 2 of B0's 8 cells: each process's device 0 gathers the whole
+    // buffer and has the one fence command; its other device only pushes the cells it wrote, to every device 0.
+    let all: Vec<NodeId> = (0..4).map(NodeId).collect();
+    let config = TaskManagerConfig { devices_per_rank: 2, ..Default::default() };
+    let mut sim = Simulation::with_ranks(4, &all, true, config);
+    sim.create_buffer(B0, 1, GridBox::d1(0, 8), false, None);
+    sim.submit(write(B0)).unwrap();
+    let fence = TaskSpec::new(TaskKind::Fence, 0, GridBox::from_extent(&[])).access(B0, Read, RangeMapper::All);
+    let id = sim.submit(fence).unwrap();
+    let fences = |r: usize| {
+        sim.ranks[r].records().iter().filter(|c| c.task == id && matches!(c.kind, CommandKind::Fence { .. })).count()
+    };
+    assert_eq!((0..4).map(fences).collect::<Vec<_>>(), vec![1, 0, 1, 0], "one fence command per process");
+    let cells = |a, b| Region::from(GridBox::d1(a, b));
+    let mut on0 = transfers(&sim, 0, id, B0);
+    on0.sort_by_key(|(kind, r)| (*kind, r.bounding_box().min()[0]));
+    assert_eq!(on0, vec![("await-push", cells(2, 8)), ("push", cells(0, 2))], "N0 gathers what N1..N3 wrote");
+    assert_eq!(transfers(&sim, 1, id, B0), vec![("push", cells(2, 4)), ("push", cells(2, 4))], "to N0 and N2");
+    assert_eq!(transfers(&sim, 3, id, B0), vec![("push", cells(6, 8)), ("push", cells(6, 8))], "to N0 and N2");
+    let received = |r: usize| transfers(&sim, r, id, B0).into_iter().filter(|(k, _)| *k == "await-push").count();
+    assert_eq!((received(1), received(3)), (0, 0), "the other devices await nothing");
+}
+
 /// Commands of `task` on rank `r` that move `b`: (kind, region) of each push target and await-push.
 fn transfers(sim: &Simulation, r: usize, task: TaskId, b: BufferId) -> Vec<(&'static str, Region)> {
     let mut out = Vec::new();

@@ -276,6 +276,7 @@ impl RankLoop<'_> {
             }
         }
         self.cover(buffer, &fenced).map_err(&fail)?;
+        self.stats.fence_bytes_read += bytes as u64;
         let download = self.pend_download(buffer, fenced, OpContext::command(self.node, cmd, CommandWork::Fence));
         Ok(Some(InFlight::Gpu(self.open(), AfterGpu::Fence { download, bytes, task })))
     }

@@ -77,6 +77,9 @@ pub struct RankStats {
     pub messages_received: u64,
     /// Bytes of buffer data received from other ranks.
     pub bytes_received: u64,
+    /// Bytes fences read back from device memory (each fence's box once per rank, read by the device that gathers
+    /// it; results the runtime combined on the host, such as a deterministic reduction's, read nothing).
+    pub fence_bytes_read: u64,
     /// Boxes received from another device of this rank by a copy on the GPU (`CELER_PEER_COPIES`), not through
     /// host memory and MPI; their bytes count in `bytes_received` (and the sender's `bytes_sent`) too.
     pub peer_copies: u64,
@@ -172,6 +175,7 @@ impl RankStats {
         self.messages_sent += other.messages_sent;
         self.messages_received += other.messages_received;
         self.bytes_received += other.bytes_received;
+        self.fence_bytes_read += other.fence_bytes_read;
         self.peer_copies += other.peer_copies;
         self.kernel_time += other.kernel_time;
         self.receive_time += other.receive_time;

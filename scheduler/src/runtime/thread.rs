@@ -402,8 +402,8 @@ pub const CREATION_DATA_BACKLOG: u64 = 256 << 20;
 /// half of this waits, at each creation, for the steps before to run.
 pub const DROPPED_BUFFER_BACKLOG: u64 = 256 << 20;
 
-/// The most bytes that fences the runtime has not yet answered may read back (on a rank of several devices, which
-/// each read every fence back, over all of them): recording a fence blocks while
+/// The most bytes that fences the runtime has not yet answered may read back (on a rank of several devices, whose
+/// first device alone reads each fence back): recording a fence blocks while
 /// those of the fences recorded before it exceed this, until the runtime has answered the oldest of them down to
 /// half of this. Each fence in flight holds a staging buffer and the answer of its box's size; fences make no
 /// horizons of their own (only `CELER_HORIZON_MAX_PARALLELISM` of them in the front do), so without it a program
@@ -474,8 +474,8 @@ impl Joined {
 }
 
 /// Hands `msg` to every device's loop (`loops.len()` > 1): copies of buffers and tasks to each; epochs and
-/// statistics through per-loop channels joined in `joined`; a fence's data from the first loop (every node
-/// receives the same data).
+/// statistics through per-loop channels joined in `joined`; a fence to the first loop, which gathers and answers
+/// it (the others record its task, to push the first what they hold of the fenced region).
 pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec<Joined>) -> Result<(), RuntimeError> {
     let n = loops.len();
     match msg {
@@ -498,10 +498,13 @@ pub(super) fn fan_out(msg: Message, loops: &mut [RankLoop<'_>], joined: &mut Vec
             joined.push(Joined::Stats(waiting, Vec::new(), reply));
         }
         Message::Fence(task, reply) => {
-            for (i, l) in loops.iter_mut().enumerate() {
-                let reply = if i == 0 { reply.clone() } else { mpsc::sync_channel(1).0 };
-                l.handle(Message::Fence(task.clone(), reply))?;
+            // The first device gathers the fenced data and answers; the others only record the task (their
+            // command graphs give them no fence command, just the pushes of what they hold to the first).
+            let (first, rest) = loops.split_first_mut().expect("fan_out is for several loops");
+            for l in rest {
+                l.handle(Message::Submit(task.clone()))?;
             }
+            first.handle(Message::Fence(task, reply))?;
         }
         Message::CreateBuffer(new) => {
             for l in loops.iter_mut() {
@@ -754,9 +757,9 @@ pub(super) fn run(
         let tasks = loops.iter().map(|l| l.progress().min(l.divergence_hold().unwrap_or(u64::MAX))).min().unwrap_or(0);
         let drained =
             if loops.iter().all(|l| l.is_drained() && l.divergence_hold().is_none()) { handled } else { u64::MAX };
-        // Before `drained`: a waiter that sees the loops drained must find every fence answered counted. Every
-        // device's loop answers every fence (`fan_out`), each reading back its data: the slowest counts.
-        let fence_bytes = loops.iter().map(|l| l.fence_bytes_answered).min().unwrap_or(0);
+        // Before `drained`: a waiter that sees the loops drained must find every fence answered counted. Only the
+        // first device's loop answers fences (`fan_out`): the others' count stays zero.
+        let fence_bytes = loops.iter().map(|l| l.fence_bytes_answered).sum::<u64>();
         if fence_bytes != published_fence_bytes {
             published_fence_bytes = fence_bytes;
             progress.fence_bytes.store(fence_bytes, Ordering::Release);
