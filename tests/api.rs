@@ -1,7 +1,7 @@
 //! The typed API records what it should and refuses bad input with messages naming task, buffer and region.
 
 use celer::TaskId;
-use celer::{access, task, Kernel, Queue, ReductionOp, TaskErrorKind};
+use celer::{access, kernels, task, Kernel, Queue, ReductionOp, TaskErrorKind};
 
 #[test]
 fn errors_name_the_task_the_buffer_and_the_region() {
@@ -64,6 +64,37 @@ fn reductions_need_a_one_element_buffer() {
         .submit(task::parallel_for(&k, [32]).read(&data, access::one_to_one()).reduce(&wide, ReductionOp::Sum))
         .unwrap_err();
     assert!(err.to_string().contains("buffer B2 \"wide\" has extent [0] - [2]"), "{err}");
+}
+
+/// A reduction into a buffer the task also reads or writes, or reduces into twice, through a real kernel: `submit`
+/// names that buffer, not the kernel's binding count, which the extra binding throws off (it said "declares 2
+/// storage bindings, but the task binds 3", sending the author to the kernel).
+#[test]
+fn a_reduction_into_a_buffer_the_task_also_accesses_is_named_before_the_kernels_bindings() {
+    let q = Queue::dry_run();
+    let data = q.buffer_from(&[1i32, 2, 3, 4], [4]).named("data");
+    let total = q.buffer_from(&[100i32], [1]).named("total");
+    let sum = Kernel::wgsl(&kernels::REDUCE_I32, "reduce_sum").expect("reduce_i32::reduce_sum exists");
+    let base = || task::parallel_for(&sum, [4]).read(&data, access::one_to_one());
+    for (what, t) in [
+        ("read", base().read(&total, access::all()).reduce(&total, ReductionOp::Sum).name("rr")),
+        ("written", base().write(&total, access::all()).reduce(&total, ReductionOp::Sum).name("rr")),
+    ] {
+        let err = q.submit(t).unwrap_err().to_string();
+        assert!(
+            err.contains("In task T1 \"rr\": buffer B1 \"total\" is both reduced into and accessed"),
+            "{what}: {err}"
+        );
+        assert!(!err.contains("storage bindings"), "{what}: {err}");
+    }
+    let err = q
+        .submit(base().reduce(&total, ReductionOp::Sum).reduce(&total, ReductionOp::Sum).name("twice"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("In task T1 \"twice\": buffer B1 \"total\" is reduced into twice"), "{err}");
+    assert!(!err.contains("storage bindings"), "{err}");
+    // The right task still goes through.
+    q.submit(base().reduce(&total, ReductionOp::Sum)).unwrap();
 }
 
 #[test]

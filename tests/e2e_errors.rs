@@ -172,6 +172,11 @@
 //!   computes 2.5 timeouts (5 s) before each of two submissions while the other ranks wait for its data; that is no stall, and
 //!   the run must finish with the right values (`./x`'s MPI_TESTS; the `stall` cases show real stalls still end
 //!   the run).
+//! - `app-away` (with `CELER_STALL_TIMEOUT=2`, which the case sets if unset): the last rank's application thread
+//!   blocks for 12 s on a channel nobody fills, between a submission and its fence, while the others wait in
+//!   theirs: no stall report (it might be computing), but each other rank's long-wait notice names that rank
+//!   (`the program of rank 1 has not come back to celer`; they said "a rank (this one or another)"); then it comes
+//!   back and the run finishes with the right data (`./x`'s MPI_TESTS, 2 and 3 ranks).
 //! - `bounded` (with `CELER_SUBMIT_AHEAD=2`, which the case sets if unset): 200 buffers of 64 KiB are created,
 //!   written and dropped; after a `wait` the rank's device memory holds at most a few of them (dropped buffers are
 //!   freed once the tasks that used them ran). Then 2000 host tasks of 200 µs each are submitted without a wait: right
@@ -1329,6 +1334,94 @@ fn busy_app() -> Result<(), String> {
     let got = q.fence(&sums).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
     if got != [128u32; 64] {
         return Err(format!("sums are {got:?}, expected 128 everywhere"));
+    }
+    Ok(())
+}
+
+/// The long-wait notices this process wrote to stderr (collected by [`tee_stderr`]).
+static AWAY_NOTICES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The real stderr's descriptor while [`tee_stderr`] routes stderr through its pipe (-1 otherwise).
+static REAL_STDERR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Routes this process's stderr through a pipe whose reader thread passes every line on to the real stderr and
+/// keeps celer's long-wait notices in [`AWAY_NOTICES`] (celer writes them to stderr itself, not to a program's
+/// logger).
+fn tee_stderr() -> Result<(), String> {
+    use std::io::{BufRead, Write};
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two new descriptors into `fds`; dup and dup2 act on descriptors this process owns, and
+    // each File below takes sole ownership of a descriptor nothing else closes.
+    let (reader, mut real) = unsafe {
+        if libc::pipe(fds.as_mut_ptr()) != 0 {
+            return Err("pipe failed".into());
+        }
+        let real = libc::dup(2);
+        if real < 0 || libc::dup2(fds[1], 2) < 0 {
+            return Err("dup of stderr failed".into());
+        }
+        libc::close(fds[1]);
+        REAL_STDERR.store(libc::dup(real), std::sync::atomic::Ordering::SeqCst);
+        (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(real))
+    };
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            let _ = writeln!(real, "{line}");
+            if line.contains("but the run goes on") {
+                AWAY_NOTICES.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Gives stderr back to the real one (after a moment for the pipe's reader to pass on what it holds), so that what
+/// the program prints last cannot be lost in the pipe.
+fn untee_stderr() {
+    let real = REAL_STDERR.swap(-1, std::sync::atomic::Ordering::SeqCst);
+    if real >= 0 {
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: `real` is a descriptor of this process's, duplicated by `tee_stderr` and used nowhere else.
+        unsafe { libc::dup2(real, 2) };
+    }
+}
+
+/// The last rank's application thread blocks for 6 stall timeouts on a channel nobody fills, between a submission
+/// and its fence, while the others wait in theirs: no stall report (it might be computing), but every other rank's
+/// long-wait notice names the rank whose program is away from celer. Then the last rank comes back and the run
+/// finishes with the right data.
+fn app_away() -> Result<(), String> {
+    let secs = std::env::var("CELER_STALL_TIMEOUT").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(30.0);
+    tee_stderr()?;
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let (rank, ranks) = (q.rank(), q.ranks());
+    let a = q.buffer::<u32, 1>([64]).named("a");
+    q.submit(
+        task::host_for([64])
+            .discard_write(&a, access::one_to_one())
+            .name("fill")
+            .run(|ctx| ctx.data_mut::<u32>(0).fill(5)),
+    )
+    .map_err(|e| e.to_string())?;
+    if rank + 1 == ranks {
+        // A wait for input that never comes (a channel whose sender nobody uses), given up after 6 timeouts.
+        let (_never, rx) = std::sync::mpsc::channel::<()>();
+        let _ = rx.recv_timeout(Duration::from_secs_f64(6.0 * secs));
+    }
+    let got = q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if got != [5u32; 64] {
+        return Err(format!("rank {rank}: fenced {got:?}, expected 5 everywhere"));
+    }
+    drop(a);
+    drop(q);
+    if rank + 1 < ranks {
+        let notices = AWAY_NOTICES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let want = format!("the program of rank {} has not come back to celer", ranks - 1);
+        if !notices.iter().any(|n| n.contains(&want)) {
+            return Err(format!("rank {rank}: no long-wait notice saying \"{want}\"; notices: {notices:?}"));
+        }
     }
     Ok(())
 }
@@ -2821,6 +2914,12 @@ fn main() -> ExitCode {
                 // Not 1 s: the start-up limit is four times it (at least 4 s), which a loaded machine exceeded.
                 default_env("CELER_STALL_TIMEOUT", "2");
                 busy_app()
+            }
+            Some("app-away") => {
+                default_env("CELER_STALL_TIMEOUT", "2");
+                let result = app_away();
+                untee_stderr();
+                result
             }
             Some("exit-early") => exit_early(),
             Some("rank-returns") => rank_ends(false),

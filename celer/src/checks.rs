@@ -431,6 +431,15 @@ impl Noted {
             if r.op == ReductionOp::Custom && !combines(i) {
                 return Err(Box::new(TaskErrorKind::CustomReductionWithoutCombine { buffer: ident(r.buffer) }));
             }
+            // Before the kernel's bindings are counted: a buffer reduced twice or also accessed is the fault, and a
+            // count of bindings that differs because of it would send the program's author to the kernel instead.
+            // (The task graph checks the same for every submitter.)
+            if let Some(first) = spec.reductions[..i].iter().position(|p| p.buffer == r.buffer) {
+                return Err(Box::new(TaskErrorKind::ReductionTwice { buffer: ident(r.buffer), first, second: i }));
+            }
+            if spec.accesses.iter().any(|a| a.buffer == r.buffer) {
+                return Err(Box::new(TaskErrorKind::ReductionAndAccess { buffer: ident(r.buffer) }));
+            }
         }
         if spec.kind != TaskKind::DeviceCompute {
             return Ok(());

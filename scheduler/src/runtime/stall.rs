@@ -33,6 +33,10 @@ pub(super) struct StallVote<'c> {
     /// The lowest rank whose program had ended (its queue dropped, or `std::process::exit` called) at the latest
     /// completed vote: where the others wait for it, that is why (its program submitted fewer tasks).
     pub(super) ended: Option<u64>,
+    /// The lowest and the highest rank that did not wait inside the runtime at the latest completed vote (`None`
+    /// where every rank did): where the others wait on and on without a stall report, these ranks' programs have
+    /// not come back to celer (they compute, or are stuck outside it), and the others' notices name them.
+    pub(super) away: Option<(u64, u64)>,
 }
 
 impl<'c> StallVote<'c> {
@@ -49,6 +53,7 @@ impl<'c> StallVote<'c> {
             all_waiting_since: None,
             all_done: false,
             ended: None,
+            away: None,
         })
     }
 
@@ -74,13 +79,23 @@ impl<'c> StallVote<'c> {
             }
             self.all_done = min[1] == 1;
             self.ended = (min[2] != u64::MAX).then_some(min[2]);
+            // The highest rank away travels as `u64::MAX - rank`, so that the minimum finds it.
+            self.away = (min[3] != u64::MAX).then(|| (min[3], u64::MAX - min[4]));
             self.last_completed = now;
             self.vote = None;
         }
         if self.vote.is_none() && !self.all_done && now - self.last_started >= self.interval {
             self.last_started = now;
-            let ended = if ended { comm.rank() as u64 } else { u64::MAX };
-            let reduce = self.side.iallreduce_min(vec![u64::from(waiting), u64::from(done), ended])?;
+            let rank = comm.rank() as u64;
+            let ended = if ended { rank } else { u64::MAX };
+            let (lowest_away, highest_away) = if waiting { (u64::MAX, u64::MAX) } else { (rank, u64::MAX - rank) };
+            let reduce = self.side.iallreduce_min(vec![
+                u64::from(waiting),
+                u64::from(done),
+                ended,
+                lowest_away,
+                highest_away,
+            ])?;
             self.vote = Some((reduce, now));
         }
         Ok(())

@@ -807,7 +807,8 @@ pub(super) fn run(
                     }
                     // Another rank's program keeps the run going: say what this rank waits for, now and then.
                     if long_wait.as_mut().is_some_and(|w| w.due(now - idle.since())) {
-                        let notice = long_wait_message(rank, now - idle.since(), &report().lines);
+                        let away = vote.as_ref().and_then(|v| v.away);
+                        let notice = long_wait_message(rank, now - idle.since(), away, &report().lines);
                         crate::logging::always(log::Level::Warn, &notice);
                     }
                 }

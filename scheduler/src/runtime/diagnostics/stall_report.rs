@@ -275,13 +275,27 @@ impl LongWait {
     }
 }
 
-/// [`LongWait`]'s notice: how long this rank has waited and for what, one line each.
-pub(in crate::runtime) fn long_wait_message(rank: i32, idle: std::time::Duration, lines: &[String]) -> String {
+/// [`LongWait`]'s notice: how long this rank has waited and for what, one line each. `away` is the lowest and the
+/// highest rank that did not wait inside celer at the latest stall vote (`StallVote::away`): those ranks' programs
+/// keep the run going, and the notice names them (every rank's notice, theirs too).
+pub(in crate::runtime) fn long_wait_message(
+    rank: i32,
+    idle: std::time::Duration,
+    away: Option<(u64, u64)>,
+    lines: &[String],
+) -> String {
+    let who = match away {
+        Some((lo, hi)) if lo == hi && lo == rank as u64 => format!("the program of rank {lo} (this one)"),
+        Some((lo, hi)) if lo == hi => format!("the program of rank {lo}"),
+        Some((lo, hi)) => format!("the programs of ranks {lo} to {hi} (the lowest and highest of them)"),
+        None => "the program of a rank (this one or another)".to_string(),
+    };
+    let verb = if matches!(away, Some((lo, hi)) if lo != hi) { "have" } else { "has" };
     let mut msg = format!(
-        "rank {rank}: no progress for {:.0} s with work pending, but the run goes on: the program of a rank (this one \
-         or another) has not come back to celer since (it computes between submissions, or it is stuck there: a \
-         deadlock, a wait for input, a rank that never submits again), and a run is ended as stalled only when every \
-         rank waits inside celer. This rank waits for:",
+        "rank {rank}: no progress for {:.0} s with work pending, but the run goes on: {who} {verb} not come back to \
+         celer since (it computes between submissions, or it is stuck there: a deadlock, a wait for input, a rank \
+         that never submits again), and a run is ended as stalled only when every rank waits inside celer. This rank \
+         waits for:",
         idle.as_secs_f64()
     );
     for l in lines {
@@ -365,11 +379,27 @@ mod tests {
         let msg = long_wait_message(
             0,
             Duration::from_secs(16),
+            None,
             &["C2 await-push of task T2: awaits buffer B0 \"a\" {[32] - [64]} expected from rank 1".into()],
         );
         assert!(msg.starts_with("rank 0: no progress for 16 s with work pending, but the run goes on"), "{msg}");
         assert!(msg.contains("a rank that never submits again") && msg.contains("\n    C2 await-push"), "{msg}");
         assert!(!msg.contains("stalled:"), "not the stall report: {msg}");
+    }
+
+    #[test]
+    fn a_long_wait_names_the_ranks_whose_programs_are_away_from_celer() {
+        let lines = ["C3 await-push of task T2: awaits buffer B0 \"a\" {[32] - [64]} expected from rank 1".to_string()];
+        let msg = long_wait_message(0, Duration::from_secs(12), Some((1, 1)), &lines);
+        assert!(msg.contains("but the run goes on: the program of rank 1 has not come back to celer since"), "{msg}");
+        assert!(!msg.contains("this one or another"), "{msg}");
+        let msg = long_wait_message(1, Duration::from_secs(12), Some((1, 1)), &lines);
+        assert!(msg.contains("the program of rank 1 (this one) has not come back"), "{msg}");
+        let msg = long_wait_message(0, Duration::from_secs(12), Some((2, 4)), &lines);
+        assert!(
+            msg.contains("the programs of ranks 2 to 4 (the lowest and highest of them) have not come back"),
+            "{msg}"
+        );
     }
 
     /// A report of `lines` whose facts are `peers`.
