@@ -177,6 +177,10 @@
 //!   theirs: no stall report (it might be computing), but each other rank's long-wait notice names that rank
 //!   (`the program of rank 1 has not come back to celer`; they said "a rank (this one or another)"); then it comes
 //!   back and the run finishes with the right data (`./x`'s MPI_TESTS, 2 and 3 ranks).
+//! - `app-away-limit` (with `CELER_STALL_TIMEOUT=2` and `CELER_AWAY_TIMEOUT=3`, which the case sets if unset): as
+//!   `app-away`, but the last rank does not come back for 30 s; the others must end the job after the away timeout,
+//!   naming it (`stalled: the program of rank 1 has not come back to celer ... (CELER_AWAY_TIMEOUT = 3 s)`; `./x`'s
+//!   MPI_FAIL_TESTS, 2 and 3 ranks). Reaching the end of the case is the failure.
 //! - `bounded` (with `CELER_SUBMIT_AHEAD=2`, which the case sets if unset): 200 buffers of 64 KiB are created,
 //!   written and dropped; after a `wait` the rank's device memory holds at most a few of them (dropped buffers are
 //!   freed once the tasks that used them ran). Then 2000 host tasks of 200 µs each are submitted without a wait: right
@@ -1424,6 +1428,28 @@ fn app_away() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// As [`app_away`], but the last rank never comes back (it gives up after 15 stall timeouts, long after the away
+/// timeout): with `CELER_AWAY_TIMEOUT` the other ranks end the job, naming it. Reaching the end is the failure.
+fn app_away_limit() -> Result<(), String> {
+    let secs = std::env::var("CELER_STALL_TIMEOUT").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(30.0);
+    let q = Queue::new().map_err(|e| e.to_string())?;
+    let (rank, ranks) = (q.rank(), q.ranks());
+    let a = q.buffer::<u32, 1>([64]).named("a");
+    q.submit(
+        task::host_for([64])
+            .discard_write(&a, access::one_to_one())
+            .name("fill")
+            .run(|ctx| ctx.data_mut::<u32>(0).fill(5)),
+    )
+    .map_err(|e| e.to_string())?;
+    if rank + 1 == ranks {
+        let (_never, rx) = std::sync::mpsc::channel::<()>();
+        let _ = rx.recv_timeout(Duration::from_secs_f64(15.0 * secs));
+    }
+    q.fence(&a).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    Err(format!("rank {rank}: the run was not ended by CELER_AWAY_TIMEOUT while rank {} was away", ranks - 1))
 }
 
 /// Dropped buffers release their memory; `submit` holds the program back (see the module docs).
@@ -2920,6 +2946,12 @@ fn main() -> ExitCode {
                 let result = app_away();
                 untee_stderr();
                 result
+            }
+            Some("app-away-limit") => {
+                // Not the 10 s of a real setting: ./x's FAIL_LIMIT (10 s) counts the start-up and the abort's grace.
+                default_env("CELER_STALL_TIMEOUT", "2");
+                default_env("CELER_AWAY_TIMEOUT", "3");
+                app_away_limit()
             }
             Some("exit-early") => exit_early(),
             Some("rank-returns") => rank_ends(false),

@@ -186,6 +186,15 @@ impl QueueBuilder {
         self.choose(env::STALL_TIMEOUT, |c| c.stall_timeout = timeout)
     }
 
+    /// How long this rank may wait with work pending and no progress (at least the stall timeout) while the
+    /// stall vote finds a rank whose program has not come back to celer (a deadlock or a wait outside celer, or a
+    /// long computation) before it ends the run on every rank, naming that rank; `None` (the default) only prints
+    /// a notice now and then. `CELER_AWAY_TIMEOUT`. Needs a stall timeout: [`build`](Self::build) fails with
+    /// [`Error::Config`] for a timeout here with [`stall_timeout`](Self::stall_timeout) off, or one below 0.1 s.
+    pub fn away_timeout(self, timeout: Option<Duration>) -> Self {
+        self.choose(env::AWAY_TIMEOUT, |c| c.away_timeout = timeout)
+    }
+
     /// Whether the ranks compare a hash of their submitted tasks at every horizon, epoch, fence and host task (a
     /// mismatch stops the run, naming the first task that differs; fences, waits and host tasks wait for their
     /// comparison). `CELER_CHECK_DIVERGENCE`; default on. Every rank must agree. Off keeps one small non-blocking
@@ -277,6 +286,7 @@ impl QueueBuilder {
             env::HOST_THREADS => host_threads,
             env::OVERLAP => overlap,
             env::STALL_TIMEOUT => stall_timeout,
+            env::AWAY_TIMEOUT => away_timeout,
             env::CHECK_DIVERGENCE => check_divergence,
             env::CHECK_BOUNDS => check_bounds,
             env::TRACE => trace,
@@ -320,6 +330,22 @@ impl QueueBuilder {
                 value: format!("{t:?} (QueueBuilder::stall_timeout)"),
                 accepted: "seconds (a number >= 0.1) or off",
             }));
+        }
+        if let Some(t) = runtime.away_timeout {
+            let value = if t < env::MIN_STALL_TIMEOUT {
+                format!("{t:?} (QueueBuilder::away_timeout)")
+            } else if runtime.stall_timeout.is_none() {
+                format!("{t:?} (QueueBuilder::away_timeout, with the stall timeout off)")
+            } else {
+                String::new()
+            };
+            if !value.is_empty() {
+                return Err(Error::Config(ConfigError {
+                    variable: env::AWAY_TIMEOUT,
+                    value,
+                    accepted: "seconds (a number >= 0.1) or off; needs the stall timeout on",
+                }));
+            }
         }
         let mut task_graph = TaskManagerConfig { uninitialized_read: self.uninitialized_read, ..Default::default() };
         if let Some(step) = runtime.horizon_step {
@@ -433,6 +459,19 @@ mod tests {
         let env = |name: &str| (name == "CELER_DEVICES").then(|| "1000".to_string());
         let e = QueueBuilder::new().settings_from(env).expect_err("the variable's 1000 must be refused");
         assert!(e.to_string().contains("CELER_DEVICES=\"1000\" is not valid"), "{e}");
+    }
+
+    #[test]
+    fn an_away_timeout_without_a_stall_timeout_or_below_the_minimum_is_refused() {
+        let off = QueueBuilder::new().stall_timeout(None).away_timeout(Some(Duration::from_secs(5)));
+        let msg = off.ignore_env().settings().unwrap_err().to_string();
+        assert!(msg.contains("CELER_AWAY_TIMEOUT") && msg.contains("stall timeout off"), "{msg}");
+        let short = QueueBuilder::new().away_timeout(Some(Duration::from_millis(1))).ignore_env().settings();
+        let msg = short.unwrap_err().to_string();
+        assert!(msg.contains("QueueBuilder::away_timeout"), "{msg}");
+        let ok =
+            QueueBuilder::new().stall_timeout(Some(Duration::from_secs(2))).away_timeout(Some(Duration::from_secs(9)));
+        assert_eq!(ok.ignore_env().settings().unwrap().runtime.away_timeout, Some(Duration::from_secs(9)));
     }
 
     #[test]

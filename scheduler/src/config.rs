@@ -111,6 +111,17 @@ pub const VARIABLES: &[EnvVar] = &[
         must_agree: true,
     },
     EnvVar {
+        name: AWAY_TIMEOUT,
+        accepted: "seconds (a number from 0.1 to below 1e9) or off; needs CELER_STALL_TIMEOUT on",
+        default: "off",
+        effect: "with work pending and no progress on this rank for this long (and at least CELER_STALL_TIMEOUT), \
+                 while the stall vote finds a rank whose application thread has not come back to celer (a \
+                 deadlock or a wait outside celer, or a long computation), the run aborts naming that rank; `off`: \
+                 such a wait only prints a notice now and then. Refused at start while CELER_STALL_TIMEOUT is off \
+                 (the vote that finds the rank runs only then)",
+        must_agree: false,
+    },
+    EnvVar {
         name: CHECK_DIVERGENCE,
         accepted: "on, off (also 1, 0, true, false, yes, no)",
         default: "on",
@@ -213,6 +224,9 @@ pub const HORIZON_STEP: &str = "CELER_HORIZON_STEP";
 pub const HORIZON_MAX_PARALLELISM: &str = "CELER_HORIZON_MAX_PARALLELISM";
 /// `CELER_STALL_TIMEOUT`.
 pub const STALL_TIMEOUT: &str = "CELER_STALL_TIMEOUT";
+
+/// `CELER_AWAY_TIMEOUT`.
+pub const AWAY_TIMEOUT: &str = "CELER_AWAY_TIMEOUT";
 
 /// The shortest stall timeout accepted (`CELER_STALL_TIMEOUT`, `QueueBuilder::stall_timeout`): a shorter one (a
 /// value meant as milliseconds, `0.001`) reports every wait for a kernel or a peer as a stall.
@@ -384,6 +398,9 @@ pub struct RuntimeConfig {
     pub overlap: Option<usize>,
     /// `CELER_STALL_TIMEOUT`; `None` is `off`.
     pub stall_timeout: Option<Duration>,
+    /// `CELER_AWAY_TIMEOUT`: how long a rank with work pending waits for another rank's program that has not come
+    /// back to celer before the run is ended; `None` (the default) is `off`. Needs `stall_timeout`.
+    pub away_timeout: Option<Duration>,
     /// `CELER_CHECK_DIVERGENCE`.
     pub check_divergence: bool,
     /// `CELER_TRACE`: where rank 0 writes the merged timeline of every rank at shutdown.
@@ -423,6 +440,7 @@ impl Default for RuntimeConfig {
             host_threads: DEFAULT_HOST_THREADS,
             overlap: Some(DEFAULT_OVERLAP_CELLS),
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+            away_timeout: None,
             check_divergence: true,
             trace: None,
             dump_graphs: None,
@@ -585,16 +603,24 @@ impl RuntimeConfig {
                 (None, _) => return Err(bad(OVERLAP, &v)),
             };
         }
+        // Seconds (`MIN_STALL_TIMEOUT` to below 1e9) or `off`.
+        let timeout = |variable: &'static str, v: &str| -> Result<Option<Duration>, ConfigError> {
+            if v.eq_ignore_ascii_case("off") {
+                return Ok(None);
+            }
+            let secs =
+                v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= MIN_STALL_TIMEOUT.as_secs_f64() && *s < 1e9);
+            Ok(Some(Duration::from_secs_f64(secs.ok_or_else(|| bad(variable, v))?)))
+        };
         if let Some(v) = get(STALL_TIMEOUT) {
-            config.stall_timeout = if v.eq_ignore_ascii_case("off") {
-                None
-            } else {
-                let secs = v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s >= MIN_STALL_TIMEOUT.as_secs_f64() && *s < 1e9);
-                Some(Duration::from_secs_f64(secs.ok_or_else(|| bad(STALL_TIMEOUT, &v))?))
-            };
+            config.stall_timeout = timeout(STALL_TIMEOUT, &v)?;
+        }
+        if let Some(v) = get(AWAY_TIMEOUT) {
+            config.away_timeout = timeout(AWAY_TIMEOUT, &v)?;
+            // The stall vote, which finds the ranks that are away, runs only with a stall timeout.
+            if config.away_timeout.is_some() && config.stall_timeout.is_none() {
+                return Err(bad(AWAY_TIMEOUT, &format!("{v} (with CELER_STALL_TIMEOUT=off)")));
+            }
         }
         if let Some(v) = get(CHECK_DIVERGENCE) {
             config.check_divergence = switch(&v).ok_or_else(|| bad(CHECK_DIVERGENCE, &v))?;
@@ -747,6 +773,27 @@ mod tests {
     }
 
     #[test]
+    fn the_away_timeout_is_off_by_default_takes_seconds_and_needs_the_stall_timeout() {
+        assert_eq!(with(&[]).unwrap().away_timeout, None);
+        assert_eq!(with(&[(AWAY_TIMEOUT, "Off")]).unwrap().away_timeout, None);
+        assert_eq!(with(&[(AWAY_TIMEOUT, "12.5")]).unwrap().away_timeout, Some(Duration::from_millis(12500)));
+        let c = with(&[(STALL_TIMEOUT, "2"), (AWAY_TIMEOUT, "10")]).unwrap();
+        assert_eq!((c.stall_timeout, c.away_timeout), (Some(Duration::from_secs(2)), Some(Duration::from_secs(10))));
+        // Off needs no stall timeout; a timeout does (the vote that names the away ranks runs only with one).
+        assert_eq!(with(&[(STALL_TIMEOUT, "off"), (AWAY_TIMEOUT, "off")]).unwrap().away_timeout, None);
+        let e = with(&[(STALL_TIMEOUT, "off"), (AWAY_TIMEOUT, "10")]).unwrap_err();
+        assert_eq!(e.variable, AWAY_TIMEOUT);
+        let msg = e.to_string();
+        assert!(msg.contains("CELER_AWAY_TIMEOUT") && msg.contains("CELER_STALL_TIMEOUT=off"), "{msg}");
+        assert!(msg.contains("needs CELER_STALL_TIMEOUT on"), "{msg}");
+        for bad in ["0", "-3", "0.01", "1e9", "never"] {
+            let e = with(&[(AWAY_TIMEOUT, bad)]).unwrap_err();
+            assert_eq!((e.variable, e.value.as_str()), (AWAY_TIMEOUT, bad));
+            assert!(e.to_string().contains("a number from 0.1 to below 1e9"), "{e}");
+        }
+    }
+
+    #[test]
     fn empty_values_count_as_unset() {
         assert_eq!(with(&[(LOG, ""), (TRACE, " "), (STALL_TIMEOUT, "")]).unwrap(), RuntimeConfig::default());
     }
@@ -804,6 +851,7 @@ mod tests {
             HOST_THREADS,
             OVERLAP,
             STALL_TIMEOUT,
+            AWAY_TIMEOUT,
             CHECK_DIVERGENCE,
             CHECK_BOUNDS,
             TRACE,
@@ -818,7 +866,7 @@ mod tests {
         ] {
             assert_eq!(names.iter().filter(|&&m| m == n).count(), 1, "{n}");
         }
-        assert_eq!(names.len(), 18);
+        assert_eq!(names.len(), 19);
         assert_eq!(with(&[(HORIZON_MAX_PARALLELISM, "8")]).unwrap().horizon_max_parallelism, Some(8));
         assert_eq!(with(&[]).unwrap().horizon_max_parallelism, None);
         for bad in ["0", "-1", "many"] {

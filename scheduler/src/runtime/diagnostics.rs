@@ -16,7 +16,7 @@ use crate::divergence::{read_check, StreamHash};
 mod divergence_report;
 mod stall_report;
 
-pub(super) use stall_report::{abort_stalled, long_wait_message, LongWait, WaitReport};
+pub(super) use stall_report::{abort_away, abort_stalled, long_wait_message, LongWait, WaitReport};
 
 /// What one rank's runtime did so far: work done, bytes moved, and how its loop spent its time.
 #[derive(Debug, Clone, Default)]

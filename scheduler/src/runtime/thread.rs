@@ -8,7 +8,7 @@ use celer_exec::mpi::Communicator;
 use celer_graph::{BufferId, EpochAction, Task, TaskId, TaskManagerConfig};
 use crossbeam_queue::SegQueue;
 
-use super::diagnostics::{abort_stalled, long_wait_message, LongWait, RankStats, WaitReport};
+use super::diagnostics::{abort_away, abort_stalled, long_wait_message, LongWait, RankStats, WaitReport};
 use super::error::RuntimeError;
 use super::panics::guarded;
 use super::stall::StallVote;
@@ -805,9 +805,15 @@ pub(super) fn run(
                         let ended = vote.as_ref().and_then(|v| v.ended);
                         abort_stalled(&comm, now - idle.since(), &report(), ended, !runtime.check_divergence);
                     }
-                    // Another rank's program keeps the run going: say what this rank waits for, now and then.
+                    // Another rank's program keeps the run going: past CELER_AWAY_TIMEOUT, end the run naming it.
+                    let away = vote.as_ref().and_then(|v| v.away);
+                    if let (Some(away), Some(away_limit)) = (away, runtime.away_timeout) {
+                        if now - idle.since() >= away_limit {
+                            abort_away(&comm, now - idle.since(), away, away_limit, &report());
+                        }
+                    }
+                    // Else say what this rank waits for, now and then.
                     if long_wait.as_mut().is_some_and(|w| w.due(now - idle.since())) {
-                        let away = vote.as_ref().and_then(|v| v.away);
                         let notice = long_wait_message(rank, now - idle.since(), away, &report().lines);
                         crate::logging::always(log::Level::Warn, &notice);
                     }

@@ -284,6 +284,23 @@ pub(in crate::runtime) fn long_wait_message(
     away: Option<(u64, u64)>,
     lines: &[String],
 ) -> String {
+    let (who, verb) = away_ranks(rank, away);
+    let mut msg = format!(
+        "rank {rank}: no progress for {:.0} s with work pending, but the run goes on: {who} {verb} not come back to \
+         celer since (it computes between submissions, or it is stuck there: a deadlock, a wait for input, a rank \
+         that never submits again), and a run is ended as stalled only when every rank waits inside celer. This rank \
+         waits for:",
+        idle.as_secs_f64()
+    );
+    for l in lines {
+        msg.push_str("\n    ");
+        msg.push_str(l);
+    }
+    msg
+}
+
+/// Who is away from celer (`StallVote::away`, seen from `rank`), and the verb that goes with it.
+fn away_ranks(rank: i32, away: Option<(u64, u64)>) -> (String, &'static str) {
     let who = match away {
         Some((lo, hi)) if lo == hi && lo == rank as u64 => format!("the program of rank {lo} (this one)"),
         Some((lo, hi)) if lo == hi => format!("the program of rank {lo}"),
@@ -291,12 +308,40 @@ pub(in crate::runtime) fn long_wait_message(
         None => "the program of a rank (this one or another)".to_string(),
     };
     let verb = if matches!(away, Some((lo, hi)) if lo != hi) { "have" } else { "has" };
+    (who, verb)
+}
+
+/// Ends the job (`CELER_AWAY_TIMEOUT`): this rank has waited `idle` with work pending and no progress, at least
+/// `limit`, while the stall vote found the ranks `away` (lowest, highest) outside celer. Prints
+/// [`away_message`], waits [`STALL_GRACE`] so that the other waiting ranks print theirs, and aborts every rank.
+pub(in crate::runtime) fn abort_away(
+    comm: &Communicator,
+    idle: std::time::Duration,
+    away: (u64, u64),
+    limit: std::time::Duration,
+    report: &WaitReport,
+) -> ! {
+    crate::logging::fatal(&away_message(comm.rank(), idle, away, limit, &report.lines));
+    std::thread::sleep(STALL_GRACE);
+    comm.abort(1)
+}
+
+/// [`abort_away`]'s report: who is away, for how long, the setting, and what this rank waits for, one line each.
+fn away_message(
+    rank: i32,
+    idle: std::time::Duration,
+    away: (u64, u64),
+    limit: std::time::Duration,
+    lines: &[String],
+) -> String {
+    let (who, verb) = away_ranks(rank, Some(away));
     let mut msg = format!(
-        "rank {rank}: no progress for {:.0} s with work pending, but the run goes on: {who} {verb} not come back to \
-         celer since (it computes between submissions, or it is stuck there: a deadlock, a wait for input, a rank \
-         that never submits again), and a run is ended as stalled only when every rank waits inside celer. This rank \
-         waits for:",
-        idle.as_secs_f64()
+        "stalled: {who} {verb} not come back to celer while rank {rank} waited {:.1} s with work pending \
+         (CELER_AWAY_TIMEOUT = {} s): it is stuck outside celer (a deadlock, a wait for input, a rank that never \
+         submits again) or computes longer than that (raise CELER_AWAY_TIMEOUT, or set it to off); ending every \
+         rank. Rank {rank} waits for:",
+        idle.as_secs_f64(),
+        limit.as_secs_f64()
     );
     for l in lines {
         msg.push_str("\n    ");
@@ -400,6 +445,23 @@ mod tests {
             msg.contains("the programs of ranks 2 to 4 (the lowest and highest of them) have not come back"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn the_away_timeout_report_names_the_away_ranks_the_wait_the_setting_and_what_this_rank_waits_for() {
+        let lines = ["C3 await-push of task T2: awaits buffer B0 \"a\" {[32] - [64]} expected from rank 1".to_string()];
+        let msg = away_message(0, Duration::from_millis(10_400), (1, 1), Duration::from_secs(10), &lines);
+        assert!(
+            msg.starts_with(
+                "stalled: the program of rank 1 has not come back to celer while rank 0 waited 10.4 s with work \
+                 pending (CELER_AWAY_TIMEOUT = 10 s)"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("ending every rank. Rank 0 waits for:\n    C3 await-push of task T2"), "{msg}");
+        let msg = away_message(2, Duration::from_secs(5), (1, 3), Duration::from_millis(4500), &lines);
+        assert!(msg.contains("the programs of ranks 1 to 3 (the lowest and highest of them) have not come back"));
+        assert!(msg.contains("(CELER_AWAY_TIMEOUT = 4.5 s)"), "{msg}");
     }
 
     /// A report of `lines` whose facts are `peers`.
