@@ -10,6 +10,8 @@ fn main() {
     let w = match name.as_str() {
         "soup" => patterns::soup(1),
         "chain" => patterns::chain(1),
+        "expanding_tree" => patterns::expanding_tree(1),
+        "contracting_tree" => patterns::contracting_tree(1),
         "jacobi" => patterns::jacobi(1024, 50),
         _ => patterns::wave_sim(512, 200),
     };

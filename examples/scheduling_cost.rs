@@ -68,12 +68,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("   (µs per task; +C@N: task graph + one rank's command graph at N ranks)");
     let variants: &[(&str, Option<bool>)] =
         if custom { &[("", None), ("/closure", Some(false)), ("/reach", Some(true))] } else { &[("", None)] };
-    for name in ["soup", "chain", "wave_sim", "jacobi"] {
+    for name in ["soup", "chain", "expanding_tree", "contracting_tree", "wave_sim", "jacobi"] {
         for &(suffix, closures) in variants {
             let make = |ranks: usize| {
                 let w = match name {
                     "soup" => patterns::soup(ranks),
                     "chain" => patterns::chain(ranks),
+                    "expanding_tree" => patterns::expanding_tree(ranks),
+                    "contracting_tree" => patterns::contracting_tree(ranks),
                     "wave_sim" => patterns::wave_sim(512.max(2 * ranks), 200),
                     _ => patterns::jacobi(1024.max(2 * ranks), 50),
                 };
