@@ -32,7 +32,7 @@ fn main() {
 /// The task graph alone for a pattern, repeated, as `scheduling_cost` measures it; prints µs per task.
 #[derive(clap::Parser)]
 struct Args {
-    /// The pattern: soup, chain, jacobi or wave_sim.
+    /// The pattern: soup, chain, expanding_tree, contracting_tree, jacobi or wave_sim.
     #[arg(default_value = "wave_sim")]
     pattern: String,
 }
