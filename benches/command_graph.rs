@@ -21,10 +21,12 @@ fn run(w: &Workload, ranks: usize, tasks: Vec<celer::unstable::graph::TaskSpec>)
 }
 
 /// The patterns at `ranks` ranks, with grids that give every rank a chunk.
-fn workloads(ranks: usize) -> [Workload; 4] {
+fn workloads(ranks: usize) -> [Workload; 6] {
     [
         patterns::soup(ranks),
         patterns::chain(ranks),
+        patterns::expanding_tree(ranks),
+        patterns::contracting_tree(ranks),
         patterns::wave_sim(512.max(2 * ranks), 200),
         patterns::jacobi(1024.max(2 * ranks), 50),
     ]

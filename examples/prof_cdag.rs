@@ -13,6 +13,8 @@ fn main() {
     let w = match name.as_str() {
         "soup" => patterns::soup(ranks),
         "chain" => patterns::chain(ranks),
+        "expanding_tree" => patterns::expanding_tree(ranks),
+        "contracting_tree" => patterns::contracting_tree(ranks),
         "jacobi" => patterns::jacobi(1024.max(2 * ranks), 50),
         // One one-cell box per item: `boxes` items in 1D, or a square of about `boxes` items in 2D.
         "scattered" => patterns::scattered(boxes, 4),
@@ -47,7 +49,7 @@ fn main() {
 /// task.
 #[derive(clap::Parser)]
 struct Args {
-    /// The pattern: soup, chain, jacobi, wave_sim, or (regions of many one-cell boxes, red-black sweeps through custom
+    /// The pattern: soup, chain, expanding_tree, contracting_tree, jacobi, wave_sim, or (regions of many one-cell boxes, red-black sweeps through custom
     /// mappers) scattered (1D) or checkerboard (2D).
     #[arg(default_value = "wave_sim")]
     pattern: String,

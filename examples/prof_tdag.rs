@@ -10,6 +10,8 @@ fn main() {
     let w = match name.as_str() {
         "soup" => patterns::soup(1),
         "chain" => patterns::chain(1),
+        "expanding_tree" => patterns::expanding_tree(1),
+        "contracting_tree" => patterns::contracting_tree(1),
         "jacobi" => patterns::jacobi(1024, 50),
         _ => patterns::wave_sim(512, 200),
     };
@@ -30,7 +32,7 @@ fn main() {
 /// The task graph alone for a pattern, repeated, as `scheduling_cost` measures it; prints µs per task.
 #[derive(clap::Parser)]
 struct Args {
-    /// The pattern: soup, chain, jacobi or wave_sim.
+    /// The pattern: soup, chain, expanding_tree, contracting_tree, jacobi or wave_sim.
     #[arg(default_value = "wave_sim")]
     pattern: String,
 }

@@ -61,19 +61,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let custom = args.custom;
     let rank_counts: Vec<usize> = [1, 4, 16, 64, 256, 1024, 4096].into_iter().filter(|&r| r <= max_ranks).collect();
-    print!("{:<18} {:>10}", "pattern", "TDAG µs");
+    print!("{:<24} {:>10}", "pattern", "TDAG µs");
     for r in &rank_counts {
         print!(" {:>9}", format!("+C@{r}"));
     }
     println!("   (µs per task; +C@N: task graph + one rank's command graph at N ranks)");
     let variants: &[(&str, Option<bool>)] =
         if custom { &[("", None), ("/closure", Some(false)), ("/reach", Some(true))] } else { &[("", None)] };
-    for name in ["soup", "chain", "wave_sim", "jacobi"] {
+    for name in ["soup", "chain", "expanding_tree", "contracting_tree", "wave_sim", "jacobi"] {
         for &(suffix, closures) in variants {
             let make = |ranks: usize| {
                 let w = match name {
                     "soup" => patterns::soup(ranks),
                     "chain" => patterns::chain(ranks),
+                    "expanding_tree" => patterns::expanding_tree(ranks),
+                    "contracting_tree" => patterns::contracting_tree(ranks),
                     "wave_sim" => patterns::wave_sim(512.max(2 * ranks), 200),
                     _ => patterns::jacobi(1024.max(2 * ranks), 50),
                 };
@@ -84,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let w1 = make(1);
             let per_task = |secs: f64, w: &Workload| secs * 1e6 / w.tasks.len() as f64;
-            print!("{:<18} {:>10.3}", format!("{name}{suffix}"), per_task(best_of(reps, || tdag_only(&w1)), &w1));
+            print!("{:<24} {:>10.3}", format!("{name}{suffix}"), per_task(best_of(reps, || tdag_only(&w1)), &w1));
             for &r in &rank_counts {
                 let w = make(r);
                 print!(" {:>9.3}", per_task(best_of(reps.min(1 + 20_000 / r), || with_cdag(&w, r)), &w));

@@ -2,7 +2,8 @@
 //!
 //! Each builder returns a [`Workload`]: buffers to create and task specs to submit in order. The shapes are the
 //! same as Celerity's so per-task figures can be compared: `soup` (independent tasks), `chain` (all-to-all each
-//! step), `wave_sim` (2D stencil with neighbourhood reads) and `jacobi` (row/column slices).
+//! step), `expanding_tree` and `contracting_tree` (gather/scatter over column blocks that halve or double each level),
+//! `wave_sim` (2D stencil with neighbourhood reads) and `jacobi` (row/column slices).
 
 use crate::geometry::GridBox;
 use crate::ids::BufferId;
@@ -86,6 +87,51 @@ pub fn chain(n: usize) -> Workload {
         })
         .collect();
     Workload { name: "chain", buffers: vec![a, b], tasks }
+}
+
+/// Columns of the tree patterns' buffers: Celerity sizes its trees for about 30 tasks, which gives 16 leaves.
+const TREE_BREADTH: usize = 16;
+
+/// A tree of 31 tasks over `width × 16` buffers whose column blocks halve each level: one task over all 16 columns,
+/// then two over 8, and so on down to 16 tasks over one column each (Celerity's expanding tree benchmark). Every task
+/// runs over `width` rows (split over them); it reads its column block whole, all rows (a gather of what every rank
+/// wrote the level before), and writes its rows of the block, keeping the cells it does not store (a scatter).
+/// Celerity reads and writes one buffer; here the levels alternate between two (read one, write the other), as a
+/// task that writes cells other items of it read would race.
+pub fn expanding_tree(width: usize) -> Workload {
+    tree("expanding_tree", width, |level| TREE_BREADTH >> level)
+}
+
+/// A tree of 31 tasks over `width × 16` buffers whose column blocks double each level: 16 tasks over one column
+/// each, then 8 over two, and so on up to one task over all 16 columns (Celerity's contracting tree benchmark). Each
+/// task reads its column block whole and writes its rows of it, as in [`expanding_tree`].
+pub fn contracting_tree(width: usize) -> Workload {
+    tree("contracting_tree", width, |level| 1 << level)
+}
+
+/// The tree patterns: at each of the levels (`log2(16) + 1` of them), tasks over the `block(level)`-column blocks
+/// that tile the buffers, left to right, reading one buffer and writing the other (swapped each level); a task is a
+/// 2D kernel over its rows and columns, so the one-to-one write is its rows of the block and a fixed box is the
+/// block's every row.
+fn tree(name: &'static str, width: usize, block: impl Fn(usize) -> usize) -> Workload {
+    let a = buffer(0, 2, GridBox::d2([0, 0], [width, TREE_BREADTH]), "tree_a");
+    let b = buffer(1, 2, GridBox::d2([0, 0], [width, TREE_BREADTH]), "tree_b");
+    let levels = TREE_BREADTH.trailing_zeros() as usize + 1;
+    let tasks = (0..levels)
+        .flat_map(|level| {
+            let cols = block(level);
+            (0..TREE_BREADTH).step_by(cols).map(move |off| (level, off, cols))
+        })
+        .map(|(level, off, cols)| {
+            let (src, dst) = if level % 2 == 0 { (a.id, b.id) } else { (b.id, a.id) };
+            let cells = GridBox::d2([0, off], [width, off + cols]);
+            TaskSpec::new(crate::TaskKind::DeviceCompute, 2, cells)
+                .access(src, AccessMode::Read, RangeMapper::Fixed(cells))
+                .access(dst, AccessMode::Write, RangeMapper::OneToOne)
+                .named(name)
+        })
+        .collect();
+    Workload { name, buffers: vec![a, b], tasks }
 }
 
 /// The 2D wave equation on an `n × n` grid for `steps` steps: read `u` as a "+" stencil, read-write `up` one to one,

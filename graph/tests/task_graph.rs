@@ -817,7 +817,14 @@ fn a_task_over_an_empty_index_space_is_a_no_op_that_touches_nothing() {
 fn a_replayed_task_stream_gets_the_builders_ids_horizons_and_epochs() {
     use celer_graph::patterns;
     for (step, parallelism) in [(2, 1000), (1, 3), (4, 2)] {
-        for w in [patterns::soup(4), patterns::chain(4), patterns::wave_sim(16, 20), patterns::jacobi(16, 6)] {
+        for w in [
+            patterns::soup(4),
+            patterns::chain(4),
+            patterns::expanding_tree(4),
+            patterns::contracting_tree(4),
+            patterns::wave_sim(16, 20),
+            patterns::jacobi(16, 6),
+        ] {
             let (mut builder, mut replica) = (manager(step, parallelism), manager(step, parallelism));
             w.create_buffers(&mut builder);
             w.create_buffers(&mut replica);
@@ -1086,4 +1093,44 @@ fn the_race_check_slabs_an_index_space_of_usize_max_items_without_overflow() {
         TaskSpec::new(TaskKind::HostCompute, 1, GridBox::d1(0, usize::MAX)).access(b, ReadWrite, RangeMapper::All);
     let e = tm.submit(spec).unwrap_err();
     assert!(matches!(*e.inner, TaskErrorKind::IntraTaskRace { .. }), "{e}");
+}
+
+/// Celerity's tree benchmarks: 31 tasks in 5 levels whose column blocks halve (expanding) or double (contracting) and
+/// tile the 16 columns; a task depends truly on exactly the tasks of the level before whose blocks overlap its own.
+#[test]
+fn the_tree_patterns_gather_from_the_overlapping_blocks_of_the_level_before() {
+    use celer_graph::patterns;
+    for (w, widths) in
+        [(patterns::expanding_tree(4), [16, 8, 4, 2, 1]), (patterns::contracting_tree(4), [1, 2, 4, 8, 16])]
+    {
+        assert_eq!(w.tasks.len(), 31, "{}", w.name);
+        let mut tm = plain();
+        w.create_buffers(&mut tm);
+        // (level, columns, id) per task, levels found from the block widths in submission order.
+        let mut tasks: Vec<(usize, [usize; 2], TaskId)> = Vec::new();
+        for spec in &w.tasks {
+            let cols = [spec.range.min()[1], spec.range.max()[1]];
+            let level = widths.iter().position(|&c| c == cols[1] - cols[0]).unwrap();
+            assert_eq!(spec.range.max()[0], 4, "{}: every task covers all rows", w.name);
+            tasks.push((level, cols, tm.submit(spec.clone()).unwrap()));
+        }
+        for (level, &c) in widths.iter().enumerate() {
+            let mut blocks: Vec<_> = tasks.iter().filter(|t| t.0 == level).map(|t| t.1).collect();
+            blocks.sort_unstable();
+            let tiling: Vec<_> = (0..16).step_by(c).map(|o| [o, o + c]).collect();
+            assert_eq!(blocks, tiling, "{} level {level}", w.name);
+        }
+        for &(level, cols, id) in tasks.iter().filter(|t| t.0 > 0) {
+            for &(_, before, b) in tasks.iter().filter(|t| t.0 == level - 1) {
+                let overlaps = before[0] < cols[1] && cols[0] < before[1];
+                let kind = dep_kind(&tm, id, b);
+                assert_eq!(
+                    kind == Some(DependencyKind::True),
+                    overlaps,
+                    "{}: {id:?} {cols:?} on {b:?} {before:?}: {kind:?}",
+                    w.name
+                );
+            }
+        }
+    }
 }

@@ -383,6 +383,8 @@ fn custom_mappers_with_or_without_a_reach_give_the_built_in_mappers_graphs() {
         let workloads = [
             patterns::soup(ranks),
             patterns::chain(2 * ranks),
+            patterns::expanding_tree(ranks),
+            patterns::contracting_tree(2 * ranks),
             patterns::wave_sim(4 * ranks, 12),
             patterns::jacobi(4 * ranks, 6),
         ];
