@@ -181,39 +181,22 @@ impl RuntimeHandle {
     ///
     /// [`fence_bytes_answered`]: Self::fence_bytes_answered
     pub fn wait_fence_bytes(&self, target: u64) {
-        let mut polls = 0u32;
-        let mut watched: Option<(Watch, Heartbeat)> = None;
-        while self.progress.fence_bytes.load(Ordering::Acquire) < target {
-            let drained = self.progress.drained_after.load(Ordering::Acquire) == self.sent.load(Ordering::Relaxed);
-            if drained || self.thread.as_ref().is_none_or(|t| t.is_finished()) {
-                return;
-            }
-            self.wake();
-            polls += 1;
-            if polls < 64 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(std::time::Duration::from_micros(50));
-                if polls.is_multiple_of(1024) {
-                    let (watch, last) = watched.get_or_insert_with(|| {
-                        let watch = self.watch();
-                        let start = watch.start();
-                        (watch, start)
-                    });
-                    watch.check(last);
-                }
-            }
-        }
+        self.wait_for(|| self.progress.fence_bytes.load(Ordering::Acquire) >= target);
     }
 
     /// Blocks until every task below `task` has completed on this rank (at once if the runtime thread is gone):
     /// the back-pressure of `submit` (`CELER_SUBMIT_AHEAD`).
     pub fn wait_until_completed(&self, task: TaskId) {
+        self.wait_for(|| self.progress.tasks.load(Ordering::Acquire) >= task.0);
+    }
+
+    /// Blocks until `reached()` holds, or everything sent was handled and has run (nothing left to wait for,
+    /// whatever the ids), or the runtime thread is gone; nudges that thread between polls, and from the first
+    /// sleep on, a runtime thread stuck for the stall timeout ends the rank (see `Watch`).
+    fn wait_for(&self, reached: impl Fn() -> bool) {
         let mut polls = 0u32;
-        // From the first sleep on, a runtime thread stuck for the stall timeout ends the rank (see `Watch`).
         let mut watched: Option<(Watch, Heartbeat)> = None;
-        while self.progress.tasks.load(Ordering::Acquire) < task.0 {
-            // Everything sent was handled and has run: nothing to wait for (whatever the ids).
+        while !reached() {
             let drained = self.progress.drained_after.load(Ordering::Acquire) == self.sent.load(Ordering::Relaxed);
             if drained || self.thread.as_ref().is_none_or(|t| t.is_finished()) {
                 return;
